@@ -1,0 +1,86 @@
+//! # mail-connector
+//!
+//! Send system email — notifications from a no-reply mailbox — from a Rust backend through
+//! **Microsoft Graph** with OAuth 2.0 client credentials, or through **SMTP** with basic
+//! authentication or XOAUTH2, chosen by one settings value the way a mail connector's admin
+//! screen chooses its Authentication Mode.
+//!
+//! - [`ConnectorSettings`] holds the admin screen's fields, loads them from TOML, JSON or
+//!   `MAIL_CONNECTOR_*` environment variables, validates them for the chosen mode and
+//!   [builds](ConnectorSettings::build) a ready [`MailTransport`].
+//! - [`Email`] is the message model, made by a validating builder that rules out header
+//!   injection and invalid addresses.
+//! - [`MailTransport`] is the object-safe trait every transport implements — including your
+//!   own; [`OutboxTransport`] writes `.eml` files and [`StubTransport`] records emails for tests.
+//! - [`RecipientLimit`] splits emails with too many recipients, for every transport.
+//! - [`Error`] is the one error type; ask it [`Error::remedy`] for what an admin should fix.
+//! - Secrets are [`Secret`]s: they print as `[redacted]` everywhere.
+//!
+//! ```
+//! use mail_connector::{ConnectorSettings, Email, MailTransport};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! # let dir = std::env::temp_dir().join("mail-connector-doc-lib");
+//! let settings = ConnectorSettings::from_toml_str(&format!(
+//!     "user_name = \"no-reply@example.org\"\noutbox_dir = {:?}\n",
+//!     dir.display().to_string(),
+//! ))?;
+//! let transport = settings.build()?;
+//! let email = Email::builder()
+//!     .to("Ann Example <ann@example.org>")
+//!     .subject("Your export is ready")
+//!     .text("Download it from the portal.")
+//!     .build()?;
+//! let report = transport.send(&email).await?;
+//! assert_eq!(report.recipients().count(), 1);
+//! # std::fs::remove_dir_all(dir).unwrap();
+//! # Ok::<(), mail_connector::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! ## Features
+//!
+//! - `graph` (default): the Microsoft Graph transport.
+//! - `smtp` (default): the SMTP transport.
+//!
+//! TLS is rustls everywhere; OpenSSL is never linked.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+mod message;
+mod mime;
+mod outbox;
+mod secret;
+mod settings;
+mod stub;
+mod transport;
+
+pub use error::{Delivery, Error, Result, SettingsProblem};
+pub use message::{
+    Attachment, AttachmentContent, Email, EmailBuilder, Importance, Mailbox, Recipient,
+    RecipientKind, ToMailbox,
+};
+pub use outbox::OutboxTransport;
+pub use secret::Secret;
+pub use settings::{
+    AuthMode, Cloud, ConnectorSettings, ENV_PREFIX, ExpiryDate, SmtpTls, TransportKind,
+};
+pub use stub::StubTransport;
+pub use transport::{
+    CheckReport, CheckStatus, CheckStep, MailTransport, RecipientLimit, SendReport, SentMessage,
+    split_recipients,
+};
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync + 'static>() {}
+    is::<Error>();
+    is::<Email>();
+    is::<ConnectorSettings>();
+    is::<OutboxTransport>();
+    is::<StubTransport>();
+    is::<std::sync::Arc<dyn MailTransport>>();
+}

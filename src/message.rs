@@ -1,0 +1,783 @@
+//! The message model: [`Email`], [`Mailbox`], [`Attachment`] and the validating builder.
+//!
+//! An [`Email`] is always valid: it can only be made by [`EmailBuilder::build`], which checks
+//! every address with a real RFC 5322 address parser, refuses CR and LF (and other control
+//! characters) in every header value so header injection is impossible, and checks attachment
+//! names and content types. Non-ASCII subjects and display names are allowed; each transport
+//! encodes them on the wire.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// An email address with an optional display name, e.g. `Ann Example <ann@example.org>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Mailbox {
+    name: Option<String>,
+    address: String,
+}
+
+impl Mailbox {
+    /// Makes a mailbox from an address and an optional display name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMessage`] when the address is not a valid email address or the name
+    /// contains a line break or another control character.
+    pub fn new(name: Option<&str>, address: &str) -> Result<Self> {
+        let address = address.trim();
+        lettre::Address::from_str(address).map_err(|e| {
+            Error::invalid_message(
+                "address",
+                format!("`{address}` is not a valid email address ({e})"),
+            )
+        })?;
+        let name = match name.map(str::trim) {
+            Some("") | None => None,
+            Some(name) => {
+                check_header_text("name", name)?;
+                Some(name.to_owned())
+            }
+        };
+        Ok(Self {
+            name,
+            address: address.to_owned(),
+        })
+    }
+
+    /// Parses `ann@example.org` or `Ann Example <ann@example.org>` (a quoted name works too).
+    ///
+    /// ```
+    /// let ann: mail_connector::Mailbox = "Ann Example <ann@example.org>".parse()?;
+    /// assert_eq!(ann.name(), Some("Ann Example"));
+    /// assert_eq!(ann.address(), "ann@example.org");
+    /// # Ok::<(), mail_connector::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMessage`] when the text is not a mailbox.
+    pub fn parse(text: &str) -> Result<Self> {
+        if let Some(c) = text.chars().find(|c| c.is_control()) {
+            return Err(Error::invalid_message(
+                "address",
+                format!(
+                    "`{}` contains the control character {c:?}",
+                    text.escape_debug()
+                ),
+            ));
+        }
+        let parsed = lettre::message::Mailbox::from_str(text.trim()).map_err(|e| {
+            Error::invalid_message(
+                "address",
+                format!("`{text}` is not a valid mailbox ({e}); write `name@example.org` or `Name <name@example.org>`"),
+            )
+        })?;
+        Self::new(parsed.name.as_deref(), parsed.email.as_ref())
+    }
+
+    /// The address, e.g. `ann@example.org`.
+    #[must_use]
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The display name, if any.
+    #[must_use]
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+impl FromStr for Mailbox {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for Mailbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => {
+                let needs_quotes = name
+                    .chars()
+                    .any(|c| !(c.is_alphanumeric() || c == ' ' || c == '-' || c == '\''));
+                if needs_quotes {
+                    let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
+                    write!(f, "\"{escaped}\" <{}>", self.address)
+                } else {
+                    write!(f, "{name} <{}>", self.address)
+                }
+            }
+            None => f.write_str(&self.address),
+        }
+    }
+}
+
+/// Anything the builder accepts as a mailbox: text to parse, or a [`Mailbox`].
+///
+/// Sealed; implemented for `&str`, `String`, `Mailbox` and `&Mailbox`.
+pub trait ToMailbox: sealed::Sealed {
+    /// Converts, or says why the value is not a mailbox.
+    #[doc(hidden)]
+    fn to_mailbox(self) -> Result<Mailbox>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &str {}
+    impl Sealed for String {}
+    impl Sealed for &String {}
+    impl Sealed for super::Mailbox {}
+    impl Sealed for &super::Mailbox {}
+}
+
+impl ToMailbox for &str {
+    fn to_mailbox(self) -> Result<Mailbox> {
+        Mailbox::parse(self)
+    }
+}
+impl ToMailbox for String {
+    fn to_mailbox(self) -> Result<Mailbox> {
+        Mailbox::parse(&self)
+    }
+}
+impl ToMailbox for &String {
+    fn to_mailbox(self) -> Result<Mailbox> {
+        Mailbox::parse(self)
+    }
+}
+impl ToMailbox for Mailbox {
+    fn to_mailbox(self) -> Result<Mailbox> {
+        Ok(self)
+    }
+}
+impl ToMailbox for &Mailbox {
+    fn to_mailbox(self) -> Result<Mailbox> {
+        Ok(self.clone())
+    }
+}
+
+/// The role of a recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecipientKind {
+    /// `To`.
+    To,
+    /// `Cc`.
+    Cc,
+    /// `Bcc`: in the envelope only, never in the message headers.
+    Bcc,
+}
+
+impl fmt::Display for RecipientKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::To => "To",
+            Self::Cc => "Cc",
+            Self::Bcc => "Bcc",
+        })
+    }
+}
+
+/// A recipient with its role.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Recipient {
+    /// To, Cc or Bcc.
+    pub kind: RecipientKind,
+    /// Who.
+    pub mailbox: Mailbox,
+}
+
+impl fmt::Display for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.mailbox)
+    }
+}
+
+/// How important the sender marks the email (Graph's `importance`, the `Importance` header).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Importance {
+    /// Low.
+    Low,
+    /// Normal, the default; transports omit the header.
+    #[default]
+    Normal,
+    /// High.
+    High,
+}
+
+/// Where an attachment's bytes are.
+#[derive(Debug, Clone, Copy)]
+pub enum AttachmentContent<'a> {
+    /// In memory.
+    Bytes(&'a [u8]),
+    /// In a file, read when the email is sent (large files can be streamed).
+    File(&'a Path),
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Bytes(Arc<[u8]>),
+    File(PathBuf),
+}
+
+/// A file attached to an email, from bytes or from a file path.
+///
+/// The content type is guessed from the name's extension unless set with
+/// [`Attachment::with_content_type`]; [`Attachment::inline`] makes it an inline part that HTML
+/// can reference as `cid:…`.
+///
+/// ```
+/// use mail_connector::Attachment;
+///
+/// let logo = Attachment::from_bytes("logo.png", vec![0x89, b'P', b'N', b'G']).inline("logo");
+/// assert_eq!(logo.content_type(), "image/png");
+/// assert_eq!(logo.content_id(), Some("logo"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    name: String,
+    content_type: String,
+    content_id: Option<String>,
+    size: u64,
+    source: Source,
+}
+
+impl Attachment {
+    /// An attachment held in memory.
+    #[must_use]
+    pub fn from_bytes(name: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
+        let name = name.into();
+        let bytes: Arc<[u8]> = bytes.into().into();
+        Self {
+            content_type: guess_content_type(&name),
+            size: bytes.len() as u64,
+            name,
+            content_id: None,
+            source: Source::Bytes(bytes),
+        }
+    }
+
+    /// An attachment read from a file when the email is sent. The name is the file's name;
+    /// the file must exist now (its size is recorded).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read; [`Error::InvalidMessage`] when the path
+    /// is not a regular file or has no file name.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let metadata =
+            std::fs::metadata(path).map_err(|e| Error::io("read the attachment", path, e))?;
+        if !metadata.is_file() {
+            return Err(Error::invalid_message(
+                "attachments",
+                format!("`{}` is not a regular file", path.display()),
+            ));
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                Error::invalid_message(
+                    "attachments",
+                    format!("`{}` has no file name", path.display()),
+                )
+            })?;
+        Ok(Self {
+            content_type: guess_content_type(&name),
+            name,
+            content_id: None,
+            size: metadata.len(),
+            source: Source::File(path.to_owned()),
+        })
+    }
+
+    /// Overrides the guessed content type, e.g. `text/csv; charset=utf-8`.
+    #[must_use]
+    pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = content_type.into();
+        self
+    }
+
+    /// Makes the attachment inline with this Content-ID, for `<img src="cid:ID">` in HTML.
+    #[must_use]
+    pub fn inline(mut self, content_id: impl Into<String>) -> Self {
+        self.content_id = Some(content_id.into());
+        self
+    }
+
+    /// Renames the attachment (the name recipients see).
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The file name recipients see.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The MIME content type.
+    #[must_use]
+    pub fn content_type(&self) -> &str {
+        &self.content_type
+    }
+
+    /// The Content-ID when the attachment is inline.
+    #[must_use]
+    pub fn content_id(&self) -> Option<&str> {
+        self.content_id.as_deref()
+    }
+
+    /// Whether the attachment is inline (has a Content-ID).
+    #[must_use]
+    pub fn is_inline(&self) -> bool {
+        self.content_id.is_some()
+    }
+
+    /// The size in bytes (for a file: when the attachment was made).
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Where the bytes are.
+    #[must_use]
+    pub fn content(&self) -> AttachmentContent<'_> {
+        match &self.source {
+            Source::Bytes(bytes) => AttachmentContent::Bytes(bytes),
+            Source::File(path) => AttachmentContent::File(path),
+        }
+    }
+
+    /// Reads the whole content into memory (borrowed when it already is).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read.
+    pub async fn load(&self) -> Result<Cow<'_, [u8]>> {
+        match &self.source {
+            Source::Bytes(bytes) => Ok(Cow::Borrowed(bytes)),
+            Source::File(path) => tokio::fs::read(path)
+                .await
+                .map(Cow::Owned)
+                .map_err(|e| Error::io("read the attachment", path, e)),
+        }
+    }
+
+    fn validate(&self, index: usize) -> Result<()> {
+        let field = |part: &str| format!("attachments[{index}].{part}");
+        if self.name.trim().is_empty() {
+            return Err(Error::invalid_message(field("name"), "the name is empty"));
+        }
+        if self.name.contains(['/', '\\']) {
+            return Err(Error::invalid_message(
+                field("name"),
+                format!(
+                    "`{}` contains a path separator; give the file name only",
+                    self.name.escape_debug()
+                ),
+            ));
+        }
+        check_header_text(&field("name"), &self.name)?;
+        check_header_text(&field("content_type"), &self.content_type)?;
+        if lettre::message::header::ContentType::parse(&self.content_type).is_err() {
+            return Err(Error::invalid_message(
+                field("content_type"),
+                format!(
+                    "`{}` is not a MIME type such as `application/pdf`",
+                    self.content_type
+                ),
+            ));
+        }
+        if let Some(cid) = &self.content_id {
+            let bad = cid.is_empty()
+                || cid
+                    .chars()
+                    .any(|c| !c.is_ascii_graphic() || matches!(c, '<' | '>' | '"' | '\\'));
+            if bad {
+                return Err(Error::invalid_message(
+                    field("content_id"),
+                    format!(
+                        "`{}` is not a valid Content-ID; use letters, digits and `.-_@`, without `<>`",
+                        cid.escape_debug()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn guess_content_type(name: &str) -> String {
+    mime_guess::from_path(name)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_owned()
+}
+
+/// Refuses CR, LF and other control characters (tab is allowed) in a header value.
+fn check_header_text(field: &str, value: &str) -> Result<()> {
+    if let Some(c) = value.chars().find(|&c| c.is_control() && c != '\t') {
+        let what = match c {
+            '\r' | '\n' => "a line break, which could inject headers".to_owned(),
+            other => format!("the control character {other:?}"),
+        };
+        return Err(Error::invalid_message(
+            field,
+            format!("`{}` contains {what}", value.escape_debug()),
+        ));
+    }
+    Ok(())
+}
+
+/// A validated email, made with [`Email::builder`].
+///
+/// ```
+/// use mail_connector::{Attachment, Email, Importance};
+///
+/// let email = Email::builder()
+///     .to("Ann Example <ann@example.org>")
+///     .bcc("audit@example.org")
+///     .subject("Nightly report ✅")
+///     .text("The report is attached.")
+///     .html("<p>The report is attached.</p>")
+///     .attachment(Attachment::from_bytes("report.csv", "a,b\n1,2\n"))
+///     .importance(Importance::High)
+///     .header("X-Report-Id", "42")
+///     .build()?;
+/// assert_eq!(email.recipients().count(), 2);
+/// # Ok::<(), mail_connector::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Email {
+    from: Option<Mailbox>,
+    to: Vec<Mailbox>,
+    cc: Vec<Mailbox>,
+    bcc: Vec<Mailbox>,
+    reply_to: Vec<Mailbox>,
+    subject: String,
+    text: Option<String>,
+    html: Option<String>,
+    attachments: Vec<Attachment>,
+    importance: Importance,
+    headers: Vec<(String, String)>,
+}
+
+impl Email {
+    /// Starts an email.
+    pub fn builder() -> EmailBuilder {
+        EmailBuilder::default()
+    }
+
+    /// The sender, when the email names one; transports otherwise use their configured
+    /// mailbox (`user_name`).
+    #[must_use]
+    pub fn from(&self) -> Option<&Mailbox> {
+        self.from.as_ref()
+    }
+
+    /// `To` recipients.
+    #[must_use]
+    pub fn to(&self) -> &[Mailbox] {
+        &self.to
+    }
+
+    /// `Cc` recipients.
+    #[must_use]
+    pub fn cc(&self) -> &[Mailbox] {
+        &self.cc
+    }
+
+    /// `Bcc` recipients.
+    #[must_use]
+    pub fn bcc(&self) -> &[Mailbox] {
+        &self.bcc
+    }
+
+    /// `Reply-To` mailboxes.
+    #[must_use]
+    pub fn reply_to(&self) -> &[Mailbox] {
+        &self.reply_to
+    }
+
+    /// The subject (may be empty).
+    #[must_use]
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The plain-text body.
+    #[must_use]
+    pub fn text(&self) -> Option<&str> {
+        self.text.as_deref()
+    }
+
+    /// The HTML body.
+    #[must_use]
+    pub fn html(&self) -> Option<&str> {
+        self.html.as_deref()
+    }
+
+    /// Attachments, regular and inline.
+    #[must_use]
+    pub fn attachments(&self) -> &[Attachment] {
+        &self.attachments
+    }
+
+    /// The importance.
+    #[must_use]
+    pub fn importance(&self) -> Importance {
+        self.importance
+    }
+
+    /// Custom `X-` headers as (name, value) pairs, in the order added.
+    #[must_use]
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// Every recipient with its role: To, then Cc, then Bcc.
+    pub fn recipients(&self) -> impl Iterator<Item = Recipient> + '_ {
+        let with = |kind: RecipientKind| {
+            move |mailbox: &Mailbox| Recipient {
+                kind,
+                mailbox: mailbox.clone(),
+            }
+        };
+        self.to
+            .iter()
+            .map(with(RecipientKind::To))
+            .chain(self.cc.iter().map(with(RecipientKind::Cc)))
+            .chain(self.bcc.iter().map(with(RecipientKind::Bcc)))
+    }
+
+    /// The number of recipients (To + Cc + Bcc).
+    #[must_use]
+    pub fn recipient_count(&self) -> usize {
+        self.to.len() + self.cc.len() + self.bcc.len()
+    }
+
+    /// A copy of this email carrying only `recipients` (each keeping its role).
+    pub(crate) fn with_recipients(&self, recipients: &[Recipient]) -> Email {
+        let pick = |kind| {
+            recipients
+                .iter()
+                .filter(|r| r.kind == kind)
+                .map(|r| r.mailbox.clone())
+                .collect()
+        };
+        Email {
+            to: pick(RecipientKind::To),
+            cc: pick(RecipientKind::Cc),
+            bcc: pick(RecipientKind::Bcc),
+            ..self.clone()
+        }
+    }
+}
+
+/// Builds an [`Email`]; errors are kept until [`EmailBuilder::build`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct EmailBuilder {
+    from: Option<Result<Mailbox>>,
+    to: Vec<Result<Mailbox>>,
+    cc: Vec<Result<Mailbox>>,
+    bcc: Vec<Result<Mailbox>>,
+    reply_to: Vec<Result<Mailbox>>,
+    subject: String,
+    text: Option<String>,
+    html: Option<String>,
+    attachments: Vec<Attachment>,
+    importance: Importance,
+    headers: Vec<(String, String)>,
+}
+
+impl EmailBuilder {
+    /// Sets the sender. Usually left unset: the transport uses its configured mailbox, and
+    /// Graph refuses another sender unless send-as is allowed.
+    pub fn from(mut self, mailbox: impl ToMailbox) -> Self {
+        self.from = Some(mailbox.to_mailbox());
+        self
+    }
+
+    /// Adds a `To` recipient (`ann@example.org` or `Ann <ann@example.org>`).
+    pub fn to(mut self, mailbox: impl ToMailbox) -> Self {
+        self.to.push(mailbox.to_mailbox());
+        self
+    }
+
+    /// Adds a `Cc` recipient.
+    pub fn cc(mut self, mailbox: impl ToMailbox) -> Self {
+        self.cc.push(mailbox.to_mailbox());
+        self
+    }
+
+    /// Adds a `Bcc` recipient.
+    pub fn bcc(mut self, mailbox: impl ToMailbox) -> Self {
+        self.bcc.push(mailbox.to_mailbox());
+        self
+    }
+
+    /// Adds a `Reply-To` mailbox.
+    pub fn reply_to(mut self, mailbox: impl ToMailbox) -> Self {
+        self.reply_to.push(mailbox.to_mailbox());
+        self
+    }
+
+    /// Sets the subject. Non-ASCII is fine; line breaks are refused by `build`.
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = subject.into();
+        self
+    }
+
+    /// Sets the plain-text body.
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// Sets the HTML body.
+    pub fn html(mut self, html: impl Into<String>) -> Self {
+        self.html = Some(html.into());
+        self
+    }
+
+    /// Adds an attachment.
+    pub fn attachment(mut self, attachment: Attachment) -> Self {
+        self.attachments.push(attachment);
+        self
+    }
+
+    /// Sets the importance.
+    pub fn importance(mut self, importance: Importance) -> Self {
+        self.importance = importance;
+        self
+    }
+
+    /// Adds a custom header. Its name must start with `X-` (Graph accepts no others).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Validates and returns the email.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMessage`] naming the field when: there is no recipient; an address is
+    /// not valid (`to[0]`, `cc[1]`, …); the subject, a display name, a header or an attachment
+    /// name contains a line break or control character; a header name does not start with
+    /// `X-` or is not a valid header name; an attachment name contains a path separator; an
+    /// attachment's content type or Content-ID is malformed.
+    pub fn build(self) -> Result<Email> {
+        let from = self
+            .from
+            .map(|r| r.map_err(|e| rename_field(e, "from")))
+            .transpose()?;
+        let to = collect_mailboxes("to", self.to)?;
+        let cc = collect_mailboxes("cc", self.cc)?;
+        let bcc = collect_mailboxes("bcc", self.bcc)?;
+        let reply_to = collect_mailboxes("reply_to", self.reply_to)?;
+        if to.is_empty() && cc.is_empty() && bcc.is_empty() {
+            return Err(Error::invalid_message(
+                "to",
+                "the email has no recipient; add at least one To, Cc or Bcc address",
+            ));
+        }
+        check_header_text("subject", &self.subject)?;
+        for (index, (name, value)) in self.headers.iter().enumerate() {
+            let field = format!("headers[{index}]");
+            let valid_name =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+            if !valid_name {
+                return Err(Error::invalid_message(
+                    field,
+                    format!(
+                        "`{}` is not a valid header name (printable ASCII, no `:` or space)",
+                        name.escape_debug()
+                    ),
+                ));
+            }
+            if !name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")) {
+                return Err(Error::invalid_message(
+                    field,
+                    format!("`{name}` must start with `X-`: only custom X- headers can be set"),
+                ));
+            }
+            check_header_text(&field, value)?;
+        }
+        for (index, attachment) in self.attachments.iter().enumerate() {
+            attachment.validate(index)?;
+        }
+        Ok(Email {
+            from,
+            to,
+            cc,
+            bcc,
+            reply_to,
+            subject: self.subject,
+            text: self.text,
+            html: self.html,
+            attachments: self.attachments,
+            importance: self.importance,
+            headers: self.headers,
+        })
+    }
+}
+
+fn rename_field(error: Error, field: &str) -> Error {
+    match error {
+        Error::InvalidMessage { reason, .. } => Error::InvalidMessage {
+            field: field.to_owned(),
+            reason,
+        },
+        other => other,
+    }
+}
+
+fn collect_mailboxes(field: &str, entries: Vec<Result<Mailbox>>) -> Result<Vec<Mailbox>> {
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.map_err(|e| rename_field(e, &format!("{field}[{i}]"))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_names_that_need_it() {
+        let m = Mailbox::new(Some("Doe, Jane"), "jane@example.org").unwrap();
+        assert_eq!(m.to_string(), "\"Doe, Jane\" <jane@example.org>");
+        assert_eq!(Mailbox::parse(&m.to_string()).unwrap(), m);
+        let m = Mailbox::new(Some("Ann"), "ann@example.org").unwrap();
+        assert_eq!(m.to_string(), "Ann <ann@example.org>");
+    }
+
+    #[test]
+    fn with_recipients_keeps_roles() {
+        let email = Email::builder()
+            .to("a@example.org")
+            .cc("b@example.org")
+            .bcc("c@example.org")
+            .build()
+            .unwrap();
+        let all: Vec<_> = email.recipients().collect();
+        let part = email.with_recipients(&all[1..]);
+        assert!(part.to().is_empty());
+        assert_eq!(part.cc()[0].address(), "b@example.org");
+        assert_eq!(part.bcc()[0].address(), "c@example.org");
+    }
+}

@@ -1,0 +1,150 @@
+//! [`OutboxTransport`]: writes each message as an `.eml` file instead of sending it.
+//!
+//! For development and staging (`outbox_dir` in the settings). Each file is a complete
+//! RFC 5322 message, built exactly as the SMTP transport would build it, except that the
+//! `Bcc` header is kept so the file records everyone the message was for. Files are written
+//! atomically — to a hidden temporary file in the same folder, flushed, then renamed — so a
+//! reader never sees half a message, and their names (`<UTC time>-<random id>.eml`) are
+//! unique and sort by time.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use tokio::io::AsyncWriteExt;
+use tracing::Instrument;
+
+use crate::error::{Error, Result};
+use crate::message::{Email, Mailbox};
+use crate::mime::{BccHeader, build_message};
+use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport, SentMessage};
+
+/// Writes messages as `.eml` files into a folder (created when needed).
+///
+/// ```
+/// use mail_connector::{Email, MailTransport, OutboxTransport};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let dir = std::env::temp_dir().join("mail-connector-doc-outbox");
+/// let outbox = OutboxTransport::new(&dir).with_sender("no-reply@example.org".parse()?);
+/// let email = Email::builder().to("ann@example.org").subject("Hi").text("Hello").build()?;
+/// let report = outbox.send(&email).await?;
+/// let path = report.messages[0].id.clone().unwrap();
+/// assert!(path.ends_with(".eml"));
+/// # std::fs::remove_file(path).unwrap();
+/// # Ok::<(), mail_connector::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct OutboxTransport {
+    dir: PathBuf,
+    sender: Option<Mailbox>,
+}
+
+impl OutboxTransport {
+    /// Writes into `dir`.
+    #[must_use]
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            sender: None,
+        }
+    }
+
+    /// The sender used for emails that do not name one (the settings' `user_name`).
+    #[must_use]
+    pub fn with_sender(mut self, sender: Mailbox) -> Self {
+        self.sender = Some(sender);
+        self
+    }
+
+    /// The folder messages are written to.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    async fn write_atomically(&self, bytes: &[u8]) -> Result<PathBuf> {
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| Error::io("create the outbox folder", &self.dir, e))?;
+        let stamp = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second].[subsecond digits:6]Z"
+            ))
+            .unwrap_or_default();
+        let name = format!("{stamp}-{}.eml", uuid::Uuid::new_v4().simple());
+        let final_path = self.dir.join(&name);
+        let temp_path = self.dir.join(format!(".{name}.tmp"));
+        let write = async {
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp_path)
+                .await?;
+            file.write_all(bytes).await?;
+            file.sync_all().await
+        };
+        if let Err(e) = write.await {
+            let _ = tokio::fs::remove_file(&temp_path).await;
+            return Err(Error::io("write the outbox file", &temp_path, e));
+        }
+        if let Err(e) = tokio::fs::rename(&temp_path, &final_path).await {
+            let _ = tokio::fs::remove_file(&temp_path).await;
+            return Err(Error::io("move the outbox file into place", &final_path, e));
+        }
+        Ok(final_path)
+    }
+}
+
+#[async_trait]
+impl MailTransport for OutboxTransport {
+    async fn send(&self, email: &Email) -> Result<SendReport> {
+        let span = tracing::info_span!(
+            "mail_connector.send",
+            transport = "outbox",
+            recipients = email.recipient_count(),
+            attachments = email.attachments().len(),
+        );
+        async {
+            let sender = email.from().or(self.sender.as_ref()).ok_or_else(|| {
+                Error::invalid_message(
+                    "from",
+                    "the email has no sender and the outbox has none configured; set \
+                     User Name (`user_name`) in the settings",
+                )
+            })?;
+            let message = build_message(email, sender, BccHeader::Keep).await?;
+            let path = self.write_atomically(&message.formatted()).await?;
+            tracing::info!(path = %path.display(), "message written to the outbox");
+            Ok(SendReport::single(SentMessage::new(
+                email.recipients().collect(),
+                Some(path.display().to_string()),
+            )))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn check(&self) -> Result<CheckReport> {
+        let mut report = CheckReport::default();
+        let probe = async {
+            tokio::fs::create_dir_all(&self.dir).await?;
+            let probe = self
+                .dir
+                .join(format!(".check-{}.tmp", uuid::Uuid::new_v4().simple()));
+            tokio::fs::write(&probe, b"").await?;
+            tokio::fs::remove_file(&probe).await
+        };
+        report.push(match probe.await {
+            Ok(()) => CheckStep::ok(
+                "outbox",
+                format!("messages are written to {}", self.dir.display()),
+            ),
+            Err(e) => CheckStep::from_error(
+                "outbox",
+                &Error::io("write into the outbox folder", &self.dir, e),
+            ),
+        });
+        Ok(report)
+    }
+}

@@ -187,7 +187,7 @@ impl ConnectorSettings {
     /// [`Error::InvalidSettings`] for malformed TOML, an unknown key or a value of the wrong
     /// type; the message names the key.
     pub fn from_toml_str(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| parse_problem("TOML", e.message()))
+        toml::from_str(text).map_err(|e| parse_problem("TOML", toml_error(text, &e)))
     }
 
     /// Reads settings from JSON text.
@@ -215,7 +215,7 @@ impl ConnectorSettings {
         let parsed = if is_json {
             serde_json::from_str(&text).map_err(|e| e.to_string())
         } else {
-            toml::from_str(&text).map_err(|e| e.message().to_owned())
+            toml::from_str(&text).map_err(|e| toml_error(&text, &e))
         };
         parsed.map_err(|e| parse_problem(&format!("`{}`", path.display()), e))
     }
@@ -664,6 +664,22 @@ impl ConnectorSettings {
             0 => transport,
             limit => Arc::new(RecipientLimit::new(transport, limit as usize)),
         })
+    }
+}
+
+/// Describes a TOML error by line and key, without quoting the line: it may hold a secret.
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let Some(span) = error.span() else {
+        return error.message().to_owned();
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or_default();
+    match line.split_once('=') {
+        Some((key, _)) if !key.trim().is_empty() => {
+            format!("line {line_no}, key `{}`: {}", key.trim(), error.message())
+        }
+        _ => format!("line {line_no}: {}", error.message()),
     }
 }
 

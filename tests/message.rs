@@ -1,0 +1,219 @@
+//! The message model: builder validation, header injection, non-ASCII, attachments.
+
+mod support;
+
+use mail_connector::{Attachment, AttachmentContent, Email, Error, Importance, Mailbox};
+
+fn field_of(error: Error) -> String {
+    match error {
+        Error::InvalidMessage { field, .. } => field,
+        other => panic!("expected InvalidMessage, got {other:?}"),
+    }
+}
+
+fn build_err(builder: mail_connector::EmailBuilder) -> (String, String) {
+    let error = builder.build().expect_err("build must fail");
+    let text = error.to_string();
+    (field_of(error), text)
+}
+
+#[test]
+fn needs_at_least_one_recipient() {
+    let (field, text) = build_err(Email::builder().subject("x"));
+    assert_eq!(field, "to");
+    assert!(text.contains("no recipient"), "{text}");
+    // Any one role is enough.
+    assert!(Email::builder().bcc("a@example.org").build().is_ok());
+    assert!(Email::builder().cc("a@example.org").build().is_ok());
+}
+
+#[test]
+fn invalid_addresses_name_the_field_and_index() {
+    for (builder, expected) in [
+        (
+            Email::builder().to("ok@example.org").to("not-an-address"),
+            "to[1]",
+        ),
+        (Email::builder().to("ok@example.org").cc("a@@b"), "cc[0]"),
+        (
+            Email::builder().to("ok@example.org").bcc("Ann <ann@>"),
+            "bcc[0]",
+        ),
+        (
+            Email::builder().to("ok@example.org").reply_to("x y@z"),
+            "reply_to[0]",
+        ),
+        (Email::builder().to("ok@example.org").from("nobody"), "from"),
+    ] {
+        let (field, text) = build_err(builder);
+        assert_eq!(field, expected, "{text}");
+    }
+}
+
+#[test]
+fn display_names_and_quoted_names_parse() {
+    let email = Email::builder()
+        .to("Ann Example <ann@example.org>")
+        .to("\"Doe, Jane\" <jane@example.org>")
+        .to("plain@example.org")
+        .build()
+        .unwrap();
+    let to = email.to();
+    assert_eq!(to[0].name(), Some("Ann Example"));
+    assert_eq!(to[0].address(), "ann@example.org");
+    assert_eq!(to[1].name(), Some("Doe, Jane"));
+    assert_eq!(to[2].name(), None);
+}
+
+#[test]
+fn header_injection_is_refused_in_every_header_field() {
+    let injected = "hello\r\nBcc: victim@example.org";
+    let base = || Email::builder().to("ann@example.org");
+    let cases: Vec<(mail_connector::EmailBuilder, &str)> = vec![
+        (base().subject(injected), "subject"),
+        (base().subject("line\nbreak"), "subject"),
+        (base().subject("carriage\rreturn"), "subject"),
+        (base().header("X-Custom", injected), "headers[0]"),
+        (base().header("X-Bad\r\nBcc", "v"), "headers[0]"),
+        (
+            base().attachment(Attachment::from_bytes("a\r\nb.txt", "x")),
+            "attachments[0].name",
+        ),
+        (
+            base().attachment(
+                Attachment::from_bytes("a.txt", "x").with_content_type("text/plain\r\nX-Evil: 1"),
+            ),
+            "attachments[0].content_type",
+        ),
+        (
+            base().attachment(Attachment::from_bytes("a.png", "x").inline("cid\r\nX: y")),
+            "attachments[0].content_id",
+        ),
+    ];
+    for (builder, expected) in cases {
+        let (field, text) = build_err(builder);
+        assert_eq!(field, expected, "{text}");
+    }
+    // Display names: through the builder's text parsing and through Mailbox::new.
+    let (field, _) = build_err(Email::builder().to("\"Ann\r\nBcc: x@y.z\" <ann@example.org>"));
+    assert_eq!(field, "to[0]");
+    let error = Mailbox::new(Some("Ann\nBcc: victim@example.org"), "ann@example.org").unwrap_err();
+    assert!(error.to_string().contains("line break"), "{error}");
+    let (field, _) = build_err(
+        Email::builder()
+            .to("ann@example.org")
+            .reply_to("Bob\n<bob@example.org>"),
+    );
+    assert_eq!(field, "reply_to[0]");
+}
+
+#[test]
+fn custom_headers_must_be_x_headers_with_valid_names() {
+    let base = || Email::builder().to("ann@example.org");
+    for name in ["Subject", "In-Reply-To", "X Space", "X-Colon:", ""] {
+        let (field, text) = build_err(base().header(name, "v"));
+        assert_eq!(field, "headers[0]", "{name}: {text}");
+    }
+    let email = base()
+        .header("x-lower", "ok")
+        .header("X-Upper", "ok")
+        .build()
+        .unwrap();
+    assert_eq!(email.headers().len(), 2);
+}
+
+#[test]
+fn non_ascii_subjects_and_names_are_allowed() {
+    let email = Email::builder()
+        .to("Jürgen Müller <juergen@example.org>")
+        .to("山田太郎 <taro@example.jp>")
+        .subject("Grüße — 日本語 ✅")
+        .build()
+        .unwrap();
+    assert_eq!(email.subject(), "Grüße — 日本語 ✅");
+    assert_eq!(email.to()[1].name(), Some("山田太郎"));
+}
+
+#[test]
+fn attachment_names_cannot_carry_paths() {
+    for name in ["../etc/passwd", "dir/file.txt", "C:\\secret.txt", "", "  "] {
+        let (field, text) = build_err(
+            Email::builder()
+                .to("ann@example.org")
+                .attachment(Attachment::from_bytes(name, "x")),
+        );
+        assert_eq!(field, "attachments[0].name", "{name:?}: {text}");
+    }
+}
+
+#[test]
+fn content_types_are_guessed_and_can_be_overridden() {
+    assert_eq!(
+        Attachment::from_bytes("a.pdf", "x").content_type(),
+        "application/pdf"
+    );
+    assert_eq!(
+        Attachment::from_bytes("a.PNG", "x").content_type(),
+        "image/png"
+    );
+    assert_eq!(
+        Attachment::from_bytes("noext", "x").content_type(),
+        "application/octet-stream"
+    );
+    let csv = Attachment::from_bytes("a.dat", "x").with_content_type("text/csv; charset=utf-8");
+    assert_eq!(csv.content_type(), "text/csv; charset=utf-8");
+    let (field, _) = build_err(
+        Email::builder()
+            .to("ann@example.org")
+            .attachment(Attachment::from_bytes("a.dat", "x").with_content_type("not a type")),
+    );
+    assert_eq!(field, "attachments[0].content_type");
+}
+
+#[tokio::test]
+async fn attachments_from_bytes_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("invoice.pdf");
+    std::fs::write(&path, b"%PDF-1.4 fake").unwrap();
+    let from_file = Attachment::from_path(&path).unwrap();
+    assert_eq!(from_file.name(), "invoice.pdf");
+    assert_eq!(from_file.content_type(), "application/pdf");
+    assert_eq!(from_file.size(), 13);
+    assert!(matches!(from_file.content(), AttachmentContent::File(p) if p == path));
+    assert_eq!(&*from_file.load().await.unwrap(), b"%PDF-1.4 fake");
+
+    let from_bytes = Attachment::from_bytes("a.bin", vec![0u8, 255, 7]);
+    assert_eq!(from_bytes.size(), 3);
+    assert_eq!(&*from_bytes.load().await.unwrap(), &[0u8, 255, 7]);
+
+    let missing = Attachment::from_path(dir.path().join("missing.pdf")).unwrap_err();
+    assert!(matches!(missing, Error::Io { .. }), "{missing:?}");
+    assert!(missing.to_string().contains("missing.pdf"), "{missing}");
+    let folder = Attachment::from_path(dir.path()).unwrap_err();
+    assert!(matches!(folder, Error::InvalidMessage { .. }), "{folder:?}");
+}
+
+#[test]
+fn inline_attachments_need_a_valid_content_id() {
+    let ok = Email::builder()
+        .to("ann@example.org")
+        .attachment(Attachment::from_bytes("logo.png", "x").inline("logo@example.org"))
+        .build()
+        .unwrap();
+    assert!(ok.attachments()[0].is_inline());
+    let (field, _) = build_err(
+        Email::builder()
+            .to("ann@example.org")
+            .attachment(Attachment::from_bytes("logo.png", "x").inline("<logo>")),
+    );
+    assert_eq!(field, "attachments[0].content_id");
+}
+
+#[test]
+fn recipients_keep_their_roles_in_order() {
+    let email = support::rich_email();
+    let kinds: Vec<_> = email.recipients().map(|r| r.kind.to_string()).collect();
+    assert_eq!(kinds, ["To", "To", "Cc", "Bcc"]);
+    assert_eq!(email.recipient_count(), 4);
+    assert_eq!(email.importance(), Importance::Normal);
+}

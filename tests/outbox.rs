@@ -1,0 +1,207 @@
+//! The outbox transport: real files, parsed back as RFC 5322 messages.
+
+mod support;
+
+use mail_connector::{Attachment, Email, Error, MailTransport, Mailbox, OutboxTransport};
+use mail_parser::{MessageParser, MimeHeaders};
+
+fn sender() -> Mailbox {
+    "No Reply <no-reply@contoso.com>".parse().unwrap()
+}
+
+fn eml_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn writes_a_parseable_message_with_everything_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = OutboxTransport::new(dir.path().join("nested/outbox")).with_sender(sender());
+    let email = support::rich_email();
+    let report = outbox.send(&email).await.unwrap();
+
+    let files = eml_files(&dir.path().join("nested/outbox"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(
+        report.messages[0].id.as_deref(),
+        Some(files[0].to_str().unwrap())
+    );
+    assert_eq!(report.recipients().count(), 4);
+    assert!(files[0].extension().unwrap() == "eml");
+
+    let raw = std::fs::read(&files[0]).unwrap();
+    // Header values are encoded: the raw file is 7-bit in its headers.
+    let header_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(raw[..header_end].is_ascii(), "headers must be encoded");
+    assert!(raw.split(|&b| b == b'\n').all(|line| line.len() <= 998));
+
+    let message = MessageParser::default().parse(&raw).expect("RFC 5322");
+    assert_eq!(message.subject(), Some("Grüße aus Köln — report ✅"));
+    let from = message.from().unwrap().first().unwrap();
+    assert_eq!(from.address(), Some("no-reply@contoso.com"));
+    assert_eq!(from.name(), Some("No Reply"));
+    let to: Vec<_> = message
+        .to()
+        .unwrap()
+        .iter()
+        .map(|a| a.address().unwrap())
+        .collect();
+    assert_eq!(to, ["ann@example.org", "bob@example.org"]);
+    let cc = message.cc().unwrap().first().unwrap();
+    assert_eq!(cc.name(), Some("Doe, Jane"));
+    // The outbox keeps Bcc as a record of everyone the message was for.
+    assert_eq!(
+        message.bcc().unwrap().first().unwrap().address(),
+        Some("audit@example.org")
+    );
+    assert_eq!(
+        message.reply_to().unwrap().first().unwrap().address(),
+        Some("support@example.org")
+    );
+    assert!(message.message_id().is_some());
+    assert!(message.date().is_some());
+    assert_eq!(
+        message.header_raw("MIME-Version").map(str::trim),
+        Some("1.0")
+    );
+    assert_eq!(message.header_raw("X-Report-Id").map(str::trim), Some("42"));
+    assert!(
+        message
+            .body_text(0)
+            .unwrap()
+            .contains("the report is attached.")
+    );
+    assert!(message.body_html(0).unwrap().contains("cid:logo"));
+
+    let attachments: Vec<_> = message.attachments().collect();
+    assert_eq!(attachments.len(), 2);
+    let csv = attachments
+        .iter()
+        .find(|a| a.attachment_name() == Some("report.csv"))
+        .unwrap();
+    assert_eq!(csv.contents(), b"id,total\n1,42\n");
+    let logo = attachments
+        .iter()
+        .find(|a| a.content_id() == Some("logo"))
+        .unwrap();
+    assert_eq!(logo.contents(), support::png_bytes().as_slice());
+    assert_eq!(logo.content_type().unwrap().ctype(), "image");
+}
+
+#[tokio::test]
+async fn file_attachments_are_read_at_send_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.bin");
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let email = Email::builder()
+        .to("ann@example.org")
+        .subject("binary")
+        .attachment(Attachment::from_path(&file).unwrap())
+        .build()
+        .unwrap();
+    let out = dir.path().join("out");
+    OutboxTransport::new(&out)
+        .with_sender(sender())
+        .send(&email)
+        .await
+        .unwrap();
+    let raw = std::fs::read(&eml_files(&out)[0]).unwrap();
+    let message = MessageParser::default().parse(&raw).unwrap();
+    let attachment = message.attachments().next().unwrap();
+    assert_eq!(attachment.attachment_name(), Some("data.bin"));
+    assert_eq!(attachment.contents(), bytes.as_slice());
+
+    // A file deleted after the email was built fails the send, naming the file.
+    std::fs::remove_file(&file).unwrap();
+    let error = OutboxTransport::new(&out)
+        .with_sender(sender())
+        .send(&email)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::Io { .. }) && error.to_string().contains("data.bin"),
+        "{error}"
+    );
+    assert_eq!(eml_files(&out).len(), 1, "nothing half-written");
+}
+
+#[tokio::test]
+async fn concurrent_sends_get_unique_names_and_leave_no_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = std::sync::Arc::new(OutboxTransport::new(dir.path()).with_sender(sender()));
+    let email = Email::builder()
+        .to("ann@example.org")
+        .subject("x")
+        .text("y")
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let outbox = outbox.clone();
+            let email = email.clone();
+            tokio::spawn(async move { outbox.send(&email).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let files = eml_files(dir.path());
+    assert_eq!(files.len(), 50);
+    assert!(
+        files.iter().all(|f| f.extension().unwrap() == "eml"),
+        "{files:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_sender_comes_from_the_email_or_the_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let email = Email::builder().to("ann@example.org").build().unwrap();
+    let error = OutboxTransport::new(dir.path())
+        .send(&email)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("user_name"), "{error}");
+    let own = Email::builder()
+        .from("me@example.org")
+        .to("ann@example.org")
+        .build()
+        .unwrap();
+    OutboxTransport::new(dir.path()).send(&own).await.unwrap();
+    let raw = std::fs::read(&eml_files(dir.path())[0]).unwrap();
+    let message = MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(
+        message.from().unwrap().first().unwrap().address(),
+        Some("me@example.org")
+    );
+}
+
+#[tokio::test]
+async fn check_reports_a_folder_that_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = OutboxTransport::new(dir.path().join("new"))
+        .check()
+        .await
+        .unwrap();
+    assert!(report.is_ok(), "{report}");
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let report = OutboxTransport::new(blocker.join("sub"))
+        .check()
+        .await
+        .unwrap();
+    assert!(!report.is_ok());
+    assert!(report.steps[0].remedy.is_some());
+    let email = Email::builder().to("ann@example.org").build().unwrap();
+    let error = OutboxTransport::new(blocker.join("sub"))
+        .with_sender(sender())
+        .send(&email)
+        .await;
+    assert!(matches!(error, Err(Error::Io { .. })), "{error:?}");
+}

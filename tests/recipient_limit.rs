@@ -1,0 +1,180 @@
+//! Recipient-limit splitting, shared by every transport.
+
+mod support;
+
+use std::collections::HashSet;
+
+use mail_connector::{
+    Delivery, Error, MailTransport, Recipient, RecipientKind, RecipientLimit, StubTransport,
+    split_recipients,
+};
+
+fn all_sent(stub: &StubTransport) -> Vec<Recipient> {
+    stub.sent().iter().flat_map(|e| e.recipients()).collect()
+}
+
+#[tokio::test]
+async fn limit_one_sends_one_message_per_recipient() {
+    let stub = StubTransport::new();
+    let email = support::email_to_many(2, 1, 1);
+    let report = RecipientLimit::new(stub.clone(), 1)
+        .send(&email)
+        .await
+        .unwrap();
+    assert_eq!(report.messages.len(), 4);
+    for message in stub.sent() {
+        assert_eq!(message.recipient_count(), 1);
+    }
+    let expected: Vec<Recipient> = email.recipients().collect();
+    assert_eq!(all_sent(&stub), expected);
+    assert_eq!(report.recipients().cloned().collect::<Vec<_>>(), expected);
+}
+
+#[tokio::test]
+async fn limit_two_keeps_roles_and_sends_everyone_exactly_once() {
+    let stub = StubTransport::new();
+    let email = support::email_to_many(3, 2, 2);
+    let report = RecipientLimit::new(stub.clone(), 2)
+        .send(&email)
+        .await
+        .unwrap();
+    assert_eq!(report.messages.len(), 4); // 7 recipients, 2 per message
+    let sent = stub.sent();
+    assert!(sent.iter().all(|m| m.recipient_count() <= 2));
+    // The message with to2 + cc0 keeps each role.
+    assert_eq!(sent[1].to()[0].address(), "to2@example.org");
+    assert_eq!(sent[1].cc()[0].address(), "cc0@example.org");
+    assert!(sent[1].bcc().is_empty());
+    // Bcc stays Bcc, also when it shares a message with a Cc.
+    assert_eq!(sent[2].cc()[0].address(), "cc1@example.org");
+    assert_eq!(sent[2].bcc()[0].address(), "bcc0@example.org");
+    assert!(sent[3].to().is_empty() && sent[3].cc().is_empty());
+    assert_eq!(sent[3].bcc()[0].address(), "bcc1@example.org");
+    let recipients = all_sent(&stub);
+    let unique: HashSet<_> = recipients.iter().collect();
+    assert_eq!(recipients.len(), 7);
+    assert_eq!(unique.len(), 7);
+    assert_eq!(recipients, email.recipients().collect::<Vec<_>>());
+    // Everything else in the email is kept in every part.
+    for part in &sent {
+        assert_eq!(part.subject(), "many");
+        assert_eq!(part.text(), Some("hi"));
+    }
+}
+
+#[tokio::test]
+async fn limit_zero_means_no_limit() {
+    let stub = StubTransport::new();
+    let email = support::email_to_many(300, 100, 100);
+    let report = RecipientLimit::new(stub.clone(), 0)
+        .send(&email)
+        .await
+        .unwrap();
+    assert_eq!(report.messages.len(), 1);
+    assert_eq!(stub.sent()[0].recipient_count(), 500);
+    assert_eq!(split_recipients(&email, 0).len(), 1);
+    assert_eq!(split_recipients(&email, 500).len(), 1);
+    assert_eq!(split_recipients(&email, 499).len(), 2);
+}
+
+#[tokio::test]
+async fn partial_failure_reports_who_got_it_and_who_did_not() {
+    let stub = StubTransport::new().fail_after(2);
+    let email = support::email_to_many(3, 2, 2); // parts: [to0,to1] [to2,cc0] [cc1,bcc0] [bcc1]
+    let error = RecipientLimit::new(stub.clone(), 2)
+        .send(&email)
+        .await
+        .unwrap_err();
+    let Error::PartialDelivery {
+        delivered,
+        uncertain,
+        not_sent,
+        source,
+    } = &error
+    else {
+        panic!("expected PartialDelivery, got {error:?}");
+    };
+    let got: Vec<&str> = delivered
+        .recipients()
+        .map(|r| r.mailbox.address())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "to0@example.org",
+            "to1@example.org",
+            "to2@example.org",
+            "cc0@example.org"
+        ]
+    );
+    assert!(uncertain.is_empty());
+    let missed: Vec<(RecipientKind, &str)> = not_sent
+        .iter()
+        .map(|r| (r.kind, r.mailbox.address()))
+        .collect();
+    assert_eq!(
+        missed,
+        [
+            (RecipientKind::Cc, "cc1@example.org"),
+            (RecipientKind::Bcc, "bcc0@example.org"),
+            (RecipientKind::Bcc, "bcc1@example.org"),
+        ]
+    );
+    assert!(matches!(**source, Error::Transport { .. }));
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    // Sending stops at the first failure: the last part was never attempted.
+    assert_eq!(stub.attempts(), 3);
+    let text = error.to_string();
+    assert!(
+        text.contains("sent to 4 of 7 recipients; 3 did not get it"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_uncertain_part_is_reported_as_uncertain_not_as_unsent() {
+    let stub = StubTransport::new().fail_after(1).with_uncertain_failures();
+    let email = support::email_to_many(3, 0, 0);
+    let error = RecipientLimit::new(stub, 1).send(&email).await.unwrap_err();
+    let Error::PartialDelivery {
+        delivered,
+        uncertain,
+        not_sent,
+        ..
+    } = &error
+    else {
+        panic!("expected PartialDelivery, got {error:?}");
+    };
+    assert_eq!(delivered.messages.len(), 1);
+    assert_eq!(uncertain.len(), 1);
+    assert_eq!(uncertain[0].mailbox.address(), "to1@example.org");
+    assert_eq!(not_sent.len(), 1);
+    assert_eq!(not_sent[0].mailbox.address(), "to2@example.org");
+    assert_eq!(error.delivery(), Delivery::Uncertain);
+}
+
+#[tokio::test]
+async fn a_failure_on_the_first_part_is_still_exact() {
+    let stub = StubTransport::failing().with_transient_failures();
+    let email = support::email_to_many(2, 0, 0);
+    let error = RecipientLimit::new(stub, 1).send(&email).await.unwrap_err();
+    let Error::PartialDelivery {
+        delivered,
+        not_sent,
+        ..
+    } = &error
+    else {
+        panic!("expected PartialDelivery, got {error:?}");
+    };
+    assert!(delivered.messages.is_empty());
+    assert_eq!(not_sent.len(), 2);
+    assert!(error.is_transient());
+}
+
+#[tokio::test]
+async fn an_unsplit_email_passes_errors_through_unchanged() {
+    let stub = StubTransport::failing();
+    let email = support::email_to_many(2, 0, 0);
+    let error = RecipientLimit::new(stub, 5).send(&email).await.unwrap_err();
+    assert!(matches!(error, Error::Transport { .. }), "{error:?}");
+}

@@ -1,0 +1,371 @@
+//! Settings: TOML, JSON and environment; per-mode validation; the disabled connector.
+
+mod support;
+
+use mail_connector::{
+    AuthMode, Cloud, ConnectorSettings, Email, Error, MailTransport, SmtpTls, TransportKind,
+};
+use support::KNOWN_SECRET;
+
+const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
+const TENANT_ID: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+
+fn problems(error: Error) -> Vec<(String, String)> {
+    match error {
+        Error::InvalidSettings { problems } => {
+            problems.into_iter().map(|p| (p.field, p.message)).collect()
+        }
+        other => panic!("expected InvalidSettings, got {other:?}"),
+    }
+}
+
+fn fields(error: Error) -> Vec<String> {
+    problems(error).into_iter().map(|(f, _)| f).collect()
+}
+
+#[test]
+fn every_key_loads_from_toml() {
+    let toml = format!(
+        r#"
+        enabled = true
+        auth_mode = "oauth"
+        transport = "graph"
+        user_name = "no-reply@contoso.com"
+        oauth_client_id = "{CLIENT_ID}"
+        client_secret = "{KNOWN_SECRET}"
+        tenant_id = "{TENANT_ID}"
+        client_secret_expires = 2027-06-30
+        password = "{KNOWN_SECRET}"
+        use_ssl = true
+        smtp_host = "smtp.office365.com"
+        smtp_port = 587
+        smtp_tls = "starttls"
+        recipient_limit = 25
+        cloud = "us-gov"
+        authority_host = "https://login.example"
+        graph_endpoint = "https://graph.example"
+        outbox_dir = "out"
+        "#
+    );
+    let s = ConnectorSettings::from_toml_str(&toml).unwrap();
+    assert!(s.enabled);
+    assert_eq!(s.auth_mode, Some(AuthMode::OAuth));
+    assert_eq!(s.transport, Some(TransportKind::Graph));
+    assert_eq!(s.user_name.as_deref(), Some("no-reply@contoso.com"));
+    assert_eq!(s.oauth_client_id.as_deref(), Some(CLIENT_ID));
+    assert_eq!(
+        s.client_secret.as_ref().unwrap().expose_secret(),
+        KNOWN_SECRET
+    );
+    assert_eq!(s.client_secret_expires.unwrap().to_string(), "2027-06-30");
+    assert_eq!(s.smtp_tls, Some(SmtpTls::Starttls));
+    assert_eq!(s.smtp_port, Some(587));
+    assert_eq!(s.recipient_limit, 25);
+    assert_eq!(s.cloud, Cloud::UsGov);
+    assert_eq!(s.authority_host(), "https://login.example");
+    assert_eq!(s.graph_endpoint(), "https://graph.example");
+    assert_eq!(s.outbox_dir.as_deref(), Some(std::path::Path::new("out")));
+    // A quoted date works as well as a TOML date.
+    let s = ConnectorSettings::from_toml_str("client_secret_expires = \"2027-01-31\"").unwrap();
+    assert_eq!(s.client_secret_expires.unwrap().to_string(), "2027-01-31");
+}
+
+#[test]
+fn defaults_match_the_admin_screen() {
+    let s = ConnectorSettings::from_toml_str("").unwrap();
+    assert!(s.enabled);
+    assert_eq!(s.recipient_limit, 0);
+    assert_eq!(s.cloud, Cloud::Global);
+    assert_eq!(s.smtp_tls_mode(), SmtpTls::Starttls);
+    assert_eq!(s.graph_endpoint(), "https://graph.microsoft.com");
+    assert_eq!(s.authority_host(), "https://login.microsoftonline.com");
+}
+
+#[test]
+fn loads_from_json() {
+    let json = format!(
+        r#"{{"auth_mode":"basic","user_name":"relay@contoso.com","password":"{KNOWN_SECRET}",
+            "smtp_host":"mail.contoso.com","smtp_port":465,"use_ssl":true,"recipient_limit":3}}"#
+    );
+    let s = ConnectorSettings::from_json_str(&json).unwrap();
+    assert_eq!(s.auth_mode, Some(AuthMode::Basic));
+    assert_eq!(s.transport_kind(), TransportKind::Smtp);
+    assert_eq!(s.smtp_tls_mode(), SmtpTls::Implicit);
+    assert_eq!(s.password.as_ref().unwrap().expose_secret(), KNOWN_SECRET);
+    assert!(s.validate().is_ok());
+}
+
+#[test]
+fn loads_from_environment_variables() {
+    let s = ConnectorSettings::from_env_vars([
+        ("MAIL_CONNECTOR_ENABLED", "TRUE"),
+        ("MAIL_CONNECTOR_AUTH_MODE", "OAuth"),
+        ("MAIL_CONNECTOR_USER_NAME", "no-reply@contoso.com"),
+        ("MAIL_CONNECTOR_OAUTH_CLIENT_ID", CLIENT_ID),
+        ("MAIL_CONNECTOR_CLIENT_SECRET", KNOWN_SECRET),
+        ("MAIL_CONNECTOR_TENANT_ID", "contoso.onmicrosoft.com"),
+        ("MAIL_CONNECTOR_USE_SSL", "no"),
+        ("MAIL_CONNECTOR_SMTP_PORT", "2525"),
+        ("MAIL_CONNECTOR_RECIPIENT_LIMIT", "100"),
+        ("MAIL_CONNECTOR_CLOUD", "china"),
+        ("MAIL_CONNECTOR_CLIENT_SECRET_EXPIRES", "2027-12-01"),
+        ("MAIL_CONNECTOR_CONFIG", "/ignored/by/settings.toml"),
+        ("HOME", "/root"),
+    ])
+    .unwrap();
+    assert_eq!(s.auth_mode, Some(AuthMode::OAuth));
+    assert_eq!(s.use_ssl, Some(false));
+    assert_eq!(s.smtp_port, Some(2525));
+    assert_eq!(s.recipient_limit, 100);
+    assert_eq!(s.cloud, Cloud::China);
+    assert!(s.validate().is_ok(), "{:?}", s.validate());
+}
+
+#[test]
+fn bad_environment_values_name_the_variable() {
+    let error = ConnectorSettings::from_env_vars([
+        ("MAIL_CONNECTOR_RECIPIENT_LIMIT", "ten"),
+        ("MAIL_CONNECTOR_USE_SSL", "maybe"),
+        ("MAIL_CONNECTOR_TENANT", "typo"),
+    ])
+    .unwrap_err();
+    let found = problems(error);
+    let text = format!("{found:?}");
+    assert_eq!(found.len(), 3, "{text}");
+    assert!(
+        text.contains("MAIL_CONNECTOR_RECIPIENT_LIMIT` must be a whole number"),
+        "{text}"
+    );
+    assert!(
+        text.contains("MAIL_CONNECTOR_USE_SSL` must be true or false"),
+        "{text}"
+    );
+    assert!(
+        text.contains("MAIL_CONNECTOR_TENANT` is not a mail connector setting"),
+        "{text}"
+    );
+    let error = ConnectorSettings::from_env_vars([("MAIL_CONNECTOR_AUTH_MODE", "kerberos")])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("oauth, basic, none"), "{error}");
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_in_files_are_named() {
+    let error = ConnectorSettings::from_toml_str("tennant_id = \"x\"")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("tennant_id"), "{error}");
+    let error = ConnectorSettings::from_toml_str("recipient_limit = \"ten\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("recipient_limit") || error.contains("integer"),
+        "{error}"
+    );
+    let error = ConnectorSettings::from_json_str("{\"cloud\": \"mars\"}")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("global, us-gov, us-dod, china"), "{error}");
+    let error = ConnectorSettings::from_toml_str("client_secret_expires = \"31.12.2027\"")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("YYYY-MM-DD"), "{error}");
+}
+
+#[test]
+fn files_load_by_extension_and_env_overrides_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("mail.toml");
+    std::fs::write(&toml, "auth_mode = \"basic\"\nrecipient_limit = 7\n").unwrap();
+    assert_eq!(
+        ConnectorSettings::from_file(&toml).unwrap().recipient_limit,
+        7
+    );
+    let json = dir.path().join("mail.json");
+    std::fs::write(&json, "{\"recipient_limit\": 9}").unwrap();
+    assert_eq!(
+        ConnectorSettings::from_file(&json).unwrap().recipient_limit,
+        9
+    );
+    let missing = ConnectorSettings::from_file(dir.path().join("none.toml")).unwrap_err();
+    assert!(matches!(missing, Error::Io { .. }), "{missing:?}");
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "auth_mode = ").unwrap();
+    let error = ConnectorSettings::from_file(&broken)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("broken.toml"), "{error}");
+}
+
+#[test]
+fn oauth_reports_every_missing_field_at_once() {
+    let s = ConnectorSettings::from_toml_str("auth_mode = \"oauth\"").unwrap();
+    let found = problems(s.validate().unwrap_err());
+    let names: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        names,
+        ["user_name", "oauth_client_id", "tenant_id", "client_secret"]
+    );
+    let text: Vec<&str> = found.iter().map(|(_, m)| m.as_str()).collect();
+    assert!(
+        text.contains(&"OAuth Client ID (`oauth_client_id`) is required when Authentication Mode is OAuth: copy the Application (client) ID from the app registration's Overview page"),
+        "{text:?}"
+    );
+    assert!(text[3].contains("Value (not its Secret ID)"), "{}", text[3]);
+    // `build` reports the same.
+    assert_eq!(fields(s.build().err().unwrap()), names);
+}
+
+#[test]
+fn oauth_values_are_checked_for_shape() {
+    let s = ConnectorSettings::from_toml_str(&format!(
+        r#"auth_mode = "oauth"
+        user_name = "not an address"
+        oauth_client_id = "my-app"
+        client_secret = "{KNOWN_SECRET}"
+        tenant_id = "common"
+        graph_endpoint = "http://graph.example""#
+    ))
+    .unwrap();
+    let found = problems(s.validate().unwrap_err());
+    let names: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "user_name",
+            "oauth_client_id",
+            "tenant_id",
+            "graph_endpoint"
+        ]
+    );
+    assert!(found[1].1.contains("is not a GUID"), "{}", found[1].1);
+    assert!(
+        found[2].1.contains("cannot be used for app-only"),
+        "{}",
+        found[2].1
+    );
+    assert!(found[3].1.contains("must use https"), "{}", found[3].1);
+    // Plain http is fine for a loopback test server.
+    let mut ok = s.clone();
+    ok.user_name = Some("no-reply@contoso.com".into());
+    ok.oauth_client_id = Some(CLIENT_ID.into());
+    ok.tenant_id = Some(TENANT_ID.into());
+    ok.graph_endpoint = Some("http://127.0.0.1:8080".into());
+    assert!(ok.validate().is_ok(), "{:?}", ok.validate());
+}
+
+#[test]
+fn basic_and_none_need_smtp() {
+    let s =
+        ConnectorSettings::from_toml_str("auth_mode = \"basic\"\ntransport = \"graph\"").unwrap();
+    let found = problems(s.validate().unwrap_err());
+    let names: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(names, ["user_name", "password", "transport"]);
+    assert!(
+        found[2]
+            .1
+            .contains("Transport `graph` needs Authentication Mode OAuth")
+    );
+
+    // Anonymous relay: no default host, since it is not Exchange Online.
+    let s =
+        ConnectorSettings::from_toml_str("auth_mode = \"none\"\nuser_name = \"app@contoso.com\"")
+            .unwrap();
+    assert_eq!(fields(s.validate().unwrap_err()), ["smtp_host"]);
+    // Basic defaults to Exchange Online's submission host.
+    let s = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"basic\"\nuser_name = \"app@contoso.com\"\npassword = \"{KNOWN_SECRET}\""
+    ))
+    .unwrap();
+    assert_eq!(s.smtp_host(), Some("smtp.office365.com"));
+    assert!(s.validate().is_ok());
+    let mut bad = s.clone();
+    bad.smtp_host = Some("smtp.office365.com:587".into());
+    bad.smtp_port = Some(0);
+    bad.tls_ca_file = Some("/no/such/ca.pem".into());
+    assert_eq!(
+        fields(bad.validate().unwrap_err()),
+        ["smtp_host", "smtp_port", "tls_ca_file"]
+    );
+}
+
+#[test]
+fn auth_mode_is_required_when_enabled() {
+    let s = ConnectorSettings::default();
+    let found = problems(s.validate().unwrap_err());
+    assert_eq!(found[0].0, "auth_mode");
+    assert!(found[0].1.contains("choose `oauth`, `basic` or `none`"));
+}
+
+#[tokio::test]
+async fn a_disabled_connector_needs_nothing_and_sends_nothing() {
+    let s = ConnectorSettings::from_toml_str("enabled = false\nauth_mode = \"oauth\"").unwrap();
+    assert!(s.validate().is_ok());
+    let transport = s.build().unwrap();
+    let email = Email::builder().to("ann@example.org").build().unwrap();
+    let error = transport.send(&email).await.unwrap_err();
+    assert!(matches!(error, Error::Disabled), "{error:?}");
+    assert!(error.to_string().contains("disabled"));
+    assert!(error.remedy().unwrap().contains("enabled = true"));
+    assert!(matches!(transport.check().await, Err(Error::Disabled)));
+    assert!(s.summary().starts_with("disabled"));
+}
+
+#[tokio::test]
+async fn graph_and_smtp_say_they_are_not_available_yet() {
+    let s = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\noauth_client_id = \"{CLIENT_ID}\"\nclient_secret = \"{KNOWN_SECRET}\"\ntenant_id = \"{TENANT_ID}\""
+    ))
+    .unwrap();
+    let error = s.build().err().unwrap();
+    assert!(
+        matches!(
+            error,
+            Error::NotAvailable {
+                transport: "graph",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.remedy().unwrap().contains("outbox_dir"));
+}
+
+#[tokio::test]
+async fn outbox_settings_build_an_outbox_with_the_recipient_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = ConnectorSettings::default();
+    s.outbox_dir = Some(dir.path().to_owned());
+    s.user_name = Some("no-reply@contoso.com".into());
+    s.recipient_limit = 2;
+    let transport = s.build().unwrap();
+    let report = transport
+        .send(&support::email_to_many(3, 1, 1))
+        .await
+        .unwrap();
+    assert_eq!(report.messages.len(), 3);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+    assert!(s.summary().starts_with("outbox"));
+}
+
+#[test]
+fn debug_and_errors_never_show_secrets() {
+    let s = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"oauth\"\nclient_secret = \"{KNOWN_SECRET}\"\npassword = \"{KNOWN_SECRET}\""
+    ))
+    .unwrap();
+    let debug = format!("{s:?} {s:#?}");
+    assert!(!debug.contains(KNOWN_SECRET), "{debug}");
+    assert!(debug.contains("[redacted]"));
+    let error = s.validate().unwrap_err();
+    let printed = format!("{error} {error:?} {:?} {}", error.remedy(), s.summary());
+    assert!(!printed.contains(KNOWN_SECRET), "{printed}");
+    // A secret pasted into the wrong field is not echoed by parse errors either.
+    let error = ConnectorSettings::from_toml_str(&format!("client_secret = [\"{KNOWN_SECRET}\"]"))
+        .unwrap_err();
+    assert!(
+        !format!("{error} {error:?}").contains(KNOWN_SECRET),
+        "{error}"
+    );
+}

@@ -74,6 +74,11 @@ pub use transport::{
     split_recipients,
 };
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[allow(dead_code)]
 fn assert_send_sync() {
     fn is<T: Send + Sync + 'static>() {}

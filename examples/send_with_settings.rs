@@ -1,0 +1,59 @@
+//! Build a transport from settings and send one email — the pattern a service uses.
+//!
+//! Run: `cargo run --example send_with_settings [SETTINGS.toml]`
+//!
+//! Without an argument the settings below write to `./outbox`; pass a settings file (for
+//! example one with `auth_mode = "oauth"` and your app registration) to send for real.
+//! `MAIL_CONNECTOR_<KEY>` environment variables override the file, which is a good place for
+//! the client secret.
+
+use mail_connector::{ConnectorSettings, Email, MailTransport};
+
+const DEVELOPMENT_SETTINGS: &str = r#"
+    # Staging/development: write .eml files instead of sending.
+    outbox_dir = "outbox"
+    user_name = "no-reply@example.org"
+    recipient_limit = 50
+"#;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let settings = match std::env::args_os().nth(1) {
+        Some(path) => ConnectorSettings::from_file_with_env(path)?,
+        None => ConnectorSettings::from_toml_str(DEVELOPMENT_SETTINGS)?,
+    };
+    // Build once at start-up and share it: a transport keeps its token cache and connections.
+    let transport = settings.build()?;
+    println!("using {}", settings.summary());
+
+    let email = Email::builder()
+        .to("Ann Example <ann@example.org>")
+        .subject("Your export is ready")
+        .text("Your export is ready to download.")
+        .html("<p>Your export is <b>ready</b> to download.</p>")
+        .build()?;
+
+    match transport.send(&email).await {
+        Ok(report) => {
+            for message in report.messages {
+                println!(
+                    "sent to {} recipient(s): {:?}",
+                    message.recipients.len(),
+                    message.id
+                );
+            }
+            Ok(())
+        }
+        Err(error) => {
+            // Ask the error what to do rather than matching on it.
+            eprintln!("not sent: {error}");
+            if let Some(remedy) = error.remedy() {
+                eprintln!("fix: {remedy}");
+            }
+            if error.is_transient() {
+                eprintln!("(transient: retrying later may work)");
+            }
+            Err(error.into())
+        }
+    }
+}

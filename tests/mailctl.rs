@@ -1,0 +1,180 @@
+//! End-to-end runs of the `mailctl` example binary, which `cargo test` builds.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use support::KNOWN_SECRET;
+
+/// `target/<profile>/examples/mailctl`, next to this test's `deps` folder.
+fn mailctl() -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path: PathBuf = profile_dir
+        .join("examples")
+        .join(format!("mailctl{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.exists(), "build the example first: {}", path.display());
+    let mut command = Command::new(path);
+    // Start from a clean slate: no settings inherited from the developer's shell.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MAIL_CONNECTOR_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn run(command: &mut Command) -> (Output, String, String) {
+    let output = command.output().unwrap();
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    (output, stdout, stderr)
+}
+
+#[test]
+fn send_without_settings_writes_one_eml_into_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, stdout, stderr) = run(mailctl()
+        .current_dir(dir.path())
+        .args([
+            "send",
+            "--to",
+            "you@example.org",
+            "--to",
+            "Ann Example <ann@example.org>",
+        ])
+        .args(["--subject", "Hello", "--text", "Hi"]));
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("writing messages to ./outbox"), "{stderr}");
+    assert!(
+        stdout.contains("sent to To: you@example.org, To: Ann Example <ann@example.org>"),
+        "{stdout}"
+    );
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .collect();
+    assert_eq!(files.len(), 1);
+    let raw = std::fs::read(files[0].as_ref().unwrap().path()).unwrap();
+    let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(message.subject(), Some("Hello"));
+}
+
+#[test]
+fn send_with_attachments_and_all_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("report.csv"), "a,b\n").unwrap();
+    let (output, _, stderr) = run(mailctl()
+        .current_dir(dir.path())
+        .args([
+            "send",
+            "--to",
+            "a@example.org",
+            "--cc",
+            "b@example.org",
+            "--bcc",
+            "c@example.org",
+        ])
+        .args([
+            "--reply-to",
+            "r@example.org",
+            "--subject",
+            "S",
+            "--html",
+            "<p>x</p>",
+        ])
+        .args(["--attach", "report.csv"]));
+    assert!(output.status.success(), "{stderr}");
+    let file = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let raw = std::fs::read(file.path()).unwrap();
+    let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(message.attachments().count(), 1);
+    assert!(message.cc().is_some() && message.bcc().is_some() && message.reply_to().is_some());
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_the_error_and_its_remedy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, _, stderr) = run(mailctl().current_dir(dir.path()).args([
+        "send",
+        "--to",
+        "not-an-address",
+        "--subject",
+        "x",
+    ]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("error: invalid email: to[0]"), "{stderr}");
+    assert!(stderr.contains("fix: "), "{stderr}");
+    assert!(!dir.path().join("outbox").exists());
+}
+
+#[test]
+fn settings_file_errors_name_the_fields_and_never_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mail.toml");
+    std::fs::write(
+        &config,
+        format!("auth_mode = \"oauth\"\nclient_secret = \"{KNOWN_SECRET}\"\n"),
+    )
+    .unwrap();
+    for args in [
+        vec!["check"],
+        vec!["send", "--to", "a@example.org", "--subject", "x"],
+    ] {
+        let (output, stdout, stderr) = run(mailctl()
+            .current_dir(dir.path())
+            .args(&args)
+            .arg("--config")
+            .arg(&config));
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr.contains("`oauth_client_id`") && stderr.contains("`tenant_id`"),
+            "{stderr}"
+        );
+        assert!(!stdout.contains(KNOWN_SECRET) && !stderr.contains(KNOWN_SECRET));
+    }
+}
+
+#[test]
+fn environment_overrides_the_file_and_disabled_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mail.toml");
+    std::fs::write(
+        &config,
+        "outbox_dir = \"elsewhere\"\nuser_name = \"n@example.org\"\n",
+    )
+    .unwrap();
+    let (output, _, stderr) = run(mailctl()
+        .current_dir(dir.path())
+        .env("MAIL_CONNECTOR_CONFIG", &config)
+        .env("MAIL_CONNECTOR_ENABLED", "false")
+        .args(["send", "--to", "a@example.org", "--subject", "x"]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("disabled"), "{stderr}");
+    assert!(stderr.contains("fix: enable the connector"), "{stderr}");
+    assert!(!dir.path().join("elsewhere").exists());
+}
+
+#[test]
+fn check_prints_one_line_per_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, stdout, stderr) = run(mailctl()
+        .current_dir(dir.path())
+        .env("MAIL_CONNECTOR_OUTBOX_DIR", "out")
+        .arg("check"));
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("outbox") && l.contains(" ok ")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("overall: ok"), "{stdout}");
+}

@@ -166,39 +166,43 @@ impl TokenCache {
         }
 
         let outcome = fetch().await;
-        let mut state = lock(&slot.state);
-        state.generation += 1;
-        match outcome {
-            Ok(token) => {
-                state.token = Some(token.clone());
-                state.last_error = None;
-                drop(state);
-                self.store.put(key, token.clone()).await;
-                Ok(token)
-            }
-            Err(error) => {
-                let now = SystemTime::now();
-                let fallback = state
-                    .token
-                    .clone()
-                    .or(stored)
-                    .filter(|t| t.is_valid_at(now));
-                state.last_error = Some(error.duplicate());
-                match fallback {
-                    Some(token) => {
-                        let left = token.expires_at().duration_since(now).unwrap_or_default();
-                        tracing::warn!(
-                            error = %error,
-                            valid_for_s = left.as_secs(),
-                            "token refresh failed; using the cached token while it is still valid"
-                        );
-                        state.token = Some(token.clone());
-                        Ok(token)
+        let (result, to_store) = {
+            let mut state = lock(&slot.state);
+            state.generation += 1;
+            match outcome {
+                Ok(token) => {
+                    state.token = Some(token.clone());
+                    state.last_error = None;
+                    (Ok(token.clone()), Some(token))
+                }
+                Err(error) => {
+                    let now = SystemTime::now();
+                    let fallback = state
+                        .token
+                        .clone()
+                        .or(stored)
+                        .filter(|t| t.is_valid_at(now));
+                    state.last_error = Some(error.duplicate());
+                    match fallback {
+                        Some(token) => {
+                            let left = token.expires_at().duration_since(now).unwrap_or_default();
+                            tracing::warn!(
+                                error = %error,
+                                valid_for_s = left.as_secs(),
+                                "token refresh failed; using the cached token while it is still valid"
+                            );
+                            state.token = Some(token.clone());
+                            (Ok(token), None)
+                        }
+                        None => (Err(error), None),
                     }
-                    None => Err(error),
                 }
             }
+        };
+        if let Some(token) = to_store {
+            self.store.put(key, token).await;
         }
+        result
     }
 
     /// Forgets `token` wherever it is still the cached one, so the next call fetches anew.

@@ -947,3 +947,114 @@ async fn a_custom_token_source_is_cached_too() {
         assert_eq!(token.expose_secret(), format!("{SMTP_SCOPE}#0"));
     }
 }
+
+#[tokio::test]
+async fn no_secret_is_ever_printed() {
+    const TOKEN: &str = "eyJTOKEN-VALUE-must-not-print";
+    const PASSWORD: &str = "basic-PASSWORD-must-not-print";
+    let key_pem = std::fs::read_to_string(fixture("test-client.key")).unwrap();
+    let key_line = key_pem.lines().nth(1).unwrap().to_owned();
+    let server = MockServer::start_async().await;
+    let assertions = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = Arc::clone(&assertions);
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.status(200).json_body(token_body(TOKEN, 3599));
+        })
+        .await;
+    server
+        .mock_async(move |when, then| {
+            when.method(POST)
+                .path(token_path("refused.example.org"))
+                .is_true(move |r| {
+                    record.lock().unwrap().push(r.body_string());
+                    true
+                });
+            then.status(401)
+                .json_body(entra_error("invalid_client", 7_000_215));
+        })
+        .await;
+
+    let mut printed = Vec::new();
+    let secret = secret_settings(&server, TENANT);
+    let with_secret = Credentials::from_settings(&secret).unwrap();
+    let token = with_secret.access_token(GRAPH_SCOPE).await.unwrap();
+    let certificate = Credentials::from_settings(&certificate_settings(&server, TENANT)).unwrap();
+    let mut basic_settings = ConnectorSettings::default();
+    basic_settings.auth_mode = Some(AuthMode::Basic);
+    basic_settings.user_name = Some("relay@contoso.com".into());
+    basic_settings.password = Some(PASSWORD.into());
+    let basic = Credentials::from_settings(&basic_settings).unwrap();
+    let builder = Credentials::builder(&secret);
+    printed.push(format!("{builder:?}"));
+    for value in [&with_secret, &certificate, &basic] {
+        printed.push(format!("{value:?} {value:#?}"));
+    }
+    printed.push(format!("{token:?} {token:#?} {:?}", token.claims()));
+    printed.push(format!("{secret:?} {basic_settings:?}"));
+    let (_, password) = basic.user_password().unwrap();
+    printed.push(format!("{password:?} {password}"));
+
+    // Errors: refused (the request carried the secret), refused with a certificate
+    // (it carried an assertion), unreachable, not a token, a bad key file.
+    let refused = Credentials::builder(&secret_settings(&server, "refused.example.org"))
+        .with_retry_policy(fast_retry(0))
+        .build()
+        .unwrap();
+    let cert_refused = Credentials::builder(&certificate_settings(&server, "refused.example.org"))
+        .with_retry_policy(fast_retry(0))
+        .build()
+        .unwrap();
+    let mut errors = vec![
+        refused.access_token(GRAPH_SCOPE).await.unwrap_err(),
+        cert_refused.access_token(GRAPH_SCOPE).await.unwrap_err(),
+        basic.access_token(GRAPH_SCOPE).await.unwrap_err(),
+    ];
+    let mut bad_key = certificate_settings(&server, TENANT);
+    bad_key.client_private_key_file = Some(fixture("test-client.pem"));
+    errors.push(Credentials::from_settings(&bad_key).unwrap_err());
+    let mut unreachable = secret_settings(&server, TENANT);
+    unreachable.authority_host = Some("http://127.0.0.1:9".into());
+    let unreachable = Credentials::builder(&unreachable)
+        .with_retry_policy(fast_retry(0))
+        .build()
+        .unwrap();
+    errors.push(unreachable.access_token(GRAPH_SCOPE).await.unwrap_err());
+    for error in &errors {
+        printed.push(format!("{error} {error:?} {:?}", error.remedy()));
+    }
+    for step in refused.check_steps(GRAPH_SCOPE, &["Mail.Send"]).await {
+        printed.push(format!("{step:?}"));
+    }
+
+    let assertion = assertions
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|body| {
+            url::form_urlencoded::parse(body.as_bytes())
+                .into_owned()
+                .collect::<Vec<_>>()
+        })
+        .find(|(k, _)| k == "client_assertion")
+        .expect("the certificate request carried an assertion")
+        .1;
+    let printed = printed.join("\n");
+    for (what, value) in [
+        ("client secret", SECRET),
+        ("access token", TOKEN),
+        ("password", PASSWORD),
+        ("private key", key_line.as_str()),
+        ("assertion", assertion.as_str()),
+    ] {
+        assert!(
+            !printed.contains(value),
+            "the {what} was printed:\n{printed}"
+        );
+    }
+    // The assertion's signature part alone must not leak either.
+    let signature = assertion.rsplit('.').next().unwrap();
+    assert!(!printed.contains(signature));
+    assert!(printed.contains("[redacted]"));
+}

@@ -127,7 +127,7 @@ pub enum Error {
         /// The token endpoint's HTTP status.
         status: u16,
         /// The parsed error body.
-        entra: EntraError,
+        entra: Box<EntraError>,
     },
 
     /// The token endpoint could not be reached, timed out, or answered with something that

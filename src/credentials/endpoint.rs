@@ -67,7 +67,7 @@ impl TokenEndpoint {
                     let error = match EntraError::from_body(&body) {
                         Some(entra) => Error::TokenRequest {
                             status: status.as_u16(),
-                            entra,
+                            entra: Box::new(entra),
                         },
                         None => Error::TokenEndpoint {
                             endpoint: self.url.clone(),

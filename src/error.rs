@@ -8,6 +8,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::credentials::EntraError;
 use crate::message::Recipient;
 use crate::transport::SendReport;
 
@@ -118,6 +119,38 @@ pub enum Error {
         /// Whether the message may have been delivered despite the error.
         delivery: Delivery,
     },
+
+    /// Microsoft Entra ID refused to issue an access token. [`Error::remedy`] names the setup
+    /// step and setting to fix; the trace and correlation ids are kept for support.
+    #[error("Entra ID refused the token request (HTTP {status}): {entra}")]
+    TokenRequest {
+        /// The token endpoint's HTTP status.
+        status: u16,
+        /// The parsed error body.
+        entra: Box<EntraError>,
+    },
+
+    /// The token endpoint could not be reached, timed out, or answered with something that
+    /// is not a token (a proxy's error page, a 5xx that outlasted the retries).
+    #[error("could not get an access token from {endpoint}: {reason}")]
+    TokenEndpoint {
+        /// The token endpoint URL (it holds no secret).
+        endpoint: String,
+        /// What went wrong, without response bodies.
+        reason: String,
+        /// Whether retrying later may succeed.
+        transient: bool,
+    },
+
+    /// A credential in the settings cannot be used: an unreadable certificate or key file,
+    /// a key that does not match, a token source that failed.
+    #[error("unusable credential `{setting}`: {reason}")]
+    InvalidCredential {
+        /// The settings key at fault, e.g. `client_private_key_file`.
+        setting: &'static str,
+        /// What is wrong with it (never the secret itself).
+        reason: String,
+    },
 }
 
 fn join_problems(problems: &[SettingsProblem]) -> String {
@@ -193,7 +226,12 @@ impl Error {
                     | std::io::ErrorKind::WouldBlock
             ),
             Self::PartialDelivery { source, .. } => source.is_transient(),
-            Self::InvalidMessage { .. }
+            Self::TokenRequest { status, entra } => {
+                entra.is_transient() || *status == 429 || *status >= 500
+            }
+            Self::TokenEndpoint { transient, .. } => *transient,
+            Self::InvalidCredential { .. }
+            | Self::InvalidMessage { .. }
             | Self::InvalidSettings { .. }
             | Self::Disabled
             | Self::NotAvailable { .. } => false,
@@ -206,6 +244,8 @@ impl Error {
     pub fn is_auth(&self) -> bool {
         match self {
             Self::PartialDelivery { source, .. } => source.is_auth(),
+            Self::TokenRequest { .. } => !self.is_transient(),
+            Self::InvalidCredential { .. } => true,
             _ => false,
         }
     }
@@ -253,6 +293,41 @@ impl Error {
                 .remedy()
                 .map(|r| format!("{r}; then resend only to the recipients listed as not sent")),
             Self::Transport { .. } => None,
+            Self::TokenRequest { entra, .. } => Some(entra.remedy()),
+            Self::TokenEndpoint { .. } => Some(
+                "check that this machine can reach the login host over HTTPS (firewall, proxy, \
+                 DNS) and that `authority_host` and `cloud` are right"
+                    .to_owned(),
+            ),
+            Self::InvalidCredential { setting, .. } => Some(format!(
+                "fix `{setting}`: see the credentials setup steps in the documentation"
+            )),
+        }
+    }
+
+    /// A copy for the callers that waited on one shared token fetch. The token variants are
+    /// copied exactly; any other error (from a caller's token source) keeps its message,
+    /// transience and remedy-relevant text as a [`Error::Transport`].
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Self::TokenRequest { status, entra } => Self::TokenRequest {
+                status: *status,
+                entra: entra.clone(),
+            },
+            Self::TokenEndpoint {
+                endpoint,
+                reason,
+                transient,
+            } => Self::TokenEndpoint {
+                endpoint: endpoint.clone(),
+                reason: reason.clone(),
+                transient: *transient,
+            },
+            Self::InvalidCredential { setting, reason } => Self::InvalidCredential {
+                setting,
+                reason: reason.clone(),
+            },
+            other => Self::transport("credentials", other.to_string(), other.is_transient()),
         }
     }
 }

@@ -49,21 +49,31 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod credentials;
 mod error;
+mod http;
 mod message;
 mod mime;
 mod outbox;
+mod retry;
 mod secret;
 mod settings;
 mod stub;
 mod transport;
 
+pub use credentials::{
+    AccessToken, AssertionAlgorithm, ClientCertificateCredential, ClientSecretCredential,
+    Credentials, CredentialsBuilder, DEFAULT_REFRESH_MARGIN, EntraError, GRAPH_SCOPE_SUFFIX,
+    InMemoryTokenCache, SMTP_SCOPE, TokenCacheStore, TokenClaims, TokenSource, graph_scope,
+    smtp_scope,
+};
 pub use error::{Delivery, Error, Result, SettingsProblem};
 pub use message::{
     Attachment, AttachmentContent, Email, EmailBuilder, Importance, Mailbox, Recipient,
     RecipientKind, ToMailbox,
 };
 pub use outbox::OutboxTransport;
+pub use retry::{RetryPolicy, parse_retry_after};
 pub use secret::Secret;
 pub use settings::{
     AuthMode, Cloud, ConnectorSettings, ENV_PREFIX, ExpiryDate, SmtpTls, TransportKind,
@@ -88,4 +98,12 @@ fn assert_send_sync() {
     is::<OutboxTransport>();
     is::<StubTransport>();
     is::<std::sync::Arc<dyn MailTransport>>();
+    is::<Credentials>();
+    is::<AccessToken>();
+    is::<ClientSecretCredential>();
+    is::<ClientCertificateCredential>();
+    is::<InMemoryTokenCache>();
+    is::<std::sync::Arc<dyn TokenSource>>();
+    is::<std::sync::Arc<dyn TokenCacheStore>>();
+    is::<RetryPolicy>();
 }

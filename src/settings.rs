@@ -16,6 +16,8 @@
 //! | `oauth_client_id` | the app registration's Application (client) ID |
 //! | `client_secret` | the client secret's *value* (not its ID) |
 //! | `tenant_id` | the Directory (tenant) ID, or the tenant's domain |
+//! | `client_certificate_file`, `client_private_key_file` | instead of `client_secret`: the PEM certificate uploaded to the app registration and its PEM private key |
+//! | `oauth_scope` | an explicit token scope (`{resource}/.default`); default: the cloud's Graph resource, or Exchange's for SMTP |
 //! | `client_secret_expires` | `YYYY-MM-DD` the secret expires; `check` warns within 30 days, fails after |
 //! | `password` | the mailbox password, for `basic` |
 //! | `use_ssl` | Use SSL; default `true`. Maps to an SMTP TLS mode in [`ConnectorSettings::smtp_tls_mode`] |
@@ -84,6 +86,12 @@ pub struct ConnectorSettings {
     pub client_secret: Option<Secret>,
     /// Tenant ID: the Directory (tenant) ID or the tenant's domain name.
     pub tenant_id: Option<String>,
+    /// Instead of a client secret: the PEM certificate uploaded to the app registration.
+    pub client_certificate_file: Option<PathBuf>,
+    /// The PEM private key (PKCS#8 or PKCS#1 RSA) of `client_certificate_file`.
+    pub client_private_key_file: Option<PathBuf>,
+    /// An explicit OAuth scope, overriding the one derived from the cloud.
+    pub oauth_scope: Option<String>,
     /// When the client secret expires.
     pub client_secret_expires: Option<ExpiryDate>,
     /// The mailbox password, for Basic.
@@ -120,6 +128,9 @@ impl Default for ConnectorSettings {
             oauth_client_id: None,
             client_secret: None,
             tenant_id: None,
+            client_certificate_file: None,
+            client_private_key_file: None,
+            oauth_scope: None,
             client_secret_expires: None,
             password: None,
             use_ssl: None,
@@ -153,6 +164,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("oauth_client_id", Kind::Text),
     ("client_secret", Kind::Text),
     ("tenant_id", Kind::Text),
+    ("client_certificate_file", Kind::Text),
+    ("client_private_key_file", Kind::Text),
+    ("oauth_scope", Kind::Text),
     ("client_secret_expires", Kind::Text),
     ("password", Kind::Text),
     ("use_ssl", Kind::Bool),
@@ -482,15 +496,7 @@ impl ConnectorSettings {
                         }
                     }
                 }
-                if self.client_secret.as_ref().is_none_or(Secret::is_empty) {
-                    problem(
-                        &mut problems,
-                        "client_secret",
-                        format!(
-                            "Client secret (`client_secret`) is required {when}: create one under Certificates & secrets and copy its Value (not its Secret ID)"
-                        ),
-                    );
-                }
+                self.check_oauth_credential(&mut problems, when);
             }
             AuthMode::Basic => {
                 if self.password.as_ref().is_none_or(Secret::is_empty) {
@@ -582,6 +588,57 @@ impl ConnectorSettings {
             );
         }
         problems
+    }
+
+    /// OAuth needs a client secret, or a certificate and its key.
+    fn check_oauth_credential(&self, problems: &mut Vec<SettingsProblem>, when: &str) {
+        let files = [
+            (
+                "client_certificate_file",
+                "Client certificate",
+                &self.client_certificate_file,
+            ),
+            (
+                "client_private_key_file",
+                "Client private key",
+                &self.client_private_key_file,
+            ),
+        ];
+        for (field, label, path) in files {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                problem(
+                    problems,
+                    field,
+                    format!(
+                        "{label} (`{field}`) `{}` does not exist or is not a file",
+                        path.display()
+                    ),
+                );
+            }
+        }
+        match (&self.client_certificate_file, &self.client_private_key_file) {
+            (Some(_), Some(_)) => {}
+            (Some(_), None) => problem(
+                problems,
+                "client_private_key_file",
+                "Client private key (`client_private_key_file`) is required with `client_certificate_file`: the PEM private key of that certificate",
+            ),
+            (None, Some(_)) => problem(
+                problems,
+                "client_certificate_file",
+                "Client certificate (`client_certificate_file`) is required with `client_private_key_file`: the PEM certificate uploaded to the app registration",
+            ),
+            (None, None) if self.client_secret.as_ref().is_none_or(Secret::is_empty) => problem(
+                problems,
+                "client_secret",
+                format!(
+                    "Client secret (`client_secret`) — or both `client_certificate_file` and `client_private_key_file` — is required {when}: create a secret under Certificates & secrets and copy its Value (not its Secret ID)"
+                ),
+            ),
+            (None, None) => {}
+        }
     }
 
     fn check_sender(&self, problems: &mut Vec<SettingsProblem>, when: &str) -> Option<Mailbox> {

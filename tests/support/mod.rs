@@ -1,5 +1,132 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests: sample emails, a mock Entra ID token endpoint
+//! and settings pointing at it.
+#![allow(dead_code)] // each test file uses a different subset
+
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use httpmock::{HttpMockRequest, HttpMockResponse, MockServer};
+use mail_connector::{AuthMode, ConnectorSettings, RetryPolicy};
+
+pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+pub const CLIENT_ID: &str = "00000000-0000-0000-0000-000000000001";
+/// A client secret that must never appear in any printed output.
+pub const SECRET: &str = "Zx8Q~SUPER-SECRET-VALUE-do-not-print";
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+
+/// The token endpoint path for a tenant.
+pub fn token_path(tenant: &str) -> String {
+    format!("/{tenant}/oauth2/v2.0/token")
+}
+
+/// OAuth settings with a client secret, against `server` as the login host.
+pub fn secret_settings(server: &MockServer, tenant: &str) -> ConnectorSettings {
+    let mut settings = ConnectorSettings::default();
+    settings.auth_mode = Some(AuthMode::OAuth);
+    settings.user_name = Some("no-reply@contoso.com".into());
+    settings.oauth_client_id = Some(CLIENT_ID.into());
+    settings.tenant_id = Some(tenant.into());
+    settings.client_secret = Some(SECRET.into());
+    settings.authority_host = Some(server.base_url());
+    settings
+}
+
+/// The path of a test fixture.
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// OAuth settings with the fixture certificate and key, against `server`.
+pub fn certificate_settings(server: &MockServer, tenant: &str) -> ConnectorSettings {
+    let mut settings = secret_settings(server, tenant);
+    settings.client_secret = None;
+    settings.client_certificate_file = Some(fixture("test-client.pem"));
+    settings.client_private_key_file = Some(fixture("test-client.key"));
+    settings
+}
+
+/// Quick retries so tests do not wait on backoff (Retry-After still applies).
+pub fn fast_retry(max_retries: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_retries,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        multiplier: 2.0,
+        deadline: Some(Duration::from_secs(30)),
+    }
+}
+
+/// An unsigned JWT with these claims, shaped like an Entra access token.
+pub fn jwt(claims: serde_json::Value) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"RS256"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    format!("{header}.{payload}.c2lnbmF0dXJl")
+}
+
+/// A token response body.
+pub fn token_body(access_token: &str, expires_in: u64) -> serde_json::Value {
+    serde_json::json!({
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "ext_expires_in": expires_in,
+        "access_token": access_token,
+    })
+}
+
+/// A JSON response.
+pub fn json_response(status: u16, body: &serde_json::Value) -> HttpMockResponse {
+    HttpMockResponse::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .build()
+}
+
+/// A responder that hands out `token-1`, `token-2`, … (valid `expires_in` seconds), so
+/// tests can tell fetches apart.
+pub fn numbered_tokens(
+    expires_in: u64,
+) -> (
+    Arc<AtomicUsize>,
+    impl Fn(&HttpMockRequest) -> HttpMockResponse + Send + Sync + 'static,
+) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&count);
+    let responder = move |_: &HttpMockRequest| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        json_response(200, &token_body(&format!("token-{n}"), expires_in))
+    };
+    (count, responder)
+}
+
+/// A responder that answers with `responses` in order, repeating the last one.
+pub fn in_sequence(
+    responses: Vec<HttpMockResponse>,
+) -> impl Fn(&HttpMockRequest) -> HttpMockResponse + Send + Sync + 'static {
+    let next = AtomicUsize::new(0);
+    move |_: &HttpMockRequest| {
+        let i = next.fetch_add(1, Ordering::SeqCst).min(responses.len() - 1);
+        responses[i].clone()
+    }
+}
+
+/// Entra's error body for an AADSTS code.
+pub fn entra_error(error: &str, code: u64) -> serde_json::Value {
+    serde_json::json!({
+        "error": error,
+        "error_description": format!("AADSTS{code}: something is wrong.\r\nTrace ID: 0b6f6a4c-1d2e-4f3a-9b8c-7d6e5f4a3b2c\r\nCorrelation ID: 9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a\r\nTimestamp: 2025-01-31 10:00:00Z"),
+        "error_codes": [code],
+        "timestamp": "2025-01-31 10:00:00Z",
+        "trace_id": "0b6f6a4c-1d2e-4f3a-9b8c-7d6e5f4a3b2c",
+        "correlation_id": "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a",
+    })
+}
 
 use mail_connector::{Attachment, Email};
 

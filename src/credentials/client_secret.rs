@@ -1,0 +1,59 @@
+//! [`ClientSecretCredential`]: the client-credentials grant with a shared secret.
+
+use async_trait::async_trait;
+
+use crate::credentials::endpoint::TokenEndpoint;
+use crate::credentials::source::TokenSource;
+use crate::credentials::token::AccessToken;
+use crate::error::Result;
+use crate::secret::Secret;
+
+/// Fetches tokens from Entra ID with an app registration's client secret
+/// (`grant_type=client_credentials`, `client_id`, `client_secret`, `scope`).
+///
+/// Usually made by [`Credentials::from_settings`](crate::Credentials::from_settings); `Debug`
+/// shows the endpoint and client id, never the secret.
+#[derive(Debug, Clone)]
+pub struct ClientSecretCredential {
+    endpoint: TokenEndpoint,
+    client_id: String,
+    secret: Secret,
+}
+
+impl ClientSecretCredential {
+    pub(crate) fn new(endpoint: TokenEndpoint, client_id: String, secret: Secret) -> Self {
+        Self {
+            endpoint,
+            client_id,
+            secret,
+        }
+    }
+
+    /// The token endpoint URL.
+    #[must_use]
+    pub fn token_endpoint(&self) -> &str {
+        self.endpoint.url()
+    }
+
+    /// The Application (client) ID.
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+}
+
+#[async_trait]
+impl TokenSource for ClientSecretCredential {
+    async fn fetch_token(&self, scope: &str) -> Result<AccessToken> {
+        self.endpoint
+            .request(scope, || {
+                Ok(vec![
+                    ("grant_type", "client_credentials".to_owned()),
+                    ("client_id", self.client_id.clone()),
+                    ("client_secret", self.secret.expose_secret().to_owned()),
+                    ("scope", scope.to_owned()),
+                ])
+            })
+            .await
+    }
+}

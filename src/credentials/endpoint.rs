@@ -1,0 +1,147 @@
+//! One token request to Entra ID's v2.0 token endpoint, retried when that is safe.
+
+use std::time::{Instant, SystemTime};
+
+use crate::credentials::entra_error::EntraError;
+use crate::credentials::token::{AccessToken, TokenResponse};
+use crate::error::{Error, Result};
+use crate::retry::{RetryPolicy, parse_retry_after};
+
+/// `POST {authority_host}/{tenant}/oauth2/v2.0/token` with an HTTP client and retry policy.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenEndpoint {
+    url: String,
+    client: reqwest::Client,
+    retry: RetryPolicy,
+}
+
+/// The token endpoint URL for a login host and tenant.
+pub(crate) fn token_endpoint_url(authority_host: &str, tenant: &str) -> String {
+    format!(
+        "{}/{}/oauth2/v2.0/token",
+        authority_host.trim_end_matches('/'),
+        tenant.trim()
+    )
+}
+
+impl TokenEndpoint {
+    pub(crate) fn new(url: String, client: reqwest::Client, retry: RetryPolicy) -> Self {
+        Self { url, client, retry }
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends the client-credentials form. `form` is built anew by `make_form` for every
+    /// attempt, so a certificate assertion is fresh on each retry. 429 and 5xx (and
+    /// connection failures) are retried per the policy, honouring `Retry-After`; other 4xx
+    /// are not.
+    ///
+    /// The form holds the secret or assertion: it is never logged or put in an error.
+    pub(crate) async fn request(
+        &self,
+        scope: &str,
+        mut make_form: impl FnMut() -> Result<Vec<(&'static str, String)>>,
+    ) -> Result<AccessToken> {
+        let started = Instant::now();
+        let mut retry = 0;
+        loop {
+            let form = make_form()?;
+            let issued = SystemTime::now();
+            tracing::debug!(endpoint = %self.url, scope, attempt = retry + 1, "requesting an access token");
+            let outcome = self.client.post(&self.url).form(&form).send().await;
+            drop(form);
+            let (error, retry_after) = match outcome {
+                Ok(response) if response.status().is_success() => {
+                    return self.parse_success(response, issued).await;
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    let body = response.bytes().await.unwrap_or_default();
+                    let error = match EntraError::from_body(&body) {
+                        Some(entra) => Error::TokenRequest {
+                            status: status.as_u16(),
+                            entra: Box::new(entra),
+                        },
+                        None => Error::TokenEndpoint {
+                            endpoint: self.url.clone(),
+                            reason: format!("HTTP {status} without an Entra error body"),
+                            transient: status.as_u16() == 429 || status.is_server_error(),
+                        },
+                    };
+                    let retryable = status.as_u16() == 429 || status.is_server_error();
+                    if !retryable {
+                        tracing::warn!(endpoint = %self.url, %status, error = %error, "token request refused");
+                        return Err(error);
+                    }
+                    (error, retry_after)
+                }
+                Err(e) => (self.network_error(&e), None),
+            };
+            match self.retry.next_delay(retry, started.elapsed(), retry_after) {
+                Some(delay) => {
+                    tracing::warn!(endpoint = %self.url, error = %error, retry_in_ms = delay.as_millis() as u64, "token request failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    retry += 1;
+                }
+                None => {
+                    tracing::warn!(endpoint = %self.url, error = %error, attempts = retry + 1, "token request failed; giving up");
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    async fn parse_success(
+        &self,
+        response: reqwest::Response,
+        issued: SystemTime,
+    ) -> Result<AccessToken> {
+        let unusable = |reason: String| Error::TokenEndpoint {
+            endpoint: self.url.clone(),
+            reason,
+            transient: false,
+        };
+        let body = response.bytes().await.map_err(|e| self.network_error(&e))?;
+        // serde's message may quote the input; never echo it (it may hold the token).
+        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            unusable(format!(
+                "the response is not a token response (at line {} column {}); is `authority_host` a proxy?",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let token = parsed.into_token(issued).map_err(unusable)?;
+        tracing::debug!(endpoint = %self.url, expires_at = ?token.expires_at(), "access token issued");
+        Ok(token)
+    }
+
+    fn network_error(&self, error: &reqwest::Error) -> Error {
+        // reqwest's error text names the URL but never the body.
+        let kind = if error.is_timeout() {
+            "timed out"
+        } else if error.is_connect() {
+            "could not connect"
+        } else {
+            "the connection failed"
+        };
+        let mut reason = kind.to_owned();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            reason.push_str(": ");
+            reason.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Error::TokenEndpoint {
+            endpoint: self.url.clone(),
+            reason,
+            transient: true,
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The token endpoint's error body, and the setup step each AADSTS code points to.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// The error body Microsoft Entra ID returns from its token endpoint.
+///
+/// Kept in [`Error::TokenRequest`](crate::Error::TokenRequest) so support can ask for the
+/// trace and correlation ids. It never holds the secret, the assertion or a token: the
+/// endpoint does not echo them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct EntraError {
+    /// The OAuth error, e.g. `invalid_client`.
+    pub error: String,
+    /// Human text starting `AADSTSnnnnn: …`, for people (never parsed for logic).
+    pub error_description: String,
+    /// The AADSTS numbers, e.g. `[7000215]`.
+    pub error_codes: Vec<u64>,
+    /// Entra's trace id (a GUID).
+    pub trace_id: Option<String>,
+    /// Entra's correlation id (a GUID).
+    pub correlation_id: Option<String>,
+    /// When Entra saw the request, e.g. `2025-01-31 10:00:00Z`.
+    pub timestamp: Option<String>,
+}
+
+impl EntraError {
+    /// Parses a token-endpoint error body; `None` when it is not Entra's JSON.
+    #[must_use]
+    pub fn from_body(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<Self>(body)
+            .ok()
+            .filter(|e| !e.error.is_empty() || !e.error_codes.is_empty())
+    }
+
+    /// Whether `error_codes` holds `code`.
+    #[must_use]
+    pub fn has_code(&self, code: u64) -> bool {
+        self.error_codes.contains(&code)
+    }
+
+    /// Whether retrying later may succeed: Entra says it is temporarily unavailable or
+    /// throttling this tenant.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        self.error == "temporarily_unavailable" || self.has_code(90055) || self.has_code(50196)
+    }
+
+    /// The setup step and setting that fix this error, chosen by AADSTS code first and by
+    /// the `error` value otherwise.
+    #[must_use]
+    pub fn remedy(&self) -> String {
+        for &code in &self.error_codes {
+            if let Some(remedy) = remedy_for_code(code) {
+                return remedy.to_owned();
+            }
+        }
+        match self.error.as_str() {
+            "temporarily_unavailable" => {
+                "Entra ID is temporarily unavailable; the request is retried automatically, so try again later".to_owned()
+            }
+            "invalid_client" => {
+                "check the credential: `client_secret` must be the secret's Value, or `client_certificate_file`/`client_private_key_file` must match a certificate uploaded to the app registration".to_owned()
+            }
+            "unauthorized_client" => {
+                "check `oauth_client_id` and `tenant_id` against the app registration's Overview page, and grant admin consent in that tenant".to_owned()
+            }
+            "invalid_scope" | "invalid_resource" => {
+                "use a scope of the form `{resource}/.default` (set `oauth_scope` or leave it unset)".to_owned()
+            }
+            "invalid_tenant" => {
+                "check `tenant_id` and `cloud`: the tenant was not found at this login host".to_owned()
+            }
+            "invalid_request" => {
+                "check `tenant_id`, `oauth_client_id` and the credential settings against the app registration".to_owned()
+            }
+            other => format!(
+                "Entra ID refused the token request (`{other}`); check the app registration and the settings `oauth_client_id`, `tenant_id`, `client_secret`"
+            ),
+        }
+    }
+}
+
+fn remedy_for_code(code: u64) -> Option<&'static str> {
+    Some(match code {
+        7_000_215 => {
+            "the client secret is wrong — often the secret's ID was pasted instead of its value: under Certificates & secrets copy the Value column (shown only when the secret is created) into `client_secret`, or create a new secret"
+        }
+        7_000_222 => {
+            "the client secret has expired: create a new secret under Certificates & secrets, then update `client_secret` and `client_secret_expires` (or switch to a certificate)"
+        }
+        7_000_218 => {
+            "no credential was sent: set `client_secret`, or `client_certificate_file` and `client_private_key_file`"
+        }
+        700_016 | 700_011 => {
+            "the application was not found in this tenant: check `oauth_client_id` (the Application (client) ID) and `tenant_id` (the Directory (tenant) ID) on the app registration's Overview page, and admin-consent the app in that tenant"
+        }
+        90_002 | 900_023 => {
+            "the tenant was not found: check `tenant_id` (the Directory (tenant) ID or the tenant's domain) and `cloud` (a US Government or China tenant needs `cloud = \"us-gov\"`, `\"us-dod\"` or `\"china\"`)"
+        }
+        90_038 => {
+            "the tenant lives in another national cloud: set `cloud` to that cloud (`us-gov`, `us-dod` or `china`) instead of overriding `authority_host`"
+        }
+        70_011 | 1_002_012 => {
+            "the scope is invalid for app-only sign-in: it must be `{resource}/.default`, e.g. `https://graph.microsoft.com/.default`; fix or remove `oauth_scope`"
+        }
+        700_022 => "request one resource per token: fix `oauth_scope` to name a single resource",
+        700_027 | 50_012 => {
+            "the certificate was not accepted: upload the certificate (`client_certificate_file`, as .cer/.pem) under Certificates & secrets of the app registration, and sign with its matching key (`client_private_key_file`)"
+        }
+        700_024 => {
+            "the client assertion is outside its valid time range: correct this machine's clock (enable NTP time sync)"
+        }
+        65_001 | 650_056 | 650_057 => {
+            "admin consent is missing: under API permissions add the Application permission (Mail.Send) and click Grant admin consent"
+        }
+        500_011 => {
+            "the resource is not provisioned in this tenant: check the scope's resource (`oauth_scope`) and `tenant_id`"
+        }
+        7_000_112 => "the application is disabled: re-enable it in Enterprise applications",
+        53_003 => {
+            "a Conditional Access policy blocked the sign-in: ask the tenant admin to exclude this app's service principal"
+        }
+        9_001_023 => {
+            "`tenant_id` must name one tenant (its Directory (tenant) ID), not `common` or `consumers`"
+        }
+        90_055 | 50_196 => "Entra ID is throttling this tenant; requests are retried automatically",
+        _ => return None,
+    })
+}
+
+impl fmt::Display for EntraError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let error = if self.error.is_empty() {
+            "error"
+        } else {
+            &self.error
+        };
+        f.write_str(error)?;
+        // The description's first line is the AADSTS summary; trace lines follow it.
+        if let Some(summary) = self
+            .error_description
+            .lines()
+            .next()
+            .filter(|l| !l.is_empty())
+        {
+            write!(f, ": {}", summary.trim())?;
+        } else if let Some(code) = self.error_codes.first() {
+            write!(f, ": AADSTS{code}")?;
+        }
+        if let Some(trace) = &self.trace_id {
+            write!(f, " (trace ID {trace}")?;
+            if let Some(correlation) = &self.correlation_id {
+                write!(f, ", correlation ID {correlation}")?;
+            }
+            if let Some(timestamp) = &self.timestamp {
+                write!(f, ", at {timestamp}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_body() {
+        let body = br#"{"error":"invalid_scope","error_description":"AADSTS70011: The provided value for the input parameter 'scope' is not valid.\r\nTrace ID: 255d1aef-8c98-452f-ac51-23d051240864\r\nCorrelation ID: fb3d2015-bc17-4bb9-bb85-30c5cf1aaaa7\r\nTimestamp: 2016-01-09 02:02:12Z","error_codes":[70011],"timestamp":"2016-01-09 02:02:12Z","trace_id":"255d1aef-8c98-452f-ac51-23d051240864","correlation_id":"fb3d2015-bc17-4bb9-bb85-30c5cf1aaaa7"}"#;
+        let error = EntraError::from_body(body).unwrap();
+        assert!(error.has_code(70011));
+        let text = error.to_string();
+        assert!(
+            text.starts_with("invalid_scope: AADSTS70011: The provided"),
+            "{text}"
+        );
+        assert!(text.contains("trace ID 255d1aef") && text.contains("correlation ID fb3d2015"));
+        assert!(!text.contains("\r\nTrace ID"), "{text}");
+        assert!(error.remedy().contains("/.default"));
+        assert!(EntraError::from_body(b"<html>").is_none());
+        assert!(EntraError::from_body(b"{}").is_none());
+    }
+}

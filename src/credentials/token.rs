@@ -1,0 +1,236 @@
+//! [`AccessToken`] and the token endpoint's success response.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::credentials::claims::TokenClaims;
+use crate::secret::{REDACTED, Secret};
+
+/// An OAuth access token with its expiry.
+///
+/// Times are wall-clock [`SystemTime`]s rather than `Instant`s so that a token can be kept in a
+/// cache shared between processes. `Debug` prints `[redacted]` for the token.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use mail_connector::AccessToken;
+///
+/// let token = AccessToken::new("eyJ0.example", SystemTime::now() + Duration::from_secs(3600));
+/// assert_eq!(token.expose_secret(), "eyJ0.example");
+/// assert!(!format!("{token:?}").contains("eyJ0"));
+/// ```
+#[derive(Clone)]
+pub struct AccessToken {
+    secret: Secret,
+    expires_at: SystemTime,
+    refresh_at: Option<SystemTime>,
+}
+
+impl AccessToken {
+    /// A token valid until `expires_at`.
+    #[must_use]
+    pub fn new(token: impl Into<Secret>, expires_at: SystemTime) -> Self {
+        Self {
+            secret: token.into(),
+            expires_at,
+            refresh_at: None,
+        }
+    }
+
+    /// Asks the cache to fetch a new token from `refresh_at` on (Entra's `refresh_in` hint),
+    /// even if the refresh margin has not been reached.
+    #[must_use]
+    pub fn with_refresh_at(mut self, refresh_at: SystemTime) -> Self {
+        self.refresh_at = Some(refresh_at);
+        self
+    }
+
+    /// The token value. Call it only where the token goes on the wire.
+    #[must_use]
+    pub fn expose_secret(&self) -> &str {
+        self.secret.expose_secret()
+    }
+
+    /// When the token stops being valid (wall-clock time).
+    #[must_use]
+    pub fn expires_at(&self) -> SystemTime {
+        self.expires_at
+    }
+
+    /// When the issuer suggested refreshing it, if it did (`refresh_in`).
+    #[must_use]
+    pub fn refresh_at(&self) -> Option<SystemTime> {
+        self.refresh_at
+    }
+
+    /// Whether the token is still valid at `now`.
+    #[must_use]
+    pub fn is_valid_at(&self, now: SystemTime) -> bool {
+        now < self.expires_at
+    }
+
+    /// Whether the token is still good to hand out at `now` without refreshing: valid for
+    /// longer than `margin`, and not past the issuer's refresh hint.
+    #[must_use]
+    pub fn is_fresh_at(&self, now: SystemTime, margin: Duration) -> bool {
+        now + margin < self.expires_at && self.refresh_at.is_none_or(|at| now < at)
+    }
+
+    /// The token's claims, decoded **without verifying** the signature — for diagnostics
+    /// only (which roles were granted, which tenant issued it). `None` when the token is
+    /// not a JWT.
+    #[must_use]
+    pub fn claims(&self) -> Option<TokenClaims> {
+        TokenClaims::decode_unverified(self.expose_secret())
+    }
+
+    /// Whether two tokens hold the same value.
+    pub(crate) fn same_value(&self, other: &Self) -> bool {
+        self.expose_secret() == other.expose_secret()
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &REDACTED)
+            .field("expires_at", &self.expires_at)
+            .field("refresh_at", &self.refresh_at)
+            .finish()
+    }
+}
+
+/// The token endpoint's success response.
+#[derive(Deserialize)]
+pub(crate) struct TokenResponse {
+    access_token: Secret,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(deserialize_with = "seconds")]
+    expires_in: u64,
+    #[serde(default, deserialize_with = "optional_seconds")]
+    refresh_in: Option<u64>,
+    #[serde(default, deserialize_with = "optional_seconds")]
+    #[allow(dead_code)] // parsed so that a malformed value is noticed; not used for caching
+    ext_expires_in: Option<u64>,
+}
+
+impl TokenResponse {
+    /// The token, timed from `issued` (when the request was sent, so the expiry errs early).
+    pub(crate) fn into_token(self, issued: SystemTime) -> Result<AccessToken, String> {
+        if let Some(kind) = &self.token_type
+            && !kind.eq_ignore_ascii_case("bearer")
+        {
+            return Err(format!("unsupported token_type `{kind}`; expected Bearer"));
+        }
+        if self.access_token.is_empty() {
+            return Err("the response holds an empty access_token".into());
+        }
+        let token = AccessToken::new(
+            self.access_token,
+            issued + Duration::from_secs(self.expires_in),
+        );
+        Ok(match self.refresh_in {
+            Some(refresh_in) if refresh_in < self.expires_in => {
+                token.with_refresh_at(issued + Duration::from_secs(refresh_in))
+            }
+            _ => token,
+        })
+    }
+}
+
+/// Seconds as a JSON number or a numeric string (v1 endpoints and some proxies send strings).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Seconds {
+    Number(u64),
+    Float(f64),
+    Text(String),
+}
+
+impl Seconds {
+    fn get<E: serde::de::Error>(self) -> Result<u64, E> {
+        match self {
+            Self::Number(n) => Ok(n),
+            Self::Float(f) if f.is_finite() && f >= 0.0 => Ok(f as u64),
+            Self::Float(f) => Err(E::custom(format!("invalid seconds {f}"))),
+            Self::Text(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| E::custom(format!("`{s}` is not a number of seconds"))),
+        }
+    }
+}
+
+fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    Seconds::deserialize(deserializer)?.get()
+}
+
+fn optional_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    Option::<Seconds>::deserialize(deserializer)?
+        .map(Seconds::get)
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> AccessToken {
+        let response: TokenResponse = serde_json::from_str(json).unwrap();
+        response.into_token(SystemTime::UNIX_EPOCH).unwrap()
+    }
+
+    #[test]
+    fn expires_in_as_number_or_string() {
+        let t = parse(
+            r#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"a"}"#,
+        );
+        assert_eq!(
+            t.expires_at(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(3599)
+        );
+        let t = parse(
+            r#"{"token_type":"Bearer","expires_in":"3599","ext_expires_in":"3599","access_token":"a"}"#,
+        );
+        assert_eq!(
+            t.expires_at(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(3599)
+        );
+        assert_eq!(t.refresh_at(), None);
+        let t = parse(r#"{"expires_in":3600,"refresh_in":1800,"access_token":"a"}"#);
+        assert_eq!(
+            t.refresh_at(),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1800))
+        );
+        assert!(
+            serde_json::from_str::<TokenResponse>(r#"{"expires_in":"soon","access_token":"a"}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn rejects_other_token_types_and_empty_tokens() {
+        let r: TokenResponse =
+            serde_json::from_str(r#"{"token_type":"mac","expires_in":1,"access_token":"a"}"#)
+                .unwrap();
+        assert!(r.into_token(SystemTime::now()).is_err());
+        let r: TokenResponse =
+            serde_json::from_str(r#"{"expires_in":1,"access_token":""}"#).unwrap();
+        assert!(r.into_token(SystemTime::now()).is_err());
+    }
+
+    #[test]
+    fn freshness_honours_margin_and_refresh_hint() {
+        let now = SystemTime::now();
+        let margin = Duration::from_secs(300);
+        let token = AccessToken::new("a", now + Duration::from_secs(600));
+        assert!(token.is_fresh_at(now, margin));
+        assert!(!token.is_fresh_at(now + Duration::from_secs(301), margin));
+        assert!(token.is_valid_at(now + Duration::from_secs(301)));
+        let hinted = token.with_refresh_at(now + Duration::from_secs(10));
+        assert!(!hinted.is_fresh_at(now + Duration::from_secs(11), margin));
+    }
+}

@@ -120,6 +120,34 @@ pub enum Error {
         delivery: Delivery,
     },
 
+    /// Microsoft Graph refused or failed a request, or could not be reached.
+    /// [`Error::remedy`] names the permission, setting or setup step to fix; the request ids
+    /// are kept for Microsoft support.
+    #[error(
+        "Microsoft Graph {operation} failed{}{}: {message}{}",
+        status.map(|s| format!(" (HTTP {s}")).unwrap_or_default(),
+        match (status, code) { (Some(_), Some(c)) => format!(" {c})"), (Some(_), None) => ")".to_owned(), _ => String::new() },
+        request_id.as_deref().map(|id| format!(" [request-id {id}]")).unwrap_or_default()
+    )]
+    Graph {
+        /// What was being done: `sendMail`, `create draft`, `upload attachment`, …
+        operation: &'static str,
+        /// The HTTP status, or `None` when no response arrived.
+        status: Option<u16>,
+        /// Graph's error code, e.g. `ErrorAccessDenied`.
+        code: Option<String>,
+        /// Graph's message, or what went wrong on the way.
+        message: String,
+        /// Graph's `request-id`.
+        request_id: Option<String>,
+        /// The `client-request-id` this crate sent.
+        client_request_id: Option<String>,
+        /// Whether retrying later may succeed.
+        transient: bool,
+        /// Whether the message may have been delivered despite the error.
+        delivery: Delivery,
+    },
+
     /// Microsoft Entra ID refused to issue an access token. [`Error::remedy`] names the setup
     /// step and setting to fix; the trace and correlation ids are kept for support.
     #[error("Entra ID refused the token request (HTTP {status}): {entra}")]
@@ -226,6 +254,7 @@ impl Error {
                     | std::io::ErrorKind::WouldBlock
             ),
             Self::PartialDelivery { source, .. } => source.is_transient(),
+            Self::Graph { transient, .. } => *transient,
             Self::TokenRequest { status, entra } => {
                 entra.is_transient() || *status == 429 || *status >= 500
             }
@@ -244,6 +273,13 @@ impl Error {
     pub fn is_auth(&self) -> bool {
         match self {
             Self::PartialDelivery { source, .. } => source.is_auth(),
+            Self::Graph { status, code, .. } => {
+                matches!(status, Some(401 | 403))
+                    || matches!(
+                        code.as_deref(),
+                        Some("ErrorInvalidUser" | "MailboxNotEnabledForRESTAPI")
+                    )
+            }
             Self::TokenRequest { .. } => !self.is_transient(),
             Self::InvalidCredential { .. } => true,
             _ => false,
@@ -257,7 +293,7 @@ impl Error {
     #[must_use]
     pub fn delivery(&self) -> Delivery {
         match self {
-            Self::Transport { delivery, .. } => *delivery,
+            Self::Transport { delivery, .. } | Self::Graph { delivery, .. } => *delivery,
             Self::PartialDelivery { uncertain, .. } if !uncertain.is_empty() => Delivery::Uncertain,
             _ => Delivery::NotSent,
         }
@@ -293,6 +329,13 @@ impl Error {
                 .remedy()
                 .map(|r| format!("{r}; then resend only to the recipients listed as not sent")),
             Self::Transport { .. } => None,
+            Self::Graph {
+                operation,
+                status,
+                code,
+                message,
+                ..
+            } => graph_remedy(operation, *status, code.as_deref(), message),
             Self::TokenRequest { entra, .. } => Some(entra.remedy()),
             Self::TokenEndpoint { .. } => Some(
                 "check that this machine can reach the login host over HTTPS (firewall, proxy, \
@@ -330,6 +373,94 @@ impl Error {
             other => Self::transport("credentials", other.to_string(), other.is_transient()),
         }
     }
+
+    /// The HTTP status or SMTP reply code the server answered with, if any.
+    #[must_use]
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Graph { status, .. } => *status,
+            Self::TokenRequest { status, .. } => Some(*status),
+            Self::PartialDelivery { source, .. } => source.status(),
+            _ => None,
+        }
+    }
+}
+
+/// What to change for a Graph error: from its code first, then its status.
+fn graph_remedy(
+    operation: &str,
+    status: Option<u16>,
+    code: Option<&str>,
+    message: &str,
+) -> Option<String> {
+    const CONSENT: &str = "in the app registration add the Microsoft Graph permission `Mail.Send` \
+        as an Application permission (not Delegated), then click \"Grant admin consent\"";
+    let drafts = matches!(
+        operation,
+        "create draft" | "add attachment" | "create upload session"
+    );
+    let text = match (code, status) {
+        (Some("ErrorAccessDenied"), _)
+            if message.contains("AccessPolicy") || message.contains("OData is disabled") =>
+        {
+            "an Exchange application access policy or RBAC for Applications scope excludes the \
+             User Name (`user_name`) mailbox: ask the Exchange admin to add it to the policy's \
+             scope (changes can take an hour to apply)"
+                .to_owned()
+        }
+        (Some("ErrorAccessDenied"), _) if drafts => {
+            "large attachments are uploaded to a draft, which needs the Microsoft Graph \
+             `Mail.ReadWrite` Application permission in addition to `Mail.Send`: add it in the app \
+             registration and click \"Grant admin consent\""
+                .to_owned()
+        }
+        (
+            Some(
+                "ErrorAccessDenied" | "NoPermissionsInAccessToken" | "Authorization_RequestDenied",
+            ),
+            _,
+        )
+        | (None, Some(403)) => CONSENT.to_owned(),
+        (Some("ErrorInvalidUser" | "ResourceNotFound" | "MailboxNotEnabledForRESTAPI"), _)
+        | (None, Some(404)) => {
+            "User Name (`user_name`) is not a mailbox in this tenant, or it has \
+            no Exchange Online licence: use the address (UPN) of a licensed user or shared mailbox \
+            in the tenant named by `tenant_id`"
+                .to_owned()
+        }
+        (Some("ErrorSendAsDenied"), _) => "the app may not send as the email's From address: \
+            leave From unset so the User Name (`user_name`) mailbox sends it, or have the Exchange \
+            admin grant Send As on that mailbox"
+            .to_owned(),
+        (Some("ErrorInvalidRecipients"), _) => {
+            "Graph refused a recipient address: check the To, Cc and Bcc addresses".to_owned()
+        }
+        (Some("ErrorMessageSizeExceeded"), _) | (None, Some(413)) => {
+            "the message is larger than the mailbox allows: send smaller attachments, or have \
+             the Exchange admin raise the mailbox's MaxSendSize (up to 150 MB)"
+                .to_owned()
+        }
+        (Some("InvalidInternetMessageHeader" | "InvalidInternetMessageHeaderCollection"), _) => {
+            "Graph accepts at most 5 custom headers, each named `X-…`: remove the others".to_owned()
+        }
+        (Some("InvalidAuthenticationToken"), _) | (None, Some(401)) => {
+            "Graph refused the access token even after fetching a new one: check that `cloud` (or \
+             `authority_host` and `graph_endpoint`) match the tenant's cloud, and that this \
+             host's clock is correct"
+                .to_owned()
+        }
+        (Some("ApplicationThrottled" | "TooManyRequests" | "MailboxConcurrency"), _)
+        | (_, Some(429)) => "Graph is throttling this mailbox (limits: 4 concurrent requests, \
+            10,000 requests per 10 minutes, 30 messages per minute): send less often, or raise \
+            the send deadline so retries can wait longer"
+            .to_owned(),
+        (_, None) => "check that this host can reach the Graph endpoint (`graph_endpoint`): DNS, \
+            proxy and firewall; a timeout can also mean the deadline is too short"
+            .to_owned(),
+        (_, Some(500..)) => return None,
+        _ => return None,
+    };
+    Some(text)
 }
 
 #[cfg(test)]

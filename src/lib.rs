@@ -51,6 +51,8 @@
 
 mod credentials;
 mod error;
+#[cfg(feature = "graph")]
+mod graph;
 mod http;
 mod message;
 mod mime;
@@ -68,6 +70,8 @@ pub use credentials::{
     smtp_scope,
 };
 pub use error::{Delivery, Error, Result, SettingsProblem};
+#[cfg(feature = "graph")]
+pub use graph::{GraphTransport, GraphTransportBuilder, MAX_ATTACHMENT_SIZE, UPLOAD_CHUNK_SIZE};
 pub use message::{
     Attachment, AttachmentContent, Email, EmailBuilder, Importance, Mailbox, Recipient,
     RecipientKind, ToMailbox,

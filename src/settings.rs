@@ -27,6 +27,8 @@
 //! | `authority_host`, `graph_endpoint` | explicit overrides of those hosts (proxies, tests) |
 //! | `tls_ca_file` | a PEM file of extra trusted root certificates, for HTTPS and SMTP |
 //! | `outbox_dir` | write `.eml` files into this folder instead of sending |
+//! | `save_to_sent_items` | Graph: keep a copy in the mailbox's Sent Items; default `true` |
+//! | `allow_send_as` | Graph: let emails name another From address (needs Exchange Send As rights); default `false` |
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -116,6 +118,10 @@ pub struct ConnectorSettings {
     pub tls_ca_file: Option<PathBuf>,
     /// Write messages as `.eml` files into this folder instead of sending them.
     pub outbox_dir: Option<PathBuf>,
+    /// Graph: keep a copy of each message in the mailbox's Sent Items. Default `true`.
+    pub save_to_sent_items: bool,
+    /// Graph: let an email name a From address other than `user_name`. Default `false`.
+    pub allow_send_as: bool,
 }
 
 impl Default for ConnectorSettings {
@@ -143,6 +149,8 @@ impl Default for ConnectorSettings {
             graph_endpoint: None,
             tls_ca_file: None,
             outbox_dir: None,
+            save_to_sent_items: true,
+            allow_send_as: false,
         }
     }
 }
@@ -179,6 +187,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("graph_endpoint", Kind::Text),
     ("tls_ca_file", Kind::Text),
     ("outbox_dir", Kind::Text),
+    ("save_to_sent_items", Kind::Bool),
+    ("allow_send_as", Kind::Bool),
 ];
 
 /// Environment variables with the prefix that are not settings keys but are allowed.
@@ -706,16 +716,25 @@ impl ConnectorSettings {
             }
             Arc::new(outbox)
         } else {
-            return Err(match self.transport_kind() {
-                TransportKind::Graph => Error::NotAvailable {
-                    transport: "graph",
-                    reason: "the Microsoft Graph transport is not implemented in this version; set `outbox_dir` to write messages to a folder meanwhile",
-                },
-                TransportKind::Smtp => Error::NotAvailable {
-                    transport: "smtp",
-                    reason: "the SMTP transport is not implemented in this version; set `outbox_dir` to write messages to a folder meanwhile",
-                },
-            });
+            match self.transport_kind() {
+                #[cfg(feature = "graph")]
+                TransportKind::Graph => {
+                    Arc::new(crate::graph::GraphTransport::from_settings(self)?)
+                }
+                #[cfg(not(feature = "graph"))]
+                TransportKind::Graph => {
+                    return Err(Error::NotAvailable {
+                        transport: "graph",
+                        reason: "this build of mail-connector has no `graph` feature; enable it in Cargo.toml",
+                    });
+                }
+                TransportKind::Smtp => {
+                    return Err(Error::NotAvailable {
+                        transport: "smtp",
+                        reason: "the SMTP transport is not implemented in this version; set `outbox_dir` to write messages to a folder meanwhile",
+                    });
+                }
+            }
         };
         Ok(match self.recipient_limit {
             0 => transport,

@@ -2,6 +2,7 @@
 //! and settings pointing at it.
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod loopback;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,769 @@
+//! [`GraphTransport`]: send through Microsoft Graph with an app registration's token.
+//!
+//! This is the transport behind Authentication Mode = OAuth: the client-credentials token from
+//! [`Credentials`], the Microsoft Graph `Mail.Send` **application** permission with admin
+//! consent, and `POST {graph_endpoint}/v1.0/users/{user_name}/sendMail`.
+//!
+//! # What it sends
+//!
+//! The JSON form of `sendMail`, with Graph's property names: `subject`, `body`,
+//! `toRecipients`/`ccRecipients`/`bccRecipients`/`replyTo`, `importance`,
+//! `internetMessageHeaders` (custom `X-` headers, at most 5, omitted when there are none), and
+//! `fileAttachment`s (standard base64; inline ones with `isInline` and `contentId` for `cid:`
+//! references). `saveToSentItems` follows the `save_to_sent_items` setting (default `true`).
+//! Graph's message body has one content type, so an email with both bodies is sent as HTML;
+//! its text body is not sent.
+//!
+//! JSON was chosen over Graph's MIME form because only JSON keeps `saveToSentItems`, and the
+//! large-attachment path below needs JSON drafts anyway; one model serves both paths.
+//!
+//! # Large messages
+//!
+//! A Graph request is capped at about 4 MB and an attachment sent inline at 3 MB. A message
+//! over either goes through a draft instead: `POST /users/{u}/messages`, each attachment
+//! under 3 MiB added with `POST …/attachments`, each larger one uploaded through
+//! `createUploadSession` in sequential `PUT`s of 3,276,800 bytes (10 × 320 KiB) with
+//! `Content-Range` and no `Authorization` header (the upload URL is pre-authenticated), then
+//! `POST /users/{u}/messages/{id}/send`. Attachments are read from their files one chunk at a
+//! time, so memory does not grow with their size; they may be up to 150 MB. This path needs
+//! the `Mail.ReadWrite` application permission as well; `check` warns when it is missing.
+//! When a draft-path send fails before `/send`, the draft is deleted.
+//!
+//! # Limits, retries and at-most-once
+//!
+//! - At most 4 requests in flight (configurable with
+//!   [`GraphTransportBuilder::max_concurrency`]), however many tasks call `send` at once —
+//!   Exchange Online's per-mailbox limit. Build one transport per mailbox and share it.
+//! - 429 and 503 are retried after `Retry-After` (seconds, fractional seconds or an HTTP date;
+//!   never sooner), else after exponential backoff with jitter, until the send deadline; then
+//!   the error says the mail was not sent.
+//! - 401 `InvalidAuthenticationToken`: the token is invalidated, a new one fetched, and the
+//!   request sent once more.
+//! - A `sendMail` (or draft `/send`) is never repeated when the server may have accepted it —
+//!   a timeout after the request was written, a dropped connection, a 500, 502 or 504. The
+//!   error's [`Error::delivery`] is then [`Delivery::Uncertain`], distinct from
+//!   [`Delivery::NotSent`], so the caller decides whether a duplicate is worse than a loss.
+//! - Timeouts: connect (10 s), each request (30 s) and the whole send (120 s) by default.
+//!
+//! # Errors
+//!
+//! Graph's error codes become [`Error::Graph`] with a remedy naming the permission, setting or
+//! setup step: `ErrorAccessDenied` (Mail.Send not an application permission or not consented,
+//! or an application access policy that excludes the mailbox), `ErrorInvalidUser` /
+//! `ResourceNotFound` / `MailboxNotEnabledForRESTAPI` (User Name is not a licensed mailbox in
+//! the tenant), `ErrorSendAsDenied`, `ErrorInvalidRecipients`, `ErrorMessageSizeExceeded`,
+//! `InvalidInternetMessageHeader` and throttling. Each error keeps Graph's `request-id` and
+//! the `client-request-id` sent with the request.
+//!
+//! [`Delivery::Uncertain`]: crate::Delivery::Uncertain
+//! [`Delivery::NotSent`]: crate::Delivery::NotSent
+//! [`Error::delivery`]: crate::Error::delivery
+
+mod client;
+mod request;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::Method;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::credentials::{Credentials, graph_scope};
+use crate::error::{Delivery, Error, Result};
+use crate::http::{HttpOptions, http_client};
+use crate::message::{Attachment, AttachmentContent, Email, Mailbox};
+use crate::retry::RetryPolicy;
+use crate::settings::ConnectorSettings;
+use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport, SentMessage};
+
+use client::{GraphClient, GraphRequest, Repeat};
+use request::{
+    AttachmentItem, CreateUploadSession, CreatedMessage, FileAttachment, SendMail, UploadProgress,
+    UploadSession, base64_len,
+};
+
+/// The largest attachment Graph takes inline (in `sendMail` or `POST …/attachments`).
+const INLINE_ATTACHMENT_LIMIT: u64 = 3 * 1024 * 1024;
+/// The largest `sendMail` request this crate sends in one piece (Graph's cap is about 4 MB).
+const REQUEST_LIMIT: u64 = 4_000_000;
+/// Room for the JSON around the message's text.
+const JSON_OVERHEAD: u64 = 16 * 1024;
+/// The largest attachment an upload session takes.
+pub const MAX_ATTACHMENT_SIZE: u64 = 150 * 1024 * 1024;
+/// The size of each upload `PUT`: 10 × 320 KiB, under Graph's 4 MB per request.
+pub const UPLOAD_CHUNK_SIZE: usize = 10 * 320 * 1024;
+
+/// Sends mail through Microsoft Graph as one mailbox. Cheap to clone; clones share the
+/// concurrency limit and the token cache.
+///
+/// ```no_run
+/// use mail_connector::{ConnectorSettings, Email, GraphTransport, MailTransport};
+///
+/// # async fn demo() -> mail_connector::Result<()> {
+/// let settings = ConnectorSettings::from_env()?; // MAIL_CONNECTOR_AUTH_MODE=oauth, …
+/// let graph = GraphTransport::builder(&settings)?.max_concurrency(2).build()?;
+/// let email = Email::builder().to("ann@example.org").subject("Hi").text("Hello").build()?;
+/// graph.send(&email).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct GraphTransport {
+    client: GraphClient,
+    endpoint: String,
+    mailbox: Mailbox,
+    save_to_sent_items: bool,
+    allow_send_as: bool,
+    send_deadline: Duration,
+}
+
+/// Configures a [`GraphTransport`]; start from [`GraphTransport::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct GraphTransportBuilder {
+    credentials: Credentials,
+    scope: String,
+    endpoint: String,
+    mailbox: Mailbox,
+    http: HttpOptions,
+    http_client: Option<reqwest::Client>,
+    max_concurrency: usize,
+    retry: RetryPolicy,
+    send_deadline: Duration,
+    save_to_sent_items: bool,
+    allow_send_as: bool,
+}
+
+impl GraphTransport {
+    /// A builder from the settings: `user_name`, the app registration, `cloud` or
+    /// `graph_endpoint`, `tls_ca_file`, `save_to_sent_items` and `allow_send_as`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] when the settings are incomplete for OAuth, or the
+    /// credentials cannot be loaded.
+    pub fn builder(settings: &ConnectorSettings) -> Result<GraphTransportBuilder> {
+        settings.validate()?;
+        Ok(GraphTransportBuilder {
+            credentials: Credentials::from_settings(settings)?,
+            scope: graph_scope(settings),
+            endpoint: settings.graph_endpoint().to_owned(),
+            mailbox: settings.sender()?,
+            http: HttpOptions {
+                tls_ca_file: settings.tls_ca_file.clone(),
+                ..HttpOptions::default()
+            },
+            http_client: None,
+            max_concurrency: 4,
+            retry: RetryPolicy::default(),
+            send_deadline: Duration::from_secs(120),
+            save_to_sent_items: settings.save_to_sent_items,
+            allow_send_as: settings.allow_send_as,
+        })
+    }
+
+    /// A transport from the settings with default limits and timeouts.
+    ///
+    /// # Errors
+    ///
+    /// As [`GraphTransport::builder`].
+    pub fn from_settings(settings: &ConnectorSettings) -> Result<Self> {
+        Self::builder(settings)?.build()
+    }
+
+    /// The mailbox mail is sent from.
+    #[must_use]
+    pub fn mailbox(&self) -> &Mailbox {
+        &self.mailbox
+    }
+
+    fn url(&self, segments: &[&str]) -> Result<String> {
+        let mut url = url::Url::parse(&self.endpoint).map_err(|e| Error::InvalidSettings {
+            problems: vec![crate::error::SettingsProblem {
+                field: "graph_endpoint".into(),
+                message: format!("Graph endpoint (`graph_endpoint`) is not a URL: {e}"),
+            }],
+        })?;
+        url.path_segments_mut()
+            .map_err(|()| Error::InvalidSettings {
+                problems: vec![crate::error::SettingsProblem {
+                    field: "graph_endpoint".into(),
+                    message: "Graph endpoint (`graph_endpoint`) cannot hold a path".into(),
+                }],
+            })?
+            .pop_if_empty()
+            .extend(["v1.0", "users", self.mailbox.address()])
+            .extend(segments);
+        Ok(url.into())
+    }
+
+    /// The `from` to put in the message: `None` for the transport's own mailbox.
+    fn sender_for<'a>(&self, email: &'a Email) -> Result<Option<&'a Mailbox>> {
+        match email.from() {
+            None => Ok(None),
+            Some(from) if from.address().eq_ignore_ascii_case(self.mailbox.address()) => {
+                Ok(Some(from))
+            }
+            Some(_) if self.allow_send_as => Ok(email.from()),
+            Some(from) => Err(Error::invalid_message(
+                "from",
+                format!(
+                    "the email is from `{}` but this connector sends as `{}`; leave From unset, \
+                     or set `allow_send_as = true` once the app may send as that mailbox \
+                     (Exchange Send As permission), else Graph refuses it with ErrorSendAsDenied",
+                    from.address(),
+                    self.mailbox.address()
+                ),
+            )),
+        }
+    }
+
+    fn fits_in_one_request(email: &Email) -> bool {
+        let attachments: u64 = email
+            .attachments()
+            .iter()
+            .map(|a| base64_len(a.size()))
+            .sum();
+        let text = email.text().map_or(0, str::len) + email.html().map_or(0, str::len);
+        email
+            .attachments()
+            .iter()
+            .all(|a| a.size() < INLINE_ATTACHMENT_LIMIT)
+            && attachments + text as u64 + JSON_OVERHEAD <= REQUEST_LIMIT
+    }
+
+    async fn send_mail(
+        &self,
+        email: &Email,
+        from: Option<&Mailbox>,
+        deadline: Instant,
+    ) -> Result<Option<String>> {
+        let mut message = request::message(email, from)?;
+        let mut loaded = Vec::with_capacity(email.attachments().len());
+        for attachment in email.attachments() {
+            loaded.push(attachment.load().await?);
+        }
+        message.attachments = email
+            .attachments()
+            .iter()
+            .zip(&loaded)
+            .map(|(attachment, bytes)| FileAttachment::new(attachment, bytes))
+            .collect();
+        let body = serde_json::to_vec(&SendMail {
+            message,
+            save_to_sent_items: self.save_to_sent_items,
+        })
+        .map_err(|e| Error::invalid_message("email", e.to_string()))?;
+        drop(loaded);
+        let url = self.url(&["sendMail"])?;
+        let response = self
+            .client
+            .execute(
+                &GraphRequest {
+                    operation: "sendMail",
+                    method: Method::POST,
+                    url: &url,
+                    body: Some(("application/json", body)),
+                    headers: Vec::new(),
+                    authorize: true,
+                    repeat: Repeat::OnlyIfNotProcessed,
+                },
+                deadline,
+            )
+            .await?;
+        Ok(response
+            .headers
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned))
+    }
+
+    async fn send_with_draft(
+        &self,
+        email: &Email,
+        from: Option<&Mailbox>,
+        deadline: Instant,
+    ) -> Result<Option<String>> {
+        let message = request::message(email, from)?;
+        let body = serde_json::to_vec(&message)
+            .map_err(|e| Error::invalid_message("email", e.to_string()))?;
+        let url = self.url(&["messages"])?;
+        let created = self
+            .client
+            .execute(
+                &GraphRequest {
+                    operation: "create draft",
+                    method: Method::POST,
+                    url: &url,
+                    body: Some(("application/json", body)),
+                    headers: Vec::new(),
+                    authorize: true,
+                    repeat: Repeat::OnlyIfNotProcessed,
+                },
+                deadline,
+            )
+            .await
+            .map_err(not_sent)?;
+        let draft: CreatedMessage = serde_json::from_slice(&created.body)
+            .map_err(|e| graph_protocol_error("create draft", format!("unexpected answer: {e}")))?;
+        tracing::debug!("draft created for a large message");
+
+        let result = async {
+            for attachment in email.attachments() {
+                self.add_attachment(&draft.id, attachment, deadline).await?;
+            }
+            let url = self.url(&["messages", &draft.id, "send"])?;
+            self.client
+                .execute(
+                    &GraphRequest {
+                        operation: "send draft",
+                        method: Method::POST,
+                        url: &url,
+                        body: None,
+                        headers: Vec::new(),
+                        authorize: true,
+                        repeat: Repeat::OnlyIfNotProcessed,
+                    },
+                    deadline,
+                )
+                .await
+        }
+        .await;
+        match result {
+            Ok(_) => Ok(Some(draft.id)),
+            Err(error) => {
+                if error.delivery() == Delivery::NotSent {
+                    self.delete_draft(&draft.id).await;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn add_attachment(
+        &self,
+        draft_id: &str,
+        attachment: &Attachment,
+        deadline: Instant,
+    ) -> Result<()> {
+        if attachment.size() < INLINE_ATTACHMENT_LIMIT {
+            let bytes = attachment.load().await?;
+            let body = serde_json::to_vec(&FileAttachment::new(attachment, &bytes))
+                .map_err(|e| Error::invalid_message("attachments", e.to_string()))?;
+            let url = self.url(&["messages", draft_id, "attachments"])?;
+            self.client
+                .execute(
+                    &GraphRequest {
+                        operation: "add attachment",
+                        method: Method::POST,
+                        url: &url,
+                        body: Some(("application/json", body)),
+                        headers: Vec::new(),
+                        authorize: true,
+                        repeat: Repeat::OnlyIfNotProcessed,
+                    },
+                    deadline,
+                )
+                .await
+                .map_err(not_sent)?;
+            return Ok(());
+        }
+        let body = serde_json::to_vec(&CreateUploadSession {
+            attachment_item: AttachmentItem::new(attachment),
+        })
+        .map_err(|e| Error::invalid_message("attachments", e.to_string()))?;
+        let url = self.url(&["messages", draft_id, "attachments", "createUploadSession"])?;
+        let created = self
+            .client
+            .execute(
+                &GraphRequest {
+                    operation: "create upload session",
+                    method: Method::POST,
+                    url: &url,
+                    body: Some(("application/json", body)),
+                    headers: Vec::new(),
+                    authorize: true,
+                    repeat: Repeat::Safe,
+                },
+                deadline,
+            )
+            .await
+            .map_err(not_sent)?;
+        let session: UploadSession = serde_json::from_slice(&created.body).map_err(|e| {
+            graph_protocol_error("create upload session", format!("unexpected answer: {e}"))
+        })?;
+        self.upload(&session.upload_url, attachment, deadline)
+            .await
+            .map_err(not_sent)
+    }
+
+    /// Streams the attachment to the upload URL in order, one chunk in memory at a time.
+    async fn upload(
+        &self,
+        upload_url: &str,
+        attachment: &Attachment,
+        deadline: Instant,
+    ) -> Result<()> {
+        let total = attachment.size();
+        let mut file = match attachment.content() {
+            AttachmentContent::File(path) => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| Error::io("read the attachment", path, e))?;
+                let len = file
+                    .metadata()
+                    .await
+                    .map_err(|e| Error::io("read the attachment", path, e))?
+                    .len();
+                if len != total {
+                    return Err(Error::invalid_message(
+                        "attachments",
+                        format!(
+                            "`{}` changed size since it was attached ({total} → {len} bytes)",
+                            path.display()
+                        ),
+                    ));
+                }
+                Some((file, path.to_owned()))
+            }
+            AttachmentContent::Bytes(_) => None,
+        };
+        let mut offset = 0u64;
+        let mut buffer = Vec::with_capacity(UPLOAD_CHUNK_SIZE.min(total as usize));
+        while offset < total {
+            let len = (total - offset).min(UPLOAD_CHUNK_SIZE as u64) as usize;
+            buffer.clear();
+            match (&mut file, attachment.content()) {
+                (Some((file, path)), _) => {
+                    buffer.resize(len, 0);
+                    file.read_exact(&mut buffer)
+                        .await
+                        .map_err(|e| Error::io("read the attachment", path.as_path(), e))?;
+                }
+                (None, AttachmentContent::Bytes(bytes)) => {
+                    buffer.extend_from_slice(&bytes[offset as usize..offset as usize + len]);
+                }
+                (None, AttachmentContent::File(_)) => unreachable!("files are opened above"),
+            }
+            let end = offset + len as u64 - 1;
+            let response = self
+                .client
+                .execute(
+                    &GraphRequest {
+                        operation: "upload attachment",
+                        method: Method::PUT,
+                        url: upload_url,
+                        body: Some(("application/octet-stream", buffer.clone())),
+                        headers: vec![("Content-Range", format!("bytes {offset}-{end}/{total}"))],
+                        authorize: false,
+                        repeat: Repeat::Safe,
+                    },
+                    deadline,
+                )
+                .await?;
+            let mut next = end + 1;
+            // The server says where it wants to continue; follow it if it differs.
+            if let Ok(progress) = serde_json::from_slice::<UploadProgress>(&response.body)
+                && let Some(start) = progress
+                    .next_expected_ranges
+                    .first()
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|s| s.parse::<u64>().ok())
+                && start != next
+                && start < total
+            {
+                next = start;
+                if let Some((file, path)) = &mut file {
+                    file.seek(std::io::SeekFrom::Start(start))
+                        .await
+                        .map_err(|e| Error::io("read the attachment", path.as_path(), e))?;
+                }
+            }
+            offset = next;
+        }
+        Ok(())
+    }
+
+    async fn delete_draft(&self, draft_id: &str) {
+        let Ok(url) = self.url(&["messages", draft_id]) else {
+            return;
+        };
+        // Its own short deadline: the send's may be what just ran out.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let result = self
+            .client
+            .execute(
+                &GraphRequest {
+                    operation: "delete draft",
+                    method: Method::DELETE,
+                    url: &url,
+                    body: None,
+                    headers: Vec::new(),
+                    authorize: true,
+                    repeat: Repeat::Safe,
+                },
+                deadline,
+            )
+            .await;
+        match result {
+            Ok(_) => tracing::info!("deleted the draft of a message that was not sent"),
+            Err(error) => tracing::warn!(%error, "could not delete the draft of an unsent message"),
+        }
+    }
+
+    async fn probe_mailbox(&self) -> CheckStep {
+        // Graph resolves the mailbox and checks the app's right to send from it before it
+        // validates the message, so a message without recipients is refused with
+        // ErrorInvalidRecipients when all is well — proof with Mail.Send alone, and no mail
+        // is delivered or saved. A missing mailbox answers 404 and a mailbox outside an
+        // application access policy 403.
+        let url = match self.url(&["sendMail"]) {
+            Ok(url) => url,
+            Err(error) => return CheckStep::from_error("mailbox", &error),
+        };
+        let body = serde_json::json!({
+            "message": {
+                "subject": "mail-connector configuration check (never delivered)",
+                "body": {"contentType": "Text", "content": ""}
+            },
+            "saveToSentItems": false
+        });
+        let deadline = Instant::now() + self.send_deadline.min(Duration::from_secs(30));
+        let result = self
+            .client
+            .execute(
+                &GraphRequest {
+                    operation: "mailbox check",
+                    method: Method::POST,
+                    url: &url,
+                    body: Some(("application/json", body.to_string().into_bytes())),
+                    headers: Vec::new(),
+                    authorize: true,
+                    repeat: Repeat::OnlyIfNotProcessed,
+                },
+                deadline,
+            )
+            .await;
+        let mailbox = self.mailbox.address();
+        match result {
+            Err(Error::Graph {
+                code: Some(code), ..
+            }) if code == "ErrorInvalidRecipients" => CheckStep::ok(
+                "mailbox",
+                format!("{mailbox} is a mailbox this app may send from"),
+            ),
+            Ok(_) => CheckStep::ok("mailbox", format!("{mailbox} accepted the check")),
+            Err(error) => CheckStep::from_error("mailbox", &error),
+        }
+    }
+}
+
+fn not_sent(error: Error) -> Error {
+    // Nothing was sent before the draft's `/send`; an uncertain draft or attachment request
+    // cannot have delivered mail.
+    match error {
+        Error::Graph {
+            operation,
+            status,
+            code,
+            message,
+            request_id,
+            client_request_id,
+            transient,
+            ..
+        } => Error::Graph {
+            operation,
+            status,
+            code,
+            message,
+            request_id,
+            client_request_id,
+            transient,
+            delivery: Delivery::NotSent,
+        },
+        other => other,
+    }
+}
+
+fn graph_protocol_error(operation: &'static str, message: String) -> Error {
+    Error::Graph {
+        operation,
+        status: None,
+        code: None,
+        message,
+        request_id: None,
+        client_request_id: None,
+        transient: false,
+        delivery: Delivery::NotSent,
+    }
+}
+
+impl GraphTransportBuilder {
+    /// The most Graph requests in flight at once for this mailbox (default 4, Exchange
+    /// Online's limit). 0 is treated as 1.
+    pub fn max_concurrency(mut self, requests: usize) -> Self {
+        self.max_concurrency = requests.max(1);
+        self
+    }
+
+    /// How long the whole send may take, retries and uploads included (default 120 s).
+    pub fn send_deadline(mut self, deadline: Duration) -> Self {
+        self.send_deadline = deadline;
+        self
+    }
+
+    /// How long connecting may take (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.http.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one request may take (default 30 s; the send deadline still applies).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.http.request_timeout = timeout;
+        self
+    }
+
+    /// How throttled and failed requests are retried.
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Uses this HTTP client instead of one made from the settings (proxies, custom TLS).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Uses these credentials instead of the settings' (for example a custom token source).
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// Whether Graph keeps a copy in the mailbox's Sent Items (default `true`).
+    pub fn save_to_sent_items(mut self, save: bool) -> Self {
+        self.save_to_sent_items = save;
+        self
+    }
+
+    /// Whether emails may name another From address (needs Exchange Send As rights).
+    pub fn allow_send_as(mut self, allow: bool) -> Self {
+        self.allow_send_as = allow;
+        self
+    }
+
+    /// Builds the transport.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] naming `tls_ca_file` when its certificates cannot be used.
+    pub fn build(self) -> Result<GraphTransport> {
+        let http = match self.http_client {
+            Some(client) => client,
+            None => http_client(&self.http)?,
+        };
+        Ok(GraphTransport {
+            client: GraphClient {
+                http,
+                credentials: self.credentials,
+                scope: self.scope,
+                permits: Arc::new(Semaphore::new(self.max_concurrency)),
+                retry: RetryPolicy {
+                    deadline: Some(self.send_deadline),
+                    ..self.retry
+                },
+                request_timeout: self.http.request_timeout,
+            },
+            endpoint: self.endpoint,
+            mailbox: self.mailbox,
+            save_to_sent_items: self.save_to_sent_items,
+            allow_send_as: self.allow_send_as,
+            send_deadline: self.send_deadline,
+        })
+    }
+}
+
+#[async_trait]
+impl MailTransport for GraphTransport {
+    async fn send(&self, email: &Email) -> Result<SendReport> {
+        let span = tracing::info_span!(
+            "mail_connector.send",
+            transport = "graph",
+            mailbox = %self.mailbox.address(),
+            recipients = email.recipient_count(),
+            attachments = email.attachments().len(),
+        );
+        async {
+            let from = self.sender_for(email)?;
+            for (index, attachment) in email.attachments().iter().enumerate() {
+                if attachment.size() > MAX_ATTACHMENT_SIZE {
+                    return Err(Error::invalid_message(
+                        format!("attachments[{index}]"),
+                        format!(
+                            "`{}` is {} bytes; Microsoft Graph accepts attachments up to 150 MB",
+                            attachment.name(),
+                            attachment.size()
+                        ),
+                    ));
+                }
+            }
+            let deadline = Instant::now() + self.send_deadline;
+            let id = if Self::fits_in_one_request(email) {
+                self.send_mail(email, from, deadline).await?
+            } else {
+                tracing::debug!("message too large for one request; using a draft");
+                self.send_with_draft(email, from, deadline).await?
+            };
+            tracing::info!("Graph accepted the message");
+            Ok(SendReport::single(SentMessage::new(
+                email.recipients().collect(),
+                id,
+            )))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn check(&self) -> Result<CheckReport> {
+        let mut report = CheckReport::default();
+        let steps = self
+            .client
+            .credentials
+            .check_steps(&self.client.scope, &["Mail.Send"])
+            .await;
+        // The mailbox probe needs a token that carries Mail.Send; a secret that expires soon
+        // (or already did, while a cached token lives on) does not stop it.
+        let token_ok = steps
+            .iter()
+            .filter(|s| s.name == "token" || s.name == "permission")
+            .all(|s| s.status != crate::transport::CheckStatus::Failed);
+        for step in steps {
+            report.push(step);
+        }
+        if let Ok(token) = self
+            .client
+            .credentials
+            .access_token(&self.client.scope)
+            .await
+            && let Some(claims) = token.claims()
+            && claims.has_role("Mail.Send")
+            && !claims.has_role("Mail.ReadWrite")
+        {
+            report.push(CheckStep::warning(
+                "large mail",
+                "the token lacks Mail.ReadWrite: messages over 3 MB (sent through a draft) will fail",
+                "add the Microsoft Graph `Mail.ReadWrite` Application permission and grant admin consent",
+            ));
+        }
+        if token_ok {
+            report.push(self.probe_mailbox().await);
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,269 @@
+//! The JSON Graph expects, with exactly its property names.
+//!
+//! `sendMail` takes `{"message": {...}, "saveToSentItems": bool}`; a draft (`POST
+//! /users/{u}/messages`) takes the message object alone; `createUploadSession` takes
+//! `{"AttachmentItem": {...}}`. Empty collections are omitted rather than sent empty:
+//! Graph rejects an empty `internetMessageHeaders` array.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::message::{Attachment, Email, Importance, Mailbox};
+
+/// Graph accepts at most this many `internetMessageHeaders`.
+pub(crate) const MAX_HEADERS: usize = 5;
+
+/// The `sendMail` request body.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SendMail<'a> {
+    pub message: Message<'a>,
+    pub save_to_sent_items: bool,
+}
+
+/// A Graph `message` resource, as far as sending needs it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Message<'a> {
+    pub subject: &'a str,
+    pub body: ItemBody<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub to_recipients: Vec<Recipient<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cc_recipients: Vec<Recipient<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bcc_recipients: Vec<Recipient<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reply_to: Vec<Recipient<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<Recipient<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub importance: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub internet_message_headers: Vec<Header<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<FileAttachment<'a>>,
+}
+
+/// `itemBody`: one content type per message.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ItemBody<'a> {
+    pub content_type: &'static str,
+    pub content: &'a str,
+}
+
+/// `recipient`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Recipient<'a> {
+    pub email_address: EmailAddress<'a>,
+}
+
+/// `emailAddress`.
+#[derive(Debug, Serialize)]
+pub(crate) struct EmailAddress<'a> {
+    pub address: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+}
+
+/// `internetMessageHeader`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Header<'a> {
+    pub name: &'a str,
+    pub value: &'a str,
+}
+
+/// `fileAttachment`, with its bytes in standard base64.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FileAttachment<'a> {
+    #[serde(rename = "@odata.type")]
+    pub odata_type: &'static str,
+    pub name: &'a str,
+    pub content_type: &'a str,
+    pub content_bytes: String,
+    pub is_inline: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_id: Option<&'a str>,
+}
+
+impl<'a> FileAttachment<'a> {
+    pub(crate) fn new(attachment: &'a Attachment, bytes: &[u8]) -> Self {
+        Self {
+            odata_type: "#microsoft.graph.fileAttachment",
+            name: attachment.name(),
+            content_type: attachment.content_type(),
+            content_bytes: base64::engine::general_purpose::STANDARD.encode(bytes),
+            is_inline: attachment.is_inline(),
+            content_id: attachment.content_id(),
+        }
+    }
+}
+
+/// The `createUploadSession` request body.
+#[derive(Debug, Serialize)]
+pub(crate) struct CreateUploadSession<'a> {
+    #[serde(rename = "AttachmentItem")]
+    pub attachment_item: AttachmentItem<'a>,
+}
+
+/// `attachmentItem`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AttachmentItem<'a> {
+    pub attachment_type: &'static str,
+    pub name: &'a str,
+    pub size: u64,
+    pub content_type: &'a str,
+    pub is_inline: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_id: Option<&'a str>,
+}
+
+impl<'a> AttachmentItem<'a> {
+    pub(crate) fn new(attachment: &'a Attachment) -> Self {
+        Self {
+            attachment_type: "file",
+            name: attachment.name(),
+            size: attachment.size(),
+            content_type: attachment.content_type(),
+            is_inline: attachment.is_inline(),
+            content_id: attachment.content_id(),
+        }
+    }
+}
+
+/// What `createUploadSession` returns.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UploadSession {
+    pub upload_url: String,
+}
+
+/// What a draft `POST /messages` returns (only the id matters).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreatedMessage {
+    pub id: String,
+}
+
+/// What an intermediate upload `PUT` returns.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UploadProgress {
+    #[serde(default)]
+    pub next_expected_ranges: Vec<String>,
+}
+
+fn recipient(mailbox: &Mailbox) -> Recipient<'_> {
+    Recipient {
+        email_address: EmailAddress {
+            address: mailbox.address(),
+            name: mailbox.name(),
+        },
+    }
+}
+
+fn recipients(mailboxes: &[Mailbox]) -> Vec<Recipient<'_>> {
+    mailboxes.iter().map(recipient).collect()
+}
+
+/// The message object for `email`, without attachments.
+///
+/// Graph's body has one content type: with both bodies the HTML is sent and the text is not
+/// (Graph offers no `multipart/alternative` in JSON; mail clients render the HTML, and Exchange
+/// derives a text part when a recipient needs one).
+///
+/// # Errors
+///
+/// [`Error::InvalidMessage`] naming `headers` when the email has more custom headers than
+/// Graph accepts.
+pub(crate) fn message<'a>(email: &'a Email, from: Option<&'a Mailbox>) -> Result<Message<'a>> {
+    if email.headers().len() > MAX_HEADERS {
+        return Err(Error::invalid_message(
+            "headers",
+            format!(
+                "the email has {} custom headers; Microsoft Graph accepts at most {MAX_HEADERS}",
+                email.headers().len()
+            ),
+        ));
+    }
+    let body = match (email.text(), email.html()) {
+        (_, Some(html)) => ItemBody {
+            content_type: "HTML",
+            content: html,
+        },
+        (text, None) => ItemBody {
+            content_type: "Text",
+            content: text.unwrap_or_default(),
+        },
+    };
+    Ok(Message {
+        subject: email.subject(),
+        body,
+        to_recipients: recipients(email.to()),
+        cc_recipients: recipients(email.cc()),
+        bcc_recipients: recipients(email.bcc()),
+        reply_to: recipients(email.reply_to()),
+        from: from.map(recipient),
+        importance: match email.importance() {
+            Importance::Normal => None,
+            Importance::Low => Some("low"),
+            Importance::High => Some("high"),
+        },
+        internet_message_headers: email
+            .headers()
+            .iter()
+            .map(|(name, value)| Header { name, value })
+            .collect(),
+        attachments: Vec::new(),
+    })
+}
+
+/// The size of `n` bytes in base64.
+pub(crate) fn base64_len(n: u64) -> u64 {
+    n.div_ceil(3) * 4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_matches_graphs_documented_example() {
+        let email = Email::builder()
+            .to("Samantha <samanthab@contoso.com>")
+            .cc("danas@contoso.com")
+            .subject("Meet for lunch?")
+            .text("The new cafeteria is open.")
+            .build()
+            .unwrap();
+        let body = SendMail {
+            message: message(&email, None).unwrap(),
+            save_to_sent_items: false,
+        };
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "message": {
+                    "subject": "Meet for lunch?",
+                    "body": {"contentType": "Text", "content": "The new cafeteria is open."},
+                    "toRecipients": [{"emailAddress": {"address": "samanthab@contoso.com", "name": "Samantha"}}],
+                    "ccRecipients": [{"emailAddress": {"address": "danas@contoso.com"}}]
+                },
+                "saveToSentItems": false
+            })
+        );
+    }
+
+    #[test]
+    fn base64_sizes() {
+        assert_eq!(base64_len(0), 0);
+        assert_eq!(base64_len(1), 4);
+        assert_eq!(base64_len(3), 4);
+        assert_eq!(base64_len(4), 8);
+    }
+}

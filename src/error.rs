@@ -118,6 +118,60 @@ pub enum Error {
         /// Whether the message may have been delivered despite the error.
         delivery: Delivery,
     },
+
+    /// An SMTP server refused a command, or the SMTP connection failed, at `stage`.
+    #[error(
+        "SMTP {stage} failed: {}{}{message}",
+        code.map(|c| format!("{c} ")).unwrap_or_default(),
+        enhanced_code.as_deref().map(|c| format!("{c} ")).unwrap_or_default()
+    )]
+    Smtp {
+        /// Where in the SMTP session it failed.
+        stage: SmtpStage,
+        /// The server's reply code (e.g. 535), `None` for a connection or TLS failure.
+        code: Option<u16>,
+        /// The enhanced status code from the reply text (e.g. `5.7.139`), if any.
+        enhanced_code: Option<String>,
+        /// The server's reply text or the connection error; never contains a secret.
+        message: String,
+        /// The SASL mechanism in use when the stage is `auth` (`LOGIN`, `PLAIN`, `XOAUTH2`).
+        mechanism: Option<String>,
+        /// Whether retrying later may succeed (4xx replies, dropped connections, timeouts).
+        transient: bool,
+        /// Whether the message may have been delivered (a failure after the data was sent).
+        delivery: Delivery,
+    },
+}
+
+/// The stage of an SMTP session at which an [`Error::Smtp`] happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SmtpStage {
+    /// Connecting, the greeting and EHLO.
+    Connect,
+    /// STARTTLS or the implicit TLS handshake (certificate verification included).
+    Tls,
+    /// SMTP AUTH.
+    Auth,
+    /// `MAIL FROM`.
+    Mail,
+    /// `RCPT TO`.
+    Rcpt,
+    /// `DATA` and the message content.
+    Data,
+}
+
+impl fmt::Display for SmtpStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "connect",
+            Self::Tls => "tls",
+            Self::Auth => "auth",
+            Self::Mail => "mail",
+            Self::Rcpt => "rcpt",
+            Self::Data => "data",
+        })
+    }
 }
 
 fn join_problems(problems: &[SettingsProblem]) -> String {
@@ -193,6 +247,7 @@ impl Error {
                     | std::io::ErrorKind::WouldBlock
             ),
             Self::PartialDelivery { source, .. } => source.is_transient(),
+            Self::Smtp { transient, .. } => *transient,
             Self::InvalidMessage { .. }
             | Self::InvalidSettings { .. }
             | Self::Disabled
@@ -206,6 +261,13 @@ impl Error {
     pub fn is_auth(&self) -> bool {
         match self {
             Self::PartialDelivery { source, .. } => source.is_auth(),
+            Self::Smtp {
+                stage,
+                code,
+                enhanced_code,
+                message,
+                ..
+            } => smtp_is_auth(*stage, *code, enhanced_code.as_deref(), message),
             _ => false,
         }
     }
@@ -217,7 +279,7 @@ impl Error {
     #[must_use]
     pub fn delivery(&self) -> Delivery {
         match self {
-            Self::Transport { delivery, .. } => *delivery,
+            Self::Transport { delivery, .. } | Self::Smtp { delivery, .. } => *delivery,
             Self::PartialDelivery { uncertain, .. } if !uncertain.is_empty() => Delivery::Uncertain,
             _ => Delivery::NotSent,
         }
@@ -253,8 +315,42 @@ impl Error {
                 .remedy()
                 .map(|r| format!("{r}; then resend only to the recipients listed as not sent")),
             Self::Transport { .. } => None,
+            Self::Smtp {
+                stage,
+                code,
+                enhanced_code,
+                message,
+                mechanism,
+                ..
+            } => smtp_remedy(
+                *stage,
+                *code,
+                enhanced_code.as_deref(),
+                message,
+                mechanism.as_deref(),
+            ),
         }
     }
+}
+
+// The SMTP reply-to-remedy table lives with the SMTP transport (`src/smtp/remedy.rs`).
+#[cfg(feature = "smtp")]
+use crate::smtp::remedy::{is_auth as smtp_is_auth, remedy as smtp_remedy};
+
+#[cfg(not(feature = "smtp"))]
+fn smtp_is_auth(_: SmtpStage, _: Option<u16>, _: Option<&str>, _: &str) -> bool {
+    false
+}
+
+#[cfg(not(feature = "smtp"))]
+fn smtp_remedy(
+    _: SmtpStage,
+    _: Option<u16>,
+    _: Option<&str>,
+    _: &str,
+    _: Option<&str>,
+) -> Option<String> {
+    None
 }
 
 #[cfg(test)]

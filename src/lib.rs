@@ -55,10 +55,12 @@ mod mime;
 mod outbox;
 mod secret;
 mod settings;
+#[cfg(feature = "smtp")]
+mod smtp;
 mod stub;
 mod transport;
 
-pub use error::{Delivery, Error, Result, SettingsProblem};
+pub use error::{Delivery, Error, Result, SettingsProblem, SmtpStage};
 pub use message::{
     Attachment, AttachmentContent, Email, EmailBuilder, Importance, Mailbox, Recipient,
     RecipientKind, ToMailbox,
@@ -67,6 +69,10 @@ pub use outbox::OutboxTransport;
 pub use secret::Secret;
 pub use settings::{
     AuthMode, Cloud, ConnectorSettings, ENV_PREFIX, ExpiryDate, SmtpTls, TransportKind,
+};
+#[cfg(feature = "smtp")]
+pub use smtp::{
+    SMTP_SCOPE, SendAsPolicy, SmtpRetry, SmtpTokenProvider, SmtpTransport, SmtpTransportBuilder,
 };
 pub use stub::StubTransport;
 pub use transport::{

@@ -28,7 +28,6 @@ use crate::settings::SmtpTls;
 use crate::transport::{CheckReport, CheckStep, SendReport, SentMessage};
 
 /// How the connection logs in.
-#[derive(Debug)]
 pub(super) enum Auth {
     None,
     Basic {
@@ -39,6 +38,25 @@ pub(super) enum Auth {
         user: String,
         provider: std::sync::Arc<dyn SmtpTokenProvider>,
     },
+}
+
+// By hand: the provider's own Debug is not ours to trust with its cached token.
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Basic { user, password } => f
+                .debug_struct("Basic")
+                .field("user", user)
+                .field("password", password)
+                .finish(),
+            Self::Xoauth2 { user, .. } => f
+                .debug_struct("Xoauth2")
+                .field("user", user)
+                .field("provider", &format_args!("[token provider]"))
+                .finish(),
+        }
+    }
 }
 
 /// Everything needed to open an authenticated connection.

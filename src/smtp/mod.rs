@@ -482,7 +482,7 @@ pub struct SmtpTransportBuilder {
     problems: Vec<SettingsProblem>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum BuilderAuth {
     None,
     Basic {
@@ -493,6 +493,25 @@ enum BuilderAuth {
         user: String,
         provider: Option<Arc<dyn SmtpTokenProvider>>,
     },
+}
+
+// By hand: the provider's own Debug is not ours to trust with its cached token.
+impl fmt::Debug for BuilderAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Basic { user, password } => f
+                .debug_struct("Basic")
+                .field("user", user)
+                .field("password", password)
+                .finish(),
+            Self::Xoauth2 { user, provider } => f
+                .debug_struct("Xoauth2")
+                .field("user", user)
+                .field("provider_set", &provider.is_some())
+                .finish(),
+        }
+    }
 }
 
 impl SmtpTransportBuilder {

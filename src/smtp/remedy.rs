@@ -29,10 +29,11 @@ pub(crate) fn from_lettre(
         text = text.trim_start_matches(enhanced.as_str()).trim().to_owned();
     }
     // A reply says itself whether it is transient (4xx). Without a reply it is the network
-    // (transient) unless lettre itself refused, e.g. no common AUTH mechanism (permanent).
+    // (transient) unless lettre itself refused, e.g. no common AUTH mechanism, or TLS failed
+    // (an unverifiable certificate does not fix itself): both permanent.
     let transient = match code {
         Some(code) => (400..500).contains(&code),
-        None => !error.is_client(),
+        None => !error.is_client() && !error.is_tls(),
     };
     let stage = if error.is_tls() && code.is_none() {
         SmtpStage::Tls

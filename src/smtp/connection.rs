@@ -239,15 +239,9 @@ impl Connector {
                 let token = provider.smtp_token().await?;
                 match xoauth2(conn, user, &token).await {
                     Ok(()) => Ok(Some(token)),
-                    Err(error)
-                        if matches!(
-                            error,
-                            Error::Smtp {
-                                code: Some(535),
-                                ..
-                            }
-                        ) =>
-                    {
+                    Err(Error::Smtp {
+                        code: Some(535), ..
+                    }) => {
                         // The token may have been revoked or expired early: a fresh one, once.
                         tracing::debug!("XOAUTH2 token refused (535); retrying with a fresh one");
                         provider.invalidate_smtp_token(&token);

@@ -235,13 +235,11 @@ impl fmt::Debug for SmtpTransport {
 impl SmtpTransport {
     /// A builder for `host` with STARTTLS required, port 587 — Exchange Online's submission
     /// endpoint (`smtp.office365.com`) and the usual choice.
-    #[must_use]
     pub fn starttls(host: impl Into<String>) -> SmtpTransportBuilder {
         SmtpTransportBuilder::new(host, SmtpTls::Starttls)
     }
 
     /// A builder for `host` with implicit TLS ("SMTPS"), port 465.
-    #[must_use]
     pub fn implicit_tls(host: impl Into<String>) -> SmtpTransportBuilder {
         SmtpTransportBuilder::new(host, SmtpTls::Implicit)
     }
@@ -250,7 +248,6 @@ impl SmtpTransport {
     /// host other than loopback unless
     /// [`allow_plaintext_credentials_dangerous`](SmtpTransportBuilder::allow_plaintext_credentials_dangerous)
     /// is set.
-    #[must_use]
     pub fn builder_dangerous(host: impl Into<String>) -> SmtpTransportBuilder {
         SmtpTransportBuilder::new(host, SmtpTls::None)
     }

@@ -178,6 +178,9 @@ impl TestServer {
                     let Ok((socket, _)) = listener.accept().await else {
                         return;
                     };
+                    // Replies go out line by line; without this Nagle's algorithm holds each
+                    // multi-line reply for the client's delayed ACK.
+                    let _ = socket.set_nodelay(true);
                     state.connections.fetch_add(1, Ordering::SeqCst);
                     let now = state.active.fetch_add(1, Ordering::SeqCst) + 1;
                     state.max_active.fetch_max(now, Ordering::SeqCst);

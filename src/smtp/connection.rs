@@ -164,23 +164,58 @@ pub(super) struct Connection {
 impl Connector {
     /// TCP, greeting, EHLO and TLS (implicit, or STARTTLS and EHLO again).
     async fn connect(&self) -> Result<AsyncSmtpConnection> {
-        let implicit = match self.tls {
-            SmtpTls::Implicit => self.tls_parameters.clone(),
-            _ => None,
-        };
-        let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (self.host.as_str(), self.port),
-            Some(self.connect_timeout),
-            &self.hello,
-            implicit,
-            None,
-        )
-        .await
-        .map_err(|e| from_lettre(SmtpStage::Connect, None, &e, Delivery::NotSent))?;
+        let mut conn = self.connect_plain_or_implicit().await?;
         if self.tls == SmtpTls::Starttls {
             self.starttls(&mut conn).await?;
         }
         Ok(conn)
+    }
+
+    /// TCP, greeting and EHLO, with TLS first for implicit TLS.
+    async fn connect_plain_or_implicit(&self) -> Result<AsyncSmtpConnection> {
+        let connect_error = |e| from_lettre(SmtpStage::Connect, None, &e, Delivery::NotSent);
+        if self.tls == SmtpTls::Implicit {
+            return AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.connect_timeout),
+                &self.hello,
+                self.tls_parameters.clone(),
+                None,
+            )
+            .await
+            .map_err(connect_error);
+        }
+        // Our own socket, for TCP_NODELAY: lettre writes the message and the final `.` in
+        // two writes, which Nagle's algorithm would hold for the server's delayed ACK (about
+        // 40 ms per message). STARTTLS upgrades this socket in place.
+        let tcp = tokio::time::timeout(
+            self.connect_timeout,
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| {
+            client_error(
+                SmtpStage::Connect,
+                format!(
+                    "no TCP connection to {}:{} within {:?}",
+                    self.host, self.port, self.connect_timeout
+                ),
+                true,
+                Delivery::NotSent,
+            )
+        })?
+        .map_err(|e| {
+            client_error(
+                SmtpStage::Connect,
+                format!("cannot connect to {}:{}: {e}", self.host, self.port),
+                true,
+                Delivery::NotSent,
+            )
+        })?;
+        let _ = tcp.set_nodelay(true);
+        AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+            .await
+            .map_err(connect_error)
     }
 
     async fn starttls(&self, conn: &mut AsyncSmtpConnection) -> Result<()> {
@@ -275,23 +310,9 @@ impl Connector {
     /// Connect, TLS, EHLO, AUTH and QUIT, each reported as a step; no mail is sent.
     pub(super) async fn check(&self) -> CheckReport {
         let mut report = CheckReport::default();
-        let implicit = self.tls == SmtpTls::Implicit;
-        let mut conn = match AsyncSmtpConnection::connect_tokio1(
-            (self.host.as_str(), self.port),
-            Some(self.connect_timeout),
-            &self.hello,
-            if implicit {
-                self.tls_parameters.clone()
-            } else {
-                None
-            },
-            None,
-        )
-        .await
-        {
+        let mut conn = match self.connect_plain_or_implicit().await {
             Ok(conn) => conn,
-            Err(e) => {
-                let error = from_lettre(SmtpStage::Connect, None, &e, Delivery::NotSent);
+            Err(error) => {
                 let name = match &error {
                     Error::Smtp {
                         stage: SmtpStage::Tls,

@@ -735,3 +735,58 @@ async fn oauth_over_smtp_in_settings_waits_for_the_credentials_provider() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn secrets_never_appear_in_debug_or_errors() {
+    let password = "pw-7c3a9e-never-print";
+    let token = "eyJ0eXAi-token-never-print";
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["PLAIN", "XOAUTH2"],
+        ..ServerOptions::default()
+    })
+    .await;
+    let mut settings = basic_settings(&server);
+    settings.password = Some(Secret::new(password));
+    let basic_builder = SmtpTransportBuilder::from_settings(&settings);
+    let basic = SmtpTransport::from_settings(&settings).unwrap();
+    let basic_error = basic
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    let tokens = Arc::new(FakeTokens::new(&[token]));
+    let oauth_builder = starttls(&server).xoauth2(USER, tokens);
+    let oauth = oauth_builder.clone().build().unwrap();
+    let oauth_error = oauth
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    let report = oauth.check().await.unwrap();
+    // The XOAUTH2 blob as it went on the wire, base64 included.
+    let blob = format!("user={USER}\x01auth=Bearer {token}\x01\x01");
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&blob);
+    let printed = format!(
+        "{settings:?} {basic_builder:?} {basic:?} {basic_error} {basic_error:?} {:?} \
+         {oauth_builder:?} {oauth:?} {oauth_error} {oauth_error:?} {:?} {report} {report:?}",
+        basic_error.remedy(),
+        oauth_error.remedy(),
+    );
+    for secret in [password, token, encoded.as_str()] {
+        assert!(!printed.contains(secret), "`{secret}` leaked: {printed}");
+    }
+    // The server did see them: the assertions above are not vacuous.
+    let auths = server.auths();
+    assert!(auths.iter().any(|a| a.decoded.contains(password)));
+    assert!(auths.iter().any(|a| a.decoded == blob));
+}
+
+#[test]
+fn the_dangerous_plaintext_setting_reads_from_the_environment() {
+    let settings = ConnectorSettings::from_env_vars([(
+        "MAIL_CONNECTOR_SMTP_ALLOW_PLAINTEXT_CREDENTIALS_DANGEROUS",
+        "true",
+    )])
+    .unwrap();
+    assert!(settings.smtp_allow_plaintext_credentials_dangerous);
+    assert!(!ConnectorSettings::default().smtp_allow_plaintext_credentials_dangerous);
+}

@@ -56,7 +56,7 @@ mod outbox;
 mod secret;
 mod settings;
 #[cfg(feature = "smtp")]
-mod smtp;
+pub mod smtp;
 mod stub;
 mod transport;
 

@@ -790,3 +790,40 @@ fn the_dangerous_plaintext_setting_reads_from_the_environment() {
     assert!(settings.smtp_allow_plaintext_credentials_dangerous);
     assert!(!ConnectorSettings::default().smtp_allow_plaintext_credentials_dangerous);
 }
+
+#[tokio::test]
+async fn the_mailbox_is_the_envelope_sender_and_send_as_follows_the_policy() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let email = Email::builder()
+        .from("Support <support@example.org>")
+        .to("ann@example.org")
+        .subject("Hi")
+        .build()
+        .unwrap();
+
+    // Default: the From header is the email's, the envelope sender the mailbox.
+    let transport = basic_settings(&server).build().unwrap();
+    transport.send(&email).await.unwrap();
+    let received = server.messages().pop().unwrap();
+    assert_eq!(received.mail_from, USER);
+    let parsed = MessageParser::default().parse(&received.data).unwrap();
+    assert_eq!(
+        parsed.from().unwrap().first().unwrap().address(),
+        Some("support@example.org")
+    );
+
+    let strict = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .send_as(mail_connector::SendAsPolicy::MailboxOnly)
+        .build()
+        .unwrap();
+    let error = strict.send(&email).await.unwrap_err();
+    assert!(matches!(error, Error::InvalidMessage { .. }), "{error:?}");
+    assert_eq!(server.messages().len(), 1, "refused before connecting");
+    let own = Email::builder()
+        .from(USER)
+        .to("ann@example.org")
+        .build()
+        .unwrap();
+    strict.send(&own).await.unwrap();
+}

@@ -410,8 +410,9 @@ impl SmtpTransport {
                         inner.pool.put(conn);
                     }
                     // A pooled connection the server closed while idle fails on its first
-                    // command without a reply; nothing was accepted, so use a new one.
-                    if reused && broken && !progress.data_written && error_has_no_reply(&error) {
+                    // command without a reply (or with 421); nothing was accepted, so use a
+                    // new one at once, without counting it as a failed attempt.
+                    if reused && broken && !progress.data_written && closed_by_server(&error) {
                         tracing::debug!("pooled SMTP connection was closed; opening a new one");
                         continue;
                     }
@@ -422,8 +423,14 @@ impl SmtpTransport {
     }
 }
 
-fn error_has_no_reply(error: &Error) -> bool {
-    matches!(error, Error::Smtp { code: None, .. })
+fn closed_by_server(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Smtp {
+            code: None | Some(421),
+            ..
+        }
+    )
 }
 
 #[async_trait]

@@ -179,6 +179,59 @@ pub enum Error {
         /// What is wrong with it (never the secret itself).
         reason: String,
     },
+    /// An SMTP server refused a command, or the SMTP connection failed, at `stage`.
+    #[error(
+        "SMTP {stage} failed: {}{}{message}",
+        code.map(|c| format!("{c} ")).unwrap_or_default(),
+        enhanced_code.as_deref().map(|c| format!("{c} ")).unwrap_or_default()
+    )]
+    Smtp {
+        /// Where in the SMTP session it failed.
+        stage: SmtpStage,
+        /// The server's reply code (e.g. 535), `None` for a connection or TLS failure.
+        code: Option<u16>,
+        /// The enhanced status code from the reply text (e.g. `5.7.139`), if any.
+        enhanced_code: Option<String>,
+        /// The server's reply text or the connection error; never contains a secret.
+        message: String,
+        /// The SASL mechanism in use when the stage is `auth` (`LOGIN`, `PLAIN`, `XOAUTH2`).
+        mechanism: Option<String>,
+        /// Whether retrying later may succeed (4xx replies, dropped connections, timeouts).
+        transient: bool,
+        /// Whether the message may have been delivered (a failure after the data was sent).
+        delivery: Delivery,
+    },
+}
+
+/// The stage of an SMTP session at which an [`Error::Smtp`] happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SmtpStage {
+    /// Connecting, the greeting and EHLO.
+    Connect,
+    /// STARTTLS or the implicit TLS handshake (certificate verification included).
+    Tls,
+    /// SMTP AUTH.
+    Auth,
+    /// `MAIL FROM`.
+    Mail,
+    /// `RCPT TO`.
+    Rcpt,
+    /// `DATA` and the message content.
+    Data,
+}
+
+impl fmt::Display for SmtpStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "connect",
+            Self::Tls => "tls",
+            Self::Auth => "auth",
+            Self::Mail => "mail",
+            Self::Rcpt => "rcpt",
+            Self::Data => "data",
+        })
+    }
 }
 
 fn join_problems(problems: &[SettingsProblem]) -> String {
@@ -259,6 +312,7 @@ impl Error {
                 entra.is_transient() || *status == 429 || *status >= 500
             }
             Self::TokenEndpoint { transient, .. } => *transient,
+            Self::Smtp { transient, .. } => *transient,
             Self::InvalidCredential { .. }
             | Self::InvalidMessage { .. }
             | Self::InvalidSettings { .. }
@@ -282,6 +336,13 @@ impl Error {
             }
             Self::TokenRequest { .. } => !self.is_transient(),
             Self::InvalidCredential { .. } => true,
+            Self::Smtp {
+                stage,
+                code,
+                enhanced_code,
+                message,
+                ..
+            } => smtp_is_auth(*stage, *code, enhanced_code.as_deref(), message),
             _ => false,
         }
     }
@@ -293,7 +354,9 @@ impl Error {
     #[must_use]
     pub fn delivery(&self) -> Delivery {
         match self {
-            Self::Transport { delivery, .. } | Self::Graph { delivery, .. } => *delivery,
+            Self::Transport { delivery, .. }
+            | Self::Graph { delivery, .. }
+            | Self::Smtp { delivery, .. } => *delivery,
             Self::PartialDelivery { uncertain, .. } if !uncertain.is_empty() => Delivery::Uncertain,
             _ => Delivery::NotSent,
         }
@@ -345,6 +408,20 @@ impl Error {
             Self::InvalidCredential { setting, .. } => Some(format!(
                 "fix `{setting}`: see the credentials setup steps in the documentation"
             )),
+            Self::Smtp {
+                stage,
+                code,
+                enhanced_code,
+                message,
+                mechanism,
+                ..
+            } => smtp_remedy(
+                *stage,
+                *code,
+                enhanced_code.as_deref(),
+                message,
+                mechanism.as_deref(),
+            ),
         }
     }
 
@@ -380,6 +457,7 @@ impl Error {
         match self {
             Self::Graph { status, .. } => *status,
             Self::TokenRequest { status, .. } => Some(*status),
+            Self::Smtp { code, .. } => *code,
             Self::PartialDelivery { source, .. } => source.status(),
             _ => None,
         }
@@ -461,6 +539,26 @@ fn graph_remedy(
         _ => return None,
     };
     Some(text)
+}
+
+// The SMTP reply-to-remedy table lives with the SMTP transport (`src/smtp/remedy.rs`).
+#[cfg(feature = "smtp")]
+use crate::smtp::remedy::{is_auth as smtp_is_auth, remedy as smtp_remedy};
+
+#[cfg(not(feature = "smtp"))]
+fn smtp_is_auth(_: SmtpStage, _: Option<u16>, _: Option<&str>, _: &str) -> bool {
+    false
+}
+
+#[cfg(not(feature = "smtp"))]
+fn smtp_remedy(
+    _: SmtpStage,
+    _: Option<u16>,
+    _: Option<&str>,
+    _: &str,
+    _: Option<&str>,
+) -> Option<String> {
+    None
 }
 
 #[cfg(test)]

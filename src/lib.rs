@@ -60,6 +60,8 @@ mod outbox;
 mod retry;
 mod secret;
 mod settings;
+#[cfg(feature = "smtp")]
+pub mod smtp;
 mod stub;
 mod transport;
 
@@ -69,7 +71,7 @@ pub use credentials::{
     InMemoryTokenCache, SMTP_SCOPE, TokenCacheStore, TokenClaims, TokenSource, graph_scope,
     smtp_scope,
 };
-pub use error::{Delivery, Error, Result, SettingsProblem};
+pub use error::{Delivery, Error, Result, SettingsProblem, SmtpStage};
 #[cfg(feature = "graph")]
 pub use graph::{GraphTransport, GraphTransportBuilder, MAX_ATTACHMENT_SIZE, UPLOAD_CHUNK_SIZE};
 pub use message::{
@@ -82,6 +84,8 @@ pub use secret::Secret;
 pub use settings::{
     AuthMode, Cloud, ConnectorSettings, ENV_PREFIX, ExpiryDate, SmtpTls, TransportKind,
 };
+#[cfg(feature = "smtp")]
+pub use smtp::{SendAsPolicy, SmtpRetry, SmtpTokenProvider, SmtpTransport, SmtpTransportBuilder};
 pub use stub::StubTransport;
 pub use transport::{
     CheckReport, CheckStatus, CheckStep, MailTransport, RecipientLimit, SendReport, SentMessage,

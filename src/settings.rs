@@ -22,6 +22,7 @@
 //! | `password` | the mailbox password, for `basic` |
 //! | `use_ssl` | Use SSL; default `true`. Maps to an SMTP TLS mode in [`ConnectorSettings::smtp_tls_mode`] |
 //! | `smtp_host`, `smtp_port`, `smtp_tls` | SMTP server; `smtp_tls` = `starttls`, `implicit` or `none` overrides `use_ssl` |
+//! | `smtp_allow_plaintext_credentials_dangerous` | default `false`. `true` lets a password or token go **unencrypted** to an SMTP host other than localhost (TLS mode `none`) |
 //! | `recipient_limit` | Recipient Limit; 0 = none. Larger emails are split (see [`RecipientLimit`]) |
 //! | `cloud` | `global`, `us-gov` (GCC High), `us-dod`, `china`: the login and Graph hosts together |
 //! | `authority_host`, `graph_endpoint` | explicit overrides of those hosts (proxies, tests) |
@@ -106,6 +107,9 @@ pub struct ConnectorSettings {
     pub smtp_port: Option<u16>,
     /// SMTP TLS mode; overrides what `use_ssl` implies.
     pub smtp_tls: Option<SmtpTls>,
+    /// Allow sending SMTP credentials without TLS to a host other than loopback. Default
+    /// `false`; anyone on the network path can read them.
+    pub smtp_allow_plaintext_credentials_dangerous: bool,
     /// Recipient Limit: the most recipients one message may carry; 0 = no limit.
     pub recipient_limit: u32,
     /// The Microsoft cloud: picks the login and Graph hosts together.
@@ -143,6 +147,7 @@ impl Default for ConnectorSettings {
             smtp_host: None,
             smtp_port: None,
             smtp_tls: None,
+            smtp_allow_plaintext_credentials_dangerous: false,
             recipient_limit: 0,
             cloud: Cloud::Global,
             authority_host: None,
@@ -181,6 +186,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("smtp_host", Kind::Text),
     ("smtp_port", Kind::Number),
     ("smtp_tls", Kind::Text),
+    ("smtp_allow_plaintext_credentials_dangerous", Kind::Bool),
     ("recipient_limit", Kind::Number),
     ("cloud", Kind::Text),
     ("authority_host", Kind::Text),
@@ -574,7 +580,21 @@ impl ConnectorSettings {
                             "SMTP host (`smtp_host`) `{host}` must be a host name only, e.g. `smtp.office365.com`; put the port in `smtp_port`"
                         ),
                     ),
-                    Some(_) => {}
+                    Some(host) => {
+                        if mode != AuthMode::None
+                            && self.smtp_tls_mode() == SmtpTls::None
+                            && !self.smtp_allow_plaintext_credentials_dangerous
+                            && !is_loopback_host(host)
+                        {
+                            problem(
+                                &mut problems,
+                                "smtp_allow_plaintext_credentials_dangerous",
+                                format!(
+                                    "SMTP without TLS (`use_ssl = false` or `smtp_tls = \"none\"`) would send the {mode} credentials unencrypted to `{host}`: turn Use SSL (`use_ssl`) on, or set `smtp_allow_plaintext_credentials_dangerous = true` only on a network you trust"
+                                ),
+                            );
+                        }
+                    }
                 }
                 if self.smtp_port == Some(0) {
                     problem(
@@ -728,18 +748,26 @@ impl ConnectorSettings {
                         reason: "this build of mail-connector has no `graph` feature; enable it in Cargo.toml",
                     });
                 }
+                #[cfg(feature = "smtp")]
+                TransportKind::Smtp => Arc::new(crate::smtp::SmtpTransport::from_settings(self)?),
+                #[cfg(not(feature = "smtp"))]
                 TransportKind::Smtp => {
                     return Err(Error::NotAvailable {
                         transport: "smtp",
-                        reason: "the SMTP transport is not implemented in this version; set `outbox_dir` to write messages to a folder meanwhile",
+                        reason: "this build of mail-connector has no `smtp` feature; enable it in Cargo.toml",
                     });
                 }
             }
         };
-        Ok(match self.recipient_limit {
+        Ok(self.limited(transport))
+    }
+
+    /// Wraps `transport` in [`RecipientLimit`] when `recipient_limit` is not 0.
+    fn limited(&self, transport: Arc<dyn MailTransport>) -> Arc<dyn MailTransport> {
+        match self.recipient_limit {
             0 => transport,
             limit => Arc::new(RecipientLimit::new(transport, limit as usize)),
-        })
+        }
     }
 }
 
@@ -811,6 +839,15 @@ fn check_url(problems: &mut Vec<SettingsProblem>, field: &str, label: &str, valu
             ),
         ),
     }
+}
+
+/// Whether an SMTP host name is this machine: `localhost` or a loopback address.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 pub(crate) fn is_loopback(url: &url::Url) -> bool {

@@ -1,0 +1,60 @@
+//! Send one email by SMTP with basic authentication, configured the way the admin screen is.
+//!
+//! Copy this into your application and adapt the settings. To try it against Exchange Online
+//! (SMTP AUTH must be enabled for the mailbox: `Set-CASMailbox -Identity <mailbox>
+//! -SmtpClientAuthenticationDisabled $false`):
+//!
+//! ```text
+//! MAIL_CONNECTOR_USER_NAME=no-reply@contoso.com \
+//! MAIL_CONNECTOR_PASSWORD='the mailbox password' \
+//! cargo run --example smtp -- ann@example.org
+//! ```
+//!
+//! Optional: `MAIL_CONNECTOR_SMTP_HOST` (default `smtp.office365.com`),
+//! `MAIL_CONNECTOR_SMTP_PORT` (default 587, STARTTLS), `MAIL_CONNECTOR_TLS_CA_FILE`, and
+//! `RUST_LOG=mail_connector=debug` for the send's tracing span.
+
+use mail_connector::{ConnectorSettings, Email, MailTransport, SmtpTransport};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let to = std::env::args()
+        .nth(1)
+        .ok_or("usage: cargo run --example smtp -- RECIPIENT")?;
+
+    // The admin screen: Authentication Mode = Basic, Use SSL on (STARTTLS on 587).
+    let mut settings = ConnectorSettings::from_env()?;
+    settings.auth_mode = Some(mail_connector::AuthMode::Basic);
+    settings.validate()?;
+    println!("{}", settings.summary());
+
+    // `settings.build()` gives the same transport behind `Arc<dyn MailTransport>`;
+    // the concrete type offers `check` details and connection counts.
+    let transport = SmtpTransport::from_settings(&settings)?;
+    let report = transport.check().await?;
+    print!("{report}");
+    if !report.is_ok() {
+        return Err("the SMTP check failed; see the remedies above".into());
+    }
+
+    let email = Email::builder()
+        .to(to.as_str())
+        .subject("Test from mail-connector")
+        .text("If you can read this, SMTP submission works.")
+        .html("<p>If you can read this, <b>SMTP submission</b> works.</p>")
+        .build()?;
+    match transport.send(&email).await {
+        Ok(report) => println!("sent: {:?}", report.messages[0].id),
+        Err(error) => {
+            eprintln!("failed: {error}");
+            if let Some(remedy) = error.remedy() {
+                eprintln!("fix: {remedy}");
+            }
+            return Err(error.into());
+        }
+    }
+    Ok(())
+}

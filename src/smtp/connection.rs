@@ -1,0 +1,579 @@
+//! One SMTP connection over lettre's `AsyncSmtpConnection`: opening (TCP, TLS, EHLO, AUTH),
+//! one mail transaction, and the pool of idle connections.
+//!
+//! Why our own pool rather than lettre's `AsyncSmtpTransport` pool: lettre's pool
+//! authenticates every connection with one fixed `Credentials` value, so an XOAUTH2 token
+//! that expires would keep being used; its size does not cap concurrent connections; and its
+//! `send` stops at the first refused `RCPT TO`. Here each connection remembers the token it
+//! logged in with and is replaced when the provider's token changes, a semaphore in
+//! [`SmtpTransport`](super::SmtpTransport) caps connections, and MAIL/RCPT/DATA are issued
+//! with lettre's command types so refused recipients can be reported one by one.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use lettre::Address;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use tokio::time::Instant;
+
+use super::SmtpTokenProvider;
+use super::remedy::{client_error, from_lettre};
+use crate::error::{Delivery, Error, Result, SmtpStage};
+use crate::message::{Email, Mailbox, Recipient};
+use crate::secret::Secret;
+use crate::settings::SmtpTls;
+use crate::transport::{CheckReport, CheckStep, SendReport, SentMessage};
+
+/// How the connection logs in.
+pub(super) enum Auth {
+    None,
+    Basic {
+        user: String,
+        password: Secret,
+    },
+    Xoauth2 {
+        user: String,
+        provider: std::sync::Arc<dyn SmtpTokenProvider>,
+    },
+}
+
+// By hand: the provider's own Debug is not ours to trust with its cached token.
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Basic { user, password } => f
+                .debug_struct("Basic")
+                .field("user", user)
+                .field("password", password)
+                .finish(),
+            Self::Xoauth2 { user, .. } => f
+                .debug_struct("Xoauth2")
+                .field("user", user)
+                .field("provider", &format_args!("[token provider]"))
+                .finish(),
+        }
+    }
+}
+
+/// Everything needed to open an authenticated connection.
+pub(super) struct Connector {
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) tls: SmtpTls,
+    pub(super) tls_parameters: Option<TlsParameters>,
+    pub(super) auth: Auth,
+    pub(super) hello: ClientId,
+    pub(super) connect_timeout: Duration,
+}
+
+/// How far an attempt got: decides whether a timeout leaves delivery uncertain.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Progress {
+    pub(super) stage: SmtpStage,
+    /// The server answered 354 to DATA and we started writing the message.
+    pub(super) data_written: bool,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            stage: SmtpStage::Connect,
+            data_written: false,
+        }
+    }
+}
+
+/// The envelope: the mailbox as `MAIL FROM`, every recipient (Bcc included) as `RCPT TO`.
+pub(super) struct Envelope {
+    from: Address,
+    recipients: Vec<(Recipient, Address)>,
+    non_ascii: bool,
+}
+
+fn address(mailbox: &Mailbox, field: &str) -> Result<Address> {
+    mailbox.address().parse().map_err(|e| {
+        Error::invalid_message(
+            field,
+            format!("`{}` is not a valid address ({e})", mailbox.address()),
+        )
+    })
+}
+
+impl Envelope {
+    pub(super) fn new(mailbox: &Mailbox, email: &Email) -> Result<Self> {
+        let from = address(mailbox, "from")?;
+        let recipients = email
+            .recipients()
+            .map(|r| address(&r.mailbox, "to").map(|a| (r, a)))
+            .collect::<Result<Vec<_>>>()?;
+        if recipients.is_empty() {
+            return Err(Error::invalid_message("to", "the email has no recipients"));
+        }
+        let non_ascii = !AsRef::<str>::as_ref(&from).is_ascii()
+            || recipients
+                .iter()
+                .any(|(_, a)| !AsRef::<str>::as_ref(a).is_ascii());
+        Ok(Self {
+            from,
+            recipients,
+            non_ascii,
+        })
+    }
+
+    /// The send's result: a report, or [`Error::PartialDelivery`] when recipients were refused.
+    pub(super) fn report(&self, outcome: Accepted, id: Option<String>) -> Result<SendReport> {
+        let delivered = if outcome.accepted.is_empty() {
+            SendReport::default()
+        } else {
+            SendReport::single(SentMessage::new(outcome.accepted, id))
+        };
+        let mut refused = outcome.refused.into_iter();
+        let Some((first, source)) = refused.next() else {
+            return Ok(delivered);
+        };
+        let mut not_sent = vec![first];
+        not_sent.extend(refused.map(|(recipient, _)| recipient));
+        Err(Error::PartialDelivery {
+            delivered,
+            uncertain: Vec::new(),
+            not_sent,
+            source: Box::new(source),
+        })
+    }
+}
+
+/// What the server did with the recipients of one transaction.
+pub(super) struct Accepted {
+    accepted: Vec<Recipient>,
+    refused: Vec<(Recipient, Error)>,
+}
+
+/// An open, authenticated connection.
+pub(super) struct Connection {
+    conn: AsyncSmtpConnection,
+    /// The XOAUTH2 token this session logged in with.
+    token: Option<Secret>,
+    last_used: Instant,
+    broken: bool,
+}
+
+impl Connector {
+    /// TCP, greeting, EHLO and TLS (implicit, or STARTTLS and EHLO again).
+    async fn connect(&self) -> Result<AsyncSmtpConnection> {
+        let mut conn = self.connect_plain_or_implicit().await?;
+        if self.tls == SmtpTls::Starttls {
+            self.starttls(&mut conn).await?;
+        }
+        Ok(conn)
+    }
+
+    /// TCP, greeting and EHLO, with TLS first for implicit TLS.
+    async fn connect_plain_or_implicit(&self) -> Result<AsyncSmtpConnection> {
+        let connect_error = |e| from_lettre(SmtpStage::Connect, None, &e, Delivery::NotSent);
+        if self.tls == SmtpTls::Implicit {
+            return AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.connect_timeout),
+                &self.hello,
+                self.tls_parameters.clone(),
+                None,
+            )
+            .await
+            .map_err(connect_error);
+        }
+        // Our own socket, for TCP_NODELAY: lettre writes the message and the final `.` in
+        // two writes, which Nagle's algorithm would hold for the server's delayed ACK (about
+        // 40 ms per message). STARTTLS upgrades this socket in place.
+        let tcp = tokio::time::timeout(
+            self.connect_timeout,
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| {
+            client_error(
+                SmtpStage::Connect,
+                format!(
+                    "no TCP connection to {}:{} within {:?}",
+                    self.host, self.port, self.connect_timeout
+                ),
+                true,
+                Delivery::NotSent,
+            )
+        })?
+        .map_err(|e| {
+            client_error(
+                SmtpStage::Connect,
+                format!("cannot connect to {}:{}: {e}", self.host, self.port),
+                true,
+                Delivery::NotSent,
+            )
+        })?;
+        let _ = tcp.set_nodelay(true);
+        AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+            .await
+            .map_err(connect_error)
+    }
+
+    async fn starttls(&self, conn: &mut AsyncSmtpConnection) -> Result<()> {
+        if !conn.can_starttls() {
+            conn.abort().await;
+            return Err(client_error(
+                SmtpStage::Tls,
+                "the server does not offer STARTTLS, which Use SSL (`use_ssl`) requires",
+                false,
+                Delivery::NotSent,
+            ));
+        }
+        let Some(params) = self.tls_parameters.clone() else {
+            return Err(client_error(
+                SmtpStage::Tls,
+                "no TLS parameters",
+                false,
+                Delivery::NotSent,
+            ));
+        };
+        conn.starttls(params, &self.hello)
+            .await
+            .map_err(|e| from_lettre(SmtpStage::Tls, None, &e, Delivery::NotSent))
+    }
+
+    /// Logs in; returns the XOAUTH2 token used, if any.
+    async fn authenticate(&self, conn: &mut AsyncSmtpConnection) -> Result<Option<Secret>> {
+        match &self.auth {
+            Auth::None => Ok(None),
+            Auth::Basic { user, password } => {
+                let offered = conn
+                    .server_info()
+                    .get_auth_mechanism(&[Mechanism::Plain, Mechanism::Login]);
+                let Some(mechanism) = offered else {
+                    return Err(no_mechanism(conn, "PLAIN or LOGIN"));
+                };
+                let credentials =
+                    Credentials::new(user.clone(), password.expose_secret().to_owned());
+                conn.auth(&[mechanism], &credentials).await.map_err(|e| {
+                    from_lettre(
+                        SmtpStage::Auth,
+                        Some(&mechanism.to_string()),
+                        &e,
+                        Delivery::NotSent,
+                    )
+                })?;
+                Ok(None)
+            }
+            Auth::Xoauth2 { user, provider } => {
+                if !conn
+                    .server_info()
+                    .supports_auth_mechanism(Mechanism::Xoauth2)
+                {
+                    return Err(no_mechanism(conn, "XOAUTH2"));
+                }
+                let token = provider.smtp_token().await?;
+                match xoauth2(conn, user, &token).await {
+                    Ok(()) => Ok(Some(token)),
+                    Err(Error::Smtp {
+                        code: Some(535), ..
+                    }) => {
+                        // The token may have been revoked or expired early: a fresh one, once.
+                        tracing::debug!("XOAUTH2 token refused (535); retrying with a fresh one");
+                        provider.invalidate_smtp_token(&token);
+                        let token = provider.smtp_token().await?;
+                        xoauth2(conn, user, &token).await?;
+                        Ok(Some(token))
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+        }
+    }
+
+    /// Opens a connection ready to send.
+    pub(super) async fn open(&self) -> Result<Connection> {
+        let mut conn = self.connect().await?;
+        match self.authenticate(&mut conn).await {
+            Ok(token) => Ok(Connection {
+                conn,
+                token,
+                last_used: Instant::now(),
+                broken: false,
+            }),
+            Err(error) => {
+                conn.abort().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Connect, TLS, EHLO, AUTH and QUIT, each reported as a step; no mail is sent.
+    pub(super) async fn check(&self) -> CheckReport {
+        let mut report = CheckReport::default();
+        let mut conn = match self.connect_plain_or_implicit().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                let name = match &error {
+                    Error::Smtp {
+                        stage: SmtpStage::Tls,
+                        ..
+                    } => "tls",
+                    _ => "connect",
+                };
+                report.push(CheckStep::from_error(name, &error));
+                return report;
+            }
+        };
+        report.push(CheckStep::ok(
+            "connect",
+            format!("connected to {}:{}", self.host, self.port),
+        ));
+        match self.tls {
+            SmtpTls::Implicit => report.push(CheckStep::ok(
+                "tls",
+                "implicit TLS; the server certificate was verified",
+            )),
+            SmtpTls::Starttls => match self.starttls(&mut conn).await {
+                Ok(()) => report.push(CheckStep::ok(
+                    "tls",
+                    "STARTTLS; the server certificate was verified",
+                )),
+                Err(error) => {
+                    report.push(CheckStep::from_error("tls", &error));
+                    return report;
+                }
+            },
+            SmtpTls::None => report.push(CheckStep::warning(
+                "tls",
+                "no TLS: mail and credentials cross the network unencrypted",
+                "set Use SSL (`use_ssl = true`) unless the server is on this machine",
+            )),
+        }
+        report.push(CheckStep::ok(
+            "ehlo",
+            format!("server capabilities: {}", conn.server_info()),
+        ));
+        match self.authenticate(&mut conn).await {
+            Ok(_) => report.push(CheckStep::ok(
+                "auth",
+                match &self.auth {
+                    Auth::None => "no authentication (anonymous relay)".to_owned(),
+                    Auth::Basic { user, .. } => format!("logged in as {user} (basic)"),
+                    Auth::Xoauth2 { user, .. } => format!("logged in as {user} (XOAUTH2)"),
+                },
+            )),
+            Err(error) => {
+                report.push(CheckStep::from_error("auth", &error));
+                conn.abort().await;
+                return report;
+            }
+        }
+        match conn.quit().await {
+            Ok(_) => report.push(CheckStep::ok("quit", "session closed; no mail was sent")),
+            Err(e) => report.push(CheckStep::warning(
+                "quit",
+                format!("QUIT failed: {e}"),
+                "none needed for sending; the server closed the session early",
+            )),
+        }
+        report
+    }
+}
+
+fn no_mechanism(conn: &AsyncSmtpConnection, wanted: &str) -> Error {
+    Error::Smtp {
+        stage: SmtpStage::Auth,
+        code: None,
+        enhanced_code: None,
+        message: format!(
+            "the server offers no {wanted} authentication (it says: {})",
+            conn.server_info()
+        ),
+        mechanism: None,
+        transient: false,
+        delivery: Delivery::NotSent,
+    }
+}
+
+async fn xoauth2(conn: &mut AsyncSmtpConnection, user: &str, token: &Secret) -> Result<()> {
+    // lettre's Mechanism::Xoauth2 formats `user=…\x01auth=Bearer …\x01\x01` and base64s it.
+    let credentials = Credentials::new(user.to_owned(), token.expose_secret().to_owned());
+    conn.auth(&[Mechanism::Xoauth2], &credentials)
+        .await
+        .map(drop)
+        .map_err(|e| from_lettre(SmtpStage::Auth, Some("XOAUTH2"), &e, Delivery::NotSent))
+}
+
+impl Connection {
+    pub(super) fn is_broken(&self) -> bool {
+        self.broken || self.conn.has_broken()
+    }
+
+    pub(super) async fn abort(mut self) {
+        self.conn.abort().await;
+    }
+
+    /// Marks the connection unusable after an error without a reply, or a 421.
+    fn note(&mut self, error: &Error) {
+        if matches!(
+            error,
+            Error::Smtp {
+                code: None | Some(421),
+                ..
+            }
+        ) {
+            self.broken = true;
+        }
+    }
+
+    /// Ends an unfinished transaction so the connection can be reused.
+    async fn reset(&mut self) {
+        if !self.broken && self.conn.command(Rset).await.is_err() {
+            self.broken = true;
+        }
+    }
+
+    /// One mail transaction: MAIL FROM, RCPT TO for each recipient, DATA.
+    pub(super) async fn transfer(
+        &mut self,
+        envelope: &Envelope,
+        bytes: &[u8],
+        progress: &mut Progress,
+    ) -> Result<Accepted> {
+        progress.stage = SmtpStage::Mail;
+        let mut parameters = Vec::new();
+        let info = self.conn.server_info();
+        if envelope.non_ascii {
+            if !info.supports_feature(Extension::SmtpUtfEight) {
+                return Err(Error::invalid_message(
+                    "to",
+                    "an address is not ASCII and the server does not support SMTPUTF8",
+                ));
+            }
+            parameters.push(MailParameter::SmtpUtfEight);
+        }
+        if !bytes.is_ascii() && info.supports_feature(Extension::EightBitMime) {
+            parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        if let Err(e) = self
+            .conn
+            .command(Mail::new(Some(envelope.from.clone()), parameters))
+            .await
+        {
+            let error = from_lettre(SmtpStage::Mail, None, &e, Delivery::NotSent);
+            self.note(&error);
+            self.reset().await;
+            return Err(error);
+        }
+
+        progress.stage = SmtpStage::Rcpt;
+        let mut accepted = Vec::new();
+        let mut refused = Vec::new();
+        for (recipient, address) in &envelope.recipients {
+            match self.conn.command(Rcpt::new(address.clone(), vec![])).await {
+                Ok(_) => accepted.push(recipient.clone()),
+                Err(e) if e.status().is_some() => {
+                    let mut error = from_lettre(SmtpStage::Rcpt, None, &e, Delivery::NotSent);
+                    if let Error::Smtp { message, .. } = &mut error {
+                        *message = format!("recipient <{address}> refused: {message}");
+                    }
+                    tracing::warn!(error = %error, "recipient refused");
+                    refused.push((recipient.clone(), error));
+                }
+                Err(e) => {
+                    let error = from_lettre(SmtpStage::Rcpt, None, &e, Delivery::NotSent);
+                    self.note(&error);
+                    return Err(error);
+                }
+            }
+        }
+        if accepted.is_empty() {
+            self.reset().await;
+            // Every refusal temporary: worth retrying as a whole.
+            if refused.iter().all(|(_, e)| e.is_transient()) && !refused.is_empty() {
+                return Err(refused.swap_remove(0).1);
+            }
+            return Ok(Accepted { accepted, refused });
+        }
+
+        progress.stage = SmtpStage::Data;
+        if let Err(e) = self.conn.command(Data).await {
+            let error = from_lettre(SmtpStage::Data, None, &e, Delivery::NotSent);
+            self.note(&error);
+            self.reset().await;
+            return Err(error);
+        }
+        progress.data_written = true;
+        if let Err(e) = self.conn.message(bytes).await {
+            // A reply is the server's verdict: not accepted. No reply: it may have been.
+            let delivery = if e.status().is_some() {
+                Delivery::NotSent
+            } else {
+                Delivery::Uncertain
+            };
+            let error = from_lettre(SmtpStage::Data, None, &e, delivery);
+            self.note(&error);
+            return Err(error);
+        }
+        Ok(Accepted { accepted, refused })
+    }
+}
+
+/// Idle connections, most recently used last.
+pub(super) struct Pool {
+    idle: Mutex<Vec<Connection>>,
+    idle_timeout: Duration,
+}
+
+impl Pool {
+    pub(super) fn new(idle_timeout: Duration) -> Self {
+        Self {
+            idle: Mutex::new(Vec::new()),
+            idle_timeout,
+        }
+    }
+
+    /// The most recently used idle connection that is still fresh and, for XOAUTH2, logged in
+    /// with the provider's current token; stale ones are closed.
+    pub(super) async fn take(&self, connector: &Connector) -> Result<Option<Connection>> {
+        loop {
+            let conn = self
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let Some(conn) = conn else {
+                return Ok(None);
+            };
+            if conn.last_used.elapsed() > self.idle_timeout {
+                conn.abort().await;
+                continue;
+            }
+            if let Auth::Xoauth2 { provider, .. } = &connector.auth {
+                let current = provider.smtp_token().await?;
+                let same = conn
+                    .token
+                    .as_ref()
+                    .is_some_and(|t| t.expose_secret() == current.expose_secret());
+                if !same {
+                    tracing::debug!("token changed; replacing a pooled SMTP connection");
+                    conn.abort().await;
+                    continue;
+                }
+            }
+            return Ok(Some(conn));
+        }
+    }
+
+    /// Returns a connection for reuse; broken ones are dropped.
+    pub(super) fn put(&self, mut conn: Connection) {
+        if conn.is_broken() {
+            return;
+        }
+        conn.last_used = Instant::now();
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
+    }
+}

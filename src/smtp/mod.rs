@@ -1,0 +1,888 @@
+//! [`SmtpTransport`]: SMTP submission over lettre — basic auth (LOGIN/PLAIN), XOAUTH2 or
+//! an anonymous relay — with our own connection pool.
+//!
+//! lettre speaks the protocol (EHLO, STARTTLS, AUTH, MAIL/RCPT/DATA, dot-stuffing) and
+//! builds the MIME message; this module decides how connections are secured, authenticated,
+//! shared, retried and how failures are explained.
+//!
+//! # TLS modes and "Use SSL"
+//!
+//! The TLS mode is an enum, [`SmtpTls`]. The admin screen's Use SSL box is mapped to it in one
+//! place, [`ConnectorSettings::smtp_tls_mode`](crate::ConnectorSettings::smtp_tls_mode):
+//!
+//! | `use_ssl` | port | mode |
+//! |---|---|---|
+//! | `true` (default) | 465 | [`SmtpTls::Implicit`]: TLS from the first byte |
+//! | `true` (default) | any other (default 587) | [`SmtpTls::Starttls`], **required**: a server that does not offer STARTTLS is an error, never a silent downgrade |
+//! | `false` | any | [`SmtpTls::None`]: no encryption |
+//!
+//! `smtp_tls` overrides the mapping. Certificates are always verified, against the system
+//! roots plus the PEM file in `tls_ca_file`. Without TLS, credentials (a password or a token)
+//! are refused for any host other than loopback unless
+//! `smtp_allow_plaintext_credentials_dangerous = true` — the name is the warning.
+//!
+//! Exchange Online documents only STARTTLS on port 587 (or 25) for client submission; its
+//! port 465 is not a supported endpoint, so keep the defaults.
+//!
+//! # Authentication
+//!
+//! - `basic`: the mechanisms the server offers, PLAIN or LOGIN (Exchange Online offers only
+//!   LOGIN and XOAUTH2).
+//! - `oauth` with `transport = "smtp"`: SASL XOAUTH2
+//!   (`user=<user_name>\x01auth=Bearer <token>\x01\x01`) with a token from an
+//!   [`SmtpTokenProvider`] for the scope [`SMTP_SCOPE`](crate::SMTP_SCOPE). A token is fetched for each new
+//!   connection; a pooled connection whose token is no longer the provider's current one is
+//!   closed and replaced, because SMTP cannot re-authenticate a session. When the server
+//!   answers 535, the token is invalidated and the login retried once with a fresh one.
+//! - `none`: no AUTH, for an anonymous relay.
+//!
+//! # Pooling, limits and retries
+//!
+//! Connections are kept after a send and reused. At most
+//! [`max_connections`](SmtpTransportBuilder::max_connections) (default 3, Exchange Online's
+//! limit per mailbox) are open at once, enforced by a semaphore; further sends wait their
+//! turn. A pooled connection the server has closed is replaced transparently. Each send has
+//! an overall deadline ([`send_timeout`](SmtpTransportBuilder::send_timeout), default 60 s).
+//! 4xx replies and dropped connections are retried with exponential backoff inside that
+//! deadline; 5xx replies are not. Once the message data has been written, nothing is retried:
+//! a failure or timeout then is reported as [`Delivery::Uncertain`](crate::Delivery).
+//!
+//! Recipients the server refuses (`RCPT TO`) do not stop the others: the message goes to the
+//! accepted ones and the send fails with [`Error::PartialDelivery`], whose `not_sent` lists
+//! exactly the refused recipients. When every recipient is refused nothing is sent (`RSET`).
+//!
+//! # Errors and their remedies
+//!
+//! Failures are [`Error::Smtp`] with the stage, reply code, enhanced status code and server
+//! text; [`Error::remedy`] names the fix:
+//!
+//! | reply | meaning | remedy |
+//! |---|---|---|
+//! | `535 5.7.139` | SMTP AUTH disabled for the tenant or mailbox | `Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false`, or use OAuth |
+//! | `550 5.7.30` | basic auth retired | `auth_mode = "oauth"` |
+//! | `535 5.7.3` with XOAUTH2 | token not accepted | `SMTP.SendAsApp` + admin consent, `New-ServicePrincipal`, `Add-MailboxPermission` |
+//! | `535 5.7.8` | wrong user name or password | fix `user_name` / `password` |
+//! | `554 5.2.252` | SendAsDenied | send from `user_name` or `Add-RecipientPermission … SendAs` |
+//! | `432 4.3.2` | too many concurrent connections | transient: retried |
+//!
+//! # Exchange Online setup
+//!
+//! SMTP AUTH is off for tenants created after January 2020 and under security defaults:
+//! enable it per mailbox with `Set-CASMailbox -Identity <mailbox>
+//! -SmtpClientAuthenticationDisabled $false`. Microsoft is retiring basic authentication
+//! for SMTP client submission: disabled by default for existing tenants from the end of
+//! December 2026, unavailable for new tenants, final removal announced for 2027 — after
+//! which the server answers `550 5.7.30`. Prefer OAuth: the app needs `SMTP.SendAsApp`
+//! (Office 365 Exchange Online, application permission, admin consent), a service principal
+//! registered with `New-ServicePrincipal`, and `Add-MailboxPermission` on the mailbox; the
+//! token scope is `https://outlook.office365.com/.default`.
+//!
+//! ```no_run
+//! use mail_connector::{Email, MailTransport, Secret, SmtpTransport};
+//!
+//! # async fn run() -> mail_connector::Result<()> {
+//! let transport = SmtpTransport::starttls("smtp.office365.com")
+//!     .basic_auth("no-reply@contoso.com", Secret::new("app-password"))
+//!     .build()?;
+//! let email = Email::builder().to("ann@example.org").subject("Hi").text("Hello").build()?;
+//! transport.send(&email).await?;
+//! # Ok(()) }
+//! ```
+
+mod connection;
+pub(crate) mod remedy;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::credentials::{AccessToken, Credentials, smtp_scope};
+use crate::error::{Delivery, Error, Result, SettingsProblem, SmtpStage};
+use crate::message::{Email, Mailbox};
+use crate::mime::{BccHeader, build_message};
+use crate::secret::Secret;
+use crate::settings::{AuthMode, ConnectorSettings, SmtpTls, is_loopback_host};
+use crate::transport::{CheckReport, MailTransport, SendReport};
+
+use connection::{Auth, Connector, Pool, Progress};
+
+/// Where [`SmtpTransport`] gets OAuth access tokens for XOAUTH2.
+///
+/// The crate's credentials provider implements it; tests and custom token sources can too.
+/// Implementations should cache: `smtp_token` is called for every send, to notice when the
+/// token has changed and pooled connections must be replaced.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use mail_connector::{Result, Secret, SmtpTokenProvider};
+///
+/// #[derive(Debug)]
+/// struct FixedToken(Secret);
+///
+/// #[async_trait]
+/// impl SmtpTokenProvider for FixedToken {
+///     async fn smtp_token(&self) -> Result<Secret> {
+///         Ok(self.0.clone())
+///     }
+///     fn invalidate_smtp_token(&self, _token: &Secret) {}
+/// }
+/// ```
+#[async_trait]
+pub trait SmtpTokenProvider: Send + Sync + fmt::Debug {
+    /// An access token for SMTP (XOAUTH2, scope [`SMTP_SCOPE`](crate::SMTP_SCOPE)), cached or fresh.
+    ///
+    /// # Errors
+    ///
+    /// Whatever prevented getting a token (e.g. the token endpoint refused the client).
+    async fn smtp_token(&self) -> Result<Secret>;
+
+    /// The server refused this token (535): drop it so the next call fetches a new one.
+    fn invalidate_smtp_token(&self, token: &Secret);
+}
+
+/// The settings' [`Credentials`] as the XOAUTH2 token source: tokens for the Exchange Online
+/// scope ([`smtp_scope`]), cached, shared and refreshed by the credentials provider.
+#[derive(Debug)]
+struct CredentialsTokens {
+    credentials: Credentials,
+    scope: String,
+}
+
+#[async_trait]
+impl SmtpTokenProvider for CredentialsTokens {
+    async fn smtp_token(&self) -> Result<Secret> {
+        let token = self.credentials.access_token(&self.scope).await?;
+        Ok(Secret::new(token.expose_secret()))
+    }
+
+    fn invalidate_smtp_token(&self, token: &Secret) {
+        // The cache compares tokens by value; the expiry of this stand-in does not matter.
+        let refused = AccessToken::new(token.clone(), std::time::SystemTime::UNIX_EPOCH);
+        self.credentials.invalidate(&refused);
+    }
+}
+
+/// Whether an email's own `from` may differ from the transport's mailbox.
+///
+/// The envelope sender (`MAIL FROM`) is always the mailbox (`user_name`), the account that
+/// authenticates. This policy decides the `From` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SendAsPolicy {
+    /// Use the email's `from` as the `From` header when set (the default). Exchange Online
+    /// accepts it only with Send As permission on that address, else `554 5.2.252`.
+    #[default]
+    AllowOtherFrom,
+    /// Refuse, before connecting, an email whose `from` is not the mailbox.
+    MailboxOnly,
+}
+
+/// Retry settings for transient failures (4xx replies, dropped connections).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SmtpRetry {
+    /// Attempts in total, the first included; 1 disables retries.
+    pub max_attempts: u32,
+    /// The wait before the first retry; doubled for each further retry.
+    pub initial_backoff: Duration,
+    /// The longest wait between attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for SmtpRetry {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+        }
+    }
+}
+
+impl SmtpRetry {
+    fn backoff(&self, retry: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// Sends email by SMTP submission with a pool of reused connections.
+///
+/// Cheap to clone: clones share the pool. Make one per mailbox and share it. See the
+/// [module documentation](self) for TLS, authentication, pooling and retries.
+#[derive(Clone)]
+pub struct SmtpTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connector: Connector,
+    sender: Option<Mailbox>,
+    send_as: SendAsPolicy,
+    send_timeout: Duration,
+    retry: SmtpRetry,
+    max_connections: usize,
+    permits: Semaphore,
+    pool: Pool,
+    opened: AtomicU64,
+}
+
+impl fmt::Debug for SmtpTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("SmtpTransport")
+            .field("host", &inner.connector.host)
+            .field("port", &inner.connector.port)
+            .field("tls", &inner.connector.tls)
+            .field("auth", &inner.connector.auth)
+            .field("sender", &inner.sender)
+            .field("max_connections", &inner.max_connections)
+            .field("send_timeout", &inner.send_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpTransport {
+    /// A builder for `host` with STARTTLS required, port 587 — Exchange Online's submission
+    /// endpoint (`smtp.office365.com`) and the usual choice.
+    pub fn starttls(host: impl Into<String>) -> SmtpTransportBuilder {
+        SmtpTransportBuilder::new(host, SmtpTls::Starttls)
+    }
+
+    /// A builder for `host` with implicit TLS ("SMTPS"), port 465.
+    pub fn implicit_tls(host: impl Into<String>) -> SmtpTransportBuilder {
+        SmtpTransportBuilder::new(host, SmtpTls::Implicit)
+    }
+
+    /// A builder for `host` **without encryption**, port 587. Credentials are refused for a
+    /// host other than loopback unless
+    /// [`allow_plaintext_credentials_dangerous`](SmtpTransportBuilder::allow_plaintext_credentials_dangerous)
+    /// is set.
+    pub fn builder_dangerous(host: impl Into<String>) -> SmtpTransportBuilder {
+        SmtpTransportBuilder::new(host, SmtpTls::None)
+    }
+
+    /// The transport the settings describe (host, port, TLS mode, `tls_ca_file`,
+    /// Authentication Mode, `user_name`, `password`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] as [`SmtpTransportBuilder::build`]; for `auth_mode =
+    /// "oauth"` a token provider is needed, so use [`SmtpTransportBuilder::from_settings`]
+    /// and [`SmtpTransportBuilder::token_provider`] instead.
+    pub fn from_settings(settings: &ConnectorSettings) -> Result<Self> {
+        let mut builder = SmtpTransportBuilder::from_settings(settings);
+        if settings.auth_mode == Some(AuthMode::OAuth) {
+            builder = builder.token_provider(Arc::new(CredentialsTokens {
+                credentials: Credentials::from_settings(settings)?,
+                scope: smtp_scope(settings),
+            }));
+        }
+        builder.build()
+    }
+
+    /// How many connections this transport has opened so far (reused ones count once).
+    #[must_use]
+    pub fn connections_opened(&self) -> u64 {
+        self.inner.opened.load(Ordering::Relaxed)
+    }
+
+    /// The most connections this transport keeps open at once.
+    #[must_use]
+    pub fn max_connections(&self) -> usize {
+        self.inner.max_connections
+    }
+
+    fn sender_for(&self, email: &Email) -> Result<(Mailbox, Mailbox)> {
+        let inner = &self.inner;
+        let mailbox = match (&inner.sender, email.from()) {
+            (Some(mailbox), _) => mailbox.clone(),
+            (None, Some(from)) => from.clone(),
+            (None, None) => {
+                return Err(Error::invalid_message(
+                    "from",
+                    "the email has no sender and the transport has none: set User Name \
+                     (`user_name`)",
+                ));
+            }
+        };
+        let from = match email.from() {
+            Some(from) if !from.address().eq_ignore_ascii_case(mailbox.address()) => {
+                if inner.send_as == SendAsPolicy::MailboxOnly {
+                    return Err(Error::invalid_message(
+                        "from",
+                        format!(
+                            "`{}` is not the mailbox `{}` and the send-as policy is MailboxOnly",
+                            from.address(),
+                            mailbox.address()
+                        ),
+                    ));
+                }
+                from.clone()
+            }
+            Some(from) => from.clone(),
+            None => mailbox.clone(),
+        };
+        Ok((mailbox, from))
+    }
+
+    async fn send_inner(&self, email: &Email) -> Result<SendReport> {
+        let inner = &self.inner;
+        let deadline = Instant::now() + inner.send_timeout;
+        let (mailbox, from) = self.sender_for(email)?;
+        let message = build_message(email, &from, BccHeader::Drop).await?;
+        let bytes = message.formatted();
+        let message_id = message
+            .headers()
+            .get_raw("Message-ID")
+            .map(|id| id.trim().to_owned());
+        let envelope = connection::Envelope::new(&mailbox, email)?;
+
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut progress = Progress::default();
+            let outcome =
+                tokio::time::timeout_at(deadline, self.attempt(&envelope, &bytes, &mut progress))
+                    .await;
+            let error = match outcome {
+                Ok(Ok(accepted)) => {
+                    return envelope.report(accepted, message_id.clone());
+                }
+                Ok(Err(error)) => error,
+                Err(_elapsed) => {
+                    let delivery = if progress.data_written {
+                        Delivery::Uncertain
+                    } else {
+                        Delivery::NotSent
+                    };
+                    return Err(remedy::client_error(
+                        progress.stage,
+                        format!(
+                            "no answer within the send deadline of {:?}{}",
+                            inner.send_timeout,
+                            if progress.data_written {
+                                "; the message data was written, so it may have been delivered"
+                            } else {
+                                ""
+                            }
+                        ),
+                        true,
+                        delivery,
+                    ));
+                }
+            };
+            let retryable = error.is_transient()
+                && !progress.data_written
+                && error.delivery() == Delivery::NotSent
+                && attempt < inner.retry.max_attempts;
+            if !retryable {
+                return Err(error);
+            }
+            let wait = inner.retry.backoff(attempt);
+            if Instant::now() + wait >= deadline {
+                return Err(error);
+            }
+            tracing::warn!(attempt, ?wait, error = %error, "transient SMTP failure; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One attempt: a permit, a connection (pooled or new), MAIL/RCPT/DATA.
+    async fn attempt(
+        &self,
+        envelope: &connection::Envelope,
+        bytes: &[u8],
+        progress: &mut Progress,
+    ) -> Result<connection::Accepted> {
+        let inner = &self.inner;
+        let _permit = inner.permits.acquire().await.map_err(|_| {
+            remedy::client_error(
+                SmtpStage::Connect,
+                "transport closed",
+                false,
+                Delivery::NotSent,
+            )
+        })?;
+        loop {
+            progress.stage = SmtpStage::Connect;
+            let (mut conn, reused) = match inner.pool.take(&inner.connector).await? {
+                Some(conn) => (conn, true),
+                None => {
+                    let conn = inner.connector.open().await?;
+                    inner.opened.fetch_add(1, Ordering::Relaxed);
+                    (conn, false)
+                }
+            };
+            match conn.transfer(envelope, bytes, progress).await {
+                Ok(accepted) => {
+                    inner.pool.put(conn);
+                    return Ok(accepted);
+                }
+                Err(error) => {
+                    let broken = conn.is_broken();
+                    if broken {
+                        conn.abort().await;
+                    } else {
+                        inner.pool.put(conn);
+                    }
+                    // A pooled connection the server closed while idle fails on its first
+                    // command without a reply (or with 421); nothing was accepted, so use a
+                    // new one at once, without counting it as a failed attempt.
+                    if reused && broken && !progress.data_written && closed_by_server(&error) {
+                        tracing::debug!("pooled SMTP connection was closed; opening a new one");
+                        continue;
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+}
+
+fn closed_by_server(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Smtp {
+            code: None | Some(421),
+            ..
+        }
+    )
+}
+
+#[async_trait]
+impl MailTransport for SmtpTransport {
+    async fn send(&self, email: &Email) -> Result<SendReport> {
+        let span = tracing::info_span!(
+            "mail_connector.send",
+            transport = "smtp",
+            host = %self.inner.connector.host,
+            port = self.inner.connector.port,
+            recipients = email.recipient_count(),
+            attachments = email.attachments().len(),
+        );
+        async {
+            let result = self.send_inner(email).await;
+            match &result {
+                Ok(_) => tracing::info!("message submitted"),
+                Err(error) => tracing::warn!(error = %error, "send failed"),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn check(&self) -> Result<CheckReport> {
+        Ok(self.inner.connector.check().await)
+    }
+}
+
+/// Builds an [`SmtpTransport`]; start from [`SmtpTransport::starttls`],
+/// [`SmtpTransport::implicit_tls`], [`SmtpTransport::builder_dangerous`] or
+/// [`SmtpTransportBuilder::from_settings`]. Problems are collected and reported by
+/// [`build`](Self::build).
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct SmtpTransportBuilder {
+    host: String,
+    port: Option<u16>,
+    tls: SmtpTls,
+    auth: BuilderAuth,
+    sender: Option<Mailbox>,
+    send_as: SendAsPolicy,
+    ca_file: Option<PathBuf>,
+    ca_pem: Vec<Vec<u8>>,
+    allow_plaintext_credentials: bool,
+    max_connections: usize,
+    send_timeout: Duration,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    retry: SmtpRetry,
+    hello_name: Option<String>,
+    problems: Vec<SettingsProblem>,
+}
+
+#[derive(Clone)]
+enum BuilderAuth {
+    None,
+    Basic {
+        user: String,
+        password: Secret,
+    },
+    Xoauth2 {
+        user: String,
+        provider: Option<Arc<dyn SmtpTokenProvider>>,
+    },
+}
+
+// By hand: the provider's own Debug is not ours to trust with its cached token.
+impl fmt::Debug for BuilderAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Basic { user, password } => f
+                .debug_struct("Basic")
+                .field("user", user)
+                .field("password", password)
+                .finish(),
+            Self::Xoauth2 { user, provider } => f
+                .debug_struct("Xoauth2")
+                .field("user", user)
+                .field("provider_set", &provider.is_some())
+                .finish(),
+        }
+    }
+}
+
+impl SmtpTransportBuilder {
+    fn new(host: impl Into<String>, tls: SmtpTls) -> Self {
+        Self {
+            host: host.into(),
+            port: None,
+            tls,
+            auth: BuilderAuth::None,
+            sender: None,
+            send_as: SendAsPolicy::default(),
+            ca_file: None,
+            ca_pem: Vec::new(),
+            allow_plaintext_credentials: false,
+            max_connections: 3,
+            send_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+            retry: SmtpRetry::default(),
+            hello_name: None,
+            problems: Vec::new(),
+        }
+    }
+
+    /// A builder from the settings: host, port and TLS mode (through
+    /// [`ConnectorSettings::smtp_tls_mode`]), `tls_ca_file`,
+    /// `smtp_allow_plaintext_credentials_dangerous`, `user_name` as the mailbox, and the
+    /// Authentication Mode — `basic` with `password`, `none`, or `oauth` (XOAUTH2 as
+    /// `user_name`; add the [`token_provider`](Self::token_provider)).
+    pub fn from_settings(settings: &ConnectorSettings) -> Self {
+        let mut builder = Self::new(
+            settings.smtp_host().unwrap_or_default(),
+            settings.smtp_tls_mode(),
+        )
+        .port(settings.smtp_port())
+        .allow_plaintext_credentials_dangerous(settings.smtp_allow_plaintext_credentials_dangerous);
+        if builder.host.is_empty() {
+            builder.problem("smtp_host", "SMTP host (`smtp_host`) is required");
+        }
+        if let Some(path) = &settings.tls_ca_file {
+            builder = builder.tls_ca_file(path);
+        }
+        let user = settings
+            .user_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty());
+        if let Some(user) = user {
+            match Mailbox::parse(user) {
+                Ok(mailbox) => builder.sender = Some(mailbox),
+                Err(_) => builder.problem(
+                    "user_name",
+                    format!("User Name (`user_name`) `{user}` is not an email address"),
+                ),
+            }
+        }
+        match (settings.auth_mode, user) {
+            (Some(AuthMode::Basic), Some(user)) => {
+                builder = builder.basic_auth(user, settings.password.clone().unwrap_or_default());
+            }
+            (Some(AuthMode::OAuth), Some(user)) => {
+                builder.auth = BuilderAuth::Xoauth2 {
+                    user: user.to_owned(),
+                    provider: None,
+                };
+            }
+            (Some(AuthMode::Basic | AuthMode::OAuth), None) => builder.problem(
+                "user_name",
+                "User Name (`user_name`) is required to log in to the SMTP server",
+            ),
+            (Some(AuthMode::None) | None, _) => {}
+        }
+        builder
+    }
+
+    fn problem(&mut self, field: &str, message: impl Into<String>) {
+        self.problems.push(SettingsProblem {
+            field: field.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// The port; default 465 for implicit TLS, 587 otherwise.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Log in with a user name and password (SMTP AUTH PLAIN or LOGIN, whichever the server
+    /// offers). The user name is also the mailbox unless [`sender`](Self::sender) says
+    /// otherwise.
+    pub fn basic_auth(mut self, user: impl Into<String>, password: Secret) -> Self {
+        let user = user.into();
+        if self.sender.is_none() {
+            self.sender = Mailbox::parse(&user).ok();
+        }
+        self.auth = BuilderAuth::Basic { user, password };
+        self
+    }
+
+    /// Log in with XOAUTH2 as `user` (the mailbox), with tokens from `provider`.
+    pub fn xoauth2(
+        mut self,
+        user: impl Into<String>,
+        provider: Arc<dyn SmtpTokenProvider>,
+    ) -> Self {
+        let user = user.into();
+        if self.sender.is_none() {
+            self.sender = Mailbox::parse(&user).ok();
+        }
+        self.auth = BuilderAuth::Xoauth2 {
+            user,
+            provider: Some(provider),
+        };
+        self
+    }
+
+    /// The token provider for XOAUTH2, after [`from_settings`](Self::from_settings) with
+    /// `auth_mode = "oauth"`. Ignored for other modes.
+    pub fn token_provider(mut self, provider: Arc<dyn SmtpTokenProvider>) -> Self {
+        if let BuilderAuth::Xoauth2 { provider: slot, .. } = &mut self.auth {
+            *slot = Some(provider);
+        }
+        self
+    }
+
+    /// The mailbox mail is sent from (`MAIL FROM` and, by default, `From`).
+    pub fn sender(mut self, mailbox: Mailbox) -> Self {
+        self.sender = Some(mailbox);
+        self
+    }
+
+    /// What to do with an email whose `from` is not the mailbox; see [`SendAsPolicy`].
+    pub fn send_as(mut self, policy: SendAsPolicy) -> Self {
+        self.send_as = policy;
+        self
+    }
+
+    /// Trust the root certificates in this PEM file as well as the system's.
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Trust these PEM-encoded root certificates as well as the system's.
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem.push(pem.into());
+        self
+    }
+
+    /// Allow sending a password or token without TLS to a host that is not loopback.
+    /// Anyone on the network path can read them: use only on a network you trust.
+    pub fn allow_plaintext_credentials_dangerous(mut self, allow: bool) -> Self {
+        self.allow_plaintext_credentials = allow;
+        self
+    }
+
+    /// The most connections open at once (default 3, Exchange Online's per-mailbox limit).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// The overall deadline of one send, retries included (default 60 s).
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
+    /// The deadline for opening a TCP connection (default 15 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Close pooled connections idle for longer than this (default 60 s).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Retry settings for transient failures.
+    pub fn retry(mut self, retry: SmtpRetry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The name sent in EHLO; default the machine's host name.
+    pub fn hello_name(mut self, name: impl Into<String>) -> Self {
+        self.hello_name = Some(name.into());
+        self
+    }
+
+    /// Validates the configuration and builds the transport. No connection is opened.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] naming the settings key for: a missing host; credentials
+    /// without TLS to a non-loopback host (unless allowed, see
+    /// [`allow_plaintext_credentials_dangerous`](Self::allow_plaintext_credentials_dangerous));
+    /// an unreadable or invalid CA file; XOAUTH2 without a token provider; a connection limit
+    /// of 0; an empty password.
+    pub fn build(self) -> Result<SmtpTransport> {
+        let mut this = self;
+        let host = this.host.trim().to_owned();
+        if host.is_empty() && this.problems.is_empty() {
+            this.problem("smtp_host", "SMTP host (`smtp_host`) is required");
+        }
+        let has_credentials = !matches!(this.auth, BuilderAuth::None);
+        if this.tls == SmtpTls::None
+            && has_credentials
+            && !host.is_empty()
+            && !is_loopback_host(&host)
+            && !this.allow_plaintext_credentials
+        {
+            this.problem(
+                "smtp_allow_plaintext_credentials_dangerous",
+                format!(
+                    "refusing to send credentials without TLS to `{host}`: set Use SSL \
+                     (`use_ssl = true`), or, only on a network you trust, \
+                     `smtp_allow_plaintext_credentials_dangerous = true`"
+                ),
+            );
+        }
+        if this.max_connections == 0 {
+            this.problem(
+                "max_connections",
+                "the SMTP connection limit must be at least 1",
+            );
+        }
+        let auth = match this.auth.clone() {
+            BuilderAuth::None => Auth::None,
+            BuilderAuth::Basic { user, password } => {
+                if password.is_empty() {
+                    this.problem(
+                        "password",
+                        "Password (`password`) is required when Authentication Mode is Basic",
+                    );
+                }
+                Auth::Basic { user, password }
+            }
+            BuilderAuth::Xoauth2 { user, provider } => match provider {
+                Some(provider) => Auth::Xoauth2 { user, provider },
+                None => {
+                    this.problem(
+                        "auth_mode",
+                        "Authentication Mode OAuth over SMTP needs a token provider: call \
+                         `SmtpTransportBuilder::token_provider`",
+                    );
+                    Auth::None
+                }
+            },
+        };
+        let mut ca_pem = this.ca_pem.clone();
+        if let Some(path) = &this.ca_file {
+            match std::fs::read(path) {
+                Ok(pem) => ca_pem.push(pem),
+                Err(e) => this.problem(
+                    "tls_ca_file",
+                    format!(
+                        "Trusted CA file (`tls_ca_file`) `{}` cannot be read: {e}",
+                        path.display()
+                    ),
+                ),
+            }
+        }
+        let tls_parameters = if this.tls == SmtpTls::None || host.is_empty() {
+            None
+        } else {
+            let mut params = TlsParameters::builder(host.clone());
+            for pem in &ca_pem {
+                match Certificate::from_pem(pem) {
+                    Ok(cert) => params = params.add_root_certificate(cert),
+                    Err(e) => this.problem(
+                        "tls_ca_file",
+                        format!(
+                            "Trusted CA file (`tls_ca_file`) holds no valid PEM certificate: {e}"
+                        ),
+                    ),
+                }
+            }
+            match params.build() {
+                Ok(params) => Some(params),
+                Err(e) => {
+                    this.problem("tls_ca_file", format!("cannot set up TLS: {e}"));
+                    None
+                }
+            }
+        };
+        if !this.problems.is_empty() {
+            return Err(Error::InvalidSettings {
+                problems: this.problems,
+            });
+        }
+        let port = this.port.unwrap_or(match this.tls {
+            SmtpTls::Implicit => 465,
+            _ => 587,
+        });
+        let hello = match &this.hello_name {
+            Some(name) => ClientId::Domain(name.clone()),
+            None => ClientId::default(),
+        };
+        let connector = Connector {
+            host,
+            port,
+            tls: this.tls,
+            tls_parameters,
+            auth,
+            hello,
+            connect_timeout: this.connect_timeout,
+        };
+        Ok(SmtpTransport {
+            inner: Arc::new(Inner {
+                connector,
+                sender: this.sender,
+                send_as: this.send_as,
+                send_timeout: this.send_timeout,
+                retry: this.retry,
+                max_connections: this.max_connections,
+                permits: Semaphore::new(this.max_connections),
+                pool: Pool::new(this.idle_timeout),
+                opened: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let retry = SmtpRetry {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(300),
+        };
+        assert_eq!(retry.backoff(1), Duration::from_millis(100));
+        assert_eq!(retry.backoff(2), Duration::from_millis(200));
+        assert_eq!(retry.backoff(3), Duration::from_millis(300));
+    }
+}

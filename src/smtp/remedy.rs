@@ -1,0 +1,268 @@
+//! SMTP replies mapped to the admin's next step, and lettre errors mapped to [`Error::Smtp`].
+//!
+//! Exchange Online's replies carry an enhanced status code (`5.7.139`, `5.7.30`, …) that says
+//! far more than the three-digit reply code; the table below keys on it first, then on the
+//! reply code and the SASL mechanism.
+
+use crate::error::{Delivery, Error, SmtpStage};
+
+/// The longest server text kept in an error; replies are short, this guards against abuse.
+const MAX_TEXT: usize = 400;
+
+/// Converts a lettre SMTP error into [`Error::Smtp`].
+///
+/// lettre's errors never contain credentials: AUTH lines are not echoed, and the server's
+/// reply text is all that is kept.
+pub(crate) fn from_lettre(
+    stage: SmtpStage,
+    mechanism: Option<&str>,
+    error: &lettre::transport::smtp::Error,
+    delivery: Delivery,
+) -> Error {
+    let code = error.status().map(u16::from);
+    // lettre's Display is "permanent error (535): <server text>"; the source is the text.
+    let text = std::error::Error::source(error)
+        .map_or_else(|| error.to_string(), |source| source.to_string());
+    let mut text: String = text.trim().chars().take(MAX_TEXT).collect();
+    let enhanced_code = enhanced_code(&text);
+    if let Some(enhanced) = &enhanced_code {
+        text = text.trim_start_matches(enhanced.as_str()).trim().to_owned();
+    }
+    // A reply says itself whether it is transient (4xx). Without a reply it is the network
+    // (transient) unless lettre itself refused, e.g. no common AUTH mechanism, or TLS failed
+    // (an unverifiable certificate does not fix itself): both permanent.
+    let transient = match code {
+        Some(code) => (400..500).contains(&code),
+        None => !error.is_client() && !error.is_tls(),
+    };
+    let stage = if error.is_tls() && code.is_none() {
+        SmtpStage::Tls
+    } else {
+        stage
+    };
+    Error::Smtp {
+        stage,
+        code,
+        enhanced_code,
+        message: text,
+        mechanism: mechanism.map(str::to_owned),
+        transient,
+        delivery,
+    }
+}
+
+/// A failure that is not a server reply (a timeout, a missing capability).
+pub(crate) fn client_error(
+    stage: SmtpStage,
+    message: impl Into<String>,
+    transient: bool,
+    delivery: Delivery,
+) -> Error {
+    Error::Smtp {
+        stage,
+        code: None,
+        enhanced_code: None,
+        message: message.into(),
+        mechanism: None,
+        transient,
+        delivery,
+    }
+}
+
+/// The enhanced status code (RFC 3463, `class.subject.detail`) at the start of a reply text.
+fn enhanced_code(text: &str) -> Option<String> {
+    let word = text.split_whitespace().next()?;
+    let mut parts = word.split('.');
+    let class = parts.next()?;
+    let ok = matches!(class, "2" | "4" | "5")
+        && parts
+            .clone()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts.count() == 2;
+    ok.then(|| word.to_owned())
+}
+
+fn contains(message: &str, needle: &str) -> bool {
+    message
+        .to_ascii_lowercase()
+        .contains(&needle.to_ascii_lowercase())
+}
+
+/// Whether an SMTP failure is about credentials or permissions.
+pub(crate) fn is_auth(
+    stage: SmtpStage,
+    code: Option<u16>,
+    enhanced: Option<&str>,
+    message: &str,
+) -> bool {
+    let permanent = code.is_some_and(|c| c >= 500);
+    (stage == SmtpStage::Auth && permanent)
+        || code == Some(530)
+        || enhanced.is_some_and(|e| e.starts_with("5.7.") || e == "5.2.252")
+        || contains(message, "SendAsDenied")
+}
+
+/// What the admin should change, for an SMTP failure.
+pub(crate) fn remedy(
+    stage: SmtpStage,
+    code: Option<u16>,
+    enhanced: Option<&str>,
+    message: &str,
+    mechanism: Option<&str>,
+) -> Option<String> {
+    let xoauth2 = mechanism.is_some_and(|m| m.eq_ignore_ascii_case("XOAUTH2"));
+    let remedy = if enhanced == Some("5.7.139") || contains(message, "SmtpClientAuthentication") {
+        "SMTP AUTH is disabled for the tenant or the mailbox (the default for tenants created \
+         after January 2020 and with security defaults): enable it for the mailbox in Exchange \
+         Online PowerShell with `Set-CASMailbox -Identity <user_name> \
+         -SmtpClientAuthenticationDisabled $false` (or for the organisation with \
+         `Set-TransportConfig -SmtpClientAuthenticationDisabled $false`), or switch \
+         Authentication Mode (`auth_mode`) to `oauth` with `transport = \"graph\"`"
+            .to_owned()
+    } else if enhanced == Some("5.7.30")
+        || contains(message, "Basic authentication is not supported")
+    {
+        "Exchange Online no longer accepts basic authentication (user name and password) for \
+         SMTP: switch Authentication Mode (`auth_mode`) to `oauth` and set `oauth_client_id`, \
+         `client_secret` and `tenant_id`"
+            .to_owned()
+    } else if enhanced == Some("5.2.252")
+        || contains(message, "SendAsDenied")
+        || contains(message, "not allowed to send as")
+    {
+        "the mailbox in User Name (`user_name`) may not send as the email's From address: send \
+         from `user_name` itself, or grant it Send As on the other address with \
+         `Add-RecipientPermission -Identity <from address> -Trustee <user_name> -AccessRights \
+         SendAs`"
+            .to_owned()
+    } else if code == Some(535) && xoauth2 {
+        "the server did not accept the OAuth token for this mailbox: in the app registration \
+         add the application permission `SMTP.SendAsApp` of Office 365 Exchange Online and grant \
+         admin consent; register the app's service principal in Exchange Online with \
+         `New-ServicePrincipal -AppId <oauth_client_id> -ObjectId <Enterprise application \
+         object ID>`; give it the mailbox with `Add-MailboxPermission -Identity <user_name> \
+         -User <service principal ID> -AccessRights FullAccess`; and check that SMTP AUTH is \
+         enabled for the mailbox"
+            .to_owned()
+    } else if code == Some(535) || (stage == SmtpStage::Auth && enhanced == Some("5.7.8")) {
+        "the server rejected the user name or password: check User Name (`user_name`) and \
+         Password (`password`); an account with multi-factor authentication needs OAuth \
+         (`auth_mode = \"oauth\"`)"
+            .to_owned()
+    } else if code == Some(432)
+        || enhanced == Some("4.3.2")
+        || contains(message, "concurrent connection limit")
+        || contains(message, "thread limit exceeded")
+    {
+        "the mailbox has too many simultaneous SMTP connections (Exchange Online allows 3 per \
+         mailbox): share one transport per mailbox and keep its connection limit at 3 or \
+         below; the send is retried automatically"
+            .to_owned()
+    } else if code == Some(530) {
+        "the server requires authentication: set Authentication Mode (`auth_mode`) to `basic` \
+         or `oauth`"
+            .to_owned()
+    } else if code == Some(534) || code == Some(538) {
+        "the server wants a stronger mechanism or an encrypted connection: set Use SSL \
+         (`use_ssl = true`) or `smtp_tls = \"starttls\"`"
+            .to_owned()
+    } else if stage == SmtpStage::Auth && code.is_none() {
+        format!(
+            "the server offers no authentication mechanism this connector can use ({message}): \
+             check Authentication Mode (`auth_mode`); Exchange Online offers AUTH only after \
+             STARTTLS, so keep Use SSL (`use_ssl`) on"
+        )
+    } else if stage == SmtpStage::Rcpt && code.is_some_and(|c| c >= 500) {
+        "the server refused the recipient: check the address, or the mailbox's permission to \
+         send to it"
+            .to_owned()
+    } else if stage == SmtpStage::Tls {
+        "TLS failed: check that SMTP host (`smtp_host`) is the name in the server's \
+         certificate, add a private CA to `tls_ca_file`, and match the port to the TLS mode \
+         (587 STARTTLS, 465 implicit TLS; `use_ssl`, `smtp_tls`, `smtp_port`)"
+            .to_owned()
+    } else if stage == SmtpStage::Connect && code.is_none() {
+        "cannot reach the SMTP server: check SMTP host (`smtp_host`) and port (`smtp_port`), \
+         and that outbound connections to that port are allowed"
+            .to_owned()
+    } else if code.is_some_and(|c| (400..500).contains(&c)) {
+        return None;
+    } else if code == Some(552) || enhanced == Some("5.3.4") {
+        "the message is too large for the server: send smaller attachments".to_owned()
+    } else {
+        return None;
+    };
+    Some(remedy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enhanced_codes_are_recognised() {
+        assert_eq!(
+            enhanced_code("5.7.139 Authentication unsuccessful").as_deref(),
+            Some("5.7.139")
+        );
+        assert_eq!(enhanced_code("4.3.2 limit").as_deref(), Some("4.3.2"));
+        assert_eq!(enhanced_code("Authentication unsuccessful"), None);
+        assert_eq!(enhanced_code("5.7 x"), None);
+    }
+
+    #[test]
+    fn exchange_replies_map_to_their_setup_step() {
+        let r = |code, enhanced, message, mechanism| {
+            remedy(SmtpStage::Auth, Some(code), enhanced, message, mechanism).unwrap()
+        };
+        assert!(
+            r(
+                535,
+                Some("5.7.139"),
+                "SmtpClientAuthentication is disabled for the Tenant.",
+                Some("LOGIN")
+            )
+            .contains("Set-CASMailbox")
+        );
+        assert!(
+            r(
+                550,
+                Some("5.7.30"),
+                "Basic authentication is not supported",
+                None
+            )
+            .contains("`oauth`")
+        );
+        let token = r(
+            535,
+            Some("5.7.3"),
+            "Authentication unsuccessful",
+            Some("XOAUTH2"),
+        );
+        for step in [
+            "SMTP.SendAsApp",
+            "New-ServicePrincipal",
+            "Add-MailboxPermission",
+        ] {
+            assert!(token.contains(step), "{token}");
+        }
+        assert!(r(535, Some("5.7.8"), "bad credentials", Some("LOGIN")).contains("`password`"));
+        assert!(r(554, Some("5.2.252"), "SendAsDenied", None).contains("Add-RecipientPermission"));
+        assert!(
+            r(
+                432,
+                Some("4.3.2"),
+                "concurrent connection limit exceeded",
+                None
+            )
+            .contains("3")
+        );
+        assert!(is_auth(SmtpStage::Auth, Some(535), Some("5.7.8"), ""));
+        assert!(!is_auth(
+            SmtpStage::Rcpt,
+            Some(550),
+            Some("5.1.1"),
+            "unknown user"
+        ));
+    }
+}

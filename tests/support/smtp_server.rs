@@ -1,0 +1,461 @@
+//! A small SMTP server on loopback for tests and benches: plaintext, STARTTLS or implicit
+//! TLS (tokio-rustls, with a CA and certificate generated at start by rcgen), AUTH PLAIN,
+//! LOGIN and XOAUTH2, and knobs for the failures a client must handle: 4xx replies before
+//! accepting, refused recipients, connections closed after each message, custom AUTH
+//! failures. It records everything it receives and counts simultaneous connections.
+//!
+//! No existing crate covered all of this: `mailin-embedded` is synchronous, has no implicit
+//! TLS and no XOAUTH2.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+/// How the server encrypts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerTls {
+    /// No TLS; AUTH offered in the clear.
+    None,
+    /// STARTTLS offered; AUTH offered only after it (like Exchange Online).
+    Starttls,
+    /// TLS from the first byte.
+    Implicit,
+}
+
+/// What the server does.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub tls: ServerTls,
+    /// Advertised mechanisms, e.g. `["LOGIN", "XOAUTH2"]`; empty = no AUTH (a relay).
+    pub mechanisms: Vec<&'static str>,
+    /// Accepted user name and password pairs.
+    pub users: Vec<(String, String)>,
+    /// Accepted XOAUTH2 tokens (the user must be in `users` or `xoauth2_user`).
+    pub tokens: Vec<String>,
+    /// The user XOAUTH2 must name.
+    pub xoauth2_user: String,
+    /// The reply to a failed AUTH.
+    pub auth_failure: String,
+    /// How many MAIL FROM commands are answered with `transient_reply` before accepting.
+    pub transient_mail_failures: usize,
+    pub transient_reply: String,
+    /// Recipients answered with `550 5.1.1`.
+    pub refused: Vec<String>,
+    /// Close the connection right after accepting a message (as a server closing an idle
+    /// connection would, unannounced).
+    pub close_after_message: bool,
+    /// Never answer after the message data (the client's deadline must fire).
+    pub silent_after_data: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            tls: ServerTls::Starttls,
+            mechanisms: vec!["PLAIN", "LOGIN"],
+            users: vec![("no-reply@example.org".into(), "correct horse".into())],
+            tokens: Vec::new(),
+            xoauth2_user: "no-reply@example.org".into(),
+            auth_failure: "535 5.7.8 Authentication credentials invalid".into(),
+            transient_mail_failures: 0,
+            transient_reply: "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded".into(),
+            refused: Vec::new(),
+            close_after_message: false,
+            silent_after_data: false,
+        }
+    }
+}
+
+/// One message as received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub data: Vec<u8>,
+}
+
+/// One AUTH exchange as received.
+#[derive(Debug, Clone)]
+pub struct AuthRecord {
+    pub mechanism: String,
+    /// The decoded SASL response (PLAIN: `\0user\0pass`; LOGIN: `user\npass`; XOAUTH2: the
+    /// full `user=…\x01auth=Bearer …\x01\x01`).
+    pub decoded: String,
+    pub accepted: bool,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub messages: Mutex<Vec<Received>>,
+    pub auths: Mutex<Vec<AuthRecord>>,
+    pub mail_from_commands: AtomicUsize,
+    pub connections: AtomicUsize,
+    pub active: AtomicUsize,
+    pub max_active: AtomicUsize,
+    pub transient_left: AtomicUsize,
+    received: tokio::sync::Notify,
+}
+
+/// A running server; stops when dropped (its task is aborted).
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: Arc<State>,
+    /// A PEM file with the CA that signed the server's certificate (for `tls_ca_file`).
+    pub ca_file: tempfile::NamedTempFile,
+    pub ca_pem: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+fn tls_setup() -> (TlsAcceptor, String) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "mail-connector test CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+    let leaf_params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("leaf params");
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf cert");
+
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone(), ca_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .expect("server config");
+    (TlsAcceptor::from(Arc::new(config)), ca_cert.pem())
+}
+
+impl TestServer {
+    /// Starts a server on `127.0.0.1:0`.
+    pub async fn start(options: ServerOptions) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (acceptor, ca_pem) = tls_setup();
+        let mut ca_file = tempfile::NamedTempFile::new().expect("temp file");
+        ca_file.write_all(ca_pem.as_bytes()).expect("write CA");
+        let state = Arc::new(State {
+            transient_left: AtomicUsize::new(options.transient_mail_failures),
+            ..State::default()
+        });
+        let options = Arc::new(options);
+        let task = tokio::spawn({
+            let state = state.clone();
+            async move {
+                loop {
+                    let Ok((socket, _)) = listener.accept().await else {
+                        return;
+                    };
+                    // Replies go out line by line; without this Nagle's algorithm holds each
+                    // multi-line reply for the client's delayed ACK.
+                    let _ = socket.set_nodelay(true);
+                    state.connections.fetch_add(1, Ordering::SeqCst);
+                    let now = state.active.fetch_add(1, Ordering::SeqCst) + 1;
+                    state.max_active.fetch_max(now, Ordering::SeqCst);
+                    let (state, options, acceptor) =
+                        (state.clone(), options.clone(), acceptor.clone());
+                    tokio::spawn(async move {
+                        let _ = session(socket, &options, &state, &acceptor).await;
+                        state.active.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+            }
+        });
+        Self {
+            addr,
+            state,
+            ca_file,
+            ca_pem,
+            task,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn messages(&self) -> Vec<Received> {
+        self.state.messages.lock().unwrap().clone()
+    }
+
+    pub fn auths(&self) -> Vec<AuthRecord> {
+        self.state.auths.lock().unwrap().clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn max_active(&self) -> usize {
+        self.state.max_active.load(Ordering::SeqCst)
+    }
+
+    pub fn mail_from_commands(&self) -> usize {
+        self.state.mail_from_commands.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `n` messages were received.
+    pub async fn wait_for_messages(&self, n: usize) {
+        loop {
+            let notified = self.state.received.notified();
+            if self.state.messages.lock().unwrap().len() >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+async fn reply(io: &mut BufReader<Box<dyn Io>>, line: &str) -> std::io::Result<()> {
+    io.get_mut()
+        .write_all(format!("{line}\r\n").as_bytes())
+        .await?;
+    io.get_mut().flush().await
+}
+
+async fn read_line(io: &mut BufReader<Box<dyn Io>>) -> std::io::Result<Option<String>> {
+    let mut line = String::new();
+    if io.read_line(&mut line).await? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(line.trim_end_matches(['\r', '\n']).to_owned()))
+}
+
+fn decode(b64: &str) -> String {
+    BASE64
+        .decode(b64.trim())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_else(|_| format!("<invalid base64 {b64}>"))
+}
+
+async fn session(
+    socket: tokio::net::TcpStream,
+    options: &ServerOptions,
+    state: &State,
+    acceptor: &TlsAcceptor,
+) -> std::io::Result<()> {
+    let mut encrypted = false;
+    let stream: Box<dyn Io> = if options.tls == ServerTls::Implicit {
+        encrypted = true;
+        Box::new(acceptor.accept(socket).await?)
+    } else {
+        Box::new(socket)
+    };
+    let mut io = BufReader::new(stream);
+    reply(&mut io, "220 localhost test ESMTP ready").await?;
+    let mut authenticated = false;
+    let mut mail_from: Option<String> = None;
+    let mut rcpt_to = Vec::new();
+    while let Some(line) = read_line(&mut io).await? {
+        let upper = line.to_ascii_uppercase();
+        let verb = upper.split_whitespace().next().unwrap_or("").to_owned();
+        match verb.as_str() {
+            "EHLO" | "HELO" => {
+                let mut lines = vec![
+                    "localhost greets you".to_owned(),
+                    "8BITMIME".into(),
+                    "SMTPUTF8".into(),
+                    "SIZE 157286400".into(),
+                ];
+                if options.tls == ServerTls::Starttls && !encrypted {
+                    lines.push("STARTTLS".into());
+                }
+                let auth_offered = options.tls != ServerTls::Starttls || encrypted;
+                if auth_offered && !options.mechanisms.is_empty() {
+                    lines.push(format!("AUTH {}", options.mechanisms.join(" ")));
+                }
+                let last = lines.len() - 1;
+                for (i, l) in lines.iter().enumerate() {
+                    let sep = if i == last { ' ' } else { '-' };
+                    reply(&mut io, &format!("250{sep}{l}")).await?;
+                }
+            }
+            "STARTTLS" if options.tls == ServerTls::Starttls && !encrypted => {
+                reply(&mut io, "220 2.0.0 SMTP server ready").await?;
+                let raw = io.into_inner();
+                let tls = acceptor.accept(raw).await?;
+                io = BufReader::new(Box::new(tls));
+                encrypted = true;
+            }
+            "AUTH" => {
+                let mut words = line.split_whitespace().skip(1);
+                let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
+                let initial = words.next().map(str::to_owned);
+                if !options.mechanisms.iter().any(|m| *m == mechanism) {
+                    reply(&mut io, "504 5.5.4 Unrecognized authentication type").await?;
+                    continue;
+                }
+                let (decoded, accepted) = match mechanism.as_str() {
+                    "PLAIN" => {
+                        let response = match initial {
+                            Some(r) => r,
+                            None => {
+                                reply(&mut io, "334 ").await?;
+                                read_line(&mut io).await?.unwrap_or_default()
+                            }
+                        };
+                        let decoded = decode(&response);
+                        let mut parts = decoded.split('\0').skip(1);
+                        let (user, pass) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                        let ok = options.users.iter().any(|(u, p)| u == user && p == pass);
+                        (decoded, ok)
+                    }
+                    "LOGIN" => {
+                        reply(&mut io, "334 VXNlcm5hbWU6").await?;
+                        let user = decode(&read_line(&mut io).await?.unwrap_or_default());
+                        reply(&mut io, "334 UGFzc3dvcmQ6").await?;
+                        let pass = decode(&read_line(&mut io).await?.unwrap_or_default());
+                        let ok = options.users.iter().any(|(u, p)| *u == user && *p == pass);
+                        (format!("{user}\n{pass}"), ok)
+                    }
+                    "XOAUTH2" => {
+                        let response = match initial {
+                            Some(r) => r,
+                            None => {
+                                reply(&mut io, "334 ").await?;
+                                read_line(&mut io).await?.unwrap_or_default()
+                            }
+                        };
+                        let decoded = decode(&response);
+                        let ok = options.tokens.iter().any(|t| {
+                            decoded
+                                == format!(
+                                    "user={}\x01auth=Bearer {t}\x01\x01",
+                                    options.xoauth2_user
+                                )
+                        });
+                        (decoded, ok)
+                    }
+                    _ => unreachable!(),
+                };
+                state.auths.lock().unwrap().push(AuthRecord {
+                    mechanism,
+                    decoded,
+                    accepted,
+                });
+                if accepted {
+                    authenticated = true;
+                    reply(&mut io, "235 2.7.0 Authentication successful").await?;
+                } else {
+                    reply(&mut io, &options.auth_failure).await?;
+                }
+            }
+            "MAIL" => {
+                state.mail_from_commands.fetch_add(1, Ordering::SeqCst);
+                if !options.mechanisms.is_empty() && !authenticated {
+                    reply(&mut io, "530 5.7.57 Client not authenticated to send mail").await?;
+                    continue;
+                }
+                let took = state
+                    .transient_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if took {
+                    reply(&mut io, &options.transient_reply).await?;
+                    continue;
+                }
+                mail_from = Some(angle(&line));
+                rcpt_to.clear();
+                reply(&mut io, "250 2.1.0 Sender OK").await?;
+            }
+            "RCPT" => {
+                let address = angle(&line);
+                if options
+                    .refused
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(&address))
+                {
+                    reply(&mut io, "550 5.1.1 User unknown").await?;
+                } else {
+                    rcpt_to.push(address);
+                    reply(&mut io, "250 2.1.5 Recipient OK").await?;
+                }
+            }
+            "DATA" => {
+                if mail_from.is_none() || rcpt_to.is_empty() {
+                    reply(&mut io, "503 5.5.1 Bad sequence of commands").await?;
+                    continue;
+                }
+                reply(&mut io, "354 Start mail input; end with <CRLF>.<CRLF>").await?;
+                let mut data = Vec::new();
+                loop {
+                    let mut raw = Vec::new();
+                    if io.read_until(b'\n', &mut raw).await? == 0 {
+                        return Ok(());
+                    }
+                    if raw == b".\r\n" {
+                        break;
+                    }
+                    if raw.starts_with(b"..") {
+                        raw.remove(0);
+                    }
+                    data.extend_from_slice(&raw);
+                }
+                state.messages.lock().unwrap().push(Received {
+                    mail_from: mail_from.take().unwrap_or_default(),
+                    rcpt_to: std::mem::take(&mut rcpt_to),
+                    data,
+                });
+                state.received.notify_waiters();
+                if options.silent_after_data {
+                    std::future::pending::<()>().await;
+                }
+                reply(&mut io, "250 2.0.0 OK queued").await?;
+                if options.close_after_message {
+                    return Ok(());
+                }
+            }
+            "RSET" => {
+                mail_from = None;
+                rcpt_to.clear();
+                reply(&mut io, "250 2.0.0 Resetting").await?;
+            }
+            "NOOP" => reply(&mut io, "250 2.0.0 OK").await?,
+            "QUIT" => {
+                reply(&mut io, "221 2.0.0 Bye").await?;
+                return Ok(());
+            }
+            _ => reply(&mut io, "500 5.5.2 Command not recognized").await?,
+        }
+    }
+    Ok(())
+}
+
+/// The address between `<` and `>` in a MAIL/RCPT line.
+fn angle(line: &str) -> String {
+    let start = line.find('<').map_or(0, |i| i + 1);
+    let end = line[start..].find('>').map_or(line.len(), |i| start + i);
+    line[start..end].to_owned()
+}

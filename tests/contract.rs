@@ -135,3 +135,21 @@ async fn graph_transport_keeps_the_contract() {
     .await;
     probe.assert_calls(1);
 }
+
+#[tokio::test]
+async fn smtp_transport_keeps_the_contract() {
+    use support::smtp_server::{ServerOptions, TestServer};
+    let server = Arc::new(TestServer::start(ServerOptions::default()).await);
+    let mut settings = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"basic\"\nuser_name = \"no-reply@example.org\"\npassword = \"correct horse\"\n\
+         smtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntls_ca_file = {:?}\n",
+        server.port(),
+        server.ca_file.path().display().to_string()
+    ))
+    .unwrap();
+    let plain = settings.build().unwrap();
+    settings.recipient_limit = 2;
+    let limited = settings.build().unwrap();
+    let seen = Arc::clone(&server);
+    contract("smtp", plain, limited, Box::new(move || seen.messages().len())).await;
+}

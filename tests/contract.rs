@@ -151,5 +151,11 @@ async fn smtp_transport_keeps_the_contract() {
     settings.recipient_limit = 2;
     let limited = settings.build().unwrap();
     let seen = Arc::clone(&server);
-    contract("smtp", plain, limited, Box::new(move || seen.messages().len())).await;
+    contract(
+        "smtp",
+        plain,
+        limited,
+        Box::new(move || seen.messages().len()),
+    )
+    .await;
 }

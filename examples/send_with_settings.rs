@@ -50,8 +50,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if let Some(remedy) = error.remedy() {
                 eprintln!("fix: {remedy}");
             }
-            if error.is_transient() {
-                eprintln!("(transient: retrying later may work)");
+            if error.delivery() == mail_connector::Delivery::Uncertain {
+                // The server may have accepted it: resending may deliver it twice.
+                eprintln!("(delivery uncertain: check before sending it again)");
+            } else if error.is_transient() {
+                eprintln!("(not sent; retrying later may work)");
             }
             Err(error.into())
         }

@@ -293,11 +293,15 @@ impl Error {
         }
     }
 
-    /// Whether the same operation may succeed if retried later (throttling, a server that is
-    /// temporarily unavailable, a dropped connection). Errors caused by settings, the email
-    /// itself or permissions are not transient.
+    /// Whether sending again later may succeed *and* cannot duplicate the mail: throttling, a
+    /// server that is temporarily unavailable, a connection that was never made. Errors caused
+    /// by settings, the email itself or permissions are not transient, and neither is any error
+    /// after which delivery is [`Delivery::Uncertain`] — resending then is the caller's call.
     #[must_use]
     pub fn is_transient(&self) -> bool {
+        if self.delivery() == Delivery::Uncertain {
+            return false;
+        }
         match self {
             Self::Transport { transient, .. } => *transient,
             Self::Io { source, .. } => matches!(
@@ -532,10 +536,12 @@ fn graph_remedy(
             10,000 requests per 10 minutes, 30 messages per minute): send less often, or raise \
             the send deadline so retries can wait longer"
             .to_owned(),
+        (Some("UnexpectedResponse"), _) => "the Graph endpoint answered with something that is \
+            not Graph's JSON: check `graph_endpoint` (a wrong URL, or a proxy's error page)"
+            .to_owned(),
         (_, None) => "check that this host can reach the Graph endpoint (`graph_endpoint`): DNS, \
             proxy and firewall; a timeout can also mean the deadline is too short"
             .to_owned(),
-        (_, Some(500..)) => return None,
         _ => return None,
     };
     Some(text)

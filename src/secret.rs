@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 
 /// The text printed instead of a secret value.
@@ -72,7 +73,44 @@ impl From<&str> for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Secret)
+        deserializer.deserialize_any(SecretVisitor)
+    }
+}
+
+/// Accepts a string — or a bare number, as a password written without quotes — and never
+/// quotes the value in an error: serde's own messages would echo it ("invalid type: integer
+/// `98765432`").
+struct SecretVisitor;
+
+impl Visitor<'_> for SecretVisitor {
+    type Value = Secret;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a quoted string")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Secret, E> {
+        Ok(Secret::new(value))
+    }
+
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Secret, E> {
+        Ok(Secret(value))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Secret, E> {
+        Ok(Secret(value.to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Secret, E> {
+        Ok(Secret(value.to_string()))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Secret, E> {
+        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Secret, E> {
+        Err(E::invalid_type(de::Unexpected::Other("a boolean"), &self))
     }
 }
 
@@ -92,6 +130,23 @@ mod tests {
     fn deserializes_from_a_string() {
         let secret: Secret = serde_json::from_str("\"abc~123\"").unwrap();
         assert_eq!(secret.expose_secret(), "abc~123");
+    }
+
+    #[test]
+    fn numbers_are_taken_as_text_and_errors_never_quote_the_value() {
+        let secret: Secret = serde_json::from_str("98765432").unwrap();
+        assert_eq!(secret.expose_secret(), "98765432");
+        let secret: Secret = toml::from_str::<toml::Table>("p = 12345678")
+            .unwrap()
+            .remove("p")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(secret.expose_secret(), "12345678");
+        let error = serde_json::from_str::<Secret>("3.14159265").unwrap_err();
+        assert!(!error.to_string().contains("3.14159265"), "{error}");
+        let error = serde_json::from_str::<Secret>("[\"hunter2\"]").unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
     }
 
     #[test]

@@ -947,3 +947,135 @@ async fn a_file_attachment_is_streamed_whole_to_the_upload_url() {
         "{received}"
     );
 }
+
+/// Mocks a draft whose attachments upload fine, and returns the draft's send and delete mocks.
+fn draft_mocks<'a>(
+    server: &'a MockServer,
+    send_status: u16,
+    retry_after: Option<&str>,
+) -> (Mock<'a>, Mock<'a>) {
+    server.mock(|when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages");
+        then.status(201).json_body(json!({"id": "d2"}));
+    });
+    server.mock(|when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages/d2/attachments");
+        then.status(201).json_body(json!({"id": "a"}));
+    });
+    let send = server.mock(|when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages/d2/send");
+        let then = then.status(send_status);
+        if let Some(after) = retry_after {
+            then.header("retry-after", after);
+        }
+    });
+    let delete = server.mock(|when, then| {
+        when.method(DELETE)
+            .path("/v1.0/users/no-reply@contoso.com/messages/d2");
+        then.status(204);
+    });
+    (send, delete)
+}
+
+/// Over 4 MB in small attachments: the draft path without upload sessions.
+fn email_over_four_megabytes() -> Email {
+    let mut builder = Email::builder().to("ann@example.org").subject("parts");
+    for i in 0..3 {
+        builder = builder.attachment(Attachment::from_bytes(
+            format!("part{i}.bin"),
+            vec![i as u8; 1_500_000],
+        ));
+    }
+    builder.build().unwrap()
+}
+
+#[tokio::test]
+async fn an_uncertain_draft_send_is_not_repeated_and_the_draft_is_kept() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let (send, delete) = draft_mocks(&server, 500, None);
+    let error = transport(&settings(&server))
+        .send(&email_over_four_megabytes())
+        .await
+        .unwrap_err();
+    assert_eq!(error.delivery(), Delivery::Uncertain);
+    assert!(
+        !error.is_transient(),
+        "an uncertain send is not safe to retry"
+    );
+    send.assert_calls(1);
+    // The draft may have become the sent message: deleting it could remove the sent copy.
+    delete.assert_calls(0);
+}
+
+#[tokio::test]
+async fn a_draft_send_throttled_past_the_deadline_is_not_sent_and_the_draft_deleted() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let (send, delete) = draft_mocks(&server, 429, Some("30"));
+    let graph = GraphTransport::builder(&settings(&server))
+        .unwrap()
+        .retry_policy(fast_retry(3))
+        .send_deadline(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let error = graph.send(&email_over_four_megabytes()).await.unwrap_err();
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.is_transient());
+    send.assert_calls(1);
+    delete.assert_calls(1);
+}
+
+#[tokio::test]
+async fn a_slow_login_host_cannot_overrun_the_send_deadline() {
+    let server = MockServer::start_async().await;
+    let body = token_body(&token_for(&["Mail.Send"]), 3600);
+    server.mock(|when, then| {
+        when.method(POST).path(token_path(TENANT));
+        then.status(200)
+            .json_body(body)
+            .delay(Duration::from_secs(4));
+    });
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(202);
+    });
+    let graph = GraphTransport::builder(&settings(&server))
+        .unwrap()
+        .send_deadline(Duration::from_millis(800))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let error = graph.send(&simple_email()).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.to_string().contains("deadline"), "{error}");
+    send.assert_calls(0);
+}
+
+#[tokio::test]
+async fn a_token_without_permissions_is_not_refetched_on_every_send() {
+    let server = MockServer::start_async().await;
+    let tokens = mock_token(&server, &token_for(&[]));
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(401).json_body(graph_error(
+            "NoPermissionsInAccessToken",
+            "The token contains no permissions, or permissions can not be understood.",
+        ));
+    });
+    let graph = transport(&settings(&server));
+    for _ in 0..3 {
+        let error = graph.send(&simple_email()).await.unwrap_err();
+        assert!(error.remedy().unwrap().contains("Grant admin consent"));
+    }
+    send.assert_calls(3);
+    tokens.assert_calls(1);
+}

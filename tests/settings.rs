@@ -354,6 +354,11 @@ fn debug_and_errors_never_show_secrets() {
     let error = s.validate().unwrap_err();
     let printed = format!("{error} {error:?} {:?} {}", error.remedy(), s.summary());
     assert!(!printed.contains(KNOWN_SECRET), "{printed}");
+    // A numeric password is taken as text; a mistyped one is not echoed.
+    let s = ConnectorSettings::from_toml_str("password = 98765432").unwrap();
+    assert_eq!(s.password.unwrap().expose_secret(), "98765432");
+    let error = ConnectorSettings::from_json_str("{\"client_secret\": 1234.5678}").unwrap_err();
+    assert!(!error.to_string().contains("1234.5678"), "{error}");
     // A secret pasted into the wrong field is not echoed by parse errors either.
     let error = ConnectorSettings::from_toml_str(&format!("client_secret = [\"{KNOWN_SECRET}\"]"))
         .unwrap_err();

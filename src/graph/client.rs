@@ -21,7 +21,7 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::credentials::Credentials;
+use crate::credentials::{AccessToken, Credentials};
 use crate::error::{Delivery, Error, Result};
 use crate::http::bearer_header;
 use crate::retry::{RetryPolicy, parse_retry_after};
@@ -46,6 +46,56 @@ pub(crate) struct GraphRequest<'a> {
     /// Pre-authenticated upload URLs must not carry the bearer token.
     pub authorize: bool,
     pub repeat: Repeat,
+}
+
+impl<'a> GraphRequest<'a> {
+    /// A JSON `POST` with the bearer token.
+    pub(crate) fn post_json(
+        operation: &'static str,
+        url: &'a str,
+        body: Vec<u8>,
+        repeat: Repeat,
+    ) -> Self {
+        Self {
+            operation,
+            method: Method::POST,
+            url,
+            body: Some(("application/json", body)),
+            headers: Vec::new(),
+            authorize: true,
+            repeat,
+        }
+    }
+
+    /// A `POST` without a body (`/send`), never repeated once the server may have acted.
+    pub(crate) fn post_empty(operation: &'static str, url: &'a str) -> Self {
+        Self {
+            body: None,
+            ..Self::post_json(operation, url, Vec::new(), Repeat::OnlyIfNotProcessed)
+        }
+    }
+
+    /// A `DELETE` with the bearer token.
+    pub(crate) fn delete(operation: &'static str, url: &'a str) -> Self {
+        Self {
+            method: Method::DELETE,
+            body: None,
+            ..Self::post_json(operation, url, Vec::new(), Repeat::Safe)
+        }
+    }
+
+    /// One byte range of an upload session: no bearer token (the URL is pre-authenticated).
+    pub(crate) fn upload_range(url: &'a str, range: String, chunk: Vec<u8>) -> Self {
+        Self {
+            operation: "upload attachment",
+            method: Method::PUT,
+            url,
+            body: Some(("application/octet-stream", chunk)),
+            headers: vec![("Content-Range", range)],
+            authorize: false,
+            repeat: Repeat::Safe,
+        }
+    }
 }
 
 /// A successful response, read whole (Graph's answers here are small).
@@ -87,8 +137,10 @@ struct InnerError {
 
 /// Why an attempt failed, before deciding whether to try again.
 enum Failure {
-    /// No request reached the server.
+    /// No request reached the server; trying again may work.
     NotSent(String),
+    /// The request could not even be built; trying again cannot help.
+    Invalid(String),
     /// The request was written but no complete answer came back.
     Unknown(String),
     /// The server answered with an error status.
@@ -113,7 +165,8 @@ impl GraphClient {
         let mut refreshed_token = false;
         loop {
             let client_request_id = uuid::Uuid::new_v4().to_string();
-            let failure = match self.attempt(request, &client_request_id, deadline).await? {
+            let (outcome, token) = self.attempt(request, &client_request_id, deadline).await?;
+            let failure = match outcome {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
             };
@@ -135,6 +188,10 @@ impl GraphClient {
                         && code.as_deref() != Some("NoPermissionsInAccessToken") =>
                 {
                     refreshed_token = true;
+                    if let Some(token) = &token {
+                        // Only now: a token refused for lack of permissions is not refetched.
+                        self.credentials.invalidate(token);
+                    }
                     tracing::info!(
                         operation = request.operation,
                         "Graph refused the access token; fetching a new one"
@@ -153,19 +210,17 @@ impl GraphClient {
                     *retry_after
                 }
                 Failure::NotSent(_) => None,
+                Failure::Invalid(_) => return Err(error(&failure, Delivery::NotSent, false)),
                 Failure::Unknown(_) if request.repeat == Repeat::Safe => None,
                 Failure::Status { status, .. }
                     if request.repeat == Repeat::Safe && status.is_server_error() =>
                 {
                     None
                 }
-                Failure::Unknown(_) => return Err(error(&failure, Delivery::Uncertain, true)),
+                // Not repeated: the server may have acted on it. Retrying is the caller's call.
+                Failure::Unknown(_) => return Err(error(&failure, Delivery::Uncertain, false)),
                 Failure::Status { status, .. } if status.is_server_error() => {
-                    let delivery = match request.repeat {
-                        Repeat::OnlyIfNotProcessed => Delivery::Uncertain,
-                        Repeat::Safe => Delivery::NotSent,
-                    };
-                    return Err(error(&failure, delivery, true));
+                    return Err(error(&failure, Delivery::Uncertain, false));
                 }
                 Failure::Status { .. } => return Err(error(&failure, Delivery::NotSent, false)),
             };
@@ -194,14 +249,17 @@ impl GraphClient {
         }
     }
 
-    /// One attempt. The outer `Result` is for errors that end the send at once (no token,
-    /// deadline passed before anything was sent).
+    /// One attempt, and the token it used. The outer `Result` is for errors that end the
+    /// send at once (no token; the deadline passed before anything was sent).
     async fn attempt(
         &self,
         request: &GraphRequest<'_>,
         client_request_id: &str,
         deadline: Instant,
-    ) -> Result<std::result::Result<GraphResponse, Failure>> {
+    ) -> Result<(
+        std::result::Result<GraphResponse, Failure>,
+        Option<AccessToken>,
+    )> {
         let not_sent_by_deadline = || Error::Graph {
             operation: request.operation,
             status: None,
@@ -212,17 +270,22 @@ impl GraphClient {
             transient: true,
             delivery: Delivery::NotSent,
         };
+        // The token first, bounded by the deadline, and without holding a request slot: a slow
+        // login host must neither overrun the send nor block other sends. (After a 401 the
+        // refused token was invalidated, so this fetches a new one.)
+        let token = match request.authorize {
+            true => Some(
+                tokio::time::timeout_at(deadline, self.credentials.access_token(&self.scope))
+                    .await
+                    .map_err(|_| not_sent_by_deadline())??,
+            ),
+            false => None,
+        };
         // The concurrency limit counts requests in flight, however many sends are waiting.
         let permit = tokio::time::timeout_at(deadline, self.permits.acquire())
             .await
             .map_err(|_| not_sent_by_deadline())?
             .map_err(|_| not_sent_by_deadline())?;
-
-        // After a 401 the refused token was invalidated, so this fetches a new one.
-        let token = match request.authorize {
-            true => Some(self.credentials.access_token(&self.scope).await?),
-            false => None,
-        };
 
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
@@ -252,28 +315,23 @@ impl GraphClient {
 
         let response = match builder.send().await {
             Ok(response) => response,
-            Err(e) if e.is_connect() => return Ok(Err(Failure::NotSent(describe(&e)))),
-            Err(e) => return Ok(Err(Failure::Unknown(describe(&e)))),
+            Err(e) if e.is_builder() => return Ok((Err(Failure::Invalid(describe(&e))), token)),
+            Err(e) if e.is_connect() => return Ok((Err(Failure::NotSent(describe(&e))), token)),
+            Err(e) => return Ok((Err(Failure::Unknown(describe(&e))), token)),
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let body = match response.bytes().await {
-            Ok(body) => body.to_vec(),
-            Err(e) if status.is_success() => {
-                // The server accepted the request but its answer was cut off.
-                return Ok(Err(Failure::Unknown(describe(&e))));
-            }
-            Err(_) => Vec::new(),
-        };
+        // The status is Graph's answer; a body cut off after it does not change it. Callers
+        // that need the body (a draft's id) report an unexpected answer instead.
+        let body = response
+            .bytes()
+            .await
+            .map(|b| b.to_vec())
+            .unwrap_or_default();
         drop(permit);
 
         if status.is_success() {
-            return Ok(Ok(GraphResponse { headers, body }));
-        }
-        if status == StatusCode::UNAUTHORIZED
-            && let Some(token) = &token
-        {
-            self.credentials.invalidate(token);
+            return Ok((Ok(GraphResponse { headers, body }), token));
         }
         let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
         let (code, message, inner_request_id) = match parsed {
@@ -294,14 +352,17 @@ impl GraphClient {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        Ok(Err(Failure::Status {
-            status,
-            code,
-            message,
-            request_id: header("request-id").or(inner_request_id),
-            retry_after: header("retry-after")
-                .and_then(|v| parse_retry_after(&v, SystemTime::now())),
-        }))
+        Ok((
+            Err(Failure::Status {
+                status,
+                code,
+                message,
+                request_id: header("request-id").or(inner_request_id),
+                retry_after: header("retry-after")
+                    .and_then(|v| parse_retry_after(&v, SystemTime::now())),
+            }),
+            token,
+        ))
     }
 }
 
@@ -337,7 +398,9 @@ fn to_error(
     transient: bool,
 ) -> Error {
     let (status, code, message, request_id) = match failure {
-        Failure::NotSent(message) => (None, None, message.clone(), None),
+        Failure::NotSent(message) | Failure::Invalid(message) => {
+            (None, None, message.clone(), None)
+        }
         Failure::Unknown(message) => (
             None,
             None,

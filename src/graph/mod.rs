@@ -66,7 +66,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -90,8 +89,6 @@ use request::{
 const INLINE_ATTACHMENT_LIMIT: u64 = 3 * 1024 * 1024;
 /// The largest `sendMail` request this crate sends in one piece (Graph's cap is about 4 MB).
 const REQUEST_LIMIT: u64 = 4_000_000;
-/// Room for the JSON around the message's text.
-const JSON_OVERHEAD: u64 = 16 * 1024;
 /// The largest attachment an upload session takes.
 pub const MAX_ATTACHMENT_SIZE: u64 = 150 * 1024 * 1024;
 /// The size of each upload `PUT`: 10 × 320 KiB, under Graph's 4 MB per request.
@@ -222,26 +219,23 @@ impl GraphTransport {
         }
     }
 
-    fn fits_in_one_request(email: &Email) -> bool {
+    /// Whether the email could fit one `sendMail` request, judged from sizes alone; the
+    /// serialised body is measured before it is sent.
+    fn may_fit_in_one_request(email: &Email) -> bool {
         let attachments: u64 = email
             .attachments()
             .iter()
             .map(|a| base64_len(a.size()))
             .sum();
-        let text = email.text().map_or(0, str::len) + email.html().map_or(0, str::len);
         email
             .attachments()
             .iter()
             .all(|a| a.size() < INLINE_ATTACHMENT_LIMIT)
-            && attachments + text as u64 + JSON_OVERHEAD <= REQUEST_LIMIT
+            && attachments <= REQUEST_LIMIT
     }
 
-    async fn send_mail(
-        &self,
-        email: &Email,
-        from: Option<&Mailbox>,
-        deadline: Instant,
-    ) -> Result<Option<String>> {
+    /// The `sendMail` body with the attachments inline.
+    async fn send_mail_body(&self, email: &Email, from: Option<&Mailbox>) -> Result<Vec<u8>> {
         let mut message = request::message(email, from)?;
         let mut loaded = Vec::with_capacity(email.attachments().len());
         for attachment in email.attachments() {
@@ -253,28 +247,17 @@ impl GraphTransport {
             .zip(&loaded)
             .map(|(attachment, bytes)| FileAttachment::new(attachment, bytes))
             .collect();
-        let body = serde_json::to_vec(&SendMail {
+        serde_json::to_vec(&SendMail {
             message,
             save_to_sent_items: self.save_to_sent_items,
         })
-        .map_err(|e| Error::invalid_message("email", e.to_string()))?;
-        drop(loaded);
+        .map_err(|e| Error::invalid_message("email", e.to_string()))
+    }
+
+    async fn send_mail(&self, body: Vec<u8>, deadline: Instant) -> Result<Option<String>> {
         let url = self.url(&["sendMail"])?;
-        let response = self
-            .client
-            .execute(
-                &GraphRequest {
-                    operation: "sendMail",
-                    method: Method::POST,
-                    url: &url,
-                    body: Some(("application/json", body)),
-                    headers: Vec::new(),
-                    authorize: true,
-                    repeat: Repeat::OnlyIfNotProcessed,
-                },
-                deadline,
-            )
-            .await?;
+        let request = GraphRequest::post_json("sendMail", &url, body, Repeat::OnlyIfNotProcessed);
+        let response = self.client.execute(&request, deadline).await?;
         Ok(response
             .headers
             .get("request-id")
@@ -295,15 +278,7 @@ impl GraphTransport {
         let created = self
             .client
             .execute(
-                &GraphRequest {
-                    operation: "create draft",
-                    method: Method::POST,
-                    url: &url,
-                    body: Some(("application/json", body)),
-                    headers: Vec::new(),
-                    authorize: true,
-                    repeat: Repeat::OnlyIfNotProcessed,
-                },
+                &GraphRequest::post_json("create draft", &url, body, Repeat::OnlyIfNotProcessed),
                 deadline,
             )
             .await
@@ -318,18 +293,7 @@ impl GraphTransport {
             }
             let url = self.url(&["messages", &draft.id, "send"])?;
             self.client
-                .execute(
-                    &GraphRequest {
-                        operation: "send draft",
-                        method: Method::POST,
-                        url: &url,
-                        body: None,
-                        headers: Vec::new(),
-                        authorize: true,
-                        repeat: Repeat::OnlyIfNotProcessed,
-                    },
-                    deadline,
-                )
+                .execute(&GraphRequest::post_empty("send draft", &url), deadline)
                 .await
         }
         .await;
@@ -357,15 +321,12 @@ impl GraphTransport {
             let url = self.url(&["messages", draft_id, "attachments"])?;
             self.client
                 .execute(
-                    &GraphRequest {
-                        operation: "add attachment",
-                        method: Method::POST,
-                        url: &url,
-                        body: Some(("application/json", body)),
-                        headers: Vec::new(),
-                        authorize: true,
-                        repeat: Repeat::OnlyIfNotProcessed,
-                    },
+                    &GraphRequest::post_json(
+                        "add attachment",
+                        &url,
+                        body,
+                        Repeat::OnlyIfNotProcessed,
+                    ),
                     deadline,
                 )
                 .await
@@ -380,15 +341,7 @@ impl GraphTransport {
         let created = self
             .client
             .execute(
-                &GraphRequest {
-                    operation: "create upload session",
-                    method: Method::POST,
-                    url: &url,
-                    body: Some(("application/json", body)),
-                    headers: Vec::new(),
-                    authorize: true,
-                    repeat: Repeat::Safe,
-                },
+                &GraphRequest::post_json("create upload session", &url, body, Repeat::Safe),
                 deadline,
             )
             .await
@@ -396,7 +349,7 @@ impl GraphTransport {
         let session: UploadSession = serde_json::from_slice(&created.body).map_err(|e| {
             graph_protocol_error("create upload session", format!("unexpected answer: {e}"))
         })?;
-        self.upload(&session.upload_url, attachment, deadline)
+        self.upload(session.upload_url.expose_secret(), attachment, deadline)
             .await
             .map_err(not_sent)
     }
@@ -453,15 +406,11 @@ impl GraphTransport {
             let response = self
                 .client
                 .execute(
-                    &GraphRequest {
-                        operation: "upload attachment",
-                        method: Method::PUT,
-                        url: upload_url,
-                        body: Some(("application/octet-stream", buffer.clone())),
-                        headers: vec![("Content-Range", format!("bytes {offset}-{end}/{total}"))],
-                        authorize: false,
-                        repeat: Repeat::Safe,
-                    },
+                    &GraphRequest::upload_range(
+                        upload_url,
+                        format!("bytes {offset}-{end}/{total}"),
+                        buffer.clone(),
+                    ),
                     deadline,
                 )
                 .await?;
@@ -496,18 +445,7 @@ impl GraphTransport {
         let deadline = Instant::now() + Duration::from_secs(15);
         let result = self
             .client
-            .execute(
-                &GraphRequest {
-                    operation: "delete draft",
-                    method: Method::DELETE,
-                    url: &url,
-                    body: None,
-                    headers: Vec::new(),
-                    authorize: true,
-                    repeat: Repeat::Safe,
-                },
-                deadline,
-            )
+            .execute(&GraphRequest::delete("delete draft", &url), deadline)
             .await;
         match result {
             Ok(_) => tracing::info!("deleted the draft of a message that was not sent"),
@@ -536,15 +474,12 @@ impl GraphTransport {
         let result = self
             .client
             .execute(
-                &GraphRequest {
-                    operation: "mailbox check",
-                    method: Method::POST,
-                    url: &url,
-                    body: Some(("application/json", body.to_string().into_bytes())),
-                    headers: Vec::new(),
-                    authorize: true,
-                    repeat: Repeat::OnlyIfNotProcessed,
-                },
+                &GraphRequest::post_json(
+                    "mailbox check",
+                    &url,
+                    body.to_string().into_bytes(),
+                    Repeat::OnlyIfNotProcessed,
+                ),
                 deadline,
             )
             .await;
@@ -562,38 +497,28 @@ impl GraphTransport {
     }
 }
 
-fn not_sent(error: Error) -> Error {
-    // Nothing was sent before the draft's `/send`; an uncertain draft or attachment request
-    // cannot have delivered mail.
-    match error {
-        Error::Graph {
-            operation,
-            status,
-            code,
-            message,
-            request_id,
-            client_request_id,
-            transient,
-            ..
-        } => Error::Graph {
-            operation,
-            status,
-            code,
-            message,
-            request_id,
-            client_request_id,
-            transient,
-            delivery: Delivery::NotSent,
-        },
-        other => other,
+fn not_sent(mut error: Error) -> Error {
+    // Nothing was sent before the draft's `/send`: an uncertain draft or attachment request
+    // cannot have delivered mail, so trying the whole send again later is safe.
+    if let Error::Graph {
+        delivery,
+        transient,
+        status,
+        ..
+    } = &mut error
+        && *delivery == Delivery::Uncertain
+    {
+        *delivery = Delivery::NotSent;
+        *transient = status.is_none_or(|s| s >= 500);
     }
+    error
 }
 
 fn graph_protocol_error(operation: &'static str, message: String) -> Error {
     Error::Graph {
         operation,
         status: None,
-        code: None,
+        code: Some("UnexpectedResponse".to_owned()),
         message,
         request_id: None,
         client_request_id: None,
@@ -714,11 +639,18 @@ impl MailTransport for GraphTransport {
                 }
             }
             let deadline = Instant::now() + self.send_deadline;
-            let id = if Self::fits_in_one_request(email) {
-                self.send_mail(email, from, deadline).await?
-            } else {
-                tracing::debug!("message too large for one request; using a draft");
-                self.send_with_draft(email, from, deadline).await?
+            let body = match Self::may_fit_in_one_request(email) {
+                true => Some(self.send_mail_body(email, from).await?),
+                false => None,
+            };
+            let id = match body {
+                Some(body) if body.len() as u64 <= REQUEST_LIMIT => {
+                    self.send_mail(body, deadline).await?
+                }
+                _ => {
+                    tracing::debug!("message too large for one request; using a draft");
+                    self.send_with_draft(email, from, deadline).await?
+                }
             };
             tracing::info!("Graph accepted the message");
             Ok(SendReport::single(SentMessage::new(

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::message::{Attachment, Email, Importance, Mailbox};
+use crate::secret::Secret;
 
 /// Graph accepts at most this many `internetMessageHeaders`.
 pub(crate) const MAX_HEADERS: usize = 5;
@@ -136,11 +137,12 @@ impl<'a> AttachmentItem<'a> {
     }
 }
 
-/// What `createUploadSession` returns.
+/// What `createUploadSession` returns. The upload URL carries its own credential, so it is
+/// held as a [`Secret`] and never printed.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UploadSession {
-    pub upload_url: String,
+    pub upload_url: Secret,
 }
 
 /// What a draft `POST /messages` returns (only the id matters).

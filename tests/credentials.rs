@@ -861,6 +861,18 @@ async fn entra_errors_name_the_setup_step_and_setting() {
         ),
         (700_024, "invalid_client", 401, &["clock"]),
         (65_001, "invalid_grant", 400, &["Grant admin consent"]),
+        (
+            500_011,
+            "invalid_resource",
+            400,
+            &["Office 365 Exchange Online", "`tenant_id`", "`cloud`"],
+        ),
+        (
+            500_014,
+            "invalid_request",
+            400,
+            &["disabled", "re-enable", "Enterprise applications"],
+        ),
     ];
     for (i, (code, error, status, words)) in cases.iter().enumerate() {
         let tenant = format!("case{i}.example.org");
@@ -919,6 +931,64 @@ async fn entra_errors_name_the_setup_step_and_setting() {
         .unwrap();
     let failure = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
     assert!(failure.is_transient() && !failure.is_auth(), "{failure}");
+
+    // Transient codes: throttling backs off; a detected loop means tokens are not reused.
+    let transient: &[(u64, &str, &[&str], &str)] = &[
+        (90_055, "invalid_request", &["throttling"], "loop"),
+        (
+            50_196,
+            "invalid_request",
+            &["one `Credentials`", "share it", "`TokenCacheStore`"],
+            "throttling",
+        ),
+    ];
+    for (code, error, words, absent) in transient {
+        let tenant = format!("transient{code}.example.org");
+        server
+            .mock_async(|when, then| {
+                when.method(POST).path(token_path(&tenant));
+                then.status(400).json_body(entra_error(error, *code));
+            })
+            .await;
+        let credentials = Credentials::builder(&secret_settings(&server, &tenant))
+            .with_retry_policy(fast_retry(0))
+            .build()
+            .unwrap();
+        let failure = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
+        let remedy = failure.remedy().unwrap();
+        for word in *words {
+            assert!(remedy.contains(word), "AADSTS{code}: `{word}` missing in: {remedy}");
+        }
+        assert!(!remedy.contains(absent), "AADSTS{code}: {remedy}");
+        assert!(failure.is_transient() && !failure.is_auth(), "{failure}");
+    }
+}
+
+#[tokio::test]
+async fn entra_errors_marked_transient_are_retried() {
+    for (error, code) in [("temporarily_unavailable", 1), ("invalid_request", 90_055)] {
+        let server = MockServer::start_async().await;
+        let mock = server
+            .mock_async(|when, then| {
+                when.method(POST).path(token_path(TENANT));
+                then.respond_with(in_sequence(vec![
+                    json_response(400, &entra_error(error, code)),
+                    json_response(200, &token_body("after-retry", 3599)),
+                ]));
+            })
+            .await;
+        let credentials = Credentials::builder(&secret_settings(&server, TENANT))
+            .with_retry_policy(fast_retry(3))
+            .build()
+            .unwrap();
+        let token = credentials.access_token(GRAPH_SCOPE).await;
+        assert_eq!(
+            token.map(|t| t.expose_secret().to_owned()).ok().as_deref(),
+            Some("after-retry"),
+            "{error} AADSTS{code}"
+        );
+        assert_eq!(mock.calls_async().await, 2, "{error} AADSTS{code}");
+    }
 }
 
 #[tokio::test]
@@ -1266,4 +1336,241 @@ async fn no_secret_is_ever_printed() {
     let signature = assertion.rsplit('.').next().unwrap();
     assert!(!printed.contains(signature));
     assert!(printed.contains("[redacted]"));
+}
+
+/// A shared store whose `remove` can be made to hang, to cancel a caller inside it.
+#[derive(Debug, Default)]
+struct StallingStore {
+    inner: mail_connector::InMemoryTokenCache,
+    stall_remove: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl mail_connector::TokenCacheStore for StallingStore {
+    async fn get(&self, key: &str) -> Option<AccessToken> {
+        self.inner.get(key).await
+    }
+
+    async fn put(&self, key: &str, token: AccessToken) {
+        self.inner.put(key, token).await;
+    }
+
+    async fn remove(&self, key: &str) {
+        if self.stall_remove.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.remove(key).await;
+    }
+}
+
+#[tokio::test]
+async fn a_caller_cancelled_while_the_store_forgets_a_rejected_token_leaves_it_rejected() {
+    let store = Arc::new(StallingStore::default());
+    let source = NumberedSource::new(Duration::from_secs(3600), Duration::ZERO);
+    let credentials = from_source(source.clone())
+        .with_cache_store(store.clone())
+        .build()
+        .unwrap();
+    let rejected = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    credentials.invalidate(&rejected);
+
+    // The caller is cancelled while the store removes the rejected token: `remove` never
+    // completes, so the timeout drops the call right there.
+    store.stall_remove.store(true, Ordering::SeqCst);
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(50), credentials.access_token(GRAPH_SCOPE))
+            .await;
+    assert!(cancelled.is_err(), "the call should have been stuck in `remove`");
+    store.stall_remove.store(false, Ordering::SeqCst);
+
+    // The store still holds the rejected token, but it is not handed out again.
+    let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    assert_eq!(token.expose_secret(), "t1");
+    assert_eq!(source.fetches(), 2);
+    // …and the store now holds the new one (a token source's key has no tenant or client).
+    let key = format!("token-source|||{GRAPH_SCOPE}");
+    let stored = mail_connector::TokenCacheStore::get(&*store, &key).await;
+    assert_eq!(stored.unwrap().expose_secret(), "t1");
+}
+
+#[tokio::test]
+async fn a_cancelled_fetch_neither_strands_waiters_nor_breaks_later_calls() {
+    let server = MockServer::start_async().await;
+    // The first request hangs (the caller will be gone long before it answers).
+    let slow = server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.status(200)
+                .delay(Duration::from_secs(30))
+                .json_body(token_body("too-late", 3599))
+                .up_to_n_times(1);
+        })
+        .await;
+    let fast = server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.status(200).json_body(token_body("fresh", 3599));
+        })
+        .await;
+    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+
+    let fetcher = {
+        let credentials = credentials.clone();
+        tokio::spawn(async move { credentials.access_token(GRAPH_SCOPE).await })
+    };
+    // Wait until the fetcher's request reached the server.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while slow.calls_async().await == 0 {
+        assert!(Instant::now() < deadline, "the first request never arrived");
+        tokio::task::yield_now().await;
+    }
+    // A second caller queues behind it (it counts itself in the poll that queues it).
+    let queued = Arc::new(AtomicUsize::new(0));
+    let waiter = {
+        let credentials = credentials.clone();
+        let queued = Arc::clone(&queued);
+        tokio::spawn(async move {
+            queued.fetch_add(1, Ordering::SeqCst);
+            credentials.access_token(GRAPH_SCOPE).await
+        })
+    };
+    while queued.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+
+    fetcher.abort();
+    assert!(fetcher.await.unwrap_err().is_cancelled());
+    let token = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiter hung after the fetcher was cancelled")
+        .unwrap()
+        .unwrap();
+    assert_eq!(token.expose_secret(), "fresh");
+    assert_eq!(fast.calls_async().await, 1);
+
+    // Later calls use that token, and fetch normally after it is rejected.
+    assert_eq!(
+        credentials.access_token(GRAPH_SCOPE).await.unwrap().expose_secret(),
+        "fresh"
+    );
+    credentials.invalidate(&token);
+    credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    assert_eq!(fast.calls_async().await, 2);
+}
+
+#[tokio::test]
+async fn waiters_get_the_same_error_as_the_caller_that_fetched() {
+    /// Fails like a Graph 401 once released; counts its calls.
+    #[derive(Debug, Default)]
+    struct Refusing {
+        calls: AtomicUsize,
+        release: tokio::sync::Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenSource for Refusing {
+        async fn fetch_token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.release.notified().await;
+            Err(Error::Graph {
+                operation: "token exchange",
+                status: Some(401),
+                code: Some("InvalidAuthenticationToken".into()),
+                message: "the workload identity was refused".into(),
+                request_id: None,
+                client_request_id: None,
+                transient: false,
+                delivery: mail_connector::Delivery::NotSent,
+            })
+        }
+    }
+    const CALLERS: usize = 6;
+    let source = Arc::new(Refusing::default());
+    let credentials = from_source(source.clone()).build().unwrap();
+    let started = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let credentials = credentials.clone();
+            let started = Arc::clone(&started);
+            tokio::spawn(async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                credentials.access_token(SMTP_SCOPE).await
+            })
+        })
+        .collect();
+    // Every caller is queued (it counts itself in the poll that queues it) and the first
+    // one is inside the source.
+    while started.load(Ordering::SeqCst) < CALLERS || source.calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    source.release.notify_one();
+    let mut remedies = Vec::new();
+    for task in tasks {
+        let error = task.await.unwrap().unwrap_err();
+        assert!(matches!(error, Error::Graph { status: Some(401), .. }), "{error:?}");
+        assert!(error.is_auth() && !error.is_transient(), "{error}");
+        assert_eq!(error.status(), Some(401));
+        remedies.push(error.remedy());
+    }
+    assert_eq!(source.calls.load(Ordering::SeqCst), 1, "waiters shared the fetch");
+    assert!(remedies[0].is_some());
+    assert!(remedies.iter().all(|r| r == &remedies[0]), "{remedies:?}");
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn logs_never_hold_the_client_secret_or_the_token() {
+    const TOKEN: &str = "eyJ-LOGGED-TOKEN-must-not-appear";
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    // Only this crate's events: httpmock logs the requests it receives, secret included.
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("mail_connector=trace"))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.respond_with(in_sequence(vec![
+                json_response(200, &due_token_body(TOKEN, 3599)),
+                json_response(401, &entra_error("invalid_client", 7_000_215)),
+            ]));
+        })
+        .await;
+    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    // A successful fetch, then a refresh that fails and falls back to the same token.
+    let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    assert_eq!(token.expose_secret(), TOKEN);
+    credentials.access_token(GRAPH_SCOPE).await.unwrap();
+
+    let text = logs.text();
+    assert!(text.contains("access token issued"), "{text}");
+    assert!(text.contains("token refresh failed"), "{text}");
+    assert!(text.contains("AADSTS7000215"), "{text}");
+    assert!(!text.contains(SECRET), "the client secret was logged:\n{text}");
+    assert!(!text.contains(TOKEN), "the access token was logged:\n{text}");
 }

@@ -394,7 +394,10 @@ async fn concurrent_callers_share_one_failure() {
     for task in tasks {
         let error = task.await.unwrap().unwrap_err();
         assert!(error.is_auth(), "{error}");
-        assert!(matches!(error, Error::TokenRequest { status: 401, .. }), "{error:?}");
+        assert!(
+            matches!(error, Error::TokenRequest { status: 401, .. }),
+            "{error:?}"
+        );
     }
     // Every caller queued behind the failing fetch and got its error without asking again.
     assert_eq!(mock.calls_async().await, 1);
@@ -442,11 +445,19 @@ async fn a_token_inside_the_refresh_margin_is_fetched_anew() {
     let source = NumberedSource::new(Duration::from_secs(120), Duration::from_secs(3480));
     let credentials = from_source(source.clone()).build().unwrap();
     assert_eq!(
-        credentials.access_token(GRAPH_SCOPE).await.unwrap().expose_secret(),
+        credentials
+            .access_token(GRAPH_SCOPE)
+            .await
+            .unwrap()
+            .expose_secret(),
         "t0"
     );
     assert_eq!(
-        credentials.access_token(GRAPH_SCOPE).await.unwrap().expose_secret(),
+        credentials
+            .access_token(GRAPH_SCOPE)
+            .await
+            .unwrap()
+            .expose_secret(),
         "t1"
     );
     assert_eq!(source.fetches(), 2);
@@ -470,7 +481,11 @@ async fn short_lived_tokens_are_reused_although_the_margin_is_longer() {
     let credentials = from_source(source.clone()).build().unwrap();
     for _ in 0..10 {
         assert_eq!(
-            credentials.access_token(GRAPH_SCOPE).await.unwrap().expose_secret(),
+            credentials
+                .access_token(GRAPH_SCOPE)
+                .await
+                .unwrap()
+                .expose_secret(),
             "t0"
         );
     }
@@ -560,9 +575,17 @@ async fn a_failed_refresh_falls_back_to_the_still_valid_token() {
         let started = Instant::now();
         let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
         assert_eq!(token.expose_secret(), "still-valid");
-        assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
     }
-    assert_eq!(mock.calls_async().await, 2, "no request during the cooldown");
+    assert_eq!(
+        mock.calls_async().await,
+        2,
+        "no request during the cooldown"
+    );
 
     // A rejected token is fetched anew at once: the cooldown does not hold that back.
     credentials.invalidate(&first);
@@ -594,8 +617,16 @@ async fn a_refresh_is_one_request_that_does_not_wait_out_retry_after() {
     let started = Instant::now();
     let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     assert_eq!(token.expose_secret(), "still-valid");
-    assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
-    assert_eq!(mock.calls_async().await, 2, "one refresh request, no retries");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        mock.calls_async().await,
+        2,
+        "one refresh request, no retries"
+    );
 }
 
 #[tokio::test]
@@ -648,8 +679,9 @@ async fn an_expired_token_is_fetched_despite_the_cooldown() {
         async fn fetch_token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
             let now = SystemTime::now();
             match self.0.fetch_add(1, Ordering::SeqCst) {
-                0 => Ok(AccessToken::new("short", now + Duration::from_secs(1))
-                    .with_refresh_at(now)),
+                0 => Ok(
+                    AccessToken::new("short", now + Duration::from_secs(1)).with_refresh_at(now)
+                ),
                 1 => Err(Error::transport("sidecar", "not ready", true)),
                 _ => Ok(AccessToken::new("renewed", now + Duration::from_secs(3600))),
             }
@@ -661,7 +693,11 @@ async fn an_expired_token_is_fetched_despite_the_cooldown() {
     assert_eq!(first.expose_secret(), "short");
     // The refresh fails: the still-valid token is served, and a 30 s cooldown starts.
     assert_eq!(
-        credentials.access_token(SMTP_SCOPE).await.unwrap().expose_secret(),
+        credentials
+            .access_token(SMTP_SCOPE)
+            .await
+            .unwrap()
+            .expose_secret(),
         "short"
     );
     assert_eq!(source.0.load(Ordering::SeqCst), 2);
@@ -672,7 +708,11 @@ async fn an_expired_token_is_fetched_despite_the_cooldown() {
         .unwrap_or_default();
     tokio::time::sleep(wait + Duration::from_millis(50)).await;
     assert_eq!(
-        credentials.access_token(SMTP_SCOPE).await.unwrap().expose_secret(),
+        credentials
+            .access_token(SMTP_SCOPE)
+            .await
+            .unwrap()
+            .expose_secret(),
         "renewed"
     );
     assert_eq!(source.0.load(Ordering::SeqCst), 3);
@@ -957,7 +997,10 @@ async fn entra_errors_name_the_setup_step_and_setting() {
         let failure = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
         let remedy = failure.remedy().unwrap();
         for word in *words {
-            assert!(remedy.contains(word), "AADSTS{code}: `{word}` missing in: {remedy}");
+            assert!(
+                remedy.contains(word),
+                "AADSTS{code}: `{word}` missing in: {remedy}"
+            );
         }
         assert!(!remedy.contains(absent), "AADSTS{code}: {remedy}");
         assert!(failure.is_transient() && !failure.is_auth(), "{failure}");
@@ -1377,10 +1420,15 @@ async fn a_caller_cancelled_while_the_store_forgets_a_rejected_token_leaves_it_r
     // The caller is cancelled while the store removes the rejected token: `remove` never
     // completes, so the timeout drops the call right there.
     store.stall_remove.store(true, Ordering::SeqCst);
-    let cancelled =
-        tokio::time::timeout(Duration::from_millis(50), credentials.access_token(GRAPH_SCOPE))
-            .await;
-    assert!(cancelled.is_err(), "the call should have been stuck in `remove`");
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(50),
+        credentials.access_token(GRAPH_SCOPE),
+    )
+    .await;
+    assert!(
+        cancelled.is_err(),
+        "the call should have been stuck in `remove`"
+    );
     store.stall_remove.store(false, Ordering::SeqCst);
 
     // The store still holds the rejected token, but it is not handed out again.
@@ -1450,7 +1498,11 @@ async fn a_cancelled_fetch_neither_strands_waiters_nor_breaks_later_calls() {
 
     // Later calls use that token, and fetch normally after it is rejected.
     assert_eq!(
-        credentials.access_token(GRAPH_SCOPE).await.unwrap().expose_secret(),
+        credentials
+            .access_token(GRAPH_SCOPE)
+            .await
+            .unwrap()
+            .expose_secret(),
         "fresh"
     );
     credentials.invalidate(&token);
@@ -1507,12 +1559,25 @@ async fn waiters_get_the_same_error_as_the_caller_that_fetched() {
     let mut remedies = Vec::new();
     for task in tasks {
         let error = task.await.unwrap().unwrap_err();
-        assert!(matches!(error, Error::Graph { status: Some(401), .. }), "{error:?}");
+        assert!(
+            matches!(
+                error,
+                Error::Graph {
+                    status: Some(401),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
         assert!(error.is_auth() && !error.is_transient(), "{error}");
         assert_eq!(error.status(), Some(401));
         remedies.push(error.remedy());
     }
-    assert_eq!(source.calls.load(Ordering::SeqCst), 1, "waiters shared the fetch");
+    assert_eq!(
+        source.calls.load(Ordering::SeqCst),
+        1,
+        "waiters shared the fetch"
+    );
     assert!(remedies[0].is_some());
     assert!(remedies.iter().all(|r| r == &remedies[0]), "{remedies:?}");
 }
@@ -1571,6 +1636,12 @@ async fn logs_never_hold_the_client_secret_or_the_token() {
     assert!(text.contains("access token issued"), "{text}");
     assert!(text.contains("token refresh failed"), "{text}");
     assert!(text.contains("AADSTS7000215"), "{text}");
-    assert!(!text.contains(SECRET), "the client secret was logged:\n{text}");
-    assert!(!text.contains(TOKEN), "the access token was logged:\n{text}");
+    assert!(
+        !text.contains(SECRET),
+        "the client secret was logged:\n{text}"
+    );
+    assert!(
+        !text.contains(TOKEN),
+        "the access token was logged:\n{text}"
+    );
 }

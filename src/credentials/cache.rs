@@ -87,9 +87,7 @@ impl SlotState {
     /// still valid while a failed refresh cools down.
     fn servable(&self, now: SystemTime, margin: Duration) -> Option<AccessToken> {
         let token = self.token.as_ref()?;
-        let cooling_down = self
-            .next_attempt_at
-            .is_some_and(|at| Instant::now() < at);
+        let cooling_down = self.next_attempt_at.is_some_and(|at| Instant::now() < at);
         (token.is_fresh_at(now, margin) || (cooling_down && token.is_valid_at(now)))
             .then(|| token.clone())
     }
@@ -204,7 +202,11 @@ impl TokenCache {
         if let Some(revoked) = revoked {
             self.store.remove(key).await;
             let mut state = lock(&slot.state);
-            if state.revoked.as_ref().is_some_and(|r| r.same_value(&revoked)) {
+            if state
+                .revoked
+                .as_ref()
+                .is_some_and(|r| r.same_value(&revoked))
+            {
                 state.revoked = None;
             }
         }
@@ -295,7 +297,11 @@ mod tests {
     #[tokio::test]
     async fn store_holds_what_was_fetched_and_revoked_tokens_are_ignored() {
         let store = Arc::new(InMemoryTokenCache::new());
-        let cache = TokenCache::new(store.clone(), Duration::from_secs(60), Duration::from_secs(30));
+        let cache = TokenCache::new(
+            store.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+        );
         let first = cache
             .get_or_fetch("k", |_| async { Ok(token("one", 3600)) })
             .await

@@ -196,11 +196,7 @@ impl TokenSource for ClientCertificateCredential {
 
 #[async_trait]
 impl Fetch for ClientCertificateCredential {
-    async fn fetch(
-        &self,
-        scope: &str,
-        attempts: Attempts,
-    ) -> Result<AccessToken, FetchFailure> {
+    async fn fetch(&self, scope: &str, attempts: Attempts) -> Result<AccessToken, FetchFailure> {
         self.endpoint
             .request(scope, attempts, || {
                 Ok(vec![

@@ -53,11 +53,7 @@ impl TokenSource for ClientSecretCredential {
 
 #[async_trait]
 impl Fetch for ClientSecretCredential {
-    async fn fetch(
-        &self,
-        scope: &str,
-        attempts: Attempts,
-    ) -> Result<AccessToken, FetchFailure> {
+    async fn fetch(&self, scope: &str, attempts: Attempts) -> Result<AccessToken, FetchFailure> {
         self.endpoint
             .request(scope, attempts, || {
                 Ok(vec![

@@ -102,8 +102,8 @@ use crate::secret::Secret;
 use crate::settings::{AuthMode, ConnectorSettings, ExpiryDate};
 use crate::transport::CheckStep;
 use cache::TokenCache;
-use source::{CustomSource, Fetch};
 use endpoint::{TokenEndpoint, token_endpoint_url};
+use source::{CustomSource, Fetch};
 
 /// The suffix of every client-credentials scope: `{resource}/.default`.
 pub const GRAPH_SCOPE_SUFFIX: &str = "/.default";

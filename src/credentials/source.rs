@@ -79,8 +79,7 @@ impl From<Error> for FetchFailure {
 /// and report `Retry-After`) or any [`TokenSource`].
 #[async_trait]
 pub(crate) trait Fetch: Send + Sync + std::fmt::Debug {
-    async fn fetch(&self, scope: &str, attempts: Attempts)
-    -> Result<AccessToken, FetchFailure>;
+    async fn fetch(&self, scope: &str, attempts: Attempts) -> Result<AccessToken, FetchFailure>;
 }
 
 /// A caller's [`TokenSource`]: its own retries (if any) cannot be skipped, and it reports

@@ -429,11 +429,68 @@ impl Error {
         }
     }
 
-    /// A copy for the callers that waited on one shared token fetch. The token variants are
-    /// copied exactly; any other error (from a caller's token source) keeps its message,
-    /// transience and remedy-relevant text as a [`Error::Transport`].
+    /// A copy for the callers that waited on one shared token fetch, so that they and the
+    /// fetching caller agree on `is_transient`, `is_auth`, `status` and `remedy` (a token
+    /// source may return any variant). Every variant is copied exactly, except that an
+    /// [`Error::Io`] keeps its kind and message but not its source chain.
     pub(crate) fn duplicate(&self) -> Self {
         match self {
+            Self::Io {
+                action,
+                path,
+                source,
+            } => Self::Io {
+                action,
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Self::PartialDelivery {
+                delivered,
+                uncertain,
+                not_sent,
+                source,
+            } => Self::PartialDelivery {
+                delivered: delivered.clone(),
+                uncertain: uncertain.clone(),
+                not_sent: not_sent.clone(),
+                source: Box::new(source.duplicate()),
+            },
+            Self::InvalidMessage { field, reason } => Self::invalid_message(field, reason),
+            Self::InvalidSettings { problems } => Self::InvalidSettings {
+                problems: problems.clone(),
+            },
+            Self::Disabled => Self::Disabled,
+            Self::NotAvailable { transport, reason } => Self::NotAvailable { transport, reason },
+            Self::Transport {
+                transport,
+                message,
+                transient,
+                delivery,
+            } => Self::Transport {
+                transport: transport.clone(),
+                message: message.clone(),
+                transient: *transient,
+                delivery: *delivery,
+            },
+            Self::Graph {
+                operation,
+                status,
+                code,
+                message,
+                request_id,
+                client_request_id,
+                transient,
+                delivery,
+            } => Self::Graph {
+                operation,
+                status: *status,
+                code: code.clone(),
+                message: message.clone(),
+                request_id: request_id.clone(),
+                client_request_id: client_request_id.clone(),
+                transient: *transient,
+                delivery: *delivery,
+            },
             Self::TokenRequest { status, entra } => Self::TokenRequest {
                 status: *status,
                 entra: entra.clone(),
@@ -451,7 +508,23 @@ impl Error {
                 setting,
                 reason: reason.clone(),
             },
-            other => Self::transport("credentials", other.to_string(), other.is_transient()),
+            Self::Smtp {
+                stage,
+                code,
+                enhanced_code,
+                message,
+                mechanism,
+                transient,
+                delivery,
+            } => Self::Smtp {
+                stage: *stage,
+                code: *code,
+                enhanced_code: enhanced_code.clone(),
+                message: message.clone(),
+                mechanism: mechanism.clone(),
+                transient: *transient,
+                delivery: *delivery,
+            },
         }
     }
 

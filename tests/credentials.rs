@@ -3,7 +3,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use httpmock::Method::POST;
@@ -11,7 +11,7 @@ use httpmock::{HttpMockRequest, MockServer};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use mail_connector::{
     AccessToken, AssertionAlgorithm, AuthMode, CheckStatus, Cloud, ConnectorSettings, Credentials,
-    Error, SMTP_SCOPE, Secret, graph_scope, smtp_scope,
+    Error, SMTP_SCOPE, Secret, TokenSource, graph_scope, smtp_scope,
 };
 use support::*;
 
@@ -362,49 +362,95 @@ async fn a_thousand_concurrent_callers_cause_one_token_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_callers_share_one_failure() {
+    const CALLERS: usize = 200;
     let server = MockServer::start_async().await;
+    // The endpoint answers only once every caller is queued behind the first one's fetch
+    // (a caller counts itself just before asking; it queues in that same poll).
+    let started = Arc::new(AtomicUsize::new(0));
+    let queued = Arc::clone(&started);
     let mock = server
         .mock_async(|when, then| {
             when.method(POST).path(token_path(TENANT));
-            then.status(401)
-                .delay(Duration::from_millis(200))
-                .json_body(entra_error("invalid_client", 7_000_215));
+            then.respond_with(move |_| {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while queued.load(Ordering::SeqCst) < CALLERS && Instant::now() < deadline {
+                    std::thread::yield_now();
+                }
+                json_response(401, &entra_error("invalid_client", 7_000_215))
+            });
         })
         .await;
     let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
-    let tasks: Vec<_> = (0..200)
+    let tasks: Vec<_> = (0..CALLERS)
         .map(|_| {
             let credentials = credentials.clone();
-            tokio::spawn(async move { credentials.access_token(GRAPH_SCOPE).await })
+            let started = Arc::clone(&started);
+            tokio::spawn(async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                credentials.access_token(GRAPH_SCOPE).await
+            })
         })
         .collect();
     for task in tasks {
         let error = task.await.unwrap().unwrap_err();
         assert!(error.is_auth(), "{error}");
+        assert!(
+            matches!(error, Error::TokenRequest { status: 401, .. }),
+            "{error:?}"
+        );
     }
-    // Callers that queued behind the failing fetch got its error without asking again;
-    // only callers arriving after it completed may ask again.
-    assert!(mock.calls_async().await < 200);
+    // Every caller queued behind the failing fetch and got its error without asking again.
+    assert_eq!(mock.calls_async().await, 1);
+}
+
+/// Hands out `t0`, `t1`, … each valid for `left` from now and obtained `age` ago, and
+/// counts its fetches.
+#[derive(Debug)]
+struct NumberedSource {
+    fetches: AtomicUsize,
+    left: Duration,
+    age: Duration,
+}
+
+impl NumberedSource {
+    fn new(left: Duration, age: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            fetches: AtomicUsize::new(0),
+            left,
+            age,
+        })
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenSource for NumberedSource {
+    async fn fetch_token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
+        let n = self.fetches.fetch_add(1, Ordering::SeqCst);
+        let now = SystemTime::now();
+        Ok(AccessToken::new(format!("t{n}"), now + self.left).with_issued_at(now - self.age))
+    }
+}
+
+fn from_source(source: Arc<dyn TokenSource>) -> mail_connector::CredentialsBuilder {
+    Credentials::builder(&ConnectorSettings::default()).with_token_source(source)
 }
 
 #[tokio::test]
 async fn a_token_inside_the_refresh_margin_is_fetched_anew() {
-    let server = MockServer::start_async().await;
-    let (count, responder) = numbered_tokens(120); // inside the default 5-minute margin
-    server
-        .mock_async(|when, then| {
-            when.method(POST).path(token_path(TENANT));
-            then.respond_with(responder);
-        })
-        .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    // Hour-long tokens with two minutes left: inside the default 5-minute margin.
+    let source = NumberedSource::new(Duration::from_secs(120), Duration::from_secs(3480));
+    let credentials = from_source(source.clone()).build().unwrap();
     assert_eq!(
         credentials
             .access_token(GRAPH_SCOPE)
             .await
             .unwrap()
             .expose_secret(),
-        "token-1"
+        "t0"
     );
     assert_eq!(
         credentials
@@ -412,19 +458,63 @@ async fn a_token_inside_the_refresh_margin_is_fetched_anew() {
             .await
             .unwrap()
             .expose_secret(),
-        "token-2"
+        "t1"
     );
-    assert_eq!(count.load(Ordering::SeqCst), 2);
+    assert_eq!(source.fetches(), 2);
 
-    // With a smaller margin the same lifetime is fresh enough.
-    let credentials = Credentials::builder(&secret_settings(&server, TENANT))
+    // With a smaller margin the same token is fresh enough.
+    let source = NumberedSource::new(Duration::from_secs(120), Duration::from_secs(3480));
+    let credentials = from_source(source.clone())
         .with_refresh_margin(Duration::from_secs(60))
         .build()
         .unwrap();
     let first = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     let second = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     assert_eq!(first.expose_secret(), second.expose_secret());
-    assert_eq!(count.load(Ordering::SeqCst), 3);
+    assert_eq!(source.fetches(), 1);
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_reused_although_the_margin_is_longer() {
+    // Five-minute tokens: the default 5-minute margin is capped at half their lifetime.
+    let source = NumberedSource::new(Duration::from_secs(300), Duration::ZERO);
+    let credentials = from_source(source.clone()).build().unwrap();
+    for _ in 0..10 {
+        assert_eq!(
+            credentials
+                .access_token(GRAPH_SCOPE)
+                .await
+                .unwrap()
+                .expose_secret(),
+            "t0"
+        );
+    }
+    assert_eq!(source.fetches(), 1);
+
+    // A margin longer than the lifetime is capped the same way.
+    let source = NumberedSource::new(Duration::from_secs(240), Duration::ZERO);
+    let credentials = from_source(source.clone())
+        .with_refresh_margin(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    for _ in 0..10 {
+        credentials.access_token(SMTP_SCOPE).await.unwrap();
+    }
+    assert_eq!(source.fetches(), 1);
+
+    // From the token endpoint too: its tokens are timed from the request.
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.status(200).json_body(token_body("five-minutes", 300));
+        })
+        .await;
+    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    for _ in 0..10 {
+        credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    }
+    assert_eq!(mock.calls_async().await, 1);
 }
 
 #[tokio::test]
@@ -450,6 +540,17 @@ async fn refresh_in_hint_triggers_an_early_refresh() {
     assert_eq!(count.load(Ordering::SeqCst), 2);
 }
 
+/// A token response that is valid for `expires_in` seconds but due for refresh at once
+/// (`refresh_in: 0`), so the next call tries to refresh it.
+fn due_token_body(access_token: &str, expires_in: u64) -> serde_json::Value {
+    serde_json::json!({
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "refresh_in": 0,
+        "access_token": access_token,
+    })
+}
+
 #[tokio::test]
 async fn a_failed_refresh_falls_back_to_the_still_valid_token() {
     let server = MockServer::start_async().await;
@@ -457,8 +558,9 @@ async fn a_failed_refresh_falls_back_to_the_still_valid_token() {
         .mock_async(|when, then| {
             when.method(POST).path(token_path(TENANT));
             then.respond_with(in_sequence(vec![
-                json_response(200, &token_body("still-valid", 120)),
+                json_response(200, &due_token_body("still-valid", 200)),
                 json_response(400, &entra_error("invalid_client", 7_000_222)),
+                json_response(200, &token_body("after-invalidate", 3599)),
             ]));
         })
         .await;
@@ -467,6 +569,153 @@ async fn a_failed_refresh_falls_back_to_the_still_valid_token() {
     let second = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     assert_eq!(second.expose_secret(), first.expose_secret());
     assert_eq!(mock.calls_async().await, 2, "the refresh was attempted");
+
+    // Inside the cooldown (30 s by default) the still-valid token is served without asking.
+    for _ in 0..2 {
+        let started = Instant::now();
+        let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+        assert_eq!(token.expose_secret(), "still-valid");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(
+        mock.calls_async().await,
+        2,
+        "no request during the cooldown"
+    );
+
+    // A rejected token is fetched anew at once: the cooldown does not hold that back.
+    credentials.invalidate(&first);
+    let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    assert_eq!(token.expose_secret(), "after-invalidate");
+    assert_eq!(mock.calls_async().await, 3);
+}
+
+#[tokio::test]
+async fn a_refresh_is_one_request_that_does_not_wait_out_retry_after() {
+    let server = MockServer::start_async().await;
+    let unavailable = httpmock::HttpMockResponse::builder()
+        .status(503)
+        .header("retry-after", "1")
+        .body("busy")
+        .build();
+    let mock = server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.respond_with(in_sequence(vec![
+                json_response(200, &due_token_body("still-valid", 200)),
+                unavailable,
+            ]));
+        })
+        .await;
+    // The default retry policy would retry the 503 three times, a second apart.
+    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    let started = Instant::now();
+    let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    assert_eq!(token.expose_secret(), "still-valid");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        mock.calls_async().await,
+        2,
+        "one refresh request, no retries"
+    );
+}
+
+#[tokio::test]
+async fn the_cooldown_follows_retry_after_when_the_endpoint_sends_one() {
+    for (retry_after, cooldown, calls_after_third) in [
+        // The server says "now": try again at once despite a long configured cooldown.
+        ("0", Duration::from_secs(3600), 3),
+        // The server says "in an hour": wait despite a configured cooldown of zero.
+        ("3600", Duration::ZERO, 2),
+    ] {
+        let server = MockServer::start_async().await;
+        let throttled = httpmock::HttpMockResponse::builder()
+            .status(429)
+            .header("retry-after", retry_after)
+            .body("slow down")
+            .build();
+        let mock = server
+            .mock_async(|when, then| {
+                when.method(POST).path(token_path(TENANT));
+                then.respond_with(in_sequence(vec![
+                    json_response(200, &due_token_body("still-valid", 200)),
+                    throttled,
+                ]));
+            })
+            .await;
+        let credentials = Credentials::builder(&secret_settings(&server, TENANT))
+            .with_refresh_cooldown(cooldown)
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+            assert_eq!(token.expose_secret(), "still-valid");
+        }
+        assert_eq!(
+            mock.calls_async().await,
+            calls_after_third,
+            "Retry-After: {retry_after}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_expired_token_is_fetched_despite_the_cooldown() {
+    /// A token valid for one second and due at once; then a failure; then a good token.
+    #[derive(Debug, Default)]
+    struct Flaky(AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl TokenSource for Flaky {
+        async fn fetch_token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
+            let now = SystemTime::now();
+            match self.0.fetch_add(1, Ordering::SeqCst) {
+                0 => Ok(
+                    AccessToken::new("short", now + Duration::from_secs(1)).with_refresh_at(now)
+                ),
+                1 => Err(Error::transport("sidecar", "not ready", true)),
+                _ => Ok(AccessToken::new("renewed", now + Duration::from_secs(3600))),
+            }
+        }
+    }
+    let source = Arc::new(Flaky::default());
+    let credentials = from_source(source.clone()).build().unwrap();
+    let first = credentials.access_token(SMTP_SCOPE).await.unwrap();
+    assert_eq!(first.expose_secret(), "short");
+    // The refresh fails: the still-valid token is served, and a 30 s cooldown starts.
+    assert_eq!(
+        credentials
+            .access_token(SMTP_SCOPE)
+            .await
+            .unwrap()
+            .expose_secret(),
+        "short"
+    );
+    assert_eq!(source.0.load(Ordering::SeqCst), 2);
+    // Wait for the token to expire (the clock has to pass; nothing is synchronised here).
+    let wait = first
+        .expires_at()
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(50)).await;
+    assert_eq!(
+        credentials
+            .access_token(SMTP_SCOPE)
+            .await
+            .unwrap()
+            .expose_secret(),
+        "renewed"
+    );
+    assert_eq!(source.0.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
@@ -652,6 +901,18 @@ async fn entra_errors_name_the_setup_step_and_setting() {
         ),
         (700_024, "invalid_client", 401, &["clock"]),
         (65_001, "invalid_grant", 400, &["Grant admin consent"]),
+        (
+            500_011,
+            "invalid_resource",
+            400,
+            &["Office 365 Exchange Online", "`tenant_id`", "`cloud`"],
+        ),
+        (
+            500_014,
+            "invalid_request",
+            400,
+            &["disabled", "re-enable", "Enterprise applications"],
+        ),
     ];
     for (i, (code, error, status, words)) in cases.iter().enumerate() {
         let tenant = format!("case{i}.example.org");
@@ -710,6 +971,67 @@ async fn entra_errors_name_the_setup_step_and_setting() {
         .unwrap();
     let failure = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
     assert!(failure.is_transient() && !failure.is_auth(), "{failure}");
+
+    // Transient codes: throttling backs off; a detected loop means tokens are not reused.
+    let transient: &[(u64, &str, &[&str], &str)] = &[
+        (90_055, "invalid_request", &["throttling"], "loop"),
+        (
+            50_196,
+            "invalid_request",
+            &["one `Credentials`", "share it", "`TokenCacheStore`"],
+            "throttling",
+        ),
+    ];
+    for (code, error, words, absent) in transient {
+        let tenant = format!("transient{code}.example.org");
+        server
+            .mock_async(|when, then| {
+                when.method(POST).path(token_path(&tenant));
+                then.status(400).json_body(entra_error(error, *code));
+            })
+            .await;
+        let credentials = Credentials::builder(&secret_settings(&server, &tenant))
+            .with_retry_policy(fast_retry(0))
+            .build()
+            .unwrap();
+        let failure = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
+        let remedy = failure.remedy().unwrap();
+        for word in *words {
+            assert!(
+                remedy.contains(word),
+                "AADSTS{code}: `{word}` missing in: {remedy}"
+            );
+        }
+        assert!(!remedy.contains(absent), "AADSTS{code}: {remedy}");
+        assert!(failure.is_transient() && !failure.is_auth(), "{failure}");
+    }
+}
+
+#[tokio::test]
+async fn entra_errors_marked_transient_are_retried() {
+    for (error, code) in [("temporarily_unavailable", 1), ("invalid_request", 90_055)] {
+        let server = MockServer::start_async().await;
+        let mock = server
+            .mock_async(|when, then| {
+                when.method(POST).path(token_path(TENANT));
+                then.respond_with(in_sequence(vec![
+                    json_response(400, &entra_error(error, code)),
+                    json_response(200, &token_body("after-retry", 3599)),
+                ]));
+            })
+            .await;
+        let credentials = Credentials::builder(&secret_settings(&server, TENANT))
+            .with_retry_policy(fast_retry(3))
+            .build()
+            .unwrap();
+        let token = credentials.access_token(GRAPH_SCOPE).await;
+        assert_eq!(
+            token.map(|t| t.expose_secret().to_owned()).ok().as_deref(),
+            Some("after-retry"),
+            "{error} AADSTS{code}"
+        );
+        assert_eq!(mock.calls_async().await, 2, "{error} AADSTS{code}");
+    }
 }
 
 #[tokio::test]
@@ -1057,4 +1379,269 @@ async fn no_secret_is_ever_printed() {
     let signature = assertion.rsplit('.').next().unwrap();
     assert!(!printed.contains(signature));
     assert!(printed.contains("[redacted]"));
+}
+
+/// A shared store whose `remove` can be made to hang, to cancel a caller inside it.
+#[derive(Debug, Default)]
+struct StallingStore {
+    inner: mail_connector::InMemoryTokenCache,
+    stall_remove: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl mail_connector::TokenCacheStore for StallingStore {
+    async fn get(&self, key: &str) -> Option<AccessToken> {
+        self.inner.get(key).await
+    }
+
+    async fn put(&self, key: &str, token: AccessToken) {
+        self.inner.put(key, token).await;
+    }
+
+    async fn remove(&self, key: &str) {
+        if self.stall_remove.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.remove(key).await;
+    }
+}
+
+#[tokio::test]
+async fn a_caller_cancelled_while_the_store_forgets_a_rejected_token_leaves_it_rejected() {
+    let store = Arc::new(StallingStore::default());
+    let source = NumberedSource::new(Duration::from_secs(3600), Duration::ZERO);
+    let credentials = from_source(source.clone())
+        .with_cache_store(store.clone())
+        .build()
+        .unwrap();
+    let rejected = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    credentials.invalidate(&rejected);
+
+    // The caller is cancelled while the store removes the rejected token: `remove` never
+    // completes, so the timeout drops the call right there.
+    store.stall_remove.store(true, Ordering::SeqCst);
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(50),
+        credentials.access_token(GRAPH_SCOPE),
+    )
+    .await;
+    assert!(
+        cancelled.is_err(),
+        "the call should have been stuck in `remove`"
+    );
+    store.stall_remove.store(false, Ordering::SeqCst);
+
+    // The store still holds the rejected token, but it is not handed out again.
+    let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    assert_eq!(token.expose_secret(), "t1");
+    assert_eq!(source.fetches(), 2);
+    // …and the store now holds the new one (a token source's key has no tenant or client).
+    let key = format!("token-source|||{GRAPH_SCOPE}");
+    let stored = mail_connector::TokenCacheStore::get(&*store, &key).await;
+    assert_eq!(stored.unwrap().expose_secret(), "t1");
+}
+
+#[tokio::test]
+async fn a_cancelled_fetch_neither_strands_waiters_nor_breaks_later_calls() {
+    let server = MockServer::start_async().await;
+    // The first request hangs (the caller will be gone long before it answers).
+    let slow = server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.status(200)
+                .delay(Duration::from_secs(30))
+                .json_body(token_body("too-late", 3599))
+                .up_to_n_times(1);
+        })
+        .await;
+    let fast = server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.status(200).json_body(token_body("fresh", 3599));
+        })
+        .await;
+    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+
+    let fetcher = {
+        let credentials = credentials.clone();
+        tokio::spawn(async move { credentials.access_token(GRAPH_SCOPE).await })
+    };
+    // Wait until the fetcher's request reached the server.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while slow.calls_async().await == 0 {
+        assert!(Instant::now() < deadline, "the first request never arrived");
+        tokio::task::yield_now().await;
+    }
+    // A second caller queues behind it (it counts itself in the poll that queues it).
+    let queued = Arc::new(AtomicUsize::new(0));
+    let waiter = {
+        let credentials = credentials.clone();
+        let queued = Arc::clone(&queued);
+        tokio::spawn(async move {
+            queued.fetch_add(1, Ordering::SeqCst);
+            credentials.access_token(GRAPH_SCOPE).await
+        })
+    };
+    while queued.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+
+    fetcher.abort();
+    assert!(fetcher.await.unwrap_err().is_cancelled());
+    let token = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiter hung after the fetcher was cancelled")
+        .unwrap()
+        .unwrap();
+    assert_eq!(token.expose_secret(), "fresh");
+    assert_eq!(fast.calls_async().await, 1);
+
+    // Later calls use that token, and fetch normally after it is rejected.
+    assert_eq!(
+        credentials
+            .access_token(GRAPH_SCOPE)
+            .await
+            .unwrap()
+            .expose_secret(),
+        "fresh"
+    );
+    credentials.invalidate(&token);
+    credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    assert_eq!(fast.calls_async().await, 2);
+}
+
+#[tokio::test]
+async fn waiters_get_the_same_error_as_the_caller_that_fetched() {
+    /// Fails like a Graph 401 once released; counts its calls.
+    #[derive(Debug, Default)]
+    struct Refusing {
+        calls: AtomicUsize,
+        release: tokio::sync::Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenSource for Refusing {
+        async fn fetch_token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.release.notified().await;
+            Err(Error::Graph {
+                operation: "token exchange",
+                status: Some(401),
+                code: Some("InvalidAuthenticationToken".into()),
+                message: "the workload identity was refused".into(),
+                request_id: None,
+                client_request_id: None,
+                transient: false,
+                delivery: mail_connector::Delivery::NotSent,
+            })
+        }
+    }
+    const CALLERS: usize = 6;
+    let source = Arc::new(Refusing::default());
+    let credentials = from_source(source.clone()).build().unwrap();
+    let started = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let credentials = credentials.clone();
+            let started = Arc::clone(&started);
+            tokio::spawn(async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                credentials.access_token(SMTP_SCOPE).await
+            })
+        })
+        .collect();
+    // Every caller is queued (it counts itself in the poll that queues it) and the first
+    // one is inside the source.
+    while started.load(Ordering::SeqCst) < CALLERS || source.calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    source.release.notify_one();
+    let mut remedies = Vec::new();
+    for task in tasks {
+        let error = task.await.unwrap().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::Graph {
+                    status: Some(401),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.is_auth() && !error.is_transient(), "{error}");
+        assert_eq!(error.status(), Some(401));
+        remedies.push(error.remedy());
+    }
+    assert_eq!(
+        source.calls.load(Ordering::SeqCst),
+        1,
+        "waiters shared the fetch"
+    );
+    assert!(remedies[0].is_some());
+    assert!(remedies.iter().all(|r| r == &remedies[0]), "{remedies:?}");
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn logs_never_hold_the_client_secret_or_the_token() {
+    const TOKEN: &str = "eyJ-LOGGED-TOKEN-must-not-appear";
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    // Only this crate's events: httpmock logs the requests it receives, secret included.
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("mail_connector=trace"))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.respond_with(in_sequence(vec![
+                json_response(200, &due_token_body(TOKEN, 3599)),
+                json_response(401, &entra_error("invalid_client", 7_000_215)),
+            ]));
+        })
+        .await;
+    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    // A successful fetch, then a refresh that fails and falls back to the same token.
+    let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    assert_eq!(token.expose_secret(), TOKEN);
+    credentials.access_token(GRAPH_SCOPE).await.unwrap();
+
+    let text = logs.text();
+    assert!(text.contains("access token issued"), "{text}");
+    assert!(text.contains("token refresh failed"), "{text}");
+    assert!(text.contains("AADSTS7000215"), "{text}");
+    assert!(
+        !text.contains(SECRET),
+        "the client secret was logged:\n{text}"
+    );
+    assert!(
+        !text.contains(TOKEN),
+        "the access token was logged:\n{text}"
+    );
 }

@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 
+use crate::credentials::source::{Attempts, FetchFailure};
 use crate::credentials::token::AccessToken;
 use crate::error::{Error, Result};
 
@@ -72,18 +73,40 @@ struct SlotState {
     token: Option<AccessToken>,
     /// Incremented after every fetch attempt, successful or not.
     generation: u64,
+    /// The latest fetch's error; callers that waited for that fetch get a copy
+    /// ([`Error::duplicate`]).
     last_error: Option<Error>,
     /// A token reported as rejected; the store's copy is ignored and removed.
     revoked: Option<AccessToken>,
+    /// After a failed refresh: no new attempt before this, while `token` is still valid.
+    next_attempt_at: Option<Instant>,
+}
+
+impl SlotState {
+    /// The cached token, if it may be handed out without fetching: it is fresh, or it is
+    /// still valid while a failed refresh cools down.
+    fn servable(&self, now: SystemTime, margin: Duration) -> Option<AccessToken> {
+        let token = self.token.as_ref()?;
+        let cooling_down = self.next_attempt_at.is_some_and(|at| Instant::now() < at);
+        (token.is_fresh_at(now, margin) || (cooling_down && token.is_valid_at(now)))
+            .then(|| token.clone())
+    }
+
+    /// The cached token, if it is still valid (fresh or not).
+    fn valid(&self, now: SystemTime) -> Option<AccessToken> {
+        self.token.clone().filter(|t| t.is_valid_at(now))
+    }
 }
 
 /// Caches tokens per key in front of a [`TokenCacheStore`]: hands out fresh tokens, lets
 /// one caller fetch while the others wait, falls back to a still-valid token when a refresh
-/// fails, and forgets tokens a server rejected.
+/// fails (and then waits out a cooldown before trying again), and forgets tokens a server
+/// rejected.
 #[derive(Debug)]
 pub(crate) struct TokenCache {
     store: Arc<dyn TokenCacheStore>,
     refresh_margin: Duration,
+    refresh_cooldown: Duration,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
@@ -94,10 +117,15 @@ impl std::fmt::Debug for Slot {
 }
 
 impl TokenCache {
-    pub(crate) fn new(store: Arc<dyn TokenCacheStore>, refresh_margin: Duration) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn TokenCacheStore>,
+        refresh_margin: Duration,
+        refresh_cooldown: Duration,
+    ) -> Self {
         Self {
             store,
             refresh_margin,
+            refresh_cooldown,
             slots: Mutex::new(HashMap::new()),
         }
     }
@@ -111,35 +139,42 @@ impl TokenCache {
     }
 
     /// A fresh token for `key`, fetching one with `fetch` when there is none or it is due.
+    ///
+    /// `fetch` is told [`Attempts::Once`] when a still-valid token can be served if it
+    /// fails, and [`Attempts::Retry`] when there is nothing to fall back on. After a failed
+    /// refresh the still-valid token is served without fetching until the server's
+    /// `Retry-After` (or the cooldown) has passed.
     pub(crate) async fn get_or_fetch<F, Fut>(&self, key: &str, fetch: F) -> Result<AccessToken>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<AccessToken>>,
+        F: FnOnce(Attempts) -> Fut,
+        Fut: Future<Output = Result<AccessToken, FetchFailure>>,
     {
         let slot = self.slot(key);
-        let seen_generation = {
+        let (seen_generation, valid) = {
             let state = lock(&slot.state);
-            if let Some(token) = &state.token
-                && token.is_fresh_at(SystemTime::now(), self.refresh_margin)
-            {
-                return Ok(token.clone());
+            let now = SystemTime::now();
+            if let Some(token) = state.servable(now, self.refresh_margin) {
+                return Ok(token);
             }
-            state.generation
+            (state.generation, state.valid(now))
         };
 
-        let _single_flight = slot.fetch.lock().await;
+        let _single_flight = match (slot.fetch.try_lock(), valid) {
+            (Ok(guard), _) => guard,
+            // Another caller is refreshing and this token still works: no need to wait.
+            (Err(_), Some(token)) => return Ok(token),
+            (Err(_), None) => slot.fetch.lock().await,
+        };
         {
             let state = lock(&slot.state);
             let now = SystemTime::now();
-            if let Some(token) = &state.token
-                && token.is_fresh_at(now, self.refresh_margin)
-            {
-                return Ok(token.clone());
+            if let Some(token) = state.servable(now, self.refresh_margin) {
+                return Ok(token);
             }
             if state.generation != seen_generation {
                 // Someone fetched while this caller waited: share that outcome.
-                if let Some(token) = state.token.as_ref().filter(|t| t.is_valid_at(now)) {
-                    return Ok(token.clone());
+                if let Some(token) = state.valid(now) {
+                    return Ok(token);
                 }
                 if let Some(error) = &state.last_error {
                     return Err(error.duplicate());
@@ -155,17 +190,38 @@ impl TokenCache {
                 Some(token) if state.revoked.as_ref().is_some_and(|r| r.same_value(&token)) => None,
                 Some(token) if token.is_fresh_at(SystemTime::now(), self.refresh_margin) => {
                     state.token = Some(token.clone());
+                    state.next_attempt_at = None;
                     return Ok(token);
                 }
                 other => other,
             }
         };
-        let revoked = lock(&slot.state).revoked.take();
-        if revoked.is_some() {
+        // `revoked` is cleared only once the store has forgotten the token: if this task is
+        // cancelled during `remove`, the next caller still ignores (and removes) that copy.
+        let revoked = lock(&slot.state).revoked.clone();
+        if let Some(revoked) = revoked {
             self.store.remove(key).await;
+            let mut state = lock(&slot.state);
+            if state
+                .revoked
+                .as_ref()
+                .is_some_and(|r| r.same_value(&revoked))
+            {
+                state.revoked = None;
+            }
         }
 
-        let outcome = fetch().await;
+        let has_fallback = {
+            let now = SystemTime::now();
+            let state = lock(&slot.state);
+            state.valid(now).is_some() || stored.as_ref().is_some_and(|t| t.is_valid_at(now))
+        };
+        let attempts = if has_fallback {
+            Attempts::Once
+        } else {
+            Attempts::Retry
+        };
+        let outcome = fetch(attempts).await;
         let (result, to_store) = {
             let mut state = lock(&slot.state);
             state.generation += 1;
@@ -173,9 +229,10 @@ impl TokenCache {
                 Ok(token) => {
                     state.token = Some(token.clone());
                     state.last_error = None;
+                    state.next_attempt_at = None;
                     (Ok(token.clone()), Some(token))
                 }
-                Err(error) => {
+                Err(FetchFailure { error, retry_after }) => {
                     let now = SystemTime::now();
                     let fallback = state
                         .token
@@ -186,15 +243,21 @@ impl TokenCache {
                     match fallback {
                         Some(token) => {
                             let left = token.expires_at().duration_since(now).unwrap_or_default();
+                            let cooldown = retry_after.unwrap_or(self.refresh_cooldown);
                             tracing::warn!(
                                 error = %error,
                                 valid_for_s = left.as_secs(),
+                                retry_in_s = cooldown.as_secs(),
                                 "token refresh failed; using the cached token while it is still valid"
                             );
+                            state.next_attempt_at = Instant::now().checked_add(cooldown);
                             state.token = Some(token.clone());
                             (Ok(token), None)
                         }
-                        None => (Err(error), None),
+                        None => {
+                            state.next_attempt_at = None;
+                            (Err(error), None)
+                        }
                     }
                 }
             }
@@ -216,6 +279,7 @@ impl TokenCache {
                 state.token = None;
                 state.revoked = Some(token.clone());
                 state.last_error = None;
+                state.next_attempt_at = None;
             }
         }
     }
@@ -233,16 +297,20 @@ mod tests {
     #[tokio::test]
     async fn store_holds_what_was_fetched_and_revoked_tokens_are_ignored() {
         let store = Arc::new(InMemoryTokenCache::new());
-        let cache = TokenCache::new(store.clone(), Duration::from_secs(60));
+        let cache = TokenCache::new(
+            store.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+        );
         let first = cache
-            .get_or_fetch("k", || async { Ok(token("one", 3600)) })
+            .get_or_fetch("k", |_| async { Ok(token("one", 3600)) })
             .await
             .unwrap();
         assert_eq!(store.get("k").await.unwrap().expose_secret(), "one");
         cache.invalidate(&first);
         let fetches = AtomicUsize::new(0);
         let second = cache
-            .get_or_fetch("k", || async {
+            .get_or_fetch("k", |_| async {
                 fetches.fetch_add(1, Ordering::SeqCst);
                 Ok(token("two", 3600))
             })
@@ -256,9 +324,9 @@ mod tests {
     async fn a_fresh_token_in_the_store_is_used_without_fetching() {
         let store = Arc::new(InMemoryTokenCache::new());
         store.put("k", token("shared", 3600)).await;
-        let cache = TokenCache::new(store, Duration::from_secs(60));
+        let cache = TokenCache::new(store, Duration::from_secs(60), Duration::from_secs(30));
         let got = cache
-            .get_or_fetch("k", || async { panic!("must not fetch") })
+            .get_or_fetch("k", |_| async { panic!("must not fetch") })
             .await
             .unwrap();
         assert_eq!(got.expose_secret(), "shared");

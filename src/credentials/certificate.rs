@@ -15,7 +15,7 @@ use rustls_pki_types::pem::PemObject;
 use serde::Serialize;
 
 use crate::credentials::endpoint::TokenEndpoint;
-use crate::credentials::source::TokenSource;
+use crate::credentials::source::{Attempts, Fetch, FetchFailure, TokenSource};
 use crate::credentials::token::AccessToken;
 use crate::error::{Error, Result};
 use crate::secret::REDACTED;
@@ -188,8 +188,17 @@ impl fmt::Debug for ClientCertificateCredential {
 #[async_trait]
 impl TokenSource for ClientCertificateCredential {
     async fn fetch_token(&self, scope: &str) -> Result<AccessToken> {
+        self.fetch(scope, Attempts::Retry)
+            .await
+            .map_err(|failure| failure.error)
+    }
+}
+
+#[async_trait]
+impl Fetch for ClientCertificateCredential {
+    async fn fetch(&self, scope: &str, attempts: Attempts) -> Result<AccessToken, FetchFailure> {
         self.endpoint
-            .request(scope, || {
+            .request(scope, attempts, || {
                 Ok(vec![
                     ("grant_type", "client_credentials".to_owned()),
                     ("client_id", self.client_id.clone()),

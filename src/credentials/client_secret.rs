@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::credentials::endpoint::TokenEndpoint;
-use crate::credentials::source::TokenSource;
+use crate::credentials::source::{Attempts, Fetch, FetchFailure, TokenSource};
 use crate::credentials::token::AccessToken;
 use crate::error::Result;
 use crate::secret::Secret;
@@ -45,8 +45,17 @@ impl ClientSecretCredential {
 #[async_trait]
 impl TokenSource for ClientSecretCredential {
     async fn fetch_token(&self, scope: &str) -> Result<AccessToken> {
+        self.fetch(scope, Attempts::Retry)
+            .await
+            .map_err(|failure| failure.error)
+    }
+}
+
+#[async_trait]
+impl Fetch for ClientSecretCredential {
+    async fn fetch(&self, scope: &str, attempts: Attempts) -> Result<AccessToken, FetchFailure> {
         self.endpoint
-            .request(scope, || {
+            .request(scope, attempts, || {
                 Ok(vec![
                     ("grant_type", "client_credentials".to_owned()),
                     ("client_id", self.client_id.clone()),

@@ -3,6 +3,7 @@
 use std::time::{Instant, SystemTime};
 
 use crate::credentials::entra_error::EntraError;
+use crate::credentials::source::{Attempts, FetchFailure};
 use crate::credentials::token::{AccessToken, TokenResponse};
 use crate::error::{Error, Result};
 use crate::retry::{RetryPolicy, parse_retry_after};
@@ -34,27 +35,30 @@ impl TokenEndpoint {
     }
 
     /// Sends the client-credentials form. `form` is built anew by `make_form` for every
-    /// attempt, so a certificate assertion is fresh on each retry. 429 and 5xx (and
-    /// connection failures) are retried per the policy, honouring `Retry-After`; other 4xx
-    /// are not.
+    /// attempt, so a certificate assertion is fresh on each retry. With [`Attempts::Retry`],
+    /// 429, 5xx, errors Entra calls transient (`temporarily_unavailable`, tenant
+    /// throttling) and connection failures are retried per the policy, honouring
+    /// `Retry-After`; other 4xx are not. With [`Attempts::Once`] nothing is retried and the
+    /// failure carries the server's `Retry-After` for the caller to honour.
     ///
     /// The form holds the secret or assertion: it is never logged or put in an error.
     pub(crate) async fn request(
         &self,
         scope: &str,
+        attempts: Attempts,
         mut make_form: impl FnMut() -> Result<Vec<(&'static str, String)>>,
-    ) -> Result<AccessToken> {
+    ) -> Result<AccessToken, FetchFailure> {
         let started = Instant::now();
         let mut retry = 0;
         loop {
-            let form = make_form()?;
+            let form = make_form().map_err(FetchFailure::from)?;
             let issued = SystemTime::now();
             tracing::debug!(endpoint = %self.url, scope, attempt = retry + 1, "requesting an access token");
             let outcome = self.client.post(&self.url).form(&form).send().await;
             drop(form);
             let (error, retry_after) = match outcome {
                 Ok(response) if response.status().is_success() => {
-                    return self.parse_success(response, issued).await;
+                    return Ok(self.parse_success(response, issued).await?);
                 }
                 Ok(response) => {
                     let status = response.status();
@@ -75,15 +79,20 @@ impl TokenEndpoint {
                             transient: status.as_u16() == 429 || status.is_server_error(),
                         },
                     };
-                    let retryable = status.as_u16() == 429 || status.is_server_error();
-                    if !retryable {
+                    // The status, or Entra's own verdict: a 400 `temporarily_unavailable`
+                    // or AADSTS90055 (tenant throttling) clears up when retried later.
+                    if !error.is_transient() {
                         tracing::warn!(endpoint = %self.url, %status, error = %error, "token request refused");
-                        return Err(error);
+                        return Err(FetchFailure { error, retry_after });
                     }
                     (error, retry_after)
                 }
                 Err(e) => (self.network_error(&e), None),
             };
+            if attempts == Attempts::Once {
+                tracing::debug!(endpoint = %self.url, error = %error, "token refresh failed; not retried while the cached token is valid");
+                return Err(FetchFailure { error, retry_after });
+            }
             match self.retry.next_delay(retry, started.elapsed(), retry_after) {
                 Some(delay) => {
                     tracing::warn!(endpoint = %self.url, error = %error, retry_in_ms = delay.as_millis() as u64, "token request failed; retrying");
@@ -92,7 +101,7 @@ impl TokenEndpoint {
                 }
                 None => {
                     tracing::warn!(endpoint = %self.url, error = %error, attempts = retry + 1, "token request failed; giving up");
-                    return Err(error);
+                    return Err(FetchFailure { error, retry_after });
                 }
             }
         }

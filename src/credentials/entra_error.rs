@@ -118,7 +118,10 @@ fn remedy_for_code(code: u64) -> Option<&'static str> {
             "admin consent is missing: under API permissions add the Application permission (Mail.Send) and click Grant admin consent"
         }
         500_011 => {
-            "the resource is not provisioned in this tenant: check the scope's resource (`oauth_scope`) and `tenant_id`"
+            "the resource's service principal was not found in this tenant: check the scope's resource (`oauth_scope`; for SMTP it is the Office 365 Exchange Online resource, `https://outlook.office365.com/.default`), and that `tenant_id` and `cloud` name the tenant and its cloud"
+        }
+        500_014 => {
+            "the resource's service principal (Microsoft Graph, or Office 365 Exchange Online for SMTP) is disabled in this tenant: an admin must re-enable it in Enterprise applications"
         }
         7_000_112 => "the application is disabled: re-enable it in Enterprise applications",
         53_003 => {
@@ -127,7 +130,10 @@ fn remedy_for_code(code: u64) -> Option<&'static str> {
         9_001_023 => {
             "`tenant_id` must name one tenant (its Directory (tenant) ID), not `common` or `consumers`"
         }
-        90_055 | 50_196 => "Entra ID is throttling this tenant; requests are retried automatically",
+        90_055 => "Entra ID is throttling this tenant; requests are retried automatically",
+        50_196 => {
+            "Entra ID saw a loop of identical token requests: tokens are not being reused — build one `Credentials` per app and share it (clone it) between transports and requests, or give every instance one shared `TokenCacheStore` (`CredentialsBuilder::with_cache_store`)"
+        }
         _ => return None,
     })
 }

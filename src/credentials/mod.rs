@@ -60,12 +60,20 @@
 //! # Caching
 //!
 //! Tokens are cached per (login host, tenant, client id, scope) and reused until
-//! [`CredentialsBuilder::with_refresh_margin`] (5 minutes) before they expire. When a token is
-//! missing or due, one request goes to Entra ID while concurrent callers wait for its result.
-//! If a refresh fails while the cached token is still valid, the cached token is used; only
-//! an expired token makes callers fail. A transport that gets 401 (Graph) or 535 (SMTP)
-//! calls [`Credentials::invalidate`]. The token endpoint's 429 and 5xx are retried, waiting
-//! at least its `Retry-After`.
+//! [`CredentialsBuilder::with_refresh_margin`] (5 minutes, at most half the token's lifetime)
+//! before they expire. When a token is missing or expired, one request goes to Entra ID while
+//! concurrent callers wait for its result. A token that is due but still valid is refreshed
+//! with a single request (no retries) while other callers keep using it; if that refresh
+//! fails, the cached token is used and the next attempt waits for the endpoint's
+//! `Retry-After` or [`CredentialsBuilder::with_refresh_cooldown`] (30 seconds). Only an
+//! expired token makes callers fail. A transport that gets 401 (Graph) or 535 (SMTP) calls
+//! [`Credentials::invalidate`]. The token endpoint's 429, 5xx and transient Entra errors
+//! (`temporarily_unavailable`, tenant throttling) are retried, waiting at least its
+//! `Retry-After`.
+//!
+//! Callers that waited for a fetch that failed get a copy of its error: the same variant,
+//! fields, [`Error::is_auth`] and [`Error::remedy`] as the fetching caller (an
+//! [`Error::Io`] keeps its kind and message, not its source chain).
 
 mod cache;
 mod certificate;
@@ -95,6 +103,7 @@ use crate::settings::{AuthMode, ConnectorSettings, ExpiryDate};
 use crate::transport::CheckStep;
 use cache::TokenCache;
 use endpoint::{TokenEndpoint, token_endpoint_url};
+use source::{CustomSource, Fetch};
 
 /// The suffix of every client-credentials scope: `{resource}/.default`.
 pub const GRAPH_SCOPE_SUFFIX: &str = "/.default";
@@ -102,8 +111,13 @@ pub const GRAPH_SCOPE_SUFFIX: &str = "/.default";
 /// The scope of tokens for Exchange Online SMTP (XOAUTH2) in the global cloud.
 pub const SMTP_SCOPE: &str = "https://outlook.office365.com/.default";
 
-/// The default time before expiry at which a cached token is refreshed.
+/// The default time before expiry at which a cached token is refreshed. It is capped at half
+/// a token's lifetime, so short-lived tokens are still reused.
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// The default wait after a failed refresh, while the cached token is still valid, before
+/// the next attempt (when the token endpoint sent no `Retry-After`).
+const DEFAULT_REFRESH_COOLDOWN: Duration = Duration::from_secs(30);
 
 /// The scope for Microsoft Graph tokens: `oauth_scope` when set, otherwise the cloud's Graph
 /// resource with `/.default` (e.g. `https://graph.microsoft.us/.default` for `us-gov`).
@@ -150,7 +164,7 @@ enum Inner {
 
 #[derive(Debug)]
 struct OAuth {
-    source: Arc<dyn TokenSource>,
+    source: Arc<dyn Fetch>,
     cache: TokenCache,
     /// `{authority}|{tenant}|{client_id}|`, the cache key without the scope.
     key_prefix: String,
@@ -174,12 +188,22 @@ pub struct CredentialsBuilder {
     algorithm: AssertionAlgorithm,
     http_client: Option<reqwest::Client>,
     source: Option<Arc<dyn TokenSource>>,
+    refresh_cooldown: Duration,
 }
 
 impl CredentialsBuilder {
     /// Refresh cached tokens this long before they expire (default 5 minutes).
     pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
+        self
+    }
+
+    /// After a refresh ahead of expiry fails, keep serving the still-valid cached token
+    /// and try again only after this long (default 30 seconds), or after the token
+    /// endpoint's `Retry-After` when it sent one. An expired, missing or rejected token is
+    /// fetched at once regardless.
+    pub fn with_refresh_cooldown(mut self, cooldown: Duration) -> Self {
+        self.refresh_cooldown = cooldown;
         self
     }
 
@@ -268,7 +292,7 @@ impl CredentialsBuilder {
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(InMemoryTokenCache::new()));
-        let cache = TokenCache::new(store, self.refresh_margin);
+        let cache = TokenCache::new(store, self.refresh_margin, self.refresh_cooldown);
         let authority_host = settings.authority_host().to_owned();
         let tenant_id = non_blank(settings.tenant_id.as_deref()).map(str::to_owned);
         let client_id = non_blank(settings.oauth_client_id.as_deref()).map(str::to_owned);
@@ -279,7 +303,7 @@ impl CredentialsBuilder {
                 client_id.as_deref().unwrap_or("")
             );
             return Ok(OAuth {
-                source,
+                source: Arc::new(CustomSource(source)),
                 cache,
                 key_prefix,
                 authority_host: None,
@@ -313,7 +337,7 @@ impl CredentialsBuilder {
         let url = token_endpoint_url(&authority_host, &tenant);
         let endpoint = TokenEndpoint::new(url.clone(), http, self.retry);
         let secret = settings.client_secret.clone().filter(|s| !s.is_empty());
-        let (source, uses_certificate): (Arc<dyn TokenSource>, bool) = match (
+        let (source, uses_certificate): (Arc<dyn Fetch>, bool) = match (
             secret,
             &settings.client_certificate_file,
             &settings.client_private_key_file,
@@ -393,6 +417,7 @@ impl Credentials {
             algorithm: AssertionAlgorithm::default(),
             http_client: None,
             source: None,
+            refresh_cooldown: DEFAULT_REFRESH_COOLDOWN,
         }
     }
 
@@ -464,7 +489,7 @@ impl Credentials {
         let key = format!("{}{scope}", oauth.key_prefix);
         oauth
             .cache
-            .get_or_fetch(&key, || oauth.source.fetch_token(scope))
+            .get_or_fetch(&key, |attempts| oauth.source.fetch(scope, attempts))
             .await
     }
 

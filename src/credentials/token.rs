@@ -24,19 +24,30 @@ use crate::secret::{REDACTED, Secret};
 #[derive(Clone)]
 pub struct AccessToken {
     secret: Secret,
+    issued_at: SystemTime,
     expires_at: SystemTime,
     refresh_at: Option<SystemTime>,
 }
 
 impl AccessToken {
-    /// A token valid until `expires_at`.
+    /// A token valid until `expires_at`, obtained now (see [`AccessToken::with_issued_at`]).
     #[must_use]
     pub fn new(token: impl Into<Secret>, expires_at: SystemTime) -> Self {
         Self {
             secret: token.into(),
+            issued_at: SystemTime::now(),
             expires_at,
             refresh_at: None,
         }
+    }
+
+    /// Sets when the token was obtained (default: when [`AccessToken::new`] was called).
+    /// With the expiry it gives the token's lifetime, which caps the refresh margin; a
+    /// [`TokenCacheStore`](crate::TokenCacheStore) that serializes tokens should keep it.
+    #[must_use]
+    pub fn with_issued_at(mut self, issued_at: SystemTime) -> Self {
+        self.issued_at = issued_at;
+        self
     }
 
     /// Asks the cache to fetch a new token from `refresh_at` on (Entra's `refresh_in` hint),
@@ -51,6 +62,12 @@ impl AccessToken {
     #[must_use]
     pub fn expose_secret(&self) -> &str {
         self.secret.expose_secret()
+    }
+
+    /// When the token was obtained (wall-clock time).
+    #[must_use]
+    pub fn issued_at(&self) -> SystemTime {
+        self.issued_at
     }
 
     /// When the token stops being valid (wall-clock time).
@@ -73,8 +90,18 @@ impl AccessToken {
 
     /// Whether the token is still good to hand out at `now` without refreshing: valid for
     /// longer than `margin`, and not past the issuer's refresh hint.
+    ///
+    /// The margin is capped at half the token's lifetime (from [`AccessToken::issued_at`] to
+    /// [`AccessToken::expires_at`]): a margin as long as the lifetime (5-minute tokens with
+    /// the default 5-minute margin) would otherwise make every token due the moment it
+    /// arrives, and every call fetch a new one.
     #[must_use]
     pub fn is_fresh_at(&self, now: SystemTime, margin: Duration) -> bool {
+        let lifetime = self
+            .expires_at
+            .duration_since(self.issued_at)
+            .unwrap_or_default();
+        let margin = margin.min(lifetime / 2);
         now + margin < self.expires_at && self.refresh_at.is_none_or(|at| now < at)
     }
 
@@ -96,6 +123,7 @@ impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessToken")
             .field("token", &REDACTED)
+            .field("issued_at", &self.issued_at)
             .field("expires_at", &self.expires_at)
             .field("refresh_at", &self.refresh_at)
             .finish()
@@ -131,7 +159,8 @@ impl TokenResponse {
         let token = AccessToken::new(
             self.access_token,
             issued + Duration::from_secs(self.expires_in),
-        );
+        )
+        .with_issued_at(issued);
         Ok(match self.refresh_in {
             Some(refresh_in) if refresh_in < self.expires_in => {
                 token.with_refresh_at(issued + Duration::from_secs(refresh_in))
@@ -232,5 +261,23 @@ mod tests {
         assert!(token.is_valid_at(now + Duration::from_secs(301)));
         let hinted = token.with_refresh_at(now + Duration::from_secs(10));
         assert!(!hinted.is_fresh_at(now + Duration::from_secs(11), margin));
+    }
+
+    #[test]
+    fn the_margin_is_capped_at_half_the_lifetime() {
+        let now = SystemTime::now();
+        let margin = Duration::from_secs(300);
+        // A 5-minute token with a 5-minute margin: fresh for its first half.
+        let short = AccessToken::new("a", now + Duration::from_secs(300)).with_issued_at(now);
+        assert!(short.is_fresh_at(now, margin));
+        assert!(short.is_fresh_at(now + Duration::from_secs(149), margin));
+        assert!(!short.is_fresh_at(now + Duration::from_secs(151), margin));
+        // A long-lived token near its end is due as before.
+        let long = AccessToken::new("b", now + Duration::from_secs(120))
+            .with_issued_at(now - Duration::from_secs(3480));
+        assert!(!long.is_fresh_at(now, margin));
+        // A token issued already expired is never fresh.
+        let dead = AccessToken::new("c", now).with_issued_at(now);
+        assert!(!dead.is_fresh_at(now, margin));
     }
 }

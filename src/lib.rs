@@ -16,6 +16,11 @@
 //! - [`Error`] is the one error type; ask it [`Error::remedy`] for what an admin should fix.
 //! - Secrets are [`Secret`]s: they print as `[redacted]` everywhere.
 //!
+//! The module pages explain each transport and its setup: [`credentials`] walks through the
+//! Azure app registration (which portal value goes into which setting), [`graph`] covers
+//! sending through Microsoft Graph (large attachments, limits, retries, at-most-once), and
+//! [`smtp`] covers SMTP (TLS modes, basic auth and XOAUTH2, Exchange Online's setup).
+//!
 //! ```
 //! use mail_connector::{ConnectorSettings, Email, MailTransport};
 //!
@@ -49,10 +54,10 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod credentials;
+pub mod credentials;
 mod error;
 #[cfg(feature = "graph")]
-mod graph;
+pub mod graph;
 mod http;
 mod message;
 mod mime;
@@ -114,4 +119,8 @@ fn assert_send_sync() {
     is::<std::sync::Arc<dyn TokenSource>>();
     is::<std::sync::Arc<dyn TokenCacheStore>>();
     is::<RetryPolicy>();
+    #[cfg(feature = "graph")]
+    is::<GraphTransport>();
+    #[cfg(feature = "smtp")]
+    is::<SmtpTransport>();
 }

@@ -623,6 +623,28 @@ async fn refused_recipients_are_reported_exactly() {
 }
 
 #[tokio::test]
+async fn a_4xx_reply_to_the_end_of_data_is_retried_and_delivered_once() {
+    // Exchange answers `432 4.3.2` to the final `.`: an explicit refusal, safe to resend.
+    let server = TestServer::start(ServerOptions {
+        transient_data_failures: 2,
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(server.rejected_data(), 2);
+    assert_eq!(server.mail_from_commands(), 3);
+    assert_eq!(server.messages().len(), 1, "accepted exactly once");
+}
+
+#[tokio::test]
 async fn a_timeout_after_the_data_is_uncertain_and_not_retried() {
     let server = TestServer::start(ServerOptions {
         silent_after_data: true,

@@ -44,8 +44,10 @@
 //! turn. A pooled connection the server has closed is replaced transparently. Each send has
 //! an overall deadline ([`send_timeout`](SmtpTransportBuilder::send_timeout), default 60 s).
 //! 4xx replies and dropped connections are retried with exponential backoff inside that
-//! deadline; 5xx replies are not. Once the message data has been written, nothing is retried:
-//! a failure or timeout then is reported as [`Delivery::Uncertain`](crate::Delivery).
+//! deadline; 5xx replies are not. A 4xx reply to the end of the message data (Exchange's
+//! `432 4.3.2`) is the server refusing the message, so it is retried too. But when the data
+//! has been written and no reply comes (a timeout, a dropped connection), nothing is
+//! retried: the failure is reported as [`Delivery::Uncertain`](crate::Delivery).
 //!
 //! Recipients the server refuses (`RCPT TO`) do not stop the others: the message goes to the
 //! accepted ones and the send fails with [`Error::PartialDelivery`], whose `not_sent` lists
@@ -382,8 +384,10 @@ impl SmtpTransport {
                     ));
                 }
             };
+            // A 4xx *reply* to the end of the data (Exchange's `432 4.3.2`) is the server's
+            // explicit refusal and is NotSent, so it is retried like any other; no reply after
+            // the data is Uncertain, which is never transient, so never retried.
             let retryable = error.is_transient()
-                && !progress.data_written
                 && error.delivery() == Delivery::NotSent
                 && attempt < inner.retry.max_attempts;
             if !retryable {

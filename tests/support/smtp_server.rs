@@ -55,6 +55,10 @@ pub struct ServerOptions {
     pub close_after_message: bool,
     /// Never answer after the message data (the client's deadline must fire).
     pub silent_after_data: bool,
+    /// How many messages are answered with `transient_data_reply` after the final `.`
+    /// (rejected, not kept) before accepting.
+    pub transient_data_failures: usize,
+    pub transient_data_reply: String,
 }
 
 impl Default for ServerOptions {
@@ -71,6 +75,9 @@ impl Default for ServerOptions {
             refused: Vec::new(),
             close_after_message: false,
             silent_after_data: false,
+            transient_data_failures: 0,
+            transient_data_reply: "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"
+                .into(),
         }
     }
 }
@@ -102,6 +109,9 @@ pub struct State {
     pub active: AtomicUsize,
     pub max_active: AtomicUsize,
     pub transient_left: AtomicUsize,
+    pub transient_data_left: AtomicUsize,
+    /// Messages whose data was received and then rejected with a reply.
+    pub rejected_data: AtomicUsize,
     received: tokio::sync::Notify,
 }
 
@@ -168,6 +178,7 @@ impl TestServer {
         ca_file.write_all(ca_pem.as_bytes()).expect("write CA");
         let state = Arc::new(State {
             transient_left: AtomicUsize::new(options.transient_mail_failures),
+            transient_data_left: AtomicUsize::new(options.transient_data_failures),
             ..State::default()
         });
         let options = Arc::new(options);
@@ -220,6 +231,10 @@ impl TestServer {
 
     pub fn max_active(&self) -> usize {
         self.state.max_active.load(Ordering::SeqCst)
+    }
+
+    pub fn rejected_data(&self) -> usize {
+        self.state.rejected_data.load(Ordering::SeqCst)
     }
 
     pub fn mail_from_commands(&self) -> usize {
@@ -422,6 +437,17 @@ async fn session(
                         raw.remove(0);
                     }
                     data.extend_from_slice(&raw);
+                }
+                let rejected = state
+                    .transient_data_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if rejected {
+                    state.rejected_data.fetch_add(1, Ordering::SeqCst);
+                    mail_from = None;
+                    rcpt_to.clear();
+                    reply(&mut io, &options.transient_data_reply).await?;
+                    continue;
                 }
                 state.messages.lock().unwrap().push(Received {
                     mail_from: mail_from.take().unwrap_or_default(),

@@ -673,6 +673,59 @@ async fn a_timeout_after_the_data_is_uncertain_and_not_retried() {
     assert_eq!(server.mail_from_commands(), 1, "must not be retried");
 }
 
+#[tokio::test]
+async fn refused_recipients_stay_not_sent_when_the_data_goes_unanswered() {
+    let server = TestServer::start(ServerOptions {
+        silent_after_data: true,
+        refused: vec!["nobody@example.org".into()],
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry(fast_retry())
+        .send_timeout(Duration::from_millis(1000))
+        .build()
+        .unwrap();
+    let email = Email::builder()
+        .to("ann@example.org")
+        .to("nobody@example.org")
+        .subject("Hi")
+        .build()
+        .unwrap();
+    let error = transport.send(&email).await.unwrap_err();
+    let Error::PartialDelivery {
+        delivered,
+        uncertain,
+        not_sent,
+        source,
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!(delivered.recipients().count(), 0);
+    let addresses = |r: &[mail_connector::Recipient]| {
+        r.iter()
+            .map(|r| r.mailbox.address().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(addresses(uncertain), ["ann@example.org"]);
+    assert_eq!(addresses(not_sent), ["nobody@example.org"]);
+    assert!(
+        matches!(
+            **source,
+            Error::Smtp {
+                stage: SmtpStage::Data,
+                ..
+            }
+        ),
+        "{source:?}"
+    );
+    assert_eq!(error.delivery(), Delivery::Uncertain);
+    assert!(!error.is_transient());
+    assert_eq!(server.mail_from_commands(), 1, "must not be retried");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_sends_stay_within_the_connection_limit() {
     for limit in [3usize, 1] {

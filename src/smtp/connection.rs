@@ -70,12 +70,18 @@ pub(super) struct Connector {
     pub(super) connect_timeout: Duration,
 }
 
-/// How far an attempt got: decides whether a timeout leaves delivery uncertain.
-#[derive(Debug, Clone, Copy)]
+/// How far an attempt got: decides whether a timeout leaves delivery uncertain, and for
+/// whom.
+#[derive(Debug, Clone)]
 pub(super) struct Progress {
     pub(super) stage: SmtpStage,
     /// The server answered 354 to DATA and we started writing the message.
     pub(super) data_written: bool,
+    /// The recipients the server accepted at `RCPT TO` (set when DATA starts).
+    pub(super) accepted: Vec<Recipient>,
+    /// The recipients the server refused at `RCPT TO` (set when DATA starts): certainly
+    /// not sent, whatever happens to the data.
+    pub(super) refused: Vec<Recipient>,
 }
 
 impl Default for Progress {
@@ -83,6 +89,25 @@ impl Default for Progress {
         Self {
             stage: SmtpStage::Connect,
             data_written: false,
+            accepted: Vec::new(),
+            refused: Vec::new(),
+        }
+    }
+}
+
+impl Progress {
+    /// An error whose delivery is uncertain, made exact: when some recipients were refused
+    /// at `RCPT TO`, a [`Error::PartialDelivery`] that lists them as not sent and the
+    /// accepted ones as uncertain. Other errors are returned as they are.
+    pub(super) fn exact(self, error: Error) -> Error {
+        if error.delivery() != Delivery::Uncertain || self.refused.is_empty() {
+            return error;
+        }
+        Error::PartialDelivery {
+            delivered: SendReport::default(),
+            uncertain: self.accepted,
+            not_sent: self.refused,
+            source: Box::new(error),
         }
     }
 }
@@ -497,6 +522,8 @@ impl Connection {
         }
 
         progress.stage = SmtpStage::Data;
+        progress.accepted.clone_from(&accepted);
+        progress.refused = refused.iter().map(|(r, _)| r.clone()).collect();
         if let Err(e) = self.conn.command(Data).await {
             let error = from_lettre(SmtpStage::Data, None, &e, Delivery::NotSent);
             self.note(&error);

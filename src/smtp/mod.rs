@@ -368,7 +368,7 @@ impl SmtpTransport {
                     } else {
                         Delivery::NotSent
                     };
-                    return Err(remedy::client_error(
+                    let error = remedy::client_error(
                         progress.stage,
                         format!(
                             "no answer within the send deadline of {:?}{}",
@@ -381,7 +381,8 @@ impl SmtpTransport {
                         ),
                         true,
                         delivery,
-                    ));
+                    );
+                    return Err(progress.exact(error));
                 }
             };
             // A 4xx *reply* to the end of the data (Exchange's `432 4.3.2`) is the server's
@@ -391,7 +392,7 @@ impl SmtpTransport {
                 && error.delivery() == Delivery::NotSent
                 && attempt < inner.retry.max_attempts;
             if !retryable {
-                return Err(error);
+                return Err(progress.exact(error));
             }
             let wait = inner.retry.backoff(attempt);
             if Instant::now() + wait >= deadline {

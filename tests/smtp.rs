@@ -845,12 +845,52 @@ async fn oauth_over_smtp_from_settings_uses_the_credentials_provider() {
     );
 }
 
+/// A `tracing` writer into a shared buffer, to inspect what would be logged.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 #[tokio::test]
 async fn secrets_never_appear_in_debug_or_errors() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .finish();
+    // The default runtime of #[tokio::test] runs every task on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
     let password = "pw-7c3a9e-never-print";
     let token = "eyJ0eXAi-token-never-print";
+    // A careless server that echoes the AUTH lines it received in its failure reply.
     let server = TestServer::start(ServerOptions {
         mechanisms: vec!["PLAIN", "XOAUTH2"],
+        echo_auth_on_failure: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let login_server = TestServer::start(ServerOptions {
+        mechanisms: vec!["LOGIN"],
+        echo_auth_on_failure: true,
         ..ServerOptions::default()
     })
     .await;
@@ -862,6 +902,14 @@ async fn secrets_never_appear_in_debug_or_errors() {
         .send(&simple_email("ann@example.org"))
         .await
         .unwrap_err();
+    let basic_report = basic.check().await.unwrap();
+    let mut login_settings = basic_settings(&login_server);
+    login_settings.password = Some(Secret::new(password));
+    let login = SmtpTransport::from_settings(&login_settings).unwrap();
+    let login_error = login
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
     let tokens = Arc::new(FakeTokens::new(&[token]));
     let oauth_builder = starttls(&server).xoauth2(USER, tokens);
     let oauth = oauth_builder.clone().build().unwrap();
@@ -870,23 +918,33 @@ async fn secrets_never_appear_in_debug_or_errors() {
         .await
         .unwrap_err();
     let report = oauth.check().await.unwrap();
-    // The XOAUTH2 blob as it went on the wire, base64 included.
+    // The blobs as they went on the wire, base64 included.
     let blob = format!("user={USER}\x01auth=Bearer {token}\x01\x01");
+    let plain = format!("\0{USER}\0{password}");
     use base64::Engine as _;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&blob);
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let printed = format!(
         "{settings:?} {basic_builder:?} {basic:?} {basic_error} {basic_error:?} {:?} \
+         {basic_report} {basic_report:?} {login_error} {login_error:?} {:?} \
          {oauth_builder:?} {oauth:?} {oauth_error} {oauth_error:?} {:?} {report} {report:?}",
         basic_error.remedy(),
+        login_error.remedy(),
         oauth_error.remedy(),
     );
-    for secret in [password, token, encoded.as_str()] {
+    let logged = logs.text();
+    assert!(logged.contains("send failed"), "nothing captured: {logged}");
+    for secret in [password, token, &b64(&blob), &b64(&plain), &b64(password)] {
         assert!(!printed.contains(secret), "`{secret}` leaked: {printed}");
+        assert!(!logged.contains(secret), "`{secret}` logged: {logged}");
     }
-    // The server did see them: the assertions above are not vacuous.
+    // The server did see them, and echoed them: the assertions above are not vacuous.
     let auths = server.auths();
     assert!(auths.iter().any(|a| a.decoded.contains(password)));
     assert!(auths.iter().any(|a| a.decoded == blob));
+    assert!(login_server.auths()[0].decoded.contains(password));
+    for error in [&basic_error, &login_error, &oauth_error] {
+        assert!(error.to_string().contains("[redacted]"), "{error}");
+    }
 }
 
 #[test]

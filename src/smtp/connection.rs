@@ -20,7 +20,7 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use tokio::time::Instant;
 
 use super::SmtpTokenProvider;
-use super::remedy::{client_error, from_lettre};
+use super::remedy::{client_error, from_lettre, from_lettre_redacted};
 use crate::error::{Delivery, Error, Result, SmtpStage};
 use crate::message::{Email, Mailbox, Recipient};
 use crate::secret::Secret;
@@ -280,11 +280,14 @@ impl Connector {
                 let credentials =
                     Credentials::new(user.clone(), password.expose_secret().to_owned());
                 conn.auth(&[mechanism], &credentials).await.map_err(|e| {
-                    from_lettre(
+                    // A server may echo what we sent: the PLAIN response or the LOGIN password.
+                    let plain = format!("\0{user}\0{}", password.expose_secret());
+                    from_lettre_redacted(
                         SmtpStage::Auth,
                         Some(&mechanism.to_string()),
                         &e,
                         Delivery::NotSent,
+                        &[password.expose_secret().as_bytes(), plain.as_bytes()],
                     )
                 })?;
                 Ok(None)
@@ -426,7 +429,20 @@ async fn xoauth2(conn: &mut AsyncSmtpConnection, user: &str, token: &Secret) -> 
     conn.auth(&[Mechanism::Xoauth2], &credentials)
         .await
         .map(drop)
-        .map_err(|e| from_lettre(SmtpStage::Auth, Some("XOAUTH2"), &e, Delivery::NotSent))
+        .map_err(|e| {
+            // A server may echo the AUTH line, and with it the token.
+            let blob = format!(
+                "user={user}\x01auth=Bearer {}\x01\x01",
+                token.expose_secret()
+            );
+            from_lettre_redacted(
+                SmtpStage::Auth,
+                Some("XOAUTH2"),
+                &e,
+                Delivery::NotSent,
+                &[token.expose_secret().as_bytes(), blob.as_bytes()],
+            )
+        })
 }
 
 impl Connection {

@@ -59,6 +59,9 @@ pub struct ServerOptions {
     /// (rejected, not kept) before accepting.
     pub transient_data_failures: usize,
     pub transient_data_reply: String,
+    /// Append the AUTH lines received (command and responses, base64 as sent) to the reply
+    /// to a failed AUTH, as a careless server might.
+    pub echo_auth_on_failure: bool,
 }
 
 impl Default for ServerOptions {
@@ -78,6 +81,7 @@ impl Default for ServerOptions {
             transient_data_failures: 0,
             transient_data_reply: "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"
                 .into(),
+            echo_auth_on_failure: false,
         }
     }
 }
@@ -325,6 +329,7 @@ async fn session(
                 encrypted = true;
             }
             "AUTH" => {
+                let mut sent = vec![line.clone()];
                 let mut words = line.split_whitespace().skip(1);
                 let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
                 let initial = words.next().map(str::to_owned);
@@ -338,7 +343,9 @@ async fn session(
                             Some(r) => r,
                             None => {
                                 reply(&mut io, "334 ").await?;
-                                read_line(&mut io).await?.unwrap_or_default()
+                                let r = read_line(&mut io).await?.unwrap_or_default();
+                                sent.push(r.clone());
+                                r
                             }
                         };
                         let decoded = decode(&response);
@@ -349,9 +356,13 @@ async fn session(
                     }
                     "LOGIN" => {
                         reply(&mut io, "334 VXNlcm5hbWU6").await?;
-                        let user = decode(&read_line(&mut io).await?.unwrap_or_default());
+                        let user = read_line(&mut io).await?.unwrap_or_default();
+                        sent.push(user.clone());
+                        let user = decode(&user);
                         reply(&mut io, "334 UGFzc3dvcmQ6").await?;
-                        let pass = decode(&read_line(&mut io).await?.unwrap_or_default());
+                        let pass = read_line(&mut io).await?.unwrap_or_default();
+                        sent.push(pass.clone());
+                        let pass = decode(&pass);
                         let ok = options.users.iter().any(|(u, p)| *u == user && *p == pass);
                         (format!("{user}\n{pass}"), ok)
                     }
@@ -360,7 +371,9 @@ async fn session(
                             Some(r) => r,
                             None => {
                                 reply(&mut io, "334 ").await?;
-                                read_line(&mut io).await?.unwrap_or_default()
+                                let r = read_line(&mut io).await?.unwrap_or_default();
+                                sent.push(r.clone());
+                                r
                             }
                         };
                         let decoded = decode(&response);
@@ -383,6 +396,9 @@ async fn session(
                 if accepted {
                     authenticated = true;
                     reply(&mut io, "235 2.7.0 Authentication successful").await?;
+                } else if options.echo_auth_on_failure {
+                    let echoed = format!("{} (received: {})", options.auth_failure, sent.join(" | "));
+                    reply(&mut io, &echoed).await?;
                 } else {
                     reply(&mut io, &options.auth_failure).await?;
                 }

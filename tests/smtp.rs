@@ -786,6 +786,63 @@ async fn check_reports_each_step_without_sending() {
 }
 
 #[tokio::test]
+async fn a_server_that_never_greets_fails_check_and_send_within_the_timeout() {
+    let server = TestServer::start(ServerOptions {
+        no_greeting: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry(SmtpRetry {
+            max_attempts: 2,
+            ..fast_retry()
+        })
+        .connect_timeout(Duration::from_millis(300))
+        .send_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let report = tokio::time::timeout(Duration::from_secs(10), transport.check())
+        .await
+        .expect("check() must not hang")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3), "{report}");
+    assert_eq!(report.status(), CheckStatus::Failed, "{report}");
+    let step = &report.steps[0];
+    assert_eq!(step.name, "connect", "{report}");
+    assert!(step.detail.contains("no answer"), "{report}");
+    assert!(
+        step.remedy.as_deref().unwrap().contains("smtp_port"),
+        "{report}"
+    );
+
+    // A send gives up on each connection after the connect timeout and retries, rather
+    // than waiting out the whole send deadline.
+    let started = std::time::Instant::now();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "{error}");
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Connect,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.is_transient());
+    assert!(error.remedy().unwrap().contains("TLS mode"), "{error}");
+    assert_eq!(server.connections(), 3, "one for check, two attempts");
+}
+
+#[tokio::test]
 async fn oauth_over_smtp_from_settings_uses_the_credentials_provider() {
     use httpmock::{Method::POST, MockServer};
     // Entra ID hands out token-1, token-2, …; the server accepts only token-2, so the first

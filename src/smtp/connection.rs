@@ -186,66 +186,113 @@ pub(super) struct Connection {
     broken: bool,
 }
 
+/// The longest wait for the server's answer to QUIT; then the connection is just dropped.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Says goodbye (QUIT) and closes, without waiting more than [`QUIT_TIMEOUT`] for a server
+/// that does not answer; dropping the connection closes the socket anyway.
+async fn abort_quickly(conn: &mut AsyncSmtpConnection) {
+    let _ = tokio::time::timeout(QUIT_TIMEOUT, conn.abort()).await;
+}
+
 impl Connector {
+    /// Runs one stage of opening a connection (`what`) with its own deadline: the connect
+    /// timeout, and never past `deadline`. A server that accepts the TCP connection and then
+    /// says nothing (a wrong port, a TLS port spoken to in plaintext, a firewall holding the
+    /// connection) would otherwise be waited for forever.
+    async fn stage<T>(
+        &self,
+        deadline: Instant,
+        stage: SmtpStage,
+        what: &str,
+        future: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let start = Instant::now();
+        let limit = deadline.min(start + self.connect_timeout);
+        match tokio::time::timeout_at(limit, future).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(client_error(
+                stage,
+                format!(
+                    "no answer from {}:{} {what} within {:?}",
+                    self.host,
+                    self.port,
+                    limit.saturating_duration_since(start)
+                ),
+                true,
+                Delivery::NotSent,
+            )),
+        }
+    }
+
     /// TCP, greeting, EHLO and TLS (implicit, or STARTTLS and EHLO again).
-    async fn connect(&self) -> Result<AsyncSmtpConnection> {
-        let mut conn = self.connect_plain_or_implicit().await?;
+    async fn connect(&self, deadline: Instant) -> Result<AsyncSmtpConnection> {
+        let mut conn = self.connect_plain_or_implicit(deadline).await?;
         if self.tls == SmtpTls::Starttls {
-            self.starttls(&mut conn).await?;
+            self.starttls(&mut conn, deadline).await?;
         }
         Ok(conn)
     }
 
     /// TCP, greeting and EHLO, with TLS first for implicit TLS.
-    async fn connect_plain_or_implicit(&self) -> Result<AsyncSmtpConnection> {
+    async fn connect_plain_or_implicit(&self, deadline: Instant) -> Result<AsyncSmtpConnection> {
         let connect_error = |e| from_lettre(SmtpStage::Connect, None, &e, Delivery::NotSent);
         if self.tls == SmtpTls::Implicit {
-            return AsyncSmtpConnection::connect_tokio1(
-                (self.host.as_str(), self.port),
-                Some(self.connect_timeout),
-                &self.hello,
-                self.tls_parameters.clone(),
-                None,
-            )
-            .await
-            .map_err(connect_error);
+            let connect = async {
+                AsyncSmtpConnection::connect_tokio1(
+                    (self.host.as_str(), self.port),
+                    Some(self.connect_timeout),
+                    &self.hello,
+                    self.tls_parameters.clone(),
+                    None,
+                )
+                .await
+                .map_err(connect_error)
+            };
+            return self
+                .stage(
+                    deadline,
+                    SmtpStage::Connect,
+                    "to the TLS handshake, greeting and EHLO",
+                    connect,
+                )
+                .await;
         }
         // Our own socket, for TCP_NODELAY: lettre writes the message and the final `.` in
         // two writes, which Nagle's algorithm would hold for the server's delayed ACK (about
         // 40 ms per message). STARTTLS upgrades this socket in place.
-        let tcp = tokio::time::timeout(
-            self.connect_timeout,
-            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
-        )
-        .await
-        .map_err(|_| {
-            client_error(
+        let tcp = self
+            .stage(
+                deadline,
                 SmtpStage::Connect,
-                format!(
-                    "no TCP connection to {}:{} within {:?}",
-                    self.host, self.port, self.connect_timeout
-                ),
-                true,
-                Delivery::NotSent,
+                "to the TCP connection",
+                async {
+                    tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+                        .await
+                        .map_err(|e| {
+                            client_error(
+                                SmtpStage::Connect,
+                                format!("cannot connect to {}:{}: {e}", self.host, self.port),
+                                true,
+                                Delivery::NotSent,
+                            )
+                        })
+                },
             )
-        })?
-        .map_err(|e| {
-            client_error(
-                SmtpStage::Connect,
-                format!("cannot connect to {}:{}: {e}", self.host, self.port),
-                true,
-                Delivery::NotSent,
-            )
-        })?;
+            .await?;
         let _ = tcp.set_nodelay(true);
-        AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+        let greet = async {
+            AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                .await
+                .map_err(connect_error)
+        };
+        self.stage(deadline, SmtpStage::Connect, "(greeting and EHLO)", greet)
             .await
-            .map_err(connect_error)
     }
 
-    async fn starttls(&self, conn: &mut AsyncSmtpConnection) -> Result<()> {
+    async fn starttls(&self, conn: &mut AsyncSmtpConnection, deadline: Instant) -> Result<()> {
         if !conn.can_starttls() {
-            conn.abort().await;
+            abort_quickly(conn).await;
             return Err(client_error(
                 SmtpStage::Tls,
                 "the server does not offer STARTTLS, which Use SSL (`use_ssl`) requires",
@@ -261,13 +308,37 @@ impl Connector {
                 Delivery::NotSent,
             ));
         };
-        conn.starttls(params, &self.hello)
-            .await
-            .map_err(|e| from_lettre(SmtpStage::Tls, None, &e, Delivery::NotSent))
+        let upgrade = async {
+            conn.starttls(params, &self.hello)
+                .await
+                .map_err(|e| from_lettre(SmtpStage::Tls, None, &e, Delivery::NotSent))
+        };
+        self.stage(
+            deadline,
+            SmtpStage::Tls,
+            "to STARTTLS, the TLS handshake and EHLO",
+            upgrade,
+        )
+        .await
+    }
+
+    /// Logs in, within the stage deadline; returns the XOAUTH2 token used, if any.
+    async fn authenticate(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        deadline: Instant,
+    ) -> Result<Option<Secret>> {
+        self.stage(
+            deadline,
+            SmtpStage::Auth,
+            "to AUTH",
+            self.authenticate_now(conn),
+        )
+        .await
     }
 
     /// Logs in; returns the XOAUTH2 token used, if any.
-    async fn authenticate(&self, conn: &mut AsyncSmtpConnection) -> Result<Option<Secret>> {
+    async fn authenticate_now(&self, conn: &mut AsyncSmtpConnection) -> Result<Option<Secret>> {
         match &self.auth {
             Auth::None => Ok(None),
             Auth::Basic { user, password } => {
@@ -318,10 +389,10 @@ impl Connector {
         }
     }
 
-    /// Opens a connection ready to send.
-    pub(super) async fn open(&self) -> Result<Connection> {
-        let mut conn = self.connect().await?;
-        match self.authenticate(&mut conn).await {
+    /// Opens a connection ready to send; each stage gives up at `deadline` at the latest.
+    pub(super) async fn open(&self, deadline: Instant) -> Result<Connection> {
+        let mut conn = self.connect(deadline).await?;
+        match self.authenticate(&mut conn, deadline).await {
             Ok(token) => Ok(Connection {
                 conn,
                 token,
@@ -329,16 +400,17 @@ impl Connector {
                 broken: false,
             }),
             Err(error) => {
-                conn.abort().await;
+                abort_quickly(&mut conn).await;
                 Err(error)
             }
         }
     }
 
-    /// Connect, TLS, EHLO, AUTH and QUIT, each reported as a step; no mail is sent.
-    pub(super) async fn check(&self) -> CheckReport {
+    /// Connect, TLS, EHLO, AUTH and QUIT, each reported as a step; no mail is sent. A step
+    /// that gets no answer fails at `deadline` at the latest.
+    pub(super) async fn check(&self, deadline: Instant) -> CheckReport {
         let mut report = CheckReport::default();
-        let mut conn = match self.connect_plain_or_implicit().await {
+        let mut conn = match self.connect_plain_or_implicit(deadline).await {
             Ok(conn) => conn,
             Err(error) => {
                 let name = match &error {
@@ -361,7 +433,7 @@ impl Connector {
                 "tls",
                 "implicit TLS; the server certificate was verified",
             )),
-            SmtpTls::Starttls => match self.starttls(&mut conn).await {
+            SmtpTls::Starttls => match self.starttls(&mut conn, deadline).await {
                 Ok(()) => report.push(CheckStep::ok(
                     "tls",
                     "STARTTLS; the server certificate was verified",
@@ -381,7 +453,7 @@ impl Connector {
             "ehlo",
             format!("server capabilities: {}", conn.server_info()),
         ));
-        match self.authenticate(&mut conn).await {
+        match self.authenticate(&mut conn, deadline).await {
             Ok(_) => report.push(CheckStep::ok(
                 "auth",
                 match &self.auth {
@@ -392,16 +464,21 @@ impl Connector {
             )),
             Err(error) => {
                 report.push(CheckStep::from_error("auth", &error));
-                conn.abort().await;
+                abort_quickly(&mut conn).await;
                 return report;
             }
         }
-        match conn.quit().await {
-            Ok(_) => report.push(CheckStep::ok("quit", "session closed; no mail was sent")),
-            Err(e) => report.push(CheckStep::warning(
+        match tokio::time::timeout(QUIT_TIMEOUT, conn.quit()).await {
+            Ok(Ok(_)) => report.push(CheckStep::ok("quit", "session closed; no mail was sent")),
+            Ok(Err(e)) => report.push(CheckStep::warning(
                 "quit",
                 format!("QUIT failed: {e}"),
                 "none needed for sending; the server closed the session early",
+            )),
+            Err(_elapsed) => report.push(CheckStep::warning(
+                "quit",
+                format!("no answer to QUIT within {QUIT_TIMEOUT:?}; the connection was dropped"),
+                "none needed for sending",
             )),
         }
         report
@@ -450,8 +527,12 @@ impl Connection {
         self.broken || self.conn.has_broken()
     }
 
+    /// Says goodbye (QUIT, waiting at most [`QUIT_TIMEOUT`]) and closes; a broken
+    /// connection is just dropped.
     pub(super) async fn abort(mut self) {
-        self.conn.abort().await;
+        if !self.is_broken() {
+            abort_quickly(&mut self.conn).await;
+        }
     }
 
     /// Marks the connection unusable after an error without a reply, or a 421.

@@ -355,7 +355,10 @@ impl SmtpTransport {
             attempt += 1;
             let mut progress = Progress::default();
             let outcome =
-                tokio::time::timeout_at(deadline, self.attempt(&envelope, &bytes, &mut progress))
+                tokio::time::timeout_at(
+                    deadline,
+                    self.attempt(&envelope, &bytes, &mut progress, deadline),
+                )
                     .await;
             let error = match outcome {
                 Ok(Ok(accepted)) => {
@@ -409,6 +412,7 @@ impl SmtpTransport {
         envelope: &connection::Envelope,
         bytes: &[u8],
         progress: &mut Progress,
+        deadline: Instant,
     ) -> Result<connection::Accepted> {
         let inner = &self.inner;
         let _permit = inner.permits.acquire().await.map_err(|_| {
@@ -424,7 +428,7 @@ impl SmtpTransport {
             let (mut conn, reused) = match inner.pool.take(&inner.connector).await? {
                 Some(conn) => (conn, true),
                 None => {
-                    let conn = inner.connector.open().await?;
+                    let conn = inner.connector.open(deadline).await?;
                     inner.opened.fetch_add(1, Ordering::Relaxed);
                     (conn, false)
                 }
@@ -488,8 +492,10 @@ impl MailTransport for SmtpTransport {
         .await
     }
 
+    /// Bounded by the send timeout: a step that gets no answer fails with its remedy.
     async fn check(&self) -> Result<CheckReport> {
-        Ok(self.inner.connector.check().await)
+        let deadline = Instant::now() + self.inner.send_timeout;
+        Ok(self.inner.connector.check(deadline).await)
     }
 }
 

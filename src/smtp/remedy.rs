@@ -246,7 +246,19 @@ pub(crate) fn remedy(
         "the server wants a stronger mechanism or an encrypted connection: set Use SSL \
          (`use_ssl = true`) or `smtp_tls = \"starttls\"`"
             .to_owned()
-    } else if stage == SmtpStage::Auth && code.is_none() {
+    } else if code.is_none()
+        && matches!(stage, SmtpStage::Connect | SmtpStage::Tls | SmtpStage::Auth)
+        && contains(message, "no answer from")
+    {
+        "the server accepted the connection but did not answer: check that the port \
+         (`smtp_port`) matches the TLS mode — 587 (or 25) with STARTTLS, 465 with implicit TLS \
+         (`use_ssl`, `smtp_tls`); a plaintext or STARTTLS client on an implicit-TLS port waits \
+         for a greeting that never comes — and that no firewall or proxy holds the connection"
+            .to_owned()
+    } else if stage == SmtpStage::Auth
+        && code.is_none()
+        && (contains(message, "offers no") || contains(message, "mechanism"))
+    {
         format!(
             "the server offers no authentication mechanism this connector can use ({message}): \
              check Authentication Mode (`auth_mode`); Exchange Online offers AUTH only after \
@@ -313,6 +325,31 @@ mod tests {
             redact("5.7.8 Authentication credentials invalid", &secrets),
             "5.7.8 Authentication credentials invalid"
         );
+    }
+
+    #[test]
+    fn a_network_error_during_auth_is_not_a_missing_mechanism() {
+        let network = remedy(
+            SmtpStage::Auth,
+            None,
+            None,
+            "connection reset by peer",
+            Some("LOGIN"),
+        );
+        assert!(
+            !network
+                .as_deref()
+                .is_some_and(|r| r.contains("no authentication mechanism")),
+            "{network:?}"
+        );
+        let missing = remedy(
+            SmtpStage::Auth,
+            None,
+            None,
+            "the server offers no PLAIN or LOGIN authentication (it says: …)",
+            None,
+        );
+        assert!(missing.unwrap().contains("no authentication mechanism"));
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub struct ServerOptions {
     /// Append the AUTH lines received (command and responses, base64 as sent) to the reply
     /// to a failed AUTH, as a careless server might.
     pub echo_auth_on_failure: bool,
+    /// Accept connections and never send the greeting (a wrong port, a firewall that holds
+    /// the connection).
+    pub no_greeting: bool,
 }
 
 impl Default for ServerOptions {
@@ -82,6 +85,7 @@ impl Default for ServerOptions {
             transient_data_reply: "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"
                 .into(),
             echo_auth_on_failure: false,
+            no_greeting: false,
         }
     }
 }
@@ -285,6 +289,10 @@ async fn session(
     state: &State,
     acceptor: &TlsAcceptor,
 ) -> std::io::Result<()> {
+    if options.no_greeting {
+        // Hold the socket open, silent.
+        std::future::pending::<()>().await;
+    }
     let mut encrypted = false;
     let stream: Box<dyn Io> = if options.tls == ServerTls::Implicit {
         encrypted = true;

@@ -843,6 +843,32 @@ async fn a_server_that_never_greets_fails_check_and_send_within_the_timeout() {
 }
 
 #[tokio::test]
+async fn check_stays_within_the_connection_limit() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .max_connections(1)
+        .build()
+        .unwrap();
+    // The send leaves its connection idle in the pool: the limit is reached.
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    let report = transport.check().await.unwrap();
+    assert_eq!(report.status(), CheckStatus::Ok, "{report}");
+    assert_eq!(server.connections(), 2);
+    assert_eq!(server.max_active(), 1, "check opened a connection over the limit");
+    // Sending still works: a new connection replaces the one the check closed.
+    transport
+        .send(&simple_email("bob@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(server.messages().len(), 2);
+    assert_eq!(server.max_active(), 1);
+}
+
+#[tokio::test]
 async fn oauth_over_smtp_from_settings_uses_the_credentials_provider() {
     use httpmock::{Method::POST, MockServer};
     // Entra ID hands out token-1, token-2, …; the server accepts only token-2, so the first

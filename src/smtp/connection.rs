@@ -661,12 +661,7 @@ impl Pool {
     /// with the provider's current token; stale ones are closed.
     pub(super) async fn take(&self, connector: &Connector) -> Result<Option<Connection>> {
         loop {
-            let conn = self
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
-            let Some(conn) = conn else {
+            let Some(conn) = self.pop() else {
                 return Ok(None);
             };
             if conn.last_used.elapsed() > self.idle_timeout {
@@ -687,6 +682,14 @@ impl Pool {
             }
             return Ok(Some(conn));
         }
+    }
+
+    /// Removes the most recently used idle connection, if any, whatever its state.
+    pub(super) fn pop(&self) -> Option<Connection> {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
     }
 
     /// Returns a connection for reuse; broken ones are dropped.

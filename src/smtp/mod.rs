@@ -113,7 +113,7 @@ use crate::message::{Email, Mailbox};
 use crate::mime::{BccHeader, build_message};
 use crate::secret::Secret;
 use crate::settings::{AuthMode, ConnectorSettings, SmtpTls, is_loopback_host};
-use crate::transport::{CheckReport, MailTransport, SendReport};
+use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport};
 
 use connection::{Auth, Connector, Pool, Progress};
 
@@ -492,10 +492,35 @@ impl MailTransport for SmtpTransport {
         .await
     }
 
-    /// Bounded by the send timeout: a step that gets no answer fails with its remedy.
+    /// Bounded by the send timeout: a step that gets no answer fails with its remedy. The
+    /// check's connection counts against [`max_connections`](SmtpTransportBuilder::max_connections)
+    /// like a send's: it waits for a permit and closes an idle pooled connection first.
     async fn check(&self) -> Result<CheckReport> {
-        let deadline = Instant::now() + self.inner.send_timeout;
-        Ok(self.inner.connector.check(deadline).await)
+        let inner = &self.inner;
+        let deadline = Instant::now() + inner.send_timeout;
+        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline, inner.permits.acquire()).await
+        else {
+            let mut report = CheckReport::default();
+            report.push(CheckStep::failed(
+                "connect",
+                format!(
+                    "all {} connections stayed busy with sends for {:?}",
+                    inner.max_connections, inner.send_timeout
+                ),
+                Some(
+                    "run the check again when fewer emails are being sent, or raise the send \
+                     timeout"
+                        .to_owned(),
+                ),
+            ));
+            return Ok(report);
+        };
+        // Every open connection is in use under a permit or idle in the pool: one more
+        // would exceed the limit (Exchange Online answers 432 4.3.2 to a 4th).
+        if let Some(idle) = inner.pool.pop() {
+            idle.abort().await;
+        }
+        Ok(inner.connector.check(deadline).await)
     }
 }
 

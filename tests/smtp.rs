@@ -433,6 +433,31 @@ async fn xoauth2_535_invalidates_the_token_and_retries_once() {
 }
 
 #[tokio::test]
+async fn xoauth2_with_smtp_auth_disabled_does_not_burn_a_fresh_token() {
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        tokens: vec![],
+        auth_failure: "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is \
+                       disabled for the Tenant."
+            .into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let tokens = Arc::new(FakeTokens::new(&["token-1", "token-2"]));
+    let transport = starttls(&server)
+        .xoauth2(USER, tokens.clone())
+        .build()
+        .unwrap();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    assert_eq!(server.auths().len(), 1, "a fresh token cannot fix 5.7.139");
+    assert!(tokens.invalidated().is_empty());
+    assert!(error.remedy().unwrap().contains("Set-CASMailbox"), "{error}");
+}
+
+#[tokio::test]
 async fn a_pooled_connection_is_replaced_when_the_token_changes() {
     let server = TestServer::start(ServerOptions {
         mechanisms: vec!["XOAUTH2"],
@@ -605,21 +630,95 @@ async fn refused_recipients_are_reported_exactly() {
         ["ann@example.org", "bob@example.org"]
     );
 
-    // Everyone refused: nothing is sent.
-    let email = Email::builder().to("nobody@example.org").build().unwrap();
+    // Everyone refused: nothing is sent, and the refusal itself is the error.
+    let email = Email::builder()
+        .to("nobody@example.org")
+        .to("ghost@example.org")
+        .build()
+        .unwrap();
     let error = transport.send(&email).await.unwrap_err();
-    let Error::PartialDelivery {
-        delivered,
-        not_sent,
-        ..
-    } = &error
-    else {
-        panic!("{error:?}")
-    };
-    assert_eq!(delivered.recipients().count(), 0);
-    assert_eq!(not_sent.len(), 1);
+    assert!(
+        matches!(
+            &error,
+            Error::Smtp { stage: SmtpStage::Rcpt, code: Some(550), message, .. }
+                if message.contains("nobody@example.org")
+        ),
+        "{error:?}"
+    );
     assert_eq!(server.messages().len(), 1);
     assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(!error.is_transient());
+}
+
+#[tokio::test]
+async fn every_recipient_refused_temporarily_is_retried_as_a_whole() {
+    let server = TestServer::start(ServerOptions {
+        refused: vec!["nobody@example.org".into()],
+        refused_reply: "450 4.2.1 Mailbox busy".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    let error = transport
+        .send(&simple_email("nobody@example.org"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Rcpt,
+                code: Some(450),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_transient());
+    assert_eq!(server.mail_from_commands(), 4, "retried up to max_attempts");
+}
+
+#[tokio::test]
+async fn a_421_at_rcpt_ends_the_session_instead_of_refusing_the_recipient() {
+    let server = TestServer::start(ServerOptions {
+        refused: vec!["nobody@example.org".into()],
+        refused_reply: "421 4.3.2 Service not available, closing transmission channel".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry(SmtpRetry {
+            max_attempts: 2,
+            ..fast_retry()
+        })
+        .build()
+        .unwrap();
+    let email = Email::builder()
+        .to("nobody@example.org")
+        .to("ann@example.org")
+        .build()
+        .unwrap();
+    let error = transport.send(&email).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Rcpt,
+                code: Some(421),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.is_transient());
+    assert!(server.messages().is_empty(), "no DATA on a closing session");
+    assert_eq!(server.connections(), 2, "a new connection for the retry");
 }
 
 #[tokio::test]

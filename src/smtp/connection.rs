@@ -373,9 +373,13 @@ impl Connector {
                 let token = provider.smtp_token().await?;
                 match xoauth2(conn, user, &token).await {
                     Ok(()) => Ok(Some(token)),
+                    // Not when SMTP AUTH is disabled (5.7.139) or basic auth retired (5.7.30):
+                    // a fresh token cannot fix those.
                     Err(Error::Smtp {
-                        code: Some(535), ..
-                    }) => {
+                        code: Some(535),
+                        enhanced_code,
+                        ..
+                    }) if !matches!(enhanced_code.as_deref(), Some("5.7.139" | "5.7.30")) => {
                         // The token may have been revoked or expired early: a fresh one, once.
                         tracing::debug!("XOAUTH2 token refused (535); retrying with a fresh one");
                         provider.invalidate_smtp_token(&token);
@@ -594,7 +598,8 @@ impl Connection {
         for (recipient, address) in &envelope.recipients {
             match self.conn.command(Rcpt::new(address.clone(), vec![])).await {
                 Ok(_) => accepted.push(recipient.clone()),
-                Err(e) if e.status().is_some() => {
+                // 421: the server is closing the session, not refusing this recipient.
+                Err(e) if e.status().is_some() && e.status().map(u16::from) != Some(421) => {
                     let mut error = from_lettre(SmtpStage::Rcpt, None, &e, Delivery::NotSent);
                     if let Error::Smtp { message, .. } = &mut error {
                         *message = format!("recipient <{address}> refused: {message}");
@@ -610,12 +615,15 @@ impl Connection {
             }
         }
         if accepted.is_empty() {
+            // Every recipient refused: nothing to send, and nothing partial to report. The
+            // reply itself is the error; a permanent one if any, so that a mix of 4xx and
+            // 5xx is not retried, and only when all are temporary is the send retried.
             self.reset().await;
-            // Every refusal temporary: worth retrying as a whole.
-            if refused.iter().all(|(_, e)| e.is_transient()) && !refused.is_empty() {
-                return Err(refused.swap_remove(0).1);
-            }
-            return Ok(Accepted { accepted, refused });
+            let index = refused
+                .iter()
+                .position(|(_, e)| !e.is_transient())
+                .unwrap_or(0);
+            return Err(refused.swap_remove(index).1);
         }
 
         progress.stage = SmtpStage::Data;

@@ -33,7 +33,8 @@
 //!   [`SmtpTokenProvider`] for the scope [`SMTP_SCOPE`](crate::SMTP_SCOPE). A token is fetched for each new
 //!   connection; a pooled connection whose token is no longer the provider's current one is
 //!   closed and replaced, because SMTP cannot re-authenticate a session. When the server
-//!   answers 535, the token is invalidated and the login retried once with a fresh one.
+//!   answers 535, the token is invalidated and the login retried once with a fresh one —
+//!   except for `5.7.139` (SMTP AUTH disabled) and `5.7.30`, which no token can fix.
 //! - `none`: no AUTH, for an anonymous relay.
 //!
 //! # Pooling, limits and retries
@@ -51,7 +52,10 @@
 //!
 //! Recipients the server refuses (`RCPT TO`) do not stop the others: the message goes to the
 //! accepted ones and the send fails with [`Error::PartialDelivery`], whose `not_sent` lists
-//! exactly the refused recipients. When every recipient is refused nothing is sent (`RSET`).
+//! exactly the refused recipients. When every recipient is refused nothing is sent (`RSET`)
+//! and the refusal is the error, an [`Error::Smtp`] at the RCPT stage (retried when every
+//! refusal was a 4xx). A `421` is not a refusal: the server is closing the session, so the
+//! attempt stops there and is retried on a new connection.
 //!
 //! # Errors and their remedies
 //!

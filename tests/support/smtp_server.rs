@@ -48,8 +48,10 @@ pub struct ServerOptions {
     /// How many MAIL FROM commands are answered with `transient_reply` before accepting.
     pub transient_mail_failures: usize,
     pub transient_reply: String,
-    /// Recipients answered with `550 5.1.1`.
+    /// Recipients answered with `refused_reply`.
     pub refused: Vec<String>,
+    /// The reply to a refused recipient; one starting with `421` also closes the connection.
+    pub refused_reply: String,
     /// Close the connection right after accepting a message (as a server closing an idle
     /// connection would, unannounced).
     pub close_after_message: bool,
@@ -79,6 +81,7 @@ impl Default for ServerOptions {
             transient_mail_failures: 0,
             transient_reply: "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded".into(),
             refused: Vec::new(),
+            refused_reply: "550 5.1.1 User unknown".into(),
             close_after_message: false,
             silent_after_data: false,
             transient_data_failures: 0,
@@ -436,7 +439,10 @@ async fn session(
                     .iter()
                     .any(|r| r.eq_ignore_ascii_case(&address))
                 {
-                    reply(&mut io, "550 5.1.1 User unknown").await?;
+                    reply(&mut io, &options.refused_reply).await?;
+                    if options.refused_reply.starts_with("421") {
+                        return Ok(());
+                    }
                 } else {
                     rcpt_to.push(address);
                     reply(&mut io, "250 2.1.5 Recipient OK").await?;

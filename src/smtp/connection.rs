@@ -59,12 +59,28 @@ impl std::fmt::Debug for Auth {
     }
 }
 
+/// The TLS mode with the parameters it needs, so that a TLS mode without them cannot exist.
+pub(super) enum Tls {
+    None,
+    Starttls(TlsParameters),
+    Implicit(TlsParameters),
+}
+
+impl Tls {
+    pub(super) fn mode(&self) -> SmtpTls {
+        match self {
+            Self::None => SmtpTls::None,
+            Self::Starttls(_) => SmtpTls::Starttls,
+            Self::Implicit(_) => SmtpTls::Implicit,
+        }
+    }
+}
+
 /// Everything needed to open an authenticated connection.
 pub(super) struct Connector {
     pub(super) host: String,
     pub(super) port: u16,
-    pub(super) tls: SmtpTls,
-    pub(super) tls_parameters: Option<TlsParameters>,
+    pub(super) tls: Tls,
     pub(super) auth: Auth,
     pub(super) hello: ClientId,
     pub(super) connect_timeout: Duration,
@@ -228,8 +244,8 @@ impl Connector {
     /// TCP, greeting, EHLO and TLS (implicit, or STARTTLS and EHLO again).
     async fn connect(&self, deadline: Instant) -> Result<AsyncSmtpConnection> {
         let mut conn = self.connect_plain_or_implicit(deadline).await?;
-        if self.tls == SmtpTls::Starttls {
-            self.starttls(&mut conn, deadline).await?;
+        if let Tls::Starttls(params) = &self.tls {
+            self.starttls(&mut conn, params, deadline).await?;
         }
         Ok(conn)
     }
@@ -237,13 +253,13 @@ impl Connector {
     /// TCP, greeting and EHLO, with TLS first for implicit TLS.
     async fn connect_plain_or_implicit(&self, deadline: Instant) -> Result<AsyncSmtpConnection> {
         let connect_error = |e| from_lettre(SmtpStage::Connect, None, &e, Delivery::NotSent);
-        if self.tls == SmtpTls::Implicit {
+        if let Tls::Implicit(params) = &self.tls {
             let connect = async {
                 AsyncSmtpConnection::connect_tokio1(
                     (self.host.as_str(), self.port),
                     Some(self.connect_timeout),
                     &self.hello,
-                    self.tls_parameters.clone(),
+                    Some(params.clone()),
                     None,
                 )
                 .await
@@ -290,7 +306,12 @@ impl Connector {
             .await
     }
 
-    async fn starttls(&self, conn: &mut AsyncSmtpConnection, deadline: Instant) -> Result<()> {
+    async fn starttls(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        params: &TlsParameters,
+        deadline: Instant,
+    ) -> Result<()> {
         if !conn.can_starttls() {
             abort_quickly(conn).await;
             return Err(client_error(
@@ -300,16 +321,8 @@ impl Connector {
                 Delivery::NotSent,
             ));
         }
-        let Some(params) = self.tls_parameters.clone() else {
-            return Err(client_error(
-                SmtpStage::Tls,
-                "no TLS parameters",
-                false,
-                Delivery::NotSent,
-            ));
-        };
         let upgrade = async {
-            conn.starttls(params, &self.hello)
+            conn.starttls(params.clone(), &self.hello)
                 .await
                 .map_err(|e| from_lettre(SmtpStage::Tls, None, &e, Delivery::NotSent))
         };
@@ -432,12 +445,12 @@ impl Connector {
             "connect",
             format!("connected to {}:{}", self.host, self.port),
         ));
-        match self.tls {
-            SmtpTls::Implicit => report.push(CheckStep::ok(
+        match &self.tls {
+            Tls::Implicit(_) => report.push(CheckStep::ok(
                 "tls",
                 "implicit TLS; the server certificate was verified",
             )),
-            SmtpTls::Starttls => match self.starttls(&mut conn, deadline).await {
+            Tls::Starttls(params) => match self.starttls(&mut conn, params, deadline).await {
                 Ok(()) => report.push(CheckStep::ok(
                     "tls",
                     "STARTTLS; the server certificate was verified",
@@ -447,7 +460,7 @@ impl Connector {
                     return report;
                 }
             },
-            SmtpTls::None => report.push(CheckStep::warning(
+            Tls::None => report.push(CheckStep::warning(
                 "tls",
                 "no TLS: mail and credentials cross the network unencrypted",
                 "set Use SSL (`use_ssl = true`) unless the server is on this machine",
@@ -526,6 +539,18 @@ async fn xoauth2(conn: &mut AsyncSmtpConnection, user: &str, token: &Secret) -> 
         })
 }
 
+/// Whether an error ends the SMTP session: no reply at all (the connection failed or was
+/// closed) or `421` (the server is closing it).
+pub(super) fn ends_session(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Smtp {
+            code: None | Some(421),
+            ..
+        }
+    )
+}
+
 impl Connection {
     pub(super) fn is_broken(&self) -> bool {
         self.broken || self.conn.has_broken()
@@ -539,15 +564,9 @@ impl Connection {
         }
     }
 
-    /// Marks the connection unusable after an error without a reply, or a 421.
+    /// Marks the connection unusable after an error that ends the session.
     fn note(&mut self, error: &Error) {
-        if matches!(
-            error,
-            Error::Smtp {
-                code: None | Some(421),
-                ..
-            }
-        ) {
+        if ends_session(error) {
             self.broken = true;
         }
     }

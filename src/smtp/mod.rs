@@ -119,7 +119,7 @@ use crate::secret::Secret;
 use crate::settings::{AuthMode, ConnectorSettings, SmtpTls, is_loopback_host};
 use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport};
 
-use connection::{Auth, Connector, Pool, Progress};
+use connection::{Auth, Connector, Pool, Progress, Tls};
 
 /// Where [`SmtpTransport`] gets OAuth access tokens for XOAUTH2.
 ///
@@ -249,7 +249,7 @@ impl fmt::Debug for SmtpTransport {
         f.debug_struct("SmtpTransport")
             .field("host", &inner.connector.host)
             .field("port", &inner.connector.port)
-            .field("tls", &inner.connector.tls)
+            .field("tls", &inner.connector.tls.mode())
             .field("auth", &inner.connector.auth)
             .field("sender", &inner.sender)
             .field("max_connections", &inner.max_connections)
@@ -419,14 +419,9 @@ impl SmtpTransport {
         deadline: Instant,
     ) -> Result<connection::Accepted> {
         let inner = &self.inner;
-        let _permit = inner.permits.acquire().await.map_err(|_| {
-            remedy::client_error(
-                SmtpStage::Connect,
-                "transport closed",
-                false,
-                Delivery::NotSent,
-            )
-        })?;
+        // Held to the end of the attempt. The semaphore is never closed, so this is always
+        // a permit.
+        let _permit = inner.permits.acquire().await;
         loop {
             progress.stage = SmtpStage::Connect;
             let (mut conn, reused) = match inner.pool.take(&inner.connector).await? {
@@ -452,7 +447,7 @@ impl SmtpTransport {
                     // A pooled connection the server closed while idle fails on its first
                     // command without a reply (or with 421); nothing was accepted, so use a
                     // new one at once, without counting it as a failed attempt.
-                    if reused && broken && !progress.data_written && closed_by_server(&error) {
+                    if reused && broken && !progress.data_written && connection::ends_session(&error) {
                         tracing::debug!("pooled SMTP connection was closed; opening a new one");
                         continue;
                     }
@@ -461,16 +456,6 @@ impl SmtpTransport {
             }
         }
     }
-}
-
-fn closed_by_server(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::Smtp {
-            code: None | Some(421),
-            ..
-        }
-    )
 }
 
 #[async_trait]
@@ -849,6 +834,7 @@ impl SmtpTransportBuilder {
                 ),
             }
         }
+        // Empty host: already a problem, and no name to verify the certificate against.
         let tls_parameters = if this.tls == SmtpTls::None || host.is_empty() {
             None
         } else {
@@ -885,11 +871,16 @@ impl SmtpTransportBuilder {
             Some(name) => ClientId::Domain(name.clone()),
             None => ClientId::default(),
         };
+        let tls = match (this.tls, tls_parameters) {
+            (SmtpTls::Starttls, Some(params)) => Tls::Starttls(params),
+            (SmtpTls::Implicit, Some(params)) => Tls::Implicit(params),
+            // Parameters are missing only with a problem recorded, returned above.
+            _ => Tls::None,
+        };
         let connector = Connector {
             host,
             port,
-            tls: this.tls,
-            tls_parameters,
+            tls,
             auth,
             hello,
             connect_timeout: this.connect_timeout,

@@ -427,6 +427,9 @@ impl Connector {
     /// that gets no answer fails at `deadline` at the latest.
     pub(super) async fn check(&self, deadline: Instant) -> CheckReport {
         let mut report = CheckReport::default();
+        if let Some(warning) = endpoint_warning(&self.host, self.port) {
+            report.push(warning);
+        }
         let mut conn = match self.connect_plain_or_implicit(deadline).await {
             Ok(conn) => conn,
             Err(error) => {
@@ -500,6 +503,23 @@ impl Connector {
         }
         report
     }
+}
+
+/// A warning for an endpoint known not to work: Exchange Online supports client
+/// submission only with STARTTLS on port 587 (or 25); its port 465 is not an SMTP AUTH
+/// endpoint.
+fn endpoint_warning(host: &str, port: u16) -> Option<CheckStep> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    (host.ends_with("office365.com") && port == 465).then(|| {
+        CheckStep::warning(
+            "endpoint",
+            format!(
+                "{host}:465 is not a client submission endpoint of Exchange Online, which \
+                 supports SMTP AUTH only with STARTTLS on port 587 (or 25)"
+            ),
+            "set `smtp_port = 587` with Use SSL on (`use_ssl = true`, STARTTLS)",
+        )
+    })
 }
 
 fn no_mechanism(conn: &AsyncSmtpConnection, wanted: &str) -> Error {
@@ -729,5 +749,21 @@ impl Pool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(conn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::CheckStatus;
+
+    #[test]
+    fn exchange_online_on_port_465_is_warned_about() {
+        let step = endpoint_warning("smtp.office365.com", 465).unwrap();
+        assert_eq!(step.status, CheckStatus::Warning);
+        assert!(step.remedy.as_deref().unwrap().contains("587"));
+        assert!(endpoint_warning("SMTP.Office365.com.", 465).is_some());
+        assert!(endpoint_warning("smtp.office365.com", 587).is_none());
+        assert!(endpoint_warning("mail.example.org", 465).is_none());
     }
 }

@@ -22,7 +22,8 @@
 //! `smtp_allow_plaintext_credentials_dangerous = true` — the name is the warning.
 //!
 //! Exchange Online documents only STARTTLS on port 587 (or 25) for client submission; its
-//! port 465 is not a supported endpoint, so keep the defaults.
+//! port 465 is not a supported endpoint, so keep the defaults; [`check`](MailTransport::check)
+//! warns about an `*.office365.com` host on port 465.
 //!
 //! # Authentication
 //!

@@ -454,7 +454,10 @@ async fn xoauth2_with_smtp_auth_disabled_does_not_burn_a_fresh_token() {
         .unwrap_err();
     assert_eq!(server.auths().len(), 1, "a fresh token cannot fix 5.7.139");
     assert!(tokens.invalidated().is_empty());
-    assert!(error.remedy().unwrap().contains("Set-CASMailbox"), "{error}");
+    assert!(
+        error.remedy().unwrap().contains("Set-CASMailbox"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -957,7 +960,11 @@ async fn check_stays_within_the_connection_limit() {
     let report = transport.check().await.unwrap();
     assert_eq!(report.status(), CheckStatus::Ok, "{report}");
     assert_eq!(server.connections(), 2);
-    assert_eq!(server.max_active(), 1, "check opened a connection over the limit");
+    assert_eq!(
+        server.max_active(),
+        1,
+        "check opened a connection over the limit"
+    );
     // Sending still works: a new connection replaces the one the check closed.
     transport
         .send(&simple_email("bob@example.org"))

@@ -359,12 +359,11 @@ impl SmtpTransport {
         loop {
             attempt += 1;
             let mut progress = Progress::default();
-            let outcome =
-                tokio::time::timeout_at(
-                    deadline,
-                    self.attempt(&envelope, &bytes, &mut progress, deadline),
-                )
-                    .await;
+            let outcome = tokio::time::timeout_at(
+                deadline,
+                self.attempt(&envelope, &bytes, &mut progress, deadline),
+            )
+            .await;
             let error = match outcome {
                 Ok(Ok(accepted)) => {
                     return envelope.report(accepted, message_id.clone());
@@ -448,7 +447,11 @@ impl SmtpTransport {
                     // A pooled connection the server closed while idle fails on its first
                     // command without a reply (or with 421); nothing was accepted, so use a
                     // new one at once, without counting it as a failed attempt.
-                    if reused && broken && !progress.data_written && connection::ends_session(&error) {
+                    if reused
+                        && broken
+                        && !progress.data_written
+                        && connection::ends_session(&error)
+                    {
                         tracing::debug!("pooled SMTP connection was closed; opening a new one");
                         continue;
                     }

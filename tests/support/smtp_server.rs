@@ -408,7 +408,8 @@ async fn session(
                     authenticated = true;
                     reply(&mut io, "235 2.7.0 Authentication successful").await?;
                 } else if options.echo_auth_on_failure {
-                    let echoed = format!("{} (received: {})", options.auth_failure, sent.join(" | "));
+                    let echoed =
+                        format!("{} (received: {})", options.auth_failure, sent.join(" | "));
                     reply(&mut io, &echoed).await?;
                 } else {
                     reply(&mut io, &options.auth_failure).await?;

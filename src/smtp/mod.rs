@@ -741,7 +741,9 @@ impl SmtpTransportBuilder {
         self
     }
 
-    /// The deadline for opening a TCP connection (default 15 s).
+    /// The deadline for each stage of opening a connection — TCP connect, greeting and
+    /// EHLO, TLS, AUTH — never past the send timeout (default 15 s). A server that accepts
+    /// the connection and then stays silent fails the stage, and the send is retried.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

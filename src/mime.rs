@@ -14,7 +14,7 @@ use crate::message::{Email, Importance, Mailbox};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BccHeader {
     /// Drop it: the message is going to recipients (SMTP); Bcc lives in the envelope only.
-    #[allow(dead_code)] // used by the SMTP transport
+    #[cfg_attr(not(feature = "smtp"), allow(dead_code))] // used by the SMTP transport
     Drop,
     /// Keep it: the message is a record (an outbox file), like a copy in Sent Items.
     Keep,

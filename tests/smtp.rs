@@ -433,6 +433,34 @@ async fn xoauth2_535_invalidates_the_token_and_retries_once() {
 }
 
 #[tokio::test]
+async fn xoauth2_with_smtp_auth_disabled_does_not_burn_a_fresh_token() {
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        tokens: vec![],
+        auth_failure: "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is \
+                       disabled for the Tenant."
+            .into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let tokens = Arc::new(FakeTokens::new(&["token-1", "token-2"]));
+    let transport = starttls(&server)
+        .xoauth2(USER, tokens.clone())
+        .build()
+        .unwrap();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    assert_eq!(server.auths().len(), 1, "a fresh token cannot fix 5.7.139");
+    assert!(tokens.invalidated().is_empty());
+    assert!(
+        error.remedy().unwrap().contains("Set-CASMailbox"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn a_pooled_connection_is_replaced_when_the_token_changes() {
     let server = TestServer::start(ServerOptions {
         mechanisms: vec!["XOAUTH2"],
@@ -605,21 +633,117 @@ async fn refused_recipients_are_reported_exactly() {
         ["ann@example.org", "bob@example.org"]
     );
 
-    // Everyone refused: nothing is sent.
-    let email = Email::builder().to("nobody@example.org").build().unwrap();
+    // Everyone refused: nothing is sent, and the refusal itself is the error.
+    let email = Email::builder()
+        .to("nobody@example.org")
+        .to("ghost@example.org")
+        .build()
+        .unwrap();
     let error = transport.send(&email).await.unwrap_err();
-    let Error::PartialDelivery {
-        delivered,
-        not_sent,
-        ..
-    } = &error
-    else {
-        panic!("{error:?}")
-    };
-    assert_eq!(delivered.recipients().count(), 0);
-    assert_eq!(not_sent.len(), 1);
+    assert!(
+        matches!(
+            &error,
+            Error::Smtp { stage: SmtpStage::Rcpt, code: Some(550), message, .. }
+                if message.contains("nobody@example.org")
+        ),
+        "{error:?}"
+    );
     assert_eq!(server.messages().len(), 1);
     assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(!error.is_transient());
+}
+
+#[tokio::test]
+async fn every_recipient_refused_temporarily_is_retried_as_a_whole() {
+    let server = TestServer::start(ServerOptions {
+        refused: vec!["nobody@example.org".into()],
+        refused_reply: "450 4.2.1 Mailbox busy".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    let error = transport
+        .send(&simple_email("nobody@example.org"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Rcpt,
+                code: Some(450),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_transient());
+    assert_eq!(server.mail_from_commands(), 4, "retried up to max_attempts");
+}
+
+#[tokio::test]
+async fn a_421_at_rcpt_ends_the_session_instead_of_refusing_the_recipient() {
+    let server = TestServer::start(ServerOptions {
+        refused: vec!["nobody@example.org".into()],
+        refused_reply: "421 4.3.2 Service not available, closing transmission channel".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry(SmtpRetry {
+            max_attempts: 2,
+            ..fast_retry()
+        })
+        .build()
+        .unwrap();
+    let email = Email::builder()
+        .to("nobody@example.org")
+        .to("ann@example.org")
+        .build()
+        .unwrap();
+    let error = transport.send(&email).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Rcpt,
+                code: Some(421),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.is_transient());
+    assert!(server.messages().is_empty(), "no DATA on a closing session");
+    assert_eq!(server.connections(), 2, "a new connection for the retry");
+}
+
+#[tokio::test]
+async fn a_4xx_reply_to_the_end_of_data_is_retried_and_delivered_once() {
+    // Exchange answers `432 4.3.2` to the final `.`: an explicit refusal, safe to resend.
+    let server = TestServer::start(ServerOptions {
+        transient_data_failures: 2,
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(server.rejected_data(), 2);
+    assert_eq!(server.mail_from_commands(), 3);
+    assert_eq!(server.messages().len(), 1, "accepted exactly once");
 }
 
 #[tokio::test]
@@ -648,6 +772,59 @@ async fn a_timeout_after_the_data_is_uncertain_and_not_retried() {
         }
     ));
     assert_eq!(server.messages().len(), 1);
+    assert_eq!(server.mail_from_commands(), 1, "must not be retried");
+}
+
+#[tokio::test]
+async fn refused_recipients_stay_not_sent_when_the_data_goes_unanswered() {
+    let server = TestServer::start(ServerOptions {
+        silent_after_data: true,
+        refused: vec!["nobody@example.org".into()],
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry(fast_retry())
+        .send_timeout(Duration::from_millis(1000))
+        .build()
+        .unwrap();
+    let email = Email::builder()
+        .to("ann@example.org")
+        .to("nobody@example.org")
+        .subject("Hi")
+        .build()
+        .unwrap();
+    let error = transport.send(&email).await.unwrap_err();
+    let Error::PartialDelivery {
+        delivered,
+        uncertain,
+        not_sent,
+        source,
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!(delivered.recipients().count(), 0);
+    let addresses = |r: &[mail_connector::Recipient]| {
+        r.iter()
+            .map(|r| r.mailbox.address().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(addresses(uncertain), ["ann@example.org"]);
+    assert_eq!(addresses(not_sent), ["nobody@example.org"]);
+    assert!(
+        matches!(
+            **source,
+            Error::Smtp {
+                stage: SmtpStage::Data,
+                ..
+            }
+        ),
+        "{source:?}"
+    );
+    assert_eq!(error.delivery(), Delivery::Uncertain);
+    assert!(!error.is_transient());
     assert_eq!(server.mail_from_commands(), 1, "must not be retried");
 }
 
@@ -711,6 +888,93 @@ async fn check_reports_each_step_without_sending() {
 }
 
 #[tokio::test]
+async fn a_server_that_never_greets_fails_check_and_send_within_the_timeout() {
+    let server = TestServer::start(ServerOptions {
+        no_greeting: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry(SmtpRetry {
+            max_attempts: 2,
+            ..fast_retry()
+        })
+        .connect_timeout(Duration::from_millis(300))
+        .send_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let report = tokio::time::timeout(Duration::from_secs(10), transport.check())
+        .await
+        .expect("check() must not hang")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3), "{report}");
+    assert_eq!(report.status(), CheckStatus::Failed, "{report}");
+    let step = &report.steps[0];
+    assert_eq!(step.name, "connect", "{report}");
+    assert!(step.detail.contains("no answer"), "{report}");
+    assert!(
+        step.remedy.as_deref().unwrap().contains("smtp_port"),
+        "{report}"
+    );
+
+    // A send gives up on each connection after the connect timeout and retries, rather
+    // than waiting out the whole send deadline.
+    let started = std::time::Instant::now();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "{error}");
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Connect,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.is_transient());
+    assert!(error.remedy().unwrap().contains("TLS mode"), "{error}");
+    assert_eq!(server.connections(), 3, "one for check, two attempts");
+}
+
+#[tokio::test]
+async fn check_stays_within_the_connection_limit() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .max_connections(1)
+        .build()
+        .unwrap();
+    // The send leaves its connection idle in the pool: the limit is reached.
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    let report = transport.check().await.unwrap();
+    assert_eq!(report.status(), CheckStatus::Ok, "{report}");
+    assert_eq!(server.connections(), 2);
+    assert_eq!(
+        server.max_active(),
+        1,
+        "check opened a connection over the limit"
+    );
+    // Sending still works: a new connection replaces the one the check closed.
+    transport
+        .send(&simple_email("bob@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(server.messages().len(), 2);
+    assert_eq!(server.max_active(), 1);
+}
+
+#[tokio::test]
 async fn oauth_over_smtp_from_settings_uses_the_credentials_provider() {
     use httpmock::{Method::POST, MockServer};
     // Entra ID hands out token-1, token-2, …; the server accepts only token-2, so the first
@@ -770,12 +1034,52 @@ async fn oauth_over_smtp_from_settings_uses_the_credentials_provider() {
     );
 }
 
+/// A `tracing` writer into a shared buffer, to inspect what would be logged.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 #[tokio::test]
 async fn secrets_never_appear_in_debug_or_errors() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .finish();
+    // The default runtime of #[tokio::test] runs every task on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
     let password = "pw-7c3a9e-never-print";
     let token = "eyJ0eXAi-token-never-print";
+    // A careless server that echoes the AUTH lines it received in its failure reply.
     let server = TestServer::start(ServerOptions {
         mechanisms: vec!["PLAIN", "XOAUTH2"],
+        echo_auth_on_failure: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let login_server = TestServer::start(ServerOptions {
+        mechanisms: vec!["LOGIN"],
+        echo_auth_on_failure: true,
         ..ServerOptions::default()
     })
     .await;
@@ -787,6 +1091,14 @@ async fn secrets_never_appear_in_debug_or_errors() {
         .send(&simple_email("ann@example.org"))
         .await
         .unwrap_err();
+    let basic_report = basic.check().await.unwrap();
+    let mut login_settings = basic_settings(&login_server);
+    login_settings.password = Some(Secret::new(password));
+    let login = SmtpTransport::from_settings(&login_settings).unwrap();
+    let login_error = login
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
     let tokens = Arc::new(FakeTokens::new(&[token]));
     let oauth_builder = starttls(&server).xoauth2(USER, tokens);
     let oauth = oauth_builder.clone().build().unwrap();
@@ -795,23 +1107,33 @@ async fn secrets_never_appear_in_debug_or_errors() {
         .await
         .unwrap_err();
     let report = oauth.check().await.unwrap();
-    // The XOAUTH2 blob as it went on the wire, base64 included.
+    // The blobs as they went on the wire, base64 included.
     let blob = format!("user={USER}\x01auth=Bearer {token}\x01\x01");
+    let plain = format!("\0{USER}\0{password}");
     use base64::Engine as _;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&blob);
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let printed = format!(
         "{settings:?} {basic_builder:?} {basic:?} {basic_error} {basic_error:?} {:?} \
+         {basic_report} {basic_report:?} {login_error} {login_error:?} {:?} \
          {oauth_builder:?} {oauth:?} {oauth_error} {oauth_error:?} {:?} {report} {report:?}",
         basic_error.remedy(),
+        login_error.remedy(),
         oauth_error.remedy(),
     );
-    for secret in [password, token, encoded.as_str()] {
+    let logged = logs.text();
+    assert!(logged.contains("send failed"), "nothing captured: {logged}");
+    for secret in [password, token, &b64(&blob), &b64(&plain), &b64(password)] {
         assert!(!printed.contains(secret), "`{secret}` leaked: {printed}");
+        assert!(!logged.contains(secret), "`{secret}` logged: {logged}");
     }
-    // The server did see them: the assertions above are not vacuous.
+    // The server did see them, and echoed them: the assertions above are not vacuous.
     let auths = server.auths();
     assert!(auths.iter().any(|a| a.decoded.contains(password)));
     assert!(auths.iter().any(|a| a.decoded == blob));
+    assert!(login_server.auths()[0].decoded.contains(password));
+    for error in [&basic_error, &login_error, &oauth_error] {
+        assert!(error.to_string().contains("[redacted]"), "{error}");
+    }
 }
 
 #[test]

@@ -20,7 +20,7 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use tokio::time::Instant;
 
 use super::SmtpTokenProvider;
-use super::remedy::{client_error, from_lettre};
+use super::remedy::{client_error, from_lettre, from_lettre_redacted};
 use crate::error::{Delivery, Error, Result, SmtpStage};
 use crate::message::{Email, Mailbox, Recipient};
 use crate::secret::Secret;
@@ -59,23 +59,45 @@ impl std::fmt::Debug for Auth {
     }
 }
 
+/// The TLS mode with the parameters it needs, so that a TLS mode without them cannot exist.
+pub(super) enum Tls {
+    None,
+    Starttls(TlsParameters),
+    Implicit(TlsParameters),
+}
+
+impl Tls {
+    pub(super) fn mode(&self) -> SmtpTls {
+        match self {
+            Self::None => SmtpTls::None,
+            Self::Starttls(_) => SmtpTls::Starttls,
+            Self::Implicit(_) => SmtpTls::Implicit,
+        }
+    }
+}
+
 /// Everything needed to open an authenticated connection.
 pub(super) struct Connector {
     pub(super) host: String,
     pub(super) port: u16,
-    pub(super) tls: SmtpTls,
-    pub(super) tls_parameters: Option<TlsParameters>,
+    pub(super) tls: Tls,
     pub(super) auth: Auth,
     pub(super) hello: ClientId,
     pub(super) connect_timeout: Duration,
 }
 
-/// How far an attempt got: decides whether a timeout leaves delivery uncertain.
-#[derive(Debug, Clone, Copy)]
+/// How far an attempt got: decides whether a timeout leaves delivery uncertain, and for
+/// whom.
+#[derive(Debug, Clone)]
 pub(super) struct Progress {
     pub(super) stage: SmtpStage,
     /// The server answered 354 to DATA and we started writing the message.
     pub(super) data_written: bool,
+    /// The recipients the server accepted at `RCPT TO` (set when DATA starts).
+    pub(super) accepted: Vec<Recipient>,
+    /// The recipients the server refused at `RCPT TO` (set when DATA starts): certainly
+    /// not sent, whatever happens to the data.
+    pub(super) refused: Vec<Recipient>,
 }
 
 impl Default for Progress {
@@ -83,6 +105,25 @@ impl Default for Progress {
         Self {
             stage: SmtpStage::Connect,
             data_written: false,
+            accepted: Vec::new(),
+            refused: Vec::new(),
+        }
+    }
+}
+
+impl Progress {
+    /// An error whose delivery is uncertain, made exact: when some recipients were refused
+    /// at `RCPT TO`, a [`Error::PartialDelivery`] that lists them as not sent and the
+    /// accepted ones as uncertain. Other errors are returned as they are.
+    pub(super) fn exact(self, error: Error) -> Error {
+        if error.delivery() != Delivery::Uncertain || self.refused.is_empty() {
+            return error;
+        }
+        Error::PartialDelivery {
+            delivered: SendReport::default(),
+            uncertain: self.accepted,
+            not_sent: self.refused,
+            source: Box::new(error),
         }
     }
 }
@@ -161,66 +202,118 @@ pub(super) struct Connection {
     broken: bool,
 }
 
+/// The longest wait for the server's answer to QUIT; then the connection is just dropped.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Says goodbye (QUIT) and closes, without waiting more than [`QUIT_TIMEOUT`] for a server
+/// that does not answer; dropping the connection closes the socket anyway.
+async fn abort_quickly(conn: &mut AsyncSmtpConnection) {
+    let _ = tokio::time::timeout(QUIT_TIMEOUT, conn.abort()).await;
+}
+
 impl Connector {
+    /// Runs one stage of opening a connection (`what`) with its own deadline: the connect
+    /// timeout, and never past `deadline`. A server that accepts the TCP connection and then
+    /// says nothing (a wrong port, a TLS port spoken to in plaintext, a firewall holding the
+    /// connection) would otherwise be waited for forever.
+    async fn stage<T>(
+        &self,
+        deadline: Instant,
+        stage: SmtpStage,
+        what: &str,
+        future: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let start = Instant::now();
+        let limit = deadline.min(start + self.connect_timeout);
+        match tokio::time::timeout_at(limit, future).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(client_error(
+                stage,
+                format!(
+                    "no answer from {}:{} {what} within {:?}",
+                    self.host,
+                    self.port,
+                    limit.saturating_duration_since(start)
+                ),
+                true,
+                Delivery::NotSent,
+            )),
+        }
+    }
+
     /// TCP, greeting, EHLO and TLS (implicit, or STARTTLS and EHLO again).
-    async fn connect(&self) -> Result<AsyncSmtpConnection> {
-        let mut conn = self.connect_plain_or_implicit().await?;
-        if self.tls == SmtpTls::Starttls {
-            self.starttls(&mut conn).await?;
+    async fn connect(&self, deadline: Instant) -> Result<AsyncSmtpConnection> {
+        let mut conn = self.connect_plain_or_implicit(deadline).await?;
+        if let Tls::Starttls(params) = &self.tls {
+            self.starttls(&mut conn, params, deadline).await?;
         }
         Ok(conn)
     }
 
     /// TCP, greeting and EHLO, with TLS first for implicit TLS.
-    async fn connect_plain_or_implicit(&self) -> Result<AsyncSmtpConnection> {
+    async fn connect_plain_or_implicit(&self, deadline: Instant) -> Result<AsyncSmtpConnection> {
         let connect_error = |e| from_lettre(SmtpStage::Connect, None, &e, Delivery::NotSent);
-        if self.tls == SmtpTls::Implicit {
-            return AsyncSmtpConnection::connect_tokio1(
-                (self.host.as_str(), self.port),
-                Some(self.connect_timeout),
-                &self.hello,
-                self.tls_parameters.clone(),
-                None,
-            )
-            .await
-            .map_err(connect_error);
+        if let Tls::Implicit(params) = &self.tls {
+            let connect = async {
+                AsyncSmtpConnection::connect_tokio1(
+                    (self.host.as_str(), self.port),
+                    Some(self.connect_timeout),
+                    &self.hello,
+                    Some(params.clone()),
+                    None,
+                )
+                .await
+                .map_err(connect_error)
+            };
+            return self
+                .stage(
+                    deadline,
+                    SmtpStage::Connect,
+                    "to the TLS handshake, greeting and EHLO",
+                    connect,
+                )
+                .await;
         }
         // Our own socket, for TCP_NODELAY: lettre writes the message and the final `.` in
         // two writes, which Nagle's algorithm would hold for the server's delayed ACK (about
         // 40 ms per message). STARTTLS upgrades this socket in place.
-        let tcp = tokio::time::timeout(
-            self.connect_timeout,
-            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
-        )
-        .await
-        .map_err(|_| {
-            client_error(
+        let tcp = self
+            .stage(
+                deadline,
                 SmtpStage::Connect,
-                format!(
-                    "no TCP connection to {}:{} within {:?}",
-                    self.host, self.port, self.connect_timeout
-                ),
-                true,
-                Delivery::NotSent,
+                "to the TCP connection",
+                async {
+                    tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+                        .await
+                        .map_err(|e| {
+                            client_error(
+                                SmtpStage::Connect,
+                                format!("cannot connect to {}:{}: {e}", self.host, self.port),
+                                true,
+                                Delivery::NotSent,
+                            )
+                        })
+                },
             )
-        })?
-        .map_err(|e| {
-            client_error(
-                SmtpStage::Connect,
-                format!("cannot connect to {}:{}: {e}", self.host, self.port),
-                true,
-                Delivery::NotSent,
-            )
-        })?;
+            .await?;
         let _ = tcp.set_nodelay(true);
-        AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+        let greet = async {
+            AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                .await
+                .map_err(connect_error)
+        };
+        self.stage(deadline, SmtpStage::Connect, "(greeting and EHLO)", greet)
             .await
-            .map_err(connect_error)
     }
 
-    async fn starttls(&self, conn: &mut AsyncSmtpConnection) -> Result<()> {
+    async fn starttls(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        params: &TlsParameters,
+        deadline: Instant,
+    ) -> Result<()> {
         if !conn.can_starttls() {
-            conn.abort().await;
+            abort_quickly(conn).await;
             return Err(client_error(
                 SmtpStage::Tls,
                 "the server does not offer STARTTLS, which Use SSL (`use_ssl`) requires",
@@ -228,21 +321,37 @@ impl Connector {
                 Delivery::NotSent,
             ));
         }
-        let Some(params) = self.tls_parameters.clone() else {
-            return Err(client_error(
-                SmtpStage::Tls,
-                "no TLS parameters",
-                false,
-                Delivery::NotSent,
-            ));
+        let upgrade = async {
+            conn.starttls(params.clone(), &self.hello)
+                .await
+                .map_err(|e| from_lettre(SmtpStage::Tls, None, &e, Delivery::NotSent))
         };
-        conn.starttls(params, &self.hello)
-            .await
-            .map_err(|e| from_lettre(SmtpStage::Tls, None, &e, Delivery::NotSent))
+        self.stage(
+            deadline,
+            SmtpStage::Tls,
+            "to STARTTLS, the TLS handshake and EHLO",
+            upgrade,
+        )
+        .await
+    }
+
+    /// Logs in, within the stage deadline; returns the XOAUTH2 token used, if any.
+    async fn authenticate(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        deadline: Instant,
+    ) -> Result<Option<Secret>> {
+        self.stage(
+            deadline,
+            SmtpStage::Auth,
+            "to AUTH",
+            self.authenticate_now(conn),
+        )
+        .await
     }
 
     /// Logs in; returns the XOAUTH2 token used, if any.
-    async fn authenticate(&self, conn: &mut AsyncSmtpConnection) -> Result<Option<Secret>> {
+    async fn authenticate_now(&self, conn: &mut AsyncSmtpConnection) -> Result<Option<Secret>> {
         match &self.auth {
             Auth::None => Ok(None),
             Auth::Basic { user, password } => {
@@ -255,11 +364,14 @@ impl Connector {
                 let credentials =
                     Credentials::new(user.clone(), password.expose_secret().to_owned());
                 conn.auth(&[mechanism], &credentials).await.map_err(|e| {
-                    from_lettre(
+                    // A server may echo what we sent: the PLAIN response or the LOGIN password.
+                    let plain = format!("\0{user}\0{}", password.expose_secret());
+                    from_lettre_redacted(
                         SmtpStage::Auth,
                         Some(&mechanism.to_string()),
                         &e,
                         Delivery::NotSent,
+                        &[password.expose_secret().as_bytes(), plain.as_bytes()],
                     )
                 })?;
                 Ok(None)
@@ -274,9 +386,13 @@ impl Connector {
                 let token = provider.smtp_token().await?;
                 match xoauth2(conn, user, &token).await {
                     Ok(()) => Ok(Some(token)),
+                    // Not when SMTP AUTH is disabled (5.7.139) or basic auth retired (5.7.30):
+                    // a fresh token cannot fix those.
                     Err(Error::Smtp {
-                        code: Some(535), ..
-                    }) => {
+                        code: Some(535),
+                        enhanced_code,
+                        ..
+                    }) if !matches!(enhanced_code.as_deref(), Some("5.7.139" | "5.7.30")) => {
                         // The token may have been revoked or expired early: a fresh one, once.
                         tracing::debug!("XOAUTH2 token refused (535); retrying with a fresh one");
                         provider.invalidate_smtp_token(&token);
@@ -290,10 +406,10 @@ impl Connector {
         }
     }
 
-    /// Opens a connection ready to send.
-    pub(super) async fn open(&self) -> Result<Connection> {
-        let mut conn = self.connect().await?;
-        match self.authenticate(&mut conn).await {
+    /// Opens a connection ready to send; each stage gives up at `deadline` at the latest.
+    pub(super) async fn open(&self, deadline: Instant) -> Result<Connection> {
+        let mut conn = self.connect(deadline).await?;
+        match self.authenticate(&mut conn, deadline).await {
             Ok(token) => Ok(Connection {
                 conn,
                 token,
@@ -301,16 +417,20 @@ impl Connector {
                 broken: false,
             }),
             Err(error) => {
-                conn.abort().await;
+                abort_quickly(&mut conn).await;
                 Err(error)
             }
         }
     }
 
-    /// Connect, TLS, EHLO, AUTH and QUIT, each reported as a step; no mail is sent.
-    pub(super) async fn check(&self) -> CheckReport {
+    /// Connect, TLS, EHLO, AUTH and QUIT, each reported as a step; no mail is sent. A step
+    /// that gets no answer fails at `deadline` at the latest.
+    pub(super) async fn check(&self, deadline: Instant) -> CheckReport {
         let mut report = CheckReport::default();
-        let mut conn = match self.connect_plain_or_implicit().await {
+        if let Some(warning) = endpoint_warning(&self.host, self.port) {
+            report.push(warning);
+        }
+        let mut conn = match self.connect_plain_or_implicit(deadline).await {
             Ok(conn) => conn,
             Err(error) => {
                 let name = match &error {
@@ -328,12 +448,12 @@ impl Connector {
             "connect",
             format!("connected to {}:{}", self.host, self.port),
         ));
-        match self.tls {
-            SmtpTls::Implicit => report.push(CheckStep::ok(
+        match &self.tls {
+            Tls::Implicit(_) => report.push(CheckStep::ok(
                 "tls",
                 "implicit TLS; the server certificate was verified",
             )),
-            SmtpTls::Starttls => match self.starttls(&mut conn).await {
+            Tls::Starttls(params) => match self.starttls(&mut conn, params, deadline).await {
                 Ok(()) => report.push(CheckStep::ok(
                     "tls",
                     "STARTTLS; the server certificate was verified",
@@ -343,7 +463,7 @@ impl Connector {
                     return report;
                 }
             },
-            SmtpTls::None => report.push(CheckStep::warning(
+            Tls::None => report.push(CheckStep::warning(
                 "tls",
                 "no TLS: mail and credentials cross the network unencrypted",
                 "set Use SSL (`use_ssl = true`) unless the server is on this machine",
@@ -353,7 +473,7 @@ impl Connector {
             "ehlo",
             format!("server capabilities: {}", conn.server_info()),
         ));
-        match self.authenticate(&mut conn).await {
+        match self.authenticate(&mut conn, deadline).await {
             Ok(_) => report.push(CheckStep::ok(
                 "auth",
                 match &self.auth {
@@ -364,20 +484,42 @@ impl Connector {
             )),
             Err(error) => {
                 report.push(CheckStep::from_error("auth", &error));
-                conn.abort().await;
+                abort_quickly(&mut conn).await;
                 return report;
             }
         }
-        match conn.quit().await {
-            Ok(_) => report.push(CheckStep::ok("quit", "session closed; no mail was sent")),
-            Err(e) => report.push(CheckStep::warning(
+        match tokio::time::timeout(QUIT_TIMEOUT, conn.quit()).await {
+            Ok(Ok(_)) => report.push(CheckStep::ok("quit", "session closed; no mail was sent")),
+            Ok(Err(e)) => report.push(CheckStep::warning(
                 "quit",
                 format!("QUIT failed: {e}"),
                 "none needed for sending; the server closed the session early",
             )),
+            Err(_elapsed) => report.push(CheckStep::warning(
+                "quit",
+                format!("no answer to QUIT within {QUIT_TIMEOUT:?}; the connection was dropped"),
+                "none needed for sending",
+            )),
         }
         report
     }
+}
+
+/// A warning for an endpoint known not to work: Exchange Online supports client
+/// submission only with STARTTLS on port 587 (or 25); its port 465 is not an SMTP AUTH
+/// endpoint.
+fn endpoint_warning(host: &str, port: u16) -> Option<CheckStep> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    (host.ends_with("office365.com") && port == 465).then(|| {
+        CheckStep::warning(
+            "endpoint",
+            format!(
+                "{host}:465 is not a client submission endpoint of Exchange Online, which \
+                 supports SMTP AUTH only with STARTTLS on port 587 (or 25)"
+            ),
+            "set `smtp_port = 587` with Use SSL on (`use_ssl = true`, STARTTLS)",
+        )
+    })
 }
 
 fn no_mechanism(conn: &AsyncSmtpConnection, wanted: &str) -> Error {
@@ -401,7 +543,32 @@ async fn xoauth2(conn: &mut AsyncSmtpConnection, user: &str, token: &Secret) -> 
     conn.auth(&[Mechanism::Xoauth2], &credentials)
         .await
         .map(drop)
-        .map_err(|e| from_lettre(SmtpStage::Auth, Some("XOAUTH2"), &e, Delivery::NotSent))
+        .map_err(|e| {
+            // A server may echo the AUTH line, and with it the token.
+            let blob = format!(
+                "user={user}\x01auth=Bearer {}\x01\x01",
+                token.expose_secret()
+            );
+            from_lettre_redacted(
+                SmtpStage::Auth,
+                Some("XOAUTH2"),
+                &e,
+                Delivery::NotSent,
+                &[token.expose_secret().as_bytes(), blob.as_bytes()],
+            )
+        })
+}
+
+/// Whether an error ends the SMTP session: no reply at all (the connection failed or was
+/// closed) or `421` (the server is closing it).
+pub(super) fn ends_session(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Smtp {
+            code: None | Some(421),
+            ..
+        }
+    )
 }
 
 impl Connection {
@@ -409,19 +576,17 @@ impl Connection {
         self.broken || self.conn.has_broken()
     }
 
+    /// Says goodbye (QUIT, waiting at most [`QUIT_TIMEOUT`]) and closes; a broken
+    /// connection is just dropped.
     pub(super) async fn abort(mut self) {
-        self.conn.abort().await;
+        if !self.is_broken() {
+            abort_quickly(&mut self.conn).await;
+        }
     }
 
-    /// Marks the connection unusable after an error without a reply, or a 421.
+    /// Marks the connection unusable after an error that ends the session.
     fn note(&mut self, error: &Error) {
-        if matches!(
-            error,
-            Error::Smtp {
-                code: None | Some(421),
-                ..
-            }
-        ) {
+        if ends_session(error) {
             self.broken = true;
         }
     }
@@ -472,7 +637,8 @@ impl Connection {
         for (recipient, address) in &envelope.recipients {
             match self.conn.command(Rcpt::new(address.clone(), vec![])).await {
                 Ok(_) => accepted.push(recipient.clone()),
-                Err(e) if e.status().is_some() => {
+                // 421: the server is closing the session, not refusing this recipient.
+                Err(e) if e.status().is_some() && e.status().map(u16::from) != Some(421) => {
                     let mut error = from_lettre(SmtpStage::Rcpt, None, &e, Delivery::NotSent);
                     if let Error::Smtp { message, .. } = &mut error {
                         *message = format!("recipient <{address}> refused: {message}");
@@ -488,15 +654,20 @@ impl Connection {
             }
         }
         if accepted.is_empty() {
+            // Every recipient refused: nothing to send, and nothing partial to report. The
+            // reply itself is the error; a permanent one if any, so that a mix of 4xx and
+            // 5xx is not retried, and only when all are temporary is the send retried.
             self.reset().await;
-            // Every refusal temporary: worth retrying as a whole.
-            if refused.iter().all(|(_, e)| e.is_transient()) && !refused.is_empty() {
-                return Err(refused.swap_remove(0).1);
-            }
-            return Ok(Accepted { accepted, refused });
+            let index = refused
+                .iter()
+                .position(|(_, e)| !e.is_transient())
+                .unwrap_or(0);
+            return Err(refused.swap_remove(index).1);
         }
 
         progress.stage = SmtpStage::Data;
+        progress.accepted.clone_from(&accepted);
+        progress.refused = refused.iter().map(|(r, _)| r.clone()).collect();
         if let Err(e) = self.conn.command(Data).await {
             let error = from_lettre(SmtpStage::Data, None, &e, Delivery::NotSent);
             self.note(&error);
@@ -537,12 +708,7 @@ impl Pool {
     /// with the provider's current token; stale ones are closed.
     pub(super) async fn take(&self, connector: &Connector) -> Result<Option<Connection>> {
         loop {
-            let conn = self
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
-            let Some(conn) = conn else {
+            let Some(conn) = self.pop() else {
                 return Ok(None);
             };
             if conn.last_used.elapsed() > self.idle_timeout {
@@ -565,6 +731,14 @@ impl Pool {
         }
     }
 
+    /// Removes the most recently used idle connection, if any, whatever its state.
+    pub(super) fn pop(&self) -> Option<Connection> {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+    }
+
     /// Returns a connection for reuse; broken ones are dropped.
     pub(super) fn put(&self, mut conn: Connection) {
         if conn.is_broken() {
@@ -575,5 +749,21 @@ impl Pool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(conn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::CheckStatus;
+
+    #[test]
+    fn exchange_online_on_port_465_is_warned_about() {
+        let step = endpoint_warning("smtp.office365.com", 465).unwrap();
+        assert_eq!(step.status, CheckStatus::Warning);
+        assert!(step.remedy.as_deref().unwrap().contains("587"));
+        assert!(endpoint_warning("SMTP.Office365.com.", 465).is_some());
+        assert!(endpoint_warning("smtp.office365.com", 587).is_none());
+        assert!(endpoint_warning("mail.example.org", 465).is_none());
     }
 }

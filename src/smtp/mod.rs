@@ -22,7 +22,8 @@
 //! `smtp_allow_plaintext_credentials_dangerous = true` — the name is the warning.
 //!
 //! Exchange Online documents only STARTTLS on port 587 (or 25) for client submission; its
-//! port 465 is not a supported endpoint, so keep the defaults.
+//! port 465 is not a supported endpoint, so keep the defaults; [`check`](MailTransport::check)
+//! warns about an `*.office365.com` host on port 465.
 //!
 //! # Authentication
 //!
@@ -33,7 +34,8 @@
 //!   [`SmtpTokenProvider`] for the scope [`SMTP_SCOPE`](crate::SMTP_SCOPE). A token is fetched for each new
 //!   connection; a pooled connection whose token is no longer the provider's current one is
 //!   closed and replaced, because SMTP cannot re-authenticate a session. When the server
-//!   answers 535, the token is invalidated and the login retried once with a fresh one.
+//!   answers 535, the token is invalidated and the login retried once with a fresh one —
+//!   except for `5.7.139` (SMTP AUTH disabled) and `5.7.30`, which no token can fix.
 //! - `none`: no AUTH, for an anonymous relay.
 //!
 //! # Pooling, limits and retries
@@ -44,12 +46,17 @@
 //! turn. A pooled connection the server has closed is replaced transparently. Each send has
 //! an overall deadline ([`send_timeout`](SmtpTransportBuilder::send_timeout), default 60 s).
 //! 4xx replies and dropped connections are retried with exponential backoff inside that
-//! deadline; 5xx replies are not. Once the message data has been written, nothing is retried:
-//! a failure or timeout then is reported as [`Delivery::Uncertain`](crate::Delivery).
+//! deadline; 5xx replies are not. A 4xx reply to the end of the message data (Exchange's
+//! `432 4.3.2`) is the server refusing the message, so it is retried too. But when the data
+//! has been written and no reply comes (a timeout, a dropped connection), nothing is
+//! retried: the failure is reported as [`Delivery::Uncertain`](crate::Delivery).
 //!
 //! Recipients the server refuses (`RCPT TO`) do not stop the others: the message goes to the
 //! accepted ones and the send fails with [`Error::PartialDelivery`], whose `not_sent` lists
-//! exactly the refused recipients. When every recipient is refused nothing is sent (`RSET`).
+//! exactly the refused recipients. When every recipient is refused nothing is sent (`RSET`)
+//! and the refusal is the error, an [`Error::Smtp`] at the RCPT stage (retried when every
+//! refusal was a 4xx). A `421` is not a refusal: the server is closing the session, so the
+//! attempt stops there and is retried on a new connection.
 //!
 //! # Errors and their remedies
 //!
@@ -111,9 +118,9 @@ use crate::message::{Email, Mailbox};
 use crate::mime::{BccHeader, build_message};
 use crate::secret::Secret;
 use crate::settings::{AuthMode, ConnectorSettings, SmtpTls, is_loopback_host};
-use crate::transport::{CheckReport, MailTransport, SendReport};
+use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport};
 
-use connection::{Auth, Connector, Pool, Progress};
+use connection::{Auth, Connector, Pool, Progress, Tls};
 
 /// Where [`SmtpTransport`] gets OAuth access tokens for XOAUTH2.
 ///
@@ -243,7 +250,7 @@ impl fmt::Debug for SmtpTransport {
         f.debug_struct("SmtpTransport")
             .field("host", &inner.connector.host)
             .field("port", &inner.connector.port)
-            .field("tls", &inner.connector.tls)
+            .field("tls", &inner.connector.tls.mode())
             .field("auth", &inner.connector.auth)
             .field("sender", &inner.sender)
             .field("max_connections", &inner.max_connections)
@@ -352,9 +359,11 @@ impl SmtpTransport {
         loop {
             attempt += 1;
             let mut progress = Progress::default();
-            let outcome =
-                tokio::time::timeout_at(deadline, self.attempt(&envelope, &bytes, &mut progress))
-                    .await;
+            let outcome = tokio::time::timeout_at(
+                deadline,
+                self.attempt(&envelope, &bytes, &mut progress, deadline),
+            )
+            .await;
             let error = match outcome {
                 Ok(Ok(accepted)) => {
                     return envelope.report(accepted, message_id.clone());
@@ -366,7 +375,7 @@ impl SmtpTransport {
                     } else {
                         Delivery::NotSent
                     };
-                    return Err(remedy::client_error(
+                    let error = remedy::client_error(
                         progress.stage,
                         format!(
                             "no answer within the send deadline of {:?}{}",
@@ -379,15 +388,18 @@ impl SmtpTransport {
                         ),
                         true,
                         delivery,
-                    ));
+                    );
+                    return Err(progress.exact(error));
                 }
             };
+            // A 4xx *reply* to the end of the data (Exchange's `432 4.3.2`) is the server's
+            // explicit refusal and is NotSent, so it is retried like any other; no reply after
+            // the data is Uncertain, which is never transient, so never retried.
             let retryable = error.is_transient()
-                && !progress.data_written
                 && error.delivery() == Delivery::NotSent
                 && attempt < inner.retry.max_attempts;
             if !retryable {
-                return Err(error);
+                return Err(progress.exact(error));
             }
             let wait = inner.retry.backoff(attempt);
             if Instant::now() + wait >= deadline {
@@ -404,22 +416,18 @@ impl SmtpTransport {
         envelope: &connection::Envelope,
         bytes: &[u8],
         progress: &mut Progress,
+        deadline: Instant,
     ) -> Result<connection::Accepted> {
         let inner = &self.inner;
-        let _permit = inner.permits.acquire().await.map_err(|_| {
-            remedy::client_error(
-                SmtpStage::Connect,
-                "transport closed",
-                false,
-                Delivery::NotSent,
-            )
-        })?;
+        // Held to the end of the attempt. The semaphore is never closed, so this is always
+        // a permit.
+        let _permit = inner.permits.acquire().await;
         loop {
             progress.stage = SmtpStage::Connect;
             let (mut conn, reused) = match inner.pool.take(&inner.connector).await? {
                 Some(conn) => (conn, true),
                 None => {
-                    let conn = inner.connector.open().await?;
+                    let conn = inner.connector.open(deadline).await?;
                     inner.opened.fetch_add(1, Ordering::Relaxed);
                     (conn, false)
                 }
@@ -439,7 +447,11 @@ impl SmtpTransport {
                     // A pooled connection the server closed while idle fails on its first
                     // command without a reply (or with 421); nothing was accepted, so use a
                     // new one at once, without counting it as a failed attempt.
-                    if reused && broken && !progress.data_written && closed_by_server(&error) {
+                    if reused
+                        && broken
+                        && !progress.data_written
+                        && connection::ends_session(&error)
+                    {
                         tracing::debug!("pooled SMTP connection was closed; opening a new one");
                         continue;
                     }
@@ -448,16 +460,6 @@ impl SmtpTransport {
             }
         }
     }
-}
-
-fn closed_by_server(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::Smtp {
-            code: None | Some(421),
-            ..
-        }
-    )
 }
 
 #[async_trait]
@@ -483,8 +485,35 @@ impl MailTransport for SmtpTransport {
         .await
     }
 
+    /// Bounded by the send timeout: a step that gets no answer fails with its remedy. The
+    /// check's connection counts against [`max_connections`](SmtpTransportBuilder::max_connections)
+    /// like a send's: it waits for a permit and closes an idle pooled connection first.
     async fn check(&self) -> Result<CheckReport> {
-        Ok(self.inner.connector.check().await)
+        let inner = &self.inner;
+        let deadline = Instant::now() + inner.send_timeout;
+        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline, inner.permits.acquire()).await
+        else {
+            let mut report = CheckReport::default();
+            report.push(CheckStep::failed(
+                "connect",
+                format!(
+                    "all {} connections stayed busy with sends for {:?}",
+                    inner.max_connections, inner.send_timeout
+                ),
+                Some(
+                    "run the check again when fewer emails are being sent, or raise the send \
+                     timeout"
+                        .to_owned(),
+                ),
+            ));
+            return Ok(report);
+        };
+        // Every open connection is in use under a permit or idle in the pool: one more
+        // would exceed the limit (Exchange Online answers 432 4.3.2 to a 4th).
+        if let Some(idle) = inner.pool.pop() {
+            idle.abort().await;
+        }
+        Ok(inner.connector.check(deadline).await)
     }
 }
 
@@ -712,7 +741,9 @@ impl SmtpTransportBuilder {
         self
     }
 
-    /// The deadline for opening a TCP connection (default 15 s).
+    /// The deadline for each stage of opening a connection — TCP connect, greeting and
+    /// EHLO, TLS, AUTH — never past the send timeout (default 15 s). A server that accepts
+    /// the connection and then stays silent fails the stage, and the send is retried.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -809,6 +840,7 @@ impl SmtpTransportBuilder {
                 ),
             }
         }
+        // Empty host: already a problem, and no name to verify the certificate against.
         let tls_parameters = if this.tls == SmtpTls::None || host.is_empty() {
             None
         } else {
@@ -845,11 +877,16 @@ impl SmtpTransportBuilder {
             Some(name) => ClientId::Domain(name.clone()),
             None => ClientId::default(),
         };
+        let tls = match (this.tls, tls_parameters) {
+            (SmtpTls::Starttls, Some(params)) => Tls::Starttls(params),
+            (SmtpTls::Implicit, Some(params)) => Tls::Implicit(params),
+            // Parameters are missing only with a problem recorded, returned above.
+            _ => Tls::None,
+        };
         let connector = Connector {
             host,
             port,
-            tls: this.tls,
-            tls_parameters,
+            tls,
             auth,
             hello,
             connect_timeout: this.connect_timeout,

@@ -11,18 +11,32 @@ const MAX_TEXT: usize = 400;
 
 /// Converts a lettre SMTP error into [`Error::Smtp`].
 ///
-/// lettre's errors never contain credentials: AUTH lines are not echoed, and the server's
-/// reply text is all that is kept.
+/// lettre's errors keep only the server's reply text, never the lines we sent. A server may
+/// still echo them (the AUTH line with its base64 credentials): for AUTH use
+/// [`from_lettre_redacted`].
 pub(crate) fn from_lettre(
     stage: SmtpStage,
     mechanism: Option<&str>,
     error: &lettre::transport::smtp::Error,
     delivery: Delivery,
 ) -> Error {
+    from_lettre_redacted(stage, mechanism, error, delivery, &[])
+}
+
+/// [`from_lettre`], with every trace of `secrets` (the password or token, and the SASL
+/// blobs sent on the wire) removed from the server's reply text, raw or base64-encoded.
+pub(crate) fn from_lettre_redacted(
+    stage: SmtpStage,
+    mechanism: Option<&str>,
+    error: &lettre::transport::smtp::Error,
+    delivery: Delivery,
+    secrets: &[&[u8]],
+) -> Error {
     let code = error.status().map(u16::from);
     // lettre's Display is "permanent error (535): <server text>"; the source is the text.
     let text = std::error::Error::source(error)
         .map_or_else(|| error.to_string(), |source| source.to_string());
+    let text = redact(&text, secrets);
     let mut text: String = text.trim().chars().take(MAX_TEXT).collect();
     let enhanced_code = enhanced_code(&text);
     if let Some(enhanced) = &enhanced_code {
@@ -49,6 +63,72 @@ pub(crate) fn from_lettre(
         transient,
         delivery,
     }
+}
+
+const REDACTED: &str = "[redacted]";
+
+/// The shortest base64 run treated as a possible piece of a secret.
+const MIN_CHUNK: usize = 8;
+
+/// Removes `secrets` from a server's reply text: each secret as it is, and any run of base64
+/// characters that is a piece of, or contains, the base64 of a secret at any of the three
+/// byte alignments it can have inside a larger encoded blob (the PLAIN or XOAUTH2 response).
+fn redact(text: &str, secrets: &[&[u8]]) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    let secrets: Vec<&[u8]> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+    if secrets.is_empty() {
+        return text.to_owned();
+    }
+    let mut text = text.to_owned();
+    for secret in &secrets {
+        if let Ok(raw) = std::str::from_utf8(secret) {
+            text = text.replace(raw, REDACTED);
+        }
+    }
+    // The encodings: whole (as LOGIN sends the password), and the characters that stay the
+    // same wherever the secret sits in a longer encoded blob (drop the partial first and
+    // last quantum).
+    let mut encodings = Vec::new();
+    for secret in &secrets {
+        for offset in 0..3 {
+            let mut bytes = vec![0u8; offset];
+            bytes.extend_from_slice(secret);
+            let encoded = STANDARD.encode(&bytes);
+            if offset == 0 {
+                encodings.push(encoded.clone());
+            }
+            let start = if offset == 0 { 0 } else { 4 };
+            let end = encoded.len().saturating_sub(4);
+            if end > start {
+                encodings.push(encoded[start..end].to_owned());
+            }
+        }
+    }
+    encodings.retain(|e| e.len() >= MIN_CHUNK);
+    let is_b64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        let trimmed = run.trim_end_matches('=');
+        let secret = trimmed.len() >= MIN_CHUNK
+            && encodings
+                .iter()
+                .any(|e| e.contains(trimmed) || trimmed.contains(e.trim_end_matches('=')));
+        out.push_str(if secret { REDACTED } else { run });
+        run.clear();
+    };
+    for c in text.chars() {
+        if is_b64(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// A failure that is not a server reply (a timeout, a missing capability).
@@ -166,7 +246,19 @@ pub(crate) fn remedy(
         "the server wants a stronger mechanism or an encrypted connection: set Use SSL \
          (`use_ssl = true`) or `smtp_tls = \"starttls\"`"
             .to_owned()
-    } else if stage == SmtpStage::Auth && code.is_none() {
+    } else if code.is_none()
+        && matches!(stage, SmtpStage::Connect | SmtpStage::Tls | SmtpStage::Auth)
+        && contains(message, "no answer from")
+    {
+        "the server accepted the connection but did not answer: check that the port \
+         (`smtp_port`) matches the TLS mode — 587 (or 25) with STARTTLS, 465 with implicit TLS \
+         (`use_ssl`, `smtp_tls`); a plaintext or STARTTLS client on an implicit-TLS port waits \
+         for a greeting that never comes — and that no firewall or proxy holds the connection"
+            .to_owned()
+    } else if stage == SmtpStage::Auth
+        && code.is_none()
+        && (contains(message, "offers no") || contains(message, "mechanism"))
+    {
         format!(
             "the server offers no authentication mechanism this connector can use ({message}): \
              check Authentication Mode (`auth_mode`); Exchange Online offers AUTH only after \
@@ -198,6 +290,67 @@ pub(crate) fn remedy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_redacted_raw_and_in_base64_at_any_alignment() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD;
+        let password = b"pw-7c3a9e-never-print";
+        let plain = b"\0no-reply@example.org\0pw-7c3a9e-never-print";
+        let secrets: [&[u8]; 2] = [password, plain];
+        let login = STANDARD.encode(password);
+        let blob = STANDARD.encode(plain);
+        for text in [
+            format!("5.7.8 bad: AUTH PLAIN {blob}"),
+            format!("5.7.8 bad: {login}"),
+            format!("5.7.8 bad: {}", &blob[..20]),
+            format!("5.7.8 bad: {}", &blob[12..]),
+            "5.7.8 bad: pw-7c3a9e-never-print".to_owned(),
+        ] {
+            let redacted = redact(&text, &secrets);
+            assert!(redacted.starts_with("5.7.8 bad: "), "{redacted}");
+            assert!(redacted.contains(REDACTED), "{text} -> {redacted}");
+            assert!(!redacted.contains("never-print"), "{redacted}");
+            assert!(!redacted.contains(&login), "{redacted}");
+        }
+        // Every encoding of the password at any alignment is caught.
+        for prefix in [&b""[..], b"a", b"ab"] {
+            let mut bytes = prefix.to_vec();
+            bytes.extend_from_slice(password);
+            bytes.extend_from_slice(b"tail");
+            let text = format!("echo {}", STANDARD.encode(&bytes));
+            assert_eq!(redact(&text, &secrets), format!("echo {REDACTED}"));
+        }
+        assert_eq!(
+            redact("5.7.8 Authentication credentials invalid", &secrets),
+            "5.7.8 Authentication credentials invalid"
+        );
+    }
+
+    #[test]
+    fn a_network_error_during_auth_is_not_a_missing_mechanism() {
+        let network = remedy(
+            SmtpStage::Auth,
+            None,
+            None,
+            "connection reset by peer",
+            Some("LOGIN"),
+        );
+        assert!(
+            !network
+                .as_deref()
+                .is_some_and(|r| r.contains("no authentication mechanism")),
+            "{network:?}"
+        );
+        let missing = remedy(
+            SmtpStage::Auth,
+            None,
+            None,
+            "the server offers no PLAIN or LOGIN authentication (it says: …)",
+            None,
+        );
+        assert!(missing.unwrap().contains("no authentication mechanism"));
+    }
 
     #[test]
     fn enhanced_codes_are_recognised() {

@@ -48,13 +48,25 @@ pub struct ServerOptions {
     /// How many MAIL FROM commands are answered with `transient_reply` before accepting.
     pub transient_mail_failures: usize,
     pub transient_reply: String,
-    /// Recipients answered with `550 5.1.1`.
+    /// Recipients answered with `refused_reply`.
     pub refused: Vec<String>,
+    /// The reply to a refused recipient; one starting with `421` also closes the connection.
+    pub refused_reply: String,
     /// Close the connection right after accepting a message (as a server closing an idle
     /// connection would, unannounced).
     pub close_after_message: bool,
     /// Never answer after the message data (the client's deadline must fire).
     pub silent_after_data: bool,
+    /// How many messages are answered with `transient_data_reply` after the final `.`
+    /// (rejected, not kept) before accepting.
+    pub transient_data_failures: usize,
+    pub transient_data_reply: String,
+    /// Append the AUTH lines received (command and responses, base64 as sent) to the reply
+    /// to a failed AUTH, as a careless server might.
+    pub echo_auth_on_failure: bool,
+    /// Accept connections and never send the greeting (a wrong port, a firewall that holds
+    /// the connection).
+    pub no_greeting: bool,
 }
 
 impl Default for ServerOptions {
@@ -69,8 +81,14 @@ impl Default for ServerOptions {
             transient_mail_failures: 0,
             transient_reply: "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded".into(),
             refused: Vec::new(),
+            refused_reply: "550 5.1.1 User unknown".into(),
             close_after_message: false,
             silent_after_data: false,
+            transient_data_failures: 0,
+            transient_data_reply: "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"
+                .into(),
+            echo_auth_on_failure: false,
+            no_greeting: false,
         }
     }
 }
@@ -102,6 +120,9 @@ pub struct State {
     pub active: AtomicUsize,
     pub max_active: AtomicUsize,
     pub transient_left: AtomicUsize,
+    pub transient_data_left: AtomicUsize,
+    /// Messages whose data was received and then rejected with a reply.
+    pub rejected_data: AtomicUsize,
     received: tokio::sync::Notify,
 }
 
@@ -168,6 +189,7 @@ impl TestServer {
         ca_file.write_all(ca_pem.as_bytes()).expect("write CA");
         let state = Arc::new(State {
             transient_left: AtomicUsize::new(options.transient_mail_failures),
+            transient_data_left: AtomicUsize::new(options.transient_data_failures),
             ..State::default()
         });
         let options = Arc::new(options);
@@ -222,6 +244,10 @@ impl TestServer {
         self.state.max_active.load(Ordering::SeqCst)
     }
 
+    pub fn rejected_data(&self) -> usize {
+        self.state.rejected_data.load(Ordering::SeqCst)
+    }
+
     pub fn mail_from_commands(&self) -> usize {
         self.state.mail_from_commands.load(Ordering::SeqCst)
     }
@@ -266,6 +292,10 @@ async fn session(
     state: &State,
     acceptor: &TlsAcceptor,
 ) -> std::io::Result<()> {
+    if options.no_greeting {
+        // Hold the socket open, silent.
+        std::future::pending::<()>().await;
+    }
     let mut encrypted = false;
     let stream: Box<dyn Io> = if options.tls == ServerTls::Implicit {
         encrypted = true;
@@ -310,6 +340,7 @@ async fn session(
                 encrypted = true;
             }
             "AUTH" => {
+                let mut sent = vec![line.clone()];
                 let mut words = line.split_whitespace().skip(1);
                 let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
                 let initial = words.next().map(str::to_owned);
@@ -323,7 +354,9 @@ async fn session(
                             Some(r) => r,
                             None => {
                                 reply(&mut io, "334 ").await?;
-                                read_line(&mut io).await?.unwrap_or_default()
+                                let r = read_line(&mut io).await?.unwrap_or_default();
+                                sent.push(r.clone());
+                                r
                             }
                         };
                         let decoded = decode(&response);
@@ -334,9 +367,13 @@ async fn session(
                     }
                     "LOGIN" => {
                         reply(&mut io, "334 VXNlcm5hbWU6").await?;
-                        let user = decode(&read_line(&mut io).await?.unwrap_or_default());
+                        let user = read_line(&mut io).await?.unwrap_or_default();
+                        sent.push(user.clone());
+                        let user = decode(&user);
                         reply(&mut io, "334 UGFzc3dvcmQ6").await?;
-                        let pass = decode(&read_line(&mut io).await?.unwrap_or_default());
+                        let pass = read_line(&mut io).await?.unwrap_or_default();
+                        sent.push(pass.clone());
+                        let pass = decode(&pass);
                         let ok = options.users.iter().any(|(u, p)| *u == user && *p == pass);
                         (format!("{user}\n{pass}"), ok)
                     }
@@ -345,7 +382,9 @@ async fn session(
                             Some(r) => r,
                             None => {
                                 reply(&mut io, "334 ").await?;
-                                read_line(&mut io).await?.unwrap_or_default()
+                                let r = read_line(&mut io).await?.unwrap_or_default();
+                                sent.push(r.clone());
+                                r
                             }
                         };
                         let decoded = decode(&response);
@@ -368,6 +407,10 @@ async fn session(
                 if accepted {
                     authenticated = true;
                     reply(&mut io, "235 2.7.0 Authentication successful").await?;
+                } else if options.echo_auth_on_failure {
+                    let echoed =
+                        format!("{} (received: {})", options.auth_failure, sent.join(" | "));
+                    reply(&mut io, &echoed).await?;
                 } else {
                     reply(&mut io, &options.auth_failure).await?;
                 }
@@ -397,7 +440,10 @@ async fn session(
                     .iter()
                     .any(|r| r.eq_ignore_ascii_case(&address))
                 {
-                    reply(&mut io, "550 5.1.1 User unknown").await?;
+                    reply(&mut io, &options.refused_reply).await?;
+                    if options.refused_reply.starts_with("421") {
+                        return Ok(());
+                    }
                 } else {
                     rcpt_to.push(address);
                     reply(&mut io, "250 2.1.5 Recipient OK").await?;
@@ -422,6 +468,17 @@ async fn session(
                         raw.remove(0);
                     }
                     data.extend_from_slice(&raw);
+                }
+                let rejected = state
+                    .transient_data_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if rejected {
+                    state.rejected_data.fetch_add(1, Ordering::SeqCst);
+                    mail_from = None;
+                    rcpt_to.clear();
+                    reply(&mut io, &options.transient_data_reply).await?;
+                    continue;
                 }
                 state.messages.lock().unwrap().push(Received {
                     mail_from: mail_from.take().unwrap_or_default(),

@@ -1582,39 +1582,10 @@ async fn waiters_get_the_same_error_as_the_caller_that_fetched() {
     assert!(remedies.iter().all(|r| r == &remedies[0]), "{remedies:?}");
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn logs_never_hold_the_client_secret_or_the_token() {
     const TOKEN: &str = "eyJ-LOGGED-TOKEN-must-not-appear";
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    // Only this crate's events: httpmock logs the requests it receives, secret included.
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("mail_connector=trace"))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = support::capture_logs();
 
     let server = MockServer::start_async().await;
     server

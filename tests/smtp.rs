@@ -1034,39 +1034,9 @@ async fn oauth_over_smtp_from_settings_uses_the_credentials_provider() {
     );
 }
 
-/// A `tracing` writer into a shared buffer, to inspect what would be logged.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn secrets_never_appear_in_debug_or_errors() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer({
-            let logs = logs.clone();
-            move || logs.clone()
-        })
-        .finish();
-    // The default runtime of #[tokio::test] runs every task on this thread.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = support::capture_logs();
 
     let password = "pw-7c3a9e-never-print";
     let token = "eyJ0eXAi-token-never-print";

@@ -237,15 +237,15 @@ impl ConnectorSettings {
     /// [`ConnectorSettings::from_toml_str`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io("read the settings file", path, e))?;
-        let is_json = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        let parsed = if is_json {
-            serde_json::from_str(&text).map_err(|e| e.to_string())
+        Self::from_file_text(path, &read_settings_file(path)?)
+    }
+
+    /// Parses a settings file's text, JSON or TOML by the file's extension.
+    fn from_file_text(path: &Path, text: &str) -> Result<Self> {
+        let parsed = if is_json_file(path) {
+            serde_json::from_str(text).map_err(|e| e.to_string())
         } else {
-            toml::from_str(&text).map_err(|e| toml_error(&text, &e))
+            toml::from_str(text).map_err(|e| toml_error(text, &e))
         };
         parsed.map_err(|e| parse_problem(&format!("`{}`", path.display()), e))
     }
@@ -297,28 +297,41 @@ impl ConnectorSettings {
     ///
     /// As [`ConnectorSettings::from_file`] and [`ConnectorSettings::from_env_vars`].
     pub fn from_file_with_env(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        // Parse the file on its own first, for error messages with line numbers.
-        Self::from_file(path)?;
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io("read the settings file", path, e))?;
-        let is_json = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        let value: serde_json::Value = if is_json {
+        Self::from_file_and_vars(path.as_ref(), std::env::vars())
+    }
+
+    fn from_file_and_vars<K: AsRef<str>, V: AsRef<str>>(
+        path: &Path,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
+        let text = read_settings_file(path)?;
+        // The file on its own first: its errors name the line and key.
+        let from_file = Self::from_file_text(path, &text)?;
+        let mut overrides = serde_json::Map::new();
+        env_overlay(&mut overrides, vars)?;
+        if overrides.is_empty() {
+            return Ok(from_file);
+        }
+        let file_value: serde_json::Value = if is_json_file(path) {
             serde_json::from_str(&text).map_err(|e| parse_problem("the settings file", e))?
         } else {
-            let table: toml::Table =
+            let mut table: toml::Table =
                 toml::from_str(&text).map_err(|e| parse_problem("the settings file", e))?;
+            // A bare TOML date has no JSON form: carry it as the text it is.
+            for (_, value) in table.iter_mut() {
+                if let toml::Value::Datetime(date) = &*value {
+                    *value = toml::Value::String(date.to_string());
+                }
+            }
             serde_json::to_value(table).map_err(|e| parse_problem("the settings file", e))?
         };
-        let serde_json::Value::Object(mut map) = value else {
+        let serde_json::Value::Object(mut map) = file_value else {
             return Err(parse_problem(
                 "the settings file",
                 "expected a table of keys",
             ));
         };
-        env_overlay(&mut map, std::env::vars())?;
+        map.extend(overrides);
         serde_json::from_value(serde_json::Value::Object(map))
             .map_err(|e| parse_problem("the settings file and environment", e))
     }
@@ -771,6 +784,15 @@ impl ConnectorSettings {
     }
 }
 
+fn read_settings_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::io("read the settings file", path, e))
+}
+
+fn is_json_file(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
 /// Describes a TOML error by line and key, without quoting the line: it may hold a secret.
 fn toml_error(text: &str, error: &toml::de::Error) -> String {
     let Some(span) = error.span() else {
@@ -1147,6 +1169,28 @@ impl MailTransport for DisabledTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_environment_overrides_a_file_with_a_bare_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mail.toml");
+        std::fs::write(
+            &path,
+            "client_secret_expires = 2027-06-30\nrecipient_limit = 5\nuser_name = \"a@example.org\"\n",
+        )
+        .unwrap();
+        let s = ConnectorSettings::from_file_and_vars(
+            &path,
+            [("MAIL_CONNECTOR_RECIPIENT_LIMIT", "9"), ("OTHER", "x")],
+        )
+        .unwrap();
+        assert_eq!(s.recipient_limit, 9);
+        assert_eq!(s.user_name.as_deref(), Some("a@example.org"));
+        assert_eq!(s.client_secret_expires.unwrap().to_string(), "2027-06-30");
+        let none: [(&str, &str); 0] = [];
+        let s = ConnectorSettings::from_file_and_vars(&path, none).unwrap();
+        assert_eq!(s.recipient_limit, 5);
+    }
 
     #[test]
     fn use_ssl_maps_to_one_tls_mode() {

@@ -36,6 +36,9 @@
 //!   closed and replaced, because SMTP cannot re-authenticate a session. When the server
 //!   answers 535, the token is invalidated and the login retried once with a fresh one —
 //!   except for `5.7.139` (SMTP AUTH disabled) and `5.7.30`, which no token can fix.
+//!   lettre sends the XOAUTH2 response on the `AUTH` line itself (`AUTH XOAUTH2 <base64>`), as
+//!   Microsoft's documentation describes and common clients do; it is longer than the 512
+//!   octets RFC 4954 allows for an initial response, which Exchange Online accepts.
 //! - `none`: no AUTH, for an anonymous relay.
 //!
 //! # Pooling, limits and retries

@@ -36,9 +36,10 @@
 //!   closed and replaced, because SMTP cannot re-authenticate a session. When the server
 //!   answers 535, the token is invalidated and the login retried once with a fresh one —
 //!   except for `5.7.139` (SMTP AUTH disabled) and `5.7.30`, which no token can fix.
-//!   lettre sends the XOAUTH2 response on the `AUTH` line itself (`AUTH XOAUTH2 <base64>`), as
-//!   Microsoft's documentation describes and common clients do; it is longer than the 512
-//!   octets RFC 4954 allows for an initial response, which Exchange Online accepts.
+//!   lettre sends the XOAUTH2 response on the `AUTH` line itself (`AUTH XOAUTH2 <base64>`), the
+//!   form Microsoft's documentation gives and common clients use. It is longer than the 512
+//!   octets RFC 4954 allows for an initial response; a server that enforces that limit
+//!   answers `500 5.5.6`, which is reported as an AUTH failure.
 //! - `none`: no AUTH, for an anonymous relay.
 //!
 //! # Pooling, limits and retries

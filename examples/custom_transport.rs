@@ -7,10 +7,9 @@
 //! public trait, the message model and `Error`. Because it is a `MailTransport`, the crate's
 //! `RecipientLimit` wrapper works on it unchanged.
 
-use async_trait::async_trait;
 use mail_connector::{
     CheckReport, CheckStep, Email, Error, MailTransport, RecipientLimit, Result, SendReport,
-    SentMessage,
+    SentMessage, async_trait,
 };
 use tokio::sync::mpsc;
 

@@ -7,7 +7,7 @@
 //! `MAIL_CONNECTOR_<KEY>` environment variables override the file, which is a good place for
 //! the client secret.
 
-use mail_connector::{ConnectorSettings, Email, MailTransport};
+use mail_connector::{ConnectorSettings, Delivery, Email, Error, MailTransport};
 
 const DEVELOPMENT_SETTINGS: &str = r#"
     # Staging/development: write .eml files instead of sending.
@@ -45,16 +45,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         Err(error) => {
-            // Ask the error what to do rather than matching on it.
-            eprintln!("not sent: {error}");
+            // Ask the error what to do rather than matching on it — except for a partial
+            // send, whose recipient lists say exactly whom to retry.
+            if let Error::PartialDelivery {
+                delivered,
+                not_sent,
+                uncertain,
+                ..
+            } = &error
+            {
+                eprintln!(
+                    "sent in part: {} recipient(s) got it, {} did not, {} uncertain",
+                    delivered.recipients().count(),
+                    not_sent.len(),
+                    uncertain.len()
+                );
+            }
+            eprintln!("failed: {error}");
             if let Some(remedy) = error.remedy() {
                 eprintln!("fix: {remedy}");
             }
-            if error.delivery() == mail_connector::Delivery::Uncertain {
+            if error.delivery() == Delivery::Uncertain {
                 // The server may have accepted it: resending may deliver it twice.
                 eprintln!("(delivery uncertain: check before sending it again)");
             } else if error.is_transient() {
-                eprintln!("(not sent; retrying later may work)");
+                eprintln!("(nothing was sent; retrying later may work)");
             }
             Err(error.into())
         }

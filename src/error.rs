@@ -296,7 +296,9 @@ impl Error {
     /// Whether sending again later may succeed *and* cannot duplicate the mail: throttling, a
     /// server that is temporarily unavailable, a connection that was never made. Errors caused
     /// by settings, the email itself or permissions are not transient, and neither is any error
-    /// after which delivery is [`Delivery::Uncertain`] — resending then is the caller's call.
+    /// after which delivery is [`Delivery::Uncertain`] — resending then is the caller's call —
+    /// nor an [`Error::PartialDelivery`] after which some recipients already have the mail
+    /// (resend only to its `not_sent` recipients).
     #[must_use]
     pub fn is_transient(&self) -> bool {
         if self.delivery() == Delivery::Uncertain {
@@ -310,7 +312,11 @@ impl Error {
                     | std::io::ErrorKind::TimedOut
                     | std::io::ErrorKind::WouldBlock
             ),
-            Self::PartialDelivery { source, .. } => source.is_transient(),
+            // Once a part went out, resending the email would duplicate it: resend to
+            // `not_sent` instead.
+            Self::PartialDelivery {
+                delivered, source, ..
+            } => delivered.messages.is_empty() && source.is_transient(),
             Self::Graph { transient, .. } => *transient,
             Self::TokenRequest { status, entra } => {
                 entra.is_transient() || *status == 429 || *status >= 500

@@ -70,11 +70,14 @@ pub mod smtp;
 mod stub;
 mod transport;
 
+/// The attribute for implementing [`MailTransport`] (and [`TokenSource`],
+/// [`SmtpTokenProvider`]) — re-exported so your crate needs no `async-trait` dependency of its
+/// own: `#[mail_connector::async_trait]`.
+pub use async_trait::async_trait;
 pub use credentials::{
-    AccessToken, AssertionAlgorithm, ClientCertificateCredential, ClientSecretCredential,
-    Credentials, CredentialsBuilder, DEFAULT_REFRESH_MARGIN, EntraError, GRAPH_SCOPE_SUFFIX,
-    InMemoryTokenCache, SMTP_SCOPE, TokenCacheStore, TokenClaims, TokenSource, graph_scope,
-    smtp_scope,
+    AccessToken, AssertionAlgorithm, Credentials, CredentialsBuilder, DEFAULT_REFRESH_MARGIN,
+    EntraError, GRAPH_SCOPE_SUFFIX, InMemoryTokenCache, SMTP_SCOPE, TokenCacheStore, TokenClaims,
+    TokenSource, graph_scope, smtp_scope,
 };
 pub use error::{Delivery, Error, Result, SettingsProblem, SmtpStage};
 #[cfg(feature = "graph")]
@@ -113,8 +116,6 @@ fn assert_send_sync() {
     is::<std::sync::Arc<dyn MailTransport>>();
     is::<Credentials>();
     is::<AccessToken>();
-    is::<ClientSecretCredential>();
-    is::<ClientCertificateCredential>();
     is::<InMemoryTokenCache>();
     is::<std::sync::Arc<dyn TokenSource>>();
     is::<std::sync::Arc<dyn TokenCacheStore>>();

@@ -21,7 +21,7 @@
 //! | `client_secret_expires` | `YYYY-MM-DD` the secret expires; `check` warns within 30 days, fails after |
 //! | `password` | the mailbox password, for `basic` |
 //! | `use_ssl` | Use SSL; default `true`. Maps to an SMTP TLS mode in [`ConnectorSettings::smtp_tls_mode`] |
-//! | `smtp_host`, `smtp_port`, `smtp_tls` | SMTP server; `smtp_tls` = `starttls`, `implicit` or `none` overrides `use_ssl` |
+//! | `smtp_host`, `smtp_port`, `smtp_tls` | SMTP server (host default: `smtp.office365.com` for OAuth and Basic in the global cloud); `smtp_tls` = `starttls`, `implicit` or `none` overrides `use_ssl` |
 //! | `smtp_allow_plaintext_credentials_dangerous` | default `false`. `true` lets a password or token go **unencrypted** to an SMTP host other than localhost (TLS mode `none`) |
 //! | `recipient_limit` | Recipient Limit; 0 = none. Larger emails are split (see [`RecipientLimit`]) |
 //! | `cloud` | `global`, `us-gov` (GCC High), `us-dod`, `china`: the login and Graph hosts together |
@@ -29,7 +29,7 @@
 //! | `tls_ca_file` | a PEM file of extra trusted root certificates, for HTTPS and SMTP |
 //! | `outbox_dir` | write `.eml` files into this folder instead of sending |
 //! | `save_to_sent_items` | Graph: keep a copy in the mailbox's Sent Items; default `true` |
-//! | `allow_send_as` | Graph: let emails name another From address (needs Exchange Send As rights); default `false` |
+//! | `allow_send_as` | let emails name another From address than `user_name` (needs Exchange Send As rights), for Graph and SMTP; default `false` |
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -124,7 +124,7 @@ pub struct ConnectorSettings {
     pub outbox_dir: Option<PathBuf>,
     /// Graph: keep a copy of each message in the mailbox's Sent Items. Default `true`.
     pub save_to_sent_items: bool,
-    /// Graph: let an email name a From address other than `user_name`. Default `false`.
+    /// Let an email name a From address other than `user_name` (Graph and SMTP). Default `false`.
     pub allow_send_as: bool,
 }
 
@@ -165,7 +165,8 @@ impl Default for ConnectorSettings {
 enum Kind {
     Text,
     Bool,
-    Number,
+    /// A whole number up to this maximum.
+    Number(u64),
 }
 
 /// Every settings key, in the order of the settings table.
@@ -184,10 +185,10 @@ const KEYS: &[(&str, Kind)] = &[
     ("password", Kind::Text),
     ("use_ssl", Kind::Bool),
     ("smtp_host", Kind::Text),
-    ("smtp_port", Kind::Number),
+    ("smtp_port", Kind::Number(u16::MAX as u64)),
     ("smtp_tls", Kind::Text),
     ("smtp_allow_plaintext_credentials_dangerous", Kind::Bool),
-    ("recipient_limit", Kind::Number),
+    ("recipient_limit", Kind::Number(u32::MAX as u64)),
     ("cloud", Kind::Text),
     ("authority_host", Kind::Text),
     ("graph_endpoint", Kind::Text),
@@ -736,7 +737,7 @@ impl ConnectorSettings {
     /// # Errors
     ///
     /// [`Error::InvalidSettings`] listing every missing or contradictory field;
-    /// [`Error::NotAvailable`] for a transport this version cannot build yet.
+    /// [`Error::NotAvailable`] for a transport whose crate feature (`graph`, `smtp`) is off.
     pub fn build(&self) -> Result<Arc<dyn MailTransport>> {
         if !self.enabled {
             return Ok(Arc::new(DisabledTransport));
@@ -913,7 +914,11 @@ fn env_overlay<K: AsRef<str>, V: AsRef<str>>(
         let parsed = match kind {
             Kind::Text => Some(serde_json::Value::String(value.to_owned())),
             Kind::Bool => parse_bool(trimmed).map(serde_json::Value::Bool),
-            Kind::Number => trimmed.parse::<u64>().ok().map(serde_json::Value::from),
+            Kind::Number(max) => trimmed
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n <= max)
+                .map(serde_json::Value::from),
         };
         match parsed {
             Some(parsed) => {
@@ -925,8 +930,9 @@ fn env_overlay<K: AsRef<str>, V: AsRef<str>>(
                 format!(
                     "`{name}` must be {}, not `{trimmed}`",
                     match kind {
-                        Kind::Bool => "true or false",
-                        _ => "a whole number",
+                        Kind::Bool => "true or false".to_owned(),
+                        Kind::Number(max) => format!("a whole number from 0 to {max}"),
+                        Kind::Text => "text".to_owned(),
                     }
                 ),
             ),

@@ -178,3 +178,21 @@ async fn an_unsplit_email_passes_errors_through_unchanged() {
     let error = RecipientLimit::new(stub, 5).send(&email).await.unwrap_err();
     assert!(matches!(error, Error::Transport { .. }), "{error:?}");
 }
+
+#[tokio::test]
+async fn a_partly_delivered_email_is_not_transient_even_if_its_failure_is() {
+    // Resending the whole email would duplicate it for those who got the first part.
+    let stub = StubTransport::new().fail_after(1).with_transient_failures();
+    let email = support::email_to_many(2, 0, 0);
+    let error = RecipientLimit::new(stub, 1).send(&email).await.unwrap_err();
+    let Error::PartialDelivery {
+        not_sent, source, ..
+    } = &error
+    else {
+        panic!("expected PartialDelivery, got {error:?}");
+    };
+    assert!(source.is_transient());
+    assert!(!error.is_transient());
+    assert_eq!(not_sent.len(), 1);
+    assert!(error.remedy().is_none() || error.remedy().unwrap().contains("not sent"));
+}

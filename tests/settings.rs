@@ -367,3 +367,19 @@ fn debug_and_errors_never_show_secrets() {
         "{error}"
     );
 }
+
+#[test]
+fn out_of_range_numbers_in_the_environment_name_the_variable() {
+    let error = ConnectorSettings::from_env_vars([("MAIL_CONNECTOR_SMTP_PORT", "70000")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("`MAIL_CONNECTOR_SMTP_PORT` must be a whole number from 0 to 65535"),
+        "{error}"
+    );
+    let error =
+        ConnectorSettings::from_env_vars([("MAIL_CONNECTOR_RECIPIENT_LIMIT", "5000000000")])
+            .unwrap_err()
+            .to_string();
+    assert!(error.contains("MAIL_CONNECTOR_RECIPIENT_LIMIT"), "{error}");
+}

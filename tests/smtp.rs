@@ -1127,8 +1127,20 @@ async fn the_mailbox_is_the_envelope_sender_and_send_as_follows_the_policy() {
         .build()
         .unwrap();
 
-    // Default: the From header is the email's, the envelope sender the mailbox.
-    let transport = basic_settings(&server).build().unwrap();
+    // From settings, another From needs `allow_send_as`, as with Graph.
+    let refused = basic_settings(&server)
+        .build()
+        .unwrap()
+        .send(&email)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("send-as"), "{refused}");
+    assert!(server.messages().is_empty(), "refused before connecting");
+
+    // Allowed: the From header is the email's, the envelope sender the mailbox.
+    let mut settings = basic_settings(&server);
+    settings.allow_send_as = true;
+    let transport = settings.build().unwrap();
     transport.send(&email).await.unwrap();
     let received = server.messages().pop().unwrap();
     assert_eq!(received.mail_from, USER);
@@ -1265,7 +1277,7 @@ async fn mailctl_sends_and_checks_with_oauth_over_smtp() {
         dir.path(),
         &server,
         &format!(
-            "auth_mode = \"oauth\"\ntransport = \"smtp\"\noauth_client_id = \"{}\"\nclient_secret = \"{}\"\ntenant_id = \"{}\"\nauthority_host = \"{}\"\n",
+            "auth_mode = \"oauth\"\ntransport = \"smtp\"\noauth_client_id = \"{}\"\nclient_secret = \"{}\"\ntenant_id = \"{}\"\nauthority_host = \"{}\"\nclient_secret_expires = \"2099-12-31\"\n",
             support::CLIENT_ID,
             support::SECRET,
             support::TENANT,
@@ -1289,6 +1301,15 @@ async fn mailctl_sends_and_checks_with_oauth_over_smtp() {
     assert_eq!(server.auths()[0].mechanism, "XOAUTH2");
     let (ok, output) = run_mailctl(vec!["check".into()], &config).await;
     assert!(ok, "{output}");
+    // The credential steps come first: the token and the client secret's expiry.
+    for step in ["token", "secret"] {
+        assert!(
+            output
+                .lines()
+                .any(|l| l.starts_with(step) && l.contains(" ok ")),
+            "{step}: {output}"
+        );
+    }
     assert!(
         output
             .lines()

@@ -122,30 +122,6 @@ impl ClientCertificateCredential {
         Ok(credential)
     }
 
-    /// The token endpoint URL, which is also the assertion's audience.
-    #[must_use]
-    pub fn token_endpoint(&self) -> &str {
-        self.endpoint.url()
-    }
-
-    /// The Application (client) ID.
-    #[must_use]
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
-
-    /// The certificate's SHA-256 thumbprint as sent in `x5t#S256` (base64url).
-    #[must_use]
-    pub fn thumbprint_sha256(&self) -> &str {
-        &self.x5t_s256
-    }
-
-    /// The certificate's SHA-1 thumbprint as sent in `x5t` (base64url).
-    #[must_use]
-    pub fn thumbprint_sha1(&self) -> &str {
-        &self.x5t
-    }
-
     /// A new signed client assertion valid from `now` for ten minutes.
     fn assertion(&self, now: SystemTime) -> Result<String> {
         let (algorithm, x5t, x5t_s256) = match self.algorithm {

@@ -28,18 +28,6 @@ impl ClientSecretCredential {
             secret,
         }
     }
-
-    /// The token endpoint URL.
-    #[must_use]
-    pub fn token_endpoint(&self) -> &str {
-        self.endpoint.url()
-    }
-
-    /// The Application (client) ID.
-    #[must_use]
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
 }
 
 #[async_trait]

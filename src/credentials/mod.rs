@@ -88,9 +88,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use cache::{InMemoryTokenCache, TokenCacheStore};
-pub use certificate::{AssertionAlgorithm, ClientCertificateCredential};
+pub use certificate::AssertionAlgorithm;
+use certificate::ClientCertificateCredential;
 pub use claims::TokenClaims;
-pub use client_secret::ClientSecretCredential;
+use client_secret::ClientSecretCredential;
 pub use entra_error::EntraError;
 pub use source::TokenSource;
 pub use token::AccessToken;

@@ -158,6 +158,12 @@ pub trait SmtpTokenProvider: Send + Sync + fmt::Debug {
 
     /// The server refused this token (535): drop it so the next call fetches a new one.
     fn invalidate_smtp_token(&self, token: &Secret);
+
+    /// Steps about the credentials themselves for [`MailTransport::check`] (getting a token,
+    /// the client secret's expiry), reported before the SMTP steps. None by default.
+    async fn check_steps(&self) -> Vec<CheckStep> {
+        Vec::new()
+    }
 }
 
 /// The settings' [`Credentials`] as the XOAUTH2 token source: tokens for the Exchange Online
@@ -179,6 +185,12 @@ impl SmtpTokenProvider for CredentialsTokens {
         // The cache compares tokens by value; the expiry of this stand-in does not matter.
         let refused = AccessToken::new(token.clone(), std::time::SystemTime::UNIX_EPOCH);
         self.credentials.invalidate(&refused);
+    }
+
+    async fn check_steps(&self) -> Vec<CheckStep> {
+        // No role is required: with Exchange's RBAC for Applications the token carries none,
+        // and the AUTH step shows whether Exchange accepts it.
+        self.credentials.check_steps(&self.scope, &[]).await
     }
 }
 
@@ -288,9 +300,9 @@ impl SmtpTransport {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSettings`] as [`SmtpTransportBuilder::build`]; for `auth_mode =
-    /// "oauth"` a token provider is needed, so use [`SmtpTransportBuilder::from_settings`]
-    /// and [`SmtpTransportBuilder::token_provider`] instead.
+    /// [`Error::InvalidSettings`] as [`SmtpTransportBuilder::build`]. For `auth_mode =
+    /// "oauth"` the XOAUTH2 tokens come from [`Credentials`] built from the same settings; use
+    /// [`SmtpTransportBuilder::token_provider`] for a token source of your own.
     pub fn from_settings(settings: &ConnectorSettings) -> Result<Self> {
         let mut builder = SmtpTransportBuilder::from_settings(settings);
         if settings.auth_mode == Some(AuthMode::OAuth) {
@@ -517,7 +529,14 @@ impl MailTransport for SmtpTransport {
         if let Some(idle) = inner.pool.pop() {
             idle.abort().await;
         }
-        Ok(inner.connector.check(deadline).await)
+        let mut report = CheckReport::default();
+        if let Auth::Xoauth2 { provider, .. } = &inner.connector.auth {
+            report.steps.extend(provider.check_steps().await);
+        }
+        report
+            .steps
+            .extend(inner.connector.check(deadline).await.steps);
+        Ok(report)
     }
 }
 
@@ -602,7 +621,8 @@ impl SmtpTransportBuilder {
 
     /// A builder from the settings: host, port and TLS mode (through
     /// [`ConnectorSettings::smtp_tls_mode`]), `tls_ca_file`,
-    /// `smtp_allow_plaintext_credentials_dangerous`, `user_name` as the mailbox, and the
+    /// `smtp_allow_plaintext_credentials_dangerous`, `allow_send_as` (as the
+    /// [`SendAsPolicy`]), `user_name` as the mailbox, and the
     /// Authentication Mode — `basic` with `password`, `none`, or `oauth` (XOAUTH2 as
     /// `user_name`; add the [`token_provider`](Self::token_provider)).
     pub fn from_settings(settings: &ConnectorSettings) -> Self {
@@ -611,7 +631,12 @@ impl SmtpTransportBuilder {
             settings.smtp_tls_mode(),
         )
         .port(settings.smtp_port())
-        .allow_plaintext_credentials_dangerous(settings.smtp_allow_plaintext_credentials_dangerous);
+        .allow_plaintext_credentials_dangerous(settings.smtp_allow_plaintext_credentials_dangerous)
+        // The same rule as Graph's: another From only when the settings allow send-as.
+        .send_as(match settings.allow_send_as {
+            true => SendAsPolicy::AllowOtherFrom,
+            false => SendAsPolicy::MailboxOnly,
+        });
         if builder.host.is_empty() {
             builder.problem("smtp_host", "SMTP host (`smtp_host`) is required");
         }

@@ -2,11 +2,12 @@
 //! timeouts, and bearer headers marked sensitive so they never show in logs or `Debug`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderValue;
 
 use crate::error::{Error, Result, SettingsProblem};
+use crate::retry::parse_retry_after;
 
 /// What an HTTP client needs from the settings.
 #[derive(Debug, Clone)]
@@ -70,6 +71,36 @@ fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>> {
         ));
     }
     Ok(certs)
+}
+
+/// Describes a request failure without reqwest's own message, which names the URL (an upload
+/// session's URL carries a one-time credential): the kind of failure, then its causes.
+pub(crate) fn describe_error(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "the response was cut off"
+    } else {
+        "the connection failed"
+    }
+    .to_owned();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The response's `Retry-After`, read as [`parse_retry_after`] reads it.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
 }
 
 /// `Bearer {token}` as a header value marked sensitive, so HTTP/2 never indexes it and

@@ -810,7 +810,8 @@ fn toml_error(text: &str, error: &toml::de::Error) -> String {
     }
 }
 
-fn non_blank(value: Option<&str>) -> Option<&str> {
+/// The trimmed value, or `None` when it is missing or blank (an empty field on the screen).
+pub(crate) fn non_blank(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
 }
 

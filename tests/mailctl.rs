@@ -5,25 +5,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use support::KNOWN_SECRET;
-
-/// `target/<profile>/examples/mailctl`, next to this test's `deps` folder.
-fn mailctl() -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path: PathBuf = profile_dir
-        .join("examples")
-        .join(format!("mailctl{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "build the example first: {}", path.display());
-    let mut command = Command::new(path);
-    // Start from a clean slate: no settings inherited from the developer's shell.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MAIL_CONNECTOR_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
+use support::{KNOWN_SECRET, mailctl};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -10,8 +10,8 @@ use mail_connector::{
     SmtpRetry, SmtpStage, SmtpTransport, SmtpTransportBuilder,
 };
 use mail_parser::{MessageParser, MimeHeaders};
-use support::FakeTokens;
 use support::smtp_server::{ServerOptions, ServerTls, TestServer};
+use support::{FakeTokens, mailctl};
 
 const USER: &str = "no-reply@example.org";
 const PASSWORD: &str = "correct horse";
@@ -36,6 +36,13 @@ fn starttls(server: &TestServer) -> SmtpTransportBuilder {
     SmtpTransport::starttls("127.0.0.1")
         .port(server.port())
         .tls_ca_pem(server.ca_pem.clone())
+}
+
+/// STARTTLS with the test user's password and quick retries.
+fn logged_in(server: &TestServer) -> SmtpTransportBuilder {
+    starttls(server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry(fast_retry())
 }
 
 fn simple_email(to: &str) -> Email {
@@ -542,11 +549,7 @@ async fn a_4xx_reply_is_retried_then_accepted() {
         ..ServerOptions::default()
     })
     .await;
-    let transport = starttls(&server)
-        .basic_auth(USER, Secret::new(PASSWORD))
-        .retry(fast_retry())
-        .build()
-        .unwrap();
+    let transport = logged_in(&server).build().unwrap();
     transport
         .send(&simple_email("ann@example.org"))
         .await
@@ -564,11 +567,7 @@ async fn a_5xx_reply_is_not_retried_and_basic_auth_retirement_points_to_oauth() 
         ..ServerOptions::default()
     })
     .await;
-    let transport = starttls(&server)
-        .basic_auth(USER, Secret::new(PASSWORD))
-        .retry(fast_retry())
-        .build()
-        .unwrap();
+    let transport = logged_in(&server).build().unwrap();
     let error = transport
         .send(&simple_email("ann@example.org"))
         .await
@@ -661,11 +660,7 @@ async fn every_recipient_refused_temporarily_is_retried_as_a_whole() {
         ..ServerOptions::default()
     })
     .await;
-    let transport = starttls(&server)
-        .basic_auth(USER, Secret::new(PASSWORD))
-        .retry(fast_retry())
-        .build()
-        .unwrap();
+    let transport = logged_in(&server).build().unwrap();
     let error = transport
         .send(&simple_email("nobody@example.org"))
         .await
@@ -732,11 +727,7 @@ async fn a_4xx_reply_to_the_end_of_data_is_retried_and_delivered_once() {
         ..ServerOptions::default()
     })
     .await;
-    let transport = starttls(&server)
-        .basic_auth(USER, Secret::new(PASSWORD))
-        .retry(fast_retry())
-        .build()
-        .unwrap();
+    let transport = logged_in(&server).build().unwrap();
     transport
         .send(&simple_email("ann@example.org"))
         .await
@@ -753,9 +744,7 @@ async fn a_timeout_after_the_data_is_uncertain_and_not_retried() {
         ..ServerOptions::default()
     })
     .await;
-    let transport = starttls(&server)
-        .basic_auth(USER, Secret::new(PASSWORD))
-        .retry(fast_retry())
+    let transport = logged_in(&server)
         .send_timeout(Duration::from_millis(1500))
         .build()
         .unwrap();
@@ -783,9 +772,7 @@ async fn refused_recipients_stay_not_sent_when_the_data_goes_unanswered() {
         ..ServerOptions::default()
     })
     .await;
-    let transport = starttls(&server)
-        .basic_auth(USER, Secret::new(PASSWORD))
-        .retry(fast_retry())
+    let transport = logged_in(&server)
         .send_timeout(Duration::from_millis(1000))
         .build()
         .unwrap();
@@ -1164,25 +1151,6 @@ async fn the_mailbox_is_the_envelope_sender_and_send_as_follows_the_policy() {
         .build()
         .unwrap();
     strict.send(&own).await.unwrap();
-}
-
-/// `target/<profile>/examples/mailctl`, built by `cargo test`.
-fn mailctl() -> std::process::Command {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("mailctl");
-    let mut command = std::process::Command::new(path);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MAIL_CONNECTOR_") {
-            command.env_remove(key);
-        }
-    }
-    command
 }
 
 async fn run_mailctl(args: Vec<String>, config: &std::path::Path) -> (bool, String) {

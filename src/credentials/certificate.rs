@@ -15,7 +15,7 @@ use rustls_pki_types::pem::PemObject;
 use serde::Serialize;
 
 use crate::credentials::endpoint::TokenEndpoint;
-use crate::credentials::source::{Attempts, Fetch, FetchFailure, TokenSource};
+use crate::credentials::source::{Attempts, Fetch, FetchFailure};
 use crate::credentials::token::AccessToken;
 use crate::error::{Error, Result};
 use crate::secret::REDACTED;
@@ -158,15 +158,6 @@ impl fmt::Debug for ClientCertificateCredential {
             .field("x5t#S256", &self.x5t_s256)
             .field("algorithm", &self.algorithm)
             .finish()
-    }
-}
-
-#[async_trait]
-impl TokenSource for ClientCertificateCredential {
-    async fn fetch_token(&self, scope: &str) -> Result<AccessToken> {
-        self.fetch(scope, Attempts::Retry)
-            .await
-            .map_err(|failure| failure.error)
     }
 }
 

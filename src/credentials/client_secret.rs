@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::credentials::endpoint::TokenEndpoint;
-use crate::credentials::source::{Attempts, Fetch, FetchFailure, TokenSource};
+use crate::credentials::source::{Attempts, Fetch, FetchFailure};
 use crate::credentials::token::AccessToken;
 use crate::error::Result;
 use crate::secret::Secret;
@@ -27,15 +27,6 @@ impl ClientSecretCredential {
             client_id,
             secret,
         }
-    }
-}
-
-#[async_trait]
-impl TokenSource for ClientSecretCredential {
-    async fn fetch_token(&self, scope: &str) -> Result<AccessToken> {
-        self.fetch(scope, Attempts::Retry)
-            .await
-            .map_err(|failure| failure.error)
     }
 }
 

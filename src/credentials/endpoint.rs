@@ -6,7 +6,8 @@ use crate::credentials::entra_error::EntraError;
 use crate::credentials::source::{Attempts, FetchFailure};
 use crate::credentials::token::{AccessToken, TokenResponse};
 use crate::error::{Error, Result};
-use crate::retry::{RetryPolicy, parse_retry_after};
+use crate::http::{describe_error, retry_after};
+use crate::retry::RetryPolicy;
 
 /// `POST {authority_host}/{tenant}/oauth2/v2.0/token` with an HTTP client and retry policy.
 #[derive(Debug, Clone)]
@@ -62,11 +63,7 @@ impl TokenEndpoint {
                 }
                 Ok(response) => {
                     let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    let retry_after = retry_after(response.headers());
                     let body = response.bytes().await.unwrap_or_default();
                     let error = match EntraError::from_body(&body) {
                         Some(entra) => Error::TokenRequest {
@@ -132,24 +129,9 @@ impl TokenEndpoint {
     }
 
     fn network_error(&self, error: &reqwest::Error) -> Error {
-        // reqwest's error text names the URL but never the body.
-        let kind = if error.is_timeout() {
-            "timed out"
-        } else if error.is_connect() {
-            "could not connect"
-        } else {
-            "the connection failed"
-        };
-        let mut reason = kind.to_owned();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            reason.push_str(": ");
-            reason.push_str(&cause.to_string());
-            source = cause.source();
-        }
         Error::TokenEndpoint {
             endpoint: self.url.clone(),
-            reason,
+            reason: describe_error(error),
             transient: true,
         }
     }

@@ -100,7 +100,7 @@ use crate::error::{Error, Result, SettingsProblem};
 use crate::http::{HttpOptions, http_client};
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
-use crate::settings::{AuthMode, ConnectorSettings, ExpiryDate};
+use crate::settings::{AuthMode, ConnectorSettings, ExpiryDate, non_blank};
 use crate::transport::CheckStep;
 use cache::TokenCache;
 use endpoint::{TokenEndpoint, token_endpoint_url};
@@ -380,10 +380,6 @@ impl CredentialsBuilder {
             secret_expires: settings.client_secret_expires,
         })
     }
-}
-
-fn non_blank(value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| !v.is_empty())
 }
 
 fn missing((field, message): (&str, &str)) -> Error {

@@ -13,7 +13,7 @@
 //! repeat (uploading a byte range, deleting a draft) are also retried after those.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -23,8 +23,8 @@ use tokio::time::Instant;
 
 use crate::credentials::{AccessToken, Credentials};
 use crate::error::{Delivery, Error, Result};
-use crate::http::bearer_header;
-use crate::retry::{RetryPolicy, parse_retry_after};
+use crate::http::{bearer_header, describe_error, retry_after};
+use crate::retry::RetryPolicy;
 
 /// Whether repeating a request can duplicate its effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,9 +315,13 @@ impl GraphClient {
 
         let response = match builder.send().await {
             Ok(response) => response,
-            Err(e) if e.is_builder() => return Ok((Err(Failure::Invalid(describe(&e))), token)),
-            Err(e) if e.is_connect() => return Ok((Err(Failure::NotSent(describe(&e))), token)),
-            Err(e) => return Ok((Err(Failure::Unknown(describe(&e))), token)),
+            Err(e) if e.is_builder() => {
+                return Ok((Err(Failure::Invalid(describe_error(&e))), token));
+            }
+            Err(e) if e.is_connect() => {
+                return Ok((Err(Failure::NotSent(describe_error(&e))), token));
+            }
+            Err(e) => return Ok((Err(Failure::Unknown(describe_error(&e))), token)),
         };
         let status = response.status();
         let headers = response.headers().clone();
@@ -358,35 +362,10 @@ impl GraphClient {
                 code,
                 message,
                 request_id: header("request-id").or(inner_request_id),
-                retry_after: header("retry-after")
-                    .and_then(|v| parse_retry_after(&v, SystemTime::now())),
+                retry_after: retry_after(&headers),
             }),
             token,
         ))
-    }
-}
-
-fn describe(error: &reqwest::Error) -> String {
-    // reqwest's Display names the URL, which for upload sessions holds a one-time token.
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else if error.is_body() || error.is_decode() {
-        "the response was cut off"
-    } else {
-        "the connection failed"
-    };
-    let mut source = std::error::Error::source(error);
-    let mut detail = String::new();
-    while let Some(inner) = source {
-        detail = inner.to_string();
-        source = inner.source();
-    }
-    if detail.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind}: {detail}")
     }
 }
 

@@ -61,6 +61,7 @@ pub mod graph;
 mod http;
 mod message;
 mod mime;
+mod net;
 mod outbox;
 mod retry;
 mod secret;

@@ -120,8 +120,9 @@ use crate::credentials::{AccessToken, Credentials, smtp_scope};
 use crate::error::{Delivery, Error, Result, SettingsProblem, SmtpStage};
 use crate::message::{Email, Mailbox};
 use crate::mime::{BccHeader, build_message};
+use crate::net::is_loopback_host;
 use crate::secret::Secret;
-use crate::settings::{AuthMode, ConnectorSettings, SmtpTls, is_loopback_host};
+use crate::settings::{AuthMode, ConnectorSettings, SmtpTls};
 use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport};
 
 use connection::{Auth, Connector, Pool, Progress, Tls};

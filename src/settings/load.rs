@@ -1,0 +1,313 @@
+//! Reading settings: TOML, JSON, `MAIL_CONNECTOR_*` environment variables, and a file
+//! overridden by the environment.
+
+use std::fmt;
+use std::path::Path;
+
+use super::ConnectorSettings;
+use super::validate::problem;
+use crate::error::{Error, Result, SettingsProblem};
+
+/// The prefix of the environment variables read by [`ConnectorSettings::from_env`].
+pub const ENV_PREFIX: &str = "MAIL_CONNECTOR_";
+
+/// The kind of value a settings key holds, for reading it from an environment variable.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Bool,
+    /// A whole number up to this maximum.
+    Number(u64),
+}
+
+/// Every settings key, in the order of the settings table.
+const KEYS: &[(&str, Kind)] = &[
+    ("enabled", Kind::Bool),
+    ("auth_mode", Kind::Text),
+    ("transport", Kind::Text),
+    ("user_name", Kind::Text),
+    ("oauth_client_id", Kind::Text),
+    ("client_secret", Kind::Text),
+    ("tenant_id", Kind::Text),
+    ("client_certificate_file", Kind::Text),
+    ("client_private_key_file", Kind::Text),
+    ("oauth_scope", Kind::Text),
+    ("client_secret_expires", Kind::Text),
+    ("password", Kind::Text),
+    ("use_ssl", Kind::Bool),
+    ("smtp_host", Kind::Text),
+    ("smtp_port", Kind::Number(u16::MAX as u64)),
+    ("smtp_tls", Kind::Text),
+    ("smtp_allow_plaintext_credentials_dangerous", Kind::Bool),
+    ("recipient_limit", Kind::Number(u32::MAX as u64)),
+    ("cloud", Kind::Text),
+    ("authority_host", Kind::Text),
+    ("graph_endpoint", Kind::Text),
+    ("tls_ca_file", Kind::Text),
+    ("outbox_dir", Kind::Text),
+    ("save_to_sent_items", Kind::Bool),
+    ("allow_send_as", Kind::Bool),
+];
+
+/// Environment variables with the prefix that are not settings keys but are allowed.
+const OTHER_ENV: &[&str] = &["CONFIG"];
+
+fn parse_problem(source: &str, error: impl fmt::Display) -> Error {
+    Error::InvalidSettings {
+        problems: vec![SettingsProblem {
+            field: "settings".into(),
+            message: format!("cannot read the settings from {source}: {error}"),
+        }],
+    }
+}
+
+impl ConnectorSettings {
+    /// Reads settings from TOML text.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] for malformed TOML, an unknown key or a value of the wrong
+    /// type; the message names the key.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| parse_problem("TOML", toml_error(text, &e)))
+    }
+
+    /// Reads settings from JSON text.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] for malformed JSON, an unknown key or a wrongly typed value.
+    pub fn from_json_str(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| parse_problem("JSON", e))
+    }
+
+    /// Reads a settings file: JSON when its name ends in `.json`, TOML otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read; [`Error::InvalidSettings`] as for
+    /// [`ConnectorSettings::from_toml_str`].
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        Self::from_file_text(path, &read_settings_file(path)?)
+    }
+
+    /// Parses a settings file's text, JSON or TOML by the file's extension.
+    fn from_file_text(path: &Path, text: &str) -> Result<Self> {
+        let parsed = if is_json_file(path) {
+            serde_json::from_str(text).map_err(|e| e.to_string())
+        } else {
+            toml::from_str(text).map_err(|e| toml_error(text, &e))
+        };
+        parsed.map_err(|e| parse_problem(&format!("`{}`", path.display()), e))
+    }
+
+    /// Reads settings from the process environment: `MAIL_CONNECTOR_<KEY>` for each key
+    /// (e.g. `MAIL_CONNECTOR_CLIENT_SECRET`). `MAIL_CONNECTOR_CONFIG` is left to callers
+    /// that load a file.
+    ///
+    /// # Errors
+    ///
+    /// As [`ConnectorSettings::from_env_vars`].
+    pub fn from_env() -> Result<Self> {
+        Self::from_env_vars(std::env::vars())
+    }
+
+    /// Reads settings from `(name, value)` pairs shaped like environment variables; pairs
+    /// without the `MAIL_CONNECTOR_` prefix are ignored.
+    ///
+    /// ```
+    /// let settings = mail_connector::ConnectorSettings::from_env_vars([
+    ///     ("MAIL_CONNECTOR_AUTH_MODE", "basic"),
+    ///     ("MAIL_CONNECTOR_RECIPIENT_LIMIT", "10"),
+    ///     ("MAIL_CONNECTOR_USE_SSL", "true"),
+    ///     ("PATH", "/usr/bin"),
+    /// ])?;
+    /// assert_eq!(settings.recipient_limit, 10);
+    /// # Ok::<(), mail_connector::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] naming the variable for an unknown `MAIL_CONNECTOR_` key,
+    /// a value that is not a boolean or number where one is needed, or an invalid value.
+    pub fn from_env_vars<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut map = serde_json::Map::new();
+        env_overlay(&mut map, vars)?;
+        serde_json::from_value(serde_json::Value::Object(map))
+            .map_err(|e| parse_problem("the environment", e))
+    }
+
+    /// Reads a settings file, then lets `MAIL_CONNECTOR_<KEY>` environment variables override
+    /// its values — a common way to keep the secret out of the file.
+    ///
+    /// # Errors
+    ///
+    /// As [`ConnectorSettings::from_file`] and [`ConnectorSettings::from_env_vars`].
+    pub fn from_file_with_env(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_file_and_vars(path.as_ref(), std::env::vars())
+    }
+
+    fn from_file_and_vars<K: AsRef<str>, V: AsRef<str>>(
+        path: &Path,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
+        let text = read_settings_file(path)?;
+        // The file on its own first: its errors name the line and key.
+        let from_file = Self::from_file_text(path, &text)?;
+        let mut overrides = serde_json::Map::new();
+        env_overlay(&mut overrides, vars)?;
+        if overrides.is_empty() {
+            return Ok(from_file);
+        }
+        let file_value: serde_json::Value = if is_json_file(path) {
+            serde_json::from_str(&text).map_err(|e| parse_problem("the settings file", e))?
+        } else {
+            let mut table: toml::Table =
+                toml::from_str(&text).map_err(|e| parse_problem("the settings file", e))?;
+            // A bare TOML date has no JSON form: carry it as the text it is.
+            for (_, value) in table.iter_mut() {
+                if let toml::Value::Datetime(date) = &*value {
+                    *value = toml::Value::String(date.to_string());
+                }
+            }
+            serde_json::to_value(table).map_err(|e| parse_problem("the settings file", e))?
+        };
+        let serde_json::Value::Object(mut map) = file_value else {
+            return Err(parse_problem(
+                "the settings file",
+                "expected a table of keys",
+            ));
+        };
+        map.extend(overrides);
+        serde_json::from_value(serde_json::Value::Object(map))
+            .map_err(|e| parse_problem("the settings file and environment", e))
+    }
+}
+
+fn read_settings_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::io("read the settings file", path, e))
+}
+
+fn is_json_file(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
+/// Describes a TOML error by line and key, without quoting the line: it may hold a secret.
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let Some(span) = error.span() else {
+        return error.message().to_owned();
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or_default();
+    match line.split_once('=') {
+        Some((key, _)) if !key.trim().is_empty() => {
+            format!("line {line_no}, key `{}`: {}", key.trim(), error.message())
+        }
+        _ => format!("line {line_no}: {}", error.message()),
+    }
+}
+
+fn env_overlay<K: AsRef<str>, V: AsRef<str>>(
+    map: &mut serde_json::Map<String, serde_json::Value>,
+    vars: impl IntoIterator<Item = (K, V)>,
+) -> Result<()> {
+    let mut problems = Vec::new();
+    for (name, value) in vars {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        let Some(suffix) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if OTHER_ENV.contains(&suffix) {
+            continue;
+        }
+        let key = suffix.to_ascii_lowercase();
+        let Some(&(key, kind)) = KEYS.iter().find(|(k, _)| *k == key) else {
+            problem(
+                &mut problems,
+                "settings",
+                format!(
+                    "`{name}` is not a mail connector setting; known variables are {}",
+                    KEYS.iter()
+                        .map(|(k, _)| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            continue;
+        };
+        let trimmed = value.trim();
+        let parsed = match kind {
+            Kind::Text => Some(serde_json::Value::String(value.to_owned())),
+            Kind::Bool => parse_bool(trimmed).map(serde_json::Value::Bool),
+            Kind::Number(max) => trimmed
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n <= max)
+                .map(serde_json::Value::from),
+        };
+        match parsed {
+            Some(parsed) => {
+                map.insert(key.to_owned(), parsed);
+            }
+            None => problem(
+                &mut problems,
+                key,
+                format!(
+                    "`{name}` must be {}, not `{trimmed}`",
+                    match kind {
+                        Kind::Bool => "true or false".to_owned(),
+                        Kind::Number(max) => format!("a whole number from 0 to {max}"),
+                        Kind::Text => "text".to_owned(),
+                    }
+                ),
+            ),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidSettings { problems })
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_overrides_a_file_with_a_bare_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mail.toml");
+        std::fs::write(
+            &path,
+            "client_secret_expires = 2027-06-30\nrecipient_limit = 5\nuser_name = \"a@example.org\"\n",
+        )
+        .unwrap();
+        let s = ConnectorSettings::from_file_and_vars(
+            &path,
+            [("MAIL_CONNECTOR_RECIPIENT_LIMIT", "9"), ("OTHER", "x")],
+        )
+        .unwrap();
+        assert_eq!(s.recipient_limit, 9);
+        assert_eq!(s.user_name.as_deref(), Some("a@example.org"));
+        assert_eq!(s.client_secret_expires.unwrap().to_string(), "2027-06-30");
+        let none: [(&str, &str); 0] = [];
+        let s = ConnectorSettings::from_file_and_vars(&path, none).unwrap();
+        assert_eq!(s.recipient_limit, 5);
+    }
+}

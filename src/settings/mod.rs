@@ -1,0 +1,297 @@
+//! [`ConnectorSettings`]: the mail connector's admin screen as one settings value.
+//!
+//! The keys mirror the screen (Enable/Disable, Authentication Mode, User Name, OAuth Client ID,
+//! client secret, Tenant ID, Use SSL, Recipient Limit) plus the server and cloud details. They
+//! load from TOML or JSON with these exact snake_case keys, or from environment variables
+//! `MAIL_CONNECTOR_<KEY>`. [`ConnectorSettings::build`] validates them for the chosen mode —
+//! fields are required only when the connector is enabled — and returns a ready
+//! [`MailTransport`].
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `enabled` | Enable/Disable; default `true`. Disabled: nothing is sent and no other field is required |
+//! | `auth_mode` | `oauth`, `basic` or `none` (anonymous relay): the screen's Authentication Mode |
+//! | `transport` | `graph` or `smtp`; default `graph` for `oauth`, `smtp` otherwise |
+//! | `user_name` | the sender mailbox (and the SMTP login for `basic`) |
+//! | `oauth_client_id` | the app registration's Application (client) ID |
+//! | `client_secret` | the client secret's *value* (not its ID) |
+//! | `tenant_id` | the Directory (tenant) ID, or the tenant's domain |
+//! | `client_certificate_file`, `client_private_key_file` | instead of `client_secret`: the PEM certificate uploaded to the app registration and its PEM private key |
+//! | `oauth_scope` | an explicit token scope (`{resource}/.default`); default: the cloud's Graph resource, or Exchange's for SMTP |
+//! | `client_secret_expires` | `YYYY-MM-DD` the secret expires; `check` warns within 30 days, fails after |
+//! | `password` | the mailbox password, for `basic` |
+//! | `use_ssl` | Use SSL; default `true`. Maps to an SMTP TLS mode in [`ConnectorSettings::smtp_tls_mode`] |
+//! | `smtp_host`, `smtp_port`, `smtp_tls` | SMTP server (host default: `smtp.office365.com` for OAuth and Basic in the global cloud); `smtp_tls` = `starttls`, `implicit` or `none` overrides `use_ssl` |
+//! | `smtp_allow_plaintext_credentials_dangerous` | default `false`. `true` lets a password or token go **unencrypted** to an SMTP host other than localhost (TLS mode `none`) |
+//! | `recipient_limit` | Recipient Limit; 0 = none. Larger emails are split (see [`RecipientLimit`]) |
+//! | `cloud` | `global`, `us-gov` (GCC High), `us-dod`, `china`: the login and Graph hosts together |
+//! | `authority_host`, `graph_endpoint` | explicit overrides of those hosts (proxies, tests) |
+//! | `tls_ca_file` | a PEM file of extra trusted root certificates, for HTTPS and SMTP |
+//! | `outbox_dir` | write `.eml` files into this folder instead of sending |
+//! | `save_to_sent_items` | Graph: keep a copy in the mailbox's Sent Items; default `true` |
+//! | `allow_send_as` | let emails name another From address than `user_name` (needs Exchange Send As rights), for Graph and SMTP; default `false` |
+//!
+//! The module is split along its seams: the struct and its derived values here, reading
+//! (`load`), validation (`validate`), the value enums (`values`) and `build`, the one
+//! factory that maps these settings onto the transports' own builders.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::message::Mailbox;
+use crate::secret::Secret;
+
+mod build;
+mod load;
+mod validate;
+mod values;
+
+pub use load::ENV_PREFIX;
+pub use values::{AuthMode, Cloud, ExpiryDate, SmtpTls, TransportKind};
+
+/// The mail connector's settings, as an admin screen shows them.
+///
+/// Build one from a file or the environment, or start from `Default` and set fields:
+///
+/// ```
+/// use mail_connector::{AuthMode, ConnectorSettings, Secret};
+///
+/// let settings = ConnectorSettings::from_toml_str(r#"
+///     auth_mode = "oauth"
+///     user_name = "no-reply@contoso.com"
+///     oauth_client_id = "00000000-0000-0000-0000-000000000001"
+///     client_secret = "value-from-the-portal"
+///     tenant_id = "contoso.onmicrosoft.com"
+///     recipient_limit = 50
+/// "#)?;
+/// assert_eq!(settings.auth_mode, Some(AuthMode::OAuth));
+/// assert!(format!("{settings:?}").contains("[redacted]"));
+///
+/// let mut settings = ConnectorSettings::default();
+/// settings.enabled = false;
+/// assert!(settings.validate().is_ok()); // nothing is required when disabled
+/// # Ok::<(), mail_connector::Error>(())
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ConnectorSettings {
+    /// Enable/Disable. Default `true`.
+    pub enabled: bool,
+    /// Authentication Mode: OAuth, Basic or None.
+    pub auth_mode: Option<AuthMode>,
+    /// Graph or SMTP; by default Graph for OAuth and SMTP otherwise.
+    pub transport: Option<TransportKind>,
+    /// User Name: the sender mailbox, and the SMTP login for Basic.
+    pub user_name: Option<String>,
+    /// OAuth Client ID: the app registration's Application (client) ID.
+    pub oauth_client_id: Option<String>,
+    /// The client secret's value.
+    pub client_secret: Option<Secret>,
+    /// Tenant ID: the Directory (tenant) ID or the tenant's domain name.
+    pub tenant_id: Option<String>,
+    /// Instead of a client secret: the PEM certificate uploaded to the app registration.
+    pub client_certificate_file: Option<PathBuf>,
+    /// The PEM private key (PKCS#8 or PKCS#1 RSA) of `client_certificate_file`.
+    pub client_private_key_file: Option<PathBuf>,
+    /// An explicit OAuth scope, overriding the one derived from the cloud.
+    pub oauth_scope: Option<String>,
+    /// When the client secret expires.
+    pub client_secret_expires: Option<ExpiryDate>,
+    /// The mailbox password, for Basic.
+    pub password: Option<Secret>,
+    /// Use SSL. `None` means `true`.
+    pub use_ssl: Option<bool>,
+    /// SMTP server host name.
+    pub smtp_host: Option<String>,
+    /// SMTP port; by default 465 for implicit TLS, 587 otherwise.
+    pub smtp_port: Option<u16>,
+    /// SMTP TLS mode; overrides what `use_ssl` implies.
+    pub smtp_tls: Option<SmtpTls>,
+    /// Allow sending SMTP credentials without TLS to a host other than loopback. Default
+    /// `false`; anyone on the network path can read them.
+    pub smtp_allow_plaintext_credentials_dangerous: bool,
+    /// Recipient Limit: the most recipients one message may carry; 0 = no limit.
+    pub recipient_limit: u32,
+    /// The Microsoft cloud: picks the login and Graph hosts together.
+    pub cloud: Cloud,
+    /// Overrides the cloud's login host, e.g. `https://login.microsoftonline.com`.
+    pub authority_host: Option<String>,
+    /// Overrides the cloud's Graph host, e.g. `https://graph.microsoft.com`.
+    pub graph_endpoint: Option<String>,
+    /// A PEM file of extra trusted root certificates, for both HTTPS and SMTP TLS.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Write messages as `.eml` files into this folder instead of sending them.
+    pub outbox_dir: Option<PathBuf>,
+    /// Graph: keep a copy of each message in the mailbox's Sent Items. Default `true`.
+    pub save_to_sent_items: bool,
+    /// Let an email name a From address other than `user_name` (Graph and SMTP). Default `false`.
+    pub allow_send_as: bool,
+}
+
+impl Default for ConnectorSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            auth_mode: None,
+            transport: None,
+            user_name: None,
+            oauth_client_id: None,
+            client_secret: None,
+            tenant_id: None,
+            client_certificate_file: None,
+            client_private_key_file: None,
+            oauth_scope: None,
+            client_secret_expires: None,
+            password: None,
+            use_ssl: None,
+            smtp_host: None,
+            smtp_port: None,
+            smtp_tls: None,
+            smtp_allow_plaintext_credentials_dangerous: false,
+            recipient_limit: 0,
+            cloud: Cloud::Global,
+            authority_host: None,
+            graph_endpoint: None,
+            tls_ca_file: None,
+            outbox_dir: None,
+            save_to_sent_items: true,
+            allow_send_as: false,
+        }
+    }
+}
+
+impl ConnectorSettings {
+    /// The transport these settings select: explicit, or Graph for OAuth and SMTP otherwise.
+    #[must_use]
+    pub fn transport_kind(&self) -> TransportKind {
+        self.transport.unwrap_or(match self.auth_mode {
+            Some(AuthMode::OAuth) | None => TransportKind::Graph,
+            Some(AuthMode::Basic | AuthMode::None) => TransportKind::Smtp,
+        })
+    }
+
+    /// The SMTP TLS mode: the one place where the screen's "Use SSL" becomes a TLS mode.
+    ///
+    /// `smtp_tls`, when set, wins. Otherwise `use_ssl = true` (the default) requires TLS:
+    /// implicit TLS when the port is 465, STARTTLS (required, never opportunistic) on any
+    /// other port; `use_ssl = false` means no TLS.
+    #[must_use]
+    pub fn smtp_tls_mode(&self) -> SmtpTls {
+        if let Some(mode) = self.smtp_tls {
+            return mode;
+        }
+        match (self.use_ssl.unwrap_or(true), self.smtp_port) {
+            (true, Some(465)) => SmtpTls::Implicit,
+            (true, _) => SmtpTls::Starttls,
+            (false, _) => SmtpTls::None,
+        }
+    }
+
+    /// The SMTP port: `smtp_port`, else 465 for implicit TLS and 587 otherwise.
+    #[must_use]
+    pub fn smtp_port(&self) -> u16 {
+        self.smtp_port.unwrap_or(match self.smtp_tls_mode() {
+            SmtpTls::Implicit => 465,
+            SmtpTls::Starttls | SmtpTls::None => 587,
+        })
+    }
+
+    /// The SMTP host: `smtp_host`, else Exchange Online's submission host
+    /// (`smtp.office365.com`) for OAuth and Basic in the global cloud.
+    #[must_use]
+    pub fn smtp_host(&self) -> Option<&str> {
+        match non_blank(self.smtp_host.as_deref()) {
+            Some(host) => Some(host),
+            None if self.cloud == Cloud::Global
+                && matches!(self.auth_mode, Some(AuthMode::OAuth | AuthMode::Basic)) =>
+            {
+                Some("smtp.office365.com")
+            }
+            None => None,
+        }
+    }
+
+    /// The login host: `authority_host`, else the cloud's.
+    #[must_use]
+    pub fn authority_host(&self) -> &str {
+        non_blank(self.authority_host.as_deref())
+            .unwrap_or(self.cloud.authority_host())
+            .trim_end_matches('/')
+    }
+
+    /// The Graph host: `graph_endpoint`, else the cloud's.
+    #[must_use]
+    pub fn graph_endpoint(&self) -> &str {
+        non_blank(self.graph_endpoint.as_deref())
+            .unwrap_or(self.cloud.graph_endpoint())
+            .trim_end_matches('/')
+    }
+
+    /// The sender mailbox from `user_name`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] naming `user_name` when it is missing or not an address.
+    pub fn sender(&self) -> Result<Mailbox> {
+        let mut problems = Vec::new();
+        let sender = self.check_sender(&mut problems, "to send mail");
+        sender.ok_or(Error::InvalidSettings { problems })
+    }
+
+    /// A one-line description of what [`ConnectorSettings::build`] will make, for logs and
+    /// command-line tools. Never contains a secret.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let sender = non_blank(self.user_name.as_deref()).unwrap_or("(no user_name)");
+        if !self.enabled {
+            return "disabled (enabled = false): nothing is sent".to_owned();
+        }
+        if let Some(dir) = &self.outbox_dir {
+            return format!("outbox: .eml files in {}", dir.display());
+        }
+        let mode = self
+            .auth_mode
+            .map_or_else(|| "(no auth_mode)".to_owned(), |m| m.to_string());
+        match self.transport_kind() {
+            TransportKind::Graph => format!(
+                "Microsoft Graph at {} as {sender}, authentication {mode}",
+                self.graph_endpoint()
+            ),
+            TransportKind::Smtp => format!(
+                "SMTP {}:{} ({}) as {sender}, authentication {mode}",
+                self.smtp_host().unwrap_or("(no smtp_host)"),
+                self.smtp_port(),
+                self.smtp_tls_mode()
+            ),
+        }
+    }
+}
+
+/// The trimmed value, or `None` when it is missing or blank (an empty field on the screen).
+pub(crate) fn non_blank(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn use_ssl_maps_to_one_tls_mode() {
+        let mut s = ConnectorSettings::default();
+        assert_eq!(s.smtp_tls_mode(), SmtpTls::Starttls);
+        assert_eq!(s.smtp_port(), 587);
+        s.smtp_port = Some(465);
+        assert_eq!(s.smtp_tls_mode(), SmtpTls::Implicit);
+        s.use_ssl = Some(false);
+        assert_eq!(s.smtp_tls_mode(), SmtpTls::None);
+        s.smtp_tls = Some(SmtpTls::Starttls);
+        assert_eq!(s.smtp_tls_mode(), SmtpTls::Starttls);
+        s.smtp_port = None;
+        s.smtp_tls = Some(SmtpTls::Implicit);
+        assert_eq!(s.smtp_port(), 465);
+    }
+}

@@ -1,0 +1,338 @@
+//! Validation: every field the chosen mode needs, every problem listed at once.
+
+use super::{AuthMode, ConnectorSettings, SmtpTls, TransportKind, non_blank};
+use crate::error::{Error, Result, SettingsProblem};
+use crate::message::Mailbox;
+use crate::net::{is_loopback, is_loopback_host};
+use crate::secret::Secret;
+
+impl ConnectorSettings {
+    /// Checks that every field the chosen mode needs is present and consistent. Nothing is
+    /// required when the connector is disabled; only the outbox needs nothing else when
+    /// `outbox_dir` is set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] listing every problem at once, each naming the field as the
+    /// admin screen shows it and its settings key.
+    pub fn validate(&self) -> Result<()> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidSettings { problems })
+        }
+    }
+
+    fn problems(&self) -> Vec<SettingsProblem> {
+        let mut problems = Vec::new();
+        if !self.enabled {
+            return problems;
+        }
+        if let Some(dir) = &self.outbox_dir {
+            if dir.as_os_str().is_empty() {
+                problem(
+                    &mut problems,
+                    "outbox_dir",
+                    "Outbox folder (`outbox_dir`) is empty; remove it to send mail, or name a folder",
+                );
+            }
+            if non_blank(self.user_name.as_deref()).is_some() {
+                self.check_sender(&mut problems, "");
+            }
+            return problems;
+        }
+        let Some(mode) = self.auth_mode else {
+            problem(
+                &mut problems,
+                "auth_mode",
+                "Authentication Mode (`auth_mode`) is required when the connector is enabled: \
+                 choose `oauth`, `basic` or `none`",
+            );
+            return problems;
+        };
+        let transport = self.transport_kind();
+        self.check_sender(
+            &mut problems,
+            &format!("when Authentication Mode is {mode}"),
+        );
+
+        match mode {
+            AuthMode::OAuth => {
+                let when = "when Authentication Mode is OAuth";
+                match non_blank(self.oauth_client_id.as_deref()) {
+                    None => problem(
+                        &mut problems,
+                        "oauth_client_id",
+                        format!(
+                            "OAuth Client ID (`oauth_client_id`) is required {when}: copy the Application (client) ID from the app registration's Overview page"
+                        ),
+                    ),
+                    Some(id) if uuid::Uuid::parse_str(id).is_err() => problem(
+                        &mut problems,
+                        "oauth_client_id",
+                        format!(
+                            "OAuth Client ID (`oauth_client_id`) `{id}` is not a GUID: copy the Application (client) ID from the app registration's Overview page"
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+                match non_blank(self.tenant_id.as_deref()) {
+                    None => problem(
+                        &mut problems,
+                        "tenant_id",
+                        format!(
+                            "Tenant ID (`tenant_id`) is required {when}: copy the Directory (tenant) ID from the app registration's Overview page"
+                        ),
+                    ),
+                    Some(tenant) => {
+                        if let Some(message) = tenant_problem(tenant) {
+                            problem(&mut problems, "tenant_id", message);
+                        }
+                    }
+                }
+                self.check_oauth_credential(&mut problems, when);
+            }
+            AuthMode::Basic => {
+                if self.password.as_ref().is_none_or(Secret::is_empty) {
+                    problem(
+                        &mut problems,
+                        "password",
+                        "Password (`password`) is required when Authentication Mode is Basic",
+                    );
+                }
+                if transport == TransportKind::Graph {
+                    problem(
+                        &mut problems,
+                        "transport",
+                        "Transport `graph` needs Authentication Mode OAuth: set `transport = \"smtp\"` for Basic, or switch `auth_mode` to `oauth`",
+                    );
+                }
+            }
+            AuthMode::None => {
+                if transport == TransportKind::Graph {
+                    problem(
+                        &mut problems,
+                        "transport",
+                        "Transport `graph` needs Authentication Mode OAuth: an anonymous relay (`auth_mode = \"none\"`) uses `transport = \"smtp\"`",
+                    );
+                }
+            }
+        }
+
+        match transport {
+            TransportKind::Graph => {
+                check_url(
+                    &mut problems,
+                    "authority_host",
+                    "Authority host",
+                    self.authority_host.as_deref(),
+                );
+                check_url(
+                    &mut problems,
+                    "graph_endpoint",
+                    "Graph endpoint",
+                    self.graph_endpoint.as_deref(),
+                );
+            }
+            TransportKind::Smtp => {
+                if mode == AuthMode::OAuth {
+                    check_url(
+                        &mut problems,
+                        "authority_host",
+                        "Authority host",
+                        self.authority_host.as_deref(),
+                    );
+                }
+                match self.smtp_host() {
+                    None => problem(
+                        &mut problems,
+                        "smtp_host",
+                        format!(
+                            "SMTP host (`smtp_host`) is required when Authentication Mode is {mode}"
+                        ),
+                    ),
+                    Some(host) if host.contains(['/', ':', ' ']) => problem(
+                        &mut problems,
+                        "smtp_host",
+                        format!(
+                            "SMTP host (`smtp_host`) `{host}` must be a host name only, e.g. `smtp.office365.com`; put the port in `smtp_port`"
+                        ),
+                    ),
+                    Some(host) => {
+                        if mode != AuthMode::None
+                            && self.smtp_tls_mode() == SmtpTls::None
+                            && !self.smtp_allow_plaintext_credentials_dangerous
+                            && !is_loopback_host(host)
+                        {
+                            problem(
+                                &mut problems,
+                                "smtp_allow_plaintext_credentials_dangerous",
+                                format!(
+                                    "SMTP without TLS (`use_ssl = false` or `smtp_tls = \"none\"`) would send the {mode} credentials unencrypted to `{host}`: turn Use SSL (`use_ssl`) on, or set `smtp_allow_plaintext_credentials_dangerous = true` only on a network you trust"
+                                ),
+                            );
+                        }
+                    }
+                }
+                if self.smtp_port == Some(0) {
+                    problem(
+                        &mut problems,
+                        "smtp_port",
+                        "SMTP port (`smtp_port`) must not be 0; Exchange Online uses 587",
+                    );
+                }
+            }
+        }
+        if let Some(path) = &self.tls_ca_file
+            && !path.is_file()
+        {
+            problem(
+                &mut problems,
+                "tls_ca_file",
+                format!(
+                    "Trusted CA file (`tls_ca_file`) `{}` does not exist or is not a file",
+                    path.display()
+                ),
+            );
+        }
+        problems
+    }
+
+    /// OAuth needs a client secret, or a certificate and its key.
+    fn check_oauth_credential(&self, problems: &mut Vec<SettingsProblem>, when: &str) {
+        let files = [
+            (
+                "client_certificate_file",
+                "Client certificate",
+                &self.client_certificate_file,
+            ),
+            (
+                "client_private_key_file",
+                "Client private key",
+                &self.client_private_key_file,
+            ),
+        ];
+        for (field, label, path) in files {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                problem(
+                    problems,
+                    field,
+                    format!(
+                        "{label} (`{field}`) `{}` does not exist or is not a file",
+                        path.display()
+                    ),
+                );
+            }
+        }
+        match (&self.client_certificate_file, &self.client_private_key_file) {
+            (Some(_), Some(_)) => {}
+            (Some(_), None) => problem(
+                problems,
+                "client_private_key_file",
+                "Client private key (`client_private_key_file`) is required with `client_certificate_file`: the PEM private key of that certificate",
+            ),
+            (None, Some(_)) => problem(
+                problems,
+                "client_certificate_file",
+                "Client certificate (`client_certificate_file`) is required with `client_private_key_file`: the PEM certificate uploaded to the app registration",
+            ),
+            (None, None) if self.client_secret.as_ref().is_none_or(Secret::is_empty) => problem(
+                problems,
+                "client_secret",
+                format!(
+                    "Client secret (`client_secret`) — or both `client_certificate_file` and `client_private_key_file` — is required {when}: create a secret under Certificates & secrets and copy its Value (not its Secret ID)"
+                ),
+            ),
+            (None, None) => {}
+        }
+    }
+
+    pub(super) fn check_sender(
+        &self,
+        problems: &mut Vec<SettingsProblem>,
+        when: &str,
+    ) -> Option<Mailbox> {
+        match non_blank(self.user_name.as_deref()) {
+            None => {
+                problem(
+                    problems,
+                    "user_name",
+                    format!(
+                        "User Name (`user_name`) is required {when}: it is the sender mailbox, e.g. `no-reply@contoso.com`"
+                    ),
+                );
+                None
+            }
+            Some(name) => match Mailbox::parse(name) {
+                Ok(mailbox) => Some(mailbox),
+                Err(_) => {
+                    problem(
+                        problems,
+                        "user_name",
+                        format!(
+                            "User Name (`user_name`) `{name}` is not an email address; use the sender mailbox, e.g. `no-reply@contoso.com`"
+                        ),
+                    );
+                    None
+                }
+            },
+        }
+    }
+}
+
+pub(super) fn problem(
+    problems: &mut Vec<SettingsProblem>,
+    field: &str,
+    message: impl Into<String>,
+) {
+    problems.push(SettingsProblem {
+        field: field.to_owned(),
+        message: message.into(),
+    });
+}
+
+fn tenant_problem(tenant: &str) -> Option<String> {
+    let lower = tenant.to_ascii_lowercase();
+    if matches!(lower.as_str(), "common" | "organizations" | "consumers") {
+        return Some(format!(
+            "Tenant ID (`tenant_id`) `{tenant}` cannot be used for app-only sign-in: use the Directory (tenant) ID GUID or the tenant's domain"
+        ));
+    }
+    let is_guid = uuid::Uuid::parse_str(tenant).is_ok();
+    let is_domain = tenant.contains('.')
+        && tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    (!is_guid && !is_domain).then(|| {
+        format!(
+            "Tenant ID (`tenant_id`) `{tenant}` is neither a GUID nor a domain name: copy the Directory (tenant) ID from the app registration's Overview page"
+        )
+    })
+}
+
+fn check_url(problems: &mut Vec<SettingsProblem>, field: &str, label: &str, value: Option<&str>) {
+    let Some(value) = non_blank(value) else {
+        return;
+    };
+    match url::Url::parse(value) {
+        Ok(url) if url.scheme() == "https" => {}
+        Ok(url) if url.scheme() == "http" && is_loopback(&url) => {}
+        Ok(_) => problem(
+            problems,
+            field,
+            format!(
+                "{label} (`{field}`) `{value}` must use https (plain http is allowed only for localhost)"
+            ),
+        ),
+        Err(e) => problem(
+            problems,
+            field,
+            format!(
+                "{label} (`{field}`) `{value}` is not a URL ({e}); write e.g. `https://host.example`"
+            ),
+        ),
+    }
+}

@@ -1,0 +1,241 @@
+//! The settings' value enums, which parse case-insensitively with aliases, and the expiry date.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::{Error, Result, SettingsProblem};
+
+/// Lower-cases and drops spaces, `-`, `_` and `.`, so `OAuth 2.0`, `oauth2` and `OAUTH`
+/// compare alike.
+fn normalize(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '_' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Defines a settings enum that parses case-insensitively with aliases.
+macro_rules! settings_enum {
+    (
+        $(#[$meta:meta])* $name:ident, $what:literal {
+            $( $(#[$vmeta:meta])* $variant:ident => $canonical:literal $(| $alias:literal)* ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// The canonical settings value.
+            #[must_use]
+            pub fn as_str(self) -> &'static str {
+                match self { $( Self::$variant => $canonical, )+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+
+            fn from_str(value: &str) -> Result<Self> {
+                let n = normalize(value);
+                $( if n == normalize($canonical) $(|| n == normalize($alias))* {
+                    return Ok(Self::$variant);
+                } )+
+                Err(Error::InvalidSettings {
+                    problems: vec![SettingsProblem {
+                        field: $what.into(),
+                        message: format!(
+                            "`{value}` is not a valid `{}`; use one of: {}",
+                            $what,
+                            [$($canonical),+].join(", ")
+                        ),
+                    }],
+                })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(|e: Error| serde::de::Error::custom(e.to_string().trim_start_matches("invalid mail connector settings: ").to_owned()))
+            }
+        }
+    };
+}
+
+settings_enum! {
+    /// The screen's Authentication Mode.
+    AuthMode, "auth_mode" {
+        /// OAuth 2.0 client credentials from an Entra ID app registration.
+        OAuth => "oauth" | "oauth2" | "oauth20" | "modern",
+        /// User name and password (SMTP AUTH LOGIN/PLAIN).
+        Basic => "basic" | "password",
+        /// No authentication: an anonymous SMTP relay.
+        None => "none" | "anonymous" | "relay",
+    }
+}
+
+settings_enum! {
+    /// Which protocol sends the mail.
+    TransportKind, "transport" {
+        /// Microsoft Graph `sendMail`.
+        Graph => "graph" | "msgraph" | "microsoft graph",
+        /// SMTP submission.
+        Smtp => "smtp",
+    }
+}
+
+settings_enum! {
+    /// How the SMTP connection is encrypted.
+    SmtpTls, "smtp_tls" {
+        /// Plain connection upgraded with STARTTLS, which is required (port 587).
+        Starttls => "starttls" | "start tls",
+        /// TLS from the first byte (port 465, "SMTPS").
+        Implicit => "implicit" | "ssl" | "tls" | "smtps",
+        /// No encryption.
+        None => "none" | "plain" | "plaintext" | "off",
+    }
+}
+
+settings_enum! {
+    /// The Microsoft cloud the tenant lives in.
+    Cloud, "cloud" {
+        /// The global cloud (including GCC moderate).
+        Global => "global" | "public" | "commercial" | "gcc",
+        /// US Government L4 (GCC High).
+        UsGov => "us-gov" | "gcc high" | "usgovernment" | "l4",
+        /// US Government L5 (DoD).
+        UsDod => "us-dod" | "dod" | "l5",
+        /// China, operated by 21Vianet.
+        China => "china" | "21vianet",
+    }
+}
+
+impl Cloud {
+    /// The login (authority) host.
+    #[must_use]
+    pub fn authority_host(self) -> &'static str {
+        match self {
+            Self::Global => "https://login.microsoftonline.com",
+            Self::UsGov | Self::UsDod => "https://login.microsoftonline.us",
+            Self::China => "https://login.partner.microsoftonline.cn",
+        }
+    }
+
+    /// The Microsoft Graph host, which is also the resource the Graph token's scope names.
+    #[must_use]
+    pub fn graph_endpoint(self) -> &'static str {
+        match self {
+            Self::Global => "https://graph.microsoft.com",
+            Self::UsGov => "https://graph.microsoft.us",
+            Self::UsDod => "https://dod-graph.microsoft.us",
+            Self::China => "https://microsoftgraph.chinacloudapi.cn",
+        }
+    }
+}
+
+// The enum comes from a macro, so `#[derive(Default)]` cannot mark the variant.
+#[allow(clippy::derivable_impls)]
+impl Default for Cloud {
+    fn default() -> Self {
+        Self::Global
+    }
+}
+
+/// A calendar date (`YYYY-MM-DD`), used for `client_secret_expires`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExpiryDate(time::Date);
+
+impl ExpiryDate {
+    /// Days from `today` (UTC) until this date: negative once it has passed.
+    #[must_use]
+    pub fn days_left(self) -> i64 {
+        (self.0 - time::OffsetDateTime::now_utc().date()).whole_days()
+    }
+}
+
+impl FromStr for ExpiryDate {
+    type Err = Error;
+
+    fn from_str(value: &str) -> Result<Self> {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(value.trim(), format)
+            .map(Self)
+            .map_err(|_| Error::InvalidSettings {
+                problems: vec![SettingsProblem {
+                    field: "client_secret_expires".into(),
+                    message: format!(
+                        "Client secret expiry (`client_secret_expires`) `{value}` is not a date written YYYY-MM-DD"
+                    ),
+                }],
+            })
+    }
+}
+
+impl fmt::Display for ExpiryDate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            self.0.year(),
+            u8::from(self.0.month()),
+            self.0.day()
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for ExpiryDate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        // TOML may hold a bare date (`2027-01-31`) rather than a string.
+        let value = toml::Value::deserialize(deserializer)?;
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Datetime(d) => d.to_string(),
+            other => other.to_string(),
+        };
+        text.parse()
+            .map_err(|e: Error| serde::de::Error::custom(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_accept_aliases_in_any_case() {
+        assert_eq!("OAuth 2.0".parse::<AuthMode>().unwrap(), AuthMode::OAuth);
+        assert_eq!("GCC-High".parse::<Cloud>().unwrap(), Cloud::UsGov);
+        assert_eq!("SSL".parse::<SmtpTls>().unwrap(), SmtpTls::Implicit);
+        let error = "kerberos".parse::<AuthMode>().unwrap_err().to_string();
+        assert!(error.contains("oauth, basic, none"), "{error}");
+    }
+
+    #[test]
+    fn clouds_pick_hosts_together() {
+        assert_eq!(
+            Cloud::UsDod.graph_endpoint(),
+            "https://dod-graph.microsoft.us"
+        );
+        assert_eq!(
+            Cloud::UsDod.authority_host(),
+            "https://login.microsoftonline.us"
+        );
+        assert_eq!(
+            Cloud::China.authority_host(),
+            "https://login.partner.microsoftonline.cn"
+        );
+    }
+}

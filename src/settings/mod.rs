@@ -32,8 +32,8 @@
 //! | `allow_send_as` | let emails name another From address than `user_name` (needs Exchange Send As rights), for Graph and SMTP; default `false` |
 //!
 //! The module is split along its seams: the struct and its derived values here, reading
-//! (`load`), validation (`validate`), the value enums (`values`) and `build`, the one
-//! factory that maps these settings onto the transports' own builders.
+//! (`load`), validation (`validate`), the value enums (`values`) and `build`, which makes
+//! the transport these settings describe.
 
 use std::path::PathBuf;
 

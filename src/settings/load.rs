@@ -310,4 +310,46 @@ mod tests {
         let s = ConnectorSettings::from_file_and_vars(&path, none).unwrap();
         assert_eq!(s.recipient_limit, 5);
     }
+
+    /// The keys are listed in the struct, in `KEYS` (for environment variables), in the module
+    /// docs and in the README: one list must not drift from the others.
+    #[test]
+    fn every_settings_field_is_a_known_and_documented_key() {
+        // serde names every field of the struct when it meets an unknown one.
+        let error = serde_json::from_str::<ConnectorSettings>(r#"{"not_a_key": 1}"#)
+            .unwrap_err()
+            .to_string();
+        let expected = error
+            .split_once("expected one of ")
+            .map(|(_, list)| list)
+            .unwrap_or_else(|| panic!("serde no longer lists the fields: {error}"));
+        let fields: Vec<&str> = expected
+            .split(", ")
+            .map(|f| {
+                f.trim_matches(|c| c == '`' || c == ' ')
+                    .split('`')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        let keys: Vec<&str> = KEYS.iter().map(|(key, _)| *key).collect();
+        assert_eq!(
+            fields, keys,
+            "KEYS must list every field, in the struct's order"
+        );
+
+        let module_docs = include_str!("mod.rs");
+        let readme = include_str!("../../README.md");
+        for key in keys {
+            let quoted = format!("`{key}`");
+            assert!(
+                module_docs.contains(&quoted),
+                "{key} is missing from the module docs' table"
+            );
+            assert!(
+                readme.contains(&quoted),
+                "{key} is missing from the README's settings table"
+            );
+        }
+    }
 }

@@ -9,7 +9,7 @@
 
 use mail_connector::{
     CheckReport, CheckStep, Email, Error, MailTransport, RecipientLimit, Result, SendReport,
-    SentMessage, async_trait,
+    SentMessage, Transience, async_trait,
 };
 use tokio::sync::mpsc;
 
@@ -22,9 +22,13 @@ struct QueueTransport {
 impl MailTransport for QueueTransport {
     async fn send(&self, email: &Email) -> Result<SendReport> {
         // A full queue is a transient condition: the caller may retry later.
-        self.queue
-            .try_send(email.clone())
-            .map_err(|e| Error::transport("queue", format!("cannot enqueue: {e}"), true))?;
+        self.queue.try_send(email.clone()).map_err(|e| {
+            Error::transport(
+                "queue",
+                format!("cannot enqueue: {e}"),
+                Transience::Transient,
+            )
+        })?;
         Ok(SendReport::single(SentMessage::new(
             email.recipients().collect(),
             None,

@@ -7,8 +7,9 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::credentials::EntraError;
 use crate::message::Recipient;
 use crate::transport::SendReport;
 
@@ -41,12 +42,73 @@ impl fmt::Display for SettingsProblem {
     }
 }
 
+/// Whether a failure reported by a custom transport may clear up if the email is sent again
+/// later (see [`Error::transport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transience {
+    /// Sending again later may succeed: the backend was busy, unreachable or throttling.
+    Transient,
+    /// Sending again will fail the same way until something is changed.
+    Permanent,
+}
+
+/// What the part of the crate that made an error advises about it: the remedy an admin should
+/// apply, whether it is an authentication or permission failure, and how long the server asked
+/// callers to wait. Read it through [`Error::remedy`], [`Error::is_auth`] and
+/// [`Error::retry_after`]; each transport fills it from its own table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Advice(Option<Box<AdviceInner>>);
+
+// Boxed: most errors are passed along untouched, and `Error` stays small.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct AdviceInner {
+    remedy: Option<String>,
+    auth: bool,
+    retry_after: Option<Duration>,
+}
+
+impl Advice {
+    /// Advice with this remedy, not an authentication failure.
+    pub(crate) fn remedy(remedy: Option<String>) -> Self {
+        Self(Some(Box::new(AdviceInner {
+            remedy,
+            ..AdviceInner::default()
+        })))
+    }
+
+    /// Marks (or unmarks) the failure as one of authentication or permissions.
+    pub(crate) fn with_auth(mut self, auth: bool) -> Self {
+        self.0.get_or_insert_with(Box::default).auth = auth;
+        self
+    }
+
+    /// Adds the server's `Retry-After`.
+    pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.0.get_or_insert_with(Box::default).retry_after = retry_after;
+        self
+    }
+
+    fn remedy_text(&self) -> Option<String> {
+        self.0.as_ref().and_then(|a| a.remedy.clone())
+    }
+
+    fn is_auth(&self) -> bool {
+        self.0.as_ref().is_some_and(|a| a.auth)
+    }
+}
+
 /// The error type of every operation in this crate.
-#[derive(Debug, thiserror::Error)]
+///
+/// Ask it rather than matching on it: [`Error::is_transient`], [`Error::is_auth`],
+/// [`Error::delivery`], [`Error::status`], [`Error::retry_after`] and [`Error::remedy`]. It is
+/// `Clone`, so one failure can be handed to every caller that waited on it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The email is not valid; `field` names the builder field (`to`, `subject`, `header`, …).
     #[error("invalid email: {field}: {reason}")]
+    #[non_exhaustive]
     InvalidMessage {
         /// The email field at fault, e.g. `to[1]` or `attachments[0].name`.
         field: String,
@@ -56,6 +118,7 @@ pub enum Error {
 
     /// The settings are incomplete or contradictory; every problem found is listed.
     #[error("invalid mail connector settings: {}", join_problems(problems))]
+    #[non_exhaustive]
     InvalidSettings {
         /// Each missing or contradictory field, in the order of the settings table.
         problems: Vec<SettingsProblem>,
@@ -67,6 +130,7 @@ pub enum Error {
 
     /// The requested transport is not part of this build or this version.
     #[error("the {transport} transport is not available: {reason}")]
+    #[non_exhaustive]
     NotAvailable {
         /// `graph` or `smtp`.
         transport: &'static str,
@@ -76,6 +140,7 @@ pub enum Error {
 
     /// Reading or writing a local file failed.
     #[error("could not {action} `{}`: {source}", path.display())]
+    #[non_exhaustive]
     Io {
         /// What was being done, e.g. `write the outbox file`.
         action: &'static str,
@@ -83,7 +148,7 @@ pub enum Error {
         path: PathBuf,
         /// The operating system's error.
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
 
     /// An email split by the recipient limit was sent in part: some parts went out, one
@@ -95,6 +160,7 @@ pub enum Error {
         not_sent.len(),
         if uncertain.is_empty() { String::new() } else { format!(" and delivery to {} is uncertain", uncertain.len()) }
     )]
+    #[non_exhaustive]
     PartialDelivery {
         /// The parts that were accepted, with their recipients.
         delivered: SendReport,
@@ -109,6 +175,7 @@ pub enum Error {
 
     /// A failure reported by a transport outside this crate, or by the stub transport.
     #[error("{transport} transport: {message}")]
+    #[non_exhaustive]
     Transport {
         /// The transport's name.
         transport: String,
@@ -118,6 +185,9 @@ pub enum Error {
         transient: bool,
         /// Whether the message may have been delivered despite the error.
         delivery: Delivery,
+        /// The transport's own error, when it gave one.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
 
     /// Microsoft Graph refused or failed a request, or could not be reached.
@@ -129,6 +199,7 @@ pub enum Error {
         match (status, code) { (Some(_), Some(c)) => format!(" {c})"), (Some(_), None) => ")".to_owned(), _ => String::new() },
         request_id.as_deref().map(|id| format!(" [request-id {id}]")).unwrap_or_default()
     )]
+    #[non_exhaustive]
     Graph {
         /// What was being done: `sendMail`, `create draft`, `upload attachment`, …
         operation: &'static str,
@@ -139,28 +210,46 @@ pub enum Error {
         /// Graph's message, or what went wrong on the way.
         message: String,
         /// Graph's `request-id`.
-        request_id: Option<String>,
+        request_id: Option<Box<str>>,
         /// The `client-request-id` this crate sent.
-        client_request_id: Option<String>,
+        client_request_id: Option<Box<str>>,
         /// Whether retrying later may succeed.
         transient: bool,
         /// Whether the message may have been delivered despite the error.
         delivery: Delivery,
+        /// The Graph transport's advice; read it through [`Error::remedy`], [`Error::is_auth`]
+        /// and [`Error::retry_after`].
+        advice: Advice,
     },
 
     /// Microsoft Entra ID refused to issue an access token. [`Error::remedy`] names the setup
     /// step and setting to fix; the trace and correlation ids are kept for support.
-    #[error("Entra ID refused the token request (HTTP {status}): {entra}")]
+    #[error("Entra ID refused the token request (HTTP {status}): {summary}")]
+    #[non_exhaustive]
     TokenRequest {
         /// The token endpoint's HTTP status.
         status: u16,
-        /// The parsed error body.
-        entra: Box<EntraError>,
+        /// The OAuth error, e.g. `invalid_client`.
+        error: String,
+        /// The AADSTS numbers, e.g. `[7000215]`.
+        codes: Box<[u64]>,
+        /// Entra's description in one line, with its trace and correlation ids.
+        summary: String,
+        /// Entra's trace id (a GUID).
+        trace_id: Option<Box<str>>,
+        /// Entra's correlation id (a GUID).
+        correlation_id: Option<Box<str>>,
+        /// Whether retrying later may succeed (Entra is unavailable or throttling).
+        transient: bool,
+        /// The credentials' advice, from the AADSTS table; read it through [`Error::remedy`]
+        /// and [`Error::retry_after`].
+        advice: Advice,
     },
 
     /// The token endpoint could not be reached, timed out, or answered with something that
     /// is not a token (a proxy's error page, a 5xx that outlasted the retries).
     #[error("could not get an access token from {endpoint}: {reason}")]
+    #[non_exhaustive]
     TokenEndpoint {
         /// The token endpoint URL (it holds no secret).
         endpoint: String,
@@ -168,11 +257,14 @@ pub enum Error {
         reason: String,
         /// Whether retrying later may succeed.
         transient: bool,
+        /// The credentials' advice; read it through [`Error::remedy`].
+        advice: Advice,
     },
 
     /// A credential in the settings cannot be used: an unreadable certificate or key file,
     /// a key that does not match, a token source that failed.
     #[error("unusable credential `{setting}`: {reason}")]
+    #[non_exhaustive]
     InvalidCredential {
         /// The settings key at fault, e.g. `client_private_key_file`.
         setting: &'static str,
@@ -185,6 +277,7 @@ pub enum Error {
         code.map(|c| format!("{c} ")).unwrap_or_default(),
         enhanced_code.as_deref().map(|c| format!("{c} ")).unwrap_or_default()
     )]
+    #[non_exhaustive]
     Smtp {
         /// Where in the SMTP session it failed.
         stage: SmtpStage,
@@ -200,6 +293,9 @@ pub enum Error {
         transient: bool,
         /// Whether the message may have been delivered (a failure after the data was sent).
         delivery: Delivery,
+        /// The SMTP transport's advice, from its reply table; read it through
+        /// [`Error::remedy`] and [`Error::is_auth`].
+        advice: Advice,
     },
 }
 
@@ -243,24 +339,53 @@ fn join_problems(problems: &[SettingsProblem]) -> String {
 }
 
 impl Error {
-    /// An error for transports implemented outside this crate: the message was not sent,
-    /// and retrying later is pointless unless `transient` is true.
+    /// An error for transports implemented outside this crate: the message was not sent;
+    /// `transience` says whether sending it again later may work.
     ///
     /// ```
-    /// let error = mail_connector::Error::transport("queue", "queue is full", true);
+    /// use mail_connector::{Error, Transience};
+    ///
+    /// let error = Error::transport("queue", "queue is full", Transience::Transient);
     /// assert!(error.is_transient());
     /// ```
     #[must_use]
     pub fn transport(
         transport: impl Into<String>,
         message: impl Into<String>,
-        transient: bool,
+        transience: Transience,
     ) -> Self {
         Self::Transport {
             transport: transport.into(),
             message: message.into(),
-            transient,
+            transient: transience == Transience::Transient,
             delivery: Delivery::NotSent,
+            source: None,
+        }
+    }
+
+    /// Like [`Error::transport`], keeping the transport's own error as the
+    /// [`source`](std::error::Error::source) (its `Display` becomes the message). Make sure
+    /// that error holds no secret: it is shown as it is.
+    ///
+    /// ```
+    /// use mail_connector::{Error, Transience};
+    ///
+    /// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "queue is down");
+    /// let error = Error::transport_source("queue", io, Transience::Transient);
+    /// assert!(std::error::Error::source(&error).is_some());
+    /// ```
+    #[must_use]
+    pub fn transport_source(
+        transport: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+        transience: Transience,
+    ) -> Self {
+        Self::Transport {
+            transport: transport.into(),
+            message: source.to_string(),
+            transient: transience == Transience::Transient,
+            delivery: Delivery::NotSent,
+            source: Some(Arc::new(source)),
         }
     }
 
@@ -272,6 +397,17 @@ impl Error {
             *delivery = Delivery::Uncertain;
         }
         self
+    }
+
+    /// One settings problem: `field` is the settings key, `message` says what is wrong and
+    /// how to fix it.
+    pub(crate) fn settings(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidSettings {
+            problems: vec![SettingsProblem {
+                field: field.into(),
+                message: message.into(),
+            }],
+        }
     }
 
     pub(crate) fn invalid_message(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -289,7 +425,7 @@ impl Error {
         Self::Io {
             action,
             path: path.into(),
-            source,
+            source: Arc::new(source),
         }
     }
 
@@ -318,9 +454,9 @@ impl Error {
                 delivered, source, ..
             } => delivered.messages.is_empty() && source.is_transient(),
             Self::Graph { transient, .. } => *transient,
-            Self::TokenRequest { status, entra } => {
-                entra.is_transient() || *status == 429 || *status >= 500
-            }
+            Self::TokenRequest {
+                status, transient, ..
+            } => *transient || *status == 429 || *status >= 500,
             Self::TokenEndpoint { transient, .. } => *transient,
             Self::Smtp { transient, .. } => *transient,
             Self::InvalidCredential { .. }
@@ -337,22 +473,9 @@ impl Error {
     pub fn is_auth(&self) -> bool {
         match self {
             Self::PartialDelivery { source, .. } => source.is_auth(),
-            Self::Graph { status, code, .. } => {
-                matches!(status, Some(401 | 403))
-                    || matches!(
-                        code.as_deref(),
-                        Some("ErrorInvalidUser" | "MailboxNotEnabledForRESTAPI")
-                    )
-            }
             Self::TokenRequest { .. } => !self.is_transient(),
             Self::InvalidCredential { .. } => true,
-            Self::Smtp {
-                stage,
-                code,
-                enhanced_code,
-                message,
-                ..
-            } => smtp_is_auth(*stage, *code, enhanced_code.as_deref(), message),
+            Self::Graph { advice, .. } | Self::Smtp { advice, .. } => advice.is_auth(),
             _ => false,
         }
     }
@@ -402,135 +525,13 @@ impl Error {
                 .remedy()
                 .map(|r| format!("{r}; then resend only to the recipients listed as not sent")),
             Self::Transport { .. } => None,
-            Self::Graph {
-                operation,
-                status,
-                code,
-                message,
-                ..
-            } => graph_remedy(operation, *status, code.as_deref(), message),
-            Self::TokenRequest { entra, .. } => Some(entra.remedy()),
-            Self::TokenEndpoint { .. } => Some(
-                "check that this machine can reach the login host over HTTPS (firewall, proxy, \
-                 DNS) and that `authority_host` and `cloud` are right"
-                    .to_owned(),
-            ),
+            Self::Graph { advice, .. }
+            | Self::TokenRequest { advice, .. }
+            | Self::TokenEndpoint { advice, .. }
+            | Self::Smtp { advice, .. } => advice.remedy_text(),
             Self::InvalidCredential { setting, .. } => Some(format!(
                 "fix `{setting}`: see the credentials setup steps in the documentation"
             )),
-            Self::Smtp {
-                stage,
-                code,
-                enhanced_code,
-                message,
-                mechanism,
-                ..
-            } => smtp_remedy(
-                *stage,
-                *code,
-                enhanced_code.as_deref(),
-                message,
-                mechanism.as_deref(),
-            ),
-        }
-    }
-
-    /// A copy for the callers that waited on one shared token fetch, so that they and the
-    /// fetching caller agree on `is_transient`, `is_auth`, `status` and `remedy` (a token
-    /// source may return any variant). Every variant is copied exactly, except that an
-    /// [`Error::Io`] keeps its kind and message but not its source chain.
-    pub(crate) fn duplicate(&self) -> Self {
-        match self {
-            Self::Io {
-                action,
-                path,
-                source,
-            } => Self::Io {
-                action,
-                path: path.clone(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
-            },
-            Self::PartialDelivery {
-                delivered,
-                uncertain,
-                not_sent,
-                source,
-            } => Self::PartialDelivery {
-                delivered: delivered.clone(),
-                uncertain: uncertain.clone(),
-                not_sent: not_sent.clone(),
-                source: Box::new(source.duplicate()),
-            },
-            Self::InvalidMessage { field, reason } => Self::invalid_message(field, reason),
-            Self::InvalidSettings { problems } => Self::InvalidSettings {
-                problems: problems.clone(),
-            },
-            Self::Disabled => Self::Disabled,
-            Self::NotAvailable { transport, reason } => Self::NotAvailable { transport, reason },
-            Self::Transport {
-                transport,
-                message,
-                transient,
-                delivery,
-            } => Self::Transport {
-                transport: transport.clone(),
-                message: message.clone(),
-                transient: *transient,
-                delivery: *delivery,
-            },
-            Self::Graph {
-                operation,
-                status,
-                code,
-                message,
-                request_id,
-                client_request_id,
-                transient,
-                delivery,
-            } => Self::Graph {
-                operation,
-                status: *status,
-                code: code.clone(),
-                message: message.clone(),
-                request_id: request_id.clone(),
-                client_request_id: client_request_id.clone(),
-                transient: *transient,
-                delivery: *delivery,
-            },
-            Self::TokenRequest { status, entra } => Self::TokenRequest {
-                status: *status,
-                entra: entra.clone(),
-            },
-            Self::TokenEndpoint {
-                endpoint,
-                reason,
-                transient,
-            } => Self::TokenEndpoint {
-                endpoint: endpoint.clone(),
-                reason: reason.clone(),
-                transient: *transient,
-            },
-            Self::InvalidCredential { setting, reason } => Self::InvalidCredential {
-                setting,
-                reason: reason.clone(),
-            },
-            Self::Smtp {
-                stage,
-                code,
-                enhanced_code,
-                message,
-                mechanism,
-                transient,
-                delivery,
-            } => Self::Smtp {
-                stage: *stage,
-                code: *code,
-                enhanced_code: enhanced_code.clone(),
-                message: message.clone(),
-                mechanism: mechanism.clone(),
-                transient: *transient,
-                delivery: *delivery,
-            },
         }
     }
 
@@ -545,105 +546,20 @@ impl Error {
             _ => None,
         }
     }
-}
 
-/// What to change for a Graph error: from its code first, then its status.
-fn graph_remedy(
-    operation: &str,
-    status: Option<u16>,
-    code: Option<&str>,
-    message: &str,
-) -> Option<String> {
-    const CONSENT: &str = "in the app registration add the Microsoft Graph permission `Mail.Send` \
-        as an Application permission (not Delegated), then click \"Grant admin consent\"";
-    let drafts = matches!(
-        operation,
-        "create draft" | "add attachment" | "create upload session"
-    );
-    let text = match (code, status) {
-        (Some("ErrorAccessDenied"), _)
-            if message.contains("AccessPolicy") || message.contains("OData is disabled") =>
-        {
-            "an Exchange application access policy or RBAC for Applications scope excludes the \
-             User Name (`user_name`) mailbox: ask the Exchange admin to add it to the policy's \
-             scope (changes can take an hour to apply)"
-                .to_owned()
+    /// How long the server asked callers to wait before trying again (`Retry-After`), when
+    /// it did. The transports already honour it within their send deadline; this is for
+    /// callers (or queues) that schedule their own retries.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Graph { advice, .. } | Self::TokenRequest { advice, .. } => {
+                advice.0.as_ref().and_then(|a| a.retry_after)
+            }
+            Self::PartialDelivery { source, .. } => source.retry_after(),
+            _ => None,
         }
-        (Some("ErrorAccessDenied"), _) if drafts => {
-            "large attachments are uploaded to a draft, which needs the Microsoft Graph \
-             `Mail.ReadWrite` Application permission in addition to `Mail.Send`: add it in the app \
-             registration and click \"Grant admin consent\""
-                .to_owned()
-        }
-        (
-            Some(
-                "ErrorAccessDenied" | "NoPermissionsInAccessToken" | "Authorization_RequestDenied",
-            ),
-            _,
-        )
-        | (None, Some(403)) => CONSENT.to_owned(),
-        (Some("ErrorInvalidUser" | "ResourceNotFound" | "MailboxNotEnabledForRESTAPI"), _)
-        | (None, Some(404)) => {
-            "User Name (`user_name`) is not a mailbox in this tenant, or it has \
-            no Exchange Online licence: use the address (UPN) of a licensed user or shared mailbox \
-            in the tenant named by `tenant_id`"
-                .to_owned()
-        }
-        (Some("ErrorSendAsDenied"), _) => "the app may not send as the email's From address: \
-            leave From unset so the User Name (`user_name`) mailbox sends it, or have the Exchange \
-            admin grant Send As on that mailbox"
-            .to_owned(),
-        (Some("ErrorInvalidRecipients"), _) => {
-            "Graph refused a recipient address: check the To, Cc and Bcc addresses".to_owned()
-        }
-        (Some("ErrorMessageSizeExceeded"), _) | (None, Some(413)) => {
-            "the message is larger than the mailbox allows: send smaller attachments, or have \
-             the Exchange admin raise the mailbox's MaxSendSize (up to 150 MB)"
-                .to_owned()
-        }
-        (Some("InvalidInternetMessageHeader" | "InvalidInternetMessageHeaderCollection"), _) => {
-            "Graph accepts at most 5 custom headers, each named `X-…`: remove the others".to_owned()
-        }
-        (Some("InvalidAuthenticationToken"), _) | (None, Some(401)) => {
-            "Graph refused the access token even after fetching a new one: check that `cloud` (or \
-             `authority_host` and `graph_endpoint`) match the tenant's cloud, and that this \
-             host's clock is correct"
-                .to_owned()
-        }
-        (Some("ApplicationThrottled" | "TooManyRequests" | "MailboxConcurrency"), _)
-        | (_, Some(429)) => "Graph is throttling this mailbox (limits: 4 concurrent requests, \
-            10,000 requests per 10 minutes, 30 messages per minute): send less often, or raise \
-            the send deadline so retries can wait longer"
-            .to_owned(),
-        (Some("UnexpectedResponse"), _) => "the Graph endpoint answered with something that is \
-            not Graph's JSON: check `graph_endpoint` (a wrong URL, or a proxy's error page)"
-            .to_owned(),
-        (_, None) => "check that this host can reach the Graph endpoint (`graph_endpoint`): DNS, \
-            proxy and firewall; a timeout can also mean the deadline is too short"
-            .to_owned(),
-        _ => return None,
-    };
-    Some(text)
-}
-
-// The SMTP reply-to-remedy table lives with the SMTP transport (`src/smtp/remedy.rs`).
-#[cfg(feature = "smtp")]
-use crate::smtp::remedy::{is_auth as smtp_is_auth, remedy as smtp_remedy};
-
-#[cfg(not(feature = "smtp"))]
-fn smtp_is_auth(_: SmtpStage, _: Option<u16>, _: Option<&str>, _: &str) -> bool {
-    false
-}
-
-#[cfg(not(feature = "smtp"))]
-fn smtp_remedy(
-    _: SmtpStage,
-    _: Option<u16>,
-    _: Option<&str>,
-    _: &str,
-    _: Option<&str>,
-) -> Option<String> {
-    None
+    }
 }
 
 #[cfg(test)]
@@ -652,7 +568,7 @@ mod tests {
 
     #[test]
     fn transport_errors_carry_transience_and_delivery() {
-        let error = Error::transport("queue", "full", true);
+        let error = Error::transport("queue", "full", Transience::Transient);
         assert!(error.is_transient());
         assert_eq!(error.delivery(), Delivery::NotSent);
         let error = error.with_uncertain_delivery();

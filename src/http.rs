@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderValue;
 
-use crate::error::{Error, Result, SettingsProblem};
+use crate::error::{Error, Result, Transience};
 use crate::retry::parse_retry_after;
 
 /// What an HTTP client needs from the settings.
@@ -44,24 +44,21 @@ pub(crate) fn http_client(options: &HttpOptions) -> Result<reqwest::Client> {
     if let Some(path) = &options.tls_ca_file {
         builder = builder.tls_certs_merge(read_ca_file(path)?);
     }
-    builder.build().map_err(|e| Error::InvalidSettings {
-        problems: vec![SettingsProblem {
-            field: "tls_ca_file".into(),
-            message: format!("cannot start the HTTPS client: {e}"),
-        }],
-    })
+    builder
+        .build()
+        .map_err(|e| Error::settings("tls_ca_file", format!("cannot start the HTTPS client: {e}")))
 }
 
 fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>> {
     let pem = std::fs::read(path).map_err(|e| Error::io("read the trusted CA file", path, e))?;
-    let bad = |reason: String| Error::InvalidSettings {
-        problems: vec![SettingsProblem {
-            field: "tls_ca_file".into(),
-            message: format!(
+    let bad = |reason: String| {
+        Error::settings(
+            "tls_ca_file",
+            format!(
                 "Trusted CA file (`tls_ca_file`) `{}` {reason}",
                 path.display()
             ),
-        }],
+        )
     };
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
         .map_err(|e| bad(format!("is not a PEM certificate bundle: {e}")))?;
@@ -115,7 +112,7 @@ pub(crate) fn bearer_header(token: &str) -> Result<HeaderValue> {
         Error::transport(
             "credentials",
             "the access token holds characters an HTTP header cannot carry",
-            false,
+            Transience::Permanent,
         )
     })?;
     value.set_sensitive(true);

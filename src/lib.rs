@@ -80,7 +80,7 @@ pub use credentials::{
     EntraError, GRAPH_SCOPE_SUFFIX, InMemoryTokenCache, SMTP_SCOPE, TokenCacheStore, TokenClaims,
     TokenSource, graph_scope, smtp_scope,
 };
-pub use error::{Delivery, Error, Result, SettingsProblem, SmtpStage};
+pub use error::{Advice, Delivery, Error, Result, SettingsProblem, SmtpStage, Transience};
 #[cfg(feature = "graph")]
 pub use graph::{GraphTransport, GraphTransportBuilder, MAX_ATTACHMENT_SIZE, UPLOAD_CHUNK_SIZE};
 pub use message::{

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Transience};
 use crate::message::Email;
 use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport, SentMessage};
 
@@ -103,7 +103,11 @@ impl MailTransport for StubTransport {
             let error = Error::transport(
                 "stub",
                 "the stub transport was told to fail",
-                state.transient,
+                if state.transient {
+                    Transience::Transient
+                } else {
+                    Transience::Permanent
+                },
             );
             return Err(if state.uncertain {
                 error.with_uncertain_delivery()

@@ -11,7 +11,7 @@ use httpmock::{HttpMockRequest, MockServer};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use mail_connector::{
     AccessToken, AssertionAlgorithm, AuthMode, CheckStatus, Cloud, ConnectorSettings, Credentials,
-    Error, SMTP_SCOPE, Secret, TokenSource, graph_scope, smtp_scope,
+    Error, SMTP_SCOPE, Secret, TokenSource, Transience, graph_scope, smtp_scope,
 };
 use support::*;
 
@@ -682,7 +682,11 @@ async fn an_expired_token_is_fetched_despite_the_cooldown() {
                 0 => Ok(
                     AccessToken::new("short", now + Duration::from_secs(1)).with_refresh_at(now)
                 ),
-                1 => Err(Error::transport("sidecar", "not ready", true)),
+                1 => Err(Error::transport(
+                    "sidecar",
+                    "not ready",
+                    Transience::Transient,
+                )),
                 _ => Ok(AccessToken::new("renewed", now + Duration::from_secs(3600))),
             }
         }
@@ -946,11 +950,11 @@ async fn entra_errors_name_the_setup_step_and_setting() {
         );
         assert!(failure.is_auth(), "AADSTS{code}");
         assert!(!failure.is_transient(), "AADSTS{code}");
-        let Error::TokenRequest { entra, .. } = &failure else {
+        let Error::TokenRequest { trace_id, .. } = &failure else {
             panic!("{failure:?}")
         };
         assert_eq!(
-            entra.trace_id.as_deref(),
+            trace_id.as_deref(),
             Some("0b6f6a4c-1d2e-4f3a-9b8c-7d6e5f4a3b2c")
         );
     }
@@ -1512,7 +1516,7 @@ async fn a_cancelled_fetch_neither_strands_waiters_nor_breaks_later_calls() {
 
 #[tokio::test]
 async fn waiters_get_the_same_error_as_the_caller_that_fetched() {
-    /// Fails like a Graph 401 once released; counts its calls.
+    /// Fails once released, with its own error as the source; counts its calls.
     #[derive(Debug, Default)]
     struct Refusing {
         calls: AtomicUsize,
@@ -1524,16 +1528,14 @@ async fn waiters_get_the_same_error_as_the_caller_that_fetched() {
         async fn fetch_token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             self.release.notified().await;
-            Err(Error::Graph {
-                operation: "token exchange",
-                status: Some(401),
-                code: Some("InvalidAuthenticationToken".into()),
-                message: "the workload identity was refused".into(),
-                request_id: None,
-                client_request_id: None,
-                transient: false,
-                delivery: mail_connector::Delivery::NotSent,
-            })
+            Err(Error::transport_source(
+                "workload identity",
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "the workload identity was refused",
+                ),
+                Transience::Permanent,
+            ))
         }
     }
     const CALLERS: usize = 6;
@@ -1556,30 +1558,22 @@ async fn waiters_get_the_same_error_as_the_caller_that_fetched() {
         tokio::task::yield_now().await;
     }
     source.release.notify_one();
-    let mut remedies = Vec::new();
+    let mut texts = Vec::new();
     for task in tasks {
         let error = task.await.unwrap().unwrap_err();
-        assert!(
-            matches!(
-                error,
-                Error::Graph {
-                    status: Some(401),
-                    ..
-                }
-            ),
-            "{error:?}"
-        );
-        assert!(error.is_auth() && !error.is_transient(), "{error}");
-        assert_eq!(error.status(), Some(401));
-        remedies.push(error.remedy());
+        assert!(matches!(error, Error::Transport { .. }), "{error:?}");
+        assert!(!error.is_transient(), "{error}");
+        // Every waiter gets the whole error, its source chain included.
+        let source = std::error::Error::source(&error).expect("the source is kept");
+        assert_eq!(source.to_string(), "the workload identity was refused");
+        texts.push(error.to_string());
     }
     assert_eq!(
         source.calls.load(Ordering::SeqCst),
         1,
         "waiters shared the fetch"
     );
-    assert!(remedies[0].is_some());
-    assert!(remedies.iter().all(|r| r == &remedies[0]), "{remedies:?}");
+    assert!(texts.iter().all(|t| t == &texts[0]), "{texts:?}");
 }
 
 #[tokio::test]

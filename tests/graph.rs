@@ -246,6 +246,8 @@ async fn throttling_past_the_deadline_gives_up_saying_not_sent() {
     assert_eq!(error.delivery(), Delivery::NotSent);
     assert!(error.is_transient());
     assert_eq!(error.status(), Some(429));
+    // A caller scheduling its own retry learns how long Graph asked it to wait.
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(30)));
     let text = error.to_string();
     assert!(
         text.contains("the mail was not sent") && text.contains("req-429"),

@@ -90,6 +90,7 @@ async fn partial_failure_reports_who_got_it_and_who_did_not() {
         uncertain,
         not_sent,
         source,
+        ..
     } = &error
     else {
         panic!("expected PartialDelivery, got {error:?}");

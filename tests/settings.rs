@@ -12,7 +12,7 @@ const TENANT_ID: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 
 fn problems(error: Error) -> Vec<(String, String)> {
     match error {
-        Error::InvalidSettings { problems } => {
+        Error::InvalidSettings { problems, .. } => {
             problems.into_iter().map(|p| (p.field, p.message)).collect()
         }
         other => panic!("expected InvalidSettings, got {other:?}"),

@@ -261,7 +261,7 @@ async fn plaintext_credentials_to_a_remote_host_are_refused_at_build_time() {
         .build()
         .err()
         .expect("must be refused");
-    let Error::InvalidSettings { problems } = &error else {
+    let Error::InvalidSettings { problems, .. } = &error else {
         panic!("{error:?}")
     };
     assert_eq!(problems.len(), 1, "{problems:?}");
@@ -599,6 +599,7 @@ async fn refused_recipients_are_reported_exactly() {
         not_sent,
         uncertain,
         source,
+        ..
     } = &error
     else {
         panic!("{error:?}")
@@ -788,6 +789,7 @@ async fn refused_recipients_stay_not_sent_when_the_data_goes_unanswered() {
         uncertain,
         not_sent,
         source,
+        ..
     } = &error
     else {
         panic!("{error:?}")

@@ -177,7 +177,7 @@ impl TokenCache {
                     return Ok(token);
                 }
                 if let Some(error) = &state.last_error {
-                    return Err(error.duplicate());
+                    return Err(error.clone());
                 }
             }
         }
@@ -239,7 +239,7 @@ impl TokenCache {
                         .clone()
                         .or(stored)
                         .filter(|t| t.is_valid_at(now));
-                    state.last_error = Some(error.duplicate());
+                    state.last_error = Some(error.clone());
                     match fallback {
                         Some(token) => {
                             let left = token.expires_at().duration_since(now).unwrap_or_default();

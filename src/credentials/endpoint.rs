@@ -5,6 +5,7 @@ use std::time::{Instant, SystemTime};
 use crate::credentials::entra_error::EntraError;
 use crate::credentials::source::{Attempts, FetchFailure};
 use crate::credentials::token::{AccessToken, TokenResponse};
+use crate::error::Advice;
 use crate::error::{Error, Result};
 use crate::http::{describe_error, retry_after};
 use crate::retry::RetryPolicy;
@@ -66,15 +67,12 @@ impl TokenEndpoint {
                     let retry_after = retry_after(response.headers());
                     let body = response.bytes().await.unwrap_or_default();
                     let error = match EntraError::from_body(&body) {
-                        Some(entra) => Error::TokenRequest {
-                            status: status.as_u16(),
-                            entra: Box::new(entra),
-                        },
-                        None => Error::TokenEndpoint {
-                            endpoint: self.url.clone(),
-                            reason: format!("HTTP {status} without an Entra error body"),
-                            transient: status.as_u16() == 429 || status.is_server_error(),
-                        },
+                        Some(entra) => entra.into_error(status.as_u16(), retry_after),
+                        None => endpoint_error(
+                            &self.url,
+                            format!("HTTP {status} without an Entra error body"),
+                            status.as_u16() == 429 || status.is_server_error(),
+                        ),
                     };
                     // The status, or Entra's own verdict: a 400 `temporarily_unavailable`
                     // or AADSTS90055 (tenant throttling) clears up when retried later.
@@ -109,11 +107,7 @@ impl TokenEndpoint {
         response: reqwest::Response,
         issued: SystemTime,
     ) -> Result<AccessToken> {
-        let unusable = |reason: String| Error::TokenEndpoint {
-            endpoint: self.url.clone(),
-            reason,
-            transient: false,
-        };
+        let unusable = |reason: String| endpoint_error(&self.url, reason, false);
         let body = response.bytes().await.map_err(|e| self.network_error(&e))?;
         // serde's message may quote the input; never echo it (it may hold the token).
         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
@@ -129,10 +123,20 @@ impl TokenEndpoint {
     }
 
     fn network_error(&self, error: &reqwest::Error) -> Error {
-        Error::TokenEndpoint {
-            endpoint: self.url.clone(),
-            reason: describe_error(error),
-            transient: true,
-        }
+        endpoint_error(&self.url, describe_error(error), true)
+    }
+}
+
+/// The token endpoint could not be reached or gave no usable answer.
+pub(crate) fn endpoint_error(endpoint: &str, reason: String, transient: bool) -> Error {
+    Error::TokenEndpoint {
+        endpoint: endpoint.to_owned(),
+        reason,
+        transient,
+        advice: Advice::remedy(Some(
+            "check that this machine can reach the login host over HTTPS (firewall, proxy, \
+             DNS) and that `authority_host` and `cloud` are right"
+                .to_owned(),
+        )),
     }
 }

@@ -1,14 +1,16 @@
 //! The token endpoint's error body, and the setup step each AADSTS code points to.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::error::{Advice, Error};
+
 /// The error body Microsoft Entra ID returns from its token endpoint.
 ///
-/// Kept in [`Error::TokenRequest`](crate::Error::TokenRequest) so support can ask for the
-/// trace and correlation ids. It never holds the secret, the assertion or a token: the
-/// endpoint does not echo them.
+/// Its facts go into [`Error::TokenRequest`] (with the trace and correlation ids support asks
+/// for) together with the remedy from this module's table of AADSTS codes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
@@ -34,6 +36,23 @@ impl EntraError {
         serde_json::from_slice::<Self>(body)
             .ok()
             .filter(|e| !e.error.is_empty() || !e.error_codes.is_empty())
+    }
+
+    /// The [`Error::TokenRequest`] for this body, with the remedy attached.
+    pub(crate) fn into_error(self, status: u16, retry_after: Option<Duration>) -> Error {
+        let advice = Advice::remedy(Some(self.remedy()))
+            .with_auth(true)
+            .with_retry_after(retry_after);
+        Error::TokenRequest {
+            status,
+            summary: self.to_string(),
+            transient: self.is_transient(),
+            error: self.error,
+            codes: self.error_codes.into_boxed_slice(),
+            trace_id: self.trace_id.map(String::into_boxed_str),
+            correlation_id: self.correlation_id.map(String::into_boxed_str),
+            advice,
+        }
     }
 
     /// Whether `error_codes` holds `code`.

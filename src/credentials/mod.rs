@@ -96,7 +96,7 @@ pub use entra_error::EntraError;
 pub use source::TokenSource;
 pub use token::AccessToken;
 
-use crate::error::{Error, Result, SettingsProblem};
+use crate::error::{Error, Result};
 use crate::http::{HttpOptions, http_client};
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
@@ -383,12 +383,7 @@ impl CredentialsBuilder {
 }
 
 fn missing((field, message): (&str, &str)) -> Error {
-    Error::InvalidSettings {
-        problems: vec![SettingsProblem {
-            field: field.to_owned(),
-            message: message.to_owned(),
-        }],
-    }
+    Error::settings(field, message)
 }
 
 impl Credentials {

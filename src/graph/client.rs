@@ -21,6 +21,7 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::error::GraphFailure;
 use crate::credentials::{AccessToken, Credentials};
 use crate::error::{Delivery, Error, Result};
 use crate::http::{bearer_header, describe_error, retry_after};
@@ -260,15 +261,13 @@ impl GraphClient {
         std::result::Result<GraphResponse, Failure>,
         Option<AccessToken>,
     )> {
-        let not_sent_by_deadline = || Error::Graph {
-            operation: request.operation,
-            status: None,
-            code: None,
-            message: "the send deadline passed before the request could be sent".to_owned(),
-            request_id: None,
-            client_request_id: None,
-            transient: true,
-            delivery: Delivery::NotSent,
+        let not_sent_by_deadline = || {
+            GraphFailure::local(
+                request.operation,
+                "the send deadline passed before the request could be sent".to_owned(),
+                true,
+            )
+            .into_error()
         };
         // The token first, bounded by the deadline, and without holding a request slot: a slow
         // login host must neither overrun the send nor block other sends. (After a 401 the
@@ -376,14 +375,15 @@ fn to_error(
     delivery: Delivery,
     transient: bool,
 ) -> Error {
-    let (status, code, message, request_id) = match failure {
+    let (status, code, message, request_id, retry_after) = match failure {
         Failure::NotSent(message) | Failure::Invalid(message) => {
-            (None, None, message.clone(), None)
+            (None, None, message.clone(), None, None)
         }
         Failure::Unknown(message) => (
             None,
             None,
             format!("{message}; the server may have accepted the request"),
+            None,
             None,
         ),
         Failure::Status {
@@ -391,12 +391,13 @@ fn to_error(
             code,
             message,
             request_id,
-            ..
+            retry_after,
         } => (
             Some(status.as_u16()),
             code.clone(),
             message.clone(),
-            request_id.clone(),
+            request_id.as_deref().map(Box::from),
+            *retry_after,
         ),
     };
     let message = match delivery {
@@ -406,16 +407,18 @@ fn to_error(
         }
         Delivery::NotSent => message,
     };
-    Error::Graph {
+    GraphFailure {
         operation,
         status,
         code,
         message,
         request_id,
-        client_request_id: Some(client_request_id.to_owned()),
+        client_request_id: Some(client_request_id.into()),
         transient,
         delivery,
+        retry_after,
     }
+    .into_error()
 }
 
 fn operation_sends(operation: &str) -> bool {

@@ -60,6 +60,7 @@
 //! [`Error::delivery`]: crate::Error::delivery
 
 mod client;
+mod error;
 mod request;
 
 use std::sync::Arc;
@@ -80,6 +81,7 @@ use crate::settings::ConnectorSettings;
 use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport, SentMessage};
 
 use client::{GraphClient, GraphRequest, Repeat};
+use error::GraphFailure;
 use request::{
     AttachmentItem, CreateUploadSession, CreatedMessage, FileAttachment, SendMail, UploadProgress,
     UploadSession, base64_len,
@@ -179,18 +181,18 @@ impl GraphTransport {
     }
 
     fn url(&self, segments: &[&str]) -> Result<String> {
-        let mut url = url::Url::parse(&self.endpoint).map_err(|e| Error::InvalidSettings {
-            problems: vec![crate::error::SettingsProblem {
-                field: "graph_endpoint".into(),
-                message: format!("Graph endpoint (`graph_endpoint`) is not a URL: {e}"),
-            }],
+        let mut url = url::Url::parse(&self.endpoint).map_err(|e| {
+            Error::settings(
+                "graph_endpoint",
+                format!("Graph endpoint (`graph_endpoint`) is not a URL: {e}"),
+            )
         })?;
         url.path_segments_mut()
-            .map_err(|()| Error::InvalidSettings {
-                problems: vec![crate::error::SettingsProblem {
-                    field: "graph_endpoint".into(),
-                    message: "Graph endpoint (`graph_endpoint`) cannot hold a path".into(),
-                }],
+            .map_err(|()| {
+                Error::settings(
+                    "graph_endpoint",
+                    "Graph endpoint (`graph_endpoint`) cannot hold a path",
+                )
             })?
             .pop_if_empty()
             .extend(["v1.0", "users", self.mailbox.address()])
@@ -515,16 +517,11 @@ fn not_sent(mut error: Error) -> Error {
 }
 
 fn graph_protocol_error(operation: &'static str, message: String) -> Error {
-    Error::Graph {
-        operation,
-        status: None,
+    GraphFailure {
         code: Some("UnexpectedResponse".to_owned()),
-        message,
-        request_id: None,
-        client_request_id: None,
-        transient: false,
-        delivery: Delivery::NotSent,
+        ..GraphFailure::local(operation, message, false)
     }
+    .into_error()
 }
 
 impl GraphTransportBuilder {

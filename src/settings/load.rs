@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::ConnectorSettings;
 use super::validate::problem;
-use crate::error::{Error, Result, SettingsProblem};
+use crate::error::{Error, Result};
 
 /// The prefix of the environment variables read by [`ConnectorSettings::from_env`].
 pub const ENV_PREFIX: &str = "MAIL_CONNECTOR_";
@@ -53,12 +53,10 @@ const KEYS: &[(&str, Kind)] = &[
 const OTHER_ENV: &[&str] = &["CONFIG"];
 
 fn parse_problem(source: &str, error: impl fmt::Display) -> Error {
-    Error::InvalidSettings {
-        problems: vec![SettingsProblem {
-            field: "settings".into(),
-            message: format!("cannot read the settings from {source}: {error}"),
-        }],
-    }
+    Error::settings(
+        "settings",
+        format!("cannot read the settings from {source}: {error}"),
+    )
 }
 
 impl ConnectorSettings {

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::error::{Error, Result, SettingsProblem};
+use crate::error::{Error, Result};
 
 /// Lower-cases and drops spaces, `-`, `_` and `.`, so `OAuth 2.0`, `oauth2` and `OAUTH`
 /// compare alike.
@@ -47,16 +47,11 @@ macro_rules! settings_enum {
                 $( if n == normalize($canonical) $(|| n == normalize($alias))* {
                     return Ok(Self::$variant);
                 } )+
-                Err(Error::InvalidSettings {
-                    problems: vec![SettingsProblem {
-                        field: $what.into(),
-                        message: format!(
+                Err(Error::settings($what, format!(
                             "`{value}` is not a valid `{}`; use one of: {}",
                             $what,
                             [$($canonical),+].join(", ")
-                        ),
-                    }],
-                })
+                        )))
             }
         }
 
@@ -173,14 +168,9 @@ impl FromStr for ExpiryDate {
         let format = time::macros::format_description!("[year]-[month]-[day]");
         time::Date::parse(value.trim(), format)
             .map(Self)
-            .map_err(|_| Error::InvalidSettings {
-                problems: vec![SettingsProblem {
-                    field: "client_secret_expires".into(),
-                    message: format!(
+            .map_err(|_| Error::settings("client_secret_expires", format!(
                         "Client secret expiry (`client_secret_expires`) `{value}` is not a date written YYYY-MM-DD"
-                    ),
-                }],
-            })
+                    )))
     }
 }
 

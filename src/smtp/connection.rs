@@ -523,18 +523,15 @@ fn endpoint_warning(host: &str, port: u16) -> Option<CheckStep> {
 }
 
 fn no_mechanism(conn: &AsyncSmtpConnection, wanted: &str) -> Error {
-    Error::Smtp {
-        stage: SmtpStage::Auth,
-        code: None,
-        enhanced_code: None,
-        message: format!(
+    client_error(
+        SmtpStage::Auth,
+        format!(
             "the server offers no {wanted} authentication (it says: {})",
             conn.server_info()
         ),
-        mechanism: None,
-        transient: false,
-        delivery: Delivery::NotSent,
-    }
+        false,
+        Delivery::NotSent,
+    )
 }
 
 async fn xoauth2(conn: &mut AsyncSmtpConnection, user: &str, token: &Secret) -> Result<()> {

@@ -4,7 +4,7 @@
 //! far more than the three-digit reply code; the table below keys on it first, then on the
 //! reply code and the SASL mechanism.
 
-use crate::error::{Delivery, Error, SmtpStage};
+use crate::error::{Advice, Delivery, Error, SmtpStage};
 
 /// The longest server text kept in an error; replies are short, this guards against abuse.
 const MAX_TEXT: usize = 400;
@@ -54,7 +54,7 @@ pub(crate) fn from_lettre_redacted(
     } else {
         stage
     };
-    Error::Smtp {
+    with_advice(Error::Smtp {
         stage,
         code,
         enhanced_code,
@@ -62,7 +62,33 @@ pub(crate) fn from_lettre_redacted(
         mechanism: mechanism.map(str::to_owned),
         transient,
         delivery,
+        advice: Advice::default(),
+    })
+}
+
+/// Attaches this module's remedy and auth verdict to an [`Error::Smtp`] made from its facts;
+/// every SMTP error goes through here once.
+pub(crate) fn with_advice(mut error: Error) -> Error {
+    if let Error::Smtp {
+        stage,
+        code,
+        enhanced_code,
+        message,
+        mechanism,
+        advice,
+        ..
+    } = &mut error
+    {
+        *advice = Advice::remedy(remedy(
+            *stage,
+            *code,
+            enhanced_code.as_deref(),
+            message,
+            mechanism.as_deref(),
+        ))
+        .with_auth(is_auth(*stage, *code, enhanced_code.as_deref(), message));
     }
+    error
 }
 
 const REDACTED: &str = "[redacted]";
@@ -138,7 +164,7 @@ pub(crate) fn client_error(
     transient: bool,
     delivery: Delivery,
 ) -> Error {
-    Error::Smtp {
+    with_advice(Error::Smtp {
         stage,
         code: None,
         enhanced_code: None,
@@ -146,7 +172,8 @@ pub(crate) fn client_error(
         mechanism: None,
         transient,
         delivery,
-    }
+        advice: Advice::default(),
+    })
 }
 
 /// The enhanced status code (RFC 3463, `class.subject.detail`) at the start of a reply text.
@@ -169,12 +196,7 @@ fn contains(message: &str, needle: &str) -> bool {
 }
 
 /// Whether an SMTP failure is about credentials or permissions.
-pub(crate) fn is_auth(
-    stage: SmtpStage,
-    code: Option<u16>,
-    enhanced: Option<&str>,
-    message: &str,
-) -> bool {
+fn is_auth(stage: SmtpStage, code: Option<u16>, enhanced: Option<&str>, message: &str) -> bool {
     let permanent = code.is_some_and(|c| c >= 500);
     (stage == SmtpStage::Auth && permanent)
         || code == Some(530)
@@ -183,7 +205,7 @@ pub(crate) fn is_auth(
 }
 
 /// What the admin should change, for an SMTP failure.
-pub(crate) fn remedy(
+fn remedy(
     stage: SmtpStage,
     code: Option<u16>,
     enhanced: Option<&str>,

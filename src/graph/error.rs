@@ -1,0 +1,146 @@
+//! Graph failures as [`Error::Graph`], with the remedy and the auth verdict from Graph's own
+//! error codes attached where the error is made.
+
+use std::time::Duration;
+
+use crate::error::{Advice, Delivery, Error};
+
+/// The facts of one failed Graph request; [`GraphFailure::into_error`] adds the advice.
+pub(super) struct GraphFailure {
+    pub operation: &'static str,
+    pub status: Option<u16>,
+    pub code: Option<String>,
+    pub message: String,
+    pub request_id: Option<Box<str>>,
+    pub client_request_id: Option<Box<str>>,
+    pub transient: bool,
+    pub delivery: Delivery,
+    pub retry_after: Option<Duration>,
+}
+
+impl GraphFailure {
+    /// A failure before any response: no status, no code, no ids.
+    pub fn local(operation: &'static str, message: String, transient: bool) -> Self {
+        Self {
+            operation,
+            status: None,
+            code: None,
+            message,
+            request_id: None,
+            client_request_id: None,
+            transient,
+            delivery: Delivery::NotSent,
+            retry_after: None,
+        }
+    }
+
+    pub fn into_error(self) -> Error {
+        let advice = Advice::remedy(remedy(
+            self.operation,
+            self.status,
+            self.code.as_deref(),
+            &self.message,
+        ))
+        .with_auth(is_auth(self.status, self.code.as_deref()))
+        .with_retry_after(self.retry_after);
+        Error::Graph {
+            operation: self.operation,
+            status: self.status,
+            code: self.code,
+            message: self.message,
+            request_id: self.request_id,
+            client_request_id: self.client_request_id,
+            transient: self.transient,
+            delivery: self.delivery,
+            advice,
+        }
+    }
+}
+
+/// A refused token or permission, or a mailbox the app may not use.
+fn is_auth(status: Option<u16>, code: Option<&str>) -> bool {
+    matches!(status, Some(401 | 403))
+        || matches!(
+            code,
+            Some("ErrorInvalidUser" | "MailboxNotEnabledForRESTAPI")
+        )
+}
+
+/// What to change for a Graph error: from its code first, then its status.
+fn remedy(
+    operation: &str,
+    status: Option<u16>,
+    code: Option<&str>,
+    message: &str,
+) -> Option<String> {
+    const CONSENT: &str = "in the app registration add the Microsoft Graph permission `Mail.Send` \
+        as an Application permission (not Delegated), then click \"Grant admin consent\"";
+    let drafts = matches!(
+        operation,
+        "create draft" | "add attachment" | "create upload session"
+    );
+    let text = match (code, status) {
+        (Some("ErrorAccessDenied"), _)
+            if message.contains("AccessPolicy") || message.contains("OData is disabled") =>
+        {
+            "an Exchange application access policy or RBAC for Applications scope excludes the \
+             User Name (`user_name`) mailbox: ask the Exchange admin to add it to the policy's \
+             scope (changes can take an hour to apply)"
+                .to_owned()
+        }
+        (Some("ErrorAccessDenied"), _) if drafts => {
+            "large attachments are uploaded to a draft, which needs the Microsoft Graph \
+             `Mail.ReadWrite` Application permission in addition to `Mail.Send`: add it in the app \
+             registration and click \"Grant admin consent\""
+                .to_owned()
+        }
+        (
+            Some(
+                "ErrorAccessDenied" | "NoPermissionsInAccessToken" | "Authorization_RequestDenied",
+            ),
+            _,
+        )
+        | (None, Some(403)) => CONSENT.to_owned(),
+        (Some("ErrorInvalidUser" | "ResourceNotFound" | "MailboxNotEnabledForRESTAPI"), _)
+        | (None, Some(404)) => {
+            "User Name (`user_name`) is not a mailbox in this tenant, or it has \
+            no Exchange Online licence: use the address (UPN) of a licensed user or shared mailbox \
+            in the tenant named by `tenant_id`"
+                .to_owned()
+        }
+        (Some("ErrorSendAsDenied"), _) => "the app may not send as the email's From address: \
+            leave From unset so the User Name (`user_name`) mailbox sends it, or have the Exchange \
+            admin grant Send As on that mailbox"
+            .to_owned(),
+        (Some("ErrorInvalidRecipients"), _) => {
+            "Graph refused a recipient address: check the To, Cc and Bcc addresses".to_owned()
+        }
+        (Some("ErrorMessageSizeExceeded"), _) | (None, Some(413)) => {
+            "the message is larger than the mailbox allows: send smaller attachments, or have \
+             the Exchange admin raise the mailbox's MaxSendSize (up to 150 MB)"
+                .to_owned()
+        }
+        (Some("InvalidInternetMessageHeader" | "InvalidInternetMessageHeaderCollection"), _) => {
+            "Graph accepts at most 5 custom headers, each named `X-…`: remove the others".to_owned()
+        }
+        (Some("InvalidAuthenticationToken"), _) | (None, Some(401)) => {
+            "Graph refused the access token even after fetching a new one: check that `cloud` (or \
+             `authority_host` and `graph_endpoint`) match the tenant's cloud, and that this \
+             host's clock is correct"
+                .to_owned()
+        }
+        (Some("ApplicationThrottled" | "TooManyRequests" | "MailboxConcurrency"), _)
+        | (_, Some(429)) => "Graph is throttling this mailbox (limits: 4 concurrent requests, \
+            10,000 requests per 10 minutes, 30 messages per minute): send less often, or raise \
+            the send deadline so retries can wait longer"
+            .to_owned(),
+        (Some("UnexpectedResponse"), _) => "the Graph endpoint answered with something that is \
+            not Graph's JSON: check `graph_endpoint` (a wrong URL, or a proxy's error page)"
+            .to_owned(),
+        (_, None) => "check that this host can reach the Graph endpoint (`graph_endpoint`): DNS, \
+            proxy and firewall; a timeout can also mean the deadline is too short"
+            .to_owned(),
+        _ => return None,
+    };
+    Some(text)
+}

@@ -5,7 +5,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use httpmock::Method::POST;
 use httpmock::MockServer;
-use mail_connector::{AuthMode, ConnectorSettings, Credentials};
+use mail_connector::{AuthMode, ConnectorSettings};
 
 const SCOPE: &str = "https://graph.microsoft.com/.default";
 
@@ -34,7 +34,7 @@ fn benches(c: &mut Criterion) {
         }));
     }));
 
-    let warm = Credentials::from_settings(&settings(&server)).unwrap();
+    let warm = settings(&server).credentials().unwrap();
     runtime.block_on(warm.access_token(SCOPE)).unwrap();
     c.bench_function("credentials/cached_token", |b| {
         b.to_async(&runtime)
@@ -45,7 +45,9 @@ fn benches(c: &mut Criterion) {
     let client = reqwest::Client::new();
     c.bench_function("credentials/cold_fetch_loopback", |b| {
         b.to_async(&runtime).iter(|| async {
-            let cold = Credentials::builder(&settings(&server))
+            let cold = settings(&server)
+                .credentials_builder()
+                .unwrap()
                 .with_http_client(client.clone())
                 .build()
                 .unwrap();

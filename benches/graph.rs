@@ -51,7 +51,8 @@ fn settings(base: &str) -> ConnectorSettings {
 
 fn transport(base: &str) -> Arc<GraphTransport> {
     Arc::new(
-        GraphTransport::builder(&settings(base))
+        settings(base)
+            .graph_builder()
             .unwrap()
             .credentials(Credentials::from_token_source(StaticToken))
             .build()

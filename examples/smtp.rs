@@ -14,7 +14,7 @@
 //! `MAIL_CONNECTOR_SMTP_PORT` (default 587, STARTTLS), `MAIL_CONNECTOR_TLS_CA_FILE`, and
 //! `RUST_LOG=mail_connector=debug` for the send's tracing span.
 
-use mail_connector::{ConnectorSettings, Email, MailTransport, SmtpTransport};
+use mail_connector::{ConnectorSettings, Email, MailTransport};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,8 +32,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{}", settings.summary());
 
     // `settings.build()` gives the same transport behind `Arc<dyn MailTransport>`;
-    // the concrete type offers `check` details and connection counts.
-    let transport = SmtpTransport::from_settings(&settings)?;
+    // the builder lets you set limits first, and the concrete type counts connections.
+    let transport = settings.smtp_builder()?.max_connections(3).build()?;
     let report = transport.check().await?;
     print!("{report}");
     if !report.is_ok() {

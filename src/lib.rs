@@ -56,6 +56,7 @@
 
 pub mod credentials;
 mod error;
+mod expiry;
 #[cfg(feature = "graph")]
 pub mod graph;
 mod http;
@@ -78,7 +79,7 @@ pub use async_trait::async_trait;
 pub use credentials::{
     AccessToken, AssertionAlgorithm, Credentials, CredentialsBuilder, DEFAULT_REFRESH_MARGIN,
     EntraError, GRAPH_SCOPE_SUFFIX, InMemoryTokenCache, SMTP_SCOPE, TokenCacheStore, TokenClaims,
-    TokenSource, graph_scope, smtp_scope,
+    TokenSource,
 };
 pub use error::{Advice, Delivery, Error, Result, SettingsProblem, SmtpStage, Transience};
 #[cfg(feature = "graph")]

@@ -1,6 +1,34 @@
 //! Host classification shared by the settings and the transports: which hosts are this
 //! machine, where plain-text connections are allowed.
 
+use crate::error::{Error, Result};
+
+/// Parses a service URL (`authority_host`, `graph_endpoint`): `https`, or plain `http` for
+/// this machine only. The one place that rule lives.
+///
+/// # Errors
+///
+/// [`Error::InvalidSettings`] naming `field` when `value` is not such a URL.
+pub(crate) fn https_url(field: &str, label: &str, value: &str) -> Result<url::Url> {
+    let value = value.trim();
+    match url::Url::parse(value) {
+        Ok(url) if url.scheme() == "https" => Ok(url),
+        Ok(url) if url.scheme() == "http" && is_loopback(&url) => Ok(url),
+        Ok(_) => Err(Error::settings(
+            field,
+            format!(
+                "{label} (`{field}`) `{value}` must use https (plain http is allowed only for localhost)"
+            ),
+        )),
+        Err(e) => Err(Error::settings(
+            field,
+            format!(
+                "{label} (`{field}`) `{value}` is not a URL ({e}); write e.g. `https://host.example`"
+            ),
+        )),
+    }
+}
+
 /// Whether an SMTP host name is this machine: `localhost` or a loopback address.
 pub(crate) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');

@@ -11,7 +11,7 @@ use httpmock::{HttpMockRequest, MockServer};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use mail_connector::{
     AccessToken, AssertionAlgorithm, AuthMode, CheckStatus, Cloud, ConnectorSettings, Credentials,
-    Error, SMTP_SCOPE, Secret, TokenSource, Transience, graph_scope, smtp_scope,
+    Error, SMTP_SCOPE, Secret, TokenSource, Transience,
 };
 use support::*;
 
@@ -33,7 +33,7 @@ async fn client_secret_flow_sends_the_documented_request() {
             then.status(200).json_body(token_body("graph-token", 3599));
         })
         .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     let before = SystemTime::now();
     let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     assert_eq!(token.expose_secret(), "graph-token");
@@ -57,7 +57,7 @@ async fn expires_in_as_a_string_is_accepted() {
             }));
         })
         .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     assert!(token.expires_at() > SystemTime::now() + Duration::from_secs(3500));
 }
@@ -120,7 +120,9 @@ async fn certificate_flow(algorithm: AssertionAlgorithm, key_file: &str) {
         .await;
     let mut settings = certificate_settings(&server, TENANT);
     settings.client_private_key_file = Some(fixture(key_file));
-    let credentials = Credentials::builder(&settings)
+    let credentials = settings
+        .credentials_builder()
+        .unwrap()
         .with_assertion_algorithm(algorithm)
         .build()
         .unwrap();
@@ -176,7 +178,7 @@ async fn each_assertion_is_new() {
             then.status(200).json_body(token_body("t", 3599));
         })
         .await;
-    let credentials = Credentials::from_settings(&certificate_settings(&server, TENANT)).unwrap();
+    let credentials = certificate_settings(&server, TENANT).credentials().unwrap();
     credentials.access_token(GRAPH_SCOPE).await.unwrap();
     credentials.access_token(SMTP_SCOPE).await.unwrap();
     let assertions = assertions.lock().unwrap();
@@ -189,7 +191,7 @@ fn a_certificate_file_without_a_certificate_is_reported_by_setting() {
     let server = MockServer::start();
     let mut settings = certificate_settings(&server, TENANT);
     settings.client_certificate_file = Some(fixture("test-client.key"));
-    let error = Credentials::from_settings(&settings).unwrap_err();
+    let error = settings.credentials().unwrap_err();
     assert!(error.is_auth());
     assert!(
         error.to_string().contains("client_certificate_file"),
@@ -197,7 +199,7 @@ fn a_certificate_file_without_a_certificate_is_reported_by_setting() {
     );
     let mut settings = certificate_settings(&server, TENANT);
     settings.client_private_key_file = Some(fixture("test-client.pem"));
-    let error = Credentials::from_settings(&settings).unwrap_err();
+    let error = settings.credentials().unwrap_err();
     assert!(
         error.to_string().contains("client_private_key_file"),
         "{error}"
@@ -235,8 +237,8 @@ fn each_cloud_has_its_graph_scope_and_login_host() {
         settings.tenant_id = Some(TENANT.into());
         settings.oauth_client_id = Some(CLIENT_ID.into());
         settings.client_secret = Some(SECRET.into());
-        assert_eq!(graph_scope(&settings), scope, "{cloud}");
-        let credentials = Credentials::from_settings(&settings).unwrap();
+        assert_eq!(settings.graph_scope(), scope, "{cloud}");
+        let credentials = settings.credentials().unwrap();
         assert_eq!(
             credentials.token_endpoint().unwrap(),
             format!("{login}/{TENANT}/oauth2/v2.0/token"),
@@ -248,7 +250,7 @@ fn each_cloud_has_its_graph_scope_and_login_host() {
         );
         // A proxy in front of Graph does not change the resource the token is for.
         settings.graph_endpoint = Some("https://graph-proxy.internal.example".into());
-        assert_eq!(graph_scope(&settings), scope, "{cloud}");
+        assert_eq!(settings.graph_scope(), scope, "{cloud}");
     }
 }
 
@@ -271,9 +273,9 @@ async fn each_cloud_requests_its_own_scope() {
                 then.status(200).json_body(token_body("t", 3599));
             })
             .await;
-        let credentials = Credentials::from_settings(&settings).unwrap();
+        let credentials = settings.credentials().unwrap();
         credentials
-            .access_token(&graph_scope(&settings))
+            .access_token(&settings.graph_scope())
             .await
             .unwrap();
         assert_eq!(mock.calls_async().await, 1, "{cloud}");
@@ -284,15 +286,15 @@ async fn each_cloud_requests_its_own_scope() {
 fn scope_overrides_and_smtp_scope() {
     let mut settings = ConnectorSettings::default();
     assert_eq!(
-        smtp_scope(&settings),
+        settings.smtp_scope(),
         "https://outlook.office365.com/.default"
     );
     settings.oauth_scope = Some("https://graph.microsoft.us/.default".into());
     assert_eq!(
-        graph_scope(&settings),
+        settings.graph_scope(),
         "https://graph.microsoft.us/.default"
     );
-    assert_eq!(smtp_scope(&settings), "https://graph.microsoft.us/.default");
+    assert_eq!(settings.smtp_scope(), "https://graph.microsoft.us/.default");
 }
 
 #[tokio::test]
@@ -311,7 +313,7 @@ async fn one_token_request_serves_many_sends_and_scopes_are_cached_apart() {
             then.status(200).json_body(token_body("smtp", 3599));
         })
         .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     for _ in 0..50 {
         let clone = credentials.clone();
         assert_eq!(
@@ -347,7 +349,7 @@ async fn a_thousand_concurrent_callers_cause_one_token_request() {
                 .json_body(token_body("shared", 3599));
         })
         .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
             let credentials = credentials.clone();
@@ -380,7 +382,7 @@ async fn concurrent_callers_share_one_failure() {
             });
         })
         .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     let tasks: Vec<_> = (0..CALLERS)
         .map(|_| {
             let credentials = credentials.clone();
@@ -436,7 +438,7 @@ impl TokenSource for NumberedSource {
 }
 
 fn from_source(source: Arc<dyn TokenSource>) -> mail_connector::CredentialsBuilder {
-    Credentials::builder(&ConnectorSettings::default()).with_token_source(source)
+    Credentials::token_source(source)
 }
 
 #[tokio::test]
@@ -510,7 +512,7 @@ async fn short_lived_tokens_are_reused_although_the_margin_is_longer() {
             then.status(200).json_body(token_body("five-minutes", 300));
         })
         .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     for _ in 0..10 {
         credentials.access_token(GRAPH_SCOPE).await.unwrap();
     }
@@ -534,7 +536,7 @@ async fn refresh_in_hint_triggers_an_early_refresh() {
             });
         })
         .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     credentials.access_token(GRAPH_SCOPE).await.unwrap();
     credentials.access_token(GRAPH_SCOPE).await.unwrap();
     assert_eq!(count.load(Ordering::SeqCst), 2);
@@ -564,7 +566,7 @@ async fn a_failed_refresh_falls_back_to_the_still_valid_token() {
             ]));
         })
         .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     let first = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     let second = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     assert_eq!(second.expose_secret(), first.expose_secret());
@@ -612,7 +614,7 @@ async fn a_refresh_is_one_request_that_does_not_wait_out_retry_after() {
         })
         .await;
     // The default retry policy would retry the 503 three times, a second apart.
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     credentials.access_token(GRAPH_SCOPE).await.unwrap();
     let started = Instant::now();
     let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
@@ -652,7 +654,9 @@ async fn the_cooldown_follows_retry_after_when_the_endpoint_sends_one() {
                 ]));
             })
             .await;
-        let credentials = Credentials::builder(&secret_settings(&server, TENANT))
+        let credentials = secret_settings(&server, TENANT)
+            .credentials_builder()
+            .unwrap()
             .with_refresh_cooldown(cooldown)
             .build()
             .unwrap();
@@ -734,7 +738,7 @@ async fn only_an_expired_token_makes_callers_fail() {
             ]));
         })
         .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     credentials.access_token(GRAPH_SCOPE).await.unwrap();
     let error = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
     assert!(
@@ -753,7 +757,7 @@ async fn invalidation_after_401_refetches_once_for_many_reporters() {
             then.respond_with(responder);
         })
         .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     let rejected = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     assert_eq!(rejected.expose_secret(), "token-1");
 
@@ -800,7 +804,9 @@ async fn throttling_is_retried_after_retry_after_seconds() {
             ]));
         })
         .await;
-    let credentials = Credentials::builder(&secret_settings(&server, TENANT))
+    let credentials = secret_settings(&server, TENANT)
+        .credentials_builder()
+        .unwrap()
         .with_retry_policy(fast_retry(3))
         .build()
         .unwrap();
@@ -824,7 +830,9 @@ async fn unavailable_is_retried_after_fractional_retry_after_until_retries_run_o
             then.status(503).header("retry-after", "0.25").body("busy");
         })
         .await;
-    let credentials = Credentials::builder(&secret_settings(&server, TENANT))
+    let credentials = secret_settings(&server, TENANT)
+        .credentials_builder()
+        .unwrap()
         .with_retry_policy(fast_retry(2))
         .build()
         .unwrap();
@@ -851,7 +859,9 @@ async fn client_errors_are_not_retried() {
                 .json_body(entra_error("invalid_scope", 70_011));
         })
         .await;
-    let credentials = Credentials::builder(&secret_settings(&server, TENANT))
+    let credentials = secret_settings(&server, TENANT)
+        .credentials_builder()
+        .unwrap()
         .with_retry_policy(fast_retry(5))
         .build()
         .unwrap();
@@ -926,7 +936,9 @@ async fn entra_errors_name_the_setup_step_and_setting() {
                 then.status(*status).json_body(entra_error(error, *code));
             })
             .await;
-        let credentials = Credentials::builder(&secret_settings(&server, &tenant))
+        let credentials = secret_settings(&server, &tenant)
+            .credentials_builder()
+            .unwrap()
             .with_retry_policy(fast_retry(0))
             .build()
             .unwrap();
@@ -969,7 +981,9 @@ async fn entra_errors_name_the_setup_step_and_setting() {
             );
         })
         .await;
-    let credentials = Credentials::builder(&secret_settings(&server, tenant))
+    let credentials = secret_settings(&server, tenant)
+        .credentials_builder()
+        .unwrap()
         .with_retry_policy(fast_retry(0))
         .build()
         .unwrap();
@@ -994,7 +1008,9 @@ async fn entra_errors_name_the_setup_step_and_setting() {
                 then.status(400).json_body(entra_error(error, *code));
             })
             .await;
-        let credentials = Credentials::builder(&secret_settings(&server, &tenant))
+        let credentials = secret_settings(&server, &tenant)
+            .credentials_builder()
+            .unwrap()
             .with_retry_policy(fast_retry(0))
             .build()
             .unwrap();
@@ -1024,7 +1040,9 @@ async fn entra_errors_marked_transient_are_retried() {
                 ]));
             })
             .await;
-        let credentials = Credentials::builder(&secret_settings(&server, TENANT))
+        let credentials = secret_settings(&server, TENANT)
+            .credentials_builder()
+            .unwrap()
             .with_retry_policy(fast_retry(3))
             .build()
             .unwrap();
@@ -1048,7 +1066,9 @@ async fn an_unreachable_login_host_is_transient_with_a_connectivity_remedy() {
         .port();
     let mut settings = secret_settings(&MockServer::start_async().await, TENANT);
     settings.authority_host = Some(format!("http://127.0.0.1:{port}"));
-    let credentials = Credentials::builder(&settings)
+    let credentials = settings
+        .credentials_builder()
+        .unwrap()
         .with_retry_policy(fast_retry(1))
         .build()
         .unwrap();
@@ -1069,7 +1089,7 @@ async fn a_response_that_is_not_a_token_is_reported_without_its_body() {
                 .body("<html>proxy login page secret-ish</html>");
         })
         .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     let error = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
     assert!(!error.to_string().contains("secret-ish"), "{error}");
     assert!(
@@ -1091,7 +1111,7 @@ async fn check_with_roles(roles: &[&str], expires: Option<&str>) -> Vec<mail_con
         .await;
     let mut settings = secret_settings(&server, TENANT);
     settings.client_secret_expires = expires.map(|e| e.parse().unwrap());
-    let credentials = Credentials::from_settings(&settings).unwrap();
+    let credentials = settings.credentials().unwrap();
     let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     let claims = token.claims().unwrap();
     assert_eq!(claims.tid.as_deref(), Some(TENANT));
@@ -1159,7 +1179,7 @@ async fn check_reports_a_failed_token_step() {
                 .json_body(entra_error("invalid_client", 7_000_215));
         })
         .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     let steps = credentials.check_steps(GRAPH_SCOPE, &["Mail.Send"]).await;
     assert_eq!(steps[0].name, "token");
     assert_eq!(steps[0].status, CheckStatus::Failed);
@@ -1178,7 +1198,7 @@ async fn basic_and_anonymous_credentials() {
     settings.auth_mode = Some(AuthMode::Basic);
     settings.user_name = Some("relay@contoso.com".into());
     settings.password = Some(Secret::new("hunter2-password"));
-    let basic = Credentials::from_settings(&settings).unwrap();
+    let basic = settings.credentials().unwrap();
     assert!(!basic.is_oauth());
     let (user, password) = basic.user_password().unwrap();
     assert_eq!(
@@ -1193,11 +1213,11 @@ async fn basic_and_anonymous_credentials() {
     );
 
     settings.password = None;
-    let error = Credentials::from_settings(&settings).unwrap_err();
+    let error = settings.credentials().unwrap_err();
     assert!(error.to_string().contains("`password`"), "{error}");
 
     settings.auth_mode = Some(AuthMode::None);
-    let anonymous = Credentials::from_settings(&settings).unwrap();
+    let anonymous = settings.credentials().unwrap();
     assert!(anonymous.user_password().is_none() && !anonymous.is_oauth());
 }
 
@@ -1213,7 +1233,7 @@ fn oauth_needs_a_secret_or_both_certificate_files() {
             && error.contains("`client_private_key_file`"),
         "{error}"
     );
-    assert!(Credentials::from_settings(&settings).is_err());
+    assert!(settings.credentials().is_err());
 
     settings.client_certificate_file = Some(fixture("test-client.pem"));
     let error = settings.validate().unwrap_err().to_string();
@@ -1304,15 +1324,15 @@ async fn no_secret_is_ever_printed() {
 
     let mut printed = Vec::new();
     let secret = secret_settings(&server, TENANT);
-    let with_secret = Credentials::from_settings(&secret).unwrap();
+    let with_secret = secret.credentials().unwrap();
     let token = with_secret.access_token(GRAPH_SCOPE).await.unwrap();
-    let certificate = Credentials::from_settings(&certificate_settings(&server, TENANT)).unwrap();
+    let certificate = certificate_settings(&server, TENANT).credentials().unwrap();
     let mut basic_settings = ConnectorSettings::default();
     basic_settings.auth_mode = Some(AuthMode::Basic);
     basic_settings.user_name = Some("relay@contoso.com".into());
     basic_settings.password = Some(PASSWORD.into());
-    let basic = Credentials::from_settings(&basic_settings).unwrap();
-    let builder = Credentials::builder(&secret);
+    let basic = basic_settings.credentials().unwrap();
+    let builder = secret.credentials_builder().unwrap();
     printed.push(format!("{builder:?}"));
     for value in [&with_secret, &certificate, &basic] {
         printed.push(format!("{value:?} {value:#?}"));
@@ -1324,11 +1344,15 @@ async fn no_secret_is_ever_printed() {
 
     // Errors: refused (the request carried the secret), refused with a certificate
     // (it carried an assertion), unreachable, not a token, a bad key file.
-    let refused = Credentials::builder(&secret_settings(&server, "refused.example.org"))
+    let refused = secret_settings(&server, "refused.example.org")
+        .credentials_builder()
+        .unwrap()
         .with_retry_policy(fast_retry(0))
         .build()
         .unwrap();
-    let cert_refused = Credentials::builder(&certificate_settings(&server, "refused.example.org"))
+    let cert_refused = certificate_settings(&server, "refused.example.org")
+        .credentials_builder()
+        .unwrap()
         .with_retry_policy(fast_retry(0))
         .build()
         .unwrap();
@@ -1339,10 +1363,12 @@ async fn no_secret_is_ever_printed() {
     ];
     let mut bad_key = certificate_settings(&server, TENANT);
     bad_key.client_private_key_file = Some(fixture("test-client.pem"));
-    errors.push(Credentials::from_settings(&bad_key).unwrap_err());
+    errors.push(bad_key.credentials().unwrap_err());
     let mut unreachable = secret_settings(&server, TENANT);
     unreachable.authority_host = Some("http://127.0.0.1:9".into());
-    let unreachable = Credentials::builder(&unreachable)
+    let unreachable = unreachable
+        .credentials_builder()
+        .unwrap()
         .with_retry_policy(fast_retry(0))
         .build()
         .unwrap();
@@ -1464,7 +1490,7 @@ async fn a_cancelled_fetch_neither_strands_waiters_nor_breaks_later_calls() {
             then.status(200).json_body(token_body("fresh", 3599));
         })
         .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
 
     let fetcher = {
         let credentials = credentials.clone();
@@ -1591,7 +1617,7 @@ async fn logs_never_hold_the_client_secret_or_the_token() {
             ]));
         })
         .await;
-    let credentials = Credentials::from_settings(&secret_settings(&server, TENANT)).unwrap();
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     // A successful fetch, then a refresh that fails and falls back to the same token.
     let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     assert_eq!(token.expose_secret(), TOKEN);

@@ -41,7 +41,8 @@ fn mock_token<'a>(server: &'a MockServer, token: &str) -> Mock<'a> {
 }
 
 fn transport(settings: &ConnectorSettings) -> GraphTransport {
-    GraphTransport::builder(settings)
+    settings
+        .graph_builder()
         .unwrap()
         .retry_policy(fast_retry(3))
         .build()
@@ -230,7 +231,8 @@ async fn throttling_past_the_deadline_gives_up_saying_not_sent() {
             .header("request-id", "req-429")
             .json_body(graph_error("TooManyRequests", "Please retry again later."));
     });
-    let graph = GraphTransport::builder(&settings(&server))
+    let graph = settings(&server)
+        .graph_builder()
         .unwrap()
         .retry_policy(fast_retry(5))
         .send_deadline(Duration::from_secs(2))
@@ -355,7 +357,8 @@ async fn a_timeout_after_the_request_was_written_is_uncertain() {
         when.method(POST).path(SEND_PATH);
         then.status(202).delay(Duration::from_secs(3));
     });
-    let graph = GraphTransport::builder(&settings(&server))
+    let graph = settings(&server)
+        .graph_builder()
         .unwrap()
         .request_timeout(Duration::from_millis(300))
         .retry_policy(fast_retry(3))
@@ -1018,7 +1021,8 @@ async fn a_draft_send_throttled_past_the_deadline_is_not_sent_and_the_draft_dele
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
     let (send, delete) = draft_mocks(&server, 429, Some("30"));
-    let graph = GraphTransport::builder(&settings(&server))
+    let graph = settings(&server)
+        .graph_builder()
         .unwrap()
         .retry_policy(fast_retry(3))
         .send_deadline(Duration::from_secs(2))
@@ -1045,7 +1049,8 @@ async fn a_slow_login_host_cannot_overrun_the_send_deadline() {
         when.method(POST).path(SEND_PATH);
         then.status(202);
     });
-    let graph = GraphTransport::builder(&settings(&server))
+    let graph = settings(&server)
+        .graph_builder()
         .unwrap()
         .send_deadline(Duration::from_millis(800))
         .build()

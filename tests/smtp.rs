@@ -1016,7 +1016,13 @@ async fn oauth_over_smtp_from_settings_uses_the_credentials_provider() {
         .unwrap();
     token_mock.assert_calls(2);
     assert_eq!(server.messages().len(), 2);
-    let printed = format!("{:?}", SmtpTransport::from_settings(&settings).unwrap());
+    let printed = format!(
+        "{:?}",
+        settings
+            .smtp_builder()
+            .and_then(SmtpTransportBuilder::build)
+            .unwrap()
+    );
     assert!(
         !printed.contains(support::SECRET) && !printed.contains("token-2"),
         "{printed}"
@@ -1044,8 +1050,11 @@ async fn secrets_never_appear_in_debug_or_errors() {
     .await;
     let mut settings = basic_settings(&server);
     settings.password = Some(Secret::new(password));
-    let basic_builder = SmtpTransportBuilder::from_settings(&settings);
-    let basic = SmtpTransport::from_settings(&settings).unwrap();
+    let basic_builder = settings.smtp_builder().unwrap();
+    let basic = settings
+        .smtp_builder()
+        .and_then(SmtpTransportBuilder::build)
+        .unwrap();
     let basic_error = basic
         .send(&simple_email("ann@example.org"))
         .await
@@ -1053,7 +1062,10 @@ async fn secrets_never_appear_in_debug_or_errors() {
     let basic_report = basic.check().await.unwrap();
     let mut login_settings = basic_settings(&login_server);
     login_settings.password = Some(Secret::new(password));
-    let login = SmtpTransport::from_settings(&login_settings).unwrap();
+    let login = login_settings
+        .smtp_builder()
+        .and_then(SmtpTransportBuilder::build)
+        .unwrap();
     let login_error = login
         .send(&simple_email("ann@example.org"))
         .await

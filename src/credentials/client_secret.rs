@@ -11,7 +11,7 @@ use crate::secret::Secret;
 /// Fetches tokens from Entra ID with an app registration's client secret
 /// (`grant_type=client_credentials`, `client_id`, `client_secret`, `scope`).
 ///
-/// Usually made by [`Credentials::from_settings`](crate::Credentials::from_settings); `Debug`
+/// Made by [`Credentials::client_secret`](crate::Credentials::client_secret); `Debug`
 /// shows the endpoint and client id, never the secret.
 #[derive(Debug, Clone)]
 pub struct ClientSecretCredential {

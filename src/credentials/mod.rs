@@ -50,9 +50,9 @@
 //!     client_secret = "value-from-the-portal"
 //!     client_secret_expires = "2027-01-31"
 //! "#)?;
-//! let credentials = Credentials::from_settings(&settings)?;
+//! let credentials = settings.credentials()?;
 //! assert!(credentials.is_oauth());
-//! assert_eq!(mail_connector::graph_scope(&settings), "https://graph.microsoft.com/.default");
+//! assert_eq!(settings.graph_scope(), "https://graph.microsoft.com/.default");
 //! assert!(!format!("{credentials:?}").contains("value-from-the-portal"));
 //! # Ok::<(), mail_connector::Error>(())
 //! ```
@@ -71,9 +71,15 @@
 //! (`temporarily_unavailable`, tenant throttling) are retried, waiting at least its
 //! `Retry-After`.
 //!
-//! Callers that waited for a fetch that failed get a copy of its error: the same variant,
-//! fields, [`Error::is_auth`] and [`Error::remedy`] as the fetching caller (an
-//! [`Error::Io`] keeps its kind and message, not its source chain).
+//! Callers that waited for a fetch that failed get a clone of its error: the same variant,
+//! fields, source chain, [`Error::is_auth`] and [`Error::remedy`] as the fetching caller.
+//!
+//! # Standing alone
+//!
+//! [`Credentials::client_secret`], [`Credentials::client_certificate`] and
+//! [`Credentials::token_source`] build OAuth credentials from their own arguments;
+//! [`ConnectorSettings::credentials`](crate::ConnectorSettings::credentials) maps the admin
+//! screen onto them. This module never reads the settings.
 
 mod cache;
 mod certificate;
@@ -84,6 +90,7 @@ mod entra_error;
 mod source;
 mod token;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -97,10 +104,11 @@ pub use source::TokenSource;
 pub use token::AccessToken;
 
 use crate::error::{Error, Result};
+use crate::expiry::ExpiryDate;
 use crate::http::{HttpOptions, http_client};
+use crate::net::https_url;
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
-use crate::settings::{AuthMode, ConnectorSettings, ExpiryDate, non_blank};
 use crate::transport::CheckStep;
 use cache::TokenCache;
 use endpoint::{TokenEndpoint, token_endpoint_url};
@@ -120,32 +128,8 @@ pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// the next attempt (when the token endpoint sent no `Retry-After`).
 const DEFAULT_REFRESH_COOLDOWN: Duration = Duration::from_secs(30);
 
-/// The scope for Microsoft Graph tokens: `oauth_scope` when set, otherwise the cloud's Graph
-/// resource with `/.default` (e.g. `https://graph.microsoft.us/.default` for `us-gov`).
-///
-/// Overriding `graph_endpoint` does not change it: a proxy or test server in front of Graph
-/// still needs tokens for Graph itself.
-#[must_use]
-pub fn graph_scope(settings: &ConnectorSettings) -> String {
-    explicit_scope(settings)
-        .unwrap_or_else(|| format!("{}{GRAPH_SCOPE_SUFFIX}", settings.cloud.graph_endpoint()))
-}
-
-/// The scope for SMTP XOAUTH2 tokens: `oauth_scope` when set, otherwise [`SMTP_SCOPE`].
-/// (Exchange's resource in national clouds is not documented; set `oauth_scope` there.)
-#[must_use]
-pub fn smtp_scope(settings: &ConnectorSettings) -> String {
-    explicit_scope(settings).unwrap_or_else(|| SMTP_SCOPE.to_owned())
-}
-
-fn explicit_scope(settings: &ConnectorSettings) -> Option<String> {
-    settings
-        .oauth_scope
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-}
+/// The login host of Microsoft Entra ID in the global cloud.
+pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
 
 /// The connector's credentials: OAuth tokens, a user name and password, or nothing.
 ///
@@ -177,22 +161,108 @@ struct OAuth {
     secret_expires: Option<ExpiryDate>,
 }
 
-/// Configures [`Credentials`] beyond the settings: refresh margin, retries, cache store,
-/// assertion algorithm, HTTP client. Made by [`Credentials::builder`].
+impl OAuth {
+    fn from_source(
+        source: Arc<dyn TokenSource>,
+        cache: TokenCache,
+        tenant_id: Option<String>,
+        client_id: Option<String>,
+    ) -> Self {
+        let key_prefix = format!(
+            "token-source|{}|{}|",
+            tenant_id.as_deref().unwrap_or(""),
+            client_id.as_deref().unwrap_or("")
+        );
+        Self {
+            source: Arc::new(CustomSource(source)),
+            cache,
+            key_prefix,
+            authority_host: None,
+            tenant_id,
+            client_id,
+            token_endpoint: None,
+            uses_certificate: false,
+            secret_expires: None,
+        }
+    }
+}
+
+/// How the app proves who it is.
+#[derive(Debug)]
+enum AppCredential {
+    Secret(Secret),
+    Certificate {
+        certificate_file: PathBuf,
+        private_key_file: PathBuf,
+    },
+    Source(Arc<dyn TokenSource>),
+}
+
+/// Builds OAuth [`Credentials`]: made by [`Credentials::client_secret`],
+/// [`Credentials::client_certificate`] or [`Credentials::token_source`], then configured
+/// (login host, refresh margin, retries, cache store, HTTP client) and [built](Self::build).
 #[must_use]
 #[derive(Debug)]
 pub struct CredentialsBuilder {
-    settings: ConnectorSettings,
+    tenant_id: String,
+    client_id: String,
+    credential: AppCredential,
+    authority_host: String,
+    tls_ca_file: Option<PathBuf>,
+    secret_expires: Option<ExpiryDate>,
     refresh_margin: Duration,
     retry: RetryPolicy,
     store: Option<Arc<dyn TokenCacheStore>>,
     algorithm: AssertionAlgorithm,
     http_client: Option<reqwest::Client>,
-    source: Option<Arc<dyn TokenSource>>,
     refresh_cooldown: Duration,
 }
 
 impl CredentialsBuilder {
+    fn new(tenant_id: String, client_id: String, credential: AppCredential) -> Self {
+        Self {
+            tenant_id,
+            client_id,
+            credential,
+            authority_host: DEFAULT_AUTHORITY_HOST.to_owned(),
+            tls_ca_file: None,
+            secret_expires: None,
+            refresh_margin: DEFAULT_REFRESH_MARGIN,
+            retry: RetryPolicy::default(),
+            store: None,
+            algorithm: AssertionAlgorithm::default(),
+            http_client: None,
+            refresh_cooldown: DEFAULT_REFRESH_COOLDOWN,
+        }
+    }
+
+    /// The login host (default [`DEFAULT_AUTHORITY_HOST`]); a national cloud's, a proxy's or
+    /// a test server's. `https`, or plain `http` for localhost only.
+    pub fn with_authority_host(mut self, host: impl Into<String>) -> Self {
+        self.authority_host = host.into();
+        self
+    }
+
+    /// Trust the root certificates in this PEM file too, for the login host.
+    pub fn with_tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
+        self
+    }
+
+    /// When the client secret expires, so that `check` warns 30 days ahead.
+    pub fn with_secret_expiry(mut self, date: ExpiryDate) -> Self {
+        self.secret_expires = Some(date);
+        self
+    }
+
+    /// Name the app this token source signs in as: the tenant and client id name the cache
+    /// entry and the admin-consent URL. Already set for a secret or a certificate.
+    pub fn with_app(mut self, tenant_id: impl Into<String>, client_id: impl Into<String>) -> Self {
+        self.tenant_id = tenant_id.into();
+        self.client_id = client_id.into();
+        self
+    }
+
     /// Refresh cached tokens this long before they expire (default 5 minutes).
     pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
@@ -226,134 +296,81 @@ impl CredentialsBuilder {
         self
     }
 
-    /// Use this HTTP client for the token endpoint instead of one made from the settings
-    /// (`tls_ca_file`). Use it to share a connection pool or add a proxy.
+    /// Use this HTTP client for the token endpoint instead of one of its own (which trusts
+    /// [`with_tls_ca_file`](Self::with_tls_ca_file)). Use it to share a connection pool or add a
+    /// proxy.
     pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
     }
 
-    /// Take tokens from `source` instead of the client secret or certificate in the
-    /// settings; the tenant and client id still name the cache entry and the consent URL.
-    pub fn with_token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
-        self.source = Some(source);
-        self
-    }
-
-    /// Makes the credentials the settings' `auth_mode` describes.
+    /// Makes the credentials.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSettings`] when a field the mode needs is missing;
-    /// [`Error::Io`] / [`Error::InvalidCredential`] when a certificate or key file cannot be
-    /// read or used; [`Error::InvalidSettings`] naming `tls_ca_file` when it is unusable.
+    /// [`Error::InvalidSettings`] naming `tenant_id`, `oauth_client_id`, `client_secret` or
+    /// `authority_host` when one is missing or unusable; [`Error::Io`] /
+    /// [`Error::InvalidCredential`] when a certificate or key file cannot be read or used;
+    /// [`Error::InvalidSettings`] naming `tls_ca_file` when it is unusable.
     pub fn build(self) -> Result<Credentials> {
-        let settings = &self.settings;
-        let inner = match settings.auth_mode {
-            Some(AuthMode::OAuth) => Inner::OAuth(self.oauth()?),
-            Some(AuthMode::Basic) => {
-                let user_name = non_blank(settings.user_name.as_deref());
-                let password = settings.password.clone().filter(|p| !p.is_empty());
-                match (user_name, password) {
-                    (Some(user_name), Some(password)) => Inner::Basic {
-                        user_name: user_name.to_owned(),
-                        password,
-                    },
-                    (user_name, _) => {
-                        return Err(missing(if user_name.is_none() {
-                            (
-                                "user_name",
-                                "User Name (`user_name`) is required when Authentication Mode is Basic",
-                            )
-                        } else {
-                            (
-                                "password",
-                                "Password (`password`) is required when Authentication Mode is Basic",
-                            )
-                        }));
-                    }
-                }
-            }
-            Some(AuthMode::None) => Inner::Anonymous,
-            None if self.source.is_some() => Inner::OAuth(self.oauth()?),
-            None => {
-                return Err(missing((
-                    "auth_mode",
-                    "Authentication Mode (`auth_mode`) is required: choose `oauth`, `basic` or `none`",
-                )));
-            }
-        };
+        let oauth = self.oauth()?;
         Ok(Credentials {
-            inner: Arc::new(inner),
+            inner: Arc::new(Inner::OAuth(oauth)),
         })
     }
 
     fn oauth(self) -> Result<OAuth> {
-        let settings = &self.settings;
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(InMemoryTokenCache::new()));
         let cache = TokenCache::new(store, self.refresh_margin, self.refresh_cooldown);
-        let authority_host = settings.authority_host().to_owned();
-        let tenant_id = non_blank(settings.tenant_id.as_deref()).map(str::to_owned);
-        let client_id = non_blank(settings.oauth_client_id.as_deref()).map(str::to_owned);
-        if let Some(source) = self.source {
-            let key_prefix = format!(
-                "token-source|{}|{}|",
-                tenant_id.as_deref().unwrap_or(""),
-                client_id.as_deref().unwrap_or("")
-            );
-            return Ok(OAuth {
-                source: Arc::new(CustomSource(source)),
-                cache,
-                key_prefix,
-                authority_host: None,
-                tenant_id,
-                client_id,
-                token_endpoint: None,
-                uses_certificate: false,
-                secret_expires: None,
-            });
-        }
+        let tenant_id = non_blank(&self.tenant_id);
+        let client_id = non_blank(&self.client_id);
+        let secret = match self.credential {
+            AppCredential::Source(source) => {
+                return Ok(OAuth::from_source(source, cache, tenant_id, client_id));
+            }
+            other => other,
+        };
         let (Some(tenant), Some(client)) = (tenant_id.clone(), client_id.clone()) else {
-            return Err(missing(if tenant_id.is_none() {
-                (
+            return Err(if tenant_id.is_none() {
+                Error::settings(
                     "tenant_id",
-                    "Tenant ID (`tenant_id`) is required when Authentication Mode is OAuth: copy the Directory (tenant) ID from the app registration's Overview page",
+                    "Tenant ID (`tenant_id`) is required for OAuth: copy the Directory (tenant) ID from the app registration's Overview page",
                 )
             } else {
-                (
+                Error::settings(
                     "oauth_client_id",
-                    "OAuth Client ID (`oauth_client_id`) is required when Authentication Mode is OAuth: copy the Application (client) ID from the app registration's Overview page",
+                    "OAuth Client ID (`oauth_client_id`) is required for OAuth: copy the Application (client) ID from the app registration's Overview page",
                 )
-            }));
+            });
         };
+        let authority_host = https_url("authority_host", "Authority host", &self.authority_host)?;
+        let authority_host = authority_host.as_str().trim_end_matches('/').to_owned();
         let http = match self.http_client {
             Some(client) => client,
             None => http_client(&HttpOptions {
-                tls_ca_file: settings.tls_ca_file.clone(),
+                tls_ca_file: self.tls_ca_file.clone(),
                 ..HttpOptions::default()
             })?,
         };
         let url = token_endpoint_url(&authority_host, &tenant);
         let endpoint = TokenEndpoint::new(url.clone(), http, self.retry);
-        let secret = settings.client_secret.clone().filter(|s| !s.is_empty());
-        let (source, uses_certificate): (Arc<dyn Fetch>, bool) = match (
-            secret,
-            &settings.client_certificate_file,
-            &settings.client_private_key_file,
-        ) {
-            (_, Some(cert), Some(key)) => (
+        let (source, uses_certificate): (Arc<dyn Fetch>, bool) = match secret {
+            AppCredential::Certificate {
+                certificate_file,
+                private_key_file,
+            } => (
                 Arc::new(ClientCertificateCredential::from_pem_files(
                     endpoint,
                     client.clone(),
-                    cert,
-                    key,
+                    &certificate_file,
+                    &private_key_file,
                     self.algorithm,
                 )?),
                 true,
             ),
-            (Some(secret), _, _) => (
+            AppCredential::Secret(secret) if !secret.is_empty() => (
                 Arc::new(ClientSecretCredential::new(
                     endpoint,
                     client.clone(),
@@ -361,11 +378,11 @@ impl CredentialsBuilder {
                 )),
                 false,
             ),
-            _ => {
-                return Err(missing((
+            AppCredential::Secret(_) | AppCredential::Source(_) => {
+                return Err(Error::settings(
                     "client_secret",
                     "OAuth needs a credential: set `client_secret` (the secret's Value), or both `client_certificate_file` and `client_private_key_file`",
-                )));
+                ));
             }
         };
         Ok(OAuth {
@@ -377,54 +394,120 @@ impl CredentialsBuilder {
             client_id: Some(client),
             token_endpoint: Some(url),
             uses_certificate,
-            secret_expires: settings.client_secret_expires,
+            secret_expires: self.secret_expires,
         })
     }
 }
 
-fn missing((field, message): (&str, &str)) -> Error {
-    Error::settings(field, message)
+/// The trimmed value, or `None` when it is blank.
+fn non_blank(value: &str) -> Option<String> {
+    Some(value.trim())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 impl Credentials {
-    /// The credentials the admin-screen settings describe: `auth_mode = "oauth"` → the
-    /// client-secret or certificate flow, `basic` → `user_name` + `password`, `none` →
-    /// anonymous.
+    /// OAuth credentials of an app registration with a client secret: the
+    /// *Directory (tenant) ID* (or the tenant's domain), the *Application (client) ID* and the
+    /// secret's **Value**.
     ///
-    /// # Errors
+    /// ```
+    /// use mail_connector::{Credentials, Secret};
     ///
-    /// As [`CredentialsBuilder::build`].
-    pub fn from_settings(settings: &ConnectorSettings) -> Result<Self> {
-        Self::builder(settings).build()
+    /// let credentials = Credentials::client_secret(
+    ///     "contoso.onmicrosoft.com",
+    ///     "00000000-0000-0000-0000-000000000001",
+    ///     Secret::new("value-from-the-portal"),
+    /// )
+    /// .build()?;
+    /// assert!(credentials.is_oauth());
+    /// assert!(!format!("{credentials:?}").contains("value-from-the-portal"));
+    /// # Ok::<(), mail_connector::Error>(())
+    /// ```
+    pub fn client_secret(
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        secret: Secret,
+    ) -> CredentialsBuilder {
+        CredentialsBuilder::new(
+            tenant_id.into(),
+            client_id.into(),
+            AppCredential::Secret(secret),
+        )
     }
 
-    /// A builder starting from `settings`, for the refresh margin, retry policy, cache store
-    /// and HTTP client.
-    pub fn builder(settings: &ConnectorSettings) -> CredentialsBuilder {
-        CredentialsBuilder {
-            settings: settings.clone(),
-            refresh_margin: DEFAULT_REFRESH_MARGIN,
-            retry: RetryPolicy::default(),
-            store: None,
-            algorithm: AssertionAlgorithm::default(),
-            http_client: None,
-            source: None,
-            refresh_cooldown: DEFAULT_REFRESH_COOLDOWN,
+    /// OAuth credentials of an app registration with a certificate: the PEM certificate
+    /// uploaded to the app registration and its PEM private key (PKCS#8 or PKCS#1 RSA). Each
+    /// token request carries a fresh signed assertion.
+    pub fn client_certificate(
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        certificate_file: impl Into<PathBuf>,
+        private_key_file: impl Into<PathBuf>,
+    ) -> CredentialsBuilder {
+        CredentialsBuilder::new(
+            tenant_id.into(),
+            client_id.into(),
+            AppCredential::Certificate {
+                certificate_file: certificate_file.into(),
+                private_key_file: private_key_file.into(),
+            },
+        )
+    }
+
+    /// OAuth credentials whose tokens come from `source` (a workload identity, a managed
+    /// identity, a test), cached like any other; configure the cache with the builder.
+    pub fn token_source(source: Arc<dyn TokenSource>) -> CredentialsBuilder {
+        CredentialsBuilder::new(String::new(), String::new(), AppCredential::Source(source))
+    }
+
+    /// OAuth credentials whose tokens come from `source`, with the default cache.
+    #[must_use]
+    pub fn from_token_source(source: impl TokenSource + 'static) -> Self {
+        let cache = TokenCache::new(
+            Arc::new(InMemoryTokenCache::new()),
+            DEFAULT_REFRESH_MARGIN,
+            DEFAULT_REFRESH_COOLDOWN,
+        );
+        let oauth = OAuth::from_source(Arc::new(source), cache, None, None);
+        Self {
+            inner: Arc::new(Inner::OAuth(oauth)),
         }
     }
 
-    /// OAuth credentials whose tokens come from `source` (workload identity, managed
-    /// identity, tests), cached like any other.
+    /// A user name and password, for SMTP basic authentication.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] naming `user_name` or `password` when it is empty.
+    pub fn basic(user_name: impl Into<String>, password: Secret) -> Result<Self> {
+        let user_name = user_name.into().trim().to_owned();
+        if user_name.is_empty() {
+            return Err(Error::settings(
+                "user_name",
+                "User Name (`user_name`) is required when Authentication Mode is Basic",
+            ));
+        }
+        if password.is_empty() {
+            return Err(Error::settings(
+                "password",
+                "Password (`password`) is required when Authentication Mode is Basic",
+            ));
+        }
+        Ok(Self {
+            inner: Arc::new(Inner::Basic {
+                user_name,
+                password,
+            }),
+        })
+    }
+
+    /// No credentials: an anonymous SMTP relay.
     #[must_use]
-    pub fn from_token_source(source: impl TokenSource + 'static) -> Self {
-        let settings = ConnectorSettings {
-            auth_mode: Some(AuthMode::OAuth),
-            ..ConnectorSettings::default()
-        };
-        Self::builder(&settings)
-            .with_token_source(Arc::new(source))
-            .build()
-            .expect("a token source needs no other setting")
+    pub fn anonymous() -> Self {
+        Self {
+            inner: Arc::new(Inner::Anonymous),
+        }
     }
 
     /// Whether these are OAuth credentials (tokens rather than a password).
@@ -464,7 +547,8 @@ impl Credentials {
     }
 
     /// A cached or freshly fetched access token for `scope`, e.g.
-    /// `https://graph.microsoft.com/.default` ([`graph_scope`]) or [`SMTP_SCOPE`].
+    /// `https://graph.microsoft.com/.default` (see
+    /// [`ConnectorSettings::graph_scope`](crate::ConnectorSettings::graph_scope)) or [`SMTP_SCOPE`].
     ///
     /// # Errors
     ///
@@ -473,10 +557,10 @@ impl Credentials {
     /// [`Error::InvalidSettings`] naming `auth_mode` for Basic or anonymous credentials.
     pub async fn access_token(&self, scope: &str) -> Result<AccessToken> {
         let Inner::OAuth(oauth) = &*self.inner else {
-            return Err(missing((
+            return Err(Error::settings(
                 "auth_mode",
                 "access tokens need Authentication Mode OAuth (`auth_mode = \"oauth\"`)",
-            )));
+            ));
         };
         let key = format!("{}{scope}", oauth.key_prefix);
         oauth
@@ -504,7 +588,7 @@ impl Credentials {
         let host = oauth
             .authority_host
             .as_deref()
-            .unwrap_or(crate::settings::Cloud::Global.authority_host());
+            .unwrap_or(DEFAULT_AUTHORITY_HOST);
         Some(format!(
             "{host}/{}/adminconsent?client_id={}",
             oauth.tenant_id.as_deref()?,

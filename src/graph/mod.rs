@@ -72,12 +72,12 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::credentials::{Credentials, graph_scope};
+use crate::credentials::Credentials;
 use crate::error::{Delivery, Error, Result};
 use crate::http::{HttpOptions, http_client};
 use crate::message::{Attachment, AttachmentContent, Email, Mailbox};
+use crate::net::https_url;
 use crate::retry::RetryPolicy;
-use crate::settings::ConnectorSettings;
 use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport, SentMessage};
 
 use client::{GraphClient, GraphRequest, Repeat};
@@ -86,6 +86,11 @@ use request::{
     AttachmentItem, CreateUploadSession, CreatedMessage, FileAttachment, SendMail, UploadProgress,
     UploadSession, base64_len,
 };
+
+/// Microsoft Graph in the global cloud.
+pub const DEFAULT_ENDPOINT: &str = "https://graph.microsoft.com";
+/// The token scope for Microsoft Graph in the global cloud.
+pub const DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
 
 /// The largest attachment Graph takes inline (in `sendMail` or `POST …/attachments`).
 const INLINE_ATTACHMENT_LIMIT: u64 = 3 * 1024 * 1024;
@@ -100,11 +105,17 @@ pub const UPLOAD_CHUNK_SIZE: usize = 10 * 320 * 1024;
 /// concurrency limit and the token cache.
 ///
 /// ```no_run
-/// use mail_connector::{ConnectorSettings, Email, GraphTransport, MailTransport};
+/// use mail_connector::{Credentials, Email, GraphTransport, Mailbox, MailTransport, Secret};
 ///
 /// # async fn demo() -> mail_connector::Result<()> {
-/// let settings = ConnectorSettings::from_env()?; // MAIL_CONNECTOR_AUTH_MODE=oauth, …
-/// let graph = GraphTransport::builder(&settings)?.max_concurrency(2).build()?;
+/// let credentials = Credentials::client_secret(
+///     "contoso.onmicrosoft.com",
+///     "00000000-0000-0000-0000-000000000001",
+///     Secret::new(std::env::var("CLIENT_SECRET").unwrap_or_default()),
+/// )
+/// .build()?;
+/// let mailbox = Mailbox::parse("no-reply@contoso.com")?;
+/// let graph = GraphTransport::builder(mailbox, credentials).max_concurrency(2).build()?;
 /// let email = Email::builder().to("ann@example.org").subject("Hi").text("Hello").build()?;
 /// graph.send(&email).await?;
 /// # Ok(())
@@ -113,7 +124,8 @@ pub const UPLOAD_CHUNK_SIZE: usize = 10 * 320 * 1024;
 #[derive(Debug, Clone)]
 pub struct GraphTransport {
     client: GraphClient,
-    endpoint: String,
+    /// The Graph endpoint, parsed once; each request URL extends its path.
+    endpoint: url::Url,
     mailbox: Mailbox,
     save_to_sent_items: bool,
     allow_send_as: bool,
@@ -138,40 +150,22 @@ pub struct GraphTransportBuilder {
 }
 
 impl GraphTransport {
-    /// A builder from the settings: `user_name`, the app registration, `cloud` or
-    /// `graph_endpoint`, `tls_ca_file`, `save_to_sent_items` and `allow_send_as`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidSettings`] when the settings are incomplete for OAuth, or the
-    /// credentials cannot be loaded.
-    pub fn builder(settings: &ConnectorSettings) -> Result<GraphTransportBuilder> {
-        settings.validate()?;
-        Ok(GraphTransportBuilder {
-            credentials: Credentials::from_settings(settings)?,
-            scope: graph_scope(settings),
-            endpoint: settings.graph_endpoint().to_owned(),
-            mailbox: settings.sender()?,
-            http: HttpOptions {
-                tls_ca_file: settings.tls_ca_file.clone(),
-                ..HttpOptions::default()
-            },
+    /// A builder for sending as `mailbox` (a licensed user or shared mailbox) with the
+    /// tokens of `credentials` (whose app needs the `Mail.Send` application permission).
+    pub fn builder(mailbox: Mailbox, credentials: Credentials) -> GraphTransportBuilder {
+        GraphTransportBuilder {
+            credentials,
+            scope: DEFAULT_SCOPE.to_owned(),
+            endpoint: DEFAULT_ENDPOINT.to_owned(),
+            mailbox,
+            http: HttpOptions::default(),
             http_client: None,
             max_concurrency: 4,
             retry: RetryPolicy::default(),
             send_deadline: Duration::from_secs(120),
-            save_to_sent_items: settings.save_to_sent_items,
-            allow_send_as: settings.allow_send_as,
-        })
-    }
-
-    /// A transport from the settings with default limits and timeouts.
-    ///
-    /// # Errors
-    ///
-    /// As [`GraphTransport::builder`].
-    pub fn from_settings(settings: &ConnectorSettings) -> Result<Self> {
-        Self::builder(settings)?.build()
+            save_to_sent_items: true,
+            allow_send_as: false,
+        }
     }
 
     /// The mailbox mail is sent from.
@@ -181,22 +175,13 @@ impl GraphTransport {
     }
 
     fn url(&self, segments: &[&str]) -> Result<String> {
-        let mut url = url::Url::parse(&self.endpoint).map_err(|e| {
-            Error::settings(
-                "graph_endpoint",
-                format!("Graph endpoint (`graph_endpoint`) is not a URL: {e}"),
-            )
-        })?;
-        url.path_segments_mut()
-            .map_err(|()| {
-                Error::settings(
-                    "graph_endpoint",
-                    "Graph endpoint (`graph_endpoint`) cannot hold a path",
-                )
-            })?
-            .pop_if_empty()
-            .extend(["v1.0", "users", self.mailbox.address()])
-            .extend(segments);
+        let mut url = self.endpoint.clone();
+        // `build` checked that the endpoint can hold a path.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty()
+                .extend(["v1.0", "users", self.mailbox.address()])
+                .extend(segments);
+        }
         Ok(url.into())
     }
 
@@ -562,9 +547,30 @@ impl GraphTransportBuilder {
         self
     }
 
-    /// Uses these credentials instead of the settings' (for example a custom token source).
+    /// Uses these credentials instead of the ones given to [`GraphTransport::builder`].
     pub fn credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = credentials;
+        self
+    }
+
+    /// The Graph endpoint (default [`DEFAULT_ENDPOINT`]): a national cloud's, a proxy's or a
+    /// test server's. `https`, or plain `http` for localhost only. It does not change the
+    /// token scope: see [`scope`](Self::scope).
+    pub fn graph_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = endpoint.into();
+        self
+    }
+
+    /// The scope of the tokens Graph is sent (default [`DEFAULT_SCOPE`]): the cloud's Graph
+    /// resource with `/.default`, e.g. `https://graph.microsoft.us/.default`.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = scope.into();
+        self
+    }
+
+    /// Trust the root certificates in this PEM file too, for Graph.
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.http.tls_ca_file = Some(path.into());
         self
     }
 
@@ -584,8 +590,17 @@ impl GraphTransportBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSettings`] naming `tls_ca_file` when its certificates cannot be used.
+    /// [`Error::InvalidSettings`] naming `graph_endpoint` when it is not an `https` URL (or
+    /// `http` on localhost) that can hold a path, or naming `tls_ca_file` when its
+    /// certificates cannot be used.
     pub fn build(self) -> Result<GraphTransport> {
+        let endpoint = https_url("graph_endpoint", "Graph endpoint", &self.endpoint)?;
+        if endpoint.cannot_be_a_base() {
+            return Err(Error::settings(
+                "graph_endpoint",
+                "Graph endpoint (`graph_endpoint`) cannot hold a path",
+            ));
+        }
         let http = match self.http_client {
             Some(client) => client,
             None => http_client(&self.http)?,
@@ -602,7 +617,7 @@ impl GraphTransportBuilder {
                 },
                 request_timeout: self.http.request_timeout,
             },
-            endpoint: self.endpoint,
+            endpoint,
             mailbox: self.mailbox,
             save_to_sent_items: self.save_to_sent_items,
             allow_send_as: self.allow_send_as,

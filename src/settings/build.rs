@@ -1,13 +1,20 @@
-//! The one factory: settings → a ready transport.
+//! The one factory: settings → credentials and transport builders → a ready transport.
+//! Nothing below the settings imports them; this file maps the admin screen onto the
+//! builders that stand alone.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{ConnectorSettings, TransportKind, non_blank};
+use super::{AuthMode, ConnectorSettings, TransportKind, non_blank};
+use crate::credentials::{Credentials, CredentialsBuilder};
 use crate::error::{Error, Result};
+#[cfg(feature = "graph")]
+use crate::graph::{GraphTransport, GraphTransportBuilder};
 use crate::message::Email;
 use crate::outbox::OutboxTransport;
+#[cfg(feature = "smtp")]
+use crate::smtp::{SendAsPolicy, SmtpTransport, SmtpTransportBuilder};
 use crate::transport::{CheckReport, MailTransport, RecipientLimit, SendReport};
 
 impl ConnectorSettings {
@@ -50,9 +57,7 @@ impl ConnectorSettings {
         } else {
             match self.transport_kind() {
                 #[cfg(feature = "graph")]
-                TransportKind::Graph => {
-                    Arc::new(crate::graph::GraphTransport::from_settings(self)?)
-                }
+                TransportKind::Graph => Arc::new(self.graph_builder()?.build()?),
                 #[cfg(not(feature = "graph"))]
                 TransportKind::Graph => {
                     return Err(Error::NotAvailable {
@@ -61,7 +66,7 @@ impl ConnectorSettings {
                     });
                 }
                 #[cfg(feature = "smtp")]
-                TransportKind::Smtp => Arc::new(crate::smtp::SmtpTransport::from_settings(self)?),
+                TransportKind::Smtp => Arc::new(self.smtp_builder()?.build()?),
                 #[cfg(not(feature = "smtp"))]
                 TransportKind::Smtp => {
                     return Err(Error::NotAvailable {
@@ -72,6 +77,127 @@ impl ConnectorSettings {
             }
         };
         Ok(self.limited(transport))
+    }
+
+    /// The credentials the Authentication Mode describes: for `oauth` the app registration's
+    /// client secret or certificate (see [`credentials_builder`](Self::credentials_builder)),
+    /// for `basic` `user_name` and `password`, for `none` nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`CredentialsBuilder::build`]; [`Error::InvalidSettings`] naming `auth_mode` when it
+    /// is not set.
+    pub fn credentials(&self) -> Result<Credentials> {
+        match self.auth_mode {
+            Some(AuthMode::OAuth) => self.credentials_builder()?.build(),
+            Some(AuthMode::Basic) => Credentials::basic(
+                non_blank(self.user_name.as_deref()).unwrap_or_default(),
+                self.password.clone().unwrap_or_default(),
+            ),
+            Some(AuthMode::None) => Ok(Credentials::anonymous()),
+            None => Err(Error::settings(
+                "auth_mode",
+                "Authentication Mode (`auth_mode`) is required: choose `oauth`, `basic` or `none`",
+            )),
+        }
+    }
+
+    /// A builder for the OAuth credentials of the app registration in these settings
+    /// (`tenant_id`, `oauth_client_id`, `client_secret` or the certificate files,
+    /// `authority_host` or `cloud`, `tls_ca_file`, `client_secret_expires`), to configure
+    /// further — a shared cache store, an HTTP client — before building.
+    ///
+    /// # Errors
+    ///
+    /// None today; the builder reports missing values when it is built.
+    pub fn credentials_builder(&self) -> Result<CredentialsBuilder> {
+        let tenant = non_blank(self.tenant_id.as_deref()).unwrap_or_default();
+        let client = non_blank(self.oauth_client_id.as_deref()).unwrap_or_default();
+        let mut builder = match (&self.client_certificate_file, &self.client_private_key_file) {
+            (Some(certificate), Some(key)) => {
+                Credentials::client_certificate(tenant, client, certificate, key)
+            }
+            _ => Credentials::client_secret(
+                tenant,
+                client,
+                self.client_secret.clone().unwrap_or_default(),
+            ),
+        }
+        .with_authority_host(self.authority_host());
+        if let Some(path) = &self.tls_ca_file {
+            builder = builder.with_tls_ca_file(path);
+        }
+        if let Some(date) = self.client_secret_expires {
+            builder = builder.with_secret_expiry(date);
+        }
+        Ok(builder)
+    }
+
+    /// A Graph transport builder for these settings: `user_name`, the app registration,
+    /// `cloud` or `graph_endpoint` and `oauth_scope`, `tls_ca_file`, `save_to_sent_items` and
+    /// `allow_send_as`. Set limits and timeouts on it, then build.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] listing every missing or contradictory field; errors of
+    /// [`ConnectorSettings::credentials`].
+    #[cfg(feature = "graph")]
+    pub fn graph_builder(&self) -> Result<GraphTransportBuilder> {
+        self.validate()?;
+        let mut builder = GraphTransport::builder(self.sender()?, self.credentials()?)
+            .graph_endpoint(self.graph_endpoint())
+            .scope(self.graph_scope())
+            .save_to_sent_items(self.save_to_sent_items)
+            .allow_send_as(self.allow_send_as);
+        if let Some(path) = &self.tls_ca_file {
+            builder = builder.tls_ca_file(path);
+        }
+        Ok(builder)
+    }
+
+    /// An SMTP transport builder for these settings: host, port and TLS mode (through
+    /// [`smtp_tls_mode`](Self::smtp_tls_mode)), `tls_ca_file`,
+    /// `smtp_allow_plaintext_credentials_dangerous`, `allow_send_as`, and the login the
+    /// Authentication Mode describes (`basic`: `user_name` and `password`; `oauth`: XOAUTH2
+    /// with the app's tokens for [`smtp_scope`](Self::smtp_scope)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] listing every missing or contradictory field; errors of
+    /// [`ConnectorSettings::credentials`].
+    #[cfg(feature = "smtp")]
+    pub fn smtp_builder(&self) -> Result<SmtpTransportBuilder> {
+        self.validate()?;
+        let host = self.smtp_host().unwrap_or_default();
+        let mut builder = match self.smtp_tls_mode() {
+            super::SmtpTls::Implicit => SmtpTransport::implicit_tls(host),
+            super::SmtpTls::Starttls => SmtpTransport::starttls(host),
+            super::SmtpTls::None => SmtpTransport::builder_dangerous(host),
+        }
+        .port(self.smtp_port())
+        .allow_plaintext_credentials_dangerous(self.smtp_allow_plaintext_credentials_dangerous)
+        .send_as(if self.allow_send_as {
+            SendAsPolicy::AllowOtherFrom
+        } else {
+            SendAsPolicy::MailboxOnly
+        });
+        if let Some(path) = &self.tls_ca_file {
+            builder = builder.tls_ca_file(path);
+        }
+        let user = non_blank(self.user_name.as_deref());
+        if let Some(user) = user {
+            builder = builder.sender(self.sender()?);
+            builder = match self.auth_mode {
+                Some(AuthMode::Basic) => {
+                    builder.basic_auth(user, self.password.clone().unwrap_or_default())
+                }
+                Some(AuthMode::OAuth) => {
+                    builder.xoauth2_credentials(user, self.credentials()?, self.smtp_scope())
+                }
+                Some(AuthMode::None) | None => builder,
+            };
+        }
+        Ok(builder)
     }
 
     /// Wraps `transport` in [`RecipientLimit`] when `recipient_limit` is not 0.

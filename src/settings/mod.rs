@@ -48,8 +48,9 @@ mod load;
 mod validate;
 mod values;
 
+pub use crate::expiry::ExpiryDate;
 pub use load::ENV_PREFIX;
-pub use values::{AuthMode, Cloud, ExpiryDate, SmtpTls, TransportKind};
+pub use values::{AuthMode, Cloud, SmtpTls, TransportKind};
 
 /// The mail connector's settings, as an admin screen shows them.
 ///
@@ -228,6 +229,34 @@ impl ConnectorSettings {
         non_blank(self.graph_endpoint.as_deref())
             .unwrap_or(self.cloud.graph_endpoint())
             .trim_end_matches('/')
+    }
+
+    /// The scope of Microsoft Graph tokens: `oauth_scope` when set, otherwise the cloud's
+    /// Graph resource with `/.default` (e.g. `https://graph.microsoft.us/.default` for
+    /// `us-gov`). Overriding `graph_endpoint` does not change it: a proxy or test server in
+    /// front of Graph still needs tokens for Graph itself.
+    #[must_use]
+    pub fn graph_scope(&self) -> String {
+        self.explicit_scope().unwrap_or_else(|| {
+            format!(
+                "{}{}",
+                self.cloud.graph_endpoint(),
+                crate::credentials::GRAPH_SCOPE_SUFFIX
+            )
+        })
+    }
+
+    /// The scope of SMTP XOAUTH2 tokens: `oauth_scope` when set, otherwise Exchange
+    /// Online's, [`SMTP_SCOPE`](crate::credentials::SMTP_SCOPE). (Exchange's resource in
+    /// national clouds is not documented; set `oauth_scope` there.)
+    #[must_use]
+    pub fn smtp_scope(&self) -> String {
+        self.explicit_scope()
+            .unwrap_or_else(|| crate::credentials::SMTP_SCOPE.to_owned())
+    }
+
+    fn explicit_scope(&self) -> Option<String> {
+        non_blank(self.oauth_scope.as_deref()).map(str::to_owned)
     }
 
     /// The sender mailbox from `user_name`.

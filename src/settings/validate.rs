@@ -3,7 +3,7 @@
 use super::{AuthMode, ConnectorSettings, SmtpTls, TransportKind, non_blank};
 use crate::error::{Error, Result, SettingsProblem};
 use crate::message::Mailbox;
-use crate::net::{is_loopback, is_loopback_host};
+use crate::net::{https_url, is_loopback_host};
 use crate::secret::Secret;
 
 impl ConnectorSettings {
@@ -317,22 +317,10 @@ fn check_url(problems: &mut Vec<SettingsProblem>, field: &str, label: &str, valu
     let Some(value) = non_blank(value) else {
         return;
     };
-    match url::Url::parse(value) {
-        Ok(url) if url.scheme() == "https" => {}
-        Ok(url) if url.scheme() == "http" && is_loopback(&url) => {}
-        Ok(_) => problem(
-            problems,
-            field,
-            format!(
-                "{label} (`{field}`) `{value}` must use https (plain http is allowed only for localhost)"
-            ),
-        ),
-        Err(e) => problem(
-            problems,
-            field,
-            format!(
-                "{label} (`{field}`) `{value}` is not a URL ({e}); write e.g. `https://host.example`"
-            ),
-        ),
+    if let Err(Error::InvalidSettings {
+        problems: found, ..
+    }) = https_url(field, label, value)
+    {
+        problems.extend(found);
     }
 }

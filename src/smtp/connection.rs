@@ -20,11 +20,11 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use tokio::time::Instant;
 
 use super::SmtpTokenProvider;
+use super::TlsMode;
 use super::remedy::{client_error, from_lettre, from_lettre_redacted};
 use crate::error::{Delivery, Error, Result, SmtpStage};
 use crate::message::{Email, Mailbox, Recipient};
 use crate::secret::Secret;
-use crate::settings::SmtpTls;
 use crate::transport::{CheckReport, CheckStep, SendReport, SentMessage};
 
 /// How the connection logs in.
@@ -67,11 +67,11 @@ pub(super) enum Tls {
 }
 
 impl Tls {
-    pub(super) fn mode(&self) -> SmtpTls {
+    pub(super) fn mode(&self) -> TlsMode {
         match self {
-            Self::None => SmtpTls::None,
-            Self::Starttls(_) => SmtpTls::Starttls,
-            Self::Implicit(_) => SmtpTls::Implicit,
+            Self::None => TlsMode::None,
+            Self::Starttls(_) => TlsMode::Starttls,
+            Self::Implicit(_) => TlsMode::Implicit,
         }
     }
 }

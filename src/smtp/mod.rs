@@ -7,14 +7,18 @@
 //!
 //! # TLS modes and "Use SSL"
 //!
-//! The TLS mode is an enum, [`SmtpTls`]. The admin screen's Use SSL box is mapped to it in one
-//! place, [`ConnectorSettings::smtp_tls_mode`](crate::ConnectorSettings::smtp_tls_mode):
+//! The TLS mode is chosen by the constructor, as in lettre: [`SmtpTransport::starttls`]
+//! (**required** STARTTLS: a server that does not offer it is an error, never a silent
+//! downgrade), [`SmtpTransport::implicit_tls`] (TLS from the first byte) and
+//! [`SmtpTransport::builder_dangerous`] (no encryption). The admin screen's Use SSL box is
+//! mapped to a mode in one place,
+//! [`ConnectorSettings::smtp_tls_mode`](crate::ConnectorSettings::smtp_tls_mode):
 //!
 //! | `use_ssl` | port | mode |
 //! |---|---|---|
-//! | `true` (default) | 465 | [`SmtpTls::Implicit`]: TLS from the first byte |
-//! | `true` (default) | any other (default 587) | [`SmtpTls::Starttls`], **required**: a server that does not offer STARTTLS is an error, never a silent downgrade |
-//! | `false` | any | [`SmtpTls::None`]: no encryption |
+//! | `true` (default) | 465 | [`SmtpTls::Implicit`](crate::SmtpTls::Implicit): TLS from the first byte |
+//! | `true` (default) | any other (default 587) | [`SmtpTls::Starttls`](crate::SmtpTls::Starttls), required |
+//! | `false` | any | [`SmtpTls::None`](crate::SmtpTls::None): no encryption |
 //!
 //! `smtp_tls` overrides the mapping. Certificates are always verified, against the system
 //! roots plus the PEM file in `tls_ca_file`. Without TLS, credentials (a password or a token)
@@ -116,13 +120,12 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::credentials::{AccessToken, Credentials, smtp_scope};
+use crate::credentials::{AccessToken, Credentials};
 use crate::error::{Delivery, Error, Result, SettingsProblem, SmtpStage};
 use crate::message::{Email, Mailbox};
 use crate::mime::{BccHeader, build_message};
 use crate::net::is_loopback_host;
 use crate::secret::Secret;
-use crate::settings::{AuthMode, ConnectorSettings, SmtpTls};
 use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport};
 
 use connection::{Auth, Connector, Pool, Progress, Tls};
@@ -202,11 +205,12 @@ impl SmtpTokenProvider for CredentialsTokens {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SendAsPolicy {
-    /// Use the email's `from` as the `From` header when set (the default). Exchange Online
-    /// accepts it only with Send As permission on that address, else `554 5.2.252`.
-    #[default]
+    /// Use the email's `from` as the `From` header when set. Exchange Online accepts it
+    /// only with Send As permission on that address, else `554 5.2.252`.
     AllowOtherFrom,
-    /// Refuse, before connecting, an email whose `from` is not the mailbox.
+    /// Refuse, before connecting, an email whose `from` is not the mailbox (the default, as
+    /// for Graph and the settings' `allow_send_as = false`).
+    #[default]
     MailboxOnly,
 }
 
@@ -238,6 +242,14 @@ impl SmtpRetry {
             .saturating_mul(factor)
             .min(self.max_backoff)
     }
+}
+
+/// How the connection is secured; chosen by the [`SmtpTransport`] constructor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsMode {
+    Starttls,
+    Implicit,
+    None,
 }
 
 /// Sends email by SMTP submission with a pool of reused connections.
@@ -280,12 +292,12 @@ impl SmtpTransport {
     /// A builder for `host` with STARTTLS required, port 587 — Exchange Online's submission
     /// endpoint (`smtp.office365.com`) and the usual choice.
     pub fn starttls(host: impl Into<String>) -> SmtpTransportBuilder {
-        SmtpTransportBuilder::new(host, SmtpTls::Starttls)
+        SmtpTransportBuilder::new(host, TlsMode::Starttls)
     }
 
     /// A builder for `host` with implicit TLS ("SMTPS"), port 465.
     pub fn implicit_tls(host: impl Into<String>) -> SmtpTransportBuilder {
-        SmtpTransportBuilder::new(host, SmtpTls::Implicit)
+        SmtpTransportBuilder::new(host, TlsMode::Implicit)
     }
 
     /// A builder for `host` **without encryption**, port 587. Credentials are refused for a
@@ -293,26 +305,7 @@ impl SmtpTransport {
     /// [`allow_plaintext_credentials_dangerous`](SmtpTransportBuilder::allow_plaintext_credentials_dangerous)
     /// is set.
     pub fn builder_dangerous(host: impl Into<String>) -> SmtpTransportBuilder {
-        SmtpTransportBuilder::new(host, SmtpTls::None)
-    }
-
-    /// The transport the settings describe (host, port, TLS mode, `tls_ca_file`,
-    /// Authentication Mode, `user_name`, `password`).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidSettings`] as [`SmtpTransportBuilder::build`]. For `auth_mode =
-    /// "oauth"` the XOAUTH2 tokens come from [`Credentials`] built from the same settings; use
-    /// [`SmtpTransportBuilder::token_provider`] for a token source of your own.
-    pub fn from_settings(settings: &ConnectorSettings) -> Result<Self> {
-        let mut builder = SmtpTransportBuilder::from_settings(settings);
-        if settings.auth_mode == Some(AuthMode::OAuth) {
-            builder = builder.token_provider(Arc::new(CredentialsTokens {
-                credentials: Credentials::from_settings(settings)?,
-                scope: smtp_scope(settings),
-            }));
-        }
-        builder.build()
+        SmtpTransportBuilder::new(host, TlsMode::None)
     }
 
     /// How many connections this transport has opened so far (reused ones count once).
@@ -543,14 +536,15 @@ impl MailTransport for SmtpTransport {
 
 /// Builds an [`SmtpTransport`]; start from [`SmtpTransport::starttls`],
 /// [`SmtpTransport::implicit_tls`], [`SmtpTransport::builder_dangerous`] or
-/// [`SmtpTransportBuilder::from_settings`]. Problems are collected and reported by
+/// [`ConnectorSettings::smtp_builder`](crate::ConnectorSettings::smtp_builder). Problems are
+/// collected and reported by
 /// [`build`](Self::build).
 #[must_use]
 #[derive(Debug, Clone)]
 pub struct SmtpTransportBuilder {
     host: String,
     port: Option<u16>,
-    tls: SmtpTls,
+    tls: TlsMode,
     auth: BuilderAuth,
     sender: Option<Mailbox>,
     send_as: SendAsPolicy,
@@ -575,7 +569,7 @@ enum BuilderAuth {
     },
     Xoauth2 {
         user: String,
-        provider: Option<Arc<dyn SmtpTokenProvider>>,
+        provider: Arc<dyn SmtpTokenProvider>,
     },
 }
 
@@ -592,14 +586,14 @@ impl fmt::Debug for BuilderAuth {
             Self::Xoauth2 { user, provider } => f
                 .debug_struct("Xoauth2")
                 .field("user", user)
-                .field("provider_set", &provider.is_some())
+                .field("provider", provider)
                 .finish(),
         }
     }
 }
 
 impl SmtpTransportBuilder {
-    fn new(host: impl Into<String>, tls: SmtpTls) -> Self {
+    fn new(host: impl Into<String>, tls: TlsMode) -> Self {
         Self {
             host: host.into(),
             port: None,
@@ -618,63 +612,6 @@ impl SmtpTransportBuilder {
             hello_name: None,
             problems: Vec::new(),
         }
-    }
-
-    /// A builder from the settings: host, port and TLS mode (through
-    /// [`ConnectorSettings::smtp_tls_mode`]), `tls_ca_file`,
-    /// `smtp_allow_plaintext_credentials_dangerous`, `allow_send_as` (as the
-    /// [`SendAsPolicy`]), `user_name` as the mailbox, and the
-    /// Authentication Mode — `basic` with `password`, `none`, or `oauth` (XOAUTH2 as
-    /// `user_name`; add the [`token_provider`](Self::token_provider)).
-    pub fn from_settings(settings: &ConnectorSettings) -> Self {
-        let mut builder = Self::new(
-            settings.smtp_host().unwrap_or_default(),
-            settings.smtp_tls_mode(),
-        )
-        .port(settings.smtp_port())
-        .allow_plaintext_credentials_dangerous(settings.smtp_allow_plaintext_credentials_dangerous)
-        // The same rule as Graph's: another From only when the settings allow send-as.
-        .send_as(match settings.allow_send_as {
-            true => SendAsPolicy::AllowOtherFrom,
-            false => SendAsPolicy::MailboxOnly,
-        });
-        if builder.host.is_empty() {
-            builder.problem("smtp_host", "SMTP host (`smtp_host`) is required");
-        }
-        if let Some(path) = &settings.tls_ca_file {
-            builder = builder.tls_ca_file(path);
-        }
-        let user = settings
-            .user_name
-            .as_deref()
-            .map(str::trim)
-            .filter(|u| !u.is_empty());
-        if let Some(user) = user {
-            match Mailbox::parse(user) {
-                Ok(mailbox) => builder.sender = Some(mailbox),
-                Err(_) => builder.problem(
-                    "user_name",
-                    format!("User Name (`user_name`) `{user}` is not an email address"),
-                ),
-            }
-        }
-        match (settings.auth_mode, user) {
-            (Some(AuthMode::Basic), Some(user)) => {
-                builder = builder.basic_auth(user, settings.password.clone().unwrap_or_default());
-            }
-            (Some(AuthMode::OAuth), Some(user)) => {
-                builder.auth = BuilderAuth::Xoauth2 {
-                    user: user.to_owned(),
-                    provider: None,
-                };
-            }
-            (Some(AuthMode::Basic | AuthMode::OAuth), None) => builder.problem(
-                "user_name",
-                "User Name (`user_name`) is required to log in to the SMTP server",
-            ),
-            (Some(AuthMode::None) | None, _) => {}
-        }
-        builder
     }
 
     fn problem(&mut self, field: &str, message: impl Into<String>) {
@@ -712,20 +649,25 @@ impl SmtpTransportBuilder {
         if self.sender.is_none() {
             self.sender = Mailbox::parse(&user).ok();
         }
-        self.auth = BuilderAuth::Xoauth2 {
-            user,
-            provider: Some(provider),
-        };
+        self.auth = BuilderAuth::Xoauth2 { user, provider };
         self
     }
 
-    /// The token provider for XOAUTH2, after [`from_settings`](Self::from_settings) with
-    /// `auth_mode = "oauth"`. Ignored for other modes.
-    pub fn token_provider(mut self, provider: Arc<dyn SmtpTokenProvider>) -> Self {
-        if let BuilderAuth::Xoauth2 { provider: slot, .. } = &mut self.auth {
-            *slot = Some(provider);
-        }
-        self
+    /// Authenticate with XOAUTH2 as `user`, with tokens of `credentials` for `scope`
+    /// ([`SMTP_SCOPE`](crate::credentials::SMTP_SCOPE) for Exchange Online).
+    pub fn xoauth2_credentials(
+        self,
+        user: impl Into<String>,
+        credentials: Credentials,
+        scope: impl Into<String>,
+    ) -> Self {
+        self.xoauth2(
+            user,
+            Arc::new(CredentialsTokens {
+                credentials,
+                scope: scope.into(),
+            }),
+        )
     }
 
     /// The mailbox mail is sent from (`MAIL FROM` and, by default, `From`).
@@ -813,7 +755,7 @@ impl SmtpTransportBuilder {
             this.problem("smtp_host", "SMTP host (`smtp_host`) is required");
         }
         let has_credentials = !matches!(this.auth, BuilderAuth::None);
-        if this.tls == SmtpTls::None
+        if this.tls == TlsMode::None
             && has_credentials
             && !host.is_empty()
             && !is_loopback_host(&host)
@@ -845,17 +787,7 @@ impl SmtpTransportBuilder {
                 }
                 Auth::Basic { user, password }
             }
-            BuilderAuth::Xoauth2 { user, provider } => match provider {
-                Some(provider) => Auth::Xoauth2 { user, provider },
-                None => {
-                    this.problem(
-                        "auth_mode",
-                        "Authentication Mode OAuth over SMTP needs a token provider: call \
-                         `SmtpTransportBuilder::token_provider`",
-                    );
-                    Auth::None
-                }
-            },
+            BuilderAuth::Xoauth2 { user, provider } => Auth::Xoauth2 { user, provider },
         };
         let mut ca_pem = this.ca_pem.clone();
         if let Some(path) = &this.ca_file {
@@ -871,7 +803,7 @@ impl SmtpTransportBuilder {
             }
         }
         // Empty host: already a problem, and no name to verify the certificate against.
-        let tls_parameters = if this.tls == SmtpTls::None || host.is_empty() {
+        let tls_parameters = if this.tls == TlsMode::None || host.is_empty() {
             None
         } else {
             let mut params = TlsParameters::builder(host.clone());
@@ -900,7 +832,7 @@ impl SmtpTransportBuilder {
             });
         }
         let port = this.port.unwrap_or(match this.tls {
-            SmtpTls::Implicit => 465,
+            TlsMode::Implicit => 465,
             _ => 587,
         });
         let hello = match &this.hello_name {
@@ -908,8 +840,8 @@ impl SmtpTransportBuilder {
             None => ClientId::default(),
         };
         let tls = match (this.tls, tls_parameters) {
-            (SmtpTls::Starttls, Some(params)) => Tls::Starttls(params),
-            (SmtpTls::Implicit, Some(params)) => Tls::Implicit(params),
+            (TlsMode::Starttls, Some(params)) => Tls::Starttls(params),
+            (TlsMode::Implicit, Some(params)) => Tls::Implicit(params),
             // Parameters are missing only with a problem recorded, returned above.
             _ => Tls::None,
         };

@@ -273,7 +273,11 @@ pub fn capture_logs() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Another test thread may have registered a callsite with no subscriber interested at
+    // that moment; recompute every callsite's interest now that this one listens.
+    tracing::callsite::rebuild_interest_cache();
+    (logs, guard)
 }
 
 /// The `mailctl` example binary (`target/<profile>/examples/mailctl`, which `cargo test`

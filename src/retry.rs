@@ -93,7 +93,7 @@ impl RetryPolicy {
         }
         let delay = self.delay(retry, retry_after);
         match self.deadline {
-            Some(deadline) if elapsed + delay > deadline => None,
+            Some(deadline) if elapsed.saturating_add(delay) > deadline => None,
             _ => Some(delay),
         }
     }
@@ -185,5 +185,26 @@ mod tests {
             RetryPolicy::none().next_delay(0, Duration::ZERO, None),
             None
         );
+    }
+
+    #[test]
+    fn extreme_values_do_not_panic() {
+        let policy = RetryPolicy {
+            max_retries: u32::MAX,
+            initial_backoff: Duration::MAX,
+            max_backoff: Duration::MAX,
+            multiplier: f64::MAX,
+            deadline: Some(Duration::MAX),
+        };
+        let _ = policy.backoff(u32::MAX);
+        let _ = policy.next_delay(5, Duration::MAX, Some(Duration::MAX));
+        let nan = RetryPolicy {
+            multiplier: f64::NAN,
+            ..RetryPolicy::default()
+        };
+        let _ = nan.next_delay(3, Duration::MAX, None);
+        let now = SystemTime::now();
+        assert!(parse_retry_after("18446744073709551615", now).is_some());
+        let _ = parse_retry_after("1e300", now);
     }
 }

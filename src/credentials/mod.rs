@@ -193,7 +193,8 @@ pub struct CredentialsBuilder {
 }
 
 impl CredentialsBuilder {
-    /// Refresh cached tokens this long before they expire (default 5 minutes).
+    /// Refresh cached tokens this long before they expire (default 5 minutes; at most half
+    /// a token's lifetime, and values over a day count as a day).
     pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
         self
@@ -202,7 +203,7 @@ impl CredentialsBuilder {
     /// After a refresh ahead of expiry fails, keep serving the still-valid cached token
     /// and try again only after this long (default 30 seconds), or after the token
     /// endpoint's `Retry-After` when it sent one. An expired, missing or rejected token is
-    /// fetched at once regardless.
+    /// fetched at once regardless. Values over a day count as a day.
     pub fn with_refresh_cooldown(mut self, cooldown: Duration) -> Self {
         self.refresh_cooldown = cooldown;
         self
@@ -293,7 +294,12 @@ impl CredentialsBuilder {
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(InMemoryTokenCache::new()));
-        let cache = TokenCache::new(store, self.refresh_margin, self.refresh_cooldown);
+        // Longer than a day means "a day": no time arithmetic on them can overflow.
+        let cache = TokenCache::new(
+            store,
+            crate::http::capped(self.refresh_margin),
+            crate::http::capped(self.refresh_cooldown),
+        );
         let authority_host = settings.authority_host().to_owned();
         let tenant_id = non_blank(settings.tenant_id.as_deref()).map(str::to_owned);
         let client_id = non_blank(settings.oauth_client_id.as_deref()).map(str::to_owned);

@@ -12,7 +12,7 @@
 //! *uncertain* ([`Delivery::Uncertain`]) so the caller can decide. Requests that are safe to
 //! repeat (uploading a byte range, deleting a draft) are also retried after those.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -23,8 +23,63 @@ use tokio::time::Instant;
 
 use crate::credentials::{AccessToken, Credentials};
 use crate::error::{Delivery, Error, Result};
-use crate::http::{bearer_header, describe_error, retry_after};
+use crate::http::{
+    BodyError, ERROR_BODY_LIMIT, bearer_header, describe_error, host_of, is_tls_failure, read_body,
+    redact, retry_after, secret_forms,
+};
 use crate::retry::RetryPolicy;
+
+/// The most bytes of a successful answer read for most requests (ids, upload progress).
+pub(crate) const SMALL_ANSWER_LIMIT: usize = 64 * 1024;
+/// The most bytes of a created draft read: Graph returns the whole message, body included,
+/// and the request that created it was at most about 4 MB.
+pub(crate) const DRAFT_ANSWER_LIMIT: usize = 16 * 1024 * 1024;
+/// After a token fetched anew because of a 401 was refused too, 401s are not answered with
+/// new token requests for this long: the app is revoked or blocked, and asking Entra again
+/// for every send would be a loop Entra itself throttles.
+const REFUSED_TOKEN_BACKOFF: Duration = Duration::from_secs(60);
+
+/// State shared by every request of one transport (one mailbox).
+#[derive(Debug, Default)]
+pub(crate) struct MailboxState {
+    /// A server's `Retry-After` pauses every request until this instant.
+    paused_until: Mutex<Option<Instant>>,
+    /// When a freshly fetched token was refused too (see [`REFUSED_TOKEN_BACKOFF`]).
+    token_refused_after_refresh: Mutex<Option<Instant>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MailboxState {
+    fn pause_for(&self, wait: Duration) {
+        let Some(until) = Instant::now().checked_add(wait) else {
+            return;
+        };
+        let mut paused = lock(&self.paused_until);
+        if paused.is_none_or(|at| at < until) {
+            *paused = Some(until);
+        }
+    }
+
+    fn paused_until(&self) -> Option<Instant> {
+        (*lock(&self.paused_until)).filter(|at| *at > Instant::now())
+    }
+
+    fn refresh_allowed(&self) -> bool {
+        (*lock(&self.token_refused_after_refresh))
+            .is_none_or(|at| at.elapsed() >= REFUSED_TOKEN_BACKOFF)
+    }
+
+    fn token_refused_after_refresh(&self) {
+        *lock(&self.token_refused_after_refresh) = Some(Instant::now());
+    }
+
+    fn token_accepted(&self) {
+        *lock(&self.token_refused_after_refresh) = None;
+    }
+}
 
 /// Whether repeating a request can duplicate its effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +101,8 @@ pub(crate) struct GraphRequest<'a> {
     /// Pre-authenticated upload URLs must not carry the bearer token.
     pub authorize: bool,
     pub repeat: Repeat,
+    /// The most bytes of a successful answer read.
+    pub answer_limit: usize,
 }
 
 impl<'a> GraphRequest<'a> {
@@ -64,6 +121,15 @@ impl<'a> GraphRequest<'a> {
             headers: Vec::new(),
             authorize: true,
             repeat,
+            answer_limit: SMALL_ANSWER_LIMIT,
+        }
+    }
+
+    /// The same request, reading a successful answer of up to `limit` bytes.
+    pub(crate) fn with_answer_limit(self, limit: usize) -> Self {
+        Self {
+            answer_limit: limit,
+            ..self
         }
     }
 
@@ -94,15 +160,47 @@ impl<'a> GraphRequest<'a> {
             headers: vec![("Content-Range", range)],
             authorize: false,
             repeat: Repeat::Safe,
+            answer_limit: SMALL_ANSWER_LIMIT,
         }
     }
 }
 
-/// A successful response, read whole (Graph's answers here are small).
+/// A successful response, read whole up to the request's answer limit.
 #[derive(Debug)]
 pub(crate) struct GraphResponse {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// Why the body is missing, when it could not be read (too large, cut off): the status
+    /// still stands, but callers that need the body report this.
+    pub unread: Option<String>,
+}
+
+impl GraphResponse {
+    /// The body parsed as `T`, or a clear error for `operation`.
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &'static str,
+    ) -> Result<T> {
+        if let Some(reason) = &self.unread {
+            return Err(unexpected_answer(operation, reason.clone()));
+        }
+        serde_json::from_slice(&self.body)
+            .map_err(|e| unexpected_answer(operation, format!("unexpected answer: {e}")))
+    }
+}
+
+/// An answer that is not what Graph sends for `operation`.
+pub(crate) fn unexpected_answer(operation: &'static str, message: String) -> Error {
+    Error::Graph {
+        operation,
+        status: None,
+        code: Some("UnexpectedResponse".to_owned()),
+        message,
+        request_id: None,
+        client_request_id: None,
+        transient: false,
+        delivery: Delivery::NotSent,
+    }
 }
 
 /// Sends Graph requests for one mailbox.
@@ -114,6 +212,7 @@ pub(crate) struct GraphClient {
     pub permits: Arc<Semaphore>,
     pub retry: RetryPolicy,
     pub request_timeout: Duration,
+    pub state: Arc<MailboxState>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +240,10 @@ enum Failure {
     NotSent(String),
     /// The request could not even be built; trying again cannot help.
     Invalid(String),
+    /// The server's TLS certificate was refused; trying again cannot help.
+    Tls(String),
+    /// The server answered with a redirect, which is never followed.
+    Redirect { status: StatusCode, to: String },
     /// The request was written but no complete answer came back.
     Unknown(String),
     /// The server answered with an error status.
@@ -167,7 +270,12 @@ impl GraphClient {
             let client_request_id = uuid::Uuid::new_v4().to_string();
             let (outcome, token) = self.attempt(request, &client_request_id, deadline).await?;
             let failure = match outcome {
-                Ok(response) => return Ok(response),
+                Ok(response) => {
+                    if request.authorize {
+                        self.state.token_accepted();
+                    }
+                    return Ok(response);
+                }
                 Err(failure) => failure,
             };
             let error = |failure: &Failure, delivery: Delivery, transient: bool| {
@@ -185,7 +293,8 @@ impl GraphClient {
                     if *status == StatusCode::UNAUTHORIZED
                         && request.authorize
                         && !refreshed_token
-                        && code.as_deref() != Some("NoPermissionsInAccessToken") =>
+                        && code.as_deref() != Some("NoPermissionsInAccessToken")
+                        && self.state.refresh_allowed() =>
                 {
                     refreshed_token = true;
                     if let Some(token) = &token {
@@ -209,8 +318,18 @@ impl GraphClient {
                 {
                     *retry_after
                 }
+                Failure::Status { status, .. }
+                    if *status == StatusCode::UNAUTHORIZED && refreshed_token =>
+                {
+                    // A token fetched just now was refused too: not a rollover but a revoked
+                    // or blocked app. Stop asking Entra for new tokens for a while.
+                    self.state.token_refused_after_refresh();
+                    return Err(error(&failure, Delivery::NotSent, false));
+                }
                 Failure::NotSent(_) => None,
-                Failure::Invalid(_) => return Err(error(&failure, Delivery::NotSent, false)),
+                Failure::Invalid(_) | Failure::Tls(_) | Failure::Redirect { .. } => {
+                    return Err(error(&failure, Delivery::NotSent, false));
+                }
                 Failure::Unknown(_) if request.repeat == Repeat::Safe => None,
                 Failure::Status { status, .. }
                     if request.repeat == Repeat::Safe && status.is_server_error() =>
@@ -251,6 +370,10 @@ impl GraphClient {
 
     /// One attempt, and the token it used. The outer `Result` is for errors that end the
     /// send at once (no token; the deadline passed before anything was sent).
+    ///
+    /// The request runs in a task of its own that holds the concurrency permit until the
+    /// answer is read (bounded by the request timeout): a caller that gives up (a timeout,
+    /// a dropped future) cannot free the slot while the server is still working on it.
     async fn attempt(
         &self,
         request: &GraphRequest<'_>,
@@ -277,15 +400,33 @@ impl GraphClient {
             true => Some(
                 tokio::time::timeout_at(deadline, self.credentials.access_token(&self.scope))
                     .await
-                    .map_err(|_| not_sent_by_deadline())??,
+                    .map_err(|_| self.token_timeout())??,
             ),
             false => None,
         };
         // The concurrency limit counts requests in flight, however many sends are waiting.
-        let permit = tokio::time::timeout_at(deadline, self.permits.acquire())
+        let permit = tokio::time::timeout_at(deadline, Arc::clone(&self.permits).acquire_owned())
             .await
             .map_err(|_| not_sent_by_deadline())?
             .map_err(|_| not_sent_by_deadline())?;
+        // A Retry-After pauses the whole mailbox, not just the request that got it.
+        while let Some(until) = self.state.paused_until() {
+            if until >= deadline {
+                return Err(Error::Graph {
+                    operation: request.operation,
+                    status: Some(429),
+                    code: None,
+                    message: "Graph asked this mailbox to wait (Retry-After) past the send \
+                              deadline; the mail was not sent"
+                        .to_owned(),
+                    request_id: None,
+                    client_request_id: None,
+                    transient: true,
+                    delivery: Delivery::NotSent,
+                });
+            }
+            tokio::time::sleep_until(until).await;
+        }
 
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
@@ -297,11 +438,18 @@ impl GraphClient {
             .timeout(self.request_timeout.min(remaining))
             .header("client-request-id", client_request_id)
             .header("return-client-request-id", "true");
+        // What the server could echo back, to keep out of errors and logs.
+        let mut secrets = Vec::new();
         if let Some(token) = &token {
             builder = builder.header(
                 reqwest::header::AUTHORIZATION,
                 bearer_header(token.expose_secret())?,
             );
+            secrets.extend(secret_forms(token.expose_secret()));
+        }
+        if !request.authorize {
+            // A pre-authenticated upload URL is a credential of its own.
+            secrets.extend(secret_forms(request.url));
         }
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
@@ -313,38 +461,100 @@ impl GraphClient {
             None => builder.header(reqwest::header::CONTENT_LENGTH, "0"),
         };
 
-        let response = match builder.send().await {
-            Ok(response) => response,
-            Err(e) if e.is_builder() => {
+        let state = Arc::clone(&self.state);
+        let answer_limit = request.answer_limit;
+        let task = tokio::spawn(async move {
+            let _permit = permit;
+            let response = builder.send().await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let wait = retry_after(&headers);
+            if let (StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE, Some(wait)) =
+                (status, wait)
+            {
+                // Before the permit is released, so no waiting request slips through.
+                state.pause_for(wait);
+            }
+            let limit = match status.is_success() {
+                true => answer_limit,
+                false => ERROR_BODY_LIMIT,
+            };
+            let body = read_body(response, limit).await;
+            Ok::<_, reqwest::Error>((status, headers, body))
+        });
+        let (status, headers, body) = match task.await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) if e.is_builder() => {
                 return Ok((Err(Failure::Invalid(describe_error(&e))), token));
             }
-            Err(e) if e.is_connect() => {
+            Ok(Err(e)) if is_tls_failure(&e) => {
+                return Ok((
+                    Err(Failure::Tls(format!(
+                        "the TLS certificate of `{}` was refused: {}",
+                        host_of(request.url),
+                        describe_error(&e)
+                    ))),
+                    token,
+                ));
+            }
+            Ok(Err(e)) if e.is_connect() => {
                 return Ok((Err(Failure::NotSent(describe_error(&e))), token));
             }
-            Err(e) => return Ok((Err(Failure::Unknown(describe_error(&e))), token)),
+            Ok(Err(e)) => return Ok((Err(Failure::Unknown(describe_error(&e))), token)),
+            Err(join) => {
+                return Ok((
+                    Err(Failure::Unknown(format!("the request task failed: {join}"))),
+                    token,
+                ));
+            }
         };
-        let status = response.status();
-        let headers = response.headers().clone();
-        // The status is Graph's answer; a body cut off after it does not change it. Callers
-        // that need the body (a draft's id) report an unexpected answer instead.
-        let body = response
-            .bytes()
-            .await
-            .map(|b| b.to_vec())
-            .unwrap_or_default();
-        drop(permit);
 
         if status.is_success() {
-            return Ok((Ok(GraphResponse { headers, body }), token));
+            // The status is Graph's answer; a body too large or cut off after it does not
+            // change it. Callers that need the body report an unexpected answer instead.
+            let (body, unread) = match body {
+                Ok(body) => (body, None),
+                Err(error) => (Vec::new(), Some(redact(&error.to_string(), &secrets))),
+            };
+            return Ok((
+                Ok(GraphResponse {
+                    headers,
+                    body,
+                    unread,
+                }),
+                token,
+            ));
         }
-        let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
-        let (code, message, inner_request_id) = match parsed {
-            Some(ErrorBody { error }) => (
-                error.code,
-                error.message.unwrap_or_default(),
-                error.inner_error.and_then(|i| i.request_id),
+        if status.is_redirection() {
+            let to = headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .map(host_of)
+                .unwrap_or_default();
+            return Ok((Err(Failure::Redirect { status, to }), token));
+        }
+        let (code, message, inner_request_id) = match body {
+            Ok(body) => match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(ErrorBody { error }) => (
+                    error.code,
+                    error.message.unwrap_or_default(),
+                    error.inner_error.and_then(|i| i.request_id),
+                ),
+                Err(_) => (
+                    None,
+                    status.canonical_reason().unwrap_or("error").to_owned(),
+                    None,
+                ),
+            },
+            Err(BodyError::TooLarge(limit)) => (
+                None,
+                format!(
+                    "{}; its error body is larger than {limit} bytes and was not read",
+                    status.canonical_reason().unwrap_or("error")
+                ),
+                None,
             ),
-            None => (
+            Err(BodyError::Failed(_)) => (
                 None,
                 status.canonical_reason().unwrap_or("error").to_owned(),
                 None,
@@ -356,16 +566,34 @@ impl GraphClient {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        let clean = |text: String| redact(&text, &secrets);
         Ok((
             Err(Failure::Status {
                 status,
-                code,
-                message,
-                request_id: header("request-id").or(inner_request_id),
+                code: code.map(clean),
+                message: clean(message),
+                request_id: header("request-id").or(inner_request_id).map(clean),
                 retry_after: retry_after(&headers),
             }),
             token,
         ))
+    }
+
+    /// The error for a token that did not come within the send deadline: the login host's
+    /// fault (`authority_host`), not Graph's.
+    fn token_timeout(&self) -> Error {
+        Error::TokenEndpoint {
+            endpoint: self
+                .credentials
+                .token_endpoint()
+                .unwrap_or("the token source")
+                .to_owned(),
+            reason: format!(
+                "no access token within the send deadline of {:?}; the login host did not answer in time",
+                self.retry.deadline.unwrap_or_default()
+            ),
+            transient: true,
+        }
     }
 }
 
@@ -380,6 +608,20 @@ fn to_error(
         Failure::NotSent(message) | Failure::Invalid(message) => {
             (None, None, message.clone(), None)
         }
+        Failure::Tls(message) => (None, Some(TLS_CODE.to_owned()), message.clone(), None),
+        Failure::Redirect { status, to } => (
+            Some(status.as_u16()),
+            Some(REDIRECT_CODE.to_owned()),
+            format!(
+                "Graph answered with a redirect{}; redirects are not followed, so the access \
+                 token is never sent elsewhere: set `graph_endpoint` to the Graph host itself",
+                match to.is_empty() {
+                    true => String::new(),
+                    false => format!(" to `{to}`"),
+                }
+            ),
+            None,
+        ),
         Failure::Unknown(message) => (
             None,
             None,
@@ -417,6 +659,11 @@ fn to_error(
         delivery,
     }
 }
+
+/// The code given to a refused TLS certificate (not one of Graph's: no answer came).
+pub(crate) const TLS_CODE: &str = "TlsCertificateRejected";
+/// The code given to a redirect (not one of Graph's).
+pub(crate) const REDIRECT_CODE: &str = "RedirectNotFollowed";
 
 fn operation_sends(operation: &str) -> bool {
     matches!(operation, "sendMail" | "send draft")

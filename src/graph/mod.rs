@@ -73,13 +73,13 @@ use tracing::Instrument;
 
 use crate::credentials::{Credentials, graph_scope};
 use crate::error::{Delivery, Error, Result};
-use crate::http::{HttpOptions, http_client};
+use crate::http::{HttpOptions, capped, host_of, http_client};
 use crate::message::{Attachment, AttachmentContent, Email, Mailbox};
 use crate::retry::RetryPolicy;
 use crate::settings::ConnectorSettings;
 use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport, SentMessage};
 
-use client::{GraphClient, GraphRequest, Repeat};
+use client::{DRAFT_ANSWER_LIMIT, GraphClient, GraphRequest, MailboxState, Repeat};
 use request::{
     AttachmentItem, CreateUploadSession, CreatedMessage, FileAttachment, SendMail, UploadProgress,
     UploadSession, base64_len,
@@ -91,6 +91,8 @@ const INLINE_ATTACHMENT_LIMIT: u64 = 3 * 1024 * 1024;
 const REQUEST_LIMIT: u64 = 4_000_000;
 /// The largest attachment an upload session takes.
 pub const MAX_ATTACHMENT_SIZE: u64 = 150 * 1024 * 1024;
+/// The most requests in flight a transport allows, whatever the builder is given.
+const MAX_CONCURRENCY: usize = 1024;
 /// The size of each upload `PUT`: 10 × 320 KiB, under Graph's 4 MB per request.
 pub const UPLOAD_CHUNK_SIZE: usize = 10 * 320 * 1024;
 
@@ -278,13 +280,13 @@ impl GraphTransport {
         let created = self
             .client
             .execute(
-                &GraphRequest::post_json("create draft", &url, body, Repeat::OnlyIfNotProcessed),
+                &GraphRequest::post_json("create draft", &url, body, Repeat::OnlyIfNotProcessed)
+                    .with_answer_limit(DRAFT_ANSWER_LIMIT),
                 deadline,
             )
             .await
             .map_err(not_sent)?;
-        let draft: CreatedMessage = serde_json::from_slice(&created.body)
-            .map_err(|e| graph_protocol_error("create draft", format!("unexpected answer: {e}")))?;
+        let draft: CreatedMessage = created.json("create draft")?;
         tracing::debug!("draft created for a large message");
 
         let result = async {
@@ -346,9 +348,7 @@ impl GraphTransport {
             )
             .await
             .map_err(not_sent)?;
-        let session: UploadSession = serde_json::from_slice(&created.body).map_err(|e| {
-            graph_protocol_error("create upload session", format!("unexpected answer: {e}"))
-        })?;
+        let session: UploadSession = created.json("create upload session")?;
         self.upload(session.upload_url.expose_secret(), attachment, deadline)
             .await
             .map_err(not_sent)
@@ -442,7 +442,7 @@ impl GraphTransport {
             return;
         };
         // Its own short deadline: the send's may be what just ran out.
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(15).min(self.send_deadline);
         let result = self
             .client
             .execute(&GraphRequest::delete("delete draft", &url), deadline)
@@ -453,7 +453,7 @@ impl GraphTransport {
         }
     }
 
-    async fn probe_mailbox(&self) -> CheckStep {
+    async fn probe_mailbox(&self, deadline: Instant) -> CheckStep {
         // Graph resolves the mailbox and checks the app's right to send from it before it
         // validates the message, so a message without recipients is refused with
         // ErrorInvalidRecipients when all is well — proof with Mail.Send alone, and no mail
@@ -470,7 +470,7 @@ impl GraphTransport {
             },
             "saveToSentItems": false
         });
-        let deadline = Instant::now() + self.send_deadline.min(Duration::from_secs(30));
+        let deadline = deadline.min(Instant::now() + Duration::from_secs(30));
         let result = self
             .client
             .execute(
@@ -514,42 +514,31 @@ fn not_sent(mut error: Error) -> Error {
     error
 }
 
-fn graph_protocol_error(operation: &'static str, message: String) -> Error {
-    Error::Graph {
-        operation,
-        status: None,
-        code: Some("UnexpectedResponse".to_owned()),
-        message,
-        request_id: None,
-        client_request_id: None,
-        transient: false,
-        delivery: Delivery::NotSent,
-    }
-}
-
 impl GraphTransportBuilder {
     /// The most Graph requests in flight at once for this mailbox (default 4, Exchange
-    /// Online's limit). 0 is treated as 1.
+    /// Online's limit). 0 is treated as 1, and values over 1,024 as 1,024.
     pub fn max_concurrency(mut self, requests: usize) -> Self {
-        self.max_concurrency = requests.max(1);
+        self.max_concurrency = requests.clamp(1, MAX_CONCURRENCY);
         self
     }
 
     /// How long the whole send may take, retries and uploads included (default 120 s).
+    /// It also bounds [`MailTransport::check`] as a whole. Values over a day count as a day.
     pub fn send_deadline(mut self, deadline: Duration) -> Self {
-        self.send_deadline = deadline;
+        self.send_deadline = capped(deadline);
         self
     }
 
-    /// How long connecting may take (default 10 s).
+    /// How long connecting may take (default 10 s; values over a day count as a day).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.http.connect_timeout = timeout;
+        self.http.connect_timeout = capped(timeout);
         self
     }
 
-    /// How long one request may take (default 30 s; the send deadline still applies).
+    /// How long one request may take (default 30 s; the send deadline still applies;
+    /// values over a day count as a day).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.http.request_timeout = timeout;
+        self.http.request_timeout = capped(timeout);
         self
     }
 
@@ -560,6 +549,8 @@ impl GraphTransportBuilder {
     }
 
     /// Uses this HTTP client instead of one made from the settings (proxies, custom TLS).
+    /// Build it with `redirect(reqwest::redirect::Policy::none())`: a client that follows
+    /// redirects would send the bearer token wherever Graph's answer points.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -604,6 +595,7 @@ impl GraphTransportBuilder {
                     ..self.retry
                 },
                 request_timeout: self.http.request_timeout,
+                state: Arc::new(MailboxState::default()),
             },
             endpoint: self.endpoint,
             mailbox: self.mailbox,
@@ -663,12 +655,37 @@ impl MailTransport for GraphTransport {
     }
 
     async fn check(&self) -> Result<CheckReport> {
+        // One deadline (the send deadline) bounds the whole check, token included.
+        let deadline = Instant::now() + self.send_deadline;
         let mut report = CheckReport::default();
-        let steps = self
-            .client
-            .credentials
-            .check_steps(&self.client.scope, &["Mail.Send"])
-            .await;
+        let steps = tokio::time::timeout_at(
+            deadline,
+            self.client
+                .credentials
+                .check_steps(&self.client.scope, &["Mail.Send"]),
+        )
+        .await;
+        let Ok(steps) = steps else {
+            let host = self
+                .client
+                .credentials
+                .token_endpoint()
+                .map(host_of)
+                .unwrap_or_else(|| "the token source".to_owned());
+            report.push(CheckStep::failed(
+                "token",
+                format!(
+                    "no access token from the login host ({host}) within the check's deadline of {:?}",
+                    self.send_deadline
+                ),
+                Some(
+                    "check that this machine can reach the login host over HTTPS (firewall, \
+                     proxy, DNS) and that `authority_host` and `cloud` are right"
+                        .to_owned(),
+                ),
+            ));
+            return Ok(report);
+        };
         // The mailbox probe needs a token that carries Mail.Send; a secret that expires soon
         // (or already did, while a cached token lives on) does not stop it.
         let token_ok = steps
@@ -678,11 +695,11 @@ impl MailTransport for GraphTransport {
         for step in steps {
             report.push(step);
         }
-        if let Ok(token) = self
-            .client
-            .credentials
-            .access_token(&self.client.scope)
-            .await
+        if let Ok(Ok(token)) = tokio::time::timeout_at(
+            deadline,
+            self.client.credentials.access_token(&self.client.scope),
+        )
+        .await
             && let Some(claims) = token.claims()
             && claims.has_role("Mail.Send")
             && !claims.has_role("Mail.ReadWrite")
@@ -694,7 +711,7 @@ impl MailTransport for GraphTransport {
             ));
         }
         if token_ok {
-            report.push(self.probe_mailbox().await);
+            report.push(self.probe_mailbox(deadline).await);
         }
         Ok(report)
     }

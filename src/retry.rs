@@ -101,7 +101,8 @@ impl RetryPolicy {
 
 /// Parses an HTTP `Retry-After` value: whole seconds (`120`), fractional seconds (`2.128`,
 /// which Graph sends) or an HTTP date, relative to `now`. A date in the past means "now"
-/// (zero). Returns `None` for anything else, including negative numbers.
+/// (zero). A number of seconds too large for a [`Duration`] gives [`Duration::MAX`]. Returns
+/// `None` for anything else, including negative numbers.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -124,7 +125,8 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     if value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         let seconds: f64 = value.parse().ok()?;
-        return Duration::try_from_secs_f64(seconds).ok();
+        // Too many seconds for a `Duration` means "longer than anyone waits": saturate.
+        return Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))

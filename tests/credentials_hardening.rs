@@ -162,3 +162,27 @@ async fn an_echoed_secret_or_assertion_is_redacted_everywhere() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_login_host_with_a_refused_certificate_is_tried_once() {
+    let (base, handshakes) = hostile::self_signed_tls().await;
+    let mut settings = ConnectorSettings::default();
+    settings.auth_mode = Some(mail_connector::AuthMode::OAuth);
+    settings.oauth_client_id = Some(CLIENT_ID.into());
+    settings.tenant_id = Some(TENANT.into());
+    settings.client_secret = Some(SECRET.into());
+    settings.authority_host = Some(base);
+    let error = Credentials::builder(&settings)
+        .with_retry_policy(fast_retry(3))
+        .build()
+        .unwrap()
+        .access_token(GRAPH_SCOPE)
+        .await
+        .unwrap_err();
+    assert_eq!(handshakes.load(Ordering::SeqCst), 1, "retried: {error}");
+    assert!(!error.is_transient(), "{error}");
+    let remedy = error.remedy().unwrap();
+    for word in ["tls_ca_file", "authority_host", "clock"] {
+        assert!(remedy.contains(word), "{word} missing from: {remedy}");
+    }
+}

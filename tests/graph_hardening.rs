@@ -437,3 +437,51 @@ async fn check_is_bounded_and_blames_the_login_host() {
     assert!(remedy.contains("authority_host"), "{error}: {remedy}");
     assert!(!remedy.contains("graph_endpoint"), "{error}: {remedy}");
 }
+
+#[tokio::test]
+async fn a_redirecting_upload_url_is_not_followed() {
+    let elsewhere = MockServer::start_async().await;
+    let stolen = elsewhere.mock(|_, then| {
+        then.status(200).body("{}");
+    });
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    server.mock(|when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages");
+        then.status(201).json_body(json!({"id": "d1"}));
+    });
+    let upload_url = server.url("/upload/session?authtoken=UPLOAD-CREDENTIAL");
+    server.mock(|when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages/d1/attachments/createUploadSession");
+        then.status(201).json_body(json!({"uploadUrl": upload_url}));
+    });
+    let target = elsewhere.url("/collect");
+    let put = server.mock(|when, then| {
+        when.method(httpmock::Method::PUT).path("/upload/session");
+        then.status(308).header("location", target);
+    });
+    let delete = server.mock(|when, then| {
+        when.method(httpmock::Method::DELETE)
+            .path("/v1.0/users/no-reply@contoso.com/messages/d1");
+        then.status(204);
+    });
+    let big = Email::builder()
+        .to("ann@example.org")
+        .attachment(mail_connector::Attachment::from_bytes(
+            "big.bin",
+            vec![7u8; 3 * 1024 * 1024 + 1],
+        ))
+        .build()
+        .unwrap();
+    let error = transport(&settings(&server, &server.base_url()))
+        .send(&big)
+        .await
+        .unwrap_err();
+    assert_eq!(stolen.calls(), 0, "the upload was redirected");
+    put.assert_calls(1);
+    delete.assert_calls(1);
+    assert!(!error.is_transient(), "{error}");
+    assert!(!format!("{error:?}").contains("UPLOAD-CREDENTIAL"));
+}

@@ -71,6 +71,11 @@
 //! (`temporarily_unavailable`, tenant throttling) are retried, waiting at least its
 //! `Retry-After`.
 //!
+//! The token endpoint is trusted no further than needed: redirects are not followed (the
+//! form carries the secret), answers over 64 KiB are not read, a lifetime (`expires_in`,
+//! `refresh_in`) over a day counts as a day, and any text it sends back is cleaned of the
+//! secret or assertion (raw or form-encoded) before it reaches an error or a log.
+//!
 //! Callers that waited for a fetch that failed get a copy of its error: the same variant,
 //! fields, [`Error::is_auth`] and [`Error::remedy`] as the fetching caller (an
 //! [`Error::Io`] keeps its kind and message, not its source chain).

@@ -103,6 +103,9 @@ pub(crate) struct GraphRequest<'a> {
     pub repeat: Repeat,
     /// The most bytes of a successful answer read.
     pub answer_limit: usize,
+    /// Whether the request waits out a mailbox-wide `Retry-After` pause. Only the cleanup
+    /// of an unsent draft does not: waiting would leave the draft behind.
+    pub waits_for_pause: bool,
 }
 
 impl<'a> GraphRequest<'a> {
@@ -122,6 +125,7 @@ impl<'a> GraphRequest<'a> {
             authorize: true,
             repeat,
             answer_limit: SMALL_ANSWER_LIMIT,
+            waits_for_pause: true,
         }
     }
 
@@ -141,11 +145,13 @@ impl<'a> GraphRequest<'a> {
         }
     }
 
-    /// A `DELETE` with the bearer token.
+    /// A `DELETE` with the bearer token, the cleanup of an unsent draft: it does not wait
+    /// for a `Retry-After` pause (one request per failed send, under the concurrency cap).
     pub(crate) fn delete(operation: &'static str, url: &'a str) -> Self {
         Self {
             method: Method::DELETE,
             body: None,
+            waits_for_pause: false,
             ..Self::post_json(operation, url, Vec::new(), Repeat::Safe)
         }
     }
@@ -161,6 +167,7 @@ impl<'a> GraphRequest<'a> {
             authorize: false,
             repeat: Repeat::Safe,
             answer_limit: SMALL_ANSWER_LIMIT,
+            waits_for_pause: true,
         }
     }
 }
@@ -410,7 +417,11 @@ impl GraphClient {
             .map_err(|_| not_sent_by_deadline())?
             .map_err(|_| not_sent_by_deadline())?;
         // A Retry-After pauses the whole mailbox, not just the request that got it.
-        while let Some(until) = self.state.paused_until() {
+        while let Some(until) = self
+            .state
+            .paused_until()
+            .filter(|_| request.waits_for_pause)
+        {
             if until >= deadline {
                 return Err(Error::Graph {
                     operation: request.operation,

@@ -34,16 +34,29 @@
 //! - At most 4 requests in flight (configurable with
 //!   [`GraphTransportBuilder::max_concurrency`]), however many tasks call `send` at once —
 //!   Exchange Online's per-mailbox limit. Build one transport per mailbox and share it.
+//!   A request keeps its slot until Graph's answer is read, even when the caller gives up
+//!   (drops the `send` future): Graph still counts it.
 //! - 429 and 503 are retried after `Retry-After` (seconds, fractional seconds or an HTTP date;
 //!   never sooner), else after exponential backoff with jitter, until the send deadline; then
-//!   the error says the mail was not sent.
+//!   the error says the mail was not sent. A `Retry-After` pauses every request of the
+//!   transport (the whole mailbox) until it elapses, not only the one that got it; a send
+//!   whose deadline ends inside the pause fails at once as not sent.
+//! - Redirects are never followed (they would carry the token elsewhere): a 3xx is a
+//!   permanent error naming `graph_endpoint`. A refused TLS certificate is permanent too,
+//!   and not retried.
+//! - Answers are read in chunks up to a cap (64 KiB; 16 MiB for a created draft, which
+//!   echoes the message); Graph's error text is cleaned of the access token before it
+//!   reaches an error or a log.
 //! - 401 `InvalidAuthenticationToken`: the token is invalidated, a new one fetched, and the
-//!   request sent once more.
+//!   request sent once more. When that new token is refused too (consent revoked, app
+//!   disabled, …), 401s cause no new token request for a minute, so sends fail fast
+//!   instead of asking Entra ID for a token each.
 //! - A `sendMail` (or draft `/send`) is never repeated when the server may have accepted it —
 //!   a timeout after the request was written, a dropped connection, a 500, 502 or 504. The
 //!   error's [`Error::delivery`] is then [`Delivery::Uncertain`], distinct from
 //!   [`Delivery::NotSent`], so the caller decides whether a duplicate is worse than a loss.
-//! - Timeouts: connect (10 s), each request (30 s) and the whole send (120 s) by default.
+//! - Timeouts: connect (10 s), each request (30 s) and the whole send (120 s) by default;
+//!   the send deadline also bounds `check` as a whole. Values over a day count as a day.
 //!
 //! # Errors
 //!

@@ -287,6 +287,26 @@ mod tests {
     }
 
     #[test]
+    fn every_form_of_a_secret_is_redacted() {
+        let secret = "a~b c+d/é";
+        let forms = secret_forms(secret);
+        let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let text = format!(
+            "raw {secret} form {form} pct {} lower {}",
+            form.replace('+', "%20"),
+            form.to_ascii_lowercase()
+        );
+        let clean = redact(&text, &forms);
+        assert!(!clean.contains("a~b"), "{clean}");
+        assert!(
+            !clean.contains("a%7Eb") && !clean.contains("a%7eb"),
+            "{clean}"
+        );
+        assert_eq!(clean.matches(crate::secret::REDACTED).count(), 4, "{clean}");
+        assert!(secret_forms("  ").is_empty());
+    }
+
+    #[test]
     fn ca_file_must_hold_certificates() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ca.pem");

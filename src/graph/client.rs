@@ -191,8 +191,17 @@ impl GraphResponse {
         if let Some(reason) = &self.unread {
             return Err(unexpected_answer(operation, reason.clone()));
         }
-        serde_json::from_slice(&self.body)
-            .map_err(|e| unexpected_answer(operation, format!("unexpected answer: {e}")))
+        // serde's message may quote the answer, which may echo a credential: say where only.
+        serde_json::from_slice(&self.body).map_err(|e| {
+            unexpected_answer(
+                operation,
+                format!(
+                    "unexpected answer: not the JSON Graph sends (at line {} column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })
     }
 }
 

@@ -455,7 +455,7 @@ impl GraphTransport {
             return;
         };
         // Its own short deadline: the send's may be what just ran out.
-        let deadline = Instant::now() + Duration::from_secs(15).min(self.send_deadline);
+        let deadline = Instant::now() + Duration::from_secs(15);
         let result = self
             .client
             .execute(&GraphRequest::delete("delete draft", &url), deadline)

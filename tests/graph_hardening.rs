@@ -392,6 +392,44 @@ async fn a_revoked_app_names_the_causes_and_does_not_loop_on_tokens() {
 }
 
 #[tokio::test]
+async fn concurrent_sends_under_a_revocation_make_few_token_requests() {
+    let server = MockServer::start_async().await;
+    let (fetches, responder) = numbered_tokens(3600);
+    server.mock(|when, then| {
+        when.method(POST).path(token_path(TENANT));
+        then.respond_with(responder);
+    });
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(401).json_body(
+            json!({"error": {"code": "InvalidAuthenticationToken", "message": "revoked"}}),
+        );
+    });
+    let graph = Arc::new(transport(&settings(&server, &server.base_url())));
+    // Waves of concurrent sends, as a busy service would make them.
+    let mut delivered = 0;
+    for _ in 0..10 {
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let graph = Arc::clone(&graph);
+                tokio::spawn(async move { graph.send(&email()).await })
+            })
+            .collect();
+        for task in tasks {
+            delivered += usize::from(task.await.unwrap().is_ok());
+        }
+    }
+    let token_requests = fetches.load(Ordering::SeqCst);
+    println!(
+        "revocation, 10 waves of 20 concurrent sends: {delivered}/200 delivered, \
+         {token_requests} token requests, {} Graph requests",
+        send.calls()
+    );
+    assert_eq!(delivered, 0);
+    assert!(token_requests <= 3, "{token_requests} token requests");
+}
+
+#[tokio::test]
 async fn a_refused_tls_certificate_is_permanent_and_tried_once() {
     let (base, handshakes) = hostile::self_signed_tls().await;
     let graph = graph_at(&base, 4);
@@ -402,6 +440,42 @@ async fn a_refused_tls_certificate_is_permanent_and_tried_once() {
     let remedy = error.remedy().unwrap();
     for word in ["tls_ca_file", "graph_endpoint", "clock"] {
         assert!(remedy.contains(word), "{word} missing from: {remedy}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_host_name_or_an_expired_certificate_is_permanent_too() {
+    for (names, expired, cause) in [
+        (&["wrong.example"][..], false, "not valid for name"),
+        (&["127.0.0.1"][..], true, "xpired"),
+    ] {
+        let (base, handshakes, pem) = hostile::tls_server(names, expired).await;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, pem).unwrap();
+        let mut settings = ConnectorSettings::default();
+        settings.auth_mode = Some(mail_connector::AuthMode::OAuth);
+        settings.user_name = Some("no-reply@contoso.com".into());
+        settings.oauth_client_id = Some(CLIENT_ID.into());
+        settings.tenant_id = Some(TENANT.into());
+        settings.client_secret = Some(SECRET.into());
+        settings.graph_endpoint = Some(base);
+        settings.tls_ca_file = Some(ca);
+        let graph = GraphTransport::builder(&settings)
+            .unwrap()
+            .credentials(Credentials::from_token_source(StaticToken))
+            .retry_policy(fast_retry(3))
+            .build()
+            .unwrap();
+        let error = graph.send(&email()).await.unwrap_err();
+        assert!(error.to_string().contains(cause), "{error}");
+        assert_eq!(handshakes.load(Ordering::SeqCst), 1, "retried: {error}");
+        assert!(!error.is_transient(), "{error}");
+        let remedy = error.remedy().unwrap();
+        assert!(
+            remedy.contains("tls_ca_file") && remedy.contains("clock"),
+            "{remedy}"
+        );
     }
 }
 

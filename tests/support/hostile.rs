@@ -134,21 +134,35 @@ pub async fn throttle_once(seconds: u64) -> (String, Arc<Arrivals>) {
 /// An HTTPS server on 127.0.0.1 whose certificate is self-signed (so no client trusts it);
 /// returns its base URL and the number of TLS handshakes clients attempted.
 pub async fn self_signed_tls() -> (String, Arc<AtomicUsize>) {
+    let (base, handshakes, _) = tls_server(&["127.0.0.1"], false).await;
+    (base, handshakes)
+}
+
+/// An HTTPS server on 127.0.0.1 with a self-signed certificate for `names`, already expired
+/// when `expired`; returns its base URL, the number of TLS handshakes clients attempted and
+/// the certificate's PEM (to trust it through `tls_ca_file`).
+pub async fn tls_server(names: &[&str], expired: bool) -> (String, Arc<AtomicUsize>, String) {
     use tokio_rustls::TlsAcceptor;
     use tokio_rustls::rustls::ServerConfig;
     use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
+    let key_pair = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+            .unwrap();
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    }
+    let cert = params.self_signed(&key_pair).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
     let config = ServerConfig::builder_with_provider(Arc::new(
         tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_no_client_auth()
-    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .with_single_cert(vec![cert.der().clone()], key)
     .unwrap();
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -165,7 +179,7 @@ pub async fn self_signed_tls() -> (String, Arc<AtomicUsize>) {
             });
         }
     });
-    (base, handshakes)
+    (base, handshakes, cert.pem())
 }
 
 /// Accepts connections and never answers (a login host that hangs); returns its base URL

@@ -11,8 +11,20 @@
 //! outcome unknown: such a request is never repeated, and the error says delivery is
 //! *uncertain* ([`Delivery::Uncertain`]) so the caller can decide. Requests that are safe to
 //! repeat (uploading a byte range, deleting a draft) are also retried after those.
+//!
+//! # Shared by the mailbox
+//!
+//! A request runs in a task of its own that owns its concurrency permit until Graph's
+//! answer is read: a caller that gives up cannot free the slot while Graph still works on
+//! the request. A `Retry-After` pauses every request of the transport ([`MailboxState`]).
+//!
+//! # What is read from the server
+//!
+//! No redirect is followed (the client is built that way; a 3xx is a permanent error).
+//! Answers are read in chunks up to a cap, and Graph's error text is cleaned of the bearer
+//! token (or the upload URL) before it is kept in an error.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -29,57 +41,13 @@ use crate::http::{
 };
 use crate::retry::RetryPolicy;
 
+pub(crate) use super::mailbox::MailboxState;
+
 /// The most bytes of a successful answer read for most requests (ids, upload progress).
 pub(crate) const SMALL_ANSWER_LIMIT: usize = 64 * 1024;
 /// The most bytes of a created draft read: Graph returns the whole message, body included,
 /// and the request that created it was at most about 4 MB.
 pub(crate) const DRAFT_ANSWER_LIMIT: usize = 16 * 1024 * 1024;
-/// After a token fetched anew because of a 401 was refused too, 401s are not answered with
-/// new token requests for this long: the app is revoked or blocked, and asking Entra again
-/// for every send would be a loop Entra itself throttles.
-const REFUSED_TOKEN_BACKOFF: Duration = Duration::from_secs(60);
-
-/// State shared by every request of one transport (one mailbox).
-#[derive(Debug, Default)]
-pub(crate) struct MailboxState {
-    /// A server's `Retry-After` pauses every request until this instant.
-    paused_until: Mutex<Option<Instant>>,
-    /// When a freshly fetched token was refused too (see [`REFUSED_TOKEN_BACKOFF`]).
-    token_refused_after_refresh: Mutex<Option<Instant>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl MailboxState {
-    fn pause_for(&self, wait: Duration) {
-        let Some(until) = Instant::now().checked_add(wait) else {
-            return;
-        };
-        let mut paused = lock(&self.paused_until);
-        if paused.is_none_or(|at| at < until) {
-            *paused = Some(until);
-        }
-    }
-
-    fn paused_until(&self) -> Option<Instant> {
-        (*lock(&self.paused_until)).filter(|at| *at > Instant::now())
-    }
-
-    fn refresh_allowed(&self) -> bool {
-        (*lock(&self.token_refused_after_refresh))
-            .is_none_or(|at| at.elapsed() >= REFUSED_TOKEN_BACKOFF)
-    }
-
-    fn token_refused_after_refresh(&self) {
-        *lock(&self.token_refused_after_refresh) = Some(Instant::now());
-    }
-
-    fn token_accepted(&self) {
-        *lock(&self.token_refused_after_refresh) = None;
-    }
-}
 
 /// Whether repeating a request can duplicate its effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

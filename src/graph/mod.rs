@@ -73,6 +73,7 @@
 //! [`Error::delivery`]: crate::Error::delivery
 
 mod client;
+mod mailbox;
 mod request;
 
 use std::sync::Arc;

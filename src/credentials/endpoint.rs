@@ -79,9 +79,10 @@ impl TokenEndpoint {
                 Ok(response) if response.status().is_redirection() => {
                     // Never followed: the form would go, secret and all, wherever it points.
                     let error = self.unusable(format!(
-                        "the login host answered HTTP {} (a redirect{}); redirects are not followed, \
+                        "the login host `{}` answered HTTP {} (a redirect{}); redirects are not followed, \
                          so that the credential is never sent elsewhere: set `authority_host` to \
                          the login host itself",
+                        host_of(&self.url),
                         response.status().as_u16(),
                         response
                             .headers()

@@ -227,7 +227,11 @@ enum Failure {
     /// The server's TLS certificate was refused; trying again cannot help.
     Tls(String),
     /// The server answered with a redirect, which is never followed.
-    Redirect { status: StatusCode, to: String },
+    Redirect {
+        status: StatusCode,
+        from: String,
+        to: String,
+    },
     /// The request was written but no complete answer came back.
     Unknown(String),
     /// The server answered with an error status.
@@ -519,7 +523,8 @@ impl GraphClient {
                 .and_then(|l| l.to_str().ok())
                 .map(host_of)
                 .unwrap_or_default();
-            return Ok((Err(Failure::Redirect { status, to }), token));
+            let from = host_of(request.url);
+            return Ok((Err(Failure::Redirect { status, from, to }), token));
         }
         let (code, message, inner_request_id) = match body {
             Ok(body) => match serde_json::from_slice::<ErrorBody>(&body) {
@@ -597,12 +602,13 @@ fn to_error(
             (None, None, message.clone(), None)
         }
         Failure::Tls(message) => (None, Some(TLS_CODE.to_owned()), message.clone(), None),
-        Failure::Redirect { status, to } => (
+        Failure::Redirect { status, from, to } => (
             Some(status.as_u16()),
             Some(REDIRECT_CODE.to_owned()),
             format!(
-                "Graph answered with a redirect{}; redirects are not followed, so the access \
-                 token is never sent elsewhere: set `graph_endpoint` to the Graph host itself",
+                "`{from}` answered with a redirect{}; redirects are not followed, so the \
+                 access token is never sent elsewhere: set `graph_endpoint` to the Graph host \
+                 itself",
                 match to.is_empty() {
                     true => String::new(),
                     false => format!(" to `{to}`"),

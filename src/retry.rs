@@ -93,7 +93,7 @@ impl RetryPolicy {
         }
         let delay = self.delay(retry, retry_after);
         match self.deadline {
-            Some(deadline) if elapsed + delay > deadline => None,
+            Some(deadline) if elapsed.saturating_add(delay) > deadline => None,
             _ => Some(delay),
         }
     }
@@ -101,7 +101,8 @@ impl RetryPolicy {
 
 /// Parses an HTTP `Retry-After` value: whole seconds (`120`), fractional seconds (`2.128`,
 /// which Graph sends) or an HTTP date, relative to `now`. A date in the past means "now"
-/// (zero). Returns `None` for anything else, including negative numbers.
+/// (zero). A number of seconds too large for a [`Duration`] gives [`Duration::MAX`]. Returns
+/// `None` for anything else, including negative numbers.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -124,7 +125,8 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     if value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         let seconds: f64 = value.parse().ok()?;
-        return Duration::try_from_secs_f64(seconds).ok();
+        // Too many seconds for a `Duration` means "longer than anyone waits": saturate.
+        return Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -185,5 +187,26 @@ mod tests {
             RetryPolicy::none().next_delay(0, Duration::ZERO, None),
             None
         );
+    }
+
+    #[test]
+    fn extreme_values_do_not_panic() {
+        let policy = RetryPolicy {
+            max_retries: u32::MAX,
+            initial_backoff: Duration::MAX,
+            max_backoff: Duration::MAX,
+            multiplier: f64::MAX,
+            deadline: Some(Duration::MAX),
+        };
+        let _ = policy.backoff(u32::MAX);
+        let _ = policy.next_delay(5, Duration::MAX, Some(Duration::MAX));
+        let nan = RetryPolicy {
+            multiplier: f64::NAN,
+            ..RetryPolicy::default()
+        };
+        let _ = nan.next_delay(3, Duration::MAX, None);
+        let now = SystemTime::now();
+        assert!(parse_retry_after("18446744073709551615", now).is_some());
+        let _ = parse_retry_after("1e300", now);
     }
 }

@@ -5,10 +5,18 @@ use std::time::{Instant, SystemTime};
 use crate::credentials::entra_error::EntraError;
 use crate::credentials::source::{Attempts, FetchFailure};
 use crate::credentials::token::{AccessToken, TokenResponse};
-use crate::error::Advice;
-use crate::error::{Error, Result};
-use crate::http::{describe_error, retry_after};
+use crate::error::{Advice, Error, Result};
+use crate::http::{
+    BodyError, ERROR_BODY_LIMIT, describe_error, host_of, is_tls_failure, is_tls_text, read_body,
+    redact, retry_after, secret_forms, tls_remedy,
+};
 use crate::retry::RetryPolicy;
+
+/// The most bytes of a token response read: an app-only token is a few KB.
+const TOKEN_BODY_LIMIT: usize = 64 * 1024;
+
+/// The form fields that hold a credential, redacted from anything the server says.
+const SECRET_FIELDS: [&str; 2] = ["client_secret", "client_assertion"];
 
 /// `POST {authority_host}/{tenant}/oauth2/v2.0/token` with an HTTP client and retry policy.
 #[derive(Debug, Clone)]
@@ -54,24 +62,59 @@ impl TokenEndpoint {
         let mut retry = 0;
         loop {
             let form = make_form().map_err(FetchFailure::from)?;
+            // Every form a server could echo the credential in, to remove from its answers.
+            let secrets: Vec<String> = form
+                .iter()
+                .filter(|(name, _)| SECRET_FIELDS.contains(name))
+                .flat_map(|(_, value)| secret_forms(value))
+                .collect();
             let issued = SystemTime::now();
             tracing::debug!(endpoint = %self.url, scope, attempt = retry + 1, "requesting an access token");
             let outcome = self.client.post(&self.url).form(&form).send().await;
             drop(form);
             let (error, retry_after) = match outcome {
                 Ok(response) if response.status().is_success() => {
-                    return Ok(self.parse_success(response, issued).await?);
+                    return Ok(self.parse_success(response, issued, &secrets).await?);
+                }
+                Ok(response) if response.status().is_redirection() => {
+                    // Never followed: the form would go, secret and all, wherever it points.
+                    let error = self.unusable(format!(
+                        "the login host `{}` answered HTTP {} (a redirect{}); redirects are not followed, \
+                         so that the credential is never sent elsewhere: set `authority_host` to \
+                         the login host itself",
+                        host_of(&self.url),
+                        response.status().as_u16(),
+                        response
+                            .headers()
+                            .get(reqwest::header::LOCATION)
+                            .and_then(|l| l.to_str().ok())
+                            .map(|l| format!(" to `{}`", host_of(l)))
+                            .unwrap_or_default(),
+                    ));
+                    return Err(FetchFailure::from(error));
                 }
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(response.headers());
-                    let body = response.bytes().await.unwrap_or_default();
-                    let error = match EntraError::from_body(&body) {
-                        Some(entra) => entra.into_error(status.as_u16(), retry_after),
-                        None => endpoint_error(
+                    let transient_status = status.as_u16() == 429 || status.is_server_error();
+                    let error = match read_body(response, ERROR_BODY_LIMIT).await {
+                        Ok(body) => match EntraError::from_body(&body) {
+                            Some(entra) => entra
+                                .redacted(&secrets)
+                                .into_error(status.as_u16(), retry_after),
+                            None => endpoint_error(
+                                &self.url,
+                                format!("HTTP {status} without an Entra error body"),
+                                transient_status,
+                            ),
+                        },
+                        Err(body_error) => endpoint_error(
                             &self.url,
-                            format!("HTTP {status} without an Entra error body"),
-                            status.as_u16() == 429 || status.is_server_error(),
+                            format!(
+                                "HTTP {status}: {}",
+                                redact(&body_error.to_string(), &secrets)
+                            ),
+                            transient_status,
                         ),
                     };
                     // The status, or Entra's own verdict: a 400 `temporarily_unavailable`
@@ -82,6 +125,11 @@ impl TokenEndpoint {
                     }
                     (error, retry_after)
                 }
+                Err(e) if is_tls_failure(&e) => {
+                    let error = self.unusable(describe_error(&e));
+                    tracing::warn!(endpoint = %self.url, error = %error, "the login host's TLS certificate was refused");
+                    return Err(FetchFailure::from(error));
+                }
                 Err(e) => (self.network_error(&e), None),
             };
             if attempts == Attempts::Once {
@@ -90,7 +138,7 @@ impl TokenEndpoint {
             }
             match self.retry.next_delay(retry, started.elapsed(), retry_after) {
                 Some(delay) => {
-                    tracing::warn!(endpoint = %self.url, error = %error, retry_in_ms = delay.as_millis() as u64, "token request failed; retrying");
+                    tracing::warn!(endpoint = %self.url, error = %error, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "token request failed; retrying");
                     tokio::time::sleep(delay).await;
                     retry += 1;
                 }
@@ -102,13 +150,22 @@ impl TokenEndpoint {
         }
     }
 
+    fn unusable(&self, reason: String) -> Error {
+        endpoint_error(&self.url, reason, false)
+    }
+
     async fn parse_success(
         &self,
         response: reqwest::Response,
         issued: SystemTime,
+        secrets: &[String],
     ) -> Result<AccessToken> {
-        let unusable = |reason: String| endpoint_error(&self.url, reason, false);
-        let body = response.bytes().await.map_err(|e| self.network_error(&e))?;
+        let unusable = |reason: String| self.unusable(redact(&reason, secrets));
+        let body = match read_body(response, TOKEN_BODY_LIMIT).await {
+            Ok(body) => body,
+            Err(BodyError::Failed(e)) => return Err(self.network_error(&e)),
+            Err(too_large) => return Err(unusable(too_large.to_string())),
+        };
         // serde's message may quote the input; never echo it (it may hold the token).
         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
             unusable(format!(
@@ -127,16 +184,21 @@ impl TokenEndpoint {
     }
 }
 
-/// The token endpoint could not be reached or gave no usable answer.
+/// The token endpoint could not be reached or gave no usable answer. The remedy is the
+/// credentials' own: a refused certificate names `tls_ca_file` and the clock, anything else
+/// the network path to the login host.
 pub(crate) fn endpoint_error(endpoint: &str, reason: String, transient: bool) -> Error {
+    let remedy = if is_tls_text(&reason) {
+        tls_remedy("authority_host")
+    } else {
+        "check that this machine can reach the login host over HTTPS (firewall, proxy, DNS) \
+         and that `authority_host` and `cloud` are right"
+            .to_owned()
+    };
     Error::TokenEndpoint {
         endpoint: endpoint.to_owned(),
         reason,
         transient,
-        advice: Advice::remedy(Some(
-            "check that this machine can reach the login host over HTTPS (firewall, proxy, \
-             DNS) and that `authority_host` and `cloud` are right"
-                .to_owned(),
-        )),
+        advice: Advice::remedy(Some(remedy)),
     }
 }

@@ -55,6 +55,20 @@ impl EntraError {
         }
     }
 
+    /// This error with every form of `secrets` removed from its text fields: Entra does not
+    /// echo the request, but a proxy or a hostile endpoint may.
+    pub(crate) fn redacted(self, secrets: &[String]) -> Self {
+        let clean = |text: String| crate::http::redact(&text, secrets);
+        Self {
+            error: clean(self.error),
+            error_description: clean(self.error_description),
+            error_codes: self.error_codes,
+            trace_id: self.trace_id.map(clean),
+            correlation_id: self.correlation_id.map(clean),
+            timestamp: self.timestamp.map(clean),
+        }
+    }
+
     /// Whether `error_codes` holds `code`.
     #[must_use]
     pub fn has_code(&self, code: u64) -> bool {

@@ -71,6 +71,11 @@
 //! (`temporarily_unavailable`, tenant throttling) are retried, waiting at least its
 //! `Retry-After`.
 //!
+//! The token endpoint is trusted no further than needed: redirects are not followed (the
+//! form carries the secret), answers over 64 KiB are not read, a lifetime (`expires_in`,
+//! `refresh_in`) over a day counts as a day, and any text it sends back is cleaned of the
+//! secret or assertion (raw or form-encoded) before it reaches an error or a log.
+//!
 //! Callers that waited for a fetch that failed get a clone of its error: the same variant,
 //! fields, source chain, [`Error::is_auth`] and [`Error::remedy`] as the fetching caller.
 //!
@@ -111,6 +116,8 @@ use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 use crate::transport::CheckStep;
 use cache::TokenCache;
+#[cfg(feature = "graph")]
+pub(crate) use endpoint::endpoint_error;
 use endpoint::{TokenEndpoint, token_endpoint_url};
 use source::{CustomSource, Fetch};
 
@@ -263,7 +270,8 @@ impl CredentialsBuilder {
         self
     }
 
-    /// Refresh cached tokens this long before they expire (default 5 minutes).
+    /// Refresh cached tokens this long before they expire (default 5 minutes; at most half
+    /// a token's lifetime, and values over a day count as a day).
     pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
         self
@@ -272,7 +280,7 @@ impl CredentialsBuilder {
     /// After a refresh ahead of expiry fails, keep serving the still-valid cached token
     /// and try again only after this long (default 30 seconds), or after the token
     /// endpoint's `Retry-After` when it sent one. An expired, missing or rejected token is
-    /// fetched at once regardless.
+    /// fetched at once regardless. Values over a day count as a day.
     pub fn with_refresh_cooldown(mut self, cooldown: Duration) -> Self {
         self.refresh_cooldown = cooldown;
         self
@@ -323,7 +331,12 @@ impl CredentialsBuilder {
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(InMemoryTokenCache::new()));
-        let cache = TokenCache::new(store, self.refresh_margin, self.refresh_cooldown);
+        // Longer than a day means "a day": no time arithmetic on them can overflow.
+        let cache = TokenCache::new(
+            store,
+            crate::http::capped(self.refresh_margin),
+            crate::http::capped(self.refresh_cooldown),
+        );
         let tenant_id = non_blank(&self.tenant_id);
         let client_id = non_blank(&self.client_id);
         let secret = match self.credential {

@@ -102,7 +102,9 @@ impl AccessToken {
             .duration_since(self.issued_at)
             .unwrap_or_default();
         let margin = margin.min(lifetime / 2);
-        now + margin < self.expires_at && self.refresh_at.is_none_or(|at| now < at)
+        now.checked_add(margin)
+            .is_some_and(|due| due < self.expires_at)
+            && self.refresh_at.is_none_or(|at| now < at)
     }
 
     /// The token's claims, decoded **without verifying** the signature — for diagnostics
@@ -130,6 +132,11 @@ impl fmt::Debug for AccessToken {
     }
 }
 
+/// The longest lifetime taken from a token response: Entra's tokens live 60–90 minutes, so a
+/// longer `expires_in` (or `refresh_in`) is a broken or hostile endpoint's; it is capped to a
+/// day rather than trusted (a value near `u64::MAX` seconds cannot even be added to a time).
+pub(crate) const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// The token endpoint's success response.
 #[derive(Deserialize)]
 pub(crate) struct TokenResponse {
@@ -156,15 +163,15 @@ impl TokenResponse {
         if self.access_token.is_empty() {
             return Err("the response holds an empty access_token".into());
         }
-        let token = AccessToken::new(
-            self.access_token,
-            issued + Duration::from_secs(self.expires_in),
-        )
-        .with_issued_at(issued);
-        Ok(match self.refresh_in {
-            Some(refresh_in) if refresh_in < self.expires_in => {
-                token.with_refresh_at(issued + Duration::from_secs(refresh_in))
-            }
+        let lifetime = Duration::from_secs(self.expires_in).min(MAX_TOKEN_LIFETIME);
+        let at = |after: Duration| {
+            issued
+                .checked_add(after)
+                .ok_or_else(|| "the token's expiry is past the end of time".to_owned())
+        };
+        let token = AccessToken::new(self.access_token, at(lifetime)?).with_issued_at(issued);
+        Ok(match self.refresh_in.map(Duration::from_secs) {
+            Some(refresh_in) if refresh_in < lifetime => token.with_refresh_at(at(refresh_in)?),
             _ => token,
         })
     }
@@ -183,6 +190,7 @@ impl Seconds {
     fn get<E: serde::de::Error>(self) -> Result<u64, E> {
         match self {
             Self::Number(n) => Ok(n),
+            // `as` saturates: 1e300 becomes u64::MAX, which `into_token` caps.
             Self::Float(f) if f.is_finite() && f >= 0.0 => Ok(f as u64),
             Self::Float(f) => Err(E::custom(format!("invalid seconds {f}"))),
             Self::Text(s) => s
@@ -238,6 +246,26 @@ mod tests {
             serde_json::from_str::<TokenResponse>(r#"{"expires_in":"soon","access_token":"a"}"#)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn absurd_lifetimes_are_capped_to_a_day() {
+        for value in [
+            u64::MAX.to_string(),
+            i64::MAX.to_string(),
+            "1e19".to_owned(),
+            "1e300".to_owned(),
+            format!("\"{}\"", u64::MAX),
+        ] {
+            let now = SystemTime::now();
+            let json = format!(
+                r#"{{"expires_in":{value},"ext_expires_in":{value},"refresh_in":{value},"access_token":"a"}}"#
+            );
+            let response: TokenResponse = serde_json::from_str(&json).unwrap();
+            let token = response.into_token(now).unwrap();
+            assert_eq!(token.expires_at(), now + MAX_TOKEN_LIFETIME, "{value}");
+            assert!(token.is_fresh_at(now, Duration::MAX));
+        }
     }
 
     #[test]

@@ -11,6 +11,18 @@
 //! outcome unknown: such a request is never repeated, and the error says delivery is
 //! *uncertain* ([`Delivery::Uncertain`]) so the caller can decide. Requests that are safe to
 //! repeat (uploading a byte range, deleting a draft) are also retried after those.
+//!
+//! # Shared by the mailbox
+//!
+//! A request runs in a task of its own that owns its concurrency permit until Graph's
+//! answer is read: a caller that gives up cannot free the slot while Graph still works on
+//! the request. A `Retry-After` pauses every request of the transport ([`MailboxState`]).
+//!
+//! # What is read from the server
+//!
+//! No redirect is followed (the client is built that way; a 3xx is a permanent error).
+//! Answers are read in chunks up to a cap, and Graph's error text is cleaned of the bearer
+//! token (or the upload URL) before it is kept in an error.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,10 +34,22 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::error::GraphFailure;
+use crate::credentials::endpoint_error as token_endpoint_error;
 use crate::credentials::{AccessToken, Credentials};
 use crate::error::{Delivery, Error, Result};
-use crate::http::{bearer_header, describe_error, retry_after};
+use crate::http::{
+    BodyError, ERROR_BODY_LIMIT, bearer_header, describe_error, host_of, is_tls_failure, read_body,
+    redact, retry_after, secret_forms,
+};
 use crate::retry::RetryPolicy;
+
+pub(crate) use super::mailbox::MailboxState;
+
+/// The most bytes of a successful answer read for most requests (ids, upload progress).
+pub(crate) const SMALL_ANSWER_LIMIT: usize = 64 * 1024;
+/// The most bytes of a created draft read: Graph returns the whole message, body included,
+/// and the request that created it was at most about 4 MB.
+pub(crate) const DRAFT_ANSWER_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Whether repeating a request can duplicate its effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +71,11 @@ pub(crate) struct GraphRequest<'a> {
     /// Pre-authenticated upload URLs must not carry the bearer token.
     pub authorize: bool,
     pub repeat: Repeat,
+    /// The most bytes of a successful answer read.
+    pub answer_limit: usize,
+    /// Whether the request waits out a mailbox-wide `Retry-After` pause. Only the cleanup
+    /// of an unsent draft does not: waiting would leave the draft behind.
+    pub waits_for_pause: bool,
 }
 
 impl<'a> GraphRequest<'a> {
@@ -65,6 +94,16 @@ impl<'a> GraphRequest<'a> {
             headers: Vec::new(),
             authorize: true,
             repeat,
+            answer_limit: SMALL_ANSWER_LIMIT,
+            waits_for_pause: true,
+        }
+    }
+
+    /// The same request, reading a successful answer of up to `limit` bytes.
+    pub(crate) fn with_answer_limit(self, limit: usize) -> Self {
+        Self {
+            answer_limit: limit,
+            ..self
         }
     }
 
@@ -76,11 +115,13 @@ impl<'a> GraphRequest<'a> {
         }
     }
 
-    /// A `DELETE` with the bearer token.
+    /// A `DELETE` with the bearer token, the cleanup of an unsent draft: it does not wait
+    /// for a `Retry-After` pause (one request per failed send, under the concurrency cap).
     pub(crate) fn delete(operation: &'static str, url: &'a str) -> Self {
         Self {
             method: Method::DELETE,
             body: None,
+            waits_for_pause: false,
             ..Self::post_json(operation, url, Vec::new(), Repeat::Safe)
         }
     }
@@ -95,15 +136,52 @@ impl<'a> GraphRequest<'a> {
             headers: vec![("Content-Range", range)],
             authorize: false,
             repeat: Repeat::Safe,
+            answer_limit: SMALL_ANSWER_LIMIT,
+            waits_for_pause: true,
         }
     }
 }
 
-/// A successful response, read whole (Graph's answers here are small).
+/// A successful response, read whole up to the request's answer limit.
 #[derive(Debug)]
 pub(crate) struct GraphResponse {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// Why the body is missing, when it could not be read (too large, cut off): the status
+    /// still stands, but callers that need the body report this.
+    pub unread: Option<String>,
+}
+
+impl GraphResponse {
+    /// The body parsed as `T`, or a clear error for `operation`.
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &'static str,
+    ) -> Result<T> {
+        if let Some(reason) = &self.unread {
+            return Err(unexpected_answer(operation, reason.clone()));
+        }
+        // serde's message may quote the answer, which may echo a credential: say where only.
+        serde_json::from_slice(&self.body).map_err(|e| {
+            unexpected_answer(
+                operation,
+                format!(
+                    "unexpected answer: not the JSON Graph sends (at line {} column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })
+    }
+}
+
+/// An answer that is not what Graph sends for `operation`.
+pub(crate) fn unexpected_answer(operation: &'static str, message: String) -> Error {
+    GraphFailure {
+        code: Some("UnexpectedResponse".to_owned()),
+        ..GraphFailure::local(operation, message, false)
+    }
+    .into_error()
 }
 
 /// Sends Graph requests for one mailbox.
@@ -115,6 +193,7 @@ pub(crate) struct GraphClient {
     pub permits: Arc<Semaphore>,
     pub retry: RetryPolicy,
     pub request_timeout: Duration,
+    pub state: Arc<MailboxState>,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +221,14 @@ enum Failure {
     NotSent(String),
     /// The request could not even be built; trying again cannot help.
     Invalid(String),
+    /// The server's TLS certificate was refused; trying again cannot help.
+    Tls(String),
+    /// The server answered with a redirect, which is never followed.
+    Redirect {
+        status: StatusCode,
+        from: String,
+        to: String,
+    },
     /// The request was written but no complete answer came back.
     Unknown(String),
     /// The server answered with an error status.
@@ -168,7 +255,12 @@ impl GraphClient {
             let client_request_id = uuid::Uuid::new_v4().to_string();
             let (outcome, token) = self.attempt(request, &client_request_id, deadline).await?;
             let failure = match outcome {
-                Ok(response) => return Ok(response),
+                Ok(response) => {
+                    if request.authorize {
+                        self.state.token_accepted();
+                    }
+                    return Ok(response);
+                }
                 Err(failure) => failure,
             };
             let error = |failure: &Failure, delivery: Delivery, transient: bool| {
@@ -186,7 +278,8 @@ impl GraphClient {
                     if *status == StatusCode::UNAUTHORIZED
                         && request.authorize
                         && !refreshed_token
-                        && code.as_deref() != Some("NoPermissionsInAccessToken") =>
+                        && code.as_deref() != Some("NoPermissionsInAccessToken")
+                        && self.state.refresh_allowed() =>
                 {
                     refreshed_token = true;
                     if let Some(token) = &token {
@@ -210,8 +303,18 @@ impl GraphClient {
                 {
                     *retry_after
                 }
+                Failure::Status { status, .. }
+                    if *status == StatusCode::UNAUTHORIZED && refreshed_token =>
+                {
+                    // A token fetched just now was refused too: not a rollover but a revoked
+                    // or blocked app. Stop asking Entra for new tokens for a while.
+                    self.state.token_refused_after_refresh();
+                    return Err(error(&failure, Delivery::NotSent, false));
+                }
                 Failure::NotSent(_) => None,
-                Failure::Invalid(_) => return Err(error(&failure, Delivery::NotSent, false)),
+                Failure::Invalid(_) | Failure::Tls(_) | Failure::Redirect { .. } => {
+                    return Err(error(&failure, Delivery::NotSent, false));
+                }
                 Failure::Unknown(_) if request.repeat == Repeat::Safe => None,
                 Failure::Status { status, .. }
                     if request.repeat == Repeat::Safe && status.is_server_error() =>
@@ -252,6 +355,10 @@ impl GraphClient {
 
     /// One attempt, and the token it used. The outer `Result` is for errors that end the
     /// send at once (no token; the deadline passed before anything was sent).
+    ///
+    /// The request runs in a task of its own that holds the concurrency permit until the
+    /// answer is read (bounded by the request timeout): a caller that gives up (a timeout,
+    /// a dropped future) cannot free the slot while the server is still working on it.
     async fn attempt(
         &self,
         request: &GraphRequest<'_>,
@@ -276,15 +383,37 @@ impl GraphClient {
             true => Some(
                 tokio::time::timeout_at(deadline, self.credentials.access_token(&self.scope))
                     .await
-                    .map_err(|_| not_sent_by_deadline())??,
+                    .map_err(|_| self.token_timeout())??,
             ),
             false => None,
         };
         // The concurrency limit counts requests in flight, however many sends are waiting.
-        let permit = tokio::time::timeout_at(deadline, self.permits.acquire())
+        let permit = tokio::time::timeout_at(deadline, Arc::clone(&self.permits).acquire_owned())
             .await
             .map_err(|_| not_sent_by_deadline())?
             .map_err(|_| not_sent_by_deadline())?;
+        // A Retry-After pauses the whole mailbox, not just the request that got it.
+        while let Some(until) = self
+            .state
+            .paused_until()
+            .filter(|_| request.waits_for_pause)
+        {
+            if until >= deadline {
+                return Err(GraphFailure {
+                    status: Some(429),
+                    retry_after: Some(until.saturating_duration_since(Instant::now())),
+                    ..GraphFailure::local(
+                        request.operation,
+                        "Graph asked this mailbox to wait (Retry-After) past the send \
+                         deadline; the mail was not sent"
+                            .to_owned(),
+                        true,
+                    )
+                }
+                .into_error());
+            }
+            tokio::time::sleep_until(until).await;
+        }
 
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
@@ -296,11 +425,18 @@ impl GraphClient {
             .timeout(self.request_timeout.min(remaining))
             .header("client-request-id", client_request_id)
             .header("return-client-request-id", "true");
+        // What the server could echo back, to keep out of errors and logs.
+        let mut secrets = Vec::new();
         if let Some(token) = &token {
             builder = builder.header(
                 reqwest::header::AUTHORIZATION,
                 bearer_header(token.expose_secret())?,
             );
+            secrets.extend(secret_forms(token.expose_secret()));
+        }
+        if !request.authorize {
+            // A pre-authenticated upload URL is a credential of its own.
+            secrets.extend(secret_forms(request.url));
         }
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
@@ -312,38 +448,101 @@ impl GraphClient {
             None => builder.header(reqwest::header::CONTENT_LENGTH, "0"),
         };
 
-        let response = match builder.send().await {
-            Ok(response) => response,
-            Err(e) if e.is_builder() => {
+        let state = Arc::clone(&self.state);
+        let answer_limit = request.answer_limit;
+        let task = tokio::spawn(async move {
+            let _permit = permit;
+            let response = builder.send().await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let wait = retry_after(&headers);
+            if let (StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE, Some(wait)) =
+                (status, wait)
+            {
+                // Before the permit is released, so no waiting request slips through.
+                state.pause_for(wait);
+            }
+            let limit = match status.is_success() {
+                true => answer_limit,
+                false => ERROR_BODY_LIMIT,
+            };
+            let body = read_body(response, limit).await;
+            Ok::<_, reqwest::Error>((status, headers, body))
+        });
+        let (status, headers, body) = match task.await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) if e.is_builder() => {
                 return Ok((Err(Failure::Invalid(describe_error(&e))), token));
             }
-            Err(e) if e.is_connect() => {
+            Ok(Err(e)) if is_tls_failure(&e) => {
+                return Ok((
+                    Err(Failure::Tls(format!(
+                        "the TLS certificate of `{}` was refused: {}",
+                        host_of(request.url),
+                        describe_error(&e)
+                    ))),
+                    token,
+                ));
+            }
+            Ok(Err(e)) if e.is_connect() => {
                 return Ok((Err(Failure::NotSent(describe_error(&e))), token));
             }
-            Err(e) => return Ok((Err(Failure::Unknown(describe_error(&e))), token)),
+            Ok(Err(e)) => return Ok((Err(Failure::Unknown(describe_error(&e))), token)),
+            Err(join) => {
+                return Ok((
+                    Err(Failure::Unknown(format!("the request task failed: {join}"))),
+                    token,
+                ));
+            }
         };
-        let status = response.status();
-        let headers = response.headers().clone();
-        // The status is Graph's answer; a body cut off after it does not change it. Callers
-        // that need the body (a draft's id) report an unexpected answer instead.
-        let body = response
-            .bytes()
-            .await
-            .map(|b| b.to_vec())
-            .unwrap_or_default();
-        drop(permit);
 
         if status.is_success() {
-            return Ok((Ok(GraphResponse { headers, body }), token));
+            // The status is Graph's answer; a body too large or cut off after it does not
+            // change it. Callers that need the body report an unexpected answer instead.
+            let (body, unread) = match body {
+                Ok(body) => (body, None),
+                Err(error) => (Vec::new(), Some(redact(&error.to_string(), &secrets))),
+            };
+            return Ok((
+                Ok(GraphResponse {
+                    headers,
+                    body,
+                    unread,
+                }),
+                token,
+            ));
         }
-        let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
-        let (code, message, inner_request_id) = match parsed {
-            Some(ErrorBody { error }) => (
-                error.code,
-                error.message.unwrap_or_default(),
-                error.inner_error.and_then(|i| i.request_id),
+        if status.is_redirection() {
+            let to = headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .map(host_of)
+                .unwrap_or_default();
+            let from = host_of(request.url);
+            return Ok((Err(Failure::Redirect { status, from, to }), token));
+        }
+        let (code, message, inner_request_id) = match body {
+            Ok(body) => match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(ErrorBody { error }) => (
+                    error.code,
+                    error.message.unwrap_or_default(),
+                    error.inner_error.and_then(|i| i.request_id),
+                ),
+                Err(_) => (
+                    None,
+                    status.canonical_reason().unwrap_or("error").to_owned(),
+                    None,
+                ),
+            },
+            Err(BodyError::TooLarge(limit)) => (
+                None,
+                format!(
+                    "{}; its error body is larger than {limit} bytes and was not read",
+                    status.canonical_reason().unwrap_or("error")
+                ),
+                None,
             ),
-            None => (
+            Err(BodyError::Failed(_)) => (
                 None,
                 status.canonical_reason().unwrap_or("error").to_owned(),
                 None,
@@ -355,16 +554,32 @@ impl GraphClient {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        let clean = |text: String| redact(&text, &secrets);
         Ok((
             Err(Failure::Status {
                 status,
-                code,
-                message,
-                request_id: header("request-id").or(inner_request_id),
+                code: code.map(clean),
+                message: clean(message),
+                request_id: header("request-id").or(inner_request_id).map(clean),
                 retry_after: retry_after(&headers),
             }),
             token,
         ))
+    }
+
+    /// The error for a token that did not come within the send deadline: the login host's
+    /// fault (`authority_host`), not Graph's.
+    fn token_timeout(&self) -> Error {
+        token_endpoint_error(
+            self.credentials
+                .token_endpoint()
+                .unwrap_or("the token source"),
+            format!(
+                "no access token within the send deadline of {:?}; the login host did not answer in time",
+                self.retry.deadline.unwrap_or_default()
+            ),
+            true,
+        )
     }
 }
 
@@ -379,6 +594,22 @@ fn to_error(
         Failure::NotSent(message) | Failure::Invalid(message) => {
             (None, None, message.clone(), None, None)
         }
+        Failure::Tls(message) => (None, Some(TLS_CODE.to_owned()), message.clone(), None, None),
+        Failure::Redirect { status, from, to } => (
+            Some(status.as_u16()),
+            Some(REDIRECT_CODE.to_owned()),
+            format!(
+                "`{from}` answered with a redirect{}; redirects are not followed, so the \
+                 access token is never sent elsewhere: set `graph_endpoint` to the Graph host \
+                 itself",
+                match to.is_empty() {
+                    true => String::new(),
+                    false => format!(" to `{to}`"),
+                }
+            ),
+            None,
+            None,
+        ),
         Failure::Unknown(message) => (
             None,
             None,
@@ -420,6 +651,11 @@ fn to_error(
     }
     .into_error()
 }
+
+/// The code given to a refused TLS certificate (not one of Graph's: no answer came).
+pub(crate) const TLS_CODE: &str = "TlsCertificateRejected";
+/// The code given to a redirect (not one of Graph's).
+pub(crate) const REDIRECT_CODE: &str = "RedirectNotFollowed";
 
 fn operation_sends(operation: &str) -> bool {
     matches!(operation, "sendMail" | "send draft")

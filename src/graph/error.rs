@@ -124,11 +124,21 @@ fn remedy(
             "Graph accepts at most 5 custom headers, each named `X-…`: remove the others".to_owned()
         }
         (Some("InvalidAuthenticationToken"), _) | (None, Some(401)) => {
-            "Graph refused the access token even after fetching a new one: check that `cloud` (or \
-             `authority_host` and `graph_endpoint`) match the tenant's cloud, and that this \
-             host's clock is correct"
+            "Graph refused the access token even after fetching a new one. Most often the app \
+             lost its access: admin consent was revoked (grant it again under API permissions), \
+             the app or its service principal was disabled (Enterprise applications → \
+             Properties → Enabled for users to sign in), a Conditional Access policy for \
+             workload identities blocks it, or an Exchange application access policy / RBAC \
+             for Applications scope excludes the User Name (`user_name`) mailbox. Otherwise \
+             check that `cloud` (or `authority_host` and `graph_endpoint`) match the tenant's \
+             cloud, and that this host's clock is correct"
                 .to_owned()
         }
+        (Some("TlsCertificateRejected"), _) => crate::http::tls_remedy("graph_endpoint"),
+        (Some("RedirectNotFollowed"), _) => "Graph answered with a redirect, which is never \
+            followed (it would carry the access token elsewhere): set `graph_endpoint` to the \
+            Graph host itself, e.g. https://graph.microsoft.com"
+            .to_owned(),
         (Some("ApplicationThrottled" | "TooManyRequests" | "MailboxConcurrency"), _)
         | (_, Some(429)) => "Graph is throttling this mailbox (limits: 4 concurrent requests, \
             10,000 requests per 10 minutes, 30 messages per minute): send less often, or raise \

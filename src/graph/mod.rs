@@ -34,16 +34,29 @@
 //! - At most 4 requests in flight (configurable with
 //!   [`GraphTransportBuilder::max_concurrency`]), however many tasks call `send` at once —
 //!   Exchange Online's per-mailbox limit. Build one transport per mailbox and share it.
+//!   A request keeps its slot until Graph's answer is read, even when the caller gives up
+//!   (drops the `send` future): Graph still counts it.
 //! - 429 and 503 are retried after `Retry-After` (seconds, fractional seconds or an HTTP date;
 //!   never sooner), else after exponential backoff with jitter, until the send deadline; then
-//!   the error says the mail was not sent.
+//!   the error says the mail was not sent. A `Retry-After` pauses every request of the
+//!   transport (the whole mailbox) until it elapses, not only the one that got it; a send
+//!   whose deadline ends inside the pause fails at once as not sent.
+//! - Redirects are never followed (they would carry the token elsewhere): a 3xx is a
+//!   permanent error naming `graph_endpoint`. A refused TLS certificate is permanent too,
+//!   and not retried.
+//! - Answers are read in chunks up to a cap (64 KiB; 16 MiB for a created draft, which
+//!   echoes the message); Graph's error text is cleaned of the access token before it
+//!   reaches an error or a log.
 //! - 401 `InvalidAuthenticationToken`: the token is invalidated, a new one fetched, and the
-//!   request sent once more.
+//!   request sent once more. When that new token is refused too (consent revoked, app
+//!   disabled, …), 401s cause no new token request for a minute, so sends fail fast
+//!   instead of asking Entra ID for a token each.
 //! - A `sendMail` (or draft `/send`) is never repeated when the server may have accepted it —
 //!   a timeout after the request was written, a dropped connection, a 500, 502 or 504. The
 //!   error's [`Error::delivery`] is then [`Delivery::Uncertain`], distinct from
 //!   [`Delivery::NotSent`], so the caller decides whether a duplicate is worse than a loss.
-//! - Timeouts: connect (10 s), each request (30 s) and the whole send (120 s) by default.
+//! - Timeouts: connect (10 s), each request (30 s) and the whole send (120 s) by default;
+//!   the send deadline also bounds `check` as a whole. Values over a day count as a day.
 //!
 //! # Errors
 //!
@@ -61,6 +74,7 @@
 
 mod client;
 mod error;
+mod mailbox;
 mod request;
 
 use std::sync::Arc;
@@ -74,14 +88,13 @@ use tracing::Instrument;
 
 use crate::credentials::Credentials;
 use crate::error::{Delivery, Error, Result};
-use crate::http::{HttpOptions, http_client};
+use crate::http::{HttpOptions, capped, host_of, http_client};
 use crate::message::{Attachment, AttachmentContent, Email, Mailbox};
 use crate::net::https_url;
 use crate::retry::RetryPolicy;
 use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport, SentMessage};
 
-use client::{GraphClient, GraphRequest, Repeat};
-use error::GraphFailure;
+use client::{DRAFT_ANSWER_LIMIT, GraphClient, GraphRequest, MailboxState, Repeat};
 use request::{
     AttachmentItem, CreateUploadSession, CreatedMessage, FileAttachment, SendMail, UploadProgress,
     UploadSession, base64_len,
@@ -98,6 +111,8 @@ const INLINE_ATTACHMENT_LIMIT: u64 = 3 * 1024 * 1024;
 const REQUEST_LIMIT: u64 = 4_000_000;
 /// The largest attachment an upload session takes.
 pub const MAX_ATTACHMENT_SIZE: u64 = 150 * 1024 * 1024;
+/// The most requests in flight a transport allows, whatever the builder is given.
+const MAX_CONCURRENCY: usize = 1024;
 /// The size of each upload `PUT`: 10 × 320 KiB, under Graph's 4 MB per request.
 pub const UPLOAD_CHUNK_SIZE: usize = 10 * 320 * 1024;
 
@@ -265,13 +280,13 @@ impl GraphTransport {
         let created = self
             .client
             .execute(
-                &GraphRequest::post_json("create draft", &url, body, Repeat::OnlyIfNotProcessed),
+                &GraphRequest::post_json("create draft", &url, body, Repeat::OnlyIfNotProcessed)
+                    .with_answer_limit(DRAFT_ANSWER_LIMIT),
                 deadline,
             )
             .await
             .map_err(not_sent)?;
-        let draft: CreatedMessage = serde_json::from_slice(&created.body)
-            .map_err(|e| graph_protocol_error("create draft", format!("unexpected answer: {e}")))?;
+        let draft: CreatedMessage = created.json("create draft")?;
         tracing::debug!("draft created for a large message");
 
         let result = async {
@@ -333,9 +348,7 @@ impl GraphTransport {
             )
             .await
             .map_err(not_sent)?;
-        let session: UploadSession = serde_json::from_slice(&created.body).map_err(|e| {
-            graph_protocol_error("create upload session", format!("unexpected answer: {e}"))
-        })?;
+        let session: UploadSession = created.json("create upload session")?;
         self.upload(session.upload_url.expose_secret(), attachment, deadline)
             .await
             .map_err(not_sent)
@@ -440,7 +453,7 @@ impl GraphTransport {
         }
     }
 
-    async fn probe_mailbox(&self) -> CheckStep {
+    async fn probe_mailbox(&self, deadline: Instant) -> CheckStep {
         // Graph resolves the mailbox and checks the app's right to send from it before it
         // validates the message, so a message without recipients is refused with
         // ErrorInvalidRecipients when all is well — proof with Mail.Send alone, and no mail
@@ -457,7 +470,7 @@ impl GraphTransport {
             },
             "saveToSentItems": false
         });
-        let deadline = Instant::now() + self.send_deadline.min(Duration::from_secs(30));
+        let deadline = deadline.min(Instant::now() + Duration::from_secs(30));
         let result = self
             .client
             .execute(
@@ -501,37 +514,31 @@ fn not_sent(mut error: Error) -> Error {
     error
 }
 
-fn graph_protocol_error(operation: &'static str, message: String) -> Error {
-    GraphFailure {
-        code: Some("UnexpectedResponse".to_owned()),
-        ..GraphFailure::local(operation, message, false)
-    }
-    .into_error()
-}
-
 impl GraphTransportBuilder {
     /// The most Graph requests in flight at once for this mailbox (default 4, Exchange
-    /// Online's limit). 0 is treated as 1.
+    /// Online's limit). 0 is treated as 1, and values over 1,024 as 1,024.
     pub fn max_concurrency(mut self, requests: usize) -> Self {
-        self.max_concurrency = requests.max(1);
+        self.max_concurrency = requests.clamp(1, MAX_CONCURRENCY);
         self
     }
 
     /// How long the whole send may take, retries and uploads included (default 120 s).
+    /// It also bounds [`MailTransport::check`] as a whole. Values over a day count as a day.
     pub fn send_deadline(mut self, deadline: Duration) -> Self {
-        self.send_deadline = deadline;
+        self.send_deadline = capped(deadline);
         self
     }
 
-    /// How long connecting may take (default 10 s).
+    /// How long connecting may take (default 10 s; values over a day count as a day).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.http.connect_timeout = timeout;
+        self.http.connect_timeout = capped(timeout);
         self
     }
 
-    /// How long one request may take (default 30 s; the send deadline still applies).
+    /// How long one request may take (default 30 s; the send deadline still applies;
+    /// values over a day count as a day).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.http.request_timeout = timeout;
+        self.http.request_timeout = capped(timeout);
         self
     }
 
@@ -542,6 +549,8 @@ impl GraphTransportBuilder {
     }
 
     /// Uses this HTTP client instead of one made from the settings (proxies, custom TLS).
+    /// Build it with `redirect(reqwest::redirect::Policy::none())`: a client that follows
+    /// redirects would send the bearer token wherever Graph's answer points.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -616,6 +625,7 @@ impl GraphTransportBuilder {
                     ..self.retry
                 },
                 request_timeout: self.http.request_timeout,
+                state: Arc::new(MailboxState::default()),
             },
             endpoint,
             mailbox: self.mailbox,
@@ -675,12 +685,37 @@ impl MailTransport for GraphTransport {
     }
 
     async fn check(&self) -> Result<CheckReport> {
+        // One deadline (the send deadline) bounds the whole check, token included.
+        let deadline = Instant::now() + self.send_deadline;
         let mut report = CheckReport::default();
-        let steps = self
-            .client
-            .credentials
-            .check_steps(&self.client.scope, &["Mail.Send"])
-            .await;
+        let steps = tokio::time::timeout_at(
+            deadline,
+            self.client
+                .credentials
+                .check_steps(&self.client.scope, &["Mail.Send"]),
+        )
+        .await;
+        let Ok(steps) = steps else {
+            let host = self
+                .client
+                .credentials
+                .token_endpoint()
+                .map(host_of)
+                .unwrap_or_else(|| "the token source".to_owned());
+            report.push(CheckStep::failed(
+                "token",
+                format!(
+                    "no access token from the login host ({host}) within the check's deadline of {:?}",
+                    self.send_deadline
+                ),
+                Some(
+                    "check that this machine can reach the login host over HTTPS (firewall, \
+                     proxy, DNS) and that `authority_host` and `cloud` are right"
+                        .to_owned(),
+                ),
+            ));
+            return Ok(report);
+        };
         // The mailbox probe needs a token that carries Mail.Send; a secret that expires soon
         // (or already did, while a cached token lives on) does not stop it.
         let token_ok = steps
@@ -690,11 +725,11 @@ impl MailTransport for GraphTransport {
         for step in steps {
             report.push(step);
         }
-        if let Ok(token) = self
-            .client
-            .credentials
-            .access_token(&self.client.scope)
-            .await
+        if let Ok(Ok(token)) = tokio::time::timeout_at(
+            deadline,
+            self.client.credentials.access_token(&self.client.scope),
+        )
+        .await
             && let Some(claims) = token.claims()
             && claims.has_role("Mail.Send")
             && !claims.has_role("Mail.ReadWrite")
@@ -706,7 +741,7 @@ impl MailTransport for GraphTransport {
             ));
         }
         if token_ok {
-            report.push(self.probe_mailbox().await);
+            report.push(self.probe_mailbox(deadline).await);
         }
         Ok(report)
     }

@@ -583,11 +583,11 @@ impl fmt::Debug for BuilderAuth {
                 .field("user", user)
                 .field("password", password)
                 .finish(),
-            Self::Xoauth2 { user, provider } => f
+            // A provider's own Debug may show its tokens: never print it.
+            Self::Xoauth2 { user, .. } => f
                 .debug_struct("Xoauth2")
                 .field("user", user)
-                .field("provider", provider)
-                .finish(),
+                .finish_non_exhaustive(),
         }
     }
 }

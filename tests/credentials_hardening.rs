@@ -1,0 +1,194 @@
+//! The token side under attack (issue 8): a redirecting login host, absurd token lifetimes,
+//! oversized answers and error descriptions that echo the credential.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use httpmock::{HttpMockRequest, HttpMockResponse, Method::POST, MockServer};
+use mail_connector::{ConnectorSettings, Credentials};
+use support::*;
+
+fn credentials(settings: &ConnectorSettings) -> Credentials {
+    settings
+        .credentials_builder()
+        .unwrap()
+        .with_retry_policy(fast_retry(2))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_redirecting_token_endpoint_never_gets_the_secret_re_sent() {
+    let elsewhere = MockServer::start_async().await;
+    let stolen = elsewhere.mock(|_, then| {
+        then.status(200).json_body(token_body("stolen", 3600));
+    });
+    let server = MockServer::start_async().await;
+    let target = elsewhere.url("/collect");
+    let redirect = server.mock(|when, then| {
+        when.method(POST).path(token_path(TENANT));
+        then.status(307).header("location", target);
+    });
+    let error = credentials(&secret_settings(&server, TENANT))
+        .access_token(GRAPH_SCOPE)
+        .await
+        .unwrap_err();
+    assert_eq!(stolen.calls(), 0, "the redirect was followed");
+    redirect.assert_calls(1);
+    assert!(!error.is_transient(), "{error}");
+    let text = format!("{error} {}", error.remedy().unwrap_or_default());
+    assert!(text.contains("authority_host"), "{text}");
+    assert!(text.contains("redirect"), "{text}");
+}
+
+#[tokio::test]
+async fn absurd_token_lifetimes_are_capped_not_a_panic() {
+    for value in [
+        "18446744073709551615",
+        "9223372036854775807",
+        "1e19",
+        "1e300",
+    ] {
+        let server = MockServer::start_async().await;
+        let body = format!(
+            r#"{{"token_type":"Bearer","expires_in":{value},"ext_expires_in":{value},"refresh_in":{value},"access_token":"tok"}}"#
+        );
+        let tokens = server.mock(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(body);
+        });
+        let credentials = credentials(&secret_settings(&server, TENANT));
+        let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+        let lifetime = token
+            .expires_at()
+            .duration_since(SystemTime::now())
+            .unwrap();
+        assert!(lifetime <= Duration::from_secs(24 * 3600), "{value}");
+        // Cached, not refetched, and usable again.
+        credentials.access_token(GRAPH_SCOPE).await.unwrap();
+        tokens.assert_calls(1);
+    }
+}
+
+#[tokio::test]
+async fn huge_token_answers_are_not_read_whole() {
+    for status in [200u16, 400, 503] {
+        let (base, sent) = hostile::endless_body(status).await;
+        let mut settings = ConnectorSettings::default();
+        settings.auth_mode = Some(mail_connector::AuthMode::OAuth);
+        settings.oauth_client_id = Some(CLIENT_ID.into());
+        settings.tenant_id = Some(TENANT.into());
+        settings.client_secret = Some(SECRET.into());
+        settings.authority_host = Some(base);
+        let error = tokio::time::timeout(
+            Duration::from_secs(60),
+            settings
+                .credentials_builder()
+                .unwrap()
+                .with_retry_policy(fast_retry(0))
+                .build()
+                .unwrap()
+                .access_token(GRAPH_SCOPE),
+        )
+        .await
+        .expect("the request ends by itself")
+        .unwrap_err();
+        let sent = sent.load(Ordering::SeqCst);
+        assert!(
+            sent < 32 * 1024 * 1024,
+            "HTTP {status}: the client read {sent} bytes"
+        );
+        assert!(error.to_string().contains("larger than"), "{error}");
+    }
+}
+
+/// Echoes the request form into `error_description`, raw and decoded.
+fn echo(request: &HttpMockRequest) -> HttpMockResponse {
+    let form = String::from_utf8_lossy(request.body().as_ref()).into_owned();
+    let decoded: Vec<String> = url::form_urlencoded::parse(form.as_bytes())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let body = serde_json::json!({
+        "error": "invalid_client",
+        "error_description": format!("AADSTS7000215: bad request {form} / {}", decoded.join("&")),
+        "error_codes": [7000215],
+        "trace_id": form,
+        "correlation_id": decoded.join("&"),
+    });
+    HttpMockResponse::builder()
+        .status(401)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .build()
+}
+
+#[tokio::test]
+async fn an_echoed_secret_or_assertion_is_redacted_everywhere() {
+    // A secret whose form-encoding differs from it.
+    let secret = "Zx8Q~a+b/c=d&e SECRET%zz";
+    let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    for certificate in [false, true] {
+        let (logs, _guard) = capture_logs();
+        let server = MockServer::start_async().await;
+        server.mock(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.respond_with(echo);
+        });
+        let mut settings = match certificate {
+            true => certificate_settings(&server, TENANT),
+            false => secret_settings(&server, TENANT),
+        };
+        if !certificate {
+            settings.client_secret = Some(secret.into());
+        }
+        let error = credentials(&settings)
+            .access_token(GRAPH_SCOPE)
+            .await
+            .unwrap_err();
+        let printed = format!(
+            "{error}\n{error:?}\n{}\n{}",
+            error.remedy().unwrap_or_default(),
+            logs.text()
+        );
+        assert!(printed.contains("bad request"), "{printed}");
+        assert!(printed.contains("client_id"), "{printed}");
+        for leaked in [secret, encoded.as_str(), "SECRET"] {
+            assert!(!printed.contains(leaked), "{leaked} printed:\n{printed}");
+        }
+        // The assertion is a JWT: its header is always `eyJ…`.
+        assert!(
+            !printed.contains("eyJ"),
+            "an assertion was printed:\n{printed}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_login_host_with_a_refused_certificate_is_tried_once() {
+    let (base, handshakes) = hostile::self_signed_tls().await;
+    let mut settings = ConnectorSettings::default();
+    settings.auth_mode = Some(mail_connector::AuthMode::OAuth);
+    settings.oauth_client_id = Some(CLIENT_ID.into());
+    settings.tenant_id = Some(TENANT.into());
+    settings.client_secret = Some(SECRET.into());
+    settings.authority_host = Some(base);
+    let error = settings
+        .credentials_builder()
+        .unwrap()
+        .with_retry_policy(fast_retry(3))
+        .build()
+        .unwrap()
+        .access_token(GRAPH_SCOPE)
+        .await
+        .unwrap_err();
+    assert_eq!(handshakes.load(Ordering::SeqCst), 1, "retried: {error}");
+    assert!(!error.is_transient(), "{error}");
+    let remedy = error.remedy().unwrap();
+    for word in ["tls_ca_file", "authority_host", "clock"] {
+        assert!(remedy.contains(word), "{word} missing from: {remedy}");
+    }
+}

@@ -86,8 +86,10 @@
 //! [`ConnectorSettings::credentials`](crate::ConnectorSettings::credentials) maps the admin
 //! screen onto them. This module never reads the settings.
 
+mod builder;
 mod cache;
 mod certificate;
+mod check;
 mod claims;
 mod client_secret;
 mod endpoint;
@@ -97,28 +99,23 @@ mod token;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use builder::AppCredential;
+pub use builder::CredentialsBuilder;
 pub use cache::{InMemoryTokenCache, TokenCacheStore};
 pub use certificate::AssertionAlgorithm;
-use certificate::ClientCertificateCredential;
 pub use claims::TokenClaims;
-use client_secret::ClientSecretCredential;
 pub use entra_error::EntraError;
 pub use source::TokenSource;
 pub use token::AccessToken;
 
 use crate::error::{Error, Result};
 use crate::expiry::ExpiryDate;
-use crate::http::{HttpOptions, http_client};
-use crate::net::https_url;
-use crate::retry::RetryPolicy;
 use crate::secret::Secret;
-use crate::transport::CheckStep;
 use cache::TokenCache;
 #[cfg(feature = "graph")]
 pub(crate) use endpoint::endpoint_error;
-use endpoint::{TokenEndpoint, token_endpoint_url};
 use source::{CustomSource, Fetch};
 
 /// The suffix of every client-credentials scope: `{resource}/.default`.
@@ -192,231 +189,6 @@ impl OAuth {
             secret_expires: None,
         }
     }
-}
-
-/// How the app proves who it is.
-#[derive(Debug)]
-enum AppCredential {
-    Secret(Secret),
-    Certificate {
-        certificate_file: PathBuf,
-        private_key_file: PathBuf,
-    },
-    Source(Arc<dyn TokenSource>),
-}
-
-/// Builds OAuth [`Credentials`]: made by [`Credentials::client_secret`],
-/// [`Credentials::client_certificate`] or [`Credentials::token_source`], then configured
-/// (login host, refresh margin, retries, cache store, HTTP client) and [built](Self::build).
-#[must_use]
-#[derive(Debug)]
-pub struct CredentialsBuilder {
-    tenant_id: String,
-    client_id: String,
-    credential: AppCredential,
-    authority_host: String,
-    tls_ca_file: Option<PathBuf>,
-    secret_expires: Option<ExpiryDate>,
-    refresh_margin: Duration,
-    retry: RetryPolicy,
-    store: Option<Arc<dyn TokenCacheStore>>,
-    algorithm: AssertionAlgorithm,
-    http_client: Option<reqwest::Client>,
-    refresh_cooldown: Duration,
-}
-
-impl CredentialsBuilder {
-    fn new(tenant_id: String, client_id: String, credential: AppCredential) -> Self {
-        Self {
-            tenant_id,
-            client_id,
-            credential,
-            authority_host: DEFAULT_AUTHORITY_HOST.to_owned(),
-            tls_ca_file: None,
-            secret_expires: None,
-            refresh_margin: DEFAULT_REFRESH_MARGIN,
-            retry: RetryPolicy::default(),
-            store: None,
-            algorithm: AssertionAlgorithm::default(),
-            http_client: None,
-            refresh_cooldown: DEFAULT_REFRESH_COOLDOWN,
-        }
-    }
-
-    /// The login host (default [`DEFAULT_AUTHORITY_HOST`]); a national cloud's, a proxy's or
-    /// a test server's. `https`, or plain `http` for localhost only.
-    pub fn with_authority_host(mut self, host: impl Into<String>) -> Self {
-        self.authority_host = host.into();
-        self
-    }
-
-    /// Trust the root certificates in this PEM file too, for the login host.
-    pub fn with_tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.tls_ca_file = Some(path.into());
-        self
-    }
-
-    /// When the client secret expires, so that `check` warns 30 days ahead.
-    pub fn with_secret_expiry(mut self, date: ExpiryDate) -> Self {
-        self.secret_expires = Some(date);
-        self
-    }
-
-    /// Name the app this token source signs in as: the tenant and client id name the cache
-    /// entry and the admin-consent URL. Already set for a secret or a certificate.
-    pub fn with_app(mut self, tenant_id: impl Into<String>, client_id: impl Into<String>) -> Self {
-        self.tenant_id = tenant_id.into();
-        self.client_id = client_id.into();
-        self
-    }
-
-    /// Refresh cached tokens this long before they expire (default 5 minutes; at most half
-    /// a token's lifetime, and values over a day count as a day).
-    pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
-        self.refresh_margin = margin;
-        self
-    }
-
-    /// After a refresh ahead of expiry fails, keep serving the still-valid cached token
-    /// and try again only after this long (default 30 seconds), or after the token
-    /// endpoint's `Retry-After` when it sent one. An expired, missing or rejected token is
-    /// fetched at once regardless. Values over a day count as a day.
-    pub fn with_refresh_cooldown(mut self, cooldown: Duration) -> Self {
-        self.refresh_cooldown = cooldown;
-        self
-    }
-
-    /// How the token endpoint's 429 and 5xx answers are retried.
-    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
-        self
-    }
-
-    /// Keep tokens in `store` instead of this process's memory.
-    pub fn with_cache_store(mut self, store: Arc<dyn TokenCacheStore>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// How the certificate flow signs its assertion (default [`AssertionAlgorithm::Ps256`]).
-    pub fn with_assertion_algorithm(mut self, algorithm: AssertionAlgorithm) -> Self {
-        self.algorithm = algorithm;
-        self
-    }
-
-    /// Use this HTTP client for the token endpoint instead of one of its own (which trusts
-    /// [`with_tls_ca_file`](Self::with_tls_ca_file)). Use it to share a connection pool or add a
-    /// proxy.
-    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
-        self.http_client = Some(client);
-        self
-    }
-
-    /// Makes the credentials.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidSettings`] naming `tenant_id`, `oauth_client_id`, `client_secret` or
-    /// `authority_host` when one is missing or unusable; [`Error::Io`] /
-    /// [`Error::InvalidCredential`] when a certificate or key file cannot be read or used;
-    /// [`Error::InvalidSettings`] naming `tls_ca_file` when it is unusable.
-    pub fn build(self) -> Result<Credentials> {
-        let oauth = self.oauth()?;
-        Ok(Credentials {
-            inner: Arc::new(Inner::OAuth(oauth)),
-        })
-    }
-
-    fn oauth(self) -> Result<OAuth> {
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(InMemoryTokenCache::new()));
-        // Longer than a day means "a day": no time arithmetic on them can overflow.
-        let cache = TokenCache::new(
-            store,
-            crate::http::capped(self.refresh_margin),
-            crate::http::capped(self.refresh_cooldown),
-        );
-        let tenant_id = non_blank(&self.tenant_id);
-        let client_id = non_blank(&self.client_id);
-        let secret = match self.credential {
-            AppCredential::Source(source) => {
-                return Ok(OAuth::from_source(source, cache, tenant_id, client_id));
-            }
-            other => other,
-        };
-        let (Some(tenant), Some(client)) = (tenant_id.clone(), client_id.clone()) else {
-            return Err(if tenant_id.is_none() {
-                Error::settings(
-                    "tenant_id",
-                    "Tenant ID (`tenant_id`) is required for OAuth: copy the Directory (tenant) ID from the app registration's Overview page",
-                )
-            } else {
-                Error::settings(
-                    "oauth_client_id",
-                    "OAuth Client ID (`oauth_client_id`) is required for OAuth: copy the Application (client) ID from the app registration's Overview page",
-                )
-            });
-        };
-        let authority_host = https_url("authority_host", "Authority host", &self.authority_host)?;
-        let authority_host = authority_host.as_str().trim_end_matches('/').to_owned();
-        let http = match self.http_client {
-            Some(client) => client,
-            None => http_client(&HttpOptions {
-                tls_ca_file: self.tls_ca_file.clone(),
-                ..HttpOptions::default()
-            })?,
-        };
-        let url = token_endpoint_url(&authority_host, &tenant);
-        let endpoint = TokenEndpoint::new(url.clone(), http, self.retry);
-        let (source, uses_certificate): (Arc<dyn Fetch>, bool) = match secret {
-            AppCredential::Certificate {
-                certificate_file,
-                private_key_file,
-            } => (
-                Arc::new(ClientCertificateCredential::from_pem_files(
-                    endpoint,
-                    client.clone(),
-                    &certificate_file,
-                    &private_key_file,
-                    self.algorithm,
-                )?),
-                true,
-            ),
-            AppCredential::Secret(secret) if !secret.is_empty() => (
-                Arc::new(ClientSecretCredential::new(
-                    endpoint,
-                    client.clone(),
-                    secret,
-                )),
-                false,
-            ),
-            AppCredential::Secret(_) | AppCredential::Source(_) => {
-                return Err(Error::settings(
-                    "client_secret",
-                    "OAuth needs a credential: set `client_secret` (the secret's Value), or both `client_certificate_file` and `client_private_key_file`",
-                ));
-            }
-        };
-        Ok(OAuth {
-            source,
-            cache,
-            key_prefix: format!("{authority_host}|{tenant}|{client}|"),
-            authority_host: Some(authority_host),
-            tenant_id: Some(tenant),
-            client_id: Some(client),
-            token_endpoint: Some(url),
-            uses_certificate,
-            secret_expires: self.secret_expires,
-        })
-    }
-}
-
-/// The trimmed value, or `None` when it is blank.
-fn non_blank(value: &str) -> Option<String> {
-    Some(value.trim())
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
 }
 
 impl Credentials {
@@ -607,137 +379,5 @@ impl Credentials {
             oauth.tenant_id.as_deref()?,
             oauth.client_id.as_deref()?
         ))
-    }
-
-    /// Building blocks of a transport's `check`: `token` (a token for `scope` can be had),
-    /// `permission` (each of `required_roles`, e.g. `Mail.Send`, is in the token's `roles`;
-    /// if not, why and the admin-consent URL) and `secret expiry` (from
-    /// `client_secret_expires`: warning within 30 days, failure after). Basic and anonymous
-    /// credentials report one `credentials` step.
-    pub async fn check_steps(&self, scope: &str, required_roles: &[&str]) -> Vec<CheckStep> {
-        let oauth = match &*self.inner {
-            Inner::OAuth(oauth) => oauth,
-            Inner::Basic { user_name, .. } => {
-                return vec![CheckStep::ok(
-                    "credentials",
-                    format!("basic authentication as {user_name}"),
-                )];
-            }
-            Inner::Anonymous => {
-                return vec![CheckStep::ok(
-                    "credentials",
-                    "no authentication (anonymous relay)",
-                )];
-            }
-        };
-        let mut steps = Vec::new();
-        match self.access_token(scope).await {
-            Ok(token) => {
-                let left = token
-                    .expires_at()
-                    .duration_since(SystemTime::now())
-                    .unwrap_or_default();
-                let claims = token.claims();
-                let tenant = claims
-                    .as_ref()
-                    .and_then(|c| c.tid.as_deref())
-                    .map(|t| format!(", tenant {t}"))
-                    .unwrap_or_default();
-                steps.push(CheckStep::ok(
-                    "token",
-                    format!(
-                        "access token for {scope} obtained; valid for {} min{tenant}",
-                        left.as_secs() / 60
-                    ),
-                ));
-                if !required_roles.is_empty() {
-                    steps.push(self.permission_step(claims.as_ref(), required_roles));
-                }
-            }
-            Err(error) => steps.push(CheckStep::from_error("token", &error)),
-        }
-        if !oauth.uses_certificate && oauth.token_endpoint.is_some() {
-            steps.push(secret_expiry_step(oauth.secret_expires));
-        }
-        steps
-    }
-
-    fn permission_step(&self, claims: Option<&TokenClaims>, required: &[&str]) -> CheckStep {
-        let Some(claims) = claims else {
-            return CheckStep::warning(
-                "permission",
-                "the access token is not a JWT, so its permissions cannot be read",
-                "nothing to change if sending works",
-            );
-        };
-        if claims.scp.is_some() {
-            return CheckStep::failed(
-                "permission",
-                "the token is a delegated (user) token; app-only sending needs the client-credentials flow",
-                Some("use an app registration with a client secret or certificate, not a user sign-in".into()),
-            );
-        }
-        let missing: Vec<&str> = required
-            .iter()
-            .copied()
-            .filter(|role| !claims.has_role(role))
-            .collect();
-        if missing.is_empty() {
-            return CheckStep::ok(
-                "permission",
-                format!("granted: {}", claims.roles.join(", ")),
-            );
-        }
-        let consent = self
-            .admin_consent_url()
-            .map(|url| format!("; an admin of the tenant can also consent at {url}"))
-            .unwrap_or_default();
-        CheckStep::failed(
-            "permission",
-            format!(
-                "the token lacks the application permission {} (granted: {})",
-                missing.join(", "),
-                if claims.roles.is_empty() {
-                    "none".to_owned()
-                } else {
-                    claims.roles.join(", ")
-                }
-            ),
-            Some(format!(
-                "the permission was not added as an Application permission, or admin consent was not granted: in the app registration open API permissions, add Microsoft Graph → Application permissions → {}, then click Grant admin consent{consent}",
-                missing.join(", ")
-            )),
-        )
-    }
-}
-
-fn secret_expiry_step(expires: Option<ExpiryDate>) -> CheckStep {
-    const NAME: &str = "secret expiry";
-    let Some(date) = expires else {
-        return CheckStep::warning(
-            NAME,
-            "the client secret's expiry date is not known",
-            "set `client_secret_expires` (YYYY-MM-DD, the Expires column under Certificates & secrets) so that check warns before it expires",
-        );
-    };
-    let days = date.days_left();
-    let renew = "create a new secret under Certificates & secrets, then update `client_secret` and `client_secret_expires`";
-    if days < 0 {
-        CheckStep::failed(
-            NAME,
-            format!("the client secret expired on {date}"),
-            Some(renew.to_owned()),
-        )
-    } else if days <= 30 {
-        CheckStep::warning(
-            NAME,
-            format!("the client secret expires on {date}, in {days} days"),
-            renew,
-        )
-    } else {
-        CheckStep::ok(
-            NAME,
-            format!("the client secret expires on {date}, in {days} days"),
-        )
     }
 }

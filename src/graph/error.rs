@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use reqwest::StatusCode;
+use serde::Deserialize;
+
 use crate::error::{Advice, Delivery, Error};
 
 /// The facts of one failed Graph request; [`GraphFailure::into_error`] adds the advice.
@@ -153,4 +156,127 @@ fn remedy(
         _ => return None,
     };
     Some(text)
+}
+
+#[derive(Deserialize)]
+pub(super) struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ErrorDetail {
+    pub code: Option<String>,
+    pub message: Option<String>,
+    #[serde(alias = "innererror", alias = "innerError")]
+    pub inner_error: Option<InnerError>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct InnerError {
+    #[serde(rename = "request-id")]
+    pub request_id: Option<String>,
+}
+
+/// Why an attempt failed, before deciding whether to try again.
+pub(super) enum Failure {
+    /// No request reached the server; trying again may work.
+    NotSent(String),
+    /// The request could not even be built; trying again cannot help.
+    Invalid(String),
+    /// The server's TLS certificate was refused; trying again cannot help.
+    Tls(String),
+    /// The server answered with a redirect, which is never followed.
+    Redirect {
+        status: StatusCode,
+        from: String,
+        to: String,
+    },
+    /// The request was written but no complete answer came back.
+    Unknown(String),
+    /// The server answered with an error status.
+    Status {
+        status: StatusCode,
+        code: Option<String>,
+        message: String,
+        request_id: Option<String>,
+        retry_after: Option<Duration>,
+    },
+}
+
+pub(super) fn to_error(
+    operation: &'static str,
+    failure: &Failure,
+    client_request_id: &str,
+    delivery: Delivery,
+    transient: bool,
+) -> Error {
+    let (status, code, message, request_id, retry_after) = match failure {
+        Failure::NotSent(message) | Failure::Invalid(message) => {
+            (None, None, message.clone(), None, None)
+        }
+        Failure::Tls(message) => (None, Some(TLS_CODE.to_owned()), message.clone(), None, None),
+        Failure::Redirect { status, from, to } => (
+            Some(status.as_u16()),
+            Some(REDIRECT_CODE.to_owned()),
+            format!(
+                "`{from}` answered with a redirect{}; redirects are not followed, so the \
+                 access token is never sent elsewhere: set `graph_endpoint` to the Graph host \
+                 itself",
+                match to.is_empty() {
+                    true => String::new(),
+                    false => format!(" to `{to}`"),
+                }
+            ),
+            None,
+            None,
+        ),
+        Failure::Unknown(message) => (
+            None,
+            None,
+            format!("{message}; the server may have accepted the request"),
+            None,
+            None,
+        ),
+        Failure::Status {
+            status,
+            code,
+            message,
+            request_id,
+            retry_after,
+        } => (
+            Some(status.as_u16()),
+            code.clone(),
+            message.clone(),
+            request_id.as_deref().map(Box::from),
+            *retry_after,
+        ),
+    };
+    let message = match delivery {
+        Delivery::Uncertain => format!("{message} — delivery is uncertain, do not resend blindly"),
+        Delivery::NotSent if operation_sends(operation) => {
+            format!("{message} — the mail was not sent")
+        }
+        Delivery::NotSent => message,
+    };
+    GraphFailure {
+        operation,
+        status,
+        code,
+        message,
+        request_id,
+        client_request_id: Some(client_request_id.into()),
+        transient,
+        delivery,
+        retry_after,
+    }
+    .into_error()
+}
+
+/// The code given to a refused TLS certificate (not one of Graph's: no answer came).
+pub(crate) const TLS_CODE: &str = "TlsCertificateRejected";
+/// The code given to a redirect (not one of Graph's).
+pub(crate) const REDIRECT_CODE: &str = "RedirectNotFollowed";
+
+fn operation_sends(operation: &str) -> bool {
+    matches!(operation, "sendMail" | "send draft")
 }

@@ -72,33 +72,28 @@
 //! [`Delivery::NotSent`]: crate::Delivery::NotSent
 //! [`Error::delivery`]: crate::Error::delivery
 
+mod builder;
+mod check;
 mod client;
+mod draft;
 mod error;
 mod mailbox;
 mod request;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::credentials::Credentials;
-use crate::error::{Delivery, Error, Result};
-use crate::http::{HttpOptions, capped, host_of, http_client};
-use crate::message::{Attachment, AttachmentContent, Email, Mailbox};
-use crate::net::https_url;
-use crate::retry::RetryPolicy;
-use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport, SentMessage};
+use crate::error::{Error, Result};
+use crate::message::{Email, Mailbox};
+use crate::transport::{CheckReport, MailTransport, SendReport, SentMessage};
 
-use client::{DRAFT_ANSWER_LIMIT, GraphClient, GraphRequest, MailboxState, Repeat};
-use request::{
-    AttachmentItem, CreateUploadSession, CreatedMessage, FileAttachment, SendMail, UploadProgress,
-    UploadSession, base64_len,
-};
+pub use builder::GraphTransportBuilder;
+use client::{GraphClient, GraphRequest, Repeat};
+use request::{FileAttachment, SendMail, base64_len};
 
 /// Microsoft Graph in the global cloud.
 pub const DEFAULT_ENDPOINT: &str = "https://graph.microsoft.com";
@@ -147,40 +142,11 @@ pub struct GraphTransport {
     send_deadline: Duration,
 }
 
-/// Configures a [`GraphTransport`]; start from [`GraphTransport::builder`].
-#[derive(Debug)]
-#[must_use]
-pub struct GraphTransportBuilder {
-    credentials: Credentials,
-    scope: String,
-    endpoint: String,
-    mailbox: Mailbox,
-    http: HttpOptions,
-    http_client: Option<reqwest::Client>,
-    max_concurrency: usize,
-    retry: RetryPolicy,
-    send_deadline: Duration,
-    save_to_sent_items: bool,
-    allow_send_as: bool,
-}
-
 impl GraphTransport {
     /// A builder for sending as `mailbox` (a licensed user or shared mailbox) with the
     /// tokens of `credentials` (whose app needs the `Mail.Send` application permission).
     pub fn builder(mailbox: Mailbox, credentials: Credentials) -> GraphTransportBuilder {
-        GraphTransportBuilder {
-            credentials,
-            scope: DEFAULT_SCOPE.to_owned(),
-            endpoint: DEFAULT_ENDPOINT.to_owned(),
-            mailbox,
-            http: HttpOptions::default(),
-            http_client: None,
-            max_concurrency: 4,
-            retry: RetryPolicy::default(),
-            send_deadline: Duration::from_secs(120),
-            save_to_sent_items: true,
-            allow_send_as: false,
-        }
+        GraphTransportBuilder::new(mailbox, credentials)
     }
 
     /// The mailbox mail is sent from.
@@ -266,374 +232,6 @@ impl GraphTransport {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned))
     }
-
-    async fn send_with_draft(
-        &self,
-        email: &Email,
-        from: Option<&Mailbox>,
-        deadline: Instant,
-    ) -> Result<Option<String>> {
-        let message = request::message(email, from)?;
-        let body = serde_json::to_vec(&message)
-            .map_err(|e| Error::invalid_message("email", e.to_string()))?;
-        let url = self.url(&["messages"])?;
-        let created = self
-            .client
-            .execute(
-                &GraphRequest::post_json("create draft", &url, body, Repeat::OnlyIfNotProcessed)
-                    .with_answer_limit(DRAFT_ANSWER_LIMIT),
-                deadline,
-            )
-            .await
-            .map_err(not_sent)?;
-        let draft: CreatedMessage = created.json("create draft")?;
-        tracing::debug!("draft created for a large message");
-
-        let result = async {
-            for attachment in email.attachments() {
-                self.add_attachment(&draft.id, attachment, deadline).await?;
-            }
-            let url = self.url(&["messages", &draft.id, "send"])?;
-            self.client
-                .execute(&GraphRequest::post_empty("send draft", &url), deadline)
-                .await
-        }
-        .await;
-        match result {
-            Ok(_) => Ok(Some(draft.id)),
-            Err(error) => {
-                if error.delivery() == Delivery::NotSent {
-                    self.delete_draft(&draft.id).await;
-                }
-                Err(error)
-            }
-        }
-    }
-
-    async fn add_attachment(
-        &self,
-        draft_id: &str,
-        attachment: &Attachment,
-        deadline: Instant,
-    ) -> Result<()> {
-        if attachment.size() < INLINE_ATTACHMENT_LIMIT {
-            let bytes = attachment.load().await?;
-            let body = serde_json::to_vec(&FileAttachment::new(attachment, &bytes))
-                .map_err(|e| Error::invalid_message("attachments", e.to_string()))?;
-            let url = self.url(&["messages", draft_id, "attachments"])?;
-            self.client
-                .execute(
-                    &GraphRequest::post_json(
-                        "add attachment",
-                        &url,
-                        body,
-                        Repeat::OnlyIfNotProcessed,
-                    ),
-                    deadline,
-                )
-                .await
-                .map_err(not_sent)?;
-            return Ok(());
-        }
-        let body = serde_json::to_vec(&CreateUploadSession {
-            attachment_item: AttachmentItem::new(attachment),
-        })
-        .map_err(|e| Error::invalid_message("attachments", e.to_string()))?;
-        let url = self.url(&["messages", draft_id, "attachments", "createUploadSession"])?;
-        let created = self
-            .client
-            .execute(
-                &GraphRequest::post_json("create upload session", &url, body, Repeat::Safe),
-                deadline,
-            )
-            .await
-            .map_err(not_sent)?;
-        let session: UploadSession = created.json("create upload session")?;
-        self.upload(session.upload_url.expose_secret(), attachment, deadline)
-            .await
-            .map_err(not_sent)
-    }
-
-    /// Streams the attachment to the upload URL in order, one chunk in memory at a time.
-    async fn upload(
-        &self,
-        upload_url: &str,
-        attachment: &Attachment,
-        deadline: Instant,
-    ) -> Result<()> {
-        let total = attachment.size();
-        let mut file = match attachment.content() {
-            AttachmentContent::File(path) => {
-                let file = tokio::fs::File::open(path)
-                    .await
-                    .map_err(|e| Error::io("read the attachment", path, e))?;
-                let len = file
-                    .metadata()
-                    .await
-                    .map_err(|e| Error::io("read the attachment", path, e))?
-                    .len();
-                if len != total {
-                    return Err(Error::invalid_message(
-                        "attachments",
-                        format!(
-                            "`{}` changed size since it was attached ({total} → {len} bytes)",
-                            path.display()
-                        ),
-                    ));
-                }
-                Some((file, path.to_owned()))
-            }
-            AttachmentContent::Bytes(_) => None,
-        };
-        let mut offset = 0u64;
-        let mut buffer = Vec::with_capacity(UPLOAD_CHUNK_SIZE.min(total as usize));
-        while offset < total {
-            let len = (total - offset).min(UPLOAD_CHUNK_SIZE as u64) as usize;
-            buffer.clear();
-            match (&mut file, attachment.content()) {
-                (Some((file, path)), _) => {
-                    buffer.resize(len, 0);
-                    file.read_exact(&mut buffer)
-                        .await
-                        .map_err(|e| Error::io("read the attachment", path.as_path(), e))?;
-                }
-                (None, AttachmentContent::Bytes(bytes)) => {
-                    buffer.extend_from_slice(&bytes[offset as usize..offset as usize + len]);
-                }
-                (None, AttachmentContent::File(_)) => unreachable!("files are opened above"),
-            }
-            let end = offset + len as u64 - 1;
-            let response = self
-                .client
-                .execute(
-                    &GraphRequest::upload_range(
-                        upload_url,
-                        format!("bytes {offset}-{end}/{total}"),
-                        buffer.clone(),
-                    ),
-                    deadline,
-                )
-                .await?;
-            let mut next = end + 1;
-            // The server says where it wants to continue; follow it if it differs.
-            if let Ok(progress) = serde_json::from_slice::<UploadProgress>(&response.body)
-                && let Some(start) = progress
-                    .next_expected_ranges
-                    .first()
-                    .and_then(|r| r.split('-').next())
-                    .and_then(|s| s.parse::<u64>().ok())
-                && start != next
-                && start < total
-            {
-                next = start;
-                if let Some((file, path)) = &mut file {
-                    file.seek(std::io::SeekFrom::Start(start))
-                        .await
-                        .map_err(|e| Error::io("read the attachment", path.as_path(), e))?;
-                }
-            }
-            offset = next;
-        }
-        Ok(())
-    }
-
-    async fn delete_draft(&self, draft_id: &str) {
-        let Ok(url) = self.url(&["messages", draft_id]) else {
-            return;
-        };
-        // Its own short deadline: the send's may be what just ran out.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let result = self
-            .client
-            .execute(&GraphRequest::delete("delete draft", &url), deadline)
-            .await;
-        match result {
-            Ok(_) => tracing::info!("deleted the draft of a message that was not sent"),
-            Err(error) => tracing::warn!(%error, "could not delete the draft of an unsent message"),
-        }
-    }
-
-    async fn probe_mailbox(&self, deadline: Instant) -> CheckStep {
-        // Graph resolves the mailbox and checks the app's right to send from it before it
-        // validates the message, so a message without recipients is refused with
-        // ErrorInvalidRecipients when all is well — proof with Mail.Send alone, and no mail
-        // is delivered or saved. A missing mailbox answers 404 and a mailbox outside an
-        // application access policy 403.
-        let url = match self.url(&["sendMail"]) {
-            Ok(url) => url,
-            Err(error) => return CheckStep::from_error("mailbox", &error),
-        };
-        let body = serde_json::json!({
-            "message": {
-                "subject": "mail-connector configuration check (never delivered)",
-                "body": {"contentType": "Text", "content": ""}
-            },
-            "saveToSentItems": false
-        });
-        let deadline = deadline.min(Instant::now() + Duration::from_secs(30));
-        let result = self
-            .client
-            .execute(
-                &GraphRequest::post_json(
-                    "mailbox check",
-                    &url,
-                    body.to_string().into_bytes(),
-                    Repeat::OnlyIfNotProcessed,
-                ),
-                deadline,
-            )
-            .await;
-        let mailbox = self.mailbox.address();
-        match result {
-            Err(Error::Graph {
-                code: Some(code), ..
-            }) if code == "ErrorInvalidRecipients" => CheckStep::ok(
-                "mailbox",
-                format!("{mailbox} is a mailbox this app may send from"),
-            ),
-            Ok(_) => CheckStep::ok("mailbox", format!("{mailbox} accepted the check")),
-            Err(error) => CheckStep::from_error("mailbox", &error),
-        }
-    }
-}
-
-fn not_sent(mut error: Error) -> Error {
-    // Nothing was sent before the draft's `/send`: an uncertain draft or attachment request
-    // cannot have delivered mail, so trying the whole send again later is safe.
-    if let Error::Graph {
-        delivery,
-        transient,
-        status,
-        ..
-    } = &mut error
-        && *delivery == Delivery::Uncertain
-    {
-        *delivery = Delivery::NotSent;
-        *transient = status.is_none_or(|s| s >= 500);
-    }
-    error
-}
-
-impl GraphTransportBuilder {
-    /// The most Graph requests in flight at once for this mailbox (default 4, Exchange
-    /// Online's limit). 0 is treated as 1, and values over 1,024 as 1,024.
-    pub fn max_concurrency(mut self, requests: usize) -> Self {
-        self.max_concurrency = requests.clamp(1, MAX_CONCURRENCY);
-        self
-    }
-
-    /// How long the whole send may take, retries and uploads included (default 120 s).
-    /// It also bounds [`MailTransport::check`] as a whole. Values over a day count as a day.
-    pub fn send_deadline(mut self, deadline: Duration) -> Self {
-        self.send_deadline = capped(deadline);
-        self
-    }
-
-    /// How long connecting may take (default 10 s; values over a day count as a day).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.http.connect_timeout = capped(timeout);
-        self
-    }
-
-    /// How long one request may take (default 30 s; the send deadline still applies;
-    /// values over a day count as a day).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.http.request_timeout = capped(timeout);
-        self
-    }
-
-    /// How throttled and failed requests are retried.
-    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// Uses this HTTP client instead of one made from the settings (proxies, custom TLS).
-    /// Build it with `redirect(reqwest::redirect::Policy::none())`: a client that follows
-    /// redirects would send the bearer token wherever Graph's answer points.
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http_client = Some(client);
-        self
-    }
-
-    /// Uses these credentials instead of the ones given to [`GraphTransport::builder`].
-    pub fn credentials(mut self, credentials: Credentials) -> Self {
-        self.credentials = credentials;
-        self
-    }
-
-    /// The Graph endpoint (default [`DEFAULT_ENDPOINT`]): a national cloud's, a proxy's or a
-    /// test server's. `https`, or plain `http` for localhost only. It does not change the
-    /// token scope: see [`scope`](Self::scope).
-    pub fn graph_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = endpoint.into();
-        self
-    }
-
-    /// The scope of the tokens Graph is sent (default [`DEFAULT_SCOPE`]): the cloud's Graph
-    /// resource with `/.default`, e.g. `https://graph.microsoft.us/.default`.
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        self.scope = scope.into();
-        self
-    }
-
-    /// Trust the root certificates in this PEM file too, for Graph.
-    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.http.tls_ca_file = Some(path.into());
-        self
-    }
-
-    /// Whether Graph keeps a copy in the mailbox's Sent Items (default `true`).
-    pub fn save_to_sent_items(mut self, save: bool) -> Self {
-        self.save_to_sent_items = save;
-        self
-    }
-
-    /// Whether emails may name another From address (needs Exchange Send As rights).
-    pub fn allow_send_as(mut self, allow: bool) -> Self {
-        self.allow_send_as = allow;
-        self
-    }
-
-    /// Builds the transport.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidSettings`] naming `graph_endpoint` when it is not an `https` URL (or
-    /// `http` on localhost) that can hold a path, or naming `tls_ca_file` when its
-    /// certificates cannot be used.
-    pub fn build(self) -> Result<GraphTransport> {
-        let endpoint = https_url("graph_endpoint", "Graph endpoint", &self.endpoint)?;
-        if endpoint.cannot_be_a_base() {
-            return Err(Error::settings(
-                "graph_endpoint",
-                "Graph endpoint (`graph_endpoint`) cannot hold a path",
-            ));
-        }
-        let http = match self.http_client {
-            Some(client) => client,
-            None => http_client(&self.http)?,
-        };
-        Ok(GraphTransport {
-            client: GraphClient {
-                http,
-                credentials: self.credentials,
-                scope: self.scope,
-                permits: Arc::new(Semaphore::new(self.max_concurrency)),
-                retry: RetryPolicy {
-                    deadline: Some(self.send_deadline),
-                    ..self.retry
-                },
-                request_timeout: self.http.request_timeout,
-                state: Arc::new(MailboxState::default()),
-            },
-            endpoint,
-            mailbox: self.mailbox,
-            save_to_sent_items: self.save_to_sent_items,
-            allow_send_as: self.allow_send_as,
-            send_deadline: self.send_deadline,
-        })
-    }
 }
 
 #[async_trait]
@@ -685,64 +283,6 @@ impl MailTransport for GraphTransport {
     }
 
     async fn check(&self) -> Result<CheckReport> {
-        // One deadline (the send deadline) bounds the whole check, token included.
-        let deadline = Instant::now() + self.send_deadline;
-        let mut report = CheckReport::default();
-        let steps = tokio::time::timeout_at(
-            deadline,
-            self.client
-                .credentials
-                .check_steps(&self.client.scope, &["Mail.Send"]),
-        )
-        .await;
-        let Ok(steps) = steps else {
-            let host = self
-                .client
-                .credentials
-                .token_endpoint()
-                .map(host_of)
-                .unwrap_or_else(|| "the token source".to_owned());
-            report.push(CheckStep::failed(
-                "token",
-                format!(
-                    "no access token from the login host ({host}) within the check's deadline of {:?}",
-                    self.send_deadline
-                ),
-                Some(
-                    "check that this machine can reach the login host over HTTPS (firewall, \
-                     proxy, DNS) and that `authority_host` and `cloud` are right"
-                        .to_owned(),
-                ),
-            ));
-            return Ok(report);
-        };
-        // The mailbox probe needs a token that carries Mail.Send; a secret that expires soon
-        // (or already did, while a cached token lives on) does not stop it.
-        let token_ok = steps
-            .iter()
-            .filter(|s| s.name == "token" || s.name == "permission")
-            .all(|s| s.status != crate::transport::CheckStatus::Failed);
-        for step in steps {
-            report.push(step);
-        }
-        if let Ok(Ok(token)) = tokio::time::timeout_at(
-            deadline,
-            self.client.credentials.access_token(&self.client.scope),
-        )
-        .await
-            && let Some(claims) = token.claims()
-            && claims.has_role("Mail.Send")
-            && !claims.has_role("Mail.ReadWrite")
-        {
-            report.push(CheckStep::warning(
-                "large mail",
-                "the token lacks Mail.ReadWrite: messages over 3 MB (sent through a draft) will fail",
-                "add the Microsoft Graph `Mail.ReadWrite` Application permission and grant admin consent",
-            ));
-        }
-        if token_ok {
-            report.push(self.probe_mailbox(deadline).await);
-        }
-        Ok(report)
+        self.run_check().await
     }
 }

@@ -1,0 +1,247 @@
+//! [`CredentialsBuilder`]: OAuth credentials from their own arguments, with the cache and
+//! HTTP options a service tunes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::cache::TokenCache;
+use super::certificate::ClientCertificateCredential;
+use super::client_secret::ClientSecretCredential;
+use super::endpoint::{TokenEndpoint, token_endpoint_url};
+use super::source::Fetch;
+use super::{
+    AssertionAlgorithm, Credentials, DEFAULT_AUTHORITY_HOST, DEFAULT_REFRESH_COOLDOWN,
+    DEFAULT_REFRESH_MARGIN, InMemoryTokenCache, Inner, OAuth, TokenCacheStore, TokenSource,
+};
+use crate::error::{Error, Result};
+use crate::expiry::ExpiryDate;
+use crate::http::{HttpOptions, http_client};
+use crate::net::https_url;
+use crate::retry::RetryPolicy;
+use crate::secret::Secret;
+
+/// How the app proves who it is.
+#[derive(Debug)]
+pub(super) enum AppCredential {
+    Secret(Secret),
+    Certificate {
+        certificate_file: PathBuf,
+        private_key_file: PathBuf,
+    },
+    Source(Arc<dyn TokenSource>),
+}
+
+/// Builds OAuth [`Credentials`]: made by [`Credentials::client_secret`],
+/// [`Credentials::client_certificate`] or [`Credentials::token_source`], then configured
+/// (login host, refresh margin, retries, cache store, HTTP client) and [built](Self::build).
+#[must_use]
+#[derive(Debug)]
+pub struct CredentialsBuilder {
+    tenant_id: String,
+    client_id: String,
+    credential: AppCredential,
+    authority_host: String,
+    tls_ca_file: Option<PathBuf>,
+    secret_expires: Option<ExpiryDate>,
+    refresh_margin: Duration,
+    retry: RetryPolicy,
+    store: Option<Arc<dyn TokenCacheStore>>,
+    algorithm: AssertionAlgorithm,
+    http_client: Option<reqwest::Client>,
+    refresh_cooldown: Duration,
+}
+
+impl CredentialsBuilder {
+    pub(super) fn new(tenant_id: String, client_id: String, credential: AppCredential) -> Self {
+        Self {
+            tenant_id,
+            client_id,
+            credential,
+            authority_host: DEFAULT_AUTHORITY_HOST.to_owned(),
+            tls_ca_file: None,
+            secret_expires: None,
+            refresh_margin: DEFAULT_REFRESH_MARGIN,
+            retry: RetryPolicy::default(),
+            store: None,
+            algorithm: AssertionAlgorithm::default(),
+            http_client: None,
+            refresh_cooldown: DEFAULT_REFRESH_COOLDOWN,
+        }
+    }
+
+    /// The login host (default [`DEFAULT_AUTHORITY_HOST`]); a national cloud's, a proxy's or
+    /// a test server's. `https`, or plain `http` for localhost only.
+    pub fn with_authority_host(mut self, host: impl Into<String>) -> Self {
+        self.authority_host = host.into();
+        self
+    }
+
+    /// Trust the root certificates in this PEM file too, for the login host.
+    pub fn with_tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
+        self
+    }
+
+    /// When the client secret expires, so that `check` warns 30 days ahead.
+    pub fn with_secret_expiry(mut self, date: ExpiryDate) -> Self {
+        self.secret_expires = Some(date);
+        self
+    }
+
+    /// Name the app this token source signs in as: the tenant and client id name the cache
+    /// entry and the admin-consent URL. Already set for a secret or a certificate.
+    pub fn with_app(mut self, tenant_id: impl Into<String>, client_id: impl Into<String>) -> Self {
+        self.tenant_id = tenant_id.into();
+        self.client_id = client_id.into();
+        self
+    }
+
+    /// Refresh cached tokens this long before they expire (default 5 minutes; at most half
+    /// a token's lifetime, and values over a day count as a day).
+    pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// After a refresh ahead of expiry fails, keep serving the still-valid cached token
+    /// and try again only after this long (default 30 seconds), or after the token
+    /// endpoint's `Retry-After` when it sent one. An expired, missing or rejected token is
+    /// fetched at once regardless. Values over a day count as a day.
+    pub fn with_refresh_cooldown(mut self, cooldown: Duration) -> Self {
+        self.refresh_cooldown = cooldown;
+        self
+    }
+
+    /// How the token endpoint's 429 and 5xx answers are retried.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Keep tokens in `store` instead of this process's memory.
+    pub fn with_cache_store(mut self, store: Arc<dyn TokenCacheStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How the certificate flow signs its assertion (default [`AssertionAlgorithm::Ps256`]).
+    pub fn with_assertion_algorithm(mut self, algorithm: AssertionAlgorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Use this HTTP client for the token endpoint instead of one of its own (which trusts
+    /// [`with_tls_ca_file`](Self::with_tls_ca_file)). Use it to share a connection pool or add a
+    /// proxy.
+    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Makes the credentials.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] naming `tenant_id`, `oauth_client_id`, `client_secret` or
+    /// `authority_host` when one is missing or unusable; [`Error::Io`] /
+    /// [`Error::InvalidCredential`] when a certificate or key file cannot be read or used;
+    /// [`Error::InvalidSettings`] naming `tls_ca_file` when it is unusable.
+    pub fn build(self) -> Result<Credentials> {
+        let oauth = self.oauth()?;
+        Ok(Credentials {
+            inner: Arc::new(Inner::OAuth(oauth)),
+        })
+    }
+
+    pub(super) fn oauth(self) -> Result<OAuth> {
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(InMemoryTokenCache::new()));
+        // Longer than a day means "a day": no time arithmetic on them can overflow.
+        let cache = TokenCache::new(
+            store,
+            crate::http::capped(self.refresh_margin),
+            crate::http::capped(self.refresh_cooldown),
+        );
+        let tenant_id = non_blank(&self.tenant_id);
+        let client_id = non_blank(&self.client_id);
+        let secret = match self.credential {
+            AppCredential::Source(source) => {
+                return Ok(OAuth::from_source(source, cache, tenant_id, client_id));
+            }
+            other => other,
+        };
+        let (Some(tenant), Some(client)) = (tenant_id.clone(), client_id.clone()) else {
+            return Err(if tenant_id.is_none() {
+                Error::settings(
+                    "tenant_id",
+                    "Tenant ID (`tenant_id`) is required for OAuth: copy the Directory (tenant) ID from the app registration's Overview page",
+                )
+            } else {
+                Error::settings(
+                    "oauth_client_id",
+                    "OAuth Client ID (`oauth_client_id`) is required for OAuth: copy the Application (client) ID from the app registration's Overview page",
+                )
+            });
+        };
+        let authority_host = https_url("authority_host", "Authority host", &self.authority_host)?;
+        let authority_host = authority_host.as_str().trim_end_matches('/').to_owned();
+        let http = match self.http_client {
+            Some(client) => client,
+            None => http_client(&HttpOptions {
+                tls_ca_file: self.tls_ca_file.clone(),
+                ..HttpOptions::default()
+            })?,
+        };
+        let url = token_endpoint_url(&authority_host, &tenant);
+        let endpoint = TokenEndpoint::new(url.clone(), http, self.retry);
+        let (source, uses_certificate): (Arc<dyn Fetch>, bool) = match secret {
+            AppCredential::Certificate {
+                certificate_file,
+                private_key_file,
+            } => (
+                Arc::new(ClientCertificateCredential::from_pem_files(
+                    endpoint,
+                    client.clone(),
+                    &certificate_file,
+                    &private_key_file,
+                    self.algorithm,
+                )?),
+                true,
+            ),
+            AppCredential::Secret(secret) if !secret.is_empty() => (
+                Arc::new(ClientSecretCredential::new(
+                    endpoint,
+                    client.clone(),
+                    secret,
+                )),
+                false,
+            ),
+            AppCredential::Secret(_) | AppCredential::Source(_) => {
+                return Err(Error::settings(
+                    "client_secret",
+                    "OAuth needs a credential: set `client_secret` (the secret's Value), or both `client_certificate_file` and `client_private_key_file`",
+                ));
+            }
+        };
+        Ok(OAuth {
+            source,
+            cache,
+            key_prefix: format!("{authority_host}|{tenant}|{client}|"),
+            authority_host: Some(authority_host),
+            tenant_id: Some(tenant),
+            client_id: Some(client),
+            token_endpoint: Some(url),
+            uses_certificate,
+            secret_expires: self.secret_expires,
+        })
+    }
+}
+
+/// The trimmed value, or `None` when it is blank.
+fn non_blank(value: &str) -> Option<String> {
+    Some(value.trim())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}

@@ -1,0 +1,170 @@
+//! [`GraphTransportBuilder`]: limits, timeouts, endpoint and scope of a [`GraphTransport`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::client::{GraphClient, MailboxState};
+use super::{DEFAULT_ENDPOINT, DEFAULT_SCOPE, GraphTransport, MAX_CONCURRENCY};
+use crate::credentials::Credentials;
+use crate::error::{Error, Result};
+use crate::http::{HttpOptions, capped, http_client};
+use crate::message::Mailbox;
+use crate::net::https_url;
+use crate::retry::RetryPolicy;
+
+/// Configures a [`GraphTransport`]; start from [`GraphTransport::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct GraphTransportBuilder {
+    credentials: Credentials,
+    scope: String,
+    endpoint: String,
+    mailbox: Mailbox,
+    http: HttpOptions,
+    http_client: Option<reqwest::Client>,
+    max_concurrency: usize,
+    retry: RetryPolicy,
+    send_deadline: Duration,
+    save_to_sent_items: bool,
+    allow_send_as: bool,
+}
+
+impl GraphTransportBuilder {
+    pub(super) fn new(mailbox: Mailbox, credentials: Credentials) -> Self {
+        Self {
+            credentials,
+            scope: DEFAULT_SCOPE.to_owned(),
+            endpoint: DEFAULT_ENDPOINT.to_owned(),
+            mailbox,
+            http: HttpOptions::default(),
+            http_client: None,
+            max_concurrency: 4,
+            retry: RetryPolicy::default(),
+            send_deadline: Duration::from_secs(120),
+            save_to_sent_items: true,
+            allow_send_as: false,
+        }
+    }
+
+    /// The most Graph requests in flight at once for this mailbox (default 4, Exchange
+    /// Online's limit). 0 is treated as 1, and values over 1,024 as 1,024.
+    pub fn max_concurrency(mut self, requests: usize) -> Self {
+        self.max_concurrency = requests.clamp(1, MAX_CONCURRENCY);
+        self
+    }
+
+    /// How long the whole send may take, retries and uploads included (default 120 s).
+    /// It also bounds [`MailTransport::check`](crate::MailTransport::check) as a whole. Values over a day count as a day.
+    pub fn send_deadline(mut self, deadline: Duration) -> Self {
+        self.send_deadline = capped(deadline);
+        self
+    }
+
+    /// How long connecting may take (default 10 s; values over a day count as a day).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.http.connect_timeout = capped(timeout);
+        self
+    }
+
+    /// How long one request may take (default 30 s; the send deadline still applies;
+    /// values over a day count as a day).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.http.request_timeout = capped(timeout);
+        self
+    }
+
+    /// How throttled and failed requests are retried.
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Uses this HTTP client instead of one made from the settings (proxies, custom TLS).
+    /// Build it with `redirect(reqwest::redirect::Policy::none())`: a client that follows
+    /// redirects would send the bearer token wherever Graph's answer points.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Uses these credentials instead of the ones given to [`GraphTransport::builder`].
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// The Graph endpoint (default [`DEFAULT_ENDPOINT`]): a national cloud's, a proxy's or a
+    /// test server's. `https`, or plain `http` for localhost only. It does not change the
+    /// token scope: see [`scope`](Self::scope).
+    pub fn graph_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = endpoint.into();
+        self
+    }
+
+    /// The scope of the tokens Graph is sent (default [`DEFAULT_SCOPE`]): the cloud's Graph
+    /// resource with `/.default`, e.g. `https://graph.microsoft.us/.default`.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = scope.into();
+        self
+    }
+
+    /// Trust the root certificates in this PEM file too, for Graph.
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.http.tls_ca_file = Some(path.into());
+        self
+    }
+
+    /// Whether Graph keeps a copy in the mailbox's Sent Items (default `true`).
+    pub fn save_to_sent_items(mut self, save: bool) -> Self {
+        self.save_to_sent_items = save;
+        self
+    }
+
+    /// Whether emails may name another From address (needs Exchange Send As rights).
+    pub fn allow_send_as(mut self, allow: bool) -> Self {
+        self.allow_send_as = allow;
+        self
+    }
+
+    /// Builds the transport.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] naming `graph_endpoint` when it is not an `https` URL (or
+    /// `http` on localhost) that can hold a path, or naming `tls_ca_file` when its
+    /// certificates cannot be used.
+    pub fn build(self) -> Result<GraphTransport> {
+        let endpoint = https_url("graph_endpoint", "Graph endpoint", &self.endpoint)?;
+        if endpoint.cannot_be_a_base() {
+            return Err(Error::settings(
+                "graph_endpoint",
+                "Graph endpoint (`graph_endpoint`) cannot hold a path",
+            ));
+        }
+        let http = match self.http_client {
+            Some(client) => client,
+            None => http_client(&self.http)?,
+        };
+        Ok(GraphTransport {
+            client: GraphClient {
+                http,
+                credentials: self.credentials,
+                scope: self.scope,
+                permits: Arc::new(Semaphore::new(self.max_concurrency)),
+                retry: RetryPolicy {
+                    deadline: Some(self.send_deadline),
+                    ..self.retry
+                },
+                request_timeout: self.http.request_timeout,
+                state: Arc::new(MailboxState::default()),
+            },
+            endpoint,
+            mailbox: self.mailbox,
+            save_to_sent_items: self.save_to_sent_items,
+            allow_send_as: self.allow_send_as,
+            send_deadline: self.send_deadline,
+        })
+    }
+}

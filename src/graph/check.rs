@@ -1,0 +1,119 @@
+//! `check` for Graph: the token and its permission, then a probe of the mailbox that sends
+//! nothing, all within one deadline.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::GraphTransport;
+use super::client::{GraphRequest, Repeat};
+use crate::error::{Error, Result};
+use crate::http::host_of;
+use crate::transport::{CheckReport, CheckStep};
+
+impl GraphTransport {
+    pub(super) async fn run_check(&self) -> Result<CheckReport> {
+        // One deadline (the send deadline) bounds the whole check, token included.
+        let deadline = Instant::now() + self.send_deadline;
+        let mut report = CheckReport::default();
+        let steps = tokio::time::timeout_at(
+            deadline,
+            self.client
+                .credentials
+                .check_steps(&self.client.scope, &["Mail.Send"]),
+        )
+        .await;
+        let Ok(steps) = steps else {
+            let host = self
+                .client
+                .credentials
+                .token_endpoint()
+                .map(host_of)
+                .unwrap_or_else(|| "the token source".to_owned());
+            report.push(CheckStep::failed(
+                "token",
+                format!(
+                    "no access token from the login host ({host}) within the check's deadline of {:?}",
+                    self.send_deadline
+                ),
+                Some(
+                    "check that this machine can reach the login host over HTTPS (firewall, \
+                     proxy, DNS) and that `authority_host` and `cloud` are right"
+                        .to_owned(),
+                ),
+            ));
+            return Ok(report);
+        };
+        // The mailbox probe needs a token that carries Mail.Send; a secret that expires soon
+        // (or already did, while a cached token lives on) does not stop it.
+        let token_ok = steps
+            .iter()
+            .filter(|s| s.name == "token" || s.name == "permission")
+            .all(|s| s.status != crate::transport::CheckStatus::Failed);
+        for step in steps {
+            report.push(step);
+        }
+        if let Ok(Ok(token)) = tokio::time::timeout_at(
+            deadline,
+            self.client.credentials.access_token(&self.client.scope),
+        )
+        .await
+            && let Some(claims) = token.claims()
+            && claims.has_role("Mail.Send")
+            && !claims.has_role("Mail.ReadWrite")
+        {
+            report.push(CheckStep::warning(
+                "large mail",
+                "the token lacks Mail.ReadWrite: messages over 3 MB (sent through a draft) will fail",
+                "add the Microsoft Graph `Mail.ReadWrite` Application permission and grant admin consent",
+            ));
+        }
+        if token_ok {
+            report.push(self.probe_mailbox(deadline).await);
+        }
+        Ok(report)
+    }
+
+    async fn probe_mailbox(&self, deadline: Instant) -> CheckStep {
+        // Graph resolves the mailbox and checks the app's right to send from it before it
+        // validates the message, so a message without recipients is refused with
+        // ErrorInvalidRecipients when all is well — proof with Mail.Send alone, and no mail
+        // is delivered or saved. A missing mailbox answers 404 and a mailbox outside an
+        // application access policy 403.
+        let url = match self.url(&["sendMail"]) {
+            Ok(url) => url,
+            Err(error) => return CheckStep::from_error("mailbox", &error),
+        };
+        let body = serde_json::json!({
+            "message": {
+                "subject": "mail-connector configuration check (never delivered)",
+                "body": {"contentType": "Text", "content": ""}
+            },
+            "saveToSentItems": false
+        });
+        let deadline = deadline.min(Instant::now() + Duration::from_secs(30));
+        let result = self
+            .client
+            .execute(
+                &GraphRequest::post_json(
+                    "mailbox check",
+                    &url,
+                    body.to_string().into_bytes(),
+                    Repeat::OnlyIfNotProcessed,
+                ),
+                deadline,
+            )
+            .await;
+        let mailbox = self.mailbox.address();
+        match result {
+            Err(Error::Graph {
+                code: Some(code), ..
+            }) if code == "ErrorInvalidRecipients" => CheckStep::ok(
+                "mailbox",
+                format!("{mailbox} is a mailbox this app may send from"),
+            ),
+            Ok(_) => CheckStep::ok("mailbox", format!("{mailbox} accepted the check")),
+            Err(error) => CheckStep::from_error("mailbox", &error),
+        }
+    }
+}

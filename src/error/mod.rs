@@ -5,7 +5,6 @@
 //! credentials or permissions are wrong), [`Error::delivery`] (was the message possibly
 //! delivered?) and [`Error::remedy`] (what an admin should change).
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,90 +12,12 @@ use std::time::Duration;
 use crate::message::Recipient;
 use crate::transport::SendReport;
 
+mod parts;
+
+pub use parts::{Advice, Delivery, SettingsProblem, SmtpStage, Transience};
+
 /// `Result` with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Whether a failed send may still have reached its recipients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Delivery {
-    /// The server certainly did not accept the message: sending it again cannot duplicate it.
-    NotSent,
-    /// The server may have accepted the message (for example a timeout after the request
-    /// was written). Sending it again may deliver it twice.
-    Uncertain,
-}
-
-/// One missing or contradictory setting, as reported by settings validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingsProblem {
-    /// The settings key, e.g. `oauth_client_id`.
-    pub field: String,
-    /// What is wrong and how to fix it, naming the field as the admin screen shows it.
-    pub message: String,
-}
-
-impl fmt::Display for SettingsProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-/// Whether a failure reported by a custom transport may clear up if the email is sent again
-/// later (see [`Error::transport`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Transience {
-    /// Sending again later may succeed: the backend was busy, unreachable or throttling.
-    Transient,
-    /// Sending again will fail the same way until something is changed.
-    Permanent,
-}
-
-/// What the part of the crate that made an error advises about it: the remedy an admin should
-/// apply, whether it is an authentication or permission failure, and how long the server asked
-/// callers to wait. Read it through [`Error::remedy`], [`Error::is_auth`] and
-/// [`Error::retry_after`]; each transport fills it from its own table.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Advice(Option<Box<AdviceInner>>);
-
-// Boxed: most errors are passed along untouched, and `Error` stays small.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct AdviceInner {
-    remedy: Option<String>,
-    auth: bool,
-    retry_after: Option<Duration>,
-}
-
-impl Advice {
-    /// Advice with this remedy, not an authentication failure.
-    pub(crate) fn remedy(remedy: Option<String>) -> Self {
-        Self(Some(Box::new(AdviceInner {
-            remedy,
-            ..AdviceInner::default()
-        })))
-    }
-
-    /// Marks (or unmarks) the failure as one of authentication or permissions.
-    pub(crate) fn with_auth(mut self, auth: bool) -> Self {
-        self.0.get_or_insert_with(Box::default).auth = auth;
-        self
-    }
-
-    /// Adds the server's `Retry-After`.
-    pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
-        self.0.get_or_insert_with(Box::default).retry_after = retry_after;
-        self
-    }
-
-    fn remedy_text(&self) -> Option<String> {
-        self.0.as_ref().and_then(|a| a.remedy.clone())
-    }
-
-    fn is_auth(&self) -> bool {
-        self.0.as_ref().is_some_and(|a| a.auth)
-    }
-}
 
 /// The error type of every operation in this crate.
 ///
@@ -297,37 +218,6 @@ pub enum Error {
         /// [`Error::remedy`] and [`Error::is_auth`].
         advice: Advice,
     },
-}
-
-/// The stage of an SMTP session at which an [`Error::Smtp`] happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SmtpStage {
-    /// Connecting, the greeting and EHLO.
-    Connect,
-    /// STARTTLS or the implicit TLS handshake (certificate verification included).
-    Tls,
-    /// SMTP AUTH.
-    Auth,
-    /// `MAIL FROM`.
-    Mail,
-    /// `RCPT TO`.
-    Rcpt,
-    /// `DATA` and the message content.
-    Data,
-}
-
-impl fmt::Display for SmtpStage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Connect => "connect",
-            Self::Tls => "tls",
-            Self::Auth => "auth",
-            Self::Mail => "mail",
-            Self::Rcpt => "rcpt",
-            Self::Data => "data",
-        })
-    }
 }
 
 fn join_problems(problems: &[SettingsProblem]) -> String {
@@ -553,9 +443,7 @@ impl Error {
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Graph { advice, .. } | Self::TokenRequest { advice, .. } => {
-                advice.0.as_ref().and_then(|a| a.retry_after)
-            }
+            Self::Graph { advice, .. } | Self::TokenRequest { advice, .. } => advice.retry_after(),
             Self::PartialDelivery { source, .. } => source.retry_after(),
             _ => None,
         }

@@ -18,9 +18,7 @@
 use std::fmt::Write as _;
 
 use email_encoding::headers::writer::EmailWriter;
-use lettre::message::header::{
-    self, ContentTransferEncoding, ContentType, HeaderName, HeaderValue,
-};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment as MimeAttachment, Body, Mailboxes, MultiPart, SinglePart};
 
 use crate::error::{Error, Result};
@@ -72,15 +70,51 @@ pub(crate) async fn build_message(
         .map_err(|e| Error::invalid_message("email", format!("cannot build MIME: {e}")))?
 }
 
-fn mailboxes(list: &[Mailbox]) -> Result<Option<Mailboxes>> {
+/// An address-list header (To, Cc, Bcc, Reply-To) built once, one mailbox per line.
+///
+/// lettre writes a list on a single line (20,000 recipients made one line of 500 KB) and
+/// rebuilds the whole header for each mailbox added (quadratic). The raw value stays lettre's
+/// own text of the list, which it parses back to derive the SMTP envelope.
+fn mailbox_list(name: &'static str, list: &[Mailbox]) -> Result<Option<HeaderValue>> {
     if list.is_empty() {
         return Ok(None);
     }
-    let mut out = Vec::with_capacity(list.len());
-    for mailbox in list {
-        out.push(to_lettre(mailbox)?);
+    let mailboxes = list.iter().map(to_lettre).collect::<Result<Vec<_>>>()?;
+    let mut encoded = String::new();
+    write_mailboxes(name, &mailboxes, &mut encoded)
+        .map_err(|_| Error::invalid_message(name, "cannot encode the address list"))?;
+    let raw = Mailboxes::from(mailboxes).to_string();
+    Ok(Some(HeaderValue::dangerous_new_pre_encoded(
+        HeaderName::new_from_ascii_str(name),
+        raw,
+        encoded,
+    )))
+}
+
+fn write_mailboxes(
+    name: &str,
+    mailboxes: &[lettre::message::Mailbox],
+    out: &mut String,
+) -> std::fmt::Result {
+    let mut writer = EmailWriter::new(out, name.len().saturating_add(2), 0, false);
+    for (index, mailbox) in mailboxes.iter().enumerate() {
+        if index > 0 {
+            writer.write_char(',')?;
+            writer.new_line()?;
+            writer.space();
+        }
+        // As lettre writes one mailbox: the name quoted or RFC 2047-encoded, then `<address>`.
+        if let Some(display) = &mailbox.name {
+            email_encoding::headers::quoted_string::encode(display, &mut writer)?;
+            writer.space();
+            writer.write_char('<')?;
+        }
+        writer.write_str(mailbox.email.as_ref())?;
+        if mailbox.name.is_some() {
+            writer.write_char('>')?;
+        }
     }
-    Ok(Some(Mailboxes::from(out)))
+    Ok(())
 }
 
 fn build_blocking(
@@ -94,19 +128,15 @@ fn build_blocking(
         .raw_header(unstructured("Subject", email.subject())?)
         .date_now()
         .message_id(None);
-    // One header per role, set once: adding mailboxes one by one re-parses the whole list
-    // each time (quadratic in the number of recipients).
-    if let Some(list) = mailboxes(email.to())? {
-        builder = builder.header(header::To::from(list));
-    }
-    if let Some(list) = mailboxes(email.cc())? {
-        builder = builder.header(header::Cc::from(list));
-    }
-    if let Some(list) = mailboxes(email.bcc())? {
-        builder = builder.header(header::Bcc::from(list));
-    }
-    if let Some(list) = mailboxes(email.reply_to())? {
-        builder = builder.header(header::ReplyTo::from(list));
+    for (name, list) in [
+        ("To", email.to()),
+        ("Cc", email.cc()),
+        ("Bcc", email.bcc()),
+        ("Reply-To", email.reply_to()),
+    ] {
+        if let Some(value) = mailbox_list(name, list)? {
+            builder = builder.raw_header(value);
+        }
     }
     if bcc == BccHeader::Keep {
         builder = builder.keep_bcc();

@@ -435,6 +435,7 @@ impl Attachment {
         }
         if let Some(cid) = &self.content_id {
             let bad = cid.is_empty()
+                || cid.len() > 200
                 || cid
                     .chars()
                     .any(|c| !c.is_ascii_graphic() || matches!(c, '<' | '>' | '"' | '\\'));
@@ -442,8 +443,8 @@ impl Attachment {
                 return Err(Error::invalid_message(
                     field("content_id"),
                     format!(
-                        "`{}` is not a valid Content-ID; use letters, digits and `.-_@`, without `<>`",
-                        cid.escape_debug()
+                        "`{}` is not a valid Content-ID; use at most 200 letters, digits and `.-_@`, without `<>`",
+                        preview(cid)
                     ),
                 ));
             }

@@ -270,3 +270,28 @@ async fn long_display_names_fit_the_line_limit() {
     };
     assert!(error.to_string().contains("256"), "{error}");
 }
+
+#[tokio::test]
+async fn long_attachment_names_and_content_ids_fit_the_line_limit() {
+    let name = format!("{}.txt", "n".repeat(2_000));
+    let email = Email::builder()
+        .to("ann@example.org")
+        .attachment(Attachment::from_bytes(name.clone(), b"x".to_vec()).inline("c".repeat(200)))
+        .attachment(Attachment::from_bytes(name.clone(), b"y".to_vec()))
+        .build()
+        .unwrap();
+    let raw = render(&email).await;
+    assert!(raw.split(|&b| b == b'\n').all(|line| line.len() <= 999));
+    let message = MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(
+        message.attachment(1).unwrap().attachment_name(),
+        Some(&*name)
+    );
+    // A Content-ID is a single word that cannot fold: it is limited.
+    let error = build_error(
+        Email::builder()
+            .to("ann@example.org")
+            .attachment(Attachment::from_bytes("a.png", b"x".to_vec()).inline("c".repeat(5_000))),
+    );
+    assert!(error.to_string().contains("at most 200"), "{error}");
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 use mail_connector::{
     Attachment, ConnectorSettings, Email, EmailBuilder, MailTransport, Mailbox, OutboxTransport,
 };
-use mail_parser::{MessageParser, MimeHeaders, PartType};
+use mail_parser::{MessageParser, MimeHeaders};
 
 /// The commands a smuggler hides after a fake end of data.
 const INJECTED: &str = "MAIL FROM:<ceo@victim.example>\r\nRCPT TO:<finance@victim.example>\r\nDATA\r\nSubject: forged\r\n\r\nPay the invoice.\r\n";

@@ -221,6 +221,19 @@ async fn text_that_looks_like_an_encoded_word_decodes_to_itself() {
     assert_headers_fit_and_round_trip(Email::builder(), lookalike, lookalike).await;
     let subject = format!("Re: {lookalike} and =?iso-8859-1?q?caf=E9?= inside{lookalike}text");
     assert_headers_fit_and_round_trip(Email::builder(), &subject, &subject).await;
+    // A display name that looks like one is encoded too (by lettre's quoted-string writer).
+    let email = Email::builder()
+        .to(Mailbox::new(Some(lookalike), "ann@example.org").unwrap())
+        .text("body")
+        .build()
+        .unwrap();
+    let message = MessageParser::default()
+        .parse(&render(&email).await)
+        .unwrap();
+    assert_eq!(
+        message.to().unwrap().first().unwrap().name(),
+        Some(lookalike)
+    );
 }
 
 #[tokio::test]

@@ -227,9 +227,8 @@ async fn text_that_looks_like_an_encoded_word_decodes_to_itself() {
         .text("body")
         .build()
         .unwrap();
-    let message = MessageParser::default()
-        .parse(&render(&email).await)
-        .unwrap();
+    let raw = render(&email).await;
+    let message = MessageParser::default().parse(&raw).unwrap();
     assert_eq!(
         message.to().unwrap().first().unwrap().name(),
         Some(lookalike)

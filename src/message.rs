@@ -26,11 +26,15 @@ impl Mailbox {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidMessage`] when the address is not a valid email address or the name
-    /// contains a line break or another control character.
+    /// [`Error::InvalidMessage`] when the address is not a valid email address, cannot be
+    /// sent as exactly one address (a control, line-separator or invisible character, `<`,
+    /// `>`, `,` or `;`, a quoted part a header would split), is longer than RFC 5321 allows
+    /// (64-octet local part, 254 octets in all), or the name contains a line break or another
+    /// control character or is longer than 256 characters.
     pub fn new(name: Option<&str>, address: &str) -> Result<Self> {
         let address = address.trim();
-        lettre::Address::from_str(address).map_err(|e| {
+        check_address(address)?;
+        let parsed = lettre::Address::from_str(address).map_err(|e| {
             Error::invalid_message(
                 "address",
                 format!("`{address}` is not a valid email address ({e})"),
@@ -40,9 +44,38 @@ impl Mailbox {
             Some("") | None => None,
             Some(name) => {
                 check_header_text("name", name)?;
+                if name.chars().count() > MAX_NAME_CHARS {
+                    return Err(Error::invalid_message(
+                        "name",
+                        format!(
+                            "the display name of `{address}` is longer than {MAX_NAME_CHARS} \
+                             characters; shorten it"
+                        ),
+                    ));
+                }
                 Some(name.to_owned())
             }
         };
+        // The message header lists mailboxes as text that is parsed back (by lettre when it
+        // derives the SMTP envelope, and by every recipient): this one must come back as
+        // exactly one mailbox, the same one.
+        let written = lettre::message::Mailbox::new(name.clone(), parsed).to_string();
+        let reparsed = lettre::message::Mailboxes::from_str(&written).ok();
+        let mut reparsed = reparsed.iter().flat_map(|m| m.iter());
+        let same = match (reparsed.next(), reparsed.next()) {
+            (Some(m), None) => AsRef::<str>::as_ref(&m.email) == address && m.name == name,
+            _ => false,
+        };
+        if !same {
+            return Err(Error::invalid_message(
+                "address",
+                format!(
+                    "`{}` cannot be written in a message header as one mailbox; use a plain \
+                     address such as `name@example.org`",
+                    written.escape_debug()
+                ),
+            ));
+        }
         Ok(Self {
             name,
             address: address.to_owned(),
@@ -66,8 +99,9 @@ impl Mailbox {
             return Err(Error::invalid_message(
                 "address",
                 format!(
-                    "`{}` contains the control character {c:?}",
-                    text.escape_debug()
+                    "`{}` contains the control character {c:?}; write \
+                     `name@example.org` or `Name <name@example.org>`",
+                    preview(text)
                 ),
             ));
         }
@@ -401,6 +435,7 @@ impl Attachment {
         }
         if let Some(cid) = &self.content_id {
             let bad = cid.is_empty()
+                || cid.len() > 200
                 || cid
                     .chars()
                     .any(|c| !c.is_ascii_graphic() || matches!(c, '<' | '>' | '"' | '\\'));
@@ -408,8 +443,8 @@ impl Attachment {
                 return Err(Error::invalid_message(
                     field("content_id"),
                     format!(
-                        "`{}` is not a valid Content-ID; use letters, digits and `.-_@`, without `<>`",
-                        cid.escape_debug()
+                        "`{}` is not a valid Content-ID; use at most 200 letters, digits and `.-_@`, without `<>`",
+                        preview(cid)
                     ),
                 ));
             }
@@ -425,19 +460,94 @@ fn guess_content_type(name: &str) -> String {
         .to_owned()
 }
 
+/// The longest display name, in characters: with the longest address, the header line stays
+/// well within RFC 5322's 998 octets.
+pub(crate) const MAX_NAME_CHARS: usize = 256;
+
+/// The longest subject and custom header value, in bytes (UTF-8). Exchange Online caps all the
+/// headers of a message at 256 KB; a longer subject is almost certainly a mistake.
+pub(crate) const MAX_HEADER_VALUE_BYTES: usize = 16 * 1024;
+
+/// The longest custom header name, in characters.
+pub(crate) const MAX_HEADER_NAME_CHARS: usize = 64;
+
+/// Refuses what cannot be sent as one address on the SMTP envelope and in a header: control
+/// characters, line and paragraph separators, other whitespace than a space (within quotes),
+/// invisible and bidirectional formatting characters, `<`, `>`, `,` and `;`, and addresses
+/// longer than RFC 5321 allows (64-octet local part, 254 octets in all).
+fn check_address(address: &str) -> Result<()> {
+    let fix = "use a plain address such as `name@example.org`";
+    let bad = address.chars().find(|&c| {
+        c.is_control()
+            || (c.is_whitespace() && c != ' ')
+            || matches!(
+                c,
+                '<' | '>'
+                    | ','
+                    | ';'
+                    | '\u{200B}'..='\u{200F}'
+                    | '\u{202A}'..='\u{202E}'
+                    | '\u{2060}'..='\u{2064}'
+                    | '\u{2066}'..='\u{2069}'
+                    | '\u{FEFF}'
+            )
+    });
+    if let Some(c) = bad {
+        return Err(Error::invalid_message(
+            "address",
+            format!(
+                "`{}` contains {c:?} (U+{:04X}), which cannot be part of an address; {fix}",
+                address.escape_debug(),
+                u32::from(c)
+            ),
+        ));
+    }
+    let local = address.rsplit_once('@').map_or(address, |(local, _)| local);
+    if local.len() > 64 || address.len() > 254 {
+        return Err(Error::invalid_message(
+            "address",
+            format!(
+                "`{}…` is too long: RFC 5321 allows a local part of 64 octets and an address \
+                 of 254 ({} and {} here)",
+                address.chars().take(40).collect::<String>(),
+                local.len(),
+                address.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses CR, LF and other control characters (tab is allowed) in a header value.
 fn check_header_text(field: &str, value: &str) -> Result<()> {
-    if let Some(c) = value.chars().find(|&c| c.is_control() && c != '\t') {
+    let found = value
+        .chars()
+        .find(|&c| (c.is_control() && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}'));
+    if let Some(c) = found {
         let what = match c {
             '\r' | '\n' => "a line break, which could inject headers".to_owned(),
+            '\u{2028}' | '\u{2029}' => format!("the line separator {c:?}"),
             other => format!("the control character {other:?}"),
         };
         return Err(Error::invalid_message(
             field,
-            format!("`{}` contains {what}", value.escape_debug()),
+            format!("`{}` contains {what}; remove it", preview(value)),
         ));
     }
     Ok(())
+}
+
+/// The value escaped for an error message, cut after 80 characters.
+fn preview(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .take(80)
+        .flat_map(char::escape_debug)
+        .collect();
+    if value.chars().nth(80).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// A validated email, made with [`Email::builder`].
@@ -679,6 +789,11 @@ impl EmailBuilder {
     /// name contains a line break or control character; a header name does not start with
     /// `X-` or is not a valid header name; an attachment name contains a path separator; an
     /// attachment's content type or Content-ID is malformed.
+    ///
+    /// Limits: the subject and each custom header value at most 16,384 bytes (UTF-8), a
+    /// header name at most 64 characters. (Display names are limited to 256 characters and
+    /// addresses to RFC 5321's 64-octet local part and 254 octets in all when the mailbox is
+    /// made.)
     pub fn build(self) -> Result<Email> {
         let from = self
             .from
@@ -695,6 +810,7 @@ impl EmailBuilder {
             ));
         }
         check_header_text("subject", &self.subject)?;
+        check_header_size("subject", &self.subject)?;
         for (index, (name, value)) in self.headers.iter().enumerate() {
             let field = format!("headers[{index}]");
             let valid_name =
@@ -714,7 +830,17 @@ impl EmailBuilder {
                     format!("`{name}` must start with `X-`: only custom X- headers can be set"),
                 ));
             }
+            if name.chars().count() > MAX_HEADER_NAME_CHARS {
+                return Err(Error::invalid_message(
+                    field,
+                    format!(
+                        "the header name `{}…` is longer than {MAX_HEADER_NAME_CHARS} characters",
+                        name.chars().take(20).collect::<String>()
+                    ),
+                ));
+            }
             check_header_text(&field, value)?;
+            check_header_size(&field, value)?;
         }
         for (index, attachment) in self.attachments.iter().enumerate() {
             attachment.validate(index)?;
@@ -733,6 +859,20 @@ impl EmailBuilder {
             headers: self.headers,
         })
     }
+}
+
+fn check_header_size(field: &str, value: &str) -> Result<()> {
+    if value.len() > MAX_HEADER_VALUE_BYTES {
+        return Err(Error::invalid_message(
+            field,
+            format!(
+                "the value is {} bytes long; at most {MAX_HEADER_VALUE_BYTES} are allowed \
+                 (put long text in the body)",
+                value.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn rename_field(error: Error, field: &str) -> Error {

@@ -1,14 +1,32 @@
 //! Turns an [`Email`] into an RFC 5322 / MIME message with lettre's builder.
 //!
 //! Shared by the outbox and SMTP transports, so both put the same bytes on disk and on the
-//! wire. lettre encodes non-ASCII headers (RFC 2047), folds long lines and picks transfer
-//! encodings that keep every line within 998 octets.
+//! wire. What reaches the wire is 7-bit with CRLF line ends only:
+//!
+//! - Text and HTML bodies have every line break (CRLF, a bare CR, a bare LF) made CRLF, so no
+//!   receiver can be made to see an early end of data (SMTP smuggling); a body with other
+//!   control characters (NUL, ESC, …) is sent base64. lettre then picks 7bit, quoted-printable
+//!   or base64 by content and line length.
+//! - Attachments are files: always base64, so their bytes arrive exactly as given.
+//! - The subject and custom headers are written here, not by lettre: a word longer than 60
+//!   characters, one with non-ASCII or a tab, and one that looks like an RFC 2047 encoded word
+//!   (`=?…?=`) is itself encoded, in encoded words of at most 75 characters, so every header
+//!   line folds to 78 octets or less and decodes back to exactly the text given.
+//! - Recipient headers are built once per role (To, Cc, Bcc, Reply-To): linear in the number
+//!   of recipients.
 
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Attachment as MimeAttachment, MultiPart, SinglePart};
+use std::fmt::Write as _;
+
+use email_encoding::headers::writer::EmailWriter;
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment as MimeAttachment, Body, Mailboxes, MultiPart, SinglePart};
 
 use crate::error::{Error, Result};
 use crate::message::{Email, Importance, Mailbox};
+
+/// The longest word of a header value written as it is; longer words are encoded so that the
+/// line can fold.
+const MAX_RAW_WORD: usize = 60;
 
 /// Whether the `Bcc` header stays in the formatted message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,28 +51,92 @@ fn to_lettre(mailbox: &Mailbox) -> Result<lettre::message::Mailbox> {
     ))
 }
 
-/// Builds the MIME message; attachments stored in files are read here.
+/// Builds the MIME message; attachments stored in files are read here, and the CPU-bound
+/// part (encoding bodies and attachments, thousands of recipients) runs on tokio's blocking
+/// pool rather than on an async worker.
 pub(crate) async fn build_message(
     email: &Email,
     sender: &Mailbox,
     bcc: BccHeader,
 ) -> Result<lettre::Message> {
+    let mut contents = Vec::with_capacity(email.attachments().len());
+    for attachment in email.attachments() {
+        contents.push(attachment.load().await?.into_owned());
+    }
+    let email = email.clone();
+    let sender = sender.clone();
+    tokio::task::spawn_blocking(move || build_blocking(&email, &sender, bcc, contents))
+        .await
+        .map_err(|e| Error::invalid_message("email", format!("cannot build MIME: {e}")))?
+}
+
+/// An address-list header (To, Cc, Bcc, Reply-To) built once, one mailbox per line.
+///
+/// lettre writes a list on a single line (20,000 recipients made one line of 500 KB) and
+/// rebuilds the whole header for each mailbox added (quadratic). The raw value stays lettre's
+/// own text of the list, which it parses back to derive the SMTP envelope.
+fn mailbox_list(name: &'static str, list: &[Mailbox]) -> Result<Option<HeaderValue>> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    let mailboxes = list.iter().map(to_lettre).collect::<Result<Vec<_>>>()?;
+    let mut encoded = String::new();
+    write_mailboxes(name, &mailboxes, &mut encoded)
+        .map_err(|_| Error::invalid_message(name, "cannot encode the address list"))?;
+    let raw = Mailboxes::from(mailboxes).to_string();
+    Ok(Some(HeaderValue::dangerous_new_pre_encoded(
+        HeaderName::new_from_ascii_str(name),
+        raw,
+        encoded,
+    )))
+}
+
+fn write_mailboxes(
+    name: &str,
+    mailboxes: &[lettre::message::Mailbox],
+    out: &mut String,
+) -> std::fmt::Result {
+    let mut writer = EmailWriter::new(out, name.len().saturating_add(2), 0, false);
+    for (index, mailbox) in mailboxes.iter().enumerate() {
+        if index > 0 {
+            writer.write_char(',')?;
+            writer.new_line()?;
+            writer.space();
+        }
+        // As lettre writes one mailbox: the name quoted or RFC 2047-encoded, then `<address>`.
+        if let Some(display) = &mailbox.name {
+            email_encoding::headers::quoted_string::encode(display, &mut writer)?;
+            writer.space();
+            writer.write_char('<')?;
+        }
+        writer.write_str(mailbox.email.as_ref())?;
+        if mailbox.name.is_some() {
+            writer.write_char('>')?;
+        }
+    }
+    Ok(())
+}
+
+fn build_blocking(
+    email: &Email,
+    sender: &Mailbox,
+    bcc: BccHeader,
+    contents: Vec<Vec<u8>>,
+) -> Result<lettre::Message> {
     let mut builder = lettre::Message::builder()
         .from(to_lettre(sender)?)
-        .subject(email.subject())
+        .raw_header(unstructured("Subject", email.subject())?)
         .date_now()
         .message_id(None);
-    for mailbox in email.to() {
-        builder = builder.to(to_lettre(mailbox)?);
-    }
-    for mailbox in email.cc() {
-        builder = builder.cc(to_lettre(mailbox)?);
-    }
-    for mailbox in email.bcc() {
-        builder = builder.bcc(to_lettre(mailbox)?);
-    }
-    for mailbox in email.reply_to() {
-        builder = builder.reply_to(to_lettre(mailbox)?);
+    for (name, list) in [
+        ("To", email.to()),
+        ("Cc", email.cc()),
+        ("Bcc", email.bcc()),
+        ("Reply-To", email.reply_to()),
+    ] {
+        if let Some(value) = mailbox_list(name, list)? {
+            builder = builder.raw_header(value);
+        }
     }
     if bcc == BccHeader::Keep {
         builder = builder.keep_bcc();
@@ -65,20 +147,23 @@ pub(crate) async fn build_message(
         Importance::High => Some("high"),
     };
     if let Some(value) = importance {
-        builder = builder.raw_header(header("Importance", value)?);
+        builder = builder.raw_header(unstructured("Importance", value)?);
     }
     for (name, value) in email.headers() {
-        builder = builder.raw_header(header(name, value)?);
+        builder = builder.raw_header(unstructured(name, value)?);
     }
 
-    let body = body_part(email);
+    let body = body_part(email)?;
     let mut inline = Vec::new();
     let mut regular = Vec::new();
-    for attachment in email.attachments() {
+    for (attachment, bytes) in email.attachments().iter().zip(contents) {
         let content_type = ContentType::parse(attachment.content_type()).map_err(|_| {
             Error::invalid_message("attachments.content_type", attachment.content_type())
         })?;
-        let bytes = attachment.load().await?.into_owned();
+        // Always base64: the bytes of a file arrive exactly as given, and none of them (a
+        // bare CR or LF in a text file included) reaches the wire as it is.
+        let bytes = Body::new_with_encoding(bytes, ContentTransferEncoding::Base64)
+            .map_err(|_| Error::invalid_message("attachments", "cannot encode as base64"))?;
         match attachment.content_id() {
             Some(cid) => inline.push(
                 MimeAttachment::new_inline_with_name(cid.to_owned(), attachment.name().to_owned())
@@ -127,19 +212,108 @@ enum Part {
     Multi(MultiPart),
 }
 
-fn body_part(email: &Email) -> Part {
-    match (email.text(), email.html()) {
-        (Some(text), Some(html)) => Part::Multi(MultiPart::alternative_plain_html(
-            text.to_owned(),
-            html.to_owned(),
-        )),
-        (None, Some(html)) => Part::Single(SinglePart::html(html.to_owned())),
-        (text, None) => Part::Single(SinglePart::plain(text.unwrap_or_default().to_owned())),
-    }
+fn body_part(email: &Email) -> Result<Part> {
+    Ok(match (email.text(), email.html()) {
+        (Some(text), Some(html)) => Part::Multi(
+            MultiPart::alternative()
+                .singlepart(text_part(ContentType::TEXT_PLAIN, text)?)
+                .singlepart(text_part(ContentType::TEXT_HTML, html)?),
+        ),
+        (None, Some(html)) => Part::Single(text_part(ContentType::TEXT_HTML, html)?),
+        (text, None) => Part::Single(text_part(
+            ContentType::TEXT_PLAIN,
+            text.unwrap_or_default(),
+        )?),
+    })
 }
 
-fn header(name: &str, value: &str) -> Result<HeaderValue> {
+/// A text or HTML body with CRLF line ends only; base64 when it holds other control
+/// characters, otherwise the encoding lettre finds best.
+fn text_part(content_type: ContentType, text: &str) -> Result<SinglePart> {
+    let text = crlf_line_ends(text);
+    let has_control = text
+        .bytes()
+        .any(|b| b.is_ascii_control() && !matches!(b, b'\t' | b'\r' | b'\n'));
+    let body = if has_control {
+        Body::new_with_encoding(text, ContentTransferEncoding::Base64)
+            .map_err(|_| Error::invalid_message("text", "cannot encode as base64"))?
+    } else {
+        Body::new(text)
+    };
+    Ok(SinglePart::builder().header(content_type).body(body))
+}
+
+/// Makes every line break CRLF: CRLF stays, a bare CR or a bare LF becomes CRLF.
+pub(crate) fn crlf_line_ends(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().saturating_add(text.len() / 16));
+    let mut rest = text;
+    while let Some(i) = rest.find(['\r', '\n']) {
+        out.push_str(&rest[..i]);
+        out.push_str("\r\n");
+        let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+        rest = &rest[i + skip..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An unstructured header (the subject, an `X-` header) encoded and folded here: words that
+/// are too long, not printable ASCII, or look like encoded words are RFC 2047-encoded.
+fn unstructured(name: &str, value: &str) -> Result<HeaderValue> {
     let header_name = HeaderName::new_from_ascii(name.to_owned())
         .map_err(|_| Error::invalid_message("headers", format!("`{name}` is not a header name")))?;
-    Ok(HeaderValue::new(header_name, value.to_owned()))
+    let mut encoded = String::with_capacity(value.len().saturating_mul(2));
+    encode_words(name, value, &mut encoded)
+        .map_err(|_| Error::invalid_message("headers", format!("cannot encode `{name}`")))?;
+    Ok(HeaderValue::dangerous_new_pre_encoded(
+        header_name,
+        value.to_owned(),
+        encoded,
+    ))
+}
+
+fn encode_words(name: &str, value: &str, out: &mut String) -> std::fmt::Result {
+    let mut writer = EmailWriter::new(out, name.len().saturating_add(2), 0, false);
+    let mut pending = String::new();
+    for word in value.split_inclusive(' ') {
+        let only_spaces = word.bytes().all(|b| b == b' ');
+        if only_spaces && !pending.is_empty() {
+            // Extra spaces after an encoded run go inside it, where a decoder keeps them.
+            pending.push_str(word);
+        } else if writes_raw(word) {
+            flush_encoded(&mut pending, &mut writer, false)?;
+            writer.folding().write_str(word)?;
+        } else {
+            pending.push_str(word);
+        }
+    }
+    flush_encoded(&mut pending, &mut writer, true)
+}
+
+/// Whether a word (with its trailing spaces) can be written as it is.
+fn writes_raw(word: &str) -> bool {
+    let word = word.trim_end_matches(' ');
+    word.len() <= MAX_RAW_WORD && word.bytes().all(|b| b.is_ascii_graphic()) && !word.contains("=?")
+}
+
+/// Encodes the words gathered so far, spaces between them included; before a word written
+/// as is, one space stays outside the encoded text to separate them.
+fn flush_encoded(
+    pending: &mut String,
+    writer: &mut EmailWriter<'_>,
+    last: bool,
+) -> std::fmt::Result {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let words = match pending.strip_suffix(' ') {
+        Some(words) if !last => words,
+        _ => pending.as_str(),
+    };
+    email_encoding::headers::rfc2047::encode(words, writer)?;
+    if words.len() < pending.len() {
+        writer.space();
+    }
+    pending.clear();
+    Ok(())
 }

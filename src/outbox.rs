@@ -5,12 +5,14 @@
 //! `Bcc` header is kept so the file records everyone the message was for. Files are written
 //! atomically — to a hidden temporary file in the same folder, flushed, then renamed — so a
 //! reader never sees half a message, and their names (`<UTC time>-<random id>.eml`) are
-//! unique and sort by time.
+//! unique and sort by time. The write runs on tokio's blocking pool and is not cut short when
+//! the caller gives up: a cancelled send leaves either the complete file or nothing, never a
+//! temporary file.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use tokio::io::AsyncWriteExt;
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
@@ -63,37 +65,63 @@ impl OutboxTransport {
         &self.dir
     }
 
-    async fn write_atomically(&self, bytes: &[u8]) -> Result<PathBuf> {
-        tokio::fs::create_dir_all(&self.dir)
+    /// Writes the file on tokio's blocking pool, where a caller giving up (a timeout, an
+    /// aborted task) cannot stop it half-way: it ends with the complete file in place, or
+    /// with no file at all.
+    async fn write_atomically(&self, bytes: Vec<u8>) -> Result<PathBuf> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || write_blocking(&dir, &bytes))
             .await
-            .map_err(|e| Error::io("create the outbox folder", &self.dir, e))?;
-        let stamp = time::OffsetDateTime::now_utc()
-            .format(time::macros::format_description!(
-                "[year][month][day]T[hour][minute][second].[subsecond digits:6]Z"
-            ))
-            .unwrap_or_default();
-        let name = format!("{stamp}-{}.eml", uuid::Uuid::new_v4().simple());
-        let final_path = self.dir.join(&name);
-        let temp_path = self.dir.join(format!(".{name}.tmp"));
-        let write = async {
-            let mut file = tokio::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp_path)
-                .await?;
-            file.write_all(bytes).await?;
-            file.sync_all().await
-        };
-        if let Err(e) = write.await {
-            let _ = tokio::fs::remove_file(&temp_path).await;
-            return Err(Error::io("write the outbox file", &temp_path, e));
-        }
-        if let Err(e) = tokio::fs::rename(&temp_path, &final_path).await {
-            let _ = tokio::fs::remove_file(&temp_path).await;
-            return Err(Error::io("move the outbox file into place", &final_path, e));
-        }
-        Ok(final_path)
+            .map_err(|e| {
+                Error::io(
+                    "write the outbox file",
+                    &self.dir,
+                    std::io::Error::other(e.to_string()),
+                )
+            })?
     }
+}
+
+/// A temporary file that is removed when dropped, unless it was moved into place.
+struct TempFile {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn write_blocking(dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create the outbox folder", dir, e))?;
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second].[subsecond digits:6]Z"
+        ))
+        .unwrap_or_default();
+    let name = format!("{stamp}-{}.eml", uuid::Uuid::new_v4().simple());
+    let final_path = dir.join(&name);
+    let mut temp = TempFile {
+        path: dir.join(format!(".{name}.tmp")),
+        keep: false,
+    };
+    let write = || {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp.path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    };
+    write().map_err(|e| Error::io("write the outbox file", &temp.path, e))?;
+    std::fs::rename(&temp.path, &final_path)
+        .map_err(|e| Error::io("move the outbox file into place", &final_path, e))?;
+    temp.keep = true;
+    Ok(final_path)
 }
 
 #[async_trait]
@@ -114,7 +142,7 @@ impl MailTransport for OutboxTransport {
                 )
             })?;
             let message = build_message(email, sender, BccHeader::Keep).await?;
-            let path = self.write_atomically(&message.formatted()).await?;
+            let path = self.write_atomically(message.formatted()).await?;
             tracing::info!(path = %path.display(), "message written to the outbox");
             Ok(SendReport::single(SentMessage::new(
                 email.recipients().collect(),

@@ -98,7 +98,7 @@ impl StubTransport {
 impl MailTransport for StubTransport {
     async fn send(&self, email: &Email) -> Result<SendReport> {
         let mut state = self.state();
-        state.attempts += 1;
+        state.attempts = state.attempts.saturating_add(1);
         if state.fail_after.is_some_and(|n| state.sent.len() >= n) {
             let error = Error::transport(
                 "stub",

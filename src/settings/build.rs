@@ -204,7 +204,10 @@ impl ConnectorSettings {
     fn limited(&self, transport: Arc<dyn MailTransport>) -> Arc<dyn MailTransport> {
         match self.recipient_limit {
             0 => transport,
-            limit => Arc::new(RecipientLimit::new(transport, limit as usize)),
+            limit => Arc::new(RecipientLimit::new(
+                transport,
+                usize::try_from(limit).unwrap_or(usize::MAX),
+            )),
         }
     }
 }

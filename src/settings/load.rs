@@ -52,11 +52,79 @@ const KEYS: &[(&str, Kind)] = &[
 /// Environment variables with the prefix that are not settings keys but are allowed.
 const OTHER_ENV: &[&str] = &["CONFIG"];
 
+/// A settings file or value that cannot be read. The parser's text is passed through
+/// [`redact_quoted`]: it may quote a value, and any value may be a secret.
 fn parse_problem(source: &str, error: impl fmt::Display) -> Error {
     Error::settings(
         "settings",
-        format!("cannot read the settings from {source}: {error}"),
+        format!(
+            "cannot read the settings from {source}: {}",
+            redact_quoted(&error.to_string())
+        ),
     )
+}
+
+/// Replaces every quoted part (`` `…` `` or `"…"`) of a parser's message with `…`, except
+/// settings key names, single characters and short punctuation (``expected `=` ``) and, after "unknown field" or
+/// "duplicate key", a name shaped like a key (`tennant_id`). Parsers quote the values they
+/// found (`invalid type: integer `123`` ) and any value may be a secret.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest[open..].chars().next().unwrap_or('`');
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        // The closing quote; inside `"…"` (Rust's escaped form) skipping backslash escapes.
+        let mut close = None;
+        let mut escaped = false;
+        for (i, c) in after.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if quote == '"' => escaped = true,
+                c if c == quote => {
+                    close = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(close) = close else {
+            // An unmatched quote: nothing after it is shown.
+            out.push(quote);
+            out.push('…');
+            return out;
+        };
+        let inner = &after[..close];
+        out.push(quote);
+        if quoted_part_is_safe(inner, &out[..out.len() - 1]) {
+            out.push_str(inner);
+        } else {
+            out.push('…');
+        }
+        out.push(quote);
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn quoted_part_is_safe(inner: &str, before: &str) -> bool {
+    let key_like = !inner.is_empty()
+        && inner.len() <= 64
+        && inner.starts_with(|c: char| c.is_ascii_lowercase())
+        && inner
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    let names_a_key = ["unknown field ", "duplicate key ", "duplicate field "]
+        .iter()
+        .any(|p| before.ends_with(p));
+    KEYS.iter().any(|(key, _)| *key == inner)
+        || (inner.len() == 1 && inner.is_ascii())
+        || (!inner.is_empty()
+            && inner.len() <= 3
+            && inner.chars().all(|c| c.is_ascii_punctuation()))
+        || (names_a_key && key_like)
 }
 
 impl ConnectorSettings {
@@ -165,8 +233,8 @@ impl ConnectorSettings {
         let file_value: serde_json::Value = if is_json_file(path) {
             serde_json::from_str(&text).map_err(|e| parse_problem("the settings file", e))?
         } else {
-            let mut table: toml::Table =
-                toml::from_str(&text).map_err(|e| parse_problem("the settings file", e))?;
+            let mut table: toml::Table = toml::from_str(&text)
+                .map_err(|e| parse_problem("the settings file", toml_error(&text, &e)))?;
             // A bare TOML date has no JSON form: carry it as the text it is.
             for (_, value) in table.iter_mut() {
                 if let toml::Value::Datetime(date) = &*value {
@@ -196,20 +264,52 @@ fn is_json_file(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
-/// Describes a TOML error by line and key, without quoting the line: it may hold a secret.
+/// Describes a TOML error by line, column and the key whose value it is in, without quoting
+/// any of the text: a line may hold a secret (in a multi-line `password`, a line's `a=b` is
+/// part of the password, not a key). Only known key names are named.
 fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim();
     let Some(span) = error.span() else {
-        return error.message().to_owned();
+        return message.to_owned();
     };
-    let start = span.start.min(text.len());
-    let line_no = text[..start].matches('\n').count() + 1;
-    let line = text.lines().nth(line_no - 1).unwrap_or_default();
-    match line.split_once('=') {
-        Some((key, _)) if !key.trim().is_empty() => {
-            format!("line {line_no}, key `{}`: {}", key.trim(), error.message())
-        }
-        _ => format!("line {line_no}: {}", error.message()),
+    let mut start = span.start.min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
     }
+    let before = &text[..start];
+    let line_no = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    match owning_key(text, line_no) {
+        Some((key, true)) => format!("line {line_no}, column {column}, key `{key}`: {message}"),
+        Some((key, false)) => {
+            format!("line {line_no}, column {column}, in the value of `{key}`: {message}")
+        }
+        None => format!("line {line_no}, column {column}: {message}"),
+    }
+}
+
+/// The known key assigned on line `line_no` or the nearest line above it (a multi-line value
+/// belongs to it), and whether it is on that very line.
+fn owning_key(text: &str, line_no: usize) -> Option<(&'static str, bool)> {
+    let lines: Vec<&str> = text.lines().take(line_no).collect();
+    for (index, line) in lines.iter().enumerate().rev() {
+        let line = line.trim_start();
+        if line.starts_with('[') {
+            return None;
+        }
+        let unquoted = line.trim_start_matches(['"', '\'']);
+        let found = KEYS.iter().find(|(key, _)| {
+            unquoted.strip_prefix(key).is_some_and(|rest| {
+                rest.trim_start_matches(['"', '\''])
+                    .trim_start()
+                    .starts_with('=')
+            })
+        });
+        if let Some((key, _)) = found {
+            return Some((key, index + 1 == line_no));
+        }
+    }
+    None
 }
 
 fn env_overlay<K: AsRef<str>, V: AsRef<str>>(

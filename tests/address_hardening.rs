@@ -1,0 +1,120 @@
+//! Issue 8, item 17: an address either builds and can be sent as exactly one address, or
+//! `build()` refuses it with an error naming it and the fix — never "missing destination
+//! address" at every send.
+
+use mail_connector::{Email, Error, MailTransport, Mailbox, OutboxTransport};
+use mail_parser::MessageParser;
+
+/// Addresses lettre's address parser accepts (or nearly), that cannot be one mailbox on the
+/// wire, or are longer than RFC 5321 allows.
+fn hostile() -> Vec<String> {
+    vec![
+        "\"a>,<evil@attacker.example\"@example.org".into(),
+        "\"a\u{85}b\"@example.org".into(),
+        "\"a\u{2028}b\"@example.org".into(),
+        "\"a\u{2029}b\"@example.org".into(),
+        "\"doe,jane\"@example.org".into(),
+        "\"a<b\"@example.org".into(),
+        "\"a;b\"@example.org".into(),
+        "\"a\u{202e}gro.elpmaxe\"@example.org".into(),
+        "\"a\u{200b}\"@example.org".into(),
+        "\"a\tb\"@example.org".into(),
+        "ann@example.org\r\nBcc: evil@attacker.example".into(),
+        "\"a\r\nb\"@example.org".into(),
+        "\"a\0b\"@example.org".into(),
+        format!("{}@example.org", "a".repeat(65)),
+        format!("ann@{}.example.org", "d".repeat(63).repeat(4)),
+    ]
+}
+
+fn build_error(mailbox: mail_connector::Result<Mailbox>) -> Error {
+    match mailbox.and_then(|m| Email::builder().to(m).text("hi").build()) {
+        Ok(email) => panic!("built: {:?}", email.to()),
+        Err(error) => error,
+    }
+}
+
+#[test]
+fn hostile_addresses_are_refused_at_build_naming_the_address_and_the_fix() {
+    for address in hostile() {
+        // As an address (today's way in for `"a>,<evil@…"@example.org`) and as text.
+        for error in [
+            build_error(Mailbox::new(None, &address)),
+            build_error(Mailbox::new(Some("Ann"), &address)),
+            build_error(address.parse()),
+        ] {
+            let Error::InvalidMessage { reason, .. } = &error else {
+                panic!("{address:?}: {error:?}");
+            };
+            assert!(
+                reason.contains("name@example.org") || reason.contains("RFC 5321"),
+                "{address:?}: {reason}"
+            );
+            // The address (or its start, when it is too long) is named.
+            assert!(
+                reason.contains("@example.org`") || reason.contains(&address[..4]),
+                "{address:?}: {reason}"
+            );
+            assert!(!error.is_transient());
+            assert!(error.remedy().is_some(), "{address:?}");
+        }
+        // In the builder, the error names the field.
+        let error = match Email::builder().cc("ann@example.org").to(&address).build() {
+            Ok(_) => panic!("{address:?} built"),
+            Err(error) => error,
+        };
+        assert!(error.to_string().contains("to[0]"), "{error}");
+        assert!(
+            Email::builder()
+                .from(&address)
+                .to("ann@example.org")
+                .build()
+                .is_err(),
+            "{address:?}"
+        );
+    }
+}
+
+#[test]
+fn names_that_a_header_would_split_are_refused() {
+    for name in ["Ann\u{2028}Example", "An\u{85}n", "Ann\0"] {
+        assert!(
+            Mailbox::new(Some(name), "ann@example.org").is_err(),
+            "{name:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn addresses_that_build_are_sent_as_exactly_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox =
+        OutboxTransport::new(dir.path()).with_sender("no-reply@example.org".parse().unwrap());
+    let valid = [
+        "ann@example.org",
+        "o'brien+tag@sub.example.org",
+        "Ann Example <ann@example.org>",
+        "\"Doe, Jane\" <jane@example.org>",
+        "Jöran <joran@example.org>",
+        &format!("{}@example.org", "a".repeat(64)),
+    ];
+    for text in valid {
+        let mailbox: Mailbox = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+        // The same address given as an address, not as text to parse.
+        Mailbox::new(mailbox.name(), mailbox.address()).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let email = Email::builder()
+            .to(&mailbox)
+            .cc(&mailbox)
+            .text("hi")
+            .build()
+            .unwrap();
+        let report = outbox.send(&email).await.unwrap();
+        let raw = std::fs::read(report.messages[0].id.as_deref().unwrap()).unwrap();
+        let message = MessageParser::default().parse(&raw).unwrap();
+        let to = message.to().unwrap();
+        assert_eq!(to.iter().count(), 1, "{text}");
+        let first = to.first().unwrap();
+        assert_eq!(first.address(), Some(mailbox.address()), "{text}");
+        assert_eq!(first.name(), mailbox.name(), "{text}");
+    }
+}

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use super::SmtpTokenProvider;
 use super::remedy::{client_error, from_lettre, from_lettre_redacted};
+use super::stream::GuardedStream;
 use crate::error::{Delivery, Error, Result, SmtpStage};
 use crate::message::{Email, Mailbox, Recipient};
 use crate::secret::Secret;
@@ -297,8 +298,10 @@ impl Connector {
             )
             .await?;
         let _ = tcp.set_nodelay(true);
+        // Guarded: no plaintext after the reply to STARTTLS, no reply without end.
+        let stream = Box::new(GuardedStream::new(tcp));
         let greet = async {
-            AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+            AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
                 .await
                 .map_err(connect_error)
         };

@@ -102,6 +102,7 @@
 
 mod connection;
 pub(crate) mod remedy;
+mod stream;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -33,6 +33,17 @@ pub(crate) fn from_lettre_redacted(
     secrets: &[&[u8]],
 ) -> Error {
     let code = error.status().map(u16::from);
+    if let Some(failure) = local_failure(error) {
+        return Error::Smtp {
+            stage: failure.stage.unwrap_or(stage),
+            code: None,
+            enhanced_code: None,
+            message: failure.message,
+            mechanism: mechanism.map(str::to_owned),
+            transient: false,
+            delivery,
+        };
+    }
     // lettre's Display is "permanent error (535): <server text>"; the source is the text.
     let text = std::error::Error::source(error)
         .map_or_else(|| error.to_string(), |source| source.to_string());
@@ -44,9 +55,11 @@ pub(crate) fn from_lettre_redacted(
     }
     // A reply says itself whether it is transient (4xx). Without a reply it is the network
     // (transient) unless lettre itself refused, e.g. no common AUTH mechanism, or TLS failed
-    // (an unverifiable certificate does not fix itself): both permanent.
+    // (an unverifiable certificate does not fix itself), or the reply could not be read (a
+    // line too long, not SMTP): permanent. A connection closed mid-reply is the network.
     let transient = match code {
         Some(code) => (400..500).contains(&code),
+        None if error.is_response() => text == "incomplete response",
         None => !error.is_client() && !error.is_tls(),
     };
     let stage = if error.is_tls() && code.is_none() {
@@ -64,6 +77,64 @@ pub(crate) fn from_lettre_redacted(
         delivery,
     }
 }
+
+/// A failure on our side of the connection that no retry can fix.
+struct LocalFailure {
+    /// The stage it belongs to, when it is not the one at hand.
+    stage: Option<SmtpStage>,
+    message: String,
+}
+
+/// The guard's refusal (a STARTTLS injection, an endless reply) or a refused certificate,
+/// found in the error's sources, as a permanent failure with a message that says which.
+fn local_failure(error: &lettre::transport::smtp::Error) -> Option<LocalFailure> {
+    use rustls::CertificateError as Cert;
+
+    if let Some(violation) = super::stream::violation(error) {
+        return Some(LocalFailure {
+            stage: (violation == super::stream::Violation::StarttlsInjection)
+                .then_some(SmtpStage::Tls),
+            message: violation.to_string(),
+        });
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let tls = cause.downcast_ref::<rustls::Error>().or_else(|| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .and_then(|e| e.downcast_ref::<rustls::Error>())
+        });
+        if let Some(tls) = tls {
+            let what = match tls {
+                rustls::Error::InvalidCertificate(
+                    Cert::NotValidForName | Cert::NotValidForNameContext { .. },
+                ) => CERT_NAME,
+                rustls::Error::InvalidCertificate(
+                    Cert::Expired
+                    | Cert::ExpiredContext { .. }
+                    | Cert::NotValidYet
+                    | Cert::NotValidYetContext { .. },
+                ) => CERT_TIME,
+                rustls::Error::InvalidCertificate(
+                    Cert::UnknownIssuer | Cert::BadSignature | Cert::BadEncoding,
+                ) => CERT_ISSUER,
+                rustls::Error::InvalidCertificate(_) => "the server's certificate was refused",
+                _ => "the TLS handshake failed",
+            };
+            return Some(LocalFailure {
+                stage: Some(SmtpStage::Tls),
+                message: format!("{what}: {tls}"),
+            });
+        }
+        source = cause.source();
+    }
+    None
+}
+
+const CERT_NAME: &str = "the server's certificate is not valid for this host name";
+const CERT_TIME: &str = "the server's certificate is expired or not yet valid";
+const CERT_ISSUER: &str = "the server's certificate is not signed by a trusted CA";
 
 const REDACTED: &str = "[redacted]";
 
@@ -255,6 +326,11 @@ pub(crate) fn remedy(
          (`use_ssl`, `smtp_tls`); a plaintext or STARTTLS client on an implicit-TLS port waits \
          for a greeting that never comes — and that no firewall or proxy holds the connection"
             .to_owned()
+    } else if code.is_none() && (contains(message, "too long") || contains(message, "too large")) {
+        "the server sent a reply far longer than SMTP allows: check that SMTP host \
+         (`smtp_host`) and port (`smtp_port`) point to an SMTP server, and report the reply \
+         to its administrator"
+            .to_owned()
     } else if stage == SmtpStage::Auth
         && code.is_none()
         && (contains(message, "offers no") || contains(message, "mechanism"))
@@ -267,6 +343,24 @@ pub(crate) fn remedy(
     } else if stage == SmtpStage::Rcpt && code.is_some_and(|c| c >= 500) {
         "the server refused the recipient: check the address, or the mailbox's permission to \
          send to it"
+            .to_owned()
+    } else if stage == SmtpStage::Tls && contains(message, CERT_NAME) {
+        "set SMTP host (`smtp_host`) to the name the server's certificate is issued for (not \
+         an IP address or an alias), or have the server's certificate reissued for that name"
+            .to_owned()
+    } else if stage == SmtpStage::Tls && contains(message, CERT_TIME) {
+        "check this machine's clock (date, time and time zone); if it is right, the server's \
+         certificate has expired and its administrator must renew it"
+            .to_owned()
+    } else if stage == SmtpStage::Tls && contains(message, CERT_ISSUER) {
+        "add the CA that issued the server's certificate (a private or self-signed one) to \
+         Trusted CA file (`tls_ca_file`), as PEM; check that SMTP host (`smtp_host`) is the \
+         server you mean"
+            .to_owned()
+    } else if stage == SmtpStage::Tls && contains(message, "after its reply to STARTTLS") {
+        "the connection was tampered with, or the server is broken: it sent data in plain \
+         text after agreeing to STARTTLS. Check the network path (proxies, antivirus or \
+         firewalls that inspect SMTP) and the server; do not switch TLS off"
             .to_owned()
     } else if stage == SmtpStage::Tls {
         "TLS failed: check that SMTP host (`smtp_host`) is the name in the server's \

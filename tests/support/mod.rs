@@ -2,6 +2,7 @@
 //! and settings pointing at it.
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod hostile_smtp;
 pub mod loopback;
 pub mod smtp_server;
 

@@ -203,13 +203,25 @@ pub(super) struct Connection {
     broken: bool,
 }
 
+/// Runs a lettre future with tracing switched off.
+///
+/// With its `tracing` feature — which any crate in the build can enable, since Cargo unifies
+/// features — lettre logs every line it writes at DEBUG, `AUTH PLAIN <base64 of the
+/// password>`, XOAUTH2 tokens and whole messages included. A scoped no-op dispatcher
+/// overrides the thread's and the global subscriber while lettre's code runs, so none of it
+/// reaches any subscriber; this crate's own events are emitted outside these futures.
+fn quiet<F: Future>(future: F) -> tracing::instrument::WithDispatch<F> {
+    use tracing::instrument::WithSubscriber as _;
+    future.with_subscriber(tracing::Dispatch::none())
+}
+
 /// The longest wait for the server's answer to QUIT; then the connection is just dropped.
 const QUIT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Says goodbye (QUIT) and closes, without waiting more than [`QUIT_TIMEOUT`] for a server
 /// that does not answer; dropping the connection closes the socket anyway.
 async fn abort_quickly(conn: &mut AsyncSmtpConnection) {
-    let _ = tokio::time::timeout(QUIT_TIMEOUT, conn.abort()).await;
+    let _ = tokio::time::timeout(QUIT_TIMEOUT, quiet(conn.abort())).await;
 }
 
 impl Connector {
@@ -256,13 +268,13 @@ impl Connector {
         let connect_error = |e| from_lettre(SmtpStage::Connect, None, &e, Delivery::NotSent);
         if let Tls::Implicit(params) = &self.tls {
             let connect = async {
-                AsyncSmtpConnection::connect_tokio1(
+                quiet(AsyncSmtpConnection::connect_tokio1(
                     (self.host.as_str(), self.port),
                     Some(self.connect_timeout),
                     &self.hello,
                     Some(params.clone()),
                     None,
-                )
+                ))
                 .await
                 .map_err(connect_error)
             };
@@ -301,9 +313,12 @@ impl Connector {
         // Guarded: no plaintext after the reply to STARTTLS, no reply without end.
         let stream = Box::new(GuardedStream::new(tcp));
         let greet = async {
-            AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
-                .await
-                .map_err(connect_error)
+            quiet(AsyncSmtpConnection::connect_with_transport(
+                stream,
+                &self.hello,
+            ))
+            .await
+            .map_err(connect_error)
         };
         self.stage(deadline, SmtpStage::Connect, "(greeting and EHLO)", greet)
             .await
@@ -325,7 +340,7 @@ impl Connector {
             ));
         }
         let upgrade = async {
-            conn.starttls(params.clone(), &self.hello)
+            quiet(conn.starttls(params.clone(), &self.hello))
                 .await
                 .map_err(|e| from_lettre(SmtpStage::Tls, None, &e, Delivery::NotSent))
         };
@@ -366,17 +381,19 @@ impl Connector {
                 };
                 let credentials =
                     Credentials::new(user.clone(), password.expose_secret().to_owned());
-                conn.auth(&[mechanism], &credentials).await.map_err(|e| {
-                    // A server may echo what we sent: the PLAIN response or the LOGIN password.
-                    let plain = format!("\0{user}\0{}", password.expose_secret());
-                    from_lettre_redacted(
-                        SmtpStage::Auth,
-                        Some(&mechanism.to_string()),
-                        &e,
-                        Delivery::NotSent,
-                        &[password.expose_secret().as_bytes(), plain.as_bytes()],
-                    )
-                })?;
+                quiet(conn.auth(&[mechanism], &credentials))
+                    .await
+                    .map_err(|e| {
+                        // A server may echo what we sent: the PLAIN response or the LOGIN password.
+                        let plain = format!("\0{user}\0{}", password.expose_secret());
+                        from_lettre_redacted(
+                            SmtpStage::Auth,
+                            Some(&mechanism.to_string()),
+                            &e,
+                            Delivery::NotSent,
+                            &[password.expose_secret().as_bytes(), plain.as_bytes()],
+                        )
+                    })?;
                 Ok(None)
             }
             Auth::Xoauth2 { user, provider } => {
@@ -491,7 +508,7 @@ impl Connector {
                 return report;
             }
         }
-        match tokio::time::timeout(QUIT_TIMEOUT, conn.quit()).await {
+        match tokio::time::timeout(QUIT_TIMEOUT, quiet(conn.quit())).await {
             Ok(Ok(_)) => report.push(CheckStep::ok("quit", "session closed; no mail was sent")),
             Ok(Err(e)) => report.push(CheckStep::warning(
                 "quit",
@@ -543,7 +560,7 @@ fn no_mechanism(conn: &AsyncSmtpConnection, wanted: &str) -> Error {
 async fn xoauth2(conn: &mut AsyncSmtpConnection, user: &str, token: &Secret) -> Result<()> {
     // lettre's Mechanism::Xoauth2 formats `user=…\x01auth=Bearer …\x01\x01` and base64s it.
     let credentials = Credentials::new(user.to_owned(), token.expose_secret().to_owned());
-    conn.auth(&[Mechanism::Xoauth2], &credentials)
+    quiet(conn.auth(&[Mechanism::Xoauth2], &credentials))
         .await
         .map(drop)
         .map_err(|e| {
@@ -596,7 +613,7 @@ impl Connection {
 
     /// Ends an unfinished transaction so the connection can be reused.
     async fn reset(&mut self) {
-        if !self.broken && self.conn.command(Rset).await.is_err() {
+        if !self.broken && quiet(self.conn.command(Rset)).await.is_err() {
             self.broken = true;
         }
     }
@@ -623,11 +640,8 @@ impl Connection {
         if !bytes.is_ascii() && info.supports_feature(Extension::EightBitMime) {
             parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        if let Err(e) = self
-            .conn
-            .command(Mail::new(Some(envelope.from.clone()), parameters))
-            .await
-        {
+        let mail = Mail::new(Some(envelope.from.clone()), parameters);
+        if let Err(e) = quiet(self.conn.command(mail)).await {
             let error = from_lettre(SmtpStage::Mail, None, &e, Delivery::NotSent);
             self.note(&error);
             self.reset().await;
@@ -638,7 +652,7 @@ impl Connection {
         let mut accepted = Vec::new();
         let mut refused = Vec::new();
         for (recipient, address) in &envelope.recipients {
-            match self.conn.command(Rcpt::new(address.clone(), vec![])).await {
+            match quiet(self.conn.command(Rcpt::new(address.clone(), vec![]))).await {
                 Ok(_) => accepted.push(recipient.clone()),
                 // 421: the server is closing the session, not refusing this recipient.
                 Err(e) if e.status().is_some() && e.status().map(u16::from) != Some(421) => {
@@ -671,14 +685,14 @@ impl Connection {
         progress.stage = SmtpStage::Data;
         progress.accepted.clone_from(&accepted);
         progress.refused = refused.iter().map(|(r, _)| r.clone()).collect();
-        if let Err(e) = self.conn.command(Data).await {
+        if let Err(e) = quiet(self.conn.command(Data)).await {
             let error = from_lettre(SmtpStage::Data, None, &e, Delivery::NotSent);
             self.note(&error);
             self.reset().await;
             return Err(error);
         }
         progress.data_written = true;
-        if let Err(e) = self.conn.message(bytes).await {
+        if let Err(e) = quiet(self.conn.message(bytes)).await {
             // A reply is the server's verdict: not accepted. No reply: it may have been.
             let delivery = if e.status().is_some() {
                 Delivery::NotSent

@@ -62,6 +62,31 @@
 //! refusal was a 4xx). A `421` is not a refusal: the server is closing the session, so the
 //! attempt stops there and is retried on a new connection.
 //!
+//! # Logging and secrets
+//!
+//! This module's own `tracing` events (target `mail_connector`) never carry a password, a
+//! token or message content. lettre has a `tracing` feature of its own that logs every
+//! line it writes at DEBUG — `AUTH PLAIN <base64 of user and password>`, the XOAUTH2 token,
+//! whole messages — and any crate in a build can enable it, since Cargo unifies features.
+//! So every lettre call here runs under a scoped no-op dispatcher
+//! ([`tracing::Dispatch::none`]): whatever lettre logs reaches no subscriber, the thread's
+//! or the global one. (tracing's own `log-always` feature, which also copies events to the
+//! `log` crate, is outside this crate's reach: do not enable it together with lettre's
+//! `tracing`.)
+//!
+//! Server replies that reach an error or a log are redacted first: every known secret of
+//! the connection (the password, the token, the PLAIN and XOAUTH2 blobs, raw or in base64
+//! at any alignment) is replaced, also when the server splits its echo over several lines.
+//!
+//! # Trust after STARTTLS
+//!
+//! After the server agrees to STARTTLS, anything it sends before the TLS handshake fails the
+//! connection (RFC 3207): such bytes can only be an attacker's injection or a broken server,
+//! and would otherwise be read as if they had come over TLS. After the handshake the client
+//! says EHLO again and trusts only the capabilities it gets over TLS. A reply longer than
+//! 256 KiB without an end fails the connection instead of being buffered. Both, like a
+//! refused certificate, are permanent errors: they are not retried.
+//!
 //! # Errors and their remedies
 //!
 //! Failures are [`Error::Smtp`] with the stage, reply code, enhanced status code and server

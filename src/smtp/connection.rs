@@ -199,6 +199,8 @@ pub(super) struct Connection {
     conn: AsyncSmtpConnection,
     /// The XOAUTH2 token this session logged in with.
     token: Option<Secret>,
+    /// What this session sent that is secret, to redact from the server's replies.
+    secrets: Vec<Secret>,
     last_used: Instant,
     broken: bool,
 }
@@ -426,12 +428,28 @@ impl Connector {
         }
     }
 
+    /// Everything secret a session logged in with `token` sends (the password or token,
+    /// and the SASL blobs carrying it): none of it may come back in an error.
+    fn secrets(&self, token: Option<&Secret>) -> Vec<Secret> {
+        match (&self.auth, token) {
+            (Auth::Basic { user, password }, _) => vec![
+                password.clone(),
+                Secret::new(format!("\0{user}\0{}", password.expose_secret())),
+            ],
+            (Auth::Xoauth2 { user, .. }, Some(token)) => {
+                vec![token.clone(), Secret::new(xoauth2_blob(user, token))]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Opens a connection ready to send; each stage gives up at `deadline` at the latest.
     pub(super) async fn open(&self, deadline: Instant) -> Result<Connection> {
         let mut conn = self.connect(deadline).await?;
         match self.authenticate(&mut conn, deadline).await {
             Ok(token) => Ok(Connection {
                 conn,
+                secrets: self.secrets(token.as_ref()),
                 token,
                 last_used: Instant::now(),
                 broken: false,
@@ -493,26 +511,35 @@ impl Connector {
             "ehlo",
             format!("server capabilities: {}", conn.server_info()),
         ));
-        match self.authenticate(&mut conn, deadline).await {
-            Ok(_) => report.push(CheckStep::ok(
-                "auth",
-                match &self.auth {
-                    Auth::None => "no authentication (anonymous relay)".to_owned(),
-                    Auth::Basic { user, .. } => format!("logged in as {user} (basic)"),
-                    Auth::Xoauth2 { user, .. } => format!("logged in as {user} (XOAUTH2)"),
-                },
-            )),
+        let secrets = match self.authenticate(&mut conn, deadline).await {
+            Ok(token) => {
+                report.push(CheckStep::ok(
+                    "auth",
+                    match &self.auth {
+                        Auth::None => "no authentication (anonymous relay)".to_owned(),
+                        Auth::Basic { user, .. } => format!("logged in as {user} (basic)"),
+                        Auth::Xoauth2 { user, .. } => format!("logged in as {user} (XOAUTH2)"),
+                    },
+                ));
+                self.secrets(token.as_ref())
+            }
             Err(error) => {
                 report.push(CheckStep::from_error("auth", &error));
                 abort_quickly(&mut conn).await;
                 return report;
             }
-        }
+        };
         match tokio::time::timeout(QUIT_TIMEOUT, quiet(conn.quit())).await {
             Ok(Ok(_)) => report.push(CheckStep::ok("quit", "session closed; no mail was sent")),
             Ok(Err(e)) => report.push(CheckStep::warning(
                 "quit",
-                format!("QUIT failed: {e}"),
+                format!("QUIT failed: {}", {
+                    let secrets: Vec<&[u8]> = secrets
+                        .iter()
+                        .map(|s| s.expose_secret().as_bytes())
+                        .collect();
+                    from_lettre_redacted(SmtpStage::Connect, None, &e, Delivery::NotSent, &secrets)
+                }),
                 "none needed for sending; the server closed the session early",
             )),
             Err(_elapsed) => report.push(CheckStep::warning(
@@ -565,10 +592,7 @@ async fn xoauth2(conn: &mut AsyncSmtpConnection, user: &str, token: &Secret) -> 
         .map(drop)
         .map_err(|e| {
             // A server may echo the AUTH line, and with it the token.
-            let blob = format!(
-                "user={user}\x01auth=Bearer {}\x01\x01",
-                token.expose_secret()
-            );
+            let blob = xoauth2_blob(user, token);
             from_lettre_redacted(
                 SmtpStage::Auth,
                 Some("XOAUTH2"),
@@ -577,6 +601,14 @@ async fn xoauth2(conn: &mut AsyncSmtpConnection, user: &str, token: &Secret) -> 
                 &[token.expose_secret().as_bytes(), blob.as_bytes()],
             )
         })
+}
+
+/// The XOAUTH2 initial response before base64, as lettre sends it.
+fn xoauth2_blob(user: &str, token: &Secret) -> String {
+    format!(
+        "user={user}\x01auth=Bearer {}\x01\x01",
+        token.expose_secret()
+    )
 }
 
 /// Whether an error ends the SMTP session: no reply at all (the connection failed or was
@@ -602,6 +634,22 @@ impl Connection {
         if !self.is_broken() {
             abort_quickly(&mut self.conn).await;
         }
+    }
+
+    /// A lettre error at `stage` as [`Error::Smtp`], with this session's secrets redacted
+    /// from the server's text.
+    fn error(
+        &self,
+        stage: SmtpStage,
+        error: &lettre::transport::smtp::Error,
+        delivery: Delivery,
+    ) -> Error {
+        let secrets: Vec<&[u8]> = self
+            .secrets
+            .iter()
+            .map(|s| s.expose_secret().as_bytes())
+            .collect();
+        from_lettre_redacted(stage, None, error, delivery, &secrets)
     }
 
     /// Marks the connection unusable after an error that ends the session.
@@ -642,7 +690,7 @@ impl Connection {
         }
         let mail = Mail::new(Some(envelope.from.clone()), parameters);
         if let Err(e) = quiet(self.conn.command(mail)).await {
-            let error = from_lettre(SmtpStage::Mail, None, &e, Delivery::NotSent);
+            let error = self.error(SmtpStage::Mail, &e, Delivery::NotSent);
             self.note(&error);
             self.reset().await;
             return Err(error);
@@ -656,7 +704,7 @@ impl Connection {
                 Ok(_) => accepted.push(recipient.clone()),
                 // 421: the server is closing the session, not refusing this recipient.
                 Err(e) if e.status().is_some() && e.status().map(u16::from) != Some(421) => {
-                    let mut error = from_lettre(SmtpStage::Rcpt, None, &e, Delivery::NotSent);
+                    let mut error = self.error(SmtpStage::Rcpt, &e, Delivery::NotSent);
                     if let Error::Smtp { message, .. } = &mut error {
                         *message = format!("recipient <{address}> refused: {message}");
                     }
@@ -664,7 +712,7 @@ impl Connection {
                     refused.push((recipient.clone(), error));
                 }
                 Err(e) => {
-                    let error = from_lettre(SmtpStage::Rcpt, None, &e, Delivery::NotSent);
+                    let error = self.error(SmtpStage::Rcpt, &e, Delivery::NotSent);
                     self.note(&error);
                     return Err(error);
                 }
@@ -686,7 +734,7 @@ impl Connection {
         progress.accepted.clone_from(&accepted);
         progress.refused = refused.iter().map(|(r, _)| r.clone()).collect();
         if let Err(e) = quiet(self.conn.command(Data)).await {
-            let error = from_lettre(SmtpStage::Data, None, &e, Delivery::NotSent);
+            let error = self.error(SmtpStage::Data, &e, Delivery::NotSent);
             self.note(&error);
             self.reset().await;
             return Err(error);
@@ -699,7 +747,7 @@ impl Connection {
             } else {
                 Delivery::Uncertain
             };
-            let error = from_lettre(SmtpStage::Data, None, &e, delivery);
+            let error = self.error(SmtpStage::Data, &e, delivery);
             self.note(&error);
             return Err(error);
         }

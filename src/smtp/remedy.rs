@@ -138,67 +138,144 @@ const CERT_ISSUER: &str = "the server's certificate is not signed by a trusted C
 
 const REDACTED: &str = "[redacted]";
 
-/// The shortest base64 run treated as a possible piece of a secret.
+/// The shortest piece of a secret (raw, or of its base64 encoding) that is recognised and
+/// removed wherever it appears.
 const MIN_CHUNK: usize = 8;
 
-/// Removes `secrets` from a server's reply text: each secret as it is, and any run of base64
-/// characters that is a piece of, or contains, the base64 of a secret at any of the three
-/// byte alignments it can have inside a larger encoded blob (the PLAIN or XOAUTH2 response).
+/// Removes `secrets` from a server's reply text.
+///
+/// The text is compared with its whitespace removed, because a server that echoes what it
+/// received may split it over several reply lines (which lettre joins with spaces) or wrap
+/// its base64. Removed are: each secret whole, and every piece of [`MIN_CHUNK`] characters
+/// or more of a secret (only those without control characters: the password or token, not
+/// the SASL blobs, whose user name part is no secret) or of its base64 encoding, at each of
+/// the three byte alignments it can have inside a larger encoded blob (the PLAIN or XOAUTH2
+/// response). A run of removed characters, with the whitespace inside it, becomes one
+/// `[redacted]`.
 fn redact(text: &str, secrets: &[&[u8]]) -> String {
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD;
+    use std::collections::HashSet;
 
     let secrets: Vec<&[u8]> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
     if secrets.is_empty() {
         return text.to_owned();
     }
-    let mut text = text.to_owned();
+    let compact = |s: &str| -> Vec<char> { s.chars().filter(|c| !c.is_whitespace()).collect() };
+    // Matched whole, at any length.
+    let mut whole: Vec<Vec<char>> = Vec::new();
+    // Matched by any piece of MIN_CHUNK characters.
+    let mut pieces: HashSet<Vec<char>> = HashSet::new();
+    let mut add_pieces = |chars: &[char]| {
+        for window in chars.windows(MIN_CHUNK) {
+            pieces.insert(window.to_vec());
+        }
+    };
     for secret in &secrets {
         if let Ok(raw) = std::str::from_utf8(secret) {
-            text = text.replace(raw, REDACTED);
+            let raw = compact(raw);
+            if !raw.iter().any(|c| c.is_control()) {
+                add_pieces(&raw);
+            }
+            whole.push(raw);
         }
-    }
-    // The encodings: whole (as LOGIN sends the password), and the characters that stay the
-    // same wherever the secret sits in a longer encoded blob (drop the partial first and
-    // last quantum).
-    let mut encodings = Vec::new();
-    for secret in &secrets {
+        // Whole (as LOGIN sends the password), and the characters that stay the same
+        // wherever the secret sits in a longer encoded blob (drop the partial first and
+        // last quantum).
         for offset in 0..3 {
             let mut bytes = vec![0u8; offset];
             bytes.extend_from_slice(secret);
-            let encoded = STANDARD.encode(&bytes);
+            let encoded: Vec<char> = STANDARD.encode(&bytes).chars().collect();
             if offset == 0 {
-                encodings.push(encoded.clone());
+                whole.push(encoded.clone());
             }
             let start = if offset == 0 { 0 } else { 4 };
             let end = encoded.len().saturating_sub(4);
             if end > start {
-                encodings.push(encoded[start..end].to_owned());
+                add_pieces(&encoded[start..end]);
+            }
+            if offset == 0 {
+                add_pieces(&encoded);
             }
         }
     }
-    encodings.retain(|e| e.len() >= MIN_CHUNK);
-    let is_b64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
-    let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        let trimmed = run.trim_end_matches('=');
-        let secret = trimmed.len() >= MIN_CHUNK
-            && encodings
-                .iter()
-                .any(|e| e.contains(trimmed) || trimmed.contains(e.trim_end_matches('=')));
-        out.push_str(if secret { REDACTED } else { run });
-        run.clear();
+    whole.retain(|w| !w.is_empty());
+
+    let chars = compact(text);
+    let mut marked = vec![false; chars.len()];
+    let mut mark = |from: usize, len: usize| {
+        for m in &mut marked[from..from + len] {
+            *m = true;
+        }
     };
-    for c in text.chars() {
-        if is_b64(c) {
-            run.push(c);
+    for secret in &whole {
+        let mut i = 0;
+        while i + secret.len() <= chars.len() {
+            if chars[i..i + secret.len()] == secret[..] {
+                mark(i, secret.len());
+                i += secret.len();
+            } else {
+                i += 1;
+            }
+        }
+    }
+    for (i, window) in chars.windows(MIN_CHUNK).enumerate() {
+        if pieces.contains(window) {
+            mark(i, MIN_CHUNK);
+        }
+    }
+
+    // Back to the text: a run of base64 characters with a piece of a secret in it goes
+    // whole (its first and last characters may encode a byte of the secret too).
+    let text: Vec<char> = text.chars().collect();
+    let mut secret_at = vec![false; text.len()];
+    let mut next = 0;
+    for (i, c) in text.iter().enumerate() {
+        if !c.is_whitespace() {
+            secret_at[i] = marked[next];
+            next += 1;
+        }
+    }
+    let is_b64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
+    let mut start = 0;
+    while start < text.len() {
+        let end = (start..text.len())
+            .find(|&i| !is_b64(text[i]))
+            .unwrap_or(text.len());
+        if secret_at[start..end].contains(&true) {
+            secret_at[start..end].fill(true);
+        }
+        start = end + 1;
+    }
+
+    let mut out = String::with_capacity(text.len());
+    let mut in_secret = false;
+    let mut gap = String::new();
+    for (&c, &secret) in text.iter().zip(&secret_at) {
+        if c.is_whitespace() {
+            if in_secret {
+                gap.push(c);
+            } else {
+                out.push(c);
+            }
+            continue;
+        }
+        if secret {
+            if !in_secret {
+                out.push_str(REDACTED);
+                in_secret = true;
+            }
+            gap.clear();
         } else {
-            flush(&mut run, &mut out);
+            if in_secret {
+                out.push_str(&gap);
+                gap.clear();
+                in_secret = false;
+            }
             out.push(c);
         }
     }
-    flush(&mut run, &mut out);
+    out.push_str(&gap);
     out
 }
 

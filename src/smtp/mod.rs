@@ -397,9 +397,9 @@ impl SmtpTransport {
             .map(|id| id.trim().to_owned());
         let envelope = connection::Envelope::new(&mailbox, email)?;
 
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             let mut progress = Progress::default();
             let outcome = tokio::time::timeout_at(
                 deadline,
@@ -444,7 +444,10 @@ impl SmtpTransport {
                 return Err(progress.exact(error));
             }
             let wait = inner.retry.backoff(attempt);
-            if Instant::now() + wait >= deadline {
+            if Instant::now()
+                .checked_add(wait)
+                .is_none_or(|end| end >= deadline)
+            {
                 return Err(error);
             }
             tracing::warn!(attempt, ?wait, error = %error, "transient SMTP failure; retrying");
@@ -785,12 +788,15 @@ impl SmtpTransportBuilder {
     }
 
     /// The most connections open at once (default 3, Exchange Online's per-mailbox limit).
+    /// Values past tokio's semaphore limit (`usize::MAX` included) mean no limit.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max;
         self
     }
 
-    /// The overall deadline of one send, retries included (default 60 s).
+    /// The overall deadline of one send, retries included (default 60 s); it also bounds
+    /// [`check`](MailTransport::check). Timeouts longer than a year (`Duration::MAX`
+    /// included) are kept as a year: no limit in practice.
     pub fn send_timeout(mut self, timeout: Duration) -> Self {
         self.send_timeout = timeout;
         self
@@ -829,7 +835,8 @@ impl SmtpTransportBuilder {
     /// [`Error::InvalidSettings`] naming the settings key for: a missing host; credentials
     /// without TLS to a non-loopback host (unless allowed, see
     /// [`allow_plaintext_credentials_dangerous`](Self::allow_plaintext_credentials_dangerous));
-    /// an unreadable or invalid CA file; XOAUTH2 without a token provider; a connection limit
+    /// an unreadable CA file, or one (or a [`tls_ca_pem`](Self::tls_ca_pem)) that holds no PEM
+    /// certificate; XOAUTH2 without a token provider; a connection limit
     /// of 0; an empty password.
     pub fn build(self) -> Result<SmtpTransport> {
         let mut this = self;
@@ -883,9 +890,26 @@ impl SmtpTransportBuilder {
             },
         };
         let mut ca_pem = this.ca_pem.clone();
+        for pem in &ca_pem {
+            if let Err(reason) = check_pem(pem) {
+                this.problem(
+                    "tls_ca_file",
+                    format!("a trusted CA certificate (`tls_ca_pem`) {reason}"),
+                );
+            }
+        }
         if let Some(path) = &this.ca_file {
             match std::fs::read(path) {
-                Ok(pem) => ca_pem.push(pem),
+                Ok(pem) => match check_pem(&pem) {
+                    Ok(()) => ca_pem.push(pem),
+                    Err(reason) => this.problem(
+                        "tls_ca_file",
+                        format!(
+                            "Trusted CA file (`tls_ca_file`) `{}` {reason}",
+                            path.display()
+                        ),
+                    ),
+                },
                 Err(e) => this.problem(
                     "tls_ca_file",
                     format!(
@@ -938,28 +962,53 @@ impl SmtpTransportBuilder {
             // Parameters are missing only with a problem recorded, returned above.
             _ => Tls::None,
         };
+        // Values past these mean "no limit" in practice; beyond them the arithmetic on
+        // instants (and tokio's semaphore) would overflow.
+        let max_connections = this.max_connections.min(Semaphore::MAX_PERMITS);
         let connector = Connector {
             host,
             port,
             tls,
             auth,
             hello,
-            connect_timeout: this.connect_timeout,
+            connect_timeout: this.connect_timeout.min(MAX_TIMEOUT),
         };
         Ok(SmtpTransport {
             inner: Arc::new(Inner {
                 connector,
                 sender: this.sender,
                 send_as: this.send_as,
-                send_timeout: this.send_timeout,
+                send_timeout: this.send_timeout.min(MAX_TIMEOUT),
                 retry: this.retry,
-                max_connections: this.max_connections,
-                permits: Semaphore::new(this.max_connections),
-                pool: Pool::new(this.idle_timeout),
+                max_connections,
+                permits: Semaphore::new(max_connections),
+                pool: Pool::new(this.idle_timeout.min(MAX_TIMEOUT)),
                 opened: AtomicU64::new(0),
             }),
         })
     }
+}
+
+/// The longest timeout kept: longer ones (up to `Duration::MAX`) are treated as this, which
+/// is no limit in practice and keeps `Instant` arithmetic from overflowing.
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Whether `pem` holds at least one PEM certificate, and nothing unreadable.
+fn check_pem(pem: &[u8]) -> std::result::Result<(), &'static str> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+
+    let mut count = 0;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        if cert.is_err() {
+            return Err("is not a readable PEM certificate bundle");
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return Err("holds no `BEGIN CERTIFICATE` block; it must be PEM");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -217,6 +217,44 @@ fn quiet<F: Future>(future: F) -> tracing::instrument::WithDispatch<F> {
     future.with_subscriber(tracing::Dispatch::none())
 }
 
+/// When the whole operation (a send or a check) must end, for stages to give up at.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deadline {
+    pub(super) at: Instant,
+    /// The whole operation's time limit.
+    pub(super) total: Duration,
+    /// `send` or `check`.
+    pub(super) of: &'static str,
+}
+
+impl Deadline {
+    /// `total` from now; `total` is at most a year (see the builder), so this cannot
+    /// overflow.
+    pub(super) fn after(total: Duration, of: &'static str) -> Self {
+        Self {
+            at: Instant::now() + total,
+            total,
+            of,
+        }
+    }
+
+    pub(super) fn describe(&self) -> String {
+        format!(
+            "the {}'s deadline of {:?} (`send_timeout`) was reached",
+            self.of, self.total
+        )
+    }
+}
+
+/// The message for a token provider that did not answer in time.
+pub(super) fn token_timeout(waited: Duration, deadline: Deadline) -> String {
+    format!(
+        "no access token within {waited:.1?}: the login host (the token provider) did not \
+         answer before {}; the SMTP server was not at fault",
+        deadline.describe()
+    )
+}
+
 /// The longest wait for the server's answer to QUIT; then the connection is just dropped.
 const QUIT_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -233,31 +271,61 @@ impl Connector {
     /// connection) would otherwise be waited for forever.
     async fn stage<T>(
         &self,
-        deadline: Instant,
+        deadline: Deadline,
         stage: SmtpStage,
         what: &str,
         future: impl Future<Output = Result<T>>,
     ) -> Result<T> {
         let start = Instant::now();
-        let limit = deadline.min(start + self.connect_timeout);
+        let by_connect_timeout = start + self.connect_timeout;
+        let limit = deadline.at.min(by_connect_timeout);
         match tokio::time::timeout_at(limit, future).await {
             Ok(result) => result,
-            Err(_elapsed) => Err(client_error(
-                stage,
-                format!(
-                    "no answer from {}:{} {what} within {:?}",
-                    self.host,
-                    self.port,
-                    limit.saturating_duration_since(start)
-                ),
-                true,
-                Delivery::NotSent,
-            )),
+            Err(_elapsed) => {
+                let server = format!("{}:{}", self.host, self.port);
+                let message = if deadline.at <= start {
+                    format!(
+                        "no time left to wait for {server} {what}: {}",
+                        deadline.describe()
+                    )
+                } else if limit == by_connect_timeout {
+                    format!(
+                        "no answer from {server} {what} within {:.1?} (the connect timeout)",
+                        start.elapsed()
+                    )
+                } else {
+                    format!(
+                        "no answer from {server} {what} within {:.1?}: {}",
+                        start.elapsed(),
+                        deadline.describe()
+                    )
+                };
+                Err(client_error(stage, message, true, Delivery::NotSent))
+            }
+        }
+    }
+
+    /// An XOAUTH2 token from the provider, within `deadline`: a provider that does not
+    /// answer (a login host that accepts connections and hangs) is the login host's fault,
+    /// and said so, not the SMTP server's.
+    async fn token(&self, provider: &dyn SmtpTokenProvider, deadline: Deadline) -> Result<Secret> {
+        let start = Instant::now();
+        match tokio::time::timeout_at(deadline.at, provider.smtp_token()).await {
+            Ok(token) => token,
+            Err(_elapsed) => Err(Error::Smtp {
+                stage: SmtpStage::Auth,
+                code: None,
+                enhanced_code: None,
+                message: token_timeout(start.elapsed(), deadline),
+                mechanism: Some("XOAUTH2".to_owned()),
+                transient: true,
+                delivery: Delivery::NotSent,
+            }),
         }
     }
 
     /// TCP, greeting, EHLO and TLS (implicit, or STARTTLS and EHLO again).
-    async fn connect(&self, deadline: Instant) -> Result<AsyncSmtpConnection> {
+    async fn connect(&self, deadline: Deadline) -> Result<AsyncSmtpConnection> {
         let mut conn = self.connect_plain_or_implicit(deadline).await?;
         if let Tls::Starttls(params) = &self.tls {
             self.starttls(&mut conn, params, deadline).await?;
@@ -266,7 +334,7 @@ impl Connector {
     }
 
     /// TCP, greeting and EHLO, with TLS first for implicit TLS.
-    async fn connect_plain_or_implicit(&self, deadline: Instant) -> Result<AsyncSmtpConnection> {
+    async fn connect_plain_or_implicit(&self, deadline: Deadline) -> Result<AsyncSmtpConnection> {
         let connect_error = |e| from_lettre(SmtpStage::Connect, None, &e, Delivery::NotSent);
         if let Tls::Implicit(params) = &self.tls {
             let connect = async {
@@ -330,7 +398,7 @@ impl Connector {
         &self,
         conn: &mut AsyncSmtpConnection,
         params: &TlsParameters,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<()> {
         if !conn.can_starttls() {
             abort_quickly(conn).await;
@@ -355,23 +423,13 @@ impl Connector {
         .await
     }
 
-    /// Logs in, within the stage deadline; returns the XOAUTH2 token used, if any.
+    /// Logs in, each exchange within the stage deadline; returns the XOAUTH2 token used,
+    /// if any.
     async fn authenticate(
         &self,
         conn: &mut AsyncSmtpConnection,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<Option<Secret>> {
-        self.stage(
-            deadline,
-            SmtpStage::Auth,
-            "to AUTH",
-            self.authenticate_now(conn),
-        )
-        .await
-    }
-
-    /// Logs in; returns the XOAUTH2 token used, if any.
-    async fn authenticate_now(&self, conn: &mut AsyncSmtpConnection) -> Result<Option<Secret>> {
         match &self.auth {
             Auth::None => Ok(None),
             Auth::Basic { user, password } => {
@@ -383,30 +441,40 @@ impl Connector {
                 };
                 let credentials =
                     Credentials::new(user.clone(), password.expose_secret().to_owned());
-                quiet(conn.auth(&[mechanism], &credentials))
-                    .await
-                    .map_err(|e| {
-                        // A server may echo what we sent: the PLAIN response or the LOGIN password.
-                        let plain = format!("\0{user}\0{}", password.expose_secret());
-                        from_lettre_redacted(
-                            SmtpStage::Auth,
-                            Some(&mechanism.to_string()),
-                            &e,
-                            Delivery::NotSent,
-                            &[password.expose_secret().as_bytes(), plain.as_bytes()],
-                        )
-                    })?;
+                let login = async {
+                    quiet(conn.auth(&[mechanism], &credentials))
+                        .await
+                        .map(drop)
+                        .map_err(|e| {
+                            // A server may echo what we sent: the PLAIN response or the LOGIN
+                            // password.
+                            let plain = format!("\0{user}\0{}", password.expose_secret());
+                            from_lettre_redacted(
+                                SmtpStage::Auth,
+                                Some(&mechanism.to_string()),
+                                &e,
+                                Delivery::NotSent,
+                                &[password.expose_secret().as_bytes(), plain.as_bytes()],
+                            )
+                        })
+                };
+                self.stage(deadline, SmtpStage::Auth, "to AUTH", login)
+                    .await?;
                 Ok(None)
             }
-            Auth::Xoauth2 { user, provider } => {
+            Auth::Xoauth2 { user, provider, .. } => {
                 if !conn
                     .server_info()
                     .supports_auth_mechanism(Mechanism::Xoauth2)
                 {
                     return Err(no_mechanism(conn, "XOAUTH2"));
                 }
-                let token = provider.smtp_token().await?;
-                match xoauth2(conn, user, &token).await {
+                let token = self.token(provider.as_ref(), deadline).await?;
+                let login = xoauth2(conn, user, &token);
+                match self
+                    .stage(deadline, SmtpStage::Auth, "to AUTH", login)
+                    .await
+                {
                     Ok(()) => Ok(Some(token)),
                     // Not when SMTP AUTH is disabled (5.7.139) or basic auth retired (5.7.30):
                     // a fresh token cannot fix those.
@@ -418,8 +486,10 @@ impl Connector {
                         // The token may have been revoked or expired early: a fresh one, once.
                         tracing::debug!("XOAUTH2 token refused (535); retrying with a fresh one");
                         provider.invalidate_smtp_token(&token);
-                        let token = provider.smtp_token().await?;
-                        xoauth2(conn, user, &token).await?;
+                        let token = self.token(provider.as_ref(), deadline).await?;
+                        let login = xoauth2(conn, user, &token);
+                        self.stage(deadline, SmtpStage::Auth, "to AUTH", login)
+                            .await?;
                         Ok(Some(token))
                     }
                     Err(error) => Err(error),
@@ -444,7 +514,7 @@ impl Connector {
     }
 
     /// Opens a connection ready to send; each stage gives up at `deadline` at the latest.
-    pub(super) async fn open(&self, deadline: Instant) -> Result<Connection> {
+    pub(super) async fn open(&self, deadline: Deadline) -> Result<Connection> {
         let mut conn = self.connect(deadline).await?;
         match self.authenticate(&mut conn, deadline).await {
             Ok(token) => Ok(Connection {
@@ -463,7 +533,7 @@ impl Connector {
 
     /// Connect, TLS, EHLO, AUTH and QUIT, each reported as a step; no mail is sent. A step
     /// that gets no answer fails at `deadline` at the latest.
-    pub(super) async fn check(&self, deadline: Instant) -> CheckReport {
+    pub(super) async fn check(&self, deadline: Deadline) -> CheckReport {
         let mut report = CheckReport::default();
         if let Some(warning) = endpoint_warning(&self.host, self.port) {
             report.push(warning);

@@ -472,7 +472,14 @@ impl SmtpTransport {
             let (mut conn, reused) = match inner.pool.take(&inner.connector).await? {
                 Some(conn) => (conn, true),
                 None => {
-                    let conn = inner.connector.open(deadline).await?;
+                    let conn = inner
+                        .connector
+                        .open(connection::Deadline {
+                            at: deadline,
+                            total: inner.send_timeout,
+                            of: "send",
+                        })
+                        .await?;
                     inner.opened.fetch_add(1, Ordering::Relaxed);
                     (conn, false)
                 }
@@ -535,8 +542,8 @@ impl MailTransport for SmtpTransport {
     /// like a send's: it waits for a permit and closes an idle pooled connection first.
     async fn check(&self) -> Result<CheckReport> {
         let inner = &self.inner;
-        let deadline = Instant::now() + inner.send_timeout;
-        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline, inner.permits.acquire()).await
+        let deadline = connection::Deadline::after(inner.send_timeout, "check");
+        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline.at, inner.permits.acquire()).await
         else {
             let mut report = CheckReport::default();
             report.push(CheckStep::failed(
@@ -560,7 +567,20 @@ impl MailTransport for SmtpTransport {
         }
         let mut report = CheckReport::default();
         if let Auth::Xoauth2 { provider, .. } = &inner.connector.auth {
-            report.steps.extend(provider.check_steps().await);
+            // The same deadline: a login host that accepts connections and never answers
+            // must not hold the check for the token client's own retries and timeouts.
+            let start = Instant::now();
+            match tokio::time::timeout_at(deadline.at, provider.check_steps()).await {
+                Ok(steps) => report.steps.extend(steps),
+                Err(_elapsed) => {
+                    report.push(CheckStep::failed(
+                        "token",
+                        connection::token_timeout(start.elapsed(), deadline),
+                        Some(remedy::TOKEN_TIMEOUT_REMEDY.to_owned()),
+                    ));
+                    return Ok(report);
+                }
+            }
         }
         report
             .steps

@@ -316,6 +316,12 @@ fn contains(message: &str, needle: &str) -> bool {
         .contains(&needle.to_ascii_lowercase())
 }
 
+/// What to do when no XOAUTH2 token came in time.
+pub(crate) const TOKEN_TIMEOUT_REMEDY: &str = "check that this machine reaches the login host \
+     (`authority_host`, by default the cloud's, e.g. login.microsoftonline.com) over HTTPS: \
+     DNS, proxy and firewall rules; the SMTP server (`smtp_host`) was not the one that did \
+     not answer";
+
 /// Whether an SMTP failure is about credentials or permissions.
 pub(crate) fn is_auth(
     stage: SmtpStage,
@@ -403,6 +409,8 @@ pub(crate) fn remedy(
          (`use_ssl`, `smtp_tls`); a plaintext or STARTTLS client on an implicit-TLS port waits \
          for a greeting that never comes — and that no firewall or proxy holds the connection"
             .to_owned()
+    } else if code.is_none() && contains(message, "the login host") {
+        TOKEN_TIMEOUT_REMEDY.to_owned()
     } else if code.is_none() && (contains(message, "too long") || contains(message, "too large")) {
         "the server sent a reply far longer than SMTP allows: check that SMTP host \
          (`smtp_host`) and port (`smtp_port`) point to an SMTP server, and report the reply \

@@ -9,6 +9,7 @@
 //! [`SmtpTransport`](super::SmtpTransport) caps connections, and MAIL/RCPT/DATA are issued
 //! with lettre's command types so refused recipients can be reported one by one.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -673,6 +674,16 @@ async fn xoauth2(conn: &mut AsyncSmtpConnection, user: &str, token: &Secret) -> 
         })
 }
 
+/// The error of an attempt whose caller stopped waiting before the data: nobody reads it.
+pub(super) fn gave_up(stage: SmtpStage) -> Error {
+    client_error(
+        stage,
+        "the caller stopped waiting; the transaction was abandoned before the data",
+        false,
+        Delivery::NotSent,
+    )
+}
+
 /// The XOAUTH2 initial response before base64, as lettre sends it.
 fn xoauth2_blob(user: &str, token: &Secret) -> String {
     format!(
@@ -737,13 +748,21 @@ impl Connection {
     }
 
     /// One mail transaction: MAIL FROM, RCPT TO for each recipient, DATA.
+    ///
+    /// When `cancelled` is set (the caller is gone) before the data, the transaction is
+    /// ended with `RSET` at the next step instead of going on.
     pub(super) async fn transfer(
         &mut self,
         envelope: &Envelope,
         bytes: &[u8],
         progress: &mut Progress,
+        cancelled: &AtomicBool,
     ) -> Result<Accepted> {
+        let gone = || cancelled.load(Ordering::Relaxed);
         progress.stage = SmtpStage::Mail;
+        if gone() {
+            return Err(gave_up(SmtpStage::Mail));
+        }
         let mut parameters = Vec::new();
         let info = self.conn.server_info();
         if envelope.non_ascii {
@@ -770,6 +789,10 @@ impl Connection {
         let mut accepted = Vec::new();
         let mut refused = Vec::new();
         for (recipient, address) in &envelope.recipients {
+            if gone() {
+                self.reset().await;
+                return Err(gave_up(SmtpStage::Rcpt));
+            }
             match quiet(self.conn.command(Rcpt::new(address.clone(), vec![]))).await {
                 Ok(_) => accepted.push(recipient.clone()),
                 // 421: the server is closing the session, not refusing this recipient.
@@ -800,6 +823,10 @@ impl Connection {
             return Err(refused.swap_remove(index).1);
         }
 
+        if gone() {
+            self.reset().await;
+            return Err(gave_up(SmtpStage::Data));
+        }
         progress.stage = SmtpStage::Data;
         progress.accepted.clone_from(&accepted);
         progress.refused = refused.iter().map(|(r, _)| r.clone()).collect();

@@ -132,7 +132,7 @@ mod stream;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -141,6 +141,7 @@ use lettre::transport::smtp::extension::ClientId;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
+use tracing::instrument::WithSubscriber as _;
 
 use crate::credentials::{AccessToken, Credentials, smtp_scope};
 use crate::error::{Delivery, Error, Result, SettingsProblem, SmtpStage};
@@ -281,7 +282,7 @@ struct Inner {
     send_timeout: Duration,
     retry: SmtpRetry,
     max_connections: usize,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     pool: Pool,
     opened: AtomicU64,
 }
@@ -395,17 +396,13 @@ impl SmtpTransport {
             .headers()
             .get_raw("Message-ID")
             .map(|id| id.trim().to_owned());
-        let envelope = connection::Envelope::new(&mailbox, email)?;
+        let envelope = Arc::new(connection::Envelope::new(&mailbox, email)?);
+        let bytes: Arc<[u8]> = bytes.into();
 
         let mut attempt: u32 = 0;
         loop {
             attempt = attempt.saturating_add(1);
-            let mut progress = Progress::default();
-            let outcome = tokio::time::timeout_at(
-                deadline,
-                self.attempt(&envelope, &bytes, &mut progress, deadline),
-            )
-            .await;
+            let (outcome, progress) = self.run_attempt(&envelope, &bytes, deadline).await;
             let error = match outcome {
                 Ok(Ok(accepted)) => {
                     return envelope.report(accepted, message_id.clone());
@@ -455,60 +452,133 @@ impl SmtpTransport {
         }
     }
 
-    /// One attempt: a permit, a connection (pooled or new), MAIL/RCPT/DATA.
-    async fn attempt(
+    /// One attempt, in a task of its own that owns the permit and the connection.
+    ///
+    /// A caller that gives up (its future dropped by a timeout) must not free its permit
+    /// while the server is still working on its transaction: the server counts that session
+    /// against the mailbox, and the next send would open one more. So the task goes on
+    /// after the caller has left: it waits for the reply it is owed, ends the transaction
+    /// (`RSET`) before the data if the caller is gone, and only then releases the permit.
+    async fn run_attempt(
         &self,
-        envelope: &connection::Envelope,
-        bytes: &[u8],
-        progress: &mut Progress,
+        envelope: &Arc<connection::Envelope>,
+        bytes: &Arc<[u8]>,
         deadline: Instant,
-    ) -> Result<connection::Accepted> {
-        let inner = &self.inner;
-        // Held to the end of the attempt. The semaphore is never closed, so this is always
-        // a permit.
-        let _permit = inner.permits.acquire().await;
-        loop {
-            progress.stage = SmtpStage::Connect;
-            let (mut conn, reused) = match inner.pool.take(&inner.connector).await? {
-                Some(conn) => (conn, true),
-                None => {
-                    let conn = inner
-                        .connector
-                        .open(connection::Deadline {
-                            at: deadline,
-                            total: inner.send_timeout,
-                            of: "send",
-                        })
-                        .await?;
-                    inner.opened.fetch_add(1, Ordering::Relaxed);
-                    (conn, false)
-                }
-            };
-            match conn.transfer(envelope, bytes, progress).await {
-                Ok(accepted) => {
+    ) -> (AttemptOutcome, Progress) {
+        // Waiting for a permit involves no server: a caller that gives up here leaves
+        // nothing behind.
+        let permits = Arc::clone(&self.inner.permits);
+        let permit = match tokio::time::timeout_at(deadline, permits.acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            // The semaphore is never closed.
+            Ok(Err(_closed)) => {
+                let error = remedy::client_error(
+                    SmtpStage::Connect,
+                    "the connection limit was shut down",
+                    false,
+                    Delivery::NotSent,
+                );
+                return (Ok(Err(error)), Progress::default());
+            }
+            Err(elapsed) => return (Err(elapsed), Progress::default()),
+        };
+        let inner = Arc::clone(&self.inner);
+        let (envelope, bytes) = (Arc::clone(envelope), Arc::clone(bytes));
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let gone = Arc::clone(&cancelled);
+        let task = async move {
+            let _permit = permit;
+            let mut progress = Progress::default();
+            let outcome = tokio::time::timeout_at(
+                deadline,
+                attempt(&inner, &envelope, &bytes, &mut progress, deadline, &gone),
+            )
+            .await;
+            (outcome, progress)
+        };
+        let handle = tokio::spawn(task.in_current_span().with_current_subscriber());
+        let _cancel = CancelOnDrop(cancelled);
+        match handle.await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Only a runtime that shuts down cancels the task.
+            Err(_cancelled) => {
+                let error = remedy::client_error(
+                    SmtpStage::Connect,
+                    "the runtime shut down during the send",
+                    false,
+                    Delivery::Uncertain,
+                );
+                (Ok(Err(error)), Progress::default())
+            }
+        }
+    }
+}
+
+/// What one attempt came to: its result, or the send deadline passing.
+type AttemptOutcome =
+    std::result::Result<Result<connection::Accepted>, tokio::time::error::Elapsed>;
+
+/// Tells the attempt's task, when the caller's future is dropped, that nobody waits for it.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One attempt under a permit: a connection (pooled or new), MAIL/RCPT/DATA. `cancelled`
+/// says the caller is gone: no new connection is opened and no transaction started or
+/// continued up to the data.
+async fn attempt(
+    inner: &Inner,
+    envelope: &connection::Envelope,
+    bytes: &[u8],
+    progress: &mut Progress,
+    deadline: Instant,
+    cancelled: &AtomicBool,
+) -> Result<connection::Accepted> {
+    loop {
+        progress.stage = SmtpStage::Connect;
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(connection::gave_up(SmtpStage::Connect));
+        }
+        let (mut conn, reused) = match inner.pool.take(&inner.connector).await? {
+            Some(conn) => (conn, true),
+            None => {
+                let conn = inner
+                    .connector
+                    .open(connection::Deadline {
+                        at: deadline,
+                        total: inner.send_timeout,
+                        of: "send",
+                    })
+                    .await?;
+                inner.opened.fetch_add(1, Ordering::Relaxed);
+                (conn, false)
+            }
+        };
+        match conn.transfer(envelope, bytes, progress, cancelled).await {
+            Ok(accepted) => {
+                inner.pool.put(conn);
+                return Ok(accepted);
+            }
+            Err(error) => {
+                let broken = conn.is_broken();
+                if broken {
+                    conn.abort().await;
+                } else {
                     inner.pool.put(conn);
-                    return Ok(accepted);
                 }
-                Err(error) => {
-                    let broken = conn.is_broken();
-                    if broken {
-                        conn.abort().await;
-                    } else {
-                        inner.pool.put(conn);
-                    }
-                    // A pooled connection the server closed while idle fails on its first
-                    // command without a reply (or with 421); nothing was accepted, so use a
-                    // new one at once, without counting it as a failed attempt.
-                    if reused
-                        && broken
-                        && !progress.data_written
-                        && connection::ends_session(&error)
-                    {
-                        tracing::debug!("pooled SMTP connection was closed; opening a new one");
-                        continue;
-                    }
-                    return Err(error);
+                // A pooled connection the server closed while idle fails on its first
+                // command without a reply (or with 421); nothing was accepted, so use a
+                // new one at once, without counting it as a failed attempt.
+                if reused && broken && !progress.data_written && connection::ends_session(&error) {
+                    tracing::debug!("pooled SMTP connection was closed; opening a new one");
+                    continue;
                 }
+                return Err(error);
             }
         }
     }
@@ -1001,7 +1071,7 @@ impl SmtpTransportBuilder {
                 send_timeout: this.send_timeout.min(MAX_TIMEOUT),
                 retry: this.retry,
                 max_connections,
-                permits: Semaphore::new(max_connections),
+                permits: Arc::new(Semaphore::new(max_connections)),
                 pool: Pool::new(this.idle_timeout.min(MAX_TIMEOUT)),
                 opened: AtomicU64::new(0),
             }),

@@ -123,6 +123,27 @@ async fn an_endless_reply_line_is_cut_off_early() {
     );
 }
 
+#[tokio::test]
+async fn an_endless_reply_line_over_implicit_tls_is_cut_off_early() {
+    let server = hostile_smtp::endless_greeting_over_tls(64 * 1024 * 1024).await;
+    let transport = SmtpTransport::implicit_tls("localhost")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .sender(mail_connector::Mailbox::parse(USER).unwrap())
+        .retry(retry())
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&email())).await.unwrap_err();
+    assert!(!error.is_transient(), "{error:?}");
+    assert!(error.to_string().contains("too long"), "{error}");
+    assert_eq!(server.seen.connections(), 1, "not retried");
+    let written = server.seen.bytes_written();
+    assert!(
+        written < 16 * 1024 * 1024,
+        "the server wrote {written} bytes"
+    );
+}
+
 // ---- item 6: credentials echoed over several reply lines ----
 
 /// A multi-line 535 reply that echoes the AUTH line in pieces of `size` characters.

@@ -15,14 +15,14 @@ use std::time::Duration;
 
 use lettre::Address;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use tokio::time::Instant;
 
 use super::SmtpTokenProvider;
 use super::remedy::{client_error, from_lettre, from_lettre_redacted};
-use super::stream::GuardedStream;
+use super::stream::{GuardedStream, ImplicitTls};
 use crate::error::{Delivery, Error, Result, SmtpStage};
 use crate::message::{Email, Mailbox, Recipient};
 use crate::secret::Secret;
@@ -337,30 +337,9 @@ impl Connector {
     /// TCP, greeting and EHLO, with TLS first for implicit TLS.
     async fn connect_plain_or_implicit(&self, deadline: Deadline) -> Result<AsyncSmtpConnection> {
         let connect_error = |e| from_lettre(SmtpStage::Connect, None, &e, Delivery::NotSent);
-        if let Tls::Implicit(params) = &self.tls {
-            let connect = async {
-                quiet(AsyncSmtpConnection::connect_tokio1(
-                    (self.host.as_str(), self.port),
-                    Some(self.connect_timeout),
-                    &self.hello,
-                    Some(params.clone()),
-                    None,
-                ))
-                .await
-                .map_err(connect_error)
-            };
-            return self
-                .stage(
-                    deadline,
-                    SmtpStage::Connect,
-                    "to the TLS handshake, greeting and EHLO",
-                    connect,
-                )
-                .await;
-        }
         // Our own socket, for TCP_NODELAY: lettre writes the message and the final `.` in
         // two writes, which Nagle's algorithm would hold for the server's delayed ACK (about
-        // 40 ms per message). STARTTLS upgrades this socket in place.
+        // 40 ms per message). TLS, implicit or by STARTTLS, runs over this socket.
         let tcp = self
             .stage(
                 deadline,
@@ -383,6 +362,24 @@ impl Connector {
         let _ = tcp.set_nodelay(true);
         // Guarded: no plaintext after the reply to STARTTLS, no reply without end.
         let stream = Box::new(GuardedStream::new(tcp));
+        let stream: Box<dyn AsyncTokioStream> = match &self.tls {
+            Tls::Implicit(params) => {
+                let handshake = async {
+                    let stream = ImplicitTls::handshake(stream, params.clone()).await;
+                    stream.map_err(|e| from_lettre(SmtpStage::Tls, None, &e, Delivery::NotSent))
+                };
+                let tls = self
+                    .stage(
+                        deadline,
+                        SmtpStage::Tls,
+                        "to the TLS handshake",
+                        quiet(handshake),
+                    )
+                    .await?;
+                Box::new(tls)
+            }
+            _ => stream,
+        };
         let greet = async {
             quiet(AsyncSmtpConnection::connect_with_transport(
                 stream,

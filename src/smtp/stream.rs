@@ -259,3 +259,70 @@ impl AsyncTokioStream for GuardedStream {
         self.inner.peer_addr()
     }
 }
+
+/// An implicit-TLS stream over a [`GuardedStream`], handed to lettre as a plain stream.
+///
+/// lettre builds an `AsyncSmtpConnection` with implicit TLS only over a socket of its own,
+/// which would leave replies unguarded. So the TLS handshake is done here with lettre's own
+/// code and `TlsParameters` (`AsyncNetworkStream::upgrade_tls`: the same roots, the same
+/// verification), and the result is given to lettre like a socket. lettre then believes
+/// the stream unencrypted, which only matters for STARTTLS, never used with implicit TLS.
+#[allow(deprecated)] // `AsyncNetworkStream`: public, but marked "not meant to be public"
+#[derive(Debug)]
+pub(crate) struct ImplicitTls(lettre::transport::smtp::client::AsyncNetworkStream);
+
+#[allow(deprecated)]
+impl ImplicitTls {
+    /// The TLS handshake over `stream`, verifying the server as `params` say.
+    pub(crate) async fn handshake(
+        stream: Box<GuardedStream>,
+        params: lettre::transport::smtp::client::TlsParameters,
+    ) -> Result<Self, lettre::transport::smtp::Error> {
+        let mut stream =
+            lettre::transport::smtp::client::AsyncNetworkStream::use_existing_tokio1(stream);
+        stream.upgrade_tls(params).await?;
+        Ok(Self(stream))
+    }
+}
+
+impl AsyncRead for ImplicitTls {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let unfilled = buf.initialize_unfilled();
+        match futures_io::AsyncRead::poll_read(Pin::new(&mut self.get_mut().0), cx, unfilled) {
+            Poll::Ready(Ok(n)) => {
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncWrite for ImplicitTls {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        futures_io::AsyncWrite::poll_write(Pin::new(&mut self.get_mut().0), cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures_io::AsyncWrite::poll_flush(Pin::new(&mut self.get_mut().0), cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures_io::AsyncWrite::poll_close(Pin::new(&mut self.get_mut().0), cx)
+    }
+}
+
+impl AsyncTokioStream for ImplicitTls {
+    fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.0.peer_addr()
+    }
+}

@@ -243,6 +243,44 @@ pub async fn endless_greeting(total: u64) -> Hostile {
     }
 }
 
+/// [`endless_greeting`] over implicit TLS (certificate signed by `ca_pem`); it counts the
+/// plaintext bytes it managed to write.
+pub async fn endless_greeting_over_tls(total: u64) -> Hostile {
+    let (acceptor, ca_pem) = tls_acceptor(Cert::Good);
+    let (addr, seen, task) = serve(move |socket, seen| {
+        let acceptor = acceptor.clone();
+        async move {
+            let Ok(mut tls) = acceptor.accept(socket).await else {
+                return;
+            };
+            let chunk = vec![b'a'; 16 * 1024];
+            if tls.write_all(b"220 ").await.is_err() {
+                return;
+            }
+            let mut written = 0u64;
+            while written < total {
+                match tls.write(&chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        written += n as u64;
+                        seen.bytes_written.fetch_add(n as u64, Ordering::SeqCst);
+                    }
+                }
+                if tls.flush().await.is_err() {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    Hostile {
+        addr,
+        seen,
+        ca_pem,
+        task,
+    }
+}
+
 /// A plaintext server offering `AUTH PLAIN XOAUTH2` that answers every AUTH with `reply`
 /// (built from the AUTH line received) and every other command as a normal server would.
 pub async fn auth_replier(reply: impl Fn(&str) -> String + Send + Sync + 'static) -> Hostile {

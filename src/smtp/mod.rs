@@ -55,6 +55,13 @@
 //! has been written and no reply comes (a timeout, a dropped connection), nothing is
 //! retried: the failure is reported as [`Delivery::Uncertain`](crate::Delivery).
 //!
+//! A send whose caller gives up — its future dropped, e.g. by `tokio::time::timeout` —
+//! keeps its connection and its place under the limit until the server is done with it:
+//! the command in progress gets its reply, a transaction not yet at the data is ended with
+//! `RSET` (nothing is sent), one whose data is being written is finished. So the server
+//! never works on more transactions at once than the limit allows, however many callers
+//! give up.
+//!
 //! Recipients the server refuses (`RCPT TO`) do not stop the others: the message goes to the
 //! accepted ones and the send fails with [`Error::PartialDelivery`], whose `not_sent` lists
 //! exactly the refused recipients. When every recipient is refused nothing is sent (`RSET`)

@@ -219,6 +219,40 @@ async fn an_xoauth2_token_echoed_over_several_lines_is_redacted() {
     }
 }
 
+#[tokio::test]
+async fn credentials_echoed_after_auth_are_redacted_too() {
+    // The server accepts the login, then echoes the AUTH line, in pieces, in its refusal of
+    // MAIL FROM.
+    let server = hostile_smtp::replier(|command, auth| {
+        command
+            .to_ascii_uppercase()
+            .starts_with("MAIL")
+            .then(|| echo_in_pieces(5)(auth).replace("535", "550"))
+    })
+    .await;
+    let password = "pw-3b9d1f-never-print-77";
+    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(server.port())
+        .basic_auth(USER, Secret::new(password))
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&email())).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Mail,
+                code: Some(550),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let text = printed(&error);
+    let blob = STANDARD.encode(format!("\0{USER}\0{password}"));
+    assert_no_window(&text, &blob[blob.len() - 28..], "PLAIN blob");
+}
+
 // ---- item 7: lettre's own logs ----
 
 #[tokio::test]

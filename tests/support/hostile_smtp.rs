@@ -284,6 +284,21 @@ pub async fn endless_greeting_over_tls(total: u64) -> Hostile {
 /// A plaintext server offering `AUTH PLAIN XOAUTH2` that answers every AUTH with `reply`
 /// (built from the AUTH line received) and every other command as a normal server would.
 pub async fn auth_replier(reply: impl Fn(&str) -> String + Send + Sync + 'static) -> Hostile {
+    replier(move |command, _auth| {
+        command
+            .to_ascii_uppercase()
+            .starts_with("AUTH")
+            .then(|| reply(command))
+    })
+    .await
+}
+
+/// A plaintext server offering `AUTH PLAIN XOAUTH2` that answers each command with
+/// `reply(command, last AUTH line)` when that is `Some`, else as a server that accepts
+/// everything would.
+pub async fn replier(
+    reply: impl Fn(&str, &str) -> Option<String> + Send + Sync + 'static,
+) -> Hostile {
     let reply = Arc::new(reply);
     let (addr, seen, task) = serve(move |socket, seen| {
         let reply = Arc::clone(&reply);
@@ -291,15 +306,23 @@ pub async fn auth_replier(reply: impl Fn(&str) -> String + Send + Sync + 'static
             let mut io: Conn = BufReader::new(Box::new(socket));
             let _ = async {
                 send(&mut io, "220 echo ESMTP\r\n").await?;
+                let mut auth = String::new();
                 while let Some(command) = line(&mut io, &seen).await? {
                     let verb = command
                         .split_whitespace()
                         .next()
                         .unwrap_or("")
                         .to_ascii_uppercase();
+                    if verb == "AUTH" {
+                        auth.clone_from(&command);
+                    }
+                    if let Some(answer) = reply(&command, &auth) {
+                        send(&mut io, &answer).await?;
+                        continue;
+                    }
                     let answer = match verb.as_str() {
                         "EHLO" => "250-echo\r\n250 AUTH PLAIN XOAUTH2\r\n".to_owned(),
-                        "AUTH" => reply(&command),
+                        "AUTH" => "235 2.7.0 ok\r\n".to_owned(),
                         "QUIT" => {
                             send(&mut io, "221 bye\r\n").await?;
                             return Ok(());

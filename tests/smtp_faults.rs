@@ -295,3 +295,37 @@ async fn extreme_builder_values_neither_panic_nor_hang() {
     let report = bounded(transport.check()).await.unwrap();
     assert_eq!(report.status(), CheckStatus::Ok, "{report}");
 }
+
+/// A token provider that never answers, like a login host that accepts and hangs.
+#[derive(Debug)]
+struct SilentTokens;
+
+#[async_trait::async_trait]
+impl mail_connector::SmtpTokenProvider for SilentTokens {
+    async fn smtp_token(&self) -> mail_connector::Result<Secret> {
+        std::future::pending().await
+    }
+
+    fn invalidate_smtp_token(&self, _token: &Secret) {}
+}
+
+#[tokio::test]
+async fn a_send_waiting_for_a_token_blames_the_login_host() {
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = SmtpTransport::starttls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .xoauth2(USER, Arc::new(SilentTokens))
+        .send_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&email())).await.unwrap_err();
+    let text = format!("{error} {}", error.remedy().unwrap_or_default());
+    assert!(text.contains("login host"), "{text}");
+    assert!(text.contains("authority_host"), "{text}");
+    assert!(text.contains("1s"), "names the deadline: {text}");
+}

@@ -309,7 +309,11 @@ impl Connector {
     /// An XOAUTH2 token from the provider, within `deadline`: a provider that does not
     /// answer (a login host that accepts connections and hangs) is the login host's fault,
     /// and said so, not the SMTP server's.
-    async fn token(&self, provider: &dyn SmtpTokenProvider, deadline: Deadline) -> Result<Secret> {
+    pub(super) async fn token(
+        &self,
+        provider: &dyn SmtpTokenProvider,
+        deadline: Deadline,
+    ) -> Result<Secret> {
         let start = Instant::now();
         match tokio::time::timeout_at(deadline.at, provider.smtp_token()).await {
             Ok(token) => token,
@@ -865,7 +869,11 @@ impl Pool {
 
     /// The most recently used idle connection that is still fresh and, for XOAUTH2, logged in
     /// with the provider's current token; stale ones are closed.
-    pub(super) async fn take(&self, connector: &Connector) -> Result<Option<Connection>> {
+    pub(super) async fn take(
+        &self,
+        connector: &Connector,
+        deadline: Deadline,
+    ) -> Result<Option<Connection>> {
         loop {
             let Some(conn) = self.pop() else {
                 return Ok(None);
@@ -875,7 +883,7 @@ impl Pool {
                 continue;
             }
             if let Auth::Xoauth2 { provider, .. } = &connector.auth {
-                let current = provider.smtp_token().await?;
+                let current = connector.token(provider.as_ref(), deadline).await?;
                 let same = conn
                     .token
                     .as_ref()

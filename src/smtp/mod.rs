@@ -496,11 +496,7 @@ impl SmtpTransport {
         let task = async move {
             let _permit = permit;
             let mut progress = Progress::default();
-            let outcome = tokio::time::timeout_at(
-                deadline,
-                attempt(&inner, &envelope, &bytes, &mut progress, deadline, &gone),
-            )
-            .await;
+            let outcome = attempt(&inner, &envelope, &bytes, &mut progress, deadline, &gone).await;
             (outcome, progress)
         };
         let handle = tokio::spawn(task.in_current_span().with_current_subscriber());
@@ -538,6 +534,10 @@ impl Drop for CancelOnDrop {
 /// One attempt under a permit: a connection (pooled or new), MAIL/RCPT/DATA. `cancelled`
 /// says the caller is gone: no new connection is opened and no transaction started or
 /// continued up to the data.
+///
+/// Every wait ends at `deadline`: opening a connection stage by stage (each with a message
+/// that says what did not answer: the SMTP server, or the login host for a token), the
+/// transaction as a whole (`Err(Elapsed)`, explained by the caller from `progress`).
 async fn attempt(
     inner: &Inner,
     envelope: &connection::Envelope,
@@ -545,31 +545,38 @@ async fn attempt(
     progress: &mut Progress,
     deadline: Instant,
     cancelled: &AtomicBool,
-) -> Result<connection::Accepted> {
+) -> AttemptOutcome {
+    let limit = connection::Deadline {
+        at: deadline,
+        total: inner.send_timeout,
+        of: "send",
+    };
     loop {
         progress.stage = SmtpStage::Connect;
         if cancelled.load(Ordering::Relaxed) {
-            return Err(connection::gave_up(SmtpStage::Connect));
+            return Ok(Err(connection::gave_up(SmtpStage::Connect)));
         }
-        let (mut conn, reused) = match inner.pool.take(&inner.connector).await? {
-            Some(conn) => (conn, true),
-            None => {
-                let conn = inner
-                    .connector
-                    .open(connection::Deadline {
-                        at: deadline,
-                        total: inner.send_timeout,
-                        of: "send",
-                    })
-                    .await?;
-                inner.opened.fetch_add(1, Ordering::Relaxed);
-                (conn, false)
-            }
+        let taken = match inner.pool.take(&inner.connector, limit).await {
+            Ok(taken) => taken,
+            Err(error) => return Ok(Err(error)),
         };
-        match conn.transfer(envelope, bytes, progress, cancelled).await {
+        let (mut conn, reused) = match taken {
+            Some(conn) => (conn, true),
+            None => match inner.connector.open(limit).await {
+                Ok(conn) => {
+                    inner.opened.fetch_add(1, Ordering::Relaxed);
+                    (conn, false)
+                }
+                Err(error) => return Ok(Err(error)),
+            },
+        };
+        // No answer by the deadline: the connection is dropped (closed) with the future.
+        let transfer = conn.transfer(envelope, bytes, progress, cancelled);
+        let result = tokio::time::timeout_at(deadline, transfer).await?;
+        match result {
             Ok(accepted) => {
                 inner.pool.put(conn);
-                return Ok(accepted);
+                return Ok(Ok(accepted));
             }
             Err(error) => {
                 let broken = conn.is_broken();
@@ -585,7 +592,7 @@ async fn attempt(
                     tracing::debug!("pooled SMTP connection was closed; opening a new one");
                     continue;
                 }
-                return Err(error);
+                return Ok(Err(error));
             }
         }
     }

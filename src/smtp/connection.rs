@@ -472,7 +472,7 @@ impl Connector {
                     return Err(no_mechanism(conn, "XOAUTH2"));
                 }
                 let token = self.token(provider.as_ref(), deadline).await?;
-                let login = xoauth2(conn, user, &token);
+                let login = xoauth2(conn, user, &token, None);
                 match self
                     .stage(deadline, SmtpStage::Auth, "to AUTH", login)
                     .await
@@ -488,8 +488,9 @@ impl Connector {
                         // The token may have been revoked or expired early: a fresh one, once.
                         tracing::debug!("XOAUTH2 token refused (535); retrying with a fresh one");
                         provider.invalidate_smtp_token(&token);
+                        let refused = token;
                         let token = self.token(provider.as_ref(), deadline).await?;
-                        let login = xoauth2(conn, user, &token);
+                        let login = xoauth2(conn, user, &token, Some(&refused));
                         self.stage(deadline, SmtpStage::Auth, "to AUTH", login)
                             .await?;
                         Ok(Some(token))
@@ -656,7 +657,14 @@ fn no_mechanism(conn: &AsyncSmtpConnection, wanted: &str) -> Error {
     }
 }
 
-async fn xoauth2(conn: &mut AsyncSmtpConnection, user: &str, token: &Secret) -> Result<()> {
+/// Logs in with XOAUTH2; `refused` is a token this session already sent (and the server
+/// refused), which must not come back in an error either.
+async fn xoauth2(
+    conn: &mut AsyncSmtpConnection,
+    user: &str,
+    token: &Secret,
+    refused: Option<&Secret>,
+) -> Result<()> {
     // lettre's Mechanism::Xoauth2 formats `user=…\x01auth=Bearer …\x01\x01` and base64s it.
     let credentials = Credentials::new(user.to_owned(), token.expose_secret().to_owned());
     quiet(conn.auth(&[Mechanism::Xoauth2], &credentials))
@@ -664,13 +672,19 @@ async fn xoauth2(conn: &mut AsyncSmtpConnection, user: &str, token: &Secret) -> 
         .map(drop)
         .map_err(|e| {
             // A server may echo the AUTH line, and with it the token.
-            let blob = xoauth2_blob(user, token);
+            let blobs: Vec<String> = std::iter::once(token)
+                .chain(refused)
+                .map(|t| xoauth2_blob(user, t))
+                .collect();
+            let mut secrets: Vec<&[u8]> = blobs.iter().map(|b| b.as_bytes()).collect();
+            secrets.push(token.expose_secret().as_bytes());
+            secrets.extend(refused.map(|t| t.expose_secret().as_bytes()));
             from_lettre_redacted(
                 SmtpStage::Auth,
                 Some("XOAUTH2"),
                 &e,
                 Delivery::NotSent,
-                &[token.expose_secret().as_bytes(), blob.as_bytes()],
+                &secrets,
             )
         })
 }

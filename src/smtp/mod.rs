@@ -164,7 +164,10 @@ use connection::{Auth, Connector, Pool, Progress, Tls};
 ///
 /// The crate's credentials provider implements it; tests and custom token sources can too.
 /// Implementations should cache: `smtp_token` is called for every send, to notice when the
-/// token has changed and pooled connections must be replaced.
+/// token has changed and pooled connections must be replaced. Each call, like
+/// [`check_steps`](Self::check_steps) in a check, is cut off at the send's (or check's)
+/// deadline, [`send_timeout`](SmtpTransportBuilder::send_timeout); the failure then names
+/// the login host, not the SMTP server.
 ///
 /// ```
 /// use async_trait::async_trait;

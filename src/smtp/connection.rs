@@ -9,20 +9,22 @@
 //! [`SmtpTransport`](super::SmtpTransport) caps connections, and MAIL/RCPT/DATA are issued
 //! with lettre's command types so refused recipients can be reported one by one.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use lettre::Address;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use tokio::time::Instant;
 
 use super::SmtpTokenProvider;
 use super::TlsMode;
-use super::remedy::{client_error, from_lettre, from_lettre_redacted};
-use crate::error::{Delivery, Error, Result, SmtpStage};
+use super::remedy::{client_error, from_lettre, from_lettre_redacted, with_advice};
+use super::stream::{GuardedStream, ImplicitTls};
+use crate::error::{Advice, Delivery, Error, Result, SmtpStage};
 use crate::message::{Email, Mailbox, Recipient};
 use crate::secret::Secret;
 use crate::transport::{CheckReport, CheckStep, SendReport, SentMessage};
@@ -198,8 +200,60 @@ pub(super) struct Connection {
     conn: AsyncSmtpConnection,
     /// The XOAUTH2 token this session logged in with.
     token: Option<Secret>,
+    /// What this session sent that is secret, to redact from the server's replies.
+    secrets: Vec<Secret>,
     last_used: Instant,
     broken: bool,
+}
+
+/// Runs a lettre future with tracing switched off.
+///
+/// With its `tracing` feature — which any crate in the build can enable, since Cargo unifies
+/// features — lettre logs every line it writes at DEBUG, `AUTH PLAIN <base64 of the
+/// password>`, XOAUTH2 tokens and whole messages included. A scoped no-op dispatcher
+/// overrides the thread's and the global subscriber while lettre's code runs, so none of it
+/// reaches any subscriber; this crate's own events are emitted outside these futures.
+fn quiet<F: Future>(future: F) -> tracing::instrument::WithDispatch<F> {
+    use tracing::instrument::WithSubscriber as _;
+    future.with_subscriber(tracing::Dispatch::none())
+}
+
+/// When the whole operation (a send or a check) must end, for stages to give up at.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deadline {
+    pub(super) at: Instant,
+    /// The whole operation's time limit.
+    pub(super) total: Duration,
+    /// `send` or `check`.
+    pub(super) of: &'static str,
+}
+
+impl Deadline {
+    /// `total` from now; `total` is at most a year (see the builder), so this cannot
+    /// overflow.
+    pub(super) fn after(total: Duration, of: &'static str) -> Self {
+        Self {
+            at: Instant::now() + total,
+            total,
+            of,
+        }
+    }
+
+    pub(super) fn describe(&self) -> String {
+        format!(
+            "the {}'s deadline of {:?} (`send_timeout`) was reached",
+            self.of, self.total
+        )
+    }
+}
+
+/// The message for a token provider that did not answer in time.
+pub(super) fn token_timeout(waited: Duration, deadline: Deadline) -> String {
+    format!(
+        "no access token within {waited:.1?}: the login host (the token provider) did not \
+         answer before {}; the SMTP server was not at fault",
+        deadline.describe()
+    )
 }
 
 /// The longest wait for the server's answer to QUIT; then the connection is just dropped.
@@ -208,7 +262,7 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Says goodbye (QUIT) and closes, without waiting more than [`QUIT_TIMEOUT`] for a server
 /// that does not answer; dropping the connection closes the socket anyway.
 async fn abort_quickly(conn: &mut AsyncSmtpConnection) {
-    let _ = tokio::time::timeout(QUIT_TIMEOUT, conn.abort()).await;
+    let _ = tokio::time::timeout(QUIT_TIMEOUT, quiet(conn.abort())).await;
 }
 
 impl Connector {
@@ -218,31 +272,66 @@ impl Connector {
     /// connection) would otherwise be waited for forever.
     async fn stage<T>(
         &self,
-        deadline: Instant,
+        deadline: Deadline,
         stage: SmtpStage,
         what: &str,
         future: impl Future<Output = Result<T>>,
     ) -> Result<T> {
         let start = Instant::now();
-        let limit = deadline.min(start + self.connect_timeout);
+        let by_connect_timeout = start + self.connect_timeout;
+        let limit = deadline.at.min(by_connect_timeout);
         match tokio::time::timeout_at(limit, future).await {
             Ok(result) => result,
-            Err(_elapsed) => Err(client_error(
-                stage,
-                format!(
-                    "no answer from {}:{} {what} within {:?}",
-                    self.host,
-                    self.port,
-                    limit.saturating_duration_since(start)
-                ),
-                true,
-                Delivery::NotSent,
-            )),
+            Err(_elapsed) => {
+                let server = format!("{}:{}", self.host, self.port);
+                let message = if deadline.at <= start {
+                    format!(
+                        "no time left to wait for {server} {what}: {}",
+                        deadline.describe()
+                    )
+                } else if limit == by_connect_timeout {
+                    format!(
+                        "no answer from {server} {what} within {:.1?} (the connect timeout)",
+                        start.elapsed()
+                    )
+                } else {
+                    format!(
+                        "no answer from {server} {what} within {:.1?}: {}",
+                        start.elapsed(),
+                        deadline.describe()
+                    )
+                };
+                Err(client_error(stage, message, true, Delivery::NotSent))
+            }
+        }
+    }
+
+    /// An XOAUTH2 token from the provider, within `deadline`: a provider that does not
+    /// answer (a login host that accepts connections and hangs) is the login host's fault,
+    /// and said so, not the SMTP server's.
+    pub(super) async fn token(
+        &self,
+        provider: &dyn SmtpTokenProvider,
+        deadline: Deadline,
+    ) -> Result<Secret> {
+        let start = Instant::now();
+        match tokio::time::timeout_at(deadline.at, provider.smtp_token()).await {
+            Ok(token) => token,
+            Err(_elapsed) => Err(with_advice(Error::Smtp {
+                stage: SmtpStage::Auth,
+                code: None,
+                enhanced_code: None,
+                message: token_timeout(start.elapsed(), deadline),
+                mechanism: Some("XOAUTH2".to_owned()),
+                transient: true,
+                delivery: Delivery::NotSent,
+                advice: Advice::default(),
+            })),
         }
     }
 
     /// TCP, greeting, EHLO and TLS (implicit, or STARTTLS and EHLO again).
-    async fn connect(&self, deadline: Instant) -> Result<AsyncSmtpConnection> {
+    async fn connect(&self, deadline: Deadline) -> Result<AsyncSmtpConnection> {
         let mut conn = self.connect_plain_or_implicit(deadline).await?;
         if let Tls::Starttls(params) = &self.tls {
             self.starttls(&mut conn, params, deadline).await?;
@@ -251,32 +340,11 @@ impl Connector {
     }
 
     /// TCP, greeting and EHLO, with TLS first for implicit TLS.
-    async fn connect_plain_or_implicit(&self, deadline: Instant) -> Result<AsyncSmtpConnection> {
+    async fn connect_plain_or_implicit(&self, deadline: Deadline) -> Result<AsyncSmtpConnection> {
         let connect_error = |e| from_lettre(SmtpStage::Connect, None, &e, Delivery::NotSent);
-        if let Tls::Implicit(params) = &self.tls {
-            let connect = async {
-                AsyncSmtpConnection::connect_tokio1(
-                    (self.host.as_str(), self.port),
-                    Some(self.connect_timeout),
-                    &self.hello,
-                    Some(params.clone()),
-                    None,
-                )
-                .await
-                .map_err(connect_error)
-            };
-            return self
-                .stage(
-                    deadline,
-                    SmtpStage::Connect,
-                    "to the TLS handshake, greeting and EHLO",
-                    connect,
-                )
-                .await;
-        }
         // Our own socket, for TCP_NODELAY: lettre writes the message and the final `.` in
         // two writes, which Nagle's algorithm would hold for the server's delayed ACK (about
-        // 40 ms per message). STARTTLS upgrades this socket in place.
+        // 40 ms per message). TLS, implicit or by STARTTLS, runs over this socket.
         let tcp = self
             .stage(
                 deadline,
@@ -297,10 +365,33 @@ impl Connector {
             )
             .await?;
         let _ = tcp.set_nodelay(true);
+        // Guarded: no plaintext after the reply to STARTTLS, no reply without end.
+        let stream = Box::new(GuardedStream::new(tcp));
+        let stream: Box<dyn AsyncTokioStream> = match &self.tls {
+            Tls::Implicit(params) => {
+                let handshake = async {
+                    let stream = ImplicitTls::handshake(stream, params.clone()).await;
+                    stream.map_err(|e| from_lettre(SmtpStage::Tls, None, &e, Delivery::NotSent))
+                };
+                let tls = self
+                    .stage(
+                        deadline,
+                        SmtpStage::Tls,
+                        "to the TLS handshake",
+                        quiet(handshake),
+                    )
+                    .await?;
+                Box::new(tls)
+            }
+            _ => stream,
+        };
         let greet = async {
-            AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
-                .await
-                .map_err(connect_error)
+            quiet(AsyncSmtpConnection::connect_with_transport(
+                stream,
+                &self.hello,
+            ))
+            .await
+            .map_err(connect_error)
         };
         self.stage(deadline, SmtpStage::Connect, "(greeting and EHLO)", greet)
             .await
@@ -310,7 +401,7 @@ impl Connector {
         &self,
         conn: &mut AsyncSmtpConnection,
         params: &TlsParameters,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<()> {
         if !conn.can_starttls() {
             abort_quickly(conn).await;
@@ -322,7 +413,7 @@ impl Connector {
             ));
         }
         let upgrade = async {
-            conn.starttls(params.clone(), &self.hello)
+            quiet(conn.starttls(params.clone(), &self.hello))
                 .await
                 .map_err(|e| from_lettre(SmtpStage::Tls, None, &e, Delivery::NotSent))
         };
@@ -335,23 +426,13 @@ impl Connector {
         .await
     }
 
-    /// Logs in, within the stage deadline; returns the XOAUTH2 token used, if any.
+    /// Logs in, each exchange within the stage deadline; returns the XOAUTH2 token used,
+    /// if any.
     async fn authenticate(
         &self,
         conn: &mut AsyncSmtpConnection,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<Option<Secret>> {
-        self.stage(
-            deadline,
-            SmtpStage::Auth,
-            "to AUTH",
-            self.authenticate_now(conn),
-        )
-        .await
-    }
-
-    /// Logs in; returns the XOAUTH2 token used, if any.
-    async fn authenticate_now(&self, conn: &mut AsyncSmtpConnection) -> Result<Option<Secret>> {
         match &self.auth {
             Auth::None => Ok(None),
             Auth::Basic { user, password } => {
@@ -363,28 +444,40 @@ impl Connector {
                 };
                 let credentials =
                     Credentials::new(user.clone(), password.expose_secret().to_owned());
-                conn.auth(&[mechanism], &credentials).await.map_err(|e| {
-                    // A server may echo what we sent: the PLAIN response or the LOGIN password.
-                    let plain = format!("\0{user}\0{}", password.expose_secret());
-                    from_lettre_redacted(
-                        SmtpStage::Auth,
-                        Some(&mechanism.to_string()),
-                        &e,
-                        Delivery::NotSent,
-                        &[password.expose_secret().as_bytes(), plain.as_bytes()],
-                    )
-                })?;
+                let login = async {
+                    quiet(conn.auth(&[mechanism], &credentials))
+                        .await
+                        .map(drop)
+                        .map_err(|e| {
+                            // A server may echo what we sent: the PLAIN response or the LOGIN
+                            // password.
+                            let plain = format!("\0{user}\0{}", password.expose_secret());
+                            from_lettre_redacted(
+                                SmtpStage::Auth,
+                                Some(&mechanism.to_string()),
+                                &e,
+                                Delivery::NotSent,
+                                &[password.expose_secret().as_bytes(), plain.as_bytes()],
+                            )
+                        })
+                };
+                self.stage(deadline, SmtpStage::Auth, "to AUTH", login)
+                    .await?;
                 Ok(None)
             }
-            Auth::Xoauth2 { user, provider } => {
+            Auth::Xoauth2 { user, provider, .. } => {
                 if !conn
                     .server_info()
                     .supports_auth_mechanism(Mechanism::Xoauth2)
                 {
                     return Err(no_mechanism(conn, "XOAUTH2"));
                 }
-                let token = provider.smtp_token().await?;
-                match xoauth2(conn, user, &token).await {
+                let token = self.token(provider.as_ref(), deadline).await?;
+                let login = xoauth2(conn, user, &token, None);
+                match self
+                    .stage(deadline, SmtpStage::Auth, "to AUTH", login)
+                    .await
+                {
                     Ok(()) => Ok(Some(token)),
                     // Not when SMTP AUTH is disabled (5.7.139) or basic auth retired (5.7.30):
                     // a fresh token cannot fix those.
@@ -396,8 +489,11 @@ impl Connector {
                         // The token may have been revoked or expired early: a fresh one, once.
                         tracing::debug!("XOAUTH2 token refused (535); retrying with a fresh one");
                         provider.invalidate_smtp_token(&token);
-                        let token = provider.smtp_token().await?;
-                        xoauth2(conn, user, &token).await?;
+                        let refused = token;
+                        let token = self.token(provider.as_ref(), deadline).await?;
+                        let login = xoauth2(conn, user, &token, Some(&refused));
+                        self.stage(deadline, SmtpStage::Auth, "to AUTH", login)
+                            .await?;
                         Ok(Some(token))
                     }
                     Err(error) => Err(error),
@@ -406,12 +502,28 @@ impl Connector {
         }
     }
 
+    /// Everything secret a session logged in with `token` sends (the password or token,
+    /// and the SASL blobs carrying it): none of it may come back in an error.
+    fn secrets(&self, token: Option<&Secret>) -> Vec<Secret> {
+        match (&self.auth, token) {
+            (Auth::Basic { user, password }, _) => vec![
+                password.clone(),
+                Secret::new(format!("\0{user}\0{}", password.expose_secret())),
+            ],
+            (Auth::Xoauth2 { user, .. }, Some(token)) => {
+                vec![token.clone(), Secret::new(xoauth2_blob(user, token))]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Opens a connection ready to send; each stage gives up at `deadline` at the latest.
-    pub(super) async fn open(&self, deadline: Instant) -> Result<Connection> {
+    pub(super) async fn open(&self, deadline: Deadline) -> Result<Connection> {
         let mut conn = self.connect(deadline).await?;
         match self.authenticate(&mut conn, deadline).await {
             Ok(token) => Ok(Connection {
                 conn,
+                secrets: self.secrets(token.as_ref()),
                 token,
                 last_used: Instant::now(),
                 broken: false,
@@ -425,7 +537,7 @@ impl Connector {
 
     /// Connect, TLS, EHLO, AUTH and QUIT, each reported as a step; no mail is sent. A step
     /// that gets no answer fails at `deadline` at the latest.
-    pub(super) async fn check(&self, deadline: Instant) -> CheckReport {
+    pub(super) async fn check(&self, deadline: Deadline) -> CheckReport {
         let mut report = CheckReport::default();
         if let Some(warning) = endpoint_warning(&self.host, self.port) {
             report.push(warning);
@@ -473,26 +585,35 @@ impl Connector {
             "ehlo",
             format!("server capabilities: {}", conn.server_info()),
         ));
-        match self.authenticate(&mut conn, deadline).await {
-            Ok(_) => report.push(CheckStep::ok(
-                "auth",
-                match &self.auth {
-                    Auth::None => "no authentication (anonymous relay)".to_owned(),
-                    Auth::Basic { user, .. } => format!("logged in as {user} (basic)"),
-                    Auth::Xoauth2 { user, .. } => format!("logged in as {user} (XOAUTH2)"),
-                },
-            )),
+        let secrets = match self.authenticate(&mut conn, deadline).await {
+            Ok(token) => {
+                report.push(CheckStep::ok(
+                    "auth",
+                    match &self.auth {
+                        Auth::None => "no authentication (anonymous relay)".to_owned(),
+                        Auth::Basic { user, .. } => format!("logged in as {user} (basic)"),
+                        Auth::Xoauth2 { user, .. } => format!("logged in as {user} (XOAUTH2)"),
+                    },
+                ));
+                self.secrets(token.as_ref())
+            }
             Err(error) => {
                 report.push(CheckStep::from_error("auth", &error));
                 abort_quickly(&mut conn).await;
                 return report;
             }
-        }
-        match tokio::time::timeout(QUIT_TIMEOUT, conn.quit()).await {
+        };
+        match tokio::time::timeout(QUIT_TIMEOUT, quiet(conn.quit())).await {
             Ok(Ok(_)) => report.push(CheckStep::ok("quit", "session closed; no mail was sent")),
             Ok(Err(e)) => report.push(CheckStep::warning(
                 "quit",
-                format!("QUIT failed: {e}"),
+                format!("QUIT failed: {}", {
+                    let secrets: Vec<&[u8]> = secrets
+                        .iter()
+                        .map(|s| s.expose_secret().as_bytes())
+                        .collect();
+                    from_lettre_redacted(SmtpStage::Connect, None, &e, Delivery::NotSent, &secrets)
+                }),
                 "none needed for sending; the server closed the session early",
             )),
             Err(_elapsed) => report.push(CheckStep::warning(
@@ -534,26 +655,54 @@ fn no_mechanism(conn: &AsyncSmtpConnection, wanted: &str) -> Error {
     )
 }
 
-async fn xoauth2(conn: &mut AsyncSmtpConnection, user: &str, token: &Secret) -> Result<()> {
+/// Logs in with XOAUTH2; `refused` is a token this session already sent (and the server
+/// refused), which must not come back in an error either.
+async fn xoauth2(
+    conn: &mut AsyncSmtpConnection,
+    user: &str,
+    token: &Secret,
+    refused: Option<&Secret>,
+) -> Result<()> {
     // lettre's Mechanism::Xoauth2 formats `user=…\x01auth=Bearer …\x01\x01` and base64s it.
     let credentials = Credentials::new(user.to_owned(), token.expose_secret().to_owned());
-    conn.auth(&[Mechanism::Xoauth2], &credentials)
+    quiet(conn.auth(&[Mechanism::Xoauth2], &credentials))
         .await
         .map(drop)
         .map_err(|e| {
             // A server may echo the AUTH line, and with it the token.
-            let blob = format!(
-                "user={user}\x01auth=Bearer {}\x01\x01",
-                token.expose_secret()
-            );
+            let blobs: Vec<String> = std::iter::once(token)
+                .chain(refused)
+                .map(|t| xoauth2_blob(user, t))
+                .collect();
+            let mut secrets: Vec<&[u8]> = blobs.iter().map(|b| b.as_bytes()).collect();
+            secrets.push(token.expose_secret().as_bytes());
+            secrets.extend(refused.map(|t| t.expose_secret().as_bytes()));
             from_lettre_redacted(
                 SmtpStage::Auth,
                 Some("XOAUTH2"),
                 &e,
                 Delivery::NotSent,
-                &[token.expose_secret().as_bytes(), blob.as_bytes()],
+                &secrets,
             )
         })
+}
+
+/// The error of an attempt whose caller stopped waiting before the data: nobody reads it.
+pub(super) fn gave_up(stage: SmtpStage) -> Error {
+    client_error(
+        stage,
+        "the caller stopped waiting; the transaction was abandoned before the data",
+        false,
+        Delivery::NotSent,
+    )
+}
+
+/// The XOAUTH2 initial response before base64, as lettre sends it.
+fn xoauth2_blob(user: &str, token: &Secret) -> String {
+    format!(
+        "user={user}\x01auth=Bearer {}\x01\x01",
+        token.expose_secret()
+    )
 }
 
 /// Whether an error ends the SMTP session: no reply at all (the connection failed or was
@@ -581,6 +730,22 @@ impl Connection {
         }
     }
 
+    /// A lettre error at `stage` as [`Error::Smtp`], with this session's secrets redacted
+    /// from the server's text.
+    fn error(
+        &self,
+        stage: SmtpStage,
+        error: &lettre::transport::smtp::Error,
+        delivery: Delivery,
+    ) -> Error {
+        let secrets: Vec<&[u8]> = self
+            .secrets
+            .iter()
+            .map(|s| s.expose_secret().as_bytes())
+            .collect();
+        from_lettre_redacted(stage, None, error, delivery, &secrets)
+    }
+
     /// Marks the connection unusable after an error that ends the session.
     fn note(&mut self, error: &Error) {
         if ends_session(error) {
@@ -590,19 +755,27 @@ impl Connection {
 
     /// Ends an unfinished transaction so the connection can be reused.
     async fn reset(&mut self) {
-        if !self.broken && self.conn.command(Rset).await.is_err() {
+        if !self.broken && quiet(self.conn.command(Rset)).await.is_err() {
             self.broken = true;
         }
     }
 
     /// One mail transaction: MAIL FROM, RCPT TO for each recipient, DATA.
+    ///
+    /// When `cancelled` is set (the caller is gone) before the data, the transaction is
+    /// ended with `RSET` at the next step instead of going on.
     pub(super) async fn transfer(
         &mut self,
         envelope: &Envelope,
         bytes: &[u8],
         progress: &mut Progress,
+        cancelled: &AtomicBool,
     ) -> Result<Accepted> {
+        let gone = || cancelled.load(Ordering::Relaxed);
         progress.stage = SmtpStage::Mail;
+        if gone() {
+            return Err(gave_up(SmtpStage::Mail));
+        }
         let mut parameters = Vec::new();
         let info = self.conn.server_info();
         if envelope.non_ascii {
@@ -617,12 +790,9 @@ impl Connection {
         if !bytes.is_ascii() && info.supports_feature(Extension::EightBitMime) {
             parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        if let Err(e) = self
-            .conn
-            .command(Mail::new(Some(envelope.from.clone()), parameters))
-            .await
-        {
-            let error = from_lettre(SmtpStage::Mail, None, &e, Delivery::NotSent);
+        let mail = Mail::new(Some(envelope.from.clone()), parameters);
+        if let Err(e) = quiet(self.conn.command(mail)).await {
+            let error = self.error(SmtpStage::Mail, &e, Delivery::NotSent);
             self.note(&error);
             self.reset().await;
             return Err(error);
@@ -632,11 +802,15 @@ impl Connection {
         let mut accepted = Vec::new();
         let mut refused = Vec::new();
         for (recipient, address) in &envelope.recipients {
-            match self.conn.command(Rcpt::new(address.clone(), vec![])).await {
+            if gone() {
+                self.reset().await;
+                return Err(gave_up(SmtpStage::Rcpt));
+            }
+            match quiet(self.conn.command(Rcpt::new(address.clone(), vec![]))).await {
                 Ok(_) => accepted.push(recipient.clone()),
                 // 421: the server is closing the session, not refusing this recipient.
                 Err(e) if e.status().is_some() && e.status().map(u16::from) != Some(421) => {
-                    let mut error = from_lettre(SmtpStage::Rcpt, None, &e, Delivery::NotSent);
+                    let mut error = self.error(SmtpStage::Rcpt, &e, Delivery::NotSent);
                     if let Error::Smtp { message, .. } = &mut error {
                         *message = format!("recipient <{address}> refused: {message}");
                     }
@@ -644,7 +818,7 @@ impl Connection {
                     refused.push((recipient.clone(), error));
                 }
                 Err(e) => {
-                    let error = from_lettre(SmtpStage::Rcpt, None, &e, Delivery::NotSent);
+                    let error = self.error(SmtpStage::Rcpt, &e, Delivery::NotSent);
                     self.note(&error);
                     return Err(error);
                 }
@@ -662,24 +836,28 @@ impl Connection {
             return Err(refused.swap_remove(index).1);
         }
 
+        if gone() {
+            self.reset().await;
+            return Err(gave_up(SmtpStage::Data));
+        }
         progress.stage = SmtpStage::Data;
         progress.accepted.clone_from(&accepted);
         progress.refused = refused.iter().map(|(r, _)| r.clone()).collect();
-        if let Err(e) = self.conn.command(Data).await {
-            let error = from_lettre(SmtpStage::Data, None, &e, Delivery::NotSent);
+        if let Err(e) = quiet(self.conn.command(Data)).await {
+            let error = self.error(SmtpStage::Data, &e, Delivery::NotSent);
             self.note(&error);
             self.reset().await;
             return Err(error);
         }
         progress.data_written = true;
-        if let Err(e) = self.conn.message(bytes).await {
+        if let Err(e) = quiet(self.conn.message(bytes)).await {
             // A reply is the server's verdict: not accepted. No reply: it may have been.
             let delivery = if e.status().is_some() {
                 Delivery::NotSent
             } else {
                 Delivery::Uncertain
             };
-            let error = from_lettre(SmtpStage::Data, None, &e, delivery);
+            let error = self.error(SmtpStage::Data, &e, delivery);
             self.note(&error);
             return Err(error);
         }
@@ -703,7 +881,11 @@ impl Pool {
 
     /// The most recently used idle connection that is still fresh and, for XOAUTH2, logged in
     /// with the provider's current token; stale ones are closed.
-    pub(super) async fn take(&self, connector: &Connector) -> Result<Option<Connection>> {
+    pub(super) async fn take(
+        &self,
+        connector: &Connector,
+        deadline: Deadline,
+    ) -> Result<Option<Connection>> {
         loop {
             let Some(conn) = self.pop() else {
                 return Ok(None);
@@ -713,7 +895,7 @@ impl Pool {
                 continue;
             }
             if let Auth::Xoauth2 { provider, .. } = &connector.auth {
-                let current = provider.smtp_token().await?;
+                let current = connector.token(provider.as_ref(), deadline).await?;
                 let same = conn
                     .token
                     .as_ref()

@@ -59,12 +59,44 @@
 //! has been written and no reply comes (a timeout, a dropped connection), nothing is
 //! retried: the failure is reported as [`Delivery::Uncertain`](crate::Delivery).
 //!
+//! A send whose caller gives up — its future dropped, e.g. by `tokio::time::timeout` —
+//! keeps its connection and its place under the limit until the server is done with it:
+//! the command in progress gets its reply, a transaction not yet at the data is ended with
+//! `RSET` (nothing is sent), one whose data is being written is finished. So the server
+//! never works on more transactions at once than the limit allows, however many callers
+//! give up.
+//!
 //! Recipients the server refuses (`RCPT TO`) do not stop the others: the message goes to the
 //! accepted ones and the send fails with [`Error::PartialDelivery`], whose `not_sent` lists
 //! exactly the refused recipients. When every recipient is refused nothing is sent (`RSET`)
 //! and the refusal is the error, an [`Error::Smtp`] at the RCPT stage (retried when every
 //! refusal was a 4xx). A `421` is not a refusal: the server is closing the session, so the
 //! attempt stops there and is retried on a new connection.
+//!
+//! # Logging and secrets
+//!
+//! This module's own `tracing` events (target `mail_connector`) never carry a password, a
+//! token or message content. lettre has a `tracing` feature of its own that logs every
+//! line it writes at DEBUG — `AUTH PLAIN <base64 of user and password>`, the XOAUTH2 token,
+//! whole messages — and any crate in a build can enable it, since Cargo unifies features.
+//! So every lettre call here runs under a scoped no-op dispatcher
+//! ([`tracing::Dispatch::none`]): whatever lettre logs reaches no subscriber, the thread's
+//! or the global one. (tracing's own `log-always` feature, which also copies events to the
+//! `log` crate, is outside this crate's reach: do not enable it together with lettre's
+//! `tracing`.)
+//!
+//! Server replies that reach an error or a log are redacted first: every known secret of
+//! the connection (the password, the token, the PLAIN and XOAUTH2 blobs, raw or in base64
+//! at any alignment) is replaced, also when the server splits its echo over several lines.
+//!
+//! # Trust after STARTTLS
+//!
+//! After the server agrees to STARTTLS, anything it sends before the TLS handshake fails the
+//! connection (RFC 3207): such bytes can only be an attacker's injection or a broken server,
+//! and would otherwise be read as if they had come over TLS. After the handshake the client
+//! says EHLO again and trusts only the capabilities it gets over TLS. A reply longer than
+//! 256 KiB without an end fails the connection instead of being buffered. Both, like a
+//! refused certificate, are permanent errors: they are not retried.
 //!
 //! # Errors and their remedies
 //!
@@ -106,11 +138,12 @@
 
 mod connection;
 pub(crate) mod remedy;
+mod stream;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -119,6 +152,7 @@ use lettre::transport::smtp::extension::ClientId;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
+use tracing::instrument::WithSubscriber as _;
 
 use crate::credentials::{AccessToken, Credentials};
 use crate::error::{Delivery, Error, Result, SettingsProblem, SmtpStage};
@@ -134,7 +168,10 @@ use connection::{Auth, Connector, Pool, Progress, Tls};
 ///
 /// The crate's credentials provider implements it; tests and custom token sources can too.
 /// Implementations should cache: `smtp_token` is called for every send, to notice when the
-/// token has changed and pooled connections must be replaced.
+/// token has changed and pooled connections must be replaced. Each call, like
+/// [`check_steps`](Self::check_steps) in a check, is cut off at the send's (or check's)
+/// deadline, [`send_timeout`](SmtpTransportBuilder::send_timeout); the failure then names
+/// the login host, not the SMTP server.
 ///
 /// ```
 /// use async_trait::async_trait;
@@ -268,7 +305,7 @@ struct Inner {
     send_timeout: Duration,
     retry: SmtpRetry,
     max_connections: usize,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     pool: Pool,
     opened: AtomicU64,
 }
@@ -363,17 +400,13 @@ impl SmtpTransport {
             .headers()
             .get_raw("Message-ID")
             .map(|id| id.trim().to_owned());
-        let envelope = connection::Envelope::new(&mailbox, email)?;
+        let envelope = Arc::new(connection::Envelope::new(&mailbox, email)?);
+        let bytes: Arc<[u8]> = bytes.into();
 
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
-            attempt += 1;
-            let mut progress = Progress::default();
-            let outcome = tokio::time::timeout_at(
-                deadline,
-                self.attempt(&envelope, &bytes, &mut progress, deadline),
-            )
-            .await;
+            attempt = attempt.saturating_add(1);
+            let (outcome, progress) = self.run_attempt(&envelope, &bytes, deadline).await;
             let error = match outcome {
                 Ok(Ok(accepted)) => {
                     return envelope.report(accepted, message_id.clone());
@@ -412,7 +445,10 @@ impl SmtpTransport {
                 return Err(progress.exact(error));
             }
             let wait = inner.retry.backoff(attempt);
-            if Instant::now() + wait >= deadline {
+            if Instant::now()
+                .checked_add(wait)
+                .is_none_or(|end| end >= deadline)
+            {
                 return Err(error);
             }
             tracing::warn!(attempt, ?wait, error = %error, "transient SMTP failure; retrying");
@@ -420,53 +456,140 @@ impl SmtpTransport {
         }
     }
 
-    /// One attempt: a permit, a connection (pooled or new), MAIL/RCPT/DATA.
-    async fn attempt(
+    /// One attempt, in a task of its own that owns the permit and the connection.
+    ///
+    /// A caller that gives up (its future dropped by a timeout) must not free its permit
+    /// while the server is still working on its transaction: the server counts that session
+    /// against the mailbox, and the next send would open one more. So the task goes on
+    /// after the caller has left: it waits for the reply it is owed, ends the transaction
+    /// (`RSET`) before the data if the caller is gone, and only then releases the permit.
+    async fn run_attempt(
         &self,
-        envelope: &connection::Envelope,
-        bytes: &[u8],
-        progress: &mut Progress,
+        envelope: &Arc<connection::Envelope>,
+        bytes: &Arc<[u8]>,
         deadline: Instant,
-    ) -> Result<connection::Accepted> {
-        let inner = &self.inner;
-        // Held to the end of the attempt. The semaphore is never closed, so this is always
-        // a permit.
-        let _permit = inner.permits.acquire().await;
-        loop {
-            progress.stage = SmtpStage::Connect;
-            let (mut conn, reused) = match inner.pool.take(&inner.connector).await? {
-                Some(conn) => (conn, true),
-                None => {
-                    let conn = inner.connector.open(deadline).await?;
+    ) -> (AttemptOutcome, Progress) {
+        // Waiting for a permit involves no server: a caller that gives up here leaves
+        // nothing behind.
+        let permits = Arc::clone(&self.inner.permits);
+        let permit = match tokio::time::timeout_at(deadline, permits.acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            // The semaphore is never closed.
+            Ok(Err(_closed)) => {
+                let error = remedy::client_error(
+                    SmtpStage::Connect,
+                    "the connection limit was shut down",
+                    false,
+                    Delivery::NotSent,
+                );
+                return (Ok(Err(error)), Progress::default());
+            }
+            Err(elapsed) => return (Err(elapsed), Progress::default()),
+        };
+        let inner = Arc::clone(&self.inner);
+        let (envelope, bytes) = (Arc::clone(envelope), Arc::clone(bytes));
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let gone = Arc::clone(&cancelled);
+        let task = async move {
+            let _permit = permit;
+            let mut progress = Progress::default();
+            let outcome = attempt(&inner, &envelope, &bytes, &mut progress, deadline, &gone).await;
+            (outcome, progress)
+        };
+        let handle = tokio::spawn(task.in_current_span().with_current_subscriber());
+        let _cancel = CancelOnDrop(cancelled);
+        match handle.await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Only a runtime that shuts down cancels the task.
+            Err(_cancelled) => {
+                let error = remedy::client_error(
+                    SmtpStage::Connect,
+                    "the runtime shut down during the send",
+                    false,
+                    Delivery::Uncertain,
+                );
+                (Ok(Err(error)), Progress::default())
+            }
+        }
+    }
+}
+
+/// What one attempt came to: its result, or the send deadline passing.
+type AttemptOutcome =
+    std::result::Result<Result<connection::Accepted>, tokio::time::error::Elapsed>;
+
+/// Tells the attempt's task, when the caller's future is dropped, that nobody waits for it.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One attempt under a permit: a connection (pooled or new), MAIL/RCPT/DATA. `cancelled`
+/// says the caller is gone: no new connection is opened and no transaction started or
+/// continued up to the data.
+///
+/// Every wait ends at `deadline`: opening a connection stage by stage (each with a message
+/// that says what did not answer: the SMTP server, or the login host for a token), the
+/// transaction as a whole (`Err(Elapsed)`, explained by the caller from `progress`).
+async fn attempt(
+    inner: &Inner,
+    envelope: &connection::Envelope,
+    bytes: &[u8],
+    progress: &mut Progress,
+    deadline: Instant,
+    cancelled: &AtomicBool,
+) -> AttemptOutcome {
+    let limit = connection::Deadline {
+        at: deadline,
+        total: inner.send_timeout,
+        of: "send",
+    };
+    loop {
+        progress.stage = SmtpStage::Connect;
+        if cancelled.load(Ordering::Relaxed) {
+            return Ok(Err(connection::gave_up(SmtpStage::Connect)));
+        }
+        let taken = match inner.pool.take(&inner.connector, limit).await {
+            Ok(taken) => taken,
+            Err(error) => return Ok(Err(error)),
+        };
+        let (mut conn, reused) = match taken {
+            Some(conn) => (conn, true),
+            None => match inner.connector.open(limit).await {
+                Ok(conn) => {
                     inner.opened.fetch_add(1, Ordering::Relaxed);
                     (conn, false)
                 }
-            };
-            match conn.transfer(envelope, bytes, progress).await {
-                Ok(accepted) => {
+                Err(error) => return Ok(Err(error)),
+            },
+        };
+        // No answer by the deadline: the connection is dropped (closed) with the future.
+        let transfer = conn.transfer(envelope, bytes, progress, cancelled);
+        let result = tokio::time::timeout_at(deadline, transfer).await?;
+        match result {
+            Ok(accepted) => {
+                inner.pool.put(conn);
+                return Ok(Ok(accepted));
+            }
+            Err(error) => {
+                let broken = conn.is_broken();
+                if broken {
+                    conn.abort().await;
+                } else {
                     inner.pool.put(conn);
-                    return Ok(accepted);
                 }
-                Err(error) => {
-                    let broken = conn.is_broken();
-                    if broken {
-                        conn.abort().await;
-                    } else {
-                        inner.pool.put(conn);
-                    }
-                    // A pooled connection the server closed while idle fails on its first
-                    // command without a reply (or with 421); nothing was accepted, so use a
-                    // new one at once, without counting it as a failed attempt.
-                    if reused
-                        && broken
-                        && !progress.data_written
-                        && connection::ends_session(&error)
-                    {
-                        tracing::debug!("pooled SMTP connection was closed; opening a new one");
-                        continue;
-                    }
-                    return Err(error);
+                // A pooled connection the server closed while idle fails on its first
+                // command without a reply (or with 421); nothing was accepted, so use a
+                // new one at once, without counting it as a failed attempt.
+                if reused && broken && !progress.data_written && connection::ends_session(&error) {
+                    tracing::debug!("pooled SMTP connection was closed; opening a new one");
+                    continue;
                 }
+                return Ok(Err(error));
             }
         }
     }
@@ -500,8 +623,8 @@ impl MailTransport for SmtpTransport {
     /// like a send's: it waits for a permit and closes an idle pooled connection first.
     async fn check(&self) -> Result<CheckReport> {
         let inner = &self.inner;
-        let deadline = Instant::now() + inner.send_timeout;
-        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline, inner.permits.acquire()).await
+        let deadline = connection::Deadline::after(inner.send_timeout, "check");
+        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline.at, inner.permits.acquire()).await
         else {
             let mut report = CheckReport::default();
             report.push(CheckStep::failed(
@@ -525,7 +648,20 @@ impl MailTransport for SmtpTransport {
         }
         let mut report = CheckReport::default();
         if let Auth::Xoauth2 { provider, .. } = &inner.connector.auth {
-            report.steps.extend(provider.check_steps().await);
+            // The same deadline: a login host that accepts connections and never answers
+            // must not hold the check for the token client's own retries and timeouts.
+            let start = Instant::now();
+            match tokio::time::timeout_at(deadline.at, provider.check_steps()).await {
+                Ok(steps) => report.steps.extend(steps),
+                Err(_elapsed) => {
+                    report.push(CheckStep::failed(
+                        "token",
+                        connection::token_timeout(start.elapsed(), deadline),
+                        Some(remedy::TOKEN_TIMEOUT_REMEDY.to_owned()),
+                    ));
+                    return Ok(report);
+                }
+            }
         }
         report
             .steps
@@ -702,12 +838,15 @@ impl SmtpTransportBuilder {
     }
 
     /// The most connections open at once (default 3, Exchange Online's per-mailbox limit).
+    /// Values past tokio's semaphore limit (`usize::MAX` included) mean no limit.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max;
         self
     }
 
-    /// The overall deadline of one send, retries included (default 60 s).
+    /// The overall deadline of one send, retries included (default 60 s); it also bounds
+    /// [`check`](MailTransport::check). Timeouts longer than a year (`Duration::MAX`
+    /// included) are kept as a year: no limit in practice.
     pub fn send_timeout(mut self, timeout: Duration) -> Self {
         self.send_timeout = timeout;
         self
@@ -746,7 +885,8 @@ impl SmtpTransportBuilder {
     /// [`Error::InvalidSettings`] naming the settings key for: a missing host; credentials
     /// without TLS to a non-loopback host (unless allowed, see
     /// [`allow_plaintext_credentials_dangerous`](Self::allow_plaintext_credentials_dangerous));
-    /// an unreadable or invalid CA file; XOAUTH2 without a token provider; a connection limit
+    /// an unreadable CA file, or one (or a [`tls_ca_pem`](Self::tls_ca_pem)) that holds no PEM
+    /// certificate; XOAUTH2 without a token provider; a connection limit
     /// of 0; an empty password.
     pub fn build(self) -> Result<SmtpTransport> {
         let mut this = self;
@@ -790,9 +930,26 @@ impl SmtpTransportBuilder {
             BuilderAuth::Xoauth2 { user, provider } => Auth::Xoauth2 { user, provider },
         };
         let mut ca_pem = this.ca_pem.clone();
+        for pem in &ca_pem {
+            if let Err(reason) = check_pem(pem) {
+                this.problem(
+                    "tls_ca_file",
+                    format!("a trusted CA certificate (`tls_ca_pem`) {reason}"),
+                );
+            }
+        }
         if let Some(path) = &this.ca_file {
             match std::fs::read(path) {
-                Ok(pem) => ca_pem.push(pem),
+                Ok(pem) => match check_pem(&pem) {
+                    Ok(()) => ca_pem.push(pem),
+                    Err(reason) => this.problem(
+                        "tls_ca_file",
+                        format!(
+                            "Trusted CA file (`tls_ca_file`) `{}` {reason}",
+                            path.display()
+                        ),
+                    ),
+                },
                 Err(e) => this.problem(
                     "tls_ca_file",
                     format!(
@@ -845,28 +1002,53 @@ impl SmtpTransportBuilder {
             // Parameters are missing only with a problem recorded, returned above.
             _ => Tls::None,
         };
+        // Values past these mean "no limit" in practice; beyond them the arithmetic on
+        // instants (and tokio's semaphore) would overflow.
+        let max_connections = this.max_connections.min(Semaphore::MAX_PERMITS);
         let connector = Connector {
             host,
             port,
             tls,
             auth,
             hello,
-            connect_timeout: this.connect_timeout,
+            connect_timeout: this.connect_timeout.min(MAX_TIMEOUT),
         };
         Ok(SmtpTransport {
             inner: Arc::new(Inner {
                 connector,
                 sender: this.sender,
                 send_as: this.send_as,
-                send_timeout: this.send_timeout,
+                send_timeout: this.send_timeout.min(MAX_TIMEOUT),
                 retry: this.retry,
-                max_connections: this.max_connections,
-                permits: Semaphore::new(this.max_connections),
-                pool: Pool::new(this.idle_timeout),
+                max_connections,
+                permits: Arc::new(Semaphore::new(max_connections)),
+                pool: Pool::new(this.idle_timeout.min(MAX_TIMEOUT)),
                 opened: AtomicU64::new(0),
             }),
         })
     }
+}
+
+/// The longest timeout kept: longer ones (up to `Duration::MAX`) are treated as this, which
+/// is no limit in practice and keeps `Instant` arithmetic from overflowing.
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Whether `pem` holds at least one PEM certificate, and nothing unreadable.
+fn check_pem(pem: &[u8]) -> std::result::Result<(), &'static str> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+
+    let mut count = 0;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        if cert.is_err() {
+            return Err("is not a readable PEM certificate bundle");
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return Err("holds no `BEGIN CERTIFICATE` block; it must be PEM");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

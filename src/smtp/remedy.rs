@@ -33,6 +33,18 @@ pub(crate) fn from_lettre_redacted(
     secrets: &[&[u8]],
 ) -> Error {
     let code = error.status().map(u16::from);
+    if let Some(failure) = local_failure(error) {
+        return with_advice(Error::Smtp {
+            stage: failure.stage.unwrap_or(stage),
+            code: None,
+            enhanced_code: None,
+            message: failure.message,
+            mechanism: mechanism.map(str::to_owned),
+            transient: false,
+            delivery,
+            advice: Advice::default(),
+        });
+    }
     // lettre's Display is "permanent error (535): <server text>"; the source is the text.
     let text = std::error::Error::source(error)
         .map_or_else(|| error.to_string(), |source| source.to_string());
@@ -44,9 +56,11 @@ pub(crate) fn from_lettre_redacted(
     }
     // A reply says itself whether it is transient (4xx). Without a reply it is the network
     // (transient) unless lettre itself refused, e.g. no common AUTH mechanism, or TLS failed
-    // (an unverifiable certificate does not fix itself): both permanent.
+    // (an unverifiable certificate does not fix itself), or the reply could not be read (a
+    // line too long, not SMTP): permanent. A connection closed mid-reply is the network.
     let transient = match code {
         Some(code) => (400..500).contains(&code),
+        None if error.is_response() => text == "incomplete response",
         None => !error.is_client() && !error.is_tls(),
     };
     let stage = if error.is_tls() && code.is_none() {
@@ -91,69 +105,204 @@ pub(crate) fn with_advice(mut error: Error) -> Error {
     error
 }
 
+/// A failure on our side of the connection that no retry can fix.
+struct LocalFailure {
+    /// The stage it belongs to, when it is not the one at hand.
+    stage: Option<SmtpStage>,
+    message: String,
+}
+
+/// The guard's refusal (a STARTTLS injection, an endless reply) or a refused certificate,
+/// found in the error's sources, as a permanent failure with a message that says which.
+fn local_failure(error: &lettre::transport::smtp::Error) -> Option<LocalFailure> {
+    use rustls::CertificateError as Cert;
+
+    if let Some(violation) = super::stream::violation(error) {
+        return Some(LocalFailure {
+            stage: (violation == super::stream::Violation::StarttlsInjection)
+                .then_some(SmtpStage::Tls),
+            message: violation.to_string(),
+        });
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let tls = cause.downcast_ref::<rustls::Error>().or_else(|| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .and_then(|e| e.downcast_ref::<rustls::Error>())
+        });
+        if let Some(tls) = tls {
+            let what = match tls {
+                rustls::Error::InvalidCertificate(
+                    Cert::NotValidForName | Cert::NotValidForNameContext { .. },
+                ) => CERT_NAME,
+                rustls::Error::InvalidCertificate(
+                    Cert::Expired
+                    | Cert::ExpiredContext { .. }
+                    | Cert::NotValidYet
+                    | Cert::NotValidYetContext { .. },
+                ) => CERT_TIME,
+                rustls::Error::InvalidCertificate(
+                    Cert::UnknownIssuer | Cert::BadSignature | Cert::BadEncoding,
+                ) => CERT_ISSUER,
+                rustls::Error::InvalidCertificate(_) => "the server's certificate was refused",
+                _ => "the TLS handshake failed",
+            };
+            return Some(LocalFailure {
+                stage: Some(SmtpStage::Tls),
+                message: format!("{what}: {tls}"),
+            });
+        }
+        source = cause.source();
+    }
+    None
+}
+
+const CERT_NAME: &str = "the server's certificate is not valid for this host name";
+const CERT_TIME: &str = "the server's certificate is expired or not yet valid";
+const CERT_ISSUER: &str = "the server's certificate is not signed by a trusted CA";
+
 const REDACTED: &str = "[redacted]";
 
-/// The shortest base64 run treated as a possible piece of a secret.
+/// The shortest piece of a secret (raw, or of its base64 encoding) that is recognised and
+/// removed wherever it appears.
 const MIN_CHUNK: usize = 8;
 
-/// Removes `secrets` from a server's reply text: each secret as it is, and any run of base64
-/// characters that is a piece of, or contains, the base64 of a secret at any of the three
-/// byte alignments it can have inside a larger encoded blob (the PLAIN or XOAUTH2 response).
+/// Removes `secrets` from a server's reply text.
+///
+/// The text is compared with its whitespace removed, because a server that echoes what it
+/// received may split it over several reply lines (which lettre joins with spaces) or wrap
+/// its base64. Removed are: each secret whole, and every piece of [`MIN_CHUNK`] characters
+/// or more of a secret (only those without control characters: the password or token, not
+/// the SASL blobs, whose user name part is no secret) or of its base64 encoding, at each of
+/// the three byte alignments it can have inside a larger encoded blob (the PLAIN or XOAUTH2
+/// response). A run of removed characters, with the whitespace inside it, becomes one
+/// `[redacted]`.
 fn redact(text: &str, secrets: &[&[u8]]) -> String {
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD;
+    use std::collections::HashSet;
 
     let secrets: Vec<&[u8]> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
     if secrets.is_empty() {
         return text.to_owned();
     }
-    let mut text = text.to_owned();
+    let compact = |s: &str| -> Vec<char> { s.chars().filter(|c| !c.is_whitespace()).collect() };
+    // Matched whole, at any length.
+    let mut whole: Vec<Vec<char>> = Vec::new();
+    // Matched by any piece of MIN_CHUNK characters.
+    let mut pieces: HashSet<Vec<char>> = HashSet::new();
+    let mut add_pieces = |chars: &[char]| {
+        for window in chars.windows(MIN_CHUNK) {
+            pieces.insert(window.to_vec());
+        }
+    };
     for secret in &secrets {
         if let Ok(raw) = std::str::from_utf8(secret) {
-            text = text.replace(raw, REDACTED);
+            let raw = compact(raw);
+            if !raw.iter().any(|c| c.is_control()) {
+                add_pieces(&raw);
+            }
+            whole.push(raw);
         }
-    }
-    // The encodings: whole (as LOGIN sends the password), and the characters that stay the
-    // same wherever the secret sits in a longer encoded blob (drop the partial first and
-    // last quantum).
-    let mut encodings = Vec::new();
-    for secret in &secrets {
+        // Whole (as LOGIN sends the password), and the characters that stay the same
+        // wherever the secret sits in a longer encoded blob (drop the partial first and
+        // last quantum).
         for offset in 0..3 {
             let mut bytes = vec![0u8; offset];
             bytes.extend_from_slice(secret);
-            let encoded = STANDARD.encode(&bytes);
+            let encoded: Vec<char> = STANDARD.encode(&bytes).chars().collect();
             if offset == 0 {
-                encodings.push(encoded.clone());
+                whole.push(encoded.clone());
             }
             let start = if offset == 0 { 0 } else { 4 };
             let end = encoded.len().saturating_sub(4);
             if end > start {
-                encodings.push(encoded[start..end].to_owned());
+                add_pieces(&encoded[start..end]);
+            }
+            if offset == 0 {
+                add_pieces(&encoded);
             }
         }
     }
-    encodings.retain(|e| e.len() >= MIN_CHUNK);
-    let is_b64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
-    let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        let trimmed = run.trim_end_matches('=');
-        let secret = trimmed.len() >= MIN_CHUNK
-            && encodings
-                .iter()
-                .any(|e| e.contains(trimmed) || trimmed.contains(e.trim_end_matches('=')));
-        out.push_str(if secret { REDACTED } else { run });
-        run.clear();
+    whole.retain(|w| !w.is_empty());
+
+    let chars = compact(text);
+    let mut marked = vec![false; chars.len()];
+    let mut mark = |from: usize, len: usize| {
+        for m in &mut marked[from..from + len] {
+            *m = true;
+        }
     };
-    for c in text.chars() {
-        if is_b64(c) {
-            run.push(c);
+    for secret in &whole {
+        let mut i = 0;
+        while i + secret.len() <= chars.len() {
+            if chars[i..i + secret.len()] == secret[..] {
+                mark(i, secret.len());
+                i += secret.len();
+            } else {
+                i += 1;
+            }
+        }
+    }
+    for (i, window) in chars.windows(MIN_CHUNK).enumerate() {
+        if pieces.contains(window) {
+            mark(i, MIN_CHUNK);
+        }
+    }
+
+    // Back to the text: a run of base64 characters with a piece of a secret in it goes
+    // whole (its first and last characters may encode a byte of the secret too).
+    let text: Vec<char> = text.chars().collect();
+    let mut secret_at = vec![false; text.len()];
+    let mut next = 0;
+    for (i, c) in text.iter().enumerate() {
+        if !c.is_whitespace() {
+            secret_at[i] = marked[next];
+            next += 1;
+        }
+    }
+    let is_b64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
+    let mut start = 0;
+    while start < text.len() {
+        let end = (start..text.len())
+            .find(|&i| !is_b64(text[i]))
+            .unwrap_or(text.len());
+        if secret_at[start..end].contains(&true) {
+            secret_at[start..end].fill(true);
+        }
+        start = end + 1;
+    }
+
+    let mut out = String::with_capacity(text.len());
+    let mut in_secret = false;
+    let mut gap = String::new();
+    for (&c, &secret) in text.iter().zip(&secret_at) {
+        if c.is_whitespace() {
+            if in_secret {
+                gap.push(c);
+            } else {
+                out.push(c);
+            }
+            continue;
+        }
+        if secret {
+            if !in_secret {
+                out.push_str(REDACTED);
+                in_secret = true;
+            }
+            gap.clear();
         } else {
-            flush(&mut run, &mut out);
+            if in_secret {
+                out.push_str(&gap);
+                gap.clear();
+                in_secret = false;
+            }
             out.push(c);
         }
     }
-    flush(&mut run, &mut out);
+    out.push_str(&gap);
     out
 }
 
@@ -194,6 +343,12 @@ fn contains(message: &str, needle: &str) -> bool {
         .to_ascii_lowercase()
         .contains(&needle.to_ascii_lowercase())
 }
+
+/// What to do when no XOAUTH2 token came in time.
+pub(crate) const TOKEN_TIMEOUT_REMEDY: &str = "check that this machine reaches the login host \
+     (`authority_host`, by default the cloud's, e.g. login.microsoftonline.com) over HTTPS: \
+     DNS, proxy and firewall rules; the SMTP server (`smtp_host`) was not the one that did \
+     not answer";
 
 /// Whether an SMTP failure is about credentials or permissions.
 fn is_auth(stage: SmtpStage, code: Option<u16>, enhanced: Option<&str>, message: &str) -> bool {
@@ -277,6 +432,13 @@ fn remedy(
          (`use_ssl`, `smtp_tls`); a plaintext or STARTTLS client on an implicit-TLS port waits \
          for a greeting that never comes — and that no firewall or proxy holds the connection"
             .to_owned()
+    } else if code.is_none() && contains(message, "the login host") {
+        TOKEN_TIMEOUT_REMEDY.to_owned()
+    } else if code.is_none() && (contains(message, "too long") || contains(message, "too large")) {
+        "the server sent a reply far longer than SMTP allows: check that SMTP host \
+         (`smtp_host`) and port (`smtp_port`) point to an SMTP server, and report the reply \
+         to its administrator"
+            .to_owned()
     } else if stage == SmtpStage::Auth
         && code.is_none()
         && (contains(message, "offers no") || contains(message, "mechanism"))
@@ -289,6 +451,24 @@ fn remedy(
     } else if stage == SmtpStage::Rcpt && code.is_some_and(|c| c >= 500) {
         "the server refused the recipient: check the address, or the mailbox's permission to \
          send to it"
+            .to_owned()
+    } else if stage == SmtpStage::Tls && contains(message, CERT_NAME) {
+        "set SMTP host (`smtp_host`) to the name the server's certificate is issued for (not \
+         an IP address or an alias), or have the server's certificate reissued for that name"
+            .to_owned()
+    } else if stage == SmtpStage::Tls && contains(message, CERT_TIME) {
+        "check this machine's clock (date, time and time zone); if it is right, the server's \
+         certificate has expired and its administrator must renew it"
+            .to_owned()
+    } else if stage == SmtpStage::Tls && contains(message, CERT_ISSUER) {
+        "add the CA that issued the server's certificate (a private or self-signed one) to \
+         Trusted CA file (`tls_ca_file`), as PEM; check that SMTP host (`smtp_host`) is the \
+         server you mean"
+            .to_owned()
+    } else if stage == SmtpStage::Tls && contains(message, "after its reply to STARTTLS") {
+        "the connection was tampered with, or the server is broken: it sent data in plain \
+         text after agreeing to STARTTLS. Check the network path (proxies, antivirus or \
+         firewalls that inspect SMTP) and the server; do not switch TLS off"
             .to_owned()
     } else if stage == SmtpStage::Tls {
         "TLS failed: check that SMTP host (`smtp_host`) is the name in the server's \

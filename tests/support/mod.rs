@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod hostile;
+pub mod hostile_smtp;
 pub mod loopback;
 pub mod smtp_server;
 

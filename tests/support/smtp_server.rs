@@ -67,6 +67,8 @@ pub struct ServerOptions {
     /// Accept connections and never send the greeting (a wrong port, a firewall that holds
     /// the connection).
     pub no_greeting: bool,
+    /// Hold each reply to RCPT TO and to the end of the data this long (simulated work).
+    pub hold_replies: Option<std::time::Duration>,
 }
 
 impl Default for ServerOptions {
@@ -89,6 +91,7 @@ impl Default for ServerOptions {
                 .into(),
             echo_auth_on_failure: false,
             no_greeting: false,
+            hold_replies: None,
         }
     }
 }
@@ -123,6 +126,10 @@ pub struct State {
     pub transient_data_left: AtomicUsize,
     /// Messages whose data was received and then rejected with a reply.
     pub rejected_data: AtomicUsize,
+    /// Sessions inside a mail transaction (from MAIL FROM to the end of the data, RSET,
+    /// QUIT or the connection closing, as this server sees it), now and at most.
+    pub in_transaction: AtomicUsize,
+    pub max_in_transaction: AtomicUsize,
     received: tokio::sync::Notify,
 }
 
@@ -248,6 +255,11 @@ impl TestServer {
         self.state.rejected_data.load(Ordering::SeqCst)
     }
 
+    /// The most sessions that were inside a mail transaction at the same moment.
+    pub fn max_in_transaction(&self) -> usize {
+        self.state.max_in_transaction.load(Ordering::SeqCst)
+    }
+
     pub fn mail_from_commands(&self) -> usize {
         self.state.mail_from_commands.load(Ordering::SeqCst)
     }
@@ -286,6 +298,44 @@ fn decode(b64: &str) -> String {
         .unwrap_or_else(|_| format!("<invalid base64 {b64}>"))
 }
 
+/// Counts this session as inside a mail transaction while `active`; dropping it (the
+/// session ends) ends the transaction.
+struct Transaction<'a> {
+    state: &'a State,
+    active: bool,
+}
+
+impl Transaction<'_> {
+    fn begin(&mut self) {
+        if !self.active {
+            self.active = true;
+            let now = self.state.in_transaction.fetch_add(1, Ordering::SeqCst) + 1;
+            self.state
+                .max_in_transaction
+                .fetch_max(now, Ordering::SeqCst);
+        }
+    }
+
+    fn end(&mut self) {
+        if self.active {
+            self.active = false;
+            self.state.in_transaction.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+async fn hold(options: &ServerOptions) {
+    if let Some(delay) = options.hold_replies {
+        tokio::time::sleep(delay).await;
+    }
+}
+
 async fn session(
     socket: tokio::net::TcpStream,
     options: &ServerOptions,
@@ -308,6 +358,10 @@ async fn session(
     let mut authenticated = false;
     let mut mail_from: Option<String> = None;
     let mut rcpt_to = Vec::new();
+    let mut transaction = Transaction {
+        state,
+        active: false,
+    };
     while let Some(line) = read_line(&mut io).await? {
         let upper = line.to_ascii_uppercase();
         let verb = upper.split_whitespace().next().unwrap_or("").to_owned();
@@ -429,11 +483,13 @@ async fn session(
                     reply(&mut io, &options.transient_reply).await?;
                     continue;
                 }
+                transaction.begin();
                 mail_from = Some(angle(&line));
                 rcpt_to.clear();
                 reply(&mut io, "250 2.1.0 Sender OK").await?;
             }
             "RCPT" => {
+                hold(options).await;
                 let address = angle(&line);
                 if options
                     .refused
@@ -469,12 +525,14 @@ async fn session(
                     }
                     data.extend_from_slice(&raw);
                 }
+                hold(options).await;
                 let rejected = state
                     .transient_data_left
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                     .is_ok();
                 if rejected {
                     state.rejected_data.fetch_add(1, Ordering::SeqCst);
+                    transaction.end();
                     mail_from = None;
                     rcpt_to.clear();
                     reply(&mut io, &options.transient_data_reply).await?;
@@ -489,18 +547,21 @@ async fn session(
                 if options.silent_after_data {
                     std::future::pending::<()>().await;
                 }
+                transaction.end();
                 reply(&mut io, "250 2.0.0 OK queued").await?;
                 if options.close_after_message {
                     return Ok(());
                 }
             }
             "RSET" => {
+                transaction.end();
                 mail_from = None;
                 rcpt_to.clear();
                 reply(&mut io, "250 2.0.0 Resetting").await?;
             }
             "NOOP" => reply(&mut io, "250 2.0.0 OK").await?,
             "QUIT" => {
+                transaction.end();
                 reply(&mut io, "221 2.0.0 Bye").await?;
                 return Ok(());
             }

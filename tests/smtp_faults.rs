@@ -1,0 +1,309 @@
+//! SmtpTransport under faults on loopback (issue 8): sends cancelled mid-flight, refused
+//! certificates, overlong replies, a login host that never answers, extreme builder values.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mail_connector::{
+    CheckStatus, ConnectorSettings, Email, Error, MailTransport, Secret, SmtpRetry, SmtpStage,
+    SmtpTransport,
+};
+use support::FakeTokens;
+use support::hostile_smtp::{self, Cert};
+use support::smtp_server::{ServerOptions, TestServer};
+
+const USER: &str = "no-reply@example.org";
+const PASSWORD: &str = "correct horse";
+
+fn email() -> Email {
+    Email::builder()
+        .to("ann@example.org")
+        .subject("Hello")
+        .text("Body text 7d1e0c: never in a log")
+        .build()
+        .unwrap()
+}
+
+fn retry() -> SmtpRetry {
+    SmtpRetry {
+        max_attempts: 4,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+    }
+}
+
+/// A generous bound that only catches a hang.
+async fn bounded<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .expect("must not hang")
+}
+
+// ---- item 10: cancelled sends keep the connection cap ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sends_cancelled_mid_flight_keep_the_connection_cap() {
+    let server = TestServer::start(ServerOptions {
+        hold_replies: Some(Duration::from_millis(15)),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = SmtpTransport::starttls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .max_connections(3)
+        .build()
+        .unwrap();
+    // Three pooled connections, so that sends go straight into a transaction.
+    let warm: Vec<_> = (0..3)
+        .map(|_| {
+            let transport = transport.clone();
+            tokio::spawn(async move { transport.send(&email()).await })
+        })
+        .collect();
+    for task in warm {
+        bounded(task).await.unwrap().unwrap();
+    }
+    // A few callers at a time, each giving up at a different point of the transaction.
+    let callers = Arc::new(tokio::sync::Semaphore::new(6));
+    let mut tasks = Vec::new();
+    for i in 0..300u64 {
+        let caller = Arc::clone(&callers).acquire_owned().await.unwrap();
+        let transport = transport.clone();
+        tasks.push(tokio::spawn(async move {
+            let _caller = caller;
+            let patience = Duration::from_millis(2 + (i * 7) % 40);
+            let _ = tokio::time::timeout(patience, transport.send(&email())).await;
+        }));
+    }
+    for task in tasks {
+        bounded(task).await.unwrap();
+    }
+    // Let the sends still finishing at the server end: one more send gets a permit only
+    // when every abandoned session has released its own.
+    let report = bounded(transport.send(&email())).await;
+    assert!(report.is_ok(), "{report:?}");
+    let max = server.max_in_transaction();
+    println!(
+        "max sessions in a transaction at once: {max} ({} transactions started, {} messages)",
+        server.mail_from_commands(),
+        server.messages().len()
+    );
+    // Enough transactions were cut short for the measure to mean something.
+    assert!(
+        server.mail_from_commands() >= 30,
+        "{}",
+        server.mail_from_commands()
+    );
+    assert!(
+        max <= 3,
+        "{max} sessions were in a transaction at once (cap 3)"
+    );
+}
+
+// ---- item 12: TLS failures and overlong replies are permanent ----
+
+#[tokio::test]
+async fn certificate_failures_are_permanent_and_not_retried() {
+    for (cert, trust_ca, remedy) in [
+        (Cert::WrongName, true, "smtp_host"),
+        (Cert::Expired, true, "clock"),
+        (Cert::SelfSigned, true, "tls_ca_file"),
+        (Cert::Good, false, "tls_ca_file"),
+    ] {
+        let server = hostile_smtp::implicit_tls_with(cert).await;
+        let mut builder = SmtpTransport::implicit_tls("localhost")
+            .port(server.port())
+            .basic_auth(USER, Secret::new(PASSWORD))
+            .retry(retry());
+        if trust_ca {
+            builder = builder.tls_ca_pem(server.ca_pem.clone());
+        }
+        let error = bounded(builder.build().unwrap().send(&email()))
+            .await
+            .unwrap_err();
+        assert!(!error.is_transient(), "{cert:?}: {error:?}");
+        assert!(
+            matches!(
+                error,
+                Error::Smtp {
+                    stage: SmtpStage::Tls,
+                    ..
+                }
+            ),
+            "{cert:?}: {error:?}"
+        );
+        let fix = error.remedy().unwrap_or_default();
+        assert!(fix.contains(remedy), "{cert:?}: {error} -> {fix}");
+        assert_eq!(server.seen.connections(), 1, "{cert:?} was retried");
+    }
+}
+
+#[tokio::test]
+async fn an_overlong_auth_reply_is_permanent_and_the_token_is_sent_once() {
+    let server =
+        hostile_smtp::auth_replier(|_| format!("535 5.7.8 {}\r\n", "x".repeat(3000))).await;
+    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(server.port())
+        .xoauth2(USER, Arc::new(FakeTokens::new(&["tok-once"])))
+        .retry(retry())
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&email())).await.unwrap_err();
+    assert!(!error.is_transient(), "{error:?}");
+    assert_eq!(server.seen.connections(), 1, "{error}");
+    let auths = server
+        .seen
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("AUTH"))
+        .count();
+    assert_eq!(auths, 1, "the token was sent {auths} times");
+}
+
+#[test]
+fn a_tls_ca_file_without_certificates_is_refused_at_build_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ca.pem");
+    std::fs::write(&path, "not a certificate\n").unwrap();
+    let error = SmtpTransport::starttls("smtp.example.org")
+        .tls_ca_file(&path)
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidSettings { .. }), "{error:?}");
+    assert!(error.to_string().contains("tls_ca_file"), "{error}");
+    // A private key is not a certificate either.
+    let key = support::fixture("test-client.key");
+    let error = SmtpTransport::starttls("smtp.example.org")
+        .tls_ca_file(key)
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("tls_ca_file"), "{error}");
+    SmtpTransport::starttls("smtp.example.org")
+        .tls_ca_file(support::fixture("test-client.pem"))
+        .build()
+        .unwrap();
+}
+
+// ---- item 13: one deadline bounds the whole check ----
+
+#[tokio::test]
+async fn an_xoauth2_check_against_a_silent_login_host_stops_at_the_deadline() {
+    let login = hostile_smtp::silent().await;
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        ..ServerOptions::default()
+    })
+    .await;
+    let settings = ConnectorSettings::from_toml_str(&format!(
+        "smtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntls_ca_file = {:?}\nuser_name = \"{USER}\"\n\
+         auth_mode = \"oauth\"\ntransport = \"smtp\"\noauth_client_id = \"{}\"\n\
+         client_secret = \"{}\"\ntenant_id = \"{}\"\nauthority_host = \"http://127.0.0.1:{}\"\n",
+        server.port(),
+        server.ca_file.path().display().to_string(),
+        support::CLIENT_ID,
+        support::SECRET,
+        support::TENANT,
+        login.port(),
+    ))
+    .unwrap();
+    let transport = with_deadline(&settings, Duration::from_secs(2));
+    let report = bounded(transport.check()).await.unwrap();
+    let printed = report.to_string();
+    assert_eq!(report.status(), CheckStatus::Failed, "{printed}");
+    assert!(!printed.contains("0ns"), "{printed}");
+    let failed = report
+        .steps
+        .iter()
+        .find(|s| s.status == CheckStatus::Failed)
+        .unwrap();
+    let text = format!(
+        "{} {}",
+        failed.detail,
+        failed.remedy.as_deref().unwrap_or("")
+    );
+    assert!(text.contains("login host"), "{printed}");
+    assert!(text.contains("2s"), "names the deadline: {printed}");
+    assert!(login.seen.connections() >= 1);
+}
+
+/// The transport the settings describe, with a short send timeout (the check's deadline),
+/// which the settings cannot set.
+fn with_deadline(settings: &ConnectorSettings, deadline: Duration) -> SmtpTransport {
+    settings
+        .smtp_builder()
+        .unwrap()
+        .send_timeout(deadline)
+        .build()
+        .unwrap()
+}
+
+// ---- item 4: extreme builder values ----
+
+#[tokio::test]
+async fn extreme_builder_values_neither_panic_nor_hang() {
+    let server = TestServer::start(ServerOptions {
+        transient_mail_failures: 1,
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = SmtpTransport::starttls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .max_connections(usize::MAX)
+        .send_timeout(Duration::MAX)
+        .connect_timeout(Duration::MAX)
+        .idle_timeout(Duration::MAX)
+        .retry(SmtpRetry {
+            max_attempts: u32::MAX,
+            initial_backoff: Duration::MAX,
+            max_backoff: Duration::MAX,
+        })
+        .build()
+        .unwrap();
+    // The first MAIL FROM gets a 4xx; a backoff of Duration::MAX cannot be waited out, so
+    // the transient error is returned at once instead of a panic.
+    let error = bounded(transport.send(&email())).await.unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    bounded(transport.send(&email())).await.unwrap();
+    let report = bounded(transport.check()).await.unwrap();
+    assert_eq!(report.status(), CheckStatus::Ok, "{report}");
+}
+
+/// A token provider that never answers, like a login host that accepts and hangs.
+#[derive(Debug)]
+struct SilentTokens;
+
+#[async_trait::async_trait]
+impl mail_connector::SmtpTokenProvider for SilentTokens {
+    async fn smtp_token(&self) -> mail_connector::Result<Secret> {
+        std::future::pending().await
+    }
+
+    fn invalidate_smtp_token(&self, _token: &Secret) {}
+}
+
+#[tokio::test]
+async fn a_send_waiting_for_a_token_blames_the_login_host() {
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = SmtpTransport::starttls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .xoauth2(USER, Arc::new(SilentTokens))
+        .send_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&email())).await.unwrap_err();
+    let text = format!("{error} {}", error.remedy().unwrap_or_default());
+    assert!(text.contains("login host"), "{text}");
+    assert!(text.contains("authority_host"), "{text}");
+    assert!(text.contains("1s"), "names the deadline: {text}");
+}

@@ -1,0 +1,298 @@
+//! SmtpTransport against hostile servers on loopback (issue 8): STARTTLS injection, endless
+//! replies, echoed credentials, lettre's own logs. Faults (cancellation, TLS failures, a
+//! silent login host, extreme builder values) are in tests/smtp_faults.rs.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use mail_connector::{
+    CheckStatus, Email, Error, MailTransport, Secret, SmtpRetry, SmtpStage, SmtpTransport,
+};
+use support::FakeTokens;
+use support::hostile_smtp::{self, INJECTED_CAPABILITY};
+use support::smtp_server::{ServerOptions, TestServer};
+
+const USER: &str = "no-reply@example.org";
+const PASSWORD: &str = "correct horse";
+
+fn email() -> Email {
+    Email::builder()
+        .to("ann@example.org")
+        .subject("Hello")
+        .text("Body text 7d1e0c: never in a log")
+        .build()
+        .unwrap()
+}
+
+fn retry() -> SmtpRetry {
+    SmtpRetry {
+        max_attempts: 4,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+    }
+}
+
+/// A generous bound that only catches a hang.
+async fn bounded<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .expect("must not hang")
+}
+
+// ---- item 1: STARTTLS response injection ----
+
+#[tokio::test]
+async fn bytes_injected_after_the_starttls_reply_abort_the_send() {
+    let server = hostile_smtp::starttls_injector().await;
+    let transport = SmtpTransport::starttls("localhost")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry(retry())
+        .build()
+        .unwrap();
+    let result = bounded(transport.send(&email())).await;
+    let error = result.expect_err("the real server refused everything over TLS");
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Tls,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(!error.is_transient(), "{error:?}");
+    assert!(error.to_string().contains("STARTTLS"), "{error}");
+    assert_eq!(server.seen.connections(), 1, "an attack is not retried");
+    // Nothing was sent after the plaintext STARTTLS: no AUTH, no MAIL.
+    assert!(
+        !server
+            .seen
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("AUTH") || l.starts_with("MAIL")),
+        "{:?}",
+        server.seen.lines()
+    );
+}
+
+#[tokio::test]
+async fn check_never_shows_capabilities_injected_before_tls() {
+    let server = hostile_smtp::starttls_injector().await;
+    let transport = SmtpTransport::starttls("localhost")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .build()
+        .unwrap();
+    let report = bounded(transport.check()).await.unwrap();
+    let printed = report.to_string();
+    assert!(!printed.contains(INJECTED_CAPABILITY), "{printed}");
+    assert_eq!(report.status(), CheckStatus::Failed, "{printed}");
+    let tls = report.steps.iter().find(|s| s.name == "tls").unwrap();
+    assert_eq!(tls.status, CheckStatus::Failed, "{printed}");
+}
+
+// ---- item 5: an endless reply line ----
+
+#[tokio::test]
+async fn an_endless_reply_line_is_cut_off_early() {
+    // Without a cap the client reads all 64 MiB the server offers.
+    let server = hostile_smtp::endless_greeting(64 * 1024 * 1024).await;
+    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(server.port())
+        .sender(mail_connector::Mailbox::parse(USER).unwrap())
+        .retry(retry())
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&email())).await.unwrap_err();
+    assert!(!error.is_transient(), "{error:?}");
+    assert!(error.to_string().contains("too long"), "{error}");
+    assert_eq!(server.seen.connections(), 1, "not retried");
+    // What the client accepted, plus what the loopback socket buffers held when it closed.
+    let written = server.seen.bytes_written();
+    assert!(
+        written < 16 * 1024 * 1024,
+        "the server wrote {written} bytes"
+    );
+}
+
+#[tokio::test]
+async fn an_endless_reply_line_over_implicit_tls_is_cut_off_early() {
+    let server = hostile_smtp::endless_greeting_over_tls(64 * 1024 * 1024).await;
+    let transport = SmtpTransport::implicit_tls("localhost")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .sender(mail_connector::Mailbox::parse(USER).unwrap())
+        .retry(retry())
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&email())).await.unwrap_err();
+    assert!(!error.is_transient(), "{error:?}");
+    assert!(error.to_string().contains("too long"), "{error}");
+    assert_eq!(server.seen.connections(), 1, "not retried");
+    let written = server.seen.bytes_written();
+    assert!(
+        written < 16 * 1024 * 1024,
+        "the server wrote {written} bytes"
+    );
+}
+
+// ---- item 6: credentials echoed over several reply lines ----
+
+/// A multi-line 535 reply that echoes the AUTH line in pieces of `size` characters.
+fn echo_in_pieces(size: usize) -> impl Fn(&str) -> String + Send + Sync + 'static {
+    move |auth: &str| {
+        let chars: Vec<char> = auth.chars().collect();
+        let mut reply = String::new();
+        for piece in chars.chunks(size) {
+            reply.push_str(&format!(
+                "535-5.7.8 {}\r\n",
+                piece.iter().collect::<String>()
+            ));
+        }
+        reply.push_str("535 5.7.8 Authentication credentials invalid\r\n");
+        reply
+    }
+}
+
+/// Every 12-character window of `encoded`, which must not survive in `text`.
+fn assert_no_window(text: &str, encoded: &str, what: &str) {
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = encoded.as_bytes();
+    for window in bytes.windows(12) {
+        let window = std::str::from_utf8(window).unwrap();
+        assert!(
+            !compact.contains(window),
+            "{what} leaked ({window}): {text}"
+        );
+    }
+}
+
+fn printed(error: &Error) -> String {
+    format!("{error} {error:?} {}", error.remedy().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn basic_credentials_echoed_over_several_lines_are_redacted() {
+    for size in [3, 5, 7, 11] {
+        let server = hostile_smtp::auth_replier(echo_in_pieces(size)).await;
+        let password = "pw-7c3a9e-never-print-41";
+        let transport = SmtpTransport::builder_dangerous("127.0.0.1")
+            .port(server.port())
+            .basic_auth(USER, Secret::new(password))
+            .build()
+            .unwrap();
+        let error = bounded(transport.send(&email())).await.unwrap_err();
+        let text = printed(&error);
+        let blob = STANDARD.encode(format!("\0{USER}\0{password}"));
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        assert!(!compact.contains("never-print"), "{text}");
+        // The password's part of the PLAIN blob (the user name's part is not secret).
+        assert_no_window(&text, &blob[blob.len() - 28..], "PLAIN blob");
+        assert_no_window(&text, &STANDARD.encode(password), "password");
+    }
+}
+
+#[tokio::test]
+async fn an_xoauth2_token_echoed_over_several_lines_is_redacted() {
+    for size in [4, 7, 10] {
+        let server = hostile_smtp::auth_replier(echo_in_pieces(size)).await;
+        let token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.tok-SECRET-payload-5531.sig";
+        let transport = SmtpTransport::builder_dangerous("127.0.0.1")
+            .port(server.port())
+            .xoauth2(USER, Arc::new(FakeTokens::new(&[token])))
+            .build()
+            .unwrap();
+        let error = bounded(transport.send(&email())).await.unwrap_err();
+        let text = printed(&error);
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        assert!(!compact.contains("tok-SECRET"), "{text}");
+        let blob = STANDARD.encode(format!("user={USER}\x01auth=Bearer {token}\x01\x01"));
+        assert_no_window(&text, &blob[40..], "XOAUTH2 blob");
+    }
+}
+
+#[tokio::test]
+async fn credentials_echoed_after_auth_are_redacted_too() {
+    // The server accepts the login, then echoes the AUTH line, in pieces, in its refusal of
+    // MAIL FROM.
+    let server = hostile_smtp::replier(|command, auth| {
+        command
+            .to_ascii_uppercase()
+            .starts_with("MAIL")
+            .then(|| echo_in_pieces(5)(auth).replace("535", "550"))
+    })
+    .await;
+    let password = "pw-3b9d1f-never-print-77";
+    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(server.port())
+        .basic_auth(USER, Secret::new(password))
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&email())).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Mail,
+                code: Some(550),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let text = printed(&error);
+    let blob = STANDARD.encode(format!("\0{USER}\0{password}"));
+    assert_no_window(&text, &blob[blob.len() - 28..], "PLAIN blob");
+}
+
+// ---- item 7: lettre's own logs ----
+
+#[tokio::test]
+async fn lettre_never_logs_credentials_or_messages() {
+    let (logs, _guard) = hostile_smtp::capture_all_logs();
+    let password = "pw-Logged-9f2b";
+    let token = "tok-Logged-4a7c";
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["PLAIN", "XOAUTH2"],
+        users: vec![(USER.into(), password.into())],
+        tokens: vec![token.into()],
+        ..ServerOptions::default()
+    })
+    .await;
+    let basic = SmtpTransport::starttls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .basic_auth(USER, Secret::new(password))
+        .build()
+        .unwrap();
+    basic.send(&email()).await.unwrap();
+    let oauth = SmtpTransport::starttls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .xoauth2(USER, Arc::new(FakeTokens::new(&[token])))
+        .build()
+        .unwrap();
+    oauth.send(&email()).await.unwrap();
+    assert_eq!(server.messages().len(), 2);
+    let text = logs.text();
+    assert!(
+        text.contains("message submitted"),
+        "our own events stay: {text}"
+    );
+    for secret in [
+        password.to_owned(),
+        token.to_owned(),
+        STANDARD.encode(format!("\0{USER}\0{password}")),
+        STANDARD.encode(format!("user={USER}\x01auth=Bearer {token}\x01\x01")),
+        "Body text 7d1e0c".to_owned(),
+    ] {
+        assert!(!text.contains(&secret), "{secret} logged:\n{text}");
+    }
+}

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use mail_connector::{
     AccessToken, Attachment, AuthMode, ConnectorSettings, Credentials, Email, GraphTransport,
-    MailTransport, TokenSource,
+    MailTransport, TokenProvider,
 };
 
 const LATENCY: Duration = Duration::from_millis(1);
@@ -29,8 +29,8 @@ const LATENCY: Duration = Duration::from_millis(1);
 struct StaticToken;
 
 #[async_trait]
-impl TokenSource for StaticToken {
-    async fn fetch_token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
+impl TokenProvider for StaticToken {
+    async fn token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
         Ok(AccessToken::new(
             "bench-token",
             SystemTime::now() + Duration::from_secs(3600),
@@ -52,9 +52,10 @@ fn settings(base: &str) -> ConnectorSettings {
 fn transport(base: &str) -> Arc<GraphTransport> {
     Arc::new(
         settings(base)
+            .builder()
+            .token_provider(Credentials::from_token_provider(StaticToken))
             .graph_builder()
             .unwrap()
-            .credentials(Credentials::from_token_source(StaticToken))
             .build()
             .unwrap(),
     )

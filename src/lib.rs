@@ -72,14 +72,13 @@ pub mod smtp;
 mod stub;
 mod transport;
 
-/// The attribute for implementing [`MailTransport`] (and [`TokenSource`],
-/// [`SmtpTokenProvider`]) — re-exported so your crate needs no `async-trait` dependency of its
-/// own: `#[mail_connector::async_trait]`.
+/// The attribute for implementing [`MailTransport`] (and [`TokenProvider`]) — re-exported so
+/// your crate needs no `async-trait` dependency of its own: `#[mail_connector::async_trait]`.
 pub use async_trait::async_trait;
 pub use credentials::{
     AccessToken, AssertionAlgorithm, Credentials, CredentialsBuilder, DEFAULT_REFRESH_MARGIN,
     EntraError, GRAPH_SCOPE_SUFFIX, InMemoryTokenCache, SMTP_SCOPE, TokenCacheStore, TokenClaims,
-    TokenSource,
+    TokenProvider,
 };
 pub use error::{Advice, Delivery, Error, Result, SettingsProblem, SmtpStage, Transience};
 #[cfg(feature = "graph")]
@@ -89,13 +88,18 @@ pub use message::{
     RecipientKind, ToMailbox,
 };
 pub use outbox::OutboxTransport;
+/// The HTTP client crate whose `Client` the builders accept (`http_client`), re-exported so
+/// that your `reqwest` version cannot differ from ours.
+#[cfg(any(feature = "graph", feature = "smtp"))]
+pub use reqwest;
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use secret::Secret;
 pub use settings::{
-    AuthMode, Cloud, ConnectorSettings, ENV_PREFIX, ExpiryDate, SmtpTls, TransportKind,
+    AuthMode, Cloud, ConnectorSettings, ENV_PREFIX, ExpiryDate, SmtpTls, TransportBuilder,
+    TransportKind,
 };
 #[cfg(feature = "smtp")]
-pub use smtp::{SendAsPolicy, SmtpRetry, SmtpTokenProvider, SmtpTransport, SmtpTransportBuilder};
+pub use smtp::{SendAsPolicy, SmtpRetry, SmtpTransport, SmtpTransportBuilder};
 pub use stub::StubTransport;
 pub use transport::{
     CheckReport, CheckStatus, CheckStep, MailTransport, RecipientLimit, SendReport, SentMessage,
@@ -119,7 +123,7 @@ fn assert_send_sync() {
     is::<Credentials>();
     is::<AccessToken>();
     is::<InMemoryTokenCache>();
-    is::<std::sync::Arc<dyn TokenSource>>();
+    is::<std::sync::Arc<dyn TokenProvider>>();
     is::<std::sync::Arc<dyn TokenCacheStore>>();
     is::<RetryPolicy>();
     #[cfg(feature = "graph")]

@@ -11,7 +11,7 @@ use httpmock::{HttpMockRequest, MockServer};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use mail_connector::{
     AccessToken, AssertionAlgorithm, AuthMode, CheckStatus, Cloud, ConnectorSettings, Credentials,
-    Error, SMTP_SCOPE, Secret, TokenSource, Transience,
+    Error, SMTP_SCOPE, Secret, TokenProvider, Transience,
 };
 use support::*;
 
@@ -429,16 +429,16 @@ impl NumberedSource {
 }
 
 #[async_trait::async_trait]
-impl TokenSource for NumberedSource {
-    async fn fetch_token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
+impl TokenProvider for NumberedSource {
+    async fn token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
         let n = self.fetches.fetch_add(1, Ordering::SeqCst);
         let now = SystemTime::now();
         Ok(AccessToken::new(format!("t{n}"), now + self.left).with_issued_at(now - self.age))
     }
 }
 
-fn from_source(source: Arc<dyn TokenSource>) -> mail_connector::CredentialsBuilder {
-    Credentials::token_source(source)
+fn from_source(source: Arc<dyn TokenProvider>) -> mail_connector::CredentialsBuilder {
+    Credentials::token_provider(source)
 }
 
 #[tokio::test]
@@ -679,8 +679,8 @@ async fn an_expired_token_is_fetched_despite_the_cooldown() {
     struct Flaky(AtomicUsize);
 
     #[async_trait::async_trait]
-    impl TokenSource for Flaky {
-        async fn fetch_token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
+    impl TokenProvider for Flaky {
+        async fn token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
             let now = SystemTime::now();
             match self.0.fetch_add(1, Ordering::SeqCst) {
                 0 => Ok(
@@ -1277,8 +1277,8 @@ async fn a_custom_token_source_is_cached_too() {
     struct Counting(std::sync::atomic::AtomicUsize);
 
     #[async_trait::async_trait]
-    impl mail_connector::TokenSource for Counting {
-        async fn fetch_token(&self, scope: &str) -> mail_connector::Result<AccessToken> {
+    impl mail_connector::TokenProvider for Counting {
+        async fn token(&self, scope: &str) -> mail_connector::Result<AccessToken> {
             let n = self.0.fetch_add(1, Ordering::SeqCst);
             Ok(AccessToken::new(
                 format!("{scope}#{n}"),
@@ -1286,7 +1286,7 @@ async fn a_custom_token_source_is_cached_too() {
             ))
         }
     }
-    let credentials = Credentials::from_token_source(Counting::default());
+    let credentials = Credentials::from_token_provider(Counting::default());
     assert!(credentials.is_oauth());
     for _ in 0..3 {
         let token = credentials.access_token(SMTP_SCOPE).await.unwrap();
@@ -1550,8 +1550,8 @@ async fn waiters_get_the_same_error_as_the_caller_that_fetched() {
     }
 
     #[async_trait::async_trait]
-    impl TokenSource for Refusing {
-        async fn fetch_token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
+    impl TokenProvider for Refusing {
+        async fn token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             self.release.notified().await;
             Err(Error::transport_source(

@@ -1150,3 +1150,58 @@ async fn logs_never_hold_the_token_the_secret_or_the_upload_url() {
         );
     }
 }
+
+/// A caller's own token source (a managed or workload identity) signs in: the settings need
+/// no client id, tenant or secret, and no dummy values.
+#[tokio::test]
+async fn a_callers_token_provider_needs_no_app_registration_in_the_settings() {
+    #[derive(Debug)]
+    struct PlatformIdentity;
+
+    #[mail_connector::async_trait]
+    impl mail_connector::TokenProvider for PlatformIdentity {
+        async fn token(&self, scope: &str) -> mail_connector::Result<mail_connector::AccessToken> {
+            assert_eq!(scope, "https://graph.microsoft.com/.default");
+            Ok(mail_connector::AccessToken::new(
+                "platform-token",
+                SystemTime::now() + Duration::from_secs(3600),
+            ))
+        }
+    }
+
+    let server = MockServer::start_async().await;
+    let send = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", "Bearer platform-token");
+        then.status(202);
+    });
+    let settings = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\ngraph_endpoint = \"{}\"\n",
+        server.base_url()
+    ))
+    .unwrap();
+    // Without a provider the app registration is required, naming what is missing.
+    let Err(error) = settings.build() else {
+        panic!("built without credentials")
+    };
+    let error = error.to_string();
+    assert!(
+        error.contains("`oauth_client_id`") && error.contains("`client_secret`"),
+        "{error}"
+    );
+
+    let transport = settings
+        .builder()
+        .token_provider(PlatformIdentity)
+        .http_client(
+            mail_connector::reqwest::Client::builder()
+                .redirect(mail_connector::reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    transport.send(&simple_email()).await.unwrap();
+    send.assert_calls(1);
+}

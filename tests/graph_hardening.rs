@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use httpmock::{HttpMockRequest, HttpMockResponse, Method::POST, MockServer};
 use mail_connector::{
     AccessToken, CheckStatus, ConnectorSettings, Credentials, Delivery, Email, GraphTransport,
-    MailTransport, Result, RetryPolicy, TokenSource,
+    MailTransport, Result, RetryPolicy, TokenProvider,
 };
 use serde_json::json;
 use support::*;
@@ -64,8 +64,8 @@ fn email() -> Email {
 struct StaticToken;
 
 #[async_trait::async_trait]
-impl TokenSource for StaticToken {
-    async fn fetch_token(&self, _: &str) -> Result<AccessToken> {
+impl TokenProvider for StaticToken {
+    async fn token(&self, _: &str) -> Result<AccessToken> {
         Ok(AccessToken::new(
             "static-token",
             SystemTime::now() + Duration::from_secs(3600),
@@ -84,9 +84,10 @@ fn graph_at(base: &str, max_concurrency: usize) -> GraphTransport {
     settings.authority_host = Some(login.into());
     settings.graph_endpoint = Some(base.to_owned());
     settings
+        .builder()
+        .token_provider(Credentials::from_token_provider(StaticToken))
         .graph_builder()
         .unwrap()
-        .credentials(Credentials::from_token_source(StaticToken))
         .max_concurrency(max_concurrency)
         .retry_policy(fast_retry(3))
         .build()
@@ -219,9 +220,10 @@ async fn extreme_builder_values_do_not_panic() {
         .build()
         .unwrap();
     let graph = settings
+        .builder()
+        .token_provider(credentials)
         .graph_builder()
         .unwrap()
-        .credentials(credentials)
         .max_concurrency(usize::MAX)
         .send_deadline(Duration::MAX)
         .connect_timeout(Duration::MAX)
@@ -467,9 +469,10 @@ async fn a_wrong_host_name_or_an_expired_certificate_is_permanent_too() {
         settings.graph_endpoint = Some(base);
         settings.tls_ca_file = Some(ca);
         let graph = settings
+            .builder()
+            .token_provider(Credentials::from_token_provider(StaticToken))
             .graph_builder()
             .unwrap()
-            .credentials(Credentials::from_token_source(StaticToken))
             .retry_policy(fast_retry(3))
             .build()
             .unwrap();

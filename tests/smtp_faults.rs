@@ -279,12 +279,10 @@ async fn extreme_builder_values_neither_panic_nor_hang() {
 struct SilentTokens;
 
 #[async_trait::async_trait]
-impl mail_connector::SmtpTokenProvider for SilentTokens {
-    async fn smtp_token(&self) -> mail_connector::Result<Secret> {
+impl mail_connector::TokenProvider for SilentTokens {
+    async fn token(&self, _scope: &str) -> mail_connector::Result<mail_connector::AccessToken> {
         std::future::pending().await
     }
-
-    fn invalidate_smtp_token(&self, _token: &Secret) {}
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use super::endpoint::{TokenEndpoint, token_endpoint_url};
 use super::source::Fetch;
 use super::{
     AssertionAlgorithm, Credentials, DEFAULT_AUTHORITY_HOST, DEFAULT_REFRESH_COOLDOWN,
-    DEFAULT_REFRESH_MARGIN, InMemoryTokenCache, Inner, OAuth, TokenCacheStore, TokenSource,
+    DEFAULT_REFRESH_MARGIN, InMemoryTokenCache, Inner, OAuth, TokenCacheStore, TokenProvider,
 };
 use crate::error::{Error, Result};
 use crate::expiry::ExpiryDate;
@@ -29,11 +29,11 @@ pub(super) enum AppCredential {
         certificate_file: PathBuf,
         private_key_file: PathBuf,
     },
-    Source(Arc<dyn TokenSource>),
+    Source(Arc<dyn TokenProvider>),
 }
 
 /// Builds OAuth [`Credentials`]: made by [`Credentials::client_secret`],
-/// [`Credentials::client_certificate`] or [`Credentials::token_source`], then configured
+/// [`Credentials::client_certificate`] or [`Credentials::token_provider`], then configured
 /// (login host, refresh margin, retries, cache store, HTTP client) and [built](Self::build).
 #[must_use]
 #[derive(Debug)]

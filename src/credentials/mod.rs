@@ -82,7 +82,7 @@
 //! # Standing alone
 //!
 //! [`Credentials::client_secret`], [`Credentials::client_certificate`] and
-//! [`Credentials::token_source`] build OAuth credentials from their own arguments;
+//! [`Credentials::token_provider`] build OAuth credentials from their own arguments;
 //! [`ConnectorSettings::credentials`](crate::ConnectorSettings::credentials) maps the admin
 //! screen onto them. This module never reads the settings.
 
@@ -107,12 +107,13 @@ pub use cache::{InMemoryTokenCache, TokenCacheStore};
 pub use certificate::AssertionAlgorithm;
 pub use claims::TokenClaims;
 pub use entra_error::EntraError;
-pub use source::TokenSource;
+pub use source::TokenProvider;
 pub use token::AccessToken;
 
 use crate::error::{Error, Result};
 use crate::expiry::ExpiryDate;
 use crate::secret::Secret;
+use crate::transport::CheckStep;
 use cache::TokenCache;
 #[cfg(feature = "graph")]
 pub(crate) use endpoint::endpoint_error;
@@ -167,7 +168,7 @@ struct OAuth {
 
 impl OAuth {
     fn from_source(
-        source: Arc<dyn TokenSource>,
+        source: Arc<dyn TokenProvider>,
         cache: TokenCache,
         tenant_id: Option<String>,
         client_id: Option<String>,
@@ -242,13 +243,13 @@ impl Credentials {
 
     /// OAuth credentials whose tokens come from `source` (a workload identity, a managed
     /// identity, a test), cached like any other; configure the cache with the builder.
-    pub fn token_source(source: Arc<dyn TokenSource>) -> CredentialsBuilder {
+    pub fn token_provider(source: Arc<dyn TokenProvider>) -> CredentialsBuilder {
         CredentialsBuilder::new(String::new(), String::new(), AppCredential::Source(source))
     }
 
     /// OAuth credentials whose tokens come from `source`, with the default cache.
     #[must_use]
-    pub fn from_token_source(source: impl TokenSource + 'static) -> Self {
+    pub fn from_token_provider(source: impl TokenProvider + 'static) -> Self {
         let cache = TokenCache::new(
             Arc::new(InMemoryTokenCache::new()),
             DEFAULT_REFRESH_MARGIN,
@@ -379,5 +380,26 @@ impl Credentials {
             oauth.tenant_id.as_deref()?,
             oauth.client_id.as_deref()?
         ))
+    }
+}
+
+/// The cached tokens of these credentials, for any transport. Basic and anonymous
+/// credentials have no tokens: [`token`](TokenProvider::token) fails naming `auth_mode`.
+#[async_trait::async_trait]
+impl TokenProvider for Credentials {
+    async fn token(&self, scope: &str) -> Result<AccessToken> {
+        self.access_token(scope).await
+    }
+
+    fn invalidate(&self, token: &AccessToken) {
+        Credentials::invalidate(self, token);
+    }
+
+    async fn check_steps(&self, scope: &str, required_roles: &[&str]) -> Vec<CheckStep> {
+        Credentials::check_steps(self, scope, required_roles).await
+    }
+
+    fn token_endpoint(&self) -> Option<&str> {
+        Credentials::token_endpoint(self)
     }
 }

@@ -1,4 +1,4 @@
-//! [`TokenSource`]: where access tokens come from.
+//! [`TokenProvider`]: where access tokens come from.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,46 +7,87 @@ use async_trait::async_trait;
 
 use crate::credentials::token::AccessToken;
 use crate::error::{Error, Result};
+use crate::transport::CheckStep;
 
-/// Fetches access tokens: Entra ID with a client secret or certificate, or a source of your
-/// own (workload identity, managed identity, a test double).
+/// Gives access tokens for a scope, and hears when a server rejected one: the one token
+/// trait every transport consumes.
 ///
-/// [`Credentials`](crate::Credentials) caches what a source returns, makes concurrent
-/// callers share one fetch and refreshes ahead of expiry, so a source simply fetches a new
-/// token each time it is asked.
+/// [`Credentials`](crate::Credentials) implements it with a cache in front of Entra ID (a
+/// client secret or certificate). Bring your own — a workload identity, a managed identity, a
+/// sidecar, a test double — and either hand it to a transport as it is, or put the same cache
+/// in front of it with [`Credentials::from_token_provider`](crate::Credentials::from_token_provider)
+/// (concurrent callers share one fetch, tokens are refreshed ahead of expiry), so that it
+/// simply fetches a new token each time it is asked.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use async_trait::async_trait;
-/// use mail_connector::{AccessToken, Credentials, Result, TokenSource};
+/// use mail_connector::{AccessToken, Credentials, Result, TokenProvider, async_trait};
 ///
 /// /// Reads a token that a sidecar keeps fresh in a file.
 /// #[derive(Debug)]
 /// struct SidecarToken;
 ///
 /// #[async_trait]
-/// impl TokenSource for SidecarToken {
-///     async fn fetch_token(&self, _scope: &str) -> Result<AccessToken> {
+/// impl TokenProvider for SidecarToken {
+///     async fn token(&self, _scope: &str) -> Result<AccessToken> {
 ///         Ok(AccessToken::new("token-from-sidecar", SystemTime::now() + Duration::from_secs(3600)))
 ///     }
 /// }
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let credentials = Credentials::from_token_source(SidecarToken);
-/// let token = credentials.access_token(mail_connector::SMTP_SCOPE).await?;
+/// let credentials = Credentials::from_token_provider(SidecarToken);
+/// let token = credentials.token(mail_connector::credentials::SMTP_SCOPE).await?;
 /// assert_eq!(token.expose_secret(), "token-from-sidecar");
 /// # Ok::<(), mail_connector::Error>(())
 /// # }).unwrap();
 /// ```
 #[async_trait]
-pub trait TokenSource: Send + Sync + std::fmt::Debug {
-    /// Fetches a new token for `scope` (e.g. `https://graph.microsoft.com/.default`).
+pub trait TokenProvider: Send + Sync + std::fmt::Debug {
+    /// A token for `scope` (e.g. `https://graph.microsoft.com/.default`).
     ///
     /// # Errors
     ///
     /// Any [`Error`](crate::Error); the token variants (`TokenRequest`, `TokenEndpoint`,
     /// `InvalidCredential`) give admins the best remedies.
-    async fn fetch_token(&self, scope: &str) -> Result<AccessToken>;
+    async fn token(&self, scope: &str) -> Result<AccessToken>;
+
+    /// A server refused `token` (Graph 401, SMTP 535): forget it if it is kept, so that the
+    /// next [`token`](Self::token) gets a new one. Many callers may report the same token.
+    /// The default does nothing.
+    fn invalidate(&self, token: &AccessToken) {
+        let _ = token;
+    }
+
+    /// Steps for a transport's `check` about these tokens (can one be had, does it carry
+    /// `required_roles`, does a secret expire soon). The default reports nothing.
+    async fn check_steps(&self, scope: &str, required_roles: &[&str]) -> Vec<CheckStep> {
+        let _ = (scope, required_roles);
+        Vec::new()
+    }
+
+    /// Where tokens come from, for error messages (e.g. the token endpoint's URL).
+    fn token_endpoint(&self) -> Option<&str> {
+        None
+    }
+}
+
+#[async_trait]
+impl<T: TokenProvider + ?Sized> TokenProvider for Arc<T> {
+    async fn token(&self, scope: &str) -> Result<AccessToken> {
+        (**self).token(scope).await
+    }
+
+    fn invalidate(&self, token: &AccessToken) {
+        (**self).invalidate(token);
+    }
+
+    async fn check_steps(&self, scope: &str, required_roles: &[&str]) -> Vec<CheckStep> {
+        (**self).check_steps(scope, required_roles).await
+    }
+
+    fn token_endpoint(&self) -> Option<&str> {
+        (**self).token_endpoint()
+    }
 }
 
 /// How hard one fetch should try.
@@ -76,20 +117,20 @@ impl From<Error> for FetchFailure {
 }
 
 /// What the cache calls to get a token: the built-in flows (which can skip their retries
-/// and report `Retry-After`) or any [`TokenSource`].
+/// and report `Retry-After`) or any [`TokenProvider`].
 #[async_trait]
 pub(crate) trait Fetch: Send + Sync + std::fmt::Debug {
     async fn fetch(&self, scope: &str, attempts: Attempts) -> Result<AccessToken, FetchFailure>;
 }
 
-/// A caller's [`TokenSource`]: its own retries (if any) cannot be skipped, and it reports
-/// no `Retry-After`.
+/// A caller's [`TokenProvider`] behind the cache: its own retries (if any) cannot be
+/// skipped, and it reports no `Retry-After`.
 #[derive(Debug)]
-pub(crate) struct CustomSource(pub(crate) Arc<dyn TokenSource>);
+pub(crate) struct CustomSource(pub(crate) Arc<dyn TokenProvider>);
 
 #[async_trait]
 impl Fetch for CustomSource {
     async fn fetch(&self, scope: &str, _: Attempts) -> Result<AccessToken, FetchFailure> {
-        self.0.fetch_token(scope).await.map_err(FetchFailure::from)
+        self.0.token(scope).await.map_err(FetchFailure::from)
     }
 }

@@ -7,7 +7,7 @@ use tokio::sync::Semaphore;
 
 use super::client::{GraphClient, MailboxState};
 use super::{DEFAULT_ENDPOINT, DEFAULT_SCOPE, GraphTransport, MAX_CONCURRENCY};
-use crate::credentials::Credentials;
+use crate::credentials::TokenProvider;
 use crate::error::{Error, Result};
 use crate::http::{HttpOptions, capped, http_client};
 use crate::message::Mailbox;
@@ -18,7 +18,7 @@ use crate::retry::RetryPolicy;
 #[derive(Debug)]
 #[must_use]
 pub struct GraphTransportBuilder {
-    credentials: Credentials,
+    tokens: Arc<dyn TokenProvider>,
     scope: String,
     endpoint: String,
     mailbox: Mailbox,
@@ -32,9 +32,9 @@ pub struct GraphTransportBuilder {
 }
 
 impl GraphTransportBuilder {
-    pub(super) fn new(mailbox: Mailbox, credentials: Credentials) -> Self {
+    pub(super) fn new(mailbox: Mailbox, tokens: Arc<dyn TokenProvider>) -> Self {
         Self {
-            credentials,
+            tokens,
             scope: DEFAULT_SCOPE.to_owned(),
             endpoint: DEFAULT_ENDPOINT.to_owned(),
             mailbox,
@@ -86,12 +86,6 @@ impl GraphTransportBuilder {
     /// redirects would send the bearer token wherever Graph's answer points.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
-        self
-    }
-
-    /// Uses these credentials instead of the ones given to [`GraphTransport::builder`].
-    pub fn credentials(mut self, credentials: Credentials) -> Self {
-        self.credentials = credentials;
         self
     }
 
@@ -150,7 +144,7 @@ impl GraphTransportBuilder {
         Ok(GraphTransport {
             client: GraphClient {
                 http,
-                credentials: self.credentials,
+                tokens: self.tokens,
                 scope: self.scope,
                 permits: Arc::new(Semaphore::new(self.max_concurrency)),
                 retry: RetryPolicy {

@@ -19,14 +19,14 @@ impl GraphTransport {
         let steps = tokio::time::timeout_at(
             deadline,
             self.client
-                .credentials
+                .tokens
                 .check_steps(&self.client.scope, &["Mail.Send"]),
         )
         .await;
         let Ok(steps) = steps else {
             let host = self
                 .client
-                .credentials
+                .tokens
                 .token_endpoint()
                 .map(host_of)
                 .unwrap_or_else(|| "the token source".to_owned());
@@ -53,11 +53,8 @@ impl GraphTransport {
         for step in steps {
             report.push(step);
         }
-        if let Ok(Ok(token)) = tokio::time::timeout_at(
-            deadline,
-            self.client.credentials.access_token(&self.client.scope),
-        )
-        .await
+        if let Ok(Ok(token)) =
+            tokio::time::timeout_at(deadline, self.client.tokens.token(&self.client.scope)).await
             && let Some(claims) = token.claims()
             && claims.has_role("Mail.Send")
             && !claims.has_role("Mail.ReadWrite")

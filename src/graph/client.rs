@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use super::error::{ErrorBody, Failure, GraphFailure, to_error};
 use crate::credentials::endpoint_error as token_endpoint_error;
-use crate::credentials::{AccessToken, Credentials};
+use crate::credentials::{AccessToken, TokenProvider};
 use crate::error::{Delivery, Error, Result};
 use crate::http::{
     BodyError, ERROR_BODY_LIMIT, bearer_header, describe_error, host_of, is_tls_failure, read_body,
@@ -187,7 +187,7 @@ pub(crate) fn unexpected_answer(operation: &'static str, message: String) -> Err
 #[derive(Debug, Clone)]
 pub(crate) struct GraphClient {
     pub http: reqwest::Client,
-    pub credentials: Credentials,
+    pub tokens: Arc<dyn TokenProvider>,
     pub scope: String,
     pub permits: Arc<Semaphore>,
     pub retry: RetryPolicy,
@@ -238,7 +238,7 @@ impl GraphClient {
                     refreshed_token = true;
                     if let Some(token) = &token {
                         // Only now: a token refused for lack of permissions is not refetched.
-                        self.credentials.invalidate(token);
+                        self.tokens.invalidate(token);
                     }
                     tracing::info!(
                         operation = request.operation,
@@ -335,7 +335,7 @@ impl GraphClient {
         // refused token was invalidated, so this fetches a new one.)
         let token = match request.authorize {
             true => Some(
-                tokio::time::timeout_at(deadline, self.credentials.access_token(&self.scope))
+                tokio::time::timeout_at(deadline, self.tokens.token(&self.scope))
                     .await
                     .map_err(|_| self.token_timeout())??,
             ),
@@ -525,9 +525,7 @@ impl GraphClient {
     /// fault (`authority_host`), not Graph's.
     fn token_timeout(&self) -> Error {
         token_endpoint_error(
-            self.credentials
-                .token_endpoint()
-                .unwrap_or("the token source"),
+            self.tokens.token_endpoint().unwrap_or("the token source"),
             format!(
                 "no access token within the send deadline of {:?}; the login host did not answer in time",
                 self.retry.deadline.unwrap_or_default()

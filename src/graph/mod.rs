@@ -86,7 +86,9 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+#[cfg(doc)]
 use crate::credentials::Credentials;
+use crate::credentials::TokenProvider;
 use crate::error::{Error, Result};
 use crate::message::{Email, Mailbox};
 use crate::transport::{CheckReport, MailTransport, SendReport, SentMessage};
@@ -143,10 +145,14 @@ pub struct GraphTransport {
 }
 
 impl GraphTransport {
-    /// A builder for sending as `mailbox` (a licensed user or shared mailbox) with the
-    /// tokens of `credentials` (whose app needs the `Mail.Send` application permission).
-    pub fn builder(mailbox: Mailbox, credentials: Credentials) -> GraphTransportBuilder {
-        GraphTransportBuilder::new(mailbox, credentials)
+    /// A builder for sending as `mailbox` (a licensed user or shared mailbox) with tokens
+    /// from `tokens` — usually [`Credentials`], whose app needs the `Mail.Send` application
+    /// permission; any other [`TokenProvider`] works too.
+    pub fn builder(
+        mailbox: Mailbox,
+        tokens: impl TokenProvider + 'static,
+    ) -> GraphTransportBuilder {
+        GraphTransportBuilder::new(mailbox, std::sync::Arc::new(tokens))
     }
 
     /// The mailbox mail is sent from.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{AuthMode, ConnectorSettings, TransportKind, non_blank};
-use crate::credentials::{Credentials, CredentialsBuilder};
+use crate::credentials::{Credentials, CredentialsBuilder, TokenProvider};
 use crate::error::{Error, Result};
 #[cfg(feature = "graph")]
 use crate::graph::{GraphTransport, GraphTransportBuilder};
@@ -44,39 +44,43 @@ impl ConnectorSettings {
     /// [`Error::InvalidSettings`] listing every missing or contradictory field;
     /// [`Error::NotAvailable`] for a transport whose crate feature (`graph`, `smtp`) is off.
     pub fn build(&self) -> Result<Arc<dyn MailTransport>> {
-        if !self.enabled {
-            return Ok(Arc::new(DisabledTransport));
+        self.builder().build()
+    }
+
+    /// A builder for the transport these settings describe, for what a host application
+    /// brings of its own: a [`TokenProvider`] (a managed or workload identity, a vault) that
+    /// signs in instead of the settings' client secret or certificate, or an HTTP client (a
+    /// proxy, a shared connection pool).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use mail_connector::{AccessToken, ConnectorSettings, Result, TokenProvider, async_trait};
+    ///
+    /// #[derive(Debug)]
+    /// struct WorkloadIdentity;
+    ///
+    /// #[async_trait]
+    /// impl TokenProvider for WorkloadIdentity {
+    ///     async fn token(&self, _scope: &str) -> Result<AccessToken> {
+    ///         Ok(AccessToken::new("from-the-platform", SystemTime::now() + Duration::from_secs(3600)))
+    ///     }
+    /// }
+    ///
+    /// // No client id, tenant or secret in the settings: the provider signs in.
+    /// let settings = ConnectorSettings::from_toml_str(r#"
+    ///     auth_mode = "oauth"
+    ///     user_name = "no-reply@contoso.com"
+    /// "#)?;
+    /// let transport = settings.builder().token_provider(WorkloadIdentity).build()?;
+    /// # Ok::<(), mail_connector::Error>(())
+    /// ```
+    pub fn builder(&self) -> TransportBuilder<'_> {
+        TransportBuilder {
+            settings: self,
+            tokens: None,
+            #[cfg(any(feature = "graph", feature = "smtp"))]
+            http_client: None,
         }
-        self.validate()?;
-        let transport: Arc<dyn MailTransport> = if let Some(dir) = &self.outbox_dir {
-            let mut outbox = OutboxTransport::new(dir);
-            if non_blank(self.user_name.as_deref()).is_some() {
-                outbox = outbox.with_sender(self.sender()?);
-            }
-            Arc::new(outbox)
-        } else {
-            match self.transport_kind() {
-                #[cfg(feature = "graph")]
-                TransportKind::Graph => Arc::new(self.graph_builder()?.build()?),
-                #[cfg(not(feature = "graph"))]
-                TransportKind::Graph => {
-                    return Err(Error::NotAvailable {
-                        transport: "graph",
-                        reason: "this build of mail-connector has no `graph` feature; enable it in Cargo.toml",
-                    });
-                }
-                #[cfg(feature = "smtp")]
-                TransportKind::Smtp => Arc::new(self.smtp_builder()?.build()?),
-                #[cfg(not(feature = "smtp"))]
-                TransportKind::Smtp => {
-                    return Err(Error::NotAvailable {
-                        transport: "smtp",
-                        reason: "this build of mail-connector has no `smtp` feature; enable it in Cargo.toml",
-                    });
-                }
-            }
-        };
-        Ok(self.limited(transport))
     }
 
     /// The credentials the Authentication Mode describes: for `oauth` the app registration's
@@ -143,16 +147,7 @@ impl ConnectorSettings {
     /// [`ConnectorSettings::credentials`].
     #[cfg(feature = "graph")]
     pub fn graph_builder(&self) -> Result<GraphTransportBuilder> {
-        self.validate()?;
-        let mut builder = GraphTransport::builder(self.sender()?, self.credentials()?)
-            .graph_endpoint(self.graph_endpoint())
-            .scope(self.graph_scope())
-            .save_to_sent_items(self.save_to_sent_items)
-            .allow_send_as(self.allow_send_as);
-        if let Some(path) = &self.tls_ca_file {
-            builder = builder.tls_ca_file(path);
-        }
-        Ok(builder)
+        self.builder().graph_builder()
     }
 
     /// An SMTP transport builder for these settings: host, port and TLS mode (through
@@ -167,37 +162,7 @@ impl ConnectorSettings {
     /// [`ConnectorSettings::credentials`].
     #[cfg(feature = "smtp")]
     pub fn smtp_builder(&self) -> Result<SmtpTransportBuilder> {
-        self.validate()?;
-        let host = self.smtp_host().unwrap_or_default();
-        let mut builder = match self.smtp_tls_mode() {
-            super::SmtpTls::Implicit => SmtpTransport::implicit_tls(host),
-            super::SmtpTls::Starttls => SmtpTransport::starttls(host),
-            super::SmtpTls::None => SmtpTransport::builder_dangerous(host),
-        }
-        .port(self.smtp_port())
-        .allow_plaintext_credentials_dangerous(self.smtp_allow_plaintext_credentials_dangerous)
-        .send_as(if self.allow_send_as {
-            SendAsPolicy::AllowOtherFrom
-        } else {
-            SendAsPolicy::MailboxOnly
-        });
-        if let Some(path) = &self.tls_ca_file {
-            builder = builder.tls_ca_file(path);
-        }
-        let user = non_blank(self.user_name.as_deref());
-        if let Some(user) = user {
-            builder = builder.sender(self.sender()?);
-            builder = match self.auth_mode {
-                Some(AuthMode::Basic) => {
-                    builder.basic_auth(user, self.password.clone().unwrap_or_default())
-                }
-                Some(AuthMode::OAuth) => {
-                    builder.xoauth2_credentials(user, self.credentials()?, self.smtp_scope())
-                }
-                Some(AuthMode::None) | None => builder,
-            };
-        }
-        Ok(builder)
+        self.builder().smtp_builder()
     }
 
     /// Wraps `transport` in [`RecipientLimit`] when `recipient_limit` is not 0.
@@ -209,6 +174,166 @@ impl ConnectorSettings {
                 usize::try_from(limit).unwrap_or(usize::MAX),
             )),
         }
+    }
+}
+
+/// Builds the transport that [`ConnectorSettings`] describe, with a caller's own token
+/// provider or HTTP client; made by [`ConnectorSettings::builder`].
+#[must_use]
+pub struct TransportBuilder<'a> {
+    settings: &'a ConnectorSettings,
+    tokens: Option<Arc<dyn TokenProvider>>,
+    #[cfg(any(feature = "graph", feature = "smtp"))]
+    http_client: Option<reqwest::Client>,
+}
+
+impl std::fmt::Debug for TransportBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A provider's own Debug may show its tokens: only say whether there is one.
+        f.debug_struct("TransportBuilder")
+            .field("settings", self.settings)
+            .field("own_token_provider", &self.tokens.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TransportBuilder<'_> {
+    /// Sign in with `tokens` (OAuth) instead of the settings' app registration: `tenant_id`,
+    /// `oauth_client_id`, `client_secret` and the certificate files are then not required.
+    pub fn token_provider(mut self, tokens: impl TokenProvider + 'static) -> Self {
+        self.tokens = Some(Arc::new(tokens));
+        self
+    }
+
+    /// Use this HTTP client for Graph and the token endpoint (a proxy, custom TLS, a shared
+    /// connection pool). Build it with `reqwest::redirect::Policy::none()`: a followed
+    /// redirect would carry the credentials elsewhere.
+    #[cfg(any(feature = "graph", feature = "smtp"))]
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Validates the settings and returns the transport they describe: the outbox when
+    /// `outbox_dir` is set, otherwise Graph or SMTP, wrapped in [`RecipientLimit`] when
+    /// `recipient_limit` is not 0. A disabled connector builds a transport whose `send` fails
+    /// with [`Error::Disabled`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ConnectorSettings::build`].
+    pub fn build(self) -> Result<Arc<dyn MailTransport>> {
+        let settings = self.settings;
+        if !settings.enabled {
+            return Ok(Arc::new(DisabledTransport));
+        }
+        settings.validate_for(self.tokens.is_some())?;
+        let transport: Arc<dyn MailTransport> = if let Some(dir) = &settings.outbox_dir {
+            let mut outbox = OutboxTransport::new(dir);
+            if non_blank(settings.user_name.as_deref()).is_some() {
+                outbox = outbox.with_sender(settings.sender()?);
+            }
+            Arc::new(outbox)
+        } else {
+            match settings.transport_kind() {
+                #[cfg(feature = "graph")]
+                TransportKind::Graph => Arc::new(self.graph_builder()?.build()?),
+                #[cfg(not(feature = "graph"))]
+                TransportKind::Graph => {
+                    return Err(Error::NotAvailable {
+                        transport: "graph",
+                        reason: "this build of mail-connector has no `graph` feature; enable it in Cargo.toml",
+                    });
+                }
+                #[cfg(feature = "smtp")]
+                TransportKind::Smtp => Arc::new(self.smtp_builder()?.build()?),
+                #[cfg(not(feature = "smtp"))]
+                TransportKind::Smtp => {
+                    return Err(Error::NotAvailable {
+                        transport: "smtp",
+                        reason: "this build of mail-connector has no `smtp` feature; enable it in Cargo.toml",
+                    });
+                }
+            }
+        };
+        Ok(settings.limited(transport))
+    }
+
+    /// The tokens to sign in with: the caller's, or the app registration's in the settings.
+    #[cfg(any(feature = "graph", feature = "smtp"))]
+    fn tokens(&self) -> Result<Arc<dyn TokenProvider>> {
+        if let Some(tokens) = &self.tokens {
+            return Ok(Arc::clone(tokens));
+        }
+        let mut builder = self.settings.credentials_builder()?;
+        if let Some(client) = &self.http_client {
+            builder = builder.with_http_client(client.clone());
+        }
+        Ok(Arc::new(builder.build()?))
+    }
+
+    /// As [`ConnectorSettings::graph_builder`], with this builder's token provider and HTTP
+    /// client.
+    ///
+    /// # Errors
+    ///
+    /// As [`ConnectorSettings::graph_builder`].
+    #[cfg(feature = "graph")]
+    pub fn graph_builder(&self) -> Result<GraphTransportBuilder> {
+        let settings = self.settings;
+        settings.validate_for(self.tokens.is_some())?;
+        let mut builder = GraphTransport::builder(settings.sender()?, self.tokens()?)
+            .graph_endpoint(settings.graph_endpoint())
+            .scope(settings.graph_scope())
+            .save_to_sent_items(settings.save_to_sent_items)
+            .allow_send_as(settings.allow_send_as);
+        if let Some(path) = &settings.tls_ca_file {
+            builder = builder.tls_ca_file(path);
+        }
+        if let Some(client) = &self.http_client {
+            builder = builder.http_client(client.clone());
+        }
+        Ok(builder)
+    }
+
+    /// As [`ConnectorSettings::smtp_builder`], with this builder's token provider.
+    ///
+    /// # Errors
+    ///
+    /// As [`ConnectorSettings::smtp_builder`].
+    #[cfg(feature = "smtp")]
+    pub fn smtp_builder(&self) -> Result<SmtpTransportBuilder> {
+        let settings = self.settings;
+        settings.validate_for(self.tokens.is_some())?;
+        let host = settings.smtp_host().unwrap_or_default();
+        let mut builder = match settings.smtp_tls_mode() {
+            super::SmtpTls::Implicit => SmtpTransport::implicit_tls(host),
+            super::SmtpTls::Starttls => SmtpTransport::starttls(host),
+            super::SmtpTls::None => SmtpTransport::builder_dangerous(host),
+        }
+        .port(settings.smtp_port())
+        .allow_plaintext_credentials_dangerous(settings.smtp_allow_plaintext_credentials_dangerous)
+        .send_as(if settings.allow_send_as {
+            SendAsPolicy::AllowOtherFrom
+        } else {
+            SendAsPolicy::MailboxOnly
+        });
+        if let Some(path) = &settings.tls_ca_file {
+            builder = builder.tls_ca_file(path);
+        }
+        if let Some(user) = non_blank(settings.user_name.as_deref()) {
+            builder = builder.sender(settings.sender()?);
+            builder = match settings.auth_mode {
+                Some(AuthMode::Basic) => {
+                    builder.basic_auth(user, settings.password.clone().unwrap_or_default())
+                }
+                Some(AuthMode::OAuth) => builder
+                    .xoauth2(user, self.tokens()?)
+                    .scope(settings.smtp_scope()),
+                Some(AuthMode::None) | None => builder,
+            };
+        }
+        Ok(builder)
     }
 }
 

@@ -49,6 +49,7 @@ mod validate;
 mod values;
 
 pub use crate::expiry::ExpiryDate;
+pub use build::TransportBuilder;
 pub use load::ENV_PREFIX;
 pub use values::{AuthMode, Cloud, SmtpTls, TransportKind};
 

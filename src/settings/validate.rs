@@ -16,7 +16,13 @@ impl ConnectorSettings {
     /// [`Error::InvalidSettings`] listing every problem at once, each naming the field as the
     /// admin screen shows it and its settings key.
     pub fn validate(&self) -> Result<()> {
-        let problems = self.problems();
+        self.validate_for(false)
+    }
+
+    /// [`validate`](Self::validate), without requiring the app registration's fields (client
+    /// id, tenant, secret or certificate) when the caller brings its own token provider.
+    pub(super) fn validate_for(&self, own_tokens: bool) -> Result<()> {
+        let problems = self.problems(own_tokens);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -24,7 +30,7 @@ impl ConnectorSettings {
         }
     }
 
-    fn problems(&self) -> Vec<SettingsProblem> {
+    fn problems(&self, own_tokens: bool) -> Vec<SettingsProblem> {
         let mut problems = Vec::new();
         if !self.enabled {
             return problems;
@@ -58,6 +64,8 @@ impl ConnectorSettings {
         );
 
         match mode {
+            // A caller's own token provider signs in; the app registration's fields are its.
+            AuthMode::OAuth if own_tokens => {}
             AuthMode::OAuth => {
                 let when = "when Authentication Mode is OAuth";
                 match non_blank(self.oauth_client_id.as_deref()) {

@@ -20,10 +20,10 @@ use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use tokio::time::Instant;
 
-use super::SmtpTokenProvider;
 use super::TlsMode;
 use super::remedy::{client_error, from_lettre, from_lettre_redacted, with_advice};
 use super::stream::{GuardedStream, ImplicitTls};
+use crate::credentials::{AccessToken, TokenProvider};
 use crate::error::{Advice, Delivery, Error, Result, SmtpStage};
 use crate::message::{Email, Mailbox, Recipient};
 use crate::secret::Secret;
@@ -38,7 +38,9 @@ pub(super) enum Auth {
     },
     Xoauth2 {
         user: String,
-        provider: std::sync::Arc<dyn SmtpTokenProvider>,
+        provider: std::sync::Arc<dyn TokenProvider>,
+        /// The scope of the tokens, e.g. Exchange Online's.
+        scope: String,
     },
 }
 
@@ -311,11 +313,12 @@ impl Connector {
     /// and said so, not the SMTP server's.
     pub(super) async fn token(
         &self,
-        provider: &dyn SmtpTokenProvider,
+        provider: &dyn TokenProvider,
+        scope: &str,
         deadline: Deadline,
-    ) -> Result<Secret> {
+    ) -> Result<AccessToken> {
         let start = Instant::now();
-        match tokio::time::timeout_at(deadline.at, provider.smtp_token()).await {
+        match tokio::time::timeout_at(deadline.at, provider.token(scope)).await {
             Ok(token) => token,
             Err(_elapsed) => Err(with_advice(Error::Smtp {
                 stage: SmtpStage::Auth,
@@ -465,14 +468,19 @@ impl Connector {
                     .await?;
                 Ok(None)
             }
-            Auth::Xoauth2 { user, provider, .. } => {
+            Auth::Xoauth2 {
+                user,
+                provider,
+                scope,
+            } => {
                 if !conn
                     .server_info()
                     .supports_auth_mechanism(Mechanism::Xoauth2)
                 {
                     return Err(no_mechanism(conn, "XOAUTH2"));
                 }
-                let token = self.token(provider.as_ref(), deadline).await?;
+                let access = self.token(provider.as_ref(), scope, deadline).await?;
+                let token = Secret::new(access.expose_secret());
                 let login = xoauth2(conn, user, &token, None);
                 match self
                     .stage(deadline, SmtpStage::Auth, "to AUTH", login)
@@ -488,9 +496,10 @@ impl Connector {
                     }) if !matches!(enhanced_code.as_deref(), Some("5.7.139" | "5.7.30")) => {
                         // The token may have been revoked or expired early: a fresh one, once.
                         tracing::debug!("XOAUTH2 token refused (535); retrying with a fresh one");
-                        provider.invalidate_smtp_token(&token);
+                        provider.invalidate(&access);
                         let refused = token;
-                        let token = self.token(provider.as_ref(), deadline).await?;
+                        let access = self.token(provider.as_ref(), scope, deadline).await?;
+                        let token = Secret::new(access.expose_secret());
                         let login = xoauth2(conn, user, &token, Some(&refused));
                         self.stage(deadline, SmtpStage::Auth, "to AUTH", login)
                             .await?;
@@ -894,8 +903,11 @@ impl Pool {
                 conn.abort().await;
                 continue;
             }
-            if let Auth::Xoauth2 { provider, .. } = &connector.auth {
-                let current = connector.token(provider.as_ref(), deadline).await?;
+            if let Auth::Xoauth2 {
+                provider, scope, ..
+            } = &connector.auth
+            {
+                let current = connector.token(provider.as_ref(), scope, deadline).await?;
                 let same = conn
                     .token
                     .as_ref()

@@ -34,9 +34,10 @@
 //! - `basic`: the mechanisms the server offers, PLAIN or LOGIN (Exchange Online offers only
 //!   LOGIN and XOAUTH2).
 //! - `oauth` with `transport = "smtp"`: SASL XOAUTH2
-//!   (`user=<user_name>\x01auth=Bearer <token>\x01\x01`) with a token from an
-//!   [`SmtpTokenProvider`] for the scope [`SMTP_SCOPE`](crate::SMTP_SCOPE). A token is fetched for each new
-//!   connection; a pooled connection whose token is no longer the provider's current one is
+//!   (`user=<user_name>\x01auth=Bearer <token>\x01\x01`) with a token from a
+//!   [`TokenProvider`] — usually [`Credentials`], which caches it — for the scope
+//!   [`SMTP_SCOPE`] (or [`scope`](SmtpTransportBuilder::scope)). A token is asked for each new
+//!   connection and each reuse of a pooled one; a pooled connection whose token is no longer the provider's current one is
 //!   closed and replaced, because SMTP cannot re-authenticate a session. When the server
 //!   answers 535, the token is invalidated and the login retried once with a fresh one —
 //!   except for `5.7.139` (SMTP AUTH disabled) and `5.7.30`, which no token can fix.
@@ -154,7 +155,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::instrument::WithSubscriber as _;
 
-use crate::credentials::{AccessToken, Credentials};
+#[cfg(doc)]
+use crate::credentials::Credentials;
+use crate::credentials::{SMTP_SCOPE, TokenProvider};
 use crate::error::{Delivery, Error, Result, SettingsProblem, SmtpStage};
 use crate::message::{Email, Mailbox};
 use crate::mime::{BccHeader, build_message};
@@ -163,77 +166,6 @@ use crate::secret::Secret;
 use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport};
 
 use connection::{Auth, Connector, Pool, Progress, Tls};
-
-/// Where [`SmtpTransport`] gets OAuth access tokens for XOAUTH2.
-///
-/// The crate's credentials provider implements it; tests and custom token sources can too.
-/// Implementations should cache: `smtp_token` is called for every send, to notice when the
-/// token has changed and pooled connections must be replaced. Each call, like
-/// [`check_steps`](Self::check_steps) in a check, is cut off at the send's (or check's)
-/// deadline, [`send_timeout`](SmtpTransportBuilder::send_timeout); the failure then names
-/// the login host, not the SMTP server.
-///
-/// ```
-/// use async_trait::async_trait;
-/// use mail_connector::{Result, Secret, SmtpTokenProvider};
-///
-/// #[derive(Debug)]
-/// struct FixedToken(Secret);
-///
-/// #[async_trait]
-/// impl SmtpTokenProvider for FixedToken {
-///     async fn smtp_token(&self) -> Result<Secret> {
-///         Ok(self.0.clone())
-///     }
-///     fn invalidate_smtp_token(&self, _token: &Secret) {}
-/// }
-/// ```
-#[async_trait]
-pub trait SmtpTokenProvider: Send + Sync + fmt::Debug {
-    /// An access token for SMTP (XOAUTH2, scope [`SMTP_SCOPE`](crate::SMTP_SCOPE)), cached or fresh.
-    ///
-    /// # Errors
-    ///
-    /// Whatever prevented getting a token (e.g. the token endpoint refused the client).
-    async fn smtp_token(&self) -> Result<Secret>;
-
-    /// The server refused this token (535): drop it so the next call fetches a new one.
-    fn invalidate_smtp_token(&self, token: &Secret);
-
-    /// Steps about the credentials themselves for [`MailTransport::check`] (getting a token,
-    /// the client secret's expiry), reported before the SMTP steps. None by default.
-    async fn check_steps(&self) -> Vec<CheckStep> {
-        Vec::new()
-    }
-}
-
-/// The settings' [`Credentials`] as the XOAUTH2 token source: tokens for the Exchange Online
-/// scope ([`smtp_scope`]), cached, shared and refreshed by the credentials provider.
-#[derive(Debug)]
-struct CredentialsTokens {
-    credentials: Credentials,
-    scope: String,
-}
-
-#[async_trait]
-impl SmtpTokenProvider for CredentialsTokens {
-    async fn smtp_token(&self) -> Result<Secret> {
-        let token = self.credentials.access_token(&self.scope).await?;
-        Ok(Secret::new(token.expose_secret()))
-    }
-
-    fn invalidate_smtp_token(&self, token: &Secret) {
-        // The cache compares tokens by value; the expiry of this stand-in does not matter.
-        let refused = AccessToken::new(token.clone(), std::time::SystemTime::UNIX_EPOCH);
-        self.credentials.invalidate(&refused);
-    }
-
-    async fn check_steps(&self) -> Vec<CheckStep> {
-        // No role is required: with Exchange's RBAC for Applications the token carries none,
-        // and the AUTH step shows whether Exchange accepts it.
-        self.credentials.check_steps(&self.scope, &[]).await
-    }
-}
 
 /// Whether an email's own `from` may differ from the transport's mailbox.
 ///
@@ -647,11 +579,16 @@ impl MailTransport for SmtpTransport {
             idle.abort().await;
         }
         let mut report = CheckReport::default();
-        if let Auth::Xoauth2 { provider, .. } = &inner.connector.auth {
+        if let Auth::Xoauth2 {
+            provider, scope, ..
+        } = &inner.connector.auth
+        {
             // The same deadline: a login host that accepts connections and never answers
             // must not hold the check for the token client's own retries and timeouts.
             let start = Instant::now();
-            match tokio::time::timeout_at(deadline.at, provider.check_steps()).await {
+            // No role is required: with Exchange's RBAC for Applications the token carries
+            // none, and the AUTH step shows whether Exchange accepts it.
+            match tokio::time::timeout_at(deadline.at, provider.check_steps(scope, &[])).await {
                 Ok(steps) => report.steps.extend(steps),
                 Err(_elapsed) => {
                     report.push(CheckStep::failed(
@@ -693,6 +630,7 @@ pub struct SmtpTransportBuilder {
     idle_timeout: Duration,
     retry: SmtpRetry,
     hello_name: Option<String>,
+    scope: String,
     problems: Vec<SettingsProblem>,
 }
 
@@ -705,7 +643,7 @@ enum BuilderAuth {
     },
     Xoauth2 {
         user: String,
-        provider: Arc<dyn SmtpTokenProvider>,
+        provider: Arc<dyn TokenProvider>,
     },
 }
 
@@ -746,6 +684,7 @@ impl SmtpTransportBuilder {
             idle_timeout: Duration::from_secs(60),
             retry: SmtpRetry::default(),
             hello_name: None,
+            scope: SMTP_SCOPE.to_owned(),
             problems: Vec::new(),
         }
     }
@@ -775,35 +714,28 @@ impl SmtpTransportBuilder {
         self
     }
 
-    /// Log in with XOAUTH2 as `user` (the mailbox), with tokens from `provider`.
+    /// Log in with XOAUTH2 as `user` (the mailbox), with tokens from `tokens` for
+    /// [`scope`](Self::scope) — usually [`Credentials`], which caches them.
     pub fn xoauth2(
         mut self,
         user: impl Into<String>,
-        provider: Arc<dyn SmtpTokenProvider>,
+        tokens: impl TokenProvider + 'static,
     ) -> Self {
         let user = user.into();
         if self.sender.is_none() {
             self.sender = Mailbox::parse(&user).ok();
         }
-        self.auth = BuilderAuth::Xoauth2 { user, provider };
+        self.auth = BuilderAuth::Xoauth2 {
+            user,
+            provider: Arc::new(tokens),
+        };
         self
     }
 
-    /// Authenticate with XOAUTH2 as `user`, with tokens of `credentials` for `scope`
-    /// ([`SMTP_SCOPE`](crate::credentials::SMTP_SCOPE) for Exchange Online).
-    pub fn xoauth2_credentials(
-        self,
-        user: impl Into<String>,
-        credentials: Credentials,
-        scope: impl Into<String>,
-    ) -> Self {
-        self.xoauth2(
-            user,
-            Arc::new(CredentialsTokens {
-                credentials,
-                scope: scope.into(),
-            }),
-        )
+    /// The scope of XOAUTH2 tokens (default [`SMTP_SCOPE`], Exchange Online's).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = scope.into();
+        self
     }
 
     /// The mailbox mail is sent from (`MAIL FROM` and, by default, `From`).
@@ -927,7 +859,11 @@ impl SmtpTransportBuilder {
                 }
                 Auth::Basic { user, password }
             }
-            BuilderAuth::Xoauth2 { user, provider } => Auth::Xoauth2 { user, provider },
+            BuilderAuth::Xoauth2 { user, provider } => Auth::Xoauth2 {
+                user,
+                provider,
+                scope: this.scope.clone(),
+            },
         };
         let mut ca_pem = this.ca_pem.clone();
         for pem in &ca_pem {

@@ -183,7 +183,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use mail_connector::{Result, Secret, SmtpTokenProvider};
+use mail_connector::{AccessToken, Result, TokenProvider};
 
 /// A token provider that hands out tokens from a queue (the last one repeats) and records
 /// invalidations, like a credentials cache would.
@@ -214,8 +214,8 @@ impl FakeTokens {
 }
 
 #[async_trait]
-impl SmtpTokenProvider for FakeTokens {
-    async fn smtp_token(&self) -> Result<Secret> {
+impl TokenProvider for FakeTokens {
+    async fn token(&self, _scope: &str) -> Result<AccessToken> {
         *self.fetches.lock().unwrap() += 1;
         let mut current = self.current.lock().unwrap();
         if current.is_none() {
@@ -227,10 +227,13 @@ impl SmtpTokenProvider for FakeTokens {
             };
             *current = next;
         }
-        Ok(Secret::new(current.clone().unwrap_or_default()))
+        Ok(AccessToken::new(
+            current.clone().unwrap_or_default(),
+            std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+        ))
     }
 
-    fn invalidate_smtp_token(&self, token: &Secret) {
+    fn invalidate(&self, token: &AccessToken) {
         self.invalidated
             .lock()
             .unwrap()

@@ -267,22 +267,30 @@ impl LogBuffer {
     }
 }
 
-/// Captures this crate's `tracing` events at every level on the current thread (the
-/// `#[tokio::test]` runtime runs every task on it) until the guard is dropped. httpmock's own
-/// events are left out: it logs the requests it receives, secrets included.
-pub fn capture_logs() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("mail_connector=trace"))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    // Another test thread may have registered a callsite with no subscriber interested at
-    // that moment; recompute every callsite's interest now that this one listens.
-    tracing::callsite::rebuild_interest_cache();
-    (logs, guard)
+/// Held by a test while it reads [`capture_logs`]' buffer; dropping it changes nothing.
+pub struct LogGuard;
+
+/// Captures this crate's `tracing` events at every level, from every thread of this test
+/// binary, into one buffer (httpmock's own events are left out: it logs the requests it
+/// receives, secrets included). One global subscriber, installed on first use, rather than
+/// one per test: per-thread subscribers race with other tests' threads over tracing's
+/// callsite interest and maximum level, and then silently drop events. The buffer also holds
+/// other tests' logs, which only makes "this secret was never logged" checks stronger.
+pub fn capture_logs() -> (LogBuffer, LogGuard) {
+    static LOGS: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+    let logs = LOGS.get_or_init(|| {
+        let logs = LogBuffer::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("mail_connector=trace"))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in the test binaries");
+        logs
+    });
+    (logs.clone(), LogGuard)
 }
 
 /// The `mailctl` example binary (`target/<profile>/examples/mailctl`, which `cargo test`

@@ -98,6 +98,38 @@ async fn check_never_shows_capabilities_injected_before_tls() {
     assert_eq!(tls.status, CheckStatus::Failed, "{printed}");
 }
 
+/// The `220` to STARTTLS ends in a bare LF and the fake transcript comes in a later segment:
+/// a client that reads on after the bare LF takes the transcript from the plaintext socket.
+#[tokio::test]
+async fn an_injection_after_a_bare_lf_reply_aborts_the_send_and_the_check() {
+    let server = hostile_smtp::starttls_injector_split().await;
+    let transport = SmtpTransport::starttls("localhost")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry(retry())
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&email()))
+        .await
+        .expect_err("the real server refused everything over TLS");
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Tls,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("STARTTLS"), "{error}");
+    let report = bounded(transport.check()).await.unwrap();
+    let printed = report.to_string();
+    assert!(!printed.contains(INJECTED_CAPABILITY), "{printed}");
+    assert_eq!(report.status(), CheckStatus::Failed, "{printed}");
+}
+
 // ---- item 5: an endless reply line ----
 
 #[tokio::test]

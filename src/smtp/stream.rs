@@ -160,6 +160,11 @@ impl GuardedStream {
             let mut start = 0;
             while let Some(end) = self.reply[start..].iter().position(|&b| b == b'\n') {
                 let line = &self.reply[start..start + end + 1];
+                // A line ends in CRLF (RFC 5321, section 2.3.8). lettre reads on after a bare
+                // LF, and whatever it read then would come from the plaintext socket.
+                if !line.ends_with(b"\r\n") {
+                    return Poll::Ready(Err(Violation::StarttlsInjection.into()));
+                }
                 start += end + 1;
                 if line.get(3) != Some(&b'-') {
                     if start < self.reply.len() {
@@ -201,6 +206,11 @@ impl AsyncRead for GuardedStream {
             buf.put_slice(&rest[..n]);
             this.delivered += n;
             return Poll::Ready(Ok(()));
+        }
+        if this.phase == Phase::BeforeHandshake {
+            // The whole reply was handed over; the next step is the TLS client hello. A read
+            // now could only take plaintext that arrived after the reply.
+            return Poll::Ready(Err(Violation::StarttlsInjection.into()));
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
@@ -368,6 +378,30 @@ mod tests {
             .await
             .unwrap();
         let mut buf = [0u8; 64];
+        let error = client.read(&mut buf).await.unwrap_err();
+        assert_eq!(kind(&error), Some(Violation::StarttlsInjection));
+    }
+
+    #[tokio::test]
+    async fn a_bare_lf_in_the_starttls_reply_fails_the_read() {
+        let (mut client, mut server) = pair().await;
+        client.write_all(b"STARTTLS\r\n").await.unwrap();
+        server.write_all(b"220 go ahead\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let error = client.read(&mut buf).await.unwrap_err();
+        assert_eq!(kind(&error), Some(Violation::StarttlsInjection));
+    }
+
+    #[tokio::test]
+    async fn reading_again_before_the_handshake_fails() {
+        let (mut client, mut server) = pair().await;
+        client.write_all(b"STARTTLS\r\n").await.unwrap();
+        server.write_all(b"220 go ahead\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = client.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"220 go ahead\r\n");
+        // Whatever the server sends later, a read before the client hello is refused.
+        server.write_all(b"250 injected later\r\n").await.unwrap();
         let error = client.read(&mut buf).await.unwrap_err();
         assert_eq!(kind(&error), Some(Violation::StarttlsInjection));
     }

@@ -160,11 +160,28 @@ pub const INJECTED_CAPABILITY: &str = "XINJECTED-CAPABILITY";
 /// fake transcript (EHLO with AUTH, 235, 250, 250, 354, 250 queued) in plain text, then
 /// speaks TLS (certificate signed by `ca_pem`) and refuses everything but EHLO over it.
 pub async fn starttls_injector() -> Hostile {
+    injector(Split::No).await
+}
+
+/// Like [`starttls_injector`], but its `220` to STARTTLS ends in a bare LF, and the fake
+/// transcript follows in a later TCP segment: a client that reads on after the bare LF
+/// would take it from the plaintext socket.
+pub async fn starttls_injector_split() -> Hostile {
+    injector(Split::BareLfThenLater).await
+}
+
+#[derive(Clone, Copy)]
+enum Split {
+    No,
+    BareLfThenLater,
+}
+
+async fn injector(split: Split) -> Hostile {
     let (acceptor, ca_pem) = tls_acceptor(Cert::Good);
     let (addr, seen, task) = serve(move |socket, seen| {
         let acceptor = acceptor.clone();
         async move {
-            let _ = injector_session(socket, &seen, &acceptor).await;
+            let _ = injector_session(socket, &seen, &acceptor, split).await;
         }
     })
     .await;
@@ -180,6 +197,7 @@ async fn injector_session(
     socket: TcpStream,
     seen: &Seen,
     acceptor: &TlsAcceptor,
+    split: Split,
 ) -> std::io::Result<()> {
     let mut io: Conn = BufReader::new(Box::new(socket));
     let mut encrypted = false;
@@ -198,8 +216,18 @@ async fn injector_session(
                      {INJECTED_CAPABILITY}\r\n235 2.7.0 ok\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n\
                      354 go\r\n250 2.0.0 queued as INJECTED\r\n221 bye\r\n"
                 );
-                // One write: the transcript arrives with the 220, before the handshake.
-                send(&mut io, &fake).await?;
+                match split {
+                    // One write: the transcript arrives with the 220, before the handshake.
+                    Split::No => send(&mut io, &fake).await?,
+                    Split::BareLfThenLater => {
+                        let rest = fake.trim_start_matches("220 2.0.0 go ahead\r\n");
+                        send(&mut io, "220 2.0.0 go ahead\n").await?;
+                        // Latency, not synchronisation: the rest should land in a later
+                        // segment; the client must refuse the session either way.
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        send(&mut io, &format!("x\r\n{rest}")).await?;
+                    }
+                }
                 let tls = acceptor.accept(io.into_inner()).await?;
                 io = BufReader::new(Box::new(tls));
                 encrypted = true;

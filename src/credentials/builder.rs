@@ -134,6 +134,12 @@ impl CredentialsBuilder {
     /// Use this HTTP client for the token endpoint instead of one of its own (which trusts
     /// [`with_tls_ca_file`](Self::with_tls_ca_file)). Use it to share a connection pool or add a
     /// proxy.
+    ///
+    /// # Security
+    ///
+    /// Build it with `redirect(reqwest::redirect::Policy::none())`: a client that follows
+    /// redirects would re-post the client secret or assertion wherever the login host's answer
+    /// points. The credentials' own client follows none.
     pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self

@@ -81,9 +81,14 @@ impl GraphTransportBuilder {
         self
     }
 
-    /// Uses this HTTP client instead of one made from the settings (proxies, custom TLS).
-    /// Build it with `redirect(reqwest::redirect::Policy::none())`: a client that follows
-    /// redirects would send the bearer token wherever Graph's answer points.
+    /// Uses this HTTP client instead of one of its own (proxies, custom TLS, a shared pool).
+    ///
+    /// # Security
+    ///
+    /// Build it with `redirect(reqwest::redirect::Policy::none())`. The transport's own client
+    /// follows no redirect, but it cannot see a caller's client's policy: one that follows
+    /// redirects would send the bearer token wherever an answer points, before the transport
+    /// sees the redirect.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self

@@ -48,7 +48,7 @@ fn benches(c: &mut Criterion) {
             let cold = settings(&server)
                 .credentials_builder()
                 .unwrap()
-                .with_http_client(client.clone())
+                .http_client(client.clone())
                 .build()
                 .unwrap();
             black_box(cold.access_token(SCOPE).await.unwrap())

@@ -24,7 +24,7 @@ fn transport(server: &TestServer, max_connections: usize) -> SmtpTransport {
         .port(server.port())
         .tls_ca_pem(server.ca_pem.clone())
         .basic_auth(USER, Secret::new(PASSWORD))
-        .max_connections(max_connections)
+        .max_concurrency(max_connections)
         .build()
         .expect("transport")
 }

@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // `settings.build()` gives the same transport behind `Arc<dyn MailTransport>`;
     // the builder lets you set limits first, and the concrete type counts connections.
-    let transport = settings.smtp_builder()?.max_connections(3).build()?;
+    let transport = settings.smtp_builder()?.max_concurrency(3).build()?;
     let report = transport.check().await?;
     print!("{report}");
     if !report.is_ok() {

@@ -99,7 +99,7 @@ pub use settings::{
     TransportKind,
 };
 #[cfg(feature = "smtp")]
-pub use smtp::{SendAsPolicy, SmtpRetry, SmtpTransport, SmtpTransportBuilder};
+pub use smtp::{SendAsPolicy, SmtpTransport, SmtpTransportBuilder};
 pub use stub::StubTransport;
 pub use transport::{
     CheckReport, CheckStatus, CheckStep, MailTransport, RecipientLimit, SendReport, SentMessage,

@@ -123,7 +123,7 @@ async fn certificate_flow(algorithm: AssertionAlgorithm, key_file: &str) {
     let credentials = settings
         .credentials_builder()
         .unwrap()
-        .with_assertion_algorithm(algorithm)
+        .assertion_algorithm(algorithm)
         .build()
         .unwrap();
     let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
@@ -467,7 +467,7 @@ async fn a_token_inside_the_refresh_margin_is_fetched_anew() {
     // With a smaller margin the same token is fresh enough.
     let source = NumberedSource::new(Duration::from_secs(120), Duration::from_secs(3480));
     let credentials = from_source(source.clone())
-        .with_refresh_margin(Duration::from_secs(60))
+        .refresh_margin(Duration::from_secs(60))
         .build()
         .unwrap();
     let first = credentials.access_token(GRAPH_SCOPE).await.unwrap();
@@ -496,7 +496,7 @@ async fn short_lived_tokens_are_reused_although_the_margin_is_longer() {
     // A margin longer than the lifetime is capped the same way.
     let source = NumberedSource::new(Duration::from_secs(240), Duration::ZERO);
     let credentials = from_source(source.clone())
-        .with_refresh_margin(Duration::from_secs(600))
+        .refresh_margin(Duration::from_secs(600))
         .build()
         .unwrap();
     for _ in 0..10 {
@@ -657,7 +657,7 @@ async fn the_cooldown_follows_retry_after_when_the_endpoint_sends_one() {
         let credentials = secret_settings(&server, TENANT)
             .credentials_builder()
             .unwrap()
-            .with_refresh_cooldown(cooldown)
+            .refresh_cooldown(cooldown)
             .build()
             .unwrap();
         for _ in 0..3 {
@@ -807,7 +807,7 @@ async fn throttling_is_retried_after_retry_after_seconds() {
     let credentials = secret_settings(&server, TENANT)
         .credentials_builder()
         .unwrap()
-        .with_retry_policy(fast_retry(3))
+        .retry_policy(fast_retry(3))
         .build()
         .unwrap();
     let started = Instant::now();
@@ -833,7 +833,7 @@ async fn unavailable_is_retried_after_fractional_retry_after_until_retries_run_o
     let credentials = secret_settings(&server, TENANT)
         .credentials_builder()
         .unwrap()
-        .with_retry_policy(fast_retry(2))
+        .retry_policy(fast_retry(2))
         .build()
         .unwrap();
     let started = Instant::now();
@@ -862,7 +862,7 @@ async fn client_errors_are_not_retried() {
     let credentials = secret_settings(&server, TENANT)
         .credentials_builder()
         .unwrap()
-        .with_retry_policy(fast_retry(5))
+        .retry_policy(fast_retry(5))
         .build()
         .unwrap();
     let error = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
@@ -939,7 +939,7 @@ async fn entra_errors_name_the_setup_step_and_setting() {
         let credentials = secret_settings(&server, &tenant)
             .credentials_builder()
             .unwrap()
-            .with_retry_policy(fast_retry(0))
+            .retry_policy(fast_retry(0))
             .build()
             .unwrap();
         let failure = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
@@ -984,7 +984,7 @@ async fn entra_errors_name_the_setup_step_and_setting() {
     let credentials = secret_settings(&server, tenant)
         .credentials_builder()
         .unwrap()
-        .with_retry_policy(fast_retry(0))
+        .retry_policy(fast_retry(0))
         .build()
         .unwrap();
     let failure = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
@@ -1011,7 +1011,7 @@ async fn entra_errors_name_the_setup_step_and_setting() {
         let credentials = secret_settings(&server, &tenant)
             .credentials_builder()
             .unwrap()
-            .with_retry_policy(fast_retry(0))
+            .retry_policy(fast_retry(0))
             .build()
             .unwrap();
         let failure = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
@@ -1043,7 +1043,7 @@ async fn entra_errors_marked_transient_are_retried() {
         let credentials = secret_settings(&server, TENANT)
             .credentials_builder()
             .unwrap()
-            .with_retry_policy(fast_retry(3))
+            .retry_policy(fast_retry(3))
             .build()
             .unwrap();
         let token = credentials.access_token(GRAPH_SCOPE).await;
@@ -1069,7 +1069,7 @@ async fn an_unreachable_login_host_is_transient_with_a_connectivity_remedy() {
     let credentials = settings
         .credentials_builder()
         .unwrap()
-        .with_retry_policy(fast_retry(1))
+        .retry_policy(fast_retry(1))
         .build()
         .unwrap();
     let error = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
@@ -1347,13 +1347,13 @@ async fn no_secret_is_ever_printed() {
     let refused = secret_settings(&server, "refused.example.org")
         .credentials_builder()
         .unwrap()
-        .with_retry_policy(fast_retry(0))
+        .retry_policy(fast_retry(0))
         .build()
         .unwrap();
     let cert_refused = certificate_settings(&server, "refused.example.org")
         .credentials_builder()
         .unwrap()
-        .with_retry_policy(fast_retry(0))
+        .retry_policy(fast_retry(0))
         .build()
         .unwrap();
     let mut errors = vec![
@@ -1369,7 +1369,7 @@ async fn no_secret_is_ever_printed() {
     let unreachable = unreachable
         .credentials_builder()
         .unwrap()
-        .with_retry_policy(fast_retry(0))
+        .retry_policy(fast_retry(0))
         .build()
         .unwrap();
     errors.push(unreachable.access_token(GRAPH_SCOPE).await.unwrap_err());
@@ -1441,7 +1441,7 @@ async fn a_caller_cancelled_while_the_store_forgets_a_rejected_token_leaves_it_r
     let store = Arc::new(StallingStore::default());
     let source = NumberedSource::new(Duration::from_secs(3600), Duration::ZERO);
     let credentials = from_source(source.clone())
-        .with_cache_store(store.clone())
+        .cache_store(store.clone())
         .build()
         .unwrap();
     let rejected = credentials.access_token(GRAPH_SCOPE).await.unwrap();

@@ -14,7 +14,7 @@ fn credentials(settings: &ConnectorSettings) -> Credentials {
     settings
         .credentials_builder()
         .unwrap()
-        .with_retry_policy(fast_retry(2))
+        .retry_policy(fast_retry(2))
         .build()
         .unwrap()
 }
@@ -89,7 +89,7 @@ async fn huge_token_answers_are_not_read_whole() {
             settings
                 .credentials_builder()
                 .unwrap()
-                .with_retry_policy(fast_retry(0))
+                .retry_policy(fast_retry(0))
                 .build()
                 .unwrap()
                 .access_token(GRAPH_SCOPE),
@@ -179,7 +179,7 @@ async fn a_login_host_with_a_refused_certificate_is_tried_once() {
     let error = settings
         .credentials_builder()
         .unwrap()
-        .with_retry_policy(fast_retry(3))
+        .retry_policy(fast_retry(3))
         .build()
         .unwrap()
         .access_token(GRAPH_SCOPE)

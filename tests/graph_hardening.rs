@@ -208,9 +208,9 @@ async fn extreme_builder_values_do_not_panic() {
     let credentials = settings
         .credentials_builder()
         .unwrap()
-        .with_refresh_margin(Duration::MAX)
-        .with_refresh_cooldown(Duration::MAX)
-        .with_retry_policy(RetryPolicy {
+        .refresh_margin(Duration::MAX)
+        .refresh_cooldown(Duration::MAX)
+        .retry_policy(RetryPolicy {
             max_retries: u32::MAX,
             initial_backoff: Duration::MAX,
             max_backoff: Duration::MAX,

@@ -96,7 +96,7 @@ fn twenty_thousand_recipients_are_sent_over_smtp() {
         let transport = SmtpTransport::builder_dangerous("127.0.0.1")
             .port(server.port())
             .sender("no-reply@example.org".parse().unwrap())
-            .send_timeout(Duration::from_secs(300))
+            .send_deadline(Duration::from_secs(300))
             .build()
             .unwrap();
         transport.send(&many()).await.unwrap();

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mail_connector::{
-    Attachment, CheckStatus, ConnectorSettings, Delivery, Email, Error, MailTransport, Secret,
-    SmtpRetry, SmtpStage, SmtpTransport, SmtpTransportBuilder,
+    Attachment, CheckStatus, ConnectorSettings, Delivery, Email, Error, MailTransport, RetryPolicy,
+    Secret, SmtpStage, SmtpTransport, SmtpTransportBuilder,
 };
 use mail_parser::{MessageParser, MimeHeaders};
 use support::smtp_server::{ServerOptions, ServerTls, TestServer};
@@ -42,7 +42,7 @@ fn starttls(server: &TestServer) -> SmtpTransportBuilder {
 fn logged_in(server: &TestServer) -> SmtpTransportBuilder {
     starttls(server)
         .basic_auth(USER, Secret::new(PASSWORD))
-        .retry(fast_retry())
+        .retry_policy(fast_retry())
 }
 
 fn simple_email(to: &str) -> Email {
@@ -54,11 +54,12 @@ fn simple_email(to: &str) -> Email {
         .unwrap()
 }
 
-fn fast_retry() -> SmtpRetry {
-    SmtpRetry {
-        max_attempts: 4,
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
+        ..mail_connector::smtp::default_retry_policy()
     }
 }
 
@@ -230,8 +231,8 @@ async fn certificates_are_verified() {
     let transport = SmtpTransport::starttls("127.0.0.1")
         .port(server.port())
         .basic_auth(USER, Secret::new(PASSWORD))
-        .retry(fast_retry())
-        .send_timeout(Duration::from_secs(5))
+        .retry_policy(fast_retry())
+        .send_deadline(Duration::from_secs(5))
         .build()
         .unwrap();
     let error = transport
@@ -305,7 +306,7 @@ async fn wrong_password_reports_the_fix_and_no_secret() {
     let secret = "wrong-pass-5f1e2d";
     let transport = starttls(&server)
         .basic_auth(USER, Secret::new(secret))
-        .retry(fast_retry())
+        .retry_policy(fast_retry())
         .build()
         .unwrap();
     let error = transport
@@ -525,9 +526,9 @@ async fn a_connection_closed_by_the_server_is_replaced_transparently() {
     // No retries: the replacement must not depend on the retry loop.
     let transport = starttls(&server)
         .basic_auth(USER, Secret::new(PASSWORD))
-        .retry(SmtpRetry {
-            max_attempts: 1,
-            ..SmtpRetry::default()
+        .retry_policy(RetryPolicy {
+            max_retries: 0,
+            ..mail_connector::smtp::default_retry_policy()
         })
         .build()
         .unwrap();
@@ -691,8 +692,8 @@ async fn a_421_at_rcpt_ends_the_session_instead_of_refusing_the_recipient() {
     .await;
     let transport = starttls(&server)
         .basic_auth(USER, Secret::new(PASSWORD))
-        .retry(SmtpRetry {
-            max_attempts: 2,
+        .retry_policy(RetryPolicy {
+            max_retries: 1,
             ..fast_retry()
         })
         .build()
@@ -746,7 +747,7 @@ async fn a_timeout_after_the_data_is_uncertain_and_not_retried() {
     })
     .await;
     let transport = logged_in(&server)
-        .send_timeout(Duration::from_millis(1500))
+        .send_deadline(Duration::from_millis(1500))
         .build()
         .unwrap();
     let error = transport
@@ -774,7 +775,7 @@ async fn refused_recipients_stay_not_sent_when_the_data_goes_unanswered() {
     })
     .await;
     let transport = logged_in(&server)
-        .send_timeout(Duration::from_millis(1000))
+        .send_deadline(Duration::from_millis(1000))
         .build()
         .unwrap();
     let email = Email::builder()
@@ -824,7 +825,7 @@ async fn fifty_concurrent_sends_stay_within_the_connection_limit() {
         let transport = Arc::new(
             starttls(&server)
                 .basic_auth(USER, Secret::new(PASSWORD))
-                .max_connections(limit)
+                .max_concurrency(limit)
                 .build()
                 .unwrap(),
         );
@@ -885,12 +886,12 @@ async fn a_server_that_never_greets_fails_check_and_send_within_the_timeout() {
     .await;
     let transport = starttls(&server)
         .basic_auth(USER, Secret::new(PASSWORD))
-        .retry(SmtpRetry {
-            max_attempts: 2,
+        .retry_policy(RetryPolicy {
+            max_retries: 1,
             ..fast_retry()
         })
         .connect_timeout(Duration::from_millis(300))
-        .send_timeout(Duration::from_secs(5))
+        .send_deadline(Duration::from_secs(5))
         .build()
         .unwrap();
 
@@ -938,7 +939,7 @@ async fn check_stays_within_the_connection_limit() {
     let server = TestServer::start(ServerOptions::default()).await;
     let transport = starttls(&server)
         .basic_auth(USER, Secret::new(PASSWORD))
-        .max_connections(1)
+        .max_concurrency(1)
         .build()
         .unwrap();
     // The send leaves its connection idle in the pool: the limit is reached.

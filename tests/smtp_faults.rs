@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mail_connector::{
-    CheckStatus, ConnectorSettings, Email, Error, MailTransport, Secret, SmtpRetry, SmtpStage,
+    CheckStatus, ConnectorSettings, Email, Error, MailTransport, RetryPolicy, Secret, SmtpStage,
     SmtpTransport,
 };
 use support::FakeTokens;
@@ -26,11 +26,12 @@ fn email() -> Email {
         .unwrap()
 }
 
-fn retry() -> SmtpRetry {
-    SmtpRetry {
-        max_attempts: 4,
+fn retry() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
+        ..mail_connector::smtp::default_retry_policy()
     }
 }
 
@@ -54,7 +55,7 @@ async fn sends_cancelled_mid_flight_keep_the_connection_cap() {
         .port(server.port())
         .tls_ca_pem(server.ca_pem.clone())
         .basic_auth(USER, Secret::new(PASSWORD))
-        .max_connections(3)
+        .max_concurrency(3)
         .build()
         .unwrap();
     // Three pooled connections, so that sends go straight into a transaction.
@@ -118,7 +119,7 @@ async fn certificate_failures_are_permanent_and_not_retried() {
         let mut builder = SmtpTransport::implicit_tls("localhost")
             .port(server.port())
             .basic_auth(USER, Secret::new(PASSWORD))
-            .retry(retry());
+            .retry_policy(retry());
         if trust_ca {
             builder = builder.tls_ca_pem(server.ca_pem.clone());
         }
@@ -149,7 +150,7 @@ async fn an_overlong_auth_reply_is_permanent_and_the_token_is_sent_once() {
     let transport = SmtpTransport::builder_dangerous("127.0.0.1")
         .port(server.port())
         .xoauth2(USER, Arc::new(FakeTokens::new(&["tok-once"])))
-        .retry(retry())
+        .retry_policy(retry())
         .build()
         .unwrap();
     let error = bounded(transport.send(&email())).await.unwrap_err();
@@ -236,7 +237,7 @@ fn with_deadline(settings: &ConnectorSettings, deadline: Duration) -> SmtpTransp
     settings
         .smtp_builder()
         .unwrap()
-        .send_timeout(deadline)
+        .send_deadline(deadline)
         .build()
         .unwrap()
 }
@@ -254,14 +255,15 @@ async fn extreme_builder_values_neither_panic_nor_hang() {
         .port(server.port())
         .tls_ca_pem(server.ca_pem.clone())
         .basic_auth(USER, Secret::new(PASSWORD))
-        .max_connections(usize::MAX)
-        .send_timeout(Duration::MAX)
+        .max_concurrency(usize::MAX)
+        .send_deadline(Duration::MAX)
         .connect_timeout(Duration::MAX)
         .idle_timeout(Duration::MAX)
-        .retry(SmtpRetry {
-            max_attempts: u32::MAX,
+        .retry_policy(RetryPolicy {
+            max_retries: u32::MAX,
             initial_backoff: Duration::MAX,
             max_backoff: Duration::MAX,
+            ..mail_connector::smtp::default_retry_policy()
         })
         .build()
         .unwrap();
@@ -296,7 +298,7 @@ async fn a_send_waiting_for_a_token_blames_the_login_host() {
         .port(server.port())
         .tls_ca_pem(server.ca_pem.clone())
         .xoauth2(USER, Arc::new(SilentTokens))
-        .send_timeout(Duration::from_secs(1))
+        .send_deadline(Duration::from_secs(1))
         .build()
         .unwrap();
     let error = bounded(transport.send(&email())).await.unwrap_err();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use mail_connector::{
-    CheckStatus, Email, Error, MailTransport, Secret, SmtpRetry, SmtpStage, SmtpTransport,
+    CheckStatus, Email, Error, MailTransport, RetryPolicy, Secret, SmtpStage, SmtpTransport,
 };
 use support::FakeTokens;
 use support::hostile_smtp::{self, INJECTED_CAPABILITY};
@@ -28,11 +28,12 @@ fn email() -> Email {
         .unwrap()
 }
 
-fn retry() -> SmtpRetry {
-    SmtpRetry {
-        max_attempts: 4,
+fn retry() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
+        ..mail_connector::smtp::default_retry_policy()
     }
 }
 
@@ -52,7 +53,7 @@ async fn bytes_injected_after_the_starttls_reply_abort_the_send() {
         .port(server.port())
         .tls_ca_pem(server.ca_pem.clone())
         .basic_auth(USER, Secret::new(PASSWORD))
-        .retry(retry())
+        .retry_policy(retry())
         .build()
         .unwrap();
     let result = bounded(transport.send(&email())).await;
@@ -107,7 +108,7 @@ async fn an_injection_after_a_bare_lf_reply_aborts_the_send_and_the_check() {
         .port(server.port())
         .tls_ca_pem(server.ca_pem.clone())
         .basic_auth(USER, Secret::new(PASSWORD))
-        .retry(retry())
+        .retry_policy(retry())
         .build()
         .unwrap();
     let error = bounded(transport.send(&email()))
@@ -139,7 +140,7 @@ async fn an_endless_reply_line_is_cut_off_early() {
     let transport = SmtpTransport::builder_dangerous("127.0.0.1")
         .port(server.port())
         .sender(mail_connector::Mailbox::parse(USER).unwrap())
-        .retry(retry())
+        .retry_policy(retry())
         .build()
         .unwrap();
     let error = bounded(transport.send(&email())).await.unwrap_err();
@@ -161,7 +162,7 @@ async fn an_endless_reply_line_over_implicit_tls_is_cut_off_early() {
         .port(server.port())
         .tls_ca_pem(server.ca_pem.clone())
         .sender(mail_connector::Mailbox::parse(USER).unwrap())
-        .retry(retry())
+        .retry_policy(retry())
         .build()
         .unwrap();
     let error = bounded(transport.send(&email())).await.unwrap_err();

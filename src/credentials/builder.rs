@@ -72,26 +72,26 @@ impl CredentialsBuilder {
 
     /// The login host (default [`DEFAULT_AUTHORITY_HOST`]); a national cloud's, a proxy's or
     /// a test server's. `https`, or plain `http` for localhost only.
-    pub fn with_authority_host(mut self, host: impl Into<String>) -> Self {
+    pub fn authority_host(mut self, host: impl Into<String>) -> Self {
         self.authority_host = host.into();
         self
     }
 
     /// Trust the root certificates in this PEM file too, for the login host.
-    pub fn with_tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.tls_ca_file = Some(path.into());
         self
     }
 
     /// When the client secret expires, so that `check` warns 30 days ahead.
-    pub fn with_secret_expiry(mut self, date: ExpiryDate) -> Self {
+    pub fn secret_expiry(mut self, date: ExpiryDate) -> Self {
         self.secret_expires = Some(date);
         self
     }
 
     /// Name the app this token source signs in as: the tenant and client id name the cache
     /// entry and the admin-consent URL. Already set for a secret or a certificate.
-    pub fn with_app(mut self, tenant_id: impl Into<String>, client_id: impl Into<String>) -> Self {
+    pub fn app(mut self, tenant_id: impl Into<String>, client_id: impl Into<String>) -> Self {
         self.tenant_id = tenant_id.into();
         self.client_id = client_id.into();
         self
@@ -99,7 +99,7 @@ impl CredentialsBuilder {
 
     /// Refresh cached tokens this long before they expire (default 5 minutes; at most half
     /// a token's lifetime, and values over a day count as a day).
-    pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
         self
     }
@@ -108,31 +108,31 @@ impl CredentialsBuilder {
     /// and try again only after this long (default 30 seconds), or after the token
     /// endpoint's `Retry-After` when it sent one. An expired, missing or rejected token is
     /// fetched at once regardless. Values over a day count as a day.
-    pub fn with_refresh_cooldown(mut self, cooldown: Duration) -> Self {
+    pub fn refresh_cooldown(mut self, cooldown: Duration) -> Self {
         self.refresh_cooldown = cooldown;
         self
     }
 
     /// How the token endpoint's 429 and 5xx answers are retried.
-    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
         self
     }
 
     /// Keep tokens in `store` instead of this process's memory.
-    pub fn with_cache_store(mut self, store: Arc<dyn TokenCacheStore>) -> Self {
+    pub fn cache_store(mut self, store: Arc<dyn TokenCacheStore>) -> Self {
         self.store = Some(store);
         self
     }
 
     /// How the certificate flow signs its assertion (default [`AssertionAlgorithm::Ps256`]).
-    pub fn with_assertion_algorithm(mut self, algorithm: AssertionAlgorithm) -> Self {
+    pub fn assertion_algorithm(mut self, algorithm: AssertionAlgorithm) -> Self {
         self.algorithm = algorithm;
         self
     }
 
     /// Use this HTTP client for the token endpoint instead of one of its own (which trusts
-    /// [`with_tls_ca_file`](Self::with_tls_ca_file)). Use it to share a connection pool or add a
+    /// [`tls_ca_file`](Self::tls_ca_file)). Use it to share a connection pool or add a
     /// proxy.
     ///
     /// # Security
@@ -140,7 +140,7 @@ impl CredentialsBuilder {
     /// Build it with `redirect(reqwest::redirect::Policy::none())`: a client that follows
     /// redirects would re-post the client secret or assertion wherever the login host's answer
     /// points. The credentials' own client follows none.
-    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
     }

@@ -165,7 +165,7 @@ fn remedy_for_code(code: u64) -> Option<&'static str> {
         }
         90_055 => "Entra ID is throttling this tenant; requests are retried automatically",
         50_196 => {
-            "Entra ID saw a loop of identical token requests: tokens are not being reused — build one `Credentials` per app and share it (clone it) between transports and requests, or give every instance one shared `TokenCacheStore` (`CredentialsBuilder::with_cache_store`)"
+            "Entra ID saw a loop of identical token requests: tokens are not being reused — build one `Credentials` per app and share it (clone it) between transports and requests, or give every instance one shared `TokenCacheStore` (`CredentialsBuilder::cache_store`)"
         }
         _ => return None,
     })

@@ -60,12 +60,12 @@
 //! # Caching
 //!
 //! Tokens are cached per (login host, tenant, client id, scope) and reused until
-//! [`CredentialsBuilder::with_refresh_margin`] (5 minutes, at most half the token's lifetime)
+//! [`CredentialsBuilder::refresh_margin`] (5 minutes, at most half the token's lifetime)
 //! before they expire. When a token is missing or expired, one request goes to Entra ID while
 //! concurrent callers wait for its result. A token that is due but still valid is refreshed
 //! with a single request (no retries) while other callers keep using it; if that refresh
 //! fails, the cached token is used and the next attempt waits for the endpoint's
-//! `Retry-After` or [`CredentialsBuilder::with_refresh_cooldown`] (30 seconds). Only an
+//! `Retry-After` or [`CredentialsBuilder::refresh_cooldown`] (30 seconds). Only an
 //! expired token makes callers fail. A transport that gets 401 (Graph) or 535 (SMTP) calls
 //! [`Credentials::invalidate`]. The token endpoint's 429, 5xx and transient Entra errors
 //! (`temporarily_unavailable`, tenant throttling) are retried, waiting at least its

@@ -127,12 +127,12 @@ impl ConnectorSettings {
                 self.client_secret.clone().unwrap_or_default(),
             ),
         }
-        .with_authority_host(self.authority_host());
+        .authority_host(self.authority_host());
         if let Some(path) = &self.tls_ca_file {
-            builder = builder.with_tls_ca_file(path);
+            builder = builder.tls_ca_file(path);
         }
         if let Some(date) = self.client_secret_expires {
-            builder = builder.with_secret_expiry(date);
+            builder = builder.secret_expiry(date);
         }
         Ok(builder)
     }
@@ -267,7 +267,7 @@ impl TransportBuilder<'_> {
         }
         let mut builder = self.settings.credentials_builder()?;
         if let Some(client) = &self.http_client {
-            builder = builder.with_http_client(client.clone());
+            builder = builder.http_client(client.clone());
         }
         Ok(Arc::new(builder.build()?))
     }

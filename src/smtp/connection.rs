@@ -243,7 +243,7 @@ impl Deadline {
 
     pub(super) fn describe(&self) -> String {
         format!(
-            "the {}'s deadline of {:?} (`send_timeout`) was reached",
+            "the {}'s deadline of {:?} (`send_deadline`) was reached",
             self.of, self.total
         )
     }

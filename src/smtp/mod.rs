@@ -50,10 +50,10 @@
 //! # Pooling, limits and retries
 //!
 //! Connections are kept after a send and reused. At most
-//! [`max_connections`](SmtpTransportBuilder::max_connections) (default 3, Exchange Online's
+//! [`max_concurrency`](SmtpTransportBuilder::max_concurrency) (default 3, Exchange Online's
 //! limit per mailbox) are open at once, enforced by a semaphore; further sends wait their
 //! turn. A pooled connection the server has closed is replaced transparently. Each send has
-//! an overall deadline ([`send_timeout`](SmtpTransportBuilder::send_timeout), default 60 s).
+//! an overall deadline ([`send_deadline`](SmtpTransportBuilder::send_deadline), default 60 s).
 //! 4xx replies and dropped connections are retried with exponential backoff inside that
 //! deadline; 5xx replies are not. A 4xx reply to the end of the message data (Exchange's
 //! `432 4.3.2`) is the server refusing the message, so it is retried too. But when the data
@@ -162,6 +162,7 @@ use crate::error::{Delivery, Error, Result, SettingsProblem, SmtpStage};
 use crate::message::{Email, Mailbox};
 use crate::mime::{BccHeader, build_message};
 use crate::net::is_loopback_host;
+use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport};
 
@@ -183,33 +184,17 @@ pub enum SendAsPolicy {
     MailboxOnly,
 }
 
-/// Retry settings for transient failures (4xx replies, dropped connections).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SmtpRetry {
-    /// Attempts in total, the first included; 1 disables retries.
-    pub max_attempts: u32,
-    /// The wait before the first retry; doubled for each further retry.
-    pub initial_backoff: Duration,
-    /// The longest wait between attempts.
-    pub max_backoff: Duration,
-}
-
-impl Default for SmtpRetry {
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            initial_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(8),
-        }
-    }
-}
-
-impl SmtpRetry {
-    fn backoff(&self, retry: u32) -> Duration {
-        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-        self.initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
+/// The retry policy of an [`SmtpTransport`] unless [`retry_policy`](SmtpTransportBuilder::retry_policy)
+/// sets another: 3 retries of transient failures (4xx replies, dropped connections), the first
+/// after about 250 ms, doubling up to 8 s, with jitter, all within the send timeout.
+#[must_use]
+pub fn default_retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        initial_backoff: Duration::from_millis(250),
+        max_backoff: Duration::from_secs(8),
+        multiplier: 2.0,
+        deadline: None,
     }
 }
 
@@ -234,9 +219,9 @@ struct Inner {
     connector: Connector,
     sender: Option<Mailbox>,
     send_as: SendAsPolicy,
-    send_timeout: Duration,
-    retry: SmtpRetry,
-    max_connections: usize,
+    send_deadline: Duration,
+    retry: RetryPolicy,
+    max_concurrency: usize,
     permits: Arc<Semaphore>,
     pool: Pool,
     opened: AtomicU64,
@@ -251,8 +236,8 @@ impl fmt::Debug for SmtpTransport {
             .field("tls", &inner.connector.tls.mode())
             .field("auth", &inner.connector.auth)
             .field("sender", &inner.sender)
-            .field("max_connections", &inner.max_connections)
-            .field("send_timeout", &inner.send_timeout)
+            .field("max_concurrency", &inner.max_concurrency)
+            .field("send_deadline", &inner.send_deadline)
             .finish_non_exhaustive()
     }
 }
@@ -285,8 +270,8 @@ impl SmtpTransport {
 
     /// The most connections this transport keeps open at once.
     #[must_use]
-    pub fn max_connections(&self) -> usize {
-        self.inner.max_connections
+    pub fn max_concurrency(&self) -> usize {
+        self.inner.max_concurrency
     }
 
     fn sender_for(&self, email: &Email) -> Result<(Mailbox, Mailbox)> {
@@ -324,7 +309,7 @@ impl SmtpTransport {
 
     async fn send_inner(&self, email: &Email) -> Result<SendReport> {
         let inner = &self.inner;
-        let deadline = Instant::now() + inner.send_timeout;
+        let deadline = Instant::now() + inner.send_deadline;
         let (mailbox, from) = self.sender_for(email)?;
         let message = build_message(email, &from, BccHeader::Drop).await?;
         let bytes = message.formatted();
@@ -335,6 +320,7 @@ impl SmtpTransport {
         let envelope = Arc::new(connection::Envelope::new(&mailbox, email)?);
         let bytes: Arc<[u8]> = bytes.into();
 
+        let started = Instant::now();
         let mut attempt: u32 = 0;
         loop {
             attempt = attempt.saturating_add(1);
@@ -354,7 +340,7 @@ impl SmtpTransport {
                         progress.stage,
                         format!(
                             "no answer within the send deadline of {:?}{}",
-                            inner.send_timeout,
+                            inner.send_deadline,
                             if progress.data_written {
                                 "; the message data was written, so it may have been delivered"
                             } else {
@@ -370,13 +356,16 @@ impl SmtpTransport {
             // A 4xx *reply* to the end of the data (Exchange's `432 4.3.2`) is the server's
             // explicit refusal and is NotSent, so it is retried like any other; no reply after
             // the data is Uncertain, which is never transient, so never retried.
-            let retryable = error.is_transient()
-                && error.delivery() == Delivery::NotSent
-                && attempt < inner.retry.max_attempts;
-            if !retryable {
+            let retryable = error.is_transient() && error.delivery() == Delivery::NotSent;
+            let wait = match retryable {
+                true => inner
+                    .retry
+                    .next_delay(attempt.saturating_sub(1), started.elapsed(), None),
+                false => None,
+            };
+            let Some(wait) = wait else {
                 return Err(progress.exact(error));
-            }
-            let wait = inner.retry.backoff(attempt);
+            };
             if Instant::now()
                 .checked_add(wait)
                 .is_none_or(|end| end >= deadline)
@@ -477,7 +466,7 @@ async fn attempt(
 ) -> AttemptOutcome {
     let limit = connection::Deadline {
         at: deadline,
-        total: inner.send_timeout,
+        total: inner.send_deadline,
         of: "send",
     };
     loop {
@@ -551,11 +540,11 @@ impl MailTransport for SmtpTransport {
     }
 
     /// Bounded by the send timeout: a step that gets no answer fails with its remedy. The
-    /// check's connection counts against [`max_connections`](SmtpTransportBuilder::max_connections)
+    /// check's connection counts against [`max_concurrency`](SmtpTransportBuilder::max_concurrency)
     /// like a send's: it waits for a permit and closes an idle pooled connection first.
     async fn check(&self) -> Result<CheckReport> {
         let inner = &self.inner;
-        let deadline = connection::Deadline::after(inner.send_timeout, "check");
+        let deadline = connection::Deadline::after(inner.send_deadline, "check");
         let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline.at, inner.permits.acquire()).await
         else {
             let mut report = CheckReport::default();
@@ -563,7 +552,7 @@ impl MailTransport for SmtpTransport {
                 "connect",
                 format!(
                     "all {} connections stayed busy with sends for {:?}",
-                    inner.max_connections, inner.send_timeout
+                    inner.max_concurrency, inner.send_deadline
                 ),
                 Some(
                     "run the check again when fewer emails are being sent, or raise the send \
@@ -624,11 +613,11 @@ pub struct SmtpTransportBuilder {
     ca_file: Option<PathBuf>,
     ca_pem: Vec<Vec<u8>>,
     allow_plaintext_credentials: bool,
-    max_connections: usize,
-    send_timeout: Duration,
+    max_concurrency: usize,
+    send_deadline: Duration,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    retry: SmtpRetry,
+    retry: RetryPolicy,
     hello_name: Option<String>,
     scope: String,
     problems: Vec<SettingsProblem>,
@@ -678,11 +667,11 @@ impl SmtpTransportBuilder {
             ca_file: None,
             ca_pem: Vec::new(),
             allow_plaintext_credentials: false,
-            max_connections: 3,
-            send_timeout: Duration::from_secs(60),
+            max_concurrency: 3,
+            send_deadline: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
-            retry: SmtpRetry::default(),
+            retry: default_retry_policy(),
             hello_name: None,
             scope: SMTP_SCOPE.to_owned(),
             problems: Vec::new(),
@@ -771,16 +760,16 @@ impl SmtpTransportBuilder {
 
     /// The most connections open at once (default 3, Exchange Online's per-mailbox limit).
     /// Values past tokio's semaphore limit (`usize::MAX` included) mean no limit.
-    pub fn max_connections(mut self, max: usize) -> Self {
-        self.max_connections = max;
+    pub fn max_concurrency(mut self, max: usize) -> Self {
+        self.max_concurrency = max;
         self
     }
 
     /// The overall deadline of one send, retries included (default 60 s); it also bounds
     /// [`check`](MailTransport::check). Timeouts longer than a year (`Duration::MAX`
     /// included) are kept as a year: no limit in practice.
-    pub fn send_timeout(mut self, timeout: Duration) -> Self {
-        self.send_timeout = timeout;
+    pub fn send_deadline(mut self, timeout: Duration) -> Self {
+        self.send_deadline = timeout;
         self
     }
 
@@ -798,8 +787,9 @@ impl SmtpTransportBuilder {
         self
     }
 
-    /// Retry settings for transient failures.
-    pub fn retry(mut self, retry: SmtpRetry) -> Self {
+    /// How transient failures (4xx replies, dropped connections) are retried (default
+    /// [`default_retry_policy`]). The send timeout bounds the retries too.
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
     }
@@ -842,9 +832,9 @@ impl SmtpTransportBuilder {
                 ),
             );
         }
-        if this.max_connections == 0 {
+        if this.max_concurrency == 0 {
             this.problem(
-                "max_connections",
+                "max_concurrency",
                 "the SMTP connection limit must be at least 1",
             );
         }
@@ -940,7 +930,7 @@ impl SmtpTransportBuilder {
         };
         // Values past these mean "no limit" in practice; beyond them the arithmetic on
         // instants (and tokio's semaphore) would overflow.
-        let max_connections = this.max_connections.min(Semaphore::MAX_PERMITS);
+        let max_concurrency = this.max_concurrency.min(Semaphore::MAX_PERMITS);
         let connector = Connector {
             host,
             port,
@@ -954,10 +944,10 @@ impl SmtpTransportBuilder {
                 connector,
                 sender: this.sender,
                 send_as: this.send_as,
-                send_timeout: this.send_timeout.min(MAX_TIMEOUT),
+                send_deadline: this.send_deadline.min(MAX_TIMEOUT),
                 retry: this.retry,
-                max_connections,
-                permits: Arc::new(Semaphore::new(max_connections)),
+                max_concurrency,
+                permits: Arc::new(Semaphore::new(max_concurrency)),
                 pool: Pool::new(this.idle_timeout.min(MAX_TIMEOUT)),
                 opened: AtomicU64::new(0),
             }),
@@ -985,21 +975,4 @@ fn check_pem(pem: &[u8]) -> std::result::Result<(), &'static str> {
         return Err("holds no `BEGIN CERTIFICATE` block; it must be PEM");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let retry = SmtpRetry {
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(300),
-        };
-        assert_eq!(retry.backoff(1), Duration::from_millis(100));
-        assert_eq!(retry.backoff(2), Duration::from_millis(200));
-        assert_eq!(retry.backoff(3), Duration::from_millis(300));
-    }
 }

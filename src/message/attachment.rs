@@ -1,0 +1,223 @@
+//! [`Attachment`] — a file attached to an email, from bytes or a path — with
+//! [`AttachmentContent`], where its bytes are, and the checks `build` runs on it.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::header::{check_header_text, preview};
+use crate::error::{Error, Result};
+
+/// Where an attachment's bytes are.
+#[derive(Debug, Clone, Copy)]
+pub enum AttachmentContent<'a> {
+    /// In memory.
+    Bytes(&'a [u8]),
+    /// In a file, read when the email is sent (large files can be streamed).
+    File(&'a Path),
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Bytes(Arc<[u8]>),
+    File(PathBuf),
+}
+
+/// A file attached to an email, from bytes or from a file path.
+///
+/// The content type is guessed from the name's extension unless set with
+/// [`Attachment::with_content_type`]; [`Attachment::inline`] makes it an inline part that HTML
+/// can reference as `cid:…`.
+///
+/// ```
+/// use mail_connector::Attachment;
+///
+/// let logo = Attachment::from_bytes("logo.png", vec![0x89, b'P', b'N', b'G']).inline("logo");
+/// assert_eq!(logo.content_type(), "image/png");
+/// assert_eq!(logo.content_id(), Some("logo"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    name: String,
+    content_type: String,
+    content_id: Option<String>,
+    size: u64,
+    source: Source,
+}
+
+impl Attachment {
+    /// An attachment held in memory.
+    #[must_use]
+    pub fn from_bytes(name: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
+        let name = name.into();
+        let bytes: Arc<[u8]> = bytes.into().into();
+        Self {
+            content_type: guess_content_type(&name),
+            size: bytes.len() as u64,
+            name,
+            content_id: None,
+            source: Source::Bytes(bytes),
+        }
+    }
+
+    /// An attachment read from a file when the email is sent. The name is the file's name;
+    /// the file must exist now (its size is recorded).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read; [`Error::InvalidMessage`] when the path
+    /// is not a regular file or has no file name.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let metadata =
+            std::fs::metadata(path).map_err(|e| Error::io("read the attachment", path, e))?;
+        if !metadata.is_file() {
+            return Err(Error::invalid_message(
+                "attachments",
+                format!("`{}` is not a regular file", path.display()),
+            ));
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                Error::invalid_message(
+                    "attachments",
+                    format!("`{}` has no file name", path.display()),
+                )
+            })?;
+        Ok(Self {
+            content_type: guess_content_type(&name),
+            name,
+            content_id: None,
+            size: metadata.len(),
+            source: Source::File(path.to_owned()),
+        })
+    }
+
+    /// Overrides the guessed content type, e.g. `text/csv; charset=utf-8`.
+    #[must_use]
+    pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = content_type.into();
+        self
+    }
+
+    /// Makes the attachment inline with this Content-ID, for `<img src="cid:ID">` in HTML.
+    #[must_use]
+    pub fn inline(mut self, content_id: impl Into<String>) -> Self {
+        self.content_id = Some(content_id.into());
+        self
+    }
+
+    /// Renames the attachment (the name recipients see).
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The file name recipients see.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The MIME content type.
+    #[must_use]
+    pub fn content_type(&self) -> &str {
+        &self.content_type
+    }
+
+    /// The Content-ID when the attachment is inline.
+    #[must_use]
+    pub fn content_id(&self) -> Option<&str> {
+        self.content_id.as_deref()
+    }
+
+    /// Whether the attachment is inline (has a Content-ID).
+    #[must_use]
+    pub fn is_inline(&self) -> bool {
+        self.content_id.is_some()
+    }
+
+    /// The size in bytes (for a file: when the attachment was made).
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Where the bytes are.
+    #[must_use]
+    pub fn content(&self) -> AttachmentContent<'_> {
+        match &self.source {
+            Source::Bytes(bytes) => AttachmentContent::Bytes(bytes),
+            Source::File(path) => AttachmentContent::File(path),
+        }
+    }
+
+    /// Reads the whole content into memory (borrowed when it already is).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read.
+    pub async fn load(&self) -> Result<Cow<'_, [u8]>> {
+        match &self.source {
+            Source::Bytes(bytes) => Ok(Cow::Borrowed(bytes)),
+            Source::File(path) => tokio::fs::read(path)
+                .await
+                .map(Cow::Owned)
+                .map_err(|e| Error::io("read the attachment", path, e)),
+        }
+    }
+
+    pub(super) fn validate(&self, index: usize) -> Result<()> {
+        let field = |part: &str| format!("attachments[{index}].{part}");
+        if self.name.trim().is_empty() {
+            return Err(Error::invalid_message(field("name"), "the name is empty"));
+        }
+        if self.name.contains(['/', '\\']) {
+            return Err(Error::invalid_message(
+                field("name"),
+                format!(
+                    "`{}` contains a path separator; give the file name only",
+                    self.name.escape_debug()
+                ),
+            ));
+        }
+        check_header_text(&field("name"), &self.name)?;
+        check_header_text(&field("content_type"), &self.content_type)?;
+        if lettre::message::header::ContentType::parse(&self.content_type).is_err() {
+            return Err(Error::invalid_message(
+                field("content_type"),
+                format!(
+                    "`{}` is not a MIME type such as `application/pdf`",
+                    self.content_type
+                ),
+            ));
+        }
+        if let Some(cid) = &self.content_id {
+            let bad = cid.is_empty()
+                || cid.len() > 200
+                || cid
+                    .chars()
+                    .any(|c| !c.is_ascii_graphic() || matches!(c, '<' | '>' | '"' | '\\'));
+            if bad {
+                return Err(Error::invalid_message(
+                    field("content_id"),
+                    format!(
+                        "`{}` is not a valid Content-ID; use at most 200 letters, digits and `.-_@`, without `<>`",
+                        preview(cid)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn guess_content_type(name: &str) -> String {
+    mime_guess::from_path(name)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_owned()
+}

@@ -1,0 +1,258 @@
+//! [`Mailbox`] — one address with an optional display name — and the checks that make it safe
+//! to write in a header and on the SMTP envelope; [`ToMailbox`], what the builder accepts as a
+//! mailbox.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::header::{check_header_text, preview};
+use crate::error::{Error, Result};
+
+/// An email address with an optional display name, e.g. `Ann Example <ann@example.org>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Mailbox {
+    name: Option<String>,
+    address: String,
+}
+
+impl Mailbox {
+    /// Makes a mailbox from an address and an optional display name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMessage`] when the address is not a valid email address, cannot be
+    /// sent as exactly one address (a control, line-separator or invisible character, `<`,
+    /// `>`, `,` or `;`, a quoted part a header would split), is longer than RFC 5321 allows
+    /// (64-octet local part, 254 octets in all), or the name contains a line break or another
+    /// control character or is longer than 256 characters.
+    pub fn new(name: Option<&str>, address: &str) -> Result<Self> {
+        let address = address.trim();
+        check_address(address)?;
+        let parsed = lettre::Address::from_str(address).map_err(|e| {
+            Error::invalid_message(
+                "address",
+                format!("`{address}` is not a valid email address ({e})"),
+            )
+        })?;
+        let name = match name.map(str::trim) {
+            Some("") | None => None,
+            Some(name) => {
+                check_header_text("name", name)?;
+                if name.chars().count() > MAX_NAME_CHARS {
+                    return Err(Error::invalid_message(
+                        "name",
+                        format!(
+                            "the display name of `{address}` is longer than {MAX_NAME_CHARS} \
+                             characters; shorten it"
+                        ),
+                    ));
+                }
+                Some(name.to_owned())
+            }
+        };
+        // The message header lists mailboxes as text that is parsed back (by lettre when it
+        // derives the SMTP envelope, and by every recipient): this one must come back as
+        // exactly one mailbox, the same one.
+        let written = lettre::message::Mailbox::new(name.clone(), parsed).to_string();
+        let reparsed = lettre::message::Mailboxes::from_str(&written).ok();
+        let mut reparsed = reparsed.iter().flat_map(|m| m.iter());
+        let same = match (reparsed.next(), reparsed.next()) {
+            (Some(m), None) => AsRef::<str>::as_ref(&m.email) == address && m.name == name,
+            _ => false,
+        };
+        if !same {
+            return Err(Error::invalid_message(
+                "address",
+                format!(
+                    "`{}` cannot be written in a message header as one mailbox; use a plain \
+                     address such as `name@example.org`",
+                    written.escape_debug()
+                ),
+            ));
+        }
+        Ok(Self {
+            name,
+            address: address.to_owned(),
+        })
+    }
+
+    /// Parses `ann@example.org` or `Ann Example <ann@example.org>` (a quoted name works too).
+    ///
+    /// ```
+    /// let ann: mail_connector::Mailbox = "Ann Example <ann@example.org>".parse()?;
+    /// assert_eq!(ann.name(), Some("Ann Example"));
+    /// assert_eq!(ann.address(), "ann@example.org");
+    /// # Ok::<(), mail_connector::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMessage`] when the text is not a mailbox.
+    pub fn parse(text: &str) -> Result<Self> {
+        if let Some(c) = text.chars().find(|c| c.is_control()) {
+            return Err(Error::invalid_message(
+                "address",
+                format!(
+                    "`{}` contains the control character {c:?}; write \
+                     `name@example.org` or `Name <name@example.org>`",
+                    preview(text)
+                ),
+            ));
+        }
+        let parsed = lettre::message::Mailbox::from_str(text.trim()).map_err(|e| {
+            Error::invalid_message(
+                "address",
+                format!("`{text}` is not a valid mailbox ({e}); write `name@example.org` or `Name <name@example.org>`"),
+            )
+        })?;
+        Self::new(parsed.name.as_deref(), parsed.email.as_ref())
+    }
+
+    /// The address, e.g. `ann@example.org`.
+    #[must_use]
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The display name, if any.
+    #[must_use]
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+impl FromStr for Mailbox {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for Mailbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => {
+                let needs_quotes = name
+                    .chars()
+                    .any(|c| !(c.is_alphanumeric() || c == ' ' || c == '-' || c == '\''));
+                if needs_quotes {
+                    let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
+                    write!(f, "\"{escaped}\" <{}>", self.address)
+                } else {
+                    write!(f, "{name} <{}>", self.address)
+                }
+            }
+            None => f.write_str(&self.address),
+        }
+    }
+}
+
+/// Anything the builder accepts as a mailbox: text to parse, or a [`Mailbox`].
+///
+/// Sealed; implemented for `&str`, `String`, `Mailbox` and `&Mailbox`.
+pub trait ToMailbox: sealed::Sealed {
+    /// Converts, or says why the value is not a mailbox.
+    #[doc(hidden)]
+    fn to_mailbox(self) -> Result<Mailbox>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &str {}
+    impl Sealed for String {}
+    impl Sealed for &String {}
+    impl Sealed for super::Mailbox {}
+    impl Sealed for &super::Mailbox {}
+}
+
+impl ToMailbox for &str {
+    fn to_mailbox(self) -> Result<Mailbox> {
+        Mailbox::parse(self)
+    }
+}
+impl ToMailbox for String {
+    fn to_mailbox(self) -> Result<Mailbox> {
+        Mailbox::parse(&self)
+    }
+}
+impl ToMailbox for &String {
+    fn to_mailbox(self) -> Result<Mailbox> {
+        Mailbox::parse(self)
+    }
+}
+impl ToMailbox for Mailbox {
+    fn to_mailbox(self) -> Result<Mailbox> {
+        Ok(self)
+    }
+}
+impl ToMailbox for &Mailbox {
+    fn to_mailbox(self) -> Result<Mailbox> {
+        Ok(self.clone())
+    }
+}
+
+/// The longest display name, in characters: with the longest address, the header line stays
+/// well within RFC 5322's 998 octets.
+pub(crate) const MAX_NAME_CHARS: usize = 256;
+
+/// Refuses what cannot be sent as one address on the SMTP envelope and in a header: control
+/// characters, line and paragraph separators, other whitespace than a space (within quotes),
+/// invisible and bidirectional formatting characters, `<`, `>`, `,` and `;`, and addresses
+/// longer than RFC 5321 allows (64-octet local part, 254 octets in all).
+fn check_address(address: &str) -> Result<()> {
+    let fix = "use a plain address such as `name@example.org`";
+    let bad = address.chars().find(|&c| {
+        c.is_control()
+            || (c.is_whitespace() && c != ' ')
+            || matches!(
+                c,
+                '<' | '>'
+                    | ','
+                    | ';'
+                    | '\u{200B}'..='\u{200F}'
+                    | '\u{202A}'..='\u{202E}'
+                    | '\u{2060}'..='\u{2064}'
+                    | '\u{2066}'..='\u{2069}'
+                    | '\u{FEFF}'
+            )
+    });
+    if let Some(c) = bad {
+        return Err(Error::invalid_message(
+            "address",
+            format!(
+                "`{}` contains {c:?} (U+{:04X}), which cannot be part of an address; {fix}",
+                address.escape_debug(),
+                u32::from(c)
+            ),
+        ));
+    }
+    let local = address.rsplit_once('@').map_or(address, |(local, _)| local);
+    if local.len() > 64 || address.len() > 254 {
+        return Err(Error::invalid_message(
+            "address",
+            format!(
+                "`{}…` is too long: RFC 5321 allows a local part of 64 octets and an address \
+                 of 254 ({} and {} here)",
+                address.chars().take(40).collect::<String>(),
+                local.len(),
+                address.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_names_that_need_it() {
+        let m = Mailbox::new(Some("Doe, Jane"), "jane@example.org").unwrap();
+        assert_eq!(m.to_string(), "\"Doe, Jane\" <jane@example.org>");
+        assert_eq!(Mailbox::parse(&m.to_string()).unwrap(), m);
+        let m = Mailbox::new(Some("Ann"), "ann@example.org").unwrap();
+        assert_eq!(m.to_string(), "Ann <ann@example.org>");
+    }
+}

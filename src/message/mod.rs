@@ -1,0 +1,195 @@
+//! The message model: [`Email`], [`Mailbox`], [`Attachment`] and the validating builder.
+//!
+//! An [`Email`] is always valid: it can only be made by [`EmailBuilder::build`], which checks
+//! every address with a real RFC 5322 address parser, refuses CR and LF (and other control
+//! characters) in every header value so header injection is impossible, and checks attachment
+//! names and content types. Non-ASCII subjects and display names are allowed; each transport
+//! encodes them on the wire.
+
+mod attachment;
+mod builder;
+mod header;
+mod mailbox;
+mod recipient;
+
+pub use attachment::{Attachment, AttachmentContent};
+pub use builder::EmailBuilder;
+pub use mailbox::{Mailbox, ToMailbox};
+pub use recipient::{Recipient, RecipientKind};
+
+/// How important the sender marks the email (Graph's `importance`, the `Importance` header).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Importance {
+    /// Low.
+    Low,
+    /// Normal, the default; transports omit the header.
+    #[default]
+    Normal,
+    /// High.
+    High,
+}
+
+/// A validated email, made with [`Email::builder`].
+///
+/// ```
+/// use mail_connector::{Attachment, Email, Importance};
+///
+/// let email = Email::builder()
+///     .to("Ann Example <ann@example.org>")
+///     .bcc("audit@example.org")
+///     .subject("Nightly report ✅")
+///     .text("The report is attached.")
+///     .html("<p>The report is attached.</p>")
+///     .attachment(Attachment::from_bytes("report.csv", "a,b\n1,2\n"))
+///     .importance(Importance::High)
+///     .header("X-Report-Id", "42")
+///     .build()?;
+/// assert_eq!(email.recipients().count(), 2);
+/// # Ok::<(), mail_connector::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Email {
+    from: Option<Mailbox>,
+    to: Vec<Mailbox>,
+    cc: Vec<Mailbox>,
+    bcc: Vec<Mailbox>,
+    reply_to: Vec<Mailbox>,
+    subject: String,
+    text: Option<String>,
+    html: Option<String>,
+    attachments: Vec<Attachment>,
+    importance: Importance,
+    headers: Vec<(String, String)>,
+}
+
+impl Email {
+    /// Starts an email.
+    pub fn builder() -> EmailBuilder {
+        EmailBuilder::default()
+    }
+
+    /// The sender, when the email names one; transports otherwise use their configured
+    /// mailbox (`user_name`).
+    #[must_use]
+    pub fn from(&self) -> Option<&Mailbox> {
+        self.from.as_ref()
+    }
+
+    /// `To` recipients.
+    #[must_use]
+    pub fn to(&self) -> &[Mailbox] {
+        &self.to
+    }
+
+    /// `Cc` recipients.
+    #[must_use]
+    pub fn cc(&self) -> &[Mailbox] {
+        &self.cc
+    }
+
+    /// `Bcc` recipients.
+    #[must_use]
+    pub fn bcc(&self) -> &[Mailbox] {
+        &self.bcc
+    }
+
+    /// `Reply-To` mailboxes.
+    #[must_use]
+    pub fn reply_to(&self) -> &[Mailbox] {
+        &self.reply_to
+    }
+
+    /// The subject (may be empty).
+    #[must_use]
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The plain-text body.
+    #[must_use]
+    pub fn text(&self) -> Option<&str> {
+        self.text.as_deref()
+    }
+
+    /// The HTML body.
+    #[must_use]
+    pub fn html(&self) -> Option<&str> {
+        self.html.as_deref()
+    }
+
+    /// Attachments, regular and inline.
+    #[must_use]
+    pub fn attachments(&self) -> &[Attachment] {
+        &self.attachments
+    }
+
+    /// The importance.
+    #[must_use]
+    pub fn importance(&self) -> Importance {
+        self.importance
+    }
+
+    /// Custom `X-` headers as (name, value) pairs, in the order added.
+    #[must_use]
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// Every recipient with its role: To, then Cc, then Bcc.
+    pub fn recipients(&self) -> impl Iterator<Item = Recipient> + '_ {
+        let with = |kind: RecipientKind| {
+            move |mailbox: &Mailbox| Recipient {
+                kind,
+                mailbox: mailbox.clone(),
+            }
+        };
+        self.to
+            .iter()
+            .map(with(RecipientKind::To))
+            .chain(self.cc.iter().map(with(RecipientKind::Cc)))
+            .chain(self.bcc.iter().map(with(RecipientKind::Bcc)))
+    }
+
+    /// The number of recipients (To + Cc + Bcc).
+    #[must_use]
+    pub fn recipient_count(&self) -> usize {
+        self.to.len() + self.cc.len() + self.bcc.len()
+    }
+
+    /// A copy of this email carrying only `recipients` (each keeping its role).
+    pub(crate) fn with_recipients(&self, recipients: &[Recipient]) -> Email {
+        let pick = |kind| {
+            recipients
+                .iter()
+                .filter(|r| r.kind == kind)
+                .map(|r| r.mailbox.clone())
+                .collect()
+        };
+        Email {
+            to: pick(RecipientKind::To),
+            cc: pick(RecipientKind::Cc),
+            bcc: pick(RecipientKind::Bcc),
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_recipients_keeps_roles() {
+        let email = Email::builder()
+            .to("a@example.org")
+            .cc("b@example.org")
+            .bcc("c@example.org")
+            .build()
+            .unwrap();
+        let all: Vec<_> = email.recipients().collect();
+        let part = email.with_recipients(&all[1..]);
+        assert!(part.to().is_empty());
+        assert_eq!(part.cc()[0].address(), "b@example.org");
+        assert_eq!(part.bcc()[0].address(), "c@example.org");
+    }
+}

@@ -138,6 +138,7 @@
 //! ```
 
 mod connection;
+mod redact;
 pub(crate) mod remedy;
 mod stream;
 

@@ -4,12 +4,8 @@
 //! far more than the three-digit reply code; the table below keys on it first, then on the
 //! reply code and the SASL mechanism.
 
-// Only this module redacts, so it declares the module; `#[path]` keeps the file beside it.
-#[path = "redact.rs"]
-mod redact;
-
+use super::redact::redact;
 use crate::error::{Advice, Delivery, Error, SmtpStage};
-use redact::redact;
 
 /// The longest server text kept in an error; replies are short, this guards against abuse.
 const MAX_TEXT: usize = 400;

@@ -2,7 +2,8 @@
 //! it by the recipient limit, and writing it to the outbox (MIME formatting + an atomic file).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mail_connector::{Attachment, Email, MailTransport, OutboxTransport, split_recipients};
+use mail_connector::recipient_limit::split_recipients;
+use mail_connector::{Attachment, Email, MailTransport, OutboxTransport};
 
 fn email_with(recipients: usize) -> Email {
     let mut builder = Email::builder()

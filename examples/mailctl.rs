@@ -19,9 +19,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use mail_connector::{
-    Attachment, CheckStatus, ConnectorSettings, ENV_PREFIX, Email, Error, MailTransport,
-};
+use mail_connector::settings::ENV_PREFIX;
+use mail_connector::{Attachment, CheckStatus, ConnectorSettings, Email, Error, MailTransport};
 
 #[derive(Parser)]
 #[command(

@@ -54,6 +54,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod check;
 pub mod credentials;
 mod error;
 mod expiry;
@@ -64,9 +65,10 @@ mod message;
 mod mime;
 mod net;
 mod outbox;
-mod retry;
+pub mod recipient_limit;
+pub mod retry;
 mod secret;
-mod settings;
+pub mod settings;
 #[cfg(feature = "smtp")]
 pub mod smtp;
 mod stub;
@@ -75,36 +77,28 @@ mod transport;
 /// The attribute for implementing [`MailTransport`] (and [`TokenProvider`]) — re-exported so
 /// your crate needs no `async-trait` dependency of its own: `#[mail_connector::async_trait]`.
 pub use async_trait::async_trait;
-pub use credentials::{
-    AccessToken, AssertionAlgorithm, Credentials, CredentialsBuilder, DEFAULT_REFRESH_MARGIN,
-    EntraError, GRAPH_SCOPE_SUFFIX, InMemoryTokenCache, SMTP_SCOPE, TokenCacheStore, TokenClaims,
-    TokenProvider,
-};
+pub use check::{CheckReport, CheckStatus, CheckStep};
+pub use credentials::{AccessToken, Credentials, TokenProvider};
 pub use error::{Advice, Delivery, Error, Result, SettingsProblem, SmtpStage, Transience};
 #[cfg(feature = "graph")]
-pub use graph::{GraphTransport, GraphTransportBuilder, MAX_ATTACHMENT_SIZE, UPLOAD_CHUNK_SIZE};
+pub use graph::GraphTransport;
 pub use message::{
     Attachment, AttachmentContent, Email, EmailBuilder, Importance, Mailbox, Recipient,
     RecipientKind, ToMailbox,
 };
 pub use outbox::OutboxTransport;
+pub use recipient_limit::RecipientLimit;
 /// The HTTP client crate whose `Client` the builders accept (`http_client`), re-exported so
 /// that your `reqwest` version cannot differ from ours.
 #[cfg(any(feature = "graph", feature = "smtp"))]
 pub use reqwest;
-pub use retry::{RetryPolicy, parse_retry_after};
+pub use retry::RetryPolicy;
 pub use secret::Secret;
-pub use settings::{
-    AuthMode, Cloud, ConnectorSettings, ENV_PREFIX, ExpiryDate, SmtpTls, TransportBuilder,
-    TransportKind,
-};
+pub use settings::{AuthMode, Cloud, ConnectorSettings, ExpiryDate, SmtpTls, TransportKind};
 #[cfg(feature = "smtp")]
-pub use smtp::{SendAsPolicy, SmtpTransport, SmtpTransportBuilder};
+pub use smtp::SmtpTransport;
 pub use stub::StubTransport;
-pub use transport::{
-    CheckReport, CheckStatus, CheckStep, MailTransport, RecipientLimit, SendReport, SentMessage,
-    split_recipients,
-};
+pub use transport::{MailTransport, SendReport, SentMessage};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
@@ -122,9 +116,9 @@ fn assert_send_sync() {
     is::<std::sync::Arc<dyn MailTransport>>();
     is::<Credentials>();
     is::<AccessToken>();
-    is::<InMemoryTokenCache>();
+    is::<credentials::InMemoryTokenCache>();
     is::<std::sync::Arc<dyn TokenProvider>>();
-    is::<std::sync::Arc<dyn TokenCacheStore>>();
+    is::<std::sync::Arc<dyn credentials::TokenCacheStore>>();
     is::<RetryPolicy>();
     #[cfg(feature = "graph")]
     is::<GraphTransport>();

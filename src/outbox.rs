@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use tracing::Instrument;
 
+use crate::check::{CheckReport, CheckStep};
 use crate::error::{Error, Result};
 use crate::message::{Email, Mailbox};
 use crate::mime::{BccHeader, build_message};
-use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport, SentMessage};
+use crate::transport::{MailTransport, SendReport, SentMessage};
 
 /// Writes messages as `.eml` files into a folder (created when needed).
 ///

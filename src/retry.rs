@@ -106,7 +106,7 @@ impl RetryPolicy {
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use mail_connector::parse_retry_after;
+/// use mail_connector::retry::parse_retry_after;
 ///
 /// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
 /// assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));

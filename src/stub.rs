@@ -4,9 +4,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
+use crate::check::{CheckReport, CheckStep};
 use crate::error::{Error, Result, Transience};
 use crate::message::Email;
-use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport, SentMessage};
+use crate::transport::{MailTransport, SendReport, SentMessage};
 
 #[derive(Debug, Default)]
 struct State {

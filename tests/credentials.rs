@@ -9,9 +9,10 @@ use std::time::{Duration, Instant, SystemTime};
 use httpmock::Method::POST;
 use httpmock::{HttpMockRequest, MockServer};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use mail_connector::credentials::{AssertionAlgorithm, SMTP_SCOPE};
 use mail_connector::{
-    AccessToken, AssertionAlgorithm, AuthMode, CheckStatus, Cloud, ConnectorSettings, Credentials,
-    Error, SMTP_SCOPE, Secret, TokenProvider, Transience,
+    AccessToken, AuthMode, CheckStatus, Cloud, ConnectorSettings, Credentials, Error, Secret,
+    TokenProvider, Transience,
 };
 use support::*;
 
@@ -437,7 +438,7 @@ impl TokenProvider for NumberedSource {
     }
 }
 
-fn from_source(source: Arc<dyn TokenProvider>) -> mail_connector::CredentialsBuilder {
+fn from_source(source: Arc<dyn TokenProvider>) -> mail_connector::credentials::CredentialsBuilder {
     Credentials::token_provider(source)
 }
 
@@ -1414,12 +1415,12 @@ async fn no_secret_is_ever_printed() {
 /// A shared store whose `remove` can be made to hang, to cancel a caller inside it.
 #[derive(Debug, Default)]
 struct StallingStore {
-    inner: mail_connector::InMemoryTokenCache,
+    inner: mail_connector::credentials::InMemoryTokenCache,
     stall_remove: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
-impl mail_connector::TokenCacheStore for StallingStore {
+impl mail_connector::credentials::TokenCacheStore for StallingStore {
     async fn get(&self, key: &str) -> Option<AccessToken> {
         self.inner.get(key).await
     }
@@ -1467,7 +1468,7 @@ async fn a_caller_cancelled_while_the_store_forgets_a_rejected_token_leaves_it_r
     assert_eq!(source.fetches(), 2);
     // …and the store now holds the new one (a token source's key has no tenant or client).
     let key = format!("token-source|||{GRAPH_SCOPE}");
-    let stored = mail_connector::TokenCacheStore::get(&*store, &key).await;
+    let stored = mail_connector::credentials::TokenCacheStore::get(&*store, &key).await;
     assert_eq!(stored.unwrap().expose_secret(), "t1");
 }
 

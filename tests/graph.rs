@@ -8,9 +8,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use httpmock::{Method::DELETE, Method::POST, Method::PUT, Mock, MockServer};
+use mail_connector::graph::UPLOAD_CHUNK_SIZE;
 use mail_connector::{
     Attachment, CheckStatus, ConnectorSettings, Delivery, Email, Error, GraphTransport, Importance,
-    MailTransport, UPLOAD_CHUNK_SIZE,
+    MailTransport,
 };
 use serde_json::json;
 use support::*;

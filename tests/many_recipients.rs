@@ -11,9 +11,10 @@ mod support;
 
 use std::time::Duration;
 
+use mail_connector::recipient_limit::split_recipients;
 use mail_connector::{
     ConnectorSettings, Email, MailTransport, OutboxTransport, RecipientLimit, SmtpTransport,
-    StubTransport, split_recipients,
+    StubTransport,
 };
 use mail_parser::MessageParser;
 use support::smtp_server::{ServerOptions, ServerTls, TestServer};

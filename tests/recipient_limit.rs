@@ -4,9 +4,9 @@ mod support;
 
 use std::collections::HashSet;
 
+use mail_connector::recipient_limit::split_recipients;
 use mail_connector::{
     Delivery, Error, MailTransport, Recipient, RecipientKind, RecipientLimit, StubTransport,
-    split_recipients,
 };
 
 fn all_sent(stub: &StubTransport) -> Vec<Recipient> {

@@ -5,9 +5,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mail_connector::smtp::SmtpTransportBuilder;
 use mail_connector::{
     Attachment, CheckStatus, ConnectorSettings, Delivery, Email, Error, MailTransport, RetryPolicy,
-    Secret, SmtpStage, SmtpTransport, SmtpTransportBuilder,
+    Secret, SmtpStage, SmtpTransport,
 };
 use mail_parser::{MessageParser, MimeHeaders};
 use support::smtp_server::{ServerOptions, ServerTls, TestServer};
@@ -1154,7 +1155,7 @@ async fn the_mailbox_is_the_envelope_sender_and_send_as_follows_the_policy() {
 
     let strict = starttls(&server)
         .basic_auth(USER, Secret::new(PASSWORD))
-        .send_as(mail_connector::SendAsPolicy::MailboxOnly)
+        .send_as(mail_connector::smtp::SendAsPolicy::MailboxOnly)
         .build()
         .unwrap();
     let error = strict.send(&email).await.unwrap_err();

@@ -4,8 +4,8 @@
 use std::time::SystemTime;
 
 use super::{Credentials, Inner, TokenClaims};
+use crate::check::CheckStep;
 use crate::expiry::ExpiryDate;
-use crate::transport::CheckStep;
 
 impl Credentials {
     /// Building blocks of a transport's `check`: `token` (a token for `scope` can be had),

@@ -35,7 +35,7 @@ impl TokenClaims {
     /// it. `None` when the text is not a JWT with a JSON payload.
     ///
     /// ```
-    /// use mail_connector::TokenClaims;
+    /// use mail_connector::credentials::TokenClaims;
     ///
     /// // {"roles":["Mail.Send"],"tid":"t"} as an unsigned JWT.
     /// let jwt = "e30.eyJyb2xlcyI6WyJNYWlsLlNlbmQiXSwidGlkIjoidCJ9.";

@@ -110,10 +110,10 @@ pub use entra_error::EntraError;
 pub use source::TokenProvider;
 pub use token::AccessToken;
 
+use crate::check::CheckStep;
 use crate::error::{Error, Result};
 use crate::expiry::ExpiryDate;
 use crate::secret::Secret;
-use crate::transport::CheckStep;
 use cache::TokenCache;
 #[cfg(feature = "graph")]
 pub(crate) use endpoint::endpoint_error;

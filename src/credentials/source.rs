@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::check::CheckStep;
 use crate::credentials::token::AccessToken;
 use crate::error::{Error, Result};
-use crate::transport::CheckStep;
 
 /// Gives access tokens for a scope, and hears when a server rejected one: the one token
 /// trait every transport consumes.

@@ -43,7 +43,7 @@ impl AccessToken {
 
     /// Sets when the token was obtained (default: when [`AccessToken::new`] was called).
     /// With the expiry it gives the token's lifetime, which caps the refresh margin; a
-    /// [`TokenCacheStore`](crate::TokenCacheStore) that serializes tokens should keep it.
+    /// [`TokenCacheStore`](crate::credentials::TokenCacheStore) that serializes tokens should keep it.
     #[must_use]
     pub fn with_issued_at(mut self, issued_at: SystemTime) -> Self {
         self.issued_at = issued_at;

@@ -7,9 +7,9 @@ use tokio::time::Instant;
 
 use super::GraphTransport;
 use super::client::{GraphRequest, Repeat};
+use crate::check::{CheckReport, CheckStep};
 use crate::error::{Error, Result};
 use crate::http::host_of;
-use crate::transport::{CheckReport, CheckStep};
 
 impl GraphTransport {
     pub(super) async fn run_check(&self) -> Result<CheckReport> {
@@ -49,7 +49,7 @@ impl GraphTransport {
         let token_ok = steps
             .iter()
             .filter(|s| s.name == "token" || s.name == "permission")
-            .all(|s| s.status != crate::transport::CheckStatus::Failed);
+            .all(|s| s.status != crate::check::CheckStatus::Failed);
         for step in steps {
             report.push(step);
         }

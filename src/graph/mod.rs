@@ -86,12 +86,13 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::check::CheckReport;
 #[cfg(doc)]
 use crate::credentials::Credentials;
 use crate::credentials::TokenProvider;
 use crate::error::{Error, Result};
 use crate::message::{Email, Mailbox};
-use crate::transport::{CheckReport, MailTransport, SendReport, SentMessage};
+use crate::transport::{MailTransport, SendReport, SentMessage};
 
 pub use builder::GraphTransportBuilder;
 use client::{GraphClient, GraphRequest, Repeat};

@@ -7,15 +7,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{AuthMode, ConnectorSettings, TransportKind, non_blank};
+use crate::check::CheckReport;
 use crate::credentials::{Credentials, CredentialsBuilder, TokenProvider};
 use crate::error::{Error, Result};
 #[cfg(feature = "graph")]
 use crate::graph::{GraphTransport, GraphTransportBuilder};
 use crate::message::Email;
 use crate::outbox::OutboxTransport;
+use crate::recipient_limit::RecipientLimit;
 #[cfg(feature = "smtp")]
 use crate::smtp::{SendAsPolicy, SmtpTransport, SmtpTransportBuilder};
-use crate::transport::{CheckReport, MailTransport, RecipientLimit, SendReport};
+use crate::transport::{MailTransport, SendReport};
 
 impl ConnectorSettings {
     /// Validates the settings and returns the transport they describe: the outbox when

@@ -5,7 +5,7 @@
 //! load from TOML or JSON with these exact snake_case keys, or from environment variables
 //! `MAIL_CONNECTOR_<KEY>`. [`ConnectorSettings::build`] validates them for the chosen mode —
 //! fields are required only when the connector is enabled — and returns a ready
-//! [`MailTransport`].
+//! [`MailTransport`](crate::MailTransport).
 //!
 //! | key | meaning |
 //! |---|---|
@@ -23,7 +23,7 @@
 //! | `use_ssl` | Use SSL; default `true`. Maps to an SMTP TLS mode in [`ConnectorSettings::smtp_tls_mode`] |
 //! | `smtp_host`, `smtp_port`, `smtp_tls` | SMTP server (host default: `smtp.office365.com` for OAuth and Basic in the global cloud); `smtp_tls` = `starttls`, `implicit` or `none` overrides `use_ssl` |
 //! | `smtp_allow_plaintext_credentials_dangerous` | default `false`. `true` lets a password or token go **unencrypted** to an SMTP host other than localhost (TLS mode `none`) |
-//! | `recipient_limit` | Recipient Limit; 0 = none. Larger emails are split (see [`RecipientLimit`]) |
+//! | `recipient_limit` | Recipient Limit; 0 = none. Larger emails are split (see [`RecipientLimit`](crate::RecipientLimit)) |
 //! | `cloud` | `global`, `us-gov` (GCC High), `us-dod`, `china`: the login and Graph hosts together |
 //! | `authority_host`, `graph_endpoint` | explicit overrides of those hosts (proxies, tests) |
 //! | `tls_ca_file` | a PEM file of extra trusted root certificates, for HTTPS and SMTP |

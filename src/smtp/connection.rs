@@ -23,11 +23,12 @@ use tokio::time::Instant;
 use super::TlsMode;
 use super::remedy::{client_error, from_lettre, from_lettre_redacted, with_advice};
 use super::stream::{GuardedStream, ImplicitTls};
+use crate::check::{CheckReport, CheckStep};
 use crate::credentials::{AccessToken, TokenProvider};
 use crate::error::{Advice, Delivery, Error, Result, SmtpStage};
 use crate::message::{Email, Mailbox, Recipient};
 use crate::secret::Secret;
-use crate::transport::{CheckReport, CheckStep, SendReport, SentMessage};
+use crate::transport::{SendReport, SentMessage};
 
 /// How the connection logs in.
 pub(super) enum Auth {
@@ -946,7 +947,7 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::CheckStatus;
+    use crate::check::CheckStatus;
 
     #[test]
     fn exchange_online_on_port_465_is_warned_about() {

@@ -156,6 +156,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::instrument::WithSubscriber as _;
 
+use crate::check::{CheckReport, CheckStep};
 #[cfg(doc)]
 use crate::credentials::Credentials;
 use crate::credentials::{SMTP_SCOPE, TokenProvider};
@@ -165,7 +166,7 @@ use crate::mime::{BccHeader, build_message};
 use crate::net::is_loopback_host;
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
-use crate::transport::{CheckReport, CheckStep, MailTransport, SendReport};
+use crate::transport::{MailTransport, SendReport};
 
 use connection::{Auth, Connector, Pool, Progress, Tls};
 

@@ -1,0 +1,142 @@
+//! What [`MailTransport::check`](crate::MailTransport::check) reports: one step per thing
+//! verified, each `ok`, `warning` or `failed`, with the remedy for a failure.
+
+use std::fmt;
+
+use crate::error::Error;
+
+/// The outcome of one [`CheckStep`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckStatus {
+    /// The step passed.
+    Ok,
+    /// The step passed but needs attention soon (e.g. a secret that expires in 10 days).
+    Warning,
+    /// The step failed: mail cannot be sent until it is fixed.
+    Failed,
+}
+
+impl fmt::Display for CheckStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ok => "ok",
+            Self::Warning => "warning",
+            Self::Failed => "failed",
+        })
+    }
+}
+
+/// One step of a configuration check (token, permission, mailbox, connection, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckStep {
+    /// Short name of the step, e.g. `token` or `mailbox`.
+    pub name: String,
+    /// How it went.
+    pub status: CheckStatus,
+    /// What was found.
+    pub detail: String,
+    /// What to change, for a warning or failure.
+    pub remedy: Option<String>,
+}
+
+impl CheckStep {
+    /// A passed step.
+    #[must_use]
+    pub fn ok(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            status: CheckStatus::Ok,
+            detail: detail.into(),
+            remedy: None,
+        }
+    }
+
+    /// A step that needs attention.
+    #[must_use]
+    pub fn warning(
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            status: CheckStatus::Warning,
+            detail: detail.into(),
+            remedy: Some(remedy.into()),
+        }
+    }
+
+    /// A failed step.
+    #[must_use]
+    pub fn failed(
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        remedy: Option<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            status: CheckStatus::Failed,
+            detail: detail.into(),
+            remedy,
+        }
+    }
+
+    /// A failed step described by an error and its remedy.
+    #[must_use]
+    pub fn from_error(name: impl Into<String>, error: &Error) -> Self {
+        Self::failed(name, error.to_string(), error.remedy())
+    }
+}
+
+impl fmt::Display for CheckStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<10} {:<8} {}", self.name, self.status, self.detail)?;
+        if let Some(remedy) = &self.remedy {
+            write!(f, " — fix: {remedy}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The steps of a configuration check, in the order they ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// The steps.
+    pub steps: Vec<CheckStep>,
+}
+
+impl CheckReport {
+    /// Adds a step.
+    pub fn push(&mut self, step: CheckStep) {
+        self.steps.push(step);
+    }
+
+    /// The worst status of any step (`Ok` for an empty report).
+    #[must_use]
+    pub fn status(&self) -> CheckStatus {
+        let worst = |s: &CheckStep| match s.status {
+            CheckStatus::Ok => 0,
+            CheckStatus::Warning => 1,
+            CheckStatus::Failed => 2,
+        };
+        self.steps
+            .iter()
+            .max_by_key(|s| worst(s))
+            .map_or(CheckStatus::Ok, |s| s.status)
+    }
+
+    /// Whether no step failed (warnings allowed).
+    #[must_use]
+    pub fn is_ok(&self) -> bool {
+        self.status() != CheckStatus::Failed
+    }
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for step in &self.steps {
+            writeln!(f, "{step}")?;
+        }
+        Ok(())
+    }
+}

@@ -46,20 +46,26 @@
 //! ## Features
 //!
 //! - `graph` (default): the Microsoft Graph transport.
-//! - `smtp` (default): the SMTP transport.
+//! - `smtp` (default): the SMTP transport (lettre's SMTP client).
+//! - `oauth` (implied by both): Entra ID [`credentials`], the token cache and the HTTPS client.
 //!
-//! TLS is rustls everywhere; OpenSSL is never linked.
+//! Without any of them (`default-features = false`) the crate is its core — the message
+//! model, [`MailTransport`], [`OutboxTransport`], [`StubTransport`], [`RecipientLimit`] and
+//! the settings — with about half the dependencies (no reqwest, no lettre SMTP client, no
+//! jsonwebtoken or aws-lc-rs). TLS is rustls everywhere; OpenSSL is never linked.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod check;
+#[cfg(feature = "oauth")]
 pub mod credentials;
 mod error;
 mod expiry;
 #[cfg(feature = "graph")]
 pub mod graph;
+#[cfg(feature = "oauth")]
 mod http;
 mod message;
 mod mime;
@@ -78,6 +84,7 @@ mod transport;
 /// your crate needs no `async-trait` dependency of its own: `#[mail_connector::async_trait]`.
 pub use async_trait::async_trait;
 pub use check::{CheckReport, CheckStatus, CheckStep};
+#[cfg(feature = "oauth")]
 pub use credentials::{AccessToken, Credentials, TokenProvider};
 pub use error::{Advice, Delivery, Error, Result, SettingsProblem, SmtpStage, Transience};
 #[cfg(feature = "graph")]
@@ -90,7 +97,7 @@ pub use outbox::OutboxTransport;
 pub use recipient_limit::RecipientLimit;
 /// The HTTP client crate whose `Client` the builders accept (`http_client`), re-exported so
 /// that your `reqwest` version cannot differ from ours.
-#[cfg(any(feature = "graph", feature = "smtp"))]
+#[cfg(feature = "oauth")]
 pub use reqwest;
 pub use retry::RetryPolicy;
 pub use secret::Secret;
@@ -114,11 +121,14 @@ fn assert_send_sync() {
     is::<OutboxTransport>();
     is::<StubTransport>();
     is::<std::sync::Arc<dyn MailTransport>>();
-    is::<Credentials>();
-    is::<AccessToken>();
-    is::<credentials::InMemoryTokenCache>();
-    is::<std::sync::Arc<dyn TokenProvider>>();
-    is::<std::sync::Arc<dyn credentials::TokenCacheStore>>();
+    #[cfg(feature = "oauth")]
+    {
+        is::<Credentials>();
+        is::<AccessToken>();
+        is::<credentials::InMemoryTokenCache>();
+        is::<std::sync::Arc<dyn TokenProvider>>();
+        is::<std::sync::Arc<dyn credentials::TokenCacheStore>>();
+    }
     is::<RetryPolicy>();
     #[cfg(feature = "graph")]
     is::<GraphTransport>();

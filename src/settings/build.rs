@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{AuthMode, ConnectorSettings, TransportKind, non_blank};
+#[cfg(feature = "oauth")]
+use super::AuthMode;
+use super::{ConnectorSettings, TransportKind, non_blank};
 use crate::check::CheckReport;
+#[cfg(feature = "oauth")]
 use crate::credentials::{Credentials, CredentialsBuilder, TokenProvider};
 use crate::error::{Error, Result};
 #[cfg(feature = "graph")]
@@ -79,8 +82,9 @@ impl ConnectorSettings {
     pub fn builder(&self) -> TransportBuilder<'_> {
         TransportBuilder {
             settings: self,
+            #[cfg(feature = "oauth")]
             tokens: None,
-            #[cfg(any(feature = "graph", feature = "smtp"))]
+            #[cfg(feature = "oauth")]
             http_client: None,
         }
     }
@@ -93,6 +97,7 @@ impl ConnectorSettings {
     ///
     /// As [`CredentialsBuilder::build`]; [`Error::InvalidSettings`] naming `auth_mode` when it
     /// is not set.
+    #[cfg(feature = "oauth")]
     pub fn credentials(&self) -> Result<Credentials> {
         match self.auth_mode {
             Some(AuthMode::OAuth) => self.credentials_builder()?.build(),
@@ -116,6 +121,7 @@ impl ConnectorSettings {
     /// # Errors
     ///
     /// None today; the builder reports missing values when it is built.
+    #[cfg(feature = "oauth")]
     pub fn credentials_builder(&self) -> Result<CredentialsBuilder> {
         let tenant = non_blank(self.tenant_id.as_deref()).unwrap_or_default();
         let client = non_blank(self.oauth_client_id.as_deref()).unwrap_or_default();
@@ -184,8 +190,9 @@ impl ConnectorSettings {
 #[must_use]
 pub struct TransportBuilder<'a> {
     settings: &'a ConnectorSettings,
+    #[cfg(feature = "oauth")]
     tokens: Option<Arc<dyn TokenProvider>>,
-    #[cfg(any(feature = "graph", feature = "smtp"))]
+    #[cfg(feature = "oauth")]
     http_client: Option<reqwest::Client>,
 }
 
@@ -194,14 +201,23 @@ impl std::fmt::Debug for TransportBuilder<'_> {
         // A provider's own Debug may show its tokens: only say whether there is one.
         f.debug_struct("TransportBuilder")
             .field("settings", self.settings)
-            .field("own_token_provider", &self.tokens.is_some())
+            .field("own_token_provider", &self.own_tokens())
             .finish_non_exhaustive()
     }
 }
 
 impl TransportBuilder<'_> {
+    /// Whether the caller brought its own token provider.
+    fn own_tokens(&self) -> bool {
+        #[cfg(feature = "oauth")]
+        return self.tokens.is_some();
+        #[cfg(not(feature = "oauth"))]
+        return false;
+    }
+
     /// Sign in with `tokens` (OAuth) instead of the settings' app registration: `tenant_id`,
     /// `oauth_client_id`, `client_secret` and the certificate files are then not required.
+    #[cfg(feature = "oauth")]
     pub fn token_provider(mut self, tokens: impl TokenProvider + 'static) -> Self {
         self.tokens = Some(Arc::new(tokens));
         self
@@ -210,7 +226,7 @@ impl TransportBuilder<'_> {
     /// Use this HTTP client for Graph and the token endpoint (a proxy, custom TLS, a shared
     /// connection pool). Build it with `reqwest::redirect::Policy::none()`: a followed
     /// redirect would carry the credentials elsewhere.
-    #[cfg(any(feature = "graph", feature = "smtp"))]
+    #[cfg(feature = "oauth")]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -229,7 +245,7 @@ impl TransportBuilder<'_> {
         if !settings.enabled {
             return Ok(Arc::new(DisabledTransport));
         }
-        settings.validate_for(self.tokens.is_some())?;
+        settings.validate_for(self.own_tokens())?;
         let transport: Arc<dyn MailTransport> = if let Some(dir) = &settings.outbox_dir {
             let mut outbox = OutboxTransport::new(dir);
             if non_blank(settings.user_name.as_deref()).is_some() {
@@ -283,7 +299,7 @@ impl TransportBuilder<'_> {
     #[cfg(feature = "graph")]
     pub fn graph_builder(&self) -> Result<GraphTransportBuilder> {
         let settings = self.settings;
-        settings.validate_for(self.tokens.is_some())?;
+        settings.validate_for(self.own_tokens())?;
         let mut builder = GraphTransport::builder(settings.sender()?, self.tokens()?)
             .graph_endpoint(settings.graph_endpoint())
             .scope(settings.graph_scope())
@@ -306,7 +322,7 @@ impl TransportBuilder<'_> {
     #[cfg(feature = "smtp")]
     pub fn smtp_builder(&self) -> Result<SmtpTransportBuilder> {
         let settings = self.settings;
-        settings.validate_for(self.tokens.is_some())?;
+        settings.validate_for(self.own_tokens())?;
         let host = settings.smtp_host().unwrap_or_default();
         let mut builder = match settings.smtp_tls_mode() {
             super::SmtpTls::Implicit => SmtpTransport::implicit_tls(host),

@@ -237,6 +237,7 @@ impl ConnectorSettings {
     /// `us-gov`). Overriding `graph_endpoint` does not change it: a proxy or test server in
     /// front of Graph still needs tokens for Graph itself.
     #[must_use]
+    #[cfg(feature = "oauth")]
     pub fn graph_scope(&self) -> String {
         self.explicit_scope().unwrap_or_else(|| {
             format!(
@@ -251,11 +252,13 @@ impl ConnectorSettings {
     /// Online's, [`SMTP_SCOPE`](crate::credentials::SMTP_SCOPE). (Exchange's resource in
     /// national clouds is not documented; set `oauth_scope` there.)
     #[must_use]
+    #[cfg(feature = "oauth")]
     pub fn smtp_scope(&self) -> String {
         self.explicit_scope()
             .unwrap_or_else(|| crate::credentials::SMTP_SCOPE.to_owned())
     }
 
+    #[cfg(feature = "oauth")]
     fn explicit_scope(&self) -> Option<String> {
         non_blank(self.oauth_scope.as_deref()).map(str::to_owned)
     }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::check::CheckReport;
 #[cfg(doc)]
 use crate::error::Error;
-use crate::check::CheckReport;
 use crate::error::Result;
 use crate::message::{Email, Recipient};
 

@@ -8,6 +8,13 @@ use std::sync::Arc;
 use super::header::{check_header_text, preview};
 use crate::error::{Error, Result};
 
+/// The longest attachment name, in characters (file systems allow 255).
+const MAX_NAME_CHARS: usize = 255;
+
+/// The longest content type, in bytes: a type and subtype of at most 127 characters each
+/// (RFC 6838), with room for a parameter.
+const MAX_CONTENT_TYPE_BYTES: usize = 255;
+
 /// Where an attachment's bytes are.
 #[derive(Debug, Clone, Copy)]
 pub enum AttachmentContent<'a> {
@@ -170,6 +177,9 @@ impl Attachment {
         }
     }
 
+    /// Checks the name, content type and Content-ID, as [`EmailBuilder::build`] does.
+    ///
+    /// [`EmailBuilder::build`]: super::EmailBuilder::build
     pub(super) fn validate(&self, index: usize) -> Result<()> {
         let field = |part: &str| format!("attachments[{index}].{part}");
         if self.name.trim().is_empty() {
@@ -185,7 +195,38 @@ impl Attachment {
             ));
         }
         check_header_text(&field("name"), &self.name)?;
+        if self.name.chars().count() > MAX_NAME_CHARS {
+            return Err(Error::invalid_message(
+                field("name"),
+                format!(
+                    "the name is {} characters long; at most {MAX_NAME_CHARS} are allowed",
+                    self.name.chars().count()
+                ),
+            ));
+        }
+        // Mail clients decode RFC 2047 words inside file names too: a name shaped like one
+        // would show the recipient something else than was sent (a line break, a `Bcc:`).
+        if self.name.contains("=?") {
+            return Err(Error::invalid_message(
+                field("name"),
+                format!(
+                    "`{}` contains `=?`, which mail clients may decode as an encoded word; \
+                     rename the file",
+                    preview(&self.name)
+                ),
+            ));
+        }
         check_header_text(&field("content_type"), &self.content_type)?;
+        if self.content_type.len() > MAX_CONTENT_TYPE_BYTES {
+            return Err(Error::invalid_message(
+                field("content_type"),
+                format!(
+                    "the content type is {} bytes long; at most {MAX_CONTENT_TYPE_BYTES} are \
+                     allowed (a MIME type such as `application/pdf`)",
+                    self.content_type.len()
+                ),
+            ));
+        }
         if lettre::message::header::ContentType::parse(&self.content_type).is_err() {
             return Err(Error::invalid_message(
                 field("content_type"),
@@ -220,4 +261,51 @@ fn guess_content_type(name: &str) -> String {
         .first_or_octet_stream()
         .essence_str()
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(attachment: &Attachment) -> String {
+        attachment
+            .validate(0)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn names_that_look_like_encoded_words_are_refused() {
+        let lookalike = Attachment::from_bytes(
+            "=?utf-8?b?DQpCY2M6IGV2aWxAZXhhbXBsZS5vcmc=?=",
+            b"x".to_vec(),
+        );
+        assert!(
+            validate(&lookalike).contains("=?"),
+            "{}",
+            validate(&lookalike)
+        );
+        let fine = Attachment::from_bytes("report=2026.pdf", b"x".to_vec());
+        assert_eq!(validate(&fine), "");
+    }
+
+    #[test]
+    fn long_names_and_content_types_are_refused_with_the_limit() {
+        let long_type = Attachment::from_bytes("a.bin", b"x".to_vec())
+            .with_content_type(format!("application/{}", "z".repeat(2000)));
+        assert!(
+            validate(&long_type).contains("at most 255"),
+            "{}",
+            validate(&long_type)
+        );
+        let long_name = Attachment::from_bytes(format!("{}.txt", "n".repeat(300)), b"x".to_vec());
+        assert!(
+            validate(&long_name).contains("at most 255"),
+            "{}",
+            validate(&long_name)
+        );
+        let longest = Attachment::from_bytes(format!("{}.txt", "n".repeat(251)), b"x".to_vec());
+        assert_eq!(validate(&longest), "");
+    }
 }

@@ -282,18 +282,10 @@ mod tests {
     fn long_content_types_are_refused_with_the_limit() {
         let long_type = Attachment::from_bytes("a.bin", b"x".to_vec())
             .with_content_type(format!("application/{}", "z".repeat(2000)));
-        assert!(
-            validate(&long_type).contains("at most 255"),
-            "{}",
-            validate(&long_type)
-        );
-        let long_name = Attachment::from_bytes(format!("{}.txt", "n".repeat(300)), b"x".to_vec());
-        assert!(
-            validate(&long_name).contains("at most 255"),
-            "{}",
-            validate(&long_name)
-        );
-        let longest = Attachment::from_bytes(format!("{}.txt", "n".repeat(251)), b"x".to_vec());
-        assert_eq!(validate(&longest), "");
+        let error = validate(&long_type);
+        assert!(error.contains("at most 255"), "{error}");
+        let docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+        let fine = Attachment::from_bytes("a.docx", b"x".to_vec()).with_content_type(docx);
+        assert_eq!(validate(&fine), "");
     }
 }

@@ -137,7 +137,7 @@
 //! # Ok(()) }
 //! ```
 
-mod connection;
+mod connect;
 mod redact;
 pub(crate) mod remedy;
 mod stream;
@@ -168,7 +168,7 @@ use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 use crate::transport::{MailTransport, SendReport};
 
-use connection::{Auth, Connector, Pool, Progress, Tls};
+use connect::{Auth, Connector, Pool, Progress, Tls};
 
 /// Whether an email's own `from` may differ from the transport's mailbox.
 ///
@@ -319,7 +319,7 @@ impl SmtpTransport {
             .headers()
             .get_raw("Message-ID")
             .map(|id| id.trim().to_owned());
-        let envelope = Arc::new(connection::Envelope::new(&mailbox, email)?);
+        let envelope = Arc::new(connect::Envelope::new(&mailbox, email)?);
         let bytes: Arc<[u8]> = bytes.into();
 
         let started = Instant::now();
@@ -388,7 +388,7 @@ impl SmtpTransport {
     /// (`RSET`) before the data if the caller is gone, and only then releases the permit.
     async fn run_attempt(
         &self,
-        envelope: &Arc<connection::Envelope>,
+        envelope: &Arc<connect::Envelope>,
         bytes: &Arc<[u8]>,
         deadline: Instant,
     ) -> (AttemptOutcome, Progress) {
@@ -439,8 +439,7 @@ impl SmtpTransport {
 }
 
 /// What one attempt came to: its result, or the send deadline passing.
-type AttemptOutcome =
-    std::result::Result<Result<connection::Accepted>, tokio::time::error::Elapsed>;
+type AttemptOutcome = std::result::Result<Result<connect::Accepted>, tokio::time::error::Elapsed>;
 
 /// Tells the attempt's task, when the caller's future is dropped, that nobody waits for it.
 struct CancelOnDrop(Arc<AtomicBool>);
@@ -460,13 +459,13 @@ impl Drop for CancelOnDrop {
 /// transaction as a whole (`Err(Elapsed)`, explained by the caller from `progress`).
 async fn attempt(
     inner: &Inner,
-    envelope: &connection::Envelope,
+    envelope: &connect::Envelope,
     bytes: &[u8],
     progress: &mut Progress,
     deadline: Instant,
     cancelled: &AtomicBool,
 ) -> AttemptOutcome {
-    let limit = connection::Deadline {
+    let limit = connect::Deadline {
         at: deadline,
         total: inner.send_deadline,
         of: "send",
@@ -474,7 +473,7 @@ async fn attempt(
     loop {
         progress.stage = SmtpStage::Connect;
         if cancelled.load(Ordering::Relaxed) {
-            return Ok(Err(connection::gave_up(SmtpStage::Connect)));
+            return Ok(Err(connect::gave_up(SmtpStage::Connect)));
         }
         let taken = match inner.pool.take(&inner.connector, limit).await {
             Ok(taken) => taken,
@@ -508,7 +507,7 @@ async fn attempt(
                 // A pooled connection the server closed while idle fails on its first
                 // command without a reply (or with 421); nothing was accepted, so use a
                 // new one at once, without counting it as a failed attempt.
-                if reused && broken && !progress.data_written && connection::ends_session(&error) {
+                if reused && broken && !progress.data_written && connect::ends_session(&error) {
                     tracing::debug!("pooled SMTP connection was closed; opening a new one");
                     continue;
                 }
@@ -546,7 +545,7 @@ impl MailTransport for SmtpTransport {
     /// like a send's: it waits for a permit and closes an idle pooled connection first.
     async fn check(&self) -> Result<CheckReport> {
         let inner = &self.inner;
-        let deadline = connection::Deadline::after(inner.send_deadline, "check");
+        let deadline = connect::Deadline::after(inner.send_deadline, "check");
         let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline.at, inner.permits.acquire()).await
         else {
             let mut report = CheckReport::default();
@@ -584,7 +583,7 @@ impl MailTransport for SmtpTransport {
                 Err(_elapsed) => {
                     report.push(CheckStep::failed(
                         "token",
-                        connection::token_timeout(start.elapsed(), deadline),
+                        connect::token_timeout(start.elapsed(), deadline),
                         Some(remedy::TOKEN_TIMEOUT_REMEDY.to_owned()),
                     ));
                     return Ok(report);

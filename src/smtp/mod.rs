@@ -137,7 +137,11 @@
 //! # Ok(()) }
 //! ```
 
+mod auth;
+mod check;
 mod connect;
+mod envelope;
+mod pool;
 mod redact;
 pub(crate) mod remedy;
 mod stream;
@@ -168,7 +172,10 @@ use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 use crate::transport::{MailTransport, SendReport};
 
-use connect::{Auth, Connector, Pool, Progress, Tls};
+use auth::Auth;
+use connect::{Connector, Deadline, Tls};
+use envelope::{Accepted, Envelope, Progress};
+use pool::Pool;
 
 /// Whether an email's own `from` may differ from the transport's mailbox.
 ///
@@ -319,7 +326,7 @@ impl SmtpTransport {
             .headers()
             .get_raw("Message-ID")
             .map(|id| id.trim().to_owned());
-        let envelope = Arc::new(connect::Envelope::new(&mailbox, email)?);
+        let envelope = Arc::new(Envelope::new(&mailbox, email)?);
         let bytes: Arc<[u8]> = bytes.into();
 
         let started = Instant::now();
@@ -388,7 +395,7 @@ impl SmtpTransport {
     /// (`RSET`) before the data if the caller is gone, and only then releases the permit.
     async fn run_attempt(
         &self,
-        envelope: &Arc<connect::Envelope>,
+        envelope: &Arc<Envelope>,
         bytes: &Arc<[u8]>,
         deadline: Instant,
     ) -> (AttemptOutcome, Progress) {
@@ -439,7 +446,7 @@ impl SmtpTransport {
 }
 
 /// What one attempt came to: its result, or the send deadline passing.
-type AttemptOutcome = std::result::Result<Result<connect::Accepted>, tokio::time::error::Elapsed>;
+type AttemptOutcome = std::result::Result<Result<Accepted>, tokio::time::error::Elapsed>;
 
 /// Tells the attempt's task, when the caller's future is dropped, that nobody waits for it.
 struct CancelOnDrop(Arc<AtomicBool>);
@@ -459,13 +466,13 @@ impl Drop for CancelOnDrop {
 /// transaction as a whole (`Err(Elapsed)`, explained by the caller from `progress`).
 async fn attempt(
     inner: &Inner,
-    envelope: &connect::Envelope,
+    envelope: &Envelope,
     bytes: &[u8],
     progress: &mut Progress,
     deadline: Instant,
     cancelled: &AtomicBool,
 ) -> AttemptOutcome {
-    let limit = connect::Deadline {
+    let limit = Deadline {
         at: deadline,
         total: inner.send_deadline,
         of: "send",
@@ -473,7 +480,7 @@ async fn attempt(
     loop {
         progress.stage = SmtpStage::Connect;
         if cancelled.load(Ordering::Relaxed) {
-            return Ok(Err(connect::gave_up(SmtpStage::Connect)));
+            return Ok(Err(envelope::gave_up(SmtpStage::Connect)));
         }
         let taken = match inner.pool.take(&inner.connector, limit).await {
             Ok(taken) => taken,
@@ -545,7 +552,7 @@ impl MailTransport for SmtpTransport {
     /// like a send's: it waits for a permit and closes an idle pooled connection first.
     async fn check(&self) -> Result<CheckReport> {
         let inner = &self.inner;
-        let deadline = connect::Deadline::after(inner.send_deadline, "check");
+        let deadline = Deadline::after(inner.send_deadline, "check");
         let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline.at, inner.permits.acquire()).await
         else {
             let mut report = CheckReport::default();

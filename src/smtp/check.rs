@@ -1,11 +1,74 @@
-//! Checking a connection without sending mail: each step of a session (connect, TLS, EHLO,
-//! AUTH and QUIT) reported as it goes, and the warning about an endpoint known not to work.
+//! Checking the connection without sending mail: [`SmtpTransport`]'s
+//! [`check`](MailTransport::check) (a permit, the token, then each step of a session:
+//! connect, TLS, EHLO, AUTH and QUIT), and the warning about an endpoint known not to work.
 
+use tokio::time::Instant;
+
+use super::SmtpTransport;
 use super::auth::Auth;
-use super::connect::{Connector, Deadline, QUIT_TIMEOUT, Tls, abort_quickly, quiet};
-use super::remedy::from_lettre_redacted;
+use super::connect::{Connector, Deadline, QUIT_TIMEOUT, Tls, abort_quickly, quiet, token_timeout};
+use super::remedy::{self, from_lettre_redacted};
 use crate::check::{CheckReport, CheckStep};
-use crate::error::{Delivery, Error, SmtpStage};
+use crate::error::{Delivery, Error, Result, SmtpStage};
+#[cfg(doc)]
+use crate::transport::MailTransport;
+
+impl SmtpTransport {
+    /// The transport's [`check`](MailTransport::check): a permit, the token, then
+    /// [`Connector::check`].
+    pub(super) async fn check_inner(&self) -> Result<CheckReport> {
+        let inner = &self.inner;
+        let deadline = Deadline::after(inner.send_deadline, "check");
+        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline.at, inner.permits.acquire()).await
+        else {
+            let mut report = CheckReport::default();
+            report.push(CheckStep::failed(
+                "connect",
+                format!(
+                    "all {} connections stayed busy with sends for {:?}",
+                    inner.max_concurrency, inner.send_deadline
+                ),
+                Some(
+                    "run the check again when fewer emails are being sent, or raise the send \
+                     timeout"
+                        .to_owned(),
+                ),
+            ));
+            return Ok(report);
+        };
+        // Every open connection is in use under a permit or idle in the pool: one more
+        // would exceed the limit (Exchange Online answers 432 4.3.2 to a 4th).
+        if let Some(idle) = inner.pool.pop() {
+            idle.abort().await;
+        }
+        let mut report = CheckReport::default();
+        if let Auth::Xoauth2 {
+            provider, scope, ..
+        } = &inner.connector.auth
+        {
+            // The same deadline: a login host that accepts connections and never answers
+            // must not hold the check for the token client's own retries and timeouts.
+            let start = Instant::now();
+            // No role is required: with Exchange's RBAC for Applications the token carries
+            // none, and the AUTH step shows whether Exchange accepts it.
+            match tokio::time::timeout_at(deadline.at, provider.check_steps(scope, &[])).await {
+                Ok(steps) => report.steps.extend(steps),
+                Err(_elapsed) => {
+                    report.push(CheckStep::failed(
+                        "token",
+                        token_timeout(start.elapsed(), deadline),
+                        Some(remedy::TOKEN_TIMEOUT_REMEDY.to_owned()),
+                    ));
+                    return Ok(report);
+                }
+            }
+        }
+        report
+            .steps
+            .extend(inner.connector.check(deadline).await.steps);
+        Ok(report)
+    }
+}
 
 impl Connector {
     /// Connect, TLS, EHLO, AUTH and QUIT, each reported as a step; no mail is sent. A step

@@ -155,13 +155,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::check::{CheckReport, CheckStep};
-use crate::credentials::TokenProvider;
+use crate::check::CheckReport;
 #[cfg(doc)]
-use crate::credentials::{Credentials, SMTP_SCOPE};
+use crate::credentials::{Credentials, SMTP_SCOPE, TokenProvider};
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
@@ -169,9 +167,8 @@ use crate::message::{Email, Mailbox};
 use crate::retry::RetryPolicy;
 use crate::transport::{MailTransport, SendReport};
 
-use auth::Auth;
 pub use builder::SmtpTransportBuilder;
-use connect::{Connector, Deadline};
+use connect::Connector;
 use pool::Pool;
 
 /// Whether an email's own `from` may differ from the transport's mailbox.
@@ -308,55 +305,6 @@ impl MailTransport for SmtpTransport {
     /// check's connection counts against [`max_concurrency`](SmtpTransportBuilder::max_concurrency)
     /// like a send's: it waits for a permit and closes an idle pooled connection first.
     async fn check(&self) -> Result<CheckReport> {
-        let inner = &self.inner;
-        let deadline = Deadline::after(inner.send_deadline, "check");
-        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline.at, inner.permits.acquire()).await
-        else {
-            let mut report = CheckReport::default();
-            report.push(CheckStep::failed(
-                "connect",
-                format!(
-                    "all {} connections stayed busy with sends for {:?}",
-                    inner.max_concurrency, inner.send_deadline
-                ),
-                Some(
-                    "run the check again when fewer emails are being sent, or raise the send \
-                     timeout"
-                        .to_owned(),
-                ),
-            ));
-            return Ok(report);
-        };
-        // Every open connection is in use under a permit or idle in the pool: one more
-        // would exceed the limit (Exchange Online answers 432 4.3.2 to a 4th).
-        if let Some(idle) = inner.pool.pop() {
-            idle.abort().await;
-        }
-        let mut report = CheckReport::default();
-        if let Auth::Xoauth2 {
-            provider, scope, ..
-        } = &inner.connector.auth
-        {
-            // The same deadline: a login host that accepts connections and never answers
-            // must not hold the check for the token client's own retries and timeouts.
-            let start = Instant::now();
-            // No role is required: with Exchange's RBAC for Applications the token carries
-            // none, and the AUTH step shows whether Exchange accepts it.
-            match tokio::time::timeout_at(deadline.at, provider.check_steps(scope, &[])).await {
-                Ok(steps) => report.steps.extend(steps),
-                Err(_elapsed) => {
-                    report.push(CheckStep::failed(
-                        "token",
-                        connect::token_timeout(start.elapsed(), deadline),
-                        Some(remedy::TOKEN_TIMEOUT_REMEDY.to_owned()),
-                    ));
-                    return Ok(report);
-                }
-            }
-        }
-        report
-            .steps
-            .extend(inner.connector.check(deadline).await.steps);
-        Ok(report)
+        self.check_inner().await
     }
 }

@@ -1,0 +1,196 @@
+//! Checking the connection without sending mail: [`SmtpTransport`]'s
+//! [`check`](MailTransport::check) (a permit, the token, then each step of a session:
+//! connect, TLS, EHLO, AUTH and QUIT), and the warning about an endpoint known not to work.
+
+use tokio::time::Instant;
+
+use super::SmtpTransport;
+use super::auth::Auth;
+use super::connect::{Connector, Deadline, QUIT_TIMEOUT, Tls, abort_quickly, quiet, token_timeout};
+use super::remedy::{self, from_lettre_redacted};
+use crate::check::{CheckReport, CheckStep};
+use crate::error::{Delivery, Error, Result, SmtpStage};
+#[cfg(doc)]
+use crate::transport::MailTransport;
+
+impl SmtpTransport {
+    /// The transport's [`check`](MailTransport::check): a permit, the token, then
+    /// [`Connector::check`].
+    pub(super) async fn check_inner(&self) -> Result<CheckReport> {
+        let inner = &self.inner;
+        let deadline = Deadline::after(inner.send_deadline, "check");
+        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline.at, inner.permits.acquire()).await
+        else {
+            let mut report = CheckReport::default();
+            report.push(CheckStep::failed(
+                "connect",
+                format!(
+                    "all {} connections stayed busy with sends for {:?}",
+                    inner.max_concurrency, inner.send_deadline
+                ),
+                Some(
+                    "run the check again when fewer emails are being sent, or raise the send \
+                     timeout"
+                        .to_owned(),
+                ),
+            ));
+            return Ok(report);
+        };
+        // Every open connection is in use under a permit or idle in the pool: one more
+        // would exceed the limit (Exchange Online answers 432 4.3.2 to a 4th).
+        if let Some(idle) = inner.pool.pop() {
+            idle.abort().await;
+        }
+        let mut report = CheckReport::default();
+        if let Auth::Xoauth2 {
+            provider, scope, ..
+        } = &inner.connector.auth
+        {
+            // The same deadline: a login host that accepts connections and never answers
+            // must not hold the check for the token client's own retries and timeouts.
+            let start = Instant::now();
+            // No role is required: with Exchange's RBAC for Applications the token carries
+            // none, and the AUTH step shows whether Exchange accepts it.
+            match tokio::time::timeout_at(deadline.at, provider.check_steps(scope, &[])).await {
+                Ok(steps) => report.steps.extend(steps),
+                Err(_elapsed) => {
+                    report.push(CheckStep::failed(
+                        "token",
+                        token_timeout(start.elapsed(), deadline),
+                        Some(remedy::TOKEN_TIMEOUT_REMEDY.to_owned()),
+                    ));
+                    return Ok(report);
+                }
+            }
+        }
+        report
+            .steps
+            .extend(inner.connector.check(deadline).await.steps);
+        Ok(report)
+    }
+}
+
+impl Connector {
+    /// Connect, TLS, EHLO, AUTH and QUIT, each reported as a step; no mail is sent. A step
+    /// that gets no answer fails at `deadline` at the latest.
+    pub(super) async fn check(&self, deadline: Deadline) -> CheckReport {
+        let mut report = CheckReport::default();
+        if let Some(warning) = endpoint_warning(&self.host, self.port) {
+            report.push(warning);
+        }
+        let mut conn = match self.connect_plain_or_implicit(deadline).await {
+            Ok(conn) => conn,
+            Err(error) => {
+                let name = match &error {
+                    Error::Smtp {
+                        stage: SmtpStage::Tls,
+                        ..
+                    } => "tls",
+                    _ => "connect",
+                };
+                report.push(CheckStep::from_error(name, &error));
+                return report;
+            }
+        };
+        report.push(CheckStep::ok(
+            "connect",
+            format!("connected to {}:{}", self.host, self.port),
+        ));
+        match &self.tls {
+            Tls::Implicit(_) => report.push(CheckStep::ok(
+                "tls",
+                "implicit TLS; the server certificate was verified",
+            )),
+            Tls::Starttls(params) => match self.starttls(&mut conn, params, deadline).await {
+                Ok(()) => report.push(CheckStep::ok(
+                    "tls",
+                    "STARTTLS; the server certificate was verified",
+                )),
+                Err(error) => {
+                    report.push(CheckStep::from_error("tls", &error));
+                    return report;
+                }
+            },
+            Tls::None => report.push(CheckStep::warning(
+                "tls",
+                "no TLS: mail and credentials cross the network unencrypted",
+                "set Use SSL (`use_ssl = true`) unless the server is on this machine",
+            )),
+        }
+        report.push(CheckStep::ok(
+            "ehlo",
+            format!("server capabilities: {}", conn.server_info()),
+        ));
+        let secrets = match self.authenticate(&mut conn, deadline).await {
+            Ok(token) => {
+                report.push(CheckStep::ok(
+                    "auth",
+                    match &self.auth {
+                        Auth::None => "no authentication (anonymous relay)".to_owned(),
+                        Auth::Basic { user, .. } => format!("logged in as {user} (basic)"),
+                        Auth::Xoauth2 { user, .. } => format!("logged in as {user} (XOAUTH2)"),
+                    },
+                ));
+                self.secrets(token.as_ref())
+            }
+            Err(error) => {
+                report.push(CheckStep::from_error("auth", &error));
+                abort_quickly(&mut conn).await;
+                return report;
+            }
+        };
+        match tokio::time::timeout(QUIT_TIMEOUT, quiet(conn.quit())).await {
+            Ok(Ok(_)) => report.push(CheckStep::ok("quit", "session closed; no mail was sent")),
+            Ok(Err(e)) => report.push(CheckStep::warning(
+                "quit",
+                format!("QUIT failed: {}", {
+                    let secrets: Vec<&[u8]> = secrets
+                        .iter()
+                        .map(|s| s.expose_secret().as_bytes())
+                        .collect();
+                    from_lettre_redacted(SmtpStage::Connect, None, &e, Delivery::NotSent, &secrets)
+                }),
+                "none needed for sending; the server closed the session early",
+            )),
+            Err(_elapsed) => report.push(CheckStep::warning(
+                "quit",
+                format!("no answer to QUIT within {QUIT_TIMEOUT:?}; the connection was dropped"),
+                "none needed for sending",
+            )),
+        }
+        report
+    }
+}
+
+/// A warning for an endpoint known not to work: Exchange Online supports client
+/// submission only with STARTTLS on port 587 (or 25); its port 465 is not an SMTP AUTH
+/// endpoint.
+fn endpoint_warning(host: &str, port: u16) -> Option<CheckStep> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    (host.ends_with("office365.com") && port == 465).then(|| {
+        CheckStep::warning(
+            "endpoint",
+            format!(
+                "{host}:465 is not a client submission endpoint of Exchange Online, which \
+                 supports SMTP AUTH only with STARTTLS on port 587 (or 25)"
+            ),
+            "set `smtp_port = 587` with Use SSL on (`use_ssl = true`, STARTTLS)",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::CheckStatus;
+
+    #[test]
+    fn exchange_online_on_port_465_is_warned_about() {
+        let step = endpoint_warning("smtp.office365.com", 465).unwrap();
+        assert_eq!(step.status, CheckStatus::Warning);
+        assert!(step.remedy.as_deref().unwrap().contains("587"));
+        assert!(endpoint_warning("SMTP.Office365.com.", 465).is_some());
+        assert!(endpoint_warning("smtp.office365.com", 587).is_none());
+        assert!(endpoint_warning("mail.example.org", 465).is_none());
+    }
+}

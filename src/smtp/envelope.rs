@@ -1,0 +1,238 @@
+//! One mail transaction on an open connection: the [`Envelope`] (MAIL FROM and every
+//! RCPT TO), the transfer of MAIL/RCPT/DATA, how far it got ([`Progress`]) and the report
+//! of which recipients the server accepted and refused.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use lettre::Address;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+
+use super::connect::{Connection, quiet};
+use super::remedy::client_error;
+use crate::error::{Delivery, Error, Result, SmtpStage};
+use crate::message::{Email, Mailbox, Recipient};
+use crate::transport::{SendReport, SentMessage};
+
+/// How far an attempt got: decides whether a timeout leaves delivery uncertain, and for
+/// whom.
+#[derive(Debug, Clone)]
+pub(super) struct Progress {
+    pub(super) stage: SmtpStage,
+    /// The server answered 354 to DATA and we started writing the message.
+    pub(super) data_written: bool,
+    /// The recipients the server accepted at `RCPT TO` (set when DATA starts).
+    pub(super) accepted: Vec<Recipient>,
+    /// The recipients the server refused at `RCPT TO` (set when DATA starts): certainly
+    /// not sent, whatever happens to the data.
+    pub(super) refused: Vec<Recipient>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            stage: SmtpStage::Connect,
+            data_written: false,
+            accepted: Vec::new(),
+            refused: Vec::new(),
+        }
+    }
+}
+
+impl Progress {
+    /// An error whose delivery is uncertain, made exact: when some recipients were refused
+    /// at `RCPT TO`, a [`Error::PartialDelivery`] that lists them as not sent and the
+    /// accepted ones as uncertain. Other errors are returned as they are.
+    pub(super) fn exact(self, error: Error) -> Error {
+        if error.delivery() != Delivery::Uncertain || self.refused.is_empty() {
+            return error;
+        }
+        Error::PartialDelivery {
+            delivered: SendReport::default(),
+            uncertain: self.accepted,
+            not_sent: self.refused,
+            source: Box::new(error),
+        }
+    }
+}
+
+/// The envelope: the mailbox as `MAIL FROM`, every recipient (Bcc included) as `RCPT TO`.
+pub(super) struct Envelope {
+    from: Address,
+    recipients: Vec<(Recipient, Address)>,
+    non_ascii: bool,
+}
+
+fn address(mailbox: &Mailbox, field: &str) -> Result<Address> {
+    mailbox.address().parse().map_err(|e| {
+        Error::invalid_message(
+            field,
+            format!("`{}` is not a valid address ({e})", mailbox.address()),
+        )
+    })
+}
+
+impl Envelope {
+    pub(super) fn new(mailbox: &Mailbox, email: &Email) -> Result<Self> {
+        let from = address(mailbox, "from")?;
+        let recipients = email
+            .recipients()
+            .map(|r| address(&r.mailbox, "to").map(|a| (r, a)))
+            .collect::<Result<Vec<_>>>()?;
+        if recipients.is_empty() {
+            return Err(Error::invalid_message("to", "the email has no recipients"));
+        }
+        let non_ascii = !AsRef::<str>::as_ref(&from).is_ascii()
+            || recipients
+                .iter()
+                .any(|(_, a)| !AsRef::<str>::as_ref(a).is_ascii());
+        Ok(Self {
+            from,
+            recipients,
+            non_ascii,
+        })
+    }
+
+    /// The send's result: a report, or [`Error::PartialDelivery`] when recipients were refused.
+    pub(super) fn report(&self, outcome: Accepted, id: Option<String>) -> Result<SendReport> {
+        let delivered = if outcome.accepted.is_empty() {
+            SendReport::default()
+        } else {
+            SendReport::single(SentMessage::new(outcome.accepted, id))
+        };
+        let mut refused = outcome.refused.into_iter();
+        let Some((first, source)) = refused.next() else {
+            return Ok(delivered);
+        };
+        let mut not_sent = vec![first];
+        not_sent.extend(refused.map(|(recipient, _)| recipient));
+        Err(Error::PartialDelivery {
+            delivered,
+            uncertain: Vec::new(),
+            not_sent,
+            source: Box::new(source),
+        })
+    }
+}
+
+/// What the server did with the recipients of one transaction.
+pub(super) struct Accepted {
+    accepted: Vec<Recipient>,
+    refused: Vec<(Recipient, Error)>,
+}
+
+/// The error of an attempt whose caller stopped waiting before the data: nobody reads it.
+pub(super) fn gave_up(stage: SmtpStage) -> Error {
+    client_error(
+        stage,
+        "the caller stopped waiting; the transaction was abandoned before the data",
+        false,
+        Delivery::NotSent,
+    )
+}
+
+impl Connection {
+    /// One mail transaction: MAIL FROM, RCPT TO for each recipient, DATA.
+    ///
+    /// When `cancelled` is set (the caller is gone) before the data, the transaction is
+    /// ended with `RSET` at the next step instead of going on.
+    pub(super) async fn transfer(
+        &mut self,
+        envelope: &Envelope,
+        bytes: &[u8],
+        progress: &mut Progress,
+        cancelled: &AtomicBool,
+    ) -> Result<Accepted> {
+        let gone = || cancelled.load(Ordering::Relaxed);
+        progress.stage = SmtpStage::Mail;
+        if gone() {
+            return Err(gave_up(SmtpStage::Mail));
+        }
+        let mut parameters = Vec::new();
+        let info = self.conn.server_info();
+        if envelope.non_ascii {
+            if !info.supports_feature(Extension::SmtpUtfEight) {
+                return Err(Error::invalid_message(
+                    "to",
+                    "an address is not ASCII and the server does not support SMTPUTF8",
+                ));
+            }
+            parameters.push(MailParameter::SmtpUtfEight);
+        }
+        if !bytes.is_ascii() && info.supports_feature(Extension::EightBitMime) {
+            parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        let mail = Mail::new(Some(envelope.from.clone()), parameters);
+        if let Err(e) = quiet(self.conn.command(mail)).await {
+            let error = self.error(SmtpStage::Mail, &e, Delivery::NotSent);
+            self.note(&error);
+            self.reset().await;
+            return Err(error);
+        }
+
+        progress.stage = SmtpStage::Rcpt;
+        let mut accepted = Vec::new();
+        let mut refused = Vec::new();
+        for (recipient, address) in &envelope.recipients {
+            if gone() {
+                self.reset().await;
+                return Err(gave_up(SmtpStage::Rcpt));
+            }
+            match quiet(self.conn.command(Rcpt::new(address.clone(), vec![]))).await {
+                Ok(_) => accepted.push(recipient.clone()),
+                // 421: the server is closing the session, not refusing this recipient.
+                Err(e) if e.status().is_some() && e.status().map(u16::from) != Some(421) => {
+                    let mut error = self.error(SmtpStage::Rcpt, &e, Delivery::NotSent);
+                    if let Error::Smtp { message, .. } = &mut error {
+                        *message = format!("recipient <{address}> refused: {message}");
+                    }
+                    tracing::warn!(error = %error, "recipient refused");
+                    refused.push((recipient.clone(), error));
+                }
+                Err(e) => {
+                    let error = self.error(SmtpStage::Rcpt, &e, Delivery::NotSent);
+                    self.note(&error);
+                    return Err(error);
+                }
+            }
+        }
+        if accepted.is_empty() {
+            // Every recipient refused: nothing to send, and nothing partial to report. The
+            // reply itself is the error; a permanent one if any, so that a mix of 4xx and
+            // 5xx is not retried, and only when all are temporary is the send retried.
+            self.reset().await;
+            let index = refused
+                .iter()
+                .position(|(_, e)| !e.is_transient())
+                .unwrap_or(0);
+            return Err(refused.swap_remove(index).1);
+        }
+
+        if gone() {
+            self.reset().await;
+            return Err(gave_up(SmtpStage::Data));
+        }
+        progress.stage = SmtpStage::Data;
+        progress.accepted.clone_from(&accepted);
+        progress.refused = refused.iter().map(|(r, _)| r.clone()).collect();
+        if let Err(e) = quiet(self.conn.command(Data)).await {
+            let error = self.error(SmtpStage::Data, &e, Delivery::NotSent);
+            self.note(&error);
+            self.reset().await;
+            return Err(error);
+        }
+        progress.data_written = true;
+        if let Err(e) = quiet(self.conn.message(bytes)).await {
+            // A reply is the server's verdict: not accepted. No reply: it may have been.
+            let delivery = if e.status().is_some() {
+                Delivery::NotSent
+            } else {
+                Delivery::Uncertain
+            };
+            let error = self.error(SmtpStage::Data, &e, delivery);
+            self.note(&error);
+            return Err(error);
+        }
+        Ok(Accepted { accepted, refused })
+    }
+}

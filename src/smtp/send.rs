@@ -1,0 +1,259 @@
+//! Sending: the sender and `From` of an email, the send loop with its retries within the
+//! send deadline, and each attempt in a task of its own that owns the connection permit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::time::Instant;
+use tracing::Instrument;
+use tracing::instrument::WithSubscriber as _;
+
+use super::connect::Deadline;
+use super::envelope::{Accepted, Envelope, Progress, gave_up};
+use super::{Inner, SendAsPolicy, SmtpTransport, connect, remedy};
+use crate::error::{Delivery, Error, Result, SmtpStage};
+use crate::message::{Email, Mailbox};
+use crate::mime::{BccHeader, build_message};
+use crate::transport::SendReport;
+
+impl SmtpTransport {
+    fn sender_for(&self, email: &Email) -> Result<(Mailbox, Mailbox)> {
+        let inner = &self.inner;
+        let mailbox = match (&inner.sender, email.from()) {
+            (Some(mailbox), _) => mailbox.clone(),
+            (None, Some(from)) => from.clone(),
+            (None, None) => {
+                return Err(Error::invalid_message(
+                    "from",
+                    "the email has no sender and the transport has none: set User Name \
+                     (`user_name`)",
+                ));
+            }
+        };
+        let from = match email.from() {
+            Some(from) if !from.address().eq_ignore_ascii_case(mailbox.address()) => {
+                if inner.send_as == SendAsPolicy::MailboxOnly {
+                    return Err(Error::invalid_message(
+                        "from",
+                        format!(
+                            "`{}` is not the mailbox `{}` and the send-as policy is MailboxOnly",
+                            from.address(),
+                            mailbox.address()
+                        ),
+                    ));
+                }
+                from.clone()
+            }
+            Some(from) => from.clone(),
+            None => mailbox.clone(),
+        };
+        Ok((mailbox, from))
+    }
+
+    pub(super) async fn send_inner(&self, email: &Email) -> Result<SendReport> {
+        let inner = &self.inner;
+        let deadline = Instant::now() + inner.send_deadline;
+        let (mailbox, from) = self.sender_for(email)?;
+        let message = build_message(email, &from, BccHeader::Drop).await?;
+        let bytes = message.formatted();
+        let message_id = message
+            .headers()
+            .get_raw("Message-ID")
+            .map(|id| id.trim().to_owned());
+        let envelope = Arc::new(Envelope::new(&mailbox, email)?);
+        let bytes: Arc<[u8]> = bytes.into();
+
+        let started = Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt = attempt.saturating_add(1);
+            let (outcome, progress) = self.run_attempt(&envelope, &bytes, deadline).await;
+            let error = match outcome {
+                Ok(Ok(accepted)) => {
+                    return envelope.report(accepted, message_id.clone());
+                }
+                Ok(Err(error)) => error,
+                Err(_elapsed) => {
+                    let delivery = if progress.data_written {
+                        Delivery::Uncertain
+                    } else {
+                        Delivery::NotSent
+                    };
+                    let error = remedy::client_error(
+                        progress.stage,
+                        format!(
+                            "no answer within the send deadline of {:?}{}",
+                            inner.send_deadline,
+                            if progress.data_written {
+                                "; the message data was written, so it may have been delivered"
+                            } else {
+                                ""
+                            }
+                        ),
+                        true,
+                        delivery,
+                    );
+                    return Err(progress.exact(error));
+                }
+            };
+            // A 4xx *reply* to the end of the data (Exchange's `432 4.3.2`) is the server's
+            // explicit refusal and is NotSent, so it is retried like any other; no reply after
+            // the data is Uncertain, which is never transient, so never retried.
+            let retryable = error.is_transient() && error.delivery() == Delivery::NotSent;
+            let wait = match retryable {
+                true => inner
+                    .retry
+                    .next_delay(attempt.saturating_sub(1), started.elapsed(), None),
+                false => None,
+            };
+            let Some(wait) = wait else {
+                return Err(progress.exact(error));
+            };
+            if Instant::now()
+                .checked_add(wait)
+                .is_none_or(|end| end >= deadline)
+            {
+                return Err(error);
+            }
+            tracing::warn!(attempt, ?wait, error = %error, "transient SMTP failure; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One attempt, in a task of its own that owns the permit and the connection.
+    ///
+    /// A caller that gives up (its future dropped by a timeout) must not free its permit
+    /// while the server is still working on its transaction: the server counts that session
+    /// against the mailbox, and the next send would open one more. So the task goes on
+    /// after the caller has left: it waits for the reply it is owed, ends the transaction
+    /// (`RSET`) before the data if the caller is gone, and only then releases the permit.
+    async fn run_attempt(
+        &self,
+        envelope: &Arc<Envelope>,
+        bytes: &Arc<[u8]>,
+        deadline: Instant,
+    ) -> (AttemptOutcome, Progress) {
+        // Waiting for a permit involves no server: a caller that gives up here leaves
+        // nothing behind.
+        let permits = Arc::clone(&self.inner.permits);
+        let permit = match tokio::time::timeout_at(deadline, permits.acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            // The semaphore is never closed.
+            Ok(Err(_closed)) => {
+                let error = remedy::client_error(
+                    SmtpStage::Connect,
+                    "the connection limit was shut down",
+                    false,
+                    Delivery::NotSent,
+                );
+                return (Ok(Err(error)), Progress::default());
+            }
+            Err(elapsed) => return (Err(elapsed), Progress::default()),
+        };
+        let inner = Arc::clone(&self.inner);
+        let (envelope, bytes) = (Arc::clone(envelope), Arc::clone(bytes));
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let gone = Arc::clone(&cancelled);
+        let task = async move {
+            let _permit = permit;
+            let mut progress = Progress::default();
+            let outcome = attempt(&inner, &envelope, &bytes, &mut progress, deadline, &gone).await;
+            (outcome, progress)
+        };
+        let handle = tokio::spawn(task.in_current_span().with_current_subscriber());
+        let _cancel = CancelOnDrop(cancelled);
+        match handle.await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Only a runtime that shuts down cancels the task.
+            Err(_cancelled) => {
+                let error = remedy::client_error(
+                    SmtpStage::Connect,
+                    "the runtime shut down during the send",
+                    false,
+                    Delivery::Uncertain,
+                );
+                (Ok(Err(error)), Progress::default())
+            }
+        }
+    }
+}
+
+/// What one attempt came to: its result, or the send deadline passing.
+type AttemptOutcome = std::result::Result<Result<Accepted>, tokio::time::error::Elapsed>;
+
+/// Tells the attempt's task, when the caller's future is dropped, that nobody waits for it.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One attempt under a permit: a connection (pooled or new), MAIL/RCPT/DATA. `cancelled`
+/// says the caller is gone: no new connection is opened and no transaction started or
+/// continued up to the data.
+///
+/// Every wait ends at `deadline`: opening a connection stage by stage (each with a message
+/// that says what did not answer: the SMTP server, or the login host for a token), the
+/// transaction as a whole (`Err(Elapsed)`, explained by the caller from `progress`).
+async fn attempt(
+    inner: &Inner,
+    envelope: &Envelope,
+    bytes: &[u8],
+    progress: &mut Progress,
+    deadline: Instant,
+    cancelled: &AtomicBool,
+) -> AttemptOutcome {
+    let limit = Deadline {
+        at: deadline,
+        total: inner.send_deadline,
+        of: "send",
+    };
+    loop {
+        progress.stage = SmtpStage::Connect;
+        if cancelled.load(Ordering::Relaxed) {
+            return Ok(Err(gave_up(SmtpStage::Connect)));
+        }
+        let taken = match inner.pool.take(&inner.connector, limit).await {
+            Ok(taken) => taken,
+            Err(error) => return Ok(Err(error)),
+        };
+        let (mut conn, reused) = match taken {
+            Some(conn) => (conn, true),
+            None => match inner.connector.open(limit).await {
+                Ok(conn) => {
+                    inner.opened.fetch_add(1, Ordering::Relaxed);
+                    (conn, false)
+                }
+                Err(error) => return Ok(Err(error)),
+            },
+        };
+        // No answer by the deadline: the connection is dropped (closed) with the future.
+        let transfer = conn.transfer(envelope, bytes, progress, cancelled);
+        let result = tokio::time::timeout_at(deadline, transfer).await?;
+        match result {
+            Ok(accepted) => {
+                inner.pool.put(conn);
+                return Ok(Ok(accepted));
+            }
+            Err(error) => {
+                let broken = conn.is_broken();
+                if broken {
+                    conn.abort().await;
+                } else {
+                    inner.pool.put(conn);
+                }
+                // A pooled connection the server closed while idle fails on its first
+                // command without a reply (or with 421); nothing was accepted, so use a
+                // new one at once, without counting it as a failed attempt.
+                if reused && broken && !progress.data_written && connect::ends_session(&error) {
+                    tracing::debug!("pooled SMTP connection was closed; opening a new one");
+                    continue;
+                }
+                return Ok(Err(error));
+            }
+        }
+    }
+}

@@ -3,6 +3,25 @@
 
 use crate::error::{Error, Result};
 
+/// The SMTP submission port for a TLS mode: 465 for implicit TLS, 587 (submission with
+/// STARTTLS, or none) otherwise. The one place this default lives.
+pub(crate) fn default_smtp_port(implicit_tls: bool) -> u16 {
+    if implicit_tls { 465 } else { 587 }
+}
+
+/// Why credentials must not go to `host` over a connection without TLS, unless the host is
+/// this machine or the caller set `smtp_allow_plaintext_credentials_dangerous`. The one place
+/// this rule lives; callers check first that there are credentials and no TLS.
+pub(crate) fn plaintext_credentials_problem(host: &str, allowed_dangerous: bool) -> Option<String> {
+    (!allowed_dangerous && !host.is_empty() && !is_loopback_host(host)).then(|| {
+        format!(
+            "SMTP without TLS (`use_ssl = false` or `smtp_tls = \"none\"`) would send the \
+             credentials unencrypted to `{host}`: turn Use SSL (`use_ssl`) on, or set \
+             `smtp_allow_plaintext_credentials_dangerous = true` only on a network you trust"
+        )
+    })
+}
+
 /// Parses a service URL (`authority_host`, `graph_endpoint`): `https`, or plain `http` for
 /// this machine only. The one place that rule lives.
 ///

@@ -195,9 +195,8 @@ impl ConnectorSettings {
     /// The SMTP port: `smtp_port`, else 465 for implicit TLS and 587 otherwise.
     #[must_use]
     pub fn smtp_port(&self) -> u16 {
-        self.smtp_port.unwrap_or(match self.smtp_tls_mode() {
-            SmtpTls::Implicit => 465,
-            SmtpTls::Starttls | SmtpTls::None => 587,
+        self.smtp_port.unwrap_or_else(|| {
+            crate::net::default_smtp_port(self.smtp_tls_mode() == SmtpTls::Implicit)
         })
     }
 

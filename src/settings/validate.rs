@@ -3,7 +3,7 @@
 use super::{AuthMode, ConnectorSettings, SmtpTls, TransportKind, non_blank};
 use crate::error::{Error, Result, SettingsProblem};
 use crate::message::Mailbox;
-use crate::net::{https_url, is_loopback_host};
+use crate::net::{https_url, plaintext_credentials_problem};
 use crate::secret::Secret;
 
 impl ConnectorSettings {
@@ -170,15 +170,15 @@ impl ConnectorSettings {
                     Some(host) => {
                         if mode != AuthMode::None
                             && self.smtp_tls_mode() == SmtpTls::None
-                            && !self.smtp_allow_plaintext_credentials_dangerous
-                            && !is_loopback_host(host)
+                            && let Some(message) = plaintext_credentials_problem(
+                                host,
+                                self.smtp_allow_plaintext_credentials_dangerous,
+                            )
                         {
                             problem(
                                 &mut problems,
                                 "smtp_allow_plaintext_credentials_dangerous",
-                                format!(
-                                    "SMTP without TLS (`use_ssl = false` or `smtp_tls = \"none\"`) would send the {mode} credentials unencrypted to `{host}`: turn Use SSL (`use_ssl`) on, or set `smtp_allow_plaintext_credentials_dangerous = true` only on a network you trust"
-                                ),
+                                message,
                             );
                         }
                     }

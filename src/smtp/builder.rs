@@ -21,7 +21,7 @@ use crate::credentials::Credentials;
 use crate::credentials::{SMTP_SCOPE, TokenProvider};
 use crate::error::{Error, Result, SettingsProblem};
 use crate::message::Mailbox;
-use crate::net::is_loopback_host;
+use crate::net::{default_smtp_port, plaintext_credentials_problem};
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 #[cfg(doc)]
@@ -250,18 +250,10 @@ impl SmtpTransportBuilder {
         let has_credentials = !matches!(this.auth, BuilderAuth::None);
         if this.tls == TlsMode::None
             && has_credentials
-            && !host.is_empty()
-            && !is_loopback_host(&host)
-            && !this.allow_plaintext_credentials
+            && let Some(message) =
+                plaintext_credentials_problem(&host, this.allow_plaintext_credentials)
         {
-            this.problem(
-                "smtp_allow_plaintext_credentials_dangerous",
-                format!(
-                    "refusing to send credentials without TLS to `{host}`: set Use SSL \
-                     (`use_ssl = true`), or, only on a network you trust, \
-                     `smtp_allow_plaintext_credentials_dangerous = true`"
-                ),
-            );
+            this.problem("smtp_allow_plaintext_credentials_dangerous", message);
         }
         if this.max_concurrency == 0 {
             this.problem(
@@ -345,10 +337,9 @@ impl SmtpTransportBuilder {
                 problems: this.problems,
             });
         }
-        let port = this.port.unwrap_or(match this.tls {
-            TlsMode::Implicit => 465,
-            _ => 587,
-        });
+        let port = this
+            .port
+            .unwrap_or(default_smtp_port(this.tls == TlsMode::Implicit));
         let hello = match &this.hello_name {
             Some(name) => ClientId::Domain(name.clone()),
             None => ClientId::default(),

@@ -63,6 +63,7 @@ mod check;
 pub mod credentials;
 mod error;
 mod expiry;
+mod fields;
 #[cfg(feature = "graph")]
 pub mod graph;
 #[cfg(feature = "oauth")]

@@ -180,14 +180,11 @@ impl CredentialsBuilder {
         };
         let (Some(tenant), Some(client)) = (tenant_id.clone(), client_id.clone()) else {
             return Err(if tenant_id.is_none() {
-                Error::settings(
-                    "tenant_id",
-                    "Tenant ID (`tenant_id`) is required for OAuth: copy the Directory (tenant) ID from the app registration's Overview page",
-                )
+                Error::settings("tenant_id", crate::fields::tenant_id_required("for OAuth"))
             } else {
                 Error::settings(
                     "oauth_client_id",
-                    "OAuth Client ID (`oauth_client_id`) is required for OAuth: copy the Application (client) ID from the app registration's Overview page",
+                    crate::fields::client_id_required("for OAuth"),
                 )
             });
         };

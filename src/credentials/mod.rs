@@ -271,13 +271,13 @@ impl Credentials {
         if user_name.is_empty() {
             return Err(Error::settings(
                 "user_name",
-                "User Name (`user_name`) is required when Authentication Mode is Basic",
+                crate::fields::BASIC_USER_REQUIRED,
             ));
         }
         if password.is_empty() {
             return Err(Error::settings(
                 "password",
-                "Password (`password`) is required when Authentication Mode is Basic",
+                crate::fields::PASSWORD_REQUIRED,
             ));
         }
         Ok(Self {

@@ -2,6 +2,7 @@
 
 use super::{AuthMode, ConnectorSettings, SmtpTls, TransportKind, non_blank};
 use crate::error::{Error, Result, SettingsProblem};
+use crate::fields::{PASSWORD_REQUIRED, client_id_required, tenant_id_required};
 use crate::message::Mailbox;
 use crate::net::{https_url, plaintext_credentials_problem};
 use crate::secret::Secret;
@@ -69,13 +70,7 @@ impl ConnectorSettings {
             AuthMode::OAuth => {
                 let when = "when Authentication Mode is OAuth";
                 match non_blank(self.oauth_client_id.as_deref()) {
-                    None => problem(
-                        &mut problems,
-                        "oauth_client_id",
-                        format!(
-                            "OAuth Client ID (`oauth_client_id`) is required {when}: copy the Application (client) ID from the app registration's Overview page"
-                        ),
-                    ),
+                    None => problem(&mut problems, "oauth_client_id", client_id_required(when)),
                     Some(id) if uuid::Uuid::parse_str(id).is_err() => problem(
                         &mut problems,
                         "oauth_client_id",
@@ -86,13 +81,7 @@ impl ConnectorSettings {
                     Some(_) => {}
                 }
                 match non_blank(self.tenant_id.as_deref()) {
-                    None => problem(
-                        &mut problems,
-                        "tenant_id",
-                        format!(
-                            "Tenant ID (`tenant_id`) is required {when}: copy the Directory (tenant) ID from the app registration's Overview page"
-                        ),
-                    ),
+                    None => problem(&mut problems, "tenant_id", tenant_id_required(when)),
                     Some(tenant) => {
                         if let Some(message) = tenant_problem(tenant) {
                             problem(&mut problems, "tenant_id", message);
@@ -103,11 +92,7 @@ impl ConnectorSettings {
             }
             AuthMode::Basic => {
                 if self.password.as_ref().is_none_or(Secret::is_empty) {
-                    problem(
-                        &mut problems,
-                        "password",
-                        "Password (`password`) is required when Authentication Mode is Basic",
-                    );
+                    problem(&mut problems, "password", PASSWORD_REQUIRED);
                 }
                 if transport == TransportKind::Graph {
                     problem(

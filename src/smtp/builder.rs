@@ -265,10 +265,7 @@ impl SmtpTransportBuilder {
             BuilderAuth::None => Auth::None,
             BuilderAuth::Basic { user, password } => {
                 if password.is_empty() {
-                    this.problem(
-                        "password",
-                        "Password (`password`) is required when Authentication Mode is Basic",
-                    );
+                    this.problem("password", crate::fields::PASSWORD_REQUIRED);
                 }
                 Auth::Basic { user, password }
             }

@@ -1,8 +1,6 @@
 //! SmtpTransport against hostile servers on loopback (issue 8): STARTTLS injection, endless
 //! replies, echoed credentials, lettre's own logs. Faults (cancellation, TLS failures, a
-//! silent login host, extreme builder values) are in tests/smtp_faults.rs.
-
-mod support;
+//! silent login host, extreme builder values) are in the `faults` module.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +10,10 @@ use base64::engine::general_purpose::STANDARD;
 use mail_connector::{
     CheckStatus, Email, Error, MailTransport, RetryPolicy, Secret, SmtpStage, SmtpTransport,
 };
-use support::FakeTokens;
-use support::hostile_smtp::{self, INJECTED_CAPABILITY};
-use support::smtp_server::{ServerOptions, TestServer};
+
+use crate::support::FakeTokens;
+use crate::support::hostile_smtp::{self, INJECTED_CAPABILITY};
+use crate::support::smtp_server::{ServerOptions, TestServer};
 
 const USER: &str = "no-reply@example.org";
 const PASSWORD: &str = "correct horse";

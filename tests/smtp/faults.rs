@@ -1,8 +1,6 @@
 //! SmtpTransport under faults on loopback (issue 8): sends cancelled mid-flight, refused
 //! certificates, overlong replies, a login host that never answers, extreme builder values.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,9 +8,11 @@ use mail_connector::{
     CheckStatus, ConnectorSettings, Email, Error, MailTransport, RetryPolicy, Secret, SmtpStage,
     SmtpTransport,
 };
-use support::FakeTokens;
-use support::hostile_smtp::{self, Cert};
-use support::smtp_server::{ServerOptions, TestServer};
+
+use crate::support;
+use crate::support::FakeTokens;
+use crate::support::hostile_smtp::{self, Cert};
+use crate::support::smtp_server::{ServerOptions, TestServer};
 
 const USER: &str = "no-reply@example.org";
 const PASSWORD: &str = "correct horse";

@@ -1,14 +1,13 @@
 //! The token side under attack (issue 8): a redirecting login host, absurd token lifetimes,
 //! oversized answers and error descriptions that echo the credential.
 
-mod support;
-
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use httpmock::{HttpMockRequest, HttpMockResponse, Method::POST, MockServer};
 use mail_connector::{ConnectorSettings, Credentials};
-use support::*;
+
+use crate::support::*;
 
 fn credentials(settings: &ConnectorSettings) -> Credentials {
     settings

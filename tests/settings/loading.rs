@@ -1,11 +1,11 @@
 //! Settings: TOML, JSON and environment; per-mode validation; the disabled connector.
 
-mod support;
-
 use mail_connector::{
     AuthMode, Cloud, ConnectorSettings, Email, Error, MailTransport, SmtpTls, TransportKind,
 };
-use support::KNOWN_SECRET;
+
+use crate::support;
+use crate::support::KNOWN_SECRET;
 
 const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 const TENANT_ID: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";

@@ -312,7 +312,7 @@ async fn a_response_that_is_not_a_token_is_reported_without_its_body() {
         .await;
     let credentials = secret_settings(&server, TENANT).credentials().unwrap();
     let error = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
-    assert!(!error.to_string().contains("secret-ish"), "{error}");
+    assert_no_secrets(&error.to_string(), &["secret-ish"]);
     assert!(
         error.to_string().contains("not a token response"),
         "{error}"

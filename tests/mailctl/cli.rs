@@ -1,6 +1,7 @@
 //! End-to-end runs of the `mailctl` example binary, which `cargo test` builds.
 
 use super::helpers::*;
+use crate::support::assert_no_secrets;
 use crate::support::{KNOWN_SECRET, mailctl};
 
 #[test]
@@ -106,7 +107,8 @@ fn settings_file_errors_name_the_fields_and_never_the_secret() {
             stderr.contains("`oauth_client_id`") && stderr.contains("`tenant_id`"),
             "{stderr}"
         );
-        assert!(!stdout.contains(KNOWN_SECRET) && !stderr.contains(KNOWN_SECRET));
+        assert_no_secrets(&stdout, &[KNOWN_SECRET]);
+        assert_no_secrets(&stderr, &[KNOWN_SECRET]);
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::helpers::*;
 use crate::support;
+use crate::support::assert_no_secrets;
 use crate::support::{KNOWN_SECRET, mailctl};
 
 fn graph_config(dir: &std::path::Path, server: &httpmock::MockServer) -> PathBuf {
@@ -91,7 +92,7 @@ fn send_and_check_work_against_graph_endpoints_from_the_config() {
     }
     probe.assert_calls(1);
     for printed in [&stdout, &stderr] {
-        assert!(!printed.contains(KNOWN_SECRET) && !printed.contains(&token));
+        assert_no_secrets(printed, &[KNOWN_SECRET, &token]);
     }
 }
 

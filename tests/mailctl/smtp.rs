@@ -1,6 +1,7 @@
 //! `mailctl` against the loopback SMTP server, with basic auth and OAuth.
 
 use crate::support;
+use crate::support::assert_no_secrets;
 use crate::support::mailctl;
 use crate::support::smtp_server::{ServerOptions, TestServer};
 
@@ -74,7 +75,7 @@ async fn mailctl_sends_and_checks_with_basic_auth() {
             "{step}: {output}"
         );
     }
-    assert!(!output.contains(PASSWORD), "{output}");
+    assert_no_secrets(&output, &[PASSWORD]);
 }
 
 #[tokio::test]
@@ -138,8 +139,5 @@ async fn mailctl_sends_and_checks_with_oauth_over_smtp() {
             .any(|l| l.starts_with("auth") && l.contains(" ok ")),
         "{output}"
     );
-    assert!(
-        !output.contains(support::SECRET) && !output.contains("smtp-token"),
-        "{output}"
-    );
+    assert_no_secrets(&output, &[support::SECRET, "smtp-token"]);
 }

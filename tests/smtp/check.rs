@@ -5,6 +5,7 @@ use std::time::Duration;
 use mail_connector::{CheckStatus, Delivery, Error, MailTransport, RetryPolicy, Secret, SmtpStage};
 
 use super::helpers::*;
+use crate::support::assert_no_secrets;
 use crate::support::smtp_server::{ServerOptions, TestServer};
 
 #[tokio::test]
@@ -28,7 +29,7 @@ async fn check_reports_each_step_without_sending() {
     let auth = report.steps.iter().find(|s| s.name == "auth").unwrap();
     assert_eq!(auth.status, CheckStatus::Failed);
     assert!(auth.remedy.as_deref().unwrap().contains("`password`"));
-    assert!(!report.to_string().contains("nope-4242"));
+    assert_no_secrets(&report.to_string(), &["nope-4242"]);
 }
 
 #[tokio::test]

@@ -105,11 +105,8 @@ async fn a_token_echoed_by_graph_is_redacted_everywhere() {
     );
     assert!(printed.contains("bad header"), "{printed}");
     // The token's signature part is the tail of every echo.
-    assert!(
-        !printed.contains(&token),
-        "the token was printed:\n{printed}"
-    );
-    assert!(!printed.contains("c2lnbmF0dXJl"), "{printed}");
+    assert_no_secrets(&printed, &[&token]);
+    assert_no_secrets(&printed, &["c2lnbmF0dXJl"]);
 }
 
 #[tokio::test]
@@ -157,5 +154,5 @@ async fn a_redirecting_upload_url_is_not_followed() {
     put.assert_calls(1);
     delete.assert_calls(1);
     assert!(!error.is_transient(), "{error}");
-    assert!(!format!("{error:?}").contains("UPLOAD-CREDENTIAL"));
+    assert_no_secrets(&format!("{error:?}"), &["UPLOAD-CREDENTIAL"]);
 }

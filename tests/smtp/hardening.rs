@@ -3,46 +3,16 @@
 //! silent login host, extreme builder values) are in the `faults` module.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use mail_connector::{
-    CheckStatus, Email, Error, MailTransport, RetryPolicy, Secret, SmtpStage, SmtpTransport,
-};
+use mail_connector::{CheckStatus, Error, MailTransport, Secret, SmtpStage, SmtpTransport};
 
+use super::helpers::*;
 use crate::support::FakeTokens;
 use crate::support::assert_no_secrets;
 use crate::support::hostile_smtp::{self, INJECTED_CAPABILITY};
 use crate::support::smtp_server::{ServerOptions, TestServer};
-
-const USER: &str = "no-reply@example.org";
-const PASSWORD: &str = "correct horse";
-
-fn email() -> Email {
-    Email::builder()
-        .to("ann@example.org")
-        .subject("Hello")
-        .text("Body text 7d1e0c: never in a log")
-        .build()
-        .unwrap()
-}
-
-fn retry() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 3,
-        initial_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(50),
-        ..mail_connector::smtp::default_retry_policy()
-    }
-}
-
-/// A generous bound that only catches a hang.
-async fn bounded<T>(future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), future)
-        .await
-        .expect("must not hang")
-}
 
 // ---- item 1: STARTTLS response injection ----
 
@@ -53,7 +23,7 @@ async fn bytes_injected_after_the_starttls_reply_abort_the_send() {
         .port(server.port())
         .tls_ca_pem(server.ca_pem.clone())
         .basic_auth(USER, Secret::new(PASSWORD))
-        .retry_policy(retry())
+        .retry_policy(fast_retry())
         .build()
         .unwrap();
     let result = bounded(transport.send(&email())).await;
@@ -108,7 +78,7 @@ async fn an_injection_after_a_bare_lf_reply_aborts_the_send_and_the_check() {
         .port(server.port())
         .tls_ca_pem(server.ca_pem.clone())
         .basic_auth(USER, Secret::new(PASSWORD))
-        .retry_policy(retry())
+        .retry_policy(fast_retry())
         .build()
         .unwrap();
     let error = bounded(transport.send(&email()))
@@ -140,7 +110,7 @@ async fn an_endless_reply_line_is_cut_off_early() {
     let transport = SmtpTransport::builder_dangerous("127.0.0.1")
         .port(server.port())
         .sender(mail_connector::Mailbox::parse(USER).unwrap())
-        .retry_policy(retry())
+        .retry_policy(fast_retry())
         .build()
         .unwrap();
     let error = bounded(transport.send(&email())).await.unwrap_err();
@@ -162,7 +132,7 @@ async fn an_endless_reply_line_over_implicit_tls_is_cut_off_early() {
         .port(server.port())
         .tls_ca_pem(server.ca_pem.clone())
         .sender(mail_connector::Mailbox::parse(USER).unwrap())
-        .retry_policy(retry())
+        .retry_policy(fast_retry())
         .build()
         .unwrap();
     let error = bounded(transport.send(&email())).await.unwrap_err();

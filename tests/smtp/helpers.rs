@@ -56,3 +56,20 @@ pub(crate) fn fast_retry() -> RetryPolicy {
         ..mail_connector::smtp::default_retry_policy()
     }
 }
+
+/// An email whose body text must never show up in a log.
+pub(crate) fn email() -> Email {
+    Email::builder()
+        .to("ann@example.org")
+        .subject("Hello")
+        .text("Body text 7d1e0c: never in a log")
+        .build()
+        .unwrap()
+}
+
+/// A generous bound that only catches a hang.
+pub(crate) async fn bounded<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .expect("must not hang")
+}

@@ -1,25 +1,14 @@
 //! Helpers shared by the Graph hardening tests.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use httpmock::{Method::POST, MockServer};
 use mail_connector::{
     AccessToken, ConnectorSettings, Credentials, Email, GraphTransport, Result, TokenProvider,
 };
-use serde_json::json;
 
+pub(crate) use crate::helpers::{SEND_PATH, token_for, transport};
 use crate::support::*;
-
-pub(crate) const SEND_PATH: &str = "/v1.0/users/no-reply@contoso.com/sendMail";
-
-pub(crate) fn token_for(roles: &[&str]) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    jwt(json!({"roles": roles, "tid": TENANT, "aud": "https://graph.microsoft.com", "exp": exp}))
-}
 
 pub(crate) fn settings(login: &MockServer, graph: &str) -> ConnectorSettings {
     let mut settings = secret_settings(login, TENANT);
@@ -33,15 +22,6 @@ pub(crate) fn mock_token(server: &MockServer, token: &str) {
         when.method(POST).path(token_path(TENANT));
         then.status(200).json_body(body);
     });
-}
-
-pub(crate) fn transport(settings: &ConnectorSettings) -> GraphTransport {
-    settings
-        .graph_builder()
-        .unwrap()
-        .retry_policy(fast_retry(3))
-        .build()
-        .unwrap()
 }
 
 pub(crate) fn email() -> Email {

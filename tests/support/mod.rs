@@ -312,3 +312,68 @@ pub fn mailctl() -> std::process::Command {
     }
     command
 }
+
+/// Secrets shorter than this are only looked for as given: their encoded forms are too short
+/// not to turn up by chance.
+const MIN_ENCODED_SECRET: usize = 8;
+
+/// The forms in which `secret` could leak: as given and, if it is long enough, base64 (standard
+/// and URL-safe, padded or not) and URL-encoded (form and percent encoding).
+fn leak_forms(secret: &str) -> Vec<(&'static str, String)> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
+    let mut forms = vec![("as given", secret.to_owned())];
+    if secret.len() >= MIN_ENCODED_SECRET {
+        forms.push(("base64", STANDARD.encode(secret)));
+        forms.push(("base64 without padding", STANDARD_NO_PAD.encode(secret)));
+        forms.push(("URL-safe base64", URL_SAFE.encode(secret)));
+        forms.push((
+            "URL-safe base64 without padding",
+            URL_SAFE_NO_PAD.encode(secret),
+        ));
+        let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        forms.push(("percent-encoded", form.replace('+', "%20")));
+        forms.push(("form-encoded", form));
+    }
+    let mut seen = std::collections::HashSet::new();
+    forms.retain(|(_, form)| seen.insert(form.clone()));
+    forms
+}
+
+/// `secret` cut to its first three characters, to name it in a failure without printing it.
+fn redacted(secret: &str) -> String {
+    let head: String = secret.chars().take(3).collect();
+    format!("`{head}…`")
+}
+
+/// Asserts that none of `secrets` appears in `text`, neither as given nor (for secrets of at
+/// least 8 bytes) base64- or URL-encoded. On failure it names the secret (cut to its first three
+/// characters), the form it was found in and where (line and column), and shows `text` with
+/// every secret redacted, so the failure never prints one.
+#[track_caller]
+pub fn assert_no_secrets(text: &str, secrets: &[&str]) {
+    assert!(
+        secrets.iter().all(|secret| !secret.is_empty()),
+        "an empty secret is in every text"
+    );
+    let found = secrets.iter().find_map(|secret| {
+        leak_forms(secret)
+            .into_iter()
+            .find_map(|(form, value)| text.find(&value).map(|at| (*secret, form, at)))
+    });
+    let Some((secret, form, at)) = found else {
+        return;
+    };
+    let line = text[..at].matches('\n').count() + 1;
+    let column = at - text[..at].rfind('\n').map_or(0, |newline| newline + 1) + 1;
+    let mut shown = text.to_owned();
+    for secret in secrets {
+        for (_, value) in leak_forms(secret) {
+            shown = shown.replace(&value, &format!("<secret {}>", redacted(secret)));
+        }
+    }
+    panic!(
+        "secret {} appears in the text ({form}) at line {line}, column {column} (byte {at}); the text, \
+         shown with every secret redacted:\n{shown}",
+        redacted(secret)
+    );
+}

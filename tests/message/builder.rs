@@ -1,8 +1,8 @@
 //! The message model: builder validation, header injection, non-ASCII, attachments.
 
-mod support;
-
 use mail_connector::{Attachment, AttachmentContent, Email, Error, Importance, Mailbox};
+
+use crate::support;
 
 fn field_of(error: Error) -> String {
     match error {

@@ -1,9 +1,9 @@
 //! The outbox transport: real files, parsed back as RFC 5322 messages.
 
-mod support;
-
 use mail_connector::{Attachment, Email, Error, MailTransport, Mailbox, OutboxTransport};
 use mail_parser::{MessageParser, MimeHeaders};
+
+use crate::support;
 
 fn sender() -> Mailbox {
     "No Reply <no-reply@contoso.com>".parse().unwrap()

@@ -1,46 +1,19 @@
 //! SmtpTransport under faults on loopback (issue 8): sends cancelled mid-flight, refused
 //! certificates, overlong replies, a login host that never answers, extreme builder values.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use mail_connector::{
-    CheckStatus, ConnectorSettings, Email, Error, MailTransport, RetryPolicy, Secret, SmtpStage,
+    CheckStatus, ConnectorSettings, Error, MailTransport, RetryPolicy, Secret, SmtpStage,
     SmtpTransport,
 };
-use support::FakeTokens;
-use support::hostile_smtp::{self, Cert};
-use support::smtp_server::{ServerOptions, TestServer};
 
-const USER: &str = "no-reply@example.org";
-const PASSWORD: &str = "correct horse";
-
-fn email() -> Email {
-    Email::builder()
-        .to("ann@example.org")
-        .subject("Hello")
-        .text("Body text 7d1e0c: never in a log")
-        .build()
-        .unwrap()
-}
-
-fn retry() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 3,
-        initial_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(50),
-        ..mail_connector::smtp::default_retry_policy()
-    }
-}
-
-/// A generous bound that only catches a hang.
-async fn bounded<T>(future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), future)
-        .await
-        .expect("must not hang")
-}
+use super::helpers::*;
+use crate::support;
+use crate::support::FakeTokens;
+use crate::support::hostile_smtp::{self, Cert};
+use crate::support::smtp_server::{ServerOptions, TestServer};
 
 // ---- item 10: cancelled sends keep the connection cap ----
 
@@ -119,7 +92,7 @@ async fn certificate_failures_are_permanent_and_not_retried() {
         let mut builder = SmtpTransport::implicit_tls("localhost")
             .port(server.port())
             .basic_auth(USER, Secret::new(PASSWORD))
-            .retry_policy(retry());
+            .retry_policy(fast_retry());
         if trust_ca {
             builder = builder.tls_ca_pem(server.ca_pem.clone());
         }
@@ -150,7 +123,7 @@ async fn an_overlong_auth_reply_is_permanent_and_the_token_is_sent_once() {
     let transport = SmtpTransport::builder_dangerous("127.0.0.1")
         .port(server.port())
         .xoauth2(USER, Arc::new(FakeTokens::new(&["tok-once"])))
-        .retry_policy(retry())
+        .retry_policy(fast_retry())
         .build()
         .unwrap();
     let error = bounded(transport.send(&email())).await.unwrap_err();

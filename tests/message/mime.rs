@@ -5,15 +5,14 @@
 //! decode back to exactly what was given — an ASCII text that merely looks like an encoded word
 //! included.
 
-#[path = "support/lenient_smtp.rs"]
-mod lenient_smtp;
-
 use std::time::Duration;
 
 use mail_connector::{
     Attachment, ConnectorSettings, Email, EmailBuilder, MailTransport, Mailbox, OutboxTransport,
 };
 use mail_parser::{MessageParser, MimeHeaders};
+
+use crate::lenient_smtp;
 
 /// The commands a smuggler hides after a fake end of data.
 const INJECTED: &str = "MAIL FROM:<ceo@victim.example>\r\nRCPT TO:<finance@victim.example>\r\nDATA\r\nSubject: forged\r\n\r\nPay the invoice.\r\n";

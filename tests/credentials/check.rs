@@ -1,0 +1,101 @@
+//! `check` on the token side: the permission, consent URL and secret expiry steps.
+
+use httpmock::Method::POST;
+use httpmock::MockServer;
+use mail_connector::CheckStatus;
+
+use crate::support::*;
+
+async fn check_with_roles(roles: &[&str], expires: Option<&str>) -> Vec<mail_connector::CheckStep> {
+    let server = MockServer::start_async().await;
+    let token = jwt(serde_json::json!({
+        "aud": "https://graph.microsoft.com", "tid": TENANT, "roles": roles, "exp": 4_102_444_800_u64
+    }));
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.status(200).json_body(token_body(&token, 3599));
+        })
+        .await;
+    let mut settings = secret_settings(&server, TENANT);
+    settings.client_secret_expires = expires.map(|e| e.parse().unwrap());
+    let credentials = settings.credentials().unwrap();
+    let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    let claims = token.claims().unwrap();
+    assert_eq!(claims.tid.as_deref(), Some(TENANT));
+    assert_eq!(claims.exp, Some(4_102_444_800));
+    credentials.check_steps(GRAPH_SCOPE, &["Mail.Send"]).await
+}
+
+fn date_in(days: i64) -> String {
+    let date = time::OffsetDateTime::now_utc().date() + time::Duration::days(days);
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+#[tokio::test]
+async fn check_reports_a_missing_application_permission_with_the_consent_url() {
+    let steps = check_with_roles(&[], Some(&date_in(400))).await;
+    let names: Vec<_> = steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["token", "permission", "secret expiry"]);
+    assert_eq!(steps[0].status, CheckStatus::Ok);
+    assert!(steps[0].detail.contains(TENANT), "{}", steps[0].detail);
+    let permission = &steps[1];
+    assert_eq!(permission.status, CheckStatus::Failed);
+    assert!(permission.detail.contains("Mail.Send"));
+    let remedy = permission.remedy.as_deref().unwrap();
+    assert!(
+        remedy.contains("Application permission") && remedy.contains("admin consent"),
+        "{remedy}"
+    );
+    assert!(
+        remedy.contains(&format!("/{TENANT}/adminconsent?client_id={CLIENT_ID}")),
+        "{remedy}"
+    );
+    assert_eq!(steps[2].status, CheckStatus::Ok);
+}
+
+#[tokio::test]
+async fn check_passes_with_the_role_and_warns_about_the_secret_expiry() {
+    let steps = check_with_roles(&["Mail.Send"], Some(&date_in(10))).await;
+    assert_eq!(steps[1].status, CheckStatus::Ok, "{steps:?}");
+    assert_eq!(steps[2].status, CheckStatus::Warning);
+    assert!(
+        steps[2]
+            .remedy
+            .as_deref()
+            .unwrap()
+            .contains("`client_secret_expires`")
+    );
+    let steps = check_with_roles(&["Mail.Send"], Some(&date_in(-1))).await;
+    assert_eq!(steps[2].status, CheckStatus::Failed);
+    let steps = check_with_roles(&["Mail.Send"], None).await;
+    assert_eq!(steps[2].status, CheckStatus::Warning);
+}
+
+#[tokio::test]
+async fn check_reports_a_failed_token_step() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.status(401)
+                .json_body(entra_error("invalid_client", 7_000_215));
+        })
+        .await;
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
+    let steps = credentials.check_steps(GRAPH_SCOPE, &["Mail.Send"]).await;
+    assert_eq!(steps[0].name, "token");
+    assert_eq!(steps[0].status, CheckStatus::Failed);
+    assert!(
+        steps[0]
+            .remedy
+            .as_deref()
+            .unwrap()
+            .contains("`client_secret`")
+    );
+}

@@ -1,0 +1,17 @@
+//! The Credentials provider against a mock Entra ID token endpoint on loopback: the token
+//! flows, the cache and its refresh, Entra ID errors, `check`, secrets and cancellation.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cache;
+mod cancellation;
+mod check;
+mod clouds;
+mod entra_errors;
+mod hardening;
+mod helpers;
+mod kinds;
+mod refresh;
+mod requests;
+mod secrets;

@@ -1,0 +1,97 @@
+//! `check` against Graph: roles, the mailbox, Mail.ReadWrite and the secret's expiry.
+
+use httpmock::{Method::POST, Mock, MockServer};
+use mail_connector::{CheckStatus, MailTransport};
+use serde_json::json;
+
+use super::helpers::*;
+
+fn probe_mock<'a>(server: &'a MockServer, status: u16, code: &str) -> Mock<'a> {
+    let body = graph_error(code, "probe");
+    server.mock(move |when, then| {
+        when.method(POST).path(SEND_PATH).json_body(
+            json!({"message": {"subject": "mail-connector configuration check (never delivered)",
+                "body": {"contentType": "Text", "content": ""}}, "saveToSentItems": false}),
+        );
+        then.status(status).json_body(body);
+    })
+}
+
+fn step<'a>(report: &'a mail_connector::CheckReport, name: &str) -> &'a mail_connector::CheckStep {
+    report
+        .steps
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no {name} step in\n{report}"))
+}
+
+#[tokio::test]
+async fn check_passes_for_a_complete_setup() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let probe = probe_mock(&server, 400, "ErrorInvalidRecipients");
+    let mut settings = settings(&server);
+    settings.client_secret_expires = Some("2099-01-01".parse().unwrap());
+    let report = transport(&settings).check().await.unwrap();
+    assert_eq!(report.status(), CheckStatus::Ok, "{report}");
+    for name in ["token", "permission", "mailbox"] {
+        assert_eq!(step(&report, name).status, CheckStatus::Ok, "{report}");
+    }
+    probe.assert_calls(1);
+}
+
+#[tokio::test]
+async fn check_reports_a_missing_role_with_the_consent_url() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&[]));
+    let probe = probe_mock(&server, 400, "ErrorInvalidRecipients");
+    let report = transport(&settings(&server)).check().await.unwrap();
+    let permission = step(&report, "permission");
+    assert_eq!(permission.status, CheckStatus::Failed, "{report}");
+    let remedy = permission.remedy.as_deref().unwrap();
+    assert!(
+        remedy.contains("Mail.Send") && remedy.contains("adminconsent?client_id="),
+        "{remedy}"
+    );
+    probe.assert_calls(0);
+}
+
+#[tokio::test]
+async fn check_reports_a_missing_mailbox_and_missing_mail_readwrite() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    probe_mock(&server, 404, "ErrorInvalidUser");
+    let report = transport(&settings(&server)).check().await.unwrap();
+    let mailbox = step(&report, "mailbox");
+    assert_eq!(mailbox.status, CheckStatus::Failed, "{report}");
+    assert!(
+        mailbox.remedy.as_deref().unwrap().contains("`user_name`"),
+        "{report}"
+    );
+    assert_eq!(
+        step(&report, "large mail").status,
+        CheckStatus::Warning,
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn check_fails_an_expired_secret() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    probe_mock(&server, 400, "ErrorInvalidRecipients");
+    let mut settings = settings(&server);
+    settings.client_secret_expires = Some("2020-01-31".parse().unwrap());
+    let report = transport(&settings).check().await.unwrap();
+    assert_eq!(report.status(), CheckStatus::Failed, "{report}");
+    let expiry = report
+        .steps
+        .iter()
+        .find(|s| s.status == CheckStatus::Failed)
+        .unwrap();
+    assert!(
+        expiry.remedy.as_deref().unwrap().contains("client_secret"),
+        "{report}"
+    );
+    assert_eq!(step(&report, "mailbox").status, CheckStatus::Ok, "{report}");
+}

@@ -1,0 +1,177 @@
+//! Errors: uncertain outcomes are never retried; mapped Graph errors give their remedies.
+
+use std::time::Duration;
+
+use httpmock::{Method::POST, MockServer};
+use mail_connector::{Delivery, Error, MailTransport};
+
+use super::helpers::*;
+use crate::support::*;
+
+#[tokio::test]
+async fn uncertain_outcomes_are_never_retried() {
+    for status in [500u16, 502, 504] {
+        let server = MockServer::start_async().await;
+        mock_token(&server, &token_for(&["Mail.Send"]));
+        let send = server.mock(|when, then| {
+            when.method(POST).path(SEND_PATH);
+            then.status(status);
+        });
+        let error = transport(&settings(&server))
+            .send(&simple_email())
+            .await
+            .unwrap_err();
+        send.assert_calls(1);
+        assert_eq!(error.delivery(), Delivery::Uncertain, "{status}");
+        assert!(
+            error.to_string().contains("delivery is uncertain"),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_timeout_after_the_request_was_written_is_uncertain() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(202).delay(Duration::from_secs(3));
+    });
+    let graph = settings(&server)
+        .graph_builder()
+        .unwrap()
+        .request_timeout(Duration::from_millis(300))
+        .retry_policy(fast_retry(3))
+        .build()
+        .unwrap();
+    let error = graph.send(&simple_email()).await.unwrap_err();
+    assert_eq!(error.delivery(), Delivery::Uncertain);
+    assert!(error.to_string().contains("timed out"), "{error}");
+    send.assert_calls(1);
+}
+
+#[tokio::test]
+async fn an_unreachable_graph_is_not_sent_and_says_where_to_look() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let mut settings = settings(&server);
+    // A port nothing listens on: bind one, then free it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    settings.graph_endpoint = Some(format!("http://{closed}"));
+    let error = transport(&settings)
+        .send(&simple_email())
+        .await
+        .unwrap_err();
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(
+        error.remedy().unwrap().contains("graph_endpoint"),
+        "{:?}",
+        error.remedy()
+    );
+}
+
+#[tokio::test]
+async fn mapped_graph_errors_give_their_remedies_and_keep_request_ids() {
+    let cases = [
+        (
+            403,
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.",
+            "Application permission",
+        ),
+        (
+            403,
+            "ErrorAccessDenied",
+            "Access to OData is disabled: Blocked by tenant configured AppOnly AccessPolicy settings.",
+            "application access policy",
+        ),
+        (
+            404,
+            "ErrorInvalidUser",
+            "The requested user 'no-reply@contoso.com' is invalid.",
+            "`user_name`",
+        ),
+        (
+            404,
+            "ResourceNotFound",
+            "Resource could not be discovered.",
+            "`user_name`",
+        ),
+        (
+            404,
+            "MailboxNotEnabledForRESTAPI",
+            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+            "Exchange Online licence",
+        ),
+        (
+            403,
+            "ErrorSendAsDenied",
+            "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account.",
+            "Send As",
+        ),
+        (
+            400,
+            "ErrorInvalidRecipients",
+            "At least one recipient isn't valid.",
+            "recipient",
+        ),
+        (
+            400,
+            "ErrorMessageSizeExceeded",
+            "The message exceeds the maximum supported size.",
+            "MaxSendSize",
+        ),
+        (
+            400,
+            "InvalidInternetMessageHeader",
+            "The internet message header name 'Foo' should start with 'x-' or 'X-'.",
+            "X-",
+        ),
+        (
+            401,
+            "NoPermissionsInAccessToken",
+            "The token contains no permissions, or permissions can not be understood.",
+            "Grant admin consent",
+        ),
+    ];
+    for (status, code, message, remedy) in cases {
+        let server = MockServer::start_async().await;
+        mock_token(&server, &token_for(&["Mail.Send"]));
+        let send = server.mock(|when, then| {
+            when.method(POST).path(SEND_PATH);
+            then.status(status)
+                .header("request-id", "req-42")
+                .json_body(graph_error(code, message));
+        });
+        let error = transport(&settings(&server))
+            .send(&simple_email())
+            .await
+            .unwrap_err();
+        send.assert_calls(1);
+        let Error::Graph {
+            code: got,
+            request_id,
+            client_request_id,
+            ..
+        } = &error
+        else {
+            panic!("{code}: {error:?}");
+        };
+        assert_eq!(got.as_deref(), Some(code));
+        assert_eq!(request_id.as_deref(), Some("req-42"));
+        assert!(
+            client_request_id
+                .as_deref()
+                .is_some_and(|id| id.len() == 36)
+        );
+        assert_eq!(error.delivery(), Delivery::NotSent, "{code}");
+        assert!(!error.is_transient(), "{code}");
+        let fix = error.remedy().unwrap_or_default();
+        assert!(fix.contains(remedy), "{code}: {fix}");
+        assert!(error.to_string().contains(code), "{error}");
+    }
+}

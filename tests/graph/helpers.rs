@@ -1,0 +1,89 @@
+//! Helpers shared by the Graph tests: a mock Entra ID token, settings, a transport.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use httpmock::{Method::DELETE, Method::POST, Mock, MockServer};
+use mail_connector::{ConnectorSettings, Email, GraphTransport};
+use serde_json::json;
+
+use crate::support::*;
+
+pub(crate) const SEND_PATH: &str = "/v1.0/users/no-reply@contoso.com/sendMail";
+
+pub(crate) fn token_for(roles: &[&str]) -> String {
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    jwt(json!({"roles": roles, "tid": TENANT, "aud": "https://graph.microsoft.com", "exp": exp}))
+}
+
+pub(crate) fn settings(server: &MockServer) -> ConnectorSettings {
+    let mut settings = secret_settings(server, TENANT);
+    settings.graph_endpoint = Some(server.base_url());
+    settings
+}
+
+pub(crate) fn mock_token<'a>(server: &'a MockServer, token: &str) -> Mock<'a> {
+    let body = token_body(token, 3600);
+    server.mock(|when, then| {
+        when.method(POST).path(token_path(TENANT));
+        then.status(200).json_body(body);
+    })
+}
+
+pub(crate) fn transport(settings: &ConnectorSettings) -> GraphTransport {
+    settings
+        .graph_builder()
+        .unwrap()
+        .retry_policy(fast_retry(3))
+        .build()
+        .unwrap()
+}
+
+pub(crate) fn simple_email() -> Email {
+    Email::builder()
+        .to("Samantha Booth <samanthab@contoso.com>")
+        .subject("Meet for lunch?")
+        .text("The new cafeteria is open.")
+        .build()
+        .unwrap()
+}
+
+pub(crate) fn graph_error(code: &str, message: &str) -> serde_json::Value {
+    json!({"error": {"code": code, "message": message,
+        "innerError": {"date": "2026-11-28T10:00:00", "request-id": "req-from-body", "client-request-id": "c"}}})
+}
+
+/// Mocks a draft whose attachments upload fine, and returns the draft's send and delete mocks.
+pub(crate) fn draft_mocks<'a>(
+    server: &'a MockServer,
+    send_status: u16,
+    retry_after: Option<&str>,
+) -> (Mock<'a>, Mock<'a>) {
+    server.mock(|when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages");
+        then.status(201).json_body(json!({"id": "d2"}));
+    });
+    server.mock(|when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages/d2/attachments");
+        then.status(201).json_body(json!({"id": "a"}));
+    });
+    let send = server.mock(|when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages/d2/send");
+        let then = then.status(send_status);
+        if let Some(after) = retry_after {
+            then.header("retry-after", after);
+        }
+    });
+    let delete = server.mock(|when, then| {
+        when.method(DELETE)
+            .path("/v1.0/users/no-reply@contoso.com/messages/d2");
+        then.status(204);
+    });
+    (send, delete)
+}

@@ -1,0 +1,16 @@
+//! The Graph transport against a mock Graph and a mock Entra ID: exact requests, large
+//! attachments, throttling, token refresh, at-most-once, errors, `check`, and the transport
+//! under attack and under faults.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod check;
+mod errors;
+mod hardening;
+mod helpers;
+mod large_attachments;
+mod secrets;
+mod sending;
+mod throttling;
+mod tokens;

@@ -1,0 +1,91 @@
+//! Secrets, tokens and upload URLs never reach `Debug`, errors or logs.
+
+use httpmock::{Method::POST, Method::PUT, MockServer};
+use mail_connector::{Attachment, Email, MailTransport};
+use serde_json::json;
+
+use super::helpers::*;
+use crate::support;
+use crate::support::*;
+
+#[tokio::test]
+async fn secrets_and_tokens_never_reach_debug_or_errors() {
+    let server = MockServer::start_async().await;
+    let token = token_for(&["Mail.Send"]);
+    mock_token(&server, &token);
+    server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(403)
+            .json_body(graph_error("ErrorAccessDenied", "Access is denied."));
+    });
+    let graph = transport(&settings(&server));
+    let error = graph.send(&simple_email()).await.unwrap_err();
+    let report = graph.check().await.unwrap();
+    let printed = format!(
+        "{graph:?} {error} {error:?} {:?} {report} {report:?}",
+        error.remedy()
+    );
+    assert_no_secrets(&printed, &[SECRET, &token]);
+}
+
+#[tokio::test]
+async fn logs_never_hold_the_token_the_secret_or_the_upload_url() {
+    let (logs, _guard) = support::capture_logs();
+    let server = MockServer::start_async().await;
+    let (_, responder) = numbered_tokens(3600);
+    server.mock(|when, then| {
+        when.method(POST).path(token_path(TENANT));
+        then.respond_with(responder);
+    });
+    // A refused token, throttling, then success; and a large message through an upload URL.
+    server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.respond_with(in_sequence(vec![
+            httpmock::HttpMockResponse::builder()
+                .status(401)
+                .body(graph_error("InvalidAuthenticationToken", "expired").to_string())
+                .build(),
+            httpmock::HttpMockResponse::builder()
+                .status(429)
+                .header("retry-after", "0")
+                .build(),
+            httpmock::HttpMockResponse::builder().status(202).build(),
+        ]));
+    });
+    let upload_url = server.url("/upload/s?authtoken=UPLOAD-CREDENTIAL-never-log");
+    let (_, delete) = draft_mocks(&server, 202, None);
+    server.mock(|when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages/d2/attachments/createUploadSession");
+        then.status(201).json_body(json!({"uploadUrl": upload_url}));
+    });
+    server.mock(|when, then| {
+        when.method(PUT).path("/upload/s");
+        then.status(500);
+    });
+    let graph = transport(&settings(&server));
+    graph.send(&simple_email()).await.unwrap();
+    let big = Email::builder()
+        .to("ann@example.org")
+        .attachment(Attachment::from_bytes(
+            "big.bin",
+            vec![1u8; 3 * 1024 * 1024 + 5],
+        ))
+        .build()
+        .unwrap();
+    let error = graph.send(&big).await.unwrap_err();
+    delete.assert_calls(1);
+
+    let text = logs.text();
+    assert!(text.contains("Graph refused the access token"), "{text}");
+    assert!(text.contains("Graph asked to retry later"), "{text}");
+    assert!(
+        text.contains("could not delete") || text.contains("deleted the draft"),
+        "{text}"
+    );
+    let printed = format!("{text}\n{error}\n{error:?}");
+    assert_no_secrets(
+        &printed,
+        &[SECRET, "token-1", "token-2", "UPLOAD-CREDENTIAL-never-log"],
+    );
+}

@@ -1,0 +1,214 @@
+//! What a send puts on the wire: Graph's JSON names, a bearer token, sender policy, limits.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use httpmock::{Method::POST, MockServer};
+use mail_connector::{Email, Error, Importance, MailTransport};
+use serde_json::json;
+
+use super::helpers::*;
+use crate::support;
+use crate::support::*;
+
+#[tokio::test]
+async fn sends_the_documented_json_with_a_bearer_token() {
+    let server = MockServer::start_async().await;
+    let token = token_for(&["Mail.Send"]);
+    let token_mock = mock_token(&server, &token);
+    let send = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header_exists("client-request-id")
+            .json_body(json!({
+                "message": {
+                    "subject": "Meet for lunch?",
+                    "body": {"contentType": "Text", "content": "The new cafeteria is open."},
+                    "toRecipients": [{"emailAddress": {"address": "samanthab@contoso.com", "name": "Samantha Booth"}}]
+                },
+                "saveToSentItems": true
+            }));
+        then.status(202).header("request-id", "req-1");
+    });
+    let graph = transport(&settings(&server));
+    let report = graph.send(&simple_email()).await.unwrap();
+    assert_eq!(report.messages[0].id.as_deref(), Some("req-1"));
+    assert_eq!(report.recipients().count(), 1);
+    // A second send reuses the cached token.
+    graph.send(&simple_email()).await.unwrap();
+    send.assert_calls(2);
+    token_mock.assert_calls(1);
+}
+
+#[tokio::test]
+async fn every_property_uses_graphs_names() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let png = png_bytes();
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH).json_body(json!({
+            "message": {
+                "subject": "Grüße aus Köln — report ✅",
+                "body": {"contentType": "HTML", "content": "<p>Hello,</p><p>the report is attached.</p><img src=\"cid:logo\">"},
+                "toRecipients": [
+                    {"emailAddress": {"address": "ann@example.org", "name": "Ann Example"}},
+                    {"emailAddress": {"address": "bob@example.org"}}
+                ],
+                "ccRecipients": [{"emailAddress": {"address": "jane@example.org", "name": "Doe, Jane"}}],
+                "bccRecipients": [{"emailAddress": {"address": "audit@example.org"}}],
+                "replyTo": [{"emailAddress": {"address": "support@example.org"}}],
+                "importance": "high",
+                "internetMessageHeaders": [{"name": "X-Report-Id", "value": "42"}],
+                "attachments": [
+                    {"@odata.type": "#microsoft.graph.fileAttachment", "name": "report.csv",
+                     "contentType": "text/csv", "contentBytes": "aWQsdG90YWwKMSw0Mgo=", "isInline": false},
+                    {"@odata.type": "#microsoft.graph.fileAttachment", "name": "logo.png",
+                     "contentType": "image/png", "contentBytes": base64_std(&png),
+                     "isInline": true, "contentId": "logo"}
+                ]
+            },
+            "saveToSentItems": false
+        }));
+        then.status(202);
+    });
+    let mut settings = settings(&server);
+    settings.save_to_sent_items = false;
+    let email = rebuild_with_importance(rich_email(), Importance::High);
+    transport(&settings).send(&email).await.unwrap();
+    send.assert();
+}
+
+#[tokio::test]
+async fn a_foreign_sender_is_refused_before_any_request_unless_send_as_is_allowed() {
+    let server = MockServer::start_async().await;
+    let token = mock_token(&server, &token_for(&["Mail.Send"]));
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH).json_body_includes(
+            r#"{"message":{"from":{"emailAddress":{"address":"ceo@contoso.com"}}}}"#,
+        );
+        then.status(202);
+    });
+    let email = Email::builder()
+        .from("ceo@contoso.com")
+        .to("ann@example.org")
+        .build()
+        .unwrap();
+    let error = transport(&settings(&server))
+        .send(&email)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::InvalidMessage { field, .. } if field == "from"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("allow_send_as"), "{error}");
+    token.assert_calls(0);
+    send.assert_calls(0);
+
+    let mut allowed = settings(&server);
+    allowed.allow_send_as = true;
+    transport(&allowed).send(&email).await.unwrap();
+    send.assert_calls(1);
+}
+
+#[tokio::test]
+async fn more_than_five_custom_headers_are_refused_before_sending() {
+    let server = MockServer::start_async().await;
+    let token = mock_token(&server, &token_for(&["Mail.Send"]));
+    let mut builder = Email::builder().to("ann@example.org");
+    for i in 0..6 {
+        builder = builder.header(format!("X-H{i}"), "v");
+    }
+    let error = transport(&settings(&server))
+        .send(&builder.build().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::InvalidMessage { field, .. } if field == "headers"),
+        "{error:?}"
+    );
+    token.assert_calls(0);
+}
+
+#[tokio::test]
+async fn the_recipient_limit_splits_over_graph() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    // The specific mock first: httpmock serves the first one that matches.
+    let first = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH).json_body_includes(
+            r#"{"message":{"toRecipients":[{"emailAddress":{"address":"to0@example.org"}},{"emailAddress":{"address":"to1@example.org"}}]}}"#,
+        );
+        then.status(202);
+    });
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(202);
+    });
+    let mut settings = settings(&server);
+    settings.recipient_limit = 2;
+    let transport = settings.build().unwrap();
+    let report = transport.send(&email_to_many(3, 1, 1)).await.unwrap();
+    assert_eq!(report.messages.len(), 3);
+    assert_eq!(send.calls() + first.calls(), 3);
+    first.assert_calls(1);
+}
+
+#[tokio::test]
+async fn never_more_than_the_limit_in_flight_under_200_concurrent_sends() {
+    let (base, stats) = support::loopback::start(Duration::from_millis(15)).await;
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let mut settings = settings(&server);
+    settings.graph_endpoint = Some(base);
+    let graph = Arc::new(transport(&settings));
+    let email = simple_email();
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let graph = Arc::clone(&graph);
+            let email = email.clone();
+            tokio::spawn(async move { graph.send(&email).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(stats.requests.load(Ordering::SeqCst), 200);
+    let max = stats.max_in_flight.load(Ordering::SeqCst);
+    assert_eq!(max, 4, "at most 4 in flight, and the limit is used");
+}
+
+fn base64_std(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn rebuild_with_importance(email: Email, importance: Importance) -> Email {
+    let mut builder = Email::builder()
+        .subject(email.subject())
+        .text(email.text().unwrap())
+        .html(email.html().unwrap())
+        .importance(importance);
+    for m in email.to() {
+        builder = builder.to(m);
+    }
+    for m in email.cc() {
+        builder = builder.cc(m);
+    }
+    for m in email.bcc() {
+        builder = builder.bcc(m);
+    }
+    for m in email.reply_to() {
+        builder = builder.reply_to(m);
+    }
+    for (name, value) in email.headers() {
+        builder = builder.header(name, value);
+    }
+    for a in email.attachments() {
+        builder = builder.attachment(a.clone());
+    }
+    builder.build().unwrap()
+}

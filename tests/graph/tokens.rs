@@ -1,0 +1,204 @@
+//! Tokens for Graph: refresh after a 401, sovereign clouds, slow login hosts, a caller's provider.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use httpmock::{Method::POST, MockServer};
+use mail_connector::{ConnectorSettings, Delivery, MailTransport};
+
+use super::helpers::*;
+use crate::support::*;
+
+#[tokio::test]
+async fn a_refused_token_is_refreshed_once() {
+    let server = MockServer::start_async().await;
+    let (fetches, responder) = numbered_tokens(3600);
+    server.mock(|when, then| {
+        when.method(POST).path(token_path(TENANT));
+        then.respond_with(responder);
+    });
+    let refused = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", "Bearer token-1");
+        then.status(401).json_body(graph_error(
+            "InvalidAuthenticationToken",
+            "Access token has expired or is not yet valid.",
+        ));
+    });
+    let accepted = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", "Bearer token-2");
+        then.status(202);
+    });
+    transport(&settings(&server))
+        .send(&simple_email())
+        .await
+        .unwrap();
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        2,
+        "exactly two token requests"
+    );
+    refused.assert_calls(1);
+    accepted.assert_calls(1);
+}
+
+#[tokio::test]
+async fn a_second_401_fails_with_a_remedy() {
+    let server = MockServer::start_async().await;
+    let (fetches, responder) = numbered_tokens(3600);
+    server.mock(|when, then| {
+        when.method(POST).path(token_path(TENANT));
+        then.respond_with(responder);
+    });
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(401).json_body(graph_error(
+            "InvalidAuthenticationToken",
+            "CompactToken validation failed",
+        ));
+    });
+    let error = transport(&settings(&server))
+        .send(&simple_email())
+        .await
+        .unwrap_err();
+    send.assert_calls(2);
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    assert!(error.is_auth());
+    assert!(
+        error.remedy().unwrap().contains("`cloud`"),
+        "{:?}",
+        error.remedy()
+    );
+}
+
+#[tokio::test]
+async fn a_sovereign_cloud_picks_its_scope_while_endpoints_are_overridden() {
+    let server = MockServer::start_async().await;
+    let token = token_for(&["Mail.Send"]);
+    let body = token_body(&token, 3600);
+    let token_mock = server.mock(|when, then| {
+        when.method(POST)
+            .path(token_path(TENANT))
+            .form_urlencoded_tuple("scope", "https://graph.microsoft.us/.default");
+        then.status(200).json_body(body);
+    });
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(202);
+    });
+    let mut settings = settings(&server);
+    settings.cloud = mail_connector::Cloud::UsGov;
+    transport(&settings).send(&simple_email()).await.unwrap();
+    token_mock.assert_calls(1);
+    send.assert_calls(1);
+}
+
+#[tokio::test]
+async fn a_slow_login_host_cannot_overrun_the_send_deadline() {
+    let server = MockServer::start_async().await;
+    let body = token_body(&token_for(&["Mail.Send"]), 3600);
+    server.mock(|when, then| {
+        when.method(POST).path(token_path(TENANT));
+        then.status(200)
+            .json_body(body)
+            .delay(Duration::from_secs(4));
+    });
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(202);
+    });
+    let graph = settings(&server)
+        .graph_builder()
+        .unwrap()
+        .send_deadline(Duration::from_millis(800))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let error = graph.send(&simple_email()).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.to_string().contains("deadline"), "{error}");
+    send.assert_calls(0);
+}
+
+#[tokio::test]
+async fn a_token_without_permissions_is_not_refetched_on_every_send() {
+    let server = MockServer::start_async().await;
+    let tokens = mock_token(&server, &token_for(&[]));
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(401).json_body(graph_error(
+            "NoPermissionsInAccessToken",
+            "The token contains no permissions, or permissions can not be understood.",
+        ));
+    });
+    let graph = transport(&settings(&server));
+    for _ in 0..3 {
+        let error = graph.send(&simple_email()).await.unwrap_err();
+        assert!(error.remedy().unwrap().contains("Grant admin consent"));
+    }
+    send.assert_calls(3);
+    tokens.assert_calls(1);
+}
+
+/// A caller's own token source (a managed or workload identity) signs in: the settings need
+/// no client id, tenant or secret, and no dummy values.
+#[tokio::test]
+async fn a_callers_token_provider_needs_no_app_registration_in_the_settings() {
+    #[derive(Debug)]
+    struct PlatformIdentity;
+
+    #[mail_connector::async_trait]
+    impl mail_connector::TokenProvider for PlatformIdentity {
+        async fn token(&self, scope: &str) -> mail_connector::Result<mail_connector::AccessToken> {
+            assert_eq!(scope, "https://graph.microsoft.com/.default");
+            Ok(mail_connector::AccessToken::new(
+                "platform-token",
+                SystemTime::now() + Duration::from_secs(3600),
+            ))
+        }
+    }
+
+    let server = MockServer::start_async().await;
+    let send = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", "Bearer platform-token");
+        then.status(202);
+    });
+    let settings = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\ngraph_endpoint = \"{}\"\n",
+        server.base_url()
+    ))
+    .unwrap();
+    // Without a provider the app registration is required, naming what is missing.
+    let Err(error) = settings.build() else {
+        panic!("built without credentials")
+    };
+    let error = error.to_string();
+    assert!(
+        error.contains("`oauth_client_id`") && error.contains("`client_secret`"),
+        "{error}"
+    );
+
+    let transport = settings
+        .builder()
+        .token_provider(PlatformIdentity)
+        .http_client(
+            mail_connector::reqwest::Client::builder()
+                .redirect(mail_connector::reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    transport.send(&simple_email()).await.unwrap();
+    send.assert_calls(1);
+}

@@ -1,0 +1,8 @@
+//! Settings: TOML, JSON and environment; per-mode validation; the disabled connector; errors
+//! that never quote a value.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod loading;
+mod secrets;

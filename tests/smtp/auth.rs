@@ -1,0 +1,280 @@
+//! Authentication: basic auth failures and XOAUTH2 with token refresh.
+
+use std::sync::Arc;
+
+use mail_connector::smtp::SmtpTransportBuilder;
+use mail_connector::{Delivery, Error, MailTransport, Secret, SmtpStage};
+
+use super::helpers::*;
+use crate::support;
+use crate::support::FakeTokens;
+use crate::support::assert_no_secrets;
+use crate::support::smtp_server::{ServerOptions, TestServer};
+
+#[tokio::test]
+async fn wrong_password_reports_the_fix_and_no_secret() {
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["LOGIN"],
+        ..ServerOptions::default()
+    })
+    .await;
+    let secret = "wrong-pass-5f1e2d";
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(secret))
+        .retry_policy(fast_retry())
+        .build()
+        .unwrap();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::Smtp { stage: SmtpStage::Auth, code: Some(535), enhanced_code: Some(e), .. } if e == "5.7.8"
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_auth());
+    assert!(!error.is_transient());
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.remedy().unwrap().contains("`password`"));
+    assert_eq!(server.auths().len(), 1, "a 5xx must not be retried");
+    let printed = format!("{error} {error:?} {transport:?} {:?}", error.remedy());
+    assert_no_secrets(&printed, &[secret]);
+}
+
+#[tokio::test]
+async fn smtp_auth_disabled_for_the_tenant_names_set_casmailbox() {
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["LOGIN"],
+        users: vec![],
+        auth_failure: "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = basic_settings(&server).build().unwrap();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("Set-CASMailbox"), "{remedy}");
+    assert!(
+        remedy.contains("-SmtpClientAuthenticationDisabled $false"),
+        "{remedy}"
+    );
+}
+
+#[tokio::test]
+async fn xoauth2_sends_the_exact_sasl_string() {
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["LOGIN", "XOAUTH2"],
+        tokens: vec!["token-1".into()],
+        ..ServerOptions::default()
+    })
+    .await;
+    let tokens = Arc::new(FakeTokens::new(&["token-1"]));
+    let builder = starttls(&server).xoauth2(USER, tokens.clone());
+    assert_no_secrets(&format!("{builder:?}"), &["token-1"]);
+    let transport = builder.build().unwrap();
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    let auths = server.auths();
+    assert_eq!(auths.len(), 1);
+    assert_eq!(auths[0].mechanism, "XOAUTH2");
+    assert_eq!(
+        auths[0].decoded,
+        "user=no-reply@example.org\x01auth=Bearer token-1\x01\x01"
+    );
+    assert!(auths[0].accepted);
+    assert!(tokens.invalidated().is_empty());
+    assert_no_secrets(&format!("{transport:?}"), &["token-1"]);
+}
+
+#[tokio::test]
+async fn xoauth2_535_invalidates_the_token_and_retries_once() {
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        tokens: vec!["fresh".into()],
+        auth_failure: "535 5.7.3 Authentication unsuccessful".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let tokens = Arc::new(FakeTokens::new(&["stale", "fresh"]));
+    let transport = starttls(&server)
+        .xoauth2(USER, tokens.clone())
+        .build()
+        .unwrap();
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(tokens.invalidated(), ["stale"]);
+    let decoded: Vec<_> = server.auths().into_iter().map(|a| a.decoded).collect();
+    assert_eq!(
+        decoded,
+        [
+            "user=no-reply@example.org\x01auth=Bearer stale\x01\x01",
+            "user=no-reply@example.org\x01auth=Bearer fresh\x01\x01",
+        ]
+    );
+
+    // Refused again with the fresh token: one retry only, then the setup remedy.
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        auth_failure:
+            "535 5.7.3 Authentication unsuccessful [SN4PR0601CA0002.namprd06.prod.outlook.com]"
+                .into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let tokens = Arc::new(FakeTokens::new(&["bad-1", "bad-2", "bad-3"]));
+    let transport = starttls(&server)
+        .xoauth2(USER, tokens.clone())
+        .build()
+        .unwrap();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    assert_eq!(server.auths().len(), 2);
+    assert_eq!(tokens.invalidated(), ["bad-1"]);
+    assert!(error.is_auth());
+    let remedy = error.remedy().unwrap();
+    for step in [
+        "SMTP.SendAsApp",
+        "New-ServicePrincipal",
+        "Add-MailboxPermission",
+    ] {
+        assert!(remedy.contains(step), "{remedy}");
+    }
+    let printed = format!("{error} {error:?}");
+    assert_no_secrets(&printed, &["bad-2"]);
+}
+
+#[tokio::test]
+async fn xoauth2_with_smtp_auth_disabled_does_not_burn_a_fresh_token() {
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        tokens: vec![],
+        auth_failure: "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is \
+                       disabled for the Tenant."
+            .into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let tokens = Arc::new(FakeTokens::new(&["token-1", "token-2"]));
+    let transport = starttls(&server)
+        .xoauth2(USER, tokens.clone())
+        .build()
+        .unwrap();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    assert_eq!(server.auths().len(), 1, "a fresh token cannot fix 5.7.139");
+    assert!(tokens.invalidated().is_empty());
+    assert!(
+        error.remedy().unwrap().contains("Set-CASMailbox"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_pooled_connection_is_replaced_when_the_token_changes() {
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        tokens: vec!["token-1".into(), "token-2".into()],
+        ..ServerOptions::default()
+    })
+    .await;
+    let tokens = Arc::new(FakeTokens::new(&["token-1"]));
+    let transport = starttls(&server)
+        .xoauth2(USER, tokens.clone())
+        .build()
+        .unwrap();
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(server.connections(), 1, "same token: connection reused");
+    tokens.rotate("token-2");
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(server.connections(), 2);
+    let last = server.auths().pop().unwrap();
+    assert!(last.decoded.contains("Bearer token-2"));
+    assert_eq!(server.messages().len(), 3);
+}
+
+#[tokio::test]
+async fn oauth_over_smtp_from_settings_uses_the_credentials_provider() {
+    use httpmock::{Method::POST, MockServer};
+    // Entra ID hands out token-1, token-2, …; the server accepts only token-2, so the first
+    // login fails with 535, the provider's token is invalidated and a fresh one fetched.
+    let entra = MockServer::start_async().await;
+    let (fetches, responder) = support::numbered_tokens(3600);
+    let token_mock = entra.mock(|when, then| {
+        when.method(POST)
+            .path(support::token_path(support::TENANT))
+            .form_urlencoded_tuple("scope", "https://outlook.office365.com/.default")
+            .form_urlencoded_tuple("client_secret", support::SECRET);
+        then.respond_with(responder);
+    });
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["LOGIN", "XOAUTH2"],
+        tokens: vec!["token-2".into()],
+        auth_failure: "535 5.7.3 Authentication unsuccessful".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let settings = settings_toml(
+        &server,
+        &format!(
+            "auth_mode = \"oauth\"\ntransport = \"smtp\"\noauth_client_id = \"{}\"\n\
+             client_secret = \"{}\"\ntenant_id = \"{}\"\nauthority_host = \"{}\"\n",
+            support::CLIENT_ID,
+            support::SECRET,
+            support::TENANT,
+            entra.base_url()
+        ),
+    );
+    let transport = settings.build().unwrap();
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    let decoded: Vec<_> = server.auths().into_iter().map(|a| a.decoded).collect();
+    assert_eq!(
+        decoded,
+        [
+            "user=no-reply@example.org\x01auth=Bearer token-1\x01\x01",
+            "user=no-reply@example.org\x01auth=Bearer token-2\x01\x01",
+        ]
+    );
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // The next send reuses the pooled, logged-in connection and the cached token.
+    transport
+        .send(&simple_email("bob@example.org"))
+        .await
+        .unwrap();
+    token_mock.assert_calls(2);
+    assert_eq!(server.messages().len(), 2);
+    let printed = format!(
+        "{:?}",
+        settings
+            .smtp_builder()
+            .and_then(SmtpTransportBuilder::build)
+            .unwrap()
+    );
+    assert_no_secrets(&printed, &[support::SECRET, "token-2"]);
+}

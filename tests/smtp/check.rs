@@ -1,0 +1,120 @@
+//! `check` over SMTP: each step, without sending, bounded and within the connection limit.
+
+use std::time::Duration;
+
+use mail_connector::{CheckStatus, Delivery, Error, MailTransport, RetryPolicy, Secret, SmtpStage};
+
+use super::helpers::*;
+use crate::support::assert_no_secrets;
+use crate::support::smtp_server::{ServerOptions, TestServer};
+
+#[tokio::test]
+async fn check_reports_each_step_without_sending() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let transport = basic_settings(&server).build().unwrap();
+    let report = transport.check().await.unwrap();
+    let names: Vec<_> = report.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["connect", "tls", "ehlo", "auth", "quit"],
+        "{report}"
+    );
+    assert_eq!(report.status(), CheckStatus::Ok, "{report}");
+    assert!(server.messages().is_empty());
+    assert_eq!(server.mail_from_commands(), 0);
+
+    let mut settings = basic_settings(&server);
+    settings.password = Some(Secret::new("nope-4242"));
+    let report = settings.build().unwrap().check().await.unwrap();
+    let auth = report.steps.iter().find(|s| s.name == "auth").unwrap();
+    assert_eq!(auth.status, CheckStatus::Failed);
+    assert!(auth.remedy.as_deref().unwrap().contains("`password`"));
+    assert_no_secrets(&report.to_string(), &["nope-4242"]);
+}
+
+#[tokio::test]
+async fn a_server_that_never_greets_fails_check_and_send_within_the_timeout() {
+    let server = TestServer::start(ServerOptions {
+        no_greeting: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry_policy(RetryPolicy {
+            max_retries: 1,
+            ..fast_retry()
+        })
+        .connect_timeout(Duration::from_millis(300))
+        .send_deadline(Duration::from_secs(5))
+        .build()
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let report = tokio::time::timeout(Duration::from_secs(10), transport.check())
+        .await
+        .expect("check() must not hang")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3), "{report}");
+    assert_eq!(report.status(), CheckStatus::Failed, "{report}");
+    let step = &report.steps[0];
+    assert_eq!(step.name, "connect", "{report}");
+    assert!(step.detail.contains("no answer"), "{report}");
+    assert!(
+        step.remedy.as_deref().unwrap().contains("smtp_port"),
+        "{report}"
+    );
+
+    // A send gives up on each connection after the connect timeout and retries, rather
+    // than waiting out the whole send deadline.
+    let started = std::time::Instant::now();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "{error}");
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Connect,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.is_transient());
+    assert!(error.remedy().unwrap().contains("TLS mode"), "{error}");
+    assert_eq!(server.connections(), 3, "one for check, two attempts");
+}
+
+#[tokio::test]
+async fn check_stays_within_the_connection_limit() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .max_concurrency(1)
+        .build()
+        .unwrap();
+    // The send leaves its connection idle in the pool: the limit is reached.
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    let report = transport.check().await.unwrap();
+    assert_eq!(report.status(), CheckStatus::Ok, "{report}");
+    assert_eq!(server.connections(), 2);
+    assert_eq!(
+        server.max_active(),
+        1,
+        "check opened a connection over the limit"
+    );
+    // Sending still works: a new connection replaces the one the check closed.
+    transport
+        .send(&simple_email("bob@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(server.messages().len(), 2);
+    assert_eq!(server.max_active(), 1);
+}

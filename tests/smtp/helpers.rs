@@ -1,0 +1,75 @@
+//! Helpers shared by the SMTP tests: settings and builders for the loopback server.
+
+use std::time::Duration;
+
+use mail_connector::smtp::SmtpTransportBuilder;
+use mail_connector::{ConnectorSettings, Email, RetryPolicy, Secret, SmtpTransport};
+
+use crate::support::smtp_server::TestServer;
+
+pub(crate) const USER: &str = "no-reply@example.org";
+pub(crate) const PASSWORD: &str = "correct horse";
+
+pub(crate) fn settings_toml(server: &TestServer, extra: &str) -> ConnectorSettings {
+    ConnectorSettings::from_toml_str(&format!(
+        "smtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntls_ca_file = {:?}\nuser_name = \"{USER}\"\n{extra}",
+        server.port(),
+        server.ca_file.path().display().to_string(),
+    ))
+    .unwrap()
+}
+
+pub(crate) fn basic_settings(server: &TestServer) -> ConnectorSettings {
+    settings_toml(
+        server,
+        &format!("auth_mode = \"basic\"\npassword = \"{PASSWORD}\"\n"),
+    )
+}
+
+pub(crate) fn starttls(server: &TestServer) -> SmtpTransportBuilder {
+    SmtpTransport::starttls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+}
+
+/// STARTTLS with the test user's password and quick retries.
+pub(crate) fn logged_in(server: &TestServer) -> SmtpTransportBuilder {
+    starttls(server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry_policy(fast_retry())
+}
+
+pub(crate) fn simple_email(to: &str) -> Email {
+    Email::builder()
+        .to(to)
+        .subject("Hello")
+        .text("Hello there")
+        .build()
+        .unwrap()
+}
+
+pub(crate) fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+        ..mail_connector::smtp::default_retry_policy()
+    }
+}
+
+/// An email whose body text must never show up in a log.
+pub(crate) fn email() -> Email {
+    Email::builder()
+        .to("ann@example.org")
+        .subject("Hello")
+        .text("Body text 7d1e0c: never in a log")
+        .build()
+        .unwrap()
+}
+
+/// A generous bound that only catches a hang.
+pub(crate) async fn bounded<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .expect("must not hang")
+}

@@ -1,0 +1,17 @@
+//! SmtpTransport against a real SMTP server on loopback (tests/support/smtp_server.rs) and
+//! against hostile and faulty servers (tests/support/hostile_smtp.rs).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod auth;
+mod check;
+mod faults;
+mod hardening;
+mod helpers;
+mod pool;
+mod recipients;
+mod replies;
+mod secrets;
+mod sender;
+mod tls;

@@ -1,0 +1,85 @@
+//! The connection pool: reuse, replacement and the connection limit.
+
+use std::sync::Arc;
+
+use mail_connector::{MailTransport, RetryPolicy, Secret};
+
+use super::helpers::*;
+use crate::support::smtp_server::{ServerOptions, TestServer};
+
+#[tokio::test]
+async fn connections_are_reused_across_sends() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let transport = basic_settings(&server).build().unwrap();
+    for _ in 0..5 {
+        transport
+            .send(&simple_email("ann@example.org"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(server.messages().len(), 5);
+    assert_eq!(server.connections(), 1);
+    assert_eq!(server.auths().len(), 1);
+}
+
+#[tokio::test]
+async fn a_connection_closed_by_the_server_is_replaced_transparently() {
+    let server = TestServer::start(ServerOptions {
+        close_after_message: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    // No retries: the replacement must not depend on the retry loop.
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry_policy(RetryPolicy {
+            max_retries: 0,
+            ..mail_connector::smtp::default_retry_policy()
+        })
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        transport
+            .send(&simple_email("ann@example.org"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(server.messages().len(), 3);
+    assert_eq!(server.connections(), 3);
+    assert_eq!(transport.connections_opened(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_sends_stay_within_the_connection_limit() {
+    for limit in [3usize, 1] {
+        let server = TestServer::start(ServerOptions::default()).await;
+        let transport = Arc::new(
+            starttls(&server)
+                .basic_auth(USER, Secret::new(PASSWORD))
+                .max_concurrency(limit)
+                .build()
+                .unwrap(),
+        );
+        let sends: Vec<_> = (0..50)
+            .map(|i| {
+                let transport = transport.clone();
+                tokio::spawn(async move {
+                    transport
+                        .send(&simple_email(&format!("user{i}@example.org")))
+                        .await
+                })
+            })
+            .collect();
+        for send in sends {
+            send.await.unwrap().unwrap();
+        }
+        assert_eq!(server.messages().len(), 50);
+        assert!(
+            server.max_active() <= limit,
+            "{} simultaneous connections with a limit of {limit}",
+            server.max_active()
+        );
+        assert!(server.connections() <= limit);
+        assert!(transport.connections_opened() <= limit as u64);
+    }
+}

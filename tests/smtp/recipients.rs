@@ -1,0 +1,203 @@
+//! Refused recipients are reported exactly.
+
+use std::time::Duration;
+
+use mail_connector::{Delivery, Email, Error, MailTransport, RetryPolicy, Secret, SmtpStage};
+
+use super::helpers::*;
+use crate::support::smtp_server::{ServerOptions, TestServer};
+
+#[tokio::test]
+async fn refused_recipients_are_reported_exactly() {
+    let server = TestServer::start(ServerOptions {
+        refused: vec!["nobody@example.org".into(), "ghost@example.org".into()],
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = basic_settings(&server).build().unwrap();
+    let email = Email::builder()
+        .to("ann@example.org")
+        .to("nobody@example.org")
+        .bcc("ghost@example.org")
+        .bcc("bob@example.org")
+        .subject("Hi")
+        .build()
+        .unwrap();
+    let error = transport.send(&email).await.unwrap_err();
+    let Error::PartialDelivery {
+        delivered,
+        not_sent,
+        uncertain,
+        source,
+        ..
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    let addresses = |r: &mut dyn Iterator<Item = &mail_connector::Recipient>| {
+        r.map(|r| r.mailbox.address().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        addresses(&mut delivered.recipients()),
+        ["ann@example.org", "bob@example.org"]
+    );
+    assert_eq!(
+        addresses(&mut not_sent.iter()),
+        ["nobody@example.org", "ghost@example.org"]
+    );
+    assert!(uncertain.is_empty());
+    assert!(
+        matches!(
+            **source,
+            Error::Smtp {
+                stage: SmtpStage::Rcpt,
+                code: Some(550),
+                ..
+            }
+        ),
+        "{source:?}"
+    );
+    assert_eq!(
+        server.messages()[0].rcpt_to,
+        ["ann@example.org", "bob@example.org"]
+    );
+
+    // Everyone refused: nothing is sent, and the refusal itself is the error.
+    let email = Email::builder()
+        .to("nobody@example.org")
+        .to("ghost@example.org")
+        .build()
+        .unwrap();
+    let error = transport.send(&email).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::Smtp { stage: SmtpStage::Rcpt, code: Some(550), message, .. }
+                if message.contains("nobody@example.org")
+        ),
+        "{error:?}"
+    );
+    assert_eq!(server.messages().len(), 1);
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(!error.is_transient());
+}
+
+#[tokio::test]
+async fn every_recipient_refused_temporarily_is_retried_as_a_whole() {
+    let server = TestServer::start(ServerOptions {
+        refused: vec!["nobody@example.org".into()],
+        refused_reply: "450 4.2.1 Mailbox busy".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server).build().unwrap();
+    let error = transport
+        .send(&simple_email("nobody@example.org"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Rcpt,
+                code: Some(450),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_transient());
+    assert_eq!(server.mail_from_commands(), 4, "retried up to max_attempts");
+}
+
+#[tokio::test]
+async fn a_421_at_rcpt_ends_the_session_instead_of_refusing_the_recipient() {
+    let server = TestServer::start(ServerOptions {
+        refused: vec!["nobody@example.org".into()],
+        refused_reply: "421 4.3.2 Service not available, closing transmission channel".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry_policy(RetryPolicy {
+            max_retries: 1,
+            ..fast_retry()
+        })
+        .build()
+        .unwrap();
+    let email = Email::builder()
+        .to("nobody@example.org")
+        .to("ann@example.org")
+        .build()
+        .unwrap();
+    let error = transport.send(&email).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Rcpt,
+                code: Some(421),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.is_transient());
+    assert!(server.messages().is_empty(), "no DATA on a closing session");
+    assert_eq!(server.connections(), 2, "a new connection for the retry");
+}
+
+#[tokio::test]
+async fn refused_recipients_stay_not_sent_when_the_data_goes_unanswered() {
+    let server = TestServer::start(ServerOptions {
+        silent_after_data: true,
+        refused: vec!["nobody@example.org".into()],
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server)
+        .send_deadline(Duration::from_millis(1000))
+        .build()
+        .unwrap();
+    let email = Email::builder()
+        .to("ann@example.org")
+        .to("nobody@example.org")
+        .subject("Hi")
+        .build()
+        .unwrap();
+    let error = transport.send(&email).await.unwrap_err();
+    let Error::PartialDelivery {
+        delivered,
+        uncertain,
+        not_sent,
+        source,
+        ..
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!(delivered.recipients().count(), 0);
+    let addresses = |r: &[mail_connector::Recipient]| {
+        r.iter()
+            .map(|r| r.mailbox.address().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(addresses(uncertain), ["ann@example.org"]);
+    assert_eq!(addresses(not_sent), ["nobody@example.org"]);
+    assert!(
+        matches!(
+            **source,
+            Error::Smtp {
+                stage: SmtpStage::Data,
+                ..
+            }
+        ),
+        "{source:?}"
+    );
+    assert_eq!(error.delivery(), Delivery::Uncertain);
+    assert!(!error.is_transient());
+    assert_eq!(server.mail_from_commands(), 1, "must not be retried");
+}

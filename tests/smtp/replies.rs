@@ -1,0 +1,88 @@
+//! Server replies: 4xx retried, 5xx not, and an unanswered end of data is uncertain.
+
+use std::time::Duration;
+
+use mail_connector::{Delivery, Error, MailTransport, SmtpStage};
+
+use super::helpers::*;
+use crate::support::smtp_server::{ServerOptions, TestServer};
+
+#[tokio::test]
+async fn a_4xx_reply_is_retried_then_accepted() {
+    let server = TestServer::start(ServerOptions {
+        transient_mail_failures: 2,
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server).build().unwrap();
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(server.mail_from_commands(), 3);
+    assert_eq!(server.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_5xx_reply_is_not_retried_and_basic_auth_retirement_points_to_oauth() {
+    let server = TestServer::start(ServerOptions {
+        transient_mail_failures: 1,
+        transient_reply: "550 5.7.30 Basic authentication is not supported for Client Submission."
+            .into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server).build().unwrap();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    assert_eq!(server.mail_from_commands(), 1);
+    assert!(!error.is_transient());
+    assert!(error.remedy().unwrap().contains("`oauth`"), "{error}");
+}
+
+#[tokio::test]
+async fn a_4xx_reply_to_the_end_of_data_is_retried_and_delivered_once() {
+    // Exchange answers `432 4.3.2` to the final `.`: an explicit refusal, safe to resend.
+    let server = TestServer::start(ServerOptions {
+        transient_data_failures: 2,
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server).build().unwrap();
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(server.rejected_data(), 2);
+    assert_eq!(server.mail_from_commands(), 3);
+    assert_eq!(server.messages().len(), 1, "accepted exactly once");
+}
+
+#[tokio::test]
+async fn a_timeout_after_the_data_is_uncertain_and_not_retried() {
+    let server = TestServer::start(ServerOptions {
+        silent_after_data: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server)
+        .send_deadline(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.delivery(), Delivery::Uncertain, "{error:?}");
+    assert!(matches!(
+        error,
+        Error::Smtp {
+            stage: SmtpStage::Data,
+            ..
+        }
+    ));
+    assert_eq!(server.messages().len(), 1);
+    assert_eq!(server.mail_from_commands(), 1, "must not be retried");
+}

@@ -1,0 +1,56 @@
+//! The mailbox is the envelope sender; send-as follows the policy.
+
+use mail_connector::{Email, Error, MailTransport, Secret};
+use mail_parser::MessageParser;
+
+use super::helpers::*;
+use crate::support::smtp_server::{ServerOptions, TestServer};
+
+#[tokio::test]
+async fn the_mailbox_is_the_envelope_sender_and_send_as_follows_the_policy() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let email = Email::builder()
+        .from("Support <support@example.org>")
+        .to("ann@example.org")
+        .subject("Hi")
+        .build()
+        .unwrap();
+
+    // From settings, another From needs `allow_send_as`, as with Graph.
+    let refused = basic_settings(&server)
+        .build()
+        .unwrap()
+        .send(&email)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("send-as"), "{refused}");
+    assert!(server.messages().is_empty(), "refused before connecting");
+
+    // Allowed: the From header is the email's, the envelope sender the mailbox.
+    let mut settings = basic_settings(&server);
+    settings.allow_send_as = true;
+    let transport = settings.build().unwrap();
+    transport.send(&email).await.unwrap();
+    let received = server.messages().pop().unwrap();
+    assert_eq!(received.mail_from, USER);
+    let parsed = MessageParser::default().parse(&received.data).unwrap();
+    assert_eq!(
+        parsed.from().unwrap().first().unwrap().address(),
+        Some("support@example.org")
+    );
+
+    let strict = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .send_as(mail_connector::smtp::SendAsPolicy::MailboxOnly)
+        .build()
+        .unwrap();
+    let error = strict.send(&email).await.unwrap_err();
+    assert!(matches!(error, Error::InvalidMessage { .. }), "{error:?}");
+    assert_eq!(server.messages().len(), 1, "refused before connecting");
+    let own = Email::builder()
+        .from(USER)
+        .to("ann@example.org")
+        .build()
+        .unwrap();
+    strict.send(&own).await.unwrap();
+}

@@ -5,8 +5,10 @@ mod support;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+#[cfg(any(feature = "graph", feature = "smtp"))]
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+#[cfg(feature = "graph")]
 use httpmock::{Method::POST, MockServer};
 use mail_connector::{CheckStatus, ConnectorSettings, MailTransport, Recipient, StubTransport};
 
@@ -93,6 +95,7 @@ async fn outbox_transport_keeps_the_contract() {
     .await;
 }
 
+#[cfg(feature = "graph")]
 #[tokio::test]
 async fn graph_transport_keeps_the_contract() {
     let server = MockServer::start_async().await;
@@ -136,6 +139,7 @@ async fn graph_transport_keeps_the_contract() {
     probe.assert_calls(1);
 }
 
+#[cfg(feature = "smtp")]
 #[tokio::test]
 async fn smtp_transport_keeps_the_contract() {
     use support::smtp_server::{ServerOptions, TestServer};

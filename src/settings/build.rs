@@ -58,6 +58,7 @@ impl ConnectorSettings {
     /// proxy, a shared connection pool).
     ///
     /// ```
+    /// # #[cfg(feature = "graph")] {
     /// use std::time::{Duration, SystemTime};
     /// use mail_connector::{AccessToken, ConnectorSettings, Result, TokenProvider, async_trait};
     ///
@@ -77,6 +78,7 @@ impl ConnectorSettings {
     ///     user_name = "no-reply@contoso.com"
     /// "#)?;
     /// let transport = settings.builder().token_provider(WorkloadIdentity).build()?;
+    /// # }
     /// # Ok::<(), mail_connector::Error>(())
     /// ```
     pub fn builder(&self) -> TransportBuilder<'_> {

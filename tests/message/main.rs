@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+#[cfg(feature = "smtp")]
 #[path = "../support/lenient_smtp.rs"]
 mod lenient_smtp;
 

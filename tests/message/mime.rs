@@ -5,13 +5,15 @@
 //! decode back to exactly what was given — an ASCII text that merely looks like an encoded word
 //! included.
 
+#[cfg(feature = "smtp")]
 use std::time::Duration;
 
-use mail_connector::{
-    Attachment, ConnectorSettings, Email, EmailBuilder, MailTransport, Mailbox, OutboxTransport,
-};
+#[cfg(feature = "smtp")]
+use mail_connector::ConnectorSettings;
+use mail_connector::{Attachment, Email, EmailBuilder, MailTransport, Mailbox, OutboxTransport};
 use mail_parser::{MessageParser, MimeHeaders};
 
+#[cfg(feature = "smtp")]
 use crate::lenient_smtp;
 
 /// The commands a smuggler hides after a fake end of data.
@@ -123,6 +125,7 @@ async fn a_text_only_body_with_a_bare_cr_is_normalised() {
     );
 }
 
+#[cfg(feature = "smtp")]
 #[tokio::test]
 async fn a_lenient_end_of_data_receiver_records_exactly_one_message() {
     let server = lenient_smtp::LenientServer::start().await;

@@ -313,6 +313,7 @@ async fn a_disabled_connector_needs_nothing_and_sends_nothing() {
     assert!(s.summary().starts_with("disabled"));
 }
 
+#[cfg(feature = "graph")]
 #[test]
 fn oauth_settings_build_a_graph_transport_without_network() {
     let s = ConnectorSettings::from_toml_str(&format!(

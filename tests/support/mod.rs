@@ -179,68 +179,75 @@ pub fn email_to_many(to: usize, cc: usize, bcc: usize) -> Email {
 
 // ---- SMTP helpers ----
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
+#[cfg(feature = "oauth")]
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use fake_tokens::FakeTokens;
 
-use async_trait::async_trait;
-use mail_connector::{AccessToken, Result, TokenProvider};
+#[cfg(feature = "oauth")]
+mod fake_tokens {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
 
-/// A token provider that hands out tokens from a queue (the last one repeats) and records
-/// invalidations, like a credentials cache would.
-#[derive(Debug, Default)]
-pub struct FakeTokens {
-    queue: Mutex<VecDeque<String>>,
-    current: Mutex<Option<String>>,
-    pub fetches: Mutex<usize>,
-    pub invalidated: Mutex<Vec<String>>,
-}
+    use async_trait::async_trait;
+    use mail_connector::{AccessToken, Result, TokenProvider};
 
-impl FakeTokens {
-    pub fn new(tokens: &[&str]) -> Self {
-        Self {
-            queue: Mutex::new(tokens.iter().map(|t| (*t).to_owned()).collect()),
-            ..Self::default()
+    /// A token provider that hands out tokens from a queue (the last one repeats) and records
+    /// invalidations, like a credentials cache would.
+    #[derive(Debug, Default)]
+    pub struct FakeTokens {
+        queue: Mutex<VecDeque<String>>,
+        current: Mutex<Option<String>>,
+        pub fetches: Mutex<usize>,
+        pub invalidated: Mutex<Vec<String>>,
+    }
+
+    impl FakeTokens {
+        pub fn new(tokens: &[&str]) -> Self {
+            Self {
+                queue: Mutex::new(tokens.iter().map(|t| (*t).to_owned()).collect()),
+                ..Self::default()
+            }
+        }
+
+        /// Replaces the cached token, as a refresh ahead of expiry would.
+        pub fn rotate(&self, token: &str) {
+            *self.current.lock().unwrap() = Some(token.to_owned());
+        }
+
+        pub fn invalidated(&self) -> Vec<String> {
+            self.invalidated.lock().unwrap().clone()
         }
     }
 
-    /// Replaces the cached token, as a refresh ahead of expiry would.
-    pub fn rotate(&self, token: &str) {
-        *self.current.lock().unwrap() = Some(token.to_owned());
-    }
-
-    pub fn invalidated(&self) -> Vec<String> {
-        self.invalidated.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl TokenProvider for FakeTokens {
-    async fn token(&self, _scope: &str) -> Result<AccessToken> {
-        *self.fetches.lock().unwrap() += 1;
-        let mut current = self.current.lock().unwrap();
-        if current.is_none() {
-            let mut queue = self.queue.lock().unwrap();
-            let next = if queue.len() > 1 {
-                queue.pop_front()
-            } else {
-                queue.front().cloned()
-            };
-            *current = next;
+    #[async_trait]
+    impl TokenProvider for FakeTokens {
+        async fn token(&self, _scope: &str) -> Result<AccessToken> {
+            *self.fetches.lock().unwrap() += 1;
+            let mut current = self.current.lock().unwrap();
+            if current.is_none() {
+                let mut queue = self.queue.lock().unwrap();
+                let next = if queue.len() > 1 {
+                    queue.pop_front()
+                } else {
+                    queue.front().cloned()
+                };
+                *current = next;
+            }
+            Ok(AccessToken::new(
+                current.clone().unwrap_or_default(),
+                std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+            ))
         }
-        Ok(AccessToken::new(
-            current.clone().unwrap_or_default(),
-            std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
-        ))
-    }
 
-    fn invalidate(&self, token: &AccessToken) {
-        self.invalidated
-            .lock()
-            .unwrap()
-            .push(token.expose_secret().to_owned());
-        let mut current = self.current.lock().unwrap();
-        if current.as_deref() == Some(token.expose_secret()) {
-            *current = None;
+        fn invalidate(&self, token: &AccessToken) {
+            self.invalidated
+                .lock()
+                .unwrap()
+                .push(token.expose_secret().to_owned());
+            let mut current = self.current.lock().unwrap();
+            if current.as_deref() == Some(token.expose_secret()) {
+                *current = None;
+            }
         }
     }
 }

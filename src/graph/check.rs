@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::GraphTransport;
-use super::client::{GraphRequest, Repeat};
+use super::call::{GraphRequest, Repeat};
 use crate::check::{CheckReport, CheckStep};
 use crate::error::{Error, Result};
 use crate::http::host_of;

@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::time::Instant;
 
 use super::GraphTransport;
-use super::client::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat};
+use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat};
 use super::request::{
     self, AttachmentItem, CreateUploadSession, CreatedMessage, FileAttachment, UploadProgress,
     UploadSession,

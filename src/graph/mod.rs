@@ -73,6 +73,7 @@
 //! [`Error::delivery`]: crate::Error::delivery
 
 mod builder;
+mod call;
 mod check;
 mod client;
 mod draft;
@@ -95,7 +96,8 @@ use crate::message::{Email, Mailbox};
 use crate::transport::{MailTransport, SendReport, SentMessage};
 
 pub use builder::GraphTransportBuilder;
-use client::{GraphClient, GraphRequest, Repeat};
+use call::{GraphRequest, Repeat};
+use client::GraphClient;
 use request::{FileAttachment, SendMail, base64_len};
 
 /// Microsoft Graph in the global cloud.

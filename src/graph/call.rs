@@ -1,0 +1,147 @@
+//! One Graph call as data: the request (operation, method, URL, body, whether it may be
+//! repeated, whether it needs the token) and the response, with the limits on what is read.
+
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+
+use super::error::GraphFailure;
+use crate::error::{Error, Result};
+
+/// The most bytes of a successful answer read for most requests (ids, upload progress).
+pub(crate) const SMALL_ANSWER_LIMIT: usize = 64 * 1024;
+/// The most bytes of a created draft read: Graph returns the whole message, body included,
+/// and the request that created it was at most about 4 MB.
+pub(crate) const DRAFT_ANSWER_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Whether repeating a request can duplicate its effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repeat {
+    /// Repeating is harmless (an upload range, a delete, a read).
+    Safe,
+    /// Repeat only when the server certainly did not act (sendMail, `/send`, creating a draft).
+    OnlyIfNotProcessed,
+}
+
+/// A request to send, kept so it can be sent again.
+#[derive(Debug)]
+pub(crate) struct GraphRequest<'a> {
+    pub operation: &'static str,
+    pub method: Method,
+    pub url: &'a str,
+    pub body: Option<(&'static str, Vec<u8>)>,
+    pub headers: Vec<(&'static str, String)>,
+    /// Pre-authenticated upload URLs must not carry the bearer token.
+    pub authorize: bool,
+    pub repeat: Repeat,
+    /// The most bytes of a successful answer read.
+    pub answer_limit: usize,
+    /// Whether the request waits out a mailbox-wide `Retry-After` pause. Only the cleanup
+    /// of an unsent draft does not: waiting would leave the draft behind.
+    pub waits_for_pause: bool,
+}
+
+impl<'a> GraphRequest<'a> {
+    /// A JSON `POST` with the bearer token.
+    pub(crate) fn post_json(
+        operation: &'static str,
+        url: &'a str,
+        body: Vec<u8>,
+        repeat: Repeat,
+    ) -> Self {
+        Self {
+            operation,
+            method: Method::POST,
+            url,
+            body: Some(("application/json", body)),
+            headers: Vec::new(),
+            authorize: true,
+            repeat,
+            answer_limit: SMALL_ANSWER_LIMIT,
+            waits_for_pause: true,
+        }
+    }
+
+    /// The same request, reading a successful answer of up to `limit` bytes.
+    pub(crate) fn with_answer_limit(self, limit: usize) -> Self {
+        Self {
+            answer_limit: limit,
+            ..self
+        }
+    }
+
+    /// A `POST` without a body (`/send`), never repeated once the server may have acted.
+    pub(crate) fn post_empty(operation: &'static str, url: &'a str) -> Self {
+        Self {
+            body: None,
+            ..Self::post_json(operation, url, Vec::new(), Repeat::OnlyIfNotProcessed)
+        }
+    }
+
+    /// A `DELETE` with the bearer token, the cleanup of an unsent draft: it does not wait
+    /// for a `Retry-After` pause (one request per failed send, under the concurrency cap).
+    pub(crate) fn delete(operation: &'static str, url: &'a str) -> Self {
+        Self {
+            method: Method::DELETE,
+            body: None,
+            waits_for_pause: false,
+            ..Self::post_json(operation, url, Vec::new(), Repeat::Safe)
+        }
+    }
+
+    /// One byte range of an upload session: no bearer token (the URL is pre-authenticated).
+    pub(crate) fn upload_range(url: &'a str, range: String, chunk: Vec<u8>) -> Self {
+        Self {
+            operation: "upload attachment",
+            method: Method::PUT,
+            url,
+            body: Some(("application/octet-stream", chunk)),
+            headers: vec![("Content-Range", range)],
+            authorize: false,
+            repeat: Repeat::Safe,
+            answer_limit: SMALL_ANSWER_LIMIT,
+            waits_for_pause: true,
+        }
+    }
+}
+
+/// A successful response, read whole up to the request's answer limit.
+#[derive(Debug)]
+pub(crate) struct GraphResponse {
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// Why the body is missing, when it could not be read (too large, cut off): the status
+    /// still stands, but callers that need the body report this.
+    pub unread: Option<String>,
+}
+
+impl GraphResponse {
+    /// The body parsed as `T`, or a clear error for `operation`.
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &'static str,
+    ) -> Result<T> {
+        if let Some(reason) = &self.unread {
+            return Err(unexpected_answer(operation, reason.clone()));
+        }
+        // serde's message may quote the answer, which may echo a credential: say where only.
+        serde_json::from_slice(&self.body).map_err(|e| {
+            unexpected_answer(
+                operation,
+                format!(
+                    "unexpected answer: not the JSON Graph sends (at line {} column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })
+    }
+}
+
+/// An answer that is not what Graph sends for `operation`.
+pub(crate) fn unexpected_answer(operation: &'static str, message: String) -> Error {
+    GraphFailure {
+        code: Some("UnexpectedResponse".to_owned()),
+        ..GraphFailure::local(operation, message, false)
+    }
+    .into_error()
+}

@@ -102,7 +102,9 @@ pub use recipient_limit::RecipientLimit;
 pub use reqwest;
 pub use retry::RetryPolicy;
 pub use secret::Secret;
-pub use settings::{AuthMode, Cloud, ConnectorSettings, ExpiryDate, SmtpTls, TransportKind};
+pub use settings::{
+    AuthMode, Cloud, ConnectorSettings, ExpiryDate, OAuthCredential, SmtpTls, TransportKind,
+};
 #[cfg(feature = "smtp")]
 pub use smtp::SmtpTransport;
 pub use stub::StubTransport;

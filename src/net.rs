@@ -22,6 +22,40 @@ pub(crate) fn plaintext_credentials_problem(host: &str, allowed_dangerous: bool)
     })
 }
 
+/// Parses a managed identity endpoint: `https`, or plain `http` to this machine or a
+/// link-local address (the Instance Metadata Service is `http://169.254.169.254`; App Service
+/// gives a local `http` URL). Nothing else may receive a request for the identity's token.
+///
+/// # Errors
+///
+/// [`Error::InvalidSettings`] naming `managed_identity_endpoint`.
+pub(crate) fn identity_endpoint_url(value: &str) -> Result<url::Url> {
+    let field = "managed_identity_endpoint";
+    let value = value.trim();
+    let bad = |why: String| {
+        Error::settings(
+            field,
+            format!("Managed identity endpoint (`{field}`) `{value}` {why}"),
+        )
+    };
+    let url = url::Url::parse(value).map_err(|e| bad(format!("is not a URL ({e})")))?;
+    let local = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_link_local(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unicast_link_local(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if local => Ok(url),
+        _ => Err(bad(
+            "must use https (plain http only to this machine or a link-local address such as \
+             169.254.169.254)"
+                .to_owned(),
+        )),
+    }
+}
+
 /// Parses a service URL (`authority_host`, `graph_endpoint`): `https`, or plain `http` for
 /// this machine only. The one place that rule lives.
 ///

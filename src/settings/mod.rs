@@ -17,6 +17,10 @@
 //! | `client_secret` | the client secret's *value* (not its ID) |
 //! | `tenant_id` | the Directory (tenant) ID, or the tenant's domain |
 //! | `client_certificate_file`, `client_private_key_file` | instead of `client_secret`: the PEM certificate uploaded to the app registration and its PEM private key |
+//! | `oauth_credential` | `secret`, `certificate`, `managed_identity` or `workload_identity`; inferred from the fields set when omitted |
+//! | `client_secret_file` | instead of `client_secret`: a file holding the secret, read at every token request (a secret a vault rotates) |
+//! | `managed_identity_client_id`, `managed_identity_endpoint` | managed identity: a user-assigned identity's client id; an override of the identity endpoint (plain `http` only to loopback or link-local addresses) |
+//! | `federated_token_file` | workload identity federation: the workload's token file (default `AZURE_FEDERATED_TOKEN_FILE`) |
 //! | `oauth_scope` | an explicit token scope (`{resource}/.default`); default: the cloud's Graph resource, or Exchange's for SMTP |
 //! | `client_secret_expires` | `YYYY-MM-DD` the secret expires; `check` warns within 30 days, fails after |
 //! | `password` | the mailbox password, for `basic` |
@@ -45,13 +49,14 @@ use crate::secret::Secret;
 
 mod build;
 mod load;
+mod oauth;
 mod validate;
 mod values;
 
 pub use crate::expiry::ExpiryDate;
 pub use build::TransportBuilder;
 pub use load::ENV_PREFIX;
-pub use values::{AuthMode, Cloud, SmtpTls, TransportKind};
+pub use values::{AuthMode, Cloud, OAuthCredential, SmtpTls, TransportKind};
 
 /// The mail connector's settings, as an admin screen shows them.
 ///
@@ -98,6 +103,19 @@ pub struct ConnectorSettings {
     pub client_certificate_file: Option<PathBuf>,
     /// The PEM private key (PKCS#8 or PKCS#1 RSA) of `client_certificate_file`.
     pub client_private_key_file: Option<PathBuf>,
+    /// How the app signs in to Entra ID for OAuth; inferred from the other fields when unset.
+    pub oauth_credential: Option<OAuthCredential>,
+    /// Instead of `client_secret`: a file holding the secret, read at every token request so
+    /// that a secret a vault rotates is picked up without a restart.
+    pub client_secret_file: Option<PathBuf>,
+    /// Managed identity: the client id of a user-assigned identity; unset for the
+    /// system-assigned one.
+    pub managed_identity_client_id: Option<String>,
+    /// Managed identity: an override of the identity endpoint (tests, unusual hosts).
+    pub managed_identity_endpoint: Option<String>,
+    /// Workload identity federation: the file holding the workload's own token (default
+    /// `AZURE_FEDERATED_TOKEN_FILE`), read at every token request.
+    pub federated_token_file: Option<PathBuf>,
     /// An explicit OAuth scope, overriding the one derived from the cloud.
     pub oauth_scope: Option<String>,
     /// When the client secret expires.
@@ -145,6 +163,11 @@ impl Default for ConnectorSettings {
             tenant_id: None,
             client_certificate_file: None,
             client_private_key_file: None,
+            oauth_credential: None,
+            client_secret_file: None,
+            managed_identity_client_id: None,
+            managed_identity_endpoint: None,
+            federated_token_file: None,
             oauth_scope: None,
             client_secret_expires: None,
             password: None,

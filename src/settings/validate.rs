@@ -2,7 +2,7 @@
 
 use super::{AuthMode, ConnectorSettings, SmtpTls, TransportKind, non_blank};
 use crate::error::{Error, Result, SettingsProblem};
-use crate::fields::{PASSWORD_REQUIRED, client_id_required, tenant_id_required};
+use crate::fields::PASSWORD_REQUIRED;
 use crate::message::Mailbox;
 use crate::net::{https_url, plaintext_credentials_problem};
 use crate::secret::Secret;
@@ -67,29 +67,7 @@ impl ConnectorSettings {
         match mode {
             // A caller's own token provider signs in; the app registration's fields are its.
             AuthMode::OAuth if own_tokens => {}
-            AuthMode::OAuth => {
-                let when = "when Authentication Mode is OAuth";
-                match non_blank(self.oauth_client_id.as_deref()) {
-                    None => problem(&mut problems, "oauth_client_id", client_id_required(when)),
-                    Some(id) if uuid::Uuid::parse_str(id).is_err() => problem(
-                        &mut problems,
-                        "oauth_client_id",
-                        format!(
-                            "OAuth Client ID (`oauth_client_id`) `{id}` is not a GUID: copy the Application (client) ID from the app registration's Overview page"
-                        ),
-                    ),
-                    Some(_) => {}
-                }
-                match non_blank(self.tenant_id.as_deref()) {
-                    None => problem(&mut problems, "tenant_id", tenant_id_required(when)),
-                    Some(tenant) => {
-                        if let Some(message) = tenant_problem(tenant) {
-                            problem(&mut problems, "tenant_id", message);
-                        }
-                    }
-                }
-                self.check_oauth_credential(&mut problems, when);
-            }
+            AuthMode::OAuth => self.oauth_problems(&mut problems),
             AuthMode::Basic => {
                 if self.password.as_ref().is_none_or(Secret::is_empty) {
                     problem(&mut problems, "password", PASSWORD_REQUIRED);
@@ -192,57 +170,6 @@ impl ConnectorSettings {
         problems
     }
 
-    /// OAuth needs a client secret, or a certificate and its key.
-    fn check_oauth_credential(&self, problems: &mut Vec<SettingsProblem>, when: &str) {
-        let files = [
-            (
-                "client_certificate_file",
-                "Client certificate",
-                &self.client_certificate_file,
-            ),
-            (
-                "client_private_key_file",
-                "Client private key",
-                &self.client_private_key_file,
-            ),
-        ];
-        for (field, label, path) in files {
-            if let Some(path) = path
-                && !path.is_file()
-            {
-                problem(
-                    problems,
-                    field,
-                    format!(
-                        "{label} (`{field}`) `{}` does not exist or is not a file",
-                        path.display()
-                    ),
-                );
-            }
-        }
-        match (&self.client_certificate_file, &self.client_private_key_file) {
-            (Some(_), Some(_)) => {}
-            (Some(_), None) => problem(
-                problems,
-                "client_private_key_file",
-                "Client private key (`client_private_key_file`) is required with `client_certificate_file`: the PEM private key of that certificate",
-            ),
-            (None, Some(_)) => problem(
-                problems,
-                "client_certificate_file",
-                "Client certificate (`client_certificate_file`) is required with `client_private_key_file`: the PEM certificate uploaded to the app registration",
-            ),
-            (None, None) if self.client_secret.as_ref().is_none_or(Secret::is_empty) => problem(
-                problems,
-                "client_secret",
-                format!(
-                    "Client secret (`client_secret`) — or both `client_certificate_file` and `client_private_key_file` — is required {when}: create a secret under Certificates & secrets and copy its Value (not its Secret ID)"
-                ),
-            ),
-            (None, None) => {}
-        }
-    }
-
     pub(super) fn check_sender(
         &self,
         problems: &mut Vec<SettingsProblem>,
@@ -287,7 +214,7 @@ pub(super) fn problem(
     });
 }
 
-fn tenant_problem(tenant: &str) -> Option<String> {
+pub(super) fn tenant_problem(tenant: &str) -> Option<String> {
     let lower = tenant.to_ascii_lowercase();
     if matches!(lower.as_str(), "common" | "organizations" | "consumers") {
         return Some(format!(

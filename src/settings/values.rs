@@ -105,6 +105,21 @@ settings_enum! {
 }
 
 settings_enum! {
+    /// How the app signs in to Entra ID when Authentication Mode is OAuth.
+    OAuthCredential, "oauth_credential" {
+        /// A client secret (`client_secret`, or `client_secret_file` for one a vault rotates).
+        Secret => "secret" | "client secret",
+        /// A certificate uploaded to the app registration, and its private key.
+        Certificate => "certificate" | "cert",
+        /// The Azure resource's managed identity: no secret at all.
+        ManagedIdentity => "managed_identity" | "msi",
+        /// Workload identity federation: the workload's own token (Kubernetes, CI, any OIDC
+        /// issuer) as the client assertion.
+        WorkloadIdentity => "workload_identity" | "federated" | "federation",
+    }
+}
+
+settings_enum! {
     /// The Microsoft cloud the tenant lives in.
     Cloud, "cloud" {
         /// The global cloud (including GCC moderate).

@@ -178,13 +178,16 @@ async fn a_callers_token_provider_needs_no_app_registration_in_the_settings() {
         server.base_url()
     ))
     .unwrap();
-    // Without a provider the app registration is required, naming what is missing.
+    // Without a provider a credential is required, naming every kind and what it needs.
     let Err(error) = settings.build() else {
         panic!("built without credentials")
     };
     let error = error.to_string();
     assert!(
-        error.contains("`oauth_client_id`") && error.contains("`client_secret`"),
+        error.contains("`client_secret`")
+            && error.contains("`client_certificate_file`")
+            && error.contains("managed_identity")
+            && error.contains("workload_identity"),
         "{error}"
     );
 

@@ -307,9 +307,35 @@ impl ConnectorSettings {
         if let Some(dir) = &self.outbox_dir {
             return format!("outbox: .eml files in {}", dir.display());
         }
-        let mode = self
-            .auth_mode
-            .map_or_else(|| "(no auth_mode)".to_owned(), |m| m.to_string());
+        let mode = match self.auth_mode {
+            None => "(no auth_mode)".to_owned(),
+            // Which credential signs in, and where it comes from — never its value.
+            Some(AuthMode::OAuth) => match self.oauth_credential_kind() {
+                Some(OAuthCredential::Secret) => match &self.client_secret_file {
+                    Some(path) => format!("oauth (client secret from {})", path.display()),
+                    None => "oauth (client secret)".to_owned(),
+                },
+                Some(OAuthCredential::Certificate) => "oauth (certificate)".to_owned(),
+                Some(OAuthCredential::ManagedIdentity) => {
+                    match non_blank(self.managed_identity_client_id.as_deref()) {
+                        Some(id) => format!("oauth (user-assigned managed identity {id})"),
+                        None => "oauth (system-assigned managed identity)".to_owned(),
+                    }
+                }
+                Some(OAuthCredential::WorkloadIdentity) => {
+                    let ids = self.workload_identity(|name| std::env::var(name).ok());
+                    match ids.token_file {
+                        Some(path) => format!(
+                            "oauth (workload identity federation, token from {})",
+                            path.display()
+                        ),
+                        None => "oauth (workload identity federation)".to_owned(),
+                    }
+                }
+                None => "oauth (no credential)".to_owned(),
+            },
+            Some(mode) => mode.to_string(),
+        };
         match self.transport_kind() {
             TransportKind::Graph => format!(
                 "Microsoft Graph at {} as {sender}, authentication {mode}",

@@ -315,4 +315,32 @@ mod tests {
             Some(OAuthCredential::ManagedIdentity)
         );
     }
+
+    #[test]
+    fn the_summary_names_the_credential_kind_and_source_never_its_value() {
+        let mut settings = ConnectorSettings::from_toml_str(
+            "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\n\
+             client_secret = \"s3cr3t-value-never-shown\"\n",
+        )
+        .unwrap();
+        let summary = settings.summary();
+        assert!(summary.contains("oauth (client secret)"), "{summary}");
+        assert!(!summary.contains("s3cr3t"), "{summary}");
+        settings.client_secret = None;
+        settings.client_secret_file = Some("/run/secrets/mail".into());
+        assert!(
+            settings
+                .summary()
+                .contains("client secret from /run/secrets/mail")
+        );
+        settings.client_secret_file = None;
+        settings.managed_identity_client_id = Some("5a5f1f5e-0000-0000-0000-000000000000".into());
+        assert!(
+            settings
+                .summary()
+                .contains("user-assigned managed identity 5a5f1f5e"),
+            "{}",
+            settings.summary()
+        );
+    }
 }

@@ -48,6 +48,45 @@ pub(crate) fn https_url(field: &str, label: &str, value: &str) -> Result<url::Ur
     }
 }
 
+/// Parses a managed-identity endpoint (`managed_identity_endpoint`, `IDENTITY_ENDPOINT`):
+/// `https`, or plain `http` to this machine or a link-local address only (the instance
+/// metadata service is `http://169.254.169.254`; App Service's endpoint is on localhost).
+/// The one place that rule lives.
+///
+/// # Errors
+///
+/// [`Error::InvalidSettings`] naming `field` when `value` is not such a URL.
+pub(crate) fn local_service_url(field: &str, label: &str, value: &str) -> Result<url::Url> {
+    let value = value.trim();
+    match url::Url::parse(value) {
+        Ok(url) if url.scheme() == "https" => Ok(url),
+        Ok(url) if url.scheme() == "http" && (is_loopback(&url) || is_link_local(&url)) => Ok(url),
+        Ok(_) => Err(Error::settings(
+            field,
+            format!(
+                "{label} (`{field}`) `{value}` must use https (plain http is allowed only for \
+                 localhost and link-local addresses such as 169.254.169.254)"
+            ),
+        )),
+        Err(e) => Err(Error::settings(
+            field,
+            format!(
+                "{label} (`{field}`) `{value}` is not a URL ({e}); write e.g. \
+                 `http://169.254.169.254/metadata/identity/oauth2/token`"
+            ),
+        )),
+    }
+}
+
+/// Whether a URL's host is a link-local address (`169.254.0.0/16`, `fe80::/10`).
+pub(crate) fn is_link_local(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_link_local(),
+        Some(url::Host::Ipv6(ip)) => ip.is_unicast_link_local(),
+        _ => false,
+    }
+}
+
 /// Whether an SMTP host name is this machine: `localhost` or a loopback address.
 pub(crate) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -83,6 +122,31 @@ mod tests {
                 is_loopback(&url::Url::parse(url).unwrap()),
                 expected,
                 "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn local_service_urls_allow_http_to_loopback_and_link_local_only() {
+        for ok in [
+            "http://169.254.169.254/metadata/identity/oauth2/token",
+            "http://127.0.0.1:41000/msi/token",
+            "http://localhost:8081/msi/token",
+            "http://[fe80::1]/token",
+            "https://identity.example/token",
+        ] {
+            assert!(local_service_url("f", "F", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.1/token",
+            "http://example.org/token",
+            "ftp://127.0.0.1",
+            "nope",
+        ] {
+            let error = local_service_url("managed_identity_endpoint", "F", bad).unwrap_err();
+            assert!(
+                error.to_string().contains("`managed_identity_endpoint`"),
+                "{error}"
             );
         }
     }

@@ -94,6 +94,7 @@ mod claims;
 mod client_secret;
 mod endpoint;
 mod entra_error;
+mod managed_identity;
 mod source;
 mod token;
 
@@ -107,6 +108,7 @@ pub use cache::{InMemoryTokenCache, TokenCacheStore};
 pub use certificate::AssertionAlgorithm;
 pub use claims::TokenClaims;
 pub use entra_error::EntraError;
+pub use managed_identity::IMDS_ENDPOINT;
 pub use source::TokenProvider;
 pub use token::AccessToken;
 
@@ -164,6 +166,8 @@ struct OAuth {
     token_endpoint: Option<String>,
     uses_certificate: bool,
     secret_expires: Option<ExpiryDate>,
+    /// For a managed identity: its kind and endpoint, for `check` (never the header).
+    managed_identity: Option<String>,
 }
 
 impl OAuth {
@@ -188,6 +192,7 @@ impl OAuth {
             token_endpoint: None,
             uses_certificate: false,
             secret_expires: None,
+            managed_identity: None,
         }
     }
 }
@@ -237,6 +242,46 @@ impl Credentials {
             AppCredential::Certificate {
                 certificate_file: certificate_file.into(),
                 private_key_file: private_key_file.into(),
+            },
+        )
+    }
+
+    /// OAuth credentials of the Azure host's managed identity (VM, scale set, AKS node, App
+    /// Service, Functions, Container Apps): no tenant id, client id or secret is needed.
+    /// App Service's endpoint is used when the environment variables `IDENTITY_ENDPOINT` and
+    /// `IDENTITY_HEADER` are set, else the instance metadata service ([`IMDS_ENDPOINT`]).
+    /// Choose a user-assigned identity with
+    /// [`managed_identity_client_id`](CredentialsBuilder::managed_identity_client_id).
+    ///
+    /// ```
+    /// use mail_connector::Credentials;
+    ///
+    /// let credentials = Credentials::managed_identity()
+    ///     .managed_identity_client_id("00000000-0000-0000-0000-0000000000aa")
+    ///     .build()?;
+    /// assert!(credentials.is_oauth());
+    /// # Ok::<(), mail_connector::Error>(())
+    /// ```
+    pub fn managed_identity() -> CredentialsBuilder {
+        let env = |name: &str| std::env::var(name).ok();
+        Self::managed_identity_with_env(
+            env("IDENTITY_ENDPOINT"),
+            env("IDENTITY_HEADER").map(Secret::new),
+        )
+    }
+
+    /// [`Credentials::managed_identity`] with the values of `IDENTITY_ENDPOINT` and
+    /// `IDENTITY_HEADER` given rather than read from the process environment: App Service's
+    /// endpoint when both are set (and not blank), else the instance metadata service.
+    pub fn managed_identity_with_env(
+        identity_endpoint: Option<String>,
+        identity_header: Option<Secret>,
+    ) -> CredentialsBuilder {
+        CredentialsBuilder::new(
+            String::new(),
+            String::new(),
+            AppCredential::ManagedIdentity {
+                app_service: managed_identity::app_service_from(identity_endpoint, identity_header),
             },
         )
     }

@@ -205,7 +205,9 @@ fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> 
     Seconds::deserialize(deserializer)?.get()
 }
 
-fn optional_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn optional_seconds<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
     Option::<Seconds>::deserialize(deserializer)?
         .map(Seconds::get)
         .transpose()

@@ -56,6 +56,7 @@ pub(crate) fn https_url(field: &str, label: &str, value: &str) -> Result<url::Ur
 /// # Errors
 ///
 /// [`Error::InvalidSettings`] naming `field` when `value` is not such a URL.
+#[cfg(feature = "oauth")]
 pub(crate) fn local_service_url(field: &str, label: &str, value: &str) -> Result<url::Url> {
     let value = value.trim();
     match url::Url::parse(value) {
@@ -79,6 +80,7 @@ pub(crate) fn local_service_url(field: &str, label: &str, value: &str) -> Result
 }
 
 /// Whether a URL's host is a link-local address (`169.254.0.0/16`, `fe80::/10`).
+#[cfg(feature = "oauth")]
 pub(crate) fn is_link_local(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_link_local(),
@@ -126,6 +128,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "oauth")]
     #[test]
     fn local_service_urls_allow_http_to_loopback_and_link_local_only() {
         for ok in [

@@ -149,7 +149,7 @@ pub struct Credentials {
 
 #[derive(Debug)]
 enum Inner {
-    OAuth(OAuth),
+    OAuth(Box<OAuth>),
     Basic { user_name: String, password: Secret },
     Anonymous,
 }
@@ -302,7 +302,7 @@ impl Credentials {
         );
         let oauth = OAuth::from_source(Arc::new(source), cache, None, None);
         Self {
-            inner: Arc::new(Inner::OAuth(oauth)),
+            inner: Arc::new(Inner::OAuth(Box::new(oauth))),
         }
     }
 

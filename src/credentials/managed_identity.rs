@@ -28,8 +28,10 @@ use async_trait::async_trait;
 use reqwest::header::HeaderValue;
 use serde::Deserialize;
 
+use crate::credentials::Credentials;
+use crate::credentials::builder::{AppCredential, CredentialsBuilder};
 use crate::credentials::source::{Attempts, Fetch, FetchFailure};
-use crate::credentials::token::{AccessToken, MAX_TOKEN_LIFETIME, optional_seconds};
+use crate::credentials::token::{AccessToken, IdentityToken};
 use crate::error::{Advice, Error, Result};
 use crate::http::{
     BodyError, ERROR_BODY_LIMIT, describe_error, read_body, redact, retry_after, secret_forms,
@@ -47,6 +49,48 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to grant `Mail.Send` to a managed identity, for `check` and errors.
 pub(crate) const APP_ROLE_REMEDY: &str = "the portal cannot grant application permissions to a managed identity: assign Microsoft Graph's app role `Mail.Send` to the identity's service principal with Microsoft Graph PowerShell (`New-MgServicePrincipalAppRoleAssignment -ServicePrincipalId <identity's object id> -PrincipalId <identity's object id> -ResourceId <Microsoft Graph's service principal id> -AppRoleId <id of Mail.Send in its appRoles>`) or the Graph API (`POST /servicePrincipals/{id}/appRoleAssignments`); limit it to one mailbox with Exchange Online RBAC for Applications";
+
+impl Credentials {
+    /// OAuth credentials of the Azure host's managed identity (VM, scale set, AKS node, App
+    /// Service, Functions, Container Apps): no tenant id, client id or secret is needed.
+    /// App Service's endpoint is used when the environment variables `IDENTITY_ENDPOINT` and
+    /// `IDENTITY_HEADER` are set, else the instance metadata service ([`IMDS_ENDPOINT`]).
+    /// Choose a user-assigned identity with
+    /// [`managed_identity_client_id`](CredentialsBuilder::managed_identity_client_id).
+    ///
+    /// ```
+    /// use mail_connector::Credentials;
+    ///
+    /// let credentials = Credentials::managed_identity()
+    ///     .managed_identity_client_id("00000000-0000-0000-0000-0000000000aa")
+    ///     .build()?;
+    /// assert!(credentials.is_oauth());
+    /// # Ok::<(), mail_connector::Error>(())
+    /// ```
+    pub fn managed_identity() -> CredentialsBuilder {
+        let env = |name: &str| std::env::var(name).ok();
+        Self::managed_identity_with_env(
+            env("IDENTITY_ENDPOINT"),
+            env("IDENTITY_HEADER").map(Secret::new),
+        )
+    }
+
+    /// [`Credentials::managed_identity`] with the values of `IDENTITY_ENDPOINT` and
+    /// `IDENTITY_HEADER` given rather than read from the process environment: App Service's
+    /// endpoint when both are set (and not blank), else the instance metadata service.
+    pub fn managed_identity_with_env(
+        identity_endpoint: Option<String>,
+        identity_header: Option<Secret>,
+    ) -> CredentialsBuilder {
+        CredentialsBuilder::new(
+            String::new(),
+            String::new(),
+            AppCredential::ManagedIdentity {
+                app_service: app_service_from(identity_endpoint, identity_header),
+            },
+        )
+    }
+}
 
 /// Which protocol the endpoint speaks.
 #[derive(Debug, Clone)]
@@ -321,46 +365,6 @@ pub(crate) fn resource_of(scope: &str) -> &str {
         .unwrap_or(scope)
 }
 
-/// A managed-identity endpoint's success response (the numbers are often strings).
-#[derive(Deserialize)]
-struct IdentityToken {
-    access_token: Secret,
-    #[serde(default)]
-    token_type: Option<String>,
-    #[serde(default, deserialize_with = "optional_seconds")]
-    expires_in: Option<u64>,
-    /// Unix seconds.
-    #[serde(default, deserialize_with = "optional_seconds")]
-    expires_on: Option<u64>,
-}
-
-impl IdentityToken {
-    fn into_token(self, issued: SystemTime) -> Result<AccessToken, String> {
-        if let Some(kind) = &self.token_type
-            && !kind.eq_ignore_ascii_case("bearer")
-        {
-            return Err(format!("unsupported token_type `{kind}`; expected Bearer"));
-        }
-        if self.access_token.is_empty() {
-            return Err("the response holds an empty access_token".into());
-        }
-        let lifetime = match (self.expires_in, self.expires_on) {
-            (Some(seconds), _) => Duration::from_secs(seconds),
-            (None, Some(on)) => {
-                let now = issued
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .unwrap_or_default();
-                Duration::from_secs(on).saturating_sub(now)
-            }
-            (None, None) => return Err("the response has neither expires_in nor expires_on".into()),
-        };
-        let expires = issued
-            .checked_add(lifetime.min(MAX_TOKEN_LIFETIME))
-            .ok_or("the token's expiry is past the end of time")?;
-        Ok(AccessToken::new(self.access_token, expires).with_issued_at(issued))
-    }
-}
-
 /// What an identity endpoint says when it refuses: IMDS sends `error` and
 /// `error_description`, App Service `message` (sometimes nested under `error`).
 #[derive(Deserialize)]
@@ -420,23 +424,5 @@ mod tests {
             resource_of("https://outlook.office365.com"),
             "https://outlook.office365.com"
         );
-    }
-
-    #[test]
-    fn expiry_from_expires_in_or_expires_on_as_strings() {
-        let issued = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let parse = |json: &str| {
-            serde_json::from_str::<IdentityToken>(json)
-                .unwrap()
-                .into_token(issued)
-        };
-        let token = parse(r#"{"access_token":"a","expires_in":"3599","expires_on":"1"}"#).unwrap();
-        assert_eq!(token.expires_at(), issued + Duration::from_secs(3599));
-        let token = parse(r#"{"access_token":"a","expires_on":"1003600"}"#).unwrap();
-        assert_eq!(token.expires_at(), issued + Duration::from_secs(3600));
-        let token = parse(r#"{"access_token":"a","expires_on":99999999999}"#).unwrap();
-        assert_eq!(token.expires_at(), issued + MAX_TOKEN_LIFETIME);
-        assert!(parse(r#"{"access_token":"a"}"#).is_err());
-        assert!(parse(r#"{"access_token":"","expires_in":1}"#).is_err());
     }
 }

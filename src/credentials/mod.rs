@@ -2,7 +2,8 @@
 //! Authentication Mode.
 //!
 //! With `auth_mode = "oauth"` it fetches access tokens from Microsoft Entra ID with the
-//! OAuth 2.0 client-credentials grant — with a client secret or a certificate — caches them,
+//! OAuth 2.0 client-credentials grant — with a client secret or a certificate — or from the
+//! Azure host's [managed identity](#managed-identity), caches them,
 //! and hands them to the Graph transport (as a bearer token) and the SMTP transport (as
 //! XOAUTH2). With `auth_mode = "basic"` it holds the user name and password; with `none` it
 //! holds nothing. A host app switches between them by changing one setting, not its code.
@@ -79,10 +80,56 @@
 //! Callers that waited for a fetch that failed get a clone of its error: the same variant,
 //! fields, source chain, [`Error::is_auth`] and [`Error::remedy`] as the fetching caller.
 //!
+//! # Managed identity
+//!
+//! On Azure no secret needs to be in the configuration at all:
+//! [`Credentials::managed_identity`] gets tokens from the host itself — the instance metadata
+//! service on VMs, scale sets and AKS nodes ([`IMDS_ENDPOINT`]), or App Service's endpoint
+//! (Functions, Container Apps too) when `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` are set.
+//! No tenant id or client id is needed: a managed identity has no app registration.
+//!
+//! 1. **Enable the identity.** On the VM, scale set or app open *Identity*: turn
+//!    *System assigned* on, or add a *User assigned* identity and put its *Client ID* into
+//!    [`managed_identity_client_id`](CredentialsBuilder::managed_identity_client_id).
+//! 2. **Grant `Mail.Send` as an app role.** The portal's *API permissions* page does not
+//!    exist for a managed identity, so the application permission is an *app role
+//!    assignment* on its service principal, made by an admin with Microsoft Graph PowerShell:
+//!
+//!    ```text
+//!    Connect-MgGraph -Scopes AppRoleAssignment.ReadWrite.All,Application.Read.All
+//!    $graph = Get-MgServicePrincipal -Filter "appId eq '00000003-0000-0000-c000-000000000000'"
+//!    $role  = $graph.AppRoles | Where-Object { $_.Value -eq 'Mail.Send' -and $_.AllowedMemberTypes -contains 'Application' }
+//!    New-MgServicePrincipalAppRoleAssignment -ServicePrincipalId <identity's object id> `
+//!        -PrincipalId <identity's object id> -ResourceId $graph.Id -AppRoleId $role.Id
+//!    ```
+//!
+//!    or with the Graph API: `POST /servicePrincipals/{identity's object id}/appRoleAssignments`
+//!    with `principalId`, `resourceId` (Microsoft Graph's service principal) and `appRoleId`.
+//!    For SMTP, assign Office 365 Exchange Online's `SMTP.SendAsApp` the same way.
+//! 3. **Limit it to one mailbox** (recommended) with Exchange Online *RBAC for
+//!    Applications*: a management role assignment of *Application Mail.Send* to the
+//!    identity's service principal, scoped to the mailboxes it may send from.
+//!
+//! `check` names the identity (system- or user-assigned) and the endpoint its tokens come
+//! from — never the App Service header — and says which of these steps is missing: no
+//! identity on this host (the endpoint is unreachable, or says none is assigned), a
+//! user-assigned identity not attached to this resource, or no `Mail.Send` app role.
+//! [`managed_identity_endpoint`](CredentialsBuilder::managed_identity_endpoint) points at
+//! another endpoint (tests, unusual hosts).
+//!
+//! ```
+//! use mail_connector::Credentials;
+//!
+//! // On an App Service the environment names the endpoint; elsewhere IMDS is asked.
+//! let credentials = Credentials::managed_identity().build()?;
+//! assert!(credentials.is_oauth());
+//! # Ok::<(), mail_connector::Error>(())
+//! ```
+//!
 //! # Standing alone
 //!
-//! [`Credentials::client_secret`], [`Credentials::client_certificate`] and
-//! [`Credentials::token_provider`] build OAuth credentials from their own arguments;
+//! [`Credentials::client_secret`], [`Credentials::client_certificate`],
+//! [`Credentials::managed_identity`] and [`Credentials::token_provider`] build OAuth credentials from their own arguments;
 //! [`ConnectorSettings::credentials`](crate::ConnectorSettings::credentials) maps the admin
 //! screen onto them. This module never reads the settings.
 
@@ -242,46 +289,6 @@ impl Credentials {
             AppCredential::Certificate {
                 certificate_file: certificate_file.into(),
                 private_key_file: private_key_file.into(),
-            },
-        )
-    }
-
-    /// OAuth credentials of the Azure host's managed identity (VM, scale set, AKS node, App
-    /// Service, Functions, Container Apps): no tenant id, client id or secret is needed.
-    /// App Service's endpoint is used when the environment variables `IDENTITY_ENDPOINT` and
-    /// `IDENTITY_HEADER` are set, else the instance metadata service ([`IMDS_ENDPOINT`]).
-    /// Choose a user-assigned identity with
-    /// [`managed_identity_client_id`](CredentialsBuilder::managed_identity_client_id).
-    ///
-    /// ```
-    /// use mail_connector::Credentials;
-    ///
-    /// let credentials = Credentials::managed_identity()
-    ///     .managed_identity_client_id("00000000-0000-0000-0000-0000000000aa")
-    ///     .build()?;
-    /// assert!(credentials.is_oauth());
-    /// # Ok::<(), mail_connector::Error>(())
-    /// ```
-    pub fn managed_identity() -> CredentialsBuilder {
-        let env = |name: &str| std::env::var(name).ok();
-        Self::managed_identity_with_env(
-            env("IDENTITY_ENDPOINT"),
-            env("IDENTITY_HEADER").map(Secret::new),
-        )
-    }
-
-    /// [`Credentials::managed_identity`] with the values of `IDENTITY_ENDPOINT` and
-    /// `IDENTITY_HEADER` given rather than read from the process environment: App Service's
-    /// endpoint when both are set (and not blank), else the instance metadata service.
-    pub fn managed_identity_with_env(
-        identity_endpoint: Option<String>,
-        identity_header: Option<Secret>,
-    ) -> CredentialsBuilder {
-        CredentialsBuilder::new(
-            String::new(),
-            String::new(),
-            AppCredential::ManagedIdentity {
-                app_service: managed_identity::app_service_from(identity_endpoint, identity_header),
             },
         )
     }

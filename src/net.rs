@@ -22,40 +22,6 @@ pub(crate) fn plaintext_credentials_problem(host: &str, allowed_dangerous: bool)
     })
 }
 
-/// Parses a managed identity endpoint: `https`, or plain `http` to this machine or a
-/// link-local address (the Instance Metadata Service is `http://169.254.169.254`; App Service
-/// gives a local `http` URL). Nothing else may receive a request for the identity's token.
-///
-/// # Errors
-///
-/// [`Error::InvalidSettings`] naming `managed_identity_endpoint`.
-pub(crate) fn identity_endpoint_url(value: &str) -> Result<url::Url> {
-    let field = "managed_identity_endpoint";
-    let value = value.trim();
-    let bad = |why: String| {
-        Error::settings(
-            field,
-            format!("Managed identity endpoint (`{field}`) `{value}` {why}"),
-        )
-    };
-    let url = url::Url::parse(value).map_err(|e| bad(format!("is not a URL ({e})")))?;
-    let local = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_link_local(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unicast_link_local(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if local => Ok(url),
-        _ => Err(bad(
-            "must use https (plain http only to this machine or a link-local address such as \
-             169.254.169.254)"
-                .to_owned(),
-        )),
-    }
-}
-
 /// Parses a service URL (`authority_host`, `graph_endpoint`): `https`, or plain `http` for
 /// this machine only. The one place that rule lives.
 ///
@@ -79,6 +45,45 @@ pub(crate) fn https_url(field: &str, label: &str, value: &str) -> Result<url::Ur
                 "{label} (`{field}`) `{value}` is not a URL ({e}); write e.g. `https://host.example`"
             ),
         )),
+    }
+}
+
+/// Parses a managed-identity endpoint (`managed_identity_endpoint`, `IDENTITY_ENDPOINT`):
+/// `https`, or plain `http` to this machine or a link-local address only (the instance
+/// metadata service is `http://169.254.169.254`; App Service's endpoint is on localhost).
+/// The one place that rule lives.
+///
+/// # Errors
+///
+/// [`Error::InvalidSettings`] naming `field` when `value` is not such a URL.
+pub(crate) fn local_service_url(field: &str, label: &str, value: &str) -> Result<url::Url> {
+    let value = value.trim();
+    match url::Url::parse(value) {
+        Ok(url) if url.scheme() == "https" => Ok(url),
+        Ok(url) if url.scheme() == "http" && (is_loopback(&url) || is_link_local(&url)) => Ok(url),
+        Ok(_) => Err(Error::settings(
+            field,
+            format!(
+                "{label} (`{field}`) `{value}` must use https (plain http is allowed only for \
+                 localhost and link-local addresses such as 169.254.169.254)"
+            ),
+        )),
+        Err(e) => Err(Error::settings(
+            field,
+            format!(
+                "{label} (`{field}`) `{value}` is not a URL ({e}); write e.g. \
+                 `http://169.254.169.254/metadata/identity/oauth2/token`"
+            ),
+        )),
+    }
+}
+
+/// Whether a URL's host is a link-local address (`169.254.0.0/16`, `fe80::/10`).
+pub(crate) fn is_link_local(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_link_local(),
+        Some(url::Host::Ipv6(ip)) => ip.is_unicast_link_local(),
+        _ => false,
     }
 }
 
@@ -117,6 +122,32 @@ mod tests {
                 is_loopback(&url::Url::parse(url).unwrap()),
                 expected,
                 "{url}"
+            );
+        }
+    }
+
+    #[cfg(feature = "oauth")]
+    #[test]
+    fn local_service_urls_allow_http_to_loopback_and_link_local_only() {
+        for ok in [
+            "http://169.254.169.254/metadata/identity/oauth2/token",
+            "http://127.0.0.1:41000/msi/token",
+            "http://localhost:8081/msi/token",
+            "http://[fe80::1]/token",
+            "https://identity.example/token",
+        ] {
+            assert!(local_service_url("f", "F", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.1/token",
+            "http://example.org/token",
+            "ftp://127.0.0.1",
+            "nope",
+        ] {
+            let error = local_service_url("managed_identity_endpoint", "F", bad).unwrap_err();
+            assert!(
+                error.to_string().contains("`managed_identity_endpoint`"),
+                "{error}"
             );
         }
     }

@@ -9,6 +9,9 @@ use super::cache::TokenCache;
 use super::certificate::ClientCertificateCredential;
 use super::client_secret::ClientSecretCredential;
 use super::endpoint::{TokenEndpoint, token_endpoint_url};
+use super::managed_identity::{
+    CONNECT_TIMEOUT, IMDS_ENDPOINT, IdentityHost, ManagedIdentityCredential, REQUEST_TIMEOUT,
+};
 use super::source::Fetch;
 use super::{
     AssertionAlgorithm, Credentials, DEFAULT_AUTHORITY_HOST, DEFAULT_REFRESH_COOLDOWN,
@@ -17,7 +20,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::expiry::ExpiryDate;
 use crate::http::{HttpOptions, http_client};
-use crate::net::https_url;
+use crate::net::{https_url, local_service_url};
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 
@@ -30,10 +33,16 @@ pub(super) enum AppCredential {
         private_key_file: PathBuf,
     },
     Source(Arc<dyn TokenProvider>),
+    /// The host's managed identity; App Service's endpoint and header when its environment
+    /// names them, else the instance metadata service.
+    ManagedIdentity {
+        app_service: Option<(String, Secret)>,
+    },
 }
 
 /// Builds OAuth [`Credentials`]: made by [`Credentials::client_secret`],
-/// [`Credentials::client_certificate`] or [`Credentials::token_provider`], then configured
+/// [`Credentials::client_certificate`], [`Credentials::managed_identity`] or
+/// [`Credentials::token_provider`], then configured
 /// (login host, refresh margin, retries, cache store, HTTP client) and [built](Self::build).
 #[must_use]
 #[derive(Debug)]
@@ -50,6 +59,8 @@ pub struct CredentialsBuilder {
     algorithm: AssertionAlgorithm,
     http_client: Option<reqwest::Client>,
     refresh_cooldown: Duration,
+    managed_identity_client_id: Option<String>,
+    managed_identity_endpoint: Option<String>,
 }
 
 impl CredentialsBuilder {
@@ -67,6 +78,8 @@ impl CredentialsBuilder {
             algorithm: AssertionAlgorithm::default(),
             http_client: None,
             refresh_cooldown: DEFAULT_REFRESH_COOLDOWN,
+            managed_identity_client_id: None,
+            managed_identity_endpoint: None,
         }
     }
 
@@ -94,6 +107,22 @@ impl CredentialsBuilder {
     pub fn app(mut self, tenant_id: impl Into<String>, client_id: impl Into<String>) -> Self {
         self.tenant_id = tenant_id.into();
         self.client_id = client_id.into();
+        self
+    }
+
+    /// Use the user-assigned managed identity with this client id instead of the
+    /// system-assigned one. Only for [`Credentials::managed_identity`].
+    pub fn managed_identity_client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.managed_identity_client_id = Some(client_id.into());
+        self
+    }
+
+    /// Ask this managed-identity endpoint instead of the host's (the instance metadata
+    /// service, or App Service's `IDENTITY_ENDPOINT`): for tests and unusual hosts. `https`,
+    /// or plain `http` to this machine or a link-local address only. Only for
+    /// [`Credentials::managed_identity`].
+    pub fn managed_identity_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.managed_identity_endpoint = Some(url.into());
         self
     }
 
@@ -156,7 +185,7 @@ impl CredentialsBuilder {
     pub fn build(self) -> Result<Credentials> {
         let oauth = self.oauth()?;
         Ok(Credentials {
-            inner: Arc::new(Inner::OAuth(oauth)),
+            inner: Arc::new(Inner::OAuth(Box::new(oauth))),
         })
     }
 
@@ -175,6 +204,21 @@ impl CredentialsBuilder {
         let secret = match self.credential {
             AppCredential::Source(source) => {
                 return Ok(OAuth::from_source(source, cache, tenant_id, client_id));
+            }
+            AppCredential::ManagedIdentity { app_service } => {
+                let endpoint = self.managed_identity_endpoint;
+                let identity = self
+                    .managed_identity_client_id
+                    .as_deref()
+                    .and_then(non_blank);
+                return managed_identity(
+                    app_service,
+                    endpoint,
+                    identity,
+                    self.http_client,
+                    self.retry,
+                    cache,
+                );
             }
             other => other,
         };
@@ -221,7 +265,9 @@ impl CredentialsBuilder {
                 )),
                 false,
             ),
-            AppCredential::Secret(_) | AppCredential::Source(_) => {
+            AppCredential::Secret(_)
+            | AppCredential::Source(_)
+            | AppCredential::ManagedIdentity { .. } => {
                 return Err(Error::settings(
                     "client_secret",
                     "OAuth needs a credential: set `client_secret` (the secret's Value), or both `client_certificate_file` and `client_private_key_file`",
@@ -238,8 +284,64 @@ impl CredentialsBuilder {
             token_endpoint: Some(url),
             uses_certificate,
             secret_expires: self.secret_expires,
+            managed_identity: None,
         })
     }
+}
+
+/// Managed-identity credentials: the endpoint (the override, App Service's, or the
+/// metadata service), checked for https or a local address, with short timeouts.
+fn managed_identity(
+    app_service: Option<(String, Secret)>,
+    endpoint: Option<String>,
+    client_id: Option<String>,
+    http: Option<reqwest::Client>,
+    retry: RetryPolicy,
+    cache: TokenCache,
+) -> Result<OAuth> {
+    let (default_url, host, field) = match app_service {
+        Some((url, header)) => (
+            url,
+            IdentityHost::AppService { header },
+            "IDENTITY_ENDPOINT",
+        ),
+        None => (
+            IMDS_ENDPOINT.to_owned(),
+            IdentityHost::Imds,
+            "managed_identity_endpoint",
+        ),
+    };
+    let (url, field) = match endpoint.as_deref().and_then(non_blank) {
+        Some(url) => (url, "managed_identity_endpoint"),
+        None => (default_url, field),
+    };
+    let url = local_service_url(field, "Managed identity endpoint", &url)?.to_string();
+    let http = match http {
+        Some(client) => client,
+        None => http_client(&HttpOptions {
+            connect_timeout: CONNECT_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            ..HttpOptions::default()
+        })?,
+    };
+    let credential =
+        ManagedIdentityCredential::new(url.clone(), host, client_id.clone(), http, retry);
+    let described = credential.describe();
+    Ok(OAuth {
+        source: Arc::new(credential),
+        cache,
+        key_prefix: format!(
+            "managed-identity|{url}|{}|",
+            client_id.as_deref().unwrap_or("")
+        ),
+        authority_host: None,
+        tenant_id: None,
+        client_id,
+        token_endpoint: Some(url),
+        uses_certificate: false,
+        secret_expires: None,
+        managed_identity: Some(described),
+    })
 }
 
 /// The trimmed value, or `None` when it is blank.

@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use super::managed_identity::APP_ROLE_REMEDY;
 use super::{Credentials, Inner, TokenClaims};
 use crate::check::CheckStep;
 use crate::expiry::ExpiryDate;
@@ -12,7 +13,8 @@ impl Credentials {
     /// `permission` (each of `required_roles`, e.g. `Mail.Send`, is in the token's `roles`;
     /// if not, why and the admin-consent URL) and `secret expiry` (from
     /// `client_secret_expires`: warning within 30 days, failure after). Basic and anonymous
-    /// credentials report one `credentials` step.
+    /// credentials report one `credentials` step; a managed identity starts with a
+    /// `credentials` step naming its kind and endpoint.
     pub async fn check_steps(&self, scope: &str, required_roles: &[&str]) -> Vec<CheckStep> {
         let oauth = match &*self.inner {
             Inner::OAuth(oauth) => oauth,
@@ -30,6 +32,9 @@ impl Credentials {
             }
         };
         let mut steps = Vec::new();
+        if let Some(described) = &oauth.managed_identity {
+            steps.push(CheckStep::ok("credentials", described.clone()));
+        }
         match self.access_token(scope).await {
             Ok(token) => {
                 let left = token
@@ -55,7 +60,10 @@ impl Credentials {
             }
             Err(error) => steps.push(CheckStep::from_error("token", &error)),
         }
-        if !oauth.uses_certificate && oauth.token_endpoint.is_some() {
+        if !oauth.uses_certificate
+            && oauth.token_endpoint.is_some()
+            && oauth.managed_identity.is_none()
+        {
             steps.push(secret_expiry_step(oauth.secret_expires));
         }
         steps
@@ -85,6 +93,20 @@ impl Credentials {
             return CheckStep::ok(
                 "permission",
                 format!("granted: {}", claims.roles.join(", ")),
+            );
+        }
+        if let Inner::OAuth(oauth) = &*self.inner
+            && oauth.managed_identity.is_some()
+        {
+            return CheckStep::failed(
+                "permission",
+                format!(
+                    "the managed identity's token lacks the application permission {}",
+                    missing.join(", ")
+                ),
+                Some(
+                    APP_ROLE_REMEDY.replace("`Mail.Send`", &format!("`{}`", missing.join("`, `"))),
+                ),
             );
         }
         let consent = self

@@ -2,7 +2,8 @@
 //! Authentication Mode.
 //!
 //! With `auth_mode = "oauth"` it fetches access tokens from Microsoft Entra ID with the
-//! OAuth 2.0 client-credentials grant — with a client secret or a certificate — caches them,
+//! OAuth 2.0 client-credentials grant — with a client secret or a certificate — or from the
+//! Azure host's [managed identity](#managed-identity), caches them,
 //! and hands them to the Graph transport (as a bearer token) and the SMTP transport (as
 //! XOAUTH2). With `auth_mode = "basic"` it holds the user name and password; with `none` it
 //! holds nothing. A host app switches between them by changing one setting, not its code.
@@ -79,10 +80,56 @@
 //! Callers that waited for a fetch that failed get a clone of its error: the same variant,
 //! fields, source chain, [`Error::is_auth`] and [`Error::remedy`] as the fetching caller.
 //!
+//! # Managed identity
+//!
+//! On Azure no secret needs to be in the configuration at all:
+//! [`Credentials::managed_identity`] gets tokens from the host itself — the instance metadata
+//! service on VMs, scale sets and AKS nodes ([`IMDS_ENDPOINT`]), or App Service's endpoint
+//! (Functions, Container Apps too) when `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` are set.
+//! No tenant id or client id is needed: a managed identity has no app registration.
+//!
+//! 1. **Enable the identity.** On the VM, scale set or app open *Identity*: turn
+//!    *System assigned* on, or add a *User assigned* identity and put its *Client ID* into
+//!    [`managed_identity_client_id`](CredentialsBuilder::managed_identity_client_id).
+//! 2. **Grant `Mail.Send` as an app role.** The portal's *API permissions* page does not
+//!    exist for a managed identity, so the application permission is an *app role
+//!    assignment* on its service principal, made by an admin with Microsoft Graph PowerShell:
+//!
+//!    ```text
+//!    Connect-MgGraph -Scopes AppRoleAssignment.ReadWrite.All,Application.Read.All
+//!    $graph = Get-MgServicePrincipal -Filter "appId eq '00000003-0000-0000-c000-000000000000'"
+//!    $role  = $graph.AppRoles | Where-Object { $_.Value -eq 'Mail.Send' -and $_.AllowedMemberTypes -contains 'Application' }
+//!    New-MgServicePrincipalAppRoleAssignment -ServicePrincipalId <identity's object id> `
+//!        -PrincipalId <identity's object id> -ResourceId $graph.Id -AppRoleId $role.Id
+//!    ```
+//!
+//!    or with the Graph API: `POST /servicePrincipals/{identity's object id}/appRoleAssignments`
+//!    with `principalId`, `resourceId` (Microsoft Graph's service principal) and `appRoleId`.
+//!    For SMTP, assign Office 365 Exchange Online's `SMTP.SendAsApp` the same way.
+//! 3. **Limit it to one mailbox** (recommended) with Exchange Online *RBAC for
+//!    Applications*: a management role assignment of *Application Mail.Send* to the
+//!    identity's service principal, scoped to the mailboxes it may send from.
+//!
+//! `check` names the identity (system- or user-assigned) and the endpoint its tokens come
+//! from — never the App Service header — and says which of these steps is missing: no
+//! identity on this host (the endpoint is unreachable, or says none is assigned), a
+//! user-assigned identity not attached to this resource, or no `Mail.Send` app role.
+//! [`managed_identity_endpoint`](CredentialsBuilder::managed_identity_endpoint) points at
+//! another endpoint (tests, unusual hosts).
+//!
+//! ```
+//! use mail_connector::Credentials;
+//!
+//! // On an App Service the environment names the endpoint; elsewhere IMDS is asked.
+//! let credentials = Credentials::managed_identity().build()?;
+//! assert!(credentials.is_oauth());
+//! # Ok::<(), mail_connector::Error>(())
+//! ```
+//!
 //! # Standing alone
 //!
-//! [`Credentials::client_secret`], [`Credentials::client_certificate`] and
-//! [`Credentials::token_provider`] build OAuth credentials from their own arguments;
+//! [`Credentials::client_secret`], [`Credentials::client_certificate`],
+//! [`Credentials::managed_identity`] and [`Credentials::token_provider`] build OAuth credentials from their own arguments;
 //! [`ConnectorSettings::credentials`](crate::ConnectorSettings::credentials) maps the admin
 //! screen onto them. This module never reads the settings.
 
@@ -94,6 +141,7 @@ mod claims;
 mod client_secret;
 mod endpoint;
 mod entra_error;
+mod managed_identity;
 mod source;
 mod token;
 
@@ -107,6 +155,7 @@ pub use cache::{InMemoryTokenCache, TokenCacheStore};
 pub use certificate::AssertionAlgorithm;
 pub use claims::TokenClaims;
 pub use entra_error::EntraError;
+pub use managed_identity::IMDS_ENDPOINT;
 pub use source::TokenProvider;
 pub use token::AccessToken;
 
@@ -147,7 +196,7 @@ pub struct Credentials {
 
 #[derive(Debug)]
 enum Inner {
-    OAuth(OAuth),
+    OAuth(Box<OAuth>),
     Basic { user_name: String, password: Secret },
     Anonymous,
 }
@@ -164,6 +213,8 @@ struct OAuth {
     token_endpoint: Option<String>,
     uses_certificate: bool,
     secret_expires: Option<ExpiryDate>,
+    /// For a managed identity: its kind and endpoint, for `check` (never the header).
+    managed_identity: Option<String>,
 }
 
 impl OAuth {
@@ -188,6 +239,7 @@ impl OAuth {
             token_endpoint: None,
             uses_certificate: false,
             secret_expires: None,
+            managed_identity: None,
         }
     }
 }
@@ -257,7 +309,7 @@ impl Credentials {
         );
         let oauth = OAuth::from_source(Arc::new(source), cache, None, None);
         Self {
-            inner: Arc::new(Inner::OAuth(oauth)),
+            inner: Arc::new(Inner::OAuth(Box::new(oauth))),
         }
     }
 

@@ -177,6 +177,46 @@ impl TokenResponse {
     }
 }
 
+/// A managed-identity endpoint's success response (the numbers are often strings).
+#[derive(Deserialize)]
+pub(crate) struct IdentityToken {
+    access_token: Secret,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default, deserialize_with = "optional_seconds")]
+    expires_in: Option<u64>,
+    /// Unix seconds.
+    #[serde(default, deserialize_with = "optional_seconds")]
+    expires_on: Option<u64>,
+}
+
+impl IdentityToken {
+    pub(crate) fn into_token(self, issued: SystemTime) -> Result<AccessToken, String> {
+        if let Some(kind) = &self.token_type
+            && !kind.eq_ignore_ascii_case("bearer")
+        {
+            return Err(format!("unsupported token_type `{kind}`; expected Bearer"));
+        }
+        if self.access_token.is_empty() {
+            return Err("the response holds an empty access_token".into());
+        }
+        let lifetime = match (self.expires_in, self.expires_on) {
+            (Some(seconds), _) => Duration::from_secs(seconds),
+            (None, Some(on)) => {
+                let now = issued
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default();
+                Duration::from_secs(on).saturating_sub(now)
+            }
+            (None, None) => return Err("the response has neither expires_in nor expires_on".into()),
+        };
+        let expires = issued
+            .checked_add(lifetime.min(MAX_TOKEN_LIFETIME))
+            .ok_or("the token's expiry is past the end of time")?;
+        Ok(AccessToken::new(self.access_token, expires).with_issued_at(issued))
+    }
+}
+
 /// Seconds as a JSON number or a numeric string (v1 endpoints and some proxies send strings).
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -307,5 +347,23 @@ mod tests {
         // A token issued already expired is never fresh.
         let dead = AccessToken::new("c", now).with_issued_at(now);
         assert!(!dead.is_fresh_at(now, margin));
+    }
+
+    #[test]
+    fn expiry_from_expires_in_or_expires_on_as_strings() {
+        let issued = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let parse = |json: &str| {
+            serde_json::from_str::<IdentityToken>(json)
+                .unwrap()
+                .into_token(issued)
+        };
+        let token = parse(r#"{"access_token":"a","expires_in":"3599","expires_on":"1"}"#).unwrap();
+        assert_eq!(token.expires_at(), issued + Duration::from_secs(3599));
+        let token = parse(r#"{"access_token":"a","expires_on":"1003600"}"#).unwrap();
+        assert_eq!(token.expires_at(), issued + Duration::from_secs(3600));
+        let token = parse(r#"{"access_token":"a","expires_on":99999999999}"#).unwrap();
+        assert_eq!(token.expires_at(), issued + MAX_TOKEN_LIFETIME);
+        assert!(parse(r#"{"access_token":"a"}"#).is_err());
+        assert!(parse(r#"{"access_token":"","expires_in":1}"#).is_err());
     }
 }

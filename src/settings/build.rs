@@ -18,6 +18,8 @@ use crate::graph::{GraphTransport, GraphTransportBuilder};
 use crate::message::Email;
 use crate::outbox::OutboxTransport;
 use crate::recipient_limit::RecipientLimit;
+#[cfg(feature = "oauth")]
+use crate::secret::Secret;
 #[cfg(feature = "smtp")]
 use crate::smtp::{SendAsPolicy, SmtpTransport, SmtpTransportBuilder};
 use crate::transport::{MailTransport, SendReport};
@@ -115,21 +117,41 @@ impl ConnectorSettings {
         }
     }
 
-    /// A builder for the OAuth credentials of the app registration in these settings
-    /// (`tenant_id`, `oauth_client_id`, `client_secret` or the certificate files,
-    /// `authority_host` or `cloud`, `tls_ca_file`, `client_secret_expires`), to configure
-    /// further — a shared cache store, an HTTP client — before building.
+    /// A builder for the OAuth credentials these settings describe — by
+    /// [`oauth_credential_kind`](Self::oauth_credential_kind): the app registration's client
+    /// secret or certificate (`tenant_id`, `oauth_client_id`, `client_secret` or the
+    /// certificate files), or the resource's managed identity (`managed_identity_client_id`,
+    /// `managed_identity_endpoint`) — with `authority_host` or `cloud`, `tls_ca_file` and
+    /// `client_secret_expires`, to configure further (a shared cache store, an HTTP client)
+    /// before building.
     ///
     /// # Errors
     ///
     /// None today; the builder reports missing values when it is built.
     #[cfg(feature = "oauth")]
     pub fn credentials_builder(&self) -> Result<CredentialsBuilder> {
+        use super::OAuthCredential;
+
         let tenant = non_blank(self.tenant_id.as_deref()).unwrap_or_default();
         let client = non_blank(self.oauth_client_id.as_deref()).unwrap_or_default();
-        let mut builder = match (&self.client_certificate_file, &self.client_private_key_file) {
-            (Some(certificate), Some(key)) => {
-                Credentials::client_certificate(tenant, client, certificate, key)
+        let mut builder = match self.oauth_credential_kind() {
+            Some(OAuthCredential::ManagedIdentity) => {
+                let mut builder = Credentials::managed_identity();
+                if let Some(id) = non_blank(self.managed_identity_client_id.as_deref()) {
+                    builder = builder.managed_identity_client_id(id);
+                }
+                if let Some(endpoint) = non_blank(self.managed_identity_endpoint.as_deref()) {
+                    builder = builder.managed_identity_endpoint(endpoint);
+                }
+                builder
+            }
+            Some(OAuthCredential::Certificate) => {
+                match (&self.client_certificate_file, &self.client_private_key_file) {
+                    (Some(certificate), Some(key)) => {
+                        Credentials::client_certificate(tenant, client, certificate, key)
+                    }
+                    _ => Credentials::client_secret(tenant, client, Secret::default()),
+                }
             }
             _ => Credentials::client_secret(
                 tenant,

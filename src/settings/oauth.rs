@@ -128,7 +128,11 @@ impl ConnectorSettings {
                 if let Some(endpoint) = non_blank(self.managed_identity_endpoint.as_deref())
                     && let Err(crate::error::Error::InvalidSettings {
                         problems: found, ..
-                    }) = crate::net::identity_endpoint_url(endpoint)
+                    }) = crate::net::local_service_url(
+                        "managed_identity_endpoint",
+                        "Managed identity endpoint",
+                        endpoint,
+                    )
                 {
                     problems.extend(found);
                 }

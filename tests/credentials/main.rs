@@ -12,6 +12,7 @@ mod entra_errors;
 mod hardening;
 mod helpers;
 mod kinds;
+mod managed_identity;
 mod refresh;
 mod requests;
 mod secrets;

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use super::cache::TokenCache;
 use super::certificate::ClientCertificateCredential;
+use super::check::CredentialKind;
 use super::client_secret::ClientSecretCredential;
 use super::endpoint::{TokenEndpoint, token_endpoint_url};
+use super::federated::WorkloadIdentityCredential;
 use super::source::Fetch;
 use super::{
     AssertionAlgorithm, Credentials, DEFAULT_AUTHORITY_HOST, DEFAULT_REFRESH_COOLDOWN,
@@ -25,6 +27,10 @@ use crate::secret::Secret;
 #[derive(Debug)]
 pub(super) enum AppCredential {
     Secret(Secret),
+    /// A client secret read from this file at each token request.
+    SecretFile(PathBuf),
+    /// The workload's own token, read from this file at each token request.
+    WorkloadIdentity(PathBuf),
     Certificate {
         certificate_file: PathBuf,
         private_key_file: PathBuf,
@@ -33,7 +39,8 @@ pub(super) enum AppCredential {
 }
 
 /// Builds OAuth [`Credentials`]: made by [`Credentials::client_secret`],
-/// [`Credentials::client_certificate`] or [`Credentials::token_provider`], then configured
+/// [`Credentials::client_secret_file`], [`Credentials::client_certificate`],
+/// [`Credentials::workload_identity`] or [`Credentials::token_provider`], then configured
 /// (login host, refresh margin, retries, cache store, HTTP client) and [built](Self::build).
 #[must_use]
 #[derive(Debug)]
@@ -199,27 +206,47 @@ impl CredentialsBuilder {
         };
         let url = token_endpoint_url(&authority_host, &tenant);
         let endpoint = TokenEndpoint::new(url.clone(), http, self.retry);
-        let (source, uses_certificate): (Arc<dyn Fetch>, bool) = match secret {
+        let (source, kind): (Arc<dyn Fetch>, CredentialKind) = match secret {
             AppCredential::Certificate {
                 certificate_file,
                 private_key_file,
-            } => (
-                Arc::new(ClientCertificateCredential::from_pem_files(
+            } => {
+                let credential = ClientCertificateCredential::from_pem_files(
                     endpoint,
                     client.clone(),
                     &certificate_file,
                     &private_key_file,
                     self.algorithm,
-                )?),
-                true,
-            ),
+                )?;
+                let kind = CredentialKind::Certificate {
+                    not_after: credential.not_after(),
+                    file: certificate_file,
+                };
+                (Arc::new(credential), kind)
+            }
             AppCredential::Secret(secret) if !secret.is_empty() => (
                 Arc::new(ClientSecretCredential::new(
                     endpoint,
                     client.clone(),
                     secret,
                 )),
-                false,
+                CredentialKind::Secret,
+            ),
+            AppCredential::SecretFile(path) => (
+                Arc::new(ClientSecretCredential::from_file(
+                    endpoint,
+                    client.clone(),
+                    path.clone(),
+                )),
+                CredentialKind::SecretFile(path),
+            ),
+            AppCredential::WorkloadIdentity(path) => (
+                Arc::new(WorkloadIdentityCredential::new(
+                    endpoint,
+                    client.clone(),
+                    path.clone(),
+                )),
+                CredentialKind::WorkloadIdentity(path),
             ),
             AppCredential::Secret(_) | AppCredential::Source(_) => {
                 return Err(Error::settings(
@@ -231,12 +258,14 @@ impl CredentialsBuilder {
         Ok(OAuth {
             source,
             cache,
-            key_prefix: format!("{authority_host}|{tenant}|{client}|"),
+            // The kind first: a secret and a federated token of one app are different
+            // credentials, and must not share (or poison) each other's cached tokens.
+            key_prefix: format!("{}|{authority_host}|{tenant}|{client}|", kind.cache_tag()),
             authority_host: Some(authority_host),
             tenant_id: Some(tenant),
             client_id: Some(client),
             token_endpoint: Some(url),
-            uses_certificate,
+            kind,
             secret_expires: self.secret_expires,
         })
     }

@@ -94,6 +94,8 @@ mod claims;
 mod client_secret;
 mod endpoint;
 mod entra_error;
+mod federated;
+mod file;
 mod source;
 mod token;
 
@@ -115,6 +117,7 @@ use crate::error::{Error, Result};
 use crate::expiry::ExpiryDate;
 use crate::secret::Secret;
 use cache::TokenCache;
+use check::CredentialKind;
 #[cfg(feature = "graph")]
 pub(crate) use endpoint::endpoint_error;
 use source::{CustomSource, Fetch};
@@ -156,13 +159,14 @@ enum Inner {
 struct OAuth {
     source: Arc<dyn Fetch>,
     cache: TokenCache,
-    /// `{authority}|{tenant}|{client_id}|`, the cache key without the scope.
+    /// `{kind}|{authority}|{tenant}|{client_id}|`, the cache key without the scope.
     key_prefix: String,
     authority_host: Option<String>,
     tenant_id: Option<String>,
     client_id: Option<String>,
     token_endpoint: Option<String>,
-    uses_certificate: bool,
+    /// Which credential, and where it comes from, for `check`.
+    kind: CredentialKind,
     secret_expires: Option<ExpiryDate>,
 }
 
@@ -186,7 +190,7 @@ impl OAuth {
             tenant_id,
             client_id,
             token_endpoint: None,
-            uses_certificate: false,
+            kind: CredentialKind::Provider,
             secret_expires: None,
         }
     }

@@ -163,7 +163,7 @@ impl CredentialsBuilder {
     pub fn build(self) -> Result<Credentials> {
         let oauth = self.oauth()?;
         Ok(Credentials {
-            inner: Arc::new(Inner::OAuth(oauth)),
+            inner: Arc::new(Inner::OAuth(Box::new(oauth))),
         })
     }
 

@@ -59,9 +59,6 @@ impl Credentials {
             }
             Err(error) => steps.push(CheckStep::from_error("token", &error)),
         }
-        if oauth.token_endpoint.is_some() {
-            steps.push(CheckStep::ok("credential", oauth.kind.describe()));
-        }
         match &oauth.kind {
             CredentialKind::Secret => steps.push(secret_expiry_step(oauth.secret_expires)),
             // A vault rotates it: its date is known only if the caller says so.
@@ -72,6 +69,10 @@ impl Credentials {
                 steps.push(certificate_expiry_step(*not_after));
             }
             _ => {}
+        }
+        // Last, so that the steps before it keep their places for callers that index them.
+        if oauth.token_endpoint.is_some() {
+            steps.push(CheckStep::ok("credential", oauth.kind.describe()));
         }
         steps
     }

@@ -112,9 +112,11 @@ impl Credentials {
     ///
     /// [`Error::InvalidSettings`] naming the first variable that is missing or empty.
     pub fn workload_identity_from_env() -> Result<CredentialsBuilder> {
-        Self::workload_identity_from_vars(std::env::vars_os().filter_map(|(key, value)| {
-            Some((key.into_string().ok()?, value.into_string().ok()?))
-        }))
+        Self::workload_identity_from_vars(
+            std::env::vars_os().filter_map(|(key, value)| {
+                Some((key.into_string().ok()?, value.into_string().ok()?))
+            }),
+        )
     }
 
     /// [`Credentials::workload_identity_from_env`] from these `(name, value)` pairs instead
@@ -171,9 +173,17 @@ impl Credentials {
                 )
             })
         };
-        let client = required(client, CLIENT_ID_VAR, "the client id of the app registration or user-assigned managed identity with the federated credential")?;
+        let client = required(
+            client,
+            CLIENT_ID_VAR,
+            "the client id of the app registration or user-assigned managed identity with the federated credential",
+        )?;
         let tenant = required(tenant, TENANT_ID_VAR, "the Directory (tenant) ID")?;
-        let file = required(file, TOKEN_FILE_VAR, "the path of the workload's token file")?;
+        let file = required(
+            file,
+            TOKEN_FILE_VAR,
+            "the path of the workload's token file",
+        )?;
         let builder = Self::workload_identity(tenant, client, file);
         Ok(match host {
             Some(host) => builder.authority_host(host),

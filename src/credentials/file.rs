@@ -18,7 +18,10 @@ pub(super) async fn read_credential_file(
         // The OS error text names the failure (not found, permission denied), not the data.
         Error::InvalidCredential {
             setting,
-            reason: format!("cannot read the {what} file `{}`: {e}; {fix}", path.display()),
+            reason: format!(
+                "cannot read the {what} file `{}`: {e}; {fix}",
+                path.display()
+            ),
         }
     })?;
     // Read as text without echoing any of it: invalid UTF-8 is reported by position only.

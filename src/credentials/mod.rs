@@ -150,8 +150,12 @@ pub struct Credentials {
 
 #[derive(Debug)]
 enum Inner {
-    OAuth(OAuth),
-    Basic { user_name: String, password: Secret },
+    /// Boxed: far larger than the other variants, and behind an `Arc` anyway.
+    OAuth(Box<OAuth>),
+    Basic {
+        user_name: String,
+        password: Secret,
+    },
     Anonymous,
 }
 
@@ -261,7 +265,7 @@ impl Credentials {
         );
         let oauth = OAuth::from_source(Arc::new(source), cache, None, None);
         Self {
-            inner: Arc::new(Inner::OAuth(oauth)),
+            inner: Arc::new(Inner::OAuth(Box::new(oauth))),
         }
     }
 

@@ -6,12 +6,15 @@ mod support;
 
 mod cache;
 mod cancellation;
+mod certificate_expiry;
 mod check;
 mod clouds;
 mod entra_errors;
+mod federated;
 mod hardening;
 mod helpers;
 mod kinds;
 mod refresh;
 mod requests;
+mod secret_file;
 mod secrets;

@@ -11,10 +11,10 @@ use super::check::CredentialKind;
 use super::client_secret::ClientSecretCredential;
 use super::endpoint::{TokenEndpoint, token_endpoint_url};
 use super::federated::WorkloadIdentityCredential;
-use super::source::Fetch;
+use super::source::{CustomSource, Fetch};
 use super::{
     AssertionAlgorithm, Credentials, DEFAULT_AUTHORITY_HOST, DEFAULT_REFRESH_COOLDOWN,
-    DEFAULT_REFRESH_MARGIN, InMemoryTokenCache, Inner, OAuth, TokenCacheStore, TokenProvider,
+    DEFAULT_REFRESH_MARGIN, InMemoryTokenCache, Inner, TokenCacheStore, TokenProvider,
 };
 use crate::error::{Error, Result};
 use crate::expiry::ExpiryDate;
@@ -22,6 +22,48 @@ use crate::http::{HttpOptions, http_client};
 use crate::net::https_url;
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
+
+/// Built OAuth credentials: the token source, its cache and what `check` reports.
+#[derive(Debug)]
+pub(super) struct OAuth {
+    pub(super) source: Arc<dyn Fetch>,
+    pub(super) cache: TokenCache,
+    /// The cache key without the scope: `{kind}|{authority}|{tenant}|{client_id}|`.
+    pub(super) key_prefix: String,
+    pub(super) authority_host: Option<String>,
+    pub(super) tenant_id: Option<String>,
+    pub(super) client_id: Option<String>,
+    pub(super) token_endpoint: Option<String>,
+    /// Which credential, and where it comes from, for `check`.
+    pub(super) kind: CredentialKind,
+    pub(super) secret_expires: Option<ExpiryDate>,
+}
+
+impl OAuth {
+    pub(super) fn from_source(
+        source: Arc<dyn TokenProvider>,
+        cache: TokenCache,
+        tenant_id: Option<String>,
+        client_id: Option<String>,
+    ) -> Self {
+        let key_prefix = format!(
+            "token-source|{}|{}|",
+            tenant_id.as_deref().unwrap_or(""),
+            client_id.as_deref().unwrap_or("")
+        );
+        Self {
+            source: Arc::new(CustomSource(source)),
+            cache,
+            key_prefix,
+            authority_host: None,
+            tenant_id,
+            client_id,
+            token_endpoint: None,
+            kind: CredentialKind::Provider,
+            secret_expires: None,
+        }
+    }
+}
 
 /// How the app proves who it is.
 #[derive(Debug)]

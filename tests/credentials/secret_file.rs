@@ -91,6 +91,8 @@ async fn a_refused_secret_from_a_file_is_redacted_from_what_the_endpoint_echoes(
     let credentials = from_file(&server, &file).build().unwrap();
     let error = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
     assert!(error.remedy().unwrap().contains("Value"), "{error}");
+    // The echo reached the error, cleaned of the secret read from the file.
+    assert!(error.to_string().contains("bad secret in"), "{error}");
     assert_no_secrets(&format!("{error} {error:?}"), &[SECRET]);
 }
 

@@ -7,15 +7,17 @@ use std::time::Duration;
 
 use super::cache::TokenCache;
 use super::certificate::ClientCertificateCredential;
+use super::check::CredentialKind;
 use super::client_secret::ClientSecretCredential;
 use super::endpoint::{TokenEndpoint, token_endpoint_url};
+use super::federated::WorkloadIdentityCredential;
 use super::managed_identity::{
     CONNECT_TIMEOUT, IMDS_ENDPOINT, IdentityHost, ManagedIdentityCredential, REQUEST_TIMEOUT,
 };
-use super::source::Fetch;
+use super::source::{CustomSource, Fetch};
 use super::{
     AssertionAlgorithm, Credentials, DEFAULT_AUTHORITY_HOST, DEFAULT_REFRESH_COOLDOWN,
-    DEFAULT_REFRESH_MARGIN, InMemoryTokenCache, Inner, OAuth, TokenCacheStore, TokenProvider,
+    DEFAULT_REFRESH_MARGIN, InMemoryTokenCache, Inner, TokenCacheStore, TokenProvider,
 };
 use crate::error::{Error, Result};
 use crate::expiry::ExpiryDate;
@@ -24,10 +26,56 @@ use crate::net::{https_url, local_service_url};
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 
+/// Built OAuth credentials: the token source, its cache and what `check` reports.
+#[derive(Debug)]
+pub(super) struct OAuth {
+    pub(super) source: Arc<dyn Fetch>,
+    pub(super) cache: TokenCache,
+    /// The cache key without the scope: `{kind}|{authority}|{tenant}|{client_id}|`.
+    pub(super) key_prefix: String,
+    pub(super) authority_host: Option<String>,
+    pub(super) tenant_id: Option<String>,
+    pub(super) client_id: Option<String>,
+    pub(super) token_endpoint: Option<String>,
+    /// Which credential, and where it comes from, for `check`.
+    pub(super) kind: CredentialKind,
+    pub(super) secret_expires: Option<ExpiryDate>,
+}
+
+impl OAuth {
+    pub(super) fn from_source(
+        source: Arc<dyn TokenProvider>,
+        cache: TokenCache,
+        tenant_id: Option<String>,
+        client_id: Option<String>,
+    ) -> Self {
+        let key_prefix = format!(
+            "token-source|{}|{}|",
+            tenant_id.as_deref().unwrap_or(""),
+            client_id.as_deref().unwrap_or("")
+        );
+        Self {
+            source: Arc::new(CustomSource(source)),
+            cache,
+            key_prefix,
+            authority_host: None,
+            tenant_id,
+            client_id,
+            token_endpoint: None,
+            kind: CredentialKind::Provider,
+            secret_expires: None,
+        }
+    }
+}
+
 /// How the app proves who it is.
 #[derive(Debug)]
 pub(super) enum AppCredential {
     Secret(Secret),
+    /// A client secret read from this file at each token request.
+    SecretFile(PathBuf),
+    /// The workload's own token, read from this file at each token request.
+    WorkloadIdentity(PathBuf),
     Certificate {
         certificate_file: PathBuf,
         private_key_file: PathBuf,
@@ -41,7 +89,8 @@ pub(super) enum AppCredential {
 }
 
 /// Builds OAuth [`Credentials`]: made by [`Credentials::client_secret`],
-/// [`Credentials::client_certificate`], [`Credentials::managed_identity`] or
+/// [`Credentials::client_secret_file`], [`Credentials::client_certificate`],
+/// [`Credentials::workload_identity`], [`Credentials::managed_identity`] or
 /// [`Credentials::token_provider`], then configured
 /// (login host, refresh margin, retries, cache store, HTTP client) and [built](Self::build).
 #[must_use]
@@ -206,14 +255,13 @@ impl CredentialsBuilder {
                 return Ok(OAuth::from_source(source, cache, tenant_id, client_id));
             }
             AppCredential::ManagedIdentity { app_service } => {
-                let endpoint = self.managed_identity_endpoint;
                 let identity = self
                     .managed_identity_client_id
                     .as_deref()
                     .and_then(non_blank);
                 return managed_identity(
                     app_service,
-                    endpoint,
+                    self.managed_identity_endpoint,
                     identity,
                     self.http_client,
                     self.retry,
@@ -243,48 +291,69 @@ impl CredentialsBuilder {
         };
         let url = token_endpoint_url(&authority_host, &tenant);
         let endpoint = TokenEndpoint::new(url.clone(), http, self.retry);
-        let (source, uses_certificate): (Arc<dyn Fetch>, bool) = match secret {
+        let (source, kind): (Arc<dyn Fetch>, CredentialKind) = match secret {
             AppCredential::Certificate {
                 certificate_file,
                 private_key_file,
-            } => (
-                Arc::new(ClientCertificateCredential::from_pem_files(
+            } => {
+                let credential = ClientCertificateCredential::from_pem_files(
                     endpoint,
                     client.clone(),
                     &certificate_file,
                     &private_key_file,
                     self.algorithm,
-                )?),
-                true,
-            ),
+                )?;
+                let kind = CredentialKind::Certificate {
+                    not_after: credential.not_after(),
+                    file: certificate_file,
+                };
+                (Arc::new(credential), kind)
+            }
             AppCredential::Secret(secret) if !secret.is_empty() => (
                 Arc::new(ClientSecretCredential::new(
                     endpoint,
                     client.clone(),
                     secret,
                 )),
-                false,
+                CredentialKind::Secret,
+            ),
+            AppCredential::SecretFile(path) => (
+                Arc::new(ClientSecretCredential::from_file(
+                    endpoint,
+                    client.clone(),
+                    path.clone(),
+                )),
+                CredentialKind::SecretFile(path),
+            ),
+            AppCredential::WorkloadIdentity(path) => (
+                Arc::new(WorkloadIdentityCredential::new(
+                    endpoint,
+                    client.clone(),
+                    path.clone(),
+                )),
+                CredentialKind::WorkloadIdentity(path),
             ),
             AppCredential::Secret(_)
             | AppCredential::Source(_)
             | AppCredential::ManagedIdentity { .. } => {
                 return Err(Error::settings(
                     "client_secret",
-                    "OAuth needs a credential: set `client_secret` (the secret's Value), or both `client_certificate_file` and `client_private_key_file`",
+                    "OAuth needs a credential: a client secret (its Value, or a file holding it), a certificate and its private key, a managed identity, or a federated token file",
                 ));
             }
         };
         Ok(OAuth {
             source,
             cache,
-            key_prefix: format!("{authority_host}|{tenant}|{client}|"),
+            // The kind first: a secret and a federated token of one app are different
+            // credentials, and must not share (or poison) each other's cached tokens.
+            key_prefix: format!("{}|{authority_host}|{tenant}|{client}|", kind.cache_tag()),
             authority_host: Some(authority_host),
             tenant_id: Some(tenant),
             client_id: Some(client),
             token_endpoint: Some(url),
-            uses_certificate,
+            kind,
             secret_expires: self.secret_expires,
-            managed_identity: None,
         })
     }
 }
@@ -326,21 +395,21 @@ fn managed_identity(
     };
     let credential =
         ManagedIdentityCredential::new(url.clone(), host, client_id.clone(), http, retry);
-    let described = credential.describe();
+    let kind = CredentialKind::ManagedIdentity(credential.describe());
     Ok(OAuth {
         source: Arc::new(credential),
         cache,
         key_prefix: format!(
-            "managed-identity|{url}|{}|",
+            "{}|{url}|{}|",
+            kind.cache_tag(),
             client_id.as_deref().unwrap_or("")
         ),
         authority_host: None,
         tenant_id: None,
         client_id,
         token_endpoint: Some(url),
-        uses_certificate: false,
+        kind,
         secret_expires: None,
-        managed_identity: Some(described),
     })
 }
 

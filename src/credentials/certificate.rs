@@ -51,6 +51,7 @@ pub struct ClientCertificateCredential {
     x5t: String,
     x5t_s256: String,
     algorithm: AssertionAlgorithm,
+    not_after: Option<time::OffsetDateTime>,
 }
 
 /// The claims Entra ID requires in a client assertion.
@@ -111,6 +112,7 @@ impl ClientCertificateCredential {
             x5t: thumbprint(&digest::SHA1_FOR_LEGACY_USE_ONLY),
             x5t_s256: thumbprint(&digest::SHA256),
             algorithm,
+            not_after: not_after(&certificate),
         };
         // Sign once now, so a bad key fails at start-up rather than at the first email.
         credential
@@ -120,6 +122,11 @@ impl ClientCertificateCredential {
                 reason: "the key cannot sign (it must be an RSA key of 2048 bits or more)".into(),
             })?;
         Ok(credential)
+    }
+
+    /// When the certificate expires (its notAfter), if it could be read.
+    pub(crate) fn not_after(&self) -> Option<time::OffsetDateTime> {
+        self.not_after
     }
 
     /// A new signed client assertion valid from `now` for ten minutes.
@@ -149,6 +156,14 @@ impl ClientCertificateCredential {
     }
 }
 
+/// The certificate's notAfter, read with an X.509 parser; `None` when the DER is not a
+/// certificate it understands (Entra ID then refuses it, with its own error).
+fn not_after(certificate: &[u8]) -> Option<time::OffsetDateTime> {
+    x509_parser::parse_x509_certificate(certificate)
+        .ok()
+        .map(|(_, parsed)| parsed.validity().not_after.to_datetime())
+}
+
 impl fmt::Debug for ClientCertificateCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientCertificateCredential")
@@ -157,6 +172,7 @@ impl fmt::Debug for ClientCertificateCredential {
             .field("key", &REDACTED)
             .field("x5t#S256", &self.x5t_s256)
             .field("algorithm", &self.algorithm)
+            .field("not_after", &self.not_after)
             .finish()
     }
 }

@@ -1,6 +1,8 @@
 //! What `check` reports about the credentials: a token can be had, it carries the
-//! permission, and the client secret is not about to expire.
+//! permission, which credential is used and where it comes from, and the client secret or
+//! certificate is not about to expire.
 
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use super::managed_identity::APP_ROLE_REMEDY;
@@ -11,10 +13,11 @@ use crate::expiry::ExpiryDate;
 impl Credentials {
     /// Building blocks of a transport's `check`: `token` (a token for `scope` can be had),
     /// `permission` (each of `required_roles`, e.g. `Mail.Send`, is in the token's `roles`;
-    /// if not, why and the admin-consent URL) and `secret expiry` (from
-    /// `client_secret_expires`: warning within 30 days, failure after). Basic and anonymous
-    /// credentials report one `credentials` step; a managed identity starts with a
-    /// `credentials` step naming its kind and endpoint.
+    /// if not, why and the admin-consent URL), `credential` (which kind is used and where it
+    /// comes from: a file's path, never its content), and `secret expiry` (from
+    /// `client_secret_expires`) or `certificate expiry` (the certificate's notAfter): warning
+    /// within 30 days, failure after. Basic and anonymous credentials report one
+    /// `credentials` step.
     pub async fn check_steps(&self, scope: &str, required_roles: &[&str]) -> Vec<CheckStep> {
         let oauth = match &*self.inner {
             Inner::OAuth(oauth) => oauth,
@@ -32,7 +35,8 @@ impl Credentials {
             }
         };
         let mut steps = Vec::new();
-        if let Some(described) = &oauth.managed_identity {
+        // A managed identity has no app registration: say first which identity is asked.
+        if let CredentialKind::ManagedIdentity(described) = &oauth.kind {
             steps.push(CheckStep::ok("credentials", described.clone()));
         }
         match self.access_token(scope).await {
@@ -60,11 +64,22 @@ impl Credentials {
             }
             Err(error) => steps.push(CheckStep::from_error("token", &error)),
         }
-        if !oauth.uses_certificate
-            && oauth.token_endpoint.is_some()
-            && oauth.managed_identity.is_none()
+        match &oauth.kind {
+            CredentialKind::Secret => steps.push(secret_expiry_step(oauth.secret_expires)),
+            // A vault rotates it: its date is known only if the caller says so.
+            CredentialKind::SecretFile(_) if oauth.secret_expires.is_some() => {
+                steps.push(secret_expiry_step(oauth.secret_expires));
+            }
+            CredentialKind::Certificate { not_after, .. } => {
+                steps.push(certificate_expiry_step(*not_after));
+            }
+            _ => {}
+        }
+        // Last, so that the steps before it keep their places for callers that index them.
+        if oauth.token_endpoint.is_some()
+            && !matches!(oauth.kind, CredentialKind::ManagedIdentity(_))
         {
-            steps.push(secret_expiry_step(oauth.secret_expires));
+            steps.push(CheckStep::ok("credential", oauth.kind.describe()));
         }
         steps
     }
@@ -96,7 +111,7 @@ impl Credentials {
             );
         }
         if let Inner::OAuth(oauth) = &*self.inner
-            && oauth.managed_identity.is_some()
+            && matches!(oauth.kind, CredentialKind::ManagedIdentity(_))
         {
             return CheckStep::failed(
                 "permission",
@@ -159,6 +174,93 @@ fn secret_expiry_step(expires: Option<ExpiryDate>) -> CheckStep {
         CheckStep::ok(
             NAME,
             format!("the client secret expires on {date}, in {days} days"),
+        )
+    }
+}
+
+/// Which credential the app signs in with, and where it comes from.
+#[derive(Debug, Clone)]
+pub(super) enum CredentialKind {
+    /// A client secret given as a value.
+    Secret,
+    /// A client secret read from this file at each token request.
+    SecretFile(PathBuf),
+    /// A certificate (this file) and its private key.
+    Certificate {
+        file: PathBuf,
+        not_after: Option<time::OffsetDateTime>,
+    },
+    /// Workload identity federation with the token in this file.
+    WorkloadIdentity(PathBuf),
+    /// A caller's [`TokenProvider`](super::TokenProvider).
+    Provider,
+    /// The host's managed identity: which one, and its endpoint (never App Service's header).
+    ManagedIdentity(String),
+}
+
+impl CredentialKind {
+    /// The first part of the cache key: different kinds never share cached tokens.
+    pub(super) fn cache_tag(&self) -> &'static str {
+        match self {
+            Self::Secret => "secret",
+            Self::SecretFile(_) => "secret-file",
+            Self::Certificate { .. } => "certificate",
+            Self::WorkloadIdentity(_) => "workload-identity",
+            Self::Provider => "token-source",
+            Self::ManagedIdentity(_) => "managed-identity",
+        }
+    }
+
+    /// For `check`: the kind and its origin (a path, never a value).
+    fn describe(&self) -> String {
+        match self {
+            Self::Secret => "client secret (from the settings)".to_owned(),
+            Self::SecretFile(path) => format!(
+                "client secret read from the file {} at each token request",
+                path.display()
+            ),
+            Self::Certificate { file, .. } => {
+                format!("certificate {} with its private key", file.display())
+            }
+            Self::WorkloadIdentity(path) => format!(
+                "workload identity federation: the token in {} is read at each token request",
+                path.display()
+            ),
+            Self::Provider => "a token provider".to_owned(),
+            Self::ManagedIdentity(described) => described.clone(),
+        }
+    }
+}
+
+fn certificate_expiry_step(not_after: Option<time::OffsetDateTime>) -> CheckStep {
+    const NAME: &str = "certificate expiry";
+    let renew = "create a new certificate, upload it under Certificates & secrets of the app registration, then update `client_certificate_file` and `client_private_key_file`";
+    let Some(not_after) = not_after else {
+        return CheckStep::warning(
+            NAME,
+            "the certificate's expiry date cannot be read",
+            "check that `client_certificate_file` holds the X.509 certificate uploaded to the app registration",
+        );
+    };
+    let date = not_after.date();
+    let left = not_after - time::OffsetDateTime::now_utc();
+    let days = left.whole_days();
+    if left.is_negative() {
+        CheckStep::failed(
+            NAME,
+            format!("the certificate expired on {date}"),
+            Some(renew.to_owned()),
+        )
+    } else if days <= 30 {
+        CheckStep::warning(
+            NAME,
+            format!("the certificate expires on {date}, in {days} days"),
+            renew,
+        )
+    } else {
+        CheckStep::ok(
+            NAME,
+            format!("the certificate expires on {date}, in {days} days"),
         )
     }
 }

@@ -145,7 +145,19 @@ fn remedy_for_code(code: u64) -> Option<&'static str> {
             "the certificate was not accepted: upload the certificate (`client_certificate_file`, as .cer/.pem) under Certificates & secrets of the app registration, and sign with its matching key (`client_private_key_file`)"
         }
         700_024 => {
-            "the client assertion is outside its valid time range: correct this machine's clock (enable NTP time sync)"
+            "the client assertion is outside its valid time range: with workload identity federation, the token in `federated_token_file` has expired — the platform that writes it is not rotating it (on AKS, check that the workload-identity webhook's projected token volume is mounted and the pod is running), or the Federated credentials entry was created for a token of another lifetime; with a certificate, correct this machine's clock (enable NTP time sync)"
+        }
+        70_021 => {
+            "no federated credential matches the workload's token: in the app registration (or user-assigned managed identity) open Certificates & secrets → Federated credentials and add one whose issuer, subject and audience equal the token's `iss`, `sub` and `aud` (on AKS: the cluster's OIDC issuer URL, `system:serviceaccount:{namespace}:{service account}` and `api://AzureADTokenExchange`)"
+        }
+        700_211 => {
+            "the workload's token has an issuer no federated credential trusts: in the app registration's Certificates & secrets → Federated credentials, set the Issuer to the token's `iss` exactly (on AKS, the cluster's OIDC issuer URL from `az aks show --query oidcIssuerProfile.issuerUrl`, trailing slash included)"
+        }
+        700_212 => {
+            "the workload's token has the wrong audience: in the app registration's Certificates & secrets → Federated credentials the Audience must be `api://AzureADTokenExchange`, and the platform must issue the token for that audience (on AKS the workload-identity webhook does)"
+        }
+        700_213 => {
+            "the workload's token has a subject no federated credential matches: in the app registration's Certificates & secrets → Federated credentials, set the Subject identifier to the token's `sub` exactly (on AKS `system:serviceaccount:{namespace}:{service account}`)"
         }
         65_001 | 650_056 | 650_057 => {
             "admin consent is missing: under API permissions add the Application permission (Mail.Send) and click Grant admin consent"

@@ -2,8 +2,7 @@
 //! Authentication Mode.
 //!
 //! With `auth_mode = "oauth"` it fetches access tokens from Microsoft Entra ID with the
-//! OAuth 2.0 client-credentials grant — with a client secret or a certificate — or from the
-//! Azure host's [managed identity](#managed-identity), caches them,
+//! OAuth 2.0 client-credentials grant — with a client secret or a certificate — caches them,
 //! and hands them to the Graph transport (as a bearer token) and the SMTP transport (as
 //! XOAUTH2). With `auth_mode = "basic"` it holds the user name and password; with `none` it
 //! holds nothing. A host app switches between them by changing one setting, not its code.
@@ -58,11 +57,45 @@
 //! # Ok::<(), mail_connector::Error>(())
 //! ```
 //!
+//! # Workload identity federation
+//!
+//! No secret at all: the app registration trusts a token the workload already has — a
+//! Kubernetes service-account token, a GitHub Actions OIDC token, any OIDC issuer's — and that
+//! token, read from a file at every token request, is the client assertion. In the app
+//! registration (or a user-assigned managed identity) open *Certificates & secrets →
+//! Federated credentials → Add credential* and enter, exactly as they appear in the
+//! workload's token:
+//! - **Issuer** (`iss`): on AKS the cluster's OIDC issuer URL
+//!   (`az aks show --query oidcIssuerProfile.issuerUrl`); for GitHub Actions
+//!   `https://token.actions.githubusercontent.com`;
+//! - **Subject identifier** (`sub`): on AKS `system:serviceaccount:{namespace}:{service account}`;
+//!   for GitHub Actions e.g. `repo:{org}/{repo}:environment:{environment}`;
+//! - **Audience** (`aud`): `api://AzureADTokenExchange`.
+//!
+//! Then add `Mail.Send` and grant admin consent as above. On AKS, label the pod
+//! `azure.workload.identity/use: "true"` and annotate its service account with
+//! `azure.workload.identity/client-id`; the webhook then sets `AZURE_CLIENT_ID`,
+//! `AZURE_TENANT_ID`, `AZURE_FEDERATED_TOKEN_FILE` and `AZURE_AUTHORITY_HOST`, which
+//! [`Credentials::workload_identity_from_env`] reads. Elsewhere use
+//! [`Credentials::workload_identity`] with the token file's path. A token whose issuer,
+//! subject or audience matches no federated credential is refused with AADSTS700211, 700213 or
+//! 700212, and an expired one (a file no longer rotated) with AADSTS700024;
+//! [`Error::remedy`] names the field to fix.
+//!
+//! # A secret a vault rotates
+//!
+//! When a secret cannot be avoided, let a vault own it: mount the Key Vault secret into the
+//! container (the Secrets Store CSI driver) or have a vault agent write it to a file, and use
+//! [`Credentials::client_secret_file`]. The file is read at every token request, so a rotated
+//! secret is used without a restart; errors and `check` name the file, never its content. Set
+//! [`CredentialsBuilder::secret_expiry`] only if the expiry is known. With a certificate,
+//! `check` reads its notAfter and warns 30 days ahead.
+//!
 //! # Caching
 //!
-//! Tokens are cached per (login host, tenant, client id, scope) and reused until
-//! [`CredentialsBuilder::refresh_margin`] (5 minutes, at most half the token's lifetime)
-//! before they expire. When a token is missing or expired, one request goes to Entra ID while
+//! Tokens are cached per (credential kind, login host, tenant, client id, scope) and reused
+//! until [`CredentialsBuilder::refresh_margin`] (5 minutes, at most half the token's
+//! lifetime) before they expire. When a token is missing or expired, one request goes to Entra ID while
 //! concurrent callers wait for its result. A token that is due but still valid is refreshed
 //! with a single request (no retries) while other callers keep using it; if that refresh
 //! fails, the cached token is used and the next attempt waits for the endpoint's
@@ -128,8 +161,10 @@
 //!
 //! # Standing alone
 //!
-//! [`Credentials::client_secret`], [`Credentials::client_certificate`],
-//! [`Credentials::managed_identity`] and [`Credentials::token_provider`] build OAuth credentials from their own arguments;
+//! [`Credentials::client_secret`], [`Credentials::client_secret_file`],
+//! [`Credentials::client_certificate`], [`Credentials::workload_identity`],
+//! [`Credentials::managed_identity`] and [`Credentials::token_provider`] build OAuth
+//! credentials from their own arguments;
 //! [`ConnectorSettings::credentials`](crate::ConnectorSettings::credentials) maps the admin
 //! screen onto them. This module never reads the settings.
 
@@ -141,6 +176,8 @@ mod claims;
 mod client_secret;
 mod endpoint;
 mod entra_error;
+mod federated;
+mod file;
 mod managed_identity;
 mod source;
 mod token;
@@ -149,8 +186,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use builder::AppCredential;
 pub use builder::CredentialsBuilder;
+use builder::{AppCredential, OAuth};
 pub use cache::{InMemoryTokenCache, TokenCacheStore};
 pub use certificate::AssertionAlgorithm;
 pub use claims::TokenClaims;
@@ -161,12 +198,10 @@ pub use token::AccessToken;
 
 use crate::check::CheckStep;
 use crate::error::{Error, Result};
-use crate::expiry::ExpiryDate;
 use crate::secret::Secret;
 use cache::TokenCache;
 #[cfg(feature = "graph")]
 pub(crate) use endpoint::endpoint_error;
-use source::{CustomSource, Fetch};
 
 /// The suffix of every client-credentials scope: `{resource}/.default`.
 pub const GRAPH_SCOPE_SUFFIX: &str = "/.default";
@@ -196,52 +231,13 @@ pub struct Credentials {
 
 #[derive(Debug)]
 enum Inner {
+    /// Boxed: far larger than the other variants, and behind an `Arc` anyway.
     OAuth(Box<OAuth>),
-    Basic { user_name: String, password: Secret },
+    Basic {
+        user_name: String,
+        password: Secret,
+    },
     Anonymous,
-}
-
-#[derive(Debug)]
-struct OAuth {
-    source: Arc<dyn Fetch>,
-    cache: TokenCache,
-    /// `{authority}|{tenant}|{client_id}|`, the cache key without the scope.
-    key_prefix: String,
-    authority_host: Option<String>,
-    tenant_id: Option<String>,
-    client_id: Option<String>,
-    token_endpoint: Option<String>,
-    uses_certificate: bool,
-    secret_expires: Option<ExpiryDate>,
-    /// For a managed identity: its kind and endpoint, for `check` (never the header).
-    managed_identity: Option<String>,
-}
-
-impl OAuth {
-    fn from_source(
-        source: Arc<dyn TokenProvider>,
-        cache: TokenCache,
-        tenant_id: Option<String>,
-        client_id: Option<String>,
-    ) -> Self {
-        let key_prefix = format!(
-            "token-source|{}|{}|",
-            tenant_id.as_deref().unwrap_or(""),
-            client_id.as_deref().unwrap_or("")
-        );
-        Self {
-            source: Arc::new(CustomSource(source)),
-            cache,
-            key_prefix,
-            authority_host: None,
-            tenant_id,
-            client_id,
-            token_endpoint: None,
-            uses_certificate: false,
-            secret_expires: None,
-            managed_identity: None,
-        }
-    }
 }
 
 impl Credentials {

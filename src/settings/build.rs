@@ -119,9 +119,12 @@ impl ConnectorSettings {
 
     /// A builder for the OAuth credentials these settings describe — by
     /// [`oauth_credential_kind`](Self::oauth_credential_kind): the app registration's client
-    /// secret or certificate (`tenant_id`, `oauth_client_id`, `client_secret` or the
-    /// certificate files), or the resource's managed identity (`managed_identity_client_id`,
-    /// `managed_identity_endpoint`) — with `authority_host` or `cloud`, `tls_ca_file` and
+    /// secret (`client_secret`, or `client_secret_file` read at every token request) or
+    /// certificate (the certificate files), with `tenant_id` and `oauth_client_id`; the
+    /// resource's managed identity (`managed_identity_client_id`,
+    /// `managed_identity_endpoint`); or workload identity federation (`federated_token_file`,
+    /// with the `AZURE_*` variables filling what the settings lack) — with `authority_host` or
+    /// `cloud`, `tls_ca_file` and
     /// `client_secret_expires`, to configure further (a shared cache store, an HTTP client)
     /// before building.
     ///
@@ -134,7 +137,7 @@ impl ConnectorSettings {
 
         let tenant = non_blank(self.tenant_id.as_deref()).unwrap_or_default();
         let client = non_blank(self.oauth_client_id.as_deref()).unwrap_or_default();
-        let mut builder = match self.oauth_credential_kind() {
+        let builder = match self.oauth_credential_kind() {
             Some(OAuthCredential::ManagedIdentity) => {
                 let mut builder = Credentials::managed_identity();
                 if let Some(id) = non_blank(self.managed_identity_client_id.as_deref()) {
@@ -153,6 +156,28 @@ impl ConnectorSettings {
                     _ => Credentials::client_secret(tenant, client, Secret::default()),
                 }
             }
+            Some(OAuthCredential::WorkloadIdentity) => {
+                let ids = self.workload_identity(|name| std::env::var(name).ok());
+                let builder = Credentials::workload_identity(
+                    ids.tenant_id.unwrap_or_default(),
+                    ids.client_id.unwrap_or_default(),
+                    ids.token_file.unwrap_or_default(),
+                );
+                // The webhook's login host, unless the settings name one (or a cloud).
+                return Ok(self.common_credentials(
+                    builder.authority_host(
+                        ids.authority_host
+                            .unwrap_or_else(|| self.authority_host().to_owned()),
+                    ),
+                ));
+            }
+            Some(OAuthCredential::Secret) if self.client_secret_file.is_some() => {
+                Credentials::client_secret_file(
+                    tenant,
+                    client,
+                    self.client_secret_file.clone().unwrap_or_default(),
+                )
+            }
             _ => Credentials::client_secret(
                 tenant,
                 client,
@@ -160,13 +185,19 @@ impl ConnectorSettings {
             ),
         }
         .authority_host(self.authority_host());
+        Ok(self.common_credentials(builder))
+    }
+
+    /// What every OAuth credential takes from the settings besides its own fields.
+    #[cfg(feature = "oauth")]
+    fn common_credentials(&self, mut builder: CredentialsBuilder) -> CredentialsBuilder {
         if let Some(path) = &self.tls_ca_file {
             builder = builder.tls_ca_file(path);
         }
         if let Some(date) = self.client_secret_expires {
             builder = builder.secret_expiry(date);
         }
-        Ok(builder)
+        builder
     }
 
     /// A Graph transport builder for these settings: `user_name`, the app registration,

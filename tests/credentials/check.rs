@@ -41,7 +41,11 @@ fn date_in(days: i64) -> String {
 async fn check_reports_a_missing_application_permission_with_the_consent_url() {
     let steps = check_with_roles(&[], Some(&date_in(400))).await;
     let names: Vec<_> = steps.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["token", "permission", "secret expiry"]);
+    assert_eq!(
+        names,
+        ["token", "permission", "secret expiry", "credential"]
+    );
+    assert_eq!(steps[3].detail, "client secret (from the settings)");
     assert_eq!(steps[0].status, CheckStatus::Ok);
     assert!(steps[0].detail.contains(TENANT), "{}", steps[0].detail);
     let permission = &steps[1];

@@ -6,13 +6,16 @@ mod support;
 
 mod cache;
 mod cancellation;
+mod certificate_expiry;
 mod check;
 mod clouds;
 mod entra_errors;
+mod federated;
 mod hardening;
 mod helpers;
 mod kinds;
 mod managed_identity;
 mod refresh;
 mod requests;
+mod secret_file;
 mod secrets;

@@ -1,0 +1,126 @@
+//! A client secret kept in a file a vault rotates: read at each token request, named by its
+//! path in errors and `check`, never printed.
+
+use httpmock::Method::POST;
+use httpmock::{HttpMockRequest, MockServer};
+use mail_connector::credentials::CredentialsBuilder;
+use mail_connector::{CheckStatus, Credentials};
+
+use super::federated::{field, recording_endpoint};
+use crate::support::*;
+
+const ROTATED: &str = "Rt9Q~ROTATED-SECRET-VALUE-do-not-print";
+
+fn from_file(server: &MockServer, file: &std::path::Path) -> CredentialsBuilder {
+    Credentials::client_secret_file(TENANT, CLIENT_ID, file).authority_host(server.base_url())
+}
+
+#[tokio::test]
+async fn a_secret_rewritten_between_two_token_requests_is_sent_at_the_next() {
+    let (logs, _guard) = capture_logs();
+    let server = MockServer::start_async().await;
+    let forms = recording_endpoint(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mail-client-secret");
+    std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+    let credentials = from_file(&server, &file).build().unwrap();
+
+    let first = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    std::fs::write(&file, ROTATED).unwrap();
+    credentials.invalidate(&first);
+    let second = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    assert_eq!(second.expose_secret(), "token-2");
+
+    let forms = forms.lock().unwrap().clone();
+    assert_eq!(forms.len(), 2);
+    assert_eq!(field(&forms[0], "client_secret"), Some(SECRET));
+    assert_eq!(field(&forms[1], "client_secret"), Some(ROTATED));
+    for form in &forms {
+        assert_eq!(field(form, "client_id"), Some(CLIENT_ID));
+        assert_eq!(field(form, "client_assertion"), None);
+    }
+    assert_no_secrets(&format!("{credentials:?}"), &[SECRET, ROTATED]);
+    assert_no_secrets(&logs.text(), &[SECRET, ROTATED]);
+}
+
+#[tokio::test]
+async fn a_missing_or_empty_secret_file_names_the_path_never_a_secret() {
+    let server = MockServer::start_async().await;
+    let forms = recording_endpoint(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("missing-secret");
+    let credentials = from_file(&server, &file).build().unwrap();
+    let error = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains(&file.display().to_string()) && text.contains("client_secret_file"),
+        "{text}"
+    );
+
+    std::fs::write(&file, "\n\n").unwrap();
+    let text = credentials
+        .access_token(GRAPH_SCOPE)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("is empty"), "{text}");
+    assert!(
+        forms.lock().unwrap().is_empty(),
+        "no request without a secret"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_secret_from_a_file_is_redacted_from_what_the_endpoint_echoes() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            // A hostile or broken endpoint echoing the request in its error.
+            then.respond_with(|request: &HttpMockRequest| {
+                let mut body = entra_error("invalid_client", 7_000_215);
+                body["error_description"] =
+                    format!("AADSTS7000215: bad secret in {}", request.body_string()).into();
+                json_response(401, &body)
+            });
+        })
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, SECRET).unwrap();
+    let credentials = from_file(&server, &file).build().unwrap();
+    let error = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
+    assert!(error.remedy().unwrap().contains("Value"), "{error}");
+    // The echo reached the error, cleaned of the secret read from the file.
+    assert!(error.to_string().contains("bad secret in"), "{error}");
+    assert_no_secrets(&format!("{error} {error:?}"), &[SECRET]);
+}
+
+#[tokio::test]
+async fn check_names_the_file_and_reports_expiry_only_when_known() {
+    let server = MockServer::start_async().await;
+    recording_endpoint(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, SECRET).unwrap();
+
+    let credentials = from_file(&server, &file).build().unwrap();
+    let steps = credentials.check_steps(GRAPH_SCOPE, &[]).await;
+    let credential = steps.iter().find(|s| s.name == "credential").unwrap();
+    assert!(
+        credential.detail.contains("client secret")
+            && credential.detail.contains(&file.display().to_string()),
+        "{}",
+        credential.detail
+    );
+    assert!(steps.iter().all(|s| s.name != "secret expiry"), "{steps:?}");
+    assert_no_secrets(&format!("{steps:?}"), &[SECRET]);
+
+    let credentials = from_file(&server, &file)
+        .secret_expiry("2000-01-01".parse().unwrap())
+        .build()
+        .unwrap();
+    let steps = credentials.check_steps(GRAPH_SCOPE, &[]).await;
+    let expiry = steps.iter().find(|s| s.name == "secret expiry").unwrap();
+    assert_eq!(expiry.status, CheckStatus::Failed);
+}

@@ -5,6 +5,8 @@ mod support;
 
 mod cli;
 #[cfg(feature = "graph")]
+mod credential_kinds;
+#[cfg(feature = "graph")]
 mod graph;
 mod helpers;
 #[cfg(feature = "smtp")]

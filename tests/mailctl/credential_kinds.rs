@@ -200,3 +200,39 @@ fn a_secret_in_a_file_is_read_from_the_file() {
     send.assert_calls(1);
     assert_no_secrets(&printed, &[&token, FILE_SECRET]);
 }
+
+#[test]
+fn a_certificate_signs_the_assertion_and_its_expiry_is_checked() {
+    let server = MockServer::start();
+    let token = graph_token();
+    let body = support::token_body(&token, 3600);
+    let token_mock = server.mock(|when, then| {
+        when.method(POST)
+            .path(support::token_path(support::TENANT))
+            .form_urlencoded_tuple(
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            );
+        then.status(200).json_body(body);
+    });
+    let send = graph_mocks(&server, &token);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &server,
+        &format!(
+            "oauth_client_id = \"{}\"\ntenant_id = \"{}\"\nauthority_host = \"{}\"\nclient_certificate_file = {:?}\nclient_private_key_file = {:?}\n",
+            support::CLIENT_ID,
+            support::TENANT,
+            server.base_url(),
+            support::fixture("test-client.pem").display().to_string(),
+            support::fixture("test-client.key").display().to_string()
+        ),
+    );
+    let printed = send_and_check(dir.path(), &config);
+    assert!(printed.contains("oauth (certificate)"), "{printed}");
+    assert!(printed.contains("certificate expiry"), "{printed}");
+    send.assert_calls(1);
+    assert!(token_mock.calls() >= 1);
+    assert_no_secrets(&printed, &[&token]);
+}

@@ -155,14 +155,7 @@ pub(crate) struct TokenResponse {
 impl TokenResponse {
     /// The token, timed from `issued` (when the request was sent, so the expiry errs early).
     pub(crate) fn into_token(self, issued: SystemTime) -> Result<AccessToken, String> {
-        if let Some(kind) = &self.token_type
-            && !kind.eq_ignore_ascii_case("bearer")
-        {
-            return Err(format!("unsupported token_type `{kind}`; expected Bearer"));
-        }
-        if self.access_token.is_empty() {
-            return Err("the response holds an empty access_token".into());
-        }
+        usable(self.token_type.as_deref(), &self.access_token)?;
         let lifetime = Duration::from_secs(self.expires_in).min(MAX_TOKEN_LIFETIME);
         let at = |after: Duration| {
             issued
@@ -175,6 +168,19 @@ impl TokenResponse {
             _ => token,
         })
     }
+}
+
+/// What every token response must be: a bearer token, not empty.
+fn usable(token_type: Option<&str>, access_token: &Secret) -> Result<(), String> {
+    if let Some(kind) = token_type
+        && !kind.eq_ignore_ascii_case("bearer")
+    {
+        return Err(format!("unsupported token_type `{kind}`; expected Bearer"));
+    }
+    if access_token.is_empty() {
+        return Err("the response holds an empty access_token".into());
+    }
+    Ok(())
 }
 
 /// A managed-identity endpoint's success response (the numbers are often strings).
@@ -192,14 +198,7 @@ pub(crate) struct IdentityToken {
 
 impl IdentityToken {
     pub(crate) fn into_token(self, issued: SystemTime) -> Result<AccessToken, String> {
-        if let Some(kind) = &self.token_type
-            && !kind.eq_ignore_ascii_case("bearer")
-        {
-            return Err(format!("unsupported token_type `{kind}`; expected Bearer"));
-        }
-        if self.access_token.is_empty() {
-            return Err("the response holds an empty access_token".into());
-        }
+        usable(self.token_type.as_deref(), &self.access_token)?;
         let lifetime = match (self.expires_in, self.expires_on) {
             (Some(seconds), _) => Duration::from_secs(seconds),
             (None, Some(on)) => {

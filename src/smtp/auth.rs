@@ -11,7 +11,8 @@ use crate::credentials::TokenProvider;
 use crate::error::{Delivery, Error, Result, SmtpStage};
 use crate::secret::Secret;
 
-/// How the connection logs in.
+/// How the connection logs in; also what the builder holds until `build`.
+#[derive(Clone)]
 pub(super) enum Auth {
     None,
     Basic {

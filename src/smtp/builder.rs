@@ -2,7 +2,6 @@
 //! which validates them (host, credentials without TLS, CA certificates, limits) and sets up
 //! the TLS parameters.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -38,7 +37,7 @@ pub struct SmtpTransportBuilder {
     host: String,
     port: Option<u16>,
     tls: TlsMode,
-    auth: BuilderAuth,
+    auth: Auth,
     sender: Option<Mailbox>,
     send_as: SendAsPolicy,
     ca_file: Option<PathBuf>,
@@ -54,45 +53,13 @@ pub struct SmtpTransportBuilder {
     problems: Vec<SettingsProblem>,
 }
 
-#[derive(Clone)]
-enum BuilderAuth {
-    None,
-    Basic {
-        user: String,
-        password: Secret,
-    },
-    Xoauth2 {
-        user: String,
-        provider: Arc<dyn TokenProvider>,
-    },
-}
-
-// By hand: the provider's own Debug is not ours to trust with its cached token.
-impl fmt::Debug for BuilderAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::None => f.write_str("None"),
-            Self::Basic { user, password } => f
-                .debug_struct("Basic")
-                .field("user", user)
-                .field("password", password)
-                .finish(),
-            // A provider's own Debug may show its tokens: never print it.
-            Self::Xoauth2 { user, .. } => f
-                .debug_struct("Xoauth2")
-                .field("user", user)
-                .finish_non_exhaustive(),
-        }
-    }
-}
-
 impl SmtpTransportBuilder {
     pub(super) fn new(host: impl Into<String>, tls: TlsMode) -> Self {
         Self {
             host: host.into(),
             port: None,
             tls,
-            auth: BuilderAuth::None,
+            auth: Auth::None,
             sender: None,
             send_as: SendAsPolicy::default(),
             ca_file: None,
@@ -130,7 +97,7 @@ impl SmtpTransportBuilder {
         if self.sender.is_none() {
             self.sender = Mailbox::parse(&user).ok();
         }
-        self.auth = BuilderAuth::Basic { user, password };
+        self.auth = Auth::Basic { user, password };
         self
     }
 
@@ -145,9 +112,11 @@ impl SmtpTransportBuilder {
         if self.sender.is_none() {
             self.sender = Mailbox::parse(&user).ok();
         }
-        self.auth = BuilderAuth::Xoauth2 {
+        self.auth = Auth::Xoauth2 {
             user,
             provider: Arc::new(tokens),
+            // Set at `build`, so that `scope` may come before or after this.
+            scope: String::new(),
         };
         self
     }
@@ -247,7 +216,7 @@ impl SmtpTransportBuilder {
         if host.is_empty() && this.problems.is_empty() {
             this.problem("smtp_host", "SMTP host (`smtp_host`) is required");
         }
-        let has_credentials = !matches!(this.auth, BuilderAuth::None);
+        let has_credentials = !matches!(this.auth, Auth::None);
         if this.tls == TlsMode::None
             && has_credentials
             && let Some(message) =
@@ -262,14 +231,14 @@ impl SmtpTransportBuilder {
             );
         }
         let auth = match this.auth.clone() {
-            BuilderAuth::None => Auth::None,
-            BuilderAuth::Basic { user, password } => {
+            Auth::None => Auth::None,
+            Auth::Basic { user, password } => {
                 if password.is_empty() {
                     this.problem("password", crate::fields::PASSWORD_REQUIRED);
                 }
                 Auth::Basic { user, password }
             }
-            BuilderAuth::Xoauth2 { user, provider } => Auth::Xoauth2 {
+            Auth::Xoauth2 { user, provider, .. } => Auth::Xoauth2 {
                 user,
                 provider,
                 scope: this.scope.clone(),

@@ -86,6 +86,22 @@ fn send_and_check(dir: &Path, config: &Path) -> String {
     format!("{stdout}\n{stderr}\n{check}\n{check_err}")
 }
 
+/// A token endpoint that answers `token` to a request carrying `name = value` in its form.
+fn token_endpoint<'a>(
+    server: &'a MockServer,
+    token: &str,
+    name: &str,
+    value: &str,
+) -> httpmock::Mock<'a> {
+    let body = support::token_body(token, 3600);
+    server.mock(|when, then| {
+        when.method(POST)
+            .path(support::token_path(support::TENANT))
+            .form_urlencoded_tuple(name, value);
+        then.status(200).json_body(body);
+    })
+}
+
 fn write_config(dir: &Path, server: &MockServer, lines: &str) -> std::path::PathBuf {
     let config = dir.join("mail.toml");
     std::fs::write(
@@ -137,13 +153,7 @@ fn workload_identity_sends_the_token_file_as_the_assertion() {
     const WORKLOAD_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJtYWlsY3RsIn0.d29ya2xvYWQtc2ln";
     let server = MockServer::start();
     let token = graph_token();
-    let body = support::token_body(&token, 3600);
-    server.mock(|when, then| {
-        when.method(POST)
-            .path(support::token_path(support::TENANT))
-            .form_urlencoded_tuple("client_assertion", WORKLOAD_TOKEN);
-        then.status(200).json_body(body);
-    });
+    token_endpoint(&server, &token, "client_assertion", WORKLOAD_TOKEN);
     let send = graph_mocks(&server, &token);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("azure-identity-token");
@@ -173,13 +183,7 @@ fn a_secret_in_a_file_is_read_from_the_file() {
     const FILE_SECRET: &str = "secret-kept-in-a-vault-mounted-file";
     let server = MockServer::start();
     let token = graph_token();
-    let body = support::token_body(&token, 3600);
-    server.mock(|when, then| {
-        when.method(POST)
-            .path(support::token_path(support::TENANT))
-            .form_urlencoded_tuple("client_secret", FILE_SECRET);
-        then.status(200).json_body(body);
-    });
+    token_endpoint(&server, &token, "client_secret", FILE_SECRET);
     let send = graph_mocks(&server, &token);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("client-secret");
@@ -205,16 +209,12 @@ fn a_secret_in_a_file_is_read_from_the_file() {
 fn a_certificate_signs_the_assertion_and_its_expiry_is_checked() {
     let server = MockServer::start();
     let token = graph_token();
-    let body = support::token_body(&token, 3600);
-    let token_mock = server.mock(|when, then| {
-        when.method(POST)
-            .path(support::token_path(support::TENANT))
-            .form_urlencoded_tuple(
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            );
-        then.status(200).json_body(body);
-    });
+    let token_mock = token_endpoint(
+        &server,
+        &token,
+        "client_assertion_type",
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    );
     let send = graph_mocks(&server, &token);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(

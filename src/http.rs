@@ -21,6 +21,9 @@ pub(crate) struct HttpOptions {
     pub connect_timeout: Duration,
     /// The longest a whole request may take.
     pub request_timeout: Duration,
+    /// Never use a proxy from the environment (`HTTP_PROXY`, …): for endpoints on this
+    /// machine or a link-local address, which a proxy must not see.
+    pub no_proxy: bool,
 }
 
 impl Default for HttpOptions {
@@ -29,6 +32,7 @@ impl Default for HttpOptions {
             tls_ca_file: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            no_proxy: false,
         }
     }
 }
@@ -58,6 +62,9 @@ pub(crate) fn http_client(options: &HttpOptions) -> Result<reqwest::Client> {
         .timeout(capped(options.request_timeout))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("mail-connector/", env!("CARGO_PKG_VERSION")));
+    if options.no_proxy {
+        builder = builder.no_proxy();
+    }
     if let Some(path) = &options.tls_ca_file {
         builder = builder.tls_certs_merge(read_ca_file(path)?);
     }

@@ -211,7 +211,8 @@ impl CredentialsBuilder {
 
     /// Use this HTTP client for the token endpoint instead of one of its own (which trusts
     /// [`tls_ca_file`](Self::tls_ca_file)). Use it to share a connection pool or add a
-    /// proxy.
+    /// proxy. A managed identity ignores it: its endpoint is on this machine or link-local,
+    /// and is always asked with a client of its own that uses no proxy.
     ///
     /// # Security
     ///
@@ -263,7 +264,6 @@ impl CredentialsBuilder {
                     app_service,
                     self.managed_identity_endpoint,
                     identity,
-                    self.http_client,
                     self.retry,
                     cache,
                 );
@@ -364,46 +364,49 @@ fn managed_identity(
     app_service: Option<(String, Secret)>,
     endpoint: Option<String>,
     client_id: Option<String>,
-    http: Option<reqwest::Client>,
     retry: RetryPolicy,
     cache: TokenCache,
 ) -> Result<OAuth> {
-    let (default_url, host, field) = match app_service {
-        Some((url, header)) => (
+    // An explicit endpoint speaks the metadata service's protocol: App Service's header is
+    // only ever sent to the endpoint App Service itself names.
+    let (url, host, field) = match (endpoint.as_deref().and_then(non_blank), app_service) {
+        (Some(url), _) => (url, IdentityHost::Imds, "managed_identity_endpoint"),
+        (None, Some((url, header))) => (
             url,
             IdentityHost::AppService { header },
             "IDENTITY_ENDPOINT",
         ),
-        None => (
+        (None, None) => (
             IMDS_ENDPOINT.to_owned(),
             IdentityHost::Imds,
             "managed_identity_endpoint",
         ),
     };
-    let (url, field) = match endpoint.as_deref().and_then(non_blank) {
-        Some(url) => (url, "managed_identity_endpoint"),
-        None => (default_url, field),
-    };
     let url = local_service_url(field, "Managed identity endpoint", &url)?.to_string();
-    let http = match http {
-        Some(client) => client,
-        None => http_client(&HttpOptions {
-            connect_timeout: CONNECT_TIMEOUT,
-            request_timeout: REQUEST_TIMEOUT,
-            ..HttpOptions::default()
-        })?,
-    };
+    // Its own client, whatever the caller gave for Entra ID and Graph: no proxy may see this
+    // local request (or App Service's header), and the endpoint is expected to answer fast.
+    let http = http_client(&HttpOptions {
+        connect_timeout: CONNECT_TIMEOUT,
+        request_timeout: REQUEST_TIMEOUT,
+        no_proxy: true,
+        ..HttpOptions::default()
+    })?;
     let credential =
         ManagedIdentityCredential::new(url.clone(), host, client_id.clone(), http, retry);
     let kind = CredentialKind::ManagedIdentity(credential.describe());
     Ok(OAuth {
         source: Arc::new(credential),
         cache,
-        key_prefix: format!(
-            "{}|{url}|{}|",
-            kind.cache_tag(),
-            client_id.as_deref().unwrap_or("")
-        ),
+        // Every host's system-assigned identity answers at the same URL: its tokens are this
+        // process's own, and never shared through a cache store with another host.
+        key_prefix: match &client_id {
+            Some(id) => format!("{}|{url}|{id}|", kind.cache_tag()),
+            None => format!(
+                "{}|{url}|system-assigned|{}|",
+                kind.cache_tag(),
+                uuid::Uuid::new_v4().simple()
+            ),
+        },
         authority_host: None,
         tenant_id: None,
         client_id,

@@ -6,6 +6,10 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
+/// The most bytes read from a credential file: a Key Vault secret is at most 25 KB, a workload
+/// token a few KB.
+const MAX_FILE_BYTES: u64 = 64 * 1024;
+
 /// The file's content, trimmed, as a [`Secret`]. An unreadable or blank file is an
 /// [`Error::InvalidCredential`] naming `setting`, the path and `fix` — never the content.
 pub(super) async fn read_credential_file(
@@ -14,7 +18,7 @@ pub(super) async fn read_credential_file(
     path: &Path,
     fix: &str,
 ) -> Result<Secret> {
-    let content = tokio::fs::read(path).await.map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         // The OS error text names the failure (not found, permission denied), not the data.
         Error::InvalidCredential {
             setting,
@@ -23,7 +27,33 @@ pub(super) async fn read_credential_file(
                 path.display()
             ),
         }
-    })?;
+    };
+    // A regular file, read up to a bound: a secret or a workload token is a few KB, and a
+    // FIFO or a device must not hold the token request (or memory) hostage.
+    let metadata = tokio::fs::metadata(path).await.map_err(unreadable)?;
+    if !metadata.is_file() {
+        return Err(Error::InvalidCredential {
+            setting,
+            reason: format!("`{}` is not a regular file; {fix}", path.display()),
+        });
+    }
+    let mut content = Vec::new();
+    let file = tokio::fs::File::open(path).await.map_err(unreadable)?;
+    tokio::io::AsyncReadExt::read_to_end(
+        &mut tokio::io::AsyncReadExt::take(file, MAX_FILE_BYTES + 1),
+        &mut content,
+    )
+    .await
+    .map_err(unreadable)?;
+    if content.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::InvalidCredential {
+            setting,
+            reason: format!(
+                "the {what} file `{}` is larger than {MAX_FILE_BYTES} bytes; {fix}",
+                path.display()
+            ),
+        });
+    }
     // Read as text without echoing any of it: invalid UTF-8 is reported by position only.
     let text = String::from_utf8(content).map_err(|e| Error::InvalidCredential {
         setting,

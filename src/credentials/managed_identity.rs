@@ -240,8 +240,11 @@ impl ManagedIdentityCredential {
     async fn refused(&self, response: reqwest::Response) -> Error {
         let status = response.status();
         let transient = matches!(status.as_u16(), 404 | 410 | 429) || status.is_server_error();
+        // Redacted before `text` shortens it: an echo cut in half must not keep half a secret.
         let said = match read_body(response, ERROR_BODY_LIMIT).await {
-            Ok(body) => ErrorBody::text(&body),
+            Ok(body) => {
+                ErrorBody::text(redact(&String::from_utf8_lossy(&body), &self.secrets()).as_bytes())
+            }
             Err(e) => Some(e.to_string()),
         };
         let reason = match &said {

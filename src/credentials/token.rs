@@ -209,6 +209,14 @@ impl IdentityToken {
             }
             (None, None) => return Err("the response has neither expires_in nor expires_on".into()),
         };
+        // A token that is already expired is no token: asking again at once would not help.
+        if lifetime.is_zero() {
+            return Err(
+                "the token has already expired (expires_on is in the past); check this \
+                        machine's clock"
+                    .into(),
+            );
+        }
         let expires = issued
             .checked_add(lifetime.min(MAX_TOKEN_LIFETIME))
             .ok_or("the token's expiry is past the end of time")?;

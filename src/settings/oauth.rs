@@ -46,8 +46,9 @@ impl ConnectorSettings {
         }
     }
 
-    /// Workload identity's tenant, client id, token file and login host: the settings',
-    /// else `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_FEDERATED_TOKEN_FILE` and
+    /// Workload identity's tenant, client id, token file and login host: the settings'
+    /// (for the login host: `authority_host`, or a `cloud` other than the global one), else
+    /// `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_FEDERATED_TOKEN_FILE` and
     /// `AZURE_AUTHORITY_HOST` as `env` gives them.
     pub(crate) fn workload_identity(
         &self,
@@ -65,8 +66,14 @@ impl ConnectorSettings {
                 .federated_token_file
                 .clone()
                 .or_else(|| env("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from)),
+            // The settings' login host, or their cloud when it is not the default, win over
+            // the environment's.
             authority_host: non_blank(self.authority_host.as_deref())
                 .map(str::to_owned)
+                .or_else(|| {
+                    (self.cloud != super::Cloud::Global)
+                        .then(|| self.cloud.authority_host().to_owned())
+                })
                 .or_else(|| env("AZURE_AUTHORITY_HOST")),
         }
     }
@@ -125,20 +132,29 @@ impl ConnectorSettings {
             }
             Some(OAuthCredential::ManagedIdentity) => {
                 // The identity is the Azure resource's: no app registration, tenant or secret.
-                if let Some(endpoint) = non_blank(self.managed_identity_endpoint.as_deref())
+                // The endpoint the builder will ask: the override, else App Service's.
+                let (field, endpoint) = match non_blank(self.managed_identity_endpoint.as_deref()) {
+                    Some(endpoint) => ("managed_identity_endpoint", Some(endpoint.to_owned())),
+                    None => ("IDENTITY_ENDPOINT", std::env::var("IDENTITY_ENDPOINT").ok()),
+                };
+                if let Some(endpoint) = endpoint.filter(|e| !e.trim().is_empty())
                     && let Err(crate::error::Error::InvalidSettings {
                         problems: found, ..
-                    }) = crate::net::local_service_url(
-                        "managed_identity_endpoint",
-                        "Managed identity endpoint",
-                        endpoint,
-                    )
+                    }) =
+                        crate::net::local_service_url(field, "Managed identity endpoint", &endpoint)
                 {
                     problems.extend(found);
                 }
             }
             Some(OAuthCredential::WorkloadIdentity) => {
                 let ids = self.workload_identity(|name| std::env::var(name).ok());
+                if let Some(host) = &ids.authority_host
+                    && let Err(crate::error::Error::InvalidSettings {
+                        problems: found, ..
+                    }) = crate::net::https_url("authority_host", "Authority host", host)
+                {
+                    problems.extend(found);
+                }
                 let when = "for workload identity federation (or set the environment variable \
                             the workload-identity webhook sets)";
                 self.app_registration_problems(problems, when, Some(&ids));
@@ -345,6 +361,26 @@ mod tests {
                 .contains("user-assigned managed identity 5a5f1f5e"),
             "{}",
             settings.summary()
+        );
+    }
+
+    #[test]
+    fn the_settings_cloud_wins_over_the_environments_login_host() {
+        let settings = ConnectorSettings {
+            cloud: super::super::Cloud::UsGov,
+            ..ConnectorSettings::default()
+        };
+        let env = |name: &str| {
+            (name == "AZURE_AUTHORITY_HOST").then(|| "https://login.microsoftonline.com".to_owned())
+        };
+        assert_eq!(
+            settings.workload_identity(env).authority_host.as_deref(),
+            Some("https://login.microsoftonline.us")
+        );
+        let global = ConnectorSettings::default();
+        assert_eq!(
+            global.workload_identity(env).authority_host.as_deref(),
+            Some("https://login.microsoftonline.com")
         );
     }
 }

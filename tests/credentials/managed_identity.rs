@@ -396,3 +396,69 @@ async fn settings_with_a_managed_identity_need_no_app_registration() {
     let error = remote.validate().unwrap_err().to_string();
     assert!(error.contains("`managed_identity_endpoint`"), "{error}");
 }
+
+/// Review findings: a caller's (proxied) HTTP client is not used for the local endpoint, an
+/// endpoint override never receives App Service's header, and two hosts' system-assigned
+/// identities sharing a cache store do not share tokens.
+#[tokio::test]
+async fn the_identity_endpoint_gets_its_own_client_and_never_a_misdirected_header() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path(IMDS_PATH)
+                .header("Metadata", "true")
+                .header_missing("X-IDENTITY-HEADER");
+            then.respond_with(move |_: &httpmock::HttpMockRequest| {
+                json_response(200, &imds_body("mi-own-client"))
+            });
+        })
+        .await;
+    // A caller's client that would send everything to a dead proxy.
+    let proxied = mail_connector::reqwest::Client::builder()
+        .proxy(mail_connector::reqwest::Proxy::all("http://127.0.0.1:9").unwrap())
+        .build()
+        .unwrap();
+    let store = std::sync::Arc::new(mail_connector::credentials::InMemoryTokenCache::new());
+    let host = |header: &str| {
+        Credentials::managed_identity_with_env(
+            Some("http://127.0.0.1:9/msi/token".into()),
+            Some(Secret::new(header)),
+        )
+        .managed_identity_endpoint(server.url(IMDS_PATH))
+        .http_client(proxied.clone())
+        .cache_store(store.clone())
+        .retry_policy(fast_retry(1))
+        .build()
+        .unwrap()
+    };
+    let (first, second) = (host(IDENTITY_HEADER), host(IDENTITY_HEADER));
+    first.access_token(GRAPH_SCOPE).await.unwrap();
+    second.access_token(GRAPH_SCOPE).await.unwrap();
+    // Each "host" asked for its own token, over its own unproxied client, without the header.
+    assert_eq!(mock.calls_async().await, 2);
+}
+
+#[tokio::test]
+async fn a_token_that_has_already_expired_is_refused() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path(IMDS_PATH);
+            then.respond_with(move |_: &httpmock::HttpMockRequest| {
+                json_response(
+                    200,
+                    &serde_json::json!({"access_token": "stale", "expires_on": "1000000000", "token_type": "Bearer"}),
+                )
+            });
+        })
+        .await;
+    let error = imds(&server)
+        .build()
+        .unwrap()
+        .access_token(GRAPH_SCOPE)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("already expired"), "{error}");
+}

@@ -124,3 +124,29 @@ async fn check_names_the_file_and_reports_expiry_only_when_known() {
     let expiry = steps.iter().find(|s| s.name == "secret expiry").unwrap();
     assert_eq!(expiry.status, CheckStatus::Failed);
 }
+
+/// A credential file is read up to a bound, and only when it is a regular file.
+#[tokio::test]
+async fn an_oversized_secret_file_or_a_directory_is_refused() {
+    let server = MockServer::start_async().await;
+    let _forms = recording_endpoint(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big-secret");
+    std::fs::write(&big, "s".repeat(100 * 1024)).unwrap();
+    let error = from_file(&server, &big)
+        .build()
+        .unwrap()
+        .access_token(GRAPH_SCOPE)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("larger than"), "{error}");
+    let error = from_file(&server, dir.path())
+        .build()
+        .unwrap()
+        .access_token(GRAPH_SCOPE)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("not a regular file"), "{error}");
+}

@@ -3,6 +3,13 @@
 
 use crate::error::{Error, Result};
 
+/// Microsoft Entra ID's login host in the global cloud: the settings' `cloud = "global"` and
+/// the credentials' default alike.
+pub(crate) const GLOBAL_LOGIN_HOST: &str = "https://login.microsoftonline.com";
+
+/// Microsoft Graph in the global cloud, which is also the resource its tokens are for.
+pub(crate) const GLOBAL_GRAPH_HOST: &str = "https://graph.microsoft.com";
+
 /// The SMTP submission port for a TLS mode: 465 for implicit TLS, 587 (submission with
 /// STARTTLS, or none) otherwise. The one place this default lives.
 pub(crate) fn default_smtp_port(implicit_tls: bool) -> u16 {

@@ -218,7 +218,7 @@ pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 const DEFAULT_REFRESH_COOLDOWN: Duration = Duration::from_secs(30);
 
 /// The login host of Microsoft Entra ID in the global cloud.
-pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+pub const DEFAULT_AUTHORITY_HOST: &str = crate::net::GLOBAL_LOGIN_HOST;
 
 /// The connector's credentials: OAuth tokens, a user name and password, or nothing.
 ///

@@ -101,7 +101,7 @@ use client::GraphClient;
 use request::{FileAttachment, SendMail, base64_len};
 
 /// Microsoft Graph in the global cloud.
-pub const DEFAULT_ENDPOINT: &str = "https://graph.microsoft.com";
+pub const DEFAULT_ENDPOINT: &str = crate::net::GLOBAL_GRAPH_HOST;
 /// The token scope for Microsoft Graph in the global cloud.
 pub const DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
 
@@ -293,5 +293,23 @@ impl MailTransport for GraphTransport {
 
     async fn check(&self) -> Result<CheckReport> {
         self.run_check().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default scope is spelled out (a `const` cannot be concatenated from another);
+    /// this keeps it the default endpoint's resource.
+    #[test]
+    fn the_default_scope_is_the_default_endpoints_resource() {
+        assert_eq!(
+            DEFAULT_SCOPE,
+            format!(
+                "{DEFAULT_ENDPOINT}{}",
+                crate::credentials::GRAPH_SCOPE_SUFFIX
+            )
+        );
     }
 }

@@ -310,7 +310,8 @@ impl TransportBuilder<'_> {
         } else {
             match settings.transport_kind() {
                 #[cfg(feature = "graph")]
-                TransportKind::Graph => Arc::new(self.graph_builder()?.build()?),
+                // Validated once, above.
+                TransportKind::Graph => Arc::new(self.graph_builder_validated()?.build()?),
                 #[cfg(not(feature = "graph"))]
                 TransportKind::Graph => {
                     return Err(Error::NotAvailable {
@@ -319,7 +320,7 @@ impl TransportBuilder<'_> {
                     });
                 }
                 #[cfg(feature = "smtp")]
-                TransportKind::Smtp => Arc::new(self.smtp_builder()?.build()?),
+                TransportKind::Smtp => Arc::new(self.smtp_builder_validated()?.build()?),
                 #[cfg(not(feature = "smtp"))]
                 TransportKind::Smtp => {
                     return Err(Error::NotAvailable {
@@ -353,8 +354,14 @@ impl TransportBuilder<'_> {
     /// As [`ConnectorSettings::graph_builder`].
     #[cfg(feature = "graph")]
     pub fn graph_builder(&self) -> Result<GraphTransportBuilder> {
+        self.settings.validate_for(self.own_tokens())?;
+        self.graph_builder_validated()
+    }
+
+    /// [`graph_builder`](Self::graph_builder) for settings already validated.
+    #[cfg(feature = "graph")]
+    fn graph_builder_validated(&self) -> Result<GraphTransportBuilder> {
         let settings = self.settings;
-        settings.validate_for(self.own_tokens())?;
         let mut builder = GraphTransport::builder(settings.sender()?, self.tokens()?)
             .graph_endpoint(settings.graph_endpoint())
             .scope(settings.graph_scope())
@@ -376,8 +383,14 @@ impl TransportBuilder<'_> {
     /// As [`ConnectorSettings::smtp_builder`].
     #[cfg(feature = "smtp")]
     pub fn smtp_builder(&self) -> Result<SmtpTransportBuilder> {
+        self.settings.validate_for(self.own_tokens())?;
+        self.smtp_builder_validated()
+    }
+
+    /// [`smtp_builder`](Self::smtp_builder) for settings already validated.
+    #[cfg(feature = "smtp")]
+    fn smtp_builder_validated(&self) -> Result<SmtpTransportBuilder> {
         let settings = self.settings;
-        settings.validate_for(self.own_tokens())?;
         let host = settings.smtp_host().unwrap_or_default();
         let mut builder = match settings.smtp_tls_mode() {
             super::SmtpTls::Implicit => SmtpTransport::implicit_tls(host),

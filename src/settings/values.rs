@@ -138,7 +138,7 @@ impl Cloud {
     #[must_use]
     pub fn authority_host(self) -> &'static str {
         match self {
-            Self::Global => "https://login.microsoftonline.com",
+            Self::Global => crate::net::GLOBAL_LOGIN_HOST,
             Self::UsGov | Self::UsDod => "https://login.microsoftonline.us",
             Self::China => "https://login.partner.microsoftonline.cn",
         }
@@ -148,7 +148,7 @@ impl Cloud {
     #[must_use]
     pub fn graph_endpoint(self) -> &'static str {
         match self {
-            Self::Global => "https://graph.microsoft.com",
+            Self::Global => crate::net::GLOBAL_GRAPH_HOST,
             Self::UsGov => "https://graph.microsoft.us",
             Self::UsDod => "https://dod-graph.microsoft.us",
             Self::China => "https://microsoftgraph.chinacloudapi.cn",

@@ -5,32 +5,6 @@
 //! characters) in every header value so header injection is impossible, and checks attachment
 //! names and content types. Non-ASCII subjects and display names are allowed; each transport
 //! encodes them on the wire.
-//!
-//! # The serde form
-//!
-//! [`Email`], [`Mailbox`], [`Attachment`] and [`Importance`] serialise to a plain JSON (or any
-//! serde format) shape, and deserialising runs the builder's checks:
-//!
-//! ```
-//! use mail_connector::{Attachment, Email};
-//!
-//! let email = Email::builder()
-//!     .to("Ann Example <ann@example.org>")
-//!     .subject("Report")
-//!     .attachment(Attachment::from_bytes("r.csv", "a,b\n1,2\n"))
-//!     .build()?;
-//! let json = serde_json::to_string(&email).unwrap();
-//! assert!(json.contains(r#""to":[{"address":"ann@example.org","name":"Ann Example"}]"#));
-//! let back: Email = serde_json::from_str(&json).unwrap();
-//! assert_eq!(back, email);
-//! # Ok::<(), mail_connector::Error>(())
-//! ```
-//!
-//! Mailboxes are `{"address", "name"}` (a `"Name <address>"` string is read too); attachments
-//! are `{"name", "content_type", "content_id", "data"}` with the bytes in standard base64, or
-//! `"path"` for an attachment still referring to a file — [`Email::load_attachments`] reads such
-//! files into memory first; `importance` is `low`, `normal` or `high`; headers are a list of
-//! `{"name", "value"}`. Fields left out take their defaults; unknown fields are refused.
 
 mod attachment;
 mod builder;
@@ -75,9 +49,31 @@ pub enum Importance {
 /// # Ok::<(), mail_connector::Error>(())
 /// ```
 ///
-/// An email is `Serialize` and `Deserialize` (reading one runs the builder's checks), and
-/// `PartialEq`, so it can be stored, handed to another service, or compared in a test; see the
-/// [serde form](self#the-serde-form).
+/// # Serde
+///
+/// [`Email`], [`Mailbox`], [`Attachment`] and [`Importance`] serialise to a plain JSON (or any
+/// serde format) shape, and deserialising runs the builder's checks:
+///
+/// ```
+/// use mail_connector::{Attachment, Email};
+///
+/// let email = Email::builder()
+///     .to("Ann Example <ann@example.org>")
+///     .subject("Report")
+///     .attachment(Attachment::from_bytes("r.csv", "a,b\n1,2\n"))
+///     .build()?;
+/// let json = serde_json::to_string(&email).unwrap();
+/// assert!(json.contains(r#""to":[{"address":"ann@example.org","name":"Ann Example"}]"#));
+/// let back: Email = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back, email);
+/// # Ok::<(), mail_connector::Error>(())
+/// ```
+///
+/// Mailboxes are `{"address", "name"}` (a `"Name <address>"` string is read too); attachments
+/// are `{"name", "content_type", "content_id", "data"}` with the bytes in standard base64, or
+/// `"path"` for an attachment still referring to a file — [`Email::load_attachments`] reads such
+/// files into memory first; `importance` is `low`, `normal` or `high`; headers are a list of
+/// `{"name", "value"}`. Fields left out take their defaults; unknown fields are refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
     from: Option<Mailbox>,

@@ -41,20 +41,23 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::message::Mailbox;
 use crate::secret::Secret;
 
 mod build;
+mod compose;
 mod load;
 mod oauth;
+mod suggest;
 mod validate;
 mod values;
 
 pub use crate::expiry::ExpiryDate;
 pub use build::TransportBuilder;
+pub use compose::SecretsIn;
 pub use load::ENV_PREFIX;
 pub use values::{AuthMode, Cloud, OAuthCredential, SmtpTls, TransportKind};
 
@@ -81,7 +84,7 @@ pub use values::{AuthMode, Cloud, OAuthCredential, SmtpTls, TransportKind};
 /// assert!(settings.validate().is_ok()); // nothing is required when disabled
 /// # Ok::<(), mail_connector::Error>(())
 /// ```
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ConnectorSettings {

@@ -107,7 +107,7 @@ pub use settings::{
 };
 #[cfg(feature = "smtp")]
 pub use smtp::SmtpTransport;
-pub use stub::StubTransport;
+pub use stub::{StubOutcome, StubTransport};
 pub use transport::{MailTransport, SendReport, SentMessage};
 
 /// The README's examples, compiled and run as doctests.

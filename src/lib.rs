@@ -69,8 +69,10 @@ pub mod graph;
 #[cfg(feature = "oauth")]
 mod http;
 mod message;
+pub mod metrics;
 mod mime;
 mod net;
+mod observe;
 mod outbox;
 pub mod recipient_limit;
 pub mod retry;

@@ -58,6 +58,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 mod check;
 #[cfg(feature = "oauth")]
 pub mod credentials;
@@ -135,6 +137,8 @@ fn assert_send_sync() {
         is::<std::sync::Arc<dyn credentials::TokenCacheStore>>();
     }
     is::<RetryPolicy>();
+    #[cfg(feature = "blocking")]
+    is::<blocking::Transport>();
     #[cfg(feature = "graph")]
     is::<GraphTransport>();
     #[cfg(feature = "smtp")]

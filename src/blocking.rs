@@ -69,7 +69,8 @@ struct Inner {
 
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("blocking::Transport").finish_non_exhaustive()
+        f.debug_struct("blocking::Transport")
+            .finish_non_exhaustive()
     }
 }
 

@@ -14,7 +14,9 @@
 //!   own; [`OutboxTransport`] writes `.eml` files and [`StubTransport`] records emails for tests.
 //! - [`RecipientLimit`] splits emails with too many recipients, for every transport.
 //! - [`Error`] is the one error type; ask it [`Error::remedy`] for what an admin should fix.
-//! - Secrets are [`Secret`]s: they print as `[redacted]` everywhere.
+//! - Secrets are [`Secret`]s: they print (and serialize) as `[redacted]` everywhere.
+//! - Every send runs in a `mail_connector.send` span that records its outcome, message id,
+//!   attempts and duration; with the `metrics` feature it is counted too ([`metrics`](mod@metrics)).
 //!
 //! The module pages explain each transport and its setup: [`credentials`] walks through the
 //! Azure app registration (which portal value goes into which setting), [`graph`] covers
@@ -48,6 +50,9 @@
 //! - `graph` (default): the Microsoft Graph transport.
 //! - `smtp` (default): the SMTP transport (lettre's SMTP client).
 //! - `oauth` (implied by both): Entra ID [`credentials`], the token cache and the HTTPS client.
+//! - `metrics`: counters and histograms through the `metrics` facade; the names are listed in
+//!   [`metrics`](mod@metrics).
+//! - `blocking`: `blocking::Transport`, the transports from synchronous code.
 //!
 //! Without any of them (`default-features = false`) the crate is its core — the message
 //! model, [`MailTransport`], [`OutboxTransport`], [`StubTransport`], [`RecipientLimit`] and

@@ -128,18 +128,19 @@ mod record {
         .record(took.as_secs_f64());
     }
 
+    #[cfg(any(feature = "graph", feature = "smtp"))]
     pub(crate) fn retried(transport: &'static str) {
         ::metrics::counter!(super::RETRIES, "transport" => transport).increment(1);
     }
 
-    #[cfg_attr(not(feature = "oauth"), allow(dead_code))]
+    #[cfg(any(feature = "graph", feature = "smtp"))]
     pub(crate) fn throttled(transport: &'static str, wait: Duration) {
         ::metrics::counter!(super::THROTTLE_WAITS, "transport" => transport).increment(1);
         ::metrics::histogram!(super::THROTTLE_WAIT_DURATION, "transport" => transport)
             .record(wait.as_secs_f64());
     }
 
-    #[cfg_attr(not(feature = "oauth"), allow(dead_code))]
+    #[cfg(feature = "oauth")]
     pub(crate) fn token_fetched(credential: &'static str, ok: bool) {
         ::metrics::counter!(super::TOKEN_FETCHES, "credential" => credential).increment(1);
         if !ok {
@@ -158,19 +159,27 @@ mod record {
     #[inline(always)]
     pub(crate) fn send_finished(_: &'static str, _: &str, _: Outcome, _: Duration) {}
     #[inline(always)]
+    #[cfg(any(feature = "graph", feature = "smtp"))]
     pub(crate) fn retried(_: &'static str) {}
     #[inline(always)]
-    #[cfg_attr(not(feature = "oauth"), allow(dead_code))]
+    #[cfg(any(feature = "graph", feature = "smtp"))]
     pub(crate) fn throttled(_: &'static str, _: Duration) {}
     #[inline(always)]
-    #[cfg_attr(not(feature = "oauth"), allow(dead_code))]
+    #[cfg(feature = "oauth")]
     pub(crate) fn token_fetched(_: &'static str, _: bool) {}
 }
 
-pub(crate) use record::{send_finished, throttled, token_fetched};
+pub(crate) use record::send_finished;
+// Only the transports over the network retry and wait out throttling; only credentials
+// fetch tokens.
+#[cfg(any(feature = "graph", feature = "smtp"))]
+pub(crate) use record::throttled;
+#[cfg(feature = "oauth")]
+pub(crate) use record::token_fetched;
 
 /// A request is repeated after a transient failure: counts it for the metric and for the
 /// `attempts` field of the send's span.
+#[cfg(any(feature = "graph", feature = "smtp"))]
 pub(crate) fn retried(transport: &'static str) {
     crate::observe::count_retry();
     record::retried(transport);

@@ -23,6 +23,7 @@ tokio::task_local! {
 }
 
 /// Counts one retry of the send running in this task (nothing outside a send).
+#[cfg(any(feature = "graph", feature = "smtp"))]
 pub(crate) fn count_retry() {
     let _ = RETRIES.try_with(|retries| retries.set(retries.get().saturating_add(1)));
 }

@@ -202,7 +202,10 @@ mod tests {
         // The mode ends with the call.
         assert_eq!(serde_json::to_string(&secret).unwrap(), "\"[redacted]\"");
         let error = serde_json::from_str::<Secret>("\"[redacted]\"").unwrap_err();
-        assert!(error.to_string().contains("put the real value back"), "{error}");
+        assert!(
+            error.to_string().contains("put the real value back"),
+            "{error}"
+        );
     }
 
     #[test]

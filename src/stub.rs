@@ -53,7 +53,7 @@ impl State {
         if let Some(outcome) = self.otherwise {
             return outcome;
         }
-        if !self.fail_after.is_some_and(|n| self.sent.len() >= n) {
+        if self.fail_after.is_none_or(|n| self.sent.len() < n) {
             return StubOutcome::Sent;
         }
         match (self.uncertain, self.transient) {

@@ -70,7 +70,6 @@ pub(super) fn parse_problem(source: &str, error: impl fmt::Display) -> Error {
     )
 }
 
-
 /// Replaces every quoted part (`` `…` `` or `"…"`) of a parser's message with `…`, except
 /// settings key names, single characters and short punctuation (``expected `=` ``) and, after "unknown field" or
 /// "duplicate key", a name shaped like a key (`tennant_id`). Parsers quote the values they

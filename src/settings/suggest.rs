@@ -15,10 +15,7 @@ pub(super) fn suggest_for_unknown_field(message: String) -> String {
     };
     let name = &message[start..start + len];
     match closest_key(name) {
-        Some(key) => format!(
-            "{}; did you mean `{key}`?",
-            &message[..start + len + 1]
-        ),
+        Some(key) => format!("{}; did you mean `{key}`?", &message[..start + len + 1]),
         None => message,
     }
 }

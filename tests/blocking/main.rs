@@ -36,7 +36,10 @@ fn sends_to_the_outbox_from_a_plain_thread() {
     let report = transport.send(&email("ann@example.org")).unwrap();
     let path = report.messages[0].id.clone().unwrap();
     let written = std::fs::read_to_string(path).unwrap();
-    assert!(written.contains("Subject: From synchronous code"), "{written}");
+    assert!(
+        written.contains("Subject: From synchronous code"),
+        "{written}"
+    );
     let check = transport.check().unwrap();
     assert!(check.is_ok(), "{check:?}");
     assert_eq!(check.status(), CheckStatus::Ok);
@@ -125,7 +128,10 @@ async fn inside_a_runtime_it_refuses_instead_of_blocking_or_panicking() {
     let error = transport.send(&email("ann@example.org")).unwrap_err();
     assert!(!error.is_transient());
     assert_eq!(error.delivery(), Delivery::NotSent);
-    assert!(error.to_string().contains("inside a tokio runtime"), "{error}");
+    assert!(
+        error.to_string().contains("inside a tokio runtime"),
+        "{error}"
+    );
     assert!(transport.check().is_err());
     assert_eq!(stub.attempts(), 0, "nothing was sent");
 
@@ -135,7 +141,10 @@ async fn inside_a_runtime_it_refuses_instead_of_blocking_or_panicking() {
         .await
         .unwrap()
         .unwrap_err();
-    assert!(error.to_string().contains("inside a tokio runtime"), "{error}");
+    assert!(
+        error.to_string().contains("inside a tokio runtime"),
+        "{error}"
+    );
 
     // The async transport it runs is there for async code.
     let shared: Arc<dyn MailTransport> = transport.transport();

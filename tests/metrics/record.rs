@@ -4,12 +4,11 @@ use std::future::Future;
 
 use httpmock::{Method::POST, MockServer};
 use mail_connector::metrics::{
-    MESSAGES_FAILED, MESSAGES_SENT, MESSAGES_UNCERTAIN, RETRIES, SEND_DURATION, THROTTLE_WAITS,
-    THROTTLE_WAIT_DURATION, TOKEN_FAILURES, TOKEN_FETCHES,
+    MESSAGES_FAILED, MESSAGES_SENT, MESSAGES_UNCERTAIN, RETRIES, SEND_DURATION,
+    THROTTLE_WAIT_DURATION, THROTTLE_WAITS, TOKEN_FAILURES, TOKEN_FETCHES,
 };
 use mail_connector::{
-    ConnectorSettings, Email, GraphTransport, MailTransport, OutboxTransport, Secret,
-    SmtpTransport,
+    ConnectorSettings, Email, GraphTransport, MailTransport, OutboxTransport, Secret, SmtpTransport,
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::json;
@@ -181,7 +180,10 @@ fn graph_counts_a_sent_message_its_retry_and_the_throttling_wait() {
     assert_eq!(took.len(), 1);
     assert!(took[0] > 0.0);
     assert_eq!(counter(&all, TOKEN_FETCHES, &[("credential", "secret")]), 1);
-    assert_eq!(counter(&all, TOKEN_FAILURES, &[("credential", "secret")]), 0);
+    assert_eq!(
+        counter(&all, TOKEN_FAILURES, &[("credential", "secret")]),
+        0
+    );
     assert_eq!(counter(&all, MESSAGES_FAILED, &[]), 0);
     assert_nothing_private(&all, PRIVATE);
 }
@@ -256,7 +258,10 @@ fn a_refused_token_counts_as_a_token_failure_and_a_failed_message() {
         assert_eq!(token.calls(), 1);
     });
     assert_eq!(counter(&all, TOKEN_FETCHES, &[("credential", "secret")]), 1);
-    assert_eq!(counter(&all, TOKEN_FAILURES, &[("credential", "secret")]), 1);
+    assert_eq!(
+        counter(&all, TOKEN_FAILURES, &[("credential", "secret")]),
+        1
+    );
     assert_eq!(
         counter(
             &all,
@@ -333,7 +338,8 @@ fn smtp_counts_a_refused_login_as_a_permanent_failure() {
 fn the_outbox_counts_its_messages_by_sender() {
     let dir = tempfile::tempdir().unwrap();
     let all = recorded(|| async {
-        let outbox = OutboxTransport::new(dir.path()).with_sender("alerts@example.org".parse().unwrap());
+        let outbox =
+            OutboxTransport::new(dir.path()).with_sender("alerts@example.org".parse().unwrap());
         outbox.send(&email()).await.unwrap();
         outbox.send(&email()).await.unwrap();
         // No sender at all: refused before anything is written, and counted as failed.
@@ -346,7 +352,11 @@ fn the_outbox_counts_its_messages_by_sender() {
         counter(
             &all,
             MESSAGES_FAILED,
-            &[("transport", "outbox"), ("mailbox", "unset"), ("error", "permanent")]
+            &[
+                ("transport", "outbox"),
+                ("mailbox", "unset"),
+                ("error", "permanent")
+            ]
         ),
         1
     );

@@ -67,7 +67,10 @@ fn settings_written_in_plain_read_back_equal() {
         assert_eq!(again.oauth_credential, Some(OAuthCredential::Certificate));
         assert_eq!(again.smtp_tls, Some(SmtpTls::Implicit));
         assert_eq!(again.cloud, Cloud::UsGov);
-        assert_eq!(again.client_secret_expires.unwrap().to_string(), "2027-06-30");
+        assert_eq!(
+            again.client_secret_expires.unwrap().to_string(),
+            "2027-06-30"
+        );
     }
     // Unset keys are left out rather than written as empty values.
     let sparse = ConnectorSettings::default()
@@ -234,7 +237,10 @@ fn an_unknown_environment_variable_is_warned_about_not_fatal() {
         .lines()
         .find(|line| line.contains("MAIL_CONNECTOR_COLOUR_SCHEME"))
         .unwrap_or_else(|| panic!("no warning about the variable in:\n{text}"));
-    assert!(far.contains("is ignored") && !far.contains("did you mean"), "{far}");
+    assert!(
+        far.contains("is ignored") && !far.contains("did you mean"),
+        "{far}"
+    );
     // The variable's value may be a secret: never logged.
     assert_no_secrets(&text, &[KNOWN_SECRET]);
 }
@@ -268,5 +274,8 @@ fn an_unknown_file_key_is_refused_with_a_did_you_mean() {
     let text = ConnectorSettings::from_toml_str("zzzzzzzzzz = 1")
         .unwrap_err()
         .to_string();
-    assert!(text.contains("expected one of") && text.contains("`tenant_id`"), "{text}");
+    assert!(
+        text.contains("expected one of") && text.contains("`tenant_id`"),
+        "{text}"
+    );
 }

@@ -3,7 +3,7 @@
 //! email went out as.
 
 use mail_connector::{
-    Delivery, Email, Error, Mailbox, MailTransport, RecipientLimit, StubOutcome, StubTransport,
+    Delivery, Email, Error, MailTransport, Mailbox, RecipientLimit, StubOutcome, StubTransport,
 };
 
 fn email(subject: &str) -> Email {
@@ -122,9 +122,7 @@ async fn the_from_address_is_the_emails_own_else_the_stubs_sender() {
 
 #[tokio::test]
 async fn the_old_fail_after_rules_still_hold() {
-    let stub = StubTransport::new()
-        .fail_after(1)
-        .with_transient_failures();
+    let stub = StubTransport::new().fail_after(1).with_transient_failures();
     stub.send(&email("a")).await.unwrap();
     assert!(stub.send(&email("b")).await.unwrap_err().is_transient());
     let stub = StubTransport::new().fail_after(0).with_uncertain_failures();
@@ -149,10 +147,8 @@ async fn a_scripted_stub_drives_a_callers_retry_loop() {
             }
         }
     }
-    let stub = StubTransport::new().script([
-        StubOutcome::TransientFailure,
-        StubOutcome::TransientFailure,
-    ]);
+    let stub =
+        StubTransport::new().script([StubOutcome::TransientFailure, StubOutcome::TransientFailure]);
     assert_eq!(send_with_retries(&stub, &email("x")).await.unwrap(), 3);
     let stub = StubTransport::new().script([StubOutcome::TransientFailure, StubOutcome::Uncertain]);
     let error = send_with_retries(&stub, &email("y")).await.unwrap_err();

@@ -63,7 +63,8 @@ mod tests {
         assert_eq!(closest_key("TENANT"), Some("tenant_id"));
         assert_eq!(closest_key("client_secrets"), Some("client_secret"));
         assert_eq!(closest_key("smtp_hots"), Some("smtp_host"));
-        assert_eq!(closest_key("colour"), None);
+        assert_eq!(closest_key("colour"), Some("cloud"));
+        assert_eq!(closest_key("verbose"), None);
         assert_eq!(closest_key("x"), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);

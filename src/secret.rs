@@ -98,7 +98,7 @@ pub(crate) fn with_values_exposed<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// `[redacted]`, except inside [`with_values_exposed`].
+/// `[redacted]`, except while `with_values_exposed` runs.
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match EXPOSE.with(Cell::get) {

@@ -4,8 +4,8 @@
 //! asked for in plain.
 
 use super::ConnectorSettings;
-use super::load::{env_overlay, parse_problem, toml_to_json};
-use crate::error::Result;
+use super::load::{env_overlay, parse_problem, redact_quoted, toml_to_json};
+use crate::error::{Error, Result};
 
 /// How [`ConnectorSettings::to_toml_string`] and its siblings write secrets
 /// (`client_secret`, `password`).
@@ -45,7 +45,7 @@ impl ConnectorSettings {
     /// UTF-8 (TOML and JSON hold text only).
     pub fn to_toml_string(&self, secrets: SecretsIn) -> Result<String> {
         let value = self.to_json_value(secrets)?;
-        toml::to_string(&value).map_err(|e| parse_problem("the settings to write", e))
+        toml::to_string(&value).map_err(write_problem)
     }
 
     /// The settings as pretty-printed JSON text; unset optional keys are left out.
@@ -55,7 +55,7 @@ impl ConnectorSettings {
     /// As [`ConnectorSettings::to_toml_string`].
     pub fn to_json_string(&self, secrets: SecretsIn) -> Result<String> {
         let value = self.to_json_value(secrets)?;
-        serde_json::to_string_pretty(&value).map_err(|e| parse_problem("the settings to write", e))
+        serde_json::to_string_pretty(&value).map_err(write_problem)
     }
 
     /// The settings as a JSON object, to embed in a host's own settings document; unset
@@ -73,7 +73,7 @@ impl ConnectorSettings {
             SecretsIn::Redacted => serialize(),
             SecretsIn::Plain => crate::secret::with_values_exposed(serialize),
         }
-        .map_err(|e| parse_problem("the settings to write", e))?;
+        .map_err(write_problem)?;
         Ok(match value {
             serde_json::Value::Object(mut map) => {
                 map.retain(|_, v| !v.is_null());
@@ -173,4 +173,16 @@ impl ConnectorSettings {
         serde_json::from_value(serde_json::Value::Object(map))
             .map_err(|e| parse_problem("the environment", e))
     }
+}
+
+/// Settings that cannot be written: a path that is not UTF-8. The serializer's text is
+/// redacted like a parser's, in case it ever quotes a value.
+fn write_problem(error: impl std::fmt::Display) -> Error {
+    Error::settings(
+        "settings",
+        format!(
+            "cannot write the settings: {}",
+            redact_quoted(&error.to_string())
+        ),
+    )
 }

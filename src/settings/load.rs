@@ -74,7 +74,7 @@ pub(super) fn parse_problem(source: &str, error: impl fmt::Display) -> Error {
 /// settings key names, single characters and short punctuation (``expected `=` ``) and, after "unknown field" or
 /// "duplicate key", a name shaped like a key (`tennant_id`). Parsers quote the values they
 /// found (`invalid type: integer `123`` ) and any value may be a secret.
-fn redact_quoted(message: &str) -> String {
+pub(super) fn redact_quoted(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while let Some(open) = rest.find(['`', '"']) {

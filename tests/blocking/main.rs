@@ -160,3 +160,37 @@ async fn inside_a_runtime_it_refuses_instead_of_blocking_or_panicking() {
     assert_eq!(stub.sent().len(), 2);
     drop(transport);
 }
+
+/// A transport that panics: the caller gets an error (delivery unknown), not a panic, and
+/// the runtime goes on serving later calls.
+#[test]
+fn a_panicking_transport_is_an_error_and_the_runtime_survives() {
+    #[derive(Debug)]
+    struct Panics(StubTransport);
+
+    #[mail_connector::async_trait]
+    impl MailTransport for Panics {
+        async fn send(&self, email: &Email) -> mail_connector::Result<mail_connector::SendReport> {
+            if email.subject() == "panic" {
+                panic!("a bug in a transport");
+            }
+            self.0.send(email).await
+        }
+        async fn check(&self) -> mail_connector::Result<mail_connector::CheckReport> {
+            self.0.check().await
+        }
+    }
+
+    let stub = StubTransport::new();
+    let transport = Transport::new(Panics(stub.clone())).unwrap();
+    let boom = Email::builder()
+        .to("ann@example.org")
+        .subject("panic")
+        .build()
+        .unwrap();
+    let error = transport.send(&boom).unwrap_err();
+    assert_eq!(error.delivery(), Delivery::Uncertain);
+    assert!(error.to_string().contains("panicked"), "{error}");
+    transport.send(&email("ann@example.org")).unwrap();
+    assert_eq!(stub.sent().len(), 1);
+}

@@ -279,3 +279,24 @@ fn an_unknown_file_key_is_refused_with_a_did_you_mean() {
         "{text}"
     );
 }
+
+/// TOML and JSON hold text: a path that is not UTF-8 cannot be written, and says so.
+#[cfg(unix)]
+#[test]
+fn a_path_that_is_not_text_cannot_be_written_and_says_so() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut settings = ConnectorSettings::default();
+    settings.outbox_dir = Some(std::ffi::OsStr::from_bytes(b"/tmp/out\xff").into());
+    for error in [
+        settings.to_toml_string(SecretsIn::Redacted).unwrap_err(),
+        settings.to_json_string(SecretsIn::Plain).unwrap_err(),
+        settings
+            .clone()
+            .with_env_vars([("MAIL_CONNECTOR_RECIPIENT_LIMIT", "1")])
+            .unwrap_err(),
+    ] {
+        let text = error.to_string();
+        assert!(text.contains("cannot write the settings"), "{text}");
+        assert!(text.contains("UTF-8"), "{text}");
+    }
+}

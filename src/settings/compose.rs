@@ -4,7 +4,7 @@
 //! asked for in plain.
 
 use super::ConnectorSettings;
-use super::load::{env_overlay, parse_problem, redact_quoted, toml_to_json};
+use super::load::{KEYS, env_overlay, parse_problem, redact_quoted, toml_to_json};
 use crate::error::{Error, Result};
 
 /// How [`ConnectorSettings::to_toml_string`] and its siblings write secrets
@@ -45,17 +45,18 @@ impl ConnectorSettings {
     /// UTF-8 (TOML and JSON hold text only).
     pub fn to_toml_string(&self, secrets: SecretsIn) -> Result<String> {
         let value = self.to_json_value(secrets)?;
-        toml::to_string(&value).map_err(write_problem)
+        toml::to_string(&InTableOrder(&value)).map_err(write_problem)
     }
 
-    /// The settings as pretty-printed JSON text; unset optional keys are left out.
+    /// The settings as pretty-printed JSON text, keys in the order of the settings table;
+    /// unset optional keys are left out.
     ///
     /// # Errors
     ///
     /// As [`ConnectorSettings::to_toml_string`].
     pub fn to_json_string(&self, secrets: SecretsIn) -> Result<String> {
         let value = self.to_json_value(secrets)?;
-        serde_json::to_string_pretty(&value).map_err(write_problem)
+        serde_json::to_string_pretty(&InTableOrder(&value)).map_err(write_problem)
     }
 
     /// The settings as a JSON object, to embed in a host's own settings document; unset
@@ -172,6 +173,34 @@ impl ConnectorSettings {
         map.extend(overrides);
         serde_json::from_value(serde_json::Value::Object(map))
             .map_err(|e| parse_problem("the environment", e))
+    }
+}
+
+/// A settings object written with its keys in the order of the settings table (a JSON
+/// object value sorts them by name), any others after them.
+struct InTableOrder<'a>(&'a serde_json::Value);
+
+impl serde::Serialize for InTableOrder<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let serde_json::Value::Object(map) = self.0 else {
+            return self.0.serialize(serializer);
+        };
+        let known = KEYS.iter().map(|(key, _)| *key);
+        let others = map
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !KEYS.iter().any(|(key, _)| key == k));
+        let mut out = serializer.serialize_map(Some(map.len()))?;
+        for key in known.chain(others) {
+            if let Some(value) = map.get(key) {
+                out.serialize_entry(key, value)?;
+            }
+        }
+        out.end()
     }
 }
 

@@ -72,6 +72,13 @@ fn settings_written_in_plain_read_back_equal() {
             "2027-06-30"
         );
     }
+    // Keys come in the order of the settings table, whatever the format.
+    for text in [&toml, &json] {
+        let enabled = text.find("enabled").unwrap();
+        let auth_mode = text.find("auth_mode").unwrap();
+        let allow_send_as = text.find("allow_send_as").unwrap();
+        assert!(enabled < auth_mode && auth_mode < allow_send_as, "{text}");
+    }
     // Unset keys are left out rather than written as empty values.
     let sparse = ConnectorSettings::default()
         .to_toml_string(SecretsIn::Plain)

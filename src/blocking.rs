@@ -121,7 +121,9 @@ impl Transport {
         self.run(async move { transport.check().await })?
     }
 
-    /// The transport this one runs, for use from async code that shares it.
+    /// The transport this one runs, for use from async code that shares it. (An SMTP
+    /// transport's pooled connections belong to the runtime that opened them; they keep
+    /// working from another runtime while this one lives.)
     #[must_use]
     pub fn transport(&self) -> Arc<dyn MailTransport> {
         Arc::clone(&self.inner.transport)

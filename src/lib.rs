@@ -14,7 +14,9 @@
 //!   own; [`OutboxTransport`] writes `.eml` files and [`StubTransport`] records emails for tests.
 //! - [`RecipientLimit`] splits emails with too many recipients, for every transport.
 //! - [`Error`] is the one error type; ask it [`Error::remedy`] for what an admin should fix.
-//! - Secrets are [`Secret`]s: they print as `[redacted]` everywhere.
+//! - Secrets are [`Secret`]s: they print (and serialize) as `[redacted]` everywhere.
+//! - Every send runs in a `mail_connector.send` span that records its outcome, message id,
+//!   attempts and duration; with the `metrics` feature it is counted too ([`metrics`](mod@metrics)).
 //!
 //! The module pages explain each transport and its setup: [`credentials`] walks through the
 //! Azure app registration (which portal value goes into which setting), [`graph`] covers
@@ -48,6 +50,9 @@
 //! - `graph` (default): the Microsoft Graph transport.
 //! - `smtp` (default): the SMTP transport (lettre's SMTP client).
 //! - `oauth` (implied by both): Entra ID [`credentials`], the token cache and the HTTPS client.
+//! - `metrics`: counters and histograms through the `metrics` facade; the names are listed in
+//!   [`metrics`](mod@metrics).
+//! - `blocking`: `blocking::Transport`, the transports from synchronous code.
 //!
 //! Without any of them (`default-features = false`) the crate is its core — the message
 //! model, [`MailTransport`], [`OutboxTransport`], [`StubTransport`], [`RecipientLimit`] and
@@ -58,6 +63,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 mod check;
 #[cfg(feature = "oauth")]
 pub mod credentials;
@@ -69,8 +76,10 @@ pub mod graph;
 #[cfg(feature = "oauth")]
 mod http;
 mod message;
+pub mod metrics;
 mod mime;
 mod net;
+mod observe;
 mod outbox;
 pub mod recipient_limit;
 pub mod retry;
@@ -107,7 +116,7 @@ pub use settings::{
 };
 #[cfg(feature = "smtp")]
 pub use smtp::SmtpTransport;
-pub use stub::StubTransport;
+pub use stub::{StubOutcome, StubTransport};
 pub use transport::{MailTransport, SendReport, SentMessage};
 
 /// The README's examples, compiled and run as doctests.
@@ -133,6 +142,8 @@ fn assert_send_sync() {
         is::<std::sync::Arc<dyn credentials::TokenCacheStore>>();
     }
     is::<RetryPolicy>();
+    #[cfg(feature = "blocking")]
+    is::<blocking::Transport>();
     #[cfg(feature = "graph")]
     is::<GraphTransport>();
     #[cfg(feature = "smtp")]

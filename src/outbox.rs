@@ -146,8 +146,12 @@ impl MailTransport for OutboxTransport {
             transport = "outbox",
             recipients = email.recipient_count(),
             attachments = email.attachments().len(),
+            outcome = tracing::field::Empty,
+            message_id = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
         );
-        async {
+        let send = async {
             let sender = email.from().or(self.sender.as_ref()).ok_or_else(|| {
                 Error::invalid_message(
                     "from",
@@ -162,9 +166,11 @@ impl MailTransport for OutboxTransport {
                 email.recipients().collect(),
                 Some(path.display().to_string()),
             )))
-        }
-        .instrument(span)
-        .await
+        };
+        let mailbox = self.sender.as_ref().map(Mailbox::address);
+        crate::observe::observe_send(&span, "outbox", mailbox, send)
+            .instrument(span.clone())
+            .await
     }
 
     async fn check(&self) -> Result<CheckReport> {

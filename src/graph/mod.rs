@@ -252,8 +252,12 @@ impl MailTransport for GraphTransport {
             mailbox = %self.mailbox.address(),
             recipients = email.recipient_count(),
             attachments = email.attachments().len(),
+            outcome = tracing::field::Empty,
+            message_id = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
         );
-        async {
+        let send = async {
             let from = self.sender_for(email)?;
             for (index, attachment) in email.attachments().iter().enumerate() {
                 if attachment.size() > MAX_ATTACHMENT_SIZE {
@@ -286,9 +290,11 @@ impl MailTransport for GraphTransport {
                 email.recipients().collect(),
                 id,
             )))
-        }
-        .instrument(span)
-        .await
+        };
+        let mailbox = Some(self.mailbox.address());
+        crate::observe::observe_send(&span, "graph", mailbox, send)
+            .instrument(span.clone())
+            .await
     }
 
     async fn check(&self) -> Result<CheckReport> {

@@ -116,6 +116,10 @@ impl SmtpTransport {
                 return Err(error);
             }
             tracing::warn!(attempt, ?wait, error = %error, "transient SMTP failure; retrying");
+            if is_throttling(&error) {
+                crate::metrics::throttled("smtp", wait);
+            }
+            crate::metrics::retried("smtp");
             tokio::time::sleep(wait).await;
         }
     }
@@ -177,6 +181,17 @@ impl SmtpTransport {
             }
         }
     }
+}
+
+/// Whether the server refused for load rather than for a fault: Exchange Online's
+/// `432 4.3.2` (too many connections or messages for the mailbox), counted as a throttling
+/// wait in the metrics.
+fn is_throttling(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Smtp { code, enhanced_code, .. }
+            if *code == Some(432) || enhanced_code.as_deref() == Some("4.3.2")
+    )
 }
 
 /// What one attempt came to: its result, or the send deadline passing.

@@ -48,6 +48,8 @@
 //! - `graph` (default): the Microsoft Graph transport.
 //! - `smtp` (default): the SMTP transport (lettre's SMTP client).
 //! - `oauth` (implied by both): Entra ID [`credentials`], the token cache and the HTTPS client.
+//! - `dkim`: DKIM signing for the SMTP and outbox transports (`dkim` module, settings
+//!   `dkim_domain`, `dkim_selector`, `dkim_private_key_file`).
 //!
 //! Without any of them (`default-features = false`) the crate is its core — the message
 //! model, [`MailTransport`], [`OutboxTransport`], [`StubTransport`], [`RecipientLimit`] and
@@ -61,6 +63,10 @@
 mod check;
 #[cfg(feature = "oauth")]
 pub mod credentials;
+#[cfg(feature = "dkim")]
+pub mod dkim;
+#[cfg(not(feature = "dkim"))]
+mod dkim;
 mod error;
 mod expiry;
 mod fields;

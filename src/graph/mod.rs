@@ -79,6 +79,7 @@ mod client;
 mod draft;
 mod error;
 mod mailbox;
+mod mime_form;
 mod request;
 
 use std::time::Duration;
@@ -268,6 +269,14 @@ impl MailTransport for GraphTransport {
                 }
             }
             let deadline = Instant::now() + self.send_deadline;
+            if mime_form::needed(email) {
+                let id = self.send_mime_form(email, from, deadline).await?;
+                tracing::info!("Graph accepted the message (MIME form)");
+                return Ok(SendReport::single(SentMessage::new(
+                    email.recipients().collect(),
+                    id,
+                )));
+            }
             let body = match Self::may_fit_in_one_request(email) {
                 true => Some(self.send_mail_body(email, from).await?),
                 false => None,

@@ -31,17 +31,26 @@
 //! `"path"` for an attachment still referring to a file — [`Email::load_attachments`] reads such
 //! files into memory first; `importance` is `low`, `normal` or `high`; headers are a list of
 //! `{"name", "value"}`. Fields left out take their defaults; unknown fields are refused.
+//! A prepared message ([`Email::from_mime`]) is `{"mime", "to", "cc", "bcc"}`: the message in
+//! standard base64 and its envelope recipients.
 
 mod attachment;
 mod builder;
 mod header;
 mod mailbox;
+mod prepared;
 mod recipient;
 mod wire;
 
 pub use attachment::{Attachment, AttachmentContent};
 pub use builder::EmailBuilder;
+pub(crate) use header::is_structured;
+#[cfg(feature = "graph")]
+pub(crate) use header::is_x_header;
 pub use mailbox::{Mailbox, ToMailbox};
+#[cfg(feature = "graph")]
+pub(crate) use prepared::with_envelope_headers;
+pub(crate) use prepared::{edit_headers, message_id as prepared_message_id};
 pub use recipient::{Recipient, RecipientKind};
 
 /// How important the sender marks the email (Graph's `importance`, the `Importance` header).
@@ -91,6 +100,8 @@ pub struct Email {
     attachments: Vec<Attachment>,
     importance: Importance,
     headers: Vec<(String, String)>,
+    /// A message prepared elsewhere, sent as it is ([`Email::from_mime`]).
+    prepared: Option<prepared::Bytes>,
 }
 
 impl Email {
@@ -160,10 +171,26 @@ impl Email {
         self.importance
     }
 
-    /// Custom `X-` headers as (name, value) pairs, in the order added.
+    /// The headers the caller set, as (name, value) pairs in the order added.
     #[must_use]
     pub fn headers(&self) -> &[(String, String)] {
         &self.headers
+    }
+
+    /// The value of the header `name` the caller set (compared without regard to case).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The caller's `Message-ID` (`<id@domain>`), when set; otherwise each transport generates
+    /// a unique one at the sender's domain when it sends.
+    #[must_use]
+    pub fn message_id(&self) -> Option<&str> {
+        self.header("Message-ID")
     }
 
     /// Every recipient with its role: To, then Cc, then Bcc.
@@ -201,6 +228,20 @@ impl Email {
         }
         self.attachments = loaded;
         Ok(self)
+    }
+
+    /// A copy of this email without the attachments `drop` picks.
+    #[cfg_attr(not(feature = "graph"), allow(dead_code))] // Graph's MIME drafts
+    pub(crate) fn without_attachments(&self, drop: impl Fn(&Attachment) -> bool) -> Email {
+        Email {
+            attachments: self
+                .attachments
+                .iter()
+                .filter(|a| !drop(a))
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
     }
 
     /// A copy of this email carrying only `recipients` (each keeping its role).

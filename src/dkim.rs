@@ -11,8 +11,10 @@
 //!
 //! The signature covers the body (relaxed canonicalization) and the headers `From`, `To`,
 //! `Cc`, `Subject`, `Date`, `Message-ID`, `Reply-To`, `In-Reply-To`, `References`,
-//! `List-Unsubscribe`, `List-Unsubscribe-Post`, `MIME-Version` and `Content-Type` where the
-//! message has them (relaxed canonicalization, so a relay's re-folding does not break it).
+//! `List-Unsubscribe`, `List-Unsubscribe-Post` and `MIME-Version` (relaxed canonicalization, so
+//! a relay's re-folding does not break it). Those the message lacks are listed in `h=` too,
+//! so they cannot be added after signing. (`Content-Type` belongs to lettre's body part and
+//! is covered by the body hash's structure, not signed as a header.)
 //!
 //! - **Graph** messages are not signed here: Exchange Online signs outgoing mail with the
 //!   tenant's DKIM keys (Microsoft Defender portal, "Email authentication settings").
@@ -48,7 +50,6 @@ mod enabled {
         "List-Unsubscribe",
         "List-Unsubscribe-Post",
         "MIME-Version",
-        "Content-Type",
     ];
 
     /// Signs messages with DKIM for one domain and selector. Cheap to clone. Its `Debug`
@@ -172,6 +173,40 @@ mod enabled {
         #[must_use]
         pub fn algorithm(&self) -> &'static str {
             self.algorithm
+        }
+
+        /// The `check` step: the key signs a sample message.
+        pub(crate) fn check_step(&self) -> crate::CheckStep {
+            let sample = lettre::Message::builder()
+                .from(lettre::message::Mailbox::new(
+                    None,
+                    lettre::Address::new("check", &self.domain)
+                        .unwrap_or_else(|_| lettre::Address::new("check", "example.org").unwrap()),
+                ))
+                .to(lettre::message::Mailbox::new(
+                    None,
+                    lettre::Address::new("check", "example.org").unwrap(),
+                ))
+                .body(String::from("check"));
+            let signed = sample.map(|mut message| {
+                self.sign(&mut message);
+                message.headers().get_raw("DKIM-Signature").is_some()
+            });
+            match signed {
+                Ok(true) => crate::CheckStep::ok(
+                    "dkim",
+                    format!(
+                        "messages are signed {} for d={} s={}; publish the public key at \
+                         {}._domainkey.{}",
+                        self.algorithm, self.domain, self.selector, self.selector, self.domain
+                    ),
+                ),
+                _ => crate::CheckStep::failed(
+                    "dkim",
+                    "the DKIM key could not sign a sample message",
+                    Some("check `dkim_private_key_file`".to_owned()),
+                ),
+            }
         }
 
         /// Adds a `DKIM-Signature` header to `message`. Headers of the signed list the

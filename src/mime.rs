@@ -57,6 +57,7 @@ fn to_lettre(mailbox: &Mailbox) -> Result<lettre::message::Mailbox> {
 /// The bytes a transport sends for an email, and their `Message-ID`.
 pub(crate) struct Rendered {
     pub bytes: Vec<u8>,
+    #[cfg_attr(not(feature = "smtp"), allow(dead_code))] // the SMTP report's id
     pub message_id: Option<String>,
 }
 

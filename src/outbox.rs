@@ -184,6 +184,10 @@ impl MailTransport for OutboxTransport {
 
     async fn check(&self) -> Result<CheckReport> {
         let mut report = CheckReport::default();
+        #[cfg(feature = "dkim")]
+        if let Some(signer) = &self.dkim {
+            report.push(signer.check_step());
+        }
         // On the blocking pool, like a send: a check given up half-way leaves no probe file.
         let dir = self.dir.clone();
         let probe = tokio::task::spawn_blocking(move || probe_blocking(&dir))

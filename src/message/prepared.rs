@@ -119,6 +119,7 @@ pub(crate) fn edit_headers(bytes: &[u8], names: &[&str], prepend: &str) -> Vec<u
 /// # Errors
 ///
 /// [`Error::InvalidMessage`] when an address cannot be written.
+#[cfg(feature = "graph")]
 pub(crate) fn with_envelope_headers(email: &Email) -> Result<Vec<u8>> {
     let Some(mime) = email.mime() else {
         return Err(invalid("not a prepared message"));

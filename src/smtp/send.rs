@@ -55,7 +55,12 @@ impl SmtpTransport {
         let deadline = Instant::now() + inner.send_deadline;
         let (mailbox, from) = self.sender_for(email)?;
         let rendered = render(email, &from, BccHeader::Drop, inner.dkim.as_ref()).await?;
-        let (bytes, message_id) = (rendered.bytes, rendered.message_id);
+        let (mut bytes, message_id) = (rendered.bytes, rendered.message_id);
+        // lettre ends the data with CRLF.CRLF; a message's own final CRLF is the first half
+        // of it, else every message would gain an empty last line on the wire.
+        if bytes.ends_with(b"\r\n") {
+            bytes.truncate(bytes.len() - 2);
+        }
         let envelope = Arc::new(Envelope::new(&mailbox, email)?);
         let bytes: Arc<[u8]> = bytes.into();
 

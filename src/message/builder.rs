@@ -20,7 +20,7 @@ pub struct EmailBuilder {
     attachments: Vec<Attachment>,
     importance: Importance,
     headers: Vec<(String, String)>,
-    mime: Option<Vec<u8>>,
+    mime: Option<Result<Vec<u8>>>,
 }
 
 impl EmailBuilder {
@@ -134,7 +134,16 @@ impl EmailBuilder {
     /// # Ok::<(), mail_connector::Error>(())
     /// ```
     pub fn mime(mut self, mime: impl Into<Vec<u8>>) -> Self {
-        self.mime = Some(mime.into());
+        self.mime = Some(Ok(mime.into()));
+        self
+    }
+
+    /// [`mime`](Self::mime) with the message read from a file now (an `.eml` file, such as one
+    /// the outbox wrote); an unreadable file is reported by [`build`](Self::build).
+    pub fn mime_file(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        let path = path.as_ref();
+        self.mime =
+            Some(std::fs::read(path).map_err(|e| Error::io("read the prepared message", path, e)));
         self
     }
 
@@ -217,7 +226,7 @@ impl EmailBuilder {
                  (to, cc, bcc) can be given with it; put this in the message itself",
             ));
         }
-        let bytes = self.mime.unwrap_or_default();
+        let bytes = self.mime.unwrap_or_else(|| Ok(Vec::new()))?;
         let parsed = super::prepared::parse(&bytes)?;
         let given = !(self.to.is_empty() && self.cc.is_empty() && self.bcc.is_empty());
         let (to, cc, bcc) = match given {

@@ -59,7 +59,7 @@ mod enabled {
     /// use mail_connector::dkim::DkimSigner;
     ///
     /// let error = DkimSigner::new("example.org", "mail", "not a key").unwrap_err();
-    /// assert!(error.to_string().contains("dkim_private_key_file"));
+    /// assert!(error.to_string().contains("not a usable DKIM key"), "{error}");
     /// ```
     #[derive(Clone)]
     pub struct DkimSigner {

@@ -9,7 +9,9 @@
 //!   `MAIL_CONNECTOR_*` environment variables, validates them for the chosen mode and
 //!   [builds](ConnectorSettings::build) a ready [`MailTransport`].
 //! - [`Email`] is the message model, made by a validating builder that rules out header
-//!   injection and invalid addresses.
+//!   injection and invalid addresses; it takes any header a caller may set (`Message-ID`,
+//!   `In-Reply-To`, `List-Unsubscribe`, …), or a message prepared elsewhere
+//!   ([`Email::from_mime`], a `lettre::Message`), and arrives the same on every transport.
 //! - [`MailTransport`] is the object-safe trait every transport implements — including your
 //!   own; [`OutboxTransport`] writes `.eml` files and [`StubTransport`] records emails for tests.
 //! - [`RecipientLimit`] splits emails with too many recipients, for every transport.

@@ -1,5 +1,5 @@
 //! The serde form of [`Email`], [`Mailbox`], [`Attachment`] and [`Importance`], described in
-//! the [module docs](super#the-serde-form). Deserialising goes through
+//! [`Email`'s docs](super::Email#the-serde-form). Deserialising goes through
 //! [`EmailBuilder::build`](super::EmailBuilder::build), so a stored or received email is as valid
 //! as a built one.
 

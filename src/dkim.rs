@@ -232,7 +232,7 @@ mod enabled {
             }
             let pem = key
                 .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
-                .map_err(|e| bad_key(e))?;
+                .map_err(bad_key)?;
             let key = DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa).map_err(bad_key)?;
             Ok((key, RSA))
         };

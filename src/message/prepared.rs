@@ -1,7 +1,8 @@
 //! Prepared messages: RFC 5322 bytes made elsewhere (another library, a template service, an
 //! outbox file, a [`lettre::Message`]) sent as they are.
 //!
-//! The message is read with a real parser (mail-parser), only for what sending needs: the
+//! Its line breaks are made CRLF (a bare CR or LF could end the data early at a lenient SMTP
+//! receiver). The message is read with a real parser (mail-parser), only for what sending needs: the
 //! sender, the recipients in `To`, `Cc` and `Bcc` (unless the caller gives the envelope), the
 //! subject (for logs) and the `Message-ID`. The bytes themselves are never rewritten, apart
 //! from the header edits a transport must make: removing `Bcc` before the message goes to
@@ -77,6 +78,35 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
         bcc: mailboxes("Bcc", message.bcc())?,
         subject: message.subject().unwrap_or_default().to_owned(),
     })
+}
+
+/// The bytes with every line break made CRLF (a bare CR or LF becomes CRLF), as RFC 5322
+/// requires: a bare line break could otherwise end the data early at a lenient receiver
+/// (SMTP smuggling). Returned as it is when there is nothing to change.
+pub(super) fn crlf_line_ends(bytes: Vec<u8>) -> Vec<u8> {
+    let clean = bytes.iter().enumerate().all(|(i, &b)| match b {
+        b'\r' => bytes.get(i + 1) == Some(&b'\n'),
+        b'\n' => i > 0 && bytes[i - 1] == b'\r',
+        _ => true,
+    });
+    if clean {
+        return bytes;
+    }
+    let mut out = Vec::with_capacity(bytes.len().saturating_add(bytes.len() / 16));
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                i += 2;
+                continue;
+            }
+            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// The message's `Message-ID` (`<id>`), when it has one.
@@ -259,6 +289,19 @@ mod tests {
         let raw = "From: a@example.org\r\nBcc: c@example.org\r\n\r\nbody\r\n";
         let out = edit_headers(raw.as_bytes(), &["Bcc"], "");
         assert_eq!(out, b"From: a@example.org\r\n\r\nbody\r\n");
+    }
+
+    #[test]
+    fn line_breaks_become_crlf() {
+        let cases: [(&[u8], &[u8]); 4] = [
+            (b"a\r\nb", b"a\r\nb"),
+            (b"a\nb\rc", b"a\r\nb\r\nc"),
+            (b"a\n\r.\r\n", b"a\r\n\r\n.\r\n"),
+            (b"\n", b"\r\n"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(crlf_line_ends(input.to_vec()), expected, "{input:?}");
+        }
     }
 
     #[test]

@@ -176,6 +176,28 @@ async fn outbox_files_are_signed_like_smtp() {
 }
 
 #[tokio::test]
+async fn the_private_key_never_appears_in_output() {
+    let (pem, _) = rsa_key();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("dkim.key");
+    std::fs::write(&key_file, &pem).unwrap();
+    let server = TestServer::start(ServerOptions::default()).await;
+    let settings = smtp_settings(&server, &key_file);
+    let transport = settings.smtp_builder().unwrap().build().unwrap();
+    let signer = DkimSigner::new("example.org", "mail", &pem).unwrap();
+    let report = transport.check().await.unwrap();
+    // A key with one character changed: the error does not quote it.
+    let broken = pem.replacen('M', "!", 1);
+    let error = DkimSigner::new("example.org", "mail", &broken).unwrap_err();
+    let output = format!("{transport:?}\n{signer:?}\n{report}\n{settings:?}\n{error}\n{error:?}");
+    for line in body.as_bytes().chunks(16) {
+        let piece = std::str::from_utf8(line).unwrap();
+        assert!(!output.contains(piece), "key material in output:\n{output}");
+    }
+}
+
+#[tokio::test]
 async fn bad_dkim_settings_are_refused_with_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("dkim.key");

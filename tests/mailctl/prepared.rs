@@ -159,3 +159,39 @@ async fn an_eml_file_is_sent_as_it_is_and_to_overrides_the_envelope() {
     assert!(output.contains("missing.eml"), "{output}");
     assert_eq!(server.messages().len(), 2);
 }
+
+#[tokio::test]
+async fn check_validates_the_dkim_key() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &server);
+    let key = crate::support::fixture("test-client-pkcs1.key");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "dkim_domain = \"example.org\"\ndkim_selector = \"mail\"\ndkim_private_key_file = {:?}\n",
+        key.display().to_string()
+    ));
+    std::fs::write(&config, &text).unwrap();
+    let (ok, output) = run(args(&["check"]), &config).await;
+    assert!(ok, "{output}");
+    assert!(
+        output
+            .lines()
+            .any(|l| l.starts_with("dkim") && l.contains(" ok ") && l.contains("rsa-sha256")),
+        "{output}"
+    );
+    // A certificate is not a key: check fails and names the setting.
+    let bad = text.replace(
+        &format!("{:?}", key.display().to_string()),
+        &format!(
+            "{:?}",
+            crate::support::fixture("test-client.pem")
+                .display()
+                .to_string()
+        ),
+    );
+    std::fs::write(&config, bad).unwrap();
+    let (ok, output) = run(args(&["check"]), &config).await;
+    assert!(!ok);
+    assert!(output.contains("dkim_private_key_file"), "{output}");
+}

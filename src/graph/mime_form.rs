@@ -5,9 +5,12 @@
 //! The message is the one the outbox writes — the same MIME writer as SMTP — with its `Bcc`
 //! header: Exchange reads the recipients from `To`, `Cc` and `Bcc` and removes `Bcc` before
 //! delivery. A message too large for one request (about 2.9 MB of MIME, 4 MB once base64)
-//! goes through a draft made from the MIME without its large attachments (`POST
-//! /users/{u}/messages`, `text/plain`), the attachments added to the draft as on the JSON
-//! draft path, then `/send`.
+//! goes through a draft made from the MIME without its attachments of 3 MB or more (`POST
+//! /users/{u}/messages`, `text/plain`), those attachments added to the draft through upload
+//! sessions as on the JSON draft path, then `/send`. For a prepared message the large parts
+//! are cut out of its bytes at the offsets mail-parser reports (with their boundary
+//! delimiters) and their decoded content uploaded; a prepared message still too large without
+//! them is refused before anything is sent.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -18,7 +21,9 @@ use super::draft::not_sent;
 use super::request::{CreatedMessage, MAX_HEADERS, base64_len};
 use super::{GraphTransport, INLINE_ATTACHMENT_LIMIT, REQUEST_LIMIT};
 use crate::error::{Delivery, Error, Result};
-use crate::message::{Email, Mailbox, is_x_header, with_envelope_headers};
+use crate::message::{
+    Attachment, Email, Mailbox, is_x_header, split_large_attachments, with_envelope_headers,
+};
 use crate::mime::{BccHeader, render};
 
 /// Whether the JSON form cannot carry `email`, so the MIME form is needed: a prepared
@@ -29,6 +34,18 @@ pub(super) fn needed(email: &Email) -> bool {
         || (email.text().is_some() && email.html().is_some())
         || email.headers().len() > MAX_HEADERS
         || email.headers().iter().any(|(name, _)| !is_x_header(name))
+}
+
+/// A prepared message too large for one request with no large attachment to upload apart.
+fn too_large(len: usize) -> Error {
+    Error::invalid_message(
+        "mime",
+        format!(
+            "the prepared message is {len} bytes and has no attachment of 3 MB or more to \
+             upload separately; Graph takes a MIME message of about 2.9 MB at most (4 MB once \
+             base64): send it over SMTP"
+        ),
+    )
 }
 
 /// A `text/plain` POST of base64 MIME, never repeated once Graph may have acted.
@@ -64,33 +81,35 @@ impl GraphTransport {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned));
         }
-        if email.mime().is_some() {
-            return Err(Error::invalid_message(
-                "mime",
-                format!(
-                    "the prepared message is {} bytes; Graph takes a MIME message of about \
-                     2.9 MB at most (4 MB once base64); send it over SMTP, or build it as an \
-                     Email so that its large attachments are uploaded separately",
-                    mime.len()
-                ),
-            ));
-        }
         tracing::debug!("MIME message too large for one request; using a draft");
-        self.send_mime_draft(email, sender, deadline).await
+        let (mime, large) = match email.mime() {
+            Some(_) => split_large_attachments(&mime, INLINE_ATTACHMENT_LIMIT as usize)
+                .ok_or_else(|| too_large(mime.len()))?,
+            None => {
+                let is_large = |a: &Attachment| a.size() >= INLINE_ATTACHMENT_LIMIT;
+                let small = email.without_attachments(is_large);
+                let mime = render(&small, sender, BccHeader::Keep, None).await?.bytes;
+                let large = email
+                    .attachments()
+                    .iter()
+                    .filter(|a| is_large(a))
+                    .cloned()
+                    .collect();
+                (mime, large)
+            }
+        };
+        self.send_mime_draft(&mime, &large, deadline).await
     }
 
-    /// A draft made from the MIME without the attachments of 3 MB or more, which are then
-    /// added (uploaded) one by one, and `/send`. The draft is deleted when the send fails
-    /// before `/send`.
+    /// A draft made from `mime` (the message without its attachments of 3 MB or more), those
+    /// `large` attachments added through upload sessions, then `/send`. The draft is deleted
+    /// when the send fails before `/send`.
     async fn send_mime_draft(
         &self,
-        email: &Email,
-        sender: &Mailbox,
+        mime: &[u8],
+        large: &[Attachment],
         deadline: Instant,
     ) -> Result<Option<String>> {
-        let large = |a: &crate::message::Attachment| a.size() >= INLINE_ATTACHMENT_LIMIT;
-        let small = email.without_attachments(large);
-        let mime = render(&small, sender, BccHeader::Keep, None).await?.bytes;
         if base64_len(mime.len() as u64) > REQUEST_LIMIT {
             return Err(Error::invalid_message(
                 "attachments",
@@ -102,14 +121,14 @@ impl GraphTransport {
         let created = self
             .client
             .execute(
-                &post_mime("create draft", &url, &mime).with_answer_limit(DRAFT_ANSWER_LIMIT),
+                &post_mime("create draft", &url, mime).with_answer_limit(DRAFT_ANSWER_LIMIT),
                 deadline,
             )
             .await
             .map_err(not_sent)?;
         let draft: CreatedMessage = created.json("create draft")?;
         let result = async {
-            for attachment in email.attachments().iter().filter(|a| large(a)) {
+            for attachment in large {
                 self.add_attachment(&draft.id, attachment, deadline).await?;
             }
             let url = self.url(&["messages", &draft.id, "send"])?;

@@ -176,6 +176,70 @@ pub(crate) fn with_envelope_headers(email: &Email) -> Result<Vec<u8>> {
     Ok(edit_headers(mime, &["To", "Cc", "Bcc"], &lines))
 }
 
+/// The prepared message without its attachment parts of `min_size` bytes or more (decoded),
+/// and those attachments: for Graph, which takes a large attachment only through an upload
+/// session on a draft. The parts are cut out at the offsets mail-parser reports, each with its
+/// boundary delimiter, after checking that the bytes there are that delimiter; `None` when
+/// there is nothing to cut or a part is not where the parser says.
+#[cfg(feature = "graph")]
+pub(crate) fn split_large_attachments(
+    mime: &[u8],
+    min_size: usize,
+) -> Option<(Vec<u8>, Vec<super::Attachment>)> {
+    use mail_parser::{MimeHeaders as _, PartType};
+
+    let message = MessageParser::default().parse(mime)?;
+    let mut cuts = Vec::new();
+    let mut attachments = Vec::new();
+    for &id in &message.attachments {
+        let part = message.parts.get(id as usize)?;
+        if part.contents().len() < min_size || matches!(part.body, PartType::Message(_)) {
+            continue;
+        }
+        let parent = message.parts.iter().find(|p| match &p.body {
+            PartType::Multipart(children) => children.contains(&id),
+            _ => false,
+        })?;
+        let boundary = parent.content_type()?.attribute("boundary")?;
+        let delimiter = format!("--{boundary}\r\n");
+        let (start, end) = (part.offset_header as usize, part.offset_end as usize);
+        let from = start.checked_sub(delimiter.len())?;
+        if mime.get(from..start)? != delimiter.as_bytes() || mime.get(end..end + 2)? != b"\r\n" {
+            return None;
+        }
+        cuts.push((from, end + 2));
+        let content_type = part
+            .content_type()
+            .map(|c| match c.subtype() {
+                Some(sub) => format!("{}/{sub}", c.ctype()),
+                None => c.ctype().to_owned(),
+            })
+            .unwrap_or_else(|| "application/octet-stream".to_owned());
+        let name = part.attachment_name().unwrap_or("attachment").to_owned();
+        let attachment = super::Attachment::from_bytes(name, part.contents().to_vec())
+            .with_content_type(content_type);
+        attachments.push(match part.content_id() {
+            Some(cid) => attachment.inline(cid),
+            None => attachment,
+        });
+    }
+    if cuts.is_empty() {
+        return None;
+    }
+    cuts.sort_unstable();
+    let mut out = Vec::with_capacity(mime.len());
+    let mut at = 0;
+    for (from, to) in cuts {
+        if from < at {
+            return None;
+        }
+        out.extend_from_slice(&mime[at..from]);
+        at = to;
+    }
+    out.extend_from_slice(&mime[at..]);
+    Some((out, attachments))
+}
+
 /// Whether a header named `name` is among the message's headers.
 pub(crate) fn has_header(bytes: &[u8], name: &HeaderName<'_>) -> bool {
     MessageParser::default()
@@ -289,6 +353,34 @@ mod tests {
         let raw = "From: a@example.org\r\nBcc: c@example.org\r\n\r\nbody\r\n";
         let out = edit_headers(raw.as_bytes(), &["Bcc"], "");
         assert_eq!(out, b"From: a@example.org\r\n\r\nbody\r\n");
+    }
+
+    #[cfg(feature = "graph")]
+    #[test]
+    fn large_attachments_are_cut_out_with_their_delimiter() {
+        let raw = "From: a@example.org\r\nTo: b@example.org\r\n\
+                   Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\npreamble\r\n\
+                   --BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
+                   --BB\r\nContent-Type: application/pdf\r\n\
+                   Content-Disposition: attachment; filename=big.pdf\r\n\
+                   Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\nBBBB\r\n\
+                   --BB\r\nContent-Type: text/csv\r\n\
+                   Content-Disposition: attachment; filename=small.csv\r\n\r\na\r\n--BB--\r\n";
+        let (rest, large) = split_large_attachments(raw.as_bytes(), 5).unwrap();
+        assert_eq!(
+            String::from_utf8(rest).unwrap(),
+            raw.replace(
+                "--BB\r\nContent-Type: application/pdf\r\n\
+                 Content-Disposition: attachment; filename=big.pdf\r\n\
+                 Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\nBBBB\r\n",
+                ""
+            )
+        );
+        assert_eq!(large.len(), 1);
+        assert_eq!(large[0].name(), "big.pdf");
+        assert_eq!(large[0].content_type(), "application/pdf");
+        assert_eq!(large[0].size(), 6);
+        assert!(split_large_attachments(raw.as_bytes(), 100).is_none());
     }
 
     #[test]

@@ -218,7 +218,74 @@ async fn a_large_mime_email_goes_through_a_mime_draft_and_an_upload() {
     session.assert_calls(1);
     assert_eq!(upload.calls(), 2, "4 MiB in chunks of 3,276,800 bytes");
     send.assert_calls(1);
-    // A prepared message that large cannot be split: a clear error, nothing sent.
+    // A prepared message with a large attachment: the part is cut out and uploaded apart.
+    let prepared = Email::builder()
+        .from("no-reply@contoso.com")
+        .to("ann@example.org")
+        .text("see the attachment")
+        .attachment(Attachment::from_bytes(
+            "big.bin",
+            vec![9u8; 4 * 1024 * 1024],
+        ))
+        .build()
+        .unwrap()
+        .to_mime()
+        .await
+        .unwrap();
+    let drafts = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&drafts);
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    server.mock(move |when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages")
+            .header("content-type", "text/plain");
+        then.respond_with(move |request: &HttpMockRequest| {
+            keep.lock()
+                .unwrap()
+                .push(STANDARD.decode(request.body_ref()).unwrap());
+            HttpMockResponse::builder()
+                .status(201)
+                .body(r#"{"id":"p1"}"#)
+                .build()
+        });
+    });
+    let session = server.mock(|when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages/p1/attachments/createUploadSession")
+            .json_body_includes(
+                r#"{"AttachmentItem":{"name":"big.bin","size":4194304,"isInline":false}}"#,
+            );
+        then.status(201).json_body(serde_json::json!({
+            "uploadUrl": format!("{}/upload/p1", server.base_url())
+        }));
+    });
+    let upload = server.mock(|when, then| {
+        when.method(httpmock::Method::PUT).path("/upload/p1");
+        then.status(201);
+    });
+    let send = server.mock(|when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages/p1/send");
+        then.status(202);
+    });
+    transport(&settings(&server))
+        .send(&Email::from_mime(prepared).unwrap())
+        .await
+        .unwrap();
+    session.assert_calls(1);
+    assert_eq!(upload.calls(), 2);
+    send.assert_calls(1);
+    let draft = drafts.lock().unwrap().pop().unwrap();
+    assert!(draft.len() < 10_000, "the large part is not in the draft");
+    let parsed = MessageParser::default().parse(&draft).unwrap();
+    assert_eq!(
+        parsed.body_text(0).as_deref().map(str::trim),
+        Some("see the attachment")
+    );
+    assert_eq!(parsed.attachments().count(), 0);
+
+    // A prepared message that large with nothing to split: a clear error, nothing sent.
     let raw = format!(
         "From: no-reply@contoso.com\r\nTo: ann@example.org\r\n\r\n{}\r\n",
         "x".repeat(3_100_000)
@@ -232,4 +299,5 @@ async fn a_large_mime_email_goes_through_a_mime_draft_and_an_upload() {
         "{error}"
     );
     assert!(error.to_string().contains("over SMTP"), "{error}");
+    send.assert_calls(1);
 }

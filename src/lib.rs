@@ -9,7 +9,9 @@
 //!   `MAIL_CONNECTOR_*` environment variables, validates them for the chosen mode and
 //!   [builds](ConnectorSettings::build) a ready [`MailTransport`].
 //! - [`Email`] is the message model, made by a validating builder that rules out header
-//!   injection and invalid addresses.
+//!   injection and invalid addresses; it takes any header a caller may set (`Message-ID`,
+//!   `In-Reply-To`, `List-Unsubscribe`, …), or a message prepared elsewhere
+//!   ([`Email::from_mime`], a `lettre::Message`), and arrives the same on every transport.
 //! - [`MailTransport`] is the object-safe trait every transport implements — including your
 //!   own; [`OutboxTransport`] writes `.eml` files and [`StubTransport`] records emails for tests.
 //! - [`RecipientLimit`] splits emails with too many recipients, for every transport.
@@ -53,6 +55,8 @@
 //! - `metrics`: counters and histograms through the `metrics` facade; the names are listed in
 //!   [`metrics`](mod@metrics).
 //! - `blocking`: `blocking::Transport`, the transports from synchronous code.
+//! - `dkim`: DKIM signing for the SMTP and outbox transports (`dkim` module, settings
+//!   `dkim_domain`, `dkim_selector`, `dkim_private_key_file`).
 //!
 //! Without any of them (`default-features = false`) the crate is its core — the message
 //! model, [`MailTransport`], [`OutboxTransport`], [`StubTransport`], [`RecipientLimit`] and
@@ -68,6 +72,10 @@ pub mod blocking;
 mod check;
 #[cfg(feature = "oauth")]
 pub mod credentials;
+#[cfg(feature = "dkim")]
+pub mod dkim;
+#[cfg(not(feature = "dkim"))]
+mod dkim;
 mod error;
 mod expiry;
 mod fields;

@@ -53,6 +53,9 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("outbox_dir", Kind::Text),
     ("save_to_sent_items", Kind::Bool),
     ("allow_send_as", Kind::Bool),
+    ("dkim_domain", Kind::Text),
+    ("dkim_selector", Kind::Text),
+    ("dkim_private_key_file", Kind::Text),
 ];
 
 /// Environment variables with the prefix that are not settings keys but are allowed.

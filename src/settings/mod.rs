@@ -34,6 +34,7 @@
 //! | `outbox_dir` | write `.eml` files into this folder instead of sending |
 //! | `save_to_sent_items` | Graph: keep a copy in the mailbox's Sent Items; default `true` |
 //! | `allow_send_as` | let emails name another From address than `user_name` (needs Exchange Send As rights), for Graph and SMTP; default `false` |
+//! | `dkim_domain`, `dkim_selector`, `dkim_private_key_file` | DKIM-sign SMTP and outbox messages (feature `dkim`; all three together; see [`dkim`](crate::dkim)). Graph messages are signed by Exchange Online, so these are refused with `transport = "graph"` |
 //!
 //! # Inside a host's own configuration
 //!
@@ -64,6 +65,7 @@ use crate::secret::Secret;
 
 mod build;
 mod compose;
+mod dkim;
 mod load;
 mod oauth;
 mod suggest;
@@ -168,6 +170,13 @@ pub struct ConnectorSettings {
     pub save_to_sent_items: bool,
     /// Let an email name a From address other than `user_name` (Graph and SMTP). Default `false`.
     pub allow_send_as: bool,
+    /// DKIM (feature `dkim`, SMTP and the outbox): the signing domain, the `d=` tag.
+    pub dkim_domain: Option<String>,
+    /// DKIM: the selector, the `s=` tag (the key is published at
+    /// `{selector}._domainkey.{domain}`).
+    pub dkim_selector: Option<String>,
+    /// DKIM: the private key file (RSA PEM, or Ed25519 PKCS#8 PEM).
+    pub dkim_private_key_file: Option<PathBuf>,
 }
 
 impl Default for ConnectorSettings {
@@ -203,6 +212,9 @@ impl Default for ConnectorSettings {
             outbox_dir: None,
             save_to_sent_items: true,
             allow_send_as: false,
+            dkim_domain: None,
+            dkim_selector: None,
+            dkim_private_key_file: None,
         }
     }
 }

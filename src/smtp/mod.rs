@@ -228,6 +228,8 @@ struct Inner {
     permits: Arc<Semaphore>,
     pool: Pool,
     opened: AtomicU64,
+    /// Signs the messages it builds (feature `dkim`).
+    dkim: Option<crate::dkim::DkimSigner>,
 }
 
 impl fmt::Debug for SmtpTransport {

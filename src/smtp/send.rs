@@ -13,7 +13,7 @@ use super::envelope::{Accepted, Envelope, Progress, gave_up};
 use super::{Inner, SendAsPolicy, SmtpTransport, connect, remedy};
 use crate::error::{Delivery, Error, Result, SmtpStage};
 use crate::message::{Email, Mailbox};
-use crate::mime::{BccHeader, build_message};
+use crate::mime::{BccHeader, render};
 use crate::transport::SendReport;
 
 impl SmtpTransport {
@@ -54,12 +54,13 @@ impl SmtpTransport {
         let inner = &self.inner;
         let deadline = Instant::now() + inner.send_deadline;
         let (mailbox, from) = self.sender_for(email)?;
-        let message = build_message(email, &from, BccHeader::Drop).await?;
-        let bytes = message.formatted();
-        let message_id = message
-            .headers()
-            .get_raw("Message-ID")
-            .map(|id| id.trim().to_owned());
+        let rendered = render(email, &from, BccHeader::Drop, inner.dkim.as_ref()).await?;
+        let (mut bytes, message_id) = (rendered.bytes, rendered.message_id);
+        // lettre ends the data with CRLF.CRLF; a message's own final CRLF is the first half
+        // of it, else every message would gain an empty last line on the wire.
+        if bytes.ends_with(b"\r\n") {
+            bytes.truncate(bytes.len() - 2);
+        }
         let envelope = Arc::new(Envelope::new(&mailbox, email)?);
         let bytes: Arc<[u8]> = bytes.into();
 

@@ -7,4 +7,5 @@ mod cli;
 mod credential_kinds;
 mod graph;
 mod helpers;
+mod prepared;
 mod smtp;

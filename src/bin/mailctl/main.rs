@@ -44,7 +44,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Send one email.
-    Send(SendArgs),
+    Send(Box<SendArgs>),
     /// Check the settings and the connection without sending mail.
     Check(ConfigArg),
 }
@@ -67,7 +67,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Send(args) => match send(args).await {
+        Command::Send(args) => match send(*args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(&error),
         },

@@ -41,7 +41,7 @@ impl ConnectorSettings {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSettings`](crate::Error::InvalidSettings) when a path is not valid
+    /// [`Error::InvalidSettings`] when a path is not valid
     /// UTF-8 (TOML and JSON hold text only).
     pub fn to_toml_string(&self, secrets: SecretsIn) -> Result<String> {
         let value = self.to_json_value(secrets)?;
@@ -110,7 +110,7 @@ impl ConnectorSettings {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSettings`](crate::Error::InvalidSettings) for an unknown key (with
+    /// [`Error::InvalidSettings`] for an unknown key (with
     /// the nearest known one) or a wrongly typed value; the message names the key and
     /// never quotes a value.
     pub fn from_toml_value(value: toml::Value) -> Result<Self> {
@@ -155,7 +155,7 @@ impl ConnectorSettings {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSettings`](crate::Error::InvalidSettings) naming the variable for a
+    /// [`Error::InvalidSettings`] naming the variable for a
     /// value that is not a boolean or number where one is needed, or an invalid value.
     pub fn with_env_vars<K, V>(self, vars: impl IntoIterator<Item = (K, V)>) -> Result<Self>
     where

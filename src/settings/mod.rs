@@ -47,7 +47,8 @@
 //! `ConnectorSettings` implements `Serialize` with the secrets written as `[redacted]`;
 //! [`ConnectorSettings::to_toml_string`], [`to_json_string`](ConnectorSettings::to_json_string)
 //! and [`to_json_value`](ConnectorSettings::to_json_value) write them in plain only with
-//! [`SecretsIn::Plain`]. A `[redacted]` placeholder read back as a secret is refused.
+//! [`SecretsIn::Plain`]. A `[redacted]` placeholder read back is kept for the
+//! `MAIL_CONNECTOR_<KEY>` variable to replace; one left is refused, naming the variable.
 //!
 //! The module is split along its seams: the struct and its derived values here, reading
 //! (`load`), a host's configuration and writing back (`compose`), did-you-mean (`suggest`),

@@ -36,6 +36,7 @@ impl ConnectorSettings {
         if !self.enabled {
             return problems;
         }
+        problems.extend(self.placeholder_problems());
         if let Some(dir) = &self.outbox_dir {
             if dir.as_os_str().is_empty() {
                 problem(

@@ -8,8 +8,9 @@
 //!
 //! It serializes as `[redacted]` too, so settings written back to a file or shown in an
 //! admin API never carry it; only [`ConnectorSettings::to_toml_string`] and its siblings
-//! with [`SecretsIn::Plain`] write the values, and reading `[redacted]` back as a secret is
-//! refused.
+//! with [`SecretsIn::Plain`] write the values. Read back, `[redacted]` is known as the
+//! placeholder it is: the settings refuse it unless a `MAIL_CONNECTOR_<KEY>` variable
+//! replaces it.
 //!
 //! [`ConnectorSettings::to_toml_string`]: crate::ConnectorSettings::to_toml_string
 //! [`SecretsIn::Plain`]: crate::settings::SecretsIn::Plain

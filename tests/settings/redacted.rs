@@ -137,3 +137,36 @@ fn urls_with_credentials_are_refused_naming_the_field_and_never_written() {
         }
     }
 }
+
+/// A host's `[mail]` table, parsed with the re-exported `toml`, written redacted: the
+/// environment supplies the secret (`from_toml_value(..).with_env()`).
+#[test]
+fn a_redacted_toml_table_of_the_hosts_file_takes_the_secret_from_the_environment() {
+    use mail_connector::toml;
+    let written = {
+        let mut settings = ConnectorSettings::default();
+        settings.client_secret = Some(mail_connector::Secret::new(KNOWN_SECRET));
+        settings
+            .to_toml_string(mail_connector::SecretsIn::Redacted)
+            .unwrap()
+    };
+    assert_no_secrets(&written, &[KNOWN_SECRET]);
+    let app: toml::Table = toml::from_str(&format!("[server]\nport = 1\n\n[mail]\n{written}"))
+        .unwrap();
+    let mail = app["mail"].clone();
+    let settings = ConnectorSettings::from_toml_value(mail.clone())
+        .unwrap()
+        .with_env_vars([("MAIL_CONNECTOR_CLIENT_SECRET", "from-the-environment")])
+        .unwrap();
+    assert_eq!(
+        settings.client_secret.unwrap().expose_secret(),
+        "from-the-environment"
+    );
+    let error = ConnectorSettings::from_toml_value(mail)
+        .unwrap()
+        .with_env_vars([("MAIL_CONNECTOR_PASSWORD", "unrelated")])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("`client_secret`"), "{error}");
+    assert!(error.contains("`MAIL_CONNECTOR_CLIENT_SECRET`"), "{error}");
+}

@@ -46,15 +46,16 @@
 //! );
 //! ```
 
-#![cfg_attr(feature = "oauth", doc = "\n[`TokenProvider`]: crate::TokenProvider")]
+//!
+#![cfg_attr(feature = "oauth", doc = "[`TokenProvider`]: crate::TokenProvider")]
 #![cfg_attr(
     not(feature = "oauth"),
-    doc = "\n[`TokenProvider`]: https://docs.rs/mail-connector/latest/mail_connector/trait.TokenProvider.html"
+    doc = "[`TokenProvider`]: https://docs.rs/mail-connector/latest/mail_connector/trait.TokenProvider.html"
 )]
-#![cfg_attr(feature = "oauth", doc = "\n[`Credentials`]: crate::Credentials")]
+#![cfg_attr(feature = "oauth", doc = "[`Credentials`]: crate::Credentials")]
 #![cfg_attr(
     not(feature = "oauth"),
-    doc = "\n[`Credentials`]: https://docs.rs/mail-connector/latest/mail_connector/struct.Credentials.html"
+    doc = "[`Credentials`]: https://docs.rs/mail-connector/latest/mail_connector/struct.Credentials.html"
 )]
 
 /// Counter: emails the server accepted. Labels `transport`, `mailbox`.

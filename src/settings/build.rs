@@ -83,9 +83,10 @@ impl ConnectorSettings {
     /// # }
     /// # Ok::<(), mail_connector::Error>(())
     /// ```
+    ///
     #[cfg_attr(
         not(feature = "oauth"),
-        doc = "\n[`TokenProvider`]: https://docs.rs/mail-connector/latest/mail_connector/trait.TokenProvider.html"
+        doc = "[`TokenProvider`]: https://docs.rs/mail-connector/latest/mail_connector/trait.TokenProvider.html"
     )]
     pub fn builder(&self) -> TransportBuilder<'_> {
         TransportBuilder {

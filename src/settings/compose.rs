@@ -87,7 +87,11 @@ impl ConnectorSettings {
             serde_json::Value::Object(mut map) => {
                 map.retain(|_, v| !v.is_null());
                 if secrets == SecretsIn::Redacted {
-                    for key in ["authority_host", "graph_endpoint", "managed_identity_endpoint"] {
+                    for key in [
+                        "authority_host",
+                        "graph_endpoint",
+                        "managed_identity_endpoint",
+                    ] {
                         if let Some(serde_json::Value::String(url)) = map.get_mut(key) {
                             *url = crate::net::without_userinfo(url);
                         }

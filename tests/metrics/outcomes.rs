@@ -75,7 +75,10 @@ fn a_partly_delivered_smtp_email_counts_as_sent_for_the_delivered_part() {
             panic!("expected a partial delivery: {error:?}");
         };
         assert_eq!(not_sent.len(), 1);
-        id = delivered.messages[0].id.clone().expect("an id for the delivered part");
+        id = delivered.messages[0]
+            .id
+            .clone()
+            .expect("an id for the delivered part");
         assert_eq!(server.messages().len(), 1);
     });
     let smtp = [("transport", "smtp"), ("mailbox", "no-reply@example.org")];

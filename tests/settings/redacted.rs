@@ -100,11 +100,15 @@ fn urls_with_credentials_are_refused_naming_the_field_and_never_written() {
     let cases = [
         (
             "graph_endpoint",
-            oauth(&format!("graph_endpoint = \"https://{user_info}graph.example\"")),
+            oauth(&format!(
+                "graph_endpoint = \"https://{user_info}graph.example\""
+            )),
         ),
         (
             "authority_host",
-            oauth(&format!("authority_host = \"https://{user_info}login.example\"")),
+            oauth(&format!(
+                "authority_host = \"https://{user_info}login.example\""
+            )),
         ),
         (
             "managed_identity_endpoint",
@@ -117,7 +121,10 @@ fn urls_with_credentials_are_refused_naming_the_field_and_never_written() {
     for (field, settings) in cases {
         let errors = [
             settings.validate().unwrap_err(),
-            settings.build().err().expect("credentials in a URL cannot build"),
+            settings
+                .build()
+                .err()
+                .expect("credentials in a URL cannot build"),
         ];
         for error in &errors {
             let text = format!("{error} {error:?} {:?}", error.remedy());
@@ -151,8 +158,8 @@ fn a_redacted_toml_table_of_the_hosts_file_takes_the_secret_from_the_environment
             .unwrap()
     };
     assert_no_secrets(&written, &[KNOWN_SECRET]);
-    let app: toml::Table = toml::from_str(&format!("[server]\nport = 1\n\n[mail]\n{written}"))
-        .unwrap();
+    let app: toml::Table =
+        toml::from_str(&format!("[server]\nport = 1\n\n[mail]\n{written}")).unwrap();
     let mail = app["mail"].clone();
     let settings = ConnectorSettings::from_toml_value(mail.clone())
         .unwrap()

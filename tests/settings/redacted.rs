@@ -2,14 +2,19 @@
 //! secret supplied by `MAIL_CONNECTOR_*`; and URL settings that carry credentials.
 
 use mail_connector::settings::SecretsIn;
-use mail_connector::{ConnectorSettings, Email, Error, MailTransport};
+use mail_connector::{ConnectorSettings, Error};
+#[cfg(feature = "smtp")]
+use mail_connector::{Email, MailTransport};
 
+#[cfg(feature = "smtp")]
 use crate::support::smtp_server::{ServerOptions, TestServer};
 use crate::support::{KNOWN_SECRET, assert_no_secrets};
 
+#[cfg(feature = "smtp")]
 const PASSWORD: &str = "correct horse";
 
 /// Basic-auth settings for the loopback SMTP server, with its password.
+#[cfg(feature = "smtp")]
 fn basic_settings(server: &TestServer) -> ConnectorSettings {
     ConnectorSettings::from_toml_str(&format!(
         "enabled = true\nauth_mode = \"basic\"\nuser_name = \"no-reply@example.org\"\n\
@@ -21,6 +26,7 @@ fn basic_settings(server: &TestServer) -> ConnectorSettings {
     .unwrap()
 }
 
+#[cfg(feature = "smtp")]
 fn email() -> Email {
     Email::builder()
         .to("ann@example.org")
@@ -44,6 +50,7 @@ fn redacted_forms(settings: &ConnectorSettings, dir: &std::path::Path) -> Vec<Co
     ]
 }
 
+#[cfg(feature = "smtp")]
 #[tokio::test]
 async fn a_redacted_file_loads_and_sends_with_the_secret_from_the_environment() {
     let server = TestServer::start(ServerOptions::default()).await;

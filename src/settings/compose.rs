@@ -278,6 +278,55 @@ impl ConnectorSettings {
     }
 }
 
+/// Every field, as a derived `Debug` would show it, except that secrets print as
+/// `[redacted]` (their own `Debug`) and a `user:password@` in a URL setting as `…@`.
+impl std::fmt::Debug for ConnectorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown_url = |url: &Option<String>| url.as_deref().map(crate::net::without_userinfo);
+        f.debug_struct("ConnectorSettings")
+            .field("enabled", &self.enabled)
+            .field("auth_mode", &self.auth_mode)
+            .field("transport", &self.transport)
+            .field("user_name", &self.user_name)
+            .field("oauth_client_id", &self.oauth_client_id)
+            .field("client_secret", &self.client_secret)
+            .field("tenant_id", &self.tenant_id)
+            .field("client_certificate_file", &self.client_certificate_file)
+            .field("client_private_key_file", &self.client_private_key_file)
+            .field("oauth_credential", &self.oauth_credential)
+            .field("client_secret_file", &self.client_secret_file)
+            .field(
+                "managed_identity_client_id",
+                &self.managed_identity_client_id,
+            )
+            .field(
+                "managed_identity_endpoint",
+                &shown_url(&self.managed_identity_endpoint),
+            )
+            .field("federated_token_file", &self.federated_token_file)
+            .field("oauth_scope", &self.oauth_scope)
+            .field("client_secret_expires", &self.client_secret_expires)
+            .field("password", &self.password)
+            .field("use_ssl", &self.use_ssl)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_tls", &self.smtp_tls)
+            .field(
+                "smtp_allow_plaintext_credentials_dangerous",
+                &self.smtp_allow_plaintext_credentials_dangerous,
+            )
+            .field("recipient_limit", &self.recipient_limit)
+            .field("cloud", &self.cloud)
+            .field("authority_host", &shown_url(&self.authority_host))
+            .field("graph_endpoint", &shown_url(&self.graph_endpoint))
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("outbox_dir", &self.outbox_dir)
+            .field("save_to_sent_items", &self.save_to_sent_items)
+            .field("allow_send_as", &self.allow_send_as)
+            .finish()
+    }
+}
+
 /// A settings object written with its keys in the order of the settings table (a JSON
 /// object value sorts them by name), any others after them.
 struct InTableOrder<'a>(&'a serde_json::Value);
@@ -321,6 +370,24 @@ fn write_problem(error: impl std::fmt::Display) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Debug` is written by hand: it must show every key.
+    #[test]
+    fn debug_shows_every_key_and_no_url_credentials() {
+        let settings = ConnectorSettings {
+            graph_endpoint: Some("https://admin:hunter2-pw@graph.example".into()),
+            ..ConnectorSettings::default()
+        };
+        let shown = format!("{settings:?}");
+        for (key, _) in KEYS {
+            assert!(
+                shown.contains(&format!("{key}: ")),
+                "`{key}` missing from {shown}"
+            );
+        }
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("https://…@graph.example"), "{shown}");
+    }
 
     /// `with_env_vars` moves each overridden field by name: every key must have its arm.
     #[test]

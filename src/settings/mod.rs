@@ -101,7 +101,7 @@ pub use values::{AuthMode, Cloud, OAuthCredential, SmtpTls, TransportKind};
 /// assert!(settings.validate().is_ok()); // nothing is required when disabled
 /// # Ok::<(), mail_connector::Error>(())
 /// ```
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ConnectorSettings {

@@ -94,7 +94,7 @@ fn a_redacted_file_without_the_variable_names_the_key_and_the_variable() {
 }
 
 #[test]
-fn urls_with_credentials_are_refused_naming_the_field_and_never_written() {
+fn urls_with_credentials_are_refused_naming_the_field_and_never_shown() {
     let user_info = format!("mail-admin:{KNOWN_SECRET}@");
     let oauth = |extra: &str| {
         ConnectorSettings::from_toml_str(&format!(
@@ -146,6 +146,7 @@ fn urls_with_credentials_are_refused_naming_the_field_and_never_written() {
         for written in [
             settings.to_toml_string(SecretsIn::Redacted).unwrap(),
             settings.to_json_string(SecretsIn::Redacted).unwrap(),
+            format!("{settings:?}"),
         ] {
             assert_no_secrets(&written, &[KNOWN_SECRET]);
         }

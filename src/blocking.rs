@@ -9,8 +9,34 @@
 //!
 //! Call it from any thread that is **not** inside a tokio runtime: a `main` without
 //! `#[tokio::main]`, a thread of a synchronous web framework, a worker pool. Called from
-//! inside a runtime (an async task, or a `spawn_blocking` closure) it does not block and
-//! does not panic: it returns an [`Error`] saying to use the async [`MailTransport`] there.
+//! inside a runtime it does not block and does not panic: it returns an [`Error`] saying to
+//! use the async [`MailTransport`] there.
+//!
+//! That refusal includes `spawn_blocking` closures and `block_in_place` sections, where
+//! tokio itself would allow blocking: tokio has no public way to tell those threads from an
+//! async task without risking a panic, so the blocking API refuses them all. In a
+//! `spawn_blocking` closure, run the async transport on the runtime's handle instead:
+//!
+//! ```
+//! # use mail_connector::{MailTransport, StubTransport, Email};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let transport = mail_connector::blocking::Transport::new(StubTransport::new())?;
+//! # let email = Email::builder().to("ann@example.org").subject("Hi").build()?;
+//! let shared = transport.transport(); // the async transport behind the blocking one
+//! let report = tokio::task::spawn_blocking(move || {
+//!     tokio::runtime::Handle::current().block_on(shared.send(&email))
+//! })
+//! .await??;
+//! # assert_eq!(report.recipients().count(), 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Making a `Transport` ([`Transport::new`], [`Transport::from_settings`]) blocks briefly,
+//! anywhere: it waits for its background runtime to start, and building from settings may
+//! read files (a CA certificate, a client certificate). That is fine in an async task at
+//! start-up; on a busy runtime, make it in `spawn_blocking`.
 //!
 //! Cheap to clone: clones share the runtime and the transport, and may be used from many
 //! threads at once; their sends run concurrently. The runtime's thread ends when the last
@@ -75,7 +101,8 @@ impl fmt::Debug for Transport {
 }
 
 impl Transport {
-    /// Runs `transport` on a runtime of its own. Works anywhere, inside an async task too.
+    /// Runs `transport` on a runtime of its own. Works anywhere, inside an async task too;
+    /// it blocks briefly, until the runtime's thread has started.
     ///
     /// # Errors
     ///
@@ -87,7 +114,8 @@ impl Transport {
 
     /// Builds the transport `settings` describe ([`ConnectorSettings::build`]) and runs it
     /// on a runtime of its own. Building needs no runtime, so this works anywhere, inside
-    /// an async task too (only the calls must come from outside one).
+    /// an async task too (only the calls must come from outside one); it blocks briefly,
+    /// while the settings' files (certificates) are read and the runtime's thread starts.
     ///
     /// # Errors
     ///
@@ -204,10 +232,12 @@ fn run_on<T: Send + 'static>(
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(Error::transport(
             "blocking",
-            "the blocking API was called from inside a tokio runtime (an async task or a \
-             `spawn_blocking` closure), where it must not block; nothing was sent. Use the \
-             async `MailTransport` there (`Transport::transport()` shares the same one), or \
-             call from a thread outside the runtime",
+            "the blocking API was called from inside a tokio runtime (an async task, or a \
+             `spawn_blocking` or `block_in_place` thread, which it cannot tell apart), \
+             where it must not block; nothing was sent. In async code, await the async \
+             `MailTransport` (`Transport::transport()` shares the same one); in \
+             `spawn_blocking`, run it with `tokio::runtime::Handle::current().block_on(..)`; \
+             or call from a thread outside the runtime",
             Transience::Permanent,
         ));
     }

@@ -62,7 +62,23 @@
 //! model, [`MailTransport`], [`OutboxTransport`], [`StubTransport`], [`RecipientLimit`] and
 //! the settings — with about half the dependencies (no reqwest, no lettre SMTP client, no
 //! jsonwebtoken or aws-lc-rs). TLS is rustls everywhere; OpenSSL is never linked.
-
+// The module links of the docs above, to docs.rs when a feature leaves the module out.
+//!
+#![cfg_attr(feature = "oauth", doc = "[`credentials`]: crate::credentials")]
+#![cfg_attr(
+    not(feature = "oauth"),
+    doc = "[`credentials`]: https://docs.rs/mail-connector/latest/mail_connector/credentials/index.html"
+)]
+#![cfg_attr(feature = "graph", doc = "[`graph`]: crate::graph")]
+#![cfg_attr(
+    not(feature = "graph"),
+    doc = "[`graph`]: https://docs.rs/mail-connector/latest/mail_connector/graph/index.html"
+)]
+#![cfg_attr(feature = "smtp", doc = "[`smtp`]: crate::smtp")]
+#![cfg_attr(
+    not(feature = "smtp"),
+    doc = "[`smtp`]: https://docs.rs/mail-connector/latest/mail_connector/smtp/index.html"
+)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -100,6 +116,11 @@ mod transport;
 
 /// The attribute for implementing [`MailTransport`] (and [`TokenProvider`]) — re-exported so
 /// your crate needs no `async-trait` dependency of its own: `#[mail_connector::async_trait]`.
+///
+#[cfg_attr(
+    not(feature = "oauth"),
+    doc = "[`TokenProvider`]: https://docs.rs/mail-connector/latest/mail_connector/trait.TokenProvider.html"
+)]
 pub use async_trait::async_trait;
 pub use check::{CheckReport, CheckStatus, CheckStep};
 #[cfg(feature = "oauth")]
@@ -120,11 +141,15 @@ pub use reqwest;
 pub use retry::RetryPolicy;
 pub use secret::Secret;
 pub use settings::{
-    AuthMode, Cloud, ConnectorSettings, ExpiryDate, OAuthCredential, SmtpTls, TransportKind,
+    AuthMode, Cloud, ConnectorSettings, ExpiryDate, OAuthCredential, SecretsIn, SmtpTls,
+    TransportKind,
 };
 #[cfg(feature = "smtp")]
 pub use smtp::SmtpTransport;
 pub use stub::{StubOutcome, StubTransport};
+/// The TOML crate whose `Value` [`ConnectorSettings::from_toml_value`] takes, re-exported so
+/// that your `toml` version cannot differ from ours.
+pub use toml;
 pub use transport::{MailTransport, SendReport, SentMessage};
 
 /// The README's examples, compiled and run as doctests.

@@ -12,9 +12,9 @@
 //! |---|---|---|---|
 //! | `mail_connector_messages_sent_total` | counter | `transport`, `mailbox` | emails the server accepted |
 //! | `mail_connector_messages_failed_total` | counter | `transport`, `mailbox`, `error` | emails certainly not sent; `error` is `transient` (try again later) or `permanent` |
-//! | `mail_connector_messages_uncertain_total` | counter | `transport`, `mailbox` | emails that may or may not have been delivered (never resent) |
-//! | `mail_connector_send_duration_seconds` | histogram | `transport`, `mailbox`, `outcome` | time of one `send`, retries and waits included; `outcome` is `sent`, `failed` or `uncertain` |
-//! | `mail_connector_retries_total` | counter | `transport` | requests repeated after a transient failure |
+//! | `mail_connector_messages_uncertain_total` | counter | `transport`, `mailbox` | emails that may or may not have been delivered (never resent), including sends abandoned by their caller (a dropped future, a timeout) |
+//! | `mail_connector_send_duration_seconds` | histogram | `transport`, `mailbox`, `outcome` | time of one `send`, retries and waits included; `outcome` is `sent`, `partial`, `failed` or `uncertain` |
+//! | `mail_connector_retries_total` | counter | `transport` | requests repeated after a transient failure (not Graph's one re-send with a fresh token after a 401, which the span's `attempts` does count) |
 //! | `mail_connector_throttle_waits_total` | counter | `transport` | waits imposed by the server: Graph's 429/503 and `Retry-After` pauses, SMTP `432 4.3.2` |
 //! | `mail_connector_throttle_wait_seconds` | histogram | `transport` | how long each of those waits was |
 //! | `mail_connector_token_fetches_total` | counter | `credential` | access tokens requested from the token source (cache hits are not counted) |
@@ -27,8 +27,13 @@
 //!   has none. Recipient addresses never appear in a metric; nor do subjects, bodies,
 //!   secrets or tokens.
 //! - `credential`: `secret`, `secret-file`, `certificate`, `managed-identity`,
-//!   `workload-identity` or `token-source` (a [`TokenProvider`](crate::TokenProvider) of
-//!   your own behind [`Credentials`](crate::Credentials)).
+//!   `workload-identity` or `token-source` (a [`TokenProvider`] of your own behind
+//!   [`Credentials`]).
+//!
+//! A partly delivered email (an SMTP server accepted some recipients and refused others:
+//! [`Error::PartialDelivery`](crate::Error::PartialDelivery) with a delivered part) counts
+//! in two counters: as sent for the delivered part, and as failed (or uncertain) for the
+//! rest; its duration is recorded with `outcome` `partial`.
 //!
 //! An email the [`RecipientLimit`](crate::RecipientLimit) splits counts once per message
 //! sent. The [`StubTransport`](crate::StubTransport) records nothing.
@@ -41,6 +46,18 @@
 //! );
 //! ```
 
+//!
+#![cfg_attr(feature = "oauth", doc = "[`TokenProvider`]: crate::TokenProvider")]
+#![cfg_attr(
+    not(feature = "oauth"),
+    doc = "[`TokenProvider`]: https://docs.rs/mail-connector/latest/mail_connector/trait.TokenProvider.html"
+)]
+#![cfg_attr(feature = "oauth", doc = "[`Credentials`]: crate::Credentials")]
+#![cfg_attr(
+    not(feature = "oauth"),
+    doc = "[`Credentials`]: https://docs.rs/mail-connector/latest/mail_connector/struct.Credentials.html"
+)]
+
 /// Counter: emails the server accepted. Labels `transport`, `mailbox`.
 pub const MESSAGES_SENT: &str = "mail_connector_messages_sent_total";
 /// Counter: emails certainly not sent. Labels `transport`, `mailbox`, `error`
@@ -49,7 +66,7 @@ pub const MESSAGES_FAILED: &str = "mail_connector_messages_failed_total";
 /// Counter: emails whose delivery is uncertain. Labels `transport`, `mailbox`.
 pub const MESSAGES_UNCERTAIN: &str = "mail_connector_messages_uncertain_total";
 /// Histogram, seconds: one `send`, retries and waits included. Labels `transport`,
-/// `mailbox`, `outcome` (`sent`, `failed`, `uncertain`).
+/// `mailbox`, `outcome` (`sent`, `partial`, `failed`, `uncertain`).
 pub const SEND_DURATION: &str = "mail_connector_send_duration_seconds";
 /// Counter: requests repeated after a transient failure. Label `transport`.
 pub const RETRIES: &str = "mail_connector_retries_total";
@@ -74,6 +91,13 @@ pub(crate) enum Outcome {
         transient: bool,
     },
     Uncertain,
+    /// Some recipients have it: `delivered` messages were accepted; the rest failed, with
+    /// uncertain delivery to some of them or certainly not sent (`transient` as above).
+    Partial {
+        delivered: u64,
+        rest_uncertain: bool,
+        transient: bool,
+    },
 }
 
 impl Outcome {
@@ -82,6 +106,7 @@ impl Outcome {
             Self::Sent => "sent",
             Self::Failed { .. } => "failed",
             Self::Uncertain => "uncertain",
+            Self::Partial { .. } => "partial",
         }
     }
 }
@@ -99,25 +124,27 @@ mod record {
         took: Duration,
     ) {
         let mailbox = mailbox.to_owned();
+        let sent = |n: u64| {
+            ::metrics::counter!(super::MESSAGES_SENT, "transport" => transport, "mailbox" => mailbox.clone())
+                .increment(n);
+        };
         match outcome {
-            Outcome::Sent => {
-                ::metrics::counter!(super::MESSAGES_SENT, "transport" => transport, "mailbox" => mailbox.clone())
-                    .increment(1);
+            Outcome::Sent => sent(1),
+            // The delivered part counts as sent, the rest as what happened to it.
+            Outcome::Partial {
+                delivered,
+                rest_uncertain,
+                transient,
+            } => {
+                sent(delivered);
+                let rest = if rest_uncertain {
+                    Outcome::Uncertain
+                } else {
+                    Outcome::Failed { transient }
+                };
+                count_unsent(transport, &mailbox, rest);
             }
-            Outcome::Failed { transient } => {
-                let error = if transient { "transient" } else { "permanent" };
-                ::metrics::counter!(
-                    super::MESSAGES_FAILED,
-                    "transport" => transport,
-                    "mailbox" => mailbox.clone(),
-                    "error" => error
-                )
-                .increment(1);
-            }
-            Outcome::Uncertain => {
-                ::metrics::counter!(super::MESSAGES_UNCERTAIN, "transport" => transport, "mailbox" => mailbox.clone())
-                    .increment(1);
-            }
+            rest => count_unsent(transport, &mailbox, rest),
         }
         ::metrics::histogram!(
             super::SEND_DURATION,
@@ -126,6 +153,28 @@ mod record {
             "outcome" => outcome.as_str()
         )
         .record(took.as_secs_f64());
+    }
+
+    /// Counts a send (or the part of one) that failed or whose delivery is uncertain.
+    fn count_unsent(transport: &'static str, mailbox: &str, outcome: Outcome) {
+        let mailbox = mailbox.to_owned();
+        match outcome {
+            Outcome::Sent | Outcome::Partial { .. } => {}
+            Outcome::Failed { transient } => {
+                let error = if transient { "transient" } else { "permanent" };
+                ::metrics::counter!(
+                    super::MESSAGES_FAILED,
+                    "transport" => transport,
+                    "mailbox" => mailbox,
+                    "error" => error
+                )
+                .increment(1);
+            }
+            Outcome::Uncertain => {
+                ::metrics::counter!(super::MESSAGES_UNCERTAIN, "transport" => transport, "mailbox" => mailbox)
+                    .increment(1);
+            }
+        }
     }
 
     #[cfg(any(feature = "graph", feature = "smtp"))]
@@ -181,6 +230,6 @@ pub(crate) use record::token_fetched;
 /// `attempts` field of the send's span.
 #[cfg(any(feature = "graph", feature = "smtp"))]
 pub(crate) fn retried(transport: &'static str) {
-    crate::observe::count_retry();
+    crate::observe::count_attempt();
     record::retried(transport);
 }

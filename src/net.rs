@@ -30,14 +30,17 @@ pub(crate) fn plaintext_credentials_problem(host: &str, allowed_dangerous: bool)
 }
 
 /// Parses a service URL (`authority_host`, `graph_endpoint`): `https`, or plain `http` for
-/// this machine only. The one place that rule lives.
+/// this machine only, and never with a user name or password in it (they would be written
+/// out with the settings and shown in logs). The one place that rule lives.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidSettings`] naming `field` when `value` is not such a URL.
 pub(crate) fn https_url(field: &str, label: &str, value: &str) -> Result<url::Url> {
-    let value = value.trim();
-    match url::Url::parse(value) {
+    let trimmed = value.trim();
+    let value = without_userinfo(trimmed);
+    match url::Url::parse(trimmed) {
+        Ok(url) if has_userinfo(&url) => Err(userinfo_problem(field, label)),
         Ok(url) if url.scheme() == "https" => Ok(url),
         Ok(url) if url.scheme() == "http" && is_loopback(&url) => Ok(url),
         Ok(_) => Err(Error::settings(
@@ -57,15 +60,17 @@ pub(crate) fn https_url(field: &str, label: &str, value: &str) -> Result<url::Ur
 
 /// Parses a managed-identity endpoint (`managed_identity_endpoint`, `IDENTITY_ENDPOINT`):
 /// `https`, or plain `http` to this machine or a link-local address only (the instance
-/// metadata service is `http://169.254.169.254`; App Service's endpoint is on localhost).
-/// The one place that rule lives.
+/// metadata service is `http://169.254.169.254`; App Service's endpoint is on localhost),
+/// without a user name or password. The one place that rule lives.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidSettings`] naming `field` when `value` is not such a URL.
 pub(crate) fn local_service_url(field: &str, label: &str, value: &str) -> Result<url::Url> {
-    let value = value.trim();
-    match url::Url::parse(value) {
+    let trimmed = value.trim();
+    let value = without_userinfo(trimmed);
+    match url::Url::parse(trimmed) {
+        Ok(url) if has_userinfo(&url) => Err(userinfo_problem(field, label)),
         Ok(url) if url.scheme() == "https" => Ok(url),
         Ok(url) if url.scheme() == "http" && (is_loopback(&url) || is_link_local(&url)) => Ok(url),
         Ok(_) => Err(Error::settings(
@@ -82,6 +87,36 @@ pub(crate) fn local_service_url(field: &str, label: &str, value: &str) -> Result
                  `http://169.254.169.254/metadata/identity/oauth2/token`"
             ),
         )),
+    }
+}
+
+/// Whether a URL carries credentials (`https://user:password@host`).
+fn has_userinfo(url: &url::Url) -> bool {
+    !url.username().is_empty() || url.password().is_some()
+}
+
+/// A URL with credentials in it, refused without quoting it: the password is a secret.
+fn userinfo_problem(field: &str, label: &str) -> Error {
+    Error::settings(
+        field,
+        format!(
+            "{label} (`{field}`) contains a user name or password (`user:password@`): remove \
+             the credentials from the URL; the connector signs in with its own settings, and \
+             a URL is written out with the settings and shown in logs"
+        ),
+    )
+}
+
+/// `value` to quote in an error: any `user:password@` before the host replaced by `…@`,
+/// also in text that is not a valid URL.
+pub(crate) fn without_userinfo(value: &str) -> String {
+    let (scheme, rest) = value
+        .find("://")
+        .map_or(("", value), |at| value.split_at(at + 3));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}…@{}", &rest[at + 1..]),
+        None => value.to_owned(),
     }
 }
 
@@ -131,6 +166,32 @@ mod tests {
                 "{url}"
             );
         }
+    }
+
+    #[test]
+    fn urls_with_credentials_are_refused_without_quoting_them() {
+        for url in [
+            "https://admin:hunter2-pw@graph.example",
+            "https://admin@graph.example/v1.0",
+            "http://:hunter2-pw@127.0.0.1:8080",
+            "ftp://admin:hunter2-pw@graph.example",
+            "https://admin:hunter2-pw@gra ph.example",
+        ] {
+            for result in [
+                https_url("graph_endpoint", "Graph endpoint", url),
+                local_service_url("graph_endpoint", "Graph endpoint", url),
+            ] {
+                let error = result.unwrap_err();
+                let shown = format!("{error} {error:?} {:?}", error.remedy());
+                assert!(shown.contains("`graph_endpoint`"), "{shown}");
+                assert!(!shown.contains("hunter2"), "{shown}");
+                assert!(!shown.contains("admin"), "{shown}");
+            }
+        }
+        assert_eq!(
+            without_userinfo("https://a:b@host/x@y"),
+            "https://…@host/x@y"
+        );
     }
 
     #[cfg(feature = "oauth")]

@@ -2,78 +2,136 @@
 //! message id, attempts, duration) and the [`metrics`](crate::metrics) it counts.
 //!
 //! The transports open their `mail_connector.send` span with those four fields declared
-//! [`Empty`](tracing::field::Empty), and run the send through [`observe_send`]. Retries deep
-//! inside a transport (Graph's request loop, SMTP's send loop) call
-//! [`metrics::retried`](crate::metrics::retried), which counts them here too, in a task-local
-//! counter of the send that is running.
+//! [`Empty`](tracing::field::Empty), and run the send through [`observe_send`]. Requests
+//! repeated deep inside a transport (Graph's request loop, SMTP's send loop) call
+//! [`metrics::retried`](crate::metrics::retried) or [`count_attempt`], which count them here,
+//! in a task-local counter of the send that is running.
 
-use std::cell::Cell;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use tracing::Span;
 
-use crate::error::{Delivery, Result};
+use crate::error::{Delivery, Error, Result};
 use crate::metrics::Outcome;
 use crate::transport::SendReport;
 
 tokio::task_local! {
-    /// The retries of the send running in this task.
-    static RETRIES: Cell<u32>;
+    /// The requests after the first of the send running in this task.
+    static EXTRA_ATTEMPTS: Arc<AtomicU32>;
 }
 
-/// Counts one retry of the send running in this task (nothing outside a send).
+/// Counts one more attempt (a request after the first) of the send running in this task
+/// (nothing outside a send): a retry, or Graph's re-send with a fresh token after a 401.
 #[cfg(any(feature = "graph", feature = "smtp"))]
-pub(crate) fn count_retry() {
-    let _ = RETRIES.try_with(|retries| retries.set(retries.get().saturating_add(1)));
+pub(crate) fn count_attempt() {
+    let _ = EXTRA_ATTEMPTS.try_with(|extra| extra.fetch_add(1, Ordering::Relaxed));
 }
 
-/// Runs `send`, then records on `span` how it ended — `outcome` (`sent`, `failed`,
-/// `uncertain`), `message_id` (the first id the transport returned), `attempts` (1 + the
-/// retries) and `duration_ms` — and counts it in the metrics under `transport` and
-/// `mailbox` (the configured sender, never a recipient).
+/// Runs `send`, then records on `span` how it ended — `outcome` (`sent`, `partial`,
+/// `failed`, `uncertain`), `message_id` (the first id the transport returned, also of the
+/// delivered part of a partial delivery), `attempts` (the requests made: 1 + the retries +
+/// a re-send with a fresh token) and `duration_ms` — and counts it in the metrics under
+/// `transport` and `mailbox` (the configured sender, never a recipient).
+///
+/// A send dropped before it ends (its caller gave up, e.g. on a timeout) is recorded as
+/// `uncertain`, with the time until then: a request may have reached the server.
 pub(crate) async fn observe_send(
     span: &Span,
     transport: &'static str,
     mailbox: Option<&str>,
     send: impl Future<Output = Result<SendReport>>,
 ) -> Result<SendReport> {
-    let started = Instant::now();
-    let (result, retries) = RETRIES
-        .scope(Cell::new(0), async {
-            let result = send.await;
-            (result, RETRIES.with(Cell::get))
-        })
-        .await;
-    let took = started.elapsed();
-    let outcome = match &result {
-        Ok(_) => Outcome::Sent,
-        Err(error) if error.delivery() == Delivery::Uncertain => Outcome::Uncertain,
-        Err(error) => Outcome::Failed {
-            transient: error.is_transient(),
-        },
-    };
-    span.record("outcome", outcome.as_str());
-    if let Some(id) = result
-        .as_ref()
-        .ok()
-        .and_then(|report| report.messages.iter().find_map(|m| m.id.as_deref()))
-    {
-        span.record("message_id", id);
-    }
-    span.record("attempts", retries.saturating_add(1));
-    span.record(
-        "duration_ms",
-        u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-    );
-    // An event inside the span, after the fields are recorded: a subscriber that prints
-    // spans with their events (tracing-subscriber's fmt) shows them here.
-    tracing::debug!(parent: span, "send finished");
-    crate::metrics::send_finished(
+    let mut pending = Pending {
+        span,
         transport,
-        mailbox.unwrap_or(crate::metrics::NO_MAILBOX),
-        outcome,
-        took,
-    );
+        mailbox: mailbox.unwrap_or(crate::metrics::NO_MAILBOX),
+        started: Instant::now(),
+        extra_attempts: Arc::new(AtomicU32::new(0)),
+        finished: false,
+    };
+    let result = EXTRA_ATTEMPTS
+        .scope(Arc::clone(&pending.extra_attempts), send)
+        .await;
+    let (outcome, id) = outcome_of(&result);
+    pending.finish(outcome, id, false);
     result
+}
+
+/// How a send ended, and the first message id it has.
+fn outcome_of(result: &Result<SendReport>) -> (Outcome, Option<&str>) {
+    match result {
+        Ok(report) => (Outcome::Sent, first_id(report)),
+        Err(
+            error @ Error::PartialDelivery {
+                delivered,
+                uncertain,
+                ..
+            },
+        ) if !delivered.messages.is_empty() => (
+            Outcome::Partial {
+                delivered: delivered.messages.len() as u64,
+                rest_uncertain: !uncertain.is_empty(),
+                transient: error.is_transient(),
+            },
+            first_id(delivered),
+        ),
+        Err(error) if error.delivery() == Delivery::Uncertain => (Outcome::Uncertain, None),
+        Err(error) => (
+            Outcome::Failed {
+                transient: error.is_transient(),
+            },
+            None,
+        ),
+    }
+}
+
+fn first_id(report: &SendReport) -> Option<&str> {
+    report.messages.iter().find_map(|m| m.id.as_deref())
+}
+
+/// A send being observed; records it as `uncertain` if dropped before [`Pending::finish`].
+struct Pending<'a> {
+    span: &'a Span,
+    transport: &'static str,
+    mailbox: &'a str,
+    started: Instant,
+    extra_attempts: Arc<AtomicU32>,
+    finished: bool,
+}
+
+impl Pending<'_> {
+    fn finish(&mut self, outcome: Outcome, id: Option<&str>, abandoned: bool) {
+        self.finished = true;
+        let took = self.started.elapsed();
+        let span = self.span;
+        span.record("outcome", outcome.as_str());
+        if let Some(id) = id {
+            span.record("message_id", id);
+        }
+        let extra = self.extra_attempts.load(Ordering::Relaxed);
+        span.record("attempts", extra.saturating_add(1));
+        span.record(
+            "duration_ms",
+            u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        );
+        // An event inside the span, after the fields are recorded: a subscriber that prints
+        // spans with their events (tracing-subscriber's fmt) shows them here.
+        if abandoned {
+            tracing::debug!(parent: span, "send abandoned by its caller; delivery uncertain");
+        } else {
+            tracing::debug!(parent: span, "send finished");
+        }
+        crate::metrics::send_finished(self.transport, self.mailbox, outcome, took);
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.finish(Outcome::Uncertain, None, true);
+        }
+    }
 }

@@ -8,8 +8,9 @@
 //!
 //! It serializes as `[redacted]` too, so settings written back to a file or shown in an
 //! admin API never carry it; only [`ConnectorSettings::to_toml_string`] and its siblings
-//! with [`SecretsIn::Plain`] write the values, and reading `[redacted]` back as a secret is
-//! refused.
+//! with [`SecretsIn::Plain`] write the values. Read back, `[redacted]` is known as the
+//! placeholder it is: the settings refuse it unless a `MAIL_CONNECTOR_<KEY>` variable
+//! replaces it.
 //!
 //! [`ConnectorSettings::to_toml_string`]: crate::ConnectorSettings::to_toml_string
 //! [`SecretsIn::Plain`]: crate::settings::SecretsIn::Plain
@@ -47,6 +48,12 @@ impl Secret {
     #[must_use]
     pub fn expose_secret(&self) -> &str {
         &self.0
+    }
+
+    /// Whether this is the `[redacted]` placeholder of settings written without their
+    /// secrets, not a secret.
+    pub(crate) fn is_placeholder(&self) -> bool {
+        self.0.trim() == REDACTED
     }
 
     /// Whether the secret is empty (an unset field in a settings file).
@@ -131,13 +138,8 @@ impl Visitor<'_> for SecretVisitor {
     }
 
     fn visit_string<E: de::Error>(self, value: String) -> Result<Secret, E> {
-        if value.trim() == REDACTED {
-            // Settings written with secrets redacted, read back: the value is gone.
-            return Err(E::custom(
-                "the placeholder [redacted] (settings written without their secrets), not a \
-                 secret: put the real value back",
-            ));
-        }
+        // Settings written with secrets redacted, read back: the placeholder is kept, for
+        // the environment to replace; the settings refuse one left (`is_placeholder`).
         Ok(Secret(value))
     }
 
@@ -194,18 +196,17 @@ mod tests {
     }
 
     #[test]
-    fn serializes_redacted_unless_exposed_and_refuses_the_placeholder() {
+    fn serializes_redacted_unless_exposed_and_knows_the_placeholder() {
         let secret = Secret::new("hunter2-very-secret");
         assert_eq!(serde_json::to_string(&secret).unwrap(), "\"[redacted]\"");
         let plain = with_values_exposed(|| serde_json::to_string(&secret).unwrap());
         assert_eq!(plain, "\"hunter2-very-secret\"");
         // The mode ends with the call.
         assert_eq!(serde_json::to_string(&secret).unwrap(), "\"[redacted]\"");
-        let error = serde_json::from_str::<Secret>("\"[redacted]\"").unwrap_err();
-        assert!(
-            error.to_string().contains("put the real value back"),
-            "{error}"
-        );
+        // Read back, the placeholder is known for what it is (the settings refuse it).
+        let placeholder = serde_json::from_str::<Secret>("\" [redacted]\"").unwrap();
+        assert!(placeholder.is_placeholder());
+        assert!(!secret.is_placeholder());
     }
 
     #[test]

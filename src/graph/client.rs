@@ -108,6 +108,7 @@ impl GraphClient {
                         operation = request.operation,
                         "Graph refused the access token; fetching a new one"
                     );
+                    crate::observe::count_attempt(); // a second request: an attempt, not a retry
                     continue;
                 }
                 Failure::Status {

@@ -83,6 +83,11 @@ impl ConnectorSettings {
     /// # }
     /// # Ok::<(), mail_connector::Error>(())
     /// ```
+    ///
+    #[cfg_attr(
+        not(feature = "oauth"),
+        doc = "[`TokenProvider`]: https://docs.rs/mail-connector/latest/mail_connector/trait.TokenProvider.html"
+    )]
     pub fn builder(&self) -> TransportBuilder<'_> {
         TransportBuilder {
             settings: self,

@@ -4,16 +4,24 @@
 //! asked for in plain.
 
 use super::ConnectorSettings;
-use super::load::{KEYS, env_overlay, parse_problem, redact_quoted, toml_to_json};
-use crate::error::{Error, Result};
+use super::load::{ENV_PREFIX, KEYS, env_overlay, parse_problem, redact_quoted, toml_to_json};
+use crate::error::{Error, Result, SettingsProblem};
+use crate::secret::Secret;
 
 /// How [`ConnectorSettings::to_toml_string`] and its siblings write secrets
 /// (`client_secret`, `password`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SecretsIn {
-    /// As `[redacted]`: safe to show, log or store next to the code. Reading such a file
-    /// back fails on the placeholder, naming the key.
+    /// As `[redacted]`: safe to show, log or store next to the code, with the secrets
+    /// supplied by `MAIL_CONNECTOR_<KEY>` environment variables. Such a file reads back with
+    /// the placeholder kept; [`ConnectorSettings::with_env`] (and
+    /// [`ConnectorSettings::from_file_with_env`]) replace it with the variable's value, and
+    /// refuse one left without a variable, naming the key and the variable, as do
+    /// [`ConnectorSettings::validate`] and [`ConnectorSettings::build`].
+    ///
+    /// User names and passwords in URL settings (`https://user:password@host`, which
+    /// [`ConnectorSettings::validate`] refuses) are written as `…@host` too.
     Redacted,
     /// As their values: for writing the settings where the secrets belong (a protected
     /// file, a vault). Anyone who can read the output has the credentials.
@@ -41,7 +49,7 @@ impl ConnectorSettings {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSettings`](crate::Error::InvalidSettings) when a path is not valid
+    /// [`Error::InvalidSettings`] when a path is not valid
     /// UTF-8 (TOML and JSON hold text only).
     pub fn to_toml_string(&self, secrets: SecretsIn) -> Result<String> {
         let value = self.to_json_value(secrets)?;
@@ -78,6 +86,17 @@ impl ConnectorSettings {
         Ok(match value {
             serde_json::Value::Object(mut map) => {
                 map.retain(|_, v| !v.is_null());
+                if secrets == SecretsIn::Redacted {
+                    for key in [
+                        "authority_host",
+                        "graph_endpoint",
+                        "managed_identity_endpoint",
+                    ] {
+                        if let Some(serde_json::Value::String(url)) = map.get_mut(key) {
+                            *url = crate::net::without_userinfo(url);
+                        }
+                    }
+                }
                 serde_json::Value::Object(map)
             }
             other => other,
@@ -110,9 +129,11 @@ impl ConnectorSettings {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSettings`](crate::Error::InvalidSettings) for an unknown key (with
+    /// [`Error::InvalidSettings`] for an unknown key (with
     /// the nearest known one) or a wrongly typed value; the message names the key and
-    /// never quotes a value.
+    /// never quotes a value. A `[redacted]` placeholder (settings written with
+    /// [`SecretsIn::Redacted`]) is not an error here: it is kept for
+    /// [`ConnectorSettings::with_env`] to replace.
     pub fn from_toml_value(value: toml::Value) -> Result<Self> {
         let value = toml_to_json(value).map_err(|e| parse_problem("the TOML table", e))?;
         Self::from_value_in(value, "the TOML table")
@@ -141,7 +162,9 @@ impl ConnectorSettings {
     /// with the nearest known name), so a stray variable cannot stop a service.
     ///
     /// Works with settings from anywhere: a file, [`ConnectorSettings::from_toml_value`], or
-    /// a `ConnectorSettings` field the host deserialized as part of its own configuration.
+    /// a `ConnectorSettings` field the host deserialized as part of its own configuration —
+    /// also one written with [`SecretsIn::Redacted`], whose `[redacted]` placeholders the
+    /// variables replace.
     ///
     /// # Errors
     ///
@@ -155,24 +178,158 @@ impl ConnectorSettings {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSettings`](crate::Error::InvalidSettings) naming the variable for a
-    /// value that is not a boolean or number where one is needed, or an invalid value.
-    pub fn with_env_vars<K, V>(self, vars: impl IntoIterator<Item = (K, V)>) -> Result<Self>
+    /// [`Error::InvalidSettings`] naming the variable for a
+    /// value that is not a boolean or number where one is needed, or an invalid value; and
+    /// naming the key and its variable for a secret left as the `[redacted]` placeholder.
+    pub fn with_env_vars<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Result<Self>
     where
         K: AsRef<str>,
         V: AsRef<str>,
     {
         let mut overrides = serde_json::Map::new();
         env_overlay(&mut overrides, vars)?;
-        if overrides.is_empty() {
-            return Ok(self);
+        if !overrides.is_empty() {
+            // The overrides alone, each typed by its field, then moved over: no round trip
+            // through text, which a path that is not UTF-8 could not make.
+            let keys: Vec<String> = overrides.keys().cloned().collect();
+            let from: Self = serde_json::from_value(serde_json::Value::Object(overrides))
+                .map_err(|e| parse_problem("the environment", e))?;
+            for key in &keys {
+                self.take_field(&from, key);
+            }
         }
-        let serde_json::Value::Object(mut map) = self.to_json_value(SecretsIn::Plain)? else {
-            return Err(parse_problem("the settings", "expected a table of keys"));
-        };
-        map.extend(overrides);
-        serde_json::from_value(serde_json::Value::Object(map))
-            .map_err(|e| parse_problem("the environment", e))
+        self.refuse_placeholders()?;
+        Ok(self)
+    }
+
+    /// Sets the field named `key` to `from`'s value; `false` for a name that is no field.
+    fn take_field(&mut self, from: &Self, key: &str) -> bool {
+        macro_rules! take {
+            ($($field:ident),* $(,)?) => {
+                match key {
+                    $(stringify!($field) => self.$field = from.$field.clone(),)*
+                    _ => return false,
+                }
+            };
+        }
+        take!(
+            enabled,
+            auth_mode,
+            transport,
+            user_name,
+            oauth_client_id,
+            client_secret,
+            tenant_id,
+            client_certificate_file,
+            client_private_key_file,
+            oauth_credential,
+            client_secret_file,
+            managed_identity_client_id,
+            managed_identity_endpoint,
+            federated_token_file,
+            oauth_scope,
+            client_secret_expires,
+            password,
+            use_ssl,
+            smtp_host,
+            smtp_port,
+            smtp_tls,
+            smtp_allow_plaintext_credentials_dangerous,
+            recipient_limit,
+            cloud,
+            authority_host,
+            graph_endpoint,
+            tls_ca_file,
+            outbox_dir,
+            save_to_sent_items,
+            allow_send_as,
+            dkim_domain,
+            dkim_selector,
+            dkim_private_key_file,
+        );
+        true
+    }
+
+    /// An error for each secret that is still the `[redacted]` placeholder of settings
+    /// written with [`SecretsIn::Redacted`], naming its key and environment variable.
+    pub(super) fn placeholder_problems(&self) -> Vec<SettingsProblem> {
+        [
+            ("client_secret", "Client Secret", &self.client_secret),
+            ("password", "Password", &self.password),
+        ]
+        .into_iter()
+        .filter(|(_, _, secret)| secret.as_ref().is_some_and(Secret::is_placeholder))
+        .map(|(key, label, _)| SettingsProblem {
+            field: key.to_owned(),
+            message: format!(
+                "{label} (`{key}`) is the placeholder `[redacted]` of settings written without \
+                 their secrets: set the environment variable `{ENV_PREFIX}{}`, or put the real \
+                 value in its place",
+                key.to_ascii_uppercase()
+            ),
+        })
+        .collect()
+    }
+
+    fn refuse_placeholders(&self) -> Result<()> {
+        let problems = self.placeholder_problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidSettings { problems })
+        }
+    }
+}
+
+/// Every field, as a derived `Debug` would show it, except that secrets print as
+/// `[redacted]` (their own `Debug`) and a `user:password@` in a URL setting as `…@`.
+impl std::fmt::Debug for ConnectorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown_url = |url: &Option<String>| url.as_deref().map(crate::net::without_userinfo);
+        f.debug_struct("ConnectorSettings")
+            .field("enabled", &self.enabled)
+            .field("auth_mode", &self.auth_mode)
+            .field("transport", &self.transport)
+            .field("user_name", &self.user_name)
+            .field("oauth_client_id", &self.oauth_client_id)
+            .field("client_secret", &self.client_secret)
+            .field("tenant_id", &self.tenant_id)
+            .field("client_certificate_file", &self.client_certificate_file)
+            .field("client_private_key_file", &self.client_private_key_file)
+            .field("oauth_credential", &self.oauth_credential)
+            .field("client_secret_file", &self.client_secret_file)
+            .field(
+                "managed_identity_client_id",
+                &self.managed_identity_client_id,
+            )
+            .field(
+                "managed_identity_endpoint",
+                &shown_url(&self.managed_identity_endpoint),
+            )
+            .field("federated_token_file", &self.federated_token_file)
+            .field("oauth_scope", &self.oauth_scope)
+            .field("client_secret_expires", &self.client_secret_expires)
+            .field("password", &self.password)
+            .field("use_ssl", &self.use_ssl)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_tls", &self.smtp_tls)
+            .field(
+                "smtp_allow_plaintext_credentials_dangerous",
+                &self.smtp_allow_plaintext_credentials_dangerous,
+            )
+            .field("recipient_limit", &self.recipient_limit)
+            .field("cloud", &self.cloud)
+            .field("authority_host", &shown_url(&self.authority_host))
+            .field("graph_endpoint", &shown_url(&self.graph_endpoint))
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("outbox_dir", &self.outbox_dir)
+            .field("save_to_sent_items", &self.save_to_sent_items)
+            .field("allow_send_as", &self.allow_send_as)
+            .field("dkim_domain", &self.dkim_domain)
+            .field("dkim_selector", &self.dkim_selector)
+            .field("dkim_private_key_file", &self.dkim_private_key_file)
+            .finish()
     }
 }
 
@@ -214,4 +371,39 @@ fn write_problem(error: impl std::fmt::Display) -> Error {
             redact_quoted(&error.to_string())
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Debug` is written by hand: it must show every key.
+    #[test]
+    fn debug_shows_every_key_and_no_url_credentials() {
+        let settings = ConnectorSettings {
+            graph_endpoint: Some("https://admin:hunter2-pw@graph.example".into()),
+            ..ConnectorSettings::default()
+        };
+        let shown = format!("{settings:?}");
+        for (key, _) in KEYS {
+            assert!(
+                shown.contains(&format!("{key}: ")),
+                "`{key}` missing from {shown}"
+            );
+        }
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("https://…@graph.example"), "{shown}");
+    }
+
+    /// `with_env_vars` moves each overridden field by name: every key must have its arm.
+    #[test]
+    fn every_key_can_be_overridden() {
+        let from = ConnectorSettings::default();
+        for (key, _) in KEYS {
+            assert!(
+                ConnectorSettings::default().take_field(&from, key),
+                "`{key}` is missing from take_field"
+            );
+        }
+    }
 }

@@ -213,10 +213,7 @@ impl ConnectorSettings {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let mut map = serde_json::Map::new();
-        env_overlay(&mut map, vars)?;
-        serde_json::from_value(serde_json::Value::Object(map))
-            .map_err(|e| parse_problem("the environment", e))
+        Self::default().with_env_vars(vars)
     }
 
     /// Reads a settings file, then lets `MAIL_CONNECTOR_<KEY>` environment variables override
@@ -234,7 +231,8 @@ impl ConnectorSettings {
         path: &Path,
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self> {
-        // The file on its own first: its errors name the line and key.
+        // The file on its own first: its errors name the line and key. A `[redacted]`
+        // placeholder passes, for the environment to replace (or to be refused after it).
         Self::from_file_text(path, &read_settings_file(path)?)?.with_env_vars(vars)
     }
 }

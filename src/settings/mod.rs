@@ -48,7 +48,8 @@
 //! `ConnectorSettings` implements `Serialize` with the secrets written as `[redacted]`;
 //! [`ConnectorSettings::to_toml_string`], [`to_json_string`](ConnectorSettings::to_json_string)
 //! and [`to_json_value`](ConnectorSettings::to_json_value) write them in plain only with
-//! [`SecretsIn::Plain`]. A `[redacted]` placeholder read back as a secret is refused.
+//! [`SecretsIn::Plain`]. A `[redacted]` placeholder read back is kept for the
+//! `MAIL_CONNECTOR_<KEY>` variable to replace; one left is refused, naming the variable.
 //!
 //! The module is split along its seams: the struct and its derived values here, reading
 //! (`load`), a host's configuration and writing back (`compose`), did-you-mean (`suggest`),
@@ -102,7 +103,7 @@ pub use values::{AuthMode, Cloud, OAuthCredential, SmtpTls, TransportKind};
 /// assert!(settings.validate().is_ok()); // nothing is required when disabled
 /// # Ok::<(), mail_connector::Error>(())
 /// ```
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ConnectorSettings {

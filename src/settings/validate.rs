@@ -37,6 +37,7 @@ impl ConnectorSettings {
             return problems;
         }
         self.dkim_problems(&mut problems);
+        problems.extend(self.placeholder_problems());
         if let Some(dir) = &self.outbox_dir {
             if dir.as_os_str().is_empty() {
                 problem(

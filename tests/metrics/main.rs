@@ -9,5 +9,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod outcomes;
 mod record;
 mod spans;

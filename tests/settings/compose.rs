@@ -121,12 +121,21 @@ fn secrets_are_redacted_unless_asked_for_in_plain() {
     );
     assert_no_secrets(&serde_json::to_string(&settings).unwrap(), &[KNOWN_SECRET]);
 
-    // Reading a redacted file back fails on the placeholder, naming the key.
+    // A redacted file read back keeps the placeholders for the environment to replace;
+    // left without a variable they are refused, naming the key and the variable.
     let error = ConnectorSettings::from_toml_str(&redacted[0])
+        .unwrap()
+        .with_env_vars([("PATH", "/usr/bin")])
         .unwrap_err()
         .to_string();
-    assert!(error.contains("client_secret"), "{error}");
-    assert!(error.contains("put the real value back"), "{error}");
+    for name in [
+        "`client_secret`",
+        "`MAIL_CONNECTOR_CLIENT_SECRET`",
+        "`password`",
+        "`MAIL_CONNECTOR_PASSWORD`",
+    ] {
+        assert!(error.contains(name), "{name} missing from {error}");
+    }
 }
 
 #[test]
@@ -290,20 +299,23 @@ fn an_unknown_file_key_is_refused_with_a_did_you_mean() {
 /// TOML and JSON hold text: a path that is not UTF-8 cannot be written, and says so.
 #[cfg(unix)]
 #[test]
-fn a_path_that_is_not_text_cannot_be_written_and_says_so() {
+fn a_path_that_is_not_text_cannot_be_written_but_takes_overrides() {
     use std::os::unix::ffi::OsStrExt;
     let mut settings = ConnectorSettings::default();
     settings.outbox_dir = Some(std::ffi::OsStr::from_bytes(b"/tmp/out\xff").into());
     for error in [
         settings.to_toml_string(SecretsIn::Redacted).unwrap_err(),
         settings.to_json_string(SecretsIn::Plain).unwrap_err(),
-        settings
-            .clone()
-            .with_env_vars([("MAIL_CONNECTOR_RECIPIENT_LIMIT", "1")])
-            .unwrap_err(),
     ] {
         let text = error.to_string();
         assert!(text.contains("cannot write the settings"), "{text}");
         assert!(text.contains("UTF-8"), "{text}");
     }
+    // Environment overrides need no writing: the path is kept as it is.
+    let overridden = settings
+        .clone()
+        .with_env_vars([("MAIL_CONNECTOR_RECIPIENT_LIMIT", "7")])
+        .unwrap();
+    assert_eq!(overridden.recipient_limit, 7);
+    assert_eq!(overridden.outbox_dir, settings.outbox_dir);
 }

@@ -6,4 +6,5 @@ mod support;
 
 mod compose;
 mod loading;
+mod redacted;
 mod secrets;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::ConnectorSettings;
 use super::validate::problem;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WHOLE_SETTINGS, settings_file};
 
 /// The prefix of the environment variables read by [`ConnectorSettings::from_env`].
 pub const ENV_PREFIX: &str = "MAIL_CONNECTOR_";
@@ -61,7 +61,7 @@ const OTHER_ENV: &[&str] = &["CONFIG"];
 /// [`redact_quoted`]: it may quote a value, and any value may be a secret.
 fn parse_problem(source: &str, error: impl fmt::Display) -> Error {
     Error::settings(
-        "settings",
+        WHOLE_SETTINGS,
         format!(
             "cannot read the settings from {source}: {}",
             redact_quoted(&error.to_string())
@@ -261,7 +261,7 @@ impl ConnectorSettings {
 }
 
 fn read_settings_file(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io("read the settings file", path, e))
+    std::fs::read_to_string(path).map_err(|e| Error::io(settings_file::SETTINGS, path, e))
 }
 
 fn is_json_file(path: &Path) -> bool {
@@ -334,7 +334,7 @@ fn env_overlay<K: AsRef<str>, V: AsRef<str>>(
         let Some(&(key, kind)) = KEYS.iter().find(|(k, _)| *k == key) else {
             problem(
                 &mut problems,
-                "settings",
+                WHOLE_SETTINGS,
                 format!(
                     "`{name}` is not a mail connector setting; known variables are {}",
                     KEYS.iter()

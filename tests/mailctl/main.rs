@@ -8,4 +8,5 @@ mod credential_kinds;
 mod exit_codes;
 mod graph;
 mod helpers;
+mod output;
 mod smtp;

@@ -23,7 +23,7 @@
 //! recipient as delivered, not sent or uncertain; `check` lists its steps. Logs go to stderr
 //! only with `-v` (info), `-vv` (debug), `-vvv` (trace) or `RUST_LOG`, and never hold secrets.
 //!
-//! Exit codes, for scripts (see [`exit::Exit`]): 0 ok; 1 any other failure; 2 usage;
+//! Exit codes, for scripts (mapped from the library's `Error` in `exit.rs` alone): 0 ok; 1 any other failure; 2 usage;
 //! 3 invalid or missing settings; 4 authentication or permission refused (the admin must act);
 //! 5 temporary: unreachable, timed out or throttled (retry later); 6 partial or uncertain
 //! delivery.

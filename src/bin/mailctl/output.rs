@@ -297,7 +297,10 @@ fn error_json(error: &Error, exit: Exit) -> Value {
         "transient": error.is_transient(),
         "auth": error.is_auth(),
         "status": error.status(),
-        "retry_after_seconds": error.retry_after().map(|d| d.as_secs_f64().ceil() as u64),
+        // Whole seconds, rounded up: waiting a little longer than asked is always fine.
+        "retry_after_seconds": error
+            .retry_after()
+            .map(|d| d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))),
     })
 }
 

@@ -320,3 +320,42 @@ async fn a_recipient_limit_split_with_the_second_part_refused_exits_6() {
     );
     assert_eq!(server.messages().len(), 1);
 }
+
+#[test]
+fn a_server_error_after_the_request_exits_6_with_every_recipient_uncertain() {
+    let server = MockServer::start();
+    graph_mocks(&server, &["Mail.Send"]);
+    // Graph may have acted on the request before failing: it is never sent again.
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(500).json_body(
+            serde_json::json!({"error": {"code": "InternalServerError", "message": "oops"}}),
+        );
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = graph_config(dir.path(), &server);
+    let mut args = send_to(&["ann@example.org", "bob@example.org"]);
+    let (output, stdout, stderr) =
+        run(mailctl_with(dir.path(), &config, &args)
+            .env("MAIL_CONNECTOR_CLIENT_SECRET", KNOWN_SECRET));
+    assert_eq!(output.status.code(), Some(6), "{stdout}{stderr}");
+    assert_one_failure(&stderr);
+    assert_eq!(
+        stdout,
+        "delivery uncertain to To: ann@example.org, To: bob@example.org\n"
+    );
+
+    args.push("--json".into());
+    let (output, stdout, _) =
+        run(mailctl_with(dir.path(), &config, &args)
+            .env("MAIL_CONNECTOR_CLIENT_SECRET", KNOWN_SECRET));
+    assert_eq!(output.status.code(), Some(6));
+    let document = json(&stdout);
+    assert_eq!(document["status"], "uncertain");
+    assert_eq!(
+        addresses(&document, "uncertain"),
+        ["ann@example.org", "bob@example.org"]
+    );
+    assert!(addresses(&document, "not_sent").is_empty());
+    assert_eq!(send.calls(), 2, "one request per run, never repeated");
+}

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 
@@ -47,6 +47,13 @@ impl fmt::Display for ExpiryDate {
             u8::from(self.0.month()),
             self.0.day()
         )
+    }
+}
+
+/// As `YYYY-MM-DD` text.
+impl Serialize for ExpiryDate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 

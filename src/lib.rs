@@ -9,12 +9,16 @@
 //!   `MAIL_CONNECTOR_*` environment variables, validates them for the chosen mode and
 //!   [builds](ConnectorSettings::build) a ready [`MailTransport`].
 //! - [`Email`] is the message model, made by a validating builder that rules out header
-//!   injection and invalid addresses.
+//!   injection and invalid addresses; it takes any header a caller may set (`Message-ID`,
+//!   `In-Reply-To`, `List-Unsubscribe`, …), or a message prepared elsewhere
+//!   ([`Email::from_mime`], a `lettre::Message`), and arrives the same on every transport.
 //! - [`MailTransport`] is the object-safe trait every transport implements — including your
 //!   own; [`OutboxTransport`] writes `.eml` files and [`StubTransport`] records emails for tests.
 //! - [`RecipientLimit`] splits emails with too many recipients, for every transport.
 //! - [`Error`] is the one error type; ask it [`Error::remedy`] for what an admin should fix.
-//! - Secrets are [`Secret`]s: they print as `[redacted]` everywhere.
+//! - Secrets are [`Secret`]s: they print (and serialize) as `[redacted]` everywhere.
+//! - Every send runs in a `mail_connector.send` span that records its outcome, message id,
+//!   attempts and duration; with the `metrics` feature it is counted too ([`metrics`](mod@metrics)).
 //!
 //! The module pages explain each transport and its setup: [`credentials`] walks through the
 //! Azure app registration (which portal value goes into which setting), [`graph`] covers
@@ -48,6 +52,11 @@
 //! - `graph` (default): the Microsoft Graph transport.
 //! - `smtp` (default): the SMTP transport (lettre's SMTP client).
 //! - `oauth` (implied by both): Entra ID [`credentials`], the token cache and the HTTPS client.
+//! - `metrics`: counters and histograms through the `metrics` facade; the names are listed in
+//!   [`metrics`](mod@metrics).
+//! - `blocking`: `blocking::Transport`, the transports from synchronous code.
+//! - `dkim`: DKIM signing for the SMTP and outbox transports (`dkim` module, settings
+//!   `dkim_domain`, `dkim_selector`, `dkim_private_key_file`).
 //!
 //! Without any of them (`default-features = false`) the crate is its core — the message
 //! model, [`MailTransport`], [`OutboxTransport`], [`StubTransport`], [`RecipientLimit`] and
@@ -58,9 +67,15 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 mod check;
 #[cfg(feature = "oauth")]
 pub mod credentials;
+#[cfg(feature = "dkim")]
+pub mod dkim;
+#[cfg(not(feature = "dkim"))]
+mod dkim;
 mod error;
 mod expiry;
 mod fields;
@@ -69,8 +84,10 @@ pub mod graph;
 #[cfg(feature = "oauth")]
 mod http;
 mod message;
+pub mod metrics;
 mod mime;
 mod net;
+mod observe;
 mod outbox;
 pub mod recipient_limit;
 pub mod retry;
@@ -107,7 +124,7 @@ pub use settings::{
 };
 #[cfg(feature = "smtp")]
 pub use smtp::SmtpTransport;
-pub use stub::StubTransport;
+pub use stub::{StubOutcome, StubTransport};
 pub use transport::{MailTransport, SendReport, SentMessage};
 
 /// The README's examples, compiled and run as doctests.
@@ -133,6 +150,8 @@ fn assert_send_sync() {
         is::<std::sync::Arc<dyn credentials::TokenCacheStore>>();
     }
     is::<RetryPolicy>();
+    #[cfg(feature = "blocking")]
+    is::<blocking::Transport>();
     #[cfg(feature = "graph")]
     is::<GraphTransport>();
     #[cfg(feature = "smtp")]

@@ -8,7 +8,10 @@
 //!   control characters (NUL, ESC, …) is sent base64. lettre then picks 7bit, quoted-printable
 //!   or base64 by content and line length.
 //! - Attachments are files: always base64, so their bytes arrive exactly as given.
-//! - The subject and custom headers are written here, not by lettre: a word longer than 60
+//! - Structured headers (`Message-ID`, `In-Reply-To`, `References`, `List-*`, …) are written
+//!   as given, folded only at spaces. The `Message-ID` is the caller's, or a new unique one at
+//!   the sender's domain (never the host name).
+//! - The subject and other headers are written here, not by lettre: a word longer than 60
 //!   characters, one with non-ASCII or a tab, and one that looks like an RFC 2047 encoded word
 //!   (`=?…?=`) is itself encoded, in encoded words of at most 75 characters, so every header
 //!   line folds to 78 octets or less and decodes back to exactly the text given.
@@ -22,7 +25,7 @@ use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, 
 use lettre::message::{Attachment as MimeAttachment, Body, Mailboxes, MultiPart, SinglePart};
 
 use crate::error::{Error, Result};
-use crate::message::{Email, Importance, Mailbox};
+use crate::message::{Email, Importance, Mailbox, is_structured};
 
 /// The longest word of a header value written as it is; longer words are encoded so that the
 /// line can fold.
@@ -49,6 +52,86 @@ fn to_lettre(mailbox: &Mailbox) -> Result<lettre::message::Mailbox> {
         mailbox.name().map(str::to_owned),
         address,
     ))
+}
+
+/// The bytes a transport sends for an email, and their `Message-ID`.
+pub(crate) struct Rendered {
+    pub bytes: Vec<u8>,
+    #[cfg_attr(not(feature = "smtp"), allow(dead_code))] // the SMTP report's id
+    pub message_id: Option<String>,
+}
+
+/// The bytes for `email` from `sender`: a prepared message as it is (its `Bcc` header cut
+/// out for [`BccHeader::Drop`]), otherwise the built MIME message, DKIM-signed when `dkim` is
+/// given.
+pub(crate) async fn render(
+    email: &Email,
+    sender: &Mailbox,
+    bcc: BccHeader,
+    dkim: Option<&crate::dkim::DkimSigner>,
+) -> Result<Rendered> {
+    if let Some(mime) = email.mime() {
+        let bytes = match bcc {
+            BccHeader::Keep => mime.to_vec(),
+            BccHeader::Drop => crate::message::edit_headers(mime, &["Bcc"], ""),
+        };
+        return Ok(Rendered {
+            message_id: crate::message::prepared_message_id(&bytes),
+            bytes,
+        });
+    }
+    #[allow(unused_mut)] // signed only with the `dkim` feature
+    let mut message = build_message(email, sender, bcc).await?;
+    if let Some(signer) = dkim {
+        signer.sign(&mut message);
+    }
+    let message_id = message
+        .headers()
+        .get_raw("Message-ID")
+        .map(|id| id.trim().to_owned());
+    Ok(Rendered {
+        bytes: message.formatted(),
+        message_id,
+    })
+}
+
+impl Email {
+    /// The RFC 5322 / MIME message the transports send for this email, as the outbox writes it
+    /// (with its `Bcc` header, which SMTP and Graph remove before delivery); a prepared message
+    /// ([`Email::from_mime`]) as it is. Each call makes a new `Date` and, unless the email sets
+    /// one, a new `Message-ID` at the sender's domain.
+    ///
+    /// ```
+    /// use mail_connector::Email;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let email = Email::builder()
+    ///     .from("reports@example.org")
+    ///     .to("ann@example.org")
+    ///     .text("Hello")
+    ///     .html("<p>Hello</p>")
+    ///     .build()?;
+    /// let mime = String::from_utf8(email.to_mime().await?).unwrap();
+    /// assert!(mime.contains("multipart/alternative"));
+    /// assert!(mime.contains("@example.org>"));
+    /// # Ok::<(), mail_connector::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMessage`] (field `from`) when the email names no sender (transports use
+    /// their mailbox; here there is none); [`Error::Io`] when an attachment's file cannot be
+    /// read.
+    pub async fn to_mime(&self) -> Result<Vec<u8>> {
+        let sender = self.from().ok_or_else(|| {
+            Error::invalid_message(
+                "from",
+                "the email names no sender; set `from` to render it without a transport",
+            )
+        })?;
+        Ok(render(self, sender, BccHeader::Keep, None).await?.bytes)
+    }
 }
 
 /// Builds the MIME message; attachments stored in files are read here, and the CPU-bound
@@ -91,6 +174,17 @@ fn mailbox_list(name: &'static str, list: &[Mailbox]) -> Result<Option<HeaderVal
     )))
 }
 
+/// A complete `Name: a, b` header line (CRLF-terminated) for a list of mailboxes, encoded
+/// and folded as the MIME writer does it.
+pub(crate) fn address_header_line(name: &'static str, list: &[Mailbox]) -> Result<String> {
+    let mailboxes = list.iter().map(to_lettre).collect::<Result<Vec<_>>>()?;
+    let mut line = format!("{name}: ");
+    write_mailboxes(name, &mailboxes, &mut line)
+        .map_err(|_| Error::invalid_message(name, "cannot encode the address list"))?;
+    line.push_str("\r\n");
+    Ok(line)
+}
+
 fn write_mailboxes(
     name: &str,
     mailboxes: &[lettre::message::Mailbox],
@@ -123,11 +217,15 @@ fn build_blocking(
     bcc: BccHeader,
     contents: Vec<Vec<u8>>,
 ) -> Result<lettre::Message> {
+    let message_id = match email.message_id() {
+        Some(id) => id.to_owned(),
+        None => new_message_id(sender),
+    };
     let mut builder = lettre::Message::builder()
         .from(to_lettre(sender)?)
         .raw_header(unstructured("Subject", email.subject())?)
         .date_now()
-        .message_id(None);
+        .message_id(Some(message_id));
     for (name, list) in [
         ("To", email.to()),
         ("Cc", email.cc()),
@@ -150,7 +248,14 @@ fn build_blocking(
         builder = builder.raw_header(unstructured("Importance", value)?);
     }
     for (name, value) in email.headers() {
-        builder = builder.raw_header(unstructured(name, value)?);
+        if name.eq_ignore_ascii_case("Message-ID") {
+            continue; // set above
+        }
+        let header = match is_structured(name) {
+            true => structured(name, value)?,
+            false => unstructured(name, value)?,
+        };
+        builder = builder.raw_header(header);
     }
 
     let body = body_part(email)?;
@@ -255,6 +360,38 @@ pub(crate) fn crlf_line_ends(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A unique Message-ID at the sender's domain: `<random@domain>`. Not the host name, which
+/// would tell every recipient the name of the machine that sent it (and look like spam).
+pub(crate) fn new_message_id(sender: &Mailbox) -> String {
+    let domain = sender
+        .address()
+        .rsplit_once('@')
+        .map_or("localhost", |(_, domain)| domain);
+    format!("<{}@{domain}>", uuid::Uuid::new_v4().simple())
+}
+
+/// A structured header (`Message-ID`, `References`, `List-Unsubscribe`, …), written as given
+/// and folded only at its spaces: an encoded word would make its ids and URLs unreadable.
+/// The builder checked that the value is printable ASCII with no word too long for a line.
+fn structured(name: &str, value: &str) -> Result<HeaderValue> {
+    let header_name = HeaderName::new_from_ascii(name.to_owned())
+        .map_err(|_| Error::invalid_message("headers", format!("`{name}` is not a header name")))?;
+    let mut encoded = String::with_capacity(value.len().saturating_add(8));
+    let mut writer = EmailWriter::new(&mut encoded, name.len().saturating_add(2), 0, false);
+    for word in value.split_inclusive(' ') {
+        writer
+            .folding()
+            .write_str(word)
+            .map_err(|_| Error::invalid_message("headers", format!("cannot write `{name}`")))?;
+    }
+    drop(writer);
+    Ok(HeaderValue::dangerous_new_pre_encoded(
+        header_name,
+        value.to_owned(),
+        encoded.trim_end().to_owned(),
+    ))
 }
 
 /// An unstructured header (the subject, an `X-` header) encoded and folded here: words that

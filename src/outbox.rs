@@ -1,8 +1,10 @@
 //! [`OutboxTransport`]: writes each message as an `.eml` file instead of sending it.
 //!
 //! For development and staging (`outbox_dir` in the settings). Each file is a complete
-//! RFC 5322 message, built exactly as the SMTP transport would build it, except that the
-//! `Bcc` header is kept so the file records everyone the message was for. Files are written
+//! RFC 5322 message, built exactly as the SMTP transport would build it (DKIM-signed too when
+//! configured), except that the `Bcc` header is kept so the file records everyone the message
+//! was for; a prepared message ([`Email::from_mime`]) is written as it is. A file can be sent
+//! later with `mailctl send --eml FILE` or [`Email::from_mime`]. Files are written
 //! atomically — to a hidden temporary file in the same folder, flushed, then renamed — so a
 //! reader never sees half a message, and their names (`<UTC time>-<random id>.eml`) are
 //! unique and sort by time. The write runs on tokio's blocking pool and is not cut short when
@@ -16,9 +18,10 @@ use async_trait::async_trait;
 use tracing::Instrument;
 
 use crate::check::{CheckReport, CheckStep};
+use crate::dkim::DkimSigner;
 use crate::error::{Error, Result};
 use crate::message::{Email, Mailbox};
-use crate::mime::{BccHeader, build_message};
+use crate::mime::{BccHeader, render};
 use crate::transport::{MailTransport, SendReport, SentMessage};
 
 /// Writes messages as `.eml` files into a folder (created when needed).
@@ -41,6 +44,7 @@ use crate::transport::{MailTransport, SendReport, SentMessage};
 pub struct OutboxTransport {
     dir: PathBuf,
     sender: Option<Mailbox>,
+    dkim: Option<DkimSigner>,
 }
 
 impl OutboxTransport {
@@ -50,6 +54,7 @@ impl OutboxTransport {
         Self {
             dir: dir.into(),
             sender: None,
+            dkim: None,
         }
     }
 
@@ -57,6 +62,16 @@ impl OutboxTransport {
     #[must_use]
     pub fn with_sender(mut self, sender: Mailbox) -> Self {
         self.sender = Some(sender);
+        self
+    }
+
+    /// Signs the messages it writes with DKIM, as the SMTP transport would (feature `dkim`;
+    /// see [`dkim`](crate::dkim)), so that a file shows what recipients would get. Prepared
+    /// messages are written as they are.
+    #[cfg(feature = "dkim")]
+    #[must_use]
+    pub fn with_dkim(mut self, signer: DkimSigner) -> Self {
+        self.dkim = Some(signer);
         self
     }
 
@@ -146,8 +161,12 @@ impl MailTransport for OutboxTransport {
             transport = "outbox",
             recipients = email.recipient_count(),
             attachments = email.attachments().len(),
+            outcome = tracing::field::Empty,
+            message_id = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
         );
-        async {
+        let send = async {
             let sender = email.from().or(self.sender.as_ref()).ok_or_else(|| {
                 Error::invalid_message(
                     "from",
@@ -155,20 +174,26 @@ impl MailTransport for OutboxTransport {
                      User Name (`user_name`) in the settings",
                 )
             })?;
-            let message = build_message(email, sender, BccHeader::Keep).await?;
-            let path = self.write_atomically(message.formatted()).await?;
+            let rendered = render(email, sender, BccHeader::Keep, self.dkim.as_ref()).await?;
+            let path = self.write_atomically(rendered.bytes).await?;
             tracing::info!(path = %path.display(), "message written to the outbox");
             Ok(SendReport::single(SentMessage::new(
                 email.recipients().collect(),
                 Some(path.display().to_string()),
             )))
-        }
-        .instrument(span)
-        .await
+        };
+        let mailbox = self.sender.as_ref().map(Mailbox::address);
+        crate::observe::observe_send(&span, "outbox", mailbox, send)
+            .instrument(span.clone())
+            .await
     }
 
     async fn check(&self) -> Result<CheckReport> {
         let mut report = CheckReport::default();
+        #[cfg(feature = "dkim")]
+        if let Some(signer) = &self.dkim {
+            report.push(signer.check_step());
+        }
         // On the blocking pool, like a send: a check given up half-way leaves no probe file.
         let dir = self.dir.clone();
         let probe = tokio::task::spawn_blocking(move || probe_blocking(&dir))

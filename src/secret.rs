@@ -5,11 +5,20 @@
 //! in a way that leaks timing or ends up in an assertion message), and its value is read only
 //! through [`Secret::expose_secret`] — a name that stands out in review. Every struct that
 //! holds a `Secret` can therefore derive `Debug` safely.
+//!
+//! It serializes as `[redacted]` too, so settings written back to a file or shown in an
+//! admin API never carry it; only [`ConnectorSettings::to_toml_string`] and its siblings
+//! with [`SecretsIn::Plain`] write the values, and reading `[redacted]` back as a secret is
+//! refused.
+//!
+//! [`ConnectorSettings::to_toml_string`]: crate::ConnectorSettings::to_toml_string
+//! [`SecretsIn::Plain`]: crate::settings::SecretsIn::Plain
 
+use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The text printed instead of a secret value.
 pub(crate) const REDACTED: &str = "[redacted]";
@@ -71,6 +80,34 @@ impl From<&str> for Secret {
     }
 }
 
+thread_local! {
+    /// Set only while [`with_values_exposed`] runs: secrets then serialize as their values.
+    static EXPOSE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every [`Secret`] serialized by this thread as its value instead of
+/// `[redacted]`; the previous mode is restored afterwards, even if `f` panics.
+pub(crate) fn with_values_exposed<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            EXPOSE.with(|expose| expose.set(self.0));
+        }
+    }
+    let _restore = Restore(EXPOSE.with(|expose| expose.replace(true)));
+    f()
+}
+
+/// `[redacted]`, except while `with_values_exposed` runs.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match EXPOSE.with(Cell::get) {
+            true => serializer.serialize_str(&self.0),
+            false => serializer.serialize_str(REDACTED),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(SecretVisitor)
@@ -90,10 +127,17 @@ impl Visitor<'_> for SecretVisitor {
     }
 
     fn visit_str<E: de::Error>(self, value: &str) -> Result<Secret, E> {
-        Ok(Secret::new(value))
+        self.visit_string(value.to_owned())
     }
 
     fn visit_string<E: de::Error>(self, value: String) -> Result<Secret, E> {
+        if value.trim() == REDACTED {
+            // Settings written with secrets redacted, read back: the value is gone.
+            return Err(E::custom(
+                "the placeholder [redacted] (settings written without their secrets), not a \
+                 secret: put the real value back",
+            ));
+        }
         Ok(Secret(value))
     }
 
@@ -147,6 +191,21 @@ mod tests {
         assert!(!error.to_string().contains("3.14159265"), "{error}");
         let error = serde_json::from_str::<Secret>("[\"hunter2\"]").unwrap_err();
         assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn serializes_redacted_unless_exposed_and_refuses_the_placeholder() {
+        let secret = Secret::new("hunter2-very-secret");
+        assert_eq!(serde_json::to_string(&secret).unwrap(), "\"[redacted]\"");
+        let plain = with_values_exposed(|| serde_json::to_string(&secret).unwrap());
+        assert_eq!(plain, "\"hunter2-very-secret\"");
+        // The mode ends with the call.
+        assert_eq!(serde_json::to_string(&secret).unwrap(), "\"[redacted]\"");
+        let error = serde_json::from_str::<Secret>("\"[redacted]\"").unwrap_err();
+        assert!(
+            error.to_string().contains("put the real value back"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1,38 +1,91 @@
-//! [`StubTransport`]: a recording transport for tests of code that sends mail.
+//! [`StubTransport`]: a recording transport for tests of code that sends mail, with a script
+//! of outcomes ([`StubOutcome`]) to play "fail twice, then succeed".
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
 use crate::check::{CheckReport, CheckStep};
 use crate::error::{Error, Result, Transience};
-use crate::message::Email;
+use crate::message::{Email, Mailbox};
 use crate::transport::{MailTransport, SendReport, SentMessage};
+
+/// What the stub does with one send.
+///
+/// Each failure is an [`Error::Transport`] from the `stub` transport that answers
+/// [`Error::is_transient`] and [`Error::delivery`] as a real transport's would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StubOutcome {
+    /// The email is accepted and recorded.
+    Sent,
+    /// Not sent, and trying again later may work (a 429, a dropped connection before the
+    /// data): [`Error::is_transient`] is true, delivery [`NotSent`](crate::Delivery::NotSent).
+    TransientFailure,
+    /// Not sent, and trying again will not help (a refused permission, a bad recipient):
+    /// not transient, delivery [`NotSent`](crate::Delivery::NotSent).
+    PermanentFailure,
+    /// Maybe delivered (a timeout after the data was written): not transient, delivery
+    /// [`Uncertain`](crate::Delivery::Uncertain). Not recorded as sent: the test cannot know.
+    Uncertain,
+}
 
 #[derive(Debug, Default)]
 struct State {
-    sent: Vec<Email>,
+    sent: Vec<(Option<Mailbox>, Email)>,
     attempts: usize,
+    script: VecDeque<StubOutcome>,
+    otherwise: Option<StubOutcome>,
     fail_after: Option<usize>,
     transient: bool,
     uncertain: bool,
+    sender: Option<Mailbox>,
 }
 
-/// Keeps every email it is given in memory, and can be told to fail.
+impl State {
+    /// The outcome of the next send: the script's next entry, then `otherwise`, then the
+    /// `fail_after` rule.
+    fn next_outcome(&mut self) -> StubOutcome {
+        if let Some(outcome) = self.script.pop_front() {
+            return outcome;
+        }
+        if let Some(outcome) = self.otherwise {
+            return outcome;
+        }
+        if self.fail_after.is_none_or(|n| self.sent.len() < n) {
+            return StubOutcome::Sent;
+        }
+        match (self.uncertain, self.transient) {
+            (true, _) => StubOutcome::Uncertain,
+            (false, true) => StubOutcome::TransientFailure,
+            (false, false) => StubOutcome::PermanentFailure,
+        }
+    }
+}
+
+/// Keeps every email it is given in memory, with the sender it would have gone out as, and
+/// fails when told to.
 ///
 /// Clones share the same record, so a test keeps one clone and hands another to the code
 /// under test.
 ///
 /// ```
-/// use mail_connector::{Email, MailTransport, StubTransport};
+/// use mail_connector::{Email, MailTransport, StubOutcome, StubTransport};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let stub = StubTransport::new().fail_after(1);
+/// // Fail twice (transiently), then accept everything.
+/// let stub = StubTransport::new()
+///     .with_sender("no-reply@example.org".parse()?)
+///     .then(StubOutcome::TransientFailure)
+///     .then(StubOutcome::TransientFailure);
 /// let email = Email::builder().to("ann@example.org").subject("Hi").build()?;
+/// assert!(stub.send(&email).await.unwrap_err().is_transient());
+/// assert!(stub.send(&email).await.unwrap_err().is_transient());
 /// assert!(stub.send(&email).await.is_ok());
-/// assert!(stub.send(&email).await.is_err());
+/// assert_eq!(stub.attempts(), 3);
 /// assert_eq!(stub.sent().len(), 1);
-/// assert_eq!(stub.attempts(), 2);
+/// assert_eq!(stub.senders(), vec![Some("no-reply@example.org".parse()?)]);
 /// # Ok::<(), mail_connector::Error>(())
 /// # }).unwrap();
 /// ```
@@ -54,31 +107,75 @@ impl StubTransport {
         Self::new().fail_after(0)
     }
 
-    /// Accepts the first `successes` sends, then fails every later one.
+    /// Adds `outcome` to the script: each send takes the script's next outcome; once it is
+    /// used up, sends follow [`otherwise`](Self::otherwise) (by default: accepted).
+    #[must_use]
+    pub fn then(self, outcome: StubOutcome) -> Self {
+        self.state().script.push_back(outcome);
+        self
+    }
+
+    /// Adds `outcomes` to the script, in order, as [`then`](Self::then) does one.
+    #[must_use]
+    pub fn script(self, outcomes: impl IntoIterator<Item = StubOutcome>) -> Self {
+        self.state().script.extend(outcomes);
+        self
+    }
+
+    /// What every send does once the script is used up. Without it, sends are accepted
+    /// (or fail per [`fail_after`](Self::fail_after)).
+    #[must_use]
+    pub fn otherwise(self, outcome: StubOutcome) -> Self {
+        self.state().otherwise = Some(outcome);
+        self
+    }
+
+    /// Accepts the first `successes` sends, then fails every later one (permanently, unless
+    /// [`with_transient_failures`](Self::with_transient_failures) or
+    /// [`with_uncertain_failures`](Self::with_uncertain_failures) say otherwise). A script
+    /// and [`otherwise`](Self::otherwise) take precedence.
     #[must_use]
     pub fn fail_after(self, successes: usize) -> Self {
         self.state().fail_after = Some(successes);
         self
     }
 
-    /// Makes failures transient ([`Error::is_transient`] is true).
+    /// Makes [`fail_after`](Self::fail_after)'s failures transient ([`Error::is_transient`]
+    /// is true).
     #[must_use]
     pub fn with_transient_failures(self) -> Self {
         self.state().transient = true;
         self
     }
 
-    /// Makes failures leave delivery uncertain, like a timeout after the request was sent.
+    /// Makes [`fail_after`](Self::fail_after)'s failures leave delivery uncertain, like a
+    /// timeout after the request was sent.
     #[must_use]
     pub fn with_uncertain_failures(self) -> Self {
         self.state().uncertain = true;
         self
     }
 
+    /// The sender for emails that do not name one, as the settings' `user_name` is for the
+    /// real transports.
+    #[must_use]
+    pub fn with_sender(self, sender: Mailbox) -> Self {
+        self.state().sender = Some(sender);
+        self
+    }
+
     /// The emails accepted so far, in order.
     #[must_use]
     pub fn sent(&self) -> Vec<Email> {
-        self.state().sent.clone()
+        self.state().sent.iter().map(|(_, e)| e.clone()).collect()
+    }
+
+    /// The From address each accepted email went out as, in the order of
+    /// [`sent`](Self::sent): the email's own `from`, else the stub's
+    /// [`with_sender`](Self::with_sender), else `None`.
+    #[must_use]
+    pub fn senders(&self) -> Vec<Option<Mailbox>> {
+        self.state().sent.iter().map(|(f, _)| f.clone()).collect()
     }
 
     /// How many sends were attempted, failed ones included.
@@ -100,23 +197,33 @@ impl MailTransport for StubTransport {
     async fn send(&self, email: &Email) -> Result<SendReport> {
         let mut state = self.state();
         state.attempts = state.attempts.saturating_add(1);
-        if state.fail_after.is_some_and(|n| state.sent.len() >= n) {
-            let error = Error::transport(
+        let failure = |transience, what: &str| {
+            Error::transport(
                 "stub",
-                "the stub transport was told to fail",
-                if state.transient {
-                    Transience::Transient
-                } else {
-                    Transience::Permanent
-                },
-            );
-            return Err(if state.uncertain {
-                error.with_uncertain_delivery()
-            } else {
-                error
-            });
+                format!("the stub transport was told to fail ({what})"),
+                transience,
+            )
+        };
+        match state.next_outcome() {
+            StubOutcome::Sent => {}
+            StubOutcome::TransientFailure => {
+                return Err(failure(Transience::Transient, "transient"));
+            }
+            StubOutcome::PermanentFailure => {
+                return Err(failure(Transience::Permanent, "permanent"));
+            }
+            StubOutcome::Uncertain => {
+                // `fail_after` with both flags set keeps its old message: transient, then
+                // marked uncertain (which makes it not transient).
+                let transience = match state.transient {
+                    true => Transience::Transient,
+                    false => Transience::Permanent,
+                };
+                return Err(failure(transience, "delivery uncertain").with_uncertain_delivery());
+            }
         }
-        state.sent.push(email.clone());
+        let from = email.from().cloned().or_else(|| state.sender.clone());
+        state.sent.push((from, email.clone()));
         let id = format!("stub-{}", state.sent.len());
         Ok(SendReport::single(SentMessage::new(
             email.recipients().collect(),

@@ -399,7 +399,11 @@ impl Credentials {
         let key = format!("{}{scope}", oauth.key_prefix);
         oauth
             .cache
-            .get_or_fetch(&key, |attempts| oauth.source.fetch(scope, attempts))
+            .get_or_fetch(&key, |attempts| async move {
+                let fetched = oauth.source.fetch(scope, attempts).await;
+                crate::metrics::token_fetched(oauth.kind.cache_tag(), fetched.is_ok());
+                fetched
+            })
             .await
     }
 

@@ -88,6 +88,8 @@ impl GraphClient {
                     transient,
                 )
             };
+            let throttled = matches!(&failure, Failure::Status { status, .. }
+                if matches!(*status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE));
             let retry_after = match &failure {
                 // The server certainly did not act on a refused token: fetch a new one, once.
                 Failure::Status { status, code, .. }
@@ -164,6 +166,10 @@ impl GraphClient {
                 delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 "Graph asked to retry later"
             );
+            if throttled {
+                crate::metrics::throttled("graph", delay);
+            }
+            crate::metrics::retried("graph");
             tokio::time::sleep(delay).await;
             retries += 1;
         }
@@ -228,6 +234,7 @@ impl GraphClient {
                 }
                 .into_error());
             }
+            crate::metrics::throttled("graph", until.saturating_duration_since(Instant::now()));
             tokio::time::sleep_until(until).await;
         }
 

@@ -60,7 +60,7 @@ impl GraphTransport {
         }
     }
 
-    async fn add_attachment(
+    pub(super) async fn add_attachment(
         &self,
         draft_id: &str,
         attachment: &Attachment,
@@ -187,7 +187,7 @@ impl GraphTransport {
         Ok(())
     }
 
-    async fn delete_draft(&self, draft_id: &str) {
+    pub(super) async fn delete_draft(&self, draft_id: &str) {
         let Ok(url) = self.url(&["messages", draft_id]) else {
             return;
         };

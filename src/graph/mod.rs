@@ -8,14 +8,36 @@
 //!
 //! The JSON form of `sendMail`, with Graph's property names: `subject`, `body`,
 //! `toRecipients`/`ccRecipients`/`bccRecipients`/`replyTo`, `importance`,
-//! `internetMessageHeaders` (custom `X-` headers, at most 5, omitted when there are none), and
+//! `internetMessageHeaders` (`X-` headers, at most 5, omitted when there are none), and
 //! `fileAttachment`s (standard base64; inline ones with `isInline` and `contentId` for `cid:`
 //! references). `saveToSentItems` follows the `save_to_sent_items` setting (default `true`).
-//! Graph's message body has one content type, so an email with both bodies is sent as HTML;
-//! its text body is not sent.
 //!
-//! JSON was chosen over Graph's MIME form because only JSON keeps `saveToSentItems`, and the
-//! large-attachment path below needs JSON drafts anyway; one model serves both paths.
+//! # Which form is used
+//!
+//! The recipient gets the same message as over SMTP or in the outbox, whatever it holds; the
+//! transport picks the form of `sendMail` that can carry it:
+//!
+//! | the email has | form |
+//! |---|---|
+//! | one body, at most five `X-` headers (the common notification) | JSON |
+//! | both a text and an HTML body | MIME |
+//! | any header other than `X-` (`Message-ID`, `In-Reply-To`, `References`, `List-Unsubscribe`, …), or more than five | MIME |
+//! | a prepared message ([`Email::from_mime`], a `lettre::Message`) | MIME, sent as it is |
+//! | attachments too large for one request | a draft (JSON or MIME, as above) plus upload sessions |
+//!
+//! The **MIME form** posts the base64 of the whole RFC 5322 message with `Content-Type:
+//! text/plain` — the message the outbox writes, built by the same MIME writer as SMTP, so both
+//! bodies arrive as `multipart/alternative`, inline images as `multipart/related`, and every
+//! header as given. Exchange reads the recipients from its `To`, `Cc` and `Bcc` headers (and
+//! removes `Bcc`); for a prepared message whose envelope recipients were given separately,
+//! those three headers are rewritten to say them, and nothing else changes. What changes for
+//! the sender with the MIME form: Graph's MIME `sendMail` has no `saveToSentItems`, so a copy
+//! is **always saved to Sent Items**, whatever `save_to_sent_items` says; and Exchange may
+//! still replace a few headers it owns (`Return-Path`, sometimes `Auto-Submitted`). A
+//! caller's `Message-ID` is kept.
+//!
+//! Graph messages are DKIM-signed by Exchange Online with the tenant's keys; the
+//! [`dkim`](crate#features) settings apply to SMTP and the outbox only.
 //!
 //! # Large messages
 //!
@@ -25,8 +47,16 @@
 //! `createUploadSession` in sequential `PUT`s of 3,276,800 bytes (10 × 320 KiB) with
 //! `Content-Range` and no `Authorization` header (the upload URL is pre-authenticated), then
 //! `POST /users/{u}/messages/{id}/send`. Attachments are read from their files one chunk at a
-//! time, so memory does not grow with their size; they may be up to 150 MB. This path needs
-//! the `Mail.ReadWrite` application permission as well; `check` warns when it is missing.
+//! time, so memory does not grow with their size; they may be up to 150 MB. An email that
+//! needs the MIME form starts its draft from its MIME without the attachments of 3 MB or
+//! more (`POST /users/{u}/messages` with `text/plain`), then adds those the same way; a
+//! prepared message's attachment parts of 3 MB or more are cut out of its bytes (at the
+//! offsets mail-parser reports) and uploaded the same way, and one still over about 2.9 MB
+//! without them is refused before anything is sent (send it over SMTP). Adding uploaded
+//! attachments to a draft made from MIME is not a combination Microsoft documents; it follows
+//! the same documented calls as the JSON draft path.
+//! This path needs the `Mail.ReadWrite` application permission as well; `check` warns when it
+//! is missing.
 //! When a draft-path send fails before `/send`, the draft is deleted.
 //!
 //! # Limits, retries and at-most-once
@@ -79,6 +109,7 @@ mod client;
 mod draft;
 mod error;
 mod mailbox;
+mod mime_form;
 mod request;
 
 use std::time::Duration;
@@ -252,8 +283,12 @@ impl MailTransport for GraphTransport {
             mailbox = %self.mailbox.address(),
             recipients = email.recipient_count(),
             attachments = email.attachments().len(),
+            outcome = tracing::field::Empty,
+            message_id = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
         );
-        async {
+        let send = async {
             let from = self.sender_for(email)?;
             for (index, attachment) in email.attachments().iter().enumerate() {
                 if attachment.size() > MAX_ATTACHMENT_SIZE {
@@ -268,6 +303,14 @@ impl MailTransport for GraphTransport {
                 }
             }
             let deadline = Instant::now() + self.send_deadline;
+            if mime_form::needed(email) {
+                let id = self.send_mime_form(email, from, deadline).await?;
+                tracing::info!("Graph accepted the message (MIME form)");
+                return Ok(SendReport::single(SentMessage::new(
+                    email.recipients().collect(),
+                    id,
+                )));
+            }
             let body = match Self::may_fit_in_one_request(email) {
                 true => Some(self.send_mail_body(email, from).await?),
                 false => None,
@@ -286,9 +329,11 @@ impl MailTransport for GraphTransport {
                 email.recipients().collect(),
                 id,
             )))
-        }
-        .instrument(span)
-        .await
+        };
+        let mailbox = Some(self.mailbox.address());
+        crate::observe::observe_send(&span, "graph", mailbox, send)
+            .instrument(span.clone())
+            .await
     }
 
     async fn check(&self) -> Result<CheckReport> {

@@ -1,7 +1,7 @@
 //! [`EmailBuilder`], which collects an email's parts and validates them all in
 //! [`EmailBuilder::build`].
 
-use super::header::{MAX_HEADER_NAME_CHARS, check_header_size, check_header_text};
+use super::header::{check_custom_header, check_header_size, check_header_text};
 use super::{Attachment, Email, Importance, Mailbox, ToMailbox};
 use crate::error::{Error, Result};
 
@@ -20,6 +20,7 @@ pub struct EmailBuilder {
     attachments: Vec<Attachment>,
     importance: Importance,
     headers: Vec<(String, String)>,
+    mime: Option<Result<Vec<u8>>>,
 }
 
 impl EmailBuilder {
@@ -84,9 +85,66 @@ impl EmailBuilder {
         self
     }
 
-    /// Adds a custom header. Its name must start with `X-` (Graph accepts no others).
+    /// Adds a header: `Message-ID` (instead of the generated one), `In-Reply-To` and
+    /// `References` (so that a reply threads), `List-Unsubscribe` and `List-Unsubscribe-Post`
+    /// (RFC 8058 one-click unsubscribe), `X-` headers, or any other header the crate does not
+    /// write itself.
+    ///
+    /// Refused by [`build`](Self::build): `From`, `Sender`, `To`, `Cc`, `Bcc`, `Reply-To`,
+    /// `Subject`, `Date`, `Importance`, `MIME-Version`, `Content-*`, `Return-Path` and
+    /// `DKIM-Signature` (each has its own setter or is written by the crate), and control
+    /// characters. Non-ASCII values are RFC 2047-encoded on the wire, except in structured
+    /// headers (`Message-ID`, `In-Reply-To`, `References`, `List-*`, `Auto-Submitted`, …),
+    /// which are sent as written and must be printable ASCII. Over Graph, an email with
+    /// headers other than at most five `X-` headers is sent in Graph's MIME form (see
+    /// [`graph`](crate::graph#which-form-is-used)).
+    ///
+    /// ```
+    /// use mail_connector::Email;
+    ///
+    /// let email = Email::builder()
+    ///     .to("ann@example.org")
+    ///     .subject("Re: your question")
+    ///     .text("Here is the answer.")
+    ///     .header("Message-ID", "<answer-42@example.org>")
+    ///     .header("In-Reply-To", "<question-41@example.org>")
+    ///     .header("References", "<question-41@example.org>")
+    ///     .header("List-Unsubscribe", "<https://example.org/unsubscribe?u=ann>")
+    ///     .header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+    ///     .build()?;
+    /// assert_eq!(email.message_id(), Some("<answer-42@example.org>"));
+    /// # Ok::<(), mail_connector::Error>(())
+    /// ```
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sends `mime`, a complete RFC 5322 message prepared elsewhere, instead of building one
+    /// (see [`Email::from_mime`]); its line breaks are made CRLF, as RFC 5322 requires and so
+    /// that no bare CR or LF reaches an SMTP server. Recipients added with [`to`](Self::to), [`cc`](Self::cc)
+    /// and [`bcc`](Self::bcc) become the envelope instead of the message's own `To`, `Cc` and
+    /// `Bcc`; nothing else may be set with it.
+    ///
+    /// ```
+    /// use mail_connector::Email;
+    ///
+    /// let raw = "From: reports@example.org\r\nTo: list@example.org\r\nSubject: Hi\r\n\r\nHello\r\n";
+    /// let email = Email::builder().mime(raw).to("ann@example.org").build()?;
+    /// assert_eq!(email.to()[0].address(), "ann@example.org");
+    /// # Ok::<(), mail_connector::Error>(())
+    /// ```
+    pub fn mime(mut self, mime: impl Into<Vec<u8>>) -> Self {
+        self.mime = Some(Ok(mime.into()));
+        self
+    }
+
+    /// [`mime`](Self::mime) with the message read from a file now (an `.eml` file, such as one
+    /// the outbox wrote); an unreadable file is reported by [`build`](Self::build).
+    pub fn mime_file(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        let path = path.as_ref();
+        self.mime =
+            Some(std::fs::read(path).map_err(|e| Error::io("read the prepared message", path, e)));
         self
     }
 
@@ -96,15 +154,22 @@ impl EmailBuilder {
     ///
     /// [`Error::InvalidMessage`] naming the field when: there is no recipient; an address is
     /// not valid (`to[0]`, `cc[1]`, …); the subject, a display name, a header or an attachment
-    /// name contains a line break or control character; a header name does not start with
-    /// `X-` or is not a valid header name; an attachment name contains a path separator; an
-    /// attachment's content type or Content-ID is malformed.
+    /// name contains a line break or control character; a header is one the crate writes
+    /// itself (`From`, `Date`, `Content-*`, …; the error names the setter to use), is not a
+    /// valid header name, is set twice where a message carries it once (`Message-ID`,
+    /// `In-Reply-To`, `References`, `List-Unsubscribe`, …), or is a structured header with
+    /// non-ASCII text or (for `Message-ID`, `In-Reply-To`, `References`) not `<id@domain>`
+    /// message ids; an attachment name contains a path separator; an attachment's content type
+    /// or Content-ID is malformed.
     ///
     /// Limits: the subject and each custom header value at most 16,384 bytes (UTF-8), a
     /// header name at most 64 characters. (Display names are limited to 256 characters and
     /// addresses to RFC 5321's 64-octet local part and 254 octets in all when the mailbox is
     /// made.)
     pub fn build(self) -> Result<Email> {
+        if self.mime.is_some() {
+            return self.build_prepared();
+        }
         let from = self
             .from
             .map(|r| r.map_err(|e| rename_field(e, "from")))
@@ -122,35 +187,7 @@ impl EmailBuilder {
         check_header_text("subject", &self.subject)?;
         check_header_size("subject", &self.subject)?;
         for (index, (name, value)) in self.headers.iter().enumerate() {
-            let field = format!("headers[{index}]");
-            let valid_name =
-                !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
-            if !valid_name {
-                return Err(Error::invalid_message(
-                    field,
-                    format!(
-                        "`{}` is not a valid header name (printable ASCII, no `:` or space)",
-                        name.escape_debug()
-                    ),
-                ));
-            }
-            if !name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")) {
-                return Err(Error::invalid_message(
-                    field,
-                    format!("`{name}` must start with `X-`: only custom X- headers can be set"),
-                ));
-            }
-            if name.chars().count() > MAX_HEADER_NAME_CHARS {
-                return Err(Error::invalid_message(
-                    field,
-                    format!(
-                        "the header name `{}…` is longer than {MAX_HEADER_NAME_CHARS} characters",
-                        name.chars().take(20).collect::<String>()
-                    ),
-                ));
-            }
-            check_header_text(&field, value)?;
-            check_header_size(&field, value)?;
+            check_custom_header(index, name, value, &self.headers[..index])?;
         }
         for (index, attachment) in self.attachments.iter().enumerate() {
             attachment.validate(index)?;
@@ -167,6 +204,60 @@ impl EmailBuilder {
             attachments: self.attachments,
             importance: self.importance,
             headers: self.headers,
+            prepared: None,
+        })
+    }
+
+    /// `build` for a prepared message: its headers give what is not given.
+    fn build_prepared(self) -> Result<Email> {
+        let set = [
+            ("from", self.from.is_some()),
+            ("reply_to", !self.reply_to.is_empty()),
+            ("subject", !self.subject.is_empty()),
+            ("text", self.text.is_some()),
+            ("html", self.html.is_some()),
+            ("attachments", !self.attachments.is_empty()),
+            ("importance", self.importance != Importance::Normal),
+            ("headers", !self.headers.is_empty()),
+        ];
+        if let Some((field, _)) = set.iter().find(|(_, set)| *set) {
+            return Err(Error::invalid_message(
+                *field,
+                "a prepared message (`mime`) is sent as it is: only its envelope recipients \
+                 (to, cc, bcc) can be given with it; put this in the message itself",
+            ));
+        }
+        let bytes = super::prepared::crlf_line_ends(self.mime.unwrap_or_else(|| Ok(Vec::new()))?);
+        let parsed = super::prepared::parse(&bytes)?;
+        let given = !(self.to.is_empty() && self.cc.is_empty() && self.bcc.is_empty());
+        let (to, cc, bcc) = match given {
+            true => (
+                collect_mailboxes("to", self.to)?,
+                collect_mailboxes("cc", self.cc)?,
+                collect_mailboxes("bcc", self.bcc)?,
+            ),
+            false => (parsed.to, parsed.cc, parsed.bcc),
+        };
+        if to.is_empty() && cc.is_empty() && bcc.is_empty() {
+            return Err(Error::invalid_message(
+                "to",
+                "the prepared message names no recipient in To, Cc or Bcc; give them with \
+                 `to`, `cc` or `bcc`",
+            ));
+        }
+        Ok(Email {
+            from: Some(parsed.from),
+            to,
+            cc,
+            bcc,
+            reply_to: Vec::new(),
+            subject: parsed.subject,
+            text: None,
+            html: None,
+            attachments: Vec::new(),
+            importance: Importance::Normal,
+            headers: Vec::new(),
+            prepared: Some(bytes.into()),
         })
     }
 }

@@ -6,42 +6,26 @@
 //! names and content types. Non-ASCII subjects and display names are allowed; each transport
 //! encodes them on the wire.
 //!
-//! # The serde form
-//!
-//! [`Email`], [`Mailbox`], [`Attachment`] and [`Importance`] serialise to a plain JSON (or any
-//! serde format) shape, and deserialising runs the builder's checks:
-//!
-//! ```
-//! use mail_connector::{Attachment, Email};
-//!
-//! let email = Email::builder()
-//!     .to("Ann Example <ann@example.org>")
-//!     .subject("Report")
-//!     .attachment(Attachment::from_bytes("r.csv", "a,b\n1,2\n"))
-//!     .build()?;
-//! let json = serde_json::to_string(&email).unwrap();
-//! assert!(json.contains(r#""to":[{"address":"ann@example.org","name":"Ann Example"}]"#));
-//! let back: Email = serde_json::from_str(&json).unwrap();
-//! assert_eq!(back, email);
-//! # Ok::<(), mail_connector::Error>(())
-//! ```
-//!
-//! Mailboxes are `{"address", "name"}` (a `"Name <address>"` string is read too); attachments
-//! are `{"name", "content_type", "content_id", "data"}` with the bytes in standard base64, or
-//! `"path"` for an attachment still referring to a file — [`Email::load_attachments`] reads such
-//! files into memory first; `importance` is `low`, `normal` or `high`; headers are a list of
-//! `{"name", "value"}`. Fields left out take their defaults; unknown fields are refused.
+//! The sections on headers, prepared messages and the serde form are on [`Email`], where
+//! users see them.
 
 mod attachment;
 mod builder;
 mod header;
 mod mailbox;
+mod prepared;
 mod recipient;
 mod wire;
 
 pub use attachment::{Attachment, AttachmentContent};
 pub use builder::EmailBuilder;
+pub(crate) use header::is_structured;
+#[cfg(feature = "graph")]
+pub(crate) use header::is_x_header;
 pub use mailbox::{Mailbox, ToMailbox};
+pub(crate) use prepared::{edit_headers, message_id as prepared_message_id};
+#[cfg(feature = "graph")]
+pub(crate) use prepared::{split_large_attachments, with_envelope_headers};
 pub use recipient::{Recipient, RecipientKind};
 
 /// How important the sender marks the email (Graph's `importance`, the `Importance` header).
@@ -77,7 +61,54 @@ pub enum Importance {
 ///
 /// An email is `Serialize` and `Deserialize` (reading one runs the builder's checks), and
 /// `PartialEq`, so it can be stored, handed to another service, or compared in a test; see the
-/// [serde form](self#the-serde-form).
+/// [serde form](Email#the-serde-form).
+///
+/// # Headers
+///
+/// [`EmailBuilder::header`] sets `Message-ID` (otherwise each send makes a unique one at the
+/// sender's domain), `In-Reply-To` and `References` (replies thread), `List-Unsubscribe` and
+/// `List-Unsubscribe-Post` (RFC 8058 one-click unsubscribe), `X-` headers and any other header
+/// the crate does not write itself. Headers it writes — `From`, `To`, `Cc`, `Bcc`, `Reply-To`,
+/// `Subject`, `Date`, `Importance`, `MIME-Version`, `Content-*` — are refused with the setter
+/// to use. Structured headers are sent as written (printable ASCII, checked); others are
+/// RFC 2047-encoded when not ASCII, with lettre's encoder.
+///
+/// # Prepared messages
+///
+/// A message made elsewhere is sent as it is: [`Email::from_mime`] (recipients from its `To`,
+/// `Cc` and `Bcc`), [`EmailBuilder::mime`] / [`EmailBuilder::mime_file`] with other envelope
+/// recipients, or `Email::try_from(lettre::Message)`. It is read with a real parser
+/// (mail-parser) for its sender, recipients and subject; its bytes are never rebuilt. Every
+/// transport removes `Bcc` before delivery (the outbox keeps it as a record).
+/// [`Email::to_mime`] gives the bytes the transports send for any email.
+///
+/// # The serde form
+///
+/// [`Email`], [`Mailbox`], [`Attachment`] and [`Importance`] serialise to a plain JSON (or any
+/// serde format) shape, and deserialising runs the builder's checks:
+///
+/// ```
+/// use mail_connector::{Attachment, Email};
+///
+/// let email = Email::builder()
+///     .to("Ann Example <ann@example.org>")
+///     .subject("Report")
+///     .attachment(Attachment::from_bytes("r.csv", "a,b\n1,2\n"))
+///     .build()?;
+/// let json = serde_json::to_string(&email).unwrap();
+/// assert!(json.contains(r#""to":[{"address":"ann@example.org","name":"Ann Example"}]"#));
+/// let back: Email = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back, email);
+/// # Ok::<(), mail_connector::Error>(())
+/// ```
+///
+/// Mailboxes are `{"address", "name"}` (a `"Name <address>"` string is read too); attachments
+/// are `{"name", "content_type", "content_id", "data"}` with the bytes in standard base64, or
+/// `"path"` for an attachment still referring to a file — [`Email::load_attachments`] reads such
+/// files into memory first; `importance` is `low`, `normal` or `high`; headers are a list of
+/// `{"name", "value"}`. Fields left out take their defaults; unknown fields are refused.
+/// A prepared message ([`Email::from_mime`]) is `{"mime", "to", "cc", "bcc"}`: the message in
+/// standard base64 and its envelope recipients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
     from: Option<Mailbox>,
@@ -91,6 +122,8 @@ pub struct Email {
     attachments: Vec<Attachment>,
     importance: Importance,
     headers: Vec<(String, String)>,
+    /// A message prepared elsewhere, sent as it is ([`Email::from_mime`]).
+    prepared: Option<prepared::Bytes>,
 }
 
 impl Email {
@@ -160,10 +193,26 @@ impl Email {
         self.importance
     }
 
-    /// Custom `X-` headers as (name, value) pairs, in the order added.
+    /// The headers the caller set, as (name, value) pairs in the order added.
     #[must_use]
     pub fn headers(&self) -> &[(String, String)] {
         &self.headers
+    }
+
+    /// The value of the header `name` the caller set (compared without regard to case).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The caller's `Message-ID` (`<id@domain>`), when set; otherwise each transport generates
+    /// a unique one at the sender's domain when it sends.
+    #[must_use]
+    pub fn message_id(&self) -> Option<&str> {
+        self.header("Message-ID")
     }
 
     /// Every recipient with its role: To, then Cc, then Bcc.
@@ -201,6 +250,20 @@ impl Email {
         }
         self.attachments = loaded;
         Ok(self)
+    }
+
+    /// A copy of this email without the attachments `drop` picks.
+    #[cfg_attr(not(feature = "graph"), allow(dead_code))] // Graph's MIME drafts
+    pub(crate) fn without_attachments(&self, drop: impl Fn(&Attachment) -> bool) -> Email {
+        Email {
+            attachments: self
+                .attachments
+                .iter()
+                .filter(|a| !drop(a))
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
     }
 
     /// A copy of this email carrying only `recipients` (each keeping its role).

@@ -1,5 +1,5 @@
 //! The serde form of [`Email`], [`Mailbox`], [`Attachment`] and [`Importance`], described in
-//! the [module docs](super#the-serde-form). Deserialising goes through
+//! [`Email`'s docs](super::Email#the-serde-form). Deserialising goes through
 //! [`EmailBuilder::build`](super::EmailBuilder::build), so a stored or received email is as valid
 //! as a built one.
 
@@ -198,6 +198,18 @@ struct EmailOut<'a> {
     headers: Vec<HeaderOut<'a>>,
 }
 
+/// A prepared email: the message in standard base64 and its envelope recipients.
+#[derive(Serialize)]
+struct PreparedOut<'a> {
+    mime: String,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    to: &'a [Mailbox],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    cc: &'a [Mailbox],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    bcc: &'a [Mailbox],
+}
+
 fn is_normal(importance: &Importance) -> bool {
     *importance == Importance::Normal
 }
@@ -227,10 +239,21 @@ struct EmailIn {
     importance: Importance,
     #[serde(default)]
     headers: Vec<HeaderIn>,
+    #[serde(default)]
+    mime: Option<String>,
 }
 
 impl Serialize for Email {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if let Some(mime) = self.mime() {
+            return PreparedOut {
+                mime: STANDARD.encode(mime),
+                to: self.to(),
+                cc: self.cc(),
+                bcc: self.bcc(),
+            }
+            .serialize(serializer);
+        }
         EmailOut {
             from: self.from(),
             to: self.to(),
@@ -284,6 +307,12 @@ impl<'de> Deserialize<'de> for Email {
         }
         for header in input.headers {
             builder = builder.header(header.name, header.value);
+        }
+        if let Some(mime) = input.mime {
+            let bytes = STANDARD
+                .decode(mime.as_bytes())
+                .map_err(|e| D::Error::custom(format!("`mime` is not standard base64 ({e})")))?;
+            builder = builder.mime(bytes);
         }
         builder.build().map_err(D::Error::custom)
     }
@@ -366,7 +395,7 @@ mod tests {
             ),
             (
                 r#"{"to":["a@example.org"],"headers":[{"name":"Bcc","value":"x"}]}"#,
-                "must start with `X-`",
+                "cannot be set as a header",
             ),
             (
                 r#"{"to":["a@example.org"],"attachments":[{"name":"a","data":"!!"}]}"#,

@@ -306,6 +306,10 @@ impl TransportBuilder<'_> {
             if non_blank(settings.user_name.as_deref()).is_some() {
                 outbox = outbox.with_sender(settings.sender()?);
             }
+            #[cfg(feature = "dkim")]
+            if let Some(signer) = settings.dkim_signer()? {
+                outbox = outbox.with_dkim(signer);
+            }
             Arc::new(outbox)
         } else {
             match settings.transport_kind() {
@@ -406,6 +410,10 @@ impl TransportBuilder<'_> {
         });
         if let Some(path) = &settings.tls_ca_file {
             builder = builder.tls_ca_file(path);
+        }
+        #[cfg(feature = "dkim")]
+        if let Some(signer) = settings.dkim_signer()? {
+            builder = builder.dkim(signer);
         }
         if let Some(user) = non_blank(settings.user_name.as_deref()) {
             builder = builder.sender(settings.sender()?);

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::Path;
 
 use super::ConnectorSettings;
+use super::suggest::{closest_key, suggest_for_unknown_field};
 use super::validate::problem;
 use crate::error::{Error, Result, WHOLE_SETTINGS, settings_file};
 
@@ -13,7 +14,7 @@ pub const ENV_PREFIX: &str = "MAIL_CONNECTOR_";
 
 /// The kind of value a settings key holds, for reading it from an environment variable.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(super) enum Kind {
     Text,
     Bool,
     /// A whole number up to this maximum.
@@ -21,7 +22,7 @@ enum Kind {
 }
 
 /// Every settings key, in the order of the settings table.
-const KEYS: &[(&str, Kind)] = &[
+pub(super) const KEYS: &[(&str, Kind)] = &[
     ("enabled", Kind::Bool),
     ("auth_mode", Kind::Text),
     ("transport", Kind::Text),
@@ -52,6 +53,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("outbox_dir", Kind::Text),
     ("save_to_sent_items", Kind::Bool),
     ("allow_send_as", Kind::Bool),
+    ("dkim_domain", Kind::Text),
+    ("dkim_selector", Kind::Text),
+    ("dkim_private_key_file", Kind::Text),
 ];
 
 /// Environment variables with the prefix that are not settings keys but are allowed.
@@ -59,12 +63,12 @@ const OTHER_ENV: &[&str] = &["CONFIG"];
 
 /// A settings file or value that cannot be read. The parser's text is passed through
 /// [`redact_quoted`]: it may quote a value, and any value may be a secret.
-fn parse_problem(source: &str, error: impl fmt::Display) -> Error {
+pub(super) fn parse_problem(source: &str, error: impl fmt::Display) -> Error {
     Error::settings(
         WHOLE_SETTINGS,
         format!(
             "cannot read the settings from {source}: {}",
-            redact_quoted(&error.to_string())
+            suggest_for_unknown_field(redact_quoted(&error.to_string()))
         ),
     )
 }
@@ -73,7 +77,7 @@ fn parse_problem(source: &str, error: impl fmt::Display) -> Error {
 /// settings key names, single characters and short punctuation (``expected `=` ``) and, after "unknown field" or
 /// "duplicate key", a name shaped like a key (`tennant_id`). Parsers quote the values they
 /// found (`invalid type: integer `123`` ) and any value may be a secret.
-fn redact_quoted(message: &str) -> String {
+pub(super) fn redact_quoted(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while let Some(open) = rest.find(['`', '"']) {
@@ -200,8 +204,10 @@ impl ConnectorSettings {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSettings`] naming the variable for an unknown `MAIL_CONNECTOR_` key,
-    /// a value that is not a boolean or number where one is needed, or an invalid value.
+    /// [`Error::InvalidSettings`] naming the variable for a value that is not a boolean or
+    /// number where one is needed, or an invalid value. An unknown `MAIL_CONNECTOR_*`
+    /// variable is not an error: it is ignored with a warning (through `tracing`) that names
+    /// the nearest known variable.
     pub fn from_env_vars<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self>
     where
         K: AsRef<str>,
@@ -214,7 +220,8 @@ impl ConnectorSettings {
     }
 
     /// Reads a settings file, then lets `MAIL_CONNECTOR_<KEY>` environment variables override
-    /// its values — a common way to keep the secret out of the file.
+    /// its values — a common way to keep the secret out of the file. The same as
+    /// `from_file(path)?.with_env()` ([`ConnectorSettings::with_env`]).
     ///
     /// # Errors
     ///
@@ -227,37 +234,24 @@ impl ConnectorSettings {
         path: &Path,
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self> {
-        let text = read_settings_file(path)?;
         // The file on its own first: its errors name the line and key.
-        let from_file = Self::from_file_text(path, &text)?;
-        let mut overrides = serde_json::Map::new();
-        env_overlay(&mut overrides, vars)?;
-        if overrides.is_empty() {
-            return Ok(from_file);
-        }
-        let file_value: serde_json::Value = if is_json_file(path) {
-            serde_json::from_str(&text).map_err(|e| parse_problem("the settings file", e))?
-        } else {
-            let mut table: toml::Table = toml::from_str(&text)
-                .map_err(|e| parse_problem("the settings file", toml_error(&text, &e)))?;
-            // A bare TOML date has no JSON form: carry it as the text it is.
-            for (_, value) in table.iter_mut() {
-                if let toml::Value::Datetime(date) = &*value {
-                    *value = toml::Value::String(date.to_string());
-                }
-            }
-            serde_json::to_value(table).map_err(|e| parse_problem("the settings file", e))?
-        };
-        let serde_json::Value::Object(mut map) = file_value else {
-            return Err(parse_problem(
-                "the settings file",
-                "expected a table of keys",
-            ));
-        };
-        map.extend(overrides);
-        serde_json::from_value(serde_json::Value::Object(map))
-            .map_err(|e| parse_problem("the settings file and environment", e))
+        Self::from_file_text(path, &read_settings_file(path)?)?.with_env_vars(vars)
     }
+}
+
+/// A TOML value as JSON, for serde_json's deserializer. A bare TOML date has no JSON form:
+/// it is carried as the text it is.
+pub(super) fn toml_to_json(mut value: toml::Value) -> Result<serde_json::Value, String> {
+    fn dates_to_text(value: &mut toml::Value) {
+        match value {
+            toml::Value::Datetime(date) => *value = toml::Value::String(date.to_string()),
+            toml::Value::Table(table) => table.iter_mut().for_each(|(_, v)| dates_to_text(v)),
+            toml::Value::Array(items) => items.iter_mut().for_each(dates_to_text),
+            _ => {}
+        }
+    }
+    dates_to_text(&mut value);
+    serde_json::to_value(value).map_err(|e| e.to_string())
 }
 
 fn read_settings_file(path: &Path) -> Result<String> {
@@ -317,7 +311,9 @@ fn owning_key(text: &str, line_no: usize) -> Option<(&'static str, bool)> {
     None
 }
 
-fn env_overlay<K: AsRef<str>, V: AsRef<str>>(
+/// Adds the value of each `MAIL_CONNECTOR_<KEY>` variable to `map`, typed by its key;
+/// unknown keys are warned about and skipped.
+pub(super) fn env_overlay<K: AsRef<str>, V: AsRef<str>>(
     map: &mut serde_json::Map<String, serde_json::Value>,
     vars: impl IntoIterator<Item = (K, V)>,
 ) -> Result<()> {
@@ -332,17 +328,20 @@ fn env_overlay<K: AsRef<str>, V: AsRef<str>>(
         }
         let key = suffix.to_ascii_lowercase();
         let Some(&(key, kind)) = KEYS.iter().find(|(k, _)| *k == key) else {
-            problem(
-                &mut problems,
-                WHOLE_SETTINGS,
-                format!(
-                    "`{name}` is not a mail connector setting; known variables are {}",
-                    KEYS.iter()
-                        .map(|(k, _)| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+            // Not fatal: a variable of another version, or meant for another tool, must not
+            // stop a service at start-up. The name only: its value may be a secret.
+            match closest_key(&key) {
+                Some(near) => tracing::warn!(
+                    variable = name,
+                    "`{name}` is not a mail connector setting and is ignored; did you mean \
+                     `{ENV_PREFIX}{}`?",
+                    near.to_ascii_uppercase()
                 ),
-            );
+                None => tracing::warn!(
+                    variable = name,
+                    "`{name}` is not a mail connector setting and is ignored"
+                ),
+            }
             continue;
         };
         let trimmed = value.trim();

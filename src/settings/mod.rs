@@ -34,33 +34,54 @@
 //! | `outbox_dir` | write `.eml` files into this folder instead of sending |
 //! | `save_to_sent_items` | Graph: keep a copy in the mailbox's Sent Items; default `true` |
 //! | `allow_send_as` | let emails name another From address than `user_name` (needs Exchange Send As rights), for Graph and SMTP; default `false` |
+//! | `dkim_domain`, `dkim_selector`, `dkim_private_key_file` | DKIM-sign SMTP and outbox messages (feature `dkim`; all three together; see [`dkim`](crate::dkim)). Graph messages are signed by Exchange Online, so these are refused with `transport = "graph"` |
+//!
+//! # Inside a host's own configuration
+//!
+//! The settings can be a table of the host's own file: [`ConnectorSettings::from_toml_value`]
+//! (`[mail]` in `app.toml`), [`ConnectorSettings::from_json_value`], or a `ConnectorSettings`
+//! field the host deserializes itself. [`ConnectorSettings::with_env`] then applies the
+//! `MAIL_CONNECTOR_<KEY>` variables on top. An unknown key in a file or table is refused with
+//! the nearest known key ("did you mean `tenant_id`?"); an unknown `MAIL_CONNECTOR_*`
+//! variable is only warned about (through `tracing`), so that it cannot stop a service.
+//!
+//! `ConnectorSettings` implements `Serialize` with the secrets written as `[redacted]`;
+//! [`ConnectorSettings::to_toml_string`], [`to_json_string`](ConnectorSettings::to_json_string)
+//! and [`to_json_value`](ConnectorSettings::to_json_value) write them in plain only with
+//! [`SecretsIn::Plain`]. A `[redacted]` placeholder read back as a secret is refused.
 //!
 //! The module is split along its seams: the struct and its derived values here, reading
-//! (`load`), validation (`validate`), the value enums (`values`) and `build`, which makes
-//! the transport these settings describe.
+//! (`load`), a host's configuration and writing back (`compose`), did-you-mean (`suggest`),
+//! validation (`validate`), the value enums (`values`) and `build`, which makes the transport
+//! these settings describe.
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::message::Mailbox;
 use crate::secret::Secret;
 
 mod build;
+mod compose;
+mod dkim;
 mod load;
 mod oauth;
+mod suggest;
 mod validate;
 mod values;
 
 pub use crate::expiry::ExpiryDate;
 pub use build::TransportBuilder;
+pub use compose::SecretsIn;
 pub use load::ENV_PREFIX;
 pub use values::{AuthMode, Cloud, OAuthCredential, SmtpTls, TransportKind};
 
 /// The mail connector's settings, as an admin screen shows them.
 ///
-/// Build one from a file or the environment, or start from `Default` and set fields:
+/// Build one from a file or the environment, or start from `Default` and set fields. It
+/// serializes with its secrets as `[redacted]` (see [`SecretsIn`] for the plain form):
 ///
 /// ```
 /// use mail_connector::{AuthMode, ConnectorSettings, Secret};
@@ -81,7 +102,7 @@ pub use values::{AuthMode, Cloud, OAuthCredential, SmtpTls, TransportKind};
 /// assert!(settings.validate().is_ok()); // nothing is required when disabled
 /// # Ok::<(), mail_connector::Error>(())
 /// ```
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ConnectorSettings {
@@ -149,6 +170,13 @@ pub struct ConnectorSettings {
     pub save_to_sent_items: bool,
     /// Let an email name a From address other than `user_name` (Graph and SMTP). Default `false`.
     pub allow_send_as: bool,
+    /// DKIM (feature `dkim`, SMTP and the outbox): the signing domain, the `d=` tag.
+    pub dkim_domain: Option<String>,
+    /// DKIM: the selector, the `s=` tag (the key is published at
+    /// `{selector}._domainkey.{domain}`).
+    pub dkim_selector: Option<String>,
+    /// DKIM: the private key file (RSA PEM, or Ed25519 PKCS#8 PEM).
+    pub dkim_private_key_file: Option<PathBuf>,
 }
 
 impl Default for ConnectorSettings {
@@ -184,6 +212,9 @@ impl Default for ConnectorSettings {
             outbox_dir: None,
             save_to_sent_items: true,
             allow_send_as: false,
+            dkim_domain: None,
+            dkim_selector: None,
+            dkim_private_key_file: None,
         }
     }
 }

@@ -36,6 +36,7 @@ impl ConnectorSettings {
         if !self.enabled {
             return problems;
         }
+        self.dkim_problems(&mut problems);
         if let Some(dir) = &self.outbox_dir {
             if dir.as_os_str().is_empty() {
                 problem(

@@ -50,6 +50,7 @@ pub struct SmtpTransportBuilder {
     retry: RetryPolicy,
     hello_name: Option<String>,
     scope: String,
+    dkim: Option<crate::dkim::DkimSigner>,
     problems: Vec<SettingsProblem>,
 }
 
@@ -72,6 +73,7 @@ impl SmtpTransportBuilder {
             retry: default_retry_policy(),
             hello_name: None,
             scope: SMTP_SCOPE.to_owned(),
+            dkim: None,
             problems: Vec::new(),
         }
     }
@@ -191,6 +193,14 @@ impl SmtpTransportBuilder {
     /// [`default_retry_policy`]). The send timeout bounds the retries too.
     pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Signs every message the transport builds with DKIM (feature `dkim`; see
+    /// [`dkim`](crate::dkim)). Prepared messages are sent as they are.
+    #[cfg(feature = "dkim")]
+    pub fn dkim(mut self, signer: crate::dkim::DkimSigner) -> Self {
+        self.dkim = Some(signer);
         self
     }
 
@@ -338,6 +348,7 @@ impl SmtpTransportBuilder {
                 permits: Arc::new(Semaphore::new(max_concurrency)),
                 pool: Pool::new(this.idle_timeout.min(MAX_TIMEOUT)),
                 opened: AtomicU64::new(0),
+                dkim: this.dkim,
             }),
         })
     }

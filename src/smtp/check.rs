@@ -44,6 +44,10 @@ impl SmtpTransport {
             idle.abort().await;
         }
         let mut report = CheckReport::default();
+        #[cfg(feature = "dkim")]
+        if let Some(signer) = &inner.dkim {
+            report.push(signer.check_step());
+        }
         if let Auth::Xoauth2 {
             provider, scope, ..
         } = &inner.connector.auth

@@ -228,6 +228,8 @@ struct Inner {
     permits: Arc<Semaphore>,
     pool: Pool,
     opened: AtomicU64,
+    /// Signs the messages it builds (feature `dkim`).
+    dkim: Option<crate::dkim::DkimSigner>,
 }
 
 impl fmt::Debug for SmtpTransport {
@@ -288,17 +290,23 @@ impl MailTransport for SmtpTransport {
             port = self.inner.connector.port,
             recipients = email.recipient_count(),
             attachments = email.attachments().len(),
+            outcome = tracing::field::Empty,
+            message_id = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
         );
-        async {
+        let send = async {
             let result = self.send_inner(email).await;
             match &result {
                 Ok(_) => tracing::info!("message submitted"),
                 Err(error) => tracing::warn!(error = %error, "send failed"),
             }
             result
-        }
-        .instrument(span)
-        .await
+        };
+        let mailbox = self.inner.sender.as_ref().map(Mailbox::address);
+        crate::observe::observe_send(&span, "smtp", mailbox, send)
+            .instrument(span.clone())
+            .await
     }
 
     /// Bounded by the send timeout: a step that gets no answer fails with its remedy. The

@@ -13,7 +13,7 @@ use super::envelope::{Accepted, Envelope, Progress, gave_up};
 use super::{Inner, SendAsPolicy, SmtpTransport, connect, remedy};
 use crate::error::{Delivery, Error, Result, SmtpStage};
 use crate::message::{Email, Mailbox};
-use crate::mime::{BccHeader, build_message};
+use crate::mime::{BccHeader, render};
 use crate::transport::SendReport;
 
 impl SmtpTransport {
@@ -54,12 +54,13 @@ impl SmtpTransport {
         let inner = &self.inner;
         let deadline = Instant::now() + inner.send_deadline;
         let (mailbox, from) = self.sender_for(email)?;
-        let message = build_message(email, &from, BccHeader::Drop).await?;
-        let bytes = message.formatted();
-        let message_id = message
-            .headers()
-            .get_raw("Message-ID")
-            .map(|id| id.trim().to_owned());
+        let rendered = render(email, &from, BccHeader::Drop, inner.dkim.as_ref()).await?;
+        let (mut bytes, message_id) = (rendered.bytes, rendered.message_id);
+        // lettre ends the data with CRLF.CRLF; a message's own final CRLF is the first half
+        // of it, else every message would gain an empty last line on the wire.
+        if bytes.ends_with(b"\r\n") {
+            bytes.truncate(bytes.len() - 2);
+        }
         let envelope = Arc::new(Envelope::new(&mailbox, email)?);
         let bytes: Arc<[u8]> = bytes.into();
 
@@ -116,6 +117,10 @@ impl SmtpTransport {
                 return Err(error);
             }
             tracing::warn!(attempt, ?wait, error = %error, "transient SMTP failure; retrying");
+            if is_throttling(&error) {
+                crate::metrics::throttled("smtp", wait);
+            }
+            crate::metrics::retried("smtp");
             tokio::time::sleep(wait).await;
         }
     }
@@ -177,6 +182,17 @@ impl SmtpTransport {
             }
         }
     }
+}
+
+/// Whether the server refused for load rather than for a fault: Exchange Online's
+/// `432 4.3.2` (too many connections or messages for the mailbox), counted as a throttling
+/// wait in the metrics.
+fn is_throttling(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Smtp { code, enhanced_code, .. }
+            if *code == Some(432) || enhanced_code.as_deref() == Some("4.3.2")
+    )
 }
 
 /// What one attempt came to: its result, or the send deadline passing.

@@ -10,6 +10,7 @@ mod errors;
 mod hardening;
 mod helpers;
 mod large_attachments;
+mod mime_form;
 mod secrets;
 mod sending;
 mod throttling;

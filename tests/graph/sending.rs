@@ -115,25 +115,6 @@ async fn a_foreign_sender_is_refused_before_any_request_unless_send_as_is_allowe
 }
 
 #[tokio::test]
-async fn more_than_five_custom_headers_are_refused_before_sending() {
-    let server = MockServer::start_async().await;
-    let token = mock_token(&server, &token_for(&["Mail.Send"]));
-    let mut builder = Email::builder().to("ann@example.org");
-    for i in 0..6 {
-        builder = builder.header(format!("X-H{i}"), "v");
-    }
-    let error = transport(&settings(&server))
-        .send(&builder.build().unwrap())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&error, Error::InvalidMessage { field, .. } if field == "headers"),
-        "{error:?}"
-    );
-    token.assert_calls(0);
-}
-
-#[tokio::test]
 async fn the_recipient_limit_splits_over_graph() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send"]));
@@ -187,9 +168,9 @@ fn base64_std(bytes: &[u8]) -> String {
 }
 
 fn rebuild_with_importance(email: Email, importance: Importance) -> Email {
+    // HTML only: with both bodies the email would need Graph's MIME form.
     let mut builder = Email::builder()
         .subject(email.subject())
-        .text(email.text().unwrap())
         .html(email.html().unwrap())
         .importance(importance);
     for m in email.to() {

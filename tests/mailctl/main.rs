@@ -9,4 +9,5 @@ mod exit_codes;
 mod graph;
 mod helpers;
 mod output;
+mod prepared;
 mod smtp;

@@ -108,18 +108,97 @@ fn header_injection_is_refused_in_every_header_field() {
 }
 
 #[test]
-fn custom_headers_must_be_x_headers_with_valid_names() {
+fn headers_the_crate_writes_are_refused_with_the_setter_to_use() {
     let base = || Email::builder().to("ann@example.org");
-    for name in ["Subject", "In-Reply-To", "X Space", "X-Colon:", ""] {
+    let cases = [
+        ("From", "`from`"),
+        ("to", "`to`"),
+        ("Cc", "`cc`"),
+        ("BCC", "`bcc`"),
+        ("Subject", "`subject`"),
+        ("Date", "time of sending"),
+        ("MIME-Version", "MIME writer"),
+        ("Content-Type", "Content-*"),
+        ("content-transfer-encoding", "Content-*"),
+        ("Reply-To", "`reply_to`"),
+        ("Importance", "`importance`"),
+    ];
+    for (name, hint) in cases {
         let (field, text) = build_err(base().header(name, "v"));
         assert_eq!(field, "headers[0]", "{name}: {text}");
+        assert!(text.contains("cannot be set as a header"), "{name}: {text}");
+        assert!(text.contains(hint), "{name}: {text}");
     }
-    let email = base()
+    for name in ["X Space", "X-Colon:", "", "Ünïcode"] {
+        let (field, text) = build_err(base().header(name, "v"));
+        assert_eq!(field, "headers[0]", "{name}: {text}");
+        assert!(text.contains("not a valid header name"), "{name}: {text}");
+    }
+}
+
+#[test]
+fn standard_headers_can_be_set() {
+    let email = Email::builder()
+        .to("ann@example.org")
         .header("x-lower", "ok")
-        .header("X-Upper", "ok")
+        .header("Message-ID", "<reply-2@example.org>")
+        .header("In-Reply-To", "<question-1@example.org>")
+        .header("References", "<root@example.org>  <question-1@example.org>")
+        .header(
+            "List-Unsubscribe",
+            "<https://example.org/u?id=1>, <mailto:u@example.org>",
+        )
+        .header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+        .header("Auto-Submitted", "auto-generated")
+        .header("Keywords", "Grüße, report")
         .build()
         .unwrap();
-    assert_eq!(email.headers().len(), 2);
+    assert_eq!(email.headers().len(), 8);
+    assert_eq!(email.message_id(), Some("<reply-2@example.org>"));
+    assert_eq!(
+        email.header("in-reply-to"),
+        Some("<question-1@example.org>")
+    );
+}
+
+#[test]
+fn structured_headers_are_checked() {
+    let base = || Email::builder().to("ann@example.org");
+    let cases = [
+        (
+            base().header("Message-ID", "no-brackets@example.org"),
+            "`<left@right>`",
+        ),
+        (base().header("Message-ID", "<a@b> <c@d>"), "one message id"),
+        (base().header("Message-ID", "<no-at>"), "`<left@right>`"),
+        (
+            base().header("In-Reply-To", "<a@b> junk"),
+            "separated by spaces",
+        ),
+        (base().header("References", ""), "separated by spaces"),
+        (
+            base().header("List-Unsubscribe", "<https://exämple.org/u>"),
+            "printable ASCII",
+        ),
+        (
+            base().header(
+                "List-Unsubscribe",
+                format!("<https://example.org/{}>", "u".repeat(1_000)),
+            ),
+            "longer than 900",
+        ),
+        (
+            base()
+                .header("Message-ID", "<a@example.org>")
+                .header("message-id", "<b@example.org>"),
+            "set twice",
+        ),
+    ];
+    for (builder, expected) in cases {
+        let (field, text) = build_err(builder);
+        assert!(field.starts_with("headers["), "{text}");
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
 }
 
 #[test]

@@ -10,5 +10,7 @@ mod lenient_smtp;
 
 mod addresses;
 mod builder;
+mod headers;
 mod many_recipients;
 mod mime;
+mod prepared;

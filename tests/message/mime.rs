@@ -157,6 +157,33 @@ async fn a_lenient_end_of_data_receiver_records_exactly_one_message() {
     assert!(body.contains(INJECTED), "{body:?}");
 }
 
+#[cfg(feature = "smtp")]
+#[tokio::test]
+async fn a_prepared_message_with_bare_line_breaks_cannot_smuggle_a_second_message() {
+    let server = lenient_smtp::LenientServer::start().await;
+    let transport = ConnectorSettings::from_toml_str(&format!(
+        "smtp_host = \"127.0.0.1\"\nsmtp_port = {}\nuser_name = \"no-reply@example.org\"\n\
+         auth_mode = \"none\"\nuse_ssl = false\n",
+        server.port()
+    ))
+    .unwrap()
+    .build()
+    .unwrap();
+    let raw = format!(
+        "From: no-reply@example.org\nTo: ann@example.org\nSubject: prepared\n\nHi\r.\r\n{INJECTED}.\n\r.\rQUIT\n"
+    );
+    let email = Email::from_mime(raw).unwrap();
+    assert_clean_line_endings(email.mime().unwrap());
+    tokio::time::timeout(Duration::from_secs(30), transport.send(&email))
+        .await
+        .expect("the send ends")
+        .unwrap();
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1, "a forged second message: {messages:?}");
+    assert_eq!(messages[0].rcpt_to, ["ann@example.org"]);
+    assert_clean_line_endings(&messages[0].data);
+}
+
 /// The error of a build that must fail (without printing a huge email when it does not).
 fn build_error(builder: EmailBuilder) -> mail_connector::Error {
     match builder.build() {

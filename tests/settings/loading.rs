@@ -127,12 +127,13 @@ fn bad_environment_values_name_the_variable() {
     let error = ConnectorSettings::from_env_vars([
         ("MAIL_CONNECTOR_RECIPIENT_LIMIT", "ten"),
         ("MAIL_CONNECTOR_USE_SSL", "maybe"),
+        // Unknown: warned about, not an error (tests/settings/compose.rs).
         ("MAIL_CONNECTOR_TENANT", "typo"),
     ])
     .unwrap_err();
     let found = problems(error);
     let text = format!("{found:?}");
-    assert_eq!(found.len(), 3, "{text}");
+    assert_eq!(found.len(), 2, "{text}");
     assert!(
         text.contains("MAIL_CONNECTOR_RECIPIENT_LIMIT` must be a whole number"),
         "{text}"
@@ -141,10 +142,7 @@ fn bad_environment_values_name_the_variable() {
         text.contains("MAIL_CONNECTOR_USE_SSL` must be true or false"),
         "{text}"
     );
-    assert!(
-        text.contains("MAIL_CONNECTOR_TENANT` is not a mail connector setting"),
-        "{text}"
-    );
+    assert!(!text.contains("MAIL_CONNECTOR_TENANT`"), "{text}");
     let error = ConnectorSettings::from_env_vars([("MAIL_CONNECTOR_AUTH_MODE", "kerberos")])
         .unwrap_err()
         .to_string();

@@ -3,6 +3,8 @@
 //! ```text
 //! mailctl send [--config FILE] [--json] --to ADDR... [--cc ADDR]... [--bcc ADDR]...
 //!              [--reply-to ADDR] --subject TEXT [--text TEXT] [--html HTML] [--attach PATH]...
+//!              [--header "Name: value"]...
+//! mailctl send [--config FILE] [--json] --eml FILE [--to ADDR]... [--cc ADDR]... [--bcc ADDR]...
 //! mailctl check [--config FILE] [--json]
 //! mailctl [-v|-vv|-vvv] ...
 //! ```
@@ -75,7 +77,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Send one email.
-    Send(SendArgs),
+    Send(Box<SendArgs>),
     /// Check the settings and the connection without sending mail.
     Check(CheckArgs),
 }
@@ -122,7 +124,7 @@ async fn main() -> ExitCode {
     let cli = parse();
     init_logs(cli.verbose);
     match cli.command {
-        Command::Send(args) => send(args).await,
+        Command::Send(args) => send(*args).await,
         Command::Check(args) => check(args).await,
     }
 }

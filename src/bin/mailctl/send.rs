@@ -1,4 +1,5 @@
-//! `mailctl send`: build one email from the flags and send it.
+//! `mailctl send`: build one email from the flags (or read a prepared one with `--eml`) and
+//! send it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +17,8 @@ pub(crate) struct SendArgs {
     #[command(flatten)]
     output: OutputArgs,
     /// Recipient, `ann@example.org` or `"Ann Example <ann@example.org>"`; repeat for more.
-    #[arg(long, value_name = "ADDR", required = true, num_args = 1..)]
+    /// With `--eml`, `--to`/`--cc`/`--bcc` replace the file's recipients as the envelope.
+    #[arg(long, value_name = "ADDR", required_unless_present = "eml", num_args = 1..)]
     to: Vec<String>,
     /// Cc recipient; repeat for more.
     #[arg(long, value_name = "ADDR")]
@@ -28,8 +30,8 @@ pub(crate) struct SendArgs {
     #[arg(long, value_name = "ADDR")]
     reply_to: Option<String>,
     /// Subject line.
-    #[arg(long)]
-    subject: String,
+    #[arg(long, required_unless_present = "eml")]
+    subject: Option<String>,
     /// Plain-text body.
     #[arg(long)]
     text: Option<String>,
@@ -39,10 +41,40 @@ pub(crate) struct SendArgs {
     /// File to attach; repeat for more.
     #[arg(long, value_name = "PATH")]
     attach: Vec<PathBuf>,
+    /// A header, `"Name: value"` (`Message-ID`, `In-Reply-To`, `References`,
+    /// `List-Unsubscribe`, `List-Unsubscribe-Post`, `X-…`, …); repeat for more.
+    #[arg(long, value_name = "NAME: VALUE", value_parser = parse_header)]
+    header: Vec<(String, String)>,
+    /// Send this prepared RFC 5322 message (an `.eml` file, e.g. one from the outbox) as it
+    /// is, instead of building one; its To/Cc/Bcc are the recipients unless `--to`, `--cc`
+    /// or `--bcc` are given.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["subject", "text", "html", "attach", "header", "reply_to"]
+    )]
+    eml: Option<PathBuf>,
+}
+
+/// `Name: value` → (`Name`, `value`); the library checks the name and value.
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not `Name: value`"))?;
+    Ok((name.trim().to_owned(), value.trim_start().to_owned()))
 }
 
 fn build_email(args: &SendArgs) -> Result<Email, Error> {
-    let mut builder = Email::builder().subject(&args.subject);
+    let mut builder = Email::builder();
+    if let Some(path) = &args.eml {
+        builder = builder.mime_file(path);
+    }
+    if let Some(subject) = &args.subject {
+        builder = builder.subject(subject);
+    }
+    for (name, value) in &args.header {
+        builder = builder.header(name, value);
+    }
     for to in &args.to {
         builder = builder.to(to);
     }

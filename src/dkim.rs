@@ -1,0 +1,282 @@
+//! DKIM signing (feature `dkim`) for the messages the SMTP and outbox transports build, with
+//! lettre's implementation.
+//!
+//! Set `dkim_domain`, `dkim_selector` and `dkim_private_key_file` in the settings (or give a
+//! [`DkimSigner`] to [`SmtpTransportBuilder::dkim`](crate::smtp::SmtpTransportBuilder::dkim) or
+//! [`OutboxTransport::with_dkim`](crate::OutboxTransport::with_dkim)). The key is an RSA key
+//! (PEM, PKCS#1 `BEGIN RSA PRIVATE KEY` or PKCS#8 `BEGIN PRIVATE KEY`; 2048 bits or more is
+//! what receivers expect) or an Ed25519 key (PKCS#8 PEM, or lettre's form: the 32-byte seed in
+//! base64). Publish the public key as a TXT record at `{selector}._domainkey.{domain}`
+//! (`v=DKIM1; k=rsa; p=…` or `k=ed25519`).
+//!
+//! The signature covers the body (relaxed canonicalization) and the headers `From`, `To`,
+//! `Cc`, `Subject`, `Date`, `Message-ID`, `Reply-To`, `In-Reply-To`, `References`,
+//! `List-Unsubscribe`, `List-Unsubscribe-Post` and `MIME-Version` (relaxed canonicalization, so
+//! a relay's re-folding does not break it). Those the message lacks are listed in `h=` too,
+//! so they cannot be added after signing. (`Content-Type` belongs to lettre's body part and
+//! is covered by the body hash's structure, not signed as a header.)
+//!
+//! - **Graph** messages are not signed here: Exchange Online signs outgoing mail with the
+//!   tenant's DKIM keys (Microsoft Defender portal, "Email authentication settings").
+//! - **Prepared messages** ([`Email::from_mime`](crate::Email::from_mime)) are sent as they
+//!   are and not signed: sign them where they are made (a [`lettre::Message`] with
+//!   `Message::sign` before it is converted).
+
+#[cfg(feature = "dkim")]
+mod enabled {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use base64::Engine as _;
+    use lettre::message::dkim::{
+        DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+        DkimSigningKey,
+    };
+    use lettre::message::header::HeaderName;
+
+    use crate::error::{Error, Result};
+
+    /// The headers signed when the message has them.
+    const SIGNED: &[&str] = &[
+        "From",
+        "To",
+        "Cc",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "Reply-To",
+        "In-Reply-To",
+        "References",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "MIME-Version",
+    ];
+
+    /// Signs messages with DKIM for one domain and selector. Cheap to clone. Its `Debug`
+    /// shows the domain, selector and algorithm, never the key.
+    ///
+    /// ```
+    /// use mail_connector::dkim::DkimSigner;
+    ///
+    /// let error = DkimSigner::new("example.org", "mail", "not a key").unwrap_err();
+    /// assert!(error.to_string().contains("not a usable DKIM key"), "{error}");
+    /// ```
+    #[derive(Clone)]
+    pub struct DkimSigner {
+        domain: String,
+        selector: String,
+        algorithm: &'static str,
+        config: Arc<DkimConfig>,
+    }
+
+    impl std::fmt::Debug for DkimSigner {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("DkimSigner")
+                .field("domain", &self.domain)
+                .field("selector", &self.selector)
+                .field("algorithm", &self.algorithm)
+                .field("key", &"[redacted]")
+                .finish()
+        }
+    }
+
+    fn bad_key(reason: impl std::fmt::Display) -> Error {
+        Error::settings(
+            "dkim_private_key_file",
+            format!(
+                "not a usable DKIM key ({reason}); use an RSA key in PEM (PKCS#1 or PKCS#8) or \
+                 an Ed25519 key in PKCS#8 PEM, e.g. `openssl genpkey -algorithm ed25519`"
+            ),
+        )
+    }
+
+    impl DkimSigner {
+        /// A signer for `domain` (the `d=` tag) and `selector` (`s=`) with `private_key`,
+        /// the text of the key file (see the [module docs](crate::dkim)).
+        ///
+        /// # Errors
+        ///
+        /// [`Error::InvalidSettings`] naming `dkim_domain`, `dkim_selector` or
+        /// `dkim_private_key_file` when one is empty, not a domain or selector, or not a key
+        /// this crate can sign with (an encrypted key, an RSA key under 1024 bits, …). The
+        /// error never quotes the key.
+        pub fn new(domain: &str, selector: &str, private_key: &str) -> Result<Self> {
+            let label_ok = |s: &str| {
+                !s.is_empty()
+                    && s.split('.').all(|label| {
+                        !label.is_empty()
+                            && label
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+                    })
+            };
+            if !label_ok(domain) {
+                return Err(Error::settings(
+                    "dkim_domain",
+                    format!("`{domain}` is not a domain name (like `example.org`)"),
+                ));
+            }
+            if !label_ok(selector) {
+                return Err(Error::settings(
+                    "dkim_selector",
+                    format!("`{selector}` is not a DKIM selector (letters, digits, `-`, `.`)"),
+                ));
+            }
+            let (key, algorithm) = parse_key(private_key.trim())?;
+            let headers = SIGNED
+                .iter()
+                .map(|name| HeaderName::new_from_ascii_str(name))
+                .collect();
+            let relaxed = DkimCanonicalization {
+                header: DkimCanonicalizationType::Relaxed,
+                body: DkimCanonicalizationType::Relaxed,
+            };
+            let config = DkimConfig::new(
+                selector.to_owned(),
+                domain.to_owned(),
+                key,
+                headers,
+                relaxed,
+            );
+            Ok(Self {
+                domain: domain.to_owned(),
+                selector: selector.to_owned(),
+                algorithm,
+                config: Arc::new(config),
+            })
+        }
+
+        /// [`DkimSigner::new`] with the key read from `path`.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Io`] when the file cannot be read; otherwise as [`DkimSigner::new`].
+        pub fn from_key_file(domain: &str, selector: &str, path: &Path) -> Result<Self> {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::io("read the DKIM key (dkim_private_key_file)", path, e))?;
+            Self::new(domain, selector, &text)
+        }
+
+        /// The signing domain (`d=`).
+        #[must_use]
+        pub fn domain(&self) -> &str {
+            &self.domain
+        }
+
+        /// The selector (`s=`).
+        #[must_use]
+        pub fn selector(&self) -> &str {
+            &self.selector
+        }
+
+        /// `rsa-sha256` or `ed25519-sha256`.
+        #[must_use]
+        pub fn algorithm(&self) -> &'static str {
+            self.algorithm
+        }
+
+        /// The `check` step: the key signs a sample message.
+        pub(crate) fn check_step(&self) -> crate::CheckStep {
+            let sample = lettre::Message::builder()
+                .from(lettre::message::Mailbox::new(
+                    None,
+                    lettre::Address::new("check", &self.domain)
+                        .unwrap_or_else(|_| lettre::Address::new("check", "example.org").unwrap()),
+                ))
+                .to(lettre::message::Mailbox::new(
+                    None,
+                    lettre::Address::new("check", "example.org").unwrap(),
+                ))
+                .body(String::from("check"));
+            let signed = sample.map(|mut message| {
+                self.sign(&mut message);
+                message.headers().get_raw("DKIM-Signature").is_some()
+            });
+            match signed {
+                Ok(true) => crate::CheckStep::ok(
+                    "dkim",
+                    format!(
+                        "messages are signed {} for d={} s={}; publish the public key at \
+                         {}._domainkey.{}",
+                        self.algorithm, self.domain, self.selector, self.selector, self.domain
+                    ),
+                ),
+                _ => crate::CheckStep::failed(
+                    "dkim",
+                    "the DKIM key could not sign a sample message",
+                    Some("check `dkim_private_key_file`".to_owned()),
+                ),
+            }
+        }
+
+        /// Adds a `DKIM-Signature` header to `message`. Headers of the signed list the
+        /// message lacks are listed in `h=` too, which also stops them being added later.
+        pub(crate) fn sign(&self, message: &mut lettre::Message) {
+            message.sign(&self.config);
+        }
+    }
+
+    fn parse_key(text: &str) -> Result<(DkimSigningKey, &'static str)> {
+        use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+        use rsa::pkcs1::EncodeRsaPrivateKey as _;
+        use rsa::traits::PublicKeyParts as _;
+
+        const RSA: &str = "rsa-sha256";
+        const ED25519: &str = "ed25519-sha256";
+        let rsa_key = |key: rsa::RsaPrivateKey| -> Result<(DkimSigningKey, &'static str)> {
+            if key.size() < 128 {
+                return Err(bad_key(format!(
+                    "an RSA key of {} bits; receivers ignore DKIM keys under 1024 bits",
+                    key.size() * 8
+                )));
+            }
+            let pem = key
+                .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+                .map_err(bad_key)?;
+            let key = DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa).map_err(bad_key)?;
+            Ok((key, RSA))
+        };
+        if text.contains("ENCRYPTED PRIVATE KEY") {
+            return Err(bad_key(
+                "the key is encrypted; store it decrypted, readable only by the service",
+            ));
+        }
+        if text.contains("BEGIN RSA PRIVATE KEY") {
+            use rsa::pkcs1::DecodeRsaPrivateKey as _;
+            let key = rsa::RsaPrivateKey::from_pkcs1_pem(text)
+                .map_err(|_| bad_key("an RSA PEM block that cannot be read"))?;
+            return rsa_key(key);
+        }
+        if text.contains("BEGIN PRIVATE KEY") {
+            if let Ok(key) = rsa::RsaPrivateKey::from_pkcs8_pem(text) {
+                return rsa_key(key);
+            }
+            let key = ed25519_dalek::SigningKey::from_pkcs8_pem(text)
+                .map_err(|_| bad_key("a PKCS#8 key that is neither RSA nor Ed25519"))?;
+            let seed = base64::engine::general_purpose::STANDARD.encode(key.to_bytes());
+            let key = DkimSigningKey::new(&seed, DkimSigningAlgorithm::Ed25519).map_err(bad_key)?;
+            return Ok((key, ED25519));
+        }
+        if text.contains("-----BEGIN") {
+            return Err(bad_key("a PEM block that is not a private key"));
+        }
+        let key = DkimSigningKey::new(text, DkimSigningAlgorithm::Ed25519)
+            .map_err(|_| bad_key("neither PEM nor a base64 Ed25519 seed of 32 bytes"))?;
+        Ok((key, ED25519))
+    }
+}
+
+#[cfg(feature = "dkim")]
+pub use enabled::DkimSigner;
+
+/// Without the `dkim` feature there is no signer: nothing can make one.
+#[cfg(not(feature = "dkim"))]
+#[derive(Debug, Clone)]
+pub enum DkimSigner {}
+
+#[cfg(not(feature = "dkim"))]
+impl DkimSigner {
+    pub(crate) fn sign(&self, _message: &mut lettre::Message) {
+        match *self {}
+    }
+}

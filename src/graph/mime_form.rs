@@ -1,0 +1,182 @@
+//! Graph's MIME form of `sendMail`: the whole RFC 5322 message, base64-encoded, as a
+//! `Content-Type: text/plain` body. Used when the JSON form cannot carry the email (see
+//! [which form is used](super#which-form-is-used)).
+//!
+//! The message is the one the outbox writes — the same MIME writer as SMTP — with its `Bcc`
+//! header: Exchange reads the recipients from `To`, `Cc` and `Bcc` and removes `Bcc` before
+//! delivery. A message too large for one request (about 2.9 MB of MIME, 4 MB once base64)
+//! goes through a draft made from the MIME without its attachments of 3 MB or more (`POST
+//! /users/{u}/messages`, `text/plain`), those attachments added to the draft through upload
+//! sessions as on the JSON draft path, then `/send`. For a prepared message the large parts
+//! are cut out of its bytes at the offsets mail-parser reports (with their boundary
+//! delimiters) and their decoded content uploaded; a prepared message still too large without
+//! them is refused before anything is sent.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use tokio::time::Instant;
+
+use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat};
+use super::draft::not_sent;
+use super::request::{CreatedMessage, MAX_HEADERS, base64_len};
+use super::{GraphTransport, INLINE_ATTACHMENT_LIMIT, REQUEST_LIMIT};
+use crate::error::{Delivery, Error, Result};
+use crate::message::{
+    Attachment, Email, Mailbox, is_x_header, split_large_attachments, with_envelope_headers,
+};
+use crate::mime::{BccHeader, render};
+
+/// Whether the JSON form cannot carry `email`, so the MIME form is needed: a prepared
+/// message, both a text and an HTML body, more than five headers, or any header that is not
+/// an `X-` header (the JSON form refuses them; a caller's `Message-ID` is one).
+pub(super) fn needed(email: &Email) -> bool {
+    email.mime().is_some()
+        || (email.text().is_some() && email.html().is_some())
+        || email.headers().len() > MAX_HEADERS
+        || email.headers().iter().any(|(name, _)| !is_x_header(name))
+}
+
+/// A prepared message too large for one request with no large attachment to upload apart.
+fn too_large(len: usize) -> Error {
+    Error::invalid_message(
+        "mime",
+        format!(
+            "the prepared message is {len} bytes and has no attachment of 3 MB or more to \
+             upload separately; Graph takes a MIME message of about 2.9 MB at most (4 MB once \
+             base64): send it over SMTP"
+        ),
+    )
+}
+
+/// A `text/plain` POST of base64 MIME, never repeated once Graph may have acted.
+fn post_mime<'a>(operation: &'static str, url: &'a str, mime: &[u8]) -> GraphRequest<'a> {
+    GraphRequest {
+        body: Some(("text/plain", STANDARD.encode(mime).into_bytes())),
+        ..GraphRequest::post_json(operation, url, Vec::new(), Repeat::OnlyIfNotProcessed)
+    }
+}
+
+impl GraphTransport {
+    /// Sends `email` in the MIME form; returns Graph's request id (or the draft's id).
+    pub(super) async fn send_mime_form(
+        &self,
+        email: &Email,
+        from: Option<&Mailbox>,
+        deadline: Instant,
+    ) -> Result<Option<String>> {
+        let sender = from.unwrap_or(&self.mailbox);
+        let mime = match email.mime() {
+            Some(_) => with_envelope_headers(email)?,
+            None => render(email, sender, BccHeader::Keep, None).await?.bytes,
+        };
+        if base64_len(mime.len() as u64) <= REQUEST_LIMIT {
+            let url = self.url(&["sendMail"])?;
+            let response = self
+                .client
+                .execute(&post_mime("sendMail", &url, &mime), deadline)
+                .await?;
+            return Ok(response
+                .headers
+                .get("request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned));
+        }
+        tracing::debug!("MIME message too large for one request; using a draft");
+        let (mime, large) = match email.mime() {
+            Some(_) => split_large_attachments(&mime, INLINE_ATTACHMENT_LIMIT as usize)
+                .ok_or_else(|| too_large(mime.len()))?,
+            None => {
+                let is_large = |a: &Attachment| a.size() >= INLINE_ATTACHMENT_LIMIT;
+                let small = email.without_attachments(is_large);
+                let mime = render(&small, sender, BccHeader::Keep, None).await?.bytes;
+                let large = email
+                    .attachments()
+                    .iter()
+                    .filter(|a| is_large(a))
+                    .cloned()
+                    .collect();
+                (mime, large)
+            }
+        };
+        self.send_mime_draft(&mime, &large, deadline).await
+    }
+
+    /// A draft made from `mime` (the message without its attachments of 3 MB or more), those
+    /// `large` attachments added through upload sessions, then `/send`. The draft is deleted
+    /// when the send fails before `/send`.
+    async fn send_mime_draft(
+        &self,
+        mime: &[u8],
+        large: &[Attachment],
+        deadline: Instant,
+    ) -> Result<Option<String>> {
+        if base64_len(mime.len() as u64) > REQUEST_LIMIT {
+            return Err(Error::invalid_message(
+                "attachments",
+                "the attachments under 3 MB add up to more than Graph takes in one request \
+                 (about 2.9 MB of MIME); send fewer at once",
+            ));
+        }
+        let url = self.url(&["messages"])?;
+        let created = self
+            .client
+            .execute(
+                &post_mime("create draft", &url, mime).with_answer_limit(DRAFT_ANSWER_LIMIT),
+                deadline,
+            )
+            .await
+            .map_err(not_sent)?;
+        let draft: CreatedMessage = created.json("create draft")?;
+        let result = async {
+            for attachment in large {
+                self.add_attachment(&draft.id, attachment, deadline).await?;
+            }
+            let url = self.url(&["messages", &draft.id, "send"])?;
+            self.client
+                .execute(&GraphRequest::post_empty("send draft", &url), deadline)
+                .await
+        }
+        .await;
+        match result {
+            Ok(_) => Ok(Some(draft.id)),
+            Err(error) => {
+                if error.delivery() == Delivery::NotSent {
+                    self.delete_draft(&draft.id).await;
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> crate::EmailBuilder {
+        Email::builder().to("ann@example.org").subject("s")
+    }
+
+    #[test]
+    fn json_carries_what_it_can() {
+        let five_x = (0..5).fold(base().html("<p>h</p>"), |b, i| {
+            b.header(format!("X-H{i}"), "v")
+        });
+        assert!(!needed(&five_x.build().unwrap()));
+        assert!(!needed(&base().text("t").build().unwrap()));
+    }
+
+    #[test]
+    fn mime_carries_the_rest() {
+        let cases = [
+            base().text("t").html("<p>h</p>"),
+            base().header("List-Unsubscribe", "<https://example.org/u>"),
+            base().header("Message-ID", "<a@example.org>"),
+            (0..6).fold(base(), |b, i| b.header(format!("X-H{i}"), "v")),
+            Email::builder().mime("From: a@example.org\r\nTo: b@example.org\r\n\r\nx"),
+        ];
+        for builder in cases {
+            assert!(needed(&builder.build().unwrap()));
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Issue 12: headers a caller sets reach the wire as given (structured ones verbatim, others
+//! RFC 2047-encoded when not ASCII), and the generated Message-ID names the sender's domain.
+
+use mail_connector::{Email, MailTransport, OutboxTransport};
+use mail_parser::{HeaderName, HeaderValue, MessageParser};
+
+async fn written(email: &Email) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = OutboxTransport::new(dir.path())
+        .with_sender("Reports <reports@mail.example.org>".parse().unwrap());
+    let report = outbox.send(email).await.unwrap();
+    std::fs::read(report.messages[0].id.as_deref().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn structured_headers_are_written_verbatim_and_threading_parses() {
+    let long_url = format!(
+        "<https://example.org/unsubscribe?token={}>",
+        "t".repeat(120)
+    );
+    let email = Email::builder()
+        .to("ann@example.org")
+        .text("Hello")
+        .header("Message-ID", "<reply-2@example.org>")
+        .header("In-Reply-To", "<question-1@example.org>")
+        .header("References", "<root@example.org> <question-1@example.org>")
+        .header(
+            "List-Unsubscribe",
+            format!("{long_url}, <mailto:u@example.org>"),
+        )
+        .header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+        .build()
+        .unwrap();
+    let raw = written(&email).await;
+    let text = String::from_utf8(raw.clone()).unwrap();
+    assert!(!text.contains("=?"), "no encoded words:\n{text}");
+    assert!(text.contains(&long_url), "the URL stays whole:\n{text}");
+    let message = MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(message.message_id(), Some("reply-2@example.org"));
+    assert_eq!(
+        message.in_reply_to().as_text(),
+        Some("question-1@example.org")
+    );
+    assert_eq!(
+        message.references().as_text_list().unwrap(),
+        ["root@example.org", "question-1@example.org"]
+    );
+    assert_eq!(
+        message.header_raw("List-Unsubscribe-Post").map(str::trim),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let unsubscribe = message.header("List-Unsubscribe").unwrap();
+    let HeaderValue::Address(address) = unsubscribe else {
+        panic!("{unsubscribe:?}");
+    };
+    let urls: Vec<_> = address.iter().filter_map(|a| a.address()).collect();
+    assert_eq!(
+        urls,
+        [&long_url[1..long_url.len() - 1], "mailto:u@example.org"]
+    );
+    // Every line stays within the limit, folded at spaces.
+    for line in text.split("\r\n") {
+        assert!(line.len() <= 998, "{line}");
+    }
+}
+
+#[tokio::test]
+async fn other_headers_are_rfc_2047_encoded_and_decode_back() {
+    let email = Email::builder()
+        .to("ann@example.org")
+        .header("Keywords", "Grüße, 日本語")
+        .header("X-Note", "naïve café")
+        .build()
+        .unwrap();
+    let raw = written(&email).await;
+    assert!(raw.is_ascii(), "7-bit headers");
+    let message = MessageParser::default()
+        .header_text(HeaderName::Other("X-Note".into()))
+        .parse(&raw)
+        .unwrap();
+    let note = message.header("X-Note").unwrap().as_text().unwrap();
+    assert_eq!(note, "naïve café");
+    assert!(String::from_utf8_lossy(&raw).contains("Keywords: =?utf-8?"));
+}
+
+#[tokio::test]
+async fn the_generated_message_id_is_at_the_senders_domain_not_the_host() {
+    let email = Email::builder()
+        .to("ann@example.org")
+        .text("x")
+        .build()
+        .unwrap();
+    let first = written(&email).await;
+    let second = written(&email).await;
+    let id = |raw: &[u8]| {
+        MessageParser::default()
+            .parse(raw)
+            .unwrap()
+            .message_id()
+            .unwrap()
+            .to_owned()
+    };
+    let (a, b) = (id(&first), id(&second));
+    assert!(a.ends_with("@mail.example.org"), "{a}");
+    assert_ne!(a, b, "unique per message");
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host = host.trim();
+    if !host.is_empty() {
+        assert!(
+            !a.contains(host) || "mail.example.org".contains(host),
+            "{a}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn to_mime_gives_what_the_outbox_writes() {
+    let email = Email::builder()
+        .from("reports@example.org")
+        .to("ann@example.org")
+        .bcc("audit@example.org")
+        .subject("Report")
+        .text("text")
+        .html("<p>html</p>")
+        .header("Message-ID", "<fixed@example.org>")
+        .build()
+        .unwrap();
+    let mime = email.to_mime().await.unwrap();
+    let message = MessageParser::default().parse(&mime).unwrap();
+    assert_eq!(message.message_id(), Some("fixed@example.org"));
+    assert_eq!(message.body_text(0).unwrap().trim(), "text");
+    assert_eq!(message.body_html(0).unwrap().trim(), "<p>html</p>");
+    assert!(message.bcc().is_some(), "a record keeps Bcc");
+    // No sender: a clear error.
+    let error = Email::builder()
+        .to("ann@example.org")
+        .build()
+        .unwrap()
+        .to_mime()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("from"), "{error}");
+}

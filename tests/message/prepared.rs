@@ -1,0 +1,165 @@
+//! Issue 12: prepared messages (raw RFC 5322, a lettre::Message) as emails, and the serde
+//! round trip of every kind of content.
+
+use mail_connector::{Attachment, Email, Importance};
+
+use crate::support::png_bytes;
+
+const RAW: &str = "From: Reports <reports@example.org>\r\n\
+To: Ann <ann@example.org>, bob@example.org\r\n\
+Cc: carol@example.org\r\n\
+Bcc: audit@example.org\r\n\
+Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\
+Message-ID: <prepared-1@example.org>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+\r\n\
+Hello\r\n";
+
+#[test]
+fn recipients_sender_and_subject_come_from_the_headers() {
+    let email = Email::from_mime(RAW).unwrap();
+    let to: Vec<_> = email.to().iter().map(|m| m.address()).collect();
+    assert_eq!(to, ["ann@example.org", "bob@example.org"]);
+    assert_eq!(email.to()[0].name(), Some("Ann"));
+    assert_eq!(email.cc()[0].address(), "carol@example.org");
+    assert_eq!(email.bcc()[0].address(), "audit@example.org");
+    assert_eq!(email.from().unwrap().address(), "reports@example.org");
+    assert_eq!(email.subject(), "Grüße");
+    assert_eq!(email.mime(), Some(RAW.as_bytes()));
+}
+
+#[test]
+fn given_recipients_replace_the_headers_as_the_envelope() {
+    let email = Email::builder()
+        .mime(RAW)
+        .bcc("other@example.org")
+        .build()
+        .unwrap();
+    assert_eq!(email.recipient_count(), 1);
+    assert_eq!(email.bcc()[0].address(), "other@example.org");
+    assert_eq!(email.mime(), Some(RAW.as_bytes()), "the bytes stay");
+}
+
+#[test]
+fn a_prepared_message_takes_nothing_else() {
+    let cases = [
+        (Email::builder().mime(RAW).subject("x"), "subject"),
+        (Email::builder().mime(RAW).text("x"), "text"),
+        (Email::builder().mime(RAW).html("x"), "html"),
+        (Email::builder().mime(RAW).header("X-A", "1"), "headers"),
+        (
+            Email::builder()
+                .mime(RAW)
+                .attachment(Attachment::from_bytes("a", "b")),
+            "attachments",
+        ),
+        (Email::builder().mime(RAW).from("x@example.org"), "from"),
+    ];
+    for (builder, field) in cases {
+        let error = builder.build().unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains(field) && text.contains("prepared"), "{text}");
+    }
+}
+
+#[test]
+fn bad_prepared_messages_are_refused_clearly() {
+    let cases = [
+        ("", "no header"),
+        ("To: ann@example.org\r\n\r\nx", "no `From`"),
+        ("From: a@example.org\r\nSubject: x\r\n\r\nx", "no recipient"),
+        (
+            "From: a@example.org\r\nTo: not-an-address@\r\n\r\nx",
+            "mime",
+        ),
+    ];
+    for (raw, expected) in cases {
+        let error = Email::from_mime(raw).unwrap_err().to_string();
+        assert!(error.contains(expected), "{raw:?}: {error}");
+    }
+}
+
+#[test]
+fn a_lettre_message_converts_losing_nothing() {
+    let message = lettre::Message::builder()
+        .from("Reports <reports@example.org>".parse().unwrap())
+        .to("Ann <ann@example.org>".parse().unwrap())
+        .bcc("Audit <audit@example.org>".parse().unwrap())
+        .subject("From lettre")
+        .body(String::from("Hello"))
+        .unwrap();
+    let formatted = message.formatted();
+    let email = Email::try_from(&message).unwrap();
+    assert_eq!(email.to()[0].address(), "ann@example.org");
+    assert_eq!(email.bcc()[0].address(), "audit@example.org");
+    assert_eq!(email.bcc()[0].name(), None, "lettre keeps only the address");
+    let mime = email.mime().unwrap();
+    // lettre's bytes follow the Bcc line written back in front.
+    assert!(mime.ends_with(&formatted), "the rest is lettre's bytes");
+    assert!(mime.starts_with(b"Bcc: audit@example.org\r\n"));
+    let owned = Email::try_from(message).unwrap();
+    assert_eq!(owned, email);
+}
+
+/// One email of each kind: every field and header kind, file and byte attachments, inline
+/// images, non-ASCII text, and prepared messages.
+fn every_kind() -> Vec<Email> {
+    let dir = std::env::temp_dir();
+    let file = dir.join(format!("mc-serde-{}.txt", std::process::id()));
+    std::fs::write(&file, "file attachment").unwrap();
+    vec![
+        Email::builder()
+            .from("Reports <reports@example.org>")
+            .to("Ann Example <ann@example.org>")
+            .to("bob@example.org")
+            .cc("Zoë Ü <zoe@example.org>")
+            .bcc("audit@example.org")
+            .reply_to("help@example.org")
+            .subject("Nightly report ✅")
+            .text("The report is attached.\r\nLine two")
+            .html("<p>The report. <img src=\"cid:logo\"></p>")
+            .attachment(Attachment::from_bytes("report.csv", "a,b\n1,2\n"))
+            .attachment(Attachment::from_bytes("logo.png", png_bytes()).inline("logo"))
+            .attachment(Attachment::from_path(&file).unwrap())
+            .importance(Importance::Low)
+            .header("Message-ID", "<id-1@example.org>")
+            .header("In-Reply-To", "<q@example.org>")
+            .header("References", "<r@example.org> <q@example.org>")
+            .header("List-Unsubscribe", "<https://example.org/u>")
+            .header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+            .header("X-Tag", "naïve")
+            .build()
+            .unwrap(),
+        Email::builder().bcc("only@example.org").build().unwrap(),
+        Email::builder()
+            .to("ann@example.org")
+            .html("<b>html only</b>")
+            .importance(Importance::High)
+            .build()
+            .unwrap(),
+        Email::from_mime(RAW).unwrap(),
+        Email::builder()
+            .mime(RAW)
+            .to("envelope@example.org")
+            .build()
+            .unwrap(),
+    ]
+}
+
+#[test]
+fn serde_round_trip_of_every_kind_of_content() {
+    for email in every_kind() {
+        let json = serde_json::to_string(&email).unwrap();
+        let back: Email = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, email, "{json}");
+        // And through a second serde format, as a queue might store it.
+        let value = serde_json::to_value(&email).unwrap();
+        let toml = toml::to_string(&value).unwrap();
+        let back: Email = toml::from_str(&toml).unwrap();
+        assert_eq!(back, email, "{toml}");
+    }
+    let prepared = serde_json::to_value(Email::from_mime(RAW).unwrap()).unwrap();
+    assert!(prepared["mime"].is_string(), "{prepared}");
+    assert!(prepared.get("subject").is_none(), "{prepared}");
+}

@@ -148,3 +148,30 @@ fn check_prints_one_line_per_step() {
     );
     assert!(stdout.contains("overall: ok"), "{stdout}");
 }
+
+#[test]
+fn an_unknown_variable_is_warned_about_without_logs_and_does_not_stop_the_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, _, stderr) = run(mailctl()
+        .current_dir(dir.path())
+        .env("MAIL_CONNECTOR_OUTBOX_DIR", "out")
+        .env("MAIL_CONNECTOR_USER_NAME", "n@example.org")
+        .env("MAIL_CONNECTOR_TENNANT_ID", KNOWN_SECRET)
+        .args(["send", "--to", "a@example.org", "--subject", "x"]));
+    assert!(output.status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("MAIL_CONNECTOR_TENNANT_ID"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("did you mean `MAIL_CONNECTOR_TENANT_ID`"),
+        "{stderr}"
+    );
+    assert_no_secrets(&stderr, &[KNOWN_SECRET]);
+    // The connector's other logs stay off without -v.
+    assert!(
+        !stderr.contains("INFO") && !stderr.contains("DEBUG"),
+        "{stderr}"
+    );
+}

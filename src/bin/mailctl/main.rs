@@ -99,14 +99,26 @@ fn parse() -> Cli {
 }
 
 /// Logs only when asked for: a failure is reported once, as `error:`, not also as a log line.
+/// Without `-v` or `RUST_LOG` only the settings' own warnings are shown — an unknown
+/// `MAIL_CONNECTOR_*` variable, which is ignored and so never becomes an error.
 fn init_logs(verbose: u8) {
     use tracing_subscriber::EnvFilter;
+    let ansi = output::colour_for(&std::io::stderr());
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.trim().is_empty() => {
             EnvFilter::builder().parse_lossy(directives)
         }
         _ => match verbose {
-            0 => return,
+            0 => {
+                tracing_subscriber::fmt()
+                    .with_env_filter(EnvFilter::new("mail_connector::settings::load=warn"))
+                    .without_time()
+                    .with_target(false)
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr)
+                    .init();
+                return;
+            }
             1 => EnvFilter::new("mail_connector=info"),
             2 => EnvFilter::new("mail_connector=debug"),
             _ => EnvFilter::new("mail_connector=trace"),
@@ -114,7 +126,7 @@ fn init_logs(verbose: u8) {
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(output::colour_for(&std::io::stderr()))
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
 }

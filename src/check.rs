@@ -88,13 +88,21 @@ impl CheckStep {
     }
 }
 
-impl fmt::Display for CheckStep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:<10} {:<8} {}", self.name, self.status, self.detail)?;
+impl CheckStep {
+    /// The step on one line, its name padded to `width` characters.
+    fn write_padded(&self, f: &mut fmt::Formatter<'_>, width: usize) -> fmt::Result {
+        let status = self.status.to_string();
+        write!(f, "{:<width$} {status:<8} {}", self.name, self.detail)?;
         if let Some(remedy) = &self.remedy {
             write!(f, " — fix: {remedy}")?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for CheckStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_padded(f, 10)
     }
 }
 
@@ -132,11 +140,42 @@ impl CheckReport {
     }
 }
 
+/// One line per step, the statuses in one column however long the step names are.
 impl fmt::Display for CheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .steps
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(10);
         for step in &self.steps {
-            writeln!(f, "{step}")?;
+            step.write_padded(f, width)?;
+            writeln!(f)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_keeps_its_columns_for_long_step_names() {
+        let mut report = CheckReport::default();
+        report.push(CheckStep::ok("token", "issued"));
+        report.push(CheckStep::warning(
+            "certificate expiry",
+            "expires in 10 days",
+            "renew it",
+        ));
+        let text = report.to_string();
+        let columns: Vec<usize> = text
+            .lines()
+            .map(|l| l.find("ok ").or_else(|| l.find("warning ")).unwrap())
+            .collect();
+        assert_eq!(columns, [19, 19], "{text}");
     }
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::credentials::endpoint::TokenEndpoint;
 use crate::credentials::source::{Attempts, Fetch, FetchFailure};
 use crate::credentials::token::AccessToken;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, settings_file};
 use crate::secret::REDACTED;
 
 /// `client_assertion_type` for a JWT client assertion.
@@ -77,9 +77,9 @@ impl ClientCertificateCredential {
         algorithm: AssertionAlgorithm,
     ) -> Result<Self> {
         let certificate = std::fs::read(certificate_file)
-            .map_err(|e| Error::io("read the client certificate", certificate_file, e))?;
+            .map_err(|e| Error::io(settings_file::CERTIFICATE, certificate_file, e))?;
         let key = std::fs::read(private_key_file)
-            .map_err(|e| Error::io("read the client private key", private_key_file, e))?;
+            .map_err(|e| Error::io(settings_file::PRIVATE_KEY, private_key_file, e))?;
         Self::from_pem(endpoint, client_id, &certificate, &key, algorithm)
     }
 

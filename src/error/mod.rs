@@ -16,6 +16,22 @@ mod parts;
 
 pub use parts::{Advice, Delivery, SettingsProblem, SmtpStage, Transience};
 
+/// The [`SettingsProblem::field`] of a problem with the settings as a whole rather than one
+/// key: text that does not parse, or a key that does not exist.
+pub(crate) const WHOLE_SETTINGS: &str = "settings";
+
+/// The [`Error::Io`] actions on files that the settings name: failing to read one of them is
+/// a settings problem (see [`Error::is_settings`]).
+pub(crate) mod settings_file {
+    /// Reading the settings file itself.
+    pub(crate) const SETTINGS: &str = "read the settings file";
+    /// Reading `client_certificate_file`.
+    pub(crate) const CERTIFICATE: &str = "read the client certificate";
+    /// Reading `client_private_key_file`.
+    pub(crate) const PRIVATE_KEY: &str = "read the client private key";
+    pub(super) const ALL: [&str; 3] = [SETTINGS, CERTIFICATE, PRIVATE_KEY];
+}
+
 /// `Result` with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -357,6 +373,31 @@ impl Error {
         }
     }
 
+    /// Whether the settings must change before anything can be sent: a missing, invalid or
+    /// contradictory value ([`Error::InvalidSettings`]), a settings file — or a certificate or
+    /// key file it names — that cannot be read, a credential in them that cannot be used
+    /// ([`Error::InvalidCredential`]), a transport this build lacks, or the connector switched
+    /// off ([`Error::Disabled`]). Waiting or retrying does not help; neither does anything on
+    /// the server's side (for credentials the server refused, see [`Error::is_auth`]).
+    ///
+    /// ```
+    /// use mail_connector::ConnectorSettings;
+    ///
+    /// let error = ConnectorSettings::from_toml_str("auth_mode = \"kerberos\"").unwrap_err();
+    /// assert!(error.is_settings());
+    /// ```
+    #[must_use]
+    pub fn is_settings(&self) -> bool {
+        match self {
+            Self::InvalidSettings { .. }
+            | Self::InvalidCredential { .. }
+            | Self::NotAvailable { .. }
+            | Self::Disabled => true,
+            Self::Io { action, .. } => settings_file::ALL.contains(action),
+            _ => false,
+        }
+    }
+
     /// Whether the error comes from authentication or authorization: a wrong or expired
     /// secret, a missing permission or consent, a mailbox the app may not send from.
     #[must_use]
@@ -394,14 +435,26 @@ impl Error {
             Self::InvalidMessage { field, .. } => Some(format!(
                 "correct `{field}` in the email before sending it again"
             )),
-            Self::InvalidSettings { problems } => Some(format!(
-                "fix these settings: {}",
-                problems
+            Self::InvalidSettings { problems } => {
+                let fields: Vec<String> = problems
                     .iter()
+                    .filter(|p| p.field != WHOLE_SETTINGS)
                     .map(|p| format!("`{}`", p.field))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+                    .collect();
+                let mut steps = Vec::new();
+                if problems.iter().any(|p| p.field == WHOLE_SETTINGS) {
+                    steps.push(
+                        "correct the settings where the error points (the line and column, or \
+                         the key it names): one `key = value` per line, text in double quotes, \
+                         and only the keys of the settings table in the documentation"
+                            .to_owned(),
+                    );
+                }
+                if !fields.is_empty() {
+                    steps.push(format!("fix these settings: {}", fields.join(", ")));
+                }
+                Some(steps.join("; "))
+            }
             Self::Disabled => Some(
                 "enable the connector (set `enabled = true`, the admin screen's Enable/Disable) \
                  to send mail"
@@ -487,5 +540,33 @@ mod tests {
             error.remedy().unwrap(),
             "fix these settings: `tenant_id`, `oauth_client_id`"
         );
+        assert!(error.is_settings() && !error.is_auth() && !error.is_transient());
+    }
+
+    #[test]
+    fn settings_that_do_not_parse_get_a_remedy_about_where_the_error_points() {
+        let error = Error::settings(
+            WHOLE_SETTINGS,
+            "cannot read the settings from `mail.toml`: line 2, column 7: expected `=`",
+        );
+        let remedy = error.remedy().unwrap();
+        assert!(remedy.contains("line and column"), "{remedy}");
+        assert!(!remedy.contains("`settings`"), "{remedy}");
+    }
+
+    #[test]
+    fn settings_errors_are_told_apart_from_auth_and_outages() {
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert!(Error::io(settings_file::SETTINGS, "mail.toml", missing).is_settings());
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert!(!Error::io("read the attachment", "a.pdf", missing).is_settings());
+        assert!(Error::Disabled.is_settings());
+        let credential = Error::InvalidCredential {
+            setting: "client_private_key_file",
+            reason: "no key".into(),
+        };
+        assert!(credential.is_settings());
+        assert!(!Error::transport("queue", "down", Transience::Transient).is_settings());
+        assert!(!Error::invalid_message("to[0]", "not an address").is_settings());
     }
 }

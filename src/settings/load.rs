@@ -7,7 +7,7 @@ use std::path::Path;
 use super::ConnectorSettings;
 use super::suggest::{closest_key, suggest_for_unknown_field};
 use super::validate::problem;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WHOLE_SETTINGS, settings_file};
 
 /// The prefix of the environment variables read by [`ConnectorSettings::from_env`].
 pub const ENV_PREFIX: &str = "MAIL_CONNECTOR_";
@@ -65,7 +65,7 @@ const OTHER_ENV: &[&str] = &["CONFIG"];
 /// [`redact_quoted`]: it may quote a value, and any value may be a secret.
 pub(super) fn parse_problem(source: &str, error: impl fmt::Display) -> Error {
     Error::settings(
-        "settings",
+        WHOLE_SETTINGS,
         format!(
             "cannot read the settings from {source}: {}",
             suggest_for_unknown_field(redact_quoted(&error.to_string()))
@@ -253,7 +253,7 @@ pub(super) fn toml_to_json(mut value: toml::Value) -> Result<serde_json::Value, 
 }
 
 fn read_settings_file(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io("read the settings file", path, e))
+    std::fs::read_to_string(path).map_err(|e| Error::io(settings_file::SETTINGS, path, e))
 }
 
 fn is_json_file(path: &Path) -> bool {

@@ -2,6 +2,8 @@
 //! [`check`](MailTransport::check) (a permit, the token, then each step of a session:
 //! connect, TLS, EHLO, AUTH and QUIT), and the warning about an endpoint known not to work.
 
+use lettre::transport::smtp::authentication::Mechanism;
+use lettre::transport::smtp::extension::{Extension, ServerInfo};
 use tokio::time::Instant;
 
 use super::SmtpTransport;
@@ -121,10 +123,7 @@ impl Connector {
                 "set Use SSL (`use_ssl = true`) unless the server is on this machine",
             )),
         }
-        report.push(CheckStep::ok(
-            "ehlo",
-            format!("server capabilities: {}", conn.server_info()),
-        ));
+        report.push(CheckStep::ok("ehlo", capabilities(conn.server_info())));
         let secrets = match self.authenticate(&mut conn, deadline).await {
             Ok(token) => {
                 report.push(CheckStep::ok(
@@ -166,6 +165,36 @@ impl Connector {
     }
 }
 
+/// The server's name and the EHLO extensions this client uses, in a fixed order:
+/// `mail.example.org offers 8BITMIME, SMTPUTF8, AUTH LOGIN XOAUTH2`.
+fn capabilities(info: &ServerInfo) -> String {
+    let mut offered: Vec<String> = [
+        Extension::EightBitMime,
+        Extension::SmtpUtfEight,
+        Extension::StartTls,
+    ]
+    .into_iter()
+    .filter(|e| info.supports_feature(*e))
+    .map(|e| e.to_string())
+    .collect();
+    let mechanisms: Vec<String> = [Mechanism::Plain, Mechanism::Login, Mechanism::Xoauth2]
+        .into_iter()
+        .filter(|m| info.supports_auth_mechanism(*m))
+        .map(|m| m.to_string())
+        .collect();
+    if !mechanisms.is_empty() {
+        offered.push(format!("AUTH {}", mechanisms.join(" ")));
+    }
+    if offered.is_empty() {
+        format!(
+            "{} offers none of the extensions this client uses",
+            info.name()
+        )
+    } else {
+        format!("{} offers {}", info.name(), offered.join(", "))
+    }
+}
+
 /// A warning for an endpoint known not to work: Exchange Online supports client
 /// submission only with STARTTLS on port 587 (or 25); its port 465 is not an SMTP AUTH
 /// endpoint.
@@ -187,6 +216,36 @@ fn endpoint_warning(host: &str, port: u16) -> Option<CheckStep> {
 mod tests {
     use super::*;
     use crate::check::CheckStatus;
+
+    #[test]
+    fn capabilities_are_listed_in_words_in_a_fixed_order() {
+        use lettre::transport::smtp::response::{Category, Code, Detail, Response, Severity};
+        let reply = |lines: &[&str]| {
+            let code = Code::new(
+                Severity::PositiveCompletion,
+                Category::MailSystem,
+                Detail::Zero,
+            );
+            let lines = lines.iter().map(|l| (*l).to_owned()).collect();
+            ServerInfo::from_response(&Response::new(code, lines)).unwrap()
+        };
+        let info = reply(&[
+            "mail.example.org greets you",
+            "AUTH XOAUTH2 LOGIN",
+            "STARTTLS",
+            "SMTPUTF8",
+            "8BITMIME",
+            "SIZE 1000",
+        ]);
+        assert_eq!(
+            capabilities(&info),
+            "mail.example.org offers 8BITMIME, SMTPUTF8, STARTTLS, AUTH LOGIN XOAUTH2"
+        );
+        assert_eq!(
+            capabilities(&reply(&["relay.example.org", "SIZE 1000"])),
+            "relay.example.org offers none of the extensions this client uses"
+        );
+    }
 
     #[test]
     fn exchange_online_on_port_465_is_warned_about() {

@@ -11,7 +11,10 @@ use tokio::time::Instant;
 
 use super::TlsMode;
 use super::auth::Auth;
-use super::remedy::{client_error, from_lettre, from_lettre_redacted, with_advice};
+use super::remedy::{
+    IMPLICIT_TLS_PORT, PLAIN_SMTP_PORT, answered_without_tls, client_error, from_lettre,
+    from_lettre_redacted, spoke_tls, with_advice,
+};
 use super::stream::{GuardedStream, ImplicitTls};
 use crate::credentials::{AccessToken, TokenProvider};
 use crate::error::{Advice, Delivery, Error, Result, SmtpStage};
@@ -104,6 +107,9 @@ pub(super) fn token_timeout(waited: Duration, deadline: Deadline) -> String {
         deadline.describe()
     )
 }
+
+/// The longest wait for a TLS answer when asking whether a silent port speaks implicit TLS.
+const TLS_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The longest wait for the server's answer to QUIT; then the connection is just dropped.
 pub(super) const QUIT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -224,7 +230,13 @@ impl Connector {
             Tls::Implicit(params) => {
                 let handshake = async {
                     let stream = ImplicitTls::handshake(stream, params.clone()).await;
-                    stream.map_err(|e| from_lettre(SmtpStage::Tls, None, &e, Delivery::NotSent))
+                    stream.map_err(|e| {
+                        if answered_without_tls(&e) {
+                            self.plain_smtp_port()
+                        } else {
+                            from_lettre(SmtpStage::Tls, None, &e, Delivery::NotSent)
+                        }
+                    })
                 };
                 let tls = self
                     .stage(
@@ -246,8 +258,79 @@ impl Connector {
             .await
             .map_err(connect_error)
         };
-        self.stage(deadline, SmtpStage::Connect, "(greeting and EHLO)", greet)
-            .await
+        let greeted = self
+            .stage(deadline, SmtpStage::Connect, "(greeting and EHLO)", greet)
+            .await;
+        match greeted {
+            // No greeting: silence, or the connection closed without a reply. An SMTP server
+            // greets at once; a server on an implicit-TLS port waits for a TLS hello instead.
+            Err(error @ Error::Smtp { code: None, .. })
+                if error.is_transient() && !matches!(self.tls, Tls::Implicit(_)) =>
+            {
+                match self.speaks_implicit_tls(deadline).await {
+                    true => Err(self.implicit_tls_port()),
+                    false => Err(error),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Implicit TLS against a port whose server answered the TLS hello in plain text: it
+    /// speaks SMTP first (and STARTTLS). Permanent: every attempt would meet the same answer.
+    fn plain_smtp_port(&self) -> Error {
+        client_error(
+            SmtpStage::Tls,
+            format!(
+                "{}:{} {PLAIN_SMTP_PORT} was expected (implicit TLS, `smtp_tls = \"implicit\"`): \
+                 the server speaks SMTP in plain text first and offers TLS by STARTTLS",
+                self.host, self.port
+            ),
+            false,
+            Delivery::NotSent,
+        )
+    }
+
+    /// STARTTLS or no TLS against a port that expects TLS from the first byte. Permanent.
+    fn implicit_tls_port(&self) -> Error {
+        client_error(
+            SmtpStage::Tls,
+            format!(
+                "{}:{} {IMPLICIT_TLS_PORT} (TLS from the first byte): it sent no SMTP greeting \
+                 to a plain connection but answered a TLS handshake, so {} cannot work there",
+                self.host,
+                self.port,
+                match self.tls {
+                    Tls::None => "plain SMTP (`smtp_tls = \"none\"`)",
+                    _ => "STARTTLS (`smtp_tls = \"starttls\"`)",
+                }
+            ),
+            false,
+            Delivery::NotSent,
+        )
+    }
+
+    /// Whether the server answers a TLS handshake on a new connection: asked after it sent no
+    /// greeting to a plain one. Any TLS answer counts, a refused certificate included (with
+    /// no TLS settings the public roots are used); nothing is sent over the connection.
+    async fn speaks_implicit_tls(&self, deadline: Deadline) -> bool {
+        let params = match &self.tls {
+            Tls::Starttls(params) | Tls::Implicit(params) => params.clone(),
+            Tls::None => match TlsParameters::new(self.host.clone()) {
+                Ok(params) => params,
+                Err(_) => return false,
+            },
+        };
+        let limit = deadline
+            .at
+            .min(Instant::now() + self.connect_timeout.min(TLS_PROBE_TIMEOUT));
+        let probe = async {
+            let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await;
+            let Ok(tcp) = tcp else { return false };
+            let handshake = ImplicitTls::handshake(Box::new(GuardedStream::new(tcp)), params);
+            spoke_tls(&quiet(handshake).await)
+        };
+        tokio::time::timeout_at(limit, probe).await.unwrap_or(false)
     }
 
     pub(super) async fn starttls(

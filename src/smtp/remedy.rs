@@ -125,6 +125,32 @@ fn local_failure(error: &lettre::transport::smtp::Error) -> Option<LocalFailure>
             message: violation.to_string(),
         });
     }
+    rustls_error(error).map(|tls| {
+        let what = match tls {
+            rustls::Error::InvalidCertificate(
+                Cert::NotValidForName | Cert::NotValidForNameContext { .. },
+            ) => CERT_NAME,
+            rustls::Error::InvalidCertificate(
+                Cert::Expired
+                | Cert::ExpiredContext { .. }
+                | Cert::NotValidYet
+                | Cert::NotValidYetContext { .. },
+            ) => CERT_TIME,
+            rustls::Error::InvalidCertificate(
+                Cert::UnknownIssuer | Cert::BadSignature | Cert::BadEncoding,
+            ) => CERT_ISSUER,
+            rustls::Error::InvalidCertificate(_) => "the server's certificate was refused",
+            _ => "the TLS handshake failed",
+        };
+        LocalFailure {
+            stage: Some(SmtpStage::Tls),
+            message: format!("{what}: {tls}"),
+        }
+    })
+}
+
+/// The TLS library's error behind a lettre error, if there is one.
+fn rustls_error(error: &lettre::transport::smtp::Error) -> Option<&rustls::Error> {
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         let tls = cause.downcast_ref::<rustls::Error>().or_else(|| {
@@ -133,32 +159,33 @@ fn local_failure(error: &lettre::transport::smtp::Error) -> Option<LocalFailure>
                 .and_then(std::io::Error::get_ref)
                 .and_then(|e| e.downcast_ref::<rustls::Error>())
         });
-        if let Some(tls) = tls {
-            let what = match tls {
-                rustls::Error::InvalidCertificate(
-                    Cert::NotValidForName | Cert::NotValidForNameContext { .. },
-                ) => CERT_NAME,
-                rustls::Error::InvalidCertificate(
-                    Cert::Expired
-                    | Cert::ExpiredContext { .. }
-                    | Cert::NotValidYet
-                    | Cert::NotValidYetContext { .. },
-                ) => CERT_TIME,
-                rustls::Error::InvalidCertificate(
-                    Cert::UnknownIssuer | Cert::BadSignature | Cert::BadEncoding,
-                ) => CERT_ISSUER,
-                rustls::Error::InvalidCertificate(_) => "the server's certificate was refused",
-                _ => "the TLS handshake failed",
-            };
-            return Some(LocalFailure {
-                stage: Some(SmtpStage::Tls),
-                message: format!("{what}: {tls}"),
-            });
+        if tls.is_some() {
+            return tls;
         }
         source = cause.source();
     }
     None
 }
+
+/// Whether a TLS handshake failed because the server answered with something that is not
+/// TLS at all (a plain-text SMTP greeting), rather than refusing or failing the handshake.
+pub(crate) fn answered_without_tls(error: &lettre::transport::smtp::Error) -> bool {
+    matches!(rustls_error(error), Some(rustls::Error::InvalidMessage(_)))
+}
+
+/// Whether a TLS handshake shows that the server speaks TLS: it completed, or the server
+/// sent TLS (a certificate that was refused, an alert) rather than something else.
+pub(crate) fn spoke_tls<T>(result: &Result<T, lettre::transport::smtp::Error>) -> bool {
+    match result {
+        Ok(_) => true,
+        Err(error) => rustls_error(error).is_some() && !answered_without_tls(error),
+    }
+}
+
+/// The start of the message for implicit TLS against a port that speaks plain SMTP first.
+pub(crate) const PLAIN_SMTP_PORT: &str = "answered in plain text where the TLS handshake";
+/// The start of the message for STARTTLS or no TLS against an implicit-TLS port.
+pub(crate) const IMPLICIT_TLS_PORT: &str = "speaks implicit TLS";
 
 const CERT_NAME: &str = "the server's certificate is not valid for this host name";
 const CERT_TIME: &str = "the server's certificate is expired or not yet valid";
@@ -280,6 +307,18 @@ fn remedy(
     } else if code == Some(534) || code == Some(538) {
         "the server wants a stronger mechanism or an encrypted connection: set Use SSL \
          (`use_ssl = true`) or `smtp_tls = \"starttls\"`"
+            .to_owned()
+    } else if code.is_none() && contains(message, PLAIN_SMTP_PORT) {
+        "this port speaks SMTP in plain text first and offers TLS by STARTTLS (usually port 587, \
+         or 25), not implicit TLS: set `smtp_tls = \"starttls\"` (or Use SSL, `use_ssl = true`, \
+         with `smtp_port = 587`), or set `smtp_port` to the server's implicit-TLS port \
+         (usually 465)"
+            .to_owned()
+    } else if code.is_none() && contains(message, IMPLICIT_TLS_PORT) {
+        "this port expects TLS from the first byte (implicit TLS, usually port 465): set \
+         `smtp_tls = \"implicit\"` (or Use SSL, `use_ssl = true`, with `smtp_port = 465`), or \
+         set `smtp_port` to the server's STARTTLS port (usually 587) and keep \
+         `smtp_tls = \"starttls\"`"
             .to_owned()
     } else if code.is_none()
         && matches!(stage, SmtpStage::Connect | SmtpStage::Tls | SmtpStage::Auth)

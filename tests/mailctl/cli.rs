@@ -69,7 +69,7 @@ fn send_with_attachments_and_all_roles() {
 }
 
 #[test]
-fn bad_input_exits_non_zero_with_the_error_and_its_remedy() {
+fn bad_input_exits_2_with_the_error_and_its_remedy() {
     let dir = tempfile::tempdir().unwrap();
     let (output, _, stderr) = run(mailctl().current_dir(dir.path()).args([
         "send",
@@ -78,7 +78,7 @@ fn bad_input_exits_non_zero_with_the_error_and_its_remedy() {
         "--subject",
         "x",
     ]));
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2));
     assert!(stderr.contains("error: invalid email: to[0]"), "{stderr}");
     assert!(stderr.contains("fix: "), "{stderr}");
     assert!(!dir.path().join("outbox").exists());
@@ -102,7 +102,7 @@ fn settings_file_errors_name_the_fields_and_never_the_secret() {
             .args(&args)
             .arg("--config")
             .arg(&config));
-        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert_eq!(output.status.code(), Some(3), "{args:?}");
         assert!(
             stderr.contains("`oauth_client_id`") && stderr.contains("`tenant_id`"),
             "{stderr}"
@@ -126,7 +126,7 @@ fn environment_overrides_the_file_and_disabled_is_reported() {
         .env("MAIL_CONNECTOR_CONFIG", &config)
         .env("MAIL_CONNECTOR_ENABLED", "false")
         .args(["send", "--to", "a@example.org", "--subject", "x"]));
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3));
     assert!(stderr.contains("disabled"), "{stderr}");
     assert!(stderr.contains("fix: enable the connector"), "{stderr}");
     assert!(!dir.path().join("elsewhere").exists());
@@ -147,4 +147,31 @@ fn check_prints_one_line_per_step() {
         "{stdout}"
     );
     assert!(stdout.contains("overall: ok"), "{stdout}");
+}
+
+#[test]
+fn an_unknown_variable_is_warned_about_without_logs_and_does_not_stop_the_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, _, stderr) = run(mailctl()
+        .current_dir(dir.path())
+        .env("MAIL_CONNECTOR_OUTBOX_DIR", "out")
+        .env("MAIL_CONNECTOR_USER_NAME", "n@example.org")
+        .env("MAIL_CONNECTOR_TENNANT_ID", KNOWN_SECRET)
+        .args(["send", "--to", "a@example.org", "--subject", "x"]));
+    assert!(output.status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("MAIL_CONNECTOR_TENNANT_ID"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("did you mean `MAIL_CONNECTOR_TENANT_ID`"),
+        "{stderr}"
+    );
+    assert_no_secrets(&stderr, &[KNOWN_SECRET]);
+    // The connector's other logs stay off without -v.
+    assert!(
+        !stderr.contains("INFO") && !stderr.contains("DEBUG"),
+        "{stderr}"
+    );
 }

@@ -75,6 +75,7 @@ fn send_and_check(dir: &Path, config: &Path) -> String {
     assert!(stdout.contains("req-kind"), "{stdout}");
     let (output, check, check_err) = run(mailctl_in(dir).arg("check").arg("--config").arg(config));
     assert!(output.status.success(), "{check}\n{check_err}");
+    super::output::assert_columns(&check);
     for step in ["token", "permission", "mailbox"] {
         assert!(
             check

@@ -8,7 +8,7 @@ use crate::support;
 use crate::support::KNOWN_SECRET;
 use crate::support::assert_no_secrets;
 
-fn graph_config(dir: &std::path::Path, server: &httpmock::MockServer) -> PathBuf {
+pub(crate) fn graph_config(dir: &std::path::Path, server: &httpmock::MockServer) -> PathBuf {
     let config = dir.join("graph.toml");
     std::fs::write(
         &config,
@@ -24,7 +24,7 @@ fn graph_config(dir: &std::path::Path, server: &httpmock::MockServer) -> PathBuf
     config
 }
 
-fn graph_mocks(server: &httpmock::MockServer, roles: &[&str]) -> String {
+pub(crate) fn graph_mocks(server: &httpmock::MockServer, roles: &[&str]) -> String {
     use httpmock::Method::POST;
     let token = support::jwt(serde_json::json!({"roles": roles, "tid": support::TENANT}));
     let body = support::token_body(&token, 3600);

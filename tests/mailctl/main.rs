@@ -5,7 +5,9 @@ mod support;
 
 mod cli;
 mod credential_kinds;
+mod exit_codes;
 mod graph;
 mod helpers;
+mod output;
 mod prepared;
 mod smtp;

@@ -1,6 +1,6 @@
 //! `mailctl` against the loopback SMTP server, with basic auth and OAuth.
 
-use super::helpers::mailctl;
+use super::helpers::{mailctl, run_async};
 use crate::support;
 use crate::support::assert_no_secrets;
 use crate::support::smtp_server::{ServerOptions, TestServer};
@@ -9,23 +9,10 @@ const USER: &str = "no-reply@example.org";
 const PASSWORD: &str = "correct horse";
 
 async fn run_mailctl(args: Vec<String>, config: &std::path::Path) -> (bool, String) {
-    let config = config.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let output = mailctl()
-            .args(&args)
-            .arg("--config")
-            .arg(&config)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
-    })
-    .await
-    .unwrap()
+    let mut command = mailctl();
+    command.args(&args).arg("--config").arg(config);
+    let (output, stdout, stderr) = run_async(command).await;
+    (output.status.success(), format!("{stdout}{stderr}"))
 }
 
 fn write_config(dir: &std::path::Path, server: &TestServer, extra: &str) -> std::path::PathBuf {

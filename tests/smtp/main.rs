@@ -15,3 +15,4 @@ mod replies;
 mod secrets;
 mod sender;
 mod tls;
+mod tls_mismatch;

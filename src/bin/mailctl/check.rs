@@ -1,15 +1,44 @@
 //! `mailctl check`: check the settings and the connection without sending mail.
 
-use mail_connector::{CheckStatus, Error, MailTransport};
+use std::process::ExitCode;
 
-use crate::config::{ConfigArg, load_settings};
+use clap::Args;
+use mail_connector::MailTransport;
 
-pub(crate) async fn check(config: ConfigArg) -> Result<bool, Error> {
-    let settings = load_settings(&config)?;
-    let transport = settings.build()?;
-    println!("using {}", settings.summary());
-    let report = transport.check().await?;
-    print!("{report}");
-    println!("overall: {}", report.status());
-    Ok(report.status() != CheckStatus::Failed)
+use crate::config::{ConfigArg, is_configured, load_settings};
+use crate::output::{Output, OutputArgs};
+
+#[derive(Args)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub(crate) async fn check(args: CheckArgs) -> ExitCode {
+    let out = Output::new(args.output);
+    // With nothing configured, `send` writes to ./outbox, so a check would pass while no
+    // mail is ever delivered: say so, and fail.
+    if !is_configured(&args.config) {
+        return out.not_configured(
+            "nothing is configured (no --config, no MAIL_CONNECTOR_CONFIG, no \
+             MAIL_CONNECTOR_* variable): `mailctl send` would only write messages to ./outbox \
+             as .eml files, and deliver none",
+            "pass --config FILE, set MAIL_CONNECTOR_CONFIG to a settings file, or set \
+             MAIL_CONNECTOR_<KEY> variables (see `mailctl --help`)",
+        );
+    }
+    let settings = match load_settings(&args.config) {
+        Ok(settings) => settings,
+        Err(error) => return out.failed(&error, None),
+    };
+    let transport = match settings.build() {
+        Ok(transport) => transport,
+        Err(error) => return out.failed(&error, None),
+    };
+    match transport.check().await {
+        Ok(report) => out.check(&settings.summary(), &report),
+        Err(error) => out.failed(&error, None),
+    }
 }

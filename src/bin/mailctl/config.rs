@@ -24,8 +24,7 @@ pub(crate) fn load_settings(config: &ConfigArg) -> Result<ConnectorSettings, Err
         eprintln!("mailctl: settings from {}", file.display());
         return ConnectorSettings::from_file_with_env(file);
     }
-    let has_env = std::env::vars().any(|(k, _)| k.starts_with(ENV_PREFIX));
-    if has_env {
+    if has_settings_variables() {
         eprintln!("mailctl: settings from {ENV_PREFIX}* environment variables");
         return ConnectorSettings::from_env();
     }
@@ -34,4 +33,15 @@ pub(crate) fn load_settings(config: &ConfigArg) -> Result<ConnectorSettings, Err
     settings.outbox_dir = Some(PathBuf::from("outbox"));
     settings.user_name = Some("mailctl@localhost".to_owned());
     Ok(settings)
+}
+
+/// Whether any `MAIL_CONNECTOR_*` variable is set (names that are not Unicode are not ours).
+fn has_settings_variables() -> bool {
+    std::env::vars_os().any(|(name, _)| name.to_str().is_some_and(|n| n.starts_with(ENV_PREFIX)))
+}
+
+/// Whether any settings source is given: `--config`, `MAIL_CONNECTOR_CONFIG` or another
+/// `MAIL_CONNECTOR_*` variable. Without one, `send` writes to `./outbox`.
+pub(crate) fn is_configured(config: &ConfigArg) -> bool {
+    config.config.is_some() || has_settings_variables()
 }

@@ -1,34 +1,63 @@
 //! `mailctl` — send a test email or check the mail connector's configuration.
 //!
 //! ```text
-//! mailctl send [--config FILE] --to ADDR... [--cc ADDR]... [--bcc ADDR]... [--reply-to ADDR]
-//!              --subject TEXT [--text TEXT] [--html HTML] [--attach PATH]...
-//! mailctl check [--config FILE]
+//! mailctl send [--config FILE] [--json] --to ADDR... [--cc ADDR]... [--bcc ADDR]...
+//!              [--reply-to ADDR] --subject TEXT [--text TEXT] [--html HTML] [--attach PATH]...
+//!              [--header "Name: value"]...
+//! mailctl send [--config FILE] [--json] --eml FILE [--to ADDR]... [--cc ADDR]... [--bcc ADDR]...
+//! mailctl check [--config FILE] [--json]
+//! mailctl [-v|-vv|-vvv] ...
 //! ```
 //!
 //! Settings come from the TOML (or `.json`) file given with `--config`, else from the file
 //! named by `MAIL_CONNECTOR_CONFIG`; `MAIL_CONNECTOR_<KEY>` environment variables override the
 //! file's values. With no file but `MAIL_CONNECTOR_<KEY>` variables set, those are used alone.
-//! With nothing configured at all, messages are written to `./outbox` as `.eml` files.
+//! With nothing configured at all, `send` writes messages to `./outbox` as `.eml` files and
+//! delivers none, and `check` says so and exits 3.
 //!
 //! Install it with `cargo install mail-connector --features cli` (or `cargo install --path .
 //! --features cli` in a checkout), or run it from a checkout with
 //! `cargo run --features cli --bin mailctl -- send --to you@example.org --subject Hello --text Hi`.
-//! Exit code 0 on success; otherwise one line with the error and one with its remedy on
-//! stderr, and exit code 1. Set `RUST_LOG=mail_connector=debug` for logs (never secrets).
+//!
+//! Output is text for people — coloured only on a terminal and never with `NO_COLOR`, one
+//! `error:` line (and a `fix:` line with the remedy) on stderr per failure — or, with
+//! `--json`, one JSON document on stdout: `send` lists the messages with their ids and every
+//! recipient as delivered, not sent or uncertain; `check` lists its steps. Logs go to stderr
+//! only with `-v` (info), `-vv` (debug), `-vvv` (trace) or `RUST_LOG`, and never hold secrets.
+//!
+//! Exit codes, for scripts (mapped from the library's `Error` in `exit.rs` alone): 0 ok; 1 any other failure; 2 usage;
+//! 3 invalid or missing settings; 4 authentication or permission refused (the admin must act);
+//! 5 temporary: unreachable, timed out or throttled (retry later); 6 partial or uncertain
+//! delivery.
 
 mod check;
 mod config;
+mod exit;
+mod output;
 mod send;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use mail_connector::Error;
+use clap::{ArgAction, ColorChoice, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::check::check;
-use crate::config::ConfigArg;
+use crate::check::{CheckArgs, check};
 use crate::send::{SendArgs, send};
+
+/// Where settings come from, the outbox fallback, output and logs: shown by `--help`.
+const SETTINGS_HELP: &str = "\
+Settings (the first source given is used):
+  --config FILE           a TOML file, or JSON when its name ends in .json
+  MAIL_CONNECTOR_CONFIG   the path of such a file
+  MAIL_CONNECTOR_<KEY>    a settings key in capitals: MAIL_CONNECTOR_AUTH_MODE,
+                          MAIL_CONNECTOR_USER_NAME, MAIL_CONNECTOR_CLIENT_SECRET,
+                          MAIL_CONNECTOR_SMTP_HOST, ... (the keys of the README's settings
+                          table); they override the file's values, or stand alone
+  (nothing)               send writes each message to ./outbox as an .eml file and
+                          delivers none; check says so and exits 3
+
+Output: text, coloured only on a terminal (NO_COLOR turns colour off); --json prints one
+JSON document on stdout instead. Logs go to stderr only with -v, -vv, -vvv or RUST_LOG
+(e.g. RUST_LOG=mail_connector=debug), and never hold secrets.";
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +66,10 @@ use crate::send::{SendArgs, send};
     about = "Send a test email or check the mail connector's settings"
 )]
 struct Cli {
+    /// Log what the connector does to stderr: -v info, -vv debug, -vvv trace (RUST_LOG, when
+    /// set, decides instead).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,35 +79,64 @@ enum Command {
     /// Send one email.
     Send(Box<SendArgs>),
     /// Check the settings and the connection without sending mail.
-    Check(ConfigArg),
+    Check(CheckArgs),
 }
 
-fn fail(error: &Error) -> ExitCode {
-    eprintln!("error: {error}");
-    if let Some(remedy) = error.remedy() {
-        eprintln!("fix: {remedy}");
+/// Parses the command line; `--help` and usage errors end the process here (usage: exit 2).
+fn parse() -> Cli {
+    let help = format!("{SETTINGS_HELP}\n\n{}", exit::EXIT_CODES_HELP);
+    let colour = if output::no_color() {
+        ColorChoice::Never
+    } else {
+        ColorChoice::Auto
+    };
+    let mut command = Cli::command().color(colour).after_help(help.clone());
+    for name in ["send", "check"] {
+        command = command.mut_subcommand(name, |sub| sub.after_help(help.clone()));
     }
-    ExitCode::FAILURE
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}
+
+/// Logs only when asked for: a failure is reported once, as `error:`, not also as a log line.
+/// Without `-v` or `RUST_LOG` only the settings' own warnings are shown — an unknown
+/// `MAIL_CONNECTOR_*` variable, which is ignored and so never becomes an error.
+fn init_logs(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let ansi = output::colour_for(&std::io::stderr());
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => {
+            EnvFilter::builder().parse_lossy(directives)
+        }
+        _ => match verbose {
+            0 => {
+                tracing_subscriber::fmt()
+                    .with_env_filter(EnvFilter::new("mail_connector::settings::load=warn"))
+                    .without_time()
+                    .with_target(false)
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr)
+                    .init();
+                return;
+            }
+            1 => EnvFilter::new("mail_connector=info"),
+            2 => EnvFilter::new("mail_connector=debug"),
+            _ => EnvFilter::new("mail_connector=trace"),
+        },
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
-        Command::Send(args) => match send(*args).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => fail(&error),
-        },
-        Command::Check(config) => match check(config).await {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
-            Err(error) => fail(&error),
-        },
+    let cli = parse();
+    init_logs(cli.verbose);
+    match cli.command {
+        Command::Send(args) => send(*args).await,
+        Command::Check(args) => check(args).await,
     }
 }

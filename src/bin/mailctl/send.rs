@@ -2,16 +2,20 @@
 //! send it.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Args;
 use mail_connector::{Attachment, Email, Error, MailTransport};
 
 use crate::config::{ConfigArg, load_settings};
+use crate::output::{Output, OutputArgs};
 
 #[derive(Args)]
 pub(crate) struct SendArgs {
     #[command(flatten)]
     config: ConfigArg,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Recipient, `ann@example.org` or `"Ann Example <ann@example.org>"`; repeat for more.
     /// With `--eml`, `--to`/`--cc`/`--bcc` replace the file's recipients as the envelope.
     #[arg(long, value_name = "ADDR", required_unless_present = "eml", num_args = 1..)]
@@ -95,19 +99,23 @@ fn build_email(args: &SendArgs) -> Result<Email, Error> {
     builder.build()
 }
 
-pub(crate) async fn send(args: SendArgs) -> Result<(), Error> {
-    let settings = load_settings(&args.config)?;
-    let email = build_email(&args)?;
-    let transport = settings.build()?;
+pub(crate) async fn send(args: SendArgs) -> ExitCode {
+    let out = Output::new(args.output);
+    let settings = match load_settings(&args.config) {
+        Ok(settings) => settings,
+        Err(error) => return out.failed(&error, None),
+    };
+    let email = match build_email(&args) {
+        Ok(email) => email,
+        Err(error) => return out.failed(&error, None),
+    };
+    let transport = match settings.build() {
+        Ok(transport) => transport,
+        Err(error) => return out.failed(&error, Some(&email)),
+    };
     eprintln!("mailctl: using {}", settings.summary());
-    let report = transport.send(&email).await?;
-    for message in &report.messages {
-        let recipients: Vec<String> = message.recipients.iter().map(ToString::to_string).collect();
-        println!(
-            "sent to {} [{}]",
-            recipients.join(", "),
-            message.id.as_deref().unwrap_or("no id returned")
-        );
+    match transport.send(&email).await {
+        Ok(report) => out.sent(&report),
+        Err(error) => out.failed(&error, Some(&email)),
     }
-    Ok(())
 }

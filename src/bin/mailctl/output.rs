@@ -1,0 +1,350 @@
+//! What `mailctl` prints: text for people, or with `--json` one JSON document on stdout for
+//! scripts. Text has colour only on a terminal and never with `NO_COLOR`; a failure is one
+//! `error:` line (and a `fix:` line with its remedy) on stderr; what came from a server is
+//! printed without control characters, so it can neither break the lines nor drive the
+//! terminal.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Args;
+use clap::builder::styling::{AnsiColor, Style};
+use mail_connector::{
+    CheckReport, CheckStatus, Delivery, Email, Error, Recipient, RecipientKind, SendReport,
+};
+use serde_json::{Value, json};
+
+use crate::exit::Exit;
+
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct OutputArgs {
+    /// Print one JSON document on stdout instead of text, for scripts; the exit code is the
+    /// same.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Whether `NO_COLOR` is set to anything but the empty string (<https://no-color.org>).
+pub(crate) fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// Whether to colour what goes to `stream`: only a terminal, and only without `NO_COLOR`.
+pub(crate) fn colour_for(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && !no_color()
+}
+
+/// `text` on one line, with control characters (and the bidirectional overrides that can
+/// disguise text) replaced by spaces: error messages quote what servers sent.
+pub(crate) fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            let disguise = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || disguise { ' ' } else { c }
+        })
+        .collect()
+}
+
+/// Prints the outcome of a command, as text or JSON, and says which exit code goes with it.
+pub(crate) struct Output {
+    json: bool,
+    colour_out: bool,
+    colour_err: bool,
+}
+
+impl Output {
+    pub(crate) fn new(args: OutputArgs) -> Self {
+        Self {
+            json: args.json,
+            colour_out: colour_for(&std::io::stdout()),
+            colour_err: colour_for(&std::io::stderr()),
+        }
+    }
+
+    fn paint(&self, on: bool, style: Style, text: &str) -> String {
+        if on {
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// An email was sent: the messages with their ids and recipients.
+    pub(crate) fn sent(&self, report: &SendReport) -> ExitCode {
+        if self.json {
+            let document = send_document(Exit::Ok, report, &[], &[], None);
+            println!("{document}");
+        } else {
+            self.print_sent(report);
+        }
+        Exit::Ok.into()
+    }
+
+    fn print_sent(&self, report: &SendReport) {
+        for message in &report.messages {
+            println!(
+                "sent to {} [{}]",
+                clean(&list(&message.recipients)),
+                clean(message.id.as_deref().unwrap_or("no id returned"))
+            );
+        }
+    }
+
+    /// A command failed. `email` is the email a `send` was for, when it was built: then the
+    /// output says exactly which recipients got it, which did not and whose delivery is
+    /// uncertain.
+    pub(crate) fn failed(&self, error: &Error, email: Option<&Email>) -> ExitCode {
+        let exit = Exit::of(error);
+        let outcome = email.map(|email| Outcome::of(error, email));
+        if self.json {
+            let document = match &outcome {
+                Some(o) => {
+                    send_document(exit, &o.delivered, &o.not_sent, &o.uncertain, Some(error))
+                }
+                None => json!({
+                    "status": "failed",
+                    "exit_code": exit.code(),
+                    "kind": exit.name(),
+                    "error": error_json(error, exit),
+                }),
+            };
+            println!("{document}");
+            return exit.into();
+        }
+        if let Some(outcome) = &outcome {
+            self.print_sent(&outcome.delivered);
+            if !outcome.not_sent.is_empty() {
+                println!("not sent to {}", clean(&list(&outcome.not_sent)));
+            }
+            if !outcome.uncertain.is_empty() {
+                println!("delivery uncertain to {}", clean(&list(&outcome.uncertain)));
+            }
+        }
+        self.error_lines(&error.to_string(), error.remedy().as_deref());
+        exit.into()
+    }
+
+    fn error_lines(&self, message: &str, remedy: Option<&str>) {
+        let red = Style::new().bold().fg_color(Some(AnsiColor::Red.into()));
+        let yellow = Style::new().fg_color(Some(AnsiColor::Yellow.into()));
+        eprintln!(
+            "{} {}",
+            self.paint(self.colour_err, red, "error:"),
+            clean(message)
+        );
+        if let Some(remedy) = remedy {
+            eprintln!(
+                "{} {}",
+                self.paint(self.colour_err, yellow, "fix:"),
+                clean(remedy)
+            );
+        }
+    }
+
+    /// `check` found nothing configured: mail would go to the outbox, nowhere else.
+    pub(crate) fn not_configured(&self, message: &str, remedy: &str) -> ExitCode {
+        let exit = Exit::Settings;
+        if self.json {
+            let document = json!({
+                "status": "not_configured",
+                "exit_code": exit.code(),
+                "kind": exit.name(),
+                "steps": [],
+                "error": {"message": message, "remedy": remedy, "kind": exit.name()},
+            });
+            println!("{document}");
+        } else {
+            self.error_lines(message, Some(remedy));
+        }
+        exit.into()
+    }
+
+    /// `check`'s report: one line per step, in columns that fit the longest step name.
+    pub(crate) fn check(&self, using: &str, report: &CheckReport) -> ExitCode {
+        let exit = if report.is_ok() {
+            Exit::Ok
+        } else {
+            Exit::Failed
+        };
+        if self.json {
+            let steps: Vec<Value> = report
+                .steps
+                .iter()
+                .map(|s| {
+                    json!({
+                        "name": s.name,
+                        "status": s.status.to_string(),
+                        "detail": s.detail,
+                        "remedy": s.remedy,
+                    })
+                })
+                .collect();
+            let document = json!({
+                "status": report.status().to_string(),
+                "exit_code": exit.code(),
+                "kind": exit.name(),
+                "using": using,
+                "steps": steps,
+            });
+            println!("{document}");
+            return exit.into();
+        }
+        println!("using {}", clean(using));
+        let width = report
+            .steps
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        let status_width = "warning".len();
+        for step in &report.steps {
+            // Padding outside the colour codes, so that colour does not shift the columns.
+            let status = step.status.to_string();
+            let pad = " ".repeat(status_width.saturating_sub(status.len()));
+            let mut line = format!(
+                "{:<width$}  {}{pad}  {}",
+                clean(&step.name),
+                self.status(&status, step.status),
+                clean(&step.detail)
+            );
+            if let Some(remedy) = &step.remedy {
+                line.push_str(&format!(" — fix: {}", clean(remedy)));
+            }
+            println!("{line}");
+        }
+        let overall = report.status();
+        println!("overall: {}", self.status(&overall.to_string(), overall));
+        exit.into()
+    }
+
+    fn status(&self, text: &str, status: CheckStatus) -> String {
+        let colour = match status {
+            CheckStatus::Ok => AnsiColor::Green,
+            CheckStatus::Warning => AnsiColor::Yellow,
+            _ => AnsiColor::Red,
+        };
+        let style = Style::new().fg_color(Some(colour.into()));
+        self.paint(self.colour_out, style, text)
+    }
+}
+
+/// Who got an email after `error`, who did not, and whose delivery is uncertain.
+struct Outcome {
+    delivered: SendReport,
+    not_sent: Vec<Recipient>,
+    uncertain: Vec<Recipient>,
+}
+
+impl Outcome {
+    fn of(error: &Error, email: &Email) -> Self {
+        match error {
+            Error::PartialDelivery {
+                delivered,
+                uncertain,
+                not_sent,
+                ..
+            } => Self {
+                delivered: delivered.clone(),
+                not_sent: not_sent.clone(),
+                uncertain: uncertain.clone(),
+            },
+            _ => {
+                let everyone: Vec<Recipient> = email.recipients().collect();
+                let (not_sent, uncertain) = match error.delivery() {
+                    Delivery::Uncertain => (Vec::new(), everyone),
+                    _ => (everyone, Vec::new()),
+                };
+                Self {
+                    delivered: SendReport::default(),
+                    not_sent,
+                    uncertain,
+                }
+            }
+        }
+    }
+}
+
+fn list(recipients: &[Recipient]) -> String {
+    recipients
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn recipient_json(recipient: &Recipient) -> Value {
+    let kind = match recipient.kind {
+        RecipientKind::To => "to",
+        RecipientKind::Cc => "cc",
+        RecipientKind::Bcc => "bcc",
+    };
+    json!({
+        "kind": kind,
+        "address": recipient.mailbox.address(),
+        "name": recipient.mailbox.name(),
+    })
+}
+
+fn recipients_json<'a>(recipients: impl IntoIterator<Item = &'a Recipient>) -> Value {
+    Value::Array(recipients.into_iter().map(recipient_json).collect())
+}
+
+fn error_json(error: &Error, exit: Exit) -> Value {
+    json!({
+        "message": error.to_string(),
+        "remedy": error.remedy(),
+        "kind": exit.name(),
+        "transient": error.is_transient(),
+        "auth": error.is_auth(),
+        "status": error.status(),
+        // Whole seconds, rounded up: waiting a little longer than asked is always fine.
+        "retry_after_seconds": error
+            .retry_after()
+            .map(|d| d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))),
+    })
+}
+
+/// `send`'s document: `status` is `sent`, `partial` (some got it), `uncertain` (some may
+/// have) or `failed` (nobody did); the three lists hold every recipient exactly once.
+fn send_document(
+    exit: Exit,
+    delivered: &SendReport,
+    not_sent: &[Recipient],
+    uncertain: &[Recipient],
+    error: Option<&Error>,
+) -> Value {
+    let status = match error {
+        None => "sent",
+        Some(_) if !delivered.messages.is_empty() => "partial",
+        Some(_) if !uncertain.is_empty() => "uncertain",
+        Some(_) => "failed",
+    };
+    let messages: Vec<Value> = delivered
+        .messages
+        .iter()
+        .map(|m| json!({"id": m.id, "recipients": recipients_json(&m.recipients)}))
+        .collect();
+    json!({
+        "status": status,
+        "exit_code": exit.code(),
+        "kind": exit.name(),
+        "messages": messages,
+        "delivered": recipients_json(delivered.recipients()),
+        "not_sent": recipients_json(not_sent),
+        "uncertain": recipients_json(uncertain),
+        "error": error.map(|e| error_json(e, exit)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_keeps_one_line_and_no_escape_codes() {
+        assert_eq!(
+            clean("550 bad\r\n\u{1b}[31mred\u{202E}x ü"),
+            "550 bad   [31mred x ü"
+        );
+    }
+}

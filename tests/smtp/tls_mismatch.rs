@@ -1,0 +1,125 @@
+//! A TLS mode that does not match the port: implicit TLS against a port that speaks SMTP in
+//! plain text first (STARTTLS, 587), and STARTTLS or no TLS against an implicit-TLS port (465),
+//! are permanent errors, after one attempt, whose remedy says which `smtp_tls` to use.
+
+use std::time::Duration;
+
+use mail_connector::{CheckStatus, Error, MailTransport, Secret, SmtpStage, SmtpTransport};
+
+use super::helpers::*;
+use crate::support::smtp_server::{ServerOptions, ServerTls, TestServer};
+
+fn assert_permanent_tls_error(error: &Error, remedy_names: &str) {
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Tls,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(!error.is_transient(), "{error:?}");
+    assert!(!error.is_auth(), "{error:?}");
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains(remedy_names), "{remedy}");
+    assert!(
+        !remedy.contains("cannot reach"),
+        "not an unreachable server: {remedy}"
+    );
+}
+
+#[tokio::test]
+async fn implicit_tls_against_a_starttls_port_is_permanent_and_names_starttls() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let transport = SmtpTransport::implicit_tls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry_policy(fast_retry())
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&simple_email("ann@example.org")))
+        .await
+        .unwrap_err();
+    assert_permanent_tls_error(&error, "smtp_tls = \"starttls\"");
+    assert!(error.to_string().contains("plain text"), "{error}");
+    assert_eq!(server.connections(), 1, "a permanent error was retried");
+    assert!(server.auths().is_empty());
+}
+
+#[tokio::test]
+async fn starttls_against_an_implicit_tls_port_is_permanent_and_names_implicit() {
+    let server = TestServer::start(ServerOptions {
+        tls: ServerTls::Implicit,
+        ..ServerOptions::default()
+    })
+    .await;
+    // The server waits for a TLS hello and the client for a greeting: only the connect
+    // timeout ends that wait.
+    let transport = logged_in(&server)
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&simple_email("ann@example.org")))
+        .await
+        .unwrap_err();
+    assert_permanent_tls_error(&error, "smtp_tls = \"implicit\"");
+    assert!(error.to_string().contains("speaks implicit TLS"), "{error}");
+    assert_eq!(
+        server.connections(),
+        2,
+        "one attempt and one TLS question, no retry"
+    );
+    assert!(server.auths().is_empty() && server.messages().is_empty());
+}
+
+#[tokio::test]
+async fn no_tls_against_an_implicit_tls_port_is_told_so_by_check() {
+    let server = TestServer::start(ServerOptions {
+        tls: ServerTls::Implicit,
+        mechanisms: vec![],
+        ..ServerOptions::default()
+    })
+    .await;
+    // No TLS settings at all: the question is asked with the public roots, and the test
+    // CA's certificate refused by them is still an answer in TLS.
+    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(server.port())
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let report = bounded(transport.check()).await.unwrap();
+    assert_eq!(report.status(), CheckStatus::Failed, "{report}");
+    let step = report.steps.iter().find(|s| s.name == "tls").unwrap();
+    assert!(step.detail.contains("plain SMTP"), "{report}");
+    assert!(
+        step.remedy
+            .as_deref()
+            .unwrap()
+            .contains("smtp_tls = \"implicit\""),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn check_names_the_mismatch_for_implicit_tls_on_a_starttls_port() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let transport = settings_toml(
+        &server,
+        &format!("auth_mode = \"basic\"\npassword = \"{PASSWORD}\"\nsmtp_tls = \"implicit\"\n"),
+    )
+    .build()
+    .unwrap();
+    let report = bounded(transport.check()).await.unwrap();
+    let step = report.steps.iter().find(|s| s.name == "tls").unwrap();
+    assert_eq!(step.status, CheckStatus::Failed, "{report}");
+    assert!(
+        step.remedy
+            .as_deref()
+            .unwrap()
+            .contains("smtp_tls = \"starttls\""),
+        "{report}"
+    );
+}

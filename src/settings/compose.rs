@@ -170,7 +170,7 @@ impl ConnectorSettings {
     ///
     /// As [`ConnectorSettings::with_env_vars`].
     pub fn with_env(self) -> Result<Self> {
-        self.with_env_vars(std::env::vars())
+        self.with_env_vars(super::load::process_env()?)
     }
 
     /// As [`ConnectorSettings::with_env`], with `(name, value)` pairs shaped like

@@ -185,7 +185,7 @@ impl ConnectorSettings {
     ///
     /// As [`ConnectorSettings::from_env_vars`].
     pub fn from_env() -> Result<Self> {
-        Self::from_env_vars(std::env::vars())
+        Self::from_env_vars(process_env()?)
     }
 
     /// Reads settings from `(name, value)` pairs shaped like environment variables; pairs
@@ -224,7 +224,7 @@ impl ConnectorSettings {
     ///
     /// As [`ConnectorSettings::from_file`] and [`ConnectorSettings::from_env_vars`].
     pub fn from_file_with_env(path: impl AsRef<Path>) -> Result<Self> {
-        Self::from_file_and_vars(path.as_ref(), std::env::vars())
+        Self::from_file_and_vars(path.as_ref(), process_env()?)
     }
 
     fn from_file_and_vars<K: AsRef<str>, V: AsRef<str>>(
@@ -311,6 +311,32 @@ fn owning_key(text: &str, line_no: usize) -> Option<(&'static str, bool)> {
 
 /// Adds the value of each `MAIL_CONNECTOR_<KEY>` variable to `map`, typed by its key;
 /// unknown keys are warned about and skipped.
+/// This process's `MAIL_CONNECTOR_*` variables. `std::env::vars` would panic on any variable
+/// that is not Unicode, even one that is none of ours; those are skipped, and one of ours
+/// that is not Unicode is an error naming it.
+pub(super) fn process_env() -> Result<Vec<(String, String)>> {
+    let mut vars = Vec::new();
+    let mut problems = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().filter(|n| n.starts_with(ENV_PREFIX)) else {
+            continue;
+        };
+        match value.into_string() {
+            Ok(value) => vars.push((name.to_owned(), value)),
+            Err(_) => problem(
+                &mut problems,
+                name,
+                "the value is not valid Unicode; set it to UTF-8 text",
+            ),
+        }
+    }
+    if problems.is_empty() {
+        Ok(vars)
+    } else {
+        Err(Error::InvalidSettings { problems })
+    }
+}
+
 pub(super) fn env_overlay<K: AsRef<str>, V: AsRef<str>>(
     map: &mut serde_json::Map<String, serde_json::Value>,
     vars: impl IntoIterator<Item = (K, V)>,

@@ -175,3 +175,36 @@ fn an_unknown_variable_is_warned_about_without_logs_and_does_not_stop_the_send()
         "{stderr}"
     );
 }
+
+/// `std::env::vars` panics on a variable that is not Unicode, even one that is not ours.
+#[cfg(unix)]
+#[test]
+fn variables_that_are_not_unicode_are_skipped_unless_they_are_ours() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let not_unicode = OsStr::from_bytes(b"caf\xe9");
+    let (output, _, stderr) = run(mailctl()
+        .current_dir(dir.path())
+        .env("SOME_OTHER_TOOL", not_unicode)
+        .env("MAIL_CONNECTOR_OUTBOX_DIR", "out")
+        .env("MAIL_CONNECTOR_USER_NAME", "no-reply@example.org")
+        .args(["send", "--to", "a@example.org", "--subject", "x"]));
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("out")).unwrap().count(),
+        1
+    );
+
+    let (output, _, stderr) = run(mailctl()
+        .current_dir(dir.path())
+        .env("MAIL_CONNECTOR_USER_NAME", not_unicode)
+        .args(["send", "--to", "a@example.org", "--subject", "x"]));
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("MAIL_CONNECTOR_USER_NAME") && stderr.contains("not valid Unicode"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

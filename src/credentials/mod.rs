@@ -396,10 +396,11 @@ impl Credentials {
                 "access tokens need Authentication Mode OAuth (`auth_mode = \"oauth\"`)",
             ));
         };
-        let key = format!("{}{scope}", oauth.key_prefix);
         oauth
             .cache
-            .get_or_fetch(&key, |attempts| oauth.source.fetch(scope, attempts))
+            .get_or_fetch(&oauth.key_prefix, scope, |attempts| {
+                oauth.source.fetch(scope, attempts)
+            })
             .await
     }
 

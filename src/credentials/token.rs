@@ -1,6 +1,7 @@
 //! [`AccessToken`] and the token endpoint's success response.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer};
@@ -11,7 +12,8 @@ use crate::secret::{REDACTED, Secret};
 /// An OAuth access token with its expiry.
 ///
 /// Times are wall-clock [`SystemTime`]s rather than `Instant`s so that a token can be kept in a
-/// cache shared between processes. `Debug` prints `[redacted]` for the token.
+/// cache shared between processes. `Debug` prints `[redacted]` for the token. Cloning it
+/// copies no token text (the value is shared), so handing out a cached token allocates nothing.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -23,7 +25,7 @@ use crate::secret::{REDACTED, Secret};
 /// ```
 #[derive(Clone)]
 pub struct AccessToken {
-    secret: Secret,
+    secret: Arc<Secret>,
     issued_at: SystemTime,
     expires_at: SystemTime,
     refresh_at: Option<SystemTime>,
@@ -34,7 +36,7 @@ impl AccessToken {
     #[must_use]
     pub fn new(token: impl Into<Secret>, expires_at: SystemTime) -> Self {
         Self {
-            secret: token.into(),
+            secret: Arc::new(token.into()),
             issued_at: SystemTime::now(),
             expires_at,
             refresh_at: None,
@@ -117,7 +119,7 @@ impl AccessToken {
 
     /// Whether two tokens hold the same value.
     pub(crate) fn same_value(&self, other: &Self) -> bool {
-        self.expose_secret() == other.expose_secret()
+        Arc::ptr_eq(&self.secret, &other.secret) || self.expose_secret() == other.expose_secret()
     }
 }
 

@@ -11,9 +11,9 @@
 //! `/proc/self/task/*/schedstat`. Environment:
 //! - `GRAPH_HOT_SENDS`: sends per measurement (default 20,000; 200 without `--bench`);
 //! - `GRAPH_HOT_ROUNDS`: rounds, the median is reported (default 3);
-//! - `GRAPH_HOT_ONLY=crate|reqwest`: only that many sends at concurrency 1 on a
-//!   single-threaded runtime, printing nothing — for instruction counts under
-//!   `valgrind --tool=callgrind` (run it with two counts and divide the difference).
+//! - `GRAPH_HOT_ONLY=crate|reqwest`: only that many sends, by `GRAPH_HOT_CALLERS` tasks
+//!   (default 1), on a single-threaded runtime, printing nothing — for instruction counts
+//!   under `valgrind --tool=callgrind` (run it with two counts and divide the difference).
 
 #[path = "../tests/support/tls_sink.rs"]
 mod tls_sink;
@@ -210,8 +210,8 @@ async fn senders(sink: &tls_sink::TlsSink, ca_file: &std::path::Path) -> (Sender
     (ours, plain)
 }
 
-/// Only `sends` sends of one kind at concurrency 1, on one thread: for callgrind.
-fn only(kind: &str, sends: usize) {
+/// Only `sends` sends of one kind by `callers` tasks, on one thread: for callgrind.
+fn only(kind: &str, sends: usize, callers: usize) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -225,9 +225,7 @@ fn only(kind: &str, sends: usize) {
         let sender = if kind == "crate" { ours } else { plain };
         // Warm: the token fetched, the connection open.
         sender.send().await;
-        for _ in 0..sends {
-            sender.send().await;
-        }
+        measure(&sender, sends, callers).await;
     });
 }
 
@@ -239,7 +237,8 @@ fn main() {
     };
     let quick = !std::env::args().any(|a| a == "--bench");
     if let Ok(kind) = std::env::var("GRAPH_HOT_ONLY") {
-        only(&kind, env("GRAPH_HOT_SENDS").unwrap_or(1000));
+        let callers = env("GRAPH_HOT_CALLERS").unwrap_or(1);
+        only(&kind, env("GRAPH_HOT_SENDS").unwrap_or(1000), callers);
         return;
     }
     let sends = env("GRAPH_HOT_SENDS").unwrap_or(if quick { 200 } else { 20_000 });

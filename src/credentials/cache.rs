@@ -86,7 +86,10 @@ struct Slot {
 
 #[derive(Default)]
 struct SlotState {
+    /// Set through [`SlotState::set_token`], which keeps `fresh_until` in step.
     token: Option<AccessToken>,
+    /// Until when `token` is fresh ([`AccessToken::fresh_until`]): one comparison per read.
+    fresh_until: Option<SystemTime>,
     /// Incremented after every fetch attempt, successful or not.
     generation: u64,
     /// The latest fetch's error; callers that waited for that fetch get a copy
@@ -101,11 +104,19 @@ struct SlotState {
 impl SlotState {
     /// The cached token, if it may be handed out without fetching: it is fresh, or it is
     /// still valid while a failed refresh cools down.
-    fn servable(&self, now: SystemTime, margin: Duration) -> Option<AccessToken> {
+    fn servable(&self, now: SystemTime) -> Option<AccessToken> {
         let token = self.token.as_ref()?;
+        if self.fresh_until.is_some_and(|until| now < until) {
+            return Some(token.clone());
+        }
         let cooling_down = self.next_attempt_at.is_some_and(|at| Instant::now() < at);
-        (token.is_fresh_at(now, margin) || (cooling_down && token.is_valid_at(now)))
-            .then(|| token.clone())
+        (cooling_down && token.is_valid_at(now)).then(|| token.clone())
+    }
+
+    /// Caches `token` (or none), with the time until which it is fresh under `margin`.
+    fn set_token(&mut self, token: Option<AccessToken>, margin: Duration) {
+        self.fresh_until = token.as_ref().and_then(|t| t.fresh_until(margin));
+        self.token = token;
     }
 
     /// The cached token, if it is still valid (fresh or not).
@@ -174,7 +185,7 @@ impl TokenCache {
     pub(crate) fn cached(&self, scope: &str) -> Option<AccessToken> {
         let slots = read(&self.slots);
         let slot = find(&slots, scope)?;
-        lock(&slot.state).servable(SystemTime::now(), self.refresh_margin)
+        lock(&slot.state).servable(SystemTime::now())
     }
 
     /// A fresh token for `key`, fetching one with `fetch` when there is none or it is due.
@@ -202,7 +213,7 @@ impl TokenCache {
         let (seen_generation, valid) = {
             let state = lock(&slot.state);
             let now = SystemTime::now();
-            if let Some(token) = state.servable(now, self.refresh_margin) {
+            if let Some(token) = state.servable(now) {
                 return Ok(token);
             }
             (state.generation, state.valid(now))
@@ -217,7 +228,7 @@ impl TokenCache {
         {
             let state = lock(&slot.state);
             let now = SystemTime::now();
-            if let Some(token) = state.servable(now, self.refresh_margin) {
+            if let Some(token) = state.servable(now) {
                 return Ok(token);
             }
             if state.generation != seen_generation {
@@ -240,7 +251,7 @@ impl TokenCache {
             match stored {
                 Some(token) if state.revoked.as_ref().is_some_and(|r| r.same_value(&token)) => None,
                 Some(token) if token.is_fresh_at(SystemTime::now(), self.refresh_margin) => {
-                    state.token = Some(token.clone());
+                    state.set_token(Some(token.clone()), self.refresh_margin);
                     state.next_attempt_at = None;
                     return Ok(token);
                 }
@@ -278,7 +289,7 @@ impl TokenCache {
             state.generation += 1;
             match outcome {
                 Ok(token) => {
-                    state.token = Some(token.clone());
+                    state.set_token(Some(token.clone()), self.refresh_margin);
                     state.last_error = None;
                     state.next_attempt_at = None;
                     (Ok(token.clone()), Some(token))
@@ -302,7 +313,7 @@ impl TokenCache {
                                 "token refresh failed; using the cached token while it is still valid"
                             );
                             state.next_attempt_at = Instant::now().checked_add(cooldown);
-                            state.token = Some(token.clone());
+                            state.set_token(Some(token.clone()), self.refresh_margin);
                             (Ok(token), None)
                         }
                         None => {
@@ -330,7 +341,7 @@ impl TokenCache {
             let mut state = lock(&slot.state);
             if state.token.as_ref().is_some_and(|t| t.same_value(token)) {
                 tracing::debug!("access token rejected by a server; it will be fetched anew");
-                state.token = None;
+                state.set_token(None, Duration::ZERO);
                 state.revoked = Some(token.clone());
                 state.last_error = None;
                 state.next_attempt_at = None;

@@ -396,6 +396,10 @@ impl Credentials {
                 "access tokens need Authentication Mode OAuth (`auth_mode = \"oauth\"`)",
             ));
         };
+        // The common case first, without setting up a fetch.
+        if let Some(token) = oauth.cache.cached(scope) {
+            return Ok(token);
+        }
         oauth
             .cache
             .get_or_fetch(&oauth.key_prefix, scope, |attempts| {

@@ -25,6 +25,7 @@
 //! token (or the upload URL) before it is kept in an error.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -214,11 +215,18 @@ impl GraphClient {
         // login host must neither overrun the send nor block other sends. (After a 401 the
         // refused token was invalidated, so this fetches a new one.)
         let token = match request.authorize {
-            true => Some(
-                tokio::time::timeout_at(deadline, self.tokens.token(&self.scope))
-                    .await
-                    .map_err(|_| self.token_timeout())??,
-            ),
+            true => {
+                // A cached token is ready at the first poll: only a fetch needs a timer.
+                let mut token = self.tokens.token(&self.scope);
+                match std::future::poll_fn(|cx| Poll::Ready(token.as_mut().poll(cx))).await {
+                    Poll::Ready(token) => Some(token?),
+                    Poll::Pending => Some(
+                        tokio::time::timeout_at(deadline, token)
+                            .await
+                            .map_err(|_| self.token_timeout())??,
+                    ),
+                }
+            }
             false => None,
         };
         // The concurrency limit counts requests in flight, however many sends are waiting.

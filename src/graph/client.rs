@@ -217,7 +217,9 @@ impl GraphClient {
         let token = match request.authorize {
             true => {
                 // A cached token is ready at the first poll: only a fetch needs a timer.
-                let mut token = self.tokens.token(&self.scope);
+                // Through the provider itself, not the `Arc` around it, whose forwarding
+                // method would box a second future.
+                let mut token = (*self.tokens).token(&self.scope);
                 match std::future::poll_fn(|cx| Poll::Ready(token.as_mut().poll(cx))).await {
                     Poll::Ready(token) => Some(token?),
                     Poll::Pending => Some(

@@ -36,6 +36,12 @@
 //!   Exchange Online's per-mailbox limit. Build one transport per mailbox and share it.
 //!   A request keeps its slot until Graph's answer is read, even when the caller gives up
 //!   (drops the `send` future): Graph still counts it.
+//! - Built from settings, the transport and the token endpoint share one HTTP client, and so
+//!   one connection pool (the standalone builders share one when given the same client
+//!   through their `http_client`). A request that waited for a slot reuses the connection
+//!   the previous one freed rather than dial another: a fresh transport under a burst of
+//!   sends opens about as many connections as requests may be in flight, plus one for the
+//!   token.
 //! - 429 and 503 are retried after `Retry-After` (seconds, fractional seconds or an HTTP date;
 //!   never sooner), else after exponential backoff with jitter, until the send deadline; then
 //!   the error says the mail was not sent. A `Retry-After` pauses every request of the

@@ -274,9 +274,7 @@ fn main() {
                 let floor = measure(&plain, sends, callers).await;
                 rounds_seen.push((ours, floor));
             }
-            let pick = |f: &dyn Fn(&Round) -> f64| {
-                median(rounds_seen.iter().map(f).collect())
-            };
+            let pick = |f: &dyn Fn(&Round) -> f64| median(rounds_seen.iter().map(f).collect());
             let (rate, cpu) = (pick(&|r| r.0.0), pick(&|r| r.0.1));
             let (floor, floor_cpu) = (pick(&|r| r.1.0), pick(&|r| r.1.1));
             let rate_ratio = pick(&|r| r.0.0 / r.1.0);

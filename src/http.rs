@@ -202,11 +202,11 @@ pub(crate) async fn read_body(
     mut response: reqwest::Response,
     limit: usize,
 ) -> std::result::Result<Vec<u8>, BodyError> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > limit as u64)
-    {
-        return Err(BodyError::TooLarge(limit));
+    match response.content_length() {
+        Some(len) if len > limit as u64 => return Err(BodyError::TooLarge(limit)),
+        // Nothing to read (`202 Accepted` to a sendMail): the body is already at its end.
+        Some(0) => return Ok(Vec::new()),
+        _ => {}
     }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(BodyError::Failed)? {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
@@ -60,6 +60,22 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The slot of `scope` in `slots`.
+fn find<'a>(slots: &'a [(Box<str>, Arc<Slot>)], scope: &str) -> Option<&'a Arc<Slot>> {
+    slots
+        .iter()
+        .find(|(name, _)| **name == *scope)
+        .map(|(_, slot)| slot)
+}
+
 /// Per-key state: the last token seen (so fresh reads need no await), and the outcome of the
 /// latest fetch, which callers that waited for it share.
 #[derive(Default)]
@@ -70,7 +86,10 @@ struct Slot {
 
 #[derive(Default)]
 struct SlotState {
+    /// Set through [`SlotState::set_token`], which keeps `fresh_until` in step.
     token: Option<AccessToken>,
+    /// Until when `token` is fresh ([`AccessToken::fresh_until`]): one comparison per read.
+    fresh_until: Option<SystemTime>,
     /// Incremented after every fetch attempt, successful or not.
     generation: u64,
     /// The latest fetch's error; callers that waited for that fetch get a copy
@@ -85,11 +104,19 @@ struct SlotState {
 impl SlotState {
     /// The cached token, if it may be handed out without fetching: it is fresh, or it is
     /// still valid while a failed refresh cools down.
-    fn servable(&self, now: SystemTime, margin: Duration) -> Option<AccessToken> {
+    fn servable(&self, now: SystemTime) -> Option<AccessToken> {
         let token = self.token.as_ref()?;
+        if self.fresh_until.is_some_and(|until| now < until) {
+            return Some(token.clone());
+        }
         let cooling_down = self.next_attempt_at.is_some_and(|at| Instant::now() < at);
-        (token.is_fresh_at(now, margin) || (cooling_down && token.is_valid_at(now)))
-            .then(|| token.clone())
+        (cooling_down && token.is_valid_at(now)).then(|| token.clone())
+    }
+
+    /// Caches `token` (or none), with the time until which it is fresh under `margin`.
+    fn set_token(&mut self, token: Option<AccessToken>, margin: Duration) {
+        self.fresh_until = token.as_ref().and_then(|t| t.fresh_until(margin));
+        self.token = token;
     }
 
     /// The cached token, if it is still valid (fresh or not).
@@ -102,12 +129,17 @@ impl SlotState {
 /// one caller fetch while the others wait, falls back to a still-valid token when a refresh
 /// fails (and then waits out a cooldown before trying again), and forgets tokens a server
 /// rejected.
+///
+/// Its slots are kept by scope (a credential asks for one or two: Graph's, SMTP's) in a
+/// list read under a shared lock, so that a cached read builds no key, allocates nothing and
+/// takes no exclusive lock but its slot's, for the few nanoseconds it copies the token out.
+/// The store is keyed by `{prefix}{scope}`, a key built only when the store is asked.
 #[derive(Debug)]
 pub(crate) struct TokenCache {
     store: Arc<dyn TokenCacheStore>,
     refresh_margin: Duration,
     refresh_cooldown: Duration,
-    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    slots: RwLock<Vec<(Box<str>, Arc<Slot>)>>,
 }
 
 impl std::fmt::Debug for Slot {
@@ -126,7 +158,7 @@ impl TokenCache {
             store,
             refresh_margin,
             refresh_cooldown,
-            slots: Mutex::new(HashMap::new()),
+            slots: RwLock::new(Vec::new()),
         }
     }
 
@@ -134,8 +166,26 @@ impl TokenCache {
         self.refresh_margin
     }
 
-    fn slot(&self, key: &str) -> Arc<Slot> {
-        Arc::clone(lock(&self.slots).entry(key.to_owned()).or_default())
+    /// The slot of `scope`, made on first use.
+    fn slot(&self, scope: &str) -> Arc<Slot> {
+        if let Some(slot) = find(&read(&self.slots), scope) {
+            return Arc::clone(slot);
+        }
+        let mut slots = write(&self.slots);
+        if let Some(slot) = find(&slots, scope) {
+            return Arc::clone(slot);
+        }
+        let slot = Arc::new(Slot::default());
+        slots.push((scope.into(), Arc::clone(&slot)));
+        slot
+    }
+
+    /// The cached token for `scope` when it may be handed out without fetching: the fast
+    /// path of [`get_or_fetch`](Self::get_or_fetch), with no await, no key and no allocation.
+    pub(crate) fn cached(&self, scope: &str) -> Option<AccessToken> {
+        let slots = read(&self.slots);
+        let slot = find(&slots, scope)?;
+        lock(&slot.state).servable(SystemTime::now())
     }
 
     /// A fresh token for `key`, fetching one with `fetch` when there is none or it is due.
@@ -144,16 +194,26 @@ impl TokenCache {
     /// fails, and [`Attempts::Retry`] when there is nothing to fall back on. After a failed
     /// refresh the still-valid token is served without fetching until the server's
     /// `Retry-After` (or the cooldown) has passed.
-    pub(crate) async fn get_or_fetch<F, Fut>(&self, key: &str, fetch: F) -> Result<AccessToken>
+    ///
+    /// The store's key is `{prefix}{scope}`.
+    pub(crate) async fn get_or_fetch<F, Fut>(
+        &self,
+        prefix: &str,
+        scope: &str,
+        fetch: F,
+    ) -> Result<AccessToken>
     where
         F: FnOnce(Attempts) -> Fut,
         Fut: Future<Output = Result<AccessToken, FetchFailure>>,
     {
-        let slot = self.slot(key);
+        if let Some(token) = self.cached(scope) {
+            return Ok(token);
+        }
+        let slot = self.slot(scope);
         let (seen_generation, valid) = {
             let state = lock(&slot.state);
             let now = SystemTime::now();
-            if let Some(token) = state.servable(now, self.refresh_margin) {
+            if let Some(token) = state.servable(now) {
                 return Ok(token);
             }
             (state.generation, state.valid(now))
@@ -168,7 +228,7 @@ impl TokenCache {
         {
             let state = lock(&slot.state);
             let now = SystemTime::now();
-            if let Some(token) = state.servable(now, self.refresh_margin) {
+            if let Some(token) = state.servable(now) {
                 return Ok(token);
             }
             if state.generation != seen_generation {
@@ -183,13 +243,15 @@ impl TokenCache {
         }
 
         // Another process may have refreshed a shared store.
+        let key = format!("{prefix}{scope}");
+        let key = key.as_str();
         let stored = self.store.get(key).await;
         let stored = {
             let mut state = lock(&slot.state);
             match stored {
                 Some(token) if state.revoked.as_ref().is_some_and(|r| r.same_value(&token)) => None,
                 Some(token) if token.is_fresh_at(SystemTime::now(), self.refresh_margin) => {
-                    state.token = Some(token.clone());
+                    state.set_token(Some(token.clone()), self.refresh_margin);
                     state.next_attempt_at = None;
                     return Ok(token);
                 }
@@ -227,7 +289,7 @@ impl TokenCache {
             state.generation += 1;
             match outcome {
                 Ok(token) => {
-                    state.token = Some(token.clone());
+                    state.set_token(Some(token.clone()), self.refresh_margin);
                     state.last_error = None;
                     state.next_attempt_at = None;
                     (Ok(token.clone()), Some(token))
@@ -251,7 +313,7 @@ impl TokenCache {
                                 "token refresh failed; using the cached token while it is still valid"
                             );
                             state.next_attempt_at = Instant::now().checked_add(cooldown);
-                            state.token = Some(token.clone());
+                            state.set_token(Some(token.clone()), self.refresh_margin);
                             (Ok(token), None)
                         }
                         None => {
@@ -271,12 +333,15 @@ impl TokenCache {
     /// Forgets `token` wherever it is still the cached one, so the next call fetches anew.
     /// Reports of a token that was already replaced change nothing.
     pub(crate) fn invalidate(&self, token: &AccessToken) {
-        let slots: Vec<Arc<Slot>> = lock(&self.slots).values().cloned().collect();
+        let slots: Vec<Arc<Slot>> = read(&self.slots)
+            .iter()
+            .map(|(_, slot)| Arc::clone(slot))
+            .collect();
         for slot in slots {
             let mut state = lock(&slot.state);
             if state.token.as_ref().is_some_and(|t| t.same_value(token)) {
                 tracing::debug!("access token rejected by a server; it will be fetched anew");
-                state.token = None;
+                state.set_token(None, Duration::ZERO);
                 state.revoked = Some(token.clone());
                 state.last_error = None;
                 state.next_attempt_at = None;
@@ -303,14 +368,14 @@ mod tests {
             Duration::from_secs(30),
         );
         let first = cache
-            .get_or_fetch("k", |_| async { Ok(token("one", 3600)) })
+            .get_or_fetch("p|", "k", |_| async { Ok(token("one", 3600)) })
             .await
             .unwrap();
-        assert_eq!(store.get("k").await.unwrap().expose_secret(), "one");
+        assert_eq!(store.get("p|k").await.unwrap().expose_secret(), "one");
         cache.invalidate(&first);
         let fetches = AtomicUsize::new(0);
         let second = cache
-            .get_or_fetch("k", |_| async {
+            .get_or_fetch("p|", "k", |_| async {
                 fetches.fetch_add(1, Ordering::SeqCst);
                 Ok(token("two", 3600))
             })
@@ -323,10 +388,10 @@ mod tests {
     #[tokio::test]
     async fn a_fresh_token_in_the_store_is_used_without_fetching() {
         let store = Arc::new(InMemoryTokenCache::new());
-        store.put("k", token("shared", 3600)).await;
+        store.put("p|k", token("shared", 3600)).await;
         let cache = TokenCache::new(store, Duration::from_secs(60), Duration::from_secs(30));
         let got = cache
-            .get_or_fetch("k", |_| async { panic!("must not fetch") })
+            .get_or_fetch("p|", "k", |_| async { panic!("must not fetch") })
             .await
             .unwrap();
         assert_eq!(got.expose_secret(), "shared");

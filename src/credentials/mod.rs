@@ -396,10 +396,13 @@ impl Credentials {
                 "access tokens need Authentication Mode OAuth (`auth_mode = \"oauth\"`)",
             ));
         };
-        let key = format!("{}{scope}", oauth.key_prefix);
+        // The common case first, without setting up a fetch.
+        if let Some(token) = oauth.cache.cached(scope) {
+            return Ok(token);
+        }
         oauth
             .cache
-            .get_or_fetch(&key, |attempts| async move {
+            .get_or_fetch(&oauth.key_prefix, scope, |attempts| async move {
                 let fetched = oauth.source.fetch(scope, attempts).await;
                 crate::metrics::token_fetched(oauth.kind.cache_tag(), fetched.is_ok());
                 fetched

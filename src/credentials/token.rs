@@ -1,6 +1,7 @@
 //! [`AccessToken`] and the token endpoint's success response.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer};
@@ -11,7 +12,8 @@ use crate::secret::{REDACTED, Secret};
 /// An OAuth access token with its expiry.
 ///
 /// Times are wall-clock [`SystemTime`]s rather than `Instant`s so that a token can be kept in a
-/// cache shared between processes. `Debug` prints `[redacted]` for the token.
+/// cache shared between processes. `Debug` prints `[redacted]` for the token. Cloning it
+/// copies no token text (the value is shared), so handing out a cached token allocates nothing.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -23,7 +25,7 @@ use crate::secret::{REDACTED, Secret};
 /// ```
 #[derive(Clone)]
 pub struct AccessToken {
-    secret: Secret,
+    secret: Arc<Secret>,
     issued_at: SystemTime,
     expires_at: SystemTime,
     refresh_at: Option<SystemTime>,
@@ -34,7 +36,7 @@ impl AccessToken {
     #[must_use]
     pub fn new(token: impl Into<Secret>, expires_at: SystemTime) -> Self {
         Self {
-            secret: token.into(),
+            secret: Arc::new(token.into()),
             issued_at: SystemTime::now(),
             expires_at,
             refresh_at: None,
@@ -107,6 +109,21 @@ impl AccessToken {
             && self.refresh_at.is_none_or(|at| now < at)
     }
 
+    /// The end of the time in which [`is_fresh_at`](Self::is_fresh_at) holds: it is fresh
+    /// at `now` exactly when `now` is before this. Worked out once when the token is cached,
+    /// so that a cached read compares two times instead.
+    pub(crate) fn fresh_until(&self, margin: Duration) -> Option<SystemTime> {
+        let lifetime = self
+            .expires_at
+            .duration_since(self.issued_at)
+            .unwrap_or_default();
+        let until = self.expires_at.checked_sub(margin.min(lifetime / 2))?;
+        Some(match self.refresh_at {
+            Some(at) => until.min(at),
+            None => until,
+        })
+    }
+
     /// The token's claims, decoded **without verifying** the signature — for diagnostics
     /// only (which roles were granted, which tenant issued it). `None` when the token is
     /// not a JWT.
@@ -117,7 +134,7 @@ impl AccessToken {
 
     /// Whether two tokens hold the same value.
     pub(crate) fn same_value(&self, other: &Self) -> bool {
-        self.expose_secret() == other.expose_secret()
+        Arc::ptr_eq(&self.secret, &other.secret) || self.expose_secret() == other.expose_secret()
     }
 }
 
@@ -336,6 +353,35 @@ mod tests {
         assert!(token.is_valid_at(now + Duration::from_secs(301)));
         let hinted = token.with_refresh_at(now + Duration::from_secs(10));
         assert!(!hinted.is_fresh_at(now + Duration::from_secs(11), margin));
+    }
+
+    #[test]
+    fn fresh_until_agrees_with_is_fresh_at() {
+        let now = SystemTime::now();
+        let margin = Duration::from_secs(300);
+        let tokens = [
+            AccessToken::new("a", now + Duration::from_secs(600)).with_issued_at(now),
+            AccessToken::new("b", now + Duration::from_secs(300)).with_issued_at(now),
+            AccessToken::new("c", now + Duration::from_secs(3600))
+                .with_issued_at(now)
+                .with_refresh_at(now + Duration::from_secs(100)),
+            AccessToken::new("d", now).with_issued_at(now),
+        ];
+        for token in &tokens {
+            let until = token.fresh_until(margin);
+            for offset in [
+                0, 1, 99, 100, 101, 149, 150, 151, 299, 300, 301, 3299, 3300, 3301,
+            ] {
+                for nanos in [0, 1, 999_999_999] {
+                    let at = now + Duration::new(offset, nanos);
+                    assert_eq!(
+                        until.is_some_and(|u| at < u),
+                        token.is_fresh_at(at, margin),
+                        "{token:?} at +{offset}s {nanos}ns"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -146,6 +146,7 @@ impl GraphTransportBuilder {
             Some(client) => client,
             None => http_client(&self.http)?,
         };
+        let send_mail_url = super::mailbox_url(&endpoint, &self.mailbox, &["sendMail"]);
         Ok(GraphTransport {
             client: GraphClient {
                 http,
@@ -158,8 +159,10 @@ impl GraphTransportBuilder {
                 },
                 request_timeout: self.http.request_timeout,
                 state: Arc::new(MailboxState::default()),
+                bearer: Arc::default(),
             },
             endpoint,
+            send_mail_url,
             mailbox: self.mailbox,
             save_to_sent_items: self.save_to_sent_items,
             allow_send_as: self.allow_send_as,

@@ -1,8 +1,10 @@
 //! One Graph call as data: the request (operation, method, URL, body, whether it may be
 //! repeated, whether it needs the token) and the response, with the limits on what is read.
 
+use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
+use url::Url;
 
 use super::error::GraphFailure;
 use crate::error::{Error, Result};
@@ -27,8 +29,10 @@ pub(crate) enum Repeat {
 pub(crate) struct GraphRequest<'a> {
     pub operation: &'static str,
     pub method: Method,
-    pub url: &'a str,
-    pub body: Option<(&'static str, Vec<u8>)>,
+    /// Parsed once, where it is made: the request takes a copy, never parses it again.
+    pub url: &'a Url,
+    /// A repeated request shares these bytes rather than copying them.
+    pub body: Option<(&'static str, Bytes)>,
     pub headers: Vec<(&'static str, String)>,
     /// Pre-authenticated upload URLs must not carry the bearer token.
     pub authorize: bool,
@@ -44,7 +48,7 @@ impl<'a> GraphRequest<'a> {
     /// A JSON `POST` with the bearer token.
     pub(crate) fn post_json(
         operation: &'static str,
-        url: &'a str,
+        url: &'a Url,
         body: Vec<u8>,
         repeat: Repeat,
     ) -> Self {
@@ -52,7 +56,7 @@ impl<'a> GraphRequest<'a> {
             operation,
             method: Method::POST,
             url,
-            body: Some(("application/json", body)),
+            body: Some(("application/json", Bytes::from(body))),
             headers: Vec::new(),
             authorize: true,
             repeat,
@@ -70,7 +74,7 @@ impl<'a> GraphRequest<'a> {
     }
 
     /// A `POST` without a body (`/send`), never repeated once the server may have acted.
-    pub(crate) fn post_empty(operation: &'static str, url: &'a str) -> Self {
+    pub(crate) fn post_empty(operation: &'static str, url: &'a Url) -> Self {
         Self {
             body: None,
             ..Self::post_json(operation, url, Vec::new(), Repeat::OnlyIfNotProcessed)
@@ -79,7 +83,7 @@ impl<'a> GraphRequest<'a> {
 
     /// A `DELETE` with the bearer token, the cleanup of an unsent draft: it does not wait
     /// for a `Retry-After` pause (one request per failed send, under the concurrency cap).
-    pub(crate) fn delete(operation: &'static str, url: &'a str) -> Self {
+    pub(crate) fn delete(operation: &'static str, url: &'a Url) -> Self {
         Self {
             method: Method::DELETE,
             body: None,
@@ -89,12 +93,12 @@ impl<'a> GraphRequest<'a> {
     }
 
     /// One byte range of an upload session: no bearer token (the URL is pre-authenticated).
-    pub(crate) fn upload_range(url: &'a str, range: String, chunk: Vec<u8>) -> Self {
+    pub(crate) fn upload_range(url: &'a Url, range: String, chunk: Vec<u8>) -> Self {
         Self {
             operation: "upload attachment",
             method: Method::PUT,
             url,
-            body: Some(("application/octet-stream", chunk)),
+            body: Some(("application/octet-stream", Bytes::from(chunk))),
             headers: vec![("Content-Range", range)],
             authorize: false,
             repeat: Repeat::Safe,

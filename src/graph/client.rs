@@ -14,9 +14,9 @@
 //!
 //! # Shared by the mailbox
 //!
-//! A request runs in a task of its own that owns its concurrency permit until Graph's
-//! answer is read: a caller that gives up cannot free the slot while Graph still works on
-//! the request. A `Retry-After` pauses every request of the transport ([`MailboxState`]).
+//! A request owns its concurrency permit until Graph's answer is read, and finishes in a
+//! task of its own when its caller gives up: the slot is not freed while Graph still works
+//! on the request. A `Retry-After` pauses every request of the transport ([`MailboxState`]).
 //!
 //! # What is read from the server
 //!
@@ -25,6 +25,7 @@
 //! token (or the upload URL) before it is kept in an error.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -43,7 +44,22 @@ use crate::http::{
 use crate::retry::RetryPolicy;
 
 use super::call::{GraphRequest, GraphResponse, Repeat};
+use super::in_flight::InFlight;
 pub(crate) use super::mailbox::MailboxState;
+
+static CLIENT_REQUEST_ID: reqwest::header::HeaderName =
+    reqwest::header::HeaderName::from_static("client-request-id");
+static RETURN_CLIENT_REQUEST_ID: reqwest::header::HeaderName =
+    reqwest::header::HeaderName::from_static("return-client-request-id");
+
+/// A new `client-request-id`: a random (version 4) UUID from a fast thread-local generator,
+/// with no system call per request. It correlates a request with Graph's logs; it is not a
+/// secret, so it needs no cryptographic randomness.
+fn client_request_id() -> uuid::fmt::Hyphenated {
+    uuid::Builder::from_random_bytes(fastrand::u128(..).to_ne_bytes())
+        .into_uuid()
+        .hyphenated()
+}
 
 /// Sends Graph requests for one mailbox.
 #[derive(Debug, Clone)]
@@ -55,6 +71,8 @@ pub(crate) struct GraphClient {
     pub retry: RetryPolicy,
     pub request_timeout: Duration,
     pub state: Arc<MailboxState>,
+    /// The last token's `Authorization` header.
+    pub bearer: Arc<std::sync::Mutex<Option<(AccessToken, HeaderValue)>>>,
 }
 
 impl GraphClient {
@@ -68,8 +86,9 @@ impl GraphClient {
         let mut retries = 0u32;
         let mut refreshed_token = false;
         loop {
-            let client_request_id = uuid::Uuid::new_v4().to_string();
-            let (outcome, token) = self.attempt(request, &client_request_id, deadline).await?;
+            let mut id_buffer = uuid::Uuid::encode_buffer();
+            let client_request_id: &str = client_request_id().encode_lower(&mut id_buffer);
+            let (outcome, token) = self.attempt(request, client_request_id, deadline).await?;
             let failure = match outcome {
                 Ok(response) => {
                     if request.authorize {
@@ -83,7 +102,7 @@ impl GraphClient {
                 to_error(
                     request.operation,
                     failure,
-                    &client_request_id,
+                    client_request_id,
                     delivery,
                     transient,
                 )
@@ -179,9 +198,9 @@ impl GraphClient {
     /// One attempt, and the token it used. The outer `Result` is for errors that end the
     /// send at once (no token; the deadline passed before anything was sent).
     ///
-    /// The request runs in a task of its own that holds the concurrency permit until the
-    /// answer is read (bounded by the request timeout): a caller that gives up (a timeout,
-    /// a dropped future) cannot free the slot while the server is still working on it.
+    /// The request holds the concurrency permit until the answer is read (bounded by the
+    /// request timeout), and finishes in a task of its own when its caller gives up (a
+    /// timeout, a dropped future): the slot is not freed while the server still works on it.
     async fn attempt(
         &self,
         request: &GraphRequest<'_>,
@@ -203,18 +222,39 @@ impl GraphClient {
         // login host must neither overrun the send nor block other sends. (After a 401 the
         // refused token was invalidated, so this fetches a new one.)
         let token = match request.authorize {
-            true => Some(
-                tokio::time::timeout_at(deadline, self.tokens.token(&self.scope))
-                    .await
-                    .map_err(|_| self.token_timeout())??,
-            ),
+            true => {
+                // A cached token is ready at the first poll: only a fetch needs a timer.
+                // Through the provider itself, not the `Arc` around it, whose forwarding
+                // method would box a second future.
+                let mut token = (*self.tokens).token(&self.scope);
+                match std::future::poll_fn(|cx| Poll::Ready(token.as_mut().poll(cx))).await {
+                    Poll::Ready(token) => Some(token?),
+                    Poll::Pending => Some(
+                        tokio::time::timeout_at(deadline, token)
+                            .await
+                            .map_err(|_| self.token_timeout())??,
+                    ),
+                }
+            }
             false => None,
         };
         // The concurrency limit counts requests in flight, however many sends are waiting.
-        let permit = tokio::time::timeout_at(deadline, Arc::clone(&self.permits).acquire_owned())
-            .await
-            .map_err(|_| not_sent_by_deadline())?
-            .map_err(|_| not_sent_by_deadline())?;
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let permit =
+                    tokio::time::timeout_at(deadline, Arc::clone(&self.permits).acquire_owned())
+                        .await
+                        .map_err(|_| not_sent_by_deadline())?
+                        .map_err(|_| not_sent_by_deadline())?;
+                // This slot was just freed by a request whose connection the HTTP client
+                // puts back in its pool a moment after the answer is read. Let that happen
+                // first, so that this request reuses the connection rather than dial
+                // another one alongside it.
+                tokio::task::yield_now().await;
+                permit
+            }
+        };
         // A Retry-After pauses the whole mailbox, not just the request that got it.
         while let Some(until) = self
             .state
@@ -239,33 +279,50 @@ impl GraphClient {
             tokio::time::sleep_until(until).await;
         }
 
+        let bearer = match &token {
+            Some(token) => {
+                let (header, new_token) = self.bearer(token)?;
+                if new_token {
+                    // Likely fetched just now, over the same HTTP client when it is shared:
+                    // let the token request's connection go back to the pool first, so that
+                    // this request reuses it rather than dial another one.
+                    tokio::task::yield_now().await;
+                }
+                Some(header)
+            }
+            None => None,
+        };
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(not_sent_by_deadline());
         }
         let mut builder = self
             .http
-            .request(request.method.clone(), request.url)
+            .request(request.method.clone(), request.url.clone())
             .timeout(self.request_timeout.min(remaining))
-            .header("client-request-id", client_request_id)
-            .header("return-client-request-id", "true");
-        // What the server could echo back, to keep out of errors and logs.
-        let mut secrets = Vec::new();
-        if let Some(token) = &token {
-            builder = builder.header(
-                reqwest::header::AUTHORIZATION,
-                bearer_header(token.expose_secret())?,
-            );
-            secrets.extend(secret_forms(token.expose_secret()));
+            .header(&CLIENT_REQUEST_ID, client_request_id)
+            .header(&RETURN_CLIENT_REQUEST_ID, HeaderValue::from_static("true"));
+        if let Some(bearer) = bearer {
+            builder = builder.header(reqwest::header::AUTHORIZATION, bearer);
         }
-        if !request.authorize {
-            // A pre-authenticated upload URL is a credential of its own.
-            secrets.extend(secret_forms(request.url));
-        }
+        // What the server could echo back, to keep out of errors and logs: worked out only
+        // when there is server text to clean.
+        let secrets = || {
+            let mut secrets = Vec::new();
+            if let Some(token) = &token {
+                secrets.extend(secret_forms(token.expose_secret()));
+            }
+            if !request.authorize {
+                // A pre-authenticated upload URL is a credential of its own.
+                secrets.extend(secret_forms(request.url.as_str()));
+            }
+            secrets
+        };
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
         }
         builder = match &request.body {
+            // `Bytes`: a repeated request shares the body rather than copying it.
             Some((content_type, body)) => builder
                 .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
                 .body(body.clone()),
@@ -274,11 +331,12 @@ impl GraphClient {
 
         let state = Arc::clone(&self.state);
         let answer_limit = request.answer_limit;
-        let task = tokio::spawn(async move {
+        let request_in_flight = InFlight::new(async move {
             let _permit = permit;
-            let response = builder.send().await?;
+            let mut response = builder.send().await?;
             let status = response.status();
-            let headers = response.headers().clone();
+            // The body's length is known without them: the headers are taken, not copied.
+            let headers = std::mem::take(response.headers_mut());
             let wait = retry_after(&headers);
             if let (StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE, Some(wait)) =
                 (status, wait)
@@ -293,31 +351,25 @@ impl GraphClient {
             let body = read_body(response, limit).await;
             Ok::<_, reqwest::Error>((status, headers, body))
         });
-        let (status, headers, body) = match task.await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) if e.is_builder() => {
+        let (status, headers, body) = match request_in_flight.await {
+            Ok(answer) => answer,
+            Err(e) if e.is_builder() => {
                 return Ok((Err(Failure::Invalid(describe_error(&e))), token));
             }
-            Ok(Err(e)) if is_tls_failure(&e) => {
+            Err(e) if is_tls_failure(&e) => {
                 return Ok((
                     Err(Failure::Tls(format!(
                         "the TLS certificate of `{}` was refused: {}",
-                        host_of(request.url),
+                        host_of(request.url.as_str()),
                         describe_error(&e)
                     ))),
                     token,
                 ));
             }
-            Ok(Err(e)) if e.is_connect() => {
+            Err(e) if e.is_connect() => {
                 return Ok((Err(Failure::NotSent(describe_error(&e))), token));
             }
-            Ok(Err(e)) => return Ok((Err(Failure::Unknown(describe_error(&e))), token)),
-            Err(join) => {
-                return Ok((
-                    Err(Failure::Unknown(format!("the request task failed: {join}"))),
-                    token,
-                ));
-            }
+            Err(e) => return Ok((Err(Failure::Unknown(describe_error(&e))), token)),
         };
 
         if status.is_success() {
@@ -325,7 +377,7 @@ impl GraphClient {
             // change it. Callers that need the body report an unexpected answer instead.
             let (body, unread) = match body {
                 Ok(body) => (body, None),
-                Err(error) => (Vec::new(), Some(redact(&error.to_string(), &secrets))),
+                Err(error) => (Vec::new(), Some(redact(&error.to_string(), &secrets()))),
             };
             return Ok((
                 Ok(GraphResponse {
@@ -342,7 +394,7 @@ impl GraphClient {
                 .and_then(|l| l.to_str().ok())
                 .map(host_of)
                 .unwrap_or_default();
-            let from = host_of(request.url);
+            let from = host_of(request.url.as_str());
             return Ok((Err(Failure::Redirect { status, from, to }), token));
         }
         let (code, message, inner_request_id) = match body {
@@ -378,6 +430,7 @@ impl GraphClient {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        let secrets = secrets();
         let clean = |text: String| redact(&text, &secrets);
         Ok((
             Err(Failure::Status {
@@ -389,6 +442,24 @@ impl GraphClient {
             }),
             token,
         ))
+    }
+
+    /// The `Authorization` header for `token`, and whether it is another token than the
+    /// last request's: made once per token, not per request (a token is one to two
+    /// kilobytes, checked byte by byte when it becomes a header).
+    fn bearer(&self, token: &AccessToken) -> Result<(HeaderValue, bool)> {
+        let mut last = self
+            .bearer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((cached, header)) = &*last
+            && cached.same_value(token)
+        {
+            return Ok((header.clone(), false));
+        }
+        let header = bearer_header(token.expose_secret())?;
+        *last = Some((token.clone(), header.clone()));
+        Ok((header, true))
     }
 
     /// The error for a token that did not come within the send deadline: the login host's

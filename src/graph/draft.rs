@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::time::Instant;
 
 use super::GraphTransport;
-use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat};
+use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat, unexpected_answer};
 use super::request::{
     self, AttachmentItem, CreateUploadSession, CreatedMessage, FileAttachment, UploadProgress,
     UploadSession,
@@ -99,7 +99,14 @@ impl GraphTransport {
             .await
             .map_err(not_sent)?;
         let session: UploadSession = created.json("create upload session")?;
-        self.upload(session.upload_url.expose_secret(), attachment, deadline)
+        // Parsed once for all its chunks; never quoted, it carries a credential.
+        let upload_url = url::Url::parse(session.upload_url.expose_secret()).map_err(|_| {
+            unexpected_answer(
+                "create upload session",
+                "the upload URL Graph returned is not a URL".to_owned(),
+            )
+        });
+        self.upload(&upload_url.map_err(not_sent)?, attachment, deadline)
             .await
             .map_err(not_sent)
     }
@@ -107,7 +114,7 @@ impl GraphTransport {
     /// Streams the attachment to the upload URL in order, one chunk in memory at a time.
     async fn upload(
         &self,
-        upload_url: &str,
+        upload_url: &url::Url,
         attachment: &Attachment,
         deadline: Instant,
     ) -> Result<()> {
@@ -159,7 +166,9 @@ impl GraphTransport {
                     &GraphRequest::upload_range(
                         upload_url,
                         format!("bytes {offset}-{end}/{total}"),
-                        buffer.clone(),
+                        // The request owns (and shares between retries) this chunk; the
+                        // next one is read into a new buffer.
+                        std::mem::take(&mut buffer),
                     ),
                     deadline,
                 )

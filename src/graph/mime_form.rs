@@ -49,9 +49,9 @@ fn too_large(len: usize) -> Error {
 }
 
 /// A `text/plain` POST of base64 MIME, never repeated once Graph may have acted.
-fn post_mime<'a>(operation: &'static str, url: &'a str, mime: &[u8]) -> GraphRequest<'a> {
+fn post_mime<'a>(operation: &'static str, url: &'a url::Url, mime: &[u8]) -> GraphRequest<'a> {
     GraphRequest {
-        body: Some(("text/plain", STANDARD.encode(mime).into_bytes())),
+        body: Some(("text/plain", STANDARD.encode(mime).into_bytes().into())),
         ..GraphRequest::post_json(operation, url, Vec::new(), Repeat::OnlyIfNotProcessed)
     }
 }

@@ -66,6 +66,12 @@
 //!   Exchange Online's per-mailbox limit. Build one transport per mailbox and share it.
 //!   A request keeps its slot until Graph's answer is read, even when the caller gives up
 //!   (drops the `send` future): Graph still counts it.
+//! - Built from settings, the transport and the token endpoint share one HTTP client, and so
+//!   one connection pool (the standalone builders share one when given the same client
+//!   through their `http_client`). A request that waited for a slot reuses the connection
+//!   the previous one freed rather than dial another: a fresh transport under a burst of
+//!   sends opens about as many connections as requests may be in flight, plus one for the
+//!   token.
 //! - 429 and 503 are retried after `Retry-After` (seconds, fractional seconds or an HTTP date;
 //!   never sooner), else after exponential backoff with jitter, until the send deadline; then
 //!   the error says the mail was not sent. A `Retry-After` pauses every request of the
@@ -108,6 +114,7 @@ mod check;
 mod client;
 mod draft;
 mod error;
+mod in_flight;
 mod mailbox;
 mod mime_form;
 mod request;
@@ -172,6 +179,8 @@ pub struct GraphTransport {
     client: GraphClient,
     /// The Graph endpoint, parsed once; each request URL extends its path.
     endpoint: url::Url,
+    /// `…/v1.0/users/{mailbox}/sendMail`, made once: every send posts to it.
+    send_mail_url: url::Url,
     mailbox: Mailbox,
     save_to_sent_items: bool,
     allow_send_as: bool,
@@ -189,21 +198,23 @@ impl GraphTransport {
         GraphTransportBuilder::new(mailbox, std::sync::Arc::new(tokens))
     }
 
+    /// As [`builder`](Self::builder), for tokens already shared: no second `Arc` (and no
+    /// second boxed future per token read) around them.
+    pub(crate) fn builder_shared(
+        mailbox: Mailbox,
+        tokens: std::sync::Arc<dyn TokenProvider>,
+    ) -> GraphTransportBuilder {
+        GraphTransportBuilder::new(mailbox, tokens)
+    }
+
     /// The mailbox mail is sent from.
     #[must_use]
     pub fn mailbox(&self) -> &Mailbox {
         &self.mailbox
     }
 
-    fn url(&self, segments: &[&str]) -> Result<String> {
-        let mut url = self.endpoint.clone();
-        // `build` checked that the endpoint can hold a path.
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty()
-                .extend(["v1.0", "users", self.mailbox.address()])
-                .extend(segments);
-        }
-        Ok(url.into())
+    fn url(&self, segments: &[&str]) -> Result<url::Url> {
+        Ok(mailbox_url(&self.endpoint, &self.mailbox, segments))
     }
 
     /// The `from` to put in the message: `None` for the transport's own mailbox.
@@ -255,16 +266,32 @@ impl GraphTransport {
             .zip(&loaded)
             .map(|(attachment, bytes)| FileAttachment::new(attachment, bytes))
             .collect();
-        serde_json::to_vec(&SendMail {
-            message,
-            save_to_sent_items: self.save_to_sent_items,
-        })
-        .map_err(|e| Error::invalid_message("email", e.to_string()))
+        // Room for a short message and its attachments' base64 at once, rather than growing
+        // (and copying) the buffer step by step.
+        let attachments: u64 = email
+            .attachments()
+            .iter()
+            .map(|a| base64_len(a.size()))
+            .sum();
+        let mut body = Vec::with_capacity(1024 + usize::try_from(attachments).unwrap_or(0));
+        serde_json::to_writer(
+            &mut body,
+            &SendMail {
+                message,
+                save_to_sent_items: self.save_to_sent_items,
+            },
+        )
+        .map_err(|e| Error::invalid_message("email", e.to_string()))?;
+        Ok(body)
     }
 
     async fn send_mail(&self, body: Vec<u8>, deadline: Instant) -> Result<Option<String>> {
-        let url = self.url(&["sendMail"])?;
-        let request = GraphRequest::post_json("sendMail", &url, body, Repeat::OnlyIfNotProcessed);
+        let request = GraphRequest::post_json(
+            "sendMail",
+            &self.send_mail_url,
+            body,
+            Repeat::OnlyIfNotProcessed,
+        );
         let response = self.client.execute(&request, deadline).await?;
         Ok(response
             .headers
@@ -272,6 +299,18 @@ impl GraphTransport {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned))
     }
+}
+
+/// `{endpoint}/v1.0/users/{mailbox}/{segments…}`, each segment percent-encoded.
+fn mailbox_url(endpoint: &url::Url, mailbox: &Mailbox, segments: &[&str]) -> url::Url {
+    let mut url = endpoint.clone();
+    // `build` checked that the endpoint can hold a path.
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty()
+            .extend(["v1.0", "users", mailbox.address()])
+            .extend(segments);
+    }
+    url
 }
 
 #[async_trait]

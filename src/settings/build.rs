@@ -343,13 +343,14 @@ impl TransportBuilder<'_> {
     }
 
     /// The tokens to sign in with: the caller's, or the app registration's in the settings.
+    /// `http` is the client for the token endpoint, else the caller's or one of its own.
     #[cfg(any(feature = "graph", feature = "smtp"))]
-    fn tokens(&self) -> Result<Arc<dyn TokenProvider>> {
+    fn tokens(&self, http: Option<&reqwest::Client>) -> Result<Arc<dyn TokenProvider>> {
         if let Some(tokens) = &self.tokens {
             return Ok(Arc::clone(tokens));
         }
         let mut builder = self.settings.credentials_builder()?;
-        if let Some(client) = &self.http_client {
+        if let Some(client) = http.or(self.http_client.as_ref()) {
             builder = builder.http_client(client.clone());
         }
         Ok(Arc::new(builder.build()?))
@@ -371,18 +372,23 @@ impl TransportBuilder<'_> {
     #[cfg(feature = "graph")]
     fn graph_builder_validated(&self) -> Result<GraphTransportBuilder> {
         let settings = self.settings;
-        let mut builder = GraphTransport::builder(settings.sender()?, self.tokens()?)
-            .graph_endpoint(settings.graph_endpoint())
-            .scope(settings.graph_scope())
-            .save_to_sent_items(settings.save_to_sent_items)
-            .allow_send_as(settings.allow_send_as);
-        if let Some(path) = &settings.tls_ca_file {
-            builder = builder.tls_ca_file(path);
-        }
-        if let Some(client) = &self.http_client {
-            builder = builder.http_client(client.clone());
-        }
-        Ok(builder)
+        // One client, so one connection pool, for Graph and the token endpoint: the caller's
+        // or one made here, as each would make its own (the same options: `tls_ca_file`).
+        let http = match &self.http_client {
+            Some(client) => client.clone(),
+            None => crate::http::http_client(&crate::http::HttpOptions {
+                tls_ca_file: settings.tls_ca_file.clone(),
+                ..crate::http::HttpOptions::default()
+            })?,
+        };
+        Ok(
+            GraphTransport::builder_shared(settings.sender()?, self.tokens(Some(&http))?)
+                .graph_endpoint(settings.graph_endpoint())
+                .scope(settings.graph_scope())
+                .save_to_sent_items(settings.save_to_sent_items)
+                .allow_send_as(settings.allow_send_as)
+                .http_client(http),
+        )
     }
 
     /// As [`ConnectorSettings::smtp_builder`], with this builder's token provider.
@@ -427,7 +433,7 @@ impl TransportBuilder<'_> {
                     builder.basic_auth(user, settings.password.clone().unwrap_or_default())
                 }
                 Some(AuthMode::OAuth) => builder
-                    .xoauth2(user, self.tokens()?)
+                    .xoauth2(user, self.tokens(None)?)
                     .scope(settings.smtp_scope()),
                 Some(AuthMode::None) | None => builder,
             };

@@ -6,6 +6,7 @@
 mod support;
 
 mod check;
+mod connections;
 mod errors;
 mod hardening;
 mod helpers;

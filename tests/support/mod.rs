@@ -6,6 +6,7 @@ pub mod hostile;
 pub mod hostile_smtp;
 pub mod loopback;
 pub mod smtp_server;
+pub mod tls_sink;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,305 @@
+//! The Graph transport's own cost, against a loopback HTTPS sink that answers at once (no
+//! server latency to hide behind), next to a plain reqwest loop posting the same JSON with
+//! one token — the floor of what any client can do — in the same run.
+//!
+//! `cargo bench --bench graph_hot` prints, for 1 caller, 4 callers (the default in-flight
+//! cap) and 64 callers: sends per second and CPU per send for both, and their ratios; then
+//! the TLS connections a fresh transport opens under 1,000 concurrent cold sends, counted
+//! at the sink (token endpoint included).
+//!
+//! CPU is the whole process's (the sink included, the same for both), summed from
+//! `/proc/self/task/*/schedstat`. Environment:
+//! - `GRAPH_HOT_SENDS`: sends per measurement (default 10,000; 200 without `--bench`);
+//! - `GRAPH_HOT_ROUNDS`: rounds, each measuring the two back to back; medians are reported,
+//!   the ratios as the median of each round's ratio (default 7);
+//! - `GRAPH_HOT_ONLY=crate|reqwest`: only that many sends, by `GRAPH_HOT_CALLERS` tasks
+//!   (default 1), on a single-threaded runtime, printing nothing — for instruction counts
+//!   under `valgrind --tool=callgrind` (run it with two counts and divide the difference).
+
+#[path = "../tests/support/tls_sink.rs"]
+mod tls_sink;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use mail_connector::{AuthMode, ConnectorSettings, Email, GraphTransport, MailTransport};
+
+const MAILBOX: &str = "no-reply@contoso.com";
+const TENANT: &str = "contoso.onmicrosoft.com";
+
+fn settings(base: &str, ca_file: &std::path::Path) -> ConnectorSettings {
+    let mut settings = ConnectorSettings::default();
+    settings.auth_mode = Some(AuthMode::OAuth);
+    settings.user_name = Some(MAILBOX.into());
+    settings.oauth_client_id = Some("00000000-0000-0000-0000-000000000001".into());
+    settings.tenant_id = Some(TENANT.into());
+    settings.client_secret = Some("bench-secret".into());
+    settings.authority_host = Some(base.to_owned());
+    settings.graph_endpoint = Some(base.to_owned());
+    settings.tls_ca_file = Some(ca_file.to_owned());
+    settings
+}
+
+/// A transport as an application builds one: from the settings, with its own clients.
+fn transport(base: &str, ca_file: &std::path::Path) -> Arc<GraphTransport> {
+    Arc::new(
+        settings(base, ca_file)
+            .builder()
+            .graph_builder()
+            .unwrap()
+            .build()
+            .unwrap(),
+    )
+}
+
+fn email() -> Email {
+    Email::builder()
+        .to("Ann Example <ann@example.org>")
+        .subject("Your export is ready")
+        .text("Download it from the portal.")
+        .build()
+        .unwrap()
+}
+
+/// The JSON the transport sends for `email()`, for the plain reqwest loop.
+fn same_json() -> Vec<u8> {
+    serde_json::json!({
+        "message": {
+            "subject": "Your export is ready",
+            "body": {"contentType": "Text", "content": "Download it from the portal."},
+            "toRecipients": [{"emailAddress": {"address": "ann@example.org", "name": "Ann Example"}}]
+        },
+        "saveToSentItems": true
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The plain loop's client: reqwest's defaults, trusting the sink, following no redirect.
+fn plain_client(pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem.as_bytes()).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// The plain loop's one token, fetched once as the crate fetches it.
+async fn plain_token(client: &reqwest::Client, base: &str) -> String {
+    let answer: serde_json::Value = client
+        .post(format!("{base}/{TENANT}/oauth2/v2.0/token"))
+        .form(&[("grant_type", "client_credentials"), ("client_secret", "x")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["access_token"].as_str().unwrap().to_owned()
+}
+
+#[derive(Clone)]
+enum Sender {
+    Crate(Arc<GraphTransport>, Arc<Email>),
+    Plain {
+        client: reqwest::Client,
+        url: Arc<str>,
+        token: Arc<str>,
+        body: Arc<Vec<u8>>,
+    },
+}
+
+impl Sender {
+    async fn send(&self) {
+        match self {
+            Self::Crate(graph, email) => {
+                graph.send(email).await.unwrap();
+            }
+            Self::Plain {
+                client,
+                url,
+                token,
+                body,
+            } => {
+                let response = client
+                    .post(&**url)
+                    .bearer_auth(&**token)
+                    .header("content-type", "application/json")
+                    .body(Vec::clone(body))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 202);
+            }
+        }
+    }
+}
+
+/// CPU time used so far by every thread of this process, in nanoseconds.
+fn process_cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Sends per second and CPU nanoseconds per send, for `sends` sends by `callers` tasks.
+async fn measure(sender: &Sender, sends: usize, callers: usize) -> (f64, f64) {
+    let per_caller = sends / callers;
+    let cpu = process_cpu_ns();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                for _ in 0..per_caller {
+                    sender.send().await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let cpu = process_cpu_ns().saturating_sub(cpu);
+    let done = (per_caller * callers) as f64;
+    (done / elapsed.as_secs_f64(), cpu as f64 / done)
+}
+
+/// One round: (sends/s, CPU ns per send) of the transport, then of the plain loop.
+type Round = ((f64, f64), (f64, f64));
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// A fresh transport (cold token cache, empty pool) on a fresh sink, `sends` sends at once.
+async fn cold_connections(dir: &std::path::Path, sends: usize) -> (usize, usize) {
+    let sink = tls_sink::start().await;
+    let ca_file = dir.join("cold-ca.pem");
+    std::fs::write(&ca_file, &sink.certificate_pem).unwrap();
+    let graph = transport(&sink.base, &ca_file);
+    let email = Arc::new(email());
+    let tasks: Vec<_> = (0..sends)
+        .map(|_| {
+            let (graph, email) = (Arc::clone(&graph), Arc::clone(&email));
+            tokio::spawn(async move { graph.send(&email).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let tokens = sink
+        .stats
+        .token_requests
+        .load(std::sync::atomic::Ordering::SeqCst);
+    (sink.connections(), tokens)
+}
+
+async fn senders(sink: &tls_sink::TlsSink, ca_file: &std::path::Path) -> (Sender, Sender) {
+    let ours = Sender::Crate(transport(&sink.base, ca_file), Arc::new(email()));
+    let client = plain_client(&sink.certificate_pem);
+    let token = plain_token(&client, &sink.base).await;
+    let plain = Sender::Plain {
+        client,
+        url: format!("{}/v1.0/users/{MAILBOX}/sendMail", sink.base).into(),
+        token: token.into(),
+        body: Arc::new(same_json()),
+    };
+    (ours, plain)
+}
+
+/// Only `sends` sends of one kind by `callers` tasks, on one thread: for callgrind.
+fn only(kind: &str, sends: usize, callers: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = tls_sink::start().await;
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, &sink.certificate_pem).unwrap();
+        let (ours, plain) = senders(&sink, &ca_file).await;
+        let sender = if kind == "crate" { ours } else { plain };
+        // Warm: the token fetched, the connection open.
+        sender.send().await;
+        measure(&sender, sends, callers).await;
+    });
+}
+
+fn main() {
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let quick = !std::env::args().any(|a| a == "--bench");
+    if let Ok(kind) = std::env::var("GRAPH_HOT_ONLY") {
+        let callers = env("GRAPH_HOT_CALLERS").unwrap_or(1);
+        only(&kind, env("GRAPH_HOT_SENDS").unwrap_or(1000), callers);
+        return;
+    }
+    let sends = env("GRAPH_HOT_SENDS").unwrap_or(if quick { 200 } else { 10_000 });
+    let rounds = env("GRAPH_HOT_ROUNDS").unwrap_or(if quick { 1 } else { 7 });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = tls_sink::start().await;
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, &sink.certificate_pem).unwrap();
+        let (ours, plain) = senders(&sink, &ca_file).await;
+        // Warm up connections and code paths.
+        measure(&ours, 400, 4).await;
+        measure(&plain, 400, 4).await;
+
+        println!(
+            "zero-latency HTTPS sink, {sends} sends per measurement, medians of {rounds} rounds"
+        );
+        let mut four_in_flight = 0.0;
+        for callers in [1, 4, 64] {
+            // Each round measures the two back to back, so that a change in the machine's
+            // load between rounds moves both; the ratios are taken per round.
+            let mut rounds_seen = Vec::new();
+            for _ in 0..rounds {
+                let ours = measure(&ours, sends, callers).await;
+                let floor = measure(&plain, sends, callers).await;
+                rounds_seen.push((ours, floor));
+            }
+            let pick = |f: &dyn Fn(&Round) -> f64| median(rounds_seen.iter().map(f).collect());
+            let (rate, cpu) = (pick(&|r| r.0.0), pick(&|r| r.0.1));
+            let (floor, floor_cpu) = (pick(&|r| r.1.0), pick(&|r| r.1.1));
+            let rate_ratio = pick(&|r| r.0.0 / r.1.0);
+            let cpu_ratio = pick(&|r| r.0.1 / r.1.1);
+            if callers == 4 {
+                four_in_flight = rate;
+            }
+            let vs_four = match callers {
+                64 => format!(", {:.2} of 4 callers", rate / four_in_flight),
+                _ => String::new(),
+            };
+            println!(
+                "{callers:>2} callers: GraphTransport {rate:>6.0}/s {:>5.1} µs CPU/send | \
+                 plain reqwest {floor:>6.0}/s {:>5.1} µs CPU/send | throughput ratio \
+                 {rate_ratio:.2}, CPU ratio {cpu_ratio:.2}{vs_four}",
+                cpu / 1e3,
+                floor_cpu / 1e3,
+            );
+        }
+        drop(sink);
+        let cold = if quick { 100 } else { 1000 };
+        let (connections, tokens) = cold_connections(dir.path(), cold).await;
+        println!(
+            "{cold} concurrent cold sends (in-flight cap 4): {connections} TLS connections \
+             opened, {tokens} token request(s)"
+        );
+    });
+}

@@ -72,6 +72,8 @@ mod message;
 mod mime;
 mod net;
 mod outbox;
+#[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
+pub mod queue;
 pub mod recipient_limit;
 pub mod retry;
 mod secret;

@@ -21,7 +21,7 @@ pub enum AttachmentContent<'a> {
     File(&'a Path),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Source {
     Bytes(Arc<[u8]>),
     File(PathBuf),
@@ -40,7 +40,10 @@ enum Source {
 /// assert_eq!(logo.content_type(), "image/png");
 /// assert_eq!(logo.content_id(), Some("logo"));
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Two attachments are equal when their name, content type, Content-ID and content are: the
+/// same bytes, or the same file path (a file's bytes are not read to compare).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
     name: String,
     content_type: String,
@@ -171,6 +174,29 @@ impl Attachment {
                 .await
                 .map(Cow::Owned)
                 .map_err(|e| Error::io("read the attachment", path, e)),
+        }
+    }
+
+    /// This attachment with its bytes in memory: a file is read now, so the attachment no
+    /// longer depends on it (for storing the email, or sending it from another machine).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read.
+    pub async fn into_loaded(self) -> Result<Self> {
+        match self.source {
+            Source::Bytes(_) => Ok(self),
+            Source::File(ref path) => {
+                let bytes: Arc<[u8]> = tokio::fs::read(path)
+                    .await
+                    .map_err(|e| Error::io("read the attachment", path, e))?
+                    .into();
+                Ok(Self {
+                    size: bytes.len() as u64,
+                    source: Source::Bytes(bytes),
+                    ..self
+                })
+            }
         }
     }
 

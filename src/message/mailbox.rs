@@ -150,7 +150,8 @@ impl fmt::Display for Mailbox {
 
 /// Anything the builder accepts as a mailbox: text to parse, or a [`Mailbox`].
 ///
-/// Sealed; implemented for `&str`, `String`, `Mailbox` and `&Mailbox`.
+/// Sealed; implemented for `&str`, `String`, `Mailbox`, `&Mailbox`, and `Result<Mailbox>` (a
+/// mailbox made elsewhere, whose error `build` then reports under the builder's field name).
 pub trait ToMailbox: sealed::Sealed {
     /// Converts, or says why the value is not a mailbox.
     #[doc(hidden)]
@@ -164,6 +165,7 @@ mod sealed {
     impl Sealed for &String {}
     impl Sealed for super::Mailbox {}
     impl Sealed for &super::Mailbox {}
+    impl Sealed for crate::error::Result<super::Mailbox> {}
 }
 
 impl ToMailbox for &str {
@@ -189,6 +191,11 @@ impl ToMailbox for Mailbox {
 impl ToMailbox for &Mailbox {
     fn to_mailbox(self) -> Result<Mailbox> {
         Ok(self.clone())
+    }
+}
+impl ToMailbox for Result<Mailbox> {
+    fn to_mailbox(self) -> Result<Mailbox> {
+        self
     }
 }
 

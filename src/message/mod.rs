@@ -5,12 +5,39 @@
 //! characters) in every header value so header injection is impossible, and checks attachment
 //! names and content types. Non-ASCII subjects and display names are allowed; each transport
 //! encodes them on the wire.
+//!
+//! # The serde form
+//!
+//! [`Email`], [`Mailbox`], [`Attachment`] and [`Importance`] serialise to a plain JSON (or any
+//! serde format) shape, and deserialising runs the builder's checks:
+//!
+//! ```
+//! use mail_connector::{Attachment, Email};
+//!
+//! let email = Email::builder()
+//!     .to("Ann Example <ann@example.org>")
+//!     .subject("Report")
+//!     .attachment(Attachment::from_bytes("r.csv", "a,b\n1,2\n"))
+//!     .build()?;
+//! let json = serde_json::to_string(&email).unwrap();
+//! assert!(json.contains(r#""to":[{"address":"ann@example.org","name":"Ann Example"}]"#));
+//! let back: Email = serde_json::from_str(&json).unwrap();
+//! assert_eq!(back, email);
+//! # Ok::<(), mail_connector::Error>(())
+//! ```
+//!
+//! Mailboxes are `{"address", "name"}` (a `"Name <address>"` string is read too); attachments
+//! are `{"name", "content_type", "content_id", "data"}` with the bytes in standard base64, or
+//! `"path"` for an attachment still referring to a file — [`Email::load_attachments`] reads such
+//! files into memory first; `importance` is `low`, `normal` or `high`; headers are a list of
+//! `{"name", "value"}`. Fields left out take their defaults; unknown fields are refused.
 
 mod attachment;
 mod builder;
 mod header;
 mod mailbox;
 mod recipient;
+mod wire;
 
 pub use attachment::{Attachment, AttachmentContent};
 pub use builder::EmailBuilder;
@@ -47,7 +74,11 @@ pub enum Importance {
 /// assert_eq!(email.recipients().count(), 2);
 /// # Ok::<(), mail_connector::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+///
+/// An email is `Serialize` and `Deserialize` (reading one runs the builder's checks), and
+/// `PartialEq`, so it can be stored, handed to another service, or compared in a test; see the
+/// [serde form](self#the-serde-form).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
     from: Option<Mailbox>,
     to: Vec<Mailbox>,
@@ -154,6 +185,22 @@ impl Email {
     #[must_use]
     pub fn recipient_count(&self) -> usize {
         self.to.len() + self.cc.len() + self.bcc.len()
+    }
+
+    /// This email with every file attachment read into memory, so that it no longer depends
+    /// on files: call it before storing or serialising an email whose attachments may be
+    /// gone when it is delivered.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`](crate::Error::Io) when an attachment's file cannot be read.
+    pub async fn load_attachments(mut self) -> crate::Result<Email> {
+        let mut loaded = Vec::with_capacity(self.attachments.len());
+        for attachment in std::mem::take(&mut self.attachments) {
+            loaded.push(attachment.into_loaded().await?);
+        }
+        self.attachments = loaded;
+        Ok(self)
     }
 
     /// A copy of this email carrying only `recipients` (each keeping its role).

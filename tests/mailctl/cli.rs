@@ -1,8 +1,8 @@
-//! End-to-end runs of the `mailctl` example binary, which `cargo test` builds.
+//! End-to-end runs of the `mailctl` binary, which `cargo test --features cli` builds.
 
 use super::helpers::*;
+use crate::support::KNOWN_SECRET;
 use crate::support::assert_no_secrets;
-use crate::support::{KNOWN_SECRET, mailctl};
 
 #[test]
 fn send_without_settings_writes_one_eml_into_the_outbox() {

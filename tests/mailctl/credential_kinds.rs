@@ -10,7 +10,7 @@ use httpmock::MockServer;
 
 use super::helpers::*;
 use crate::support;
-use crate::support::{assert_no_secrets, mailctl};
+use crate::support::assert_no_secrets;
 
 const SEND_PATH: &str = "/v1.0/users/no-reply@contoso.com/sendMail";
 

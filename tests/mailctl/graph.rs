@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use super::helpers::*;
 use crate::support;
+use crate::support::KNOWN_SECRET;
 use crate::support::assert_no_secrets;
-use crate::support::{KNOWN_SECRET, mailctl};
 
 fn graph_config(dir: &std::path::Path, server: &httpmock::MockServer) -> PathBuf {
     let config = dir.join("graph.toml");

@@ -1,8 +1,8 @@
 //! `mailctl` against the loopback SMTP server, with basic auth and OAuth.
 
+use super::helpers::mailctl;
 use crate::support;
 use crate::support::assert_no_secrets;
-use crate::support::mailctl;
 use crate::support::smtp_server::{ServerOptions, TestServer};
 
 const USER: &str = "no-reply@example.org";

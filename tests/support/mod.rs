@@ -300,26 +300,6 @@ pub fn capture_logs() -> (LogBuffer, LogGuard) {
     (logs.clone(), LogGuard)
 }
 
-/// The `mailctl` example binary (`target/<profile>/examples/mailctl`, which `cargo test`
-/// builds), with no `MAIL_CONNECTOR_*` settings inherited from the developer's shell.
-pub fn mailctl() -> std::process::Command {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .unwrap()
-        .join("examples")
-        .join(format!("mailctl{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "build the example first: {}", path.display());
-    let mut command = std::process::Command::new(path);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MAIL_CONNECTOR_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
 /// Secrets shorter than this are only looked for as given: their encoded forms are too short
 /// not to turn up by chance.
 const MIN_ENCODED_SECRET: usize = 8;

@@ -1,0 +1,405 @@
+//! The serde form of [`Email`], [`Mailbox`], [`Attachment`] and [`Importance`], described in
+//! the [module docs](super#the-serde-form). Deserialising goes through
+//! [`EmailBuilder::build`](super::EmailBuilder::build), so a stored or received email is as valid
+//! as a built one.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{Attachment, AttachmentContent, Email, Importance, Mailbox};
+
+#[derive(Serialize)]
+struct MailboxOut<'a> {
+    address: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+/// A mailbox is written as `{"address": …, "name": …}`; `"Ann <ann@example.org>"` is accepted
+/// too when reading.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MailboxIn {
+    Text(String),
+    Form {
+        address: String,
+        #[serde(default)]
+        name: Option<String>,
+    },
+}
+
+impl Serialize for Mailbox {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        MailboxOut {
+            address: self.address(),
+            name: self.name(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl MailboxIn {
+    fn parse(self) -> crate::Result<Mailbox> {
+        match self {
+            MailboxIn::Text(text) => text.parse(),
+            MailboxIn::Form { address, name } => Mailbox::new(name.as_deref(), &address),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Mailbox {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        MailboxIn::deserialize(deserializer)?
+            .parse()
+            .map_err(D::Error::custom)
+    }
+}
+
+impl Serialize for Importance {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(match self {
+            Importance::Low => "low",
+            Importance::Normal => "normal",
+            Importance::High => "high",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Importance {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.to_ascii_lowercase().as_str() {
+            "low" => Ok(Importance::Low),
+            "normal" => Ok(Importance::Normal),
+            "high" => Ok(Importance::High),
+            other => Err(D::Error::custom(format!(
+                "`{other}` is not an importance; use low, normal or high"
+            ))),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AttachmentOut<'a> {
+    name: &'a str,
+    content_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a std::path::Path>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttachmentIn {
+    name: String,
+    #[serde(default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    content_id: Option<String>,
+    #[serde(default)]
+    data: Option<String>,
+    #[serde(default)]
+    path: Option<PathBuf>,
+}
+
+impl Serialize for Attachment {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (data, path) = match self.content() {
+            AttachmentContent::Bytes(bytes) => (Some(STANDARD.encode(bytes)), None),
+            AttachmentContent::File(path) => (None, Some(path)),
+        };
+        AttachmentOut {
+            name: self.name(),
+            content_type: self.content_type(),
+            content_id: self.content_id(),
+            data,
+            path,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Attachment {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let input = AttachmentIn::deserialize(deserializer)?;
+        let attachment = match (input.data, input.path) {
+            (Some(data), None) => {
+                let bytes = STANDARD.decode(data.as_bytes()).map_err(|e| {
+                    D::Error::custom(format!(
+                        "the `data` of attachment `{}` is not standard base64 ({e})",
+                        input.name
+                    ))
+                })?;
+                Attachment::from_bytes(input.name.clone(), bytes)
+            }
+            (None, Some(path)) => Attachment::from_path(&path)
+                .map_err(D::Error::custom)?
+                .with_name(input.name.clone()),
+            _ => {
+                return Err(D::Error::custom(format!(
+                    "attachment `{}` needs exactly one of `data` (base64) or `path`",
+                    input.name
+                )));
+            }
+        };
+        let attachment = match input.content_type {
+            Some(content_type) => attachment.with_content_type(content_type),
+            None => attachment,
+        };
+        Ok(match input.content_id {
+            Some(content_id) => attachment.inline(content_id),
+            None => attachment,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct HeaderOut<'a> {
+    name: &'a str,
+    value: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderIn {
+    name: String,
+    value: String,
+}
+
+#[derive(Serialize)]
+struct EmailOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a Mailbox>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    to: &'a [Mailbox],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    cc: &'a [Mailbox],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    bcc: &'a [Mailbox],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    reply_to: &'a [Mailbox],
+    subject: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    html: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    attachments: &'a [Attachment],
+    #[serde(skip_serializing_if = "is_normal")]
+    importance: Importance,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    headers: Vec<HeaderOut<'a>>,
+}
+
+fn is_normal(importance: &Importance) -> bool {
+    *importance == Importance::Normal
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailIn {
+    #[serde(default)]
+    from: Option<MailboxIn>,
+    #[serde(default)]
+    to: Vec<MailboxIn>,
+    #[serde(default)]
+    cc: Vec<MailboxIn>,
+    #[serde(default)]
+    bcc: Vec<MailboxIn>,
+    #[serde(default)]
+    reply_to: Vec<MailboxIn>,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    html: Option<String>,
+    #[serde(default)]
+    attachments: Vec<Attachment>,
+    #[serde(default)]
+    importance: Importance,
+    #[serde(default)]
+    headers: Vec<HeaderIn>,
+}
+
+impl Serialize for Email {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        EmailOut {
+            from: self.from(),
+            to: self.to(),
+            cc: self.cc(),
+            bcc: self.bcc(),
+            reply_to: self.reply_to(),
+            subject: self.subject(),
+            text: self.text(),
+            html: self.html(),
+            attachments: self.attachments(),
+            importance: self.importance(),
+            headers: self
+                .headers()
+                .iter()
+                .map(|(name, value)| HeaderOut { name, value })
+                .collect(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Email {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let input = EmailIn::deserialize(deserializer)?;
+        let mut builder = Email::builder()
+            .subject(input.subject)
+            .importance(input.importance);
+        if let Some(from) = input.from {
+            builder = builder.from(from.parse());
+        }
+        for to in input.to {
+            builder = builder.to(to.parse());
+        }
+        for cc in input.cc {
+            builder = builder.cc(cc.parse());
+        }
+        for bcc in input.bcc {
+            builder = builder.bcc(bcc.parse());
+        }
+        for reply_to in input.reply_to {
+            builder = builder.reply_to(reply_to.parse());
+        }
+        if let Some(text) = input.text {
+            builder = builder.text(text);
+        }
+        if let Some(html) = input.html {
+            builder = builder.html(html);
+        }
+        for attachment in input.attachments {
+            builder = builder.attachment(attachment);
+        }
+        for header in input.headers {
+            builder = builder.header(header.name, header.value);
+        }
+        builder.build().map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full_email() -> Email {
+        Email::builder()
+            .from("Reports <reports@example.org>")
+            .to("Ann Example <ann@example.org>")
+            .to("bob@example.org")
+            .cc("Zoë Ü <zoe@example.org>")
+            .bcc("audit@example.org")
+            .reply_to("help@example.org")
+            .subject("Nightly report ✅")
+            .text("The report is attached.")
+            .html("<p>The report is attached. <img src=\"cid:logo\"></p>")
+            .attachment(Attachment::from_bytes("report.csv", "a,b\n1,2\n"))
+            .attachment(
+                Attachment::from_bytes("logo.png", vec![0x89, b'P', b'N', b'G', 0, 255])
+                    .inline("logo"),
+            )
+            .attachment(Attachment::from_bytes("data", vec![1, 2, 3]).with_content_type("text/csv"))
+            .importance(Importance::High)
+            .header("X-Report-Id", "42")
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn every_kind_of_content_survives_a_json_round_trip() {
+        let email = full_email();
+        let json = serde_json::to_string(&email).unwrap();
+        let back: Email = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, email);
+        assert!(json.contains(r#""importance":"high""#), "{json}");
+        assert!(json.contains(r#""data":"AQID""#), "{json}");
+    }
+
+    #[test]
+    fn a_file_attachment_is_written_as_its_path_until_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.txt");
+        std::fs::write(&path, "hello").unwrap();
+        let email = Email::builder()
+            .to("ann@example.org")
+            .attachment(Attachment::from_path(&path).unwrap())
+            .build()
+            .unwrap();
+        let json = serde_json::to_value(&email).unwrap();
+        assert_eq!(json["attachments"][0]["path"], path.to_str().unwrap());
+        let back: Email = serde_json::from_value(json).unwrap();
+        assert_eq!(back, email);
+
+        let loaded = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(email.clone().load_attachments())
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let json = serde_json::to_value(&loaded).unwrap();
+        assert_eq!(json["attachments"][0]["data"], "aGVsbG8=");
+        assert_eq!(json["attachments"][0]["content_type"], "text/plain");
+        let back: Email = serde_json::from_value(json).unwrap();
+        assert_eq!(back, loaded);
+        assert_ne!(back, email, "bytes and a path are different contents");
+    }
+
+    #[test]
+    fn deserialising_validates_like_the_builder() {
+        let cases = [
+            (r#"{"subject":"no recipient"}"#, "no recipient"),
+            (r#"{"to":["not an address"]}"#, "to[0]: `not an address`"),
+            (
+                r#"{"to":["a@example.org"],"subject":"a\r\nBcc: evil@example.org"}"#,
+                "line break",
+            ),
+            (
+                r#"{"to":["a@example.org"],"headers":[{"name":"Bcc","value":"x"}]}"#,
+                "must start with `X-`",
+            ),
+            (
+                r#"{"to":["a@example.org"],"attachments":[{"name":"a","data":"!!"}]}"#,
+                "not standard base64",
+            ),
+            (
+                r#"{"to":["a@example.org"],"attachments":[{"name":"a"}]}"#,
+                "exactly one of `data`",
+            ),
+            (
+                r#"{"to":["a@example.org"],"importance":"urgent"}"#,
+                "low, normal or high",
+            ),
+            (
+                r#"{"to":["a@example.org"],"sender":"x"}"#,
+                "unknown field `sender`",
+            ),
+        ];
+        for (json, expected) in cases {
+            let error = serde_json::from_str::<Email>(json).unwrap_err().to_string();
+            assert!(error.contains(expected), "{json}: {error}");
+        }
+    }
+
+    #[test]
+    fn mailboxes_read_from_text_or_form() {
+        let text: Mailbox = serde_json::from_str(r#""Ann <ann@example.org>""#).unwrap();
+        let form: Mailbox =
+            serde_json::from_str(r#"{"name":"Ann","address":"ann@example.org"}"#).unwrap();
+        assert_eq!(text, form);
+        assert_eq!(
+            serde_json::to_string(&form).unwrap(),
+            r#"{"address":"ann@example.org","name":"Ann"}"#
+        );
+    }
+}

@@ -1,61 +1,17 @@
-//! The one place an [`Email`] becomes the bytes the queue stores, and back.
-//!
-//! The stored form is a 4-byte tag (`MCQ1`), a big-endian `u32` length, a JSON document with
-//! the headers, bodies and attachment metadata, then each attachment's bytes in order. The
-//! attachments are raw, not base64 inside the JSON, so a large attachment costs its own size.
+//! The one place an [`Email`] becomes the bytes the queue stores, and back: the email's
+//! serde form (see the message module docs) as JSON, attachments included in base64.
 //! Attachments made from a file are read here, at enqueue time: the file may be gone by the
-//! time a worker delivers the email.
-
-use serde::{Deserialize, Serialize};
+//! time a worker delivers the email. Decoding goes through the email builder, so a stored
+//! email is checked again before it is sent.
 
 use super::store::queue_error;
 use crate::error::{Error, Result};
-use crate::message::{Attachment, AttachmentContent, Email, Importance, Mailbox};
+use crate::message::{Attachment, Email};
 
-/// The largest email the queue stores, bodies and attachments together: 150 MiB, the largest
-/// message Exchange Online accepts (its SMTP `SIZE`, and Graph's upload-session ceiling).
+/// The largest email the queue stores, bodies and attachments together (before base64):
+/// 150 MiB, the largest message Exchange Online accepts (its SMTP `SIZE`, and Graph's
+/// upload-session ceiling).
 pub const MAX_STORED_BYTES: u64 = 150 * 1024 * 1024;
-
-const TAG: &[u8; 4] = b"MCQ1";
-
-#[derive(Serialize, Deserialize)]
-struct StoredMailbox {
-    name: Option<String>,
-    address: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredAttachment {
-    name: String,
-    content_type: String,
-    content_id: Option<String>,
-    len: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredEmail {
-    from: Option<StoredMailbox>,
-    to: Vec<StoredMailbox>,
-    cc: Vec<StoredMailbox>,
-    bcc: Vec<StoredMailbox>,
-    reply_to: Vec<StoredMailbox>,
-    subject: String,
-    text: Option<String>,
-    html: Option<String>,
-    importance: String,
-    headers: Vec<(String, String)>,
-    attachments: Vec<StoredAttachment>,
-}
-
-fn stored(mailboxes: &[Mailbox]) -> Vec<StoredMailbox> {
-    mailboxes
-        .iter()
-        .map(|m| StoredMailbox {
-            name: m.name().map(str::to_owned),
-            address: m.address().to_owned(),
-        })
-        .collect()
-}
 
 fn too_large(size: u64) -> Error {
     Error::invalid_message(
@@ -68,8 +24,8 @@ fn too_large(size: u64) -> Error {
     )
 }
 
-/// The email's size before its files are read: bodies plus attachment sizes.
-fn declared_size(email: &Email) -> u64 {
+/// The email's size: bodies plus attachment sizes.
+fn size(email: &Email) -> u64 {
     let text = email.text().map_or(0, str::len) + email.html().map_or(0, str::len);
     email
         .attachments()
@@ -83,147 +39,37 @@ fn declared_size(email: &Email) -> u64 {
 /// # Errors
 ///
 /// [`Error::InvalidMessage`] naming `attachments` when the email is larger than
-/// [`MAX_STORED_BYTES`]; [`Error::Io`] when an attachment's file cannot be read.
+/// [`MAX_STORED_BYTES`] (checked before and after the files are read: one may have grown);
+/// [`Error::Io`] when an attachment's file cannot be read.
 pub(crate) async fn encode(email: &Email) -> Result<Vec<u8>> {
-    let size = declared_size(email);
-    if size > MAX_STORED_BYTES {
-        return Err(too_large(size));
+    let declared = size(email);
+    if declared > MAX_STORED_BYTES {
+        return Err(too_large(declared));
     }
-    let mut contents: Vec<Vec<u8>> = Vec::with_capacity(email.attachments().len());
-    let mut total = size;
-    for attachment in email.attachments() {
-        let bytes = match attachment.content() {
-            AttachmentContent::Bytes(bytes) => bytes.to_vec(),
-            AttachmentContent::File(path) => {
-                let bytes = tokio::fs::read(path)
-                    .await
-                    .map_err(|e| Error::io("read the attachment", path, e))?;
-                // The file may have grown since the attachment was made.
-                total = total - attachment.size() + bytes.len() as u64;
-                if total > MAX_STORED_BYTES {
-                    return Err(too_large(total));
-                }
-                bytes
-            }
-        };
-        contents.push(bytes);
+    let loaded = email.clone().load_attachments().await?;
+    let actual = size(&loaded);
+    if actual > MAX_STORED_BYTES {
+        return Err(too_large(actual));
     }
-    let document = StoredEmail {
-        from: email.from().map(|m| StoredMailbox {
-            name: m.name().map(str::to_owned),
-            address: m.address().to_owned(),
-        }),
-        to: stored(email.to()),
-        cc: stored(email.cc()),
-        bcc: stored(email.bcc()),
-        reply_to: stored(email.reply_to()),
-        subject: email.subject().to_owned(),
-        text: email.text().map(str::to_owned),
-        html: email.html().map(str::to_owned),
-        importance: match email.importance() {
-            Importance::Low => "low",
-            Importance::Normal => "normal",
-            Importance::High => "high",
-        }
-        .to_owned(),
-        headers: email.headers().to_vec(),
-        attachments: email
-            .attachments()
-            .iter()
-            .zip(&contents)
-            .map(|(a, bytes)| StoredAttachment {
-                name: a.name().to_owned(),
-                content_type: a.content_type().to_owned(),
-                content_id: a.content_id().map(str::to_owned),
-                len: bytes.len() as u64,
-            })
-            .collect(),
-    };
-    let json = serde_json::to_vec(&document)
-        .map_err(|e| queue_error("encode the email", e.to_string(), false, None))?;
-    let json_len = u32::try_from(json.len()).map_err(|_| too_large(json.len() as u64))?;
-    let mut out = Vec::with_capacity(8 + json.len() + contents.iter().map(Vec::len).sum::<usize>());
-    out.extend_from_slice(TAG);
-    out.extend_from_slice(&json_len.to_be_bytes());
-    out.extend_from_slice(&json);
-    for bytes in contents {
-        out.extend_from_slice(&bytes);
-    }
-    Ok(out)
-}
-
-fn corrupt(reason: impl Into<String>) -> Error {
-    queue_error(
-        "read the stored email",
-        format!("the stored email is damaged: {}", reason.into()),
-        false,
-        Some("the message cannot be delivered; enqueue the email again"),
-    )
+    serde_json::to_vec(&loaded)
+        .map_err(|e| queue_error("encode the email", e.to_string(), false, None))
 }
 
 /// Decodes what [`encode`] stored.
 ///
 /// # Errors
 ///
-/// [`Error::Queue`] when the bytes are not a stored email; the email's own validation
-/// errors when it no longer passes them.
+/// [`Error::Queue`] when the bytes are not a stored email, or the email no longer passes the
+/// builder's checks.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Email> {
-    let (tag, rest) = bytes.split_at_checked(4).ok_or_else(|| corrupt("too short"))?;
-    if tag != TAG {
-        return Err(corrupt("unknown format tag"));
-    }
-    let (len, rest) = rest.split_at_checked(4).ok_or_else(|| corrupt("too short"))?;
-    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    let (json, mut rest) = rest
-        .split_at_checked(len)
-        .ok_or_else(|| corrupt("truncated header"))?;
-    let document: StoredEmail =
-        serde_json::from_slice(json).map_err(|e| corrupt(e.to_string()))?;
-    let mailbox = |m: StoredMailbox| Mailbox::new(m.name.as_deref(), &m.address);
-    let mut builder = Email::builder().subject(document.subject);
-    if let Some(from) = document.from {
-        builder = builder.from(mailbox(from)?);
-    }
-    for m in document.to {
-        builder = builder.to(mailbox(m)?);
-    }
-    for m in document.cc {
-        builder = builder.cc(mailbox(m)?);
-    }
-    for m in document.bcc {
-        builder = builder.bcc(mailbox(m)?);
-    }
-    for m in document.reply_to {
-        builder = builder.reply_to(mailbox(m)?);
-    }
-    if let Some(text) = document.text {
-        builder = builder.text(text);
-    }
-    if let Some(html) = document.html {
-        builder = builder.html(html);
-    }
-    builder = builder.importance(match document.importance.as_str() {
-        "low" => Importance::Low,
-        "high" => Importance::High,
-        _ => Importance::Normal,
-    });
-    for (name, value) in document.headers {
-        builder = builder.header(name, value);
-    }
-    for a in document.attachments {
-        let len = usize::try_from(a.len).map_err(|_| corrupt("attachment too large"))?;
-        let (content, after) = rest
-            .split_at_checked(len)
-            .ok_or_else(|| corrupt("truncated attachment"))?;
-        rest = after;
-        let mut attachment =
-            Attachment::from_bytes(a.name, content.to_vec()).with_content_type(a.content_type);
-        if let Some(id) = a.content_id {
-            attachment = attachment.inline(id);
-        }
-        builder = builder.attachment(attachment);
-    }
-    builder.build()
+    serde_json::from_slice(bytes).map_err(|e| {
+        queue_error(
+            "read the stored email",
+            format!("the stored email is damaged: {e}"),
+            false,
+            Some("the message cannot be delivered; enqueue the email again"),
+        )
+    })
 }
 
 /// The email's recipients in one line, for listings: `To: ann@example.org, Bcc: …`.
@@ -238,6 +84,7 @@ pub(crate) fn recipients_line(email: &Email) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Importance;
 
     #[tokio::test]
     async fn round_trips_every_field_and_reads_files_at_encode_time() {
@@ -260,8 +107,10 @@ mod tests {
             .build()
             .unwrap();
         let bytes = encode(&email).await.unwrap();
+        let expected = email.clone().load_attachments().await.unwrap();
         std::fs::remove_file(&path).unwrap();
         let back = decode(&bytes).unwrap();
+        assert_eq!(back, expected);
         assert_eq!(back.from().unwrap().to_string(), "Sender <no-reply@example.org>");
         assert_eq!(recipients_line(&back), recipients_line(&email));
         assert_eq!(back.reply_to()[0].address(), "help@example.org");
@@ -271,17 +120,30 @@ mod tests {
         assert_eq!(back.headers(), email.headers());
         let a = &back.attachments()[0];
         assert_eq!((a.name(), a.content_type()), ("report.csv", "text/csv"));
-        assert!(matches!(a.content(), AttachmentContent::Bytes(b) if b == b"a,b\n1,2\n"));
+        assert!(matches!(a.content(), crate::AttachmentContent::Bytes(b) if b == b"a,b\n1,2\n"));
         let b = &back.attachments()[1];
         assert_eq!(b.content_id(), Some("logo"));
-        assert!(matches!(b.content(), AttachmentContent::Bytes(b) if b == [0, 1, 2, 255]));
+        assert!(matches!(b.content(), crate::AttachmentContent::Bytes(b) if b == [0, 1, 2, 255]));
     }
 
     #[test]
     fn damaged_bytes_are_an_error_not_a_panic() {
-        for bytes in [&b""[..], b"MCQ1", b"XXXX\0\0\0\x01{", b"MCQ1\0\0\0\xff{}"] {
+        for bytes in [&b""[..], b"{", b"[]", br#"{"to": ["not an address"]}"#] {
             let error = decode(bytes).unwrap_err();
             assert!(error.to_string().contains("damaged"), "{error}");
         }
     }
 }
+
+    #[tokio::test]
+    async fn an_email_over_the_limit_is_refused_naming_the_limit() {
+        let big = vec![0u8; usize::try_from(MAX_STORED_BYTES).unwrap() + 1];
+        let email = Email::builder()
+            .to("ann@example.org")
+            .attachment(Attachment::from_bytes("big.bin", big))
+            .build()
+            .unwrap();
+        let error = encode(&email).await.unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("attachments") && text.contains("150 MiB"), "{text}");
+    }

@@ -101,7 +101,9 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
             Ok(parked) => parked,
             Err(e) => return Outcome::Uncertain { error: format!("{error}; {e}") },
         };
-        let next = if source.is_transient() {
+        // The recipients not sent were never tried when the failing part's delivery is
+        // uncertain: they can go again. After a permanent failure they would fail the same way.
+        let next = if source.is_transient() || source.delivery() == Delivery::Uncertain {
             attempt.next_attempt(source.retry_after())
         } else {
             None

@@ -90,6 +90,7 @@ macro_rules! finish_outcome {
                     .execute(&mut *$tx)
                     .await?;
                 }
+                let len = rest.as_ref().map(|r| r.body.len() as i64);
                 let (body, recipients) = match rest {
                     Some(rest) => (Some(rest.body), Some(rest.recipients)),
                     None => (None, None),
@@ -107,8 +108,8 @@ macro_rules! finish_outcome {
                 .bind(report)
                 .bind(&error)
                 .bind(remedy)
-                .bind(body.as_ref().map(|b: &Vec<u8>| b.len() as i64))
                 .bind(body)
+                .bind(len)
                 .bind(recipients)
                 .bind(due)
                 .bind(now)

@@ -17,8 +17,6 @@ use crate::error::Result;
 use crate::retry::RetryPolicy;
 use crate::transport::MailTransport;
 
-/// How long `run_once` waits at most for retries its own failures scheduled.
-const ONCE_HORIZON: Duration = Duration::from_secs(15 * 60);
 
 /// What a worker did, counted per outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -86,6 +84,7 @@ pub struct Worker {
     concurrency: usize,
     grace: Duration,
     retention: Option<Duration>,
+    once_wait: Duration,
 }
 
 impl std::fmt::Debug for Worker {
@@ -131,6 +130,7 @@ impl Worker {
             concurrency: 16,
             grace: Duration::from_secs(30),
             retention: Some(Duration::from_secs(7 * 24 * 60 * 60)),
+            once_wait: Duration::from_secs(15 * 60),
         }
     }
 
@@ -184,6 +184,13 @@ impl Worker {
         self
     }
 
+    /// How long after it started [`run_once`](Self::run_once) still waits for a retry its
+    /// own failures scheduled (default 15 minutes); a retry due later stays queued.
+    pub fn with_once_wait(mut self, wait: Duration) -> Self {
+        self.once_wait = wait;
+        self
+    }
+
     /// The name kept with each lease (default: host, process id and a random suffix).
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -203,7 +210,8 @@ impl Worker {
     }
 
     /// Delivers everything due now, waiting for the retries its own failures schedule (up
-    /// to 15 minutes after it started) and for deliveries in flight anywhere, then returns.
+    /// to [15 minutes](Self::with_once_wait) after it started) and for deliveries in flight
+    /// anywhere, then returns.
     ///
     /// # Errors
     ///
@@ -273,10 +281,13 @@ impl Worker {
             tokio::select! {
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                     if let Ok(Some(outcome)) = done {
-                        if let Outcome::Retry { at, .. } = &outcome {
-                            if once && *at <= started + ONCE_HORIZON {
-                                horizon = horizon.max(*at);
-                            }
+                        let retry_at = match &outcome {
+                            Outcome::Retry { at, .. } => Some(*at),
+                            Outcome::Partial { not_sent: Some((_, at)), .. } => *at,
+                            _ => None,
+                        };
+                        if let Some(at) = retry_at.filter(|at| *at <= started + self.once_wait) {
+                            horizon = horizon.max(at);
                         }
                         report.count(&outcome);
                     }

@@ -52,6 +52,11 @@ const KEYS: &[(&str, Kind)] = &[
     ("outbox_dir", Kind::Text),
     ("save_to_sent_items", Kind::Bool),
     ("allow_send_as", Kind::Bool),
+    ("queue_url", Kind::Text),
+    ("queue_max_attempts", Kind::Number(u32::MAX as u64)),
+    ("queue_max_in_flight", Kind::Number(u32::MAX as u64)),
+    ("queue_rate_per_minute", Kind::Number(u32::MAX as u64)),
+    ("queue_retention_days", Kind::Number(u32::MAX as u64)),
 ];
 
 /// Environment variables with the prefix that are not settings keys but are allowed.

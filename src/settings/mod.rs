@@ -34,6 +34,11 @@
 //! | `outbox_dir` | write `.eml` files into this folder instead of sending |
 //! | `save_to_sent_items` | Graph: keep a copy in the mailbox's Sent Items; default `true` |
 //! | `allow_send_as` | let emails name another From address than `user_name` (needs Exchange Send As rights), for Graph and SMTP; default `false` |
+//! | `queue_url` | `sqlite://PATH` or `postgres://…`: [`build`](ConnectorSettings::build) then gives a transport that enqueues, and [`queue_worker`](ConnectorSettings::queue_worker) the worker that delivers (features `queue-sqlite`, `queue-postgres`; see [`queue`](crate::queue)) |
+//! | `queue_max_attempts` | delivery attempts before a message fails; default 10 |
+//! | `queue_max_in_flight` | deliveries in flight per sender mailbox, across all workers; default 4 for Graph, 3 for SMTP (Exchange's limits) |
+//! | `queue_rate_per_minute` | deliveries started per sender mailbox and minute, across all workers; default 30 (Exchange's limit); 0 = none |
+//! | `queue_retention_days` | days the bodies of sent messages are kept; default 7; 0 = until the next purge |
 //!
 //! The module is split along its seams: the struct and its derived values here, reading
 //! (`load`), validation (`validate`), the value enums (`values`) and `build`, which makes
@@ -50,6 +55,8 @@ use crate::secret::Secret;
 mod build;
 mod load;
 mod oauth;
+#[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
+mod queue;
 mod validate;
 mod values;
 
@@ -149,6 +156,17 @@ pub struct ConnectorSettings {
     pub save_to_sent_items: bool,
     /// Let an email name a From address other than `user_name` (Graph and SMTP). Default `false`.
     pub allow_send_as: bool,
+    /// The durable queue: `sqlite://PATH` or `postgres://user:password@host/db`. When set,
+    /// `build` gives a transport that enqueues. It may hold a password: never printed.
+    pub queue_url: Option<Secret>,
+    /// Delivery attempts before a queued message fails; `None` means 10.
+    pub queue_max_attempts: Option<u32>,
+    /// Deliveries in flight per sender mailbox; `None` means 4 for Graph, 3 for SMTP.
+    pub queue_max_in_flight: Option<u32>,
+    /// Deliveries started per sender mailbox and minute; `None` means 30; 0 means no limit.
+    pub queue_rate_per_minute: Option<u32>,
+    /// Days the bodies of sent messages are kept; `None` means 7.
+    pub queue_retention_days: Option<u32>,
 }
 
 impl Default for ConnectorSettings {
@@ -184,6 +202,11 @@ impl Default for ConnectorSettings {
             outbox_dir: None,
             save_to_sent_items: true,
             allow_send_as: false,
+            queue_url: None,
+            queue_max_attempts: None,
+            queue_max_in_flight: None,
+            queue_rate_per_minute: None,
+            queue_retention_days: None,
         }
     }
 }

@@ -14,5 +14,6 @@ mod crash;
 mod factory;
 mod fleet;
 mod helpers;
+mod mailctl;
 mod outbox;
 mod states;

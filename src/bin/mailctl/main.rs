@@ -4,7 +4,12 @@
 //! mailctl send [--config FILE] --to ADDR... [--cc ADDR]... [--bcc ADDR]... [--reply-to ADDR]
 //!              --subject TEXT [--text TEXT] [--html HTML] [--attach PATH]...
 //! mailctl check [--config FILE]
+//! mailctl worker [--config FILE] [--once]
+//! mailctl queue [--config FILE] status|list|retry|cancel|purge …
 //! ```
+//!
+//! With `queue_url` set, `send` enqueues and prints the message id (`--idempotency-key KEY`
+//! passes a key), `worker` delivers, and `queue` inspects and operates the queue.
 //!
 //! Settings come from the TOML (or `.json`) file given with `--config`, else from the file
 //! named by `MAIL_CONNECTOR_CONFIG`; `MAIL_CONNECTOR_<KEY>` environment variables override the
@@ -19,6 +24,7 @@
 
 mod check;
 mod config;
+mod queue;
 mod send;
 
 use std::process::ExitCode;
@@ -47,6 +53,10 @@ enum Command {
     Send(SendArgs),
     /// Check the settings and the connection without sending mail.
     Check(ConfigArg),
+    /// Deliver queued messages (needs `queue_url`).
+    Worker(queue::WorkerArgs),
+    /// Inspect and operate the queue (needs `queue_url`).
+    Queue(queue::QueueArgs),
 }
 
 fn fail(error: &Error) -> ExitCode {
@@ -68,6 +78,14 @@ async fn main() -> ExitCode {
         .init();
     match Cli::parse().command {
         Command::Send(args) => match send(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&error),
+        },
+        Command::Worker(args) => match queue::worker(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&error),
+        },
+        Command::Queue(args) => match queue::queue(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(&error),
         },

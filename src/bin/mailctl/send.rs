@@ -35,6 +35,9 @@ pub(crate) struct SendArgs {
     /// File to attach; repeat for more.
     #[arg(long, value_name = "PATH")]
     attach: Vec<PathBuf>,
+    /// With `queue_url` set: the idempotency key (the same key again enqueues nothing).
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: Option<String>,
 }
 
 fn build_email(args: &SendArgs) -> Result<Email, Error> {
@@ -66,6 +69,9 @@ fn build_email(args: &SendArgs) -> Result<Email, Error> {
 pub(crate) async fn send(args: SendArgs) -> Result<(), Error> {
     let settings = load_settings(&args.config)?;
     let email = build_email(&args)?;
+    if settings.queue_url.is_some() {
+        return crate::queue::enqueue(&settings, &email, args.idempotency_key).await;
+    }
     let transport = settings.build()?;
     eprintln!("mailctl: using {}", settings.summary());
     let report = transport.send(&email).await?;

@@ -59,11 +59,8 @@ struct AdviceInner {
     retry_after: Option<Duration>,
 }
 
-// Only the transports, credentials and the queue make advice; the core alone never does.
-#[cfg_attr(
-    not(any(feature = "oauth", feature = "queue-sqlite", feature = "queue-postgres")),
-    allow(dead_code)
-)]
+// Only the transports and credentials make advice; the core alone never does.
+#[cfg_attr(not(feature = "oauth"), allow(dead_code))]
 impl Advice {
     /// Advice with this remedy, not an authentication failure.
     pub(crate) fn remedy(remedy: Option<String>) -> Self {

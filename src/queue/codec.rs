@@ -111,11 +111,17 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let back = decode(&bytes).unwrap();
         assert_eq!(back, expected);
-        assert_eq!(back.from().unwrap().to_string(), "Sender <no-reply@example.org>");
+        assert_eq!(
+            back.from().unwrap().to_string(),
+            "Sender <no-reply@example.org>"
+        );
         assert_eq!(recipients_line(&back), recipients_line(&email));
         assert_eq!(back.reply_to()[0].address(), "help@example.org");
         assert_eq!(back.subject(), "Nightly report ✅");
-        assert_eq!((back.text(), back.html()), (Some("text"), Some("<p>html</p>")));
+        assert_eq!(
+            (back.text(), back.html()),
+            (Some("text"), Some("<p>html</p>"))
+        );
         assert_eq!(back.importance(), Importance::High);
         assert_eq!(back.headers(), email.headers());
         let a = &back.attachments()[0];
@@ -135,15 +141,18 @@ mod tests {
     }
 }
 
-    #[tokio::test]
-    async fn an_email_over_the_limit_is_refused_naming_the_limit() {
-        let big = vec![0u8; usize::try_from(MAX_STORED_BYTES).unwrap() + 1];
-        let email = Email::builder()
-            .to("ann@example.org")
-            .attachment(Attachment::from_bytes("big.bin", big))
-            .build()
-            .unwrap();
-        let error = encode(&email).await.unwrap_err();
-        let text = error.to_string();
-        assert!(text.contains("attachments") && text.contains("150 MiB"), "{text}");
-    }
+#[tokio::test]
+async fn an_email_over_the_limit_is_refused_naming_the_limit() {
+    let big = vec![0u8; usize::try_from(MAX_STORED_BYTES).unwrap() + 1];
+    let email = Email::builder()
+        .to("ann@example.org")
+        .attachment(Attachment::from_bytes("big.bin", big))
+        .build()
+        .unwrap();
+    let error = encode(&email).await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("attachments") && text.contains("150 MiB"),
+        "{text}"
+    );
+}

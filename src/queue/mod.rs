@@ -134,14 +134,14 @@ pub use codec::MAX_STORED_BYTES;
 pub use limits::MailboxLimits;
 #[cfg(feature = "queue-postgres")]
 pub use postgres::{PostgresStore, enqueue_in};
+#[cfg(feature = "queue-sqlite")]
+pub use sqlite::SqliteStore;
 /// The database crate the stores are built on, re-exported so that the connection or
 /// transaction you pass to [`enqueue_in`] is of the same version.
 pub use sqlx;
-#[cfg(feature = "queue-sqlite")]
-pub use sqlite::SqliteStore;
 pub use store::{
-    Claim, ClaimRequest, ClaimedMessage, Enqueued, Lease, MailboxStats, MessageSummary,
-    NewMessage, OldestDue, Outcome, QueueStats, QueueStore, Remainder, State, rfc3339,
+    Claim, ClaimRequest, ClaimedMessage, Enqueued, Lease, MailboxStats, MessageSummary, NewMessage,
+    OldestDue, Outcome, QueueStats, QueueStore, Remainder, State, rfc3339,
 };
 pub use transport::QueueTransport;
 pub use worker::{Worker, WorkerReport};
@@ -231,17 +231,16 @@ pub(crate) async fn prepare(
     default_mailbox: Option<&str>,
     now: SystemTime,
 ) -> Result<NewMessage> {
-    if let Some(key) = &options.idempotency_key {
-        if key.trim().is_empty() || key.len() > MAX_KEY_BYTES || key.chars().any(char::is_control)
-        {
-            return Err(Error::invalid_message(
-                "idempotency_key",
-                format!(
-                    "an idempotency key must be 1 to {MAX_KEY_BYTES} bytes without control \
-                     characters"
-                ),
-            ));
-        }
+    let bad_key = |key: &String| {
+        key.trim().is_empty() || key.len() > MAX_KEY_BYTES || key.chars().any(char::is_control)
+    };
+    if options.idempotency_key.as_ref().is_some_and(bad_key) {
+        return Err(Error::invalid_message(
+            "idempotency_key",
+            format!(
+                "an idempotency key must be 1 to {MAX_KEY_BYTES} bytes without control characters"
+            ),
+        ));
     }
     let mailbox = options
         .mailbox
@@ -364,6 +363,27 @@ impl Queue {
         Ok(MessageId(enqueued.id))
     }
 
+    /// Stores several emails at once — in one transaction on SQLite and PostgreSQL: all or
+    /// none — and returns their ids in order.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::enqueue`]; nothing is stored when one email is refused.
+    pub async fn enqueue_batch(
+        &self,
+        emails: &[(Email, EnqueueOptions)],
+    ) -> Result<Vec<MessageId>> {
+        let now = SystemTime::now();
+        let mut messages = Vec::with_capacity(emails.len());
+        for (email, options) in emails {
+            messages
+                .push(prepare(email, options.clone(), self.default_mailbox.as_deref(), now).await?);
+        }
+        let enqueued = self.store.insert_batch(messages).await?;
+        self.wake.notify_waiters();
+        Ok(enqueued.into_iter().map(|e| MessageId(e.id)).collect())
+    }
+
     /// Counts per state and mailbox, and the oldest due message.
     ///
     /// # Errors
@@ -390,8 +410,13 @@ impl Queue {
     ///
     /// [`Error::Queue`] for an unknown id or a message in another state.
     pub async fn retry(&self, id: &str) -> Result<()> {
-        self.move_to(id, &[State::Uncertain, State::Failed], State::Queued, "retried")
-            .await?;
+        self.move_to(
+            id,
+            &[State::Uncertain, State::Failed],
+            State::Queued,
+            "retried",
+        )
+        .await?;
         self.wake.notify_waiters();
         Ok(())
     }
@@ -412,8 +437,16 @@ impl Queue {
         } else {
             "cancel the message"
         };
-        let allowed = from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ");
-        match self.store.transition(id, from, to, SystemTime::now()).await? {
+        let allowed = from
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        match self
+            .store
+            .transition(id, from, to, SystemTime::now())
+            .await?
+        {
             None => Err(store::queue_error(
                 action,
                 format!("no message has the id `{id}`"),
@@ -423,7 +456,8 @@ impl Queue {
             Some(state) if from.contains(&state) => Ok(()),
             Some(state) => Err(store::queue_error(
                 action,
-                format!("message `{id}` is {state}; only a message that is {allowed} can be {verb}",
+                format!(
+                    "message `{id}` is {state}; only a message that is {allowed} can be {verb}",
                 ),
                 false,
                 None,
@@ -443,7 +477,9 @@ impl Queue {
                 "purge the queue",
                 "messages that are being sent cannot be purged",
                 false,
-                Some("purge another state; a stuck `sending` message becomes `uncertain` when its lease runs out"),
+                Some(
+                    "purge another state; a stuck `sending` message becomes `uncertain` when its lease runs out",
+                ),
             ));
         }
         let before = SystemTime::now()

@@ -95,11 +95,19 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
         let rest = match remainder(attempt.email, not_sent).await {
             Ok(rest) => rest,
             // Re-encoding a decoded email cannot read files; fail safe all the same.
-            Err(e) => return Outcome::Uncertain { error: format!("{error}; {e}") },
+            Err(e) => {
+                return Outcome::Uncertain {
+                    error: format!("{error}; {e}"),
+                };
+            }
         };
         let parked = match remainder(attempt.email, uncertain).await {
             Ok(parked) => parked,
-            Err(e) => return Outcome::Uncertain { error: format!("{error}; {e}") },
+            Err(e) => {
+                return Outcome::Uncertain {
+                    error: format!("{error}; {e}"),
+                };
+            }
         };
         // The recipients not sent were never tried when the failing part's delivery is
         // uncertain: they can go again. After a permanent failure they would fail the same way.

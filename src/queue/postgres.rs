@@ -5,8 +5,8 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Executor;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::sql::{finish_outcome, transition_state};
 use super::store::{
@@ -103,7 +103,8 @@ async fn migrate(conn: &mut PgConnection) -> Result<()> {
 }
 
 async fn create_and_migrate(conn: &mut PgConnection) -> std::result::Result<(), sqlx::Error> {
-    conn.execute("CREATE SCHEMA IF NOT EXISTS mail_queue").await?;
+    conn.execute("CREATE SCHEMA IF NOT EXISTS mail_queue")
+        .await?;
     conn.execute("SET search_path TO mail_queue").await?;
     MIGRATOR
         .run_direct(conn)
@@ -190,11 +191,13 @@ impl PostgresStore {
         let now = millis(request.now);
         let limits = request.limits;
         let window = i64::try_from(limits.window.as_millis()).unwrap_or(i64::MAX);
-        sqlx::query("INSERT INTO mail_queue.mailboxes (mailbox) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(mailbox)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
+        sqlx::query(
+            "INSERT INTO mail_queue.mailboxes (mailbox) VALUES ($1) ON CONFLICT DO NOTHING",
+        )
+        .bind(mailbox)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
         let mut tx = self.pool.begin().await.map_err(err)?;
         let locked: Option<(String,)> = sqlx::query_as(
             "SELECT mailbox FROM mail_queue.mailboxes WHERE mailbox = $1 FOR UPDATE SKIP LOCKED",
@@ -285,6 +288,17 @@ impl QueueStore for PostgresStore {
             .await
             .map_err(|e| db_error("enqueue the email", &e))?;
         insert(&mut conn, message).await
+    }
+
+    async fn insert_batch(&self, messages: Vec<NewMessage>) -> Result<Vec<Enqueued>> {
+        const ACTION: &str = "enqueue the emails";
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(ACTION, &e))?;
+        let mut enqueued = Vec::with_capacity(messages.len());
+        for message in messages {
+            enqueued.push(insert(&mut tx, message).await?);
+        }
+        tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
+        Ok(enqueued)
     }
 
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim> {

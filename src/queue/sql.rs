@@ -124,37 +124,42 @@ macro_rules! finish_outcome {
 /// Moves message `$id` from one of `$from` to `$to` at `$now` (ms); evaluates to
 /// `Result<Option<String>, sqlx::Error>`: the state it was in, `None` for an unknown id.
 macro_rules! transition_state {
-    ($tx:ident, $table:literal, $id:expr, $from:expr, $to:expr, $now:expr) => {async {
-        let id: &str = $id;
-        let from: &[$crate::queue::store::State] = $from;
-        let to: $crate::queue::store::State = $to;
-        let now: i64 = $now;
-        let current: Option<(String,)> =
-            sqlx::query_as(concat!("SELECT state FROM ", $table, " WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&mut *$tx)
-                .await?;
-        if let Some((state,)) = &current {
-            if from.iter().any(|s| s.as_str() == state) {
-                // An operator's retry starts a fresh round of attempts, due now.
-                let fresh = to == $crate::queue::store::State::Queued;
-                sqlx::query(concat!(
-                    "UPDATE ", $table, " SET state = $2, updated_at = $3, lease_token = NULL, ",
-                    "lease_owner = NULL, lease_until = NULL, ",
-                    "due_at = CASE WHEN $4 THEN $3 ELSE due_at END, ",
-                    "attempts = CASE WHEN $4 THEN 0 ELSE attempts END, ",
-                    "retry_from = CASE WHEN $4 THEN $3 ELSE retry_from END WHERE id = $1"
-                ))
-                .bind(id)
-                .bind(to.as_str())
-                .bind(now)
-                .bind(fresh)
-                .execute(&mut *$tx)
-                .await?;
+    ($tx:ident, $table:literal, $id:expr, $from:expr, $to:expr, $now:expr) => {
+        async {
+            let id: &str = $id;
+            let from: &[$crate::queue::store::State] = $from;
+            let to: $crate::queue::store::State = $to;
+            let now: i64 = $now;
+            let current: Option<(String,)> =
+                sqlx::query_as(concat!("SELECT state FROM ", $table, " WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+            if let Some((state,)) = &current {
+                if from.iter().any(|s| s.as_str() == state) {
+                    // An operator's retry starts a fresh round of attempts, due now.
+                    let fresh = to == $crate::queue::store::State::Queued;
+                    sqlx::query(concat!(
+                        "UPDATE ",
+                        $table,
+                        " SET state = $2, updated_at = $3, lease_token = NULL, ",
+                        "lease_owner = NULL, lease_until = NULL, ",
+                        "due_at = CASE WHEN $4 THEN $3 ELSE due_at END, ",
+                        "attempts = CASE WHEN $4 THEN 0 ELSE attempts END, ",
+                        "retry_from = CASE WHEN $4 THEN $3 ELSE retry_from END WHERE id = $1"
+                    ))
+                    .bind(id)
+                    .bind(to.as_str())
+                    .bind(now)
+                    .bind(fresh)
+                    .execute(&mut *$tx)
+                    .await?;
+                }
             }
+            Ok::<Option<String>, sqlx::Error>(current.map(|(s,)| s))
         }
-        Ok::<Option<String>, sqlx::Error>(current.map(|(s,)| s))
-    }.await};
+        .await
+    };
 }
 
 pub(crate) use {finish_outcome, transition_state};

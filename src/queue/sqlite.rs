@@ -7,7 +7,9 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+};
 use sqlx::{Sqlite, Transaction};
 
 use super::sql::{finish_outcome, transition_state};
@@ -19,7 +21,11 @@ use super::store::{
 use crate::error::Result;
 
 type MigrateFuture<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = std::result::Result<(), sqlx::migrate::MigrateError>> + Send + 'a>,
+    Box<
+        dyn std::future::Future<Output = std::result::Result<(), sqlx::migrate::MigrateError>>
+            + Send
+            + 'a,
+    >,
 >;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -99,37 +105,24 @@ impl SqliteStore {
 
 #[async_trait]
 impl QueueStore for SqliteStore {
-    async fn insert(&self, m: NewMessage) -> Result<Enqueued> {
-        const ACTION: &str = "enqueue the email";
-        let created = millis(m.created_at);
-        let inserted: Option<(String,)> = sqlx::query_as(
-            "INSERT INTO mail_queue (id, idempotency_key, mailbox, recipients, subject, state, \
-             body, body_bytes, due_at, created_at, updated_at, retry_from) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9) \
-             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        )
-        .bind(&m.id)
-        .bind(&m.idempotency_key)
-        .bind(&m.mailbox)
-        .bind(&m.recipients)
-        .bind(&m.subject)
-        .bind(&m.body)
-        .bind(m.body.len() as i64)
-        .bind(millis(m.due_at))
-        .bind(created)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| db_error(ACTION, &e))?;
-        if let Some((id,)) = inserted {
-            return Ok(Enqueued { id, created: true });
+    async fn insert(&self, message: NewMessage) -> Result<Enqueued> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| db_error("enqueue the email", &e))?;
+        insert(&mut conn, message).await
+    }
+
+    async fn insert_batch(&self, messages: Vec<NewMessage>) -> Result<Vec<Enqueued>> {
+        const ACTION: &str = "enqueue the emails";
+        let mut tx = self.immediate(ACTION).await?;
+        let mut enqueued = Vec::with_capacity(messages.len());
+        for message in messages {
+            enqueued.push(insert(&mut tx, message).await?);
         }
-        let (id,): (String,) =
-            sqlx::query_as("SELECT id FROM mail_queue WHERE idempotency_key = $1")
-                .bind(&m.idempotency_key)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| db_error(ACTION, &e))?;
-        Ok(Enqueued { id, created: false })
+        tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
+        Ok(enqueued)
     }
 
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim> {
@@ -215,12 +208,13 @@ impl QueueStore for SqliteStore {
                 retry_from: from_millis(retry_from),
             })));
         }
-        let (due,): (Option<i64>,) =
-            sqlx::query_as("SELECT MIN(due_at) FROM mail_queue WHERE state = 'queued' AND due_at > $1")
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| db_error(ACTION, &e))?;
+        let (due,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MIN(due_at) FROM mail_queue WHERE state = 'queued' AND due_at > $1",
+        )
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| db_error(ACTION, &e))?;
         tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
         let next = match (next, due) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -343,9 +337,41 @@ async fn expire_leases(tx: &mut Transaction<'static, Sqlite>, now: i64) -> Resul
          'the worker stopped or lost its lease while sending: the message may have been \
          delivered' WHERE state = 'sending' AND lease_until < $1",
     )
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| db_error("expire leases", &e))?;
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| db_error("expire leases", &e))?;
     Ok(())
+}
+
+async fn insert(conn: &mut SqliteConnection, m: NewMessage) -> Result<Enqueued> {
+    const ACTION: &str = "enqueue the email";
+    let created = millis(m.created_at);
+    let inserted: Option<(String,)> = sqlx::query_as(
+        "INSERT INTO mail_queue (id, idempotency_key, mailbox, recipients, subject, state, \
+         body, body_bytes, due_at, created_at, updated_at, retry_from) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    )
+    .bind(&m.id)
+    .bind(&m.idempotency_key)
+    .bind(&m.mailbox)
+    .bind(&m.recipients)
+    .bind(&m.subject)
+    .bind(&m.body)
+    .bind(m.body.len() as i64)
+    .bind(millis(m.due_at))
+    .bind(created)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| db_error(ACTION, &e))?;
+    if let Some((id,)) = inserted {
+        return Ok(Enqueued { id, created: true });
+    }
+    let (id,): (String,) = sqlx::query_as("SELECT id FROM mail_queue WHERE idempotency_key = $1")
+        .bind(&m.idempotency_key)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db_error(ACTION, &e))?;
+    Ok(Enqueued { id, created: false })
 }

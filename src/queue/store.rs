@@ -328,6 +328,21 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
     /// [`Error::Queue`] when the database fails.
     async fn insert(&self, message: NewMessage) -> Result<Enqueued>;
 
+    /// Stores several messages, each as [`insert`](Self::insert) would; a store that can
+    /// makes it one transaction (all or none, and much faster). The default inserts one
+    /// after another.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    async fn insert_batch(&self, messages: Vec<NewMessage>) -> Result<Vec<Enqueued>> {
+        let mut enqueued = Vec::with_capacity(messages.len());
+        for message in messages {
+            enqueued.push(self.insert(message).await?);
+        }
+        Ok(enqueued)
+    }
+
     /// Leases the next message due under the limits, first turning `sending` messages whose
     /// lease ran out into `uncertain`.
     ///

@@ -17,7 +17,6 @@ use crate::error::Result;
 use crate::retry::RetryPolicy;
 use crate::transport::MailTransport;
 
-
 /// What a worker did, counted per outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -350,14 +349,19 @@ impl Worker {
             return;
         };
         let now = SystemTime::now();
-        if last.is_some_and(|t| now.duration_since(t).unwrap_or_default() < Duration::from_secs(600)) {
+        if last
+            .is_some_and(|t| now.duration_since(t).unwrap_or_default() < Duration::from_secs(600))
+        {
             return;
         }
         *last = Some(now);
         let before = now.checked_sub(retention).unwrap_or(SystemTime::UNIX_EPOCH);
         match self.queue.store().purge_sent_bodies(before).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "mail queue: dropped the bodies of sent messages past retention"),
+            Ok(n) => tracing::info!(
+                purged = n,
+                "mail queue: dropped the bodies of sent messages past retention"
+            ),
             Err(error) => tracing::warn!(%error, "mail queue: retention purge failed"),
         }
     }

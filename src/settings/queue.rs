@@ -102,6 +102,8 @@ impl TransportBuilder<'_> {
         Ok(Worker::with_transport(&queue, delivery)
             .with_limits(limits)
             .with_max_attempts(attempts)
-            .with_retention(Some(Duration::from_secs(u64::from(retention) * 24 * 60 * 60))))
+            .with_retention(Some(Duration::from_secs(
+                u64::from(retention) * 24 * 60 * 60,
+            ))))
     }
 }

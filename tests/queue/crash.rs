@@ -52,17 +52,25 @@ async fn a_worker_killed_mid_delivery_loses_nothing_and_resends_nothing() {
 
     // Restart: the dead worker's leases run out (uncertain); the rest is delivered.
     seen.hold.store(false, Ordering::SeqCst);
-    let report = worker_for(&queue, &graph, &config).run_once().await.unwrap();
+    let report = worker_for(&queue, &graph, &config)
+        .run_once()
+        .await
+        .unwrap();
     let delivered_now = MESSAGES - ANSWERED - IN_FLIGHT as usize;
     assert_eq!(report.sent, delivered_now as u64);
-    assert_eq!(count(&queue, State::Sent).await, (MESSAGES - IN_FLIGHT as usize) as u64);
+    assert_eq!(
+        count(&queue, State::Sent).await,
+        (MESSAGES - IN_FLIGHT as usize) as u64
+    );
     assert_eq!(count(&queue, State::Uncertain).await, u64::from(IN_FLIGHT));
     // Nothing was requested twice: the uncertain ones were not resent.
     let subjects = seen.subjects();
     assert_eq!(subjects.len(), MESSAGES);
     assert!(subjects.values().all(|n| *n == 1), "{subjects:?}");
     let uncertain = queue.list(Some(State::Uncertain), 100).await.unwrap();
-    assert!(uncertain
-        .iter()
-        .all(|m| m.last_error.as_deref().unwrap().contains("lost its lease")));
+    assert!(
+        uncertain
+            .iter()
+            .all(|m| m.last_error.as_deref().unwrap().contains("lost its lease"))
+    );
 }

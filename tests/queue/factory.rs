@@ -18,7 +18,10 @@ async fn build_enqueues_and_the_worker_delivers_with_the_settings_transport() {
     ))
     .unwrap();
     assert_eq!(settings.queue_limits().max_in_flight, 2);
-    assert!(!format!("{settings:?}").contains("q.db"), "the URL may hold a password");
+    assert!(
+        !format!("{settings:?}").contains("q.db"),
+        "the URL may hold a password"
+    );
 
     let transport = settings.build().unwrap();
     let report = transport

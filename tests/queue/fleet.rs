@@ -140,12 +140,21 @@ pub struct ChildConfig<'a> {
 /// Starts a worker process: this binary running `child_worker`.
 pub fn spawn_worker(config: &ChildConfig<'_>) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "fleet::child_worker", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "fleet::child_worker",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("QUEUE_CHILD_URL", config.queue_url)
         .env("QUEUE_CHILD_GRAPH", config.graph)
         .env("QUEUE_CHILD_IN_FLIGHT", config.max_in_flight.to_string())
         .env("QUEUE_CHILD_RATE", config.per_window.to_string())
-        .env("QUEUE_CHILD_WINDOW_MS", config.window.as_millis().to_string())
+        .env(
+            "QUEUE_CHILD_WINDOW_MS",
+            config.window.as_millis().to_string(),
+        )
         .env("QUEUE_CHILD_LEASE_MS", config.lease.as_millis().to_string())
         .stdout(Stdio::null())
         .spawn()
@@ -178,7 +187,10 @@ async fn child_worker() {
         lease: ms("QUEUE_CHILD_LEASE_MS"),
     };
     let queue = Queue::open(&url).await.unwrap();
-    worker_for(&queue, &graph, &config).run_once().await.unwrap();
+    worker_for(&queue, &graph, &config)
+        .run_once()
+        .await
+        .unwrap();
 }
 
 pub fn subject_email(subject: &str) -> Email {
@@ -234,6 +246,10 @@ async fn three_worker_processes_keep_the_mailbox_limits_and_deliver_each_message
     let slack = Duration::from_millis(200);
     for pair in times.windows(PER_WINDOW as usize + 1) {
         let span = pair[PER_WINDOW as usize] - pair[0];
-        assert!(span + slack >= window, "{} requests within {span:?}", PER_WINDOW + 1);
+        assert!(
+            span + slack >= window,
+            "{} requests within {span:?}",
+            PER_WINDOW + 1
+        );
     }
 }

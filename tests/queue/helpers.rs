@@ -123,5 +123,9 @@ pub async fn count(queue: &Queue, state: State) -> u64 {
 
 /// A transient failure that certainly did not deliver.
 pub fn transient() -> Error {
-    Error::transport("test", "busy, try later", mail_connector::Transience::Transient)
+    Error::transport(
+        "test",
+        "busy, try later",
+        mail_connector::Transience::Transient,
+    )
 }

@@ -9,7 +9,10 @@ fn mailctl(dir: &std::path::Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("MAIL_CONNECTOR_CONFIG")
-        .env("MAIL_CONNECTOR_QUEUE_URL", format!("sqlite://{}", dir.join("q.db").display()))
+        .env(
+            "MAIL_CONNECTOR_QUEUE_URL",
+            format!("sqlite://{}", dir.join("q.db").display()),
+        )
         .env("MAIL_CONNECTOR_OUTBOX_DIR", dir.join("outbox"))
         .env("MAIL_CONNECTOR_USER_NAME", "no-reply@example.org")
         .output()
@@ -29,8 +32,20 @@ fn stdout(output: &Output) -> String {
 fn send_enqueues_worker_delivers_and_queue_commands_operate() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
-    let send = ["send", "--to", "ann@example.org", "--subject", "Hi", "--text", "x"];
-    let keyed: Vec<&str> = send.iter().copied().chain(["--idempotency-key", "k1"]).collect();
+    let send = [
+        "send",
+        "--to",
+        "ann@example.org",
+        "--subject",
+        "Hi",
+        "--text",
+        "x",
+    ];
+    let keyed: Vec<&str> = send
+        .iter()
+        .copied()
+        .chain(["--idempotency-key", "k1"])
+        .collect();
     let first = stdout(&mailctl(path, &keyed)).trim().to_owned();
     let again = stdout(&mailctl(path, &keyed)).trim().to_owned();
     assert_eq!(first, again);
@@ -70,9 +85,23 @@ fn send_enqueues_worker_delivers_and_queue_commands_operate() {
 
     let purged = stdout(&mailctl(
         path,
-        &["queue", "purge", "--state", "cancelled", "--older-than", "0s"],
+        &[
+            "queue",
+            "purge",
+            "--state",
+            "cancelled",
+            "--older-than",
+            "0s",
+        ],
     ));
     assert!(purged.contains("purged 1"), "{purged}");
-    let bad = mailctl(path, &["queue", "purge", "--state", "sent", "--older-than", "5"]);
-    assert_eq!(bad.status.code(), Some(2), "clap refuses a duration without unit");
+    let bad = mailctl(
+        path,
+        &["queue", "purge", "--state", "sent", "--older-than", "5"],
+    );
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "clap refuses a duration without unit"
+    );
 }

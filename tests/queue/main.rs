@@ -3,10 +3,10 @@
 //! not installed). Behaviours run on both stores; the fleet and crash tests run worker
 //! processes (this test binary, re-executed) against a loopback Graph server.
 
-#[path = "../support/mod.rs"]
-mod support;
 #[path = "../support/postgres.rs"]
 mod postgres;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod behaviours;
 mod concurrency;

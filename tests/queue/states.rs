@@ -71,13 +71,22 @@ async fn out_of_attempts_is_failed(backend: Backend) {
         .unwrap();
     let message = row(&queue, id.as_str()).await;
     assert_eq!((message.state, message.attempts), (State::Failed, 2));
-    assert!(message.last_error.unwrap().contains("gave up after 2 attempt"));
+    assert!(
+        message
+            .last_error
+            .unwrap()
+            .contains("gave up after 2 attempt")
+    );
     assert_eq!(transport.seen().len(), 2);
 }
 
 /// An email without From: the transport's mailbox sends it.
 fn unsigned(subject: &str) -> Email {
-    Email::builder().to("a@example.org").subject(subject).build().unwrap()
+    Email::builder()
+        .to("a@example.org")
+        .subject(subject)
+        .build()
+        .unwrap()
 }
 
 async fn a_permanent_failure_is_failed_with_its_remedy(backend: Backend) {
@@ -105,7 +114,10 @@ async fn a_permanent_failure_is_failed_with_its_remedy(backend: Backend) {
         .enqueue(&unsigned("denied"), EnqueueOptions::new())
         .await
         .unwrap();
-    Worker::with_transport(&queue, graph).run_once().await.unwrap();
+    Worker::with_transport(&queue, graph)
+        .run_once()
+        .await
+        .unwrap();
     let message = row(&queue, id.as_str()).await;
     assert_eq!((message.state, message.attempts), (State::Failed, 1));
     let error = message.last_error.unwrap();
@@ -125,9 +137,11 @@ async fn a_retry_is_never_sooner_than_retry_after(backend: Backend) {
     server
         .mock_async(|when, then| {
             when.method(POST).path_includes("/sendMail");
-            then.status(429).header("Retry-After", "300").json_body(serde_json::json!({
-                "error": {"code": "TooManyRequests", "message": "Please retry again later."}
-            }));
+            then.status(429)
+                .header("Retry-After", "300")
+                .json_body(serde_json::json!({
+                    "error": {"code": "TooManyRequests", "message": "Please retry again later."}
+                }));
         })
         .await;
     let mut settings = support::secret_settings(&server, support::TENANT);
@@ -146,7 +160,11 @@ async fn a_retry_is_never_sooner_than_retry_after(backend: Backend) {
         .await
         .unwrap();
     let message = row(&queue, id.as_str()).await;
-    assert_eq!((message.state, message.attempts), (State::Queued, 1), "{message:?}");
+    assert_eq!(
+        (message.state, message.attempts),
+        (State::Queued, 1),
+        "{message:?}"
+    );
     let wait = message.due_at.duration_since(message.updated_at).unwrap();
     assert!(wait >= Duration::from_secs(300), "{wait:?}");
     assert!(message.last_error.unwrap().contains("429"));
@@ -166,8 +184,17 @@ async fn an_uncertain_delivery_is_parked_and_never_resent(backend: Backend) {
     worker.run_once().await.unwrap();
     let message = row(&queue, id.as_str()).await;
     assert_eq!(message.state, State::Uncertain);
-    assert!(message.last_error.unwrap().contains("timed out after writing"));
-    assert_eq!(transport.seen().len(), 1, "never resent without an operator");
+    assert!(
+        message
+            .last_error
+            .unwrap()
+            .contains("timed out after writing")
+    );
+    assert_eq!(
+        transport.seen().len(),
+        1,
+        "never resent without an operator"
+    );
     // An operator who checked that it did not arrive sends it again.
     queue.retry(id.as_str()).await.unwrap();
     worker.run_once().await.unwrap();
@@ -186,8 +213,8 @@ async fn a_partial_delivery_retries_the_rest_and_parks_the_uncertain(backend: Ba
         .unwrap();
     let id = queue.enqueue(&email, EnqueueOptions::new()).await.unwrap();
     // One recipient per message: a goes, b times out after writing, c is never tried.
-    let uncertain = Error::transport("test", "timed out", Transience::Transient)
-        .with_uncertain_delivery();
+    let uncertain =
+        Error::transport("test", "timed out", Transience::Transient).with_uncertain_delivery();
     let inner = Scripted::new(vec![Ok(()), Err(uncertain)]);
     let transport = RecipientLimit::new(inner.clone(), 1);
     let report = Worker::new(&queue, transport)
@@ -239,7 +266,10 @@ async fn shutdown_lets_deliveries_finish_within_the_grace_period(backend: Backen
         .unwrap();
     let (started, mut has_started) = mpsc::unbounded_channel();
     let release = Arc::new(Notify::new());
-    let held = Held { started, release: release.clone() };
+    let held = Held {
+        started,
+        release: release.clone(),
+    };
     let stop = Arc::new(Notify::new());
     let worker = Worker::new(&queue, held).with_grace_period(Duration::from_secs(60));
     let signal = stop.clone();
@@ -267,7 +297,10 @@ async fn a_delivery_cut_off_by_shutdown_is_uncertain(backend: Backend) {
         .await
         .unwrap();
     let (started, mut has_started) = mpsc::unbounded_channel();
-    let held = Held { started, release: Arc::new(Notify::new()) };
+    let held = Held {
+        started,
+        release: Arc::new(Notify::new()),
+    };
     let stop = Arc::new(Notify::new());
     let worker = Worker::new(&queue, held).with_grace_period(Duration::from_millis(50));
     let signal = stop.clone();

@@ -100,7 +100,16 @@ fn start() -> Cluster {
         );
     }
     let init = as_cluster_user(root, &bin.join("initdb"))
-        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "-D"])
+        .args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "-D",
+        ])
         .arg(&data)
         .output()
         .unwrap_or_else(|e| panic!("initdb could not run ({e}): {INSTALL}"));

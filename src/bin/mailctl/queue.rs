@@ -72,10 +72,8 @@ enum QueueCommand {
 }
 
 fn parse_state(text: &str) -> Result<State, String> {
-    text.parse().map_err(|e: Error| {
-        e.remedy()
-            .unwrap_or_else(|| e.to_string())
-    })
+    text.parse()
+        .map_err(|e: Error| e.remedy().unwrap_or_else(|| e.to_string()))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -93,7 +91,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => 3600,
         "d" => 86_400,
         "w" => 604_800,
-        _ => return Err(format!("`{text}` has no unit: use s, m, h, d or w (e.g. 30d)")),
+        _ => {
+            return Err(format!(
+                "`{text}` has no unit: use s, m, h, d or w (e.g. 30d)"
+            ));
+        }
     };
     Ok(Duration::from_secs(number.saturating_mul(seconds)))
 }
@@ -210,7 +212,10 @@ where
 
 fn print_status(stats: &QueueStats, json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(stats).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(stats).unwrap_or_default()
+        );
         return;
     }
     for (state, count) in &stats.states {
@@ -232,7 +237,10 @@ fn print_status(stats: &QueueStats, json: bool) {
 
 fn print_list(messages: &[MessageSummary], json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(messages).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(messages).unwrap_or_default()
+        );
         return;
     }
     for m in messages {

@@ -48,6 +48,9 @@
 //! - `graph` (default): the Microsoft Graph transport.
 //! - `smtp` (default): the SMTP transport (lettre's SMTP client).
 //! - `oauth` (implied by both): Entra ID [`credentials`], the token cache and the HTTPS client.
+//! - `queue-sqlite`, `queue-postgres` (off by default): the durable `queue` module in an SQLite file
+//!   or in PostgreSQL (sqlx, no macros needing a database at build time); with `queue_url`
+//!   set, [`ConnectorSettings::build`] gives a transport that enqueues.
 //!
 //! Without any of them (`default-features = false`) the crate is its core — the message
 //! model, [`MailTransport`], [`OutboxTransport`], [`StubTransport`], [`RecipientLimit`] and
@@ -135,6 +138,13 @@ fn assert_send_sync() {
         is::<std::sync::Arc<dyn credentials::TokenCacheStore>>();
     }
     is::<RetryPolicy>();
+    #[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
+    {
+        is::<queue::Queue>();
+        is::<queue::Worker>();
+        is::<queue::QueueTransport>();
+        is::<std::sync::Arc<dyn queue::QueueStore>>();
+    }
     #[cfg(feature = "graph")]
     is::<GraphTransport>();
     #[cfg(feature = "smtp")]

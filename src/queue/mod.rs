@@ -123,6 +123,7 @@ mod limits;
 mod outcome;
 #[cfg(feature = "queue-postgres")]
 mod postgres;
+mod rows;
 mod sql;
 #[cfg(feature = "queue-sqlite")]
 mod sqlite;

@@ -49,3 +49,31 @@ fn queue_defaults_follow_the_transport() {
     settings.auth_mode = Some(mail_connector::AuthMode::Basic);
     assert_eq!(settings.queue_limits().max_in_flight, 3);
 }
+
+#[tokio::test]
+async fn the_queue_url_password_never_shows() {
+    const PASSWORD: &str = "pg-Secret-9f2e";
+    let mut settings = ConnectorSettings::default();
+    settings.user_name = Some("no-reply@example.org".into());
+    settings.outbox_dir = Some(std::env::temp_dir().join("never-written"));
+    // A role the cluster does not have: opening the queue fails at once.
+    let url = crate::postgres::database().await;
+    let url = url.replace("postgres@", &format!("nobody:{PASSWORD}@"));
+    settings.queue_url = Some(url.into());
+    let transport = settings.build().unwrap();
+    let error = transport
+        .send(&email("ann@example.org", "x"))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("nobody"), "{error}");
+    let texts = [
+        format!("{settings:?}"),
+        error.to_string(),
+        format!("{error:?}"),
+        error.remedy().unwrap_or_default(),
+        settings.summary(),
+    ];
+    for text in texts {
+        crate::support::assert_no_secrets(&text, &[PASSWORD]);
+    }
+}

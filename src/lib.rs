@@ -57,6 +57,9 @@
 //! - `blocking`: `blocking::Transport`, the transports from synchronous code.
 //! - `dkim`: DKIM signing for the SMTP and outbox transports (`dkim` module, settings
 //!   `dkim_domain`, `dkim_selector`, `dkim_private_key_file`).
+//! - `queue-sqlite`, `queue-postgres` (off by default): the durable `queue` module in an SQLite file
+//!   or in PostgreSQL (sqlx, no macros needing a database at build time); with `queue_url`
+//!   set, [`ConnectorSettings::build`] gives a transport that enqueues.
 //!
 //! Without any of them (`default-features = false`) the crate is its core — the message
 //! model, [`MailTransport`], [`OutboxTransport`], [`StubTransport`], [`RecipientLimit`] and
@@ -105,6 +108,8 @@ mod mime;
 mod net;
 mod observe;
 mod outbox;
+#[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
+pub mod queue;
 pub mod recipient_limit;
 pub mod retry;
 mod secret;
@@ -177,6 +182,13 @@ fn assert_send_sync() {
     is::<RetryPolicy>();
     #[cfg(feature = "blocking")]
     is::<blocking::Transport>();
+    #[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
+    {
+        is::<queue::Queue>();
+        is::<queue::Worker>();
+        is::<queue::QueueTransport>();
+        is::<std::sync::Arc<dyn queue::QueueStore>>();
+    }
     #[cfg(feature = "graph")]
     is::<GraphTransport>();
     #[cfg(feature = "smtp")]

@@ -234,6 +234,21 @@ pub enum Error {
         /// [`Error::remedy`] and [`Error::is_auth`].
         advice: Advice,
     },
+
+    /// The mail queue's database could not be reached or refused an operation, or a queue
+    /// operation does not apply (retrying a message that was sent, an unknown id).
+    #[error("mail queue: could not {action}: {message}")]
+    #[non_exhaustive]
+    Queue {
+        /// What was being done, e.g. `enqueue the email` or `claim a message`.
+        action: &'static str,
+        /// What went wrong; never holds the database password.
+        message: String,
+        /// Whether trying again later may succeed (a database that is down or busy).
+        transient: bool,
+        /// The queue's advice; read it through [`Error::remedy`].
+        advice: Advice,
+    },
 }
 
 fn join_problems(problems: &[SettingsProblem]) -> String {
@@ -365,6 +380,7 @@ impl Error {
             } => *transient || *status == 429 || *status >= 500,
             Self::TokenEndpoint { transient, .. } => *transient,
             Self::Smtp { transient, .. } => *transient,
+            Self::Queue { transient, .. } => *transient,
             Self::InvalidCredential { .. }
             | Self::InvalidMessage { .. }
             | Self::InvalidSettings { .. }
@@ -471,7 +487,8 @@ impl Error {
             Self::Graph { advice, .. }
             | Self::TokenRequest { advice, .. }
             | Self::TokenEndpoint { advice, .. }
-            | Self::Smtp { advice, .. } => advice.remedy_text(),
+            | Self::Smtp { advice, .. }
+            | Self::Queue { advice, .. } => advice.remedy_text(),
             Self::InvalidCredential { setting, .. } => Some(format!(
                 "fix `{setting}`: see the credentials setup steps in the documentation"
             )),

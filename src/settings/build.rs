@@ -297,10 +297,32 @@ impl TransportBuilder<'_> {
     /// `recipient_limit` is not 0. A disabled connector builds a transport whose `send` fails
     /// with [`Error::Disabled`].
     ///
+    /// With `queue_url` set, the transport enqueues instead (see
+    /// [`queue_worker`](ConnectorSettings::queue_worker) for the worker that delivers).
+    ///
     /// # Errors
     ///
     /// As [`ConnectorSettings::build`].
     pub fn build(self) -> Result<Arc<dyn MailTransport>> {
+        let delivery = self.build_delivery()?;
+        #[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
+        if self.settings.enabled {
+            return Ok(Self::enqueueing(self.settings, delivery));
+        }
+        Ok(delivery)
+    }
+
+    /// The settings this builder reads.
+    #[cfg_attr(
+        not(any(feature = "queue-sqlite", feature = "queue-postgres")),
+        allow(dead_code)
+    )]
+    pub(super) fn settings(&self) -> &ConnectorSettings {
+        self.settings
+    }
+
+    /// The transport that delivers, never the enqueueing one.
+    pub(super) fn build_delivery(&self) -> Result<Arc<dyn MailTransport>> {
         let settings = self.settings;
         if !settings.enabled {
             return Ok(Arc::new(DisabledTransport));

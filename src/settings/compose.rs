@@ -246,6 +246,11 @@ impl ConnectorSettings {
             dkim_domain,
             dkim_selector,
             dkim_private_key_file,
+            queue_url,
+            queue_max_attempts,
+            queue_max_in_flight,
+            queue_rate_per_minute,
+            queue_retention_days,
         );
         true
     }
@@ -256,6 +261,7 @@ impl ConnectorSettings {
         [
             ("client_secret", "Client Secret", &self.client_secret),
             ("password", "Password", &self.password),
+            ("queue_url", "Queue URL", &self.queue_url),
         ]
         .into_iter()
         .filter(|(_, _, secret)| secret.as_ref().is_some_and(Secret::is_placeholder))
@@ -329,6 +335,11 @@ impl std::fmt::Debug for ConnectorSettings {
             .field("dkim_domain", &self.dkim_domain)
             .field("dkim_selector", &self.dkim_selector)
             .field("dkim_private_key_file", &self.dkim_private_key_file)
+            .field("queue_url", &self.queue_url)
+            .field("queue_max_attempts", &self.queue_max_attempts)
+            .field("queue_max_in_flight", &self.queue_max_in_flight)
+            .field("queue_rate_per_minute", &self.queue_rate_per_minute)
+            .field("queue_retention_days", &self.queue_retention_days)
             .finish()
     }
 }

@@ -56,6 +56,11 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("dkim_domain", Kind::Text),
     ("dkim_selector", Kind::Text),
     ("dkim_private_key_file", Kind::Text),
+    ("queue_url", Kind::Text),
+    ("queue_max_attempts", Kind::Number(u32::MAX as u64)),
+    ("queue_max_in_flight", Kind::Number(u32::MAX as u64)),
+    ("queue_rate_per_minute", Kind::Number(u32::MAX as u64)),
+    ("queue_retention_days", Kind::Number(u32::MAX as u64)),
 ];
 
 /// Environment variables with the prefix that are not settings keys but are allowed.

@@ -35,6 +35,11 @@
 //! | `save_to_sent_items` | Graph: keep a copy in the mailbox's Sent Items; default `true` |
 //! | `allow_send_as` | let emails name another From address than `user_name` (needs Exchange Send As rights), for Graph and SMTP; default `false` |
 //! | `dkim_domain`, `dkim_selector`, `dkim_private_key_file` | DKIM-sign SMTP and outbox messages (feature `dkim`; all three together; see [`dkim`](crate::dkim)). Graph messages are signed by Exchange Online, so these are refused with `transport = "graph"` |
+//! | `queue_url` | `sqlite://PATH` or `postgres://…`: [`build`](ConnectorSettings::build) then gives a transport that enqueues, and [`queue_worker`](ConnectorSettings::queue_worker) the worker that delivers (features `queue-sqlite`, `queue-postgres`; see [`queue`](crate::queue)) |
+//! | `queue_max_attempts` | delivery attempts before a message fails; default 10 |
+//! | `queue_max_in_flight` | deliveries in flight per sender mailbox, across all workers; default 4 for Graph, 3 for SMTP (Exchange's limits) |
+//! | `queue_rate_per_minute` | deliveries started per sender mailbox and minute, across all workers; default 30 (Exchange's limit); 0 = none |
+//! | `queue_retention_days` | days the bodies of sent messages are kept; default 7; 0 = until the next purge |
 //!
 //! # Inside a host's own configuration
 //!
@@ -69,6 +74,8 @@ mod compose;
 mod dkim;
 mod load;
 mod oauth;
+#[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
+mod queue;
 mod suggest;
 mod validate;
 mod values;
@@ -178,6 +185,17 @@ pub struct ConnectorSettings {
     pub dkim_selector: Option<String>,
     /// DKIM: the private key file (RSA PEM, or Ed25519 PKCS#8 PEM).
     pub dkim_private_key_file: Option<PathBuf>,
+    /// The durable queue: `sqlite://PATH` or `postgres://user:password@host/db`. When set,
+    /// `build` gives a transport that enqueues. It may hold a password: never printed.
+    pub queue_url: Option<Secret>,
+    /// Delivery attempts before a queued message fails; `None` means 10.
+    pub queue_max_attempts: Option<u32>,
+    /// Deliveries in flight per sender mailbox; `None` means 4 for Graph, 3 for SMTP.
+    pub queue_max_in_flight: Option<u32>,
+    /// Deliveries started per sender mailbox and minute; `None` means 30; 0 means no limit.
+    pub queue_rate_per_minute: Option<u32>,
+    /// Days the bodies of sent messages are kept; `None` means 7.
+    pub queue_retention_days: Option<u32>,
 }
 
 impl Default for ConnectorSettings {
@@ -216,6 +234,11 @@ impl Default for ConnectorSettings {
             dkim_domain: None,
             dkim_selector: None,
             dkim_private_key_file: None,
+            queue_url: None,
+            queue_max_attempts: None,
+            queue_max_in_flight: None,
+            queue_rate_per_minute: None,
+            queue_retention_days: None,
         }
     }
 }

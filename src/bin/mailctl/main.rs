@@ -6,8 +6,13 @@
 //!              [--header "Name: value"]...
 //! mailctl send [--config FILE] [--json] --eml FILE [--to ADDR]... [--cc ADDR]... [--bcc ADDR]...
 //! mailctl check [--config FILE] [--json]
+//! mailctl worker [--config FILE] [--once]
+//! mailctl queue [--config FILE] status|list|retry|cancel|purge …
 //! mailctl [-v|-vv|-vvv] ...
 //! ```
+//!
+//! With `queue_url` set, `send` enqueues and prints the message id (`--idempotency-key KEY`
+//! passes a key), `worker` delivers, and `queue` inspects and operates the queue.
 //!
 //! Settings come from the TOML (or `.json`) file given with `--config`, else from the file
 //! named by `MAIL_CONNECTOR_CONFIG`; `MAIL_CONNECTOR_<KEY>` environment variables override the
@@ -34,6 +39,7 @@ mod check;
 mod config;
 mod exit;
 mod output;
+mod queue;
 mod send;
 
 use std::process::ExitCode;
@@ -80,6 +86,10 @@ enum Command {
     Send(Box<SendArgs>),
     /// Check the settings and the connection without sending mail.
     Check(CheckArgs),
+    /// Deliver queued messages (needs `queue_url`).
+    Worker(queue::WorkerArgs),
+    /// Inspect and operate the queue (needs `queue_url`).
+    Queue(queue::QueueArgs),
 }
 
 /// Parses the command line; `--help` and usage errors end the process here (usage: exit 2).
@@ -91,7 +101,7 @@ fn parse() -> Cli {
         ColorChoice::Auto
     };
     let mut command = Cli::command().color(colour).after_help(help.clone());
-    for name in ["send", "check"] {
+    for name in ["send", "check", "worker", "queue"] {
         command = command.mut_subcommand(name, |sub| sub.after_help(help.clone()));
     }
     let matches = command.get_matches();
@@ -131,6 +141,14 @@ fn init_logs(verbose: u8) {
         .init();
 }
 
+/// The exit code of a `worker` or `queue` command, its error printed once with its remedy.
+fn finish(result: Result<(), mail_connector::Error>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => output::Output::new(output::OutputArgs { json: false }).failed(&error, None),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = parse();
@@ -138,5 +156,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Send(args) => send(*args).await,
         Command::Check(args) => check(args).await,
+        Command::Worker(args) => finish(queue::worker(args).await),
+        Command::Queue(args) => finish(queue::queue(args).await),
     }
 }

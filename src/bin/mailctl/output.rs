@@ -90,6 +90,17 @@ impl Output {
         }
     }
 
+    /// `send` with `queue_url` set: the email was enqueued. The text output is the message
+    /// id alone (scripts read it); the JSON is `{"status": "queued", "id": …}`.
+    pub(crate) fn queued(&self, id: &str) -> ExitCode {
+        if self.json {
+            println!("{}", json!({"status": "queued", "exit_code": 0, "id": id}));
+        } else {
+            println!("{id}");
+        }
+        ExitCode::SUCCESS
+    }
+
     /// A command failed. `email` is the email a `send` was for, when it was built: then the
     /// output says exactly which recipients got it, which did not and whose delivery is
     /// uncertain.

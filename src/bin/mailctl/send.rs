@@ -54,6 +54,9 @@ pub(crate) struct SendArgs {
         conflicts_with_all = ["subject", "text", "html", "attach", "header", "reply_to"]
     )]
     eml: Option<PathBuf>,
+    /// With `queue_url` set: the idempotency key (the same key again enqueues nothing).
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: Option<String>,
 }
 
 /// `Name: value` → (`Name`, `value`); the library checks the name and value.
@@ -109,6 +112,12 @@ pub(crate) async fn send(args: SendArgs) -> ExitCode {
         Ok(email) => email,
         Err(error) => return out.failed(&error, None),
     };
+    if settings.queue_url.is_some() {
+        return match crate::queue::enqueue(&settings, &email, args.idempotency_key).await {
+            Ok(id) => out.queued(&id),
+            Err(error) => out.failed(&error, Some(&email)),
+        };
+    }
     let transport = match settings.build() {
         Ok(transport) => transport,
         Err(error) => return out.failed(&error, Some(&email)),

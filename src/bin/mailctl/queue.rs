@@ -1,0 +1,256 @@
+//! `mailctl worker` and `mailctl queue status|list|retry|cancel|purge`: the durable queue
+//! that `queue_url` names. `mailctl send` enqueues through [`enqueue`] when it is set.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use mail_connector::queue::{EnqueueOptions, MessageSummary, QueueStats, State, rfc3339};
+use mail_connector::{ConnectorSettings, Email, Error};
+
+use crate::config::{ConfigArg, load_settings};
+
+#[derive(Args)]
+pub(crate) struct WorkerArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Deliver everything due now (waiting for retries that fall due within the run), then
+    /// exit; without it, run until SIGINT or SIGTERM (then finish deliveries in flight).
+    #[arg(long)]
+    once: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct QueueArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(subcommand)]
+    command: QueueCommand,
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Counts per state and per sender mailbox, and the oldest due message.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Messages: id, state, sender, recipients, attempts, last error.
+    List {
+        /// Only messages in this state (queued, sending, sent, failed, uncertain, cancelled).
+        #[arg(long, value_parser = parse_state)]
+        state: Option<State>,
+        /// At most this many, oldest first.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue uncertain or failed messages again (check first that an uncertain one did not
+    /// arrive: it may be delivered twice).
+    Retry {
+        /// Message ids.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+    /// Cancel queued messages.
+    Cancel {
+        /// Message ids.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+    /// Delete messages in a state whose state last changed before a while ago.
+    Purge {
+        /// The state to purge.
+        #[arg(long, value_parser = parse_state)]
+        state: State,
+        /// How long ago, e.g. `30d`, `12h`, `90m`, `45s`, `2w`.
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        older_than: Duration,
+    },
+}
+
+fn parse_state(text: &str) -> Result<State, String> {
+    text.parse()
+        .map_err(|e: Error| e.remedy().unwrap_or_else(|| e.to_string()))
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: use e.g. 30d, 12h, 90m, 45s, 2w"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => {
+            return Err(format!(
+                "`{text}` has no unit: use s, m, h, d or w (e.g. 30d)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(number.saturating_mul(seconds)))
+}
+
+/// The settings; the queue commands fail naming `queue_url` when it is not set.
+fn queue_settings(config: &ConfigArg) -> Result<ConnectorSettings, Error> {
+    load_settings(config)
+}
+
+/// `mailctl send` with `queue_url` set: enqueue; the message id.
+pub(crate) async fn enqueue(
+    settings: &ConnectorSettings,
+    email: &Email,
+    idempotency_key: Option<String>,
+) -> Result<String, Error> {
+    let queue = settings.queue().await?;
+    let mut options = EnqueueOptions::new();
+    if let Some(key) = idempotency_key {
+        options = options.idempotency_key(key);
+    }
+    let id = queue.enqueue(email, options).await?;
+    Ok(id.to_string())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    eprintln!("mailctl: stopping: finishing deliveries in flight");
+}
+
+pub(crate) async fn worker(args: WorkerArgs) -> Result<(), Error> {
+    let settings = queue_settings(&args.config)?;
+    eprintln!("mailctl: delivering with {}", settings.summary());
+    let worker = settings.queue_worker().await?;
+    let report = if args.once {
+        worker.run_once().await?
+    } else {
+        worker.run(shutdown_signal()).await?
+    };
+    eprintln!(
+        "mailctl: worker done: {} sent, {} queued again, {} failed, {} uncertain, {} partly sent",
+        report.sent, report.retried, report.failed, report.uncertain, report.partial
+    );
+    Ok(())
+}
+
+pub(crate) async fn queue(args: QueueArgs) -> Result<(), Error> {
+    let settings = queue_settings(&args.config)?;
+    let queue = settings.queue().await?;
+    match args.command {
+        QueueCommand::Status { json } => print_status(&queue.stats().await?, json),
+        QueueCommand::List { state, limit, json } => {
+            print_list(&queue.list(state, limit).await?, json);
+        }
+        QueueCommand::Retry { ids } => {
+            return each(&ids, "queued again", |id| {
+                let queue = queue.clone();
+                async move { queue.retry(&id).await }
+            })
+            .await;
+        }
+        QueueCommand::Cancel { ids } => {
+            return each(&ids, "cancelled", |id| {
+                let queue = queue.clone();
+                async move { queue.cancel(&id).await }
+            })
+            .await;
+        }
+        QueueCommand::Purge { state, older_than } => {
+            let purged = queue.purge(state, older_than).await?;
+            println!("purged {purged} {state} message(s)");
+        }
+    }
+    Ok(())
+}
+
+/// Applies `action` to every id, reporting each; the first error is returned at the end
+/// (and printed by the caller), later ones are printed here.
+async fn each<F, Fut>(ids: &[String], done: &str, action: F) -> Result<(), Error>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Error>>,
+{
+    let mut first = None;
+    for id in ids {
+        match action(id.clone()).await {
+            Ok(()) => println!("{id} {done}"),
+            Err(error) if first.is_none() => first = Some(error),
+            Err(error) => eprintln!("error: {error}"),
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+fn print_status(stats: &QueueStats, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(stats).unwrap_or_default()
+        );
+        return;
+    }
+    for (state, count) in &stats.states {
+        println!("{state:<10} {count}");
+    }
+    for mailbox in &stats.mailboxes {
+        let counts: Vec<String> = mailbox
+            .states
+            .iter()
+            .map(|(state, count)| format!("{state} {count}"))
+            .collect();
+        println!("mailbox {}: {}", mailbox.mailbox, counts.join(", "));
+    }
+    match &stats.oldest_due {
+        Some(oldest) => println!("oldest due: {} since {}", oldest.id, rfc3339(oldest.due_at)),
+        None => println!("oldest due: none"),
+    }
+}
+
+fn print_list(messages: &[MessageSummary], json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(messages).unwrap_or_default()
+        );
+        return;
+    }
+    for m in messages {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            m.id,
+            m.state,
+            m.mailbox,
+            m.recipients,
+            m.attempts,
+            m.last_error.as_deref().unwrap_or("-")
+        );
+    }
+}

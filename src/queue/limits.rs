@@ -1,0 +1,78 @@
+//! [`MailboxLimits`]: how many deliveries one sender mailbox may have in flight and start per
+//! window, across every worker — Exchange Online's limits as defaults.
+
+use std::time::Duration;
+
+/// Per-sender-mailbox limits, enforced by the queue's database across all workers and
+/// processes: at most `max_in_flight` deliveries at once and at most `per_window` delivery
+/// attempts started in any `window` (a minute unless changed).
+///
+/// Exchange Online allows a mailbox 30 messages a minute (SMTP submission rejects more; other
+/// paths queue them), 4 concurrent Graph requests per app and mailbox, and 3 concurrent SMTP
+/// connections per mailbox (more get `432 4.3.2`). The defaults follow those numbers so that
+/// a fleet of workers is never throttled for going over them.
+///
+/// ```
+/// use mail_connector::queue::MailboxLimits;
+///
+/// assert_eq!(MailboxLimits::graph().max_in_flight, 4);
+/// assert_eq!(MailboxLimits::smtp().max_in_flight, 3);
+/// assert_eq!(MailboxLimits::graph().per_window, 30);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MailboxLimits {
+    /// Deliveries in flight at once per mailbox; at least 1.
+    pub max_in_flight: u32,
+    /// Delivery attempts started per mailbox in any `window`; 0 lifts the limit.
+    pub per_window: u32,
+    /// The rate window: one minute, except in tests that cannot wait that long.
+    pub window: Duration,
+}
+
+impl MailboxLimits {
+    /// Exchange Online's message rate per mailbox and minute.
+    pub const EXCHANGE_PER_MINUTE: u32 = 30;
+
+    /// Graph's limits: 4 requests in flight, 30 messages a minute.
+    #[must_use]
+    pub fn graph() -> Self {
+        Self::new(4, Self::EXCHANGE_PER_MINUTE)
+    }
+
+    /// SMTP's limits: 3 connections in flight, 30 messages a minute.
+    #[must_use]
+    pub fn smtp() -> Self {
+        Self::new(3, Self::EXCHANGE_PER_MINUTE)
+    }
+
+    /// `max_in_flight` at once and `per_minute` a minute (0: no rate limit).
+    #[must_use]
+    pub fn new(max_in_flight: u32, per_minute: u32) -> Self {
+        Self {
+            max_in_flight: max_in_flight.max(1),
+            per_window: per_minute,
+            window: Duration::from_secs(60),
+        }
+    }
+
+    /// No limits worth the name: for a sink that is not Exchange (tests, benches).
+    #[must_use]
+    pub fn unlimited() -> Self {
+        Self::new(u32::MAX, 0)
+    }
+
+    /// The same limits with another rate window: `per_window` attempts per `window`.
+    #[must_use]
+    pub fn with_window(mut self, window: Duration) -> Self {
+        self.window = window.max(Duration::from_millis(1));
+        self
+    }
+}
+
+impl Default for MailboxLimits {
+    /// Graph's, the stricter-rate and more common case.
+    fn default() -> Self {
+        Self::graph()
+    }
+}

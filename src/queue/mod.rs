@@ -1,0 +1,491 @@
+//! The durable mail queue: enqueue with the caller's data, deliver by workers within each
+//! mailbox's limits. SQLite embedded (feature `queue-sqlite`), PostgreSQL for fleets
+//! (feature `queue-postgres`).
+//!
+//! A request handler cannot wait half an hour for Exchange Online to accept a burst of
+//! notifications, a restart must not lose what was waiting, and several replicas of one
+//! service must share one mailbox's limits rather than each respect them alone. So the app
+//! [enqueues](Queue::enqueue) — the whole email, attachments included, is stored at once and
+//! an id returned — and [`Worker`]s deliver it through any
+//! [`MailTransport`](crate::MailTransport), recording what happened.
+//!
+//! ```
+//! # #[cfg(feature = "queue-sqlite")]
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use mail_connector::queue::{EnqueueOptions, Queue, State, Worker};
+//! use mail_connector::{Email, StubTransport};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let queue = Queue::open(&format!("sqlite://{}", dir.path().join("mail.db").display())).await?;
+//! let email = Email::builder().to("ann@example.org").subject("Your export is ready").build()?;
+//! let id = queue.enqueue(&email, EnqueueOptions::new().idempotency_key("export-42")).await?;
+//! // The same key again stores nothing and returns the first id.
+//! assert_eq!(queue.enqueue(&email, EnqueueOptions::new().idempotency_key("export-42")).await?, id);
+//!
+//! let stub = StubTransport::new();
+//! Worker::new(&queue, stub.clone()).run_once().await?;
+//! assert_eq!(stub.sent().len(), 1);
+//! assert_eq!(queue.stats().await?.states[&State::Sent], 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! ## States and transitions
+//!
+//! ```text
+//!            enqueue
+//!               │
+//!               ▼        not due yet / transient failure (backoff, Retry-After)
+//!   ┌───────► queued ◄─────────────────────────────────┐
+//!   │           │  │ cancel                             │
+//!   │    claim  │  └────────► cancelled                 │
+//!   │ (lease)   ▼                                       │
+//!   │        sending ───────────────────────────────────┘
+//!   │           │
+//!   │           ├──► sent       (the transport's report kept; body purged after retention)
+//!   │           ├──► failed     (permanent, or out of attempts/age: error and remedy kept)
+//!   │           └──► uncertain  (may have been delivered: the transport said so, or the
+//!   │                            worker died or lost its lease while sending)
+//!   │                  │
+//!   └──────────────────┘ retry (an operator: uncertain or failed → queued)
+//! ```
+//!
+//! - **queued**: due now or at its not-before time. **sending**: leased by one worker; the
+//!   lease is extended while the send runs. A lease that runs out while `sending` makes the
+//!   message `uncertain` — never `queued`.
+//! - A transient failure that certainly did not deliver ([`Error::is_transient`]) goes back
+//!   to `queued` with exponential backoff and jitter, never sooner than the error's
+//!   [`Retry-After`](crate::Error::retry_after); after `max_attempts` attempts, or when the
+//!   next attempt would come later than the age limit, it is `failed`.
+//! - **Partial delivery** (the [recipient limit](crate::RecipientLimit) split the email and a
+//!   later part failed): the recipients who got it are done (the report is kept); those
+//!   not sent stay in the message, which is retried (or fails) as above; those whose delivery
+//!   is uncertain are parked as a new `uncertain` message whose `parent_id` names this one.
+//!
+//! ## Guarantees
+//!
+//! - **Durable**: [`Queue::enqueue`] returns after the database committed the email; a crash
+//!   or restart loses nothing. With PostgreSQL, [`enqueue_in`] commits the email together
+//!   with the application's own data, in the application's transaction (the transactional
+//!   outbox: see `examples/queue_outbox.rs`).
+//! - **A message that was not sent is retried; one that may have been sent is never resent
+//!   without an operator** (`mailctl queue retry ID`). Two workers never lease one message.
+//! - **Idempotent enqueue**: a second enqueue with the same idempotency key stores nothing
+//!   and returns the first id, however many run at once.
+//! - **Limits across the fleet**: at most [`MailboxLimits::max_in_flight`] deliveries in flight
+//!   per sender mailbox and at most [`MailboxLimits::per_window`] started per minute, counted
+//!   by the database across every worker and process.
+//! - The stored email is limited to [`MAX_STORED_BYTES`] (150 MiB) with its attachments, which
+//!   are read at enqueue time: a larger email is refused with [`Error::InvalidMessage`].
+//!
+//! ## Exchange Online's limits and the defaults
+//!
+//! Exchange Online allows a mailbox **30 messages a minute** and 10,000 recipients a day;
+//! Graph allows **4 concurrent requests** per app and mailbox (more get 429
+//! `MailboxConcurrency`), and SMTP submission **3 concurrent connections** per mailbox (more
+//! get `432 4.3.2`). [`MailboxLimits::graph`] (4 in flight, 30 a minute) and
+//! [`MailboxLimits::smtp`] (3, 30) follow them, per sender mailbox: the email's `From`, or
+//! [`EnqueueOptions::mailbox`], or the queue's default mailbox. A burst of 1,000 emails
+//! from one mailbox therefore takes about 33 minutes — which is why the queue exists.
+//!
+//! ## Running workers across a fleet
+//!
+//! Point every replica at one PostgreSQL database (`queue_url = "postgres://…"`) and run
+//! [`Worker::run`] (or `mailctl worker`) in as many processes as you like: a claim locks
+//! the sender mailbox's row (`FOR UPDATE SKIP LOCKED`) in a short transaction, counts that
+//! mailbox's deliveries in flight and in the rate window, then leases one due message
+//! (`FOR UPDATE SKIP LOCKED`). Give every worker the same limits. Stop a worker with
+//! SIGTERM or SIGINT: it takes no new work and lets in-flight deliveries finish within the
+//! grace period; a delivery cut off after it is marked `uncertain`. A worker killed outright
+//! leaves its messages `sending` until their lease runs out (5 minutes by default), then
+//! `uncertain`. SQLite serves one process's workers: its write lock serialises claims.
+//!
+//! Retention: [`Worker::with_retention`] drops the bodies and attachments of `sent`
+//! messages after a while (7 days by default), keeping the row and its report;
+//! [`Queue::purge`] deletes rows. [`Queue::stats`] counts per state and mailbox and names the
+//! oldest due message; each delivery attempt runs in a `tracing` span `mail_queue.delivery`
+//! with the message id, mailbox and attempt number.
+//!
+//! [`Error::is_transient`]: crate::Error::is_transient
+//! [`Error::InvalidMessage`]: crate::Error::InvalidMessage
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::error::{Error, Result};
+use crate::message::Email;
+
+mod codec;
+mod limits;
+mod outcome;
+#[cfg(feature = "queue-postgres")]
+mod postgres;
+mod rows;
+mod sql;
+#[cfg(feature = "queue-sqlite")]
+mod sqlite;
+mod store;
+mod transport;
+mod worker;
+
+pub use codec::MAX_STORED_BYTES;
+pub use limits::MailboxLimits;
+#[cfg(feature = "queue-postgres")]
+pub use postgres::{PostgresStore, enqueue_in};
+#[cfg(feature = "queue-sqlite")]
+pub use sqlite::SqliteStore;
+/// The database crate the stores are built on, re-exported so that the connection or
+/// transaction you pass to [`enqueue_in`] is of the same version.
+pub use sqlx;
+pub use store::{
+    Claim, ClaimRequest, ClaimedMessage, Enqueued, Lease, MailboxStats, MessageSummary, NewMessage,
+    OldestDue, Outcome, QueueStats, QueueStore, Remainder, State, rfc3339,
+};
+pub use transport::QueueTransport;
+pub use worker::{Worker, WorkerReport};
+
+/// The mailbox key used when neither the email, the options nor the queue name one.
+pub const DEFAULT_MAILBOX: &str = "default";
+
+/// A queued message's id (a UUID), as [`Queue::enqueue`] returns it and `mailctl` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct MessageId(String);
+
+impl MessageId {
+    /// An id as stored.
+    #[must_use]
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How to enqueue an email: an idempotency key, a not-before time, the sender mailbox.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use mail_connector::queue::EnqueueOptions;
+///
+/// let options = EnqueueOptions::new()
+///     .idempotency_key("invoice-2026-0042")
+///     .not_before(SystemTime::now() + Duration::from_secs(3600))
+///     .mailbox("billing@example.org");
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct EnqueueOptions {
+    idempotency_key: Option<String>,
+    not_before: Option<SystemTime>,
+    mailbox: Option<String>,
+}
+
+/// The longest idempotency key, in bytes.
+const MAX_KEY_BYTES: usize = 255;
+
+impl EnqueueOptions {
+    /// No key, due now, the email's own sender.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An idempotency key: enqueueing again with the same key stores nothing and returns
+    /// the first message's id (keep keys unique per intended email, e.g. `order-42-shipped`).
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Not delivered before this time.
+    pub fn not_before(mut self, time: SystemTime) -> Self {
+        self.not_before = Some(time);
+        self
+    }
+
+    /// The sender mailbox whose limits apply, when several are used and the email names no
+    /// `From` (default: the email's `From`, else the queue's default mailbox).
+    pub fn mailbox(mut self, mailbox: impl Into<String>) -> Self {
+        self.mailbox = Some(mailbox.into());
+        self
+    }
+}
+
+/// Validates and encodes an email for storage: the one path into every store.
+pub(crate) async fn prepare(
+    email: &Email,
+    options: EnqueueOptions,
+    default_mailbox: Option<&str>,
+    now: SystemTime,
+) -> Result<NewMessage> {
+    let bad_key = |key: &String| {
+        key.trim().is_empty() || key.len() > MAX_KEY_BYTES || key.chars().any(char::is_control)
+    };
+    if options.idempotency_key.as_ref().is_some_and(bad_key) {
+        return Err(Error::invalid_message(
+            "idempotency_key",
+            format!(
+                "an idempotency key must be 1 to {MAX_KEY_BYTES} bytes without control characters"
+            ),
+        ));
+    }
+    let mailbox = options
+        .mailbox
+        .as_deref()
+        .or(email.from().map(crate::message::Mailbox::address))
+        .or(default_mailbox)
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .unwrap_or(DEFAULT_MAILBOX)
+        .to_ascii_lowercase();
+    Ok(NewMessage {
+        id: uuid::Uuid::new_v4().to_string(),
+        idempotency_key: options.idempotency_key,
+        mailbox,
+        recipients: codec::recipients_line(email),
+        subject: email.subject().to_owned(),
+        body: codec::encode(email).await?,
+        due_at: options.not_before.unwrap_or(now).max(now),
+        created_at: now,
+    })
+}
+
+/// The application's handle on the queue: enqueue, inspect, and operate (retry, cancel,
+/// purge). Clones share the store. See the [module page](self).
+#[derive(Debug, Clone)]
+pub struct Queue {
+    store: Arc<dyn QueueStore>,
+    default_mailbox: Option<String>,
+    // Wakes this process's workers when it enqueues, instead of waiting for their next poll.
+    wake: Arc<Notify>,
+}
+
+impl Queue {
+    /// A queue on `store`.
+    #[must_use]
+    pub fn new(store: impl QueueStore + 'static) -> Self {
+        Self::from_store(Arc::new(store))
+    }
+
+    /// A queue on a shared store.
+    #[must_use]
+    pub fn from_store(store: Arc<dyn QueueStore>) -> Self {
+        Self {
+            store,
+            default_mailbox: None,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Opens the queue a URL names: `sqlite://PATH` (created when missing) or
+    /// `postgres://user:password@host/database`, applying the embedded migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] for another scheme or a database that cannot be opened;
+    /// [`Error::NotAvailable`] when the scheme's feature (`queue-sqlite`, `queue-postgres`)
+    /// is not enabled.
+    pub async fn open(url: &str) -> Result<Self> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            #[cfg(feature = "queue-sqlite")]
+            "sqlite" => Ok(Self::new(SqliteStore::open_url(url).await?)),
+            #[cfg(feature = "queue-postgres")]
+            "postgres" | "postgresql" => Ok(Self::new(PostgresStore::open(url).await?)),
+            #[cfg(not(feature = "queue-sqlite"))]
+            "sqlite" => Err(Error::NotAvailable {
+                transport: "queue-sqlite",
+                reason: "this build has no SQLite queue: enable the `queue-sqlite` feature",
+            }),
+            #[cfg(not(feature = "queue-postgres"))]
+            "postgres" | "postgresql" => Err(Error::NotAvailable {
+                transport: "queue-postgres",
+                reason: "this build has no PostgreSQL queue: enable the `queue-postgres` feature",
+            }),
+            _ => Err(store::queue_error(
+                "open the queue",
+                "the queue URL must start with `sqlite://` or `postgres://`",
+                false,
+                Some("use `sqlite://PATH` (one process) or `postgres://user:password@host/db`"),
+            )),
+        }
+    }
+
+    /// The mailbox whose limits apply to emails that name no `From` and no
+    /// [`EnqueueOptions::mailbox`] — the transport's own mailbox (`user_name`).
+    #[must_use]
+    pub fn with_default_mailbox(mut self, mailbox: impl Into<String>) -> Self {
+        self.default_mailbox = Some(mailbox.into());
+        self
+    }
+
+    /// The store under the queue.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn QueueStore> {
+        &self.store
+    }
+
+    pub(crate) fn wake(&self) -> &Arc<Notify> {
+        &self.wake
+    }
+
+    /// Stores `email` for delivery and returns its id once the database has committed it.
+    /// Attachments made from files are read now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMessage`] for an email over [`MAX_STORED_BYTES`] or a malformed
+    /// idempotency key; [`Error::Io`] when an attachment's file cannot be read;
+    /// [`Error::Queue`] when the database fails.
+    pub async fn enqueue(&self, email: &Email, options: EnqueueOptions) -> Result<MessageId> {
+        let message = prepare(
+            email,
+            options,
+            self.default_mailbox.as_deref(),
+            SystemTime::now(),
+        )
+        .await?;
+        let enqueued = self.store.insert(message).await?;
+        self.wake.notify_waiters();
+        Ok(MessageId(enqueued.id))
+    }
+
+    /// Stores several emails at once — in one transaction on SQLite and PostgreSQL: all or
+    /// none — and returns their ids in order.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::enqueue`]; nothing is stored when one email is refused.
+    pub async fn enqueue_batch(
+        &self,
+        emails: &[(Email, EnqueueOptions)],
+    ) -> Result<Vec<MessageId>> {
+        let now = SystemTime::now();
+        let mut messages = Vec::with_capacity(emails.len());
+        for (email, options) in emails {
+            messages
+                .push(prepare(email, options.clone(), self.default_mailbox.as_deref(), now).await?);
+        }
+        let enqueued = self.store.insert_batch(messages).await?;
+        self.wake.notify_waiters();
+        Ok(enqueued.into_iter().map(|e| MessageId(e.id)).collect())
+    }
+
+    /// Counts per state and mailbox, and the oldest due message.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    pub async fn stats(&self) -> Result<QueueStats> {
+        self.store.stats(SystemTime::now()).await
+    }
+
+    /// Up to `limit` messages in `state` (all states when `None`), oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    pub async fn list(&self, state: Option<State>, limit: u32) -> Result<Vec<MessageSummary>> {
+        self.store.list(state, limit).await
+    }
+
+    /// Queues an `uncertain` or `failed` message again, due now with a fresh round of
+    /// attempts. For an uncertain one, check first that it really did not arrive: it may be
+    /// delivered twice.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] for an unknown id or a message in another state.
+    pub async fn retry(&self, id: &str) -> Result<()> {
+        self.move_to(
+            id,
+            &[State::Uncertain, State::Failed],
+            State::Queued,
+            "retried",
+        )
+        .await?;
+        self.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// Cancels a `queued` message.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] for an unknown id or a message in another state.
+    pub async fn cancel(&self, id: &str) -> Result<()> {
+        self.move_to(id, &[State::Queued], State::Cancelled, "cancelled")
+            .await
+    }
+
+    async fn move_to(&self, id: &str, from: &[State], to: State, verb: &str) -> Result<()> {
+        let action = if to == State::Queued {
+            "retry the message"
+        } else {
+            "cancel the message"
+        };
+        let allowed = from
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        match self
+            .store
+            .transition(id, from, to, SystemTime::now())
+            .await?
+        {
+            None => Err(store::queue_error(
+                action,
+                format!("no message has the id `{id}`"),
+                false,
+                Some("list the queue (`mailctl queue list`) for the ids"),
+            )),
+            Some(state) if from.contains(&state) => Ok(()),
+            Some(state) => Err(store::queue_error(
+                action,
+                format!(
+                    "message `{id}` is {state}; only a message that is {allowed} can be {verb}",
+                ),
+                false,
+                None,
+            )),
+        }
+    }
+
+    /// Deletes the messages in `state` whose state last changed more than `older_than` ago;
+    /// returns how many. Messages being sent cannot be purged.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] for `sending`, or when the database fails.
+    pub async fn purge(&self, state: State, older_than: Duration) -> Result<u64> {
+        if state == State::Sending {
+            return Err(store::queue_error(
+                "purge the queue",
+                "messages that are being sent cannot be purged",
+                false,
+                Some(
+                    "purge another state; a stuck `sending` message becomes `uncertain` when its lease runs out",
+                ),
+            ));
+        }
+        let before = SystemTime::now()
+            .checked_sub(older_than)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        self.store.purge(state, before).await
+    }
+}

@@ -1,0 +1,467 @@
+//! [`PostgresStore`]: the queue in PostgreSQL, for fleets — any number of workers in any
+//! number of processes share it — and [`enqueue_in`], the transactional outbox.
+
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use sqlx::Executor;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+
+use super::sql::{finish_outcome, transition_state};
+use super::store::{
+    Claim, ClaimRequest, ClaimedMessage, Enqueued, Lease, MessageSummary, NewMessage, Outcome,
+    QueueStats, QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, from_millis, millis,
+    queue_error, stats_from_counts,
+};
+use super::{EnqueueOptions, MessageId, prepare};
+use crate::error::Result;
+use crate::message::Email;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The advisory lock that serialises schema creation and migration across processes.
+const MIGRATION_LOCK: i64 = 0x6d61_696c_7175_6575; // "mailqueu"
+
+/// The queue in PostgreSQL, in the schema `mail_queue` (created with its tables when
+/// missing; its migration history is kept there too, apart from the application's).
+///
+/// A claim locks the sender mailbox's row (`FOR UPDATE SKIP LOCKED`) for the length of a
+/// short transaction, counts that mailbox's deliveries in flight and started within the rate
+/// window, and only then leases its oldest due message (`FOR UPDATE SKIP LOCKED` again), so
+/// the limits hold across every worker of the fleet.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host/database`) and applies the
+    /// embedded migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`](crate::Error::Queue) when the URL is malformed, the server cannot be
+    /// reached, or the schema cannot be created (the user needs `CREATE` on the database
+    /// the first time).
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| db_error("read the PostgreSQL queue URL", &e))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|e| db_error("connect to the PostgreSQL queue", &e))?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses the application's own pool, applying the embedded migrations.
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresStore::open`].
+    pub async fn from_pool(pool: PgPool) -> Result<Self> {
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(|e| db_error("connect to the PostgreSQL queue", &e))?;
+        migrate(&mut conn).await?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+async fn migrate(conn: &mut PgConnection) -> Result<()> {
+    const ACTION: &str = "migrate the PostgreSQL queue";
+    let failed = |e: &dyn std::fmt::Display| {
+        queue_error(
+            ACTION,
+            e.to_string(),
+            false,
+            Some(
+                "the database user needs the CREATE privilege on the database the first time \
+                 (it creates the schema `mail_queue`)",
+            ),
+        )
+    };
+    conn.execute(sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK))
+        .await
+        .map_err(|e| db_error(ACTION, &e))?;
+    let result = create_and_migrate(conn).await.map_err(|e| failed(&e));
+    // Back to the defaults before the connection returns to the pool.
+    let reset = conn
+        .execute("RESET search_path; SELECT pg_advisory_unlock_all()")
+        .await;
+    result?;
+    reset.map_err(|e| db_error(ACTION, &e))?;
+    Ok(())
+}
+
+async fn create_and_migrate(conn: &mut PgConnection) -> std::result::Result<(), sqlx::Error> {
+    conn.execute("CREATE SCHEMA IF NOT EXISTS mail_queue")
+        .await?;
+    conn.execute("SET search_path TO mail_queue").await?;
+    MIGRATOR
+        .run_direct(conn)
+        .await
+        .map_err(|e| sqlx::Error::Migrate(Box::new(e)))
+}
+
+/// Enqueues `email` on `conn` — an open transaction of the application's, typically — so
+/// that the email is committed or rolled back together with the application's own data:
+/// the transactional outbox. The queue's schema must exist (open a [`PostgresStore`] on the
+/// database once, at start-up, to create it).
+///
+/// ```no_run
+/// # async fn demo(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+/// use mail_connector::Email;
+/// use mail_connector::queue::{EnqueueOptions, enqueue_in};
+///
+/// let mut tx = pool.begin().await?;
+/// sqlx::query("INSERT INTO orders (id) VALUES (42)").execute(&mut *tx).await?;
+/// let email = Email::builder().to("ann@example.org").subject("Order 42").build()?;
+/// let options = EnqueueOptions::new().idempotency_key("order-42-confirmation");
+/// let id = enqueue_in(&mut tx, &email, options).await?;
+/// tx.commit().await?; // the order and its email, or neither
+/// # let _ = id; Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// As [`Queue::enqueue`](super::Queue::enqueue).
+pub async fn enqueue_in(
+    conn: &mut PgConnection,
+    email: &Email,
+    options: EnqueueOptions,
+) -> Result<MessageId> {
+    let message = prepare(email, options, None, SystemTime::now()).await?;
+    Ok(MessageId::new(insert(conn, message).await?.id))
+}
+
+async fn insert(conn: &mut PgConnection, m: NewMessage) -> Result<Enqueued> {
+    const ACTION: &str = "enqueue the email";
+    let inserted: Option<(String,)> = sqlx::query_as(
+        "INSERT INTO mail_queue.messages (id, idempotency_key, mailbox, recipients, subject, \
+         state, body, body_bytes, due_at, created_at, updated_at, retry_from) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    )
+    .bind(&m.id)
+    .bind(&m.idempotency_key)
+    .bind(&m.mailbox)
+    .bind(&m.recipients)
+    .bind(&m.subject)
+    .bind(&m.body)
+    .bind(m.body.len() as i64)
+    .bind(millis(m.due_at))
+    .bind(millis(m.created_at))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| db_error(ACTION, &e))?;
+    if let Some((id,)) = inserted {
+        return Ok(Enqueued { id, created: true });
+    }
+    let (id,): (String,) =
+        sqlx::query_as("SELECT id FROM mail_queue.messages WHERE idempotency_key = $1")
+            .bind(&m.idempotency_key)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| db_error(ACTION, &e))?;
+    Ok(Enqueued { id, created: false })
+}
+
+/// What admission found for one mailbox.
+enum Admission {
+    Claimed(Box<ClaimedMessage>),
+    /// Another worker is admitting for it right now: look again soon.
+    Busy,
+    /// At a limit; the rate window frees up at this time (ms), if that is the limit.
+    Full(Option<i64>),
+}
+
+impl PostgresStore {
+    async fn admit(&self, request: &ClaimRequest, mailbox: &str) -> Result<Admission> {
+        const ACTION: &str = "claim a message";
+        let err = |e: sqlx::Error| db_error(ACTION, &e);
+        let now = millis(request.now);
+        let limits = request.limits;
+        let window = i64::try_from(limits.window.as_millis()).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO mail_queue.mailboxes (mailbox) VALUES ($1) ON CONFLICT DO NOTHING",
+        )
+        .bind(mailbox)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let locked: Option<(String,)> = sqlx::query_as(
+            "SELECT mailbox FROM mail_queue.mailboxes WHERE mailbox = $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(mailbox)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        if locked.is_none() {
+            return Ok(Admission::Busy);
+        }
+        // Read committed: each count sees every claim committed before the lock was granted.
+        let (in_flight,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM mail_queue.messages WHERE mailbox = $1 AND state = 'sending'",
+        )
+        .bind(mailbox)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        if in_flight >= i64::from(limits.max_in_flight) {
+            return Ok(Admission::Full(None));
+        }
+        if limits.per_window > 0 {
+            let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+                "SELECT COUNT(*), MIN(started_at) FROM mail_queue.attempts \
+                 WHERE mailbox = $1 AND started_at > $2",
+            )
+            .bind(mailbox)
+            .bind(now.saturating_sub(window))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
+            if count >= i64::from(limits.per_window) {
+                return Ok(Admission::Full(Some(
+                    oldest.unwrap_or(now).saturating_add(window),
+                )));
+            }
+        }
+        let row: Option<(String, Vec<u8>, i64, i64)> = sqlx::query_as(
+            "SELECT id, body, attempts, retry_from FROM mail_queue.messages \
+             WHERE mailbox = $1 AND state = 'queued' AND due_at <= $2 \
+             ORDER BY due_at, created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(mailbox)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let Some((id, body, attempts, retry_from)) = row else {
+            return Ok(Admission::Full(None));
+        };
+        let token = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "UPDATE mail_queue.messages SET state = 'sending', attempts = attempts + 1, \
+             lease_token = $2, lease_owner = $3, lease_until = $4, updated_at = $5 WHERE id = $1",
+        )
+        .bind(&id)
+        .bind(&token)
+        .bind(&request.worker)
+        .bind(millis(request.now + request.lease))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        sqlx::query("INSERT INTO mail_queue.attempts (mailbox, started_at) VALUES ($1, $2)")
+            .bind(mailbox)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(Admission::Claimed(Box::new(ClaimedMessage {
+            lease: Lease { id, token },
+            mailbox: mailbox.to_owned(),
+            body,
+            attempts: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
+            retry_from: from_millis(retry_from),
+        })))
+    }
+}
+
+#[async_trait]
+impl QueueStore for PostgresStore {
+    async fn insert(&self, message: NewMessage) -> Result<Enqueued> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| db_error("enqueue the email", &e))?;
+        insert(&mut conn, message).await
+    }
+
+    async fn insert_batch(&self, messages: Vec<NewMessage>) -> Result<Vec<Enqueued>> {
+        const ACTION: &str = "enqueue the emails";
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(ACTION, &e))?;
+        let mut enqueued = Vec::with_capacity(messages.len());
+        for message in messages {
+            enqueued.push(insert(&mut tx, message).await?);
+        }
+        tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
+        Ok(enqueued)
+    }
+
+    async fn claim(&self, request: &ClaimRequest) -> Result<Claim> {
+        const ACTION: &str = "claim a message";
+        let err = |e: sqlx::Error| db_error(ACTION, &e);
+        let now = millis(request.now);
+        let window = i64::try_from(request.limits.window.as_millis()).unwrap_or(i64::MAX);
+        sqlx::query(
+            "UPDATE mail_queue.messages SET state = 'uncertain', updated_at = $1, last_error = \
+             'the worker stopped or lost its lease while sending: the message may have been \
+             delivered' WHERE state = 'sending' AND lease_until < $1",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        sqlx::query("DELETE FROM mail_queue.attempts WHERE started_at <= $1")
+            .bind(now.saturating_sub(window))
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        let candidates: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT mailbox, MIN(due_at) FROM mail_queue.messages WHERE state = 'queued' \
+             AND due_at <= $1 GROUP BY mailbox ORDER BY 2 LIMIT 100",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let mut next: Option<i64> = None;
+        let mut soonest = |at: i64| next = Some(next.map_or(at, |n: i64| n.min(at)));
+        for (mailbox, _) in candidates {
+            match self.admit(request, &mailbox).await? {
+                Admission::Claimed(message) => return Ok(Claim::Message(message)),
+                Admission::Busy => soonest(now + 20),
+                Admission::Full(Some(free)) => soonest(free),
+                Admission::Full(None) => {}
+            }
+        }
+        let (due,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MIN(due_at) FROM mail_queue.messages WHERE state = 'queued' AND due_at > $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err)?;
+        if let Some(due) = due {
+            soonest(due);
+        }
+        Ok(Claim::Idle {
+            next: next.map(from_millis),
+        })
+    }
+
+    async fn extend(&self, lease: &Lease, until: SystemTime) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE mail_queue.messages SET lease_until = $3 WHERE id = $1 AND lease_token = $2 \
+             AND state = 'sending'",
+        )
+        .bind(&lease.id)
+        .bind(&lease.token)
+        .bind(millis(until))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("extend a lease", &e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn finish(&self, lease: &Lease, outcome: Outcome, now: SystemTime) -> Result<bool> {
+        const ACTION: &str = "record a delivery";
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(ACTION, &e))?;
+        let done = finish_outcome!(tx, "mail_queue.messages", lease, outcome, millis(now))
+            .map_err(|e| db_error(ACTION, &e))?;
+        tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
+        Ok(done)
+    }
+
+    async fn stats(&self, now: SystemTime) -> Result<QueueStats> {
+        const ACTION: &str = "count the queue";
+        let counts: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT mailbox, state, COUNT(*) FROM mail_queue.messages GROUP BY mailbox, state \
+             ORDER BY mailbox, state",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error(ACTION, &e))?;
+        let oldest: Option<(String, i64)> = sqlx::query_as(
+            "SELECT id, due_at FROM mail_queue.messages WHERE state = 'queued' AND due_at <= $1 \
+             ORDER BY due_at, created_at LIMIT 1",
+        )
+        .bind(millis(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error(ACTION, &e))?;
+        stats_from_counts(counts, oldest)
+    }
+
+    async fn list(&self, state: Option<State>, limit: u32) -> Result<Vec<MessageSummary>> {
+        let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM mail_queue.messages \
+             WHERE ($1::text IS NULL OR state = $1) ORDER BY created_at, id LIMIT $2"
+        ))
+        .bind(state.map(State::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("list the queue", &e))?;
+        rows.into_iter().map(SummaryRow::into_summary).collect()
+    }
+
+    async fn transition(
+        &self,
+        id: &str,
+        from: &[State],
+        to: State,
+        now: SystemTime,
+    ) -> Result<Option<State>> {
+        const ACTION: &str = "change a message's state";
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(ACTION, &e))?;
+        // Lock the row first, so that a worker's claim cannot slip in between.
+        sqlx::query("SELECT 1 FROM mail_queue.messages WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error(ACTION, &e))?;
+        let state = transition_state!(tx, "mail_queue.messages", id, from, to, millis(now))
+            .map_err(|e| db_error(ACTION, &e))?;
+        tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
+        state.map(|s| s.parse()).transpose()
+    }
+
+    async fn purge(&self, state: State, before: SystemTime) -> Result<u64> {
+        let done =
+            sqlx::query("DELETE FROM mail_queue.messages WHERE state = $1 AND updated_at < $2")
+                .bind(state.as_str())
+                .bind(millis(before))
+                .execute(&self.pool)
+                .await
+                .map_err(|e| db_error("purge the queue", &e))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_sent_bodies(&self, before: SystemTime) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE mail_queue.messages SET body = NULL WHERE state = 'sent' \
+             AND body IS NOT NULL AND updated_at < $1",
+        )
+        .bind(millis(before))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("purge sent bodies", &e))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn pending(&self, by: SystemTime) -> Result<(u64, u64)> {
+        let (due, sending): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE state = 'queued' AND due_at <= $1), \
+             COUNT(*) FILTER (WHERE state = 'sending') FROM mail_queue.messages",
+        )
+        .bind(millis(by))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| db_error("count the queue", &e))?;
+        Ok((due.max(0).unsigned_abs(), sending.max(0).unsigned_abs()))
+    }
+}

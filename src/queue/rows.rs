@@ -1,0 +1,146 @@
+//! What the SQL stores share besides their SQL: the queue's errors, stored times, and the
+//! rows they read back.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use super::store::{MailboxStats, MessageSummary, OldestDue, QueueStats, State};
+use crate::error::{Advice, Error, Result};
+
+pub(crate) fn queue_error(
+    action: &'static str,
+    message: impl Into<String>,
+    transient: bool,
+    remedy: Option<&str>,
+) -> Error {
+    Error::Queue {
+        action,
+        message: message.into(),
+        transient,
+        advice: Advice::remedy(remedy.map(str::to_owned)),
+    }
+}
+
+/// A database error as an [`Error::Queue`]: transient when the database was unreachable,
+/// busy or the transaction lost a race.
+pub(crate) fn db_error(action: &'static str, error: &sqlx::Error) -> Error {
+    let transient = match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => {
+            // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6); PostgreSQL: serialization failure,
+            // deadlock, too many connections, shutting down.
+            matches!(
+                db.code().as_deref(),
+                Some("5" | "6" | "517" | "40001" | "40P01" | "53300" | "57P01" | "57P03")
+            )
+        }
+        _ => false,
+    };
+    let remedy = transient.then_some(
+        "check that the queue database (`queue_url`) is running and reachable; the operation \
+         can be retried",
+    );
+    queue_error(action, error.to_string(), transient, remedy)
+}
+
+/// Milliseconds since the Unix epoch, as stored.
+pub(crate) fn millis(time: SystemTime) -> i64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The stored milliseconds as a time.
+pub(crate) fn from_millis(ms: i64) -> SystemTime {
+    if ms >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
+}
+
+/// A time as RFC 3339 in UTC, e.g. `2026-11-29T02:30:00.123Z`.
+#[must_use]
+pub fn rfc3339(time: SystemTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from(time)
+        .format(&format)
+        .unwrap_or_else(|_| format!("{time:?}"))
+}
+
+/// A row of the messages table, shared by the SQL stores.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct SummaryRow {
+    pub id: String,
+    pub state: String,
+    pub mailbox: String,
+    pub recipients: String,
+    pub subject: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub remedy: Option<String>,
+    pub report: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub created_at: i64,
+    pub due_at: i64,
+    pub updated_at: i64,
+    pub parent_id: Option<String>,
+}
+
+/// The columns of [`SummaryRow`], for `SELECT`.
+pub(crate) const SUMMARY_COLUMNS: &str = "id, state, mailbox, recipients, subject, attempts, \
+    last_error, remedy, report, idempotency_key, created_at, due_at, updated_at, parent_id";
+
+impl SummaryRow {
+    pub(crate) fn into_summary(self) -> Result<MessageSummary> {
+        Ok(MessageSummary {
+            state: self.state.parse()?,
+            id: self.id,
+            mailbox: self.mailbox,
+            recipients: self.recipients,
+            subject: self.subject,
+            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
+            last_error: self.last_error,
+            remedy: self.remedy,
+            report: self.report,
+            idempotency_key: self.idempotency_key,
+            created_at: from_millis(self.created_at),
+            due_at: from_millis(self.due_at),
+            updated_at: from_millis(self.updated_at),
+            parent_id: self.parent_id,
+        })
+    }
+}
+
+/// Builds [`QueueStats`] from `(mailbox, state, count)` rows.
+pub(crate) fn stats_from_counts(
+    counts: Vec<(String, String, i64)>,
+    oldest_due: Option<(String, i64)>,
+) -> Result<QueueStats> {
+    let mut stats = QueueStats {
+        states: State::ALL.into_iter().map(|s| (s, 0)).collect(),
+        ..QueueStats::default()
+    };
+    for (mailbox, state, count) in counts {
+        let state: State = state.parse()?;
+        let count = u64::try_from(count).unwrap_or(0);
+        *stats.states.entry(state).or_default() += count;
+        match stats.mailboxes.last_mut() {
+            Some(last) if last.mailbox == mailbox => {
+                last.states.insert(state, count);
+            }
+            _ => stats.mailboxes.push(MailboxStats {
+                mailbox,
+                states: BTreeMap::from([(state, count)]),
+            }),
+        }
+    }
+    stats.oldest_due = oldest_due.map(|(id, due)| OldestDue {
+        id,
+        due_at: from_millis(due),
+    });
+    Ok(stats)
+}

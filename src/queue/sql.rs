@@ -1,0 +1,165 @@
+//! SQL the two stores share, written once: recording an outcome and an operator's state
+//! change. Macros rather than functions, because a function generic over sqlx's database
+//! traits would need a bound for every type it binds; the expansion is checked for each store.
+//! `$tx` is a transaction; `$table` the messages table's name.
+
+/// Records `$outcome` for `$lease` at `$now` (ms); evaluates to `Result<bool, sqlx::Error>`,
+/// `false` when the lease is no longer held.
+macro_rules! finish_outcome {
+    ($tx:ident, $table:literal, $lease:expr, $outcome:expr, $now:expr) => {async {
+        use $crate::queue::store::Outcome;
+        let lease: &$crate::queue::store::Lease = $lease;
+        let now: i64 = $now;
+        // A message whose lease ran out while it was being sent is `uncertain` with the lease
+        // token kept: the worker that still held it knows better and may record the outcome.
+        let done = match $outcome {
+            Outcome::Sent { report } => sqlx::query(concat!(
+                "UPDATE ", $table, " SET state = 'sent', report = $3, last_error = NULL, ",
+                "remedy = NULL, lease_token = NULL, lease_until = NULL, updated_at = $4 ",
+                "WHERE id = $1 AND lease_token = $2 AND state IN ('sending', 'uncertain')"
+            ))
+            .bind(&lease.id)
+            .bind(&lease.token)
+            .bind(report)
+            .bind(now)
+            .execute(&mut *$tx)
+            .await?,
+            Outcome::Retry { at, error } => sqlx::query(concat!(
+                "UPDATE ", $table, " SET state = 'queued', due_at = $3, last_error = $4, ",
+                "lease_token = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $5 ",
+                "WHERE id = $1 AND lease_token = $2 AND state IN ('sending', 'uncertain')"
+            ))
+            .bind(&lease.id)
+            .bind(&lease.token)
+            .bind($crate::queue::store::millis(at))
+            .bind(error)
+            .bind(now)
+            .execute(&mut *$tx)
+            .await?,
+            Outcome::Failed { error, remedy } => sqlx::query(concat!(
+                "UPDATE ", $table, " SET state = 'failed', last_error = $3, remedy = $4, ",
+                "lease_token = NULL, lease_until = NULL, updated_at = $5 ",
+                "WHERE id = $1 AND lease_token = $2 AND state IN ('sending', 'uncertain')"
+            ))
+            .bind(&lease.id)
+            .bind(&lease.token)
+            .bind(error)
+            .bind(remedy)
+            .bind(now)
+            .execute(&mut *$tx)
+            .await?,
+            Outcome::Uncertain { error } => sqlx::query(concat!(
+                "UPDATE ", $table, " SET state = 'uncertain', last_error = $3, ",
+                "lease_token = NULL, lease_until = NULL, updated_at = $4 ",
+                "WHERE id = $1 AND lease_token = $2 AND state IN ('sending', 'uncertain')"
+            ))
+            .bind(&lease.id)
+            .bind(&lease.token)
+            .bind(error)
+            .bind(now)
+            .execute(&mut *$tx)
+            .await?,
+            Outcome::Partial { report, error, remedy, not_sent, uncertain } => {
+                // The uncertain recipients are parked as a message of their own when the
+                // not-sent ones stay in this one.
+                let (rest, state, due, split) = match (not_sent, uncertain) {
+                    (Some((rest, Some(at))), split) => {
+                        (Some(rest), "queued", Some($crate::queue::store::millis(at)), split)
+                    }
+                    (Some((rest, None)), split) => (Some(rest), "failed", None, split),
+                    (None, Some(rest)) => (Some(rest), "uncertain", None, None),
+                    (None, None) => (None, "sent", None, None),
+                };
+                if let Some(split) = split {
+                    let len = split.body.len() as i64;
+                    sqlx::query(concat!(
+                        "INSERT INTO ", $table, " (id, mailbox, recipients, subject, state, body, ",
+                        "body_bytes, attempts, due_at, created_at, updated_at, retry_from, ",
+                        "last_error, parent_id) SELECT $1, mailbox, $2, subject, 'uncertain', $3, ",
+                        "$4, attempts, due_at, created_at, $5, retry_from, $6, id FROM ", $table,
+                        " WHERE id = $7 AND lease_token = $8"
+                    ))
+                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind(split.recipients)
+                    .bind(split.body)
+                    .bind(len)
+                    .bind(now)
+                    .bind(&error)
+                    .bind(&lease.id)
+                    .bind(&lease.token)
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+                let len = rest.as_ref().map(|r| r.body.len() as i64);
+                let (body, recipients) = match rest {
+                    Some(rest) => (Some(rest.body), Some(rest.recipients)),
+                    None => (None, None),
+                };
+                sqlx::query(concat!(
+                    "UPDATE ", $table, " SET state = $3, report = $4, last_error = $5, remedy = $6, ",
+                    "body = COALESCE($7, body), body_bytes = COALESCE($8, body_bytes), ",
+                    "recipients = COALESCE($9, recipients), due_at = COALESCE($10, due_at), ",
+                    "lease_token = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $11 ",
+                    "WHERE id = $1 AND lease_token = $2 AND state IN ('sending', 'uncertain')"
+                ))
+                .bind(&lease.id)
+                .bind(&lease.token)
+                .bind(state)
+                .bind(report)
+                .bind(&error)
+                .bind(remedy)
+                .bind(body)
+                .bind(len)
+                .bind(recipients)
+                .bind(due)
+                .bind(now)
+                .execute(&mut *$tx)
+                .await?
+            }
+        };
+        Ok::<bool, sqlx::Error>(done.rows_affected() == 1)
+    }.await};
+}
+
+/// Moves message `$id` from one of `$from` to `$to` at `$now` (ms); evaluates to
+/// `Result<Option<String>, sqlx::Error>`: the state it was in, `None` for an unknown id.
+macro_rules! transition_state {
+    ($tx:ident, $table:literal, $id:expr, $from:expr, $to:expr, $now:expr) => {
+        async {
+            let id: &str = $id;
+            let from: &[$crate::queue::store::State] = $from;
+            let to: $crate::queue::store::State = $to;
+            let now: i64 = $now;
+            let current: Option<(String,)> =
+                sqlx::query_as(concat!("SELECT state FROM ", $table, " WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+            if let Some((state,)) = &current {
+                if from.iter().any(|s| s.as_str() == state) {
+                    // An operator's retry starts a fresh round of attempts, due now.
+                    let fresh = to == $crate::queue::store::State::Queued;
+                    sqlx::query(concat!(
+                        "UPDATE ",
+                        $table,
+                        " SET state = $2, updated_at = $3, lease_token = NULL, ",
+                        "lease_owner = NULL, lease_until = NULL, ",
+                        "due_at = CASE WHEN $4 THEN $3 ELSE due_at END, ",
+                        "attempts = CASE WHEN $4 THEN 0 ELSE attempts END, ",
+                        "retry_from = CASE WHEN $4 THEN $3 ELSE retry_from END WHERE id = $1"
+                    ))
+                    .bind(id)
+                    .bind(to.as_str())
+                    .bind(now)
+                    .bind(fresh)
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+            }
+            Ok::<Option<String>, sqlx::Error>(current.map(|(s,)| s))
+        }
+        .await
+    };
+}
+
+pub(crate) use {finish_outcome, transition_state};

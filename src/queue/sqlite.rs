@@ -1,0 +1,377 @@
+//! [`SqliteStore`]: the queue in one SQLite file — the embedded default, for one process's
+//! workers (several processes on one file work, serialised by SQLite's write lock, but a
+//! fleet belongs on PostgreSQL).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+};
+use sqlx::{Sqlite, Transaction};
+
+use super::sql::{finish_outcome, transition_state};
+use super::store::{
+    Claim, ClaimRequest, ClaimedMessage, Enqueued, Lease, NewMessage, Outcome, QueueStats,
+    QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, from_millis, millis, queue_error,
+    stats_from_counts,
+};
+use crate::error::Result;
+
+type MigrateFuture<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = std::result::Result<(), sqlx::migrate::MigrateError>>
+            + Send
+            + 'a,
+    >,
+>;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The queue in an SQLite file, created with its schema when missing.
+///
+/// Every claim runs in a `BEGIN IMMEDIATE` transaction, so admission under the per-mailbox
+/// limits is decided by one writer at a time.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the queue file at `path` and applies the embedded
+    /// migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`](crate::Error::Queue) when the file cannot be opened or migrated.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path.as_ref())
+            .create_if_missing(true);
+        Self::connect(options).await
+    }
+
+    /// Opens the queue from a `sqlite://PATH` URL.
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteStore::open`]; [`Error::Queue`](crate::Error::Queue) for a malformed URL.
+    pub async fn open_url(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| db_error("read the SQLite queue URL", &e))?
+            .create_if_missing(true);
+        Self::connect(options).await
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> Result<Self> {
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| db_error("open the SQLite queue", &e))?;
+        // Boxed as `Send` here: sqlx's migrator future is otherwise not provably `Send` for
+        // every lifetime, which callers' `async_trait` futures require.
+        let migrate: MigrateFuture<'_> = Box::pin(MIGRATOR.run(&pool));
+        migrate.await.map_err(|e| {
+            queue_error(
+                "migrate the SQLite queue",
+                e.to_string(),
+                false,
+                Some("the file is not a mail queue, or was written by a newer version"),
+            )
+        })?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool, for what the store does not offer (reports, backups).
+    #[must_use]
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn immediate(&self, action: &'static str) -> Result<Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| db_error(action, &e))
+    }
+}
+
+#[async_trait]
+impl QueueStore for SqliteStore {
+    async fn insert(&self, message: NewMessage) -> Result<Enqueued> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| db_error("enqueue the email", &e))?;
+        insert(&mut conn, message).await
+    }
+
+    async fn insert_batch(&self, messages: Vec<NewMessage>) -> Result<Vec<Enqueued>> {
+        const ACTION: &str = "enqueue the emails";
+        let mut tx = self.immediate(ACTION).await?;
+        let mut enqueued = Vec::with_capacity(messages.len());
+        for message in messages {
+            enqueued.push(insert(&mut tx, message).await?);
+        }
+        tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
+        Ok(enqueued)
+    }
+
+    async fn claim(&self, request: &ClaimRequest) -> Result<Claim> {
+        const ACTION: &str = "claim a message";
+        let now = millis(request.now);
+        let limits = request.limits;
+        let window = i64::try_from(limits.window.as_millis()).unwrap_or(i64::MAX);
+        let mut tx = self.immediate(ACTION).await?;
+        expire_leases(&mut tx, now).await?;
+        sqlx::query("DELETE FROM mail_queue_attempts WHERE started_at <= $1")
+            .bind(now.saturating_sub(window))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error(ACTION, &e))?;
+        // Mailboxes with a due message and room under the in-flight limit, oldest due first.
+        let candidates: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT q.mailbox, MIN(q.due_at) FROM mail_queue q WHERE q.state = 'queued' \
+             AND q.due_at <= $1 AND (SELECT COUNT(*) FROM mail_queue s WHERE s.state = 'sending' \
+             AND s.mailbox = q.mailbox) < $2 GROUP BY q.mailbox ORDER BY 2",
+        )
+        .bind(now)
+        .bind(i64::from(limits.max_in_flight))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| db_error(ACTION, &e))?;
+        let mut next: Option<i64> = None;
+        for (mailbox, _) in candidates {
+            if limits.per_window > 0 {
+                let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(started_at) FROM mail_queue_attempts \
+                     WHERE mailbox = $1 AND started_at > $2",
+                )
+                .bind(&mailbox)
+                .bind(now.saturating_sub(window))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| db_error(ACTION, &e))?;
+                if count >= i64::from(limits.per_window) {
+                    let free = oldest.unwrap_or(now).saturating_add(window);
+                    next = Some(next.map_or(free, |n| n.min(free)));
+                    continue;
+                }
+            }
+            let row: Option<(String, Vec<u8>, i64, i64)> = sqlx::query_as(
+                "SELECT id, body, attempts, retry_from FROM mail_queue WHERE state = 'queued' \
+                 AND mailbox = $1 AND due_at <= $2 ORDER BY due_at, created_at LIMIT 1",
+            )
+            .bind(&mailbox)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db_error(ACTION, &e))?;
+            let Some((id, body, attempts, retry_from)) = row else {
+                continue;
+            };
+            let token = uuid::Uuid::new_v4().to_string();
+            let lease_until = millis(request.now + request.lease);
+            sqlx::query(
+                "UPDATE mail_queue SET state = 'sending', attempts = attempts + 1, \
+                 lease_token = $2, lease_owner = $3, lease_until = $4, updated_at = $5 \
+                 WHERE id = $1",
+            )
+            .bind(&id)
+            .bind(&token)
+            .bind(&request.worker)
+            .bind(lease_until)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error(ACTION, &e))?;
+            sqlx::query("INSERT INTO mail_queue_attempts (mailbox, started_at) VALUES ($1, $2)")
+                .bind(&mailbox)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error(ACTION, &e))?;
+            tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
+            return Ok(Claim::Message(Box::new(ClaimedMessage {
+                lease: Lease { id, token },
+                mailbox,
+                body,
+                attempts: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
+                retry_from: from_millis(retry_from),
+            })));
+        }
+        let (due,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MIN(due_at) FROM mail_queue WHERE state = 'queued' AND due_at > $1",
+        )
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| db_error(ACTION, &e))?;
+        tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
+        let next = match (next, due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(Claim::Idle {
+            next: next.map(from_millis),
+        })
+    }
+
+    async fn extend(&self, lease: &Lease, until: SystemTime) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE mail_queue SET lease_until = $3 WHERE id = $1 AND lease_token = $2 \
+             AND state = 'sending'",
+        )
+        .bind(&lease.id)
+        .bind(&lease.token)
+        .bind(millis(until))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("extend a lease", &e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn finish(&self, lease: &Lease, outcome: Outcome, now: SystemTime) -> Result<bool> {
+        const ACTION: &str = "record a delivery";
+        let mut tx = self.immediate(ACTION).await?;
+        let done = finish_outcome!(tx, "mail_queue", lease, outcome, millis(now))
+            .map_err(|e| db_error(ACTION, &e))?;
+        tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
+        Ok(done)
+    }
+
+    async fn stats(&self, now: SystemTime) -> Result<QueueStats> {
+        const ACTION: &str = "count the queue";
+        let counts: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT mailbox, state, COUNT(*) FROM mail_queue GROUP BY mailbox, state \
+             ORDER BY mailbox, state",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error(ACTION, &e))?;
+        let oldest: Option<(String, i64)> = sqlx::query_as(
+            "SELECT id, due_at FROM mail_queue WHERE state = 'queued' AND due_at <= $1 \
+             ORDER BY due_at, created_at LIMIT 1",
+        )
+        .bind(millis(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error(ACTION, &e))?;
+        stats_from_counts(counts, oldest)
+    }
+
+    async fn list(&self, state: Option<State>, limit: u32) -> Result<Vec<super::MessageSummary>> {
+        let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM mail_queue WHERE ($1 IS NULL OR state = $1) \
+             ORDER BY created_at, id LIMIT $2"
+        ))
+        .bind(state.map(State::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("list the queue", &e))?;
+        rows.into_iter().map(SummaryRow::into_summary).collect()
+    }
+
+    async fn transition(
+        &self,
+        id: &str,
+        from: &[State],
+        to: State,
+        now: SystemTime,
+    ) -> Result<Option<State>> {
+        const ACTION: &str = "change a message's state";
+        let mut tx = self.immediate(ACTION).await?;
+        let state = transition_state!(tx, "mail_queue", id, from, to, millis(now))
+            .map_err(|e| db_error(ACTION, &e))?;
+        tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
+        state.map(|s| s.parse()).transpose()
+    }
+
+    async fn purge(&self, state: State, before: SystemTime) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM mail_queue WHERE state = $1 AND updated_at < $2")
+            .bind(state.as_str())
+            .bind(millis(before))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("purge the queue", &e))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_sent_bodies(&self, before: SystemTime) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE mail_queue SET body = NULL WHERE state = 'sent' AND body IS NOT NULL \
+             AND updated_at < $1",
+        )
+        .bind(millis(before))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("purge sent bodies", &e))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn pending(&self, by: SystemTime) -> Result<(u64, u64)> {
+        let (due, sending): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(state = 'queued' AND due_at <= $1), 0), \
+             COALESCE(SUM(state = 'sending'), 0) FROM mail_queue",
+        )
+        .bind(millis(by))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| db_error("count the queue", &e))?;
+        Ok((due.max(0).unsigned_abs(), sending.max(0).unsigned_abs()))
+    }
+}
+
+async fn expire_leases(tx: &mut Transaction<'static, Sqlite>, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE mail_queue SET state = 'uncertain', updated_at = $1, last_error = \
+         'the worker stopped or lost its lease while sending: the message may have been \
+         delivered' WHERE state = 'sending' AND lease_until < $1",
+    )
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| db_error("expire leases", &e))?;
+    Ok(())
+}
+
+async fn insert(conn: &mut SqliteConnection, m: NewMessage) -> Result<Enqueued> {
+    const ACTION: &str = "enqueue the email";
+    let created = millis(m.created_at);
+    let inserted: Option<(String,)> = sqlx::query_as(
+        "INSERT INTO mail_queue (id, idempotency_key, mailbox, recipients, subject, state, \
+         body, body_bytes, due_at, created_at, updated_at, retry_from) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    )
+    .bind(&m.id)
+    .bind(&m.idempotency_key)
+    .bind(&m.mailbox)
+    .bind(&m.recipients)
+    .bind(&m.subject)
+    .bind(&m.body)
+    .bind(m.body.len() as i64)
+    .bind(millis(m.due_at))
+    .bind(created)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| db_error(ACTION, &e))?;
+    if let Some((id,)) = inserted {
+        return Ok(Enqueued { id, created: true });
+    }
+    let (id,): (String,) = sqlx::query_as("SELECT id FROM mail_queue WHERE idempotency_key = $1")
+        .bind(&m.idempotency_key)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db_error(ACTION, &e))?;
+    Ok(Enqueued { id, created: false })
+}

@@ -1,0 +1,429 @@
+//! [`QueueStore`]: the storage trait under the queue, with the plain data it reads and writes.
+//! The SQLite and PostgreSQL stores implement it; another store can be added downstream.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::limits::MailboxLimits;
+pub use super::rows::rfc3339;
+pub(crate) use super::rows::{
+    SUMMARY_COLUMNS, SummaryRow, db_error, from_millis, millis, queue_error, stats_from_counts,
+};
+use crate::error::{Error, Result};
+
+/// Where a queued message is in its life. See the [module page](super) for the transitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Waiting to be delivered, now or at its due time.
+    Queued,
+    /// Leased by a worker that is delivering it.
+    Sending,
+    /// Delivered: the transport's report is kept.
+    Sent,
+    /// Permanently failed: the error and its remedy are kept.
+    Failed,
+    /// May or may not have been delivered: never resent without an operator.
+    Uncertain,
+    /// Cancelled by an operator before it was sent.
+    Cancelled,
+}
+
+impl State {
+    /// Every state, in the order of a message's life.
+    pub const ALL: [State; 6] = [
+        State::Queued,
+        State::Sending,
+        State::Sent,
+        State::Failed,
+        State::Uncertain,
+        State::Cancelled,
+    ];
+
+    /// The state's name, as stored and as `mailctl` prints it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Uncertain => "uncertain",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for State {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        State::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text.trim().to_ascii_lowercase())
+            .ok_or_else(|| {
+                queue_error(
+                    "read the state",
+                    format!("`{text}` is not a queue state"),
+                    false,
+                    Some("use one of queued, sending, sent, failed, uncertain, cancelled"),
+                )
+            })
+    }
+}
+
+/// A message to store, as [`Queue::enqueue`](super::Queue::enqueue) prepared it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NewMessage {
+    /// The new message's id (a UUID).
+    pub id: String,
+    /// The caller's idempotency key: a second message with the same key is not stored.
+    pub idempotency_key: Option<String>,
+    /// The sender mailbox whose limits apply.
+    pub mailbox: String,
+    /// The recipients, for listings (`To: ann@example.org, Bcc: …`).
+    pub recipients: String,
+    /// The subject, for listings.
+    pub subject: String,
+    /// The whole email, attachments included, in the queue's stored form.
+    pub body: Vec<u8>,
+    /// Not delivered before this time.
+    pub due_at: SystemTime,
+    /// When it was enqueued.
+    pub created_at: SystemTime,
+}
+
+/// What [`QueueStore::insert`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The message's id: the new one, or the first message's with the same idempotency key.
+    pub id: String,
+    /// `false` when a message with the same idempotency key was already stored.
+    pub created: bool,
+}
+
+/// A worker's request for the next message it may deliver.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClaimRequest {
+    /// The worker's name, kept with the lease (for operators).
+    pub worker: String,
+    /// The current time.
+    pub now: SystemTime,
+    /// How long the lease lasts unless extended.
+    pub lease: Duration,
+    /// The per-mailbox limits to admit the message under.
+    pub limits: MailboxLimits,
+}
+
+impl ClaimRequest {
+    /// A request at `now`.
+    #[must_use]
+    pub fn new(
+        worker: impl Into<String>,
+        now: SystemTime,
+        lease: Duration,
+        limits: MailboxLimits,
+    ) -> Self {
+        Self {
+            worker: worker.into(),
+            now,
+            lease,
+            limits,
+        }
+    }
+}
+
+/// A worker's lease on a message: only the holder of the token can record its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The message id.
+    pub id: String,
+    /// The lease's token, new at every claim.
+    pub token: String,
+}
+
+/// A message a worker has leased for delivery.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClaimedMessage {
+    /// The lease to extend and finish with.
+    pub lease: Lease,
+    /// The sender mailbox.
+    pub mailbox: String,
+    /// The stored email.
+    pub body: Vec<u8>,
+    /// Delivery attempts so far, this one included.
+    pub attempts: u32,
+    /// Since when retries count towards the age limit (enqueue time, or an operator's retry).
+    pub retry_from: SystemTime,
+}
+
+/// What [`QueueStore::claim`] found.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    /// A message to deliver.
+    Message(Box<ClaimedMessage>),
+    /// Nothing may be delivered now. `next` is the earliest time something is known to
+    /// become deliverable (a due time, a rate-limit window that frees up); `None` when only
+    /// a finished delivery or a new message can change that.
+    Idle {
+        /// When to look again at the latest.
+        next: Option<SystemTime>,
+    },
+}
+
+/// The rest of an email after a partial delivery, stored in place of the original.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Remainder {
+    /// The email restricted to these recipients, in stored form.
+    pub body: Vec<u8>,
+    /// The recipients, for listings.
+    pub recipients: String,
+}
+
+impl Remainder {
+    /// A remainder.
+    #[must_use]
+    pub fn new(body: Vec<u8>, recipients: String) -> Self {
+        Self { body, recipients }
+    }
+}
+
+/// The outcome of a delivery attempt, as the worker records it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Delivered; `report` is the transport's report (JSON).
+    Sent {
+        /// The transport's report.
+        report: String,
+    },
+    /// Not sent, transient: queued again for `at`.
+    Retry {
+        /// The next attempt's due time.
+        at: SystemTime,
+        /// Why this attempt failed.
+        error: String,
+    },
+    /// Not sent, permanently (or out of attempts).
+    Failed {
+        /// Why.
+        error: String,
+        /// What to fix.
+        remedy: Option<String>,
+    },
+    /// May have been delivered: parked for an operator.
+    Uncertain {
+        /// Why delivery is uncertain.
+        error: String,
+    },
+    /// Some recipients got it. The rest is handled as `rest` says; recipients whose delivery
+    /// is uncertain are parked as a new `uncertain` message.
+    Partial {
+        /// The report of the parts that were delivered (JSON).
+        report: String,
+        /// Why the rest failed.
+        error: String,
+        /// What to fix.
+        remedy: Option<String>,
+        /// The recipients that certainly did not get it, and what happens to them:
+        /// `Some(at)` to retry at `at`, `None` to fail them.
+        not_sent: Option<(Remainder, Option<SystemTime>)>,
+        /// The recipients whose delivery is uncertain.
+        uncertain: Option<Remainder>,
+    },
+}
+
+/// Counts of one mailbox's messages per state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MailboxStats {
+    /// The sender mailbox.
+    pub mailbox: String,
+    /// Messages per state (states with none are left out).
+    pub states: BTreeMap<State, u64>,
+}
+
+/// What the queue holds: counts per state and per mailbox, and the oldest due message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// Messages per state, every state listed.
+    pub states: BTreeMap<State, u64>,
+    /// Per sender mailbox.
+    pub mailboxes: Vec<MailboxStats>,
+    /// The queued message that has been due the longest, with its due time.
+    pub oldest_due: Option<OldestDue>,
+}
+
+/// The queued message that has been due the longest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OldestDue {
+    /// Its id.
+    pub id: String,
+    /// When it fell due.
+    #[serde(serialize_with = "serialize_time")]
+    pub due_at: SystemTime,
+}
+
+/// One message as listed by [`QueueStore::list`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MessageSummary {
+    /// The id.
+    pub id: String,
+    /// The state.
+    pub state: State,
+    /// The sender mailbox.
+    pub mailbox: String,
+    /// The recipients (`To: ann@example.org, Bcc: …`).
+    pub recipients: String,
+    /// The subject.
+    pub subject: String,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// What to fix, for a failed message.
+    pub remedy: Option<String>,
+    /// The transport's report, for a sent message (JSON).
+    pub report: Option<String>,
+    /// The idempotency key it was enqueued with.
+    pub idempotency_key: Option<String>,
+    /// When it was enqueued.
+    #[serde(serialize_with = "serialize_time")]
+    pub created_at: SystemTime,
+    /// When it is (or was) due.
+    #[serde(serialize_with = "serialize_time")]
+    pub due_at: SystemTime,
+    /// When its state last changed.
+    #[serde(serialize_with = "serialize_time")]
+    pub updated_at: SystemTime,
+    /// The message it was split from by a partial delivery.
+    pub parent_id: Option<String>,
+}
+
+/// The storage under a [`Queue`](super::Queue): it keeps messages as bytes and decides
+/// admission under the per-mailbox limits, atomically across every worker that shares it.
+///
+/// Implemented by [`SqliteStore`](super::SqliteStore) and
+/// [`PostgresStore`](super::PostgresStore); implement it to keep the queue elsewhere. A
+/// store must make `claim` atomic: two workers never lease one message, and the limits hold
+/// across all of them.
+#[async_trait]
+pub trait QueueStore: Send + Sync + fmt::Debug {
+    /// Stores a message, unless one with the same idempotency key is stored: then nothing
+    /// is stored and the first one's id is returned.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    async fn insert(&self, message: NewMessage) -> Result<Enqueued>;
+
+    /// Stores several messages, each as [`insert`](Self::insert) would; a store that can
+    /// makes it one transaction (all or none, and much faster). The default inserts one
+    /// after another.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    async fn insert_batch(&self, messages: Vec<NewMessage>) -> Result<Vec<Enqueued>> {
+        let mut enqueued = Vec::with_capacity(messages.len());
+        for message in messages {
+            enqueued.push(self.insert(message).await?);
+        }
+        Ok(enqueued)
+    }
+
+    /// Leases the next message due under the limits, first turning `sending` messages whose
+    /// lease ran out into `uncertain`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    async fn claim(&self, request: &ClaimRequest) -> Result<Claim>;
+
+    /// Extends a lease to `until`; `false` when the lease is no longer held.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    async fn extend(&self, lease: &Lease, until: SystemTime) -> Result<bool>;
+
+    /// Records an attempt's outcome; `false` when the lease is no longer held (an operator
+    /// or another worker has moved the message on).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    async fn finish(&self, lease: &Lease, outcome: Outcome, now: SystemTime) -> Result<bool>;
+
+    /// Counts per state and mailbox, and the oldest message due at `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    async fn stats(&self, now: SystemTime) -> Result<QueueStats>;
+
+    /// The messages in `state` (all when `None`), oldest first, at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    async fn list(&self, state: Option<State>, limit: u32) -> Result<Vec<MessageSummary>>;
+
+    /// Moves a message from `from` (one of these states) to `to`, due at `now`; returns the
+    /// state it was in, `None` for an unknown id. Leaves it alone when it is in another state.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    async fn transition(
+        &self,
+        id: &str,
+        from: &[State],
+        to: State,
+        now: SystemTime,
+    ) -> Result<Option<State>>;
+
+    /// Deletes messages in `state` last changed before `before`; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    async fn purge(&self, state: State, before: SystemTime) -> Result<u64>;
+
+    /// Drops the bodies (and attachments) of `sent` messages sent before `before`, keeping
+    /// the row and its report; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    async fn purge_sent_bodies(&self, before: SystemTime) -> Result<u64>;
+
+    /// How many messages are `queued` and due by `by`, and how many are `sending`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    async fn pending(&self, by: SystemTime) -> Result<(u64, u64)>;
+}
+
+fn serialize_time<S: serde::Serializer>(
+    time: &SystemTime,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.serialize_str(&rfc3339(*time))
+}

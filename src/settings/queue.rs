@@ -1,0 +1,109 @@
+//! Settings → the durable queue: the one place the `queue_*` keys become a
+//! [`Queue`](crate::queue::Queue), a [`Worker`](crate::queue::Worker) and the enqueueing
+//! transport. The queue never reads the settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::build::TransportBuilder;
+use super::{ConnectorSettings, TransportKind, non_blank};
+use crate::error::{Error, Result};
+use crate::queue::{MailboxLimits, Queue, QueueTransport, Worker};
+use crate::transport::MailTransport;
+
+/// Attempts per message when `queue_max_attempts` is unset.
+const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+/// Days sent bodies are kept when `queue_retention_days` is unset.
+const DEFAULT_RETENTION_DAYS: u32 = 7;
+
+impl ConnectorSettings {
+    /// The queue URL, when `queue_url` is set and not blank.
+    pub(crate) fn queue_url(&self) -> Option<&str> {
+        non_blank(self.queue_url.as_ref().map(crate::Secret::expose_secret))
+    }
+
+    /// The per-mailbox limits: `queue_max_in_flight` (default 4 for Graph, 3 for SMTP) and
+    /// `queue_rate_per_minute` (default 30).
+    #[must_use]
+    pub fn queue_limits(&self) -> MailboxLimits {
+        let defaults = match self.transport_kind() {
+            TransportKind::Graph => MailboxLimits::graph(),
+            TransportKind::Smtp => MailboxLimits::smtp(),
+        };
+        MailboxLimits::new(
+            self.queue_max_in_flight.unwrap_or(defaults.max_in_flight),
+            self.queue_rate_per_minute.unwrap_or(defaults.per_window),
+        )
+    }
+
+    /// Opens the queue `queue_url` names, with `user_name` as the default sender mailbox.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] naming `queue_url` when it is not set; as
+    /// [`Queue::open`](crate::queue::Queue::open) otherwise.
+    pub async fn queue(&self) -> Result<Queue> {
+        let url = self.queue_url().ok_or_else(|| {
+            Error::settings(
+                "queue_url",
+                "the queue (`queue_url`) is not set: set it to `sqlite://PATH` or `postgres://…`",
+            )
+        })?;
+        let queue = Queue::open(url).await?;
+        Ok(match non_blank(self.user_name.as_deref()) {
+            Some(mailbox) => queue.with_default_mailbox(mailbox),
+            None => queue,
+        })
+    }
+
+    /// The worker that delivers the queue's messages with the transport the other settings
+    /// describe, under `queue_max_in_flight`, `queue_rate_per_minute`, `queue_max_attempts`
+    /// and `queue_retention_days`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ConnectorSettings::queue`] and [`ConnectorSettings::build`].
+    pub async fn queue_worker(&self) -> Result<Worker> {
+        self.builder().queue_worker().await
+    }
+}
+
+impl TransportBuilder<'_> {
+    /// Wraps the delivery transport in the enqueueing one when `queue_url` is set.
+    pub(super) fn enqueueing(
+        settings: &ConnectorSettings,
+        delivery: Arc<dyn MailTransport>,
+    ) -> Arc<dyn MailTransport> {
+        let Some(url) = settings.queue_url() else {
+            return delivery;
+        };
+        let mut transport = QueueTransport::lazy(url).with_delivery_transport(delivery);
+        if let Some(mailbox) = non_blank(settings.user_name.as_deref()) {
+            transport = transport.with_default_mailbox(mailbox);
+        }
+        Arc::new(transport)
+    }
+
+    /// The worker for these settings, delivering with the transport they describe (and the
+    /// token provider or HTTP client given to this builder).
+    ///
+    /// # Errors
+    ///
+    /// As [`ConnectorSettings::queue_worker`].
+    pub async fn queue_worker(self) -> Result<Worker> {
+        let settings = self.settings();
+        let queue = settings.queue().await?;
+        let retention = settings
+            .queue_retention_days
+            .unwrap_or(DEFAULT_RETENTION_DAYS);
+        let limits = settings.queue_limits();
+        let attempts = settings.queue_max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        let delivery = self.build_delivery()?;
+        Ok(Worker::with_transport(&queue, delivery)
+            .with_limits(limits)
+            .with_max_attempts(attempts)
+            .with_retention(Some(Duration::from_secs(
+                u64::from(retention) * 24 * 60 * 60,
+            ))))
+    }
+}

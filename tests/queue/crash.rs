@@ -1,0 +1,76 @@
+//! A worker process killed with SIGKILL while deliveries are in flight: after a restart,
+//! nothing is delivered twice, nothing is lost, and each message is `sent`, `queued` (not
+//! yet attempted) or `uncertain` (the ones in flight when it died), counted.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use mail_connector::queue::{EnqueueOptions, Queue, State};
+use tokio::sync::mpsc;
+
+use crate::fleet::{ChildConfig, graph_server, spawn_worker, subject_email, worker_for};
+use crate::helpers::count;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_delivery_loses_nothing_and_resends_nothing() {
+    const MESSAGES: usize = 20;
+    const ANSWERED: usize = 3;
+    const IN_FLIGHT: u32 = 4;
+    let (held_tx, mut held) = mpsc::unbounded_channel();
+    let (graph, seen) = graph_server(Duration::ZERO, Some(held_tx)).await;
+    seen.answer_first.store(ANSWERED, Ordering::SeqCst);
+    seen.hold.store(true, Ordering::SeqCst);
+    let url = crate::postgres::database().await;
+    let queue = Queue::open(&url).await.unwrap();
+    for i in 0..MESSAGES {
+        queue
+            .enqueue(&subject_email(&format!("m{i}")), EnqueueOptions::new())
+            .await
+            .unwrap();
+    }
+    let config = ChildConfig {
+        queue_url: &url,
+        graph: &graph,
+        max_in_flight: IN_FLIGHT,
+        per_window: 0,
+        window: Duration::from_secs(60),
+        lease: Duration::from_millis(900),
+    };
+    let mut child = spawn_worker(&config);
+    // The first three are answered; then four are held at the server, in flight.
+    for _ in 0..IN_FLIGHT {
+        held.recv().await.unwrap();
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(count(&queue, State::Sent).await, ANSWERED as u64);
+    assert_eq!(count(&queue, State::Sending).await, u64::from(IN_FLIGHT));
+    assert_eq!(
+        count(&queue, State::Queued).await,
+        (MESSAGES - ANSWERED) as u64 - u64::from(IN_FLIGHT)
+    );
+
+    // Restart: the dead worker's leases run out (uncertain); the rest is delivered.
+    seen.hold.store(false, Ordering::SeqCst);
+    let report = worker_for(&queue, &graph, &config)
+        .run_once()
+        .await
+        .unwrap();
+    let delivered_now = MESSAGES - ANSWERED - IN_FLIGHT as usize;
+    assert_eq!(report.sent, delivered_now as u64);
+    assert_eq!(
+        count(&queue, State::Sent).await,
+        (MESSAGES - IN_FLIGHT as usize) as u64
+    );
+    assert_eq!(count(&queue, State::Uncertain).await, u64::from(IN_FLIGHT));
+    // Nothing was requested twice: the uncertain ones were not resent.
+    let subjects = seen.subjects();
+    assert_eq!(subjects.len(), MESSAGES);
+    assert!(subjects.values().all(|n| *n == 1), "{subjects:?}");
+    let uncertain = queue.list(Some(State::Uncertain), 100).await.unwrap();
+    assert!(
+        uncertain
+            .iter()
+            .all(|m| m.last_error.as_deref().unwrap().contains("lost its lease"))
+    );
+}

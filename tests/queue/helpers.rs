@@ -1,0 +1,131 @@
+//! Shared by the queue tests: opening a queue on either store, a scripted transport, and
+//! reading a message's row.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use mail_connector::queue::{MessageSummary, Queue, State};
+use mail_connector::{
+    CheckReport, Email, Error, MailTransport, Result, SendReport, SentMessage, async_trait,
+};
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A queue on a fresh database of `backend`; keep the returned guard alive.
+pub async fn open(backend: Backend) -> (Queue, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("queue.db").display());
+            (Queue::open(&url).await.unwrap(), Some(dir))
+        }
+        Backend::Postgres => {
+            let url = crate::postgres::database().await;
+            (Queue::open(&url).await.unwrap(), None)
+        }
+    }
+}
+
+/// Runs an async test body on both stores, as two tests.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::helpers::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::helpers::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_stores;
+
+/// An email to `to` with this subject.
+pub fn email(to: &str, subject: &str) -> Email {
+    Email::builder()
+        .from("no-reply@example.org")
+        .to(to)
+        .subject(subject)
+        .text("hello")
+        .build()
+        .unwrap()
+}
+
+/// A transport answering each send with the next scripted result (then success), recording
+/// every email it was given.
+#[derive(Debug, Clone, Default)]
+pub struct Scripted {
+    script: Arc<Mutex<VecDeque<Result<()>>>>,
+    pub seen: Arc<Mutex<Vec<Email>>>,
+}
+
+impl Scripted {
+    pub fn new(script: Vec<Result<()>>) -> Self {
+        Self {
+            script: Arc::new(Mutex::new(script.into())),
+            seen: Arc::default(),
+        }
+    }
+
+    pub fn seen(&self) -> Vec<Email> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl MailTransport for Scripted {
+    async fn send(&self, email: &Email) -> Result<SendReport> {
+        self.seen.lock().unwrap().push(email.clone());
+        let next = self.script.lock().unwrap().pop_front();
+        match next {
+            Some(Err(error)) => Err(error),
+            _ => Ok(SendReport::single(SentMessage::new(
+                email.recipients().collect(),
+                Some(format!("sent-{}", email.subject())),
+            ))),
+        }
+    }
+
+    async fn check(&self) -> Result<CheckReport> {
+        Ok(CheckReport::default())
+    }
+}
+
+/// The one message with this id.
+pub async fn row(queue: &Queue, id: &str) -> MessageSummary {
+    queue
+        .list(None, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.id == id)
+        .unwrap_or_else(|| panic!("no message {id}"))
+}
+
+/// How many messages are in `state`.
+pub async fn count(queue: &Queue, state: State) -> u64 {
+    queue.stats().await.unwrap().states[&state]
+}
+
+/// A transient failure that certainly did not deliver.
+pub fn transient() -> Error {
+    Error::transport(
+        "test",
+        "busy, try later",
+        mail_connector::Transience::Transient,
+    )
+}

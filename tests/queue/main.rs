@@ -1,0 +1,19 @@
+//! The durable queue against real databases: SQLite files and a throwaway PostgreSQL
+//! cluster on loopback (tests/support/postgres.rs; it fails, never skips, when PostgreSQL is
+//! not installed). Behaviours run on both stores; the fleet and crash tests run worker
+//! processes (this test binary, re-executed) against a loopback Graph server.
+
+#[path = "../support/postgres.rs"]
+mod postgres;
+#[path = "../support/mod.rs"]
+mod support;
+
+mod behaviours;
+mod concurrency;
+mod crash;
+mod factory;
+mod fleet;
+mod helpers;
+mod mailctl;
+mod outbox;
+mod states;

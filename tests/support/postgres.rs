@@ -1,0 +1,206 @@
+//! A throwaway PostgreSQL cluster on loopback for the queue tests and benches: one per test
+//! binary, in a temporary folder, on an ephemeral port, removed when the binary exits; a
+//! fresh database per test.
+//!
+//! It needs Debian's `postgresql` package (the server binaries under
+//! `/usr/lib/postgresql/*/bin`). When they are missing the tests FAIL saying how to install
+//! them: they never pass silently. PostgreSQL refuses to run as root, so as root the cluster
+//! runs as the `postgres` user (made by the package) through `runuser` and `setpriv`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// The running cluster.
+pub struct Cluster {
+    port: u16,
+    // Closing this pipe (when the test binary exits, however it exits) tells the watchdog
+    // shell to stop the server and remove the folder.
+    _watchdog: Mutex<(Child, ChildStdin)>,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+static DATABASES: AtomicUsize = AtomicUsize::new(0);
+
+const INSTALL: &str = "the PostgreSQL server binaries (initdb, postgres) are not installed; the \
+    queue tests need them: run `apt-get install -y postgresql` (Debian/Ubuntu), or `.ci/test`, \
+    which installs them and runs every test";
+
+fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("PG_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+                .filter(|bin| bin.join("initdb").exists() && bin.join("postgres").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    // The newest version: directories are named by major version.
+    dirs.sort_by_key(|d| {
+        d.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    dirs.pop().unwrap_or_else(|| panic!("{INSTALL}"))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs `program args` as the cluster's user.
+fn as_cluster_user(root: bool, program: &Path) -> Command {
+    if root {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start() -> Cluster {
+    let bin = bin_dir();
+    let root = is_root();
+    let dir = tempfile::Builder::new()
+        .prefix("mail-queue-pg-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let data = dir.join("data");
+    if root {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "could not hand {} to the `postgres` user; is the postgresql package installed?",
+            dir.display()
+        );
+    }
+    let init = as_cluster_user(root, &bin.join("initdb"))
+        .args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "-D",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap_or_else(|e| panic!("initdb could not run ({e}): {INSTALL}"));
+    assert!(
+        init.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let port = free_port();
+    // The watchdog: starts the server, waits for its stdin to close, then stops the server
+    // and removes the folder.
+    let script = format!(
+        "{postgres} -D '{data}' -p {port} -k '{dir}' -c listen_addresses=127.0.0.1 \
+         -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 & \
+         pid=$!; read _ignored; kill -INT $pid; wait $pid; rm -rf '{dir}'",
+        // setpriv runs postgres in its own place (runuser would stay in between and not
+        // pass the stop signal on).
+        postgres = if root {
+            format!(
+                "setpriv --reuid=postgres --regid=postgres --init-groups -- {}",
+                bin.join("postgres").display()
+            )
+        } else {
+            bin.join("postgres").display().to_string()
+        },
+        data = data.display(),
+        dir = dir.display(),
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = log.read_line(&mut line).unwrap();
+        assert!(n > 0, "PostgreSQL did not start:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("ready to accept connections") {
+            break;
+        }
+    }
+    // Keep draining the log so that the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while log.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+            sink.clear();
+        }
+    });
+    Cluster {
+        port,
+        _watchdog: Mutex::new((child, stdin)),
+    }
+}
+
+/// The cluster, started at the first call.
+pub fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(start)
+}
+
+impl Cluster {
+    /// The URL of the `postgres` maintenance database.
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// A fresh, empty database; returns its URL.
+    pub async fn database(&self) -> String {
+        use mail_connector::queue::sqlx::{Connection, Executor, PgConnection};
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            DATABASES.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut admin = PgConnection::connect(&self.admin_url()).await.unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+/// A fresh database on the shared cluster.
+pub async fn database() -> String {
+    tokio::task::spawn_blocking(cluster).await.unwrap();
+    cluster().database().await
+}

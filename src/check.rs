@@ -26,6 +26,49 @@ impl fmt::Display for CheckStatus {
     }
 }
 
+/// What kind of failure a failed [`CheckStep`] is, from the [`Error`] it was made from: the
+/// same classes as [`Error::is_settings`], [`Error::is_auth`] and [`Error::is_transient`], so
+/// that a monitoring script can tell an outage from a wrong secret or a wrong setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The settings must change (a missing or invalid value, an unreadable file they name).
+    Settings,
+    /// Authentication or a permission was refused: the admin must act.
+    Auth,
+    /// Temporary: unreachable, timed out, throttled or unavailable; a later check may pass.
+    Transient,
+    /// Any other failure.
+    Other,
+}
+
+impl FailureKind {
+    /// The class of `error`: settings first, then authentication, then transient.
+    #[must_use]
+    pub fn of(error: &Error) -> Self {
+        if error.is_settings() {
+            Self::Settings
+        } else if error.is_auth() {
+            Self::Auth
+        } else if error.is_transient() {
+            Self::Transient
+        } else {
+            Self::Other
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Settings => "settings",
+            Self::Auth => "auth",
+            Self::Transient => "transient",
+            Self::Other => "other",
+        })
+    }
+}
+
 /// One step of a configuration check (token, permission, mailbox, connection, …).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckStep {
@@ -37,6 +80,9 @@ pub struct CheckStep {
     pub detail: String,
     /// What to change, for a warning or failure.
     pub remedy: Option<String>,
+    /// For a failed step, what kind of failure it is ([`FailureKind::Other`] unless the step
+    /// was made from an error or given a kind); `None` for a step that did not fail.
+    pub kind: Option<FailureKind>,
 }
 
 impl CheckStep {
@@ -48,6 +94,7 @@ impl CheckStep {
             status: CheckStatus::Ok,
             detail: detail.into(),
             remedy: None,
+            kind: None,
         }
     }
 
@@ -63,10 +110,11 @@ impl CheckStep {
             status: CheckStatus::Warning,
             detail: detail.into(),
             remedy: Some(remedy.into()),
+            kind: None,
         }
     }
 
-    /// A failed step.
+    /// A failed step, of [`FailureKind::Other`] until [`CheckStep::with_kind`] says otherwise.
     #[must_use]
     pub fn failed(
         name: impl Into<String>,
@@ -78,13 +126,24 @@ impl CheckStep {
             status: CheckStatus::Failed,
             detail: detail.into(),
             remedy,
+            kind: Some(FailureKind::Other),
         }
     }
 
-    /// A failed step described by an error and its remedy.
+    /// A failed step described by an error, its remedy and its [`FailureKind`].
     #[must_use]
     pub fn from_error(name: impl Into<String>, error: &Error) -> Self {
-        Self::failed(name, error.to_string(), error.remedy())
+        Self::failed(name, error.to_string(), error.remedy()).with_kind(FailureKind::of(error))
+    }
+
+    /// This step with its failure classed as `kind`; a step that did not fail is returned
+    /// as it is.
+    #[must_use]
+    pub fn with_kind(mut self, kind: FailureKind) -> Self {
+        if self.status == CheckStatus::Failed {
+            self.kind = Some(kind);
+        }
+        self
     }
 }
 
@@ -133,6 +192,14 @@ impl CheckReport {
             .map_or(CheckStatus::Ok, |s| s.status)
     }
 
+    /// The failed steps' [`FailureKind`]s, in the order the steps ran.
+    pub fn failures(&self) -> impl Iterator<Item = FailureKind> + '_ {
+        self.steps
+            .iter()
+            .filter(|s| s.status == CheckStatus::Failed)
+            .map(|s| s.kind.unwrap_or(FailureKind::Other))
+    }
+
     /// Whether no step failed (warnings allowed).
     #[must_use]
     pub fn is_ok(&self) -> bool {
@@ -161,6 +228,29 @@ impl fmt::Display for CheckReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Transience;
+
+    #[test]
+    fn a_step_from_an_error_keeps_its_class() {
+        let outage = Error::transport("relay", "down", Transience::Transient);
+        assert_eq!(
+            CheckStep::from_error("connect", &outage).kind,
+            Some(FailureKind::Transient)
+        );
+        let setting = Error::settings("smtp_host", "required");
+        assert_eq!(
+            CheckStep::from_error("connect", &setting).kind,
+            Some(FailureKind::Settings)
+        );
+        let refused = Error::transport("relay", "no", Transience::Permanent);
+        assert_eq!(
+            CheckStep::from_error("connect", &refused).kind,
+            Some(FailureKind::Other)
+        );
+        assert_eq!(CheckStep::ok("connect", "fine").kind, None);
+        let ok = CheckStep::ok("connect", "fine").with_kind(FailureKind::Auth);
+        assert_eq!(ok.kind, None);
+    }
 
     #[test]
     fn the_report_keeps_its_columns_for_long_step_names() {

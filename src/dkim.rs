@@ -152,8 +152,14 @@ mod enabled {
         ///
         /// [`Error::Io`] when the file cannot be read; otherwise as [`DkimSigner::new`].
         pub fn from_key_file(domain: &str, selector: &str, path: &Path) -> Result<Self> {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::io("read the DKIM key (dkim_private_key_file)", path, e))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::settings_file(
+                    "dkim_private_key_file",
+                    "read the DKIM key (dkim_private_key_file)",
+                    path,
+                    e,
+                )
+            })?;
             Self::new(domain, selector, &text)
         }
 

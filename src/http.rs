@@ -74,7 +74,8 @@ pub(crate) fn http_client(options: &HttpOptions) -> Result<reqwest::Client> {
 }
 
 fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>> {
-    let pem = std::fs::read(path).map_err(|e| Error::io("read the trusted CA file", path, e))?;
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::settings_file("tls_ca_file", "read the trusted CA file", path, e))?;
     let bad = |reason: String| {
         Error::settings(
             "tls_ca_file",

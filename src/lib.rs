@@ -127,7 +127,7 @@ mod transport;
     doc = "[`TokenProvider`]: https://docs.rs/mail-connector/latest/mail_connector/trait.TokenProvider.html"
 )]
 pub use async_trait::async_trait;
-pub use check::{CheckReport, CheckStatus, CheckStep};
+pub use check::{CheckReport, CheckStatus, CheckStep, FailureKind};
 #[cfg(feature = "oauth")]
 pub use credentials::{AccessToken, Credentials, TokenProvider};
 pub use error::{Advice, Delivery, Error, Result, SettingsProblem, SmtpStage, Transience};

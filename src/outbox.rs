@@ -168,8 +168,8 @@ impl MailTransport for OutboxTransport {
         );
         let send = async {
             let sender = email.from().or(self.sender.as_ref()).ok_or_else(|| {
-                Error::invalid_message(
-                    "from",
+                Error::settings(
+                    "user_name",
                     "the email has no sender and the outbox has none configured; set \
                      User Name (`user_name`) in the settings",
                 )

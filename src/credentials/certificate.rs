@@ -76,10 +76,22 @@ impl ClientCertificateCredential {
         private_key_file: &Path,
         algorithm: AssertionAlgorithm,
     ) -> Result<Self> {
-        let certificate = std::fs::read(certificate_file)
-            .map_err(|e| Error::io(settings_file::CERTIFICATE, certificate_file, e))?;
-        let key = std::fs::read(private_key_file)
-            .map_err(|e| Error::io(settings_file::PRIVATE_KEY, private_key_file, e))?;
+        let certificate = std::fs::read(certificate_file).map_err(|e| {
+            Error::settings_file(
+                "client_certificate_file",
+                settings_file::CERTIFICATE,
+                certificate_file,
+                e,
+            )
+        })?;
+        let key = std::fs::read(private_key_file).map_err(|e| {
+            Error::settings_file(
+                "client_private_key_file",
+                settings_file::PRIVATE_KEY,
+                private_key_file,
+                e,
+            )
+        })?;
         Self::from_pem(endpoint, client_id, &certificate, &key, algorithm)
     }
 

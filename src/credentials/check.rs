@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use super::managed_identity::APP_ROLE_REMEDY;
 use super::{Credentials, Inner, TokenClaims};
-use crate::check::CheckStep;
+use crate::check::{CheckStep, FailureKind};
 use crate::expiry::ExpiryDate;
 
 impl Credentials {
@@ -97,7 +97,8 @@ impl Credentials {
                 "permission",
                 "the token is a delegated (user) token; app-only sending needs the client-credentials flow",
                 Some("use an app registration with a client secret or certificate, not a user sign-in".into()),
-            );
+            )
+            .with_kind(FailureKind::Settings);
         }
         let missing: Vec<&str> = required
             .iter()
@@ -122,7 +123,8 @@ impl Credentials {
                 Some(
                     APP_ROLE_REMEDY.replace("`Mail.Send`", &format!("`{}`", missing.join("`, `"))),
                 ),
-            );
+            )
+            .with_kind(FailureKind::Auth);
         }
         let consent = self
             .admin_consent_url()
@@ -144,6 +146,7 @@ impl Credentials {
                 missing.join(", ")
             )),
         )
+        .with_kind(FailureKind::Auth)
     }
 }
 
@@ -164,6 +167,7 @@ fn secret_expiry_step(expires: Option<ExpiryDate>) -> CheckStep {
             format!("the client secret expired on {date}"),
             Some(renew.to_owned()),
         )
+        .with_kind(FailureKind::Auth)
     } else if days <= 30 {
         CheckStep::warning(
             NAME,
@@ -251,6 +255,7 @@ fn certificate_expiry_step(not_after: Option<time::OffsetDateTime>) -> CheckStep
             format!("the certificate expired on {date}"),
             Some(renew.to_owned()),
         )
+        .with_kind(FailureKind::Auth)
     } else if days <= 30 {
         CheckStep::warning(
             NAME,

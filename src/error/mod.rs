@@ -21,7 +21,8 @@ pub use parts::{Advice, Delivery, SettingsProblem, SmtpStage, Transience};
 pub(crate) const WHOLE_SETTINGS: &str = "settings";
 
 /// The [`Error::Io`] actions on files that the settings name: failing to read one of them is
-/// a settings problem (see [`Error::is_settings`]).
+/// a settings problem (see [`Error::is_settings`]). Such an error is made with
+/// [`Error::settings_file`], which records the setting; [`Error::io`] is for every other file.
 pub(crate) mod settings_file {
     /// Reading the settings file itself.
     pub(crate) const SETTINGS: &str = "read the settings file";
@@ -29,7 +30,6 @@ pub(crate) mod settings_file {
     pub(crate) const CERTIFICATE: &str = "read the client certificate";
     /// Reading `client_private_key_file`.
     pub(crate) const PRIVATE_KEY: &str = "read the client private key";
-    pub(super) const ALL: [&str; 3] = [SETTINGS, CERTIFICATE, PRIVATE_KEY];
 }
 
 /// `Result` with this crate's [`Error`] as the default error type.
@@ -83,6 +83,10 @@ pub enum Error {
         action: &'static str,
         /// The file or folder.
         path: PathBuf,
+        /// The setting that names the file (`client_certificate_file`, `dkim_private_key_file`,
+        /// `tls_ca_file`, …, or `settings` for the settings file itself) when it is one the
+        /// settings name: then the settings must change ([`Error::is_settings`]).
+        setting: Option<&'static str>,
         /// The operating system's error.
         #[source]
         source: Arc<std::io::Error>,
@@ -338,6 +342,8 @@ impl Error {
         }
     }
 
+    /// A failure on a local file that the settings do not name (an attachment, the outbox);
+    /// for one they name use [`Error::settings_file`].
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
@@ -346,6 +352,24 @@ impl Error {
         Self::Io {
             action,
             path: path.into(),
+            setting: None,
+            source: Arc::new(source),
+        }
+    }
+
+    /// A file that the setting `setting` names (or the settings file itself, `settings`)
+    /// could not be read: a settings problem ([`Error::is_settings`]) whose remedy names the
+    /// setting.
+    pub(crate) fn settings_file(
+        setting: &'static str,
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            setting: Some(setting),
             source: Arc::new(source),
         }
     }
@@ -390,8 +414,10 @@ impl Error {
     }
 
     /// Whether the settings must change before anything can be sent: a missing, invalid or
-    /// contradictory value ([`Error::InvalidSettings`]), a settings file — or a certificate or
-    /// key file it names — that cannot be read, a credential in them that cannot be used
+    /// contradictory value ([`Error::InvalidSettings`]), a settings file — or a file it names
+    /// (certificate, key, DKIM key, trusted CA file) — that cannot be read, an SMTP TLS mode
+    /// that does not match the server's port, a recipient-limit split whose first part failed
+    /// for one of these reasons, a credential in them that cannot be used
     /// ([`Error::InvalidCredential`]), a transport this build lacks, or the connector switched
     /// off ([`Error::Disabled`]). Waiting or retrying does not help; neither does anything on
     /// the server's side (for credentials the server refused, see [`Error::is_auth`]).
@@ -409,7 +435,17 @@ impl Error {
             | Self::InvalidCredential { .. }
             | Self::NotAvailable { .. }
             | Self::Disabled => true,
-            Self::Io { action, .. } => settings_file::ALL.contains(action),
+            Self::Io { setting, .. } => setting.is_some(),
+            // E.g. an SMTP TLS mode that does not match the port.
+            Self::Smtp { advice, .. } | Self::Graph { advice, .. } => advice.is_settings(),
+            // A split that delivered nothing and left nothing uncertain failed as its first
+            // part did.
+            Self::PartialDelivery {
+                delivered,
+                uncertain,
+                source,
+                ..
+            } => delivered.messages.is_empty() && uncertain.is_empty() && source.is_settings(),
             _ => false,
         }
     }
@@ -477,6 +513,13 @@ impl Error {
                     .to_owned(),
             ),
             Self::NotAvailable { reason, .. } => Some((*reason).to_owned()),
+            Self::Io {
+                setting: Some(setting),
+                ..
+            } if *setting != WHOLE_SETTINGS => Some(format!(
+                "check that the path exists and that this process may read it, or correct \
+                 `{setting}`"
+            )),
             Self::Io { .. } => Some(
                 "check that the path exists and that this process may read or write it".to_owned(),
             ),
@@ -521,69 +564,4 @@ impl Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transport_errors_carry_transience_and_delivery() {
-        let error = Error::transport("queue", "full", Transience::Transient);
-        assert!(error.is_transient());
-        assert_eq!(error.delivery(), Delivery::NotSent);
-        let error = error.with_uncertain_delivery();
-        assert_eq!(error.delivery(), Delivery::Uncertain);
-        assert!(!Error::Disabled.is_transient());
-    }
-
-    #[test]
-    fn settings_error_lists_every_problem() {
-        let error = Error::InvalidSettings {
-            problems: vec![
-                SettingsProblem {
-                    field: "tenant_id".into(),
-                    message: "Tenant ID (`tenant_id`) is required".into(),
-                },
-                SettingsProblem {
-                    field: "oauth_client_id".into(),
-                    message: "OAuth Client ID (`oauth_client_id`) is required".into(),
-                },
-            ],
-        };
-        let text = error.to_string();
-        assert!(
-            text.contains("`tenant_id`") && text.contains("`oauth_client_id`"),
-            "{text}"
-        );
-        assert_eq!(
-            error.remedy().unwrap(),
-            "fix these settings: `tenant_id`, `oauth_client_id`"
-        );
-        assert!(error.is_settings() && !error.is_auth() && !error.is_transient());
-    }
-
-    #[test]
-    fn settings_that_do_not_parse_get_a_remedy_about_where_the_error_points() {
-        let error = Error::settings(
-            WHOLE_SETTINGS,
-            "cannot read the settings from `mail.toml`: line 2, column 7: expected `=`",
-        );
-        let remedy = error.remedy().unwrap();
-        assert!(remedy.contains("line and column"), "{remedy}");
-        assert!(!remedy.contains("`settings`"), "{remedy}");
-    }
-
-    #[test]
-    fn settings_errors_are_told_apart_from_auth_and_outages() {
-        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
-        assert!(Error::io(settings_file::SETTINGS, "mail.toml", missing).is_settings());
-        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
-        assert!(!Error::io("read the attachment", "a.pdf", missing).is_settings());
-        assert!(Error::Disabled.is_settings());
-        let credential = Error::InvalidCredential {
-            setting: "client_private_key_file",
-            reason: "no key".into(),
-        };
-        assert!(credential.is_settings());
-        assert!(!Error::transport("queue", "down", Transience::Transient).is_settings());
-        assert!(!Error::invalid_message("to[0]", "not an address").is_settings());
-    }
-}
+mod tests;

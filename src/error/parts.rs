@@ -56,6 +56,7 @@ pub struct Advice(Option<Box<AdviceInner>>);
 struct AdviceInner {
     remedy: Option<String>,
     auth: bool,
+    settings: bool,
     retry_after: Option<Duration>,
 }
 
@@ -76,6 +77,13 @@ impl Advice {
         self
     }
 
+    /// Marks (or unmarks) the failure as one that only a change of the settings fixes (a TLS
+    /// mode that does not match the port, for example).
+    pub(crate) fn with_settings(mut self, settings: bool) -> Self {
+        self.0.get_or_insert_with(Box::default).settings = settings;
+        self
+    }
+
     /// Adds the server's `Retry-After`.
     pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
         self.0.get_or_insert_with(Box::default).retry_after = retry_after;
@@ -92,6 +100,10 @@ impl Advice {
 
     pub(super) fn is_auth(&self) -> bool {
         self.0.as_ref().is_some_and(|a| a.auth)
+    }
+
+    pub(super) fn is_settings(&self) -> bool {
+        self.0.as_ref().is_some_and(|a| a.settings)
     }
 }
 

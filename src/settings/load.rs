@@ -258,7 +258,8 @@ pub(super) fn toml_to_json(mut value: toml::Value) -> Result<serde_json::Value, 
 }
 
 fn read_settings_file(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(settings_file::SETTINGS, path, e))
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::settings_file(WHOLE_SETTINGS, settings_file::SETTINGS, path, e))
 }
 
 fn is_json_file(path: &Path) -> bool {

@@ -8,9 +8,11 @@ use tokio::time::Instant;
 
 use super::SmtpTransport;
 use super::auth::Auth;
-use super::connect::{Connector, Deadline, QUIT_TIMEOUT, Tls, abort_quickly, quiet, token_timeout};
+use super::connect::{
+    Connector, Deadline, QUIT_TIMEOUT, Tls, TlsProbe, abort_quickly, quiet, token_timeout,
+};
 use super::remedy::{self, from_lettre_redacted};
-use crate::check::{CheckReport, CheckStep};
+use crate::check::{CheckReport, CheckStep, FailureKind};
 use crate::error::{Delivery, Error, Result, SmtpStage};
 #[cfg(doc)]
 use crate::transport::MailTransport;
@@ -24,18 +26,21 @@ impl SmtpTransport {
         let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline.at, inner.permits.acquire()).await
         else {
             let mut report = CheckReport::default();
-            report.push(CheckStep::failed(
-                "connect",
-                format!(
-                    "all {} connections stayed busy with sends for {:?}",
-                    inner.max_concurrency, inner.send_deadline
-                ),
-                Some(
-                    "run the check again when fewer emails are being sent, or raise the send \
+            report.push(
+                CheckStep::failed(
+                    "connect",
+                    format!(
+                        "all {} connections stayed busy with sends for {:?}",
+                        inner.max_concurrency, inner.send_deadline
+                    ),
+                    Some(
+                        "run the check again when fewer emails are being sent, or raise the send \
                      timeout"
-                        .to_owned(),
-                ),
-            ));
+                            .to_owned(),
+                    ),
+                )
+                .with_kind(FailureKind::Transient),
+            );
             return Ok(report);
         };
         // Every open connection is in use under a permit or idle in the pool: one more
@@ -60,11 +65,14 @@ impl SmtpTransport {
             match tokio::time::timeout_at(deadline.at, provider.check_steps(scope, &[])).await {
                 Ok(steps) => report.steps.extend(steps),
                 Err(_elapsed) => {
-                    report.push(CheckStep::failed(
-                        "token",
-                        token_timeout(start.elapsed(), deadline),
-                        Some(remedy::TOKEN_TIMEOUT_REMEDY.to_owned()),
-                    ));
+                    report.push(
+                        CheckStep::failed(
+                            "token",
+                            token_timeout(start.elapsed(), deadline),
+                            Some(remedy::TOKEN_TIMEOUT_REMEDY.to_owned()),
+                        )
+                        .with_kind(FailureKind::Transient),
+                    );
                     return Ok(report);
                 }
             }
@@ -84,7 +92,10 @@ impl Connector {
         if let Some(warning) = endpoint_warning(&self.host, self.port) {
             report.push(warning);
         }
-        let mut conn = match self.connect_plain_or_implicit(deadline).await {
+        let mut conn = match self
+            .connect_plain_or_implicit(deadline, &TlsProbe::default())
+            .await
+        {
             Ok(conn) => conn,
             Err(error) => {
                 let name = match &error {

@@ -2,6 +2,7 @@
 //! STARTTLS), EHLO and then AUTH, each stage within its own deadline; and the open
 //! connection itself, closed with a QUIT that waits for no slow server.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
@@ -12,8 +13,8 @@ use tokio::time::Instant;
 use super::TlsMode;
 use super::auth::Auth;
 use super::remedy::{
-    IMPLICIT_TLS_PORT, PLAIN_SMTP_PORT, answered_without_tls, client_error, from_lettre,
-    from_lettre_redacted, spoke_tls, with_advice,
+    IMPLICIT_TLS_PORT, NO_TLS_MODE, PLAIN_SMTP_PORT, answered_without_tls, client_error,
+    from_lettre, from_lettre_redacted, spoke_tls, with_advice,
 };
 use super::stream::{GuardedStream, ImplicitTls};
 use crate::credentials::{AccessToken, TokenProvider};
@@ -96,6 +97,19 @@ impl Deadline {
             "the {}'s deadline of {:?} (`send_deadline`) was reached",
             self.of, self.total
         )
+    }
+}
+
+/// The TLS question ([`Connector::connect_plain_or_implicit`] asks it of a server that sent
+/// no greeting) is asked once per send: a retry meets the same server, and each question
+/// costs a connection and up to the connect timeout of the send's deadline.
+#[derive(Debug, Default)]
+pub(super) struct TlsProbe(AtomicBool);
+
+impl TlsProbe {
+    /// Whether the question may be asked now: `true` the first time only.
+    fn take(&self) -> bool {
+        !self.0.swap(true, Ordering::Relaxed)
     }
 }
 
@@ -187,18 +201,20 @@ impl Connector {
     }
 
     /// TCP, greeting, EHLO and TLS (implicit, or STARTTLS and EHLO again).
-    async fn connect(&self, deadline: Deadline) -> Result<AsyncSmtpConnection> {
-        let mut conn = self.connect_plain_or_implicit(deadline).await?;
+    async fn connect(&self, deadline: Deadline, probe: &TlsProbe) -> Result<AsyncSmtpConnection> {
+        let mut conn = self.connect_plain_or_implicit(deadline, probe).await?;
         if let Tls::Starttls(params) = &self.tls {
             self.starttls(&mut conn, params, deadline).await?;
         }
         Ok(conn)
     }
 
-    /// TCP, greeting and EHLO, with TLS first for implicit TLS.
+    /// TCP, greeting and EHLO, with TLS first for implicit TLS. A server that sends no
+    /// greeting is asked, once per `probe`, whether it speaks implicit TLS instead.
     pub(super) async fn connect_plain_or_implicit(
         &self,
         deadline: Deadline,
+        probe: &TlsProbe,
     ) -> Result<AsyncSmtpConnection> {
         let connect_error = |e| from_lettre(SmtpStage::Connect, None, &e, Delivery::NotSent);
         // Our own socket, for TCP_NODELAY: lettre writes the message and the final `.` in
@@ -267,9 +283,10 @@ impl Connector {
             Err(error @ Error::Smtp { code: None, .. })
                 if error.is_transient() && !matches!(self.tls, Tls::Implicit(_)) =>
             {
-                match self.speaks_implicit_tls(deadline).await {
-                    true => Err(self.implicit_tls_port()),
-                    false => Err(error),
+                if probe.take() && self.speaks_implicit_tls(deadline).await {
+                    Err(self.implicit_tls_port())
+                } else {
+                    Err(error)
                 }
             }
             other => other,
@@ -301,7 +318,7 @@ impl Connector {
                 self.host,
                 self.port,
                 match self.tls {
-                    Tls::None => "plain SMTP (`smtp_tls = \"none\"`)",
+                    Tls::None => NO_TLS_MODE,
                     _ => "STARTTLS (`smtp_tls = \"starttls\"`)",
                 }
             ),
@@ -363,8 +380,8 @@ impl Connector {
     }
 
     /// Opens a connection ready to send; each stage gives up at `deadline` at the latest.
-    pub(super) async fn open(&self, deadline: Deadline) -> Result<Connection> {
-        let mut conn = self.connect(deadline).await?;
+    pub(super) async fn open(&self, deadline: Deadline, probe: &TlsProbe) -> Result<Connection> {
+        let mut conn = self.connect(deadline, probe).await?;
         match self.authenticate(&mut conn, deadline).await {
             Ok(token) => Ok(Connection {
                 conn,

@@ -101,7 +101,8 @@ pub(crate) fn with_advice(mut error: Error) -> Error {
             message,
             mechanism.as_deref(),
         ))
-        .with_auth(is_auth(*stage, *code, enhanced_code.as_deref(), message));
+        .with_auth(is_auth(*stage, *code, enhanced_code.as_deref(), message))
+        .with_settings(is_tls_mismatch(*code, message));
     }
     error
 }
@@ -168,17 +169,29 @@ fn rustls_error(error: &lettre::transport::smtp::Error) -> Option<&rustls::Error
 }
 
 /// Whether a TLS handshake failed because the server answered with something that is not
-/// TLS at all (a plain-text SMTP greeting), rather than refusing or failing the handshake.
+/// TLS at all (a plain-text SMTP greeting), rather than refusing or failing the handshake:
+/// the first bytes are not a TLS record (`220` is no content type, or no TLS version). Other
+/// malformed TLS messages come from a server that does speak TLS, badly.
 pub(crate) fn answered_without_tls(error: &lettre::transport::smtp::Error) -> bool {
-    matches!(rustls_error(error), Some(rustls::Error::InvalidMessage(_)))
+    use rustls::InvalidMessage::{InvalidContentType, UnknownProtocolVersion};
+    matches!(
+        rustls_error(error),
+        Some(rustls::Error::InvalidMessage(
+            InvalidContentType | UnknownProtocolVersion
+        ))
+    )
 }
 
 /// Whether a TLS handshake shows that the server speaks TLS: it completed, or the server
-/// sent TLS (a certificate that was refused, an alert) rather than something else.
+/// sent TLS (a certificate that was refused, an alert) rather than something malformed.
 pub(crate) fn spoke_tls<T>(result: &Result<T, lettre::transport::smtp::Error>) -> bool {
     match result {
         Ok(_) => true,
-        Err(error) => rustls_error(error).is_some() && !answered_without_tls(error),
+        // Anything malformed — plain text, or bytes that only look like a TLS record — is
+        // no answer in TLS: only a handshake that went wrong in TLS terms counts.
+        Err(error) => {
+            rustls_error(error).is_some_and(|tls| !matches!(tls, rustls::Error::InvalidMessage(_)))
+        }
     }
 }
 
@@ -186,6 +199,8 @@ pub(crate) fn spoke_tls<T>(result: &Result<T, lettre::transport::smtp::Error>) -
 pub(crate) const PLAIN_SMTP_PORT: &str = "answered in plain text where the TLS handshake";
 /// The start of the message for STARTTLS or no TLS against an implicit-TLS port.
 pub(crate) const IMPLICIT_TLS_PORT: &str = "speaks implicit TLS";
+/// How that message names `smtp_tls = "none"` when it is the mode in use.
+pub(crate) const NO_TLS_MODE: &str = "plain SMTP (`smtp_tls = \"none\"`)";
 
 const CERT_NAME: &str = "the server's certificate is not valid for this host name";
 const CERT_TIME: &str = "the server's certificate is expired or not yet valid";
@@ -234,6 +249,12 @@ pub(crate) const TOKEN_TIMEOUT_REMEDY: &str = "check that this machine reaches t
      (`authority_host`, by default the cloud's, e.g. login.microsoftonline.com) over HTTPS: \
      DNS, proxy and firewall rules; the SMTP server (`smtp_host`) was not the one that did \
      not answer";
+
+/// Whether an SMTP failure is a TLS mode that does not match the port: only `smtp_tls` (or
+/// `smtp_port`) can fix it.
+fn is_tls_mismatch(code: Option<u16>, message: &str) -> bool {
+    code.is_none() && (contains(message, PLAIN_SMTP_PORT) || contains(message, IMPLICIT_TLS_PORT))
+}
 
 /// Whether an SMTP failure is about credentials or permissions.
 fn is_auth(stage: SmtpStage, code: Option<u16>, enhanced: Option<&str>, message: &str) -> bool {
@@ -315,11 +336,20 @@ fn remedy(
          (usually 465)"
             .to_owned()
     } else if code.is_none() && contains(message, IMPLICIT_TLS_PORT) {
-        "this port expects TLS from the first byte (implicit TLS, usually port 465): set \
-         `smtp_tls = \"implicit\"` (or Use SSL, `use_ssl = true`, with `smtp_port = 465`), or \
-         set `smtp_port` to the server's STARTTLS port (usually 587) and keep \
-         `smtp_tls = \"starttls\"`"
-            .to_owned()
+        // The other way out depends on the mode in use: keep STARTTLS, or leave plain text.
+        let other_port = if contains(message, NO_TLS_MODE) {
+            "set `smtp_port` to the server's plain SMTP port (usually 587 or 25) and set \
+             `smtp_tls = \"starttls\"` there (`smtp_tls = \"none\"` only for a server on this \
+             machine)"
+        } else {
+            "set `smtp_port` to the server's STARTTLS port (usually 587) and keep \
+             `smtp_tls = \"starttls\"`"
+        };
+        format!(
+            "this port expects TLS from the first byte (implicit TLS, usually port 465): set \
+             `smtp_tls = \"implicit\"` (or Use SSL, `use_ssl = true`, with `smtp_port = 465`), \
+             or {other_port}"
+        )
     } else if code.is_none()
         && matches!(stage, SmtpStage::Connect | SmtpStage::Tls | SmtpStage::Auth)
         && contains(message, "no answer from")

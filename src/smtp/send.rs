@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::instrument::WithSubscriber as _;
 
-use super::connect::Deadline;
+use super::connect::{Deadline, TlsProbe};
 use super::envelope::{Accepted, Envelope, Progress, gave_up};
 use super::{Inner, SendAsPolicy, SmtpTransport, connect, remedy};
 use crate::error::{Delivery, Error, Result, SmtpStage};
@@ -23,8 +23,9 @@ impl SmtpTransport {
             (Some(mailbox), _) => mailbox.clone(),
             (None, Some(from)) => from.clone(),
             (None, None) => {
-                return Err(Error::invalid_message(
-                    "from",
+                // The fix is in the settings: the transport needs a mailbox.
+                return Err(Error::settings(
+                    "user_name",
                     "the email has no sender and the transport has none: set User Name \
                      (`user_name`)",
                 ));
@@ -33,10 +34,12 @@ impl SmtpTransport {
         let from = match email.from() {
             Some(from) if !from.address().eq_ignore_ascii_case(mailbox.address()) => {
                 if inner.send_as == SendAsPolicy::MailboxOnly {
-                    return Err(Error::invalid_message(
-                        "from",
+                    return Err(Error::settings(
+                        "allow_send_as",
                         format!(
-                            "`{}` is not the mailbox `{}` and the send-as policy is MailboxOnly",
+                            "the email is from `{}`, not the mailbox `{}`, and the send-as \
+                             policy is MailboxOnly: leave From unset, or set `allow_send_as = \
+                             true` once the mailbox may send as that address",
                             from.address(),
                             mailbox.address()
                         ),
@@ -65,10 +68,12 @@ impl SmtpTransport {
         let bytes: Arc<[u8]> = bytes.into();
 
         let started = Instant::now();
+        // Shared by every attempt of this send: the TLS question is asked once.
+        let probe = Arc::new(TlsProbe::default());
         let mut attempt: u32 = 0;
         loop {
             attempt = attempt.saturating_add(1);
-            let (outcome, progress) = self.run_attempt(&envelope, &bytes, deadline).await;
+            let (outcome, progress) = self.run_attempt(&envelope, &bytes, deadline, &probe).await;
             let error = match outcome {
                 Ok(Ok(accepted)) => {
                     return envelope.report(accepted, message_id.clone());
@@ -137,6 +142,7 @@ impl SmtpTransport {
         envelope: &Arc<Envelope>,
         bytes: &Arc<[u8]>,
         deadline: Instant,
+        probe: &Arc<TlsProbe>,
     ) -> (AttemptOutcome, Progress) {
         // Waiting for a permit involves no server: a caller that gives up here leaves
         // nothing behind.
@@ -157,12 +163,22 @@ impl SmtpTransport {
         };
         let inner = Arc::clone(&self.inner);
         let (envelope, bytes) = (Arc::clone(envelope), Arc::clone(bytes));
+        let probe = Arc::clone(probe);
         let cancelled = Arc::new(AtomicBool::new(false));
         let gone = Arc::clone(&cancelled);
         let task = async move {
             let _permit = permit;
             let mut progress = Progress::default();
-            let outcome = attempt(&inner, &envelope, &bytes, &mut progress, deadline, &gone).await;
+            let outcome = attempt(
+                &inner,
+                &envelope,
+                &bytes,
+                &mut progress,
+                deadline,
+                &probe,
+                &gone,
+            )
+            .await;
             (outcome, progress)
         };
         let handle = tokio::spawn(task.in_current_span().with_current_subscriber());
@@ -220,6 +236,7 @@ async fn attempt(
     bytes: &[u8],
     progress: &mut Progress,
     deadline: Instant,
+    probe: &TlsProbe,
     cancelled: &AtomicBool,
 ) -> AttemptOutcome {
     let limit = Deadline {
@@ -238,7 +255,7 @@ async fn attempt(
         };
         let (mut conn, reused) = match taken {
             Some(conn) => (conn, true),
-            None => match inner.connector.open(limit).await {
+            None => match inner.connector.open(limit, probe).await {
                 Ok(conn) => {
                     inner.opened.fetch_add(1, Ordering::Relaxed);
                     (conn, false)

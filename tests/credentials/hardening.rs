@@ -186,3 +186,16 @@ async fn a_login_host_with_a_refused_certificate_is_tried_once() {
         assert!(remedy.contains(word), "{word} missing from: {remedy}");
     }
 }
+
+#[test]
+fn a_tls_ca_file_that_cannot_be_read_is_a_settings_error_that_names_it() {
+    // A folder: it exists, and reading it as a file fails whoever runs the test.
+    let dir = tempfile::tempdir().unwrap();
+    let error = Credentials::client_secret(TENANT, CLIENT_ID, mail_connector::Secret::new(SECRET))
+        .tls_ca_file(dir.path())
+        .build()
+        .unwrap_err();
+    assert!(error.is_settings(), "{error:?}");
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("`tls_ca_file`"), "{remedy}");
+}

@@ -20,7 +20,9 @@ fn send_without_settings_writes_one_eml_into_the_outbox() {
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("writing messages to ./outbox"), "{stderr}");
     assert!(
-        stdout.contains("sent to To: you@example.org, To: Ann Example <ann@example.org>"),
+        stdout.contains(
+            "written to the outbox for To: you@example.org, To: Ann Example <ann@example.org>"
+        ),
         "{stdout}"
     );
     let files: Vec<_> = std::fs::read_dir(dir.path().join("outbox"))

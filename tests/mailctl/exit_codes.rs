@@ -359,3 +359,140 @@ fn a_server_error_after_the_request_exits_6_with_every_recipient_uncertain() {
     assert!(addresses(&document, "not_sent").is_empty());
     assert_eq!(send.calls(), 2, "one request per run, never repeated");
 }
+
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// `check --json`'s exit code and the failed step's `kind`.
+async fn check_json(dir: &Path, config: &Path) -> (i32, serde_json::Value) {
+    let args = ["check".to_owned(), "--json".to_owned()];
+    let (output, stdout, stderr) = run_async(mailctl_with(dir, config, &args)).await;
+    let document = json(&stdout);
+    let code = output.status.code().unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(document["exit_code"], code, "{document}");
+    (code, document)
+}
+
+fn failed_step_kind(document: &serde_json::Value) -> String {
+    let steps = document["steps"].as_array().unwrap();
+    let failed: Vec<&serde_json::Value> =
+        steps.iter().filter(|s| s["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{document}");
+    for step in steps {
+        if step["status"] != "failed" {
+            assert!(step["kind"].is_null(), "{document}");
+        }
+    }
+    failed[0]["kind"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn check_against_a_closed_port_exits_5_like_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = smtp_config(dir.path(), closed_port(), None, "password = \"pw\"\n");
+    let (code, document) = check_json(dir.path(), &config).await;
+    assert_eq!(code, 5, "{document}");
+    assert_eq!(document["kind"], "temporary");
+    assert_eq!(failed_step_kind(&document), "transient");
+    let (output, stdout, stderr) =
+        run_async(mailctl_with(dir.path(), &config, &["check".to_owned()])).await;
+    assert_eq!(output.status.code(), Some(5), "{stdout}{stderr}");
+}
+
+#[tokio::test]
+async fn check_with_a_refused_smtp_password_exits_4() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = smtp_config(
+        dir.path(),
+        server.port(),
+        Some(server.ca_file.path()),
+        "password = \"wrong horse\"\n",
+    );
+    let (code, document) = check_json(dir.path(), &config).await;
+    assert_eq!(code, 4, "{document}");
+    assert_eq!(document["kind"], "refused");
+    assert_eq!(failed_step_kind(&document), "auth");
+}
+
+#[tokio::test]
+async fn check_with_an_unreadable_file_the_settings_name_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing-dkim.pem");
+    let config = smtp_config(
+        dir.path(),
+        closed_port(),
+        None,
+        &format!(
+            "password = \"pw\"\ndkim_domain = \"example.org\"\ndkim_selector = \"s1\"\n\
+             dkim_private_key_file = {:?}\n",
+            missing.display().to_string()
+        ),
+    );
+    let (code, document) = check_json(dir.path(), &config).await;
+    assert_eq!(code, 3, "{document}");
+    assert_eq!(document["error"]["kind"], "settings", "{document}");
+}
+
+#[test]
+fn an_unreadable_dkim_key_exits_3_and_names_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing-dkim.pem");
+    let config = dir.path().join("outbox.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "outbox_dir = \"out\"\nuser_name = \"{USER}\"\ndkim_domain = \"example.org\"\ndkim_selector = \"s1\"\n\
+             dkim_private_key_file = {:?}\n",
+            missing.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (output, stdout, stderr) = run(&mut mailctl_with(
+        dir.path(),
+        &config,
+        &send_to(&["ann@example.org"]),
+    ));
+    assert_eq!(output.status.code(), Some(3), "{stdout}{stderr}");
+    assert_one_failure(&stderr);
+    assert!(stderr.contains("dkim_private_key_file"), "{stderr}");
+}
+
+#[test]
+fn an_unreadable_tls_ca_file_exits_3_and_names_the_setting() {
+    let server = MockServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = graph_config(dir.path(), &server);
+    let missing = dir.path().join("missing-ca.pem");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "tls_ca_file = {:?}\n",
+        missing.display().to_string()
+    ));
+    std::fs::write(&config, text).unwrap();
+    for args in [send_to(&["ann@example.org"]), vec!["check".to_owned()]] {
+        let (output, stdout, stderr) = run(mailctl_with(dir.path(), &config, &args)
+            .env("MAIL_CONNECTOR_CLIENT_SECRET", KNOWN_SECRET));
+        assert_eq!(output.status.code(), Some(3), "{args:?}: {stdout}{stderr}");
+        assert_one_failure(&stderr);
+        let fix = stderr.lines().find(|l| l.starts_with("fix:")).unwrap();
+        assert!(fix.contains("`tls_ca_file`"), "{fix}");
+    }
+}
+
+#[test]
+fn no_sender_exits_3_whatever_the_recipient_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("outbox.toml");
+    for extra in ["", "recipient_limit = 1\n"] {
+        std::fs::write(&config, format!("outbox_dir = \"out\"\n{extra}")).unwrap();
+        let args = send_to(&["ann@example.org", "bob@example.org"]);
+        let (output, stdout, stderr) = run(&mut mailctl_with(dir.path(), &config, &args));
+        assert_eq!(output.status.code(), Some(3), "{extra}: {stdout}{stderr}");
+        assert_one_failure(&stderr);
+        let fix = stderr.lines().find(|l| l.starts_with("fix:")).unwrap();
+        assert!(fix.contains("`user_name`"), "{fix}");
+    }
+}

@@ -78,6 +78,8 @@ fn send_json_lists_the_messages_ids_and_every_recipient_with_its_role() {
     assert!(output.status.success(), "{stderr}");
     let document = json(&stdout);
     assert_eq!(document["status"], "sent");
+    // Nobody got it yet: it is an .eml file in the outbox, and the document says so.
+    assert_eq!(document["transport"], "outbox");
     assert_eq!(document["exit_code"], 0);
     assert!(document["error"].is_null());
     assert_eq!(

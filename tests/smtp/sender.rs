@@ -1,6 +1,6 @@
 //! The mailbox is the envelope sender; send-as follows the policy.
 
-use mail_connector::{Email, Error, MailTransport, Secret};
+use mail_connector::{Email, MailTransport, Secret};
 use mail_parser::MessageParser;
 
 use super::helpers::*;
@@ -45,7 +45,9 @@ async fn the_mailbox_is_the_envelope_sender_and_send_as_follows_the_policy() {
         .build()
         .unwrap();
     let error = strict.send(&email).await.unwrap_err();
-    assert!(matches!(error, Error::InvalidMessage { .. }), "{error:?}");
+    // The fix is a setting (`allow_send_as`), not the email: a settings error.
+    assert!(error.is_settings(), "{error:?}");
+    assert!(error.to_string().contains("allow_send_as"), "{error}");
     assert_eq!(server.messages().len(), 1, "refused before connecting");
     let own = Email::builder()
         .from(USER)

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use mail_connector::{CheckStatus, Error, MailTransport, Secret, SmtpStage, SmtpTransport};
+use mail_connector::{
+    CheckStatus, Error, FailureKind, MailTransport, RetryPolicy, Secret, SmtpStage, SmtpTransport,
+};
 
 use super::helpers::*;
 use crate::support::smtp_server::{ServerOptions, ServerTls, TestServer};
@@ -22,6 +24,8 @@ fn assert_permanent_tls_error(error: &Error, remedy_names: &str) {
     );
     assert!(!error.is_transient(), "{error:?}");
     assert!(!error.is_auth(), "{error:?}");
+    // Only the settings (`smtp_tls`, `smtp_port`) can fix it.
+    assert!(error.is_settings(), "{error:?}");
     let remedy = error.remedy().unwrap();
     assert!(remedy.contains(remedy_names), "{remedy}");
     assert!(
@@ -94,13 +98,11 @@ async fn no_tls_against_an_implicit_tls_port_is_told_so_by_check() {
     assert_eq!(report.status(), CheckStatus::Failed, "{report}");
     let step = report.steps.iter().find(|s| s.name == "tls").unwrap();
     assert!(step.detail.contains("plain SMTP"), "{report}");
-    assert!(
-        step.remedy
-            .as_deref()
-            .unwrap()
-            .contains("smtp_tls = \"implicit\""),
-        "{report}"
-    );
+    assert_eq!(step.kind, Some(FailureKind::Settings), "{report}");
+    let remedy = step.remedy.as_deref().unwrap();
+    assert!(remedy.contains("smtp_tls = \"implicit\""), "{report}");
+    // The mode in use is `none`: there is no STARTTLS to keep.
+    assert!(!remedy.contains("keep"), "{remedy}");
 }
 
 #[tokio::test]
@@ -123,3 +125,72 @@ async fn check_names_the_mismatch_for_implicit_tls_on_a_starttls_port() {
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn a_silent_server_is_asked_the_tls_question_once_per_send() {
+    let server = TestServer::start(ServerOptions {
+        no_greeting: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    // Every attempt waits out the connect timeout; the deadline is far off, so only the
+    // retry policy ends the send: 1 attempt + 2 retries.
+    let transport = logged_in(&server)
+        .connect_timeout(Duration::from_millis(200))
+        .retry_policy(RetryPolicy {
+            max_retries: 2,
+            ..fast_retry()
+        })
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&simple_email("ann@example.org")))
+        .await
+        .unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    assert!(!error.is_settings(), "{error:?}");
+    assert_eq!(
+        server.connections(),
+        3 + 1,
+        "three attempts and one TLS question, not one per attempt"
+    );
+}
+
+#[tokio::test]
+async fn a_plaintext_server_that_greets_late_stays_a_transient_error() {
+    // It greets in plain text, just after the client's connect timeout: slow, not a server
+    // that speaks implicit TLS.
+    let server = TestServer::start(ServerOptions {
+        greeting_delay: Some(Duration::from_millis(400)),
+        ..ServerOptions::default()
+    })
+    .await;
+    let timeout = Duration::from_millis(300);
+    let starttls = logged_in(&server).connect_timeout(timeout).build().unwrap();
+    let plain = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(server.port())
+        .connect_timeout(timeout)
+        .build()
+        .unwrap();
+    for (tls, transport) in [("starttls", &starttls), ("none", &plain)] {
+        let report = bounded(transport.check()).await.unwrap();
+        let step = report
+            .steps
+            .iter()
+            .find(|s| s.status == CheckStatus::Failed);
+        let step = step.unwrap_or_else(|| panic!("{tls}: {report}"));
+        assert_eq!(step.kind, Some(FailureKind::Transient), "{tls}: {report}");
+        assert!(!report.to_string().contains(IMPLICIT), "{tls}: {report}");
+    }
+    let transport = logged_in(&server)
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&simple_email("ann@example.org")))
+        .await
+        .unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    assert!(!error.is_settings(), "{error:?}");
+    assert!(!error.to_string().contains(IMPLICIT), "{error}");
+}
+
+const IMPLICIT: &str = "speaks implicit TLS";

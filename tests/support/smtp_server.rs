@@ -67,6 +67,8 @@ pub struct ServerOptions {
     /// Accept connections and never send the greeting (a wrong port, a firewall that holds
     /// the connection).
     pub no_greeting: bool,
+    /// Greet this long after accepting a connection (a slow server, not a silent one).
+    pub greeting_delay: Option<std::time::Duration>,
     /// Hold each reply to RCPT TO and to the end of the data this long (simulated work).
     pub hold_replies: Option<std::time::Duration>,
 }
@@ -91,6 +93,7 @@ impl Default for ServerOptions {
                 .into(),
             echo_auth_on_failure: false,
             no_greeting: false,
+            greeting_delay: None,
             hold_replies: None,
         }
     }
@@ -354,6 +357,10 @@ async fn session(
         Box::new(socket)
     };
     let mut io = BufReader::new(stream);
+    if let Some(delay) = options.greeting_delay {
+        // The behaviour under test (a slow greeting), not a synchronisation.
+        tokio::time::sleep(delay).await;
+    }
     reply(&mut io, "220 localhost test ESMTP ready").await?;
     let mut authenticated = false;
     let mut mail_from: Option<String> = None;

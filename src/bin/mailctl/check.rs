@@ -31,14 +31,14 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
     }
     let settings = match load_settings(&args.config) {
         Ok(settings) => settings,
-        Err(error) => return out.failed(&error, None),
+        Err(error) => return out.failed(None, &error, None),
     };
     let transport = match settings.build() {
         Ok(transport) => transport,
-        Err(error) => return out.failed(&error, None),
+        Err(error) => return out.failed(None, &error, None),
     };
     match transport.check().await {
         Ok(report) => out.check(&settings.summary(), &report),
-        Err(error) => out.failed(&error, None),
+        Err(error) => out.failed(None, &error, None),
     }
 }

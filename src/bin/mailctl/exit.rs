@@ -3,14 +3,15 @@
 
 use std::process::ExitCode;
 
-use mail_connector::Error;
+use mail_connector::{CheckReport, Error, FailureKind};
 
 /// What a run of `mailctl` ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Exit {
     /// 0: done (for `check`: no step failed; warnings allowed).
     Ok,
-    /// 1: any other failure (a recipient refused, a failed `check` step, a file not written).
+    /// 1: any other failure (a recipient refused, a `check` step that failed for another
+    /// reason than the ones below, a file not written).
     Failed,
     /// 2: the command line is wrong: an unknown flag, a missing value, an address that is
     /// not valid (clap exits with 2 for its own usage errors too).
@@ -32,7 +33,8 @@ pub(crate) enum Exit {
 pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  ok (check: no step failed; warnings allowed)
-  1  any other failure: a recipient refused, a failed check step, a file not written
+  1  any other failure: a recipient refused, a file not written
+     (check: the code of its worst failed step, 1 when none of 3-5 fits)
   2  usage: an unknown flag, a missing value, an address that is not valid
   3  settings invalid or missing, a file they name unreadable, or the connector disabled
   4  authentication or permission refused: the admin must act
@@ -40,26 +42,54 @@ Exit codes:
   6  partial or uncertain delivery: do not resend blindly (--json says who got it)";
 
 impl Exit {
-    /// The exit code for `error`, from what the error says of itself.
+    /// The exit code for `error`, from what the error says of itself. A recipient-limit
+    /// split whose first part failed delivered nothing: it exits as that part's error
+    /// would, so that the code does not depend on `recipient_limit`.
     pub(crate) fn of(error: &Error) -> Self {
         let part_went_out = matches!(
             error,
             Error::PartialDelivery { delivered, .. } if !delivered.messages.is_empty()
         );
         if part_went_out || error.delivery() == mail_connector::Delivery::Uncertain {
-            Self::Partial
-        } else if error.is_settings() {
-            Self::Settings
-        } else if matches!(error, Error::InvalidMessage { .. }) {
-            // The email is built from the command line alone.
-            Self::Usage
-        } else if error.is_auth() {
-            Self::Refused
-        } else if error.is_transient() {
-            Self::Temporary
-        } else {
-            Self::Failed
+            return Self::Partial;
         }
+        if let Error::PartialDelivery { source, .. } = error {
+            return Self::of(source);
+        }
+        if !error.is_settings() && matches!(error, Error::InvalidMessage { .. }) {
+            // The email is built from the command line alone.
+            return Self::Usage;
+        }
+        Self::of_failure(FailureKind::of(error))
+    }
+
+    /// The exit code for a failure of `kind`: the one mapping from an error's class to a
+    /// code, shared by `send` (through [`Exit::of`]) and `check`.
+    pub(crate) fn of_failure(kind: FailureKind) -> Self {
+        match kind {
+            FailureKind::Settings => Self::Settings,
+            FailureKind::Auth => Self::Refused,
+            FailureKind::Transient => Self::Temporary,
+            _ => Self::Failed,
+        }
+    }
+
+    /// The exit code for `check`'s report: 0 when no step failed, else the code of the
+    /// worst failed step — a setting to change first, then a refused credential, then any
+    /// other failure, and only then an outage (a check that is retried later still needs
+    /// the other fixes).
+    pub(crate) fn of_check(report: &CheckReport) -> Self {
+        let rank = |exit: &Self| match exit {
+            Self::Settings => 0,
+            Self::Refused => 1,
+            Self::Failed => 2,
+            _ => 3,
+        };
+        report
+            .failures()
+            .map(Self::of_failure)
+            .min_by_key(rank)
+            .unwrap_or(Self::Ok)
     }
 
     /// The number the process exits with.
@@ -115,6 +145,22 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(Exit::of(&invalid), Exit::Usage);
+    }
+
+    #[test]
+    fn check_exits_with_its_worst_failed_step() {
+        use mail_connector::CheckStep;
+        let outage = Error::transport("relay", "down", Transience::Transient);
+        let setting = ConnectorSettings::from_toml_str("auth_mode = 1").unwrap_err();
+        let mut report = CheckReport::default();
+        report.push(CheckStep::ok("connect", "fine"));
+        assert_eq!(Exit::of_check(&report), Exit::Ok);
+        report.push(CheckStep::from_error("connect", &outage));
+        assert_eq!(Exit::of_check(&report), Exit::Temporary);
+        report.push(CheckStep::failed("quit", "odd", None));
+        assert_eq!(Exit::of_check(&report), Exit::Failed);
+        report.push(CheckStep::from_error("dkim", &setting));
+        assert_eq!(Exit::of_check(&report), Exit::Settings);
     }
 
     #[test]

@@ -26,14 +26,17 @@
 //!
 //! Output is text for people — coloured only on a terminal and never with `NO_COLOR`, one
 //! `error:` line (and a `fix:` line with the remedy) on stderr per failure — or, with
-//! `--json`, one JSON document on stdout: `send` lists the messages with their ids and every
-//! recipient as delivered, not sent or uncertain; `check` lists its steps. Logs go to stderr
+//! `--json`, one JSON document on stdout: `send` names the transport (`outbox` when the
+//! messages were only written to the outbox folder) and lists the messages with their ids and
+//! every recipient as delivered, not sent or uncertain; `check` lists its steps, each failed
+//! one with its `kind`. Logs go to stderr
 //! only with `-v` (info), `-vv` (debug), `-vvv` (trace) or `RUST_LOG`, and never hold secrets.
 //!
-//! Exit codes, for scripts (mapped from the library's `Error` in `exit.rs` alone): 0 ok; 1 any other failure; 2 usage;
-//! 3 invalid or missing settings; 4 authentication or permission refused (the admin must act);
-//! 5 temporary: unreachable, timed out or throttled (retry later); 6 partial or uncertain
-//! delivery.
+//! Exit codes, for scripts (mapped from the library's `Error`, and from a `check` step's
+//! `FailureKind`, in `exit.rs` alone): 0 ok; 1 any other failure; 2 usage; 3 invalid or
+//! missing settings, or a file they name unreadable; 4 authentication or permission refused
+//! (the admin must act); 5 temporary: unreachable, timed out or throttled (retry later); 6
+//! partial or uncertain delivery. `check` exits with the code of its worst failed step.
 
 mod check;
 mod config;
@@ -145,7 +148,9 @@ fn init_logs(verbose: u8) {
 fn finish(result: Result<(), mail_connector::Error>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => output::Output::new(output::OutputArgs { json: false }).failed(&error, None),
+        Err(error) => {
+            output::Output::new(output::OutputArgs { json: false }).failed(None, &error, None)
+        }
     }
 }
 

@@ -45,6 +45,9 @@ pub(crate) fn clean(text: &str) -> String {
         .collect()
 }
 
+/// `send --json`'s `transport` when the messages went to the outbox folder, not to anyone.
+pub(crate) const OUTBOX: &str = "outbox";
+
 /// Prints the outcome of a command, as text or JSON, and says which exit code goes with it.
 pub(crate) struct Output {
     json: bool,
@@ -69,21 +72,29 @@ impl Output {
         }
     }
 
-    /// An email was sent: the messages with their ids and recipients.
-    pub(crate) fn sent(&self, report: &SendReport) -> ExitCode {
+    /// An email was sent through `transport` (`graph`, `smtp` or `outbox`): the messages
+    /// with their ids and recipients.
+    pub(crate) fn sent(&self, transport: &str, report: &SendReport) -> ExitCode {
         if self.json {
-            let document = send_document(Exit::Ok, report, &[], &[], None);
+            let mut document = send_document(Exit::Ok, report, &[], &[], None);
+            document["transport"] = transport.into();
             println!("{document}");
         } else {
-            self.print_sent(report);
+            self.print_sent(transport, report);
         }
         Exit::Ok.into()
     }
 
-    fn print_sent(&self, report: &SendReport) {
+    fn print_sent(&self, transport: &str, report: &SendReport) {
+        // The outbox delivers nothing: say where the message went instead.
+        let verb = if transport == OUTBOX {
+            "written to the outbox for"
+        } else {
+            "sent to"
+        };
         for message in &report.messages {
             println!(
-                "sent to {} [{}]",
+                "{verb} {} [{}]",
                 clean(&list(&message.recipients)),
                 clean(message.id.as_deref().unwrap_or("no id returned"))
             );
@@ -94,7 +105,10 @@ impl Output {
     /// id alone (scripts read it); the JSON is `{"status": "queued", "id": …}`.
     pub(crate) fn queued(&self, id: &str) -> ExitCode {
         if self.json {
-            println!("{}", json!({"status": "queued", "exit_code": 0, "id": id}));
+            println!(
+                "{}",
+                json!({"status": "queued", "exit_code": 0, "transport": "queue", "id": id})
+            );
         } else {
             println!("{id}");
         }
@@ -104,13 +118,23 @@ impl Output {
     /// A command failed. `email` is the email a `send` was for, when it was built: then the
     /// output says exactly which recipients got it, which did not and whose delivery is
     /// uncertain.
-    pub(crate) fn failed(&self, error: &Error, email: Option<&Email>) -> ExitCode {
+    pub(crate) fn failed(
+        &self,
+        transport: Option<&str>,
+        error: &Error,
+        email: Option<&Email>,
+    ) -> ExitCode {
         let exit = Exit::of(error);
         let outcome = email.map(|email| Outcome::of(error, email));
         if self.json {
             let document = match &outcome {
                 Some(o) => {
-                    send_document(exit, &o.delivered, &o.not_sent, &o.uncertain, Some(error))
+                    let mut document =
+                        send_document(exit, &o.delivered, &o.not_sent, &o.uncertain, Some(error));
+                    if let Some(transport) = transport {
+                        document["transport"] = transport.into();
+                    }
+                    document
                 }
                 None => json!({
                     "status": "failed",
@@ -123,7 +147,7 @@ impl Output {
             return exit.into();
         }
         if let Some(outcome) = &outcome {
-            self.print_sent(&outcome.delivered);
+            self.print_sent(transport.unwrap_or_default(), &outcome.delivered);
             if !outcome.not_sent.is_empty() {
                 println!("not sent to {}", clean(&list(&outcome.not_sent)));
             }
@@ -172,11 +196,7 @@ impl Output {
 
     /// `check`'s report: one line per step, in columns that fit the longest step name.
     pub(crate) fn check(&self, using: &str, report: &CheckReport) -> ExitCode {
-        let exit = if report.is_ok() {
-            Exit::Ok
-        } else {
-            Exit::Failed
-        };
+        let exit = Exit::of_check(report);
         if self.json {
             let steps: Vec<Value> = report
                 .steps
@@ -187,6 +207,7 @@ impl Output {
                         "status": s.status.to_string(),
                         "detail": s.detail,
                         "remedy": s.remedy,
+                        "kind": s.kind.map(|k| k.to_string()),
                     })
                 })
                 .collect();

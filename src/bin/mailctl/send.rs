@@ -8,7 +8,7 @@ use clap::Args;
 use mail_connector::{Attachment, Email, Error, MailTransport};
 
 use crate::config::{ConfigArg, load_settings};
-use crate::output::{Output, OutputArgs};
+use crate::output::{OUTBOX, Output, OutputArgs};
 
 #[derive(Args)]
 pub(crate) struct SendArgs {
@@ -106,25 +106,31 @@ pub(crate) async fn send(args: SendArgs) -> ExitCode {
     let out = Output::new(args.output);
     let settings = match load_settings(&args.config) {
         Ok(settings) => settings,
-        Err(error) => return out.failed(&error, None),
+        Err(error) => return out.failed(None, &error, None),
+    };
+    // Which transport the messages go through, for the output: the outbox delivers nothing.
+    let transport = if settings.outbox_dir.is_some() {
+        OUTBOX
+    } else {
+        settings.transport_kind().as_str()
     };
     let email = match build_email(&args) {
         Ok(email) => email,
-        Err(error) => return out.failed(&error, None),
+        Err(error) => return out.failed(Some(transport), &error, None),
     };
     if settings.queue_url.is_some() {
         return match crate::queue::enqueue(&settings, &email, args.idempotency_key).await {
             Ok(id) => out.queued(&id),
-            Err(error) => out.failed(&error, Some(&email)),
+            Err(error) => out.failed(Some("queue"), &error, Some(&email)),
         };
     }
-    let transport = match settings.build() {
-        Ok(transport) => transport,
-        Err(error) => return out.failed(&error, Some(&email)),
+    let sender = match settings.build() {
+        Ok(sender) => sender,
+        Err(error) => return out.failed(Some(transport), &error, Some(&email)),
     };
     eprintln!("mailctl: using {}", settings.summary());
-    match transport.send(&email).await {
-        Ok(report) => out.sent(&report),
-        Err(error) => out.failed(&error, Some(&email)),
+    match sender.send(&email).await {
+        Ok(report) => out.sent(transport, &report),
+        Err(error) => out.failed(Some(transport), &error, Some(&email)),
     }
 }

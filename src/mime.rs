@@ -80,10 +80,9 @@ pub(crate) async fn render(
             bytes,
         });
     }
-    #[allow(unused_mut)] // signed only with the `dkim` feature
     let mut message = build_message(email, sender, bcc).await?;
     if let Some(signer) = dkim {
-        signer.sign(&mut message);
+        message = signer.sign(message).await?;
     }
     let message_id = message
         .headers()

@@ -227,7 +227,9 @@ impl EmailBuilder {
                  (to, cc, bcc) can be given with it; put this in the message itself",
             ));
         }
-        let bytes = super::prepared::crlf_line_ends(self.mime.unwrap_or_else(|| Ok(Vec::new()))?);
+        let bytes = super::prepared::with_final_line_break(super::prepared::crlf_line_ends(
+            self.mime.unwrap_or_else(|| Ok(Vec::new()))?,
+        ));
         let parsed = super::prepared::parse(&bytes)?;
         let given = !(self.to.is_empty() && self.cc.is_empty() && self.bcc.is_empty());
         let (to, cc, bcc) = match given {

@@ -8,7 +8,8 @@
 //! from the header edits a transport must make: removing `Bcc` before the message goes to
 //! recipients, and (over Graph, which takes recipients from the headers) writing the given
 //! envelope as `To`/`Cc`/`Bcc`. Those edits cut header fields out at the offsets the parser
-//! reports.
+//! reports. A message with more than one `From`, `To`, `Cc` or `Bcc` header (RFC 5322 allows
+//! one each) is refused: the parser reads only the last of them.
 
 use std::sync::Arc;
 
@@ -67,6 +68,21 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
         .parse_headers(bytes)
         .filter(|m| !m.headers().is_empty())
         .ok_or_else(|| invalid("not an RFC 5322 message: no header could be read"))?;
+    // RFC 5322 allows one of each; mail-parser reads only the last of a repeated one, while
+    // the Bcc cut removes them all: the recipients of the others would be silently lost.
+    for name in ["From", "To", "Cc", "Bcc"] {
+        let count = message
+            .headers()
+            .iter()
+            .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+            .count();
+        if count > 1 {
+            return Err(invalid(format!(
+                "the message has {count} `{name}` headers; RFC 5322 allows one: put all their \
+                 addresses in one `{name}` header"
+            )));
+        }
+    }
     let from = mailboxes("From", message.from())?
         .into_iter()
         .next()
@@ -107,6 +123,17 @@ pub(super) fn crlf_line_ends(bytes: Vec<u8>) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+/// A message of headers only (no empty line before a body) ending with a line break: a
+/// header on the last line without one is not read by mail-parser (a `Bcc` there named no
+/// recipient, yet was still cut). A body is left as it is.
+pub(super) fn with_final_line_break(mut bytes: Vec<u8>) -> Vec<u8> {
+    let has_body = bytes.windows(4).any(|w| w == b"\r\n\r\n");
+    if !has_body && !bytes.is_empty() && !bytes.ends_with(b"\r\n") {
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes
 }
 
 /// The message's `Message-ID` (`<id>`), when it has one.
@@ -275,7 +302,8 @@ impl Email {
     /// # Errors
     ///
     /// [`Error::InvalidMessage`] (field `mime`) when the bytes are not an RFC 5322 message,
-    /// have no `From`, carry an invalid address, or name no recipient.
+    /// have no `From`, repeat a `From`, `To`, `Cc` or `Bcc` header, carry an invalid address,
+    /// or name no recipient.
     pub fn from_mime(mime: impl Into<Vec<u8>>) -> Result<Email> {
         Email::builder().mime(mime).build()
     }

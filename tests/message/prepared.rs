@@ -163,3 +163,31 @@ fn serde_round_trip_of_every_kind_of_content() {
     assert!(prepared["mime"].is_string(), "{prepared}");
     assert!(prepared.get("subject").is_none(), "{prepared}");
 }
+
+/// RFC 5322 allows one `From`, `To`, `Cc` and `Bcc` header each; mail-parser reads only the
+/// last of a repeated one while the Bcc cut removes every one, so `Bcc: s1` of
+/// `Bcc: s1\r\nBcc: s2` was silently never delivered. A repeated one is refused, named.
+#[test]
+fn a_repeated_address_header_is_refused_with_its_name() {
+    for name in ["From", "To", "Cc", "Bcc"] {
+        let raw = format!(
+            "From: a@example.org\r\nTo: b@example.org\r\n{name}: s1@example.org\r\n\
+             {name}: s2@example.org\r\nSubject: x\r\n\r\nbody\r\n"
+        );
+        let text = Email::from_mime(raw).unwrap_err().to_string();
+        assert!(
+            text.contains(&format!("`{name}`")) && text.contains("one"),
+            "{name}: {text}"
+        );
+    }
+}
+
+/// A `Bcc` header on the last line without a line ending is read (and cut) like any other.
+#[test]
+fn a_last_header_line_without_a_line_break_is_read() {
+    let email =
+        Email::from_mime("From: a@example.org\r\nTo: b@example.org\r\nBcc: s@example.org").unwrap();
+    let bcc: Vec<_> = email.bcc().iter().map(|m| m.address()).collect();
+    assert_eq!(bcc, ["s@example.org"]);
+    assert!(email.mime().unwrap().ends_with(b"\r\n"));
+}

@@ -203,16 +203,14 @@ pub(crate) fn with_envelope_headers(email: &Email) -> Result<Vec<u8>> {
     Ok(edit_headers(mime, &["To", "Cc", "Bcc"], &lines))
 }
 
-/// The prepared message without its attachment parts of `min_size` bytes or more (decoded),
-/// and those attachments: for Graph, which takes a large attachment only through an upload
-/// session on a draft. The parts are cut out at the offsets mail-parser reports, each with its
+/// The prepared message without its attachment parts, and those attachments: for Graph,
+/// whose MIME form takes one request of about 2.9 MB at most, while attachments can be added
+/// to a draft apart. The parts are cut out at the offsets mail-parser reports, each with its
 /// boundary delimiter, after checking that the bytes there are that delimiter; `None` when
-/// there is nothing to cut or a part is not where the parser says.
+/// there is nothing to cut or a part is not where the parser says. An attached message
+/// (`message/rfc822`) stays.
 #[cfg(feature = "graph")]
-pub(crate) fn split_large_attachments(
-    mime: &[u8],
-    min_size: usize,
-) -> Option<(Vec<u8>, Vec<super::Attachment>)> {
+pub(crate) fn split_attachments(mime: &[u8]) -> Option<(Vec<u8>, Vec<super::Attachment>)> {
     use mail_parser::{MimeHeaders as _, PartType};
 
     let message = MessageParser::default().parse(mime)?;
@@ -220,7 +218,7 @@ pub(crate) fn split_large_attachments(
     let mut attachments = Vec::new();
     for &id in &message.attachments {
         let part = message.parts.get(id as usize)?;
-        if part.contents().len() < min_size || matches!(part.body, PartType::Message(_)) {
+        if matches!(part.body, PartType::Message(_)) {
             continue;
         }
         let parent = message.parts.iter().find(|p| match &p.body {
@@ -385,7 +383,7 @@ mod tests {
 
     #[cfg(feature = "graph")]
     #[test]
-    fn large_attachments_are_cut_out_with_their_delimiter() {
+    fn attachments_are_cut_out_with_their_delimiter() {
         let raw = "From: a@example.org\r\nTo: b@example.org\r\n\
                    Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\npreamble\r\n\
                    --BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
@@ -394,21 +392,20 @@ mod tests {
                    Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\nBBBB\r\n\
                    --BB\r\nContent-Type: text/csv\r\n\
                    Content-Disposition: attachment; filename=small.csv\r\n\r\na\r\n--BB--\r\n";
-        let (rest, large) = split_large_attachments(raw.as_bytes(), 5).unwrap();
+        let (rest, attachments) = split_attachments(raw.as_bytes()).unwrap();
         assert_eq!(
             String::from_utf8(rest).unwrap(),
-            raw.replace(
-                "--BB\r\nContent-Type: application/pdf\r\n\
-                 Content-Disposition: attachment; filename=big.pdf\r\n\
-                 Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\nBBBB\r\n",
-                ""
-            )
+            "From: a@example.org\r\nTo: b@example.org\r\n\
+             Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\npreamble\r\n\
+             --BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n--BB--\r\n"
         );
-        assert_eq!(large.len(), 1);
-        assert_eq!(large[0].name(), "big.pdf");
-        assert_eq!(large[0].content_type(), "application/pdf");
-        assert_eq!(large[0].size(), 6);
-        assert!(split_large_attachments(raw.as_bytes(), 100).is_none());
+        assert_eq!(attachments.len(), 2);
+        assert_eq!(attachments[0].name(), "big.pdf");
+        assert_eq!(attachments[0].content_type(), "application/pdf");
+        assert_eq!(attachments[0].size(), 6);
+        assert_eq!(attachments[1].name(), "small.csv");
+        let plain = "From: a@example.org\r\nTo: b@example.org\r\n\r\nhello\r\n";
+        assert!(split_attachments(plain.as_bytes()).is_none());
     }
 
     #[test]

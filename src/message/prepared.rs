@@ -317,7 +317,9 @@ impl Email {
 /// A [`lettre::Message`] becomes a prepared email: the bytes lettre would send, with its
 /// `Bcc` recipients kept (lettre drops the `Bcc` header when it builds a message and keeps
 /// only their addresses in its envelope; they are written back as a `Bcc` header, which every
-/// transport removes before delivery, so Graph can deliver to them too).
+/// transport removes before delivery, so Graph can deliver to them too). The recipients are
+/// the message's envelope (`Message::envelope`, which a custom envelope may make differ from
+/// the headers), each in the role its `To`/`Cc`/`Bcc` header gives it, `Bcc` when none does.
 impl TryFrom<lettre::Message> for Email {
     type Error = Error;
 
@@ -331,31 +333,39 @@ impl TryFrom<&lettre::Message> for Email {
 
     fn try_from(message: &lettre::Message) -> Result<Email> {
         let mut bytes = message.formatted();
-        if !has_header(&bytes, &HeaderName::Bcc) {
-            // lettre drops the Bcc header when it builds a message and keeps those recipients
-            // in its envelope only: they are the envelope's addresses not in To or Cc.
-            let parsed = parse(&bytes)?;
-            let shown = |address: &str| {
-                parsed
-                    .to
-                    .iter()
-                    .chain(&parsed.cc)
-                    .any(|m| m.address().eq_ignore_ascii_case(address))
-            };
-            let bcc = message
-                .envelope()
-                .to()
-                .iter()
-                .map(AsRef::<str>::as_ref)
-                .filter(|address| !shown(address))
-                .map(|address| Mailbox::new(None, address))
-                .collect::<Result<Vec<_>>>()?;
-            if !bcc.is_empty() {
-                let line = crate::mime::address_header_line("Bcc", &bcc)?;
-                bytes = edit_headers(&bytes, &[], &line);
+        let parsed = parse(&bytes)?;
+        // The recipients are the envelope's (a custom one may leave out a `To` address), each
+        // in the role its headers give it; one in no header is a Bcc recipient.
+        let find = |list: &[Mailbox], address: &str| {
+            list.iter()
+                .find(|m| m.address().eq_ignore_ascii_case(address))
+                .cloned()
+        };
+        let (mut to, mut cc, mut bcc) = (Vec::new(), Vec::new(), Vec::new());
+        for address in message.envelope().to() {
+            let address = address.as_ref();
+            if let Some(mailbox) = find(&parsed.to, address) {
+                to.push(mailbox);
+            } else if let Some(mailbox) = find(&parsed.cc, address) {
+                cc.push(mailbox);
+            } else if let Some(mailbox) = find(&parsed.bcc, address) {
+                bcc.push(mailbox);
+            } else {
+                bcc.push(Mailbox::new(None, address)?);
             }
         }
-        Email::from_mime(bytes)
+        if !bcc.is_empty() && !has_header(&bytes, &HeaderName::Bcc) {
+            // lettre drops the Bcc header when it builds a message and keeps those recipients
+            // in its envelope only: written back, so Graph (which reads the headers) has them.
+            let line = crate::mime::address_header_line("Bcc", &bcc)?;
+            bytes = edit_headers(&bytes, &[], &line);
+        }
+        let builder = Email::builder().mime(bytes);
+        let builder = to.into_iter().fold(builder, super::EmailBuilder::to);
+        let builder = cc.into_iter().fold(builder, super::EmailBuilder::cc);
+        bcc.into_iter()
+            .fold(builder, super::EmailBuilder::bcc)
+            .build()
     }
 }
 

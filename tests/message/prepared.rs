@@ -191,3 +191,39 @@ fn a_last_header_line_without_a_line_break_is_read() {
     assert_eq!(bcc, ["s@example.org"]);
     assert!(email.mime().unwrap().ends_with(b"\r\n"));
 }
+
+/// A lettre message with its own envelope goes to the envelope's recipients only, each in the
+/// role its headers give it (`Bcc` for one in no header); before, a `To` address the envelope
+/// left out was still sent to.
+#[test]
+fn a_lettre_message_with_its_own_envelope_goes_to_that_envelope() {
+    let envelope = lettre::address::Envelope::new(
+        Some("reports@example.org".parse().unwrap()),
+        vec![
+            "bob@example.org".parse().unwrap(),
+            "carol@example.org".parse().unwrap(),
+            "extra@example.org".parse().unwrap(),
+        ],
+    )
+    .unwrap();
+    let message = lettre::Message::builder()
+        .from("Reports <reports@example.org>".parse().unwrap())
+        .to("Ann <ann@example.org>".parse().unwrap())
+        .to("Bob <bob@example.org>".parse().unwrap())
+        .cc("carol@example.org".parse().unwrap())
+        .envelope(envelope)
+        .subject("Envelope")
+        .body(String::from("Hello"))
+        .unwrap();
+    let email = Email::try_from(&message).unwrap();
+    let addresses = |list: &[mail_connector::Mailbox]| {
+        list.iter()
+            .map(|m| m.address().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(addresses(email.to()), ["bob@example.org"]);
+    assert_eq!(email.to()[0].name(), Some("Bob"));
+    assert_eq!(addresses(email.cc()), ["carol@example.org"]);
+    assert_eq!(addresses(email.bcc()), ["extra@example.org"]);
+    assert_eq!(email.recipient_count(), 3);
+}

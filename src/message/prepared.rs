@@ -6,7 +6,8 @@
 //! sender, the recipients in `To`, `Cc` and `Bcc` (unless the caller gives the envelope), the
 //! subject (for logs) and the `Message-ID`. The bytes themselves are never rewritten, apart
 //! from the header edits a transport must make: removing `Bcc` before the message goes to
-//! recipients, and (over Graph, which takes recipients from the headers) writing the given
+//! recipients (and over SMTP adding a `Message-ID` at the sender's domain and a `Date` when
+//! the message lacks them), and (over Graph, which takes recipients from the headers) writing the given
 //! envelope as `To`/`Cc`/`Bcc`. Those edits cut header fields out at the offsets the parser
 //! reports. A message with more than one `From`, `To`, `Cc` or `Bcc` header (RFC 5322 allows
 //! one each) is refused: the parser reads only the last of them.

@@ -13,8 +13,9 @@
 //! `Cc`, `Subject`, `Date`, `Message-ID`, `Reply-To`, `In-Reply-To`, `References`,
 //! `List-Unsubscribe`, `List-Unsubscribe-Post` and `MIME-Version` (relaxed canonicalization, so
 //! a relay's re-folding does not break it). Those the message lacks are listed in `h=` too,
-//! so they cannot be added after signing. (`Content-Type` belongs to lettre's body part and
-//! is covered by the body hash's structure, not signed as a header.)
+//! so they cannot be added after signing. `Content-Type` and `Content-Transfer-Encoding` are
+//! not signed (lettre writes them with the body part, outside the headers it can sign); the
+//! body hash covers the bytes of the body, MIME boundaries included.
 //!
 //! The signed headers may be at most [`MAX_SIGNED_HEADER_BYTES`] (256 KiB, about 10,000 `To`
 //! and `Cc` recipients) once written; a longer one is refused before anything is sent (put
@@ -24,9 +25,10 @@
 //!
 //! - **Graph** messages are not signed here: Exchange Online signs outgoing mail with the
 //!   tenant's DKIM keys (Microsoft Defender portal, "Email authentication settings").
-//! - **Prepared messages** ([`Email::from_mime`](crate::Email::from_mime)) are sent as they
-//!   are and not signed: sign them where they are made (a [`lettre::Message`] with
-//!   `Message::sign` before it is converted).
+//! - **Prepared messages** ([`Email::from_mime`](crate::Email::from_mime), `mailctl send
+//!   --eml`) are sent as they are and **not signed**, even with the DKIM settings; each such
+//!   send logs a warning (with its `Message-ID`, never its content). Sign them where they are
+//!   made (a [`lettre::Message`] with `Message::sign` before it is converted).
 
 /// The most bytes of signed header text (the signed headers as written, plus an allowance
 /// for the `DKIM-Signature` header) accepted: 256 KiB, the most Exchange Online takes for

@@ -86,10 +86,15 @@ pub(crate) async fn render(
         } else {
             crate::message::edit_headers(mime, cut, &added)
         };
-        return Ok(Rendered {
-            message_id: crate::message::prepared_message_id(&bytes),
-            bytes,
-        });
+        let message_id = crate::message::prepared_message_id(&bytes);
+        if dkim.is_some() {
+            tracing::warn!(
+                message_id = message_id.as_deref().unwrap_or("none"),
+                "DKIM is configured but a prepared message is sent unsigned: only the emails \
+                 this crate builds are signed; sign a prepared message where it is made"
+            );
+        }
+        return Ok(Rendered { message_id, bytes });
     }
     let mut message = build_message(email, sender, bcc).await?;
     if let Some(signer) = dkim {

@@ -316,3 +316,36 @@ async fn signed_headers_up_to_the_limit_sign_and_longer_ones_are_refused() {
         "nothing written"
     );
 }
+
+/// A prepared message is sent unsigned even with DKIM set up: one warning per send says so,
+/// with its Message-ID and without its content.
+#[tokio::test]
+async fn a_prepared_message_is_sent_unsigned_with_one_warning() {
+    let (logs, _guard) = support::capture_logs();
+    let (pem, _) = rsa_key();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("dkim.key");
+    std::fs::write(&key_file, &pem).unwrap();
+    let server = TestServer::start(ServerOptions::default()).await;
+    let transport = smtp_settings(&server, &key_file).build().unwrap();
+    let raw = "From: no-reply@example.org\r\nTo: ann@example.org\r\n\
+               Message-ID: <unsigned-warning-1@example.org>\r\nSubject: s\r\n\r\n\
+               confidential body text\r\n";
+    transport
+        .send(&Email::from_mime(raw).unwrap())
+        .await
+        .unwrap();
+    let data = server.messages().remove(0).data;
+    assert!(!String::from_utf8_lossy(&data).contains("DKIM-Signature"));
+    let text = logs.text();
+    let warnings: Vec<_> = text
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("unsigned-warning-1@example.org"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(
+        warnings[0].contains("WARN") && warnings[0].contains("unsigned"),
+        "{text}"
+    );
+    assert!(!text.contains("confidential body text"), "{text}");
+}

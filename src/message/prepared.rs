@@ -241,6 +241,12 @@ pub(crate) fn split_attachments(mime: &[u8]) -> Option<(Vec<u8>, Vec<super::Atta
                 None => c.ctype().to_owned(),
             })
             .unwrap_or_else(|| "application/octet-stream".to_owned());
+        // mail-parser gives a text part's content decoded to UTF-8 whatever its charset was
+        // (a Latin-1 file included): say so, or the receiver reads it in the wrong one.
+        let content_type = match part.body {
+            PartType::Text(_) | PartType::Html(_) => format!("{content_type}; charset=utf-8"),
+            _ => content_type,
+        };
         let name = part.attachment_name().unwrap_or("attachment").to_owned();
         let attachment = super::Attachment::from_bytes(name, part.contents().to_vec())
             .with_content_type(content_type);
@@ -296,7 +302,10 @@ impl Email {
     ///
     /// Every transport removes the `Bcc` header before the message reaches a recipient (SMTP
     /// sends Bcc recipients in the envelope only; Graph's Exchange takes them from the header
-    /// and strips it); the outbox keeps it, as a record.
+    /// and strips it); the outbox keeps it, as a record. `Resent-Bcc` (and the other
+    /// `Resent-*` headers) are neither read for recipients nor removed: give a resent
+    /// message's recipients with [`EmailBuilder::mime`](super::EmailBuilder::mime) and the
+    /// envelope setters, and leave `Resent-Bcc` out of the bytes.
     ///
     /// # Errors
     ///
@@ -417,6 +426,24 @@ mod tests {
         assert_eq!(attachments[1].name(), "small.csv");
         let plain = "From: a@example.org\r\nTo: b@example.org\r\n\r\nhello\r\n";
         assert!(split_attachments(plain.as_bytes()).is_none());
+    }
+
+    /// A Latin-1 text attachment arrives as the same text, in UTF-8, saying so.
+    #[cfg(feature = "graph")]
+    #[test]
+    fn a_text_attachment_keeps_its_text_with_the_charset_it_is_in() {
+        let raw = "From: a@example.org\r\nTo: b@example.org\r\n\
+                   Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n\
+                   --BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
+                   --BB\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
+                   Content-Disposition: attachment; filename=notes.txt\r\n\
+                   Content-Transfer-Encoding: base64\r\n\r\nY2Fm6Q==\r\n--BB--\r\n";
+        let (_, attachments) = split_attachments(raw.as_bytes()).unwrap();
+        assert_eq!(attachments[0].content_type(), "text/plain; charset=utf-8");
+        let crate::message::AttachmentContent::Bytes(bytes) = attachments[0].content() else {
+            panic!("bytes")
+        };
+        assert_eq!(bytes, "café".as_bytes());
     }
 
     #[test]

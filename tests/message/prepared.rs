@@ -227,3 +227,21 @@ fn a_lettre_message_with_its_own_envelope_goes_to_that_envelope() {
     assert_eq!(addresses(email.bcc()), ["extra@example.org"]);
     assert_eq!(email.recipient_count(), 3);
 }
+
+/// A file larger than a prepared message may be is refused from its size, before it is read
+/// (a sparse file of 64 GiB, more than this machine's memory: reading it first failed).
+#[test]
+fn a_prepared_message_file_too_large_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.eml");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(64 << 30)
+        .unwrap();
+    let error = Email::builder().mime_file(&path).build().unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("68719476736 bytes") && text.contains("at most"),
+        "{text}"
+    );
+}

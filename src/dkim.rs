@@ -34,6 +34,7 @@
 /// for the `DKIM-Signature` header) accepted: 256 KiB, the most Exchange Online takes for
 /// all the headers of a message (Postfix keeps 100 KB by default), so a longer signed
 /// header could not arrive intact anyway. About 10,000 `To`/`Cc` recipients.
+#[cfg_attr(not(feature = "dkim"), allow(dead_code))] // public only with the feature
 pub const MAX_SIGNED_HEADER_BYTES: usize = 256 * 1024;
 
 #[cfg(feature = "dkim")]

@@ -13,14 +13,29 @@
 //! `Cc`, `Subject`, `Date`, `Message-ID`, `Reply-To`, `In-Reply-To`, `References`,
 //! `List-Unsubscribe`, `List-Unsubscribe-Post` and `MIME-Version` (relaxed canonicalization, so
 //! a relay's re-folding does not break it). Those the message lacks are listed in `h=` too,
-//! so they cannot be added after signing. (`Content-Type` belongs to lettre's body part and
-//! is covered by the body hash's structure, not signed as a header.)
+//! so they cannot be added after signing. `Content-Type` and `Content-Transfer-Encoding` are
+//! not signed (lettre writes them with the body part, outside the headers it can sign); the
+//! body hash covers the bytes of the body, MIME boundaries included.
+//!
+//! The signed headers may be at most [`MAX_SIGNED_HEADER_BYTES`] (256 KiB, about 10,000 `To`
+//! and `Cc` recipients) once written; a longer one is refused before anything is sent (put
+//! recipients in `Bcc`, which is not signed, or split the send with
+//! [`RecipientLimit`](crate::RecipientLimit)). Signing runs on a thread of its own, with a
+//! stack sized for the headers.
 //!
 //! - **Graph** messages are not signed here: Exchange Online signs outgoing mail with the
 //!   tenant's DKIM keys (Microsoft Defender portal, "Email authentication settings").
-//! - **Prepared messages** ([`Email::from_mime`](crate::Email::from_mime)) are sent as they
-//!   are and not signed: sign them where they are made (a [`lettre::Message`] with
-//!   `Message::sign` before it is converted).
+//! - **Prepared messages** ([`Email::from_mime`](crate::Email::from_mime), `mailctl send
+//!   --eml`) are sent as they are and **not signed**, even with the DKIM settings; each such
+//!   send logs a warning (with its `Message-ID`, never its content). Sign them where they are
+//!   made (a [`lettre::Message`] with `Message::sign` before it is converted).
+
+/// The most bytes of signed header text (the signed headers as written, plus an allowance
+/// for the `DKIM-Signature` header) accepted: 256 KiB, the most Exchange Online takes for
+/// all the headers of a message (Postfix keeps 100 KB by default), so a longer signed
+/// header could not arrive intact anyway. About 10,000 `To`/`Cc` recipients.
+#[cfg_attr(not(feature = "dkim"), allow(dead_code))] // public only with the feature
+pub const MAX_SIGNED_HEADER_BYTES: usize = 256 * 1024;
 
 #[cfg(feature = "dkim")]
 mod enabled {
@@ -34,6 +49,7 @@ mod enabled {
     };
     use lettre::message::header::HeaderName;
 
+    use super::MAX_SIGNED_HEADER_BYTES;
     use crate::error::{Error, Result};
 
     /// The headers signed when the message has them.
@@ -194,8 +210,9 @@ mod enabled {
                     lettre::Address::new("check", "example.org").unwrap(),
                 ))
                 .body(String::from("check"));
+            // A few hundred bytes of headers: signed here, on the caller's stack.
             let signed = sample.map(|mut message| {
-                self.sign(&mut message);
+                message.sign(&self.config);
                 message.headers().get_raw("DKIM-Signature").is_some()
             });
             match signed {
@@ -215,11 +232,81 @@ mod enabled {
             }
         }
 
-        /// Adds a `DKIM-Signature` header to `message`. Headers of the signed list the
+        /// `message` with a `DKIM-Signature` header added. Headers of the signed list the
         /// message lacks are listed in `h=` too, which also stops them being added later.
-        pub(crate) fn sign(&self, message: &mut lettre::Message) {
-            message.sign(&self.config);
+        ///
+        /// lettre's relaxed header canonicalisation recurses once per byte of the signed
+        /// headers, so signing runs on a thread of its own with a stack sized from their
+        /// length (see [`MAX_SIGNED_HEADER_BYTES`]), never on the caller's (an async worker's
+        /// 2 MB stack overflowed, aborting the process, at about 16 KB of headers).
+        ///
+        /// # Errors
+        ///
+        /// [`Error::InvalidMessage`] (field `headers`) when the signed headers are longer than
+        /// [`MAX_SIGNED_HEADER_BYTES`]; [`Error::Io`] when the thread cannot be started.
+        pub(crate) async fn sign(&self, message: lettre::Message) -> Result<lettre::Message> {
+            let length = signed_header_len(message.headers())
+                .saturating_add(self.domain.len() + self.selector.len() + DKIM_HEADER_ALLOWANCE);
+            if length > MAX_SIGNED_HEADER_BYTES {
+                return Err(Error::invalid_message(
+                    "headers",
+                    format!(
+                        "the headers DKIM signs (From, To, Cc, Subject, References, …) are \
+                         {length} bytes once written; at most {MAX_SIGNED_HEADER_BYTES} can be \
+                         signed: put recipients in Bcc (not signed) or send to fewer at once \
+                         (RecipientLimit)"
+                    ),
+                ));
+            }
+            let config = Arc::clone(&self.config);
+            let (done, signed) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("mail-connector-dkim".to_owned())
+                .stack_size(stack_size(length))
+                .spawn(move || {
+                    let mut message = message;
+                    message.sign(&config);
+                    let _ = done.send(message);
+                })
+                .map_err(|e| {
+                    Error::io("start the DKIM signing thread", "mail-connector-dkim", e)
+                })?;
+            signed
+                .await
+                .map_err(|_| Error::invalid_message("headers", "the DKIM signing thread stopped"))
         }
+    }
+
+    /// The stack each byte of signed header text may take: lettre's relaxed header
+    /// canonicalisation makes at most one call per byte, of 128 bytes of stack in a debug
+    /// build (measured: 84 KB of headers need 10.8 MB, 336 KB need 43 MB); twice that.
+    const STACK_PER_BYTE: usize = 256;
+
+    /// The stack for the rest of signing (hashing, the RSA or Ed25519 signature).
+    const STACK_BASE: usize = 1024 * 1024;
+
+    /// The `DKIM-Signature` header is canonicalised too (on its own): `v=`, `a=`, `c=`, `t=`,
+    /// `h=` with the signed names, `bh=`, and `b=` (1,368 characters for an 8192-bit RSA key)
+    /// come to under 2 KB besides the domain and selector.
+    const DKIM_HEADER_ALLOWANCE: usize = 4096;
+
+    /// The stack for signing headers of `length` bytes: at most 65 MiB, reserved (not
+    /// committed) memory that the thread touches only as deep as it recurses.
+    fn stack_size(length: usize) -> usize {
+        STACK_BASE.saturating_add(length.saturating_mul(STACK_PER_BYTE))
+    }
+
+    /// The length of the headers lettre signs, as it writes them: one of each name of
+    /// [`SIGNED`] the message has.
+    fn signed_header_len(headers: &lettre::message::header::Headers) -> usize {
+        let mut rest = headers.clone();
+        let mut signed = lettre::message::header::Headers::new();
+        for name in SIGNED {
+            if let Some(value) = rest.remove_raw(name) {
+                signed.insert_raw(value);
+            }
+        }
+        signed.to_string().len()
     }
 
     fn parse_key(text: &str) -> Result<(DkimSigningKey, &'static str)> {
@@ -282,7 +369,7 @@ pub enum DkimSigner {}
 
 #[cfg(not(feature = "dkim"))]
 impl DkimSigner {
-    pub(crate) fn sign(&self, _message: &mut lettre::Message) {
+    pub(crate) async fn sign(&self, _message: lettre::Message) -> crate::Result<lettre::Message> {
         match *self {}
     }
 }

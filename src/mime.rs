@@ -61,8 +61,9 @@ pub(crate) struct Rendered {
     pub message_id: Option<String>,
 }
 
-/// The bytes for `email` from `sender`: a prepared message as it is (its `Bcc` header cut
-/// out for [`BccHeader::Drop`]), otherwise the built MIME message, DKIM-signed when `dkim` is
+/// The bytes for `email` from `sender`: a prepared message as it is (for
+/// [`BccHeader::Drop`], its `Bcc` header cut out and a `Message-ID` and a `Date` added when it
+/// lacks them), otherwise the built MIME message, DKIM-signed when `dkim` is
 /// given.
 pub(crate) async fn render(
     email: &Email,
@@ -71,19 +72,33 @@ pub(crate) async fn render(
     dkim: Option<&crate::dkim::DkimSigner>,
 ) -> Result<Rendered> {
     if let Some(mime) = email.mime() {
-        let bytes = match bcc {
-            BccHeader::Keep => mime.to_vec(),
-            BccHeader::Drop => crate::message::edit_headers(mime, &["Bcc"], ""),
+        // Going to recipients: no Bcc, and the Message-ID and Date receivers need. A record
+        // (the outbox, `to_mime`) stays as given.
+        let (cut, added): (&[&str], String) = match bcc {
+            BccHeader::Keep => (&[], String::new()),
+            BccHeader::Drop => (
+                &["Bcc"],
+                missing_id_and_date(mime, email.from().unwrap_or(sender)),
+            ),
         };
-        return Ok(Rendered {
-            message_id: crate::message::prepared_message_id(&bytes),
-            bytes,
-        });
+        let bytes = if cut.is_empty() && added.is_empty() {
+            mime.to_vec()
+        } else {
+            crate::message::edit_headers(mime, cut, &added)
+        };
+        let message_id = crate::message::prepared_message_id(&bytes);
+        if dkim.is_some() {
+            tracing::warn!(
+                message_id = message_id.as_deref().unwrap_or("none"),
+                "DKIM is configured but a prepared message is sent unsigned: only the emails \
+                 this crate builds are signed; sign a prepared message where it is made"
+            );
+        }
+        return Ok(Rendered { message_id, bytes });
     }
-    #[allow(unused_mut)] // signed only with the `dkim` feature
     let mut message = build_message(email, sender, bcc).await?;
     if let Some(signer) = dkim {
-        signer.sign(&mut message);
+        message = signer.sign(message).await?;
     }
     let message_id = message
         .headers()
@@ -95,10 +110,31 @@ pub(crate) async fn render(
     })
 }
 
+/// The `Message-ID` (a new one at `sender`'s domain) and `Date` header lines, written by
+/// lettre, that a prepared message lacks: RFC 5322 requires a `Date`, and receivers such as
+/// Gmail refuse mail without a `Message-ID`.
+fn missing_id_and_date(mime: &[u8], sender: &Mailbox) -> String {
+    use lettre::message::header::{Date, Headers};
+    use mail_parser::HeaderName as Name;
+
+    let mut headers = Headers::new();
+    if !crate::message::has_header(mime, &Name::MessageId) {
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Message-ID"),
+            new_message_id(sender),
+        ));
+    }
+    if !crate::message::has_header(mime, &Name::Date) {
+        headers.set(Date::now());
+    }
+    headers.to_string()
+}
+
 impl Email {
     /// The RFC 5322 / MIME message the transports send for this email, as the outbox writes it
     /// (with its `Bcc` header, which SMTP and Graph remove before delivery); a prepared message
-    /// ([`Email::from_mime`]) as it is. Each call makes a new `Date` and, unless the email sets
+    /// ([`Email::from_mime`]) as it is (SMTP adds a `Message-ID` and a `Date` when it lacks
+    /// them). Each call makes a new `Date` and, unless the email sets
     /// one, a new `Message-ID` at the sender's domain.
     ///
     /// ```

@@ -5,12 +5,13 @@
 //! The message is the one the outbox writes — the same MIME writer as SMTP — with its `Bcc`
 //! header: Exchange reads the recipients from `To`, `Cc` and `Bcc` and removes `Bcc` before
 //! delivery. A message too large for one request (about 2.9 MB of MIME, 4 MB once base64)
-//! goes through a draft made from the MIME without its attachments of 3 MB or more (`POST
-//! /users/{u}/messages`, `text/plain`), those attachments added to the draft through upload
-//! sessions as on the JSON draft path, then `/send`. For a prepared message the large parts
-//! are cut out of its bytes at the offsets mail-parser reports (with their boundary
-//! delimiters) and their decoded content uploaded; a prepared message still too large without
-//! them is refused before anything is sent.
+//! goes through a draft made from the MIME without any of its attachments (`POST
+//! /users/{u}/messages`, `text/plain`), every attachment then added to the draft as on the
+//! JSON draft path (a plain `POST` under 3 MB, an upload session above), then `/send`. (Small
+//! attachments left in the MIME would be base64'd twice, about ×1.8, and overflow the
+//! request.) For a prepared message the attachment parts are cut out of its bytes at the
+//! offsets mail-parser reports (with their boundary delimiters) and their decoded content
+//! added; a message still too large without them is refused before anything is sent.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -19,10 +20,10 @@ use tokio::time::Instant;
 use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat};
 use super::draft::not_sent;
 use super::request::{CreatedMessage, MAX_HEADERS, base64_len};
-use super::{GraphTransport, INLINE_ATTACHMENT_LIMIT, REQUEST_LIMIT};
+use super::{GraphTransport, REQUEST_LIMIT};
 use crate::error::{Delivery, Error, Result};
 use crate::message::{
-    Attachment, Email, Mailbox, is_x_header, split_large_attachments, with_envelope_headers,
+    Attachment, Email, Mailbox, is_x_header, split_attachments, with_envelope_headers,
 };
 use crate::mime::{BccHeader, render};
 
@@ -36,14 +37,14 @@ pub(super) fn needed(email: &Email) -> bool {
         || email.headers().iter().any(|(name, _)| !is_x_header(name))
 }
 
-/// A prepared message too large for one request with no large attachment to upload apart.
+/// A message too large for one request even without its attachments.
 fn too_large(len: usize) -> Error {
     Error::invalid_message(
         "mime",
         format!(
-            "the prepared message is {len} bytes and has no attachment of 3 MB or more to \
-             upload separately; Graph takes a MIME message of about 2.9 MB at most (4 MB once \
-             base64): send it over SMTP"
+            "the message is {len} bytes without the attachments that can be added to a draft \
+             apart; Graph takes a MIME message of about 2.9 MB at most (4 MB once base64): \
+             send it over SMTP"
         ),
     )
 }
@@ -82,40 +83,28 @@ impl GraphTransport {
                 .map(str::to_owned));
         }
         tracing::debug!("MIME message too large for one request; using a draft");
-        let (mime, large) = match email.mime() {
-            Some(_) => split_large_attachments(&mime, INLINE_ATTACHMENT_LIMIT as usize)
-                .ok_or_else(|| too_large(mime.len()))?,
+        let (mime, attachments) = match email.mime() {
+            Some(_) => split_attachments(&mime).ok_or_else(|| too_large(mime.len()))?,
             None => {
-                let is_large = |a: &Attachment| a.size() >= INLINE_ATTACHMENT_LIMIT;
-                let small = email.without_attachments(is_large);
-                let mime = render(&small, sender, BccHeader::Keep, None).await?.bytes;
-                let large = email
-                    .attachments()
-                    .iter()
-                    .filter(|a| is_large(a))
-                    .cloned()
-                    .collect();
-                (mime, large)
+                let bare = email.without_attachments(|_: &Attachment| true);
+                let mime = render(&bare, sender, BccHeader::Keep, None).await?.bytes;
+                (mime, email.attachments().to_vec())
             }
         };
-        self.send_mime_draft(&mime, &large, deadline).await
+        self.send_mime_draft(&mime, &attachments, deadline).await
     }
 
-    /// A draft made from `mime` (the message without its attachments of 3 MB or more), those
-    /// `large` attachments added through upload sessions, then `/send`. The draft is deleted
-    /// when the send fails before `/send`.
+    /// A draft made from `mime` (the message without its attachments), the `attachments`
+    /// added to it (a plain POST under 3 MB, an upload session above), then `/send`. The
+    /// draft is deleted when the send fails before `/send`.
     async fn send_mime_draft(
         &self,
         mime: &[u8],
-        large: &[Attachment],
+        attachments: &[Attachment],
         deadline: Instant,
     ) -> Result<Option<String>> {
         if base64_len(mime.len() as u64) > REQUEST_LIMIT {
-            return Err(Error::invalid_message(
-                "attachments",
-                "the attachments under 3 MB add up to more than Graph takes in one request \
-                 (about 2.9 MB of MIME); send fewer at once",
-            ));
+            return Err(too_large(mime.len()));
         }
         let url = self.url(&["messages"])?;
         let created = self
@@ -128,7 +117,7 @@ impl GraphTransport {
             .map_err(not_sent)?;
         let draft: CreatedMessage = created.json("create draft")?;
         let result = async {
-            for attachment in large {
+            for attachment in attachments {
                 self.add_attachment(&draft.id, attachment, deadline).await?;
             }
             let url = self.url(&["messages", &draft.id, "send"])?;

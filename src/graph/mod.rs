@@ -48,11 +48,12 @@
 //! `Content-Range` and no `Authorization` header (the upload URL is pre-authenticated), then
 //! `POST /users/{u}/messages/{id}/send`. Attachments are read from their files one chunk at a
 //! time, so memory does not grow with their size; they may be up to 150 MB. An email that
-//! needs the MIME form starts its draft from its MIME without the attachments of 3 MB or
-//! more (`POST /users/{u}/messages` with `text/plain`), then adds those the same way; a
-//! prepared message's attachment parts of 3 MB or more are cut out of its bytes (at the
-//! offsets mail-parser reports) and uploaded the same way, and one still over about 2.9 MB
-//! without them is refused before anything is sent (send it over SMTP). Adding uploaded
+//! needs the MIME form starts its draft from its MIME without any attachment (`POST
+//! /users/{u}/messages` with `text/plain`), then adds every attachment the same way (small
+//! ones left in the MIME would be base64'd twice and overflow the request); a prepared
+//! message's attachment parts are cut out of its bytes (at the offsets mail-parser reports)
+//! and added the same way, and one still over about 2.9 MB without them is refused before
+//! anything is sent (send it over SMTP). Adding uploaded
 //! attachments to a draft made from MIME is not a combination Microsoft documents; it follows
 //! the same documented calls as the JSON draft path.
 //! This path needs the `Mail.ReadWrite` application permission as well; `check` warns when it

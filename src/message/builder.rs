@@ -140,11 +140,32 @@ impl EmailBuilder {
     }
 
     /// [`mime`](Self::mime) with the message read from a file now (an `.eml` file, such as one
-    /// the outbox wrote); an unreadable file is reported by [`build`](Self::build).
+    /// the outbox wrote); an unreadable file, or one larger than a prepared message may be
+    /// (160 MiB, checked before it is read), is reported by [`build`](Self::build).
     pub fn mime_file(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        use std::io::Read as _;
+
         let path = path.as_ref();
-        self.mime =
-            Some(std::fs::read(path).map_err(|e| Error::io("read the prepared message", path, e)));
+        let read = || -> Result<Vec<u8>> {
+            let io = |e| Error::io("read the prepared message", path, e);
+            let file = std::fs::File::open(path).map_err(io)?;
+            let max = super::prepared::MAX_PREPARED_BYTES;
+            let len = file.metadata().map_err(io)?.len();
+            if len > max as u64 {
+                return Err(Error::invalid_message(
+                    "mime",
+                    format!("the message is {len} bytes; at most {max} are accepted"),
+                ));
+            }
+            // At most one byte over the limit, should the file grow meanwhile: `build`
+            // refuses it then.
+            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(max));
+            file.take(max as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map_err(io)?;
+            Ok(bytes)
+        };
+        self.mime = Some(read());
         self
     }
 
@@ -227,7 +248,9 @@ impl EmailBuilder {
                  (to, cc, bcc) can be given with it; put this in the message itself",
             ));
         }
-        let bytes = super::prepared::crlf_line_ends(self.mime.unwrap_or_else(|| Ok(Vec::new()))?);
+        let bytes = super::prepared::with_final_line_break(super::prepared::crlf_line_ends(
+            self.mime.unwrap_or_else(|| Ok(Vec::new()))?,
+        ));
         let parsed = super::prepared::parse(&bytes)?;
         let given = !(self.to.is_empty() && self.cc.is_empty() && self.bcc.is_empty());
         let (to, cc, bcc) = match given {

@@ -6,9 +6,11 @@
 //! sender, the recipients in `To`, `Cc` and `Bcc` (unless the caller gives the envelope), the
 //! subject (for logs) and the `Message-ID`. The bytes themselves are never rewritten, apart
 //! from the header edits a transport must make: removing `Bcc` before the message goes to
-//! recipients, and (over Graph, which takes recipients from the headers) writing the given
+//! recipients (and over SMTP adding a `Message-ID` at the sender's domain and a `Date` when
+//! the message lacks them), and (over Graph, which takes recipients from the headers) writing the given
 //! envelope as `To`/`Cc`/`Bcc`. Those edits cut header fields out at the offsets the parser
-//! reports.
+//! reports. A message with more than one `From`, `To`, `Cc` or `Bcc` header (RFC 5322 allows
+//! one each) is refused: the parser reads only the last of them.
 
 use std::sync::Arc;
 
@@ -67,6 +69,21 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
         .parse_headers(bytes)
         .filter(|m| !m.headers().is_empty())
         .ok_or_else(|| invalid("not an RFC 5322 message: no header could be read"))?;
+    // RFC 5322 allows one of each; mail-parser reads only the last of a repeated one, while
+    // the Bcc cut removes them all: the recipients of the others would be silently lost.
+    for name in ["From", "To", "Cc", "Bcc"] {
+        let count = message
+            .headers()
+            .iter()
+            .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+            .count();
+        if count > 1 {
+            return Err(invalid(format!(
+                "the message has {count} `{name}` headers; RFC 5322 allows one: put all their \
+                 addresses in one `{name}` header"
+            )));
+        }
+    }
     let from = mailboxes("From", message.from())?
         .into_iter()
         .next()
@@ -107,6 +124,17 @@ pub(super) fn crlf_line_ends(bytes: Vec<u8>) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+/// A message of headers only (no empty line before a body) ending with a line break: a
+/// header on the last line without one is not read by mail-parser (a `Bcc` there named no
+/// recipient, yet was still cut). A body is left as it is.
+pub(super) fn with_final_line_break(mut bytes: Vec<u8>) -> Vec<u8> {
+    let has_body = bytes.windows(4).any(|w| w == b"\r\n\r\n");
+    if !has_body && !bytes.is_empty() && !bytes.ends_with(b"\r\n") {
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes
 }
 
 /// The message's `Message-ID` (`<id>`), when it has one.
@@ -176,16 +204,14 @@ pub(crate) fn with_envelope_headers(email: &Email) -> Result<Vec<u8>> {
     Ok(edit_headers(mime, &["To", "Cc", "Bcc"], &lines))
 }
 
-/// The prepared message without its attachment parts of `min_size` bytes or more (decoded),
-/// and those attachments: for Graph, which takes a large attachment only through an upload
-/// session on a draft. The parts are cut out at the offsets mail-parser reports, each with its
+/// The prepared message without its attachment parts, and those attachments: for Graph,
+/// whose MIME form takes one request of about 2.9 MB at most, while attachments can be added
+/// to a draft apart. The parts are cut out at the offsets mail-parser reports, each with its
 /// boundary delimiter, after checking that the bytes there are that delimiter; `None` when
-/// there is nothing to cut or a part is not where the parser says.
+/// there is nothing to cut or a part is not where the parser says. An attached message
+/// (`message/rfc822`) stays.
 #[cfg(feature = "graph")]
-pub(crate) fn split_large_attachments(
-    mime: &[u8],
-    min_size: usize,
-) -> Option<(Vec<u8>, Vec<super::Attachment>)> {
+pub(crate) fn split_attachments(mime: &[u8]) -> Option<(Vec<u8>, Vec<super::Attachment>)> {
     use mail_parser::{MimeHeaders as _, PartType};
 
     let message = MessageParser::default().parse(mime)?;
@@ -193,7 +219,7 @@ pub(crate) fn split_large_attachments(
     let mut attachments = Vec::new();
     for &id in &message.attachments {
         let part = message.parts.get(id as usize)?;
-        if part.contents().len() < min_size || matches!(part.body, PartType::Message(_)) {
+        if matches!(part.body, PartType::Message(_)) {
             continue;
         }
         let parent = message.parts.iter().find(|p| match &p.body {
@@ -215,6 +241,12 @@ pub(crate) fn split_large_attachments(
                 None => c.ctype().to_owned(),
             })
             .unwrap_or_else(|| "application/octet-stream".to_owned());
+        // mail-parser gives a text part's content decoded to UTF-8 whatever its charset was
+        // (a Latin-1 file included): say so, or the receiver reads it in the wrong one.
+        let content_type = match part.body {
+            PartType::Text(_) | PartType::Html(_) => format!("{content_type}; charset=utf-8"),
+            _ => content_type,
+        };
         let name = part.attachment_name().unwrap_or("attachment").to_owned();
         let attachment = super::Attachment::from_bytes(name, part.contents().to_vec())
             .with_content_type(content_type);
@@ -270,12 +302,16 @@ impl Email {
     ///
     /// Every transport removes the `Bcc` header before the message reaches a recipient (SMTP
     /// sends Bcc recipients in the envelope only; Graph's Exchange takes them from the header
-    /// and strips it); the outbox keeps it, as a record.
+    /// and strips it); the outbox keeps it, as a record. `Resent-Bcc` (and the other
+    /// `Resent-*` headers) are neither read for recipients nor removed: give a resent
+    /// message's recipients with [`EmailBuilder::mime`](super::EmailBuilder::mime) and the
+    /// envelope setters, and leave `Resent-Bcc` out of the bytes.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidMessage`] (field `mime`) when the bytes are not an RFC 5322 message,
-    /// have no `From`, carry an invalid address, or name no recipient.
+    /// have no `From`, repeat a `From`, `To`, `Cc` or `Bcc` header, carry an invalid address,
+    /// or name no recipient.
     pub fn from_mime(mime: impl Into<Vec<u8>>) -> Result<Email> {
         Email::builder().mime(mime).build()
     }
@@ -291,7 +327,9 @@ impl Email {
 /// A [`lettre::Message`] becomes a prepared email: the bytes lettre would send, with its
 /// `Bcc` recipients kept (lettre drops the `Bcc` header when it builds a message and keeps
 /// only their addresses in its envelope; they are written back as a `Bcc` header, which every
-/// transport removes before delivery, so Graph can deliver to them too).
+/// transport removes before delivery, so Graph can deliver to them too). The recipients are
+/// the message's envelope (`Message::envelope`, which a custom envelope may make differ from
+/// the headers), each in the role its `To`/`Cc`/`Bcc` header gives it, `Bcc` when none does.
 impl TryFrom<lettre::Message> for Email {
     type Error = Error;
 
@@ -305,31 +343,39 @@ impl TryFrom<&lettre::Message> for Email {
 
     fn try_from(message: &lettre::Message) -> Result<Email> {
         let mut bytes = message.formatted();
-        if !has_header(&bytes, &HeaderName::Bcc) {
-            // lettre drops the Bcc header when it builds a message and keeps those recipients
-            // in its envelope only: they are the envelope's addresses not in To or Cc.
-            let parsed = parse(&bytes)?;
-            let shown = |address: &str| {
-                parsed
-                    .to
-                    .iter()
-                    .chain(&parsed.cc)
-                    .any(|m| m.address().eq_ignore_ascii_case(address))
-            };
-            let bcc = message
-                .envelope()
-                .to()
-                .iter()
-                .map(AsRef::<str>::as_ref)
-                .filter(|address| !shown(address))
-                .map(|address| Mailbox::new(None, address))
-                .collect::<Result<Vec<_>>>()?;
-            if !bcc.is_empty() {
-                let line = crate::mime::address_header_line("Bcc", &bcc)?;
-                bytes = edit_headers(&bytes, &[], &line);
+        let parsed = parse(&bytes)?;
+        // The recipients are the envelope's (a custom one may leave out a `To` address), each
+        // in the role its headers give it; one in no header is a Bcc recipient.
+        let find = |list: &[Mailbox], address: &str| {
+            list.iter()
+                .find(|m| m.address().eq_ignore_ascii_case(address))
+                .cloned()
+        };
+        let (mut to, mut cc, mut bcc) = (Vec::new(), Vec::new(), Vec::new());
+        for address in message.envelope().to() {
+            let address = address.as_ref();
+            if let Some(mailbox) = find(&parsed.to, address) {
+                to.push(mailbox);
+            } else if let Some(mailbox) = find(&parsed.cc, address) {
+                cc.push(mailbox);
+            } else if let Some(mailbox) = find(&parsed.bcc, address) {
+                bcc.push(mailbox);
+            } else {
+                bcc.push(Mailbox::new(None, address)?);
             }
         }
-        Email::from_mime(bytes)
+        if !bcc.is_empty() && !has_header(&bytes, &HeaderName::Bcc) {
+            // lettre drops the Bcc header when it builds a message and keeps those recipients
+            // in its envelope only: written back, so Graph (which reads the headers) has them.
+            let line = crate::mime::address_header_line("Bcc", &bcc)?;
+            bytes = edit_headers(&bytes, &[], &line);
+        }
+        let builder = Email::builder().mime(bytes);
+        let builder = to.into_iter().fold(builder, super::EmailBuilder::to);
+        let builder = cc.into_iter().fold(builder, super::EmailBuilder::cc);
+        bcc.into_iter()
+            .fold(builder, super::EmailBuilder::bcc)
+            .build()
     }
 }
 
@@ -357,7 +403,7 @@ mod tests {
 
     #[cfg(feature = "graph")]
     #[test]
-    fn large_attachments_are_cut_out_with_their_delimiter() {
+    fn attachments_are_cut_out_with_their_delimiter() {
         let raw = "From: a@example.org\r\nTo: b@example.org\r\n\
                    Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\npreamble\r\n\
                    --BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
@@ -366,21 +412,38 @@ mod tests {
                    Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\nBBBB\r\n\
                    --BB\r\nContent-Type: text/csv\r\n\
                    Content-Disposition: attachment; filename=small.csv\r\n\r\na\r\n--BB--\r\n";
-        let (rest, large) = split_large_attachments(raw.as_bytes(), 5).unwrap();
+        let (rest, attachments) = split_attachments(raw.as_bytes()).unwrap();
         assert_eq!(
             String::from_utf8(rest).unwrap(),
-            raw.replace(
-                "--BB\r\nContent-Type: application/pdf\r\n\
-                 Content-Disposition: attachment; filename=big.pdf\r\n\
-                 Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\nBBBB\r\n",
-                ""
-            )
+            "From: a@example.org\r\nTo: b@example.org\r\n\
+             Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\npreamble\r\n\
+             --BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n--BB--\r\n"
         );
-        assert_eq!(large.len(), 1);
-        assert_eq!(large[0].name(), "big.pdf");
-        assert_eq!(large[0].content_type(), "application/pdf");
-        assert_eq!(large[0].size(), 6);
-        assert!(split_large_attachments(raw.as_bytes(), 100).is_none());
+        assert_eq!(attachments.len(), 2);
+        assert_eq!(attachments[0].name(), "big.pdf");
+        assert_eq!(attachments[0].content_type(), "application/pdf");
+        assert_eq!(attachments[0].size(), 6);
+        assert_eq!(attachments[1].name(), "small.csv");
+        let plain = "From: a@example.org\r\nTo: b@example.org\r\n\r\nhello\r\n";
+        assert!(split_attachments(plain.as_bytes()).is_none());
+    }
+
+    /// A Latin-1 text attachment arrives as the same text, in UTF-8, saying so.
+    #[cfg(feature = "graph")]
+    #[test]
+    fn a_text_attachment_keeps_its_text_with_the_charset_it_is_in() {
+        let raw = "From: a@example.org\r\nTo: b@example.org\r\n\
+                   Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n\
+                   --BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
+                   --BB\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
+                   Content-Disposition: attachment; filename=notes.txt\r\n\
+                   Content-Transfer-Encoding: base64\r\n\r\nY2Fm6Q==\r\n--BB--\r\n";
+        let (_, attachments) = split_attachments(raw.as_bytes()).unwrap();
+        assert_eq!(attachments[0].content_type(), "text/plain; charset=utf-8");
+        let crate::message::AttachmentContent::Bytes(bytes) = attachments[0].content() else {
+            panic!("bytes")
+        };
+        assert_eq!(bytes, "café".as_bytes());
     }
 
     #[test]

@@ -240,3 +240,112 @@ async fn bad_dkim_settings_are_refused_with_the_field() {
     let text = graph.validate().unwrap_err().to_string();
     assert!(text.contains("Exchange Online signs Graph"), "{text}");
 }
+
+/// The longest subject the builder takes (16,384 bytes, all non-ASCII) and 1,000 `To`
+/// recipients. lettre's relaxed header canonicalisation recurses once per character of the
+/// signed headers; on the caller's thread (2 MB here, as on tokio's workers) this aborted the
+/// process with a stack overflow.
+fn email_with_large_signed_headers(recipients: usize) -> Email {
+    let builder = Email::builder()
+        .subject("ü".repeat(8192))
+        .text("Many recipients.");
+    (0..recipients)
+        .fold(builder, |b, i| b.to(format!("r{i:05}@example.org")))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_longest_subject_and_a_thousand_recipients_are_signed_and_verify() {
+    assert_eq!("ü".repeat(8192).len(), 16_384);
+    let (pem, record) = rsa_key();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("dkim.key");
+    std::fs::write(&key_file, &pem).unwrap();
+    let server = TestServer::start(ServerOptions::default()).await;
+    let transport = smtp_settings(&server, &key_file).build().unwrap();
+    transport
+        .send(&email_with_large_signed_headers(1000))
+        .await
+        .unwrap();
+    let received = server.messages().remove(0);
+    assert_eq!(received.rcpt_to.len(), 1000);
+    assert!(verify(&received.data, &record), "the signature verifies");
+}
+
+/// Signed headers just under [`MAX_SIGNED_HEADER_BYTES`] sign (in a debug build, whose
+/// stack frames are the largest) on the stack computed for them, and verify; a few more
+/// recipients are refused with an error naming the limit, before anything is written.
+#[tokio::test]
+async fn signed_headers_up_to_the_limit_sign_and_longer_ones_are_refused() {
+    use mail_connector::dkim::MAX_SIGNED_HEADER_BYTES;
+    let (pem, record) = rsa_key();
+    let signer = DkimSigner::new("example.org", "mail", &pem).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = OutboxTransport::new(dir.path())
+        .with_sender("no-reply@example.org".parse().unwrap())
+        .with_dkim(signer);
+    // Each recipient takes 22 bytes (`r00000@example.org,\r\n `) of the `To` header; the
+    // subject about 28 KB.
+    let near = (MAX_SIGNED_HEADER_BYTES - 36 * 1024) / 22;
+    let report = outbox
+        .send(&email_with_large_signed_headers(near))
+        .await
+        .unwrap();
+    let file = std::fs::read(report.messages[0].id.as_deref().unwrap()).unwrap();
+    let header_end = file.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(
+        header_end > MAX_SIGNED_HEADER_BYTES - 16 * 1024,
+        "the headers are {header_end} bytes: close to the limit"
+    );
+    assert!(verify(&file, &record), "the signature verifies");
+
+    let over = MAX_SIGNED_HEADER_BYTES / 22;
+    let error = outbox
+        .send(&email_with_large_signed_headers(over))
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains(&MAX_SIGNED_HEADER_BYTES.to_string()) && text.contains("Bcc"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing written"
+    );
+}
+
+/// A prepared message is sent unsigned even with DKIM set up: one warning per send says so,
+/// with its Message-ID and without its content.
+#[tokio::test]
+async fn a_prepared_message_is_sent_unsigned_with_one_warning() {
+    let (logs, _guard) = support::capture_logs();
+    let (pem, _) = rsa_key();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("dkim.key");
+    std::fs::write(&key_file, &pem).unwrap();
+    let server = TestServer::start(ServerOptions::default()).await;
+    let transport = smtp_settings(&server, &key_file).build().unwrap();
+    let raw = "From: no-reply@example.org\r\nTo: ann@example.org\r\n\
+               Message-ID: <unsigned-warning-1@example.org>\r\nSubject: s\r\n\r\n\
+               confidential body text\r\n";
+    transport
+        .send(&Email::from_mime(raw).unwrap())
+        .await
+        .unwrap();
+    let data = server.messages().remove(0).data;
+    assert!(!String::from_utf8_lossy(&data).contains("DKIM-Signature"));
+    let text = logs.text();
+    let warnings: Vec<_> = text
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("unsigned-warning-1@example.org"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(
+        warnings[0].contains("WARN") && warnings[0].contains("unsigned"),
+        "{text}"
+    );
+    assert!(!text.contains("confidential body text"), "{text}");
+}

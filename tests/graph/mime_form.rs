@@ -34,6 +34,20 @@ fn capture_mime(server: &MockServer) -> Arc<Mutex<Vec<Vec<u8>>>> {
     bodies
 }
 
+/// An upload-URL mock that keeps the body of every `PUT` it receives, in order.
+fn capture_puts(server: &MockServer, path: &str) -> Arc<Mutex<Vec<Vec<u8>>>> {
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&bodies);
+    server.mock(move |when, then| {
+        when.method(httpmock::Method::PUT).path(path);
+        then.respond_with(move |request: &HttpMockRequest| {
+            keep.lock().unwrap().push(request.body_ref().to_vec());
+            HttpMockResponse::builder().status(201).build()
+        });
+    });
+    bodies
+}
+
 pub(crate) fn threaded_email() -> Email {
     Email::builder()
         .to("Ann Example <ann@example.org>")
@@ -195,38 +209,38 @@ async fn a_large_mime_email_goes_through_a_mime_draft_and_an_upload() {
             "uploadUrl": format!("{}/upload/m1", server.base_url())
         }));
     });
-    let upload = server.mock(|when, then| {
-        when.method(httpmock::Method::PUT).path("/upload/m1");
-        then.status(201);
-    });
+    let upload = capture_puts(&server, "/upload/m1");
     let send = server.mock(|when, then| {
         when.method(POST)
             .path("/v1.0/users/no-reply@contoso.com/messages/m1/send");
         then.status(202);
     });
-    let big = vec![7u8; 4 * 1024 * 1024];
+    let big: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
     let email = Email::builder()
         .to("ann@example.org")
         .text("t")
         .html("<p>h</p>")
         .header("Message-ID", "<big@contoso.com>")
-        .attachment(Attachment::from_bytes("big.bin", big))
+        .attachment(Attachment::from_bytes("big.bin", big.clone()))
         .build()
         .unwrap();
     transport(&settings(&server)).send(&email).await.unwrap();
     draft.assert_calls(1);
     session.assert_calls(1);
-    assert_eq!(upload.calls(), 2, "4 MiB in chunks of 3,276,800 bytes");
+    let chunks = upload.lock().unwrap().clone();
+    assert_eq!(chunks.len(), 2, "4 MiB in chunks of 3,276,800 bytes");
+    assert_eq!(chunks[0].len(), 3_276_800);
+    assert!(
+        chunks.concat() == big,
+        "the uploaded bytes are the attachment's"
+    );
     send.assert_calls(1);
     // A prepared message with a large attachment: the part is cut out and uploaded apart.
     let prepared = Email::builder()
         .from("no-reply@contoso.com")
         .to("ann@example.org")
         .text("see the attachment")
-        .attachment(Attachment::from_bytes(
-            "big.bin",
-            vec![9u8; 4 * 1024 * 1024],
-        ))
+        .attachment(Attachment::from_bytes("big.bin", big.clone()))
         .build()
         .unwrap()
         .to_mime()
@@ -260,10 +274,7 @@ async fn a_large_mime_email_goes_through_a_mime_draft_and_an_upload() {
             "uploadUrl": format!("{}/upload/p1", server.base_url())
         }));
     });
-    let upload = server.mock(|when, then| {
-        when.method(httpmock::Method::PUT).path("/upload/p1");
-        then.status(201);
-    });
+    let upload = capture_puts(&server, "/upload/p1");
     let send = server.mock(|when, then| {
         when.method(POST)
             .path("/v1.0/users/no-reply@contoso.com/messages/p1/send");
@@ -274,7 +285,12 @@ async fn a_large_mime_email_goes_through_a_mime_draft_and_an_upload() {
         .await
         .unwrap();
     session.assert_calls(1);
-    assert_eq!(upload.calls(), 2);
+    let chunks = upload.lock().unwrap().clone();
+    assert_eq!(chunks.len(), 2);
+    assert!(
+        chunks.concat() == big,
+        "the uploaded bytes are the cut part's, decoded"
+    );
     send.assert_calls(1);
     let draft = drafts.lock().unwrap().pop().unwrap();
     assert!(draft.len() < 10_000, "the large part is not in the draft");
@@ -300,4 +316,68 @@ async fn a_large_mime_email_goes_through_a_mime_draft_and_an_upload() {
     );
     assert!(error.to_string().contains("over SMTP"), "{error}");
     send.assert_calls(1);
+}
+
+/// Text + HTML (the MIME form) with a 2.5 MB attachment: too large for one request once
+/// base64, and under 3 MB. Every attachment leaves the draft's MIME and is added to the draft
+/// apart (a plain POST under 3 MB), so the draft is small and the bytes arrive unchanged.
+/// (Before, only attachments of 3 MB or more left the MIME: the rest was base64'd twice and
+/// the send refused.)
+#[tokio::test]
+async fn both_bodies_and_an_attachment_of_2_5_mb_go_through_a_draft() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let drafts = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&drafts);
+    server.mock(move |when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages")
+            .header("content-type", "text/plain");
+        then.respond_with(move |request: &HttpMockRequest| {
+            keep.lock()
+                .unwrap()
+                .push(STANDARD.decode(request.body_ref()).unwrap());
+            HttpMockResponse::builder()
+                .status(201)
+                .body(r#"{"id":"m2"}"#)
+                .build()
+        });
+    });
+    let posted = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&posted);
+    server.mock(move |when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages/m2/attachments");
+        then.respond_with(move |request: &HttpMockRequest| {
+            let json: serde_json::Value = serde_json::from_slice(request.body_ref()).unwrap();
+            keep.lock().unwrap().push(json);
+            HttpMockResponse::builder().status(201).build()
+        });
+    });
+    let send = server.mock(|when, then| {
+        when.method(POST)
+            .path("/v1.0/users/no-reply@contoso.com/messages/m2/send");
+        then.status(202);
+    });
+    let original: Vec<u8> = (0..2_500_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let email = Email::builder()
+        .to("ann@example.org")
+        .text("t")
+        .html("<p>h</p>")
+        .attachment(Attachment::from_bytes("data.bin", original.clone()))
+        .build()
+        .unwrap();
+    transport(&settings(&server)).send(&email).await.unwrap();
+    send.assert_calls(1);
+    let draft = drafts.lock().unwrap().pop().expect("a draft was created");
+    assert!(draft.len() < 10_000, "no attachment in the draft's MIME");
+    let parsed = MessageParser::default().parse(&draft).unwrap();
+    assert_eq!(parsed.body_text(0).as_deref().map(str::trim), Some("t"));
+    let posted = posted.lock().unwrap();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(posted[0]["name"], "data.bin");
+    let bytes = STANDARD
+        .decode(posted[0]["contentBytes"].as_str().unwrap())
+        .unwrap();
+    assert!(bytes == original, "the posted bytes are the original's");
 }

@@ -125,7 +125,8 @@ async fn an_eml_file_is_sent_as_it_is_and_to_overrides_the_envelope() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &server);
     let raw = "From: no-reply@example.org\r\nTo: ann@example.org\r\nBcc: audit@example.org\r\n\
-               Subject: From a file\r\nMessage-ID: <eml-1@example.org>\r\n\r\nBody\r\n";
+               Subject: From a file\r\nMessage-ID: <eml-1@example.org>\r\n\
+               Date: Mon, 2 Feb 2026 10:00:00 +0000\r\n\r\nBody\r\n";
     let eml = dir.path().join("message.eml");
     std::fs::write(&eml, raw).unwrap();
     let eml = eml.display().to_string();

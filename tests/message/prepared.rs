@@ -163,3 +163,85 @@ fn serde_round_trip_of_every_kind_of_content() {
     assert!(prepared["mime"].is_string(), "{prepared}");
     assert!(prepared.get("subject").is_none(), "{prepared}");
 }
+
+/// RFC 5322 allows one `From`, `To`, `Cc` and `Bcc` header each; mail-parser reads only the
+/// last of a repeated one while the Bcc cut removes every one, so `Bcc: s1` of
+/// `Bcc: s1\r\nBcc: s2` was silently never delivered. A repeated one is refused, named.
+#[test]
+fn a_repeated_address_header_is_refused_with_its_name() {
+    for name in ["From", "To", "Cc", "Bcc"] {
+        let raw = format!(
+            "From: a@example.org\r\nTo: b@example.org\r\n{name}: s1@example.org\r\n\
+             {name}: s2@example.org\r\nSubject: x\r\n\r\nbody\r\n"
+        );
+        let text = Email::from_mime(raw).unwrap_err().to_string();
+        assert!(
+            text.contains(&format!("`{name}`")) && text.contains("one"),
+            "{name}: {text}"
+        );
+    }
+}
+
+/// A `Bcc` header on the last line without a line ending is read (and cut) like any other.
+#[test]
+fn a_last_header_line_without_a_line_break_is_read() {
+    let email =
+        Email::from_mime("From: a@example.org\r\nTo: b@example.org\r\nBcc: s@example.org").unwrap();
+    let bcc: Vec<_> = email.bcc().iter().map(|m| m.address()).collect();
+    assert_eq!(bcc, ["s@example.org"]);
+    assert!(email.mime().unwrap().ends_with(b"\r\n"));
+}
+
+/// A lettre message with its own envelope goes to the envelope's recipients only, each in the
+/// role its headers give it (`Bcc` for one in no header); before, a `To` address the envelope
+/// left out was still sent to.
+#[test]
+fn a_lettre_message_with_its_own_envelope_goes_to_that_envelope() {
+    let envelope = lettre::address::Envelope::new(
+        Some("reports@example.org".parse().unwrap()),
+        vec![
+            "bob@example.org".parse().unwrap(),
+            "carol@example.org".parse().unwrap(),
+            "extra@example.org".parse().unwrap(),
+        ],
+    )
+    .unwrap();
+    let message = lettre::Message::builder()
+        .from("Reports <reports@example.org>".parse().unwrap())
+        .to("Ann <ann@example.org>".parse().unwrap())
+        .to("Bob <bob@example.org>".parse().unwrap())
+        .cc("carol@example.org".parse().unwrap())
+        .envelope(envelope)
+        .subject("Envelope")
+        .body(String::from("Hello"))
+        .unwrap();
+    let email = Email::try_from(&message).unwrap();
+    let addresses = |list: &[mail_connector::Mailbox]| {
+        list.iter()
+            .map(|m| m.address().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(addresses(email.to()), ["bob@example.org"]);
+    assert_eq!(email.to()[0].name(), Some("Bob"));
+    assert_eq!(addresses(email.cc()), ["carol@example.org"]);
+    assert_eq!(addresses(email.bcc()), ["extra@example.org"]);
+    assert_eq!(email.recipient_count(), 3);
+}
+
+/// A file larger than a prepared message may be is refused from its size, before it is read
+/// (a sparse file of 64 GiB, more than this machine's memory: reading it first failed).
+#[test]
+fn a_prepared_message_file_too_large_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.eml");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(64 << 30)
+        .unwrap();
+    let error = Email::builder().mime_file(&path).build().unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("68719476736 bytes") && text.contains("at most"),
+        "{text}"
+    );
+}

@@ -10,6 +10,7 @@ mod faults;
 mod hardening;
 mod helpers;
 mod pool;
+mod prepared;
 mod recipients;
 mod replies;
 mod secrets;

@@ -154,6 +154,10 @@ const MAX_CONCURRENCY: usize = 1024;
 /// The size of each upload `PUT`: 10 × 320 KiB, under Graph's 4 MB per request.
 pub const UPLOAD_CHUNK_SIZE: usize = 10 * 320 * 1024;
 
+/// Graph's own id for a request, in its answer.
+static REQUEST_ID: reqwest::header::HeaderName =
+    reqwest::header::HeaderName::from_static("request-id");
+
 /// Sends mail through Microsoft Graph as one mailbox. Cheap to clone; clones share the
 /// concurrency limit and the token cache.
 ///
@@ -295,7 +299,7 @@ impl GraphTransport {
         let response = self.client.execute(&request, deadline).await?;
         Ok(response
             .headers
-            .get("request-id")
+            .get(&REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned))
     }
@@ -342,8 +346,10 @@ impl MailTransport for GraphTransport {
                 }
             }
             let deadline = Instant::now() + self.send_deadline;
+            // The rare paths (MIME form, draft) are boxed: their state is large, and kept
+            // inline it would be copied with every move of each send's future.
             if mime_form::needed(email) {
-                let id = self.send_mime_form(email, from, deadline).await?;
+                let id = Box::pin(self.send_mime_form(email, from, deadline)).await?;
                 tracing::info!("Graph accepted the message (MIME form)");
                 return Ok(SendReport::single(SentMessage::new(
                     email.recipients().collect(),
@@ -360,7 +366,7 @@ impl MailTransport for GraphTransport {
                 }
                 _ => {
                     tracing::debug!("message too large for one request; using a draft");
-                    self.send_with_draft(email, from, deadline).await?
+                    Box::pin(self.send_with_draft(email, from, deadline)).await?
                 }
             };
             tracing::info!("Graph accepted the message");

@@ -331,7 +331,9 @@ impl MailTransport for GraphTransport {
             attempts = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
-        let send = async {
+        // Pinned where it is made, and observed through the pin: the send's state (the
+        // largest part of this future) is held once, not copied into each wrapper.
+        let send = std::pin::pin!(async {
             let from = self.sender_for(email)?;
             for (index, attachment) in email.attachments().iter().enumerate() {
                 if attachment.size() > MAX_ATTACHMENT_SIZE {
@@ -374,7 +376,7 @@ impl MailTransport for GraphTransport {
                 email.recipients().collect(),
                 id,
             )))
-        };
+        });
         let mailbox = Some(self.mailbox.address());
         crate::observe::observe_send(&span, "graph", mailbox, send)
             .instrument(span.clone())

@@ -70,6 +70,8 @@ pub(crate) struct GraphClient {
     pub permits: Arc<Semaphore>,
     pub retry: RetryPolicy,
     pub request_timeout: Duration,
+    /// The timeout the HTTP client applies to each request by itself, when known.
+    pub client_timeout: Option<Duration>,
     pub state: Arc<MailboxState>,
     /// The last token's `Authorization` header.
     pub bearer: Arc<std::sync::Mutex<Option<(AccessToken, HeaderValue)>>>,
@@ -299,7 +301,12 @@ impl GraphClient {
         // The request is built directly, its headers in a map sized for them at once: no
         // builder moved through each call, no header map grown (and rehashed) on the way.
         let mut http_request = reqwest::Request::new(request.method.clone(), request.url.clone());
-        *http_request.timeout_mut() = Some(self.request_timeout.min(remaining));
+        let timeout = self.request_timeout.min(remaining);
+        // Set on the request only when the client's own timeout is not already this one:
+        // a request's timeout is kept in a map of its own, allocated and copied with it.
+        if self.client_timeout != Some(timeout) {
+            *http_request.timeout_mut() = Some(timeout);
+        }
         let headers = http_request.headers_mut();
         // Ours, the caller's, and the client's defaults (`accept`), added when it is sent.
         headers.reserve(6 + request.headers.len());

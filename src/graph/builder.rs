@@ -24,6 +24,9 @@ pub struct GraphTransportBuilder {
     mailbox: Mailbox,
     http: HttpOptions,
     http_client: Option<reqwest::Client>,
+    /// The timeout the given client applies to each request by itself, when this crate made
+    /// it; `None` for a caller's client.
+    http_client_timeout: Option<Duration>,
     max_concurrency: usize,
     retry: RetryPolicy,
     send_deadline: Duration,
@@ -40,6 +43,7 @@ impl GraphTransportBuilder {
             mailbox,
             http: HttpOptions::default(),
             http_client: None,
+            http_client_timeout: None,
             max_concurrency: 4,
             retry: RetryPolicy::default(),
             send_deadline: Duration::from_secs(120),
@@ -91,6 +95,19 @@ impl GraphTransportBuilder {
     /// sees the redirect.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
+        self.http_client_timeout = None;
+        self
+    }
+
+    /// As [`http_client`](Self::http_client), for a client this crate made with `timeout`
+    /// as its request timeout: requests whose timeout is that one need not set their own.
+    pub(crate) fn http_client_made_here(
+        mut self,
+        client: reqwest::Client,
+        timeout: Duration,
+    ) -> Self {
+        self.http_client = Some(client);
+        self.http_client_timeout = Some(timeout);
         self
     }
 
@@ -142,9 +159,9 @@ impl GraphTransportBuilder {
                 "Graph endpoint (`graph_endpoint`) cannot hold a path",
             ));
         }
-        let http = match self.http_client {
-            Some(client) => client,
-            None => http_client(&self.http)?,
+        let (http, client_timeout) = match self.http_client {
+            Some(client) => (client, self.http_client_timeout),
+            None => (http_client(&self.http)?, Some(self.http.request_timeout)),
         };
         let send_mail_url = super::mailbox_url(&endpoint, &self.mailbox, &["sendMail"]);
         Ok(GraphTransport {
@@ -158,6 +175,7 @@ impl GraphTransportBuilder {
                     ..self.retry
                 },
                 request_timeout: self.http.request_timeout,
+                client_timeout,
                 state: Arc::new(MailboxState::default()),
                 bearer: Arc::default(),
             },

@@ -70,6 +70,8 @@ pub(crate) struct GraphClient {
     pub permits: Arc<Semaphore>,
     pub retry: RetryPolicy,
     pub request_timeout: Duration,
+    /// The timeout the HTTP client applies to each request by itself, when known.
+    pub client_timeout: Option<Duration>,
     pub state: Arc<MailboxState>,
     /// The last token's `Authorization` header.
     pub bearer: Arc<std::sync::Mutex<Option<(AccessToken, HeaderValue)>>>,
@@ -296,14 +298,32 @@ impl GraphClient {
         if remaining.is_zero() {
             return Err(not_sent_by_deadline());
         }
-        let mut builder = self
-            .http
-            .request(request.method.clone(), request.url.clone())
-            .timeout(self.request_timeout.min(remaining))
-            .header(&CLIENT_REQUEST_ID, client_request_id)
-            .header(&RETURN_CLIENT_REQUEST_ID, HeaderValue::from_static("true"));
+        // The request is built directly, its headers in a map sized for them at once: no
+        // builder moved through each call, no header map grown (and rehashed) on the way.
+        let mut http_request = reqwest::Request::new(request.method.clone(), request.url.clone());
+        let timeout = self.request_timeout.min(remaining);
+        // Set on the request only when the client's own timeout is not already this one:
+        // a request's timeout is kept in a map of its own, allocated and copied with it.
+        if self.client_timeout != Some(timeout) {
+            *http_request.timeout_mut() = Some(timeout);
+        }
+        let headers = http_request.headers_mut();
+        // Ours, the caller's, and the client's defaults (`accept`), added when it is sent.
+        headers.reserve(6 + request.headers.len());
+        match HeaderValue::from_str(client_request_id) {
+            Ok(id) => headers.insert(&CLIENT_REQUEST_ID, id),
+            Err(_) => {
+                return Ok((
+                    Err(Failure::Invalid(format!(
+                        "the client-request-id `{client_request_id}` is not a valid header value"
+                    ))),
+                    token,
+                ));
+            }
+        };
+        headers.insert(&RETURN_CLIENT_REQUEST_ID, HeaderValue::from_static("true"));
         if let Some(bearer) = bearer {
-            builder = builder.header(reqwest::header::AUTHORIZATION, bearer);
+            headers.insert(reqwest::header::AUTHORIZATION, bearer);
         }
         // What the server could echo back, to keep out of errors and logs: worked out only
         // when there is server text to clean.
@@ -319,21 +339,43 @@ impl GraphClient {
             secrets
         };
         for (name, value) in &request.headers {
-            builder = builder.header(*name, value);
+            match (
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                (Ok(name), Ok(value)) => {
+                    headers.append(name, value);
+                }
+                _ => {
+                    return Ok((
+                        Err(Failure::Invalid(format!(
+                            "the request header `{name}` is not valid"
+                        ))),
+                        token,
+                    ));
+                }
+            }
         }
-        builder = match &request.body {
+        match &request.body {
             // `Bytes`: a repeated request shares the body rather than copying it.
-            Some((content_type, body)) => builder
-                .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
-                .body(body.clone()),
-            None => builder.header(reqwest::header::CONTENT_LENGTH, "0"),
-        };
+            Some((content_type, body)) => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+                *http_request.body_mut() = Some(body.clone().into());
+            }
+            None => {
+                headers.insert(
+                    reqwest::header::CONTENT_LENGTH,
+                    HeaderValue::from_static("0"),
+                );
+            }
+        }
+        let sent = self.http.execute(http_request);
 
         let state = Arc::clone(&self.state);
         let answer_limit = request.answer_limit;
         let request_in_flight = InFlight::new(async move {
             let _permit = permit;
-            let mut response = builder.send().await?;
+            let mut response = sent.await?;
             let status = response.status();
             // The body's length is known without them: the headers are taken, not copied.
             let headers = std::mem::take(response.headers_mut());

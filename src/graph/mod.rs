@@ -155,6 +155,10 @@ const MAX_CONCURRENCY: usize = 1024;
 /// The size of each upload `PUT`: 10 × 320 KiB, under Graph's 4 MB per request.
 pub const UPLOAD_CHUNK_SIZE: usize = 10 * 320 * 1024;
 
+/// Graph's own id for a request, in its answer.
+static REQUEST_ID: reqwest::header::HeaderName =
+    reqwest::header::HeaderName::from_static("request-id");
+
 /// Sends mail through Microsoft Graph as one mailbox. Cheap to clone; clones share the
 /// concurrency limit and the token cache.
 ///
@@ -296,7 +300,7 @@ impl GraphTransport {
         let response = self.client.execute(&request, deadline).await?;
         Ok(response
             .headers
-            .get("request-id")
+            .get(&REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned))
     }
@@ -328,7 +332,9 @@ impl MailTransport for GraphTransport {
             attempts = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
-        let send = async {
+        // Pinned where it is made, and observed through the pin: the send's state (the
+        // largest part of this future) is held once, not copied into each wrapper.
+        let send = std::pin::pin!(async {
             let from = self.sender_for(email)?;
             for (index, attachment) in email.attachments().iter().enumerate() {
                 if attachment.size() > MAX_ATTACHMENT_SIZE {
@@ -343,8 +349,10 @@ impl MailTransport for GraphTransport {
                 }
             }
             let deadline = Instant::now() + self.send_deadline;
+            // The rare paths (MIME form, draft) are boxed: their state is large, and kept
+            // inline it would be copied with every move of each send's future.
             if mime_form::needed(email) {
-                let id = self.send_mime_form(email, from, deadline).await?;
+                let id = Box::pin(self.send_mime_form(email, from, deadline)).await?;
                 tracing::info!("Graph accepted the message (MIME form)");
                 return Ok(SendReport::single(SentMessage::new(
                     email.recipients().collect(),
@@ -361,7 +369,7 @@ impl MailTransport for GraphTransport {
                 }
                 _ => {
                     tracing::debug!("message too large for one request; using a draft");
-                    self.send_with_draft(email, from, deadline).await?
+                    Box::pin(self.send_with_draft(email, from, deadline)).await?
                 }
             };
             tracing::info!("Graph accepted the message");
@@ -369,7 +377,7 @@ impl MailTransport for GraphTransport {
                 email.recipients().collect(),
                 id,
             )))
-        };
+        });
         let mailbox = Some(self.mailbox.address());
         crate::observe::observe_send(&span, "graph", mailbox, send)
             .instrument(span.clone())

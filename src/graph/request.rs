@@ -29,20 +29,20 @@ pub(crate) struct SendMail<'a> {
 pub(crate) struct Message<'a> {
     pub subject: &'a str,
     pub body: ItemBody<'a>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub to_recipients: Vec<Recipient<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub cc_recipients: Vec<Recipient<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub bcc_recipients: Vec<Recipient<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reply_to: Vec<Recipient<'a>>,
+    #[serde(skip_serializing_if = "Recipients::is_empty")]
+    pub to_recipients: Recipients<'a>,
+    #[serde(skip_serializing_if = "Recipients::is_empty")]
+    pub cc_recipients: Recipients<'a>,
+    #[serde(skip_serializing_if = "Recipients::is_empty")]
+    pub bcc_recipients: Recipients<'a>,
+    #[serde(skip_serializing_if = "Recipients::is_empty")]
+    pub reply_to: Recipients<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<Recipient<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub importance: Option<&'static str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub internet_message_headers: Vec<Header<'a>>,
+    #[serde(skip_serializing_if = "Headers::is_empty")]
+    pub internet_message_headers: Headers<'a>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<FileAttachment<'a>>,
 }
@@ -68,6 +68,45 @@ pub(crate) struct EmailAddress<'a> {
     pub address: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<&'a str>,
+}
+
+/// Mailboxes as Graph `recipient`s, serialised straight from the email's own list (no
+/// collection built for each send).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Recipients<'a>(pub &'a [Mailbox]);
+
+impl Recipients<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Recipients<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(recipient))
+    }
+}
+
+/// The email's `X-` headers as `internetMessageHeader`s, serialised straight from it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Headers<'a>(pub &'a [(String, String)]);
+
+impl Headers<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(name, value)| Header { name, value }))
+    }
 }
 
 /// `internetMessageHeader`.
@@ -168,10 +207,6 @@ fn recipient(mailbox: &Mailbox) -> Recipient<'_> {
     }
 }
 
-fn recipients(mailboxes: &[Mailbox]) -> Vec<Recipient<'_>> {
-    mailboxes.iter().map(recipient).collect()
-}
-
 /// The message object for `email`, without attachments.
 ///
 /// Graph's body has one content type: with both bodies the HTML is sent and the text is not
@@ -205,21 +240,17 @@ pub(crate) fn message<'a>(email: &'a Email, from: Option<&'a Mailbox>) -> Result
     Ok(Message {
         subject: email.subject(),
         body,
-        to_recipients: recipients(email.to()),
-        cc_recipients: recipients(email.cc()),
-        bcc_recipients: recipients(email.bcc()),
-        reply_to: recipients(email.reply_to()),
+        to_recipients: Recipients(email.to()),
+        cc_recipients: Recipients(email.cc()),
+        bcc_recipients: Recipients(email.bcc()),
+        reply_to: Recipients(email.reply_to()),
         from: from.map(recipient),
         importance: match email.importance() {
             Importance::Normal => None,
             Importance::Low => Some("low"),
             Importance::High => Some("high"),
         },
-        internet_message_headers: email
-            .headers()
-            .iter()
-            .map(|(name, value)| Header { name, value })
-            .collect(),
+        internet_message_headers: Headers(email.headers()),
         attachments: Vec::new(),
     })
 }

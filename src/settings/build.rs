@@ -396,21 +396,23 @@ impl TransportBuilder<'_> {
         let settings = self.settings;
         // One client, so one connection pool, for Graph and the token endpoint: the caller's
         // or one made here, as each would make its own (the same options: `tls_ca_file`).
-        let http = match &self.http_client {
-            Some(client) => client.clone(),
-            None => crate::http::http_client(&crate::http::HttpOptions {
-                tls_ca_file: settings.tls_ca_file.clone(),
-                ..crate::http::HttpOptions::default()
-            })?,
+        let options = crate::http::HttpOptions {
+            tls_ca_file: settings.tls_ca_file.clone(),
+            ..crate::http::HttpOptions::default()
         };
-        Ok(
-            GraphTransport::builder_shared(settings.sender()?, self.tokens(Some(&http))?)
-                .graph_endpoint(settings.graph_endpoint())
-                .scope(settings.graph_scope())
-                .save_to_sent_items(settings.save_to_sent_items)
-                .allow_send_as(settings.allow_send_as)
-                .http_client(http),
-        )
+        let (http, made_here) = match &self.http_client {
+            Some(client) => (client.clone(), false),
+            None => (crate::http::http_client(&options)?, true),
+        };
+        let builder = GraphTransport::builder_shared(settings.sender()?, self.tokens(Some(&http))?)
+            .graph_endpoint(settings.graph_endpoint())
+            .scope(settings.graph_scope())
+            .save_to_sent_items(settings.save_to_sent_items)
+            .allow_send_as(settings.allow_send_as);
+        Ok(match made_here {
+            true => builder.http_client_made_here(http, options.request_timeout),
+            false => builder.http_client(http),
+        })
     }
 
     /// As [`ConnectorSettings::smtp_builder`], with this builder's token provider.

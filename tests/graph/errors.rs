@@ -51,6 +51,30 @@ async fn a_timeout_after_the_request_was_written_is_uncertain() {
     send.assert_calls(1);
 }
 
+/// Built on its own, the transport's client applies the request timeout itself (the
+/// request sets none of its own): it still ends a request the server holds.
+#[tokio::test]
+async fn the_own_clients_request_timeout_ends_a_held_request_as_uncertain() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(202).delay(Duration::from_secs(3));
+    });
+    let settings = settings(&server);
+    let credentials = settings.credentials_builder().unwrap().build().unwrap();
+    let graph = mail_connector::GraphTransport::builder(settings.sender().unwrap(), credentials)
+        .graph_endpoint(server.base_url())
+        .request_timeout(Duration::from_millis(300))
+        .retry_policy(fast_retry(3))
+        .build()
+        .unwrap();
+    let error = graph.send(&simple_email()).await.unwrap_err();
+    assert_eq!(error.delivery(), Delivery::Uncertain);
+    assert!(error.to_string().contains("timed out"), "{error}");
+    send.assert_calls(1);
+}
+
 #[tokio::test]
 async fn an_unreachable_graph_is_not_sent_and_says_where_to_look() {
     let server = MockServer::start_async().await;

@@ -27,20 +27,31 @@ impl GraphTransport {
         let body = serde_json::to_vec(&message)
             .map_err(|e| Error::invalid_message("email", e.to_string()))?;
         let url = self.url(&["messages"])?;
+        let create =
+            GraphRequest::post_json("create draft", &url, body, Repeat::OnlyIfNotProcessed);
+        self.send_as_draft(create, email.attachments(), deadline)
+            .await
+    }
+
+    /// The draft path, whichever form made the draft: `create` makes it, the `attachments`
+    /// are added to it (a plain POST under 3 MB, an upload session above), then `/send`. The
+    /// draft is deleted when the send certainly did not happen; its id is the message id.
+    pub(super) async fn send_as_draft(
+        &self,
+        create: GraphRequest<'_>,
+        attachments: &[Attachment],
+        deadline: Instant,
+    ) -> Result<Option<String>> {
         let created = self
             .client
-            .execute(
-                &GraphRequest::post_json("create draft", &url, body, Repeat::OnlyIfNotProcessed)
-                    .with_answer_limit(DRAFT_ANSWER_LIMIT),
-                deadline,
-            )
+            .execute(&create.with_answer_limit(DRAFT_ANSWER_LIMIT), deadline)
             .await
             .map_err(not_sent)?;
         let draft: CreatedMessage = created.json("create draft")?;
         tracing::debug!("draft created for a large message");
 
         let result = async {
-            for attachment in email.attachments() {
+            for attachment in attachments {
                 self.add_attachment(&draft.id, attachment, deadline).await?;
             }
             let url = self.url(&["messages", &draft.id, "send"])?;
@@ -213,7 +224,7 @@ impl GraphTransport {
     }
 }
 
-pub(super) fn not_sent(mut error: Error) -> Error {
+fn not_sent(mut error: Error) -> Error {
     // Nothing was sent before the draft's `/send`: an uncertain draft or attachment request
     // cannot have delivered mail, so trying the whole send again later is safe.
     if let Error::Graph {

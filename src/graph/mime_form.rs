@@ -17,11 +17,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use tokio::time::Instant;
 
-use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat};
-use super::draft::not_sent;
-use super::request::{CreatedMessage, MAX_HEADERS, base64_len};
+use super::call::{GraphRequest, Repeat};
+use super::request::{MAX_HEADERS, base64_len};
 use super::{GraphTransport, REQUEST_LIMIT};
-use crate::error::{Delivery, Error, Result};
+use crate::error::{Error, Result};
 use crate::message::{
     Attachment, Email, Mailbox, is_x_header, split_attachments, with_envelope_headers,
 };
@@ -107,34 +106,8 @@ impl GraphTransport {
             return Err(too_large(mime.len()));
         }
         let url = self.url(&["messages"])?;
-        let created = self
-            .client
-            .execute(
-                &post_mime("create draft", &url, mime).with_answer_limit(DRAFT_ANSWER_LIMIT),
-                deadline,
-            )
+        self.send_as_draft(post_mime("create draft", &url, mime), attachments, deadline)
             .await
-            .map_err(not_sent)?;
-        let draft: CreatedMessage = created.json("create draft")?;
-        let result = async {
-            for attachment in attachments {
-                self.add_attachment(&draft.id, attachment, deadline).await?;
-            }
-            let url = self.url(&["messages", &draft.id, "send"])?;
-            self.client
-                .execute(&GraphRequest::post_empty("send draft", &url), deadline)
-                .await
-        }
-        .await;
-        match result {
-            Ok(_) => Ok(Some(draft.id)),
-            Err(error) => {
-                if error.delivery() == Delivery::NotSent {
-                    self.delete_draft(&draft.id).await;
-                }
-                Err(error)
-            }
-        }
     }
 }
 

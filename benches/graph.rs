@@ -23,6 +23,10 @@ use mail_connector::{
     MailTransport, TokenProvider,
 };
 
+#[path = "support/graph_email.rs"]
+mod graph_email;
+use graph_email::{email, same_json};
+
 const LATENCY: Duration = Duration::from_millis(1);
 
 #[derive(Debug)]
@@ -59,29 +63,6 @@ fn transport(base: &str) -> Arc<GraphTransport> {
             .build()
             .unwrap(),
     )
-}
-
-fn email() -> Email {
-    Email::builder()
-        .to("Ann Example <ann@example.org>")
-        .subject("Your export is ready")
-        .text("Download it from the portal.")
-        .build()
-        .unwrap()
-}
-
-/// The JSON GraphTransport sends for `email()`, for the plain reqwest baseline.
-fn same_json() -> Vec<u8> {
-    serde_json::json!({
-        "message": {
-            "subject": "Your export is ready",
-            "body": {"contentType": "Text", "content": "Download it from the portal."},
-            "toRecipients": [{"emailAddress": {"address": "ann@example.org", "name": "Ann Example"}}]
-        },
-        "saveToSentItems": true
-    })
-    .to_string()
-    .into_bytes()
 }
 
 async fn through_transport(base: &str, messages: usize, concurrency: usize) -> f64 {

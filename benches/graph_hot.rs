@@ -24,6 +24,10 @@ use std::time::Instant;
 
 use mail_connector::{AuthMode, ConnectorSettings, Email, GraphTransport, MailTransport};
 
+#[path = "support/graph_email.rs"]
+mod graph_email;
+use graph_email::{email, same_json};
+
 const MAILBOX: &str = "no-reply@contoso.com";
 const TENANT: &str = "contoso.onmicrosoft.com";
 
@@ -50,29 +54,6 @@ fn transport(base: &str, ca_file: &std::path::Path) -> Arc<GraphTransport> {
             .build()
             .unwrap(),
     )
-}
-
-fn email() -> Email {
-    Email::builder()
-        .to("Ann Example <ann@example.org>")
-        .subject("Your export is ready")
-        .text("Download it from the portal.")
-        .build()
-        .unwrap()
-}
-
-/// The JSON the transport sends for `email()`, for the plain reqwest loop.
-fn same_json() -> Vec<u8> {
-    serde_json::json!({
-        "message": {
-            "subject": "Your export is ready",
-            "body": {"contentType": "Text", "content": "Download it from the portal."},
-            "toRecipients": [{"emailAddress": {"address": "ann@example.org", "name": "Ann Example"}}]
-        },
-        "saveToSentItems": true
-    })
-    .to_string()
-    .into_bytes()
 }
 
 /// The plain loop's client: reqwest's defaults, trusting the sink, following no redirect.

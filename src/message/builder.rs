@@ -96,8 +96,8 @@ impl EmailBuilder {
     /// characters. Non-ASCII values are RFC 2047-encoded on the wire, except in structured
     /// headers (`Message-ID`, `In-Reply-To`, `References`, `List-*`, `Auto-Submitted`, …),
     /// which are sent as written and must be printable ASCII. Over Graph, an email with
-    /// headers other than at most five `X-` headers is sent in Graph's MIME form (see
-    /// [`graph`](crate::graph#which-form-is-used)).
+    /// headers other than at most five `X-` headers is sent in Graph's MIME form (the `graph`
+    /// module's docs say which form is used when).
     ///
     /// ```
     /// use mail_connector::Email;

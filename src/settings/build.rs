@@ -297,8 +297,8 @@ impl TransportBuilder<'_> {
     /// `recipient_limit` is not 0. A disabled connector builds a transport whose `send` fails
     /// with [`Error::Disabled`].
     ///
-    /// With `queue_url` set, the transport enqueues instead (see
-    /// [`queue_worker`](ConnectorSettings::queue_worker) for the worker that delivers).
+    /// With `queue_url` set, the transport enqueues instead (`queue_worker`, with a queue
+    /// feature, gives the worker that delivers).
     ///
     /// # Errors
     ///

@@ -98,7 +98,13 @@
 //! SIGTERM or SIGINT: it takes no new work and lets in-flight deliveries finish within the
 //! grace period; a delivery cut off after it is marked `uncertain`. A worker killed outright
 //! leaves its messages `sending` until their lease runs out (5 minutes by default), then
-//! `uncertain`. SQLite serves one process's workers: its write lock serialises claims.
+//! `uncertain`. Leases, rate windows and due times are measured by the PostgreSQL server's
+//! clock, so workers whose clocks drift still share one window.
+//!
+//! SQLite serves the workers of one machine: several processes may share one file on a
+//! local disk (each claim is a `BEGIN IMMEDIATE` transaction, serialised by SQLite's write
+//! lock, and they all read the machine's one clock), but never on a network filesystem,
+//! where the write-ahead log is not safe.
 //!
 //! Retention: [`Worker::with_retention`] drops the bodies and attachments of `sent`
 //! messages after a while (7 days by default), keeping the row and its report;

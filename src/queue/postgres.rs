@@ -2,7 +2,7 @@
 //! number of processes share it — and [`enqueue_in`], the transactional outbox.
 
 use std::str::FromStr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use sqlx::Executor;
@@ -20,6 +20,11 @@ use crate::message::Email;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// The server's clock, in milliseconds since the Unix epoch: the one clock every worker's
+/// leases, attempt stamps and due checks are measured by, whatever the workers' own clocks
+/// say.
+const SERVER_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
 /// The advisory lock that serialises schema creation and migration across processes.
 const MIGRATION_LOCK: i64 = 0x6d61_696c_7175_6575; // "mailqueu"
 
@@ -29,7 +34,10 @@ const MIGRATION_LOCK: i64 = 0x6d61_696c_7175_6575; // "mailqueu"
 /// A claim locks the sender mailbox's row (`FOR UPDATE SKIP LOCKED`) for the length of a
 /// short transaction, counts that mailbox's deliveries in flight and started within the rate
 /// window, and only then leases its oldest due message (`FOR UPDATE SKIP LOCKED` again), so
-/// the limits hold across every worker of the fleet.
+/// the limits hold across every worker of the fleet. Every time admission compares — lease
+/// expiry, the rate window, attempt stamps, due times — is the database server's clock, not
+/// the workers': a worker whose clock runs ahead can neither open a new rate window early
+/// nor expire the leases of healthy deliveries.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -188,9 +196,9 @@ impl PostgresStore {
     async fn admit(&self, request: &ClaimRequest, mailbox: &str) -> Result<Admission> {
         const ACTION: &str = "claim a message";
         let err = |e: sqlx::Error| db_error(ACTION, &e);
-        let now = millis(request.now);
         let limits = request.limits;
         let window = i64::try_from(limits.window.as_millis()).unwrap_or(i64::MAX);
+        let lease = i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX);
         sqlx::query(
             "INSERT INTO mail_queue.mailboxes (mailbox) VALUES ($1) ON CONFLICT DO NOTHING",
         )
@@ -199,6 +207,12 @@ impl PostgresStore {
         .await
         .map_err(err)?;
         let mut tx = self.pool.begin().await.map_err(err)?;
+        // The limits rely on each statement seeing every claim committed before it: an
+        // application pool may default to a stricter level, so say it here.
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         let locked: Option<(String,)> = sqlx::query_as(
             "SELECT mailbox FROM mail_queue.mailboxes WHERE mailbox = $1 FOR UPDATE SKIP LOCKED",
         )
@@ -209,6 +223,12 @@ impl PostgresStore {
         if locked.is_none() {
             return Ok(Admission::Busy);
         }
+        // The server's clock, read once the lock is held: every worker's claims are stamped
+        // and counted by the same clock, however far the workers' own clocks drift.
+        let (now,): (i64,) = sqlx::query_as(&format!("SELECT {SERVER_NOW}"))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
         // Read committed: each count sees every claim committed before the lock was granted.
         let (in_flight,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM mail_queue.messages WHERE mailbox = $1 AND state = 'sending'",
@@ -257,7 +277,7 @@ impl PostgresStore {
         .bind(&id)
         .bind(&token)
         .bind(&request.worker)
-        .bind(millis(request.now + request.lease))
+        .bind(now.saturating_add(lease))
         .bind(now)
         .execute(&mut *tx)
         .await
@@ -304,8 +324,14 @@ impl QueueStore for PostgresStore {
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim> {
         const ACTION: &str = "claim a message";
         let err = |e: sqlx::Error| db_error(ACTION, &e);
-        let now = millis(request.now);
-        let window = i64::try_from(request.limits.window.as_millis()).unwrap_or(i64::MAX);
+        let limits = request.limits;
+        let window = i64::try_from(limits.window.as_millis()).unwrap_or(i64::MAX);
+        // Every time here is the server's (see `SERVER_NOW`); `request.now` only converts
+        // the answer back to the worker's clock.
+        let (now,): (i64,) = sqlx::query_as(&format!("SELECT {SERVER_NOW}"))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?;
         sqlx::query(
             "UPDATE mail_queue.messages SET state = 'uncertain', updated_at = $1, last_error = \
              'the worker stopped or lost its lease while sending: the message may have been \
@@ -320,11 +346,30 @@ impl QueueStore for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(err)?;
+        // Mailboxes with a due message and room under both limits, oldest due first: a
+        // mailbox at a limit never takes a place that another could use. The scan is
+        // bounded; admission re-checks each candidate under its mailbox's lock.
+        let per_window = if limits.per_window == 0 {
+            i64::MAX
+        } else {
+            i64::from(limits.per_window)
+        };
         let candidates: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT mailbox, MIN(due_at) FROM mail_queue.messages WHERE state = 'queued' \
-             AND due_at <= $1 GROUP BY mailbox ORDER BY 2 LIMIT 100",
+            "WITH due AS (SELECT mailbox, MIN(due_at) AS due_at FROM mail_queue.messages \
+             WHERE state = 'queued' AND due_at <= $1 GROUP BY mailbox), \
+             busy AS (SELECT mailbox FROM mail_queue.messages WHERE state = 'sending' \
+             GROUP BY mailbox HAVING COUNT(*) >= $2), \
+             spent AS (SELECT mailbox FROM mail_queue.attempts WHERE started_at > $3 \
+             GROUP BY mailbox HAVING COUNT(*) >= $4) \
+             SELECT due.mailbox, due.due_at FROM due \
+             WHERE due.mailbox NOT IN (SELECT mailbox FROM busy) \
+             AND due.mailbox NOT IN (SELECT mailbox FROM spent) \
+             ORDER BY due.due_at, due.mailbox LIMIT 100",
         )
         .bind(now)
+        .bind(i64::from(limits.max_in_flight))
+        .bind(now.saturating_sub(window))
+        .bind(per_window)
         .fetch_all(&self.pool)
         .await
         .map_err(err)?;
@@ -338,29 +383,44 @@ impl QueueStore for PostgresStore {
                 Admission::Full(None) => {}
             }
         }
-        let (due,): (Option<i64>,) = sqlx::query_as(
-            "SELECT MIN(due_at) FROM mail_queue.messages WHERE state = 'queued' AND due_at > $1",
+        // When a mailbox whose rate window is spent, and that has due messages, frees up;
+        // and the next due time.
+        let (free, due): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT MIN(a.oldest) + $3 FROM (SELECT mailbox, MIN(started_at) AS oldest \
+             FROM mail_queue.attempts WHERE started_at > $2 GROUP BY mailbox \
+             HAVING COUNT(*) >= $4) a WHERE EXISTS (SELECT 1 FROM mail_queue.messages m \
+             WHERE m.mailbox = a.mailbox AND m.state = 'queued' AND m.due_at <= $1)), \
+             (SELECT MIN(due_at) FROM mail_queue.messages WHERE state = 'queued' \
+             AND due_at > $1)",
         )
         .bind(now)
+        .bind(now.saturating_sub(window))
+        .bind(window)
+        .bind(per_window)
         .fetch_one(&self.pool)
         .await
         .map_err(err)?;
-        if let Some(due) = due {
-            soonest(due);
-        }
+        free.into_iter().chain(due).for_each(&mut soonest);
+        // Back to the worker's clock: the same distance from its `now`.
         Ok(Claim::Idle {
-            next: next.map(from_millis),
+            next: next.map(|at| {
+                let ahead = Duration::from_millis(at.saturating_sub(now).max(0).unsigned_abs());
+                request.now + ahead
+            }),
         })
     }
 
     async fn extend(&self, lease: &Lease, until: SystemTime) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE mail_queue.messages SET lease_until = $3 WHERE id = $1 AND lease_token = $2 \
-             AND state = 'sending'",
-        )
+        // `until` is on this machine's clock: keep its distance from now, on the server's.
+        let length = until.duration_since(SystemTime::now()).unwrap_or_default();
+        let length = i64::try_from(length.as_millis()).unwrap_or(i64::MAX);
+        let done = sqlx::query(&format!(
+            "UPDATE mail_queue.messages SET lease_until = {SERVER_NOW} + $3 \
+             WHERE id = $1 AND lease_token = $2 AND state = 'sending'"
+        ))
         .bind(&lease.id)
         .bind(&lease.token)
-        .bind(millis(until))
+        .bind(length)
         .execute(&self.pool)
         .await
         .map_err(|e| db_error("extend a lease", &e))?;

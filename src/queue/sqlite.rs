@@ -1,6 +1,9 @@
-//! [`SqliteStore`]: the queue in one SQLite file — the embedded default, for one process's
-//! workers (several processes on one file work, serialised by SQLite's write lock, but a
-//! fleet belongs on PostgreSQL).
+//! [`SqliteStore`]: the queue in one SQLite file — the embedded default. Several workers and
+//! several processes may share one file on a LOCAL disk: every claim is a `BEGIN IMMEDIATE`
+//! transaction, so admission is serialised by SQLite's write lock. Never put the file on a
+//! network filesystem (NFS, SMB): the write-ahead log needs shared memory that those do not
+//! provide. All processes on one file run on one machine, so they share its clock: the
+//! claim's `now` is that clock. A fleet across machines belongs on PostgreSQL.
 
 use std::path::Path;
 use std::str::FromStr;

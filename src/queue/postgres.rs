@@ -5,8 +5,8 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use sqlx::Executor;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Executor};
 
 use super::sql::{finish_outcome, transition_state};
 use super::store::{
@@ -63,17 +63,23 @@ impl PostgresStore {
         Self::from_pool(pool).await
     }
 
-    /// Uses the application's own pool, applying the embedded migrations.
+    /// Uses the application's own pool, applying the embedded migrations. The migration
+    /// runs on a connection of its own, opened with the pool's options and closed
+    /// afterwards, so the pool's sessions keep the application's settings (`search_path`).
     ///
     /// # Errors
     ///
     /// As [`PostgresStore::open`].
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
-        let mut conn = pool
-            .acquire()
+        let options = pool.connect_options();
+        let mut conn = PgConnection::connect_with(&options)
             .await
             .map_err(|e| db_error("connect to the PostgreSQL queue", &e))?;
-        migrate(&mut conn).await?;
+        let migrated = migrate(&mut conn).await;
+        // Closing ends the session: its search_path and advisory lock go with it.
+        let closed = conn.close().await;
+        migrated?;
+        closed.map_err(|e| db_error("migrate the PostgreSQL queue", &e))?;
         Ok(Self { pool })
     }
 
@@ -101,12 +107,9 @@ async fn migrate(conn: &mut PgConnection) -> Result<()> {
         .await
         .map_err(|e| db_error(ACTION, &e))?;
     let result = create_and_migrate(conn).await.map_err(|e| failed(&e));
-    // Back to the defaults before the connection returns to the pool.
-    let reset = conn
-        .execute("RESET search_path; SELECT pg_advisory_unlock_all()")
-        .await;
+    let unlocked = conn.execute("SELECT pg_advisory_unlock_all()").await;
     result?;
-    reset.map_err(|e| db_error(ACTION, &e))?;
+    unlocked.map_err(|e| db_error(ACTION, &e))?;
     Ok(())
 }
 

@@ -52,7 +52,11 @@
 //!
 //! - **queued**: due now or at its not-before time. **sending**: leased by one worker; the
 //!   lease is extended while the send runs. A lease that runs out while `sending` makes the
-//!   message `uncertain` — never `queued`.
+//!   message `uncertain` — never `queued`. A lease lost while the send still runs (the
+//!   worker was stalled past its lease) leaves that send in flight: an `uncertain` message
+//!   may still be being delivered for up to one lease (5 minutes by default) after it
+//!   became uncertain; the worker logs an error when it finds its lease gone. Wait that
+//!   long before deciding to retry it.
 //! - A transient failure that certainly did not deliver ([`Error::is_transient`]) goes back
 //!   to `queued` with exponential backoff and jitter, never sooner than the error's
 //!   [`Retry-After`](crate::Error::retry_after); after `max_attempts` attempts, or when the

@@ -426,8 +426,17 @@ async fn attempt(
             result = &mut send => break result,
             _ = heartbeat.tick() => {
                 let until = SystemTime::now() + lease_length;
-                if let Err(error) = store.extend(&message.lease, until).await {
-                    tracing::warn!(%error, "mail queue: could not extend the lease");
+                match store.extend(&message.lease, until).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(
+                        id = %message.lease.id,
+                        "mail queue: lease lost while sending; the message is marked \
+                         uncertain and another worker may see it; do not retry it until \
+                         this send has ended"
+                    ),
+                    Err(error) => {
+                        tracing::warn!(%error, "mail queue: could not extend the lease");
+                    }
                 }
             }
         }

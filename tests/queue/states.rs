@@ -229,6 +229,19 @@ async fn a_partial_delivery_retries_the_rest_and_parks_the_uncertain(backend: Ba
     let original = row(&queue, id.as_str()).await;
     assert_eq!(original.state, State::Sent, "c was retried and sent");
     assert_eq!(original.recipients, "To: c@example.org");
+    // The report names everyone who got it: a (first attempt) and c (the retry).
+    let delivered: serde_json::Value =
+        serde_json::from_str(original.report.as_deref().unwrap()).unwrap();
+    let recipients: Vec<&str> = delivered["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["recipients"].as_array().unwrap())
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(recipients.len(), 2, "{delivered}");
+    assert!(recipients[0].contains("a@example.org"), "{delivered}");
+    assert!(recipients[1].contains("c@example.org"), "{delivered}");
     let parked = queue.list(Some(State::Uncertain), 10).await.unwrap();
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].recipients, "To: b@example.org");

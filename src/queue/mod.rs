@@ -59,7 +59,9 @@
 //!   long before deciding to retry it.
 //! - A transient failure that certainly did not deliver ([`Error::is_transient`]) goes back
 //!   to `queued` with exponential backoff and jitter, never sooner than the error's
-//!   [`Retry-After`](crate::Error::retry_after); after `max_attempts` attempts, or when the
+//!   [`Retry-After`](crate::Error::retry_after) — and when the server gave one (a 429), the
+//!   whole sender mailbox is paused until then, so that its other messages do not burn
+//!   their attempts meanwhile; after `max_attempts` attempts, or when the
 //!   next attempt would come later than the age limit, it is `failed`.
 //! - **Partial delivery** (the [recipient limit](crate::RecipientLimit) split the email and a
 //!   later part failed): the recipients who got it are done (the report is kept); those

@@ -216,22 +216,26 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(err)?;
-        let locked: Option<(String,)> = sqlx::query_as(
-            "SELECT mailbox FROM mail_queue.mailboxes WHERE mailbox = $1 FOR UPDATE SKIP LOCKED",
+        let locked: Option<(Option<i64>,)> = sqlx::query_as(
+            "SELECT paused_until FROM mail_queue.mailboxes WHERE mailbox = $1 \
+             FOR UPDATE SKIP LOCKED",
         )
         .bind(mailbox)
         .fetch_optional(&mut *tx)
         .await
         .map_err(err)?;
-        if locked.is_none() {
+        let Some((paused,)) = locked else {
             return Ok(Admission::Busy);
-        }
+        };
         // The server's clock, read once the lock is held: every worker's claims are stamped
         // and counted by the same clock, however far the workers' own clocks drift.
         let (now,): (i64,) = sqlx::query_as(&format!("SELECT {SERVER_NOW}"))
             .fetch_one(&mut *tx)
             .await
             .map_err(err)?;
+        if let Some(paused) = paused.filter(|&p| p > now) {
+            return Ok(Admission::Full(Some(paused)));
+        }
         // Read committed: each count sees every claim committed before the lock was granted.
         let (in_flight,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM mail_queue.messages WHERE mailbox = $1 AND state = 'sending'",
@@ -367,6 +371,8 @@ impl QueueStore for PostgresStore {
              SELECT due.mailbox, due.due_at FROM due \
              WHERE due.mailbox NOT IN (SELECT mailbox FROM busy) \
              AND due.mailbox NOT IN (SELECT mailbox FROM spent) \
+             AND due.mailbox NOT IN (SELECT mailbox FROM mail_queue.mailboxes \
+             WHERE paused_until > $1) \
              ORDER BY due.due_at, due.mailbox LIMIT 100",
         )
         .bind(now)
@@ -388,13 +394,16 @@ impl QueueStore for PostgresStore {
         }
         // When a mailbox whose rate window is spent, and that has due messages, frees up;
         // and the next due time.
-        let (free, due): (Option<i64>, Option<i64>) = sqlx::query_as(
+        let (free, due, resumes): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
             "SELECT (SELECT MIN(a.oldest) + $3 FROM (SELECT mailbox, MIN(started_at) AS oldest \
              FROM mail_queue.attempts WHERE started_at > $2 GROUP BY mailbox \
              HAVING COUNT(*) >= $4) a WHERE EXISTS (SELECT 1 FROM mail_queue.messages m \
              WHERE m.mailbox = a.mailbox AND m.state = 'queued' AND m.due_at <= $1)), \
              (SELECT MIN(due_at) FROM mail_queue.messages WHERE state = 'queued' \
-             AND due_at > $1)",
+             AND due_at > $1), \
+             (SELECT MIN(p.paused_until) FROM mail_queue.mailboxes p WHERE p.paused_until > $1 \
+             AND EXISTS (SELECT 1 FROM mail_queue.messages m WHERE m.mailbox = p.mailbox \
+             AND m.state = 'queued' AND m.due_at <= $1))",
         )
         .bind(now)
         .bind(now.saturating_sub(window))
@@ -403,7 +412,10 @@ impl QueueStore for PostgresStore {
         .fetch_one(&self.pool)
         .await
         .map_err(err)?;
-        free.into_iter().chain(due).for_each(&mut soonest);
+        free.into_iter()
+            .chain(due)
+            .chain(resumes)
+            .for_each(&mut soonest);
         // Back to the worker's clock: the same distance from its `now`.
         Ok(Claim::Idle {
             next: next.map(|at| {
@@ -428,6 +440,23 @@ impl QueueStore for PostgresStore {
         .await
         .map_err(|e| db_error("extend a lease", &e))?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn pause(&self, mailbox: &str, until: SystemTime) -> Result<()> {
+        // `until` is on this machine's clock: the same distance from now, on the server's.
+        let length = until.duration_since(SystemTime::now()).unwrap_or_default();
+        let length = i64::try_from(length.as_millis()).unwrap_or(i64::MAX);
+        sqlx::query(&format!(
+            "INSERT INTO mail_queue.mailboxes AS b (mailbox, paused_until) \
+             VALUES ($1, {SERVER_NOW} + $2) ON CONFLICT (mailbox) DO UPDATE SET \
+             paused_until = GREATEST(COALESCE(b.paused_until, 0), EXCLUDED.paused_until)"
+        ))
+        .bind(mailbox)
+        .bind(length)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("pause a throttled mailbox", &e))?;
+        Ok(())
     }
 
     async fn finish(&self, lease: &Lease, outcome: Outcome, now: SystemTime) -> Result<bool> {
@@ -518,7 +547,9 @@ impl QueueStore for PostgresStore {
 
     async fn pending(&self, by: SystemTime) -> Result<(u64, u64)> {
         let (due, sending): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*) FILTER (WHERE state = 'queued' AND due_at <= $1), \
+            "SELECT COUNT(*) FILTER (WHERE state = 'queued' AND due_at <= $1 \
+             AND mailbox NOT IN (SELECT mailbox FROM mail_queue.mailboxes \
+             WHERE paused_until > $1)), \
              COUNT(*) FILTER (WHERE state = 'sending') FROM mail_queue.messages",
         )
         .bind(millis(by))

@@ -367,6 +367,15 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
     /// [`Error::Queue`] when the database fails.
     async fn extend(&self, lease: &Lease, until: SystemTime) -> Result<bool>;
 
+    /// Pauses `mailbox` until `until` (on this machine's clock): the server throttled it and
+    /// asked to wait, so none of its messages is claimed before then. A later pause never
+    /// shortens an earlier one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    async fn pause(&self, mailbox: &str, until: SystemTime) -> Result<()>;
+
     /// Records an attempt's outcome; `false` when the lease is no longer held (an operator
     /// or another worker has moved the message on).
     ///

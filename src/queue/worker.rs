@@ -13,7 +13,7 @@ use super::limits::MailboxLimits;
 use super::outcome::{Attempt, classify};
 use super::store::{Claim, ClaimRequest, ClaimedMessage, Lease, Outcome, QueueStore};
 use super::{Queue, codec};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
 use crate::transport::MailTransport;
 
@@ -441,6 +441,17 @@ async fn attempt(
             }
         }
     };
+    // The server throttled the mailbox and said for how long: pause all of its messages,
+    // not only this one, so that the others do not burn their attempts meanwhile.
+    let wait = result.as_ref().err().and_then(Error::retry_after);
+    if let Some(wait) = wait {
+        if let Err(error) = store
+            .pause(&message.mailbox, SystemTime::now() + wait)
+            .await
+        {
+            tracing::warn!(%error, "mail queue: could not pause the throttled mailbox");
+        }
+    }
     let attempt = Attempt {
         email: &email,
         attempts: message.attempts,

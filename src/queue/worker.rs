@@ -444,13 +444,12 @@ async fn attempt(
     // The server throttled the mailbox and said for how long: pause all of its messages,
     // not only this one, so that the others do not burn their attempts meanwhile.
     let wait = result.as_ref().err().and_then(Error::retry_after);
-    if let Some(wait) = wait {
-        if let Err(error) = store
+    if let Some(wait) = wait
+        && let Err(error) = store
             .pause(&message.mailbox, SystemTime::now() + wait)
             .await
-        {
-            tracing::warn!(%error, "mail queue: could not pause the throttled mailbox");
-        }
+    {
+        tracing::warn!(%error, "mail queue: could not pause the throttled mailbox");
     }
     let attempt = Attempt {
         email: &email,

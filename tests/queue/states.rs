@@ -342,9 +342,17 @@ async fn shutdown_lets_deliveries_finish_within_the_grace_period(backend: Backen
     let stop = Arc::new(Notify::new());
     let worker = Worker::new(&queue, held).with_grace_period(Duration::from_secs(60));
     let signal = stop.clone();
-    let running = tokio::spawn(async move { worker.run(signal.notified_owned()).await });
+    // The shutdown future completes inside the worker's loop: its last step tells the test
+    // the worker has seen the request, so the release below comes within the grace period.
+    let (seen, mut worker_saw_stop) = mpsc::unbounded_channel();
+    let shutdown = async move {
+        signal.notified_owned().await;
+        seen.send(()).unwrap();
+    };
+    let running = tokio::spawn(async move { worker.run(shutdown).await });
     has_started.recv().await.unwrap();
     stop.notify_one();
+    worker_saw_stop.recv().await.unwrap();
     // Asked to stop, the worker still lets the delivery in flight finish.
     release.notify_one();
     let report = running.await.unwrap().unwrap();

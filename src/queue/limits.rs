@@ -10,7 +10,18 @@ use std::time::Duration;
 /// Exchange Online allows a mailbox 30 messages a minute (SMTP submission rejects more; other
 /// paths queue them), 4 concurrent Graph requests per app and mailbox, and 3 concurrent SMTP
 /// connections per mailbox (more get `432 4.3.2`). The defaults follow those numbers so that
-/// a fleet of workers is never throttled for going over them.
+/// a fleet of workers keeps under them — with these limits to what they cover:
+///
+/// - They count per sender mailbox as the queue knows it: the message's `From` (or the
+///   enqueue option). With `allow_send_as`, each `From` address gets its own budget even
+///   though every one of them is sent through the one authenticated Graph mailbox, which
+///   Exchange counts as one: give those messages one queue mailbox
+///   ([`EnqueueOptions::mailbox`](super::EnqueueOptions::mailbox)) to share one budget.
+/// - One attempt is one message here, but a message split by the recipient limit goes out
+///   as several requests, each of which Exchange counts.
+/// - Exchange's 10,000 recipients a day per mailbox is not enforced.
+///
+/// So Exchange may still throttle; the queue then retries as its `Retry-After` says.
 ///
 /// ```
 /// use mail_connector::queue::MailboxLimits;

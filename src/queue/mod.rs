@@ -52,10 +52,16 @@
 //!
 //! - **queued**: due now or at its not-before time. **sending**: leased by one worker; the
 //!   lease is extended while the send runs. A lease that runs out while `sending` makes the
-//!   message `uncertain` — never `queued`.
+//!   message `uncertain` — never `queued`. A lease lost while the send still runs (the
+//!   worker was stalled past its lease) leaves that send in flight: an `uncertain` message
+//!   may still be being delivered for up to one lease (5 minutes by default) after it
+//!   became uncertain; the worker logs an error when it finds its lease gone. Wait that
+//!   long before deciding to retry it.
 //! - A transient failure that certainly did not deliver ([`Error::is_transient`]) goes back
 //!   to `queued` with exponential backoff and jitter, never sooner than the error's
-//!   [`Retry-After`](crate::Error::retry_after); after `max_attempts` attempts, or when the
+//!   [`Retry-After`](crate::Error::retry_after) — and when the server gave one (a 429), the
+//!   whole sender mailbox is paused until then, so that its other messages do not burn
+//!   their attempts meanwhile; after `max_attempts` attempts, or when the
 //!   next attempt would come later than the age limit, it is `failed`.
 //! - **Partial delivery** (the [recipient limit](crate::RecipientLimit) split the email and a
 //!   later part failed): the recipients who got it are done (the report is kept); those
@@ -98,7 +104,13 @@
 //! SIGTERM or SIGINT: it takes no new work and lets in-flight deliveries finish within the
 //! grace period; a delivery cut off after it is marked `uncertain`. A worker killed outright
 //! leaves its messages `sending` until their lease runs out (5 minutes by default), then
-//! `uncertain`. SQLite serves one process's workers: its write lock serialises claims.
+//! `uncertain`. Leases, rate windows and due times are measured by the PostgreSQL server's
+//! clock, so workers whose clocks drift still share one window.
+//!
+//! SQLite serves the workers of one machine: several processes may share one file on a
+//! local disk (each claim is a `BEGIN IMMEDIATE` transaction, serialised by SQLite's write
+//! lock, and they all read the machine's one clock), but never on a network filesystem,
+//! where the write-ahead log is not safe.
 //!
 //! Retention: [`Worker::with_retention`] drops the bodies and attachments of `sent`
 //! messages after a while (7 days by default), keeping the row and its report;

@@ -63,6 +63,24 @@ pub(crate) fn report_json(report: &SendReport) -> String {
     json!({ "messages": messages }).to_string()
 }
 
+/// `report` with the messages of `prior` (an earlier attempt's partial delivery) in front,
+/// so that the row names everyone who got the email. A prior report that cannot be read is
+/// kept whole beside the new one rather than lost.
+pub(crate) fn merge_reports(prior: Option<String>, report: String) -> String {
+    let Some(prior) = prior else { return report };
+    let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
+    let (Some(mut old), Some(new)) = (parse(&prior), parse(&report)) else {
+        return json!({ "messages": [], "earlier": prior, "latest": report }).to_string();
+    };
+    match (old.get_mut("messages"), new.get("messages")) {
+        (Some(serde_json::Value::Array(old)), Some(serde_json::Value::Array(new))) => {
+            old.extend(new.iter().cloned());
+        }
+        _ => return json!({ "messages": [], "earlier": prior, "latest": report }).to_string(),
+    }
+    old.to_string()
+}
+
 async fn remainder(email: &Email, recipients: &[Recipient]) -> Result<Option<Remainder>> {
     if recipients.is_empty() {
         return Ok(None);

@@ -2,23 +2,31 @@
 //! number of processes share it — and [`enqueue_in`], the transactional outbox.
 
 use std::str::FromStr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use sqlx::Executor;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Executor};
 
 use super::sql::{finish_outcome, transition_state};
 use super::store::{
-    Claim, ClaimRequest, ClaimedMessage, Enqueued, Lease, MessageSummary, NewMessage, Outcome,
-    QueueStats, QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, from_millis, millis,
-    queue_error, stats_from_counts,
+    Claim, ClaimRequest, Enqueued, Lease, MessageSummary, NewMessage, Outcome, QueueStats,
+    QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, millis, queue_error,
+    stats_from_counts,
 };
 use super::{EnqueueOptions, MessageId, prepare};
 use crate::error::Result;
 use crate::message::Email;
+use admit::Admission;
+
+mod admit;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The server's clock, in milliseconds since the Unix epoch: the one clock every worker's
+/// leases, attempt stamps and due checks are measured by, whatever the workers' own clocks
+/// say.
+const SERVER_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 /// The advisory lock that serialises schema creation and migration across processes.
 const MIGRATION_LOCK: i64 = 0x6d61_696c_7175_6575; // "mailqueu"
@@ -29,7 +37,10 @@ const MIGRATION_LOCK: i64 = 0x6d61_696c_7175_6575; // "mailqueu"
 /// A claim locks the sender mailbox's row (`FOR UPDATE SKIP LOCKED`) for the length of a
 /// short transaction, counts that mailbox's deliveries in flight and started within the rate
 /// window, and only then leases its oldest due message (`FOR UPDATE SKIP LOCKED` again), so
-/// the limits hold across every worker of the fleet.
+/// the limits hold across every worker of the fleet. Every time admission compares — lease
+/// expiry, the rate window, attempt stamps, due times — is the database server's clock, not
+/// the workers': a worker whose clock runs ahead can neither open a new rate window early
+/// nor expire the leases of healthy deliveries.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -55,17 +66,23 @@ impl PostgresStore {
         Self::from_pool(pool).await
     }
 
-    /// Uses the application's own pool, applying the embedded migrations.
+    /// Uses the application's own pool, applying the embedded migrations. The migration
+    /// runs on a connection of its own, opened with the pool's options and closed
+    /// afterwards, so the pool's sessions keep the application's settings (`search_path`).
     ///
     /// # Errors
     ///
     /// As [`PostgresStore::open`].
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
-        let mut conn = pool
-            .acquire()
+        let options = pool.connect_options();
+        let mut conn = PgConnection::connect_with(&options)
             .await
             .map_err(|e| db_error("connect to the PostgreSQL queue", &e))?;
-        migrate(&mut conn).await?;
+        let migrated = migrate(&mut conn).await;
+        // Closing ends the session: its search_path and advisory lock go with it.
+        let closed = conn.close().await;
+        migrated?;
+        closed.map_err(|e| db_error("migrate the PostgreSQL queue", &e))?;
         Ok(Self { pool })
     }
 
@@ -93,12 +110,9 @@ async fn migrate(conn: &mut PgConnection) -> Result<()> {
         .await
         .map_err(|e| db_error(ACTION, &e))?;
     let result = create_and_migrate(conn).await.map_err(|e| failed(&e));
-    // Back to the defaults before the connection returns to the pool.
-    let reset = conn
-        .execute("RESET search_path; SELECT pg_advisory_unlock_all()")
-        .await;
+    let unlocked = conn.execute("SELECT pg_advisory_unlock_all()").await;
     result?;
-    reset.map_err(|e| db_error(ACTION, &e))?;
+    unlocked.map_err(|e| db_error(ACTION, &e))?;
     Ok(())
 }
 
@@ -175,110 +189,6 @@ async fn insert(conn: &mut PgConnection, m: NewMessage) -> Result<Enqueued> {
     Ok(Enqueued { id, created: false })
 }
 
-/// What admission found for one mailbox.
-enum Admission {
-    Claimed(Box<ClaimedMessage>),
-    /// Another worker is admitting for it right now: look again soon.
-    Busy,
-    /// At a limit; the rate window frees up at this time (ms), if that is the limit.
-    Full(Option<i64>),
-}
-
-impl PostgresStore {
-    async fn admit(&self, request: &ClaimRequest, mailbox: &str) -> Result<Admission> {
-        const ACTION: &str = "claim a message";
-        let err = |e: sqlx::Error| db_error(ACTION, &e);
-        let now = millis(request.now);
-        let limits = request.limits;
-        let window = i64::try_from(limits.window.as_millis()).unwrap_or(i64::MAX);
-        sqlx::query(
-            "INSERT INTO mail_queue.mailboxes (mailbox) VALUES ($1) ON CONFLICT DO NOTHING",
-        )
-        .bind(mailbox)
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        let locked: Option<(String,)> = sqlx::query_as(
-            "SELECT mailbox FROM mail_queue.mailboxes WHERE mailbox = $1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(mailbox)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(err)?;
-        if locked.is_none() {
-            return Ok(Admission::Busy);
-        }
-        // Read committed: each count sees every claim committed before the lock was granted.
-        let (in_flight,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM mail_queue.messages WHERE mailbox = $1 AND state = 'sending'",
-        )
-        .bind(mailbox)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(err)?;
-        if in_flight >= i64::from(limits.max_in_flight) {
-            return Ok(Admission::Full(None));
-        }
-        if limits.per_window > 0 {
-            let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-                "SELECT COUNT(*), MIN(started_at) FROM mail_queue.attempts \
-                 WHERE mailbox = $1 AND started_at > $2",
-            )
-            .bind(mailbox)
-            .bind(now.saturating_sub(window))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err)?;
-            if count >= i64::from(limits.per_window) {
-                return Ok(Admission::Full(Some(
-                    oldest.unwrap_or(now).saturating_add(window),
-                )));
-            }
-        }
-        let row: Option<(String, Vec<u8>, i64, i64)> = sqlx::query_as(
-            "SELECT id, body, attempts, retry_from FROM mail_queue.messages \
-             WHERE mailbox = $1 AND state = 'queued' AND due_at <= $2 \
-             ORDER BY due_at, created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(mailbox)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(err)?;
-        let Some((id, body, attempts, retry_from)) = row else {
-            return Ok(Admission::Full(None));
-        };
-        let token = uuid::Uuid::new_v4().to_string();
-        sqlx::query(
-            "UPDATE mail_queue.messages SET state = 'sending', attempts = attempts + 1, \
-             lease_token = $2, lease_owner = $3, lease_until = $4, updated_at = $5 WHERE id = $1",
-        )
-        .bind(&id)
-        .bind(&token)
-        .bind(&request.worker)
-        .bind(millis(request.now + request.lease))
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        sqlx::query("INSERT INTO mail_queue.attempts (mailbox, started_at) VALUES ($1, $2)")
-            .bind(mailbox)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        tx.commit().await.map_err(err)?;
-        Ok(Admission::Claimed(Box::new(ClaimedMessage {
-            lease: Lease { id, token },
-            mailbox: mailbox.to_owned(),
-            body,
-            attempts: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
-            retry_from: from_millis(retry_from),
-        })))
-    }
-}
-
 #[async_trait]
 impl QueueStore for PostgresStore {
     async fn insert(&self, message: NewMessage) -> Result<Enqueued> {
@@ -304,8 +214,14 @@ impl QueueStore for PostgresStore {
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim> {
         const ACTION: &str = "claim a message";
         let err = |e: sqlx::Error| db_error(ACTION, &e);
-        let now = millis(request.now);
-        let window = i64::try_from(request.limits.window.as_millis()).unwrap_or(i64::MAX);
+        let limits = request.limits;
+        let window = i64::try_from(limits.window.as_millis()).unwrap_or(i64::MAX);
+        // Every time here is the server's (see `SERVER_NOW`); `request.now` only converts
+        // the answer back to the worker's clock.
+        let (now,): (i64,) = sqlx::query_as(&format!("SELECT {SERVER_NOW}"))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?;
         sqlx::query(
             "UPDATE mail_queue.messages SET state = 'uncertain', updated_at = $1, last_error = \
              'the worker stopped or lost its lease while sending: the message may have been \
@@ -320,11 +236,32 @@ impl QueueStore for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(err)?;
+        // Mailboxes with a due message and room under both limits, oldest due first: a
+        // mailbox at a limit never takes a place that another could use. The scan is
+        // bounded; admission re-checks each candidate under its mailbox's lock.
+        let per_window = if limits.per_window == 0 {
+            i64::MAX
+        } else {
+            i64::from(limits.per_window)
+        };
         let candidates: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT mailbox, MIN(due_at) FROM mail_queue.messages WHERE state = 'queued' \
-             AND due_at <= $1 GROUP BY mailbox ORDER BY 2 LIMIT 100",
+            "WITH due AS (SELECT mailbox, MIN(due_at) AS due_at FROM mail_queue.messages \
+             WHERE state = 'queued' AND due_at <= $1 GROUP BY mailbox), \
+             busy AS (SELECT mailbox FROM mail_queue.messages WHERE state = 'sending' \
+             GROUP BY mailbox HAVING COUNT(*) >= $2), \
+             spent AS (SELECT mailbox FROM mail_queue.attempts WHERE started_at > $3 \
+             GROUP BY mailbox HAVING COUNT(*) >= $4) \
+             SELECT due.mailbox, due.due_at FROM due \
+             WHERE due.mailbox NOT IN (SELECT mailbox FROM busy) \
+             AND due.mailbox NOT IN (SELECT mailbox FROM spent) \
+             AND due.mailbox NOT IN (SELECT mailbox FROM mail_queue.mailboxes \
+             WHERE paused_until > $1) \
+             ORDER BY due.due_at, due.mailbox LIMIT 100",
         )
         .bind(now)
+        .bind(i64::from(limits.max_in_flight))
+        .bind(now.saturating_sub(window))
+        .bind(per_window)
         .fetch_all(&self.pool)
         .await
         .map_err(err)?;
@@ -338,33 +275,71 @@ impl QueueStore for PostgresStore {
                 Admission::Full(None) => {}
             }
         }
-        let (due,): (Option<i64>,) = sqlx::query_as(
-            "SELECT MIN(due_at) FROM mail_queue.messages WHERE state = 'queued' AND due_at > $1",
+        // When a mailbox whose rate window is spent, and that has due messages, frees up;
+        // and the next due time.
+        let (free, due, resumes): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT MIN(a.oldest) + $3 FROM (SELECT mailbox, MIN(started_at) AS oldest \
+             FROM mail_queue.attempts WHERE started_at > $2 GROUP BY mailbox \
+             HAVING COUNT(*) >= $4) a WHERE EXISTS (SELECT 1 FROM mail_queue.messages m \
+             WHERE m.mailbox = a.mailbox AND m.state = 'queued' AND m.due_at <= $1)), \
+             (SELECT MIN(due_at) FROM mail_queue.messages WHERE state = 'queued' \
+             AND due_at > $1), \
+             (SELECT MIN(p.paused_until) FROM mail_queue.mailboxes p WHERE p.paused_until > $1 \
+             AND EXISTS (SELECT 1 FROM mail_queue.messages m WHERE m.mailbox = p.mailbox \
+             AND m.state = 'queued' AND m.due_at <= $1))",
         )
         .bind(now)
+        .bind(now.saturating_sub(window))
+        .bind(window)
+        .bind(per_window)
         .fetch_one(&self.pool)
         .await
         .map_err(err)?;
-        if let Some(due) = due {
-            soonest(due);
-        }
+        free.into_iter()
+            .chain(due)
+            .chain(resumes)
+            .for_each(&mut soonest);
+        // Back to the worker's clock: the same distance from its `now`.
         Ok(Claim::Idle {
-            next: next.map(from_millis),
+            next: next.map(|at| {
+                let ahead = Duration::from_millis(at.saturating_sub(now).max(0).unsigned_abs());
+                request.now + ahead
+            }),
         })
     }
 
     async fn extend(&self, lease: &Lease, until: SystemTime) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE mail_queue.messages SET lease_until = $3 WHERE id = $1 AND lease_token = $2 \
-             AND state = 'sending'",
-        )
+        // `until` is on this machine's clock: keep its distance from now, on the server's.
+        let length = until.duration_since(SystemTime::now()).unwrap_or_default();
+        let length = i64::try_from(length.as_millis()).unwrap_or(i64::MAX);
+        let done = sqlx::query(&format!(
+            "UPDATE mail_queue.messages SET lease_until = {SERVER_NOW} + $3 \
+             WHERE id = $1 AND lease_token = $2 AND state = 'sending'"
+        ))
         .bind(&lease.id)
         .bind(&lease.token)
-        .bind(millis(until))
+        .bind(length)
         .execute(&self.pool)
         .await
         .map_err(|e| db_error("extend a lease", &e))?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn pause(&self, mailbox: &str, until: SystemTime) -> Result<()> {
+        // `until` is on this machine's clock: the same distance from now, on the server's.
+        let length = until.duration_since(SystemTime::now()).unwrap_or_default();
+        let length = i64::try_from(length.as_millis()).unwrap_or(i64::MAX);
+        sqlx::query(&format!(
+            "INSERT INTO mail_queue.mailboxes AS b (mailbox, paused_until) \
+             VALUES ($1, {SERVER_NOW} + $2) ON CONFLICT (mailbox) DO UPDATE SET \
+             paused_until = GREATEST(COALESCE(b.paused_until, 0), EXCLUDED.paused_until)"
+        ))
+        .bind(mailbox)
+        .bind(length)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("pause a throttled mailbox", &e))?;
+        Ok(())
     }
 
     async fn finish(&self, lease: &Lease, outcome: Outcome, now: SystemTime) -> Result<bool> {
@@ -455,7 +430,9 @@ impl QueueStore for PostgresStore {
 
     async fn pending(&self, by: SystemTime) -> Result<(u64, u64)> {
         let (due, sending): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*) FILTER (WHERE state = 'queued' AND due_at <= $1), \
+            "SELECT COUNT(*) FILTER (WHERE state = 'queued' AND due_at <= $1 \
+             AND mailbox NOT IN (SELECT mailbox FROM mail_queue.mailboxes \
+             WHERE paused_until > $1)), \
              COUNT(*) FILTER (WHERE state = 'sending') FROM mail_queue.messages",
         )
         .bind(millis(by))

@@ -10,6 +10,17 @@ macro_rules! finish_outcome {
         use $crate::queue::store::Outcome;
         let lease: &$crate::queue::store::Lease = $lease;
         let now: i64 = $now;
+        // What earlier attempts delivered (a partial delivery): kept with what this one did.
+        let prior: Option<(Option<String>,)> = sqlx::query_as(concat!(
+            "SELECT report FROM ", $table, " WHERE id = $1 AND lease_token = $2"
+        ))
+        .bind(&lease.id)
+        .bind(&lease.token)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        let merged = |report: String| {
+            $crate::queue::outcome::merge_reports(prior.clone().and_then(|(r,)| r), report)
+        };
         // A message whose lease ran out while it was being sent is `uncertain` with the lease
         // token kept: the worker that still held it knows better and may record the outcome.
         let done = match $outcome {
@@ -20,7 +31,7 @@ macro_rules! finish_outcome {
             ))
             .bind(&lease.id)
             .bind(&lease.token)
-            .bind(report)
+            .bind(merged(report))
             .bind(now)
             .execute(&mut *$tx)
             .await?,
@@ -105,7 +116,7 @@ macro_rules! finish_outcome {
                 .bind(&lease.id)
                 .bind(&lease.token)
                 .bind(state)
-                .bind(report)
+                .bind(merged(report))
                 .bind(&error)
                 .bind(remedy)
                 .bind(body)

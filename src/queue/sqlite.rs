@@ -1,6 +1,9 @@
-//! [`SqliteStore`]: the queue in one SQLite file — the embedded default, for one process's
-//! workers (several processes on one file work, serialised by SQLite's write lock, but a
-//! fleet belongs on PostgreSQL).
+//! [`SqliteStore`]: the queue in one SQLite file — the embedded default. Several workers and
+//! several processes may share one file on a LOCAL disk: every claim is a `BEGIN IMMEDIATE`
+//! transaction, so admission is serialised by SQLite's write lock. Never put the file on a
+//! network filesystem (NFS, SMB): the write-ahead log needs shared memory that those do not
+//! provide. All processes on one file run on one machine, so they share its clock: the
+//! claim's `now` is that clock. A fleet across machines belongs on PostgreSQL.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -141,7 +144,9 @@ impl QueueStore for SqliteStore {
         let candidates: Vec<(String, i64)> = sqlx::query_as(
             "SELECT q.mailbox, MIN(q.due_at) FROM mail_queue q WHERE q.state = 'queued' \
              AND q.due_at <= $1 AND (SELECT COUNT(*) FROM mail_queue s WHERE s.state = 'sending' \
-             AND s.mailbox = q.mailbox) < $2 GROUP BY q.mailbox ORDER BY 2",
+             AND s.mailbox = q.mailbox) < $2 AND NOT EXISTS (SELECT 1 FROM mail_queue_mailboxes p \
+             WHERE p.mailbox = q.mailbox AND p.paused_until > $1) \
+             GROUP BY q.mailbox ORDER BY 2",
         )
         .bind(now)
         .bind(i64::from(limits.max_in_flight))
@@ -209,7 +214,10 @@ impl QueueStore for SqliteStore {
             })));
         }
         let (due,): (Option<i64>,) = sqlx::query_as(
-            "SELECT MIN(due_at) FROM mail_queue WHERE state = 'queued' AND due_at > $1",
+            "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM mail_queue WHERE state = 'queued' \
+             AND due_at > $1 UNION ALL SELECT MIN(p.paused_until) FROM mail_queue_mailboxes p \
+             WHERE p.paused_until > $1 AND EXISTS (SELECT 1 FROM mail_queue m \
+             WHERE m.mailbox = p.mailbox AND m.state = 'queued' AND m.due_at <= $1))",
         )
         .bind(now)
         .fetch_one(&mut *tx)
@@ -237,6 +245,20 @@ impl QueueStore for SqliteStore {
         .await
         .map_err(|e| db_error("extend a lease", &e))?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn pause(&self, mailbox: &str, until: SystemTime) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO mail_queue_mailboxes (mailbox, paused_until) VALUES ($1, $2) \
+             ON CONFLICT (mailbox) DO UPDATE SET \
+             paused_until = MAX(paused_until, excluded.paused_until)",
+        )
+        .bind(mailbox)
+        .bind(millis(until))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("pause a throttled mailbox", &e))?;
+        Ok(())
     }
 
     async fn finish(&self, lease: &Lease, outcome: Outcome, now: SystemTime) -> Result<bool> {
@@ -320,7 +342,9 @@ impl QueueStore for SqliteStore {
 
     async fn pending(&self, by: SystemTime) -> Result<(u64, u64)> {
         let (due, sending): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(state = 'queued' AND due_at <= $1), 0), \
+            "SELECT COALESCE(SUM(state = 'queued' AND due_at <= $1 AND NOT EXISTS (SELECT 1 \
+             FROM mail_queue_mailboxes p WHERE p.mailbox = mail_queue.mailbox \
+             AND p.paused_until > $1)), 0), \
              COALESCE(SUM(state = 'sending'), 0) FROM mail_queue",
         )
         .bind(millis(by))

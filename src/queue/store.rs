@@ -120,7 +120,11 @@ pub struct Enqueued {
 pub struct ClaimRequest {
     /// The worker's name, kept with the lease (for operators).
     pub worker: String,
-    /// The current time.
+    /// The current time on the worker's clock. [`SqliteStore`](super::SqliteStore) measures
+    /// by it (one file, one machine, one clock); [`PostgresStore`](super::PostgresStore)
+    /// measures leases, rate windows and due times by the server's clock, so that workers
+    /// whose clocks disagree still share one window, and uses `now` only to tell
+    /// [`Claim::Idle`]'s `next` on the worker's clock.
     pub now: SystemTime,
     /// How long the lease lasts unless extended.
     pub lease: Duration,
@@ -355,12 +359,22 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
     /// [`Error::Queue`] when the database fails.
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim>;
 
-    /// Extends a lease to `until`; `false` when the lease is no longer held.
+    /// Extends a lease to `until` (on this machine's clock; a store with its own clock keeps
+    /// the same distance from its now); `false` when the lease is no longer held.
     ///
     /// # Errors
     ///
     /// [`Error::Queue`] when the database fails.
     async fn extend(&self, lease: &Lease, until: SystemTime) -> Result<bool>;
+
+    /// Pauses `mailbox` until `until` (on this machine's clock): the server throttled it and
+    /// asked to wait, so none of its messages is claimed before then. A later pause never
+    /// shortens an earlier one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when the database fails.
+    async fn pause(&self, mailbox: &str, until: SystemTime) -> Result<()>;
 
     /// Records an attempt's outcome; `false` when the lease is no longer held (an operator
     /// or another worker has moved the message on).

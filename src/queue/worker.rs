@@ -13,7 +13,7 @@ use super::limits::MailboxLimits;
 use super::outcome::{Attempt, classify};
 use super::store::{Claim, ClaimRequest, ClaimedMessage, Lease, Outcome, QueueStore};
 use super::{Queue, codec};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
 use crate::transport::MailTransport;
 
@@ -426,12 +426,31 @@ async fn attempt(
             result = &mut send => break result,
             _ = heartbeat.tick() => {
                 let until = SystemTime::now() + lease_length;
-                if let Err(error) = store.extend(&message.lease, until).await {
-                    tracing::warn!(%error, "mail queue: could not extend the lease");
+                match store.extend(&message.lease, until).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(
+                        id = %message.lease.id,
+                        "mail queue: lease lost while sending; the message is marked \
+                         uncertain and another worker may see it; do not retry it until \
+                         this send has ended"
+                    ),
+                    Err(error) => {
+                        tracing::warn!(%error, "mail queue: could not extend the lease");
+                    }
                 }
             }
         }
     };
+    // The server throttled the mailbox and said for how long: pause all of its messages,
+    // not only this one, so that the others do not burn their attempts meanwhile.
+    let wait = result.as_ref().err().and_then(Error::retry_after);
+    if let Some(wait) = wait
+        && let Err(error) = store
+            .pause(&message.mailbox, SystemTime::now() + wait)
+            .await
+    {
+        tracing::warn!(%error, "mail queue: could not pause the throttled mailbox");
+    }
     let attempt = Attempt {
         email: &email,
         attempts: message.attempts,

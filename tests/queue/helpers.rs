@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use mail_connector::queue::{MessageSummary, Queue, State};
 use mail_connector::{
@@ -18,17 +19,46 @@ pub enum Backend {
 
 /// A queue on a fresh database of `backend`; keep the returned guard alive.
 pub async fn open(backend: Backend) -> (Queue, Option<tempfile::TempDir>) {
+    let (queue, guard, _) = open_with_url(backend).await;
+    (queue, guard)
+}
+
+/// As [`open`], with the PostgreSQL database's URL (for [`server_clock_passes`]).
+pub async fn open_with_url(backend: Backend) -> (Queue, Option<tempfile::TempDir>, Option<String>) {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}", dir.path().join("queue.db").display());
-            (Queue::open(&url).await.unwrap(), Some(dir))
+            (Queue::open(&url).await.unwrap(), Some(dir), None)
         }
         Backend::Postgres => {
             let url = crate::postgres::database().await;
-            (Queue::open(&url).await.unwrap(), None)
+            (Queue::open(&url).await.unwrap(), None, Some(url))
         }
     }
+}
+
+/// PostgreSQL measures leases and rate windows by the server's clock, which a test cannot
+/// set: `by` passes on it by moving every stored time that clock is compared with back by
+/// `by`. SQLite (`url` is `None`) takes the caller's `now`, which the test sets instead.
+pub async fn server_clock_passes(url: Option<&str>, by: Duration) {
+    let Some(url) = url else { return };
+    let ms = i64::try_from(by.as_millis()).unwrap();
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query("UPDATE mail_queue.attempts SET started_at = started_at - $1")
+        .bind(ms)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE mail_queue.messages SET due_at = due_at - $1, \
+         lease_until = lease_until - $1",
+    )
+    .bind(ms)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
 }
 
 /// Runs an async test body on both stores, as two tests.

@@ -9,6 +9,7 @@ mod postgres;
 mod support;
 
 mod behaviours;
+mod clock;
 mod concurrency;
 mod crash;
 mod factory;

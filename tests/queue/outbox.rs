@@ -57,3 +57,41 @@ async fn the_email_commits_and_rolls_back_with_the_callers_transaction() {
         .unwrap();
     assert_eq!(orders, 1);
 }
+
+/// Opening the store on the application's pool leaves the pool's sessions as the
+/// application set them up: the migration runs on a connection of its own.
+#[tokio::test]
+async fn from_pool_keeps_the_applications_search_path() {
+    let url = crate::postgres::database().await;
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("CREATE SCHEMA app")
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("SET search_path TO app")
+                    .execute(conn)
+                    .await
+                    .map(drop)
+            })
+        })
+        .connect(&url)
+        .await
+        .unwrap();
+    let store = PostgresStore::from_pool(pool.clone()).await.unwrap();
+    let (path,): (String,) = sqlx::query_as("SHOW search_path")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(path, "app");
+    let queue = Queue::new(store);
+    queue
+        .enqueue(&email("a@example.org", "after"), EnqueueOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(count(&queue, State::Queued).await, 1);
+}

@@ -21,6 +21,7 @@ on_both_stores!(
     out_of_attempts_is_failed,
     a_permanent_failure_is_failed_with_its_remedy,
     a_retry_is_never_sooner_than_retry_after,
+    a_429_pauses_its_mailbox_until_retry_after,
     an_uncertain_delivery_is_parked_and_never_resent,
     a_partial_delivery_retries_the_rest_and_parks_the_uncertain,
     shutdown_lets_deliveries_finish_within_the_grace_period,
@@ -170,6 +171,61 @@ async fn a_retry_is_never_sooner_than_retry_after(backend: Backend) {
     assert!(message.last_error.unwrap().contains("429"));
 }
 
+async fn a_429_pauses_its_mailbox_until_retry_after(backend: Backend) {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path(support::token_path(support::TENANT));
+            then.status(200)
+                .json_body(support::token_body("token", 3600));
+        })
+        .await;
+    let sends = server
+        .mock_async(|when, then| {
+            when.method(POST).path_includes("/sendMail");
+            then.status(429)
+                .header("Retry-After", "300")
+                .json_body(serde_json::json!({
+                    "error": {"code": "TooManyRequests", "message": "Please retry again later."}
+                }));
+        })
+        .await;
+    let mut settings = support::secret_settings(&server, support::TENANT);
+    settings.graph_endpoint = Some(server.base_url());
+    let graph = settings.build().unwrap();
+    let (queue, _guard) = open(backend).await;
+    let mut ids = Vec::new();
+    for subject in ["first", "second", "third"] {
+        let id = queue
+            .enqueue(&unsigned(subject), EnqueueOptions::new())
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    // One at a time: the first is throttled, and its mailbox with it; the run ends
+    // without touching the others (their mailbox resumes after the run's horizon).
+    Worker::with_transport(&queue, graph)
+        .with_retry(fast(5))
+        .with_concurrency(1)
+        .with_once_wait(Duration::from_secs(60))
+        .run_once()
+        .await
+        .unwrap();
+    assert_eq!(
+        sends.calls_async().await,
+        1,
+        "the others wait out the pause"
+    );
+    let mut attempts = Vec::new();
+    for id in &ids {
+        let message = row(&queue, id.as_str()).await;
+        assert_eq!(message.state, State::Queued, "{message:?}");
+        attempts.push(message.attempts);
+    }
+    attempts.sort_unstable();
+    assert_eq!(attempts, [0, 0, 1]);
+}
+
 async fn an_uncertain_delivery_is_parked_and_never_resent(backend: Backend) {
     let (queue, _guard) = open(backend).await;
     let id = queue
@@ -229,6 +285,19 @@ async fn a_partial_delivery_retries_the_rest_and_parks_the_uncertain(backend: Ba
     let original = row(&queue, id.as_str()).await;
     assert_eq!(original.state, State::Sent, "c was retried and sent");
     assert_eq!(original.recipients, "To: c@example.org");
+    // The report names everyone who got it: a (first attempt) and c (the retry).
+    let delivered: serde_json::Value =
+        serde_json::from_str(original.report.as_deref().unwrap()).unwrap();
+    let recipients: Vec<&str> = delivered["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["recipients"].as_array().unwrap())
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(recipients.len(), 2, "{delivered}");
+    assert!(recipients[0].contains("a@example.org"), "{delivered}");
+    assert!(recipients[1].contains("c@example.org"), "{delivered}");
     let parked = queue.list(Some(State::Uncertain), 10).await.unwrap();
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].recipients, "To: b@example.org");
@@ -273,9 +342,17 @@ async fn shutdown_lets_deliveries_finish_within_the_grace_period(backend: Backen
     let stop = Arc::new(Notify::new());
     let worker = Worker::new(&queue, held).with_grace_period(Duration::from_secs(60));
     let signal = stop.clone();
-    let running = tokio::spawn(async move { worker.run(signal.notified_owned()).await });
+    // The shutdown future completes inside the worker's loop: its last step tells the test
+    // the worker has seen the request, so the release below comes within the grace period.
+    let (seen, mut worker_saw_stop) = mpsc::unbounded_channel();
+    let shutdown = async move {
+        signal.notified_owned().await;
+        seen.send(()).unwrap();
+    };
+    let running = tokio::spawn(async move { worker.run(shutdown).await });
     has_started.recv().await.unwrap();
     stop.notify_one();
+    worker_saw_stop.recv().await.unwrap();
     // Asked to stop, the worker still lets the delivery in flight finish.
     release.notify_one();
     let report = running.await.unwrap().unwrap();

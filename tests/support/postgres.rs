@@ -78,7 +78,91 @@ fn free_port() -> u16 {
         .port()
 }
 
+type Served = (Child, ChildStdin, BufReader<std::process::ChildStderr>);
+
+// The watchdog shell lives as long as the test binary (kept in `Cluster`), or is waited for
+// after a failed start.
+#[allow(clippy::zombie_processes)]
+/// Starts the server on `port` under a watchdog shell: it waits for its stdin to close, then
+/// stops the server and removes the folder (unless told `keep`, after a failed start).
+fn serve(root: bool, bin: &Path, data: &Path, dir: &Path, port: u16) -> Result<Served, String> {
+    let script = format!(
+        "{postgres} -D '{data}' -p {port} -k '{dir}' -c listen_addresses=127.0.0.1 \
+         -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 & \
+         pid=$!; read line; kill -INT $pid 2>/dev/null; wait $pid; \
+         [ \"$line\" = keep ] || rm -rf '{dir}'",
+        // setpriv runs postgres in its own place (runuser would stay in between and not
+        // pass the stop signal on).
+        postgres = if root {
+            format!(
+                "setpriv --reuid=postgres --regid=postgres --init-groups -- {}",
+                bin.join("postgres").display()
+            )
+        } else {
+            bin.join("postgres").display().to_string()
+        },
+        data = data.display(),
+        dir = dir.display(),
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = log.read_line(&mut line).unwrap();
+        if n == 0 || line.contains("FATAL") {
+            seen.push_str(&line);
+            // The server is gone: keep the folder for the next try.
+            let _ = std::io::Write::write_all(&mut stdin, b"keep\n");
+            drop(stdin);
+            let _ = child.wait();
+            return Err(seen);
+        }
+        seen.push_str(&line);
+        if line.contains("ready to accept connections") {
+            return Ok((child, stdin, log));
+        }
+    }
+}
+
+/// Removes the folders of earlier test clusters whose server is gone (a test binary killed
+/// before its watchdog could clean up): only those whose `postmaster.pid` names a process
+/// that no longer exists, so a cluster another test binary is running is left alone.
+fn remove_stale() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with("mail-queue-pg-") {
+            continue;
+        }
+        let pid_file = entry.path().join("data").join("postmaster.pid");
+        let Ok(text) = std::fs::read_to_string(&pid_file) else {
+            continue;
+        };
+        let Some(pid) = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn start() -> Cluster {
+    remove_stale();
     let bin = bin_dir();
     let root = is_root();
     let dir = tempfile::Builder::new()
@@ -118,45 +202,17 @@ fn start() -> Cluster {
         "initdb failed: {}",
         String::from_utf8_lossy(&init.stderr)
     );
-    let port = free_port();
-    // The watchdog: starts the server, waits for its stdin to close, then stops the server
-    // and removes the folder.
-    let script = format!(
-        "{postgres} -D '{data}' -p {port} -k '{dir}' -c listen_addresses=127.0.0.1 \
-         -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 & \
-         pid=$!; read _ignored; kill -INT $pid; wait $pid; rm -rf '{dir}'",
-        // setpriv runs postgres in its own place (runuser would stay in between and not
-        // pass the stop signal on).
-        postgres = if root {
-            format!(
-                "setpriv --reuid=postgres --regid=postgres --init-groups -- {}",
-                bin.join("postgres").display()
-            )
-        } else {
-            bin.join("postgres").display().to_string()
-        },
-        data = data.display(),
-        dir = dir.display(),
-    );
-    let mut child = Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = log.read_line(&mut line).unwrap();
-        assert!(n > 0, "PostgreSQL did not start:\n{seen}");
-        seen.push_str(&line);
-        if line.contains("ready to accept connections") {
-            break;
+    // Another process may take the port between `free_port` and the server's bind: try
+    // another port then.
+    let mut attempts = 0;
+    let (port, child, stdin, mut log) = loop {
+        let port = free_port();
+        match serve(root, &bin, &data, &dir, port) {
+            Ok((child, stdin, log)) => break (port, child, stdin, log),
+            Err(seen) if attempts < 5 && seen.contains("could not bind") => attempts += 1,
+            Err(seen) => panic!("PostgreSQL did not start:\n{seen}"),
         }
-    }
+    };
     // Keep draining the log so that the server never blocks on a full pipe.
     std::thread::spawn(move || {
         let mut sink = String::new();

@@ -36,6 +36,10 @@ enum QueueCommand {
         json: bool,
     },
     /// Messages: id, state, sender, recipients, attempts, last error.
+    ///
+    /// An `uncertain` message may still be in flight for up to one lease (5 minutes by
+    /// default) after it became uncertain, when its worker lost the lease mid-send: wait
+    /// that long before retrying it.
     List {
         /// Only messages in this state (queued, sending, sent, failed, uncertain, cancelled).
         #[arg(long, value_parser = parse_state)]

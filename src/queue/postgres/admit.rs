@@ -1,0 +1,127 @@
+//! Admission on PostgreSQL: under one sender mailbox's row lock, check its pause, its
+//! deliveries in flight and its rate window by the server's clock, then lease its oldest due
+//! message.
+
+use super::{PostgresStore, SERVER_NOW};
+use crate::error::Result;
+use crate::queue::store::{ClaimRequest, ClaimedMessage, Lease, db_error, from_millis};
+
+/// What admission found for one mailbox.
+pub(super) enum Admission {
+    Claimed(Box<ClaimedMessage>),
+    /// Another worker is admitting for it right now: look again soon.
+    Busy,
+    /// At a limit; the rate window frees up at this time (ms), if that is the limit.
+    Full(Option<i64>),
+}
+
+impl PostgresStore {
+    pub(super) async fn admit(&self, request: &ClaimRequest, mailbox: &str) -> Result<Admission> {
+        const ACTION: &str = "claim a message";
+        let err = |e: sqlx::Error| db_error(ACTION, &e);
+        let limits = request.limits;
+        let window = i64::try_from(limits.window.as_millis()).unwrap_or(i64::MAX);
+        let lease = i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO mail_queue.mailboxes (mailbox) VALUES ($1) ON CONFLICT DO NOTHING",
+        )
+        .bind(mailbox)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        // The limits rely on each statement seeing every claim committed before it: an
+        // application pool may default to a stricter level, so say it here.
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let locked: Option<(Option<i64>,)> = sqlx::query_as(
+            "SELECT paused_until FROM mail_queue.mailboxes WHERE mailbox = $1 \
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(mailbox)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let Some((paused,)) = locked else {
+            return Ok(Admission::Busy);
+        };
+        // The server's clock, read once the lock is held: every worker's claims are stamped
+        // and counted by the same clock, however far the workers' own clocks drift.
+        let (now,): (i64,) = sqlx::query_as(&format!("SELECT {SERVER_NOW}"))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
+        if let Some(paused) = paused.filter(|&p| p > now) {
+            return Ok(Admission::Full(Some(paused)));
+        }
+        // Read committed: each count sees every claim committed before the lock was granted.
+        let (in_flight,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM mail_queue.messages WHERE mailbox = $1 AND state = 'sending'",
+        )
+        .bind(mailbox)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        if in_flight >= i64::from(limits.max_in_flight) {
+            return Ok(Admission::Full(None));
+        }
+        if limits.per_window > 0 {
+            let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+                "SELECT COUNT(*), MIN(started_at) FROM mail_queue.attempts \
+                 WHERE mailbox = $1 AND started_at > $2",
+            )
+            .bind(mailbox)
+            .bind(now.saturating_sub(window))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
+            if count >= i64::from(limits.per_window) {
+                return Ok(Admission::Full(Some(
+                    oldest.unwrap_or(now).saturating_add(window),
+                )));
+            }
+        }
+        let row: Option<(String, Vec<u8>, i64, i64)> = sqlx::query_as(
+            "SELECT id, body, attempts, retry_from FROM mail_queue.messages \
+             WHERE mailbox = $1 AND state = 'queued' AND due_at <= $2 \
+             ORDER BY due_at, created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(mailbox)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let Some((id, body, attempts, retry_from)) = row else {
+            return Ok(Admission::Full(None));
+        };
+        let token = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "UPDATE mail_queue.messages SET state = 'sending', attempts = attempts + 1, \
+             lease_token = $2, lease_owner = $3, lease_until = $4, updated_at = $5 WHERE id = $1",
+        )
+        .bind(&id)
+        .bind(&token)
+        .bind(&request.worker)
+        .bind(now.saturating_add(lease))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        sqlx::query("INSERT INTO mail_queue.attempts (mailbox, started_at) VALUES ($1, $2)")
+            .bind(mailbox)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(Admission::Claimed(Box::new(ClaimedMessage {
+            lease: Lease { id, token },
+            mailbox: mailbox.to_owned(),
+            body,
+            attempts: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
+            retry_from: from_millis(retry_from),
+        })))
+    }
+}

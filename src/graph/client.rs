@@ -33,16 +33,17 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::error::{ErrorBody, Failure, GraphFailure, to_error};
+use super::error::{Failure, GraphFailure, to_error};
 use crate::credentials::endpoint_error as token_endpoint_error;
 use crate::credentials::{AccessToken, TokenProvider};
 use crate::error::{Delivery, Error, Result};
 use crate::http::{
-    BodyError, ERROR_BODY_LIMIT, bearer_header, describe_error, host_of, is_tls_failure, read_body,
-    redact, retry_after, secret_forms,
+    ERROR_BODY_LIMIT, bearer_header, describe_error, host_of, is_tls_failure, read_body,
+    retry_after, secret_forms,
 };
 use crate::retry::RetryPolicy;
 
+use super::answer::answer;
 use super::call::{GraphRequest, GraphResponse, Repeat};
 use super::in_flight::InFlight;
 pub(crate) use super::mailbox::MailboxState;
@@ -414,76 +415,8 @@ impl GraphClient {
             Err(e) => return Ok((Err(Failure::Unknown(describe_error(&e))), token)),
         };
 
-        if status.is_success() {
-            // The status is Graph's answer; a body too large or cut off after it does not
-            // change it. Callers that need the body report an unexpected answer instead.
-            let (body, unread) = match body {
-                Ok(body) => (body, None),
-                Err(error) => (Vec::new(), Some(redact(&error.to_string(), &secrets()))),
-            };
-            return Ok((
-                Ok(GraphResponse {
-                    headers,
-                    body,
-                    unread,
-                }),
-                token,
-            ));
-        }
-        if status.is_redirection() {
-            let to = headers
-                .get(reqwest::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .map(host_of)
-                .unwrap_or_default();
-            let from = host_of(request.url.as_str());
-            return Ok((Err(Failure::Redirect { status, from, to }), token));
-        }
-        let (code, message, inner_request_id) = match body {
-            Ok(body) => match serde_json::from_slice::<ErrorBody>(&body) {
-                Ok(ErrorBody { error }) => (
-                    error.code,
-                    error.message.unwrap_or_default(),
-                    error.inner_error.and_then(|i| i.request_id),
-                ),
-                Err(_) => (
-                    None,
-                    status.canonical_reason().unwrap_or("error").to_owned(),
-                    None,
-                ),
-            },
-            Err(BodyError::TooLarge(limit)) => (
-                None,
-                format!(
-                    "{}; its error body is larger than {limit} bytes and was not read",
-                    status.canonical_reason().unwrap_or("error")
-                ),
-                None,
-            ),
-            Err(BodyError::Failed(_)) => (
-                None,
-                status.canonical_reason().unwrap_or("error").to_owned(),
-                None,
-            ),
-        };
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let secrets = secrets();
-        let clean = |text: String| redact(&text, &secrets);
-        Ok((
-            Err(Failure::Status {
-                status,
-                code: code.map(clean),
-                message: clean(message),
-                request_id: header("request-id").or(inner_request_id).map(clean),
-                retry_after: retry_after(&headers),
-            }),
-            token,
-        ))
+        let answer = answer(request.url.as_str(), status, headers, body, secrets);
+        Ok((answer, token))
     }
 
     /// The `Authorization` header for `token`, and whether it is another token than the

@@ -109,6 +109,7 @@
 //! [`Delivery::NotSent`]: crate::Delivery::NotSent
 //! [`Error::delivery`]: crate::Error::delivery
 
+mod answer;
 mod builder;
 mod call;
 mod check;

@@ -57,7 +57,7 @@
 //!   may still be being delivered for up to one lease (5 minutes by default) after it
 //!   became uncertain; the worker logs an error when it finds its lease gone. Wait that
 //!   long before deciding to retry it.
-//! - A transient failure that certainly did not deliver ([`Error::is_transient`]) goes back
+//! - A transient failure that certainly did not deliver ([`Error::is_transient`](crate::Error::is_transient)) goes back
 //!   to `queued` with exponential backoff and jitter, never sooner than the error's
 //!   [`Retry-After`](crate::Error::retry_after) — and when the server gave one (a 429), the
 //!   whole sender mailbox is paused until then, so that its other messages do not burn
@@ -82,7 +82,7 @@
 //!   per sender mailbox and at most [`MailboxLimits::per_window`] started per minute, counted
 //!   by the database across every worker and process.
 //! - The stored email is limited to [`MAX_STORED_BYTES`] (150 MiB) with its attachments, which
-//!   are read at enqueue time: a larger email is refused with [`Error::InvalidMessage`].
+//!   are read at enqueue time: a larger email is refused with [`Error::InvalidMessage`](crate::Error::InvalidMessage).
 //!
 //! ## Exchange Online's limits and the defaults
 //!
@@ -118,19 +118,19 @@
 //! oldest due message; each delivery attempt runs in a `tracing` span `mail_queue.delivery`
 //! with the message id, mailbox and attempt number.
 //!
-//! [`Error::is_transient`]: crate::Error::is_transient
-//! [`Error::InvalidMessage`]: crate::Error::InvalidMessage
+//! [`Error::is_transient`](crate::Error::is_transient): crate::Error::is_transient
+//! [`Error::InvalidMessage`](crate::Error::InvalidMessage): crate::Error::InvalidMessage
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::message::Email;
 
 mod codec;
+mod enqueue;
 mod limits;
 mod outcome;
 #[cfg(feature = "queue-postgres")]
@@ -144,6 +144,8 @@ mod transport;
 mod worker;
 
 pub use codec::MAX_STORED_BYTES;
+pub(crate) use enqueue::prepare;
+pub use enqueue::{EnqueueOptions, MessageId};
 pub use limits::MailboxLimits;
 #[cfg(feature = "queue-postgres")]
 pub use postgres::{PostgresStore, enqueue_in};
@@ -161,120 +163,6 @@ pub use worker::{Worker, WorkerReport};
 
 /// The mailbox key used when neither the email, the options nor the queue name one.
 pub const DEFAULT_MAILBOX: &str = "default";
-
-/// A queued message's id (a UUID), as [`Queue::enqueue`] returns it and `mailctl` prints it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct MessageId(String);
-
-impl MessageId {
-    /// An id as stored.
-    #[must_use]
-    pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
-    }
-
-    /// The id as text.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for MessageId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// How to enqueue an email: an idempotency key, a not-before time, the sender mailbox.
-///
-/// ```
-/// use std::time::{Duration, SystemTime};
-/// use mail_connector::queue::EnqueueOptions;
-///
-/// let options = EnqueueOptions::new()
-///     .idempotency_key("invoice-2026-0042")
-///     .not_before(SystemTime::now() + Duration::from_secs(3600))
-///     .mailbox("billing@example.org");
-/// # let _ = options;
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct EnqueueOptions {
-    idempotency_key: Option<String>,
-    not_before: Option<SystemTime>,
-    mailbox: Option<String>,
-}
-
-/// The longest idempotency key, in bytes.
-const MAX_KEY_BYTES: usize = 255;
-
-impl EnqueueOptions {
-    /// No key, due now, the email's own sender.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// An idempotency key: enqueueing again with the same key stores nothing and returns
-    /// the first message's id (keep keys unique per intended email, e.g. `order-42-shipped`).
-    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
-        self
-    }
-
-    /// Not delivered before this time.
-    pub fn not_before(mut self, time: SystemTime) -> Self {
-        self.not_before = Some(time);
-        self
-    }
-
-    /// The sender mailbox whose limits apply, when several are used and the email names no
-    /// `From` (default: the email's `From`, else the queue's default mailbox).
-    pub fn mailbox(mut self, mailbox: impl Into<String>) -> Self {
-        self.mailbox = Some(mailbox.into());
-        self
-    }
-}
-
-/// Validates and encodes an email for storage: the one path into every store.
-pub(crate) async fn prepare(
-    email: &Email,
-    options: EnqueueOptions,
-    default_mailbox: Option<&str>,
-    now: SystemTime,
-) -> Result<NewMessage> {
-    let bad_key = |key: &String| {
-        key.trim().is_empty() || key.len() > MAX_KEY_BYTES || key.chars().any(char::is_control)
-    };
-    if options.idempotency_key.as_ref().is_some_and(bad_key) {
-        return Err(Error::invalid_message(
-            "idempotency_key",
-            format!(
-                "an idempotency key must be 1 to {MAX_KEY_BYTES} bytes without control characters"
-            ),
-        ));
-    }
-    let mailbox = options
-        .mailbox
-        .as_deref()
-        .or(email.from().map(crate::message::Mailbox::address))
-        .or(default_mailbox)
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .unwrap_or(DEFAULT_MAILBOX)
-        .to_ascii_lowercase();
-    Ok(NewMessage {
-        id: uuid::Uuid::new_v4().to_string(),
-        idempotency_key: options.idempotency_key,
-        mailbox,
-        recipients: codec::recipients_line(email),
-        subject: email.subject().to_owned(),
-        body: codec::encode(email).await?,
-        due_at: options.not_before.unwrap_or(now).max(now),
-        created_at: now,
-    })
-}
 
 /// The application's handle on the queue: enqueue, inspect, and operate (retry, cancel,
 /// purge). Clones share the store. See the [module page](self).
@@ -308,8 +196,8 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`Error::Queue`] for another scheme or a database that cannot be opened;
-    /// [`Error::NotAvailable`] when the scheme's feature (`queue-sqlite`, `queue-postgres`)
+    /// [`Error::Queue`](crate::Error::Queue) for another scheme or a database that cannot be opened;
+    /// [`Error::NotAvailable`](crate::Error::NotAvailable) when the scheme's feature (`queue-sqlite`, `queue-postgres`)
     /// is not enabled.
     pub async fn open(url: &str) -> Result<Self> {
         let scheme = url.split(':').next().unwrap_or_default();
@@ -360,9 +248,9 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidMessage`] for an email over [`MAX_STORED_BYTES`] or a malformed
-    /// idempotency key; [`Error::Io`] when an attachment's file cannot be read;
-    /// [`Error::Queue`] when the database fails.
+    /// [`Error::InvalidMessage`](crate::Error::InvalidMessage) for an email over [`MAX_STORED_BYTES`] or a malformed
+    /// idempotency key; [`Error::Io`](crate::Error::Io) when an attachment's file cannot be read;
+    /// [`Error::Queue`](crate::Error::Queue) when the database fails.
     pub async fn enqueue(&self, email: &Email, options: EnqueueOptions) -> Result<MessageId> {
         let message = prepare(
             email,
@@ -401,7 +289,7 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`Error::Queue`] when the database fails.
+    /// [`Error::Queue`](crate::Error::Queue) when the database fails.
     pub async fn stats(&self) -> Result<QueueStats> {
         self.store.stats(SystemTime::now()).await
     }
@@ -410,7 +298,7 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`Error::Queue`] when the database fails.
+    /// [`Error::Queue`](crate::Error::Queue) when the database fails.
     pub async fn list(&self, state: Option<State>, limit: u32) -> Result<Vec<MessageSummary>> {
         self.store.list(state, limit).await
     }
@@ -421,7 +309,7 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`Error::Queue`] for an unknown id or a message in another state.
+    /// [`Error::Queue`](crate::Error::Queue) for an unknown id or a message in another state.
     pub async fn retry(&self, id: &str) -> Result<()> {
         self.move_to(
             id,
@@ -438,7 +326,7 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`Error::Queue`] for an unknown id or a message in another state.
+    /// [`Error::Queue`](crate::Error::Queue) for an unknown id or a message in another state.
     pub async fn cancel(&self, id: &str) -> Result<()> {
         self.move_to(id, &[State::Queued], State::Cancelled, "cancelled")
             .await
@@ -483,7 +371,7 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`Error::Queue`] for `sending`, or when the database fails.
+    /// [`Error::Queue`](crate::Error::Queue) for `sending`, or when the database fails.
     pub async fn purge(&self, state: State, older_than: Duration) -> Result<u64> {
         if state == State::Sending {
             return Err(store::queue_error(

@@ -12,11 +12,11 @@ use tokio::time::Instant;
 
 use super::TlsMode;
 use super::auth::Auth;
-use super::remedy::{
-    IMPLICIT_TLS_PORT, NO_TLS_MODE, PLAIN_SMTP_PORT, answered_without_tls, client_error,
-    from_lettre, from_lettre_redacted, spoke_tls, with_advice,
-};
+use super::remedy::{client_error, from_lettre, from_lettre_redacted, with_advice};
 use super::stream::{GuardedStream, ImplicitTls};
+use super::tls_mode::{
+    IMPLICIT_TLS_PORT, NO_TLS_MODE, PLAIN_SMTP_PORT, answered_without_tls, spoke_tls,
+};
 use crate::credentials::{AccessToken, TokenProvider};
 use crate::error::{Advice, Delivery, Error, Result, SmtpStage};
 use crate::secret::Secret;

@@ -147,6 +147,7 @@ mod redact;
 pub(crate) mod remedy;
 mod send;
 mod stream;
+mod tls_mode;
 
 use std::fmt;
 use std::sync::Arc;

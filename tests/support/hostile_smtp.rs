@@ -429,15 +429,9 @@ pub async fn silent() -> Hostile {
     }
 }
 
-/// Captures every `tracing` event of every crate at TRACE on this thread (lettre's too),
-/// until the guard is dropped.
-pub fn capture_all_logs() -> (super::LogBuffer, tracing::subscriber::DefaultGuard) {
-    let logs = super::LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
+/// Captures lettre's `tracing` events as well as this crate's: the binary's one global
+/// subscriber ([`super::capture_logs`]) takes both. A per-thread subscriber would race with
+/// other tests' threads over tracing's callsite interest and silently drop events.
+pub fn capture_all_logs() -> (super::LogBuffer, super::LogGuard) {
+    super::capture_logs()
 }

@@ -278,7 +278,8 @@ impl LogBuffer {
 /// Held by a test while it reads [`capture_logs`]' buffer; dropping it changes nothing.
 pub struct LogGuard;
 
-/// Captures this crate's `tracing` events at every level, from every thread of this test
+/// Captures this crate's `tracing` events at every level, and lettre's (which the SMTP
+/// transport must keep from ever reaching a subscriber), from every thread of this test
 /// binary, into one buffer (httpmock's own events are left out: it logs the requests it
 /// receives, secrets included). One global subscriber, installed on first use, rather than
 /// one per test: per-thread subscribers race with other tests' threads over tracing's
@@ -290,7 +291,9 @@ pub fn capture_logs() -> (LogBuffer, LogGuard) {
         let logs = LogBuffer::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("mail_connector=trace"))
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "mail_connector=trace,lettre=trace",
+            ))
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();

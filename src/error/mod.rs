@@ -28,8 +28,10 @@ pub(crate) mod settings_file {
     /// Reading the settings file itself.
     pub(crate) const SETTINGS: &str = "read the settings file";
     /// Reading `client_certificate_file`.
+    #[cfg(feature = "oauth")]
     pub(crate) const CERTIFICATE: &str = "read the client certificate";
     /// Reading `client_private_key_file`.
+    #[cfg(feature = "oauth")]
     pub(crate) const PRIVATE_KEY: &str = "read the client private key";
 }
 

@@ -79,6 +79,7 @@ impl Advice {
 
     /// Marks (or unmarks) the failure as one that only a change of the settings fixes (a TLS
     /// mode that does not match the port, for example).
+    #[cfg(feature = "smtp")]
     pub(crate) fn with_settings(mut self, settings: bool) -> Self {
         self.0.get_or_insert_with(Box::default).settings = settings;
         self

@@ -207,12 +207,12 @@ impl Queue {
             #[cfg(feature = "queue-postgres")]
             "postgres" | "postgresql" => Ok(Self::new(PostgresStore::open(url).await?)),
             #[cfg(not(feature = "queue-sqlite"))]
-            "sqlite" => Err(Error::NotAvailable {
+            "sqlite" => Err(crate::Error::NotAvailable {
                 transport: "queue-sqlite",
                 reason: "this build has no SQLite queue: enable the `queue-sqlite` feature",
             }),
             #[cfg(not(feature = "queue-postgres"))]
-            "postgres" | "postgresql" => Err(Error::NotAvailable {
+            "postgres" | "postgresql" => Err(crate::Error::NotAvailable {
                 transport: "queue-postgres",
                 reason: "this build has no PostgreSQL queue: enable the `queue-postgres` feature",
             }),

@@ -21,6 +21,41 @@ use mail_connector::{Email, MailTransport, StubTransport};
 
 const BATCH: usize = 100;
 
+/// The floor's two benches, on a connection of either database: the same bytes, a plain
+/// `INSERT` one at a time and in batches (one text for both, so the floors stay comparable).
+macro_rules! floor_benches {
+    ($group:ident, $rt:ident, $conn:ident, $bytes:ident) => {
+        let conn = tokio::sync::Mutex::new($conn);
+        $group.throughput(Throughput::Elements(1));
+        $group.bench_function("plain INSERT, one at a time", |b| {
+            b.to_async(&$rt).iter(|| async {
+                sqlx::query("INSERT INTO floor VALUES ($1, $2)")
+                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind(&$bytes)
+                    .execute(&mut *conn.lock().await)
+                    .await
+                    .unwrap()
+            });
+        });
+        $group.throughput(Throughput::Elements(BATCH as u64));
+        $group.bench_function("plain INSERT, batches of 100", |b| {
+            b.to_async(&$rt).iter(|| async {
+                let mut conn = conn.lock().await;
+                let mut tx = conn.begin().await.unwrap();
+                for _ in 0..BATCH {
+                    sqlx::query("INSERT INTO floor VALUES ($1, $2)")
+                        .bind(uuid::Uuid::new_v4().to_string())
+                        .bind(&$bytes)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                tx.commit().await.unwrap();
+            });
+        });
+    };
+}
+
 fn email() -> Email {
     Email::builder()
         .from("no-reply@example.org")
@@ -87,66 +122,12 @@ fn enqueue(c: &mut Criterion) {
                 .unwrap();
             rt.block_on(sqlx::query(FLOOR_TABLE).execute(&mut conn))
                 .unwrap();
-            let conn = tokio::sync::Mutex::new(conn);
-            group.throughput(Throughput::Elements(1));
-            group.bench_function("plain INSERT, one at a time", |b| {
-                b.to_async(&rt).iter(|| async {
-                    sqlx::query("INSERT INTO floor VALUES ($1, $2)")
-                        .bind(uuid::Uuid::new_v4().to_string())
-                        .bind(&bytes)
-                        .execute(&mut *conn.lock().await)
-                        .await
-                        .unwrap()
-                });
-            });
-            group.throughput(Throughput::Elements(BATCH as u64));
-            group.bench_function("plain INSERT, batches of 100", |b| {
-                b.to_async(&rt).iter(|| async {
-                    let mut conn = conn.lock().await;
-                    let mut tx = conn.begin().await.unwrap();
-                    for _ in 0..BATCH {
-                        sqlx::query("INSERT INTO floor VALUES ($1, $2)")
-                            .bind(uuid::Uuid::new_v4().to_string())
-                            .bind(&bytes)
-                            .execute(&mut *tx)
-                            .await
-                            .unwrap();
-                    }
-                    tx.commit().await.unwrap();
-                });
-            });
+            floor_benches!(group, rt, conn, bytes);
         } else {
             let mut conn = rt.block_on(PgConnection::connect(floor)).expect("floor");
             rt.block_on(sqlx::query(FLOOR_TABLE).execute(&mut conn))
                 .unwrap();
-            let conn = tokio::sync::Mutex::new(conn);
-            group.throughput(Throughput::Elements(1));
-            group.bench_function("plain INSERT, one at a time", |b| {
-                b.to_async(&rt).iter(|| async {
-                    sqlx::query("INSERT INTO floor VALUES ($1, $2)")
-                        .bind(uuid::Uuid::new_v4().to_string())
-                        .bind(&bytes)
-                        .execute(&mut *conn.lock().await)
-                        .await
-                        .unwrap()
-                });
-            });
-            group.throughput(Throughput::Elements(BATCH as u64));
-            group.bench_function("plain INSERT, batches of 100", |b| {
-                b.to_async(&rt).iter(|| async {
-                    let mut conn = conn.lock().await;
-                    let mut tx = conn.begin().await.unwrap();
-                    for _ in 0..BATCH {
-                        sqlx::query("INSERT INTO floor VALUES ($1, $2)")
-                            .bind(uuid::Uuid::new_v4().to_string())
-                            .bind(&bytes)
-                            .execute(&mut *tx)
-                            .await
-                            .unwrap();
-                    }
-                    tx.commit().await.unwrap();
-                });
-            });
+            floor_benches!(group, rt, conn, bytes);
         }
         group.finish();
     }

@@ -2,10 +2,12 @@
 //! server latency to hide behind), next to a plain reqwest loop posting the same JSON with
 //! one token — the floor of what any client can do — in the same run.
 //!
-//! `cargo bench --bench graph_hot` prints, for 1 caller, 4 callers (the default in-flight
-//! cap) and 64 callers: sends per second and CPU per send for both, and their ratios; then
-//! the TLS connections a fresh transport opens under 1,000 concurrent cold sends, counted
-//! at the sink (token endpoint included).
+//! `cargo bench --bench graph_hot` prints, over HTTP/2 (what Graph and the login host choose
+//! by ALPN) and then over HTTP/1.1 (a sink offering nothing else, as a proxy might), for 1
+//! caller, 4 callers (the default in-flight cap) and 64 callers: sends per second and CPU per
+//! send for both, and their ratios; then the TLS connections a fresh transport opens under
+//! 1,000 concurrent cold sends, counted at the sinks (token endpoint included): over HTTP/2
+//! with the login host and Graph on one sink and on two, and over HTTP/1.1 on one.
 //!
 //! CPU is the whole process's (the sink included, the same for both), summed from
 //! `/proc/self/task/*/schedstat`. Environment:
@@ -13,8 +15,9 @@
 //! - `GRAPH_HOT_ROUNDS`: rounds, each measuring the two back to back; medians are reported,
 //!   the ratios as the median of each round's ratio (default 7);
 //! - `GRAPH_HOT_ONLY=crate|reqwest`: only that many sends, by `GRAPH_HOT_CALLERS` tasks
-//!   (default 1), on a single-threaded runtime, printing nothing — for instruction counts
-//!   under `valgrind --tool=callgrind` (run it with two counts and divide the difference).
+//!   (default 1), over `GRAPH_HOT_HTTP=2|1` (default 2), on a single-threaded runtime,
+//!   printing nothing — for instruction counts under `valgrind --tool=callgrind` (run it
+//!   with two counts and divide the difference).
 
 #[path = "../tests/support/tls_sink.rs"]
 mod tls_sink;
@@ -159,12 +162,27 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// A fresh transport (cold token cache, empty pool) on a fresh sink, `sends` sends at once.
-async fn cold_connections(dir: &std::path::Path, sends: usize) -> (usize, usize) {
-    let sink = tls_sink::start().await;
+/// A fresh transport (cold token cache, empty pool) on fresh sinks, `sends` sends at once:
+/// the connections opened to the login host and to Graph (one sink, or two), and the token
+/// requests.
+async fn cold_connections(
+    dir: &std::path::Path,
+    sends: usize,
+    protocols: tls_sink::Protocols,
+    two_hosts: bool,
+) -> (usize, usize, usize) {
+    let login = tls_sink::start_with(protocols).await;
+    let graph_sink = match two_hosts {
+        true => Some(tls_sink::start_with(protocols).await),
+        false => None,
+    };
+    let graph_host = graph_sink.as_ref().unwrap_or(&login);
     let ca_file = dir.join("cold-ca.pem");
-    std::fs::write(&ca_file, &sink.certificate_pem).unwrap();
-    let graph = transport(&sink.base, &ca_file);
+    let pem = format!("{}{}", login.certificate_pem, graph_host.certificate_pem);
+    std::fs::write(&ca_file, pem).unwrap();
+    let mut settings = settings(&login.base, &ca_file);
+    settings.graph_endpoint = Some(graph_host.base.clone());
+    let graph = Arc::new(settings.builder().graph_builder().unwrap().build().unwrap());
     let email = Arc::new(email());
     let tasks: Vec<_> = (0..sends)
         .map(|_| {
@@ -175,11 +193,14 @@ async fn cold_connections(dir: &std::path::Path, sends: usize) -> (usize, usize)
     for task in tasks {
         task.await.unwrap();
     }
-    let tokens = sink
+    let tokens = login
         .stats
         .token_requests
         .load(std::sync::atomic::Ordering::SeqCst);
-    (sink.connections(), tokens)
+    let to_graph = graph_sink
+        .as_ref()
+        .map_or(0, tls_sink::TlsSink::connections);
+    (login.connections(), to_graph, tokens)
 }
 
 async fn senders(sink: &tls_sink::TlsSink, ca_file: &std::path::Path) -> (Sender, Sender) {
@@ -196,14 +217,14 @@ async fn senders(sink: &tls_sink::TlsSink, ca_file: &std::path::Path) -> (Sender
 }
 
 /// Only `sends` sends of one kind by `callers` tasks, on one thread: for callgrind.
-fn only(kind: &str, sends: usize, callers: usize) {
+fn only(kind: &str, sends: usize, callers: usize, protocols: tls_sink::Protocols) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let sink = tls_sink::start().await;
+        let sink = tls_sink::start_with(protocols).await;
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, &sink.certificate_pem).unwrap();
         let (ours, plain) = senders(&sink, &ca_file).await;
@@ -212,6 +233,52 @@ fn only(kind: &str, sends: usize, callers: usize) {
         sender.send().await;
         measure(&sender, sends, callers).await;
     });
+}
+
+/// The throughput and CPU table for one protocol.
+async fn compare(protocols: tls_sink::Protocols, name: &str, sends: usize, rounds: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = tls_sink::start_with(protocols).await;
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &sink.certificate_pem).unwrap();
+    let (ours, plain) = senders(&sink, &ca_file).await;
+    // Warm up connections and code paths.
+    measure(&ours, 400, 4).await;
+    measure(&plain, 400, 4).await;
+
+    println!(
+        "{name}, zero-latency HTTPS sink, {sends} sends per measurement, medians of {rounds} rounds"
+    );
+    let mut four_in_flight = 0.0;
+    for callers in [1, 4, 64] {
+        // Each round measures the two back to back, so that a change in the machine's
+        // load between rounds moves both; the ratios are taken per round.
+        let mut rounds_seen = Vec::new();
+        for _ in 0..rounds {
+            let ours = measure(&ours, sends, callers).await;
+            let floor = measure(&plain, sends, callers).await;
+            rounds_seen.push((ours, floor));
+        }
+        let pick = |f: &dyn Fn(&Round) -> f64| median(rounds_seen.iter().map(f).collect());
+        let (rate, cpu) = (pick(&|r| r.0.0), pick(&|r| r.0.1));
+        let (floor, floor_cpu) = (pick(&|r| r.1.0), pick(&|r| r.1.1));
+        let rate_ratio = pick(&|r| r.0.0 / r.1.0);
+        let cpu_ratio = pick(&|r| r.0.1 / r.1.1);
+        if callers == 4 {
+            four_in_flight = rate;
+        }
+        let vs_four = match callers {
+            64 => format!(", {:.2} of 4 callers", rate / four_in_flight),
+            _ => String::new(),
+        };
+        println!(
+            "{callers:>2} callers: GraphTransport {rate:>6.0}/s {:>5.1} µs CPU/send | \
+             plain reqwest {floor:>6.0}/s {:>5.1} µs CPU/send | throughput ratio \
+             {rate_ratio:.2}, CPU ratio {cpu_ratio:.2}{vs_four}",
+            cpu / 1e3,
+            floor_cpu / 1e3,
+        );
+    }
 }
 
 fn main() {
@@ -223,7 +290,16 @@ fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     if let Ok(kind) = std::env::var("GRAPH_HOT_ONLY") {
         let callers = env("GRAPH_HOT_CALLERS").unwrap_or(1);
-        only(&kind, env("GRAPH_HOT_SENDS").unwrap_or(1000), callers);
+        let protocols = match env("GRAPH_HOT_HTTP") {
+            Some(1) => tls_sink::Protocols::Http1Only,
+            _ => tls_sink::Protocols::Http2AndHttp1,
+        };
+        only(
+            &kind,
+            env("GRAPH_HOT_SENDS").unwrap_or(1000),
+            callers,
+            protocols,
+        );
         return;
     }
     let sends = env("GRAPH_HOT_SENDS").unwrap_or(if quick { 200 } else { 10_000 });
@@ -233,54 +309,33 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let sink = tls_sink::start().await;
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, &sink.certificate_pem).unwrap();
-        let (ours, plain) = senders(&sink, &ca_file).await;
-        // Warm up connections and code paths.
-        measure(&ours, 400, 4).await;
-        measure(&plain, 400, 4).await;
+        use tls_sink::Protocols::{Http1Only, Http2AndHttp1};
+        compare(Http2AndHttp1, "HTTP/2", sends, rounds).await;
+        compare(Http1Only, "HTTP/1.1", sends, rounds).await;
 
-        println!(
-            "zero-latency HTTPS sink, {sends} sends per measurement, medians of {rounds} rounds"
-        );
-        let mut four_in_flight = 0.0;
-        for callers in [1, 4, 64] {
-            // Each round measures the two back to back, so that a change in the machine's
-            // load between rounds moves both; the ratios are taken per round.
-            let mut rounds_seen = Vec::new();
-            for _ in 0..rounds {
-                let ours = measure(&ours, sends, callers).await;
-                let floor = measure(&plain, sends, callers).await;
-                rounds_seen.push((ours, floor));
-            }
-            let pick = |f: &dyn Fn(&Round) -> f64| median(rounds_seen.iter().map(f).collect());
-            let (rate, cpu) = (pick(&|r| r.0.0), pick(&|r| r.0.1));
-            let (floor, floor_cpu) = (pick(&|r| r.1.0), pick(&|r| r.1.1));
-            let rate_ratio = pick(&|r| r.0.0 / r.1.0);
-            let cpu_ratio = pick(&|r| r.0.1 / r.1.1);
-            if callers == 4 {
-                four_in_flight = rate;
-            }
-            let vs_four = match callers {
-                64 => format!(", {:.2} of 4 callers", rate / four_in_flight),
-                _ => String::new(),
-            };
-            println!(
-                "{callers:>2} callers: GraphTransport {rate:>6.0}/s {:>5.1} µs CPU/send | \
-                 plain reqwest {floor:>6.0}/s {:>5.1} µs CPU/send | throughput ratio \
-                 {rate_ratio:.2}, CPU ratio {cpu_ratio:.2}{vs_four}",
-                cpu / 1e3,
-                floor_cpu / 1e3,
-            );
-        }
-        drop(sink);
+        let dir = tempfile::tempdir().unwrap();
         let cold = if quick { 100 } else { 1000 };
-        let (connections, tokens) = cold_connections(dir.path(), cold).await;
-        println!(
-            "{cold} concurrent cold sends (in-flight cap 4): {connections} TLS connections \
-             opened, {tokens} token request(s)"
-        );
+        println!("{cold} concurrent cold sends (in-flight cap 4), TLS connections opened:");
+        for (protocols, two_hosts, name) in [
+            (
+                Http2AndHttp1,
+                false,
+                "HTTP/2, login host and Graph on one sink",
+            ),
+            (Http2AndHttp1, true, "HTTP/2, login host and Graph apart"),
+            (
+                Http1Only,
+                false,
+                "HTTP/1.1, login host and Graph on one sink",
+            ),
+        ] {
+            let (login, graph, tokens) =
+                cold_connections(dir.path(), cold, protocols, two_hosts).await;
+            let graph = match two_hosts {
+                true => format!(" + {graph} to Graph"),
+                false => String::new(),
+            };
+            println!("  {name}: {login}{graph}, {tokens} token request(s)");
+        }
     });
 }

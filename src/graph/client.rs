@@ -312,7 +312,13 @@ impl GraphClient {
         // Ours, the caller's, and the client's defaults (`accept`), added when it is sent.
         headers.reserve(6 + request.headers.len());
         match HeaderValue::from_str(client_request_id) {
-            Ok(id) => headers.insert(&CLIENT_REQUEST_ID, id),
+            Ok(mut id) => {
+                // Not a secret: marked so only that HTTP/2's header compression never adds
+                // it to its table. A value used once would take a slot there and push out
+                // the headers every request repeats, which would then be sent in full again.
+                id.set_sensitive(true);
+                headers.insert(&CLIENT_REQUEST_ID, id)
+            }
             Err(_) => {
                 return Ok((
                     Err(Failure::Invalid(format!(

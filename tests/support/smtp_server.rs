@@ -52,6 +52,9 @@ pub struct ServerOptions {
     pub refused: Vec<String>,
     /// The reply to a refused recipient; one starting with `421` also closes the connection.
     pub refused_reply: String,
+    /// Recipients refused with a reply of their own, each only for its first `times`
+    /// RCPT TO (then accepted): a mix of permanent and temporary refusals.
+    pub rcpt_replies: Vec<RcptReply>,
     /// Close the connection right after accepting a message (as a server closing an idle
     /// connection would, unannounced).
     pub close_after_message: bool,
@@ -86,6 +89,7 @@ impl Default for ServerOptions {
             transient_reply: "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded".into(),
             refused: Vec::new(),
             refused_reply: "550 5.1.1 User unknown".into(),
+            rcpt_replies: Vec::new(),
             close_after_message: false,
             silent_after_data: false,
             transient_data_failures: 0,
@@ -95,6 +99,33 @@ impl Default for ServerOptions {
             no_greeting: false,
             greeting_delay: None,
             hold_replies: None,
+        }
+    }
+}
+
+/// A recipient refused with its own reply at its first `times` RCPT TO.
+#[derive(Debug, Clone)]
+pub struct RcptReply {
+    pub address: String,
+    pub reply: String,
+    pub times: usize,
+}
+
+impl RcptReply {
+    /// Refused with `reply` at every RCPT TO.
+    pub fn always(address: &str, reply: &str) -> Self {
+        Self {
+            address: address.to_owned(),
+            reply: reply.to_owned(),
+            times: usize::MAX,
+        }
+    }
+
+    /// Refused with `reply` at the first RCPT TO only.
+    pub fn once(address: &str, reply: &str) -> Self {
+        Self {
+            times: 1,
+            ..Self::always(address, reply)
         }
     }
 }
@@ -122,6 +153,8 @@ pub struct State {
     pub messages: Mutex<Vec<Received>>,
     pub auths: Mutex<Vec<AuthRecord>>,
     pub mail_from_commands: AtomicUsize,
+    /// The address of every RCPT TO received, in order.
+    pub rcpt_commands: Mutex<Vec<String>>,
     pub connections: AtomicUsize,
     pub active: AtomicUsize,
     pub max_active: AtomicUsize,
@@ -265,6 +298,15 @@ impl TestServer {
 
     pub fn mail_from_commands(&self) -> usize {
         self.state.mail_from_commands.load(Ordering::SeqCst)
+    }
+
+    /// How many RCPT TO commands named `address`.
+    pub fn rcpt_commands(&self, address: &str) -> usize {
+        let commands = self.state.rcpt_commands.lock().unwrap();
+        commands
+            .iter()
+            .filter(|a| a.eq_ignore_ascii_case(address))
+            .count()
     }
 
     /// Waits until at least `n` messages were received.
@@ -498,7 +540,22 @@ async fn session(
             "RCPT" => {
                 hold(options).await;
                 let address = angle(&line);
-                if options
+                let earlier = {
+                    let mut commands = state.rcpt_commands.lock().unwrap();
+                    let earlier = commands
+                        .iter()
+                        .filter(|a| a.eq_ignore_ascii_case(&address))
+                        .count();
+                    commands.push(address.clone());
+                    earlier
+                };
+                let scripted = options
+                    .rcpt_replies
+                    .iter()
+                    .find(|r| r.address.eq_ignore_ascii_case(&address) && earlier < r.times);
+                if let Some(scripted) = scripted {
+                    reply(&mut io, &scripted.reply).await?;
+                } else if options
                     .refused
                     .iter()
                     .any(|r| r.eq_ignore_ascii_case(&address))

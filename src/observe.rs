@@ -65,16 +65,18 @@ fn outcome_of(result: &Result<SendReport>) -> (Outcome, Option<&str>) {
     match result {
         Ok(report) => (Outcome::Sent, first_id(report)),
         Err(
-            error @ Error::PartialDelivery {
+            Error::PartialDelivery {
                 delivered,
                 uncertain,
+                source,
                 ..
             },
         ) if !delivered.messages.is_empty() => (
             Outcome::Partial {
                 delivered: delivered.messages.len() as u64,
                 rest_uncertain: !uncertain.is_empty(),
-                transient: error.is_transient(),
+                // Whether the rest is worth retrying: resending the whole email never is.
+                transient: source.is_transient(),
             },
             first_id(delivered),
         ),

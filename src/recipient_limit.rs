@@ -13,9 +13,9 @@ use crate::transport::{MailTransport, SendReport};
 /// `limit` recipients each, in order; every recipient is in exactly one message and keeps
 /// its role. A limit of 0 means no limit. Parts are sent one after another and sending stops
 /// at the first part that fails: the error is then [`Error::PartialDelivery`], which lists
-/// who got the message, whose delivery is uncertain, and who did not get it, so a caller can
-/// retry only the rest. An email that needs a single message is passed through unchanged, and
-/// so are its errors.
+/// who got the message, whose delivery is uncertain, and who did not get it (and which of
+/// those a server refused for good), so a caller can retry only the rest. An email that
+/// needs a single message is passed through unchanged, and so are its errors.
 ///
 /// ```
 /// use mail_connector::{Email, MailTransport, RecipientLimit, StubTransport};
@@ -88,6 +88,7 @@ impl<T: MailTransport> MailTransport for RecipientLimit<T> {
                             delivered: part_delivered,
                             uncertain,
                             mut not_sent,
+                            refused_permanently,
                             source,
                         } => {
                             delivered.messages.extend(part_delivered.messages);
@@ -96,6 +97,7 @@ impl<T: MailTransport> MailTransport for RecipientLimit<T> {
                                 delivered,
                                 uncertain,
                                 not_sent,
+                                refused_permanently,
                                 source,
                             }
                         }
@@ -105,10 +107,12 @@ impl<T: MailTransport> MailTransport for RecipientLimit<T> {
                                 Delivery::NotSent => (Vec::new(), part.clone()),
                             };
                             not_sent.extend(rest);
+                            // A whole part failed: no recipient was refused on its own.
                             Error::PartialDelivery {
                                 delivered,
                                 uncertain,
                                 not_sent,
+                                refused_permanently: Vec::new(),
                                 source: Box::new(error),
                             }
                         }

@@ -95,13 +95,15 @@ pub enum Error {
         source: Arc<std::io::Error>,
     },
 
-    /// An email split by the recipient limit was sent in part: some parts went out, one
-    /// failed, and the rest were not attempted.
+    /// An email was sent to some of its recipients only: an SMTP server refused some of
+    /// them at `RCPT TO` and accepted the rest, or an email split by the recipient limit had
+    /// some parts go out and one fail (the rest were not attempted).
     #[error(
-        "the email was sent to {} of {} recipients; {} did not get it{}: {source}",
+        "the email was sent to {} of {} recipients; {} did not get it{}{}: {source}",
         delivered.recipients().count(),
         delivered.recipients().count() + not_sent.len() + uncertain.len(),
         not_sent.len(),
+        if refused_permanently.is_empty() { String::new() } else { format!(" ({} refused permanently)", refused_permanently.len()) },
         if uncertain.is_empty() { String::new() } else { format!(" and delivery to {} is uncertain", uncertain.len()) }
     )]
     #[non_exhaustive]
@@ -110,9 +112,19 @@ pub enum Error {
         delivered: SendReport,
         /// Recipients of the failed part when the failure leaves delivery uncertain.
         uncertain: Vec<Recipient>,
-        /// Recipients that certainly did not get the message: retry these.
+        /// Recipients that certainly did not get the message. Resend to those not in
+        /// `refused_permanently`, and only when `source` says so: when it
+        /// [is transient](Error::is_transient) or left delivery uncertain, or when
+        /// `refused_permanently` is not empty (then the permanent failure was theirs).
         not_sent: Vec<Recipient>,
-        /// Why the failing part failed.
+        /// Of `not_sent`, the recipients the server refused for good at `RCPT TO` (a
+        /// permanent 5xx reply such as `550 5.1.1` unknown mailbox): sending to them again
+        /// fails the same way. The rest of `not_sent` may succeed on a retry. Empty when no
+        /// recipient was refused on its own (a whole message failed).
+        refused_permanently: Vec<Recipient>,
+        /// Why the failing part failed. When recipients were refused at `RCPT TO`, the
+        /// first temporary refusal if there is one, else the first refusal: so
+        /// `source.is_transient()` says whether a refused recipient is worth retrying.
         #[source]
         source: Box<Error>,
     },
@@ -272,7 +284,8 @@ impl Error {
     /// by settings, the email itself or permissions are not transient, and neither is any error
     /// after which delivery is [`Delivery::Uncertain`] — resending then is the caller's call —
     /// nor an [`Error::PartialDelivery`] after which some recipients already have the mail
-    /// (resend only to its `not_sent` recipients).
+    /// or some were refused for good (resend only to its `not_sent` recipients that are not
+    /// `refused_permanently`).
     #[must_use]
     pub fn is_transient(&self) -> bool {
         if self.delivery() == Delivery::Uncertain {
@@ -289,8 +302,11 @@ impl Error {
             // Once a part went out, resending the email would duplicate it: resend to
             // `not_sent` instead.
             Self::PartialDelivery {
-                delivered, source, ..
-            } => delivered.messages.is_empty() && source.is_transient(),
+                delivered,
+                refused_permanently,
+                source,
+                ..
+            } => delivered.messages.is_empty() && refused_permanently.is_empty() && source.is_transient(),
             Self::Graph { transient, .. } => *transient,
             Self::TokenRequest {
                 status, transient, ..
@@ -416,9 +432,32 @@ impl Error {
             Self::Io { .. } => Some(
                 "check that the path exists and that this process may read or write it".to_owned(),
             ),
-            Self::PartialDelivery { source, .. } => source
-                .remedy()
-                .map(|r| format!("{r}; then resend only to the recipients listed as not sent")),
+            Self::PartialDelivery {
+                refused_permanently,
+                source,
+                ..
+            } => {
+                let mut steps: Vec<String> = source.remedy().into_iter().collect();
+                // A temporary source says nothing of the recipients refused for good.
+                if !refused_permanently.is_empty() && source.is_transient() {
+                    steps.push(
+                        "check the addresses of the recipients refused permanently, or the \
+                         mailbox's permission to send to them"
+                            .to_owned(),
+                    );
+                }
+                if steps.is_empty() {
+                    return None;
+                }
+                steps.push(if refused_permanently.is_empty() {
+                    "then resend only to the recipients listed as not sent".to_owned()
+                } else {
+                    "then resend only to the recipients listed as not sent and not refused \
+                     permanently"
+                        .to_owned()
+                });
+                Some(steps.join("; "))
+            }
             Self::Transport { .. } => None,
             Self::Graph { advice, .. }
             | Self::TokenRequest { advice, .. }

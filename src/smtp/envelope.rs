@@ -26,6 +26,8 @@ pub(super) struct Progress {
     /// The recipients the server refused at `RCPT TO` (set when DATA starts): certainly
     /// not sent, whatever happens to the data.
     pub(super) refused: Vec<Recipient>,
+    /// Of `refused`, those refused with a permanent reply.
+    pub(super) refused_permanently: Vec<Recipient>,
 }
 
 impl Default for Progress {
@@ -35,6 +37,7 @@ impl Default for Progress {
             data_written: false,
             accepted: Vec::new(),
             refused: Vec::new(),
+            refused_permanently: Vec::new(),
         }
     }
 }
@@ -51,6 +54,7 @@ impl Progress {
             delivered: SendReport::default(),
             uncertain: self.accepted,
             not_sent: self.refused,
+            refused_permanently: self.refused_permanently,
             source: Box::new(error),
         }
     }
@@ -93,23 +97,32 @@ impl Envelope {
         })
     }
 
-    /// The send's result: a report, or [`Error::PartialDelivery`] when recipients were refused.
+    /// The send's result: a report, or [`Error::PartialDelivery`] when recipients were
+    /// refused. Its `source` is the first temporary refusal when there is one, else the
+    /// first refusal: whether it is transient says whether a retry may reach anyone in
+    /// `not_sent`; those refused permanently are listed apart.
     pub(super) fn report(&self, outcome: Accepted, id: Option<String>) -> Result<SendReport> {
         let delivered = if outcome.accepted.is_empty() {
             SendReport::default()
         } else {
             SendReport::single(SentMessage::new(outcome.accepted, id))
         };
-        let mut refused = outcome.refused.into_iter();
-        let Some((first, source)) = refused.next() else {
+        if outcome.refused.is_empty() {
             return Ok(delivered);
-        };
-        let mut not_sent = vec![first];
-        not_sent.extend(refused.map(|(recipient, _)| recipient));
+        }
+        let mut refused = outcome.refused;
+        let refused_permanently = permanent(&refused);
+        let index = refused
+            .iter()
+            .position(|(_, e)| e.is_transient())
+            .unwrap_or(0);
+        let not_sent = refused.iter().map(|(r, _)| r.clone()).collect();
+        let (_, source) = refused.swap_remove(index);
         Err(Error::PartialDelivery {
             delivered,
             uncertain: Vec::new(),
             not_sent,
+            refused_permanently,
             source: Box::new(source),
         })
     }
@@ -119,6 +132,15 @@ impl Envelope {
 pub(super) struct Accepted {
     accepted: Vec<Recipient>,
     refused: Vec<(Recipient, Error)>,
+}
+
+/// The recipients whose refusal is permanent: a retry would be refused the same way.
+fn permanent(refused: &[(Recipient, Error)]) -> Vec<Recipient> {
+    refused
+        .iter()
+        .filter(|(_, e)| !e.is_transient())
+        .map(|(r, _)| r.clone())
+        .collect()
 }
 
 /// The error of an attempt whose caller stopped waiting before the data: nobody reads it.
@@ -215,6 +237,7 @@ impl Connection {
         progress.stage = SmtpStage::Data;
         progress.accepted.clone_from(&accepted);
         progress.refused = refused.iter().map(|(r, _)| r.clone()).collect();
+        progress.refused_permanently = permanent(&refused);
         if let Err(e) = quiet(self.conn.command(Data)).await {
             let error = self.error(SmtpStage::Data, &e, Delivery::NotSent);
             self.note(&error);

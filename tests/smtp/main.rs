@@ -11,6 +11,7 @@ mod hardening;
 mod helpers;
 mod pool;
 mod prepared;
+mod mixed_refusals;
 mod recipients;
 mod replies;
 mod secrets;

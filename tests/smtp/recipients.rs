@@ -173,6 +173,7 @@ async fn refused_recipients_stay_not_sent_when_the_data_goes_unanswered() {
         delivered,
         uncertain,
         not_sent,
+        refused_permanently,
         source,
         ..
     } = &error
@@ -187,6 +188,8 @@ async fn refused_recipients_stay_not_sent_when_the_data_goes_unanswered() {
     };
     assert_eq!(addresses(uncertain), ["ann@example.org"]);
     assert_eq!(addresses(not_sent), ["nobody@example.org"]);
+    // Its 550 is its own: the data's fate does not change it.
+    assert_eq!(addresses(refused_permanently), ["nobody@example.org"]);
     assert!(
         matches!(
             **source,

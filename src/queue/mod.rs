@@ -63,10 +63,17 @@
 //!   whole sender mailbox is paused until then, so that its other messages do not burn
 //!   their attempts meanwhile; after `max_attempts` attempts, or when the
 //!   next attempt would come later than the age limit, it is `failed`.
-//! - **Partial delivery** (the [recipient limit](crate::RecipientLimit) split the email and a
-//!   later part failed): the recipients who got it are done (the report is kept); those
-//!   not sent stay in the message, which is retried (or fails) as above; those whose delivery
-//!   is uncertain are parked as a new `uncertain` message whose `parent_id` names this one.
+//! - **Partial delivery** ([`Error::PartialDelivery`](crate::Error::PartialDelivery): an SMTP
+//!   server refused some recipients at `RCPT TO` and took the rest, or the
+//!   [recipient limit](crate::RecipientLimit) split the email and a later part failed): the
+//!   recipients who got it are done (the report is kept, and merged with later attempts');
+//!   those the server refused permanently (a 5xx such as `550 5.1.1` unknown mailbox) are
+//!   `failed`, never attempted again; those not sent otherwise — refused temporarily (a 4xx),
+//!   or never tried — are retried as above, when the failure was temporary, left delivery
+//!   uncertain, or was only the permanent refusals; those whose delivery is uncertain are
+//!   `uncertain`. The message keeps the first of these groups that has recipients (to
+//!   retry, uncertain, refused permanently); each other group becomes a message of its own
+//!   whose `parent_id` names it, with its own state, error and remedy.
 //!
 //! ## Guarantees
 //!

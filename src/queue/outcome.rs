@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use super::codec;
-use super::store::{Outcome, Remainder};
+use super::store::{Outcome, Remainder, State};
 use crate::error::{Delivery, Error, Result};
 use crate::message::{Email, Recipient};
 use crate::retry::RetryPolicy;
@@ -106,12 +106,25 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
         delivered,
         uncertain,
         not_sent,
+        refused_permanently,
         source,
         ..
     } = &error
     {
-        let rest = match remainder(attempt.email, not_sent).await {
-            Ok(rest) => rest,
+        let (refused, retryable): (Vec<Recipient>, Vec<Recipient>) = not_sent
+            .iter()
+            .cloned()
+            .partition(|r| refused_permanently.contains(r));
+        let email = attempt.email;
+        let groups = async {
+            Ok::<_, Error>((
+                remainder(email, &retryable).await?,
+                remainder(email, uncertain).await?,
+                remainder(email, &refused).await?,
+            ))
+        };
+        let (rest, parked, refused) = match groups.await {
+            Ok(groups) => groups,
             // Re-encoding a decoded email cannot read files; fail safe all the same.
             Err(e) => {
                 return Outcome::Uncertain {
@@ -119,20 +132,25 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
                 };
             }
         };
-        let parked = match remainder(attempt.email, uncertain).await {
-            Ok(parked) => parked,
-            Err(e) => {
-                return Outcome::Uncertain {
-                    error: format!("{error}; {e}"),
-                };
-            }
-        };
-        // The recipients not sent were never tried when the failing part's delivery is
-        // uncertain: they can go again. After a permanent failure they would fail the same way.
-        let next = if source.is_transient() || source.delivery() == Delivery::Uncertain {
+        // The recipients not sent can go again when the failure was temporary, when the
+        // failing part's delivery is uncertain (they were never tried), or when the
+        // permanent failure was the refusal of the recipients refused permanently (the rest
+        // were refused temporarily or never tried). After any other permanent failure they
+        // would fail the same way.
+        let worth_retrying = source.is_transient()
+            || source.delivery() == Delivery::Uncertain
+            || !refused_permanently.is_empty();
+        let next = if worth_retrying {
             attempt.next_attempt(source.retry_after())
         } else {
             None
+        };
+        // The source is the first permanent refusal unless a temporary one came too (or the
+        // data's fate is uncertain); then each refusal's reply is only in the log.
+        let why = if source.is_transient() || source.delivery() == Delivery::Uncertain {
+            "; the server's reply to each was logged (`recipient refused`)".to_owned()
+        } else {
+            format!(": {source}")
         };
         return Outcome::Partial {
             report: report_json(delivered),
@@ -140,6 +158,13 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
             remedy: error.remedy(),
             not_sent: rest.map(|rest| (rest, next)),
             uncertain: parked,
+            refused: refused.map(|refused| {
+                let error = format!(
+                    "refused permanently by the server; sending to them again fails the same \
+                     way{why}"
+                );
+                (refused, error)
+            }),
         };
     }
     if error.delivery() == Delivery::Uncertain {
@@ -162,5 +187,81 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
     Outcome::Failed {
         error: error.to_string(),
         remedy: error.remedy(),
+    }
+}
+
+/// A message of its own split off by a partial delivery.
+pub(crate) struct Split {
+    pub rest: Remainder,
+    pub state: State,
+    pub error: String,
+    pub remedy: Option<String>,
+}
+
+/// What a partial delivery leaves in the queue.
+pub(crate) struct PartialRows {
+    /// The message's new state; `rest` its recipients (`None`: keep them, it is `sent`),
+    /// `due` its next attempt when `queued`.
+    pub state: State,
+    pub rest: Option<Remainder>,
+    pub due: Option<SystemTime>,
+    pub error: String,
+    pub remedy: Option<String>,
+    /// The groups split off, each with its `parent_id` set to the message.
+    pub splits: Vec<Split>,
+}
+
+/// The one rule for a partial delivery's recipients: those not sent are `queued` again (or
+/// `failed` when not worth retrying or out of attempts), the uncertain ones `uncertain`, the
+/// ones refused permanently `failed`. The message keeps the first of these groups that has
+/// recipients, in that order; each other group is split off. With none left it is `sent`.
+pub(crate) fn partial_rows(
+    error: String,
+    remedy: Option<String>,
+    not_sent: Option<(Remainder, Option<SystemTime>)>,
+    uncertain: Option<Remainder>,
+    refused: Option<(Remainder, String)>,
+) -> PartialRows {
+    let mut groups = Vec::new();
+    if let Some((rest, due)) = not_sent {
+        let state = if due.is_some() {
+            State::Queued
+        } else {
+            State::Failed
+        };
+        groups.push((rest, state, due, error.clone()));
+    }
+    if let Some(rest) = uncertain {
+        groups.push((rest, State::Uncertain, None, error.clone()));
+    }
+    if let Some((rest, why)) = refused {
+        groups.push((rest, State::Failed, None, why));
+    }
+    let mut groups = groups.into_iter();
+    let Some((rest, state, due, error)) = groups.next() else {
+        return PartialRows {
+            state: State::Sent,
+            rest: None,
+            due: None,
+            error,
+            remedy,
+            splits: Vec::new(),
+        };
+    };
+    let splits = groups
+        .map(|(rest, state, _, error)| Split {
+            rest,
+            state,
+            error,
+            remedy: remedy.clone(),
+        })
+        .collect();
+    PartialRows {
+        state,
+        rest: Some(rest),
+        due,
+        error,
+        remedy,
+        splits,
     }
 }

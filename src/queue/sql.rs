@@ -70,39 +70,35 @@ macro_rules! finish_outcome {
             .bind(now)
             .execute(&mut *$tx)
             .await?,
-            Outcome::Partial { report, error, remedy, not_sent, uncertain } => {
-                // The uncertain recipients are parked as a message of their own when the
-                // not-sent ones stay in this one.
-                let (rest, state, due, split) = match (not_sent, uncertain) {
-                    (Some((rest, Some(at))), split) => {
-                        (Some(rest), "queued", Some($crate::queue::store::millis(at)), split)
-                    }
-                    (Some((rest, None)), split) => (Some(rest), "failed", None, split),
-                    (None, Some(rest)) => (Some(rest), "uncertain", None, None),
-                    (None, None) => (None, "sent", None, None),
-                };
-                if let Some(split) = split {
-                    let len = split.body.len() as i64;
+            Outcome::Partial { report, error, remedy, not_sent, uncertain, refused } => {
+                let rows = $crate::queue::outcome::partial_rows(
+                    error, remedy, not_sent, uncertain, refused,
+                );
+                for split in rows.splits {
+                    let len = split.rest.body.len() as i64;
                     sqlx::query(concat!(
                         "INSERT INTO ", $table, " (id, mailbox, recipients, subject, state, body, ",
                         "body_bytes, attempts, due_at, created_at, updated_at, retry_from, ",
-                        "last_error, parent_id) SELECT $1, mailbox, $2, subject, 'uncertain', $3, ",
-                        "$4, attempts, due_at, created_at, $5, retry_from, $6, id FROM ", $table,
-                        " WHERE id = $7 AND lease_token = $8"
+                        "last_error, remedy, parent_id) SELECT $1, mailbox, $2, subject, $3, $4, ",
+                        "$5, attempts, due_at, created_at, $6, retry_from, $7, $8, id FROM ",
+                        $table, " WHERE id = $9 AND lease_token = $10 ",
+                        "AND state IN ('sending', 'uncertain')"
                     ))
                     .bind(uuid::Uuid::new_v4().to_string())
-                    .bind(split.recipients)
-                    .bind(split.body)
+                    .bind(split.rest.recipients)
+                    .bind(split.state.as_str())
+                    .bind(split.rest.body)
                     .bind(len)
                     .bind(now)
-                    .bind(&error)
+                    .bind(split.error)
+                    .bind(split.remedy)
                     .bind(&lease.id)
                     .bind(&lease.token)
                     .execute(&mut *$tx)
                     .await?;
                 }
-                let len = rest.as_ref().map(|r| r.body.len() as i64);
-                let (body, recipients) = match rest {
+                let len = rows.rest.as_ref().map(|r| r.body.len() as i64);
+                let (body, recipients) = match rows.rest {
                     Some(rest) => (Some(rest.body), Some(rest.recipients)),
                     None => (None, None),
                 };
@@ -115,14 +111,14 @@ macro_rules! finish_outcome {
                 ))
                 .bind(&lease.id)
                 .bind(&lease.token)
-                .bind(state)
+                .bind(rows.state.as_str())
                 .bind(merged(report))
-                .bind(&error)
-                .bind(remedy)
+                .bind(rows.error)
+                .bind(rows.remedy)
                 .bind(body)
                 .bind(len)
                 .bind(recipients)
-                .bind(due)
+                .bind(rows.due.map($crate::queue::store::millis))
                 .bind(now)
                 .execute(&mut *$tx)
                 .await?

@@ -235,8 +235,9 @@ pub enum Outcome {
         /// Why delivery is uncertain.
         error: String,
     },
-    /// Some recipients got it. The rest is handled as `rest` says; recipients whose delivery
-    /// is uncertain are parked as a new `uncertain` message.
+    /// Some recipients got it. The others are handled as `not_sent`, `uncertain` and
+    /// `refused` say: the message keeps the first of these groups that has recipients, and
+    /// each other group becomes a message of its own whose `parent_id` names it.
     Partial {
         /// The report of the parts that were delivered (JSON).
         report: String,
@@ -247,8 +248,12 @@ pub enum Outcome {
         /// The recipients that certainly did not get it, and what happens to them:
         /// `Some(at)` to retry at `at`, `None` to fail them.
         not_sent: Option<(Remainder, Option<SystemTime>)>,
-        /// The recipients whose delivery is uncertain.
+        /// The recipients whose delivery is uncertain: `uncertain`, never resent without an
+        /// operator.
         uncertain: Option<Remainder>,
+        /// The recipients the server refused for good, with the error to record: `failed`,
+        /// never attempted again.
+        refused: Option<(Remainder, String)>,
     },
 }
 

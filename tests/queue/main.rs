@@ -17,4 +17,5 @@ mod fleet;
 mod helpers;
 mod mailctl;
 mod outbox;
+mod refusals;
 mod states;

@@ -1,0 +1,160 @@
+//! A partial SMTP delivery with recipients refused permanently (550) and temporarily (450):
+//! the accepted recipient is done, the permanently refused one becomes a `failed` message of
+//! its own and is never tried again, the temporarily refused one is retried — in either
+//! order of the refusals, on both stores.
+
+use std::time::Duration;
+
+use mail_connector::queue::{EnqueueOptions, MessageSummary, Queue, State, Worker};
+use mail_connector::{Email, RecipientLimit, RetryPolicy, Secret, SmtpTransport};
+
+use crate::helpers::{Backend, on_both_stores, open, row};
+use crate::support::smtp_server::{RcptReply, ServerOptions, TestServer};
+
+on_both_stores!(
+    a_permanent_refusal_before_a_temporary_one_fails_only_its_recipient,
+    a_temporary_refusal_before_a_permanent_one_fails_only_the_permanent_one,
+    recipients_a_recipient_limit_never_sent_are_retried_after_a_permanent_refusal,
+);
+
+const GONE: &str = "gone@example.org";
+const BUSY: &str = "busy@example.org";
+
+/// `gone` is refused with 550 at every RCPT TO, `busy` with 450 at its first only.
+async fn server() -> TestServer {
+    TestServer::start(ServerOptions {
+        rcpt_replies: vec![
+            RcptReply::always(GONE, "550 5.1.1 User unknown"),
+            RcptReply::once(BUSY, "450 4.2.1 Mailbox busy, try later"),
+        ],
+        ..ServerOptions::default()
+    })
+    .await
+}
+
+fn smtp(server: &TestServer) -> SmtpTransport {
+    SmtpTransport::starttls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .basic_auth("no-reply@example.org", Secret::new("correct horse"))
+        .build()
+        .unwrap()
+}
+
+fn fast() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 5,
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(50),
+        multiplier: 2.0,
+        deadline: Some(Duration::from_secs(600)),
+    }
+}
+
+fn email_to(to: &[&str]) -> Email {
+    to.iter()
+        .fold(Email::builder().from("no-reply@example.org"), |b, to| b.to(*to))
+        .subject("mixed")
+        .text("hello")
+        .build()
+        .unwrap()
+}
+
+/// Every recipient named in a row's report.
+fn reported(message: &MessageSummary) -> Vec<String> {
+    let report: serde_json::Value =
+        serde_json::from_str(message.report.as_deref().expect("a report")).unwrap();
+    report["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["recipients"].as_array().unwrap())
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The one `failed` message: a split of `parent` holding `GONE` alone.
+async fn assert_gone_failed_alone(queue: &Queue, parent: &str) {
+    let failed = queue.list(Some(State::Failed), 10).await.unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let failed = &failed[0];
+    assert_ne!(failed.id, parent);
+    assert_eq!(failed.parent_id.as_deref(), Some(parent));
+    assert_eq!(failed.recipients, format!("To: {GONE}"));
+    let error = failed.last_error.as_deref().unwrap();
+    assert!(error.contains("refused permanently"), "{error}");
+    let remedy = failed.remedy.as_deref().unwrap();
+    assert!(remedy.contains("address"), "{remedy}");
+    assert!(queue.list(Some(State::Uncertain), 10).await.unwrap().is_empty());
+    assert!(queue.list(Some(State::Queued), 10).await.unwrap().is_empty());
+}
+
+async fn deliver_mixed(backend: Backend, order: [&str; 3]) {
+    let server = server().await;
+    let (queue, _guard) = open(backend).await;
+    let id = queue
+        .enqueue(&email_to(&order), EnqueueOptions::new())
+        .await
+        .unwrap();
+    let report = Worker::new(&queue, smtp(&server))
+        .with_retry(fast())
+        .run_once()
+        .await
+        .unwrap();
+    assert_eq!((report.partial, report.sent), (1, 1), "{report:?}");
+
+    let original = row(&queue, id.as_str()).await;
+    assert_eq!(original.state, State::Sent, "{original:?}");
+    assert_eq!(original.recipients, format!("To: {BUSY}"));
+    let reported = reported(&original);
+    assert_eq!(reported.len(), 2, "{reported:?}");
+    assert!(reported[0].contains("ann@example.org"), "{reported:?}");
+    assert!(reported[1].contains(BUSY), "{reported:?}");
+    assert_gone_failed_alone(&queue, id.as_str()).await;
+
+    // At the server: ann once, busy twice (refused, then accepted), gone once only.
+    let messages = server.messages();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0].rcpt_to, ["ann@example.org"]);
+    assert_eq!(messages[1].rcpt_to, [BUSY]);
+    assert_eq!(server.rcpt_commands(GONE), 1, "never tried again");
+    assert_eq!(server.rcpt_commands(BUSY), 2);
+    assert_eq!(server.rcpt_commands("ann@example.org"), 1);
+}
+
+async fn a_permanent_refusal_before_a_temporary_one_fails_only_its_recipient(backend: Backend) {
+    deliver_mixed(backend, ["ann@example.org", GONE, BUSY]).await;
+}
+
+async fn a_temporary_refusal_before_a_permanent_one_fails_only_the_permanent_one(
+    backend: Backend,
+) {
+    deliver_mixed(backend, ["ann@example.org", BUSY, GONE]).await;
+}
+
+/// Two recipients per message: the first part is [ann, gone], and the 550 for gone must not
+/// fail cy, whose part was never sent.
+async fn recipients_a_recipient_limit_never_sent_are_retried_after_a_permanent_refusal(
+    backend: Backend,
+) {
+    let server = server().await;
+    let (queue, _guard) = open(backend).await;
+    let id = queue
+        .enqueue(
+            &email_to(&["ann@example.org", GONE, "cy@example.org"]),
+            EnqueueOptions::new(),
+        )
+        .await
+        .unwrap();
+    Worker::new(&queue, RecipientLimit::new(smtp(&server), 2))
+        .with_retry(fast())
+        .run_once()
+        .await
+        .unwrap();
+    let original = row(&queue, id.as_str()).await;
+    assert_eq!(original.state, State::Sent, "{original:?}");
+    assert_eq!(original.recipients, "To: cy@example.org");
+    assert_gone_failed_alone(&queue, id.as_str()).await;
+    assert_eq!(server.rcpt_commands(GONE), 1);
+    assert_eq!(server.rcpt_commands("cy@example.org"), 1);
+}

@@ -1,9 +1,9 @@
 //! `mailctl` against the loopback SMTP server, with basic auth and OAuth.
 
-use super::helpers::{mailctl, run_async};
+use super::helpers::{addresses, json, mailctl, run_async};
 use crate::support;
 use crate::support::assert_no_secrets;
-use crate::support::smtp_server::{ServerOptions, TestServer};
+use crate::support::smtp_server::{RcptReply, ServerOptions, TestServer};
 
 const USER: &str = "no-reply@example.org";
 const PASSWORD: &str = "correct horse";
@@ -127,4 +127,67 @@ async fn mailctl_sends_and_checks_with_oauth_over_smtp() {
         "{output}"
     );
     assert_no_secrets(&output, &[support::SECRET, "smtp-token"]);
+}
+
+/// A send refused for one recipient with 550 and for another with 450: both are not sent,
+/// and the output names the one refused permanently, as text and in `--json`.
+#[tokio::test]
+async fn mailctl_names_the_recipients_refused_permanently() {
+    let server = TestServer::start(ServerOptions {
+        rcpt_replies: vec![
+            RcptReply::always("gone@example.org", "550 5.1.1 User unknown"),
+            RcptReply::always("busy@example.org", "450 4.2.1 Mailbox busy"),
+        ],
+        ..ServerOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &server,
+        &format!("auth_mode = \"basic\"\npassword = \"{PASSWORD}\"\n"),
+    );
+    let send = |json: bool| {
+        let mut args = vec!["send".to_owned()];
+        for to in ["ann@example.org", "gone@example.org", "busy@example.org"] {
+            args.extend(["--to".to_owned(), to.to_owned()]);
+        }
+        args.extend(["--subject", "Hi", "--text", "Hello"].map(String::from));
+        if json {
+            args.push("--json".into());
+        }
+        let mut command = mailctl();
+        command.args(&args).arg("--config").arg(&config);
+        run_async(command)
+    };
+    let (output, stdout, stderr) = send(true).await;
+    assert_eq!(output.status.code(), Some(6), "{stdout}{stderr}");
+    let document = json(&stdout);
+    assert_eq!(document["status"], "partial");
+    assert_eq!(addresses(&document, "delivered"), ["ann@example.org"]);
+    assert_eq!(
+        addresses(&document, "not_sent"),
+        ["gone@example.org", "busy@example.org"]
+    );
+    assert_eq!(
+        addresses(&document, "refused_permanently"),
+        ["gone@example.org"]
+    );
+    let message = document["error"]["message"].as_str().unwrap();
+    assert!(message.contains("1 refused permanently"), "{message}");
+
+    let (output, stdout, stderr) = send(false).await;
+    assert_eq!(output.status.code(), Some(6), "{stdout}{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == "not sent to To: gone@example.org, To: busy@example.org"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == "refused permanently, not to be resent: To: gone@example.org"),
+        "{stdout}"
+    );
 }

@@ -76,7 +76,7 @@ impl Output {
     /// with their ids and recipients.
     pub(crate) fn sent(&self, transport: &str, report: &SendReport) -> ExitCode {
         if self.json {
-            let mut document = send_document(Exit::Ok, report, &[], &[], None);
+            let mut document = send_document(Exit::Ok, report, [&Vec::new(); 3], None);
             document["transport"] = transport.into();
             println!("{document}");
         } else {
@@ -129,8 +129,8 @@ impl Output {
         if self.json {
             let document = match &outcome {
                 Some(o) => {
-                    let mut document =
-                        send_document(exit, &o.delivered, &o.not_sent, &o.uncertain, Some(error));
+                    let lists = [&o.not_sent, &o.refused_permanently, &o.uncertain];
+                    let mut document = send_document(exit, &o.delivered, lists, Some(error));
                     if let Some(transport) = transport {
                         document["transport"] = transport.into();
                     }
@@ -150,6 +150,12 @@ impl Output {
             self.print_sent(transport.unwrap_or_default(), &outcome.delivered);
             if !outcome.not_sent.is_empty() {
                 println!("not sent to {}", clean(&list(&outcome.not_sent)));
+            }
+            if !outcome.refused_permanently.is_empty() {
+                println!(
+                    "refused permanently, not to be resent: {}",
+                    clean(&list(&outcome.refused_permanently))
+                );
             }
             if !outcome.uncertain.is_empty() {
                 println!("delivery uncertain to {}", clean(&list(&outcome.uncertain)));
@@ -260,10 +266,12 @@ impl Output {
     }
 }
 
-/// Who got an email after `error`, who did not, and whose delivery is uncertain.
+/// Who got an email after `error`, who did not (and of those, whom a server refused for
+/// good), and whose delivery is uncertain.
 struct Outcome {
     delivered: SendReport,
     not_sent: Vec<Recipient>,
+    refused_permanently: Vec<Recipient>,
     uncertain: Vec<Recipient>,
 }
 
@@ -274,10 +282,12 @@ impl Outcome {
                 delivered,
                 uncertain,
                 not_sent,
+                refused_permanently,
                 ..
             } => Self {
                 delivered: delivered.clone(),
                 not_sent: not_sent.clone(),
+                refused_permanently: refused_permanently.clone(),
                 uncertain: uncertain.clone(),
             },
             _ => {
@@ -289,6 +299,7 @@ impl Outcome {
                 Self {
                     delivered: SendReport::default(),
                     not_sent,
+                    refused_permanently: Vec::new(),
                     uncertain,
                 }
             }
@@ -337,14 +348,16 @@ fn error_json(error: &Error, exit: Exit) -> Value {
 }
 
 /// `send`'s document: `status` is `sent`, `partial` (some got it), `uncertain` (some may
-/// have) or `failed` (nobody did); the three lists hold every recipient exactly once.
+/// have) or `failed` (nobody did); `delivered`, `not_sent` and `uncertain` hold every
+/// recipient exactly once, and `refused_permanently` those of `not_sent` that a server
+/// refused for good (`lists` is `not_sent`, `refused_permanently`, `uncertain`).
 fn send_document(
     exit: Exit,
     delivered: &SendReport,
-    not_sent: &[Recipient],
-    uncertain: &[Recipient],
+    lists: [&Vec<Recipient>; 3],
     error: Option<&Error>,
 ) -> Value {
+    let [not_sent, refused_permanently, uncertain] = lists;
     let status = match error {
         None => "sent",
         Some(_) if !delivered.messages.is_empty() => "partial",
@@ -363,6 +376,7 @@ fn send_document(
         "messages": messages,
         "delivered": recipients_json(delivered.recipients()),
         "not_sent": recipients_json(not_sent),
+        "refused_permanently": recipients_json(refused_permanently),
         "uncertain": recipients_json(uncertain),
         "error": error.map(|e| error_json(e, exit)),
     })

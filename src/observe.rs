@@ -64,14 +64,12 @@ pub(crate) async fn observe_send(
 fn outcome_of(result: &Result<SendReport>) -> (Outcome, Option<&str>) {
     match result {
         Ok(report) => (Outcome::Sent, first_id(report)),
-        Err(
-            Error::PartialDelivery {
-                delivered,
-                uncertain,
-                source,
-                ..
-            },
-        ) if !delivered.messages.is_empty() => (
+        Err(Error::PartialDelivery {
+            delivered,
+            uncertain,
+            source,
+            ..
+        }) if !delivered.messages.is_empty() => (
             Outcome::Partial {
                 delivered: delivered.messages.len() as u64,
                 rest_uncertain: !uncertain.is_empty(),

@@ -306,7 +306,11 @@ impl Error {
                 refused_permanently,
                 source,
                 ..
-            } => delivered.messages.is_empty() && refused_permanently.is_empty() && source.is_transient(),
+            } => {
+                delivered.messages.is_empty()
+                    && refused_permanently.is_empty()
+                    && source.is_transient()
+            }
             Self::Graph { transient, .. } => *transient,
             Self::TokenRequest {
                 status, transient, ..

@@ -208,6 +208,9 @@ impl Remainder {
 }
 
 /// The outcome of a delivery attempt, as the worker records it.
+// One per delivery attempt, moved once into the store: boxing `Partial`'s fields would
+// only make the variant harder to build and match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Outcome {

@@ -53,7 +53,9 @@ fn fast() -> RetryPolicy {
 
 fn email_to(to: &[&str]) -> Email {
     to.iter()
-        .fold(Email::builder().from("no-reply@example.org"), |b, to| b.to(*to))
+        .fold(Email::builder().from("no-reply@example.org"), |b, to| {
+            b.to(*to)
+        })
         .subject("mixed")
         .text("hello")
         .build()
@@ -85,8 +87,20 @@ async fn assert_gone_failed_alone(queue: &Queue, parent: &str) {
     assert!(error.contains("refused permanently"), "{error}");
     let remedy = failed.remedy.as_deref().unwrap();
     assert!(remedy.contains("address"), "{remedy}");
-    assert!(queue.list(Some(State::Uncertain), 10).await.unwrap().is_empty());
-    assert!(queue.list(Some(State::Queued), 10).await.unwrap().is_empty());
+    assert!(
+        queue
+            .list(Some(State::Uncertain), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        queue
+            .list(Some(State::Queued), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn deliver_mixed(backend: Backend, order: [&str; 3]) {
@@ -126,9 +140,7 @@ async fn a_permanent_refusal_before_a_temporary_one_fails_only_its_recipient(bac
     deliver_mixed(backend, ["ann@example.org", GONE, BUSY]).await;
 }
 
-async fn a_temporary_refusal_before_a_permanent_one_fails_only_the_permanent_one(
-    backend: Backend,
-) {
+async fn a_temporary_refusal_before_a_permanent_one_fails_only_the_permanent_one(backend: Backend) {
     deliver_mixed(backend, ["ann@example.org", BUSY, GONE]).await;
 }
 

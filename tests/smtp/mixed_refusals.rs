@@ -120,7 +120,10 @@ async fn only_permanent_refusals_are_all_refused_permanently() {
     };
     assert!(refused_permanently.is_empty());
     assert!(source.is_transient());
-    assert!(!error.to_string().contains("refused permanently"), "{error}");
+    assert!(
+        !error.to_string().contains("refused permanently"),
+        "{error}"
+    );
 }
 
 /// The recipient limit keeps a part's permanent refusals when it merges the part's partial
@@ -141,10 +144,7 @@ async fn the_recipient_limit_carries_the_permanent_refusals_of_a_part() {
         panic!("{error:?}")
     };
     assert_eq!(delivered.recipients().count(), 1);
-    assert_eq!(
-        addresses(not_sent),
-        ["gone@example.org", "cy@example.org"]
-    );
+    assert_eq!(addresses(not_sent), ["gone@example.org", "cy@example.org"]);
     assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
     assert_eq!(server.rcpt_commands("cy@example.org"), 0);
 }

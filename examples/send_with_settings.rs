@@ -50,14 +50,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if let Error::PartialDelivery {
                 delivered,
                 not_sent,
+                refused_permanently,
                 uncertain,
                 ..
             } = &error
             {
                 eprintln!(
-                    "sent in part: {} recipient(s) got it, {} did not, {} uncertain",
+                    "sent in part: {} recipient(s) got it, {} did not ({} refused for good: \
+                     do not resend to them), {} uncertain",
                     delivered.recipients().count(),
                     not_sent.len(),
+                    refused_permanently.len(),
                     uncertain.len()
                 );
             }

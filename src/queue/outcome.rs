@@ -265,3 +265,71 @@ pub(crate) fn partial_rows(
         splits,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rest(recipients: &str) -> Remainder {
+        Remainder::new(Vec::new(), recipients.to_owned())
+    }
+
+    fn recipients(rows: &PartialRows) -> Vec<(State, &str)> {
+        let kept = rows.rest.as_ref().map_or("", |r| r.recipients.as_str());
+        let mut all = vec![(rows.state, kept)];
+        all.extend(
+            rows.splits
+                .iter()
+                .map(|s| (s.state, s.rest.recipients.as_str())),
+        );
+        all
+    }
+
+    #[test]
+    fn the_message_keeps_the_first_group_and_the_others_are_split_off() {
+        let at = SystemTime::now();
+        let refused = || Some((rest("To: gone@example.org"), "refused".to_owned()));
+        let rows = partial_rows(
+            "partial".into(),
+            Some("fix".into()),
+            Some((rest("To: busy@example.org"), Some(at))),
+            Some(rest("To: maybe@example.org")),
+            refused(),
+        );
+        assert_eq!(
+            recipients(&rows),
+            [
+                (State::Queued, "To: busy@example.org"),
+                (State::Uncertain, "To: maybe@example.org"),
+                (State::Failed, "To: gone@example.org"),
+            ]
+        );
+        assert_eq!((rows.due, rows.error.as_str()), (Some(at), "partial"));
+        assert_eq!(rows.splits[1].error, "refused");
+        assert_eq!(rows.splits[1].remedy.as_deref(), Some("fix"));
+
+        // Nothing to retry and nothing uncertain: the refused recipients stay in the message.
+        let rows = partial_rows("partial".into(), None, None, None, refused());
+        assert_eq!(recipients(&rows), [(State::Failed, "To: gone@example.org")]);
+        assert_eq!((rows.due, rows.error.as_str()), (None, "refused"));
+
+        // Out of attempts: those not sent fail too, in the message; the refused apart.
+        let rows = partial_rows(
+            "partial".into(),
+            None,
+            Some((rest("To: busy@example.org"), None)),
+            None,
+            refused(),
+        );
+        assert_eq!(
+            recipients(&rows),
+            [
+                (State::Failed, "To: busy@example.org"),
+                (State::Failed, "To: gone@example.org"),
+            ]
+        );
+
+        let rows = partial_rows("partial".into(), None, None, None, None);
+        assert_eq!(recipients(&rows), [(State::Sent, "")]);
+    }
+}

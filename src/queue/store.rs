@@ -248,8 +248,8 @@ pub enum Outcome {
         error: String,
         /// What to fix.
         remedy: Option<String>,
-        /// The recipients that certainly did not get it, and what happens to them:
-        /// `Some(at)` to retry at `at`, `None` to fail them.
+        /// The recipients that certainly did not get it, those refused permanently aside,
+        /// and what happens to them: `Some(at)` to retry at `at`, `None` to fail them.
         not_sent: Option<(Remainder, Option<SystemTime>)>,
         /// The recipients whose delivery is uncertain: `uncertain`, never resent without an
         /// operator.

@@ -95,9 +95,8 @@ pub enum Error {
         source: Arc<std::io::Error>,
     },
 
-    /// An email was sent to some of its recipients only: an SMTP server refused some of
-    /// them at `RCPT TO` and accepted the rest, or an email split by the recipient limit had
-    /// some parts go out and one fail (the rest were not attempted).
+    /// An email went to some of its recipients only: an SMTP server refused some at `RCPT TO`,
+    /// or a recipient-limit split had a part fail after others went out (the rest not tried).
     #[error(
         "the email was sent to {} of {} recipients; {} did not get it{}{}: {source}",
         delivered.recipients().count(),
@@ -441,26 +440,24 @@ impl Error {
                 source,
                 ..
             } => {
-                let mut steps: Vec<String> = source.remedy().into_iter().collect();
+                let refused = !refused_permanently.is_empty();
                 // A temporary source says nothing of the recipients refused for good.
-                if !refused_permanently.is_empty() && source.is_transient() {
-                    steps.push(
-                        "check the addresses of the recipients refused permanently, or the \
-                         mailbox's permission to send to them"
-                            .to_owned(),
-                    );
-                }
-                if steps.is_empty() {
-                    return None;
-                }
-                steps.push(if refused_permanently.is_empty() {
-                    "then resend only to the recipients listed as not sent".to_owned()
-                } else {
-                    "then resend only to the recipients listed as not sent and not refused \
-                     permanently"
+                let check = (refused && source.is_transient()).then(|| {
+                    "check the addresses of the recipients refused permanently, or the \
+                     mailbox's permission to send to them"
                         .to_owned()
                 });
-                Some(steps.join("; "))
+                let steps: Vec<String> = source.remedy().into_iter().chain(check).collect();
+                let only = match refused {
+                    true => "not sent and not refused permanently",
+                    false => "listed as not sent",
+                };
+                (!steps.is_empty()).then(|| {
+                    format!(
+                        "{}; then resend only to the recipients {only}",
+                        steps.join("; ")
+                    )
+                })
             }
             Self::Transport { .. } => None,
             Self::Graph { advice, .. }

@@ -13,12 +13,15 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
+
+// The SMTP session itself; a path from this file's folder, wherever it is included from.
+#[path = "smtp_session.rs"]
+mod smtp_session;
+use smtp_session::session;
 
 /// How the server encrypts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +77,11 @@ pub struct ServerOptions {
     pub greeting_delay: Option<std::time::Duration>,
     /// Hold each reply to RCPT TO and to the end of the data this long (simulated work).
     pub hold_replies: Option<std::time::Duration>,
+    /// Acknowledge what arrives at once (Linux `TCP_QUICKACK`, set again before every read)
+    /// instead of delaying the ACK: a client that writes the message and the final `.`
+    /// separately with Nagle's algorithm on (lettre's own sockets) then does not wait about
+    /// 40 ms per message for it. For the bench; elsewhere a no-op.
+    pub quick_ack: bool,
 }
 
 impl Default for ServerOptions {
@@ -99,6 +107,7 @@ impl Default for ServerOptions {
             no_greeting: false,
             greeting_delay: None,
             hold_replies: None,
+            quick_ack: false,
         }
     }
 }
@@ -319,325 +328,4 @@ impl TestServer {
             notified.await;
         }
     }
-}
-
-async fn reply(io: &mut BufReader<Box<dyn Io>>, line: &str) -> std::io::Result<()> {
-    io.get_mut()
-        .write_all(format!("{line}\r\n").as_bytes())
-        .await?;
-    io.get_mut().flush().await
-}
-
-async fn read_line(io: &mut BufReader<Box<dyn Io>>) -> std::io::Result<Option<String>> {
-    let mut line = String::new();
-    if io.read_line(&mut line).await? == 0 {
-        return Ok(None);
-    }
-    Ok(Some(line.trim_end_matches(['\r', '\n']).to_owned()))
-}
-
-fn decode(b64: &str) -> String {
-    BASE64
-        .decode(b64.trim())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_else(|_| format!("<invalid base64 {b64}>"))
-}
-
-/// Counts this session as inside a mail transaction while `active`; dropping it (the
-/// session ends) ends the transaction.
-struct Transaction<'a> {
-    state: &'a State,
-    active: bool,
-}
-
-impl Transaction<'_> {
-    fn begin(&mut self) {
-        if !self.active {
-            self.active = true;
-            let now = self.state.in_transaction.fetch_add(1, Ordering::SeqCst) + 1;
-            self.state
-                .max_in_transaction
-                .fetch_max(now, Ordering::SeqCst);
-        }
-    }
-
-    fn end(&mut self) {
-        if self.active {
-            self.active = false;
-            self.state.in_transaction.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-}
-
-impl Drop for Transaction<'_> {
-    fn drop(&mut self) {
-        self.end();
-    }
-}
-
-async fn hold(options: &ServerOptions) {
-    if let Some(delay) = options.hold_replies {
-        tokio::time::sleep(delay).await;
-    }
-}
-
-async fn session(
-    socket: tokio::net::TcpStream,
-    options: &ServerOptions,
-    state: &State,
-    acceptor: &TlsAcceptor,
-) -> std::io::Result<()> {
-    if options.no_greeting {
-        // Hold the socket open, silent.
-        std::future::pending::<()>().await;
-    }
-    let mut encrypted = false;
-    let stream: Box<dyn Io> = if options.tls == ServerTls::Implicit {
-        encrypted = true;
-        Box::new(acceptor.accept(socket).await?)
-    } else {
-        Box::new(socket)
-    };
-    let mut io = BufReader::new(stream);
-    if let Some(delay) = options.greeting_delay {
-        // The behaviour under test (a slow greeting), not a synchronisation.
-        tokio::time::sleep(delay).await;
-    }
-    reply(&mut io, "220 localhost test ESMTP ready").await?;
-    let mut authenticated = false;
-    let mut mail_from: Option<String> = None;
-    let mut rcpt_to = Vec::new();
-    let mut transaction = Transaction {
-        state,
-        active: false,
-    };
-    while let Some(line) = read_line(&mut io).await? {
-        let upper = line.to_ascii_uppercase();
-        let verb = upper.split_whitespace().next().unwrap_or("").to_owned();
-        match verb.as_str() {
-            "EHLO" | "HELO" => {
-                let mut lines = vec![
-                    "localhost greets you".to_owned(),
-                    "8BITMIME".into(),
-                    "SMTPUTF8".into(),
-                    "SIZE 157286400".into(),
-                ];
-                if options.tls == ServerTls::Starttls && !encrypted {
-                    lines.push("STARTTLS".into());
-                }
-                let auth_offered = options.tls != ServerTls::Starttls || encrypted;
-                if auth_offered && !options.mechanisms.is_empty() {
-                    lines.push(format!("AUTH {}", options.mechanisms.join(" ")));
-                }
-                let last = lines.len() - 1;
-                for (i, l) in lines.iter().enumerate() {
-                    let sep = if i == last { ' ' } else { '-' };
-                    reply(&mut io, &format!("250{sep}{l}")).await?;
-                }
-            }
-            "STARTTLS" if options.tls == ServerTls::Starttls && !encrypted => {
-                reply(&mut io, "220 2.0.0 SMTP server ready").await?;
-                let raw = io.into_inner();
-                let tls = acceptor.accept(raw).await?;
-                io = BufReader::new(Box::new(tls));
-                encrypted = true;
-            }
-            "AUTH" => {
-                let mut sent = vec![line.clone()];
-                let mut words = line.split_whitespace().skip(1);
-                let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
-                let initial = words.next().map(str::to_owned);
-                if !options.mechanisms.iter().any(|m| *m == mechanism) {
-                    reply(&mut io, "504 5.5.4 Unrecognized authentication type").await?;
-                    continue;
-                }
-                let (decoded, accepted) = match mechanism.as_str() {
-                    "PLAIN" => {
-                        let response = match initial {
-                            Some(r) => r,
-                            None => {
-                                reply(&mut io, "334 ").await?;
-                                let r = read_line(&mut io).await?.unwrap_or_default();
-                                sent.push(r.clone());
-                                r
-                            }
-                        };
-                        let decoded = decode(&response);
-                        let mut parts = decoded.split('\0').skip(1);
-                        let (user, pass) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                        let ok = options.users.iter().any(|(u, p)| u == user && p == pass);
-                        (decoded, ok)
-                    }
-                    "LOGIN" => {
-                        reply(&mut io, "334 VXNlcm5hbWU6").await?;
-                        let user = read_line(&mut io).await?.unwrap_or_default();
-                        sent.push(user.clone());
-                        let user = decode(&user);
-                        reply(&mut io, "334 UGFzc3dvcmQ6").await?;
-                        let pass = read_line(&mut io).await?.unwrap_or_default();
-                        sent.push(pass.clone());
-                        let pass = decode(&pass);
-                        let ok = options.users.iter().any(|(u, p)| *u == user && *p == pass);
-                        (format!("{user}\n{pass}"), ok)
-                    }
-                    "XOAUTH2" => {
-                        let response = match initial {
-                            Some(r) => r,
-                            None => {
-                                reply(&mut io, "334 ").await?;
-                                let r = read_line(&mut io).await?.unwrap_or_default();
-                                sent.push(r.clone());
-                                r
-                            }
-                        };
-                        let decoded = decode(&response);
-                        let ok = options.tokens.iter().any(|t| {
-                            decoded
-                                == format!(
-                                    "user={}\x01auth=Bearer {t}\x01\x01",
-                                    options.xoauth2_user
-                                )
-                        });
-                        (decoded, ok)
-                    }
-                    _ => unreachable!(),
-                };
-                state.auths.lock().unwrap().push(AuthRecord {
-                    mechanism,
-                    decoded,
-                    accepted,
-                });
-                if accepted {
-                    authenticated = true;
-                    reply(&mut io, "235 2.7.0 Authentication successful").await?;
-                } else if options.echo_auth_on_failure {
-                    let echoed =
-                        format!("{} (received: {})", options.auth_failure, sent.join(" | "));
-                    reply(&mut io, &echoed).await?;
-                } else {
-                    reply(&mut io, &options.auth_failure).await?;
-                }
-            }
-            "MAIL" => {
-                state.mail_from_commands.fetch_add(1, Ordering::SeqCst);
-                if !options.mechanisms.is_empty() && !authenticated {
-                    reply(&mut io, "530 5.7.57 Client not authenticated to send mail").await?;
-                    continue;
-                }
-                let took = state
-                    .transient_left
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok();
-                if took {
-                    reply(&mut io, &options.transient_reply).await?;
-                    continue;
-                }
-                transaction.begin();
-                mail_from = Some(angle(&line));
-                rcpt_to.clear();
-                reply(&mut io, "250 2.1.0 Sender OK").await?;
-            }
-            "RCPT" => {
-                hold(options).await;
-                let address = angle(&line);
-                let earlier = {
-                    let mut commands = state.rcpt_commands.lock().unwrap();
-                    let earlier = commands
-                        .iter()
-                        .filter(|a| a.eq_ignore_ascii_case(&address))
-                        .count();
-                    commands.push(address.clone());
-                    earlier
-                };
-                let scripted = options
-                    .rcpt_replies
-                    .iter()
-                    .find(|r| r.address.eq_ignore_ascii_case(&address) && earlier < r.times);
-                if let Some(scripted) = scripted {
-                    reply(&mut io, &scripted.reply).await?;
-                } else if options
-                    .refused
-                    .iter()
-                    .any(|r| r.eq_ignore_ascii_case(&address))
-                {
-                    reply(&mut io, &options.refused_reply).await?;
-                    if options.refused_reply.starts_with("421") {
-                        return Ok(());
-                    }
-                } else {
-                    rcpt_to.push(address);
-                    reply(&mut io, "250 2.1.5 Recipient OK").await?;
-                }
-            }
-            "DATA" => {
-                if mail_from.is_none() || rcpt_to.is_empty() {
-                    reply(&mut io, "503 5.5.1 Bad sequence of commands").await?;
-                    continue;
-                }
-                reply(&mut io, "354 Start mail input; end with <CRLF>.<CRLF>").await?;
-                let mut data = Vec::new();
-                loop {
-                    let mut raw = Vec::new();
-                    if io.read_until(b'\n', &mut raw).await? == 0 {
-                        return Ok(());
-                    }
-                    if raw == b".\r\n" {
-                        break;
-                    }
-                    if raw.starts_with(b"..") {
-                        raw.remove(0);
-                    }
-                    data.extend_from_slice(&raw);
-                }
-                hold(options).await;
-                let rejected = state
-                    .transient_data_left
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok();
-                if rejected {
-                    state.rejected_data.fetch_add(1, Ordering::SeqCst);
-                    transaction.end();
-                    mail_from = None;
-                    rcpt_to.clear();
-                    reply(&mut io, &options.transient_data_reply).await?;
-                    continue;
-                }
-                state.messages.lock().unwrap().push(Received {
-                    mail_from: mail_from.take().unwrap_or_default(),
-                    rcpt_to: std::mem::take(&mut rcpt_to),
-                    data,
-                });
-                state.received.notify_waiters();
-                if options.silent_after_data {
-                    std::future::pending::<()>().await;
-                }
-                transaction.end();
-                reply(&mut io, "250 2.0.0 OK queued").await?;
-                if options.close_after_message {
-                    return Ok(());
-                }
-            }
-            "RSET" => {
-                transaction.end();
-                mail_from = None;
-                rcpt_to.clear();
-                reply(&mut io, "250 2.0.0 Resetting").await?;
-            }
-            "NOOP" => reply(&mut io, "250 2.0.0 OK").await?,
-            "QUIT" => {
-                transaction.end();
-                reply(&mut io, "221 2.0.0 Bye").await?;
-                return Ok(());
-            }
-            _ => reply(&mut io, "500 5.5.2 Command not recognized").await?,
-        }
-    }
-    Ok(())
-}
-
-/// The address between `<` and `>` in a MAIL/RCPT line.
-fn angle(line: &str) -> String {
-    let start = line.find('<').map_or(0, |i| i + 1);
-    let end = line[start..].find('>').map_or(line.len(), |i| start + i);
-    line[start..end].to_owned()
 }

@@ -50,8 +50,6 @@ pub(crate) use super::mailbox::MailboxState;
 
 static CLIENT_REQUEST_ID: reqwest::header::HeaderName =
     reqwest::header::HeaderName::from_static("client-request-id");
-static RETURN_CLIENT_REQUEST_ID: reqwest::header::HeaderName =
-    reqwest::header::HeaderName::from_static("return-client-request-id");
 
 /// A new `client-request-id`: a random (version 4) UUID from a fast thread-local generator,
 /// with no system call per request. It correlates a request with Graph's logs; it is not a
@@ -310,7 +308,9 @@ impl GraphClient {
         }
         let headers = http_request.headers_mut();
         // Ours, the caller's, and the client's defaults (`accept`), added when it is sent.
-        headers.reserve(6 + request.headers.len());
+        // No `return-client-request-id`: nothing reads the echo (an error keeps the id sent,
+        // and Graph's own `request-id` comes back anyway), and each header costs both ends.
+        headers.reserve(5 + request.headers.len());
         match HeaderValue::from_str(client_request_id) {
             Ok(mut id) => {
                 // Not a secret: marked so only that HTTP/2's header compression never adds
@@ -328,7 +328,6 @@ impl GraphClient {
                 ));
             }
         };
-        headers.insert(&RETURN_CLIENT_REQUEST_ID, HeaderValue::from_static("true"));
         if let Some(bearer) = bearer {
             headers.insert(reqwest::header::AUTHORIZATION, bearer);
         }

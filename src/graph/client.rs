@@ -251,8 +251,10 @@ impl GraphClient {
                 // This slot was just freed by a request whose connection the HTTP client
                 // puts back in its pool a moment after the answer is read. Let that happen
                 // first, so that this request reuses the connection rather than dial
-                // another one alongside it.
-                tokio::task::yield_now().await;
+                // another one alongside it. (Over HTTP/2 it never leaves: no need.)
+                if self.state.let_connection_return_first() {
+                    tokio::task::yield_now().await;
+                }
                 permit
             }
         };
@@ -283,7 +285,7 @@ impl GraphClient {
         let bearer = match &token {
             Some(token) => {
                 let (header, new_token) = self.bearer(token)?;
-                if new_token {
+                if new_token && self.state.let_connection_return_first() {
                     // Likely fetched just now, over the same HTTP client when it is shared:
                     // let the token request's connection go back to the pool first, so that
                     // this request reuses it rather than dial another one.
@@ -382,6 +384,7 @@ impl GraphClient {
         let request_in_flight = InFlight::new(async move {
             let _permit = permit;
             let mut response = sent.await?;
+            state.answered_over(response.version());
             let status = response.status();
             // The body's length is known without them: the headers are taken, not copied.
             let headers = std::mem::take(response.headers_mut());

@@ -1,6 +1,8 @@
 //! [`MailboxState`]: what every request of one transport (one mailbox) shares — the
-//! `Retry-After` pause and the memory of a refused fresh token.
+//! `Retry-After` pause, the memory of a refused fresh token, and whether Graph answers over
+//! HTTP/2.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -18,6 +20,9 @@ pub(crate) struct MailboxState {
     paused_until: Mutex<Option<Instant>>,
     /// When a freshly fetched token was refused too (see [`REFUSED_TOKEN_BACKOFF`]).
     token_refused_after_refresh: Mutex<Option<Instant>>,
+    /// Whether the last answer came over HTTP/2, whose one connection carries every request
+    /// at once: no request waits for a connection to come back to the pool.
+    http2: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -52,6 +57,24 @@ impl MailboxState {
         *lock(&self.token_refused_after_refresh) = Some(Instant::now());
     }
 
+    /// Records the HTTP version of an answer.
+    pub(crate) fn answered_over(&self, version: reqwest::Version) {
+        let http2 = version == reqwest::Version::HTTP_2;
+        // Written only when it changes: every request reads it, and a write would take the
+        // cache line from the other cores each time.
+        if self.http2.load(Ordering::Relaxed) != http2 {
+            self.http2.store(http2, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a request should let a just-finished request's connection go back to the
+    /// HTTP client's pool before it is sent, so that it reuses that connection rather than
+    /// dial another: over HTTP/1.1 (or before any answer) yes; over HTTP/2 there is nothing
+    /// to wait for.
+    pub(crate) fn let_connection_return_first(&self) -> bool {
+        !self.http2.load(Ordering::Relaxed)
+    }
+
     /// Records that Graph accepted a token.
     pub(crate) fn token_accepted(&self) {
         *lock(&self.token_refused_after_refresh) = None;
@@ -81,5 +104,23 @@ mod tests {
         assert!(!state.refresh_allowed());
         state.token_accepted();
         assert!(state.refresh_allowed());
+    }
+
+    #[test]
+    fn requests_wait_for_the_pool_until_an_answer_comes_over_http2() {
+        let state = MailboxState::default();
+        assert!(
+            state.let_connection_return_first(),
+            "before any answer, as for HTTP/1.1"
+        );
+        state.answered_over(reqwest::Version::HTTP_11);
+        assert!(state.let_connection_return_first());
+        state.answered_over(reqwest::Version::HTTP_2);
+        assert!(!state.let_connection_return_first());
+        state.answered_over(reqwest::Version::HTTP_2);
+        assert!(!state.let_connection_return_first());
+        // A proxy or a new endpoint may go back to HTTP/1.1.
+        state.answered_over(reqwest::Version::HTTP_11);
+        assert!(state.let_connection_return_first());
     }
 }

@@ -72,7 +72,7 @@
 //!   through their `http_client`). A request that waited for a slot reuses the connection
 //!   the previous one freed rather than dial another: a fresh transport under a burst of
 //!   sends opens about as many connections as requests may be in flight, plus one for the
-//!   token.
+//!   token. (Over HTTP/2, which Graph speaks, one connection carries them all.)
 //! - 429 and 503 are retried after `Retry-After` (seconds, fractional seconds or an HTTP date;
 //!   never sooner), else after exponential backoff with jitter, until the send deadline; then
 //!   the error says the mail was not sent. A `Retry-After` pauses every request of the

@@ -69,10 +69,13 @@
 //!   (drops the `send` future): Graph still counts it.
 //! - Built from settings, the transport and the token endpoint share one HTTP client, and so
 //!   one connection pool (the standalone builders share one when given the same client
-//!   through their `http_client`). A request that waited for a slot reuses the connection
-//!   the previous one freed rather than dial another: a fresh transport under a burst of
-//!   sends opens about as many connections as requests may be in flight, plus one for the
-//!   token. (Over HTTP/2, which Graph speaks, one connection carries them all.)
+//!   through their `http_client`). Graph and the login host speak HTTP/2 (chosen by ALPN),
+//!   where all requests to a host share one connection: a fresh transport under a burst of
+//!   sends opens one connection to the login host and one to Graph (up to one per request
+//!   in flight while the first is being made; the extra ones are closed). Through a proxy
+//!   or gateway that offers only HTTP/1.1, a request that waited for a slot reuses the
+//!   connection the previous one freed rather than dial another, so a burst opens about as
+//!   many connections as requests may be in flight, plus one for the token.
 //! - 429 and 503 are retried after `Retry-After` (seconds, fractional seconds or an HTTP date;
 //!   never sooner), else after exponential backoff with jitter, until the send deadline; then
 //!   the error says the mail was not sent. A `Retry-After` pauses every request of the

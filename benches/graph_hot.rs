@@ -5,7 +5,9 @@
 //! `cargo bench --bench graph_hot` prints, over HTTP/2 (what Graph and the login host choose
 //! by ALPN) and then over HTTP/1.1 (a sink offering nothing else, as a proxy might), for 1
 //! caller, 4 callers (the default in-flight cap) and 64 callers: sends per second and CPU per
-//! send for both, and their ratios; then the TLS connections a fresh transport opens under
+//! send for both, and their ratios — and the ratios against the plain loop with the
+//! transport's 30 s request timeout, which costs reqwest a timer per request; then the TLS
+//! connections a fresh transport opens under
 //! 1,000 concurrent cold sends, counted at the sinks (token endpoint included): over HTTP/2
 //! with the login host and Graph on one sink and on two, and over HTTP/1.1 on one.
 //!
@@ -14,10 +16,11 @@
 //! - `GRAPH_HOT_SENDS`: sends per measurement (default 10,000; 200 without `--bench`);
 //! - `GRAPH_HOT_ROUNDS`: rounds, each measuring the two back to back; medians are reported,
 //!   the ratios as the median of each round's ratio (default 7);
-//! - `GRAPH_HOT_ONLY=crate|reqwest`: only that many sends, by `GRAPH_HOT_CALLERS` tasks
+//! - `GRAPH_HOT_ONLY=crate|reqwest|reqwest-timeout`: only that many sends, by `GRAPH_HOT_CALLERS` tasks
 //!   (default 1), over `GRAPH_HOT_HTTP=2|1` (default 2), on a single-threaded runtime,
 //!   printing nothing — for instruction counts under `valgrind --tool=callgrind` (run it
-//!   with two counts and divide the difference).
+//!   with two counts and divide the difference); `GRAPH_HOT_THREADS=2` runs it on that many
+//!   worker threads instead, for `perf`.
 
 #[path = "../tests/support/tls_sink.rs"]
 mod tls_sink;
@@ -59,9 +62,16 @@ fn transport(base: &str, ca_file: &std::path::Path) -> Arc<GraphTransport> {
     )
 }
 
-/// The plain loop's client: reqwest's defaults, trusting the sink, following no redirect.
-fn plain_client(pem: &str) -> reqwest::Client {
-    reqwest::Client::builder()
+/// The plain loop's client: reqwest's defaults, trusting the sink, following no redirect;
+/// with `timeout`, a timeout on each request as the transport has (reqwest then keeps a
+/// timer per request).
+fn plain_client(pem: &str, timeout: Option<std::time::Duration>) -> reqwest::Client {
+    let builder = reqwest::Client::builder();
+    let builder = match timeout {
+        Some(timeout) => builder.timeout(timeout),
+        None => builder,
+    };
+    builder
         .redirect(reqwest::redirect::Policy::none())
         .tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem.as_bytes()).unwrap())
         .build()
@@ -154,8 +164,9 @@ async fn measure(sender: &Sender, sends: usize, callers: usize) -> (f64, f64) {
     (done / elapsed.as_secs_f64(), cpu as f64 / done)
 }
 
-/// One round: (sends/s, CPU ns per send) of the transport, then of the plain loop.
-type Round = ((f64, f64), (f64, f64));
+/// One round: (sends/s, CPU ns per send) of the transport, the plain loop, and the plain
+/// loop with a request timeout.
+type Round = [(f64, f64); 3];
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -203,32 +214,54 @@ async fn cold_connections(
     (login.connections(), to_graph, tokens)
 }
 
-async fn senders(sink: &tls_sink::TlsSink, ca_file: &std::path::Path) -> (Sender, Sender) {
+/// The transport, the plain loop, and the plain loop with the transport's default request
+/// timeout (30 s).
+async fn senders(sink: &tls_sink::TlsSink, ca_file: &std::path::Path) -> [Sender; 3] {
     let ours = Sender::Crate(transport(&sink.base, ca_file), Arc::new(email()));
-    let client = plain_client(&sink.certificate_pem);
-    let token = plain_token(&client, &sink.base).await;
-    let plain = Sender::Plain {
-        client,
-        url: format!("{}/v1.0/users/{MAILBOX}/sendMail", sink.base).into(),
-        token: token.into(),
-        body: Arc::new(same_json()),
-    };
-    (ours, plain)
+    let url: Arc<str> = format!("{}/v1.0/users/{MAILBOX}/sendMail", sink.base).into();
+    let body = Arc::new(same_json());
+    let mut plain = Vec::new();
+    for timeout in [None, Some(std::time::Duration::from_secs(30))] {
+        let client = plain_client(&sink.certificate_pem, timeout);
+        let token = plain_token(&client, &sink.base).await;
+        plain.push(Sender::Plain {
+            client,
+            url: Arc::clone(&url),
+            token: token.into(),
+            body: Arc::clone(&body),
+        });
+    }
+    let timed = plain.pop().unwrap();
+    [ours, plain.pop().unwrap(), timed]
 }
 
 /// Only `sends` sends of one kind by `callers` tasks, on one thread: for callgrind.
 fn only(kind: &str, sends: usize, callers: usize, protocols: tls_sink::Protocols) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    // `GRAPH_HOT_THREADS=2`: on a runtime of that many worker threads instead, for `perf`.
+    let runtime = match std::env::var("GRAPH_HOT_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+    {
+        Some(threads) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+    .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let sink = tls_sink::start_with(protocols).await;
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, &sink.certificate_pem).unwrap();
-        let (ours, plain) = senders(&sink, &ca_file).await;
-        let sender = if kind == "crate" { ours } else { plain };
+        let [ours, plain, timed] = senders(&sink, &ca_file).await;
+        let sender = match kind {
+            "crate" => ours,
+            "reqwest-timeout" => timed,
+            _ => plain,
+        };
         // Warm: the token fetched, the connection open.
         sender.send().await;
         measure(&sender, sends, callers).await;
@@ -241,29 +274,34 @@ async fn compare(protocols: tls_sink::Protocols, name: &str, sends: usize, round
     let sink = tls_sink::start_with(protocols).await;
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &sink.certificate_pem).unwrap();
-    let (ours, plain) = senders(&sink, &ca_file).await;
+    let senders = senders(&sink, &ca_file).await;
     // Warm up connections and code paths.
-    measure(&ours, 400, 4).await;
-    measure(&plain, 400, 4).await;
+    for sender in &senders {
+        measure(sender, 400, 4).await;
+    }
 
     println!(
         "{name}, zero-latency HTTPS sink, {sends} sends per measurement, medians of {rounds} rounds"
     );
     let mut four_in_flight = 0.0;
     for callers in [1, 4, 64] {
-        // Each round measures the two back to back, so that a change in the machine's
-        // load between rounds moves both; the ratios are taken per round.
+        // Each round measures the three back to back, so that a change in the machine's
+        // load between rounds moves all; the ratios are taken per round.
         let mut rounds_seen = Vec::new();
         for _ in 0..rounds {
-            let ours = measure(&ours, sends, callers).await;
-            let floor = measure(&plain, sends, callers).await;
-            rounds_seen.push((ours, floor));
+            let mut round = [(0.0, 0.0); 3];
+            for (seen, sender) in round.iter_mut().zip(&senders) {
+                *seen = measure(sender, sends, callers).await;
+            }
+            rounds_seen.push(round);
         }
         let pick = |f: &dyn Fn(&Round) -> f64| median(rounds_seen.iter().map(f).collect());
-        let (rate, cpu) = (pick(&|r| r.0.0), pick(&|r| r.0.1));
-        let (floor, floor_cpu) = (pick(&|r| r.1.0), pick(&|r| r.1.1));
-        let rate_ratio = pick(&|r| r.0.0 / r.1.0);
-        let cpu_ratio = pick(&|r| r.0.1 / r.1.1);
+        let (rate, cpu) = (pick(&|r| r[0].0), pick(&|r| r[0].1));
+        let (floor, floor_cpu) = (pick(&|r| r[1].0), pick(&|r| r[1].1));
+        let rate_ratio = pick(&|r| r[0].0 / r[1].0);
+        let cpu_ratio = pick(&|r| r[0].1 / r[1].1);
+        let timed_rate_ratio = pick(&|r| r[0].0 / r[2].0);
+        let timed_cpu_ratio = pick(&|r| r[0].1 / r[2].1);
         if callers == 4 {
             four_in_flight = rate;
         }
@@ -277,6 +315,10 @@ async fn compare(protocols: tls_sink::Protocols, name: &str, sends: usize, round
              {rate_ratio:.2}, CPU ratio {cpu_ratio:.2}{vs_four}",
             cpu / 1e3,
             floor_cpu / 1e3,
+        );
+        println!(
+            "           against plain reqwest with a 30 s request timeout: throughput ratio \
+             {timed_rate_ratio:.2}, CPU ratio {timed_cpu_ratio:.2}"
         );
     }
 }

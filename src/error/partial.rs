@@ -124,3 +124,108 @@ pub(crate) fn rest_remedy(error: &Error) -> Option<String> {
         _ => error.remedy(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Advice;
+    use crate::message::{Mailbox, RecipientKind};
+    use crate::transport::SentMessage;
+
+    fn to(address: &str) -> Recipient {
+        Recipient {
+            mailbox: Mailbox::new(None, address).unwrap(),
+            kind: RecipientKind::To,
+        }
+    }
+
+    fn smtp(code: u16, delivery: Delivery, remedy: &str) -> Error {
+        Error::Smtp {
+            stage: SmtpStage::Rcpt,
+            code: Some(code),
+            enhanced_code: None,
+            message: "refused".into(),
+            mechanism: None,
+            transient: code < 500,
+            delivery,
+            advice: Advice::remedy(Some(remedy.into())),
+        }
+    }
+
+    fn partial(
+        sent: &[&str],
+        uncertain: &[&str],
+        not_sent: &[&str],
+        refused: &[&str],
+        source: Error,
+    ) -> Error {
+        let list = |a: &[&str]| a.iter().map(|a| to(a)).collect::<Vec<_>>();
+        let delivered = match sent {
+            [] => SendReport::default(),
+            _ => SendReport::single(SentMessage::new(list(sent), None)),
+        };
+        Error::PartialDelivery {
+            delivered,
+            uncertain: list(uncertain),
+            not_sent: list(not_sent),
+            refused_permanently: list(refused),
+            source: Box::new(source),
+        }
+    }
+
+    #[test]
+    fn the_remedy_resends_only_to_someone_and_checks_refusals_the_source_does_not_name() {
+        let refusal = || smtp(550, Delivery::NotSent, "check the address");
+        // Only permanent refusals: nobody to resend to.
+        let error = partial(&["a@x.org"], &[], &["g@x.org"], &["g@x.org"], refusal());
+        assert_eq!(error.remedy().as_deref(), Some("check the address"));
+        assert_eq!(
+            rest_remedy(&error),
+            None,
+            "the refusal is not the rest's to fix"
+        );
+
+        // A temporary source beside a refusal: the check, then the resend to the rest.
+        let busy = smtp(450, Delivery::NotSent, "wait");
+        let error = partial(&[], &[], &["g@x.org", "b@x.org"], &["g@x.org"], busy);
+        let remedy = error.remedy().unwrap();
+        assert!(
+            remedy.starts_with("wait; check the addresses of the recipients refused"),
+            "{remedy}"
+        );
+        assert!(
+            remedy.ends_with("not sent and not refused permanently"),
+            "{remedy}"
+        );
+        assert_eq!(rest_remedy(&error).as_deref(), Some("wait"));
+        assert_eq!(
+            error.to_string(),
+            "the email was sent to none of its 2 recipients (1 refused permanently): SMTP rcpt \
+             failed: 450 refused"
+        );
+
+        // An uncertain source beside a refusal: the refusal still gets its check.
+        let timeout = smtp(451, Delivery::Uncertain, "see the log");
+        let error = partial(&[], &["a@x.org"], &["g@x.org"], &["g@x.org"], timeout);
+        let remedy = error.remedy().unwrap();
+        assert!(remedy.contains("check the addresses"), "{remedy}");
+        assert!(!remedy.contains("resend only"), "{remedy}");
+        assert!(
+            error.to_string().starts_with(
+                "the email was sent to none of 2 recipients; 1 did not get it (1 refused \
+                 permanently) and delivery to 1 is uncertain"
+            ),
+            "{error}"
+        );
+
+        // Nothing delivered or refused for good: a resend goes to everyone, no "only".
+        let error = partial(
+            &[],
+            &[],
+            &["b@x.org", "c@x.org"],
+            &[],
+            smtp(450, Delivery::NotSent, "wait"),
+        );
+        assert_eq!(error.remedy().as_deref(), Some("wait"));
+    }
+}

@@ -88,7 +88,8 @@ async fn assert_gone_failed_alone(queue: &Queue, parent: &str) {
     let error = failed.last_error.as_deref().unwrap();
     assert!(error.contains("refused permanently"), "{error}");
     let remedy = failed.remedy.as_deref().unwrap();
-    assert!(remedy.contains("address"), "{remedy}");
+    assert!(remedy.contains("check these addresses"), "{remedy}");
+    assert!(remedy.contains("do not resend to them"), "{remedy}");
     assert!(
         queue
             .list(Some(State::Uncertain), 10)

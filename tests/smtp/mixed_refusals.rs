@@ -104,6 +104,10 @@ async fn only_permanent_refusals_are_all_refused_permanently() {
     assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
     assert_eq!(source.status(), Some(550));
     assert!(!source.is_transient());
+    // Nobody is left to resend to: the remedy is the refusal's own, with no resend step.
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("check the address"), "{remedy}");
+    assert!(!remedy.contains("resend only"), "{remedy}");
 
     // Only temporary ones: none is refused permanently, and the source says retry.
     let error = transport

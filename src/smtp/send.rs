@@ -210,7 +210,7 @@ fn is_throttling(error: &Error) -> bool {
             enhanced_code,
             ..
         } => *code == Some(432) || enhanced_code.as_deref() == Some("4.3.2"),
-        // Every recipient refused, each temporarily: as the first refusal says.
+        // Every recipient refused: as its source, the first temporary refusal, says.
         Error::PartialDelivery { source, .. } => is_throttling(source),
         _ => false,
     }

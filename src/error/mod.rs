@@ -16,6 +16,7 @@ mod make;
 mod partial;
 mod parts;
 
+#[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
 pub(crate) use partial::{REFUSED_REMEDY, UNCERTAIN_REMEDY, rest_remedy};
 pub use parts::{Advice, Delivery, SettingsProblem, SmtpStage, Transience};
 

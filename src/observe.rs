@@ -67,14 +67,16 @@ fn outcome_of(result: &Result<SendReport>) -> (Outcome, Option<&str>) {
         Err(Error::PartialDelivery {
             delivered,
             uncertain,
+            refused_permanently,
             source,
             ..
         }) if !delivered.messages.is_empty() => (
             Outcome::Partial {
                 delivered: delivered.messages.len() as u64,
                 rest_uncertain: !uncertain.is_empty(),
-                // Whether the rest is worth retrying: resending the whole email never is.
-                transient: source.is_transient(),
+                // Whether the rest is worth retrying (resending the whole email never is):
+                // not when some were refused for good, whatever the others' refusal says.
+                transient: refused_permanently.is_empty() && source.is_transient(),
             },
             first_id(delivered),
         ),

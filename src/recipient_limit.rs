@@ -107,12 +107,19 @@ impl<T: MailTransport> MailTransport for RecipientLimit<T> {
                                 Delivery::NotSent => (Vec::new(), part.clone()),
                             };
                             not_sent.extend(rest);
-                            // A whole part failed: no recipient was refused on its own.
+                            // A part of one recipient the server refused for good: that
+                            // recipient alone is refused permanently, not the parts after.
+                            // Any other failure of a whole part names nobody.
+                            let refused_permanently =
+                                match error.refuses_recipient() && !error.is_transient() {
+                                    true => part.clone(),
+                                    false => Vec::new(),
+                                };
                             Error::PartialDelivery {
                                 delivered,
                                 uncertain,
                                 not_sent,
-                                refused_permanently: Vec::new(),
+                                refused_permanently,
                                 source: Box::new(error),
                             }
                         }

@@ -13,8 +13,11 @@ use crate::message::Recipient;
 use crate::transport::SendReport;
 
 mod make;
+mod partial;
 mod parts;
 
+#[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
+pub(crate) use partial::{REFUSED_REMEDY, UNCERTAIN_REMEDY, rest_remedy};
 pub use parts::{Advice, Delivery, SettingsProblem, SmtpStage, Transience};
 
 /// The [`SettingsProblem::field`] of a problem with the settings as a whole rather than one
@@ -95,15 +98,13 @@ pub enum Error {
         source: Arc<std::io::Error>,
     },
 
-    /// An email went to some of its recipients only: an SMTP server refused some at `RCPT TO`,
-    /// or a recipient-limit split had a part fail after others went out (the rest not tried).
+    /// An email went to some of its recipients only, or to none with each group named: an
+    /// SMTP server refused some at `RCPT TO` (or refused every one of several), or a
+    /// recipient-limit split had a part fail (the later parts not tried). `delivered` may be
+    /// empty.
     #[error(
-        "the email was sent to {} of {} recipients; {} did not get it{}{}: {source}",
-        delivered.recipients().count(),
-        delivered.recipients().count() + not_sent.len() + uncertain.len(),
-        not_sent.len(),
-        if refused_permanently.is_empty() { String::new() } else { format!(" ({} refused permanently)", refused_permanently.len()) },
-        if uncertain.is_empty() { String::new() } else { format!(" and delivery to {} is uncertain", uncertain.len()) }
+        "{}: {source}",
+        partial::summary(delivered, not_sent, refused_permanently, uncertain)
     )]
     #[non_exhaustive]
     PartialDelivery {
@@ -119,7 +120,7 @@ pub enum Error {
         /// Of `not_sent`, the recipients the server refused for good at `RCPT TO` (a
         /// permanent 5xx reply such as `550 5.1.1` unknown mailbox): sending to them again
         /// fails the same way. The rest of `not_sent` may succeed on a retry. Empty when no
-        /// recipient was refused on its own (a whole message failed).
+        /// recipient was refused on its own (a whole message failed for another reason).
         refused_permanently: Vec<Recipient>,
         /// Why the failing part failed. When recipients were refused at `RCPT TO`, the
         /// first temporary refusal if there is one, else the first refusal: so
@@ -436,29 +437,12 @@ impl Error {
                 "check that the path exists and that this process may read or write it".to_owned(),
             ),
             Self::PartialDelivery {
+                delivered,
+                uncertain,
+                not_sent,
                 refused_permanently,
                 source,
-                ..
-            } => {
-                let refused = !refused_permanently.is_empty();
-                // A temporary source says nothing of the recipients refused for good.
-                let check = (refused && source.is_transient()).then(|| {
-                    "check the addresses of the recipients refused permanently, or the \
-                     mailbox's permission to send to them"
-                        .to_owned()
-                });
-                let steps: Vec<String> = source.remedy().into_iter().chain(check).collect();
-                let only = match refused {
-                    true => "not sent and not refused permanently",
-                    false => "listed as not sent",
-                };
-                (!steps.is_empty()).then(|| {
-                    format!(
-                        "{}; then resend only to the recipients {only}",
-                        steps.join("; ")
-                    )
-                })
-            }
+            } => partial::remedy(delivered, uncertain, not_sent, refused_permanently, source),
             Self::Transport { .. } => None,
             Self::Graph { advice, .. }
             | Self::TokenRequest { advice, .. }

@@ -64,8 +64,9 @@
 //!   their attempts meanwhile; after `max_attempts` attempts, or when the
 //!   next attempt would come later than the age limit, it is `failed`.
 //! - **Partial delivery** ([`Error::PartialDelivery`](crate::Error::PartialDelivery): an SMTP
-//!   server refused some recipients at `RCPT TO` and took the rest, or the
-//!   [recipient limit](crate::RecipientLimit) split the email and a later part failed): the
+//!   server refused some recipients at `RCPT TO` and took the rest, or refused all of
+//!   several, or the [recipient limit](crate::RecipientLimit) split the email and a part
+//!   failed): the
 //!   recipients who got it are done (the report is kept, and merged with later attempts');
 //!   those the server refused permanently (a 5xx such as `550 5.1.1` unknown mailbox) are
 //!   `failed`, never attempted again; those not sent otherwise — refused temporarily (a 4xx),

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::codec;
 use super::store::{Outcome, Remainder, State};
-use crate::error::{Delivery, Error, Result};
+use crate::error::{Delivery, Error, REFUSED_REMEDY, Result, UNCERTAIN_REMEDY};
 use crate::message::{Email, Recipient};
 use crate::retry::RetryPolicy;
 use crate::transport::SendReport;
@@ -155,7 +155,8 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
         return Outcome::Partial {
             report: report_json(delivered),
             error: error.to_string(),
-            remedy: error.remedy(),
+            // The message's own: the other groups get theirs where they are split off.
+            remedy: crate::error::rest_remedy(&error),
             not_sent: rest.map(|rest| (rest, next)),
             uncertain: parked,
             refused: refused.map(|refused| {
@@ -215,6 +216,8 @@ pub(crate) struct PartialRows {
 /// `failed` when not worth retrying or out of attempts), the uncertain ones `uncertain`, the
 /// ones refused permanently `failed`. The message keeps the first of these groups that has
 /// recipients, in that order; each other group is split off. With none left it is `sent`.
+/// Each group has its own remedy: `remedy` for those not sent, a check before any resend
+/// for the uncertain ones, a check of the addresses for the refused ones.
 pub(crate) fn partial_rows(
     error: String,
     remedy: Option<String>,
@@ -229,31 +232,33 @@ pub(crate) fn partial_rows(
         } else {
             State::Failed
         };
-        groups.push((rest, state, due, error.clone()));
+        groups.push((rest, state, due, error.clone(), remedy));
     }
     if let Some(rest) = uncertain {
-        groups.push((rest, State::Uncertain, None, error.clone()));
+        let remedy = Some(UNCERTAIN_REMEDY.to_owned());
+        groups.push((rest, State::Uncertain, None, error.clone(), remedy));
     }
     if let Some((rest, why)) = refused {
-        groups.push((rest, State::Failed, None, why));
+        let remedy = Some(REFUSED_REMEDY.to_owned());
+        groups.push((rest, State::Failed, None, why, remedy));
     }
     let mut groups = groups.into_iter();
-    let Some((rest, state, due, error)) = groups.next() else {
+    let Some((rest, state, due, error, remedy)) = groups.next() else {
         return PartialRows {
             state: State::Sent,
             rest: None,
             due: None,
             error,
-            remedy,
+            remedy: None,
             splits: Vec::new(),
         };
     };
     let splits = groups
-        .map(|(rest, state, _, error)| Split {
+        .map(|(rest, state, _, error, remedy)| Split {
             rest,
             state,
             error,
-            remedy: remedy.clone(),
+            remedy,
         })
         .collect();
     PartialRows {
@@ -306,12 +311,15 @@ mod tests {
         );
         assert_eq!((rows.due, rows.error.as_str()), (Some(at), "partial"));
         assert_eq!(rows.splits[1].error, "refused");
-        assert_eq!(rows.splits[1].remedy.as_deref(), Some("fix"));
+        assert_eq!(rows.remedy.as_deref(), Some("fix"));
+        assert_eq!(rows.splits[0].remedy.as_deref(), Some(UNCERTAIN_REMEDY));
+        assert_eq!(rows.splits[1].remedy.as_deref(), Some(REFUSED_REMEDY));
 
         // Nothing to retry and nothing uncertain: the refused recipients stay in the message.
         let rows = partial_rows("partial".into(), None, None, None, refused());
         assert_eq!(recipients(&rows), [(State::Failed, "To: gone@example.org")]);
         assert_eq!((rows.due, rows.error.as_str()), (None, "refused"));
+        assert_eq!(rows.remedy.as_deref(), Some(REFUSED_REMEDY));
 
         // Out of attempts: those not sent fail too, in the message; the refused apart.
         let rows = partial_rows(

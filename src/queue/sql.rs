@@ -74,35 +74,16 @@ macro_rules! finish_outcome {
                 let rows = $crate::queue::outcome::partial_rows(
                     error, remedy, not_sent, uncertain, refused,
                 );
-                for split in rows.splits {
-                    let len = split.rest.body.len() as i64;
-                    sqlx::query(concat!(
-                        "INSERT INTO ", $table, " (id, mailbox, recipients, subject, state, body, ",
-                        "body_bytes, attempts, due_at, created_at, updated_at, retry_from, ",
-                        "last_error, remedy, parent_id) SELECT $1, mailbox, $2, subject, $3, $4, ",
-                        "$5, attempts, due_at, created_at, $6, retry_from, $7, $8, id FROM ",
-                        $table, " WHERE id = $9 AND lease_token = $10 ",
-                        "AND state IN ('sending', 'uncertain')"
-                    ))
-                    .bind(uuid::Uuid::new_v4().to_string())
-                    .bind(split.rest.recipients)
-                    .bind(split.state.as_str())
-                    .bind(split.rest.body)
-                    .bind(len)
-                    .bind(now)
-                    .bind(split.error)
-                    .bind(split.remedy)
-                    .bind(&lease.id)
-                    .bind(&lease.token)
-                    .execute(&mut *$tx)
-                    .await?;
-                }
+                // The message first: only when this lease still holds it (its row now
+                // locked until commit) are the groups split off from it, so that no split
+                // is left behind by an outcome that was not recorded.
+                let splits = rows.splits;
                 let len = rows.rest.as_ref().map(|r| r.body.len() as i64);
                 let (body, recipients) = match rows.rest {
                     Some(rest) => (Some(rest.body), Some(rest.recipients)),
                     None => (None, None),
                 };
-                sqlx::query(concat!(
+                let updated = sqlx::query(concat!(
                     "UPDATE ", $table, " SET state = $3, report = $4, last_error = $5, remedy = $6, ",
                     "body = COALESCE($7, body), body_bytes = COALESCE($8, body_bytes), ",
                     "recipients = COALESCE($9, recipients), due_at = COALESCE($10, due_at), ",
@@ -121,7 +102,31 @@ macro_rules! finish_outcome {
                 .bind(rows.due.map($crate::queue::store::millis))
                 .bind(now)
                 .execute(&mut *$tx)
-                .await?
+                .await?;
+                if updated.rows_affected() == 1 {
+                    for split in splits {
+                        let len = split.rest.body.len() as i64;
+                        sqlx::query(concat!(
+                            "INSERT INTO ", $table, " (id, mailbox, recipients, subject, state, body, ",
+                            "body_bytes, attempts, due_at, created_at, updated_at, retry_from, ",
+                            "last_error, remedy, parent_id) SELECT $1, mailbox, $2, subject, $3, $4, ",
+                            "$5, attempts, due_at, created_at, $6, retry_from, $7, $8, id FROM ",
+                            $table, " WHERE id = $9"
+                        ))
+                        .bind(uuid::Uuid::new_v4().to_string())
+                        .bind(split.rest.recipients)
+                        .bind(split.state.as_str())
+                        .bind(split.rest.body)
+                        .bind(len)
+                        .bind(now)
+                        .bind(split.error)
+                        .bind(split.remedy)
+                        .bind(&lease.id)
+                        .execute(&mut *$tx)
+                        .await?;
+                    }
+                }
+                updated
             }
         };
         Ok::<bool, sqlx::Error>(done.rows_affected() == 1)

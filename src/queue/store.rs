@@ -238,15 +238,27 @@ pub enum Outcome {
         /// Why delivery is uncertain.
         error: String,
     },
-    /// Some recipients got it. The others are handled as `not_sent`, `uncertain` and
-    /// `refused` say: the message keeps the first of these groups that has recipients, and
-    /// each other group becomes a message of its own whose `parent_id` names it.
+    /// Some recipients got it — or none, when the others failed group by group (SMTP
+    /// refused each of them at `RCPT TO`, or the first part of a recipient-limit split
+    /// failed). A store records it in one transaction, only while `lease` holds the message
+    /// (else nothing, and `finish` returns `false`): the message keeps the first of the groups
+    /// `not_sent`, `uncertain`, `refused` that has recipients, in the state that group gets
+    /// (`queued` with its due time, or `failed`; `uncertain`; `failed`), its body and
+    /// recipients replaced by the group's [`Remainder`], with that group's error and remedy;
+    /// each other group becomes a new message in its own state, with its own error and
+    /// remedy, the message's mailbox, subject, attempts and times, and a `parent_id` that
+    /// names the message. With no group, the message is `sent`. `report` is merged with
+    /// earlier attempts' reports. Fields may be added: match with `..`.
+    #[non_exhaustive]
     Partial {
         /// The report of the parts that were delivered (JSON).
         report: String,
-        /// Why the rest failed.
+        /// Why the rest failed: the error of the `not_sent` and `uncertain` groups.
         error: String,
-        /// What to fix.
+        /// What to fix for the `not_sent` group. The `uncertain` group's remedy is to
+        /// verify with its recipients whether the email reached them before any resend; the
+        /// `refused` group's, to check their addresses (or the mailbox's permission to send
+        /// to them) and not to resend to them unchanged.
         remedy: Option<String>,
         /// The recipients that certainly did not get it, those refused permanently aside,
         /// and what happens to them: `Some(at)` to retry at `at`, `None` to fail them.
@@ -254,8 +266,8 @@ pub enum Outcome {
         /// The recipients whose delivery is uncertain: `uncertain`, never resent without an
         /// operator.
         uncertain: Option<Remainder>,
-        /// The recipients the server refused for good, with the error to record: `failed`,
-        /// never attempted again.
+        /// The recipients the server refused for good, with the error to record for them:
+        /// `failed`, never attempted again.
         refused: Option<(Remainder, String)>,
     },
 }
@@ -384,8 +396,10 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
     /// [`Error::Queue`] when the database fails.
     async fn pause(&self, mailbox: &str, until: SystemTime) -> Result<()>;
 
-    /// Records an attempt's outcome; `false` when the lease is no longer held (an operator
-    /// or another worker has moved the message on).
+    /// Records an attempt's outcome at `now` (the instant it was decided at, from which
+    /// any retry time in it is measured); `false` when the lease is no longer held (an
+    /// operator or another worker has moved the message on), and then nothing is recorded —
+    /// not even the messages an [`Outcome::Partial`] splits off, whose rule it documents.
     ///
     /// # Errors
     ///

@@ -384,8 +384,11 @@ impl Worker {
         );
         async move {
             let lease = message.lease.clone();
-            let outcome = attempt(&*store, &*transport, &message, &retry, lease_length).await;
-            let recorded = store.finish(&lease, outcome.clone(), SystemTime::now()).await;
+            let (outcome, now) =
+                attempt(&*store, &*transport, &message, &retry, lease_length).await;
+            // The instant the outcome was decided at, so that its retry time and the row's
+            // `updated_at` are measured from one clock reading.
+            let recorded = store.finish(&lease, outcome.clone(), now).await;
             leases
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -407,14 +410,15 @@ async fn attempt(
     message: &ClaimedMessage,
     retry: &RetryPolicy,
     lease_length: Duration,
-) -> Outcome {
+) -> (Outcome, SystemTime) {
     let email = match codec::decode(&message.body) {
         Ok(email) => email,
         Err(error) => {
-            return Outcome::Failed {
+            let failed = Outcome::Failed {
                 error: error.to_string(),
                 remedy: error.remedy(),
             };
+            return (failed, SystemTime::now());
         }
     };
     let send = transport.send(&email);
@@ -451,14 +455,15 @@ async fn attempt(
     {
         tracing::warn!(%error, "mail queue: could not pause the throttled mailbox");
     }
+    let now = SystemTime::now();
     let attempt = Attempt {
         email: &email,
         attempts: message.attempts,
         retry_from: message.retry_from,
-        now: SystemTime::now(),
+        now,
         retry,
     };
-    classify(result, &attempt).await
+    (classify(result, &attempt).await, now)
 }
 
 fn outcome_name(outcome: &Outcome) -> &'static str {

@@ -98,9 +98,7 @@ impl Envelope {
     }
 
     /// The send's result: a report, or [`Error::PartialDelivery`] when recipients were
-    /// refused. Its `source` is the first temporary refusal when there is one, else the
-    /// first refusal: whether it is transient says whether a retry may reach anyone in
-    /// `not_sent`; those refused permanently are listed apart.
+    /// refused (see [`refusal`]).
     pub(super) fn report(&self, outcome: Accepted, id: Option<String>) -> Result<SendReport> {
         let delivered = if outcome.accepted.is_empty() {
             SendReport::default()
@@ -110,21 +108,29 @@ impl Envelope {
         if outcome.refused.is_empty() {
             return Ok(delivered);
         }
-        let mut refused = outcome.refused;
-        let refused_permanently = permanent(&refused);
-        let index = refused
-            .iter()
-            .position(|(_, e)| e.is_transient())
-            .unwrap_or(0);
-        let not_sent = refused.iter().map(|(r, _)| r.clone()).collect();
-        let (_, source) = refused.swap_remove(index);
-        Err(Error::PartialDelivery {
-            delivered,
-            uncertain: Vec::new(),
-            not_sent,
-            refused_permanently,
-            source: Box::new(source),
-        })
+        Err(refusal(delivered, outcome.refused))
+    }
+}
+
+/// The error of a transaction whose server refused `refused` (not empty) at `RCPT TO`
+/// and took `delivered`: an [`Error::PartialDelivery`] that lists every refused recipient
+/// as not sent and those refused with a permanent reply apart. Its `source` is the first
+/// temporary refusal when there is one, else the first refusal: whether it is transient says
+/// whether a retry may reach anyone in `not_sent`.
+fn refusal(delivered: SendReport, mut refused: Vec<(Recipient, Error)>) -> Error {
+    let refused_permanently = permanent(&refused);
+    let index = refused
+        .iter()
+        .position(|(_, e)| e.is_transient())
+        .unwrap_or(0);
+    let not_sent = refused.iter().map(|(r, _)| r.clone()).collect();
+    let (_, source) = refused.swap_remove(index);
+    Error::PartialDelivery {
+        delivered,
+        uncertain: Vec::new(),
+        not_sent,
+        refused_permanently,
+        source: Box::new(source),
     }
 }
 
@@ -202,32 +208,31 @@ impl Connection {
             }
             match quiet(self.conn.command(Rcpt::new(address.clone(), vec![]))).await {
                 Ok(_) => accepted.push(recipient.clone()),
-                // 421: the server is closing the session, not refusing this recipient.
-                Err(e) if e.status().is_some() && e.status().map(u16::from) != Some(421) => {
+                Err(e) => {
                     let mut error = self.error(SmtpStage::Rcpt, &e, Delivery::NotSent);
+                    // A 421 or no reply: the session ends, no recipient was refused.
+                    if !error.refuses_recipient() {
+                        self.note(&error);
+                        return Err(error);
+                    }
                     if let Error::Smtp { message, .. } = &mut error {
                         *message = format!("recipient <{address}> refused: {message}");
                     }
                     tracing::warn!(error = %error, "recipient refused");
                     refused.push((recipient.clone(), error));
                 }
-                Err(e) => {
-                    let error = self.error(SmtpStage::Rcpt, &e, Delivery::NotSent);
-                    self.note(&error);
-                    return Err(error);
-                }
             }
         }
         if accepted.is_empty() {
-            // Every recipient refused: nothing to send, and nothing partial to report. The
-            // reply itself is the error; a permanent one if any, so that a mix of 4xx and
-            // 5xx is not retried, and only when all are temporary is the send retried.
+            // Every recipient refused: nothing to send. One recipient's refusal is the error
+            // itself; several are a partial delivery with nothing delivered, which names
+            // those refused permanently, so that the others are not failed with them. Either
+            // is retried within the send only when every refusal was temporary.
             self.reset().await;
-            let index = refused
-                .iter()
-                .position(|(_, e)| !e.is_transient())
-                .unwrap_or(0);
-            return Err(refused.swap_remove(index).1);
+            if refused.len() == 1 {
+                return Err(refused.swap_remove(0).1);
+            }
+            return Err(refusal(SendReport::default(), refused));
         }
 
         if gone() {

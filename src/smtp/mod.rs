@@ -69,10 +69,14 @@
 //!
 //! Recipients the server refuses (`RCPT TO`) do not stop the others: the message goes to the
 //! accepted ones and the send fails with [`Error::PartialDelivery`], whose `not_sent` lists
-//! exactly the refused recipients. When every recipient is refused nothing is sent (`RSET`)
-//! and the refusal is the error, an [`Error::Smtp`] at the RCPT stage (retried when every
-//! refusal was a 4xx). A `421` is not a refusal: the server is closing the session, so the
-//! attempt stops there and is retried on a new connection.
+//! exactly the refused recipients and `refused_permanently` those refused with a 5xx. When
+//! every recipient is refused nothing is sent (`RSET`): the refusal of a single recipient is
+//! the error itself, an [`Error::Smtp`] at the RCPT stage; the refusal of several is an
+//! [`Error::PartialDelivery`] with nothing `delivered`, so that a 5xx for one does not fail
+//! the others. Either is retried within the send when every refusal was a 4xx (the error is
+//! then [transient](Error::is_transient)), and not when any was a 5xx. A `421` is not a
+//! refusal: the server is closing the session, so the attempt stops there and is retried on
+//! a new connection.
 //!
 //! # Logging and secrets
 //!

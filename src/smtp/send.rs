@@ -204,11 +204,16 @@ impl SmtpTransport {
 /// `432 4.3.2` (too many connections or messages for the mailbox), counted as a throttling
 /// wait in the metrics.
 fn is_throttling(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::Smtp { code, enhanced_code, .. }
-            if *code == Some(432) || enhanced_code.as_deref() == Some("4.3.2")
-    )
+    match error {
+        Error::Smtp {
+            code,
+            enhanced_code,
+            ..
+        } => *code == Some(432) || enhanced_code.as_deref() == Some("4.3.2"),
+        // Every recipient refused: as its source, the first temporary refusal, says.
+        Error::PartialDelivery { source, .. } => is_throttling(source),
+        _ => false,
+    }
 }
 
 /// What one attempt came to: its result, or the send deadline passing.

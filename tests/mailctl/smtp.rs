@@ -175,6 +175,9 @@ async fn mailctl_names_the_recipients_refused_permanently() {
     );
     let message = document["error"]["message"].as_str().unwrap();
     assert!(message.contains("1 refused permanently"), "{message}");
+    // The rest (busy) was refused for now: worth a resend, unlike the email as a whole.
+    assert_eq!(document["error"]["rest_transient"], true);
+    assert_eq!(document["error"]["transient"], false);
 
     let (output, stdout, stderr) = send(false).await;
     assert_eq!(output.status.code(), Some(6), "{stdout}{stderr}");
@@ -190,4 +193,57 @@ async fn mailctl_names_the_recipients_refused_permanently() {
             .any(|l| l == "refused permanently, not to be resent: To: gone@example.org"),
         "{stdout}"
     );
+}
+
+/// Every recipient refused, one for good (550) and one for now (450): nothing went out, so
+/// it exits 1 (a recipient refused) as a failure, not as a partial delivery, and `--json`
+/// still says which one not to resend to and that the other's refusal is temporary.
+#[tokio::test]
+async fn mailctl_all_refused_fails_and_names_the_permanent_refusals() {
+    let server = TestServer::start(ServerOptions {
+        rcpt_replies: vec![
+            RcptReply::always("gone@example.org", "550 5.1.1 User unknown"),
+            RcptReply::always("busy@example.org", "450 4.2.1 Mailbox busy"),
+        ],
+        ..ServerOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &server,
+        &format!("auth_mode = \"basic\"\npassword = \"{PASSWORD}\"\n"),
+    );
+    let mut command = mailctl();
+    command.args([
+        "send",
+        "--to",
+        "gone@example.org",
+        "--to",
+        "busy@example.org",
+        "--subject",
+        "Hi",
+        "--text",
+        "Hello",
+        "--json",
+    ]);
+    command.arg("--config").arg(&config);
+    let (output, stdout, stderr) = run_async(command).await;
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    let document = json(&stdout);
+    assert_eq!(document["status"], "failed");
+    assert_eq!((document["kind"].as_str()), Some("failed"));
+    assert!(addresses(&document, "delivered").is_empty());
+    assert_eq!(
+        addresses(&document, "not_sent"),
+        ["gone@example.org", "busy@example.org"]
+    );
+    assert_eq!(
+        addresses(&document, "refused_permanently"),
+        ["gone@example.org"]
+    );
+    assert_eq!(document["error"]["rest_transient"], true);
+    let message = document["error"]["message"].as_str().unwrap();
+    assert!(message.contains("none of its 2 recipients"), "{message}");
+    assert!(server.messages().is_empty());
 }

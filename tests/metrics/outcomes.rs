@@ -182,3 +182,64 @@ fn a_resend_with_a_fresh_token_counts_as_an_attempt_not_a_retry() {
     assert!(line.contains("message_id=\"req-after-401\""), "{line}");
     assert!(line.contains("attempts=2"), "{line}");
 }
+
+/// The undelivered rest of a partial delivery counts as `permanent` when some recipient was
+/// refused for good, even beside a temporary refusal (the error's source), and as
+/// `transient` when every refusal was temporary.
+#[test]
+fn a_partial_delivery_counts_its_rest_as_permanent_when_any_was_refused_for_good() {
+    use crate::support::smtp_server::RcptReply;
+    use mail_connector::Email;
+
+    let mailbox = "no-reply@example.org";
+    let failed = |to: &'static [&'static str]| {
+        recorded(move || async move {
+            let server = TestServer::start(ServerOptions {
+                rcpt_replies: vec![
+                    RcptReply::always("gone@example.org", "550 5.1.1 User unknown"),
+                    RcptReply::always("busy@example.org", "450 4.2.1 Mailbox busy"),
+                ],
+                ..ServerOptions::default()
+            })
+            .await;
+            let email = to
+                .iter()
+                .fold(Email::builder(), |b, to| b.to(*to))
+                .subject("Hi")
+                .text("Hello")
+                .build()
+                .unwrap();
+            let error = SmtpTransport::starttls("127.0.0.1")
+                .port(server.port())
+                .tls_ca_pem(server.ca_pem.clone())
+                .basic_auth(mailbox, Secret::new("correct horse"))
+                .retry_policy(fast_retry(3))
+                .build()
+                .unwrap()
+                .send(&email)
+                .await
+                .unwrap_err();
+            assert!(matches!(error, Error::PartialDelivery { .. }), "{error:?}");
+            assert_eq!(server.messages().len(), 1);
+        })
+    };
+    let labels = |error| {
+        [
+            ("transport", "smtp"),
+            ("mailbox", mailbox),
+            ("error", error),
+        ]
+    };
+
+    // A 450 after the 550: the source is the 450, but gone is refused for good.
+    let all = failed(&["ann@example.org", "gone@example.org", "busy@example.org"]);
+    assert_eq!(counter(&all, MESSAGES_FAILED, &labels("permanent")), 1);
+    assert_eq!(counter_total(&all, MESSAGES_FAILED), 1);
+
+    // Only a 450: the rest is worth a retry.
+    let all = failed(&["ann@example.org", "busy@example.org"]);
+    assert_eq!(counter(&all, MESSAGES_FAILED, &labels("transient")), 1);
+    assert_eq!(counter_total(&all, MESSAGES_FAILED), 1);
+    let smtp = [("transport", "smtp"), ("mailbox", mailbox)];
+    assert_eq!(counter(&all, MESSAGES_SENT, &smtp), 1);
+}

@@ -18,4 +18,5 @@ mod helpers;
 mod mailctl;
 mod outbox;
 mod refusals;
+mod split_race;
 mod states;

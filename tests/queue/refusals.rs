@@ -15,6 +15,8 @@ on_both_stores!(
     a_permanent_refusal_before_a_temporary_one_fails_only_its_recipient,
     a_temporary_refusal_before_a_permanent_one_fails_only_the_permanent_one,
     recipients_a_recipient_limit_never_sent_are_retried_after_a_permanent_refusal,
+    a_recipient_limit_of_one_retries_the_parts_after_a_refused_one,
+    a_part_refused_wholly_fails_only_its_permanent_refusals,
 );
 
 const GONE: &str = "gone@example.org";
@@ -86,7 +88,8 @@ async fn assert_gone_failed_alone(queue: &Queue, parent: &str) {
     let error = failed.last_error.as_deref().unwrap();
     assert!(error.contains("refused permanently"), "{error}");
     let remedy = failed.remedy.as_deref().unwrap();
-    assert!(remedy.contains("address"), "{remedy}");
+    assert!(remedy.contains("check these addresses"), "{remedy}");
+    assert!(remedy.contains("do not resend to them"), "{remedy}");
     assert!(
         queue
             .list(Some(State::Uncertain), 10)
@@ -169,4 +172,64 @@ async fn recipients_a_recipient_limit_never_sent_are_retried_after_a_permanent_r
     assert_gone_failed_alone(&queue, id.as_str()).await;
     assert_eq!(server.rcpt_commands(GONE), 1);
     assert_eq!(server.rcpt_commands("cy@example.org"), 1);
+}
+
+/// One recipient per message: the part of gone alone is refused with a plain 550; cy's part
+/// was never sent, so cy is retried (and gets it), not failed with gone.
+async fn a_recipient_limit_of_one_retries_the_parts_after_a_refused_one(backend: Backend) {
+    let server = server().await;
+    let (queue, _guard) = open(backend).await;
+    let id = queue
+        .enqueue(
+            &email_to(&["ann@example.org", GONE, "cy@example.org"]),
+            EnqueueOptions::new(),
+        )
+        .await
+        .unwrap();
+    Worker::new(&queue, RecipientLimit::new(smtp(&server), 1))
+        .with_retry(fast())
+        .run_once()
+        .await
+        .unwrap();
+    let original = row(&queue, id.as_str()).await;
+    assert_eq!(original.state, State::Sent, "{original:?}");
+    assert_eq!(original.recipients, "To: cy@example.org");
+    assert_gone_failed_alone(&queue, id.as_str()).await;
+    assert_eq!(server.rcpt_commands(GONE), 1);
+    assert_eq!(server.rcpt_commands("cy@example.org"), 1);
+    assert_eq!(server.rcpt_commands("ann@example.org"), 1);
+}
+
+/// Two per message, the first part [gone, busy] refused wholly (550, 450): nothing was
+/// delivered, but only gone fails; busy (refused for now) and cy (never tried) are retried.
+async fn a_part_refused_wholly_fails_only_its_permanent_refusals(backend: Backend) {
+    let server = server().await;
+    let (queue, _guard) = open(backend).await;
+    let id = queue
+        .enqueue(
+            &email_to(&[GONE, BUSY, "cy@example.org"]),
+            EnqueueOptions::new(),
+        )
+        .await
+        .unwrap();
+    Worker::new(&queue, RecipientLimit::new(smtp(&server), 2))
+        .with_retry(fast())
+        .run_once()
+        .await
+        .unwrap();
+    let original = row(&queue, id.as_str()).await;
+    assert_eq!(original.state, State::Sent, "{original:?}");
+    assert!(original.recipients.contains(BUSY), "{original:?}");
+    assert!(
+        original.recipients.contains("cy@example.org"),
+        "{original:?}"
+    );
+    assert!(!original.recipients.contains(GONE), "{original:?}");
+    assert_gone_failed_alone(&queue, id.as_str()).await;
+    assert_eq!(server.rcpt_commands(GONE), 1, "never tried again");
+    assert_eq!(server.rcpt_commands(BUSY), 2);
+    assert_eq!(server.rcpt_commands("cy@example.org"), 1);
+    // busy and cy, two of them, went in one message at the retry.
+    let delivered: Vec<Vec<String>> = server.messages().into_iter().map(|m| m.rcpt_to).collect();
+    assert_eq!(delivered, [[BUSY, "cy@example.org"]]);
 }

@@ -302,6 +302,8 @@ async fn a_partial_delivery_retries_the_rest_and_parks_the_uncertain(backend: Ba
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].recipients, "To: b@example.org");
     assert_eq!(parked[0].parent_id.as_deref(), Some(id.as_str()));
+    let remedy = parked[0].remedy.as_deref().unwrap();
+    assert!(remedy.contains("verify with these recipients"), "{remedy}");
 }
 
 /// Blocks every send until released; says when a send has started.

@@ -104,6 +104,10 @@ async fn only_permanent_refusals_are_all_refused_permanently() {
     assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
     assert_eq!(source.status(), Some(550));
     assert!(!source.is_transient());
+    // Nobody is left to resend to: the remedy is the refusal's own, with no resend step.
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("check the address"), "{remedy}");
+    assert!(!remedy.contains("resend only"), "{remedy}");
 
     // Only temporary ones: none is refused permanently, and the source says retry.
     let error = transport
@@ -147,4 +151,158 @@ async fn the_recipient_limit_carries_the_permanent_refusals_of_a_part() {
     assert_eq!(addresses(not_sent), ["gone@example.org", "cy@example.org"]);
     assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
     assert_eq!(server.rcpt_commands("cy@example.org"), 0);
+}
+
+/// Every recipient refused, several of them: nothing is sent, and the error is still a
+/// partial delivery that names each group, so that nobody refused temporarily is lost.
+#[tokio::test]
+async fn every_recipient_refused_is_a_partial_delivery_with_nothing_delivered() {
+    let server = server().await;
+    let transport = logged_in(&server).build().unwrap();
+    let email = email_to(&["gone@example.org", "busy@example.org"]);
+    let error = transport.send(&email).await.unwrap_err();
+    let Error::PartialDelivery {
+        delivered,
+        not_sent,
+        refused_permanently,
+        uncertain,
+        source,
+        ..
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert!(delivered.messages.is_empty());
+    assert!(uncertain.is_empty());
+    assert_eq!(
+        addresses(not_sent),
+        ["gone@example.org", "busy@example.org"]
+    );
+    assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
+    assert_eq!(source.status(), Some(450), "{source:?}");
+    assert!(!error.is_transient(), "gone would be refused again");
+    let text = error.to_string();
+    assert!(
+        text.starts_with("the email was sent to none of its 2 recipients (1 refused permanently)"),
+        "{text}"
+    );
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("refused permanently"), "{remedy}");
+    // A 5xx among the refusals: not retried inside the send, and no data was sent.
+    assert_eq!(server.mail_from_commands(), 1);
+    assert!(server.messages().is_empty());
+
+    // Only permanent refusals: nobody is left to resend to, and the remedy says no more.
+    let both_gone = TestServer::start(ServerOptions {
+        rcpt_replies: vec![
+            RcptReply::always("gone@example.org", UNKNOWN),
+            RcptReply::always("lost@example.org", UNKNOWN),
+        ],
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&both_gone).build().unwrap();
+    let email = email_to(&["gone@example.org", "lost@example.org"]);
+    let error = transport.send(&email).await.unwrap_err();
+    let Error::PartialDelivery {
+        refused_permanently,
+        source,
+        ..
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!(refused_permanently.len(), 2);
+    assert_eq!(source.status(), Some(550));
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("check the address"), "{remedy}");
+    assert!(!remedy.contains("resend only"), "{remedy}");
+}
+
+/// Every recipient refused with a 4xx: retried inside the send as before, as one transaction.
+#[tokio::test]
+async fn every_recipient_refused_temporarily_is_retried_within_the_send() {
+    let server = TestServer::start(ServerOptions {
+        rcpt_replies: vec![
+            RcptReply::once("busy@example.org", BUSY),
+            RcptReply::once("slow@example.org", BUSY),
+        ],
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server).build().unwrap();
+    let email = email_to(&["busy@example.org", "slow@example.org"]);
+    let report = transport.send(&email).await.unwrap();
+    assert_eq!(report.recipients().count(), 2);
+    assert_eq!(server.mail_from_commands(), 2);
+
+    // Refused every time: the send ends with the temporary refusal, worth a later retry.
+    let server = TestServer::start(ServerOptions {
+        rcpt_replies: vec![
+            RcptReply::always("busy@example.org", BUSY),
+            RcptReply::always("slow@example.org", BUSY),
+        ],
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server).build().unwrap();
+    let error = transport.send(&email).await.unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    assert_eq!(error.status(), Some(450));
+    assert!(server.mail_from_commands() > 1);
+    let text = error.to_string();
+    assert!(!text.contains("refused permanently"), "{text}");
+}
+
+/// One recipient per message: the part of gone alone is refused (a plain 550), and cy's
+/// part, never sent, is not among the refused permanently.
+#[tokio::test]
+async fn a_recipient_limit_of_one_keeps_a_refused_part_apart_from_those_never_sent() {
+    let server = server().await;
+    let transport = RecipientLimit::new(logged_in(&server).build().unwrap(), 1);
+    let email = email_to(&["ann@example.org", "gone@example.org", "cy@example.org"]);
+    let error = transport.send(&email).await.unwrap_err();
+    let Error::PartialDelivery {
+        delivered,
+        not_sent,
+        refused_permanently,
+        source,
+        ..
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!(delivered.recipients().count(), 1);
+    assert_eq!(addresses(not_sent), ["gone@example.org", "cy@example.org"]);
+    assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
+    assert_eq!(source.status(), Some(550));
+    assert_eq!(server.rcpt_commands("cy@example.org"), 0);
+}
+
+/// Two per message, the first part wholly refused (550 and 450): nothing delivered, nobody
+/// lost: gone refused permanently, busy and cy left to a retry.
+#[tokio::test]
+async fn a_recipient_limit_part_wholly_refused_names_its_permanent_refusals() {
+    let server = server().await;
+    let transport = RecipientLimit::new(logged_in(&server).build().unwrap(), 2);
+    let email = email_to(&["gone@example.org", "busy@example.org", "cy@example.org"]);
+    let error = transport.send(&email).await.unwrap_err();
+    let Error::PartialDelivery {
+        delivered,
+        not_sent,
+        refused_permanently,
+        source,
+        ..
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert!(delivered.messages.is_empty());
+    assert_eq!(
+        addresses(not_sent),
+        ["gone@example.org", "busy@example.org", "cy@example.org"]
+    );
+    assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
+    assert!(source.is_transient(), "{source:?}");
+    assert!(!error.is_transient());
 }

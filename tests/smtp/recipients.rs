@@ -63,16 +63,33 @@ async fn refused_recipients_are_reported_exactly() {
         ["ann@example.org", "bob@example.org"]
     );
 
-    // Everyone refused: nothing is sent, and the refusal itself is the error.
+    // Everyone refused: nothing is sent, and the error names each refused recipient, as a
+    // partial delivery that delivered nothing; its source is the first refusal.
     let email = Email::builder()
         .to("nobody@example.org")
         .to("ghost@example.org")
         .build()
         .unwrap();
     let error = transport.send(&email).await.unwrap_err();
+    let Error::PartialDelivery {
+        delivered,
+        not_sent,
+        refused_permanently,
+        source,
+        ..
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert!(delivered.messages.is_empty());
+    assert_eq!(not_sent, refused_permanently);
+    assert_eq!(
+        addresses(&mut not_sent.iter()),
+        ["nobody@example.org", "ghost@example.org"]
+    );
     assert!(
         matches!(
-            &error,
+            &**source,
             Error::Smtp { stage: SmtpStage::Rcpt, code: Some(550), message, .. }
                 if message.contains("nobody@example.org")
         ),
@@ -81,6 +98,23 @@ async fn refused_recipients_are_reported_exactly() {
     assert_eq!(server.messages().len(), 1);
     assert_eq!(error.delivery(), Delivery::NotSent);
     assert!(!error.is_transient());
+
+    // One recipient, refused: the refusal itself is the error.
+    let error = transport
+        .send(&simple_email("ghost@example.org"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::Smtp {
+                stage: SmtpStage::Rcpt,
+                code: Some(550),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

@@ -42,9 +42,11 @@ Exit codes:
   6  partial or uncertain delivery: do not resend blindly (--json says who got it)";
 
 impl Exit {
-    /// The exit code for `error`, from what the error says of itself. A recipient-limit
-    /// split whose first part failed delivered nothing: it exits as that part's error
-    /// would, so that the code does not depend on `recipient_limit`.
+    /// The exit code for `error`, from what the error says of itself. A partial delivery
+    /// that delivered nothing (a recipient-limit split whose first part failed, an SMTP
+    /// server that refused every recipient) exits as its source would, so that the code does
+    /// not depend on `recipient_limit` — but as a refused recipient (1) when some were refused
+    /// permanently beside a temporary source, as an all-refused send always did.
     pub(crate) fn of(error: &Error) -> Self {
         let part_went_out = matches!(
             error,
@@ -53,7 +55,17 @@ impl Exit {
         if part_went_out || error.delivery() == mail_connector::Delivery::Uncertain {
             return Self::Partial;
         }
-        if let Error::PartialDelivery { source, .. } = error {
+        if let Error::PartialDelivery {
+            refused_permanently,
+            source,
+            ..
+        } = error
+        {
+            // Every recipient refused, some for good: a recipient refused, whatever the
+            // others' temporary refusal (the source) says.
+            if !refused_permanently.is_empty() && source.is_transient() {
+                return Self::Failed;
+            }
             return Self::of(source);
         }
         if !error.is_settings() && matches!(error, Error::InvalidMessage { .. }) {

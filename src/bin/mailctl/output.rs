@@ -344,6 +344,12 @@ fn error_json(error: &Error, exit: Exit) -> Value {
         "retry_after_seconds": error
             .retry_after()
             .map(|d| d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))),
+        // Of a partial delivery: whether its source is transient, which `transient` (of the
+        // email as a whole, never resent when some got it) does not say.
+        "rest_transient": match error {
+            Error::PartialDelivery { source, .. } => Some(source.is_transient()),
+            _ => None,
+        },
     })
 }
 

@@ -1,0 +1,137 @@
+//! PostgreSQL: an operator who moves a message on while its worker records a partial
+//! delivery wins, and the worker's outcome leaves nothing behind — not even the messages it
+//! would have split off. The worker's `finish` is held at the message's row lock while the
+//! operator's change commits, so the race is played in one order, every time.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mail_connector::queue::{EnqueueOptions, Worker};
+use mail_connector::{
+    CheckReport, Email, MailTransport, Result, SendReport, SmtpTransport, async_trait,
+};
+use sqlx::{Connection, PgConnection};
+
+use crate::helpers::{Backend, open_with_url};
+use crate::support::smtp_server::{RcptReply, ServerOptions, TestServer};
+
+/// Sends through `inner`, then, before the worker records the outcome, locks every message
+/// row in a transaction of its own, left open in `held`.
+struct LockAfterSend {
+    inner: SmtpTransport,
+    url: String,
+    held: Arc<Mutex<Option<PgConnection>>>,
+}
+
+#[async_trait]
+impl MailTransport for LockAfterSend {
+    async fn send(&self, email: &Email) -> Result<SendReport> {
+        let result = self.inner.send(email).await;
+        let mut conn = PgConnection::connect(&self.url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+        sqlx::query("SELECT id FROM mail_queue.messages FOR UPDATE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        *self.held.lock().unwrap() = Some(conn);
+        result
+    }
+
+    async fn check(&self) -> Result<CheckReport> {
+        self.inner.check().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_delivery_recorded_after_its_lease_was_lost_splits_off_nothing() {
+    let server = TestServer::start(ServerOptions {
+        // ann gets it, busy stays in the message to retry, gone would be split off.
+        rcpt_replies: vec![
+            RcptReply::always("gone@example.org", "550 5.1.1 User unknown"),
+            RcptReply::always("busy@example.org", "450 4.2.1 Mailbox busy"),
+        ],
+        ..ServerOptions::default()
+    })
+    .await;
+    let (queue, _guard, url) = open_with_url(Backend::Postgres).await;
+    let url = url.unwrap();
+    let email = Email::builder()
+        .from("no-reply@example.org")
+        .to("ann@example.org")
+        .to("gone@example.org")
+        .to("busy@example.org")
+        .subject("race")
+        .text("hello")
+        .build()
+        .unwrap();
+    let id = queue.enqueue(&email, EnqueueOptions::new()).await.unwrap();
+    let held = Arc::new(Mutex::new(None));
+    let transport = LockAfterSend {
+        inner: SmtpTransport::starttls("127.0.0.1")
+            .port(server.port())
+            .tls_ca_pem(server.ca_pem.clone())
+            .basic_auth(
+                "no-reply@example.org",
+                mail_connector::Secret::new("correct horse"),
+            )
+            .build()
+            .unwrap(),
+        url: url.clone(),
+        held: Arc::clone(&held),
+    };
+    let worker = {
+        let queue = queue.clone();
+        tokio::spawn(async move { Worker::new(&queue, transport).run_once().await })
+    };
+
+    // Wait (bounded: only a hang fails here) until the worker's `finish` waits for the lock.
+    let mut watch = PgConnection::connect(&url).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let (waiting,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                 AND (query LIKE '%SET state = $3, report = $4%' \
+                 OR query LIKE '%parent_id) SELECT%')",
+            )
+            .fetch_one(&mut watch)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the worker's finish must wait for the row lock");
+
+    // The operator's retry, as `transition_state` does it (due tomorrow, so that this
+    // worker's run ends), commits while the worker waits.
+    let mut conn = held.lock().unwrap().take().expect("the lock is held");
+    sqlx::query(
+        "UPDATE mail_queue.messages SET state = 'queued', lease_token = NULL, \
+         lease_owner = NULL, lease_until = NULL, attempts = 0, \
+         due_at = due_at + 86400000 WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), worker)
+        .await
+        .expect("the worker must end")
+        .unwrap()
+        .unwrap();
+
+    let rows: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT id, state, parent_id FROM mail_queue.messages")
+            .fetch_all(&mut watch)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        [(id.as_str().to_owned(), "queued".to_owned(), None)],
+        "the operator's change stands, and nothing was split off"
+    );
+}

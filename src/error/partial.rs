@@ -18,18 +18,22 @@ pub(crate) const UNCERTAIN_REMEDY: &str = "verify with these recipients whether 
      reached them before any resend: resending may deliver it twice";
 
 impl Error {
-    /// Whether this is an SMTP server's refusal of one recipient at `RCPT TO`: a reply
-    /// other than `421` (which closes the session) to that command, after which the others
-    /// can still be sent to.
+    /// Whether this is an SMTP server's refusal of one recipient at `RCPT TO`, after which
+    /// the others can still be sent to: a reply to that command other than `421` (which
+    /// closes the session) and other than "authentication required" (`530`, or Exchange's
+    /// `5.7.57` "client not authenticated"), which refuses the session's every recipient
+    /// alike and is fixed by its settings, not by checking addresses. Other `5.7.x` replies
+    /// there (a relay denied to one domain, say) stay the refusal of that recipient.
     pub(crate) fn refuses_recipient(&self) -> bool {
         matches!(
             self,
             Self::Smtp {
                 stage: SmtpStage::Rcpt,
                 code: Some(code),
+                enhanced_code,
                 delivery: Delivery::NotSent,
                 ..
-            } if *code != 421
+            } if *code != 421 && *code != 530 && enhanced_code.as_deref() != Some("5.7.57")
         )
     }
 }

@@ -110,6 +110,7 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
         source,
         ..
     } = &error
+        && splits(delivered, uncertain, not_sent, refused_permanently)
     {
         let (refused, retryable): (Vec<Recipient>, Vec<Recipient>) = not_sent
             .iter()
@@ -189,6 +190,24 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
         error: error.to_string(),
         remedy: error.remedy(),
     }
+}
+
+/// Whether a partial delivery divides the recipients into groups that fare differently:
+/// something delivered or uncertain, or among those not sent some refused for good and
+/// others not. Nothing delivered or uncertain and either nobody or everybody refused for
+/// good (every recipient refused for now, say, or the first part of a recipient-limit split
+/// failing as a whole) is an ordinary failure of the email as a whole: retried, or failed,
+/// as its source says.
+fn splits(
+    delivered: &SendReport,
+    uncertain: &[Recipient],
+    not_sent: &[Recipient],
+    refused_permanently: &[Recipient],
+) -> bool {
+    !delivered.messages.is_empty()
+        || !uncertain.is_empty()
+        || !(refused_permanently.is_empty()
+            || not_sent.iter().all(|r| refused_permanently.contains(r)))
 }
 
 /// A message of its own split off by a partial delivery.

@@ -10,16 +10,17 @@ macro_rules! finish_outcome {
         use $crate::queue::store::Outcome;
         let lease: &$crate::queue::store::Lease = $lease;
         let now: i64 = $now;
-        // What earlier attempts delivered (a partial delivery): kept with what this one did.
-        let prior: Option<(Option<String>,)> = sqlx::query_as(concat!(
-            "SELECT report FROM ", $table, " WHERE id = $1 AND lease_token = $2"
+        // What earlier attempts delivered (a partial delivery): kept with what this one did;
+        // and the message's due time before this outcome moves it, for the rows split off.
+        let prior: Option<(Option<String>, i64)> = sqlx::query_as(concat!(
+            "SELECT report, due_at FROM ", $table, " WHERE id = $1 AND lease_token = $2"
         ))
         .bind(&lease.id)
         .bind(&lease.token)
         .fetch_optional(&mut *$tx)
         .await?;
         let merged = |report: String| {
-            $crate::queue::outcome::merge_reports(prior.clone().and_then(|(r,)| r), report)
+            $crate::queue::outcome::merge_reports(prior.clone().and_then(|(r, _)| r), report)
         };
         // A message whose lease ran out while it was being sent is `uncertain` with the lease
         // token kept: the worker that still held it knows better and may record the outcome.
@@ -103,6 +104,8 @@ macro_rules! finish_outcome {
                 .bind(now)
                 .execute(&mut *$tx)
                 .await?;
+                // The lease held (the UPDATE matched), so `prior` read the row.
+                let due_at = prior.as_ref().map(|&(_, due)| due);
                 if updated.rows_affected() == 1 {
                     for split in splits {
                         let len = split.rest.body.len() as i64;
@@ -110,7 +113,7 @@ macro_rules! finish_outcome {
                             "INSERT INTO ", $table, " (id, mailbox, recipients, subject, state, body, ",
                             "body_bytes, attempts, due_at, created_at, updated_at, retry_from, ",
                             "last_error, remedy, parent_id) SELECT $1, mailbox, $2, subject, $3, $4, ",
-                            "$5, attempts, due_at, created_at, $6, retry_from, $7, $8, id FROM ",
+                            "$5, attempts, $10, created_at, $6, retry_from, $7, $8, id FROM ",
                             $table, " WHERE id = $9"
                         ))
                         .bind(uuid::Uuid::new_v4().to_string())
@@ -122,6 +125,7 @@ macro_rules! finish_outcome {
                         .bind(split.error)
                         .bind(split.remedy)
                         .bind(&lease.id)
+                        .bind(due_at)
                         .execute(&mut *$tx)
                         .await?;
                     }

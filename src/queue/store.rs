@@ -238,17 +238,20 @@ pub enum Outcome {
         /// Why delivery is uncertain.
         error: String,
     },
-    /// Some recipients got it — or none, when the others failed group by group (SMTP
-    /// refused each of them at `RCPT TO`, or the first part of a recipient-limit split
-    /// failed). A store records it in one transaction, only while `lease` holds the message
-    /// (else nothing, and `finish` returns `false`): the message keeps the first of the groups
-    /// `not_sent`, `uncertain`, `refused` that has recipients, in the state that group gets
-    /// (`queued` with its due time, or `failed`; `uncertain`; `failed`), its body and
-    /// recipients replaced by the group's [`Remainder`], with that group's error and remedy;
-    /// each other group becomes a new message in its own state, with its own error and
-    /// remedy, the message's mailbox, subject, attempts and times, and a `parent_id` that
-    /// names the message. With no group, the message is `sent`. `report` is merged with
-    /// earlier attempts' reports. Fields may be added: match with `..`.
+    /// Some recipients got it — or none, when those that did not fare differently (SMTP
+    /// refused some for good at `RCPT TO` and others for now, or a recipient-limit split
+    /// left later parts untried after a part refused for good). When nobody got it and every
+    /// recipient failed the same way, the outcome is `Retry` or `Failed` instead. A store
+    /// records it in one transaction, only while `lease` holds the message (else nothing,
+    /// and `finish` returns `false`): the message keeps the first of the groups `not_sent`,
+    /// `uncertain`, `refused` that has recipients, in the state that group gets (`queued`
+    /// with its due time, or `failed`; `uncertain`; `failed`), its body and recipients
+    /// replaced by the group's [`Remainder`], with that group's error and remedy; each other
+    /// group becomes a new message in its own state, with its own error and remedy, the
+    /// message's mailbox, subject, attempts, `created_at` and `retry_from`, the `due_at` the
+    /// message had when this attempt took it, and a `parent_id` that names the message. With
+    /// no group, the message is `sent`. `report` is merged with earlier attempts' reports.
+    /// Fields may be added: match with `..`.
     #[non_exhaustive]
     Partial {
         /// The report of the parts that were delivered (JSON).

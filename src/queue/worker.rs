@@ -29,7 +29,10 @@ pub struct WorkerReport {
     pub failed: u64,
     /// Parked as uncertain.
     pub uncertain: u64,
-    /// Delivered to some recipients only.
+    /// Split by a partial delivery: delivered to some recipients only, or to none while
+    /// their fates differ (some refused permanently, others refused for now or never tried
+    /// under a recipient limit). Every recipient refused the same way, with nothing
+    /// delivered, counts as `retried` or `failed` instead.
     pub partial: u64,
 }
 

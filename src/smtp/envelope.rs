@@ -210,9 +210,11 @@ impl Connection {
                 Ok(_) => accepted.push(recipient.clone()),
                 Err(e) => {
                     let mut error = self.error(SmtpStage::Rcpt, &e, Delivery::NotSent);
-                    // A 421 or no reply: the session ends, no recipient was refused.
+                    // A 421 or no reply: the session ends; "authentication required": the
+                    // session's recipients are refused alike. No recipient was refused.
                     if !error.refuses_recipient() {
                         self.note(&error);
+                        self.reset().await;
                         return Err(error);
                     }
                     if let Error::Smtp { message, .. } = &mut error {

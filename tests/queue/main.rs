@@ -8,6 +8,7 @@ mod postgres;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod all_refused;
 mod behaviours;
 mod clock;
 mod concurrency;

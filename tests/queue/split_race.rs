@@ -3,7 +3,7 @@
 //! would have split off. The worker's `finish` is held at the message's row lock while the
 //! operator's change commits, so the race is played in one order, every time.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use mail_connector::queue::{EnqueueOptions, Worker};
@@ -16,11 +16,12 @@ use crate::helpers::{Backend, open_with_url};
 use crate::support::smtp_server::{RcptReply, ServerOptions, TestServer};
 
 /// Sends through `inner`, then, before the worker records the outcome, locks every message
-/// row in a transaction of its own, left open in `held`.
+/// row in a transaction of its own, left open in `held`; `pid` is that connection's backend.
 struct LockAfterSend {
     inner: SmtpTransport,
     url: String,
     held: Arc<Mutex<Option<PgConnection>>>,
+    pid: Arc<OnceLock<i32>>,
 }
 
 #[async_trait]
@@ -28,12 +29,17 @@ impl MailTransport for LockAfterSend {
     async fn send(&self, email: &Email) -> Result<SendReport> {
         let result = self.inner.send(email).await;
         let mut conn = PgConnection::connect(&self.url).await.unwrap();
+        let (pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
         sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
         sqlx::query("SELECT id FROM mail_queue.messages FOR UPDATE")
             .execute(&mut conn)
             .await
             .unwrap();
         *self.held.lock().unwrap() = Some(conn);
+        self.pid.set(pid).unwrap();
         result
     }
 
@@ -66,6 +72,7 @@ async fn a_partial_delivery_recorded_after_its_lease_was_lost_splits_off_nothing
         .unwrap();
     let id = queue.enqueue(&email, EnqueueOptions::new()).await.unwrap();
     let held = Arc::new(Mutex::new(None));
+    let pid = Arc::new(OnceLock::new());
     let transport = LockAfterSend {
         inner: SmtpTransport::starttls("127.0.0.1")
             .port(server.port())
@@ -78,21 +85,27 @@ async fn a_partial_delivery_recorded_after_its_lease_was_lost_splits_off_nothing
             .unwrap(),
         url: url.clone(),
         held: Arc::clone(&held),
+        pid: Arc::clone(&pid),
     };
     let worker = {
         let queue = queue.clone();
         tokio::spawn(async move { Worker::new(&queue, transport).run_once().await })
     };
 
-    // Wait (bounded: only a hang fails here) until the worker's `finish` waits for the lock.
+    // Wait (bounded: only a hang fails here) until the worker's `finish` waits for the lock
+    // this test's own connection holds: other tests' lock waits on the server do not count.
     let mut watch = PgConnection::connect(&url).await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
+            let Some(&holder) = pid.get() else {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            };
             let (waiting,): (i64,) = sqlx::query_as(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-                 AND (query LIKE '%SET state = $3, report = $4%' \
-                 OR query LIKE '%parent_id) SELECT%')",
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE $1 = ANY(pg_blocking_pids(pid))",
             )
+            .bind(holder)
             .fetch_one(&mut watch)
             .await
             .unwrap();

@@ -118,7 +118,7 @@ pub enum Error {
         /// `refused_permanently` is not empty (then the permanent failure was theirs).
         not_sent: Vec<Recipient>,
         /// Of `not_sent`, the recipients the server refused for good at `RCPT TO` (a
-        /// permanent 5xx reply such as `550 5.1.1` unknown mailbox): sending to them again
+        /// permanent reply such as `550 5.1.1` unknown mailbox): sending to them again
         /// fails the same way. The rest of `not_sent` may succeed on a retry. Empty when no
         /// recipient was refused on its own (a whole message failed for another reason).
         refused_permanently: Vec<Recipient>,

@@ -69,7 +69,10 @@
 //!
 //! Recipients the server refuses (`RCPT TO`) do not stop the others: the message goes to the
 //! accepted ones and the send fails with [`Error::PartialDelivery`], whose `not_sent` lists
-//! exactly the refused recipients and `refused_permanently` those refused with a 5xx. When
+//! exactly the refused recipients and `refused_permanently` those refused with a 5xx (but
+//! `552`, "too many recipients", which RFC 5321 §4.5.3.1.10 makes temporary there). A reply
+//! at `RCPT TO` that concerns the session rather than the recipient (`530` or `5.7.57`,
+//! authentication required) fails the send at once, with its own remedy. When
 //! every recipient is refused nothing is sent (`RSET`): the refusal of a single recipient is
 //! the error itself, an [`Error::Smtp`] at the RCPT stage; the refusal of several is an
 //! [`Error::PartialDelivery`] with nothing `delivered`, so that a 5xx for one does not fail

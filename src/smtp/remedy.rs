@@ -56,12 +56,12 @@ pub(crate) fn from_lettre_redacted(
     if let Some(enhanced) = &enhanced_code {
         text = text.trim_start_matches(enhanced.as_str()).trim().to_owned();
     }
-    // A reply says itself whether it is transient (4xx). Without a reply it is the network
+    // A reply says itself whether it is transient (4xx; see `reply_is_transient`). Without a reply it is the network
     // (transient) unless lettre itself refused, e.g. no common AUTH mechanism, or TLS failed
     // (an unverifiable certificate does not fix itself), or the reply could not be read (a
     // line too long, not SMTP): permanent. A connection closed mid-reply is the network.
     let transient = match code {
-        Some(code) => (400..500).contains(&code),
+        Some(code) => reply_is_transient(stage, code),
         None if error.is_response() => text == "incomplete response",
         None => !error.is_client() && !error.is_tls(),
     };
@@ -80,6 +80,13 @@ pub(crate) fn from_lettre_redacted(
         delivery,
         advice: Advice::default(),
     })
+}
+
+/// Whether a server's reply `code` at `stage` is temporary: a 4xx, and a `552` to
+/// `RCPT TO` — "too many recipients", which RFC 5321 (§4.5.3.1.10) asks clients to treat
+/// as temporary: the recipients refused so can be sent to in a later transaction.
+fn reply_is_transient(stage: SmtpStage, code: u16) -> bool {
+    (400..500).contains(&code) || (code == 552 && stage == SmtpStage::Rcpt)
 }
 
 /// Attaches this module's remedy and auth verdict to an [`Error::Smtp`] made from its facts;
@@ -355,7 +362,7 @@ fn remedy(
         "cannot reach the SMTP server: check SMTP host (`smtp_host`) and port (`smtp_port`), \
          and that outbound connections to that port are allowed"
             .to_owned()
-    } else if code.is_some_and(|c| (400..500).contains(&c)) {
+    } else if code.is_some_and(|c| reply_is_transient(stage, c)) {
         return None;
     } else if code == Some(552) || enhanced == Some("5.3.4") {
         "the message is too large for the server: send smaller attachments".to_owned()

@@ -13,6 +13,7 @@ mod mixed_refusals;
 mod pool;
 mod prepared;
 mod recipients;
+mod refusal_kinds;
 mod replies;
 mod secrets;
 mod sender;

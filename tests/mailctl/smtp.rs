@@ -247,3 +247,50 @@ async fn mailctl_all_refused_fails_and_names_the_permanent_refusals() {
     assert!(message.contains("none of its 2 recipients"), "{message}");
     assert!(server.messages().is_empty());
 }
+
+/// Every one of several recipients refused for now (450): nothing went out and a later
+/// resend may reach them all, so it exits 5 (temporary), after the retries within the send.
+#[tokio::test]
+async fn mailctl_all_refused_for_now_exits_temporary() {
+    let server = TestServer::start(ServerOptions {
+        rcpt_replies: vec![
+            RcptReply::always("ann@example.org", "450 4.2.1 Mailbox busy"),
+            RcptReply::always("busy@example.org", "450 4.2.1 Mailbox busy"),
+        ],
+        ..ServerOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &server,
+        &format!("auth_mode = \"basic\"\npassword = \"{PASSWORD}\"\n"),
+    );
+    let mut command = mailctl();
+    command.args([
+        "send",
+        "--to",
+        "ann@example.org",
+        "--to",
+        "busy@example.org",
+        "--subject",
+        "Hi",
+        "--text",
+        "Hello",
+        "--json",
+    ]);
+    command.arg("--config").arg(&config);
+    let (output, stdout, stderr) = run_async(command).await;
+    assert_eq!(output.status.code(), Some(5), "{stdout}{stderr}");
+    let document = json(&stdout);
+    assert_eq!(document["error"]["kind"], "temporary");
+    assert_eq!(document["error"]["transient"], true);
+    assert!(addresses(&document, "delivered").is_empty());
+    assert!(addresses(&document, "refused_permanently").is_empty());
+    assert_eq!(
+        addresses(&document, "not_sent"),
+        ["ann@example.org", "busy@example.org"]
+    );
+    assert!(server.mail_from_commands() > 1, "retried within the send");
+    assert!(server.messages().is_empty());
+}

@@ -13,7 +13,7 @@ use mail_connector::{
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::json;
 
-use crate::support::smtp_server::{ServerOptions, TestServer};
+use crate::support::smtp_server::{RcptReply, ServerOptions, TestServer};
 use crate::support::*;
 
 /// One recorded metric: its name, its labels (sorted) and its value.
@@ -287,6 +287,37 @@ fn a_refused_token_counts_as_a_token_failure_and_a_failed_message() {
         1
     );
     assert_nothing_private(&all, PRIVATE);
+}
+
+/// Both recipients refused `432 4.3.2` at `RCPT TO` once: nothing delivered, a partial
+/// delivery whose source is the throttling reply, retried as a whole after one counted wait.
+#[test]
+fn smtp_counts_a_throttle_wait_when_every_recipient_is_refused_432() {
+    let all = recorded(|| async {
+        let busy = "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded";
+        let server = TestServer::start(ServerOptions {
+            rcpt_replies: vec![
+                RcptReply::once("samanthab@contoso.com", busy),
+                RcptReply::once("hidden-audit@contoso.com", busy),
+            ],
+            ..ServerOptions::default()
+        })
+        .await;
+        let transport = SmtpTransport::starttls("127.0.0.1")
+            .port(server.port())
+            .tls_ca_pem(server.ca_pem.clone())
+            .basic_auth("no-reply@example.org", Secret::new("correct horse"))
+            .retry_policy(fast_retry(3))
+            .build()
+            .unwrap();
+        transport.send(&email()).await.unwrap();
+        assert_eq!(server.mail_from_commands(), 2);
+        assert_eq!(server.messages()[0].rcpt_to.len(), 2);
+    });
+    let smtp = [("transport", "smtp"), ("mailbox", "no-reply@example.org")];
+    assert_eq!(counter(&all, MESSAGES_SENT, &smtp), 1);
+    assert_eq!(counter(&all, RETRIES, &[("transport", "smtp")]), 1);
+    assert_eq!(counter(&all, THROTTLE_WAITS, &[("transport", "smtp")]), 1);
 }
 
 #[test]

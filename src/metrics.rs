@@ -33,7 +33,9 @@
 //! A partly delivered email (an SMTP server accepted some recipients and refused others:
 //! [`Error::PartialDelivery`](crate::Error::PartialDelivery) with a delivered part) counts
 //! in two counters: as sent for the delivered part, and as failed (or uncertain) for the
-//! rest; its duration is recorded with `outcome` `partial`.
+//! rest; its duration is recorded with `outcome` `partial`. The rest's `error` is
+//! `transient` only when every recipient in it may still get the email: with any of them
+//! refused for good it is `permanent`, though a queue still retries the others.
 //!
 //! An email the [`RecipientLimit`](crate::RecipientLimit) splits counts once per message
 //! sent. The [`StubTransport`](crate::StubTransport) records nothing.

@@ -74,8 +74,12 @@ fn outcome_of(result: &Result<SendReport>) -> (Outcome, Option<&str>) {
             Outcome::Partial {
                 delivered: delivered.messages.len() as u64,
                 rest_uncertain: !uncertain.is_empty(),
-                // Whether the rest is worth retrying (resending the whole email never is):
-                // not when some were refused for good, whatever the others' refusal says.
+                // The rest counts as one failed message: temporary only when every
+                // recipient in it may still get the email. A rest with a recipient refused
+                // for good holds a failure no retry fixes, so it is `permanent` even though
+                // a queue retries its other recipients (refused for now, or never tried
+                // under a recipient limit) and fails only the refused ones: an alert on
+                // permanent failures must fire for the refused address.
                 transient: refused_permanently.is_empty() && source.is_transient(),
             },
             first_id(delivered),

@@ -46,7 +46,11 @@ impl Exit {
     /// that delivered nothing (a recipient-limit split whose first part failed, an SMTP
     /// server that refused every recipient) exits as its source would, so that the code does
     /// not depend on `recipient_limit` — but as a refused recipient (1) when some were refused
-    /// permanently beside a temporary source, as an all-refused send always did.
+    /// permanently beside a temporary source. That is 1 even when the permanent refusals were
+    /// `5.7.x` (a relay or permission refused for those addresses), which a single refused
+    /// recipient's error exits 4 for: the error keeps only its source's reply (the temporary
+    /// one), so the others' replies cannot be told apart here. An "authentication required"
+    /// reply at `RCPT TO` is no recipient's refusal and exits 4 as the error itself.
     pub(crate) fn of(error: &Error) -> Self {
         let part_went_out = matches!(
             error,

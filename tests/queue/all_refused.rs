@@ -73,7 +73,10 @@ async fn only_message(queue: &Queue) -> mail_connector::queue::MessageSummary {
 async fn every_recipient_refused_for_now_is_an_ordinary_retry(backend: Backend) {
     let server = server("450 4.2.1 Mailbox busy, try later").await;
     let (queue, _guard) = open(backend).await;
-    let id = queue.enqueue(&email(), EnqueueOptions::new()).await.unwrap();
+    let id = queue
+        .enqueue(&email(), EnqueueOptions::new())
+        .await
+        .unwrap();
     let before = row(&queue, id.as_str()).await;
     let report = Worker::new(&queue, smtp(&server))
         .with_retry(retries(5))
@@ -96,7 +99,10 @@ async fn every_recipient_refused_for_now_is_an_ordinary_retry(backend: Backend) 
 async fn every_recipient_refused_for_now_out_of_attempts_gives_up(backend: Backend) {
     let server = server("450 4.2.1 Mailbox busy, try later").await;
     let (queue, _guard) = open(backend).await;
-    let id = queue.enqueue(&email(), EnqueueOptions::new()).await.unwrap();
+    let id = queue
+        .enqueue(&email(), EnqueueOptions::new())
+        .await
+        .unwrap();
     let report = Worker::new(&queue, smtp(&server))
         .with_retry(retries(0))
         .with_once_wait(Duration::ZERO)
@@ -116,7 +122,10 @@ async fn every_recipient_refused_for_now_out_of_attempts_gives_up(backend: Backe
 async fn every_recipient_refused_for_good_fails_the_message_as_one(backend: Backend) {
     let server = server("550 5.1.1 User unknown").await;
     let (queue, _guard) = open(backend).await;
-    let id = queue.enqueue(&email(), EnqueueOptions::new()).await.unwrap();
+    let id = queue
+        .enqueue(&email(), EnqueueOptions::new())
+        .await
+        .unwrap();
     let report = Worker::new(&queue, smtp(&server))
         .with_retry(retries(5))
         .with_once_wait(Duration::ZERO)
@@ -150,7 +159,10 @@ async fn a_split_row_keeps_the_original_due_time(backend: Backend) {
     })
     .await;
     let (queue, _guard) = open(backend).await;
-    let id = queue.enqueue(&email(), EnqueueOptions::new()).await.unwrap();
+    let id = queue
+        .enqueue(&email(), EnqueueOptions::new())
+        .await
+        .unwrap();
     let original = row(&queue, id.as_str()).await;
     let report = Worker::new(&queue, smtp(&server))
         .with_retry(retries(5))
@@ -175,7 +187,10 @@ async fn a_split_row_keeps_the_original_due_time(backend: Backend) {
 async fn authentication_required_at_rcpt_fails_the_message_at_once(backend: Backend) {
     let server = server("530 5.7.57 Client not authenticated to send mail").await;
     let (queue, _guard) = open(backend).await;
-    let id = queue.enqueue(&email(), EnqueueOptions::new()).await.unwrap();
+    let id = queue
+        .enqueue(&email(), EnqueueOptions::new())
+        .await
+        .unwrap();
     let report = Worker::new(&queue, RecipientLimit::new(smtp(&server), 1))
         .with_retry(retries(5))
         .with_once_wait(Duration::ZERO)

@@ -74,7 +74,11 @@
 //!   uncertain, or was only the permanent refusals; those whose delivery is uncertain are
 //!   `uncertain`. The message keeps the first of these groups that has recipients (to
 //!   retry, uncertain, refused permanently); each other group becomes a message of its own
-//!   whose `parent_id` names it, with its own state, error and remedy.
+//!   whose `parent_id` names it, with its own state, error and remedy, and the due time the
+//!   message had. When nothing was delivered or left uncertain and every recipient failed
+//!   the same way (all refused for now, or all for good, or a first recipient-limit part
+//!   that failed as a whole and refused nobody), nothing is split: the message is retried
+//!   or failed as a whole, as any other failure, and counted so by the worker.
 //!
 //! ## Guarantees
 //!

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use mail_connector::queue::{EnqueueOptions, Queue, State, Worker};
-use mail_connector::{Email, RecipientLimit, RetryPolicy, Secret, SmtpTransport};
+use mail_connector::queue::{EnqueueOptions, MessageId, Queue, State, Worker, WorkerReport};
+use mail_connector::{Email, MailTransport, RecipientLimit, RetryPolicy, Secret, SmtpTransport};
 
 use crate::helpers::{Backend, on_both_stores, open, row};
 use crate::support::smtp_server::{RcptReply, ServerOptions, TestServer};
@@ -64,6 +64,27 @@ fn email() -> Email {
         .unwrap()
 }
 
+async fn enqueue(queue: &Queue) -> MessageId {
+    queue
+        .enqueue(&email(), EnqueueOptions::new())
+        .await
+        .unwrap()
+}
+
+/// One worker pass through `transport`, up to `max_retries`, waiting for no retry.
+async fn one_pass(
+    queue: &Queue,
+    transport: impl MailTransport + 'static,
+    max_retries: u32,
+) -> WorkerReport {
+    Worker::new(queue, transport)
+        .with_retry(retries(max_retries))
+        .with_once_wait(Duration::ZERO)
+        .run_once()
+        .await
+        .unwrap()
+}
+
 async fn only_message(queue: &Queue) -> mail_connector::queue::MessageSummary {
     let mut all = queue.list(None, 10).await.unwrap();
     assert_eq!(all.len(), 1, "no split rows: {all:?}");
@@ -73,17 +94,9 @@ async fn only_message(queue: &Queue) -> mail_connector::queue::MessageSummary {
 async fn every_recipient_refused_for_now_is_an_ordinary_retry(backend: Backend) {
     let server = server("450 4.2.1 Mailbox busy, try later").await;
     let (queue, _guard) = open(backend).await;
-    let id = queue
-        .enqueue(&email(), EnqueueOptions::new())
-        .await
-        .unwrap();
+    let id = enqueue(&queue).await;
     let before = row(&queue, id.as_str()).await;
-    let report = Worker::new(&queue, smtp(&server))
-        .with_retry(retries(5))
-        .with_once_wait(Duration::ZERO)
-        .run_once()
-        .await
-        .unwrap();
+    let report = one_pass(&queue, smtp(&server), 5).await;
     assert_eq!((report.retried, report.partial), (1, 0), "{report:?}");
     let message = only_message(&queue).await;
     assert_eq!(message.id, id.as_str());
@@ -99,16 +112,8 @@ async fn every_recipient_refused_for_now_is_an_ordinary_retry(backend: Backend) 
 async fn every_recipient_refused_for_now_out_of_attempts_gives_up(backend: Backend) {
     let server = server("450 4.2.1 Mailbox busy, try later").await;
     let (queue, _guard) = open(backend).await;
-    let id = queue
-        .enqueue(&email(), EnqueueOptions::new())
-        .await
-        .unwrap();
-    let report = Worker::new(&queue, smtp(&server))
-        .with_retry(retries(0))
-        .with_once_wait(Duration::ZERO)
-        .run_once()
-        .await
-        .unwrap();
+    let id = enqueue(&queue).await;
+    let report = one_pass(&queue, smtp(&server), 0).await;
     assert_eq!((report.failed, report.partial), (1, 0), "{report:?}");
     let message = only_message(&queue).await;
     assert_eq!(message.id, id.as_str());
@@ -122,16 +127,8 @@ async fn every_recipient_refused_for_now_out_of_attempts_gives_up(backend: Backe
 async fn every_recipient_refused_for_good_fails_the_message_as_one(backend: Backend) {
     let server = server("550 5.1.1 User unknown").await;
     let (queue, _guard) = open(backend).await;
-    let id = queue
-        .enqueue(&email(), EnqueueOptions::new())
-        .await
-        .unwrap();
-    let report = Worker::new(&queue, smtp(&server))
-        .with_retry(retries(5))
-        .with_once_wait(Duration::ZERO)
-        .run_once()
-        .await
-        .unwrap();
+    let id = enqueue(&queue).await;
+    let report = one_pass(&queue, smtp(&server), 5).await;
     assert_eq!((report.failed, report.partial), (1, 0), "{report:?}");
     let message = only_message(&queue).await;
     assert_eq!(message.id, id.as_str());
@@ -159,17 +156,9 @@ async fn a_split_row_keeps_the_original_due_time(backend: Backend) {
     })
     .await;
     let (queue, _guard) = open(backend).await;
-    let id = queue
-        .enqueue(&email(), EnqueueOptions::new())
-        .await
-        .unwrap();
+    let id = enqueue(&queue).await;
     let original = row(&queue, id.as_str()).await;
-    let report = Worker::new(&queue, smtp(&server))
-        .with_retry(retries(5))
-        .with_once_wait(Duration::ZERO)
-        .run_once()
-        .await
-        .unwrap();
+    let report = one_pass(&queue, smtp(&server), 5).await;
     assert_eq!(report.partial, 1, "{report:?}");
     let message = row(&queue, id.as_str()).await;
     assert_eq!(message.state, State::Queued, "{message:?}");
@@ -187,16 +176,8 @@ async fn a_split_row_keeps_the_original_due_time(backend: Backend) {
 async fn authentication_required_at_rcpt_fails_the_message_at_once(backend: Backend) {
     let server = server("530 5.7.57 Client not authenticated to send mail").await;
     let (queue, _guard) = open(backend).await;
-    let id = queue
-        .enqueue(&email(), EnqueueOptions::new())
-        .await
-        .unwrap();
-    let report = Worker::new(&queue, RecipientLimit::new(smtp(&server), 1))
-        .with_retry(retries(5))
-        .with_once_wait(Duration::ZERO)
-        .run_once()
-        .await
-        .unwrap();
+    let id = enqueue(&queue).await;
+    let report = one_pass(&queue, RecipientLimit::new(smtp(&server), 1), 5).await;
     assert_eq!((report.failed, report.partial), (1, 0), "{report:?}");
     let message = only_message(&queue).await;
     assert_eq!(message.id, id.as_str());

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use mail_connector::smtp::SmtpTransportBuilder;
-use mail_connector::{ConnectorSettings, Email, RetryPolicy, Secret, SmtpTransport};
+use mail_connector::{
+    ConnectorSettings, Email, Error, Recipient, RetryPolicy, Secret, SmtpTransport,
+};
 
 use crate::support::smtp_server::TestServer;
 
@@ -37,6 +39,54 @@ pub(crate) fn logged_in(server: &TestServer) -> SmtpTransportBuilder {
     starttls(server)
         .basic_auth(USER, Secret::new(PASSWORD))
         .retry_policy(fast_retry())
+}
+
+/// An email to each of `to`.
+pub(crate) fn email_to(to: &[&str]) -> Email {
+    to.iter()
+        .fold(Email::builder(), |b, to| b.to(*to))
+        .subject("Hello")
+        .text("Hello there")
+        .build()
+        .unwrap()
+}
+
+/// The groups of an [`Error::PartialDelivery`], by address.
+pub(crate) struct Partial<'a> {
+    pub delivered_messages: usize,
+    pub delivered: Vec<String>,
+    pub not_sent: Vec<String>,
+    pub refused_permanently: Vec<String>,
+    pub uncertain: Vec<String>,
+    pub source: &'a Error,
+}
+
+/// `error` as a partial delivery; any other error fails the test.
+pub(crate) fn partial(error: &Error) -> Partial<'_> {
+    let addresses = |recipients: &mut dyn Iterator<Item = &Recipient>| {
+        recipients
+            .map(|r| r.mailbox.address().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let Error::PartialDelivery {
+        delivered,
+        not_sent,
+        refused_permanently,
+        uncertain,
+        source,
+        ..
+    } = error
+    else {
+        panic!("not a partial delivery: {error:?}")
+    };
+    Partial {
+        delivered_messages: delivered.messages.len(),
+        delivered: addresses(&mut delivered.recipients()),
+        not_sent: addresses(&mut not_sent.iter()),
+        refused_permanently: addresses(&mut refused_permanently.iter()),
+        uncertain: addresses(&mut uncertain.iter()),
+        source,
+    }
 }
 
 pub(crate) fn simple_email(to: &str) -> Email {

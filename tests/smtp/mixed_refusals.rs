@@ -1,7 +1,7 @@
 //! Recipients refused permanently (5xx) and temporarily (4xx) in one transaction: the error
 //! says which of the recipients not sent are worth trying again.
 
-use mail_connector::{Email, Error, MailTransport, Recipient, RecipientLimit, SmtpStage};
+use mail_connector::{Error, MailTransport, RecipientLimit, SmtpStage};
 
 use super::helpers::*;
 use crate::support::smtp_server::{RcptReply, ServerOptions, TestServer};
@@ -20,22 +20,6 @@ async fn server() -> TestServer {
     .await
 }
 
-fn addresses(recipients: &[Recipient]) -> Vec<String> {
-    recipients
-        .iter()
-        .map(|r| r.mailbox.address().to_owned())
-        .collect()
-}
-
-fn email_to(to: &[&str]) -> Email {
-    to.iter()
-        .fold(Email::builder(), |b, to| b.to(*to))
-        .subject("Hi")
-        .text("Hello")
-        .build()
-        .unwrap()
-}
-
 /// Whichever refusal comes first, `source` is the temporary one (so a queue retries the
 /// recipient it refused) and `refused_permanently` names the permanently refused one.
 #[tokio::test]
@@ -47,24 +31,15 @@ async fn a_mix_of_permanent_and_temporary_refusals_names_each_and_reports_the_te
         let server = server().await;
         let transport = logged_in(&server).build().unwrap();
         let error = transport.send(&email_to(&order)).await.unwrap_err();
-        let Error::PartialDelivery {
-            delivered,
-            not_sent,
-            refused_permanently,
-            uncertain,
-            source,
-            ..
-        } = &error
-        else {
-            panic!("{error:?}")
-        };
-        assert_eq!(delivered.recipients().count(), 1, "{order:?}");
-        assert_eq!(addresses(not_sent), order[1..], "{order:?}");
-        assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
-        assert!(uncertain.is_empty());
+        let p = partial(&error);
+        let source = p.source;
+        assert_eq!(p.delivered.len(), 1, "{order:?}");
+        assert_eq!(p.not_sent, order[1..], "{order:?}");
+        assert_eq!(p.refused_permanently, ["gone@example.org"]);
+        assert!(p.uncertain.is_empty());
         assert!(
             matches!(
-                &**source,
+                source,
                 Error::Smtp { stage: SmtpStage::Rcpt, code: Some(450), message, .. }
                     if message.contains("busy@example.org")
             ),
@@ -91,17 +66,10 @@ async fn only_permanent_refusals_are_all_refused_permanently() {
         .send(&email_to(&["ann@example.org", "gone@example.org"]))
         .await
         .unwrap_err();
-    let Error::PartialDelivery {
-        not_sent,
-        refused_permanently,
-        source,
-        ..
-    } = &error
-    else {
-        panic!("{error:?}")
-    };
-    assert_eq!(addresses(not_sent), ["gone@example.org"]);
-    assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
+    let p = partial(&error);
+    let source = p.source;
+    assert_eq!(p.not_sent, ["gone@example.org"]);
+    assert_eq!(p.refused_permanently, ["gone@example.org"]);
     assert_eq!(source.status(), Some(550));
     assert!(!source.is_transient());
     // Nobody is left to resend to: the remedy is the refusal's own, with no resend step.
@@ -114,15 +82,9 @@ async fn only_permanent_refusals_are_all_refused_permanently() {
         .send(&email_to(&["ann@example.org", "busy@example.org"]))
         .await
         .unwrap_err();
-    let Error::PartialDelivery {
-        refused_permanently,
-        source,
-        ..
-    } = &error
-    else {
-        panic!("{error:?}")
-    };
-    assert!(refused_permanently.is_empty());
+    let p = partial(&error);
+    let source = p.source;
+    assert!(p.refused_permanently.is_empty());
     assert!(source.is_transient());
     assert!(
         !error.to_string().contains("refused permanently"),
@@ -138,18 +100,10 @@ async fn the_recipient_limit_carries_the_permanent_refusals_of_a_part() {
     let transport = RecipientLimit::new(logged_in(&server).build().unwrap(), 2);
     let email = email_to(&["ann@example.org", "gone@example.org", "cy@example.org"]);
     let error = transport.send(&email).await.unwrap_err();
-    let Error::PartialDelivery {
-        delivered,
-        not_sent,
-        refused_permanently,
-        ..
-    } = &error
-    else {
-        panic!("{error:?}")
-    };
-    assert_eq!(delivered.recipients().count(), 1);
-    assert_eq!(addresses(not_sent), ["gone@example.org", "cy@example.org"]);
-    assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
+    let p = partial(&error);
+    assert_eq!(p.delivered.len(), 1);
+    assert_eq!(p.not_sent, ["gone@example.org", "cy@example.org"]);
+    assert_eq!(p.refused_permanently, ["gone@example.org"]);
     assert_eq!(server.rcpt_commands("cy@example.org"), 0);
 }
 
@@ -161,24 +115,12 @@ async fn every_recipient_refused_is_a_partial_delivery_with_nothing_delivered() 
     let transport = logged_in(&server).build().unwrap();
     let email = email_to(&["gone@example.org", "busy@example.org"]);
     let error = transport.send(&email).await.unwrap_err();
-    let Error::PartialDelivery {
-        delivered,
-        not_sent,
-        refused_permanently,
-        uncertain,
-        source,
-        ..
-    } = &error
-    else {
-        panic!("{error:?}")
-    };
-    assert!(delivered.messages.is_empty());
-    assert!(uncertain.is_empty());
-    assert_eq!(
-        addresses(not_sent),
-        ["gone@example.org", "busy@example.org"]
-    );
-    assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
+    let p = partial(&error);
+    let source = p.source;
+    assert_eq!(p.delivered_messages, 0);
+    assert!(p.uncertain.is_empty());
+    assert_eq!(p.not_sent, ["gone@example.org", "busy@example.org"]);
+    assert_eq!(p.refused_permanently, ["gone@example.org"]);
     assert_eq!(source.status(), Some(450), "{source:?}");
     assert!(!error.is_transient(), "gone would be refused again");
     let text = error.to_string();
@@ -204,15 +146,9 @@ async fn every_recipient_refused_is_a_partial_delivery_with_nothing_delivered() 
     let transport = logged_in(&both_gone).build().unwrap();
     let email = email_to(&["gone@example.org", "lost@example.org"]);
     let error = transport.send(&email).await.unwrap_err();
-    let Error::PartialDelivery {
-        refused_permanently,
-        source,
-        ..
-    } = &error
-    else {
-        panic!("{error:?}")
-    };
-    assert_eq!(refused_permanently.len(), 2);
+    let p = partial(&error);
+    let source = p.source;
+    assert_eq!(p.refused_permanently.len(), 2);
     assert_eq!(source.status(), Some(550));
     let remedy = error.remedy().unwrap();
     assert!(remedy.contains("check the address"), "{remedy}");
@@ -262,19 +198,11 @@ async fn a_recipient_limit_of_one_keeps_a_refused_part_apart_from_those_never_se
     let transport = RecipientLimit::new(logged_in(&server).build().unwrap(), 1);
     let email = email_to(&["ann@example.org", "gone@example.org", "cy@example.org"]);
     let error = transport.send(&email).await.unwrap_err();
-    let Error::PartialDelivery {
-        delivered,
-        not_sent,
-        refused_permanently,
-        source,
-        ..
-    } = &error
-    else {
-        panic!("{error:?}")
-    };
-    assert_eq!(delivered.recipients().count(), 1);
-    assert_eq!(addresses(not_sent), ["gone@example.org", "cy@example.org"]);
-    assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
+    let p = partial(&error);
+    let source = p.source;
+    assert_eq!(p.delivered.len(), 1);
+    assert_eq!(p.not_sent, ["gone@example.org", "cy@example.org"]);
+    assert_eq!(p.refused_permanently, ["gone@example.org"]);
     assert_eq!(source.status(), Some(550));
     assert_eq!(server.rcpt_commands("cy@example.org"), 0);
 }
@@ -287,22 +215,14 @@ async fn a_recipient_limit_part_wholly_refused_names_its_permanent_refusals() {
     let transport = RecipientLimit::new(logged_in(&server).build().unwrap(), 2);
     let email = email_to(&["gone@example.org", "busy@example.org", "cy@example.org"]);
     let error = transport.send(&email).await.unwrap_err();
-    let Error::PartialDelivery {
-        delivered,
-        not_sent,
-        refused_permanently,
-        source,
-        ..
-    } = &error
-    else {
-        panic!("{error:?}")
-    };
-    assert!(delivered.messages.is_empty());
+    let p = partial(&error);
+    let source = p.source;
+    assert_eq!(p.delivered_messages, 0);
     assert_eq!(
-        addresses(not_sent),
+        p.not_sent,
         ["gone@example.org", "busy@example.org", "cy@example.org"]
     );
-    assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
+    assert_eq!(p.refused_permanently, ["gone@example.org"]);
     assert!(source.is_transient(), "{source:?}");
     assert!(!error.is_transient());
 }

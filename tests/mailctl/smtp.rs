@@ -29,6 +29,46 @@ fn write_config(dir: &std::path::Path, server: &TestServer, extra: &str) -> std:
     path
 }
 
+/// A server refusing each `(address, reply)` at `RCPT TO`, and a basic-auth config for it.
+async fn refusing(
+    replies: &[(&str, &str)],
+    dir: &std::path::Path,
+) -> (TestServer, std::path::PathBuf) {
+    let server = TestServer::start(ServerOptions {
+        rcpt_replies: replies
+            .iter()
+            .map(|(address, reply)| RcptReply::always(address, reply))
+            .collect(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let config = write_config(
+        dir,
+        &server,
+        &format!("auth_mode = \"basic\"\npassword = \"{PASSWORD}\"\n"),
+    );
+    (server, config)
+}
+
+/// `mailctl send` to each of `to`, with `--json` when asked.
+async fn send_to(
+    config: &std::path::Path,
+    to: &[&str],
+    json: bool,
+) -> (std::process::Output, String, String) {
+    let mut args = vec!["send".to_owned()];
+    for to in to {
+        args.extend(["--to".to_owned(), (*to).to_owned()]);
+    }
+    args.extend(["--subject", "Hi", "--text", "Hello"].map(String::from));
+    if json {
+        args.push("--json".into());
+    }
+    let mut command = mailctl();
+    command.args(&args).arg("--config").arg(config);
+    run_async(command).await
+}
+
 #[tokio::test]
 async fn mailctl_sends_and_checks_with_basic_auth() {
     let server = TestServer::start(ServerOptions::default()).await;
@@ -133,34 +173,17 @@ async fn mailctl_sends_and_checks_with_oauth_over_smtp() {
 /// and the output names the one refused permanently, as text and in `--json`.
 #[tokio::test]
 async fn mailctl_names_the_recipients_refused_permanently() {
-    let server = TestServer::start(ServerOptions {
-        rcpt_replies: vec![
-            RcptReply::always("gone@example.org", "550 5.1.1 User unknown"),
-            RcptReply::always("busy@example.org", "450 4.2.1 Mailbox busy"),
-        ],
-        ..ServerOptions::default()
-    })
-    .await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
+    let (_server, config) = refusing(
+        &[
+            ("gone@example.org", "550 5.1.1 User unknown"),
+            ("busy@example.org", "450 4.2.1 Mailbox busy"),
+        ],
         dir.path(),
-        &server,
-        &format!("auth_mode = \"basic\"\npassword = \"{PASSWORD}\"\n"),
-    );
-    let send = |json: bool| {
-        let mut args = vec!["send".to_owned()];
-        for to in ["ann@example.org", "gone@example.org", "busy@example.org"] {
-            args.extend(["--to".to_owned(), to.to_owned()]);
-        }
-        args.extend(["--subject", "Hi", "--text", "Hello"].map(String::from));
-        if json {
-            args.push("--json".into());
-        }
-        let mut command = mailctl();
-        command.args(&args).arg("--config").arg(&config);
-        run_async(command)
-    };
-    let (output, stdout, stderr) = send(true).await;
+    )
+    .await;
+    let to = ["ann@example.org", "gone@example.org", "busy@example.org"];
+    let (output, stdout, stderr) = send_to(&config, &to, true).await;
     assert_eq!(output.status.code(), Some(6), "{stdout}{stderr}");
     let document = json(&stdout);
     assert_eq!(document["status"], "partial");
@@ -179,7 +202,7 @@ async fn mailctl_names_the_recipients_refused_permanently() {
     assert_eq!(document["error"]["rest_transient"], true);
     assert_eq!(document["error"]["transient"], false);
 
-    let (output, stdout, stderr) = send(false).await;
+    let (output, stdout, stderr) = send_to(&config, &to, false).await;
     assert_eq!(output.status.code(), Some(6), "{stdout}{stderr}");
     assert!(
         stdout
@@ -200,35 +223,17 @@ async fn mailctl_names_the_recipients_refused_permanently() {
 /// still says which one not to resend to and that the other's refusal is temporary.
 #[tokio::test]
 async fn mailctl_all_refused_fails_and_names_the_permanent_refusals() {
-    let server = TestServer::start(ServerOptions {
-        rcpt_replies: vec![
-            RcptReply::always("gone@example.org", "550 5.1.1 User unknown"),
-            RcptReply::always("busy@example.org", "450 4.2.1 Mailbox busy"),
-        ],
-        ..ServerOptions::default()
-    })
-    .await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
+    let (server, config) = refusing(
+        &[
+            ("gone@example.org", "550 5.1.1 User unknown"),
+            ("busy@example.org", "450 4.2.1 Mailbox busy"),
+        ],
         dir.path(),
-        &server,
-        &format!("auth_mode = \"basic\"\npassword = \"{PASSWORD}\"\n"),
-    );
-    let mut command = mailctl();
-    command.args([
-        "send",
-        "--to",
-        "gone@example.org",
-        "--to",
-        "busy@example.org",
-        "--subject",
-        "Hi",
-        "--text",
-        "Hello",
-        "--json",
-    ]);
-    command.arg("--config").arg(&config);
-    let (output, stdout, stderr) = run_async(command).await;
+    )
+    .await;
+    let (output, stdout, stderr) =
+        send_to(&config, &["gone@example.org", "busy@example.org"], true).await;
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
     let document = json(&stdout);
     assert_eq!(document["status"], "failed");
@@ -252,35 +257,17 @@ async fn mailctl_all_refused_fails_and_names_the_permanent_refusals() {
 /// resend may reach them all, so it exits 5 (temporary), after the retries within the send.
 #[tokio::test]
 async fn mailctl_all_refused_for_now_exits_temporary() {
-    let server = TestServer::start(ServerOptions {
-        rcpt_replies: vec![
-            RcptReply::always("ann@example.org", "450 4.2.1 Mailbox busy"),
-            RcptReply::always("busy@example.org", "450 4.2.1 Mailbox busy"),
-        ],
-        ..ServerOptions::default()
-    })
-    .await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
+    let (server, config) = refusing(
+        &[
+            ("ann@example.org", "450 4.2.1 Mailbox busy"),
+            ("busy@example.org", "450 4.2.1 Mailbox busy"),
+        ],
         dir.path(),
-        &server,
-        &format!("auth_mode = \"basic\"\npassword = \"{PASSWORD}\"\n"),
-    );
-    let mut command = mailctl();
-    command.args([
-        "send",
-        "--to",
-        "ann@example.org",
-        "--to",
-        "busy@example.org",
-        "--subject",
-        "Hi",
-        "--text",
-        "Hello",
-        "--json",
-    ]);
-    command.arg("--config").arg(&config);
-    let (output, stdout, stderr) = run_async(command).await;
+    )
+    .await;
+    let (output, stdout, stderr) =
+        send_to(&config, &["ann@example.org", "busy@example.org"], true).await;
     assert_eq!(output.status.code(), Some(5), "{stdout}{stderr}");
     let document = json(&stdout);
     assert_eq!(document["error"]["kind"], "temporary");

@@ -147,56 +147,45 @@ async fn a_temporary_refusal_before_a_permanent_one_fails_only_the_permanent_one
     deliver_mixed(backend, ["ann@example.org", BUSY, GONE]).await;
 }
 
+/// ann, gone and cy through a recipient limit of `limit` (with gone in ann's part or not):
+/// the 550 for gone fails gone alone, and cy, whose part was never sent, is retried and
+/// gets it. The server, for what else to check.
+async fn ann_gone_cy_limited_to(backend: Backend, limit: usize) -> TestServer {
+    let server = server().await;
+    let (queue, _guard) = open(backend).await;
+    let id = queue
+        .enqueue(
+            &email_to(&["ann@example.org", GONE, "cy@example.org"]),
+            EnqueueOptions::new(),
+        )
+        .await
+        .unwrap();
+    Worker::new(&queue, RecipientLimit::new(smtp(&server), limit))
+        .with_retry(fast())
+        .run_once()
+        .await
+        .unwrap();
+    let original = row(&queue, id.as_str()).await;
+    assert_eq!(original.state, State::Sent, "{original:?}");
+    assert_eq!(original.recipients, "To: cy@example.org");
+    assert_gone_failed_alone(&queue, id.as_str()).await;
+    assert_eq!(server.rcpt_commands(GONE), 1);
+    assert_eq!(server.rcpt_commands("cy@example.org"), 1);
+    server
+}
+
 /// Two recipients per message: the first part is [ann, gone], and the 550 for gone must not
 /// fail cy, whose part was never sent.
 async fn recipients_a_recipient_limit_never_sent_are_retried_after_a_permanent_refusal(
     backend: Backend,
 ) {
-    let server = server().await;
-    let (queue, _guard) = open(backend).await;
-    let id = queue
-        .enqueue(
-            &email_to(&["ann@example.org", GONE, "cy@example.org"]),
-            EnqueueOptions::new(),
-        )
-        .await
-        .unwrap();
-    Worker::new(&queue, RecipientLimit::new(smtp(&server), 2))
-        .with_retry(fast())
-        .run_once()
-        .await
-        .unwrap();
-    let original = row(&queue, id.as_str()).await;
-    assert_eq!(original.state, State::Sent, "{original:?}");
-    assert_eq!(original.recipients, "To: cy@example.org");
-    assert_gone_failed_alone(&queue, id.as_str()).await;
-    assert_eq!(server.rcpt_commands(GONE), 1);
-    assert_eq!(server.rcpt_commands("cy@example.org"), 1);
+    ann_gone_cy_limited_to(backend, 2).await;
 }
 
 /// One recipient per message: the part of gone alone is refused with a plain 550; cy's part
 /// was never sent, so cy is retried (and gets it), not failed with gone.
 async fn a_recipient_limit_of_one_retries_the_parts_after_a_refused_one(backend: Backend) {
-    let server = server().await;
-    let (queue, _guard) = open(backend).await;
-    let id = queue
-        .enqueue(
-            &email_to(&["ann@example.org", GONE, "cy@example.org"]),
-            EnqueueOptions::new(),
-        )
-        .await
-        .unwrap();
-    Worker::new(&queue, RecipientLimit::new(smtp(&server), 1))
-        .with_retry(fast())
-        .run_once()
-        .await
-        .unwrap();
-    let original = row(&queue, id.as_str()).await;
-    assert_eq!(original.state, State::Sent, "{original:?}");
-    assert_eq!(original.recipients, "To: cy@example.org");
-    assert_gone_failed_alone(&queue, id.as_str()).await;
-    assert_eq!(server.rcpt_commands(GONE), 1);
-    assert_eq!(server.rcpt_commands("cy@example.org"), 1);
+    let server = ann_gone_cy_limited_to(backend, 1).await;
     assert_eq!(server.rcpt_commands("ann@example.org"), 1);
 }
 

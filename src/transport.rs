@@ -58,25 +58,41 @@ pub trait MailTransport: Send + Sync {
     async fn check(&self) -> Result<CheckReport>;
 }
 
-#[async_trait]
-impl<T: MailTransport + ?Sized> MailTransport for Arc<T> {
-    async fn send(&self, email: &Email) -> Result<SendReport> {
-        (**self).send(email).await
-    }
-    async fn check(&self) -> Result<CheckReport> {
-        (**self).check().await
-    }
+/// The future a [`MailTransport`] method returns, as `#[async_trait]` writes it.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Forwards to the inner transport, handing back its future as it is: no second box, and no
+/// extra layer to poll, on every send through an `Arc` or a `Box`.
+macro_rules! forward_transport {
+    ($pointer:ident) => {
+        impl<T: MailTransport + ?Sized> MailTransport for $pointer<T> {
+            fn send<'life0, 'life1, 'async_trait>(
+                &'life0 self,
+                email: &'life1 Email,
+            ) -> BoxFuture<'async_trait, Result<SendReport>>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).send(email)
+            }
+
+            fn check<'life0, 'async_trait>(
+                &'life0 self,
+            ) -> BoxFuture<'async_trait, Result<CheckReport>>
+            where
+                'life0: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).check()
+            }
+        }
+    };
 }
 
-#[async_trait]
-impl<T: MailTransport + ?Sized> MailTransport for Box<T> {
-    async fn send(&self, email: &Email) -> Result<SendReport> {
-        (**self).send(email).await
-    }
-    async fn check(&self) -> Result<CheckReport> {
-        (**self).check().await
-    }
-}
+forward_transport!(Arc);
+forward_transport!(Box);
 
 /// One message a transport submitted, with the recipients it carried.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -275,14 +275,14 @@ impl GraphTransport {
             .zip(&loaded)
             .map(|(attachment, bytes)| FileAttachment::new(attachment, bytes))
             .collect();
-        // Room for a short message and its attachments' base64 at once, rather than growing
-        // (and copying) the buffer step by step.
+        // One buffer of about the final size, rather than one grown (and copied) step by step.
         let attachments: u64 = email
             .attachments()
             .iter()
             .map(|a| base64_len(a.size()))
             .sum();
-        let mut body = Vec::with_capacity(1024 + usize::try_from(attachments).unwrap_or(0));
+        let capacity = request::send_mail_len(email, attachments).min(REQUEST_LIMIT + 1);
+        let mut body = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
         serde_json::to_writer(
             &mut body,
             &SendMail {

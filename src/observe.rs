@@ -38,17 +38,21 @@ pub(crate) fn count_attempt() {
 ///
 /// A send dropped before it ends (its caller gave up, e.g. on a timeout) is recorded as
 /// `uncertain`, with the time until then: a request may have reached the server.
+///
+/// `started` is when the send began: the clock reading the transport takes anyway (for its
+/// deadline), not a second one.
 pub(crate) async fn observe_send(
     span: &Span,
     transport: &'static str,
     mailbox: Option<&str>,
+    started: Instant,
     send: impl Future<Output = Result<SendReport>>,
 ) -> Result<SendReport> {
     let mut pending = Pending {
         span,
         transport,
         mailbox: mailbox.unwrap_or(crate::metrics::NO_MAILBOX),
-        started: Instant::now(),
+        started,
         extra_attempts: Arc::new(AtomicU32::new(0)),
         finished: false,
     };

@@ -183,7 +183,7 @@ impl MailTransport for OutboxTransport {
             )))
         };
         let mailbox = self.sender.as_ref().map(Mailbox::address);
-        crate::observe::observe_send(&span, "outbox", mailbox, send)
+        crate::observe::observe_send(&span, "outbox", mailbox, std::time::Instant::now(), send)
             .instrument(span.clone())
             .await
     }

@@ -336,9 +336,11 @@ impl MailTransport for GraphTransport {
             attempts = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
+        // One clock reading for the deadline and the send's duration.
+        let started = Instant::now();
         // Pinned where it is made, and observed through the pin: the send's state (the
         // largest part of this future) is held once, not copied into each wrapper.
-        let send = std::pin::pin!(async {
+        let send = std::pin::pin!(async move {
             let from = self.sender_for(email)?;
             for (index, attachment) in email.attachments().iter().enumerate() {
                 if attachment.size() > MAX_ATTACHMENT_SIZE {
@@ -352,7 +354,7 @@ impl MailTransport for GraphTransport {
                     ));
                 }
             }
-            let deadline = Instant::now() + self.send_deadline;
+            let deadline = started + self.send_deadline;
             // The rare paths (MIME form, draft) are boxed: their state is large, and kept
             // inline it would be copied with every move of each send's future.
             if mime_form::needed(email) {
@@ -383,7 +385,7 @@ impl MailTransport for GraphTransport {
             )))
         });
         let mailbox = Some(self.mailbox.address());
-        crate::observe::observe_send(&span, "graph", mailbox, send)
+        crate::observe::observe_send(&span, "graph", mailbox, started.into_std(), send)
             .instrument(span.clone())
             .await
     }

@@ -312,7 +312,7 @@ impl MailTransport for SmtpTransport {
             result
         };
         let mailbox = self.inner.sender.as_ref().map(Mailbox::address);
-        crate::observe::observe_send(&span, "smtp", mailbox, send)
+        crate::observe::observe_send(&span, "smtp", mailbox, std::time::Instant::now(), send)
             .instrument(span.clone())
             .await
     }

@@ -2,17 +2,19 @@
 //! message id, attempts, duration) and the [`metrics`](crate::metrics) it counts.
 //!
 //! The transports open their `mail_connector.send` span with those four fields declared
-//! [`Empty`](tracing::field::Empty), and run the send through [`observe_send`]. Requests
-//! repeated deep inside a transport (Graph's request loop, SMTP's send loop) call
-//! [`metrics::retried`](crate::metrics::retried) or [`count_attempt`], which count them here,
-//! in a task-local counter of the send that is running.
+//! [`Empty`](tracing::field::Empty), and run the send through [`observe_send`], which enters
+//! the span while the send runs. Requests repeated deep inside a transport (Graph's request
+//! loop, SMTP's send loop) call [`metrics::retried`](crate::metrics::retried) or
+//! [`count_attempt`], which count them here, in a task-local counter of the send that is
+//! running. A span no subscriber records is neither entered nor given the counter: nothing
+//! would see either, and each costs something on every poll of every send.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-use tracing::Span;
+use tracing::{Instrument, Span};
 
 use crate::error::{Delivery, Error, Result};
 use crate::metrics::Outcome;
@@ -42,23 +44,33 @@ pub(crate) fn count_attempt() {
 /// `started` is when the send began: the clock reading the transport takes anyway (for its
 /// deadline), not a second one.
 pub(crate) async fn observe_send(
-    span: &Span,
+    span: Span,
     transport: &'static str,
     mailbox: Option<&str>,
     started: Instant,
     send: impl Future<Output = Result<SendReport>>,
 ) -> Result<SendReport> {
     let mut pending = Pending {
-        span,
+        span: &span,
         transport,
         mailbox: mailbox.unwrap_or(crate::metrics::NO_MAILBOX),
         started,
-        extra_attempts: Arc::new(AtomicU32::new(0)),
+        extra_attempts: None,
         finished: false,
     };
-    let result = EXTRA_ATTEMPTS
-        .scope(Arc::clone(&pending.extra_attempts), send)
-        .await;
+    let result = match span.is_disabled() {
+        // No subscriber records this span (nor its attempts): nothing to enter on each poll
+        // of the send, nothing to count.
+        true => send.await,
+        false => {
+            let extra_attempts = Arc::new(AtomicU32::new(0));
+            pending.extra_attempts = Some(Arc::clone(&extra_attempts));
+            EXTRA_ATTEMPTS
+                .scope(extra_attempts, send)
+                .instrument(span.clone())
+                .await
+        }
+    };
     let (outcome, id) = outcome_of(&result);
     pending.finish(outcome, id, false);
     result
@@ -108,7 +120,8 @@ struct Pending<'a> {
     transport: &'static str,
     mailbox: &'a str,
     started: Instant,
-    extra_attempts: Arc<AtomicU32>,
+    /// The counter of the send's attempts, when its span is recorded.
+    extra_attempts: Option<Arc<AtomicU32>>,
     finished: bool,
 }
 
@@ -121,7 +134,10 @@ impl Pending<'_> {
         if let Some(id) = id {
             span.record("message_id", id);
         }
-        let extra = self.extra_attempts.load(Ordering::Relaxed);
+        let extra = self
+            .extra_attempts
+            .as_ref()
+            .map_or(0, |extra| extra.load(Ordering::Relaxed));
         span.record("attempts", extra.saturating_add(1));
         span.record(
             "duration_ms",

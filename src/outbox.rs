@@ -15,7 +15,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use tracing::Instrument;
 
 use crate::check::{CheckReport, CheckStep};
 use crate::dkim::DkimSigner;
@@ -183,9 +182,7 @@ impl MailTransport for OutboxTransport {
             )))
         };
         let mailbox = self.sender.as_ref().map(Mailbox::address);
-        crate::observe::observe_send(&span, "outbox", mailbox, std::time::Instant::now(), send)
-            .instrument(span.clone())
-            .await
+        crate::observe::observe_send(span, "outbox", mailbox, std::time::Instant::now(), send).await
     }
 
     async fn check(&self) -> Result<CheckReport> {

@@ -128,7 +128,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use crate::check::CheckReport;
 #[cfg(doc)]
@@ -385,9 +384,7 @@ impl MailTransport for GraphTransport {
             )))
         });
         let mailbox = Some(self.mailbox.address());
-        crate::observe::observe_send(&span, "graph", mailbox, started.into_std(), send)
-            .instrument(span.clone())
-            .await
+        crate::observe::observe_send(span, "graph", mailbox, started.into_std(), send).await
     }
 
     async fn check(&self) -> Result<CheckReport> {

@@ -163,7 +163,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
-use tracing::Instrument;
 
 use crate::check::CheckReport;
 #[cfg(doc)]
@@ -312,9 +311,7 @@ impl MailTransport for SmtpTransport {
             result
         };
         let mailbox = self.inner.sender.as_ref().map(Mailbox::address);
-        crate::observe::observe_send(&span, "smtp", mailbox, std::time::Instant::now(), send)
-            .instrument(span.clone())
-            .await
+        crate::observe::observe_send(span, "smtp", mailbox, std::time::Instant::now(), send).await
     }
 
     /// Bounded by the send timeout: a step that gets no answer fails with its remedy. The

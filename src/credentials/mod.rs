@@ -397,7 +397,7 @@ impl Credentials {
             ));
         };
         // The common case first, without setting up a fetch.
-        if let Some(token) = oauth.cache.cached(scope) {
+        if let Some(token) = self.ready_token(scope) {
             return Ok(token);
         }
         oauth
@@ -444,6 +444,16 @@ impl Credentials {
 impl TokenProvider for Credentials {
     async fn token(&self, scope: &str) -> Result<AccessToken> {
         self.access_token(scope).await
+    }
+
+    /// The cached token for `scope` while it is fresh (or still valid while a failed
+    /// refresh cools down): what [`access_token`](Credentials::access_token) returns without
+    /// fetching.
+    fn ready_token(&self, scope: &str) -> Option<AccessToken> {
+        match &*self.inner {
+            Inner::OAuth(oauth) => oauth.cache.cached(scope),
+            _ => None,
+        }
     }
 
     fn invalidate(&self, token: &AccessToken) {

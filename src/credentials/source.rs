@@ -51,6 +51,15 @@ pub trait TokenProvider: Send + Sync + std::fmt::Debug {
     /// `InvalidCredential`) give admins the best remedies.
     async fn token(&self, scope: &str) -> Result<AccessToken>;
 
+    /// The token [`token`](Self::token) would return at once for `scope`, when the provider
+    /// has one at hand (a cached, fresh token): callers on a hot path ask this first and skip
+    /// `token`'s boxed future. `None` means only that `token` must be asked. The default
+    /// always says `None`.
+    fn ready_token(&self, scope: &str) -> Option<AccessToken> {
+        let _ = scope;
+        None
+    }
+
     /// A server refused `token` (Graph 401, SMTP 535): forget it if it is kept, so that the
     /// next [`token`](Self::token) gets a new one. Many callers may report the same token.
     /// The default does nothing.
@@ -71,18 +80,44 @@ pub trait TokenProvider: Send + Sync + std::fmt::Debug {
     }
 }
 
-#[async_trait]
+/// The future a [`TokenProvider`] method returns, as `#[async_trait]` writes it.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Forwards to the inner provider, handing back its futures as they are (no second box).
 impl<T: TokenProvider + ?Sized> TokenProvider for Arc<T> {
-    async fn token(&self, scope: &str) -> Result<AccessToken> {
-        (**self).token(scope).await
+    fn token<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        scope: &'life1 str,
+    ) -> BoxFuture<'async_trait, Result<AccessToken>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).token(scope)
+    }
+
+    fn ready_token(&self, scope: &str) -> Option<AccessToken> {
+        (**self).ready_token(scope)
     }
 
     fn invalidate(&self, token: &AccessToken) {
         (**self).invalidate(token);
     }
 
-    async fn check_steps(&self, scope: &str, required_roles: &[&str]) -> Vec<CheckStep> {
-        (**self).check_steps(scope, required_roles).await
+    fn check_steps<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        scope: &'life1 str,
+        required_roles: &'life2 [&'life3 str],
+    ) -> BoxFuture<'async_trait, Vec<CheckStep>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).check_steps(scope, required_roles)
     }
 
     fn token_endpoint(&self) -> Option<&str> {

@@ -227,12 +227,16 @@ impl GraphClient {
         // The token first, bounded by the deadline, and without holding a request slot: a slow
         // login host must neither overrun the send nor block other sends. (After a 401 the
         // refused token was invalidated, so this fetches a new one.)
-        let token = match request.authorize {
-            true => {
-                // A cached token is ready at the first poll: only a fetch needs a timer.
-                // Through the provider itself, not the `Arc` around it, whose forwarding
-                // method would box a second future.
-                let mut token = (*self.tokens).token(&self.scope);
+        // The common case, a cached token, without the provider's boxed future.
+        let ready = match request.authorize {
+            true => self.tokens.ready_token(&self.scope),
+            false => None,
+        };
+        let token = match (request.authorize, ready) {
+            (_, Some(token)) => Some(token),
+            (true, None) => {
+                // A provider may still answer at the first poll: only a fetch needs a timer.
+                let mut token = self.tokens.token(&self.scope);
                 match std::future::poll_fn(|cx| Poll::Ready(token.as_mut().poll(cx))).await {
                     Poll::Ready(token) => Some(token?),
                     Poll::Pending => Some(
@@ -242,7 +246,7 @@ impl GraphClient {
                     ),
                 }
             }
-            false => None,
+            (false, None) => None,
         };
         // The concurrency limit counts requests in flight, however many sends are waiting.
         let permit = match Arc::clone(&self.permits).try_acquire_owned() {

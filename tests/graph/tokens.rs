@@ -205,3 +205,86 @@ async fn a_callers_token_provider_needs_no_app_registration_in_the_settings() {
     transport.send(&simple_email()).await.unwrap();
     send.assert_calls(1);
 }
+
+/// A provider's token at hand (`ready_token`) is used as it is, without asking `token`;
+/// once the provider has none (Graph refused it and it was invalidated), `token` is asked.
+#[tokio::test]
+async fn a_providers_ready_token_is_used_without_asking_for_one() {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    #[derive(Debug, Default)]
+    struct AtHand {
+        ready: Mutex<Option<&'static str>>,
+        asked: AtomicUsize,
+    }
+
+    fn token(value: &str) -> mail_connector::AccessToken {
+        mail_connector::AccessToken::new(value, SystemTime::now() + Duration::from_secs(3600))
+    }
+
+    #[mail_connector::async_trait]
+    impl mail_connector::TokenProvider for AtHand {
+        async fn token(&self, _scope: &str) -> mail_connector::Result<mail_connector::AccessToken> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            Ok(token("fetched-token"))
+        }
+
+        fn ready_token(&self, _scope: &str) -> Option<mail_connector::AccessToken> {
+            (*self.ready.lock().unwrap()).map(token)
+        }
+
+        fn invalidate(&self, _token: &mail_connector::AccessToken) {
+            *self.ready.lock().unwrap() = None;
+        }
+    }
+
+    let server = MockServer::start_async().await;
+    let mut at_hand = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", "Bearer ready-token");
+        then.status(202);
+    });
+    let provider = std::sync::Arc::new(AtHand {
+        ready: Mutex::new(Some("ready-token")),
+        ..AtHand::default()
+    });
+    let graph = mail_connector::GraphTransport::builder(
+        mail_connector::Mailbox::parse("no-reply@contoso.com").unwrap(),
+        std::sync::Arc::clone(&provider),
+    )
+    .graph_endpoint(server.base_url())
+    .build()
+    .unwrap();
+    graph.send(&simple_email()).await.unwrap();
+    graph.send(&simple_email()).await.unwrap();
+    at_hand.assert_calls(2);
+    assert_eq!(
+        provider.asked.load(Ordering::SeqCst),
+        0,
+        "token() not asked"
+    );
+
+    // Graph refuses the token at hand: it is invalidated, and `token` gives the next.
+    at_hand.delete();
+    let refused = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", "Bearer ready-token");
+        then.status(401).json_body(graph_error(
+            "InvalidAuthenticationToken",
+            "Access token has expired or is not yet valid.",
+        ));
+    });
+    let fetched = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", "Bearer fetched-token");
+        then.status(202);
+    });
+    graph.send(&simple_email()).await.unwrap();
+    refused.assert_calls(1);
+    fetched.assert_calls(1);
+    assert_eq!(provider.asked.load(Ordering::SeqCst), 1);
+}

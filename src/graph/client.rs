@@ -29,7 +29,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use reqwest::header::HeaderValue;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -47,9 +47,6 @@ use super::answer::answer;
 use super::call::{GraphRequest, GraphResponse, Repeat};
 use super::in_flight::InFlight;
 pub(crate) use super::mailbox::MailboxState;
-
-static CLIENT_REQUEST_ID: reqwest::header::HeaderName =
-    reqwest::header::HeaderName::from_static("client-request-id");
 
 /// A new `client-request-id`: a random (version 4) UUID from a fast thread-local generator,
 /// with no system call per request. It correlates a request with Graph's logs; it is not a
@@ -308,40 +305,16 @@ impl GraphClient {
         if remaining.is_zero() {
             return Err(not_sent_by_deadline());
         }
-        // The request is built directly, its headers in a map sized for them at once: no
-        // builder moved through each call, no header map grown (and rehashed) on the way.
-        let mut http_request = reqwest::Request::new(request.method.clone(), request.url.clone());
         let timeout = self.request_timeout.min(remaining);
         // Set on the request only when the client's own timeout is not already this one:
         // a request's timeout is kept in a map of its own, allocated and copied with it.
-        if self.client_timeout != Some(timeout) {
-            *http_request.timeout_mut() = Some(timeout);
-        }
-        let headers = http_request.headers_mut();
-        // Ours, the caller's, and the client's defaults (`accept`), added when it is sent.
-        // No `return-client-request-id`: nothing reads the echo (an error keeps the id sent,
-        // and Graph's own `request-id` comes back anyway), and each header costs both ends.
-        headers.reserve(5 + request.headers.len());
-        match HeaderValue::from_str(client_request_id) {
-            Ok(mut id) => {
-                // Not a secret: marked so only that HTTP/2's header compression never adds
-                // it to its table. A value used once would take a slot there and push out
-                // the headers every request repeats, which would then be sent in full again.
-                id.set_sensitive(true);
-                headers.insert(&CLIENT_REQUEST_ID, id)
-            }
-            Err(_) => {
-                return Ok((
-                    Err(Failure::Invalid(format!(
-                        "the client-request-id `{client_request_id}` is not a valid header value"
-                    ))),
-                    token,
-                ));
-            }
+        let timeout = (self.client_timeout != Some(timeout)).then_some(timeout);
+        // Built and handed over in one expression: the request is not kept in this
+        // future's state (where it would take room in every send's future) while it runs.
+        let sent = match request.to_http(client_request_id, bearer, timeout) {
+            Ok(http_request) => self.http.execute(http_request),
+            Err(failure) => return Ok((Err(failure), token)),
         };
-        if let Some(bearer) = bearer {
-            headers.insert(reqwest::header::AUTHORIZATION, bearer);
-        }
         // What the server could echo back, to keep out of errors and logs: worked out only
         // when there is server text to clean.
         let secrets = || {
@@ -355,38 +328,6 @@ impl GraphClient {
             }
             secrets
         };
-        for (name, value) in &request.headers {
-            match (
-                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                (Ok(name), Ok(value)) => {
-                    headers.append(name, value);
-                }
-                _ => {
-                    return Ok((
-                        Err(Failure::Invalid(format!(
-                            "the request header `{name}` is not valid"
-                        ))),
-                        token,
-                    ));
-                }
-            }
-        }
-        match &request.body {
-            // `Bytes`: a repeated request shares the body rather than copying it.
-            Some((content_type, body)) => {
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-                *http_request.body_mut() = Some(body.clone().into());
-            }
-            None => {
-                headers.insert(
-                    reqwest::header::CONTENT_LENGTH,
-                    HeaderValue::from_static("0"),
-                );
-            }
-        }
-        let sent = self.http.execute(http_request);
 
         let state = Arc::clone(&self.state);
         let answer_limit = request.answer_limit;

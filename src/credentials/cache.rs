@@ -81,7 +81,9 @@ fn find<'a>(slots: &'a [(Box<str>, Arc<Slot>)], scope: &str) -> Option<&'a Arc<S
 #[derive(Default)]
 struct Slot {
     fetch: tokio::sync::Mutex<()>,
-    state: Mutex<SlotState>,
+    /// Read on every token request, written only when a fetch or a refusal changes it:
+    /// readers never wait for one another.
+    state: RwLock<SlotState>,
 }
 
 #[derive(Default)]
@@ -185,7 +187,7 @@ impl TokenCache {
     pub(crate) fn cached(&self, scope: &str) -> Option<AccessToken> {
         let slots = read(&self.slots);
         let slot = find(&slots, scope)?;
-        lock(&slot.state).servable(SystemTime::now())
+        read(&slot.state).servable(SystemTime::now())
     }
 
     /// A fresh token for `key`, fetching one with `fetch` when there is none or it is due.
@@ -211,7 +213,7 @@ impl TokenCache {
         }
         let slot = self.slot(scope);
         let (seen_generation, valid) = {
-            let state = lock(&slot.state);
+            let state = read(&slot.state);
             let now = SystemTime::now();
             if let Some(token) = state.servable(now) {
                 return Ok(token);
@@ -226,7 +228,7 @@ impl TokenCache {
             (Err(_), None) => slot.fetch.lock().await,
         };
         {
-            let state = lock(&slot.state);
+            let state = read(&slot.state);
             let now = SystemTime::now();
             if let Some(token) = state.servable(now) {
                 return Ok(token);
@@ -247,7 +249,7 @@ impl TokenCache {
         let key = key.as_str();
         let stored = self.store.get(key).await;
         let stored = {
-            let mut state = lock(&slot.state);
+            let mut state = write(&slot.state);
             match stored {
                 Some(token) if state.revoked.as_ref().is_some_and(|r| r.same_value(&token)) => None,
                 Some(token) if token.is_fresh_at(SystemTime::now(), self.refresh_margin) => {
@@ -260,10 +262,10 @@ impl TokenCache {
         };
         // `revoked` is cleared only once the store has forgotten the token: if this task is
         // cancelled during `remove`, the next caller still ignores (and removes) that copy.
-        let revoked = lock(&slot.state).revoked.clone();
+        let revoked = read(&slot.state).revoked.clone();
         if let Some(revoked) = revoked {
             self.store.remove(key).await;
-            let mut state = lock(&slot.state);
+            let mut state = write(&slot.state);
             if state
                 .revoked
                 .as_ref()
@@ -275,7 +277,7 @@ impl TokenCache {
 
         let has_fallback = {
             let now = SystemTime::now();
-            let state = lock(&slot.state);
+            let state = read(&slot.state);
             state.valid(now).is_some() || stored.as_ref().is_some_and(|t| t.is_valid_at(now))
         };
         let attempts = if has_fallback {
@@ -285,7 +287,7 @@ impl TokenCache {
         };
         let outcome = fetch(attempts).await;
         let (result, to_store) = {
-            let mut state = lock(&slot.state);
+            let mut state = write(&slot.state);
             state.generation += 1;
             match outcome {
                 Ok(token) => {
@@ -338,7 +340,7 @@ impl TokenCache {
             .map(|(_, slot)| Arc::clone(slot))
             .collect();
         for slot in slots {
-            let mut state = lock(&slot.state);
+            let mut state = write(&slot.state);
             if state.token.as_ref().is_some_and(|t| t.same_value(token)) {
                 tracing::debug!("access token rejected by a server; it will be fetched anew");
                 state.set_token(None, Duration::ZERO);

@@ -69,8 +69,9 @@ pub(crate) struct GraphClient {
     /// The timeout the HTTP client applies to each request by itself, when known.
     pub client_timeout: Option<Duration>,
     pub state: Arc<MailboxState>,
-    /// The last token's `Authorization` header.
-    pub bearer: Arc<std::sync::Mutex<Option<(AccessToken, HeaderValue)>>>,
+    /// The last token's `Authorization` header: read by every request, written once per
+    /// token.
+    pub bearer: Arc<std::sync::RwLock<Option<(AccessToken, HeaderValue)>>>,
 }
 
 impl GraphClient {
@@ -381,17 +382,20 @@ impl GraphClient {
     /// last request's: made once per token, not per request (a token is one to two
     /// kilobytes, checked byte by byte when it becomes a header).
     fn bearer(&self, token: &AccessToken) -> Result<(HeaderValue, bool)> {
-        let mut last = self
+        if let Some((cached, header)) = &*self
             .bearer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((cached, header)) = &*last
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             && cached.same_value(token)
         {
             return Ok((header.clone(), false));
         }
         let header = bearer_header(token.expose_secret())?;
-        *last = Some((token.clone(), header.clone()));
+        *self
+            .bearer
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((token.clone(), header.clone()));
         Ok((header, true))
     }
 

@@ -18,8 +18,14 @@ const REFUSED_TOKEN_BACKOFF: Duration = Duration::from_secs(60);
 pub(crate) struct MailboxState {
     /// A server's `Retry-After` pauses every request until this instant.
     paused_until: Mutex<Option<Instant>>,
+    /// Whether `paused_until` may hold a pause, written only under its lock: every request
+    /// reads it, and takes the lock only when it is set.
+    may_be_paused: AtomicBool,
     /// When a freshly fetched token was refused too (see [`REFUSED_TOKEN_BACKOFF`]).
     token_refused_after_refresh: Mutex<Option<Instant>>,
+    /// Whether `token_refused_after_refresh` is set, written only under its lock: every
+    /// accepted request reads it, and takes the lock only to clear it.
+    token_refused: AtomicBool,
     /// Whether the last answer came over HTTP/2, whose one connection carries every request
     /// at once: no request waits for a connection to come back to the pool.
     http2: AtomicBool,
@@ -38,12 +44,24 @@ impl MailboxState {
         let mut paused = lock(&self.paused_until);
         if paused.is_none_or(|at| at < until) {
             *paused = Some(until);
+            self.may_be_paused.store(true, Ordering::Release);
         }
     }
 
     /// The end of the current pause, if one is running.
     pub(crate) fn paused_until(&self) -> Option<Instant> {
-        (*lock(&self.paused_until)).filter(|at| *at > Instant::now())
+        if !self.may_be_paused.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut paused = lock(&self.paused_until);
+        match *paused {
+            Some(at) if at > Instant::now() => Some(at),
+            _ => {
+                *paused = None;
+                self.may_be_paused.store(false, Ordering::Release);
+                None
+            }
+        }
     }
 
     /// Whether a 401 may be answered by fetching a new token.
@@ -54,7 +72,9 @@ impl MailboxState {
 
     /// Records that a freshly fetched token was refused too.
     pub(crate) fn token_refused_after_refresh(&self) {
-        *lock(&self.token_refused_after_refresh) = Some(Instant::now());
+        let mut refused = lock(&self.token_refused_after_refresh);
+        *refused = Some(Instant::now());
+        self.token_refused.store(true, Ordering::Release);
     }
 
     /// Records the HTTP version of an answer.
@@ -77,7 +97,11 @@ impl MailboxState {
 
     /// Records that Graph accepted a token.
     pub(crate) fn token_accepted(&self) {
-        *lock(&self.token_refused_after_refresh) = None;
+        if self.token_refused.load(Ordering::Acquire) {
+            let mut refused = lock(&self.token_refused_after_refresh);
+            *refused = None;
+            self.token_refused.store(false, Ordering::Release);
+        }
     }
 }
 
@@ -104,6 +128,35 @@ mod tests {
         assert!(!state.refresh_allowed());
         state.token_accepted();
         assert!(state.refresh_allowed());
+    }
+
+    /// A pause that has run out is forgotten, and a later one is seen again.
+    #[tokio::test]
+    async fn a_pause_ends_and_a_later_one_is_seen() {
+        let state = MailboxState::default();
+        // A pause of nothing has run out as soon as it is set.
+        state.pause_for(Duration::ZERO);
+        assert!(state.paused_until().is_none(), "the pause has run out");
+        assert!(state.paused_until().is_none());
+        state.pause_for(Duration::from_secs(60));
+        let until = state.paused_until().expect("the new pause is seen");
+        assert!(until > Instant::now());
+    }
+
+    /// A refusal after a refresh stops refreshes until a token is accepted again, however
+    /// often that happens.
+    #[test]
+    fn an_accepted_token_ends_the_refresh_backoff() {
+        let state = MailboxState::default();
+        state.token_accepted();
+        assert!(state.refresh_allowed());
+        state.token_refused_after_refresh();
+        state.token_refused_after_refresh();
+        assert!(!state.refresh_allowed());
+        state.token_accepted();
+        assert!(state.refresh_allowed());
+        state.token_refused_after_refresh();
+        assert!(!state.refresh_allowed(), "a second refusal counts again");
     }
 
     #[test]

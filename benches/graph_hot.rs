@@ -5,18 +5,20 @@
 //! `cargo bench --bench graph_hot` prints, over HTTP/2 (what Graph and the login host choose
 //! by ALPN) and then over HTTP/1.1 (a sink offering nothing else, as a proxy might), for 1
 //! caller, 4 callers (the default in-flight cap) and 64 callers: sends per second and CPU per
-//! send for both, and their ratios — and the ratios against the plain loop with the
-//! transport's 30 s request timeout, which costs reqwest a timer per request; then the TLS
-//! connections a fresh transport opens under
+//! send for both, and their ratios — and the ratios against the plain loop sending the request
+//! the transport sends: with its 30 s request timeout (a timer per request in reqwest), its
+//! `User-Agent` and a `client-request-id` per request, which sets what the transport chooses
+//! to send apart from what its code costs; then the TLS connections a fresh transport opens
+//! under
 //! 1,000 concurrent cold sends, counted at the sinks (token endpoint included): over HTTP/2
 //! with the login host and Graph on one sink and on two, and over HTTP/1.1 on one.
 //!
 //! CPU is the whole process's (the sink included, the same for both), summed from
 //! `/proc/self/task/*/schedstat`. Environment:
-//! - `GRAPH_HOT_SENDS`: sends per measurement (default 10,000; 200 without `--bench`);
-//! - `GRAPH_HOT_ROUNDS`: rounds, each measuring the two back to back; medians are reported,
-//!   the ratios as the median of each round's ratio (default 7);
-//! - `GRAPH_HOT_ONLY=crate|reqwest|reqwest-timeout`: only that many sends, by `GRAPH_HOT_CALLERS` tasks
+//! - `GRAPH_HOT_SENDS`: sends per measurement (default 3,000; 200 without `--bench`);
+//! - `GRAPH_HOT_ROUNDS`: rounds, each measuring the three back to back; medians are
+//!   reported, the ratios as the median of each round's ratio (default 21);
+//! - `GRAPH_HOT_ONLY=crate|reqwest|reqwest-same`: only that many sends, by `GRAPH_HOT_CALLERS` tasks
 //!   (default 1), over `GRAPH_HOT_HTTP=2|1` (default 2), on a single-threaded runtime,
 //!   printing nothing — for instruction counts under `valgrind --tool=callgrind` (run it
 //!   with two counts and divide the difference); `GRAPH_HOT_THREADS=2` runs it on that many
@@ -63,13 +65,16 @@ fn transport(base: &str, ca_file: &std::path::Path) -> Arc<GraphTransport> {
 }
 
 /// The plain loop's client: reqwest's defaults, trusting the sink, following no redirect;
-/// with `timeout`, a timeout on each request as the transport has (reqwest then keeps a
-/// timer per request).
-fn plain_client(pem: &str, timeout: Option<std::time::Duration>) -> reqwest::Client {
+/// with `same`, the transport's timeouts (reqwest then keeps a timer per request) and
+/// `User-Agent`.
+fn plain_client(pem: &str, same: bool) -> reqwest::Client {
     let builder = reqwest::Client::builder();
-    let builder = match timeout {
-        Some(timeout) => builder.timeout(timeout),
-        None => builder,
+    let builder = match same {
+        true => builder
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(30))
+            .user_agent(concat!("mail-connector/", env!("CARGO_PKG_VERSION"))),
+        false => builder,
     };
     builder
         .redirect(reqwest::redirect::Policy::none())
@@ -100,6 +105,8 @@ enum Sender {
         url: Arc<str>,
         token: Arc<str>,
         body: Arc<Vec<u8>>,
+        /// Whether each request carries a new `client-request-id`, as the transport's do.
+        client_request_id: bool,
     },
 }
 
@@ -114,9 +121,13 @@ impl Sender {
                 url,
                 token,
                 body,
+                client_request_id,
             } => {
-                let response = client
-                    .post(&**url)
+                let mut request = client.post(&**url);
+                if *client_request_id {
+                    request = request.header("client-request-id", client_request_id_value());
+                }
+                let response = request
                     .bearer_auth(&**token)
                     .header("content-type", "application/json")
                     .body(Vec::clone(body))
@@ -127,6 +138,19 @@ impl Sender {
             }
         }
     }
+}
+
+/// A random `client-request-id`, made as the transport makes it (a fast thread-local
+/// generator) and marked, as it marks it, never to enter HTTP/2's header table.
+fn client_request_id_value() -> reqwest::header::HeaderValue {
+    let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_ne_bytes()).into_uuid();
+    let mut value = reqwest::header::HeaderValue::from_str(
+        id.hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+    )
+    .unwrap();
+    value.set_sensitive(true);
+    value
 }
 
 /// CPU time used so far by every thread of this process, in nanoseconds.
@@ -165,7 +189,7 @@ async fn measure(sender: &Sender, sends: usize, callers: usize) -> (f64, f64) {
 }
 
 /// One round: (sends/s, CPU ns per send) of the transport, the plain loop, and the plain
-/// loop with a request timeout.
+/// loop sending the transport's request.
 type Round = [(f64, f64); 3];
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -214,25 +238,26 @@ async fn cold_connections(
     (login.connections(), to_graph, tokens)
 }
 
-/// The transport, the plain loop, and the plain loop with the transport's default request
-/// timeout (30 s).
+/// The transport, the plain loop, and the plain loop sending the transport's request (its
+/// default timeouts, `User-Agent` and a `client-request-id` per request).
 async fn senders(sink: &tls_sink::TlsSink, ca_file: &std::path::Path) -> [Sender; 3] {
     let ours = Sender::Crate(transport(&sink.base, ca_file), Arc::new(email()));
     let url: Arc<str> = format!("{}/v1.0/users/{MAILBOX}/sendMail", sink.base).into();
     let body = Arc::new(same_json());
     let mut plain = Vec::new();
-    for timeout in [None, Some(std::time::Duration::from_secs(30))] {
-        let client = plain_client(&sink.certificate_pem, timeout);
+    for same in [false, true] {
+        let client = plain_client(&sink.certificate_pem, same);
         let token = plain_token(&client, &sink.base).await;
         plain.push(Sender::Plain {
             client,
             url: Arc::clone(&url),
             token: token.into(),
             body: Arc::clone(&body),
+            client_request_id: same,
         });
     }
-    let timed = plain.pop().unwrap();
-    [ours, plain.pop().unwrap(), timed]
+    let same = plain.pop().unwrap();
+    [ours, plain.pop().unwrap(), same]
 }
 
 /// Only `sends` sends of one kind by `callers` tasks, on one thread: for callgrind.
@@ -256,10 +281,10 @@ fn only(kind: &str, sends: usize, callers: usize, protocols: tls_sink::Protocols
         let sink = tls_sink::start_with(protocols).await;
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, &sink.certificate_pem).unwrap();
-        let [ours, plain, timed] = senders(&sink, &ca_file).await;
+        let [ours, plain, same] = senders(&sink, &ca_file).await;
         let sender = match kind {
             "crate" => ours,
-            "reqwest-timeout" => timed,
+            "reqwest-same" => same,
             _ => plain,
         };
         // Warm: the token fetched, the connection open.
@@ -300,8 +325,8 @@ async fn compare(protocols: tls_sink::Protocols, name: &str, sends: usize, round
         let (floor, floor_cpu) = (pick(&|r| r[1].0), pick(&|r| r[1].1));
         let rate_ratio = pick(&|r| r[0].0 / r[1].0);
         let cpu_ratio = pick(&|r| r[0].1 / r[1].1);
-        let timed_rate_ratio = pick(&|r| r[0].0 / r[2].0);
-        let timed_cpu_ratio = pick(&|r| r[0].1 / r[2].1);
+        let same_rate_ratio = pick(&|r| r[0].0 / r[2].0);
+        let same_cpu_ratio = pick(&|r| r[0].1 / r[2].1);
         if callers == 4 {
             four_in_flight = rate;
         }
@@ -317,8 +342,9 @@ async fn compare(protocols: tls_sink::Protocols, name: &str, sends: usize, round
             floor_cpu / 1e3,
         );
         println!(
-            "           against plain reqwest with a 30 s request timeout: throughput ratio \
-             {timed_rate_ratio:.2}, CPU ratio {timed_cpu_ratio:.2}"
+            "           against plain reqwest sending the same request (timeouts, User-Agent, \
+             client-request-id): throughput ratio {same_rate_ratio:.2}, CPU ratio \
+             {same_cpu_ratio:.2}"
         );
     }
 }
@@ -344,8 +370,10 @@ fn main() {
         );
         return;
     }
-    let sends = env("GRAPH_HOT_SENDS").unwrap_or(if quick { 200 } else { 10_000 });
-    let rounds = env("GRAPH_HOT_ROUNDS").unwrap_or(if quick { 1 } else { 7 });
+    // Many short rounds rather than a few long ones: a virtual machine's speed drifts over
+    // seconds, and each round's ratio is taken between measurements a moment apart.
+    let sends = env("GRAPH_HOT_SENDS").unwrap_or(if quick { 200 } else { 3_000 });
+    let rounds = env("GRAPH_HOT_ROUNDS").unwrap_or(if quick { 1 } else { 21 });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

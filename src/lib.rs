@@ -119,6 +119,11 @@ pub mod smtp;
 mod stub;
 mod transport;
 
+/// The future an `#[async_trait]` method returns, for the impls that hand back an inner
+/// value's future as it is (through `Arc` and `Box`) rather than box a second one.
+pub(crate) type BoxFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// The attribute for implementing [`MailTransport`] (and [`TokenProvider`]) — re-exported so
 /// your crate needs no `async-trait` dependency of its own: `#[mail_connector::async_trait]`.
 ///

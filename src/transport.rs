@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::BoxFuture;
 use crate::check::CheckReport;
 #[cfg(doc)]
 use crate::error::Error;
@@ -57,9 +58,6 @@ pub trait MailTransport: Send + Sync {
     /// no step could be attempted.
     async fn check(&self) -> Result<CheckReport>;
 }
-
-/// The future a [`MailTransport`] method returns, as `#[async_trait]` writes it.
-type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Forwards to the inner transport, handing back its future as it is: no second box, and no
 /// extra layer to poll, on every send through an `Arc` or a `Box`.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::BoxFuture;
 use crate::check::CheckStep;
 use crate::credentials::token::AccessToken;
 use crate::error::{Error, Result};
@@ -79,9 +80,6 @@ pub trait TokenProvider: Send + Sync + std::fmt::Debug {
         None
     }
 }
-
-/// The future a [`TokenProvider`] method returns, as `#[async_trait]` writes it.
-type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Forwards to the inner provider, handing back its futures as they are (no second box).
 impl<T: TokenProvider + ?Sized> TokenProvider for Arc<T> {

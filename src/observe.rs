@@ -6,14 +6,15 @@
 //! the span while the send runs. Requests repeated deep inside a transport (Graph's request
 //! loop, SMTP's send loop) call [`metrics::retried`](crate::metrics::retried) or
 //! [`count_attempt`], which count them here, in a task-local counter of the send that is
-//! running. A span no subscriber records is neither entered nor given the counter: nothing
-//! would see either, and each costs something on every poll of every send.
+//! running. A span nothing can see (no subscriber records it, and tracing has no `log`
+//! fallback) is neither entered nor given the counter: each costs something on every poll of
+//! every send.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
 
+use tokio::time::Instant;
 use tracing::{Instrument, Span};
 
 use crate::error::{Delivery, Error, Result};
@@ -41,8 +42,8 @@ pub(crate) fn count_attempt() {
 /// A send dropped before it ends (its caller gave up, e.g. on a timeout) is recorded as
 /// `uncertain`, with the time until then: a request may have reached the server.
 ///
-/// `started` is when the send began: the clock reading the transport takes anyway (for its
-/// deadline), not a second one.
+/// `started` is when the send began, on tokio's clock: the reading the transport takes anyway
+/// for its deadline, not a second one.
 pub(crate) async fn observe_send(
     span: Span,
     transport: &'static str,
@@ -50,27 +51,45 @@ pub(crate) async fn observe_send(
     started: Instant,
     send: impl Future<Output = Result<SendReport>>,
 ) -> Result<SendReport> {
-    let mut pending = Pending {
-        span: &span,
+    let mailbox = mailbox.unwrap_or(crate::metrics::NO_MAILBOX);
+    if span.is_none() {
+        // Nothing can see this span: no subscriber records it, and tracing was built without
+        // its `log` fallback. Nothing to enter on each poll of the send, no attempts to count.
+        return observed(&span, transport, mailbox, started, None, send).await;
+    }
+    let extra_attempts = Arc::new(AtomicU32::new(0));
+    let counted = EXTRA_ATTEMPTS.scope(Arc::clone(&extra_attempts), send);
+    // The whole of it in the span, the recording of how it ended (or was abandoned) too.
+    observed(
+        &span,
         transport,
-        mailbox: mailbox.unwrap_or(crate::metrics::NO_MAILBOX),
+        mailbox,
         started,
-        extra_attempts: None,
+        Some(extra_attempts),
+        counted,
+    )
+    .instrument(span.clone())
+    .await
+}
+
+/// Runs `send` and records how it ended on `span` and in the metrics.
+async fn observed(
+    span: &Span,
+    transport: &'static str,
+    mailbox: &str,
+    started: Instant,
+    extra_attempts: Option<Arc<AtomicU32>>,
+    send: impl Future<Output = Result<SendReport>>,
+) -> Result<SendReport> {
+    let mut pending = Pending {
+        span,
+        transport,
+        mailbox,
+        started,
+        extra_attempts,
         finished: false,
     };
-    let result = match span.is_disabled() {
-        // No subscriber records this span (nor its attempts): nothing to enter on each poll
-        // of the send, nothing to count.
-        true => send.await,
-        false => {
-            let extra_attempts = Arc::new(AtomicU32::new(0));
-            pending.extra_attempts = Some(Arc::clone(&extra_attempts));
-            EXTRA_ATTEMPTS
-                .scope(extra_attempts, send)
-                .instrument(span.clone())
-                .await
-        }
-    };
+    let result = send.await;
     let (outcome, id) = outcome_of(&result);
     pending.finish(outcome, id, false);
     result

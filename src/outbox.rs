@@ -182,7 +182,8 @@ impl MailTransport for OutboxTransport {
             )))
         };
         let mailbox = self.sender.as_ref().map(Mailbox::address);
-        crate::observe::observe_send(span, "outbox", mailbox, std::time::Instant::now(), send).await
+        crate::observe::observe_send(span, "outbox", mailbox, tokio::time::Instant::now(), send)
+            .await
     }
 
     async fn check(&self) -> Result<CheckReport> {

@@ -81,6 +81,7 @@ impl GraphClient {
         request: &GraphRequest<'_>,
         deadline: Instant,
     ) -> Result<GraphResponse> {
+        let started = Instant::now();
         let mut retries = 0u32;
         let mut refreshed_token = false;
         loop {
@@ -164,17 +165,11 @@ impl GraphClient {
                 }
                 Failure::Status { .. } => return Err(error(&failure, Delivery::NotSent, false)),
             };
+            let elapsed = started.elapsed();
             let remaining = deadline.saturating_duration_since(Instant::now());
-            // The policy's deadline is the send's, which `deadline` ends (the builder sets
-            // both): the time used of it is what is no longer left, with no clock reading
-            // of its own on every request.
-            let used = self
-                .retry
-                .deadline
-                .map_or(Duration::ZERO, |whole| whole.saturating_sub(remaining));
             let delay = self
                 .retry
-                .next_delay(retries, used, retry_after)
+                .next_delay(retries, elapsed, retry_after)
                 .filter(|delay| *delay < remaining);
             let Some(delay) = delay else {
                 tracing::warn!(

@@ -384,7 +384,7 @@ impl MailTransport for GraphTransport {
             )))
         });
         let mailbox = Some(self.mailbox.address());
-        crate::observe::observe_send(span, "graph", mailbox, started.into_std(), send).await
+        crate::observe::observe_send(span, "graph", mailbox, started, send).await
     }
 
     async fn check(&self) -> Result<CheckReport> {

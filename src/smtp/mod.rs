@@ -311,7 +311,7 @@ impl MailTransport for SmtpTransport {
             result
         };
         let mailbox = self.inner.sender.as_ref().map(Mailbox::address);
-        crate::observe::observe_send(span, "smtp", mailbox, std::time::Instant::now(), send).await
+        crate::observe::observe_send(span, "smtp", mailbox, tokio::time::Instant::now(), send).await
     }
 
     /// Bounded by the send timeout: a step that gets no answer fails with its remedy. The

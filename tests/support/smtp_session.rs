@@ -61,6 +61,18 @@ async fn read_line(io: &mut BufReader<Box<dyn Io>>) -> std::io::Result<Option<St
     Ok(Some(line.trim_end_matches(['\r', '\n']).to_owned()))
 }
 
+/// The client's answer to an empty `334` challenge (an AUTH mechanism sent without its
+/// initial response), recorded with what it sent.
+async fn continuation(
+    io: &mut BufReader<Box<dyn Io>>,
+    sent: &mut Vec<String>,
+) -> std::io::Result<String> {
+    reply(io, "334 ").await?;
+    let response = read_line(io).await?.unwrap_or_default();
+    sent.push(response.clone());
+    Ok(response)
+}
+
 fn decode(b64: &str) -> String {
     BASE64
         .decode(b64.trim())
@@ -184,12 +196,7 @@ pub(super) async fn session(
                     "PLAIN" => {
                         let response = match initial {
                             Some(r) => r,
-                            None => {
-                                reply(&mut io, "334 ").await?;
-                                let r = read_line(&mut io).await?.unwrap_or_default();
-                                sent.push(r.clone());
-                                r
-                            }
+                            None => continuation(&mut io, &mut sent).await?,
                         };
                         let decoded = decode(&response);
                         let mut parts = decoded.split('\0').skip(1);
@@ -212,12 +219,7 @@ pub(super) async fn session(
                     "XOAUTH2" => {
                         let response = match initial {
                             Some(r) => r,
-                            None => {
-                                reply(&mut io, "334 ").await?;
-                                let r = read_line(&mut io).await?.unwrap_or_default();
-                                sent.push(r.clone());
-                                r
-                            }
+                            None => continuation(&mut io, &mut sent).await?,
                         };
                         let decoded = decode(&response);
                         let ok = options.tokens.iter().any(|t| {

@@ -206,8 +206,8 @@ impl GraphTransport {
         GraphTransportBuilder::new(mailbox, std::sync::Arc::new(tokens))
     }
 
-    /// As [`builder`](Self::builder), for tokens already shared: no second `Arc` (and no
-    /// second boxed future per token read) around them.
+    /// As [`builder`](Self::builder), for tokens already shared: no second `Arc` around
+    /// them to go through on every token read.
     pub(crate) fn builder_shared(
         mailbox: Mailbox,
         tokens: std::sync::Arc<dyn TokenProvider>,

@@ -135,7 +135,7 @@ pub use async_trait::async_trait;
 pub use check::{CheckReport, CheckStatus, CheckStep, FailureKind};
 #[cfg(feature = "oauth")]
 pub use credentials::{AccessToken, Credentials, TokenProvider};
-pub use error::{Advice, Delivery, Error, Result, SettingsProblem, SmtpStage, Transience};
+pub use error::{Advice, Delivery, Error, Refusal, Result, SettingsProblem, SmtpStage, Transience};
 #[cfg(feature = "graph")]
 pub use graph::GraphTransport;
 pub use message::{

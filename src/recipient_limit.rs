@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::check::CheckReport;
-use crate::error::{Delivery, Error, Result};
+use crate::error::{Delivery, Error, Refusal, Result};
 use crate::message::{Email, Recipient};
 use crate::transport::{MailTransport, SendReport};
 
@@ -14,8 +14,9 @@ use crate::transport::{MailTransport, SendReport};
 /// its role. A limit of 0 means no limit. Parts are sent one after another and sending stops
 /// at the first part that fails: the error is then [`Error::PartialDelivery`], which lists
 /// who got the message, whose delivery is uncertain, and who did not get it (and which of
-/// those a server refused for good), so a caller can retry only the rest. An email that
-/// needs a single message is passed through unchanged, and so are its errors.
+/// those a server refused, with each one's reply, and which of those for good), so a caller
+/// can retry only the rest. An email that needs a single message is passed through
+/// unchanged, and so are its errors.
 ///
 /// ```
 /// use mail_connector::{Email, MailTransport, RecipientLimit, StubTransport};
@@ -89,6 +90,7 @@ impl<T: MailTransport> MailTransport for RecipientLimit<T> {
                             uncertain,
                             mut not_sent,
                             refused_permanently,
+                            refusals,
                             source,
                         } => {
                             delivered.messages.extend(part_delivered.messages);
@@ -98,6 +100,7 @@ impl<T: MailTransport> MailTransport for RecipientLimit<T> {
                                 uncertain,
                                 not_sent,
                                 refused_permanently,
+                                refusals,
                                 source,
                             }
                         }
@@ -107,19 +110,25 @@ impl<T: MailTransport> MailTransport for RecipientLimit<T> {
                                 Delivery::NotSent => (Vec::new(), part.clone()),
                             };
                             not_sent.extend(rest);
-                            // A part of one recipient the server refused for good: that
-                            // recipient alone is refused permanently, not the parts after.
-                            // Any other failure of a whole part names nobody.
-                            let refused_permanently =
-                                match error.refuses_recipient() && !error.is_transient() {
-                                    true => part.clone(),
-                                    false => Vec::new(),
-                                };
+                            // A part of one recipient the server refused: that recipient
+                            // alone is refused (permanently when the reply says so), not
+                            // the parts after. Any other failure of a whole part names
+                            // nobody.
+                            let refusals: Vec<Refusal> = match part.as_slice() {
+                                [one] => Refusal::of(one, &error).into_iter().collect(),
+                                _ => Vec::new(),
+                            };
+                            let refused_permanently = refusals
+                                .iter()
+                                .filter(|r| r.is_permanent())
+                                .map(|r| r.recipient.clone())
+                                .collect();
                             Error::PartialDelivery {
                                 delivered,
                                 uncertain,
                                 not_sent,
                                 refused_permanently,
+                                refusals,
                                 source: Box::new(error),
                             }
                         }

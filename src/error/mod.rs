@@ -15,10 +15,13 @@ use crate::transport::SendReport;
 mod make;
 mod partial;
 mod parts;
+mod refusal;
 
 #[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
 pub(crate) use partial::{REFUSED_REMEDY, UNCERTAIN_REMEDY, rest_remedy};
 pub use parts::{Advice, Delivery, SettingsProblem, SmtpStage, Transience};
+pub use refusal::Refusal;
+pub(crate) use refusal::refused_message;
 
 /// The [`SettingsProblem::field`] of a problem with the settings as a whole rather than one
 /// key: text that does not parse, or a key that does not exist.
@@ -102,9 +105,14 @@ pub enum Error {
     /// SMTP server refused some at `RCPT TO` (or refused every one of several), or a
     /// recipient-limit split had a part fail (the later parts not tried). `delivered` may be
     /// empty.
+    ///
+    /// Its message is the summary of who got it, then `source`, then the other recipients
+    /// refused at `RCPT TO` with each one's reply — the first few, then how many more:
+    /// `refusals` has them all.
     #[error(
-        "{}: {source}",
-        partial::summary(delivered, not_sent, refused_permanently, uncertain)
+        "{}: {source}{}",
+        partial::summary(delivered, not_sent, refused_permanently, uncertain),
+        refusal::listed(refusals, source)
     )]
     #[non_exhaustive]
     PartialDelivery {
@@ -121,7 +129,14 @@ pub enum Error {
         /// permanent reply such as `550 5.1.1` unknown mailbox): sending to them again
         /// fails the same way. The rest of `not_sent` may succeed on a retry. Empty when no
         /// recipient was refused on its own (a whole message failed for another reason).
+        /// Kept as it was for compatibility: it is the recipients of the `refusals` that
+        /// [are permanent](Refusal::is_permanent), in the same order.
         refused_permanently: Vec<Recipient>,
+        /// Each recipient the server refused at `RCPT TO`, permanently or temporarily, with
+        /// its reply (code, enhanced code, text), in the order of the envelope: why each of
+        /// `not_sent` that was tried did not get it. Empty when no recipient was refused on
+        /// its own (a whole message or a recipient-limit part failed for another reason).
+        refusals: Vec<Refusal>,
         /// Why the failing part failed. When recipients were refused at `RCPT TO`, the
         /// first temporary refusal if there is one, else the first refusal: so
         /// `source.is_transient()` says whether a refused recipient is worth retrying.
@@ -442,6 +457,7 @@ impl Error {
                 not_sent,
                 refused_permanently,
                 source,
+                ..
             } => partial::remedy(delivered, uncertain, not_sent, refused_permanently, source),
             Self::Transport { .. } => None,
             Self::Graph { advice, .. }

@@ -176,6 +176,7 @@ mod tests {
             uncertain: list(uncertain),
             not_sent: list(not_sent),
             refused_permanently: list(refused),
+            refusals: Vec::new(),
             source: Box::new(source),
         }
     }

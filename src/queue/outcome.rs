@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::codec;
 use super::store::{Outcome, Remainder, State};
-use crate::error::{Delivery, Error, REFUSED_REMEDY, Result, UNCERTAIN_REMEDY};
+use crate::error::{Delivery, Error, REFUSED_REMEDY, Refusal, Result, UNCERTAIN_REMEDY};
 use crate::message::{Email, Recipient};
 use crate::retry::RetryPolicy;
 use crate::transport::SendReport;
@@ -107,6 +107,7 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
         uncertain,
         not_sent,
         refused_permanently,
+        refusals,
         source,
         ..
     } = &error
@@ -146,13 +147,7 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
         } else {
             None
         };
-        // The source is the first permanent refusal unless a temporary one came too (or the
-        // data's fate is uncertain); then each refusal's reply is only in the log.
-        let why = if source.is_transient() || source.delivery() == Delivery::Uncertain {
-            "; the server's reply to each was logged (`recipient refused`)".to_owned()
-        } else {
-            format!(": {source}")
-        };
+        let why = refused_why(refusals, source);
         return Outcome::Partial {
             report: report_json(delivered),
             error: error.to_string(),
@@ -189,6 +184,26 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
     Outcome::Failed {
         error: error.to_string(),
         remedy: error.remedy(),
+    }
+}
+
+/// Why the recipients refused permanently were: the server's reply to each, one after the
+/// other (`gone@example.org: 550 5.1.1 User unknown; …`), as the error of their row. Without
+/// their replies (an error made elsewhere), the source when it is their refusal, else where
+/// to find the replies.
+fn refused_why(refusals: &[Refusal], source: &Error) -> String {
+    let replies: Vec<String> = refusals
+        .iter()
+        .filter(|r| r.is_permanent())
+        .map(ToString::to_string)
+        .collect();
+    if !replies.is_empty() {
+        return format!(": {}", replies.join("; "));
+    }
+    if source.is_transient() || source.delivery() == Delivery::Uncertain {
+        "; the server's reply to each was logged (`recipient refused`)".to_owned()
+    } else {
+        format!(": {source}")
     }
 }
 

@@ -10,7 +10,7 @@ use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParam
 
 use super::connect::{Connection, quiet};
 use super::remedy::client_error;
-use crate::error::{Delivery, Error, Result, SmtpStage};
+use crate::error::{Delivery, Error, Refusal, Result, SmtpStage, refused_message};
 use crate::message::{Email, Mailbox, Recipient};
 use crate::transport::{SendReport, SentMessage};
 
@@ -23,11 +23,9 @@ pub(super) struct Progress {
     pub(super) data_written: bool,
     /// The recipients the server accepted at `RCPT TO` (set when DATA starts).
     pub(super) accepted: Vec<Recipient>,
-    /// The recipients the server refused at `RCPT TO` (set when DATA starts): certainly
-    /// not sent, whatever happens to the data.
-    pub(super) refused: Vec<Recipient>,
-    /// Of `refused`, those refused with a permanent reply.
-    pub(super) refused_permanently: Vec<Recipient>,
+    /// The recipients the server refused at `RCPT TO`, with its replies (set when DATA
+    /// starts): certainly not sent, whatever happens to the data.
+    pub(super) refusals: Vec<Refusal>,
 }
 
 impl Default for Progress {
@@ -36,8 +34,7 @@ impl Default for Progress {
             stage: SmtpStage::Connect,
             data_written: false,
             accepted: Vec::new(),
-            refused: Vec::new(),
-            refused_permanently: Vec::new(),
+            refusals: Vec::new(),
         }
     }
 }
@@ -47,14 +44,15 @@ impl Progress {
     /// at `RCPT TO`, a [`Error::PartialDelivery`] that lists them as not sent and the
     /// accepted ones as uncertain. Other errors are returned as they are.
     pub(super) fn exact(self, error: Error) -> Error {
-        if error.delivery() != Delivery::Uncertain || self.refused.is_empty() {
+        if error.delivery() != Delivery::Uncertain || self.refusals.is_empty() {
             return error;
         }
         Error::PartialDelivery {
             delivered: SendReport::default(),
             uncertain: self.accepted,
-            not_sent: self.refused,
-            refused_permanently: self.refused_permanently,
+            not_sent: self.refusals.iter().map(|r| r.recipient.clone()).collect(),
+            refused_permanently: permanent(&self.refusals),
+            refusals: self.refusals,
             source: Box::new(error),
         }
     }
@@ -114,11 +112,11 @@ impl Envelope {
 
 /// The error of a transaction whose server refused `refused` (not empty) at `RCPT TO`
 /// and took `delivered`: an [`Error::PartialDelivery`] that lists every refused recipient
-/// as not sent and those refused with a permanent reply apart. Its `source` is the first
-/// temporary refusal when there is one, else the first refusal: whether it is transient says
-/// whether a retry may reach anyone in `not_sent`.
+/// as not sent, those refused with a permanent reply apart, and each one's reply. Its
+/// `source` is the first temporary refusal when there is one, else the first refusal:
+/// whether it is transient says whether a retry may reach anyone in `not_sent`.
 fn refusal(delivered: SendReport, mut refused: Vec<(Recipient, Error)>) -> Error {
-    let refused_permanently = permanent(&refused);
+    let refusals = refusals(&refused);
     let index = refused
         .iter()
         .position(|(_, e)| e.is_transient())
@@ -129,7 +127,8 @@ fn refusal(delivered: SendReport, mut refused: Vec<(Recipient, Error)>) -> Error
         delivered,
         uncertain: Vec::new(),
         not_sent,
-        refused_permanently,
+        refused_permanently: permanent(&refusals),
+        refusals,
         source: Box::new(source),
     }
 }
@@ -140,12 +139,20 @@ pub(super) struct Accepted {
     refused: Vec<(Recipient, Error)>,
 }
 
-/// The recipients whose refusal is permanent: a retry would be refused the same way.
-fn permanent(refused: &[(Recipient, Error)]) -> Vec<Recipient> {
+/// Each refused recipient with the server's reply, in the order of the envelope.
+fn refusals(refused: &[(Recipient, Error)]) -> Vec<Refusal> {
     refused
         .iter()
-        .filter(|(_, e)| !e.is_transient())
-        .map(|(r, _)| r.clone())
+        .filter_map(|(r, e)| Refusal::of(r, e))
+        .collect()
+}
+
+/// The recipients whose refusal is permanent: a retry would be refused the same way.
+fn permanent(refusals: &[Refusal]) -> Vec<Recipient> {
+    refusals
+        .iter()
+        .filter(|r| r.is_permanent())
+        .map(|r| r.recipient.clone())
         .collect()
 }
 
@@ -218,7 +225,7 @@ impl Connection {
                         return Err(error);
                     }
                     if let Error::Smtp { message, .. } = &mut error {
-                        *message = format!("recipient <{address}> refused: {message}");
+                        *message = refused_message(recipient.mailbox.address(), message);
                     }
                     tracing::warn!(error = %error, "recipient refused");
                     refused.push((recipient.clone(), error));
@@ -243,8 +250,7 @@ impl Connection {
         }
         progress.stage = SmtpStage::Data;
         progress.accepted.clone_from(&accepted);
-        progress.refused = refused.iter().map(|(r, _)| r.clone()).collect();
-        progress.refused_permanently = permanent(&refused);
+        progress.refusals = refusals(&refused);
         if let Err(e) = quiet(self.conn.command(Data)).await {
             let error = self.error(SmtpStage::Data, &e, Delivery::NotSent);
             self.note(&error);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use mail_connector::smtp::SmtpTransportBuilder;
 use mail_connector::{
-    ConnectorSettings, Email, Error, Recipient, RetryPolicy, Secret, SmtpTransport,
+    ConnectorSettings, Email, Error, Recipient, Refusal, RetryPolicy, Secret, SmtpTransport,
 };
 
 use crate::support::smtp_server::TestServer;
@@ -58,10 +58,13 @@ pub(crate) struct Partial<'a> {
     pub not_sent: Vec<String>,
     pub refused_permanently: Vec<String>,
     pub uncertain: Vec<String>,
+    /// Each recipient refused at `RCPT TO`, in order, with the server's reply.
+    pub refusals: &'a [Refusal],
     pub source: &'a Error,
 }
 
-/// `error` as a partial delivery; any other error fails the test.
+/// `error` as a partial delivery; any other error fails the test. Every refused recipient
+/// is not sent, and those refused permanently are exactly the permanent refusals.
 pub(crate) fn partial(error: &Error) -> Partial<'_> {
     let addresses = |recipients: &mut dyn Iterator<Item = &Recipient>| {
         recipients
@@ -73,18 +76,34 @@ pub(crate) fn partial(error: &Error) -> Partial<'_> {
         not_sent,
         refused_permanently,
         uncertain,
+        refusals,
         source,
         ..
     } = error
     else {
         panic!("not a partial delivery: {error:?}")
     };
+    let permanent: Vec<&Recipient> = refusals
+        .iter()
+        .filter(|r| r.is_permanent())
+        .map(|r| &r.recipient)
+        .collect();
+    assert_eq!(
+        permanent,
+        refused_permanently.iter().collect::<Vec<_>>(),
+        "{error:?}"
+    );
+    assert!(
+        refusals.iter().all(|r| not_sent.contains(&r.recipient)),
+        "{error:?}"
+    );
     Partial {
         delivered_messages: delivered.messages.len(),
         delivered: addresses(&mut delivered.recipients()),
         not_sent: addresses(&mut not_sent.iter()),
         refused_permanently: addresses(&mut refused_permanently.iter()),
         uncertain: addresses(&mut uncertain.iter()),
+        refusals,
         source,
     }
 }

@@ -14,6 +14,7 @@ mod pool;
 mod prepared;
 mod recipients;
 mod refusal_kinds;
+mod refusal_replies;
 mod replies;
 mod secrets;
 mod sender;

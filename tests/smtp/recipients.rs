@@ -208,6 +208,7 @@ async fn refused_recipients_stay_not_sent_when_the_data_goes_unanswered() {
         uncertain,
         not_sent,
         refused_permanently,
+        refusals,
         source,
         ..
     } = &error
@@ -224,6 +225,22 @@ async fn refused_recipients_stay_not_sent_when_the_data_goes_unanswered() {
     assert_eq!(addresses(not_sent), ["nobody@example.org"]);
     // Its 550 is its own: the data's fate does not change it.
     assert_eq!(addresses(refused_permanently), ["nobody@example.org"]);
+    // So is its reply, kept beside the timeout that is the source.
+    let [refusal] = refusals.as_slice() else {
+        panic!("{refusals:?}")
+    };
+    assert_eq!(refusal.recipient.mailbox.address(), "nobody@example.org");
+    assert_eq!(
+        (refusal.code, refusal.enhanced_code.as_deref()),
+        (550, Some("5.1.1"))
+    );
+    assert_eq!(refusal.text, "User unknown");
+    assert!(refusal.is_permanent());
+    let text = error.to_string();
+    assert!(
+        text.ends_with("; refused at RCPT TO: nobody@example.org: 550 5.1.1 User unknown"),
+        "{text}"
+    );
     assert!(
         matches!(
             **source,

@@ -10,8 +10,8 @@ use mail_connector::{CheckReport, Error, FailureKind};
 pub(crate) enum Exit {
     /// 0: done (for `check`: no step failed; warnings allowed).
     Ok,
-    /// 1: any other failure (a recipient refused, a `check` step that failed for another
-    /// reason than the ones below, a file not written).
+    /// 1: any other failure (a recipient refused — but for a permission or policy, 4 —, a
+    /// `check` step that failed for another reason than the ones below, a file not written).
     Failed,
     /// 2: the command line is wrong: an unknown flag, a missing value, an address that is
     /// not valid (clap exits with 2 for its own usage errors too).
@@ -20,7 +20,8 @@ pub(crate) enum Exit {
     /// connector is disabled: the settings must change.
     Settings,
     /// 4: authentication or a permission was refused: the admin must act (secret, consent,
-    /// mailbox permission).
+    /// mailbox permission, a recipient refused for a permission or policy such as
+    /// `550 5.7.1` relay denied).
     Refused,
     /// 5: temporary: unreachable, timed out, throttled, unavailable. Retry later.
     Temporary,
@@ -38,6 +39,7 @@ Exit codes:
   2  usage: an unknown flag, a missing value, an address that is not valid
   3  settings invalid or missing, a file they name unreadable, or the connector disabled
   4  authentication or permission refused: the admin must act
+     (a recipient refused for a permission or policy, e.g. 550 5.7.1, too)
   5  temporary: unreachable, timed out or throttled; retry later
   6  partial or uncertain delivery: do not resend blindly (--json says who got it)";
 
@@ -45,12 +47,15 @@ impl Exit {
     /// The exit code for `error`, from what the error says of itself. A partial delivery
     /// that delivered nothing (a recipient-limit split whose first part failed, an SMTP
     /// server that refused every recipient) exits as its source would, so that the code does
-    /// not depend on `recipient_limit` — but as a refused recipient (1) when some were refused
-    /// permanently beside a temporary source. That is 1 even when the permanent refusals were
-    /// `5.7.x` (a relay or permission refused for those addresses), which a single refused
-    /// recipient's error exits 4 for: the error keeps only its source's reply (the temporary
-    /// one), so the others' replies cannot be told apart here. An "authentication required"
-    /// reply at `RCPT TO` is no recipient's refusal and exits 4 as the error itself.
+    /// not depend on `recipient_limit` — but, whatever its source, as a refused permission
+    /// (4) when a recipient was refused permanently for a permission or policy (a `5.7.x`
+    /// reply such as `550 5.7.1` relay denied, which a single refused recipient's error
+    /// exits 4 for too: the admin must act), else as a refused recipient (1) when some were
+    /// refused permanently beside a temporary source. Each refused recipient's reply is in
+    /// the error's `refusals`, so the order of the refusals does not matter. An
+    /// "authentication required" reply at `RCPT TO` is no recipient's refusal and exits 4 as
+    /// the error itself. A partial delivery that delivered something, or left delivery
+    /// uncertain, exits 6 whatever its refusals: do not resend blindly comes first.
     pub(crate) fn of(error: &Error) -> Self {
         let part_went_out = matches!(
             error,
@@ -61,10 +66,16 @@ impl Exit {
         }
         if let Error::PartialDelivery {
             refused_permanently,
+            refusals,
             source,
             ..
         } = error
         {
+            // A permission or policy refused for good: the admin must act, whatever the
+            // others' refusals say.
+            if refusals.iter().any(|r| r.is_permanent() && r.is_auth()) {
+                return Self::Refused;
+            }
             // Every recipient refused, some for good: a recipient refused, whatever the
             // others' temporary refusal (the source) says.
             if !refused_permanently.is_empty() && source.is_transient() {

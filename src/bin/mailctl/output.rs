@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Args;
 use clap::builder::styling::{AnsiColor, Style};
 use mail_connector::{
-    CheckReport, CheckStatus, Delivery, Email, Error, Recipient, RecipientKind, SendReport,
+    CheckReport, CheckStatus, Delivery, Email, Error, Recipient, RecipientKind, Refusal, SendReport,
 };
 use serde_json::{Value, json};
 
@@ -131,6 +131,7 @@ impl Output {
                 Some(o) => {
                     let lists = [&o.not_sent, &o.refused_permanently, &o.uncertain];
                     let mut document = send_document(exit, &o.delivered, lists, Some(error));
+                    document["refusals"] = o.refusals.iter().map(refusal_json).collect();
                     if let Some(transport) = transport {
                         document["transport"] = transport.into();
                     }
@@ -156,6 +157,9 @@ impl Output {
                     "refused permanently, not to be resent: {}",
                     clean(&list(&outcome.refused_permanently))
                 );
+            }
+            for refusal in &outcome.refusals {
+                println!("refused {}", clean(&refusal_line(refusal)));
             }
             if !outcome.uncertain.is_empty() {
                 println!("delivery uncertain to {}", clean(&list(&outcome.uncertain)));
@@ -266,12 +270,13 @@ impl Output {
     }
 }
 
-/// Who got an email after `error`, who did not (and of those, whom a server refused for
-/// good), and whose delivery is uncertain.
+/// Who got an email after `error`, who did not (and of those, whom a server refused, with
+/// its reply, and whom for good), and whose delivery is uncertain.
 struct Outcome {
     delivered: SendReport,
     not_sent: Vec<Recipient>,
     refused_permanently: Vec<Recipient>,
+    refusals: Vec<Refusal>,
     uncertain: Vec<Recipient>,
 }
 
@@ -283,11 +288,13 @@ impl Outcome {
                 uncertain,
                 not_sent,
                 refused_permanently,
+                refusals,
                 ..
             } => Self {
                 delivered: delivered.clone(),
                 not_sent: not_sent.clone(),
                 refused_permanently: refused_permanently.clone(),
+                refusals: refusals.clone(),
                 uncertain: uncertain.clone(),
             },
             _ => {
@@ -300,6 +307,7 @@ impl Outcome {
                     delivered: SendReport::default(),
                     not_sent,
                     refused_permanently: Vec::new(),
+                    refusals: Vec::new(),
                     uncertain,
                 }
             }
@@ -326,6 +334,33 @@ fn recipient_json(recipient: &Recipient) -> Value {
         "address": recipient.mailbox.address(),
         "name": recipient.mailbox.name(),
     })
+}
+
+/// A refused recipient and the server's reply on one line: `To: gone@example.org: 550 5.1.1
+/// User unknown`.
+fn refusal_line(refusal: &Refusal) -> String {
+    let mut line = format!("{}: {}", refusal.recipient, refusal.code);
+    for part in [
+        refusal.enhanced_code.as_deref(),
+        Some(refusal.text.as_str()),
+    ] {
+        if let Some(part) = part.filter(|p| !p.is_empty()) {
+            line.push(' ');
+            line.push_str(part);
+        }
+    }
+    line
+}
+
+/// A refused recipient as in the recipient lists, with the server's reply and its verdict.
+fn refusal_json(refusal: &Refusal) -> Value {
+    let mut value = recipient_json(&refusal.recipient);
+    value["code"] = refusal.code.into();
+    value["enhanced_code"] = refusal.enhanced_code.clone().into();
+    value["text"] = refusal.text.clone().into();
+    value["permanent"] = refusal.is_permanent().into();
+    value["auth"] = refusal.is_auth().into();
+    value
 }
 
 fn recipients_json<'a>(recipients: impl IntoIterator<Item = &'a Recipient>) -> Value {
@@ -355,8 +390,9 @@ fn error_json(error: &Error, exit: Exit) -> Value {
 
 /// `send`'s document: `status` is `sent`, `partial` (some got it), `uncertain` (some may
 /// have) or `failed` (nobody did); `delivered`, `not_sent` and `uncertain` hold every
-/// recipient exactly once, and `refused_permanently` those of `not_sent` that a server
-/// refused for good (`lists` is `not_sent`, `refused_permanently`, `uncertain`).
+/// recipient exactly once, `refused_permanently` those of `not_sent` that a server refused
+/// for good (`lists` is `not_sent`, `refused_permanently`, `uncertain`), and `refusals`
+/// (empty here, filled by [`Output::failed`]) those a server refused, with each one's reply.
 fn send_document(
     exit: Exit,
     delivered: &SendReport,
@@ -383,6 +419,7 @@ fn send_document(
         "delivered": recipients_json(delivered.recipients()),
         "not_sent": recipients_json(not_sent),
         "refused_permanently": recipients_json(refused_permanently),
+        "refusals": [],
         "uncertain": recipients_json(uncertain),
         "error": error.map(|e| error_json(e, exit)),
     })

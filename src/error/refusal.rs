@@ -1,0 +1,274 @@
+//! [`Refusal`]: one recipient an SMTP server refused at `RCPT TO`, with the server's reply,
+//! as an [`Error::PartialDelivery`] keeps it for each of them.
+
+use std::fmt;
+
+use super::{Error, SmtpStage};
+use crate::message::Recipient;
+
+/// The longest reply text a [`Refusal`] keeps, in characters: as much as the SMTP transport
+/// keeps of any reply in an error.
+pub(crate) const MAX_REFUSAL_TEXT: usize = 400;
+
+/// How many refusals an [`Error::PartialDelivery`]'s message names, besides its source: the
+/// rest are counted ("and 7 more"), so that an email refused for 500 recipients still gives
+/// a message one can read. Every one of them is in the error's `refusals`.
+const LISTED: usize = 3;
+
+/// One recipient an SMTP server refused at `RCPT TO`, and the server's reply: an entry of
+/// [`Error::PartialDelivery`]'s `refusals`.
+///
+/// The reply says why this recipient was refused, which may differ from one recipient to
+/// the next: `550 5.1.1` (unknown mailbox: check the address), `550 5.7.1` (relay or
+/// permission denied: the admin must act), `452 4.2.2` (mailbox full: try later).
+/// [`is_permanent`](Refusal::is_permanent) says whether sending to the recipient again can
+/// work; [`is_auth`](Refusal::is_auth) whether the refusal is a permission or policy the
+/// admin controls. Its `Display` is one line: `gone@example.org: 550 5.1.1 User unknown`.
+///
+/// ```
+/// use mail_connector::{Error, Refusal};
+///
+/// /// One line per refused recipient, the ones the admin must act on first.
+/// fn refusal_lines(error: &Error) -> Vec<String> {
+///     let Error::PartialDelivery { refusals, .. } = error else {
+///         return Vec::new();
+///     };
+///     let mut refusals: Vec<&Refusal> = refusals.iter().collect();
+///     refusals.sort_by_key(|r| !(r.is_permanent() && r.is_auth()));
+///     refusals
+///         .iter()
+///         .map(|r| match r.is_permanent() {
+///             true => format!("{r} (do not resend)"),
+///             false => format!("{r} (may be resent later)"),
+///         })
+///         .collect()
+/// }
+/// # assert!(refusal_lines(&Error::Disabled).is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Refusal {
+    /// The recipient refused, with its role (To, Cc or Bcc).
+    pub recipient: Recipient,
+    /// The server's reply code, e.g. `550` or `452`.
+    pub code: u16,
+    /// The enhanced status code at the start of the reply text (e.g. `5.1.1`), when the
+    /// server gave one.
+    pub enhanced_code: Option<String>,
+    /// The server's reply text, without the codes: redacted like every server reply that
+    /// reaches an error (never a password or token the session sent), on one line as the
+    /// server's lines are joined, and at most 400 characters long.
+    pub text: String,
+    /// The transport's verdict: a retry would be refused the same way.
+    permanent: bool,
+    /// The transport's verdict: a permission or policy refused.
+    auth: bool,
+}
+
+impl Refusal {
+    /// The refusal of `recipient` that `error` is, when it is an SMTP server's refusal of
+    /// one recipient at `RCPT TO` ([`Error::refuses_recipient`]); its text without the
+    /// `recipient <…> refused:` the transport puts in front of it (see [`refused_message`]).
+    pub(crate) fn of(recipient: &Recipient, error: &Error) -> Option<Self> {
+        let Error::Smtp {
+            stage: SmtpStage::Rcpt,
+            code: Some(code),
+            enhanced_code,
+            message,
+            ..
+        } = error
+        else {
+            return None;
+        };
+        if !error.refuses_recipient() {
+            return None;
+        }
+        let prefix = refused_message(recipient.mailbox.address(), "");
+        let text = message.strip_prefix(&prefix).unwrap_or(message);
+        Some(Self {
+            recipient: recipient.clone(),
+            code: *code,
+            enhanced_code: enhanced_code.clone(),
+            text: text.chars().take(MAX_REFUSAL_TEXT).collect(),
+            permanent: !error.is_transient(),
+            auth: error.is_auth(),
+        })
+    }
+
+    /// Whether the refusal is permanent: sending to this recipient again is refused the
+    /// same way (a `5xx` reply, but `552` "too many recipients", which RFC 5321
+    /// §4.5.3.1.10 makes temporary at `RCPT TO`). The recipients refused permanently are
+    /// exactly those of an [`Error::PartialDelivery`]'s `refused_permanently`.
+    #[must_use]
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+
+    /// Whether the server refused this recipient for a permission or policy rather than for
+    /// the address — an enhanced status code `5.7.x` (`550 5.7.1` relay denied, the sender
+    /// not allowed to send to this recipient), or the mailbox not allowed to send as the
+    /// `From` address: the admin must act, as [`Error::is_auth`] says of the same reply
+    /// when it refuses an email's only recipient.
+    #[must_use]
+    pub fn is_auth(&self) -> bool {
+        self.auth
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.recipient.mailbox.address(), self.code)?;
+        if let Some(enhanced) = &self.enhanced_code {
+            write!(f, " {enhanced}")?;
+        }
+        if !self.text.is_empty() {
+            write!(f, " {}", self.text)?;
+        }
+        Ok(())
+    }
+}
+
+/// The message of the SMTP transport's error for a refused recipient: the server's `text`
+/// after the address, so that the error says whom it refused.
+pub(crate) fn refused_message(address: &str, text: &str) -> String {
+    format!("recipient <{address}> refused: {text}")
+}
+
+/// What a partial delivery's message says after its source: the recipients refused at
+/// `RCPT TO` with each one's reply, but the source's own refusal (already said), the first
+/// [`LISTED`] of them, then how many more. Empty when there is none to add.
+pub(super) fn listed(refusals: &[Refusal], source: &Error) -> String {
+    // The source is one of the refusals when it is a recipient's refusal: the first entry
+    // with its recipient and reply.
+    let skip = refusals
+        .iter()
+        .position(|r| Refusal::of(&r.recipient, source).as_ref() == Some(r));
+    let mut others = refusals
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != skip)
+        .map(|(_, r)| r);
+    let shown: Vec<String> = others
+        .by_ref()
+        .take(LISTED)
+        .map(ToString::to_string)
+        .collect();
+    if shown.is_empty() {
+        return String::new();
+    }
+    let lead = match skip {
+        Some(_) => "also refused",
+        None => "refused at RCPT TO",
+    };
+    let mut text = format!("; {lead}: {}", shown.join("; "));
+    match others.count() {
+        0 => {}
+        more => text.push_str(&format!("; and {more} more")),
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Advice, Delivery};
+    use crate::message::{Mailbox, RecipientKind};
+
+    fn to(address: &str) -> Recipient {
+        Recipient {
+            mailbox: Mailbox::new(None, address).unwrap(),
+            kind: RecipientKind::To,
+        }
+    }
+
+    /// The SMTP transport's error for `address` refused with `code`, `enhanced` and `text`.
+    fn rcpt(address: &str, code: u16, enhanced: Option<&str>, text: &str) -> Error {
+        Error::Smtp {
+            stage: SmtpStage::Rcpt,
+            code: Some(code),
+            enhanced_code: enhanced.map(str::to_owned),
+            message: refused_message(address, text),
+            mechanism: None,
+            transient: (400..500).contains(&code) || code == 552,
+            delivery: Delivery::NotSent,
+            advice: Advice::default().with_auth(enhanced.is_some_and(|e| e.starts_with("5.7."))),
+        }
+    }
+
+    fn refusal(address: &str, code: u16, enhanced: Option<&str>, text: &str) -> Refusal {
+        Refusal::of(&to(address), &rcpt(address, code, enhanced, text)).unwrap()
+    }
+
+    #[test]
+    fn a_refusal_keeps_the_reply_without_the_transports_prefix() {
+        let gone = refusal("gone@x.org", 550, Some("5.1.1"), "User unknown");
+        assert_eq!(gone.recipient, to("gone@x.org"));
+        assert_eq!(
+            (gone.code, gone.enhanced_code.as_deref()),
+            (550, Some("5.1.1"))
+        );
+        assert_eq!(gone.text, "User unknown");
+        assert!(gone.is_permanent() && !gone.is_auth());
+        assert_eq!(gone.to_string(), "gone@x.org: 550 5.1.1 User unknown");
+
+        let relay = refusal("far@y.org", 550, Some("5.7.1"), "Relaying denied");
+        assert!(relay.is_permanent() && relay.is_auth());
+        let full = refusal("full@x.org", 452, Some("4.2.2"), "Mailbox full");
+        assert!(!full.is_permanent() && !full.is_auth());
+        let many = refusal("many@x.org", 552, None, "Too many recipients");
+        assert!(!many.is_permanent(), "552 at RCPT TO is temporary");
+        assert_eq!(many.to_string(), "many@x.org: 552 Too many recipients");
+        assert_eq!(
+            refusal("a@x.org", 550, None, "").to_string(),
+            "a@x.org: 550"
+        );
+
+        // Not the recipient's refusal: the session's, another stage, no reply at all.
+        let required = rcpt("a@x.org", 530, Some("5.7.0"), "Authentication required");
+        assert_eq!(Refusal::of(&to("a@x.org"), &required), None);
+        let closing = rcpt("a@x.org", 421, None, "closing");
+        assert_eq!(Refusal::of(&to("a@x.org"), &closing), None);
+        assert_eq!(Refusal::of(&to("a@x.org"), &Error::Disabled), None);
+
+        // A text the transport did not prefix (or prefixed for someone else) is kept whole,
+        // within the bound.
+        let mut odd = rcpt("a@x.org", 550, None, "");
+        if let Error::Smtp { message, .. } = &mut odd {
+            *message = "x".repeat(MAX_REFUSAL_TEXT + 50);
+        }
+        let odd = Refusal::of(&to("a@x.org"), &odd).unwrap();
+        assert_eq!(odd.text.chars().count(), MAX_REFUSAL_TEXT);
+    }
+
+    #[test]
+    fn the_message_lists_a_few_refusals_and_counts_the_rest() {
+        let refusals: Vec<Refusal> = (0..6)
+            .map(|i| refusal(&format!("r{i}@x.org"), 550, Some("5.1.1"), "unknown"))
+            .collect();
+        // The source is the third: not said twice, the three others after it, then 2 more.
+        let source = rcpt("r2@x.org", 550, Some("5.1.1"), "unknown");
+        assert_eq!(
+            listed(&refusals, &source),
+            "; also refused: r0@x.org: 550 5.1.1 unknown; r1@x.org: 550 5.1.1 unknown; \
+             r3@x.org: 550 5.1.1 unknown; and 2 more"
+        );
+        // A source that is no refusal (a timeout after the data): every one is news.
+        let timeout = Error::Smtp {
+            stage: SmtpStage::Data,
+            code: None,
+            enhanced_code: None,
+            message: "no answer".into(),
+            mechanism: None,
+            transient: true,
+            delivery: Delivery::Uncertain,
+            advice: Advice::default(),
+        };
+        assert_eq!(
+            listed(&refusals[..1], &timeout),
+            "; refused at RCPT TO: r0@x.org: 550 5.1.1 unknown"
+        );
+        // The source alone: nothing to add.
+        assert_eq!(listed(&refusals[2..3], &source), "");
+        assert_eq!(listed(&[], &source), "");
+    }
+}

@@ -147,7 +147,7 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
         } else {
             None
         };
-        let why = refused_why(refusals, source);
+        let why = refused_why(refusals);
         return Outcome::Partial {
             report: report_json(delivered),
             error: error.to_string(),
@@ -188,23 +188,15 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
 }
 
 /// Why the recipients refused permanently were: the server's reply to each, one after the
-/// other (`gone@example.org: 550 5.1.1 User unknown; …`), as the error of their row. Without
-/// their replies (an error made elsewhere), the source when it is their refusal, else where
-/// to find the replies.
-fn refused_why(refusals: &[Refusal], source: &Error) -> String {
+/// other (`: gone@example.org: 550 5.1.1 User unknown; …`), as the error of their row. They
+/// are exactly the permanent ones of the error's `refusals`.
+fn refused_why(refusals: &[Refusal]) -> String {
     let replies: Vec<String> = refusals
         .iter()
         .filter(|r| r.is_permanent())
         .map(ToString::to_string)
         .collect();
-    if !replies.is_empty() {
-        return format!(": {}", replies.join("; "));
-    }
-    if source.is_transient() || source.delivery() == Delivery::Uncertain {
-        "; the server's reply to each was logged (`recipient refused`)".to_owned()
-    } else {
-        format!(": {source}")
-    }
+    format!(": {}", replies.join("; "))
 }
 
 /// Whether a partial delivery divides the recipients into groups that fare differently:

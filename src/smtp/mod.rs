@@ -69,8 +69,10 @@
 //!
 //! Recipients the server refuses (`RCPT TO`) do not stop the others: the message goes to the
 //! accepted ones and the send fails with [`Error::PartialDelivery`], whose `not_sent` lists
-//! exactly the refused recipients and `refused_permanently` those refused with a 5xx (but
-//! `552`, "too many recipients", which RFC 5321 §4.5.3.1.10 makes temporary there). A reply
+//! exactly the refused recipients, `refused_permanently` those refused with a 5xx (but
+//! `552`, "too many recipients", which RFC 5321 §4.5.3.1.10 makes temporary there), and
+//! `refusals` each one's reply ([`Refusal`](crate::Refusal): code, enhanced code, and the
+//! text, redacted as below). A reply
 //! at `RCPT TO` that concerns the session rather than the recipient (`530` or `5.7.57`,
 //! authentication required) fails the send at once, with its own remedy. When
 //! every recipient is refused nothing is sent (`RSET`): the refusal of a single recipient is

@@ -10,4 +10,5 @@ mod graph;
 mod helpers;
 mod output;
 mod prepared;
+mod refusals;
 mod smtp;

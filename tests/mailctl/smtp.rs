@@ -30,7 +30,7 @@ fn write_config(dir: &std::path::Path, server: &TestServer, extra: &str) -> std:
 }
 
 /// A server refusing each `(address, reply)` at `RCPT TO`, and a basic-auth config for it.
-async fn refusing(
+pub(super) async fn refusing(
     replies: &[(&str, &str)],
     dir: &std::path::Path,
 ) -> (TestServer, std::path::PathBuf) {
@@ -51,7 +51,7 @@ async fn refusing(
 }
 
 /// `mailctl send` to each of `to`, with `--json` when asked.
-async fn send_to(
+pub(super) async fn send_to(
     config: &std::path::Path,
     to: &[&str],
     json: bool,
@@ -198,6 +198,18 @@ async fn mailctl_names_the_recipients_refused_permanently() {
     );
     let message = document["error"]["message"].as_str().unwrap();
     assert!(message.contains("1 refused permanently"), "{message}");
+    // Each refused recipient with the server's reply to it.
+    assert_eq!(
+        document["refusals"],
+        serde_json::json!([
+            {"kind": "to", "address": "gone@example.org", "name": null, "code": 550,
+             "enhanced_code": "5.1.1", "text": "User unknown", "permanent": true,
+             "auth": false},
+            {"kind": "to", "address": "busy@example.org", "name": null, "code": 450,
+             "enhanced_code": "4.2.1", "text": "Mailbox busy", "permanent": false,
+             "auth": false},
+        ])
+    );
     // The rest (busy) was refused for now: worth a resend, unlike the email as a whole.
     assert_eq!(document["error"]["rest_transient"], true);
     assert_eq!(document["error"]["transient"], false);
@@ -216,6 +228,12 @@ async fn mailctl_names_the_recipients_refused_permanently() {
             .any(|l| l == "refused permanently, not to be resent: To: gone@example.org"),
         "{stdout}"
     );
+    for line in [
+        "refused To: gone@example.org: 550 5.1.1 User unknown",
+        "refused To: busy@example.org: 450 4.2.1 Mailbox busy",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line}: {stdout}");
+    }
 }
 
 /// Every recipient refused, one for good (550) and one for now (450): nothing went out, so

@@ -139,6 +139,11 @@ async fn every_recipient_refused_for_good_fails_the_message_as_one(backend: Back
     let error = message.last_error.as_deref().unwrap();
     assert!(error.contains("2 refused permanently"), "{error}");
     assert!(error.contains("550"), "{error}");
+    // Both replies: the source's, then the other's.
+    assert!(
+        error.ends_with(&format!("; also refused: {BOB}: 550 5.1.1 User unknown")),
+        "{error}"
+    );
     let remedy = message.remedy.as_deref().unwrap();
     assert!(remedy.contains("check the address"), "{remedy}");
     assert_eq!(server.mail_from_commands(), 1);

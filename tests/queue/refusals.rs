@@ -87,6 +87,11 @@ async fn assert_gone_failed_alone(queue: &Queue, parent: &str) {
     assert_eq!(failed.recipients, format!("To: {GONE}"));
     let error = failed.last_error.as_deref().unwrap();
     assert!(error.contains("refused permanently"), "{error}");
+    // The server's reply to it, whichever refusal was the error's source.
+    assert!(
+        error.ends_with(": gone@example.org: 550 5.1.1 User unknown"),
+        "{error}"
+    );
     let remedy = failed.remedy.as_deref().unwrap();
     assert!(remedy.contains("check these addresses"), "{remedy}");
     assert!(remedy.contains("do not resend to them"), "{remedy}");

@@ -114,9 +114,9 @@ impl<T: MailTransport> MailTransport for RecipientLimit<T> {
                             // alone is refused (permanently when the reply says so), not
                             // the parts after. Any other failure of a whole part names
                             // nobody.
-                            let refusals: Vec<Refusal> = match part.as_slice() {
+                            let refusals: Box<[Refusal]> = match part.as_slice() {
                                 [one] => Refusal::of(one, &error).into_iter().collect(),
-                                _ => Vec::new(),
+                                _ => Box::default(),
                             };
                             let refused_permanently = refusals
                                 .iter()

@@ -136,7 +136,8 @@ pub enum Error {
         /// its reply (code, enhanced code, text), in the order of the envelope: why each of
         /// `not_sent` that was tried did not get it. Empty when no recipient was refused on
         /// its own (a whole message or a recipient-limit part failed for another reason).
-        refusals: Vec<Refusal>,
+        /// A boxed slice, which keeps every `Result` of this crate small.
+        refusals: Box<[Refusal]>,
         /// Why the failing part failed. When recipients were refused at `RCPT TO`, the
         /// first temporary refusal if there is one, else the first refusal: so
         /// `source.is_transient()` says whether a refused recipient is worth retrying.

@@ -176,7 +176,7 @@ mod tests {
             uncertain: list(uncertain),
             not_sent: list(not_sent),
             refused_permanently: list(refused),
-            refusals: Vec::new(),
+            refusals: Box::default(),
             source: Box::new(source),
         }
     }

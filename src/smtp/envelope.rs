@@ -52,7 +52,7 @@ impl Progress {
             uncertain: self.accepted,
             not_sent: self.refusals.iter().map(|r| r.recipient.clone()).collect(),
             refused_permanently: permanent(&self.refusals),
-            refusals: self.refusals,
+            refusals: self.refusals.into(),
             source: Box::new(error),
         }
     }
@@ -128,7 +128,7 @@ fn refusal(delivered: SendReport, mut refused: Vec<(Recipient, Error)>) -> Error
         uncertain: Vec::new(),
         not_sent,
         refused_permanently: permanent(&refusals),
-        refusals,
+        refusals: refusals.into(),
         source: Box::new(source),
     }
 }

@@ -226,7 +226,7 @@ async fn refused_recipients_stay_not_sent_when_the_data_goes_unanswered() {
     // Its 550 is its own: the data's fate does not change it.
     assert_eq!(addresses(refused_permanently), ["nobody@example.org"]);
     // So is its reply, kept beside the timeout that is the source.
-    let [refusal] = refusals.as_slice() else {
+    let [refusal] = &**refusals else {
         panic!("{refusals:?}")
     };
     assert_eq!(refusal.recipient.mailbox.address(), "nobody@example.org");

@@ -294,7 +294,7 @@ impl Outcome {
                 delivered: delivered.clone(),
                 not_sent: not_sent.clone(),
                 refused_permanently: refused_permanently.clone(),
-                refusals: refusals.clone(),
+                refusals: refusals.to_vec(),
                 uncertain: uncertain.clone(),
             },
             _ => {

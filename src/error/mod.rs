@@ -21,6 +21,7 @@ mod refusal;
 pub(crate) use partial::{REFUSED_REMEDY, UNCERTAIN_REMEDY, rest_remedy};
 pub use parts::{Advice, Delivery, SettingsProblem, SmtpStage, Transience};
 pub use refusal::Refusal;
+#[cfg(feature = "smtp")]
 pub(crate) use refusal::refused_message;
 
 /// The [`SettingsProblem::field`] of a problem with the settings as a whole rather than one

@@ -92,11 +92,17 @@ impl Error {
     }
 
     /// Whether the error comes from authentication or authorization: a wrong or expired
-    /// secret, a missing permission or consent, a mailbox the app may not send from.
+    /// secret, a missing permission or consent, a mailbox the app may not send from. For an
+    /// [`Error::PartialDelivery`], when its source is, or when a recipient was refused for
+    /// good for a permission or policy ([`Refusal::is_auth`](super::Refusal::is_auth), a
+    /// `550 5.7.1` relay denied say), whatever the other recipients' refusals: the admin
+    /// must act before those recipients can get it.
     #[must_use]
     pub fn is_auth(&self) -> bool {
         match self {
-            Self::PartialDelivery { source, .. } => source.is_auth(),
+            Self::PartialDelivery {
+                source, refusals, ..
+            } => source.is_auth() || refusals.iter().any(|r| r.is_permanent() && r.is_auth()),
             Self::TokenRequest { .. } => !self.is_transient(),
             Self::InvalidCredential { .. } => true,
             Self::Graph { advice, .. } | Self::Smtp { advice, .. } => advice.is_auth(),

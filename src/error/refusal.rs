@@ -271,4 +271,31 @@ mod tests {
         assert_eq!(listed(&refusals[2..3], &source), "");
         assert_eq!(listed(&[], &source), "");
     }
+
+    #[test]
+    fn a_permission_refused_for_good_makes_the_partial_delivery_an_auth_error() {
+        // Every recipient refused; the source is the temporary refusal, as the SMTP
+        // transport picks it.
+        let partial = |first: Refusal| {
+            let full = refusal("full@x.org", 452, Some("4.2.2"), "Mailbox full");
+            Error::PartialDelivery {
+                delivered: crate::transport::SendReport::default(),
+                uncertain: Vec::new(),
+                not_sent: vec![first.recipient.clone(), full.recipient.clone()],
+                refused_permanently: vec![first.recipient.clone()],
+                refusals: vec![first, full].into(),
+                source: Box::new(rcpt("full@x.org", 452, Some("4.2.2"), "Mailbox full")),
+            }
+        };
+        let relay = partial(refusal("far@y.org", 550, Some("5.7.1"), "Relaying denied"));
+        assert!(
+            relay.is_auth(),
+            "a relay denied for good: the admin must act"
+        );
+        let gone = partial(refusal("gone@x.org", 550, Some("5.1.1"), "User unknown"));
+        assert!(!gone.is_auth(), "an unknown mailbox is the address's fault");
+        // A permission refused only for now says nothing yet.
+        let later = partial(refusal("later@y.org", 451, Some("4.7.1"), "Try later"));
+        assert!(!later.is_auth());
+    }
 }

@@ -66,14 +66,13 @@ impl Exit {
         }
         if let Error::PartialDelivery {
             refused_permanently,
-            refusals,
             source,
             ..
         } = error
         {
             // A permission or policy refused for good: the admin must act, whatever the
-            // others' refusals say.
-            if refusals.iter().any(|r| r.is_permanent() && r.is_auth()) {
+            // others' refusals say (the error's own rule, `is_auth`).
+            if error.is_auth() {
                 return Self::Refused;
             }
             // Every recipient refused, some for good: a recipient refused, whatever the

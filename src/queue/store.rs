@@ -1,19 +1,5 @@
 //! [`QueueStore`]: the storage trait under the queue, with the plain data it reads and writes.
 //! The SQLite and PostgreSQL stores implement it; another store can be added downstream.
-//!
-//! ## Clocks
-//!
-//! Every time the trait passes is on the clock of the machine that calls it (the worker's,
-//! or the application's). A store may keep its own clock, as
-//! [`PostgresStore`](super::PostgresStore) keeps the database server's, so that workers
-//! whose clocks disagree share one: it then stores each time as its own now plus the time's
-//! distance from the caller's now, and tells each time it answers a claim with the same
-//! distance from the claim's `now`. The caller's now is the `now` a method is given with the
-//! time (a claim's, a finish's, an enqueued message's `created_at`, an operator's), else its
-//! clock when it calls (`extend`, `pause`, `purge`, `purge_sent_bodies`, `pending`). So a
-//! retry "in 30 s" is due 30 s after the store's now, however far the worker's clock is off.
-//! [`SqliteStore`](super::SqliteStore) serves one machine and stores its clock's times as
-//! they are.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -140,7 +126,7 @@ pub struct ClaimRequest {
     /// measures leases, rate windows and due times by the server's clock, so that workers
     /// whose clocks disagree still share one window, and uses `now` only to tell the times
     /// it answers — [`Claim::Idle`]'s `next`, [`ClaimedMessage::retry_from`] — on the
-    /// worker's clock (see [Clocks](self#clocks)).
+    /// worker's clock (see [Clocks](QueueStore#clocks)).
     pub now: SystemTime,
     /// How long the lease lasts unless extended.
     pub lease: Duration,
@@ -367,6 +353,20 @@ pub struct MessageSummary {
 /// [`PostgresStore`](super::PostgresStore); implement it to keep the queue elsewhere. A
 /// store must make `claim` atomic: two workers never lease one message, and the limits hold
 /// across all of them.
+///
+/// # Clocks
+///
+/// Every time the trait passes is on the clock of the machine that calls it (the worker's,
+/// or the application's). A store may keep its own clock, as
+/// [`PostgresStore`](super::PostgresStore) keeps the database server's, so that workers
+/// whose clocks disagree share one: it then stores each time as its own now plus the time's
+/// distance from the caller's now, and tells each time it answers a claim with the same
+/// distance from the claim's `now`. The caller's now is the `now` a method is given with the
+/// time (a claim's, a finish's, an enqueued message's `created_at`, an operator's), else its
+/// clock when it calls (`extend`, `pause`, `purge`, `purge_sent_bodies`, `pending`). So a
+/// retry "in 30 s" is due 30 s after the store's now, however far the worker's clock is off.
+/// [`SqliteStore`](super::SqliteStore) serves one machine and stores its clock's times as
+/// they are.
 #[async_trait]
 pub trait QueueStore: Send + Sync + fmt::Debug {
     /// Stores a message, unless one with the same idempotency key is stored: then nothing

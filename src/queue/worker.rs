@@ -224,9 +224,9 @@ impl Worker {
     }
 
     /// Delivers everything due now, waiting for the retries its own failures schedule (up
-    /// to [15 minutes](Self::with_once_wait) after it started; and for anything else due
-    /// within a second of them, the store's clock being allowed to differ that much) and for
-    /// deliveries in flight anywhere, then returns.
+    /// to [15 minutes](Self::with_once_wait) after it started, and a second more: a store on
+    /// a clock of its own, as PostgreSQL's, may store a retry a little later than the worker
+    /// computed it) and for deliveries in flight anywhere, then returns.
     ///
     /// # Errors
     ///

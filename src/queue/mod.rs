@@ -117,8 +117,12 @@
 //! SIGTERM or SIGINT: it takes no new work and lets in-flight deliveries finish within the
 //! grace period; a delivery cut off after it is marked `uncertain`. A worker killed outright
 //! leaves its messages `sending` until their lease runs out (5 minutes by default), then
-//! `uncertain`. Leases, rate windows and due times are measured by the PostgreSQL server's
-//! clock, so workers whose clocks drift still share one window.
+//! `uncertain`. Every time the queue stores — leases, rate windows, attempts, due and retry
+//! times, enqueue and update times — is on the PostgreSQL server's clock, so workers whose
+//! clocks drift still share one window: a time a worker or the application hands over is
+//! stored as the server's now plus its distance from their own now. A retry a worker
+//! schedules "in 30 s" is due 30 s after the server's now for every worker, however far
+//! that worker's clock is off. `mailctl queue list` shows the times as stored.
 //!
 //! SQLite serves the workers of one machine: several processes may share one file on a
 //! local disk (each claim is a `BEGIN IMMEDIATE` transaction, serialised by SQLite's write

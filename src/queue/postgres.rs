@@ -2,7 +2,7 @@
 //! number of processes share it — and [`enqueue_in`], the transactional outbox.
 
 use std::str::FromStr;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -11,22 +11,18 @@ use sqlx::{Connection, Executor};
 use super::sql::{finish_outcome, transition_state};
 use super::store::{
     Claim, ClaimRequest, Enqueued, Lease, MessageSummary, NewMessage, Outcome, QueueStats,
-    QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, millis, queue_error,
-    stats_from_counts,
+    QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, queue_error, stats_from_counts,
 };
 use super::{EnqueueOptions, MessageId, prepare};
 use crate::error::Result;
 use crate::message::Email;
 use admit::Admission;
+use clock::{Clocks, SERVER_NOW, from_now};
 
 mod admit;
+mod clock;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// The server's clock, in milliseconds since the Unix epoch: the one clock every worker's
-/// leases, attempt stamps and due checks are measured by, whatever the workers' own clocks
-/// say.
-const SERVER_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 /// The advisory lock that serialises schema creation and migration across processes.
 const MIGRATION_LOCK: i64 = 0x6d61_696c_7175_6575; // "mailqueu"
@@ -37,10 +33,15 @@ const MIGRATION_LOCK: i64 = 0x6d61_696c_7175_6575; // "mailqueu"
 /// A claim locks the sender mailbox's row (`FOR UPDATE SKIP LOCKED`) for the length of a
 /// short transaction, counts that mailbox's deliveries in flight and started within the rate
 /// window, and only then leases its oldest due message (`FOR UPDATE SKIP LOCKED` again), so
-/// the limits hold across every worker of the fleet. Every time admission compares — lease
-/// expiry, the rate window, attempt stamps, due times — is the database server's clock, not
-/// the workers': a worker whose clock runs ahead can neither open a new rate window early
-/// nor expire the leases of healthy deliveries.
+/// the limits hold across every worker of the fleet. Every time it stores or compares —
+/// lease expiry, the rate window, attempt stamps, due and retry times, enqueue and update
+/// times — is on the database server's clock, not the workers': a time a worker hands over
+/// is stored as the server's now plus its distance from the worker's now. So a worker
+/// whose clock runs ahead can neither open a new rate window early nor expire the leases
+/// of healthy deliveries, and a retry it schedules "in 30 s" is due 30 s after the server's
+/// now for every worker. The times it reads back ([`list`](QueueStore::list),
+/// [`stats`](QueueStore::stats)) are the server's; those a claim answers are told on the
+/// claiming worker's clock.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -159,12 +160,15 @@ pub async fn enqueue_in(
 
 async fn insert(conn: &mut PgConnection, m: NewMessage) -> Result<Enqueued> {
     const ACTION: &str = "enqueue the email";
-    let inserted: Option<(String,)> = sqlx::query_as(
+    // Created now on the server's clock, due as long after that as the caller asked (its
+    // `created_at` is its now): one reading of the clock for all four times.
+    let inserted: Option<(String,)> = sqlx::query_as(&format!(
         "INSERT INTO mail_queue.messages (id, idempotency_key, mailbox, recipients, subject, \
          state, body, body_bytes, due_at, created_at, updated_at, retry_from) \
-         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9) \
+         SELECT $1, $2, $3, $4, $5, 'queued', $6, $7, clock.now + $8, clock.now, clock.now, \
+         clock.now FROM (SELECT {SERVER_NOW} AS now) AS clock \
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-    )
+    ))
     .bind(&m.id)
     .bind(&m.idempotency_key)
     .bind(&m.mailbox)
@@ -172,8 +176,7 @@ async fn insert(conn: &mut PgConnection, m: NewMessage) -> Result<Enqueued> {
     .bind(&m.subject)
     .bind(&m.body)
     .bind(m.body.len() as i64)
-    .bind(millis(m.due_at))
-    .bind(millis(m.created_at))
+    .bind(from_now(m.due_at, m.created_at))
     .fetch_optional(&mut *conn)
     .await
     .map_err(|e| db_error(ACTION, &e))?;
@@ -216,12 +219,10 @@ impl QueueStore for PostgresStore {
         let err = |e: sqlx::Error| db_error(ACTION, &e);
         let limits = request.limits;
         let window = i64::try_from(limits.window.as_millis()).unwrap_or(i64::MAX);
-        // Every time here is the server's (see `SERVER_NOW`); `request.now` only converts
-        // the answer back to the worker's clock.
-        let (now,): (i64,) = sqlx::query_as(&format!("SELECT {SERVER_NOW}"))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(err)?;
+        // Every time here is the server's (see `clock`); `request.now` only converts the
+        // answer back to the worker's clock.
+        let clocks = Clocks::read(&self.pool, request.now).await.map_err(err)?;
+        let now = clocks.now();
         sqlx::query(
             "UPDATE mail_queue.messages SET state = 'uncertain', updated_at = $1, last_error = \
              'the worker stopped or lost its lease while sending: the message may have been \
@@ -299,19 +300,15 @@ impl QueueStore for PostgresStore {
             .chain(due)
             .chain(resumes)
             .for_each(&mut soonest);
-        // Back to the worker's clock: the same distance from its `now`.
+        // Back to the worker's clock: the same distance from its `now`, never before it.
         Ok(Claim::Idle {
-            next: next.map(|at| {
-                let ahead = Duration::from_millis(at.saturating_sub(now).max(0).unsigned_abs());
-                request.now + ahead
-            }),
+            next: next.map(|at| clocks.to_worker(at.max(now))),
         })
     }
 
     async fn extend(&self, lease: &Lease, until: SystemTime) -> Result<bool> {
         // `until` is on this machine's clock: keep its distance from now, on the server's.
-        let length = until.duration_since(SystemTime::now()).unwrap_or_default();
-        let length = i64::try_from(length.as_millis()).unwrap_or(i64::MAX);
+        let length = from_now(until, SystemTime::now());
         let done = sqlx::query(&format!(
             "UPDATE mail_queue.messages SET lease_until = {SERVER_NOW} + $3 \
              WHERE id = $1 AND lease_token = $2 AND state = 'sending'"
@@ -327,8 +324,7 @@ impl QueueStore for PostgresStore {
 
     async fn pause(&self, mailbox: &str, until: SystemTime) -> Result<()> {
         // `until` is on this machine's clock: the same distance from now, on the server's.
-        let length = until.duration_since(SystemTime::now()).unwrap_or_default();
-        let length = i64::try_from(length.as_millis()).unwrap_or(i64::MAX);
+        let length = from_now(until, SystemTime::now());
         sqlx::query(&format!(
             "INSERT INTO mail_queue.mailboxes AS b (mailbox, paused_until) \
              VALUES ($1, {SERVER_NOW} + $2) ON CONFLICT (mailbox) DO UPDATE SET \
@@ -344,14 +340,20 @@ impl QueueStore for PostgresStore {
 
     async fn finish(&self, lease: &Lease, outcome: Outcome, now: SystemTime) -> Result<bool> {
         const ACTION: &str = "record a delivery";
-        let mut tx = self.pool.begin().await.map_err(|e| db_error(ACTION, &e))?;
-        let done = finish_outcome!(tx, "mail_queue.messages", lease, outcome, millis(now))
-            .map_err(|e| db_error(ACTION, &e))?;
+        let err = |e: sqlx::Error| db_error(ACTION, &e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        // `now` and the outcome's retry times are on the worker's clock: each is stored at
+        // the same distance from the server's now.
+        let clocks = Clocks::read(&mut *tx, now).await.map_err(err)?;
+        let done = finish_outcome!(tx, "mail_queue.messages", lease, outcome, now, |at| {
+            clocks.to_server(at)
+        })
+        .map_err(err)?;
         tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
         Ok(done)
     }
 
-    async fn stats(&self, now: SystemTime) -> Result<QueueStats> {
+    async fn stats(&self, _now: SystemTime) -> Result<QueueStats> {
         const ACTION: &str = "count the queue";
         let counts: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT mailbox, state, COUNT(*) FROM mail_queue.messages GROUP BY mailbox, state \
@@ -360,11 +362,11 @@ impl QueueStore for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| db_error(ACTION, &e))?;
-        let oldest: Option<(String, i64)> = sqlx::query_as(
-            "SELECT id, due_at FROM mail_queue.messages WHERE state = 'queued' AND due_at <= $1 \
-             ORDER BY due_at, created_at LIMIT 1",
-        )
-        .bind(millis(now))
+        // Due by the caller's now: by the server's now, whatever the caller's clock says.
+        let oldest: Option<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT id, due_at FROM mail_queue.messages WHERE state = 'queued' \
+             AND due_at <= (SELECT {SERVER_NOW}) ORDER BY due_at, created_at LIMIT 1",
+        ))
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| db_error(ACTION, &e))?;
@@ -399,29 +401,38 @@ impl QueueStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| db_error(ACTION, &e))?;
-        let state = transition_state!(tx, "mail_queue.messages", id, from, to, millis(now))
+        // Due at the operator's `now`: the server's now, whatever the operator's clock says.
+        let now = Clocks::read(&mut *tx, now)
+            .await
+            .map_err(|e| db_error(ACTION, &e))?
+            .now();
+        let state = transition_state!(tx, "mail_queue.messages", id, from, to, now)
             .map_err(|e| db_error(ACTION, &e))?;
         tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
         state.map(|s| s.parse()).transpose()
     }
 
     async fn purge(&self, state: State, before: SystemTime) -> Result<u64> {
-        let done =
-            sqlx::query("DELETE FROM mail_queue.messages WHERE state = $1 AND updated_at < $2")
-                .bind(state.as_str())
-                .bind(millis(before))
-                .execute(&self.pool)
-                .await
-                .map_err(|e| db_error("purge the queue", &e))?;
+        // `before` is on this machine's clock: the same distance from now, on the server's.
+        let done = sqlx::query(&format!(
+            "DELETE FROM mail_queue.messages WHERE state = $1 \
+             AND updated_at < (SELECT {SERVER_NOW}) + $2"
+        ))
+        .bind(state.as_str())
+        .bind(from_now(before, SystemTime::now()))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("purge the queue", &e))?;
         Ok(done.rows_affected())
     }
 
     async fn purge_sent_bodies(&self, before: SystemTime) -> Result<u64> {
-        let done = sqlx::query(
+        // As `purge`.
+        let done = sqlx::query(&format!(
             "UPDATE mail_queue.messages SET body = NULL WHERE state = 'sent' \
-             AND body IS NOT NULL AND updated_at < $1",
-        )
-        .bind(millis(before))
+             AND body IS NOT NULL AND updated_at < (SELECT {SERVER_NOW}) + $1"
+        ))
+        .bind(from_now(before, SystemTime::now()))
         .execute(&self.pool)
         .await
         .map_err(|e| db_error("purge sent bodies", &e))?;
@@ -429,13 +440,15 @@ impl QueueStore for PostgresStore {
     }
 
     async fn pending(&self, by: SystemTime) -> Result<(u64, u64)> {
-        let (due, sending): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*) FILTER (WHERE state = 'queued' AND due_at <= $1 \
+        // `by` is on this machine's clock: the same distance from now, on the server's.
+        let (due, sending): (i64, i64) = sqlx::query_as(&format!(
+            "WITH clock AS (SELECT {SERVER_NOW} + $1 AS by) \
+             SELECT COUNT(*) FILTER (WHERE state = 'queued' AND due_at <= (SELECT by FROM clock) \
              AND mailbox NOT IN (SELECT mailbox FROM mail_queue.mailboxes \
-             WHERE paused_until > $1)), \
+             WHERE paused_until > (SELECT by FROM clock))), \
              COUNT(*) FILTER (WHERE state = 'sending') FROM mail_queue.messages",
-        )
-        .bind(millis(by))
+        ))
+        .bind(from_now(by, SystemTime::now()))
         .fetch_one(&self.pool)
         .await
         .map_err(|e| db_error("count the queue", &e))?;

@@ -3,13 +3,16 @@
 //! traits would need a bound for every type it binds; the expansion is checked for each store.
 //! `$tx` is a transaction; `$table` the messages table's name.
 
-/// Records `$outcome` for `$lease` at `$now` (ms); evaluates to `Result<bool, sqlx::Error>`,
-/// `false` when the lease is no longer held.
+/// Records `$outcome` for `$lease` at `$now` (the worker's `SystemTime`); evaluates to
+/// `Result<bool, sqlx::Error>`, `false` when the lease is no longer held. `$stored` turns a
+/// time on the worker's clock into the stored milliseconds (the store's clock): `$now` and
+/// the outcome's retry times go through it, and nothing else is written from the worker.
 macro_rules! finish_outcome {
-    ($tx:ident, $table:literal, $lease:expr, $outcome:expr, $now:expr) => {async {
+    ($tx:ident, $table:literal, $lease:expr, $outcome:expr, $now:expr, $stored:expr) => {async {
         use $crate::queue::store::Outcome;
         let lease: &$crate::queue::store::Lease = $lease;
-        let now: i64 = $now;
+        let stored = $stored;
+        let now: i64 = stored($now);
         // What earlier attempts delivered (a partial delivery): kept with what this one did;
         // and the message's due time before this outcome moves it, for the rows split off.
         let prior: Option<(Option<String>, i64)> = sqlx::query_as(concat!(
@@ -43,7 +46,7 @@ macro_rules! finish_outcome {
             ))
             .bind(&lease.id)
             .bind(&lease.token)
-            .bind($crate::queue::store::millis(at))
+            .bind(stored(at))
             .bind(error)
             .bind(now)
             .execute(&mut *$tx)
@@ -100,7 +103,7 @@ macro_rules! finish_outcome {
                 .bind(body)
                 .bind(len)
                 .bind(recipients)
-                .bind(rows.due.map($crate::queue::store::millis))
+                .bind(rows.due.map(&stored))
                 .bind(now)
                 .execute(&mut *$tx)
                 .await?;

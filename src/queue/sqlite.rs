@@ -264,7 +264,7 @@ impl QueueStore for SqliteStore {
     async fn finish(&self, lease: &Lease, outcome: Outcome, now: SystemTime) -> Result<bool> {
         const ACTION: &str = "record a delivery";
         let mut tx = self.immediate(ACTION).await?;
-        let done = finish_outcome!(tx, "mail_queue", lease, outcome, millis(now))
+        let done = finish_outcome!(tx, "mail_queue", lease, outcome, now, millis)
             .map_err(|e| db_error(ACTION, &e))?;
         tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
         Ok(done)

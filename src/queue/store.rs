@@ -101,7 +101,8 @@ pub struct NewMessage {
     pub body: Vec<u8>,
     /// Not delivered before this time.
     pub due_at: SystemTime,
-    /// When it was enqueued.
+    /// When it was enqueued: the enqueuer's now, from which a store on its own clock
+    /// measures `due_at`.
     pub created_at: SystemTime,
 }
 
@@ -123,8 +124,9 @@ pub struct ClaimRequest {
     /// The current time on the worker's clock. [`SqliteStore`](super::SqliteStore) measures
     /// by it (one file, one machine, one clock); [`PostgresStore`](super::PostgresStore)
     /// measures leases, rate windows and due times by the server's clock, so that workers
-    /// whose clocks disagree still share one window, and uses `now` only to tell
-    /// [`Claim::Idle`]'s `next` on the worker's clock.
+    /// whose clocks disagree still share one window, and uses `now` only to tell the times
+    /// it answers — [`Claim::Idle`]'s `next`, [`ClaimedMessage::retry_from`] — on the
+    /// worker's clock (see [Clocks](QueueStore#clocks)).
     pub now: SystemTime,
     /// How long the lease lasts unless extended.
     pub lease: Duration,
@@ -171,7 +173,8 @@ pub struct ClaimedMessage {
     pub body: Vec<u8>,
     /// Delivery attempts so far, this one included.
     pub attempts: u32,
-    /// Since when retries count towards the age limit (enqueue time, or an operator's retry).
+    /// Since when retries count towards the age limit (enqueue time, or an operator's retry),
+    /// on the claiming worker's clock.
     pub retry_from: SystemTime,
 }
 
@@ -300,12 +303,13 @@ pub struct QueueStats {
 pub struct OldestDue {
     /// Its id.
     pub id: String,
-    /// When it fell due.
+    /// When it fell due, as stored (PostgreSQL: on the server's clock).
     #[serde(serialize_with = "serialize_time")]
     pub due_at: SystemTime,
 }
 
-/// One message as listed by [`QueueStore::list`].
+/// One message as listed by [`QueueStore::list`]. Its times are as stored: on
+/// [`PostgresStore`](super::PostgresStore), the database server's clock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct MessageSummary {
@@ -349,6 +353,20 @@ pub struct MessageSummary {
 /// [`PostgresStore`](super::PostgresStore); implement it to keep the queue elsewhere. A
 /// store must make `claim` atomic: two workers never lease one message, and the limits hold
 /// across all of them.
+///
+/// # Clocks
+///
+/// Every time the trait passes is on the clock of the machine that calls it (the worker's,
+/// or the application's). A store may keep its own clock, as
+/// [`PostgresStore`](super::PostgresStore) keeps the database server's, so that workers
+/// whose clocks disagree share one: it then stores each time as its own now plus the time's
+/// distance from the caller's now, and tells each time it answers a claim with the same
+/// distance from the claim's `now`. The caller's now is the `now` a method is given with the
+/// time (a claim's, a finish's, an enqueued message's `created_at`, an operator's), else its
+/// clock when it calls (`extend`, `pause`, `purge`, `purge_sent_bodies`, `pending`). So a
+/// retry "in 30 s" is due 30 s after the store's now, however far the worker's clock is off.
+/// [`SqliteStore`](super::SqliteStore) serves one machine and stores its clock's times as
+/// they are.
 #[async_trait]
 pub trait QueueStore: Send + Sync + fmt::Debug {
     /// Stores a message, unless one with the same idempotency key is stored: then nothing
@@ -383,33 +401,37 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim>;
 
     /// Extends a lease to `until` (on this machine's clock; a store with its own clock keeps
-    /// the same distance from its now); `false` when the lease is no longer held.
+    /// its distance from this machine's now); `false` when the lease is no longer held.
     ///
     /// # Errors
     ///
     /// [`Error::Queue`] when the database fails.
     async fn extend(&self, lease: &Lease, until: SystemTime) -> Result<bool>;
 
-    /// Pauses `mailbox` until `until` (on this machine's clock): the server throttled it and
-    /// asked to wait, so none of its messages is claimed before then. A later pause never
-    /// shortens an earlier one.
+    /// Pauses `mailbox` until `until` (on this machine's clock, kept as its distance from this
+    /// machine's now by a store with its own clock): the server throttled it and asked to
+    /// wait, so none of its messages is claimed before then. A later pause never shortens an
+    /// earlier one.
     ///
     /// # Errors
     ///
     /// [`Error::Queue`] when the database fails.
     async fn pause(&self, mailbox: &str, until: SystemTime) -> Result<()>;
 
-    /// Records an attempt's outcome at `now` (the instant it was decided at, from which
-    /// any retry time in it is measured); `false` when the lease is no longer held (an
-    /// operator or another worker has moved the message on), and then nothing is recorded —
-    /// not even the messages an [`Outcome::Partial`] splits off, whose rule it documents.
+    /// Records an attempt's outcome at `now` (the instant it was decided at, on the worker's
+    /// clock, from which any retry time in it is measured: a store with its own clock stores
+    /// the retry at the same distance from its now); `false` when the lease is no longer
+    /// held (an operator or another worker has moved the message on), and then nothing is
+    /// recorded — not even the messages an [`Outcome::Partial`] splits off, whose rule it
+    /// documents.
     ///
     /// # Errors
     ///
     /// [`Error::Queue`] when the database fails.
     async fn finish(&self, lease: &Lease, outcome: Outcome, now: SystemTime) -> Result<bool>;
 
-    /// Counts per state and mailbox, and the oldest message due at `now`.
+    /// Counts per state and mailbox, and the oldest message due at `now` (the caller's now:
+    /// a store with its own clock counts by its own now). The due time named is as stored.
     ///
     /// # Errors
     ///
@@ -423,8 +445,9 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
     /// [`Error::Queue`] when the database fails.
     async fn list(&self, state: Option<State>, limit: u32) -> Result<Vec<MessageSummary>>;
 
-    /// Moves a message from `from` (one of these states) to `to`, due at `now`; returns the
-    /// state it was in, `None` for an unknown id. Leaves it alone when it is in another state.
+    /// Moves a message from `from` (one of these states) to `to`, due at `now` (the caller's
+    /// now: a store with its own clock makes it due at its own now); returns the state it
+    /// was in, `None` for an unknown id. Leaves it alone when it is in another state.
     ///
     /// # Errors
     ///
@@ -437,22 +460,26 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
         now: SystemTime,
     ) -> Result<Option<State>>;
 
-    /// Deletes messages in `state` last changed before `before`; returns how many.
+    /// Deletes messages in `state` last changed before `before` (on this machine's clock,
+    /// kept as its distance from this machine's now by a store with its own clock); returns
+    /// how many.
     ///
     /// # Errors
     ///
     /// [`Error::Queue`] when the database fails.
     async fn purge(&self, state: State, before: SystemTime) -> Result<u64>;
 
-    /// Drops the bodies (and attachments) of `sent` messages sent before `before`, keeping
-    /// the row and its report; returns how many.
+    /// Drops the bodies (and attachments) of `sent` messages sent before `before` (as in
+    /// [`purge`](Self::purge)), keeping the row and its report; returns how many.
     ///
     /// # Errors
     ///
     /// [`Error::Queue`] when the database fails.
     async fn purge_sent_bodies(&self, before: SystemTime) -> Result<u64>;
 
-    /// How many messages are `queued` and due by `by`, and how many are `sending`.
+    /// How many messages are `queued` and due by `by` (on this machine's clock, kept as its
+    /// distance from this machine's now by a store with its own clock), and how many are
+    /// `sending`.
     ///
     /// # Errors
     ///

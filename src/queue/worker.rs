@@ -48,6 +48,18 @@ impl WorkerReport {
     }
 }
 
+/// A delivery's outcome as recorded, and when the retry it scheduled (if any) is due at
+/// the latest, on this worker's clock.
+struct Delivered {
+    outcome: Outcome,
+    due: Option<SystemTime>,
+}
+
+/// How much later than [`Delivered::due`] a retry may still fall due, for
+/// [`run_once`](Worker::run_once)'s wait: a store on another clock (PostgreSQL: the
+/// server's) rounds it to the millisecond, and two clocks tick at slightly different rates.
+const CLOCK_SLACK: Duration = Duration::from_secs(1);
+
 /// Delivers queued messages through a transport. Run one or more per process, in as many
 /// processes as the store allows (see the [module page](super)).
 ///
@@ -212,8 +224,9 @@ impl Worker {
     }
 
     /// Delivers everything due now, waiting for the retries its own failures schedule (up
-    /// to [15 minutes](Self::with_once_wait) after it started) and for deliveries in flight
-    /// anywhere, then returns.
+    /// to [15 minutes](Self::with_once_wait) after it started, and a second more: a store on
+    /// a clock of its own, as PostgreSQL's, may store a retry a little later than the worker
+    /// computed it) and for deliveries in flight anywhere, then returns.
     ///
     /// # Errors
     ///
@@ -231,7 +244,7 @@ impl Worker {
         let mut horizon = started;
         let mut report = WorkerReport::default();
         let leases: Arc<Mutex<HashMap<String, Lease>>> = Arc::default();
-        let mut tasks: JoinSet<Option<Outcome>> = JoinSet::new();
+        let mut tasks: JoinSet<Option<Delivered>> = JoinSet::new();
         let mut last_purge: Option<SystemTime> = None;
         tokio::pin!(shutdown);
         let wake = self.queue.wake().clone();
@@ -282,14 +295,9 @@ impl Worker {
             let notified = wake.notified();
             tokio::select! {
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok(Some(outcome)) = done {
-                        let retry_at = match &outcome {
-                            Outcome::Retry { at, .. } => Some(*at),
-                            Outcome::Partial { not_sent: Some((_, at)), .. } => *at,
-                            _ => None,
-                        };
-                        if let Some(at) = retry_at.filter(|at| *at <= started + self.once_wait) {
-                            horizon = horizon.max(at);
+                    if let Ok(Some(Delivered { outcome, due })) = done {
+                        if let Some(at) = due.filter(|at| *at <= started + self.once_wait) {
+                            horizon = horizon.max(at + CLOCK_SLACK);
                         }
                         report.count(&outcome);
                     }
@@ -307,13 +315,13 @@ impl Worker {
     /// `uncertain` after stopping it.
     async fn stop(
         &self,
-        tasks: &mut JoinSet<Option<Outcome>>,
+        tasks: &mut JoinSet<Option<Delivered>>,
         leases: &Arc<Mutex<HashMap<String, Lease>>>,
         report: &mut WorkerReport,
     ) {
         let drain = async {
             while let Some(done) = tasks.join_next().await {
-                if let Ok(Some(outcome)) = done {
+                if let Ok(Some(Delivered { outcome, .. })) = done {
                     report.count(&outcome);
                 }
             }
@@ -374,7 +382,7 @@ impl Worker {
         &self,
         message: ClaimedMessage,
         leases: Arc<Mutex<HashMap<String, Lease>>>,
-    ) -> impl Future<Output = Option<Outcome>> + Send + 'static {
+    ) -> impl Future<Output = Option<Delivered>> + Send + 'static {
         let store = self.queue.store().clone();
         let transport = self.transport.clone();
         let retry = self.retry.clone();
@@ -392,6 +400,14 @@ impl Worker {
             // The instant the outcome was decided at, so that its retry time and the row's
             // `updated_at` are measured from one clock reading.
             let recorded = store.finish(&lease, outcome.clone(), now).await;
+            // A store on another clock stored the retry at its distance from that clock's
+            // now, read after `now`: on this clock it is due up to that much later.
+            let late = SystemTime::now().duration_since(now).unwrap_or_default();
+            let due = match &outcome {
+                Outcome::Retry { at, .. } => Some(*at + late),
+                Outcome::Partial { not_sent: Some((_, at)), .. } => at.map(|at| at + late),
+                _ => None,
+            };
             leases
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -401,7 +417,7 @@ impl Worker {
                 Ok(false) => tracing::warn!("mail queue: the lease was lost before the outcome was recorded"),
                 Err(error) => tracing::warn!(%error, "mail queue: could not record the outcome; the lease will run out and the message become uncertain"),
             }
-            Some(outcome)
+            Some(Delivered { outcome, due })
         }
         .instrument(span)
     }

@@ -19,5 +19,7 @@ mod helpers;
 mod mailctl;
 mod outbox;
 mod refusals;
+mod skew;
+mod skewed;
 mod split_race;
 mod states;

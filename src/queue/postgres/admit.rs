@@ -2,9 +2,10 @@
 //! deliveries in flight and its rate window by the server's clock, then lease its oldest due
 //! message.
 
-use super::{PostgresStore, SERVER_NOW};
+use super::PostgresStore;
+use super::clock::Clocks;
 use crate::error::Result;
-use crate::queue::store::{ClaimRequest, ClaimedMessage, Lease, db_error, from_millis};
+use crate::queue::store::{ClaimRequest, ClaimedMessage, Lease, db_error};
 
 /// What admission found for one mailbox.
 pub(super) enum Admission {
@@ -49,10 +50,8 @@ impl PostgresStore {
         };
         // The server's clock, read once the lock is held: every worker's claims are stamped
         // and counted by the same clock, however far the workers' own clocks drift.
-        let (now,): (i64,) = sqlx::query_as(&format!("SELECT {SERVER_NOW}"))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err)?;
+        let clocks = Clocks::read(&mut *tx, request.now).await.map_err(err)?;
+        let now = clocks.now();
         if let Some(paused) = paused.filter(|&p| p > now) {
             return Ok(Admission::Full(Some(paused)));
         }
@@ -121,7 +120,8 @@ impl PostgresStore {
             mailbox: mailbox.to_owned(),
             body,
             attempts: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
-            retry_from: from_millis(retry_from),
+            // Stored on the server's clock; the worker measures the message's age by its own.
+            retry_from: clocks.to_worker(retry_from),
         })))
     }
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::check::CheckReport;
-use crate::error::{Delivery, Error, Refusal, Result};
+use crate::error::{Delivery, Error, Refusal, Result, permanent_recipients};
 use crate::message::{Email, Recipient};
 use crate::transport::{MailTransport, SendReport};
 
@@ -118,11 +118,7 @@ impl<T: MailTransport> MailTransport for RecipientLimit<T> {
                                 [one] => Refusal::of(one, &error).into_iter().collect(),
                                 _ => Box::default(),
                             };
-                            let refused_permanently = refusals
-                                .iter()
-                                .filter(|r| r.is_permanent())
-                                .map(|r| r.recipient.clone())
-                                .collect();
+                            let refused_permanently = permanent_recipients(&refusals);
                             Error::PartialDelivery {
                                 delivered,
                                 uncertain,

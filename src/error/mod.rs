@@ -21,8 +21,11 @@ mod refusal;
 pub(crate) use partial::{REFUSED_REMEDY, UNCERTAIN_REMEDY, rest_remedy};
 pub use parts::{Advice, Delivery, SettingsProblem, SmtpStage, Transience};
 pub use refusal::Refusal;
+#[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
+pub(crate) use refusal::few as few_refusals;
+pub(crate) use refusal::permanent_recipients;
 #[cfg(feature = "smtp")]
-pub(crate) use refusal::refused_message;
+pub(crate) use refusal::{MAX_REPLY_TEXT, refused_message};
 
 /// The [`SettingsProblem::field`] of a problem with the settings as a whole rather than one
 /// key: text that does not parse, or a key that does not exist.

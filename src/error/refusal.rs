@@ -6,9 +6,9 @@ use std::fmt;
 use super::{Error, SmtpStage};
 use crate::message::Recipient;
 
-/// The longest reply text a [`Refusal`] keeps, in characters: as much as the SMTP transport
-/// keeps of any reply in an error.
-pub(crate) const MAX_REFUSAL_TEXT: usize = 400;
+/// The longest server reply text an error keeps, in characters — a [`Refusal`]'s, and any
+/// SMTP reply's in an [`Error::Smtp`]: replies are short, this guards against abuse.
+pub(crate) const MAX_REPLY_TEXT: usize = 400;
 
 /// How many refusals an [`Error::PartialDelivery`]'s message names, besides its source: the
 /// rest are counted ("and 7 more"), so that an email refused for 500 recipients still gives
@@ -89,7 +89,7 @@ impl Refusal {
             recipient: recipient.clone(),
             code: *code,
             enhanced_code: enhanced_code.clone(),
-            text: text.chars().take(MAX_REFUSAL_TEXT).collect(),
+            text: text.chars().take(MAX_REPLY_TEXT).collect(),
             permanent: !error.is_transient(),
             auth: error.is_auth(),
         })
@@ -134,6 +134,33 @@ pub(crate) fn refused_message(address: &str, text: &str) -> String {
     format!("recipient <{address}> refused: {text}")
 }
 
+/// The recipients of the refusals that are permanent, in order: an
+/// [`Error::PartialDelivery`]'s `refused_permanently`.
+pub(crate) fn permanent_recipients(refusals: &[Refusal]) -> Vec<Recipient> {
+    refusals
+        .iter()
+        .filter(|r| r.is_permanent())
+        .map(|r| r.recipient.clone())
+        .collect()
+}
+
+/// The first [`LISTED`] of `refusals`, each with its reply, then how many more
+/// (`a@x.org: 550 5.1.1 User unknown; …; and 7 more`); empty when there is none. What an
+/// error's message and a queue's record say of many refusals, kept readable for 500.
+pub(crate) fn few<'a>(mut refusals: impl Iterator<Item = &'a Refusal>) -> String {
+    let mut text = refusals
+        .by_ref()
+        .take(LISTED)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    match refusals.count() {
+        0 => {}
+        more => text.push_str(&format!("; and {more} more")),
+    }
+    text
+}
+
 /// What a partial delivery's message says after its source: the recipients refused at
 /// `RCPT TO` with each one's reply, but the source's own refusal (already said), the first
 /// [`LISTED`] of them, then how many more. Empty when there is none to add.
@@ -143,16 +170,12 @@ pub(super) fn listed(refusals: &[Refusal], source: &Error) -> String {
     let skip = refusals
         .iter()
         .position(|r| Refusal::of(&r.recipient, source).as_ref() == Some(r));
-    let mut others = refusals
+    let others = refusals
         .iter()
         .enumerate()
         .filter(|(i, _)| Some(*i) != skip)
         .map(|(_, r)| r);
-    let shown: Vec<String> = others
-        .by_ref()
-        .take(LISTED)
-        .map(ToString::to_string)
-        .collect();
+    let shown = few(others);
     if shown.is_empty() {
         return String::new();
     }
@@ -160,12 +183,7 @@ pub(super) fn listed(refusals: &[Refusal], source: &Error) -> String {
         Some(_) => "also refused",
         None => "refused at RCPT TO",
     };
-    let mut text = format!("; {lead}: {}", shown.join("; "));
-    match others.count() {
-        0 => {}
-        more => text.push_str(&format!("; and {more} more")),
-    }
-    text
+    format!("; {lead}: {shown}")
 }
 
 #[cfg(test)]
@@ -234,10 +252,10 @@ mod tests {
         // within the bound.
         let mut odd = rcpt("a@x.org", 550, None, "");
         if let Error::Smtp { message, .. } = &mut odd {
-            *message = "x".repeat(MAX_REFUSAL_TEXT + 50);
+            *message = "x".repeat(MAX_REPLY_TEXT + 50);
         }
         let odd = Refusal::of(&to("a@x.org"), &odd).unwrap();
-        assert_eq!(odd.text.chars().count(), MAX_REFUSAL_TEXT);
+        assert_eq!(odd.text.chars().count(), MAX_REPLY_TEXT);
     }
 
     #[test]

@@ -66,12 +66,12 @@
 //! - **Partial delivery** ([`Error::PartialDelivery`](crate::Error::PartialDelivery): an SMTP
 //!   server refused some recipients at `RCPT TO` and took the rest, or refused all of
 //!   several, or the [recipient limit](crate::RecipientLimit) split the email and a part
-//!   failed): the
-//!   recipients who got it are done (the report is kept, and merged with later attempts');
-//!   those the server refused permanently (a 5xx such as `550 5.1.1` unknown mailbox) are
-//!   `failed`, never attempted again, with the server's reply to each in their error
-//!   (`gone@example.org: 550 5.1.1 User unknown; …`); those not sent otherwise — refused temporarily (a 4xx),
-//!   or never tried — are retried as above, when the failure was temporary, left delivery
+//!   failed): the recipients who got it are done (the report is kept, and merged with later
+//!   attempts'); those the server refused permanently (a 5xx such as `550 5.1.1` unknown
+//!   mailbox) are `failed`, never attempted again, with the server's replies in their error
+//!   (`gone@example.org: 550 5.1.1 User unknown; …`, the first three, then how many more);
+//!   those not sent otherwise — refused temporarily (a 4xx), or never tried — are retried
+//!   as above, when the failure was temporary, left delivery
 //!   uncertain, or was only the permanent refusals; those whose delivery is uncertain are
 //!   `uncertain`. The message keeps the first of these groups that has recipients (to
 //!   retry, uncertain, refused permanently); each other group becomes a message of its own

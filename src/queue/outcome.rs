@@ -8,7 +8,9 @@ use serde_json::json;
 
 use super::codec;
 use super::store::{Outcome, Remainder, State};
-use crate::error::{Delivery, Error, REFUSED_REMEDY, Refusal, Result, UNCERTAIN_REMEDY};
+use crate::error::{
+    Delivery, Error, REFUSED_REMEDY, Refusal, Result, UNCERTAIN_REMEDY, few_refusals,
+};
 use crate::message::{Email, Recipient};
 use crate::retry::RetryPolicy;
 use crate::transport::SendReport;
@@ -187,16 +189,15 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
     }
 }
 
-/// Why the recipients refused permanently were: the server's reply to each, one after the
-/// other (`: gone@example.org: 550 5.1.1 User unknown; …`), as the error of their row. They
-/// are exactly the permanent ones of the error's `refusals`.
+/// Why the recipients refused permanently were: the server's reply to each of the first
+/// few, then how many more (`: gone@example.org: 550 5.1.1 User unknown; …; and 7 more`),
+/// as the error of their row — the same as the error's message says, bounded for 1,000.
+/// They are exactly the permanent ones of the error's `refusals`.
 fn refused_why(refusals: &[Refusal]) -> String {
-    let replies: Vec<String> = refusals
-        .iter()
-        .filter(|r| r.is_permanent())
-        .map(ToString::to_string)
-        .collect();
-    format!(": {}", replies.join("; "))
+    format!(
+        ": {}",
+        few_refusals(refusals.iter().filter(|r| r.is_permanent()))
+    )
 }
 
 /// Whether a partial delivery divides the recipients into groups that fare differently:

@@ -10,7 +10,9 @@ use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParam
 
 use super::connect::{Connection, quiet};
 use super::remedy::client_error;
-use crate::error::{Delivery, Error, Refusal, Result, SmtpStage, refused_message};
+use crate::error::{
+    Delivery, Error, Refusal, Result, SmtpStage, permanent_recipients, refused_message,
+};
 use crate::message::{Email, Mailbox, Recipient};
 use crate::transport::{SendReport, SentMessage};
 
@@ -51,7 +53,7 @@ impl Progress {
             delivered: SendReport::default(),
             uncertain: self.accepted,
             not_sent: self.refusals.iter().map(|r| r.recipient.clone()).collect(),
-            refused_permanently: permanent(&self.refusals),
+            refused_permanently: permanent_recipients(&self.refusals),
             refusals: self.refusals.into(),
             source: Box::new(error),
         }
@@ -127,7 +129,7 @@ fn refusal(delivered: SendReport, mut refused: Vec<(Recipient, Error)>) -> Error
         delivered,
         uncertain: Vec::new(),
         not_sent,
-        refused_permanently: permanent(&refusals),
+        refused_permanently: permanent_recipients(&refusals),
         refusals: refusals.into(),
         source: Box::new(source),
     }
@@ -139,21 +141,21 @@ pub(super) struct Accepted {
     refused: Vec<(Recipient, Error)>,
 }
 
-/// Each refused recipient with the server's reply, in the order of the envelope.
+/// Each refused recipient with the server's reply, in the order of the envelope. Every
+/// entry of `refused` is a recipient's refusal (its error [refuses the
+/// recipient](Error::refuses_recipient)), so none is dropped: [`Progress::exact`] counts
+/// its `not_sent` from these.
 fn refusals(refused: &[(Recipient, Error)]) -> Vec<Refusal> {
-    refused
+    let refusals: Vec<Refusal> = refused
         .iter()
         .filter_map(|(r, e)| Refusal::of(r, e))
-        .collect()
-}
-
-/// The recipients whose refusal is permanent: a retry would be refused the same way.
-fn permanent(refusals: &[Refusal]) -> Vec<Recipient> {
+        .collect();
+    debug_assert_eq!(
+        refusals.len(),
+        refused.len(),
+        "a refused recipient without its refusal would be lost from `not_sent`"
+    );
     refusals
-        .iter()
-        .filter(|r| r.is_permanent())
-        .map(|r| r.recipient.clone())
-        .collect()
 }
 
 /// The error of an attempt whose caller stopped waiting before the data: nobody reads it.

@@ -6,10 +6,7 @@
 
 use super::redact::redact;
 use super::tls_mode::{IMPLICIT_TLS_PORT, NO_TLS_MODE, PLAIN_SMTP_PORT, rustls_error};
-use crate::error::{Advice, Delivery, Error, SmtpStage};
-
-/// The longest server text kept in an error; replies are short, this guards against abuse.
-const MAX_TEXT: usize = 400;
+use crate::error::{Advice, Delivery, Error, MAX_REPLY_TEXT, SmtpStage};
 
 /// Converts a lettre SMTP error into [`Error::Smtp`].
 ///
@@ -51,7 +48,7 @@ pub(crate) fn from_lettre_redacted(
     let text = std::error::Error::source(error)
         .map_or_else(|| error.to_string(), |source| source.to_string());
     let text = redact(&text, secrets);
-    let mut text: String = text.trim().chars().take(MAX_TEXT).collect();
+    let mut text: String = text.trim().chars().take(MAX_REPLY_TEXT).collect();
     let enhanced_code = enhanced_code(&text);
     if let Some(enhanced) = &enhanced_code {
         text = text.trim_start_matches(enhanced.as_str()).trim().to_owned();

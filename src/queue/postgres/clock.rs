@@ -23,8 +23,11 @@ pub(super) const SERVER_NOW: &str = "(extract(epoch from clock_timestamp()) * 10
 /// How far `at` lies from the worker's `now`, in milliseconds (negative before it): what a
 /// time on the worker's clock means on any other. Every worker time the store writes goes
 /// through here: as `{SERVER_NOW} + distance` in one statement, or through [`Clocks`].
+/// Bounded to a quarter of `i64`'s range (tens of millions of years), so that the
+/// server's addition never overflows its `bigint` whatever time a caller hands over.
 pub(super) fn from_now(at: SystemTime, now: SystemTime) -> i64 {
-    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    const FAR: i64 = i64::MAX / 4;
+    let ms = |d: Duration| i64::try_from(d.as_millis()).map_or(FAR, |ms| ms.min(FAR));
     match at.duration_since(now) {
         Ok(ahead) => ms(ahead),
         Err(behind) => -ms(behind.duration()),
@@ -106,6 +109,10 @@ mod tests {
             worker,
         };
         assert_eq!(clocks.to_server(worker + Duration::from_secs(60)), i64::MAX);
+        // A distance too large for the server's `bigint` arithmetic is bounded first.
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX >> 2);
+        assert_eq!(from_now(far, worker), i64::MAX / 4);
+        assert_eq!(from_now(worker, far), -(i64::MAX / 4));
         // Whatever the stored value, converting it back never panics.
         for at in [i64::MIN, -1, 0, i64::MAX] {
             let _ = clocks.to_worker(at);

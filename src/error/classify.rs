@@ -96,7 +96,8 @@ impl Error {
     /// [`Error::PartialDelivery`], when its source is, or when a recipient was refused for
     /// good for a permission or policy ([`Refusal::is_auth`](super::Refusal::is_auth), a
     /// `550 5.7.1` relay denied say), whatever the other recipients' refusals: the admin
-    /// must act before those recipients can get it.
+    /// must act before those recipients can get it. That does not say the session's
+    /// credentials are wrong: the others may have got it.
     #[must_use]
     pub fn is_auth(&self) -> bool {
         match self {

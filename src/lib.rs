@@ -171,6 +171,7 @@ struct ReadmeDoctests;
 fn assert_send_sync() {
     fn is<T: Send + Sync + 'static>() {}
     is::<Error>();
+    is::<Refusal>();
     is::<Email>();
     is::<ConnectorSettings>();
     is::<OutboxTransport>();

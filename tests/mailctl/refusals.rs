@@ -44,6 +44,8 @@ async fn a_relay_refused_beside_a_full_mailbox_exits_4_in_either_order() {
         let (code, document) = refused(&replies).await;
         assert_eq!(code, Some(4), "{replies:?}: {document}");
         assert_eq!(document["kind"], "refused");
+        // The error says so itself, whichever refusal is its source.
+        assert_eq!(document["error"]["auth"], true, "{document}");
         assert_eq!(document["status"], "failed");
         let mut expected = vec![
             ("far@example.net".to_owned(), 550, true, true),
@@ -70,6 +72,7 @@ async fn an_unknown_mailbox_beside_a_full_one_exits_1_in_either_order() {
         let (code, document) = refused(&replies).await;
         assert_eq!(code, Some(1), "{replies:?}: {document}");
         assert_eq!(document["kind"], "failed");
+        assert_eq!(document["error"]["auth"], false, "{document}");
         assert_eq!(refusals(&document).len(), 2, "{document}");
     }
 }

@@ -9,6 +9,11 @@
 //! through [`Skewed`] (tests/queue/skewed.rs), a store that shifts every time its worker
 //! hands over. Stored times are checked against readings of the server's clock taken just
 //! before and just after the store wrote them, so the bounds are exact, not timed.
+//!
+//! Not covered here: `extend`, `pause`, the purges and `pending` read this machine's clock
+//! inside the store (there is no worker `now` to hand over), which a test on the server's
+//! machine cannot set apart from the server's; `Skewed` passes them through. The one
+//! conversion they share is unit-tested in `queue::postgres::clock`.
 
 use std::time::{Duration, SystemTime};
 

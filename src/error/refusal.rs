@@ -285,6 +285,14 @@ mod tests {
             listed(&refusals[..1], &timeout),
             "; refused at RCPT TO: r0@x.org: 550 5.1.1 unknown"
         );
+        // The listing alone, as a queue's record gives it: three, then the count.
+        assert_eq!(
+            few(refusals[1..].iter()),
+            "r1@x.org: 550 5.1.1 unknown; r2@x.org: 550 5.1.1 unknown; \
+             r3@x.org: 550 5.1.1 unknown; and 2 more"
+        );
+        assert_eq!(few(refusals[..1].iter()), "r0@x.org: 550 5.1.1 unknown");
+        assert_eq!(few([].iter()), "");
         // The source alone: nothing to add.
         assert_eq!(listed(&refusals[2..3], &source), "");
         assert_eq!(listed(&[], &source), "");

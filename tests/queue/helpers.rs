@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::smtp_server::{RcptReply, ServerOptions, TestServer};
 use mail_connector::queue::{MessageSummary, Queue, State};
 use mail_connector::{
     CheckReport, Email, Error, MailTransport, Result, SendReport, SentMessage, async_trait,
@@ -158,4 +159,28 @@ pub fn transient() -> Error {
         "busy, try later",
         mail_connector::Transience::Transient,
     )
+}
+
+/// An SMTP server that takes ann@example.org, refuses gone@example.org for good
+/// (`550 5.1.1`) and busy@example.org for now (`450 4.2.1`), and an email from
+/// no-reply@example.org to the three: a partial delivery whose three groups fare apart.
+pub async fn partial_delivery(subject: &str) -> (TestServer, Email) {
+    let server = TestServer::start(ServerOptions {
+        rcpt_replies: vec![
+            RcptReply::always("gone@example.org", "550 5.1.1 User unknown"),
+            RcptReply::always("busy@example.org", "450 4.2.1 Mailbox busy"),
+        ],
+        ..ServerOptions::default()
+    })
+    .await;
+    let email = Email::builder()
+        .from("no-reply@example.org")
+        .to("ann@example.org")
+        .to("gone@example.org")
+        .to("busy@example.org")
+        .subject(subject)
+        .text("hello")
+        .build()
+        .unwrap();
+    (server, email)
 }

@@ -21,12 +21,11 @@ use mail_connector::queue::{
     Claim, ClaimRequest, ClaimedMessage, EnqueueOptions, MailboxLimits, Outcome, Queue, QueueStore,
     State, Worker,
 };
-use mail_connector::{Email, RetryPolicy, SmtpTransport};
+use mail_connector::{RetryPolicy, SmtpTransport};
 use sqlx::PgPool;
 
-use crate::helpers::{Scripted, email, server_clock_passes, transient};
+use crate::helpers::{Scripted, email, partial_delivery, server_clock_passes, transient};
 use crate::skewed::{Skew, Skewed};
-use crate::support::smtp_server::{RcptReply, ServerOptions, TestServer};
 
 /// A fresh PostgreSQL queue, a pool on its database, and its URL.
 async fn postgres() -> (Queue, PgPool, String) {
@@ -162,24 +161,8 @@ async fn a_retry_recorded_by_a_worker_10_minutes_behind_is_due_30_s_after_the_se
 async fn a_partly_delivered_message_s_remainder_is_due_by_the_server_s_clock(skew: Skew) {
     // ann gets it, busy is refused for now (the remainder, retried), gone for good (split
     // off, failed).
-    let server = TestServer::start(ServerOptions {
-        rcpt_replies: vec![
-            RcptReply::always("gone@example.org", "550 5.1.1 User unknown"),
-            RcptReply::always("busy@example.org", "450 4.2.1 Mailbox busy"),
-        ],
-        ..ServerOptions::default()
-    })
-    .await;
+    let (server, email) = partial_delivery("partial").await;
     let (queue, pool, _url) = postgres().await;
-    let email = Email::builder()
-        .from("no-reply@example.org")
-        .to("ann@example.org")
-        .to("gone@example.org")
-        .to("busy@example.org")
-        .subject("partial")
-        .text("hello")
-        .build()
-        .unwrap();
     let id = queue.enqueue(&email, EnqueueOptions::new()).await.unwrap();
     let enqueued = times(&pool, id.as_str()).await;
     let transport = SmtpTransport::starttls("127.0.0.1")

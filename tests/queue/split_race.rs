@@ -12,8 +12,7 @@ use mail_connector::{
 };
 use sqlx::{Connection, PgConnection};
 
-use crate::helpers::{Backend, open_with_url};
-use crate::support::smtp_server::{RcptReply, ServerOptions, TestServer};
+use crate::helpers::{Backend, open_with_url, partial_delivery};
 
 /// Sends through `inner`, then, before the worker records the outcome, locks every message
 /// row in a transaction of its own, left open in `held`; `pid` is that connection's backend.
@@ -50,26 +49,10 @@ impl MailTransport for LockAfterSend {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partial_delivery_recorded_after_its_lease_was_lost_splits_off_nothing() {
-    let server = TestServer::start(ServerOptions {
-        // ann gets it, busy stays in the message to retry, gone would be split off.
-        rcpt_replies: vec![
-            RcptReply::always("gone@example.org", "550 5.1.1 User unknown"),
-            RcptReply::always("busy@example.org", "450 4.2.1 Mailbox busy"),
-        ],
-        ..ServerOptions::default()
-    })
-    .await;
+    // ann gets it, busy stays in the message to retry, gone would be split off.
+    let (server, email) = partial_delivery("race").await;
     let (queue, _guard, url) = open_with_url(Backend::Postgres).await;
     let url = url.unwrap();
-    let email = Email::builder()
-        .from("no-reply@example.org")
-        .to("ann@example.org")
-        .to("gone@example.org")
-        .to("busy@example.org")
-        .subject("race")
-        .text("hello")
-        .build()
-        .unwrap();
     let id = queue.enqueue(&email, EnqueueOptions::new()).await.unwrap();
     let held = Arc::new(Mutex::new(None));
     let pid = Arc::new(OnceLock::new());

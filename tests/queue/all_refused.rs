@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use mail_connector::queue::{EnqueueOptions, MessageId, Queue, State, Worker, WorkerReport};
-use mail_connector::{Email, MailTransport, RecipientLimit, RetryPolicy, Secret, SmtpTransport};
+use mail_connector::{Email, MailTransport, RecipientLimit, RetryPolicy, SmtpTransport};
 
-use crate::helpers::{Backend, on_both_stores, open, row};
+use crate::helpers::{Backend, on_both_stores, open, row, smtp_to};
 use crate::support::smtp_server::{RcptReply, ServerOptions, TestServer};
 
 on_both_stores!(
@@ -34,13 +34,7 @@ async fn server(reply: &str) -> TestServer {
 /// No retry within the send: each queue attempt is one SMTP transaction. (The workers wait
 /// for no retry: one due in a minute stays queued.)
 fn smtp(server: &TestServer) -> SmtpTransport {
-    SmtpTransport::starttls("127.0.0.1")
-        .port(server.port())
-        .tls_ca_pem(server.ca_pem.clone())
-        .basic_auth("no-reply@example.org", Secret::new("correct horse"))
-        .retry_policy(retries(0))
-        .build()
-        .unwrap()
+    smtp_to(server).retry_policy(retries(0)).build().unwrap()
 }
 
 fn retries(max_retries: u32) -> RetryPolicy {

@@ -184,3 +184,15 @@ pub async fn partial_delivery(subject: &str) -> (TestServer, Email) {
         .unwrap();
     (server, email)
 }
+
+/// A STARTTLS transport to the test `server`, as the mailbox the queue tests send from: add
+/// a retry policy or build it as it is.
+pub fn smtp_to(server: &TestServer) -> mail_connector::smtp::SmtpTransportBuilder {
+    mail_connector::SmtpTransport::starttls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .basic_auth(
+            "no-reply@example.org",
+            mail_connector::Secret::new("correct horse"),
+        )
+}

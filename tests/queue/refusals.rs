@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use mail_connector::queue::{EnqueueOptions, MessageSummary, Queue, State, Worker};
-use mail_connector::{Email, RecipientLimit, RetryPolicy, Secret, SmtpTransport};
+use mail_connector::{Email, RecipientLimit, RetryPolicy, SmtpTransport};
 
-use crate::helpers::{Backend, on_both_stores, open, row};
+use crate::helpers::{Backend, on_both_stores, open, row, smtp_to};
 use crate::support::smtp_server::{RcptReply, ServerOptions, TestServer};
 
 on_both_stores!(
@@ -35,12 +35,7 @@ async fn server() -> TestServer {
 }
 
 fn smtp(server: &TestServer) -> SmtpTransport {
-    SmtpTransport::starttls("127.0.0.1")
-        .port(server.port())
-        .tls_ca_pem(server.ca_pem.clone())
-        .basic_auth("no-reply@example.org", Secret::new("correct horse"))
-        .build()
-        .unwrap()
+    smtp_to(server).build().unwrap()
 }
 
 fn fast() -> RetryPolicy {

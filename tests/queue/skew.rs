@@ -17,14 +17,14 @@
 
 use std::time::{Duration, SystemTime};
 
+use mail_connector::RetryPolicy;
 use mail_connector::queue::{
     Claim, ClaimRequest, ClaimedMessage, EnqueueOptions, MailboxLimits, Outcome, Queue, QueueStore,
     State, Worker,
 };
-use mail_connector::{RetryPolicy, SmtpTransport};
 use sqlx::PgPool;
 
-use crate::helpers::{Scripted, email, partial_delivery, server_clock_passes, transient};
+use crate::helpers::{Scripted, email, partial_delivery, server_clock_passes, smtp_to, transient};
 use crate::skewed::{Skew, Skewed};
 
 /// A fresh PostgreSQL queue, a pool on its database, and its URL.
@@ -165,15 +165,7 @@ async fn a_partly_delivered_message_s_remainder_is_due_by_the_server_s_clock(ske
     let (queue, pool, _url) = postgres().await;
     let id = queue.enqueue(&email, EnqueueOptions::new()).await.unwrap();
     let enqueued = times(&pool, id.as_str()).await;
-    let transport = SmtpTransport::starttls("127.0.0.1")
-        .port(server.port())
-        .tls_ca_pem(server.ca_pem.clone())
-        .basic_auth(
-            "no-reply@example.org",
-            mail_connector::Secret::new("correct horse"),
-        )
-        .build()
-        .unwrap();
+    let transport = smtp_to(&server).build().unwrap();
     // The first retry comes after 15 to 30 s (30 s with equal jitter); the run does not
     // wait for it.
     let retry = RetryPolicy {

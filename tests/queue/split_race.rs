@@ -12,7 +12,7 @@ use mail_connector::{
 };
 use sqlx::{Connection, PgConnection};
 
-use crate::helpers::{Backend, open_with_url, partial_delivery};
+use crate::helpers::{Backend, open_with_url, partial_delivery, smtp_to};
 
 /// Sends through `inner`, then, before the worker records the outcome, locks every message
 /// row in a transaction of its own, left open in `held`; `pid` is that connection's backend.
@@ -57,15 +57,7 @@ async fn a_partial_delivery_recorded_after_its_lease_was_lost_splits_off_nothing
     let held = Arc::new(Mutex::new(None));
     let pid = Arc::new(OnceLock::new());
     let transport = LockAfterSend {
-        inner: SmtpTransport::starttls("127.0.0.1")
-            .port(server.port())
-            .tls_ca_pem(server.ca_pem.clone())
-            .basic_auth(
-                "no-reply@example.org",
-                mail_connector::Secret::new("correct horse"),
-            )
-            .build()
-            .unwrap(),
+        inner: smtp_to(&server).build().unwrap(),
         url: url.clone(),
         held: Arc::clone(&held),
         pid: Arc::clone(&pid),

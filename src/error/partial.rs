@@ -136,15 +136,8 @@ pub(crate) fn rest_remedy(error: &Error) -> Option<String> {
 mod tests {
     use super::*;
     use crate::error::Advice;
-    use crate::message::{Mailbox, RecipientKind};
+    use crate::error::tests::to;
     use crate::transport::SentMessage;
-
-    fn to(address: &str) -> Recipient {
-        Recipient {
-            mailbox: Mailbox::new(None, address).unwrap(),
-            kind: RecipientKind::To,
-        }
-    }
 
     fn smtp(code: u16, delivery: Delivery, remedy: &str) -> Error {
         Error::Smtp {

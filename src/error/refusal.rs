@@ -189,15 +189,8 @@ pub(super) fn listed(refusals: &[Refusal], source: &Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::tests::to;
     use crate::error::{Advice, Delivery};
-    use crate::message::{Mailbox, RecipientKind};
-
-    fn to(address: &str) -> Recipient {
-        Recipient {
-            mailbox: Mailbox::new(None, address).unwrap(),
-            kind: RecipientKind::To,
-        }
-    }
 
     /// The SMTP transport's error for `address` refused with `code`, `enhanced` and `text`.
     fn rcpt(address: &str, code: u16, enhanced: Option<&str>, text: &str) -> Error {

@@ -1,6 +1,15 @@
 //! Unit tests of the error type: its questions and remedies.
 
 use super::*;
+use crate::message::{Mailbox, RecipientKind};
+
+/// A `To` recipient at `address`, for the error module's tests.
+pub(super) fn to(address: &str) -> Recipient {
+    Recipient {
+        mailbox: Mailbox::new(None, address).unwrap(),
+        kind: RecipientKind::To,
+    }
+}
 
 #[test]
 fn transport_errors_carry_transience_and_delivery() {

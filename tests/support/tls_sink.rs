@@ -108,6 +108,10 @@ pub async fn start_with(protocols: Protocols) -> TlsSink {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             shared.connections.fetch_add(1, Ordering::SeqCst);
+            // As a real server's: without it, Nagle's algorithm holds a small answer back
+            // until the client's delayed ACK (≈ 40 ms on loopback), now and then, which made
+            // the bench's short measurements fast or slow by a third at random.
+            let _ = stream.set_nodelay(true);
             let acceptor = acceptor.clone();
             let stats = Arc::clone(&shared);
             tokio::spawn(async move {

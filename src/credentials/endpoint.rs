@@ -70,7 +70,13 @@ impl TokenEndpoint {
                 .collect();
             let issued = SystemTime::now();
             tracing::debug!(endpoint = %self.url, scope, attempt = retry + 1, "requesting an access token");
-            let outcome = self.client.post(&self.url).form(&form).send().await;
+            let outcome = self
+                .client
+                .post(&self.url)
+                .header(reqwest::header::USER_AGENT, crate::http::USER_AGENT)
+                .form(&form)
+                .send()
+                .await;
             drop(form);
             let (error, retry_after) = match outcome {
                 Ok(response) if response.status().is_success() => {

@@ -23,6 +23,8 @@ async fn sends_the_documented_json_with_a_bearer_token() {
             .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json")
             .header_exists("client-request-id")
+            // Graph does not use one, and every request would pay for it.
+            .header_missing("user-agent")
             .json_body(json!({
                 "message": {
                     "subject": "Meet for lunch?",

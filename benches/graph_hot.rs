@@ -102,8 +102,9 @@ enum Sender {
         url: Arc<str>,
         token: Arc<str>,
         body: Arc<Vec<u8>>,
-        /// Whether each request carries a new `client-request-id`, as the transport's do.
-        client_request_id: bool,
+        /// Whether each request carries a new `client-request-id`, as the transport's do,
+        /// and whether one has been let into HTTP/2's header table yet.
+        client_request_id: Option<Arc<std::sync::atomic::AtomicBool>>,
     },
 }
 
@@ -121,8 +122,8 @@ impl Sender {
                 client_request_id,
             } => {
                 let mut request = client.post(&**url);
-                if *client_request_id {
-                    request = request.header("client-request-id", client_request_id_value());
+                if let Some(named) = client_request_id {
+                    request = request.header("client-request-id", client_request_id_value(named));
                 }
                 let response = request
                     .bearer_auth(&**token)
@@ -138,15 +139,17 @@ impl Sender {
 }
 
 /// A random `client-request-id`, made as the transport makes it (a fast thread-local
-/// generator) and marked, as it marks it, never to enter HTTP/2's header table.
-fn client_request_id_value() -> reqwest::header::HeaderValue {
+/// generator) and marked, as it marks it, never to enter HTTP/2's header table but for the
+/// first and one in about 1,024 after it (which teach the connection the header's name).
+fn client_request_id_value(named: &std::sync::atomic::AtomicBool) -> reqwest::header::HeaderValue {
     let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_ne_bytes()).into_uuid();
     let mut value = reqwest::header::HeaderValue::from_str(
         id.hyphenated()
             .encode_lower(&mut uuid::Uuid::encode_buffer()),
     )
     .unwrap();
-    value.set_sensitive(true);
+    let first = !named.swap(true, std::sync::atomic::Ordering::Relaxed);
+    value.set_sensitive(!first && fastrand::u16(..1024) != 0);
     value
 }
 
@@ -250,7 +253,7 @@ async fn senders(sink: &tls_sink::TlsSink, ca_file: &std::path::Path) -> [Sender
             url: Arc::clone(&url),
             token: token.into(),
             body: Arc::clone(&body),
-            client_request_id: same,
+            client_request_id: same.then(Arc::default),
         });
     }
     let same = plain.pop().unwrap();

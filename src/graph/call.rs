@@ -113,13 +113,14 @@ impl<'a> GraphRequest<'a> {
 static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
 
 impl GraphRequest<'_> {
-    /// The HTTP request for one attempt: `client-request-id`, the bearer header (when the
-    /// request is authorised), the request's own headers and body, and `timeout` when the
-    /// HTTP client's own timeout is not already it. A header that cannot be sent is a
-    /// [`Failure::Invalid`].
+    /// The HTTP request for one attempt: `client-request-id` (let into HTTP/2's header table
+    /// when `id_enters_table`), the bearer header (when the request is authorised), the
+    /// request's own headers and body, and `timeout` when the HTTP client's own timeout is
+    /// not already it. A header that cannot be sent is a [`Failure::Invalid`].
     pub(crate) fn to_http(
         &self,
         client_request_id: &str,
+        id_enters_table: bool,
         bearer: Option<HeaderValue>,
         timeout: Option<Duration>,
     ) -> std::result::Result<reqwest::Request, Failure> {
@@ -137,10 +138,9 @@ impl GraphRequest<'_> {
                 "the client-request-id `{client_request_id}` is not a valid header value"
             )));
         };
-        // Not a secret: marked so only that HTTP/2's header compression never adds it to
-        // its table. A value used once would take a slot there and push out the headers
-        // every request repeats, which would then be sent in full again.
-        id.set_sensitive(true);
+        // Not a secret: marked so only that HTTP/2's header compression leaves it out of
+        // its table (see `MailboxState::request_id_enters_table`).
+        id.set_sensitive(!id_enters_table);
         headers.insert(&CLIENT_REQUEST_ID, id);
         if let Some(bearer) = bearer {
             headers.insert(reqwest::header::AUTHORIZATION, bearer);
@@ -210,4 +210,35 @@ pub(crate) fn unexpected_answer(operation: &'static str, message: String) -> Err
         ..GraphFailure::local(operation, message, false)
     }
     .into_error()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The id is on every request; only a chosen one may enter HTTP/2's header table.
+    #[test]
+    fn the_client_request_id_enters_the_header_table_only_when_chosen() {
+        let url = Url::parse("https://graph.example/v1.0/users/a@b.example/sendMail").unwrap();
+        let request = GraphRequest::post_json("send", &url, b"{}".to_vec(), Repeat::Safe);
+        let id = "00000000-0000-4000-8000-000000000001";
+        for enters in [false, true] {
+            let Ok(http) = request.to_http(id, enters, None, None) else {
+                panic!("a valid id is sent");
+            };
+            let sent = &http.headers()["client-request-id"];
+            assert_eq!(sent, id);
+            assert_eq!(sent.is_sensitive(), !enters);
+        }
+    }
+
+    #[test]
+    fn an_id_that_cannot_be_a_header_is_refused() {
+        let url = Url::parse("https://graph.example/v1.0/users/a@b.example/sendMail").unwrap();
+        let request = GraphRequest::post_empty("send", &url);
+        let Err(Failure::Invalid(message)) = request.to_http("bad\nid", false, None, None) else {
+            panic!("a newline cannot be sent in a header");
+        };
+        assert!(message.contains("client-request-id"), "{message}");
+    }
 }

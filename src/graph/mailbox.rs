@@ -29,7 +29,15 @@ pub(crate) struct MailboxState {
     /// Whether the last answer came over HTTP/2, whose one connection carries every request
     /// at once: no request waits for a connection to come back to the pool.
     http2: AtomicBool,
+    /// Whether a `client-request-id` was let into HTTP/2's header table yet (see
+    /// [`MailboxState::request_id_enters_table`]).
+    request_id_named: AtomicBool,
 }
+
+/// One `client-request-id` in about this many is let into HTTP/2's header table, after the
+/// first: enough for a new connection to learn the name soon, too few for the values to
+/// push out the headers every request repeats.
+const REQUEST_ID_NAMING: u16 = 1024;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -95,6 +103,25 @@ impl MailboxState {
         !self.http2.load(Ordering::Relaxed)
     }
 
+    /// Whether this request's `client-request-id` may enter HTTP/2's header table: the
+    /// first request's, then one in about [`REQUEST_ID_NAMING`], at random.
+    ///
+    /// An id is used once, so its value has no place in the table (it would take the room
+    /// of headers every request repeats): the others are marked never to enter it. But once
+    /// an entry of that name is in a connection's table, each later id is sent with its
+    /// name as a table index, and only its value in full, Huffman-coded by the client and
+    /// decoded by the server. The table belongs to a connection: one opened later (after
+    /// Graph closed the first) learns the name from a later chosen id. Over HTTP/1.1 this
+    /// changes nothing.
+    pub(crate) fn request_id_enters_table(&self) -> bool {
+        // Written once: every request reads it.
+        if !self.request_id_named.load(Ordering::Relaxed) {
+            self.request_id_named.store(true, Ordering::Relaxed);
+            return true;
+        }
+        fastrand::u16(..REQUEST_ID_NAMING) == 0
+    }
+
     /// Records that Graph accepted a token.
     pub(crate) fn token_accepted(&self) {
         if self.token_refused.load(Ordering::Acquire) {
@@ -157,6 +184,19 @@ mod tests {
         assert!(state.refresh_allowed());
         state.token_refused_after_refresh();
         assert!(!state.refresh_allowed(), "a second refusal counts again");
+    }
+
+    /// The first id enters the table, and later ones only now and then: never all, never
+    /// none.
+    #[test]
+    fn the_first_request_id_and_a_few_later_ones_enter_the_header_table() {
+        let state = MailboxState::default();
+        assert!(state.request_id_enters_table(), "the first one");
+        let entered = (0..100_000)
+            .filter(|_| state.request_id_enters_table())
+            .count();
+        // 100,000 / 1,024 ≈ 98 expected; a binomial draw this far off is all but impossible.
+        assert!((30..300).contains(&entered), "{entered} of 100,000 entered");
     }
 
     #[test]

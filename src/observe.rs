@@ -6,9 +6,9 @@
 //! the span while the send runs. Requests repeated deep inside a transport (Graph's request
 //! loop, SMTP's send loop) call [`metrics::retried`](crate::metrics::retried) or
 //! [`count_attempt`], which count them here, in a task-local counter of the send that is
-//! running. A span nothing can see (no subscriber records it, and tracing has no `log`
-//! fallback) is neither entered nor given the counter: each costs something on every poll of
-//! every send.
+//! running. A span nothing can see (no subscriber records it, and no logger would get
+//! tracing's `log` fallback) is neither entered nor given the counter: each costs something
+//! on every poll of every send.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,9 +52,8 @@ pub(crate) async fn observe_send(
     send: impl Future<Output = Result<SendReport>>,
 ) -> Result<SendReport> {
     let mailbox = mailbox.unwrap_or(crate::metrics::NO_MAILBOX);
-    if span.is_none() {
-        // Nothing can see this span: no subscriber records it, and tracing was built without
-        // its `log` fallback. Nothing to enter on each poll of the send, no attempts to count.
+    if !visible(&span) {
+        // Nothing to enter on each poll of the send, no attempts to count.
         return observed(&span, transport, mailbox, started, None, send).await;
     }
     let extra_attempts = Arc::new(AtomicU32::new(0));
@@ -70,6 +69,13 @@ pub(crate) async fn observe_send(
     )
     .instrument(span.clone())
     .await
+}
+
+/// Whether anything can see `span`: a subscriber records it, or tracing was built with its
+/// `log` fallback (another crate in the build may turn it on) and a logger is installed.
+/// Without a logger, log's level stays `Off` and the fallback writes nothing.
+fn visible(span: &Span) -> bool {
+    !span.is_disabled() || (!span.is_none() && log::max_level() != log::LevelFilter::Off)
 }
 
 /// Runs `send` and records how it ended on `span` and in the metrics.

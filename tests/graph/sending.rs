@@ -195,3 +195,47 @@ fn rebuild_with_importance(email: Email, importance: Importance) -> Email {
     }
     builder.build().unwrap()
 }
+
+/// The token request names the client (the crate's `User-Agent`, over the client it made
+/// for Graph and the login host); the `sendMail` request carries none. A caller's client keeps
+/// its own `User-Agent` on both.
+#[tokio::test]
+async fn only_the_token_request_names_the_client_unless_the_caller_gave_one() {
+    const OURS: &str = concat!("mail-connector/", env!("CARGO_PKG_VERSION"));
+    const THEIRS: &str = "billing-service/2.1";
+    for callers_client in [false, true] {
+        let server = MockServer::start_async().await;
+        let body = support::token_body(&token_for(&["Mail.Send"]), 3600);
+        let agent = if callers_client { THEIRS } else { OURS };
+        let token_mock = server.mock(|when, then| {
+            when.method(POST)
+                .path(support::token_path(TENANT))
+                .header("user-agent", agent);
+            then.status(200).json_body(body);
+        });
+        let send = server.mock(|when, then| {
+            let when = when.method(POST).path(SEND_PATH);
+            if callers_client {
+                when.header("user-agent", THEIRS);
+            } else {
+                when.header_missing("user-agent");
+            }
+            then.status(202);
+        });
+        let settings = settings(&server);
+        let mut builder = settings.builder();
+        if callers_client {
+            builder = builder.http_client(
+                mail_connector::reqwest::Client::builder()
+                    .redirect(mail_connector::reqwest::redirect::Policy::none())
+                    .user_agent(THEIRS)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        let graph = builder.graph_builder().unwrap().build().unwrap();
+        graph.send(&simple_email()).await.unwrap();
+        token_mock.assert_calls(1);
+        send.assert_calls(1);
+    }
+}

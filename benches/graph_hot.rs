@@ -6,10 +6,10 @@
 //! by ALPN) and then over HTTP/1.1 (a sink offering nothing else, as a proxy might), for 1
 //! caller, 4 callers (the default in-flight cap) and 64 callers: sends per second and CPU per
 //! send for both, and their ratios — and the ratios against the plain loop sending the request
-//! the transport sends: with its 30 s request timeout (a timer per request in reqwest) and a
-//! `client-request-id` per request, which sets what the transport chooses to send apart from
-//! what its code costs; then the TLS connections a fresh transport opens under 1,000
-//! concurrent cold sends, counted at the sinks (token endpoint included): over HTTP/2
+//! the transport sends: with its 30 s request timeout (a timer per request in reqwest), its
+//! `User-Agent` and a `client-request-id` per request, which sets what the transport chooses
+//! to send apart from what its code costs; then the TLS connections a fresh transport opens
+//! under 1,000 concurrent cold sends, counted at the sinks (token endpoint included): over HTTP/2
 //! with the login host and Graph on one sink and on two, and over HTTP/1.1 on one.
 //!
 //! CPU is the whole process's (the sink included, the same for both), summed from
@@ -64,13 +64,15 @@ fn transport(base: &str, ca_file: &std::path::Path) -> Arc<GraphTransport> {
 }
 
 /// The plain loop's client: reqwest's defaults, trusting the sink, following no redirect;
-/// with `same`, the transport's timeouts (reqwest then keeps a timer per request).
+/// with `same`, the transport's timeouts (reqwest then keeps a timer per request) and
+/// `User-Agent`.
 fn plain_client(pem: &str, same: bool) -> reqwest::Client {
     let builder = reqwest::Client::builder();
     let builder = match same {
         true => builder
             .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(std::time::Duration::from_secs(30)),
+            .timeout(std::time::Duration::from_secs(30))
+            .user_agent(concat!("mail-connector/", env!("CARGO_PKG_VERSION"))),
         false => builder,
     };
     builder
@@ -239,7 +241,7 @@ async fn cold_connections(
 }
 
 /// The transport, the plain loop, and the plain loop sending the transport's request (its
-/// default timeouts and a `client-request-id` per request).
+/// default timeouts, `User-Agent` and a `client-request-id` per request).
 async fn senders(sink: &tls_sink::TlsSink, ca_file: &std::path::Path) -> [Sender; 3] {
     let ours = Sender::Crate(transport(&sink.base, ca_file), Arc::new(email()));
     let url: Arc<str> = format!("{}/v1.0/users/{MAILBOX}/sendMail", sink.base).into();
@@ -342,7 +344,7 @@ async fn compare(protocols: tls_sink::Protocols, name: &str, sends: usize, round
             floor_cpu / 1e3,
         );
         println!(
-            "           against plain reqwest sending the same request (timeouts, \
+            "           against plain reqwest sending the same request (timeouts, User-Agent, \
              client-request-id): throughput ratio {same_rate_ratio:.2}, CPU ratio \
              {same_cpu_ratio:.2}"
         );

@@ -46,11 +46,6 @@ pub(crate) fn capped(duration: Duration) -> Duration {
     duration.min(MAX_WAIT)
 }
 
-/// The `User-Agent` of token requests: they say which client asks for a token. Graph
-/// requests carry none: Graph does not use it, and each request would pay for it at both
-/// ends (a client default header is merged into every request, then encoded and decoded).
-pub(crate) const USER_AGENT: &str = concat!("mail-connector/", env!("CARGO_PKG_VERSION"));
-
 /// Builds an HTTP client trusting the platform's roots plus `tls_ca_file`.
 ///
 /// It follows no redirects: a token request carries the client secret or assertion, and a
@@ -65,7 +60,8 @@ pub(crate) fn http_client(options: &HttpOptions) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(capped(options.connect_timeout))
         .timeout(capped(options.request_timeout))
-        .redirect(reqwest::redirect::Policy::none());
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("mail-connector/", env!("CARGO_PKG_VERSION")));
     if options.no_proxy {
         builder = builder.no_proxy();
     }

@@ -106,8 +106,7 @@ pub struct CredentialsBuilder {
     retry: RetryPolicy,
     store: Option<Arc<dyn TokenCacheStore>>,
     algorithm: AssertionAlgorithm,
-    /// The caller's client (`false`), or one this crate made for Graph too (`true`).
-    http_client: Option<(reqwest::Client, bool)>,
+    http_client: Option<reqwest::Client>,
     refresh_cooldown: Duration,
     managed_identity_client_id: Option<String>,
     managed_identity_endpoint: Option<String>,
@@ -221,15 +220,7 @@ impl CredentialsBuilder {
     /// redirects would re-post the client secret or assertion wherever the login host's answer
     /// points. The credentials' own client follows none.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http_client = Some((client, false));
-        self
-    }
-
-    /// As [`http_client`](Self::http_client), for a client this crate made: token requests
-    /// then carry the crate's `User-Agent`, as over a client of the credentials' own.
-    #[cfg(any(feature = "graph", feature = "smtp"))]
-    pub(crate) fn http_client_made_here(mut self, client: reqwest::Client) -> Self {
-        self.http_client = Some((client, true));
+        self.http_client = Some(client);
         self
     }
 
@@ -291,19 +282,15 @@ impl CredentialsBuilder {
         };
         let authority_host = https_url("authority_host", "Authority host", &self.authority_host)?;
         let authority_host = authority_host.as_str().trim_end_matches('/').to_owned();
-        // A caller's client keeps its own defaults (a `User-Agent` among them).
-        let (http, made_here) = match self.http_client {
+        let http = match self.http_client {
             Some(client) => client,
-            None => (
-                http_client(&HttpOptions {
-                    tls_ca_file: self.tls_ca_file.clone(),
-                    ..HttpOptions::default()
-                })?,
-                true,
-            ),
+            None => http_client(&HttpOptions {
+                tls_ca_file: self.tls_ca_file.clone(),
+                ..HttpOptions::default()
+            })?,
         };
         let url = token_endpoint_url(&authority_host, &tenant);
-        let endpoint = TokenEndpoint::new(url.clone(), http, self.retry).user_agent(made_here);
+        let endpoint = TokenEndpoint::new(url.clone(), http, self.retry);
         let (source, kind): (Arc<dyn Fetch>, CredentialKind) = match secret {
             AppCredential::Certificate {
                 certificate_file,

@@ -24,8 +24,6 @@ pub(crate) struct TokenEndpoint {
     url: String,
     client: reqwest::Client,
     retry: RetryPolicy,
-    /// Whether requests carry the crate's `User-Agent` (not over a caller's client).
-    user_agent: bool,
 }
 
 /// The token endpoint URL for a login host and tenant.
@@ -39,17 +37,7 @@ pub(crate) fn token_endpoint_url(authority_host: &str, tenant: &str) -> String {
 
 impl TokenEndpoint {
     pub(crate) fn new(url: String, client: reqwest::Client, retry: RetryPolicy) -> Self {
-        Self {
-            url,
-            client,
-            retry,
-            user_agent: false,
-        }
-    }
-
-    /// Whether requests carry the crate's `User-Agent`: over a client this crate made.
-    pub(crate) fn user_agent(self, user_agent: bool) -> Self {
-        Self { user_agent, ..self }
+        Self { url, client, retry }
     }
 
     pub(crate) fn url(&self) -> &str {
@@ -82,11 +70,7 @@ impl TokenEndpoint {
                 .collect();
             let issued = SystemTime::now();
             tracing::debug!(endpoint = %self.url, scope, attempt = retry + 1, "requesting an access token");
-            let mut request = self.client.post(&self.url);
-            if self.user_agent {
-                request = request.header(reqwest::header::USER_AGENT, crate::http::USER_AGENT);
-            }
-            let outcome = request.form(&form).send().await;
+            let outcome = self.client.post(&self.url).form(&form).send().await;
             drop(form);
             let (error, retry_after) = match outcome {
                 Ok(response) if response.status().is_success() => {

@@ -180,10 +180,7 @@ impl ManagedIdentityCredential {
     }
 
     fn request(&self, resource: &str) -> Result<reqwest::RequestBuilder> {
-        let request = self
-            .client
-            .get(self.token_url(resource)?)
-            .header(reqwest::header::USER_AGENT, crate::http::USER_AGENT);
+        let request = self.client.get(self.token_url(resource)?);
         Ok(match &self.host {
             IdentityHost::Imds => request.header("Metadata", "true"),
             IdentityHost::AppService { header } => {

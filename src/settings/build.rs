@@ -367,21 +367,14 @@ impl TransportBuilder<'_> {
     /// The tokens to sign in with: the caller's, or the app registration's in the settings.
     /// `http` is the client for the token endpoint, else the caller's or one of its own.
     #[cfg(any(feature = "graph", feature = "smtp"))]
-    /// `made_here` says whether `http` was made by this crate rather than given by the caller.
-    fn tokens(
-        &self,
-        http: Option<&reqwest::Client>,
-        made_here: bool,
-    ) -> Result<Arc<dyn TokenProvider>> {
+    fn tokens(&self, http: Option<&reqwest::Client>) -> Result<Arc<dyn TokenProvider>> {
         if let Some(tokens) = &self.tokens {
             return Ok(Arc::clone(tokens));
         }
         let mut builder = self.settings.credentials_builder()?;
-        builder = match (http, &self.http_client) {
-            (Some(client), _) if made_here => builder.http_client_made_here(client.clone()),
-            (Some(client), _) | (None, Some(client)) => builder.http_client(client.clone()),
-            (None, None) => builder,
-        };
+        if let Some(client) = http.or(self.http_client.as_ref()) {
+            builder = builder.http_client(client.clone());
+        }
         Ok(Arc::new(builder.build()?))
     }
 
@@ -411,14 +404,11 @@ impl TransportBuilder<'_> {
             Some(client) => (client.clone(), false),
             None => (crate::http::http_client(&options)?, true),
         };
-        let builder = GraphTransport::builder_shared(
-            settings.sender()?,
-            self.tokens(Some(&http), made_here)?,
-        )
-        .graph_endpoint(settings.graph_endpoint())
-        .scope(settings.graph_scope())
-        .save_to_sent_items(settings.save_to_sent_items)
-        .allow_send_as(settings.allow_send_as);
+        let builder = GraphTransport::builder_shared(settings.sender()?, self.tokens(Some(&http))?)
+            .graph_endpoint(settings.graph_endpoint())
+            .scope(settings.graph_scope())
+            .save_to_sent_items(settings.save_to_sent_items)
+            .allow_send_as(settings.allow_send_as);
         Ok(match made_here {
             true => builder.http_client_made_here(http, options.request_timeout),
             false => builder.http_client(http),
@@ -467,7 +457,7 @@ impl TransportBuilder<'_> {
                     builder.basic_auth(user, settings.password.clone().unwrap_or_default())
                 }
                 Some(AuthMode::OAuth) => builder
-                    .xoauth2(user, self.tokens(None, false)?)
+                    .xoauth2(user, self.tokens(None)?)
                     .scope(settings.smtp_scope()),
                 Some(AuthMode::None) | None => builder,
             };

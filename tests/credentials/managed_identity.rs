@@ -45,11 +45,7 @@ async fn imds_system_assigned_identity() {
                 .query_param("api-version", "2018-02-01")
                 .query_param("resource", GRAPH_RESOURCE)
                 .query_param_missing("client_id")
-                .header("Metadata", "true")
-                .header(
-                    "user-agent",
-                    concat!("mail-connector/", env!("CARGO_PKG_VERSION")),
-                );
+                .header("Metadata", "true");
             then.respond_with(move |_: &httpmock::HttpMockRequest| {
                 json_response(200, &imds_body("mi-token-1"))
             });

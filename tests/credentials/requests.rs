@@ -23,12 +23,7 @@ async fn client_secret_flow_sends_the_documented_request() {
                 .form_urlencoded_tuple("client_id", CLIENT_ID)
                 .form_urlencoded_tuple("client_secret", SECRET)
                 .form_urlencoded_tuple("scope", GRAPH_SCOPE)
-                .form_urlencoded_tuple_missing("client_assertion")
-                // A token request says which client asks.
-                .header(
-                    "user-agent",
-                    concat!("mail-connector/", env!("CARGO_PKG_VERSION")),
-                );
+                .form_urlencoded_tuple_missing("client_assertion");
             then.status(200).json_body(token_body("graph-token", 3599));
         })
         .await;

@@ -23,8 +23,6 @@ async fn sends_the_documented_json_with_a_bearer_token() {
             .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json")
             .header_exists("client-request-id")
-            // Graph does not use one, and every request would pay for it.
-            .header_missing("user-agent")
             .json_body(json!({
                 "message": {
                     "subject": "Meet for lunch?",
@@ -196,11 +194,11 @@ fn rebuild_with_importance(email: Email, importance: Importance) -> Email {
     builder.build().unwrap()
 }
 
-/// The token request names the client (the crate's `User-Agent`, over the client it made
-/// for Graph and the login host); the `sendMail` request carries none. A caller's client keeps
-/// its own `User-Agent` on both.
+/// Graph's activity logs (and proxies) see which client sent each request: the crate's
+/// `User-Agent` over the client it made for Graph and the login host, the caller's own over a
+/// client the caller gave.
 #[tokio::test]
-async fn only_the_token_request_names_the_client_unless_the_caller_gave_one() {
+async fn every_request_names_the_client_or_the_callers_client_names_itself() {
     const OURS: &str = concat!("mail-connector/", env!("CARGO_PKG_VERSION"));
     const THEIRS: &str = "billing-service/2.1";
     for callers_client in [false, true] {
@@ -214,12 +212,9 @@ async fn only_the_token_request_names_the_client_unless_the_caller_gave_one() {
             then.status(200).json_body(body);
         });
         let send = server.mock(|when, then| {
-            let when = when.method(POST).path(SEND_PATH);
-            if callers_client {
-                when.header("user-agent", THEIRS);
-            } else {
-                when.header_missing("user-agent");
-            }
+            when.method(POST)
+                .path(SEND_PATH)
+                .header("user-agent", agent);
             then.status(202);
         });
         let settings = settings(&server);

@@ -305,9 +305,9 @@ impl GraphClient {
         // Set on the request only when the client's own timeout is not already this one:
         // a request's timeout is kept in a map of its own, allocated and copied with it.
         let timeout = (self.client_timeout != Some(timeout)).then_some(timeout);
+        let id_enters_table = self.state.request_id_enters_table();
         // Built and handed over in one expression: the request is not kept in this
         // future's state (where it would take room in every send's future) while it runs.
-        let id_enters_table = self.state.request_id_enters_table();
         let sent = match request.to_http(client_request_id, id_enters_table, bearer, timeout) {
             Ok(http_request) => self.http.execute(http_request),
             Err(failure) => return Ok((Err(failure), token)),

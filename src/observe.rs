@@ -72,10 +72,25 @@ pub(crate) async fn observe_send(
 }
 
 /// Whether anything can see `span`: a subscriber records it, or tracing was built with its
-/// `log` fallback (another crate in the build may turn it on) and a logger is installed.
-/// Without a logger, log's level stays `Off` and the fallback writes nothing.
+/// `log` fallback (another crate in the build may turn it on) and log's maximum level lets
+/// the span's own level through — the test the fallback makes before it writes a span's
+/// records. Without a logger, log's level stays `Off`.
 fn visible(span: &Span) -> bool {
-    !span.is_disabled() || (!span.is_none() && log::max_level() != log::LevelFilter::Off)
+    !span.is_disabled()
+        || span
+            .metadata()
+            .is_some_and(|meta| log_level(*meta.level()) <= log::max_level())
+}
+
+/// A tracing level as log's.
+fn log_level(level: tracing::Level) -> log::Level {
+    match level {
+        tracing::Level::ERROR => log::Level::Error,
+        tracing::Level::WARN => log::Level::Warn,
+        tracing::Level::INFO => log::Level::Info,
+        tracing::Level::DEBUG => log::Level::Debug,
+        _ => log::Level::Trace,
+    }
 }
 
 /// Runs `send` and records how it ended on `span` and in the metrics.
@@ -184,5 +199,31 @@ impl Drop for Pending<'_> {
         if !self.finished {
             self.finish(Outcome::Uncertain, None, true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With tracing's `log` fallback built in (as in tests) and no subscriber, a span counts
+    /// as seen exactly when log's maximum level lets its level through.
+    #[test]
+    fn a_span_without_a_subscriber_is_seen_only_when_log_lets_its_level_through() {
+        let _nothing = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::new());
+        let span = tracing::info_span!("mail_connector.send");
+        assert!(
+            span.is_disabled() && !span.is_none(),
+            "the fallback is built in"
+        );
+        let before = log::max_level();
+        log::set_max_level(log::LevelFilter::Warn);
+        let at_warn = visible(&span);
+        log::set_max_level(log::LevelFilter::Info);
+        let at_info = visible(&span);
+        log::set_max_level(before);
+        assert!(!at_warn, "an INFO span under a WARN logger");
+        assert!(at_info, "an INFO span under an INFO logger");
+        assert!(!visible(&Span::none()));
     }
 }

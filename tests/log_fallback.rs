@@ -40,12 +40,12 @@ async fn a_logger_sees_each_send_entered_and_how_it_ended() {
         .unwrap();
     outbox.send(&email).await.unwrap();
 
+    // Entered on each poll: only a span the transport runs the send in. (Its fields, such
+    // as `outcome`, reach the logger also from a span that was skipped, so they say
+    // nothing here.)
     let records = RECORDS.lock().unwrap().join("\n");
-    // Entered on each poll: only a span the transport runs the send in.
     assert!(
         records.contains("tracing::span::active: -> mail_connector.send"),
         "{records}"
     );
-    assert!(records.contains("outcome=\"sent\""), "{records}");
-    assert!(records.contains("attempts=1"), "{records}");
 }

@@ -6,9 +6,9 @@
 //! the span while the send runs. Requests repeated deep inside a transport (Graph's request
 //! loop, SMTP's send loop) call [`metrics::retried`](crate::metrics::retried) or
 //! [`count_attempt`], which count them here, in a task-local counter of the send that is
-//! running. A span nothing can see (no subscriber records it, and no logger would get
-//! tracing's `log` fallback) is neither entered nor given the counter: each costs something
-//! on every poll of every send.
+//! running. A span nothing can see (no subscriber records it, and log's level keeps
+//! tracing's `log` fallback from writing it) is neither entered nor given the counter: each
+//! costs something on every poll of every send.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -26,7 +26,7 @@ impl log::Log for Capture {
 }
 
 #[tokio::test]
-async fn a_logger_sees_each_send_entered_and_how_it_ended() {
+async fn a_logger_at_trace_sees_each_send_entered() {
     log::set_logger(&Capture).unwrap();
     log::set_max_level(log::LevelFilter::Trace);
     let dir = tempfile::tempdir().unwrap();

@@ -316,10 +316,13 @@ async fn compare(protocols: tls_sink::Protocols, name: &str, sends: usize, round
         // Each round measures the three back to back, so that a change in the machine's
         // load between rounds moves all; the ratios are taken per round.
         let mut rounds_seen = Vec::new();
-        for _ in 0..rounds {
+        for started_with in (0..senders.len()).cycle().take(rounds) {
+            // Each round starts with the next of the three, so that none always runs first
+            // (or right after another one's 64 callers).
             let mut round = [(0.0, 0.0); 3];
-            for (seen, sender) in round.iter_mut().zip(&senders) {
-                *seen = measure(sender, sends, callers).await;
+            for step in 0..senders.len() {
+                let which = (started_with + step) % senders.len();
+                round[which] = measure(&senders[which], sends, callers).await;
             }
             rounds_seen.push(round);
         }

@@ -71,15 +71,19 @@ pub(crate) async fn observe_send(
     .await
 }
 
-/// Whether anything can see `span`: a subscriber records it, or tracing was built with its
-/// `log` fallback (another crate in the build may turn it on) and log's maximum level lets
-/// the span's own level through — the test the fallback makes before it writes a span's
-/// records. Without a logger, log's level stays `Off`.
+/// Whether anything may see `span`: a subscriber records it, or tracing was built with its
+/// `log` fallback (another crate in the build may turn it on) and log's levels, the one
+/// compiled in and the one set at run time, let the span's own level through. That is the
+/// level test the fallback makes before it writes a span's records; without a logger,
+/// log's level stays `Off`. The fallback may still write nothing (it stays quiet once a
+/// tracing subscriber is set, unless built with `log-always`): then the span is entered
+/// for nothing, as every span was before.
 fn visible(span: &Span) -> bool {
     !span.is_disabled()
-        || span
-            .metadata()
-            .is_some_and(|meta| log_level(*meta.level()) <= log::max_level())
+        || span.metadata().is_some_and(|meta| {
+            let level = log_level(*meta.level());
+            level <= log::STATIC_MAX_LEVEL && level <= log::max_level()
+        })
 }
 
 /// A tracing level as log's.
@@ -208,6 +212,10 @@ mod tests {
 
     /// With tracing's `log` fallback built in (as in tests) and no subscriber, a span counts
     /// as seen exactly when log's maximum level lets its level through.
+    ///
+    /// It changes the process's state: log's level (put back before it asserts), and
+    /// tracing's record that a subscriber was once set, which turns the fallback off in this
+    /// test binary. No other test here relies on either.
     #[test]
     fn a_span_without_a_subscriber_is_seen_only_when_log_lets_its_level_through() {
         let _nothing = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::new());

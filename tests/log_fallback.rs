@@ -1,7 +1,8 @@
 //! With tracing's `log` fallback in the build (sqlx, among others, turns it on) and a logger
 //! installed instead of a tracing subscriber, a send's span is still entered and recorded:
-//! the transports skip their span only when nothing at all could see it. A test binary of
-//! its own, as a logger is installed once per process.
+//! the transports skip their span only when nothing at all could see it. (That a span is
+//! skipped when log's level keeps it out is `observe`'s unit test.) A test binary of its own,
+//! as a logger is installed once per process.
 
 use std::sync::Mutex;
 

@@ -99,7 +99,7 @@ impl MailboxState {
     }
 
     /// Whether this request's `client-request-id` may enter HTTP/2's header table: only the
-    /// transport's first request's (two, if two requests race for it).
+    /// transport's first request's.
     ///
     /// An id is used once, so its value has no place in the table: the others are marked
     /// never to enter it. But with an entry of that name in a connection's table, each later
@@ -107,11 +107,14 @@ impl MailboxState {
     /// Huffman-coded by the client and decoded by the server.
     ///
     /// Only one, because each entry of that name stays until the table is full, and the
-    /// encoder compares every later id with every such entry: more of them would cost each
-    /// request more than the name saves, and would push out the headers every request
-    /// repeats. So only the connection that carried the first request learns the name: a
-    /// connection opened later (after Graph closed the first) sends it in full, as every
-    /// request did before. Over HTTP/1.1 this changes nothing.
+    /// encoder compares every later id with every such entry (four cost about 0.5 k
+    /// instructions per request more than one): more would cost each request more than the
+    /// name saves, and would push out the headers every request repeats. So only the
+    /// connection that carried the first request learns the name. Any other sends it in
+    /// full, as every request did before: one opened later (after Graph closed an idle
+    /// one), or the one the HTTP client keeps of those a cold start opened at once to a
+    /// Graph host apart from the login host, when the first request went over another.
+    /// Over HTTP/1.1 this changes nothing.
     pub(crate) fn request_id_enters_table(&self) -> bool {
         // Read by every request, written once.
         !self.request_id_named.load(Ordering::Relaxed)

@@ -198,7 +198,7 @@ fn rebuild_with_importance(email: Email, importance: Importance) -> Email {
 /// `User-Agent` over the client it made for Graph and the login host, the caller's own over a
 /// client the caller gave.
 #[tokio::test]
-async fn every_request_names_the_client_or_the_callers_client_names_itself() {
+async fn each_request_carries_the_crates_user_agent_or_the_callers() {
     const OURS: &str = concat!("mail-connector/", env!("CARGO_PKG_VERSION"));
     const THEIRS: &str = "billing-service/2.1";
     for callers_client in [false, true] {

@@ -188,20 +188,12 @@ fn a_resend_with_a_fresh_token_counts_as_an_attempt_not_a_retry() {
 /// `transient` when every refusal was temporary.
 #[test]
 fn a_partial_delivery_counts_its_rest_as_permanent_when_any_was_refused_for_good() {
-    use crate::support::smtp_server::RcptReply;
     use mail_connector::Email;
 
     let mailbox = "no-reply@example.org";
     let failed = |to: &'static [&'static str]| {
         recorded(move || async move {
-            let server = TestServer::start(ServerOptions {
-                rcpt_replies: vec![
-                    RcptReply::always("gone@example.org", "550 5.1.1 User unknown"),
-                    RcptReply::always("busy@example.org", "450 4.2.1 Mailbox busy"),
-                ],
-                ..ServerOptions::default()
-            })
-            .await;
+            let server = TestServer::start(ServerOptions::gone_and_busy()).await;
             let email = to
                 .iter()
                 .fold(Email::builder(), |b, to| b.to(*to))

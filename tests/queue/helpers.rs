@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::smtp_server::{RcptReply, ServerOptions, TestServer};
+use crate::support::smtp_server::{ServerOptions, TestServer};
 use mail_connector::queue::{MessageSummary, Queue, State};
 use mail_connector::{
     CheckReport, Email, Error, MailTransport, Result, SendReport, SentMessage, async_trait,
@@ -165,14 +165,7 @@ pub fn transient() -> Error {
 /// (`550 5.1.1`) and busy@example.org for now (`450 4.2.1`), and an email from
 /// no-reply@example.org to the three: a partial delivery whose three groups fare apart.
 pub async fn partial_delivery(subject: &str) -> (TestServer, Email) {
-    let server = TestServer::start(ServerOptions {
-        rcpt_replies: vec![
-            RcptReply::always("gone@example.org", "550 5.1.1 User unknown"),
-            RcptReply::always("busy@example.org", "450 4.2.1 Mailbox busy"),
-        ],
-        ..ServerOptions::default()
-    })
-    .await;
+    let server = TestServer::start(ServerOptions::gone_and_busy()).await;
     let email = Email::builder()
         .from("no-reply@example.org")
         .to("ann@example.org")

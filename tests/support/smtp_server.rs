@@ -112,6 +112,21 @@ impl Default for ServerOptions {
     }
 }
 
+impl ServerOptions {
+    /// A server that refuses gone@example.org for good (`550 5.1.1`) and busy@example.org
+    /// for now (`450 4.2.1`) at every RCPT TO, and takes anyone else: a partial delivery
+    /// whose refused groups fare apart.
+    pub fn gone_and_busy() -> Self {
+        Self {
+            rcpt_replies: vec![
+                RcptReply::always("gone@example.org", "550 5.1.1 User unknown"),
+                RcptReply::always("busy@example.org", "450 4.2.1 Mailbox busy"),
+            ],
+            ..Self::default()
+        }
+    }
+}
+
 /// A recipient refused with its own reply at its first `times` RCPT TO.
 #[derive(Debug, Clone)]
 pub struct RcptReply {

@@ -199,24 +199,32 @@ impl std::fmt::Display for BodyError {
 
 /// Reads `response`'s body chunk by chunk, stopping with [`BodyError::TooLarge`] as soon as
 /// it passes `limit` bytes (a declared `Content-Length` over it is refused before reading).
-pub(crate) async fn read_body(
+///
+/// Not an `async fn`, which would hold the response twice (as its argument and as a local).
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn holds the response twice"
+)]
+pub(crate) fn read_body(
     mut response: reqwest::Response,
     limit: usize,
-) -> std::result::Result<Vec<u8>, BodyError> {
-    match response.content_length() {
-        Some(len) if len > limit as u64 => return Err(BodyError::TooLarge(limit)),
-        // Nothing to read (`202 Accepted` to a sendMail): the body is already at its end.
-        Some(0) => return Ok(Vec::new()),
-        _ => {}
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Failed)? {
-        if body.len().saturating_add(chunk.len()) > limit {
-            return Err(BodyError::TooLarge(limit));
+) -> impl Future<Output = std::result::Result<Vec<u8>, BodyError>> + Send {
+    async move {
+        match response.content_length() {
+            Some(len) if len > limit as u64 => return Err(BodyError::TooLarge(limit)),
+            // Nothing to read (`202 Accepted` to a sendMail): the body is already at its end.
+            Some(0) => return Ok(Vec::new()),
+            _ => {}
         }
-        body.extend_from_slice(&chunk);
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(BodyError::Failed)? {
+            if body.len().saturating_add(chunk.len()) > limit {
+                return Err(BodyError::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
-    Ok(body)
 }
 
 /// The forms a secret can take in a server's echo: as is, form-encoded (`+` or `%20` for a

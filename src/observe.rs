@@ -44,31 +44,45 @@ pub(crate) fn count_attempt() {
 ///
 /// `started` is when the send began, on tokio's clock: the reading the transport takes anyway
 /// for its deadline, not a second one.
-pub(crate) async fn observe_send(
+///
+/// `send` is best given pinned where it is made (`std::pin::pin!`): the future this returns
+/// then holds a pointer to it rather than a copy.
+pub(crate) fn observe_send<'a, F>(
     span: Span,
     transport: &'static str,
-    mailbox: Option<&str>,
+    mailbox: Option<&'a str>,
     started: Instant,
-    send: impl Future<Output = Result<SendReport>>,
-) -> Result<SendReport> {
-    let mailbox = mailbox.unwrap_or(crate::metrics::NO_MAILBOX);
-    if !visible(&span) {
-        // Nothing to enter on each poll of the send, no attempts to count.
-        return observed(&span, transport, mailbox, started, None, send).await;
-    }
-    let extra_attempts = Arc::new(AtomicU32::new(0));
-    let counted = EXTRA_ATTEMPTS.scope(Arc::clone(&extra_attempts), send);
-    // The whole of it in the span, the recording of how it ended (or was abandoned) too.
-    observed(
-        &span,
+    send: F,
+) -> impl Future<Output = Result<SendReport>> + Send + 'a
+where
+    F: Future<Output = Result<SendReport>> + Send + 'a,
+{
+    // Made before the future rather than in an `async fn`, which would hold each of its
+    // arguments twice, and each send's future is allocated whole.
+    let mut pending = Pending {
+        // Nothing to enter on each poll of the send, and no attempts to count, for a span
+        // nothing can see.
+        extra_attempts: visible(&span).then(|| Arc::new(AtomicU32::new(0))),
+        span,
         transport,
-        mailbox,
+        mailbox: mailbox.unwrap_or(crate::metrics::NO_MAILBOX),
         started,
-        Some(extra_attempts),
-        counted,
-    )
-    .instrument(span.clone())
-    .await
+        finished: false,
+    };
+    async move {
+        let result = match pending.extra_attempts.clone() {
+            None => send.await,
+            Some(extra_attempts) => {
+                EXTRA_ATTEMPTS
+                    .scope(extra_attempts, send)
+                    .instrument(pending.span.clone())
+                    .await
+            }
+        };
+        let (outcome, id) = outcome_of(&result);
+        pending.finish(outcome, id, false);
+        result
+    }
 }
 
 /// Whether anything may see `span`: a subscriber records it, or tracing was built with its
@@ -95,29 +109,6 @@ fn log_level(level: tracing::Level) -> log::Level {
         tracing::Level::DEBUG => log::Level::Debug,
         _ => log::Level::Trace,
     }
-}
-
-/// Runs `send` and records how it ended on `span` and in the metrics.
-async fn observed(
-    span: &Span,
-    transport: &'static str,
-    mailbox: &str,
-    started: Instant,
-    extra_attempts: Option<Arc<AtomicU32>>,
-    send: impl Future<Output = Result<SendReport>>,
-) -> Result<SendReport> {
-    let mut pending = Pending {
-        span,
-        transport,
-        mailbox,
-        started,
-        extra_attempts,
-        finished: false,
-    };
-    let result = send.await;
-    let (outcome, id) = outcome_of(&result);
-    pending.finish(outcome, id, false);
-    result
 }
 
 /// How a send ended, and the first message id it has.
@@ -160,7 +151,7 @@ fn first_id(report: &SendReport) -> Option<&str> {
 
 /// A send being observed; records it as `uncertain` if dropped before [`Pending::finish`].
 struct Pending<'a> {
-    span: &'a Span,
+    span: Span,
     transport: &'static str,
     mailbox: &'a str,
     started: Instant,
@@ -173,7 +164,7 @@ impl Pending<'_> {
     fn finish(&mut self, outcome: Outcome, id: Option<&str>, abandoned: bool) {
         self.finished = true;
         let took = self.started.elapsed();
-        let span = self.span;
+        let span = &self.span;
         span.record("outcome", outcome.as_str());
         if let Some(id) = id {
             span.record("message_id", id);

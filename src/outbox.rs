@@ -165,7 +165,7 @@ impl MailTransport for OutboxTransport {
             attempts = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
-        let send = async {
+        let send = std::pin::pin!(async {
             let sender = email.from().or(self.sender.as_ref()).ok_or_else(|| {
                 Error::settings(
                     "user_name",
@@ -180,7 +180,7 @@ impl MailTransport for OutboxTransport {
                 email.recipients().collect(),
                 Some(path.display().to_string()),
             )))
-        };
+        });
         let mailbox = self.sender.as_ref().map(Mailbox::address);
         crate::observe::observe_send(span, "outbox", mailbox, tokio::time::Instant::now(), send)
             .await

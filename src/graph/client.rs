@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::error::{Failure, GraphFailure, to_error};
@@ -74,6 +74,18 @@ pub(crate) struct GraphClient {
     pub bearer: Arc<std::sync::RwLock<Option<(AccessToken, HeaderValue)>>>,
 }
 
+/// The status and headers of an answer, the headers taken rather than copied (the body's
+/// length is known without them), and the answer left to read. Out of the request's future:
+/// a response borrowed there would be kept in it, beside the copy its body's reader holds.
+fn take_head(
+    mut response: reqwest::Response,
+    state: &MailboxState,
+) -> (StatusCode, reqwest::header::HeaderMap, reqwest::Response) {
+    state.answered_over(response.version());
+    let headers = std::mem::take(response.headers_mut());
+    (response.status(), headers, response)
+}
+
 impl GraphClient {
     /// Sends `request`, retrying what is safe to retry, until `deadline`.
     pub(crate) async fn execute(
@@ -85,110 +97,117 @@ impl GraphClient {
         let mut retries = 0u32;
         let mut refreshed_token = false;
         loop {
-            let mut id_buffer = uuid::Uuid::encode_buffer();
-            let client_request_id: &str = client_request_id().encode_lower(&mut id_buffer);
-            let (outcome, token) = self.attempt(request, client_request_id, deadline).await?;
-            let failure = match outcome {
-                Ok(response) => {
-                    if request.authorize {
-                        self.state.token_accepted();
+            // Everything of this attempt ends before the wait for the next: the wait's
+            // state then holds none of it (each send's future is allocated whole).
+            let delay = {
+                let mut id_buffer = uuid::Uuid::encode_buffer();
+                let client_request_id: &str = client_request_id().encode_lower(&mut id_buffer);
+                let (outcome, token) = self.attempt(request, client_request_id, deadline).await?;
+                let failure = match outcome {
+                    Ok(response) => {
+                        if request.authorize {
+                            self.state.token_accepted();
+                        }
+                        return Ok(response);
                     }
-                    return Ok(response);
-                }
-                Err(failure) => failure,
-            };
-            let error = |failure: &Failure, delivery: Delivery, transient: bool| {
-                to_error(
-                    request.operation,
-                    failure,
-                    client_request_id,
-                    delivery,
-                    transient,
-                )
-            };
-            let throttled = matches!(&failure, Failure::Status { status, .. }
-                if matches!(*status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE));
-            let retry_after = match &failure {
-                // The server certainly did not act on a refused token: fetch a new one, once.
-                Failure::Status { status, code, .. }
-                    if *status == StatusCode::UNAUTHORIZED
-                        && request.authorize
-                        && !refreshed_token
-                        && code.as_deref() != Some("NoPermissionsInAccessToken")
-                        && self.state.refresh_allowed() =>
-                {
-                    refreshed_token = true;
-                    if let Some(token) = &token {
-                        // Only now: a token refused for lack of permissions is not refetched.
-                        self.tokens.invalidate(token);
+                    Err(failure) => failure,
+                };
+                let error = |failure: &Failure, delivery: Delivery, transient: bool| {
+                    to_error(
+                        request.operation,
+                        failure,
+                        client_request_id,
+                        delivery,
+                        transient,
+                    )
+                };
+                let throttled = matches!(&failure, Failure::Status { status, .. }
+                    if matches!(*status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE));
+                let retry_after = match &failure {
+                    // The server certainly did not act on a refused token: fetch a new one, once.
+                    Failure::Status { status, code, .. }
+                        if *status == StatusCode::UNAUTHORIZED
+                            && request.authorize
+                            && !refreshed_token
+                            && code.as_deref() != Some("NoPermissionsInAccessToken")
+                            && self.state.refresh_allowed() =>
+                    {
+                        refreshed_token = true;
+                        if let Some(token) = &token {
+                            // Only now: a token refused for lack of permissions is not refetched.
+                            self.tokens.invalidate(token);
+                        }
+                        tracing::info!(
+                            operation = request.operation,
+                            "Graph refused the access token; fetching a new one"
+                        );
+                        crate::observe::count_attempt(); // a second request: an attempt, not a retry
+                        continue;
                     }
-                    tracing::info!(
+                    Failure::Status {
+                        status,
+                        retry_after,
+                        ..
+                    } if matches!(
+                        *status,
+                        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+                    ) =>
+                    {
+                        *retry_after
+                    }
+                    Failure::Status { status, .. }
+                        if *status == StatusCode::UNAUTHORIZED && refreshed_token =>
+                    {
+                        // A token fetched just now was refused too: not a rollover but a revoked
+                        // or blocked app. Stop asking Entra for new tokens for a while.
+                        self.state.token_refused_after_refresh();
+                        return Err(error(&failure, Delivery::NotSent, false));
+                    }
+                    Failure::NotSent(_) => None,
+                    Failure::Invalid(_) | Failure::Tls(_) | Failure::Redirect { .. } => {
+                        return Err(error(&failure, Delivery::NotSent, false));
+                    }
+                    Failure::Unknown(_) if request.repeat == Repeat::Safe => None,
+                    Failure::Status { status, .. }
+                        if request.repeat == Repeat::Safe && status.is_server_error() =>
+                    {
+                        None
+                    }
+                    // Not repeated: the server may have acted on it. Retrying is the caller's call.
+                    Failure::Unknown(_) => return Err(error(&failure, Delivery::Uncertain, false)),
+                    Failure::Status { status, .. } if status.is_server_error() => {
+                        return Err(error(&failure, Delivery::Uncertain, false));
+                    }
+                    Failure::Status { .. } => {
+                        return Err(error(&failure, Delivery::NotSent, false));
+                    }
+                };
+                let elapsed = started.elapsed();
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let delay = self
+                    .retry
+                    .next_delay(retries, elapsed, retry_after)
+                    .filter(|delay| *delay < remaining);
+                let Some(delay) = delay else {
+                    tracing::warn!(
                         operation = request.operation,
-                        "Graph refused the access token; fetching a new one"
+                        retries,
+                        "giving up on Graph: retries or send deadline used up"
                     );
-                    crate::observe::count_attempt(); // a second request: an attempt, not a retry
-                    continue;
-                }
-                Failure::Status {
-                    status,
-                    retry_after,
-                    ..
-                } if matches!(
-                    *status,
-                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-                ) =>
-                {
-                    *retry_after
-                }
-                Failure::Status { status, .. }
-                    if *status == StatusCode::UNAUTHORIZED && refreshed_token =>
-                {
-                    // A token fetched just now was refused too: not a rollover but a revoked
-                    // or blocked app. Stop asking Entra for new tokens for a while.
-                    self.state.token_refused_after_refresh();
-                    return Err(error(&failure, Delivery::NotSent, false));
-                }
-                Failure::NotSent(_) => None,
-                Failure::Invalid(_) | Failure::Tls(_) | Failure::Redirect { .. } => {
-                    return Err(error(&failure, Delivery::NotSent, false));
-                }
-                Failure::Unknown(_) if request.repeat == Repeat::Safe => None,
-                Failure::Status { status, .. }
-                    if request.repeat == Repeat::Safe && status.is_server_error() =>
-                {
-                    None
-                }
-                // Not repeated: the server may have acted on it. Retrying is the caller's call.
-                Failure::Unknown(_) => return Err(error(&failure, Delivery::Uncertain, false)),
-                Failure::Status { status, .. } if status.is_server_error() => {
-                    return Err(error(&failure, Delivery::Uncertain, false));
-                }
-                Failure::Status { .. } => return Err(error(&failure, Delivery::NotSent, false)),
-            };
-            let elapsed = started.elapsed();
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let delay = self
-                .retry
-                .next_delay(retries, elapsed, retry_after)
-                .filter(|delay| *delay < remaining);
-            let Some(delay) = delay else {
-                tracing::warn!(
+                    return Err(error(&failure, Delivery::NotSent, true));
+                };
+                tracing::info!(
                     operation = request.operation,
-                    retries,
-                    "giving up on Graph: retries or send deadline used up"
+                    retry = retries + 1,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "Graph asked to retry later"
                 );
-                return Err(error(&failure, Delivery::NotSent, true));
+                if throttled {
+                    crate::metrics::throttled("graph", delay);
+                }
+                crate::metrics::retried("graph");
+                delay
             };
-            tracing::info!(
-                operation = request.operation,
-                retry = retries + 1,
-                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                "Graph asked to retry later"
-            );
-            if throttled {
-                crate::metrics::throttled("graph", delay);
-            }
-            crate::metrics::retried("graph");
             tokio::time::sleep(delay).await;
             retries += 1;
         }
@@ -220,45 +239,24 @@ impl GraphClient {
         // The token first, bounded by the deadline, and without holding a request slot: a slow
         // login host must neither overrun the send nor block other sends. (After a 401 the
         // refused token was invalidated, so this fetches a new one.)
-        // The common case, a cached token, without the provider's boxed future.
-        let ready = match request.authorize {
-            true => self.tokens.ready_token(&self.scope),
+        //
+        // Each wait that is not the common case (fetching a token, waiting for a slot or out
+        // a pause) runs boxed, out of line: kept inline, their state would make every
+        // send's future larger, and async_trait allocates that future for each send.
+        let token = match request.authorize {
+            // The common case, a cached token, without the provider's boxed future.
+            true => match self.tokens.ready_token(&self.scope) {
+                Some(token) => Some(token),
+                None => Some(Box::pin(self.fetch_token(deadline)).await?),
+            },
             false => None,
-        };
-        let token = match (request.authorize, ready) {
-            (_, Some(token)) => Some(token),
-            (true, None) => {
-                // A provider may still answer at the first poll: only a fetch needs a timer.
-                let mut token = self.tokens.token(&self.scope);
-                match std::future::poll_fn(|cx| Poll::Ready(token.as_mut().poll(cx))).await {
-                    Poll::Ready(token) => Some(token?),
-                    Poll::Pending => Some(
-                        tokio::time::timeout_at(deadline, token)
-                            .await
-                            .map_err(|_| self.token_timeout())??,
-                    ),
-                }
-            }
-            (false, None) => None,
         };
         // The concurrency limit counts requests in flight, however many sends are waiting.
         let permit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => {
-                let permit =
-                    tokio::time::timeout_at(deadline, Arc::clone(&self.permits).acquire_owned())
-                        .await
-                        .map_err(|_| not_sent_by_deadline())?
-                        .map_err(|_| not_sent_by_deadline())?;
-                // This slot was just freed by a request whose connection the HTTP client
-                // puts back in its pool a moment after the answer is read. Let that happen
-                // first, so that this request reuses the connection rather than dial
-                // another one alongside it. (Over HTTP/2 it never leaves: no need.)
-                if self.state.let_connection_return_first() {
-                    tokio::task::yield_now().await;
-                }
-                permit
-            }
+            Err(_) => Box::pin(self.wait_for_permit(deadline))
+                .await
+                .ok_or_else(not_sent_by_deadline)?,
         };
         // A Retry-After pauses the whole mailbox, not just the request that got it.
         while let Some(until) = self
@@ -281,7 +279,7 @@ impl GraphClient {
                 .into_error());
             }
             crate::metrics::throttled("graph", until.saturating_duration_since(Instant::now()));
-            tokio::time::sleep_until(until).await;
+            Box::pin(tokio::time::sleep_until(until)).await;
         }
 
         let bearer = match &token {
@@ -330,11 +328,7 @@ impl GraphClient {
         let answer_limit = request.answer_limit;
         let request_in_flight = InFlight::new(async move {
             let _permit = permit;
-            let mut response = sent.await?;
-            state.answered_over(response.version());
-            let status = response.status();
-            // The body's length is known without them: the headers are taken, not copied.
-            let headers = std::mem::take(response.headers_mut());
+            let (status, headers, response) = take_head(sent.await?, &state);
             let wait = retry_after(&headers);
             if let (StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE, Some(wait)) =
                 (status, wait)
@@ -372,6 +366,34 @@ impl GraphClient {
 
         let answer = answer(request.url.as_str(), status, headers, body, secrets);
         Ok((answer, token))
+    }
+
+    /// A token that was not ready in the cache, fetched within `deadline`.
+    async fn fetch_token(&self, deadline: Instant) -> Result<AccessToken> {
+        // A provider may still answer at the first poll: only a fetch needs a timer.
+        let mut token = self.tokens.token(&self.scope);
+        match std::future::poll_fn(|cx| Poll::Ready(token.as_mut().poll(cx))).await {
+            Poll::Ready(token) => token,
+            Poll::Pending => tokio::time::timeout_at(deadline, token)
+                .await
+                .map_err(|_| self.token_timeout())?,
+        }
+    }
+
+    /// A request slot, when none was free at once; `None` when none came by `deadline`.
+    async fn wait_for_permit(&self, deadline: Instant) -> Option<OwnedSemaphorePermit> {
+        let permit = tokio::time::timeout_at(deadline, Arc::clone(&self.permits).acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
+        // This slot was just freed by a request whose connection the HTTP client puts back
+        // in its pool a moment after the answer is read. Let that happen first, so that this
+        // request reuses the connection rather than dial another one alongside it. (Over
+        // HTTP/2 it never leaves: no need.)
+        if self.state.let_connection_return_first() {
+            tokio::task::yield_now().await;
+        }
+        Some(permit)
     }
 
     /// The `Authorization` header for `token`, and whether it is another token than the

@@ -293,19 +293,29 @@ impl GraphTransport {
         Ok(body)
     }
 
-    async fn send_mail(&self, body: Vec<u8>, deadline: Instant) -> Result<Option<String>> {
+    /// `sendMail` with `body`, and the `request-id` Graph gave it.
+    ///
+    /// The request is made before the future, which holds it alone: an `async fn` would
+    /// hold the body it was given as well.
+    fn send_mail(
+        &self,
+        body: Vec<u8>,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Option<String>>> + Send + '_ {
         let request = GraphRequest::post_json(
             "sendMail",
             &self.send_mail_url,
             body,
             Repeat::OnlyIfNotProcessed,
         );
-        let response = self.client.execute(&request, deadline).await?;
-        Ok(response
-            .headers
-            .get(&REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned))
+        async move {
+            let response = self.client.execute(&request, deadline).await?;
+            Ok(response
+                .headers
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned))
+        }
     }
 }
 
@@ -356,32 +366,28 @@ impl MailTransport for GraphTransport {
             let deadline = started + self.send_deadline;
             // The rare paths (MIME form, draft) are boxed: their state is large, and kept
             // inline it would be copied with every move of each send's future.
+            let accepted =
+                |id| SendReport::single(SentMessage::new(email.recipients().collect(), id));
             if mime_form::needed(email) {
                 let id = Box::pin(self.send_mime_form(email, from, deadline)).await?;
                 tracing::info!("Graph accepted the message (MIME form)");
-                return Ok(SendReport::single(SentMessage::new(
-                    email.recipients().collect(),
-                    id,
-                )));
+                return Ok(accepted(id));
             }
             let body = match Self::may_fit_in_one_request(email) {
                 true => Some(self.send_mail_body(email, from).await?),
                 false => None,
             };
-            let id = match body {
-                Some(body) if body.len() as u64 <= REQUEST_LIMIT => {
-                    self.send_mail(body, deadline).await?
-                }
-                _ => {
-                    tracing::debug!("message too large for one request; using a draft");
-                    Box::pin(self.send_with_draft(email, from, deadline)).await?
-                }
+            // Taken apart in a `let … else` rather than a `match`, whose scrutinee (and room
+            // for the body) would be kept in this future while the request runs.
+            let Some(body) = body.filter(|body| body.len() as u64 <= REQUEST_LIMIT) else {
+                tracing::debug!("message too large for one request; using a draft");
+                let id = Box::pin(self.send_with_draft(email, from, deadline)).await?;
+                tracing::info!("Graph accepted the message");
+                return Ok(accepted(id));
             };
+            let id = self.send_mail(body, deadline).await?;
             tracing::info!("Graph accepted the message");
-            Ok(SendReport::single(SentMessage::new(
-                email.recipients().collect(),
-                id,
-            )))
+            Ok(accepted(id))
         });
         let mailbox = Some(self.mailbox.address());
         crate::observe::observe_send(span, "graph", mailbox, started, send).await

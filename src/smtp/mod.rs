@@ -304,14 +304,14 @@ impl MailTransport for SmtpTransport {
             attempts = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
-        let send = async {
+        let send = std::pin::pin!(async {
             let result = self.send_inner(email).await;
             match &result {
                 Ok(_) => tracing::info!("message submitted"),
                 Err(error) => tracing::warn!(error = %error, "send failed"),
             }
             result
-        };
+        });
         let mailbox = self.inner.sender.as_ref().map(Mailbox::address);
         crate::observe::observe_send(span, "smtp", mailbox, tokio::time::Instant::now(), send).await
     }

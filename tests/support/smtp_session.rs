@@ -273,12 +273,9 @@ pub(super) async fn session(
                 let address = angle(&line);
                 let earlier = {
                     let mut commands = state.rcpt_commands.lock().unwrap();
-                    let earlier = commands
-                        .iter()
-                        .filter(|a| a.eq_ignore_ascii_case(&address))
-                        .count();
-                    commands.push(address.clone());
-                    earlier
+                    let count = commands.entry(address.to_ascii_lowercase()).or_default();
+                    *count += 1;
+                    *count - 1
                 };
                 let scripted = options
                     .rcpt_replies

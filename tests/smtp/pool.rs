@@ -83,3 +83,19 @@ async fn fifty_concurrent_sends_stay_within_the_connection_limit() {
         assert!(transport.connections_opened() <= limit as u64);
     }
 }
+
+/// async_trait allocates each send's whole future; within a kibibyte, glibc serves it from
+/// its per-thread cache (requests of up to 1,032 bytes) rather than its slow path.
+#[tokio::test]
+async fn the_future_each_send_allocates_stays_within_a_kibibyte() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let transport = basic_settings(&server).build().unwrap();
+    let email = simple_email("ann@example.org");
+    // Made, never polled: nothing is sent.
+    let send = transport.send(&email);
+    let size = std::mem::size_of_val(&*send);
+    assert!(
+        size <= 1024,
+        "an SMTP send's future is {size} bytes; keep large or rare state out of line"
+    );
+}

@@ -201,7 +201,7 @@ impl std::fmt::Display for BodyError {
 /// it passes `limit` bytes (a declared `Content-Length` over it is refused before reading).
 ///
 /// Not an `async fn`, which would hold the response twice (as its argument and as a local).
-#[allow(
+#[expect(
     clippy::manual_async_fn,
     reason = "an async fn holds the response twice"
 )]

@@ -67,9 +67,13 @@ where
         transport,
         mailbox: mailbox.unwrap_or(crate::metrics::NO_MAILBOX),
         started,
+        polled: false,
         finished: false,
     };
     async move {
+        // A send dropped before it began (never polled) is not recorded, as before it was
+        // made here.
+        pending.polled = true;
         let result = match pending.extra_attempts.clone() {
             None => send.await,
             Some(extra_attempts) => {
@@ -157,12 +161,17 @@ struct Pending<'a> {
     started: Instant,
     /// The counter of the send's attempts, when its span is recorded.
     extra_attempts: Option<Arc<AtomicU32>>,
+    /// Whether the send began: one dropped before it did is not recorded.
+    polled: bool,
     finished: bool,
 }
 
 impl Pending<'_> {
     fn finish(&mut self, outcome: Outcome, id: Option<&str>, abandoned: bool) {
         self.finished = true;
+        // Inside the span, when it is recorded, like the send: what the metrics recorder
+        // does (a layer may read the current span) happens in it too.
+        let _entered = self.extra_attempts.is_some().then(|| self.span.enter());
         let took = self.started.elapsed();
         let span = &self.span;
         span.record("outcome", outcome.as_str());
@@ -191,7 +200,7 @@ impl Pending<'_> {
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        if !self.finished {
+        if self.polled && !self.finished {
             self.finish(Outcome::Uncertain, None, true);
         }
     }
@@ -207,6 +216,52 @@ mod tests {
     /// It changes the process's state: log's level (put back before it asserts), and
     /// tracing's record that a subscriber was once set, which turns the fallback off in this
     /// test binary. No other test here relies on either.
+    /// A send is recorded once it began: dropped unpolled, nothing; dropped after its first
+    /// poll, one uncertain send.
+    #[cfg(feature = "metrics")]
+    #[test]
+    fn only_a_send_that_began_is_recorded_when_dropped() {
+        use std::task::{Context, Waker};
+
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let uncertain = || {
+            snapshotter
+                .snapshot()
+                .into_vec()
+                .into_iter()
+                .filter(|(key, ..)| key.key().name() == crate::metrics::MESSAGES_UNCERTAIN)
+                .map(|(.., value)| match value {
+                    metrics_util::debugging::DebugValue::Counter(n) => n,
+                    _ => 0,
+                })
+                .sum::<u64>()
+        };
+        let observed = || {
+            Box::pin(observe_send(
+                Span::none(),
+                "graph",
+                Some("a@example.org"),
+                Instant::now(),
+                std::future::pending(),
+            ))
+        };
+        metrics::with_local_recorder(&recorder, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let _in_runtime = runtime.enter();
+            drop(observed());
+            assert_eq!(uncertain(), 0, "never polled: the send never began");
+            let mut began = observed();
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(began.as_mut().poll(&mut cx).is_pending());
+            drop(began);
+            assert_eq!(uncertain(), 1, "dropped after it began: uncertain");
+        });
+    }
+
     #[test]
     fn a_span_without_a_subscriber_is_seen_only_when_log_lets_its_level_through() {
         let _nothing = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::new());

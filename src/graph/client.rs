@@ -240,9 +240,10 @@ impl GraphClient {
         // login host must neither overrun the send nor block other sends. (After a 401 the
         // refused token was invalidated, so this fetches a new one.)
         //
-        // Each wait that is not the common case (fetching a token, waiting for a slot or out
-        // a pause) runs boxed, out of line: kept inline, their state would make every
-        // send's future larger, and async_trait allocates that future for each send.
+        // Each wait that a send can skip (fetching a token, waiting for a free slot, waiting
+        // out a pause) runs boxed, out of line: kept inline, their state would make every
+        // send's future larger, and async_trait allocates that future for each send. (With
+        // more callers than slots, most sends wait for one, and pay a small allocation.)
         let token = match request.authorize {
             // The common case, a cached token, without the provider's boxed future.
             true => match self.tokens.ready_token(&self.scope) {

@@ -71,8 +71,7 @@ where
         finished: false,
     };
     async move {
-        // A send dropped before it began (never polled) is not recorded, as before it was
-        // made here.
+        // Only a send that began is recorded: one dropped before its first poll is not.
         pending.polled = true;
         let result = match pending.extra_attempts.clone() {
             None => send.await,

@@ -251,3 +251,33 @@ async fn each_request_carries_the_crates_user_agent_or_the_callers() {
         send.assert_calls(1);
     }
 }
+
+/// A send waiting for a request slot gives up at its deadline, saying it sent nothing, while
+/// the one holding the slot waits for Graph.
+#[tokio::test]
+async fn a_send_still_waiting_for_a_slot_at_its_deadline_is_not_sent() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(202).delay(Duration::from_secs(5));
+    });
+    let graph = settings(&server)
+        .graph_builder()
+        .unwrap()
+        .max_concurrency(1)
+        .send_deadline(Duration::from_millis(600))
+        .build()
+        .unwrap();
+    let email = simple_email();
+    let (first, second) = tokio::join!(graph.send(&email), graph.send(&email));
+    let errors = [first.unwrap_err(), second.unwrap_err()];
+    let waited: Vec<_> = errors
+        .iter()
+        .filter(|e| e.to_string().contains("before the request could be sent"))
+        .collect();
+    assert_eq!(waited.len(), 1, "{errors:?}");
+    assert_eq!(waited[0].delivery(), mail_connector::Delivery::NotSent);
+    assert!(waited[0].is_transient(), "{}", waited[0]);
+    send.assert_calls(1);
+}

@@ -173,19 +173,19 @@ impl Pending<'_> {
         let _entered = self.extra_attempts.is_some().then(|| self.span.enter());
         let took = self.started.elapsed();
         let span = &self.span;
-        span.record("outcome", outcome.as_str());
-        if let Some(id) = id {
-            span.record("message_id", id);
+        // Only a span something can see is worth its fields (each is looked up by name).
+        if let Some(extra) = &self.extra_attempts {
+            span.record("outcome", outcome.as_str());
+            if let Some(id) = id {
+                span.record("message_id", id);
+            }
+            let extra = extra.load(Ordering::Relaxed);
+            span.record("attempts", extra.saturating_add(1));
+            span.record(
+                "duration_ms",
+                u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            );
         }
-        let extra = self
-            .extra_attempts
-            .as_ref()
-            .map_or(0, |extra| extra.load(Ordering::Relaxed));
-        span.record("attempts", extra.saturating_add(1));
-        span.record(
-            "duration_ms",
-            u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-        );
         // An event inside the span, after the fields are recorded: a subscriber that prints
         // spans with their events (tracing-subscriber's fmt) shows them here.
         if abandoned {

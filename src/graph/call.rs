@@ -134,9 +134,7 @@ impl GraphRequest<'_> {
         // and Graph's own `request-id` comes back anyway), and each header costs both ends.
         headers.reserve(5 + self.headers.len());
         let Ok(mut id) = HeaderValue::from_str(client_request_id) else {
-            return Err(Failure::Invalid(format!(
-                "the client-request-id `{client_request_id}` is not a valid header value"
-            )));
+            return Err(invalid_request_id(client_request_id));
         };
         // Not a secret: marked so only that HTTP/2's header compression leaves it out of
         // its table (see `MailboxState::request_id_enters_table`).
@@ -150,9 +148,7 @@ impl GraphRequest<'_> {
                 HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_str(value),
             ) else {
-                return Err(Failure::Invalid(format!(
-                    "the request header `{name}` is not valid"
-                )));
+                return Err(invalid_header(name));
             };
             headers.append(name, value);
         }
@@ -168,6 +164,23 @@ impl GraphRequest<'_> {
         }
         Ok(http_request)
     }
+}
+
+// The failures for a header that cannot be sent. Cold, out of line: the path of a request
+// that can be sent stays a short run of code.
+
+#[cold]
+#[inline(never)]
+fn invalid_request_id(id: &str) -> Failure {
+    Failure::Invalid(format!(
+        "the client-request-id `{id}` is not a valid header value"
+    ))
+}
+
+#[cold]
+#[inline(never)]
+fn invalid_header(name: &str) -> Failure {
+    Failure::Invalid(format!("the request header `{name}` is not valid"))
 }
 
 /// A successful response, read whole up to the request's answer limit.

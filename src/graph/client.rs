@@ -86,6 +86,46 @@ fn take_head(
     (response.status(), headers, response)
 }
 
+/// The error for a request that could not be sent before the send's deadline.
+#[cold]
+#[inline(never)]
+fn not_sent_by_deadline(operation: &'static str) -> Error {
+    GraphFailure::local(
+        operation,
+        "the send deadline passed before the request could be sent".to_owned(),
+        true,
+    )
+    .into_error()
+}
+
+/// What the HTTP client's error `e` for a request to `url` means for repeating it.
+#[cold]
+#[inline(never)]
+fn failure_of(e: &reqwest::Error, url: &str) -> Failure {
+    if e.is_builder() {
+        Failure::Invalid(describe_error(e))
+    } else if is_tls_failure(e) {
+        Failure::Tls(format!(
+            "the TLS certificate of `{}` was refused: {}",
+            host_of(url),
+            describe_error(e)
+        ))
+    } else if e.is_connect() {
+        Failure::NotSent(describe_error(e))
+    } else {
+        Failure::Unknown(describe_error(e))
+    }
+}
+
+/// Where a send's attempts stand, for deciding after a failure.
+struct Tries<'a> {
+    started: Instant,
+    deadline: Instant,
+    retries: u32,
+    /// Whether a refused token was already replaced by a new one.
+    refreshed_token: &'a mut bool,
+}
+
 impl GraphClient {
     /// Sends `request`, retrying what is safe to retry, until `deadline`.
     pub(crate) async fn execute(
@@ -112,105 +152,138 @@ impl GraphClient {
                     }
                     Err(failure) => failure,
                 };
-                let error = |failure: &Failure, delivery: Delivery, transient: bool| {
-                    to_error(
-                        request.operation,
-                        failure,
-                        client_request_id,
-                        delivery,
-                        transient,
-                    )
-                };
-                let throttled = matches!(&failure, Failure::Status { status, .. }
-                    if matches!(*status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE));
-                let retry_after = match &failure {
-                    // The server certainly did not act on a refused token: fetch a new one, once.
-                    Failure::Status { status, code, .. }
-                        if *status == StatusCode::UNAUTHORIZED
-                            && request.authorize
-                            && !refreshed_token
-                            && code.as_deref() != Some("NoPermissionsInAccessToken")
-                            && self.state.refresh_allowed() =>
-                    {
-                        refreshed_token = true;
-                        if let Some(token) = &token {
-                            // Only now: a token refused for lack of permissions is not refetched.
-                            self.tokens.invalidate(token);
-                        }
-                        tracing::info!(
-                            operation = request.operation,
-                            "Graph refused the access token; fetching a new one"
-                        );
-                        crate::observe::count_attempt(); // a second request: an attempt, not a retry
-                        continue;
-                    }
-                    Failure::Status {
-                        status,
-                        retry_after,
-                        ..
-                    } if matches!(
-                        *status,
-                        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-                    ) =>
-                    {
-                        *retry_after
-                    }
-                    Failure::Status { status, .. }
-                        if *status == StatusCode::UNAUTHORIZED && refreshed_token =>
-                    {
-                        // A token fetched just now was refused too: not a rollover but a revoked
-                        // or blocked app. Stop asking Entra for new tokens for a while.
-                        self.state.token_refused_after_refresh();
-                        return Err(error(&failure, Delivery::NotSent, false));
-                    }
-                    Failure::NotSent(_) => None,
-                    Failure::Invalid(_) | Failure::Tls(_) | Failure::Redirect { .. } => {
-                        return Err(error(&failure, Delivery::NotSent, false));
-                    }
-                    Failure::Unknown(_) if request.repeat == Repeat::Safe => None,
-                    Failure::Status { status, .. }
-                        if request.repeat == Repeat::Safe && status.is_server_error() =>
-                    {
-                        None
-                    }
-                    // Not repeated: the server may have acted on it. Retrying is the caller's call.
-                    Failure::Unknown(_) => return Err(error(&failure, Delivery::Uncertain, false)),
-                    Failure::Status { status, .. } if status.is_server_error() => {
-                        return Err(error(&failure, Delivery::Uncertain, false));
-                    }
-                    Failure::Status { .. } => {
-                        return Err(error(&failure, Delivery::NotSent, false));
-                    }
-                };
-                let elapsed = started.elapsed();
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                let delay = self
-                    .retry
-                    .next_delay(retries, elapsed, retry_after)
-                    .filter(|delay| *delay < remaining);
-                let Some(delay) = delay else {
-                    tracing::warn!(
-                        operation = request.operation,
+                // What to do about the failure is decided out of line: the common path (an
+                // answer at the first attempt) stays a short run of code.
+                let Some(delay) = self.after_failure(
+                    request,
+                    &failure,
+                    token.as_ref(),
+                    client_request_id,
+                    Tries {
+                        started,
+                        deadline,
                         retries,
-                        "giving up on Graph: retries or send deadline used up"
-                    );
-                    return Err(error(&failure, Delivery::NotSent, true));
+                        refreshed_token: &mut refreshed_token,
+                    },
+                )?
+                else {
+                    continue;
                 };
-                tracing::info!(
-                    operation = request.operation,
-                    retry = retries + 1,
-                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                    "Graph asked to retry later"
-                );
-                if throttled {
-                    crate::metrics::throttled("graph", delay);
-                }
-                crate::metrics::retried("graph");
                 delay
             };
             tokio::time::sleep(delay).await;
             retries += 1;
         }
+    }
+
+    /// What to do after an attempt's `failure`: try again at once (`None`, after a refused
+    /// token was dropped), after a delay, or give up with the error. Out of line and cold,
+    /// so that the path of an answer at the first attempt stays short.
+    #[cold]
+    #[inline(never)]
+    fn after_failure(
+        &self,
+        request: &GraphRequest<'_>,
+        failure: &Failure,
+        token: Option<&AccessToken>,
+        client_request_id: &str,
+        tries: Tries<'_>,
+    ) -> Result<Option<Duration>> {
+        let error = |failure: &Failure, delivery: Delivery, transient: bool| {
+            to_error(
+                request.operation,
+                failure,
+                client_request_id,
+                delivery,
+                transient,
+            )
+        };
+        let throttled = matches!(failure, Failure::Status { status, .. }
+            if matches!(*status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE));
+        let retry_after = match failure {
+            // The server certainly did not act on a refused token: fetch a new one, once.
+            Failure::Status { status, code, .. }
+                if *status == StatusCode::UNAUTHORIZED
+                    && request.authorize
+                    && !*tries.refreshed_token
+                    && code.as_deref() != Some("NoPermissionsInAccessToken")
+                    && self.state.refresh_allowed() =>
+            {
+                *tries.refreshed_token = true;
+                if let Some(token) = token {
+                    // Only now: a token refused for lack of permissions is not refetched.
+                    self.tokens.invalidate(token);
+                }
+                tracing::info!(
+                    operation = request.operation,
+                    "Graph refused the access token; fetching a new one"
+                );
+                crate::observe::count_attempt(); // a second request: an attempt, not a retry
+                return Ok(None);
+            }
+            Failure::Status {
+                status,
+                retry_after,
+                ..
+            } if matches!(
+                *status,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            ) =>
+            {
+                *retry_after
+            }
+            Failure::Status { status, .. }
+                if *status == StatusCode::UNAUTHORIZED && *tries.refreshed_token =>
+            {
+                // A token fetched just now was refused too: not a rollover but a revoked
+                // or blocked app. Stop asking Entra for new tokens for a while.
+                self.state.token_refused_after_refresh();
+                return Err(error(failure, Delivery::NotSent, false));
+            }
+            Failure::NotSent(_) => None,
+            Failure::Invalid(_) | Failure::Tls(_) | Failure::Redirect { .. } => {
+                return Err(error(failure, Delivery::NotSent, false));
+            }
+            Failure::Unknown(_) if request.repeat == Repeat::Safe => None,
+            Failure::Status { status, .. }
+                if request.repeat == Repeat::Safe && status.is_server_error() =>
+            {
+                None
+            }
+            // Not repeated: the server may have acted on it. Retrying is the caller's call.
+            Failure::Unknown(_) => return Err(error(failure, Delivery::Uncertain, false)),
+            Failure::Status { status, .. } if status.is_server_error() => {
+                return Err(error(failure, Delivery::Uncertain, false));
+            }
+            Failure::Status { .. } => {
+                return Err(error(failure, Delivery::NotSent, false));
+            }
+        };
+        let elapsed = tries.started.elapsed();
+        let remaining = tries.deadline.saturating_duration_since(Instant::now());
+        let delay = self
+            .retry
+            .next_delay(tries.retries, elapsed, retry_after)
+            .filter(|delay| *delay < remaining);
+        let Some(delay) = delay else {
+            tracing::warn!(
+                operation = request.operation,
+                retries = tries.retries,
+                "giving up on Graph: retries or send deadline used up"
+            );
+            return Err(error(failure, Delivery::NotSent, true));
+        };
+        tracing::info!(
+            operation = request.operation,
+            retry = tries.retries + 1,
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            "Graph asked to retry later"
+        );
+        if throttled {
+            crate::metrics::throttled("graph", delay);
+        }
+        crate::metrics::retried("graph");
+        Ok(Some(delay))
     }
 
     /// One attempt, and the token it used. The outer `Result` is for errors that end the
@@ -228,14 +301,6 @@ impl GraphClient {
         std::result::Result<GraphResponse, Failure>,
         Option<AccessToken>,
     )> {
-        let not_sent_by_deadline = || {
-            GraphFailure::local(
-                request.operation,
-                "the send deadline passed before the request could be sent".to_owned(),
-                true,
-            )
-            .into_error()
-        };
         // The token first, bounded by the deadline, and without holding a request slot: a slow
         // login host must neither overrun the send nor block other sends. (After a 401 the
         // refused token was invalidated, so this fetches a new one.)
@@ -257,30 +322,11 @@ impl GraphClient {
             Ok(permit) => permit,
             Err(_) => Box::pin(self.wait_for_permit(deadline))
                 .await
-                .ok_or_else(not_sent_by_deadline)?,
+                .ok_or_else(|| not_sent_by_deadline(request.operation))?,
         };
         // A Retry-After pauses the whole mailbox, not just the request that got it.
-        while let Some(until) = self
-            .state
-            .paused_until()
-            .filter(|_| request.waits_for_pause)
-        {
-            if until >= deadline {
-                return Err(GraphFailure {
-                    status: Some(429),
-                    retry_after: Some(until.saturating_duration_since(Instant::now())),
-                    ..GraphFailure::local(
-                        request.operation,
-                        "Graph asked this mailbox to wait (Retry-After) past the send \
-                         deadline; the mail was not sent"
-                            .to_owned(),
-                        true,
-                    )
-                }
-                .into_error());
-            }
-            crate::metrics::throttled("graph", until.saturating_duration_since(Instant::now()));
-            Box::pin(tokio::time::sleep_until(until)).await;
+        if request.waits_for_pause && self.state.paused_until().is_some() {
+            Box::pin(self.wait_out_pause(request.operation, deadline)).await?;
         }
 
         let bearer = match &token {
@@ -298,7 +344,7 @@ impl GraphClient {
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(not_sent_by_deadline());
+            return Err(not_sent_by_deadline(request.operation));
         }
         let timeout = self.request_timeout.min(remaining);
         // Set on the request only when the client's own timeout is not already this one:
@@ -346,27 +392,35 @@ impl GraphClient {
         });
         let (status, headers, body) = match request_in_flight.await {
             Ok(answer) => answer,
-            Err(e) if e.is_builder() => {
-                return Ok((Err(Failure::Invalid(describe_error(&e))), token));
-            }
-            Err(e) if is_tls_failure(&e) => {
-                return Ok((
-                    Err(Failure::Tls(format!(
-                        "the TLS certificate of `{}` was refused: {}",
-                        host_of(request.url.as_str()),
-                        describe_error(&e)
-                    ))),
-                    token,
-                ));
-            }
-            Err(e) if e.is_connect() => {
-                return Ok((Err(Failure::NotSent(describe_error(&e))), token));
-            }
-            Err(e) => return Ok((Err(Failure::Unknown(describe_error(&e))), token)),
+            Err(e) => return Ok((Err(failure_of(&e, request.url.as_str())), token)),
         };
 
         let answer = answer(request.url.as_str(), status, headers, body, secrets);
         Ok((answer, token))
+    }
+
+    /// Waits out the mailbox's pause (a `Retry-After`), and any pause set while it waited;
+    /// an error when one lasts past `deadline`.
+    async fn wait_out_pause(&self, operation: &'static str, deadline: Instant) -> Result<()> {
+        while let Some(until) = self.state.paused_until() {
+            if until >= deadline {
+                return Err(GraphFailure {
+                    status: Some(429),
+                    retry_after: Some(until.saturating_duration_since(Instant::now())),
+                    ..GraphFailure::local(
+                        operation,
+                        "Graph asked this mailbox to wait (Retry-After) past the send \
+                         deadline; the mail was not sent"
+                            .to_owned(),
+                        true,
+                    )
+                }
+                .into_error());
+            }
+            crate::metrics::throttled("graph", until.saturating_duration_since(Instant::now()));
+            tokio::time::sleep_until(until).await;
+        }
+        Ok(())
     }
 
     /// A token that was not ready in the cache, fetched within `deadline`.
@@ -409,13 +463,21 @@ impl GraphClient {
         {
             return Ok((header.clone(), false));
         }
+        self.new_bearer(token).map(|header| (header, true))
+    }
+
+    /// The `Authorization` header for a token the last request did not use, kept for the
+    /// next requests.
+    #[cold]
+    #[inline(never)]
+    fn new_bearer(&self, token: &AccessToken) -> Result<HeaderValue> {
         let header = bearer_header(token.expose_secret())?;
         *self
             .bearer
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some((token.clone(), header.clone()));
-        Ok((header, true))
+        Ok(header)
     }
 
     /// The error for a token that did not come within the send deadline: the login host's

@@ -331,6 +331,21 @@ fn mailbox_url(endpoint: &url::Url, mailbox: &Mailbox, segments: &[&str]) -> url
     url
 }
 
+/// The error for an attachment over Graph's size limit. Cold, out of line: the path of a
+/// send within the limits stays a short run of code.
+#[cold]
+#[inline(never)]
+fn attachment_too_large(index: usize, attachment: &crate::message::Attachment) -> Error {
+    Error::invalid_message(
+        format!("attachments[{index}]"),
+        format!(
+            "`{}` is {} bytes; Microsoft Graph accepts attachments up to 150 MB",
+            attachment.name(),
+            attachment.size()
+        ),
+    )
+}
+
 #[async_trait]
 impl MailTransport for GraphTransport {
     async fn send(&self, email: &Email) -> Result<SendReport> {
@@ -353,14 +368,7 @@ impl MailTransport for GraphTransport {
             let from = self.sender_for(email)?;
             for (index, attachment) in email.attachments().iter().enumerate() {
                 if attachment.size() > MAX_ATTACHMENT_SIZE {
-                    return Err(Error::invalid_message(
-                        format!("attachments[{index}]"),
-                        format!(
-                            "`{}` is {} bytes; Microsoft Graph accepts attachments up to 150 MB",
-                            attachment.name(),
-                            attachment.size()
-                        ),
-                    ));
+                    return Err(attachment_too_large(index, attachment));
                 }
             }
             let deadline = started + self.send_deadline;

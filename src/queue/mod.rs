@@ -57,6 +57,12 @@
 //!   may still be being delivered for up to one lease (5 minutes by default) after it
 //!   became uncertain; the worker logs an error when it finds its lease gone. Wait that
 //!   long before deciding to retry it.
+//! - **Recording an outcome**: when the database fails for a moment just after a send (a
+//!   failover, a full pool, a busy SQLite file), the worker writes the outcome again, waiting
+//!   0.1 s and doubling up to 5 s, for as long as a lease lasts — a delivery known to be sent,
+//!   or sent to some recipients only, keeps that record rather than turning `uncertain` when
+//!   its lease runs out. Writing again is safe: the lease lets one write through. A worker
+//!   stopped meanwhile records the outcome its delivery had decided.
 //! - A transient failure that certainly did not deliver ([`Error::is_transient`](crate::Error::is_transient)) goes back
 //!   to `queued` with exponential backoff and jitter, never sooner than the error's
 //!   [`Retry-After`](crate::Error::retry_after) — and when the server gave one (a 429), the
@@ -115,7 +121,8 @@
 //! mailbox's deliveries in flight and in the rate window, then leases one due message
 //! (`FOR UPDATE SKIP LOCKED`). Give every worker the same limits. Stop a worker with
 //! SIGTERM or SIGINT: it takes no new work and lets in-flight deliveries finish within the
-//! grace period; a delivery cut off after it is marked `uncertain`. A worker killed outright
+//! grace period; a delivery cut off while sending is marked `uncertain` (one cut off
+//! while writing its outcome keeps that outcome). A worker killed outright
 //! leaves its messages `sending` until their lease runs out (5 minutes by default), then
 //! `uncertain`. Every time the queue stores — leases, rate windows, attempts, due and retry
 //! times, enqueue and update times — is on the PostgreSQL server's clock, so workers whose
@@ -147,6 +154,7 @@ use crate::error::Result;
 use crate::message::Email;
 
 mod codec;
+mod delivery;
 mod enqueue;
 mod limits;
 mod outcome;

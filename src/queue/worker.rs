@@ -1,19 +1,17 @@
 //! [`Worker`]: takes due messages with a lease, delivers them through a transport within the
 //! mailbox limits, records the outcome, and shuts down gracefully.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinSet;
-use tracing::Instrument;
 
+use super::Queue;
+use super::delivery::{self, Delivered, Delivery, Held, HeldLease, held};
 use super::limits::MailboxLimits;
-use super::outcome::{Attempt, classify};
-use super::store::{Claim, ClaimRequest, ClaimedMessage, Lease, Outcome, QueueStore};
-use super::{Queue, codec};
-use crate::error::{Error, Result};
+use super::store::{Claim, ClaimRequest, ClaimedMessage, Outcome};
+use crate::error::Result;
 use crate::retry::RetryPolicy;
 use crate::transport::MailTransport;
 
@@ -46,13 +44,6 @@ impl WorkerReport {
             Outcome::Partial { .. } => self.partial += 1,
         }
     }
-}
-
-/// A delivery's outcome as recorded, and when the retry it scheduled (if any) is due at
-/// the latest, on this worker's clock.
-struct Delivered {
-    outcome: Outcome,
-    due: Option<SystemTime>,
 }
 
 /// How much later than [`Delivered::due`] a retry may still fall due, for
@@ -243,7 +234,7 @@ impl Worker {
         let started = SystemTime::now();
         let mut horizon = started;
         let mut report = WorkerReport::default();
-        let leases: Arc<Mutex<HashMap<String, Lease>>> = Arc::default();
+        let leases: Held = Arc::default();
         let mut tasks: JoinSet<Option<Delivered>> = JoinSet::new();
         let mut last_purge: Option<SystemTime> = None;
         tokio::pin!(shutdown);
@@ -257,10 +248,13 @@ impl Worker {
                 let request = ClaimRequest::new(&self.name, now, self.lease, self.limits);
                 match store.claim(&request).await {
                     Ok(Claim::Message(message)) => {
-                        leases
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(message.lease.id.clone(), message.lease.clone());
+                        held(&leases).insert(
+                            message.lease.token.clone(),
+                            HeldLease {
+                                lease: message.lease.clone(),
+                                decided: None,
+                            },
+                        );
                         tasks.spawn(self.deliver(*message, leases.clone()));
                     }
                     Ok(Claim::Idle { next: at }) => {
@@ -311,12 +305,12 @@ impl Worker {
         Ok(report)
     }
 
-    /// Waits up to the grace period for deliveries in flight; marks any still running
-    /// `uncertain` after stopping it.
+    /// Waits up to the grace period for deliveries in flight; after stopping any still
+    /// running, records the outcome each had decided, or `uncertain` for one still sending.
     async fn stop(
         &self,
         tasks: &mut JoinSet<Option<Delivered>>,
-        leases: &Arc<Mutex<HashMap<String, Lease>>>,
+        leases: &Held,
         report: &mut WorkerReport,
     ) {
         let drain = async {
@@ -331,25 +325,20 @@ impl Worker {
         }
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
-        let cut: Vec<Lease> = leases
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .map(|(_, lease)| lease)
-            .collect();
-        for lease in cut {
-            let outcome = Outcome::Uncertain {
-                error: "the worker shut down while sending, after its grace period: the \
-                        message may have been delivered"
-                    .to_owned(),
-            };
+        let cut: Vec<HeldLease> = held(leases).drain().map(|(_, held)| held).collect();
+        for HeldLease { lease, decided } in cut {
+            // A delivery whose outcome was decided but not yet recorded (the store was
+            // failing) keeps that outcome; only one cut off while sending is uncertain.
+            let (outcome, at) = decided.unwrap_or_else(|| {
+                let uncertain = Outcome::Uncertain {
+                    error: "the worker shut down while sending, after its grace period: the \
+                            message may have been delivered"
+                        .to_owned(),
+                };
+                (uncertain, SystemTime::now())
+            });
             report.count(&outcome);
-            if let Err(error) = self
-                .queue
-                .store()
-                .finish(&lease, outcome, SystemTime::now())
-                .await
-            {
+            if let Err(error) = self.queue.store().finish(&lease, outcome, at).await {
                 tracing::warn!(%error, id = %lease.id, "mail queue: could not record a cut-off delivery; its lease will run out");
             }
         }
@@ -377,121 +366,22 @@ impl Worker {
         }
     }
 
-    /// One delivery attempt, as a task: send with the lease kept alive, classify, record.
+    /// One delivery, as a task (see [`delivery::deliver`]).
     fn deliver(
         &self,
         message: ClaimedMessage,
-        leases: Arc<Mutex<HashMap<String, Lease>>>,
+        held: Held,
     ) -> impl Future<Output = Option<Delivered>> + Send + 'static {
-        let store = self.queue.store().clone();
-        let transport = self.transport.clone();
-        let retry = self.retry.clone();
-        let lease_length = self.lease;
-        let span = tracing::info_span!(
-            "mail_queue.delivery",
-            message_id = %message.lease.id,
-            mailbox = %message.mailbox,
-            attempt = message.attempts,
-        );
-        async move {
-            let lease = message.lease.clone();
-            let (outcome, now) =
-                attempt(&*store, &*transport, &message, &retry, lease_length).await;
-            // The instant the outcome was decided at, so that its retry time and the row's
-            // `updated_at` are measured from one clock reading.
-            let recorded = store.finish(&lease, outcome.clone(), now).await;
-            // A store on another clock stored the retry at its distance from that clock's
-            // now, read after `now`: on this clock it is due up to that much later.
-            let late = SystemTime::now().duration_since(now).unwrap_or_default();
-            let due = match &outcome {
-                Outcome::Retry { at, .. } => Some(*at + late),
-                Outcome::Partial { not_sent: Some((_, at)), .. } => at.map(|at| at + late),
-                _ => None,
-            };
-            leases
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&lease.id);
-            match recorded {
-                Ok(true) => tracing::info!(outcome = outcome_name(&outcome), "mail queue: delivery recorded"),
-                Ok(false) => tracing::warn!("mail queue: the lease was lost before the outcome was recorded"),
-                Err(error) => tracing::warn!(%error, "mail queue: could not record the outcome; the lease will run out and the message become uncertain"),
-            }
-            Some(Delivered { outcome, due })
-        }
-        .instrument(span)
-    }
-}
-
-async fn attempt(
-    store: &dyn QueueStore,
-    transport: &dyn MailTransport,
-    message: &ClaimedMessage,
-    retry: &RetryPolicy,
-    lease_length: Duration,
-) -> (Outcome, SystemTime) {
-    let email = match codec::decode(&message.body) {
-        Ok(email) => email,
-        Err(error) => {
-            let failed = Outcome::Failed {
-                error: error.to_string(),
-                remedy: error.remedy(),
-            };
-            return (failed, SystemTime::now());
-        }
-    };
-    let send = transport.send(&email);
-    tokio::pin!(send);
-    let mut heartbeat = tokio::time::interval(lease_length / 3);
-    heartbeat.tick().await;
-    let result = loop {
-        tokio::select! {
-            result = &mut send => break result,
-            _ = heartbeat.tick() => {
-                let until = SystemTime::now() + lease_length;
-                match store.extend(&message.lease, until).await {
-                    Ok(true) => {}
-                    Ok(false) => tracing::error!(
-                        id = %message.lease.id,
-                        "mail queue: lease lost while sending; the message is marked \
-                         uncertain and another worker may see it; do not retry it until \
-                         this send has ended"
-                    ),
-                    Err(error) => {
-                        tracing::warn!(%error, "mail queue: could not extend the lease");
-                    }
-                }
-            }
-        }
-    };
-    // The server throttled the mailbox and said for how long: pause all of its messages,
-    // not only this one, so that the others do not burn their attempts meanwhile.
-    let wait = result.as_ref().err().and_then(Error::retry_after);
-    if let Some(wait) = wait
-        && let Err(error) = store
-            .pause(&message.mailbox, SystemTime::now() + wait)
-            .await
-    {
-        tracing::warn!(%error, "mail queue: could not pause the throttled mailbox");
-    }
-    let now = SystemTime::now();
-    let attempt = Attempt {
-        email: &email,
-        attempts: message.attempts,
-        retry_from: message.retry_from,
-        now,
-        retry,
-    };
-    (classify(result, &attempt).await, now)
-}
-
-fn outcome_name(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Sent { .. } => "sent",
-        Outcome::Retry { .. } => "queued",
-        Outcome::Failed { .. } => "failed",
-        Outcome::Uncertain { .. } => "uncertain",
-        Outcome::Partial { .. } => "partial",
+        delivery::deliver(
+            Delivery {
+                store: self.queue.store().clone(),
+                transport: self.transport.clone(),
+                retry: self.retry.clone(),
+                lease: self.lease,
+            },
+            message,
+            held,
+        )
     }
 }
 

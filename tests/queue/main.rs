@@ -23,3 +23,4 @@ mod skew;
 mod skewed;
 mod split_race;
 mod states;
+mod store_failures;

@@ -114,13 +114,16 @@ impl Error {
     /// Whether the message may have been delivered despite this error.
     ///
     /// For [`Error::PartialDelivery`] this is [`Delivery::Uncertain`] when any recipient's
-    /// delivery is uncertain; use its fields for the exact split.
+    /// delivery is uncertain; use its fields for the exact split. For [`Error::Queue`] it is
+    /// [`Delivery::Uncertain`] when an enqueue may have stored the email although it failed
+    /// (a worker would then deliver it).
     #[must_use]
     pub fn delivery(&self) -> Delivery {
         match self {
             Self::Transport { delivery, .. }
             | Self::Graph { delivery, .. }
-            | Self::Smtp { delivery, .. } => *delivery,
+            | Self::Smtp { delivery, .. }
+            | Self::Queue { delivery, .. } => *delivery,
             Self::PartialDelivery { uncertain, .. } if !uncertain.is_empty() => Delivery::Uncertain,
             _ => Delivery::NotSent,
         }

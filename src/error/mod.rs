@@ -285,6 +285,11 @@ pub enum Error {
         message: String,
         /// Whether trying again later may succeed (a database that is down or busy).
         transient: bool,
+        /// Whether the operation may have taken effect although it failed: an enqueue whose
+        /// answer was lost (the connection broke after the statement was sent) may have
+        /// stored the email, which a worker will then deliver. Read it through
+        /// [`Error::delivery`].
+        delivery: Delivery,
         /// The queue's advice; read it through [`Error::remedy`].
         advice: Advice,
     },

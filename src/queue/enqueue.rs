@@ -70,6 +70,10 @@ impl EnqueueOptions {
         self
     }
 
+    pub(crate) fn has_key(&self) -> bool {
+        self.idempotency_key.is_some()
+    }
+
     /// Not delivered before this time.
     pub fn not_before(mut self, time: SystemTime) -> Self {
         self.not_before = Some(time);

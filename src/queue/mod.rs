@@ -97,6 +97,11 @@
 //!   without an operator** (`mailctl queue retry ID`). Two workers never lease one message.
 //! - **Idempotent enqueue**: a second enqueue with the same idempotency key stores nothing
 //!   and returns the first id, however many run at once.
+//! - **An enqueue whose answer was lost** (the connection broke after the email went to the
+//!   database) may have stored it: its error's [`delivery`](crate::Error::delivery) is
+//!   [`Uncertain`](crate::Delivery::Uncertain) and it is not transient — unless the email has
+//!   an idempotency key, with which enqueueing again is safe (the error is then transient).
+//!   [`QueueTransport`]'s `send` enqueues under a key of its own and tries twice more itself.
 //! - **Limits across the fleet**: at most [`MailboxLimits::max_in_flight`] deliveries in flight
 //!   per sender mailbox and at most [`MailboxLimits::per_window`] started per minute, counted
 //!   by the database across every worker and process.
@@ -275,8 +280,28 @@ impl Queue {
     ///
     /// [`Error::InvalidMessage`](crate::Error::InvalidMessage) for an email over [`MAX_STORED_BYTES`] or a malformed
     /// idempotency key; [`Error::Io`](crate::Error::Io) when an attachment's file cannot be read;
-    /// [`Error::Queue`](crate::Error::Queue) when the database fails.
+    /// [`Error::Queue`](crate::Error::Queue) when the database fails. When the connection
+    /// failed after the email was sent to the database, the email may have been stored: the
+    /// error's [`delivery`](crate::Error::delivery) is then
+    /// [`Uncertain`](crate::Delivery::Uncertain) and it is not transient (enqueueing again
+    /// could store it twice) — unless the email has an idempotency key, with which enqueueing
+    /// again is safe: then it is transient.
     pub async fn enqueue(&self, email: &Email, options: EnqueueOptions) -> Result<MessageId> {
+        let keyed = options.has_key();
+        self.store_email(email, options)
+            .await
+            .map_err(|error| match keyed {
+                true => rows::repeatable_with_key(error),
+                false => error,
+            })
+    }
+
+    /// [`enqueue`](Self::enqueue), its errors as the store made them.
+    pub(crate) async fn store_email(
+        &self,
+        email: &Email,
+        options: EnqueueOptions,
+    ) -> Result<MessageId> {
         let message = prepare(
             email,
             options,
@@ -305,7 +330,15 @@ impl Queue {
             messages
                 .push(prepare(email, options.clone(), self.default_mailbox.as_deref(), now).await?);
         }
-        let enqueued = self.store.insert_batch(messages).await?;
+        let keyed = messages.iter().all(|m| m.idempotency_key.is_some());
+        let enqueued = self
+            .store
+            .insert_batch(messages)
+            .await
+            .map_err(|error| match keyed {
+                true => rows::repeatable_with_key(error),
+                false => error,
+            })?;
         self.wake.notify_waiters();
         Ok(enqueued.into_iter().map(|e| MessageId(e.id)).collect())
     }

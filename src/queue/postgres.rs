@@ -10,8 +10,9 @@ use sqlx::{Connection, Executor};
 
 use super::sql::{finish_outcome, transition_state};
 use super::store::{
-    Claim, ClaimRequest, Enqueued, Lease, MessageSummary, NewMessage, Outcome, QueueStats,
-    QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, queue_error, stats_from_counts,
+    Claim, ClaimRequest, Enqueued, ErrorOf, Lease, MessageSummary, NewMessage, Outcome, QueueStats,
+    QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, enqueue_error, queue_error,
+    stats_from_counts,
 };
 use super::{EnqueueOptions, MessageId, prepare};
 use crate::error::Result;
@@ -155,10 +156,13 @@ pub async fn enqueue_in(
     options: EnqueueOptions,
 ) -> Result<MessageId> {
     let message = prepare(email, options, None, SystemTime::now()).await?;
-    Ok(MessageId::new(insert(conn, message).await?.id))
+    // In the caller's transaction: nothing is stored before its commit.
+    Ok(MessageId::new(insert(conn, message, db_error).await?.id))
 }
 
-async fn insert(conn: &mut PgConnection, m: NewMessage) -> Result<Enqueued> {
+/// Inserts `m` on `conn`, or finds the message stored with its idempotency key; `error`
+/// makes the error of a failed statement.
+async fn insert(conn: &mut PgConnection, m: NewMessage, error: ErrorOf) -> Result<Enqueued> {
     const ACTION: &str = "enqueue the email";
     // Created now on the server's clock, due as long after that as the caller asked (its
     // `created_at` is its now): one reading of the clock for all four times.
@@ -179,7 +183,7 @@ async fn insert(conn: &mut PgConnection, m: NewMessage) -> Result<Enqueued> {
     .bind(from_now(m.due_at, m.created_at))
     .fetch_optional(&mut *conn)
     .await
-    .map_err(|e| db_error(ACTION, &e))?;
+    .map_err(|e| error(ACTION, &e))?;
     if let Some((id,)) = inserted {
         return Ok(Enqueued { id, created: true });
     }
@@ -188,7 +192,7 @@ async fn insert(conn: &mut PgConnection, m: NewMessage) -> Result<Enqueued> {
             .bind(&m.idempotency_key)
             .fetch_one(&mut *conn)
             .await
-            .map_err(|e| db_error(ACTION, &e))?;
+            .map_err(|e| error(ACTION, &e))?;
     Ok(Enqueued { id, created: false })
 }
 
@@ -200,7 +204,8 @@ impl QueueStore for PostgresStore {
             .acquire()
             .await
             .map_err(|e| db_error("enqueue the email", &e))?;
-        insert(&mut conn, message).await
+        // A statement that commits by itself: an answer lost may hide a stored email.
+        insert(&mut conn, message, enqueue_error).await
     }
 
     async fn insert_batch(&self, messages: Vec<NewMessage>) -> Result<Vec<Enqueued>> {
@@ -208,9 +213,9 @@ impl QueueStore for PostgresStore {
         let mut tx = self.pool.begin().await.map_err(|e| db_error(ACTION, &e))?;
         let mut enqueued = Vec::with_capacity(messages.len());
         for message in messages {
-            enqueued.push(insert(&mut tx, message).await?);
+            enqueued.push(insert(&mut tx, message, db_error).await?);
         }
-        tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
+        tx.commit().await.map_err(|e| enqueue_error(ACTION, &e))?;
         Ok(enqueued)
     }
 

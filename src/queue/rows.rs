@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use super::store::{MailboxStats, MessageSummary, OldestDue, QueueStats, State};
-use crate::error::{Advice, Error, Result};
+use crate::error::{Advice, Delivery, Error, Result};
 
 pub(crate) fn queue_error(
     action: &'static str,
@@ -17,7 +17,50 @@ pub(crate) fn queue_error(
         action,
         message: message.into(),
         transient,
+        delivery: Delivery::NotSent,
         advice: Advice::remedy(remedy.map(str::to_owned)),
+    }
+}
+
+/// How a store makes the error of a failed statement: [`db_error`] or [`enqueue_error`].
+pub(crate) type ErrorOf = fn(&'static str, &sqlx::Error) -> Error;
+
+/// Whether `error` may have come after the database acted on the statement: the connection
+/// broke, or its answer could not be read. An `INSERT` that commits by itself, or a
+/// `COMMIT`, may then have taken effect. (An error the database answered with, a pool
+/// timeout or a closed pool all came before anything was stored.)
+pub(crate) fn answer_lost(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+/// The remedy of an enqueue that may have stored the email.
+pub(crate) const MAY_BE_QUEUED_REMEDY: &str = "the email may have been queued, and a worker \
+     would deliver it: look for it (`mailctl queue list`) before enqueueing it again; \
+     enqueueing with an idempotency key (`EnqueueOptions::idempotency_key`) makes enqueueing \
+     again safe";
+
+/// A failed enqueue's error, from the `INSERT` that commits by itself or the `COMMIT` of a
+/// batch: [`Delivery::Uncertain`], and not transient, when the answer was lost after the
+/// statement was sent (enqueueing again could store the email twice); else as
+/// [`db_error`].
+pub(crate) fn enqueue_error(action: &'static str, error: &sqlx::Error) -> Error {
+    if !answer_lost(error) {
+        return db_error(action, error);
+    }
+    Error::Queue {
+        action,
+        message: format!(
+            "{error}; the database may have stored the email before the connection failed"
+        ),
+        transient: false,
+        delivery: Delivery::Uncertain,
+        advice: Advice::remedy(Some(MAY_BE_QUEUED_REMEDY.to_owned())),
     }
 }
 
@@ -41,6 +84,48 @@ pub(crate) fn db_error(action: &'static str, error: &sqlx::Error) -> Error {
          can be retried",
     );
     queue_error(action, error.to_string(), transient, remedy)
+}
+
+/// An enqueue's `error` when every email had an idempotency key: one that may have stored
+/// the email is transient then, as enqueueing again with the same key stores it once.
+pub(crate) fn repeatable_with_key(error: Error) -> Error {
+    match error {
+        Error::Queue {
+            action,
+            message,
+            delivery: Delivery::Uncertain,
+            ..
+        } => Error::Queue {
+            action,
+            message,
+            transient: true,
+            delivery: Delivery::NotSent,
+            advice: Advice::remedy(Some(
+                "check that the queue database (`queue_url`) is running and reachable, then \
+                 enqueue again with the same idempotency key: the email is stored once"
+                    .to_owned(),
+            )),
+        },
+        other => other,
+    }
+}
+
+/// `error` after an earlier try of the same enqueue may have stored the email:
+/// [`Delivery::Uncertain`], not transient, saying where to look.
+pub(crate) fn may_be_queued(error: Error) -> Error {
+    match error {
+        uncertain if uncertain.delivery() == Delivery::Uncertain => uncertain,
+        Error::Queue {
+            action, message, ..
+        } => Error::Queue {
+            action,
+            message: format!("{message} (an earlier try may have stored the email)"),
+            transient: false,
+            delivery: Delivery::Uncertain,
+            advice: Advice::remedy(Some(MAY_BE_QUEUED_REMEDY.to_owned())),
+        },
+        other => other.with_uncertain_delivery(),
+    }
 }
 
 /// Milliseconds since the Unix epoch, as stored.
@@ -143,4 +228,54 @@ pub(crate) fn stats_from_counts(
         due_at: from_millis(due),
     });
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lost() -> sqlx::Error {
+        sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by peer",
+        ))
+    }
+
+    #[test]
+    fn an_enqueue_whose_answer_was_lost_may_have_stored_the_email() {
+        let error = enqueue_error("enqueue the email", &lost());
+        assert_eq!(error.delivery(), Delivery::Uncertain);
+        assert!(
+            !error.is_transient(),
+            "enqueueing again could store it twice"
+        );
+        let remedy = error.remedy().unwrap();
+        assert!(remedy.contains("mailctl queue list"), "{remedy}");
+        assert!(remedy.contains("idempotency_key"), "{remedy}");
+    }
+
+    #[test]
+    fn an_enqueue_refused_before_anything_was_sent_stays_transient() {
+        for error in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
+            let error = enqueue_error("enqueue the email", &error);
+            assert_eq!(error.delivery(), Delivery::NotSent);
+            assert!(error.is_transient(), "{error}");
+        }
+    }
+
+    #[test]
+    fn with_an_idempotency_key_enqueueing_again_is_safe() {
+        let error = repeatable_with_key(enqueue_error("enqueue the email", &lost()));
+        assert_eq!(error.delivery(), Delivery::NotSent);
+        assert!(error.is_transient());
+        assert!(error.remedy().unwrap().contains("same idempotency key"));
+    }
+
+    #[test]
+    fn a_failure_after_a_try_that_may_have_stored_the_email_is_uncertain() {
+        let error = may_be_queued(db_error("enqueue the email", &sqlx::Error::PoolTimedOut));
+        assert_eq!(error.delivery(), Delivery::Uncertain);
+        assert!(!error.is_transient());
+        assert!(error.to_string().contains("an earlier try"), "{error}");
+    }
 }

@@ -17,9 +17,9 @@ use sqlx::{Sqlite, Transaction};
 
 use super::sql::{finish_outcome, transition_state};
 use super::store::{
-    Claim, ClaimRequest, ClaimedMessage, Enqueued, Lease, NewMessage, Outcome, QueueStats,
-    QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, from_millis, millis, queue_error,
-    stats_from_counts,
+    Claim, ClaimRequest, ClaimedMessage, Enqueued, ErrorOf, Lease, NewMessage, Outcome, QueueStats,
+    QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, enqueue_error, from_millis, millis,
+    queue_error, stats_from_counts,
 };
 use crate::error::Result;
 
@@ -114,7 +114,8 @@ impl QueueStore for SqliteStore {
             .acquire()
             .await
             .map_err(|e| db_error("enqueue the email", &e))?;
-        insert(&mut conn, message).await
+        // A statement that commits by itself: an answer lost may hide a stored email.
+        insert(&mut conn, message, enqueue_error).await
     }
 
     async fn insert_batch(&self, messages: Vec<NewMessage>) -> Result<Vec<Enqueued>> {
@@ -122,9 +123,9 @@ impl QueueStore for SqliteStore {
         let mut tx = self.immediate(ACTION).await?;
         let mut enqueued = Vec::with_capacity(messages.len());
         for message in messages {
-            enqueued.push(insert(&mut tx, message).await?);
+            enqueued.push(insert(&mut tx, message, db_error).await?);
         }
-        tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
+        tx.commit().await.map_err(|e| enqueue_error(ACTION, &e))?;
         Ok(enqueued)
     }
 
@@ -368,7 +369,9 @@ async fn expire_leases(tx: &mut Transaction<'static, Sqlite>, now: i64) -> Resul
     Ok(())
 }
 
-async fn insert(conn: &mut SqliteConnection, m: NewMessage) -> Result<Enqueued> {
+/// Inserts `m` on `conn`, or finds the message stored with its idempotency key; `error`
+/// makes the error of a failed statement.
+async fn insert(conn: &mut SqliteConnection, m: NewMessage, error: ErrorOf) -> Result<Enqueued> {
     const ACTION: &str = "enqueue the email";
     let created = millis(m.created_at);
     let inserted: Option<(String,)> = sqlx::query_as(
@@ -388,7 +391,7 @@ async fn insert(conn: &mut SqliteConnection, m: NewMessage) -> Result<Enqueued> 
     .bind(created)
     .fetch_optional(&mut *conn)
     .await
-    .map_err(|e| db_error(ACTION, &e))?;
+    .map_err(|e| error(ACTION, &e))?;
     if let Some((id,)) = inserted {
         return Ok(Enqueued { id, created: true });
     }
@@ -396,6 +399,6 @@ async fn insert(conn: &mut SqliteConnection, m: NewMessage) -> Result<Enqueued> 
         .bind(&m.idempotency_key)
         .fetch_one(&mut *conn)
         .await
-        .map_err(|e| db_error(ACTION, &e))?;
+        .map_err(|e| error(ACTION, &e))?;
     Ok(Enqueued { id, created: false })
 }

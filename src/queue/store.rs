@@ -12,7 +12,8 @@ use serde::Serialize;
 use super::limits::MailboxLimits;
 pub use super::rows::rfc3339;
 pub(crate) use super::rows::{
-    SUMMARY_COLUMNS, SummaryRow, db_error, from_millis, millis, queue_error, stats_from_counts,
+    ErrorOf, SUMMARY_COLUMNS, SummaryRow, db_error, enqueue_error, from_millis, millis,
+    queue_error, stats_from_counts,
 };
 use crate::error::{Error, Result};
 

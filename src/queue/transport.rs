@@ -2,13 +2,15 @@
 //! hands the application when `queue_url` is set, so its code does not change.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
+use uuid::Uuid;
 
-use super::{EnqueueOptions, Queue};
+use super::{EnqueueOptions, MessageId, Queue, rows};
 use crate::check::{CheckReport, CheckStep};
-use crate::error::Result;
+use crate::error::{Delivery, Result};
 use crate::message::Email;
 use crate::secret::Secret;
 use crate::transport::{MailTransport, SendReport, SentMessage};
@@ -16,6 +18,11 @@ use crate::transport::{MailTransport, SendReport, SentMessage};
 /// Enqueues instead of sending: `send` stores the email and reports one message whose `id`
 /// is the queue's message id; a [`Worker`](super::Worker) delivers it later. `check` checks
 /// the queue's database and, when given, the transport the workers deliver with.
+///
+/// `send` stores each email under an idempotency key of its own (`send:` and a random UUID,
+/// shown in `mailctl queue list`), so that it can try again when the connection to the
+/// database broke before its answer: the email is stored once. Its error says
+/// [`Delivery::Uncertain`] when every try failed and one may have stored the email.
 ///
 /// ```
 /// # #[cfg(feature = "queue-sqlite")]
@@ -114,17 +121,49 @@ impl QueueTransport {
     /// As [`Queue::enqueue`].
     pub async fn enqueue(&self, email: &Email, options: EnqueueOptions) -> Result<SendReport> {
         let id = self.queue().await?.enqueue(email, options).await?;
-        Ok(SendReport::single(SentMessage::new(
-            email.recipients().collect(),
-            Some(id.to_string()),
-        )))
+        Ok(report(email, id))
     }
 }
 
+/// One message, `email` to its recipients, queued as `id`.
+fn report(email: &Email, id: MessageId) -> SendReport {
+    SendReport::single(SentMessage::new(
+        email.recipients().collect(),
+        Some(id.to_string()),
+    ))
+}
+
+/// The waits between the tries of one `send` whose enqueue failed for a moment.
+const ENQUEUE_WAITS: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(400)];
+
 #[async_trait]
 impl MailTransport for QueueTransport {
+    /// Enqueues `email` under an idempotency key of its own (`send:` and a random UUID), and
+    /// tries again twice, after 0.1 s and 0.4 s, when the database failed for a moment or the
+    /// connection broke before its answer: the key makes that safe, as the email is stored
+    /// once. When every try failed and one may have stored the email, the error's delivery is
+    /// [`Uncertain`](crate::Delivery::Uncertain).
     async fn send(&self, email: &Email) -> Result<SendReport> {
-        self.enqueue(email, EnqueueOptions::new()).await
+        let queue = self.queue().await?;
+        let options = EnqueueOptions::new().idempotency_key(format!("send:{}", Uuid::new_v4()));
+        let mut waits = ENQUEUE_WAITS.into_iter();
+        let mut maybe_stored = false;
+        loop {
+            let error = match queue.store_email(email, options.clone()).await {
+                Ok(id) => return Ok(report(email, id)),
+                Err(error) => error,
+            };
+            let uncertain = error.delivery() == Delivery::Uncertain;
+            maybe_stored |= uncertain;
+            match waits.next() {
+                Some(wait) if uncertain || error.is_transient() => {
+                    tracing::warn!(%error, "mail queue: could not enqueue; trying again");
+                    tokio::time::sleep(wait).await;
+                }
+                _ if maybe_stored => return Err(rows::may_be_queued(error)),
+                _ => return Err(error),
+            }
+        }
     }
 
     async fn check(&self) -> Result<CheckReport> {

@@ -1,6 +1,8 @@
-//! A store that fails for a moment after a send: the outcome is written again, not lost —
-//! a delivery known to be sent (or sent to some recipients only) must not end `uncertain`
-//! because one database write failed.
+//! A store that fails for a moment. After a send, the outcome is written again, not lost: a
+//! delivery known to be sent (or sent to some recipients only) must not end `uncertain`
+//! because one database write failed. At an enqueue whose answer was lost,
+//! `QueueTransport::send` tries again under its own idempotency key — stored once — and says
+//! the email may be queued when every try failed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -8,18 +10,22 @@ use std::time::{Duration, SystemTime};
 
 use mail_connector::queue::{
     Claim, ClaimRequest, EnqueueOptions, Enqueued, Lease, MessageSummary, NewMessage, Outcome,
-    Queue, QueueStats, QueueStore, State, Worker,
+    Queue, QueueStats, QueueStore, QueueTransport, State, Worker,
 };
-use mail_connector::{Result, async_trait};
+use mail_connector::{Delivery, MailTransport, Result, async_trait};
 use tokio::sync::Notify;
 
 use crate::helpers::{
     Backend, Scripted, email, on_both_stores, open, partial_delivery, row, smtp_to, transient,
 };
 
-/// How [`Flaky`] fails its `finish` calls.
+/// How [`Flaky`] fails its `insert` and `finish` calls.
 #[derive(Debug, Default)]
 struct Failures {
+    /// Store the first insert, then answer it with an error (the connection broke).
+    lose_first_insert_answer: AtomicBool,
+    /// Fail every insert (after that first one) with a transient error, storing nothing.
+    inserts_down: AtomicBool,
     /// Fail this many calls before passing them through.
     before: AtomicU32,
     /// Write the first call through, then answer it with an error (the answer was lost).
@@ -30,7 +36,7 @@ struct Failures {
     failed: Notify,
 }
 
-/// A store whose `finish` fails as [`Failures`] says; everything else passes through.
+/// A store whose `insert` and `finish` fail as [`Failures`] say; the rest passes through.
 #[derive(Debug)]
 struct Flaky {
     inner: Arc<dyn QueueStore>,
@@ -49,6 +55,17 @@ impl Flaky {
 #[async_trait]
 impl QueueStore for Flaky {
     async fn insert(&self, message: NewMessage) -> Result<Enqueued> {
+        let failures = &self.failures;
+        if failures
+            .lose_first_insert_answer
+            .swap(false, Ordering::SeqCst)
+        {
+            self.inner.insert(message).await?;
+            return Err(answer_lost());
+        }
+        if failures.inserts_down.load(Ordering::SeqCst) {
+            return Err(transient());
+        }
         self.inner.insert(message).await
     }
     async fn insert_batch(&self, messages: Vec<NewMessage>) -> Result<Vec<Enqueued>> {
@@ -104,6 +121,16 @@ impl QueueStore for Flaky {
     async fn pending(&self, by: SystemTime) -> Result<(u64, u64)> {
         self.inner.pending(by).await
     }
+}
+
+/// What a store answers when the connection broke after the statement was sent.
+fn answer_lost() -> mail_connector::Error {
+    mail_connector::Error::transport(
+        "test store",
+        "connection reset by peer",
+        mail_connector::Transience::Transient,
+    )
+    .with_uncertain_delivery()
 }
 
 /// A run that must end by itself.
@@ -172,10 +199,52 @@ async fn a_write_that_landed_with_its_answer_lost_is_not_undone(backend: Backend
     assert_eq!(transport.seen().len(), 1, "sent once");
 }
 
+async fn a_send_whose_enqueue_answer_was_lost_is_stored_once(backend: Backend) {
+    let (queue, _dir) = open(backend).await;
+    let failures = Arc::new(Failures::default());
+    failures
+        .lose_first_insert_answer
+        .store(true, Ordering::SeqCst);
+    let transport = QueueTransport::new(Flaky::queue(&queue, &failures));
+
+    let report = transport
+        .send(&email("ann@example.org", "answer lost"))
+        .await
+        .expect("the second try finds the email stored by the first");
+
+    let rows = queue.list(None, 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "stored once: {rows:?}");
+    assert_eq!(report.messages[0].id.as_deref(), Some(rows[0].id.as_str()));
+    assert!(!failures.lose_first_insert_answer.load(Ordering::SeqCst));
+}
+
 on_both_stores!(
     a_partial_delivery_whose_first_write_failed_is_recorded,
     a_write_that_landed_with_its_answer_lost_is_not_undone,
+    a_send_whose_enqueue_answer_was_lost_is_stored_once,
 );
+
+/// The first try's answer lost, then the database down: the caller is told the email may
+/// be queued (it is) — not that sending again is safe, as the last error alone would say.
+#[tokio::test]
+async fn a_send_that_may_have_been_enqueued_says_so() {
+    let (queue, _dir) = open(Backend::Sqlite).await;
+    let failures = Arc::new(Failures::default());
+    failures
+        .lose_first_insert_answer
+        .store(true, Ordering::SeqCst);
+    failures.inserts_down.store(true, Ordering::SeqCst);
+    let transport = QueueTransport::new(Flaky::queue(&queue, &failures));
+
+    let error = transport
+        .send(&email("ann@example.org", "maybe queued"))
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.delivery(), Delivery::Uncertain, "{error}");
+    assert!(!error.is_transient(), "{error}");
+    assert_eq!(queue.list(None, 10).await.unwrap().len(), 1, "it is queued");
+}
 
 /// A worker told to stop while the store keeps failing records, once it may, the outcome
 /// its delivery had decided — not `uncertain`, which would hide a known delivery.

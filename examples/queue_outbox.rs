@@ -9,7 +9,7 @@
 //! Without `DATABASE_URL` it prints what it would do and exits.
 
 use mail_connector::queue::sqlx::{self, PgPool};
-use mail_connector::queue::{EnqueueOptions, PostgresStore, Queue, Worker, enqueue_in};
+use mail_connector::queue::{EnqueueOptions, PostgresStore, Queue, Worker};
 use mail_connector::{Email, OutboxTransport};
 
 #[tokio::main]
@@ -21,6 +21,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = PgPool::connect(&url).await?;
     // Once, at start-up: creates the schema `mail_queue` when missing.
     let store = PostgresStore::from_pool(pool.clone()).await?;
+    // Emails that name no `From` count against the sender mailbox's limits (with settings:
+    // `settings.queue()`, whose default mailbox is `user_name`).
+    let queue = Queue::new(store).with_default_mailbox("no-reply@example.org");
     sqlx::query("CREATE TABLE IF NOT EXISTS orders (id BIGINT PRIMARY KEY, email TEXT NOT NULL)")
         .execute(&pool)
         .await?;
@@ -40,12 +43,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     // The key makes a retried request enqueue nothing new.
     let options = EnqueueOptions::new().idempotency_key(format!("order-{order_id}-confirmation"));
-    let id = enqueue_in(&mut tx, &email, options).await?;
+    let id = queue.enqueue_in(&mut tx, &email, options).await?;
     tx.commit().await?;
     println!("order {order_id} stored; confirmation queued as {id}");
 
     // In a worker process (or `mailctl worker`): deliver. Here to .eml files in ./outbox.
-    let queue = Queue::new(store);
     let report = Worker::new(&queue, OutboxTransport::new("outbox"))
         .run_once()
         .await?;

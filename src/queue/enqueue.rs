@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{DEFAULT_MAILBOX, NewMessage, codec};
 use crate::error::{Error, Result};
-use crate::message::Email;
+use crate::message::{Email, Mailbox};
 
 /// A queued message's id (a UUID), as [`Queue::enqueue`](super::Queue::enqueue) returns it and `mailctl` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -81,7 +81,10 @@ impl EnqueueOptions {
     }
 
     /// The sender mailbox whose limits apply, when several are used and the email names no
-    /// `From` (default: the email's `From`, else the queue's default mailbox).
+    /// `From` (default: the email's `From`, else the queue's default mailbox): its address,
+    /// as `no-reply@example.org` or `Name <no-reply@example.org>` (the name is dropped, and
+    /// case does not matter). An empty or malformed one is refused when enqueueing, naming
+    /// `mailbox`.
     pub fn mailbox(mut self, mailbox: impl Into<String>) -> Self {
         self.mailbox = Some(mailbox.into());
         self
@@ -106,10 +109,16 @@ pub(crate) async fn prepare(
             ),
         ));
     }
-    let mailbox = options
-        .mailbox
-        .as_deref()
-        .or(email.from().map(crate::message::Mailbox::address))
+    // A mailbox the caller names is an address (a display name is dropped): the same
+    // mailbox under two spellings would get two sets of limits.
+    let named = match options.mailbox.as_deref() {
+        Some(text) => Some(mailbox_key(text)?),
+        None => None,
+    };
+    let mailbox = named
+        .as_ref()
+        .map(Mailbox::address)
+        .or(email.from().map(Mailbox::address))
         .or(default_mailbox)
         .map(str::trim)
         .filter(|m| !m.is_empty())
@@ -124,5 +133,25 @@ pub(crate) async fn prepare(
         body: codec::encode(email).await?,
         due_at: options.not_before.unwrap_or(now).max(now),
         created_at: now,
+    })
+}
+
+/// The mailbox [`EnqueueOptions::mailbox`] names, or an error naming the option and the fix.
+fn mailbox_key(text: &str) -> Result<Mailbox> {
+    if text.trim().is_empty() {
+        return Err(Error::invalid_message(
+            "mailbox",
+            "the enqueue option `mailbox` is empty: set it to the sender mailbox's address \
+             (e.g. `no-reply@example.org`), or leave it unset to use the email's `From`",
+        ));
+    }
+    Mailbox::parse(text).map_err(|error| {
+        Error::invalid_message(
+            "mailbox",
+            format!(
+                "the enqueue option `mailbox` is not a mailbox ({error}); set it to the \
+                 sender mailbox's address, e.g. `no-reply@example.org`"
+            ),
+        )
     })
 }

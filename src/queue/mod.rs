@@ -269,6 +269,10 @@ impl Queue {
         &self.store
     }
 
+    pub(crate) fn default_mailbox(&self) -> Option<&str> {
+        self.default_mailbox.as_deref()
+    }
+
     pub(crate) fn wake(&self) -> &Arc<Notify> {
         &self.wake
     }
@@ -302,13 +306,7 @@ impl Queue {
         email: &Email,
         options: EnqueueOptions,
     ) -> Result<MessageId> {
-        let message = prepare(
-            email,
-            options,
-            self.default_mailbox.as_deref(),
-            SystemTime::now(),
-        )
-        .await?;
+        let message = prepare(email, options, self.default_mailbox(), SystemTime::now()).await?;
         let enqueued = self.store.insert(message).await?;
         self.wake.notify_waiters();
         Ok(MessageId(enqueued.id))

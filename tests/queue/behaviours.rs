@@ -23,7 +23,45 @@ on_both_stores!(
     stats_count_per_state_and_mailbox_and_name_the_oldest_due,
     retention_drops_sent_bodies_only,
     a_batch_is_stored_whole_or_not_at_all,
+    the_mailbox_option_is_an_address,
 );
+
+/// The same mailbox spelled two ways is one set of limits; a blank or malformed one is
+/// refused, naming the option.
+async fn the_mailbox_option_is_an_address(backend: Backend) {
+    let (queue, _guard) = open(backend).await;
+    let id = queue
+        .enqueue(
+            &email("x@example.org", "named"),
+            EnqueueOptions::new().mailbox("Billing <Billing@Example.org>"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        row(&queue, id.as_str()).await.mailbox,
+        "billing@example.org"
+    );
+    for bad in ["", "  ", "billing"] {
+        let error = queue
+            .enqueue(
+                &email("x@example.org", "bad"),
+                EnqueueOptions::new().mailbox(bad),
+            )
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("`mailbox`"), "{bad:?}: {message}");
+        assert!(
+            error.remedy().unwrap().contains("mailbox"),
+            "{bad:?}: {error:?}"
+        );
+    }
+    assert_eq!(
+        count(&queue, State::Queued).await,
+        1,
+        "nothing bad is stored"
+    );
+}
 
 async fn a_batch_is_stored_whole_or_not_at_all(backend: Backend) {
     let (queue, _guard) = open(backend).await;

@@ -95,3 +95,46 @@ async fn from_pool_keeps_the_applications_search_path() {
         .unwrap();
     assert_eq!(count(&queue, State::Queued).await, 1);
 }
+
+/// Through the queue the settings open, the outbox's emails count against the transport's
+/// own mailbox, as the queue's other emails do; through the free function, an email with no
+/// `From` counts against `default`.
+#[tokio::test]
+async fn the_queues_outbox_shares_its_default_mailbox() {
+    let url = crate::postgres::database().await;
+    let queue = Queue::new(PostgresStore::open(&url).await.unwrap())
+        .with_default_mailbox("No-Reply@contoso.com");
+    let no_from = |subject: &str| {
+        mail_connector::Email::builder()
+            .to("ann@example.org")
+            .subject(subject)
+            .text("hello")
+            .build()
+            .unwrap()
+    };
+    let enqueued = queue
+        .enqueue(&no_from("enqueue"), EnqueueOptions::new())
+        .await
+        .unwrap();
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    let outbox = queue
+        .enqueue_in(&mut tx, &no_from("outbox"), EnqueueOptions::new())
+        .await
+        .unwrap();
+    let free = enqueue_in(&mut tx, &no_from("free"), EnqueueOptions::new())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mailbox = |id: String| {
+        let queue = queue.clone();
+        async move { crate::helpers::row(&queue, &id).await.mailbox }
+    };
+    assert_eq!(mailbox(enqueued.to_string()).await, "no-reply@contoso.com");
+    assert_eq!(mailbox(outbox.to_string()).await, "no-reply@contoso.com");
+    assert_eq!(
+        mailbox(free.to_string()).await,
+        mail_connector::queue::DEFAULT_MAILBOX
+    );
+}

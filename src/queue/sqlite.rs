@@ -131,10 +131,15 @@ impl QueueStore for SqliteStore {
 
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim> {
         const ACTION: &str = "claim a message";
-        let now = millis(request.now);
         let limits = request.limits;
         let window = i64::try_from(limits.window.as_millis()).unwrap_or(i64::MAX);
+        let asked = std::time::Instant::now();
         let mut tx = self.immediate(ACTION).await?;
+        // The worker's now as of the moment the lock was taken: waiting for it (up to the
+        // busy timeout, while other processes claim) must not date this attempt earlier
+        // and so free its place in the rate window early.
+        let at = request.now + asked.elapsed();
+        let now = millis(at);
         expire_leases(&mut tx, now).await?;
         sqlx::query("DELETE FROM mail_queue_attempts WHERE started_at <= $1")
             .bind(now.saturating_sub(window))
@@ -185,7 +190,7 @@ impl QueueStore for SqliteStore {
                 continue;
             };
             let token = uuid::Uuid::new_v4().to_string();
-            let lease_until = millis(request.now + request.lease);
+            let lease_until = millis(at + request.lease);
             sqlx::query(
                 "UPDATE mail_queue SET state = 'sending', attempts = attempts + 1, \
                  lease_token = $2, lease_owner = $3, lease_until = $4, updated_at = $5 \

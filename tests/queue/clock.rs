@@ -1,6 +1,7 @@
 //! PostgreSQL admits by the server's clock and never lets a mailbox at its limits crowd
 //! out the others: workers whose clocks disagree share one rate window, and the 101st
-//! mailbox is served while 100 others are full.
+//! mailbox is served while 100 others are full. SQLite dates a claim from when it took the
+//! file's lock.
 
 use std::time::{Duration, SystemTime};
 
@@ -118,4 +119,73 @@ async fn the_101st_mailbox_is_served_while_100_others_are_full_on_postgres() {
         claim(store, "w", now, limits).await,
         Claim::Idle { .. }
     ));
+}
+
+/// SQLite dates an attempt from when its claim took the file's lock, not from the worker's
+/// `now` before it waited for it: a claim that waited behind another process must not free
+/// its place in the rate window early.
+#[tokio::test]
+async fn a_claim_that_waited_for_sqlites_lock_is_dated_when_it_took_it() {
+    use mail_connector::queue::sqlx::{Connection, Executor, SqliteConnection};
+    use std::pin::pin;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("queue.db").display());
+    let queue = Queue::open(&url).await.unwrap();
+    queue
+        .enqueue(&email("x@example.org", "waited"), EnqueueOptions::new())
+        .await
+        .unwrap();
+    // Another process holds the lock.
+    let mut other = SqliteConnection::connect(&url).await.unwrap();
+    other.execute("BEGIN IMMEDIATE").await.unwrap();
+
+    let now = SystemTime::now();
+    let request = ClaimRequest::new("w", now, Duration::from_secs(60), MailboxLimits::graph());
+    let store = queue.store().clone();
+    let mut claiming = pin!(store.claim(&request));
+    // Its first poll starts the claim, which then waits for the lock.
+    assert!(poll_once(claiming.as_mut()).await.is_none());
+    let asked_by = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await; // how long the other holds it
+    let released = std::time::Instant::now();
+    other.execute("COMMIT").await.unwrap();
+    let Claim::Message(_) = claiming.await.unwrap() else {
+        panic!("the message is due")
+    };
+
+    let (started,) = last_attempt_started(&mut other).await;
+    let waited = released.duration_since(asked_by);
+    let dated = Duration::from_millis(
+        u64::try_from(started).unwrap()
+            - u64::try_from(
+                now.duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis(),
+            )
+            .unwrap(),
+    );
+    assert!(
+        dated + Duration::from_millis(1) >= waited,
+        "the attempt is dated {dated:?} after the worker's now, though the claim waited {waited:?} for the lock"
+    );
+}
+
+/// Polls `future` once: its output if it finished.
+async fn poll_once<F: std::future::Future + Unpin>(future: F) -> Option<F::Output> {
+    let mut future = future;
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut future).poll(cx) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}
+
+async fn last_attempt_started(conn: &mut mail_connector::queue::sqlx::SqliteConnection) -> (i64,) {
+    mail_connector::queue::sqlx::query_as("SELECT MAX(started_at) FROM mail_queue_attempts")
+        .fetch_one(conn)
+        .await
+        .unwrap()
 }

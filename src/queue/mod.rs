@@ -196,6 +196,23 @@ pub use worker::{Worker, WorkerReport};
 /// The mailbox key used when neither the email, the options nor the queue name one.
 pub const DEFAULT_MAILBOX: &str = "default";
 
+/// What to do about a message that is not in a state the operation applies to.
+fn wrong_state_remedy(state: State) -> &'static str {
+    match state {
+        State::Sending => {
+            "wait for the delivery to end (`mailctl queue list` shows its state); a stuck \
+             `sending` message becomes `uncertain` when its lease runs out"
+        }
+        State::Queued => "nothing to do: the message is waiting for a worker",
+        State::Sent => "nothing to do: the message was delivered (its report is kept)",
+        State::Failed | State::Uncertain => {
+            "`mailctl queue retry ID` queues it again (for `uncertain`, check first that it \
+             did not arrive)"
+        }
+        State::Cancelled => "enqueue the email again to send it",
+    }
+}
+
 /// The application's handle on the queue: enqueue, inspect, and operate (retry, cancel,
 /// purge). Clones share the store. See the [module page](self).
 #[derive(Debug, Clone)]
@@ -419,7 +436,7 @@ impl Queue {
                     "message `{id}` is {state}; only a message that is {allowed} can be {verb}",
                 ),
                 false,
-                None,
+                Some(wrong_state_remedy(state)),
             )),
         }
     }

@@ -65,25 +65,64 @@ pub(crate) fn enqueue_error(action: &'static str, error: &sqlx::Error) -> Error 
 }
 
 /// A database error as an [`Error::Queue`]: transient when the database was unreachable,
-/// busy or the transaction lost a race.
+/// busy or the transaction lost a race; with the remedy its code calls for.
 pub(crate) fn db_error(action: &'static str, error: &sqlx::Error) -> Error {
+    let code = match error {
+        sqlx::Error::Database(db) => db.code(),
+        _ => None,
+    };
     let transient = match error {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
-        sqlx::Error::Database(db) => {
-            // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6); PostgreSQL: serialization failure,
-            // deadlock, too many connections, shutting down.
-            matches!(
-                db.code().as_deref(),
-                Some("5" | "6" | "517" | "40001" | "40P01" | "53300" | "57P01" | "57P03")
-            )
-        }
+        // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6); PostgreSQL: serialization failure,
+        // deadlock, too many connections, shutting down.
+        sqlx::Error::Database(_) => matches!(
+            code.as_deref(),
+            Some("5" | "6" | "517" | "40001" | "40P01" | "53300" | "57P01" | "57P03")
+        ),
         _ => false,
     };
-    let remedy = transient.then_some(
-        "check that the queue database (`queue_url`) is running and reachable; the operation \
-         can be retried",
-    );
+    let remedy = match transient {
+        true => Some(
+            "check that the queue database (`queue_url`) is running and reachable; the \
+             operation can be retried",
+        ),
+        false => code.as_deref().and_then(remedy_for_code),
+    };
     queue_error(action, error.to_string(), transient, remedy)
+}
+
+/// What to fix for a database error that trying again does not fix, by its code: SQLite's
+/// result code (its low byte is the primary code) or PostgreSQL's five-character SQLSTATE.
+fn remedy_for_code(code: &str) -> Option<&'static str> {
+    if code.len() == 5 {
+        return match code {
+            "42P01" | "3F000" => Some(
+                "create the queue's schema first: open the queue once (`Queue::open` or \
+                 `PostgresStore::open`, as `mailctl` does) before enqueueing in a transaction",
+            ),
+            "42501" => Some(
+                "grant the queue's database user the rights on the schema `mail_queue` (or let \
+                 it create the schema)",
+            ),
+            "28P01" | "28000" => Some("check the user name and password in `queue_url`"),
+            "3D000" => Some("create the database `queue_url` names, or correct its name"),
+            "53100" => Some("free disk space on the PostgreSQL server"),
+            _ => None,
+        };
+    }
+    match code.parse::<u32>().ok()? & 0xff {
+        8 => Some("make the queue's SQLite file and its folder writable by this process"),
+        13 => Some("free disk space where the queue's SQLite file is"),
+        14 => Some(
+            "check that the folder of the SQLite file in `queue_url` exists and this process \
+             may write there",
+        ),
+        11 | 26 => Some(
+            "the file in `queue_url` is damaged or not an SQLite database: point `queue_url` \
+             at another file, or restore it from a backup",
+        ),
+        _ => None,
+    }
 }
 
 /// An enqueue's `error` when every email had an idempotency key: one that may have stored
@@ -239,6 +278,25 @@ mod tests {
             std::io::ErrorKind::ConnectionReset,
             "connection reset by peer",
         ))
+    }
+
+    #[test]
+    fn errors_retrying_does_not_fix_name_their_fix() {
+        for (code, fix) in [
+            ("42P01", "open the queue once"),
+            ("42501", "grant"),
+            ("28P01", "password"),
+            ("8", "writable"),
+            ("1032", "writable"), // SQLITE_READONLY_DBMOVED: an extended code
+            ("13", "disk space"),
+            ("26", "not an SQLite database"),
+        ] {
+            let remedy = remedy_for_code(code).unwrap_or_default();
+            assert!(remedy.contains(fix), "{code}: {remedy}");
+        }
+        // A code with no known fix, and SQLite's BUSY (transient, handled apart).
+        assert_eq!(remedy_for_code("XX000"), None);
+        assert_eq!(remedy_for_code("5"), None);
     }
 
     #[test]

@@ -344,6 +344,8 @@ async fn operators_retry_cancel_and_purge_only_where_it_applies(backend: Backend
     );
     let error = queue.cancel(failing.as_str()).await.unwrap_err();
     assert!(error.to_string().contains("is failed"), "{error}");
+    let remedy = error.remedy().expect("says what to do instead");
+    assert!(remedy.contains("mailctl queue retry"), "{remedy}");
     let error = queue.retry("no-such-id").await.unwrap_err();
     assert!(error.to_string().contains("no-such-id"), "{error}");
 
@@ -355,6 +357,7 @@ async fn operators_retry_cancel_and_purge_only_where_it_applies(backend: Backend
     assert_eq!(row(&queue, failing.as_str()).await.state, State::Sent);
     let error = queue.retry(failing.as_str()).await.unwrap_err();
     assert!(error.to_string().contains("is sent"), "{error}");
+    assert!(error.remedy().unwrap().contains("delivered"), "{error:?}");
 
     assert_eq!(
         queue

@@ -138,3 +138,21 @@ async fn the_queues_outbox_shares_its_default_mailbox() {
         mail_connector::queue::DEFAULT_MAILBOX
     );
 }
+
+/// Enqueueing in a transaction on a database whose queue schema was never created says how
+/// to create it.
+#[tokio::test]
+async fn an_outbox_without_the_queue_schema_says_to_open_the_queue_first() {
+    let url = crate::postgres::database().await;
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let error = enqueue_in(
+        &mut conn,
+        &email("a@example.org", "no schema"),
+        EnqueueOptions::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(!error.is_transient(), "{error}");
+    let remedy = error.remedy().expect("names the fix");
+    assert!(remedy.contains("open the queue once"), "{remedy}");
+}

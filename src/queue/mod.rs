@@ -144,8 +144,10 @@
 //! where the write-ahead log is not safe.
 //!
 //! Retention: [`Worker::with_retention`] drops the bodies and attachments of `sent`
-//! messages after a while (7 days by default), keeping the row and its report;
-//! [`Queue::purge`] deletes rows. [`Queue::stats`] counts per state and mailbox and names the
+//! messages after a while (7 days by default), keeping the row and its report; rows
+//! themselves stay until [`Queue::purge`] (`mailctl queue purge`) deletes them — schedule it
+//! for `sent`, `failed` and `cancelled` rows. A purged row's idempotency key no longer holds
+//! back a second enqueue with that key. [`Queue::stats`] counts per state and mailbox and names the
 //! oldest due message; each delivery attempt runs in a `tracing` span `mail_queue.delivery`
 //! with the message id, mailbox and attempt number.
 //!

@@ -195,25 +195,12 @@ async fn attempt(
                 let until = SystemTime::now() + lease_length;
                 match store.extend(&message.lease, until).await {
                     Ok(true) => {}
-                    Ok(false) => {
-                        // Another worker or an operator has moved the message on (a lease
-                        // that ran out is `uncertain`): this send's outcome can no longer
-                        // be recorded, and keeping it running would hold the mailbox's
-                        // slot, which the database no longer counts. Stop it.
-                        tracing::error!(
-                            id = %message.lease.id,
-                            "mail queue: lease lost while sending (the worker was stalled or \
-                             could not reach the database for a whole lease); the send is \
-                             stopped and the message, marked uncertain, may have been \
-                             delivered"
-                        );
-                        let lost = Outcome::Uncertain {
-                            error: "the lease was lost while sending; the send was stopped \
-                                    and may have delivered the message"
-                                .to_owned(),
-                        };
-                        return (lost, SystemTime::now());
-                    }
+                    Ok(false) => tracing::error!(
+                        id = %message.lease.id,
+                        "mail queue: lease lost while sending; the message is marked \
+                         uncertain and another worker may see it; do not retry it until \
+                         this send has ended"
+                    ),
                     Err(error) => {
                         tracing::warn!(%error, "mail queue: could not extend the lease");
                     }

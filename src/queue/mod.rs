@@ -52,13 +52,11 @@
 //!
 //! - **queued**: due now or at its not-before time. **sending**: leased by one worker; the
 //!   lease is extended while the send runs. A lease that runs out while `sending` makes the
-//!   message `uncertain` — never `queued`. A worker that finds its lease gone while the send
-//!   still runs (it was stalled, or could not reach the database, for a whole lease) stops
-//!   that send when it next extends the lease — within a third of a lease once it runs
-//!   again — and logs an error; a Graph request already on its way still finishes in the
-//!   background, within its request timeout (30 s by default). So an `uncertain` message
-//!   may still be being delivered for a third of a lease (100 s by default) plus that
-//!   timeout after it became uncertain: wait that long before deciding to retry it.
+//!   message `uncertain` — never `queued`. A lease lost while the send still runs (the
+//!   worker was stalled past its lease) leaves that send in flight: an `uncertain` message
+//!   may still be being delivered for up to one lease (5 minutes by default) after it
+//!   became uncertain; the worker logs an error when it finds its lease gone. Wait that
+//!   long before deciding to retry it.
 //! - **Recording an outcome**: when the database fails for a moment just after a send (a
 //!   failover, a full pool, a busy SQLite file), the worker writes the outcome again, waiting
 //!   0.1 s and doubling up to 5 s, for as long as a lease lasts — a delivery known to be sent,

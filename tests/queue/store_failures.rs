@@ -34,8 +34,6 @@ struct Failures {
     down: AtomicBool,
     /// Told at each failed call.
     failed: Notify,
-    /// Answer every lease extension: the lease is no longer held.
-    leases_lost: AtomicBool,
 }
 
 /// A store whose `insert` and `finish` fail as [`Failures`] say; the rest passes through.
@@ -77,9 +75,6 @@ impl QueueStore for Flaky {
         self.inner.claim(request).await
     }
     async fn extend(&self, lease: &Lease, until: SystemTime) -> Result<bool> {
-        if self.failures.leases_lost.load(Ordering::SeqCst) {
-            return Ok(false);
-        }
         self.inner.extend(lease, until).await
     }
     async fn pause(&self, mailbox: &str, until: SystemTime) -> Result<()> {
@@ -286,59 +281,4 @@ async fn a_worker_stopped_while_the_store_fails_records_the_decided_outcome() {
         sent.report.is_some(),
         "the delivery report is kept: {sent:?}"
     );
-}
-
-/// A send that never ends by itself, and says when it is dropped.
-#[derive(Debug, Clone, Default)]
-struct Endless {
-    dropped: Arc<AtomicBool>,
-}
-
-struct DropFlag(Arc<AtomicBool>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-#[async_trait]
-impl MailTransport for Endless {
-    async fn send(&self, _: &mail_connector::Email) -> Result<mail_connector::SendReport> {
-        let _flag = DropFlag(self.dropped.clone());
-        std::future::pending().await
-    }
-    async fn check(&self) -> Result<mail_connector::CheckReport> {
-        Ok(mail_connector::CheckReport::default())
-    }
-}
-
-/// A worker that finds its lease gone while the send runs stops the send: its outcome can no
-/// longer be recorded, and the database no longer counts it against the mailbox's limits.
-#[tokio::test]
-async fn a_send_whose_lease_was_lost_is_stopped() {
-    let (queue, _dir) = open(Backend::Sqlite).await;
-    let id = queue
-        .enqueue(
-            &email("ann@example.org", "lost lease"),
-            EnqueueOptions::new(),
-        )
-        .await
-        .unwrap();
-    let failures = Arc::new(Failures::default());
-    failures.leases_lost.store(true, Ordering::SeqCst);
-    let transport = Endless::default();
-    let worker = Worker::new(&Flaky::queue(&queue, &failures), transport.clone())
-        .with_lease(Duration::from_millis(300))
-        .with_once_wait(Duration::ZERO);
-
-    let report = tokio::time::timeout(Duration::from_secs(20), worker.run_once())
-        .await
-        .expect("the send is stopped at the first extension of its lease")
-        .unwrap();
-
-    assert!(transport.dropped.load(Ordering::SeqCst));
-    assert_eq!(report.uncertain, 1, "{report:?}");
-    // The test store only pretends the lease was lost: the outcome was recorded.
-    assert_eq!(row(&queue, id.as_str()).await.state, State::Uncertain);
 }

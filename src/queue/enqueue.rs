@@ -83,8 +83,8 @@ impl EnqueueOptions {
     /// The sender mailbox whose limits apply, when several are used and the email names no
     /// `From` (default: the email's `From`, else the queue's default mailbox): its address,
     /// as `no-reply@example.org` or `Name <no-reply@example.org>` (the name is dropped, and
-    /// case does not matter). An empty or malformed one is refused when enqueueing, naming
-    /// `mailbox`.
+    /// case does not matter), or any other name for a set of limits. A blank one, or a
+    /// malformed address, is refused when enqueueing, naming `mailbox`.
     pub fn mailbox(mut self, mailbox: impl Into<String>) -> Self {
         self.mailbox = Some(mailbox.into());
         self
@@ -116,8 +116,7 @@ pub(crate) async fn prepare(
         None => None,
     };
     let mailbox = named
-        .as_ref()
-        .map(Mailbox::address)
+        .as_deref()
         .or(email.from().map(Mailbox::address))
         .or(default_mailbox)
         .map(str::trim)
@@ -136,22 +135,29 @@ pub(crate) async fn prepare(
     })
 }
 
-/// The mailbox [`EnqueueOptions::mailbox`] names, or an error naming the option and the fix.
-fn mailbox_key(text: &str) -> Result<Mailbox> {
-    if text.trim().is_empty() {
+/// The key [`EnqueueOptions::mailbox`] gives: a mailbox's address when it names one (a
+/// display name dropped), else the name as given; an error naming the option and the fix
+/// when it is blank or a malformed mailbox.
+fn mailbox_key(text: &str) -> Result<String> {
+    let text = text.trim();
+    if text.is_empty() {
         return Err(Error::invalid_message(
             "mailbox",
             "the enqueue option `mailbox` is empty: set it to the sender mailbox's address \
              (e.g. `no-reply@example.org`), or leave it unset to use the email's `From`",
         ));
     }
-    Mailbox::parse(text).map_err(|error| {
-        Error::invalid_message(
+    if !text.contains(['@', '<']) {
+        return Ok(text.to_owned());
+    }
+    match Mailbox::parse(text) {
+        Ok(mailbox) => Ok(mailbox.address().to_owned()),
+        Err(error) => Err(Error::invalid_message(
             "mailbox",
             format!(
                 "the enqueue option `mailbox` is not a mailbox ({error}); set it to the \
                  sender mailbox's address, e.g. `no-reply@example.org`"
             ),
-        )
-    })
+        )),
+    }
 }

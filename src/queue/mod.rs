@@ -196,18 +196,25 @@ pub use worker::{Worker, WorkerReport};
 /// The mailbox key used when neither the email, the options nor the queue name one.
 pub const DEFAULT_MAILBOX: &str = "default";
 
-/// What to do about a message that is not in a state the operation applies to.
-fn wrong_state_remedy(state: State) -> &'static str {
+/// What to do about a message in `state`, which an operator tried to move to `to` (queued:
+/// retry; cancelled: cancel) although that does not apply to it.
+fn wrong_state_remedy(state: State, to: State) -> &'static str {
+    let retrying = to == State::Queued;
     match state {
-        State::Sending => {
+        State::Sending if retrying => {
             "wait for the delivery to end (`mailctl queue list` shows its state); a stuck \
              `sending` message becomes `uncertain` when its lease runs out"
         }
+        State::Sending => "too late to cancel: it is being delivered; its outcome will show",
         State::Queued => "nothing to do: the message is waiting for a worker",
         State::Sent => "nothing to do: the message was delivered (its report is kept)",
-        State::Failed | State::Uncertain => {
+        State::Failed | State::Uncertain if retrying => {
             "`mailctl queue retry ID` queues it again (for `uncertain`, check first that it \
              did not arrive)"
+        }
+        State::Failed | State::Uncertain => {
+            "nothing to cancel: a failed or uncertain message is never sent again unless an \
+             operator retries it"
         }
         State::Cancelled => "enqueue the email again to send it",
     }
@@ -313,10 +320,7 @@ impl Queue {
         let keyed = options.has_key();
         self.store_email(email, options)
             .await
-            .map_err(|error| match keyed {
-                true => rows::repeatable_with_key(error),
-                false => error,
-            })
+            .map_err(|error| rows::repeatable_if_keyed(keyed, error))
     }
 
     /// [`enqueue`](Self::enqueue), its errors as the store made them.
@@ -352,10 +356,7 @@ impl Queue {
             .store
             .insert_batch(messages)
             .await
-            .map_err(|error| match keyed {
-                true => rows::repeatable_with_key(error),
-                false => error,
-            })?;
+            .map_err(|error| rows::repeatable_if_keyed(keyed, error))?;
         self.wake.notify_waiters();
         Ok(enqueued.into_iter().map(|e| MessageId(e.id)).collect())
     }
@@ -436,7 +437,7 @@ impl Queue {
                     "message `{id}` is {state}; only a message that is {allowed} can be {verb}",
                 ),
                 false,
-                Some(wrong_state_remedy(state)),
+                Some(wrong_state_remedy(state, to)),
             )),
         }
     }

@@ -125,9 +125,12 @@ fn remedy_for_code(code: &str) -> Option<&'static str> {
     }
 }
 
-/// An enqueue's `error` when every email had an idempotency key: one that may have stored
-/// the email is transient then, as enqueueing again with the same key stores it once.
-pub(crate) fn repeatable_with_key(error: Error) -> Error {
+/// An enqueue's `error`, `keyed` when every email had an idempotency key: one that may have
+/// stored the email is transient then, as enqueueing again with the same key stores it once.
+pub(crate) fn repeatable_if_keyed(keyed: bool, error: Error) -> Error {
+    if !keyed {
+        return error;
+    }
     match error {
         Error::Queue {
             action,
@@ -152,18 +155,23 @@ pub(crate) fn repeatable_with_key(error: Error) -> Error {
 /// `error` after an earlier try of the same enqueue may have stored the email:
 /// [`Delivery::Uncertain`], not transient, saying where to look.
 pub(crate) fn may_be_queued(error: Error) -> Error {
-    match error {
-        uncertain if uncertain.delivery() == Delivery::Uncertain => uncertain,
+    let (action, message) = match error {
+        uncertain if uncertain.delivery() == Delivery::Uncertain => return uncertain,
+        // A downstream store's own error keeps its variant.
+        transport @ Error::Transport { .. } => return transport.with_uncertain_delivery(),
         Error::Queue {
             action, message, ..
-        } => Error::Queue {
-            action,
-            message: format!("{message} (an earlier try may have stored the email)"),
-            transient: false,
-            delivery: Delivery::Uncertain,
-            advice: Advice::remedy(Some(MAY_BE_QUEUED_REMEDY.to_owned())),
-        },
-        other => other.with_uncertain_delivery(),
+        } => (action, message),
+        // Anything else the later try failed with (an attachment's file gone, say) says
+        // nothing of the earlier one: the email may still be queued.
+        other => ("enqueue the email", other.to_string()),
+    };
+    Error::Queue {
+        action,
+        message: format!("{message} (an earlier try may have stored the email)"),
+        transient: false,
+        delivery: Delivery::Uncertain,
+        advice: Advice::remedy(Some(MAY_BE_QUEUED_REMEDY.to_owned())),
     }
 }
 
@@ -323,7 +331,7 @@ mod tests {
 
     #[test]
     fn with_an_idempotency_key_enqueueing_again_is_safe() {
-        let error = repeatable_with_key(enqueue_error("enqueue the email", &lost()));
+        let error = repeatable_if_keyed(true, enqueue_error("enqueue the email", &lost()));
         assert_eq!(error.delivery(), Delivery::NotSent);
         assert!(error.is_transient());
         assert!(error.remedy().unwrap().contains("same idempotency key"));
@@ -331,9 +339,22 @@ mod tests {
 
     #[test]
     fn a_failure_after_a_try_that_may_have_stored_the_email_is_uncertain() {
-        let error = may_be_queued(db_error("enqueue the email", &sqlx::Error::PoolTimedOut));
-        assert_eq!(error.delivery(), Delivery::Uncertain);
-        assert!(!error.is_transient());
-        assert!(error.to_string().contains("an earlier try"), "{error}");
+        let gone = Error::Io {
+            action: "read the attachment",
+            path: "report.csv".into(),
+            setting: None,
+            source: std::sync::Arc::new(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        };
+        for error in [
+            db_error("enqueue the email", &sqlx::Error::PoolTimedOut),
+            gone,
+            Error::invalid_message("subject", "too long"),
+        ] {
+            let error = may_be_queued(error);
+            assert_eq!(error.delivery(), Delivery::Uncertain, "{error}");
+            assert!(!error.is_transient());
+            assert!(error.to_string().contains("an earlier try"), "{error}");
+            assert!(error.remedy().unwrap().contains("mailctl queue list"));
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use sqlx::postgres::PgConnection;
 
-use super::db_error;
+use super::enqueue_error;
 use super::insert;
 use crate::error::Result;
 use crate::message::Email;
@@ -38,7 +38,11 @@ use crate::queue::{EnqueueOptions, MessageId, Queue, prepare};
 ///
 /// # Errors
 ///
-/// As [`Queue::enqueue`](crate::queue::Queue::enqueue).
+/// As [`Queue::enqueue`](crate::queue::Queue::enqueue), but an idempotency key never makes
+/// an error transient: a failed statement breaks the caller's transaction, which the
+/// application repeats whole. An error after the statement was sent is
+/// [`Uncertain`](crate::Delivery::Uncertain) — on a connection outside a transaction the
+/// `INSERT` commits by itself, and may have.
 pub async fn enqueue_in(
     conn: &mut PgConnection,
     email: &Email,
@@ -71,7 +75,7 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// As [`Queue::enqueue`].
+    /// As [`enqueue_in`].
     pub async fn enqueue_in(
         &self,
         conn: &mut PgConnection,
@@ -90,6 +94,9 @@ async fn outbox_insert(
     default_mailbox: Option<&str>,
 ) -> Result<MessageId> {
     let message = prepare(email, options, default_mailbox, SystemTime::now()).await?;
-    // In the caller's transaction: nothing is stored before its commit.
-    Ok(MessageId::new(insert(conn, message, db_error).await?.id))
+    // In the caller's transaction nothing is stored before its commit; on a connection
+    // outside one, the statement commits by itself: a lost answer may hide a stored email.
+    Ok(MessageId::new(
+        insert(conn, message, enqueue_error).await?.id,
+    ))
 }

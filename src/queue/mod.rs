@@ -55,8 +55,10 @@
 //!   message `uncertain` — never `queued`. A lease lost while the send still runs (the
 //!   worker was stalled past its lease) leaves that send in flight: an `uncertain` message
 //!   may still be being delivered for up to one lease (5 minutes by default) after it
-//!   became uncertain; the worker logs an error when it finds its lease gone. Wait that
-//!   long before deciding to retry it.
+//!   became uncertain; the worker logs an error when it finds its lease gone, and records
+//!   the send's real outcome over `uncertain` when it ends. Meanwhile the message keeps its
+//!   place under the mailbox's in-flight limit, until that outcome is recorded or for one
+//!   more lease. Wait that long before deciding to retry it.
 //! - **Recording an outcome**: when the database fails for a moment just after a send (a
 //!   failover, a full pool, a busy SQLite file), the worker writes the outcome again, waiting
 //!   0.1 s and doubling up to 5 s, for as long as a lease lasts — a delivery known to be sent,

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor};
 
-use super::sql::{finish_outcome, transition_state};
+use super::sql::{finish_outcome, in_flight, transition_state};
 use super::store::{
     Claim, ClaimRequest, Enqueued, ErrorOf, Lease, MessageSummary, NewMessage, Outcome, QueueStats,
     QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, enqueue_error, queue_error,
@@ -219,10 +219,10 @@ impl QueueStore for PostgresStore {
         } else {
             i64::from(limits.per_window)
         };
-        let candidates: Vec<(String, i64)> = sqlx::query_as(
+        let candidates: Vec<(String, i64)> = sqlx::query_as(&format!(
             "WITH due AS (SELECT mailbox, MIN(due_at) AS due_at FROM mail_queue.messages \
              WHERE state = 'queued' AND due_at <= $1 GROUP BY mailbox), \
-             busy AS (SELECT mailbox FROM mail_queue.messages WHERE state = 'sending' \
+             busy AS (SELECT mailbox FROM mail_queue.messages WHERE {} \
              GROUP BY mailbox HAVING COUNT(*) >= $2), \
              spent AS (SELECT mailbox FROM mail_queue.attempts WHERE started_at > $3 \
              GROUP BY mailbox HAVING COUNT(*) >= $4) \
@@ -232,11 +232,13 @@ impl QueueStore for PostgresStore {
              AND due.mailbox NOT IN (SELECT mailbox FROM mail_queue.mailboxes \
              WHERE paused_until > $1) \
              ORDER BY due.due_at, due.mailbox LIMIT 100",
-        )
+            in_flight("", "$1", "$5"),
+        ))
         .bind(now)
         .bind(i64::from(limits.max_in_flight))
         .bind(now.saturating_sub(window))
         .bind(per_window)
+        .bind(i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(err)?;

@@ -3,6 +3,19 @@
 //! traits would need a bound for every type it binds; the expansion is checked for each store.
 //! `$tx` is a transaction; `$table` the messages table's name.
 
+/// Which messages count against their mailbox's in-flight limit, as a condition on the
+/// columns of the messages table (named `table.`, or `""` when unambiguous), with `now` and
+/// `lease` (milliseconds) the placeholders the query binds them to: those being sent, and those whose lease ran out while they were
+/// being sent less than a lease ago (`uncertain`, the lease token kept). Their worker may
+/// be stalled with the send still running — it records the outcome over `uncertain` if it
+/// comes back — so their place is not handed to the mailbox's next message at once.
+pub(crate) fn in_flight(table: &str, now: &str, lease: &str) -> String {
+    format!(
+        "({table}state = 'sending' OR ({table}state = 'uncertain' AND \
+         {table}lease_token IS NOT NULL AND {table}lease_until > {now} - {lease}))"
+    )
+}
+
 /// Records `$outcome` for `$lease` at `$now` (the worker's `SystemTime`); evaluates to
 /// `Result<bool, sqlx::Error>`, `false` when the lease is no longer held. `$stored` turns a
 /// time on the worker's clock into the stored milliseconds (the store's clock): `$now` and

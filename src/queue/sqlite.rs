@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use super::sql::{finish_outcome, transition_state};
+use super::sql::{finish_outcome, in_flight, transition_state};
 use super::store::{
     Claim, ClaimRequest, ClaimedMessage, Enqueued, ErrorOf, Lease, NewMessage, Outcome, QueueStats,
     QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, enqueue_error, from_millis, millis,
@@ -147,15 +147,17 @@ impl QueueStore for SqliteStore {
             .await
             .map_err(|e| db_error(ACTION, &e))?;
         // Mailboxes with a due message and room under the in-flight limit, oldest due first.
-        let candidates: Vec<(String, i64)> = sqlx::query_as(
+        let candidates: Vec<(String, i64)> = sqlx::query_as(&format!(
             "SELECT q.mailbox, MIN(q.due_at) FROM mail_queue q WHERE q.state = 'queued' \
-             AND q.due_at <= $1 AND (SELECT COUNT(*) FROM mail_queue s WHERE s.state = 'sending' \
-             AND s.mailbox = q.mailbox) < $2 AND NOT EXISTS (SELECT 1 FROM mail_queue_mailboxes p \
-             WHERE p.mailbox = q.mailbox AND p.paused_until > $1) \
+             AND q.due_at <= $1 AND (SELECT COUNT(*) FROM mail_queue s WHERE \
+             s.mailbox = q.mailbox AND {}) < $2 AND NOT EXISTS (SELECT 1 FROM \
+             mail_queue_mailboxes p WHERE p.mailbox = q.mailbox AND p.paused_until > $1) \
              GROUP BY q.mailbox ORDER BY 2",
-        )
+            in_flight("s.", "$1", "$3"),
+        ))
         .bind(now)
         .bind(i64::from(limits.max_in_flight))
+        .bind(i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| db_error(ACTION, &e))?;

@@ -24,7 +24,68 @@ on_both_stores!(
     retention_drops_sent_bodies_only,
     a_batch_is_stored_whole_or_not_at_all,
     the_mailbox_option_is_an_address,
+    a_send_whose_lease_ran_out_keeps_its_place_for_a_lease,
 );
+
+/// A message whose lease ran out while being sent is `uncertain` at once, but its worker may
+/// be stalled with the send still running: it keeps its place under the in-flight limit
+/// until that worker records the outcome, or for one more lease.
+async fn a_send_whose_lease_ran_out_keeps_its_place_for_a_lease(backend: Backend) {
+    let (queue, _guard, url) = open_with_url(backend).await;
+    for subject in ["a", "b"] {
+        queue
+            .enqueue(&email("x@example.org", subject), EnqueueOptions::new())
+            .await
+            .unwrap();
+    }
+    let store = queue.store();
+    let one = MailboxLimits::new(1, 0);
+    let now = SystemTime::now();
+    let short = ClaimRequest::new("stalled", now, Duration::from_millis(10), one);
+    let Claim::Message(stalled) = store.claim(&short).await.unwrap() else {
+        panic!("due now");
+    };
+
+    server_clock_passes(url.as_deref(), Duration::from_secs(1)).await;
+    let later = now + Duration::from_secs(1);
+    assert!(
+        matches!(
+            store.claim(&request(later, one)).await.unwrap(),
+            Claim::Idle { .. }
+        ),
+        "the stalled send still holds the mailbox's one place"
+    );
+    assert_eq!(count(&queue, State::Uncertain).await, 1);
+
+    // Its worker comes back and records the outcome: the place is free.
+    let sent = Outcome::Sent {
+        report: "{}".into(),
+    };
+    assert!(store.finish(&stalled.lease, sent, later).await.unwrap());
+    let Claim::Message(next) = store.claim(&request(later, one)).await.unwrap() else {
+        panic!("the place is free once the outcome is recorded");
+    };
+
+    // A worker that never comes back holds the place for one lease (the claimer's) only.
+    let queued = queue
+        .enqueue(&email("x@example.org", "c"), EnqueueOptions::new())
+        .await
+        .unwrap();
+    server_clock_passes(url.as_deref(), Duration::from_secs(61)).await;
+    let after_lease = later + Duration::from_secs(61);
+    let short_lived = ClaimRequest::new("next", after_lease, Duration::from_secs(60), one);
+    assert!(
+        matches!(store.claim(&short_lived).await.unwrap(), Claim::Idle { .. }),
+        "b's lease (60 s) ran out just now: it holds the place"
+    );
+    drop(next);
+    server_clock_passes(url.as_deref(), Duration::from_secs(61)).await;
+    let much_later = after_lease + Duration::from_secs(61);
+    let Claim::Message(last) = store.claim(&request(much_later, one)).await.unwrap() else {
+        panic!("a lease after b's lease ran out, its place is free");
+    };
+    assert_eq!(last.lease.id, queued.as_str());
+}
 
 /// The same mailbox spelled two ways is one set of limits; another name is a key as it is;
 /// a blank one or a malformed address is refused, naming the option.

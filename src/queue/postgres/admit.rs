@@ -5,6 +5,7 @@
 use super::PostgresStore;
 use super::clock::Clocks;
 use crate::error::Result;
+use crate::queue::sql::in_flight;
 use crate::queue::store::{ClaimRequest, ClaimedMessage, Lease, db_error};
 
 /// What admission found for one mailbox.
@@ -56,10 +57,13 @@ impl PostgresStore {
             return Ok(Admission::Full(Some(paused)));
         }
         // Read committed: each count sees every claim committed before the lock was granted.
-        let (in_flight,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM mail_queue.messages WHERE mailbox = $1 AND state = 'sending'",
-        )
+        let (in_flight,): (i64,) = sqlx::query_as(&format!(
+            "SELECT COUNT(*) FROM mail_queue.messages WHERE mailbox = $1 AND {}",
+            in_flight("", "$2", "$3"),
+        ))
         .bind(mailbox)
+        .bind(now)
+        .bind(lease)
         .fetch_one(&mut *tx)
         .await
         .map_err(err)?;

@@ -9,6 +9,7 @@ mod postgres;
 mod support;
 
 mod all_refused;
+mod around;
 mod behaviours;
 mod clock;
 mod concurrency;

@@ -1,14 +1,14 @@
 //! A worker (or application, or operator) whose clock is off by ten minutes, simulated at
 //! the store's interface: a test cannot set this machine's clock.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use mail_connector::queue::{
-    Claim, ClaimRequest, Enqueued, Lease, MessageSummary, NewMessage, Outcome, Queue, QueueStats,
-    QueueStore, State,
+    Claim, ClaimRequest, Enqueued, Lease, NewMessage, Outcome, Queue, QueueStats, QueueStore, State,
 };
 use mail_connector::{Result, async_trait};
+
+use crate::around::{Around, Hooks};
 
 const TEN_MINUTES: Duration = Duration::from_secs(600);
 
@@ -51,16 +51,12 @@ impl Skew {
 /// the skew.
 #[derive(Debug)]
 pub struct Skewed {
-    inner: Arc<dyn QueueStore>,
     skew: Skew,
 }
 
 impl Skewed {
     pub fn queue(inner: &Queue, skew: Skew) -> Queue {
-        Queue::new(Self {
-            inner: inner.store().clone(),
-            skew,
-        })
+        Around::queue(inner, Self { skew })
     }
 
     fn message(&self, mut message: NewMessage) -> NewMessage {
@@ -71,20 +67,24 @@ impl Skewed {
 }
 
 #[async_trait]
-impl QueueStore for Skewed {
-    async fn insert(&self, message: NewMessage) -> Result<Enqueued> {
-        self.inner.insert(self.message(message)).await
+impl Hooks for Skewed {
+    async fn insert(&self, inner: &dyn QueueStore, message: NewMessage) -> Result<Enqueued> {
+        inner.insert(self.message(message)).await
     }
 
-    async fn insert_batch(&self, messages: Vec<NewMessage>) -> Result<Vec<Enqueued>> {
+    async fn insert_batch(
+        &self,
+        inner: &dyn QueueStore,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Enqueued>> {
         let messages = messages.into_iter().map(|m| self.message(m)).collect();
-        self.inner.insert_batch(messages).await
+        inner.insert_batch(messages).await
     }
 
-    async fn claim(&self, request: &ClaimRequest) -> Result<Claim> {
+    async fn claim(&self, inner: &dyn QueueStore, request: &ClaimRequest) -> Result<Claim> {
         let mut request = request.clone();
         request.now = self.skew.shift(request.now);
-        Ok(match self.inner.claim(&request).await? {
+        Ok(match inner.claim(&request).await? {
             Claim::Message(mut message) => {
                 message.retry_from = self.skew.unshift(message.retry_from);
                 Claim::Message(message)
@@ -95,15 +95,13 @@ impl QueueStore for Skewed {
         })
     }
 
-    async fn extend(&self, lease: &Lease, until: SystemTime) -> Result<bool> {
-        self.inner.extend(lease, until).await
-    }
-
-    async fn pause(&self, mailbox: &str, until: SystemTime) -> Result<()> {
-        self.inner.pause(mailbox, until).await
-    }
-
-    async fn finish(&self, lease: &Lease, mut outcome: Outcome, now: SystemTime) -> Result<bool> {
+    async fn finish(
+        &self,
+        inner: &dyn QueueStore,
+        lease: &Lease,
+        mut outcome: Outcome,
+        now: SystemTime,
+    ) -> Result<bool> {
         match &mut outcome {
             Outcome::Retry { at, .. }
             | Outcome::Partial {
@@ -112,40 +110,21 @@ impl QueueStore for Skewed {
             } => *at = self.skew.shift(*at),
             _ => {}
         }
-        self.inner
-            .finish(lease, outcome, self.skew.shift(now))
-            .await
+        inner.finish(lease, outcome, self.skew.shift(now)).await
     }
 
-    async fn stats(&self, now: SystemTime) -> Result<QueueStats> {
-        self.inner.stats(self.skew.shift(now)).await
-    }
-
-    async fn list(&self, state: Option<State>, limit: u32) -> Result<Vec<MessageSummary>> {
-        self.inner.list(state, limit).await
+    async fn stats(&self, inner: &dyn QueueStore, now: SystemTime) -> Result<QueueStats> {
+        inner.stats(self.skew.shift(now)).await
     }
 
     async fn transition(
         &self,
+        inner: &dyn QueueStore,
         id: &str,
         from: &[State],
         to: State,
         now: SystemTime,
     ) -> Result<Option<State>> {
-        self.inner
-            .transition(id, from, to, self.skew.shift(now))
-            .await
-    }
-
-    async fn purge(&self, state: State, before: SystemTime) -> Result<u64> {
-        self.inner.purge(state, before).await
-    }
-
-    async fn purge_sent_bodies(&self, before: SystemTime) -> Result<u64> {
-        self.inner.purge_sent_bodies(before).await
-    }
-
-    async fn pending(&self, by: SystemTime) -> Result<(u64, u64)> {
-        self.inner.pending(by).await
+        inner.transition(id, from, to, self.skew.shift(now)).await
     }
 }

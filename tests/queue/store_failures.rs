@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use mail_connector::queue::{
-    Claim, ClaimRequest, EnqueueOptions, Enqueued, Lease, MessageSummary, NewMessage, Outcome,
-    Queue, QueueStats, QueueStore, QueueTransport, State, Worker,
+    EnqueueOptions, Enqueued, Lease, NewMessage, Outcome, Queue, QueueStore, QueueTransport, State,
+    Worker,
 };
 use mail_connector::{Delivery, MailTransport, Result, async_trait};
 use tokio::sync::Notify;
 
+use crate::around::{Around, Hooks};
 use crate::helpers::{
     Backend, Scripted, email, on_both_stores, open, partial_delivery, row, smtp_to, transient,
 };
@@ -34,54 +35,53 @@ struct Failures {
     down: AtomicBool,
     /// Told at each failed call.
     failed: Notify,
+    /// `finish` calls so far.
+    finishes: AtomicU32,
 }
 
 /// A store whose `insert` and `finish` fail as [`Failures`] say; the rest passes through.
 #[derive(Debug)]
 struct Flaky {
-    inner: Arc<dyn QueueStore>,
     failures: Arc<Failures>,
 }
 
 impl Flaky {
     fn queue(inner: &Queue, failures: &Arc<Failures>) -> Queue {
-        Queue::new(Self {
-            inner: inner.store().clone(),
-            failures: failures.clone(),
-        })
+        Around::queue(
+            inner,
+            Self {
+                failures: failures.clone(),
+            },
+        )
     }
 }
 
 #[async_trait]
-impl QueueStore for Flaky {
-    async fn insert(&self, message: NewMessage) -> Result<Enqueued> {
+impl Hooks for Flaky {
+    async fn insert(&self, inner: &dyn QueueStore, message: NewMessage) -> Result<Enqueued> {
         let failures = &self.failures;
         if failures
             .lose_first_insert_answer
             .swap(false, Ordering::SeqCst)
         {
-            self.inner.insert(message).await?;
+            inner.insert(message).await?;
             return Err(answer_lost());
         }
         if failures.inserts_down.load(Ordering::SeqCst) {
             return Err(transient());
         }
-        self.inner.insert(message).await
+        inner.insert(message).await
     }
-    async fn insert_batch(&self, messages: Vec<NewMessage>) -> Result<Vec<Enqueued>> {
-        self.inner.insert_batch(messages).await
-    }
-    async fn claim(&self, request: &ClaimRequest) -> Result<Claim> {
-        self.inner.claim(request).await
-    }
-    async fn extend(&self, lease: &Lease, until: SystemTime) -> Result<bool> {
-        self.inner.extend(lease, until).await
-    }
-    async fn pause(&self, mailbox: &str, until: SystemTime) -> Result<()> {
-        self.inner.pause(mailbox, until).await
-    }
-    async fn finish(&self, lease: &Lease, outcome: Outcome, now: SystemTime) -> Result<bool> {
+
+    async fn finish(
+        &self,
+        inner: &dyn QueueStore,
+        lease: &Lease,
+        outcome: Outcome,
+        now: SystemTime,
+    ) -> Result<bool> {
         let failures = &self.failures;
+        failures.finishes.fetch_add(1, Ordering::SeqCst);
         let fail_now = failures.down.load(Ordering::SeqCst)
             || failures
                 .before
@@ -92,34 +92,10 @@ impl QueueStore for Flaky {
             return Err(transient());
         }
         if failures.lose_first_answer.swap(false, Ordering::SeqCst) {
-            self.inner.finish(lease, outcome, now).await?;
+            inner.finish(lease, outcome, now).await?;
             return Err(transient());
         }
-        self.inner.finish(lease, outcome, now).await
-    }
-    async fn stats(&self, now: SystemTime) -> Result<QueueStats> {
-        self.inner.stats(now).await
-    }
-    async fn list(&self, state: Option<State>, limit: u32) -> Result<Vec<MessageSummary>> {
-        self.inner.list(state, limit).await
-    }
-    async fn transition(
-        &self,
-        id: &str,
-        from: &[State],
-        to: State,
-        now: SystemTime,
-    ) -> Result<Option<State>> {
-        self.inner.transition(id, from, to, now).await
-    }
-    async fn purge(&self, state: State, before: SystemTime) -> Result<u64> {
-        self.inner.purge(state, before).await
-    }
-    async fn purge_sent_bodies(&self, before: SystemTime) -> Result<u64> {
-        self.inner.purge_sent_bodies(before).await
-    }
-    async fn pending(&self, by: SystemTime) -> Result<(u64, u64)> {
-        self.inner.pending(by).await
+        inner.finish(lease, outcome, now).await
     }
 }
 
@@ -197,6 +173,11 @@ async fn a_write_that_landed_with_its_answer_lost_is_not_undone(backend: Backend
     let sent = row(&queue, id.as_str()).await;
     assert_eq!(sent.state, State::Sent, "{sent:?}");
     assert_eq!(transport.seen().len(), 1, "sent once");
+    assert_eq!(
+        failures.finishes.load(Ordering::SeqCst),
+        2,
+        "written again after the error, and found recorded"
+    );
 }
 
 async fn a_send_whose_enqueue_answer_was_lost_is_stored_once(backend: Backend) {

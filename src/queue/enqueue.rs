@@ -109,8 +109,8 @@ pub(crate) async fn prepare(
             ),
         ));
     }
-    // A mailbox the caller names is an address (a display name is dropped): the same
-    // mailbox under two spellings would get two sets of limits.
+    // A mailbox the caller names by its address is keyed by the address alone (a display
+    // name dropped): the same mailbox under two spellings would get two sets of limits.
     let named = match options.mailbox.as_deref() {
         Some(text) => Some(mailbox_key(text)?),
         None => None,

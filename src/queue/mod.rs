@@ -53,12 +53,14 @@
 //! - **queued**: due now or at its not-before time. **sending**: leased by one worker; the
 //!   lease is extended while the send runs. A lease that runs out while `sending` makes the
 //!   message `uncertain` — never `queued`. A lease lost while the send still runs (the
-//!   worker was stalled past its lease) leaves that send in flight: an `uncertain` message
-//!   may still be being delivered for up to one lease (5 minutes by default) after it
-//!   became uncertain; the worker logs an error when it finds its lease gone, and records
-//!   the send's real outcome over `uncertain` when it ends. Meanwhile the message keeps its
-//!   place under the mailbox's in-flight limit, until that outcome is recorded or for one
-//!   more lease. Wait that long before deciding to retry it.
+//!   worker was stalled past its lease, or could not reach the database) leaves that send
+//!   in flight until it ends, within the transport's send deadline (2 minutes by default
+//!   for Graph and SMTP: keep the lease, 5 minutes by default, longer than that); the worker
+//!   logs an error when it finds its lease gone, and records the send's real outcome over
+//!   `uncertain` when it ends. Meanwhile the message keeps its place under the mailbox's
+//!   in-flight limit, until that outcome is recorded or for one more lease — the lease of the
+//!   worker claiming next, so give every worker the same lease. Before deciding to retry an
+//!   `uncertain` message, wait that long: one lease after it became uncertain.
 //! - **Recording an outcome**: when the database fails for a moment just after a send (a
 //!   failover, a full pool, a busy SQLite file), the worker writes the outcome again, waiting
 //!   0.1 s and doubling up to 5 s, for as long as a lease lasts — a delivery known to be sent,
@@ -126,12 +128,12 @@
 //! [`Worker::run`] (or `mailctl worker`) in as many processes as you like: a claim locks
 //! the sender mailbox's row (`FOR UPDATE SKIP LOCKED`) in a short transaction, counts that
 //! mailbox's deliveries in flight and in the rate window, then leases one due message
-//! (`FOR UPDATE SKIP LOCKED`). Give every worker the same limits. Stop a worker with
+//! (`FOR UPDATE SKIP LOCKED`). Give every worker the same limits and lease. Stop a worker with
 //! SIGTERM or SIGINT: it takes no new work and lets in-flight deliveries finish within the
 //! grace period; a delivery cut off while sending is marked `uncertain` (one cut off
 //! while writing its outcome keeps that outcome). A worker killed outright
 //! leaves its messages `sending` until their lease runs out (5 minutes by default), then
-//! `uncertain`. Every time the queue stores — leases, rate windows, attempts, due and retry
+//! `uncertain`, still holding their mailbox's places for one more lease. Every time the queue stores — leases, rate windows, attempts, due and retry
 //! times, enqueue and update times — is on the PostgreSQL server's clock, so workers whose
 //! clocks drift still share one window: a time a worker or the application hands over is
 //! stored as the server's now plus its distance from their own now. A retry a worker
@@ -218,7 +220,8 @@ fn wrong_state_remedy(state: State, to: State) -> &'static str {
             "nothing to cancel: a failed or uncertain message is never sent again unless an \
              operator retries it"
         }
-        State::Cancelled => "enqueue the email again to send it",
+        State::Cancelled if retrying => "enqueue the email again to send it",
+        State::Cancelled => "nothing to do: it is cancelled already",
     }
 }
 

@@ -159,7 +159,9 @@ impl Worker {
     }
 
     /// How long a lease lasts; it is extended every third of it while a send runs. A worker
-    /// that dies leaves its messages `sending` this long, then `uncertain`.
+    /// that dies leaves its messages `sending` this long, then `uncertain`, holding their
+    /// mailbox's places for one more lease. Keep it longer than the transport's send
+    /// deadline, and the same for every worker of the queue.
     pub fn with_lease(mut self, lease: Duration) -> Self {
         self.lease = lease.max(Duration::from_millis(30));
         self

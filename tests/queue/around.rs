@@ -26,6 +26,14 @@ pub trait Hooks: std::fmt::Debug + Send + Sync + 'static {
     async fn claim(&self, inner: &dyn QueueStore, request: &ClaimRequest) -> Result<Claim> {
         inner.claim(request).await
     }
+    async fn extend(
+        &self,
+        inner: &dyn QueueStore,
+        lease: &Lease,
+        until: SystemTime,
+    ) -> Result<bool> {
+        inner.extend(lease, until).await
+    }
     async fn finish(
         &self,
         inner: &dyn QueueStore,
@@ -79,7 +87,7 @@ impl<H: Hooks> QueueStore for Around<H> {
         self.hooks.claim(&*self.inner, request).await
     }
     async fn extend(&self, lease: &Lease, until: SystemTime) -> Result<bool> {
-        self.inner.extend(lease, until).await
+        self.hooks.extend(&*self.inner, lease, until).await
     }
     async fn pause(&self, mailbox: &str, until: SystemTime) -> Result<()> {
         self.inner.pause(mailbox, until).await

@@ -37,6 +37,8 @@ struct Failures {
     failed: Notify,
     /// `finish` calls so far.
     finishes: AtomicU32,
+    /// Told when an extension finds the lease gone.
+    lease_gone: Notify,
 }
 
 /// A store whose `insert` and `finish` fail as [`Failures`] say; the rest passes through.
@@ -58,6 +60,19 @@ impl Flaky {
 
 #[async_trait]
 impl Hooks for Flaky {
+    async fn extend(
+        &self,
+        inner: &dyn QueueStore,
+        lease: &Lease,
+        until: SystemTime,
+    ) -> Result<bool> {
+        let held = inner.extend(lease, until).await?;
+        if !held {
+            self.failures.lease_gone.notify_one();
+        }
+        Ok(held)
+    }
+
     async fn insert(&self, inner: &dyn QueueStore, message: NewMessage) -> Result<Enqueued> {
         let failures = &self.failures;
         if failures
@@ -262,4 +277,65 @@ async fn a_worker_stopped_while_the_store_fails_records_the_decided_outcome() {
         sent.report.is_some(),
         "the delivery report is kept: {sent:?}"
     );
+}
+
+/// A send that waits to be let go, and says when it started.
+#[derive(Debug, Clone, Default)]
+struct Gate {
+    started: Arc<Notify>,
+    go: Arc<Notify>,
+}
+
+#[async_trait]
+impl MailTransport for Gate {
+    async fn send(&self, email: &mail_connector::Email) -> Result<mail_connector::SendReport> {
+        self.started.notify_one();
+        self.go.notified().await;
+        Ok(mail_connector::SendReport::single(
+            mail_connector::SentMessage::new(email.recipients().collect(), Some("gate".into())),
+        ))
+    }
+    async fn check(&self) -> Result<mail_connector::CheckReport> {
+        Ok(mail_connector::CheckReport::default())
+    }
+}
+
+/// A worker stalled past its lease (here: another worker's claim, an hour later, found the
+/// lease run out) keeps sending, and records the send's real outcome over `uncertain`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_lost_its_lease_records_the_real_outcome() {
+    let (queue, _dir) = open(Backend::Sqlite).await;
+    let id = queue
+        .enqueue(&email("ann@example.org", "stalled"), EnqueueOptions::new())
+        .await
+        .unwrap();
+    let failures = Arc::new(Failures::default());
+    let gate = Gate::default();
+    let worker = Worker::new(&Flaky::queue(&queue, &failures), gate.clone())
+        .with_lease(Duration::from_millis(300))
+        .with_once_wait(Duration::ZERO);
+    let run = tokio::spawn(async move { worker.run_once().await });
+    gate.started.notified().await;
+
+    let an_hour_later = SystemTime::now() + Duration::from_secs(3600);
+    let other = mail_connector::queue::ClaimRequest::new(
+        "other",
+        an_hour_later,
+        Duration::from_secs(60),
+        mail_connector::queue::MailboxLimits::graph(),
+    );
+    queue.store().claim(&other).await.unwrap();
+    assert_eq!(row(&queue, id.as_str()).await.state, State::Uncertain);
+    // The worker finds its lease gone at its next extension, and sends on.
+    failures.lease_gone.notified().await;
+    gate.go.notify_one();
+
+    let report = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the run must end")
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.sent, 1, "{report:?}");
+    let sent = row(&queue, id.as_str()).await;
+    assert_eq!(sent.state, State::Sent, "{sent:?}");
 }

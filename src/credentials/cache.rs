@@ -298,11 +298,15 @@ impl TokenCache {
                 }
                 Err(FetchFailure { error, retry_after }) => {
                     let now = SystemTime::now();
+                    // Never a token a server refused while this fetch ran (`stored` was read
+                    // before): it would be handed out again through the cooldown.
+                    let refused =
+                        |t: &AccessToken| state.revoked.as_ref().is_some_and(|r| r.same_value(t));
                     let fallback = state
                         .token
                         .clone()
                         .or(stored)
-                        .filter(|t| t.is_valid_at(now));
+                        .filter(|t| t.is_valid_at(now) && !refused(t));
                     state.last_error = Some(error.clone());
                     match fallback {
                         Some(token) => {
@@ -385,6 +389,50 @@ mod tests {
             .unwrap();
         assert_eq!(second.expose_secret(), "two");
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
+    /// A token refused while its refresh was on the way is not served again when that
+    /// refresh fails (it was still valid, so it would have been the fallback).
+    #[tokio::test]
+    async fn a_token_refused_during_a_failed_refresh_is_not_served_again() {
+        let store = Arc::new(InMemoryTokenCache::new());
+        // Valid for 30 s more of its hour, inside the 60 s refresh margin: the next call
+        // refreshes it.
+        let cache = TokenCache::new(store, Duration::from_secs(60), Duration::from_secs(30));
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        let refused = cache
+            .get_or_fetch("p|", "k", |_| async {
+                Ok(token("refused", 30).with_issued_at(an_hour_ago))
+            })
+            .await
+            .unwrap();
+        let fetching = tokio::sync::Notify::new();
+        let fail = tokio::sync::Notify::new();
+        let refresh = cache.get_or_fetch("p|", "k", |attempts| {
+            let once = matches!(attempts, Attempts::Once);
+            let (fetching, fail) = (&fetching, &fail);
+            async move {
+                assert!(once, "a valid token to fall back on");
+                fetching.notify_one();
+                fail.notified().await;
+                Err(FetchFailure {
+                    error: crate::Error::transport(
+                        "test",
+                        "login host down",
+                        crate::Transience::Transient,
+                    ),
+                    retry_after: None,
+                })
+            }
+        });
+        let refuse = async {
+            fetching.notified().await;
+            cache.invalidate(&refused);
+            fail.notify_one();
+        };
+        let (result, ()) = tokio::join!(refresh, refuse);
+        assert!(result.is_err(), "the refused token came back");
+        assert!(cache.cached("k").is_none());
     }
 
     #[tokio::test]

@@ -179,12 +179,31 @@ impl TokenResponse {
                 .checked_add(after)
                 .ok_or_else(|| "the token's expiry is past the end of time".to_owned())
         };
-        let token = AccessToken::new(self.access_token, at(lifetime)?).with_issued_at(issued);
+        let token =
+            AccessToken::new(self.access_token, expiry(issued, lifetime)?).with_issued_at(issued);
         Ok(match self.refresh_in.map(Duration::from_secs) {
             Some(refresh_in) if refresh_in < lifetime => token.with_refresh_at(at(refresh_in)?),
             _ => token,
         })
     }
+}
+
+/// When a token issued at `issued` (when its request was sent) for `lifetime` expires; an
+/// error for a zero lifetime (`expires_in: 0`, or an `expires_on` already past): such a token
+/// had expired when it arrived, it is no token, and asking again at once would not help (nor
+/// should every caller waiting for it ask again).
+fn expiry(issued: SystemTime, lifetime: Duration) -> Result<SystemTime, String> {
+    if lifetime.is_zero() {
+        return Err(
+            "the token had already expired when it arrived (a lifetime of 0 s); \
+                    check this machine's clock, and any proxy between it and the token \
+                    endpoint"
+                .into(),
+        );
+    }
+    issued
+        .checked_add(lifetime)
+        .ok_or_else(|| "the token's expiry is past the end of time".to_owned())
 }
 
 /// What every token response must be: a bearer token, not empty.
@@ -226,17 +245,7 @@ impl IdentityToken {
             }
             (None, None) => return Err("the response has neither expires_in nor expires_on".into()),
         };
-        // A token that is already expired is no token: asking again at once would not help.
-        if lifetime.is_zero() {
-            return Err(
-                "the token has already expired (expires_on is in the past); check this \
-                        machine's clock"
-                    .into(),
-            );
-        }
-        let expires = issued
-            .checked_add(lifetime.min(MAX_TOKEN_LIFETIME))
-            .ok_or("the token's expiry is past the end of time")?;
+        let expires = expiry(issued, lifetime.min(MAX_TOKEN_LIFETIME))?;
         Ok(AccessToken::new(self.access_token, expires).with_issued_at(issued))
     }
 }
@@ -282,6 +291,15 @@ mod tests {
     fn parse(json: &str) -> AccessToken {
         let response: TokenResponse = serde_json::from_str(json).unwrap();
         response.into_token(SystemTime::UNIX_EPOCH).unwrap()
+    }
+
+    #[test]
+    fn a_token_that_expires_at_once_is_refused() {
+        let response: TokenResponse =
+            serde_json::from_str(r#"{"token_type":"Bearer","expires_in":0,"access_token":"a"}"#)
+                .unwrap();
+        let error = response.into_token(SystemTime::now()).unwrap_err();
+        assert!(error.contains("already expired"), "{error}");
     }
 
     #[test]

@@ -299,7 +299,9 @@ async fn only_an_expired_token_makes_callers_fail() {
         })
         .await;
     let credentials = secret_settings(&server, TENANT).credentials().unwrap();
-    credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    // A token that expires as it arrives (`expires_in: 0`) is refused, not served.
+    let error = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
+    assert!(error.to_string().contains("already expired"), "{error}");
     let error = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
     assert!(
         matches!(error, Error::TokenRequest { status: 400, .. }),
@@ -345,4 +347,29 @@ async fn invalidation_after_401_refetches_once_for_many_reporters() {
     credentials.invalidate(&AccessToken::new("other", SystemTime::now()));
     credentials.access_token(GRAPH_SCOPE).await.unwrap();
     assert_eq!(count.load(Ordering::SeqCst), 2);
+}
+
+/// Callers waiting for one fetch that brings an already-expired token share its error: one
+/// request to the token endpoint, not one per caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callers_waiting_for_an_expired_token_share_one_fetch() {
+    let server = MockServer::start_async().await;
+    let endpoint = server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.status(200).json_body(token_body("expired-at-once", 0));
+        })
+        .await;
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let credentials = credentials.clone();
+            tokio::spawn(async move { credentials.access_token(GRAPH_SCOPE).await })
+        })
+        .collect();
+    for task in tasks {
+        let error = task.await.unwrap().unwrap_err();
+        assert!(error.to_string().contains("already expired"), "{error}");
+    }
+    assert_eq!(endpoint.calls_async().await, 1);
 }

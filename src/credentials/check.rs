@@ -203,6 +203,12 @@ pub(super) enum CredentialKind {
 }
 
 impl CredentialKind {
+    /// How to grant Graph's `Mail.Send` to this identity when the app registration's steps
+    /// do not apply (see [`TokenProvider::permission_remedy`](super::TokenProvider::permission_remedy)).
+    pub(super) fn permission_remedy(&self) -> Option<String> {
+        matches!(self, Self::ManagedIdentity(_)).then(|| APP_ROLE_REMEDY.to_owned())
+    }
+
     /// The first part of the cache key: different kinds never share cached tokens.
     pub(super) fn cache_tag(&self) -> &'static str {
         match self {

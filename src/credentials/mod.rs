@@ -467,4 +467,11 @@ impl TokenProvider for Credentials {
     fn token_endpoint(&self) -> Option<&str> {
         Credentials::token_endpoint(self)
     }
+
+    fn permission_remedy(&self) -> Option<String> {
+        match &*self.inner {
+            Inner::OAuth(oauth) => oauth.kind.permission_remedy(),
+            _ => None,
+        }
+    }
 }

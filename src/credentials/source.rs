@@ -79,6 +79,14 @@ pub trait TokenProvider: Send + Sync + std::fmt::Debug {
     fn token_endpoint(&self) -> Option<&str> {
         None
     }
+
+    /// How to grant Microsoft Graph's `Mail.Send` to the identity behind these tokens, when
+    /// that is not through an app registration's API permissions page (a managed identity
+    /// has none): it replaces those steps in the remedy of Graph's 403. The default, `None`,
+    /// keeps them.
+    fn permission_remedy(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Forwards to the inner provider, handing back its futures as they are (no second box).
@@ -120,6 +128,10 @@ impl<T: TokenProvider + ?Sized> TokenProvider for Arc<T> {
 
     fn token_endpoint(&self) -> Option<&str> {
         (**self).token_endpoint()
+    }
+
+    fn permission_remedy(&self) -> Option<String> {
+        (**self).permission_remedy()
     }
 }
 

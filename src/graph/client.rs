@@ -196,6 +196,7 @@ impl GraphClient {
                 client_request_id,
                 delivery,
                 transient,
+                self.tokens.permission_remedy(),
             )
         };
         let throttled = matches!(failure, Failure::Status { status, .. }

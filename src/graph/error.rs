@@ -19,6 +19,9 @@ pub(super) struct GraphFailure {
     pub transient: bool,
     pub delivery: Delivery,
     pub retry_after: Option<Duration>,
+    /// How to grant `Mail.Send` when the app registration's steps do not apply (a managed
+    /// identity's token provider says).
+    pub permission_remedy: Option<String>,
 }
 
 impl GraphFailure {
@@ -34,6 +37,7 @@ impl GraphFailure {
             transient,
             delivery: Delivery::NotSent,
             retry_after: None,
+            permission_remedy: None,
         }
     }
 
@@ -43,6 +47,7 @@ impl GraphFailure {
             self.status,
             self.code.as_deref(),
             &self.message,
+            self.permission_remedy.as_deref(),
         ))
         .with_auth(is_auth(self.status, self.code.as_deref()))
         .with_retry_after(self.retry_after);
@@ -69,12 +74,14 @@ fn is_auth(status: Option<u16>, code: Option<&str>) -> bool {
         )
 }
 
-/// What to change for a Graph error: from its code first, then its status.
+/// What to change for a Graph error: from its code first, then its status; `permission`
+/// replaces the app registration's steps for granting `Mail.Send` when they do not apply.
 fn remedy(
     operation: &str,
     status: Option<u16>,
     code: Option<&str>,
     message: &str,
+    permission: Option<&str>,
 ) -> Option<String> {
     const CONSENT: &str = "in the app registration add the Microsoft Graph permission `Mail.Send` \
         as an Application permission (not Delegated), then click \"Grant admin consent\"";
@@ -91,19 +98,24 @@ fn remedy(
              scope (changes can take an hour to apply)"
                 .to_owned()
         }
-        (Some("ErrorAccessDenied"), _) if drafts => {
-            "large attachments are uploaded to a draft, which needs the Microsoft Graph \
+        (Some("ErrorAccessDenied"), _) if drafts => match permission {
+            Some(grant) => format!(
+                "large attachments are uploaded to a draft, which needs Microsoft Graph's \
+                 `Mail.ReadWrite` in addition to `Mail.Send`: {}",
+                grant.replace("`Mail.Send`", "`Mail.ReadWrite`")
+            ),
+            None => "large attachments are uploaded to a draft, which needs the Microsoft Graph \
              `Mail.ReadWrite` Application permission in addition to `Mail.Send`: add it in the app \
              registration and click \"Grant admin consent\""
-                .to_owned()
-        }
+                .to_owned(),
+        },
         (
             Some(
                 "ErrorAccessDenied" | "NoPermissionsInAccessToken" | "Authorization_RequestDenied",
             ),
             _,
         )
-        | (None, Some(403)) => CONSENT.to_owned(),
+        | (None, Some(403)) => permission.unwrap_or(CONSENT).to_owned(),
         (Some("ErrorInvalidUser" | "ResourceNotFound" | "MailboxNotEnabledForRESTAPI"), _)
         | (None, Some(404)) => {
             "User Name (`user_name`) is not a mailbox in this tenant, or it has \
@@ -209,6 +221,7 @@ pub(super) fn to_error(
     client_request_id: &str,
     delivery: Delivery,
     transient: bool,
+    permission_remedy: Option<String>,
 ) -> Error {
     let (status, code, message, request_id, retry_after) = match failure {
         Failure::NotSent(message) | Failure::Invalid(message) => {
@@ -268,6 +281,7 @@ pub(super) fn to_error(
         transient,
         delivery,
         retry_after,
+        permission_remedy,
     }
     .into_error()
 }

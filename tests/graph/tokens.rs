@@ -288,3 +288,40 @@ async fn a_providers_ready_token_is_used_without_asking_for_one() {
     fetched.assert_calls(1);
     assert_eq!(provider.asked.load(Ordering::SeqCst), 1);
 }
+
+/// A managed identity has no app registration to add `Mail.Send` to: Graph's 403 says how to
+/// grant it the app role instead.
+#[tokio::test]
+async fn a_managed_identity_without_mail_send_is_told_to_assign_the_app_role() {
+    let server = MockServer::start_async().await;
+    server.mock(|when, then| {
+        when.method(httpmock::Method::GET)
+            .path("/metadata/identity/oauth2/token");
+        then.status(200).json_body(serde_json::json!({
+            "access_token": "mi-token",
+            "expires_in": "3599",
+            "token_type": "Bearer",
+        }));
+    });
+    server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(403).json_body(serde_json::json!({
+            "error": {"code": "ErrorAccessDenied", "message": "Access is denied. Check credentials and try again."}
+        }));
+    });
+    let settings = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\n\
+         oauth_credential = \"managed_identity\"\n\
+         managed_identity_endpoint = \"{}\"\ngraph_endpoint = \"{}\"\n",
+        server.url("/metadata/identity/oauth2/token"),
+        server.base_url()
+    ))
+    .unwrap();
+    let transport = settings.build().unwrap();
+
+    let error = transport.send(&simple_email()).await.unwrap_err();
+
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("app role"), "{remedy}");
+    assert!(!remedy.contains("Grant admin consent"), "{remedy}");
+}

@@ -123,6 +123,13 @@ impl Connector {
                             .await?;
                         Ok(Some(token))
                     }
+                    // Refused with an error challenge (RFC 7628): the session is mid-exchange,
+                    // so no second try on it; the token is dropped for the next one.
+                    Err(error) if refused_by_challenge(&error) => {
+                        tracing::debug!("XOAUTH2 token refused (error challenge); dropping it");
+                        provider.invalidate(&access);
+                        Err(error)
+                    }
                     Err(error) => Err(error),
                 }
             }
@@ -195,4 +202,9 @@ fn xoauth2_blob(user: &str, token: &Secret) -> String {
         "user={user}\x01auth=Bearer {}\x01\x01",
         token.expose_secret()
     )
+}
+
+/// Whether `error` is an XOAUTH2 token refused with an error challenge.
+fn refused_by_challenge(error: &Error) -> bool {
+    matches!(error, Error::Smtp { code: None, message, .. } if super::remedy::is_token_challenge(message))
 }

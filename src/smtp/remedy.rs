@@ -58,8 +58,14 @@ pub(crate) fn from_lettre_redacted(
     // (an unverifiable certificate does not fix itself), or the reply could not be read (a
     // line too long, not SMTP): permanent. A connection closed mid-reply is the network.
     let transient = match code {
+        // RFC 4954's "password transition needed" is a 4xx no retry fixes: logging in
+        // again and again only risks locking the account.
+        Some(_) if enhanced_code.as_deref() == Some(PASSWORD_TRANSITION) => false,
         Some(code) => reply_is_transient(stage, code),
         None if error.is_response() => text == "incomplete response",
+        // The server refused an XOAUTH2 token with an error challenge: the token is dropped,
+        // and the next try logs in with a fresh one.
+        None if is_token_challenge(&text) => true,
         None => !error.is_client() && !error.is_tls(),
     };
     let stage = if error.is_tls() && code.is_none() {
@@ -77,6 +83,18 @@ pub(crate) fn from_lettre_redacted(
         delivery,
         advice: Advice::default(),
     })
+}
+
+/// RFC 4954's enhanced code for "a password transition is needed" (with `432`).
+const PASSWORD_TRANSITION: &str = "4.7.12";
+
+/// What lettre says when a server answers XOAUTH2 with a challenge, which is how RFC 7628
+/// servers (Gmail, for one) refuse a token before they send `535`.
+const TOKEN_CHALLENGE: &str = "does not expect a challenge";
+
+/// Whether an SMTP error's text is lettre's, for a token refused with a challenge.
+pub(crate) fn is_token_challenge(message: &str) -> bool {
+    message.contains(TOKEN_CHALLENGE)
 }
 
 /// Whether a server's reply `code` at `stage` is temporary: a 4xx, and a `552` to
@@ -251,7 +269,7 @@ fn remedy(
          `Add-RecipientPermission -Identity <from address> -Trustee <user_name> -AccessRights \
          SendAs`"
             .to_owned()
-    } else if code == Some(535) && xoauth2 {
+    } else if (code == Some(535) || (code.is_none() && is_token_challenge(message))) && xoauth2 {
         "the server did not accept the OAuth token for this mailbox: in the app registration \
          add the application permission `SMTP.SendAsApp` of Office 365 Exchange Online and grant \
          admin consent; register the app's service principal in Exchange Online with \
@@ -265,6 +283,11 @@ fn remedy(
          Password (`password`); an account with multi-factor authentication needs OAuth \
          (`auth_mode = \"oauth\"`)"
             .to_owned()
+    } else if enhanced == Some(PASSWORD_TRANSITION) {
+        "the server wants this account's password changed before it accepts it (a password \
+         transition, `4.7.12`): change the mailbox's password, then update Password \
+         (`password`); trying again does not help"
+            .to_owned()
     } else if code == Some(432)
         || enhanced == Some("4.3.2")
         || contains(message, "concurrent connection limit")
@@ -273,6 +296,10 @@ fn remedy(
         "the mailbox has too many simultaneous SMTP connections (Exchange Online allows 3 per \
          mailbox): share one transport per mailbox and keep its connection limit at 3 or \
          below; the send is retried automatically"
+            .to_owned()
+    } else if code == Some(530) && contains(message, "STARTTLS") {
+        "the server accepts mail only over TLS: set Use SSL (`use_ssl = true`) or \
+         `smtp_tls = \"starttls\"` (`smtp_tls = \"none\"` is for a server on this machine only)"
             .to_owned()
     } else if code == Some(530) {
         "the server requires authentication: set Authentication Mode (`auth_mode`) to `basic` \

@@ -278,3 +278,90 @@ async fn oauth_over_smtp_from_settings_uses_the_credentials_provider() {
     );
     assert_no_secrets(&printed, &[support::SECRET, "token-2"]);
 }
+
+/// RFC 4954's `432 4.7.12` (a password transition is needed) is not Exchange's connection
+/// limit (`432 4.3.2`): it names the password, and is not retried.
+#[tokio::test]
+async fn a_password_transition_is_not_a_connection_limit() {
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["LOGIN"],
+        users: vec![],
+        auth_failure: "432 4.7.12 A password transition is needed".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server).build().unwrap();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("password transition"), "{remedy}");
+    assert!(!remedy.contains("simultaneous"), "{remedy}");
+    assert!(!error.is_transient(), "{error}");
+    assert_eq!(
+        server.auths().len(),
+        1,
+        "logged in once, not again and again"
+    );
+}
+
+/// An XOAUTH2 token refused the RFC 7628 way (`334` and an error, before `535`) is dropped,
+/// and the send logs in again with a fresh one; a token refused every time gets the OAuth
+/// remedy.
+#[tokio::test]
+async fn an_xoauth2_token_refused_with_a_challenge_is_replaced() {
+    let options = || ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        tokens: vec!["fresh".into()],
+        auth_failure: "334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=".into(),
+        ..ServerOptions::default()
+    };
+    let server = TestServer::start(options()).await;
+    let tokens = Arc::new(FakeTokens::new(&["revoked", "fresh"]));
+    let transport = starttls(&server)
+        .xoauth2(USER, tokens.clone())
+        .build()
+        .unwrap();
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .expect("logged in again with a fresh token");
+    assert_eq!(tokens.invalidated().len(), 1);
+
+    let server = TestServer::start(options()).await;
+    let refused = Arc::new(FakeTokens::new(&["revoked"]));
+    let transport = starttls(&server)
+        .xoauth2(USER, refused.clone())
+        .build()
+        .unwrap();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("OAuth token"), "{remedy}");
+    assert!(
+        !remedy.contains("offers no authentication mechanism"),
+        "{remedy}"
+    );
+}
+
+/// `530 5.7.0 Must issue a STARTTLS command first`: the fix is TLS, not the auth mode.
+#[tokio::test]
+async fn starttls_required_names_the_tls_settings() {
+    let server = TestServer::start(ServerOptions {
+        transient_mail_failures: 5,
+        transient_reply: "530 5.7.0 Must issue a STARTTLS command first".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server).build().unwrap();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("use_ssl"), "{remedy}");
+    assert!(!remedy.contains("auth_mode"), "{remedy}");
+}

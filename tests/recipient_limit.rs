@@ -195,5 +195,9 @@ async fn a_partly_delivered_email_is_not_transient_even_if_its_failure_is() {
     assert!(source.is_transient());
     assert!(!error.is_transient());
     assert_eq!(not_sent.len(), 1);
-    assert!(error.remedy().is_none() || error.remedy().unwrap().contains("not sent"));
+    let remedy = error.remedy().expect("says to whom to resend");
+    assert!(
+        remedy.contains("resend only to the recipients listed as not sent"),
+        "{remedy}"
+    );
 }

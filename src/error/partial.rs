@@ -95,9 +95,6 @@ pub(super) fn remedy(
             .to_owned()
     });
     let steps: Vec<String> = source.remedy().into_iter().chain(check).collect();
-    if steps.is_empty() {
-        return None;
-    }
     let resend = not_sent.len() > refused_permanently.len();
     let only = match (
         refused,
@@ -109,6 +106,22 @@ pub(super) fn remedy(
         (false, true) => None,
         (false, false) => Some("listed as not sent"),
     };
+    if steps.is_empty() {
+        // Nothing to fix (a server busy for now, say): still say to whom to resend, and that
+        // the uncertain ones may have it — never "resend" to everyone.
+        let mut advice: Vec<String> = only
+            .map(|only| format!("resend only to the recipients {only}"))
+            .into_iter()
+            .collect();
+        if !uncertain.is_empty() {
+            advice.push(
+                "the recipients listed as uncertain may have it: check with them before \
+                 resending to them"
+                    .to_owned(),
+            );
+        }
+        return (!advice.is_empty()).then(|| advice.join("; "));
+    }
     let mut remedy = steps.join("; ");
     if let Some(only) = only {
         remedy.push_str(&format!("; then resend only to the recipients {only}"));

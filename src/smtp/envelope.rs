@@ -13,7 +13,7 @@ use super::remedy::client_error;
 use crate::error::{
     Delivery, Error, Refusal, Result, SmtpStage, permanent_recipients, refused_message,
 };
-use crate::message::{Email, Mailbox, Recipient};
+use crate::message::{Email, Mailbox, Recipient, RecipientKind};
 use crate::transport::{SendReport, SentMessage};
 
 /// How far an attempt got: decides whether a timeout leaves delivery uncertain, and for
@@ -64,7 +64,9 @@ impl Progress {
 pub(super) struct Envelope {
     from: Address,
     recipients: Vec<(Recipient, Address)>,
-    non_ascii: bool,
+    /// The first address that is not ASCII, and the email's field that holds it: sending
+    /// needs a server with SMTPUTF8.
+    non_ascii: Option<(&'static str, String)>,
 }
 
 fn address(mailbox: &Mailbox, field: &str) -> Result<Address> {
@@ -86,10 +88,22 @@ impl Envelope {
         if recipients.is_empty() {
             return Err(Error::invalid_message("to", "the email has no recipients"));
         }
-        let non_ascii = !AsRef::<str>::as_ref(&from).is_ascii()
-            || recipients
+        let text = |a: &Address| AsRef::<str>::as_ref(a).to_owned();
+        let non_ascii = if AsRef::<str>::as_ref(&from).is_ascii() {
+            recipients
                 .iter()
-                .any(|(_, a)| !AsRef::<str>::as_ref(a).is_ascii());
+                .find(|(_, a)| !AsRef::<str>::as_ref(a).is_ascii())
+                .map(|(r, a)| {
+                    let field = match r.kind {
+                        RecipientKind::To => "to",
+                        RecipientKind::Cc => "cc",
+                        RecipientKind::Bcc => "bcc",
+                    };
+                    (field, text(a))
+                })
+        } else {
+            Some(("from", text(&from)))
+        };
         Ok(Self {
             from,
             recipients,
@@ -187,11 +201,15 @@ impl Connection {
         }
         let mut parameters = Vec::new();
         let info = self.conn.server_info();
-        if envelope.non_ascii {
+        if let Some((field, address)) = &envelope.non_ascii {
             if !info.supports_feature(Extension::SmtpUtfEight) {
                 return Err(Error::invalid_message(
-                    "to",
-                    "an address is not ASCII and the server does not support SMTPUTF8",
+                    *field,
+                    format!(
+                        "`{address}` is not an ASCII address, and this SMTP server does not \
+                         support SMTPUTF8: use an ASCII address, or a server that offers \
+                         SMTPUTF8"
+                    ),
                 ));
             }
             parameters.push(MailParameter::SmtpUtfEight);

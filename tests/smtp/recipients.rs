@@ -255,3 +255,28 @@ async fn refused_recipients_stay_not_sent_when_the_data_goes_unanswered() {
     assert!(!error.is_transient());
     assert_eq!(server.mail_from_commands(), 1, "must not be retried");
 }
+
+/// A non-ASCII address to a server without SMTPUTF8: the error names the address and its
+/// field (here `cc`, not `to`), and what to do.
+#[tokio::test]
+async fn a_non_ascii_address_without_smtputf8_names_the_address_and_field() {
+    let server = TestServer::start(ServerOptions {
+        no_smtputf8: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server).build().unwrap();
+    let email = Email::builder()
+        .to("ann@example.org")
+        .cc("jürgen@example.org")
+        .subject("Hello")
+        .text("Hello there")
+        .build()
+        .unwrap();
+    let error = transport.send(&email).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("jürgen@example.org"), "{message}");
+    assert!(message.contains("cc: "), "{message}");
+    assert!(message.contains("SMTPUTF8"), "{message}");
+    assert_eq!(server.messages().len(), 0);
+}

@@ -83,6 +83,8 @@ pub struct ServerOptions {
     /// separately with Nagle's algorithm on (lettre's own sockets) then does not wait about
     /// 40 ms per message for it. For the bench; elsewhere a no-op.
     pub quick_ack: bool,
+    /// Leave SMTPUTF8 out of the EHLO reply (a server that takes ASCII addresses only).
+    pub no_smtputf8: bool,
 }
 
 impl Default for ServerOptions {
@@ -109,6 +111,7 @@ impl Default for ServerOptions {
             greeting_delay: None,
             hold_replies: None,
             quick_ack: false,
+            no_smtputf8: false,
         }
     }
 }

@@ -163,6 +163,9 @@ pub(super) async fn session(
                     "SMTPUTF8".into(),
                     "SIZE 157286400".into(),
                 ];
+                if options.no_smtputf8 {
+                    lines.retain(|line| line != "SMTPUTF8");
+                }
                 if options.tls == ServerTls::Starttls && !encrypted {
                     lines.push("STARTTLS".into());
                 }

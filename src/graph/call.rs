@@ -127,7 +127,11 @@ impl GraphRequest<'_> {
         // Built directly, its headers in a map sized for them at once: no builder moved
         // through each call, no header map grown (and rehashed) on the way.
         let mut http_request = reqwest::Request::new(self.method.clone(), self.url.clone());
-        *http_request.timeout_mut() = timeout;
+        // Only when there is one: asking for the slot allocates the request's extension map
+        // (three allocations), even to leave it empty.
+        if timeout.is_some() {
+            *http_request.timeout_mut() = timeout;
+        }
         let headers = http_request.headers_mut();
         // Ours, the caller's, and the client's defaults (`accept`), added when it is sent.
         // No `return-client-request-id`: nothing reads the echo (an error keeps the id sent,
@@ -242,6 +246,21 @@ mod tests {
             let sent = &http.headers()["client-request-id"];
             assert_eq!(sent, id);
             assert_eq!(sent.is_sensitive(), !enters);
+        }
+    }
+
+    /// A timeout given is the request's own; none leaves the HTTP client's.
+    #[test]
+    fn the_request_carries_only_a_timeout_given() {
+        let url = Url::parse("https://graph.example/v1.0/users/a@b.example/sendMail").unwrap();
+        let request = GraphRequest::post_json("send", &url, b"{}".to_vec(), Repeat::Safe);
+        let id = "00000000-0000-4000-8000-000000000001";
+        let wait = Duration::from_secs(7);
+        for timeout in [None, Some(wait)] {
+            let Ok(http) = request.to_http(id, false, None, timeout) else {
+                panic!("a valid request is made");
+            };
+            assert_eq!(http.timeout(), timeout.as_ref());
         }
     }
 

@@ -16,7 +16,9 @@
 //! `/proc/self/task/*/schedstat`. Environment:
 //! - `GRAPH_HOT_SENDS`: sends per measurement (default 3,000; 200 without `--bench`);
 //! - `GRAPH_HOT_ROUNDS`: rounds, each measuring the three back to back; medians are
-//!   reported, the ratios as the median of each round's ratio (default 21);
+//!   reported, the ratios as the median of each round's ratio, followed by the middle half
+//!   of the rounds' ratios (lower to upper quartile) to show how far one run's noise goes
+//!   (default 21);
 //! - `GRAPH_HOT_ONLY=crate|reqwest|reqwest-same`: only that many sends, by `GRAPH_HOT_CALLERS` tasks
 //!   (default 1), over `GRAPH_HOT_HTTP=2|1` (default 2), on a single-threaded runtime,
 //!   printing nothing — for instruction counts under `valgrind --tool=callgrind` (run it
@@ -200,6 +202,18 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// The middle half of `values` (from the lower to the upper quartile), as `lo–hi`: how far
+/// a ratio moves from round to round, beside its median.
+fn middle_half(mut values: Vec<f64>) -> String {
+    values.sort_by(f64::total_cmp);
+    let last = values.len() - 1;
+    format!(
+        "{:.2}–{:.2}",
+        values[last / 4],
+        values[(3 * last).div_ceil(4)]
+    )
+}
+
 /// A fresh transport (cold token cache, empty pool) on fresh sinks, `sends` sends at once:
 /// the connections opened to the login host and to Graph (one sink, or two), and the token
 /// requests.
@@ -309,7 +323,8 @@ async fn compare(protocols: tls_sink::Protocols, name: &str, sends: usize, round
     }
 
     println!(
-        "{name}, zero-latency HTTPS sink, {sends} sends per measurement, medians of {rounds} rounds"
+        "{name}, zero-latency HTTPS sink, {sends} sends per measurement, medians of {rounds} rounds \
+         (in brackets: the middle half of the rounds' ratios)"
     );
     let mut four_in_flight = 0.0;
     for callers in [1, 4, 64] {
@@ -327,12 +342,17 @@ async fn compare(protocols: tls_sink::Protocols, name: &str, sends: usize, round
             rounds_seen.push(round);
         }
         let pick = |f: &dyn Fn(&Round) -> f64| median(rounds_seen.iter().map(f).collect());
+        let spread = |f: &dyn Fn(&Round) -> f64| middle_half(rounds_seen.iter().map(f).collect());
         let (rate, cpu) = (pick(&|r| r[0].0), pick(&|r| r[0].1));
         let (floor, floor_cpu) = (pick(&|r| r[1].0), pick(&|r| r[1].1));
         let rate_ratio = pick(&|r| r[0].0 / r[1].0);
         let cpu_ratio = pick(&|r| r[0].1 / r[1].1);
         let same_rate_ratio = pick(&|r| r[0].0 / r[2].0);
         let same_cpu_ratio = pick(&|r| r[0].1 / r[2].1);
+        let (rate_spread, cpu_spread) =
+            (spread(&|r| r[0].0 / r[1].0), spread(&|r| r[0].1 / r[1].1));
+        let (same_rate_spread, same_cpu_spread) =
+            (spread(&|r| r[0].0 / r[2].0), spread(&|r| r[0].1 / r[2].1));
         if callers == 4 {
             four_in_flight = rate;
         }
@@ -343,14 +363,14 @@ async fn compare(protocols: tls_sink::Protocols, name: &str, sends: usize, round
         println!(
             "{callers:>2} callers: GraphTransport {rate:>6.0}/s {:>5.1} µs CPU/send | \
              plain reqwest {floor:>6.0}/s {:>5.1} µs CPU/send | throughput ratio \
-             {rate_ratio:.2}, CPU ratio {cpu_ratio:.2}{vs_four}",
+             {rate_ratio:.2} ({rate_spread}), CPU ratio {cpu_ratio:.2} ({cpu_spread}){vs_four}",
             cpu / 1e3,
             floor_cpu / 1e3,
         );
         println!(
             "           against plain reqwest sending the same request (timeouts, User-Agent, \
-             client-request-id): throughput ratio {same_rate_ratio:.2}, CPU ratio \
-             {same_cpu_ratio:.2}"
+             client-request-id): throughput ratio {same_rate_ratio:.2} ({same_rate_spread}), \
+             CPU ratio {same_cpu_ratio:.2} ({same_cpu_spread})"
         );
     }
 }

@@ -410,6 +410,23 @@ pub(super) fn ends_session(error: &Error) -> bool {
     )
 }
 
+/// Whether `error`, on a pooled connection that the server turned out to have closed, was
+/// the server's farewell to the idle connection rather than an answer to this send: no reply
+/// or a 421 at any command before the data, or a temporary refusal of `MAIL FROM` (Exchange
+/// Online answers an idle connection `451 4.7.0 Timeout waiting for client input` and
+/// closes it). Nothing was accepted; a new connection may carry the send.
+pub(super) fn closed_while_idle(error: &Error) -> bool {
+    ends_session(error)
+        || matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Mail,
+                code: Some(400..=499),
+                ..
+            }
+        )
+}
+
 impl Connection {
     pub(super) fn is_broken(&self) -> bool {
         self.broken || self.conn.has_broken()

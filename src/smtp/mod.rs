@@ -52,7 +52,9 @@
 //! Connections are kept after a send and reused. At most
 //! [`max_concurrency`](SmtpTransportBuilder::max_concurrency) (default 3, Exchange Online's
 //! limit per mailbox) are open at once, enforced by a semaphore; further sends wait their
-//! turn. A pooled connection the server has closed is replaced transparently. Each send has
+//! turn. A pooled connection the server has closed (silently, or with a parting `421` or a
+//! `451` to `MAIL FROM`, as Exchange Online says to an idle one) is replaced transparently,
+//! without counting a failed attempt. Each send has
 //! an overall deadline ([`send_deadline`](SmtpTransportBuilder::send_deadline), default 60 s).
 //! 4xx replies and dropped connections are retried with exponential backoff inside that
 //! deadline; 5xx replies are not. A 4xx reply to the end of the message data (Exchange's

@@ -284,9 +284,10 @@ async fn attempt(
                     inner.pool.put(conn);
                 }
                 // A pooled connection the server closed while idle fails on its first
-                // command without a reply (or with 421); nothing was accepted, so use a
-                // new one at once, without counting it as a failed attempt.
-                if reused && broken && !progress.data_written && connect::ends_session(&error) {
+                // command without a reply (or with its parting 421 or 451); nothing was
+                // accepted, so use a new one at once, without counting a failed attempt.
+                if reused && broken && !progress.data_written && connect::closed_while_idle(&error)
+                {
                     tracing::debug!("pooled SMTP connection was closed; opening a new one");
                     continue;
                 }

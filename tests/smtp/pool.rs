@@ -49,6 +49,77 @@ async fn a_connection_closed_by_the_server_is_replaced_transparently() {
     assert_eq!(transport.connections_opened(), 3);
 }
 
+/// Exchange Online answers a connection left idle with `451 4.7.0` and closes it; the next
+/// send reads that as the answer to its `MAIL FROM`. It is the server's farewell, not a
+/// refusal of this send: a new connection carries it, without a retry.
+#[tokio::test]
+async fn a_pooled_connection_closed_with_a_farewell_is_replaced_transparently() {
+    for farewell in [
+        "451 4.7.0 Timeout waiting for client input",
+        "421 4.4.2 smtp.example.org Error: timeout exceeded",
+    ] {
+        let server = TestServer::start(ServerOptions {
+            farewell_after_message: Some(farewell.to_owned()),
+            ..ServerOptions::default()
+        })
+        .await;
+        let transport = starttls(&server)
+            .basic_auth(USER, Secret::new(PASSWORD))
+            .retry_policy(RetryPolicy {
+                max_retries: 0,
+                ..mail_connector::smtp::default_retry_policy()
+            })
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            if let Err(error) = transport.send(&simple_email("ann@example.org")).await {
+                panic!("after `{farewell}`: {error}");
+            }
+        }
+        assert_eq!(server.messages().len(), 3, "{farewell}");
+        assert_eq!(transport.connections_opened(), 3, "{farewell}");
+    }
+}
+
+/// A temporary refusal of `MAIL FROM` on a pooled connection that stays open is the
+/// server's answer to this send, not a farewell: it is not hidden by another connection.
+#[tokio::test]
+async fn a_temporary_refusal_on_a_pooled_connection_is_reported() {
+    let server = TestServer::start(ServerOptions {
+        transient_reply: "451 4.3.2 System not accepting network messages".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = starttls(&server)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry_policy(RetryPolicy {
+            max_retries: 0,
+            ..mail_connector::smtp::default_retry_policy()
+        })
+        .build()
+        .unwrap();
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    server.refuse_next_mail_from(1);
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            mail_connector::Error::Smtp {
+                code: Some(451),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(transport.connections_opened(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_sends_stay_within_the_connection_limit() {
     for limit in [3usize, 1] {

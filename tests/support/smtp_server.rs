@@ -62,6 +62,10 @@ pub struct ServerOptions {
     /// Close the connection right after accepting a message (as a server closing an idle
     /// connection would, unannounced).
     pub close_after_message: bool,
+    /// Send this reply unasked right after accepting a message, then close (as Exchange
+    /// Online does to a connection left idle: `451 4.7.0 Timeout waiting for client input`).
+    /// The client reads it as the answer to its next command.
+    pub farewell_after_message: Option<String>,
     /// Never answer after the message data (the client's deadline must fire).
     pub silent_after_data: bool,
     /// How many messages are answered with `transient_data_reply` after the final `.`
@@ -102,6 +106,7 @@ impl Default for ServerOptions {
             refused_reply: "550 5.1.1 User unknown".into(),
             rcpt_replies: Vec::new(),
             close_after_message: false,
+            farewell_after_message: None,
             silent_after_data: false,
             transient_data_failures: 0,
             transient_data_reply: "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"
@@ -298,6 +303,13 @@ impl TestServer {
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// Answers the next `times` MAIL FROM commands, on any connection, with the options'
+    /// `transient_reply` (the connection stays open).
+    #[allow(dead_code)]
+    pub fn refuse_next_mail_from(&self, times: usize) {
+        self.state.transient_left.store(times, Ordering::SeqCst);
     }
 
     pub fn messages(&self) -> Vec<Received> {

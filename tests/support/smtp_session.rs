@@ -347,6 +347,10 @@ pub(super) async fn session(
                 if options.close_after_message {
                     return Ok(());
                 }
+                if let Some(farewell) = &options.farewell_after_message {
+                    reply(&mut io, farewell).await?;
+                    return Ok(());
+                }
             }
             "RSET" => {
                 transaction.end();

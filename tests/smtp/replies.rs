@@ -42,6 +42,32 @@ async fn a_5xx_reply_is_not_retried_and_basic_auth_retirement_points_to_oauth() 
     assert!(error.remedy().unwrap().contains("`oauth`"), "{error}");
 }
 
+/// Exchange Online refuses the data once the mailbox's daily recipient limit is used up: a
+/// refusal (not retried, nothing delivered) whose remedy names the limit and what to do.
+#[tokio::test]
+async fn a_used_up_daily_limit_is_not_retried_and_says_so() {
+    let server = TestServer::start(ServerOptions {
+        transient_data_failures: 1,
+        transient_data_reply: "554 5.2.0 STOREDRV.Submission.Exception:\
+                               SubmissionQuotaExceededException; Failed to process message due \
+                               to a permanent exception"
+            .into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server).build().unwrap();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    assert_eq!(server.mail_from_commands(), 1);
+    assert_eq!(error.delivery(), Delivery::NotSent, "{error:?}");
+    assert!(!error.is_transient());
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("10,000 recipients"), "{remedy}");
+    assert!(remedy.contains("`user_name`"), "{remedy}");
+}
+
 #[tokio::test]
 async fn a_4xx_reply_to_the_end_of_data_is_retried_and_delivered_once() {
     // Exchange answers `432 4.3.2` to the final `.`: an explicit refusal, safe to resend.

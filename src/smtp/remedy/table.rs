@@ -1,243 +1,61 @@
-//! SMTP replies mapped to the admin's next step, and lettre errors mapped to [`Error::Smtp`].
-//!
-//! Exchange Online's replies carry an enhanced status code (`5.7.139`, `5.7.30`, …) that says
-//! far more than the three-digit reply code; the table below keys on it first, then on the
-//! reply code and the SASL mechanism.
+//! The table of remedies: an SMTP failure (stage, reply code, enhanced code, text,
+//! mechanism) mapped to what the admin should change.
 
-use super::redact::redact;
-use super::tls_mode::{IMPLICIT_TLS_PORT, NO_TLS_MODE, PLAIN_SMTP_PORT, rustls_error};
-use crate::error::{Advice, Delivery, Error, MAX_REPLY_TEXT, SmtpStage};
+use super::{
+    CERT_ISSUER, CERT_NAME, CERT_TIME, PASSWORD_TRANSITION, TOKEN_TIMEOUT_REMEDY, contains,
+    is_token_challenge, reply_is_transient,
+};
+use crate::error::SmtpStage;
+use crate::smtp::tls_mode::{IMPLICIT_TLS_PORT, NO_TLS_MODE, PLAIN_SMTP_PORT};
 
-/// Converts a lettre SMTP error into [`Error::Smtp`].
-///
-/// lettre's errors keep only the server's reply text, never the lines we sent. A server may
-/// still echo them (the AUTH line with its base64 credentials): for AUTH use
-/// [`from_lettre_redacted`].
-pub(crate) fn from_lettre(
-    stage: SmtpStage,
-    mechanism: Option<&str>,
-    error: &lettre::transport::smtp::Error,
-    delivery: Delivery,
-) -> Error {
-    from_lettre_redacted(stage, mechanism, error, delivery, &[])
-}
-
-/// [`from_lettre`], with every trace of `secrets` (the password or token, and the SASL
-/// blobs sent on the wire) removed from the server's reply text, raw or base64-encoded.
-pub(crate) fn from_lettre_redacted(
-    stage: SmtpStage,
-    mechanism: Option<&str>,
-    error: &lettre::transport::smtp::Error,
-    delivery: Delivery,
-    secrets: &[&[u8]],
-) -> Error {
-    let code = error.status().map(u16::from);
-    if let Some(failure) = local_failure(error) {
-        return with_advice(Error::Smtp {
-            stage: failure.stage.unwrap_or(stage),
-            code: None,
-            enhanced_code: None,
-            message: failure.message,
-            mechanism: mechanism.map(str::to_owned),
-            transient: false,
-            delivery,
-            advice: Advice::default(),
-        });
-    }
-    // lettre's Display is "permanent error (535): <server text>"; the source is the text.
-    let text = std::error::Error::source(error)
-        .map_or_else(|| error.to_string(), |source| source.to_string());
-    let text = redact(&text, secrets);
-    let mut text: String = text.trim().chars().take(MAX_REPLY_TEXT).collect();
-    let enhanced_code = enhanced_code(&text);
-    if let Some(enhanced) = &enhanced_code {
-        text = text.trim_start_matches(enhanced.as_str()).trim().to_owned();
-    }
-    // A reply says itself whether it is transient (4xx; see `reply_is_transient`). Without a reply it is the network
-    // (transient) unless lettre itself refused, e.g. no common AUTH mechanism, or TLS failed
-    // (an unverifiable certificate does not fix itself), or the reply could not be read (a
-    // line too long, not SMTP): permanent. A connection closed mid-reply is the network.
-    let transient = match code {
-        // RFC 4954's "password transition needed" is a 4xx no retry fixes: logging in
-        // again and again only risks locking the account.
-        Some(_) if enhanced_code.as_deref() == Some(PASSWORD_TRANSITION) => false,
-        Some(code) => reply_is_transient(stage, code),
-        None if error.is_response() => text == "incomplete response",
-        // The server refused an XOAUTH2 token with an error challenge: the token is dropped,
-        // and the next try logs in with a fresh one.
-        None if is_token_challenge(&text) => true,
-        None => !error.is_client() && !error.is_tls(),
-    };
-    let stage = if error.is_tls() && code.is_none() {
-        SmtpStage::Tls
-    } else {
-        stage
-    };
-    with_advice(Error::Smtp {
-        stage,
-        code,
-        enhanced_code,
-        message: text,
-        mechanism: mechanism.map(str::to_owned),
-        transient,
-        delivery,
-        advice: Advice::default(),
-    })
-}
-
-/// RFC 4954's enhanced code for "a password transition is needed" (with `432`).
-const PASSWORD_TRANSITION: &str = "4.7.12";
-
-/// What lettre says when a server answers XOAUTH2 with a challenge, which is how RFC 7628
-/// servers (Gmail, for one) refuse a token before they send `535`.
-const TOKEN_CHALLENGE: &str = "does not expect a challenge";
-
-/// Whether an SMTP error's text is lettre's, for a token refused with a challenge.
-pub(crate) fn is_token_challenge(message: &str) -> bool {
-    message.contains(TOKEN_CHALLENGE)
-}
-
-/// Whether a server's reply `code` at `stage` is temporary: a 4xx, and a `552` to
-/// `RCPT TO` — "too many recipients", which RFC 5321 (§4.5.3.1.10) asks clients to treat
-/// as temporary: the recipients refused so can be sent to in a later transaction.
-fn reply_is_transient(stage: SmtpStage, code: u16) -> bool {
-    (400..500).contains(&code) || (code == 552 && stage == SmtpStage::Rcpt)
-}
-
-/// Attaches this module's remedy and auth verdict to an [`Error::Smtp`] made from its facts;
-/// every SMTP error goes through here once.
-pub(crate) fn with_advice(mut error: Error) -> Error {
-    if let Error::Smtp {
-        stage,
-        code,
-        enhanced_code,
-        message,
-        mechanism,
-        advice,
-        ..
-    } = &mut error
+/// What to change when Exchange Online refuses a submission for the sending mailbox's own
+/// state: its daily recipient limit used up, its mailbox full (a copy of each message sent
+/// by SMTP is kept in Sent Items), or SMTP sending paused for it after the same error again
+/// and again (`550 5.2.251`–`5.2.255`). Sources: Microsoft Learn, "Message storage and
+/// concurrent connection throttling for SMTP Authenticated Submission" and "Continuous
+/// error throttling for SMTP AUTH submissions in Exchange Online".
+fn sending_limit_remedy(enhanced: Option<&str>, message: &str) -> Option<String> {
+    const PAUSED: &str = "Exchange Online pauses SMTP sending from a mailbox for a while after \
+                          the same error again and again; it resumes by itself once the cause \
+                          is fixed";
+    const MAILBOX_FULL: &str = "the sending mailbox (User Name, `user_name`) is full, and \
+         Exchange Online keeps a copy of every message sent by SMTP in its Sent Items: empty \
+         Sent Items, or give the mailbox a retention policy that empties it";
+    let remedy = if contains(message, "SubmissionQuotaExceeded") {
+        "the sending mailbox (User Name, `user_name`) reached Exchange Online's daily limit of \
+         10,000 recipients: sending resumes as the 24-hour window moves on; spread the sends \
+         over several mailboxes, or send bulk mail through a service made for it"
+            .to_owned()
+    } else if enhanced == Some("5.2.251") {
+        format!("{PAUSED}: {MAILBOX_FULL}")
+    } else if contains(message, "STOREDRV.Submission")
+        && (contains(message, "QuotaExceeded") || contains(message, "mailbox full"))
     {
-        *advice = Advice::remedy(remedy(
-            *stage,
-            *code,
-            enhanced_code.as_deref(),
-            message,
-            mechanism.as_deref(),
-        ))
-        .with_auth(is_auth(*stage, *code, enhanced_code.as_deref(), message))
-        .with_settings(is_tls_mismatch(*code, message));
-    }
-    error
-}
-
-/// A failure on our side of the connection that no retry can fix.
-struct LocalFailure {
-    /// The stage it belongs to, when it is not the one at hand.
-    stage: Option<SmtpStage>,
-    message: String,
-}
-
-/// The guard's refusal (a STARTTLS injection, an endless reply) or a refused certificate,
-/// found in the error's sources, as a permanent failure with a message that says which.
-fn local_failure(error: &lettre::transport::smtp::Error) -> Option<LocalFailure> {
-    use rustls::CertificateError as Cert;
-
-    if let Some(violation) = super::stream::violation(error) {
-        return Some(LocalFailure {
-            stage: (violation == super::stream::Violation::StarttlsInjection)
-                .then_some(SmtpStage::Tls),
-            message: violation.to_string(),
-        });
-    }
-    rustls_error(error).map(|tls| {
-        let what = match tls {
-            rustls::Error::InvalidCertificate(
-                Cert::NotValidForName | Cert::NotValidForNameContext { .. },
-            ) => CERT_NAME,
-            rustls::Error::InvalidCertificate(
-                Cert::Expired
-                | Cert::ExpiredContext { .. }
-                | Cert::NotValidYet
-                | Cert::NotValidYetContext { .. },
-            ) => CERT_TIME,
-            rustls::Error::InvalidCertificate(
-                Cert::UnknownIssuer | Cert::BadSignature | Cert::BadEncoding,
-            ) => CERT_ISSUER,
-            rustls::Error::InvalidCertificate(_) => "the server's certificate was refused",
-            _ => "the TLS handshake failed",
-        };
-        LocalFailure {
-            stage: Some(SmtpStage::Tls),
-            message: format!("{what}: {tls}"),
-        }
-    })
-}
-
-const CERT_NAME: &str = "the server's certificate is not valid for this host name";
-const CERT_TIME: &str = "the server's certificate is expired or not yet valid";
-const CERT_ISSUER: &str = "the server's certificate is not signed by a trusted CA";
-
-/// A failure that is not a server reply (a timeout, a missing capability).
-pub(crate) fn client_error(
-    stage: SmtpStage,
-    message: impl Into<String>,
-    transient: bool,
-    delivery: Delivery,
-) -> Error {
-    with_advice(Error::Smtp {
-        stage,
-        code: None,
-        enhanced_code: None,
-        message: message.into(),
-        mechanism: None,
-        transient,
-        delivery,
-        advice: Advice::default(),
-    })
-}
-
-/// The enhanced status code (RFC 3463, `class.subject.detail`) at the start of a reply text.
-fn enhanced_code(text: &str) -> Option<String> {
-    let word = text.split_whitespace().next()?;
-    let mut parts = word.split('.');
-    let class = parts.next()?;
-    let ok = matches!(class, "2" | "4" | "5")
-        && parts
-            .clone()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
-        && parts.count() == 2;
-    ok.then(|| word.to_owned())
-}
-
-fn contains(message: &str, needle: &str) -> bool {
-    message
-        .to_ascii_lowercase()
-        .contains(&needle.to_ascii_lowercase())
-}
-
-/// What to do when no XOAUTH2 token came in time.
-pub(crate) const TOKEN_TIMEOUT_REMEDY: &str = "check that this machine reaches the login host \
-     (`authority_host`, by default the cloud's, e.g. login.microsoftonline.com) over HTTPS: \
-     DNS, proxy and firewall rules; the SMTP server (`smtp_host`) was not the one that did \
-     not answer";
-
-/// Whether an SMTP failure is a TLS mode that does not match the port: only `smtp_tls` (or
-/// `smtp_port`) can fix it.
-fn is_tls_mismatch(code: Option<u16>, message: &str) -> bool {
-    code.is_none() && (contains(message, PLAIN_SMTP_PORT) || contains(message, IMPLICIT_TLS_PORT))
-}
-
-/// Whether an SMTP failure is about credentials or permissions.
-fn is_auth(stage: SmtpStage, code: Option<u16>, enhanced: Option<&str>, message: &str) -> bool {
-    let permanent = code.is_some_and(|c| c >= 500);
-    (stage == SmtpStage::Auth && permanent)
-        || code == Some(530)
-        || enhanced.is_some_and(|e| e.starts_with("5.7.") || e == "5.2.252")
-        || contains(message, "SendAsDenied")
+        MAILBOX_FULL.to_owned()
+    } else if enhanced == Some("5.2.253") {
+        format!(
+            "{PAUSED}: the sending mailbox (User Name, `user_name`) has no valid Exchange \
+             Online licence; assign one in the Microsoft 365 admin center"
+        )
+    } else if enhanced == Some("5.2.254") {
+        format!(
+            "{PAUSED}: messages had more recipients than Exchange Online takes in one message; \
+             set Recipient Limit (`recipient_limit`) to 500 or less, so that larger lists are \
+             sent in parts"
+        )
+    } else if enhanced == Some("5.2.255") {
+        format!(
+            "{PAUSED}: many messages went to addresses that do not exist; remove the invalid \
+             addresses from the lists this service sends to"
+        )
+    } else {
+        return None;
+    };
+    Some(remedy)
 }
 
 /// What the admin should change, for an SMTP failure.
-fn remedy(
+pub(super) fn remedy(
     stage: SmtpStage,
     code: Option<u16>,
     enhanced: Option<&str>,
@@ -269,6 +87,8 @@ fn remedy(
          `Add-RecipientPermission -Identity <from address> -Trustee <user_name> -AccessRights \
          SendAs`"
             .to_owned()
+    } else if let Some(remedy) = sending_limit_remedy(enhanced, message) {
+        remedy
     } else if (code == Some(535) || (code.is_none() && is_token_challenge(message))) && xoauth2 {
         "the server did not accept the OAuth token for this mailbox: in the app registration \
          add the application permission `SMTP.SendAsApp` of Office 365 Exchange Online and grant \
@@ -398,6 +218,7 @@ fn remedy(
 
 #[cfg(test)]
 mod tests {
+    use super::super::is_auth;
     use super::*;
 
     #[test]
@@ -425,15 +246,67 @@ mod tests {
         assert!(missing.unwrap().contains("no authentication mechanism"));
     }
 
+    /// Exchange Online's refusals for the sending mailbox's own state each say what to fix.
     #[test]
-    fn enhanced_codes_are_recognised() {
-        assert_eq!(
-            enhanced_code("5.7.139 Authentication unsuccessful").as_deref(),
-            Some("5.7.139")
+    fn sending_limits_name_their_fix() {
+        let r = |code, enhanced, message| {
+            remedy(
+                SmtpStage::Data,
+                Some(code),
+                enhanced,
+                message,
+                Some("XOAUTH2"),
+            )
+            .unwrap()
+        };
+        let daily = r(
+            554,
+            Some("5.2.0"),
+            "STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process \
+             message due to a permanent exception",
         );
-        assert_eq!(enhanced_code("4.3.2 limit").as_deref(), Some("4.3.2"));
-        assert_eq!(enhanced_code("Authentication unsuccessful"), None);
-        assert_eq!(enhanced_code("5.7 x"), None);
+        assert!(daily.contains("10,000 recipients"), "{daily}");
+        let full = r(
+            554,
+            Some("5.2.2"),
+            "mailbox full; STOREDRV.Submission.Exception:QuotaExceededException.\
+             MapiExceptionShutoffQuotaExceeded",
+        );
+        assert!(full.contains("Sent Items"), "{full}");
+        assert!(!full.contains("10,000"), "{full}");
+        let paused = |enhanced, what: &str| {
+            let remedy = remedy(
+                SmtpStage::Mail,
+                Some(550),
+                Some(enhanced),
+                "Sender throttled due to continuous errors",
+                None,
+            )
+            .unwrap();
+            assert!(
+                remedy.contains("pauses SMTP sending"),
+                "{enhanced}: {remedy}"
+            );
+            assert!(remedy.contains(what), "{enhanced}: {remedy}");
+        };
+        paused("5.2.251", "Sent Items");
+        paused("5.2.253", "licence");
+        paused("5.2.254", "recipient_limit");
+        paused("5.2.255", "do not exist");
+        // A recipient's full mailbox elsewhere is not the sender's.
+        let elsewhere = remedy(
+            SmtpStage::Rcpt,
+            Some(552),
+            Some("5.2.2"),
+            "Mailbox full",
+            None,
+        );
+        assert!(
+            !elsewhere
+                .as_deref()
+                .is_some_and(|r| r.contains("Sent Items")),
+            "{elsewhere:?}"
+        );
     }
 
     #[test]

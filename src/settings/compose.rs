@@ -317,7 +317,7 @@ impl std::fmt::Debug for ConnectorSettings {
             .field("client_secret_expires", &self.client_secret_expires)
             .field("password", &self.password)
             .field("use_ssl", &self.use_ssl)
-            .field("smtp_host", &self.smtp_host)
+            .field("smtp_host", &shown_url(&self.smtp_host))
             .field("smtp_port", &self.smtp_port)
             .field("smtp_tls", &self.smtp_tls)
             .field(

@@ -392,13 +392,16 @@ impl ConnectorSettings {
             Some(mode) => mode.to_string(),
         };
         match self.transport_kind() {
+            // Hosts as the settings hold them may carry a `user:password@` (refused by
+            // validation, which may not have run yet): never shown.
             TransportKind::Graph => format!(
                 "Microsoft Graph at {} as {sender}, authentication {mode}",
-                self.graph_endpoint()
+                crate::net::without_userinfo(self.graph_endpoint())
             ),
             TransportKind::Smtp => format!(
                 "SMTP {}:{} ({}) as {sender}, authentication {mode}",
-                self.smtp_host().unwrap_or("(no smtp_host)"),
+                self.smtp_host()
+                    .map_or_else(|| "(no smtp_host)".to_owned(), crate::net::without_userinfo),
                 self.smtp_port(),
                 self.smtp_tls_mode()
             ),

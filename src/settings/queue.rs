@@ -62,7 +62,10 @@ impl ConnectorSettings {
     ///
     /// # Errors
     ///
-    /// As [`ConnectorSettings::queue`] and [`ConnectorSettings::build`].
+    /// [`Error::Disabled`] when the connector is disabled (`enabled = false`): a worker would
+    /// take each queued message and fail it, so none is made and the queue is left as it is
+    /// until the connector is enabled again. Otherwise as [`ConnectorSettings::queue`] and
+    /// [`ConnectorSettings::build`].
     pub async fn queue_worker(&self) -> Result<Worker> {
         self.builder().queue_worker().await
     }
@@ -92,6 +95,9 @@ impl TransportBuilder<'_> {
     /// As [`ConnectorSettings::queue_worker`].
     pub async fn queue_worker(self) -> Result<Worker> {
         let settings = self.settings();
+        if !settings.enabled {
+            return Err(Error::Disabled);
+        }
         let queue = settings.queue().await?;
         let retention = settings
             .queue_retention_days

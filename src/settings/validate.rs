@@ -125,6 +125,16 @@ impl ConnectorSettings {
                             "SMTP host (`smtp_host`) is required when Authentication Mode is {mode}"
                         ),
                     ),
+                    // Never quoted: what precedes the `@` may be a password.
+                    Some(host) if host.contains('@') => problem(
+                        &mut problems,
+                        "smtp_host",
+                        "SMTP host (`smtp_host`) contains a user name or password (`user@` or \
+                         `user:password@`): set it to the host name only, e.g. \
+                         `smtp.office365.com`; the user name goes in User Name (`user_name`) \
+                         and the password in Password (`password`)"
+                            .to_owned(),
+                    ),
                     Some(host) if host.contains(['/', ':', ' ']) => problem(
                         &mut problems,
                         "smtp_host",

@@ -5,7 +5,14 @@
 use std::process::{Command, Output};
 
 fn mailctl(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mailctl"))
+    mailctl_with(dir, args, &[])
+}
+
+/// `mailctl` with the queue's settings and these variables besides (an empty value removes
+/// the variable).
+fn mailctl_with(dir: &std::path::Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mailctl"));
+    command
         .args(args)
         .current_dir(dir)
         .env_remove("MAIL_CONNECTOR_CONFIG")
@@ -14,9 +21,14 @@ fn mailctl(dir: &std::path::Path, args: &[&str]) -> Output {
             format!("sqlite://{}", dir.join("q.db").display()),
         )
         .env("MAIL_CONNECTOR_OUTBOX_DIR", dir.join("outbox"))
-        .env("MAIL_CONNECTOR_USER_NAME", "no-reply@example.org")
-        .output()
-        .unwrap()
+        .env("MAIL_CONNECTOR_USER_NAME", "no-reply@example.org");
+    for (name, value) in vars {
+        match value.is_empty() {
+            true => command.env_remove(name),
+            false => command.env(name, value),
+        };
+    }
+    command.output().unwrap()
 }
 
 fn stdout(output: &Output) -> String {
@@ -104,4 +116,63 @@ fn send_enqueues_worker_delivers_and_queue_commands_operate() {
         Some(2),
         "clap refuses a duration without unit"
     );
+}
+
+/// A disabled connector queues nothing and delivers nothing: `send` and `worker` exit 3 with
+/// the fix, and what was queued before stays queued (a worker would fail it).
+#[test]
+fn a_disabled_connector_neither_queues_nor_fails_queued_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let send = [
+        "send",
+        "--to",
+        "ann@example.org",
+        "--subject",
+        "Hi",
+        "--text",
+        "x",
+    ];
+    let queued = stdout(&mailctl(path, &send)).trim().to_owned();
+    let disabled = [("MAIL_CONNECTOR_ENABLED", "false")];
+
+    let refused = mailctl_with(path, &send, &disabled);
+    assert_eq!(refused.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("disabled"), "{said}");
+    for args in [&["worker", "--once"][..], &["worker"][..]] {
+        let worker = mailctl_with(path, args, &disabled);
+        let log = String::from_utf8_lossy(&worker.stderr);
+        assert_eq!(worker.status.code(), Some(3), "{args:?}: {log}");
+        assert!(log.contains("disabled"), "{log}");
+    }
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&mailctl(path, &["queue", "list", "--json"]))).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "nothing queued while disabled: {listed:?}");
+    assert_eq!(listed[0]["id"], queued.as_str());
+    assert_eq!(listed[0]["state"], "queued");
+}
+
+/// The settings the worker prints never carry a password written into a host.
+#[test]
+fn the_worker_shows_no_credentials_from_a_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = mailctl_with(
+        dir.path(),
+        &["worker", "--once"],
+        &[
+            ("MAIL_CONNECTOR_OUTBOX_DIR", ""),
+            ("MAIL_CONNECTOR_AUTH_MODE", "oauth"),
+            (
+                "MAIL_CONNECTOR_GRAPH_ENDPOINT",
+                "https://admin:hunter2-secret@graph.example",
+            ),
+        ],
+    );
+    let log = String::from_utf8_lossy(&worker.stderr);
+    assert_eq!(worker.status.code(), Some(3), "{log}");
+    assert!(!log.contains("hunter2"), "{log}");
+    assert!(log.contains("graph_endpoint"), "{log}");
 }

@@ -354,6 +354,30 @@ fn debug_and_errors_never_show_secrets() {
     let error = s.validate().unwrap_err();
     let printed = format!("{error} {error:?} {:?} {}", error.remedy(), s.summary());
     assert_no_secrets(&printed, &[KNOWN_SECRET]);
+    // A password written into a host is shown by neither the summary nor `Debug`.
+    for (field, url) in [
+        (
+            "graph_endpoint",
+            "https://admin:hunter2-secret@graph.example",
+        ),
+        ("smtp_host", "admin:hunter2-secret@smtp.example"),
+    ] {
+        // Basic authentication goes by SMTP, OAuth by Graph.
+        let s = ConnectorSettings::from_toml_str(&format!(
+            "auth_mode = \"{}\"\n{field} = \"{url}\"",
+            if field == "smtp_host" {
+                "basic"
+            } else {
+                "oauth"
+            }
+        ))
+        .unwrap();
+        let error = s.validate().unwrap_err();
+        let shown = format!("{} {s:?} {error} {error:?}", s.summary());
+        assert_no_secrets(&shown, &["hunter2-secret"]);
+        assert!(shown.contains("…@"), "{shown}");
+        assert!(error.to_string().contains("user name or password"), "{error}");
+    }
     // A numeric password is taken as text; a mistyped one is not echoed.
     let s = ConnectorSettings::from_toml_str("password = 98765432").unwrap();
     assert_eq!(s.password.unwrap().expose_secret(), "98765432");

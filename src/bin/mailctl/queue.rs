@@ -115,6 +115,12 @@ pub(crate) async fn enqueue(
     email: &Email,
     idempotency_key: Option<String>,
 ) -> Result<String, Error> {
+    // As the library's enqueueing transport: nothing is queued for a connector that is
+    // disabled (no worker would deliver it) or whose settings cannot send.
+    if !settings.enabled {
+        return Err(Error::Disabled);
+    }
+    settings.validate()?;
     let queue = settings.queue().await?;
     let mut options = EnqueueOptions::new();
     if let Some(key) = idempotency_key {
@@ -151,8 +157,9 @@ async fn shutdown_signal() {
 
 pub(crate) async fn worker(args: WorkerArgs) -> Result<(), Error> {
     let settings = queue_settings(&args.config)?;
-    eprintln!("mailctl: delivering with {}", settings.summary());
+    // Refused first when disabled or invalid: the summary describes only settings in use.
     let worker = settings.queue_worker().await?;
+    eprintln!("mailctl: delivering with {}", settings.summary());
     let report = if args.once {
         worker.run_once().await?
     } else {

@@ -118,7 +118,11 @@ pub(crate) async fn send(args: SendArgs) -> ExitCode {
         Ok(email) => email,
         Err(error) => return out.failed(Some(transport), &error, None),
     };
-    if settings.queue_url.is_some() {
+    if settings
+        .queue_url
+        .as_ref()
+        .is_some_and(|url| !url.expose_secret().trim().is_empty())
+    {
         return match crate::queue::enqueue(&settings, &email, args.idempotency_key).await {
             Ok(id) => out.queued(&id),
             Err(error) => out.failed(Some("queue"), &error, Some(&email)),

@@ -198,7 +198,10 @@ impl ConnectorSettings {
                 self.take_field(&from, key);
             }
         }
-        self.refuse_placeholders()?;
+        // Only a connector that sends needs its secrets (as `validate` has it).
+        if self.enabled {
+            self.refuse_placeholders()?;
+        }
         Ok(self)
     }
 

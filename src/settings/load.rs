@@ -19,6 +19,9 @@ pub(super) enum Kind {
     Bool,
     /// A whole number up to this maximum.
     Number(u64),
+    /// Text that is a secret: kept as given but for a line break at its end (from a mounted
+    /// secret file), and never quoted in an error.
+    Secret,
 }
 
 /// Every settings key, in the order of the settings table.
@@ -28,7 +31,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("transport", Kind::Text),
     ("user_name", Kind::Text),
     ("oauth_client_id", Kind::Text),
-    ("client_secret", Kind::Text),
+    ("client_secret", Kind::Secret),
     ("tenant_id", Kind::Text),
     ("client_certificate_file", Kind::Text),
     ("client_private_key_file", Kind::Text),
@@ -39,7 +42,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("federated_token_file", Kind::Text),
     ("oauth_scope", Kind::Text),
     ("client_secret_expires", Kind::Text),
-    ("password", Kind::Text),
+    ("password", Kind::Secret),
     ("use_ssl", Kind::Bool),
     ("smtp_host", Kind::Text),
     ("smtp_port", Kind::Number(u16::MAX as u64)),
@@ -56,7 +59,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("dkim_domain", Kind::Text),
     ("dkim_selector", Kind::Text),
     ("dkim_private_key_file", Kind::Text),
-    ("queue_url", Kind::Text),
+    ("queue_url", Kind::Secret),
     ("queue_max_attempts", Kind::Number(u32::MAX as u64)),
     ("queue_max_in_flight", Kind::Number(u32::MAX as u64)),
     ("queue_rate_per_minute", Kind::Number(u32::MAX as u64)),
@@ -185,6 +188,10 @@ impl ConnectorSettings {
     /// Reads settings from the process environment: `MAIL_CONNECTOR_<KEY>` for each key
     /// (e.g. `MAIL_CONNECTOR_CLIENT_SECRET`). `MAIL_CONNECTOR_CONFIG` is left to callers
     /// that load a file.
+    ///
+    /// A variable that is empty or blank counts as unset (as `KEY=${UNSET}` in a compose
+    /// file leaves it). Values are trimmed of surrounding whitespace, but a secret
+    /// (`client_secret`, `password`, `queue_url`) only of a line break at its end.
     ///
     /// # Errors
     ///
@@ -375,8 +382,16 @@ pub(super) fn env_overlay<K: AsRef<str>, V: AsRef<str>>(
             continue;
         };
         let trimmed = value.trim();
+        // Empty or blank is unset: what `KEY=${UNSET}` in a compose file or a manifest
+        // leaves behind must neither fail a number nor wipe the file's value.
+        if trimmed.is_empty() {
+            continue;
+        }
         let parsed = match kind {
-            Kind::Text => Some(serde_json::Value::String(value.to_owned())),
+            Kind::Text => Some(serde_json::Value::String(trimmed.to_owned())),
+            Kind::Secret => Some(serde_json::Value::String(
+                value.trim_end_matches(['\r', '\n']).to_owned(),
+            )),
             Kind::Bool => parse_bool(trimmed).map(serde_json::Value::Bool),
             Kind::Number(max) => trimmed
                 .parse::<u64>()
@@ -388,16 +403,19 @@ pub(super) fn env_overlay<K: AsRef<str>, V: AsRef<str>>(
             Some(parsed) => {
                 map.insert(key.to_owned(), parsed);
             }
+            // The value is not quoted: a secret set in the wrong variable would be shown.
             None => problem(
                 &mut problems,
                 key,
                 format!(
-                    "`{name}` must be {}, not `{trimmed}`",
+                    "`{name}` must be {}; its value ({} characters, not shown in case it is a \
+                     secret set in the wrong variable) is not",
                     match kind {
-                        Kind::Bool => "true or false".to_owned(),
+                        Kind::Bool => "true or false (also yes/no, on/off, 1/0)".to_owned(),
                         Kind::Number(max) => format!("a whole number from 0 to {max}"),
-                        Kind::Text => "text".to_owned(),
-                    }
+                        Kind::Text | Kind::Secret => "text".to_owned(),
+                    },
+                    trimmed.chars().count()
                 ),
             ),
         }

@@ -34,6 +34,26 @@ fn send_without_settings_writes_one_eml_into_the_outbox() {
     assert_eq!(message.subject(), Some("Hello"));
 }
 
+/// Variables left empty (`KEY=${UNSET}` in a compose file) are no settings: with nothing
+/// else set, `mailctl` writes to the outbox as with nothing configured.
+#[test]
+fn empty_variables_count_as_no_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, _, stderr) = run(mailctl()
+        .current_dir(dir.path())
+        .env("MAIL_CONNECTOR_CONFIG", "")
+        .env("MAIL_CONNECTOR_SMTP_PORT", "")
+        .args(["send", "--to", "you@example.org", "--subject", "Hi"]));
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("writing messages to ./outbox"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("outbox"))
+            .unwrap()
+            .count(),
+        1
+    );
+}
+
 #[test]
 fn send_with_attachments_and_all_roles() {
     let dir = tempfile::tempdir().unwrap();

@@ -122,10 +122,16 @@ fn secrets_are_redacted_unless_asked_for_in_plain() {
     assert_no_secrets(&serde_json::to_string(&settings).unwrap(), &[KNOWN_SECRET]);
 
     // A redacted file read back keeps the placeholders for the environment to replace;
-    // left without a variable they are refused, naming the key and the variable.
-    let error = ConnectorSettings::from_toml_str(&redacted[0])
-        .unwrap()
+    // left without a variable they are refused, naming the key and the variable — once the
+    // connector is enabled: a disabled one needs no secret (these settings are disabled).
+    let read_back = ConnectorSettings::from_toml_str(&redacted[0]).unwrap();
+    assert!(!read_back.enabled);
+    read_back
+        .clone()
         .with_env_vars([("PATH", "/usr/bin")])
+        .unwrap();
+    let error = read_back
+        .with_env_vars([("MAIL_CONNECTOR_ENABLED", "true")])
         .unwrap_err()
         .to_string();
     for name in [

@@ -143,6 +143,12 @@ fn bad_environment_values_name_the_variable() {
         "{text}"
     );
     assert!(!text.contains("MAIL_CONNECTOR_TENANT`"), "{text}");
+    // A secret set in the wrong variable is not echoed back.
+    let error =
+        ConnectorSettings::from_env_vars([("MAIL_CONNECTOR_SMTP_PORT", KNOWN_SECRET)]).unwrap_err();
+    let text = format!("{error} {error:?}");
+    assert_no_secrets(&text, &[KNOWN_SECRET]);
+    assert!(text.contains("MAIL_CONNECTOR_SMTP_PORT"), "{text}");
     let error = ConnectorSettings::from_env_vars([("MAIL_CONNECTOR_AUTH_MODE", "kerberos")])
         .unwrap_err()
         .to_string();
@@ -376,7 +382,10 @@ fn debug_and_errors_never_show_secrets() {
         let shown = format!("{} {s:?} {error} {error:?}", s.summary());
         assert_no_secrets(&shown, &["hunter2-secret"]);
         assert!(shown.contains("…@"), "{shown}");
-        assert!(error.to_string().contains("user name or password"), "{error}");
+        assert!(
+            error.to_string().contains("user name or password"),
+            "{error}"
+        );
     }
     // A numeric password is taken as text; a mistyped one is not echoed.
     let s = ConnectorSettings::from_toml_str("password = 98765432").unwrap();
@@ -387,6 +396,37 @@ fn debug_and_errors_never_show_secrets() {
     let error = ConnectorSettings::from_toml_str(&format!("client_secret = [\"{KNOWN_SECRET}\"]"))
         .unwrap_err();
     assert_no_secrets(&format!("{error} {error:?}"), &[KNOWN_SECRET]);
+}
+
+/// `KEY=${UNSET}` in a compose file or a manifest sets an empty variable: it counts as
+/// unset — no error for a number, no file value wiped — and text values lose the spaces and
+/// line break a mounted file leaves, a secret only its line break.
+#[test]
+fn empty_variables_are_unset_and_values_are_trimmed() {
+    let file = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"basic\"\nuser_name = \"no-reply@contoso.com\"\nsmtp_host = \"smtp.contoso.com\"\npassword = \"{KNOWN_SECRET}\""
+    ))
+    .unwrap();
+    let s = file
+        .with_env_vars([
+            ("MAIL_CONNECTOR_PASSWORD", ""),
+            ("MAIL_CONNECTOR_SMTP_PORT", ""),
+            ("MAIL_CONNECTOR_USE_SSL", "  "),
+            ("MAIL_CONNECTOR_AUTH_MODE", ""),
+            ("MAIL_CONNECTOR_OUTBOX_DIR", ""),
+            ("MAIL_CONNECTOR_SMTP_HOST", " mail.contoso.com\n"),
+        ])
+        .unwrap();
+    assert_eq!(s.password.as_ref().unwrap().expose_secret(), KNOWN_SECRET);
+    assert_eq!(s.smtp_port, None);
+    assert_eq!(s.use_ssl, None);
+    assert_eq!(s.auth_mode, Some(AuthMode::Basic));
+    assert_eq!(s.outbox_dir, None);
+    assert_eq!(s.smtp_host.as_deref(), Some("mail.contoso.com"));
+    assert!(s.validate().is_ok(), "{:?}", s.validate());
+    let s =
+        ConnectorSettings::from_env_vars([("MAIL_CONNECTOR_PASSWORD", " pass word \r\n")]).unwrap();
+    assert_eq!(s.password.unwrap().expose_secret(), " pass word ");
 }
 
 #[test]

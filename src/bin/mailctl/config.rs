@@ -16,10 +16,12 @@ pub(crate) struct ConfigArg {
 
 /// Where the settings came from, said once so the user knows what was used.
 pub(crate) fn load_settings(config: &ConfigArg) -> Result<ConnectorSettings, Error> {
-    let file = config
-        .config
-        .clone()
-        .or_else(|| std::env::var_os(format!("{ENV_PREFIX}CONFIG")).map(PathBuf::from));
+    let file = config.config.clone().or_else(|| {
+        // Empty is unset, as for the settings' own variables.
+        std::env::var_os(format!("{ENV_PREFIX}CONFIG"))
+            .filter(|path| !path.to_string_lossy().trim().is_empty())
+            .map(PathBuf::from)
+    });
     if let Some(file) = file {
         eprintln!("mailctl: settings from {}", file.display());
         return ConnectorSettings::from_file_with_env(file);
@@ -37,7 +39,10 @@ pub(crate) fn load_settings(config: &ConfigArg) -> Result<ConnectorSettings, Err
 
 /// Whether any `MAIL_CONNECTOR_*` variable is set (names that are not Unicode are not ours).
 fn has_settings_variables() -> bool {
-    std::env::vars_os().any(|(name, _)| name.to_str().is_some_and(|n| n.starts_with(ENV_PREFIX)))
+    std::env::vars_os().any(|(name, value)| {
+        name.to_str().is_some_and(|n| n.starts_with(ENV_PREFIX))
+            && !value.to_string_lossy().trim().is_empty()
+    })
 }
 
 /// Whether any settings source is given: `--config`, `MAIL_CONNECTOR_CONFIG` or another

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::validate::{problem, tenant_problem};
+use super::validate::{GuidForm, guid_form, problem, tenant_problem};
 use super::{ConnectorSettings, OAuthCredential, non_blank};
 use crate::error::SettingsProblem;
 use crate::fields::{client_id_required, tenant_id_required};
@@ -191,15 +191,26 @@ impl ConnectorSettings {
         };
         match client_id {
             None => problem(problems, "oauth_client_id", client_id_required(when)),
-            Some(id) if uuid::Uuid::parse_str(&id).is_err() => problem(
-                problems,
-                "oauth_client_id",
-                format!(
-                    "OAuth Client ID (`oauth_client_id`) `{id}` is not a GUID: copy the \
-                     Application (client) ID from the app registration's Overview page"
+            Some(id) => match guid_form(&id) {
+                GuidForm::Canonical => {}
+                GuidForm::Other(canonical) => problem(
+                    problems,
+                    "oauth_client_id",
+                    format!(
+                        "OAuth Client ID (`oauth_client_id`) `{id}` is a GUID in a form Entra \
+                         ID does not take: write it as `{canonical}`, as the app \
+                         registration's Overview page shows it"
+                    ),
                 ),
-            ),
-            Some(_) => {}
+                GuidForm::NotGuid => problem(
+                    problems,
+                    "oauth_client_id",
+                    format!(
+                        "OAuth Client ID (`oauth_client_id`) `{id}` is not a GUID: copy the \
+                         Application (client) ID from the app registration's Overview page"
+                    ),
+                ),
+            },
         }
         let tenant = match workload {
             Some(ids) => ids.tenant_id.clone(),

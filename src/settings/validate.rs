@@ -165,6 +165,9 @@ impl ConnectorSettings {
                         "SMTP port (`smtp_port`) must not be 0; Exchange Online uses 587",
                     );
                 }
+                if let Some(message) = self.port_tls_problem() {
+                    problem(&mut problems, "smtp_port", message);
+                }
             }
         }
         if let Some(path) = &self.tls_ca_file
@@ -226,6 +229,55 @@ pub(super) fn problem(
     });
 }
 
+impl ConnectorSettings {
+    /// A well-known port set with the other TLS mode: 465 is implicit TLS (TLS from the
+    /// first byte), 587 plain text upgraded by STARTTLS. Either mismatch ends in a greeting
+    /// that never comes or a failed handshake, so it is said before anything is sent.
+    fn port_tls_problem(&self) -> Option<String> {
+        let port = self.smtp_port?;
+        let mode = self.smtp_tls_mode();
+        let chosen_by = match self.smtp_tls {
+            Some(_) => "`smtp_tls`",
+            None => "Use SSL (`use_ssl`)",
+        };
+        match (port, mode) {
+            (465, SmtpTls::Starttls | SmtpTls::None) => Some(format!(
+                "SMTP port (`smtp_port`) 465 is the implicit-TLS port (TLS from the first byte), \
+                 but {chosen_by} chooses `{}`: for port 465 set `smtp_tls = \"implicit\"` (or \
+                 leave `smtp_tls` unset with Use SSL, `use_ssl = true`), or use port 587 with \
+                 STARTTLS",
+                mode.as_str()
+            )),
+            (587, SmtpTls::Implicit) => Some(
+                "SMTP port (`smtp_port`) 587 starts in plain text and switches to TLS by \
+                 STARTTLS, but `smtp_tls` chooses `implicit`: for port 587 set `smtp_tls = \
+                 \"starttls\"`, or use port 465 for implicit TLS"
+                    .to_owned(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// How a value reads as a GUID.
+pub(super) enum GuidForm {
+    /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, as the portal shows it and Entra ID takes it.
+    Canonical,
+    /// A GUID in another form (braces, `urn:uuid:`, no hyphens), here in the canonical one:
+    /// Entra ID would refuse it in a token request.
+    Other(String),
+    /// No GUID at all.
+    NotGuid,
+}
+
+pub(super) fn guid_form(value: &str) -> GuidForm {
+    match uuid::Uuid::parse_str(value) {
+        Ok(_) if value.len() == 36 => GuidForm::Canonical,
+        Ok(guid) => GuidForm::Other(guid.hyphenated().to_string()),
+        Err(_) => GuidForm::NotGuid,
+    }
+}
+
 pub(super) fn tenant_problem(tenant: &str) -> Option<String> {
     let lower = tenant.to_ascii_lowercase();
     if matches!(lower.as_str(), "common" | "organizations" | "consumers") {
@@ -233,16 +285,21 @@ pub(super) fn tenant_problem(tenant: &str) -> Option<String> {
             "Tenant ID (`tenant_id`) `{tenant}` cannot be used for app-only sign-in: use the Directory (tenant) ID GUID or the tenant's domain"
         ));
     }
-    let is_guid = uuid::Uuid::parse_str(tenant).is_ok();
     let is_domain = tenant.contains('.')
         && tenant
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-    (!is_guid && !is_domain).then(|| {
-        format!(
+    match guid_form(tenant) {
+        GuidForm::Canonical => None,
+        GuidForm::Other(canonical) => Some(format!(
+            "Tenant ID (`tenant_id`) `{tenant}` is a GUID in a form Entra ID does not take: \
+             write it as `{canonical}`, as the app registration's Overview page shows it"
+        )),
+        GuidForm::NotGuid if is_domain => None,
+        GuidForm::NotGuid => Some(format!(
             "Tenant ID (`tenant_id`) `{tenant}` is neither a GUID nor a domain name: copy the Directory (tenant) ID from the app registration's Overview page"
-        )
-    })
+        )),
+    }
 }
 
 fn check_url(problems: &mut Vec<SettingsProblem>, field: &str, label: &str, value: Option<&str>) {

@@ -258,6 +258,57 @@ fn oauth_values_are_checked_for_shape() {
     ok.tenant_id = Some(TENANT_ID.into());
     ok.graph_endpoint = Some("http://127.0.0.1:8080".into());
     assert!(ok.validate().is_ok(), "{:?}", ok.validate());
+    // A GUID in another form than the portal's would be refused by Entra ID only at the
+    // first token request: refused here, with the form to write.
+    let canonical = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
+    for other in [
+        "{3f2504e0-4f89-11d3-9a0c-0305e82c3301}",
+        "urn:uuid:3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+        "3f2504e04f8911d39a0c0305e82c3301",
+    ] {
+        let mut s = ok.clone();
+        s.oauth_client_id = Some(other.into());
+        s.tenant_id = Some(other.into());
+        let found = problems(s.validate().unwrap_err());
+        let names: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(names, ["oauth_client_id", "tenant_id"], "{other}");
+        for (_, message) in &found {
+            assert!(
+                message.contains(&format!("write it as `{canonical}`")),
+                "{message}"
+            );
+        }
+    }
+}
+
+/// A well-known port with the other TLS mode would hang at the greeting or fail the
+/// handshake: refused at validation, naming the port and the setting that chose the mode.
+#[test]
+fn a_port_with_the_other_tls_mode_is_refused() {
+    let base = "auth_mode = \"basic\"\nuser_name = \"no-reply@contoso.com\"\npassword = \"x\"\nsmtp_host = \"smtp.contoso.com\"\nsmtp_allow_plaintext_credentials_dangerous = true\n";
+    for (extra, chosen_by) in [
+        ("smtp_port = 465\nuse_ssl = false", "Use SSL (`use_ssl`)"),
+        ("smtp_port = 465\nsmtp_tls = \"starttls\"", "`smtp_tls`"),
+        ("smtp_port = 465\nsmtp_tls = \"none\"", "`smtp_tls`"),
+        ("smtp_port = 587\nsmtp_tls = \"implicit\"", "`smtp_tls`"),
+    ] {
+        let s = ConnectorSettings::from_toml_str(&format!("{base}{extra}")).unwrap();
+        let found = problems(s.validate().unwrap_err());
+        assert_eq!(found.len(), 1, "{extra}: {found:?}");
+        let (field, message) = &found[0];
+        assert_eq!(field, "smtp_port", "{extra}");
+        assert!(message.contains(chosen_by), "{extra}: {message}");
+    }
+    for fine in [
+        "smtp_port = 465",
+        "smtp_port = 465\nsmtp_tls = \"implicit\"",
+        "smtp_port = 587\nuse_ssl = false",
+        "smtp_port = 2525\nsmtp_tls = \"implicit\"",
+        "smtp_port = 25",
+    ] {
+        let s = ConnectorSettings::from_toml_str(&format!("{base}{fine}")).unwrap();
+        assert!(s.validate().is_ok(), "{fine}: {:?}", s.validate());
+    }
 }
 
 #[test]

@@ -125,10 +125,13 @@ fn write_blocking(dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
         keep: false,
     };
     let write = || {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp.path)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        // Readable by this user only: a message holds its Bcc recipients and whatever the
+        // mail carries (reset links, codes).
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp.path)?;
         file.write_all(bytes)?;
         file.sync_all()
     };
@@ -136,6 +139,13 @@ fn write_blocking(dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
     std::fs::rename(&temp.path, &final_path)
         .map_err(|e| Error::io("move the outbox file into place", &final_path, e))?;
     temp.keep = true;
+    // The rename is durable only once the folder is: a file reported written survives a
+    // crash right after. (Not every platform can open a folder to sync it; Unix can.) The
+    // file is in place whatever this says, so a failure is logged, not reported as unsent.
+    #[cfg(unix)]
+    if let Err(e) = std::fs::File::open(dir).and_then(|folder| folder.sync_all()) {
+        tracing::warn!(folder = %dir.display(), error = %e, "could not sync the outbox folder; the file may not survive a crash");
+    }
     Ok(final_path)
 }
 

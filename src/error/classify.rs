@@ -21,11 +21,14 @@ impl Error {
         }
         match self {
             Self::Transport { transient, .. } => *transient,
+            // A full disk or used-up quota passes once space is freed: retrying later helps.
             Self::Io { source, .. } => matches!(
                 source.kind(),
                 std::io::ErrorKind::Interrupted
                     | std::io::ErrorKind::TimedOut
                     | std::io::ErrorKind::WouldBlock
+                    | std::io::ErrorKind::StorageFull
+                    | std::io::ErrorKind::QuotaExceeded
             ),
             // Once a part went out, resending the email would duplicate it: resend to
             // `not_sent` instead.
@@ -164,6 +167,18 @@ impl Error {
                     .to_owned(),
             ),
             Self::NotAvailable { reason, .. } => Some((*reason).to_owned()),
+            Self::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                ) =>
+            {
+                Some(
+                    "the disk (or this user's quota) is full: free space on it, or point the \
+                     setting that names this path elsewhere; retrying after that succeeds"
+                        .to_owned(),
+                )
+            }
             Self::Io {
                 setting: Some(setting),
                 ..

@@ -83,3 +83,27 @@ fn settings_errors_are_told_apart_from_auth_and_outages() {
     assert!(!Error::transport("queue", "down", Transience::Transient).is_settings());
     assert!(!Error::invalid_message("to[0]", "not an address").is_settings());
 }
+
+/// A full disk or used-up quota passes once space is freed: transient, and the remedy says so.
+#[test]
+fn a_full_disk_is_transient_and_says_to_free_space() {
+    for kind in [
+        std::io::ErrorKind::StorageFull,
+        std::io::ErrorKind::QuotaExceeded,
+    ] {
+        let error = Error::io(
+            "write the outbox file",
+            "/var/mail/outbox/x.eml",
+            std::io::Error::from(kind),
+        );
+        assert!(error.is_transient(), "{kind:?}");
+        assert!(error.remedy().unwrap().contains("free space"), "{kind:?}");
+    }
+    let denied = Error::io(
+        "write the outbox file",
+        "/var/mail/outbox/x.eml",
+        std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+    );
+    assert!(!denied.is_transient());
+    assert!(!denied.remedy().unwrap().contains("free space"));
+}

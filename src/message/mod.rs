@@ -103,9 +103,12 @@ pub enum Importance {
 /// ```
 ///
 /// Mailboxes are `{"address", "name"}` (a `"Name <address>"` string is read too); attachments
-/// are `{"name", "content_type", "content_id", "data"}` with the bytes in standard base64, or
-/// `"path"` for an attachment still referring to a file — [`Email::load_attachments`] reads such
-/// files into memory first; `importance` is `low`, `normal` or `high`; headers are a list of
+/// are `{"name", "content_type", "content_id", "data"}` with the bytes in standard base64. An
+/// attachment still referring to a file is written with its `"path"` instead, for inspection,
+/// but such an attachment is **refused when read**: an email read from data never makes this
+/// process read a file it names (anyone who could send that data could have any readable file
+/// mailed out) — call [`Email::load_attachments`] before serialising an email that is to be
+/// read back. `importance` is `low`, `normal` or `high`; headers are a list of
 /// `{"name", "value"}`. Fields left out take their defaults; unknown fields are refused.
 /// A prepared message ([`Email::from_mime`]) is `{"mime", "to", "cc", "bcc"}`: the message in
 /// standard base64 and its envelope recipients.

@@ -139,9 +139,18 @@ impl<'de> Deserialize<'de> for Attachment {
                 })?;
                 Attachment::from_bytes(input.name.clone(), bytes)
             }
-            (None, Some(path)) => Attachment::from_path(&path)
-                .map_err(D::Error::custom)?
-                .with_name(input.name.clone()),
+            // Never read: whoever could send such data could make this process mail out
+            // any file it can read (keys, configuration). The path is not quoted back.
+            (None, Some(_)) => {
+                return Err(D::Error::custom(format!(
+                    "attachment `{}` names a file (`path`), which an email read from data may \
+                     not do: anyone who can send such data could have any file this process \
+                     can read mailed out. Send the bytes as `data` (standard base64) — \
+                     `Email::load_attachments` before serialising does that — or attach the \
+                     file in code with `Attachment::from_path`",
+                    input.name
+                )));
+            }
             _ => {
                 return Err(D::Error::custom(format!(
                     "attachment `{}` needs exactly one of `data` (base64) or `path`",
@@ -367,8 +376,16 @@ mod tests {
             .unwrap();
         let json = serde_json::to_value(&email).unwrap();
         assert_eq!(json["attachments"][0]["path"], path.to_str().unwrap());
-        let back: Email = serde_json::from_value(json).unwrap();
-        assert_eq!(back, email);
+        // Written for inspection, never read back: received data must not name files to mail.
+        let refused = serde_json::from_value::<Email>(json).unwrap_err().to_string();
+        assert!(refused.contains("attachment `notes.txt` names a file"), "{refused}");
+        assert!(!refused.contains(path.to_str().unwrap()), "{refused}");
+        let secret = serde_json::json!({
+            "to": ["ann@example.org"],
+            "attachments": [{"name": "x", "path": "/etc/passwd"}],
+        });
+        let refused = serde_json::from_value::<Email>(secret).unwrap_err().to_string();
+        assert!(refused.contains("`data`"), "{refused}");
 
         let loaded = tokio::runtime::Builder::new_current_thread()
             .build()

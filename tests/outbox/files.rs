@@ -93,6 +93,20 @@ async fn writes_a_parseable_message_with_everything_intact() {
     assert_eq!(logo.content_type().unwrap().ctype(), "image");
 }
 
+/// A message file holds its Bcc and whatever the mail carries: only its owner may read it.
+#[cfg(unix)]
+#[tokio::test]
+async fn message_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = OutboxTransport::new(dir.path()).with_sender(sender());
+    outbox.send(&support::rich_email()).await.unwrap();
+    let files = eml_files(dir.path());
+    assert_eq!(files.len(), 1);
+    let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
 #[tokio::test]
 async fn file_attachments_are_read_at_send_time() {
     let dir = tempfile::tempdir().unwrap();

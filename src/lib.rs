@@ -107,6 +107,7 @@ pub mod metrics;
 mod mime;
 mod net;
 mod observe;
+mod offload;
 mod outbox;
 #[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
 pub mod queue;

@@ -184,7 +184,7 @@ pub(crate) async fn build_message(
     }
     let email = email.clone();
     let sender = sender.clone();
-    tokio::task::spawn_blocking(move || build_blocking(&email, &sender, bcc, contents))
+    crate::offload::blocking(move || build_blocking(&email, &sender, bcc, contents))
         .await
         .map_err(|e| Error::invalid_message("email", format!("cannot build MIME: {e}")))?
 }
@@ -400,12 +400,22 @@ pub(crate) fn crlf_line_ends(text: &str) -> String {
 
 /// A unique Message-ID at the sender's domain: `<random@domain>`. Not the host name, which
 /// would tell every recipient the name of the machine that sent it (and look like spam).
+///
+/// A domain that is not ASCII is written as IDNA (`xn--…`): a Message-ID is ASCII, and one
+/// with other characters would be sent as an encoded word, which is no Message-ID at all.
 pub(crate) fn new_message_id(sender: &Mailbox) -> String {
     let domain = sender
         .address()
         .rsplit_once('@')
         .map_or("localhost", |(_, domain)| domain);
-    format!("<{}@{domain}>", uuid::Uuid::new_v4().simple())
+    let id = uuid::Uuid::new_v4().simple();
+    if domain.is_ascii() {
+        return format!("<{id}@{domain}>");
+    }
+    match url::Host::parse(domain) {
+        Ok(url::Host::Domain(ascii)) => format!("<{id}@{ascii}>"),
+        _ => format!("<{id}@localhost>"),
+    }
 }
 
 /// A structured header (`Message-ID`, `References`, `List-Unsubscribe`, …), written as given

@@ -17,7 +17,9 @@ const MAX_CONTENT_TYPE_BYTES: usize = 255;
 pub enum AttachmentContent<'a> {
     /// In memory.
     Bytes(&'a [u8]),
-    /// In a file, read when the email is sent (large files can be streamed).
+    /// In a file, read when the email is sent. Graph uploads a large one in byte ranges,
+    /// read as they are sent; SMTP and the outbox read it whole into memory (a message is
+    /// encoded whole), so the file's size, about twice over, must fit in memory there.
     File(&'a Path),
 }
 
@@ -170,7 +172,7 @@ impl Attachment {
     pub async fn load(&self) -> Result<Cow<'_, [u8]>> {
         match &self.source {
             Source::Bytes(bytes) => Ok(Cow::Borrowed(bytes)),
-            Source::File(path) => tokio::fs::read(path)
+            Source::File(path) => crate::offload::read_file(path)
                 .await
                 .map(Cow::Owned)
                 .map_err(|e| Error::io("read the attachment", path, e)),
@@ -187,7 +189,7 @@ impl Attachment {
         match self.source {
             Source::Bytes(_) => Ok(self),
             Source::File(ref path) => {
-                let bytes: Arc<[u8]> = tokio::fs::read(path)
+                let bytes: Arc<[u8]> = crate::offload::read_file(path)
                     .await
                     .map_err(|e| Error::io("read the attachment", path, e))?
                     .into();

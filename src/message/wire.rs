@@ -377,14 +377,21 @@ mod tests {
         let json = serde_json::to_value(&email).unwrap();
         assert_eq!(json["attachments"][0]["path"], path.to_str().unwrap());
         // Written for inspection, never read back: received data must not name files to mail.
-        let refused = serde_json::from_value::<Email>(json).unwrap_err().to_string();
-        assert!(refused.contains("attachment `notes.txt` names a file"), "{refused}");
+        let refused = serde_json::from_value::<Email>(json)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("attachment `notes.txt` names a file"),
+            "{refused}"
+        );
         assert!(!refused.contains(path.to_str().unwrap()), "{refused}");
         let secret = serde_json::json!({
             "to": ["ann@example.org"],
             "attachments": [{"name": "x", "path": "/etc/passwd"}],
         });
-        let refused = serde_json::from_value::<Email>(secret).unwrap_err().to_string();
+        let refused = serde_json::from_value::<Email>(secret)
+            .unwrap_err()
+            .to_string();
         assert!(refused.contains("`data`"), "{refused}");
 
         let loaded = tokio::runtime::Builder::new_current_thread()

@@ -113,6 +113,40 @@ async fn the_generated_message_id_is_at_the_senders_domain_not_the_host() {
     }
 }
 
+/// A Message-ID is ASCII: at a sender's domain that is not, the id names its IDNA form
+/// rather than becoming an encoded word. And the message model needs no Tokio runtime: a
+/// downstream transport on another executor renders with `to_mime`, file attachments too.
+#[test]
+fn to_mime_works_without_tokio_and_writes_an_ascii_message_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "hello").unwrap();
+    let email = Email::builder()
+        .from("Berichte <berichte@bücher.example>")
+        .to("ann@example.org")
+        .text("x")
+        .attachment(mail_connector::Attachment::from_path(&path).unwrap())
+        .build()
+        .unwrap();
+    let mut rendering = std::pin::pin!(email.to_mime());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mime = loop {
+        if let std::task::Poll::Ready(mime) = rendering.as_mut().poll(&mut cx) {
+            break mime.unwrap();
+        }
+    };
+    let message = MessageParser::default().parse(&mime).unwrap();
+    let id = message.message_id().unwrap();
+    assert!(id.ends_with("@xn--bcher-kva.example"), "{id}");
+    let header = String::from_utf8_lossy(&mime);
+    let line = header
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+        .unwrap();
+    assert!(!line.contains("=?"), "{line}");
+    assert_eq!(message.attachment(0).unwrap().contents(), b"hello");
+}
+
 #[tokio::test]
 async fn to_mime_gives_what_the_outbox_writes() {
     let email = Email::builder()

@@ -63,8 +63,8 @@ pub(crate) struct Rendered {
 
 /// The bytes for `email` from `sender`: a prepared message as it is (for
 /// [`BccHeader::Drop`], its `Bcc` header cut out and a `Message-ID` and a `Date` added when it
-/// lacks them), otherwise the built MIME message, DKIM-signed when `dkim` is
-/// given.
+/// lacks them; for [`BccHeader::Keep`], a record, its `To`, `Cc` and `Bcc` saying the
+/// envelope), otherwise the built MIME message, DKIM-signed when `dkim` is given.
 pub(crate) async fn render(
     email: &Email,
     sender: &Mailbox,
@@ -81,10 +81,13 @@ pub(crate) async fn render(
                 missing_id_and_date(mime, email.from().unwrap_or(sender)),
             ),
         };
-        let bytes = if cut.is_empty() && added.is_empty() {
-            mime.to_vec()
-        } else {
-            crate::message::edit_headers(mime, cut, &added)
+        let bytes = match bcc {
+            // A record says whom the message was for: the envelope, when the caller gave
+            // other recipients than its headers name (each part of a recipient-limit split
+            // its own), so that re-sending the file reaches the same people.
+            BccHeader::Keep => crate::message::with_envelope_headers(email)?,
+            BccHeader::Drop if cut.is_empty() && added.is_empty() => mime.to_vec(),
+            BccHeader::Drop => crate::message::edit_headers(mime, cut, &added),
         };
         let message_id = crate::message::prepared_message_id(&bytes);
         if dkim.is_some() {
@@ -134,7 +137,9 @@ impl Email {
     /// The RFC 5322 / MIME message the transports send for this email, as the outbox writes it
     /// (with its `Bcc` header, which SMTP and Graph remove before delivery); a prepared message
     /// ([`Email::from_mime`]) as it is (SMTP adds a `Message-ID` and a `Date` when it lacks
-    /// them). Each call makes a new `Date` and, unless the email sets
+    /// them), but for its `To`, `Cc` and `Bcc` when it was given other recipients: those then
+    /// say the envelope, so that the record says whom it was for. A Tokio runtime is not
+    /// needed. Each call makes a new `Date` and, unless the email sets
     /// one, a new `Message-ID` at the sender's domain.
     ///
     /// ```

@@ -23,9 +23,11 @@ pub(crate) use header::is_structured;
 #[cfg(feature = "graph")]
 pub(crate) use header::is_x_header;
 pub use mailbox::{Mailbox, ToMailbox};
-pub(crate) use prepared::{edit_headers, has_header, message_id as prepared_message_id};
 #[cfg(feature = "graph")]
-pub(crate) use prepared::{split_attachments, with_envelope_headers};
+pub(crate) use prepared::split_attachments;
+pub(crate) use prepared::{
+    edit_headers, has_header, message_id as prepared_message_id, with_envelope_headers,
+};
 pub use recipient::{Recipient, RecipientKind};
 
 /// How important the sender marks the email (Graph's `importance`, the `Importance` header).

@@ -172,12 +172,12 @@ pub(crate) fn edit_headers(bytes: &[u8], names: &[&str], prepend: &str) -> Vec<u
 
 /// The prepared message with its `To`, `Cc` and `Bcc` headers saying the email's envelope:
 /// unchanged when they already do, rewritten (those three headers only) when the caller gave
-/// other recipients. For Graph, which takes the recipients from the headers.
+/// other recipients. For Graph, which takes the recipients from the headers, and for a record
+/// of the message (the outbox, `to_mime`), which must say whom it was for.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidMessage`] when an address cannot be written.
-#[cfg(feature = "graph")]
 pub(crate) fn with_envelope_headers(email: &Email) -> Result<Vec<u8>> {
     let Some(mime) = email.mime() else {
         return Err(invalid("not a prepared message"));

@@ -93,6 +93,63 @@ async fn writes_a_parseable_message_with_everything_intact() {
     assert_eq!(logo.content_type().unwrap().ctype(), "image");
 }
 
+/// A prepared message sent to other recipients than its headers name is written with its
+/// envelope as `To`/`Cc`/`Bcc`: the file says whom it was for, and re-sending it reaches
+/// them — also each part of a recipient-limit split, with that part's recipients only.
+#[tokio::test]
+async fn a_prepared_message_is_written_with_its_envelope() {
+    const RAW: &str = "From: reports@example.org\r\nTo: list@example.org\r\nSubject: Hi\r\n\
+                       Message-ID: <fixed@example.org>\r\n\r\nHello\r\n";
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = OutboxTransport::new(dir.path()).with_sender(sender());
+    let email = Email::builder()
+        .mime(RAW)
+        .to("ann@example.org")
+        .bcc("audit@example.org")
+        .build()
+        .unwrap();
+    outbox.send(&email).await.unwrap();
+    let files = eml_files(dir.path());
+    let raw = std::fs::read(&files[0]).unwrap();
+    let again = Email::from_mime(raw.clone()).unwrap();
+    let recipients: Vec<String> = again.recipients().map(|r| r.to_string()).collect();
+    assert_eq!(
+        recipients,
+        ["To: ann@example.org", "Bcc: audit@example.org"]
+    );
+    assert_eq!(
+        email.to_mime().await.unwrap(),
+        raw,
+        "to_mime is what the outbox writes"
+    );
+    let text = String::from_utf8(raw).unwrap();
+    assert!(!text.contains("list@example.org"), "{text}");
+    assert!(text.contains("Message-ID: <fixed@example.org>"), "{text}");
+
+    // Split in parts of one: each file names its own part's recipient.
+    let dir = tempfile::tempdir().unwrap();
+    let split = mail_connector::RecipientLimit::new(
+        OutboxTransport::new(dir.path()).with_sender(sender()),
+        1,
+    );
+    split.send(&email).await.unwrap();
+    let mut written: Vec<Vec<String>> = eml_files(dir.path())
+        .iter()
+        .map(|file| {
+            Email::from_mime(std::fs::read(file).unwrap())
+                .unwrap()
+                .recipients()
+                .map(|r| r.to_string())
+                .collect()
+        })
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        [vec!["Bcc: audit@example.org"], vec!["To: ann@example.org"]]
+    );
+}
+
 /// A message file holds its Bcc and whatever the mail carries: only its owner may read it.
 #[cfg(unix)]
 #[tokio::test]

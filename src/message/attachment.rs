@@ -233,6 +233,32 @@ impl Attachment {
             ));
         }
         check_header_text(&field("content_type"), &self.content_type)?;
+        if self
+            .content_type
+            .get(..10)
+            .is_some_and(|p| p.eq_ignore_ascii_case("multipart/"))
+        {
+            return Err(Error::invalid_message(
+                field("content_type"),
+                format!(
+                    "`{}` is a multipart type, but an attachment is one part: attach the file \
+                     as `application/octet-stream`, or send a message built elsewhere as a \
+                     prepared message (`Email::from_mime`)",
+                    preview(&self.content_type)
+                ),
+            ));
+        }
+        // A header's parameters are ASCII; lettre would encode the whole parameter instead.
+        if !self.content_type.is_ascii() {
+            return Err(Error::invalid_message(
+                field("content_type"),
+                format!(
+                    "`{}` is not ASCII; a content type and its parameters are ASCII (a MIME \
+                     type such as `text/csv; charset=utf-8`)",
+                    preview(&self.content_type)
+                ),
+            ));
+        }
         if self.content_type.len() > MAX_CONTENT_TYPE_BYTES {
             return Err(Error::invalid_message(
                 field("content_type"),

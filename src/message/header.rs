@@ -77,6 +77,34 @@ const OWNED: &[(&str, &str)] = &[
         "the receiving server writes it from the envelope",
     ),
     ("DKIM-Signature", "set `dkim_domain` and friends to sign"),
+    (
+        "Received",
+        "each server the message passes writes its own trace header",
+    ),
+    (
+        "Received-SPF",
+        "the receiving server writes the result of its own checks",
+    ),
+    (
+        "Authentication-Results",
+        "the receiving server writes the result of its own checks (one written by the sender \
+         would only mislead)",
+    ),
+];
+
+/// Families of headers written by others, by their prefix: `Resent-*` describes a message
+/// sent again by its receiver (a `Resent-Bcc` would show its recipients to everyone), `ARC-*`
+/// is written by servers that forward the message.
+const OWNED_PREFIXES: &[(&str, &str)] = &[
+    (
+        "Resent-",
+        "`Resent-*` headers describe a message sent again by whoever received it; send a new \
+         email instead",
+    ),
+    (
+        "ARC-",
+        "`ARC-*` headers are written by the servers that forward a message",
+    ),
 ];
 
 /// Headers whose value is a structure (message ids, URLs in angle brackets, a keyword list):
@@ -164,6 +192,15 @@ pub(super) fn check_custom_header(
         return Err(Error::invalid_message(
             field,
             format!("`{name}` is written by the crate and cannot be set as a header; {instead}"),
+        ));
+    }
+    if let Some((_, why)) = OWNED_PREFIXES.iter().find(|(prefix, _)| {
+        name.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    }) {
+        return Err(Error::invalid_message(
+            field,
+            format!("`{name}` cannot be set as a header: {why}"),
         ));
     }
     if content {

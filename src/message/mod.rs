@@ -72,7 +72,8 @@ pub enum Importance {
 /// `List-Unsubscribe-Post` (RFC 8058 one-click unsubscribe), `X-` headers and any other header
 /// the crate does not write itself. Headers it writes — `From`, `To`, `Cc`, `Bcc`, `Reply-To`,
 /// `Subject`, `Date`, `Importance`, `MIME-Version`, `Content-*` — are refused with the setter
-/// to use. Structured headers are sent as written (printable ASCII, checked); others are
+/// to use, and so are those servers write (`Received`, `Authentication-Results`, `Resent-*`,
+/// `ARC-*`). Structured headers are sent as written (printable ASCII, checked); others are
 /// RFC 2047-encoded when not ASCII, with lettre's encoder.
 ///
 /// # Prepared messages

@@ -122,6 +122,13 @@ fn headers_the_crate_writes_are_refused_with_the_setter_to_use() {
         ("content-transfer-encoding", "Content-*"),
         ("Reply-To", "`reply_to`"),
         ("Importance", "`importance`"),
+        ("Received", "trace header"),
+        ("received-spf", "its own checks"),
+        ("Authentication-Results", "its own checks"),
+        ("Resent-Bcc", "sent again"),
+        ("RESENT-FROM", "sent again"),
+        ("ARC-Seal", "forward"),
+        ("arc-authentication-results", "forward"),
     ];
     for (name, hint) in cases {
         let (field, text) = build_err(base().header(name, "v"));
@@ -247,6 +254,18 @@ fn content_types_are_guessed_and_can_be_overridden() {
             .attachment(Attachment::from_bytes("a.dat", "x").with_content_type("not a type")),
     );
     assert_eq!(field, "attachments[0].content_type");
+    for (content_type, says) in [
+        ("text/csv; name=\"é.csv\"", "not ASCII"),
+        ("multipart/mixed; boundary=\"x\"", "one part"),
+    ] {
+        let (field, text) = build_err(
+            Email::builder()
+                .to("ann@example.org")
+                .attachment(Attachment::from_bytes("a.dat", "x").with_content_type(content_type)),
+        );
+        assert_eq!(field, "attachments[0].content_type", "{content_type}");
+        assert!(text.contains(says), "{content_type}: {text}");
+    }
 }
 
 #[tokio::test]

@@ -149,7 +149,13 @@ fn every_kind() -> Vec<Email> {
 
 #[test]
 fn serde_round_trip_of_every_kind_of_content() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     for email in every_kind() {
+        // An attachment still naming a file is refused when read back (see the wire
+        // module's tests): as the docs say, load attachments before serialising.
+        let email = runtime.block_on(email.load_attachments()).unwrap();
         let json = serde_json::to_string(&email).unwrap();
         let back: Email = serde_json::from_str(&json).unwrap();
         assert_eq!(back, email, "{json}");

@@ -150,6 +150,43 @@ async fn a_prepared_message_is_written_with_its_envelope() {
     );
 }
 
+/// An attached message (`.eml`) is not base64 (RFC 2046 §5.2.1): sent as it is when it is
+/// 7-bit text, else as `application/octet-stream`; either way it arrives intact.
+#[tokio::test]
+async fn an_attached_message_is_never_base64() {
+    let seven_bit = "From: a@example.org\r\nSubject: Old\r\n\r\nHello\r\n";
+    let eight_bit = "From: a@example.org\r\nSubject: Alt\r\n\r\nGrüße\r\n";
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = OutboxTransport::new(dir.path()).with_sender(sender());
+    let email = Email::builder()
+        .to("ann@example.org")
+        .text("Two old messages attached.")
+        .attachment(Attachment::from_bytes("old.eml", seven_bit))
+        .attachment(Attachment::from_bytes("alt.eml", eight_bit))
+        .build()
+        .unwrap();
+    assert_eq!(email.attachments()[0].content_type(), "message/rfc822");
+    outbox.send(&email).await.unwrap();
+    let raw = std::fs::read(&eml_files(dir.path())[0]).unwrap();
+    let text = String::from_utf8_lossy(&raw).replace("\r\n", "\n");
+    assert!(
+        text.contains("Content-Type: message/rfc822\nContent-Transfer-Encoding: 7bit"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("message/rfc822\nContent-Transfer-Encoding: base64"),
+        "{text}"
+    );
+    let message = MessageParser::default().parse(&raw).unwrap();
+    let alt = message
+        .attachments()
+        .find(|a| a.attachment_name() == Some("alt.eml"))
+        .unwrap();
+    assert_eq!(alt.content_type().unwrap().ctype(), "application");
+    assert_eq!(alt.contents(), eight_bit.as_bytes());
+    assert!(text.contains("Subject: Old"), "sent as it is: {text}");
+}
+
 /// A message file holds its Bcc and whatever the mail carries: only its owner may read it.
 #[cfg(unix)]
 #[tokio::test]

@@ -7,7 +7,9 @@
 //!   receiver can be made to see an early end of data (SMTP smuggling); a body with other
 //!   control characters (NUL, ESC, …) is sent base64. lettre then picks 7bit, quoted-printable
 //!   or base64 by content and line length.
-//! - Attachments are files: always base64, so their bytes arrive exactly as given.
+//! - Attachments are files: base64, so their bytes arrive exactly as given — but for an
+//!   attached message (`message/*`, which must not be base64): as it is when it is 7-bit
+//!   text, else as `application/octet-stream`.
 //! - Structured headers (`Message-ID`, `In-Reply-To`, `References`, `List-*`, …) are written
 //!   as given, folded only at spaces. The `Message-ID` is the caller's, or a new unique one at
 //!   the sender's domain (never the host name).
@@ -18,18 +20,16 @@
 //! - Recipient headers are built once per role (To, Cc, Bcc, Reply-To): linear in the number
 //!   of recipients.
 
-use std::fmt::Write as _;
-
-use email_encoding::headers::writer::EmailWriter;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
-use lettre::message::{Attachment as MimeAttachment, Body, Mailboxes, MultiPart, SinglePart};
+use lettre::message::{Attachment as MimeAttachment, Body, MultiPart, SinglePart};
+
+mod headers;
+
+pub(crate) use headers::{address_header_line, new_message_id};
+use headers::{mailbox_list, structured, to_lettre, unstructured};
 
 use crate::error::{Error, Result};
 use crate::message::{Email, Importance, Mailbox, is_structured};
-
-/// The longest word of a header value written as it is; longer words are encoded so that the
-/// line can fold.
-const MAX_RAW_WORD: usize = 60;
 
 /// Whether the `Bcc` header stays in the formatted message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,19 +39,6 @@ pub(crate) enum BccHeader {
     Drop,
     /// Keep it: the message is a record (an outbox file), like a copy in Sent Items.
     Keep,
-}
-
-fn to_lettre(mailbox: &Mailbox) -> Result<lettre::message::Mailbox> {
-    let address = mailbox.address().parse().map_err(|e| {
-        Error::invalid_message(
-            "address",
-            format!("`{}` is not a valid address ({e})", mailbox.address()),
-        )
-    })?;
-    Ok(lettre::message::Mailbox::new(
-        mailbox.name().map(str::to_owned),
-        address,
-    ))
 }
 
 /// The bytes a transport sends for an email, and their `Message-ID`.
@@ -194,64 +181,6 @@ pub(crate) async fn build_message(
         .map_err(|e| Error::invalid_message("email", format!("cannot build MIME: {e}")))?
 }
 
-/// An address-list header (To, Cc, Bcc, Reply-To) built once, one mailbox per line.
-///
-/// lettre writes a list on a single line (20,000 recipients made one line of 500 KB) and
-/// rebuilds the whole header for each mailbox added (quadratic). The raw value stays lettre's
-/// own text of the list, which it parses back to derive the SMTP envelope.
-fn mailbox_list(name: &'static str, list: &[Mailbox]) -> Result<Option<HeaderValue>> {
-    if list.is_empty() {
-        return Ok(None);
-    }
-    let mailboxes = list.iter().map(to_lettre).collect::<Result<Vec<_>>>()?;
-    let mut encoded = String::new();
-    write_mailboxes(name, &mailboxes, &mut encoded)
-        .map_err(|_| Error::invalid_message(name, "cannot encode the address list"))?;
-    let raw = Mailboxes::from(mailboxes).to_string();
-    Ok(Some(HeaderValue::dangerous_new_pre_encoded(
-        HeaderName::new_from_ascii_str(name),
-        raw,
-        encoded,
-    )))
-}
-
-/// A complete `Name: a, b` header line (CRLF-terminated) for a list of mailboxes, encoded
-/// and folded as the MIME writer does it.
-pub(crate) fn address_header_line(name: &'static str, list: &[Mailbox]) -> Result<String> {
-    let mailboxes = list.iter().map(to_lettre).collect::<Result<Vec<_>>>()?;
-    let mut line = format!("{name}: ");
-    write_mailboxes(name, &mailboxes, &mut line)
-        .map_err(|_| Error::invalid_message(name, "cannot encode the address list"))?;
-    line.push_str("\r\n");
-    Ok(line)
-}
-
-fn write_mailboxes(
-    name: &str,
-    mailboxes: &[lettre::message::Mailbox],
-    out: &mut String,
-) -> std::fmt::Result {
-    let mut writer = EmailWriter::new(out, name.len().saturating_add(2), 0, false);
-    for (index, mailbox) in mailboxes.iter().enumerate() {
-        if index > 0 {
-            writer.write_char(',')?;
-            writer.new_line()?;
-            writer.space();
-        }
-        // As lettre writes one mailbox: the name quoted or RFC 2047-encoded, then `<address>`.
-        if let Some(display) = &mailbox.name {
-            email_encoding::headers::quoted_string::encode(display, &mut writer)?;
-            writer.space();
-            writer.write_char('<')?;
-        }
-        writer.write_str(mailbox.email.as_ref())?;
-        if mailbox.name.is_some() {
-            writer.write_char('>')?;
-        }
-    }
-    Ok(())
-}
-
 fn build_blocking(
     email: &Email,
     sender: &Mailbox,
@@ -303,13 +232,12 @@ fn build_blocking(
     let mut inline = Vec::new();
     let mut regular = Vec::new();
     for (attachment, bytes) in email.attachments().iter().zip(contents) {
-        let content_type = ContentType::parse(attachment.content_type()).map_err(|_| {
+        let (content_type, encoding) = attachment_encoding(attachment.content_type(), &bytes);
+        let content_type = ContentType::parse(content_type).map_err(|_| {
             Error::invalid_message("attachments.content_type", attachment.content_type())
         })?;
-        // Always base64: the bytes of a file arrive exactly as given, and none of them (a
-        // bare CR or LF in a text file included) reaches the wire as it is.
-        let bytes = Body::new_with_encoding(bytes, ContentTransferEncoding::Base64)
-            .map_err(|_| Error::invalid_message("attachments", "cannot encode as base64"))?;
+        let bytes = Body::new_with_encoding(bytes, encoding)
+            .map_err(|_| Error::invalid_message("attachments", "cannot encode the attachment"))?;
         match attachment.content_id() {
             Some(cid) => inline.push(
                 MimeAttachment::new_inline_with_name(cid.to_owned(), attachment.name().to_owned())
@@ -389,6 +317,49 @@ fn text_part(content_type: ContentType, text: &str) -> Result<SinglePart> {
     Ok(SinglePart::builder().header(content_type).body(body))
 }
 
+/// The content type and transfer encoding an attachment is sent with. Base64, so that the
+/// bytes of a file arrive exactly as given and none of them (a bare CR or LF included)
+/// reaches the wire as it is — but a `message/*` part must not be base64 (RFC 2046 §5.2.1):
+/// an attached message (`.eml`) that is valid 7-bit text goes as it is, any other one as
+/// `application/octet-stream` (its file name still says what it is).
+fn attachment_encoding<'a>(
+    content_type: &'a str,
+    bytes: &[u8],
+) -> (&'a str, ContentTransferEncoding) {
+    let is_message = content_type
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("message/"));
+    match is_message {
+        false => (content_type, ContentTransferEncoding::Base64),
+        true if is_seven_bit_text(bytes) => (content_type, ContentTransferEncoding::SevenBit),
+        true => ("application/octet-stream", ContentTransferEncoding::Base64),
+    }
+}
+
+/// Whether `bytes` may be sent as 7bit (RFC 2045 §2.7): ASCII without NUL, CRLF line ends
+/// only, lines of at most 998 octets.
+fn is_seven_bit_text(bytes: &[u8]) -> bool {
+    let mut line = 0usize;
+    let mut previous = 0u8;
+    for (i, &byte) in bytes.iter().enumerate() {
+        match byte {
+            0 | 128..=255 => return false,
+            b'\r' if bytes.get(i + 1) != Some(&b'\n') => return false,
+            b'\n' if previous != b'\r' => return false,
+            b'\n' => line = 0,
+            b'\r' => {}
+            _ => {
+                line += 1;
+                if line > 998 {
+                    return false;
+                }
+            }
+        }
+        previous = byte;
+    }
+    true
+}
+
 /// Makes every line break CRLF: CRLF stays, a bare CR or a bare LF becomes CRLF.
 pub(crate) fn crlf_line_ends(text: &str) -> String {
     let mut out = String::with_capacity(text.len().saturating_add(text.len() / 16));
@@ -403,105 +374,39 @@ pub(crate) fn crlf_line_ends(text: &str) -> String {
     out
 }
 
-/// A unique Message-ID at the sender's domain: `<random@domain>`. Not the host name, which
-/// would tell every recipient the name of the machine that sent it (and look like spam).
-///
-/// A domain that is not ASCII is written as IDNA (`xn--…`): a Message-ID is ASCII, and one
-/// with other characters would be sent as an encoded word, which is no Message-ID at all.
-pub(crate) fn new_message_id(sender: &Mailbox) -> String {
-    let domain = sender
-        .address()
-        .rsplit_once('@')
-        .map_or("localhost", |(_, domain)| domain);
-    let id = uuid::Uuid::new_v4().simple();
-    if domain.is_ascii() {
-        return format!("<{id}@{domain}>");
-    }
-    match url::Host::parse(domain) {
-        Ok(url::Host::Domain(ascii)) => format!("<{id}@{ascii}>"),
-        _ => format!("<{id}@localhost>"),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A structured header (`Message-ID`, `References`, `List-Unsubscribe`, …), written as given
-/// and folded only at its spaces: an encoded word would make its ids and URLs unreadable.
-/// The builder checked that the value is printable ASCII with no word too long for a line.
-fn structured(name: &str, value: &str) -> Result<HeaderValue> {
-    let header_name = HeaderName::new_from_ascii(name.to_owned())
-        .map_err(|_| Error::invalid_message("headers", format!("`{name}` is not a header name")))?;
-    let mut encoded = String::with_capacity(value.len().saturating_add(8));
-    let mut writer = EmailWriter::new(&mut encoded, name.len().saturating_add(2), 0, false);
-    for word in value.split_inclusive(' ') {
-        writer
-            .folding()
-            .write_str(word)
-            .map_err(|_| Error::invalid_message("headers", format!("cannot write `{name}`")))?;
+    #[test]
+    fn seven_bit_text_is_ascii_with_crlf_lines_of_998_octets_at_most() {
+        assert!(is_seven_bit_text(b"From: a@b.example\r\n\r\nHi\r\n"));
+        assert!(is_seven_bit_text(b""));
+        assert!(!is_seven_bit_text(b"bare LF\n"));
+        assert!(!is_seven_bit_text(b"bare CR\rx"));
+        assert!(!is_seven_bit_text(b"ends in CR\r"));
+        assert!(!is_seven_bit_text("Grüße\r\n".as_bytes()));
+        assert!(!is_seven_bit_text(b"nul \0\r\n"));
+        let mut long = vec![b'a'; 998];
+        assert!(is_seven_bit_text(&long));
+        long.push(b'a');
+        assert!(!is_seven_bit_text(&long));
     }
-    drop(writer);
-    Ok(HeaderValue::dangerous_new_pre_encoded(
-        header_name,
-        value.to_owned(),
-        encoded.trim_end().to_owned(),
-    ))
-}
 
-/// An unstructured header (the subject, an `X-` header) encoded and folded here: words that
-/// are too long, not printable ASCII, or look like encoded words are RFC 2047-encoded.
-fn unstructured(name: &str, value: &str) -> Result<HeaderValue> {
-    let header_name = HeaderName::new_from_ascii(name.to_owned())
-        .map_err(|_| Error::invalid_message("headers", format!("`{name}` is not a header name")))?;
-    let mut encoded = String::with_capacity(value.len().saturating_mul(2));
-    encode_words(name, value, &mut encoded)
-        .map_err(|_| Error::invalid_message("headers", format!("cannot encode `{name}`")))?;
-    Ok(HeaderValue::dangerous_new_pre_encoded(
-        header_name,
-        value.to_owned(),
-        encoded,
-    ))
-}
-
-fn encode_words(name: &str, value: &str, out: &mut String) -> std::fmt::Result {
-    let mut writer = EmailWriter::new(out, name.len().saturating_add(2), 0, false);
-    let mut pending = String::new();
-    for word in value.split_inclusive(' ') {
-        let only_spaces = word.bytes().all(|b| b == b' ');
-        if only_spaces && !pending.is_empty() {
-            // Extra spaces after an encoded run go inside it, where a decoder keeps them.
-            pending.push_str(word);
-        } else if writes_raw(word) {
-            flush_encoded(&mut pending, &mut writer, false)?;
-            writer.folding().write_str(word)?;
-        } else {
-            pending.push_str(word);
-        }
+    #[test]
+    fn only_an_attached_message_is_not_base64() {
+        let text = b"From: a@b.example\r\n\r\nHi\r\n";
+        assert_eq!(
+            attachment_encoding("application/pdf", text),
+            ("application/pdf", ContentTransferEncoding::Base64)
+        );
+        assert_eq!(
+            attachment_encoding("message/rfc822", text),
+            ("message/rfc822", ContentTransferEncoding::SevenBit)
+        );
+        assert_eq!(
+            attachment_encoding("Message/RFC822", "Grüße\r\n".as_bytes()),
+            ("application/octet-stream", ContentTransferEncoding::Base64)
+        );
     }
-    flush_encoded(&mut pending, &mut writer, true)
-}
-
-/// Whether a word (with its trailing spaces) can be written as it is.
-fn writes_raw(word: &str) -> bool {
-    let word = word.trim_end_matches(' ');
-    word.len() <= MAX_RAW_WORD && word.bytes().all(|b| b.is_ascii_graphic()) && !word.contains("=?")
-}
-
-/// Encodes the words gathered so far, spaces between them included; before a word written
-/// as is, one space stays outside the encoded text to separate them.
-fn flush_encoded(
-    pending: &mut String,
-    writer: &mut EmailWriter<'_>,
-    last: bool,
-) -> std::fmt::Result {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let words = match pending.strip_suffix(' ') {
-        Some(words) if !last => words,
-        _ => pending.as_str(),
-    };
-    email_encoding::headers::rfc2047::encode(words, writer)?;
-    if words.len() < pending.len() {
-        writer.space();
-    }
-    pending.clear();
-    Ok(())
 }

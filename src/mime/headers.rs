@@ -1,0 +1,189 @@
+//! Header values written here rather than by lettre: address lists built once per role,
+//! structured headers as given, others RFC 2047-encoded word by word, and the Message-ID.
+
+use std::fmt::Write as _;
+
+use email_encoding::headers::writer::EmailWriter;
+use lettre::message::Mailboxes;
+use lettre::message::header::{HeaderName, HeaderValue};
+
+use crate::error::{Error, Result};
+use crate::message::Mailbox;
+
+/// The longest word of a header value written as it is; longer words are encoded so that the
+/// line can fold.
+const MAX_RAW_WORD: usize = 60;
+
+pub(super) fn to_lettre(mailbox: &Mailbox) -> Result<lettre::message::Mailbox> {
+    let address = mailbox.address().parse().map_err(|e| {
+        Error::invalid_message(
+            "address",
+            format!("`{}` is not a valid address ({e})", mailbox.address()),
+        )
+    })?;
+    Ok(lettre::message::Mailbox::new(
+        mailbox.name().map(str::to_owned),
+        address,
+    ))
+}
+
+/// An address-list header (To, Cc, Bcc, Reply-To) built once, one mailbox per line.
+///
+/// lettre writes a list on a single line (20,000 recipients made one line of 500 KB) and
+/// rebuilds the whole header for each mailbox added (quadratic). The raw value stays lettre's
+/// own text of the list, which it parses back to derive the SMTP envelope.
+pub(super) fn mailbox_list(name: &'static str, list: &[Mailbox]) -> Result<Option<HeaderValue>> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    let mailboxes = list.iter().map(to_lettre).collect::<Result<Vec<_>>>()?;
+    let mut encoded = String::new();
+    write_mailboxes(name, &mailboxes, &mut encoded)
+        .map_err(|_| Error::invalid_message(name, "cannot encode the address list"))?;
+    let raw = Mailboxes::from(mailboxes).to_string();
+    Ok(Some(HeaderValue::dangerous_new_pre_encoded(
+        HeaderName::new_from_ascii_str(name),
+        raw,
+        encoded,
+    )))
+}
+
+/// A complete `Name: a, b` header line (CRLF-terminated) for a list of mailboxes, encoded
+/// and folded as the MIME writer does it.
+pub(crate) fn address_header_line(name: &'static str, list: &[Mailbox]) -> Result<String> {
+    let mailboxes = list.iter().map(to_lettre).collect::<Result<Vec<_>>>()?;
+    let mut line = format!("{name}: ");
+    write_mailboxes(name, &mailboxes, &mut line)
+        .map_err(|_| Error::invalid_message(name, "cannot encode the address list"))?;
+    line.push_str("\r\n");
+    Ok(line)
+}
+
+fn write_mailboxes(
+    name: &str,
+    mailboxes: &[lettre::message::Mailbox],
+    out: &mut String,
+) -> std::fmt::Result {
+    let mut writer = EmailWriter::new(out, name.len().saturating_add(2), 0, false);
+    for (index, mailbox) in mailboxes.iter().enumerate() {
+        if index > 0 {
+            writer.write_char(',')?;
+            writer.new_line()?;
+            writer.space();
+        }
+        // As lettre writes one mailbox: the name quoted or RFC 2047-encoded, then `<address>`.
+        if let Some(display) = &mailbox.name {
+            email_encoding::headers::quoted_string::encode(display, &mut writer)?;
+            writer.space();
+            writer.write_char('<')?;
+        }
+        writer.write_str(mailbox.email.as_ref())?;
+        if mailbox.name.is_some() {
+            writer.write_char('>')?;
+        }
+    }
+    Ok(())
+}
+
+/// A unique Message-ID at the sender's domain: `<random@domain>`. Not the host name, which
+/// would tell every recipient the name of the machine that sent it (and look like spam).
+///
+/// A domain that is not ASCII is written as IDNA (`xn--…`): a Message-ID is ASCII, and one
+/// with other characters would be sent as an encoded word, which is no Message-ID at all.
+pub(crate) fn new_message_id(sender: &Mailbox) -> String {
+    let domain = sender
+        .address()
+        .rsplit_once('@')
+        .map_or("localhost", |(_, domain)| domain);
+    let id = uuid::Uuid::new_v4().simple();
+    if domain.is_ascii() {
+        return format!("<{id}@{domain}>");
+    }
+    match url::Host::parse(domain) {
+        Ok(url::Host::Domain(ascii)) => format!("<{id}@{ascii}>"),
+        _ => format!("<{id}@localhost>"),
+    }
+}
+
+/// A structured header (`Message-ID`, `References`, `List-Unsubscribe`, …), written as given
+/// and folded only at its spaces: an encoded word would make its ids and URLs unreadable.
+/// The builder checked that the value is printable ASCII with no word too long for a line.
+pub(super) fn structured(name: &str, value: &str) -> Result<HeaderValue> {
+    let header_name = HeaderName::new_from_ascii(name.to_owned())
+        .map_err(|_| Error::invalid_message("headers", format!("`{name}` is not a header name")))?;
+    let mut encoded = String::with_capacity(value.len().saturating_add(8));
+    let mut writer = EmailWriter::new(&mut encoded, name.len().saturating_add(2), 0, false);
+    for word in value.split_inclusive(' ') {
+        writer
+            .folding()
+            .write_str(word)
+            .map_err(|_| Error::invalid_message("headers", format!("cannot write `{name}`")))?;
+    }
+    drop(writer);
+    Ok(HeaderValue::dangerous_new_pre_encoded(
+        header_name,
+        value.to_owned(),
+        encoded.trim_end().to_owned(),
+    ))
+}
+
+/// An unstructured header (the subject, an `X-` header) encoded and folded here: words that
+/// are too long, not printable ASCII, or look like encoded words are RFC 2047-encoded.
+pub(super) fn unstructured(name: &str, value: &str) -> Result<HeaderValue> {
+    let header_name = HeaderName::new_from_ascii(name.to_owned())
+        .map_err(|_| Error::invalid_message("headers", format!("`{name}` is not a header name")))?;
+    let mut encoded = String::with_capacity(value.len().saturating_mul(2));
+    encode_words(name, value, &mut encoded)
+        .map_err(|_| Error::invalid_message("headers", format!("cannot encode `{name}`")))?;
+    Ok(HeaderValue::dangerous_new_pre_encoded(
+        header_name,
+        value.to_owned(),
+        encoded,
+    ))
+}
+
+fn encode_words(name: &str, value: &str, out: &mut String) -> std::fmt::Result {
+    let mut writer = EmailWriter::new(out, name.len().saturating_add(2), 0, false);
+    let mut pending = String::new();
+    for word in value.split_inclusive(' ') {
+        let only_spaces = word.bytes().all(|b| b == b' ');
+        if only_spaces && !pending.is_empty() {
+            // Extra spaces after an encoded run go inside it, where a decoder keeps them.
+            pending.push_str(word);
+        } else if writes_raw(word) {
+            flush_encoded(&mut pending, &mut writer, false)?;
+            writer.folding().write_str(word)?;
+        } else {
+            pending.push_str(word);
+        }
+    }
+    flush_encoded(&mut pending, &mut writer, true)
+}
+
+/// Whether a word (with its trailing spaces) can be written as it is.
+fn writes_raw(word: &str) -> bool {
+    let word = word.trim_end_matches(' ');
+    word.len() <= MAX_RAW_WORD && word.bytes().all(|b| b.is_ascii_graphic()) && !word.contains("=?")
+}
+
+/// Encodes the words gathered so far, spaces between them included; before a word written
+/// as is, one space stays outside the encoded text to separate them.
+fn flush_encoded(
+    pending: &mut String,
+    writer: &mut EmailWriter<'_>,
+    last: bool,
+) -> std::fmt::Result {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let words = match pending.strip_suffix(' ') {
+        Some(words) if !last => words,
+        _ => pending.as_str(),
+    };
+    email_encoding::headers::rfc2047::encode(words, writer)?;
+    if words.len() < pending.len() {
+        writer.space();
+    }
+    pending.clear();
+    Ok(())
+}

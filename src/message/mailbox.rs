@@ -31,7 +31,10 @@ impl Mailbox {
         let parsed = lettre::Address::from_str(address).map_err(|e| {
             Error::invalid_message(
                 "address",
-                format!("`{address}` is not a valid email address ({e})"),
+                format!(
+                    "`{address}` is not a valid email address ({})",
+                    why_not_an_address(address).unwrap_or(&e.to_string())
+                ),
             )
         })?;
         let name = match name.map(str::trim) {
@@ -100,9 +103,18 @@ impl Mailbox {
             ));
         }
         let parsed = lettre::message::Mailbox::from_str(text.trim()).map_err(|e| {
+            // The address part, for saying what is wrong with it: inside `<…>` when there is one.
+            let address = text
+                .rsplit_once('<')
+                .map_or(text, |(_, rest)| rest.trim_end().trim_end_matches('>'))
+                .trim();
             Error::invalid_message(
                 "address",
-                format!("`{text}` is not a valid mailbox ({e}); write `name@example.org` or `Name <name@example.org>`"),
+                format!(
+                    "`{text}` is not a valid mailbox ({}); write `name@example.org` or \
+                     `Name <name@example.org>`",
+                    why_not_an_address(address).unwrap_or(&e.to_string())
+                ),
             )
         })?;
         Self::new(parsed.name.as_deref(), parsed.email.as_ref())
@@ -119,6 +131,27 @@ impl Mailbox {
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
+}
+
+/// What is wrong with an address lettre refused, in words, when it is one of the usual
+/// mistakes; `None` leaves lettre's own reason.
+fn why_not_an_address(address: &str) -> Option<&'static str> {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return Some("it has no `@`: an address is `name@domain`");
+    };
+    Some(if local.is_empty() {
+        "it has nothing before the `@`"
+    } else if domain.is_empty() {
+        "it has no domain after the `@`"
+    } else if address.chars().any(char::is_whitespace) {
+        "it contains a space"
+    } else if domain.starts_with('[') {
+        "its domain is an IP address in brackets; use a domain name"
+    } else if domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
+        "its domain is not a domain name: a dot at an end, or two in a row"
+    } else {
+        return None;
+    })
 }
 
 impl FromStr for Mailbox {

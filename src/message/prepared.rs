@@ -42,12 +42,25 @@ fn mailboxes(field: &str, address: Option<&Address<'_>>) -> Result<Vec<Mailbox>>
     address
         .iter()
         .enumerate()
-        .filter_map(|(index, addr)| {
-            let email = addr.address.as_deref()?;
-            Some(
-                Mailbox::new(addr.name.as_deref().filter(|n| !n.is_empty()), email)
-                    .map_err(|e| invalid(format!("the `{field}` header's address {index}: {e}"))),
-            )
+        .map(|(index, addr)| {
+            // An item the parser could read no address from (`To: Bob <b@x.org>, broken`) is
+            // refused: dropped, its recipient would silently get nothing.
+            let Some(email) = addr.address.as_deref() else {
+                let item = addr.name.as_deref().unwrap_or_default();
+                return Err(invalid(format!(
+                    "the `{field}` header's item {index} (`{}`) has no address: write each \
+                     recipient as `Name <address>` or `address`, separated by commas",
+                    crate::message::header::preview(item)
+                )));
+            };
+            Mailbox::new(addr.name.as_deref().filter(|n| !n.is_empty()), email).map_err(|e| {
+                // The reason alone: the error's own prefix would say "invalid email" twice.
+                let reason = match e {
+                    Error::InvalidMessage { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                invalid(format!("the `{field}` header's address {index}: {reason}"))
+            })
         })
         .collect()
 }

@@ -48,6 +48,20 @@ fn invalid_addresses_name_the_field_and_index() {
         let (field, text) = build_err(builder);
         assert_eq!(field, expected, "{text}");
     }
+    // And each says what is wrong, in words.
+    for (address, says) in [
+        ("bob", "no `@`"),
+        ("@example.org", "nothing before the `@`"),
+        ("bob@", "no domain after the `@`"),
+        ("Bob <bob@>", "no domain after the `@`"),
+        ("bob@[192.0.2.1]", "IP address"),
+        ("bob@example..org", "two in a row"),
+    ] {
+        let (field, text) = build_err(Email::builder().to(address));
+        assert_eq!(field, "to[0]", "{address}: {text}");
+        assert!(text.contains(says), "{address}: {text}");
+        assert!(!text.contains("Invalid input"), "{address}: {text}");
+    }
 }
 
 #[test]

@@ -73,11 +73,30 @@ fn bad_prepared_messages_are_refused_clearly() {
             "From: a@example.org\r\nTo: not-an-address@\r\n\r\nx",
             "mime",
         ),
+        (
+            "From: a@example.org\r\nTo: Bob <bob@example..org>\r\n\r\nx",
+            "the `To` header's address 0: `bob@example..org` is not a valid email address (its \
+             domain is not a domain name",
+        ),
+        // An item without an address is not dropped (its recipient would get nothing).
+        (
+            "From: a@example.org\r\nTo: Bob <b@example.org>, broken, c@example.org\r\n\r\nx",
+            "the `To` header's item 1 (`broken`) has no address",
+        ),
     ];
     for (raw, expected) in cases {
         let error = Email::from_mime(raw).unwrap_err().to_string();
         assert!(error.contains(expected), "{raw:?}: {error}");
     }
+    // Group syntax is no such item: an empty group names nobody, a group its members.
+    let email = Email::from_mime(
+        "From: a@example.org\r\nTo: undisclosed-recipients:;\r\nCc: Team: b@example.org, \
+         c@example.org;\r\n\r\nx",
+    )
+    .unwrap();
+    let cc: Vec<&str> = email.cc().iter().map(|m| m.address()).collect();
+    assert_eq!(cc, ["b@example.org", "c@example.org"]);
+    assert!(email.to().is_empty());
 }
 
 #[test]

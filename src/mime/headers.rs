@@ -13,6 +13,9 @@ use crate::message::Mailbox;
 /// The longest word of a header value written as it is; longer words are encoded so that the
 /// line can fold.
 const MAX_RAW_WORD: usize = 60;
+/// The longest run of spaces written as it is: with a word of [`MAX_RAW_WORD`] after it, it
+/// still fits a folded line of 78 octets.
+const MAX_RAW_SPACES: usize = 16;
 
 pub(super) fn to_lettre(mailbox: &Mailbox) -> Result<lettre::message::Mailbox> {
     let address = mailbox.address().parse().map_err(|e| {
@@ -145,6 +148,14 @@ pub(super) fn unstructured(name: &str, value: &str) -> Result<HeaderValue> {
 fn encode_words(name: &str, value: &str, out: &mut String) -> std::fmt::Result {
     let mut writer = EmailWriter::new(out, name.len().saturating_add(2), 0, false);
     let mut pending = String::new();
+    // A line cannot fold inside a run of spaces written as they are (the writer keeps the
+    // run whole): a value with a long one is encoded whole, in encoded words that fold and
+    // decode back to the spaces.
+    let long_run = " ".repeat(MAX_RAW_SPACES + 1);
+    if value.contains(&long_run) {
+        pending.push_str(value);
+        return flush_encoded(&mut pending, &mut writer, true);
+    }
     for word in value.split_inclusive(' ') {
         let only_spaces = word.bytes().all(|b| b == b' ');
         if only_spaces && !pending.is_empty() {

@@ -241,6 +241,19 @@ async fn long_words_in_subject_and_headers_are_folded_or_encoded() {
     );
     let x = format!("id={} short words", "0123456789".repeat(40));
     assert_headers_fit_and_round_trip(Email::builder(), &subject, &x).await;
+    // A long run of spaces cannot fold where it is written raw: it is encoded instead.
+    let spaces = format!("a{}b", " ".repeat(5_000));
+    let some = format!("a{}b c", " ".repeat(70));
+    assert_headers_fit_and_round_trip(Email::builder(), &spaces, &some).await;
+    for run in [17, 40] {
+        let before_a_long_word = format!(
+            "{} x{}{} y",
+            "w".repeat(50),
+            " ".repeat(run),
+            "L".repeat(60)
+        );
+        assert_headers_fit_and_round_trip(Email::builder(), &before_a_long_word, "x").await;
+    }
 }
 
 #[tokio::test]

@@ -235,6 +235,32 @@ pub struct Queue {
     wake: Arc<Notify>,
 }
 
+/// A queue URL whose scheme is neither SQLite's nor PostgreSQL's.
+const UNKNOWN_SCHEME: &str = "the queue URL must start with `sqlite://` or `postgres://`";
+/// The queue URLs there are.
+const URL_FORMS: &str = "use `sqlite://PATH` (one process) or `postgres://user:password@host/db`";
+
+/// What is wrong with `url` as a queue URL in this build, before it is opened: an unknown
+/// scheme, or one whose feature this build lacks. For settings validation; never quotes the
+/// URL (it may hold a password).
+pub(crate) fn url_problem(url: &str) -> Option<String> {
+    match url.split(':').next().unwrap_or_default() {
+        #[cfg(feature = "queue-sqlite")]
+        "sqlite" => None,
+        #[cfg(feature = "queue-postgres")]
+        "postgres" | "postgresql" => None,
+        #[cfg(not(feature = "queue-sqlite"))]
+        "sqlite" => {
+            Some("this build has no SQLite queue: enable the `queue-sqlite` feature".to_owned())
+        }
+        #[cfg(not(feature = "queue-postgres"))]
+        "postgres" | "postgresql" => Some(
+            "this build has no PostgreSQL queue: enable the `queue-postgres` feature".to_owned(),
+        ),
+        _ => Some(format!("{UNKNOWN_SCHEME}: {URL_FORMS}")),
+    }
+}
+
 impl Queue {
     /// A queue on `store`.
     #[must_use]
@@ -261,6 +287,7 @@ impl Queue {
     /// [`Error::NotAvailable`](crate::Error::NotAvailable) when the scheme's feature (`queue-sqlite`, `queue-postgres`)
     /// is not enabled.
     pub async fn open(url: &str) -> Result<Self> {
+        // The schemes are those `url_problem` knows: keep the two together.
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme {
             #[cfg(feature = "queue-sqlite")]
@@ -279,9 +306,9 @@ impl Queue {
             }),
             _ => Err(store::queue_error(
                 "open the queue",
-                "the queue URL must start with `sqlite://` or `postgres://`",
+                UNKNOWN_SCHEME,
                 false,
-                Some("use `sqlite://PATH` (one process) or `postgres://user:password@host/db`"),
+                Some(URL_FORMS),
             )),
         }
     }

@@ -175,7 +175,8 @@ pub(crate) fn may_be_queued(error: Error) -> Error {
     }
 }
 
-/// Milliseconds since the Unix epoch, as stored.
+/// Milliseconds since the Unix epoch, as stored (by SQLite; PostgreSQL stores times).
+#[cfg(feature = "queue-sqlite")]
 pub(crate) fn millis(time: SystemTime) -> i64 {
     match time.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),

@@ -12,9 +12,10 @@ use serde::Serialize;
 use super::limits::MailboxLimits;
 pub use super::rows::rfc3339;
 pub(crate) use super::rows::{
-    ErrorOf, SUMMARY_COLUMNS, SummaryRow, db_error, enqueue_error, from_millis, millis,
-    queue_error, stats_from_counts,
+    ErrorOf, SUMMARY_COLUMNS, SummaryRow, db_error, enqueue_error, queue_error, stats_from_counts,
 };
+#[cfg(feature = "queue-sqlite")]
+pub(crate) use super::rows::{from_millis, millis};
 use crate::error::{Error, Result};
 
 /// Where a queued message is in its life. See the [module page](super) for the transitions.

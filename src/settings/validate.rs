@@ -38,6 +38,27 @@ impl ConnectorSettings {
         }
         self.dkim_problems(&mut problems);
         problems.extend(self.placeholder_problems());
+        if let Some(url) = non_blank(self.queue_url.as_ref().map(Secret::expose_secret)) {
+            // Without a queue feature, `build` would send directly: said here, not ignored.
+            #[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
+            let trouble = crate::queue::url_problem(url);
+            #[cfg(not(any(feature = "queue-sqlite", feature = "queue-postgres")))]
+            let trouble = {
+                let _ = url;
+                Some(
+                    "this build has no queue: enable the `queue-sqlite` or `queue-postgres` \
+                     feature, or remove `queue_url` to send directly"
+                        .to_owned(),
+                )
+            };
+            if let Some(trouble) = trouble {
+                problem(
+                    &mut problems,
+                    "queue_url",
+                    format!("Queue URL (`queue_url`): {trouble}"),
+                );
+            }
+        }
         if let Some(dir) = &self.outbox_dir {
             if dir.as_os_str().is_empty() {
                 problem(
@@ -109,6 +130,24 @@ impl ConnectorSettings {
                 );
             }
             TransportKind::Smtp => {
+                // Exchange Online's resource for SMTP in a national cloud is not documented:
+                // the global scope would be asked of that cloud's login host and refused.
+                if mode == AuthMode::OAuth
+                    && self.cloud != super::Cloud::Global
+                    && non_blank(self.oauth_scope.as_deref()).is_none()
+                {
+                    problem(
+                        &mut problems,
+                        "oauth_scope",
+                        format!(
+                            "OAuth scope (`oauth_scope`) is required for SMTP with OAuth in the \
+                             `{}` cloud: set it to that cloud's Exchange Online resource with \
+                             `/.default` (commonly `https://outlook.office365.us/.default` for \
+                             US Government), or use `transport = \"graph\"`",
+                            self.cloud.as_str()
+                        ),
+                    );
+                }
                 if mode == AuthMode::OAuth {
                     check_url(
                         &mut problems,

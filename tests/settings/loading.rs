@@ -311,6 +311,60 @@ fn a_port_with_the_other_tls_mode_is_refused() {
     }
 }
 
+/// A queue URL that cannot open (an unknown scheme, or a queue this build lacks) is said by
+/// `validate`, without quoting the URL (it may hold a password) — not first at a send.
+#[test]
+fn a_queue_url_that_cannot_open_is_refused_at_validation() {
+    let base =
+        "auth_mode = \"none\"\nuser_name = \"no-reply@contoso.com\"\nsmtp_host = \"localhost\"\n";
+    let s = ConnectorSettings::from_toml_str(&format!(
+        "{base}queue_url = \"mysql://app:{KNOWN_SECRET}@db/mail\""
+    ))
+    .unwrap();
+    let error = s.validate().unwrap_err();
+    let found = problems(error.clone());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "queue_url");
+    let expected = if cfg!(any(feature = "queue-sqlite", feature = "queue-postgres")) {
+        "must start with `sqlite://` or `postgres://`"
+    } else {
+        "this build has no queue"
+    };
+    assert!(found[0].1.contains(expected), "{}", found[0].1);
+    assert_no_secrets(&format!("{error} {error:?}"), &[KNOWN_SECRET]);
+    let s =
+        ConnectorSettings::from_toml_str(&format!("{base}queue_url = \"sqlite://q.db\"")).unwrap();
+    assert_eq!(
+        s.validate().is_ok(),
+        cfg!(feature = "queue-sqlite"),
+        "{:?}",
+        s.validate()
+    );
+}
+
+/// Exchange Online's SMTP resource in a national cloud is not documented: SMTP with OAuth
+/// there needs `oauth_scope`, rather than asking that cloud's login host for the global one.
+#[test]
+fn smtp_with_oauth_in_a_national_cloud_needs_its_scope() {
+    let base = format!(
+        "auth_mode = \"oauth\"\ntransport = \"smtp\"\nuser_name = \"no-reply@contoso.us\"\n\
+         oauth_client_id = \"{CLIENT_ID}\"\nclient_secret = \"{KNOWN_SECRET}\"\n\
+         tenant_id = \"{TENANT_ID}\"\nsmtp_host = \"smtp.office365.us\"\n"
+    );
+    let s = ConnectorSettings::from_toml_str(&format!("{base}cloud = \"us-gov\"")).unwrap();
+    let found = problems(s.validate().unwrap_err());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "oauth_scope");
+    assert!(found[0].1.contains("`us-gov` cloud"), "{}", found[0].1);
+    let s = ConnectorSettings::from_toml_str(&format!(
+        "{base}cloud = \"us-gov\"\noauth_scope = \"https://outlook.office365.us/.default\""
+    ))
+    .unwrap();
+    assert!(s.validate().is_ok(), "{:?}", s.validate());
+    let s = ConnectorSettings::from_toml_str(&base).unwrap();
+    assert!(s.validate().is_ok(), "global: {:?}", s.validate());
+}
+
 #[test]
 fn basic_and_none_need_smtp() {
     let s =

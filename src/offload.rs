@@ -3,16 +3,41 @@
 //! model ([`Email::to_mime`](crate::Email::to_mime), attachments) also serves a downstream
 //! transport running on another executor, rather than panicking there.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 /// Runs `work` where blocking is allowed; `Err` with the reason when it panicked.
-pub(crate) async fn blocking<T: Send + 'static>(
+///
+/// The work is handed over (or done) when this is called, not when the future is first
+/// polled: the future holds a handle, never the work and what it captured — it is kept in
+/// every send's future, which is allocated whole.
+pub(crate) fn blocking<T: Send + Unpin + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
+) -> Blocking<T> {
     match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => runtime
-            .spawn_blocking(work)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(_) => Ok(work()),
+        Ok(runtime) => Blocking::Spawned(runtime.spawn_blocking(work)),
+        Err(_) => Blocking::Done(Some(work())),
+    }
+}
+
+/// The outcome of [`blocking`] work.
+pub(crate) enum Blocking<T> {
+    /// Running on Tokio's blocking pool.
+    Spawned(tokio::task::JoinHandle<T>),
+    /// Done where it was called (no runtime); `None` once taken.
+    Done(Option<T>),
+}
+
+impl<T: Unpin> Future for Blocking<T> {
+    type Output = Result<T, String>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Spawned(handle) => Pin::new(handle).poll(cx).map_err(|e| e.to_string()),
+            // Polled again after it gave its output (a caller's bug): it never finishes again.
+            Self::Done(output) => output.take().map_or(Poll::Pending, |t| Poll::Ready(Ok(t))),
+        }
     }
 }
 

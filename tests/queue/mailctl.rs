@@ -31,6 +31,17 @@ fn mailctl_with(dir: &std::path::Path, args: &[&str], vars: &[(&str, &str)]) -> 
     command.output().unwrap()
 }
 
+/// `mailctl send` of one small message.
+const SEND: [&str; 7] = [
+    "send",
+    "--to",
+    "ann@example.org",
+    "--subject",
+    "Hi",
+    "--text",
+    "x",
+];
+
 fn stdout(output: &Output) -> String {
     assert!(
         output.status.success(),
@@ -44,15 +55,7 @@ fn stdout(output: &Output) -> String {
 fn send_enqueues_worker_delivers_and_queue_commands_operate() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
-    let send = [
-        "send",
-        "--to",
-        "ann@example.org",
-        "--subject",
-        "Hi",
-        "--text",
-        "x",
-    ];
+    let send = SEND;
     let keyed: Vec<&str> = send
         .iter()
         .copied()
@@ -124,15 +127,7 @@ fn send_enqueues_worker_delivers_and_queue_commands_operate() {
 fn a_disabled_connector_neither_queues_nor_fails_queued_mail() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
-    let send = [
-        "send",
-        "--to",
-        "ann@example.org",
-        "--subject",
-        "Hi",
-        "--text",
-        "x",
-    ];
+    let send = SEND;
     let queued = stdout(&mailctl(path, &send)).trim().to_owned();
     let disabled = [("MAIL_CONNECTOR_ENABLED", "false")];
 

@@ -49,6 +49,8 @@ pub(crate) fn https_url(field: &str, label: &str, value: &str) -> Result<url::Ur
                 "{label} (`{field}`) `{value}` must use https (plain http is allowed only for localhost)"
             ),
         )),
+        // A password with a `/`, `?` or `#` in it breaks the parse: say what is wrong.
+        Err(_) if value != trimmed => Err(userinfo_problem(field, label)),
         Err(e) => Err(Error::settings(
             field,
             format!(
@@ -80,6 +82,7 @@ pub(crate) fn local_service_url(field: &str, label: &str, value: &str) -> Result
                  localhost and link-local addresses such as 169.254.169.254)"
             ),
         )),
+        Err(_) if value != trimmed => Err(userinfo_problem(field, label)),
         Err(e) => Err(Error::settings(
             field,
             format!(
@@ -107,14 +110,15 @@ fn userinfo_problem(field: &str, label: &str) -> Error {
     )
 }
 
-/// `value` to quote in an error: any `user:password@` before the host replaced by `…@`,
-/// also in text that is not a valid URL.
+/// `value` to quote in an error or a summary: everything from after the scheme to the last
+/// `@` replaced by `…@`, also in text that is not a valid URL and in a bare host. Not only
+/// up to the first `/`, `?` or `#`: a password may hold those, which end the host part only
+/// in a well-formed URL. (An `@` in a path hides a little more than needed.)
 pub(crate) fn without_userinfo(value: &str) -> String {
     let (scheme, rest) = value
         .find("://")
         .map_or(("", value), |at| value.split_at(at + 3));
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    match rest.rfind('@') {
         Some(at) => format!("{scheme}…@{}", &rest[at + 1..]),
         None => value.to_owned(),
     }

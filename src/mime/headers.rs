@@ -13,8 +13,8 @@ use crate::message::Mailbox;
 /// The longest word of a header value written as it is; longer words are encoded so that the
 /// line can fold.
 const MAX_RAW_WORD: usize = 60;
-/// The longest run of spaces written as it is: with a word of [`MAX_RAW_WORD`] after it, it
-/// still fits a folded line of 78 octets.
+/// The longest run of spaces written as it is: with a word of [`MAX_RAW_WORD`] (spaces after
+/// it included) after it, it still fits a folded line of 78 octets.
 const MAX_RAW_SPACES: usize = 16;
 
 pub(super) fn to_lettre(mailbox: &Mailbox) -> Result<lettre::message::Mailbox> {
@@ -116,7 +116,12 @@ pub(super) fn structured(name: &str, value: &str) -> Result<HeaderValue> {
         .map_err(|_| Error::invalid_message("headers", format!("`{name}` is not a header name")))?;
     let mut encoded = String::with_capacity(value.len().saturating_add(8));
     let mut writer = EmailWriter::new(&mut encoded, name.len().saturating_add(2), 0, false);
-    for word in value.split_inclusive(' ') {
+    // One space between items: the spaces between ids or URLs in angle brackets mean
+    // nothing, and a run kept whole could not fold (5,000 made a line of 5,000 octets).
+    for (index, word) in value.split(' ').filter(|word| !word.is_empty()).enumerate() {
+        if index > 0 {
+            writer.space();
+        }
         writer
             .folding()
             .write_str(word)
@@ -171,10 +176,13 @@ fn encode_words(name: &str, value: &str, out: &mut String) -> std::fmt::Result {
     flush_encoded(&mut pending, &mut writer, true)
 }
 
-/// Whether a word (with its trailing spaces) can be written as it is.
-fn writes_raw(word: &str) -> bool {
-    let word = word.trim_end_matches(' ');
-    word.len() <= MAX_RAW_WORD && word.bytes().all(|b| b.is_ascii_graphic()) && !word.contains("=?")
+/// Whether a word (with its trailing spaces) can be written as it is: it fits a folded line
+/// with its spaces, which the line cannot fold inside.
+fn writes_raw(word_and_spaces: &str) -> bool {
+    let word = word_and_spaces.trim_end_matches(' ');
+    word_and_spaces.len() <= MAX_RAW_WORD
+        && word.bytes().all(|b| b.is_ascii_graphic())
+        && !word.contains("=?")
 }
 
 /// Encodes the words gathered so far, spaces between them included; before a word written

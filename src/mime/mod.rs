@@ -319,16 +319,21 @@ fn text_part(content_type: ContentType, text: &str) -> Result<SinglePart> {
 
 /// The content type and transfer encoding an attachment is sent with. Base64, so that the
 /// bytes of a file arrive exactly as given and none of them (a bare CR or LF included)
-/// reaches the wire as it is — but a `message/*` part must not be base64 (RFC 2046 §5.2.1):
+/// reaches the wire as it is — but a `message/*` part other than `message/global` (RFC 6532)
+/// must not be base64 (RFC 2046 §5.2.1):
 /// an attached message (`.eml`) that is valid 7-bit text goes as it is, any other one as
 /// `application/octet-stream` (its file name still says what it is).
 fn attachment_encoding<'a>(
     content_type: &'a str,
     bytes: &[u8],
 ) -> (&'a str, ContentTransferEncoding) {
+    // `message/global` (RFC 6532) may be base64; the other `message/*` types may not.
     let is_message = content_type
         .get(..8)
-        .is_some_and(|p| p.eq_ignore_ascii_case("message/"));
+        .is_some_and(|p| p.eq_ignore_ascii_case("message/"))
+        && !content_type
+            .get(8..14)
+            .is_some_and(|t| t.eq_ignore_ascii_case("global"));
     match is_message {
         false => (content_type, ContentTransferEncoding::Base64),
         true if is_seven_bit_text(bytes) => (content_type, ContentTransferEncoding::SevenBit),
@@ -407,6 +412,10 @@ mod tests {
         assert_eq!(
             attachment_encoding("Message/RFC822", "Grüße\r\n".as_bytes()),
             ("application/octet-stream", ContentTransferEncoding::Base64)
+        );
+        assert_eq!(
+            attachment_encoding("message/global", "Grüße\r\n".as_bytes()),
+            ("message/global", ContentTransferEncoding::Base64)
         );
     }
 }

@@ -113,6 +113,32 @@ async fn the_generated_message_id_is_at_the_senders_domain_not_the_host() {
     }
 }
 
+/// Runs of spaces between the ids or URLs of a structured header mean nothing: one space
+/// stays, and the lines fold (a run kept whole made a line of thousands of octets).
+#[tokio::test]
+async fn structured_headers_keep_one_space_between_items() {
+    let email = Email::builder()
+        .to("ann@example.org")
+        .text("x")
+        .header(
+            "References",
+            format!("<a@example.org>{}<b@example.org>", " ".repeat(5_000)),
+        )
+        .header("In-Reply-To", format!("<b@example.org>{}", " ".repeat(200)))
+        .build()
+        .unwrap();
+    let raw = written(&email).await;
+    let text = String::from_utf8(raw.clone()).unwrap();
+    assert!(
+        text.contains("References: <a@example.org> <b@example.org>\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("In-Reply-To: <b@example.org>\r\n"), "{text}");
+    assert!(text.lines().all(|line| line.len() <= 78), "{text}");
+    let message = MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(message.in_reply_to().as_text(), Some("b@example.org"));
+}
+
 /// A Message-ID is ASCII: at a sender's domain that is not, the id names its IDNA form
 /// rather than becoming an encoded word. And the message model needs no Tokio runtime: a
 /// downstream transport on another executor renders with `to_mime`, file attachments too.

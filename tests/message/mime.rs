@@ -245,6 +245,9 @@ async fn long_words_in_subject_and_headers_are_folded_or_encoded() {
     let spaces = format!("a{}b", " ".repeat(5_000));
     let some = format!("a{}b c", " ".repeat(70));
     assert_headers_fit_and_round_trip(Email::builder(), &spaces, &some).await;
+    // A word with the spaces after it fits a line only when both together do.
+    let words_and_runs = format!("{}{}", "L".repeat(60), " ".repeat(16)).repeat(5);
+    assert_headers_fit_and_round_trip(Email::builder(), &words_and_runs, &words_and_runs).await;
     for run in [17, 40] {
         let before_a_long_word = format!(
             "{} x{}{} y",

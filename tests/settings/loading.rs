@@ -472,6 +472,12 @@ fn debug_and_errors_never_show_secrets() {
             "https://admin:hunter2-secret@graph.example",
         ),
         ("smtp_host", "admin:hunter2-secret@smtp.example"),
+        // Characters that end a URL's host part, inside the password.
+        (
+            "graph_endpoint",
+            "https://admin:hunter2-secret/x?y#z@graph.example",
+        ),
+        ("smtp_host", "admin:hunter2-secret/x?y#z@smtp.example"),
     ] {
         // Basic authentication goes by SMTP, OAuth by Graph.
         let s = ConnectorSettings::from_toml_str(&format!(

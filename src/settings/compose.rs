@@ -4,7 +4,8 @@
 //! asked for in plain.
 
 use super::ConnectorSettings;
-use super::load::{ENV_PREFIX, KEYS, env_overlay, parse_problem, redact_quoted, toml_to_json};
+use super::env::{ENV_PREFIX, KEYS, env_overlay};
+use super::load::{parse_problem, redact_quoted, toml_to_json};
 use crate::error::{Error, Result, SettingsProblem};
 use crate::secret::Secret;
 
@@ -170,7 +171,7 @@ impl ConnectorSettings {
     ///
     /// As [`ConnectorSettings::with_env_vars`].
     pub fn with_env(self) -> Result<Self> {
-        self.with_env_vars(super::load::process_env()?)
+        self.with_env_vars(super::env::process_env()?)
     }
 
     /// As [`ConnectorSettings::with_env`], with `(name, value)` pairs shaped like

@@ -72,6 +72,7 @@ use crate::secret::Secret;
 mod build;
 mod compose;
 mod dkim;
+mod env;
 mod load;
 mod oauth;
 #[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
@@ -83,7 +84,7 @@ mod values;
 pub use crate::expiry::ExpiryDate;
 pub use build::TransportBuilder;
 pub use compose::SecretsIn;
-pub use load::ENV_PREFIX;
+pub use env::ENV_PREFIX;
 pub use values::{AuthMode, Cloud, OAuthCredential, SmtpTls, TransportKind};
 
 /// The mail connector's settings, as an admin screen shows them.

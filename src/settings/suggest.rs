@@ -1,7 +1,7 @@
 //! Did-you-mean for settings keys: the known key nearest to a misspelt one, for unknown
 //! file keys (refused) and unknown `MAIL_CONNECTOR_*` variables (warned about).
 
-use super::load::KEYS;
+use super::env::KEYS;
 
 /// serde's "unknown field `tennant_id`, expected one of `enabled`, …" becomes "unknown
 /// field `tennant_id`; did you mean `tenant_id`?" when a known key is near enough.

@@ -8,3 +8,4 @@ mod compose;
 mod loading;
 mod redacted;
 mod secrets;
+mod validation;

@@ -351,7 +351,12 @@ async fn invalidation_after_401_refetches_once_for_many_reporters() {
 
 /// Callers waiting for one fetch that brings an already-expired token share its error: one
 /// request to the token endpoint, not one per caller.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+///
+/// On one thread, so that all eight are waiting before the fetch can finish: each is polled
+/// once, in order, before the response (which wakes the first) is read. On several threads a
+/// caller that came late, after the fetch failed, rightly fetches again — under load that
+/// made two requests now and then.
+#[tokio::test]
 async fn callers_waiting_for_an_expired_token_share_one_fetch() {
     let server = MockServer::start_async().await;
     let endpoint = server

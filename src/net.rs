@@ -192,10 +192,15 @@ mod tests {
                 assert!(!shown.contains("admin"), "{shown}");
             }
         }
+        // Up to the last `@`: a password may hold `/`, `?` or `#`; an `@` in a path hides a
+        // little more than needed, never less.
         assert_eq!(
-            without_userinfo("https://a:b@host/x@y"),
-            "https://…@host/x@y"
+            without_userinfo("https://a:pa/ss?x#y@host/x"),
+            "https://…@host/x"
         );
+        assert_eq!(without_userinfo("a:pa/ss@smtp.example"), "…@smtp.example");
+        assert_eq!(without_userinfo("https://a:b@host/x@y"), "https://…@y");
+        assert_eq!(without_userinfo("https://host/x"), "https://host/x");
     }
 
     #[cfg(feature = "oauth")]

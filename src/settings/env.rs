@@ -1,5 +1,8 @@
 //! Settings from environment variables: `MAIL_CONNECTOR_<KEY>` for each key, typed by the
 //! key (text, secret, boolean, number); an empty variable is unset.
+//!
+//! `mailctl` shows this module's warnings (an unknown variable) without `-v`, by its path:
+//! moving them elsewhere means changing its log filter too (`tests/mailctl/cli.rs` checks).
 
 use super::suggest::closest_key;
 use super::validate::problem;

@@ -124,7 +124,7 @@ fn init_logs(verbose: u8) {
         _ => match verbose {
             0 => {
                 tracing_subscriber::fmt()
-                    .with_env_filter(EnvFilter::new("mail_connector::settings::load=warn"))
+                    .with_env_filter(EnvFilter::new("mail_connector::settings::env=warn"))
                     .without_time()
                     .with_target(false)
                     .with_ansi(ansi)

@@ -8,10 +8,10 @@
 //!   control characters (NUL, ESC, …) is sent base64. lettre then picks 7bit, quoted-printable
 //!   or base64 by content and line length.
 //! - Attachments are files: base64, so their bytes arrive exactly as given — but for an
-//!   attached message (`message/*`, which must not be base64): as it is when it is 7-bit
-//!   text, else as `application/octet-stream`.
+//!   attached message (`message/*` other than `message/global`, which must not be base64):
+//!   as it is when it is 7-bit text, else as `application/octet-stream`.
 //! - Structured headers (`Message-ID`, `In-Reply-To`, `References`, `List-*`, …) are written
-//!   as given, folded only at spaces. The `Message-ID` is the caller's, or a new unique one at
+//!   as given but for one space between items, folded only there. The `Message-ID` is the caller's, or a new unique one at
 //!   the sender's domain (never the host name).
 //! - The subject and other headers are written here, not by lettre: a word longer than 60
 //!   characters, one with non-ASCII or a tab, and one that looks like an RFC 2047 encoded word
@@ -59,22 +59,17 @@ pub(crate) async fn render(
     dkim: Option<&crate::dkim::DkimSigner>,
 ) -> Result<Rendered> {
     if let Some(mime) = email.mime() {
-        // Going to recipients: no Bcc, and the Message-ID and Date receivers need. A record
-        // (the outbox, `to_mime`) stays as given.
-        let (cut, added): (&[&str], String) = match bcc {
-            BccHeader::Keep => (&[], String::new()),
-            BccHeader::Drop => (
-                &["Bcc"],
-                missing_id_and_date(mime, email.from().unwrap_or(sender)),
-            ),
-        };
         let bytes = match bcc {
-            // A record says whom the message was for: the envelope, when the caller gave
-            // other recipients than its headers name (each part of a recipient-limit split
-            // its own), so that re-sending the file reaches the same people.
+            // A record (the outbox, `to_mime`) says whom the message was for: the envelope,
+            // when the caller gave other recipients than its headers name (each part of a
+            // recipient-limit split its own), so that re-sending the file reaches them.
             BccHeader::Keep => crate::message::with_envelope_headers(email)?,
-            BccHeader::Drop if cut.is_empty() && added.is_empty() => mime.to_vec(),
-            BccHeader::Drop => crate::message::edit_headers(mime, cut, &added),
+            // Going to recipients: no Bcc, and the Message-ID and Date receivers need.
+            BccHeader::Drop => crate::message::edit_headers(
+                mime,
+                &["Bcc"],
+                &missing_id_and_date(mime, email.from().unwrap_or(sender)),
+            ),
         };
         let message_id = crate::message::prepared_message_id(&bytes);
         if dkim.is_some() {

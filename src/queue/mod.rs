@@ -237,6 +237,12 @@ pub struct Queue {
 
 /// A queue URL whose scheme is neither SQLite's nor PostgreSQL's.
 const UNKNOWN_SCHEME: &str = "the queue URL must start with `sqlite://` or `postgres://`";
+/// A `sqlite://` URL in a build without the SQLite queue.
+#[cfg(not(feature = "queue-sqlite"))]
+const NO_SQLITE: &str = "this build has no SQLite queue: enable the `queue-sqlite` feature";
+/// A `postgres://` URL in a build without the PostgreSQL queue.
+#[cfg(not(feature = "queue-postgres"))]
+const NO_POSTGRES: &str = "this build has no PostgreSQL queue: enable the `queue-postgres` feature";
 /// The queue URLs there are.
 const URL_FORMS: &str = "use `sqlite://PATH` (one process) or `postgres://user:password@host/db`";
 
@@ -250,13 +256,9 @@ pub(crate) fn url_problem(url: &str) -> Option<String> {
         #[cfg(feature = "queue-postgres")]
         "postgres" | "postgresql" => None,
         #[cfg(not(feature = "queue-sqlite"))]
-        "sqlite" => {
-            Some("this build has no SQLite queue: enable the `queue-sqlite` feature".to_owned())
-        }
+        "sqlite" => Some(NO_SQLITE.to_owned()),
         #[cfg(not(feature = "queue-postgres"))]
-        "postgres" | "postgresql" => Some(
-            "this build has no PostgreSQL queue: enable the `queue-postgres` feature".to_owned(),
-        ),
+        "postgres" | "postgresql" => Some(NO_POSTGRES.to_owned()),
         _ => Some(format!("{UNKNOWN_SCHEME}: {URL_FORMS}")),
     }
 }
@@ -297,12 +299,12 @@ impl Queue {
             #[cfg(not(feature = "queue-sqlite"))]
             "sqlite" => Err(crate::Error::NotAvailable {
                 transport: "queue-sqlite",
-                reason: "this build has no SQLite queue: enable the `queue-sqlite` feature",
+                reason: NO_SQLITE,
             }),
             #[cfg(not(feature = "queue-postgres"))]
             "postgres" | "postgresql" => Err(crate::Error::NotAvailable {
                 transport: "queue-postgres",
-                reason: "this build has no PostgreSQL queue: enable the `queue-postgres` feature",
+                reason: NO_POSTGRES,
             }),
             _ => Err(store::queue_error(
                 "open the queue",

@@ -11,6 +11,7 @@ mod support;
 mod all_refused;
 mod around;
 mod behaviours;
+mod claims;
 mod clock;
 mod concurrency;
 mod crash;

@@ -13,6 +13,8 @@ use crate::message::Mailbox;
 /// The longest word of a header value written as it is; longer words are encoded so that the
 /// line can fold.
 const MAX_RAW_WORD: usize = 60;
+/// The longest header line wanted (RFC 5322's limit for lines that can fold), CRLF excluded.
+const MAX_LINE_LEN: usize = 78;
 /// The longest run of spaces written as it is: with a word of [`MAX_RAW_WORD`] (spaces after
 /// it included) after it, it still fits a folded line of 78 octets.
 const MAX_RAW_SPACES: usize = 16;
@@ -161,7 +163,23 @@ fn encode_words(name: &str, value: &str, out: &mut String) -> std::fmt::Result {
         pending.push_str(value);
         return flush_encoded(&mut pending, &mut writer, true);
     }
-    for word in value.split_inclusive(' ') {
+    // Nothing can fold before the first word: unless it fits the first line as it is, spaces
+    // before it included, it is encoded with those spaces (encoded words fold), so that the
+    // encoder measures the line with them.
+    let rest = value.trim_start_matches(' ');
+    let leading = &value[..value.len() - rest.len()];
+    let mut words = rest.split_inclusive(' ').peekable();
+    let first = words.peek().copied().unwrap_or_default();
+    let first_fits =
+        writer.line_len() + leading.len() + first.trim_end_matches(' ').len() <= MAX_LINE_LEN;
+    if writes_raw(first) && first_fits {
+        leading.chars().for_each(|_| writer.space());
+    } else {
+        pending.push_str(leading);
+        pending.push_str(first);
+        words.next();
+    }
+    for word in words {
         let only_spaces = word.bytes().all(|b| b == b' ');
         if only_spaces && !pending.is_empty() {
             // Extra spaces after an encoded run go inside it, where a decoder keeps them.

@@ -352,3 +352,56 @@ async fn long_attachment_names_and_content_ids_fit_the_line_limit() {
     );
     assert!(error.to_string().contains("at most 200"), "{error}");
 }
+
+#[tokio::test]
+async fn nothing_folds_before_the_first_word_so_it_fits_the_first_line_or_is_encoded() {
+    // Nothing can fold between a header's name and its first word: a long name with a long
+    // first word, or spaces before it, would make a line over 78 octets as written.
+    let name = format!("X-{}", "N".repeat(38));
+    let cases = [
+        (name.as_str(), format!("{} tail", "w".repeat(50))),
+        (
+            "X-Long",
+            format!("{}{} tail", " ".repeat(16), "w".repeat(60)),
+        ),
+        ("X-Long", format!("   {} tail", "é".repeat(40))),
+        // Short enough: written as it is.
+        (name.as_str(), format!("{} tail", "w".repeat(30))),
+    ];
+    for (header, value) in &cases {
+        let email = Email::builder()
+            .to("ann@example.org")
+            .header(*header, value.as_str())
+            .text("body")
+            .build()
+            .unwrap();
+        let raw = render(&email).await;
+        for line in header_lines(&raw) {
+            assert!(
+                line.len() <= 79,
+                "{} octets: {:?}",
+                line.len(),
+                String::from_utf8_lossy(line)
+            );
+        }
+        let message = MessageParser::new()
+            .with_minimal_headers()
+            .header_text(mail_parser::HeaderName::Other((*header).to_owned().into()))
+            .parse(&raw)
+            .unwrap();
+        assert_eq!(
+            message.header(*header).and_then(|h| h.as_text()),
+            Some(value.as_str()),
+            "{header}"
+        );
+    }
+    let short = Email::builder()
+        .to("ann@example.org")
+        .header(&name, cases[3].1.as_str())
+        .text("body")
+        .build()
+        .unwrap();
+    let raw = String::from_utf8(render(&short).await).unwrap();
+    let first_word = cases[3].1.split(' ').next().unwrap();
+    assert!(raw.contains(&format!("{name}: {first_word}")), "{raw}");
+}

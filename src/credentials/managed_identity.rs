@@ -240,11 +240,8 @@ impl ManagedIdentityCredential {
     async fn refused(&self, response: reqwest::Response) -> Error {
         let status = response.status();
         let transient = matches!(status.as_u16(), 404 | 410 | 429) || status.is_server_error();
-        // Redacted before `text` shortens it: an echo cut in half must not keep half a secret.
         let said = match read_body(response, ERROR_BODY_LIMIT).await {
-            Ok(body) => {
-                ErrorBody::text(redact(&String::from_utf8_lossy(&body), &self.secrets()).as_bytes())
-            }
+            Ok(body) => ErrorBody::text(&body, &self.secrets()),
             Err(e) => Some(e.to_string()),
         };
         let reason = match &said {
@@ -381,7 +378,10 @@ struct ErrorBody {
 }
 
 impl ErrorBody {
-    fn text(body: &[u8]) -> Option<String> {
+    /// The error's texts, each with `secrets` redacted: after parsing, since JSON may escape
+    /// an echoed secret (`\u002B` for `+`, `\/` for `/`) where the raw body would not show
+    /// it; before shortening, since an echo cut in half must not keep half a secret.
+    fn text(body: &[u8], secrets: &[String]) -> Option<String> {
         let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
         let error = match parsed.error {
             Some(serde_json::Value::String(code)) => Some(code),
@@ -394,7 +394,7 @@ impl ErrorBody {
         let parts: Vec<String> = [error, parsed.error_description, parsed.message]
             .into_iter()
             .flatten()
-            .map(|p| p.chars().take(500).collect())
+            .map(|p| redact(&p, secrets).chars().take(500).collect())
             .collect();
         (!parts.is_empty()).then(|| parts.join(": "))
     }

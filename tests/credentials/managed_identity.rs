@@ -294,6 +294,38 @@ async fn app_service_sends_its_header_and_never_shows_it() {
     assert_no_secrets(&logs.text(), &[IDENTITY_HEADER]);
 }
 
+/// An echo of the header with JSON's escapes (`\u002B` for `+`, `\/` for `/`, as .NET writes
+/// them) does not show the header in the raw body; parsed, it does, and the error's text is
+/// cut at 500 characters: an echo across the cut must not leave half the header.
+#[tokio::test]
+async fn an_echo_of_the_header_escaped_in_json_is_redacted_before_the_cut() {
+    const HEADER: &str = "ab+cd/ef-identity-SECRET";
+    let (logs, _guard) = capture_logs();
+    let echo = MockServer::start_async().await;
+    let padding = "x".repeat(489);
+    echo.mock_async(|when, then| {
+        when.method(GET).path("/msi/token");
+        then.status(400)
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"error":"invalid_request","error_description":"{padding} ab\u002Bcd\/ef-identity-SECRET"}}"#
+            ));
+    })
+    .await;
+    let refused = Credentials::managed_identity_with_env(
+        Some(echo.url("/msi/token")),
+        Some(Secret::new(HEADER)),
+    )
+    .build()
+    .unwrap();
+    let error = refused.access_token(GRAPH_SCOPE).await.unwrap_err();
+    let printed = format!("{error} {error:?} {:?}", error.remedy());
+    assert!(printed.contains("xxx [redac"), "{printed}");
+    assert!(!printed.contains("ab+cd"), "{printed}");
+    assert_no_secrets(&printed, &[HEADER]);
+    assert_no_secrets(&logs.text(), &[HEADER, "ab+cd"]);
+}
+
 #[tokio::test]
 async fn unreachable_endpoint_means_no_identity_on_this_host() {
     // A port nothing listens on: bind one, then close it.

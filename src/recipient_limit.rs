@@ -11,7 +11,7 @@ use crate::transport::{MailTransport, SendReport};
 ///
 /// An email with more recipients (To + Cc + Bcc) is sent as several messages of at most
 /// `limit` recipients each, in order; every recipient is in exactly one message and keeps
-/// its role. A limit of 0 means no limit. Parts are sent one after another and sending stops
+/// its role (an address listed twice is one recipient, in its first place). A limit of 0 means no limit. Parts are sent one after another and sending stops
 /// at the first part that fails: the error is then [`Error::PartialDelivery`], which lists
 /// who got the message, whose delivery is uncertain, and who did not get it (and which of
 /// those a server refused, with each one's reply, and which of those for good), so a caller
@@ -55,9 +55,17 @@ impl<T: MailTransport> RecipientLimit<T> {
 
 /// Splits `email`'s recipients into groups of at most `limit` (0 = one group), in To, Cc,
 /// Bcc order, each recipient exactly once.
+///
+/// An address listed more than once (in To and in Bcc, say, or in another case) is one
+/// recipient, in its first place: sent as one message, a server delivers it once, and split
+/// it must not get two messages.
 #[must_use]
 pub fn split_recipients(email: &Email, limit: usize) -> Vec<Vec<Recipient>> {
-    let all: Vec<Recipient> = email.recipients().collect();
+    let mut seen = std::collections::HashSet::new();
+    let all: Vec<Recipient> = email
+        .recipients()
+        .filter(|recipient| seen.insert(recipient.mailbox.address().to_lowercase()))
+        .collect();
     if limit == 0 || all.len() <= limit {
         return vec![all];
     }

@@ -201,3 +201,72 @@ async fn a_partly_delivered_email_is_not_transient_even_if_its_failure_is() {
         "{remedy}"
     );
 }
+
+/// An address listed twice (in To and Bcc, say; spelled in another case) is one recipient
+/// when the email is split: sent as one message, the server delivers it once, and split, it
+/// must not be sent twice, nor reported both as delivered and as not sent.
+#[tokio::test]
+async fn an_address_listed_twice_is_sent_one_message_and_reported_once() {
+    let email = mail_connector::Email::builder()
+        .to("ann@example.org")
+        .cc("bob@example.org")
+        .bcc("Ann@Example.org")
+        .subject("s")
+        .text("t")
+        .build()
+        .unwrap();
+    // Split by address, one part: [ann (To), bob (Cc)].
+    let parts = split_recipients(&email, 2);
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert_eq!(parts[0][0].kind, RecipientKind::To);
+    let stub = StubTransport::new();
+    RecipientLimit::new(stub.clone(), 2)
+        .send(&email)
+        .await
+        .unwrap();
+    assert_eq!(stub.sent().len(), 1);
+
+    // With a limit of 1: two messages, and a failure of the second names only bob.
+    let stub = StubTransport::new();
+    RecipientLimit::new(stub.clone(), 1)
+        .send(&email)
+        .await
+        .unwrap();
+    let ann = all_sent(&stub)
+        .iter()
+        .filter(|r| r.mailbox.address().eq_ignore_ascii_case("ann@example.org"))
+        .count();
+    assert_eq!((stub.sent().len(), ann), (2, 1));
+    let email = mail_connector::Email::builder()
+        .to("ann@example.org")
+        .cc("bob@example.org")
+        .bcc("ann@example.org")
+        .bcc("carl@example.org")
+        .subject("s")
+        .text("t")
+        .build()
+        .unwrap();
+    let error = RecipientLimit::new(StubTransport::new().fail_after(1), 2)
+        .send(&email)
+        .await
+        .unwrap_err();
+    let Error::PartialDelivery {
+        delivered,
+        not_sent,
+        ..
+    } = &error
+    else {
+        panic!("expected PartialDelivery, got {error:?}");
+    };
+    let got: Vec<&str> = delivered
+        .recipients()
+        .map(|r| r.mailbox.address())
+        .collect();
+    let missed: Vec<&str> = not_sent.iter().map(|r| r.mailbox.address()).collect();
+    assert_eq!(got, ["ann@example.org", "bob@example.org"]);
+    assert_eq!(missed, ["carl@example.org"]);
+    assert!(
+        error.to_string().contains("sent to 2 of 3 recipients"),
+        "{error}"
+    );
+}

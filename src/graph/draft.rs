@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::GraphTransport;
 use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat, unexpected_answer};
+use super::error::UNCERTAIN;
 use super::request::{
     self, AttachmentItem, CreateUploadSession, CreatedMessage, FileAttachment, UploadProgress,
     UploadSession,
@@ -42,13 +43,51 @@ impl GraphTransport {
         attachments: &[Attachment],
         deadline: Instant,
     ) -> Result<Option<String>> {
-        let created = self
+        let created = match self
             .client
             .execute(&create.with_answer_limit(DRAFT_ANSWER_LIMIT), deadline)
             .await
-            .map_err(not_sent)?;
-        let draft: CreatedMessage = created.json("create draft")?;
+        {
+            Ok(created) => created,
+            Err(error) => {
+                // Unanswered, the draft may exist all the same (its id never came back).
+                let maybe_created = error.delivery() == Delivery::Uncertain;
+                let mut error = not_sent(error);
+                note(
+                    &mut error,
+                    &match maybe_created {
+                        true => format!(
+                            " — the mail was not sent, but a draft of it may have been created in \
+                         the Drafts folder of `{}`",
+                            self.mailbox().address()
+                        ),
+                        false => NOT_SENT.to_owned(),
+                    },
+                );
+                return Err(error);
+            }
+        };
+        let draft: CreatedMessage = match created.json("create draft") {
+            Ok(draft) => draft,
+            Err(mut error) => {
+                note(
+                    &mut error,
+                    &format!(
+                        " — the mail was not sent, but a draft of it may be in the Drafts folder \
+                     of `{}`",
+                        self.mailbox().address()
+                    ),
+                );
+                return Err(error);
+            }
+        };
         tracing::debug!("draft created for a large message");
+        // Deletes the draft when the send is dropped (a timeout around it, a worker shut
+        // down) before it ends.
+        let mut guard = DraftGuard {
+            transport: Some(self.clone()),
+            id: draft.id.clone(),
+        };
 
         let result = async {
             for attachment in attachments {
@@ -60,11 +99,33 @@ impl GraphTransport {
                 .await
         }
         .await;
+        guard.transport = None;
         match result {
             Ok(_) => Ok(Some(draft.id)),
-            Err(error) => {
-                if error.delivery() == Delivery::NotSent {
-                    self.delete_draft(&draft.id).await;
+            Err(mut error) => {
+                let left = match error.delivery() {
+                    Delivery::NotSent => match self.delete_draft(&draft.id).await {
+                        Ok(()) => {
+                            note(
+                                &mut error,
+                                " — the mail was not sent (its draft was deleted)",
+                            );
+                            return Err(error);
+                        }
+                        Err(why) => format!(
+                            " — the mail was not sent, and its draft could not be deleted \
+                             ({why}): delete it from the Drafts folder of `{}`",
+                            self.mailbox().address()
+                        ),
+                    },
+                    Delivery::Uncertain => format!(
+                        "; if it was not delivered, its draft is still in the Drafts folder of \
+                         `{}`",
+                        self.mailbox().address()
+                    ),
+                };
+                if !note(&mut error, &left) {
+                    tracing::warn!(%error, "{}", left.trim_start_matches([' ', '—', ';']));
                 }
                 Err(error)
             }
@@ -207,10 +268,11 @@ impl GraphTransport {
         Ok(())
     }
 
-    pub(super) async fn delete_draft(&self, draft_id: &str) {
-        let Ok(url) = self.url(&["messages", draft_id]) else {
-            return;
-        };
+    /// Deletes a draft that was not sent; the error's text (never secret) when it fails.
+    pub(super) async fn delete_draft(&self, draft_id: &str) -> std::result::Result<(), String> {
+        let url = self
+            .url(&["messages", draft_id])
+            .map_err(|e| e.to_string())?;
         // Its own short deadline: the send's may be what just ran out.
         let deadline = Instant::now() + Duration::from_secs(15);
         let result = self
@@ -218,8 +280,68 @@ impl GraphTransport {
             .execute(&GraphRequest::delete("delete draft", &url), deadline)
             .await;
         match result {
-            Ok(_) => tracing::info!("deleted the draft of a message that was not sent"),
-            Err(error) => tracing::warn!(%error, "could not delete the draft of an unsent message"),
+            Ok(_) => {
+                tracing::info!("deleted the draft of a message that was not sent");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not delete the draft of an unsent message");
+                Err(match error {
+                    Error::Graph {
+                        status,
+                        code,
+                        message,
+                        ..
+                    } => match (status, code) {
+                        (Some(status), Some(code)) => format!("HTTP {status} {code}: {message}"),
+                        (Some(status), None) => format!("HTTP {status}: {message}"),
+                        _ => message,
+                    },
+                    error => error.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// What a failure before the draft's `/send` says: nothing was sent.
+const NOT_SENT: &str = " — the mail was not sent";
+
+/// Adds `text` to a Graph error's message; `false` for another error, which has no room
+/// for it.
+fn note(error: &mut Error, text: &str) -> bool {
+    match error {
+        Error::Graph { message, .. } => {
+            message.push_str(text);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// A draft to delete if the send that made it is dropped before it ends: the deletion
+/// runs in a task of its own, on the runtime the send ran on.
+struct DraftGuard {
+    transport: Option<GraphTransport>,
+    id: String,
+}
+
+impl Drop for DraftGuard {
+    fn drop(&mut self) {
+        let Some(transport) = self.transport.take() else {
+            return;
+        };
+        let id = std::mem::take(&mut self.id);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                tracing::info!("the send was dropped before its draft was sent; deleting it");
+                runtime.spawn(async move {
+                    let _ = transport.delete_draft(&id).await;
+                });
+            }
+            Err(_) => tracing::warn!(
+                "the send was dropped outside a runtime; its draft is left in the Drafts folder"
+            ),
         }
     }
 }
@@ -231,12 +353,16 @@ fn not_sent(mut error: Error) -> Error {
         delivery,
         transient,
         status,
+        message,
         ..
     } = &mut error
         && *delivery == Delivery::Uncertain
     {
         *delivery = Delivery::NotSent;
         *transient = status.is_none_or(|s| s >= 500);
+        if let Some(said) = message.strip_suffix(UNCERTAIN) {
+            message.truncate(said.len());
+        }
     }
     error
 }

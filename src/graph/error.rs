@@ -265,7 +265,7 @@ pub(super) fn to_error(
         ),
     };
     let message = match delivery {
-        Delivery::Uncertain => format!("{message} — delivery is uncertain, do not resend blindly"),
+        Delivery::Uncertain => format!("{message}{UNCERTAIN}"),
         Delivery::NotSent if operation_sends(operation) => {
             format!("{message} — the mail was not sent")
         }
@@ -285,6 +285,9 @@ pub(super) fn to_error(
     }
     .into_error()
 }
+
+/// What an uncertain failure's message ends with.
+pub(super) const UNCERTAIN: &str = " — delivery is uncertain, do not resend blindly";
 
 /// The code given to a refused TLS certificate (not one of Graph's: no answer came).
 pub(crate) const TLS_CODE: &str = "TlsCertificateRejected";

@@ -1,0 +1,202 @@
+//! What a failed large-attachment send says about its draft: deleted, left behind (and
+//! where), or possibly made; and that nothing sent is never called uncertain.
+
+use httpmock::{Method::DELETE, Method::POST, Method::PUT, MockServer};
+use mail_connector::{Attachment, Delivery, Email, MailTransport};
+use serde_json::json;
+
+use super::helpers::*;
+
+const MESSAGES: &str = "/v1.0/users/no-reply@contoso.com/messages";
+
+/// One attachment over 3 MiB: the draft and an upload session.
+fn large_email() -> Email {
+    Email::builder()
+        .to("ann@example.org")
+        .attachment(Attachment::from_bytes(
+            "big.bin",
+            vec![7u8; 3 * 1024 * 1024 + 1],
+        ))
+        .build()
+        .unwrap()
+}
+
+/// Three attachments of 1.5 MB: too large together for `sendMail`, each added by a POST.
+fn parts_email() -> Email {
+    let mut builder = Email::builder().to("ann@example.org").subject("parts");
+    for i in 0..3u8 {
+        builder = builder.attachment(Attachment::from_bytes(
+            format!("p{i}.bin"),
+            vec![i; 1_500_000],
+        ));
+    }
+    builder.build().unwrap()
+}
+
+fn mock_draft(server: &MockServer) {
+    server.mock(|when, then| {
+        when.method(POST).path(MESSAGES);
+        then.status(201).json_body(json!({"id": "d1"}));
+    });
+}
+
+fn mock_upload_session(server: &MockServer, upload_url: &str) {
+    server.mock(|when, then| {
+        when.method(POST)
+            .path(format!("{MESSAGES}/d1/attachments/createUploadSession"));
+        then.status(201).json_body(json!({"uploadUrl": upload_url}));
+    });
+}
+
+#[tokio::test]
+async fn a_failure_before_the_send_says_not_sent_never_uncertain() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    mock_draft(&server);
+    server.mock(|when, then| {
+        when.method(POST).path(format!("{MESSAGES}/d1/attachments"));
+        then.status(500);
+    });
+    let delete = server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d1"));
+        then.status(204);
+    });
+    let error = transport(&settings(&server))
+        .send(&parts_email())
+        .await
+        .unwrap_err();
+    delete.assert_calls(1);
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.is_transient());
+    let text = error.to_string();
+    assert!(
+        !text.contains("uncertain") && !text.contains("do not resend"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("— the mail was not sent (its draft was deleted)"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_draft_that_could_not_be_deleted_is_named_with_its_mailbox() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    mock_draft(&server);
+    mock_upload_session(&server, &server.url("/upload/s"));
+    server.mock(|when, then| {
+        when.method(PUT).path("/upload/s");
+        then.status(400)
+            .json_body(graph_error("ErrorInvalidRequest", "bad range"));
+    });
+    let delete = server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d1"));
+        then.status(403)
+            .json_body(graph_error("ErrorAccessDenied", "Access is denied."));
+    });
+    let error = transport(&settings(&server))
+        .send(&large_email())
+        .await
+        .unwrap_err();
+    delete.assert_calls(1);
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    let text = error.to_string();
+    assert!(
+        text.contains("its draft could not be deleted (HTTP 403 ErrorAccessDenied")
+            && text.contains("Drafts folder of `no-reply@contoso.com`"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_uncertain_send_of_the_draft_says_where_the_draft_stays() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let (_send, delete) = draft_mocks(&server, 504, None);
+    let error = transport(&settings(&server))
+        .send(&parts_email())
+        .await
+        .unwrap_err();
+    delete.assert_calls(0);
+    assert_eq!(error.delivery(), Delivery::Uncertain);
+    let text = error.to_string();
+    assert!(
+        text.contains("delivery is uncertain")
+            && text.contains("its draft is still in the Drafts folder of `no-reply@contoso.com`"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_unanswered_draft_creation_is_not_sent_but_may_have_left_a_draft() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let create = server.mock(|when, then| {
+        when.method(POST).path(MESSAGES);
+        then.status(500);
+    });
+    let error = transport(&settings(&server))
+        .send(&parts_email())
+        .await
+        .unwrap_err();
+    create.assert_calls(1);
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.is_transient());
+    let text = error.to_string();
+    assert!(!text.contains("uncertain"), "{text}");
+    assert!(
+        text.contains("a draft of it may have been created in the Drafts folder"),
+        "{text}"
+    );
+    // Refused outright: no draft, and it says not sent.
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    server.mock(|when, then| {
+        when.method(POST).path(MESSAGES);
+        then.status(400)
+            .json_body(graph_error("ErrorInvalidRequest", "no"));
+    });
+    let error = transport(&settings(&server))
+        .send(&parts_email())
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains(": no — the mail was not sent"), "{text}");
+}
+
+/// A send dropped while its attachment uploads (a timeout around it, a worker shutting
+/// down) deletes its draft in a task of its own.
+#[tokio::test]
+async fn a_send_dropped_mid_upload_deletes_its_draft() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    mock_draft(&server);
+    // The upload host: takes the request and never answers; says when a request arrived.
+    let upload_host = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upload_url = format!("http://{}/upload/s", upload_host.local_addr().unwrap());
+    mock_upload_session(&server, &upload_url);
+    let (deleted_tx, mut deleted) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let deleted_tx = std::sync::Mutex::new(deleted_tx);
+    server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d1"));
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = deleted_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder().status(204).build()
+        });
+    });
+    let graph = transport(&settings(&server));
+    let send = tokio::spawn(async move { graph.send(&large_email()).await });
+    let (mut upload, _) = upload_host.accept().await.unwrap();
+    let mut head = [0u8; 16];
+    tokio::io::AsyncReadExt::read_exact(&mut upload, &mut head)
+        .await
+        .unwrap();
+    assert!(head.starts_with(b"PUT /upload/s"), "{head:?}");
+    send.abort();
+    assert!(send.await.unwrap_err().is_cancelled());
+    tokio::time::timeout(std::time::Duration::from_secs(20), deleted.recv())
+        .await
+        .expect("the draft was not deleted")
+        .unwrap();
+}

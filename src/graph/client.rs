@@ -25,21 +25,18 @@
 //! token (or the upload URL) before it is kept in an error.
 
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::error::{Failure, GraphFailure, to_error};
-use crate::credentials::endpoint_error as token_endpoint_error;
 use crate::credentials::{AccessToken, TokenProvider};
 use crate::error::{Delivery, Error, Result};
 use crate::http::{
-    ERROR_BODY_LIMIT, bearer_header, describe_error, host_of, is_tls_failure, read_body,
-    retry_after, secret_forms,
+    ERROR_BODY_LIMIT, describe_error, host_of, is_tls_failure, read_body, retry_after, secret_forms,
 };
 use crate::retry::RetryPolicy;
 
@@ -89,7 +86,7 @@ fn take_head(
 /// The error for a request that could not be sent before the send's deadline.
 #[cold]
 #[inline(never)]
-fn not_sent_by_deadline(operation: &'static str) -> Error {
+pub(super) fn not_sent_by_deadline(operation: &'static str) -> Error {
     GraphFailure::local(
         operation,
         "the send deadline passed before the request could be sent".to_owned(),
@@ -319,16 +316,20 @@ impl GraphClient {
             false => None,
         };
         // The concurrency limit counts requests in flight, however many sends are waiting.
-        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => Box::pin(self.wait_for_permit(deadline))
-                .await
-                .ok_or_else(|| not_sent_by_deadline(request.operation))?,
+        // A Retry-After pauses the whole mailbox, not just the request that got it: a
+        // request waits it out before it takes a slot, so that the requests that need not
+        // wait (deleting a draft) still find one.
+        let paused = request.waits_for_pause && self.state.paused_until().is_some();
+        let free = match paused {
+            false => Arc::clone(&self.permits).try_acquire_owned().ok(),
+            true => None,
         };
-        // A Retry-After pauses the whole mailbox, not just the request that got it.
-        if request.waits_for_pause && self.state.paused_until().is_some() {
-            Box::pin(self.wait_out_pause(request.operation, deadline)).await?;
-        }
+        let permit = match free {
+            Some(permit) => permit,
+            None => {
+                Box::pin(self.slot(request.operation, request.waits_for_pause, deadline)).await?
+            }
+        };
 
         let bearer = match &token {
             Some(token) => {
@@ -398,99 +399,5 @@ impl GraphClient {
 
         let answer = answer(request.url.as_str(), status, headers, body, secrets);
         Ok((answer, token))
-    }
-
-    /// Waits out the mailbox's pause (a `Retry-After`), and any pause set while it waited;
-    /// an error when one lasts past `deadline`.
-    async fn wait_out_pause(&self, operation: &'static str, deadline: Instant) -> Result<()> {
-        while let Some(until) = self.state.paused_until() {
-            if until >= deadline {
-                return Err(GraphFailure {
-                    status: Some(429),
-                    retry_after: Some(until.saturating_duration_since(Instant::now())),
-                    ..GraphFailure::local(
-                        operation,
-                        "Graph asked this mailbox to wait (Retry-After) past the send \
-                         deadline; the mail was not sent"
-                            .to_owned(),
-                        true,
-                    )
-                }
-                .into_error());
-            }
-            crate::metrics::throttled("graph", until.saturating_duration_since(Instant::now()));
-            tokio::time::sleep_until(until).await;
-        }
-        Ok(())
-    }
-
-    /// A token that was not ready in the cache, fetched within `deadline`.
-    async fn fetch_token(&self, deadline: Instant) -> Result<AccessToken> {
-        // A provider may still answer at the first poll: only a fetch needs a timer.
-        let mut token = self.tokens.token(&self.scope);
-        match std::future::poll_fn(|cx| Poll::Ready(token.as_mut().poll(cx))).await {
-            Poll::Ready(token) => token,
-            Poll::Pending => tokio::time::timeout_at(deadline, token)
-                .await
-                .map_err(|_| self.token_timeout())?,
-        }
-    }
-
-    /// A request slot, when none was free at once; `None` when none came by `deadline`.
-    async fn wait_for_permit(&self, deadline: Instant) -> Option<OwnedSemaphorePermit> {
-        let permit = tokio::time::timeout_at(deadline, Arc::clone(&self.permits).acquire_owned())
-            .await
-            .ok()?
-            .ok()?;
-        // This slot was just freed by a request whose connection the HTTP client puts back
-        // in its pool a moment after the answer is read. Let that happen first, so that this
-        // request reuses the connection rather than dial another one alongside it. (Over
-        // HTTP/2 it never leaves: no need.)
-        if self.state.let_connection_return_first() {
-            tokio::task::yield_now().await;
-        }
-        Some(permit)
-    }
-
-    /// The `Authorization` header for `token`, and whether it is another token than the
-    /// last request's: made once per token, not per request (a token is one to two
-    /// kilobytes, checked byte by byte when it becomes a header).
-    fn bearer(&self, token: &AccessToken) -> Result<(HeaderValue, bool)> {
-        if let Some((cached, header)) = &*self
-            .bearer
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            && cached.same_value(token)
-        {
-            return Ok((header.clone(), false));
-        }
-        self.new_bearer(token).map(|header| (header, true))
-    }
-
-    /// The `Authorization` header for a token the last request did not use, kept for the
-    /// next requests.
-    #[cold]
-    #[inline(never)]
-    fn new_bearer(&self, token: &AccessToken) -> Result<HeaderValue> {
-        let header = bearer_header(token.expose_secret())?;
-        *self
-            .bearer
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((token.clone(), header.clone()));
-        Ok(header)
-    }
-
-    /// The error for a token that did not come within the send deadline: the login host's
-    /// fault (`authority_host`), not Graph's.
-    fn token_timeout(&self) -> Error {
-        token_endpoint_error(
-            self.tokens.token_endpoint().unwrap_or("the token source"),
-            format!(
-                "no access token within the send deadline of {:?}; the login host did not answer in time",
-                self.retry.deadline.unwrap_or_default()
-            ),
-            true,
-        )
     }
 }

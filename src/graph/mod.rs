@@ -123,6 +123,7 @@ mod in_flight;
 mod mailbox;
 mod mime_form;
 mod request;
+mod waits;
 
 use std::time::Duration;
 

@@ -105,3 +105,117 @@ async fn throttling_past_the_deadline_gives_up_saying_not_sent() {
         error.remedy()
     );
 }
+
+/// Requests waiting out a mailbox's pause hold no request slot: a draft's deletion (which
+/// never waits for the pause) still finds one. Two slots: the large send's upload holds
+/// one; two sends paused by another's 429 wait; the upload fails and its draft is deleted
+/// at once, rather than after those sends took both slots to sleep in.
+#[tokio::test]
+async fn sends_waiting_out_a_pause_leave_the_slots_to_a_drafts_deletion() {
+    use httpmock::Method::DELETE;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let messages = "/v1.0/users/no-reply@contoso.com/messages";
+    server.mock(|when, then| {
+        when.method(POST).path(messages);
+        then.status(201).json_body(serde_json::json!({"id": "d1"}));
+    });
+    let upload_host = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upload_url = format!("http://{}/upload/s", upload_host.local_addr().unwrap());
+    server.mock(|when, then| {
+        when.method(POST)
+            .path(format!("{messages}/d1/attachments/createUploadSession"));
+        then.status(201)
+            .json_body(serde_json::json!({"uploadUrl": upload_url}));
+    });
+    server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(429).header("retry-after", "20");
+    });
+    let delete = server.mock(|when, then| {
+        when.method(DELETE).path(format!("{messages}/d1"));
+        then.status(204);
+    });
+    let graph = settings(&server)
+        .graph_builder()
+        .unwrap()
+        .retry_policy(fast_retry(0))
+        .max_concurrency(2)
+        .build()
+        .unwrap();
+    let large = mail_connector::Email::builder()
+        .to("ann@example.org")
+        .attachment(mail_connector::Attachment::from_bytes(
+            "big.bin",
+            vec![7u8; 3 * 1024 * 1024 + 1],
+        ))
+        .build()
+        .unwrap();
+
+    // The large send's upload arrives, and is held unanswered: it keeps one slot.
+    let sending = graph.clone();
+    let large_send = tokio::spawn(async move { sending.send(&large).await });
+    let (mut upload, _) = upload_host.accept().await.unwrap();
+    let mut request = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let body_length = loop {
+        let read = upload.read(&mut buffer).await.unwrap();
+        assert!(read > 0, "the upload connection closed");
+        request.extend_from_slice(&buffer[..read]);
+        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length: "))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            break end + 4 + length;
+        }
+    };
+    while request.len() < body_length {
+        let read = upload.read(&mut buffer).await.unwrap();
+        assert!(read > 0, "the upload connection closed");
+        request.extend_from_slice(&buffer[..read]);
+    }
+
+    // Another send's 429 pauses the mailbox for 20 s; two more sends wait it out.
+    let error = graph.send(&simple_email()).await.unwrap_err();
+    assert_eq!(error.status(), Some(429), "{error}");
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let graph = graph.clone();
+            tokio::spawn(async move { graph.send(&simple_email()).await })
+        })
+        .collect();
+    // On this one-thread runtime each runs up to its wait before this task goes on.
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+
+    // The upload is refused: the draft is deleted through a free slot.
+    let refusal = r#"{"error":{"code":"ErrorInvalidRequest","message":"bad range"}}"#;
+    upload
+        .write_all(
+            format!(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{refusal}",
+                refusal.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let error = large_send.await.unwrap().unwrap_err();
+    delete.assert_calls(1);
+    assert!(
+        error.to_string().contains("its draft was deleted"),
+        "{error}"
+    );
+    for send in waiting {
+        send.abort();
+    }
+}

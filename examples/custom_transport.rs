@@ -21,13 +21,14 @@ struct QueueTransport {
 #[async_trait]
 impl MailTransport for QueueTransport {
     async fn send(&self, email: &Email) -> Result<SendReport> {
-        // A full queue is a transient condition: the caller may retry later.
+        // A full queue is a transient condition: the caller may retry later. A closed one
+        // means the worker is gone, which no retry mends.
         self.queue.try_send(email.clone()).map_err(|e| {
-            Error::transport(
-                "queue",
-                format!("cannot enqueue: {e}"),
-                Transience::Transient,
-            )
+            let transience = match e {
+                mpsc::error::TrySendError::Full(_) => Transience::Transient,
+                mpsc::error::TrySendError::Closed(_) => Transience::Permanent,
+            };
+            Error::transport("queue", format!("cannot enqueue: {e}"), transience)
         })?;
         Ok(SendReport::single(SentMessage::new(
             email.recipients().collect(),

@@ -6,11 +6,14 @@
 //!   cargo run --example queue_outbox --features queue-postgres
 //! ```
 //!
-//! Without `DATABASE_URL` it prints what it would do and exits.
+//! Without `DATABASE_URL` it says what to set and exits.
 
 use mail_connector::queue::sqlx::{self, PgPool};
 use mail_connector::queue::{EnqueueOptions, PostgresStore, Queue, Worker};
-use mail_connector::{Email, OutboxTransport};
+use mail_connector::{Email, Mailbox, OutboxTransport};
+
+/// The mailbox mail is sent from (with settings: `user_name`).
+const SENDER: &str = "no-reply@example.org";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,9 +24,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = PgPool::connect(&url).await?;
     // Once, at start-up: creates the schema `mail_queue` when missing.
     let store = PostgresStore::from_pool(pool.clone()).await?;
-    // Emails that name no `From` count against the sender mailbox's limits (with settings:
-    // `settings.queue()`, whose default mailbox is `user_name`).
-    let queue = Queue::new(store).with_default_mailbox("no-reply@example.org");
+    // Emails that name no `From` count against the sender mailbox's sending limits (with
+    // settings: `settings.queue()`, whose default mailbox is `user_name`). This names the
+    // limits only; the transport sends as its own mailbox.
+    let queue = Queue::new(store).with_default_mailbox(SENDER);
     sqlx::query("CREATE TABLE IF NOT EXISTS orders (id BIGINT PRIMARY KEY, email TEXT NOT NULL)")
         .execute(&pool)
         .await?;
@@ -47,10 +51,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tx.commit().await?;
     println!("order {order_id} stored; confirmation queued as {id}");
 
-    // In a worker process (or `mailctl worker`): deliver. Here to .eml files in ./outbox.
-    let report = Worker::new(&queue, OutboxTransport::new("outbox"))
-        .run_once()
-        .await?;
-    println!("delivered {} message(s) into ./outbox", report.sent);
+    // In a worker process (or `mailctl worker`): deliver. Here to .eml files in ./outbox,
+    // as the sender mailbox (a Graph or SMTP transport has its own).
+    let outbox = OutboxTransport::new("outbox").with_sender(SENDER.parse::<Mailbox>()?);
+    let report = Worker::new(&queue, outbox).run_once().await?;
+    println!(
+        "written to ./outbox: {}; queued again: {}; failed: {}; uncertain: {}",
+        report.sent, report.retried, report.failed, report.uncertain
+    );
+    // A failed message keeps its error in the queue: `mailctl queue list --state failed`.
+    if report.failed > 0 || report.uncertain > 0 {
+        return Err("some mail was not delivered; see `mailctl queue list`".into());
+    }
     Ok(())
 }

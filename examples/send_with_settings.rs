@@ -35,9 +35,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     match transport.send(&email).await {
         Ok(report) => {
+            // With `outbox_dir` set, nothing was sent: the message is a file to look at.
+            let done = match &settings.outbox_dir {
+                Some(dir) => format!("written to {}", dir.display()),
+                None => "sent".to_owned(),
+            };
             for message in report.messages {
                 println!(
-                    "sent to {} recipient(s): {:?}",
+                    "{done} for {} recipient(s): {:?}",
                     message.recipients.len(),
                     message.id
                 );

@@ -13,6 +13,10 @@
 //! Optional: `MAIL_CONNECTOR_SMTP_HOST` (default `smtp.office365.com`),
 //! `MAIL_CONNECTOR_SMTP_PORT` (default 587, STARTTLS), `MAIL_CONNECTOR_TLS_CA_FILE`, and
 //! `RUST_LOG=mail_connector=debug` for the send's tracing span.
+//!
+//! Copied into a service, it needs, beside `mail-connector` and `tokio`, the log output's
+//! crate: `tracing-subscriber = { version = "0.3", features = ["env-filter"] }` (or drop the
+//! first lines of `main` and log as the service does).
 
 use mail_connector::{ConnectorSettings, Email, MailTransport};
 

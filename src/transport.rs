@@ -19,8 +19,9 @@ use crate::message::{Email, Recipient};
 /// transport the settings chose. It is implemented for `Arc<T>` and `Box<T>`.
 ///
 /// ```
-/// use async_trait::async_trait;
-/// use mail_connector::{CheckReport, Email, MailTransport, Result, SendReport, SentMessage};
+/// use mail_connector::{
+///     CheckReport, Email, MailTransport, Result, SendReport, SentMessage, async_trait,
+/// };
 ///
 /// /// Prints emails instead of sending them.
 /// struct Printer;

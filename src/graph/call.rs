@@ -97,7 +97,7 @@ impl<'a> GraphRequest<'a> {
     /// One byte range of an upload session: no bearer token (the URL is pre-authenticated).
     pub(crate) fn upload_range(url: &'a Url, range: String, chunk: Vec<u8>) -> Self {
         Self {
-            operation: "upload attachment",
+            operation: super::error::UPLOAD,
             method: Method::PUT,
             url,
             body: Some(("application/octet-stream", Bytes::from(chunk))),

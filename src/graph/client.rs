@@ -108,9 +108,9 @@ fn failure_of(e: &reqwest::Error, url: &str) -> Failure {
             describe_error(e)
         ))
     } else if e.is_connect() {
-        Failure::NotSent(describe_error(e))
+        Failure::NotSent(format!("`{}`: {}", host_of(url), describe_error(e)))
     } else {
-        Failure::Unknown(describe_error(e))
+        Failure::Unknown(format!("`{}`: {}", host_of(url), describe_error(e)))
     }
 }
 

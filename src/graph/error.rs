@@ -49,7 +49,7 @@ impl GraphFailure {
             &self.message,
             self.permission_remedy.as_deref(),
         ))
-        .with_auth(is_auth(self.status, self.code.as_deref()))
+        .with_auth(self.operation != UPLOAD && is_auth(self.status, self.code.as_deref()))
         .with_retry_after(self.retry_after);
         Error::Graph {
             operation: self.operation,
@@ -89,6 +89,11 @@ fn remedy(
         operation,
         "create draft" | "add attachment" | "create upload session"
     );
+    if operation == UPLOAD
+        && let Some(text) = upload_remedy(status, code)
+    {
+        return Some(text.to_owned());
+    }
     let text = match (code, status) {
         (Some("ErrorAccessDenied"), _)
             if message.contains("AccessPolicy") || message.contains("OData is disabled") =>
@@ -170,6 +175,41 @@ fn remedy(
     Some(text)
 }
 
+/// The operation of an upload session's byte ranges, sent to the pre-authenticated upload
+/// URL Graph handed out (on `outlook.office.com` in the global cloud): not to Graph, and
+/// without the app's token.
+pub(super) const UPLOAD: &str = "upload attachment";
+
+/// What to change when the upload URL failed: its host and its session, not the app's
+/// credentials or `graph_endpoint`.
+fn upload_remedy(status: Option<u16>, code: Option<&str>) -> Option<&'static str> {
+    Some(match (code, status) {
+        (Some("TlsCertificateRejected"), _) => {
+            "the upload host's TLS certificate was refused: a proxy that inspects TLS must be \
+             trusted (`tls_ca_file`) or let the upload host (named above) through"
+        }
+        (Some("RedirectNotFollowed"), _) => {
+            "the upload URL answered with a redirect, which is never followed; a proxy in the \
+             way must let the upload host (named above) through. The mail was not sent: send \
+             it again"
+        }
+        (_, Some(401 | 403 | 404)) => {
+            "the upload session was refused: its URL carries its own authorisation (not the \
+             app's token) and expires, so the app's credentials and permissions are not the \
+             cause. The mail was not sent: send it again, which opens a new session; if it \
+             keeps failing, raise the send deadline so that a large file uploads before its \
+             session expires"
+        }
+        (_, None) => {
+            "check that this host can reach the upload host named above: Graph hands out \
+             upload URLs on another host than `graph_endpoint` (`outlook.office.com` in the \
+             global cloud), which DNS, proxy and firewall must allow too; a timeout can also \
+             mean the send deadline is too short for the file"
+        }
+        _ => return None,
+    })
+}
+
 #[derive(Deserialize)]
 pub(super) struct ErrorBody {
     pub error: ErrorDetail,
@@ -232,12 +272,16 @@ pub(super) fn to_error(
             Some(status.as_u16()),
             Some(REDIRECT_CODE.to_owned()),
             format!(
-                "`{from}` answered with a redirect{}; redirects are not followed, so the \
-                 access token is never sent elsewhere: set `graph_endpoint` to the Graph host \
-                 itself",
+                "`{from}` answered with a redirect{}; redirects are not followed{}",
                 match to.is_empty() {
                     true => String::new(),
                     false => format!(" to `{to}`"),
+                },
+                match operation {
+                    UPLOAD => "",
+                    _ =>
+                        ", so the access token is never sent elsewhere: set `graph_endpoint` to \
+                           the Graph host itself",
                 }
             ),
             None,

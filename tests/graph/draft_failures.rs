@@ -200,3 +200,63 @@ async fn a_send_dropped_mid_upload_deletes_its_draft() {
         .expect("the draft was not deleted")
         .unwrap();
 }
+
+/// The upload URL is not Graph: it carries its own authorisation and lives on another host.
+/// Its refusal is not the app's credentials, and its host is named when it cannot be reached.
+#[tokio::test]
+async fn an_upload_url_failure_names_the_session_and_its_host_not_the_apps_token() {
+    let server = MockServer::start_async().await;
+    let token = mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    mock_draft(&server);
+    mock_upload_session(&server, &server.url("/upload/s?authtoken=SESSION-SECRET"));
+    server.mock(|when, then| {
+        when.method(PUT).path("/upload/s");
+        then.status(401);
+    });
+    server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d1"));
+        then.status(204);
+    });
+    let error = transport(&settings(&server))
+        .send(&large_email())
+        .await
+        .unwrap_err();
+    token.assert_calls(1); // no new token was fetched for it
+    assert!(!error.is_auth(), "{error}");
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    let remedy = error.remedy().unwrap();
+    assert!(
+        remedy.contains("the upload session was refused")
+            && remedy.contains("not the cause")
+            && !remedy.contains("even after fetching a new one"),
+        "{remedy}"
+    );
+
+    // An upload host that cannot be reached: named (host only), and the remedy says it is
+    // another host than `graph_endpoint`.
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    mock_draft(&server);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let unreachable = closed.local_addr().unwrap();
+    drop(closed);
+    mock_upload_session(
+        &server,
+        &format!("http://{unreachable}/upload/s?authtoken=SESSION-SECRET"),
+    );
+    server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d1"));
+        then.status(204);
+    });
+    let error = transport(&settings(&server))
+        .send(&large_email())
+        .await
+        .unwrap_err();
+    let text = format!("{error} {:?}", error.remedy());
+    assert!(text.contains(&format!("`{unreachable}`")), "{text}");
+    assert!(
+        text.contains("another host than `graph_endpoint`"),
+        "{text}"
+    );
+    assert!(!text.contains("SESSION-SECRET"), "{text}");
+}

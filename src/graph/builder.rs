@@ -132,7 +132,9 @@ impl GraphTransportBuilder {
         self
     }
 
-    /// Whether Graph keeps a copy in the mailbox's Sent Items (default `true`).
+    /// Whether Graph keeps a copy in the mailbox's Sent Items (default `true`). Only the JSON
+    /// form of `sendMail` can leave it out: a message sent in MIME form or through a draft
+    /// (large attachments) is always kept there (see [the module page](super)).
     pub fn save_to_sent_items(mut self, save: bool) -> Self {
         self.save_to_sent_items = save;
         self

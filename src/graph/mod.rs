@@ -10,7 +10,8 @@
 //! `toRecipients`/`ccRecipients`/`bccRecipients`/`replyTo`, `importance`,
 //! `internetMessageHeaders` (`X-` headers, at most 5, omitted when there are none), and
 //! `fileAttachment`s (standard base64; inline ones with `isInline` and `contentId` for `cid:`
-//! references). `saveToSentItems` follows the `save_to_sent_items` setting (default `true`).
+//! references). `saveToSentItems` follows the `save_to_sent_items` setting (default `true`);
+//! the MIME form and the draft path keep a copy in Sent Items whatever it says (below).
 //!
 //! # Which form is used
 //!
@@ -35,6 +36,10 @@
 //! is **always saved to Sent Items**, whatever `save_to_sent_items` says; and Exchange may
 //! still replace a few headers it owns (`Return-Path`, sometimes `Auto-Submitted`). A
 //! caller's `Message-ID` is kept.
+//!
+//! The **draft path** (attachments too large for one request) sends the draft with its own
+//! `/send`, which has no `saveToSentItems` either: Exchange moves the sent draft to Sent Items,
+//! so a copy is **always saved** there too, whatever `save_to_sent_items` says.
 //!
 //! Graph messages are DKIM-signed by Exchange Online with the tenant's keys; the
 //! [`dkim`](crate#features) settings apply to SMTP and the outbox only.

@@ -32,7 +32,7 @@
 //! | `authority_host`, `graph_endpoint` | explicit overrides of those hosts (proxies, tests) |
 //! | `tls_ca_file` | a PEM file of extra trusted root certificates, for HTTPS and SMTP |
 //! | `outbox_dir` | write `.eml` files into this folder instead of sending |
-//! | `save_to_sent_items` | Graph: keep a copy in the mailbox's Sent Items; default `true` |
+//! | `save_to_sent_items` | Graph: keep a copy in the mailbox's Sent Items; default `true` (`false` applies to the JSON form only: MIME-form and large-attachment mail is always kept) |
 //! | `allow_send_as` | let emails name another From address than `user_name` (needs Exchange Send As rights), for Graph and SMTP; default `false` |
 //! | `dkim_domain`, `dkim_selector`, `dkim_private_key_file` | DKIM-sign SMTP and outbox messages (feature `dkim`; all three together; see the `dkim` module). Graph messages are signed by Exchange Online, so these are refused with `transport = "graph"` |
 //! | `queue_url` | `sqlite://PATH` or `postgres://…`: [`build`](ConnectorSettings::build) then gives a transport that enqueues, and `queue_worker` the worker that delivers (features `queue-sqlite`, `queue-postgres`; see the `queue` module) |
@@ -175,7 +175,9 @@ pub struct ConnectorSettings {
     pub tls_ca_file: Option<PathBuf>,
     /// Write messages as `.eml` files into this folder instead of sending them.
     pub outbox_dir: Option<PathBuf>,
-    /// Graph: keep a copy of each message in the mailbox's Sent Items. Default `true`.
+    /// Graph: keep a copy of each message in the mailbox's Sent Items. Default `true`. `false`
+    /// applies to Graph's JSON form only: a message sent in MIME form or through a draft
+    /// (large attachments) is always kept there.
     pub save_to_sent_items: bool,
     /// Let an email name a From address other than `user_name` (Graph and SMTP). Default `false`.
     pub allow_send_as: bool,

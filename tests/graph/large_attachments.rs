@@ -286,3 +286,62 @@ async fn a_draft_send_throttled_past_the_deadline_is_not_sent_and_the_draft_dele
     send.assert_calls(1);
     delete.assert_calls(1);
 }
+
+/// Between 3,000,000 bytes and 3 MiB an attachment is "under 3 MB" by one reading and over
+/// Graph's 4 MB request cap once base64-encoded: it goes to an upload session, and only when
+/// Graph refuses that as too small is it added in one request.
+#[tokio::test]
+async fn an_attachment_too_large_for_one_request_uses_a_session_first() {
+    for session_refused in [false, true] {
+        let server = MockServer::start_async().await;
+        mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+        let messages = "/v1.0/users/no-reply@contoso.com/messages";
+        server.mock(|when, then| {
+            when.method(POST).path(messages);
+            then.status(201).json_body(json!({"id": "d3"}));
+        });
+        let session = server.mock(|when, then| {
+            when.method(POST)
+                .path(format!("{messages}/d3/attachments/createUploadSession"));
+            match session_refused {
+                false => then
+                    .status(201)
+                    .json_body(json!({"uploadUrl": server.url("/upload/d3")})),
+                true => then.status(400).json_body(graph_error(
+                    "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize",
+                    "Attachment size must be greater than the minimum size.",
+                )),
+            };
+        });
+        let upload = server.mock(|when, then| {
+            when.method(PUT).path("/upload/d3");
+            then.status(201);
+        });
+        let post = server.mock(|when, then| {
+            when.method(POST).path(format!("{messages}/d3/attachments"));
+            then.status(201).json_body(json!({"id": "a"}));
+        });
+        let send = server.mock(|when, then| {
+            when.method(POST).path(format!("{messages}/d3/send"));
+            then.status(202);
+        });
+        let email = Email::builder()
+            .to("ann@example.org")
+            .attachment(Attachment::from_bytes("mid.bin", vec![1u8; 3_100_000]))
+            .build()
+            .unwrap();
+        transport(&settings(&server)).send(&email).await.unwrap();
+        session.assert_calls(1);
+        match session_refused {
+            false => {
+                upload.assert_calls(1);
+                post.assert_calls(0);
+            }
+            true => {
+                upload.assert_calls(0);
+                post.assert_calls(1);
+            }
+        }
+        send.assert_calls(1);
+    }
+}

@@ -23,12 +23,15 @@ impl MailTransport for QueueTransport {
     async fn send(&self, email: &Email) -> Result<SendReport> {
         // A full queue is a transient condition: the caller may retry later. A closed one
         // means the worker is gone, which no retry mends.
-        self.queue.try_send(email.clone()).map_err(|e| {
-            let transience = match e {
-                mpsc::error::TrySendError::Full(_) => Transience::Transient,
-                mpsc::error::TrySendError::Closed(_) => Transience::Permanent,
-            };
-            Error::transport("queue", format!("cannot enqueue: {e}"), transience)
+        self.queue.try_send(email.clone()).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                Error::transport("queue", "the queue is full", Transience::Transient)
+            }
+            // `remedy()` then tells the caller what to do, as the crate's own errors do.
+            mpsc::error::TrySendError::Closed(_) => {
+                Error::transport("queue", "the worker has stopped", Transience::Permanent)
+                    .with_remedy("restart the worker")
+            }
         })?;
         Ok(SendReport::single(SentMessage::new(
             email.recipients().collect(),

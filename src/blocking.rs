@@ -234,11 +234,14 @@ fn run_on<T: Send + 'static>(
             "blocking",
             "the blocking API was called from inside a tokio runtime (an async task, or a \
              `spawn_blocking` or `block_in_place` thread, which it cannot tell apart), \
-             where it must not block; nothing was sent. In async code, await the async \
-             `MailTransport` (`Transport::transport()` shares the same one); in \
-             `spawn_blocking`, run it with `tokio::runtime::Handle::current().block_on(..)`; \
-             or call from a thread outside the runtime",
+             where it must not block; nothing was sent",
             Transience::Permanent,
+        )
+        .with_remedy(
+            "in async code, await the async `MailTransport` (`Transport::transport()` shares \
+             the same one); in `spawn_blocking`, run it with \
+             `tokio::runtime::Handle::current().block_on(..)`; or call from a thread outside \
+             the runtime",
         ));
     }
     let (reply, answer) = oneshot::channel();
@@ -259,6 +262,10 @@ fn runtime_gone() -> Error {
         Transience::Permanent,
     )
     .with_uncertain_delivery()
+    .with_remedy(
+        "check the logs for a panic; before sending again, check whether the mail arrived \
+         (it may have been sent)",
+    )
 }
 
 impl Drop for Inner {

@@ -283,6 +283,10 @@ pub(crate) fn bearer_header(token: &str) -> Result<HeaderValue> {
             "the access token holds characters an HTTP header cannot carry",
             Transience::Permanent,
         )
+        .with_remedy(
+            "the token provider returned something that is not an access token: check a \
+             token provider of your own, or the endpoint `authority_host` names",
+        )
     })?;
     value.set_sensitive(true);
     Ok(value)

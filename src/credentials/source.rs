@@ -48,8 +48,12 @@ pub trait TokenProvider: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     ///
-    /// Any [`Error`](crate::Error); the token variants (`TokenRequest`, `TokenEndpoint`,
-    /// `InvalidCredential`) give admins the best remedies.
+    /// Any [`Error`](crate::Error). A provider outside this crate makes one with
+    /// [`Error::transport`](crate::Error::transport), and says what to fix with
+    /// [`with_remedy`](crate::Error::with_remedy), a refused credential with
+    /// [`with_auth`](crate::Error::with_auth) and a server's `Retry-After` with
+    /// [`with_retry_after`](crate::Error::with_retry_after): callers read those as they read
+    /// the crate's own token errors.
     async fn token(&self, scope: &str) -> Result<AccessToken>;
 
     /// The token [`token`](Self::token) would return at once for `scope`, when the provider

@@ -109,7 +109,9 @@ impl Error {
             } => source.is_auth() || refusals.iter().any(|r| r.is_permanent() && r.is_auth()),
             Self::TokenRequest { .. } => !self.is_transient(),
             Self::InvalidCredential { .. } => true,
-            Self::Graph { advice, .. } | Self::Smtp { advice, .. } => advice.is_auth(),
+            Self::Graph { advice, .. }
+            | Self::Smtp { advice, .. }
+            | Self::Transport { advice, .. } => advice.is_auth(),
             _ => false,
         }
     }
@@ -197,7 +199,7 @@ impl Error {
                 source,
                 ..
             } => partial::remedy(delivered, uncertain, not_sent, refused_permanently, source),
-            Self::Transport { .. } => None,
+            Self::Transport { advice, .. } => advice.remedy_text(),
             Self::Graph { advice, .. }
             | Self::TokenRequest { advice, .. }
             | Self::TokenEndpoint { advice, .. }
@@ -227,7 +229,9 @@ impl Error {
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Graph { advice, .. } | Self::TokenRequest { advice, .. } => advice.retry_after(),
+            Self::Graph { advice, .. }
+            | Self::TokenRequest { advice, .. }
+            | Self::Transport { advice, .. } => advice.retry_after(),
             Self::PartialDelivery { source, .. } => source.retry_after(),
             _ => None,
         }

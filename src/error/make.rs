@@ -1,10 +1,14 @@
-//! How an [`Error`] is made: the constructors transports, credentials and settings use (and
-//! the two public ones for transports outside this crate).
+//! How an [`Error`] is made: the constructors transports, credentials and settings use, and
+//! the public ones for transports and token providers outside this crate (an error of their
+//! own with its remedy, auth verdict and `Retry-After`; a partial delivery).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{Delivery, Error, SettingsProblem, Transience};
+use std::time::Duration;
+
+use super::{Advice, Delivery, Error, Recipient, Refusal, SettingsProblem, Transience};
+use crate::transport::SendReport;
 
 impl Error {
     /// An error for transports implemented outside this crate: the message was not sent;
@@ -28,6 +32,7 @@ impl Error {
             transient: transience == Transience::Transient,
             delivery: Delivery::NotSent,
             source: None,
+            advice: Advice::default(),
         }
     }
 
@@ -54,6 +59,7 @@ impl Error {
             transient: transience == Transience::Transient,
             delivery: Delivery::NotSent,
             source: Some(Arc::new(source)),
+            advice: Advice::default(),
         }
     }
 
@@ -65,6 +71,106 @@ impl Error {
             *delivery = Delivery::Uncertain;
         }
         self
+    }
+
+    /// Adds to a [`Error::Transport`] error what to change to fix it, as
+    /// [`remedy`](Error::remedy) then says: the setting, the setup step, the admin's action.
+    /// Other variants (which carry their own) are returned unchanged.
+    ///
+    /// ```
+    /// use mail_connector::{Error, Transience};
+    ///
+    /// let error = Error::transport("relay", "the API key was refused", Transience::Permanent)
+    ///     .with_remedy("create a new API key in the relay's console and set `RELAY_KEY`")
+    ///     .with_auth();
+    /// assert!(error.remedy().unwrap().contains("RELAY_KEY"));
+    /// assert!(error.is_auth());
+    /// ```
+    #[must_use]
+    pub fn with_remedy(mut self, remedy: impl Into<String>) -> Self {
+        if let Self::Transport { advice, .. } = &mut self {
+            let previous = std::mem::take(advice);
+            *advice = previous.replace_remedy(Some(remedy.into()));
+        }
+        self
+    }
+
+    /// Marks a [`Error::Transport`] error as a refused credential or permission, as
+    /// [`is_auth`](Error::is_auth) then says: retrying cannot help until an admin acts. Other
+    /// variants are returned unchanged.
+    #[must_use]
+    pub fn with_auth(mut self) -> Self {
+        if let Self::Transport { advice, .. } = &mut self {
+            *advice = std::mem::take(advice).with_auth(true);
+        }
+        self
+    }
+
+    /// Adds to a [`Error::Transport`] error how long the server asked to wait
+    /// (`Retry-After`), as [`retry_after`](Error::retry_after) then says: the queue waits
+    /// that long, and pauses the sender mailbox meanwhile. Other variants are returned
+    /// unchanged.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mail_connector::{Error, Transience};
+    ///
+    /// let error = Error::transport("relay", "429 Too Many Requests", Transience::Transient)
+    ///     .with_retry_after(Duration::from_secs(30));
+    /// assert_eq!(error.retry_after(), Some(Duration::from_secs(30)));
+    /// ```
+    #[must_use]
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        if let Self::Transport { advice, .. } = &mut self {
+            *advice = std::mem::take(advice).with_retry_after(Some(wait));
+        }
+        self
+    }
+
+    /// An email delivered to some of its recipients only, as a transport outside this crate
+    /// reports it: who got it (`delivered`, with the messages that carried it), whose
+    /// delivery is `uncertain`, who did `not_sent` get it, the `refusals` among those (each
+    /// recipient the server refused, with its reply: those
+    /// [permanent](Refusal::is_permanent) become `refused_permanently`), and why the
+    /// failing part failed (`source`). A caller, or the queue, then retries only the rest.
+    ///
+    /// ```
+    /// use mail_connector::{Error, Recipient, RecipientKind, Refusal, SendReport, SentMessage,
+    ///     Transience};
+    ///
+    /// let ann = Recipient { kind: RecipientKind::To, mailbox: "ann@example.org".parse()? };
+    /// let bob = Recipient { kind: RecipientKind::To, mailbox: "bob@example.org".parse()? };
+    /// let refused = Refusal::new(bob.clone(), 550, "5.1.1 no such user");
+    /// let source = Error::transport("relay", refused.to_string(), Transience::Permanent);
+    /// let error = Error::partial_delivery(
+    ///     SendReport::single(SentMessage::new(vec![ann], None)),
+    ///     Vec::new(),
+    ///     vec![bob.clone()],
+    ///     vec![refused],
+    ///     source,
+    /// );
+    /// let Error::PartialDelivery { refused_permanently, .. } = &error else { unreachable!() };
+    /// assert_eq!(refused_permanently, &[bob]);
+    /// assert!(error.to_string().contains("1 of 2"));
+    /// # Ok::<(), mail_connector::Error>(())
+    /// ```
+    #[must_use]
+    pub fn partial_delivery(
+        delivered: SendReport,
+        uncertain: Vec<Recipient>,
+        not_sent: Vec<Recipient>,
+        refusals: Vec<Refusal>,
+        source: Error,
+    ) -> Self {
+        let refused_permanently = super::permanent_recipients(&refusals);
+        Self::PartialDelivery {
+            delivered,
+            uncertain,
+            not_sent,
+            refused_permanently,
+            refusals: refusals.into_boxed_slice(),
+            source: Box::new(source),
+        }
     }
 
     /// One settings problem: `field` is the settings key, `message` says what is wrong and

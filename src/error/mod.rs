@@ -164,6 +164,9 @@ pub enum Error {
         /// The transport's own error, when it gave one.
         #[source]
         source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+        /// The remedy, auth verdict and `Retry-After` the transport attached
+        /// ([`Error::with_remedy`], [`Error::with_auth`], [`Error::with_retry_after`]).
+        advice: Advice,
     },
 
     /// Microsoft Graph refused or failed a request, or could not be reached.

@@ -71,6 +71,12 @@ impl Advice {
         })))
     }
 
+    /// This advice with `remedy` as its remedy, the rest kept.
+    pub(crate) fn replace_remedy(mut self, remedy: Option<String>) -> Self {
+        self.0.get_or_insert_with(Box::default).remedy = remedy;
+        self
+    }
+
     /// Marks (or unmarks) the failure as one of authentication or permissions.
     pub(crate) fn with_auth(mut self, auth: bool) -> Self {
         self.0.get_or_insert_with(Box::default).auth = auth;

@@ -66,6 +66,50 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// The refusal of `recipient` by a server (or an API) outside this crate, for
+    /// [`Error::partial_delivery`]: its reply `code` (SMTP's, or the nearest: `550` for an
+    /// address that cannot receive, `452` for one to try later) and `text`, which may start
+    /// with an enhanced status code (`5.1.1 no such user`). It
+    /// [is permanent](Refusal::is_permanent) for a `5xx` code but `552` (too many
+    /// recipients, temporary at `RCPT TO`), and [is auth](Refusal::is_auth) for an enhanced
+    /// code `x.7.x` (permission or policy). The text is kept on one line, at most 400
+    /// characters.
+    ///
+    /// ```
+    /// use mail_connector::{Recipient, RecipientKind, Refusal};
+    ///
+    /// let bob = Recipient { kind: RecipientKind::Cc, mailbox: "bob@example.org".parse()? };
+    /// let refusal = Refusal::new(bob, 550, "5.7.1 relay denied");
+    /// assert!(refusal.is_permanent() && refusal.is_auth());
+    /// assert_eq!(refusal.to_string(), "bob@example.org: 550 5.7.1 relay denied");
+    /// # Ok::<(), mail_connector::Error>(())
+    /// ```
+    #[must_use]
+    pub fn new(recipient: Recipient, code: u16, text: impl Into<String>) -> Self {
+        let text: String = text.into();
+        let one_line = text
+            .split(['\r', '\n'])
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>();
+        let text = one_line.join(" ");
+        let (enhanced_code, rest) = match text.split_once(' ') {
+            Some((first, rest)) if is_enhanced_code(first) => (Some(first.to_owned()), rest),
+            _ if is_enhanced_code(&text) => (Some(text.clone()), ""),
+            _ => (None, text.as_str()),
+        };
+        let auth = enhanced_code
+            .as_deref()
+            .is_some_and(|enhanced| enhanced.split('.').nth(1) == Some("7"));
+        Self {
+            recipient,
+            code,
+            text: rest.trim().chars().take(MAX_REPLY_TEXT).collect(),
+            enhanced_code,
+            permanent: (500..600).contains(&code) && code != 552,
+            auth,
+        }
+    }
+
     /// The refusal of `recipient` that `error` is, when it is an SMTP server's refusal of
     /// one recipient at `RCPT TO` ([`Error::refuses_recipient`]); its text without the
     /// `recipient <…> refused:` the transport puts in front of it (see [`refused_message`]).
@@ -126,6 +170,20 @@ impl fmt::Display for Refusal {
         }
         Ok(())
     }
+}
+
+/// Whether `word` is an enhanced status code (RFC 3463): class `2`, `4` or `5`, then two
+/// numbers, dot-separated (`5.1.1`, `4.7.500`).
+fn is_enhanced_code(word: &str) -> bool {
+    let mut parts = word.split('.');
+    matches!(parts.next(), Some("2" | "4" | "5"))
+        && parts
+            .by_ref()
+            .take(2)
+            .filter(|n| (1..=3).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
+            .count()
+            == 2
+        && parts.next().is_none()
 }
 
 /// The message of the SMTP transport's error for a refused recipient: the server's `text`

@@ -272,8 +272,24 @@ impl Email {
         }
     }
 
-    /// A copy of this email carrying only `recipients` (each keeping its role).
-    pub(crate) fn with_recipients(&self, recipients: &[Recipient]) -> Email {
+    /// A copy of this email carrying only `recipients`, each keeping its role: one part of
+    /// a [`split_recipients`](crate::recipient_limit::split_recipients), or the rest to
+    /// retry after a partial delivery. Nothing else changes.
+    ///
+    /// ```
+    /// use mail_connector::Email;
+    /// use mail_connector::recipient_limit::split_recipients;
+    ///
+    /// let email = Email::builder().to("a@example.org").to("b@example.org").cc("c@example.org").build()?;
+    /// let parts: Vec<Email> = split_recipients(&email, 2)
+    ///     .iter()
+    ///     .map(|part| email.with_recipients(part))
+    ///     .collect();
+    /// assert_eq!(parts[1].cc()[0].address(), "c@example.org");
+    /// # Ok::<(), mail_connector::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_recipients(&self, recipients: &[Recipient]) -> Email {
         let pick = |kind| {
             recipients
                 .iter()

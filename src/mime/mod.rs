@@ -35,7 +35,6 @@ use crate::message::{Email, Importance, Mailbox, is_structured};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BccHeader {
     /// Drop it: the message is going to recipients (SMTP); Bcc lives in the envelope only.
-    #[cfg_attr(not(feature = "smtp"), allow(dead_code))] // used by the SMTP transport
     Drop,
     /// Keep it: the message is a record (an outbox file), like a copy in Sent Items.
     Keep,
@@ -154,6 +153,40 @@ impl Email {
             )
         })?;
         Ok(render(self, sender, BccHeader::Keep, None).await?.bytes)
+    }
+
+    /// The message as a transport hands it to a server for delivery, for transports outside
+    /// this crate that send raw MIME (an HTTP relay, an SMTP client of their own): from the
+    /// email's `from`, else from `sender` (the transport's own mailbox), and **without a
+    /// `Bcc` header** — the Bcc recipients go in the envelope only
+    /// ([`Email::recipients`] lists them all), or every recipient would see them. A prepared
+    /// message ([`Email::from_mime`]) loses its `Bcc` header the same way and gains the
+    /// `Message-ID` and `Date` it lacks. A Tokio runtime is not needed.
+    ///
+    /// ```
+    /// use mail_connector::{Email, Mailbox};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let email = Email::builder()
+    ///     .to("ann@example.org")
+    ///     .bcc("audit@example.org")
+    ///     .text("Hello")
+    ///     .build()?;
+    /// let sender: Mailbox = "no-reply@example.org".parse()?;
+    /// let mime = String::from_utf8(email.to_wire_mime(&sender).await?).unwrap();
+    /// assert!(mime.contains("From: no-reply@example.org"));
+    /// assert!(!mime.contains("audit@example.org"));
+    /// # Ok::<(), mail_connector::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMessage`] when an address cannot be written; [`Error::Io`] when an
+    /// attachment's file cannot be read.
+    pub async fn to_wire_mime(&self, sender: &Mailbox) -> Result<Vec<u8>> {
+        let sender = self.from().unwrap_or(sender);
+        Ok(render(self, sender, BccHeader::Drop, None).await?.bytes)
     }
 }
 

@@ -1,0 +1,218 @@
+//! A transport implemented outside this crate reports what the crate's own transports do —
+//! a partial delivery with each refusal, a remedy, an auth failure, a `Retry-After` — using
+//! only public items, and the queue acts on each as it does for Graph and SMTP.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use mail_connector::queue::{EnqueueOptions, Queue, State, Worker};
+use mail_connector::{
+    CheckReport, Email, Error, MailTransport, Recipient, Refusal, Result, SendReport, SentMessage,
+    Transience, async_trait,
+};
+
+/// A relay API that refuses one address for now and takes the rest; or fails as told.
+#[derive(Debug)]
+struct Relay {
+    refuses: &'static str,
+    throttled_for: Option<Duration>,
+    sent_to: Mutex<Vec<Vec<String>>>,
+}
+
+impl Relay {
+    fn refusing(address: &'static str) -> Self {
+        Self {
+            refuses: address,
+            throttled_for: None,
+            sent_to: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl MailTransport for Relay {
+    async fn send(&self, email: &Email) -> Result<SendReport> {
+        if let Some(wait) = self.throttled_for {
+            return Err(
+                Error::transport("relay", "429 Too Many Requests", Transience::Transient)
+                    .with_retry_after(wait),
+            );
+        }
+        let (refused, taken): (Vec<Recipient>, Vec<Recipient>) = email
+            .recipients()
+            .partition(|r| r.mailbox.address() == self.refuses);
+        self.sent_to.lock().unwrap().push(
+            taken
+                .iter()
+                .map(|r| r.mailbox.address().to_owned())
+                .collect(),
+        );
+        let delivered = SendReport::single(SentMessage::new(taken, Some("relay-1".into())));
+        if refused.is_empty() {
+            return Ok(delivered);
+        }
+        let refusals: Vec<Refusal> = refused
+            .iter()
+            .map(|r| Refusal::new(r.clone(), 452, "4.2.2 mailbox full"))
+            .collect();
+        let source = Error::transport("relay", refusals[0].to_string(), Transience::Transient);
+        if delivered.messages[0].recipients.is_empty() {
+            return Err(source);
+        }
+        Err(Error::partial_delivery(
+            delivered,
+            Vec::new(),
+            refused,
+            refusals,
+            source,
+        ))
+    }
+
+    async fn check(&self) -> Result<CheckReport> {
+        Ok(CheckReport::default())
+    }
+}
+
+fn email() -> Email {
+    Email::builder()
+        .from("no-reply@example.org")
+        .to("ann@example.org")
+        .to("full@example.org")
+        .subject("Report")
+        .text("ready")
+        .build()
+        .unwrap()
+}
+
+async fn queue(dir: &tempfile::TempDir) -> Queue {
+    Queue::open(&format!("sqlite://{}", dir.path().join("q.db").display()))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn its_partial_delivery_is_kept_and_only_the_rest_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = queue(&dir).await;
+    let id = queue
+        .enqueue(&email(), EnqueueOptions::new())
+        .await
+        .unwrap();
+    let relay = std::sync::Arc::new(Relay::refusing("full@example.org"));
+    let report = Worker::new(&queue, relay.clone())
+        .with_once_wait(Duration::ZERO)
+        .run_once()
+        .await
+        .unwrap();
+    assert_eq!(report.partial, 1, "{report:?}");
+    let row = queue
+        .list(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.id == id.as_str())
+        .unwrap();
+    assert_eq!(row.state, State::Queued, "{row:?}");
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap()
+            .contains("full@example.org: 452 4.2.2"),
+        "{row:?}"
+    );
+    assert!(
+        row.report.as_deref().unwrap().contains("ann@example.org"),
+        "{row:?}"
+    );
+    // Due again later, for the refused address only.
+    assert!(row.due_at > SystemTime::now(), "{row:?}");
+    assert_eq!(
+        relay.sent_to.lock().unwrap().as_slice(),
+        [vec!["ann@example.org".to_owned()]]
+    );
+}
+
+#[tokio::test]
+async fn its_retry_after_is_honoured_and_its_advice_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = queue(&dir).await;
+    let id = queue
+        .enqueue(&email(), EnqueueOptions::new())
+        .await
+        .unwrap();
+    let relay = Relay {
+        throttled_for: Some(Duration::from_secs(600)),
+        ..Relay::refusing("nobody@example.org")
+    };
+    let before = SystemTime::now();
+    let report = Worker::new(&queue, relay)
+        .with_once_wait(Duration::ZERO)
+        .run_once()
+        .await
+        .unwrap();
+    assert_eq!(report.retried, 1, "{report:?}");
+    let row = queue
+        .list(Some(State::Queued), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.id == id.as_str())
+        .unwrap();
+    assert!(
+        row.due_at >= before + Duration::from_secs(600),
+        "due {:?} after the Retry-After",
+        row.due_at.duration_since(before)
+    );
+
+    let refused = Error::transport("relay", "API key refused", Transience::Permanent)
+        .with_remedy("create a new API key and set RELAY_KEY")
+        .with_auth();
+    assert!(refused.is_auth() && !refused.is_transient());
+    assert_eq!(
+        refused.remedy().as_deref(),
+        Some("create a new API key and set RELAY_KEY")
+    );
+    // On the crate's own errors they change nothing.
+    let disabled = Error::Disabled.with_remedy("x").with_auth();
+    assert!(!disabled.is_auth());
+    assert!(!disabled.remedy().unwrap().contains('x'));
+}
+
+/// What a raw-MIME transport of its own sends: no `Bcc` header (the recipients all stay in
+/// `recipients()`, for the envelope), the sender's `From`, and for a prepared message the
+/// `Message-ID` and `Date` it lacked.
+#[tokio::test]
+async fn its_wire_mime_has_no_bcc_header_and_every_recipient_for_the_envelope() {
+    let sender: mail_connector::Mailbox = "no-reply@example.org".parse().unwrap();
+    let built = Email::builder()
+        .to("ann@example.org")
+        .bcc("audit@example.org")
+        .subject("s")
+        .text("t")
+        .build()
+        .unwrap();
+    let prepared = Email::from_mime(
+        "From: reports@example.org\r\nTo: ann@example.org\r\nBcc: audit@example.org\r\n\
+         Subject: s\r\n\r\nt\r\n",
+    )
+    .unwrap();
+    for (email, from) in [
+        (built, "no-reply@example.org"),
+        (prepared, "reports@example.org"),
+    ] {
+        let wire = String::from_utf8(email.to_wire_mime(&sender).await.unwrap()).unwrap();
+        let head = wire.split("\r\n\r\n").next().unwrap();
+        assert!(!head.to_ascii_lowercase().contains("bcc:"), "{head}");
+        assert!(!head.contains("audit@example.org"), "{head}");
+        assert!(head.contains(&format!("From: {from}")), "{head}");
+        assert!(
+            head.contains("Message-ID: <") && head.contains("Date: "),
+            "{head}"
+        );
+        let envelope: Vec<String> = email
+            .recipients()
+            .map(|r| r.mailbox.address().to_owned())
+            .collect();
+        assert_eq!(envelope.len(), 2, "{envelope:?}");
+    }
+}

@@ -9,18 +9,6 @@ use super::helpers::*;
 
 const MESSAGES: &str = "/v1.0/users/no-reply@contoso.com/messages";
 
-/// One attachment over 3 MiB: the draft and an upload session.
-fn large_email() -> Email {
-    Email::builder()
-        .to("ann@example.org")
-        .attachment(Attachment::from_bytes(
-            "big.bin",
-            vec![7u8; 3 * 1024 * 1024 + 1],
-        ))
-        .build()
-        .unwrap()
-}
-
 /// Three attachments of 1.5 MB: too large together for `sendMail`, each added by a POST.
 fn parts_email() -> Email {
     let mut builder = Email::builder().to("ann@example.org").subject("parts");
@@ -61,10 +49,7 @@ async fn a_failure_before_the_send_says_not_sent_never_uncertain() {
         when.method(DELETE).path(format!("{MESSAGES}/d1"));
         then.status(204);
     });
-    let error = transport(&settings(&server))
-        .send(&parts_email())
-        .await
-        .unwrap_err();
+    let error = send_error(&server, &parts_email()).await;
     delete.assert_calls(1);
     assert_eq!(error.delivery(), Delivery::NotSent);
     assert!(error.is_transient());
@@ -95,10 +80,7 @@ async fn a_draft_that_could_not_be_deleted_is_named_with_its_mailbox() {
         then.status(403)
             .json_body(graph_error("ErrorAccessDenied", "Access is denied."));
     });
-    let error = transport(&settings(&server))
-        .send(&large_email())
-        .await
-        .unwrap_err();
+    let error = send_error(&server, &large_email()).await;
     delete.assert_calls(1);
     assert_eq!(error.delivery(), Delivery::NotSent);
     let text = error.to_string();
@@ -114,10 +96,7 @@ async fn an_uncertain_send_of_the_draft_says_where_the_draft_stays() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
     let (_send, delete) = draft_mocks(&server, 504, None);
-    let error = transport(&settings(&server))
-        .send(&parts_email())
-        .await
-        .unwrap_err();
+    let error = send_error(&server, &parts_email()).await;
     delete.assert_calls(0);
     assert_eq!(error.delivery(), Delivery::Uncertain);
     let text = error.to_string();
@@ -136,10 +115,7 @@ async fn an_unanswered_draft_creation_is_not_sent_but_may_have_left_a_draft() {
         when.method(POST).path(MESSAGES);
         then.status(500);
     });
-    let error = transport(&settings(&server))
-        .send(&parts_email())
-        .await
-        .unwrap_err();
+    let error = send_error(&server, &parts_email()).await;
     create.assert_calls(1);
     assert_eq!(error.delivery(), Delivery::NotSent);
     assert!(error.is_transient());
@@ -157,10 +133,7 @@ async fn an_unanswered_draft_creation_is_not_sent_but_may_have_left_a_draft() {
         then.status(400)
             .json_body(graph_error("ErrorInvalidRequest", "no"));
     });
-    let error = transport(&settings(&server))
-        .send(&parts_email())
-        .await
-        .unwrap_err();
+    let error = send_error(&server, &parts_email()).await;
     let text = error.to_string();
     assert!(text.contains(": no — the mail was not sent"), "{text}");
 }
@@ -217,10 +190,7 @@ async fn an_upload_url_failure_names_the_session_and_its_host_not_the_apps_token
         when.method(DELETE).path(format!("{MESSAGES}/d1"));
         then.status(204);
     });
-    let error = transport(&settings(&server))
-        .send(&large_email())
-        .await
-        .unwrap_err();
+    let error = send_error(&server, &large_email()).await;
     token.assert_calls(1); // no new token was fetched for it
     assert!(!error.is_auth(), "{error}");
     assert_eq!(error.delivery(), Delivery::NotSent);
@@ -248,10 +218,7 @@ async fn an_upload_url_failure_names_the_session_and_its_host_not_the_apps_token
         when.method(DELETE).path(format!("{MESSAGES}/d1"));
         then.status(204);
     });
-    let error = transport(&settings(&server))
-        .send(&large_email())
-        .await
-        .unwrap_err();
+    let error = send_error(&server, &large_email()).await;
     let text = format!("{error} {:?}", error.remedy());
     assert!(text.contains(&format!("`{unreachable}`")), "{text}");
     assert!(

@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use httpmock::{Method::DELETE, Method::POST, Mock, MockServer};
-use mail_connector::{ConnectorSettings, Email, GraphTransport};
+use mail_connector::{ConnectorSettings, Email, GraphTransport, MailTransport};
 use serde_json::json;
 
 use crate::support::*;
@@ -86,4 +86,24 @@ pub(crate) fn draft_mocks<'a>(
         then.status(204);
     });
     (send, delete)
+}
+
+/// One attachment over 3 MiB: a draft and an upload session.
+pub(crate) fn large_email() -> Email {
+    Email::builder()
+        .to("ann@example.org")
+        .attachment(mail_connector::Attachment::from_bytes(
+            "big.bin",
+            vec![7u8; 3 * 1024 * 1024 + 1],
+        ))
+        .build()
+        .unwrap()
+}
+
+/// The error of sending `email` through a transport for `server`'s mocks.
+pub(crate) async fn send_error(server: &MockServer, email: &Email) -> mail_connector::Error {
+    transport(&settings(server))
+        .send(email)
+        .await
+        .expect_err("the send succeeded")
 }

@@ -145,14 +145,7 @@ async fn sends_waiting_out_a_pause_leave_the_slots_to_a_drafts_deletion() {
         .max_concurrency(2)
         .build()
         .unwrap();
-    let large = mail_connector::Email::builder()
-        .to("ann@example.org")
-        .attachment(mail_connector::Attachment::from_bytes(
-            "big.bin",
-            vec![7u8; 3 * 1024 * 1024 + 1],
-        ))
-        .build()
-        .unwrap();
+    let large = large_email();
 
     // The large send's upload arrives, and is held unanswered: it keeps one slot.
     let sending = graph.clone();

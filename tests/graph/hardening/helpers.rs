@@ -7,7 +7,7 @@ use mail_connector::{
     AccessToken, ConnectorSettings, Credentials, Email, GraphTransport, Result, TokenProvider,
 };
 
-pub(crate) use crate::helpers::{SEND_PATH, token_for, transport};
+pub(crate) use crate::helpers::{SEND_PATH, large_email, token_for, transport};
 use crate::support::*;
 
 pub(crate) fn settings(login: &MockServer, graph: &str) -> ConnectorSettings {

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use httpmock::{HttpMockRequest, HttpMockResponse, Method::POST, MockServer};
-use mail_connector::{Delivery, Email, MailTransport};
+use mail_connector::{Delivery, MailTransport};
 use serde_json::json;
 
 use super::helpers::*;
@@ -138,14 +138,7 @@ async fn a_redirecting_upload_url_is_not_followed() {
             .path("/v1.0/users/no-reply@contoso.com/messages/d1");
         then.status(204);
     });
-    let big = Email::builder()
-        .to("ann@example.org")
-        .attachment(mail_connector::Attachment::from_bytes(
-            "big.bin",
-            vec![7u8; 3 * 1024 * 1024 + 1],
-        ))
-        .build()
-        .unwrap();
+    let big = large_email();
     let error = transport(&settings(&server, &server.base_url()))
         .send(&big)
         .await

@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use mail_connector::queue::{EnqueueOptions, Queue, State, Worker};
+use mail_connector::queue::{EnqueueOptions, MessageSummary, Queue, State, Worker, WorkerReport};
 use mail_connector::{
     CheckReport, Email, Error, MailTransport, Recipient, Refusal, Result, SendReport, SentMessage,
     Transience, async_trait,
@@ -84,27 +84,24 @@ fn email() -> Email {
         .unwrap()
 }
 
-async fn queue(dir: &tempfile::TempDir) -> Queue {
-    Queue::open(&format!("sqlite://{}", dir.path().join("q.db").display()))
-        .await
-        .unwrap()
-}
-
-#[tokio::test]
-async fn its_partial_delivery_is_kept_and_only_the_rest_is_retried() {
+/// Enqueues `email()` in a new SQLite queue, delivers what is due once through `relay`
+/// (waiting for no retry), and returns the worker's report and the message's row.
+async fn deliver_once(
+    relay: impl MailTransport + 'static,
+) -> (WorkerReport, MessageSummary, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let queue = queue(&dir).await;
+    let queue = Queue::open(&format!("sqlite://{}", dir.path().join("q.db").display()))
+        .await
+        .unwrap();
     let id = queue
         .enqueue(&email(), EnqueueOptions::new())
         .await
         .unwrap();
-    let relay = std::sync::Arc::new(Relay::refusing("full@example.org"));
-    let report = Worker::new(&queue, relay.clone())
+    let report = Worker::new(&queue, relay)
         .with_once_wait(Duration::ZERO)
         .run_once()
         .await
         .unwrap();
-    assert_eq!(report.partial, 1, "{report:?}");
     let row = queue
         .list(None, 10)
         .await
@@ -112,6 +109,14 @@ async fn its_partial_delivery_is_kept_and_only_the_rest_is_retried() {
         .into_iter()
         .find(|m| m.id == id.as_str())
         .unwrap();
+    (report, row, dir)
+}
+
+#[tokio::test]
+async fn its_partial_delivery_is_kept_and_only_the_rest_is_retried() {
+    let relay = std::sync::Arc::new(Relay::refusing("full@example.org"));
+    let (report, row, _dir) = deliver_once(relay.clone()).await;
+    assert_eq!(report.partial, 1, "{report:?}");
     assert_eq!(row.state, State::Queued, "{row:?}");
     assert!(
         row.last_error
@@ -134,30 +139,14 @@ async fn its_partial_delivery_is_kept_and_only_the_rest_is_retried() {
 
 #[tokio::test]
 async fn its_retry_after_is_honoured_and_its_advice_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let queue = queue(&dir).await;
-    let id = queue
-        .enqueue(&email(), EnqueueOptions::new())
-        .await
-        .unwrap();
     let relay = Relay {
         throttled_for: Some(Duration::from_secs(600)),
         ..Relay::refusing("nobody@example.org")
     };
     let before = SystemTime::now();
-    let report = Worker::new(&queue, relay)
-        .with_once_wait(Duration::ZERO)
-        .run_once()
-        .await
-        .unwrap();
+    let (report, row, _dir) = deliver_once(relay).await;
     assert_eq!(report.retried, 1, "{report:?}");
-    let row = queue
-        .list(Some(State::Queued), 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|m| m.id == id.as_str())
-        .unwrap();
+    assert_eq!(row.state, State::Queued, "{row:?}");
     assert!(
         row.due_at >= before + Duration::from_secs(600),
         "due {:?} after the Retry-After",

@@ -37,14 +37,7 @@ impl Default for HttpOptions {
     }
 }
 
-/// The longest timeout or deadline a builder accepts; longer values are capped to this (a
-/// day), so that no `Instant + Duration` can overflow.
-pub(crate) const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// Caps a caller's timeout or deadline at [`MAX_WAIT`].
-pub(crate) fn capped(duration: Duration) -> Duration {
-    duration.min(MAX_WAIT)
-}
+pub(crate) use crate::retry::capped;
 
 /// Builds an HTTP client trusting the platform's roots plus `tls_ca_file`.
 ///
@@ -163,7 +156,7 @@ pub(crate) fn host_of(url: &str) -> String {
 }
 
 /// The response's `Retry-After`, read as [`parse_retry_after`] reads it, capped at
-/// [`MAX_WAIT`] (a server's absurd value must not overflow a deadline).
+/// [`MAX_WAIT`](crate::retry::MAX_WAIT) (a server's absurd value must not overflow a deadline).
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers
         .get(reqwest::header::RETRY_AFTER)

@@ -6,6 +6,16 @@
 
 use std::time::{Duration, SystemTime};
 
+/// The longest timeout, deadline or wait this crate accepts; longer values are capped to this
+/// (a day), so that no `Instant + Duration` or `SystemTime + Duration` can overflow.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Caps a caller's timeout, deadline or wait at [`MAX_WAIT`].
+#[cfg_attr(not(feature = "oauth"), allow(dead_code))]
+pub(crate) fn capped(duration: Duration) -> Duration {
+    duration.min(MAX_WAIT)
+}
+
 /// How often and how long to retry a request that failed transiently (HTTP 429, 5xx, a
 /// dropped connection).
 ///

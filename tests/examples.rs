@@ -2,9 +2,9 @@
 //! configured where it says it needs nothing, and against the loopback SMTP server and the
 //! throwaway PostgreSQL cluster where it needs a server.
 //!
-//! The examples are built here by `cargo build --examples --all-features` (the README's test
-//! command builds the same, so this only links them), and run as processes of their own, each
-//! in a temporary folder.
+//! The examples are built here by `cargo build --examples --all-features` in the target folder
+//! of this test (the README's test command builds the same there, so this only finds them),
+//! and run as processes of their own, each in a temporary folder.
 
 #[path = "support/postgres.rs"]
 mod postgres;
@@ -22,6 +22,11 @@ fn example(name: &str) -> PathBuf {
     static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        // The target folder this test was built in (its `tmp` is in it), however it was
+        // named (`--target-dir` or `CARGO_TARGET_DIR`): the examples reuse what it holds.
+        let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("the target folder");
         let output = Command::new(env!("CARGO"))
             .args([
                 "build",
@@ -31,6 +36,8 @@ fn example(name: &str) -> PathBuf {
             ])
             .arg("--manifest-path")
             .arg(&manifest)
+            .arg("--target-dir")
+            .arg(target_dir)
             .output()
             .expect("run cargo build --examples");
         assert!(

@@ -205,3 +205,30 @@ async fn its_wire_mime_has_no_bcc_header_and_every_recipient_for_the_envelope() 
         assert_eq!(envelope.len(), 2, "{envelope:?}");
     }
 }
+
+/// A `Retry-After` past what a clock can say is kept as a day: the worker neither panics nor
+/// stalls; a day is past the queue's default age limit, so the message fails, saying so.
+#[tokio::test]
+async fn an_absurd_retry_after_is_a_day_and_fails_past_the_age_limit() {
+    let relay = Relay {
+        throttled_for: Some(Duration::MAX),
+        ..Relay::refusing("nobody@example.org")
+    };
+    let error = relay.send(&email()).await.unwrap_err();
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(24 * 60 * 60)));
+    let (report, row, _dir) = deliver_once(relay).await;
+    assert_eq!(report.failed, 1, "{report:?}");
+    assert_eq!(row.state, State::Failed, "{row:?}");
+    assert!(
+        row.last_error.as_deref().unwrap().contains("429"),
+        "{row:?}"
+    );
+    // A temporary policy refusal (4.7.x) is not the admin's to fix for good.
+    let bob = Recipient {
+        kind: mail_connector::RecipientKind::To,
+        mailbox: "bob@example.org".parse().unwrap(),
+    };
+    let later = Refusal::new(bob.clone(), 451, "4.7.500 server busy");
+    assert!(!later.is_auth() && !later.is_permanent());
+    assert!(Refusal::new(bob, 550, "5.7.1 relay denied").is_auth());
+}

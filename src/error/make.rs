@@ -73,9 +73,12 @@ impl Error {
         self
     }
 
-    /// Adds to a [`Error::Transport`] error what to change to fix it, as
-    /// [`remedy`](Error::remedy) then says: the setting, the setup step, the admin's action.
-    /// Other variants (which carry their own) are returned unchanged.
+    /// Adds what to change to fix this error, as [`remedy`](Error::remedy) then says: the
+    /// setting, the setup step, the admin's action — replacing the remedy the error had. It
+    /// applies to [`Error::transport`]'s errors, and to those of the transports, credentials
+    /// and queue (`Graph`, `Smtp`, `TokenRequest`, `TokenEndpoint`, `Queue`), which a
+    /// provider or transport of your own may pass on; the other variants derive their
+    /// remedy from their fields and are returned unchanged.
     ///
     /// ```
     /// use mail_connector::{Error, Transience};
@@ -88,28 +91,29 @@ impl Error {
     /// ```
     #[must_use]
     pub fn with_remedy(mut self, remedy: impl Into<String>) -> Self {
-        if let Self::Transport { advice, .. } = &mut self {
-            let previous = std::mem::take(advice);
-            *advice = previous.replace_remedy(Some(remedy.into()));
+        if let Some(advice) = self.advice_mut() {
+            *advice = std::mem::take(advice).replace_remedy(Some(remedy.into()));
         }
         self
     }
 
-    /// Marks a [`Error::Transport`] error as a refused credential or permission, as
-    /// [`is_auth`](Error::is_auth) then says: retrying cannot help until an admin acts. Other
-    /// variants are returned unchanged.
+    /// Marks this error as a refused credential or permission, as
+    /// [`is_auth`](Error::is_auth) then says: retrying cannot help until an admin acts.
+    /// Applies to the variants [`with_remedy`](Error::with_remedy) applies to; `Smtp`,
+    /// `Graph` and `Transport` errors report it, the token errors decide it themselves.
     #[must_use]
     pub fn with_auth(mut self) -> Self {
-        if let Self::Transport { advice, .. } = &mut self {
+        if let Some(advice) = self.advice_mut() {
             *advice = std::mem::take(advice).with_auth(true);
         }
         self
     }
 
-    /// Adds to a [`Error::Transport`] error how long the server asked to wait
-    /// (`Retry-After`), as [`retry_after`](Error::retry_after) then says: the queue waits
-    /// that long, and pauses the sender mailbox meanwhile. Other variants are returned
-    /// unchanged.
+    /// Adds how long the server asked to wait (`Retry-After`), as
+    /// [`retry_after`](Error::retry_after) then says: the queue waits that long, and pauses
+    /// the sender mailbox meanwhile. At most a day is kept. Applies to the variants
+    /// [`with_remedy`](Error::with_remedy) applies to; `Transport`, `Graph` and
+    /// `TokenRequest` errors report it.
     ///
     /// ```
     /// use std::time::Duration;
@@ -121,10 +125,23 @@ impl Error {
     /// ```
     #[must_use]
     pub fn with_retry_after(mut self, wait: Duration) -> Self {
-        if let Self::Transport { advice, .. } = &mut self {
-            *advice = std::mem::take(advice).with_retry_after(Some(wait));
+        if let Some(advice) = self.advice_mut() {
+            *advice = std::mem::take(advice).with_retry_after(Some(crate::retry::capped(wait)));
         }
         self
+    }
+
+    /// The advice this error carries, for the variants that carry one.
+    fn advice_mut(&mut self) -> Option<&mut Advice> {
+        match self {
+            Self::Transport { advice, .. }
+            | Self::Graph { advice, .. }
+            | Self::Smtp { advice, .. }
+            | Self::TokenRequest { advice, .. }
+            | Self::TokenEndpoint { advice, .. }
+            | Self::Queue { advice, .. } => Some(advice),
+            _ => None,
+        }
     }
 
     /// An email delivered to some of its recipients only, as a transport outside this crate

@@ -72,7 +72,7 @@ impl Refusal {
     /// with an enhanced status code (`5.1.1 no such user`). It
     /// [is permanent](Refusal::is_permanent) for a `5xx` code but `552` (too many
     /// recipients, temporary at `RCPT TO`), and [is auth](Refusal::is_auth) for an enhanced
-    /// code `x.7.x` (permission or policy). The text is kept on one line, at most 400
+    /// code `5.7.x` (a permission or policy refused for good). The text is kept on one line, at most 400
     /// characters.
     ///
     /// ```
@@ -99,7 +99,7 @@ impl Refusal {
         };
         let auth = enhanced_code
             .as_deref()
-            .is_some_and(|enhanced| enhanced.split('.').nth(1) == Some("7"));
+            .is_some_and(|enhanced| enhanced.starts_with("5.7."));
         Self {
             recipient,
             code,

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::GraphTransport;
 use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat, unexpected_answer};
-use super::error::UNCERTAIN;
+use super::error::{NOT_SENT, UNCERTAIN};
 use super::request::{
     self, AttachmentItem, CreateUploadSession, CreatedMessage, FileAttachment, UploadProgress,
     UploadSession,
@@ -89,19 +89,26 @@ impl GraphTransport {
             id: draft.id.clone(),
         };
 
-        let result = async {
-            for attachment in attachments {
-                self.add_attachment(&draft.id, attachment, deadline).await?;
+        let mut added = Ok(());
+        for attachment in attachments {
+            added = self.add_attachment(&draft.id, attachment, deadline).await;
+            if added.is_err() {
+                break;
             }
-            let url = self.url(&["messages", &draft.id, "send"])?;
-            self.client
+        }
+        // From `/send` on, the draft may be the message Graph is sending (a dropped send's
+        // request still finishes): it is never deleted on a drop.
+        guard.transport = None;
+        let result = match added.and_then(|()| self.url(&["messages", &draft.id, "send"])) {
+            Ok(url) => self
+                .client
                 .execute(&GraphRequest::post_empty("send draft", &url), deadline)
                 .await
-        }
-        .await;
-        guard.transport = None;
+                .map(drop),
+            Err(error) => Err(error),
+        };
         match result {
-            Ok(_) => Ok(Some(draft.id)),
+            Ok(()) => Ok(Some(draft.id)),
             Err(mut error) => {
                 let left = match error.delivery() {
                     Delivery::NotSent => match self.delete_draft(&draft.id).await {
@@ -153,17 +160,19 @@ impl GraphTransport {
             }
             post = Some(body);
         }
-        match self.upload_attachment(draft_id, attachment, deadline).await {
+        let result = self.upload_attachment(draft_id, attachment, deadline).await;
+        if let (
             Err(Error::Graph {
                 code: Some(code), ..
-            }) if code == "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize"
-                && let Some(body) = post =>
-            {
-                tracing::debug!("too small for an upload session; adding it in one request");
-                self.post_attachment(draft_id, body, deadline).await
-            }
-            result => result,
+            }),
+            Some(body),
+        ) = (&result, post)
+            && code == "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize"
+        {
+            tracing::debug!("too small for an upload session; adding it in one request");
+            return self.post_attachment(draft_id, body, deadline).await;
         }
+        result
     }
 
     /// `POST …/attachments` with a `fileAttachment`.
@@ -338,14 +347,16 @@ impl GraphTransport {
     }
 }
 
-/// What a failure before the draft's `/send` says: nothing was sent.
-const NOT_SENT: &str = " — the mail was not sent";
-
 /// Adds `text` to a Graph error's message; `false` for another error, which has no room
-/// for it.
+/// for it. A text that says the mail was not sent replaces the words saying so already.
 fn note(error: &mut Error, text: &str) -> bool {
     match error {
         Error::Graph { message, .. } => {
+            if text.starts_with(NOT_SENT)
+                && let Some(said) = message.strip_suffix(NOT_SENT)
+            {
+                message.truncate(said.len());
+            }
             message.push_str(text);
             true
         }
@@ -368,7 +379,10 @@ impl Drop for DraftGuard {
         let id = std::mem::take(&mut self.id);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                tracing::info!("the send was dropped before its draft was sent; deleting it");
+                tracing::info!(
+                    "the send was dropped before its draft was sent; deleting the draft (not \
+                     done if the runtime is shutting down)"
+                );
                 runtime.spawn(async move {
                     let _ = transport.delete_draft(&id).await;
                 });

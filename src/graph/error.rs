@@ -201,10 +201,10 @@ fn upload_remedy(status: Option<u16>, code: Option<&str>) -> Option<&'static str
              session expires"
         }
         (_, None) => {
-            "check that this host can reach the upload host named above: Graph hands out \
-             upload URLs on another host than `graph_endpoint` (`outlook.office.com` in the \
-             global cloud), which DNS, proxy and firewall must allow too; a timeout can also \
-             mean the send deadline is too short for the file"
+            "when the upload host (named above) could not be reached: Graph hands out upload \
+             URLs on another host than `graph_endpoint` (`outlook.office.com` in the global \
+             cloud), which DNS, proxy and firewall must allow too. When the send deadline \
+             passed, or a timeout, raise the send deadline so that the file uploads in time"
         }
         _ => return None,
     })
@@ -310,9 +310,7 @@ pub(super) fn to_error(
     };
     let message = match delivery {
         Delivery::Uncertain => format!("{message}{UNCERTAIN}"),
-        Delivery::NotSent if operation_sends(operation) => {
-            format!("{message} — the mail was not sent")
-        }
+        Delivery::NotSent if operation_sends(operation) => format!("{message}{NOT_SENT}"),
         Delivery::NotSent => message,
     };
     GraphFailure {
@@ -330,6 +328,8 @@ pub(super) fn to_error(
     .into_error()
 }
 
+/// What the message of a failure that certainly sent nothing ends with.
+pub(super) const NOT_SENT: &str = " — the mail was not sent";
 /// What an uncertain failure's message ends with.
 pub(super) const UNCERTAIN: &str = " — delivery is uncertain, do not resend blindly";
 

@@ -211,10 +211,8 @@ async fn attempt(
     // The server throttled the mailbox and said for how long: pause all of its messages,
     // not only this one, so that the others do not burn their attempts meanwhile.
     let wait = result.as_ref().err().and_then(Error::retry_after);
-    if let Some(wait) = wait
-        && let Err(error) = store
-            .pause(&message.mailbox, SystemTime::now() + wait)
-            .await
+    if let Some(until) = wait.and_then(|wait| SystemTime::now().checked_add(wait))
+        && let Err(error) = store.pause(&message.mailbox, until).await
     {
         tracing::warn!(%error, "mail queue: could not pause the throttled mailbox");
     }

@@ -31,7 +31,10 @@ impl Attempt<'_> {
         if self.attempts > self.retry.max_retries {
             return None;
         }
-        let at = self.now + self.retry.delay(self.attempts - 1, retry_after);
+        // A wait past what a clock can say is no retry at all.
+        let at = self
+            .now
+            .checked_add(self.retry.delay(self.attempts - 1, retry_after))?;
         match self.retry.deadline {
             Some(age) if at.duration_since(self.retry_from).unwrap_or_default() > age => None,
             _ => Some(at),

@@ -227,3 +227,66 @@ async fn an_upload_url_failure_names_the_session_and_its_host_not_the_apps_token
     );
     assert!(!text.contains("SESSION-SECRET"), "{text}");
 }
+
+#[tokio::test]
+async fn a_refused_send_of_the_draft_says_not_sent_once() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let (_send, delete) = draft_mocks(&server, 400, None);
+    let error = send_error(&server, &parts_email()).await;
+    delete.assert_calls(1);
+    let text = error.to_string();
+    assert_eq!(text.matches("the mail was not sent").count(), 1, "{text}");
+    assert!(text.contains("(its draft was deleted)"), "{text}");
+}
+
+/// Once the draft's `/send` is on its way, a dropped send leaves the draft alone: Graph may
+/// be sending it (the request itself still finishes). One slot: the `/send` holds it, a
+/// deletion spawned at the drop would queue for it before the next send, and so would have
+/// run by the time that send is done.
+#[tokio::test]
+async fn a_send_dropped_during_the_drafts_send_keeps_the_draft() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    server.mock(|when, then| {
+        when.method(POST).path(MESSAGES);
+        then.status(201).json_body(json!({"id": "d2"}));
+    });
+    server.mock(|when, then| {
+        when.method(POST).path(format!("{MESSAGES}/d2/attachments"));
+        then.status(201).json_body(json!({"id": "a"}));
+    });
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let arrived_tx = std::sync::Mutex::new(arrived_tx);
+    server.mock(|when, then| {
+        when.method(POST).path(format!("{MESSAGES}/d2/send"));
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = arrived_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder().status(202).build()
+        })
+        .delay(std::time::Duration::from_secs(2));
+    });
+    let delete = server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d2"));
+        then.status(204);
+    });
+    server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(202);
+    });
+    let graph = settings(&server)
+        .graph_builder()
+        .unwrap()
+        .max_concurrency(1)
+        .build()
+        .unwrap();
+    let sending = graph.clone();
+    let send = tokio::spawn(async move { sending.send(&parts_email()).await });
+    arrived.recv().await.unwrap();
+    send.abort();
+    assert!(send.await.unwrap_err().is_cancelled());
+    // On this one-thread runtime, a deletion spawned at the drop reaches the slot's queue now.
+    tokio::task::yield_now().await;
+    graph.send(&simple_email()).await.unwrap();
+    delete.assert_calls(0);
+}

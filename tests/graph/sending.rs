@@ -253,31 +253,70 @@ async fn each_request_carries_the_crates_user_agent_or_the_callers() {
 }
 
 /// A send waiting for a request slot gives up at its deadline, saying it sent nothing, while
-/// the one holding the slot waits for Graph.
+/// the request holding the slot waits for Graph. The holder is a draft's deletion (after a
+/// large attachment's upload was refused), which has a deadline of its own, longer than the
+/// sends': so the slot is certainly still held when the waiting send's deadline passes.
 #[tokio::test]
 async fn a_send_still_waiting_for_a_slot_at_its_deadline_is_not_sent() {
     let server = MockServer::start_async().await;
-    mock_token(&server, &token_for(&["Mail.Send"]));
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let messages = "/v1.0/users/no-reply@contoso.com/messages";
+    server.mock(|when, then| {
+        when.method(POST).path(messages);
+        then.status(201).json_body(json!({"id": "d1"}));
+    });
+    server.mock(|when, then| {
+        when.method(POST)
+            .path(format!("{messages}/d1/attachments/createUploadSession"));
+        then.status(201)
+            .json_body(json!({"uploadUrl": server.url("/upload/d1")}));
+    });
+    server.mock(|when, then| {
+        when.method(httpmock::Method::PUT).path("/upload/d1");
+        then.status(400)
+            .json_body(graph_error("ErrorInvalidRequest", "bad range"));
+    });
+    // The deletion arrives, says so, and is answered only when the test is done.
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let arrived_tx = std::sync::Mutex::new(arrived_tx);
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    server.mock(|when, then| {
+        when.method(httpmock::Method::DELETE)
+            .path(format!("{messages}/d1"));
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = arrived_tx.lock().unwrap().send(());
+            let _ = released
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(60));
+            httpmock::HttpMockResponse::builder().status(204).build()
+        });
+    });
     let send = server.mock(|when, then| {
         when.method(POST).path(SEND_PATH);
-        then.status(202).delay(Duration::from_secs(5));
+        then.status(202);
     });
     let graph = settings(&server)
         .graph_builder()
         .unwrap()
         .max_concurrency(1)
-        .send_deadline(Duration::from_millis(600))
+        .send_deadline(Duration::from_secs(2))
         .build()
         .unwrap();
-    let email = simple_email();
-    let (first, second) = tokio::join!(graph.send(&email), graph.send(&email));
-    let errors = [first.unwrap_err(), second.unwrap_err()];
-    let waited: Vec<_> = errors
-        .iter()
-        .filter(|e| e.to_string().contains("before the request could be sent"))
-        .collect();
-    assert_eq!(waited.len(), 1, "{errors:?}");
-    assert_eq!(waited[0].delivery(), mail_connector::Delivery::NotSent);
-    assert!(waited[0].is_transient(), "{}", waited[0]);
-    send.assert_calls(1);
+    let holding = graph.clone();
+    let holder = tokio::spawn(async move { holding.send(&large_email()).await });
+    arrived.recv().await.unwrap();
+    let error = graph.send(&simple_email()).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("before the request could be sent"),
+        "{error}"
+    );
+    assert_eq!(error.delivery(), mail_connector::Delivery::NotSent);
+    assert!(error.is_transient(), "{error}");
+    send.assert_calls(0);
+    let _ = release.send(());
+    holder.await.unwrap().unwrap_err();
 }

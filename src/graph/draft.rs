@@ -287,7 +287,8 @@ impl GraphTransport {
                     ),
                     deadline,
                 )
-                .await?;
+                .await
+                .map_err(out_of_step)?;
             let mut next = end + 1;
             // The server says where it wants to continue; follow it if it differs.
             if let Ok(progress) = serde_json::from_slice::<UploadProgress>(&response.body)
@@ -392,6 +393,21 @@ impl Drop for DraftGuard {
             ),
         }
     }
+}
+
+/// A byte range the upload session refused as not satisfiable (416): the session and this
+/// upload disagree on where the file stands — a range repeated after a timeout, when the
+/// session had taken it. Nothing was sent, and a new send (a new session) can work: transient.
+fn out_of_step(mut error: Error) -> Error {
+    if let Error::Graph {
+        status: Some(416),
+        transient,
+        ..
+    } = &mut error
+    {
+        *transient = true;
+    }
+    error
 }
 
 fn not_sent(mut error: Error) -> Error {

@@ -193,6 +193,11 @@ fn upload_remedy(status: Option<u16>, code: Option<&str>) -> Option<&'static str
              way must let the upload host (named above) through. The mail was not sent: send \
              it again"
         }
+        (_, Some(416)) => {
+            "the upload session and this upload disagree on which bytes it holds (a range sent \
+             again after a timeout, when the session had taken it): the mail was not sent; \
+             send it again, which opens a new session"
+        }
         (_, Some(401 | 403 | 404)) => {
             "the upload session was refused: its URL carries its own authorisation (not the \
              app's token) and expires, so the app's credentials and permissions are not the \

@@ -27,6 +27,19 @@ impl GraphTransport {
         let message = request::message(email, from)?;
         let body = serde_json::to_vec(&message)
             .map_err(|e| Error::invalid_message("email", e.to_string()))?;
+        // The draft holds everything but the attachments, in one request: when that alone
+        // is over Graph's cap, no draft can carry the message.
+        if body.len() as u64 > REQUEST_LIMIT {
+            return Err(Error::invalid_message(
+                "body",
+                format!(
+                    "the message is {} bytes as Graph's JSON without its attachments; a Graph \
+                     request is capped at about 4 MB: shorten the text or HTML body, or move \
+                     content into an attachment",
+                    body.len()
+                ),
+            ));
+        }
         let url = self.url(&["messages"])?;
         let create =
             GraphRequest::post_json("create draft", &url, body, Repeat::OnlyIfNotProcessed);

@@ -60,6 +60,28 @@ impl Progress {
     }
 }
 
+/// The field named when a prepared message's own header is what is not ASCII.
+const MIME_HEADER: &str = "mime";
+
+/// The field and text of what makes the message's header block not ASCII, when it is not:
+/// an address only the headers name (From, Reply-To), else a prepared message's header.
+fn non_ascii_header(email: &Email, from: &Mailbox, bytes: &[u8]) -> Option<(&'static str, String)> {
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(bytes.len());
+    if bytes[..end].is_ascii() {
+        return None;
+    }
+    let named = std::iter::once(("from", from))
+        .chain(email.reply_to().iter().map(|m| ("reply_to", m)))
+        .find(|(_, m)| !m.address().is_ascii());
+    Some(match named {
+        Some((field, mailbox)) => (field, mailbox.address().to_owned()),
+        None => (MIME_HEADER, String::new()),
+    })
+}
+
 /// The envelope: the mailbox as `MAIL FROM`, every recipient (Bcc included) as `RCPT TO`.
 pub(super) struct Envelope {
     from: Address,
@@ -79,7 +101,16 @@ fn address(mailbox: &Mailbox, field: &str) -> Result<Address> {
 }
 
 impl Envelope {
-    pub(super) fn new(mailbox: &Mailbox, email: &Email) -> Result<Self> {
+    /// The envelope of `email` sent as `mailbox`, whose message (`bytes`) is from
+    /// `header_from`.
+    /// SMTPUTF8 is needed when an envelope address is not ASCII, and also when the message's
+    /// header block is not (a From or Reply-To address, a prepared message's raw UTF-8).
+    pub(super) fn new(
+        mailbox: &Mailbox,
+        email: &Email,
+        header_from: &Mailbox,
+        bytes: &[u8],
+    ) -> Result<Self> {
         let from = address(mailbox, "from")?;
         let recipients = email
             .recipients()
@@ -104,6 +135,7 @@ impl Envelope {
         } else {
             Some(("from", text(&from)))
         };
+        let non_ascii = non_ascii.or_else(|| non_ascii_header(email, header_from, bytes));
         Ok(Self {
             from,
             recipients,
@@ -203,12 +235,16 @@ impl Connection {
         let info = self.conn.server_info();
         if let Some((field, address)) = &envelope.non_ascii {
             if !info.supports_feature(Extension::SmtpUtfEight) {
+                let what = match *field {
+                    MIME_HEADER => "the message's header block is not ASCII (raw UTF-8)".to_owned(),
+                    _ => format!("`{address}` is not an ASCII address"),
+                };
                 return Err(Error::invalid_message(
                     *field,
                     format!(
-                        "`{address}` is not an ASCII address, and this SMTP server does not \
-                         support SMTPUTF8: use an ASCII address, or a server that offers \
-                         SMTPUTF8"
+                        "{what}, and this SMTP server does not support SMTPUTF8: use ASCII \
+                         (an address in ASCII; encoded words in a prepared message's \
+                         headers), or a server that offers SMTPUTF8"
                     ),
                 ));
             }

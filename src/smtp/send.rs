@@ -64,7 +64,7 @@ impl SmtpTransport {
         if bytes.ends_with(b"\r\n") {
             bytes.truncate(bytes.len() - 2);
         }
-        let envelope = Arc::new(Envelope::new(&mailbox, email)?);
+        let envelope = Arc::new(Envelope::new(&mailbox, email, &from, &bytes)?);
         let bytes: Arc<[u8]> = bytes.into();
 
         let started = Instant::now();

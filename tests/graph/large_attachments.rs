@@ -345,3 +345,35 @@ async fn an_attachment_too_large_for_one_request_uses_a_session_first() {
         send.assert_calls(1);
     }
 }
+
+/// A body too large for one request is refused before anything is sent, naming it: a draft
+/// could not carry it either (only attachments are added to a draft apart).
+#[tokio::test]
+async fn a_body_too_large_for_any_request_is_refused_before_sending() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let posted = server.mock(|when, then| {
+        when.method(POST).path_includes("/v1.0/users/");
+        then.status(413);
+    });
+    let email = Email::builder()
+        .to("ann@example.org")
+        .subject("Big")
+        .html(format!("<p>{}</p>", "x".repeat(4_500_000)))
+        .build()
+        .unwrap();
+    let error = transport(&settings(&server))
+        .send(&email)
+        .await
+        .unwrap_err();
+    posted.assert_calls(0);
+    assert!(
+        matches!(error, mail_connector::Error::InvalidMessage { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("capped at about 4 MB"),
+        "{error}"
+    );
+    assert_eq!(error.delivery(), Delivery::NotSent);
+}

@@ -280,3 +280,59 @@ async fn a_non_ascii_address_without_smtputf8_names_the_address_and_field() {
     assert!(message.contains("SMTPUTF8"), "{message}");
     assert_eq!(server.messages().len(), 0);
 }
+
+/// Addresses only the headers name (Reply-To, a From other than the mailbox) and a prepared
+/// message's raw UTF-8 header need SMTPUTF8 as much as the envelope's: without it the server
+/// is refused the message, naming the field; with it the message goes.
+#[tokio::test]
+async fn a_non_ascii_header_address_or_header_needs_smtputf8_too() {
+    let no_utf8 = TestServer::start(ServerOptions {
+        no_smtputf8: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let utf8 = TestServer::start(ServerOptions::default()).await;
+    let reply_to = Email::builder()
+        .to("ann@example.org")
+        .reply_to("jürgen@example.org")
+        .subject("Hello")
+        .text("Hello there")
+        .build()
+        .unwrap();
+    let other_from = Email::builder()
+        .from("jürgen@example.org")
+        .to("ann@example.org")
+        .subject("Hello")
+        .text("Hello there")
+        .build()
+        .unwrap();
+    let prepared = Email::from_mime(
+        "From: no-reply@example.org\r\nTo: ann@example.org\r\nSubject: Grüße\r\n\r\nHallo\r\n",
+    )
+    .unwrap();
+    let cases = [
+        (reply_to, "reply_to: ", "jürgen@example.org"),
+        (other_from, "from: ", "jürgen@example.org"),
+        (prepared, "mime: ", "header block is not ASCII"),
+    ];
+    for (email, field, named) in cases {
+        let refused = logged_in(&no_utf8)
+            .send_as(mail_connector::smtp::SendAsPolicy::AllowOtherFrom)
+            .build()
+            .unwrap();
+        let error = refused.send(&email).await.unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains(field) && message.contains(named) && message.contains("SMTPUTF8"),
+            "{message}"
+        );
+        assert_eq!(error.delivery(), Delivery::NotSent);
+        let sending = logged_in(&utf8)
+            .send_as(mail_connector::smtp::SendAsPolicy::AllowOtherFrom)
+            .build()
+            .unwrap();
+        sending.send(&email).await.unwrap();
+    }
+    assert_eq!(no_utf8.messages().len(), 0);
+    assert_eq!(utf8.messages().len(), 3);
+}

@@ -7,8 +7,6 @@ use serde_json::json;
 
 use super::helpers::*;
 
-const MESSAGES: &str = "/v1.0/users/no-reply@contoso.com/messages";
-
 /// Three attachments of 1.5 MB: too large together for `sendMail`, each added by a POST.
 fn parts_email() -> Email {
     let mut builder = Email::builder().to("ann@example.org").subject("parts");
@@ -19,21 +17,6 @@ fn parts_email() -> Email {
         ));
     }
     builder.build().unwrap()
-}
-
-fn mock_draft(server: &MockServer) {
-    server.mock(|when, then| {
-        when.method(POST).path(MESSAGES);
-        then.status(201).json_body(json!({"id": "d1"}));
-    });
-}
-
-fn mock_upload_session(server: &MockServer, upload_url: &str) {
-    server.mock(|when, then| {
-        when.method(POST)
-            .path(format!("{MESSAGES}/d1/attachments/createUploadSession"));
-        then.status(201).json_body(json!({"uploadUrl": upload_url}));
-    });
 }
 
 #[tokio::test]
@@ -68,13 +51,7 @@ async fn a_failure_before_the_send_says_not_sent_never_uncertain() {
 async fn a_draft_that_could_not_be_deleted_is_named_with_its_mailbox() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
-    mock_draft(&server);
-    mock_upload_session(&server, &server.url("/upload/s"));
-    server.mock(|when, then| {
-        when.method(PUT).path("/upload/s");
-        then.status(400)
-            .json_body(graph_error("ErrorInvalidRequest", "bad range"));
-    });
+    mock_refused_upload(&server, 400);
     let delete = server.mock(|when, then| {
         when.method(DELETE).path(format!("{MESSAGES}/d1"));
         then.status(403)
@@ -297,12 +274,7 @@ async fn a_send_dropped_during_the_drafts_send_keeps_the_draft() {
 async fn a_range_the_session_refuses_as_out_of_step_is_transient() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
-    mock_draft(&server);
-    mock_upload_session(&server, &server.url("/upload/s"));
-    server.mock(|when, then| {
-        when.method(PUT).path("/upload/s");
-        then.status(416);
-    });
+    mock_refused_upload(&server, 416);
     let delete = server.mock(|when, then| {
         when.method(DELETE).path(format!("{MESSAGES}/d1"));
         then.status(204);

@@ -107,3 +107,35 @@ pub(crate) async fn send_error(server: &MockServer, email: &Email) -> mail_conne
         .await
         .expect_err("the send succeeded")
 }
+
+/// The mailbox's messages, where drafts are made.
+pub(crate) const MESSAGES: &str = "/v1.0/users/no-reply@contoso.com/messages";
+
+/// Graph making a draft with id `d1`.
+pub(crate) fn mock_draft(server: &MockServer) {
+    server.mock(|when, then| {
+        when.method(POST).path(MESSAGES);
+        then.status(201).json_body(json!({"id": "d1"}));
+    });
+}
+
+/// Graph opening an upload session at `upload_url` for draft `d1`'s attachment.
+pub(crate) fn mock_upload_session(server: &MockServer, upload_url: &str) {
+    server.mock(|when, then| {
+        when.method(POST)
+            .path(format!("{MESSAGES}/d1/attachments/createUploadSession"));
+        then.status(201).json_body(json!({"uploadUrl": upload_url}));
+    });
+}
+
+/// Draft `d1`, its upload session at `/upload/s`, and the session refusing the upload with
+/// `status`: the draft is then to be deleted.
+pub(crate) fn mock_refused_upload(server: &MockServer, status: u16) {
+    mock_draft(server);
+    mock_upload_session(server, &server.url("/upload/s"));
+    server.mock(|when, then| {
+        when.method(httpmock::Method::PUT).path("/upload/s");
+        then.status(status)
+            .json_body(graph_error("ErrorInvalidRequest", "bad range"));
+    });
+}

@@ -260,22 +260,7 @@ async fn each_request_carries_the_crates_user_agent_or_the_callers() {
 async fn a_send_still_waiting_for_a_slot_at_its_deadline_is_not_sent() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
-    let messages = "/v1.0/users/no-reply@contoso.com/messages";
-    server.mock(|when, then| {
-        when.method(POST).path(messages);
-        then.status(201).json_body(json!({"id": "d1"}));
-    });
-    server.mock(|when, then| {
-        when.method(POST)
-            .path(format!("{messages}/d1/attachments/createUploadSession"));
-        then.status(201)
-            .json_body(json!({"uploadUrl": server.url("/upload/d1")}));
-    });
-    server.mock(|when, then| {
-        when.method(httpmock::Method::PUT).path("/upload/d1");
-        then.status(400)
-            .json_body(graph_error("ErrorInvalidRequest", "bad range"));
-    });
+    mock_refused_upload(&server, 400);
     // The deletion arrives, says so, and is answered only when the test is done.
     let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
     let arrived_tx = std::sync::Mutex::new(arrived_tx);
@@ -283,7 +268,7 @@ async fn a_send_still_waiting_for_a_slot_at_its_deadline_is_not_sent() {
     let released = std::sync::Mutex::new(released);
     server.mock(|when, then| {
         when.method(httpmock::Method::DELETE)
-            .path(format!("{messages}/d1"));
+            .path(format!("{MESSAGES}/d1"));
         then.respond_with(move |_: &httpmock::HttpMockRequest| {
             let _ = arrived_tx.lock().unwrap().send(());
             let _ = released

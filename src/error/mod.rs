@@ -25,7 +25,7 @@ pub use refusal::Refusal;
 pub(crate) use refusal::few as few_refusals;
 pub(crate) use refusal::permanent_recipients;
 #[cfg(feature = "smtp")]
-pub(crate) use refusal::{MAX_REPLY_TEXT, refused_message};
+pub(crate) use refusal::{MAX_REPLY_TEXT, enhanced_code, refused_message};
 
 /// The [`SettingsProblem::field`] of a problem with the settings as a whole rather than one
 /// key: text that does not parse, or a key that does not exist.

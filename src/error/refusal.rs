@@ -92,10 +92,13 @@ impl Refusal {
             .filter(|l| !l.is_empty())
             .collect::<Vec<_>>();
         let text = one_line.join(" ");
-        let (enhanced_code, rest) = match text.split_once(' ') {
-            Some((first, rest)) if is_enhanced_code(first) => (Some(first.to_owned()), rest),
-            _ if is_enhanced_code(&text) => (Some(text.clone()), ""),
-            _ => (None, text.as_str()),
+        let enhanced_code = enhanced_code(&text);
+        let rest = match &enhanced_code {
+            Some(enhanced) => text
+                .trim_start()
+                .strip_prefix(enhanced.as_str())
+                .unwrap_or(""),
+            None => text.as_str(),
         };
         let auth = enhanced_code
             .as_deref()
@@ -172,18 +175,19 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// Whether `word` is an enhanced status code (RFC 3463): class `2`, `4` or `5`, then two
-/// numbers, dot-separated (`5.1.1`, `4.7.500`).
-fn is_enhanced_code(word: &str) -> bool {
+/// The enhanced status code (RFC 3463, `class.subject.detail`: `5.1.1`, `4.7.500`) at the
+/// start of a reply text, when there is one: for [`Refusal::new`] and the SMTP transport's
+/// reply table alike.
+pub(crate) fn enhanced_code(text: &str) -> Option<String> {
+    let word = text.split_whitespace().next()?;
     let mut parts = word.split('.');
-    matches!(parts.next(), Some("2" | "4" | "5"))
+    let class = parts.next()?;
+    let ok = matches!(class, "2" | "4" | "5")
         && parts
-            .by_ref()
-            .take(2)
-            .filter(|n| (1..=3).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
-            .count()
-            == 2
-        && parts.next().is_none()
+            .clone()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts.count() == 2;
+    ok.then(|| word.to_owned())
 }
 
 /// The message of the SMTP transport's error for a refused recipient: the server's `text`

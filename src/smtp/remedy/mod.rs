@@ -10,7 +10,7 @@ use table::remedy;
 
 use super::redact::redact;
 use super::tls_mode::{IMPLICIT_TLS_PORT, PLAIN_SMTP_PORT, rustls_error};
-use crate::error::{Advice, Delivery, Error, MAX_REPLY_TEXT, SmtpStage};
+use crate::error::{Advice, Delivery, Error, MAX_REPLY_TEXT, SmtpStage, enhanced_code};
 
 /// Converts a lettre SMTP error into [`Error::Smtp`].
 ///
@@ -198,19 +198,6 @@ pub(crate) fn client_error(
         delivery,
         advice: Advice::default(),
     })
-}
-
-/// The enhanced status code (RFC 3463, `class.subject.detail`) at the start of a reply text.
-fn enhanced_code(text: &str) -> Option<String> {
-    let word = text.split_whitespace().next()?;
-    let mut parts = word.split('.');
-    let class = parts.next()?;
-    let ok = matches!(class, "2" | "4" | "5")
-        && parts
-            .clone()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
-        && parts.count() == 2;
-    ok.then(|| word.to_owned())
 }
 
 fn contains(message: &str, needle: &str) -> bool {

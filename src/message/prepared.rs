@@ -320,6 +320,12 @@ impl Email {
     /// message's recipients with [`EmailBuilder::mime`](super::EmailBuilder::mime) and the
     /// envelope setters, and leave `Resent-Bcc` out of the bytes.
     ///
+    /// The bytes go as they are, so a message with 8-bit data (raw UTF-8 in a body part
+    /// sent `Content-Transfer-Encoding: 8bit`, or in a header) needs an SMTP server that
+    /// offers 8BITMIME (and SMTPUTF8 for the header); SMTP refuses it before `MAIL FROM` to
+    /// one that does not. Quoted-printable or base64 parts and encoded-word headers go
+    /// anywhere.
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidMessage`] (field `mime`) when the bytes are not an RFC 5322 message,

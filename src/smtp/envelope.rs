@@ -60,7 +60,8 @@ impl Progress {
     }
 }
 
-/// The field named when a prepared message's own header is what is not ASCII.
+/// The field named when a prepared message's own bytes (its header, its 8-bit body) are
+/// what the server cannot take.
 const MIME_HEADER: &str = "mime";
 
 /// The field and text of what makes the message's header block not ASCII, when it is not:
@@ -250,7 +251,17 @@ impl Connection {
             }
             parameters.push(MailParameter::SmtpUtfEight);
         }
-        if !bytes.is_ascii() && info.supports_feature(Extension::EightBitMime) {
+        if !bytes.is_ascii() {
+            // Only a prepared message can be 8-bit (the crate's own are 7-bit): a server
+            // without 8BITMIME may mangle or bounce it, so it is not sent there (RFC 6152).
+            if !info.supports_feature(Extension::EightBitMime) {
+                return Err(Error::invalid_message(
+                    MIME_HEADER,
+                    "the message has 8-bit (non-ASCII) data, and this SMTP server does not \
+                     support 8BITMIME: encode its body parts as quoted-printable or base64 \
+                     (`Content-Transfer-Encoding`), or use a server that offers 8BITMIME",
+                ));
+            }
             parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
         let mail = Mail::new(Some(envelope.from.clone()), parameters);

@@ -40,3 +40,49 @@ async fn a_prepared_message_without_message_id_or_date_gets_them() {
         .unwrap();
     assert_eq!(server.messages().remove(1).data, dated.as_bytes());
 }
+
+/// A prepared message with an 8-bit body (raw UTF-8, `Content-Transfer-Encoding: 8bit`) is
+/// not sent to a server without 8BITMIME, which may mangle or bounce it: the error names
+/// the message and the fix. A server with 8BITMIME gets it byte for byte.
+#[tokio::test]
+async fn an_8bit_prepared_body_needs_8bitmime() {
+    let raw = "From: no-reply@example.org\r\nTo: ann@example.org\r\n\
+               Date: Mon, 2 Feb 2026 10:00:00 +0000\r\nMessage-ID: <greetings@example.org>\r\n\
+               Subject: Greetings\r\nMIME-Version: 1.0\r\n\
+               Content-Type: text/plain; charset=utf-8\r\n\
+               Content-Transfer-Encoding: 8bit\r\n\r\nSchöne Grüße\r\n";
+    let email = Email::from_mime(raw).unwrap();
+
+    let seven_bit = TestServer::start(ServerOptions {
+        no_8bitmime: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let error = basic_settings(&seven_bit)
+        .build()
+        .unwrap()
+        .send(&email)
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("mime: ") && message.contains("8BITMIME"),
+        "{message}"
+    );
+    assert!(message.contains("quoted-printable or base64"), "{message}");
+    assert_eq!(error.delivery(), mail_connector::Delivery::NotSent);
+    assert!(
+        !error.is_transient(),
+        "resending to this server cannot help"
+    );
+    assert_eq!(seven_bit.messages().len(), 0);
+
+    let eight_bit = TestServer::start(ServerOptions::default()).await;
+    basic_settings(&eight_bit)
+        .build()
+        .unwrap()
+        .send(&email)
+        .await
+        .unwrap();
+    assert_eq!(eight_bit.messages().remove(0).data, raw.as_bytes());
+}

@@ -89,6 +89,8 @@ pub struct ServerOptions {
     pub quick_ack: bool,
     /// Leave SMTPUTF8 out of the EHLO reply (a server that takes ASCII addresses only).
     pub no_smtputf8: bool,
+    /// Leave 8BITMIME out of the EHLO reply (a server that takes 7-bit data only).
+    pub no_8bitmime: bool,
 }
 
 impl Default for ServerOptions {
@@ -117,6 +119,7 @@ impl Default for ServerOptions {
             hold_replies: None,
             quick_ack: false,
             no_smtputf8: false,
+            no_8bitmime: false,
         }
     }
 }

@@ -166,6 +166,9 @@ pub(super) async fn session(
                 if options.no_smtputf8 {
                     lines.retain(|line| line != "SMTPUTF8");
                 }
+                if options.no_8bitmime {
+                    lines.retain(|line| line != "8BITMIME");
+                }
                 if options.tls == ServerTls::Starttls && !encrypted {
                     lines.push("STARTTLS".into());
                 }

@@ -152,14 +152,30 @@ pub(super) fn unstructured(name: &str, value: &str) -> Result<HeaderValue> {
     ))
 }
 
+/// What an encoded value needs of its first line: the encoded word of one character,
+/// `=?utf-8?b?` and `?=` around up to eight base64 characters (a four-byte character).
+const MIN_ENCODED_WORD: usize = 20;
+
+/// The writer of header `name`'s value into `out`: on the name's line when the value's
+/// first `first` octets fit there, else from the next line (the value begins with a fold):
+/// after a name of more than 56 characters not even one encoded character fits.
+fn value_writer<'a>(name: &str, first: usize, out: &'a mut String) -> EmailWriter<'a> {
+    let after_name = name.len().saturating_add(2);
+    if first == 0 || after_name.saturating_add(first) <= MAX_LINE_LEN {
+        return EmailWriter::new(out, after_name, 0, false);
+    }
+    out.push_str("\r\n");
+    EmailWriter::new(out, 0, 1, false)
+}
+
 fn encode_words(name: &str, value: &str, out: &mut String) -> std::fmt::Result {
-    let mut writer = EmailWriter::new(out, name.len().saturating_add(2), 0, false);
     let mut pending = String::new();
     // A line cannot fold inside a run of spaces written as they are (the writer keeps the
     // run whole): a value with a long one is encoded whole, in encoded words that fold and
     // decode back to the spaces.
     let long_run = " ".repeat(MAX_RAW_SPACES + 1);
     if value.contains(&long_run) {
+        let mut writer = value_writer(name, MIN_ENCODED_WORD, out);
         pending.push_str(value);
         return flush_encoded(&mut pending, &mut writer, true);
     }
@@ -170,8 +186,14 @@ fn encode_words(name: &str, value: &str, out: &mut String) -> std::fmt::Result {
     let leading = &value[..value.len() - rest.len()];
     let mut words = rest.split_inclusive(' ').peekable();
     let first = words.peek().copied().unwrap_or_default();
-    let first_fits =
-        writer.line_len() + leading.len() + first.trim_end_matches(' ').len() <= MAX_LINE_LEN;
+    let first_len = leading.len() + first.trim_end_matches(' ').len();
+    let on_name_line = name.len().saturating_add(2).saturating_add(first_len) <= MAX_LINE_LEN;
+    let needs = match writes_raw(first) && on_name_line {
+        true => first_len,
+        false => MIN_ENCODED_WORD,
+    };
+    let mut writer = value_writer(name, needs, out);
+    let first_fits = writer.projected_line_len() + first_len <= MAX_LINE_LEN;
     if writes_raw(first) && first_fits {
         leading.chars().for_each(|_| writer.space());
     } else {

@@ -368,7 +368,22 @@ async fn nothing_folds_before_the_first_word_so_it_fits_the_first_line_or_is_enc
         // Short enough: written as it is.
         (name.as_str(), format!("{} tail", "w".repeat(30))),
     ];
-    for (header, value) in &cases {
+    // A name so long (up to the 64 characters allowed) that not even one encoded character
+    // fits after it: the value begins on the next line.
+    let longest = format!("X-{}", "L".repeat(62));
+    let long_names = [
+        (longest.as_str(), format!("{} tail", "w".repeat(20))),
+        (longest.as_str(), "é tail".to_owned()),
+        (longest.as_str(), "😀 tail".to_owned()),
+        (
+            longest.as_str(),
+            format!("{}{} tail", " ".repeat(17), "w".repeat(5)),
+        ),
+        (&longest[..58], "😀 tail".to_owned()),
+        (&longest[..56], "😀 tail".to_owned()),
+        (longest.as_str(), "short".to_owned()),
+    ];
+    for (header, value) in cases.iter().chain(&long_names) {
         let email = Email::builder()
             .to("ann@example.org")
             .header(*header, value.as_str())

@@ -11,11 +11,17 @@ use crate::transport::{MailTransport, SendReport};
 ///
 /// An email with more recipients (To + Cc + Bcc) is sent as several messages of at most
 /// `limit` recipients each, in order; every recipient is in exactly one message and keeps
-/// its role (an address listed twice is one recipient, in its first place). A limit of 0 means no limit. Parts are sent one after another and sending stops
-/// at the first part that fails: the error is then [`Error::PartialDelivery`], which lists
-/// who got the message, whose delivery is uncertain, and who did not get it (and which of
-/// those a server refused, with each one's reply, and which of those for good), so a caller
-/// can retry only the rest. An email that needs a single message is passed through
+/// its role (an address listed twice is one recipient, in its first place). A limit of 0
+/// means no limit.
+///
+/// Parts are sent one after another. A part whose recipients a server refused one by one
+/// (SMTP's `RCPT TO`: an unknown mailbox, a full one) went out to the others, and the
+/// parts after it are sent too, as one message would have gone to everyone else. Sending
+/// stops at the first part that fails otherwise (the message, the sender or the connection
+/// refused; delivery uncertain). Either way the error is [`Error::PartialDelivery`], which
+/// lists who got the message, whose delivery is uncertain, and who did not get it (and which
+/// of those a server refused, with each one's reply, and which of those for good), so a
+/// caller can retry only the rest. An email that needs a single message is passed through
 /// unchanged, and so are its errors.
 ///
 /// ```
@@ -84,67 +90,155 @@ impl<T: MailTransport> MailTransport for RecipientLimit<T> {
             limit = self.limit,
             "splitting email by recipient limit"
         );
-        let mut delivered = SendReport::default();
+        let mut done = Done::default();
         for (index, part) in parts.iter().enumerate() {
             match self.inner.send(&email.with_recipients(part)).await {
-                Ok(report) => delivered.messages.extend(report.messages),
+                Ok(report) => done.delivered.messages.extend(report.messages),
                 Err(error) => {
-                    let rest = parts[index + 1..].iter().flatten().cloned();
-                    let error = match error {
-                        // The part itself went out in part (e.g. SMTP refused some RCPT TO):
-                        // merge its split into ours.
-                        Error::PartialDelivery {
-                            delivered: part_delivered,
-                            uncertain,
-                            mut not_sent,
-                            refused_permanently,
-                            refusals,
-                            source,
-                        } => {
-                            delivered.messages.extend(part_delivered.messages);
-                            not_sent.extend(rest);
-                            Error::PartialDelivery {
-                                delivered,
-                                uncertain,
-                                not_sent,
-                                refused_permanently,
-                                refusals,
-                                source,
-                            }
-                        }
-                        error => {
-                            let (uncertain, mut not_sent) = match error.delivery() {
-                                Delivery::Uncertain => (part.clone(), Vec::new()),
-                                Delivery::NotSent => (Vec::new(), part.clone()),
-                            };
-                            not_sent.extend(rest);
-                            // A part of one recipient the server refused: that recipient
-                            // alone is refused (permanently when the reply says so), not
-                            // the parts after. Any other failure of a whole part names
-                            // nobody.
-                            let refusals: Box<[Refusal]> = match part.as_slice() {
-                                [one] => Refusal::of(one, &error).into_iter().collect(),
-                                _ => Box::default(),
-                            };
-                            let refused_permanently = permanent_recipients(&refusals);
-                            Error::PartialDelivery {
-                                delivered,
-                                uncertain,
-                                not_sent,
-                                refused_permanently,
-                                refusals,
-                                source: Box::new(error),
-                            }
-                        }
-                    };
-                    return Err(error);
+                    if let Err(error) = done.refused(part, error) {
+                        let rest = parts[index + 1..].iter().flatten().cloned();
+                        return Err(done.stopped(part, error, rest));
+                    }
                 }
             }
         }
-        Ok(delivered)
+        done.finish()
     }
 
     async fn check(&self) -> Result<CheckReport> {
         self.inner.check().await
+    }
+}
+
+/// Where a split send stands: what went out, and the recipients refused one by one so far.
+#[derive(Default)]
+struct Done {
+    delivered: SendReport,
+    /// The refused recipients, in the order of the parts.
+    not_sent: Vec<Recipient>,
+    refusals: Vec<Refusal>,
+    /// The first part's refusal error, and the first temporary one.
+    first: Option<Box<Error>>,
+    first_temporary: Option<Box<Error>>,
+}
+
+impl Done {
+    /// Takes in a part's `error` when it only refused recipients one by one (the message
+    /// went to the others): the parts after it are sent too. Any other failure is given back.
+    fn refused(&mut self, part: &[Recipient], error: Error) -> std::result::Result<(), Error> {
+        let source = match error {
+            Error::PartialDelivery {
+                delivered,
+                uncertain,
+                not_sent,
+                refused_permanently,
+                refusals,
+                source,
+            } => {
+                let each_refused = not_sent
+                    .iter()
+                    .all(|r| refusals.iter().any(|f| f.recipient == *r));
+                if !uncertain.is_empty() || !each_refused {
+                    return Err(Error::PartialDelivery {
+                        delivered,
+                        uncertain,
+                        not_sent,
+                        refused_permanently,
+                        refusals,
+                        source,
+                    });
+                }
+                self.delivered.messages.extend(delivered.messages);
+                self.not_sent.extend(not_sent);
+                self.refusals.extend(refusals);
+                source
+            }
+            // A part of one recipient, refused: that recipient alone.
+            error => match part {
+                [one] => match Refusal::of(one, &error) {
+                    Some(refusal) => {
+                        self.not_sent.push(one.clone());
+                        self.refusals.push(refusal);
+                        Box::new(error)
+                    }
+                    None => return Err(error),
+                },
+                _ => return Err(error),
+            },
+        };
+        if self.first_temporary.is_none() && source.is_transient() {
+            self.first_temporary = Some(source.clone());
+        }
+        self.first.get_or_insert(source);
+        Ok(())
+    }
+
+    /// The error of a send stopped by `part`'s `error`: what went out, the recipients
+    /// refused so far, `part`'s own (uncertain ones when its delivery is uncertain) and the
+    /// parts never sent (`rest`).
+    fn stopped(
+        mut self,
+        part: &[Recipient],
+        error: Error,
+        rest: impl Iterator<Item = Recipient>,
+    ) -> Error {
+        let (uncertain, source) = match error {
+            // The part itself went out in part (e.g. SMTP refused some RCPT TO, then the
+            // data timed out): merge its split into ours.
+            Error::PartialDelivery {
+                delivered,
+                uncertain,
+                not_sent,
+                refusals,
+                source,
+                ..
+            } => {
+                self.delivered.messages.extend(delivered.messages);
+                self.not_sent.extend(not_sent);
+                self.refusals.extend(refusals);
+                (uncertain, source)
+            }
+            error => {
+                match error.delivery() {
+                    Delivery::Uncertain => return self.into_error(part.to_vec(), rest, error),
+                    Delivery::NotSent => self.not_sent.extend(part.iter().cloned()),
+                }
+                (Vec::new(), Box::new(error))
+            }
+        };
+        self.into_error(uncertain, rest, *source)
+    }
+
+    fn into_error(
+        mut self,
+        uncertain: Vec<Recipient>,
+        rest: impl Iterator<Item = Recipient>,
+        source: Error,
+    ) -> Error {
+        self.not_sent.extend(rest);
+        Error::PartialDelivery {
+            delivered: self.delivered,
+            uncertain,
+            not_sent: self.not_sent,
+            refused_permanently: permanent_recipients(&self.refusals),
+            refusals: self.refusals.into(),
+            source: Box::new(source),
+        }
+    }
+
+    /// Every part sent: the report, or the refusals, their source the first temporary one
+    /// when there is one (it says whether a retry may reach the refused).
+    fn finish(self) -> Result<SendReport> {
+        let Some(source) = self.first_temporary.or(self.first) else {
+            return Ok(self.delivered);
+        };
+        Err(Error::PartialDelivery {
+            delivered: self.delivered,
+            uncertain: Vec::new(),
+            not_sent: self.not_sent,
+            refused_permanently: permanent_recipients(&self.refusals),
+            refusals: self.refusals.into(),
+            source,
+        })
     }
 }

@@ -6,7 +6,8 @@ use std::collections::HashSet;
 
 use mail_connector::recipient_limit::split_recipients;
 use mail_connector::{
-    Delivery, Error, MailTransport, Recipient, RecipientKind, RecipientLimit, StubTransport,
+    Delivery, Error, MailTransport, Recipient, RecipientKind, RecipientLimit, Refusal, SendReport,
+    SentMessage, StubTransport, Transience,
 };
 
 fn all_sent(stub: &StubTransport) -> Vec<Recipient> {
@@ -269,4 +270,208 @@ async fn an_address_listed_twice_is_sent_one_message_and_reported_once() {
         error.to_string().contains("sent to 2 of 3 recipients"),
         "{error}"
     );
+}
+
+/// A transport outside the crate that refuses some addresses one by one (as an SMTP server
+/// at `RCPT TO`, reported with [`Error::partial_delivery`]) and fails whole any message to
+/// `breaks@` (uncertain when `uncertain`).
+#[derive(Clone, Default)]
+struct Refusing {
+    /// Address, reply code and text.
+    refuse: Vec<(&'static str, u16, &'static str)>,
+    uncertain: bool,
+    parts: std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>,
+}
+
+#[async_trait::async_trait]
+impl MailTransport for Refusing {
+    async fn send(
+        &self,
+        email: &mail_connector::Email,
+    ) -> mail_connector::Result<mail_connector::SendReport> {
+        let recipients: Vec<Recipient> = email.recipients().collect();
+        self.parts.lock().unwrap().push(
+            recipients
+                .iter()
+                .map(|r| r.mailbox.address().to_owned())
+                .collect(),
+        );
+        if recipients
+            .iter()
+            .any(|r| r.mailbox.address() == "breaks@example.org")
+        {
+            let error = Error::transport("relay", "connection reset", Transience::Transient);
+            return Err(match self.uncertain {
+                true => error.with_uncertain_delivery(),
+                false => error,
+            });
+        }
+        let (refused, accepted): (Vec<_>, Vec<_>) = recipients.into_iter().partition(|r| {
+            self.refuse
+                .iter()
+                .any(|(address, ..)| r.mailbox.address() == *address)
+        });
+        let delivered = match accepted.is_empty() {
+            true => SendReport::default(),
+            false => SendReport::single(SentMessage::new(accepted, None)),
+        };
+        if refused.is_empty() {
+            return Ok(delivered);
+        }
+        let refusals: Vec<Refusal> = refused
+            .iter()
+            .map(|r| {
+                let (_, code, text) = self
+                    .refuse
+                    .iter()
+                    .find(|(address, ..)| r.mailbox.address() == *address)
+                    .unwrap();
+                Refusal::new(r.clone(), *code, *text)
+            })
+            .collect();
+        let transience = match refusals.iter().all(Refusal::is_permanent) {
+            true => Transience::Permanent,
+            false => Transience::Transient,
+        };
+        let source = Error::transport("relay", refusals[0].to_string(), transience);
+        Err(Error::partial_delivery(
+            delivered,
+            Vec::new(),
+            refused,
+            refusals,
+            source,
+        ))
+    }
+
+    async fn check(&self) -> mail_connector::Result<mail_connector::CheckReport> {
+        Ok(mail_connector::CheckReport::default())
+    }
+}
+
+fn addresses(recipients: &[Recipient]) -> Vec<&str> {
+    recipients.iter().map(|r| r.mailbox.address()).collect()
+}
+
+/// Recipients refused one by one do not stop the parts after theirs (the message went to
+/// the others, as one message would have); a part that fails whole does, and the error then
+/// keeps the refusals before it.
+#[tokio::test]
+async fn refused_recipients_do_not_stop_the_parts_after_them_and_a_failed_part_does() {
+    let email = |to: &[&str]| {
+        let mut builder = mail_connector::Email::builder().subject("s").text("t");
+        for address in to {
+            builder = builder.to(*address);
+        }
+        builder.build().unwrap()
+    };
+    let refusing = Refusing {
+        refuse: vec![
+            ("gone@example.org", 550, "5.1.1 no such user"),
+            ("busy@example.org", 450, "4.2.1 mailbox busy"),
+        ],
+        ..Refusing::default()
+    };
+
+    // Refusals only: every part is sent; the source is the first temporary refusal.
+    let all = email(&[
+        "gone@example.org",
+        "ann@example.org",
+        "busy@example.org",
+        "cy@example.org",
+    ]);
+    let transport = Refusing {
+        parts: Default::default(),
+        ..refusing.clone()
+    };
+    let error = RecipientLimit::new(transport.clone(), 1)
+        .send(&all)
+        .await
+        .unwrap_err();
+    assert_eq!(transport.parts.lock().unwrap().len(), 4);
+    let Error::PartialDelivery {
+        delivered,
+        uncertain,
+        not_sent,
+        refused_permanently,
+        refusals,
+        source,
+        ..
+    } = &error
+    else {
+        panic!("expected PartialDelivery, got {error:?}");
+    };
+    let got: Vec<&str> = delivered
+        .recipients()
+        .map(|r| r.mailbox.address())
+        .collect();
+    assert_eq!(got, ["ann@example.org", "cy@example.org"]);
+    assert!(uncertain.is_empty());
+    assert_eq!(
+        addresses(not_sent),
+        ["gone@example.org", "busy@example.org"]
+    );
+    assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
+    assert_eq!(refusals.len(), 2);
+    assert!(source.is_transient(), "busy may take it later: {source:?}");
+    assert!(source.to_string().contains("4.2.1"), "{source}");
+
+    // A part that fails whole stops the send: the refusal before it is kept, the part and
+    // the parts after it are not sent (uncertain, when the failure says so).
+    for uncertain_failure in [false, true] {
+        let transport = Refusing {
+            uncertain: uncertain_failure,
+            parts: Default::default(),
+            ..refusing.clone()
+        };
+        let error = RecipientLimit::new(transport.clone(), 2)
+            .send(&email(&[
+                "ann@example.org",
+                "gone@example.org",
+                "breaks@example.org",
+                "cy@example.org",
+                "dan@example.org",
+            ]))
+            .await
+            .unwrap_err();
+        assert_eq!(transport.parts.lock().unwrap().len(), 2, "dan's never sent");
+        let Error::PartialDelivery {
+            delivered,
+            uncertain,
+            not_sent,
+            refused_permanently,
+            refusals,
+            source,
+            ..
+        } = &error
+        else {
+            panic!("expected PartialDelivery, got {error:?}");
+        };
+        assert_eq!(delivered.recipients().count(), 1);
+        assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
+        assert_eq!(refusals.len(), 1);
+        assert!(source.to_string().contains("connection reset"), "{source}");
+        match uncertain_failure {
+            false => {
+                assert!(uncertain.is_empty());
+                assert_eq!(
+                    addresses(not_sent),
+                    [
+                        "gone@example.org",
+                        "breaks@example.org",
+                        "cy@example.org",
+                        "dan@example.org"
+                    ]
+                );
+                assert_eq!(error.delivery(), Delivery::NotSent);
+            }
+            true => {
+                assert_eq!(
+                    addresses(uncertain),
+                    ["breaks@example.org", "cy@example.org"]
+                );
+                assert_eq!(addresses(not_sent), ["gone@example.org", "dan@example.org"]);
+                assert_eq!(error.delivery(), Delivery::Uncertain);
+            }
+        }
+    }
 }

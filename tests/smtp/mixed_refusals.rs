@@ -93,7 +93,8 @@ async fn only_permanent_refusals_are_all_refused_permanently() {
 }
 
 /// The recipient limit keeps a part's permanent refusals when it merges the part's partial
-/// delivery into its own; the parts it never sent are not among them.
+/// delivery into its own, and sends the parts after it: a recipient refused on its own stops
+/// nobody else's mail, as in one message.
 #[tokio::test]
 async fn the_recipient_limit_carries_the_permanent_refusals_of_a_part() {
     let server = server().await;
@@ -101,10 +102,14 @@ async fn the_recipient_limit_carries_the_permanent_refusals_of_a_part() {
     let email = email_to(&["ann@example.org", "gone@example.org", "cy@example.org"]);
     let error = transport.send(&email).await.unwrap_err();
     let p = partial(&error);
-    assert_eq!(p.delivered.len(), 1);
-    assert_eq!(p.not_sent, ["gone@example.org", "cy@example.org"]);
+    assert_eq!(p.delivered, ["ann@example.org", "cy@example.org"]);
+    assert_eq!(p.delivered_messages, 2);
+    assert_eq!(p.not_sent, ["gone@example.org"]);
     assert_eq!(p.refused_permanently, ["gone@example.org"]);
-    assert_eq!(server.rcpt_commands("cy@example.org"), 0);
+    assert_eq!(server.rcpt_commands("cy@example.org"), 1);
+    assert!(!error.is_transient(), "gone would be refused again");
+    let text = error.to_string();
+    assert!(text.contains("sent to 2 of 3 recipients"), "{text}");
 }
 
 /// Every recipient refused, several of them: nothing is sent, and the error is still a
@@ -191,24 +196,25 @@ async fn every_recipient_refused_temporarily_is_retried_within_the_send() {
 }
 
 /// One recipient per message: the part of gone alone is refused (a plain 550), and cy's
-/// part, never sent, is not among the refused permanently.
+/// part after it is still sent.
 #[tokio::test]
-async fn a_recipient_limit_of_one_keeps_a_refused_part_apart_from_those_never_sent() {
+async fn a_recipient_limit_of_one_sends_the_parts_after_a_refused_one() {
     let server = server().await;
     let transport = RecipientLimit::new(logged_in(&server).build().unwrap(), 1);
     let email = email_to(&["ann@example.org", "gone@example.org", "cy@example.org"]);
     let error = transport.send(&email).await.unwrap_err();
     let p = partial(&error);
     let source = p.source;
-    assert_eq!(p.delivered.len(), 1);
-    assert_eq!(p.not_sent, ["gone@example.org", "cy@example.org"]);
+    assert_eq!(p.delivered, ["ann@example.org", "cy@example.org"]);
+    assert_eq!(p.not_sent, ["gone@example.org"]);
     assert_eq!(p.refused_permanently, ["gone@example.org"]);
+    assert_eq!(p.refusals.len(), 1);
     assert_eq!(source.status(), Some(550));
-    assert_eq!(server.rcpt_commands("cy@example.org"), 0);
+    assert_eq!(server.rcpt_commands("cy@example.org"), 1);
 }
 
-/// Two per message, the first part wholly refused (550 and 450): nothing delivered, nobody
-/// lost: gone refused permanently, busy and cy left to a retry.
+/// Two per message, the first part wholly refused (550 and 450): cy's part is still sent;
+/// gone refused permanently, busy left to a retry, and the source the temporary refusal.
 #[tokio::test]
 async fn a_recipient_limit_part_wholly_refused_names_its_permanent_refusals() {
     let server = server().await;
@@ -217,12 +223,11 @@ async fn a_recipient_limit_part_wholly_refused_names_its_permanent_refusals() {
     let error = transport.send(&email).await.unwrap_err();
     let p = partial(&error);
     let source = p.source;
-    assert_eq!(p.delivered_messages, 0);
-    assert_eq!(
-        p.not_sent,
-        ["gone@example.org", "busy@example.org", "cy@example.org"]
-    );
+    assert_eq!(p.delivered, ["cy@example.org"]);
+    assert_eq!(p.not_sent, ["gone@example.org", "busy@example.org"]);
     assert_eq!(p.refused_permanently, ["gone@example.org"]);
     assert!(source.is_transient(), "{source:?}");
+    assert_eq!(source.status(), Some(450));
     assert!(!error.is_transient());
+    assert_eq!(server.messages().len(), 1);
 }

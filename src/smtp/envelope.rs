@@ -2,6 +2,7 @@
 //! RCPT TO), the transfer of MAIL/RCPT/DATA, how far it got ([`Progress`]) and the report
 //! of which recipients the server accepted and refused.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use lettre::Address;
@@ -22,7 +23,11 @@ use crate::transport::{SendReport, SentMessage};
 pub(super) struct Progress {
     pub(super) stage: SmtpStage,
     /// The server answered 354 to DATA and we started writing the message.
-    pub(super) data_written: bool,
+    pub(super) data_started: bool,
+    /// The whole message was written, and its end (CRLF.CRLF) is being written or was: only
+    /// from here may the server have taken it. Set by the writer (see [`EndMarked`]), so it
+    /// holds also when the deadline stops the transfer.
+    pub(super) data_ended: Arc<AtomicBool>,
     /// The recipients the server accepted at `RCPT TO` (set when DATA starts).
     pub(super) accepted: Vec<Recipient>,
     /// The recipients the server refused at `RCPT TO`, with its replies (set when DATA
@@ -34,7 +39,8 @@ impl Default for Progress {
     fn default() -> Self {
         Self {
             stage: SmtpStage::Connect,
-            data_written: false,
+            data_started: false,
+            data_ended: Arc::default(),
             accepted: Vec::new(),
             refusals: Vec::new(),
         }
@@ -42,6 +48,12 @@ impl Default for Progress {
 }
 
 impl Progress {
+    /// Whether the server may have taken the message when no reply came: only once the end
+    /// of the data was on its way. Cut off before that, no server can have accepted it.
+    pub(super) fn may_be_delivered(&self) -> bool {
+        self.data_ended.load(Ordering::Relaxed)
+    }
+
     /// An error whose delivery is uncertain, made exact: when some recipients were refused
     /// at `RCPT TO`, a [`Error::PartialDelivery`] that lists them as not sent and the
     /// accepted ones as uncertain. Other errors are returned as they are.
@@ -57,6 +69,29 @@ impl Progress {
             refusals: self.refusals.into(),
             source: Box::new(error),
         }
+    }
+}
+
+/// The size of the pieces the message is handed to lettre in: it copies each to escape its
+/// lines that begin with a dot, so a piece rather than the whole message is copied at once.
+const DATA_CHUNK: usize = 128 * 1024;
+
+/// The message in pieces, marking `ended` when asked for a piece after the last: lettre
+/// asks only once it has written the one before, and writes the end of the data next.
+struct EndMarked<'a> {
+    chunks: std::slice::Chunks<'a, u8>,
+    ended: &'a AtomicBool,
+}
+
+impl<'a> Iterator for EndMarked<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let next = self.chunks.next();
+        if next.is_none() {
+            self.ended.store(true, Ordering::Relaxed);
+        }
+        next
     }
 }
 
@@ -324,13 +359,17 @@ impl Connection {
             self.reset().await;
             return Err(error);
         }
-        progress.data_written = true;
-        if let Err(e) = quiet(self.conn.message(bytes)).await {
-            // A reply is the server's verdict: not accepted. No reply: it may have been.
-            let delivery = if e.status().is_some() {
-                Delivery::NotSent
-            } else {
-                Delivery::Uncertain
+        progress.data_started = true;
+        let message = EndMarked {
+            chunks: bytes.chunks(DATA_CHUNK),
+            ended: &progress.data_ended,
+        };
+        if let Err(e) = quiet(self.conn.message_iter(message)).await {
+            // A reply is the server's verdict: not accepted. No reply: it may have been, if
+            // the end of the data went out; a message cut off before it was not.
+            let delivery = match e.status().is_none() && progress.may_be_delivered() {
+                true => Delivery::Uncertain,
+                false => Delivery::NotSent,
             };
             let error = self.error(SmtpStage::Data, &e, delivery);
             self.note(&error);

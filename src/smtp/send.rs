@@ -80,25 +80,32 @@ impl SmtpTransport {
                 }
                 Ok(Err(error)) => error,
                 Err(_elapsed) => {
-                    let delivery = if progress.data_written {
-                        Delivery::Uncertain
-                    } else {
-                        Delivery::NotSent
-                    };
-                    let error = remedy::client_error(
-                        progress.stage,
-                        format!(
-                            "no answer within the send deadline of {:?}{}",
-                            inner.send_deadline,
-                            if progress.data_written {
-                                "; the message data was written, so it may have been delivered"
-                            } else {
-                                ""
-                            }
+                    let deadline = inner.send_deadline;
+                    let (delivery, text) = match (
+                        progress.may_be_delivered(),
+                        progress.data_started,
+                    ) {
+                        (true, _) => (
+                            Delivery::Uncertain,
+                            format!(
+                                "no answer within the send deadline of {deadline:?}; the message \
+                                 data was written, so it may have been delivered"
+                            ),
                         ),
-                        true,
-                        delivery,
-                    );
+                        (false, true) => (
+                            Delivery::NotSent,
+                            format!(
+                                "the send deadline of {deadline:?} passed while the message data \
+                                 was still being written; its end was never sent, so no server \
+                                 can have taken it"
+                            ),
+                        ),
+                        (false, false) => (
+                            Delivery::NotSent,
+                            format!("no answer within the send deadline of {deadline:?}"),
+                        ),
+                    };
+                    let error = remedy::client_error(progress.stage, text, true, delivery);
                     return Err(progress.exact(error));
                 }
             };
@@ -286,7 +293,7 @@ async fn attempt(
                 // A pooled connection the server closed while idle fails on its first
                 // command without a reply (or with its parting 421 or 451); nothing was
                 // accepted, so use a new one at once, without counting a failed attempt.
-                if reused && broken && !progress.data_written && connect::closed_while_idle(&error)
+                if reused && broken && !progress.data_started && connect::closed_while_idle(&error)
                 {
                     tracing::debug!("pooled SMTP connection was closed; opening a new one");
                     continue;

@@ -91,6 +91,18 @@ pub struct ServerOptions {
     pub no_smtputf8: bool,
     /// Leave 8BITMIME out of the EHLO reply (a server that takes 7-bit data only).
     pub no_8bitmime: bool,
+    /// Cut the data of the first `times` messages off after `after` bytes: the connection
+    /// closed (a reset), or left open and never read again (a server that stalls).
+    pub cut_data: Option<DataCut>,
+}
+
+/// How [`ServerOptions::cut_data`] cuts a message's data off.
+#[derive(Debug, Clone, Copy)]
+pub struct DataCut {
+    pub after: usize,
+    pub times: usize,
+    /// Stop reading and stay silent, rather than close the connection.
+    pub stall: bool,
 }
 
 impl Default for ServerOptions {
@@ -120,6 +132,7 @@ impl Default for ServerOptions {
             quick_ack: false,
             no_smtputf8: false,
             no_8bitmime: false,
+            cut_data: None,
         }
     }
 }
@@ -199,6 +212,8 @@ pub struct State {
     pub transient_data_left: AtomicUsize,
     /// Messages whose data was received and then rejected with a reply.
     pub rejected_data: AtomicUsize,
+    /// Messages whose data is still to be cut off (see [`ServerOptions::cut_data`]).
+    pub cuts_left: AtomicUsize,
     /// Sessions inside a mail transaction (from MAIL FROM to the end of the data, RSET,
     /// QUIT or the connection closing, as this server sees it), now and at most.
     pub in_transaction: AtomicUsize,
@@ -270,6 +285,7 @@ impl TestServer {
         let state = Arc::new(State {
             transient_left: AtomicUsize::new(options.transient_mail_failures),
             transient_data_left: AtomicUsize::new(options.transient_data_failures),
+            cuts_left: AtomicUsize::new(options.cut_data.map_or(0, |cut| cut.times)),
             ..State::default()
         });
         let options = Arc::new(options);

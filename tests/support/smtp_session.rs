@@ -309,8 +309,22 @@ pub(super) async fn session(
                     continue;
                 }
                 reply(&mut io, "354 Start mail input; end with <CRLF>.<CRLF>").await?;
+                let cut = options.cut_data.filter(|_| {
+                    state
+                        .cuts_left
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                });
                 let mut data = Vec::new();
                 loop {
+                    if let Some(cut) = cut
+                        && data.len() >= cut.after
+                    {
+                        if cut.stall {
+                            std::future::pending::<()>().await;
+                        }
+                        return Ok(());
+                    }
                     let mut raw = Vec::new();
                     if io.read_until(b'\n', &mut raw).await? == 0 {
                         return Ok(());

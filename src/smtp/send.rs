@@ -223,6 +223,23 @@ fn is_throttling(error: &Error) -> bool {
     }
 }
 
+/// Whether a pooled connection's refusal of `MAIL FROM` for now may have been the server's
+/// parting words to it while it was idle (Exchange's `451 4.7.0 Timeout waiting for client
+/// input`) from a server that then kept it open: every reply after would be one behind (the
+/// RSET reading the MAIL reply, a later DATA's reply read as the message's), so the
+/// connection is not used again. The refusal is reported as it is: a real one would come
+/// on a new connection too.
+fn out_of_turn(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Smtp {
+            stage: SmtpStage::Mail,
+            code: Some(400..=499),
+            ..
+        }
+    )
+}
+
 /// What one attempt came to: its result, or the send deadline passing.
 type AttemptOutcome = std::result::Result<Result<Accepted>, tokio::time::error::Elapsed>;
 
@@ -285,7 +302,7 @@ async fn attempt(
             }
             Err(error) => {
                 let broken = conn.is_broken();
-                if broken {
+                if broken || (reused && out_of_turn(&error)) {
                     conn.abort().await;
                 } else {
                     inner.pool.put(conn);

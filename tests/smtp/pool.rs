@@ -1,6 +1,7 @@
 //! The connection pool: reuse, replacement and the connection limit.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use mail_connector::{MailTransport, RetryPolicy, Secret};
 
@@ -143,5 +144,38 @@ async fn the_future_each_send_allocates_stays_within_a_kibibyte() {
     assert!(
         size <= 1024,
         "an SMTP send's future is {size} bytes; keep large or rare state out of line"
+    );
+}
+
+/// A server that says goodbye to an idle connection (`451 4.7.0`) and does not close it:
+/// the next send's `MAIL FROM` reads the farewell, so each reply after it would be one
+/// behind (its RSET reads the MAIL reply, and the next send would take the reply to its
+/// DATA for the reply to its message). Such a connection is never used again: the send
+/// goes on a new one, and a refusal of the data is reported, never taken for acceptance.
+#[tokio::test]
+async fn a_pooled_connection_answered_out_of_turn_is_not_used_again() {
+    let server = TestServer::start(ServerOptions {
+        unsolicited_after_message: Some("451 4.7.0 Timeout waiting for client input".into()),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server).build().unwrap();
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    // The next message's data is refused once (then taken at the retry).
+    server.state.transient_data_left.store(1, Ordering::SeqCst);
+    for _ in 0..2 {
+        transport
+            .send(&simple_email("ann@example.org"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(server.state.rejected_data.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        server.messages().len(),
+        3,
+        "each send reported sent arrived"
     );
 }

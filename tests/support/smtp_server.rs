@@ -66,6 +66,10 @@ pub struct ServerOptions {
     /// Online does to a connection left idle: `451 4.7.0 Timeout waiting for client input`).
     /// The client reads it as the answer to its next command.
     pub farewell_after_message: Option<String>,
+    /// Send this reply unasked after each accepted message and keep the session open (a
+    /// server or proxy that does not close after its farewell): the client's next command
+    /// reads it, and each reply after is one behind.
+    pub unsolicited_after_message: Option<String>,
     /// Never answer after the message data (the client's deadline must fire).
     pub silent_after_data: bool,
     /// How many messages are answered with `transient_data_reply` after the final `.`
@@ -121,6 +125,7 @@ impl Default for ServerOptions {
             rcpt_replies: Vec::new(),
             close_after_message: false,
             farewell_after_message: None,
+            unsolicited_after_message: None,
             silent_after_data: false,
             transient_data_failures: 0,
             transient_data_reply: "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"

@@ -368,6 +368,9 @@ pub(super) async fn session(
                     reply(&mut io, farewell).await?;
                     return Ok(());
                 }
+                if let Some(unasked) = &options.unsolicited_after_message {
+                    reply(&mut io, unasked).await?;
+                }
             }
             "RSET" => {
                 transaction.end();

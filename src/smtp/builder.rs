@@ -177,7 +177,9 @@ impl SmtpTransportBuilder {
 
     /// The deadline for each stage of opening a connection — TCP connect, greeting and
     /// EHLO, TLS, AUTH — never past the send timeout (default 15 s). A server that accepts
-    /// the connection and then stays silent fails the stage, and the send is retried.
+    /// the connection and then stays silent fails the stage, and the send is retried. It
+    /// also bounds the wait for the first reply on a pooled connection, which may have died
+    /// silently while idle: the send then goes on a new connection.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tokio::time::Instant;
+
 use lettre::Address;
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
@@ -255,12 +257,17 @@ impl Connection {
     ///
     /// When `cancelled` is set (the caller is gone) before the data, the transaction is
     /// ended with `RSET` at the next step instead of going on.
+    ///
+    /// `mail_reply_by` bounds the wait for the reply to `MAIL FROM` (on a pooled connection,
+    /// which may have died silently while idle): none by then breaks the connection with an
+    /// error that lets the caller try a new one.
     pub(super) async fn transfer(
         &mut self,
         envelope: &Envelope,
         bytes: &[u8],
         progress: &mut Progress,
         cancelled: &AtomicBool,
+        mail_reply_by: Option<Instant>,
     ) -> Result<Accepted> {
         let gone = || cancelled.load(Ordering::Relaxed);
         progress.stage = SmtpStage::Mail;
@@ -299,8 +306,26 @@ impl Connection {
             }
             parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        let mail = Mail::new(Some(envelope.from.clone()), parameters);
-        if let Err(e) = quiet(self.conn.command(mail)).await {
+        let mail = quiet(
+            self.conn
+                .command(Mail::new(Some(envelope.from.clone()), parameters)),
+        );
+        let mail = match mail_reply_by {
+            Some(by) => match tokio::time::timeout_at(by, mail).await {
+                Ok(reply) => reply,
+                Err(_elapsed) => {
+                    self.broken = true;
+                    return Err(client_error(
+                        SmtpStage::Mail,
+                        "no reply to MAIL FROM on a pooled connection; it was dropped",
+                        true,
+                        Delivery::NotSent,
+                    ));
+                }
+            },
+            None => mail.await,
+        };
+        if let Err(e) = mail {
             let error = self.error(SmtpStage::Mail, &e, Delivery::NotSent);
             self.note(&error);
             self.reset().await;

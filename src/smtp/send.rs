@@ -292,8 +292,12 @@ async fn attempt(
                 Err(error) => return Ok(Err(error)),
             },
         };
+        // A pooled connection may have died while idle, silently (a NAT or firewall that
+        // forgot it): its first reply is waited for no longer than a new connection's
+        // greeting would be, and then a new one is tried.
+        let mail_reply_by = reused.then(|| Instant::now() + inner.connector.connect_timeout);
         // No answer by the deadline: the connection is dropped (closed) with the future.
-        let transfer = conn.transfer(envelope, bytes, progress, cancelled);
+        let transfer = conn.transfer(envelope, bytes, progress, cancelled, mail_reply_by);
         let result = tokio::time::timeout_at(deadline, transfer).await?;
         match result {
             Ok(accepted) => {

@@ -179,3 +179,28 @@ async fn a_pooled_connection_answered_out_of_turn_is_not_used_again() {
         "each send reported sent arrived"
     );
 }
+
+/// A pooled connection that died silently while idle (a NAT or firewall forgot it; no
+/// reset): its first reply is waited for no longer than the connect timeout, and the send
+/// goes on a new connection instead of waiting out its deadline and failing.
+#[tokio::test]
+async fn a_pooled_connection_that_died_silently_is_replaced_after_the_connect_timeout() {
+    let server = TestServer::start(ServerOptions {
+        silent_after_message: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server)
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .send_deadline(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        transport
+            .send(&simple_email("ann@example.org"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(server.messages().len(), 3);
+    assert_eq!(transport.connections_opened(), 3, "one per send");
+}

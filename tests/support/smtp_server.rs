@@ -70,6 +70,9 @@ pub struct ServerOptions {
     /// server or proxy that does not close after its farewell): the client's next command
     /// reads it, and each reply after is one behind.
     pub unsolicited_after_message: Option<String>,
+    /// After accepting a message, read on but never answer again on that connection (one a
+    /// NAT or firewall forgot while it was idle, with no reset).
+    pub silent_after_message: bool,
     /// Never answer after the message data (the client's deadline must fire).
     pub silent_after_data: bool,
     /// How many messages are answered with `transient_data_reply` after the final `.`
@@ -126,6 +129,7 @@ impl Default for ServerOptions {
             close_after_message: false,
             farewell_after_message: None,
             unsolicited_after_message: None,
+            silent_after_message: false,
             silent_after_data: false,
             transient_data_failures: 0,
             transient_data_reply: "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"

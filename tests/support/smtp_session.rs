@@ -371,6 +371,10 @@ pub(super) async fn session(
                 if let Some(unasked) = &options.unsolicited_after_message {
                     reply(&mut io, unasked).await?;
                 }
+                if options.silent_after_message {
+                    while read_line(&mut io).await?.is_some() {}
+                    return Ok(());
+                }
             }
             "RSET" => {
                 transaction.end();

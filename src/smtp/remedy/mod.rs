@@ -4,6 +4,7 @@
 //! far more than the three-digit reply code; the table ([`table`]) keys on it first, then on the
 //! reply code and the SASL mechanism.
 
+mod exchange;
 mod table;
 
 use table::remedy;

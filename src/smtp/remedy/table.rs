@@ -1,58 +1,13 @@
 //! The table of remedies: an SMTP failure (stage, reply code, enhanced code, text,
 //! mechanism) mapped to what the admin should change.
 
+use super::exchange::{BASIC_RETIRED, PASSWORD, auth_refused, sending_limit_remedy};
 use super::{
     CERT_ISSUER, CERT_NAME, CERT_TIME, PASSWORD_TRANSITION, TOKEN_TIMEOUT_REMEDY, contains,
     is_token_challenge, reply_is_transient,
 };
 use crate::error::SmtpStage;
 use crate::smtp::tls_mode::{IMPLICIT_TLS_PORT, NO_TLS_MODE, PLAIN_SMTP_PORT};
-
-/// What to change when Exchange Online refuses a submission for the sending mailbox's own
-/// state: its daily recipient limit used up, its mailbox full (a copy of each message sent
-/// by SMTP is kept in Sent Items), or SMTP sending paused for it after the same error again
-/// and again (`550 5.2.251`–`5.2.255`). Sources: Microsoft Learn, "Message storage and
-/// concurrent connection throttling for SMTP Authenticated Submission" and "Continuous
-/// error throttling for SMTP AUTH submissions in Exchange Online".
-fn sending_limit_remedy(enhanced: Option<&str>, message: &str) -> Option<String> {
-    const PAUSED: &str = "Exchange Online pauses SMTP sending from a mailbox for a while after \
-                          the same error again and again; it resumes by itself once the cause \
-                          is fixed";
-    const MAILBOX_FULL: &str = "the sending mailbox (User Name, `user_name`) is full, and \
-         Exchange Online keeps a copy of every message sent by SMTP in its Sent Items: empty \
-         Sent Items, or give the mailbox a retention policy that empties it";
-    let remedy = if contains(message, "SubmissionQuotaExceeded") {
-        "the sending mailbox (User Name, `user_name`) reached Exchange Online's daily limit of \
-         10,000 recipients: sending resumes as the 24-hour window moves on; spread the sends \
-         over several mailboxes, or send bulk mail through a service made for it"
-            .to_owned()
-    } else if enhanced == Some("5.2.251") {
-        format!("{PAUSED}: {MAILBOX_FULL}")
-    } else if contains(message, "STOREDRV.Submission")
-        && (contains(message, "QuotaExceeded") || contains(message, "mailbox full"))
-    {
-        MAILBOX_FULL.to_owned()
-    } else if enhanced == Some("5.2.253") {
-        format!(
-            "{PAUSED}: the sending mailbox (User Name, `user_name`) has no valid Exchange \
-             Online licence; assign one in the Microsoft 365 admin center"
-        )
-    } else if enhanced == Some("5.2.254") {
-        format!(
-            "{PAUSED}: messages had more recipients than Exchange Online takes in one message; \
-             set Recipient Limit (`recipient_limit`) to 500 or less, so that larger lists are \
-             sent in parts"
-        )
-    } else if enhanced == Some("5.2.255") {
-        format!(
-            "{PAUSED}: many messages went to addresses that do not exist; remove the invalid \
-             addresses from the lists this service sends to"
-        )
-    } else {
-        return None;
-    };
-    Some(remedy)
-}
 
 /// What the admin should change, for an SMTP failure.
 pub(super) fn remedy(
@@ -64,19 +19,16 @@ pub(super) fn remedy(
 ) -> Option<String> {
     let xoauth2 = mechanism.is_some_and(|m| m.eq_ignore_ascii_case("XOAUTH2"));
     let remedy = if enhanced == Some("5.7.139") || contains(message, "SmtpClientAuthentication") {
-        "SMTP AUTH is disabled for the tenant or the mailbox (the default for tenants created \
-         after January 2020 and with security defaults): enable it for the mailbox in Exchange \
-         Online PowerShell with `Set-CASMailbox -Identity <user_name> \
-         -SmtpClientAuthenticationDisabled $false` (or for the organisation with \
-         `Set-TransportConfig -SmtpClientAuthenticationDisabled $false`), or switch \
-         Authentication Mode (`auth_mode`) to `oauth` with `transport = \"graph\"`"
-            .to_owned()
+        auth_refused(message, xoauth2)
     } else if enhanced == Some("5.7.30")
         || contains(message, "Basic authentication is not supported")
     {
-        "Exchange Online no longer accepts basic authentication (user name and password) for \
-         SMTP: switch Authentication Mode (`auth_mode`) to `oauth` and set `oauth_client_id`, \
-         `client_secret` and `tenant_id`"
+        BASIC_RETIRED.to_owned()
+    } else if enhanced == Some("5.1.8") || contains(message, "bad outbound sender") {
+        "Exchange Online has blocked the sending mailbox (User Name, `user_name`) from \
+         sending, usually after it sent spam (a compromised account): secure the account, then \
+         have an admin release it in Microsoft Defender (Email & collaboration → Review → \
+         Restricted entities)"
             .to_owned()
     } else if enhanced == Some("5.2.252")
         || contains(message, "SendAsDenied")
@@ -98,24 +50,31 @@ pub(super) fn remedy(
          -User <service principal ID> -AccessRights FullAccess`; and check that SMTP AUTH is \
          enabled for the mailbox"
             .to_owned()
+    } else if code == Some(535) && enhanced == Some("5.7.3") {
+        format!(
+            "{PASSWORD}; if they are right, SMTP AUTH may be disabled for the mailbox: \
+             enable it with `Set-CASMailbox -Identity <user_name> \
+             -SmtpClientAuthenticationDisabled $false`"
+        )
     } else if code == Some(535) || (stage == SmtpStage::Auth && enhanced == Some("5.7.8")) {
-        "the server rejected the user name or password: check User Name (`user_name`) and \
-         Password (`password`); an account with multi-factor authentication needs OAuth \
-         (`auth_mode = \"oauth\"`)"
-            .to_owned()
+        PASSWORD.to_owned()
     } else if enhanced == Some(PASSWORD_TRANSITION) {
         "the server wants this account's password changed before it accepts it (a password \
          transition, `4.7.12`): change the mailbox's password, then update Password \
          (`password`); trying again does not help"
             .to_owned()
     } else if code == Some(432)
-        || enhanced == Some("4.3.2")
-        || contains(message, "concurrent connection limit")
+        || contains(message, "concurrent")
         || contains(message, "thread limit exceeded")
     {
         "the mailbox has too many simultaneous SMTP connections (Exchange Online allows 3 per \
          mailbox): share one transport per mailbox and keep its connection limit at 3 or \
          below; the send is retried automatically"
+            .to_owned()
+    } else if enhanced == Some("4.3.2") {
+        "the server is not accepting mail for now (maintenance or load): the send is retried \
+         automatically; if it lasts, check the service's health (for Exchange Online, Service \
+         health in the Microsoft 365 admin center)"
             .to_owned()
     } else if code == Some(530) && contains(message, "STARTTLS") {
         "the server accepts mail only over TLS: set Use SSL (`use_ssl = true`) or \
@@ -175,6 +134,11 @@ pub(super) fn remedy(
              check Authentication Mode (`auth_mode`); Exchange Online offers AUTH only after \
              STARTTLS, so keep Use SSL (`use_ssl`) on"
         )
+    } else if stage == SmtpStage::Rcpt && matches!(enhanced, Some("5.5.3" | "4.5.3")) {
+        "the message has more recipients than the server takes in one message: set Recipient \
+         Limit (`recipient_limit`) to the server's limit (500 for Exchange Online), so that \
+         larger lists are sent in parts"
+            .to_owned()
     } else if stage == SmtpStage::Rcpt && code.is_some_and(|c| c >= 500) {
         "the server refused the recipient: check the address, or the mailbox's permission to \
          send to it"
@@ -307,6 +271,92 @@ mod tests {
                 .is_some_and(|r| r.contains("Sent Items")),
             "{elsewhere:?}"
         );
+    }
+
+    /// Replies that share a code are told apart by their text, so that no admin is sent to
+    /// fix the wrong thing: Exchange's `5.7.139` (SMTP AUTH off, a wrong password, a policy),
+    /// `4.3.2` (too many connections, or the service unavailable).
+    #[test]
+    fn replies_sharing_a_code_get_the_remedy_their_text_names() {
+        let r = |stage, code, enhanced, message, mechanism| {
+            remedy(stage, Some(code), Some(enhanced), message, mechanism).unwrap()
+        };
+        let auth = |message, mechanism| r(SmtpStage::Auth, 535, "5.7.139", message, mechanism);
+        let wrong = auth(
+            "Authentication unsuccessful, the user credentials were incorrect. [PH0PR07CA0004]",
+            Some("LOGIN"),
+        );
+        assert!(wrong.contains("`password`"), "{wrong}");
+        assert!(!wrong.contains("Set-CASMailbox"), "{wrong}");
+        let policy = auth(
+            "Authentication unsuccessful, the request did not meet the criteria to be \
+             authenticated successfully. Contact your administrator.",
+            Some("LOGIN"),
+        );
+        assert!(policy.contains("Conditional Access"), "{policy}");
+        assert!(!policy.contains("Set-CASMailbox"), "{policy}");
+        let off = auth(
+            "Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox.",
+            Some("XOAUTH2"),
+        );
+        assert!(off.contains("Set-CASMailbox"), "{off}");
+        assert!(off.contains("transport = \"graph\""), "{off}");
+        assert!(
+            !off.contains("`auth_mode`"),
+            "OAuth is already in use: {off}"
+        );
+        let unknown = auth("Authentication unsuccessful", Some("LOGIN"));
+        assert!(
+            unknown.contains("Set-CASMailbox") && unknown.contains("`password`"),
+            "{unknown}"
+        );
+        let basic = r(
+            SmtpStage::Auth,
+            535,
+            "5.7.3",
+            "Authentication unsuccessful [BN9PR03CA0123]",
+            Some("LOGIN"),
+        );
+        assert!(
+            basic.contains("`password`") && basic.contains("Set-CASMailbox"),
+            "{basic}"
+        );
+
+        let unavailable = r(
+            SmtpStage::Connect,
+            421,
+            "4.3.2",
+            "Service not available, closing transmission channel",
+            None,
+        );
+        assert!(!unavailable.contains("3 per"), "{unavailable}");
+        assert!(
+            unavailable.contains("retried automatically"),
+            "{unavailable}"
+        );
+        let too_many = r(
+            SmtpStage::Connect,
+            421,
+            "4.3.2",
+            "The maximum number of concurrent server connections has exceeded a limit, \
+             closing transmission channel",
+            None,
+        );
+        assert!(too_many.contains("3 per"), "{too_many}");
+
+        let blocked = r(
+            SmtpStage::Mail,
+            550,
+            "5.1.8",
+            "Access denied, bad outbound sender",
+            None,
+        );
+        assert!(blocked.contains("Restricted entities"), "{blocked}");
+        for (code, enhanced) in [(550, "5.5.3"), (452, "4.5.3")] {
+            let too_many = r(SmtpStage::Rcpt, code, enhanced, "Too many recipients", None);
+            assert!(too_many.contains("`recipient_limit`"), "{too_many}");
+            assert!(!too_many.contains("check the address"), "{too_many}");
+        }
     }
 
     #[test]

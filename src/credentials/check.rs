@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use super::managed_identity::APP_ROLE_REMEDY;
-use super::{Credentials, Inner, TokenClaims};
+use super::{AccessToken, Credentials, Inner, TokenClaims};
 use crate::check::{CheckStep, FailureKind};
 use crate::expiry::ExpiryDate;
 
@@ -39,29 +39,23 @@ impl Credentials {
         if let CredentialKind::ManagedIdentity(described) = &oauth.kind {
             steps.push(CheckStep::ok("credentials", described.clone()));
         }
-        match self.access_token(scope).await {
-            Ok(token) => {
-                let left = token
-                    .expires_at()
-                    .duration_since(SystemTime::now())
-                    .unwrap_or_default();
-                let claims = token.claims();
-                let tenant = claims
-                    .as_ref()
-                    .and_then(|c| c.tid.as_deref())
-                    .map(|t| format!(", tenant {t}"))
-                    .unwrap_or_default();
-                steps.push(CheckStep::ok(
-                    "token",
-                    format!(
-                        "access token for {scope} obtained; valid for {} min{tenant}",
-                        left.as_secs() / 60
-                    ),
-                ));
-                if !required_roles.is_empty() {
-                    steps.push(self.permission_step(claims.as_ref(), required_roles));
-                }
+        match self
+            .access_token(scope)
+            .await
+            .map(|token| (token.claims(), token))
+        {
+            // A cached token without a required role may predate admin consent, and keeps its
+            // old permissions until it expires: ask for a new one before saying it lacks them.
+            Ok((claims, token))
+                if claims.as_ref().is_some_and(|claims| {
+                    claims.scp.is_none() && required_roles.iter().any(|role| !claims.has_role(role))
+                }) =>
+            {
+                self.invalidate(&token);
+                let fresh = self.access_token(scope).await.unwrap_or(token);
+                steps.extend(self.token_steps(scope, &fresh, required_roles));
             }
+            Ok((_, token)) => steps.extend(self.token_steps(scope, &token, required_roles)),
             Err(error) => steps.push(CheckStep::from_error("token", &error)),
         }
         match &oauth.kind {
@@ -80,6 +74,37 @@ impl Credentials {
             && !matches!(oauth.kind, CredentialKind::ManagedIdentity(_))
         {
             steps.push(CheckStep::ok("credential", oauth.kind.describe()));
+        }
+        steps
+    }
+
+    /// The `token` step for a token obtained, and the `permission` step when roles are
+    /// required.
+    fn token_steps(
+        &self,
+        scope: &str,
+        token: &AccessToken,
+        required_roles: &[&str],
+    ) -> Vec<CheckStep> {
+        let left = token
+            .expires_at()
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        let claims = token.claims();
+        let tenant = claims
+            .as_ref()
+            .and_then(|c| c.tid.as_deref())
+            .map(|t| format!(", tenant {t}"))
+            .unwrap_or_default();
+        let mut steps = vec![CheckStep::ok(
+            "token",
+            format!(
+                "access token for {scope} obtained; valid for {} min{tenant}",
+                left.as_secs() / 60
+            ),
+        )];
+        if !required_roles.is_empty() {
+            steps.push(self.permission_step(claims.as_ref(), required_roles));
         }
         steps
     }

@@ -32,7 +32,10 @@ use reqwest::header::HeaderValue;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::error::{Failure, GraphFailure, to_error};
+use super::error::{
+    Failure, GraphFailure, PERMISSION_STALE_AFTER, permission_granted, refused_for_permission,
+    to_error,
+};
 use crate::credentials::{AccessToken, TokenProvider};
 use crate::error::{Delivery, Error, Result};
 use crate::http::{
@@ -186,6 +189,9 @@ impl GraphClient {
         client_request_id: &str,
         tries: Tries<'_>,
     ) -> Result<Option<Duration>> {
+        // What the token's claims say of the permission the operation needs: read only here,
+        // after a failure.
+        let granted = token.and_then(|token| permission_granted(token, request.operation));
         let error = |failure: &Failure, delivery: Delivery, transient: bool| {
             to_error(
                 request.operation,
@@ -194,11 +200,43 @@ impl GraphClient {
                 delivery,
                 transient,
                 self.tokens.permission_remedy(),
+                granted,
             )
         };
         let throttled = matches!(failure, Failure::Status { status, .. }
             if matches!(*status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE));
         let retry_after = match failure {
+            // Refused for a permission the token lacks, though it may have been granted since
+            // the token was fetched (admin consent after the first sends): a token older than
+            // a few minutes is replaced, once. Nothing was sent.
+            Failure::Status {
+                status,
+                code,
+                message,
+                ..
+            } if request.authorize
+                && !*tries.refreshed_token
+                && granted == Some(false)
+                && refused_for_permission(*status, code.as_deref(), message)
+                && token.is_some_and(|token| {
+                    token
+                        .issued_at()
+                        .elapsed()
+                        .is_ok_and(|age| age >= PERMISSION_STALE_AFTER)
+                }) =>
+            {
+                *tries.refreshed_token = true;
+                if let Some(token) = token {
+                    self.tokens.invalidate(token);
+                }
+                tracing::info!(
+                    operation = request.operation,
+                    "Graph refused a permission the access token lacks; the token predates any \
+                     grant since, so a new one is fetched"
+                );
+                crate::observe::count_attempt(); // a second request: an attempt, not a retry
+                return Ok(None);
+            }
             // The server certainly did not act on a refused token: fetch a new one, once.
             Failure::Status { status, code, .. }
                 if *status == StatusCode::UNAUTHORIZED
@@ -230,8 +268,10 @@ impl GraphClient {
             {
                 *retry_after
             }
-            Failure::Status { status, .. }
-                if *status == StatusCode::UNAUTHORIZED && *tries.refreshed_token =>
+            Failure::Status { status, code, .. }
+                if *status == StatusCode::UNAUTHORIZED
+                    && *tries.refreshed_token
+                    && code.as_deref() != Some("NoPermissionsInAccessToken") =>
             {
                 // A token fetched just now was refused too: not a rollover but a revoked
                 // or blocked app. Stop asking Entra for new tokens for a while.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use crate::credentials::AccessToken;
 use crate::error::{Advice, Delivery, Error};
 
 /// The facts of one failed Graph request; [`GraphFailure::into_error`] adds the advice.
@@ -22,6 +23,9 @@ pub(super) struct GraphFailure {
     /// How to grant `Mail.Send` when the app registration's steps do not apply (a managed
     /// identity's token provider says).
     pub permission_remedy: Option<String>,
+    /// Whether the token used carries the permission the operation needs (`Mail.Send`, or
+    /// `Mail.ReadWrite` for a draft), as its claims say; `None` when unknown.
+    pub permission_granted: Option<bool>,
 }
 
 impl GraphFailure {
@@ -38,6 +42,7 @@ impl GraphFailure {
             delivery: Delivery::NotSent,
             retry_after: None,
             permission_remedy: None,
+            permission_granted: None,
         }
     }
 
@@ -47,7 +52,10 @@ impl GraphFailure {
             self.status,
             self.code.as_deref(),
             &self.message,
-            self.permission_remedy.as_deref(),
+            Permission {
+                remedy: self.permission_remedy.as_deref(),
+                granted: self.permission_granted,
+            },
         ))
         .with_auth(self.operation != UPLOAD && is_auth(self.status, self.code.as_deref()))
         .with_retry_after(self.retry_after);
@@ -74,21 +82,83 @@ fn is_auth(status: Option<u16>, code: Option<&str>) -> bool {
         )
 }
 
+/// The application permission a Graph operation needs: a draft's (large attachments) also
+/// `Mail.ReadWrite`.
+fn needed_permission(operation: &str) -> &'static str {
+    match operation {
+        "create draft" | "add attachment" | "create upload session" | "delete draft" => {
+            "Mail.ReadWrite"
+        }
+        _ => "Mail.Send",
+    }
+}
+
+/// Whether `token` carries the permission `operation` needs, as its claims say: `None` when
+/// they cannot be read, or for a delegated (user) token, whose permissions are another
+/// matter.
+pub(super) fn permission_granted(token: &AccessToken, operation: &str) -> Option<bool> {
+    let claims = token.claims()?;
+    match claims.scp {
+        Some(_) => None,
+        None => Some(claims.has_role(needed_permission(operation))),
+    }
+}
+
+/// Whether Graph refused a request for the lack of a permission in the token (not for an
+/// access policy, which no new token changes).
+pub(super) fn refused_for_permission(
+    status: StatusCode,
+    code: Option<&str>,
+    message: &str,
+) -> bool {
+    let policy = message.contains("AccessPolicy") || message.contains("OData is disabled");
+    match status {
+        StatusCode::FORBIDDEN => matches!(code, None | Some("ErrorAccessDenied")) && !policy,
+        StatusCode::UNAUTHORIZED => code == Some("NoPermissionsInAccessToken"),
+        _ => false,
+    }
+}
+
+/// What is known of the permission a refused request needed.
+#[derive(Clone, Copy)]
+struct Permission<'a> {
+    /// How to grant it when the app registration's steps do not apply.
+    remedy: Option<&'a str>,
+    /// Whether the token carried it.
+    granted: Option<bool>,
+}
+
+/// How long a token without the permission is kept after Graph refused a request for the
+/// lack of it: a token fetched before admin consent keeps its old permissions until it
+/// expires (an hour or more), so an older one is replaced at the next refusal.
+pub(super) const PERMISSION_STALE_AFTER: Duration = Duration::from_secs(5 * 60);
+
 /// What to change for a Graph error: from its code first, then its status; `permission`
-/// replaces the app registration's steps for granting `Mail.Send` when they do not apply.
+/// says how to grant `Mail.Send` when the app registration's steps do not apply, and
+/// whether the token carried the permission.
 fn remedy(
     operation: &str,
     status: Option<u16>,
     code: Option<&str>,
     message: &str,
-    permission: Option<&str>,
+    permission: Permission<'_>,
 ) -> Option<String> {
     const CONSENT: &str = "in the app registration add the Microsoft Graph permission `Mail.Send` \
         as an Application permission (not Delegated), then click \"Grant admin consent\"";
-    let drafts = matches!(
-        operation,
-        "create draft" | "add attachment" | "create upload session"
-    );
+    // After consent, a token fetched before it still lacks the permission: say when the
+    // transport replaces it.
+    let stale = match permission.granted {
+        Some(false) => {
+            "; a token fetched before consent keeps its old permissions, and the \
+            transport fetches a new one once Graph refuses one older than 5 minutes"
+        }
+        _ => "",
+    };
+    let refused = matches!(
+        code,
+        Some("ErrorAccessDenied" | "NoPermissionsInAccessToken" | "Authorization_RequestDenied")
+    ) || (code.is_none() && status == Some(403));
+    let drafts = needed_permission(operation) == "Mail.ReadWrite";
     if operation == UPLOAD
         && let Some(text) = upload_remedy(status, code)
     {
@@ -103,24 +173,30 @@ fn remedy(
              scope (changes can take an hour to apply)"
                 .to_owned()
         }
-        (Some("ErrorAccessDenied"), _) if drafts => match permission {
+        _ if refused
+            && permission.granted == Some(true)
+            && code != Some("NoPermissionsInAccessToken") =>
+        {
+            "the access token carries the permission, yet Graph refused the mailbox: an Exchange \
+             application access policy or RBAC for Applications scope may exclude the User Name \
+             (`user_name`) mailbox — ask the Exchange admin to check with \
+             `Test-ApplicationAccessPolicy -Identity <user_name> -AppId <oauth_client_id>` or \
+             `Test-ServicePrincipalAuthorization` (changes take up to an hour to apply)"
+                .to_owned()
+        }
+        (Some("ErrorAccessDenied"), _) if drafts => match permission.remedy {
             Some(grant) => format!(
                 "large attachments are uploaded to a draft, which needs Microsoft Graph's \
-                 `Mail.ReadWrite` in addition to `Mail.Send`: {}",
+                 `Mail.ReadWrite` in addition to `Mail.Send`: {}{stale}",
                 grant.replace("`Mail.Send`", "`Mail.ReadWrite`")
             ),
-            None => "large attachments are uploaded to a draft, which needs the Microsoft Graph \
-             `Mail.ReadWrite` Application permission in addition to `Mail.Send`: add it in the app \
-             registration and click \"Grant admin consent\""
-                .to_owned(),
-        },
-        (
-            Some(
-                "ErrorAccessDenied" | "NoPermissionsInAccessToken" | "Authorization_RequestDenied",
+            None => format!(
+                "large attachments are uploaded to a draft, which needs the Microsoft Graph \
+                 `Mail.ReadWrite` Application permission in addition to `Mail.Send`: add it in \
+                 the app registration and click \"Grant admin consent\"{stale}"
             ),
-            _,
-        )
-        | (None, Some(403)) => permission.unwrap_or(CONSENT).to_owned(),
+        },
+        _ if refused => format!("{}{stale}", permission.remedy.unwrap_or(CONSENT)),
         (Some("ErrorInvalidUser" | "ResourceNotFound" | "MailboxNotEnabledForRESTAPI"), _)
         | (None, Some(404)) => {
             "User Name (`user_name`) is not a mailbox in this tenant, or it has \
@@ -144,15 +220,29 @@ fn remedy(
             "Graph accepts at most 5 custom headers, each named `X-…`: remove the others".to_owned()
         }
         (Some("InvalidAuthenticationToken"), _) | (None, Some(401)) => {
-            "Graph refused the access token even after fetching a new one. Most often the app \
-             lost its access: admin consent was revoked (grant it again under API permissions), \
-             the app or its service principal was disabled (Enterprise applications → \
-             Properties → Enabled for users to sign in), a Conditional Access policy for \
-             workload identities blocks it, or an Exchange application access policy / RBAC \
-             for Applications scope excludes the User Name (`user_name`) mailbox. Otherwise \
-             check that `cloud` (or `authority_host` and `graph_endpoint`) match the tenant's \
-             cloud, and that this host's clock is correct"
-                .to_owned()
+            // After a new token was fetched (a first 401 is answered with one): not a token
+            // gone stale, but one Graph does not take at all.
+            const SCOPE: &str = "leave `oauth_scope` unset for Graph, or set it to the Graph \
+                resource's `/.default` (https://graph.microsoft.com/.default in the global cloud; \
+                https://outlook.office365.com/.default is for SMTP)";
+            if message.contains("audience") {
+                format!(
+                    "Graph refused the access token as not meant for it (its audience): \
+                     {SCOPE}, and check that `cloud` (or `authority_host` and \
+                     `graph_endpoint`) name the tenant's cloud"
+                )
+            } else if message.contains("expired") || message.contains("not yet valid") {
+                "Graph refused a newly fetched access token as expired or not yet valid: this \
+                 host's clock is wrong; set it right (NTP)"
+                    .to_owned()
+            } else {
+                format!(
+                    "Graph refused the access token even after fetching a new one, so it is not a \
+                     token Graph takes: {SCOPE}; check that `cloud` (or `authority_host` and \
+                     `graph_endpoint`) name the tenant's cloud, and this host's clock; a token \
+                     provider of your own must give tokens for Microsoft Graph"
+                )
+            }
         }
         (Some("TlsCertificateRejected"), _) => crate::http::tls_remedy("graph_endpoint"),
         (Some("RedirectNotFollowed"), _) => "Graph answered with a redirect, which is never \
@@ -267,6 +357,7 @@ pub(super) fn to_error(
     delivery: Delivery,
     transient: bool,
     permission_remedy: Option<String>,
+    permission_granted: Option<bool>,
 ) -> Error {
     let (status, code, message, request_id, retry_after) = match failure {
         Failure::NotSent(message) | Failure::Invalid(message) => {
@@ -329,6 +420,7 @@ pub(super) fn to_error(
         delivery,
         retry_after,
         permission_remedy,
+        permission_granted,
     }
     .into_error()
 }

@@ -56,6 +56,26 @@ async fn check_reports_a_missing_role_with_the_consent_url() {
     probe.assert_calls(0);
 }
 
+/// Consent granted after the service fetched its token: `check` in that process asks for a
+/// new token before it reports a missing role (the old one keeps its old permissions).
+#[tokio::test]
+async fn check_after_consent_reads_a_new_token_not_the_cached_one() {
+    let server = MockServer::start_async().await;
+    let mut before = mock_token(&server, &token_for(&[]));
+    let probe = probe_mock(&server, 400, "ErrorInvalidRecipients");
+    let graph = transport(&settings(&server));
+    let report = graph.check().await.unwrap();
+    assert_eq!(step(&report, "permission").status, CheckStatus::Failed);
+    before.delete();
+    let after = mock_token(&server, &token_for(&["Mail.Send"]));
+    let report = graph.check().await.unwrap();
+    let permission = step(&report, "permission");
+    assert_eq!(permission.status, CheckStatus::Ok, "{report}");
+    assert!(permission.detail.contains("Mail.Send"), "{report}");
+    after.assert_calls(1);
+    probe.assert_calls(1);
+}
+
 #[tokio::test]
 async fn check_reports_a_missing_mailbox_and_missing_mail_readwrite() {
     let server = MockServer::start_async().await;

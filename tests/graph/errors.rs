@@ -101,11 +101,12 @@ async fn an_unreachable_graph_is_not_sent_and_says_where_to_look() {
 #[tokio::test]
 async fn mapped_graph_errors_give_their_remedies_and_keep_request_ids() {
     let cases = [
+        // The token carries Mail.Send (below): not consent, Exchange's access policies.
         (
             403,
             "ErrorAccessDenied",
             "Access is denied. Check credentials and try again.",
-            "Application permission",
+            "Test-ApplicationAccessPolicy",
         ),
         (
             403,

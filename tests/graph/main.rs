@@ -7,6 +7,7 @@ mod support;
 
 mod check;
 mod connections;
+mod consent;
 mod draft_failures;
 mod errors;
 mod hardening;

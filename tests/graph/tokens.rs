@@ -74,6 +74,44 @@ async fn a_second_401_fails_with_a_remedy() {
     );
 }
 
+/// A new token refused too says what Graph named: a token for another resource (the scope)
+/// or out of its time (the clock).
+#[tokio::test]
+async fn a_new_token_refused_too_names_the_scope_or_the_clock() {
+    for (message, names, not) in [
+        (
+            "Access token validation failure. Invalid audience.",
+            "`oauth_scope`",
+            "clock",
+        ),
+        (
+            "Access token has expired or is not yet valid.",
+            "clock",
+            "`oauth_scope`",
+        ),
+    ] {
+        let server = MockServer::start_async().await;
+        let (fetches, responder) = numbered_tokens(3600);
+        server.mock(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.respond_with(responder);
+        });
+        server.mock(|when, then| {
+            when.method(POST).path(SEND_PATH);
+            then.status(401)
+                .json_body(graph_error("InvalidAuthenticationToken", message));
+        });
+        let error = transport(&settings(&server))
+            .send(&simple_email())
+            .await
+            .unwrap_err();
+        assert_eq!(fetches.load(Ordering::SeqCst), 2, "a new token was tried");
+        let remedy = error.remedy().unwrap();
+        assert!(remedy.contains(names), "{message}: {remedy}");
+        assert!(!remedy.contains(not), "{message}: {remedy}");
+    }
+}
+
 #[tokio::test]
 async fn a_sovereign_cloud_picks_its_scope_while_endpoints_are_overridden() {
     let server = MockServer::start_async().await;

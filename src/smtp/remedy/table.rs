@@ -48,7 +48,8 @@ pub(super) fn remedy(
          `New-ServicePrincipal -AppId <oauth_client_id> -ObjectId <Enterprise application \
          object ID>`; give it the mailbox with `Add-MailboxPermission -Identity <user_name> \
          -User <service principal ID> -AccessRights FullAccess`; and check that SMTP AUTH is \
-         enabled for the mailbox"
+         enabled for the mailbox, and that `oauth_scope` is unset or Exchange's \
+         (https://outlook.office365.com/.default)"
             .to_owned()
     } else if code == Some(535) && enhanced == Some("5.7.3") {
         format!(

@@ -1,0 +1,128 @@
+//! Graph's refusals for a permission, told apart by what the token carries: a token fetched
+//! before admin consent is replaced (it keeps its old permissions until it expires), and a
+//! refusal despite the permission points at Exchange's access policies, not at consent.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use httpmock::{Method::POST, MockServer};
+use mail_connector::{
+    AccessToken, Credentials, GraphTransport, MailTransport, Mailbox, Result, TokenProvider,
+};
+
+use super::helpers::*;
+use crate::support::*;
+
+/// Gives a token without roles first, issued `first_age` ago, and `roles` after.
+#[derive(Debug)]
+struct Consent {
+    first_age: Duration,
+    roles: &'static [&'static str],
+    asked: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl TokenProvider for Consent {
+    async fn token(&self, _scope: &str) -> Result<AccessToken> {
+        let now = SystemTime::now();
+        let expires = now + Duration::from_secs(3600);
+        Ok(match self.asked.fetch_add(1, Ordering::SeqCst) {
+            0 => AccessToken::new(token_for(&[]), expires).with_issued_at(now - self.first_age),
+            _ => AccessToken::new(token_for(self.roles), expires),
+        })
+    }
+}
+
+fn graph(
+    server: &MockServer,
+    first_age: Duration,
+    roles: &'static [&'static str],
+) -> (GraphTransport, Arc<AtomicUsize>) {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let provider = Consent {
+        first_age,
+        roles,
+        asked: Arc::clone(&asked),
+    };
+    let graph = GraphTransport::builder(
+        Mailbox::parse("no-reply@contoso.com").unwrap(),
+        Credentials::from_token_provider(provider),
+    )
+    .graph_endpoint(server.base_url())
+    .retry_policy(fast_retry(3))
+    .build()
+    .unwrap();
+    (graph, asked)
+}
+
+fn refuse<'a>(server: &'a MockServer, token: &str) -> httpmock::Mock<'a> {
+    server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", format!("Bearer {token}"));
+        then.status(403).json_body(graph_error(
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.",
+        ));
+    })
+}
+
+/// Consent granted after the service fetched its token: Graph refuses the old token, which
+/// is older than a few minutes, so a new one (with `Mail.Send`) is fetched and the send goes.
+#[tokio::test]
+async fn a_token_from_before_consent_is_replaced_and_the_send_goes() {
+    let server = MockServer::start_async().await;
+    let refused = refuse(&server, &token_for(&[]));
+    let accepted = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH).header(
+            "authorization",
+            format!("Bearer {}", token_for(&["Mail.Send"])),
+        );
+        then.status(202);
+    });
+    let (graph, asked) = graph(&server, Duration::from_secs(600), &["Mail.Send"]);
+    let report = graph.send(&simple_email()).await.unwrap();
+    assert_eq!(report.messages.len(), 1);
+    refused.assert_calls(1);
+    accepted.assert_calls(1);
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+}
+
+/// A token fetched just now without the permission: consent is missing, not late. It is not
+/// fetched again (Entra would give the same), and the remedy says how to grant it and that
+/// a token fetched before that is replaced.
+#[tokio::test]
+async fn a_fresh_token_without_the_permission_is_not_refetched() {
+    let server = MockServer::start_async().await;
+    let refused = refuse(&server, &token_for(&[]));
+    let (graph, asked) = graph(&server, Duration::ZERO, &[]);
+    for _ in 0..2 {
+        let error = graph.send(&simple_email()).await.unwrap_err();
+        let remedy = error.remedy().unwrap();
+        assert!(remedy.contains("Grant admin consent"), "{remedy}");
+        assert!(remedy.contains("fetched before consent"), "{remedy}");
+        assert!(!error.is_transient());
+    }
+    refused.assert_calls(2);
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "the cached token is kept");
+}
+
+/// A token that carries `Mail.Send` refused all the same: no new token, and the remedy names
+/// Exchange's access policies and how to test them, not a permission already granted.
+#[tokio::test]
+async fn a_refusal_despite_the_permission_points_at_exchange_policies() {
+    let server = MockServer::start_async().await;
+    let refused = refuse(&server, &token_for(&[]));
+    let with_role = refuse(&server, &token_for(&["Mail.Send"]));
+    // The first token (without roles) is replaced at once (it is old); the second carries
+    // the permission and is refused too.
+    let (graph, asked) = graph(&server, Duration::from_secs(600), &["Mail.Send"]);
+    let error = graph.send(&simple_email()).await.unwrap_err();
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("Test-ApplicationAccessPolicy"), "{remedy}");
+    assert!(!remedy.contains("Grant admin consent"), "{remedy}");
+    refused.assert_calls(1);
+    with_role.assert_calls(1);
+    assert_eq!(asked.load(Ordering::SeqCst), 2, "one refetch, no more");
+}

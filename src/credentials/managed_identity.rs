@@ -48,7 +48,7 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to grant `Mail.Send` to a managed identity, for `check` and errors.
-pub(crate) const APP_ROLE_REMEDY: &str = "the portal cannot grant application permissions to a managed identity: assign Microsoft Graph's app role `Mail.Send` to the identity's service principal with Microsoft Graph PowerShell (`New-MgServicePrincipalAppRoleAssignment -ServicePrincipalId <identity's object id> -PrincipalId <identity's object id> -ResourceId <Microsoft Graph's service principal id> -AppRoleId <id of Mail.Send in its appRoles>`) or the Graph API (`POST /servicePrincipals/{id}/appRoleAssignments`); limit it to one mailbox with Exchange Online RBAC for Applications";
+pub(crate) const APP_ROLE_REMEDY: &str = "the portal cannot grant application permissions to a managed identity: assign Microsoft Graph's app role `Mail.Send` to the identity's service principal with Microsoft Graph PowerShell (`New-MgServicePrincipalAppRoleAssignment -ServicePrincipalId <identity's object id> -PrincipalId <identity's object id> -ResourceId <Microsoft Graph's service principal id> -AppRoleId <id of Mail.Send in its appRoles>`) or the Graph API (`POST /servicePrincipals/{id}/appRoleAssignments`), which covers every mailbox in the tenant; for one mailbox only, assign instead Exchange Online's RBAC for Applications role `Application Mail.Send` scoped to it (an app role and RBAC add up)";
 
 impl Credentials {
     /// OAuth credentials of the Azure host's managed identity (VM, scale set, AKS node, App

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::GraphTransport;
 use super::call::{GraphRequest, Repeat};
-use crate::check::{CheckReport, CheckStep};
+use crate::check::{CheckReport, CheckStatus, CheckStep, FailureKind};
 use crate::error::{Error, Result};
 use crate::http::host_of;
 
@@ -44,18 +44,27 @@ impl GraphTransport {
             ));
             return Ok(report);
         };
-        // The mailbox probe needs a token that carries Mail.Send; a secret that expires soon
-        // (or already did, while a cached token lives on) does not stop it.
+        // The mailbox probe needs a token that Graph may take: a secret that expires soon (or
+        // already did, while a cached token lives on) does not stop it.
         let token_ok = steps
             .iter()
-            .filter(|s| s.name == "token" || s.name == "permission")
-            .all(|s| s.status != crate::check::CheckStatus::Failed);
+            .filter(|s| s.name == "token")
+            .all(|s| s.status != CheckStatus::Failed);
+        let permission_ok = steps
+            .iter()
+            .filter(|s| s.name == "permission")
+            .all(|s| s.status != CheckStatus::Failed);
         for step in steps {
             report.push(step);
         }
-        if let Ok(Ok(token)) =
-            tokio::time::timeout_at(deadline, self.client.tokens.token(&self.client.scope)).await
-            && let Some(claims) = token.claims()
+        let claims =
+            match tokio::time::timeout_at(deadline, self.client.tokens.token(&self.client.scope))
+                .await
+            {
+                Ok(Ok(token)) => token.claims(),
+                _ => None,
+            };
+        if let Some(claims) = &claims
             && claims.has_role("Mail.Send")
             && !claims.has_role("Mail.ReadWrite")
         {
@@ -65,8 +74,32 @@ impl GraphTransport {
                 "add the Microsoft Graph `Mail.ReadWrite` Application permission and grant admin consent",
             ));
         }
-        if token_ok {
-            report.push(self.probe_mailbox(deadline).await);
+        // An app token without the `Mail.Send` role may still send: Exchange Online's RBAC for
+        // Applications grants it, scoped to mailboxes, without any role in the token. Only the
+        // probe can tell.
+        let no_role = claims
+            .as_ref()
+            .is_some_and(|c| c.scp.is_none() && !c.has_role("Mail.Send"));
+        if token_ok && (permission_ok || no_role) {
+            let mailbox = self.probe_mailbox(deadline).await;
+            match (no_role, mailbox.status) {
+                (true, CheckStatus::Ok) => {
+                    for step in report.steps.iter_mut().filter(|s| s.name == "permission") {
+                        *step = CheckStep::warning(
+                            "permission",
+                            "the token carries no `Mail.Send` role, yet Exchange lets this app \
+                             send from the mailbox: Exchange Online RBAC for Applications grants \
+                             it",
+                            "nothing to change; do not also grant Microsoft Graph's `Mail.Send` \
+                             in Entra ID, which would let the app send from every mailbox",
+                        );
+                    }
+                    report.push(mailbox);
+                }
+                // Refused for the missing permission: the permission step says how to grant it.
+                (true, CheckStatus::Failed) if mailbox.kind == Some(FailureKind::Auth) => {}
+                _ => report.push(mailbox),
+            }
         }
         Ok(report)
     }

@@ -44,7 +44,8 @@ async fn check_passes_for_a_complete_setup() {
 async fn check_reports_a_missing_role_with_the_consent_url() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&[]));
-    let probe = probe_mock(&server, 400, "ErrorInvalidRecipients");
+    // Without the permission (and no RBAC for Applications grant) Graph refuses the probe.
+    let probe = probe_mock(&server, 403, "ErrorAccessDenied");
     let report = transport(&settings(&server)).check().await.unwrap();
     let permission = step(&report, "permission");
     assert_eq!(permission.status, CheckStatus::Failed, "{report}");
@@ -53,7 +54,31 @@ async fn check_reports_a_missing_role_with_the_consent_url() {
         remedy.contains("Mail.Send") && remedy.contains("adminconsent?client_id="),
         "{remedy}"
     );
-    probe.assert_calls(0);
+    probe.assert_calls(1);
+    assert!(
+        report.steps.iter().all(|s| s.name != "mailbox"),
+        "the permission step says it: {report}"
+    );
+}
+
+/// Exchange Online's RBAC for Applications lets an app send from a mailbox without any role
+/// in its token: the probe shows it, and the missing role is only a warning that says not
+/// to grant the tenant-wide one.
+#[tokio::test]
+async fn check_passes_an_app_that_rbac_for_applications_lets_send() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&[]));
+    let probe = probe_mock(&server, 400, "ErrorInvalidRecipients");
+    let report = transport(&settings(&server)).check().await.unwrap();
+    probe.assert_calls(1);
+    assert_eq!(step(&report, "mailbox").status, CheckStatus::Ok, "{report}");
+    let permission = step(&report, "permission");
+    assert_eq!(permission.status, CheckStatus::Warning, "{report}");
+    assert!(
+        permission.detail.contains("RBAC for Applications"),
+        "{report}"
+    );
+    assert_ne!(report.status(), CheckStatus::Failed, "{report}");
 }
 
 /// Consent granted after the service fetched its token: `check` in that process asks for a
@@ -61,13 +86,22 @@ async fn check_reports_a_missing_role_with_the_consent_url() {
 #[tokio::test]
 async fn check_after_consent_reads_a_new_token_not_the_cached_one() {
     let server = MockServer::start_async().await;
-    let mut before = mock_token(&server, &token_for(&[]));
-    let probe = probe_mock(&server, 400, "ErrorInvalidRecipients");
+    let roleless = token_for(&[]);
+    let mut before = mock_token(&server, &roleless);
+    let refused = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", format!("Bearer {roleless}"));
+        then.status(403)
+            .json_body(graph_error("ErrorAccessDenied", "probe"));
+    });
     let graph = transport(&settings(&server));
     let report = graph.check().await.unwrap();
     assert_eq!(step(&report, "permission").status, CheckStatus::Failed);
+    refused.assert_calls(1);
     before.delete();
     let after = mock_token(&server, &token_for(&["Mail.Send"]));
+    let probe = probe_mock(&server, 400, "ErrorInvalidRecipients");
     let report = graph.check().await.unwrap();
     let permission = step(&report, "permission");
     assert_eq!(permission.status, CheckStatus::Ok, "{report}");

@@ -14,11 +14,25 @@ use mail_connector::{
 use super::helpers::*;
 use crate::support::*;
 
-/// Gives a token without roles first, issued `first_age` ago, and `roles` after.
+/// The two tokens of a test: without roles, and with `Mail.Send`.
+struct Tokens {
+    roleless: String,
+    granted: String,
+}
+
+fn tokens() -> Tokens {
+    Tokens {
+        roleless: token_for(&[]),
+        granted: token_for(&["Mail.Send"]),
+    }
+}
+
+/// Gives `first` (issued `first_age` ago) first, and `then` after.
 #[derive(Debug)]
 struct Consent {
+    first: String,
     first_age: Duration,
-    roles: &'static [&'static str],
+    then: String,
     asked: Arc<AtomicUsize>,
 }
 
@@ -28,21 +42,23 @@ impl TokenProvider for Consent {
         let now = SystemTime::now();
         let expires = now + Duration::from_secs(3600);
         Ok(match self.asked.fetch_add(1, Ordering::SeqCst) {
-            0 => AccessToken::new(token_for(&[]), expires).with_issued_at(now - self.first_age),
-            _ => AccessToken::new(token_for(self.roles), expires),
+            0 => AccessToken::new(self.first.clone(), expires).with_issued_at(now - self.first_age),
+            _ => AccessToken::new(self.then.clone(), expires),
         })
     }
 }
 
 fn graph(
     server: &MockServer,
+    first: &str,
     first_age: Duration,
-    roles: &'static [&'static str],
+    then: &str,
 ) -> (GraphTransport, Arc<AtomicUsize>) {
     let asked = Arc::new(AtomicUsize::new(0));
     let provider = Consent {
+        first: first.to_owned(),
         first_age,
-        roles,
+        then: then.to_owned(),
         asked: Arc::clone(&asked),
     };
     let graph = GraphTransport::builder(
@@ -73,15 +89,15 @@ fn refuse<'a>(server: &'a MockServer, token: &str) -> httpmock::Mock<'a> {
 #[tokio::test]
 async fn a_token_from_before_consent_is_replaced_and_the_send_goes() {
     let server = MockServer::start_async().await;
-    let refused = refuse(&server, &token_for(&[]));
+    let t = tokens();
+    let refused = refuse(&server, &t.roleless);
     let accepted = server.mock(|when, then| {
-        when.method(POST).path(SEND_PATH).header(
-            "authorization",
-            format!("Bearer {}", token_for(&["Mail.Send"])),
-        );
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", format!("Bearer {}", t.granted));
         then.status(202);
     });
-    let (graph, asked) = graph(&server, Duration::from_secs(600), &["Mail.Send"]);
+    let (graph, asked) = graph(&server, &t.roleless, Duration::from_secs(600), &t.granted);
     let report = graph.send(&simple_email()).await.unwrap();
     assert_eq!(report.messages.len(), 1);
     refused.assert_calls(1);
@@ -95,8 +111,9 @@ async fn a_token_from_before_consent_is_replaced_and_the_send_goes() {
 #[tokio::test]
 async fn a_fresh_token_without_the_permission_is_not_refetched() {
     let server = MockServer::start_async().await;
-    let refused = refuse(&server, &token_for(&[]));
-    let (graph, asked) = graph(&server, Duration::ZERO, &[]);
+    let t = tokens();
+    let refused = refuse(&server, &t.roleless);
+    let (graph, asked) = graph(&server, &t.roleless, Duration::ZERO, &t.roleless);
     for _ in 0..2 {
         let error = graph.send(&simple_email()).await.unwrap_err();
         let remedy = error.remedy().unwrap();
@@ -113,11 +130,12 @@ async fn a_fresh_token_without_the_permission_is_not_refetched() {
 #[tokio::test]
 async fn a_refusal_despite_the_permission_points_at_exchange_policies() {
     let server = MockServer::start_async().await;
-    let refused = refuse(&server, &token_for(&[]));
-    let with_role = refuse(&server, &token_for(&["Mail.Send"]));
+    let t = tokens();
+    let refused = refuse(&server, &t.roleless);
+    let with_role = refuse(&server, &t.granted);
     // The first token (without roles) is replaced at once (it is old); the second carries
     // the permission and is refused too.
-    let (graph, asked) = graph(&server, Duration::from_secs(600), &["Mail.Send"]);
+    let (graph, asked) = graph(&server, &t.roleless, Duration::from_secs(600), &t.granted);
     let error = graph.send(&simple_email()).await.unwrap_err();
     let remedy = error.remedy().unwrap();
     assert!(remedy.contains("Test-ApplicationAccessPolicy"), "{remedy}");

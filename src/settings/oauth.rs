@@ -114,6 +114,21 @@ impl ConnectorSettings {
                     (Some(path), false) => {
                         file_problem(problems, "client_secret_file", "Client secret file", path)
                     }
+                    // A secret's Value is never a GUID; its Secret ID, shown beside it, is.
+                    (None, true)
+                        if self.client_secret.as_ref().is_some_and(|secret| {
+                            uuid::Uuid::try_parse(secret.expose_secret().trim()).is_ok()
+                        }) =>
+                    {
+                        problem(
+                            problems,
+                            "client_secret",
+                            "Client secret (`client_secret`) is a GUID, the shape of the \
+                             secret's ID, not of its value: under Certificates & secrets copy the \
+                             Value column (shown only when the secret is created; if it is gone, \
+                             create a new secret)",
+                        );
+                    }
                     (None, true) => {}
                     (None, false) => problem(
                         problems,

@@ -26,6 +26,31 @@ fn oauth_reports_every_missing_field_at_once() {
     assert_eq!(fields(s.build().err().unwrap()), names);
 }
 
+/// The Secret ID (a GUID) pasted where the secret's Value belongs is caught before any
+/// request, without showing it; a real Value passes.
+#[test]
+fn a_secret_id_pasted_as_the_secret_is_named() {
+    let secret_id = "6f0c5a0e-3b1d-4c7e-9a2f-0d8e7b6c5a41";
+    let settings = |secret: &str| {
+        ConnectorSettings::from_toml_str(&format!(
+            "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\n\
+             oauth_client_id = \"{CLIENT_ID}\"\ntenant_id = \"{TENANT_ID}\"\n\
+             client_secret = \"{secret}\"\n"
+        ))
+        .unwrap()
+    };
+    let error = settings(secret_id).validate().unwrap_err();
+    let text = error.to_string();
+    assert!(!text.contains(secret_id), "{text}");
+    let found = problems(error);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "client_secret");
+    assert!(found[0].1.contains("Value column"), "{}", found[0].1);
+    settings("Xq98Q~abcdefghijklmnopqrstuvwxyz0123456789")
+        .validate()
+        .unwrap();
+}
+
 #[test]
 fn oauth_values_are_checked_for_shape() {
     let s = ConnectorSettings::from_toml_str(&format!(

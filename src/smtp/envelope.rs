@@ -225,6 +225,13 @@ pub(super) struct Accepted {
     refused: Vec<(Recipient, Error)>,
 }
 
+impl Accepted {
+    /// How many recipients the server took.
+    pub(super) fn accepted_count(&self) -> usize {
+        self.accepted.len()
+    }
+}
+
 /// Each refused recipient with the server's reply, in the order of the envelope. Every
 /// entry of `refused` is a recipient's refusal (its error [refuses the
 /// recipient](Error::refuses_recipient)), so none is dropped: [`Progress::exact`] counts

@@ -44,7 +44,9 @@ impl Pool {
                 return Ok(None);
             };
             if conn.last_used.elapsed() > self.idle_timeout {
-                conn.abort().await;
+                // Likely closed by the server already, or gone silent: dropped, not said
+                // goodbye to (a QUIT to a silent peer would hold this send for a second).
+                drop(conn);
                 continue;
             }
             if let Auth::Xoauth2 {

@@ -186,6 +186,9 @@ impl SmtpTransport {
                 &gone,
             )
             .await;
+            if gone.load(Ordering::Relaxed) {
+                log_abandoned(&outcome);
+            }
             (outcome, progress)
         };
         let handle = tokio::spawn(task.in_current_span().with_current_subscriber());
@@ -238,6 +241,26 @@ fn out_of_turn(error: &Error) -> bool {
             ..
         }
     )
+}
+
+/// Says what became of an attempt whose caller stopped waiting (and was told delivery is
+/// uncertain), so that an operator can tell whether the message went out.
+fn log_abandoned(outcome: &AttemptOutcome) {
+    match outcome {
+        Ok(Ok(accepted)) => tracing::warn!(
+            recipients = accepted.accepted_count(),
+            "a send its caller stopped waiting for was delivered after all"
+        ),
+        Ok(Err(error)) => tracing::info!(
+            error = %error,
+            delivery = ?error.delivery(),
+            "a send its caller stopped waiting for ended without delivery"
+        ),
+        Err(_elapsed) => tracing::info!(
+            "a send its caller stopped waiting for reached the send deadline; it may have been \
+             delivered if its data was written"
+        ),
+    }
 }
 
 /// What one attempt came to: its result, or the send deadline passing.

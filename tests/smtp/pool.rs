@@ -204,3 +204,63 @@ async fn a_pooled_connection_that_died_silently_is_replaced_after_the_connect_ti
     assert_eq!(server.messages().len(), 3);
     assert_eq!(transport.connections_opened(), 3, "one per send");
 }
+
+/// A pooled connection past its idle time is dropped, not said goodbye to: the server has
+/// likely closed it, and a QUIT to a peer gone silent would hold the send that found it.
+#[tokio::test]
+async fn an_expired_pooled_connection_is_dropped_without_a_quit() {
+    let server = TestServer::start(ServerOptions {
+        silent_after_message: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server)
+        .idle_timeout(std::time::Duration::ZERO)
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        transport
+            .send(&simple_email("ann@example.org"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(transport.connections_opened(), 2);
+    assert_eq!(
+        server.state.ignored_lines.load(Ordering::SeqCst),
+        0,
+        "no QUIT"
+    );
+}
+
+/// A send its caller stopped waiting for during the data goes on, and its end is logged:
+/// here it was delivered after all, which the caller (told "uncertain") could not know.
+#[tokio::test]
+async fn a_send_abandoned_during_the_data_logs_how_it_ended() {
+    let (logs, _guard) = crate::support::capture_logs();
+    let server = TestServer::start(ServerOptions {
+        hold_replies: Some(std::time::Duration::from_millis(200)),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server).max_concurrency(1).build().unwrap();
+    let email = simple_email("abandoned@example.org");
+    let caller = tokio::spawn({
+        let transport = transport.clone();
+        async move { transport.send(&email).await }
+    });
+    // The data arrived whole: the caller gives up while the server holds its answer.
+    server.wait_for_data_ends(1).await;
+    caller.abort();
+    let _ = caller.await;
+    // With one connection allowed, the next send starts only once the abandoned one ended.
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(server.messages().len(), 2);
+    let text = logs.text();
+    assert!(
+        text.contains("a send its caller stopped waiting for was delivered after all"),
+        "{text}"
+    );
+}

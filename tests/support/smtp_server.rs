@@ -223,6 +223,10 @@ pub struct State {
     pub rejected_data: AtomicUsize,
     /// Messages whose data is still to be cut off (see [`ServerOptions::cut_data`]).
     pub cuts_left: AtomicUsize,
+    /// Messages whose data arrived whole (its final dot read), before any reply to it.
+    pub data_ends: AtomicUsize,
+    /// Lines read and left unanswered by a session gone silent (`silent_after_message`).
+    pub ignored_lines: AtomicUsize,
     /// Sessions inside a mail transaction (from MAIL FROM to the end of the data, RSET,
     /// QUIT or the connection closing, as this server sees it), now and at most.
     pub in_transaction: AtomicUsize,
@@ -376,6 +380,18 @@ impl TestServer {
             .get(&address.to_ascii_lowercase())
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Waits until the data of at least `n` messages arrived whole (before the server answers
+    /// it, and before any hold).
+    pub async fn wait_for_data_ends(&self, n: usize) {
+        loop {
+            let notified = self.state.received.notified();
+            if self.state.data_ends.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Waits until at least `n` messages were received.

@@ -337,6 +337,8 @@ pub(super) async fn session(
                     }
                     data.extend_from_slice(&raw);
                 }
+                state.data_ends.fetch_add(1, Ordering::SeqCst);
+                state.received.notify_waiters();
                 hold(options).await;
                 let rejected = state
                     .transient_data_left
@@ -372,7 +374,9 @@ pub(super) async fn session(
                     reply(&mut io, unasked).await?;
                 }
                 if options.silent_after_message {
-                    while read_line(&mut io).await?.is_some() {}
+                    while read_line(&mut io).await?.is_some() {
+                        state.ignored_lines.fetch_add(1, Ordering::SeqCst);
+                    }
                     return Ok(());
                 }
             }

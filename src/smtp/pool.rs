@@ -33,7 +33,8 @@ impl Pool {
     }
 
     /// The most recently used idle connection that is still fresh and, for XOAUTH2, logged in
-    /// with the provider's current token; stale ones are closed.
+    /// with the provider's current token (or any, when the provider has none to give just
+    /// now); stale ones are closed.
     pub(super) async fn take(
         &self,
         connector: &Connector,
@@ -53,7 +54,19 @@ impl Pool {
                 provider, scope, ..
             } = &connector.auth
             {
-                let current = connector.token(provider.as_ref(), scope, deadline).await?;
+                let current = match connector.token(provider.as_ref(), scope, deadline).await {
+                    Ok(current) => current,
+                    // No token to compare with (the login host is down): this connection
+                    // logged in before and its session stays so, where a new one could not
+                    // log in at all.
+                    Err(error) => {
+                        tracing::debug!(
+                            error = %error,
+                            "no current token; reusing a pooled SMTP connection logged in before"
+                        );
+                        return Ok(Some(conn));
+                    }
+                };
                 let same = conn
                     .token
                     .as_ref()

@@ -280,3 +280,49 @@ async fn a_send_waiting_for_a_token_blames_the_login_host() {
     assert!(text.contains("authority_host"), "{text}");
     assert!(text.contains("1s"), "names the deadline: {text}");
 }
+
+/// Gives one token, then fails (a login host gone down).
+#[derive(Debug, Default)]
+struct OneToken {
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl mail_connector::TokenProvider for OneToken {
+    async fn token(&self, _scope: &str) -> mail_connector::Result<mail_connector::AccessToken> {
+        match self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Ok(mail_connector::AccessToken::new(
+                "token-1",
+                std::time::SystemTime::now() + Duration::from_secs(3600),
+            )),
+            _ => Err(mail_connector::Error::transport(
+                "tokens",
+                "login host unreachable (test)",
+                mail_connector::Transience::Transient,
+            )),
+        }
+    }
+}
+
+/// With the login host down, a pooled XOAUTH2 connection that logged in before still
+/// carries mail: only a new connection needs a token.
+#[tokio::test]
+async fn a_pooled_xoauth2_connection_outlives_the_login_host() {
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        tokens: vec!["token-1".into()],
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = SmtpTransport::starttls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .xoauth2(USER, Arc::new(OneToken::default()))
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        bounded(transport.send(&email())).await.unwrap();
+    }
+    assert_eq!(server.messages().len(), 2);
+    assert_eq!(transport.connections_opened(), 1);
+}

@@ -54,13 +54,25 @@ impl Pool {
                 provider, scope, ..
             } = &connector.auth
             {
-                let current = match connector.token(provider.as_ref(), scope, deadline).await {
+                // The token at hand, or one fetched within a new connection's own time: a
+                // login host that hangs must not hold a connection that is ready.
+                let current = match provider.ready_token(scope) {
+                    Some(token) => Ok(token),
+                    None => {
+                        let short = Deadline {
+                            at: deadline.at.min(Instant::now() + connector.connect_timeout),
+                            ..deadline
+                        };
+                        connector.token(provider.as_ref(), scope, short).await
+                    }
+                };
+                let current = match current {
                     Ok(current) => current,
                     // No token to compare with (the login host is down): this connection
                     // logged in before and its session stays so, where a new one could not
                     // log in at all.
                     Err(error) => {
-                        tracing::debug!(
+                        tracing::warn!(
                             error = %error,
                             "no current token; reusing a pooled SMTP connection logged in before"
                         );
@@ -79,6 +91,13 @@ impl Pool {
             }
             return Ok(Some(conn));
         }
+    }
+
+    /// Drops every idle connection: one of them turned out dead, and the others have been
+    /// idle at least as long.
+    pub(super) fn clear(&self) {
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
+        drop(idle);
     }
 
     /// Removes the most recently used idle connection, if any, whatever its state.

@@ -187,7 +187,7 @@ impl SmtpTransport {
             )
             .await;
             if gone.load(Ordering::Relaxed) {
-                log_abandoned(&outcome);
+                log_abandoned(&outcome, &progress);
             }
             (outcome, progress)
         };
@@ -245,21 +245,25 @@ fn out_of_turn(error: &Error) -> bool {
 
 /// Says what became of an attempt whose caller stopped waiting (and was told delivery is
 /// uncertain), so that an operator can tell whether the message went out.
-fn log_abandoned(outcome: &AttemptOutcome) {
+fn log_abandoned(outcome: &AttemptOutcome, progress: &Progress) {
+    const GONE: &str = "a send its caller stopped waiting for";
     match outcome {
         Ok(Ok(accepted)) => tracing::warn!(
             recipients = accepted.accepted_count(),
-            "a send its caller stopped waiting for was delivered after all"
+            "{GONE} was delivered after all"
         ),
-        Ok(Err(error)) => tracing::info!(
-            error = %error,
-            delivery = ?error.delivery(),
-            "a send its caller stopped waiting for ended without delivery"
+        Ok(Err(error)) => match error.delivery() {
+            Delivery::Uncertain => tracing::warn!(
+                error = %error,
+                "{GONE} ended with its delivery uncertain"
+            ),
+            Delivery::NotSent => tracing::info!(error = %error, "{GONE} was not delivered"),
+        },
+        Err(_elapsed) if progress.may_be_delivered() => tracing::warn!(
+            "{GONE} reached the send deadline after its data was written: it may have been \
+             delivered"
         ),
-        Err(_elapsed) => tracing::info!(
-            "a send its caller stopped waiting for reached the send deadline; it may have been \
-             delivered if its data was written"
-        ),
+        Err(_elapsed) => tracing::info!("{GONE} reached the send deadline and was not delivered"),
     }
 }
 
@@ -317,8 +321,12 @@ async fn attempt(
         };
         // A pooled connection may have died while idle, silently (a NAT or firewall that
         // forgot it): its first reply is waited for no longer than a new connection's
-        // greeting would be, and then a new one is tried.
-        let mail_reply_by = reused.then(|| Instant::now() + inner.connector.connect_timeout);
+        // greeting would be, and at most half the time left, so that a new one can be tried.
+        let mail_reply_by = reused.then(|| {
+            let now = Instant::now();
+            let half_left = deadline.saturating_duration_since(now) / 2;
+            now + inner.connector.connect_timeout.min(half_left)
+        });
         // No answer by the deadline: the connection is dropped (closed) with the future.
         let transfer = conn.transfer(envelope, bytes, progress, cancelled, mail_reply_by);
         let result = tokio::time::timeout_at(deadline, transfer).await?;
@@ -339,6 +347,9 @@ async fn attempt(
                 // accepted, so use a new one at once, without counting a failed attempt.
                 if reused && broken && !progress.data_started && connect::closed_while_idle(&error)
                 {
+                    // The connections idle in the pool have waited at least as long: closed
+                    // or dead alike, most likely (a NAT forgets them all at once).
+                    inner.pool.clear();
                     tracing::debug!("pooled SMTP connection was closed; opening a new one");
                     continue;
                 }

@@ -281,10 +281,11 @@ async fn a_send_waiting_for_a_token_blames_the_login_host() {
     assert!(text.contains("1s"), "names the deadline: {text}");
 }
 
-/// Gives one token, then fails (a login host gone down).
+/// Gives one token, then fails (a login host gone down), or with `hang` never answers.
 #[derive(Debug, Default)]
 struct OneToken {
     asked: std::sync::atomic::AtomicUsize,
+    hang: bool,
 }
 
 #[async_trait::async_trait]
@@ -295,6 +296,7 @@ impl mail_connector::TokenProvider for OneToken {
                 "token-1",
                 std::time::SystemTime::now() + Duration::from_secs(3600),
             )),
+            _ if self.hang => std::future::pending().await,
             _ => Err(mail_connector::Error::transport(
                 "tokens",
                 "login host unreachable (test)",
@@ -304,25 +306,36 @@ impl mail_connector::TokenProvider for OneToken {
     }
 }
 
-/// With the login host down, a pooled XOAUTH2 connection that logged in before still
-/// carries mail: only a new connection needs a token.
+/// With the login host down (refusing, or hanging: the wait for it is bounded by the
+/// connect timeout), a pooled XOAUTH2 connection that logged in before still carries mail:
+/// only a new connection needs a token.
 #[tokio::test]
 async fn a_pooled_xoauth2_connection_outlives_the_login_host() {
-    let server = TestServer::start(ServerOptions {
-        mechanisms: vec!["XOAUTH2"],
-        tokens: vec!["token-1".into()],
-        ..ServerOptions::default()
-    })
-    .await;
-    let transport = SmtpTransport::starttls("127.0.0.1")
-        .port(server.port())
-        .tls_ca_pem(server.ca_pem.clone())
-        .xoauth2(USER, Arc::new(OneToken::default()))
-        .build()
-        .unwrap();
-    for _ in 0..2 {
-        bounded(transport.send(&email())).await.unwrap();
+    for hang in [false, true] {
+        let server = TestServer::start(ServerOptions {
+            mechanisms: vec!["XOAUTH2"],
+            tokens: vec!["token-1".into()],
+            ..ServerOptions::default()
+        })
+        .await;
+        let transport = SmtpTransport::starttls("127.0.0.1")
+            .port(server.port())
+            .tls_ca_pem(server.ca_pem.clone())
+            .xoauth2(
+                USER,
+                Arc::new(OneToken {
+                    hang,
+                    ..OneToken::default()
+                }),
+            )
+            .connect_timeout(Duration::from_secs(1))
+            .send_deadline(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            bounded(transport.send(&email())).await.unwrap();
+        }
+        assert_eq!(server.messages().len(), 2, "hang: {hang}");
+        assert_eq!(transport.connections_opened(), 1, "hang: {hang}");
     }
-    assert_eq!(server.messages().len(), 2);
-    assert_eq!(transport.connections_opened(), 1);
 }

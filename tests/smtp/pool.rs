@@ -180,29 +180,63 @@ async fn a_pooled_connection_answered_out_of_turn_is_not_used_again() {
     );
 }
 
-/// A pooled connection that died silently while idle (a NAT or firewall forgot it; no
-/// reset): its first reply is waited for no longer than the connect timeout, and the send
-/// goes on a new connection instead of waiting out its deadline and failing.
+/// Pooled connections that died silently while idle (a NAT or firewall forgot them all at
+/// once; no reset): the first reply on one is waited for no longer than the connect timeout,
+/// then the others, idle as long, are dropped unasked and the send goes on a new connection
+/// instead of waiting out its deadline and failing.
 #[tokio::test]
-async fn a_pooled_connection_that_died_silently_is_replaced_after_the_connect_timeout() {
+async fn pooled_connections_that_died_silently_are_replaced_after_the_connect_timeout() {
+    let server = TestServer::start(ServerOptions {
+        silent_after_message: true,
+        hold_replies: Some(std::time::Duration::from_millis(300)),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server)
+        .max_concurrency(3)
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .send_deadline(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap();
+    // Three at once: three pooled connections, each gone silent after its message.
+    let email = simple_email("ann@example.org");
+    let send = || transport.send(&email);
+    let (a, b, c) = tokio::join!(send(), send(), send());
+    for sent in [a, b, c] {
+        sent.unwrap();
+    }
+    assert_eq!(transport.connections_opened(), 3);
+    send().await.unwrap();
+    assert_eq!(server.messages().len(), 4);
+    assert_eq!(transport.connections_opened(), 4);
+    assert_eq!(
+        server.state.ignored_lines.load(Ordering::SeqCst),
+        1,
+        "one MAIL FROM went to a dead connection; the others were dropped unasked"
+    );
+}
+
+/// With a send deadline shorter than the connect timeout, a dead pooled connection is given
+/// half the time left, so that a new connection still has the rest.
+#[tokio::test]
+async fn a_dead_pooled_connection_leaves_time_for_a_new_one() {
     let server = TestServer::start(ServerOptions {
         silent_after_message: true,
         ..ServerOptions::default()
     })
     .await;
     let transport = logged_in(&server)
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .send_deadline(std::time::Duration::from_secs(20))
+        .connect_timeout(std::time::Duration::from_secs(60))
+        .send_deadline(std::time::Duration::from_secs(6))
         .build()
         .unwrap();
-    for _ in 0..3 {
+    for _ in 0..2 {
         transport
             .send(&simple_email("ann@example.org"))
             .await
             .unwrap();
     }
-    assert_eq!(server.messages().len(), 3);
-    assert_eq!(transport.connections_opened(), 3, "one per send");
+    assert_eq!(transport.connections_opened(), 2);
 }
 
 /// A pooled connection past its idle time is dropped, not said goodbye to: the server has

@@ -144,13 +144,16 @@ fn remedy(
     permission: Permission<'_>,
 ) -> Option<String> {
     const CONSENT: &str = "in the app registration add the Microsoft Graph permission `Mail.Send` \
-        as an Application permission (not Delegated), then click \"Grant admin consent\"";
+        as an Application permission (not Delegated), then click \"Grant admin consent\" (or, to \
+        let the app send from this mailbox only, assign it Exchange Online's RBAC for \
+        Applications role `Application Mail.Send` scoped to the mailbox instead)";
     // After consent, a token fetched before it still lacks the permission: say when the
     // transport replaces it.
     let stale = match permission.granted {
         Some(false) => {
             "; a token fetched before consent keeps its old permissions, and the \
-            transport fetches a new one once Graph refuses one older than 5 minutes"
+            transport fetches a new one once Graph refuses one older than 5 minutes (a managed \
+            identity's endpoint may serve its old token for a while longer)"
         }
         _ => "",
     };
@@ -188,7 +191,7 @@ fn remedy(
             Some(grant) => format!(
                 "large attachments are uploaded to a draft, which needs Microsoft Graph's \
                  `Mail.ReadWrite` in addition to `Mail.Send`: {}{stale}",
-                grant.replace("`Mail.Send`", "`Mail.ReadWrite`")
+                grant.replace("Mail.Send", "Mail.ReadWrite")
             ),
             None => format!(
                 "large attachments are uploaded to a draft, which needs the Microsoft Graph \
@@ -232,8 +235,9 @@ fn remedy(
                      `graph_endpoint`) name the tenant's cloud"
                 )
             } else if message.contains("expired") || message.contains("not yet valid") {
-                "Graph refused a newly fetched access token as expired or not yet valid: this \
-                 host's clock is wrong; set it right (NTP)"
+                "Graph refused the access token as expired or not yet valid, though the \
+                 transport fetches a new one before its expiry: this host's clock is most \
+                 likely wrong; set it right (NTP)"
                     .to_owned()
             } else {
                 format!(
@@ -437,4 +441,31 @@ pub(crate) const REDIRECT_CODE: &str = "RedirectNotFollowed";
 
 fn operation_sends(operation: &str) -> bool {
     matches!(operation, "sendMail" | "send draft")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A draft's refusal asks for `Mail.ReadWrite` in every form the grant names the
+    /// permission, also a managed identity's (its app role and RBAC role).
+    #[test]
+    fn a_drafts_refusal_asks_for_mail_readwrite_everywhere() {
+        // As a managed identity's token provider words it.
+        let grant = "assign Microsoft Graph's app role `Mail.Send` (the id of Mail.Send in its \
+                     appRoles), or Exchange Online's RBAC role `Application Mail.Send`";
+        let text = remedy(
+            "create draft",
+            Some(403),
+            Some("ErrorAccessDenied"),
+            "Access is denied.",
+            Permission {
+                remedy: Some(grant),
+                granted: Some(false),
+            },
+        )
+        .unwrap();
+        assert!(text.contains("`Application Mail.ReadWrite`"), "{text}");
+        assert!(!text.contains("Application Mail.Send"), "{text}");
+    }
 }

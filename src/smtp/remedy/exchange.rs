@@ -54,6 +54,16 @@ pub(super) const PASSWORD: &str = "the server rejected the user name or password
      (`user_name`) and Password (`password`); an account with multi-factor authentication \
      needs OAuth (`auth_mode = \"oauth\"`)";
 
+/// The remedy for an OAuth token the server refused (XOAUTH2): each setup step it needs.
+pub(super) const XOAUTH2_REFUSED: &str = "the server did not accept the OAuth token for this \
+     mailbox: in the app registration add the application permission `SMTP.SendAsApp` of \
+     Office 365 Exchange Online and grant admin consent; register the app's service principal \
+     in Exchange Online with `New-ServicePrincipal -AppId <oauth_client_id> -ObjectId \
+     <Enterprise application object ID>`; give it the mailbox with `Add-MailboxPermission \
+     -Identity <user_name> -User <service principal ID> -AccessRights FullAccess`; and check \
+     that SMTP AUTH is enabled for the mailbox, and that `oauth_scope` is unset or Exchange's \
+     (https://outlook.office365.com/.default)";
+
 /// The remedy for a server that no longer takes passwords over SMTP.
 pub(super) const BASIC_RETIRED: &str = "Exchange Online no longer accepts basic authentication (user name \
      and password) for SMTP: switch Authentication Mode (`auth_mode`) to `oauth` and set \
@@ -78,6 +88,14 @@ pub(super) fn auth_refused(message: &str, xoauth2: bool) -> String {
     );
     if contains(message, "SmtpClientAuthentication") {
         disabled
+    } else if xoauth2 && contains(message, "did not meet the criteria") {
+        "the app's sign-in was refused by a policy: a Conditional Access policy for workload \
+         identities, or the service principal's sign-in is blocked. See the service principal's \
+         sign-ins in Entra ID (Monitoring → Sign-in logs → Service principal sign-ins)"
+            .to_owned()
+    } else if xoauth2 {
+        // No password in the session: the token's setup (SMTP AUTH switched off included).
+        XOAUTH2_REFUSED.to_owned()
     } else if contains(message, "credentials were incorrect") {
         PASSWORD.to_owned()
     } else if contains(message, "did not meet the criteria") {

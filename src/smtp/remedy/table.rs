@@ -1,7 +1,9 @@
 //! The table of remedies: an SMTP failure (stage, reply code, enhanced code, text,
 //! mechanism) mapped to what the admin should change.
 
-use super::exchange::{BASIC_RETIRED, PASSWORD, auth_refused, sending_limit_remedy};
+use super::exchange::{
+    BASIC_RETIRED, PASSWORD, XOAUTH2_REFUSED, auth_refused, sending_limit_remedy,
+};
 use super::{
     CERT_ISSUER, CERT_NAME, CERT_TIME, PASSWORD_TRANSITION, TOKEN_TIMEOUT_REMEDY, contains,
     is_token_challenge, reply_is_transient,
@@ -42,15 +44,7 @@ pub(super) fn remedy(
     } else if let Some(remedy) = sending_limit_remedy(enhanced, message) {
         remedy
     } else if (code == Some(535) || (code.is_none() && is_token_challenge(message))) && xoauth2 {
-        "the server did not accept the OAuth token for this mailbox: in the app registration \
-         add the application permission `SMTP.SendAsApp` of Office 365 Exchange Online and grant \
-         admin consent; register the app's service principal in Exchange Online with \
-         `New-ServicePrincipal -AppId <oauth_client_id> -ObjectId <Enterprise application \
-         object ID>`; give it the mailbox with `Add-MailboxPermission -Identity <user_name> \
-         -User <service principal ID> -AccessRights FullAccess`; and check that SMTP AUTH is \
-         enabled for the mailbox, and that `oauth_scope` is unset or Exchange's \
-         (https://outlook.office365.com/.default)"
-            .to_owned()
+        XOAUTH2_REFUSED.to_owned()
     } else if code == Some(535) && enhanced == Some("5.7.3") {
         format!(
             "{PASSWORD}; if they are right, SMTP AUTH may be disabled for the mailbox: \
@@ -65,8 +59,8 @@ pub(super) fn remedy(
          (`password`); trying again does not help"
             .to_owned()
     } else if code == Some(432)
-        || contains(message, "concurrent")
-        || contains(message, "thread limit exceeded")
+        || (code.is_none_or(|c| c < 500)
+            && (contains(message, "concurrent") || contains(message, "thread limit exceeded")))
     {
         "the mailbox has too many simultaneous SMTP connections (Exchange Online allows 3 per \
          mailbox): share one transport per mailbox and keep its connection limit at 3 or \
@@ -306,6 +300,18 @@ mod tests {
             !off.contains("`auth_mode`"),
             "OAuth is already in use: {off}"
         );
+        // Under XOAUTH2 no password was sent: never a password remedy.
+        for message in [
+            "Authentication unsuccessful, the user credentials were incorrect.",
+            "Authentication unsuccessful, the request did not meet the criteria to be \
+             authenticated successfully.",
+            "Authentication unsuccessful",
+        ] {
+            let oauth = auth(message, Some("XOAUTH2"));
+            assert!(!oauth.contains("`password`"), "{message}: {oauth}");
+            assert!(!oauth.contains("`auth_mode`"), "{message}: {oauth}");
+        }
+        assert!(auth("Authentication unsuccessful", Some("XOAUTH2")).contains("SMTP.SendAsApp"));
         let unknown = auth("Authentication unsuccessful", Some("LOGIN"));
         assert!(
             unknown.contains("Set-CASMailbox") && unknown.contains("`password`"),

@@ -18,7 +18,8 @@ use crate::transport::{MailTransport, SendReport};
 /// (SMTP's `RCPT TO`: an unknown mailbox, a full one) went out to the others, and the
 /// parts after it are sent too, as one message would have gone to everyone else. Sending
 /// stops at the first part that fails otherwise (the message, the sender or the connection
-/// refused; delivery uncertain). Either way the error is [`Error::PartialDelivery`], which
+/// refused; delivery uncertain), and at a part whose recipients were all refused for good
+/// by a policy (relay denied: the sender's problem, which later parts would repeat). Either way the error is [`Error::PartialDelivery`], which
 /// lists who got the message, whose delivery is uncertain, and who did not get it (and which
 /// of those a server refused, with each one's reply, and which of those for good), so a
 /// caller can retry only the rest. An email that needs a single message is passed through
@@ -138,7 +139,13 @@ impl Done {
                 let each_refused = not_sent
                     .iter()
                     .all(|r| refusals.iter().any(|f| f.recipient == *r));
-                if !uncertain.is_empty() || !each_refused {
+                // Several recipients and every one refused for good by a policy (relay
+                // denied, the sender not allowed): the sender's problem, not theirs, which the
+                // parts after would only repeat (and Exchange pauses a mailbox that does).
+                let sender_refused = delivered.messages.is_empty()
+                    && refusals.len() > 1
+                    && refusals.iter().all(|f| f.is_permanent() && f.is_auth());
+                if !uncertain.is_empty() || !each_refused || sender_refused {
                     return Err(Error::PartialDelivery {
                         delivered,
                         uncertain,

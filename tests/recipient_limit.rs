@@ -415,6 +415,45 @@ async fn refused_recipients_do_not_stop_the_parts_after_them_and_a_failed_part_d
     assert!(source.is_transient(), "busy may take it later: {source:?}");
     assert!(source.to_string().contains("4.2.1"), "{source}");
 
+    // Every recipient of a part refused for good by a policy (relay denied): the sender's
+    // problem; the parts after it are not sent.
+    let transport = Refusing {
+        refuse: vec![
+            ("far@example.net", 550, "5.7.1 relay denied"),
+            ("away@example.net", 550, "5.7.1 relay denied"),
+        ],
+        ..Refusing::default()
+    };
+    let error = RecipientLimit::new(transport.clone(), 2)
+        .send(&email(&[
+            "far@example.net",
+            "away@example.net",
+            "cy@example.org",
+        ]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        transport.parts.lock().unwrap().len(),
+        1,
+        "cy's part not sent"
+    );
+    let Error::PartialDelivery {
+        not_sent,
+        refused_permanently,
+        ..
+    } = &error
+    else {
+        panic!("expected PartialDelivery, got {error:?}");
+    };
+    assert_eq!(
+        addresses(not_sent),
+        ["far@example.net", "away@example.net", "cy@example.org"]
+    );
+    assert_eq!(
+        addresses(refused_permanently),
+        ["far@example.net", "away@example.net"]
+    );
+
     // A part that fails whole stops the send: the refusal before it is kept, the part and
     // the parts after it are not sent (uncertain, when the failure says so).
     for uncertain_failure in [false, true] {

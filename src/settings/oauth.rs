@@ -117,7 +117,9 @@ impl ConnectorSettings {
                     // A secret's Value is never a GUID; its Secret ID, shown beside it, is.
                     (None, true)
                         if self.client_secret.as_ref().is_some_and(|secret| {
-                            uuid::Uuid::try_parse(secret.expose_secret().trim()).is_ok()
+                            let secret = secret.expose_secret().trim();
+                            // Only the hyphenated form the portal shows.
+                            secret.len() == 36 && uuid::Uuid::try_parse(secret).is_ok()
                         }) =>
                     {
                         problem(

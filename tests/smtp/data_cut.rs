@@ -78,7 +78,7 @@ async fn a_deadline_in_the_middle_of_the_data_is_not_sent() {
     })
     .await;
     let transport = logged_in(&server)
-        .send_deadline(Duration::from_secs(2))
+        .send_deadline(Duration::from_secs(8))
         .build()
         .unwrap();
     // More than loopback's socket buffers can hold, so the writer waits for the server.

@@ -111,6 +111,30 @@ impl<T: MailTransport> MailTransport for RecipientLimit<T> {
     }
 }
 
+/// Whether a part's partial delivery is only recipients refused one by one, each with its
+/// reply, the message gone to the others. Not when several recipients and every one were
+/// refused for good by a policy (relay denied, the sender not allowed): the sender's problem,
+/// which the parts after would only repeat (and Exchange pauses a mailbox that does).
+fn refused_alone(error: &Error) -> bool {
+    let Error::PartialDelivery {
+        delivered,
+        uncertain,
+        not_sent,
+        refusals,
+        ..
+    } = error
+    else {
+        return false;
+    };
+    let each_refused = not_sent
+        .iter()
+        .all(|r| refusals.iter().any(|f| f.recipient == *r));
+    let sender_refused = delivered.messages.is_empty()
+        && refusals.len() > 1
+        && refusals.iter().all(|f| f.is_permanent() && f.is_auth());
+    uncertain.is_empty() && each_refused && !sender_refused
+}
+
 /// Where a split send stands: what went out, and the recipients refused one by one so far.
 #[derive(Default)]
 struct Done {
@@ -128,33 +152,14 @@ impl Done {
     /// went to the others): the parts after it are sent too. Any other failure is given back.
     fn refused(&mut self, part: &[Recipient], error: Error) -> std::result::Result<(), Error> {
         let source = match error {
+            Error::PartialDelivery { .. } if !refused_alone(&error) => return Err(error),
             Error::PartialDelivery {
                 delivered,
-                uncertain,
                 not_sent,
-                refused_permanently,
                 refusals,
                 source,
+                ..
             } => {
-                let each_refused = not_sent
-                    .iter()
-                    .all(|r| refusals.iter().any(|f| f.recipient == *r));
-                // Several recipients and every one refused for good by a policy (relay
-                // denied, the sender not allowed): the sender's problem, not theirs, which the
-                // parts after would only repeat (and Exchange pauses a mailbox that does).
-                let sender_refused = delivered.messages.is_empty()
-                    && refusals.len() > 1
-                    && refusals.iter().all(|f| f.is_permanent() && f.is_auth());
-                if !uncertain.is_empty() || !each_refused || sender_refused {
-                    return Err(Error::PartialDelivery {
-                        delivered,
-                        uncertain,
-                        not_sent,
-                        refused_permanently,
-                        refusals,
-                        source,
-                    });
-                }
                 self.delivered.messages.extend(delivered.messages);
                 self.not_sent.extend(not_sent);
                 self.refusals.extend(refusals);

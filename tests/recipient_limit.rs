@@ -352,6 +352,43 @@ fn addresses(recipients: &[Recipient]) -> Vec<&str> {
     recipients.iter().map(|r| r.mailbox.address()).collect()
 }
 
+/// The groups of a partial delivery, by address.
+struct Groups<'a> {
+    delivered: Vec<&'a str>,
+    uncertain: Vec<&'a str>,
+    not_sent: Vec<&'a str>,
+    refused_permanently: Vec<&'a str>,
+    refusals: usize,
+    source: &'a Error,
+}
+
+/// `error` as a partial delivery's groups; any other error fails the test.
+fn groups(error: &Error) -> Groups<'_> {
+    let Error::PartialDelivery {
+        delivered,
+        uncertain,
+        not_sent,
+        refused_permanently,
+        refusals,
+        source,
+        ..
+    } = error
+    else {
+        panic!("expected PartialDelivery, got {error:?}");
+    };
+    Groups {
+        delivered: delivered
+            .recipients()
+            .map(|r| r.mailbox.address())
+            .collect(),
+        uncertain: addresses(uncertain),
+        not_sent: addresses(not_sent),
+        refused_permanently: addresses(refused_permanently),
+        refusals: refusals.len(),
+        source,
+    }
+}
+
 /// Recipients refused one by one do not stop the parts after theirs (the message went to
 /// the others, as one message would have); a part that fails whole does, and the error then
 /// keeps the refusals before it.
@@ -388,32 +425,18 @@ async fn refused_recipients_do_not_stop_the_parts_after_them_and_a_failed_part_d
         .await
         .unwrap_err();
     assert_eq!(transport.parts.lock().unwrap().len(), 4);
-    let Error::PartialDelivery {
-        delivered,
-        uncertain,
-        not_sent,
-        refused_permanently,
-        refusals,
-        source,
-        ..
-    } = &error
-    else {
-        panic!("expected PartialDelivery, got {error:?}");
-    };
-    let got: Vec<&str> = delivered
-        .recipients()
-        .map(|r| r.mailbox.address())
-        .collect();
-    assert_eq!(got, ["ann@example.org", "cy@example.org"]);
-    assert!(uncertain.is_empty());
-    assert_eq!(
-        addresses(not_sent),
-        ["gone@example.org", "busy@example.org"]
+    let g = groups(&error);
+    assert_eq!(g.delivered, ["ann@example.org", "cy@example.org"]);
+    assert!(g.uncertain.is_empty());
+    assert_eq!(g.not_sent, ["gone@example.org", "busy@example.org"]);
+    assert_eq!(g.refused_permanently, ["gone@example.org"]);
+    assert_eq!(g.refusals, 2);
+    assert!(
+        g.source.is_transient(),
+        "busy may take it later: {:?}",
+        g.source
     );
-    assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
-    assert_eq!(refusals.len(), 2);
-    assert!(source.is_transient(), "busy may take it later: {source:?}");
-    assert!(source.to_string().contains("4.2.1"), "{source}");
+    assert!(g.source.to_string().contains("4.2.1"), "{}", g.source);
 
     // Every recipient of a part refused for good by a policy (relay denied): the sender's
     // problem; the parts after it are not sent.
@@ -437,20 +460,13 @@ async fn refused_recipients_do_not_stop_the_parts_after_them_and_a_failed_part_d
         1,
         "cy's part not sent"
     );
-    let Error::PartialDelivery {
-        not_sent,
-        refused_permanently,
-        ..
-    } = &error
-    else {
-        panic!("expected PartialDelivery, got {error:?}");
-    };
+    let g = groups(&error);
     assert_eq!(
-        addresses(not_sent),
+        g.not_sent,
         ["far@example.net", "away@example.net", "cy@example.org"]
     );
     assert_eq!(
-        addresses(refused_permanently),
+        g.refused_permanently,
         ["far@example.net", "away@example.net"]
     );
 
@@ -473,27 +489,20 @@ async fn refused_recipients_do_not_stop_the_parts_after_them_and_a_failed_part_d
             .await
             .unwrap_err();
         assert_eq!(transport.parts.lock().unwrap().len(), 2, "dan's never sent");
-        let Error::PartialDelivery {
-            delivered,
-            uncertain,
-            not_sent,
-            refused_permanently,
-            refusals,
-            source,
-            ..
-        } = &error
-        else {
-            panic!("expected PartialDelivery, got {error:?}");
-        };
-        assert_eq!(delivered.recipients().count(), 1);
-        assert_eq!(addresses(refused_permanently), ["gone@example.org"]);
-        assert_eq!(refusals.len(), 1);
-        assert!(source.to_string().contains("connection reset"), "{source}");
+        let g = groups(&error);
+        assert_eq!(g.delivered.len(), 1);
+        assert_eq!(g.refused_permanently, ["gone@example.org"]);
+        assert_eq!(g.refusals, 1);
+        assert!(
+            g.source.to_string().contains("connection reset"),
+            "{}",
+            g.source
+        );
         match uncertain_failure {
             false => {
-                assert!(uncertain.is_empty());
+                assert!(g.uncertain.is_empty());
                 assert_eq!(
-                    addresses(not_sent),
+                    g.not_sent,
                     [
                         "gone@example.org",
                         "breaks@example.org",
@@ -504,11 +513,8 @@ async fn refused_recipients_do_not_stop_the_parts_after_them_and_a_failed_part_d
                 assert_eq!(error.delivery(), Delivery::NotSent);
             }
             true => {
-                assert_eq!(
-                    addresses(uncertain),
-                    ["breaks@example.org", "cy@example.org"]
-                );
-                assert_eq!(addresses(not_sent), ["gone@example.org", "dan@example.org"]);
+                assert_eq!(g.uncertain, ["breaks@example.org", "cy@example.org"]);
+                assert_eq!(g.not_sent, ["gone@example.org", "dan@example.org"]);
                 assert_eq!(error.delivery(), Delivery::Uncertain);
             }
         }

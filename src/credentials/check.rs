@@ -153,8 +153,24 @@ impl Credentials {
         }
         let consent = self
             .admin_consent_url()
-            .map(|url| format!("; an admin of the tenant can also consent at {url}"))
+            .map(|url| {
+                format!(
+                    "; an admin of the tenant can also consent at {url} (for an app without a \
+                     redirect URI that page may end in an error: check under API permissions \
+                     that the status says Granted)"
+                )
+            })
             .unwrap_or_default();
+        // Exchange's RBAC for Applications grants sending from chosen mailboxes, where the
+        // Entra permission covers them all.
+        let scoped = match missing.contains(&"Mail.Send") {
+            true => {
+                " (or, to send from chosen mailboxes only, grant no Mail.Send here and assign \
+                 Exchange Online's RBAC for Applications role `Application Mail.Send` scoped to \
+                 them)"
+            }
+            false => "",
+        };
         CheckStep::failed(
             "permission",
             format!(
@@ -167,7 +183,7 @@ impl Credentials {
                 }
             ),
             Some(format!(
-                "the permission was not added as an Application permission, or admin consent was not granted: in the app registration open API permissions, add Microsoft Graph → Application permissions → {}, then click Grant admin consent{consent}",
+                "the permission was not added as an Application permission, or admin consent was not granted: in the app registration open API permissions, add Microsoft Graph → Application permissions → {}, then click Grant admin consent{consent}{scoped}",
                 missing.join(", ")
             )),
         )

@@ -54,6 +54,9 @@ async fn check_reports_a_missing_role_with_the_consent_url() {
         remedy.contains("Mail.Send") && remedy.contains("adminconsent?client_id="),
         "{remedy}"
     );
+    // The consent page's possible error, and the mailbox-scoped alternative.
+    assert!(remedy.contains("says Granted"), "{remedy}");
+    assert!(remedy.contains("`Application Mail.Send`"), "{remedy}");
     probe.assert_calls(1);
     assert!(
         report.steps.iter().all(|s| s.name != "mailbox"),

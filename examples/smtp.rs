@@ -60,5 +60,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(error.into());
         }
     }
+    // A service closes its transport when it shuts down: sends in flight end first, and the
+    // server is told goodbye rather than left with dropped connections.
+    transport.close().await;
     Ok(())
 }

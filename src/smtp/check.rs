@@ -26,6 +26,14 @@ impl SmtpTransport {
         let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline.at, inner.permits.acquire()).await
         else {
             let mut report = CheckReport::default();
+            if inner.permits.is_closed() {
+                report.push(CheckStep::failed(
+                    "connect",
+                    "the transport was closed (`SmtpTransport::close`)",
+                    Some("check with a transport that is not closed".to_owned()),
+                ));
+                return Ok(report);
+            }
             report.push(
                 CheckStep::failed(
                     "connect",

@@ -289,6 +289,31 @@ impl SmtpTransport {
     pub fn max_concurrency(&self) -> usize {
         self.inner.max_concurrency
     }
+
+    /// Closes the transport, for a service that shuts down: waits for the sends in flight to
+    /// end (each within its own deadline), then says goodbye (`QUIT`) to each idle
+    /// connection. Any send or check after that (from any clone: they share the connections)
+    /// fails at once, as not sent and transient, so that a queue keeps the message for
+    /// after the restart. Closing again does nothing more.
+    ///
+    /// ```no_run
+    /// # async fn shut_down(transport: mail_connector::SmtpTransport) {
+    /// // On SIGTERM, after the service stopped taking new work:
+    /// transport.close().await;
+    /// # }
+    /// ```
+    pub async fn close(&self) {
+        let inner = &self.inner;
+        let all = u32::try_from(inner.max_concurrency).unwrap_or(u32::MAX);
+        // Every permit: each send in flight releases its own when it ends. Sends that come
+        // after wait behind this, and are refused when the limit closes.
+        let held = inner.permits.acquire_many(all).await;
+        inner.permits.close();
+        while let Some(conn) = inner.pool.pop() {
+            conn.abort().await;
+        }
+        drop(held);
+    }
 }
 
 #[async_trait]

@@ -112,7 +112,10 @@ impl SmtpTransport {
             // A 4xx *reply* to the end of the data (Exchange's `432 4.3.2`) is the server's
             // explicit refusal and is NotSent, so it is retried like any other; no reply after
             // the data is Uncertain, which is never transient, so never retried.
-            let retryable = error.is_transient() && error.delivery() == Delivery::NotSent;
+            // Not within this send after `close`: the transport takes no more.
+            let retryable = error.is_transient()
+                && error.delivery() == Delivery::NotSent
+                && !inner.permits.is_closed();
             let wait = match retryable {
                 true => inner
                     .retry
@@ -156,12 +159,13 @@ impl SmtpTransport {
         let permits = Arc::clone(&self.inner.permits);
         let permit = match tokio::time::timeout_at(deadline, permits.acquire_owned()).await {
             Ok(Ok(permit)) => permit,
-            // The semaphore is never closed.
+            // Closed by `close`, for a shutdown: nothing was sent; a later try (after the
+            // restart) may send it.
             Ok(Err(_closed)) => {
                 let error = remedy::client_error(
                     SmtpStage::Connect,
-                    "the connection limit was shut down",
-                    false,
+                    "the transport was closed (`SmtpTransport::close`); the mail was not sent",
+                    true,
                     Delivery::NotSent,
                 );
                 return (Ok(Err(error)), Progress::default());

@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod check;
+mod close;
 mod data_cut;
 mod faults;
 mod hardening;

@@ -227,6 +227,8 @@ pub struct State {
     pub data_ends: AtomicUsize,
     /// Lines read and left unanswered by a session gone silent (`silent_after_message`).
     pub ignored_lines: AtomicUsize,
+    /// QUIT commands answered.
+    pub quits: AtomicUsize,
     /// Sessions inside a mail transaction (from MAIL FROM to the end of the data, RSET,
     /// QUIT or the connection closing, as this server sees it), now and at most.
     pub in_transaction: AtomicUsize,

@@ -389,6 +389,7 @@ pub(super) async fn session(
             "NOOP" => reply(&mut io, "250 2.0.0 OK").await?,
             "QUIT" => {
                 transaction.end();
+                state.quits.fetch_add(1, Ordering::SeqCst);
                 reply(&mut io, "221 2.0.0 Bye").await?;
                 return Ok(());
             }

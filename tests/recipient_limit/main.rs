@@ -12,6 +12,47 @@ use mail_connector::{
     Delivery, Error, MailTransport, Recipient, RecipientKind, RecipientLimit, StubTransport,
 };
 
+pub(crate) fn addresses(recipients: &[Recipient]) -> Vec<&str> {
+    recipients.iter().map(|r| r.mailbox.address()).collect()
+}
+
+/// The groups of a partial delivery, by address.
+pub(crate) struct Groups<'a> {
+    delivered: Vec<&'a str>,
+    uncertain: Vec<&'a str>,
+    not_sent: Vec<&'a str>,
+    refused_permanently: Vec<&'a str>,
+    refusals: usize,
+    source: &'a Error,
+}
+
+/// `error` as a partial delivery's groups; any other error fails the test.
+pub(crate) fn groups(error: &Error) -> Groups<'_> {
+    let Error::PartialDelivery {
+        delivered,
+        uncertain,
+        not_sent,
+        refused_permanently,
+        refusals,
+        source,
+        ..
+    } = error
+    else {
+        panic!("expected PartialDelivery, got {error:?}");
+    };
+    Groups {
+        delivered: delivered
+            .recipients()
+            .map(|r| r.mailbox.address())
+            .collect(),
+        uncertain: addresses(uncertain),
+        not_sent: addresses(not_sent),
+        refused_permanently: addresses(refused_permanently),
+        refusals: refusals.len(),
+        source,
+    }
+}
+
 fn all_sent(stub: &StubTransport) -> Vec<Recipient> {
     stub.sent().iter().flat_map(|e| e.recipients()).collect()
 }
@@ -253,21 +294,9 @@ async fn an_address_listed_twice_is_sent_one_message_and_reported_once() {
         .send(&email)
         .await
         .unwrap_err();
-    let Error::PartialDelivery {
-        delivered,
-        not_sent,
-        ..
-    } = &error
-    else {
-        panic!("expected PartialDelivery, got {error:?}");
-    };
-    let got: Vec<&str> = delivered
-        .recipients()
-        .map(|r| r.mailbox.address())
-        .collect();
-    let missed: Vec<&str> = not_sent.iter().map(|r| r.mailbox.address()).collect();
-    assert_eq!(got, ["ann@example.org", "bob@example.org"]);
-    assert_eq!(missed, ["carl@example.org"]);
+    let g = groups(&error);
+    assert_eq!(g.delivered, ["ann@example.org", "bob@example.org"]);
+    assert_eq!(g.not_sent, ["carl@example.org"]);
     assert!(
         error.to_string().contains("sent to 2 of 3 recipients"),
         "{error}"

@@ -6,6 +6,8 @@ use mail_connector::{
     Transience,
 };
 
+use super::groups;
+
 /// A transport outside the crate that refuses some addresses one by one (as an SMTP server
 /// at `RCPT TO`, reported with [`Error::partial_delivery`]) and fails whole any message to
 /// `breaks@` (uncertain when `uncertain`).
@@ -79,47 +81,6 @@ impl MailTransport for Refusing {
 
     async fn check(&self) -> mail_connector::Result<mail_connector::CheckReport> {
         Ok(mail_connector::CheckReport::default())
-    }
-}
-
-fn addresses(recipients: &[Recipient]) -> Vec<&str> {
-    recipients.iter().map(|r| r.mailbox.address()).collect()
-}
-
-/// The groups of a partial delivery, by address.
-struct Groups<'a> {
-    delivered: Vec<&'a str>,
-    uncertain: Vec<&'a str>,
-    not_sent: Vec<&'a str>,
-    refused_permanently: Vec<&'a str>,
-    refusals: usize,
-    source: &'a Error,
-}
-
-/// `error` as a partial delivery's groups; any other error fails the test.
-fn groups(error: &Error) -> Groups<'_> {
-    let Error::PartialDelivery {
-        delivered,
-        uncertain,
-        not_sent,
-        refused_permanently,
-        refusals,
-        source,
-        ..
-    } = error
-    else {
-        panic!("expected PartialDelivery, got {error:?}");
-    };
-    Groups {
-        delivered: delivered
-            .recipients()
-            .map(|r| r.mailbox.address())
-            .collect(),
-        uncertain: addresses(uncertain),
-        not_sent: addresses(not_sent),
-        refused_permanently: addresses(refused_permanently),
-        refusals: refusals.len(),
-        source,
     }
 }
 

@@ -160,9 +160,7 @@ impl Done {
                 source,
                 ..
             } => {
-                self.delivered.messages.extend(delivered.messages);
-                self.not_sent.extend(not_sent);
-                self.refusals.extend(refusals);
+                self.take_in(delivered, not_sent, refusals);
                 source
             }
             // A part of one recipient, refused: that recipient alone.
@@ -205,27 +203,39 @@ impl Done {
                 source,
                 ..
             } => {
-                self.delivered.messages.extend(delivered.messages);
-                self.not_sent.extend(not_sent);
-                self.refusals.extend(refusals);
+                self.take_in(delivered, not_sent, refusals);
                 (uncertain, source)
             }
             error => {
                 match error.delivery() {
-                    Delivery::Uncertain => return self.into_error(part.to_vec(), rest, error),
+                    Delivery::Uncertain => {
+                        return self.into_error(part.to_vec(), rest, Box::new(error));
+                    }
                     Delivery::NotSent => self.not_sent.extend(part.iter().cloned()),
                 }
                 (Vec::new(), Box::new(error))
             }
         };
-        self.into_error(uncertain, rest, *source)
+        self.into_error(uncertain, rest, source)
+    }
+
+    /// A part's partial delivery merged into ours.
+    fn take_in(
+        &mut self,
+        delivered: SendReport,
+        not_sent: Vec<Recipient>,
+        refusals: Box<[Refusal]>,
+    ) {
+        self.delivered.messages.extend(delivered.messages);
+        self.not_sent.extend(not_sent);
+        self.refusals.extend(refusals);
     }
 
     fn into_error(
         mut self,
         uncertain: Vec<Recipient>,
         rest: impl Iterator<Item = Recipient>,
-        source: Error,
+        source: Box<Error>,
     ) -> Error {
         self.not_sent.extend(rest);
         Error::PartialDelivery {
@@ -234,23 +244,16 @@ impl Done {
             not_sent: self.not_sent,
             refused_permanently: permanent_recipients(&self.refusals),
             refusals: self.refusals.into(),
-            source: Box::new(source),
+            source,
         }
     }
 
     /// Every part sent: the report, or the refusals, their source the first temporary one
     /// when there is one (it says whether a retry may reach the refused).
-    fn finish(self) -> Result<SendReport> {
-        let Some(source) = self.first_temporary.or(self.first) else {
-            return Ok(self.delivered);
-        };
-        Err(Error::PartialDelivery {
-            delivered: self.delivered,
-            uncertain: Vec::new(),
-            not_sent: self.not_sent,
-            refused_permanently: permanent_recipients(&self.refusals),
-            refusals: self.refusals.into(),
-            source,
-        })
+    fn finish(mut self) -> Result<SendReport> {
+        match self.first_temporary.take().or(self.first.take()) {
+            None => Ok(self.delivered),
+            Some(source) => Err(self.into_error(Vec::new(), std::iter::empty(), source)),
+        }
     }
 }

@@ -49,6 +49,10 @@ fn a_secret_id_pasted_as_the_secret_is_named() {
     settings("Xq98Q~abcdefghijklmnopqrstuvwxyz0123456789")
         .validate()
         .unwrap();
+    // Only the portal's hyphenated form: 32 hex digits may be another authority's secret.
+    settings("6f0c5a0e3b1d4c7e9a2f0d8e7b6c5a41")
+        .validate()
+        .unwrap();
 }
 
 #[test]

@@ -350,6 +350,18 @@ mod tests {
             None,
         );
         assert!(too_many.contains("3 per"), "{too_many}");
+        // A permanent refusal that happens to say "concurrent" is not the connection limit.
+        let refused = remedy(
+            SmtpStage::Mail,
+            Some(550),
+            Some("5.7.1"),
+            "concurrent sessions policy denies this sender",
+            None,
+        );
+        assert!(
+            !refused.as_deref().is_some_and(|r| r.contains("3 per")),
+            "{refused:?}"
+        );
 
         let blocked = r(
             SmtpStage::Mail,

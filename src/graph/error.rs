@@ -75,11 +75,19 @@ impl GraphFailure {
 
 /// A refused token or permission, or a mailbox the app may not use.
 fn is_auth(status: Option<u16>, code: Option<&str>) -> bool {
-    matches!(status, Some(401 | 403))
-        || matches!(
+    matches!(status, Some(401 | 403)) || mailbox_missing(status, code)
+}
+
+/// Whether Graph did not find the User Name mailbox (or found no Exchange Online mailbox
+/// behind it): its codes for that, or a 404 without a code.
+fn mailbox_missing(status: Option<u16>, code: Option<&str>) -> bool {
+    match code {
+        Some(code) => matches!(
             code,
-            Some("ErrorInvalidUser" | "MailboxNotEnabledForRESTAPI")
-        )
+            "ErrorInvalidUser" | "ResourceNotFound" | "MailboxNotEnabledForRESTAPI"
+        ),
+        None => status == Some(404),
+    }
 }
 
 /// The application permission a Graph operation needs: a draft's (large attachments) also
@@ -200,8 +208,7 @@ fn remedy(
             ),
         },
         _ if refused => format!("{}{stale}", permission.remedy.unwrap_or(CONSENT)),
-        (Some("ErrorInvalidUser" | "ResourceNotFound" | "MailboxNotEnabledForRESTAPI"), _)
-        | (None, Some(404)) => {
+        _ if mailbox_missing(status, code) => {
             "User Name (`user_name`) is not a mailbox in this tenant, or it has \
             no Exchange Online licence: use the address (UPN) of a licensed user or shared mailbox \
             in the tenant named by `tenant_id`"

@@ -198,5 +198,8 @@ async fn mapped_graph_errors_give_their_remedies_and_keep_request_ids() {
         let fix = error.remedy().unwrap_or_default();
         assert!(fix.contains(remedy), "{code}: {fix}");
         assert!(error.to_string().contains(code), "{error}");
+        // A refused permission and a missing mailbox are the admin's to fix; a message Graph
+        // will not take (400) is the caller's.
+        assert_eq!(error.is_auth(), status != 400, "{code}");
     }
 }

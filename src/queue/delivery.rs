@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::codec;
-use super::outcome::{Attempt, classify};
+use super::outcome::{Attempt, classify, holds_mailbox};
 use super::store::{ClaimedMessage, Lease, Outcome, QueueStore};
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
@@ -73,7 +73,8 @@ pub(super) fn deliver(
             lease: lease_length,
         } = delivery;
         let lease = message.lease.clone();
-        let (outcome, now) = attempt(&*store, &*transport, &message, &retry, lease_length).await;
+        let (outcome, now, held_by_admin) =
+            attempt(&*store, &*transport, &message, &retry, lease_length).await;
         if let Some(entry) = self::held(&held).get_mut(&lease.token) {
             entry.decided = Some((outcome.clone(), now));
         }
@@ -84,6 +85,8 @@ pub(super) fn deliver(
         // now, read after `now`: on this clock it is due up to that much later.
         let late = SystemTime::now().duration_since(now).unwrap_or_default();
         let due = match &outcome {
+            // Held for an admin: no clock makes it go, so `run_once` does not wait for it.
+            Outcome::Retry { .. } if held_by_admin => None,
             Outcome::Retry { at, .. } => Some(*at + late),
             Outcome::Partial {
                 not_sent: Some((_, at)),
@@ -166,14 +169,15 @@ async fn record(
 }
 
 /// Sends the stored email, extending the lease meanwhile, and classifies the result; the
-/// outcome and the instant it was decided at.
+/// outcome, the instant it was decided at, and whether the failure [holds](holds_mailbox)
+/// the sender mailbox for an admin (which is then paused until the message's next try).
 async fn attempt(
     store: &dyn QueueStore,
     transport: &dyn MailTransport,
     message: &ClaimedMessage,
     retry: &RetryPolicy,
     lease_length: Duration,
-) -> (Outcome, SystemTime) {
+) -> (Outcome, SystemTime, bool) {
     let email = match codec::decode(&message.body) {
         Ok(email) => email,
         Err(error) => {
@@ -181,7 +185,7 @@ async fn attempt(
                 error: error.to_string(),
                 remedy: error.remedy(),
             };
-            return (failed, SystemTime::now());
+            return (failed, SystemTime::now(), false);
         }
     };
     let send = transport.send(&email);
@@ -216,6 +220,7 @@ async fn attempt(
     {
         tracing::warn!(%error, "mail queue: could not pause the throttled mailbox");
     }
+    let held = result.as_ref().err().is_some_and(holds_mailbox);
     let now = SystemTime::now();
     let attempt = Attempt {
         email: &email,
@@ -224,7 +229,16 @@ async fn attempt(
         now,
         retry,
     };
-    (classify(result, &attempt).await, now)
+    let outcome = classify(result, &attempt).await;
+    // Held for an admin: the mailbox's other messages would fail the same way, so they wait
+    // with this one rather than each taking its turn to fail.
+    if held && let Outcome::Retry { at, error } = &outcome {
+        tracing::warn!(%error, "mail queue: sender mailbox held until an admin acts");
+        if let Err(error) = store.pause(&message.mailbox, *at).await {
+            tracing::warn!(%error, "mail queue: could not pause the held mailbox");
+        }
+    }
+    (outcome, now, held)
 }
 
 fn outcome_name(outcome: &Outcome) -> &'static str {

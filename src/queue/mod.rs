@@ -73,6 +73,17 @@
 //!   whole sender mailbox is paused until then, so that its other messages do not burn
 //!   their attempts meanwhile; after `max_attempts` attempts, or when the
 //!   next attempt would come later than the age limit, it is `failed`.
+//! - **Held for an admin**: a failure that certainly did not deliver and is the admin's to fix
+//!   for the whole sender mailbox — a refused or expired credential, a missing permission or
+//!   consent, authentication required ([`Error::is_auth`](crate::Error::is_auth)), or a
+//!   setting ([`Error::is_settings`](crate::Error::is_settings)) — does not fail the message:
+//!   every message of the mailbox would fail the same way until the fix. The message goes
+//!   back to `queued`, its error saying it is held, why, and the fix, and the mailbox is
+//!   paused until its next try: after the backoff, at least a second and at most 5 minutes,
+//!   however many attempts it has had — so mail flows again within 5 minutes of the fix.
+//!   Only the age limit fails it. [`Worker::run_once`] does not wait for a held message.
+//!   The refusal of one recipient (a `550 5.7.1` for one domain, say) is that recipient's,
+//!   not the mailbox's, and is not held.
 //! - **Partial delivery** ([`Error::PartialDelivery`](crate::Error::PartialDelivery): an SMTP
 //!   server refused some recipients at `RCPT TO` and took the rest, or refused all of
 //!   several, or the [recipient limit](crate::RecipientLimit) split the email and a part

@@ -41,6 +41,21 @@ impl Attempt<'_> {
         }
     }
 
+    /// When to try a [held](holds_mailbox) message again: after the backoff, within
+    /// [`MIN_HOLD`]..=[`MAX_HOLD`], whatever its attempts (an admin's fix is waited for, not counted), or
+    /// `None` past the age limit.
+    fn next_hold(&self) -> Option<SystemTime> {
+        let wait = self
+            .retry
+            .delay(self.attempts.saturating_sub(1), None)
+            .clamp(MIN_HOLD, MAX_HOLD);
+        let at = self.now.checked_add(wait)?;
+        match self.retry.deadline {
+            Some(age) if at.duration_since(self.retry_from).unwrap_or_default() > age => None,
+            _ => Some(at),
+        }
+    }
+
     fn gave_up(&self, error: &Error) -> String {
         format!(
             "gave up after {} attempt(s) over {}s: {error}",
@@ -50,6 +65,41 @@ impl Attempt<'_> {
                 .unwrap_or_default()
                 .as_secs()
         )
+    }
+}
+
+/// The longest wait between two tries of a [held](holds_mailbox) message: how soon mail
+/// flows again once an admin has fixed what held it.
+pub(crate) const MAX_HOLD: Duration = Duration::from_secs(5 * 60);
+
+/// The shortest: held messages are tried whatever their attempts, so a retry policy without
+/// backoff would otherwise try them back to back.
+pub(crate) const MIN_HOLD: Duration = Duration::from_secs(1);
+
+/// Whether a failure holds the sender mailbox until an admin acts, rather than failing the
+/// message: nothing was sent, and what failed is the admin's to fix for every message of
+/// the mailbox alike — a refused or expired credential, a missing permission or consent, a
+/// mailbox the app may not send from ([`Error::is_auth`]), or a setting
+/// ([`Error::is_settings`]). Failing the message would fail every queued message the same
+/// way until the fix; held, they go once it is made (as an MTA defers mail when its relay
+/// refuses its login). Not held: the refusal of one recipient (a `550 5.7.1` for one domain
+/// is that recipient's), and a partial delivery, whose groups fare as their own errors say.
+pub(crate) fn holds_mailbox(error: &Error) -> bool {
+    match error {
+        // A recipient-limit split that delivered nothing and left nothing uncertain failed
+        // as its first part did.
+        Error::PartialDelivery {
+            delivered,
+            uncertain,
+            source,
+            ..
+        } => delivered.messages.is_empty() && uncertain.is_empty() && holds_mailbox(source),
+        _ => {
+            error.delivery() == Delivery::NotSent
+                && !error.is_transient()
+                && (error.is_auth() || error.is_settings())
+                && !error.refuses_recipient()
+        }
     }
 }
 
@@ -174,6 +224,18 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
             error: error.to_string(),
         };
     }
+    if holds_mailbox(&error) {
+        return match attempt.next_hold() {
+            Some(at) => Outcome::Retry {
+                error: held_error(&error, at.duration_since(attempt.now).unwrap_or_default()),
+                at,
+            },
+            None => Outcome::Failed {
+                error: attempt.gave_up(&error),
+                remedy: error.remedy(),
+            },
+        };
+    }
     if error.is_transient() {
         return match attempt.next_attempt(error.retry_after()) {
             Some(at) => Outcome::Retry {
@@ -190,6 +252,20 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
         error: error.to_string(),
         remedy: error.remedy(),
     }
+}
+
+/// The error a held message keeps while it waits: that it is held and why, and the fix
+/// (a queued row has no remedy of its own).
+fn held_error(error: &Error, wait: Duration) -> String {
+    let fix = error
+        .remedy()
+        .map(|fix| format!("; to fix: {fix}"))
+        .unwrap_or_default();
+    format!(
+        "held until an admin fixes this, the sender mailbox paused (tried again in {}s): \
+         {error}{fix}",
+        wait.as_secs()
+    )
 }
 
 /// Why the recipients refused permanently were: the server's reply to each of the first

@@ -21,7 +21,8 @@ use crate::transport::MailTransport;
 pub struct WorkerReport {
     /// Delivered.
     pub sent: u64,
-    /// Queued again after a transient failure.
+    /// Queued again after a transient failure, or held for an admin (see the
+    /// [module page](super)).
     pub retried: u64,
     /// Failed permanently.
     pub failed: u64,

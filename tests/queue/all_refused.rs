@@ -17,7 +17,7 @@ on_both_stores!(
     every_recipient_refused_for_now_out_of_attempts_gives_up,
     every_recipient_refused_for_good_fails_the_message_as_one,
     a_split_row_keeps_the_original_due_time,
-    authentication_required_at_rcpt_fails_the_message_at_once,
+    authentication_required_at_rcpt_holds_the_message_at_once,
 );
 
 const ANN: &str = "ann@example.org";
@@ -172,18 +172,22 @@ async fn a_split_row_keeps_the_original_due_time(backend: Backend) {
 /// One recipient per transaction, and a server that answers "authentication required" at
 /// `RCPT TO`: the session's failure, not ann's. The message fails at once, whole, with the
 /// settings' remedy — not ann split off as an address to check and bob tried next time.
-async fn authentication_required_at_rcpt_fails_the_message_at_once(backend: Backend) {
+async fn authentication_required_at_rcpt_holds_the_message_at_once(backend: Backend) {
     let server = server("530 5.7.57 Client not authenticated to send mail").await;
     let (queue, _guard) = open(backend).await;
     let id = enqueue(&queue).await;
     let report = one_pass(&queue, RecipientLimit::new(smtp(&server), 1), 5).await;
-    assert_eq!((report.failed, report.partial), (1, 0), "{report:?}");
+    // The session's settings, not the recipients: the whole email waits for the admin.
+    assert_eq!((report.retried, report.partial), (1, 0), "{report:?}");
     let message = only_message(&queue).await;
     assert_eq!(message.id, id.as_str());
-    assert_eq!(message.state, State::Failed, "{message:?}");
+    assert_eq!(message.state, State::Queued, "{message:?}");
     assert_eq!(message.recipients, format!("To: {ANN}, To: {BOB}"));
-    let remedy = message.remedy.as_deref().unwrap();
-    assert!(remedy.contains("auth_mode"), "{remedy}");
-    assert!(!remedy.contains("check these addresses"), "{remedy}");
+    let error = message.last_error.as_deref().unwrap();
+    assert!(
+        error.contains("held") && error.contains("auth_mode"),
+        "{error}"
+    );
+    assert!(!error.contains("check these addresses"), "{error}");
     assert_eq!(server.rcpt_commands(BOB), 0, "never tried");
 }

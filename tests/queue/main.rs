@@ -17,6 +17,7 @@ mod concurrency;
 mod crash;
 mod factory;
 mod fleet;
+mod held;
 mod helpers;
 mod mailctl;
 mod outbox;

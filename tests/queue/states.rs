@@ -19,7 +19,6 @@ use crate::support;
 on_both_stores!(
     a_transient_failure_is_retried_with_backoff_within_the_run,
     out_of_attempts_is_failed,
-    a_permanent_failure_is_failed_with_its_remedy,
     a_retry_is_never_sooner_than_retry_after,
     a_429_pauses_its_mailbox_until_retry_after,
     an_uncertain_delivery_is_parked_and_never_resent,
@@ -88,42 +87,6 @@ fn unsigned(subject: &str) -> Email {
         .subject(subject)
         .build()
         .unwrap()
-}
-
-async fn a_permanent_failure_is_failed_with_its_remedy(backend: Backend) {
-    let server = MockServer::start_async().await;
-    server
-        .mock_async(|when, then| {
-            when.method(POST).path(support::token_path(support::TENANT));
-            then.status(200)
-                .json_body(support::token_body("token", 3600));
-        })
-        .await;
-    server
-        .mock_async(|when, then| {
-            when.method(POST).path_includes("/sendMail");
-            then.status(403).json_body(serde_json::json!({
-                "error": {"code": "ErrorAccessDenied", "message": "Access is denied."}
-            }));
-        })
-        .await;
-    let mut settings = support::secret_settings(&server, support::TENANT);
-    settings.graph_endpoint = Some(server.base_url());
-    let graph = settings.build().unwrap();
-    let (queue, _guard) = open(backend).await;
-    let id = queue
-        .enqueue(&unsigned("denied"), EnqueueOptions::new())
-        .await
-        .unwrap();
-    Worker::with_transport(&queue, graph)
-        .run_once()
-        .await
-        .unwrap();
-    let message = row(&queue, id.as_str()).await;
-    assert_eq!((message.state, message.attempts), (State::Failed, 1));
-    let error = message.last_error.unwrap();
-    assert!(error.contains("ErrorAccessDenied"), "{error}");
-    assert!(message.remedy.unwrap().contains("Mail.Send"));
 }
 
 async fn a_retry_is_never_sooner_than_retry_after(backend: Backend) {

@@ -1,0 +1,174 @@
+//! A failure that is the admin's to fix for the whole sender mailbox (a refused permission,
+//! an expired secret, authentication required) holds the mailbox instead of failing its
+//! messages: they stay queued, the mailbox is paused, and they go once the admin has fixed
+//! it — until their age limit. A permanent failure of the message itself still fails it.
+
+use std::time::Duration;
+
+use httpmock::prelude::*;
+use mail_connector::queue::{EnqueueOptions, MessageId, Queue, State, Worker};
+use mail_connector::{Email, MailTransport, RetryPolicy};
+
+use crate::helpers::{Backend, on_both_stores, open, row};
+use crate::support;
+
+on_both_stores!(
+    a_refused_permission_holds_the_mailbox_until_an_admin_fixes_it,
+    a_held_message_fails_at_its_age_limit,
+    a_permanent_failure_of_the_message_is_failed_with_its_remedy,
+);
+
+/// No backoff: a held message waits the shortest hold (a second).
+fn no_backoff(deadline: Duration) -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 0,
+        initial_backoff: Duration::ZERO,
+        max_backoff: Duration::ZERO,
+        multiplier: 2.0,
+        deadline: Some(deadline),
+    }
+}
+
+fn unsigned(subject: &str) -> Email {
+    Email::builder()
+        .to("a@example.org")
+        .subject(subject)
+        .text("hello")
+        .build()
+        .unwrap()
+}
+
+/// A Graph transport against `server`, whose token endpoint answers.
+async fn graph(server: &MockServer) -> std::sync::Arc<dyn MailTransport> {
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path(support::token_path(support::TENANT));
+            then.status(200)
+                .json_body(support::token_body("token", 3600));
+        })
+        .await;
+    let mut settings = support::secret_settings(server, support::TENANT);
+    settings.graph_endpoint = Some(server.base_url());
+    settings.build().unwrap()
+}
+
+fn graph_error(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "error": { "code": code, "message": message } })
+}
+
+async fn enqueue(queue: &Queue, subject: &str) -> MessageId {
+    queue
+        .enqueue(&unsigned(subject), EnqueueOptions::new())
+        .await
+        .unwrap()
+}
+
+async fn a_refused_permission_holds_the_mailbox_until_an_admin_fixes_it(backend: Backend) {
+    let server = MockServer::start_async().await;
+    let transport = graph(&server).await;
+    let denied = server
+        .mock_async(|when, then| {
+            when.method(POST).path_includes("/sendMail");
+            then.status(403)
+                .json_body(graph_error("ErrorAccessDenied", "Access is denied."));
+        })
+        .await;
+    let (queue, _guard) = open(backend).await;
+    let first = enqueue(&queue, "first").await;
+    let second = enqueue(&queue, "second").await;
+    // Attempts would have run out at once: a held message is not counted out.
+    let worker = || {
+        Worker::with_transport(&queue, transport.clone())
+            .with_retry(no_backoff(Duration::from_secs(600)))
+            .with_concurrency(1)
+            .with_once_wait(Duration::from_secs(60))
+    };
+    let report = worker().run_once().await.unwrap();
+    assert_eq!((report.retried, report.failed), (1, 0), "{report:?}");
+    // The run neither waits for the held message nor tries the mailbox's other one.
+    assert_eq!(denied.calls_async().await, 1);
+    let held = row(&queue, first.as_str()).await;
+    assert_eq!((held.state, held.attempts), (State::Queued, 1), "{held:?}");
+    let error = held.last_error.unwrap();
+    for part in ["held", "ErrorAccessDenied", "Mail.Send"] {
+        assert!(error.contains(part), "{part}: {error}");
+    }
+    let waiting = row(&queue, second.as_str()).await;
+    assert_eq!((waiting.state, waiting.attempts), (State::Queued, 0));
+
+    // The admin grants the permission: both go once the mailbox's pause is over.
+    denied.delete_async().await;
+    let sent = server
+        .mock_async(|when, then| {
+            when.method(POST).path_includes("/sendMail");
+            then.status(202);
+        })
+        .await;
+    let all_sent = async {
+        loop {
+            let rows = queue.list(Some(State::Sent), 10).await.unwrap();
+            if rows.len() == 2 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let resumed = worker().with_poll_interval(Duration::from_millis(20));
+    let report = tokio::time::timeout(Duration::from_secs(30), resumed.run(all_sent))
+        .await
+        .expect("the held mailbox resumes after its pause")
+        .unwrap();
+    assert_eq!(report.sent, 2, "{report:?}");
+    assert_eq!(sent.calls_async().await, 2);
+}
+
+async fn a_held_message_fails_at_its_age_limit(backend: Backend) {
+    let server = MockServer::start_async().await;
+    let transport = graph(&server).await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path_includes("/sendMail");
+            then.status(403)
+                .json_body(graph_error("ErrorAccessDenied", "Access is denied."));
+        })
+        .await;
+    let (queue, _guard) = open(backend).await;
+    let id = enqueue(&queue, "too old").await;
+    // The shortest hold (a second) would take it past its age limit.
+    let report = Worker::with_transport(&queue, transport)
+        .with_retry(no_backoff(Duration::from_millis(500)))
+        .run_once()
+        .await
+        .unwrap();
+    assert_eq!(report.failed, 1, "{report:?}");
+    let message = row(&queue, id.as_str()).await;
+    assert_eq!(message.state, State::Failed, "{message:?}");
+    let error = message.last_error.unwrap();
+    assert!(error.contains("gave up after 1 attempt"), "{error}");
+    assert!(message.remedy.unwrap().contains("Mail.Send"));
+}
+
+async fn a_permanent_failure_of_the_message_is_failed_with_its_remedy(backend: Backend) {
+    let server = MockServer::start_async().await;
+    let transport = graph(&server).await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path_includes("/sendMail");
+            then.status(400).json_body(graph_error(
+                "ErrorMessageSizeExceeded",
+                "The message exceeds the maximum supported size.",
+            ));
+        })
+        .await;
+    let (queue, _guard) = open(backend).await;
+    let id = enqueue(&queue, "too big").await;
+    Worker::with_transport(&queue, transport)
+        .run_once()
+        .await
+        .unwrap();
+    let message = row(&queue, id.as_str()).await;
+    assert_eq!((message.state, message.attempts), (State::Failed, 1));
+    let error = message.last_error.unwrap();
+    assert!(error.contains("ErrorMessageSizeExceeded"), "{error}");
+    assert!(message.remedy.unwrap().contains("MaxSendSize"));
+}

@@ -9,13 +9,15 @@ use httpmock::prelude::*;
 use mail_connector::queue::{EnqueueOptions, MessageId, Queue, State, Worker};
 use mail_connector::{Email, MailTransport, RetryPolicy};
 
-use crate::helpers::{Backend, on_both_stores, open, row};
+use crate::helpers::{Backend, on_both_stores, open, row, smtp_to};
 use crate::support;
+use crate::support::smtp_server::{ServerOptions, TestServer};
 
 on_both_stores!(
     a_refused_permission_holds_the_mailbox_until_an_admin_fixes_it,
     a_held_message_fails_at_its_age_limit,
     a_permanent_failure_of_the_message_is_failed_with_its_remedy,
+    a_message_refused_after_its_data_fails_alone,
 );
 
 /// No backoff: a held message waits the shortest hold (a second).
@@ -171,4 +173,32 @@ async fn a_permanent_failure_of_the_message_is_failed_with_its_remedy(backend: B
     let error = message.last_error.unwrap();
     assert!(error.contains("ErrorMessageSizeExceeded"), "{error}");
     assert!(message.remedy.unwrap().contains("MaxSendSize"));
+}
+
+async fn a_message_refused_after_its_data_fails_alone(backend: Backend) {
+    // A 5.7.x after the data is about that message (here its content), not the mailbox:
+    // holding it would stop the mailbox's other mail behind one the server never takes.
+    let server = TestServer::start(ServerOptions {
+        transient_data_failures: 1,
+        transient_data_reply: "550 5.7.1 Message rejected as spam by Content Filtering".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let smtp = smtp_to(&server)
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let (queue, _guard) = open(backend).await;
+    let spam = enqueue(&queue, "spam").await;
+    let fine = enqueue(&queue, "fine").await;
+    let report = Worker::new(&queue, smtp)
+        .with_concurrency(1)
+        .run_once()
+        .await
+        .unwrap();
+    assert_eq!((report.failed, report.sent), (1, 1), "{report:?}");
+    let refused = row(&queue, spam.as_str()).await;
+    assert_eq!(refused.state, State::Failed, "{refused:?}");
+    assert!(!refused.last_error.unwrap().contains("held"));
+    assert_eq!(row(&queue, fine.as_str()).await.state, State::Sent);
 }

@@ -18,6 +18,20 @@ pub(crate) const UNCERTAIN_REMEDY: &str = "verify with these recipients whether 
      reached them before any resend: resending may deliver it twice";
 
 impl Error {
+    /// Whether the failure is this message's own rather than its sender mailbox's, as the
+    /// transport that made it says: an SMTP server's refusal after the data (its content),
+    /// or a permission only some messages need (Graph's `Mail.ReadWrite`, for large
+    /// attachments). The mailbox's other messages may still go.
+    #[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
+    pub(crate) fn concerns_message_only(&self) -> bool {
+        match self {
+            Self::Smtp { advice, .. }
+            | Self::Graph { advice, .. }
+            | Self::Transport { advice, .. } => advice.is_of_message(),
+            _ => false,
+        }
+    }
+
     /// Whether this is an SMTP server's refusal of one recipient at `RCPT TO`, after which
     /// the others can still be sent to: a reply to that command other than `421` (which
     /// closes the session) and other than "authentication required" (`530`, or Exchange's

@@ -57,6 +57,8 @@ struct AdviceInner {
     remedy: Option<String>,
     auth: bool,
     settings: bool,
+    /// The failure concerns this message only: others from the same mailbox may still go.
+    of_message: bool,
     retry_after: Option<Duration>,
 }
 
@@ -91,6 +93,14 @@ impl Advice {
         self
     }
 
+    /// Marks (or unmarks) the failure as this message's own — its content, or what it alone
+    /// needs (a permission only large attachments use) — rather than the sender mailbox's:
+    /// the mailbox's other messages may still go.
+    pub(crate) fn with_of_message(mut self, of_message: bool) -> Self {
+        self.0.get_or_insert_with(Box::default).of_message = of_message;
+        self
+    }
+
     /// Adds the server's `Retry-After`.
     pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
         self.0.get_or_insert_with(Box::default).retry_after = retry_after;
@@ -111,6 +121,11 @@ impl Advice {
 
     pub(super) fn is_settings(&self) -> bool {
         self.0.as_ref().is_some_and(|a| a.settings)
+    }
+
+    #[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
+    pub(super) fn is_of_message(&self) -> bool {
+        self.0.as_ref().is_some_and(|a| a.of_message)
     }
 }
 

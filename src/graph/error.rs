@@ -58,6 +58,10 @@ impl GraphFailure {
             },
         ))
         .with_auth(self.operation != UPLOAD && is_auth(self.status, self.code.as_deref()))
+        // Only a message with large attachments goes through a draft (and its permission).
+        .with_of_message(
+            self.operation == UPLOAD || needed_permission(self.operation) == "Mail.ReadWrite",
+        )
         .with_retry_after(self.retry_after);
         Error::Graph {
             operation: self.operation,

@@ -83,8 +83,9 @@
 //!   however many attempts it has had — so mail flows again within 5 minutes of the fix.
 //!   Only the age limit fails it. [`Worker::run_once`] does not wait for a held message.
 //!   The refusal of one recipient (a `550 5.7.1` for one domain, say) is that recipient's,
-//!   and an SMTP server's refusal after the data (a `5.7.x` for the content) that message's:
-//!   neither is held.
+//!   and an SMTP server's refusal after the data (a `5.7.x` for the content), or Graph's
+//!   refusal of the draft only large attachments need (`Mail.ReadWrite`), that message's:
+//!   none of these is held.
 //! - **Partial delivery** ([`Error::PartialDelivery`](crate::Error::PartialDelivery): an SMTP
 //!   server refused some recipients at `RCPT TO` and took the rest, or refused all of
 //!   several, or the [recipient limit](crate::RecipientLimit) split the email and a part

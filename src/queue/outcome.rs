@@ -9,7 +9,7 @@ use serde_json::json;
 use super::codec;
 use super::store::{Outcome, Remainder, State};
 use crate::error::{
-    Delivery, Error, REFUSED_REMEDY, Refusal, Result, SmtpStage, UNCERTAIN_REMEDY, few_refusals,
+    Delivery, Error, REFUSED_REMEDY, Refusal, Result, UNCERTAIN_REMEDY, few_refusals,
 };
 use crate::message::{Email, Recipient};
 use crate::retry::RetryPolicy;
@@ -83,10 +83,11 @@ pub(crate) const MIN_HOLD: Duration = Duration::from_secs(1);
 /// ([`Error::is_settings`]). Failing the message would fail every queued message the same
 /// way until the fix; held, they go once it is made (as an MTA defers mail when its relay
 /// refuses its login). Not held: the refusal of one recipient (a `550 5.7.1` for one domain
-/// is that recipient's); an SMTP server's refusal of the message after its data (a `5.7.x`
-/// there is mostly about this message: its content, its size), which would otherwise hold
-/// every other message behind one the server will never take; and a partial delivery
-/// that delivered anything, whose groups fare as their own errors say.
+/// is that recipient's); a failure its transport calls the message's own (an SMTP refusal
+/// after the data, for its content; Graph's draft for large attachments refused
+/// `Mail.ReadWrite`), which would otherwise hold the mailbox's other messages behind one
+/// that alone cannot go; and a partial delivery that delivered anything, whose groups fare
+/// as their own errors say.
 pub(crate) fn holds_mailbox(error: &Error) -> bool {
     match error {
         // A recipient-limit split that delivered nothing and left nothing uncertain failed
@@ -102,13 +103,7 @@ pub(crate) fn holds_mailbox(error: &Error) -> bool {
                 && !error.is_transient()
                 && (error.is_auth() || error.is_settings())
                 && !error.refuses_recipient()
-                && !matches!(
-                    error,
-                    Error::Smtp {
-                        stage: SmtpStage::Data,
-                        ..
-                    }
-                )
+                && !error.concerns_message_only()
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use httpmock::prelude::*;
 use mail_connector::queue::{EnqueueOptions, MessageId, Queue, State, Worker};
-use mail_connector::{Email, MailTransport, RetryPolicy};
+use mail_connector::{Attachment, Email, MailTransport, RetryPolicy};
 
 use crate::helpers::{Backend, on_both_stores, open, row, smtp_to};
 use crate::support;
@@ -18,6 +18,7 @@ on_both_stores!(
     a_held_message_fails_at_its_age_limit,
     a_permanent_failure_of_the_message_is_failed_with_its_remedy,
     a_message_refused_after_its_data_fails_alone,
+    a_draft_refused_its_permission_fails_alone,
 );
 
 /// No backoff: a held message waits the shortest hold (a second).
@@ -201,4 +202,51 @@ async fn a_message_refused_after_its_data_fails_alone(backend: Backend) {
     assert_eq!(refused.state, State::Failed, "{refused:?}");
     assert!(!refused.last_error.unwrap().contains("held"));
     assert_eq!(row(&queue, fine.as_str()).await.state, State::Sent);
+}
+
+async fn a_draft_refused_its_permission_fails_alone(backend: Backend) {
+    // Only an email with large attachments goes through a draft, which needs
+    // `Mail.ReadWrite`: without it, that email fails; the mailbox's others still go.
+    let server = MockServer::start_async().await;
+    let transport = graph(&server).await;
+    let drafts = server
+        .mock_async(|when, then| {
+            when.method(POST).path_includes("/messages");
+            then.status(403)
+                .json_body(graph_error("ErrorAccessDenied", "Access is denied."));
+        })
+        .await;
+    let sent = server
+        .mock_async(|when, then| {
+            when.method(POST).path_includes("/sendMail");
+            then.status(202);
+        })
+        .await;
+    let (queue, _guard) = open(backend).await;
+    let large = Email::builder()
+        .to("a@example.org")
+        .subject("large")
+        .text("hello")
+        .attachment(Attachment::from_bytes(
+            "big.bin",
+            vec![7u8; 4 * 1024 * 1024],
+        ))
+        .build()
+        .unwrap();
+    let large = queue.enqueue(&large, EnqueueOptions::new()).await.unwrap();
+    let small = enqueue(&queue, "small").await;
+    let report = Worker::with_transport(&queue, transport)
+        .with_concurrency(1)
+        .run_once()
+        .await
+        .unwrap();
+    assert_eq!((report.failed, report.sent), (1, 1), "{report:?}");
+    assert_eq!(
+        (drafts.calls_async().await, sent.calls_async().await),
+        (1, 1)
+    );
+    let refused = row(&queue, large.as_str()).await;
+    assert_eq!(refused.state, State::Failed, "{refused:?}");
+    assert!(refused.remedy.unwrap().contains("Mail.ReadWrite"));
+    assert_eq!(row(&queue, small.as_str()).await.state, State::Sent);
 }

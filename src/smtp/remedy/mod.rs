@@ -130,7 +130,8 @@ pub(crate) fn with_advice(mut error: Error) -> Error {
             mechanism.as_deref(),
         ))
         .with_auth(is_auth(*stage, *code, enhanced_code.as_deref(), message))
-        .with_settings(is_tls_mismatch(*code, message));
+        .with_settings(is_tls_mismatch(*code, message))
+        .with_of_message(is_of_message(*stage, enhanced_code.as_deref(), message));
     }
     error
 }
@@ -219,6 +220,13 @@ fn is_tls_mismatch(code: Option<u16>, message: &str) -> bool {
     code.is_none() && (contains(message, PLAIN_SMTP_PORT) || contains(message, IMPLICIT_TLS_PORT))
 }
 
+/// Whether an SMTP failure is the message's own: a refusal after its data (a `5.7.x` there
+/// is mostly about the content), but for the mailbox not being allowed to send as the
+/// message's From, which every message from that address meets alike.
+fn is_of_message(stage: SmtpStage, enhanced: Option<&str>, message: &str) -> bool {
+    stage == SmtpStage::Data && enhanced != Some("5.2.252") && !contains(message, "SendAsDenied")
+}
+
 /// Whether an SMTP failure is about credentials or permissions.
 fn is_auth(stage: SmtpStage, code: Option<u16>, enhanced: Option<&str>, message: &str) -> bool {
     let permanent = code.is_some_and(|c| c >= 500);
@@ -231,6 +239,20 @@ fn is_auth(stage: SmtpStage, code: Option<u16>, enhanced: Option<&str>, message:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_after_the_data_is_the_message_s_but_send_as() {
+        let spam = "5.7.1 Message rejected as spam by Content Filtering";
+        assert!(is_of_message(SmtpStage::Data, Some("5.7.1"), spam));
+        let send_as = "5.2.252 SendAsDenied; no-reply@contoso.com not allowed to send as x@y";
+        assert!(!is_of_message(SmtpStage::Data, Some("5.2.252"), send_as));
+        assert!(!is_of_message(
+            SmtpStage::Data,
+            None,
+            "SendAsDeniedException"
+        ));
+        assert!(!is_of_message(SmtpStage::Mail, Some("5.7.1"), spam));
+    }
 
     #[test]
     fn enhanced_codes_are_recognised() {

@@ -111,6 +111,11 @@ impl TlsProbe {
     fn take(&self) -> bool {
         !self.0.swap(true, Ordering::Relaxed)
     }
+
+    /// Whether the question was asked already.
+    fn asked(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// The message for a token provider that did not answer in time.
@@ -274,8 +279,23 @@ impl Connector {
             .await
             .map_err(connect_error)
         };
+        // Without a greeting the port is asked whether it speaks implicit TLS: leave that
+        // question time of its own when the deadline would end the wait for the greeting
+        // first, or a wrong port would be reported as a server that did not answer.
+        let greet_by = match self.tls {
+            Tls::Implicit(_) => deadline,
+            _ if probe.asked() => deadline,
+            _ => {
+                let left = deadline.at.saturating_duration_since(Instant::now());
+                let question = (left / 2).min(self.connect_timeout.min(TLS_PROBE_TIMEOUT));
+                Deadline {
+                    at: deadline.at - question,
+                    ..deadline
+                }
+            }
+        };
         let greeted = self
-            .stage(deadline, SmtpStage::Connect, "(greeting and EHLO)", greet)
+            .stage(greet_by, SmtpStage::Connect, "(greeting and EHLO)", greet)
             .await;
         match greeted {
             // No greeting: silence, or the connection closed without a reply. An SMTP server

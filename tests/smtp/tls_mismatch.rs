@@ -80,6 +80,27 @@ async fn starttls_against_an_implicit_tls_port_is_permanent_and_names_implicit()
 }
 
 #[tokio::test]
+async fn a_send_deadline_shorter_than_the_connect_timeout_still_names_the_implicit_port() {
+    let server = TestServer::start(ServerOptions {
+        tls: ServerTls::Implicit,
+        ..ServerOptions::default()
+    })
+    .await;
+    // The deadline ends the wait for a greeting before the connect timeout would: the
+    // question whether the port speaks TLS still gets its share of the time.
+    let transport = logged_in(&server)
+        .connect_timeout(Duration::from_secs(10))
+        .send_deadline(Duration::from_millis(800))
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&simple_email("ann@example.org")))
+        .await
+        .unwrap_err();
+    assert_permanent_tls_error(&error, "smtp_tls = \"implicit\"");
+    assert_eq!(server.connections(), 2, "one attempt and one TLS question");
+}
+
+#[tokio::test]
 async fn no_tls_against_an_implicit_tls_port_is_told_so_by_check() {
     let server = TestServer::start(ServerOptions {
         tls: ServerTls::Implicit,

@@ -181,6 +181,7 @@ mod rows;
 mod sql;
 #[cfg(feature = "queue-sqlite")]
 mod sqlite;
+mod stats;
 mod store;
 mod transport;
 mod worker;

@@ -1,7 +1,6 @@
 //! [`QueueStore`]: the storage trait under the queue, with the plain data it reads and writes.
 //! The SQLite and PostgreSQL stores implement it; another store can be added downstream.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
@@ -16,6 +15,7 @@ pub(crate) use super::rows::{
 };
 #[cfg(feature = "queue-sqlite")]
 pub(crate) use super::rows::{from_millis, millis};
+pub use super::stats::{MailboxStats, MessageSummary, OldestDue, QueueStats};
 use crate::error::{Error, Result};
 
 /// Where a queued message is in its life. See the [module page](super) for the transitions.
@@ -280,74 +280,6 @@ pub enum Outcome {
     },
 }
 
-/// Counts of one mailbox's messages per state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct MailboxStats {
-    /// The sender mailbox.
-    pub mailbox: String,
-    /// Messages per state (states with none are left out).
-    pub states: BTreeMap<State, u64>,
-}
-
-/// What the queue holds: counts per state and per mailbox, and the oldest due message.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct QueueStats {
-    /// Messages per state, every state listed.
-    pub states: BTreeMap<State, u64>,
-    /// Per sender mailbox.
-    pub mailboxes: Vec<MailboxStats>,
-    /// The queued message that has been due the longest, with its due time.
-    pub oldest_due: Option<OldestDue>,
-}
-
-/// The queued message that has been due the longest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OldestDue {
-    /// Its id.
-    pub id: String,
-    /// When it fell due, as stored (PostgreSQL: on the server's clock).
-    #[serde(serialize_with = "serialize_time")]
-    pub due_at: SystemTime,
-}
-
-/// One message as listed by [`QueueStore::list`]. Its times are as stored: on
-/// [`PostgresStore`](super::PostgresStore), the database server's clock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct MessageSummary {
-    /// The id.
-    pub id: String,
-    /// The state.
-    pub state: State,
-    /// The sender mailbox.
-    pub mailbox: String,
-    /// The recipients (`To: ann@example.org, Bcc: …`).
-    pub recipients: String,
-    /// The subject.
-    pub subject: String,
-    /// Delivery attempts so far.
-    pub attempts: u32,
-    /// The last attempt's error.
-    pub last_error: Option<String>,
-    /// What to fix, for a failed message.
-    pub remedy: Option<String>,
-    /// The transport's report, for a sent message (JSON).
-    pub report: Option<String>,
-    /// The idempotency key it was enqueued with.
-    pub idempotency_key: Option<String>,
-    /// When it was enqueued.
-    #[serde(serialize_with = "serialize_time")]
-    pub created_at: SystemTime,
-    /// When it is (or was) due.
-    #[serde(serialize_with = "serialize_time")]
-    pub due_at: SystemTime,
-    /// When its state last changed.
-    #[serde(serialize_with = "serialize_time")]
-    pub updated_at: SystemTime,
-    /// The message it was split from by a partial delivery.
-    pub parent_id: Option<String>,
-}
-
 /// The storage under a [`Queue`](super::Queue): it keeps messages as bytes and decides
 /// admission under the per-mailbox limits, atomically across every worker that shares it.
 ///
@@ -487,11 +419,4 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
     ///
     /// [`Error::Queue`] when the database fails.
     async fn pending(&self, by: SystemTime) -> Result<(u64, u64)>;
-}
-
-fn serialize_time<S: serde::Serializer>(
-    time: &SystemTime,
-    serializer: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    serializer.serialize_str(&rfc3339(*time))
 }

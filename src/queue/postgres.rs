@@ -310,7 +310,7 @@ impl QueueStore for PostgresStore {
         .bind(length)
         .execute(&self.pool)
         .await
-        .map_err(|e| db_error("pause a throttled mailbox", &e))?;
+        .map_err(|e| db_error("pause a mailbox", &e))?;
         Ok(())
     }
 
@@ -346,7 +346,14 @@ impl QueueStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| db_error(ACTION, &e))?;
-        stats_from_counts(counts, oldest)
+        let paused: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT mailbox, paused_until FROM mail_queue.mailboxes \
+             WHERE paused_until > (SELECT {SERVER_NOW})",
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error(ACTION, &e))?;
+        stats_from_counts(counts, oldest, &paused)
     }
 
     async fn list(&self, state: Option<State>, limit: u32) -> Result<Vec<MessageSummary>> {

@@ -249,9 +249,13 @@ impl SummaryRow {
 }
 
 /// Builds [`QueueStats`] from `(mailbox, state, count)` rows.
+/// The stats from the counts per mailbox and state (ordered by mailbox), the oldest due
+/// message, and the mailboxes paused now with the end of their pause (in stored
+/// milliseconds).
 pub(crate) fn stats_from_counts(
     counts: Vec<(String, String, i64)>,
     oldest_due: Option<(String, i64)>,
+    paused: &[(String, i64)],
 ) -> Result<QueueStats> {
     let mut stats = QueueStats {
         states: State::ALL.into_iter().map(|s| (s, 0)).collect(),
@@ -266,6 +270,10 @@ pub(crate) fn stats_from_counts(
                 last.states.insert(state, count);
             }
             _ => stats.mailboxes.push(MailboxStats {
+                paused_until: paused
+                    .iter()
+                    .find(|(paused, _)| *paused == mailbox)
+                    .map(|&(_, until)| from_millis(until)),
                 mailbox,
                 states: BTreeMap::from([(state, count)]),
             }),

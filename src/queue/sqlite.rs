@@ -265,7 +265,7 @@ impl QueueStore for SqliteStore {
         .bind(millis(until))
         .execute(&self.pool)
         .await
-        .map_err(|e| db_error("pause a throttled mailbox", &e))?;
+        .map_err(|e| db_error("pause a mailbox", &e))?;
         Ok(())
     }
 
@@ -295,7 +295,14 @@ impl QueueStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| db_error(ACTION, &e))?;
-        stats_from_counts(counts, oldest)
+        let paused: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT mailbox, paused_until FROM mail_queue_mailboxes WHERE paused_until > $1",
+        )
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error(ACTION, &e))?;
+        stats_from_counts(counts, oldest, &paused)
     }
 
     async fn list(&self, state: Option<State>, limit: u32) -> Result<Vec<super::MessageSummary>> {

@@ -16,6 +16,11 @@ pub struct MailboxStats {
     pub mailbox: String,
     /// Messages per state (states with none are left out).
     pub states: BTreeMap<State, u64>,
+    /// Until when no message of the mailbox is taken, when it is paused now: a server asked
+    /// to wait (a 429's `Retry-After`), or a failure an admin must fix holds it (the held
+    /// message's error says why and how). As stored (PostgreSQL: on the server's clock).
+    #[serde(serialize_with = "serialize_time_option")]
+    pub paused_until: Option<SystemTime>,
 }
 
 /// What the queue holds: counts per state and per mailbox, and the oldest due message.
@@ -82,4 +87,14 @@ fn serialize_time<S: serde::Serializer>(
     serializer: S,
 ) -> std::result::Result<S::Ok, S::Error> {
     serializer.serialize_str(&rfc3339(*time))
+}
+
+fn serialize_time_option<S: serde::Serializer>(
+    time: &Option<SystemTime>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => serializer.serialize_str(&rfc3339(*time)),
+        None => serializer.serialize_none(),
+    }
 }

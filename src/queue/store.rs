@@ -344,8 +344,9 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
 
     /// Pauses `mailbox` until `until` (on this machine's clock, kept as its distance from this
     /// machine's now by a store with its own clock): the server throttled it and asked to
-    /// wait, so none of its messages is claimed before then. A later pause never shortens an
-    /// earlier one.
+    /// wait, or a failure an admin must fix holds it, so none of its messages is claimed
+    /// before then. A later pause never shortens an earlier one. [`QueueStore::stats`]
+    /// reports a pause still running as [`MailboxStats::paused_until`].
     ///
     /// # Errors
     ///
@@ -364,8 +365,9 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
     /// [`Error::Queue`] when the database fails.
     async fn finish(&self, lease: &Lease, outcome: Outcome, now: SystemTime) -> Result<bool>;
 
-    /// Counts per state and mailbox, and the oldest message due at `now` (the caller's now:
-    /// a store with its own clock counts by its own now). The due time named is as stored.
+    /// Counts per state and mailbox, each mailbox's pause still running, and the oldest
+    /// message due at `now` (the caller's now: a store with its own clock counts by its own
+    /// now). The times named are as stored.
     ///
     /// # Errors
     ///

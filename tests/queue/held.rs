@@ -98,6 +98,10 @@ async fn a_refused_permission_holds_the_mailbox_until_an_admin_fixes_it(backend:
     }
     let waiting = row(&queue, second.as_str()).await;
     assert_eq!((waiting.state, waiting.attempts), (State::Queued, 0));
+    // `queue status` shows the mailbox paused.
+    let stats = queue.stats().await.unwrap();
+    let json = serde_json::to_value(&stats).unwrap();
+    assert!(json["mailboxes"][0]["paused_until"].is_string(), "{json}");
 
     // The admin grants the permission: both go once the mailbox's pause is over.
     denied.delete_async().await;

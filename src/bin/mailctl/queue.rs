@@ -237,7 +237,11 @@ fn print_status(stats: &QueueStats, json: bool) {
             .iter()
             .map(|(state, count)| format!("{state} {count}"))
             .collect();
-        println!("mailbox {}: {}", mailbox.mailbox, counts.join(", "));
+        let paused = mailbox
+            .paused_until
+            .map(|until| format!(" (paused until {})", rfc3339(until)))
+            .unwrap_or_default();
+        println!("mailbox {}: {}{paused}", mailbox.mailbox, counts.join(", "));
     }
     match &stats.oldest_due {
         Some(oldest) => println!("oldest due: {} since {}", oldest.id, rfc3339(oldest.due_at)),

@@ -28,6 +28,9 @@ pub struct TokenClaims {
     pub azp: Option<String>,
     /// The client id of the app (v1 tokens).
     pub appid: Option<String>,
+    /// The object ID of the app's service principal (its Enterprise application), which
+    /// Exchange Online's `New-ServicePrincipal -ObjectId` wants.
+    pub oid: Option<String>,
 }
 
 impl TokenClaims {
@@ -83,12 +86,13 @@ mod tests {
     #[test]
     fn reads_roles_and_tenant() {
         let payload = URL_SAFE_NO_PAD.encode(
-            br#"{"aud":"https://graph.microsoft.com","roles":["Mail.Send","Mail.ReadWrite"],"tid":"tenant-1","exp":1700000000,"azp":"client-1"}"#,
+            br#"{"aud":"https://graph.microsoft.com","roles":["Mail.Send","Mail.ReadWrite"],"tid":"tenant-1","exp":1700000000,"azp":"client-1","oid":"sp-1"}"#,
         );
         let claims = TokenClaims::decode_unverified(&format!("e30.{payload}.sig")).unwrap();
         assert!(claims.has_role("mail.send"));
         assert_eq!(claims.exp, Some(1_700_000_000));
         assert_eq!(claims.client_id(), Some("client-1"));
         assert_eq!(claims.aud.as_deref(), Some("https://graph.microsoft.com"));
+        assert_eq!(claims.oid.as_deref(), Some("sp-1"));
     }
 }

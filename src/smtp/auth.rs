@@ -6,7 +6,7 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 
 use super::connect::{Connector, Deadline, quiet};
-use super::remedy::{client_error, from_lettre_redacted};
+use super::remedy::{RefusedToken, client_error, from_lettre_redacted};
 use crate::credentials::TokenProvider;
 use crate::error::{Delivery, Error, Result, SmtpStage};
 use crate::secret::Secret;
@@ -99,7 +99,12 @@ impl Connector {
                 }
                 let access = self.token(provider.as_ref(), scope, deadline).await?;
                 let token = Secret::new(access.expose_secret());
-                let login = xoauth2(conn, user, &token, None);
+                // What a refusal's remedy may say of the token, from its claims.
+                let known = RefusedToken {
+                    scope,
+                    app_registration: provider.permission_remedy().is_none(),
+                };
+                let login = xoauth2(conn, user, &token, None, &known);
                 match self
                     .stage(deadline, SmtpStage::Auth, "to AUTH", login)
                     .await
@@ -118,7 +123,7 @@ impl Connector {
                         let refused = token;
                         let access = self.token(provider.as_ref(), scope, deadline).await?;
                         let token = Secret::new(access.expose_secret());
-                        let login = xoauth2(conn, user, &token, Some(&refused));
+                        let login = xoauth2(conn, user, &token, Some(&refused), &known);
                         self.stage(deadline, SmtpStage::Auth, "to AUTH", login)
                             .await?;
                         Ok(Some(token))
@@ -165,12 +170,14 @@ fn no_mechanism(conn: &AsyncSmtpConnection, wanted: &str) -> Error {
 }
 
 /// Logs in with XOAUTH2; `refused` is a token this session already sent (and the server
-/// refused), which must not come back in an error either.
+/// refused), which must not come back in an error either. A refusal's remedy names the
+/// step `token`'s claims point to (see [`RefusedToken`]).
 async fn xoauth2(
     conn: &mut AsyncSmtpConnection,
     user: &str,
     token: &Secret,
     refused: Option<&Secret>,
+    known: &RefusedToken<'_>,
 ) -> Result<()> {
     // lettre's Mechanism::Xoauth2 formats `user=…\x01auth=Bearer …\x01\x01` and base64s it.
     let credentials = Credentials::new(user.to_owned(), token.expose_secret().to_owned());
@@ -186,13 +193,14 @@ async fn xoauth2(
             let mut secrets: Vec<&[u8]> = blobs.iter().map(|b| b.as_bytes()).collect();
             secrets.push(token.expose_secret().as_bytes());
             secrets.extend(refused.map(|t| t.expose_secret().as_bytes()));
-            from_lettre_redacted(
+            let error = from_lettre_redacted(
                 SmtpStage::Auth,
                 Some("XOAUTH2"),
                 &e,
                 Delivery::NotSent,
                 &secrets,
-            )
+            );
+            known.narrow(error, token.expose_secret())
         })
 }
 

@@ -6,8 +6,10 @@
 
 mod exchange;
 mod table;
+mod token;
 
 use table::remedy;
+pub(crate) use token::RefusedToken;
 
 use super::redact::redact;
 use super::tls_mode::{IMPLICIT_TLS_PORT, PLAIN_SMTP_PORT, rustls_error};

@@ -119,7 +119,7 @@
 //! |---|---|---|
 //! | `535 5.7.139` | SMTP AUTH disabled for the tenant or mailbox | `Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false`, or use OAuth |
 //! | `550 5.7.30` | basic auth retired | `auth_mode = "oauth"` |
-//! | `535 5.7.3` with XOAUTH2 | token not accepted | `SMTP.SendAsApp` + admin consent, `New-ServicePrincipal`, `Add-MailboxPermission` |
+//! | `535 5.7.3` with XOAUTH2 | token not accepted | the step the token's claims show missing (below) |
 //! | `535 5.7.8` | wrong user name or password | fix `user_name` / `password` |
 //! | `554 5.2.252` | SendAsDenied | send from `user_name` or `Add-RecipientPermission … SendAs` |
 //! | `432 4.3.2` | too many concurrent connections | transient: retried |
@@ -135,6 +135,14 @@
 //! (Office 365 Exchange Online, application permission, admin consent), a service principal
 //! registered with `New-ServicePrincipal`, and `Add-MailboxPermission` on the mailbox; the
 //! token scope is `https://outlook.office365.com/.default`.
+//!
+//! When Exchange refuses an app-only token, the remedy reads the token's claims (unverified,
+//! for the wording only) to name the missing step: a token for another resource (its `aud`
+//! is not Exchange Online's) → `oauth_scope`; no `SMTP.SendAsApp` in its `roles` → the
+//! permission and admin consent (or Exchange's RBAC for Applications); the role present →
+//! `New-ServicePrincipal` with the token's own app and service principal IDs,
+//! `Add-MailboxPermission` and SMTP AUTH for the mailbox. A delegated token, or one that is
+//! not a readable JWT, gets every step.
 //!
 //! ```no_run
 //! use mail_connector::{Email, MailTransport, Secret, SmtpTransport};

@@ -22,3 +22,4 @@ mod secrets;
 mod sender;
 mod tls;
 mod tls_mismatch;
+mod token_claims;

@@ -101,6 +101,9 @@ pub struct ServerOptions {
     /// Cut the data of the first `times` messages off after `after` bytes: the connection
     /// closed (a reset), or left open and never read again (a server that stalls).
     pub cut_data: Option<DataCut>,
+    /// RCPT TO naming this address is answered only after taking a permit from the
+    /// semaphore: the test holds that send inside its transaction for as long as it likes.
+    pub gated_recipient: Option<(String, Arc<tokio::sync::Semaphore>)>,
 }
 
 /// How [`ServerOptions::cut_data`] cuts a message's data off.
@@ -142,6 +145,7 @@ impl Default for ServerOptions {
             no_smtputf8: false,
             no_8bitmime: false,
             cut_data: None,
+            gated_recipient: None,
         }
     }
 }
@@ -322,6 +326,7 @@ impl TestServer {
                     tokio::spawn(async move {
                         let _ = session(socket, &options, &state, &acceptor).await;
                         state.active.fetch_sub(1, Ordering::SeqCst);
+                        state.received.notify_waiters();
                     });
                 }
             }
@@ -390,6 +395,27 @@ impl TestServer {
         loop {
             let notified = self.state.received.notified();
             if self.state.data_ends.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Connections open now (accepted and not yet closed, as this server sees it).
+    pub fn active(&self) -> usize {
+        self.state.active.load(Ordering::SeqCst)
+    }
+
+    pub fn quits(&self) -> usize {
+        self.state.quits.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `done` holds for this server, re-checking after each event it notifies
+    /// (a message's data, a RCPT TO, a QUIT, a connection closed). Bound it with a deadline.
+    pub async fn wait_until(&self, done: impl Fn(&Self) -> bool) {
+        loop {
+            let notified = self.state.received.notified();
+            if done(self) {
                 return;
             }
             notified.await;

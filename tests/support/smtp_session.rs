@@ -283,6 +283,12 @@ pub(super) async fn session(
                     *count += 1;
                     *count - 1
                 };
+                state.received.notify_waiters();
+                if let Some((gated, gate)) = &options.gated_recipient
+                    && gated.eq_ignore_ascii_case(&address)
+                {
+                    let _ = gate.acquire().await.map(|permit| permit.forget());
+                }
                 let scripted = options
                     .rcpt_replies
                     .iter()
@@ -390,6 +396,7 @@ pub(super) async fn session(
             "QUIT" => {
                 transaction.end();
                 state.quits.fetch_add(1, Ordering::SeqCst);
+                state.received.notify_waiters();
                 reply(&mut io, "221 2.0.0 Bye").await?;
                 return Ok(());
             }

@@ -186,6 +186,16 @@ impl SmtpTransportBuilder {
     }
 
     /// Close pooled connections idle for longer than this (default 60 s).
+    ///
+    /// A background task closes them soon after, politely (`QUIT`, waiting at most a second
+    /// for the server's answer), without waiting for the next send: a service that sends a
+    /// burst and then nothing does not hold its sessions open until the server times them
+    /// out (Exchange Online allows 3 per mailbox, shared by every replica). The task is
+    /// started on the runtime of the send that leaves a connection idle, runs only while
+    /// connections are idle, and ends when the transport is dropped or
+    /// [closed](super::SmtpTransport::close). It never touches a connection a send is using,
+    /// and a connection being closed counts against
+    /// [`max_concurrency`](Self::max_concurrency) until it is.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
@@ -339,6 +349,13 @@ impl SmtpTransportBuilder {
             hello,
             connect_timeout: this.connect_timeout.min(MAX_TIMEOUT),
         };
+        let permits = Arc::new(Semaphore::new(max_concurrency));
+        let pool = Pool::new(
+            this.idle_timeout.min(MAX_TIMEOUT),
+            Arc::clone(&permits),
+            connector.host.clone(),
+            connector.port,
+        );
         Ok(SmtpTransport {
             inner: Arc::new(Inner {
                 connector,
@@ -347,8 +364,8 @@ impl SmtpTransportBuilder {
                 send_deadline: this.send_deadline.min(MAX_TIMEOUT),
                 retry: this.retry,
                 max_concurrency,
-                permits: Arc::new(Semaphore::new(max_concurrency)),
-                pool: Pool::new(this.idle_timeout.min(MAX_TIMEOUT)),
+                permits,
+                pool,
                 opened: AtomicU64::new(0),
                 dkim: this.dkim,
             }),

@@ -54,7 +54,9 @@
 //! limit per mailbox) are open at once, enforced by a semaphore; further sends wait their
 //! turn. A pooled connection the server has closed (silently, or with a parting `421` or a
 //! `451` to `MAIL FROM`, as Exchange Online says to an idle one) is replaced transparently,
-//! without counting a failed attempt. Each send has
+//! without counting a failed attempt. Connections idle longer than
+//! [`idle_timeout`](SmtpTransportBuilder::idle_timeout) (default 60 s) are closed with
+//! `QUIT` in the background, without waiting for a send. Each send has
 //! an overall deadline ([`send_deadline`](SmtpTransportBuilder::send_deadline), default 60 s).
 //! 4xx replies and dropped connections are retried with exponential backoff inside that
 //! deadline; 5xx replies are not. A 4xx reply to the end of the message data (Exchange's
@@ -162,6 +164,7 @@ mod check;
 mod connect;
 mod envelope;
 mod pool;
+mod reaper;
 mod redact;
 pub(crate) mod remedy;
 mod send;
@@ -317,6 +320,7 @@ impl SmtpTransport {
         // after wait behind this, and are refused when the limit closes.
         let held = inner.permits.acquire_many(all).await;
         inner.permits.close();
+        inner.pool.close();
         while let Some(conn) = inner.pool.pop() {
             conn.abort().await;
         }

@@ -11,6 +11,7 @@ mod data_cut;
 mod faults;
 mod hardening;
 mod helpers;
+mod idle_reaper;
 mod mixed_refusals;
 mod pool;
 mod prepared;

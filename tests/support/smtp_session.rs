@@ -382,6 +382,7 @@ pub(super) async fn session(
                 if options.silent_after_message {
                     while read_line(&mut io).await?.is_some() {
                         state.ignored_lines.fetch_add(1, Ordering::SeqCst);
+                        state.received.notify_waiters();
                     }
                     return Ok(());
                 }

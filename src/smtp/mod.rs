@@ -319,8 +319,9 @@ impl SmtpTransport {
         // Every permit: each send in flight releases its own when it ends. Sends that come
         // after wait behind this, and are refused when the limit closes.
         let held = inner.permits.acquire_many(all).await;
-        inner.permits.close();
+        // The reaper first: it ends rather than retry a permit it can no longer get.
         inner.pool.close();
+        inner.permits.close();
         while let Some(conn) = inner.pool.pop() {
             conn.abort().await;
         }

@@ -163,8 +163,9 @@ impl Pool {
         if conn.is_broken() {
             return;
         }
-        conn.last_used = Instant::now();
         let mut idle = self.shared.lock();
+        // Stamped under the lock, so that the first connection is always the oldest.
+        conn.last_used = Instant::now();
         idle.conns.push(conn);
         if idle.reaper || idle.closed {
             return;

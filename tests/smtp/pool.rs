@@ -259,9 +259,9 @@ async fn an_expired_connection_to_a_silent_server_is_closed_after_a_short_wait()
         .await
         .unwrap();
     // The QUIT arrived and was ignored; the connection was closed all the same.
-    bounded(server.wait_until(|s| {
-        s.state.ignored_lines.load(Ordering::SeqCst) == 1 && s.active() == 0
-    }))
+    bounded(
+        server.wait_until(|s| s.state.ignored_lines.load(Ordering::SeqCst) == 1 && s.active() == 0),
+    )
     .await;
     // The one connection permit was given back: the next send goes through.
     bounded(transport.send(&simple_email("ann@example.org")))

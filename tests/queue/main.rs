@@ -8,6 +8,7 @@ mod postgres;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod admission_race;
 mod all_refused;
 mod around;
 mod behaviours;

@@ -206,11 +206,6 @@ impl QueueStore for PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(err)?;
-        sqlx::query("DELETE FROM mail_queue.attempts WHERE started_at <= $1")
-            .bind(now.saturating_sub(window))
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
         // Mailboxes with a due message and room under both limits, oldest due first: a
         // mailbox at a limit never takes a place that another could use. The scan is
         // bounded; admission re-checks each candidate under its mailbox's lock.

@@ -56,6 +56,16 @@ impl PostgresStore {
         if let Some(paused) = paused.filter(|&p| p > now) {
             return Ok(Admission::Full(Some(paused)));
         }
+        // Attempts that left the window go here, for this mailbox only and under its lock,
+        // never in another worker's claim: a delete by a clock read after this one's,
+        // committed between this reading and the count below, would drop an attempt that
+        // is still in this window and let one too many in.
+        sqlx::query("DELETE FROM mail_queue.attempts WHERE mailbox = $1 AND started_at <= $2")
+            .bind(mailbox)
+            .bind(now.saturating_sub(window))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         // Read committed: each count sees every claim committed before the lock was granted.
         let (in_flight,): (i64,) = sqlx::query_as(&format!(
             "SELECT COUNT(*) FROM mail_queue.messages WHERE mailbox = $1 AND {}",

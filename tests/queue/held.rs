@@ -59,6 +59,17 @@ fn graph_error(code: &str, message: &str) -> serde_json::Value {
     serde_json::json!({ "error": { "code": code, "message": message } })
 }
 
+/// Graph refusing every POST to a path holding `path` for the lack of a permission.
+async fn access_denied<'a>(server: &'a MockServer, path: &str) -> httpmock::Mock<'a> {
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path_includes(path);
+            then.status(403)
+                .json_body(graph_error("ErrorAccessDenied", "Access is denied."));
+        })
+        .await
+}
+
 async fn enqueue(queue: &Queue, subject: &str) -> MessageId {
     queue
         .enqueue(&unsigned(subject), EnqueueOptions::new())
@@ -69,13 +80,7 @@ async fn enqueue(queue: &Queue, subject: &str) -> MessageId {
 async fn a_refused_permission_holds_the_mailbox_until_an_admin_fixes_it(backend: Backend) {
     let server = MockServer::start_async().await;
     let transport = graph(&server).await;
-    let denied = server
-        .mock_async(|when, then| {
-            when.method(POST).path_includes("/sendMail");
-            then.status(403)
-                .json_body(graph_error("ErrorAccessDenied", "Access is denied."));
-        })
-        .await;
+    let denied = access_denied(&server, "/sendMail").await;
     let (queue, _guard) = open(backend).await;
     let first = enqueue(&queue, "first").await;
     let second = enqueue(&queue, "second").await;
@@ -132,13 +137,7 @@ async fn a_refused_permission_holds_the_mailbox_until_an_admin_fixes_it(backend:
 async fn a_held_message_fails_at_its_age_limit(backend: Backend) {
     let server = MockServer::start_async().await;
     let transport = graph(&server).await;
-    server
-        .mock_async(|when, then| {
-            when.method(POST).path_includes("/sendMail");
-            then.status(403)
-                .json_body(graph_error("ErrorAccessDenied", "Access is denied."));
-        })
-        .await;
+    access_denied(&server, "/sendMail").await;
     let (queue, _guard) = open(backend).await;
     let id = enqueue(&queue, "too old").await;
     // The shortest hold (a second) would take it past its age limit.
@@ -213,13 +212,7 @@ async fn a_draft_refused_its_permission_fails_alone(backend: Backend) {
     // `Mail.ReadWrite`: without it, that email fails; the mailbox's others still go.
     let server = MockServer::start_async().await;
     let transport = graph(&server).await;
-    let drafts = server
-        .mock_async(|when, then| {
-            when.method(POST).path_includes("/messages");
-            then.status(403)
-                .json_body(graph_error("ErrorAccessDenied", "Access is denied."));
-        })
-        .await;
+    let drafts = access_denied(&server, "/messages").await;
     let sent = server
         .mock_async(|when, then| {
             when.method(POST).path_includes("/sendMail");

@@ -8,6 +8,8 @@ use mail_connector::{
     CheckStatus, Error, FailureKind, MailTransport, RetryPolicy, Secret, SmtpStage, SmtpTransport,
 };
 
+use mail_connector::smtp::SmtpTransportBuilder;
+
 use super::helpers::*;
 use crate::support::smtp_server::{ServerOptions, ServerTls, TestServer};
 
@@ -53,19 +55,17 @@ async fn implicit_tls_against_a_starttls_port_is_permanent_and_names_starttls() 
     assert!(server.auths().is_empty());
 }
 
-#[tokio::test]
-async fn starttls_against_an_implicit_tls_port_is_permanent_and_names_implicit() {
+/// STARTTLS against an implicit-TLS port, the wait for a greeting ended by `timeouts`: a
+/// permanent error naming implicit TLS, after one attempt and one TLS question, no retry.
+async fn starttls_names_the_implicit_port(
+    timeouts: impl FnOnce(SmtpTransportBuilder) -> SmtpTransportBuilder,
+) {
     let server = TestServer::start(ServerOptions {
         tls: ServerTls::Implicit,
         ..ServerOptions::default()
     })
     .await;
-    // The server waits for a TLS hello and the client for a greeting: only the connect
-    // timeout ends that wait.
-    let transport = logged_in(&server)
-        .connect_timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
+    let transport = timeouts(logged_in(&server)).build().unwrap();
     let error = bounded(transport.send(&simple_email("ann@example.org")))
         .await
         .unwrap_err();
@@ -80,24 +80,21 @@ async fn starttls_against_an_implicit_tls_port_is_permanent_and_names_implicit()
 }
 
 #[tokio::test]
+async fn starttls_against_an_implicit_tls_port_is_permanent_and_names_implicit() {
+    // The server waits for a TLS hello and the client for a greeting: only the connect
+    // timeout ends that wait.
+    starttls_names_the_implicit_port(|b| b.connect_timeout(Duration::from_millis(300))).await;
+}
+
+#[tokio::test]
 async fn a_send_deadline_shorter_than_the_connect_timeout_still_names_the_implicit_port() {
-    let server = TestServer::start(ServerOptions {
-        tls: ServerTls::Implicit,
-        ..ServerOptions::default()
-    })
-    .await;
     // The deadline ends the wait for a greeting before the connect timeout would: the
     // question whether the port speaks TLS still gets its share of the time.
-    let transport = logged_in(&server)
-        .connect_timeout(Duration::from_secs(10))
-        .send_deadline(Duration::from_millis(800))
-        .build()
-        .unwrap();
-    let error = bounded(transport.send(&simple_email("ann@example.org")))
-        .await
-        .unwrap_err();
-    assert_permanent_tls_error(&error, "smtp_tls = \"implicit\"");
-    assert_eq!(server.connections(), 2, "one attempt and one TLS question");
+    starttls_names_the_implicit_port(|b| {
+        b.connect_timeout(Duration::from_secs(10))
+            .send_deadline(Duration::from_millis(800))
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -237,17 +237,7 @@ async fn oauth_over_smtp_from_settings_uses_the_credentials_provider() {
         ..ServerOptions::default()
     })
     .await;
-    let settings = settings_toml(
-        &server,
-        &format!(
-            "auth_mode = \"oauth\"\ntransport = \"smtp\"\noauth_client_id = \"{}\"\n\
-             client_secret = \"{}\"\ntenant_id = \"{}\"\nauthority_host = \"{}\"\n",
-            support::CLIENT_ID,
-            support::SECRET,
-            support::TENANT,
-            entra.base_url()
-        ),
-    );
+    let settings = xoauth2_settings(&server, &entra.base_url(), "");
     let transport = settings.build().unwrap();
     transport
         .send(&simple_email("ann@example.org"))

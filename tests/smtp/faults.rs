@@ -172,18 +172,7 @@ async fn an_xoauth2_check_against_a_silent_login_host_stops_at_the_deadline() {
         ..ServerOptions::default()
     })
     .await;
-    let settings = ConnectorSettings::from_toml_str(&format!(
-        "smtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntls_ca_file = {:?}\nuser_name = \"{USER}\"\n\
-         auth_mode = \"oauth\"\ntransport = \"smtp\"\noauth_client_id = \"{}\"\n\
-         client_secret = \"{}\"\ntenant_id = \"{}\"\nauthority_host = \"http://127.0.0.1:{}\"\n",
-        server.port(),
-        server.ca_file.path().display().to_string(),
-        support::CLIENT_ID,
-        support::SECRET,
-        support::TENANT,
-        login.port(),
-    ))
-    .unwrap();
+    let settings = xoauth2_settings(&server, &format!("http://127.0.0.1:{}", login.port()), "");
     let transport = with_deadline(&settings, Duration::from_secs(2));
     let report = bounded(transport.check()).await.unwrap();
     let printed = report.to_string();

@@ -21,6 +21,26 @@ pub(crate) fn settings_toml(server: &TestServer, extra: &str) -> ConnectorSettin
     .unwrap()
 }
 
+/// XOAUTH2 settings for `server`, the test app's client secret fetching tokens from the login
+/// host at `authority_host`, with `extra` lines added.
+pub(crate) fn xoauth2_settings(
+    server: &TestServer,
+    authority_host: &str,
+    extra: &str,
+) -> ConnectorSettings {
+    settings_toml(
+        server,
+        &format!(
+            "auth_mode = \"oauth\"\ntransport = \"smtp\"\noauth_client_id = \"{}\"\n\
+             client_secret = \"{}\"\ntenant_id = \"{}\"\nauthority_host = \"{authority_host}\"\n\
+             {extra}",
+            crate::support::CLIENT_ID,
+            crate::support::SECRET,
+            crate::support::TENANT,
+        ),
+    )
+}
+
 pub(crate) fn basic_settings(server: &TestServer) -> ConnectorSettings {
     settings_toml(
         server,

@@ -50,17 +50,7 @@ async fn refused(token: &str, scope: &str, extra: &str, reply: &str) -> Error {
         ..ServerOptions::default()
     })
     .await;
-    let settings = settings_toml(
-        &server,
-        &format!(
-            "auth_mode = \"oauth\"\ntransport = \"smtp\"\noauth_client_id = \"{}\"\n\
-             client_secret = \"{}\"\ntenant_id = \"{}\"\nauthority_host = \"{}\"\n{extra}",
-            support::CLIENT_ID,
-            support::SECRET,
-            support::TENANT,
-            entra.base_url()
-        ),
-    );
+    let settings = xoauth2_settings(&server, &entra.base_url(), extra);
     let error = settings
         .build()
         .unwrap()

@@ -86,7 +86,7 @@ pub(super) fn deliver(
         let late = SystemTime::now().duration_since(now).unwrap_or_default();
         let due = match &outcome {
             // Held for an admin: no clock makes it go, so `run_once` does not wait for it.
-            Outcome::Retry { .. } if held_by_admin => None,
+            Outcome::Retry { .. } | Outcome::Partial { .. } if held_by_admin => None,
             Outcome::Retry { at, .. } => Some(*at + late),
             Outcome::Partial {
                 not_sent: Some((_, at)),
@@ -232,9 +232,18 @@ async fn attempt(
     let outcome = classify(result, &attempt).await;
     // Held for an admin: the mailbox's other messages would fail the same way, so they wait
     // with this one rather than each taking its turn to fail.
-    if held && let Outcome::Retry { at, error } = &outcome {
+    let held_until = match &outcome {
+        Outcome::Retry { at, error }
+        | Outcome::Partial {
+            not_sent: Some((_, Some(at))),
+            error,
+            ..
+        } if held => Some((*at, error)),
+        _ => None,
+    };
+    if let Some((until, error)) = held_until {
         tracing::warn!(%error, "mail queue: sender mailbox held until an admin acts");
-        if let Err(error) = store.pause(&message.mailbox, *at).await {
+        if let Err(error) = store.pause(&message.mailbox, until).await {
             tracing::warn!(%error, "mail queue: could not pause the held mailbox");
         }
     }

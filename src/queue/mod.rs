@@ -95,7 +95,8 @@
 //!   (`gone@example.org: 550 5.1.1 User unknown; …`, the first three, then how many more);
 //!   those not sent otherwise — refused temporarily (a 4xx), or never tried — are retried
 //!   as above, when the failure was temporary, left delivery
-//!   uncertain, or was only the permanent refusals; those whose delivery is uncertain are
+//!   uncertain, or was only the permanent refusals, and held as above when it holds the
+//!   mailbox; those whose delivery is uncertain are
 //!   `uncertain`. The message keeps the first of these groups that has recipients (to
 //!   retry, uncertain, refused permanently); each other group becomes a message of its own
 //!   whose `parent_id` names it, with its own state, error and remedy, and the due time the

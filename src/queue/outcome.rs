@@ -86,18 +86,13 @@ pub(crate) const MIN_HOLD: Duration = Duration::from_secs(1);
 /// is that recipient's); a failure its transport calls the message's own (an SMTP refusal
 /// after the data, for its content; Graph's draft for large attachments refused
 /// `Mail.ReadWrite`), which would otherwise hold the mailbox's other messages behind one
-/// that alone cannot go; and a partial delivery that delivered anything, whose groups fare
-/// as their own errors say.
+/// that alone cannot go. For a partial delivery, the failure that stopped it: its recipients
+/// not sent are held, those delivered are done and those uncertain parked as ever.
 pub(crate) fn holds_mailbox(error: &Error) -> bool {
     match error {
-        // A recipient-limit split that delivered nothing and left nothing uncertain failed
-        // as its first part did.
-        Error::PartialDelivery {
-            delivered,
-            uncertain,
-            source,
-            ..
-        } => delivered.messages.is_empty() && uncertain.is_empty() && holds_mailbox(source),
+        // The recipients not sent wait as the failure that stopped the send says (those
+        // delivered are done, those uncertain parked).
+        Error::PartialDelivery { source, .. } => holds_mailbox(source),
         _ => {
             error.delivery() == Delivery::NotSent
                 && !error.is_transient()
@@ -202,15 +197,24 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
         let worth_retrying = source.is_transient()
             || source.delivery() == Delivery::Uncertain
             || !refused_permanently.is_empty();
-        let next = if worth_retrying {
+        let held = holds_mailbox(source);
+        let next = if held {
+            attempt.next_hold()
+        } else if worth_retrying {
             attempt.next_attempt(source.retry_after())
         } else {
             None
         };
         let why = refused_why(refusals);
+        let error_text = match next {
+            Some(at) if held => {
+                held_error(&error, at.duration_since(attempt.now).unwrap_or_default())
+            }
+            _ => error.to_string(),
+        };
         return Outcome::Partial {
             report: report_json(delivered),
-            error: error.to_string(),
+            error: error_text,
             // The message's own: the other groups get theirs where they are split off.
             remedy: crate::error::rest_remedy(&error),
             not_sent: rest.map(|rest| (rest, next)),

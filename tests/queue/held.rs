@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use httpmock::prelude::*;
 use mail_connector::queue::{EnqueueOptions, MessageId, Queue, State, Worker};
-use mail_connector::{Attachment, Email, MailTransport, RetryPolicy};
+use mail_connector::{Attachment, Email, MailTransport, RecipientLimit, RetryPolicy};
 
 use crate::helpers::{Backend, on_both_stores, open, row, smtp_to};
 use crate::support;
@@ -19,6 +19,7 @@ on_both_stores!(
     a_permanent_failure_of_the_message_is_failed_with_its_remedy,
     a_message_refused_after_its_data_fails_alone,
     a_draft_refused_its_permission_fails_alone,
+    the_recipients_a_split_did_not_reach_are_held,
 );
 
 /// No backoff: a held message waits the shortest hold (a second).
@@ -246,4 +247,60 @@ async fn a_draft_refused_its_permission_fails_alone(backend: Backend) {
     assert_eq!(refused.state, State::Failed, "{refused:?}");
     assert!(refused.remedy.unwrap().contains("Mail.ReadWrite"));
     assert_eq!(row(&queue, small.as_str()).await.state, State::Sent);
+}
+
+async fn the_recipients_a_split_did_not_reach_are_held(backend: Backend) {
+    // A recipient limit of 1: Ann's part goes, then Graph refuses Bob's for a permission.
+    // Ann is done; Bob waits for the admin with the mailbox, not failed.
+    let server = MockServer::start_async().await;
+    let transport = graph(&server).await;
+    let to_ann = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path_includes("/sendMail")
+                .body_includes("ann@example.org");
+            then.status(202);
+        })
+        .await;
+    let to_bob = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path_includes("/sendMail")
+                .body_includes("bob@example.org");
+            then.status(403)
+                .json_body(graph_error("ErrorAccessDenied", "Access is denied."));
+        })
+        .await;
+    let (queue, _guard) = open(backend).await;
+    let email = Email::builder()
+        .to("ann@example.org")
+        .to("bob@example.org")
+        .subject("both")
+        .text("hello")
+        .build()
+        .unwrap();
+    let id = queue.enqueue(&email, EnqueueOptions::new()).await.unwrap();
+    let report = Worker::new(&queue, RecipientLimit::new(transport, 1))
+        .with_retry(no_backoff(Duration::from_secs(600)))
+        .with_concurrency(1)
+        .with_once_wait(Duration::from_secs(60))
+        .run_once()
+        .await
+        .unwrap();
+    assert_eq!(report.partial, 1, "{report:?}");
+    assert_eq!(
+        (to_ann.calls_async().await, to_bob.calls_async().await),
+        (1, 1)
+    );
+    let rest = row(&queue, id.as_str()).await;
+    assert_eq!(rest.state, State::Queued, "{rest:?}");
+    assert_eq!(rest.recipients, "To: bob@example.org");
+    let error = rest.last_error.unwrap();
+    assert!(
+        error.contains("held") && error.contains("Mail.Send"),
+        "{error}"
+    );
+    assert!(rest.report.unwrap().contains("ann@example.org"));
+    let stats = queue.stats().await.unwrap();
+    assert!(stats.mailboxes[0].paused_until.is_some(), "{stats:?}");
 }

@@ -22,6 +22,8 @@ use crate::transport::MailTransport;
 pub(super) struct Delivered {
     pub outcome: Outcome,
     pub due: Option<SystemTime>,
+    /// Whether the outcome holds the message (or its recipients not sent) for an admin.
+    pub held: bool,
 }
 
 /// A lease a worker holds, and the outcome of its delivery once decided (with the instant it
@@ -115,7 +117,11 @@ pub(super) fn deliver(
                  message become uncertain"
             ),
         }
-        Some(Delivered { outcome, due })
+        Some(Delivered {
+            outcome,
+            due,
+            held: held_by_admin,
+        })
     }
     .instrument(span)
 }
@@ -241,6 +247,7 @@ async fn attempt(
         } if held => Some((*at, error)),
         _ => None,
     };
+    let held = held_until.is_some();
     if let Some((until, error)) = held_until {
         tracing::warn!(%error, "mail queue: sender mailbox held until an admin acts");
         if let Err(error) = store.pause(&message.mailbox, until).await {

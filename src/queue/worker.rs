@@ -33,10 +33,15 @@ pub struct WorkerReport {
     /// under a recipient limit). Every recipient refused the same way, with nothing
     /// delivered, counts as `retried` or `failed` instead.
     pub partial: u64,
+    /// Of `retried` and `partial`, those held for an admin: the failure is the admin's to
+    /// fix for the whole sender mailbox (see the [module page](super)); their error in
+    /// [`Queue::list`](super::Queue::list) says what to fix.
+    pub held: u64,
 }
 
 impl WorkerReport {
-    fn count(&mut self, outcome: &Outcome) {
+    fn count(&mut self, outcome: &Outcome, held: bool) {
+        self.held += u64::from(held);
         match outcome {
             Outcome::Sent { .. } => self.sent += 1,
             Outcome::Retry { .. } => self.retried += 1,
@@ -292,11 +297,11 @@ impl Worker {
             let notified = wake.notified();
             tokio::select! {
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok(Some(Delivered { outcome, due })) = done {
+                    if let Ok(Some(Delivered { outcome, due, held })) = done {
                         if let Some(at) = due.filter(|at| *at <= started + self.once_wait) {
                             horizon = horizon.max(at + CLOCK_SLACK);
                         }
-                        report.count(&outcome);
+                        report.count(&outcome, held);
                     }
                 }
                 () = tokio::time::sleep(wait), if room => {}
@@ -318,8 +323,8 @@ impl Worker {
     ) {
         let drain = async {
             while let Some(done) = tasks.join_next().await {
-                if let Ok(Some(Delivered { outcome, .. })) = done {
-                    report.count(&outcome);
+                if let Ok(Some(Delivered { outcome, held, .. })) = done {
+                    report.count(&outcome, held);
                 }
             }
         };
@@ -340,7 +345,7 @@ impl Worker {
                 };
                 (uncertain, SystemTime::now())
             });
-            report.count(&outcome);
+            report.count(&outcome, false);
             if let Err(error) = self.queue.store().finish(&lease, outcome, at).await {
                 tracing::warn!(%error, id = %lease.id, "mail queue: could not record a cut-off delivery; its lease will run out");
             }

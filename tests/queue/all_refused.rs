@@ -178,7 +178,11 @@ async fn authentication_required_at_rcpt_holds_the_message_at_once(backend: Back
     let id = enqueue(&queue).await;
     let report = one_pass(&queue, RecipientLimit::new(smtp(&server), 1), 5).await;
     // The session's settings, not the recipients: the whole email waits for the admin.
-    assert_eq!((report.retried, report.partial), (1, 0), "{report:?}");
+    assert_eq!(
+        (report.retried, report.held, report.partial),
+        (1, 1, 0),
+        "{report:?}"
+    );
     let message = only_message(&queue).await;
     assert_eq!(message.id, id.as_str());
     assert_eq!(message.state, State::Queued, "{message:?}");

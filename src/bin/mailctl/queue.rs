@@ -169,6 +169,13 @@ pub(crate) async fn worker(args: WorkerArgs) -> Result<(), Error> {
         "mailctl: worker done: {} sent, {} queued again, {} failed, {} uncertain, {} partly sent",
         report.sent, report.retried, report.failed, report.uncertain, report.partial
     );
+    if report.held > 0 {
+        eprintln!(
+            "mailctl: {} held until an admin fixes their error (`mailctl queue list --state \
+             queued` shows it and the fix); their sender mailbox waits with them",
+            report.held
+        );
+    }
     Ok(())
 }
 

@@ -58,10 +58,7 @@ impl GraphFailure {
             },
         ))
         .with_auth(self.operation != UPLOAD && is_auth(self.status, self.code.as_deref()))
-        // Only a message with large attachments goes through a draft (and its permission).
-        .with_of_message(
-            self.operation == UPLOAD || needed_permission(self.operation) == "Mail.ReadWrite",
-        )
+        .with_of_message(self.draft_permission_refused())
         .with_retry_after(self.retry_after);
         Error::Graph {
             operation: self.operation,
@@ -74,6 +71,23 @@ impl GraphFailure {
             delivery: self.delivery,
             advice,
         }
+    }
+}
+
+impl GraphFailure {
+    /// Whether Graph refused a draft (which only a message with large attachments uses) for
+    /// the lack of `Mail.ReadWrite`: the message's own failure, as messages without large
+    /// attachments still go. Any other draft failure (a wrong mailbox, a token Graph does
+    /// not take, an access policy) is the mailbox's, as for `sendMail`.
+    fn draft_permission_refused(&self) -> bool {
+        needed_permission(self.operation) == "Mail.ReadWrite"
+            && self.permission_granted != Some(true)
+            && self
+                .status
+                .and_then(|status| StatusCode::from_u16(status).ok())
+                .is_some_and(|status| {
+                    refused_for_permission(status, self.code.as_deref(), &self.message)
+                })
     }
 }
 

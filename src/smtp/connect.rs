@@ -281,12 +281,14 @@ impl Connector {
         };
         // Without a greeting the port is asked whether it speaks implicit TLS: leave that
         // question time of its own when the deadline would end the wait for the greeting
-        // first, or a wrong port would be reported as a server that did not answer.
+        // before the connect timeout does, or a wrong port would be reported as a server
+        // that did not answer.
+        let now = Instant::now();
         let greet_by = match self.tls {
             Tls::Implicit(_) => deadline,
-            _ if probe.asked() => deadline,
+            _ if probe.asked() || deadline.at >= now + self.connect_timeout => deadline,
             _ => {
-                let left = deadline.at.saturating_duration_since(Instant::now());
+                let left = deadline.at.saturating_duration_since(now);
                 let question = (left / 2).min(self.connect_timeout.min(TLS_PROBE_TIMEOUT));
                 Deadline {
                     at: deadline.at - question,

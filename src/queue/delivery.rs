@@ -75,10 +75,21 @@ pub(super) fn deliver(
             lease: lease_length,
         } = delivery;
         let lease = message.lease.clone();
-        let (outcome, now, held_by_admin) =
-            attempt(&*store, &*transport, &message, &retry, lease_length).await;
+        let Attempted {
+            outcome,
+            now,
+            pause,
+            held: held_by_admin,
+        } = attempt(&*store, &*transport, &message, &retry, lease_length).await;
         if let Some(entry) = self::held(&held).get_mut(&lease.token) {
             entry.decided = Some((outcome.clone(), now));
+        }
+        // Once the outcome is decided (a shutdown meanwhile records it): the mailbox's other
+        // messages wait with this one, rather than each taking its turn to fail the same way.
+        if let Some(until) = pause
+            && let Err(error) = store.pause(&message.mailbox, until).await
+        {
+            tracing::warn!(%error, "mail queue: could not pause the mailbox");
         }
         // Written with `now`, the instant the outcome was decided at, so that its retry time
         // and the row's `updated_at` are measured from one clock reading.
@@ -88,7 +99,8 @@ pub(super) fn deliver(
         let late = SystemTime::now().duration_since(now).unwrap_or_default();
         let due = match &outcome {
             // Held for an admin: no clock makes it go, so `run_once` does not wait for it.
-            Outcome::Retry { .. } | Outcome::Partial { .. } if held_by_admin => None,
+            Outcome::Held { .. } => None,
+            Outcome::Partial { .. } if held_by_admin => None,
             Outcome::Retry { at, .. } => Some(*at + late),
             Outcome::Partial {
                 not_sent: Some((_, at)),
@@ -174,16 +186,26 @@ async fn record(
     }
 }
 
-/// Sends the stored email, extending the lease meanwhile, and classifies the result; the
-/// outcome, the instant it was decided at, and whether the failure [holds](holds_mailbox)
-/// the sender mailbox for an admin (which is then paused until the message's next try).
+/// What one attempt decided.
+struct Attempted {
+    outcome: Outcome,
+    /// The instant it was decided at.
+    now: SystemTime,
+    /// Until when to pause the sender mailbox: the server throttled it and said how long,
+    /// or the failure [holds](holds_mailbox) it until the message's next try.
+    pause: Option<SystemTime>,
+    /// Whether the outcome holds the message (or its recipients not sent) for an admin.
+    held: bool,
+}
+
+/// Sends the stored email, extending the lease meanwhile, and classifies the result.
 async fn attempt(
     store: &dyn QueueStore,
     transport: &dyn MailTransport,
     message: &ClaimedMessage,
     retry: &RetryPolicy,
     lease_length: Duration,
-) -> (Outcome, SystemTime, bool) {
+) -> Attempted {
     let email = match codec::decode(&message.body) {
         Ok(email) => email,
         Err(error) => {
@@ -191,7 +213,12 @@ async fn attempt(
                 error: error.to_string(),
                 remedy: error.remedy(),
             };
-            return (failed, SystemTime::now(), false);
+            return Attempted {
+                outcome: failed,
+                now: SystemTime::now(),
+                pause: None,
+                held: false,
+            };
         }
     };
     let send = transport.send(&email);
@@ -220,13 +247,12 @@ async fn attempt(
     };
     // The server throttled the mailbox and said for how long: pause all of its messages,
     // not only this one, so that the others do not burn their attempts meanwhile.
-    let wait = result.as_ref().err().and_then(Error::retry_after);
-    if let Some(until) = wait.and_then(|wait| SystemTime::now().checked_add(wait))
-        && let Err(error) = store.pause(&message.mailbox, until).await
-    {
-        tracing::warn!(%error, "mail queue: could not pause the throttled mailbox");
-    }
-    let held = result.as_ref().err().is_some_and(holds_mailbox);
+    let throttled = result
+        .as_ref()
+        .err()
+        .and_then(Error::retry_after)
+        .and_then(|wait| SystemTime::now().checked_add(wait));
+    let holds = result.as_ref().err().is_some_and(holds_mailbox);
     let now = SystemTime::now();
     let attempt = Attempt {
         email: &email,
@@ -236,31 +262,31 @@ async fn attempt(
         retry,
     };
     let outcome = classify(result, &attempt).await;
-    // Held for an admin: the mailbox's other messages would fail the same way, so they wait
-    // with this one rather than each taking its turn to fail.
     let held_until = match &outcome {
-        Outcome::Retry { at, error }
+        Outcome::Held { at, error }
         | Outcome::Partial {
             not_sent: Some((_, Some(at))),
             error,
             ..
-        } if held => Some((*at, error)),
+        } if holds => {
+            tracing::warn!(%error, "mail queue: sender mailbox held until an admin acts");
+            Some(*at)
+        }
         _ => None,
     };
-    let held = held_until.is_some();
-    if let Some((until, error)) = held_until {
-        tracing::warn!(%error, "mail queue: sender mailbox held until an admin acts");
-        if let Err(error) = store.pause(&message.mailbox, until).await {
-            tracing::warn!(%error, "mail queue: could not pause the held mailbox");
-        }
+    Attempted {
+        pause: throttled.max(held_until),
+        held: held_until.is_some(),
+        outcome,
+        now,
     }
-    (outcome, now, held)
 }
 
 fn outcome_name(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Sent { .. } => "sent",
         Outcome::Retry { .. } => "queued",
+        Outcome::Held { .. } => "held",
         Outcome::Failed { .. } => "failed",
         Outcome::Uncertain { .. } => "uncertain",
         Outcome::Partial { .. } => "partial",

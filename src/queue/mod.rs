@@ -79,9 +79,13 @@
 //!   setting ([`Error::is_settings`](crate::Error::is_settings)) — does not fail the message:
 //!   every message of the mailbox would fail the same way until the fix. The message goes
 //!   back to `queued`, its error saying it is held, why, and the fix, and the mailbox is
-//!   paused until its next try: after the backoff, at least a second and at most 5 minutes,
-//!   however many attempts it has had — so mail flows again within 5 minutes of the fix.
-//!   Only the age limit fails it. [`Worker::run_once`] does not wait for a held message.
+//!   paused until its next try: after the first backoff, or half the message's age when
+//!   longer, at least a second and at most 5 minutes — so mail flows again within 5 minutes
+//!   of the fix. A hold does not count as an attempt: the message has all of its attempts
+//!   once the fix is in.
+//!   Only the age limit fails it (a day held, when the retry policy sets none).
+//!   [`Worker::run_once`] does not wait for a held message (it may try it again while it
+//!   waits for another message's retry).
 //!   The refusal of one recipient (a `550 5.7.1` for one domain, say) is that recipient's,
 //!   and an SMTP server's refusal after the data (a `5.7.x` for the content), or Graph's
 //!   refusal of the draft only large attachments need (`Mail.ReadWrite`), that message's:

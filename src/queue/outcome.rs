@@ -41,19 +41,20 @@ impl Attempt<'_> {
         }
     }
 
-    /// When to try a [held](holds_mailbox) message again: after the backoff, within
-    /// [`MIN_HOLD`]..=[`MAX_HOLD`], whatever its attempts (an admin's fix is waited for, not counted), or
-    /// `None` past the age limit.
+    /// When to try a [held](holds_mailbox) message again: after the policy's first backoff,
+    /// or half the time since it was enqueued (or retried by an operator) when that is
+    /// longer, within [`MIN_HOLD`]..=[`MAX_HOLD`] — whatever its attempts, which a hold does
+    /// not count; `None` past the age limit, or [`HOLD_LIMIT`] without one.
     fn next_hold(&self) -> Option<SystemTime> {
+        let age = self.now.duration_since(self.retry_from).unwrap_or_default();
         let wait = self
             .retry
-            .delay(self.attempts.saturating_sub(1), None)
+            .delay(0, None)
+            .max(age / 2)
             .clamp(MIN_HOLD, MAX_HOLD);
         let at = self.now.checked_add(wait)?;
-        match self.retry.deadline {
-            Some(age) if at.duration_since(self.retry_from).unwrap_or_default() > age => None,
-            _ => Some(at),
-        }
+        let limit = self.retry.deadline.unwrap_or(HOLD_LIMIT);
+        (at.duration_since(self.retry_from).unwrap_or_default() <= limit).then_some(at)
     }
 
     fn gave_up(&self, error: &Error) -> String {
@@ -75,6 +76,10 @@ pub(crate) const MAX_HOLD: Duration = Duration::from_secs(5 * 60);
 /// The shortest: held messages are tried whatever their attempts, so a retry policy without
 /// backoff would otherwise try them back to back.
 pub(crate) const MIN_HOLD: Duration = Duration::from_secs(1);
+
+/// How long a message may be held when the retry policy sets no age limit: its attempts
+/// limit does not end a hold, which counts none.
+pub(crate) const HOLD_LIMIT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Whether a failure holds the sender mailbox until an admin acts, rather than failing the
 /// message: nothing was sent, and what failed is the admin's to fix for every message of
@@ -235,7 +240,7 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
     }
     if holds_mailbox(&error) {
         return match attempt.next_hold() {
-            Some(at) => Outcome::Retry {
+            Some(at) => Outcome::Held {
                 error: held_error(&error, at.duration_since(attempt.now).unwrap_or_default()),
                 at,
             },
@@ -454,5 +459,46 @@ mod tests {
 
         let rows = partial_rows("partial".into(), None, None, None, None);
         assert_eq!(recipients(&rows), [(State::Sent, "")]);
+    }
+
+    #[test]
+    fn a_hold_grows_with_the_message_age_and_ends_at_the_age_limit() {
+        let email = Email::builder().to("a@example.org").build().unwrap();
+        let retry = RetryPolicy {
+            max_retries: 0,
+            initial_backoff: Duration::ZERO,
+            max_backoff: Duration::ZERO,
+            multiplier: 2.0,
+            deadline: None,
+        };
+        let now = SystemTime::now();
+        let hold = |age: Duration, retry: &RetryPolicy| {
+            let attempt = Attempt {
+                email: &email,
+                attempts: 50,
+                retry_from: now - age,
+                now,
+                retry,
+            };
+            attempt
+                .next_hold()
+                .map(|at| at.duration_since(now).unwrap())
+        };
+        // Whatever the attempts: the shortest hold for a new message, half its age later,
+        // at most 5 minutes.
+        assert_eq!(hold(Duration::ZERO, &retry), Some(MIN_HOLD));
+        assert_eq!(
+            hold(Duration::from_secs(60), &retry),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(hold(Duration::from_secs(7200), &retry), Some(MAX_HOLD));
+        // Without an age limit, a day held at most; with one, that limit.
+        assert_eq!(hold(HOLD_LIMIT - MAX_HOLD, &retry), Some(MAX_HOLD));
+        assert_eq!(hold(HOLD_LIMIT, &retry), None);
+        let limited = RetryPolicy {
+            deadline: Some(Duration::from_secs(3600)),
+            ..retry
+        };
+        assert_eq!(hold(Duration::from_secs(3600), &limited), None);
     }
 }

@@ -231,6 +231,17 @@ pub enum Outcome {
         /// Why this attempt failed.
         error: String,
     },
+    /// Not sent, and held for an admin: the failure is the admin's to fix for the whole
+    /// sender mailbox (an expired secret, a permission not granted). Queued again for `at`
+    /// like [`Outcome::Retry`], but the attempt is not counted: the store takes back the one
+    /// its claim added to the message's attempts, so that a message held for hours still
+    /// has its attempts once the fix is in.
+    Held {
+        /// The next try's due time.
+        at: SystemTime,
+        /// Why it is held, and the fix.
+        error: String,
+    },
     /// Not sent, permanently (or out of attempts).
     Failed {
         /// Why.

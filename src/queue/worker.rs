@@ -44,7 +44,7 @@ impl WorkerReport {
         self.held += u64::from(held);
         match outcome {
             Outcome::Sent { .. } => self.sent += 1,
-            Outcome::Retry { .. } => self.retried += 1,
+            Outcome::Retry { .. } | Outcome::Held { .. } => self.retried += 1,
             Outcome::Failed { .. } => self.failed += 1,
             Outcome::Uncertain { .. } => self.uncertain += 1,
             Outcome::Partial { .. } => self.partial += 1,

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use httpmock::prelude::*;
 use mail_connector::queue::{EnqueueOptions, MessageId, Queue, State, Worker};
-use mail_connector::{Attachment, Email, MailTransport, RecipientLimit, RetryPolicy};
+use mail_connector::{
+    Attachment, ConnectorSettings, Email, MailTransport, RecipientLimit, RetryPolicy,
+};
 
-use crate::helpers::{Backend, on_both_stores, open, row, smtp_to};
+use crate::helpers::{Backend, Scripted, on_both_stores, open, row, smtp_to, transient};
 use crate::support;
 use crate::support::smtp_server::{ServerOptions, TestServer};
 
@@ -20,6 +22,8 @@ on_both_stores!(
     a_message_refused_after_its_data_fails_alone,
     a_draft_refused_its_permission_fails_alone,
     the_recipients_a_split_did_not_reach_are_held,
+    holds_do_not_use_up_the_attempts,
+    a_draft_refused_for_the_mailbox_holds_it,
 );
 
 /// No backoff: a held message waits the shortest hold (a second).
@@ -71,6 +75,20 @@ async fn access_denied<'a>(server: &'a MockServer, path: &str) -> httpmock::Mock
         .await
 }
 
+/// An email with an attachment too large for `sendMail`: Graph takes it through a draft.
+fn large_email() -> Email {
+    Email::builder()
+        .to("a@example.org")
+        .subject("large")
+        .text("hello")
+        .attachment(Attachment::from_bytes(
+            "big.bin",
+            vec![7u8; 4 * 1024 * 1024],
+        ))
+        .build()
+        .unwrap()
+}
+
 async fn enqueue(queue: &Queue, subject: &str) -> MessageId {
     queue
         .enqueue(&unsigned(subject), EnqueueOptions::new())
@@ -101,7 +119,7 @@ async fn a_refused_permission_holds_the_mailbox_until_an_admin_fixes_it(backend:
     // The run neither waits for the held message nor tries the mailbox's other one.
     assert_eq!(denied.calls_async().await, 1);
     let held = row(&queue, first.as_str()).await;
-    assert_eq!((held.state, held.attempts), (State::Queued, 1), "{held:?}");
+    assert_eq!((held.state, held.attempts), (State::Queued, 0), "{held:?}");
     let error = held.last_error.unwrap();
     for part in ["held", "ErrorAccessDenied", "Mail.Send"] {
         assert!(error.contains(part), "{part}: {error}");
@@ -225,16 +243,7 @@ async fn a_draft_refused_its_permission_fails_alone(backend: Backend) {
         })
         .await;
     let (queue, _guard) = open(backend).await;
-    let large = Email::builder()
-        .to("a@example.org")
-        .subject("large")
-        .text("hello")
-        .attachment(Attachment::from_bytes(
-            "big.bin",
-            vec![7u8; 4 * 1024 * 1024],
-        ))
-        .build()
-        .unwrap();
+    let large = large_email();
     let large = queue.enqueue(&large, EnqueueOptions::new()).await.unwrap();
     let small = enqueue(&queue, "small").await;
     let report = Worker::with_transport(&queue, transport)
@@ -307,4 +316,62 @@ async fn the_recipients_a_split_did_not_reach_are_held(backend: Backend) {
     assert!(rest.report.unwrap().contains("ann@example.org"));
     let stats = queue.stats().await.unwrap();
     assert!(stats.mailboxes[0].paused_until.is_some(), "{stats:?}");
+}
+
+async fn holds_do_not_use_up_the_attempts(backend: Backend) {
+    // Two holds, then (the admin's fix in) a transient failure and a success: with two
+    // attempts allowed, the holds must not have spent them.
+    let admin = || ConnectorSettings::from_toml_str("auth_mode = \"kerberos\"").unwrap_err();
+    let transport = Scripted::new(vec![Err(admin()), Err(admin()), Err(transient()), Ok(())]);
+    let (queue, _guard) = open(backend).await;
+    let id = enqueue(&queue, "patient").await;
+    let mut policy = no_backoff(Duration::from_secs(600));
+    policy.max_retries = 1;
+    let sent = async {
+        while row(&queue, id.as_str()).await.state != State::Sent {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let worker = Worker::new(&queue, transport.clone())
+        .with_retry(policy)
+        .with_poll_interval(Duration::from_millis(20));
+    let report = tokio::time::timeout(Duration::from_secs(30), worker.run(sent))
+        .await
+        .expect("sent once the holds are over")
+        .unwrap();
+    assert_eq!((report.held, report.sent), (2, 1), "{report:?}");
+    assert_eq!(transport.seen().len(), 4);
+    let message = row(&queue, id.as_str()).await;
+    assert_eq!(
+        message.attempts, 2,
+        "the holds are not counted: {message:?}"
+    );
+}
+
+async fn a_draft_refused_for_the_mailbox_holds_it(backend: Backend) {
+    // A wrong User Name fails the draft as it fails `sendMail`: the mailbox's, held.
+    let server = MockServer::start_async().await;
+    let transport = graph(&server).await;
+    let drafts = server
+        .mock_async(|when, then| {
+            when.method(POST).path_includes("/messages");
+            then.status(404).json_body(graph_error(
+                "ErrorInvalidUser",
+                "The requested user 'no-reply@contoso.com' is invalid.",
+            ));
+        })
+        .await;
+    let (queue, _guard) = open(backend).await;
+    let large = large_email();
+    let large = queue.enqueue(&large, EnqueueOptions::new()).await.unwrap();
+    let report = Worker::with_transport(&queue, transport)
+        .with_retry(no_backoff(Duration::from_secs(600)))
+        .run_once()
+        .await
+        .unwrap();
+    assert_eq!((report.held, report.failed), (1, 0), "{report:?}");
+    assert_eq!(drafts.calls_async().await, 1);
+    let held = row(&queue, large.as_str()).await;
+    assert_eq!(held.state, State::Queued, "{held:?}");
+    assert!(held.last_error.unwrap().contains("user_name"));
 }

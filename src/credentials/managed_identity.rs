@@ -16,12 +16,16 @@
 //! `expires_on` are read as numbers or numeric strings; a lifetime over a day counts as a day.
 //! 404 and 410 (the metadata service is starting), 429 and 5xx are retried with the retry
 //! policy's backoff within its deadline; connect and request timeouts are short since the
-//! endpoint is on this machine or next to it. Redirects are not followed and answers are
-//! read up to 64 KiB.
+//! endpoint is on this machine or next to it. An endpoint that cannot be connected to means
+//! no managed identity on this host (permanent) — unless it has answered before, when it is
+//! down for now (transient, retried). Redirects are not followed and answers are read up to
+//! 64 KiB.
 //!
 //! The identity needs `Mail.Send` as an **app role assignment**: the portal's *API
 //! permissions* page does not exist for a managed identity (see the `credentials` module docs).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
@@ -121,6 +125,9 @@ pub(crate) struct ManagedIdentityCredential {
     client_id: Option<String>,
     client: reqwest::Client,
     retry: RetryPolicy,
+    /// Whether the endpoint has ever answered (with a token or an error): then it exists,
+    /// and a connection it refuses later is an outage of it, not a host without one.
+    answered: Arc<AtomicBool>,
 }
 
 impl ManagedIdentityCredential {
@@ -137,6 +144,7 @@ impl ManagedIdentityCredential {
             client_id,
             client,
             retry,
+            answered: Arc::default(),
         }
     }
 
@@ -310,7 +318,11 @@ impl Fetch for ManagedIdentityCredential {
             let request = self.request(resource).map_err(FetchFailure::from)?;
             let issued = SystemTime::now();
             tracing::debug!(endpoint = %self.url, resource, attempt = retry + 1, "requesting a managed-identity token");
-            let (error, wait) = match request.send().await {
+            let sent = request.send().await;
+            if sent.is_ok() {
+                self.answered.store(true, Ordering::Relaxed);
+            }
+            let (error, wait) = match sent {
                 Ok(response) if response.status().is_success() => {
                     let token = self.parse(response, issued).await?;
                     tracing::debug!(endpoint = %self.url, expires_at = ?token.expires_at(), "managed-identity token issued");
@@ -320,6 +332,20 @@ impl Fetch for ManagedIdentityCredential {
                     let wait = retry_after(response.headers());
                     (self.refused(response).await, wait)
                 }
+                // It answered before: it is restarting or overloaded, not missing.
+                Err(e) if e.is_connect() && self.answered.load(Ordering::Relaxed) => (
+                    self.error(
+                        describe_error(&e),
+                        true,
+                        format!(
+                            "the identity endpoint `{}` answered before and now cannot be \
+                             reached: the host's identity service is restarting or overloaded; \
+                             sending again later should work",
+                            self.url
+                        ),
+                    ),
+                    None,
+                ),
                 // Nothing listens: there is no identity endpoint on this host; retrying
                 // would only delay the answer.
                 Err(e) if e.is_connect() => {

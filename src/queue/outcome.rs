@@ -84,8 +84,9 @@ pub(crate) const HOLD_LIMIT: Duration = Duration::from_secs(24 * 60 * 60);
 /// Whether a failure holds the sender mailbox until an admin acts, rather than failing the
 /// message: nothing was sent, and what failed is the admin's to fix for every message of
 /// the mailbox alike — a refused or expired credential, a missing permission or consent, a
-/// mailbox the app may not send from ([`Error::is_auth`]), or a setting
-/// ([`Error::is_settings`]). Failing the message would fail every queued message the same
+/// mailbox the app may not send from ([`Error::is_auth`]), a setting
+/// ([`Error::is_settings`]), or a token endpoint that gives no token for good (no managed
+/// identity on this host). Failing the message would fail every queued message the same
 /// way until the fix; held, they go once it is made (as an MTA defers mail when its relay
 /// refuses its login). Not held: the refusal of one recipient (a `550 5.7.1` for one domain
 /// is that recipient's); a failure its transport calls the message's own (an SMTP refusal
@@ -101,7 +102,11 @@ pub(crate) fn holds_mailbox(error: &Error) -> bool {
         _ => {
             error.delivery() == Delivery::NotSent
                 && !error.is_transient()
-                && (error.is_auth() || error.is_settings())
+                // A token that cannot be had (no managed identity here, a proxy in the way
+                // of the login host) is no message's own either.
+                && (error.is_auth()
+                    || error.is_settings()
+                    || matches!(error, Error::TokenEndpoint { .. }))
                 && !error.refuses_recipient()
                 && !error.concerns_message_only()
         }

@@ -13,6 +13,7 @@ mod entra_errors;
 mod federated;
 mod hardening;
 mod helpers;
+mod identity_outage;
 mod kinds;
 mod managed_identity;
 mod refresh;

@@ -24,6 +24,7 @@ on_both_stores!(
     the_recipients_a_split_did_not_reach_are_held,
     holds_do_not_use_up_the_attempts,
     a_draft_refused_for_the_mailbox_holds_it,
+    a_host_without_a_managed_identity_holds_the_mailbox,
 );
 
 /// No backoff: a held message waits the shortest hold (a second).
@@ -374,4 +375,32 @@ async fn a_draft_refused_for_the_mailbox_holds_it(backend: Backend) {
     let held = row(&queue, large.as_str()).await;
     assert_eq!(held.state, State::Queued, "{held:?}");
     assert!(held.last_error.unwrap().contains("user_name"));
+}
+
+async fn a_host_without_a_managed_identity_holds_the_mailbox(backend: Backend) {
+    // No identity endpoint on this host (a port nothing listens on): no token for any
+    // message until the admin enables the identity, so the mailbox waits.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let settings = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\n\
+         oauth_credential = \"managed_identity\"\n\
+         managed_identity_endpoint = \"http://{closed}/metadata/identity/oauth2/token\"\n"
+    ))
+    .unwrap();
+    let transport = settings.build().unwrap();
+    let (queue, _guard) = open(backend).await;
+    let id = enqueue(&queue, "no identity").await;
+    let report = Worker::with_transport(&queue, transport)
+        .with_retry(no_backoff(Duration::from_secs(600)))
+        .run_once()
+        .await
+        .unwrap();
+    assert_eq!((report.held, report.failed), (1, 0), "{report:?}");
+    let held = row(&queue, id.as_str()).await;
+    assert_eq!(held.state, State::Queued, "{held:?}");
+    let error = held.last_error.unwrap();
+    assert!(error.contains("no managed identity"), "{error}");
 }

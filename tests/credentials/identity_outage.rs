@@ -1,0 +1,70 @@
+//! An identity endpoint that answered before and then refuses connections is down for a
+//! while (the host's identity service restarting), not missing: its error is transient and
+//! says so, where a host that never had one gets the permanent "no managed identity here".
+
+use std::convert::Infallible;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use mail_connector::Credentials;
+use tokio::net::TcpListener;
+
+use crate::support::*;
+
+const IMDS_PATH: &str = "/metadata/identity/oauth2/token";
+
+/// An identity endpoint that serves one token over one connection, then closes its port.
+async fn answers_once() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}{IMDS_PATH}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        drop(listener);
+        let body = serde_json::json!({
+            "access_token": "mi-token-once",
+            "expires_in": "86399",
+            "expires_on": "1900000000",
+            "resource": "https://graph.microsoft.com",
+            "token_type": "Bearer",
+        })
+        .to_string();
+        let service = service_fn(move |_: Request<Incoming>| {
+            let body = body.clone();
+            async move {
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(body)))
+                        .unwrap(),
+                )
+            }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .keep_alive(false)
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    });
+    url
+}
+
+#[tokio::test]
+async fn an_endpoint_that_answered_before_is_down_for_now_not_missing() {
+    let credentials = Credentials::managed_identity_with_env(None, None)
+        .managed_identity_endpoint(answers_once().await)
+        .retry_policy(fast_retry(1))
+        .build()
+        .unwrap();
+    credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    // Another scope: not cached, so the endpoint is asked again, and its port is closed.
+    let error = credentials
+        .access_token("https://outlook.office365.com/.default")
+        .await
+        .unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("answered before"), "{remedy}");
+    assert!(!remedy.contains("no managed identity"), "{remedy}");
+}

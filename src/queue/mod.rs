@@ -83,7 +83,11 @@
 //!   longer, at least a second and at most 5 minutes — so mail flows again within 5 minutes
 //!   of the fix. A hold does not count as an attempt: the message has all of its attempts
 //!   once the fix is in.
-//!   Only the age limit fails it (a day held, when the retry policy sets none).
+//!   Only the age limit fails it (a day held, when the retry policy sets none), checked
+//!   when a try finds the fault still there: with many messages held, each is tried less
+//!   often than its mailbox (a few per pause), and one tried after the fix is sent, late.
+//!   The recipients a partial delivery did not reach are held the same way, though the
+//!   attempt that reached the others counts.
 //!   [`Worker::run_once`] does not wait for a held message (it may try it again while it
 //!   waits for another message's retry).
 //!   The refusal of one recipient (a `550 5.7.1` for one domain, say) is that recipient's,

@@ -57,6 +57,16 @@ impl Attempt<'_> {
         (at.duration_since(self.retry_from).unwrap_or_default() <= limit).then_some(at)
     }
 
+    fn held_too_long(&self, error: &Error) -> String {
+        format!(
+            "held for an admin past the age limit ({}s since it was queued): {error}",
+            self.now
+                .duration_since(self.retry_from)
+                .unwrap_or_default()
+                .as_secs()
+        )
+    }
+
     fn gave_up(&self, error: &Error) -> String {
         format!(
             "gave up after {} attempt(s) over {}s: {error}",
@@ -250,7 +260,7 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
                 at,
             },
             None => Outcome::Failed {
-                error: attempt.gave_up(&error),
+                error: attempt.held_too_long(&error),
                 remedy: error.remedy(),
             },
         };
@@ -281,8 +291,8 @@ fn held_error(error: &Error, wait: Duration) -> String {
         .map(|fix| format!("; to fix: {fix}"))
         .unwrap_or_default();
     format!(
-        "held until an admin fixes this, the sender mailbox paused (tried again in {}s): \
-         {error}{fix}",
+        "held until an admin fixes this; the sender mailbox is paused for {}s, then its \
+         mail is tried again: {error}{fix}",
         wait.as_secs()
     )
 }

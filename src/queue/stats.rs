@@ -59,7 +59,7 @@ pub struct MessageSummary {
     pub recipients: String,
     /// The subject.
     pub subject: String,
-    /// Delivery attempts so far.
+    /// Delivery attempts so far (tries held for an admin are not counted).
     pub attempts: u32,
     /// The last attempt's error.
     pub last_error: Option<String>,

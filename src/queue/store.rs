@@ -173,7 +173,8 @@ pub struct ClaimedMessage {
     pub mailbox: String,
     /// The stored email.
     pub body: Vec<u8>,
-    /// Delivery attempts so far, this one included.
+    /// Delivery attempts so far, this one included (tries held for an admin are not
+    /// counted: see [`Outcome::Held`]).
     pub attempts: u32,
     /// Since when retries count towards the age limit (enqueue time, or an operator's retry),
     /// on the claiming worker's clock.
@@ -235,7 +236,9 @@ pub enum Outcome {
     /// sender mailbox (an expired secret, a permission not granted). Queued again for `at`
     /// like [`Outcome::Retry`], but the attempt is not counted: the store takes back the one
     /// its claim added to the message's attempts, so that a message held for hours still
-    /// has its attempts once the fix is in.
+    /// has its attempts once the fix is in. A store written before this variant must record
+    /// it at least as it records `Retry`, never as an error (the message would turn
+    /// `uncertain` when its lease ran out).
     Held {
         /// The next try's due time.
         at: SystemTime,

@@ -332,7 +332,12 @@ impl Worker {
             return;
         }
         tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
+        // Those that ended between the grace period and the abort recorded their outcome.
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(Some(Delivered { outcome, held, .. })) = done {
+                report.count(&outcome, held);
+            }
+        }
         let cut: Vec<HeldLease> = held(leases).drain().map(|(_, held)| held).collect();
         for HeldLease { lease, decided } in cut {
             // A delivery whose outcome was decided but not yet recorded (the store was
@@ -345,7 +350,9 @@ impl Worker {
                 };
                 (uncertain, SystemTime::now())
             });
-            report.count(&outcome, false);
+            // A held partial delivery counts as partial only: its hold is not known here.
+            let held = matches!(outcome, Outcome::Held { .. });
+            report.count(&outcome, held);
             if let Err(error) = self.queue.store().finish(&lease, outcome, at).await {
                 tracing::warn!(%error, id = %lease.id, "mail queue: could not record a cut-off delivery; its lease will run out");
             }

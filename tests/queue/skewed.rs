@@ -104,6 +104,7 @@ impl Hooks for Skewed {
     ) -> Result<bool> {
         match &mut outcome {
             Outcome::Retry { at, .. }
+            | Outcome::Held { at, .. }
             | Outcome::Partial {
                 not_sent: Some((_, Some(at))),
                 ..

@@ -52,31 +52,24 @@ macro_rules! finish_outcome {
             .bind(now)
             .execute(&mut *$tx)
             .await?,
-            Outcome::Retry { at, error } => sqlx::query(concat!(
-                "UPDATE ", $table, " SET state = 'queued', due_at = $3, last_error = $4, ",
-                "lease_token = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $5 ",
-                "WHERE id = $1 AND lease_token = $2 AND state IN ('sending', 'uncertain')"
-            ))
-            .bind(&lease.id)
-            .bind(&lease.token)
-            .bind(stored(at))
-            .bind(error)
-            .bind(now)
-            .execute(&mut *$tx)
-            .await?,
-            Outcome::Held { at, error } => sqlx::query(concat!(
-                "UPDATE ", $table, " SET state = 'queued', due_at = $3, last_error = $4, ",
-                "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, ",
-                "lease_token = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $5 ",
-                "WHERE id = $1 AND lease_token = $2 AND state IN ('sending', 'uncertain')"
-            ))
-            .bind(&lease.id)
-            .bind(&lease.token)
-            .bind(stored(at))
-            .bind(error)
-            .bind(now)
-            .execute(&mut *$tx)
-            .await?,
+            // Held for an admin: queued again as a retry is, the claim's attempt taken back.
+            ref outcome @ (Outcome::Retry { ref at, ref error } | Outcome::Held { ref at, ref error }) => {
+                let taken_back: i64 = i64::from(matches!(outcome, Outcome::Held { .. }));
+                sqlx::query(concat!(
+                    "UPDATE ", $table, " SET state = 'queued', due_at = $3, last_error = $4, ",
+                    "attempts = CASE WHEN attempts > $6 THEN attempts - $6 ELSE 0 END, ",
+                    "lease_token = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $5 ",
+                    "WHERE id = $1 AND lease_token = $2 AND state IN ('sending', 'uncertain')"
+                ))
+                .bind(&lease.id)
+                .bind(&lease.token)
+                .bind(stored(*at))
+                .bind(error)
+                .bind(now)
+                .bind(taken_back)
+                .execute(&mut *$tx)
+                .await?
+            }
             Outcome::Failed { error, remedy } => sqlx::query(concat!(
                 "UPDATE ", $table, " SET state = 'failed', last_error = $3, remedy = $4, ",
                 "lease_token = NULL, lease_until = NULL, updated_at = $5 ",

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use httpmock::prelude::*;
-use mail_connector::queue::{EnqueueOptions, MessageId, Queue, State, Worker};
+use mail_connector::queue::{EnqueueOptions, MessageId, Queue, State, Worker, WorkerReport};
 use mail_connector::{
     Attachment, ConnectorSettings, Email, MailTransport, RecipientLimit, RetryPolicy,
 };
@@ -74,6 +74,20 @@ async fn access_denied<'a>(server: &'a MockServer, path: &str) -> httpmock::Mock
                 .json_body(graph_error("ErrorAccessDenied", "Access is denied."));
         })
         .await
+}
+
+/// One `run_once` of a worker taking one message at a time, holds no shorter than a second.
+async fn one_run(
+    queue: &Queue,
+    transport: std::sync::Arc<dyn MailTransport>,
+    age_limit: Duration,
+) -> WorkerReport {
+    Worker::with_transport(queue, transport)
+        .with_retry(no_backoff(age_limit))
+        .with_concurrency(1)
+        .run_once()
+        .await
+        .unwrap()
 }
 
 /// An email with an attachment too large for `sendMail`: Graph takes it through a draft.
@@ -165,11 +179,7 @@ async fn a_held_message_fails_at_its_age_limit(backend: Backend) {
     let (queue, _guard) = open(backend).await;
     let id = enqueue(&queue, "too old").await;
     // The shortest hold (a second) would take it past its age limit.
-    let report = Worker::with_transport(&queue, transport)
-        .with_retry(no_backoff(Duration::from_millis(500)))
-        .run_once()
-        .await
-        .unwrap();
+    let report = one_run(&queue, transport, Duration::from_millis(500)).await;
     assert_eq!((report.failed, report.held), (1, 0), "{report:?}");
     let message = row(&queue, id.as_str()).await;
     assert_eq!(message.state, State::Failed, "{message:?}");
@@ -192,10 +202,7 @@ async fn a_permanent_failure_of_the_message_is_failed_with_its_remedy(backend: B
         .await;
     let (queue, _guard) = open(backend).await;
     let id = enqueue(&queue, "too big").await;
-    Worker::with_transport(&queue, transport)
-        .run_once()
-        .await
-        .unwrap();
+    one_run(&queue, transport, Duration::from_secs(600)).await;
     let message = row(&queue, id.as_str()).await;
     assert_eq!((message.state, message.attempts), (State::Failed, 1));
     let error = message.last_error.unwrap();
@@ -247,11 +254,7 @@ async fn a_draft_refused_its_permission_fails_alone(backend: Backend) {
     let large = large_email();
     let large = queue.enqueue(&large, EnqueueOptions::new()).await.unwrap();
     let small = enqueue(&queue, "small").await;
-    let report = Worker::with_transport(&queue, transport)
-        .with_concurrency(1)
-        .run_once()
-        .await
-        .unwrap();
+    let report = one_run(&queue, transport, Duration::from_secs(600)).await;
     assert_eq!((report.failed, report.sent), (1, 1), "{report:?}");
     assert_eq!(
         (drafts.calls_async().await, sent.calls_async().await),
@@ -365,11 +368,7 @@ async fn a_draft_refused_for_the_mailbox_holds_it(backend: Backend) {
     let (queue, _guard) = open(backend).await;
     let large = large_email();
     let large = queue.enqueue(&large, EnqueueOptions::new()).await.unwrap();
-    let report = Worker::with_transport(&queue, transport)
-        .with_retry(no_backoff(Duration::from_secs(600)))
-        .run_once()
-        .await
-        .unwrap();
+    let report = one_run(&queue, transport, Duration::from_secs(600)).await;
     assert_eq!((report.held, report.failed), (1, 0), "{report:?}");
     assert_eq!(drafts.calls_async().await, 1);
     let held = row(&queue, large.as_str()).await;
@@ -393,11 +392,7 @@ async fn a_host_without_a_managed_identity_holds_the_mailbox(backend: Backend) {
     let transport = settings.build().unwrap();
     let (queue, _guard) = open(backend).await;
     let id = enqueue(&queue, "no identity").await;
-    let report = Worker::with_transport(&queue, transport)
-        .with_retry(no_backoff(Duration::from_secs(600)))
-        .run_once()
-        .await
-        .unwrap();
+    let report = one_run(&queue, transport, Duration::from_secs(600)).await;
     assert_eq!((report.held, report.failed), (1, 0), "{report:?}");
     let held = row(&queue, id.as_str()).await;
     assert_eq!(held.state, State::Queued, "{held:?}");

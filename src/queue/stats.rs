@@ -44,7 +44,7 @@ pub struct OldestDue {
     pub due_at: SystemTime,
 }
 
-/// One message as listed by [`QueueStore::list`]. Its times are as stored: on
+/// One message as listed by [`QueueStore::list`](super::QueueStore::list). Its times are as stored: on
 /// [`PostgresStore`](super::PostgresStore), the database server's clock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]

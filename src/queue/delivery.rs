@@ -11,7 +11,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::codec;
-use super::outcome::{Attempt, classify, holds_mailbox};
+use super::hold::holds_mailbox;
+use super::outcome::{Attempt, classify};
 use super::store::{ClaimedMessage, Lease, Outcome, QueueStore};
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;

@@ -182,6 +182,7 @@ mod codec;
 mod delivery;
 mod enqueue;
 mod handle;
+mod hold;
 mod limits;
 mod outcome;
 #[cfg(feature = "queue-postgres")]

@@ -171,3 +171,42 @@ fn the_worker_shows_no_credentials_from_a_host() {
     assert!(!log.contains("hunter2"), "{log}");
     assert!(log.contains("graph_endpoint"), "{log}");
 }
+
+/// A host without a managed identity: `worker --once` holds the message rather than failing
+/// it, says so on a line of its own, and `queue status` shows the mailbox paused.
+#[test]
+fn the_worker_says_what_it_holds_and_status_shows_the_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let endpoint = format!("http://{closed}/metadata/identity/oauth2/token");
+    let graph = [
+        ("MAIL_CONNECTOR_OUTBOX_DIR", ""),
+        ("MAIL_CONNECTOR_AUTH_MODE", "oauth"),
+        ("MAIL_CONNECTOR_OAUTH_CREDENTIAL", "managed_identity"),
+        (
+            "MAIL_CONNECTOR_MANAGED_IDENTITY_ENDPOINT",
+            endpoint.as_str(),
+        ),
+    ];
+    let id = stdout(&mailctl_with(path, &SEND, &graph)).trim().to_owned();
+    let worker = mailctl_with(path, &["worker", "--once"], &graph);
+    let log = String::from_utf8_lossy(&worker.stderr);
+    assert!(worker.status.success(), "{log}");
+    assert!(log.contains("0 failed") && log.contains("1 held"), "{log}");
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&mailctl(path, &["queue", "list", "--json"]))).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["state"], "queued");
+    let error = listed[0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("held") && error.contains("no managed identity"),
+        "{error}"
+    );
+    let status = stdout(&mailctl(path, &["queue", "status"]));
+    assert!(status.contains("(paused until "), "{status}");
+}

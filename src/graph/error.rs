@@ -72,9 +72,7 @@ impl GraphFailure {
             advice,
         }
     }
-}
 
-impl GraphFailure {
     /// Whether Graph refused a draft (which only a message with large attachments uses) for
     /// the lack of `Mail.ReadWrite`: the message's own failure, as messages without large
     /// attachments still go. Any other draft failure (a wrong mailbox, a token Graph does

@@ -11,8 +11,7 @@ use mail_connector::{
     Attachment, ConnectorSettings, Email, MailTransport, RecipientLimit, RetryPolicy,
 };
 
-use crate::helpers::{Backend, Scripted, on_both_stores, open, row, smtp_to, transient};
-use crate::support;
+use crate::helpers::{Backend, Scripted, graph_to, on_both_stores, open, row, smtp_to, transient};
 use crate::support::smtp_server::{ServerOptions, TestServer};
 
 on_both_stores!(
@@ -45,20 +44,6 @@ fn unsigned(subject: &str) -> Email {
         .text("hello")
         .build()
         .unwrap()
-}
-
-/// A Graph transport against `server`, whose token endpoint answers.
-async fn graph(server: &MockServer) -> std::sync::Arc<dyn MailTransport> {
-    server
-        .mock_async(|when, then| {
-            when.method(POST).path(support::token_path(support::TENANT));
-            then.status(200)
-                .json_body(support::token_body("token", 3600));
-        })
-        .await;
-    let mut settings = support::secret_settings(server, support::TENANT);
-    settings.graph_endpoint = Some(server.base_url());
-    settings.build().unwrap()
 }
 
 fn graph_error(code: &str, message: &str) -> serde_json::Value {
@@ -113,7 +98,7 @@ async fn enqueue(queue: &Queue, subject: &str) -> MessageId {
 
 async fn a_refused_permission_holds_the_mailbox_until_an_admin_fixes_it(backend: Backend) {
     let server = MockServer::start_async().await;
-    let transport = graph(&server).await;
+    let transport = graph_to(&server).await;
     let denied = access_denied(&server, "/sendMail").await;
     let (queue, _guard) = open(backend).await;
     let first = enqueue(&queue, "first").await;
@@ -174,7 +159,7 @@ async fn a_refused_permission_holds_the_mailbox_until_an_admin_fixes_it(backend:
 
 async fn a_held_message_fails_at_its_age_limit(backend: Backend) {
     let server = MockServer::start_async().await;
-    let transport = graph(&server).await;
+    let transport = graph_to(&server).await;
     access_denied(&server, "/sendMail").await;
     let (queue, _guard) = open(backend).await;
     let id = enqueue(&queue, "too old").await;
@@ -190,7 +175,7 @@ async fn a_held_message_fails_at_its_age_limit(backend: Backend) {
 
 async fn a_permanent_failure_of_the_message_is_failed_with_its_remedy(backend: Backend) {
     let server = MockServer::start_async().await;
-    let transport = graph(&server).await;
+    let transport = graph_to(&server).await;
     server
         .mock_async(|when, then| {
             when.method(POST).path_includes("/sendMail");
@@ -242,7 +227,7 @@ async fn a_draft_refused_its_permission_fails_alone(backend: Backend) {
     // Only an email with large attachments goes through a draft, which needs
     // `Mail.ReadWrite`: without it, that email fails; the mailbox's others still go.
     let server = MockServer::start_async().await;
-    let transport = graph(&server).await;
+    let transport = graph_to(&server).await;
     let drafts = access_denied(&server, "/messages").await;
     let sent = server
         .mock_async(|when, then| {
@@ -270,7 +255,7 @@ async fn the_recipients_a_split_did_not_reach_are_held(backend: Backend) {
     // A recipient limit of 1: Ann's part goes, then Graph refuses Bob's for a permission.
     // Ann is done; Bob waits for the admin with the mailbox, not failed.
     let server = MockServer::start_async().await;
-    let transport = graph(&server).await;
+    let transport = graph_to(&server).await;
     let to_ann = server
         .mock_async(|when, then| {
             when.method(POST)
@@ -355,7 +340,7 @@ async fn holds_do_not_use_up_the_attempts(backend: Backend) {
 async fn a_draft_refused_for_the_mailbox_holds_it(backend: Backend) {
     // A wrong User Name fails the draft as it fails `sendMail`: the mailbox's, held.
     let server = MockServer::start_async().await;
-    let transport = graph(&server).await;
+    let transport = graph_to(&server).await;
     let drafts = server
         .mock_async(|when, then| {
             when.method(POST).path_includes("/messages");

@@ -180,6 +180,22 @@ pub async fn partial_delivery(subject: &str) -> (TestServer, Email) {
 
 /// A STARTTLS transport to the test `server`, as the mailbox the queue tests send from: add
 /// a retry policy or build it as it is.
+/// A Graph transport built from the settings, against `server`, whose token endpoint
+/// answers (mock `sendMail` as the test needs).
+pub async fn graph_to(server: &httpmock::MockServer) -> Arc<dyn mail_connector::MailTransport> {
+    server
+        .mock_async(|when, then| {
+            when.method(httpmock::Method::POST)
+                .path(crate::support::token_path(crate::support::TENANT));
+            then.status(200)
+                .json_body(crate::support::token_body("token", 3600));
+        })
+        .await;
+    let mut settings = crate::support::secret_settings(server, crate::support::TENANT);
+    settings.graph_endpoint = Some(server.base_url());
+    settings.build().unwrap()
+}
+
 pub fn smtp_to(server: &TestServer) -> mail_connector::smtp::SmtpTransportBuilder {
     mail_connector::SmtpTransport::starttls("127.0.0.1")
         .port(server.port())

@@ -13,8 +13,7 @@ use mail_connector::{
 };
 use tokio::sync::{Notify, mpsc};
 
-use crate::helpers::{Backend, Scripted, email, on_both_stores, open, row, transient};
-use crate::support;
+use crate::helpers::{Backend, Scripted, email, graph_to, on_both_stores, open, row, transient};
 
 on_both_stores!(
     a_transient_failure_is_retried_with_backoff_within_the_run,
@@ -89,15 +88,8 @@ fn unsigned(subject: &str) -> Email {
         .unwrap()
 }
 
-async fn a_retry_is_never_sooner_than_retry_after(backend: Backend) {
-    let server = MockServer::start_async().await;
-    server
-        .mock_async(|when, then| {
-            when.method(POST).path(support::token_path(support::TENANT));
-            then.status(200)
-                .json_body(support::token_body("token", 3600));
-        })
-        .await;
+/// Graph throttling every `sendMail` for five minutes.
+async fn throttled(server: &MockServer) -> httpmock::Mock<'_> {
     server
         .mock_async(|when, then| {
             when.method(POST).path_includes("/sendMail");
@@ -107,10 +99,13 @@ async fn a_retry_is_never_sooner_than_retry_after(backend: Backend) {
                     "error": {"code": "TooManyRequests", "message": "Please retry again later."}
                 }));
         })
-        .await;
-    let mut settings = support::secret_settings(&server, support::TENANT);
-    settings.graph_endpoint = Some(server.base_url());
-    let graph = settings.build().unwrap();
+        .await
+}
+
+async fn a_retry_is_never_sooner_than_retry_after(backend: Backend) {
+    let server = MockServer::start_async().await;
+    let graph = graph_to(&server).await;
+    throttled(&server).await;
     let (queue, _guard) = open(backend).await;
     let id = queue
         .enqueue(&unsigned("throttled"), EnqueueOptions::new())
@@ -136,26 +131,8 @@ async fn a_retry_is_never_sooner_than_retry_after(backend: Backend) {
 
 async fn a_429_pauses_its_mailbox_until_retry_after(backend: Backend) {
     let server = MockServer::start_async().await;
-    server
-        .mock_async(|when, then| {
-            when.method(POST).path(support::token_path(support::TENANT));
-            then.status(200)
-                .json_body(support::token_body("token", 3600));
-        })
-        .await;
-    let sends = server
-        .mock_async(|when, then| {
-            when.method(POST).path_includes("/sendMail");
-            then.status(429)
-                .header("Retry-After", "300")
-                .json_body(serde_json::json!({
-                    "error": {"code": "TooManyRequests", "message": "Please retry again later."}
-                }));
-        })
-        .await;
-    let mut settings = support::secret_settings(&server, support::TENANT);
-    settings.graph_endpoint = Some(server.base_url());
-    let graph = settings.build().unwrap();
+    let graph = graph_to(&server).await;
+    let sends = throttled(&server).await;
     let (queue, _guard) = open(backend).await;
     let mut ids = Vec::new();
     for subject in ["first", "second", "third"] {

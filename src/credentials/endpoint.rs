@@ -117,6 +117,13 @@ impl TokenEndpoint {
                             transient_status,
                         ),
                     };
+                    // The wait stays on the error when the retries give up before it is
+                    // over, for a queue or caller to honour (also without Entra's JSON: a
+                    // gateway's 429 or 503 page).
+                    let error = match retry_after {
+                        Some(wait) => error.with_retry_after(wait),
+                        None => error,
+                    };
                     // The status, or Entra's own verdict: a 400 `temporarily_unavailable`
                     // or AADSTS90055 (tenant throttling) clears up when retried later.
                     if !error.is_transient() {

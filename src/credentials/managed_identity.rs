@@ -330,7 +330,14 @@ impl Fetch for ManagedIdentityCredential {
                 }
                 Ok(response) => {
                     let wait = retry_after(response.headers());
-                    (self.refused(response).await, wait)
+                    // Kept on the error, for a queue or caller to honour once the retries
+                    // give up (IMDS throttles each VM's requests).
+                    let error = self.refused(response).await;
+                    let error = match wait {
+                        Some(wait) => error.with_retry_after(wait),
+                        None => error,
+                    };
+                    (error, wait)
                 }
                 // It answered before: it is restarting or overloaded, not missing.
                 Err(e) if e.is_connect() && self.answered.load(Ordering::Relaxed) => (

@@ -103,7 +103,8 @@
 //! expired token makes callers fail. A transport that gets 401 (Graph) or 535 (SMTP) calls
 //! [`Credentials::invalidate`]. The token endpoint's 429, 5xx and transient Entra errors
 //! (`temporarily_unavailable`, tenant throttling) are retried, waiting at least its
-//! `Retry-After`.
+//! `Retry-After`; a wait that outlasts the retries stays on the error
+//! ([`Error::retry_after`]), so that a queue does not ask sooner.
 //!
 //! The token endpoint is trusted no further than needed: redirects are not followed (the
 //! form carries the secret), answers over 64 KiB are not read, a lifetime (`expires_in`,

@@ -231,6 +231,7 @@ impl Error {
         match self {
             Self::Graph { advice, .. }
             | Self::TokenRequest { advice, .. }
+            | Self::TokenEndpoint { advice, .. }
             | Self::Transport { advice, .. } => advice.retry_after(),
             Self::PartialDelivery { source, .. } => source.retry_after(),
             _ => None,

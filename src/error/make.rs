@@ -112,8 +112,8 @@ impl Error {
     /// Adds how long the server asked to wait (`Retry-After`), as
     /// [`retry_after`](Error::retry_after) then says: the queue waits that long, and pauses
     /// the sender mailbox meanwhile. At most a day is kept. Applies to the variants
-    /// [`with_remedy`](Error::with_remedy) applies to; `Transport`, `Graph` and
-    /// `TokenRequest` errors report it.
+    /// [`with_remedy`](Error::with_remedy) applies to; `Transport`, `Graph`, `TokenRequest`
+    /// and `TokenEndpoint` errors report it.
     ///
     /// ```
     /// use std::time::Duration;

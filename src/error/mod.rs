@@ -236,7 +236,8 @@ pub enum Error {
         reason: String,
         /// Whether retrying later may succeed.
         transient: bool,
-        /// The credentials' advice; read it through [`Error::remedy`].
+        /// The credentials' advice; read it through [`Error::remedy`] and
+        /// [`Error::retry_after`] (a throttled endpoint's wait).
         advice: Advice,
     },
 

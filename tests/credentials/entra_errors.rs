@@ -318,3 +318,36 @@ async fn a_response_that_is_not_a_token_is_reported_without_its_body() {
         "{error}"
     );
 }
+
+/// A throttled login host whose answer is not Entra's JSON (a gateway's 429 or 503 page):
+/// the wait it asked for outlasts the retries, and stays on the error, so that a queue or
+/// a caller scheduling its own retry does not ask again sooner.
+#[tokio::test]
+async fn retry_after_outlasting_the_retries_stays_on_the_error() {
+    for status in [429u16, 503] {
+        let server = MockServer::start_async().await;
+        let mock = server
+            .mock_async(|when, then| {
+                when.method(POST).path(token_path(TENANT));
+                then.status(status)
+                    .header("retry-after", "600")
+                    .body("busy");
+            })
+            .await;
+        let credentials = secret_settings(&server, TENANT)
+            .credentials_builder()
+            .unwrap()
+            .retry_policy(fast_retry(3))
+            .build()
+            .unwrap();
+        let error = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
+        // Ten minutes is past the policy's deadline: no second request.
+        assert_eq!(mock.calls_async().await, 1, "{status}");
+        assert!(error.is_transient(), "{status}: {error}");
+        assert_eq!(
+            error.retry_after(),
+            Some(Duration::from_secs(600)),
+            "{status}: {error:?}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! An identity endpoint that answered before and then refuses connections is down for a
 //! while (the host's identity service restarting), not missing: its error is transient and
 //! says so, where a host that never had one gets the permanent "no managed identity here".
+//! One that throttles keeps its `Retry-After` on the error.
 
 use std::convert::Infallible;
 
@@ -67,4 +68,36 @@ async fn an_endpoint_that_answered_before_is_down_for_now_not_missing() {
     let remedy = error.remedy().unwrap();
     assert!(remedy.contains("answered before"), "{remedy}");
     assert!(!remedy.contains("no managed identity"), "{remedy}");
+}
+
+/// The metadata service throttles (429, a limited rate per VM): the wait it asks for is on
+/// the error once the retries give up, for a queue or a caller to honour.
+#[tokio::test]
+async fn a_throttled_identity_endpoints_retry_after_stays_on_the_error() {
+    let server = httpmock::MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            when.method(httpmock::Method::GET).path(IMDS_PATH);
+            then.status(429)
+                .header("retry-after", "600")
+                .json_body(serde_json::json!({"error": "too many requests"}));
+        })
+        .await;
+    let credentials = Credentials::managed_identity_with_env(None, None)
+        .managed_identity_endpoint(server.url(IMDS_PATH))
+        .retry_policy(fast_retry(3))
+        .build()
+        .unwrap();
+    let error = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
+    assert_eq!(
+        mock.calls_async().await,
+        1,
+        "ten minutes outlast the retries"
+    );
+    assert!(error.is_transient(), "{error}");
+    assert_eq!(
+        error.retry_after(),
+        Some(std::time::Duration::from_secs(600)),
+        "{error:?}"
+    );
 }

@@ -54,6 +54,9 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How to grant `Mail.Send` to a managed identity, for `check` and errors.
 pub(crate) const APP_ROLE_REMEDY: &str = "the portal cannot grant application permissions to a managed identity: assign Microsoft Graph's app role `Mail.Send` to the identity's service principal with Microsoft Graph PowerShell (`New-MgServicePrincipalAppRoleAssignment -ServicePrincipalId <identity's object id> -PrincipalId <identity's object id> -ResourceId <Microsoft Graph's service principal id> -AppRoleId <id of Mail.Send in its appRoles>`) or the Graph API (`POST /servicePrincipals/{id}/appRoleAssignments`), which covers every mailbox in the tenant; for one mailbox only, assign instead Exchange Online's RBAC for Applications role `Application Mail.Send` scoped to it (an app role and RBAC add up)";
 
+/// What to fix when Entra ID, asked by the identity endpoint, knows no resource of the scope.
+const RESOURCE_REMEDY: &str = "the identity was found, but Entra ID knows no resource of the token's scope in this tenant: leave `oauth_scope` unset for Graph (for SMTP it is `https://outlook.office365.com/.default`), and check that `cloud` names the cloud this Azure resource and its tenant are in (a US Government or China tenant has its own Graph resource)";
+
 impl Credentials {
     /// OAuth credentials of the Azure host's managed identity (VM, scale set, AKS node, App
     /// Service, Functions, Container Apps): no tenant id, client id or secret is needed.
@@ -259,6 +262,10 @@ impl ManagedIdentityCredential {
         let lower = reason.to_ascii_lowercase();
         let remedy = if transient {
             "the identity endpoint is starting or busy: retry later".to_owned()
+        } else if lower.contains("invalid_resource") || lower.contains("aadsts500011") {
+            // Entra ID's refusal, passed through: the identity exists (it asked for the
+            // token), the resource the scope names does not, in this tenant or its cloud.
+            RESOURCE_REMEDY.to_owned()
         } else if lower.contains("identity not found")
             || lower.contains("no managed identity")
             || lower.contains("not assigned")

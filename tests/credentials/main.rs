@@ -14,6 +14,7 @@ mod federated;
 mod hardening;
 mod helpers;
 mod identity_outage;
+mod identity_refusals;
 mod kinds;
 mod managed_identity;
 mod refresh;

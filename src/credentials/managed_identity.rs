@@ -248,6 +248,18 @@ impl ManagedIdentityCredential {
         )
     }
 
+    /// The remedy when the endpoint took the request and gave no complete answer (a
+    /// timeout, a connection closed or cut off): something listens there, so the host has
+    /// an identity service, in trouble for now.
+    fn no_answer_remedy(&self) -> String {
+        format!(
+            "the identity endpoint `{}` took the request but gave no complete answer (it timed \
+             out or closed the connection): the host's identity service is slow, restarting or \
+             overloaded; sending again later should work",
+            self.url
+        )
+    }
+
     async fn refused(&self, response: reqwest::Response) -> Error {
         let status = response.status();
         let transient = matches!(status.as_u16(), 404 | 410 | 429) || status.is_server_error();
@@ -299,7 +311,7 @@ impl ManagedIdentityCredential {
         let body = match read_body(response, ERROR_BODY_LIMIT).await {
             Ok(body) => body,
             Err(BodyError::Failed(e)) => {
-                return Err(self.error(describe_error(&e), true, self.unreachable_remedy()));
+                return Err(self.error(describe_error(&e), true, self.no_answer_remedy()));
             }
             Err(too_large) => return Err(unusable(too_large.to_string())),
         };
@@ -367,8 +379,9 @@ impl Fetch for ManagedIdentityCredential {
                     tracing::warn!(endpoint = %self.url, error = %error, "managed-identity endpoint unreachable");
                     return Err(FetchFailure::from(error));
                 }
+                // Connected, then no answer: a slow or restarting identity service.
                 Err(e) => (
-                    self.error(describe_error(&e), true, self.unreachable_remedy()),
+                    self.error(describe_error(&e), true, self.no_answer_remedy()),
                     None,
                 ),
             };

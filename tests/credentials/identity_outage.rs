@@ -1,7 +1,8 @@
 //! An identity endpoint that answered before and then refuses connections is down for a
 //! while (the host's identity service restarting), not missing: its error is transient and
 //! says so, where a host that never had one gets the permanent "no managed identity here".
-//! One that throttles keeps its `Retry-After` on the error.
+//! One that throttles keeps its `Retry-After` on the error; one that takes a request and never
+//! answers is in trouble, not missing.
 
 use std::convert::Infallible;
 
@@ -100,4 +101,46 @@ async fn a_throttled_identity_endpoints_retry_after_stays_on_the_error() {
         Some(std::time::Duration::from_secs(600)),
         "{error:?}"
     );
+}
+
+/// An identity endpoint that takes each request and closes the connection without an
+/// answer (a timeout ends the same way): something listens there, so this is an identity
+/// service in trouble, never "no managed identity on this host".
+async fn hangs_up() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}{IMDS_PATH}", listener.local_addr().unwrap());
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&requests);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            // The request's head arrives before the connection is dropped.
+            let mut head = [0u8; 1024];
+            let _ = stream.read(&mut head).await;
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (url, requests)
+}
+
+#[tokio::test]
+async fn an_endpoint_that_takes_the_request_but_never_answers_is_not_missing() {
+    let (url, requests) = hangs_up().await;
+    let error = Credentials::managed_identity_with_env(None, None)
+        .managed_identity_endpoint(url)
+        .retry_policy(fast_retry(1))
+        .build()
+        .unwrap()
+        .access_token(GRAPH_SCOPE)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        requests.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "retried once"
+    );
+    assert!(error.is_transient(), "{error:?}");
+    let remedy = error.remedy().unwrap();
+    assert!(!remedy.contains("no managed identity"), "{remedy}");
+    assert!(remedy.contains("no complete answer"), "{remedy}");
 }

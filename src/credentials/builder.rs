@@ -10,6 +10,7 @@ use super::certificate::ClientCertificateCredential;
 use super::check::CredentialKind;
 use super::client_secret::ClientSecretCredential;
 use super::endpoint::{TokenEndpoint, token_endpoint_url};
+use super::entra_error::{FEDERATED_TOKEN_FILE, SECRET_FILE};
 use super::federated::WorkloadIdentityCredential;
 use super::managed_identity::{
     CONNECT_TIMEOUT, IMDS_ENDPOINT, IdentityHost, ManagedIdentityCredential, REQUEST_TIMEOUT,
@@ -297,7 +298,7 @@ impl CredentialsBuilder {
                 private_key_file,
             } => {
                 let credential = ClientCertificateCredential::from_pem_files(
-                    endpoint,
+                    endpoint.carrying("client_certificate_file"),
                     client.clone(),
                     &certificate_file,
                     &private_key_file,
@@ -319,7 +320,7 @@ impl CredentialsBuilder {
             ),
             AppCredential::SecretFile(path) => (
                 Arc::new(ClientSecretCredential::from_file(
-                    endpoint,
+                    endpoint.carrying(SECRET_FILE),
                     client.clone(),
                     path.clone(),
                 )),
@@ -327,7 +328,7 @@ impl CredentialsBuilder {
             ),
             AppCredential::WorkloadIdentity(path) => (
                 Arc::new(WorkloadIdentityCredential::new(
-                    endpoint,
+                    endpoint.carrying(FEDERATED_TOKEN_FILE),
                     client.clone(),
                     path.clone(),
                 )),

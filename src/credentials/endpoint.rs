@@ -24,6 +24,9 @@ pub(crate) struct TokenEndpoint {
     url: String,
     client: reqwest::Client,
     retry: RetryPolicy,
+    /// The setting of the credential the form carries, which Entra's refusals send the
+    /// admin to (`client_secret` unless [`carrying`](Self::carrying) says otherwise).
+    credential: &'static str,
 }
 
 /// The token endpoint URL for a login host and tenant.
@@ -37,7 +40,21 @@ pub(crate) fn token_endpoint_url(authority_host: &str, tenant: &str) -> String {
 
 impl TokenEndpoint {
     pub(crate) fn new(url: String, client: reqwest::Client, retry: RetryPolicy) -> Self {
-        Self { url, client, retry }
+        Self {
+            url,
+            client,
+            retry,
+            credential: "client_secret",
+        }
+    }
+
+    /// The same endpoint, for requests carrying the credential of `setting`
+    /// (`client_secret_file`, `client_certificate_file`, `federated_token_file`).
+    pub(crate) fn carrying(self, setting: &'static str) -> Self {
+        Self {
+            credential: setting,
+            ..self
+        }
     }
 
     pub(crate) fn url(&self) -> &str {
@@ -99,9 +116,11 @@ impl TokenEndpoint {
                     let transient_status = status.as_u16() == 429 || status.is_server_error();
                     let error = match read_body(response, ERROR_BODY_LIMIT).await {
                         Ok(body) => match EntraError::from_body(&body) {
-                            Some(entra) => entra
-                                .redacted(&secrets)
-                                .into_error(status.as_u16(), retry_after),
+                            Some(entra) => entra.redacted(&secrets).into_error(
+                                status.as_u16(),
+                                retry_after,
+                                self.credential,
+                            ),
                             None => endpoint_error(
                                 &self.url,
                                 format!("HTTP {status} without an Entra error body"),

@@ -38,9 +38,15 @@ impl EntraError {
             .filter(|e| !e.error.is_empty() || !e.error_codes.is_empty())
     }
 
-    /// The [`Error::TokenRequest`] for this body, with the remedy attached.
-    pub(crate) fn into_error(self, status: u16, retry_after: Option<Duration>) -> Error {
-        let advice = Advice::remedy(Some(self.remedy()))
+    /// The [`Error::TokenRequest`] for this body, with the remedy for the credential the
+    /// request carried (`credential`, its setting: see [`remedy_for`](Self::remedy_for)).
+    pub(crate) fn into_error(
+        self,
+        status: u16,
+        retry_after: Option<Duration>,
+        credential: &str,
+    ) -> Error {
+        let advice = Advice::remedy(Some(self.remedy_for(credential)))
             .with_auth(true)
             .with_retry_after(retry_after);
         Error::TokenRequest {
@@ -82,6 +88,46 @@ impl EntraError {
         self.error == "temporarily_unavailable" || self.has_code(90055) || self.has_code(50196)
     }
 
+    /// [`remedy`](Self::remedy) for a request that carried the credential of `setting`
+    /// (`client_secret`, `client_secret_file`, `client_certificate_file` or
+    /// `federated_token_file`): where the table speaks of a client secret given in
+    /// `client_secret`, or of a secret or certificate in general, a secret read from a file
+    /// and a federated token are sent to their own setting instead.
+    pub(crate) fn remedy_for(&self, setting: &str) -> String {
+        let code = self
+            .error_codes
+            .iter()
+            .copied()
+            .find(|&code| remedy_for_code(code).is_some());
+        let invalid_client = code.is_none() && self.error == "invalid_client";
+        let own = match (setting, code) {
+            (SECRET_FILE, Some(7_000_215)) => Some(
+                "the client secret in `client_secret_file` is wrong — often the secret's ID was \
+                 stored instead of its value: store the Value column (shown only when the secret \
+                 is created, under Certificates & secrets) in the vault entry the file comes \
+                 from, or create a new secret; the file is read again at the next token request",
+            ),
+            (SECRET_FILE, Some(7_000_222)) => Some(
+                "the client secret in `client_secret_file` has expired: create a new secret under \
+                 Certificates & secrets and store its Value in the vault entry the file comes \
+                 from (the file is read again at the next token request), and update \
+                 `client_secret_expires` if you set it",
+            ),
+            (SECRET_FILE, None) if invalid_client => Some(
+                "check the credential: `client_secret_file` must hold the Value of a current \
+                 client secret of this app registration (not its Secret ID)",
+            ),
+            (FEDERATED_TOKEN_FILE, None) if invalid_client => Some(
+                "check the federated credential: in the app registration's Certificates & \
+                 secrets → Federated credentials, the issuer, subject and audience must match \
+                 the token in `federated_token_file` (audience `api://AzureADTokenExchange`), \
+                 and the platform must keep that token fresh",
+            ),
+            _ => None,
+        };
+        own.map_or_else(|| self.remedy(), str::to_owned)
+    }
+
     /// The setup step and setting that fix this error, chosen by AADSTS code first and by
     /// the `error` value otherwise.
     #[must_use]
@@ -116,6 +162,11 @@ impl EntraError {
         }
     }
 }
+
+/// The setting of a client secret read from a file at each token request.
+pub(crate) const SECRET_FILE: &str = "client_secret_file";
+/// The setting of a workload's federated token file.
+pub(crate) const FEDERATED_TOKEN_FILE: &str = "federated_token_file";
 
 fn remedy_for_code(code: u64) -> Option<&'static str> {
     Some(match code {

@@ -165,6 +165,37 @@ async fn rejected_federated_tokens_name_the_federated_credential_to_fix() {
     }
 }
 
+/// An `invalid_client` refusal without a code the table knows: the remedy is the federated
+/// credential and the token file, not a client secret or certificate the app does not use.
+#[tokio::test]
+async fn an_unknown_refusal_of_a_federated_token_names_the_federated_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, FIRST_TOKEN).unwrap();
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.status(401)
+                .json_body(entra_error("invalid_client", 7_999_999));
+        })
+        .await;
+    let error = federated(&server, &file)
+        .build()
+        .unwrap()
+        .access_token(GRAPH_SCOPE)
+        .await
+        .unwrap_err();
+    let remedy = error.remedy().unwrap();
+    assert!(
+        remedy.contains("Federated credentials") && remedy.contains("`federated_token_file`"),
+        "{remedy}"
+    );
+    for wrong in ["`client_secret`", "`client_certificate_file`"] {
+        assert!(!remedy.contains(wrong), "{remedy}");
+    }
+}
+
 #[tokio::test]
 async fn check_says_workload_identity_and_the_file_never_the_token() {
     let server = MockServer::start_async().await;

@@ -150,3 +150,43 @@ async fn an_oversized_secret_file_or_a_directory_is_refused() {
         .to_string();
     assert!(error.contains("not a regular file"), "{error}");
 }
+
+/// Refused secrets from a file: the remedy sends the admin to the file (the vault entry it
+/// is mounted from), not to `client_secret`, which the settings refuse beside
+/// `client_secret_file` — whatever the refusal: the secret's ID stored instead of its Value,
+/// an expired secret, or an `invalid_client` without a known code.
+#[tokio::test]
+async fn a_refused_secret_from_a_file_names_the_file_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, SECRET).unwrap();
+    for (code, words) in [
+        (7_000_215, &["`client_secret_file`", "Value"][..]),
+        (7_000_222, &["`client_secret_file`", "expired"][..]),
+        (7_999_999, &["`client_secret_file`", "Value"][..]),
+    ] {
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(|when, then| {
+                when.method(POST).path(token_path(TENANT));
+                then.status(401)
+                    .json_body(entra_error("invalid_client", code));
+            })
+            .await;
+        let error = from_file(&server, &file)
+            .build()
+            .unwrap()
+            .access_token(GRAPH_SCOPE)
+            .await
+            .unwrap_err();
+        assert!(error.is_auth(), "AADSTS{code}: {error}");
+        let remedy = error.remedy().unwrap();
+        for word in words {
+            assert!(remedy.contains(word), "AADSTS{code}: {word} in {remedy}");
+        }
+        assert!(
+            !remedy.contains("`client_secret`"),
+            "AADSTS{code}: {remedy}"
+        );
+    }
+}

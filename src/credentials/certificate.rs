@@ -7,11 +7,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_lc_rs::digest;
+use aws_lc_rs::rsa::KeyPair as RsaKeyPair;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Serialize;
 
 use crate::credentials::endpoint::TokenEndpoint;
@@ -115,6 +116,23 @@ impl ClientCertificateCredential {
                 setting: "client_private_key_file",
                 reason: format!("is not a PEM RSA private key (PKCS#8 or PKCS#1): {e}"),
             })?;
+        // A key of another certificate (a renewed certificate beside the old key) signs
+        // assertions Entra ID refuses at every token request: say so now, naming both files.
+        if let (Some(certificate_key), Some(private_key)) = (
+            certificate_public_key(&certificate),
+            private_key_public_key(private_key_pem),
+        ) && certificate_key != private_key
+        {
+            return Err(Error::InvalidCredential {
+                setting: "client_private_key_file",
+                reason: "is not the private key of the certificate in `client_certificate_file` \
+                         (their public keys differ): set `client_private_key_file` to the key \
+                         the certificate was created with, or `client_certificate_file` to the \
+                         certificate of this key — Entra ID refuses assertions signed with \
+                         another key (AADSTS700027)"
+                    .into(),
+            });
+        }
         let thumbprint =
             |algorithm| URL_SAFE_NO_PAD.encode(digest::digest(algorithm, &certificate));
         let credential = Self {
@@ -166,6 +184,26 @@ impl ClientCertificateCredential {
             reason: format!("cannot sign the client assertion: {e}"),
         })
     }
+}
+
+/// The certificate's public key (an RSA key's `RSAPublicKey` DER); `None` when the DER is
+/// not a certificate the X.509 parser understands.
+fn certificate_public_key(certificate: &[u8]) -> Option<Vec<u8>> {
+    x509_parser::parse_x509_certificate(certificate)
+        .ok()
+        .map(|(_, parsed)| parsed.public_key().subject_public_key.data.to_vec())
+}
+
+/// The public half of a PEM RSA private key (PKCS#8 or PKCS#1), as `RSAPublicKey` DER, to
+/// compare with the certificate's; `None` when it cannot be read here (signing then says).
+fn private_key_public_key(private_key_pem: &[u8]) -> Option<Vec<u8>> {
+    use aws_lc_rs::signature::KeyPair as _;
+    let pair = match PrivateKeyDer::from_pem_slice(private_key_pem).ok()? {
+        PrivateKeyDer::Pkcs8(der) => RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).ok()?,
+        PrivateKeyDer::Pkcs1(der) => RsaKeyPair::from_der(der.secret_pkcs1_der()).ok()?,
+        _ => return None,
+    };
+    Some(pair.public_key().as_ref().to_vec())
 }
 
 /// The certificate's notAfter, read with an X.509 parser; `None` when the DER is not a

@@ -273,7 +273,9 @@ impl Credentials {
 
     /// OAuth credentials of an app registration with a certificate: the PEM certificate
     /// uploaded to the app registration and its PEM private key (PKCS#8 or PKCS#1 RSA). Each
-    /// token request carries a fresh signed assertion.
+    /// token request carries a fresh signed assertion. [`build`](CredentialsBuilder::build)
+    /// refuses a key that is not the certificate's (a renewed certificate beside the old
+    /// key), naming `client_private_key_file`.
     pub fn client_certificate(
         tenant_id: impl Into<String>,
         client_id: impl Into<String>,

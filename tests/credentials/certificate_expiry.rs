@@ -1,5 +1,5 @@
 //! `check` reads the client certificate's notAfter: a warning within 30 days, a failure once
-//! it has passed, ok otherwise.
+//! it has passed, ok otherwise. A private key of another certificate is refused at build.
 
 use httpmock::MockServer;
 use mail_connector::{CheckStatus, CheckStep, Credentials};
@@ -81,4 +81,34 @@ async fn a_certificate_valid_for_a_year_is_ok() {
     let (step, _, _) = expiry_step(OffsetDateTime::now_utc() + Duration::days(365)).await;
     assert_eq!(step.status, CheckStatus::Ok, "{step:?}");
     assert!(step.remedy.is_none());
+}
+
+/// A renewed certificate next to the old one's private key (or two files that were never a
+/// pair): every assertion would be refused by Entra ID, so the credentials are not built,
+/// and the error names both files — in PKCS#8 and PKCS#1 alike.
+#[test]
+fn a_private_key_of_another_certificate_is_refused_at_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let params = rcgen::CertificateParams::new(vec!["renewed".to_owned()]).unwrap();
+    let certificate = dir.path().join("renewed.pem");
+    std::fs::write(&certificate, params.self_signed(&other).unwrap().pem()).unwrap();
+    for key in ["test-client.key", "test-client-pkcs1.key"] {
+        let error = Credentials::client_certificate(TENANT, CLIENT_ID, &certificate, fixture(key))
+            .build()
+            .unwrap_err();
+        assert!(error.is_settings(), "{key}: {error:?}");
+        let text = format!("{error} {}", error.remedy().unwrap_or_default());
+        assert!(
+            text.contains("client_private_key_file") && text.contains("client_certificate_file"),
+            "{key}: {text}"
+        );
+    }
+    // The matching pair still builds.
+    let matching = certificate_until(dir.path(), OffsetDateTime::now_utc() + Duration::days(90));
+    for key in ["test-client.key", "test-client-pkcs1.key"] {
+        Credentials::client_certificate(TENANT, CLIENT_ID, &matching, fixture(key))
+            .build()
+            .unwrap();
+    }
 }

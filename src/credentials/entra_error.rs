@@ -141,6 +141,10 @@ impl EntraError {
             "temporarily_unavailable" => {
                 "Entra ID is temporarily unavailable; the request is retried automatically, so try again later".to_owned()
             }
+            // Entra's own failure (HTTP 500, e.g. AADSTS50000): no setting is at fault.
+            "server_error" => {
+                "Entra ID failed on its side while issuing the token; nothing in the settings is at fault: the request is retried automatically, so try again later".to_owned()
+            }
             "invalid_client" => {
                 "check the credential: `client_secret` must be the secret's Value, or `client_certificate_file`/`client_private_key_file` must match a certificate uploaded to the app registration".to_owned()
             }

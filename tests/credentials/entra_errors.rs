@@ -351,3 +351,32 @@ async fn retry_after_outlasting_the_retries_stays_on_the_error() {
         );
     }
 }
+
+/// Entra ID's own failure, in its JSON (HTTP 500 `server_error`, AADSTS50000 "There was an
+/// error issuing a token"): retried, and once the retries give up the remedy says to wait,
+/// not to check settings that are right.
+#[tokio::test]
+async fn an_entra_server_error_is_retried_and_blames_no_setting() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.status(500)
+                .json_body(entra_error("server_error", 50_000));
+        })
+        .await;
+    let credentials = secret_settings(&server, TENANT)
+        .credentials_builder()
+        .unwrap()
+        .retry_policy(fast_retry(1))
+        .build()
+        .unwrap();
+    let error = credentials.access_token(GRAPH_SCOPE).await.unwrap_err();
+    assert_eq!(mock.calls_async().await, 2, "retried once");
+    assert!(error.is_transient() && !error.is_auth(), "{error:?}");
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("try again later"), "{remedy}");
+    for setting in ["`client_secret`", "`oauth_client_id`", "`tenant_id`"] {
+        assert!(!remedy.contains(setting), "{remedy}");
+    }
+}

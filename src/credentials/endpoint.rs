@@ -91,7 +91,13 @@ impl TokenEndpoint {
             drop(form);
             let (error, retry_after) = match outcome {
                 Ok(response) if response.status().is_success() => {
-                    return Ok(self.parse_success(response, issued, &secrets).await?);
+                    match self.parse_success(response, issued, &secrets).await {
+                        Ok(token) => return Ok(token),
+                        // Cut off on its way (a connection reset): a connection failure
+                        // like any other, and the request is safe to repeat.
+                        Err(error) if error.is_transient() => (error, None),
+                        Err(error) => return Err(FetchFailure::from(error)),
+                    }
                 }
                 Ok(response) if response.status().is_redirection() => {
                     // Never followed: the form would go, secret and all, wherever it points.

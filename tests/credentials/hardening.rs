@@ -1,5 +1,5 @@
 //! The token side under attack (issue 8): a redirecting login host, absurd token lifetimes,
-//! oversized answers and error descriptions that echo the credential.
+//! oversized answers, error descriptions that echo the credential, and an answer cut off midway.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
@@ -198,4 +198,69 @@ fn a_tls_ca_file_that_cannot_be_read_is_a_settings_error_that_names_it() {
     assert!(error.is_settings(), "{error:?}");
     let remedy = error.remedy().unwrap();
     assert!(remedy.contains("`tls_ca_file`"), "{remedy}");
+}
+
+/// A login host whose first answer is cut off after its headers (a connection reset while
+/// the token is on its way): a connection failure like any other, retried — the token
+/// request is safe to repeat.
+#[tokio::test]
+async fn a_token_answer_cut_off_midway_is_retried() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = format!("http://{}", listener.local_addr().unwrap());
+    let answers = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&answers);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            // The whole request, head and form, before the answer.
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !whole_request(&request) {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let body = token_body("after-the-cut", 3599).to_string();
+            let answer = match counter.fetch_add(1, Ordering::SeqCst) {
+                // Promises the whole body, sends its first bytes, and hangs up.
+                0 => format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{}",
+                    body.len(),
+                    &body[..10]
+                ),
+                _ => format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                ),
+            };
+            let _ = stream.write_all(answer.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    let credentials = Credentials::client_secret(TENANT, CLIENT_ID, SECRET.into())
+        .authority_host(host)
+        .retry_policy(fast_retry(2))
+        .build()
+        .unwrap();
+    let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    assert_eq!(token.expose_secret(), "after-the-cut");
+    assert_eq!(answers.load(Ordering::SeqCst), 2);
+}
+
+/// Whether `request` holds an HTTP/1.1 request's head and its whole `content-length` body.
+fn whole_request(request: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(request);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    body.len() >= length
 }

@@ -183,6 +183,9 @@ fn remedy_for_code(code: u64) -> Option<&'static str> {
         7_000_218 => {
             "no credential was sent: set `client_secret`, or `client_certificate_file` and `client_private_key_file`"
         }
+        7_000_229 => {
+            "the app registration has no service principal (Enterprise application) in this tenant — one made with `az ad app create`, Microsoft Graph or Terraform gets none by itself: create it for the Application (client) ID in `oauth_client_id` with `az ad sp create --id <client id>` (or `New-MgServicePrincipal -AppId <client id>`), or, for an app registered in another tenant, have an admin of this tenant grant admin consent; the credential itself is not at fault"
+        }
         700_016 | 700_011 => {
             "the application was not found in this tenant: check `oauth_client_id` (the Application (client) ID) and `tenant_id` (the Directory (tenant) ID) on the app registration's Overview page, and admin-consent the app in that tenant"
         }

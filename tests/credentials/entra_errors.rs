@@ -124,6 +124,14 @@ async fn entra_errors_name_the_setup_step_and_setting() {
             400,
             &["`oauth_client_id`", "`tenant_id`"],
         ),
+        // An app registration made with `az ad app create`, Graph or Terraform has no
+        // service principal until one is made: no secret will fix that.
+        (
+            7_000_229,
+            "invalid_client",
+            401,
+            &["service principal", "az ad sp create", "`oauth_client_id`"],
+        ),
         (90_002, "invalid_tenant", 400, &["`tenant_id`", "`cloud`"]),
         (90_038, "invalid_request", 400, &["`cloud`"]),
         (70_011, "invalid_scope", 400, &["/.default"]),

@@ -27,6 +27,8 @@ pub struct GraphTransportBuilder {
     /// The timeout the given client applies to each request by itself, when this crate made
     /// it; `None` for a caller's client.
     http_client_timeout: Option<Duration>,
+    /// The connect timeout of a client made here (unknown for a caller's).
+    http_client_connect_timeout: Option<Duration>,
     max_concurrency: usize,
     retry: RetryPolicy,
     send_deadline: Duration,
@@ -44,6 +46,7 @@ impl GraphTransportBuilder {
             http: HttpOptions::default(),
             http_client: None,
             http_client_timeout: None,
+            http_client_connect_timeout: None,
             max_concurrency: 4,
             retry: RetryPolicy::default(),
             send_deadline: Duration::from_secs(120),
@@ -96,18 +99,21 @@ impl GraphTransportBuilder {
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self.http_client_timeout = None;
+        self.http_client_connect_timeout = None;
         self
     }
 
-    /// As [`http_client`](Self::http_client), for a client this crate made with `timeout`
-    /// as its request timeout: requests whose timeout is that one need not set their own.
+    /// As [`http_client`](Self::http_client), for a client this crate made with these
+    /// options' request timeout (requests whose timeout is that one need not set their own)
+    /// and connect timeout.
     pub(crate) fn http_client_made_here(
         mut self,
         client: reqwest::Client,
-        timeout: Duration,
+        options: &crate::http::HttpOptions,
     ) -> Self {
         self.http_client = Some(client);
-        self.http_client_timeout = Some(timeout);
+        self.http_client_timeout = Some(options.request_timeout);
+        self.http_client_connect_timeout = Some(options.connect_timeout);
         self
     }
 
@@ -161,9 +167,17 @@ impl GraphTransportBuilder {
                 "Graph endpoint (`graph_endpoint`) cannot hold a path",
             ));
         }
-        let (http, client_timeout) = match self.http_client {
-            Some(client) => (client, self.http_client_timeout),
-            None => (http_client(&self.http)?, Some(self.http.request_timeout)),
+        let (http, client_timeout, connect_timeout) = match self.http_client {
+            Some(client) => (
+                client,
+                self.http_client_timeout,
+                self.http_client_connect_timeout,
+            ),
+            None => (
+                http_client(&self.http)?,
+                Some(self.http.request_timeout),
+                Some(self.http.connect_timeout),
+            ),
         };
         let send_mail_url = super::mailbox_url(&endpoint, &self.mailbox, &["sendMail"]);
         Ok(GraphTransport {
@@ -178,6 +192,7 @@ impl GraphTransportBuilder {
                 },
                 request_timeout: self.http.request_timeout,
                 client_timeout,
+                connect_timeout,
                 state: Arc::new(MailboxState::default()),
                 bearer: Arc::default(),
             },

@@ -1,9 +1,15 @@
 //! One Graph call as data: the request (operation, method, URL, body, whether it may be
 //! repeated, whether it needs the token) and the response, with the limits on what is read.
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body::{Frame, SizeHint};
 use reqwest::Method;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
@@ -116,14 +122,17 @@ impl GraphRequest<'_> {
     /// The HTTP request for one attempt: `client-request-id` (let into HTTP/2's header table
     /// when `id_enters_table`), the bearer header (when the request is authorised), the
     /// request's own headers and body, and `timeout` when the HTTP client's own timeout is
-    /// not already it. A header that cannot be sent is a [`Failure::Invalid`].
+    /// not already it. With `watch`, a body tells when the HTTP client first reads it
+    /// ([`BodyRead`]; `None` for a request without one). A header that cannot be sent is a
+    /// [`Failure::Invalid`].
     pub(crate) fn to_http(
         &self,
         client_request_id: &str,
         id_enters_table: bool,
         bearer: Option<HeaderValue>,
         timeout: Option<Duration>,
-    ) -> std::result::Result<reqwest::Request, Failure> {
+        watch: bool,
+    ) -> std::result::Result<(reqwest::Request, Option<BodyRead>), Failure> {
         // Built directly, its headers in a map sized for them at once: no builder moved
         // through each call, no header map grown (and rehashed) on the way.
         let mut http_request = reqwest::Request::new(self.method.clone(), self.url.clone());
@@ -156,17 +165,75 @@ impl GraphRequest<'_> {
             };
             headers.append(name, value);
         }
-        match &self.body {
+        let body = match &self.body {
             // `Bytes`: a repeated request shares the body rather than copying it.
             Some((content_type, body)) => {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-                *http_request.body_mut() = Some(body.clone().into());
+                Some(body.clone())
             }
             None => {
                 headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+                None
             }
-        }
-        Ok(http_request)
+        };
+        let read = match (watch, body) {
+            (true, Some(data)) => {
+                let read = BodyRead::default();
+                let watched = WatchedBody {
+                    data: Some(data),
+                    read: read.clone(),
+                };
+                *http_request.body_mut() = Some(reqwest::Body::wrap(watched));
+                Some(read)
+            }
+            (_, body) => {
+                *http_request.body_mut() = body.map(Into::into);
+                None
+            }
+        };
+        Ok((http_request, read))
+    }
+}
+
+/// Whether the HTTP client has begun to read a request's body. It does only once it has a
+/// connection for the request and is writing its head: until then, no server can have
+/// acted on the request (its head, if it went out, announced a body that never came), so a
+/// timeout before it means the request was not sent. (A request without a body is complete
+/// with its head, which may go out before anything is read: it is not watched.)
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BodyRead(Arc<AtomicBool>);
+
+impl BodyRead {
+    /// Whether the body has been read (its first part taken, or its end seen).
+    pub(crate) fn happened(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A request body that records its first read in a [`BodyRead`].
+struct WatchedBody {
+    data: Option<Bytes>,
+    read: BodyRead,
+}
+
+impl http_body::Body for WatchedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, Infallible>>> {
+        self.read.0.store(true, Ordering::Release);
+        Poll::Ready(self.data.take().map(|data| Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.data.as_ref().map_or(0, |data| data.len() as u64))
     }
 }
 
@@ -240,7 +307,7 @@ mod tests {
         let request = GraphRequest::post_json("send", &url, b"{}".to_vec(), Repeat::Safe);
         let id = "00000000-0000-4000-8000-000000000001";
         for enters in [false, true] {
-            let Ok(http) = request.to_http(id, enters, None, None) else {
+            let Ok((http, _)) = request.to_http(id, enters, None, None, false) else {
                 panic!("a valid id is sent");
             };
             let sent = &http.headers()["client-request-id"];
@@ -257,7 +324,7 @@ mod tests {
         let id = "00000000-0000-4000-8000-000000000001";
         let wait = Duration::from_secs(7);
         for timeout in [None, Some(wait)] {
-            let Ok(http) = request.to_http(id, false, None, timeout) else {
+            let Ok((http, _)) = request.to_http(id, false, None, timeout, false) else {
                 panic!("a valid request is made");
             };
             assert_eq!(http.timeout(), timeout.as_ref());
@@ -268,7 +335,8 @@ mod tests {
     fn an_id_that_cannot_be_a_header_is_refused() {
         let url = Url::parse("https://graph.example/v1.0/users/a@b.example/sendMail").unwrap();
         let request = GraphRequest::post_empty("send", &url);
-        let Err(Failure::Invalid(message)) = request.to_http("bad\nid", false, None, None) else {
+        let Err(Failure::Invalid(message)) = request.to_http("bad\nid", false, None, None, false)
+        else {
             panic!("a newline cannot be sent in a header");
         };
         assert!(message.contains("client-request-id"), "{message}");

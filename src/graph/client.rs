@@ -68,6 +68,9 @@ pub(crate) struct GraphClient {
     pub request_timeout: Duration,
     /// The timeout the HTTP client applies to each request by itself, when known.
     pub client_timeout: Option<Duration>,
+    /// The HTTP client's connect timeout, when known (a client made here): a request whose
+    /// timeout is shorter may end while it waits for a connection.
+    pub connect_timeout: Option<Duration>,
     pub state: Arc<MailboxState>,
     /// The last token's `Authorization` header: read by every request, written once per
     /// token.
@@ -116,6 +119,22 @@ fn failure_of(e: &reqwest::Error, url: &str) -> Failure {
         Failure::Unknown(format!("`{}`: {}", host_of(url), describe_error(e)))
     }
 }
+
+/// A request whose timeout ended it before the HTTP client read its body: it never had a
+/// connection (or only its head went out, announcing a body that never came).
+#[cold]
+#[inline(never)]
+fn never_left(url: &str, timeout: Duration) -> Failure {
+    Failure::NotSent(format!(
+        "`{}`: no connection within the {timeout:?} the request had; it was never sent",
+        host_of(url)
+    ))
+}
+
+/// How much later than a request's timeout its connect timeout may start (the request
+/// waits for a slot in the HTTP client's pool first): a request whose timeout is not at
+/// least this much longer than the connect timeout may end while it still connects.
+const CONNECT_SLACK: Duration = Duration::from_secs(1);
 
 /// Where a send's attempts stand, for deciding after a failure.
 struct Tries<'a> {
@@ -389,14 +408,27 @@ impl GraphClient {
             return Err(not_sent_by_deadline(request.operation));
         }
         let timeout = self.request_timeout.min(remaining);
+        // A timeout that may end the request while it still waits for a connection (the
+        // send deadline nearly over, a request timeout below the connect timeout, or a
+        // caller's client whose connect timeout is unknown): its body is watched, so that a
+        // request that never left is not reported as one that may have been delivered.
+        let watch = self
+            .connect_timeout
+            .is_none_or(|connect| timeout < connect.saturating_add(CONNECT_SLACK));
         // Set on the request only when the client's own timeout is not already this one:
         // a request's timeout is kept in a map of its own, allocated and copied with it.
-        let timeout = (self.client_timeout != Some(timeout)).then_some(timeout);
+        let own_timeout = (self.client_timeout != Some(timeout)).then_some(timeout);
         let id_enters_table = self.state.request_id_enters_table();
         // Built and handed over in one expression: the request is not kept in this
         // future's state (where it would take room in every send's future) while it runs.
-        let sent = match request.to_http(client_request_id, id_enters_table, bearer, timeout) {
-            Ok(http_request) => self.http.execute(http_request),
+        let (sent, body_read) = match request.to_http(
+            client_request_id,
+            id_enters_table,
+            bearer,
+            own_timeout,
+            watch,
+        ) {
+            Ok((http_request, body_read)) => (self.http.execute(http_request), body_read),
             Err(failure) => return Ok((Err(failure), token)),
         };
         // What the server could echo back, to keep out of errors and logs: worked out only
@@ -434,7 +466,15 @@ impl GraphClient {
         });
         let (status, headers, body) = match request_in_flight.await {
             Ok(answer) => answer,
-            Err(e) => return Ok((Err(failure_of(&e, request.url.as_str())), token)),
+            Err(e) => {
+                let failure = match body_read {
+                    Some(read) if e.is_timeout() && !read.happened() => {
+                        never_left(request.url.as_str(), timeout)
+                    }
+                    _ => failure_of(&e, request.url.as_str()),
+                };
+                return Ok((Err(failure), token));
+            }
         };
 
         let answer = answer(request.url.as_str(), status, headers, body, secrets);

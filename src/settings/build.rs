@@ -410,7 +410,7 @@ impl TransportBuilder<'_> {
             .save_to_sent_items(settings.save_to_sent_items)
             .allow_send_as(settings.allow_send_as);
         Ok(match made_here {
-            true => builder.http_client_made_here(http, options.request_timeout),
+            true => builder.http_client_made_here(http, &options),
             false => builder.http_client(http),
         })
     }

@@ -14,6 +14,7 @@ mod hardening;
 mod helpers;
 mod large_attachments;
 mod mime_form;
+mod never_connected;
 mod secrets;
 mod sending;
 mod throttling;

@@ -35,8 +35,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     settings.validate()?;
     println!("{}", settings.summary());
 
-    // `settings.build()` gives the same transport behind `Arc<dyn MailTransport>`;
-    // the builder lets you set limits first, and the concrete type counts connections.
+    // `settings.build()` gives the same transport behind `Arc<dyn MailTransport>`, split by
+    // `recipient_limit` and queued with `queue_url` (the builder does neither); the builder
+    // lets you set limits first, and the concrete type counts connections. Disabled
+    // (`MAIL_CONNECTOR_ENABLED=false`) or with `outbox_dir` set, the settings make no
+    // SMTP transport: `smtp_builder` says so.
     let transport = settings.smtp_builder()?.max_concurrency(3).build()?;
     let report = transport.check().await?;
     print!("{report}");

@@ -207,12 +207,16 @@ impl ConnectorSettings {
 
     /// A Graph transport builder for these settings: `user_name`, the app registration,
     /// `cloud` or `graph_endpoint` and `oauth_scope`, `tls_ca_file`, `save_to_sent_items` and
-    /// `allow_send_as`. Set limits and timeouts on it, then build.
+    /// `allow_send_as`. Set limits and timeouts on it, then build. The transport it builds
+    /// sends directly: `recipient_limit` and `queue_url` are applied by
+    /// [`build`](Self::build) alone.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSettings`] listing every missing or contradictory field; errors of
-    /// [`ConnectorSettings::credentials`].
+    /// [`Error::Disabled`] when the connector is disabled and [`Error::InvalidSettings`]
+    /// naming `outbox_dir` when it is set: such settings send nothing, so no transport that
+    /// sends is made from them. [`Error::InvalidSettings`] listing every missing or
+    /// contradictory field; errors of [`ConnectorSettings::credentials`].
     #[cfg(feature = "graph")]
     pub fn graph_builder(&self) -> Result<GraphTransportBuilder> {
         self.builder().graph_builder()
@@ -222,12 +226,15 @@ impl ConnectorSettings {
     /// [`smtp_tls_mode`](Self::smtp_tls_mode)), `tls_ca_file`,
     /// `smtp_allow_plaintext_credentials_dangerous`, `allow_send_as`, and the login the
     /// Authentication Mode describes (`basic`: `user_name` and `password`; `oauth`: XOAUTH2
-    /// with the app's tokens for [`smtp_scope`](Self::smtp_scope)).
+    /// with the app's tokens for [`smtp_scope`](Self::smtp_scope)). The transport it builds
+    /// sends directly: `recipient_limit` and `queue_url` are applied by
+    /// [`build`](Self::build) alone.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSettings`] listing every missing or contradictory field; errors of
-    /// [`ConnectorSettings::credentials`].
+    /// As [`ConnectorSettings::graph_builder`]: [`Error::Disabled`] when the connector is
+    /// disabled, [`Error::InvalidSettings`] naming `outbox_dir` when it is set, or listing
+    /// every missing or contradictory field; errors of [`ConnectorSettings::credentials`].
     #[cfg(feature = "smtp")]
     pub fn smtp_builder(&self) -> Result<SmtpTransportBuilder> {
         self.builder().smtp_builder()
@@ -364,6 +371,27 @@ impl TransportBuilder<'_> {
         Ok(settings.limited(transport))
     }
 
+    /// Settings that send nothing — disabled, or writing `.eml` files to `outbox_dir` — make
+    /// no transport that sends: `build` gives the disabled transport or the outbox for them,
+    /// and a transport builder (`kind`: `a Graph`, `an SMTP`) is refused rather than made.
+    #[cfg(any(feature = "graph", feature = "smtp"))]
+    fn refuse_unless_sending(&self, kind: &str) -> Result<()> {
+        if !self.settings.enabled {
+            return Err(Error::Disabled);
+        }
+        if self.settings.outbox_dir.is_some() {
+            return Err(Error::settings(
+                "outbox_dir",
+                format!(
+                    "Outbox folder (`outbox_dir`) is set: these settings write messages as \
+                     `.eml` files and send nothing, so they make no {kind} transport; build \
+                     with `build()` to write to the outbox, or remove `outbox_dir` to send"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The tokens to sign in with: the caller's, or the app registration's in the settings.
     /// `http` is the client for the token endpoint, else the caller's or one of its own.
     #[cfg(any(feature = "graph", feature = "smtp"))]
@@ -386,6 +414,7 @@ impl TransportBuilder<'_> {
     /// As [`ConnectorSettings::graph_builder`].
     #[cfg(feature = "graph")]
     pub fn graph_builder(&self) -> Result<GraphTransportBuilder> {
+        self.refuse_unless_sending("a Graph")?;
         self.settings.validate_for(self.own_tokens())?;
         self.graph_builder_validated()
     }
@@ -422,6 +451,7 @@ impl TransportBuilder<'_> {
     /// As [`ConnectorSettings::smtp_builder`].
     #[cfg(feature = "smtp")]
     pub fn smtp_builder(&self) -> Result<SmtpTransportBuilder> {
+        self.refuse_unless_sending("an SMTP")?;
         self.settings.validate_for(self.own_tokens())?;
         self.smtp_builder_validated()
     }

@@ -217,6 +217,76 @@ async fn a_disabled_connector_needs_nothing_and_sends_nothing() {
     assert!(s.summary().starts_with("disabled"));
 }
 
+/// Disabled, or writing to the outbox, settings send nothing — also through the builders a
+/// caller configures further (`smtp_builder`, `graph_builder`, as `examples/smtp.rs` does),
+/// which used to make a transport that sent for real.
+#[cfg(all(feature = "smtp", feature = "graph"))]
+#[tokio::test]
+async fn the_transport_builders_send_nothing_when_disabled_or_writing_to_the_outbox() {
+    use crate::support::smtp_server::{ServerOptions, TestServer};
+
+    let server = TestServer::start(ServerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sending = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"basic\"\nuser_name = \"no-reply@example.org\"\npassword = \"correct horse\"\n\
+         smtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntls_ca_file = {:?}\n",
+        server.port(),
+        server.ca_file.path().display().to_string(),
+    ))
+    .unwrap();
+    let email = Email::builder()
+        .to("ann@example.org")
+        .subject("Staging")
+        .build()
+        .unwrap();
+    // These settings do send, through the builder too.
+    let smtp = sending.smtp_builder().unwrap().build().unwrap();
+    smtp.send(&email).await.unwrap();
+    assert_eq!(server.messages().len(), 1);
+
+    let mut disabled = sending.clone();
+    disabled.enabled = false;
+    let mut outbox = sending.clone();
+    outbox.outbox_dir = Some(dir.path().join("outbox"));
+    for settings in [&disabled, &outbox] {
+        if let Ok(builder) = settings.smtp_builder() {
+            let sent = builder.build().unwrap().send(&email).await;
+            panic!("{} made an SMTP transport: {sent:?}", settings.summary());
+        }
+    }
+    assert_eq!(server.messages().len(), 1, "nothing more was sent");
+    assert!(matches!(disabled.smtp_builder(), Err(Error::Disabled)));
+    let error = outbox.smtp_builder().unwrap_err();
+    let problems = problems(error);
+    assert_eq!(problems[0].0, "outbox_dir");
+    assert!(
+        problems[0].1.contains("remove `outbox_dir` to send"),
+        "{problems:?}"
+    );
+
+    // Graph alike, for settings that would build a Graph transport.
+    let mut graph = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\n\
+         oauth_client_id = \"{CLIENT_ID}\"\nclient_secret = \"{KNOWN_SECRET}\"\n\
+         tenant_id = \"{TENANT_ID}\""
+    ))
+    .unwrap();
+    assert!(graph.graph_builder().is_ok());
+    graph.enabled = false;
+    assert!(matches!(graph.graph_builder(), Err(Error::Disabled)));
+    graph.enabled = true;
+    graph.outbox_dir = Some(dir.path().join("outbox"));
+    assert_eq!(fields(graph.graph_builder().unwrap_err()), ["outbox_dir"]);
+    // `build` still gives the outbox for them.
+    graph.build().unwrap().send(&email).await.unwrap();
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("outbox"))
+            .unwrap()
+            .count(),
+        1
+    );
+}
+
 #[cfg(feature = "graph")]
 #[test]
 fn oauth_settings_build_a_graph_transport_without_network() {

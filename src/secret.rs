@@ -105,6 +105,12 @@ pub(crate) fn with_values_exposed<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Whether this thread is inside [`with_values_exposed`]: for other settings that hide a
+/// part of themselves when written redacted (a `user:password@` in a host).
+pub(crate) fn values_exposed() -> bool {
+    EXPOSE.with(Cell::get)
+}
+
 /// `[redacted]`, except while `with_values_exposed` runs.
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

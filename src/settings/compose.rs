@@ -21,8 +21,9 @@ pub enum SecretsIn {
     /// refuse one left without a variable, naming the key and the variable, as do
     /// [`ConnectorSettings::validate`] and [`ConnectorSettings::build`].
     ///
-    /// User names and passwords in URL settings (`https://user:password@host`, which
-    /// [`ConnectorSettings::validate`] refuses) are written as `…@host` too.
+    /// User names and passwords in host settings (`https://user:password@host` in a URL,
+    /// `user:password@host` in `smtp_host`, which [`ConnectorSettings::validate`] refuses)
+    /// are written as `…@host` too, as they are by the derived `Serialize`.
     Redacted,
     /// As their values: for writing the settings where the secrets belong (a protected
     /// file, a vault). Anyone who can read the output has the credentials.
@@ -87,17 +88,6 @@ impl ConnectorSettings {
         Ok(match value {
             serde_json::Value::Object(mut map) => {
                 map.retain(|_, v| !v.is_null());
-                if secrets == SecretsIn::Redacted {
-                    for key in [
-                        "authority_host",
-                        "graph_endpoint",
-                        "managed_identity_endpoint",
-                    ] {
-                        if let Some(serde_json::Value::String(url)) = map.get_mut(key) {
-                            *url = crate::net::without_userinfo(url);
-                        }
-                    }
-                }
                 serde_json::Value::Object(map)
             }
             other => other,
@@ -345,6 +335,24 @@ impl std::fmt::Debug for ConnectorSettings {
             .field("queue_rate_per_minute", &self.queue_rate_per_minute)
             .field("queue_retention_days", &self.queue_retention_days)
             .finish()
+    }
+}
+
+/// A host setting (`smtp_host`, `authority_host`, `graph_endpoint`,
+/// `managed_identity_endpoint`) as the derived `Serialize` writes it: a `user:password@` in
+/// it as `…@`, unless the secrets are written in plain ([`SecretsIn::Plain`]). Validation
+/// refuses such a host, but the settings may be written (a host's configuration dumped)
+/// before they are validated, and `Debug` hides it too.
+pub(super) fn host_without_userinfo<S: serde::Serializer>(
+    host: &Option<String>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    match host {
+        Some(host) if !crate::secret::values_exposed() => {
+            serializer.serialize_some(&crate::net::without_userinfo(host))
+        }
+        host => host.serialize(serializer),
     }
 }
 

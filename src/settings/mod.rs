@@ -142,6 +142,7 @@ pub struct ConnectorSettings {
     /// system-assigned one.
     pub managed_identity_client_id: Option<String>,
     /// Managed identity: an override of the identity endpoint (tests, unusual hosts).
+    #[serde(serialize_with = "compose::host_without_userinfo")]
     pub managed_identity_endpoint: Option<String>,
     /// Workload identity federation: the file holding the workload's own token (default
     /// `AZURE_FEDERATED_TOKEN_FILE`), read at every token request.
@@ -155,6 +156,7 @@ pub struct ConnectorSettings {
     /// Use SSL. `None` means `true`.
     pub use_ssl: Option<bool>,
     /// SMTP server host name.
+    #[serde(serialize_with = "compose::host_without_userinfo")]
     pub smtp_host: Option<String>,
     /// SMTP port; by default 465 for implicit TLS, 587 otherwise.
     pub smtp_port: Option<u16>,
@@ -168,8 +170,10 @@ pub struct ConnectorSettings {
     /// The Microsoft cloud: picks the login and Graph hosts together.
     pub cloud: Cloud,
     /// Overrides the cloud's login host, e.g. `https://login.microsoftonline.com`.
+    #[serde(serialize_with = "compose::host_without_userinfo")]
     pub authority_host: Option<String>,
     /// Overrides the cloud's Graph host, e.g. `https://graph.microsoft.com`.
+    #[serde(serialize_with = "compose::host_without_userinfo")]
     pub graph_endpoint: Option<String>,
     /// A PEM file of extra trusted root certificates, for both HTTPS and SMTP TLS.
     pub tls_ca_file: Option<PathBuf>,

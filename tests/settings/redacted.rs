@@ -185,3 +185,43 @@ fn a_redacted_toml_table_of_the_hosts_file_takes_the_secret_from_the_environment
     assert!(error.contains("`client_secret`"), "{error}");
     assert!(error.contains("`MAIL_CONNECTOR_CLIENT_SECRET`"), "{error}");
 }
+
+/// Every redacted way of writing the settings — the `to_*` forms, and the derived
+/// `Serialize` a host uses when the settings are a field of its own configuration — leaves
+/// out a `user:password@` in a host setting, `smtp_host` included, as `Debug` does.
+#[test]
+fn hosts_with_credentials_are_written_without_them() {
+    let user_info = format!("mail-admin:{KNOWN_SECRET}@");
+    let settings = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"basic\"\nuser_name = \"no-reply@example.org\"\n\
+         smtp_host = \"{user_info}smtp.example.org\"\n\
+         graph_endpoint = \"https://{user_info}graph.example\"\n\
+         authority_host = \"https://{user_info}login.example\"\n\
+         managed_identity_endpoint = \"http://{user_info}169.254.169.254/token\"\n"
+    ))
+    .unwrap();
+    for written in [
+        settings.to_toml_string(SecretsIn::Redacted).unwrap(),
+        settings.to_json_string(SecretsIn::Redacted).unwrap(),
+        settings
+            .to_json_value(SecretsIn::Redacted)
+            .unwrap()
+            .to_string(),
+        serde_json::to_string(&settings).unwrap(),
+        format!("{settings:?}"),
+        settings.summary(),
+    ] {
+        assert_no_secrets(&written, &[KNOWN_SECRET, "mail-admin"]);
+        assert!(written.contains("…@smtp.example.org"), "{written}");
+    }
+    // In plain, as they are: for the protected place where the secrets belong.
+    let plain = settings.to_json_value(SecretsIn::Plain).unwrap();
+    assert_eq!(
+        plain["smtp_host"],
+        format!("{user_info}smtp.example.org").as_str()
+    );
+    assert_eq!(
+        plain["graph_endpoint"],
+        format!("https://{user_info}graph.example").as_str()
+    );
+}

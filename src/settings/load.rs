@@ -10,13 +10,15 @@ use super::suggest::suggest_for_unknown_field;
 use crate::error::{Error, Result, WHOLE_SETTINGS, settings_file};
 
 /// A settings file or value that cannot be read. The parser's text is passed through
-/// [`redact_quoted`]: it may quote a value, and any value may be a secret.
+/// [`redact_quoted`]: it may quote a value, and any value may be a secret. The did-you-mean
+/// comes first, from the name as written: redacted, a key in another case or with `-`
+/// (`Tenant_ID`, `smtp-host`) would have no name left to suggest a key for.
 pub(super) fn parse_problem(source: &str, error: impl fmt::Display) -> Error {
     Error::settings(
         WHOLE_SETTINGS,
         format!(
             "cannot read the settings from {source}: {}",
-            suggest_for_unknown_field(redact_quoted(&error.to_string()))
+            redact_quoted(&suggest_for_unknown_field(error.to_string()))
         ),
     )
 }

@@ -302,6 +302,32 @@ fn an_unknown_file_key_is_refused_with_a_did_you_mean() {
     );
 }
 
+/// A key in another case or with `-` for `_` (as other tools' TOML has it) is refused with
+/// the key meant, not only with the list of every key: the name itself, not shaped like a
+/// settings key, stays hidden (it could be anything), the suggestion is a known key.
+#[test]
+fn a_key_in_another_case_or_with_hyphens_gets_a_did_you_mean() {
+    for (key, meant) in [
+        ("Tenant_ID", "tenant_id"),
+        ("SMTP_HOST", "smtp_host"),
+        ("smtp-host", "smtp_host"),
+        ("client-secret", "client_secret"),
+        ("Recipient-Limit", "recipient_limit"),
+    ] {
+        for error in [
+            ConnectorSettings::from_toml_str(&format!("{key} = \"x\"")).unwrap_err(),
+            ConnectorSettings::from_json_str(&format!("{{\"{key}\": \"x\"}}")).unwrap_err(),
+        ] {
+            let text = error.to_string();
+            assert!(
+                text.contains(&format!("; did you mean `{meant}`?")),
+                "{key}: {text}"
+            );
+            assert!(!text.contains("expected one of"), "{key}: {text}");
+        }
+    }
+}
+
 /// TOML and JSON hold text: a path that is not UTF-8 cannot be written, and says so.
 #[cfg(unix)]
 #[test]

@@ -3,7 +3,8 @@
 //! The keys mirror the screen (Enable/Disable, Authentication Mode, User Name, OAuth Client ID,
 //! client secret, Tenant ID, Use SSL, Recipient Limit) plus the server and cloud details. They
 //! load from TOML or JSON with these exact snake_case keys, or from environment variables
-//! `MAIL_CONNECTOR_<KEY>`. [`ConnectorSettings::build`] validates them for the chosen mode —
+//! `MAIL_CONNECTOR_<KEY>` (an empty variable, like a choice left `""` in a file, is unset).
+//! [`ConnectorSettings::build`] validates them for the chosen mode —
 //! fields are required only when the connector is enabled — and returns a ready
 //! [`MailTransport`](crate::MailTransport).
 //!
@@ -118,8 +119,10 @@ pub struct ConnectorSettings {
     /// Enable/Disable. Default `true`.
     pub enabled: bool,
     /// Authentication Mode: OAuth, Basic or None.
+    #[serde(deserialize_with = "values::blank_is_unset")]
     pub auth_mode: Option<AuthMode>,
     /// Graph or SMTP; by default Graph for OAuth and SMTP otherwise.
+    #[serde(deserialize_with = "values::blank_is_unset")]
     pub transport: Option<TransportKind>,
     /// User Name: the sender mailbox, and the SMTP login for Basic.
     pub user_name: Option<String>,
@@ -134,6 +137,7 @@ pub struct ConnectorSettings {
     /// The PEM private key (PKCS#8 or PKCS#1 RSA) of `client_certificate_file`.
     pub client_private_key_file: Option<PathBuf>,
     /// How the app signs in to Entra ID for OAuth; inferred from the other fields when unset.
+    #[serde(deserialize_with = "values::blank_is_unset")]
     pub oauth_credential: Option<OAuthCredential>,
     /// Instead of `client_secret`: a file holding the secret, read at every token request so
     /// that a secret a vault rotates is picked up without a restart.
@@ -161,6 +165,7 @@ pub struct ConnectorSettings {
     /// SMTP port; by default 465 for implicit TLS, 587 otherwise.
     pub smtp_port: Option<u16>,
     /// SMTP TLS mode; overrides what `use_ssl` implies.
+    #[serde(deserialize_with = "values::blank_is_unset")]
     pub smtp_tls: Option<SmtpTls>,
     /// Allow sending SMTP credentials without TLS to a host other than loopback. Default
     /// `false`; anyone on the network path can read them.

@@ -77,6 +77,21 @@ macro_rules! settings_enum {
     };
 }
 
+/// A choice field (`auth_mode`, `transport`, `smtp_tls`, `oauth_credential`) with a blank
+/// value unset: an admin form's unselected choice written out as `""`, as an empty
+/// `MAIL_CONNECTOR_*` variable is. Any other value is parsed as the enum's own.
+pub(super) fn blank_is_unset<'de, D, T>(deserializer: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    use serde::de::IntoDeserializer;
+    match Option::<String>::deserialize(deserializer)? {
+        Some(text) if !text.trim().is_empty() => T::deserialize(text.into_deserializer()).map(Some),
+        _ => Ok(None),
+    }
+}
+
 settings_enum! {
     /// The screen's Authentication Mode.
     AuthMode, "auth_mode" {

@@ -240,3 +240,33 @@ fn auth_mode_is_required_when_enabled() {
     assert_eq!(found[0].0, "auth_mode");
     assert!(found[0].1.contains("choose `oauth`, `basic` or `none`"));
 }
+
+/// A choice left empty — an admin form's unselected drop-down, written out as `""` — is
+/// unset, as an empty `MAIL_CONNECTOR_*` variable is: a disabled connector still loads,
+/// and an enabled one is told what is required rather than that `""` is no valid value.
+#[test]
+fn an_empty_choice_is_unset() {
+    let toml = "enabled = false\nauth_mode = \"\"\ntransport = \"\"\nsmtp_tls = \" \"\n\
+                oauth_credential = \"\"\n";
+    let json = r#"{"enabled": false, "auth_mode": "", "transport": " ", "smtp_tls": "",
+                   "oauth_credential": null}"#;
+    for settings in [
+        ConnectorSettings::from_toml_str(toml).unwrap(),
+        ConnectorSettings::from_json_str(json).unwrap(),
+    ] {
+        assert_eq!(settings.auth_mode, None);
+        assert_eq!(settings.transport, None);
+        assert_eq!(settings.smtp_tls, None);
+        assert_eq!(settings.oauth_credential, None);
+        assert!(settings.validate().is_ok());
+    }
+    let enabled = ConnectorSettings::from_toml_str(&toml.replace("false", "true")).unwrap();
+    let found = problems(enabled.validate().unwrap_err());
+    assert_eq!(found[0].0, "auth_mode");
+    assert!(found[0].1.contains("is required"), "{found:?}");
+    // A value that is there is still checked.
+    let error = ConnectorSettings::from_toml_str("auth_mode = \"kerberos\"")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("use one of: oauth, basic, none"), "{error}");
+}

@@ -133,23 +133,31 @@ pub struct ConnectorSettings {
     /// Tenant ID: the Directory (tenant) ID or the tenant's domain name.
     pub tenant_id: Option<String>,
     /// Instead of a client secret: the PEM certificate uploaded to the app registration.
+    #[serde(deserialize_with = "values::blank_is_unset")]
     pub client_certificate_file: Option<PathBuf>,
     /// The PEM private key (PKCS#8 or PKCS#1 RSA) of `client_certificate_file`.
+    #[serde(deserialize_with = "values::blank_is_unset")]
     pub client_private_key_file: Option<PathBuf>,
     /// How the app signs in to Entra ID for OAuth; inferred from the other fields when unset.
     #[serde(deserialize_with = "values::blank_is_unset")]
     pub oauth_credential: Option<OAuthCredential>,
     /// Instead of `client_secret`: a file holding the secret, read at every token request so
     /// that a secret a vault rotates is picked up without a restart.
+    #[serde(deserialize_with = "values::blank_is_unset")]
     pub client_secret_file: Option<PathBuf>,
     /// Managed identity: the client id of a user-assigned identity; unset for the
     /// system-assigned one.
+    #[serde(deserialize_with = "values::blank_is_unset")]
     pub managed_identity_client_id: Option<String>,
     /// Managed identity: an override of the identity endpoint (tests, unusual hosts).
-    #[serde(serialize_with = "compose::host_without_userinfo")]
+    #[serde(
+        serialize_with = "compose::host_without_userinfo",
+        deserialize_with = "values::blank_is_unset"
+    )]
     pub managed_identity_endpoint: Option<String>,
     /// Workload identity federation: the file holding the workload's own token (default
     /// `AZURE_FEDERATED_TOKEN_FILE`), read at every token request.
+    #[serde(deserialize_with = "values::blank_is_unset")]
     pub federated_token_file: Option<PathBuf>,
     /// An explicit OAuth scope, overriding the one derived from the cloud.
     pub oauth_scope: Option<String>,
@@ -181,6 +189,7 @@ pub struct ConnectorSettings {
     #[serde(serialize_with = "compose::host_without_userinfo")]
     pub graph_endpoint: Option<String>,
     /// A PEM file of extra trusted root certificates, for both HTTPS and SMTP TLS.
+    #[serde(deserialize_with = "values::blank_is_unset")]
     pub tls_ca_file: Option<PathBuf>,
     /// Write messages as `.eml` files into this folder instead of sending them.
     pub outbox_dir: Option<PathBuf>,
@@ -196,6 +205,7 @@ pub struct ConnectorSettings {
     /// `{selector}._domainkey.{domain}`).
     pub dkim_selector: Option<String>,
     /// DKIM: the private key file (RSA PEM, or Ed25519 PKCS#8 PEM).
+    #[serde(deserialize_with = "values::blank_is_unset")]
     pub dkim_private_key_file: Option<PathBuf>,
     /// The durable queue: `sqlite://PATH` or `postgres://user:password@host/db`. When set,
     /// `build` gives a transport that enqueues. It may hold a password: never printed.

@@ -77,9 +77,12 @@ macro_rules! settings_enum {
     };
 }
 
-/// A choice field (`auth_mode`, `transport`, `smtp_tls`, `oauth_credential`) with a blank
-/// value unset: an admin form's unselected choice written out as `""`, as an empty
-/// `MAIL_CONNECTOR_*` variable is. Any other value is parsed as the enum's own.
+/// A field with a blank value unset: an admin form's unselected choice (`auth_mode`,
+/// `transport`, `smtp_tls`, `oauth_credential`) or unused file or identity field written out
+/// as `""`, as an empty `MAIL_CONNECTOR_*` variable is — so that an empty
+/// `client_certificate_file` does not make the credential a certificate. Any other value is
+/// read as the field's own. (`outbox_dir = ""` is not among them: it is refused, as a
+/// staging setting that would otherwise send for real.)
 pub(super) fn blank_is_unset<'de, D, T>(deserializer: D) -> std::result::Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,

@@ -270,3 +270,40 @@ fn an_empty_choice_is_unset() {
         .to_string();
     assert!(error.contains("use one of: oauth, basic, none"), "{error}");
 }
+
+/// A form that writes every field, the unused ones as `""`: the empty file and identity
+/// fields are unset, so the client secret that is set is the credential — not a
+/// certificate whose file `` does not exist.
+#[test]
+fn empty_credential_fields_do_not_choose_the_credential() {
+    let json = serde_json::json!({
+        "auth_mode": "oauth",
+        "user_name": "no-reply@contoso.com",
+        "oauth_client_id": CLIENT_ID,
+        "tenant_id": TENANT_ID,
+        "client_secret": KNOWN_SECRET,
+        "client_certificate_file": "",
+        "client_private_key_file": "",
+        "client_secret_file": "",
+        "federated_token_file": " ",
+        "managed_identity_client_id": "",
+        "managed_identity_endpoint": "",
+        "tls_ca_file": "",
+        "dkim_private_key_file": "",
+    });
+    let settings = ConnectorSettings::from_json_value(json).unwrap();
+    assert_eq!(
+        settings.oauth_credential_kind(),
+        Some(mail_connector::OAuthCredential::Secret)
+    );
+    settings.validate().unwrap();
+    assert!(
+        settings.summary().ends_with("oauth (client secret)"),
+        "{}",
+        settings.summary()
+    );
+    // Without the secret, nothing says which credential: the message names every kind.
+    let mut without = settings.clone();
+    without.client_secret = None;
+    assert_eq!(without.oauth_credential_kind(), None);
+}

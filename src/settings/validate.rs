@@ -58,6 +58,27 @@ impl ConnectorSettings {
                     format!("Queue URL (`queue_url`): {trouble}"),
                 );
             }
+            // 0 is "no limit" for `recipient_limit` and `queue_rate_per_minute`; these two
+            // have none, and the worker would take 0 as 1 unsaid.
+            for (key, value, default) in [
+                ("queue_max_attempts", self.queue_max_attempts, "10"),
+                (
+                    "queue_max_in_flight",
+                    self.queue_max_in_flight,
+                    "4 for Graph, 3 for SMTP: Exchange Online's limits per mailbox",
+                ),
+            ] {
+                if value == Some(0) {
+                    problem(
+                        &mut problems,
+                        key,
+                        format!(
+                            "`{key}` must be at least 1 (0 is not \"no limit\" here); remove \
+                             it for the default, {default}"
+                        ),
+                    );
+                }
+            }
         }
         if let Some(dir) = &self.outbox_dir {
             if dir.as_os_str().is_empty() {

@@ -307,3 +307,26 @@ fn empty_credential_fields_do_not_choose_the_credential() {
     without.client_secret = None;
     assert_eq!(without.oauth_credential_kind(), None);
 }
+
+/// `0` means "no limit" for `recipient_limit` and `queue_rate_per_minute`; for the attempts
+/// and deliveries in flight it cannot, and used to become 1 unsaid (one attempt: a queued
+/// message failed for good at its first temporary error). Refused, naming the key.
+#[cfg(feature = "queue-sqlite")]
+#[test]
+fn a_queue_limit_of_0_that_cannot_mean_no_limit_is_refused() {
+    let base = "auth_mode = \"none\"\nuser_name = \"no-reply@contoso.com\"\n\
+                smtp_host = \"localhost\"\nqueue_url = \"sqlite://q.db\"\n";
+    for key in ["queue_max_attempts", "queue_max_in_flight"] {
+        let s = ConnectorSettings::from_toml_str(&format!("{base}{key} = 0")).unwrap();
+        let found = problems(s.validate().unwrap_err());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, key);
+        assert!(found[0].1.contains("at least 1"), "{}", found[0].1);
+        assert!(found[0].1.contains("not \"no limit\""), "{}", found[0].1);
+        let one = ConnectorSettings::from_toml_str(&format!("{base}{key} = 1")).unwrap();
+        one.validate().unwrap();
+    }
+    // Where 0 is "no limit", it still is.
+    let s = ConnectorSettings::from_toml_str(&format!("{base}queue_rate_per_minute = 0")).unwrap();
+    s.validate().unwrap();
+}

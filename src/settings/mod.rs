@@ -37,8 +37,8 @@
 //! | `allow_send_as` | let emails name another From address than `user_name` (needs Exchange Send As rights), for Graph and SMTP; default `false` |
 //! | `dkim_domain`, `dkim_selector`, `dkim_private_key_file` | DKIM-sign SMTP and outbox messages (feature `dkim`; all three together; see the `dkim` module). Graph messages are signed by Exchange Online, so these are refused with `transport = "graph"` |
 //! | `queue_url` | `sqlite://PATH` or `postgres://…`: [`build`](ConnectorSettings::build) then gives a transport that enqueues, and `queue_worker` the worker that delivers (features `queue-sqlite`, `queue-postgres`; see the `queue` module) |
-//! | `queue_max_attempts` | delivery attempts before a message fails; default 10 |
-//! | `queue_max_in_flight` | deliveries in flight per sender mailbox, across all workers; default 4 for Graph, 3 for SMTP (Exchange's limits) |
+//! | `queue_max_attempts` | delivery attempts before a message fails; default 10; at least 1 (0 is refused: there is no "no limit") |
+//! | `queue_max_in_flight` | deliveries in flight per sender mailbox, across all workers; default 4 for Graph, 3 for SMTP (Exchange's limits); at least 1 |
 //! | `queue_rate_per_minute` | deliveries started per sender mailbox and minute, across all workers; default 30 (Exchange's limit); 0 = none |
 //! | `queue_retention_days` | days the bodies of sent messages are kept; default 7; 0 = until the next purge |
 //!

@@ -110,8 +110,16 @@ impl ConnectorSettings {
     pub fn credentials(&self) -> Result<Credentials> {
         match self.auth_mode {
             Some(AuthMode::OAuth) => self.credentials_builder()?.build(),
+            // The login is the mailbox's address, without a display name User Name may have.
             Some(AuthMode::Basic) => Credentials::basic(
-                non_blank(self.user_name.as_deref()).unwrap_or_default(),
+                self.sender().map_or_else(
+                    |_| {
+                        non_blank(self.user_name.as_deref())
+                            .unwrap_or_default()
+                            .to_owned()
+                    },
+                    |mailbox| mailbox.address().to_owned(),
+                ),
                 self.password.clone().unwrap_or_default(),
             ),
             Some(AuthMode::None) => Ok(Credentials::anonymous()),
@@ -480,8 +488,12 @@ impl TransportBuilder<'_> {
         if let Some(signer) = settings.dkim_signer()? {
             builder = builder.dkim(signer);
         }
-        if let Some(user) = non_blank(settings.user_name.as_deref()) {
-            builder = builder.sender(settings.sender()?);
+        if non_blank(settings.user_name.as_deref()).is_some() {
+            let sender = settings.sender()?;
+            // The login is the mailbox's address: a display name in User Name (`No Reply
+            // <no-reply@contoso.com>`) is for `From` alone.
+            let user = sender.address().to_owned();
+            builder = builder.sender(sender);
             builder = match settings.auth_mode {
                 Some(AuthMode::Basic) => {
                     builder.basic_auth(user, settings.password.clone().unwrap_or_default())

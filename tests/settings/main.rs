@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod building;
 mod compose;
 mod loading;
 mod redacted;

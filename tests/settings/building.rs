@@ -1,0 +1,56 @@
+//! Settings → transport: what the built transport does with the settings' values.
+
+#![cfg(feature = "smtp")]
+
+use mail_connector::{ConnectorSettings, Email, MailTransport};
+
+use crate::support::smtp_server::{ServerOptions, TestServer};
+
+/// A User Name written with a display name (`No Reply <no-reply@example.org>`), which
+/// validation accepts as the sender, logs in as the mailbox's address — not as the whole
+/// text, which the server refused as a wrong user name or password — and sends as the
+/// mailbox, with the name shown in `From`.
+#[tokio::test]
+async fn a_user_name_with_a_display_name_logs_in_as_its_address() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let settings = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"basic\"\nuser_name = \"No Reply <no-reply@example.org>\"\n\
+         password = \"correct horse\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\n\
+         tls_ca_file = {:?}\n",
+        server.port(),
+        server.ca_file.path().display().to_string(),
+    ))
+    .unwrap();
+    settings.validate().unwrap();
+    let credentials = settings.credentials().unwrap();
+    assert_eq!(
+        credentials.user_password().map(|(user, _)| user),
+        Some("no-reply@example.org")
+    );
+    let email = Email::builder()
+        .to("ann@example.org")
+        .subject("Display name")
+        .text("Hello")
+        .build()
+        .unwrap();
+    let sent = settings.build().unwrap().send(&email).await;
+    let auths = server.auths();
+    assert!(
+        auths.iter().all(|auth| auth.accepted),
+        "{sent:?}: {auths:?}"
+    );
+    sent.unwrap();
+    assert!(
+        auths[0].decoded.contains("no-reply@example.org") && !auths[0].decoded.contains("No Reply"),
+        "{auths:?}"
+    );
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].mail_from, "no-reply@example.org");
+    let data = String::from_utf8_lossy(&messages[0].data);
+    assert!(
+        data.contains("From: No Reply <no-reply@example.org>")
+            || data.contains("From: \"No Reply\" <no-reply@example.org>"),
+        "{data}"
+    );
+}

@@ -59,8 +59,8 @@
 //!
 //! The module is split along its seams: the struct and its derived values here, reading
 //! (`load`), a host's configuration and writing back (`compose`), did-you-mean (`suggest`),
-//! validation (`validate`), the value enums (`values`) and `build`, which makes the transport
-//! these settings describe.
+//! validation (`validate`), the value enums (`values`), the sign-in (`credentials`) and
+//! `build`, which makes the transport these settings describe.
 
 use std::path::PathBuf;
 
@@ -72,6 +72,8 @@ use crate::secret::Secret;
 
 mod build;
 mod compose;
+#[cfg(feature = "oauth")]
+mod credentials;
 mod dkim;
 mod env;
 mod load;

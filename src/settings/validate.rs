@@ -366,10 +366,58 @@ fn check_url(problems: &mut Vec<SettingsProblem>, field: &str, label: &str, valu
     let Some(value) = non_blank(value) else {
         return;
     };
-    if let Err(Error::InvalidSettings {
-        problems: found, ..
-    }) = https_url(field, label, value)
-    {
-        problems.extend(found);
+    match https_url(field, label, value) {
+        Err(Error::InvalidSettings {
+            problems: found, ..
+        }) => problems.extend(found),
+        Err(_) => {}
+        Ok(url) => {
+            if let Some(message) = path_problem(field, label, &url) {
+                problem(problems, field, message);
+            }
+        }
+    }
+}
+
+/// A login or Graph host given with the path the crate adds itself — the authority as MSAL
+/// and the portal write it (`…/{tenant}`, or the whole token URL), Graph Explorer's
+/// `…/v1.0` — which would make requests to `…/{tenant}/{tenant}/…` or `…/v1.0/v1.0/…`
+/// that fail far from the setting. A proxy's own path prefix is left alone.
+fn path_problem(field: &str, label: &str, url: &url::Url) -> Option<String> {
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|segments| segments.filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    let last = segments.last()?;
+    match field {
+        "authority_host" => {
+            let is_domain = last.contains('.')
+                && last
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+            let tenant_or_token = segments.iter().any(|s| s.eq_ignore_ascii_case("oauth2"))
+                || is_domain
+                || !matches!(guid_form(last), GuidForm::NotGuid)
+                || ["common", "organizations", "consumers"]
+                    .iter()
+                    .any(|t| last.eq_ignore_ascii_case(t));
+            tenant_or_token.then(|| {
+                format!(
+                    "{label} (`{field}`) `{url}` has a tenant or token path in it: give the \
+                     login host only, e.g. `https://login.microsoftonline.com`; the tenant goes \
+                     in Tenant ID (`tenant_id`)"
+                )
+            })
+        }
+        "graph_endpoint" => ["v1.0", "beta"]
+            .iter()
+            .any(|version| last.eq_ignore_ascii_case(version))
+            .then(|| {
+                format!(
+                    "{label} (`{field}`) `{url}` ends in the API version `/{last}`: give the \
+                     Graph host only, e.g. `https://graph.microsoft.com`; the crate adds `/v1.0`"
+                )
+            }),
+        _ => None,
     }
 }

@@ -330,3 +330,59 @@ fn a_queue_limit_of_0_that_cannot_mean_no_limit_is_refused() {
     let s = ConnectorSettings::from_toml_str(&format!("{base}queue_rate_per_minute = 0")).unwrap();
     s.validate().unwrap();
 }
+
+/// The authority as MSAL and the portal write it (`…/{tenant}`, or the token URL) in
+/// `authority_host`, or Graph Explorer's `…/v1.0` in `graph_endpoint`: the crate adds the
+/// tenant and the version itself, so the requests went to `…/{tenant}/{tenant}/…` and
+/// `…/v1.0/v1.0/…` and failed far from the setting. Refused, naming it; a proxy's own path
+/// prefix is still fine.
+#[test]
+fn a_tenant_or_version_path_in_a_host_setting_is_refused() {
+    let base = format!(
+        "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\n\
+         oauth_client_id = \"{CLIENT_ID}\"\nclient_secret = \"s\"\n\
+         tenant_id = \"contoso.onmicrosoft.com\"\n"
+    );
+    for (key, value, says) in [
+        (
+            "authority_host",
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com",
+            "the tenant goes in Tenant ID (`tenant_id`)",
+        ),
+        (
+            "authority_host",
+            &format!("https://login.microsoftonline.com/{TENANT_ID}/"),
+            "the tenant goes in Tenant ID (`tenant_id`)",
+        ),
+        (
+            "authority_host",
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
+            "the tenant goes in Tenant ID (`tenant_id`)",
+        ),
+        (
+            "graph_endpoint",
+            "https://graph.microsoft.com/v1.0",
+            "the crate adds `/v1.0`",
+        ),
+        (
+            "graph_endpoint",
+            "https://graph.microsoft.com/beta/",
+            "the crate adds `/v1.0`",
+        ),
+    ] {
+        let s = ConnectorSettings::from_toml_str(&format!("{base}{key} = \"{value}\"")).unwrap();
+        let found = problems(s.validate().unwrap_err());
+        assert_eq!(found.len(), 1, "{value}: {found:?}");
+        assert_eq!(found[0].0, key, "{value}");
+        assert!(found[0].1.contains(says), "{value}: {}", found[0].1);
+        assert!(found[0].1.contains("e.g. `https://"), "{}", found[0].1);
+    }
+    // A proxy in front of Graph or the login host, under a path of its own.
+    for (key, value) in [
+        ("authority_host", "https://proxy.contoso.com/entra"),
+        ("graph_endpoint", "https://proxy.contoso.com/graph/"),
+    ] {
+        let s = ConnectorSettings::from_toml_str(&format!("{base}{key} = \"{value}\"")).unwrap();
+        assert!(s.validate().is_ok(), "{value}: {:?}", s.validate());
+    }
+}

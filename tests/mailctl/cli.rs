@@ -230,3 +230,18 @@ fn variables_that_are_not_unicode_are_skipped_unless_they_are_ours() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `worker` and `queue` need the queue `queue_url` names: with nothing configured they say
+/// so, rather than announcing that they write messages to `./outbox` (only `send` does).
+#[test]
+fn the_queue_commands_with_nothing_configured_name_queue_url_not_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["worker", "--once"][..], &["queue", "status"][..]] {
+        let (output, _, stderr) = run(mailctl().current_dir(dir.path()).args(args));
+        assert_eq!(output.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(!stderr.contains("outbox"), "{args:?}: {stderr}");
+        assert!(stderr.contains("no settings"), "{args:?}: {stderr}");
+        assert!(stderr.contains("`queue_url`"), "{args:?}: {stderr}");
+        assert!(!dir.path().join("outbox").exists());
+    }
+}

@@ -14,8 +14,37 @@ pub(crate) struct ConfigArg {
     pub(crate) config: Option<PathBuf>,
 }
 
-/// Where the settings came from, said once so the user knows what was used.
+/// Where the settings came from, said once so the user knows what was used. With nothing
+/// configured, `send` writes to `./outbox` (and `check` says so before it gets here).
 pub(crate) fn load_settings(config: &ConfigArg) -> Result<ConnectorSettings, Error> {
+    load(config).map(|found| {
+        found.unwrap_or_else(|| {
+            eprintln!(
+                "mailctl: no settings (--config, {ENV_PREFIX}CONFIG) — writing messages to \
+                 ./outbox"
+            );
+            let mut settings = ConnectorSettings::default();
+            settings.outbox_dir = Some(PathBuf::from("outbox"));
+            settings.user_name = Some("mailctl@localhost".to_owned());
+            settings
+        })
+    })
+}
+
+/// As [`load_settings`] for `worker` and `queue`, which have no outbox to fall back on: with
+/// nothing configured, the default settings, which name no `queue_url` (the error then
+/// says so).
+pub(crate) fn load_queue_settings(config: &ConfigArg) -> Result<ConnectorSettings, Error> {
+    load(config).map(|found| {
+        found.unwrap_or_else(|| {
+            eprintln!("mailctl: no settings (--config, {ENV_PREFIX}CONFIG, {ENV_PREFIX}QUEUE_URL)");
+            ConnectorSettings::default()
+        })
+    })
+}
+
+/// The settings from the first source given; `None` when none is.
+fn load(config: &ConfigArg) -> Result<Option<ConnectorSettings>, Error> {
     let file = config.config.clone().or_else(|| {
         // Empty is unset, as for the settings' own variables.
         std::env::var_os(format!("{ENV_PREFIX}CONFIG"))
@@ -24,17 +53,13 @@ pub(crate) fn load_settings(config: &ConfigArg) -> Result<ConnectorSettings, Err
     });
     if let Some(file) = file {
         eprintln!("mailctl: settings from {}", file.display());
-        return ConnectorSettings::from_file_with_env(file);
+        return ConnectorSettings::from_file_with_env(file).map(Some);
     }
     if has_settings_variables() {
         eprintln!("mailctl: settings from {ENV_PREFIX}* environment variables");
-        return ConnectorSettings::from_env();
+        return ConnectorSettings::from_env().map(Some);
     }
-    eprintln!("mailctl: no settings (--config, {ENV_PREFIX}CONFIG) — writing messages to ./outbox");
-    let mut settings = ConnectorSettings::default();
-    settings.outbox_dir = Some(PathBuf::from("outbox"));
-    settings.user_name = Some("mailctl@localhost".to_owned());
-    Ok(settings)
+    Ok(None)
 }
 
 /// Whether any `MAIL_CONNECTOR_*` variable is set (names that are not Unicode are not ours).

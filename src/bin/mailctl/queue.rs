@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use mail_connector::queue::{EnqueueOptions, MessageSummary, QueueStats, State, rfc3339};
 use mail_connector::{ConnectorSettings, Email, Error};
 
-use crate::config::{ConfigArg, load_settings};
+use crate::config::{ConfigArg, load_queue_settings};
 
 #[derive(Args)]
 pub(crate) struct WorkerArgs {
@@ -106,7 +106,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// The settings; the queue commands fail naming `queue_url` when it is not set.
 fn queue_settings(config: &ConfigArg) -> Result<ConnectorSettings, Error> {
-    load_settings(config)
+    load_queue_settings(config)
 }
 
 /// `mailctl send` with `queue_url` set: enqueue; the message id.

@@ -133,6 +133,16 @@ pub(crate) fn is_link_local(url: &url::Url) -> bool {
     }
 }
 
+/// An IPv6 address given as an SMTP host, bare or in brackets as a URL writes it: the
+/// address alone, which is what a connection is made to.
+pub(crate) fn ipv6_host(host: &str) -> Option<&str> {
+    let inner = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    inner.parse::<std::net::Ipv6Addr>().is_ok().then_some(inner)
+}
+
 /// Whether an SMTP host name is this machine: `localhost` or a loopback address.
 pub(crate) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');

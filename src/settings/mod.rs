@@ -302,12 +302,13 @@ impl ConnectorSettings {
         })
     }
 
-    /// The SMTP host: `smtp_host`, else Exchange Online's submission host
-    /// (`smtp.office365.com`) for OAuth and Basic in the global cloud.
+    /// The SMTP host: `smtp_host` (an IPv6 address without the brackets it may be written
+    /// in), else Exchange Online's submission host (`smtp.office365.com`) for OAuth and
+    /// Basic in the global cloud.
     #[must_use]
     pub fn smtp_host(&self) -> Option<&str> {
         match non_blank(self.smtp_host.as_deref()) {
-            Some(host) => Some(host),
+            Some(host) => Some(crate::net::ipv6_host(host).unwrap_or(host)),
             None if self.cloud == Cloud::Global
                 && matches!(self.auth_mode, Some(AuthMode::OAuth | AuthMode::Basic)) =>
             {
@@ -424,8 +425,16 @@ impl ConnectorSettings {
             ),
             TransportKind::Smtp => format!(
                 "SMTP {}:{} ({}) as {sender}, authentication {mode}",
-                self.smtp_host()
-                    .map_or_else(|| "(no smtp_host)".to_owned(), crate::net::without_userinfo),
+                self.smtp_host().map_or_else(
+                    || "(no smtp_host)".to_owned(),
+                    |host| {
+                        match crate::net::ipv6_host(host) {
+                            // In brackets, as before a port it must be.
+                            Some(address) => format!("[{address}]"),
+                            None => crate::net::without_userinfo(host),
+                        }
+                    }
+                ),
                 self.smtp_port(),
                 self.smtp_tls_mode()
             ),

@@ -195,13 +195,18 @@ impl ConnectorSettings {
                          and the password in Password (`password`)"
                             .to_owned(),
                     ),
-                    Some(host) if host.contains(['/', ':', ' ']) => problem(
-                        &mut problems,
-                        "smtp_host",
-                        format!(
-                            "SMTP host (`smtp_host`) `{host}` must be a host name only, e.g. `smtp.office365.com`; put the port in `smtp_port`"
-                        ),
-                    ),
+                    Some(host)
+                        if host.contains(['/', ':', ' '])
+                            && crate::net::ipv6_host(host).is_none() =>
+                    {
+                        problem(
+                            &mut problems,
+                            "smtp_host",
+                            format!(
+                                "SMTP host (`smtp_host`) `{host}` must be a host name only, e.g. `smtp.office365.com`; put the port in `smtp_port`"
+                            ),
+                        );
+                    }
                     Some(host) => {
                         if mode != AuthMode::None
                             && self.smtp_tls_mode() == SmtpTls::None

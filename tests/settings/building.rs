@@ -54,3 +54,36 @@ async fn a_user_name_with_a_display_name_logs_in_as_its_address() {
         "{data}"
     );
 }
+
+/// An SMTP relay by its IPv6 address — bare, or in brackets as in a URL — is a host, not a
+/// host with a port: accepted, given to the transport without the brackets, and shown in
+/// brackets before the port.
+#[test]
+fn an_ipv6_smtp_host_is_a_host() {
+    for written in ["2001:db8::25", "[2001:db8::25]", "::1"] {
+        let settings = ConnectorSettings::from_toml_str(&format!(
+            "auth_mode = \"none\"\nuser_name = \"no-reply@example.org\"\n\
+             smtp_host = \"{written}\"\nsmtp_port = 25\nuse_ssl = false\n"
+        ))
+        .unwrap();
+        settings.validate().unwrap();
+        let bare = written.trim_matches(['[', ']']);
+        assert_eq!(settings.smtp_host(), Some(bare));
+        assert!(
+            settings
+                .summary()
+                .starts_with(&format!("SMTP [{bare}]:25 (none)")),
+            "{}",
+            settings.summary()
+        );
+        settings.build().unwrap();
+    }
+    // A host with a port is still refused, naming `smtp_port`.
+    let settings = ConnectorSettings::from_toml_str(
+        "auth_mode = \"none\"\nuser_name = \"no-reply@example.org\"\n\
+         smtp_host = \"relay.example.org:25\"\n",
+    )
+    .unwrap();
+    let text = settings.validate().unwrap_err().to_string();
+    assert!(text.contains("put the port in `smtp_port`"), "{text}");
+}

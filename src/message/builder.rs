@@ -95,7 +95,9 @@ impl EmailBuilder {
     /// `DKIM-Signature` (each has its own setter or is written by the crate), and control
     /// characters. Non-ASCII values are RFC 2047-encoded on the wire, except in structured
     /// headers (`Message-ID`, `In-Reply-To`, `References`, `List-*`, `Auto-Submitted`, …),
-    /// which are sent as written and must be printable ASCII. Over Graph, an email with
+    /// which are sent as written and must be printable ASCII. A header a message may carry
+    /// more than once (`Keywords`, `Comments`, `X-` headers, …) may be added more than once:
+    /// each is written, in the order added. Over Graph, an email with
     /// headers other than at most five `X-` headers is sent in Graph's MIME form (the `graph`
     /// module's docs say which form is used when).
     ///

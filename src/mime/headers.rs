@@ -8,7 +8,7 @@ use lettre::message::Mailboxes;
 use lettre::message::header::{HeaderName, HeaderValue};
 
 use crate::error::{Error, Result};
-use crate::message::Mailbox;
+use crate::message::{Mailbox, is_structured};
 
 /// The longest word of a header value written as it is; longer words are encoded so that the
 /// line can fold.
@@ -110,12 +110,52 @@ pub(crate) fn new_message_id(sender: &Mailbox) -> String {
     }
 }
 
+/// The headers the caller set (but `Message-ID`, which the builder sets), each structured
+/// one written as given and the others encoded: see [`structured`] and [`unstructured`].
+///
+/// lettre keeps one header of a name (each one inserted replaces the one before), so a
+/// header set more than once (`Keywords`, `Comments`, `X-` headers: only those a message
+/// carries once are refused twice) is one value here that holds every line, in the order
+/// set, each with its name as given. None of them is DKIM-signed (the signed ones are
+/// written once), so no signer reads such a value as one header.
+pub(super) fn custom_headers(headers: &[(String, String)]) -> Result<Vec<HeaderValue>> {
+    let mut groups: Vec<(HeaderName, String, String)> = Vec::new();
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("Message-ID") {
+            continue;
+        }
+        let encoded = match is_structured(name) {
+            true => structured(name, value)?,
+            false => unstructured(name, value)?,
+        };
+        match groups
+            .iter_mut()
+            .find(|(n, ..)| n.eq_ignore_ascii_case(name))
+        {
+            Some((_, _, lines)) => {
+                lines.push_str("\r\n");
+                lines.push_str(name);
+                lines.push_str(": ");
+                lines.push_str(&encoded);
+            }
+            None => groups.push((header_name(name)?, value.clone(), encoded)),
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .map(|(name, raw, encoded)| HeaderValue::dangerous_new_pre_encoded(name, raw, encoded))
+        .collect())
+}
+
+fn header_name(name: &str) -> Result<HeaderName> {
+    HeaderName::new_from_ascii(name.to_owned())
+        .map_err(|_| Error::invalid_message("headers", format!("`{name}` is not a header name")))
+}
+
 /// A structured header (`Message-ID`, `References`, `List-Unsubscribe`, …), written as given
 /// and folded only at its spaces: an encoded word would make its ids and URLs unreadable.
 /// The builder checked that the value is printable ASCII with no word too long for a line.
-pub(super) fn structured(name: &str, value: &str) -> Result<HeaderValue> {
-    let header_name = HeaderName::new_from_ascii(name.to_owned())
-        .map_err(|_| Error::invalid_message("headers", format!("`{name}` is not a header name")))?;
+fn structured(name: &str, value: &str) -> Result<String> {
     let mut encoded = String::with_capacity(value.len().saturating_add(8));
     let mut writer = EmailWriter::new(&mut encoded, name.len().saturating_add(2), 0, false);
     // One space between items: the spaces between ids or URLs in angle brackets mean
@@ -130,25 +170,24 @@ pub(super) fn structured(name: &str, value: &str) -> Result<HeaderValue> {
             .map_err(|_| Error::invalid_message("headers", format!("cannot write `{name}`")))?;
     }
     drop(writer);
-    Ok(HeaderValue::dangerous_new_pre_encoded(
-        header_name,
-        value.to_owned(),
-        encoded.trim_end().to_owned(),
-    ))
+    Ok(encoded.trim_end().to_owned())
 }
 
 /// An unstructured header (the subject, an `X-` header) encoded and folded here: words that
 /// are too long, not printable ASCII, or look like encoded words are RFC 2047-encoded.
-pub(super) fn unstructured(name: &str, value: &str) -> Result<HeaderValue> {
-    let header_name = HeaderName::new_from_ascii(name.to_owned())
-        .map_err(|_| Error::invalid_message("headers", format!("`{name}` is not a header name")))?;
+fn unstructured(name: &str, value: &str) -> Result<String> {
     let mut encoded = String::with_capacity(value.len().saturating_mul(2));
     encode_words(name, value, &mut encoded)
         .map_err(|_| Error::invalid_message("headers", format!("cannot encode `{name}`")))?;
+    Ok(encoded)
+}
+
+/// An unstructured header that a message carries once (the subject, `Importance`).
+pub(super) fn unstructured_header(name: &str, value: &str) -> Result<HeaderValue> {
     Ok(HeaderValue::dangerous_new_pre_encoded(
-        header_name,
+        header_name(name)?,
         value.to_owned(),
-        encoded,
+        unstructured(name, value)?,
     ))
 }
 

@@ -26,10 +26,10 @@ use lettre::message::{Attachment as MimeAttachment, Body, MultiPart, SinglePart}
 mod headers;
 
 pub(crate) use headers::{address_header_line, new_message_id};
-use headers::{mailbox_list, structured, to_lettre, unstructured};
+use headers::{custom_headers, mailbox_list, to_lettre, unstructured_header};
 
 use crate::error::{Error, Result};
-use crate::message::{Email, Importance, Mailbox, is_structured};
+use crate::message::{Email, Importance, Mailbox};
 
 /// Whether the `Bcc` header stays in the formatted message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,7 +221,7 @@ fn build_blocking(
     };
     let mut builder = lettre::Message::builder()
         .from(to_lettre(sender)?)
-        .raw_header(unstructured("Subject", email.subject())?)
+        .raw_header(unstructured_header("Subject", email.subject())?)
         .date_now()
         .message_id(Some(message_id));
     for (name, list) in [
@@ -243,16 +243,9 @@ fn build_blocking(
         Importance::High => Some("high"),
     };
     if let Some(value) = importance {
-        builder = builder.raw_header(unstructured("Importance", value)?);
+        builder = builder.raw_header(unstructured_header("Importance", value)?);
     }
-    for (name, value) in email.headers() {
-        if name.eq_ignore_ascii_case("Message-ID") {
-            continue; // set above
-        }
-        let header = match is_structured(name) {
-            true => structured(name, value)?,
-            false => unstructured(name, value)?,
-        };
+    for header in custom_headers(email.headers())? {
         builder = builder.raw_header(header);
     }
 

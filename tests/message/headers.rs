@@ -201,3 +201,49 @@ async fn to_mime_gives_what_the_outbox_writes() {
         .unwrap_err();
     assert!(error.to_string().contains("from"), "{error}");
 }
+
+/// A header the message may carry more than once (`Keywords`, `Comments`, `X-` headers, …),
+/// set more than once, reaches the wire once for each time it was set, in order: lettre keeps
+/// one header of a name, and each one set replaced the one before.
+#[tokio::test]
+async fn a_header_set_twice_is_written_twice() {
+    let email = Email::builder()
+        .to("ann@example.org")
+        .header("X-Tag", "first")
+        .header("Keywords", "alpha")
+        .header("x-tag", "second Grüße")
+        .header("Keywords", "beta")
+        .header("List-Help", "<mailto:help@example.org>")
+        .header("List-Help", "<https://example.org/help>")
+        .build()
+        .unwrap();
+    let raw = written(&email).await;
+    let message = MessageParser::default()
+        .header_text(HeaderName::Other("X-Tag".into()))
+        .parse(&raw)
+        .unwrap();
+    let values = |name: &str| -> Vec<String> {
+        message
+            .headers()
+            .iter()
+            .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+            .map(|h| match &h.value {
+                HeaderValue::Text(text) => text.to_string(),
+                HeaderValue::TextList(list) => list.join(","),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    };
+    let text = String::from_utf8_lossy(&raw);
+    assert_eq!(values("X-Tag"), ["first", "second Grüße"], "{text}");
+    assert_eq!(values("Keywords"), ["alpha", "beta"], "{text}");
+    assert_eq!(
+        text.matches("List-Help: <").count(),
+        2,
+        "both List-Help headers:\n{text}"
+    );
+    // Each on a line of its own, in the order set.
+    let first = text.find("X-Tag: first\r\n").expect(&text);
+    let second = text.find("x-tag: ").expect(&text);
+    assert!(first < second, "{text}");
+}

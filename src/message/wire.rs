@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::de::Error as _;
+use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Attachment, AttachmentContent, Email, Importance, Mailbox};
@@ -21,15 +21,51 @@ struct MailboxOut<'a> {
 
 /// A mailbox is written as `{"address": …, "name": …}`; `"Ann <ann@example.org>"` is accepted
 /// too when reading.
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum MailboxIn {
     Text(String),
     Form {
         address: String,
-        #[serde(default)]
         name: Option<String>,
     },
+}
+
+/// Read by hand rather than as an untagged enum, which would read `{"address", "nmae"}`
+/// without its misspelt name, and say of anything else only that it matched no variant.
+impl<'de> Deserialize<'de> for MailboxIn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MailboxVisitor)
+    }
+}
+
+struct MailboxVisitor;
+
+impl<'de> Visitor<'de> for MailboxVisitor {
+    type Value = MailboxIn;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "a mailbox: \"Name <name@example.org>\" or {\"address\": \"name@example.org\", \
+             \"name\": \"Name\"}",
+        )
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<MailboxIn, E> {
+        Ok(MailboxIn::Text(text.to_owned()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MailboxIn, A::Error> {
+        const FIELDS: &[&str] = &["address", "name"];
+        let (mut address, mut name) = (None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "address" => address = Some(map.next_value::<String>()?),
+                "name" => name = map.next_value::<Option<String>>()?,
+                other => return Err(A::Error::unknown_field(other, FIELDS)),
+            }
+        }
+        let address = address.ok_or_else(|| A::Error::missing_field("address"))?;
+        Ok(MailboxIn::Form { address, name })
+    }
 }
 
 impl Serialize for Mailbox {

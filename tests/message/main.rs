@@ -14,3 +14,4 @@ mod headers;
 mod many_recipients;
 mod mime;
 mod prepared;
+mod serde_form;

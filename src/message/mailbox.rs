@@ -103,6 +103,16 @@ impl Mailbox {
             ));
         }
         let parsed = lettre::message::Mailbox::from_str(text.trim()).map_err(|e| {
+            // A list where one mailbox goes: "contains a space" would be no help.
+            if text.matches('@').count() > 1 && text.contains([',', ';']) {
+                return Error::invalid_message(
+                    "address",
+                    format!(
+                        "`{text}` holds more than one address; give each on its own (one \
+                         mailbox each: `to`, `cc` or `bcc` once for every recipient)"
+                    ),
+                );
+            }
             // The address part, for saying what is wrong with it: inside `<…>` when there is one.
             let address = text
                 .rsplit_once('<')

@@ -329,3 +329,30 @@ fn recipients_keep_their_roles_in_order() {
     assert_eq!(email.recipient_count(), 4);
     assert_eq!(email.importance(), Importance::Normal);
 }
+
+/// Several addresses in one mailbox (a list pasted from a mail client, a setting holding
+/// `a, b`) are refused saying so and how to give them, not that the text "contains a space"
+/// (taking the space out leaves it as wrong as it was).
+#[test]
+fn several_addresses_in_one_mailbox_are_refused_as_such() {
+    for text in [
+        "ann@example.org, bob@example.org",
+        "ann@example.org; bob@example.org",
+        "ann@example.org,bob@example.org",
+        "Ann <ann@example.org>, Bob <bob@example.org>",
+        "Ann <ann@example.org>; bob@example.org",
+    ] {
+        let (field, error) = build_err(Email::builder().to("ok@example.org").cc(text));
+        assert_eq!(field, "cc[0]", "{text}: {error}");
+        assert!(error.contains("more than one address"), "{text}: {error}");
+        assert!(error.contains("one mailbox each"), "{text}: {error}");
+        assert!(!error.contains("contains a space"), "{text}: {error}");
+        assert!(!error.contains("Invalid input"), "{text}: {error}");
+    }
+    // One address with a comma in its quoted name is one mailbox, and builds.
+    let email = Email::builder()
+        .to("\"Doe, Jane\" <jane@example.org>")
+        .build()
+        .unwrap();
+    assert_eq!(email.to()[0].name(), Some("Doe, Jane"));
+}

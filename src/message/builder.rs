@@ -124,9 +124,10 @@ impl EmailBuilder {
 
     /// Sends `mime`, a complete RFC 5322 message prepared elsewhere, instead of building one
     /// (see [`Email::from_mime`]); its line breaks are made CRLF, as RFC 5322 requires and so
-    /// that no bare CR or LF reaches an SMTP server. Recipients added with [`to`](Self::to), [`cc`](Self::cc)
-    /// and [`bcc`](Self::bcc) become the envelope instead of the message's own `To`, `Cc` and
-    /// `Bcc`; nothing else may be set with it.
+    /// that no bare CR or LF reaches an SMTP server, and a UTF-8 byte-order mark in front of
+    /// it (as Windows editors save a file) is dropped. Recipients added with
+    /// [`to`](Self::to), [`cc`](Self::cc) and [`bcc`](Self::bcc) become the envelope instead
+    /// of the message's own `To`, `Cc` and `Bcc`; nothing else may be set with it.
     ///
     /// ```
     /// use mail_connector::Email;
@@ -250,8 +251,9 @@ impl EmailBuilder {
                  (to, cc, bcc) can be given with it; put this in the message itself",
             ));
         }
+        let bytes = self.mime.unwrap_or_else(|| Ok(Vec::new()))?;
         let bytes = super::prepared::with_final_line_break(super::prepared::crlf_line_ends(
-            self.mime.unwrap_or_else(|| Ok(Vec::new()))?,
+            super::prepared::without_byte_order_mark(bytes),
         ));
         let parsed = super::prepared::parse(&bytes)?;
         let given = !(self.to.is_empty() && self.cc.is_empty() && self.bcc.is_empty());

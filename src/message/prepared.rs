@@ -2,7 +2,7 @@
 //! outbox file, a [`lettre::Message`]) sent as they are.
 //!
 //! Its line breaks are made CRLF (a bare CR or LF could end the data early at a lenient SMTP
-//! receiver). The message is read with a real parser (mail-parser), only for what sending needs: the
+//! receiver), and a byte-order mark in front of it is dropped. The message is read with a real parser (mail-parser), only for what sending needs: the
 //! sender, the recipients in `To`, `Cc` and `Bcc` (unless the caller gives the envelope), the
 //! subject (for logs) and the `Message-ID`. The bytes themselves are never rewritten, apart
 //! from the header edits a transport must make: removing `Bcc` before the message goes to
@@ -137,6 +137,16 @@ pub(super) fn crlf_line_ends(bytes: Vec<u8>) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+/// The bytes without a UTF-8 byte-order mark in front, which Windows editors write when they
+/// save an `.eml` file: it would make the first header unreadable (here, so a message would
+/// have "no `From`", and at every receiver). One anywhere else is left.
+pub(super) fn without_byte_order_mark(mut bytes: Vec<u8>) -> Vec<u8> {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
+    bytes
 }
 
 /// A message of headers only (no empty line before a body) ending with a line break: a

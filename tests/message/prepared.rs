@@ -217,6 +217,29 @@ fn a_last_header_line_without_a_line_break_is_read() {
     assert!(email.mime().unwrap().ends_with(b"\r\n"));
 }
 
+/// A message saved with a UTF-8 byte-order mark in front (as Windows editors save `.eml`
+/// files) is read, and sent, without it: before, its first header was unreadable, and the
+/// message was refused as having "no `From` header" though it had one.
+#[tokio::test]
+async fn a_byte_order_mark_before_the_headers_is_dropped() {
+    let raw =
+        "\u{feff}From: a@example.org\r\nTo: b@example.org\r\nBcc: s@example.org\r\n\r\nHi\r\n";
+    let email = Email::from_mime(raw).unwrap();
+    assert_eq!(email.from().unwrap().address(), "a@example.org");
+    assert_eq!(email.mime().unwrap(), &raw.as_bytes()[3..]);
+    let sender = "a@example.org".parse().unwrap();
+    let wire = email.to_wire_mime(&sender).await.unwrap();
+    let wire = String::from_utf8(wire).unwrap();
+    assert!(!wire.contains('\u{feff}'), "{wire}");
+    assert!(!wire.contains("s@example.org"), "{wire}");
+    // Only in front: one anywhere else is the message's own.
+    let inside = "From: a@example.org\r\nTo: b@example.org\r\n\r\n\u{feff}Hi\r\n";
+    assert_eq!(
+        Email::from_mime(inside).unwrap().mime().unwrap(),
+        inside.as_bytes()
+    );
+}
+
 /// A lettre message with its own envelope goes to the envelope's recipients only, each in the
 /// role its headers give it (`Bcc` for one in no header); before, a `To` address the envelope
 /// left out was still sent to.

@@ -108,8 +108,9 @@ impl Mailbox {
                 return Error::invalid_message(
                     "address",
                     format!(
-                        "`{text}` holds more than one address; give each on its own (one \
-                         mailbox each: `to`, `cc` or `bcc` once for every recipient)"
+                        "`{text}` holds more than one address; give each on its own, one \
+                         mailbox (`name@example.org` or `Name <name@example.org>`) for each \
+                         `to`, `cc` or `bcc`"
                     ),
                 );
             }

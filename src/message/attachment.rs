@@ -232,6 +232,21 @@ impl Attachment {
                 ),
             ));
         }
+        // A bidirectional override or isolate reorders what a mail client shows: the name
+        // `invoice\u{202E}fdp.exe` reads as `invoiceexe.pdf`, a program shown as a PDF.
+        let reorders = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        if let Some(c) = self.name.chars().find(|&c| reorders(c)) {
+            return Err(Error::invalid_message(
+                field("name"),
+                format!(
+                    "`{}` contains the bidirectional formatting character U+{:04X}, which makes \
+                     mail clients show the name reordered (another extension than it has); \
+                     rename the file",
+                    preview(&self.name),
+                    u32::from(c)
+                ),
+            ));
+        }
         check_header_text(&field("content_type"), &self.content_type)?;
         if self
             .content_type

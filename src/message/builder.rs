@@ -183,8 +183,9 @@ impl EmailBuilder {
     /// valid header name, is set twice where a message carries it once (`Message-ID`,
     /// `In-Reply-To`, `References`, `List-Unsubscribe`, …), or is a structured header with
     /// non-ASCII text or (for `Message-ID`, `In-Reply-To`, `References`) not `<id@domain>`
-    /// message ids; an attachment name contains a path separator; an attachment's content type
-    /// or Content-ID is malformed.
+    /// message ids; an attachment name contains a path separator or a bidirectional override
+    /// or isolate (which would show it reordered); an attachment's content type or Content-ID
+    /// is malformed.
     ///
     /// Limits: the subject and each custom header value at most 16,384 bytes (UTF-8), a
     /// header name at most 64 characters. (Display names are limited to 256 characters and

@@ -246,6 +246,37 @@ fn attachment_names_cannot_carry_paths() {
     }
 }
 
+/// A bidirectional override or isolate in a file name makes mail clients show another name
+/// than was sent — `invoice\u{202E}fdp.exe` reads as `invoiceexe.pdf`, a program shown as a
+/// PDF — so it is refused, as it is in addresses; right-to-left letters are fine.
+#[test]
+fn attachment_names_cannot_reorder_what_they_show() {
+    for name in [
+        "invoice\u{202E}fdp.exe",
+        "report\u{202D}.pdf",
+        "a\u{202A}b.txt",
+        "x\u{2067}gpj.exe\u{2069}",
+    ] {
+        let (field, text) = build_err(
+            Email::builder()
+                .to("ann@example.org")
+                .attachment(Attachment::from_bytes(name, "x")),
+        );
+        assert_eq!(field, "attachments[0].name", "{name:?}: {text}");
+        assert!(text.contains("rename the file"), "{name:?}: {text}");
+        // Quoted escaped: the error itself does not show a reordered name.
+        assert!(
+            !text.contains(['\u{202A}', '\u{202D}', '\u{202E}', '\u{2067}']),
+            "{text}"
+        );
+    }
+    let hebrew = Email::builder()
+        .to("ann@example.org")
+        .attachment(Attachment::from_bytes("דוח שנתי.pdf", "x"))
+        .build();
+    assert!(hebrew.is_ok(), "{hebrew:?}");
+}
+
 #[test]
 fn content_types_are_guessed_and_can_be_overridden() {
     assert_eq!(

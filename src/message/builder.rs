@@ -125,7 +125,8 @@ impl EmailBuilder {
     /// Sends `mime`, a complete RFC 5322 message prepared elsewhere, instead of building one
     /// (see [`Email::from_mime`]); its line breaks are made CRLF, as RFC 5322 requires and so
     /// that no bare CR or LF reaches an SMTP server, and a UTF-8 byte-order mark in front of
-    /// it (as Windows editors save a file) is dropped. Recipients added with
+    /// it (as Windows editors save a file) and an mbox `From sender date` line (no header:
+    /// a receiver would start the body there) are dropped. Recipients added with
     /// [`to`](Self::to), [`cc`](Self::cc) and [`bcc`](Self::bcc) become the envelope instead
     /// of the message's own `To`, `Cc` and `Bcc`; nothing else may be set with it.
     ///
@@ -252,10 +253,7 @@ impl EmailBuilder {
                  (to, cc, bcc) can be given with it; put this in the message itself",
             ));
         }
-        let bytes = self.mime.unwrap_or_else(|| Ok(Vec::new()))?;
-        let bytes = super::prepared::with_final_line_break(super::prepared::crlf_line_ends(
-            super::prepared::without_byte_order_mark(bytes),
-        ));
+        let bytes = super::normalise::prepared(self.mime.unwrap_or_else(|| Ok(Vec::new()))?);
         let parsed = super::prepared::parse(&bytes)?;
         let given = !(self.to.is_empty() && self.cc.is_empty() && self.bcc.is_empty());
         let (to, cc, bcc) = match given {

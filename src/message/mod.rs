@@ -13,6 +13,7 @@ mod attachment;
 mod builder;
 mod header;
 mod mailbox;
+mod normalise;
 mod prepared;
 mod recipient;
 mod wire;

@@ -1,8 +1,9 @@
 //! Prepared messages: RFC 5322 bytes made elsewhere (another library, a template service, an
 //! outbox file, a [`lettre::Message`]) sent as they are.
 //!
-//! Its line breaks are made CRLF (a bare CR or LF could end the data early at a lenient SMTP
-//! receiver), and a byte-order mark in front of it is dropped. The message is read with a real parser (mail-parser), only for what sending needs: the
+//! Its bytes are first made sendable ([`normalise`](super::normalise): CRLF line ends, no
+//! byte-order mark or mbox `From ` line in front). The
+//! message is read with a real parser (mail-parser), only for what sending needs: the
 //! sender, the recipients in `To`, `Cc` and `Bcc` (unless the caller gives the envelope), the
 //! subject (for logs) and the `Message-ID`. The bytes themselves are never rewritten, apart
 //! from the header edits a transport must make: removing `Bcc` before the message goes to
@@ -108,56 +109,6 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
         bcc: mailboxes("Bcc", message.bcc())?,
         subject: message.subject().unwrap_or_default().to_owned(),
     })
-}
-
-/// The bytes with every line break made CRLF (a bare CR or LF becomes CRLF), as RFC 5322
-/// requires: a bare line break could otherwise end the data early at a lenient receiver
-/// (SMTP smuggling). Returned as it is when there is nothing to change.
-pub(super) fn crlf_line_ends(bytes: Vec<u8>) -> Vec<u8> {
-    let clean = bytes.iter().enumerate().all(|(i, &b)| match b {
-        b'\r' => bytes.get(i + 1) == Some(&b'\n'),
-        b'\n' => i > 0 && bytes[i - 1] == b'\r',
-        _ => true,
-    });
-    if clean {
-        return bytes;
-    }
-    let mut out = Vec::with_capacity(bytes.len().saturating_add(bytes.len() / 16));
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
-                out.extend_from_slice(b"\r\n");
-                i += 2;
-                continue;
-            }
-            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    out
-}
-
-/// The bytes without a UTF-8 byte-order mark in front, which Windows editors write when they
-/// save an `.eml` file: it would make the first header unreadable (here, so a message would
-/// have "no `From`", and at every receiver). One anywhere else is left.
-pub(super) fn without_byte_order_mark(mut bytes: Vec<u8>) -> Vec<u8> {
-    if bytes.starts_with(b"\xEF\xBB\xBF") {
-        bytes.drain(..3);
-    }
-    bytes
-}
-
-/// A message of headers only (no empty line before a body) ending with a line break: a
-/// header on the last line without one is not read by mail-parser (a `Bcc` there named no
-/// recipient, yet was still cut). A body is left as it is.
-pub(super) fn with_final_line_break(mut bytes: Vec<u8>) -> Vec<u8> {
-    let has_body = bytes.windows(4).any(|w| w == b"\r\n\r\n");
-    if !has_body && !bytes.is_empty() && !bytes.ends_with(b"\r\n") {
-        bytes.extend_from_slice(b"\r\n");
-    }
-    bytes
 }
 
 /// The message's `Message-ID` (`<id>`), when it has one.
@@ -473,19 +424,6 @@ mod tests {
             panic!("bytes")
         };
         assert_eq!(bytes, "café".as_bytes());
-    }
-
-    #[test]
-    fn line_breaks_become_crlf() {
-        let cases: [(&[u8], &[u8]); 4] = [
-            (b"a\r\nb", b"a\r\nb"),
-            (b"a\nb\rc", b"a\r\nb\r\nc"),
-            (b"a\n\r.\r\n", b"a\r\n\r\n.\r\n"),
-            (b"\n", b"\r\n"),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(crlf_line_ends(input.to_vec()), expected, "{input:?}");
-        }
     }
 
     #[test]

@@ -240,6 +240,33 @@ async fn a_byte_order_mark_before_the_headers_is_dropped() {
     );
 }
 
+/// A message split out of an mbox file starts with the mbox's `From sender date` line, which
+/// is no header (it has no colon): sent on, a receiver takes it for the start of the body, and
+/// every header after it (`From:`, `To:`, `Subject:`) with it. It is dropped, as `sendmail`
+/// drops it; a `From :` header (space before the colon, RFC 5322's obsolete form) stays.
+#[tokio::test]
+async fn an_mbox_from_line_in_front_is_dropped() {
+    let headers = "From: b@example.org\r\nTo: c@example.org\r\nBcc: s@example.org\r\n\r\nHi\r\n";
+    for separator in [
+        "From a@example.org Sat Jan  3 01:05:34 1996\r\n",
+        "From MAILER-DAEMON Fri Jul  8 12:08:34 2011\n",
+    ] {
+        let email = Email::from_mime(format!("{separator}{headers}")).unwrap();
+        assert_eq!(email.mime().unwrap(), headers.as_bytes(), "{separator:?}");
+        let sender = "b@example.org".parse().unwrap();
+        let wire = String::from_utf8(email.to_wire_mime(&sender).await.unwrap()).unwrap();
+        assert!(
+            !wire.contains("From a@") && !wire.contains("MAILER-DAEMON"),
+            "{wire}"
+        );
+        assert!(wire.contains("\r\nFrom: b@example.org\r\n"), "{wire}");
+    }
+    let obsolete = "From : b@example.org\r\nTo: c@example.org\r\n\r\nHi\r\n";
+    let email = Email::from_mime(obsolete).unwrap();
+    assert_eq!(email.mime().unwrap(), obsolete.as_bytes());
+    assert_eq!(email.from().unwrap().address(), "b@example.org");
+}
+
 /// A lettre message with its own envelope goes to the envelope's recipients only, each in the
 /// role its headers give it (`Bcc` for one in no header); before, a `To` address the envelope
 /// left out was still sent to.

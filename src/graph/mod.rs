@@ -239,16 +239,27 @@ impl GraphTransport {
                 Ok(Some(from))
             }
             Some(_) if self.allow_send_as => Ok(email.from()),
-            Some(from) => Err(Error::invalid_message(
-                "from",
-                format!(
-                    "the email is from `{}` but this connector sends as `{}`; leave From unset, \
-                     or set `allow_send_as = true` once the app may send as that mailbox \
-                     (Exchange Send As permission), else Graph refuses it with ErrorSendAsDenied",
-                    from.address(),
-                    self.mailbox.address()
-                ),
-            )),
+            Some(from) => {
+                // A prepared message's From is in its bytes: it cannot be left unset.
+                let (what, fix) = match email.mime() {
+                    Some(_) => (
+                        "the prepared message's `From` header",
+                        "change that header to the mailbox",
+                    ),
+                    None => ("the email", "leave From unset"),
+                };
+                Err(Error::invalid_message(
+                    "from",
+                    format!(
+                        "{what} is from `{}` but this connector sends as `{}`; {fix}, or set \
+                         `allow_send_as = true` once the app may send as that mailbox \
+                         (Exchange Send As permission), else Graph refuses it with \
+                         ErrorSendAsDenied",
+                        from.address(),
+                        self.mailbox.address()
+                    ),
+                ))
+            }
         }
     }
 

@@ -34,12 +34,20 @@ impl SmtpTransport {
         let from = match email.from() {
             Some(from) if !from.address().eq_ignore_ascii_case(mailbox.address()) => {
                 if inner.send_as == SendAsPolicy::MailboxOnly {
+                    // A prepared message's From is in its bytes: it cannot be left unset.
+                    let (what, fix) = match email.mime() {
+                        Some(_) => (
+                            "the prepared message's `From` header",
+                            "change that header to the mailbox",
+                        ),
+                        None => ("the email", "leave From unset"),
+                    };
                     return Err(Error::settings(
                         "allow_send_as",
                         format!(
-                            "the email is from `{}`, not the mailbox `{}`, and the send-as \
-                             policy is MailboxOnly: leave From unset, or set `allow_send_as = \
-                             true` once the mailbox may send as that address",
+                            "{what} is from `{}`, not the mailbox `{}`, and the send-as policy \
+                             is MailboxOnly: {fix}, or set `allow_send_as = true` once the \
+                             mailbox may send as that address",
                             from.address(),
                             mailbox.address()
                         ),

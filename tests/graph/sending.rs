@@ -305,3 +305,25 @@ async fn a_send_still_waiting_for_a_slot_at_its_deadline_is_not_sent() {
     let _ = release.send(());
     holder.await.unwrap().unwrap_err();
 }
+
+/// A prepared message (`mailctl send --eml`) from another mailbox: the error says to change
+/// its `From` header, not to "leave From unset", which a prepared message cannot do.
+#[tokio::test]
+async fn a_prepared_message_from_another_mailbox_is_told_to_change_its_from_header() {
+    let server = MockServer::start_async().await;
+    let token = mock_token(&server, &token_for(&["Mail.Send"]));
+    let email =
+        Email::from_mime("From: ceo@contoso.com\r\nTo: ann@example.org\r\n\r\nHi\r\n").unwrap();
+    let error = transport(&settings(&server))
+        .send(&email)
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("the prepared message's `From` header"),
+        "{text}"
+    );
+    assert!(text.contains("allow_send_as"), "{text}");
+    assert!(!text.contains("leave From unset"), "{text}");
+    token.assert_calls(0);
+}

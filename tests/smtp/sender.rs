@@ -56,3 +56,26 @@ async fn the_mailbox_is_the_envelope_sender_and_send_as_follows_the_policy() {
         .unwrap();
     strict.send(&own).await.unwrap();
 }
+
+/// A prepared message (`mailctl send --eml`) from another mailbox: the error says to change
+/// its `From` header, not to "leave From unset", which a prepared message cannot do.
+#[tokio::test]
+async fn a_prepared_message_from_another_mailbox_is_told_to_change_its_from_header() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let email =
+        Email::from_mime("From: ceo@example.org\r\nTo: ann@example.org\r\n\r\nHi\r\n").unwrap();
+    let error = basic_settings(&server)
+        .build()
+        .unwrap()
+        .send(&email)
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("the prepared message's `From` header"),
+        "{text}"
+    );
+    assert!(text.contains("allow_send_as"), "{text}");
+    assert!(!text.contains("leave From unset"), "{text}");
+    assert!(server.messages().is_empty(), "refused before connecting");
+}

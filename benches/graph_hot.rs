@@ -27,7 +27,10 @@
 //!   with two counts and divide the difference); `GRAPH_HOT_THREADS=2` runs it on that many
 //!   worker threads instead, for `perf`; `GRAPH_HOT_SINK_APART=1` runs the sink on a thread
 //!   of its own, so that `--separate-threads=yes` counts the client's instructions apart
-//!   (the first thread's file) from the sink's (the second's).
+//!   (the first thread's file) from the sink's (the second's). aws-lc seeds its random
+//!   generator from CPU jitter once per process, for a count that differs from run to run;
+//!   `--toggle-collect=aws_lc_0_47_0_jent_measure_jitter --collect-atstart=yes` (in that
+//!   order) leaves it out.
 
 #[path = "../tests/support/tls_sink.rs"]
 mod tls_sink;

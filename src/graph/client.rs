@@ -115,18 +115,46 @@ fn failure_of(e: &reqwest::Error, url: &str) -> Failure {
         ))
     } else if e.is_connect() {
         Failure::NotSent(format!("`{}`: {}", host_of(url), describe_error(e)))
+    } else if refused_unprocessed(e) {
+        Failure::NotSent(format!(
+            "`{}` did not process the request (HTTP/2: {}); it can be sent again",
+            host_of(url),
+            describe_error(e)
+        ))
     } else {
         Failure::Unknown(format!("`{}`: {}", host_of(url), describe_error(e)))
     }
 }
 
-/// A request whose timeout ended it before the HTTP client read its body: it never had a
-/// connection (or only its head went out, announcing a body that never came).
+/// Whether HTTP/2 says the server did not process the request (RFC 9113, section 8.7): the
+/// server refused its stream (`REFUSED_STREAM`), or closed the connection gracefully
+/// (`GOAWAY` without an error) before the stream. reqwest sends such a request again by
+/// itself when it can copy it, but not one whose body is watched (see [`BodyRead`](super::call::BodyRead)), nor
+/// once its own retries are spent.
+fn refused_unprocessed(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(error) = source {
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && match h2.reason() {
+                    Some(h2::Reason::REFUSED_STREAM) => true,
+                    Some(h2::Reason::NO_ERROR) => h2.is_go_away(),
+                    _ => false,
+                };
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// A request whose timeout ended it before the HTTP client read its body: it had no
+/// connection yet, or waited on one (only its head went out, announcing a body that never
+/// came).
 #[cold]
 #[inline(never)]
 fn never_left(url: &str, timeout: Duration) -> Failure {
     Failure::NotSent(format!(
-        "`{}`: no connection within the {timeout:?} the request had; it was never sent",
+        "`{}`: the request's body never left within the {timeout:?} it had (no connection          yet, or none free); it was never sent",
         host_of(url)
     ))
 }

@@ -15,6 +15,7 @@ mod helpers;
 mod large_attachments;
 mod mime_form;
 mod never_connected;
+mod refused_stream;
 mod secrets;
 mod sending;
 mod throttling;

@@ -121,6 +121,23 @@ fn send_enqueues_worker_delivers_and_queue_commands_operate() {
     );
 }
 
+/// `send --json` that enqueued prints the document every command prints — `status`,
+/// `exit_code` and `kind` — with the transport and the id `mailctl queue` takes.
+#[test]
+fn send_json_says_queued_with_the_kind_every_document_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let args: Vec<&str> = SEND.iter().copied().chain(["--json"]).collect();
+    let document: serde_json::Value = serde_json::from_str(&stdout(&mailctl(path, &args))).unwrap();
+    assert_eq!(document["status"], "queued", "{document}");
+    assert_eq!(document["exit_code"], 0, "{document}");
+    assert_eq!(document["kind"], "ok", "{document}");
+    assert_eq!(document["transport"], "queue", "{document}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&mailctl(path, &["queue", "list", "--json"]))).unwrap();
+    assert_eq!(listed[0]["id"], document["id"], "{listed}");
+}
+
 /// A disabled connector queues nothing and delivers nothing: `send` and `worker` exit 3 with
 /// the fix, and what was queued before stays queued (a worker would fail it).
 #[test]

@@ -102,17 +102,24 @@ impl Output {
     }
 
     /// `send` with `queue_url` set: the email was enqueued. The text output is the message
-    /// id alone (scripts read it); the JSON is `{"status": "queued", "id": …}`.
+    /// id alone (scripts read it); the JSON is `{"status": "queued", "exit_code": 0, "kind":
+    /// "ok", "transport": "queue", "id": …}`, with the `exit_code` and `kind` every document
+    /// has.
     pub(crate) fn queued(&self, id: &str) -> ExitCode {
+        let exit = Exit::Ok;
         if self.json {
-            println!(
-                "{}",
-                json!({"status": "queued", "exit_code": 0, "transport": "queue", "id": id})
-            );
+            let document = json!({
+                "status": "queued",
+                "exit_code": exit.code(),
+                "kind": exit.name(),
+                "transport": "queue",
+                "id": id,
+            });
+            println!("{document}");
         } else {
             println!("{id}");
         }
-        ExitCode::SUCCESS
+        exit.into()
     }
 
     /// A command failed. `email` is the email a `send` was for, when it was built: then the

@@ -32,7 +32,8 @@ impl fmt::Display for CheckStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FailureKind {
-    /// The settings must change (a missing or invalid value, an unreadable file they name).
+    /// The settings must change (a missing or invalid value, an unreadable file they name,
+    /// an outbox folder that cannot be written).
     Settings,
     /// Authentication or a permission was refused: the admin must act.
     Auth,

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 
 use crate::check::{CheckReport, CheckStep};
 use crate::dkim::DkimSigner;
-use crate::error::{Error, Result};
+use crate::error::{Error, OUTBOX_DIR, Result};
 use crate::message::{Email, Mailbox};
 use crate::mime::{BccHeader, render};
 use crate::transport::{MailTransport, SendReport, SentMessage};
@@ -44,6 +44,9 @@ pub struct OutboxTransport {
     dir: PathBuf,
     sender: Option<Mailbox>,
     dkim: Option<DkimSigner>,
+    /// The setting that names `dir` (`outbox_dir`) when the settings made this outbox: a
+    /// folder that cannot be written is then theirs to fix ([`Error::is_settings`]).
+    setting: Option<&'static str>,
 }
 
 impl OutboxTransport {
@@ -54,7 +57,15 @@ impl OutboxTransport {
             dir: dir.into(),
             sender: None,
             dkim: None,
+            setting: None,
         }
+    }
+
+    /// Marks the folder as the one the settings' `outbox_dir` names, so that a folder that
+    /// cannot be written fails as a setting to change, with a remedy naming it.
+    pub(crate) fn named_by_setting(mut self) -> Self {
+        self.setting = Some(OUTBOX_DIR);
+        self
     }
 
     /// The sender used for emails that do not name one (the settings' `user_name`).
@@ -85,7 +96,8 @@ impl OutboxTransport {
     /// with no file at all.
     async fn write_atomically(&self, bytes: Vec<u8>) -> Result<PathBuf> {
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || write_blocking(&dir, &bytes))
+        let setting = self.setting;
+        tokio::task::spawn_blocking(move || write_blocking(&dir, setting, &bytes))
             .await
             .map_err(|e| {
                 Error::io(
@@ -111,8 +123,23 @@ impl Drop for TempFile {
     }
 }
 
-fn write_blocking(dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("create the outbox folder", dir, e))?;
+/// A failure to write into the outbox folder `dir`, naming the folder (not the file, whose
+/// name is new each time): a settings problem when `setting` names the folder.
+fn folder_error(
+    setting: Option<&'static str>,
+    action: &'static str,
+    dir: &Path,
+    source: std::io::Error,
+) -> Error {
+    match setting {
+        Some(setting) => Error::settings_file(setting, action, dir, source),
+        None => Error::io(action, dir, source),
+    }
+}
+
+fn write_blocking(dir: &Path, setting: Option<&'static str>, bytes: &[u8]) -> Result<PathBuf> {
+    let fail = |action, e| folder_error(setting, action, dir, e);
+    std::fs::create_dir_all(dir).map_err(|e| fail("create the outbox folder", e))?;
     let stamp = time::OffsetDateTime::now_utc()
         .format(time::macros::format_description!(
             "[year][month][day]T[hour][minute][second].[subsecond digits:6]Z"
@@ -135,9 +162,9 @@ fn write_blocking(dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
         file.write_all(bytes)?;
         file.sync_all()
     };
-    write().map_err(|e| Error::io("write the outbox file", &temp.path, e))?;
+    write().map_err(|e| fail("write a message file into the outbox folder", e))?;
     std::fs::rename(&temp.path, &final_path)
-        .map_err(|e| Error::io("move the outbox file into place", &final_path, e))?;
+        .map_err(|e| fail("move a message file into place in the outbox folder", e))?;
     temp.keep = true;
     // The rename is durable only once the folder is: a file reported written survives a
     // crash right after. (Not every platform can open a folder to sync it; Unix can.) The
@@ -214,7 +241,7 @@ impl MailTransport for OutboxTransport {
             ),
             Err(e) => CheckStep::from_error(
                 "outbox",
-                &Error::io("write into the outbox folder", &self.dir, e),
+                &folder_error(self.setting, "write into the outbox folder", &self.dir, e),
             ),
         });
         Ok(report)

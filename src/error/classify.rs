@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Delivery, Error, WHOLE_SETTINGS, partial};
+use super::{Delivery, Error, OUTBOX_DIR, WHOLE_SETTINGS, partial};
 
 impl Error {
     /// Whether sending again later may succeed *and* cannot duplicate the mail: throttling, a
@@ -59,7 +59,9 @@ impl Error {
 
     /// Whether the settings must change before anything can be sent: a missing, invalid or
     /// contradictory value ([`Error::InvalidSettings`]), a settings file — or a file it names
-    /// (certificate, key, DKIM key, trusted CA file) — that cannot be read, an SMTP TLS mode
+    /// (certificate, key, DKIM key, trusted CA file) — that cannot be read, the outbox folder
+    /// they name (`outbox_dir`) that cannot be written (a full disk is
+    /// [transient](Error::is_transient) instead), an SMTP TLS mode
     /// that does not match the server's port, a recipient-limit split whose first part failed
     /// for one of these reasons, a credential in them that cannot be used
     /// ([`Error::InvalidCredential`]), a transport this build lacks, or the connector switched
@@ -79,7 +81,8 @@ impl Error {
             | Self::InvalidCredential { .. }
             | Self::NotAvailable { .. }
             | Self::Disabled => true,
-            Self::Io { setting, .. } => setting.is_some(),
+            // A full disk is no setting's fault: it passes once space is freed.
+            Self::Io { setting, .. } => setting.is_some() && !self.is_transient(),
             // E.g. an SMTP TLS mode that does not match the port.
             Self::Smtp { advice, .. } | Self::Graph { advice, .. } => advice.is_settings(),
             // A split that delivered nothing and left nothing uncertain failed as its first
@@ -181,6 +184,16 @@ impl Error {
                         .to_owned(),
                 )
             }
+            Self::Io {
+                setting: Some(OUTBOX_DIR),
+                path,
+                ..
+            } => Some(format!(
+                "check that the folder `{}` exists or can be created, and that this process \
+                 may write into it (its owner and permissions); or set Outbox folder \
+                 (`{OUTBOX_DIR}`) to a folder it can write",
+                path.display()
+            )),
             Self::Io {
                 setting: Some(setting),
                 ..

@@ -31,6 +31,10 @@ pub(crate) use refusal::{MAX_REPLY_TEXT, enhanced_code, refused_message};
 /// key: text that does not parse, or a key that does not exist.
 pub(crate) const WHOLE_SETTINGS: &str = "settings";
 
+/// The setting naming the outbox folder, the one path in the settings that is written to:
+/// an [`Error::Io`] naming it says to let this process write into the folder.
+pub(crate) const OUTBOX_DIR: &str = "outbox_dir";
+
 /// The [`Error::Io`] actions on files that the settings name: failing to read one of them is
 /// a settings problem (see [`Error::is_settings`]). Such an error is made with
 /// [`Error::settings_file`], which records the setting; [`Error::io`] is for every other file.
@@ -97,8 +101,8 @@ pub enum Error {
         /// The file or folder.
         path: PathBuf,
         /// The setting that names the file (`client_certificate_file`, `dkim_private_key_file`,
-        /// `tls_ca_file`, …, or `settings` for the settings file itself) when it is one the
-        /// settings name: then the settings must change ([`Error::is_settings`]).
+        /// `tls_ca_file`, `outbox_dir`, …, or `settings` for the settings file itself) when it
+        /// is one the settings name: then the settings must change ([`Error::is_settings`]).
         setting: Option<&'static str>,
         /// The operating system's error.
         #[source]

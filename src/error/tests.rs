@@ -84,26 +84,35 @@ fn settings_errors_are_told_apart_from_auth_and_outages() {
     assert!(!Error::invalid_message("to[0]", "not an address").is_settings());
 }
 
-/// A full disk or used-up quota passes once space is freed: transient, and the remedy says so.
+/// A full disk or used-up quota passes once space is freed: transient, and the remedy says so
+/// — for the outbox folder the settings name too, which is then no setting's fault.
 #[test]
 fn a_full_disk_is_transient_and_says_to_free_space() {
-    for kind in [
-        std::io::ErrorKind::StorageFull,
-        std::io::ErrorKind::QuotaExceeded,
-    ] {
-        let error = Error::io(
-            "write the outbox file",
-            "/var/mail/outbox/x.eml",
-            std::io::Error::from(kind),
-        );
-        assert!(error.is_transient(), "{kind:?}");
-        assert!(error.remedy().unwrap().contains("free space"), "{kind:?}");
+    let folder = "/var/mail/outbox";
+    let make = |setting: Option<&'static str>, kind| {
+        let source = std::io::Error::from(kind);
+        match setting {
+            Some(setting) => {
+                Error::settings_file(setting, "write into the outbox folder", folder, source)
+            }
+            None => Error::io("write into the outbox folder", folder, source),
+        }
+    };
+    for setting in [None, Some(OUTBOX_DIR)] {
+        for kind in [
+            std::io::ErrorKind::StorageFull,
+            std::io::ErrorKind::QuotaExceeded,
+        ] {
+            let error = make(setting, kind);
+            assert!(error.is_transient(), "{kind:?}");
+            assert!(!error.is_settings(), "{kind:?}");
+            assert!(error.remedy().unwrap().contains("free space"), "{kind:?}");
+        }
+        let denied = make(setting, std::io::ErrorKind::PermissionDenied);
+        assert!(!denied.is_transient());
+        assert_eq!(denied.is_settings(), setting.is_some());
+        let remedy = denied.remedy().unwrap();
+        assert!(!remedy.contains("free space"));
+        assert_eq!(remedy.contains(folder), setting.is_some(), "{remedy}");
     }
-    let denied = Error::io(
-        "write the outbox file",
-        "/var/mail/outbox/x.eml",
-        std::io::Error::from(std::io::ErrorKind::PermissionDenied),
-    );
-    assert!(!denied.is_transient());
-    assert!(!denied.remedy().unwrap().contains("free space"));
 }

@@ -227,7 +227,7 @@ impl TransportBuilder<'_> {
         }
         settings.validate_for(self.own_tokens())?;
         let transport: Arc<dyn MailTransport> = if let Some(dir) = &settings.outbox_dir {
-            let mut outbox = OutboxTransport::new(dir);
+            let mut outbox = OutboxTransport::new(dir).named_by_setting();
             if non_blank(settings.user_name.as_deref()).is_some() {
                 outbox = outbox.with_sender(settings.sender()?);
             }

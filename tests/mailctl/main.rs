@@ -8,6 +8,7 @@ mod credential_kinds;
 mod exit_codes;
 mod graph;
 mod helpers;
+mod outbox;
 mod output;
 mod prepared;
 mod refusals;

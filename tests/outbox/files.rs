@@ -313,3 +313,37 @@ async fn check_reports_a_folder_that_cannot_be_written() {
         .await;
     assert!(matches!(error, Err(Error::Io { .. })), "{error:?}");
 }
+
+/// Made from the settings, the outbox's folder is `outbox_dir`'s: one that cannot be written
+/// is a setting to change, for a send and a check alike, with a fix naming the folder and the
+/// setting. An outbox made directly names no setting.
+#[tokio::test]
+async fn a_folder_the_settings_name_that_cannot_be_written_is_a_settings_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let folder = blocker.join("sub");
+    let mut settings = mail_connector::ConnectorSettings::default();
+    settings.outbox_dir = Some(folder.clone());
+    settings.user_name = Some("no-reply@contoso.com".to_owned());
+    let outbox = settings.build().unwrap();
+    let email = Email::builder().to("ann@example.org").build().unwrap();
+    let error = outbox.send(&email).await.unwrap_err();
+    assert!(error.is_settings(), "{error:?}");
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("`outbox_dir`"), "{remedy}");
+    assert!(remedy.contains(&folder.display().to_string()), "{remedy}");
+    let report = outbox.check().await.unwrap();
+    let step = report.steps.iter().find(|s| s.name == "outbox").unwrap();
+    assert_eq!(
+        step.kind,
+        Some(mail_connector::FailureKind::Settings),
+        "{report}"
+    );
+    assert!(step.remedy.as_deref().unwrap().contains("`outbox_dir`"));
+
+    let direct = OutboxTransport::new(&folder).with_sender(sender());
+    let error = direct.send(&email).await.unwrap_err();
+    assert!(!error.is_settings(), "{error:?}");
+    assert!(!error.remedy().unwrap().contains("outbox_dir"), "{error:?}");
+}

@@ -11,13 +11,15 @@ pub(crate) enum Exit {
     /// 0: done (for `check`: no step failed; warnings allowed).
     Ok,
     /// 1: any other failure (a recipient refused — but for a permission or policy, 4 —, a
-    /// `check` step that failed for another reason than the ones below, a file not written).
+    /// `check` step that failed for another reason than the ones below, an attachment that
+    /// cannot be read).
     Failed,
     /// 2: the command line is wrong: an unknown flag, a missing value, an address that is
     /// not valid (clap exits with 2 for its own usage errors too).
     Usage,
-    /// 3: the settings are invalid or missing, a file they name cannot be read, or the
-    /// connector is disabled: the settings must change.
+    /// 3: the settings are invalid or missing, a file they name cannot be read, the outbox
+    /// folder they name cannot be written, or the connector is disabled: the settings must
+    /// change.
     Settings,
     /// 4: authentication or a permission was refused: the admin must act (secret, consent,
     /// mailbox permission, a recipient refused for a permission or policy such as
@@ -34,10 +36,11 @@ pub(crate) enum Exit {
 pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  ok (check: no step failed; warnings allowed)
-  1  any other failure: a recipient refused, a file not written
+  1  any other failure: a recipient refused, an attachment not readable
      (check: the code of its worst failed step, 1 when none of 3-5 fits)
   2  usage: an unknown flag, a missing value, an address that is not valid
-  3  settings invalid or missing, a file they name unreadable, or the connector disabled
+  3  settings invalid or missing, a file they name unreadable, the outbox folder
+     unwritable, or the connector disabled
   4  authentication or permission refused: the admin must act
      (a recipient refused for a permission or policy, e.g. 550 5.7.1, too)
   5  temporary: unreachable, timed out or throttled; retry later

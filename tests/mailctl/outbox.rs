@@ -1,0 +1,83 @@
+//! `mailctl` with an outbox folder (`outbox_dir`) that cannot be written: a setting to
+//! change, so `send` and `check` exit 3 with a fix that names the folder and the setting.
+
+use std::path::Path;
+
+use super::helpers::*;
+
+/// mailctl writing to `outbox`, configured by variables alone.
+fn mailctl_to(dir: &Path, outbox: &Path, args: &[&str]) -> std::process::Command {
+    let mut command = mailctl();
+    command
+        .current_dir(dir)
+        .args(args)
+        .env("MAIL_CONNECTOR_OUTBOX_DIR", outbox)
+        .env("MAIL_CONNECTOR_USER_NAME", "no-reply@example.org");
+    command
+}
+
+/// A folder that cannot be made, even by root: its parent is a file.
+fn unwritable_folder(dir: &Path) -> std::path::PathBuf {
+    let blocker = dir.join("a-file");
+    std::fs::write(&blocker, "").unwrap();
+    blocker.join("outbox")
+}
+
+fn assert_fix_names_the_folder(remedy: &str, folder: &Path) {
+    assert!(remedy.contains("`outbox_dir`"), "{remedy}");
+    assert!(remedy.contains(&folder.display().to_string()), "{remedy}");
+    assert!(remedy.contains("write"), "{remedy}");
+}
+
+#[test]
+fn send_to_an_outbox_folder_that_cannot_be_written_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = unwritable_folder(dir.path());
+    let send = [
+        "send",
+        "--to",
+        "ann@example.org",
+        "--subject",
+        "Hi",
+        "--text",
+        "x",
+    ];
+    let (output, stdout, stderr) = run(&mut mailctl_to(dir.path(), &folder, &send));
+    assert_eq!(output.status.code(), Some(3), "{stdout}{stderr}");
+    assert_one_failure(&stderr);
+    let fix = stderr.lines().find(|l| l.starts_with("fix:")).unwrap();
+    assert_fix_names_the_folder(fix, &folder);
+
+    let json_send: Vec<&str> = send.iter().copied().chain(["--json"]).collect();
+    let (output, stdout, stderr) = run(&mut mailctl_to(dir.path(), &folder, &json_send));
+    assert_eq!(output.status.code(), Some(3), "{stdout}{stderr}");
+    let document = json(&stdout);
+    assert_eq!(document["kind"], "settings", "{document}");
+    assert_eq!(document["transport"], "outbox", "{document}");
+    assert_eq!(addresses(&document, "not_sent"), ["ann@example.org"]);
+    assert_fix_names_the_folder(document["error"]["remedy"].as_str().unwrap(), &folder);
+}
+
+#[test]
+fn check_of_an_outbox_folder_that_cannot_be_written_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = unwritable_folder(dir.path());
+    let (output, stdout, stderr) = run(&mut mailctl_to(dir.path(), &folder, &["check", "--json"]));
+    assert_eq!(output.status.code(), Some(3), "{stdout}{stderr}");
+    let document = json(&stdout);
+    assert_eq!(document["kind"], "settings", "{document}");
+    let step = document["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "outbox")
+        .unwrap_or_else(|| panic!("{document}"));
+    assert_eq!(step["status"], "failed", "{document}");
+    assert_eq!(step["kind"], "settings", "{document}");
+    assert_fix_names_the_folder(step["remedy"].as_str().unwrap(), &folder);
+
+    // A folder that can be made passes.
+    let fine = dir.path().join("outbox");
+    let (output, stdout, stderr) = run(&mut mailctl_to(dir.path(), &fine, &["check"]));
+    assert!(output.status.success(), "{stdout}{stderr}");
+}

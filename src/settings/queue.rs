@@ -36,13 +36,26 @@ impl ConnectorSettings {
         )
     }
 
-    /// Opens the queue `queue_url` names, with `user_name` as the default sender mailbox.
+    /// Opens the queue `queue_url` names, with `user_name` as the default sender mailbox, to
+    /// enqueue into it ([`Queue::enqueue`], or with PostgreSQL `Queue::enqueue_in` inside a
+    /// transaction of your own).
+    ///
+    /// A disabled connector (`enabled = false`) sends nothing, so it queues nothing either:
+    /// like the enqueueing transport [`build`](ConnectorSettings::build) gives and `mailctl
+    /// send`, this refuses, rather than store mail that would go out unasked once the
+    /// connector is enabled again. What was queued before stays queued (no
+    /// [worker](ConnectorSettings::queue_worker) runs while disabled). To look at or manage
+    /// the queue meanwhile — list, cancel, purge, as `mailctl queue` does — open it with
+    /// [`Queue::open`] and the same URL.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSettings`] naming `queue_url` when it is not set; as
-    /// [`Queue::open`](crate::queue::Queue::open) otherwise.
+    /// [`Error::Disabled`] when the connector is disabled; [`Error::InvalidSettings`] naming
+    /// `queue_url` when it is not set; as [`Queue::open`] otherwise.
     pub async fn queue(&self) -> Result<Queue> {
+        if !self.enabled {
+            return Err(Error::Disabled);
+        }
         let url = self.queue_url().ok_or_else(|| {
             Error::settings(
                 "queue_url",

@@ -77,3 +77,38 @@ async fn the_queue_url_password_never_shows() {
         crate::support::assert_no_secrets(&text, &[PASSWORD]);
     }
 }
+
+/// A disabled connector queues nothing, whichever way the app enqueues: `settings.queue()`
+/// refuses as the transport `build` gives does, and what was queued before stays queued.
+#[tokio::test]
+async fn a_disabled_connector_gives_no_queue_to_enqueue_into() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = ConnectorSettings::from_toml_str(&format!(
+        "user_name = \"no-reply@example.org\"\noutbox_dir = {:?}\nqueue_url = {:?}\n",
+        dir.path().join("outbox").display().to_string(),
+        format!("sqlite://{}", dir.path().join("q.db").display()),
+    ))
+    .unwrap();
+    let queue = settings.queue().await.unwrap();
+    let queued = email("ann@example.org", "before");
+    let options = mail_connector::queue::EnqueueOptions::new();
+    queue.enqueue(&queued, options).await.unwrap();
+
+    settings.enabled = false;
+    let refused = settings.queue().await.unwrap_err();
+    assert!(
+        matches!(refused, mail_connector::Error::Disabled),
+        "{refused:?}"
+    );
+    assert!(refused.is_settings());
+    let sent = settings
+        .build()
+        .unwrap()
+        .send(&email("bob@example.org", "x"))
+        .await;
+    assert!(
+        matches!(sent, Err(mail_connector::Error::Disabled)),
+        "{sent:?}"
+    );
+    assert_eq!(count(&queue, State::Queued).await, 1);
+}

@@ -159,8 +159,10 @@ fn a_disabled_connector_neither_queues_nor_fails_queued_mail() {
         assert!(log.contains("disabled"), "{log}");
     }
 
+    // An operator still sees and manages the queue while the connector is disabled.
+    let list = ["queue", "list", "--json"];
     let listed: serde_json::Value =
-        serde_json::from_str(&stdout(&mailctl(path, &["queue", "list", "--json"]))).unwrap();
+        serde_json::from_str(&stdout(&mailctl_with(path, &list, &disabled))).unwrap();
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 1, "nothing queued while disabled: {listed:?}");
     assert_eq!(listed[0]["id"], queued.as_str());

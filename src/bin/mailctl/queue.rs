@@ -180,7 +180,11 @@ pub(crate) async fn worker(args: WorkerArgs) -> Result<(), Error> {
 }
 
 pub(crate) async fn queue(args: QueueArgs) -> Result<(), Error> {
-    let settings = queue_settings(&args.config)?;
+    let mut settings = queue_settings(&args.config)?;
+    // An operator lists, retries, cancels and purges while the connector is disabled too:
+    // none of that sends. (`settings.queue()`, the handle an app enqueues with, refuses while
+    // disabled, so that nothing is queued then.)
+    settings.enabled = true;
     let queue = settings.queue().await?;
     match args.command {
         QueueCommand::Status { json } => print_status(&queue.stats().await?, json),

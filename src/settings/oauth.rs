@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::validate::{GuidForm, guid_form, problem, tenant_problem};
+use super::validate::{GuidForm, check_url, guid_form, problem, tenant_problem};
 use super::{ConnectorSettings, OAuthCredential, non_blank};
 use crate::error::SettingsProblem;
 use crate::fields::{client_id_required, tenant_id_required};
@@ -18,7 +18,12 @@ pub(crate) struct WorkloadIdentity {
     pub client_id: Option<String>,
     pub token_file: Option<PathBuf>,
     pub authority_host: Option<String>,
+    /// Whether `authority_host` came from `AZURE_AUTHORITY_HOST` rather than the settings.
+    pub authority_host_from_env: bool,
 }
+
+/// The variable the workload-identity webhook sets to the login host.
+const AUTHORITY_HOST_VAR: &str = "AZURE_AUTHORITY_HOST";
 
 impl ConnectorSettings {
     /// How the app signs in for OAuth: `oauth_credential` when set, otherwise inferred from
@@ -55,6 +60,14 @@ impl ConnectorSettings {
         env: impl Fn(&str) -> Option<String>,
     ) -> WorkloadIdentity {
         let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        // The settings' login host, or their cloud when it is not the default, win over the
+        // environment's.
+        let settings_host = non_blank(self.authority_host.as_deref())
+            .map(str::to_owned)
+            .or_else(|| {
+                (self.cloud != super::Cloud::Global).then(|| self.cloud.authority_host().to_owned())
+            });
+        let authority_host_from_env = settings_host.is_none();
         WorkloadIdentity {
             tenant_id: non_blank(self.tenant_id.as_deref())
                 .map(str::to_owned)
@@ -66,15 +79,8 @@ impl ConnectorSettings {
                 .federated_token_file
                 .clone()
                 .or_else(|| env("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from)),
-            // The settings' login host, or their cloud when it is not the default, win over
-            // the environment's.
-            authority_host: non_blank(self.authority_host.as_deref())
-                .map(str::to_owned)
-                .or_else(|| {
-                    (self.cloud != super::Cloud::Global)
-                        .then(|| self.cloud.authority_host().to_owned())
-                })
-                .or_else(|| env("AZURE_AUTHORITY_HOST")),
+            authority_host: settings_host.or_else(|| env(AUTHORITY_HOST_VAR)),
+            authority_host_from_env,
         }
     }
 
@@ -165,12 +171,15 @@ impl ConnectorSettings {
             }
             Some(OAuthCredential::WorkloadIdentity) => {
                 let ids = self.workload_identity(|name| std::env::var(name).ok());
-                if let Some(host) = &ids.authority_host
-                    && let Err(crate::error::Error::InvalidSettings {
-                        problems: found, ..
-                    }) = crate::net::https_url("authority_host", "Authority host", host)
-                {
-                    problems.extend(found);
+                // The settings' `authority_host` is checked with the other hosts; one from
+                // the environment gets the same checks, naming the variable.
+                if ids.authority_host_from_env {
+                    check_url(
+                        problems,
+                        AUTHORITY_HOST_VAR,
+                        "Authority host from the environment",
+                        ids.authority_host.as_deref(),
+                    );
                 }
                 let when = "for workload identity federation (or set the environment variable \
                             the workload-identity webhook sets)";

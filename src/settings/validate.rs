@@ -367,7 +367,14 @@ pub(super) fn tenant_problem(tenant: &str) -> Option<String> {
     }
 }
 
-fn check_url(problems: &mut Vec<SettingsProblem>, field: &str, label: &str, value: Option<&str>) {
+/// A login or Graph host (`authority_host`, `graph_endpoint`, or `AZURE_AUTHORITY_HOST` from
+/// the environment): a URL as [`https_url`] takes it, without the path the crate adds.
+pub(super) fn check_url(
+    problems: &mut Vec<SettingsProblem>,
+    field: &str,
+    label: &str,
+    value: Option<&str>,
+) {
     let Some(value) = non_blank(value) else {
         return;
     };
@@ -395,7 +402,7 @@ fn path_problem(field: &str, label: &str, url: &url::Url) -> Option<String> {
         .unwrap_or_default();
     let last = segments.last()?;
     match field {
-        "authority_host" => {
+        "authority_host" | "AZURE_AUTHORITY_HOST" => {
             let is_domain = last.contains('.')
                 && last
                     .chars()
@@ -406,11 +413,18 @@ fn path_problem(field: &str, label: &str, url: &url::Url) -> Option<String> {
                 || ["common", "organizations", "consumers"]
                     .iter()
                     .any(|t| last.eq_ignore_ascii_case(t));
+            // A variable is fixed where it is set, or overridden by the setting.
+            let or_setting = if field == "authority_host" {
+                ""
+            } else {
+                " (or set Authority host (`authority_host`) in the settings, which wins over \
+                 the variable)"
+            };
             tenant_or_token.then(|| {
                 format!(
                     "{label} (`{field}`) `{url}` has a tenant or token path in it: give the \
-                     login host only, e.g. `https://login.microsoftonline.com`; the tenant goes \
-                     in Tenant ID (`tenant_id`)"
+                     login host only, e.g. `https://login.microsoftonline.com`{or_setting}; the \
+                     tenant goes in Tenant ID (`tenant_id`)"
                 )
             })
         }

@@ -179,6 +179,58 @@ fn workload_identity_sends_the_token_file_as_the_assertion() {
     assert_no_secrets(&printed, &[&token, WORKLOAD_TOKEN]);
 }
 
+/// A login host from `AZURE_AUTHORITY_HOST` with a tenant or token path in it is refused
+/// before any request, as the `authority_host` setting would be, naming the variable: the
+/// crate adds the tenant itself, so such a host would ask `…/{tenant}/{tenant}/…`.
+#[test]
+fn a_login_host_from_the_environment_with_a_tenant_path_is_refused() {
+    let server = MockServer::start();
+    let token = server.mock(|when, then| {
+        when.any_request();
+        then.status(500);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("azure-identity-token");
+    std::fs::write(&file, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln").unwrap();
+    let config = write_config(
+        dir.path(),
+        &server,
+        &format!(
+            "oauth_client_id = \"{}\"\ntenant_id = \"{}\"\nfederated_token_file = {:?}\n",
+            support::CLIENT_ID,
+            support::TENANT,
+            file.display().to_string()
+        ),
+    );
+    for path in [
+        format!("/{}", support::TENANT),
+        format!("/{}/oauth2/v2.0/token", support::TENANT),
+    ] {
+        let host = format!("{}{path}", server.base_url());
+        for command in ["send", "check"] {
+            let mut mailctl = mailctl_in(dir.path());
+            mailctl.env("AZURE_AUTHORITY_HOST", &host).arg(command);
+            if command == "send" {
+                mailctl.args([
+                    "--to",
+                    "ann@example.org",
+                    "--subject",
+                    "Hello",
+                    "--text",
+                    "Hi",
+                ]);
+            }
+            let (output, stdout, stderr) = run(mailctl.arg("--config").arg(&config));
+            assert_eq!(output.status.code(), Some(3), "{command}: {stdout}{stderr}");
+            assert_one_failure(&stderr);
+            let error = stderr.lines().find(|l| l.starts_with("error:")).unwrap();
+            assert!(error.contains("`AZURE_AUTHORITY_HOST`"), "{error}");
+            assert!(error.contains("tenant or token path"), "{error}");
+        }
+    }
+    token.assert_calls(0);
+}
+
 #[test]
 fn a_secret_in_a_file_is_read_from_the_file() {
     const FILE_SECRET: &str = "secret-kept-in-a-vault-mounted-file";

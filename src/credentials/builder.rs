@@ -50,11 +50,14 @@ impl OAuth {
         tenant_id: Option<String>,
         client_id: Option<String>,
     ) -> Self {
-        let key_prefix = format!(
-            "token-source|{}|{}|",
-            tenant_id.as_deref().unwrap_or(""),
-            client_id.as_deref().unwrap_or("")
-        );
+        let key_prefix = match (&tenant_id, &client_id) {
+            // The caller named the app: every provider of it (another replica's too) may
+            // share its tokens through a shared store.
+            (Some(tenant), Some(client)) => format!("token-source|{tenant}|{client}|"),
+            // Nothing says whose tokens these are: they are this instance's (and its
+            // clones') own, so that two providers sharing a store never get each other's.
+            _ => format!("token-source|instance|{}|", uuid::Uuid::new_v4().simple()),
+        };
         Self {
             source: Arc::new(CustomSource(source)),
             cache,
@@ -154,6 +157,11 @@ impl CredentialsBuilder {
 
     /// Name the app this token source signs in as: the tenant and client id name the cache
     /// entry and the admin-consent URL. Already set for a secret or a certificate.
+    ///
+    /// For [`Credentials::token_provider`], naming the app (both ids) lets every provider of
+    /// it share its tokens through one [`cache_store`](Self::cache_store), across replicas
+    /// too; say it only of providers whose tokens are interchangeable. Without it, the
+    /// provider's tokens are cached for these credentials (and their clones) alone.
     pub fn app(mut self, tenant_id: impl Into<String>, client_id: impl Into<String>) -> Self {
         self.tenant_id = tenant_id.into();
         self.client_id = client_id.into();
@@ -198,7 +206,13 @@ impl CredentialsBuilder {
         self
     }
 
-    /// Keep tokens in `store` instead of this process's memory.
+    /// Keep tokens in `store` instead of this process's memory. Credentials of one app and
+    /// credential kind share its tokens there, across processes and replicas: a client
+    /// secret, secret file, certificate or workload identity by login host, tenant and client
+    /// id; a user-assigned managed identity by endpoint and client id; a
+    /// [`token_provider`](Credentials::token_provider) only when [`app`](Self::app) names
+    /// its app. A system-assigned managed identity and a provider that names no app keep
+    /// their tokens to themselves (and their clones), under a key no other instance uses.
     pub fn cache_store(mut self, store: Arc<dyn TokenCacheStore>) -> Self {
         self.store = Some(store);
         self

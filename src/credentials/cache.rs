@@ -14,8 +14,11 @@ use crate::error::{Error, Result};
 /// Where cached tokens are kept, by key. The default is [`InMemoryTokenCache`]; implement
 /// this to share tokens between processes (and keep them out of Entra ID's throttling).
 ///
-/// Keys look like `{authority}|{tenant}|{client_id}|{scope}`; values are tokens, so a shared
-/// store must be protected like any secret store.
+/// Keys look like `{kind}|{authority}|{tenant}|{client_id}|{scope}`: credentials of one app
+/// and kind share tokens through a shared store, across replicas (see
+/// [`CredentialsBuilder::cache_store`](crate::credentials::CredentialsBuilder::cache_store)
+/// for which do). Values are tokens, so a shared store must be protected like any secret
+/// store.
 #[async_trait]
 pub trait TokenCacheStore: Send + Sync + std::fmt::Debug {
     /// The token stored under `key`, if any (it may have expired).

@@ -293,7 +293,9 @@ impl Credentials {
     }
 
     /// OAuth credentials whose tokens come from `source` (a workload identity, a managed
-    /// identity, a test), cached like any other; configure the cache with the builder.
+    /// identity, a test), cached like any other; configure the cache with the builder. Its
+    /// tokens are shared through a [`cache_store`](CredentialsBuilder::cache_store) only
+    /// when [`app`](CredentialsBuilder::app) names the app they sign in as.
     pub fn token_provider(source: Arc<dyn TokenProvider>) -> CredentialsBuilder {
         CredentialsBuilder::new(String::new(), String::new(), AppCredential::Source(source))
     }

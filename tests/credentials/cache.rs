@@ -141,3 +141,87 @@ async fn a_custom_token_source_is_cached_too() {
         assert_eq!(token.expose_secret(), format!("{SMTP_SCOPE}#0"));
     }
 }
+
+/// Always hands out its one token, and counts its fetches.
+#[derive(Debug)]
+struct Identity {
+    token: &'static str,
+    fetches: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl mail_connector::TokenProvider for Identity {
+    async fn token(&self, _scope: &str) -> mail_connector::Result<AccessToken> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        Ok(AccessToken::new(
+            self.token,
+            SystemTime::now() + Duration::from_secs(3600),
+        ))
+    }
+}
+
+impl Identity {
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+fn identity(token: &'static str) -> Arc<Identity> {
+    Arc::new(Identity {
+        token,
+        fetches: AtomicUsize::new(0),
+    })
+}
+
+/// Review finding: two token providers that do not say which app they sign in as, sharing
+/// one cache store, each get their own tokens — never the other's (a send under the wrong
+/// identity). Clones of one `Credentials` still share theirs.
+#[tokio::test]
+async fn token_providers_sharing_a_store_never_get_each_others_tokens() {
+    let store = Arc::new(mail_connector::credentials::InMemoryTokenCache::new());
+    let (alice, bob) = (identity("alice"), identity("bob"));
+    let first = Credentials::token_provider(alice.clone())
+        .cache_store(store.clone())
+        .build()
+        .unwrap();
+    let second = Credentials::token_provider(bob.clone())
+        .cache_store(store)
+        .build()
+        .unwrap();
+    let token = |credentials: Credentials| async move {
+        let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+        token.expose_secret().to_owned()
+    };
+    assert_eq!(token(first.clone()).await, "alice");
+    assert_eq!(token(second.clone()).await, "bob");
+    assert_eq!(token(first.clone()).await, "alice");
+    assert_eq!((alice.fetches(), bob.fetches()), (1, 1));
+}
+
+/// Providers that name the same app share its tokens through a shared store, as the
+/// built-in credentials of one app do across replicas; another app's are its own.
+#[tokio::test]
+async fn token_providers_naming_one_app_share_its_tokens_through_a_store() {
+    let store = Arc::new(mail_connector::credentials::InMemoryTokenCache::new());
+    let (replica_a, replica_b, other) = (identity("app"), identity("app-b"), identity("other"));
+    let build = |source: Arc<Identity>, client: &str| {
+        Credentials::token_provider(source)
+            .app(TENANT, client)
+            .cache_store(store.clone())
+            .build()
+            .unwrap()
+    };
+    let token = |credentials: Credentials| async move {
+        let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+        token.expose_secret().to_owned()
+    };
+    assert_eq!(token(build(replica_a.clone(), CLIENT_ID)).await, "app");
+    assert_eq!(token(build(replica_b.clone(), CLIENT_ID)).await, "app");
+    assert_eq!(
+        replica_b.fetches(),
+        0,
+        "the replica reused the stored token"
+    );
+    let another = "00000000-0000-0000-0000-000000000002";
+    assert_eq!(token(build(other.clone(), another)).await, "other");
+}

@@ -42,6 +42,7 @@ async fn a_caller_cancelled_while_the_store_forgets_a_rejected_token_leaves_it_r
     let store = Arc::new(StallingStore::default());
     let source = NumberedSource::new(Duration::from_secs(3600), Duration::ZERO);
     let credentials = from_source(source.clone())
+        .app(TENANT, CLIENT_ID)
         .cache_store(store.clone())
         .build()
         .unwrap();
@@ -66,8 +67,8 @@ async fn a_caller_cancelled_while_the_store_forgets_a_rejected_token_leaves_it_r
     let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     assert_eq!(token.expose_secret(), "t1");
     assert_eq!(source.fetches(), 2);
-    // …and the store now holds the new one (a token source's key has no tenant or client).
-    let key = format!("token-source|||{GRAPH_SCOPE}");
+    // …and the store now holds the new one (under the app it named).
+    let key = format!("token-source|{TENANT}|{CLIENT_ID}|{GRAPH_SCOPE}");
     let stored = mail_connector::credentials::TokenCacheStore::get(&*store, &key).await;
     assert_eq!(stored.unwrap().expose_secret(), "t1");
 }

@@ -15,7 +15,7 @@ use super::federated::WorkloadIdentityCredential;
 use super::managed_identity::{
     CONNECT_TIMEOUT, IMDS_ENDPOINT, IdentityHost, ManagedIdentityCredential, REQUEST_TIMEOUT,
 };
-use super::source::{CustomSource, Fetch};
+use super::source::{CustomSource, Fetch, PROVIDER_TIMEOUT_REMEDY};
 use super::{
     AssertionAlgorithm, Credentials, DEFAULT_AUTHORITY_HOST, DEFAULT_REFRESH_COOLDOWN,
     DEFAULT_REFRESH_MARGIN, InMemoryTokenCache, Inner, TokenCacheStore, TokenProvider,
@@ -41,6 +41,9 @@ pub(super) struct OAuth {
     /// Which credential, and where it comes from, for `check`.
     pub(super) kind: CredentialKind,
     pub(super) secret_expires: Option<ExpiryDate>,
+    /// What to check when no token came in time: the login host, the identity endpoint or
+    /// the caller's provider, whichever the tokens come from.
+    pub(super) timeout_remedy: String,
 }
 
 impl OAuth {
@@ -58,6 +61,9 @@ impl OAuth {
             // clones') own, so that two providers sharing a store never get each other's.
             _ => format!("token-source|instance|{}|", uuid::Uuid::new_v4().simple()),
         };
+        let timeout_remedy = source
+            .timeout_remedy()
+            .unwrap_or_else(|| PROVIDER_TIMEOUT_REMEDY.to_owned());
         Self {
             source: Arc::new(CustomSource(source)),
             cache,
@@ -68,6 +74,7 @@ impl OAuth {
             token_endpoint: None,
             kind: CredentialKind::Provider,
             secret_expires: None,
+            timeout_remedy,
         }
     }
 }
@@ -357,6 +364,11 @@ impl CredentialsBuilder {
                 ));
             }
         };
+        let timeout_remedy = format!(
+            "the login host {authority_host} gave no token in time: check that this machine can \
+             reach it over HTTPS (firewall, proxy, DNS) and that `authority_host` and `cloud` \
+             are right"
+        );
         Ok(OAuth {
             source,
             cache,
@@ -369,6 +381,7 @@ impl CredentialsBuilder {
             token_endpoint: Some(url),
             kind,
             secret_expires: self.secret_expires,
+            timeout_remedy,
         })
     }
 }
@@ -425,6 +438,11 @@ fn managed_identity(
         authority_host: None,
         tenant_id: None,
         client_id,
+        timeout_remedy: format!(
+            "the managed identity endpoint {url} gave no token in time: the host's identity \
+             service is slow, restarting or overloaded, and sending again later should work; \
+             if it is not this host's identity endpoint, correct `{field}`"
+        ),
         token_endpoint: Some(url),
         kind,
         secret_expires: None,

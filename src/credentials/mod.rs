@@ -202,7 +202,7 @@ use crate::error::{Error, Result};
 use crate::secret::Secret;
 use cache::TokenCache;
 #[cfg(feature = "graph")]
-pub(crate) use endpoint::endpoint_error;
+pub(crate) use source::{timeout_remedy, token_timeout};
 
 /// The suffix of every client-credentials scope: `{resource}/.default`.
 pub const GRAPH_SCOPE_SUFFIX: &str = "/.default";
@@ -471,6 +471,13 @@ impl TokenProvider for Credentials {
 
     fn token_endpoint(&self) -> Option<&str> {
         Credentials::token_endpoint(self)
+    }
+
+    fn timeout_remedy(&self) -> Option<String> {
+        match &*self.inner {
+            Inner::OAuth(oauth) => Some(oauth.timeout_remedy.clone()),
+            _ => None,
+        }
     }
 
     fn permission_remedy(&self) -> Option<String> {

@@ -84,6 +84,14 @@ pub trait TokenProvider: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// What to check when no token came in time (a send's deadline passed while this
+    /// provider was asked): where its tokens come from, named as an admin knows it. The
+    /// default, `None`, has the caller say that the token provider gave no token and to check
+    /// the service it gets its tokens from.
+    fn timeout_remedy(&self) -> Option<String> {
+        None
+    }
+
     /// How to grant Microsoft Graph's `Mail.Send` to the identity behind these tokens, when
     /// that is not through an app registration's API permissions page (a managed identity
     /// has none): it replaces those steps in the remedy of Graph's 403. The default, `None`,
@@ -134,8 +142,42 @@ impl<T: TokenProvider + ?Sized> TokenProvider for Arc<T> {
         (**self).token_endpoint()
     }
 
+    fn timeout_remedy(&self) -> Option<String> {
+        (**self).timeout_remedy()
+    }
+
     fn permission_remedy(&self) -> Option<String> {
         (**self).permission_remedy()
+    }
+}
+
+/// What to check when a token provider that does not say where its tokens come from gave
+/// none in time.
+pub(crate) const PROVIDER_TIMEOUT_REMEDY: &str = "the token provider (the application's own \
+    `TokenProvider`) gave no token in time: check the service it gets its tokens from, and \
+    that this machine can reach it";
+
+/// What to check when `tokens` gave no token in time: its own remedy, or the generic one.
+#[cfg(feature = "graph")]
+pub(crate) fn timeout_remedy(tokens: &dyn TokenProvider) -> String {
+    tokens
+        .timeout_remedy()
+        .unwrap_or_else(|| PROVIDER_TIMEOUT_REMEDY.to_owned())
+}
+
+/// No token from `tokens` within `deadline`: blames where its tokens come from (the login
+/// host, a managed identity endpoint, a caller's provider), with the provider's remedy.
+#[cfg(feature = "graph")]
+pub(crate) fn token_timeout(tokens: &dyn TokenProvider, deadline: Duration) -> Error {
+    let remedy = timeout_remedy(tokens);
+    Error::TokenEndpoint {
+        endpoint: tokens
+            .token_endpoint()
+            .unwrap_or("the token provider")
+            .to_owned(),
+        reason: format!("no access token within the send deadline of {deadline:?}"),
+        transient: true,
+        advice: crate::error::Advice::remedy(Some(remedy)),
     }
 }
 

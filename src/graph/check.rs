@@ -24,23 +24,18 @@ impl GraphTransport {
         )
         .await;
         let Ok(steps) = steps else {
-            let host = self
-                .client
-                .tokens
+            let tokens = &*self.client.tokens;
+            let source = tokens
                 .token_endpoint()
-                .map(host_of)
-                .unwrap_or_else(|| "the token source".to_owned());
+                .map(|endpoint| format!("`{}`", host_of(endpoint)))
+                .unwrap_or_else(|| "the token provider".to_owned());
             report.push(CheckStep::failed(
                 "token",
                 format!(
-                    "no access token from the login host ({host}) within the check's deadline of {:?}",
+                    "no access token from {source} within the check's deadline of {:?}",
                     self.send_deadline
                 ),
-                Some(
-                    "check that this machine can reach the login host over HTTPS (firewall, \
-                     proxy, DNS) and that `authority_host` and `cloud` are right"
-                        .to_owned(),
-                ),
+                Some(crate::credentials::timeout_remedy(tokens)),
             ));
             return Ok(report);
         };

@@ -11,7 +11,6 @@ use tokio::time::Instant;
 use super::client::{GraphClient, not_sent_by_deadline};
 use super::error::GraphFailure;
 use crate::credentials::AccessToken;
-use crate::credentials::endpoint_error as token_endpoint_error;
 use crate::error::{Error, Result};
 use crate::http::bearer_header;
 
@@ -120,16 +119,10 @@ impl GraphClient {
         Ok(header)
     }
 
-    /// The error for a token that did not come within the send deadline: the login host's
-    /// fault (`authority_host`), not Graph's.
+    /// The error for a token that did not come within the send deadline: the fault of
+    /// where tokens come from (the login host, a managed identity endpoint, a caller's
+    /// provider), not Graph's.
     pub(super) fn token_timeout(&self) -> Error {
-        token_endpoint_error(
-            self.tokens.token_endpoint().unwrap_or("the token source"),
-            format!(
-                "no access token within the send deadline of {:?}; the login host did not answer in time",
-                self.retry.deadline.unwrap_or_default()
-            ),
-            true,
-        )
+        crate::credentials::token_timeout(&*self.tokens, self.retry.deadline.unwrap_or_default())
     }
 }

@@ -152,3 +152,34 @@ async fn check_fails_an_expired_secret() {
     );
     assert_eq!(step(&report, "mailbox").status, CheckStatus::Ok, "{report}");
 }
+
+/// Review finding: a token that does not come within the check's deadline blames where
+/// tokens come from — here the managed identity endpoint, not the login host.
+#[tokio::test]
+async fn check_blames_a_silent_managed_identity_endpoint_not_the_login_host() {
+    let server = MockServer::start_async().await;
+    let (identity, _) = crate::support::hostile::silent().await;
+    let settings = mail_connector::ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\n\
+         oauth_credential = \"managed_identity\"\n\
+         managed_identity_endpoint = \"{identity}/metadata/identity/oauth2/token\"\n\
+         graph_endpoint = \"{}\"\n",
+        server.base_url()
+    ))
+    .unwrap();
+    let graph = settings
+        .graph_builder()
+        .unwrap()
+        .send_deadline(std::time::Duration::from_millis(300))
+        .build()
+        .unwrap();
+
+    let report = graph.check().await.unwrap();
+
+    let token = step(&report, "token");
+    assert_eq!(token.status, CheckStatus::Failed, "{report}");
+    assert!(!token.detail.contains("login host"), "{report}");
+    let remedy = token.remedy.as_deref().unwrap_or_default();
+    assert!(remedy.contains("`managed_identity_endpoint`"), "{report}");
+    assert!(!remedy.contains("authority_host"), "{report}");
+}

@@ -363,3 +363,90 @@ async fn a_managed_identity_without_mail_send_is_told_to_assign_the_app_role() {
     assert!(remedy.contains("app role"), "{remedy}");
     assert!(!remedy.contains("Grant admin consent"), "{remedy}");
 }
+
+/// Review finding: a token that does not come within the send deadline blames where tokens
+/// come from. A managed identity's come from its identity endpoint, not the login host.
+#[tokio::test]
+async fn a_silent_managed_identity_endpoint_is_blamed_not_the_login_host() {
+    let server = MockServer::start_async().await;
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(202);
+    });
+    let (identity, accepted) = hostile::silent().await;
+    let identity = format!("{identity}/metadata/identity/oauth2/token");
+    let settings = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\n\
+         oauth_credential = \"managed_identity\"\n\
+         managed_identity_endpoint = \"{identity}\"\ngraph_endpoint = \"{}\"\n",
+        server.base_url()
+    ))
+    .unwrap();
+    let graph = settings
+        .graph_builder()
+        .unwrap()
+        .send_deadline(Duration::from_millis(300))
+        .build()
+        .unwrap();
+
+    let error = graph.send(&simple_email()).await.unwrap_err();
+
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(
+        accepted.load(Ordering::SeqCst) > 0,
+        "the endpoint was asked"
+    );
+    let text = error.to_string();
+    assert!(text.contains(&identity), "{text}");
+    assert!(!text.contains("login host"), "{text}");
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("managed identity endpoint"), "{remedy}");
+    assert!(remedy.contains("`managed_identity_endpoint`"), "{remedy}");
+    assert!(!remedy.contains("authority_host"), "{remedy}");
+    assert!(!remedy.contains("login host"), "{remedy}");
+    send.assert_calls(0);
+}
+
+/// …and a caller's own token provider is blamed as such: it may not ask the login host.
+#[tokio::test]
+async fn a_silent_token_provider_is_blamed_not_the_login_host() {
+    #[derive(Debug)]
+    struct Silent;
+
+    #[mail_connector::async_trait]
+    impl mail_connector::TokenProvider for Silent {
+        async fn token(&self, _scope: &str) -> mail_connector::Result<mail_connector::AccessToken> {
+            std::future::pending().await
+        }
+    }
+    let server = MockServer::start_async().await;
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(202);
+    });
+    let settings = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\ngraph_endpoint = \"{}\"\n",
+        server.base_url()
+    ))
+    .unwrap();
+    let graph = settings
+        .builder()
+        .token_provider(Silent)
+        .graph_builder()
+        .unwrap()
+        .send_deadline(Duration::from_millis(300))
+        .build()
+        .unwrap();
+
+    let error = graph.send(&simple_email()).await.unwrap_err();
+
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    let text = error.to_string();
+    assert!(text.contains("token provider"), "{text}");
+    assert!(!text.contains("login host"), "{text}");
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("token provider"), "{remedy}");
+    assert!(!remedy.contains("authority_host"), "{remedy}");
+    assert!(!remedy.contains("login host"), "{remedy}");
+    send.assert_calls(0);
+}

@@ -16,7 +16,9 @@ impl Credentials {
     /// if not, why and the admin-consent URL), `credential` (which kind is used and where it
     /// comes from: a file's path, never its content), and `secret expiry` (from
     /// `client_secret_expires`) or `certificate expiry` (the certificate's notAfter): warning
-    /// within 30 days, failure after. Basic and anonymous credentials report one
+    /// within 30 days, failure after. A cached token that lacks a required role is fetched
+    /// anew first (it may predate admin consent); when that fetch fails, the `token` step
+    /// reports the failure and its remedy. Basic and anonymous credentials report one
     /// `credentials` step.
     pub async fn check_steps(&self, scope: &str, required_roles: &[&str]) -> Vec<CheckStep> {
         let oauth = match &*self.inner {
@@ -52,8 +54,11 @@ impl Credentials {
                 }) =>
             {
                 self.invalidate(&token);
-                let fresh = self.access_token(scope).await.unwrap_or(token);
-                steps.extend(self.token_steps(scope, &fresh, required_roles));
+                // A failed fetch is what to report: the old token's permissions are stale.
+                match self.access_token(scope).await {
+                    Ok(fresh) => steps.extend(self.token_steps(scope, &fresh, required_roles)),
+                    Err(error) => steps.push(CheckStep::from_error("token", &error)),
+                }
             }
             Ok((_, token)) => steps.extend(self.token_steps(scope, &token, required_roles)),
             Err(error) => steps.push(CheckStep::from_error("token", &error)),

@@ -103,3 +103,38 @@ async fn check_reports_a_failed_token_step() {
             .contains("`client_secret`")
     );
 }
+
+/// Review finding: when the cached token lacks the role and fetching a new one fails, the
+/// `token` step reports that failure and its remedy — not the old token's missing
+/// permission.
+#[tokio::test]
+async fn check_reports_a_failed_refetch_instead_of_the_old_tokens_permission() {
+    let server = MockServer::start_async().await;
+    let without_role = jwt(serde_json::json!({
+        "aud": "https://graph.microsoft.com", "tid": TENANT, "roles": [], "exp": 4_102_444_800_u64
+    }));
+    let mock = server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.respond_with(in_sequence(vec![
+                json_response(200, &token_body(&without_role, 3599)),
+                json_response(401, &entra_error("invalid_client", 7_000_215)),
+            ]));
+        })
+        .await;
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
+    credentials.access_token(GRAPH_SCOPE).await.unwrap();
+
+    let steps = credentials.check_steps(GRAPH_SCOPE, &["Mail.Send"]).await;
+
+    assert_eq!(mock.calls_async().await, 2, "the token was fetched anew");
+    assert_eq!(steps[0].name, "token");
+    assert_eq!(steps[0].status, CheckStatus::Failed, "{steps:?}");
+    assert!(steps[0].detail.contains("7000215"), "{steps:?}");
+    let remedy = steps[0].remedy.as_deref().unwrap();
+    assert!(remedy.contains("`client_secret`"), "{remedy}");
+    assert!(
+        steps.iter().all(|s| s.name != "permission"),
+        "a permission read from the old token: {steps:?}"
+    );
+}

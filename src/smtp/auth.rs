@@ -216,3 +216,21 @@ fn xoauth2_blob(user: &str, token: &Secret) -> String {
 fn refused_by_challenge(error: &Error) -> bool {
     matches!(error, Error::Smtp { code: None, message, .. } if super::remedy::is_token_challenge(message))
 }
+
+/// The message for a token provider that did not answer in time, naming where its tokens
+/// come from (the login host's token endpoint, a managed identity's endpoint).
+pub(super) fn token_timeout(
+    provider: &dyn TokenProvider,
+    waited: std::time::Duration,
+    deadline: Deadline,
+) -> String {
+    let source = match provider.token_endpoint() {
+        Some(endpoint) => format!("the token endpoint `{endpoint}`"),
+        None => "the token provider".to_owned(),
+    };
+    format!(
+        "no access token within {waited:.1?}: {source} did not answer before {}; the SMTP \
+         server was not at fault",
+        deadline.describe()
+    )
+}

@@ -7,11 +7,9 @@ use lettre::transport::smtp::extension::{Extension, ServerInfo};
 use tokio::time::Instant;
 
 use super::SmtpTransport;
-use super::auth::Auth;
-use super::connect::{
-    Connector, Deadline, QUIT_TIMEOUT, Tls, TlsProbe, abort_quickly, quiet, token_timeout,
-};
-use super::remedy::{self, from_lettre_redacted};
+use super::auth::{Auth, token_timeout};
+use super::connect::{Connector, Deadline, QUIT_TIMEOUT, Tls, TlsProbe, abort_quickly, quiet};
+use super::remedy::from_lettre_redacted;
 use crate::check::{CheckReport, CheckStep, FailureKind};
 use crate::error::{Delivery, Error, Result, SmtpStage};
 #[cfg(doc)]
@@ -76,8 +74,8 @@ impl SmtpTransport {
                     report.push(
                         CheckStep::failed(
                             "token",
-                            token_timeout(start.elapsed(), deadline),
-                            Some(remedy::TOKEN_TIMEOUT_REMEDY.to_owned()),
+                            token_timeout(&**provider, start.elapsed(), deadline),
+                            Some(crate::credentials::timeout_remedy(&**provider)),
                         )
                         .with_kind(FailureKind::Transient),
                     );

@@ -12,7 +12,8 @@ use tokio::time::Instant;
 
 use super::TlsMode;
 use super::auth::Auth;
-use super::remedy::{client_error, from_lettre, from_lettre_redacted, with_advice};
+use super::auth::token_timeout;
+use super::remedy::{client_error, from_lettre, from_lettre_redacted};
 use super::stream::{GuardedStream, ImplicitTls};
 use super::tls_mode::{
     IMPLICIT_TLS_PORT, NO_TLS_MODE, PLAIN_SMTP_PORT, answered_without_tls, spoke_tls,
@@ -118,15 +119,6 @@ impl TlsProbe {
     }
 }
 
-/// The message for a token provider that did not answer in time.
-pub(super) fn token_timeout(waited: Duration, deadline: Deadline) -> String {
-    format!(
-        "no access token within {waited:.1?}: the login host (the token provider) did not \
-         answer before {}; the SMTP server was not at fault",
-        deadline.describe()
-    )
-}
-
 /// The longest wait for a TLS answer when asking whether a silent port speaks implicit TLS.
 const TLS_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -192,16 +184,17 @@ impl Connector {
         let start = Instant::now();
         match tokio::time::timeout_at(deadline.at, provider.token(scope)).await {
             Ok(token) => token,
-            Err(_elapsed) => Err(with_advice(Error::Smtp {
+            // Where the tokens come from says what to check, not the SMTP remedy table.
+            Err(_elapsed) => Err(Error::Smtp {
                 stage: SmtpStage::Auth,
                 code: None,
                 enhanced_code: None,
-                message: token_timeout(start.elapsed(), deadline),
+                message: token_timeout(provider, start.elapsed(), deadline),
                 mechanism: Some("XOAUTH2".to_owned()),
                 transient: true,
                 delivery: Delivery::NotSent,
-                advice: Advice::default(),
-            })),
+                advice: Advice::remedy(Some(crate::credentials::timeout_remedy(provider))),
+            }),
         }
     }
 

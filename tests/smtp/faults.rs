@@ -249,8 +249,9 @@ impl mail_connector::TokenProvider for SilentTokens {
     }
 }
 
+/// A caller's own token provider is blamed as such: it may not ask the login host at all.
 #[tokio::test]
-async fn a_send_waiting_for_a_token_blames_the_login_host() {
+async fn a_send_waiting_for_its_own_token_provider_blames_that_provider() {
     let server = TestServer::start(ServerOptions {
         mechanisms: vec!["XOAUTH2"],
         ..ServerOptions::default()
@@ -265,9 +266,63 @@ async fn a_send_waiting_for_a_token_blames_the_login_host() {
         .unwrap();
     let error = bounded(transport.send(&email())).await.unwrap_err();
     let text = format!("{error} {}", error.remedy().unwrap_or_default());
-    assert!(text.contains("login host"), "{text}");
-    assert!(text.contains("authority_host"), "{text}");
+    assert!(text.contains("the token provider"), "{text}");
+    assert!(!text.contains("login host"), "{text}");
+    assert!(!text.contains("authority_host"), "{text}");
     assert!(text.contains("1s"), "names the deadline: {text}");
+}
+
+/// An app registration's tokens come from the login host: it is named, with its settings.
+#[tokio::test]
+async fn a_send_waiting_for_a_silent_login_host_blames_the_login_host() {
+    let login = hostile_smtp::silent().await;
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        ..ServerOptions::default()
+    })
+    .await;
+    let settings = xoauth2_settings(&server, &format!("http://127.0.0.1:{}", login.port()), "");
+    let transport = with_deadline(&settings, Duration::from_secs(1));
+    let error = bounded(transport.send(&email())).await.unwrap_err();
+    let remedy = error.remedy().unwrap_or_default();
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("127.0.0.1:{}", login.port())),
+        "names the token endpoint: {error}"
+    );
+    assert!(remedy.contains("login host"), "{remedy}");
+    assert!(remedy.contains("`authority_host`"), "{remedy}");
+    assert!(error.is_transient(), "{error}");
+}
+
+/// A managed identity's tokens come from its endpoint, not the login host.
+#[tokio::test]
+async fn a_send_waiting_for_a_silent_identity_endpoint_blames_that_endpoint() {
+    let identity = hostile_smtp::silent().await;
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        ..ServerOptions::default()
+    })
+    .await;
+    let endpoint = format!(
+        "http://127.0.0.1:{}/metadata/identity/oauth2/token",
+        identity.port()
+    );
+    let settings = settings_toml(
+        &server,
+        &format!(
+            "auth_mode = \"oauth\"\ntransport = \"smtp\"\n\
+             oauth_credential = \"managed_identity\"\nmanaged_identity_endpoint = \"{endpoint}\"\n"
+        ),
+    );
+    let transport = with_deadline(&settings, Duration::from_secs(1));
+    let error = bounded(transport.send(&email())).await.unwrap_err();
+    let text = format!("{error} {}", error.remedy().unwrap_or_default());
+    assert!(text.contains(&endpoint), "{text}");
+    assert!(text.contains("`managed_identity_endpoint`"), "{text}");
+    assert!(!text.contains("login host"), "{text}");
+    assert!(!text.contains("authority_host"), "{text}");
 }
 
 /// Gives one token, then fails (a login host gone down), or with `hang` never answers.

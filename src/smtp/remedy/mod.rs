@@ -210,12 +210,6 @@ fn contains(message: &str, needle: &str) -> bool {
         .contains(&needle.to_ascii_lowercase())
 }
 
-/// What to do when no XOAUTH2 token came in time.
-pub(crate) const TOKEN_TIMEOUT_REMEDY: &str = "check that this machine reaches the login host \
-     (`authority_host`, by default the cloud's, e.g. login.microsoftonline.com) over HTTPS: \
-     DNS, proxy and firewall rules; the SMTP server (`smtp_host`) was not the one that did \
-     not answer";
-
 /// Whether an SMTP failure is a TLS mode that does not match the port: only `smtp_tls` (or
 /// `smtp_port`) can fix it.
 fn is_tls_mismatch(code: Option<u16>, message: &str) -> bool {

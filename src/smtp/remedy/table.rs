@@ -5,8 +5,8 @@ use super::exchange::{
     BASIC_RETIRED, PASSWORD, XOAUTH2_REFUSED, auth_refused, sending_limit_remedy,
 };
 use super::{
-    CERT_ISSUER, CERT_NAME, CERT_TIME, PASSWORD_TRANSITION, TOKEN_TIMEOUT_REMEDY, contains,
-    is_token_challenge, reply_is_transient,
+    CERT_ISSUER, CERT_NAME, CERT_TIME, PASSWORD_TRANSITION, contains, is_token_challenge,
+    reply_is_transient,
 };
 use crate::error::SmtpStage;
 use crate::smtp::tls_mode::{IMPLICIT_TLS_PORT, NO_TLS_MODE, PLAIN_SMTP_PORT};
@@ -113,8 +113,6 @@ pub(super) fn remedy(
          (`use_ssl`, `smtp_tls`); a plaintext or STARTTLS client on an implicit-TLS port waits \
          for a greeting that never comes — and that no firewall or proxy holds the connection"
             .to_owned()
-    } else if code.is_none() && contains(message, "the login host") {
-        TOKEN_TIMEOUT_REMEDY.to_owned()
     } else if code.is_none() && (contains(message, "too long") || contains(message, "too large")) {
         "the server sent a reply far longer than SMTP allows: check that SMTP host \
          (`smtp_host`) and port (`smtp_port`) point to an SMTP server, and report the reply \

@@ -201,8 +201,10 @@ use crate::check::CheckStep;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use cache::TokenCache;
+#[cfg(any(feature = "graph", feature = "smtp"))]
+pub(crate) use source::timeout_remedy;
 #[cfg(feature = "graph")]
-pub(crate) use source::{timeout_remedy, token_timeout};
+pub(crate) use source::token_timeout;
 
 /// The suffix of every client-credentials scope: `{resource}/.default`.
 pub const GRAPH_SCOPE_SUFFIX: &str = "/.default";

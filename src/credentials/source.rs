@@ -158,6 +158,7 @@ pub(crate) const PROVIDER_TIMEOUT_REMEDY: &str = "the token provider (the applic
     that this machine can reach it";
 
 /// What to check when `tokens` gave no token in time: its own remedy, or the generic one.
+#[cfg(any(feature = "graph", feature = "smtp"))]
 pub(crate) fn timeout_remedy(tokens: &dyn TokenProvider) -> String {
     tokens
         .timeout_remedy()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-#[cfg(feature = "oauth")]
+#[cfg(feature = "smtp")]
 use super::AuthMode;
 use super::{ConnectorSettings, TransportKind, non_blank};
 use crate::check::CheckReport;

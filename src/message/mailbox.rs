@@ -2,6 +2,7 @@
 //! to write in a header and on the SMTP envelope; [`ToMailbox`], what the builder accepts as a
 //! mailbox.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -141,6 +142,33 @@ impl Mailbox {
     #[must_use]
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    /// The address as it goes on the SMTP envelope and in a message header: with an ASCII
+    /// local part, the domain in its ASCII (IDNA) form, `ann@xn--bcher-kva.de` for
+    /// `ann@bücher.de`, which any server takes. Only a local part that is not ASCII needs
+    /// SMTPUTF8 (RFC 6531), and such an address is written as it is. So is a domain with no
+    /// IDNA form, which a server then judges.
+    pub(crate) fn wire_address(&self) -> Cow<'_, str> {
+        let Some((local, domain)) = self.address.rsplit_once('@') else {
+            return Cow::Borrowed(&self.address);
+        };
+        match (local.is_ascii(), ascii_domain(domain)) {
+            (true, Some(Cow::Owned(domain))) => Cow::Owned(format!("{local}@{domain}")),
+            _ => Cow::Borrowed(&self.address),
+        }
+    }
+}
+
+/// `domain` in ASCII: as it is when it is ASCII, else its IDNA form (`xn--…`, what the `url`
+/// crate's host parser makes of it); `None` when it has none (not a valid domain name).
+pub(crate) fn ascii_domain(domain: &str) -> Option<Cow<'_, str>> {
+    if domain.is_ascii() {
+        return Some(Cow::Borrowed(domain));
+    }
+    match url::Host::parse(domain) {
+        Ok(url::Host::Domain(ascii)) if ascii.is_ascii() => Some(Cow::Owned(ascii)),
+        _ => None,
     }
 }
 
@@ -305,5 +333,14 @@ mod tests {
         assert_eq!(Mailbox::parse(&m.to_string()).unwrap(), m);
         let m = Mailbox::new(Some("Ann"), "ann@example.org").unwrap();
         assert_eq!(m.to_string(), "Ann <ann@example.org>");
+    }
+
+    #[test]
+    fn wire_address_writes_an_idn_domain_in_ascii_unless_the_local_part_is_not() {
+        let wire = |a: &str| Mailbox::new(None, a).unwrap().wire_address().into_owned();
+        assert_eq!(wire("ann@bücher.de"), "ann@xn--bcher-kva.de");
+        assert_eq!(wire("ann@example.org"), "ann@example.org");
+        assert_eq!(wire("jürgen@bücher.de"), "jürgen@bücher.de");
+        assert_eq!(wire("jürgen@example.org"), "jürgen@example.org");
     }
 }

@@ -4,7 +4,9 @@
 //! every address with a real RFC 5322 address parser, refuses CR and LF (and other control
 //! characters) in every header value so header injection is impossible, and checks attachment
 //! names and content types. Non-ASCII subjects and display names are allowed; each transport
-//! encodes them on the wire.
+//! encodes them on the wire. So are international addresses: a domain that is not ASCII is
+//! written in its ASCII (IDNA) form on the SMTP envelope and in the headers, so that only a
+//! local part that is not ASCII needs a server with SMTPUTF8.
 //!
 //! The sections on headers, prepared messages and the serde form are on [`Email`], where
 //! users see them.
@@ -23,6 +25,7 @@ pub use builder::EmailBuilder;
 pub(crate) use header::is_structured;
 #[cfg(feature = "graph")]
 pub(crate) use header::is_x_header;
+pub(crate) use mailbox::ascii_domain;
 pub use mailbox::{Mailbox, ToMailbox};
 #[cfg(feature = "graph")]
 pub(crate) use prepared::split_attachments;

@@ -8,7 +8,7 @@ use lettre::message::Mailboxes;
 use lettre::message::header::{HeaderName, HeaderValue};
 
 use crate::error::{Error, Result};
-use crate::message::{Mailbox, is_structured};
+use crate::message::{Mailbox, ascii_domain, is_structured};
 
 /// The longest word of a header value written as it is; longer words are encoded so that the
 /// line can fold.
@@ -19,8 +19,10 @@ const MAX_LINE_LEN: usize = 78;
 /// it included) after it, it still fits a folded line of 78 octets.
 const MAX_RAW_SPACES: usize = 16;
 
+/// `mailbox` for a header, its address in [wire form](Mailbox::wire_address): an IDN domain in
+/// ASCII, so that the header block needs no SMTPUTF8 unless a local part is not ASCII.
 pub(super) fn to_lettre(mailbox: &Mailbox) -> Result<lettre::message::Mailbox> {
-    let address = mailbox.address().parse().map_err(|e| {
+    let address = mailbox.wire_address().parse().map_err(|e| {
         Error::invalid_message(
             "address",
             format!("`{}` is not a valid address ({e})", mailbox.address()),
@@ -101,13 +103,8 @@ pub(crate) fn new_message_id(sender: &Mailbox) -> String {
         .rsplit_once('@')
         .map_or("localhost", |(_, domain)| domain);
     let id = uuid::Uuid::new_v4().simple();
-    if domain.is_ascii() {
-        return format!("<{id}@{domain}>");
-    }
-    match url::Host::parse(domain) {
-        Ok(url::Host::Domain(ascii)) => format!("<{id}@{ascii}>"),
-        _ => format!("<{id}@localhost>"),
-    }
+    let domain = ascii_domain(domain).unwrap_or(std::borrow::Cow::Borrowed("localhost"));
+    format!("<{id}@{domain}>")
 }
 
 /// The headers the caller set (but `Message-ID`, which the builder sets), each structured

@@ -113,7 +113,7 @@ fn non_ascii_header(email: &Email, from: &Mailbox, bytes: &[u8]) -> Option<(&'st
     }
     let named = std::iter::once(("from", from))
         .chain(email.reply_to().iter().map(|m| ("reply_to", m)))
-        .find(|(_, m)| !m.address().is_ascii());
+        .find(|(_, m)| !m.wire_address().is_ascii());
     Some(match named {
         Some((field, mailbox)) => (field, mailbox.address().to_owned()),
         None => (MIME_HEADER, String::new()),
@@ -129,8 +129,10 @@ pub(super) struct Envelope {
     non_ascii: Option<(&'static str, String)>,
 }
 
+/// `mailbox` on the envelope, in [wire form](Mailbox::wire_address): an IDN domain in ASCII
+/// needs no SMTPUTF8; only a local part that is not ASCII does.
 fn address(mailbox: &Mailbox, field: &str) -> Result<Address> {
-    mailbox.address().parse().map_err(|e| {
+    mailbox.wire_address().parse().map_err(|e| {
         Error::invalid_message(
             field,
             format!("`{}` is not a valid address ({e})", mailbox.address()),

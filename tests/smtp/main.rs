@@ -12,6 +12,7 @@ mod faults;
 mod hardening;
 mod helpers;
 mod idle_reaper;
+mod idn;
 mod mixed_refusals;
 mod pool;
 mod prepared;

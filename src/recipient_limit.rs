@@ -64,15 +64,11 @@ impl<T: MailTransport> RecipientLimit<T> {
 /// Bcc order, each recipient exactly once.
 ///
 /// An address listed more than once (in To and in Bcc, say, or in another case) is one
-/// recipient, in its first place: sent as one message, a server delivers it once, and split
-/// it must not get two messages.
+/// recipient, in its first place, as [`Email::recipients`] lists it: sent as one message it
+/// is one `RCPT TO`, and split it must not get two messages.
 #[must_use]
 pub fn split_recipients(email: &Email, limit: usize) -> Vec<Vec<Recipient>> {
-    let mut seen = std::collections::HashSet::new();
-    let all: Vec<Recipient> = email
-        .recipients()
-        .filter(|recipient| seen.insert(recipient.mailbox.address().to_lowercase()))
-        .collect();
+    let all: Vec<Recipient> = email.recipients().collect();
     if limit == 0 || all.len() <= limit {
         return vec![all];
     }

@@ -225,7 +225,26 @@ impl Email {
         self.header("Message-ID")
     }
 
-    /// Every recipient with its role: To, then Cc, then Bcc.
+    /// Every recipient once, with its role: To, then Cc, then Bcc.
+    ///
+    /// An address listed more than once (in To and in Bcc, say, or in another case) is one
+    /// recipient, in its first place: the SMTP envelope names it in one `RCPT TO`, every
+    /// report lists it once, and a [`RecipientLimit`](crate::RecipientLimit) sends it one
+    /// message. [`Email::to`], [`Email::cc`] and [`Email::bcc`] keep the lists as given.
+    ///
+    /// ```
+    /// use mail_connector::{Email, RecipientKind};
+    ///
+    /// let email = Email::builder()
+    ///     .to("ann@example.org")
+    ///     .bcc("Ann@Example.org")
+    ///     .bcc("bob@example.org")
+    ///     .build()?;
+    /// let kinds: Vec<RecipientKind> = email.recipients().map(|r| r.kind).collect();
+    /// assert_eq!(kinds, [RecipientKind::To, RecipientKind::Bcc]);
+    /// assert_eq!(email.recipient_count(), 2);
+    /// # Ok::<(), mail_connector::Error>(())
+    /// ```
     pub fn recipients(&self) -> impl Iterator<Item = Recipient> + '_ {
         let with = |kind: RecipientKind| {
             move |mailbox: &Mailbox| Recipient {
@@ -233,17 +252,21 @@ impl Email {
                 mailbox: mailbox.clone(),
             }
         };
+        // The address as it goes on the wire (an IDN domain in ASCII), in one case: what a
+        // server takes as one mailbox.
+        let mut seen = std::collections::HashSet::new();
         self.to
             .iter()
             .map(with(RecipientKind::To))
             .chain(self.cc.iter().map(with(RecipientKind::Cc)))
             .chain(self.bcc.iter().map(with(RecipientKind::Bcc)))
+            .filter(move |r| seen.insert(r.mailbox.wire_address().to_lowercase()))
     }
 
-    /// The number of recipients (To + Cc + Bcc).
+    /// The number of recipients, each address once (see [`Email::recipients`]).
     #[must_use]
     pub fn recipient_count(&self) -> usize {
-        self.to.len() + self.cc.len() + self.bcc.len()
+        self.recipients().count()
     }
 
     /// This email with every file attachment read into memory, so that it no longer depends

@@ -120,7 +120,9 @@ fn non_ascii_header(email: &Email, from: &Mailbox, bytes: &[u8]) -> Option<(&'st
     })
 }
 
-/// The envelope: the mailbox as `MAIL FROM`, every recipient (Bcc included) as `RCPT TO`.
+/// The envelope: the mailbox as `MAIL FROM`, every recipient (Bcc included) as `RCPT TO`,
+/// each address once ([`Email::recipients`]): a server would take a second `RCPT TO` of
+/// it, and the report would name it twice.
 pub(super) struct Envelope {
     from: Address,
     recipients: Vec<(Recipient, Address)>,

@@ -327,3 +327,35 @@ async fn a_prepared_message_from_another_mailbox_is_told_to_change_its_from_head
     assert!(!text.contains("leave From unset"), "{text}");
     token.assert_calls(0);
 }
+
+/// An address listed twice (in To and in Bcc, in another case): Graph is given the lists as
+/// written (Exchange delivers one copy to a mailbox named twice), and the report names the
+/// recipient once, in its first place, as SMTP's does.
+#[tokio::test]
+async fn an_address_listed_twice_is_reported_once() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH).json_body_includes(
+            json!({
+                "message": {
+                    "toRecipients": [{"emailAddress": {"address": "ann@example.org"}}],
+                    "bccRecipients": [{"emailAddress": {"address": "Ann@Example.org"}}]
+                }
+            })
+            .to_string(),
+        );
+        then.status(202);
+    });
+    let email = Email::builder()
+        .to("ann@example.org")
+        .bcc("Ann@Example.org")
+        .subject("Hello")
+        .text("Hello")
+        .build()
+        .unwrap();
+    let report = transport(&settings(&server)).send(&email).await.unwrap();
+    let reported: Vec<String> = report.recipients().map(|r| r.to_string()).collect();
+    assert_eq!(reported, ["To: ann@example.org"]);
+    send.assert();
+}

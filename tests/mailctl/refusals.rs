@@ -3,7 +3,7 @@
 //! good (`5.7.x`) exits 4 whatever the order of the refusals — and the output names each
 //! recipient's reply.
 
-use super::helpers::json;
+use super::helpers::{addresses, json};
 use super::smtp::{refusing, send_to};
 
 const RELAY: (&str, &str) = ("far@example.net", "550 5.7.1 Relaying denied");
@@ -121,4 +121,18 @@ async fn the_text_output_names_each_reply() {
         ),
         "{error}"
     );
+}
+
+/// An address given twice (in another case) is one recipient: one `RCPT TO`, and a failed
+/// send lists it once in `not_sent` and `refusals`.
+#[tokio::test]
+async fn an_address_given_twice_is_listed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, config) = refusing(&[UNKNOWN], dir.path()).await;
+    let (output, stdout, stderr) = send_to(&config, &[UNKNOWN.0, "Gone@Example.org"], true).await;
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    let document = json(&stdout);
+    assert_eq!(document["status"], "failed");
+    assert_eq!(addresses(&document, "not_sent"), [UNKNOWN.0], "{document}");
+    assert_eq!(server.rcpt_commands(UNKNOWN.0), 1);
 }

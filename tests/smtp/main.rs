@@ -8,6 +8,7 @@ mod auth;
 mod check;
 mod close;
 mod data_cut;
+mod duplicates;
 mod faults;
 mod hardening;
 mod helpers;

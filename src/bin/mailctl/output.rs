@@ -305,6 +305,7 @@ impl Outcome {
                 uncertain: uncertain.clone(),
             },
             _ => {
+                // Each address once, as the transports send it.
                 let everyone: Vec<Recipient> = email.recipients().collect();
                 let (not_sent, uncertain) = match error.delivery() {
                     Delivery::Uncertain => (Vec::new(), everyone),

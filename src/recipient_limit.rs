@@ -89,7 +89,13 @@ impl<T: MailTransport> MailTransport for RecipientLimit<T> {
         );
         let mut done = Done::default();
         for (index, part) in parts.iter().enumerate() {
-            match self.inner.send(&email.with_recipients(part)).await {
+            // A part is never empty (a valid email has a recipient; chunks are not empty),
+            // and were it so, its error would be the part's failure like any other.
+            let sent = match email.with_recipients(part) {
+                Ok(part) => self.inner.send(&part).await,
+                Err(error) => Err(error),
+            };
+            match sent {
                 Ok(report) => done.delivered.messages.extend(report.messages),
                 Err(error) => {
                     if let Err(error) = done.refused(part, error) {

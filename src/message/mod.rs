@@ -308,15 +308,28 @@ impl Email {
     /// use mail_connector::recipient_limit::split_recipients;
     ///
     /// let email = Email::builder().to("a@example.org").to("b@example.org").cc("c@example.org").build()?;
-    /// let parts: Vec<Email> = split_recipients(&email, 2)
+    /// let parts = split_recipients(&email, 2)
     ///     .iter()
     ///     .map(|part| email.with_recipients(part))
-    ///     .collect();
+    ///     .collect::<Result<Vec<Email>, _>>()?;
     /// assert_eq!(parts[1].cc()[0].address(), "c@example.org");
+    /// assert!(email.with_recipients(&[]).is_err());
     /// # Ok::<(), mail_connector::Error>(())
     /// ```
-    #[must_use]
-    pub fn with_recipients(&self, recipients: &[Recipient]) -> Email {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMessage`](crate::Error::InvalidMessage) (field `to`) when `recipients`
+    /// is empty: an email always has a recipient, which every transport needs (Graph refuses
+    /// a message without one).
+    pub fn with_recipients(&self, recipients: &[Recipient]) -> crate::Result<Email> {
+        if recipients.is_empty() {
+            return Err(crate::Error::invalid_message(
+                "to",
+                "no recipients were given for a copy of the email; give at least one To, Cc \
+                 or Bcc recipient",
+            ));
+        }
         let pick = |kind| {
             recipients
                 .iter()
@@ -324,12 +337,12 @@ impl Email {
                 .map(|r| r.mailbox.clone())
                 .collect()
         };
-        Email {
+        Ok(Email {
             to: pick(RecipientKind::To),
             cc: pick(RecipientKind::Cc),
             bcc: pick(RecipientKind::Bcc),
             ..self.clone()
-        }
+        })
     }
 }
 
@@ -346,7 +359,7 @@ mod tests {
             .build()
             .unwrap();
         let all: Vec<_> = email.recipients().collect();
-        let part = email.with_recipients(&all[1..]);
+        let part = email.with_recipients(&all[1..]).unwrap();
         assert!(part.to().is_empty());
         assert_eq!(part.cc()[0].address(), "b@example.org");
         assert_eq!(part.bcc()[0].address(), "c@example.org");

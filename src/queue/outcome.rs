@@ -91,7 +91,7 @@ async fn remainder(email: &Email, recipients: &[Recipient]) -> Result<Option<Rem
     if recipients.is_empty() {
         return Ok(None);
     }
-    let part = email.with_recipients(recipients);
+    let part = email.with_recipients(recipients)?;
     Ok(Some(Remainder::new(
         codec::encode(&part).await?,
         codec::recipients_line(&part),

@@ -361,6 +361,22 @@ fn recipients_keep_their_roles_in_order() {
     assert_eq!(email.importance(), Importance::Normal);
 }
 
+/// An email always has a recipient: a copy for no recipients is refused, naming the field,
+/// and a copy for some keeps each one's role.
+#[test]
+fn a_copy_for_no_recipients_is_refused() {
+    let email = support::rich_email();
+    let Err(Error::InvalidMessage { field, reason, .. }) = email.with_recipients(&[]) else {
+        panic!("a copy of an email without recipients was made")
+    };
+    assert_eq!(field, "to");
+    assert!(reason.contains("at least one"), "{reason}");
+    let bcc: Vec<_> = email.recipients().skip(3).collect();
+    let copy = email.with_recipients(&bcc).unwrap();
+    assert_eq!(copy.recipient_count(), 1);
+    assert_eq!(copy.bcc()[0].address(), "audit@example.org");
+}
+
 /// Several addresses in one mailbox (a list pasted from a mail client, a setting holding
 /// `a, b`) are refused saying so and how to give them, not that the text "contains a space"
 /// (taking the space out leaves it as wrong as it was).

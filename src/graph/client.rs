@@ -38,13 +38,12 @@ use super::error::{
 };
 use crate::credentials::{AccessToken, TokenProvider};
 use crate::error::{Delivery, Error, Result};
-use crate::http::{
-    ERROR_BODY_LIMIT, describe_error, host_of, is_tls_failure, read_body, retry_after, secret_forms,
-};
+use crate::http::{ERROR_BODY_LIMIT, read_body, retry_after, secret_forms};
 use crate::retry::RetryPolicy;
 
 use super::answer::answer;
 use super::call::{GraphRequest, GraphResponse, Repeat};
+use super::http_failure::{CONNECT_SLACK, failure_of, never_left};
 use super::in_flight::InFlight;
 pub(crate) use super::mailbox::MailboxState;
 
@@ -100,69 +99,6 @@ pub(super) fn not_sent_by_deadline(operation: &'static str) -> Error {
     )
     .into_error()
 }
-
-/// What the HTTP client's error `e` for a request to `url` means for repeating it.
-#[cold]
-#[inline(never)]
-fn failure_of(e: &reqwest::Error, url: &str) -> Failure {
-    if e.is_builder() {
-        Failure::Invalid(describe_error(e))
-    } else if is_tls_failure(e) {
-        Failure::Tls(format!(
-            "the TLS certificate of `{}` was refused: {}",
-            host_of(url),
-            describe_error(e)
-        ))
-    } else if e.is_connect() {
-        Failure::NotSent(format!("`{}`: {}", host_of(url), describe_error(e)))
-    } else if refused_unprocessed(e) {
-        Failure::NotSent(format!(
-            "`{}` did not process the request (HTTP/2: {}); it can be sent again",
-            host_of(url),
-            describe_error(e)
-        ))
-    } else {
-        Failure::Unknown(format!("`{}`: {}", host_of(url), describe_error(e)))
-    }
-}
-
-/// Whether HTTP/2 says the server did not process the request (RFC 9113, section 8.7): the
-/// server refused its stream (`REFUSED_STREAM`), or closed the connection gracefully
-/// (`GOAWAY` without an error) before the stream. reqwest sends such a request again by
-/// itself when it can copy it, but not one whose body is watched (see [`BodyRead`](super::call::BodyRead)), nor
-/// once its own retries are spent.
-fn refused_unprocessed(e: &reqwest::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(error) = source {
-        if let Some(h2) = error.downcast_ref::<h2::Error>() {
-            return h2.is_remote()
-                && match h2.reason() {
-                    Some(h2::Reason::REFUSED_STREAM) => true,
-                    Some(h2::Reason::NO_ERROR) => h2.is_go_away(),
-                    _ => false,
-                };
-        }
-        source = error.source();
-    }
-    false
-}
-
-/// A request whose timeout ended it before the HTTP client read its body: it had no
-/// connection yet, or waited on one (only its head went out, announcing a body that never
-/// came).
-#[cold]
-#[inline(never)]
-fn never_left(url: &str, timeout: Duration) -> Failure {
-    Failure::NotSent(format!(
-        "`{}`: the request's body never left within the {timeout:?} it had (no connection          yet, or none free); it was never sent",
-        host_of(url)
-    ))
-}
-
-/// How much later than a request's timeout its connect timeout may start (the request
-/// waits for a slot in the HTTP client's pool first): a request whose timeout is not at
-/// least this much longer than the connect timeout may end while it still connects.
-const CONNECT_SLACK: Duration = Duration::from_secs(1);
 
 /// Where a send's attempts stand, for deciding after a failure.
 struct Tries<'a> {

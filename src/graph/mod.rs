@@ -124,6 +124,7 @@ mod check;
 mod client;
 mod draft;
 mod error;
+mod http_failure;
 mod in_flight;
 mod mailbox;
 mod mime_form;

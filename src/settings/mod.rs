@@ -184,10 +184,14 @@ pub struct ConnectorSettings {
     pub recipient_limit: u32,
     /// The Microsoft cloud: picks the login and Graph hosts together.
     pub cloud: Cloud,
-    /// Overrides the cloud's login host, e.g. `https://login.microsoftonline.com`.
+    /// Overrides the cloud's login host, e.g. `https://login.microsoftonline.com`: the host
+    /// only, without the tenant or token path (refused), or a proxy's URL with its own
+    /// path prefix (`https://egress.example/login.microsoftonline.com`).
     #[serde(serialize_with = "compose::host_without_userinfo")]
     pub authority_host: Option<String>,
-    /// Overrides the cloud's Graph host, e.g. `https://graph.microsoft.com`.
+    /// Overrides the cloud's Graph host, e.g. `https://graph.microsoft.com`: the host only,
+    /// without `/v1.0` (refused; the crate adds it), or a proxy's URL with its own path
+    /// prefix.
     #[serde(serialize_with = "compose::host_without_userinfo")]
     pub graph_endpoint: Option<String>,
     /// A PEM file of extra trusted root certificates, for both HTTPS and SMTP TLS.

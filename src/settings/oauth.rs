@@ -179,6 +179,7 @@ impl ConnectorSettings {
                         AUTHORITY_HOST_VAR,
                         "Authority host from the environment",
                         ids.authority_host.as_deref(),
+                        ids.tenant_id.as_deref(),
                     );
                 }
                 let when = "for workload identity federation (or set the environment variable \

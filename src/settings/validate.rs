@@ -1,6 +1,6 @@
 //! Validation: every field the chosen mode needs, every problem listed at once.
 
-use super::{AuthMode, ConnectorSettings, SmtpTls, TransportKind, non_blank};
+use super::{AuthMode, Cloud, ConnectorSettings, SmtpTls, TransportKind, non_blank};
 use crate::error::{Error, Result, SettingsProblem};
 use crate::fields::PASSWORD_REQUIRED;
 use crate::message::Mailbox;
@@ -142,12 +142,14 @@ impl ConnectorSettings {
                     "authority_host",
                     "Authority host",
                     self.authority_host.as_deref(),
+                    self.tenant_id.as_deref(),
                 );
                 check_url(
                     &mut problems,
                     "graph_endpoint",
                     "Graph endpoint",
                     self.graph_endpoint.as_deref(),
+                    None,
                 );
             }
             TransportKind::Smtp => {
@@ -175,6 +177,7 @@ impl ConnectorSettings {
                         "authority_host",
                         "Authority host",
                         self.authority_host.as_deref(),
+                        self.tenant_id.as_deref(),
                     );
                 }
                 match self.smtp_host() {
@@ -368,12 +371,14 @@ pub(super) fn tenant_problem(tenant: &str) -> Option<String> {
 }
 
 /// A login or Graph host (`authority_host`, `graph_endpoint`, or `AZURE_AUTHORITY_HOST` from
-/// the environment): a URL as [`https_url`] takes it, without the path the crate adds.
+/// the environment): a URL as [`https_url`] takes it, without the path the crate adds (a
+/// login host's path naming `tenant`, when given, included).
 pub(super) fn check_url(
     problems: &mut Vec<SettingsProblem>,
     field: &str,
     label: &str,
     value: Option<&str>,
+    tenant: Option<&str>,
 ) {
     let Some(value) = non_blank(value) else {
         return;
@@ -384,59 +389,109 @@ pub(super) fn check_url(
         }) => problems.extend(found),
         Err(_) => {}
         Ok(url) => {
-            if let Some(message) = path_problem(field, label, &url) {
+            let message = path_problem(field, label, &url).or_else(|| {
+                // Behind a proxy's prefix, a domain is a tenant only when it is this one.
+                let tenant = non_blank(tenant)?;
+                (field != "graph_endpoint"
+                    && path_segments(&url).any(|s| s.eq_ignore_ascii_case(tenant)))
+                .then(|| tenant_path_message(field, label, &url))
+            });
+            if let Some(message) = message {
                 problem(problems, field, message);
             }
         }
     }
 }
 
+/// Every cloud, for the hosts Microsoft runs in each.
+const CLOUDS: [Cloud; 4] = [Cloud::Global, Cloud::UsGov, Cloud::UsDod, Cloud::China];
+
+/// Older names of Microsoft's login hosts, still written in configurations (MSAL knows them
+/// as aliases of the clouds' own).
+const LOGIN_HOST_ALIASES: [&str; 4] = [
+    "login.microsoft.com",
+    "login.windows.net",
+    "login.usgovcloudapi.net",
+    "login.chinacloudapi.cn",
+];
+
+/// Whether `url`'s host is one Microsoft runs: a cloud's own (`host_of`) or an alias.
+fn is_microsoft_host(url: &url::Url, host_of: fn(Cloud) -> &'static str, aliases: &[&str]) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    CLOUDS
+        .iter()
+        .filter_map(|cloud| host_of(*cloud).strip_prefix("https://"))
+        .chain(aliases.iter().copied())
+        .any(|known| known.eq_ignore_ascii_case(host))
+}
+
+fn path_segments(url: &url::Url) -> impl Iterator<Item = &str> {
+    url.path_segments()
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+}
+
+fn tenant_path_message(field: &str, label: &str, url: &url::Url) -> String {
+    // A variable is fixed where it is set, or overridden by the setting.
+    let or_setting = match field {
+        "authority_host" => "",
+        _ => {
+            " (or set Authority host (`authority_host`) in the settings, which wins over the \
+             variable)"
+        }
+    };
+    format!(
+        "{label} (`{field}`) `{url}` has a tenant or token path in it: give the login host \
+         only, e.g. `https://login.microsoftonline.com`{or_setting}; the tenant goes in Tenant \
+         ID (`tenant_id`)"
+    )
+}
+
 /// A login or Graph host given with the path the crate adds itself — the authority as MSAL
 /// and the portal write it (`…/{tenant}`, or the whole token URL), Graph Explorer's
 /// `…/v1.0` — which would make requests to `…/{tenant}/{tenant}/…` or `…/v1.0/v1.0/…`
-/// that fail far from the setting. A proxy's own path prefix is left alone.
+/// that fail far from the setting.
+///
+/// A proxy's or gateway's own path prefix is left alone, even when it looks like a host
+/// (`https://egress.example/login.microsoftonline.com`) or a version (`…/aad/v2.0`,
+/// `https://gw.example/beta`). Microsoft's own login and Graph hosts have no prefix, so on
+/// them a path is the mistake; elsewhere only what cannot be a prefix is: an `oauth2`
+/// segment, a tenant GUID, `common` / `organizations` / `consumers`, an
+/// `….onmicrosoft.*` domain, and Graph's `/v1.0` at the end. (The settings' own
+/// `tenant_id` in the path is caught by the caller, which knows it.)
 fn path_problem(field: &str, label: &str, url: &url::Url) -> Option<String> {
-    let segments: Vec<&str> = url
-        .path_segments()
-        .map(|segments| segments.filter(|s| !s.is_empty()).collect())
-        .unwrap_or_default();
-    let last = segments.last()?;
+    let segments: Vec<&str> = path_segments(url).collect();
+    let last = *segments.last()?;
     match field {
         "authority_host" | "AZURE_AUTHORITY_HOST" => {
-            let is_domain = last.contains('.')
-                && last
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-            let tenant_or_token = segments.iter().any(|s| s.eq_ignore_ascii_case("oauth2"))
-                || is_domain
-                || !matches!(guid_form(last), GuidForm::NotGuid)
-                || ["common", "organizations", "consumers"]
-                    .iter()
-                    .any(|t| last.eq_ignore_ascii_case(t));
-            // A variable is fixed where it is set, or overridden by the setting.
-            let or_setting = if field == "authority_host" {
-                ""
-            } else {
-                " (or set Authority host (`authority_host`) in the settings, which wins over \
-                 the variable)"
+            let is_tenant = |segment: &str| {
+                let lower = segment.to_ascii_lowercase();
+                !matches!(guid_form(segment), GuidForm::NotGuid)
+                    || matches!(lower.as_str(), "common" | "organizations" | "consumers")
+                    || lower.contains(".onmicrosoft.")
             };
-            tenant_or_token.then(|| {
+            let tenant_or_token =
+                is_microsoft_host(url, Cloud::authority_host, &LOGIN_HOST_ALIASES)
+                    || segments.iter().any(|s| s.eq_ignore_ascii_case("oauth2"))
+                    || segments.iter().copied().any(is_tenant);
+            tenant_or_token.then(|| tenant_path_message(field, label, url))
+        }
+        "graph_endpoint" => {
+            let on_graph = is_microsoft_host(url, Cloud::graph_endpoint, &[]);
+            let version = if on_graph { segments[0] } else { last };
+            let is_version = version.eq_ignore_ascii_case("v1.0")
+                || (on_graph && version.eq_ignore_ascii_case("beta"));
+            is_version.then(|| {
                 format!(
-                    "{label} (`{field}`) `{url}` has a tenant or token path in it: give the \
-                     login host only, e.g. `https://login.microsoftonline.com`{or_setting}; the \
-                     tenant goes in Tenant ID (`tenant_id`)"
+                    "{label} (`{field}`) `{url}` has the API version `/{version}` in it: give \
+                     the Graph host only, e.g. `https://graph.microsoft.com`, or a proxy's own \
+                     prefix; the crate adds `/v1.0`"
                 )
             })
         }
-        "graph_endpoint" => ["v1.0", "beta"]
-            .iter()
-            .any(|version| last.eq_ignore_ascii_case(version))
-            .then(|| {
-                format!(
-                    "{label} (`{field}`) `{url}` ends in the API version `/{last}`: give the \
-                     Graph host only, e.g. `https://graph.microsoft.com`; the crate adds `/v1.0`"
-                )
-            }),
         _ => None,
     }
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod building;
 mod compose;
+mod host_paths;
 mod loading;
 mod redacted;
 mod secrets;

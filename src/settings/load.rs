@@ -231,6 +231,11 @@ fn toml_error(text: &str, error: &toml::de::Error) -> String {
     let before = &text[..start];
     let line_no = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    // An unknown key is where the span points: a key not known, so `owning_key` would look
+    // above it and blame the value of the key before (perhaps a secret's).
+    if message.starts_with("unknown field") {
+        return format!("the key on line {line_no}, column {column}: {message}");
+    }
     match owning_key(text, line_no) {
         Some((key, true)) => format!("line {line_no}, column {column}, key `{key}`: {message}"),
         Some((key, false)) => {

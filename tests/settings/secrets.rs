@@ -116,3 +116,25 @@ fn errors_still_say_where_and_which_key() {
     let text = json_error("{\"cloud\": \"mars\"}").to_string();
     assert!(text.contains("global, us-gov, us-dod, china"), "{text}");
 }
+
+/// A known key in another case (`Tenant_ID`) is an unknown key: named by its own line, with
+/// the key meant, and never as "the value of" the key above it — a secret's, here, which
+/// would send the admin to a value that is fine.
+#[test]
+fn a_miscased_key_is_named_by_its_own_line() {
+    let input = "user_name = \"a@example.org\"\nclient_secret = \"s3cr3tA=\"\nTenant_ID = \"x\"\n";
+    let error = toml_error(input);
+    let text = error.to_string();
+    assert!(text.contains("the key on line 3"), "{text}");
+    assert!(text.contains("did you mean `tenant_id`?"), "{text}");
+    assert!(!text.contains("in the value of"), "{text}");
+    assert!(!text.contains("client_secret"), "{text}");
+    assert_no_secret(input, &error);
+    // The same from a file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mail.toml");
+    std::fs::write(&path, input).unwrap();
+    let error = ConnectorSettings::from_file(&path).unwrap_err();
+    assert!(error.to_string().contains("the key on line 3"), "{error}");
+    assert_no_secret(input, &error);
+}

@@ -147,7 +147,8 @@ pub(crate) fn tls_remedy(setting: &str) -> String {
 pub(crate) fn host_of(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(parsed) => match (parsed.host_str(), parsed.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
+            // `host_str` has an IPv6 address in brackets already.
+            (Some(host), Some(port)) => crate::net::host_port(host, port),
             (Some(host), None) => host.to_owned(),
             _ => String::new(),
         },

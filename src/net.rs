@@ -133,6 +133,16 @@ pub(crate) fn is_link_local(url: &url::Url) -> bool {
     }
 }
 
+/// `host:port` as a socket address is written, for messages: an IPv6 literal in brackets
+/// (`[2001:db8::25]:587`), or its last group would read as the port. The one place this
+/// rule lives; `host` may already be in brackets.
+pub(crate) fn host_port(host: &str, port: u16) -> String {
+    match ipv6_host(host) {
+        Some(address) => format!("[{address}]:{port}"),
+        None => format!("{host}:{port}"),
+    }
+}
+
 /// An IPv6 address given as an SMTP host, bare or in brackets as a URL writes it: the
 /// address alone, which is what a connection is made to.
 pub(crate) fn ipv6_host(host: &str) -> Option<&str> {
@@ -165,6 +175,30 @@ pub(crate) fn is_loopback(url: &url::Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_port_brackets_an_ipv6_address_only() {
+        for (host, expected) in [
+            ("2001:db8::25", "[2001:db8::25]:587"),
+            ("[2001:db8::25]", "[2001:db8::25]:587"),
+            ("::1", "[::1]:587"),
+            ("smtp.office365.com", "smtp.office365.com:587"),
+            ("192.0.2.25", "192.0.2.25:587"),
+        ] {
+            assert_eq!(host_port(host, 587), expected);
+        }
+    }
+
+    /// A URL's host is in brackets already; it gets no second pair.
+    #[cfg(feature = "oauth")]
+    #[test]
+    fn a_url_host_port_is_bracketed_once() {
+        assert_eq!(crate::http::host_of("http://[::1]:8080/v1.0"), "[::1]:8080");
+        assert_eq!(
+            crate::http::host_of("https://graph.microsoft.com:443"),
+            "graph.microsoft.com"
+        );
+    }
 
     #[test]
     fn loopback_detection() {

@@ -428,18 +428,13 @@ impl ConnectorSettings {
                 crate::net::without_userinfo(self.graph_endpoint())
             ),
             TransportKind::Smtp => format!(
-                "SMTP {}:{} ({}) as {sender}, authentication {mode}",
-                self.smtp_host().map_or_else(
-                    || "(no smtp_host)".to_owned(),
-                    |host| {
-                        match crate::net::ipv6_host(host) {
-                            // In brackets, as before a port it must be.
-                            Some(address) => format!("[{address}]"),
-                            None => crate::net::without_userinfo(host),
-                        }
-                    }
+                "SMTP {} ({}) as {sender}, authentication {mode}",
+                crate::net::host_port(
+                    &self
+                        .smtp_host()
+                        .map_or_else(|| "(no smtp_host)".to_owned(), crate::net::without_userinfo),
+                    self.smtp_port()
                 ),
-                self.smtp_port(),
                 self.smtp_tls_mode()
             ),
         }

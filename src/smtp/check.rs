@@ -117,7 +117,7 @@ impl Connector {
         };
         report.push(CheckStep::ok(
             "connect",
-            format!("connected to {}:{}", self.host, self.port),
+            format!("connected to {}", self.server()),
         ));
         match &self.tls {
             Tls::Implicit(_) => report.push(CheckStep::ok(
@@ -221,8 +221,9 @@ fn endpoint_warning(host: &str, port: u16) -> Option<CheckStep> {
         CheckStep::warning(
             "endpoint",
             format!(
-                "{host}:465 is not a client submission endpoint of Exchange Online, which \
-                 supports SMTP AUTH only with STARTTLS on port 587 (or 25)"
+                "{} is not a client submission endpoint of Exchange Online, which \
+                 supports SMTP AUTH only with STARTTLS on port 587 (or 25)",
+                crate::net::host_port(&host, port)
             ),
             "set `smtp_port = 587` with Use SSL on (`use_ssl = true`, STARTTLS)",
         )

@@ -132,6 +132,11 @@ pub(super) async fn abort_quickly(conn: &mut AsyncSmtpConnection) {
 }
 
 impl Connector {
+    /// The server as messages name it: `host:port`, an IPv6 address in brackets.
+    pub(super) fn server(&self) -> String {
+        crate::net::host_port(&self.host, self.port)
+    }
+
     /// Runs one stage of opening a connection (`what`) with its own deadline: the connect
     /// timeout, and never past `deadline`. A server that accepts the TCP connection and then
     /// says nothing (a wrong port, a TLS port spoken to in plaintext, a firewall holding the
@@ -149,7 +154,7 @@ impl Connector {
         match tokio::time::timeout_at(limit, future).await {
             Ok(result) => result,
             Err(_elapsed) => {
-                let server = format!("{}:{}", self.host, self.port);
+                let server = self.server();
                 let message = if deadline.at <= start {
                     format!(
                         "no time left to wait for {server} {what}: {}",
@@ -229,7 +234,7 @@ impl Connector {
                         .map_err(|e| {
                             client_error(
                                 SmtpStage::Connect,
-                                format!("cannot connect to {}:{}: {e}", self.host, self.port),
+                                format!("cannot connect to {}: {e}", self.server()),
                                 true,
                                 Delivery::NotSent,
                             )
@@ -314,9 +319,9 @@ impl Connector {
         client_error(
             SmtpStage::Tls,
             format!(
-                "{}:{} {PLAIN_SMTP_PORT} was expected (implicit TLS, `smtp_tls = \"implicit\"`): \
+                "{} {PLAIN_SMTP_PORT} was expected (implicit TLS, `smtp_tls = \"implicit\"`): \
                  the server speaks SMTP in plain text first and offers TLS by STARTTLS",
-                self.host, self.port
+                self.server()
             ),
             false,
             Delivery::NotSent,
@@ -328,10 +333,9 @@ impl Connector {
         client_error(
             SmtpStage::Tls,
             format!(
-                "{}:{} {IMPLICIT_TLS_PORT} (TLS from the first byte): it sent no SMTP greeting \
+                "{} {IMPLICIT_TLS_PORT} (TLS from the first byte): it sent no SMTP greeting \
                  to a plain connection but answered a TLS handshake, so {} cannot work there",
-                self.host,
-                self.port,
+                self.server(),
                 match self.tls {
                     Tls::None => NO_TLS_MODE,
                     _ => "STARTTLS (`smtp_tls = \"starttls\"`)",

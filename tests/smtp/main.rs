@@ -14,6 +14,7 @@ mod hardening;
 mod helpers;
 mod idle_reaper;
 mod idn;
+mod ipv6;
 mod mixed_refusals;
 mod pool;
 mod prepared;

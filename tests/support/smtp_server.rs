@@ -296,7 +296,12 @@ fn tls_setup() -> (TlsAcceptor, String) {
 impl TestServer {
     /// Starts a server on `127.0.0.1:0`.
     pub async fn start(options: ServerOptions) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_on("127.0.0.1:0", options).await
+    }
+
+    /// Starts a server on `address` (e.g. `[::1]:0` for IPv6 loopback).
+    pub async fn start_on(address: &str, options: ServerOptions) -> Self {
+        let listener = TcpListener::bind(address).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (acceptor, ca_pem) = tls_setup();
         let mut ca_file = tempfile::NamedTempFile::new().expect("temp file");

@@ -69,9 +69,19 @@ impl GraphTransportBuilder {
         self
     }
 
-    /// How long connecting may take (default 10 s; values over a day count as a day).
+    /// How long connecting (TCP and the TLS handshake) may take (default 10 s; values over a
+    /// day count as a day).
+    ///
+    /// On a builder from the settings ([`ConnectorSettings::graph_builder`]), whose one HTTP
+    /// client serves Graph and the token endpoint, this gives Graph a client of its own, made
+    /// with the settings' options (`tls_ca_file`) and this timeout; the token endpoint keeps
+    /// the shared one. With a caller's client ([`http_client`](Self::http_client)) it does
+    /// nothing: that client's own connect timeout applies.
+    ///
+    /// [`ConnectorSettings::graph_builder`]: crate::ConnectorSettings::graph_builder
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.http.connect_timeout = capped(timeout);
+        self.leave_shared_client();
         self
     }
 
@@ -88,7 +98,9 @@ impl GraphTransportBuilder {
         self
     }
 
-    /// Uses this HTTP client instead of one of its own (proxies, custom TLS, a shared pool).
+    /// Uses this HTTP client instead of one of its own (proxies, custom TLS, a shared pool),
+    /// as it is: [`connect_timeout`](Self::connect_timeout) and
+    /// [`tls_ca_file`](Self::tls_ca_file) do not change it.
     ///
     /// # Security
     ///
@@ -103,14 +115,20 @@ impl GraphTransportBuilder {
         self
     }
 
-    /// As [`http_client`](Self::http_client), for a client this crate made with these
-    /// options' request timeout (requests whose timeout is that one need not set their own)
-    /// and connect timeout.
+    /// As [`http_client`](Self::http_client), for a client this crate made with `options`:
+    /// their request timeout (requests whose timeout is that one need not set their own)
+    /// and connect timeout are known. The options become this builder's, so that a client
+    /// of Graph's own (after [`connect_timeout`](Self::connect_timeout) or
+    /// [`tls_ca_file`](Self::tls_ca_file)) loses nothing they set.
     pub(crate) fn http_client_made_here(
         mut self,
         client: reqwest::Client,
         options: &crate::http::HttpOptions,
     ) -> Self {
+        self.http = HttpOptions {
+            request_timeout: self.http.request_timeout,
+            ..options.clone()
+        };
         self.http_client = Some(client);
         self.http_client_timeout = Some(options.request_timeout);
         self.http_client_connect_timeout = Some(options.connect_timeout);
@@ -132,10 +150,31 @@ impl GraphTransportBuilder {
         self
     }
 
-    /// Trust the root certificates in this PEM file too, for Graph.
+    /// Trust the root certificates in this PEM file too, for Graph (in place of the
+    /// settings' `tls_ca_file`, if any).
+    ///
+    /// On a builder from the settings ([`ConnectorSettings::graph_builder`]), whose one HTTP
+    /// client serves Graph and the token endpoint, this gives Graph a client of its own, made
+    /// with the settings' options and this file; the token endpoint keeps the shared one and
+    /// the settings' `tls_ca_file`. With a caller's client ([`http_client`](Self::http_client))
+    /// it does nothing: that client's own trusted roots apply.
+    ///
+    /// [`ConnectorSettings::graph_builder`]: crate::ConnectorSettings::graph_builder
     pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.http.tls_ca_file = Some(path.into());
+        self.leave_shared_client();
         self
+    }
+
+    /// Lets go of a client made here and shared with the token endpoint, whose connect
+    /// timeout and trusted roots are fixed: `build` makes Graph its own from `self.http`,
+    /// which holds the options that client was made with. A caller's client is kept.
+    fn leave_shared_client(&mut self) {
+        if self.http_client_timeout.is_some() {
+            self.http_client = None;
+            self.http_client_timeout = None;
+            self.http_client_connect_timeout = None;
+        }
     }
 
     /// Whether Graph keeps a copy in the mailbox's Sent Items (default `true`). Only the JSON

@@ -102,6 +102,11 @@ impl ConnectorSettings {
     /// sends directly: `recipient_limit` and `queue_url` are applied by
     /// [`build`](Self::build) alone.
     ///
+    /// Graph and the token endpoint share one HTTP client (one connection pool), unless
+    /// [`connect_timeout`](GraphTransportBuilder::connect_timeout) or
+    /// [`tls_ca_file`](GraphTransportBuilder::tls_ca_file) is set on the builder: then Graph
+    /// has a client of its own.
+    ///
     /// # Errors
     ///
     /// [`Error::Disabled`] when the connector is disabled and [`Error::InvalidSettings`]

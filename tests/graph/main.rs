@@ -18,5 +18,6 @@ mod never_connected;
 mod refused_stream;
 mod secrets;
 mod sending;
+mod settings_client;
 mod throttling;
 mod tokens;

@@ -275,8 +275,9 @@ async fn an_expired_connection_to_a_silent_server_is_closed_after_a_short_wait()
 #[tokio::test]
 async fn a_send_abandoned_during_the_data_logs_how_it_ended() {
     let (logs, _guard) = crate::support::capture_logs();
+    let answer = Arc::new(tokio::sync::Semaphore::new(0));
     let server = TestServer::start(ServerOptions {
-        hold_replies: Some(std::time::Duration::from_millis(200)),
+        gated_data_end: Some(Arc::clone(&answer)),
         ..ServerOptions::default()
     })
     .await;
@@ -286,10 +287,12 @@ async fn a_send_abandoned_during_the_data_logs_how_it_ended() {
         let transport = transport.clone();
         async move { transport.send(&email).await }
     });
-    // The data arrived whole: the caller gives up while the server holds its answer.
+    // The data arrived whole: the caller gives up while the server holds its answer, which
+    // comes only then (and the next send's too).
     server.wait_for_data_ends(1).await;
     caller.abort();
     let _ = caller.await;
+    answer.add_permits(2);
     // With one connection allowed, the next send starts only once the abandoned one ended.
     transport
         .send(&simple_email("ann@example.org"))

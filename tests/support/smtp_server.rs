@@ -104,6 +104,9 @@ pub struct ServerOptions {
     /// RCPT TO naming this address is answered only after taking a permit from the
     /// semaphore: the test holds that send inside its transaction for as long as it likes.
     pub gated_recipient: Option<(String, Arc<tokio::sync::Semaphore>)>,
+    /// The reply to each end of the data waits for a permit from this semaphore (and uses
+    /// it up): the test says when the server answers.
+    pub gated_data_end: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// How [`ServerOptions::cut_data`] cuts a message's data off.
@@ -146,6 +149,7 @@ impl Default for ServerOptions {
             no_8bitmime: false,
             cut_data: None,
             gated_recipient: None,
+            gated_data_end: None,
         }
     }
 }

@@ -346,6 +346,9 @@ pub(super) async fn session(
                 state.data_ends.fetch_add(1, Ordering::SeqCst);
                 state.received.notify_waiters();
                 hold(options).await;
+                if let Some(gate) = &options.gated_data_end {
+                    gate.acquire().await.unwrap().forget();
+                }
                 let rejected = state
                     .transient_data_left
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))

@@ -139,3 +139,28 @@ pub(crate) fn mock_refused_upload(server: &MockServer, status: u16) {
             .json_body(graph_error("ErrorInvalidRequest", "bad range"));
     });
 }
+
+/// Graph settings for `server`'s token endpoint with Graph at a host that takes connections
+/// and never answers the TLS handshake; the host's listener, to hand to [`send_unanswered`].
+pub(crate) async fn settings_with_silent_graph(
+    server: &MockServer,
+) -> (ConnectorSettings, tokio::net::TcpListener) {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut settings = settings(server);
+    settings.graph_endpoint = Some(format!("https://{}", silent.local_addr().unwrap()));
+    (settings, silent)
+}
+
+/// The error of a send through `graph` to the silent host, whose connection is held open
+/// (unanswered) until the send has given up.
+pub(crate) async fn send_unanswered(
+    graph: &GraphTransport,
+    silent: &tokio::net::TcpListener,
+) -> mail_connector::Error {
+    let (error, accepted) = tokio::join!(
+        async { graph.send(&simple_email()).await.unwrap_err() },
+        silent.accept()
+    );
+    let _connection = accepted.unwrap();
+    error
+}

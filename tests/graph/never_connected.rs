@@ -17,9 +17,7 @@ use crate::support::*;
 async fn a_request_that_never_got_a_connection_was_not_sent() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send"]));
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut settings = settings(&server);
-    settings.graph_endpoint = Some(format!("https://{}", silent.local_addr().unwrap()));
+    let (settings, silent) = settings_with_silent_graph(&server).await;
     let graph = settings
         .graph_builder()
         .unwrap()
@@ -27,12 +25,7 @@ async fn a_request_that_never_got_a_connection_was_not_sent() {
         .retry_policy(fast_retry(0))
         .build()
         .unwrap();
-    let (error, accepted) = tokio::join!(
-        async { graph.send(&simple_email()).await.unwrap_err() },
-        // Held open (unanswered) until the send has given up.
-        silent.accept()
-    );
-    let _connection = accepted.unwrap();
+    let error = send_unanswered(&graph, &silent).await;
     assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
     assert!(error.to_string().contains("never sent"), "{error}");
     assert!(error.is_transient(), "{error}");

@@ -80,15 +80,14 @@ async fn a_connect_timeout_set_on_the_builder_keeps_the_settings_ca() {
 }
 
 /// A Graph host that takes the connection and never answers the TLS handshake: the
-/// builder's connect timeout, far below the request timeout, ends the attempt as a connection that timed
-/// out (without it, the shared client's 10 s would outlast the request's 5 s).
+/// builder's connect timeout, far below the request timeout, ends the attempt as a
+/// connection that timed out (without it, the shared client's 10 s would outlast the
+/// request's 5 s).
 #[tokio::test]
 async fn a_connect_timeout_set_on_the_builder_is_used_for_graph() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send"]));
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut settings = settings(&server);
-    settings.graph_endpoint = Some(format!("https://{}", silent.local_addr().unwrap()));
+    let (settings, silent) = settings_with_silent_graph(&server).await;
     let graph = settings
         .graph_builder()
         .unwrap()
@@ -97,12 +96,7 @@ async fn a_connect_timeout_set_on_the_builder_is_used_for_graph() {
         .retry_policy(fast_retry(0))
         .build()
         .unwrap();
-    let (error, accepted) = tokio::join!(
-        async { graph.send(&simple_email()).await.unwrap_err() },
-        // Held open (unanswered) until the send has given up.
-        silent.accept()
-    );
-    let _connection = accepted.unwrap();
+    let error = send_unanswered(&graph, &silent).await;
     assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
     assert!(error.to_string().contains("timed out"), "{error}");
     assert!(!error.to_string().contains("never sent"), "{error}");

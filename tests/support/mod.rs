@@ -301,6 +301,11 @@ pub fn capture_logs() -> (LogBuffer, LogGuard) {
             .expect("no other global subscriber in the test binaries");
         logs
     });
+    // A callsite another test's thread met first while the subscriber was being installed
+    // may have cached "no subscriber wants this" (its interest worked out against the
+    // dispatcher before): ask every callsite again, now that the subscriber is visible to
+    // this thread, so that none of this test's own events is dropped.
+    tracing::callsite::rebuild_interest_cache();
     (logs.clone(), LogGuard)
 }
 

@@ -56,8 +56,14 @@ pub struct SmtpTransportBuilder {
 
 impl SmtpTransportBuilder {
     pub(super) fn new(host: impl Into<String>, tls: TlsMode) -> Self {
+        let host = host.into();
+        // An IPv6 address may come in brackets, as a URL writes it: connect to the address.
+        let host = match crate::net::ipv6_host(&host) {
+            Some(address) => address.to_owned(),
+            None => host,
+        };
         Self {
-            host: host.into(),
+            host,
             port: None,
             tls,
             auth: Auth::None,

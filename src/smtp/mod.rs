@@ -271,7 +271,9 @@ impl fmt::Debug for SmtpTransport {
 
 impl SmtpTransport {
     /// A builder for `host` with STARTTLS required, port 587 — Exchange Online's submission
-    /// endpoint (`smtp.office365.com`) and the usual choice.
+    /// endpoint (`smtp.office365.com`) and the usual choice. For this and the other
+    /// builders, `host` is a name or an IP address; an IPv6 address may be given bare or in
+    /// brackets (`[2001:db8::25]`).
     pub fn starttls(host: impl Into<String>) -> SmtpTransportBuilder {
         SmtpTransportBuilder::new(host, TlsMode::Starttls)
     }

@@ -241,14 +241,7 @@ impl GraphTransport {
             }
             Some(_) if self.allow_send_as => Ok(email.from()),
             Some(from) => {
-                // A prepared message's From is in its bytes: it cannot be left unset.
-                let (what, fix) = match email.mime() {
-                    Some(_) => (
-                        "the prepared message's `From` header",
-                        "change that header to the mailbox",
-                    ),
-                    None => ("the email", "leave From unset"),
-                };
+                let (what, fix) = email.send_as_fix();
                 Err(Error::invalid_message(
                     "from",
                     format!(

@@ -225,6 +225,19 @@ impl Email {
         self.header("Message-ID")
     }
 
+    /// What a send-as refusal calls this email, and how its From is made the mailbox's: a
+    /// prepared message's From is in its bytes and cannot be left unset.
+    #[cfg(any(feature = "graph", feature = "smtp"))]
+    pub(crate) fn send_as_fix(&self) -> (&'static str, &'static str) {
+        match self.mime() {
+            Some(_) => (
+                "the prepared message's `From` header",
+                "change that header to the mailbox",
+            ),
+            None => ("the email", "leave From unset"),
+        }
+    }
+
     /// Every recipient once, with its role: To, then Cc, then Bcc.
     ///
     /// An address listed more than once (in To and in Bcc, say, or in another case) is one

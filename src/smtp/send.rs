@@ -34,14 +34,7 @@ impl SmtpTransport {
         let from = match email.from() {
             Some(from) if !from.address().eq_ignore_ascii_case(mailbox.address()) => {
                 if inner.send_as == SendAsPolicy::MailboxOnly {
-                    // A prepared message's From is in its bytes: it cannot be left unset.
-                    let (what, fix) = match email.mime() {
-                        Some(_) => (
-                            "the prepared message's `From` header",
-                            "change that header to the mailbox",
-                        ),
-                        None => ("the email", "leave From unset"),
-                    };
+                    let (what, fix) = email.send_as_fix();
                     return Err(Error::settings(
                         "allow_send_as",
                         format!(

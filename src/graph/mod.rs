@@ -236,9 +236,7 @@ impl GraphTransport {
     fn sender_for<'a>(&self, email: &'a Email) -> Result<Option<&'a Mailbox>> {
         match email.from() {
             None => Ok(None),
-            Some(from) if from.address().eq_ignore_ascii_case(self.mailbox.address()) => {
-                Ok(Some(from))
-            }
+            Some(from) if from.same_address(&self.mailbox) => Ok(Some(from)),
             Some(_) if self.allow_send_as => Ok(email.from()),
             Some(from) => {
                 let (what, fix) = email.send_as_fix();

@@ -158,6 +158,45 @@ impl Mailbox {
             _ => Cow::Borrowed(&self.address),
         }
     }
+
+    /// Whether `other` is the same address as a mail server takes it: compared as it goes on
+    /// the wire (an IDN domain in ASCII, so `ann@bücher.de` is `ann@xn--bcher-kva.de`) and
+    /// without regard to case, as Exchange and most servers treat local parts. Display names
+    /// do not count. This is the one rule for duplicate recipients ([`Email::recipients`])
+    /// and for whether an email's From is the transport's own mailbox.
+    ///
+    /// [`Email::recipients`]: crate::Email::recipients
+    ///
+    /// ```
+    /// use mail_connector::Mailbox;
+    ///
+    /// let ann = Mailbox::parse("Ann <Ann@Bücher.de>")?;
+    /// assert!(ann.same_address(&Mailbox::parse("ann@xn--bcher-kva.de")?));
+    /// assert!(!ann.same_address(&Mailbox::parse("ann@example.org")?));
+    /// # Ok::<(), mail_connector::Error>(())
+    /// ```
+    #[must_use]
+    pub fn same_address(&self, other: &Mailbox) -> bool {
+        if self.address.eq_ignore_ascii_case(&other.address) {
+            return true;
+        }
+        if self.address.is_ascii() && other.address.is_ascii() {
+            return false;
+        }
+        let (a, b) = (self.wire_address(), other.wire_address());
+        folded(&a).eq(folded(&b))
+    }
+
+    /// The address as [`Mailbox::same_address`] compares it, as one string: equal for two
+    /// mailboxes exactly when they are the same address.
+    pub(crate) fn address_key(&self) -> String {
+        folded(&self.wire_address()).collect()
+    }
+}
+
+/// `text` without regard to case, a character at a time (no allocation).
+fn folded(text: &str) -> impl Iterator<Item = char> + '_ {
+    text.chars().flat_map(char::to_lowercase)
 }
 
 /// `domain` in ASCII: as it is when it is ASCII, else its IDNA form (`xn--…`, what the `url`
@@ -342,5 +381,30 @@ mod tests {
         assert_eq!(wire("ann@example.org"), "ann@example.org");
         assert_eq!(wire("jürgen@bücher.de"), "jürgen@bücher.de");
         assert_eq!(wire("jürgen@example.org"), "jürgen@example.org");
+    }
+
+    #[test]
+    fn same_address_ignores_case_names_and_the_form_of_an_idn_domain() {
+        let m = |a: &str| Mailbox::parse(a).unwrap();
+        let same = |a: &str, b: &str| {
+            let (a, b) = (m(a), m(b));
+            assert_eq!(
+                a.same_address(&b),
+                b.same_address(&a),
+                "{a} / {b}: not symmetric"
+            );
+            assert_eq!(
+                a.same_address(&b),
+                a.address_key() == b.address_key(),
+                "{a} / {b}: the key disagrees"
+            );
+            a.same_address(&b)
+        };
+        assert!(same("Ann <ann@example.org>", "ANN@Example.ORG"));
+        assert!(same("ann@bücher.de", "Ann@XN--BCHER-KVA.DE"));
+        assert!(same("jürgen@bücher.de", "JÜRGEN@BÜCHER.DE"));
+        assert!(!same("ann@example.org", "anne@example.org"));
+        assert!(!same("ann@bücher.de", "ann@bucher.de"));
+        assert!(!same("jürgen@bücher.de", "jurgen@bücher.de"));
     }
 }

@@ -259,27 +259,27 @@ impl Email {
     /// # Ok::<(), mail_connector::Error>(())
     /// ```
     pub fn recipients(&self) -> impl Iterator<Item = Recipient> + '_ {
-        let with = |kind: RecipientKind| {
-            move |mailbox: &Mailbox| Recipient {
-                kind,
-                mailbox: mailbox.clone(),
-            }
-        };
-        // The address as it goes on the wire (an IDN domain in ASCII), in one case: what a
-        // server takes as one mailbox.
-        let mut seen = std::collections::HashSet::new();
-        self.to
-            .iter()
-            .map(with(RecipientKind::To))
-            .chain(self.cc.iter().map(with(RecipientKind::Cc)))
-            .chain(self.bcc.iter().map(with(RecipientKind::Bcc)))
-            .filter(move |r| seen.insert(r.mailbox.wire_address().to_lowercase()))
+        self.unique_recipients().map(|(kind, mailbox)| Recipient {
+            kind,
+            mailbox: mailbox.clone(),
+        })
     }
 
     /// The number of recipients, each address once (see [`Email::recipients`]).
     #[must_use]
     pub fn recipient_count(&self) -> usize {
-        self.recipients().count()
+        self.unique_recipients().count()
+    }
+
+    /// Every recipient's role and mailbox, each address once, in its first place.
+    fn unique_recipients(&self) -> impl Iterator<Item = (RecipientKind, &Mailbox)> + '_ {
+        let mut seen = recipient::Seen::new(self.to.len() + self.cc.len() + self.bcc.len());
+        let to = self.to.iter().map(|m| (RecipientKind::To, m));
+        let cc = self.cc.iter().map(|m| (RecipientKind::Cc, m));
+        let bcc = self.bcc.iter().map(|m| (RecipientKind::Bcc, m));
+        to.chain(cc)
+            .chain(bcc)
+            .filter(move |(_, mailbox)| seen.first(mailbox))
     }
 
     /// This email with every file attachment read into memory, so that it no longer depends
@@ -376,5 +376,28 @@ mod tests {
         assert!(part.to().is_empty());
         assert_eq!(part.cc()[0].address(), "b@example.org");
         assert_eq!(part.bcc()[0].address(), "c@example.org");
+    }
+
+    /// Past the few compared one by one, the set of keys finds the same duplicates, in the
+    /// same first places.
+    #[test]
+    fn a_long_list_loses_its_duplicates_as_a_short_one_does() {
+        for n in [1, 2, 16, 17, 40] {
+            let mut builder = Email::builder();
+            for i in 0..n {
+                builder = builder.to(format!("r{i}@bücher.de"));
+            }
+            for i in 0..n {
+                builder = builder
+                    .cc(format!("R{i}@xn--bcher-kva.de"))
+                    .bcc(format!("other{i}@example.org"));
+            }
+            let email = builder.build().unwrap();
+            let kinds: Vec<RecipientKind> = email.recipients().map(|r| r.kind).collect();
+            let mut expected = vec![RecipientKind::To; n];
+            expected.extend(vec![RecipientKind::Bcc; n]);
+            assert_eq!(kinds, expected, "{n} of each");
+            assert_eq!(email.recipient_count(), 2 * n);
+        }
     }
 }

@@ -32,7 +32,7 @@ impl SmtpTransport {
             }
         };
         let from = match email.from() {
-            Some(from) if !from.address().eq_ignore_ascii_case(mailbox.address()) => {
+            Some(from) if !from.same_address(&mailbox) => {
                 if inner.send_as == SendAsPolicy::MailboxOnly {
                     let (what, fix) = email.send_as_fix();
                     return Err(Error::settings(

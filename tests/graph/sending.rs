@@ -131,6 +131,42 @@ async fn a_foreign_sender_is_refused_before_any_request_unless_send_as_is_allowe
     send.assert_calls(1);
 }
 
+/// The mailbox's own address in another case, or with its IDN domain in the other form, is
+/// the mailbox: no send-as needed.
+#[tokio::test]
+async fn the_mailbox_in_another_case_or_idn_form_is_not_send_as() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let path = "/v1.0/users/no-reply@xn--bcher-kva.de/sendMail";
+    let send = server.mock(|when, then| {
+        when.method(POST).path(path);
+        then.status(202);
+    });
+    let mut settings = settings(&server);
+    settings.user_name = Some("no-reply@xn--bcher-kva.de".into());
+    let transport = transport(&settings);
+    for from in [
+        "No-Reply@XN--BCHER-KVA.de",
+        "Notifications <no-reply@Bücher.de>",
+    ] {
+        let email = Email::builder()
+            .from(from)
+            .to("ann@example.org")
+            .build()
+            .unwrap();
+        transport.send(&email).await.unwrap();
+    }
+    send.assert_calls(2);
+    let other = Email::builder()
+        .from("no-reply@bucher.de")
+        .to("ann@example.org")
+        .build()
+        .unwrap();
+    let error = transport.send(&other).await.unwrap_err();
+    assert!(error.to_string().contains("allow_send_as"), "{error}");
+    send.assert_calls(2);
+}
+
 #[tokio::test]
 async fn the_recipient_limit_splits_over_graph() {
     let server = MockServer::start_async().await;

@@ -57,6 +57,42 @@ async fn the_mailbox_is_the_envelope_sender_and_send_as_follows_the_policy() {
     strict.send(&own).await.unwrap();
 }
 
+/// The mailbox's own address in another case, or with its IDN domain in the other form, is
+/// the mailbox, even when only the mailbox may be the sender.
+#[tokio::test]
+async fn the_mailbox_in_another_case_or_idn_form_is_not_send_as() {
+    let server = TestServer::start(ServerOptions {
+        users: vec![("no-reply@xn--bcher-kva.de".into(), PASSWORD.into())],
+        ..ServerOptions::default()
+    })
+    .await;
+    let strict = starttls(&server)
+        .basic_auth("no-reply@xn--bcher-kva.de", Secret::new(PASSWORD))
+        .send_as(mail_connector::smtp::SendAsPolicy::MailboxOnly)
+        .build()
+        .unwrap();
+    for from in [
+        "No-Reply@XN--BCHER-KVA.de",
+        "Notifications <no-reply@Bücher.de>",
+    ] {
+        let email = Email::builder()
+            .from(from)
+            .to("ann@example.org")
+            .build()
+            .unwrap();
+        strict.send(&email).await.unwrap();
+    }
+    assert_eq!(server.messages().len(), 2);
+    let other = Email::builder()
+        .from("no-reply@bucher.de")
+        .to("ann@example.org")
+        .build()
+        .unwrap();
+    let error = strict.send(&other).await.unwrap_err();
+    assert!(error.to_string().contains("allow_send_as"), "{error}");
+    assert_eq!(server.messages().len(), 2);
+}
+
 /// A prepared message (`mailctl send --eml`) from another mailbox: the error says to change
 /// its `From` header, not to "leave From unset", which a prepared message cannot do.
 #[tokio::test]

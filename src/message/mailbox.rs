@@ -81,6 +81,8 @@ impl Mailbox {
     }
 
     /// Parses `ann@example.org` or `Ann Example <ann@example.org>` (a quoted name works too).
+    /// A name in RFC 2047 encoded words, as copied from a message header
+    /// (`=?utf-8?q?Caf=C3=A9?= <cafe@example.org>`), is decoded (`Café`).
     ///
     /// ```
     /// let ann: mail_connector::Mailbox = "Ann Example <ann@example.org>".parse()?;
@@ -129,7 +131,11 @@ impl Mailbox {
                 ),
             )
         })?;
-        Self::new(parsed.name.as_deref(), parsed.email.as_ref())
+        let decoded = encoded_name(text.trim());
+        Self::new(
+            decoded.as_deref().or(parsed.name.as_deref()),
+            parsed.email.as_ref(),
+        )
     }
 
     /// The address, e.g. `ann@example.org`.
@@ -197,6 +203,28 @@ impl Mailbox {
 /// `text` without regard to case, a character at a time (no allocation).
 fn folded(text: &str) -> impl Iterator<Item = char> + '_ {
     text.chars().flat_map(char::to_lowercase)
+}
+
+/// The display name of `text` (one mailbox) when it is written in RFC 2047 encoded words, as
+/// a mailbox copied from a message header is (`=?utf-8?q?Caf=C3=A9?= <cafe@example.org>`),
+/// decoded; `None` when it has none. Kept encoded, the name would reach Graph, reports and
+/// logs as `=?utf-8?…`, and be encoded a second time in the message written for SMTP.
+fn encoded_name(text: &str) -> Option<String> {
+    if !text.contains("=?") {
+        return None;
+    }
+    let header = format!("From: {text}\r\n\r\n");
+    let message = mail_parser::MessageParser::new()
+        .with_address_headers()
+        .parse_headers(header.as_bytes())?;
+    let mut mailboxes = message.from()?.iter();
+    match (mailboxes.next(), mailboxes.next()) {
+        (Some(mailbox), None) => mailbox
+            .name()
+            .filter(|name| !name.contains("=?"))
+            .map(str::to_owned),
+        _ => None,
+    }
 }
 
 /// `domain` in ASCII: as it is when it is ASCII, else its IDNA form (`xn--…`, what the `url`
@@ -381,6 +409,32 @@ mod tests {
         assert_eq!(wire("ann@example.org"), "ann@example.org");
         assert_eq!(wire("jürgen@bücher.de"), "jürgen@bücher.de");
         assert_eq!(wire("jürgen@example.org"), "jürgen@example.org");
+    }
+
+    #[test]
+    fn an_encoded_display_name_is_decoded() {
+        let name = |text: &str| Mailbox::parse(text).unwrap().name().map(str::to_owned);
+        assert_eq!(
+            name("=?utf-8?q?Caf=C3=A9?= <cafe@example.org>").as_deref(),
+            Some("Café")
+        );
+        assert_eq!(
+            name("=?ISO-8859-1?Q?Andr=E9?= Pirard <andre@example.org>").as_deref(),
+            Some("André Pirard")
+        );
+        assert_eq!(
+            name("=?UTF-8?B?0JDQvdC90LA=?= <anna@example.org>").as_deref(),
+            Some("Анна")
+        );
+        // Text that only looks like the start of one is kept as written.
+        assert_eq!(name("a=?b <a@example.org>").as_deref(), Some("a=?b"));
+        assert_eq!(name("Ann <ann@example.org>").as_deref(), Some("Ann"));
+        assert_eq!(
+            Mailbox::parse("=?utf-8?q?Caf=C3=A9?= <cafe@example.org>")
+                .unwrap()
+                .address(),
+            "cafe@example.org"
+        );
     }
 
     #[test]

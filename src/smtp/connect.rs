@@ -16,7 +16,7 @@ use super::auth::token_timeout;
 use super::remedy::{client_error, from_lettre, from_lettre_redacted};
 use super::stream::{GuardedStream, ImplicitTls};
 use super::tls_mode::{
-    IMPLICIT_TLS_PORT, NO_TLS_MODE, PLAIN_SMTP_PORT, answered_without_tls, spoke_tls,
+    IMPLICIT_TLS_PORT, NO_STARTTLS, NO_TLS_MODE, PLAIN_SMTP_PORT, answered_without_tls, spoke_tls,
 };
 use crate::credentials::{AccessToken, TokenProvider};
 use crate::error::{Advice, Delivery, Error, Result, SmtpStage};
@@ -377,9 +377,14 @@ impl Connector {
     ) -> Result<()> {
         if !conn.can_starttls() {
             abort_quickly(conn).await;
+            // Permanent: the same server says the same again. Never a silent downgrade.
             return Err(client_error(
                 SmtpStage::Tls,
-                "the server does not offer STARTTLS, which Use SSL (`use_ssl`) requires",
+                format!(
+                    "{} {NO_STARTTLS}, which Use SSL (`use_ssl`, or `smtp_tls = \"starttls\"`) \
+                     requires: no credentials or mail were sent",
+                    self.server()
+                ),
                 false,
                 Delivery::NotSent,
             ));

@@ -53,3 +53,6 @@ pub(crate) const PLAIN_SMTP_PORT: &str = "answered in plain text where the TLS h
 pub(crate) const IMPLICIT_TLS_PORT: &str = "speaks implicit TLS";
 /// How that message names `smtp_tls = "none"` when it is the mode in use.
 pub(crate) const NO_TLS_MODE: &str = "plain SMTP (`smtp_tls = \"none\"`)";
+/// The words of the message for a server that does not offer STARTTLS when the mode
+/// requires it.
+pub(crate) const NO_STARTTLS: &str = "does not offer STARTTLS";

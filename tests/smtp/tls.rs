@@ -171,6 +171,43 @@ async fn starttls_is_required_when_use_ssl_is_on() {
     assert!(server.messages().is_empty());
 }
 
+/// A server (or a firewall that strips the offer) without STARTTLS is a port or network
+/// problem, not a certificate one: the remedy names the port and the network path, and not
+/// the certificate's name or a CA, which have nothing to do with it — for a send and for
+/// the check alike.
+#[tokio::test]
+async fn a_server_without_starttls_is_not_told_to_fix_its_certificate() {
+    let server = TestServer::start(ServerOptions {
+        tls: ServerTls::None,
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = basic_settings(&server).build().unwrap();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    let check = transport.check().await.unwrap();
+    let tls = check.steps.iter().find(|s| s.name == "tls").unwrap();
+    let check_remedy = tls.remedy.clone().unwrap_or_default();
+    for (what, message, remedy) in [
+        (
+            "send",
+            error.to_string(),
+            error.remedy().unwrap_or_default(),
+        ),
+        ("check", tls.detail.clone(), check_remedy),
+    ] {
+        assert!(message.contains("STARTTLS"), "{what}: {message}");
+        assert!(message.contains("smtp_tls"), "{what}: {message}");
+        assert!(remedy.contains("`smtp_port`"), "{what}: {remedy}");
+        assert!(remedy.contains("firewall"), "{what}: {remedy}");
+        assert!(!remedy.contains("tls_ca_file"), "{what}: {remedy}");
+        assert!(!remedy.contains("certificate"), "{what}: {remedy}");
+    }
+    assert!(server.auths().is_empty(), "credentials sent without TLS");
+}
+
 #[tokio::test]
 async fn certificates_are_verified() {
     let server = TestServer::start(ServerOptions::default()).await;

@@ -9,7 +9,7 @@ use super::{
     reply_is_transient,
 };
 use crate::error::SmtpStage;
-use crate::smtp::tls_mode::{IMPLICIT_TLS_PORT, NO_TLS_MODE, PLAIN_SMTP_PORT};
+use crate::smtp::tls_mode::{IMPLICIT_TLS_PORT, NO_STARTTLS, NO_TLS_MODE, PLAIN_SMTP_PORT};
 
 /// What the admin should change, for an SMTP failure.
 pub(super) fn remedy(
@@ -153,6 +153,15 @@ pub(super) fn remedy(
         "the connection was tampered with, or the server is broken: it sent data in plain \
          text after agreeing to STARTTLS. Check the network path (proxies, antivirus or \
          firewalls that inspect SMTP) and the server; do not switch TLS off"
+            .to_owned()
+    } else if stage == SmtpStage::Tls && code.is_none() && contains(message, NO_STARTTLS) {
+        // No certificate was looked at: the port, or something on the path, is the cause.
+        "the server on this port does not offer encryption by STARTTLS: check that SMTP port \
+         (`smtp_port`) is the server's submission port (587 for Exchange Online); if the \
+         server does offer STARTTLS, a firewall or proxy on the network path (an \"SMTP \
+         inspection\" feature) removes the offer, and must be told to stop; for a server that \
+         speaks TLS from the first byte, set `smtp_tls = \"implicit\"` (usually port 465). Turn \
+         TLS off (`smtp_tls = \"none\"`) only for a server on this machine"
             .to_owned()
     } else if stage == SmtpStage::Tls {
         "TLS failed: check that SMTP host (`smtp_host`) is the name in the server's \

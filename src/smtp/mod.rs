@@ -124,6 +124,7 @@
 //! | `535 5.7.3` with XOAUTH2 | token not accepted | the step the token's claims show missing (below) |
 //! | `535 5.7.8` | wrong user name or password | fix `user_name` / `password` |
 //! | `554 5.2.252` | SendAsDenied | send from `user_name` or `Add-RecipientPermission … SendAs` |
+//! | `550 5.7.60` | the login may not send as the envelope sender ([`sender`](SmtpTransportBuilder::sender)) | leave `sender` unset or `Add-RecipientPermission … SendAs` |
 //! | `432 4.3.2` | too many concurrent connections | transient: retried |
 //!
 //! # Exchange Online setup

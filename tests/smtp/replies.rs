@@ -112,3 +112,33 @@ async fn a_timeout_after_the_data_is_uncertain_and_not_retried() {
     assert_eq!(server.messages().len(), 1);
     assert_eq!(server.mail_from_commands(), 1, "must not be retried");
 }
+
+/// Exchange Online refuses `MAIL FROM` with `550 5.7.60` when the envelope sender (the
+/// builder's `sender`) is not the account that logged in and the account has no Send As
+/// on it: a permanent refusal whose remedy names the sender, the login and the grant.
+#[tokio::test]
+async fn a_sender_the_login_may_not_send_as_names_the_sender_and_the_grant() {
+    let server = TestServer::start(ServerOptions {
+        transient_mail_failures: 1,
+        transient_reply: "550 5.7.60 SMTP; Client does not have permissions to send as this \
+                          sender"
+            .into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server)
+        .sender("alerts@example.org".parse().unwrap())
+        .build()
+        .unwrap();
+    let error = transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    assert_eq!(server.mail_from_commands(), 1);
+    assert!(!error.is_transient(), "{error}");
+    assert!(error.is_auth(), "{error}");
+    let remedy = error.remedy().unwrap_or_default();
+    assert!(remedy.contains("`sender`"), "{remedy}");
+    assert!(remedy.contains("`user_name`"), "{remedy}");
+    assert!(remedy.contains("Add-RecipientPermission"), "{remedy}");
+}

@@ -41,6 +41,15 @@ pub(super) fn remedy(
          `Add-RecipientPermission -Identity <from address> -Trustee <user_name> -AccessRights \
          SendAs`"
             .to_owned()
+    } else if enhanced == Some("5.7.60") || contains(message, "permissions to send as this sender")
+    {
+        // Exchange Online's reply to a `MAIL FROM` that is not the account that logged in.
+        "the account that logs in (User Name, `user_name`) may not send as the envelope sender \
+         (`MAIL FROM`, the transport's `sender` mailbox): leave `sender` unset so that mail \
+         goes from `user_name`, or grant the account Send As on that address with \
+         `Add-RecipientPermission -Identity <sender address> -Trustee <user_name> -AccessRights \
+         SendAs`"
+            .to_owned()
     } else if let Some(remedy) = sending_limit_remedy(enhanced, message) {
         remedy
     } else if (code == Some(535) || (code.is_none() && is_token_challenge(message))) && xoauth2 {

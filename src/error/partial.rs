@@ -85,11 +85,14 @@ pub(super) fn summary(
 }
 
 /// Whether `source` is the refusal of (one of) the recipients refused permanently: it is
-/// then neither temporary nor uncertain.
+/// then neither temporary nor uncertain, and an SMTP source is a reply to `RCPT TO` that
+/// refuses a recipient — not a later part of a split refused for the sender or the message
+/// (a used-up daily limit, a blocked mailbox), whose fix the recipients not sent need.
 fn source_is_the_refusal(refused_permanently: &[Recipient], source: &Error) -> bool {
     !refused_permanently.is_empty()
         && !source.is_transient()
         && source.delivery() == Delivery::NotSent
+        && (!matches!(source, Error::Smtp { .. }) || source.refuses_recipient())
 }
 
 /// The remedy of a partial delivery as a whole: the source's own, the check of the
@@ -249,6 +252,38 @@ mod tests {
             smtp(450, Delivery::NotSent, "wait"),
         );
         assert_eq!(error.remedy().as_deref(), Some("wait"));
+    }
+
+    /// A split whose first part had a recipient refused for good and whose next part was
+    /// refused for the sender (Exchange's daily limit, at the data): the rest need the
+    /// sender's fix, and the refused one still its check.
+    #[test]
+    fn a_later_part_refused_for_the_sender_keeps_its_remedy_beside_a_refusal() {
+        let quota = Error::Smtp {
+            stage: SmtpStage::Data,
+            code: Some(554),
+            enhanced_code: Some("5.2.0".into()),
+            message: "SubmissionQuotaExceededException".into(),
+            mechanism: None,
+            transient: false,
+            delivery: Delivery::NotSent,
+            advice: Advice::remedy(Some("wait for the daily limit".into())),
+        };
+        let error = partial(
+            &["a@x.org"],
+            &[],
+            &["g@x.org", "c@x.org"],
+            &["g@x.org"],
+            quota,
+        );
+        let remedy = error.remedy().unwrap();
+        assert!(remedy.starts_with("wait for the daily limit"), "{remedy}");
+        assert!(remedy.contains("check the addresses"), "{remedy}");
+        #[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
+        assert_eq!(
+            rest_remedy(&error).as_deref(),
+            Some("wait for the daily limit")
+        );
     }
 
     #[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]

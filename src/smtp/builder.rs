@@ -167,7 +167,7 @@ impl SmtpTransportBuilder {
     }
 
     /// The most connections open at once (default 3, Exchange Online's per-mailbox limit).
-    /// Values past tokio's semaphore limit (`usize::MAX` included) mean no limit.
+    /// Values of `u32::MAX` or more (`usize::MAX` included) mean no limit.
     pub fn max_concurrency(mut self, max: usize) -> Self {
         self.max_concurrency = max;
         self
@@ -345,8 +345,13 @@ impl SmtpTransportBuilder {
             _ => Tls::None,
         };
         // Values past these mean "no limit" in practice; beyond them the arithmetic on
-        // instants (and tokio's semaphore) would overflow.
-        let max_concurrency = this.max_concurrency.min(Semaphore::MAX_PERMITS);
+        // instants (and tokio's semaphore) would overflow. `close` takes every permit at
+        // once, which tokio counts in a u32: a larger limit would let it return with sends
+        // still in flight.
+        let max_concurrency = this
+            .max_concurrency
+            .min(Semaphore::MAX_PERMITS)
+            .min(u32::MAX as usize);
         let connector = Connector {
             host,
             port,

@@ -74,7 +74,8 @@ impl EnqueueOptions {
         self.idempotency_key.is_some()
     }
 
-    /// Not delivered before this time.
+    /// Not delivered before this time. The age limit of its retries (a day by default)
+    /// counts from then, not from the enqueue.
     pub fn not_before(mut self, time: SystemTime) -> Self {
         self.not_before = Some(time);
         self

@@ -54,7 +54,7 @@ pub(crate) fn holds_mailbox(error: &Error) -> bool {
 
 impl Attempt<'_> {
     /// When to try a [held](holds_mailbox) message again: after the policy's first backoff,
-    /// or half the time since it was enqueued (or retried by an operator) when that is
+    /// or half the time since it fell due (or was retried by an operator) when that is
     /// longer, within [`MIN_HOLD`]..=[`MAX_HOLD`] — whatever its attempts, which a hold does
     /// not count; `None` past the age limit, or [`HOLD_LIMIT`] without one.
     pub(super) fn next_hold(&self) -> Option<SystemTime> {
@@ -71,7 +71,7 @@ impl Attempt<'_> {
 
     pub(super) fn held_too_long(&self, error: &Error) -> String {
         format!(
-            "held for an admin past the age limit ({}s since it was queued): {error}",
+            "held for an admin past the age limit ({}s since it fell due): {error}",
             self.now
                 .duration_since(self.retry_from)
                 .unwrap_or_default()

@@ -72,7 +72,8 @@
 //!   [`Retry-After`](crate::Error::retry_after) — and when the server gave one (a 429), the
 //!   whole sender mailbox is paused until then, so that its other messages do not burn
 //!   their attempts meanwhile; after `max_attempts` attempts, or when the
-//!   next attempt would come later than the age limit, it is `failed`.
+//!   next attempt would come later than the age limit (counted from when the message fell
+//!   due: its enqueue, or its [not-before](EnqueueOptions::not_before) time), it is `failed`.
 //! - **Held for an admin**: a failure that certainly did not deliver and is the admin's to fix
 //!   for the whole sender mailbox — a refused or expired credential, a missing permission or
 //!   consent, authentication required ([`Error::is_auth`](crate::Error::is_auth)), or a

@@ -134,12 +134,13 @@ async fn create_and_migrate(conn: &mut PgConnection) -> std::result::Result<(), 
 async fn insert(conn: &mut PgConnection, m: NewMessage, error: ErrorOf) -> Result<Enqueued> {
     const ACTION: &str = "enqueue the email";
     // Created now on the server's clock, due as long after that as the caller asked (its
-    // `created_at` is its now): one reading of the clock for all four times.
+    // `created_at` is its now): one reading of the clock for all four times. Retries count
+    // towards the age limit from the due time: one enqueued for tomorrow is not old then.
     let inserted: Option<(String,)> = sqlx::query_as(&format!(
         "INSERT INTO mail_queue.messages (id, idempotency_key, mailbox, recipients, subject, \
          state, body, body_bytes, due_at, created_at, updated_at, retry_from) \
          SELECT $1, $2, $3, $4, $5, 'queued', $6, $7, clock.now + $8, clock.now, clock.now, \
-         clock.now FROM (SELECT {SERVER_NOW} AS now) AS clock \
+         clock.now + $8 FROM (SELECT {SERVER_NOW} AS now) AS clock \
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
     ))
     .bind(&m.id)

@@ -387,11 +387,13 @@ async fn expire_leases(tx: &mut Transaction<'static, Sqlite>, now: i64) -> Resul
 /// makes the error of a failed statement.
 async fn insert(conn: &mut SqliteConnection, m: NewMessage, error: ErrorOf) -> Result<Enqueued> {
     const ACTION: &str = "enqueue the email";
+    // Retries count towards the age limit from when the message falls due (`retry_from` =
+    // `due_at`): one enqueued for tomorrow is not old when tomorrow comes.
     let created = millis(m.created_at);
     let inserted: Option<(String,)> = sqlx::query_as(
         "INSERT INTO mail_queue (id, idempotency_key, mailbox, recipients, subject, state, \
          body, body_bytes, due_at, created_at, updated_at, retry_from) \
-         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $8) \
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
     )
     .bind(&m.id)

@@ -176,8 +176,8 @@ pub struct ClaimedMessage {
     /// Delivery attempts so far, this one included (tries held for an admin are not
     /// counted: see [`Outcome::Held`]).
     pub attempts: u32,
-    /// Since when retries count towards the age limit (enqueue time, or an operator's retry),
-    /// on the claiming worker's clock.
+    /// Since when retries count towards the age limit (when it fell due: its enqueue, its
+    /// not-before time, or an operator's retry), on the claiming worker's clock.
     pub retry_from: SystemTime,
 }
 

@@ -157,8 +157,9 @@ impl Worker {
         self
     }
 
-    /// The backoff between attempts, and the age limit (`deadline`, counted from enqueue);
-    /// its `max_retries` is the attempts limit less one.
+    /// The backoff between attempts, and the age limit (`deadline`, counted from when the
+    /// message fell due: its enqueue, its [not-before](super::EnqueueOptions::not_before)
+    /// time, or an operator's retry); its `max_retries` is the attempts limit less one.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self

@@ -23,6 +23,7 @@ mod helpers;
 mod mailctl;
 mod outbox;
 mod refusals;
+mod scheduled;
 mod skew;
 mod skewed;
 mod split_race;

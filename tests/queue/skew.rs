@@ -260,8 +260,8 @@ async fn an_enqueue_is_stored_on_the_server_s_clock(skew: Skew) {
         within("created_at", stored.created, before, after);
         assert_eq!(
             (stored.updated, stored.retry_from),
-            (stored.created, stored.created),
-            "updated_at and retry_from start at created_at"
+            (stored.created, stored.due),
+            "updated_at starts at created_at; retry_from (the age limit's start) at due_at"
         );
         within("due_at", stored.due, before + due_in, after + due_in);
     }

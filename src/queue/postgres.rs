@@ -201,9 +201,10 @@ impl QueueStore for PostgresStore {
         sqlx::query(
             "UPDATE mail_queue.messages SET state = 'uncertain', updated_at = $1, last_error = \
              'the worker stopped or lost its lease while sending: the message may have been \
-             delivered' WHERE state = 'sending' AND lease_until < $1",
+             delivered', remedy = $2 WHERE state = 'sending' AND lease_until < $1",
         )
         .bind(now)
+        .bind(crate::error::UNCERTAIN_REMEDY)
         .execute(&self.pool)
         .await
         .map_err(err)?;

@@ -53,11 +53,12 @@ macro_rules! finish_outcome {
             .execute(&mut *$tx)
             .await?,
             // Held for an admin: queued again as a retry is, the claim's attempt taken back.
+            // A queued row has no remedy of its own: its error says what it waits for.
             ref outcome @ (Outcome::Retry { ref at, ref error } | Outcome::Held { ref at, ref error }) => {
                 let taken_back: i64 = i64::from(matches!(outcome, Outcome::Held { .. }));
                 sqlx::query(concat!(
                     "UPDATE ", $table, " SET state = 'queued', due_at = $3, last_error = $4, ",
-                    "attempts = CASE WHEN attempts > $6 THEN attempts - $6 ELSE 0 END, ",
+                    "remedy = NULL, attempts = CASE WHEN attempts > $6 THEN attempts - $6 ELSE 0 END, ",
                     "lease_token = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $5 ",
                     "WHERE id = $1 AND lease_token = $2 AND state IN ('sending', 'uncertain')"
                 ))
@@ -82,8 +83,9 @@ macro_rules! finish_outcome {
             .bind(now)
             .execute(&mut *$tx)
             .await?,
+            // Whatever fix an earlier failure named no longer applies: verify first.
             Outcome::Uncertain { error } => sqlx::query(concat!(
-                "UPDATE ", $table, " SET state = 'uncertain', last_error = $3, ",
+                "UPDATE ", $table, " SET state = 'uncertain', last_error = $3, remedy = $5, ",
                 "lease_token = NULL, lease_until = NULL, updated_at = $4 ",
                 "WHERE id = $1 AND lease_token = $2 AND state IN ('sending', 'uncertain')"
             ))
@@ -91,6 +93,7 @@ macro_rules! finish_outcome {
             .bind(&lease.token)
             .bind(error)
             .bind(now)
+            .bind($crate::error::UNCERTAIN_REMEDY)
             .execute(&mut *$tx)
             .await?,
             Outcome::Partial { report, error, remedy, not_sent, uncertain, refused } => {
@@ -175,7 +178,8 @@ macro_rules! transition_state {
                     .await?;
             if let Some((state,)) = &current {
                 if from.iter().any(|s| s.as_str() == state) {
-                    // An operator's retry starts a fresh round of attempts, due now.
+                    // An operator's retry starts a fresh round of attempts, due now, the
+                    // fix of the failure before it applied (its error stays, as history).
                     let fresh = to == $crate::queue::store::State::Queued;
                     sqlx::query(concat!(
                         "UPDATE ",
@@ -184,6 +188,7 @@ macro_rules! transition_state {
                         "lease_owner = NULL, lease_until = NULL, ",
                         "due_at = CASE WHEN $4 THEN $3 ELSE due_at END, ",
                         "attempts = CASE WHEN $4 THEN 0 ELSE attempts END, ",
+                        "remedy = CASE WHEN $4 THEN NULL ELSE remedy END, ",
                         "retry_from = CASE WHEN $4 THEN $3 ELSE retry_from END WHERE id = $1"
                     ))
                     .bind(id)

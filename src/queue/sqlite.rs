@@ -374,9 +374,10 @@ async fn expire_leases(tx: &mut Transaction<'static, Sqlite>, now: i64) -> Resul
     sqlx::query(
         "UPDATE mail_queue SET state = 'uncertain', updated_at = $1, last_error = \
          'the worker stopped or lost its lease while sending: the message may have been \
-         delivered' WHERE state = 'sending' AND lease_until < $1",
+         delivered', remedy = $2 WHERE state = 'sending' AND lease_until < $1",
     )
     .bind(now)
+    .bind(crate::error::UNCERTAIN_REMEDY)
     .execute(&mut **tx)
     .await
     .map_err(|e| db_error("expire leases", &e))?;

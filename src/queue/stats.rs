@@ -63,7 +63,8 @@ pub struct MessageSummary {
     pub attempts: u32,
     /// The last attempt's error.
     pub last_error: Option<String>,
-    /// What to fix, for a failed message.
+    /// What to fix, for a failed message; for an uncertain one, to verify with its
+    /// recipients before any resend. An operator's retry clears it.
     pub remedy: Option<String>,
     /// The transport's report, for a sent message (JSON).
     pub report: Option<String>,

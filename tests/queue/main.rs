@@ -23,6 +23,7 @@ mod helpers;
 mod mailctl;
 mod outbox;
 mod refusals;
+mod remedies;
 mod scheduled;
 mod skew;
 mod skewed;

@@ -83,8 +83,8 @@ impl EnqueueOptions {
 
     /// The sender mailbox whose limits apply, when several are used and the email names no
     /// `From` (default: the email's `From`, else the queue's default mailbox): its address,
-    /// as `no-reply@example.org` or `Name <no-reply@example.org>` (the name is dropped, and
-    /// case does not matter), or any other name for a set of limits. A blank one, or a
+    /// as `no-reply@example.org` or `Name <no-reply@example.org>` (the name is dropped;
+    /// case, and the form of an IDN domain, do not matter), or any other name for a set of limits. A blank one, or a
     /// malformed address, is refused when enqueueing, naming `mailbox`.
     pub fn mailbox(mut self, mailbox: impl Into<String>) -> Self {
         self.mailbox = Some(mailbox.into());
@@ -110,20 +110,18 @@ pub(crate) async fn prepare(
             ),
         ));
     }
-    // A mailbox the caller names by its address is keyed by the address alone (a display
-    // name dropped): the same mailbox under two spellings would get two sets of limits.
+    // A mailbox is keyed by its address alone (a display name dropped), compared as
+    // `Mailbox::same_address` compares them — case, and an IDN domain's two forms, aside:
+    // the same mailbox under two spellings would get two sets of limits.
     let named = match options.mailbox.as_deref() {
         Some(text) => Some(mailbox_key(text)?),
         None => None,
     };
     let mailbox = named
-        .as_deref()
-        .or(email.from().map(Mailbox::address))
-        .or(default_mailbox)
-        .map(str::trim)
+        .or(email.from().map(Mailbox::address_key))
+        .or(default_mailbox.map(default_key))
         .filter(|m| !m.is_empty())
-        .unwrap_or(DEFAULT_MAILBOX)
-        .to_ascii_lowercase();
+        .unwrap_or_else(|| DEFAULT_MAILBOX.to_owned());
     Ok(NewMessage {
         id: uuid::Uuid::new_v4().to_string(),
         idempotency_key: options.idempotency_key,
@@ -149,10 +147,10 @@ fn mailbox_key(text: &str) -> Result<String> {
         ));
     }
     if !text.contains(['@', '<']) {
-        return Ok(text.to_owned());
+        return Ok(text.to_lowercase());
     }
     match Mailbox::parse(text) {
-        Ok(mailbox) => Ok(mailbox.address().to_owned()),
+        Ok(mailbox) => Ok(mailbox.address_key()),
         Err(error) => Err(Error::invalid_message(
             "mailbox",
             format!(
@@ -160,5 +158,15 @@ fn mailbox_key(text: &str) -> Result<String> {
                  sender mailbox's address, e.g. `no-reply@example.org`"
             ),
         )),
+    }
+}
+
+/// The key of the queue's default mailbox (the transport's `user_name`): its address's key
+/// when it is one, else the name as given, without regard to case.
+fn default_key(text: &str) -> String {
+    let text = text.trim();
+    match Mailbox::parse(text) {
+        Ok(mailbox) if text.contains('@') => mailbox.address_key(),
+        _ => text.to_lowercase(),
     }
 }

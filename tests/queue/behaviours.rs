@@ -18,6 +18,7 @@ on_both_stores!(
     retention_drops_sent_bodies_only,
     a_batch_is_stored_whole_or_not_at_all,
     the_mailbox_option_is_an_address,
+    one_mailbox_spelled_with_an_idn_domain_either_way_shares_one_set_of_limits,
 );
 
 /// The same mailbox spelled two ways is one set of limits; another name is a key as it is;
@@ -63,6 +64,53 @@ async fn the_mailbox_option_is_an_address(backend: Backend) {
         2,
         "nothing bad is stored"
     );
+}
+
+/// A mailbox is one set of limits however its address is written — its IDN domain in
+/// Unicode or as `xn--`, a non-ASCII local part in either case — as `Mailbox::same_address`
+/// says: from the email's `From`, the `mailbox` option or the queue's default mailbox.
+async fn one_mailbox_spelled_with_an_idn_domain_either_way_shares_one_set_of_limits(
+    backend: Backend,
+) {
+    let (queue, _guard) = open(backend).await;
+    let from = |sender: &str| {
+        Email::builder()
+            .from(sender)
+            .to("x@example.org")
+            .subject("spelled")
+            .build()
+            .unwrap()
+    };
+    let mut keys = Vec::new();
+    for (email, options) in [
+        (from("Ann@Bücher.de"), EnqueueOptions::new()),
+        (from("ann@XN--BCHER-KVA.DE"), EnqueueOptions::new()),
+        (
+            email("x@example.org", "named"),
+            EnqueueOptions::new().mailbox("ann@bücher.de"),
+        ),
+        (from("Jürgen@bücher.de"), EnqueueOptions::new()),
+        (
+            email("x@example.org", "named"),
+            EnqueueOptions::new().mailbox("JÜRGEN@BÜCHER.DE"),
+        ),
+    ] {
+        let id = queue.enqueue(&email, options).await.unwrap();
+        keys.push(row(&queue, id.as_str()).await.mailbox);
+    }
+    let unnamed = Email::builder().to("x@example.org").build().unwrap();
+    let defaulted = queue.clone().with_default_mailbox("JÜRGEN@Bücher.DE");
+    let id = defaulted
+        .enqueue(&unnamed, EnqueueOptions::new())
+        .await
+        .unwrap();
+    keys.push(row(&queue, id.as_str()).await.mailbox);
+    assert_eq!(keys[0], keys[1], "{keys:?}");
+    assert_eq!(keys[0], keys[2], "{keys:?}");
+    assert_eq!(keys[3], keys[4], "{keys:?}");
+    assert_eq!(keys[3], keys[5], "{keys:?}");
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(stats.mailboxes.len(), 2, "{stats:?}");
 }
 
 async fn a_batch_is_stored_whole_or_not_at_all(backend: Backend) {

@@ -73,12 +73,7 @@ pub(crate) fn db_error(action: &'static str, error: &sqlx::Error) -> Error {
     };
     let transient = match error {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
-        // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6); PostgreSQL: serialization failure,
-        // deadlock, too many connections, shutting down.
-        sqlx::Error::Database(_) => matches!(
-            code.as_deref(),
-            Some("5" | "6" | "517" | "40001" | "40P01" | "53300" | "57P01" | "57P03")
-        ),
+        sqlx::Error::Database(_) => code.as_deref().is_some_and(busy),
         _ => false,
     };
     let remedy = match transient {
@@ -89,6 +84,19 @@ pub(crate) fn db_error(action: &'static str, error: &sqlx::Error) -> Error {
         false => code.as_deref().and_then(remedy_for_code),
     };
     queue_error(action, error.to_string(), transient, remedy)
+}
+
+/// Whether a database error's code says the database was busy for a moment. SQLite: BUSY
+/// (5) and LOCKED (6) with every extended code of theirs (the low byte is the primary
+/// code: `BUSY_SNAPSHOT` 517, `BUSY_RECOVERY` 261 while another process recovers the
+/// write-ahead log after a crash, `BUSY_TIMEOUT` 773, `LOCKED_SHAREDCACHE` 262).
+/// PostgreSQL: serialization failure, deadlock, too many connections, shutting down.
+fn busy(code: &str) -> bool {
+    if code.len() == 5 {
+        return matches!(code, "40001" | "40P01" | "53300" | "57P01" | "57P03");
+    }
+    code.parse::<u32>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 /// What to fix for a database error that trying again does not fix, by its code: SQLite's
@@ -314,6 +322,63 @@ mod tests {
         // A code with no known fix, and SQLite's BUSY (transient, handled apart).
         assert_eq!(remedy_for_code("XX000"), None);
         assert_eq!(remedy_for_code("5"), None);
+    }
+
+    /// A database error with this code, as a driver reports it.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "database error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            "database error"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    /// Every busy or locked SQLite code is transient, its extended forms too — a worker
+    /// stops on a claim that fails for good, and gives up recording an outcome — and so are
+    /// PostgreSQL's; other codes are not.
+    #[test]
+    fn a_busy_database_is_transient_whatever_its_extended_code() {
+        let transient = |code| {
+            db_error(
+                "claim a message",
+                &sqlx::Error::Database(Box::new(Coded(code))),
+            )
+            .is_transient()
+        };
+        for code in [
+            "5", "6", "261", "517", "773", "262", "518", "40001", "40P01", "57P01",
+        ] {
+            assert!(transient(code), "{code}");
+        }
+        for code in [
+            "1", "8", "11", "13", "14", "26", "1032", "2067", "42P01", "23505",
+        ] {
+            assert!(!transient(code), "{code}");
+        }
     }
 
     #[test]

@@ -138,7 +138,9 @@ mod enabled {
                     format!("`{selector}` is not a DKIM selector (letters, digits, `-`, `.`)"),
                 ));
             }
-            let (key, algorithm) = parse_key(private_key.trim())?;
+            // A key saved by a Windows editor starts with a byte-order mark, which no PEM
+            // reader takes: the key itself is fine.
+            let (key, algorithm) = parse_key(private_key.trim_start_matches('\u{feff}').trim())?;
             let headers = SIGNED
                 .iter()
                 .map(|name| HeaderName::new_from_ascii_str(name))
@@ -309,6 +311,15 @@ mod enabled {
         signed.to_string().len()
     }
 
+    /// The label of the first PEM block in `text` (`EC PRIVATE KEY`, `CERTIFICATE`, …).
+    fn pem_label(text: &str) -> Option<&str> {
+        let (_, rest) = text.split_once("-----BEGIN ")?;
+        let (label, _) = rest.split_once("-----")?;
+        // Only a label as PEM writes one, never a piece of the key itself.
+        (label.len() <= 40 && label.bytes().all(|b| b.is_ascii_uppercase() || b == b' '))
+            .then_some(label)
+    }
+
     fn parse_key(text: &str) -> Result<(DkimSigningKey, &'static str)> {
         use ed25519_dalek::pkcs8::DecodePrivateKey as _;
         use rsa::pkcs1::EncodeRsaPrivateKey as _;
@@ -329,7 +340,10 @@ mod enabled {
             let key = DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa).map_err(bad_key)?;
             Ok((key, RSA))
         };
-        if text.contains("ENCRYPTED PRIVATE KEY") {
+        // PKCS#8 (`BEGIN ENCRYPTED PRIVATE KEY`), or OpenSSL's traditional form
+        // (`BEGIN RSA PRIVATE KEY` with a `Proc-Type: 4,ENCRYPTED` header, as `openssl
+        // genrsa -aes256` writes).
+        if text.contains("ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
             return Err(bad_key(
                 "the key is encrypted; store it decrypted, readable only by the service",
             ));
@@ -351,7 +365,19 @@ mod enabled {
             return Ok((key, ED25519));
         }
         if text.contains("-----BEGIN") {
-            return Err(bad_key("a PEM block that is not a private key"));
+            return Err(bad_key(match pem_label(text) {
+                Some("EC PRIVATE KEY") => {
+                    "an EC (ECDSA) private key; DKIM signs with RSA or Ed25519 only".to_owned()
+                }
+                Some("OPENSSH PRIVATE KEY") => "an OpenSSH private key (from `ssh-keygen`), a \
+                     format this crate cannot read"
+                    .to_owned(),
+                Some(label) if label.ends_with("PRIVATE KEY") => {
+                    format!("a `{label}`, a kind of private key DKIM cannot sign with")
+                }
+                Some(label) => format!("a `{label}` PEM block, not a private key"),
+                None => "a PEM block that is not a private key".to_owned(),
+            }));
         }
         let key = DkimSigningKey::new(text, DkimSigningAlgorithm::Ed25519)
             .map_err(|_| bad_key("neither PEM nor a base64 Ed25519 seed of 32 bytes"))?;

@@ -241,6 +241,55 @@ async fn bad_dkim_settings_are_refused_with_the_field() {
     assert!(text.contains("Exchange Online signs Graph"), "{text}");
 }
 
+/// What an admin finds in the key file is named: an encrypted key in OpenSSL's traditional
+/// form, an EC or OpenSSH key, a certificate. A key saved with a byte-order mark (as Windows
+/// editors save a file) is a key like any other, and signs.
+#[tokio::test]
+async fn key_files_are_named_for_what_they_are_and_a_byte_order_mark_is_no_obstacle() {
+    let block = |label: &str, headers: &str| {
+        format!("-----BEGIN {label}-----\n{headers}MIIBAAAA\n-----END {label}-----\n")
+    };
+    let cases = [
+        (
+            block(
+                "RSA PRIVATE KEY",
+                "Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00112233445566778899AABBCCDDEEFF\n\n",
+            ),
+            "the key is encrypted",
+        ),
+        (block("EC PRIVATE KEY", ""), "an EC (ECDSA) private key"),
+        (block("OPENSSH PRIVATE KEY", ""), "an OpenSSH private key"),
+        (block("DSA PRIVATE KEY", ""), "`DSA PRIVATE KEY`"),
+        (
+            block("CERTIFICATE", ""),
+            "`CERTIFICATE` PEM block, not a private key",
+        ),
+    ];
+    for (pem, expected) in cases {
+        let error = DkimSigner::new("example.org", "mail", &pem).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains(expected), "{expected}: {text}");
+        assert!(
+            !text.contains("not a private key") || expected.contains("CERTIFICATE"),
+            "{text}"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    for (name, (pem, record)) in [("rsa", rsa_key()), ("ed25519", ed25519_key())] {
+        let key_file = dir.path().join(format!("{name}.key"));
+        std::fs::write(&key_file, format!("\u{feff}{pem}")).unwrap();
+        let signer = DkimSigner::from_key_file("example.org", "mail", &key_file)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let outbox = OutboxTransport::new(dir.path().join("outbox"))
+            .with_sender("no-reply@example.org".parse().unwrap())
+            .with_dkim(signer);
+        let report = outbox.send(&email()).await.unwrap();
+        let file = std::fs::read(report.messages[0].id.as_deref().unwrap()).unwrap();
+        assert!(verify(&file, &record), "{name}: the signature verifies");
+    }
+}
+
 /// The longest subject the builder takes (16,384 bytes, all non-ASCII) and 1,000 `To`
 /// recipients. lettre's relaxed header canonicalisation recurses once per character of the
 /// signed headers; on the caller's thread (2 MB here, as on tokio's workers) this aborted the

@@ -9,7 +9,8 @@
 //! base64). Publish the public key as a TXT record at `{selector}._domainkey.{domain}`
 //! (`v=DKIM1; k=rsa; p=…` or `k=ed25519`).
 //!
-//! The signature covers the body (relaxed canonicalization) and the headers `From`, `To`,
+//! The signature covers the body (relaxed canonicalization; simple for a blank body, which
+//! lettre's relaxed canonicalization hashes unlike receivers) and the headers `From`, `To`,
 //! `Cc`, `Subject`, `Date`, `Message-ID`, `Reply-To`, `In-Reply-To`, `References`,
 //! `List-Unsubscribe`, `List-Unsubscribe-Post` and `MIME-Version` (relaxed canonicalization, so
 //! a relay's re-folding does not break it). Those the message lacks are listed in `h=` too,
@@ -83,6 +84,8 @@ mod enabled {
         selector: String,
         algorithm: &'static str,
         config: Arc<DkimConfig>,
+        /// For a blank body: the body canonicalised `simple` (see [`DkimSigner::sign`]).
+        blank_body: Arc<DkimConfig>,
     }
 
     impl std::fmt::Debug for DkimSigner {
@@ -140,27 +143,34 @@ mod enabled {
             }
             // A key saved by a Windows editor starts with a byte-order mark, which no PEM
             // reader takes: the key itself is fine.
-            let (key, algorithm) = parse_key(private_key.trim_start_matches('\u{feff}').trim())?;
-            let headers = SIGNED
-                .iter()
-                .map(|name| HeaderName::new_from_ascii_str(name))
-                .collect();
-            let relaxed = DkimCanonicalization {
-                header: DkimCanonicalizationType::Relaxed,
-                body: DkimCanonicalizationType::Relaxed,
+            let key_text = private_key.trim_start_matches('\u{feff}').trim();
+            let (key, algorithm) = parse_key(key_text)?;
+            // lettre's signing key cannot be cloned: the second config reads it again.
+            let (blank_body_key, _) = parse_key(key_text)?;
+            let config = |key, body| {
+                let headers = SIGNED
+                    .iter()
+                    .map(|name| HeaderName::new_from_ascii_str(name))
+                    .collect();
+                let canonicalization = DkimCanonicalization {
+                    header: DkimCanonicalizationType::Relaxed,
+                    body,
+                };
+                let config = DkimConfig::new(
+                    selector.to_owned(),
+                    domain.to_owned(),
+                    key,
+                    headers,
+                    canonicalization,
+                );
+                Arc::new(config)
             };
-            let config = DkimConfig::new(
-                selector.to_owned(),
-                domain.to_owned(),
-                key,
-                headers,
-                relaxed,
-            );
             Ok(Self {
                 domain: domain.to_owned(),
                 selector: selector.to_owned(),
                 algorithm,
-                config: Arc::new(config),
+                config: config(key, DkimCanonicalizationType::Relaxed),
+                blank_body: config(blank_body_key, DkimCanonicalizationType::Simple),
             })
         }
 
@@ -242,11 +252,23 @@ mod enabled {
         /// length (see [`MAX_SIGNED_HEADER_BYTES`]), never on the caller's (an async worker's
         /// 2 MB stack overflowed, aborting the process, at about 16 KB of headers).
         ///
+        /// A blank body (none, or only empty lines and spaces: an email with a subject
+        /// alone) is signed with `simple` body canonicalisation (`c=relaxed/simple`). Relaxed
+        /// canonicalisation makes such a body empty, but lettre hashes it as one line break,
+        /// so every receiver would fail the signature; `simple` makes it one line break for
+        /// lettre and receivers alike. `one_part` says the body is a single part (no
+        /// attachment, not text and HTML): only such a body can be blank, and only it is
+        /// looked at.
+        ///
         /// # Errors
         ///
         /// [`Error::InvalidMessage`] (field `headers`) when the signed headers are longer than
         /// [`MAX_SIGNED_HEADER_BYTES`]; [`Error::Io`] when the thread cannot be started.
-        pub(crate) async fn sign(&self, message: lettre::Message) -> Result<lettre::Message> {
+        pub(crate) async fn sign(
+            &self,
+            message: lettre::Message,
+            one_part: bool,
+        ) -> Result<lettre::Message> {
             let length = signed_header_len(message.headers())
                 .saturating_add(self.domain.len() + self.selector.len() + DKIM_HEADER_ALLOWANCE);
             if length > MAX_SIGNED_HEADER_BYTES {
@@ -260,7 +282,10 @@ mod enabled {
                     ),
                 ));
             }
-            let config = Arc::clone(&self.config);
+            let config = match one_part && body_is_blank(&message.formatted()) {
+                true => Arc::clone(&self.blank_body),
+                false => Arc::clone(&self.config),
+            };
             let (done, signed) = tokio::sync::oneshot::channel();
             std::thread::Builder::new()
                 .name("mail-connector-dkim".to_owned())
@@ -277,6 +302,19 @@ mod enabled {
                 .await
                 .map_err(|_| Error::invalid_message("headers", "the DKIM signing thread stopped"))
         }
+    }
+
+    /// Whether the body of the formatted `message` (after the first empty line) is blank: no
+    /// byte but spaces, tabs and line breaks, which relaxed canonicalisation removes.
+    fn body_is_blank(message: &[u8]) -> bool {
+        message
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .is_some_and(|end| {
+                message[end + 4..]
+                    .iter()
+                    .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            })
     }
 
     /// The stack each byte of signed header text may take: lettre's relaxed header
@@ -395,7 +433,11 @@ pub enum DkimSigner {}
 
 #[cfg(not(feature = "dkim"))]
 impl DkimSigner {
-    pub(crate) async fn sign(&self, _message: lettre::Message) -> crate::Result<lettre::Message> {
+    pub(crate) async fn sign(
+        &self,
+        _message: lettre::Message,
+        _one_part: bool,
+    ) -> crate::Result<lettre::Message> {
         match *self {}
     }
 }

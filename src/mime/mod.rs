@@ -82,7 +82,10 @@ pub(crate) async fn render(
     }
     let mut message = build_message(email, sender, bcc).await?;
     if let Some(signer) = dkim {
-        message = signer.sign(message).await?;
+        // A body of one part, the only kind that can be blank (see `DkimSigner::sign`).
+        let one_part =
+            email.attachments().is_empty() && (email.text().is_none() || email.html().is_none());
+        message = signer.sign(message, one_part).await?;
     }
     let message_id = message
         .headers()

@@ -244,6 +244,19 @@ impl MailTransport for OutboxTransport {
                 &folder_error(self.setting, "write into the outbox folder", &self.dir, e),
             ),
         });
+        // Without a sender, every email that names no `from` fails (all of `mailctl
+        // send`'s): the folder may be fine, but the check must not say all is.
+        if self.sender.is_none() {
+            let remedy = match self.setting {
+                Some(_) => "set User Name (`user_name`) in the settings",
+                None => "give the outbox a sender with `OutboxTransport::with_sender`",
+            };
+            report.push(CheckStep::warning(
+                "sender",
+                "no sender is configured: an email that names no `from` cannot be written",
+                remedy,
+            ));
+        }
         Ok(report)
     }
 }

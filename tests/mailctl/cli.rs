@@ -160,6 +160,7 @@ fn check_prints_one_line_per_step() {
     let (output, stdout, stderr) = run(mailctl()
         .current_dir(dir.path())
         .env("MAIL_CONNECTOR_OUTBOX_DIR", "out")
+        .env("MAIL_CONNECTOR_USER_NAME", "no-reply@example.org")
         .arg("check"));
     assert!(output.status.success(), "{stderr}");
     assert!(
@@ -169,6 +170,19 @@ fn check_prints_one_line_per_step() {
         "{stdout}"
     );
     assert!(stdout.contains("overall: ok"), "{stdout}");
+    // Without `user_name`, `send` fails ("no sender"): the check warns, naming the fix.
+    let (output, stdout, stderr) = run(mailctl()
+        .current_dir(dir.path())
+        .env("MAIL_CONNECTOR_OUTBOX_DIR", "out")
+        .arg("check"));
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("sender")
+            && l.contains(" warning ")
+            && l.contains("`user_name`")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("overall: warning"), "{stdout}");
 }
 
 #[test]

@@ -347,3 +347,45 @@ async fn a_folder_the_settings_name_that_cannot_be_written_is_a_settings_error()
     assert!(!error.is_settings(), "{error:?}");
     assert!(!error.remedy().unwrap().contains("outbox_dir"), "{error:?}");
 }
+
+/// An outbox with no sender writes no email that names no `from` (none of `mailctl send`'s):
+/// its check says so, as a warning with the fix — from the settings, `user_name` — rather
+/// than passing while such sends fail. With a sender there is nothing to warn about.
+#[tokio::test]
+async fn check_warns_when_no_sender_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = mail_connector::ConnectorSettings::default();
+    settings.outbox_dir = Some(dir.path().to_owned());
+    let outbox = settings.build().unwrap();
+    let email = Email::builder().to("ann@example.org").build().unwrap();
+    let error = outbox.send(&email).await.unwrap_err();
+    assert!(error.to_string().contains("no sender"), "{error}");
+    let report = outbox.check().await.unwrap();
+    assert_eq!(
+        report.status(),
+        mail_connector::CheckStatus::Warning,
+        "{report}"
+    );
+    let step = report.steps.iter().find(|s| s.name == "sender").unwrap();
+    assert!(
+        step.remedy.as_deref().unwrap().contains("`user_name`"),
+        "{report}"
+    );
+
+    let direct = OutboxTransport::new(dir.path()).check().await.unwrap();
+    let step = direct.steps.iter().find(|s| s.name == "sender").unwrap();
+    assert!(
+        step.remedy.as_deref().unwrap().contains("with_sender"),
+        "{direct}"
+    );
+
+    settings.user_name = Some("no-reply@contoso.com".to_owned());
+    let report = settings.build().unwrap().check().await.unwrap();
+    assert_eq!(report.status(), mail_connector::CheckStatus::Ok, "{report}");
+    let report = OutboxTransport::new(dir.path())
+        .with_sender(sender())
+        .check()
+        .await
+        .unwrap();
+    assert_eq!(report.status(), mail_connector::CheckStatus::Ok, "{report}");
+}

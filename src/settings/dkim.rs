@@ -52,7 +52,7 @@ impl ConnectorSettings {
                 problems,
                 "dkim_domain",
                 "this build of mail-connector has no `dkim` feature; enable it in Cargo.toml \
-                 (or install mailctl with `--features cli,dkim`) to sign messages",
+                 (`mailctl`, installed with `--features cli`, has it) to sign messages",
             );
         }
     }

@@ -111,7 +111,9 @@ mod enabled {
 
     impl DkimSigner {
         /// A signer for `domain` (the `d=` tag) and `selector` (`s=`) with `private_key`,
-        /// the text of the key file (see the [module docs](crate::dkim)).
+        /// the text of the key file (see the [module docs](crate::dkim)). An IDN domain
+        /// (`bücher.de`) signs as its ASCII form (`xn--bcher-kva.de`), the name its DNS
+        /// record is published under.
         ///
         /// # Errors
         ///
@@ -129,12 +131,18 @@ mod enabled {
                                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
                     })
             };
-            if !label_ok(domain) {
-                return Err(Error::settings(
-                    "dkim_domain",
-                    format!("`{domain}` is not a domain name (like `example.org`)"),
-                ));
-            }
+            // The `d=` tag is ASCII: an IDN domain signs as its `xn--` form, the name its
+            // DNS record is published under.
+            let given = domain;
+            let domain = crate::message::ascii_domain(given.trim())
+                .filter(|ascii| label_ok(ascii))
+                .ok_or_else(|| {
+                    Error::settings(
+                        "dkim_domain",
+                        format!("`{given}` is not a domain name (like `example.org`)"),
+                    )
+                })?;
+            let domain = domain.as_ref();
             if !label_ok(selector) {
                 return Err(Error::settings(
                     "dkim_selector",

@@ -450,3 +450,28 @@ async fn a_prepared_message_is_sent_unsigned_with_one_warning() {
     );
     assert!(!text.contains("confidential body text"), "{text}");
 }
+
+/// An IDN signing domain signs as its ASCII form (the `d=` tag is ASCII, and the DNS record
+/// is published under that name), and the signature verifies.
+#[tokio::test]
+async fn an_idn_signing_domain_signs_as_its_ascii_form() {
+    let (pem, record) = rsa_key();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("dkim.key");
+    std::fs::write(&key_file, &pem).unwrap();
+    let server = TestServer::start(ServerOptions::default()).await;
+    let mut settings = smtp_settings(&server, &key_file);
+    settings.dkim_domain = Some("Bücher.de".into());
+    let transport = settings.build().unwrap();
+    transport.send(&email()).await.unwrap();
+    let data = server.messages().remove(0).data;
+    let text = String::from_utf8_lossy(&data);
+    assert!(text.contains("d=xn--bcher-kva.de;"), "{text}");
+    assert!(verify(&data, &record), "the signature verifies");
+    let report = transport.check().await.unwrap();
+    let step = report.steps.iter().find(|s| s.name == "dkim").unwrap();
+    assert!(
+        step.detail.contains("mail._domainkey.xn--bcher-kva.de"),
+        "{report}"
+    );
+}

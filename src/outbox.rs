@@ -61,6 +61,19 @@ impl OutboxTransport {
         }
     }
 
+    /// Where the missing sender goes, and the fix, by how this outbox was made: the
+    /// setting, or the builder call.
+    fn sender_fix(&self) -> (&'static str, &'static str) {
+        match self.setting {
+            Some(_) => ("user_name", "set User Name (`user_name`) in the settings"),
+            None => (
+                "sender",
+                "give the outbox a sender with `OutboxTransport::with_sender`, or the email a \
+                 `from`",
+            ),
+        }
+    }
+
     /// Marks the folder as the one the settings' `outbox_dir` names, so that a folder that
     /// cannot be written fails as a setting to change, with a remedy naming it.
     pub(crate) fn named_by_setting(mut self) -> Self {
@@ -204,10 +217,10 @@ impl MailTransport for OutboxTransport {
         );
         let send = std::pin::pin!(async {
             let sender = email.from().or(self.sender.as_ref()).ok_or_else(|| {
+                let (field, fix) = self.sender_fix();
                 Error::settings(
-                    "user_name",
-                    "the email has no sender and the outbox has none configured; set \
-                     User Name (`user_name`) in the settings",
+                    field,
+                    format!("the email has no sender and the outbox has none configured; {fix}"),
                 )
             })?;
             let rendered = render(email, sender, BccHeader::Keep, self.dkim.as_ref()).await?;
@@ -247,14 +260,10 @@ impl MailTransport for OutboxTransport {
         // Without a sender, every email that names no `from` fails (all of `mailctl
         // send`'s): the folder may be fine, but the check must not say all is.
         if self.sender.is_none() {
-            let remedy = match self.setting {
-                Some(_) => "set User Name (`user_name`) in the settings",
-                None => "give the outbox a sender with `OutboxTransport::with_sender`",
-            };
             report.push(CheckStep::warning(
                 "sender",
                 "no sender is configured: an email that names no `from` cannot be written",
-                remedy,
+                self.sender_fix().1,
             ));
         }
         Ok(report)

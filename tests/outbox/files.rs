@@ -275,7 +275,9 @@ async fn the_sender_comes_from_the_email_or_the_settings() {
         .send(&email)
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("user_name"), "{error}");
+    // Made in code, not from settings: the fix is the builder's, not a setting's.
+    assert!(error.to_string().contains("with_sender"), "{error}");
+    assert!(!error.to_string().contains("user_name"), "{error}");
     let own = Email::builder()
         .from("me@example.org")
         .to("ann@example.org")
@@ -360,6 +362,7 @@ async fn check_warns_when_no_sender_is_configured() {
     let email = Email::builder().to("ann@example.org").build().unwrap();
     let error = outbox.send(&email).await.unwrap_err();
     assert!(error.to_string().contains("no sender"), "{error}");
+    assert!(error.to_string().contains("`user_name`"), "{error}");
     let report = outbox.check().await.unwrap();
     assert_eq!(
         report.status(),

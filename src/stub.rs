@@ -41,6 +41,7 @@ struct State {
     transient: bool,
     uncertain: bool,
     sender: Option<Mailbox>,
+    mailbox_only: bool,
 }
 
 impl State {
@@ -164,6 +165,37 @@ impl StubTransport {
         self
     }
 
+    /// Refuses an email whose `from` is another address than the sender
+    /// ([`with_sender`](Self::with_sender)), before any outcome of the script is played, as
+    /// Graph and SMTP do unless the settings' `allow_send_as` is on (it is off by default): a
+    /// test of code that sends "as" another address then fails as production would. The
+    /// refusal is an [`Error::InvalidMessage`] on `from`, as Graph's is, saying to set
+    /// `allow_send_as`. Without a sender there is nothing to compare with, and nothing is
+    /// refused.
+    ///
+    /// ```
+    /// use mail_connector::{Email, MailTransport, StubTransport};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let stub = StubTransport::new()
+    ///     .with_sender("no-reply@example.org".parse()?)
+    ///     .mailbox_only();
+    /// let billing = Email::builder()
+    ///     .from("billing@example.org")
+    ///     .to("ann@example.org")
+    ///     .build()?;
+    /// let error = stub.send(&billing).await.unwrap_err();
+    /// assert!(error.to_string().contains("allow_send_as"));
+    /// assert!(stub.sent().is_empty());
+    /// # Ok::<(), mail_connector::Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn mailbox_only(self) -> Self {
+        self.state().mailbox_only = true;
+        self
+    }
+
     /// The emails accepted so far, in order.
     #[must_use]
     pub fn sent(&self) -> Vec<Email> {
@@ -197,6 +229,12 @@ impl MailTransport for StubTransport {
     async fn send(&self, email: &Email) -> Result<SendReport> {
         let mut state = self.state();
         state.attempts = state.attempts.saturating_add(1);
+        if state.mailbox_only
+            && let (Some(from), Some(sender)) = (email.from(), state.sender.as_ref())
+            && !from.same_address(sender)
+        {
+            return Err(send_as_refused(email, from, sender));
+        }
         let failure = |transience, what: &str| {
             Error::transport(
                 "stub",
@@ -236,4 +274,19 @@ impl MailTransport for StubTransport {
         report.push(CheckStep::ok("stub", "the stub transport records emails"));
         Ok(report)
     }
+}
+
+/// The refusal of an email from `from` by a stub that sends only as `sender`, in the words
+/// of the real transports' refusal.
+fn send_as_refused(email: &Email, from: &Mailbox, sender: &Mailbox) -> Error {
+    let (what, fix) = email.send_as_fix();
+    Error::invalid_message(
+        "from",
+        format!(
+            "{what} is from `{}` but this stub sends as `{}` (`mailbox_only`); {fix}, or set \
+             `allow_send_as = true` in the settings once the app may send as that mailbox",
+            from.address(),
+            sender.address()
+        ),
+    )
 }

@@ -227,7 +227,6 @@ impl Email {
 
     /// What a send-as refusal calls this email, and how its From is made the mailbox's: a
     /// prepared message's From is in its bytes and cannot be left unset.
-    #[cfg(any(feature = "graph", feature = "smtp"))]
     pub(crate) fn send_as_fix(&self) -> (&'static str, &'static str) {
         match self.mime() {
             Some(_) => (

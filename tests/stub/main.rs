@@ -168,3 +168,38 @@ async fn a_scripted_stub_drives_a_callers_retry_loop() {
     assert!(matches!(error, Error::PartialDelivery { .. }), "{error:?}");
     assert_eq!(stub.sent().len(), 1);
 }
+
+/// With `mailbox_only`, an email from another address is refused as Graph and SMTP refuse it
+/// without `allow_send_as`, before the script's next outcome; the mailbox's own address in
+/// another case is not another address.
+#[tokio::test]
+async fn mailbox_only_refuses_another_sender_before_the_script() {
+    let stub = StubTransport::new()
+        .with_sender(mailbox("no-reply@example.org"))
+        .mailbox_only()
+        .then(StubOutcome::TransientFailure);
+    let billing = Email::builder()
+        .from("billing@example.org")
+        .to("ann@example.org")
+        .build()
+        .unwrap();
+    let error = stub.send(&billing).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::InvalidMessage { field, .. } if field == "from"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("allow_send_as"), "{error}");
+    assert!(!error.is_transient(), "{error:?}");
+    let own = Email::builder()
+        .from("No-Reply@Example.org")
+        .to("ann@example.org")
+        .build()
+        .unwrap();
+    // The script's transient failure is still next.
+    assert!(stub.send(&own).await.unwrap_err().is_transient());
+    stub.send(&own).await.unwrap();
+    assert_eq!(stub.sent().len(), 1);
+    // Without mailbox_only, any sender goes, as before.
+    let open = StubTransport::new().with_sender(mailbox("no-reply@example.org"));
+    open.send(&billing).await.unwrap();
+}

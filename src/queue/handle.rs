@@ -237,7 +237,10 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`Error::Queue`](crate::Error::Queue) for an unknown id or a message in another state.
+    /// [`Error::Queue`](crate::Error::Queue) for an unknown id or a message in another state;
+    /// also for an `uncertain` message whose lease ran out less than a lease ago (its worker
+    /// may still be sending it, and records the outcome when it ends): its remedy says how
+    /// long to wait.
     pub async fn retry(&self, id: &str) -> Result<()> {
         self.move_to(
             id,

@@ -60,7 +60,9 @@
 //!   `uncertain` when it ends. Meanwhile the message keeps its place under the mailbox's
 //!   in-flight limit, until that outcome is recorded or for one more lease — the lease of the
 //!   worker claiming next, so give every worker the same lease. Before deciding to retry an
-//!   `uncertain` message, wait that long: one lease after it became uncertain.
+//!   `uncertain` message, wait that long: one lease after it became uncertain. Until then
+//!   [`Queue::retry`] refuses it, saying how long to wait (the lease the message was
+//!   claimed with).
 //! - **Recording an outcome**: when the database fails for a moment just after a send (a
 //!   failover, a full pool, a busy SQLite file), the worker writes the outcome again, waiting
 //!   0.1 s and doubling up to 5 s, for as long as a lease lasts — a delivery known to be sent,

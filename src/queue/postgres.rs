@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor};
 
-use super::sql::{finish_outcome, in_flight, transition_state};
+use super::sql::{finish_outcome, in_flight, still_in_flight, transition_state};
 use super::store::{
     Claim, ClaimRequest, Enqueued, ErrorOf, Lease, MessageSummary, NewMessage, Outcome, QueueStats,
     QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, enqueue_error, queue_error,
@@ -386,8 +386,11 @@ impl QueueStore for PostgresStore {
             .await
             .map_err(|e| db_error(ACTION, &e))?
             .now();
-        let state = transition_state!(tx, "mail_queue.messages", id, from, to, now)
+        let (state, running) = transition_state!(tx, "mail_queue.messages", id, from, to, now)
             .map_err(|e| db_error(ACTION, &e))?;
+        if let Some(wait) = running {
+            return Err(still_in_flight(id, wait));
+        }
         tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
         state.map(|s| s.parse()).transpose()
     }

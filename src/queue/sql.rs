@@ -162,8 +162,41 @@ macro_rules! finish_outcome {
     }.await};
 }
 
+/// What an operator's state change found: the state the message was in (`None` for an
+/// unknown id), and, when a retry was refused because the message's worker may still be
+/// sending it, how long (ms) until it no longer may.
+pub(crate) type Transitioned = (Option<String>, Option<i64>);
+
+/// An operator's retry of message `id`, refused because the worker whose lease on it ran
+/// out may still be sending it for `wait_ms` more.
+pub(crate) fn still_in_flight(id: &str, wait_ms: i64) -> crate::Error {
+    let seconds = wait_ms.max(0).saturating_add(999) / 1000;
+    let wait = if seconds > 120 {
+        format!("{} minutes", (seconds + 59) / 60)
+    } else {
+        format!("{seconds} s")
+    };
+    super::rows::queue_error(
+        "retry the message",
+        format!(
+            "message `{id}` is uncertain and the worker whose lease on it ran out may still \
+             be sending it: a retry now could deliver it twice"
+        ),
+        false,
+        Some(&format!(
+            "wait {wait} (one lease after its lease ran out) and retry then, unless its \
+             worker has recorded the outcome meanwhile; check first that it did not arrive"
+        )),
+    )
+}
+
 /// Moves message `$id` from one of `$from` to `$to` at `$now` (ms); evaluates to
-/// `Result<Option<String>, sqlx::Error>`: the state it was in, `None` for an unknown id.
+/// `Result<Transitioned, sqlx::Error>`. A retry (`$to` queued) of an `uncertain` message
+/// whose lease ran out less than a lease ago (its token kept) is refused, the row left
+/// alone: the worker that held it may be stalled with the send still running, and records
+/// its real outcome over `uncertain` when it ends — which clearing the token would lose.
+/// The lease is the one the message was claimed with (5 minutes for rows claimed before
+/// that was stored).
 macro_rules! transition_state {
     ($tx:ident, $table:literal, $id:expr, $from:expr, $to:expr, $now:expr) => {
         async {
@@ -171,16 +204,33 @@ macro_rules! transition_state {
             let from: &[$crate::queue::store::State] = $from;
             let to: $crate::queue::store::State = $to;
             let now: i64 = $now;
-            let current: Option<(String,)> =
-                sqlx::query_as(concat!("SELECT state FROM ", $table, " WHERE id = $1"))
-                    .bind(id)
-                    .fetch_optional(&mut *$tx)
-                    .await?;
-            if let Some((state,)) = &current {
+            let current: Option<(String, Option<i64>)> = sqlx::query_as(concat!(
+                "SELECT state, CASE WHEN state = 'uncertain' AND lease_token IS NOT NULL ",
+                "THEN lease_until + COALESCE(lease_ms, $2) END FROM ",
+                $table,
+                " WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(
+                i64::try_from($crate::queue::worker::DEFAULT_LEASE.as_millis()).unwrap_or(i64::MAX),
+            )
+            .fetch_optional(&mut *$tx)
+            .await?;
+            let fresh = to == $crate::queue::store::State::Queued;
+            let running = current
+                .as_ref()
+                .and_then(|&(_, until)| until)
+                .filter(|&until| fresh && until > now);
+            if let Some(until) = running {
+                return Ok::<$crate::queue::sql::Transitioned, sqlx::Error>((
+                    current.map(|(s, _)| s),
+                    Some(until - now),
+                ));
+            }
+            if let Some((state, _)) = &current {
                 if from.iter().any(|s| s.as_str() == state) {
                     // An operator's retry starts a fresh round of attempts, due now, the
                     // fix of the failure before it applied (its error stays, as history).
-                    let fresh = to == $crate::queue::store::State::Queued;
                     sqlx::query(concat!(
                         "UPDATE ",
                         $table,
@@ -199,7 +249,7 @@ macro_rules! transition_state {
                     .await?;
                 }
             }
-            Ok::<Option<String>, sqlx::Error>(current.map(|(s,)| s))
+            Ok::<$crate::queue::sql::Transitioned, sqlx::Error>((current.map(|(s, _)| s), None))
         }
         .await
     };

@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use super::sql::{finish_outcome, in_flight, transition_state};
+use super::sql::{finish_outcome, in_flight, still_in_flight, transition_state};
 use super::store::{
     Claim, ClaimRequest, ClaimedMessage, Enqueued, ErrorOf, Lease, NewMessage, Outcome, QueueStats,
     QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, enqueue_error, from_millis, millis,
@@ -195,14 +195,15 @@ impl QueueStore for SqliteStore {
             let lease_until = millis(at + request.lease);
             sqlx::query(
                 "UPDATE mail_queue SET state = 'sending', attempts = attempts + 1, \
-                 lease_token = $2, lease_owner = $3, lease_until = $4, updated_at = $5 \
-                 WHERE id = $1",
+                 lease_token = $2, lease_owner = $3, lease_until = $4, updated_at = $5, \
+                 lease_ms = $6 WHERE id = $1",
             )
             .bind(&id)
             .bind(&token)
             .bind(&request.worker)
             .bind(lease_until)
             .bind(now)
+            .bind(i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await
             .map_err(|e| db_error(ACTION, &e))?;
@@ -327,8 +328,11 @@ impl QueueStore for SqliteStore {
     ) -> Result<Option<State>> {
         const ACTION: &str = "change a message's state";
         let mut tx = self.immediate(ACTION).await?;
-        let state = transition_state!(tx, "mail_queue", id, from, to, millis(now))
+        let (state, running) = transition_state!(tx, "mail_queue", id, from, to, millis(now))
             .map_err(|e| db_error(ACTION, &e))?;
+        if let Some(wait) = running {
+            return Err(still_in_flight(id, wait));
+        }
         tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
         state.map(|s| s.parse()).transpose()
     }

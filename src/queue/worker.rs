@@ -13,6 +13,9 @@ use super::limits::MailboxLimits;
 use super::store::{Claim, ClaimRequest, ClaimedMessage, Outcome};
 use crate::error::Result;
 use crate::retry::RetryPolicy;
+
+/// A worker's lease unless [`Worker::with_lease`] says otherwise.
+pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
 use crate::transport::MailTransport;
 
 /// What a worker did, counted per outcome.
@@ -136,7 +139,7 @@ impl Worker {
                 multiplier: 2.0,
                 deadline: Some(Duration::from_secs(24 * 60 * 60)),
             },
-            lease: Duration::from_secs(5 * 60),
+            lease: DEFAULT_LEASE,
             poll: Duration::from_secs(1),
             concurrency: 16,
             grace: Duration::from_secs(30),

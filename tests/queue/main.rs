@@ -21,6 +21,7 @@ mod fleet;
 mod held;
 mod helpers;
 mod mailctl;
+mod operator_retry;
 mod outbox;
 mod refusals;
 mod remedies;

@@ -52,7 +52,9 @@ enum QueueCommand {
         json: bool,
     },
     /// Queue uncertain or failed messages again (check first that an uncertain one did not
-    /// arrive: it may be delivered twice).
+    /// arrive: it may be delivered twice). An uncertain message is refused for one lease
+    /// after its lease ran out, its worker possibly still sending it: the error says how
+    /// long to wait.
     Retry {
         /// Message ids.
         #[arg(required = true, value_name = "ID")]

@@ -112,13 +112,15 @@ impl PostgresStore {
         let token = uuid::Uuid::new_v4().to_string();
         sqlx::query(
             "UPDATE mail_queue.messages SET state = 'sending', attempts = attempts + 1, \
-             lease_token = $2, lease_owner = $3, lease_until = $4, updated_at = $5 WHERE id = $1",
+             lease_token = $2, lease_owner = $3, lease_until = $4, updated_at = $5, \
+             lease_ms = $6 WHERE id = $1",
         )
         .bind(&id)
         .bind(&token)
         .bind(&request.worker)
         .bind(now.saturating_add(lease))
         .bind(now)
+        .bind(lease)
         .execute(&mut *tx)
         .await
         .map_err(err)?;

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::codec;
-use super::hold::holds_mailbox;
+use super::hold::{MAX_HOLD, holds_mailbox};
 use super::outcome::{Attempt, classify};
 use super::store::{ClaimedMessage, Lease, Outcome, QueueStore};
 use crate::error::{Error, Result};
@@ -252,6 +252,7 @@ async fn attempt(
         .as_ref()
         .err()
         .and_then(Error::retry_after)
+        .map(pause_length)
         .and_then(|wait| SystemTime::now().checked_add(wait));
     let holds = result.as_ref().err().is_some_and(holds_mailbox);
     let now = SystemTime::now();
@@ -281,6 +282,23 @@ async fn attempt(
         outcome,
         now,
     }
+}
+
+/// How long to pause a mailbox whose server asked to wait `asked`: at most [`MAX_HOLD`],
+/// as a hold. A pause is never shortened and no command lifts it, so a `Retry-After` of
+/// hours (a proxy's, or an HTTP date from a wrong clock) would otherwise keep every message
+/// of the mailbox from being tried, or reaching its age limit, for that long; a server
+/// still throttling after the cap says so again, and pauses the mailbox again.
+fn pause_length(asked: Duration) -> Duration {
+    if asked > MAX_HOLD {
+        tracing::warn!(
+            asked_secs = asked.as_secs(),
+            paused_secs = MAX_HOLD.as_secs(),
+            "mail queue: the server asked to pause the sender mailbox for longer than the \
+             queue ever pauses one; pausing it for the longest"
+        );
+    }
+    asked.min(MAX_HOLD)
 }
 
 fn outcome_name(outcome: &Outcome) -> &'static str {

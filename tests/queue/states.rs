@@ -20,6 +20,7 @@ on_both_stores!(
     out_of_attempts_is_failed,
     a_retry_is_never_sooner_than_retry_after,
     a_429_pauses_its_mailbox_until_retry_after,
+    a_huge_retry_after_pauses_its_mailbox_for_five_minutes_at_most,
     an_uncertain_delivery_is_parked_and_never_resent,
     a_partial_delivery_retries_the_rest_and_parks_the_uncertain,
     shutdown_lets_deliveries_finish_within_the_grace_period,
@@ -164,6 +165,35 @@ async fn a_429_pauses_its_mailbox_until_retry_after(backend: Backend) {
     }
     attempts.sort_unstable();
     assert_eq!(attempts, [0, 0, 1]);
+}
+
+/// A proxy's Retry-After of a day (or an HTTP date from a wrong clock) would pause the
+/// mailbox that long, its messages never tried: the pause is cut to five minutes.
+async fn a_huge_retry_after_pauses_its_mailbox_for_five_minutes_at_most(backend: Backend) {
+    let server = MockServer::start_async().await;
+    let graph = graph_to(&server).await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path_includes("/sendMail");
+            then.status(429).header("Retry-After", "86400");
+        })
+        .await;
+    let (queue, _guard) = open(backend).await;
+    queue
+        .enqueue(&unsigned("throttled for a day"), EnqueueOptions::new())
+        .await
+        .unwrap();
+    Worker::with_transport(&queue, graph)
+        .with_retry(fast(5))
+        .with_once_wait(Duration::from_secs(60))
+        .run_once()
+        .await
+        .unwrap();
+    let after = SystemTime::now();
+    let stats = queue.stats().await.unwrap();
+    let paused = stats.mailboxes[0].paused_until.expect("paused");
+    assert!(paused > after, "{paused:?}");
+    assert!(paused <= after + Duration::from_secs(5 * 60), "{paused:?}");
 }
 
 async fn an_uncertain_delivery_is_parked_and_never_resent(backend: Backend) {

@@ -15,7 +15,7 @@ use super::store::{
     stats_from_counts,
 };
 use crate::error::Result;
-use admit::Admission;
+use admit::{Admission, Unclaimed};
 use clock::{Clocks, SERVER_NOW, from_now};
 
 mod admit;
@@ -43,10 +43,15 @@ const MIGRATION_LOCK: i64 = 0x6d61_696c_7175_6575; // "mailqueu"
 /// of healthy deliveries, and a retry it schedules "in 30 s" is due 30 s after the server's
 /// now for every worker. The times it reads back ([`list`](QueueStore::list),
 /// [`stats`](QueueStore::stats)) are the server's; those a claim answers are told on the
-/// claiming worker's clock.
+/// claiming worker's clock. A claim whose `COMMIT` lost its answer (a server restart, a
+/// broken connection) may have leased a message no worker has: it is put back to `queued`
+/// by its lease token, at once or at this store's next claim, rather than turning
+/// `uncertain` although it was never sent.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Claims whose answer was lost, to put back once the database answers again.
+    unclaimed: std::sync::Arc<std::sync::Mutex<Vec<Unclaimed>>>,
 }
 
 impl PostgresStore {
@@ -86,7 +91,10 @@ impl PostgresStore {
         let closed = conn.close().await;
         migrated?;
         closed.map_err(|e| db_error("migrate the PostgreSQL queue", &e))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            unclaimed: std::sync::Arc::default(),
+        })
     }
 
     /// The connection pool.
@@ -196,6 +204,7 @@ impl QueueStore for PostgresStore {
         let window = i64::try_from(limits.window.as_millis()).unwrap_or(i64::MAX);
         // Every time here is the server's (see `clock`); `request.now` only converts the
         // answer back to the worker's clock.
+        self.put_back_unclaimed().await;
         let clocks = Clocks::read(&self.pool, request.now).await.map_err(err)?;
         let now = clocks.now();
         sqlx::query(

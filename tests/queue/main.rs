@@ -20,6 +20,7 @@ mod factory;
 mod fleet;
 mod held;
 mod helpers;
+mod lost_commit;
 mod mailctl;
 mod operator_retry;
 mod outbox;

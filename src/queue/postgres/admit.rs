@@ -5,6 +5,7 @@
 use super::PostgresStore;
 use super::clock::Clocks;
 use crate::error::Result;
+use crate::queue::rows::answer_lost;
 use crate::queue::sql::in_flight;
 use crate::queue::store::{ClaimRequest, ClaimedMessage, Lease, db_error};
 
@@ -15,6 +16,18 @@ pub(super) enum Admission {
     Busy,
     /// At a limit; the rate window frees up at this time (ms), if that is the limit.
     Full(Option<i64>),
+}
+
+/// A claim whose `COMMIT` lost its answer (the connection broke, the server restarted): it
+/// may have committed, leaving the message `sending` — later `uncertain`, waiting for an
+/// operator — although no worker has it and it was certainly never sent. Put back by its
+/// lease token, which only this claim knew.
+#[derive(Debug)]
+pub(super) struct Unclaimed {
+    lease: Lease,
+    mailbox: String,
+    /// The attempt the claim stamped (server clock, ms), taken back with it.
+    started_at: i64,
 }
 
 impl PostgresStore {
@@ -130,7 +143,22 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(err)?;
-        tx.commit().await.map_err(err)?;
+        if let Err(error) = tx.commit().await {
+            if answer_lost(&error) {
+                let lease = Lease {
+                    id: id.clone(),
+                    token,
+                };
+                let mailbox = mailbox.to_owned();
+                let unclaimed = Unclaimed {
+                    lease,
+                    mailbox,
+                    started_at: now,
+                };
+                self.put_back(unclaimed).await;
+            }
+            return Err(err(error));
+        }
         Ok(Admission::Claimed(Box::new(ClaimedMessage {
             lease: Lease { id, token },
             mailbox: mailbox.to_owned(),
@@ -139,5 +167,65 @@ impl PostgresStore {
             // Stored on the server's clock; the worker measures the message's age by its own.
             retry_from: clocks.to_worker(retry_from),
         })))
+    }
+
+    /// Puts back the message of a claim whose `COMMIT` lost its answer, if that claim
+    /// committed: `queued` again (`uncertain` too, should its lease have run out since),
+    /// its attempt and rate-window stamp taken back. When the database cannot be reached
+    /// yet, it is kept for [`put_back_unclaimed`](Self::put_back_unclaimed) to try again.
+    async fn put_back(&self, unclaimed: Unclaimed) {
+        if let Err(error) = self.release(&unclaimed).await {
+            tracing::warn!(
+                %error,
+                id = %unclaimed.lease.id,
+                "mail queue: a claim lost its answer and the message could not be put back \
+                 yet; the next claim tries again"
+            );
+            self.unclaimed().push(unclaimed);
+        }
+    }
+
+    /// Tries again to put back every claim whose answer was lost (see [`Unclaimed`]).
+    pub(super) async fn put_back_unclaimed(&self) {
+        let pending = std::mem::take(&mut *self.unclaimed());
+        for unclaimed in pending {
+            if self.release(&unclaimed).await.is_err() {
+                self.unclaimed().push(unclaimed);
+            }
+        }
+    }
+
+    fn unclaimed(&self) -> std::sync::MutexGuard<'_, Vec<Unclaimed>> {
+        self.unclaimed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn release(&self, unclaimed: &Unclaimed) -> std::result::Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let released = sqlx::query(
+            "UPDATE mail_queue.messages SET state = 'queued', attempts = attempts - 1, \
+             lease_token = NULL, lease_owner = NULL, lease_until = NULL, lease_ms = NULL \
+             WHERE id = $1 AND lease_token = $2 AND state IN ('sending', 'uncertain')",
+        )
+        .bind(&unclaimed.lease.id)
+        .bind(&unclaimed.lease.token)
+        .execute(&mut *tx)
+        .await?;
+        if released.rows_affected() == 1 {
+            sqlx::query(
+                "DELETE FROM mail_queue.attempts WHERE ctid = (SELECT ctid FROM \
+                 mail_queue.attempts WHERE mailbox = $1 AND started_at = $2 LIMIT 1)",
+            )
+            .bind(&unclaimed.mailbox)
+            .bind(unclaimed.started_at)
+            .execute(&mut *tx)
+            .await?;
+            tracing::info!(
+                id = %unclaimed.lease.id,
+                "mail queue: a claim lost its answer; its message, never sent, is queued again"
+            );
+        }
+        tx.commit().await
     }
 }

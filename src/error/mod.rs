@@ -18,7 +18,7 @@ mod parts;
 mod refusal;
 
 #[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]
-pub(crate) use partial::{REFUSED_REMEDY, UNCERTAIN_REMEDY, rest_remedy};
+pub(crate) use partial::{REFUSED_REMEDY, UNCERTAIN_REMEDY, rest_remedy, source_is_the_refusal};
 pub use parts::{Advice, Delivery, SettingsProblem, SmtpStage, Transience};
 pub use refusal::Refusal;
 #[cfg(any(feature = "queue-sqlite", feature = "queue-postgres"))]

@@ -88,7 +88,7 @@ pub(super) fn summary(
 /// then neither temporary nor uncertain, and an SMTP source is a reply to `RCPT TO` that
 /// refuses a recipient — not a later part of a split refused for the sender or the message
 /// (a used-up daily limit, a blocked mailbox), whose fix the recipients not sent need.
-fn source_is_the_refusal(refused_permanently: &[Recipient], source: &Error) -> bool {
+pub(crate) fn source_is_the_refusal(refused_permanently: &[Recipient], source: &Error) -> bool {
     !refused_permanently.is_empty()
         && !source.is_transient()
         && source.delivery() == Delivery::NotSent

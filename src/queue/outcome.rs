@@ -11,6 +11,7 @@ use super::hold::{held_error, holds_mailbox};
 use super::store::{Outcome, Remainder, State};
 use crate::error::{
     Delivery, Error, REFUSED_REMEDY, Refusal, Result, UNCERTAIN_REMEDY, few_refusals,
+    source_is_the_refusal,
 };
 use crate::message::{Email, Recipient};
 use crate::retry::RetryPolicy;
@@ -143,11 +144,12 @@ pub(crate) async fn classify(result: Result<SendReport>, attempt: &Attempt<'_>) 
         // The recipients not sent can go again when the failure was temporary, when the
         // failing part's delivery is uncertain (they were never tried), or when the
         // permanent failure was the refusal of the recipients refused permanently (the rest
-        // were refused temporarily or never tried). After any other permanent failure they
-        // would fail the same way.
+        // were refused temporarily or never tried). After any other permanent failure — a
+        // later part refused for the sender, say (a used-up daily limit) — they would fail
+        // the same way.
         let worth_retrying = source.is_transient()
             || source.delivery() == Delivery::Uncertain
-            || !refused_permanently.is_empty();
+            || source_is_the_refusal(refused_permanently, source);
         let held = holds_mailbox(source);
         let next = if held {
             attempt.next_hold()

@@ -1,7 +1,8 @@
 //! A partial SMTP delivery with recipients refused permanently (550) and temporarily (450):
 //! the accepted recipient is done, the permanently refused one becomes a `failed` message of
 //! its own and is never tried again, the temporarily refused one is retried — in either
-//! order of the refusals, on both stores.
+//! order of the refusals, on both stores. A later part refused for the sender is no
+//! recipient's refusal: the rest is not retried.
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ on_both_stores!(
     a_permanent_refusal_does_not_keep_the_parts_after_it_from_going,
     a_recipient_limit_of_one_sends_the_parts_after_a_refused_one,
     a_part_refused_wholly_fails_only_its_permanent_refusals,
+    a_later_part_refused_for_the_sender_is_not_retried,
 );
 
 const GONE: &str = "gone@example.org";
@@ -233,4 +235,39 @@ async fn a_part_refused_wholly_fails_only_its_permanent_refusals(backend: Backen
     // cy at once, busy at the retry.
     let delivered: Vec<Vec<String>> = server.messages().into_iter().map(|m| m.rcpt_to).collect();
     assert_eq!(delivered, [["cy@example.org"], [BUSY]]);
+}
+
+/// One per message: gone's part is refused at RCPT TO (550), cy's at the end of its data
+/// for the sender (Exchange's daily limit, 554 5.2.0). That refusal is not gone's: retrying
+/// cy would fail the same way, so cy fails at once, with the sender's fix.
+async fn a_later_part_refused_for_the_sender_is_not_retried(backend: Backend) {
+    let server = TestServer::start(ServerOptions {
+        rcpt_replies: vec![RcptReply::always(GONE, "550 5.1.1 User unknown")],
+        transient_data_failures: 1,
+        transient_data_reply:
+            "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let (queue, _guard) = open(backend).await;
+    let id = queue
+        .enqueue(&email_to(&[GONE, "cy@example.org"]), EnqueueOptions::new())
+        .await
+        .unwrap();
+    Worker::new(&queue, RecipientLimit::new(smtp(&server), 1))
+        .with_retry(fast())
+        .run_once()
+        .await
+        .unwrap();
+    let original = row(&queue, id.as_str()).await;
+    assert_eq!(original.state, State::Failed, "{original:?}");
+    assert_eq!(original.recipients, "To: cy@example.org");
+    let error = original.last_error.as_deref().unwrap();
+    assert!(error.contains("554 5.2.0"), "{error}");
+    assert_eq!(
+        server.rcpt_commands("cy@example.org"),
+        1,
+        "never tried again"
+    );
+    assert!(server.messages().is_empty());
 }

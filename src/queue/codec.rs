@@ -8,25 +8,33 @@ use super::store::queue_error;
 use crate::error::{Error, Result};
 use crate::message::{Attachment, Email};
 
-/// The largest email the queue stores, bodies and attachments together (before base64):
+/// The largest email the queue stores, bodies and attachments together (before base64), or
+/// a prepared message's bytes:
 /// 150 MiB, the largest message Exchange Online accepts (its SMTP `SIZE`, and Graph's
 /// upload-session ceiling).
 pub const MAX_STORED_BYTES: u64 = 150 * 1024 * 1024;
 
-fn too_large(size: u64) -> Error {
+fn too_large(email: &Email, size: u64) -> Error {
+    let (field, what) = match email.mime() {
+        Some(_) => ("mime", "the prepared message is"),
+        None => ("attachments", "the email is"),
+    };
     Error::invalid_message(
-        "attachments",
+        field,
         format!(
-            "the email is {size} bytes with its attachments; the queue stores at most \
+            "{what} {size} bytes with its attachments; the queue stores at most \
              {MAX_STORED_BYTES} bytes (150 MiB, the largest message Exchange Online accepts): \
              send smaller attachments, or a link to the file instead"
         ),
     )
 }
 
-/// The email's size: bodies plus attachment sizes.
+/// The email's size: a prepared message's bytes (`Email::from_mime`, which may be larger
+/// than the queue stores), bodies, and attachment sizes.
 fn size(email: &Email) -> u64 {
-    let text = email.text().map_or(0, str::len) + email.html().map_or(0, str::len);
+    let text = email.text().map_or(0, str::len)
+        + email.html().map_or(0, str::len)
+        + email.mime().map_or(0, <[u8]>::len);
     email
         .attachments()
         .iter()
@@ -38,18 +46,19 @@ fn size(email: &Email) -> u64 {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidMessage`] naming `attachments` when the email is larger than
+/// [`Error::InvalidMessage`] naming `attachments` (`mime` for a prepared message) when the
+/// email is larger than
 /// [`MAX_STORED_BYTES`] (checked before and after the files are read: one may have grown);
 /// [`Error::Io`] when an attachment's file cannot be read.
 pub(crate) async fn encode(email: &Email) -> Result<Vec<u8>> {
     let declared = size(email);
     if declared > MAX_STORED_BYTES {
-        return Err(too_large(declared));
+        return Err(too_large(email, declared));
     }
     let loaded = email.clone().load_attachments().await?;
     let actual = size(&loaded);
     if actual > MAX_STORED_BYTES {
-        return Err(too_large(actual));
+        return Err(too_large(&loaded, actual));
     }
     serde_json::to_vec(&loaded)
         .map_err(|e| queue_error("encode the email", e.to_string(), false, None))

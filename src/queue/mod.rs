@@ -136,7 +136,8 @@
 //!   per sender mailbox and at most [`MailboxLimits::per_window`] started per minute, counted
 //!   by the database across every worker and process.
 //! - The stored email is limited to [`MAX_STORED_BYTES`] (150 MiB) with its attachments, which
-//!   are read at enqueue time: a larger email is refused with [`Error::InvalidMessage`](crate::Error::InvalidMessage).
+//!   are read at enqueue time, or a prepared message's bytes ([`Email::from_mime`](crate::Email::from_mime),
+//!   `mailctl send --eml`): a larger email is refused with [`Error::InvalidMessage`](crate::Error::InvalidMessage).
 //!
 //! ## Exchange Online's limits and the defaults
 //!

@@ -27,6 +27,7 @@ mod outbox;
 mod refusals;
 mod remedies;
 mod scheduled;
+mod size_limit;
 mod skew;
 mod skewed;
 mod split_race;

@@ -229,3 +229,60 @@ fn the_worker_says_what_it_holds_and_status_shows_the_pause() {
     let status = stdout(&mailctl(path, &["queue", "status"]));
     assert!(status.contains("(paused until "), "{status}");
 }
+
+/// `queue list` keeps one line per message, tab-separated, whatever its error holds (a
+/// server's multi-line reply), with its due time and its fix; `--older-than` takes `1.5h`
+/// and says what is wrong with a unit it does not know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_keeps_one_line_per_message_with_its_due_time_and_fix() {
+    use mail_connector::queue::{Claim, ClaimRequest, EnqueueOptions, MailboxLimits, Outcome};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let url = format!("sqlite://{}", path.join("q.db").display());
+    let queue = mail_connector::queue::Queue::open(&url).await.unwrap();
+    let email = crate::helpers::email("ann@example.org", "multi-line");
+    let id = queue.enqueue(&email, EnqueueOptions::new()).await.unwrap();
+    let request = ClaimRequest::new(
+        "test",
+        std::time::SystemTime::now(),
+        std::time::Duration::from_secs(60),
+        MailboxLimits::graph(),
+    );
+    let Claim::Message(claimed) = queue.store().claim(&request).await.unwrap() else {
+        panic!("due now");
+    };
+    let failed = Outcome::Failed {
+        error: "554-5.7.1 refused\r\n554 5.7.1\tsee the policy".into(),
+        remedy: Some("ask the\nadmin".into()),
+    };
+    let now = std::time::SystemTime::now();
+    assert!(
+        queue
+            .store()
+            .finish(&claimed.lease, failed, now)
+            .await
+            .unwrap()
+    );
+
+    let text = stdout(&mailctl(path, &["queue", "list"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let fields: Vec<&str> = lines[0].split('\t').collect();
+    assert_eq!(fields.len(), 8, "{fields:?}");
+    assert_eq!(&fields[..2], [id.as_str(), "failed"]);
+    assert_eq!(fields[5], "554-5.7.1 refused  554 5.7.1 see the policy");
+    assert!(
+        fields[6].ends_with('Z') && fields[6].contains('T'),
+        "{fields:?}"
+    );
+    assert_eq!(fields[7], "ask the admin");
+
+    let purge = ["queue", "purge", "--state", "sent", "--older-than"];
+    let purged = stdout(&mailctl(path, &[&purge[..], &["1.5h"]].concat()));
+    assert!(purged.contains("purged 0"), "{purged}");
+    let bad = mailctl(path, &[&purge[..], &["2y"]].concat());
+    assert_eq!(bad.status.code(), Some(2));
+    let error = String::from_utf8_lossy(&bad.stderr);
+    assert!(error.contains("unknown unit `y`"), "{error}");
+}

@@ -8,6 +8,7 @@ use mail_connector::queue::{EnqueueOptions, MessageSummary, QueueStats, State, r
 use mail_connector::{ConnectorSettings, Email, Error};
 
 use crate::config::{ConfigArg, load_queue_settings};
+use crate::output::clean;
 
 #[derive(Args)]
 pub(crate) struct WorkerArgs {
@@ -35,7 +36,8 @@ enum QueueCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Messages: id, state, sender, recipients, attempts, last error.
+    /// Messages, one a line, tab-separated: id, state, sender, recipients, attempts, last
+    /// error, due at (UTC), fix (`-` when there is none).
     ///
     /// An `uncertain` message may still be in flight for up to one lease (5 minutes by
     /// default) after it became uncertain, when its worker lost the lease mid-send: wait
@@ -71,7 +73,7 @@ enum QueueCommand {
         /// The state to purge.
         #[arg(long, value_parser = parse_state)]
         state: State,
-        /// How long ago, e.g. `30d`, `12h`, `90m`, `45s`, `2w`.
+        /// How long ago, e.g. `30d`, `12h`, `1.5h`, `90m`, `45s`, `2w`.
         #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
         older_than: Duration,
     },
@@ -82,28 +84,29 @@ fn parse_state(text: &str) -> Result<State, String> {
         .map_err(|e: Error| e.remedy().unwrap_or_else(|| e.to_string()))
 }
 
+/// A duration as a number (`1.5` too) and one unit: `30d`, `12h`, `1.5h`, `90m`, `45s`, `2w`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
+    const FORMS: &str = "use a number and one unit of s, m, h, d or w, e.g. 30d, 12h, 1.5h, \
+                         90m, 45s, 2w";
     let text = text.trim();
     let split = text
-        .find(|c: char| !c.is_ascii_digit())
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
+    let number: f64 = number
         .parse()
-        .map_err(|_| format!("`{text}` is not a duration: use e.g. 30d, 12h, 90m, 45s, 2w"))?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => {
-            return Err(format!(
-                "`{text}` has no unit: use s, m, h, d or w (e.g. 30d)"
-            ));
-        }
+        .map_err(|_| format!("`{text}` is not a duration: {FORMS}"))?;
+    let seconds: f64 = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        "w" => 604_800.0,
+        "" => return Err(format!("`{text}` has no unit: {FORMS}")),
+        _ => return Err(format!("`{text}` has the unknown unit `{unit}`: {FORMS}")),
     };
-    Ok(Duration::from_secs(number.saturating_mul(seconds)))
+    Duration::try_from_secs_f64(number * seconds)
+        .map_err(|_| format!("`{text}` is too long a duration: {FORMS}"))
 }
 
 /// The settings; the queue commands fail naming `queue_url` when it is not set.
@@ -270,15 +273,20 @@ fn print_list(messages: &[MessageSummary], json: bool) {
         );
         return;
     }
+    // One line per message, its fields apart by tabs: a tab or line break in a field (a
+    // server's multi-line reply in the error) is a space.
+    let field = |text: Option<&str>| text.map_or_else(|| "-".to_owned(), clean);
     for m in messages {
         println!(
-            "{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             m.id,
             m.state,
-            m.mailbox,
-            m.recipients,
+            field(Some(&m.mailbox)),
+            field(Some(&m.recipients)),
             m.attempts,
-            m.last_error.as_deref().unwrap_or("-")
+            field(m.last_error.as_deref()),
+            rfc3339(m.due_at),
+            field(m.remedy.as_deref()),
         );
     }
 }

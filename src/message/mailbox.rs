@@ -131,7 +131,10 @@ impl Mailbox {
                 ),
             )
         })?;
-        let decoded = encoded_name(text.trim());
+        let decoded = parsed
+            .name
+            .as_deref()
+            .and_then(|name| encoded_name(text.trim(), name));
         Self::new(
             decoded.as_deref().or(parsed.name.as_deref()),
             parsed.email.as_ref(),
@@ -165,11 +168,14 @@ impl Mailbox {
         }
     }
 
-    /// Whether `other` is the same address as a mail server takes it: compared as it goes on
-    /// the wire (an IDN domain in ASCII, so `ann@bücher.de` is `ann@xn--bcher-kva.de`) and
-    /// without regard to case, as Exchange and most servers treat local parts. Display names
-    /// do not count. This is the one rule for duplicate recipients ([`Email::recipients`])
-    /// and for whether an email's From is the transport's own mailbox.
+    /// Whether `other` is the same address as a mail server takes it: the domain compared in
+    /// its ASCII form (an IDN domain as `xn--…`, so `ann@bücher.de` is `ann@xn--bcher-kva.de`)
+    /// and without regard to case, the local part without regard to the case of its ASCII
+    /// letters, as Exchange and most servers treat it. Other characters of a local part are
+    /// compared as written: Unicode has no case rule a server is bound by, and two addresses
+    /// wrongly taken as one would cost a recipient their mail. Display names do not count.
+    /// This is the one rule for duplicate recipients ([`Email::recipients`]), for whether an
+    /// email's From is the transport's own mailbox, and for the queue's per-mailbox limits.
     ///
     /// [`Email::recipients`]: crate::Email::recipients
     ///
@@ -189,28 +195,37 @@ impl Mailbox {
         if self.address.is_ascii() && other.address.is_ascii() {
             return false;
         }
-        let (a, b) = (self.wire_address(), other.wire_address());
-        folded(&a).eq(folded(&b))
+        self.address_key() == other.address_key()
     }
 
     /// The address as [`Mailbox::same_address`] compares it, as one string: equal for two
     /// mailboxes exactly when they are the same address.
     pub(crate) fn address_key(&self) -> String {
-        folded(&self.wire_address()).collect()
+        match self.address.rsplit_once('@') {
+            Some((local, domain)) => {
+                let domain = ascii_domain(domain).unwrap_or(Cow::Borrowed(domain));
+                format!(
+                    "{}@{}",
+                    local.to_ascii_lowercase(),
+                    domain.to_ascii_lowercase()
+                )
+            }
+            None => self.address.to_ascii_lowercase(),
+        }
     }
 }
 
-/// `text` without regard to case, a character at a time (no allocation).
-fn folded(text: &str) -> impl Iterator<Item = char> + '_ {
-    text.chars().flat_map(char::to_lowercase)
-}
-
-/// The display name of `text` (one mailbox) when it is written in RFC 2047 encoded words, as
-/// a mailbox copied from a message header is (`=?utf-8?q?Caf=C3=A9?= <cafe@example.org>`),
-/// decoded; `None` when it has none. Kept encoded, the name would reach Graph, reports and
-/// logs as `=?utf-8?…`, and be encoded a second time in the message written for SMTP.
-fn encoded_name(text: &str) -> Option<String> {
-    if !text.contains("=?") {
+/// The display name `name` that lettre read from `text` (one mailbox), decoded, when it is
+/// written in RFC 2047 encoded words, as a mailbox copied from a message header is
+/// (`=?utf-8?q?Caf=C3=A9?= <cafe@example.org>`); `None` when it has none. Kept encoded, the
+/// name would reach Graph, reports and logs as `=?utf-8?…`, and be encoded a second time in
+/// the message written for SMTP.
+///
+/// Only a name outside quotes is decoded (RFC 2047, section 5: an encoded word in a quoted
+/// string is text), and only when what comes out is text: a charset that cannot be read
+/// (the replacement character) or a control character keeps the name as written.
+fn encoded_name(text: &str, name: &str) -> Option<String> {
+    if !name.contains("=?") || text.starts_with('"') {
         return None;
     }
     let header = format!("From: {text}\r\n\r\n");
@@ -221,7 +236,11 @@ fn encoded_name(text: &str) -> Option<String> {
     match (mailboxes.next(), mailboxes.next()) {
         (Some(mailbox), None) => mailbox
             .name()
-            .filter(|name| !name.contains("=?"))
+            .filter(|decoded| {
+                !decoded.contains("=?")
+                    && !decoded.contains(char::REPLACEMENT_CHARACTER)
+                    && !decoded.chars().any(char::is_control)
+            })
             .map(str::to_owned),
         _ => None,
     }
@@ -426,8 +445,38 @@ mod tests {
             name("=?UTF-8?B?0JDQvdC90LA=?= <anna@example.org>").as_deref(),
             Some("Анна")
         );
+        // The multi-byte charsets of real mail.
+        assert_eq!(
+            name("=?iso-2022-jp?b?GyRCJUYlOSVIGyhC?= <a@example.org>").as_deref(),
+            Some("テスト")
+        );
+        assert_eq!(
+            name("=?shift_jis?b?g2WDWINn?= <a@example.org>").as_deref(),
+            Some("テスト")
+        );
+        assert_eq!(
+            name("=?gbk?b?1tDOxA==?= <a@example.org>").as_deref(),
+            Some("中文")
+        );
         // Text that only looks like the start of one is kept as written.
         assert_eq!(name("a=?b <a@example.org>").as_deref(), Some("a=?b"));
+        // In quotes an encoded word is text (RFC 2047, section 5).
+        assert_eq!(
+            name("\"=?utf-8?q?Caf=C3=A9?=\" <cafe@example.org>").as_deref(),
+            Some("=?utf-8?q?Caf=C3=A9?=")
+        );
+        // What does not decode to text keeps the name as written: bytes no charset reads,
+        // a control character.
+        assert_eq!(
+            name("=?x-unknown?b?/w==?= <a@example.org>").as_deref(),
+            Some("=?x-unknown?b?/w==?=")
+        );
+        assert_eq!(
+            name("=?utf-8?q?Ann=09Smith?= <a@example.org>").as_deref(),
+            Some("=?utf-8?q?Ann=09Smith?=")
+        );
+        // A bare address gets no name from it.
+        assert_eq!(name("=?utf-8?q?x?=@example.org"), None);
         assert_eq!(name("Ann <ann@example.org>").as_deref(), Some("Ann"));
         assert_eq!(
             Mailbox::parse("=?utf-8?q?Caf=C3=A9?= <cafe@example.org>")
@@ -456,7 +505,13 @@ mod tests {
         };
         assert!(same("Ann <ann@example.org>", "ANN@Example.ORG"));
         assert!(same("ann@bücher.de", "Ann@XN--BCHER-KVA.DE"));
-        assert!(same("jürgen@bücher.de", "JÜRGEN@BÜCHER.DE"));
+        assert!(same("jürgen@bücher.de", "jürgen@BÜCHER.DE"));
+        assert!(same("jürgen@bücher.de", "Jürgen@xn--bcher-kva.de"));
+        // Beyond ASCII letters, a local part is compared as written: no recipient is taken
+        // for another by a Unicode case rule (the Kelvin sign lower-cases to `k`).
+        assert!(!same("jürgen@bücher.de", "JÜRGEN@bücher.de"));
+        assert!(!same("kate@example.org", "\u{212A}ate@example.org"));
+        assert!(!same("οδυσσευς@example.org", "ΟΔΥΣΣΕΥΣ@example.org"));
         assert!(!same("ann@example.org", "anne@example.org"));
         assert!(!same("ann@bücher.de", "ann@bucher.de"));
         assert!(!same("jürgen@bücher.de", "jurgen@bücher.de"));

@@ -65,7 +65,8 @@ pub(crate) struct Recipient<'a> {
 /// `emailAddress`.
 #[derive(Debug, Serialize)]
 pub(crate) struct EmailAddress<'a> {
-    pub address: &'a str,
+    /// As it goes on the wire: an IDN domain in ASCII, as over SMTP.
+    pub address: std::borrow::Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<&'a str>,
 }
@@ -201,7 +202,7 @@ pub(crate) struct UploadProgress {
 fn recipient(mailbox: &Mailbox) -> Recipient<'_> {
     Recipient {
         email_address: EmailAddress {
-            address: mailbox.address(),
+            address: mailbox.wire_address(),
             name: mailbox.name(),
         },
     }
@@ -271,7 +272,7 @@ pub(crate) fn send_mail_len(email: &Email, attachments: u64) -> u64 {
         .iter()
         .flat_map(|list| list.iter())
         .chain(email.from())
-        .map(|m| PER_RECIPIENT + m.address().len() + m.name().map_or(0, str::len))
+        .map(|m| PER_RECIPIENT + m.wire_address().len() + m.name().map_or(0, str::len))
         .sum();
     let headers: usize = email
         .headers()

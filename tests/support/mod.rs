@@ -285,28 +285,44 @@ pub struct LogGuard;
 /// one per test: per-thread subscribers race with other tests' threads over tracing's
 /// callsite interest and maximum level, and then silently drop events. The buffer also holds
 /// other tests' logs, which only makes "this secret was never logged" checks stronger.
+///
+/// tracing caches, per callsite, whether any subscriber wants its events. With one
+/// registered dispatcher it works that out against the dispatcher current on the thread that
+/// meets the callsite first — and a send's task carries the dispatcher current when it was
+/// spawned (`with_current_subscriber`), the no-op one for a send another test started before
+/// this subscriber was installed. Such a task meeting a callsite first cached "never" for
+/// every thread, and a later test's events there were dropped (one run in six of
+/// `refusal_replies` lost its "recipient refused"). So a second, identical dispatcher is
+/// registered and kept, never installed anywhere: with more than one, tracing asks every
+/// registered dispatcher instead of the thread's. It receives no events; events on a thread
+/// whose current dispatcher is the no-op one (lettre's code, quieted) still reach nothing.
 pub fn capture_logs() -> (LogBuffer, LogGuard) {
-    static LOGS: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
-    let logs = LOGS.get_or_init(|| {
+    static LOGS: std::sync::OnceLock<(LogBuffer, tracing::Dispatch)> = std::sync::OnceLock::new();
+    let (logs, _registered) = LOGS.get_or_init(|| {
         let logs = LogBuffer::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "mail_connector=trace,lettre=trace",
-            ))
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber)
+        let registered = tracing::Dispatch::new(log_subscriber(&logs));
+        tracing::subscriber::set_global_default(log_subscriber(&logs))
             .expect("no other global subscriber in the test binaries");
-        logs
+        (logs, registered)
     });
     // A callsite another test's thread met first while the subscriber was being installed
     // may have cached "no subscriber wants this" (its interest worked out against the
-    // dispatcher before): ask every callsite again, now that the subscriber is visible to
-    // this thread, so that none of this test's own events is dropped.
+    // dispatcher before): ask every callsite again, so that none of this test's own events
+    // is dropped.
     tracing::callsite::rebuild_interest_cache();
     (logs.clone(), LogGuard)
+}
+
+/// The subscriber [`capture_logs`] installs: this crate's and lettre's events into `logs`.
+fn log_subscriber(logs: &LogBuffer) -> impl tracing::Subscriber + Send + Sync + 'static {
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "mail_connector=trace,lettre=trace",
+        ))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish()
 }
 
 /// Secrets shorter than this are only looked for as given: their encoded forms are too short

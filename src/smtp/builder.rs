@@ -222,7 +222,9 @@ impl SmtpTransportBuilder {
         self
     }
 
-    /// The name sent in EHLO; default the machine's host name.
+    /// The name sent in EHLO; default the machine's host name. It must be one word without
+    /// spaces or control characters (a host name such as `mail.example.org`), else
+    /// [`build`](Self::build) refuses it: a line break would add SMTP commands of its own.
     pub fn hello_name(mut self, name: impl Into<String>) -> Self {
         self.hello_name = Some(name.into());
         self
@@ -237,7 +239,9 @@ impl SmtpTransportBuilder {
     /// [`allow_plaintext_credentials_dangerous`](Self::allow_plaintext_credentials_dangerous));
     /// an unreadable CA file, or one (or a [`tls_ca_pem`](Self::tls_ca_pem)) that holds no PEM
     /// certificate; XOAUTH2 without a token provider; a connection limit
-    /// of 0; an empty password.
+    /// of 0; an empty password; a [`hello_name`](Self::hello_name) that is empty or holds a
+    /// space or control character; a user name (of [`basic_auth`](Self::basic_auth) or
+    /// [`xoauth2`](Self::xoauth2)) with a control character (a line break, NUL, `\x01`).
     pub fn build(self) -> Result<SmtpTransport> {
         let mut this = self;
         let host = this.host.trim().to_owned();
@@ -257,6 +261,17 @@ impl SmtpTransportBuilder {
                 "max_concurrency",
                 "the SMTP connection limit must be at least 1",
             );
+        }
+        if let Some(problem) = this.hello_name.as_deref().and_then(hello_name_problem) {
+            this.problem("hello_name", problem);
+        }
+        let user = match &this.auth {
+            Auth::None => None,
+            Auth::Basic { user, .. } => Some(("basic_auth", user.clone())),
+            Auth::Xoauth2 { user, .. } => Some(("xoauth2", user.clone())),
+        };
+        if let Some(problem) = user.and_then(|(setter, user)| user_name_problem(setter, &user)) {
+            this.problem("user_name", problem);
         }
         let auth = match this.auth.clone() {
             Auth::None => Auth::None,
@@ -387,6 +402,39 @@ impl SmtpTransportBuilder {
 /// The longest timeout kept: longer ones (up to `Duration::MAX`) are treated as this, which
 /// is no limit in practice and keeps `Instant` arithmetic from overflowing.
 const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// What is wrong with `name` as the EHLO name, if anything. It goes on the command line as
+/// it is: a line break would end the EHLO command and start another of the caller's choosing.
+fn hello_name_problem(name: &str) -> Option<String> {
+    let what = match name.chars().find(|&c| c.is_control() || c.is_whitespace()) {
+        _ if name.is_empty() => "is empty".to_owned(),
+        Some('\r' | '\n') => "contains a line break, which would add SMTP commands".to_owned(),
+        Some(c) if c.is_control() => format!("contains the control character {c:?}"),
+        Some(c) => format!("contains the space {c:?}"),
+        None => return None,
+    };
+    Some(format!(
+        "The EHLO name (`hello_name`, set with `SmtpTransportBuilder::hello_name`) {name:?} \
+         {what}: give this machine's host name, such as `mail.example.org`, or do not set it \
+         to use the machine's own"
+    ))
+}
+
+/// What is wrong with `user` as the login of `setter` (`basic_auth` or `xoauth2`), if anything.
+/// A control character corrupts the login: `\x01` ends XOAUTH2's `user=` field and lets the
+/// rest pose as another, NUL does the same for PLAIN, a line break for LOGIN.
+fn user_name_problem(setter: &str, user: &str) -> Option<String> {
+    let c = user.chars().find(|c| c.is_control())?;
+    let what = match c {
+        '\r' | '\n' => "a line break".to_owned(),
+        other => format!("the control character {other:?}"),
+    };
+    Some(format!(
+        "User Name (`user_name`, given to `SmtpTransportBuilder::{setter}`) {user:?} contains \
+         {what}, which would corrupt the SMTP login: give the mailbox address alone, such as \
+         `no-reply@contoso.com`"
+    ))
+}
 
 /// Whether `pem` holds at least one PEM certificate, and nothing unreadable.
 fn check_pem(pem: &[u8]) -> std::result::Result<(), &'static str> {

@@ -293,3 +293,82 @@ async fn lettre_never_logs_credentials_or_messages() {
     let blob = STANDARD.encode(format!("user={USER}\x01auth=Bearer {token}\x01\x01"));
     assert_no_secrets(&text, &[password, token, &plain, &blob, "Body text 7d1e0c"]);
 }
+
+// ---- builder values that would reach the wire as they are ----
+
+/// The one problem of a refused build, as (field, message).
+fn only_problem(result: Result<SmtpTransport, Error>) -> (String, String) {
+    let error = result.err().expect("the build must be refused");
+    let Error::InvalidSettings { problems, .. } = &error else {
+        panic!("{error:?}")
+    };
+    let [problem] = problems.as_slice() else {
+        panic!("{problems:?}")
+    };
+    assert!(!error.to_string().contains(['\r', '\n']), "{error}");
+    (problem.field.clone(), problem.message.clone())
+}
+
+#[tokio::test]
+async fn an_ehlo_name_that_would_add_commands_is_refused_at_build_time() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    for (name, what) in [
+        (
+            "client.example\r\nMAIL FROM:<spoof@evil.example>",
+            "line break",
+        ),
+        ("client.example\nRSET", "line break"),
+        ("client.example\0", "control character"),
+        ("client example", "space"),
+        ("", "is empty"),
+    ] {
+        let (field, message) = only_problem(logged_in(&server).hello_name(name).build());
+        assert_eq!(field, "hello_name", "{name:?}");
+        assert!(message.contains("`hello_name`"), "{message}");
+        assert!(message.contains(what), "{name:?}: {message}");
+        assert!(message.contains("mail.example.org"), "the fix: {message}");
+    }
+    // A host name or an address literal is sent.
+    for name in ["client.example.org", "[127.0.0.1]"] {
+        let transport = logged_in(&server).hello_name(name).build().unwrap();
+        transport.send(&email()).await.unwrap();
+    }
+    assert_eq!(server.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn a_user_name_that_would_corrupt_the_login_is_refused_at_build_time() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let tokens = || Arc::new(FakeTokens::new(&["tok"]));
+    let cases = [
+        (
+            starttls(&server).xoauth2(format!("{USER}\x01auth=Bearer forged"), tokens()),
+            "xoauth2",
+            "'\\u{1}'",
+        ),
+        (
+            starttls(&server).basic_auth(format!("{USER}\0admin"), Secret::new(PASSWORD)),
+            "basic_auth",
+            "'\\0'",
+        ),
+        (
+            starttls(&server).basic_auth(format!("{USER}\r\n"), Secret::new(PASSWORD)),
+            "basic_auth",
+            "line break",
+        ),
+    ];
+    for (builder, setter, what) in cases {
+        let (field, message) = only_problem(builder.build());
+        assert_eq!(field, "user_name", "{message}");
+        assert!(
+            message.contains(&format!("`SmtpTransportBuilder::{setter}`")),
+            "{message}"
+        );
+        assert!(message.contains(what), "{message}");
+        assert!(
+            message.contains("mailbox address alone"),
+            "the fix: {message}"
+        );
+    }
+    assert_eq!(server.connections(), 0, "nothing was sent");
+}

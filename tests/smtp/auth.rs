@@ -355,3 +355,51 @@ async fn starttls_required_names_the_tls_settings() {
     assert!(remedy.contains("use_ssl"), "{remedy}");
     assert!(!remedy.contains("auth_mode"), "{remedy}");
 }
+
+/// A server that greets, answers EHLO and STARTTLS, reads the login and holds its verdict past
+/// the connect timeout (as one does to slow down password guessing): the remedy speaks of
+/// the login — the password, a slow check, the connect timeout — not of a port, a TLS mode
+/// or a greeting that never came.
+#[tokio::test]
+async fn a_login_answered_late_is_blamed_on_the_login_not_the_port() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let server = TestServer::start(ServerOptions {
+        gated_auth_verdict: Some(Arc::clone(&gate)),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server)
+        .connect_timeout(std::time::Duration::from_millis(200))
+        .retry_policy(mail_connector::RetryPolicy::none())
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&simple_email("ann@example.org")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::Smtp {
+                stage: SmtpStage::Auth,
+                code: None,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("no answer from"), "{error}");
+    assert_eq!(server.auths().len(), 1, "the server had the login");
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    let remedy = error.remedy().expect("a remedy");
+    for named in ["`password`", "connect_timeout"] {
+        assert!(remedy.contains(named), "{named}: {remedy}");
+    }
+    for blamed in ["smtp_port", "never comes", "firewall", "465"] {
+        assert!(!remedy.contains(blamed), "{blamed}: {remedy}");
+    }
+    // The check says the same.
+    let report = bounded(transport.check()).await;
+    let text = format!("{report:?}");
+    assert!(text.contains("connect_timeout"), "{text}");
+    assert!(!text.contains("never comes"), "{text}");
+}

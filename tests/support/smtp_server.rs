@@ -107,6 +107,10 @@ pub struct ServerOptions {
     /// The reply to each end of the data waits for a permit from this semaphore (and uses
     /// it up): the test says when the server answers.
     pub gated_data_end: Option<Arc<tokio::sync::Semaphore>>,
+    /// The verdict on each AUTH (after the credentials are read and recorded) waits for a
+    /// permit from this semaphore (and uses it up): a server that delays its answer to a
+    /// login, as one does to slow down password guessing.
+    pub gated_auth_verdict: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// How [`ServerOptions::cut_data`] cuts a message's data off.
@@ -150,6 +154,7 @@ impl Default for ServerOptions {
             cut_data: None,
             gated_recipient: None,
             gated_data_end: None,
+            gated_auth_verdict: None,
         }
     }
 }

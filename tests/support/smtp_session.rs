@@ -244,6 +244,12 @@ pub(super) async fn session(
                     decoded,
                     accepted,
                 });
+                if let Some(gate) = &options.gated_auth_verdict {
+                    gate.acquire()
+                        .await
+                        .expect("the gate is never closed")
+                        .forget();
+                }
                 if accepted {
                     authenticated = true;
                     reply(&mut io, "235 2.7.0 Authentication successful").await?;

@@ -113,8 +113,27 @@ pub(super) fn remedy(
              `smtp_tls = \"implicit\"` (or Use SSL, `use_ssl = true`, with `smtp_port = 465`), \
              or {other_port}"
         )
+    } else if code.is_none() && stage == SmtpStage::Auth && contains(message, "no answer from") {
+        // The server greeted and answered EHLO (and STARTTLS): the port and TLS mode are
+        // right. Servers hold the answer to a failed login to slow down guessing.
+        let credentials = match xoauth2 {
+            true => {
+                "the token may be refused (check the app's SMTP permission and its access \
+                     to the mailbox in User Name, `user_name`)"
+            }
+            false => {
+                "the password may be wrong (check User Name, `user_name`, and Password, \
+                      `password`)"
+            }
+        };
+        format!(
+            "the server answered the greeting and EHLO but not the login (AUTH) in time: a \
+             server delays its answer to failed logins, so {credentials}; if they are right, \
+             the server checks credentials slowly: raise the connect timeout \
+             (`SmtpTransportBuilder::connect_timeout`, default 15 s)"
+        )
     } else if code.is_none()
-        && matches!(stage, SmtpStage::Connect | SmtpStage::Tls | SmtpStage::Auth)
+        && matches!(stage, SmtpStage::Connect | SmtpStage::Tls)
         && contains(message, "no answer from")
     {
         "the server accepted the connection but did not answer: check that the port \

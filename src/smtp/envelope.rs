@@ -35,6 +35,8 @@ pub(super) struct Progress {
     /// The recipients the server refused at `RCPT TO`, with its replies (set when DATA
     /// starts): certainly not sent, whatever happens to the data.
     pub(super) refusals: Vec<Refusal>,
+    /// Every recipient of the transaction, in the envelope's order (set when DATA starts).
+    pub(super) recipients: Vec<Recipient>,
 }
 
 impl Default for Progress {
@@ -45,6 +47,7 @@ impl Default for Progress {
             data_ended: Arc::default(),
             accepted: Vec::new(),
             refusals: Vec::new(),
+            recipients: Vec::new(),
         }
     }
 }
@@ -56,17 +59,25 @@ impl Progress {
         self.data_ended.load(Ordering::Relaxed)
     }
 
-    /// An error whose delivery is uncertain, made exact: when some recipients were refused
-    /// at `RCPT TO`, a [`Error::PartialDelivery`] that lists them as not sent and the
-    /// accepted ones as uncertain. Other errors are returned as they are.
+    /// An error after `RCPT TO` that keeps the recipients refused there: when some were, a
+    /// [`Error::PartialDelivery`] that lists them as not sent, with their replies, and the
+    /// accepted ones as uncertain when the data's fate is, else as not sent too (the data was
+    /// refused, or cut off before its end). Other errors are returned as they are.
     pub(super) fn exact(self, error: Error) -> Error {
-        if error.delivery() != Delivery::Uncertain || self.refusals.is_empty() {
+        if self.refusals.is_empty() || matches!(error, Error::PartialDelivery { .. }) {
             return error;
         }
+        let (uncertain, not_sent) = match error.delivery() {
+            Delivery::Uncertain => (
+                self.accepted,
+                self.refusals.iter().map(|r| r.recipient.clone()).collect(),
+            ),
+            Delivery::NotSent => (Vec::new(), self.recipients),
+        };
         Error::PartialDelivery {
             delivered: SendReport::default(),
-            uncertain: self.accepted,
-            not_sent: self.refusals.iter().map(|r| r.recipient.clone()).collect(),
+            uncertain,
+            not_sent,
             refused_permanently: permanent_recipients(&self.refusals),
             refusals: self.refusals.into(),
             source: Box::new(error),
@@ -389,6 +400,7 @@ impl Connection {
         progress.stage = SmtpStage::Data;
         progress.accepted.clone_from(&accepted);
         progress.refusals = refusals(&refused);
+        progress.recipients = envelope.recipients.iter().map(|(r, _)| r.clone()).collect();
         if let Err(e) = quiet(self.conn.command(Data)).await {
             let error = self.error(SmtpStage::Data, &e, Delivery::NotSent);
             self.note(&error);

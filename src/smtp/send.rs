@@ -130,7 +130,7 @@ impl SmtpTransport {
                 .checked_add(wait)
                 .is_none_or(|end| end >= deadline)
             {
-                return Err(error);
+                return Err(progress.exact(error));
             }
             tracing::warn!(attempt, ?wait, error = %error, "transient SMTP failure; retrying");
             if is_throttling(&error) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use mail_connector::{Delivery, Email, Error, MailTransport, RetryPolicy, Secret, SmtpStage};
 
 use super::helpers::*;
-use crate::support::smtp_server::{ServerOptions, TestServer};
+use crate::support::smtp_server::{RcptReply, ServerOptions, TestServer};
 
 #[tokio::test]
 async fn refused_recipients_are_reported_exactly() {
@@ -335,4 +335,118 @@ async fn a_non_ascii_header_address_or_header_needs_smtputf8_too() {
     }
     assert_eq!(no_utf8.messages().len(), 0);
     assert_eq!(utf8.messages().len(), 3);
+}
+
+/// Every recipient of a message as an address.
+fn addresses(recipients: &[mail_connector::Recipient]) -> Vec<&str> {
+    recipients.iter().map(|r| r.mailbox.address()).collect()
+}
+
+/// The data refused with a reply after a recipient was refused at RCPT TO: nobody got it,
+/// and the refusal's reply is kept beside the data's, which is the source.
+#[tokio::test]
+async fn refused_recipients_keep_their_replies_when_the_data_is_refused() {
+    let server = TestServer::start(ServerOptions {
+        refused: vec!["nobody@example.org".into()],
+        transient_data_failures: 1,
+        transient_data_reply: "554 5.6.0 Message content rejected".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server).build().unwrap();
+    let email = email_to(&["ann@example.org", "nobody@example.org", "cy@example.org"]);
+    let error = transport.send(&email).await.unwrap_err();
+    let Error::PartialDelivery {
+        delivered,
+        uncertain,
+        not_sent,
+        refused_permanently,
+        refusals,
+        source,
+        ..
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!(delivered.recipients().count(), 0);
+    assert!(uncertain.is_empty(), "{uncertain:?}");
+    assert_eq!(
+        addresses(not_sent),
+        ["ann@example.org", "nobody@example.org", "cy@example.org"],
+        "everyone, in the envelope's order"
+    );
+    assert_eq!(addresses(refused_permanently), ["nobody@example.org"]);
+    let [refusal] = &**refusals else {
+        panic!("{refusals:?}")
+    };
+    assert_eq!(refusal.recipient.mailbox.address(), "nobody@example.org");
+    assert_eq!((refusal.code, refusal.text.as_str()), (550, "User unknown"));
+    assert!(
+        matches!(
+            **source,
+            Error::Smtp {
+                stage: SmtpStage::Data,
+                code: Some(554),
+                ..
+            }
+        ),
+        "{source:?}"
+    );
+    let text = error.to_string();
+    assert!(text.contains("Message content rejected"), "{text}");
+    assert!(
+        text.ends_with("; refused at RCPT TO: nobody@example.org: 550 5.1.1 User unknown"),
+        "{text}"
+    );
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(!error.is_transient(), "{error:?}");
+    assert_eq!(server.mail_from_commands(), 1);
+    assert!(server.messages().is_empty());
+}
+
+/// The data refused for now after a recipient was refused for now: retried within the send
+/// as before, and the last attempt's refusal is kept; the whole is still worth a retry.
+#[tokio::test]
+async fn a_temporary_refusal_is_kept_when_the_data_is_refused_for_now_to_the_end() {
+    let server = TestServer::start(ServerOptions {
+        rcpt_replies: vec![RcptReply::always(
+            "busy@example.org",
+            "450 4.2.1 Mailbox busy, try later",
+        )],
+        transient_data_failures: 100,
+        transient_data_reply: "451 4.3.0 Try again later".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server)
+        .retry_policy(fast_retry())
+        .build()
+        .unwrap();
+    let error = transport
+        .send(&email_to(&["ann@example.org", "busy@example.org"]))
+        .await
+        .unwrap_err();
+    let Error::PartialDelivery {
+        not_sent,
+        refused_permanently,
+        refusals,
+        source,
+        ..
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!(addresses(not_sent), ["ann@example.org", "busy@example.org"]);
+    assert!(refused_permanently.is_empty());
+    let [refusal] = &**refusals else {
+        panic!("{refusals:?}")
+    };
+    assert_eq!((refusal.code, refusal.is_permanent()), (450, false));
+    assert_eq!(source.status(), Some(451));
+    assert!(error.is_transient(), "{error:?}");
+    assert_eq!(
+        server.mail_from_commands(),
+        4,
+        "one attempt and three retries"
+    );
 }

@@ -19,6 +19,7 @@ on_both_stores!(
     a_recipient_limit_of_one_sends_the_parts_after_a_refused_one,
     a_part_refused_wholly_fails_only_its_permanent_refusals,
     a_later_part_refused_for_the_sender_is_not_retried,
+    the_data_refused_for_good_after_a_refusal_is_not_retried,
 );
 
 const GONE: &str = "gone@example.org";
@@ -269,5 +270,49 @@ async fn a_later_part_refused_for_the_sender_is_not_retried(backend: Backend) {
         1,
         "never tried again"
     );
+    assert!(server.messages().is_empty());
+}
+
+/// ann accepted and gone refused (550) at RCPT TO, then the data refused for good (554): the
+/// error keeps gone's refusal, and nobody is tried again — ann's copy would be refused the
+/// same way, gone's too.
+async fn the_data_refused_for_good_after_a_refusal_is_not_retried(backend: Backend) {
+    let server = TestServer::start(ServerOptions {
+        rcpt_replies: vec![RcptReply::always(GONE, "550 5.1.1 User unknown")],
+        transient_data_failures: 100,
+        transient_data_reply: "554 5.6.0 Message content rejected".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let (queue, _guard) = open(backend).await;
+    queue
+        .enqueue(&email_to(&["ann@example.org", GONE]), EnqueueOptions::new())
+        .await
+        .unwrap();
+    Worker::new(&queue, smtp(&server))
+        .with_retry(fast())
+        .run_once()
+        .await
+        .unwrap();
+    let rows = queue.list(None, 10).await.unwrap();
+    let states: Vec<State> = rows.iter().map(|r| r.state).collect();
+    assert!(states.iter().all(|s| *s == State::Failed), "{rows:?}");
+    let errors: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.last_error.as_deref())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("Message content rejected")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("gone@example.org: 550 5.1.1 User unknown")),
+        "{errors:?}"
+    );
+    assert_eq!(server.mail_from_commands(), 1);
     assert!(server.messages().is_empty());
 }

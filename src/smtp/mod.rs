@@ -76,7 +76,10 @@
 //! exactly the refused recipients, `refused_permanently` those refused with a 5xx (but
 //! `552`, "too many recipients", which RFC 5321 §4.5.3.1.10 makes temporary there), and
 //! `refusals` each one's reply ([`Refusal`](crate::Refusal): code, enhanced code, and the
-//! text, redacted as below). A reply
+//! text, redacted as below). When the server then refuses the data (or the data is cut off
+//! before its end), nobody gets the message, and the error is still a partial delivery that
+//! keeps those refusals: nothing `delivered`, everyone in `not_sent`, the data's error as its
+//! `source`; when the data goes unanswered, the accepted recipients are `uncertain`. A reply
 //! at `RCPT TO` that concerns the session rather than the recipient (`530` or `5.7.57`,
 //! authentication required) fails the send at once, with its own remedy. When
 //! every recipient is refused nothing is sent (`RSET`): the refusal of a single recipient is

@@ -298,7 +298,9 @@ async fn lettre_never_logs_credentials_or_messages() {
 
 /// The one problem of a refused build, as (field, message).
 fn only_problem(result: Result<SmtpTransport, Error>) -> (String, String) {
-    let error = result.err().expect("the build must be refused");
+    let Err(error) = result else {
+        panic!("the build must be refused")
+    };
     let Error::InvalidSettings { problems, .. } = &error else {
         panic!("{error:?}")
     };

@@ -127,7 +127,8 @@
 //! | `535 5.7.3` with XOAUTH2 | token not accepted | the step the token's claims show missing (below) |
 //! | `535 5.7.8` | wrong user name or password | fix `user_name` / `password` |
 //! | `554 5.2.252` | SendAsDenied | send from `user_name` or `Add-RecipientPermission … SendAs` |
-//! | `550 5.7.60` | the login may not send as the envelope sender ([`sender`](SmtpTransportBuilder::sender)) | leave `sender` unset or `Add-RecipientPermission … SendAs` |
+//! | `550 5.7.60` at `MAIL FROM` | the login may not send as the envelope sender ([`sender`](SmtpTransportBuilder::sender), else the login itself) | leave `sender` unset or `Add-RecipientPermission … SendAs`; when the sender is the login, make User Name the mailbox's primary SMTP address |
+//! | `550 5.7.60` after the data | the login may not send as the From header | send from `user_name`, or `Add-RecipientPermission … SendAs` |
 //! | `432 4.3.2` | too many concurrent connections | transient: retried |
 //!
 //! # Exchange Online setup

@@ -142,3 +142,45 @@ async fn a_sender_the_login_may_not_send_as_names_the_sender_and_the_grant() {
     assert!(remedy.contains("`user_name`"), "{remedy}");
     assert!(remedy.contains("Add-RecipientPermission"), "{remedy}");
 }
+
+/// `5.7.60` for a transport made from settings, whose envelope sender is the login itself:
+/// the sign-in name is not an address of the mailbox (a UPN apart from its primary SMTP
+/// address), which the remedy names. After the data, it is the From header the login may
+/// not use.
+#[tokio::test]
+async fn a_login_that_is_not_an_address_of_its_mailbox_is_named_as_such() {
+    let server = TestServer::start(ServerOptions {
+        transient_mail_failures: 1,
+        transient_reply: "550 5.7.60 SMTP; Client does not have permissions to send as this \
+                          sender"
+            .into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let error = basic_settings(&server)
+        .build()
+        .unwrap()
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    let remedy = error.remedy().unwrap_or_default();
+    assert!(remedy.contains("primary SMTP address"), "{remedy}");
+
+    let server = TestServer::start(ServerOptions {
+        transient_data_failures: 1,
+        transient_data_reply: "550 5.7.60 SMTP; Client does not have permissions to send as \
+                               this sender"
+            .into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let error = basic_settings(&server)
+        .build()
+        .unwrap()
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap_err();
+    let remedy = error.remedy().unwrap_or_default();
+    assert!(remedy.contains("From address"), "{remedy}");
+    assert!(!remedy.contains("MAIL FROM"), "{remedy}");
+}

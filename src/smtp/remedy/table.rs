@@ -35,7 +35,11 @@ pub(super) fn remedy(
     } else if enhanced == Some("5.2.252")
         || contains(message, "SendAsDenied")
         || contains(message, "not allowed to send as")
+        || (stage == SmtpStage::Data
+            && (enhanced == Some("5.7.60")
+                || contains(message, "permissions to send as this sender")))
     {
+        // Also Exchange's `5.7.60` after the data: the From header, not the envelope.
         "the mailbox in User Name (`user_name`) may not send as the email's From address: send \
          from `user_name` itself, or grant it Send As on the other address with \
          `Add-RecipientPermission -Identity <from address> -Trustee <user_name> -AccessRights \
@@ -43,12 +47,15 @@ pub(super) fn remedy(
             .to_owned()
     } else if enhanced == Some("5.7.60") || contains(message, "permissions to send as this sender")
     {
-        // Exchange Online's reply to a `MAIL FROM` that is not the account that logged in.
+        // Exchange Online's reply to a `MAIL FROM` the account that logged in may not use.
         "the account that logs in (User Name, `user_name`) may not send as the envelope sender \
-         (`MAIL FROM`, the transport's `sender` mailbox): leave `sender` unset so that mail \
-         goes from `user_name`, or grant the account Send As on that address with \
-         `Add-RecipientPermission -Identity <sender address> -Trustee <user_name> -AccessRights \
-         SendAs`"
+         (`MAIL FROM`). When the transport's `sender` is another mailbox, leave `sender` unset \
+         so that mail goes from `user_name`, or grant the account Send As on that address with \
+         `Add-RecipientPermission -Identity <sender address> -Trustee <user_name> \
+         -AccessRights SendAs`. When the sender is `user_name` itself (every transport made \
+         from settings), the sign-in name is not an email address of the mailbox (a user \
+         principal name apart from its primary SMTP address): set User Name to the mailbox's \
+         primary SMTP address, or add the sign-in name to the mailbox's email addresses"
             .to_owned()
     } else if let Some(remedy) = sending_limit_remedy(enhanced, message) {
         remedy

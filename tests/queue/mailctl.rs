@@ -121,6 +121,28 @@ fn send_enqueues_worker_delivers_and_queue_commands_operate() {
     );
 }
 
+/// `queue retry` of several ids that all fail prints every error the same way, each with
+/// its fix, not only the first.
+#[test]
+fn every_failed_retry_prints_its_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = mailctl(dir.path(), &["queue", "retry", "no-such-1", "no-such-2"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for id in ["no-such-1", "no-such-2"] {
+        let mut lines = stderr.lines().skip_while(|l| !l.contains(id));
+        let error = lines
+            .next()
+            .unwrap_or_else(|| panic!("no error for {id}: {stderr}"));
+        assert!(error.starts_with("error: "), "{stderr}");
+        let fix = lines.next().unwrap_or_default();
+        assert!(
+            fix.starts_with("fix: ") && fix.contains("mailctl queue list"),
+            "{id}: {stderr}"
+        );
+    }
+}
+
 /// `send --json` that enqueued prints the document every command prints — `status`,
 /// `exit_code` and `kind` — with the transport and the id `mailctl queue` takes.
 #[test]

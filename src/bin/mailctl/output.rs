@@ -172,8 +172,14 @@ impl Output {
                 println!("delivery uncertain to {}", clean(&list(&outcome.uncertain)));
             }
         }
-        self.error_lines(&error.to_string(), error.remedy().as_deref());
+        self.error(error);
         exit.into()
+    }
+
+    /// An error as text on stderr, the one way `mailctl` prints one: its `error:` line and,
+    /// when it has a remedy, its `fix:` line.
+    pub(crate) fn error(&self, error: &Error) {
+        self.error_lines(&error.to_string(), error.remedy().as_deref());
     }
 
     fn error_lines(&self, message: &str, remedy: Option<&str>) {

@@ -8,7 +8,7 @@ use mail_connector::queue::{EnqueueOptions, MessageSummary, QueueStats, State, r
 use mail_connector::{ConnectorSettings, Email, Error};
 
 use crate::config::{ConfigArg, load_queue_settings};
-use crate::output::clean;
+use crate::output::{Output, OutputArgs, clean};
 
 #[derive(Args)]
 pub(crate) struct WorkerArgs {
@@ -219,18 +219,20 @@ pub(crate) async fn queue(args: QueueArgs) -> Result<(), Error> {
 }
 
 /// Applies `action` to every id, reporting each; the first error is returned at the end
-/// (and printed by the caller), later ones are printed here.
+/// (and printed by the caller), later ones are printed here, as the caller prints it: each
+/// with its fix.
 async fn each<F, Fut>(ids: &[String], done: &str, action: F) -> Result<(), Error>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<(), Error>>,
 {
+    let out = Output::new(OutputArgs { json: false });
     let mut first = None;
     for id in ids {
         match action(id.clone()).await {
             Ok(()) => println!("{id} {done}"),
             Err(error) if first.is_none() => first = Some(error),
-            Err(error) => eprintln!("error: {error}"),
+            Err(error) => out.error(&error),
         }
     }
     first.map_or(Ok(()), Err)

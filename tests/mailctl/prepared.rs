@@ -3,7 +3,7 @@
 
 use mail_parser::MessageParser;
 
-use super::helpers::mailctl;
+use super::helpers::{mailctl, run_async};
 use crate::support::smtp_server::{ServerOptions, TestServer};
 
 async fn run(args: Vec<String>, config: &std::path::Path) -> (bool, String) {
@@ -195,4 +195,44 @@ async fn check_validates_the_dkim_key() {
     let (ok, output) = run(args(&["check"]), &config).await;
     assert!(!ok);
     assert!(output.contains("dkim_private_key_file"), "{output}");
+}
+
+/// A prepared message is sent as it is, unsigned, although DKIM is configured: without `-v`
+/// the user is told so on stderr, once.
+#[tokio::test]
+async fn an_eml_sent_unsigned_with_dkim_configured_is_warned_about_once() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &server);
+    let key = crate::support::fixture("test-client-pkcs1.key");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "dkim_domain = \"example.org\"\ndkim_selector = \"mail\"\ndkim_private_key_file = {:?}\n",
+        key.display().to_string()
+    ));
+    std::fs::write(&config, &text).unwrap();
+    let eml = dir.path().join("message.eml");
+    std::fs::write(
+        &eml,
+        "From: no-reply@example.org\r\nTo: ann@example.org\r\nSubject: Prepared\r\n\
+         Message-ID: <eml-dkim@example.org>\r\n\r\nBody.\r\n",
+    )
+    .unwrap();
+    let mut command = mailctl();
+    command
+        .arg("send")
+        .arg("--eml")
+        .arg(&eml)
+        .arg("--config")
+        .arg(&config);
+    let (output, stdout, stderr) = run_async(command).await;
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert_eq!(server.messages().len(), 1);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("prepared message is sent unsigned"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("WARN"), "{stderr}");
+    assert!(!stdout.contains("unsigned"), "{stdout}");
 }

@@ -112,8 +112,10 @@ fn parse() -> Cli {
 }
 
 /// Logs only when asked for: a failure is reported once, as `error:`, not also as a log line.
-/// Without `-v` or `RUST_LOG` only the settings' own warnings are shown — an unknown
-/// `MAIL_CONNECTOR_*` variable, which is ignored and so never becomes an error.
+/// Without `-v` or `RUST_LOG` only the warnings about what the user asked for are shown,
+/// once each on stderr: the settings' own — an unknown `MAIL_CONNECTOR_*` variable, which is
+/// ignored and so never becomes an error — and the rendering's, that a prepared message
+/// (`send --eml`) goes unsigned although DKIM is configured.
 fn init_logs(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let ansi = output::colour_for(&std::io::stderr());
@@ -124,7 +126,9 @@ fn init_logs(verbose: u8) {
         _ => match verbose {
             0 => {
                 tracing_subscriber::fmt()
-                    .with_env_filter(EnvFilter::new("mail_connector::settings::env=warn"))
+                    .with_env_filter(EnvFilter::new(
+                        "mail_connector::settings::env=warn,mail_connector::mime=warn",
+                    ))
                     .without_time()
                     .with_target(false)
                     .with_ansi(ansi)

@@ -164,10 +164,12 @@ impl Queue {
     /// [`Error::Io`](crate::Error::Io) when an attachment's file cannot be read;
     /// [`Error::Queue`](crate::Error::Queue) when the database fails. When the connection
     /// failed after the email was sent to the database, the email may have been stored: the
-    /// error's [`delivery`](crate::Error::delivery) is then
-    /// [`Uncertain`](crate::Delivery::Uncertain) and it is not transient (enqueueing again
-    /// could store it twice) — unless the email has an idempotency key, with which enqueueing
-    /// again is safe: then it is transient.
+    /// store looks its id up once the database answers, and returns the id when it is
+    /// stored, or a transient error when it is not. Only when that lookup cannot be made is
+    /// the error's [`delivery`](crate::Error::delivery)
+    /// [`Uncertain`](crate::Delivery::Uncertain) and it not transient (enqueueing again
+    /// could store it twice), its remedy naming the id to look for — unless the email has an
+    /// idempotency key, with which enqueueing again is safe: then it is transient.
     pub async fn enqueue(&self, email: &Email, options: EnqueueOptions) -> Result<MessageId> {
         let keyed = options.has_key();
         self.store_email(email, options)

@@ -129,10 +129,16 @@
 //!   without an operator** (`mailctl queue retry ID`). Two workers never lease one message.
 //! - **Idempotent enqueue**: a second enqueue with the same idempotency key stores nothing
 //!   and returns the first id, however many run at once.
-//! - **An enqueue whose answer was lost** (the connection broke after the email went to the
-//!   database) may have stored it: its error's [`delivery`](crate::Error::delivery) is
-//!   [`Uncertain`](crate::Delivery::Uncertain) and it is not transient — unless the email has
-//!   an idempotency key, with which enqueueing again is safe (the error is then transient).
+//! - **An enqueue whose answer was lost** (the connection to PostgreSQL broke after the email
+//!   went to the database) may have stored it. The message's id is made before it is sent,
+//!   so the store looks it up once the database answers (within the pool's acquire
+//!   timeout): stored, the enqueue returns its id; not stored, its error is transient.
+//!   Only when the lookup cannot be made is the error's [`delivery`](crate::Error::delivery)
+//!   [`Uncertain`](crate::Delivery::Uncertain) and it not transient, its remedy naming the
+//!   id to look for (`mailctl queue list`) — unless the email has an idempotency key, with
+//!   which enqueueing again is safe (the error is then transient). In the application's
+//!   transaction ([`enqueue_in`]) a lost answer loses the transaction, and the email with
+//!   it. (SQLite runs in the process: its answers are never lost.)
 //!   [`QueueTransport`]'s `send` enqueues under a key of its own and tries twice more itself.
 //! - **Limits across the fleet**: at most [`MailboxLimits::max_in_flight`] deliveries in flight
 //!   per sender mailbox and at most [`MailboxLimits::per_window`] started per minute, counted

@@ -14,12 +14,13 @@ use super::store::{
     QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, enqueue_error, queue_error,
     stats_from_counts,
 };
-use crate::error::Result;
+use crate::error::{Delivery, Result};
 use admit::{Admission, Unclaimed};
 use clock::{Clocks, SERVER_NOW, from_now};
 
 mod admit;
 mod clock;
+mod lost;
 mod outbox;
 
 pub use outbox::enqueue_in;
@@ -177,13 +178,28 @@ async fn insert(conn: &mut PgConnection, m: NewMessage, error: ErrorOf) -> Resul
 #[async_trait]
 impl QueueStore for PostgresStore {
     async fn insert(&self, message: NewMessage) -> Result<Enqueued> {
+        const ACTION: &str = "enqueue the email";
         let mut conn = self
             .pool
             .acquire()
             .await
-            .map_err(|e| db_error("enqueue the email", &e))?;
-        // A statement that commits by itself: an answer lost may hide a stored email.
-        insert(&mut conn, message, enqueue_error).await
+            .map_err(|e| db_error(ACTION, &e))?;
+        let (id, key) = (message.id.clone(), message.idempotency_key.clone());
+        // A statement that commits by itself: an answer lost may hide a stored email, which
+        // is looked up by its id on another connection.
+        match insert(&mut conn, message, enqueue_error).await {
+            Err(error) if error.delivery() == Delivery::Uncertain => {
+                // The connection broke: not one to give back to the pool.
+                drop(conn.detach());
+                let stored = self.settle_lost(ACTION, error, &id, key.as_deref()).await?;
+                let created = stored == id;
+                Ok(Enqueued {
+                    id: stored,
+                    created,
+                })
+            }
+            done => done,
+        }
     }
 
     async fn insert_batch(&self, messages: Vec<NewMessage>) -> Result<Vec<Enqueued>> {
@@ -193,7 +209,18 @@ impl QueueStore for PostgresStore {
         for message in messages {
             enqueued.push(insert(&mut tx, message, db_error).await?);
         }
-        tx.commit().await.map_err(|e| enqueue_error(ACTION, &e))?;
+        if let Err(error) = tx.commit().await {
+            // All or none: whether one message the batch stored is there says whether all
+            // are (with none, nothing was to be stored).
+            let error = enqueue_error(ACTION, &error);
+            match enqueued.iter().find(|e| e.created) {
+                Some(new) => {
+                    self.settle_lost(ACTION, error, &new.id, None).await?;
+                }
+                None if error.delivery() == Delivery::Uncertain => {}
+                None => return Err(error),
+            }
+        }
         Ok(enqueued)
     }
 

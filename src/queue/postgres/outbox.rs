@@ -5,9 +5,11 @@ use std::time::SystemTime;
 
 use sqlx::postgres::PgConnection;
 
-use super::enqueue_error;
-use super::insert;
-use crate::error::Result;
+use sqlx::Connection;
+
+use super::lost::may_be_queued_as;
+use super::{ErrorOf, db_error, enqueue_error, insert};
+use crate::error::{Delivery, Result};
 use crate::message::Email;
 use crate::queue::{EnqueueOptions, MessageId, Queue, prepare};
 
@@ -40,9 +42,12 @@ use crate::queue::{EnqueueOptions, MessageId, Queue, prepare};
 ///
 /// As [`Queue::enqueue`](crate::queue::Queue::enqueue), but an idempotency key never makes
 /// an error transient: a failed statement breaks the caller's transaction, which the
-/// application repeats whole. An error after the statement was sent is
-/// [`Uncertain`](crate::Delivery::Uncertain) — on a connection outside a transaction the
-/// `INSERT` commits by itself, and may have.
+/// application repeats whole. In a transaction (begun with sqlx's `begin`), a connection
+/// broken before the answer came loses the transaction, and the email with it: the error is
+/// transient, its delivery [`NotSent`](crate::Delivery::NotSent). On a connection outside a
+/// transaction the `INSERT` commits by itself, and may have before the answer was lost: the
+/// error is [`Uncertain`](crate::Delivery::Uncertain), and its remedy names the message id
+/// to look for (`mailctl queue list`).
 pub async fn enqueue_in(
     conn: &mut PgConnection,
     email: &Email,
@@ -94,9 +99,23 @@ async fn outbox_insert(
     default_mailbox: Option<&str>,
 ) -> Result<MessageId> {
     let message = prepare(email, options, default_mailbox, SystemTime::now()).await?;
-    // In the caller's transaction nothing is stored before its commit; on a connection
-    // outside one, the statement commits by itself: a lost answer may hide a stored email.
-    Ok(MessageId::new(
-        insert(conn, message, enqueue_error).await?.id,
-    ))
+    let id = message.id.clone();
+    // In the caller's transaction nothing is stored before its commit, and a lost answer
+    // loses the transaction: certainly not stored, the application repeats it whole. On a
+    // connection outside one, the statement commits by itself: a lost answer may hide a
+    // stored email, which this connection, broken, cannot look up.
+    let error_of: ErrorOf = if conn.is_in_transaction() {
+        db_error
+    } else {
+        enqueue_error
+    };
+    match insert(conn, message, error_of).await {
+        Ok(enqueued) => Ok(MessageId::new(enqueued.id)),
+        Err(error) if error.delivery() == Delivery::Uncertain => Err(may_be_queued_as(
+            error,
+            &id,
+            "the connection, outside a transaction, cannot look it up",
+        )),
+        Err(error) => Err(error),
+    }
 }

@@ -132,11 +132,12 @@
 //! - **An enqueue whose answer was lost** (the connection to PostgreSQL broke after the email
 //!   went to the database) may have stored it. The message's id is made before it is sent,
 //!   so the store looks it up once the database answers (within the pool's acquire
-//!   timeout): stored, the enqueue returns its id; not stored, its error is transient.
-//!   Only when the lookup cannot be made is the error's [`delivery`](crate::Error::delivery)
+//!   timeout): stored, the enqueue returns its id. Not found, the statement may still be
+//!   running on the server, to commit after the look: with an idempotency key (which a late
+//!   copy shares) the error is transient and enqueueing again is safe; without one, as when
+//!   the lookup cannot be made, the error's [`delivery`](crate::Error::delivery) is
 //!   [`Uncertain`](crate::Delivery::Uncertain) and it not transient, its remedy naming the
-//!   id to look for (`mailctl queue list`) — unless the email has an idempotency key, with
-//!   which enqueueing again is safe (the error is then transient). In the application's
+//!   id to look for (`mailctl queue list`). In the application's
 //!   transaction ([`enqueue_in`]) a lost answer loses the transaction, and the email with
 //!   it. (SQLite runs in the process: its answers are never lost.)
 //!   [`QueueTransport`]'s `send` enqueues under a key of its own and tries twice more itself.

@@ -34,13 +34,38 @@ async fn an_enqueue_lost_before_the_database_had_it_is_not_queued_and_transient(
     let (proxy, queue, direct) = through_proxy().await;
     proxy.lose(INSERT);
     let error = queue
-        .enqueue(&email("x@example.org", "lost"), EnqueueOptions::new())
+        .enqueue(
+            &email("x@example.org", "lost"),
+            EnqueueOptions::new().idempotency_key("k-1"),
+        )
         .await
         .unwrap_err();
     assert!(proxy.cut(), "an insert was cut");
     assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
     assert!(error.is_transient(), "{error}");
-    assert!(error.to_string().contains("not stored"), "{error}");
+    assert!(error.to_string().contains("not found"), "{error}");
+    assert_eq!(stored(&direct).await, 0);
+}
+
+/// Without an idempotency key, not found is not "not stored": the statement may still be
+/// running on the server, to commit after the look, and enqueueing again could store the
+/// email twice. Uncertain, naming the id to look for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueue_lost_and_not_found_without_a_key_is_uncertain() {
+    let (proxy, queue, direct) = through_proxy().await;
+    proxy.lose(INSERT);
+    let error = queue
+        .enqueue(&email("x@example.org", "lost"), EnqueueOptions::new())
+        .await
+        .unwrap_err();
+    assert!(proxy.cut(), "an insert was cut");
+    assert_eq!(error.delivery(), Delivery::Uncertain, "{error}");
+    assert!(!error.is_transient(), "{error}");
+    assert!(error.to_string().contains("not found"), "{error}");
+    assert!(
+        error.remedy().unwrap().contains("mailctl queue list"),
+        "{error:?}"
+    );
     assert_eq!(stored(&direct).await, 0);
 }
 

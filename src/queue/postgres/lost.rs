@@ -1,8 +1,10 @@
 //! An enqueue whose answer was lost: the `INSERT` that commits by itself, or a batch's
 //! `COMMIT`, was sent, and the connection broke before its answer came back. The message's
 //! id was made here, so the row is looked up by it once the database answers, and the
-//! enqueue reports plainly whether the email is queued; only when the lookup cannot be made
-//! either is it [`Uncertain`](Delivery::Uncertain), its fix naming the id to look for.
+//! enqueue reports it queued when it is found. Not found, the statement may yet be running
+//! on the server, to commit after the look: only an email with an idempotency key (which a
+//! late copy would share) is then reported not stored; any other, and one that cannot be
+//! looked up, is [`Uncertain`](Delivery::Uncertain), its fix naming the id to look for.
 
 use super::PostgresStore;
 use crate::error::{Advice, Delivery, Error, Result};
@@ -15,20 +17,21 @@ fn what_failed(error: &Error) -> String {
     }
 }
 
-/// An email the lookup did not find: never stored, so enqueueing it again is safe.
+/// An email with an idempotency key the lookup did not find: enqueueing it again is safe,
+/// as a copy still being stored would share its key.
 fn not_queued(action: &'static str, error: &Error) -> Error {
     Error::Queue {
         action,
         message: format!(
-            "{}; the email was not stored (looked up by its id once the database answered \
-             again)",
+            "{}; the email was not found when looked up by its id once the database \
+             answered again",
             what_failed(error)
         ),
         transient: true,
         delivery: Delivery::NotSent,
         advice: Advice::remedy(Some(
             "check that the queue database (`queue_url`) is running and reachable; \
-             enqueueing the email again is safe, as it was not queued"
+             enqueueing the email again with its idempotency key is safe"
                 .to_owned(),
         )),
     }
@@ -90,7 +93,16 @@ impl PostgresStore {
                 );
                 Ok(stored)
             }
-            Ok(None) => Err(not_queued(action, &error)),
+            // Not found may still be stored: a statement cut off on its way may be running
+            // on the server yet, to commit after this look. Enqueueing again is safe only
+            // with an idempotency key.
+            Ok(None) if key.is_some() => Err(not_queued(action, &error)),
+            Ok(None) => Err(may_be_queued_as(
+                error,
+                id,
+                "it was not found when looked up by its id, but the database may still have \
+                 been storing it",
+            )),
             Err(lookup) => {
                 tracing::warn!(
                     error = %lookup,

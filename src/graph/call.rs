@@ -26,8 +26,12 @@ pub(crate) const DRAFT_ANSWER_LIMIT: usize = 16 * 1024 * 1024;
 /// Whether repeating a request can duplicate its effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Repeat {
-    /// Repeating is harmless (an upload range, a delete, a read).
+    /// Repeating is harmless (a delete, a read).
     Safe,
+    /// Repeated only when the server certainly did not act: after an unknown outcome the
+    /// caller asks the server where things stand and resumes from there (an upload range,
+    /// whose repeat the session refuses with 416 once it holds it).
+    Resumable,
     /// Repeat only when the server certainly did not act (sendMail, `/send`, creating a draft).
     OnlyIfNotProcessed,
 }
@@ -101,6 +105,8 @@ impl<'a> GraphRequest<'a> {
     }
 
     /// One byte range of an upload session: no bearer token (the URL is pre-authenticated).
+    /// Not repeated blindly when its outcome is unknown: the upload asks the session where
+    /// it stands instead ([`GraphRequest::upload_status`]).
     pub(crate) fn upload_range(url: &'a Url, range: String, chunk: Vec<u8>) -> Self {
         Self {
             operation: super::error::UPLOAD,
@@ -108,6 +114,22 @@ impl<'a> GraphRequest<'a> {
             url,
             body: Some(("application/octet-stream", Bytes::from(chunk))),
             headers: vec![("Content-Range", range)],
+            authorize: false,
+            repeat: Repeat::Resumable,
+            answer_limit: SMALL_ANSWER_LIMIT,
+            waits_for_pause: true,
+        }
+    }
+
+    /// Where an upload session stands (`GET` on its URL, which answers with
+    /// `nextExpectedRanges`): no bearer token, and a read, so safe to repeat.
+    pub(crate) fn upload_status(url: &'a Url) -> Self {
+        Self {
+            operation: super::error::UPLOAD,
+            method: Method::GET,
+            url,
+            body: None,
+            headers: Vec::new(),
             authorize: false,
             repeat: Repeat::Safe,
             answer_limit: SMALL_ANSWER_LIMIT,

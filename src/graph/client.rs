@@ -10,7 +10,9 @@
 //! timeout after the request was written, a dropped connection or a 500/502/504 leaves the
 //! outcome unknown: such a request is never repeated, and the error says delivery is
 //! *uncertain* ([`Delivery::Uncertain`]) so the caller can decide. Requests that are safe to
-//! repeat (uploading a byte range, deleting a draft) are also retried after those.
+//! repeat (deleting a draft, reading an upload session's status) are also retried after
+//! those. An upload range is not ([`Repeat::Resumable`]): a session refuses a range it holds
+//! already, so the upload asks the session where it stands and resumes from there.
 //!
 //! # Shared by the mailbox
 //!

@@ -191,12 +191,50 @@ pub(crate) struct CreatedMessage {
     pub id: String,
 }
 
-/// What an intermediate upload `PUT` returns.
+/// What an intermediate upload `PUT` returns, and what a `GET` on the upload URL returns:
+/// where the session stands.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UploadProgress {
+    /// The byte ranges the session still expects: for an Outlook attachment one value,
+    /// `"{start}"`; OneDrive's form, `"{start}-{end}"` or `"{start}-"`, is read too. Absent
+    /// when the answer does not say.
     #[serde(default)]
-    pub next_expected_ranges: Vec<String>,
+    pub next_expected_ranges: Option<Vec<String>>,
+}
+
+/// What an upload session says it expects next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expected {
+    /// The bytes from this offset on.
+    From(u64),
+    /// Nothing more: it holds the whole file.
+    Nothing,
+    /// The answer does not say (no `nextExpectedRanges`, or one that is not a byte offset).
+    Unknown,
+}
+
+impl UploadProgress {
+    /// The answer `body` of an upload `PUT` or `GET`; one that is not this JSON says nothing.
+    pub(crate) fn from_answer(body: &[u8]) -> Self {
+        serde_json::from_slice(body).unwrap_or_default()
+    }
+
+    /// The first byte the session expects: the lowest start of its expected ranges.
+    pub(crate) fn expected(&self) -> Expected {
+        let Some(ranges) = &self.next_expected_ranges else {
+            return Expected::Unknown;
+        };
+        let mut first = None::<u64>;
+        for range in ranges {
+            let start = range.split('-').next().unwrap_or_default().trim();
+            let Ok(start) = start.parse::<u64>() else {
+                return Expected::Unknown;
+            };
+            first = Some(first.map_or(start, |first| first.min(start)));
+        }
+        first.map_or(Expected::Nothing, Expected::From)
+    }
 }
 
 fn recipient(mailbox: &Mailbox) -> Recipient<'_> {
@@ -363,6 +401,33 @@ mod tests {
                 "estimate {estimate} for {written} bytes"
             );
         }
+    }
+
+    #[test]
+    fn an_upload_sessions_progress_is_its_first_expected_byte() {
+        let expected = |json: &str| UploadProgress::from_answer(json.as_bytes()).expected();
+        assert_eq!(
+            expected(r#"{"nextExpectedRanges":["2097152"]}"#),
+            Expected::From(2_097_152)
+        );
+        assert_eq!(
+            expected(r#"{"nextExpectedRanges":["12-"]}"#),
+            Expected::From(12)
+        );
+        assert_eq!(
+            expected(r#"{"nextExpectedRanges":["40-49","7-9"]}"#),
+            Expected::From(7)
+        );
+        assert_eq!(expected(r#"{"nextExpectedRanges":[]}"#), Expected::Nothing);
+        assert_eq!(
+            expected(r#"{"expirationDateTime":"2026-01-01T00:00:00Z"}"#),
+            Expected::Unknown
+        );
+        assert_eq!(
+            expected(r#"{"nextExpectedRanges":["soon"]}"#),
+            Expected::Unknown
+        );
+        assert_eq!(expected("not json"), Expected::Unknown);
     }
 
     #[test]

@@ -1,21 +1,19 @@
 //! Large attachments: a draft, attachments added to it (inline under 3 MB, through an
-//! upload session above), then `/send`; the draft is deleted when the send fails before it.
+//! upload session above, see `upload`), then `/send`; the draft is deleted when the send
+//! fails before it.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::time::Instant;
 
 use super::GraphTransport;
-use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat, unexpected_answer};
+use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat};
 use super::error::{NOT_SENT, UNCERTAIN};
-use super::request::{
-    self, AttachmentItem, CreateUploadSession, CreatedMessage, FileAttachment, UploadProgress,
-    UploadSession,
-};
-use super::{INLINE_ATTACHMENT_LIMIT, REQUEST_LIMIT, UPLOAD_CHUNK_SIZE};
+use super::request::{self, CreatedMessage, FileAttachment};
+use super::upload::Which;
+use super::{INLINE_ATTACHMENT_LIMIT, REQUEST_LIMIT};
 use crate::error::{Delivery, Error, Result};
-use crate::message::{Attachment, AttachmentContent, Email, Mailbox};
+use crate::message::{Attachment, Email, Mailbox};
 
 impl GraphTransport {
     pub(super) async fn send_with_draft(
@@ -103,8 +101,14 @@ impl GraphTransport {
         };
 
         let mut added = Ok(());
-        for attachment in attachments {
-            added = self.add_attachment(&draft.id, attachment, deadline).await;
+        for (i, attachment) in attachments.iter().enumerate() {
+            let which = Which {
+                number: i + 1,
+                name: attachment.name(),
+            };
+            added = self
+                .add_attachment(&draft.id, attachment, which, deadline)
+                .await;
             if added.is_err() {
                 break;
             }
@@ -161,6 +165,7 @@ impl GraphTransport {
         &self,
         draft_id: &str,
         attachment: &Attachment,
+        which: Which<'_>,
         deadline: Instant,
     ) -> Result<()> {
         let mut post = None;
@@ -173,7 +178,9 @@ impl GraphTransport {
             }
             post = Some(body);
         }
-        let result = self.upload_attachment(draft_id, attachment, deadline).await;
+        let result = self
+            .upload_attachment(draft_id, attachment, which, deadline)
+            .await;
         if let (
             Err(Error::Graph {
                 code: Some(code), ..
@@ -203,125 +210,6 @@ impl GraphTransport {
             )
             .await
             .map_err(not_sent)?;
-        Ok(())
-    }
-
-    /// An upload session for the attachment, and its byte ranges.
-    async fn upload_attachment(
-        &self,
-        draft_id: &str,
-        attachment: &Attachment,
-        deadline: Instant,
-    ) -> Result<()> {
-        let body = serde_json::to_vec(&CreateUploadSession {
-            attachment_item: AttachmentItem::new(attachment),
-        })
-        .map_err(|e| Error::invalid_message("attachments", e.to_string()))?;
-        let url = self.url(&["messages", draft_id, "attachments", "createUploadSession"])?;
-        let created = self
-            .client
-            .execute(
-                &GraphRequest::post_json("create upload session", &url, body, Repeat::Safe),
-                deadline,
-            )
-            .await
-            .map_err(not_sent)?;
-        let session: UploadSession = created.json("create upload session")?;
-        // Parsed once for all its chunks; never quoted, it carries a credential.
-        let upload_url = url::Url::parse(session.upload_url.expose_secret()).map_err(|_| {
-            unexpected_answer(
-                "create upload session",
-                "the upload URL Graph returned is not a URL".to_owned(),
-            )
-        });
-        self.upload(&upload_url.map_err(not_sent)?, attachment, deadline)
-            .await
-            .map_err(not_sent)
-    }
-
-    /// Streams the attachment to the upload URL in order, one chunk in memory at a time.
-    async fn upload(
-        &self,
-        upload_url: &url::Url,
-        attachment: &Attachment,
-        deadline: Instant,
-    ) -> Result<()> {
-        let total = attachment.size();
-        let mut file = match attachment.content() {
-            AttachmentContent::File(path) => {
-                let file = tokio::fs::File::open(path)
-                    .await
-                    .map_err(|e| Error::io("read the attachment", path, e))?;
-                let len = file
-                    .metadata()
-                    .await
-                    .map_err(|e| Error::io("read the attachment", path, e))?
-                    .len();
-                if len != total {
-                    return Err(Error::invalid_message(
-                        "attachments",
-                        format!(
-                            "`{}` changed size since it was attached ({total} → {len} bytes)",
-                            path.display()
-                        ),
-                    ));
-                }
-                Some((file, path.to_owned()))
-            }
-            AttachmentContent::Bytes(_) => None,
-        };
-        let mut offset = 0u64;
-        let mut buffer = Vec::with_capacity(UPLOAD_CHUNK_SIZE.min(total as usize));
-        while offset < total {
-            let len = (total - offset).min(UPLOAD_CHUNK_SIZE as u64) as usize;
-            buffer.clear();
-            match (&mut file, attachment.content()) {
-                (Some((file, path)), _) => {
-                    buffer.resize(len, 0);
-                    file.read_exact(&mut buffer)
-                        .await
-                        .map_err(|e| Error::io("read the attachment", path.as_path(), e))?;
-                }
-                (None, AttachmentContent::Bytes(bytes)) => {
-                    buffer.extend_from_slice(&bytes[offset as usize..offset as usize + len]);
-                }
-                (None, AttachmentContent::File(_)) => unreachable!("files are opened above"),
-            }
-            let end = offset + len as u64 - 1;
-            let response = self
-                .client
-                .execute(
-                    &GraphRequest::upload_range(
-                        upload_url,
-                        format!("bytes {offset}-{end}/{total}"),
-                        // The request owns (and shares between retries) this chunk; the
-                        // next one is read into a new buffer.
-                        std::mem::take(&mut buffer),
-                    ),
-                    deadline,
-                )
-                .await
-                .map_err(out_of_step)?;
-            let mut next = end + 1;
-            // The server says where it wants to continue; follow it if it differs.
-            if let Ok(progress) = serde_json::from_slice::<UploadProgress>(&response.body)
-                && let Some(start) = progress
-                    .next_expected_ranges
-                    .first()
-                    .and_then(|r| r.split('-').next())
-                    .and_then(|s| s.parse::<u64>().ok())
-                && start != next
-                && start < total
-            {
-                next = start;
-                if let Some((file, path)) = &mut file {
-                    file.seek(std::io::SeekFrom::Start(start))
-                        .await
-                        .map_err(|e| Error::io("read the attachment", path.as_path(), e))?;
-                }
-            }
-            offset = next;
-        }
         Ok(())
     }
 
@@ -408,22 +296,7 @@ impl Drop for DraftGuard {
     }
 }
 
-/// A byte range the upload session refused as not satisfiable (416): the session and this
-/// upload disagree on where the file stands — a range repeated after a timeout, when the
-/// session had taken it. Nothing was sent, and a new send (a new session) can work: transient.
-fn out_of_step(mut error: Error) -> Error {
-    if let Error::Graph {
-        status: Some(416),
-        transient,
-        ..
-    } = &mut error
-    {
-        *transient = true;
-    }
-    error
-}
-
-fn not_sent(mut error: Error) -> Error {
+pub(super) fn not_sent(mut error: Error) -> Error {
     // Nothing was sent before the draft's `/send`: an uncertain draft or attachment request
     // cannot have delivered mail, so trying the whole send again later is safe.
     if let Error::Graph {

@@ -297,6 +297,10 @@ fn remedy(
 /// without the app's token.
 pub(super) const UPLOAD: &str = "upload attachment";
 
+/// The code of an upload session that did not move forward however often the upload
+/// resumed where it said it stood (not one of Graph's).
+pub(super) const STALLED_CODE: &str = "UploadSessionStalled";
+
 /// What to change when the upload URL failed: its host and its session, not the app's
 /// credentials or `graph_endpoint`.
 fn upload_remedy(status: Option<u16>, code: Option<&str>) -> Option<&'static str> {
@@ -310,10 +314,11 @@ fn upload_remedy(status: Option<u16>, code: Option<&str>) -> Option<&'static str
              way must let the upload host (named above) through. The mail was not sent: send \
              it again"
         }
-        (_, Some(416)) => {
-            "the upload session and this upload disagree on which bytes it holds (a range sent \
-             again after a timeout, when the session had taken it): the mail was not sent; \
-             send it again, which opens a new session"
+        (Some(STALLED_CODE), _) | (_, Some(416)) => {
+            "the upload session kept asking for bytes it had been sent, though the upload \
+             resumed where the session said it stood: the mail was not sent; send it again, \
+             which opens a new session. If it keeps happening, a proxy between this host and \
+             the upload host (named above) may be cutting uploads short"
         }
         (_, Some(401 | 403 | 404)) => {
             "the upload session was refused: its URL carries its own authorisation (not the \

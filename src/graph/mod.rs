@@ -65,6 +65,18 @@
 //! is missing.
 //! When a draft-path send fails before `/send`, the draft is deleted.
 //!
+//! An upload range is never sent again blindly. When its `PUT` gets no answer (a timeout, a
+//! dropped connection, a 5xx), or the session refuses it as held already (416), the upload
+//! asks the session where it stands (`GET` on the upload URL, also without `Authorization`)
+//! and continues from the first byte it expects; a session that expects nothing more holds
+//! the whole file. A session that does not move forward is retried under the
+//! [`RetryPolicy`](crate::RetryPolicy) and the send deadline, then the send fails as not sent
+//! and transient, naming the attachment. A session that is gone (404: expired or deleted) is
+//! replaced once, within the same deadline, and the file uploaded from its start — except
+//! when the range completing the file went unanswered, as the session may then have
+//! completed and a second one would attach the file twice. The upload URL carries its own
+//! credential and is never quoted in an error or a log.
+//!
 //! # Limits, retries and at-most-once
 //!
 //! - At most 4 requests in flight (configurable with
@@ -129,6 +141,7 @@ mod in_flight;
 mod mailbox;
 mod mime_form;
 mod request;
+mod upload;
 mod waits;
 
 use std::time::Duration;

@@ -267,25 +267,3 @@ async fn a_send_dropped_during_the_drafts_send_keeps_the_draft() {
     graph.send(&simple_email()).await.unwrap();
     delete.assert_calls(0);
 }
-
-/// A range the upload session refuses as not satisfiable (it took that range already, say,
-/// before a timeout): nothing was sent, and sending again (a new session) can work.
-#[tokio::test]
-async fn a_range_the_session_refuses_as_out_of_step_is_transient() {
-    let server = MockServer::start_async().await;
-    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
-    mock_refused_upload(&server, 416);
-    let delete = server.mock(|when, then| {
-        when.method(DELETE).path(format!("{MESSAGES}/d1"));
-        then.status(204);
-    });
-    let error = send_error(&server, &large_email()).await;
-    delete.assert_calls(1);
-    assert_eq!(error.delivery(), Delivery::NotSent);
-    assert!(error.is_transient(), "{error}");
-    assert!(
-        error.remedy().unwrap().contains("send it again"),
-        "{:?}",
-        error.remedy()
-    );
-}

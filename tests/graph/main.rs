@@ -21,3 +21,4 @@ mod sending;
 mod settings_client;
 mod throttling;
 mod tokens;
+mod upload_resume;

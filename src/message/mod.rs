@@ -11,6 +11,7 @@
 //! The sections on headers, prepared messages and the serde form are on [`Email`], where
 //! users see them.
 
+mod address;
 mod attachment;
 mod builder;
 mod header;
@@ -20,12 +21,12 @@ mod prepared;
 mod recipient;
 mod wire;
 
+pub(crate) use address::ascii_domain;
 pub use attachment::{Attachment, AttachmentContent};
 pub use builder::EmailBuilder;
 pub(crate) use header::is_structured;
 #[cfg(feature = "graph")]
 pub(crate) use header::is_x_header;
-pub(crate) use mailbox::ascii_domain;
 pub use mailbox::{Mailbox, ToMailbox};
 #[cfg(feature = "graph")]
 pub(crate) use prepared::split_attachments;

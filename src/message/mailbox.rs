@@ -162,6 +162,10 @@ impl Mailbox {
     /// SMTPUTF8 (RFC 6531), and such an address is written as it is. So is a domain with no
     /// IDNA form, which a server then judges.
     pub(crate) fn wire_address(&self) -> Cow<'_, str> {
+        // Nearly every address: nothing to look for (Graph writes each one of every send).
+        if self.address.is_ascii() {
+            return Cow::Borrowed(&self.address);
+        }
         let Some((local, domain)) = self.address.rsplit_once('@') else {
             return Cow::Borrowed(&self.address);
         };

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::codec;
-use super::hold::{MAX_HOLD, holds_mailbox, throttled_wait};
+use super::hold::{MAX_HOLD, holds_mailbox};
 use super::outcome::{Attempt, classify};
 use super::store::{ClaimedMessage, Lease, Outcome, QueueStore};
 use crate::error::{Error, Result};
@@ -284,22 +284,21 @@ async fn attempt(
     }
 }
 
-/// How long to pause a mailbox whose server asked to wait `asked`: [`throttled_wait`], at
-/// most [`MAX_HOLD`] as a hold, as the throttled message's own next attempt. A pause is
-/// never shortened and no command lifts it, so a `Retry-After` of hours (a proxy's, or an
-/// HTTP date from a wrong clock) would otherwise keep every message of the mailbox from
-/// being tried, or reaching its age limit, for that long; a server still throttling after
-/// the cap says so again, and pauses the mailbox again.
+/// How long to pause a mailbox whose server asked to wait `asked`: at most [`MAX_HOLD`],
+/// as a hold. A pause is never shortened and no command lifts it, so a `Retry-After` of
+/// hours (a proxy's, or an HTTP date from a wrong clock) would otherwise keep every message
+/// of the mailbox from being tried, or reaching its age limit, for that long; a server
+/// still throttling after the cap says so again, and pauses the mailbox again.
 fn pause_length(asked: Duration) -> Duration {
     if asked > MAX_HOLD {
         tracing::warn!(
             asked_secs = asked.as_secs(),
             paused_secs = MAX_HOLD.as_secs(),
             "mail queue: the server asked to pause the sender mailbox for longer than the \
-             queue ever pauses one; pausing it, and trying the message again, after the longest"
+             queue ever pauses one; pausing it for the longest"
         );
     }
-    throttled_wait(asked)
+    asked.min(MAX_HOLD)
 }
 
 fn outcome_name(outcome: &Outcome) -> &'static str {

@@ -12,15 +12,6 @@ use crate::error::{Delivery, Error};
 /// flows again once an admin has fixed what held it.
 pub(crate) const MAX_HOLD: Duration = Duration::from_secs(5 * 60);
 
-/// How long a server's `Retry-After` of `asked` is followed: at most [`MAX_HOLD`], by the
-/// sender mailbox's pause and by the throttled message's own next attempt alike (one rule).
-/// A `Retry-After` of hours (a proxy's, or an HTTP date from a wrong clock) would otherwise
-/// keep the message from being tried for that long — with no age limit, indefinitely; a
-/// server still throttling after the cap says so again.
-pub(crate) fn throttled_wait(asked: Duration) -> Duration {
-    asked.min(MAX_HOLD)
-}
-
 /// The shortest: held messages are tried whatever their attempts, so a retry policy without
 /// backoff would otherwise try them back to back.
 pub(crate) const MIN_HOLD: Duration = Duration::from_secs(1);

@@ -72,11 +72,9 @@
 //! - A transient failure that certainly did not deliver ([`Error::is_transient`](crate::Error::is_transient)) goes back
 //!   to `queued` with exponential backoff and jitter, never sooner than the error's
 //!   [`Retry-After`](crate::Error::retry_after) — and when the server gave one (a 429), the
-//!   whole sender mailbox is paused until then, so that its other messages do not burn
-//!   their attempts meanwhile. Both the pause and the message's own next attempt follow a
-//!   `Retry-After` for 5 minutes at most (a longer wait, a proxy's or a wrong clock's, is
-//!   cut and logged: no command lifts a pause, and without an age limit the message would
-//!   wait that long); after `max_attempts` attempts, or when the
+//!   whole sender mailbox is paused until then, for 5 minutes at most (a longer wait, a
+//!   proxy's or a wrong clock's, is cut and logged: no command lifts a pause), so that its
+//!   other messages do not burn their attempts meanwhile; after `max_attempts` attempts, or when the
 //!   next attempt would come later than the age limit (counted from when the message fell
 //!   due: its enqueue, or its [not-before](EnqueueOptions::not_before) time), it is `failed`.
 //! - **Held for an admin**: a failure that certainly did not deliver and is the admin's to fix

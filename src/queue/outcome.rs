@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use super::codec;
-use super::hold::{held_error, holds_mailbox, throttled_wait};
+use super::hold::{held_error, holds_mailbox};
 use super::store::{Outcome, Remainder, State};
 use crate::error::{
     Delivery, Error, REFUSED_REMEDY, Refusal, Result, UNCERTAIN_REMEDY, few_refusals,
@@ -28,18 +28,15 @@ pub(crate) struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
-    /// When to try again after a transient failure, or `None` when out of attempts or age:
-    /// never sooner than the server's `Retry-After`, followed as far as [`throttled_wait`]
-    /// allows, as the mailbox's pause is.
+    /// When to try again after a transient failure, or `None` when out of attempts or age.
     fn next_attempt(&self, retry_after: Option<Duration>) -> Option<SystemTime> {
         if self.attempts > self.retry.max_retries {
             return None;
         }
         // A wait past what a clock can say is no retry at all.
-        let at = self.now.checked_add(
-            self.retry
-                .delay(self.attempts - 1, retry_after.map(throttled_wait)),
-        )?;
+        let at = self
+            .now
+            .checked_add(self.retry.delay(self.attempts - 1, retry_after))?;
         match self.retry.deadline {
             Some(age) if at.duration_since(self.retry_from).unwrap_or_default() > age => None,
             _ => Some(at),

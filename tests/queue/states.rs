@@ -21,7 +21,6 @@ on_both_stores!(
     a_retry_is_never_sooner_than_retry_after,
     a_429_pauses_its_mailbox_until_retry_after,
     a_huge_retry_after_pauses_its_mailbox_for_five_minutes_at_most,
-    a_huge_retry_after_delays_its_message_five_minutes_at_most,
     an_uncertain_delivery_is_parked_and_never_resent,
     a_partial_delivery_retries_the_rest_and_parks_the_uncertain,
     shutdown_lets_deliveries_finish_within_the_grace_period,
@@ -195,49 +194,6 @@ async fn a_huge_retry_after_pauses_its_mailbox_for_five_minutes_at_most(backend:
     let paused = stats.mailboxes[0].paused_until.expect("paused");
     assert!(paused > after, "{paused:?}");
     assert!(paused <= after + Duration::from_secs(5 * 60), "{paused:?}");
-}
-
-/// The throttled message itself follows the same cap as its mailbox's pause: with no age
-/// limit, a Retry-After of a day would otherwise leave it untried for that day.
-async fn a_huge_retry_after_delays_its_message_five_minutes_at_most(backend: Backend) {
-    let server = MockServer::start_async().await;
-    let graph = graph_to(&server).await;
-    server
-        .mock_async(|when, then| {
-            when.method(POST).path_includes("/sendMail");
-            then.status(429).header("Retry-After", "86400");
-        })
-        .await;
-    let (queue, _guard) = open(backend).await;
-    let id = queue
-        .enqueue(&unsigned("throttled for a day"), EnqueueOptions::new())
-        .await
-        .unwrap();
-    let before = SystemTime::now();
-    Worker::with_transport(&queue, graph)
-        .with_retry(RetryPolicy {
-            deadline: None,
-            ..fast(5)
-        })
-        .with_once_wait(Duration::from_secs(60))
-        .run_once()
-        .await
-        .unwrap();
-    let after = SystemTime::now();
-    let message = row(&queue, id.as_str()).await;
-    assert_eq!(
-        (message.state, message.attempts),
-        (State::Queued, 1),
-        "{message:?}"
-    );
-    // Never sooner than the pause (a little under five minutes from the attempt), never
-    // later than five minutes after it.
-    assert!(message.due_at > before, "{message:?}");
-    assert!(
-        message.due_at <= after + Duration::from_secs(5 * 60),
-        "{:?}",
-        message.due_at.duration_since(after)
-    );
 }
 
 async fn an_uncertain_delivery_is_parked_and_never_resent(backend: Backend) {

@@ -127,6 +127,25 @@ fn assert_upload_url_unsaid(error: Option<&mail_connector::Error>, logs: &suppor
     assert_no_secrets(&format!("{printed}\n{}", logs.text()), &[UPLOAD_SECRET]);
 }
 
+/// A send whose upload failed: nothing sent, the draft deleted, the error transient and not
+/// sent, its text naming the attachment (`which`) and what happened (`what`), and neither it
+/// nor the logs quoting the upload URL's credential.
+fn assert_upload_failed(
+    error: &mail_connector::Error,
+    (send, delete): (&Mock<'_>, &Mock<'_>),
+    which: &str,
+    what: &str,
+    logs: &support::LogBuffer,
+) {
+    send.assert_calls(0);
+    delete.assert_calls(1);
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.is_transient(), "{error}");
+    let text = error.to_string();
+    assert!(text.contains(which) && text.contains(what), "{text}");
+    assert_upload_url_unsaid(Some(error), logs);
+}
+
 /// The session took range 0, but its answer never came: the upload asks where the session
 /// stands and goes on from range 1. Range 0 is not sent again (the session would refuse it
 /// with 416, as here).
@@ -273,15 +292,12 @@ async fn a_session_that_never_moves_forward_fails_within_the_retry_policy() {
     refused.assert_calls(4);
     status.assert_calls(4);
     session.assert_calls(1);
-    send.assert_calls(0);
-    delete.assert_calls(1);
-    assert_eq!(error.delivery(), Delivery::NotSent);
-    assert!(error.is_transient(), "{error}");
-    let text = error.to_string();
-    assert!(
-        text.contains("attachment 2 (`big.bin`)")
-            && text.contains("asked for byte 0 after 4 resume(s) without moving past byte 0"),
-        "{text}"
+    assert_upload_failed(
+        &error,
+        (&send, &delete),
+        "attachment 2 (`big.bin`)",
+        "asked for byte 0 after 4 resume(s) without moving past byte 0",
+        &logs,
     );
     let remedy = error.remedy().unwrap();
     assert!(
@@ -289,7 +305,6 @@ async fn a_session_that_never_moves_forward_fails_within_the_retry_policy() {
             && remedy.contains("send it again"),
         "{remedy}"
     );
-    assert_upload_url_unsaid(Some(&error), &logs);
 }
 
 /// A session that is gone (404) gets one new session, and the file is uploaded to it.
@@ -354,17 +369,13 @@ async fn a_session_gone_gets_one_new_session() {
                 delete.assert_calls(0);
             }
             true => {
-                let error = sent.unwrap_err();
-                send.assert_calls(0);
-                delete.assert_calls(1);
-                assert_eq!(error.delivery(), Delivery::NotSent);
-                assert!(error.is_transient(), "{error}");
-                let text = error.to_string();
-                assert!(
-                    text.contains("attachment 1 (`big.bin`)") && text.contains("gone twice"),
-                    "{text}"
+                assert_upload_failed(
+                    &sent.unwrap_err(),
+                    (&send, &delete),
+                    "attachment 1 (`big.bin`)",
+                    "gone twice",
+                    &logs,
                 );
-                assert_upload_url_unsaid(Some(&error), &logs);
             }
         }
     }
@@ -397,14 +408,11 @@ async fn a_session_gone_after_its_last_range_went_unanswered_is_not_renewed() {
     session.assert_calls(1);
     unanswered.assert_calls(1);
     status.assert_calls(1);
-    send.assert_calls(0);
-    delete.assert_calls(1);
-    assert_eq!(error.delivery(), Delivery::NotSent);
-    assert!(error.is_transient(), "{error}");
-    let text = error.to_string();
-    assert!(
-        text.contains("attachment 1 (`big.bin`)") && text.contains("could attach it twice"),
-        "{text}"
+    assert_upload_failed(
+        &error,
+        (&send, &delete),
+        "attachment 1 (`big.bin`)",
+        "could attach it twice",
+        &logs,
     );
-    assert_upload_url_unsaid(Some(&error), &logs);
 }

@@ -78,6 +78,10 @@ async fn the_assertion_is_the_token_files_current_content() {
         assert_eq!(field(form, "client_secret"), None);
     }
     assert_no_secrets(&format!("{credentials:?}"), &[FIRST_TOKEN, SECOND_TOKEN]);
+    logged_line(
+        &logs,
+        &["access token issued", &server.url(token_path(TENANT))],
+    );
     assert_no_secrets(&logs.text(), &[FIRST_TOKEN, SECOND_TOKEN]);
 }
 

@@ -155,6 +155,11 @@ async fn an_echoed_secret_or_assertion_is_redacted_everywhere() {
         );
         assert!(printed.contains("bad request"), "{printed}");
         assert!(printed.contains("client_id"), "{printed}");
+        // The logs hold this refusal (the error alone would make the check below pass).
+        logged_line(
+            &logs,
+            &["token request refused", &server.url(token_path(TENANT))],
+        );
         assert_no_secrets(&printed, &[secret, encoded.as_str(), "SECRET"]);
         // The assertion is a JWT: its header is always `eyJ…`.
         assert_no_secrets(&printed, &["eyJ"]);

@@ -291,6 +291,15 @@ async fn app_service_sends_its_header_and_never_shows_it() {
     );
     assert!(printed.contains("[redacted]"), "{printed}");
     assert_no_secrets(&printed, &[IDENTITY_HEADER]);
+    // The capture holds this test's token and its refusal: the check below is not vacuous.
+    logged_line(
+        &logs,
+        &["managed-identity token issued", &server.url("/msi/token")],
+    );
+    logged_line(
+        &logs,
+        &["managed-identity token refused", &echo.url("/msi/token")],
+    );
     assert_no_secrets(&logs.text(), &[IDENTITY_HEADER]);
 }
 
@@ -323,6 +332,10 @@ async fn an_echo_of_the_header_escaped_in_json_is_redacted_before_the_cut() {
     assert!(printed.contains("xxx [redac"), "{printed}");
     assert!(!printed.contains("ab+cd"), "{printed}");
     assert_no_secrets(&printed, &[HEADER]);
+    logged_line(
+        &logs,
+        &["managed-identity token refused", &echo.url("/msi/token")],
+    );
     assert_no_secrets(&logs.text(), &[HEADER, "ab+cd"]);
 }
 

@@ -40,6 +40,10 @@ async fn a_secret_rewritten_between_two_token_requests_is_sent_at_the_next() {
         assert_eq!(field(form, "client_assertion"), None);
     }
     assert_no_secrets(&format!("{credentials:?}"), &[SECRET, ROTATED]);
+    logged_line(
+        &logs,
+        &["access token issued", &server.url(token_path(TENANT))],
+    );
     assert_no_secrets(&logs.text(), &[SECRET, ROTATED]);
 }
 

@@ -76,6 +76,10 @@ async fn logs_never_hold_the_token_the_secret_or_the_upload_url() {
     let error = graph.send(&big).await.unwrap_err();
     delete.assert_calls(1);
 
+    logged_line(
+        &logs,
+        &["access token issued", &server.url(token_path(TENANT))],
+    );
     let text = logs.text();
     assert!(text.contains("Graph refused the access token"), "{text}");
     assert!(text.contains("Graph asked to retry later"), "{text}");

@@ -118,24 +118,36 @@ fn mock_status<'a>(
     })
 }
 
-/// Neither the error nor the logs quote the upload URL's credential.
-fn assert_upload_url_unsaid(error: Option<&mail_connector::Error>, logs: &support::LogBuffer) {
+/// Neither the error nor the logs quote the upload URL's credential; the logs hold this
+/// test's token (from `server`) and the upload's `event`, so that the check is not vacuous.
+#[track_caller]
+fn assert_upload_url_unsaid(
+    error: Option<&mail_connector::Error>,
+    (server, event): (&MockServer, &str),
+    logs: &support::LogBuffer,
+) {
     let printed = match error {
         Some(error) => format!("{error}\n{error:?}\n{:?}", error.remedy()),
         None => String::new(),
     };
+    logged_line(
+        logs,
+        &["access token issued", &server.url(token_path(TENANT))],
+    );
+    logged_line(logs, &["mail_connector.send", event]);
     assert_no_secrets(&format!("{printed}\n{}", logs.text()), &[UPLOAD_SECRET]);
 }
 
 /// A send whose upload failed: nothing sent, the draft deleted, the error transient and not
 /// sent, its text naming the attachment (`which`) and what happened (`what`), and neither it
-/// nor the logs quoting the upload URL's credential.
+/// nor the logs (which hold the upload's `event`) quoting the upload URL's credential.
+#[track_caller]
 fn assert_upload_failed(
     error: &mail_connector::Error,
     (send, delete): (&Mock<'_>, &Mock<'_>),
     which: &str,
     what: &str,
-    logs: &support::LogBuffer,
+    logged: ((&MockServer, &str), &support::LogBuffer),
 ) {
     send.assert_calls(0);
     delete.assert_calls(1);
@@ -143,7 +155,7 @@ fn assert_upload_failed(
     assert!(error.is_transient(), "{error}");
     let text = error.to_string();
     assert!(text.contains(which) && text.contains(what), "{text}");
-    assert_upload_url_unsaid(Some(error), logs);
+    assert_upload_url_unsaid(Some(error), logged.0, logged.1);
 }
 
 /// The session took range 0, but its answer never came: the upload asks where the session
@@ -188,7 +200,11 @@ async fn a_range_taken_before_its_answer_timed_out_is_not_sent_again() {
     last.assert_calls(1);
     send.assert_calls(1);
     delete.assert_calls(0);
-    assert_upload_url_unsaid(None, &logs);
+    assert_upload_url_unsaid(
+        None,
+        (&server, "an upload range went without a clear answer"),
+        &logs,
+    );
 }
 
 /// A range the session refuses as held already (416): the upload asks where it stands and
@@ -297,7 +313,7 @@ async fn a_session_that_never_moves_forward_fails_within_the_retry_policy() {
         (&send, &delete),
         "attachment 2 (`big.bin`)",
         "asked for byte 0 after 4 resume(s) without moving past byte 0",
-        &logs,
+        ((&server, "the upload session did not move forward"), &logs),
     );
     let remedy = error.remedy().unwrap();
     assert!(
@@ -374,7 +390,7 @@ async fn a_session_gone_gets_one_new_session() {
                     (&send, &delete),
                     "attachment 1 (`big.bin`)",
                     "gone twice",
-                    &logs,
+                    ((&server, "the upload session is gone"), &logs),
                 );
             }
         }
@@ -413,6 +429,9 @@ async fn a_session_gone_after_its_last_range_went_unanswered_is_not_renewed() {
         (&send, &delete),
         "attachment 1 (`big.bin`)",
         "could attach it twice",
-        &logs,
+        (
+            (&server, "an upload range went without a clear answer"),
+            &logs,
+        ),
     );
 }

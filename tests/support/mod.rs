@@ -275,6 +275,21 @@ impl LogBuffer {
     }
 }
 
+/// The first captured line that holds every one of `parts`, or a panic that shows the logs.
+///
+/// A check that a secret was never logged proves nothing if the capture missed the events it
+/// is about (a level filtered, the wrong subscriber, a span never entered): such a test pairs
+/// it with this one. The buffer holds every test's logs, so `parts` should name something only
+/// this test logs (a mock server's address, a port, a Message-ID) with the event's own words.
+#[track_caller]
+pub fn logged_line(logs: &LogBuffer, parts: &[&str]) -> String {
+    let text = logs.text();
+    text.lines()
+        .find(|line| parts.iter().all(|part| line.contains(part)))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no captured line holds all of {parts:?}; the logs:\n{text}"))
+}
+
 /// Held by a test while it reads [`capture_logs`]' buffer; dropping it changes nothing.
 pub struct LogGuard;
 

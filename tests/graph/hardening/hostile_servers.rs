@@ -104,6 +104,15 @@ async fn a_token_echoed_by_graph_is_redacted_everywhere() {
         logs.text()
     );
     assert!(printed.contains("bad header"), "{printed}");
+    // The logs hold this send's failure, not only the error: the checks below are not vacuous.
+    logged_line(
+        &logs,
+        &["access token issued", &server.url(token_path(TENANT))],
+    );
+    logged_line(
+        &logs,
+        &["mail_connector.send", "Graph refused the access token"],
+    );
     // The token's signature part is the tail of every echo.
     assert_no_secrets(&printed, &[&token]);
     assert_no_secrets(&printed, &["c2lnbmF0dXJl"]);

@@ -150,7 +150,10 @@ async fn logs_never_hold_the_client_secret_or_the_token() {
     // This test's own events (its mock server's address), not another test's.
     let endpoint = server.url(token_path(TENANT));
     logged_line(&logs, &["access token issued", &endpoint]);
-    logged_line(&logs, &["token request refused", &endpoint, "AADSTS7000215"]);
+    logged_line(
+        &logs,
+        &["token request refused", &endpoint, "AADSTS7000215"],
+    );
     logged_line(&logs, &["token refresh failed", "AADSTS7000215"]);
     assert_no_secrets(&logs.text(), &[SECRET, TOKEN]);
 }

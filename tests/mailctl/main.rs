@@ -11,5 +11,6 @@ mod helpers;
 mod outbox;
 mod output;
 mod prepared;
+mod queue;
 mod refusals;
 mod smtp;

@@ -149,9 +149,9 @@ fn init_logs(verbose: u8) {
 }
 
 /// The exit code of a `worker` or `queue` command, its error printed once with its remedy.
-fn finish(result: Result<(), mail_connector::Error>) -> ExitCode {
+fn finish(result: Result<ExitCode, mail_connector::Error>) -> ExitCode {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             output::Output::new(output::OutputArgs { json: false }).failed(None, &error, None)
         }
@@ -165,7 +165,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Send(args) => send(*args).await,
         Command::Check(args) => check(args).await,
-        Command::Worker(args) => finish(queue::worker(args).await),
+        Command::Worker(args) => finish(queue::worker(args).await.map(|()| ExitCode::SUCCESS)),
         Command::Queue(args) => finish(queue::queue(args).await),
     }
 }

@@ -1,6 +1,7 @@
 //! `mailctl worker` and `mailctl queue status|list|retry|cancel|purge`: the durable queue
 //! that `queue_url` names. `mailctl send` enqueues through [`enqueue`] when it is set.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -8,6 +9,7 @@ use mail_connector::queue::{EnqueueOptions, MessageSummary, QueueStats, State, r
 use mail_connector::{ConnectorSettings, Email, Error};
 
 use crate::config::{ConfigArg, load_queue_settings};
+use crate::exit::Exit;
 use crate::output::{Output, OutputArgs, clean};
 
 #[derive(Args)]
@@ -184,7 +186,9 @@ pub(crate) async fn worker(args: WorkerArgs) -> Result<(), Error> {
     Ok(())
 }
 
-pub(crate) async fn queue(args: QueueArgs) -> Result<(), Error> {
+/// Runs a `queue` command. `retry` and `cancel` print their own errors (one per id that
+/// failed) and give the exit code; any other error is returned for the caller to print.
+pub(crate) async fn queue(args: QueueArgs) -> Result<ExitCode, Error> {
     let mut settings = queue_settings(&args.config)?;
     // An operator lists, retries, cancels and purges while the connector is disabled too:
     // none of that sends. (`settings.queue()`, the handle an app enqueues with, refuses while
@@ -197,31 +201,31 @@ pub(crate) async fn queue(args: QueueArgs) -> Result<(), Error> {
             print_list(&queue.list(state, limit).await?, json);
         }
         QueueCommand::Retry { ids } => {
-            return each(&ids, "queued again", |id| {
+            return Ok(each(&ids, "queued again", |id| {
                 let queue = queue.clone();
                 async move { queue.retry(&id).await }
             })
-            .await;
+            .await);
         }
         QueueCommand::Cancel { ids } => {
-            return each(&ids, "cancelled", |id| {
+            return Ok(each(&ids, "cancelled", |id| {
                 let queue = queue.clone();
                 async move { queue.cancel(&id).await }
             })
-            .await;
+            .await);
         }
         QueueCommand::Purge { state, older_than } => {
             let purged = queue.purge(state, older_than).await?;
             println!("purged {purged} {state} message(s)");
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-/// Applies `action` to every id, reporting each; the first error is returned at the end
-/// (and printed by the caller), later ones are printed here, as the caller prints it: each
-/// with its fix.
-async fn each<F, Fut>(ids: &[String], done: &str, action: F) -> Result<(), Error>
+/// Applies `action` to every id, reporting each as it ends, in the order the ids were given:
+/// an error with its fix, as `mailctl` prints every error. The exit code is the first
+/// error's (0 when none failed).
+async fn each<F, Fut>(ids: &[String], done: &str, action: F) -> ExitCode
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<(), Error>>,
@@ -231,11 +235,13 @@ where
     for id in ids {
         match action(id.clone()).await {
             Ok(()) => println!("{id} {done}"),
-            Err(error) if first.is_none() => first = Some(error),
-            Err(error) => out.error(&error),
+            Err(error) => {
+                out.error(&error);
+                first.get_or_insert(Exit::of(&error));
+            }
         }
     }
-    first.map_or(Ok(()), Err)
+    first.map_or(ExitCode::SUCCESS, ExitCode::from)
 }
 
 fn print_status(stats: &QueueStats, json: bool) {

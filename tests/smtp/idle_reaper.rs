@@ -96,6 +96,13 @@ async fn the_reaper_ends_with_the_transport_dropped() {
     reaper_ends_when(false).await;
 }
 
+/// As above with the reaper on a worker thread other than the one the transport is dropped
+/// on: it may wake before the pool's last strong reference is gone, and must end all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_on_another_thread_ends_with_the_transport_dropped() {
+    reaper_ends_when(false).await;
+}
+
 #[tokio::test]
 async fn the_reaper_ends_with_the_transport_closed() {
     reaper_ends_when(true).await;
@@ -146,4 +153,50 @@ async fn a_connection_in_use_is_not_reaped() {
     assert_eq!(server.connections(), 2);
     // Back in the pool, it is reaped in turn.
     bounded(server.wait_until(|s| s.quits() == 2 && s.active() == 0)).await;
+}
+
+/// On a multi-thread runtime, the transport dropped (on the test's thread) while the reaper
+/// (on a worker thread) is inside its goodbye to one expired connection: the reaper finishes
+/// that goodbye, says no other, and ends; the other idle connections close with the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_ends_when_the_transport_is_dropped_during_a_goodbye() {
+    let held = Arc::new(tokio::sync::Semaphore::new(0));
+    let goodbye = Arc::new(tokio::sync::Semaphore::new(0));
+    let server = TestServer::start(ServerOptions {
+        gated_recipient: Some(("held@example.org".to_owned(), Arc::clone(&held))),
+        gated_quit: Some(Arc::clone(&goodbye)),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server)
+        .max_concurrency(3)
+        .idle_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    // The server's own task, listening.
+    let before = alive_tasks();
+    // Three sends at once, each on a connection of its own: the server holds each at its
+    // RCPT TO until all three are there.
+    let sends: Vec<_> = (0..3)
+        .map(|_| {
+            let transport = transport.clone();
+            tokio::spawn(async move { transport.send(&email_to(&["held@example.org"])).await })
+        })
+        .collect();
+    bounded(server.wait_until(|s| s.rcpt_commands("held@example.org") == 3)).await;
+    held.add_permits(3);
+    for send in sends {
+        bounded(send).await.unwrap().unwrap();
+    }
+    assert_eq!(transport.connections_opened(), 3);
+    // The three connections expire; the reaper's QUIT to the first is held unanswered.
+    bounded(server.wait_until(|s| s.quits() == 1)).await;
+    drop(transport);
+    // The two connections still in the pool closed with it, at once (not said goodbye to).
+    wait_for(&server, |s| s.active() == 1).await;
+    goodbye.add_permits(3);
+    // The reaper's goodbye ends, and so does the reaper, without another QUIT.
+    wait_for(&server, |s| alive_tasks() == before && s.active() == 0).await;
+    assert_eq!(server.quits(), 1);
+    assert_eq!(server.connections(), 3);
 }

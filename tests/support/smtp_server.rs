@@ -111,6 +111,9 @@ pub struct ServerOptions {
     /// permit from this semaphore (and uses it up): a server that delays its answer to a
     /// login, as one does to slow down password guessing.
     pub gated_auth_verdict: Option<Arc<tokio::sync::Semaphore>>,
+    /// The reply to each QUIT (counted in [`TestServer::quits`] when it arrives) waits for a
+    /// permit from this semaphore (and uses it up): the client is held inside its goodbye.
+    pub gated_quit: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// How [`ServerOptions::cut_data`] cuts a message's data off.
@@ -155,6 +158,7 @@ impl Default for ServerOptions {
             gated_recipient: None,
             gated_data_end: None,
             gated_auth_verdict: None,
+            gated_quit: None,
         }
     }
 }
@@ -240,7 +244,8 @@ pub struct State {
     pub data_ends: AtomicUsize,
     /// Lines read and left unanswered by a session gone silent (`silent_after_message`).
     pub ignored_lines: AtomicUsize,
-    /// QUIT commands answered.
+    /// QUIT commands received (and answered, unless [`ServerOptions::gated_quit`] holds the
+    /// reply).
     pub quits: AtomicUsize,
     /// Sessions inside a mail transaction (from MAIL FROM to the end of the data, RSET,
     /// QUIT or the connection closing, as this server sees it), now and at most.

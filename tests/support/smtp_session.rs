@@ -407,6 +407,12 @@ pub(super) async fn session(
                 transaction.end();
                 state.quits.fetch_add(1, Ordering::SeqCst);
                 state.received.notify_waiters();
+                if let Some(gate) = &options.gated_quit {
+                    gate.acquire()
+                        .await
+                        .expect("the gate is never closed")
+                        .forget();
+                }
                 reply(&mut io, "221 2.0.0 Bye").await?;
                 return Ok(());
             }

@@ -134,11 +134,7 @@ impl Connector {
                     return report;
                 }
             },
-            Tls::None => report.push(CheckStep::warning(
-                "tls",
-                "no TLS: mail and credentials cross the network unencrypted",
-                "set Use SSL (`use_ssl = true`) unless the server is on this machine",
-            )),
+            Tls::None => report.push(no_tls_step(&self.host)),
         }
         report.push(CheckStep::ok("ehlo", capabilities(conn.server_info())));
         let secrets = match self.authenticate(&mut conn, deadline).await {
@@ -230,6 +226,23 @@ fn endpoint_warning(host: &str, port: u16) -> Option<CheckStep> {
     })
 }
 
+/// The `tls` step of a session without TLS to `host`: fine to this machine (loopback, by
+/// the rule that lets credentials go there without TLS, `net::is_loopback_host`, where a
+/// developer's or a sidecar's relay listens), a warning to any other host.
+fn no_tls_step(host: &str) -> CheckStep {
+    if crate::net::is_loopback_host(host) {
+        return CheckStep::ok(
+            "tls",
+            "no TLS, to this machine (loopback): nothing crosses the network",
+        );
+    }
+    CheckStep::warning(
+        "tls",
+        "no TLS: mail and credentials cross the network unencrypted",
+        "set Use SSL (`use_ssl = true`) unless the server is on this machine",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +276,33 @@ mod tests {
             capabilities(&reply(&["relay.example.org", "SIZE 1000"])),
             "relay.example.org offers none of the extensions this client uses"
         );
+    }
+
+    #[test]
+    fn no_tls_is_warned_about_except_to_this_machine() {
+        for host in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "::1",
+            "[::1]",
+            "localhost",
+            "LocalHost",
+        ] {
+            let step = no_tls_step(host);
+            assert_eq!(step.status, CheckStatus::Ok, "{host}: {step:?}");
+            assert!(step.detail.contains("loopback"), "{host}: {step:?}");
+        }
+        for host in [
+            "mail.example.org",
+            "192.168.1.10",
+            "10.0.0.1",
+            "[2001:db8::1]",
+        ] {
+            let step = no_tls_step(host);
+            assert_eq!(step.status, CheckStatus::Warning, "{host}: {step:?}");
+            assert!(step.detail.contains("unencrypted"), "{host}: {step:?}");
+            assert!(step.remedy.as_deref().unwrap().contains("`use_ssl = true`"));
+        }
     }
 
     #[test]

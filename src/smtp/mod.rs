@@ -24,6 +24,9 @@
 //! roots plus the PEM file in `tls_ca_file`. Without TLS, credentials (a password or a token)
 //! are refused for any host other than loopback unless
 //! `smtp_allow_plaintext_credentials_dangerous = true` — the name is the warning.
+//! [`check`](MailTransport::check) warns about a session without TLS by the same rule: to
+//! any host but loopback (`127.0.0.0/8`, `::1`, `localhost`), where a relay on this machine
+//! listens.
 //!
 //! Exchange Online documents only STARTTLS on port 587 (or 25) for client submission; its
 //! port 465 is not a supported endpoint, so keep the defaults; [`check`](MailTransport::check)

@@ -6,7 +6,7 @@ use mail_connector::{CheckStatus, Delivery, Error, MailTransport, RetryPolicy, S
 
 use super::helpers::*;
 use crate::support::assert_no_secrets;
-use crate::support::smtp_server::{ServerOptions, TestServer};
+use crate::support::smtp_server::{ServerOptions, ServerTls, TestServer};
 
 #[tokio::test]
 async fn check_reports_each_step_without_sending() {
@@ -30,6 +30,29 @@ async fn check_reports_each_step_without_sending() {
     assert_eq!(auth.status, CheckStatus::Failed);
     assert!(auth.remedy.as_deref().unwrap().contains("`password`"));
     assert_no_secrets(&report.to_string(), &["nope-4242"]);
+}
+
+/// A relay without TLS on this machine (a developer's, or a sidecar's): the session's
+/// `tls` step is fine, by the same loopback rule that lets the password go there without
+/// TLS; the report is all `ok`.
+#[tokio::test]
+async fn no_tls_to_a_relay_on_this_machine_is_no_warning() {
+    let server = TestServer::start(ServerOptions {
+        tls: ServerTls::None,
+        mechanisms: vec!["PLAIN", "LOGIN"],
+        ..ServerOptions::default()
+    })
+    .await;
+    let extra = format!("auth_mode = \"basic\"\npassword = \"{PASSWORD}\"\nuse_ssl = false\n");
+    let transport = settings_toml(&server, &extra).build().unwrap();
+    let report = transport.check().await.unwrap();
+    let tls = report.steps.iter().find(|s| s.name == "tls").unwrap();
+    assert_eq!(tls.status, CheckStatus::Ok, "{report}");
+    assert!(tls.detail.contains("loopback"), "{report}");
+    assert_eq!(tls.remedy, None, "{report}");
+    assert_eq!(report.status(), CheckStatus::Ok, "{report}");
+    let auth = report.steps.iter().find(|s| s.name == "auth").unwrap();
+    assert!(auth.detail.contains("(basic)"), "{report}");
 }
 
 #[tokio::test]

@@ -91,6 +91,9 @@ fn send_and_check_work_against_graph_endpoints_from_the_config() {
         );
     }
     probe.assert_calls(1);
+    // stderr holds the settings' source (a check for a secret in an empty text would pass
+    // whatever went wrong).
+    assert!(stderr.contains("settings from"), "{stderr}");
     for printed in [&stdout, &stderr] {
         assert_no_secrets(printed, &[KNOWN_SECRET, &token]);
     }

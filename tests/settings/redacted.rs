@@ -166,6 +166,10 @@ fn a_redacted_toml_table_of_the_hosts_file_takes_the_secret_from_the_environment
             .unwrap()
     };
     assert_no_secrets(&written, &[KNOWN_SECRET]);
+    assert!(
+        written.contains("client_secret = \"[redacted]\""),
+        "{written}"
+    );
     let app: toml::Table =
         toml::from_str(&format!("[server]\nport = 1\n\n[mail]\n{written}")).unwrap();
     let mail = app["mail"].clone();

@@ -25,6 +25,7 @@ pub(super) fn answer(
             Err(error) => (Vec::new(), Some(redact(&error.to_string(), &secrets()))),
         };
         return Ok(GraphResponse {
+            status,
             headers,
             body,
             unread,

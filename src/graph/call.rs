@@ -14,7 +14,7 @@ use reqwest::Method;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use super::error::{Failure, GraphFailure};
+use super::error::{Failure, GraphFailure, UNCERTAIN};
 use crate::error::{Error, Result};
 
 /// The most bytes of a successful answer read for most requests (ids, upload progress).
@@ -139,6 +139,8 @@ impl<'a> GraphRequest<'a> {
 }
 
 static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
+/// Graph's own id for a request, in its answer.
+static REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 
 impl GraphRequest<'_> {
     /// The HTTP request for one attempt: `client-request-id` (let into HTTP/2's header table
@@ -279,6 +281,8 @@ fn invalid_header(name: &str) -> Failure {
 /// A successful response, read whole up to the request's answer limit.
 #[derive(Debug)]
 pub(crate) struct GraphResponse {
+    /// A success status: Graph's own (202 for a send, 201 for a created item) or another.
+    pub status: reqwest::StatusCode,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
     /// Why the body is missing, when it could not be read (too large, cut off): the status
@@ -307,7 +311,61 @@ impl GraphResponse {
             )
         })
     }
+
+    /// Graph's `request-id` for a message sent (`sendMail`, a draft's `/send`), when Graph
+    /// answered as it does for a message it takes: 202 Accepted. Any other success status
+    /// says nothing of the message: Graph has been seen to answer 200 to a MIME message it
+    /// did not take, and a proxy's page comes with 200. Whether the message went is then
+    /// unknown: an error whose delivery is uncertain, never repeated, and never a report of
+    /// a message sent.
+    pub(crate) fn sent(&self, operation: &'static str) -> Result<Option<String>> {
+        let request_id = self
+            .headers
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if self.status == reqwest::StatusCode::ACCEPTED {
+            return Ok(request_id);
+        }
+        Err(not_accepted(operation, self.status, request_id))
+    }
 }
+
+/// The error for a send answered with another success status than 202 Accepted. Cold, out
+/// of line: the path of a message Graph accepted stays a short run of code.
+#[cold]
+#[inline(never)]
+fn not_accepted(
+    operation: &'static str,
+    status: reqwest::StatusCode,
+    request_id: Option<String>,
+) -> Error {
+    GraphFailure {
+        status: Some(status.as_u16()),
+        code: Some(UNEXPECTED_SUCCESS_CODE.to_owned()),
+        request_id: request_id.map(Into::into),
+        delivery: crate::error::Delivery::Uncertain,
+        ..GraphFailure::local(
+            operation,
+            format!(
+                "the answer was HTTP {status}, not the 202 Accepted with which Graph takes a \
+                 message: Graph may not have taken it (it has answered 200 to a MIME message \
+                 it refused), or a proxy answered in its place{UNCERTAIN}"
+            ),
+            false,
+        )
+    }
+    .into_error()
+    .with_remedy(
+        "check whether the message reached its recipients (or the Sent Items of the User Name \
+         (`user_name`) mailbox) before sending it again; if a proxy or gateway stands in front \
+         of Graph (`graph_endpoint`), have it pass Graph's answers through unchanged",
+    )
+}
+
+/// The code of a send answered with another success status than 202 Accepted (not one of
+/// Graph's).
+const UNEXPECTED_SUCCESS_CODE: &str = "UnexpectedSuccessStatus";
 
 /// An answer that is not what Graph sends for `operation`.
 pub(crate) fn unexpected_answer(operation: &'static str, message: String) -> Error {

@@ -121,6 +121,7 @@ impl GraphTransport {
                 .client
                 .execute(&GraphRequest::post_empty("send draft", &url), deadline)
                 .await
+                .and_then(|answer| answer.sent("send draft"))
                 .map(drop),
             Err(error) => Err(error),
         };

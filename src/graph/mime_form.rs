@@ -71,15 +71,11 @@ impl GraphTransport {
         };
         if base64_len(mime.len() as u64) <= REQUEST_LIMIT {
             let url = self.url(&["sendMail"])?;
-            let response = self
+            return self
                 .client
                 .execute(&post_mime("sendMail", &url, &mime), deadline)
-                .await?;
-            return Ok(response
-                .headers
-                .get("request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned));
+                .await?
+                .sent("sendMail");
         }
         tracing::debug!("MIME message too large for one request; using a draft");
         let (mime, attachments) = match email.mime() {

@@ -112,6 +112,11 @@
 //!   a timeout after the request was written, a dropped connection, a 500, 502 or 504. The
 //!   error's [`Error::delivery`] is then [`Delivery::Uncertain`], distinct from
 //!   [`Delivery::NotSent`], so the caller decides whether a duplicate is worse than a loss.
+//! - A message counts as sent only when Graph answers `sendMail` (or a draft's `/send`) with
+//!   202 Accepted, its documented answer. Another success status (Graph has been seen to
+//!   answer 200 to a MIME message it did not take; a proxy's page comes with 200) is an
+//!   error whose delivery is [`Delivery::Uncertain`], code `UnexpectedSuccessStatus`, and
+//!   is never repeated.
 //! - Timeouts: connect (10 s), each request (30 s) and the whole send (120 s) by default;
 //!   the send deadline also bounds `check` as a whole. Values over a day count as a day.
 //!
@@ -177,10 +182,6 @@ pub const MAX_ATTACHMENT_SIZE: u64 = 150 * 1024 * 1024;
 const MAX_CONCURRENCY: usize = 1024;
 /// The size of each upload `PUT`: 10 × 320 KiB, under Graph's 4 MB per request.
 pub const UPLOAD_CHUNK_SIZE: usize = 10 * 320 * 1024;
-
-/// Graph's own id for a request, in its answer.
-static REQUEST_ID: reqwest::header::HeaderName =
-    reqwest::header::HeaderName::from_static("request-id");
 
 /// Sends mail through Microsoft Graph as one mailbox. Cheap to clone; clones share the
 /// concurrency limit and the token cache.
@@ -331,12 +332,10 @@ impl GraphTransport {
             Repeat::OnlyIfNotProcessed,
         );
         async move {
-            let response = self.client.execute(&request, deadline).await?;
-            Ok(response
-                .headers
-                .get(&REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned))
+            self.client
+                .execute(&request, deadline)
+                .await?
+                .sent("sendMail")
         }
     }
 }

@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod accepted;
 mod check;
 mod connections;
 mod consent;

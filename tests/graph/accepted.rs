@@ -1,0 +1,130 @@
+//! A message counts as sent only when Graph answers as it does for a message it takes:
+//! 202 Accepted. Any other success status (Graph's odd 200 for a MIME message it refused, a
+//! proxy's page) leaves it unknown whether the message went: uncertain, never repeated.
+
+use httpmock::{Method::DELETE, Method::POST, MockServer};
+use mail_connector::{Attachment, Delivery, Email, Error, MailTransport};
+use serde_json::json;
+
+use super::helpers::*;
+
+/// The error's status, code and text, checked for an uncertain send answered `status`.
+fn assert_not_accepted(error: &Error, status: u16) {
+    assert_eq!(error.delivery(), Delivery::Uncertain, "{error}");
+    assert!(!error.is_transient(), "{error}");
+    let Error::Graph {
+        status: Some(got),
+        code: Some(code),
+        request_id,
+        ..
+    } = error
+    else {
+        panic!("not a Graph error with a status and a code: {error:?}");
+    };
+    assert_eq!(*got, status);
+    assert_eq!(code, "UnexpectedSuccessStatus");
+    assert_eq!(request_id.as_deref(), Some("req-200"));
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("HTTP {status}")) && text.contains("202 Accepted"),
+        "{text}"
+    );
+    assert!(text.contains("delivery is uncertain"), "{text}");
+    let remedy = error.remedy().unwrap();
+    assert!(
+        remedy.contains("before sending it again") && remedy.contains("`graph_endpoint`"),
+        "{remedy}"
+    );
+}
+
+#[tokio::test]
+async fn a_send_mail_answered_with_another_success_than_202_is_uncertain() {
+    for (status, body) in [(200u16, "<html>Signed in</html>"), (200, ""), (204, "")] {
+        let server = MockServer::start_async().await;
+        mock_token(&server, &token_for(&["Mail.Send"]));
+        let send = server.mock(|when, then| {
+            when.method(POST).path(SEND_PATH);
+            then.status(status)
+                .header("request-id", "req-200")
+                .body(body);
+        });
+        let error = transport(&settings(&server))
+            .send(&simple_email())
+            .await
+            .expect_err("a send not answered 202 was reported sent");
+        send.assert_calls(1);
+        assert_not_accepted(&error, status);
+    }
+}
+
+/// The MIME form (both bodies) too: the form Graph has been seen to answer 200 without
+/// taking the message.
+#[tokio::test]
+async fn a_mime_send_answered_200_is_uncertain() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let send = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("content-type", "text/plain");
+        then.status(200).header("request-id", "req-200");
+    });
+    let email = Email::builder()
+        .to("ann@example.org")
+        .subject("both bodies")
+        .text("text")
+        .html("<p>html</p>")
+        .build()
+        .unwrap();
+    let error = transport(&settings(&server))
+        .send(&email)
+        .await
+        .expect_err("a MIME send answered 200 was reported sent");
+    send.assert_calls(1);
+    assert_not_accepted(&error, 200);
+}
+
+/// A draft's `/send` answered 200: uncertain, and the draft is left where it is (it may be
+/// the message Graph sent), the error saying where.
+#[tokio::test]
+async fn a_drafts_send_answered_200_is_uncertain_and_keeps_the_draft() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let messages = "/v1.0/users/no-reply@contoso.com/messages";
+    server.mock(|when, then| {
+        when.method(POST).path(messages);
+        then.status(201).json_body(json!({"id": "d9"}));
+    });
+    server.mock(|when, then| {
+        when.method(POST).path(format!("{messages}/d9/attachments"));
+        then.status(201).json_body(json!({"id": "a"}));
+    });
+    let send = server.mock(|when, then| {
+        when.method(POST).path(format!("{messages}/d9/send"));
+        then.status(200).header("request-id", "req-200");
+    });
+    let delete = server.mock(|when, then| {
+        when.method(DELETE).path(format!("{messages}/d9"));
+        then.status(204);
+    });
+    let mut builder = Email::builder().to("ann@example.org").subject("parts");
+    for i in 0..3u8 {
+        builder = builder.attachment(Attachment::from_bytes(
+            format!("p{i}.bin"),
+            vec![i; 1_500_000],
+        ));
+    }
+    let error = transport(&settings(&server))
+        .send(&builder.build().unwrap())
+        .await
+        .expect_err("a draft's send answered 200 was reported sent");
+    send.assert_calls(1);
+    delete.assert_calls(0);
+    assert_not_accepted(&error, 200);
+    assert!(
+        error
+            .to_string()
+            .contains("its draft is still in the Drafts folder of `no-reply@contoso.com`"),
+        "{error}"
+    );
+}

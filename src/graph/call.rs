@@ -77,14 +77,6 @@ impl<'a> GraphRequest<'a> {
         }
     }
 
-    /// The same request, reading a successful answer of up to `limit` bytes.
-    pub(crate) fn with_answer_limit(self, limit: usize) -> Self {
-        Self {
-            answer_limit: limit,
-            ..self
-        }
-    }
-
     /// A `POST` without a body (`/send`), never repeated once the server may have acted.
     pub(crate) fn post_empty(operation: &'static str, url: &'a Url) -> Self {
         Self {

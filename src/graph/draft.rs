@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::GraphTransport;
 use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat};
-use super::error::{NOT_SENT, UNCERTAIN};
+use super::error::{GraphFailure, NOT_SENT, UNCERTAIN};
 use super::request::{self, CreatedMessage, FileAttachment};
 use super::upload::Which;
 use super::{INLINE_ATTACHMENT_LIMIT, REQUEST_LIMIT};
@@ -54,13 +54,9 @@ impl GraphTransport {
         attachments: &[Attachment],
         deadline: Instant,
     ) -> Result<Option<String>> {
-        let created = match self
-            .client
-            .execute(&create.with_answer_limit(DRAFT_ANSWER_LIMIT), deadline)
-            .await
-        {
-            Ok(created) => created,
-            Err(error) => {
+        let mut guard = match self.create_draft(create, deadline).await {
+            Ok(guard) => guard,
+            Err(CreateFailed::Request(error)) => {
                 // Unanswered, the draft may exist all the same (its id never came back).
                 let maybe_created = error.delivery() == Delivery::Uncertain;
                 let mut error = not_sent(error);
@@ -77,10 +73,7 @@ impl GraphTransport {
                 );
                 return Err(error);
             }
-        };
-        let draft: CreatedMessage = match created.json("create draft") {
-            Ok(draft) => draft,
-            Err(mut error) => {
+            Err(CreateFailed::Answer(mut error)) => {
                 note(
                     &mut error,
                     &format!(
@@ -93,12 +86,9 @@ impl GraphTransport {
             }
         };
         tracing::debug!("draft created for a large message");
-        // Deletes the draft when the send is dropped (a timeout around it, a worker shut
-        // down) before it ends.
-        let mut guard = DraftGuard {
-            transport: Some(self.clone()),
-            id: draft.id.clone(),
-        };
+        // The guard deletes the draft when the send is dropped (a timeout around it, a worker
+        // shut down) before it ends.
+        let draft_id = guard.id.clone();
 
         let mut added = Ok(());
         for (i, attachment) in attachments.iter().enumerate() {
@@ -107,7 +97,7 @@ impl GraphTransport {
                 name: attachment.name(),
             };
             added = self
-                .add_attachment(&draft.id, attachment, which, deadline)
+                .add_attachment(&draft_id, attachment, which, deadline)
                 .await;
             if added.is_err() {
                 break;
@@ -116,7 +106,7 @@ impl GraphTransport {
         // From `/send` on, the draft may be the message Graph is sending (a dropped send's
         // request still finishes): it is never deleted on a drop.
         guard.transport = None;
-        let result = match added.and_then(|()| self.url(&["messages", &draft.id, "send"])) {
+        let result = match added.and_then(|()| self.url(&["messages", &draft_id, "send"])) {
             Ok(url) => self
                 .client
                 .execute(&GraphRequest::post_empty("send draft", &url), deadline)
@@ -126,10 +116,10 @@ impl GraphTransport {
             Err(error) => Err(error),
         };
         match result {
-            Ok(()) => Ok(Some(draft.id)),
+            Ok(()) => Ok(Some(draft_id)),
             Err(mut error) => {
                 let left = match error.delivery() {
-                    Delivery::NotSent => match self.delete_draft(&draft.id).await {
+                    Delivery::NotSent => match self.delete_draft(&draft_id).await {
                         Ok(()) => {
                             note(
                                 &mut error,
@@ -155,6 +145,69 @@ impl GraphTransport {
                 Err(error)
             }
         }
+    }
+
+    /// Makes the draft with `create`, in a task of its own: when the send is dropped while
+    /// Graph makes the draft (a timeout around the send, a worker shut down), the request
+    /// still finishes (Graph works on it whatever the caller does), and the draft it made is
+    /// then deleted rather than left in the Drafts folder. The guard that deletes it is made
+    /// in that task and handed over: dropped unread, it deletes the draft too.
+    async fn create_draft(
+        &self,
+        create: GraphRequest<'_>,
+        deadline: Instant,
+    ) -> std::result::Result<DraftGuard, CreateFailed> {
+        let GraphRequest {
+            operation,
+            method,
+            url,
+            body,
+            headers,
+            authorize,
+            repeat,
+            waits_for_pause,
+            ..
+        } = create;
+        let url = url.clone();
+        let transport = self.clone();
+        let (made, draft) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let create = GraphRequest {
+                operation,
+                method,
+                url: &url,
+                body,
+                headers,
+                authorize,
+                repeat,
+                answer_limit: DRAFT_ANSWER_LIMIT,
+                waits_for_pause,
+            };
+            let outcome = match transport.client.execute(&create, deadline).await {
+                Err(error) => Err(CreateFailed::Request(error)),
+                Ok(created) => match created.json::<CreatedMessage>("create draft") {
+                    Ok(draft) => Ok(DraftGuard {
+                        transport: Some(transport),
+                        id: draft.id,
+                    }),
+                    Err(error) => Err(CreateFailed::Answer(error)),
+                },
+            };
+            // When the send is gone, the guard comes back and, dropped, deletes the draft.
+            let _ = made.send(outcome);
+        });
+        draft.await.unwrap_or_else(|_| {
+            Err(CreateFailed::Request(
+                GraphFailure::local(
+                    "create draft",
+                    "the request that makes the draft ended without an outcome (the runtime \
+                     is shutting down)"
+                        .to_owned(),
+                    true,
+                )
+                .into_error(),
+            ))
+        })
     }
 
     /// Adds one attachment to the draft: in one `POST …/attachments` when that request fits
@@ -265,6 +318,14 @@ fn note(error: &mut Error, text: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// Why no draft came of a `create draft` request.
+enum CreateFailed {
+    /// The request failed: no draft, or one whose id never came back.
+    Request(Error),
+    /// Graph answered, but not with a draft's id: a draft may exist all the same.
+    Answer(Error),
 }
 
 /// A draft to delete if the send that made it is dropped before it ends: the deletion

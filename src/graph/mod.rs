@@ -63,7 +63,8 @@
 //! the same documented calls as the JSON draft path.
 //! This path needs the `Mail.ReadWrite` application permission as well; `check` warns when it
 //! is missing.
-//! When a draft-path send fails before `/send`, the draft is deleted.
+//! When a draft-path send fails before `/send`, or is dropped (cancelled) before it, the
+//! draft is deleted — also when it is dropped while Graph is still making the draft.
 //!
 //! An upload range is never sent again blindly. When its `PUT` gets no answer (a timeout, a
 //! dropped connection, a 5xx), or the session refuses it as held already (416), the upload

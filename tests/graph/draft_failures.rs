@@ -267,3 +267,45 @@ async fn a_send_dropped_during_the_drafts_send_keeps_the_draft() {
     graph.send(&simple_email()).await.unwrap();
     delete.assert_calls(0);
 }
+
+/// A send dropped while Graph is still making its draft (a timeout around the send, a
+/// worker shutting down) deletes the draft once Graph has made it: the request to make it
+/// still finishes, and its draft would otherwise stay in the Drafts folder, the whole
+/// message in it.
+#[tokio::test]
+async fn a_send_dropped_while_its_draft_is_made_deletes_the_draft() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let arrived_tx = std::sync::Mutex::new(arrived_tx);
+    server.mock(|when, then| {
+        when.method(POST).path(MESSAGES);
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = arrived_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder()
+                .status(201)
+                .header("content-type", "application/json")
+                .body(r#"{"id":"d1"}"#)
+                .build()
+        })
+        .delay(std::time::Duration::from_secs(1));
+    });
+    let (deleted_tx, mut deleted) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let deleted_tx = std::sync::Mutex::new(deleted_tx);
+    server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d1"));
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = deleted_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder().status(204).build()
+        });
+    });
+    let graph = transport(&settings(&server));
+    let send = tokio::spawn(async move { graph.send(&parts_email()).await });
+    arrived.recv().await.unwrap();
+    send.abort();
+    assert!(send.await.unwrap_err().is_cancelled());
+    tokio::time::timeout(std::time::Duration::from_secs(20), deleted.recv())
+        .await
+        .expect("the draft made for a dropped send was not deleted")
+        .unwrap();
+}

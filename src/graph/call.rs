@@ -54,6 +54,10 @@ pub(crate) struct GraphRequest<'a> {
     /// Whether the request waits out a mailbox-wide `Retry-After` pause. Only the cleanup
     /// of an unsent draft does not: waiting would leave the draft behind.
     pub waits_for_pause: bool,
+    /// Set when the request is handed to the HTTP client: from then on it is sent (and
+    /// finishes) whatever its caller does. Before, a caller that gives up (drops it while
+    /// it waits for a token, a slot or a pause) knows it was never sent.
+    pub handed_over: Option<&'a AtomicBool>,
 }
 
 impl<'a> GraphRequest<'a> {
@@ -74,6 +78,7 @@ impl<'a> GraphRequest<'a> {
             repeat,
             answer_limit: SMALL_ANSWER_LIMIT,
             waits_for_pause: true,
+            handed_over: None,
         }
     }
 
@@ -110,6 +115,7 @@ impl<'a> GraphRequest<'a> {
             repeat: Repeat::Resumable,
             answer_limit: SMALL_ANSWER_LIMIT,
             waits_for_pause: true,
+            handed_over: None,
         }
     }
 
@@ -126,6 +132,7 @@ impl<'a> GraphRequest<'a> {
             repeat: Repeat::Safe,
             answer_limit: SMALL_ANSWER_LIMIT,
             waits_for_pause: true,
+            handed_over: None,
         }
     }
 }

@@ -394,7 +394,12 @@ impl GraphClient {
             own_timeout,
             watch,
         ) {
-            Ok((http_request, body_read)) => (self.http.execute(http_request), body_read),
+            Ok((http_request, body_read)) => {
+                if let Some(handed_over) = request.handed_over {
+                    handed_over.store(true, std::sync::atomic::Ordering::Release);
+                }
+                (self.http.execute(http_request), body_read)
+            }
             Err(failure) => return Ok((Err(failure), token)),
         };
         // What the server could echo back, to keep out of errors and logs: worked out only

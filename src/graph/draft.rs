@@ -2,6 +2,7 @@
 //! upload session above, see `upload`), then `/send`; the draft is deleted when the send
 //! fails before it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -103,18 +104,26 @@ impl GraphTransport {
                 break;
             }
         }
-        // From `/send` on, the draft may be the message Graph is sending (a dropped send's
-        // request still finishes): it is never deleted on a drop.
-        guard.transport = None;
+        // Once `/send` is handed to the HTTP client, the draft may be the message Graph is
+        // sending (a dropped send's request still finishes): from then on it is never deleted
+        // on a drop. Until then (the request waiting for a token, a slot or a pause) it is.
         let result = match added.and_then(|()| self.url(&["messages", &draft_id, "send"])) {
             Ok(url) => self
                 .client
-                .execute(&GraphRequest::post_empty("send draft", &url), deadline)
+                .execute(
+                    &GraphRequest {
+                        handed_over: Some(&guard.handed_over),
+                        ..GraphRequest::post_empty("send draft", &url)
+                    },
+                    deadline,
+                )
                 .await
                 .and_then(|answer| answer.sent("send draft"))
                 .map(drop),
             Err(error) => Err(error),
         };
+        // What becomes of the draft now is decided below.
+        guard.transport = None;
         match result {
             Ok(()) => Ok(Some(draft_id)),
             Err(mut error) => {
@@ -182,6 +191,7 @@ impl GraphTransport {
                 repeat,
                 answer_limit: DRAFT_ANSWER_LIMIT,
                 waits_for_pause,
+                handed_over: None,
             };
             let outcome = match transport.client.execute(&create, deadline).await {
                 Err(error) => Err(CreateFailed::Request(error)),
@@ -189,6 +199,7 @@ impl GraphTransport {
                     Ok(draft) => Ok(DraftGuard {
                         transport: Some(transport),
                         id: draft.id,
+                        handed_over: AtomicBool::new(false),
                     }),
                     Err(error) => Err(CreateFailed::Answer(error)),
                 },
@@ -333,6 +344,9 @@ enum CreateFailed {
 struct DraftGuard {
     transport: Option<GraphTransport>,
     id: String,
+    /// Whether the draft's `/send` was handed to the HTTP client: it may then be the message
+    /// Graph is sending, never to be deleted on a drop.
+    handed_over: AtomicBool,
 }
 
 impl Drop for DraftGuard {
@@ -340,6 +354,9 @@ impl Drop for DraftGuard {
         let Some(transport) = self.transport.take() else {
             return;
         };
+        if self.handed_over.load(Ordering::Acquire) {
+            return;
+        }
         let id = std::mem::take(&mut self.id);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {

@@ -309,3 +309,84 @@ async fn a_send_dropped_while_its_draft_is_made_deletes_the_draft() {
         .expect("the draft made for a dropped send was not deleted")
         .unwrap();
 }
+
+/// A send dropped while its draft's `/send` still waits for a request slot (the mailbox's
+/// other sends hold them) deletes the draft: that `/send` never left, so nothing sends the
+/// draft, and it would otherwise stay in the Drafts folder, whole.
+#[tokio::test]
+async fn a_send_dropped_while_its_drafts_send_waits_for_a_slot_deletes_the_draft() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    server.mock(|when, then| {
+        when.method(POST).path(MESSAGES);
+        then.status(201).json_body(json!({"id": "d3"}));
+    });
+    // The draft's one attachment arrives, and its answer comes a while later: meanwhile
+    // another send queues for the one slot, and takes it when the answer frees it.
+    let (attached_tx, mut attached) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let attached_tx = std::sync::Mutex::new(attached_tx);
+    server.mock(|when, then| {
+        when.method(POST).path(format!("{MESSAGES}/d3/attachments"));
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = attached_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder()
+                .status(201)
+                .header("content-type", "application/json")
+                .body(r#"{"id":"a"}"#)
+                .build()
+        })
+        .delay(std::time::Duration::from_secs(2));
+    });
+    // The other send holds the slot for a while once it has it.
+    let (other_tx, mut other) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let other_tx = std::sync::Mutex::new(other_tx);
+    server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = other_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder().status(202).build()
+        })
+        .delay(std::time::Duration::from_secs(2));
+    });
+    let send_draft = server.mock(|when, then| {
+        when.method(POST).path(format!("{MESSAGES}/d3/send"));
+        then.status(202);
+    });
+    let (deleted_tx, mut deleted) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let deleted_tx = std::sync::Mutex::new(deleted_tx);
+    server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d3"));
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = deleted_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder().status(204).build()
+        });
+    });
+    let graph = settings(&server)
+        .graph_builder()
+        .unwrap()
+        .max_concurrency(1)
+        .build()
+        .unwrap();
+    // Too large for `sendMail` with its text, its one attachment added by one POST.
+    let email = Email::builder()
+        .to("ann@example.org")
+        .subject("one part")
+        .text("x".repeat(200_000))
+        .attachment(Attachment::from_bytes("p.bin", vec![1u8; 2_900_000]))
+        .build()
+        .unwrap();
+    let sending = graph.clone();
+    let send = tokio::spawn(async move { sending.send(&email).await });
+    attached.recv().await.unwrap();
+    let other_send = tokio::spawn(async move { graph.send(&simple_email()).await });
+    // The other send has the slot: the draft's `/send` waits for it.
+    other.recv().await.unwrap();
+    send.abort();
+    assert!(send.await.unwrap_err().is_cancelled());
+    tokio::time::timeout(std::time::Duration::from_secs(20), deleted.recv())
+        .await
+        .expect("the draft of a send dropped before its `/send` left was not deleted")
+        .unwrap();
+    other_send.await.unwrap().unwrap();
+    send_draft.assert_calls(0);
+}

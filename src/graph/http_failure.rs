@@ -62,7 +62,8 @@ fn refused_unprocessed(e: &reqwest::Error) -> bool {
 #[inline(never)]
 pub(super) fn never_left(url: &str, timeout: Duration) -> Failure {
     Failure::NotSent(format!(
-        "`{}`: the request's body never left within the {timeout:?} it had (no connection          yet, or none free); it was never sent",
+        "`{}`: the request's body never left within the {timeout:?} it had (no connection \
+         yet, or none free); it was never sent",
         host_of(url)
     ))
 }

@@ -28,6 +28,13 @@ async fn a_request_that_never_got_a_connection_was_not_sent() {
     let error = send_unanswered(&graph, &silent).await;
     assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
     assert!(error.to_string().contains("never sent"), "{error}");
+    // Said in plain words, as one sentence.
+    assert!(
+        error
+            .to_string()
+            .contains("(no connection yet, or none free); it was never sent"),
+        "{error}"
+    );
     assert!(error.is_transient(), "{error}");
 }
 

@@ -9,7 +9,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::client::{GraphClient, not_sent_by_deadline};
-use super::error::GraphFailure;
+use super::error::{GraphFailure, NOT_SENT};
 use crate::credentials::AccessToken;
 use crate::error::{Error, Result};
 use crate::http::bearer_header;
@@ -25,9 +25,10 @@ impl GraphClient {
                     retry_after: Some(until.saturating_duration_since(Instant::now())),
                     ..GraphFailure::local(
                         operation,
-                        "Graph asked this mailbox to wait (Retry-After) past the send \
-                         deadline; the mail was not sent"
-                            .to_owned(),
+                        format!(
+                            "Graph asked this mailbox to wait (Retry-After) past the send \
+                             deadline{NOT_SENT}"
+                        ),
                         true,
                     )
                 }

@@ -390,3 +390,28 @@ async fn a_send_dropped_while_its_drafts_send_waits_for_a_slot_deletes_the_draft
     other_send.await.unwrap().unwrap();
     send_draft.assert_calls(0);
 }
+
+/// A large message whose draft would wait out the mailbox's pause (a `Retry-After` another
+/// send got) past the send deadline says once that it was not sent.
+#[tokio::test]
+async fn a_draft_stopped_by_the_mailboxs_pause_says_not_sent_once() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(429).header("retry-after", "3600");
+    });
+    let create = server.mock(|when, then| {
+        when.method(POST).path(MESSAGES);
+        then.status(201).json_body(json!({"id": "d4"}));
+    });
+    let graph = transport(&settings(&server));
+    // An hour's pause for the whole mailbox, far past the send deadline.
+    graph.send(&simple_email()).await.unwrap_err();
+    let error = graph.send(&parts_email()).await.unwrap_err();
+    create.assert_calls(0);
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    let text = error.to_string();
+    assert!(text.contains("past the send deadline"), "{text}");
+    assert_eq!(text.matches("the mail was not sent").count(), 1, "{text}");
+}

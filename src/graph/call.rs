@@ -318,16 +318,49 @@ impl GraphResponse {
     /// unknown: an error whose delivery is uncertain, never repeated, and never a report of
     /// a message sent.
     pub(crate) fn sent(&self, operation: &'static str) -> Result<Option<String>> {
-        let request_id = self
-            .headers
+        if self.status == reqwest::StatusCode::ACCEPTED {
+            return Ok(self.request_id());
+        }
+        Err(not_accepted(operation, self.status, self.request_id()))
+    }
+
+    /// Graph's `request-id` for this answer, if it gave one.
+    pub(crate) fn request_id(&self) -> Option<String> {
+        self.headers
             .get(&REQUEST_ID)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        if self.status == reqwest::StatusCode::ACCEPTED {
-            return Ok(request_id);
-        }
-        Err(not_accepted(operation, self.status, request_id))
+            .map(str::to_owned)
     }
+}
+
+/// The error for an attachment added to a draft (`POST …/attachments`) answered with
+/// another success status than Graph's 201 Created: the draft may lack the attachment, and
+/// sending it would deliver the message without it. Nothing was sent.
+#[cold]
+#[inline(never)]
+pub(crate) fn attachment_not_created(
+    operation: &'static str,
+    status: reqwest::StatusCode,
+    request_id: Option<String>,
+) -> Error {
+    GraphFailure {
+        status: Some(status.as_u16()),
+        code: Some(UNEXPECTED_SUCCESS_CODE.to_owned()),
+        request_id: request_id.map(Into::into),
+        ..GraphFailure::local(
+            operation,
+            format!(
+                "the answer was HTTP {status}, not the 201 Created with which Graph adds an \
+                 attachment: the draft may lack it"
+            ),
+            true,
+        )
+    }
+    .into_error()
+    .with_remedy(
+        "send the message again; if a proxy or gateway stands in front of Graph \
+         (`graph_endpoint`), have it pass Graph's answers through unchanged",
+    )
 }
 
 /// The error for a send answered with another success status than 202 Accepted. Cold, out

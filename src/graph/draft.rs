@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::GraphTransport;
-use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat};
+use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat, attachment_not_created};
 use super::error::{GraphFailure, NOT_SENT, UNCERTAIN};
 use super::request::{self, CreatedMessage, FileAttachment};
 use super::upload::Which;
@@ -268,13 +268,23 @@ impl GraphTransport {
         deadline: Instant,
     ) -> Result<()> {
         let url = self.url(&["messages", draft_id, "attachments"])?;
-        self.client
+        let added = self
+            .client
             .execute(
                 &GraphRequest::post_json("add attachment", &url, body, Repeat::OnlyIfNotProcessed),
                 deadline,
             )
             .await
             .map_err(not_sent)?;
+        // Graph adds an attachment with 201 Created; any other answer (a proxy's page) may
+        // leave the draft without it, and `/send` would deliver the message without it.
+        if added.status != reqwest::StatusCode::CREATED {
+            return Err(attachment_not_created(
+                "add attachment",
+                added.status,
+                added.request_id(),
+            ));
+        }
         Ok(())
     }
 

@@ -117,7 +117,9 @@
 //!   202 Accepted, its documented answer. Another success status (Graph has been seen to
 //!   answer 200 to a MIME message it did not take; a proxy's page comes with 200) is an
 //!   error whose delivery is [`Delivery::Uncertain`], code `UnexpectedSuccessStatus`, and
-//!   is never repeated.
+//!   is never repeated. Likewise a draft is sent only once each attachment added to it
+//!   with `POST …/attachments` was answered 201 Created; another answer leaves the draft
+//!   unsent (and deleted), the mail not sent, rather than delivered without the attachment.
 //! - Timeouts: connect (10 s), each request (30 s) and the whole send (120 s) by default;
 //!   the send deadline also bounds `check` as a whole. Values over a day count as a day.
 //!

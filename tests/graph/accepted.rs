@@ -1,6 +1,7 @@
 //! A message counts as sent only when Graph answers as it does for a message it takes:
 //! 202 Accepted. Any other success status (Graph's odd 200 for a MIME message it refused, a
-//! proxy's page) leaves it unknown whether the message went: uncertain, never repeated.
+//! proxy's page) leaves it unknown whether the message went: uncertain, never repeated. And a
+//! draft is sent only once Graph answered each attachment added to it with 201 Created.
 
 use httpmock::{Method::DELETE, Method::POST, MockServer};
 use mail_connector::{Attachment, Delivery, Email, Error, MailTransport};
@@ -126,5 +127,63 @@ async fn a_drafts_send_answered_200_is_uncertain_and_keeps_the_draft() {
             .to_string()
             .contains("its draft is still in the Drafts folder of `no-reply@contoso.com`"),
         "{error}"
+    );
+}
+
+/// An attachment added to a draft and answered with another success than 201 Created (a
+/// proxy's page) may not be on the draft: the draft is not sent without it, but deleted, and
+/// the message was not sent.
+#[tokio::test]
+async fn a_draft_whose_attachment_was_not_created_is_not_sent() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let messages = "/v1.0/users/no-reply@contoso.com/messages";
+    server.mock(|when, then| {
+        when.method(POST).path(messages);
+        then.status(201).json_body(json!({"id": "d8"}));
+    });
+    let attach = server.mock(|when, then| {
+        when.method(POST).path(format!("{messages}/d8/attachments"));
+        then.status(200)
+            .header("request-id", "req-200")
+            .body("<html>Your request is being checked</html>");
+    });
+    let send = server.mock(|when, then| {
+        when.method(POST).path(format!("{messages}/d8/send"));
+        then.status(202);
+    });
+    let delete = server.mock(|when, then| {
+        when.method(DELETE).path(format!("{messages}/d8"));
+        then.status(204);
+    });
+    let email = Email::builder()
+        .to("ann@example.org")
+        .subject("one part")
+        .text("x".repeat(200_000))
+        .attachment(Attachment::from_bytes("p.bin", vec![1u8; 2_900_000]))
+        .build()
+        .unwrap();
+    let error = transport(&settings(&server))
+        .send(&email)
+        .await
+        .expect_err("a draft whose attachment Graph did not create was sent");
+    attach.assert_calls(1);
+    send.assert_calls(0);
+    delete.assert_calls(1);
+    assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
+    let Error::Graph {
+        status: Some(200),
+        code: Some(code),
+        ..
+    } = &error
+    else {
+        panic!("not a Graph error with HTTP 200: {error:?}");
+    };
+    assert_eq!(code, "UnexpectedSuccessStatus");
+    let text = error.to_string();
+    assert!(
+        text.contains("201 Created")
+            && text.contains("— the mail was not sent (its draft was deleted)"),
+        "{text}"
     );
 }

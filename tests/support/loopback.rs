@@ -2,7 +2,7 @@
 //! requests are in flight at once. Every request waits `latency` (simulated server work);
 //! request bodies are read and counted but not kept. It answers like Graph's send paths:
 //! `…/messages` → 201 with a draft id, `…/createUploadSession` → 201 with an upload URL on
-//! this server, `PUT` → 200, anything else → 202.
+//! this server, `…/attachments` → 201, `PUT` → 200, anything else → 202.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -65,6 +65,8 @@ pub async fn start(latency: Duration) -> (String, Arc<Stats>) {
                             (201, r#"{"id":"draft-1"}"#.to_owned())
                         } else if path.ends_with("/createUploadSession") {
                             (201, format!(r#"{{"uploadUrl":"{base}/upload/session"}}"#))
+                        } else if path.ends_with("/attachments") {
+                            (201, r#"{"id":"attachment-1"}"#.to_owned())
                         } else if is_put {
                             (200, "{}".to_owned())
                         } else {

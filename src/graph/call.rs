@@ -37,7 +37,6 @@ pub(crate) enum Repeat {
 }
 
 /// A request to send, kept so it can be sent again.
-#[derive(Debug)]
 pub(crate) struct GraphRequest<'a> {
     pub operation: &'static str,
     pub method: Method,
@@ -58,6 +57,28 @@ pub(crate) struct GraphRequest<'a> {
     /// finishes) whatever its caller does. Before, a caller that gives up (drops it while
     /// it waits for a token, a slot or a pause) knows it was never sent.
     pub handed_over: Option<&'a AtomicBool>,
+}
+
+/// Without the URL of a request that carries no bearer token: that is an upload session's
+/// pre-authenticated URL, a credential in itself. Nor the body, which is the mail.
+impl std::fmt::Debug for GraphRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url: &dyn std::fmt::Debug = match self.authorize {
+            true => &self.url.as_str(),
+            false => &"[pre-authenticated URL redacted]",
+        };
+        f.debug_struct("GraphRequest")
+            .field("operation", &self.operation)
+            .field("method", &self.method)
+            .field("url", url)
+            .field(
+                "body_bytes",
+                &self.body.as_ref().map(|(_, bytes)| bytes.len()),
+            )
+            .field("headers", &self.headers)
+            .field("repeat", &self.repeat)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> GraphRequest<'a> {
@@ -426,6 +447,29 @@ mod tests {
             assert_eq!(sent, id);
             assert_eq!(sent.is_sensitive(), !enters);
         }
+    }
+
+    /// An upload session's URL is a credential: a request's `Debug` never shows it, nor the
+    /// body; a Graph URL (sent with the bearer token, which is not in it) is shown.
+    #[test]
+    fn debug_hides_an_upload_url_and_the_body() {
+        let upload = Url::parse("https://outlook.example/upload?authtoken=SeCrEt").unwrap();
+        let range = GraphRequest::upload_range(&upload, "bytes 0-2/3".into(), b"MAIL".to_vec());
+        let status = GraphRequest::upload_status(&upload);
+        for shown in [format!("{range:?}"), format!("{status:?}")] {
+            assert!(shown.contains("redacted"), "{shown}");
+            assert!(
+                !shown.contains("SeCrEt") && !shown.contains("outlook.example"),
+                "{shown}"
+            );
+            assert!(
+                !shown.contains("MAIL") && !shown.contains("77, 65"),
+                "{shown}"
+            );
+        }
+        let url = Url::parse("https://graph.example/v1.0/users/a@b.example/sendMail").unwrap();
+        let send = GraphRequest::post_json("send", &url, b"{}".to_vec(), Repeat::Safe);
+        assert!(format!("{send:?}").contains("graph.example/v1.0/users"));
     }
 
     /// A timeout given is the request's own; none leaves the HTTP client's.

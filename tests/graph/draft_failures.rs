@@ -335,7 +335,8 @@ async fn a_send_dropped_while_its_drafts_send_waits_for_a_slot_deletes_the_draft
                 .body(r#"{"id":"a"}"#)
                 .build()
         })
-        .delay(std::time::Duration::from_secs(2));
+        // A margin, not a measure: the other send only has to reach the slot's queue first.
+        .delay(std::time::Duration::from_secs(5));
     });
     // The other send holds the slot for a while once it has it.
     let (other_tx, mut other) = tokio::sync::mpsc::unbounded_channel::<()>();

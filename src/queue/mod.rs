@@ -54,8 +54,8 @@
 //!   lease is extended while the send runs. A lease that runs out while `sending` makes the
 //!   message `uncertain` — never `queued`. A lease lost while the send still runs (the
 //!   worker was stalled past its lease, or could not reach the database) leaves that send
-//!   in flight until it ends, within the transport's send deadline (2 minutes by default
-//!   for Graph and SMTP: keep the lease, 5 minutes by default, longer than that); the worker
+//!   in flight until it ends, within the transport's send deadline (by default 2 minutes
+//!   for Graph, 1 for SMTP: keep the lease, 5 minutes by default, longer than that); the worker
 //!   logs an error when it finds its lease gone, and records the send's real outcome over
 //!   `uncertain` when it ends. Meanwhile the message keeps its place under the mailbox's
 //!   in-flight limit, until that outcome is recorded or for one more lease — the lease of the

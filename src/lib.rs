@@ -60,6 +60,8 @@
 //! - `queue-sqlite`, `queue-postgres` (off by default): the durable `queue` module in an SQLite file
 //!   or in PostgreSQL (sqlx, no macros needing a database at build time); with `queue_url`
 //!   set, [`ConnectorSettings::build`] gives a transport that enqueues.
+//! - `cli`: the `mailctl` command-line tool (`cargo install mail-connector --features cli`);
+//!   it turns on `graph`, `smtp`, `dkim`, `queue-sqlite` and `queue-postgres`.
 //!
 //! Without any of them (`default-features = false`) the crate is its core — the message
 //! model, [`MailTransport`], [`OutboxTransport`], [`StubTransport`], [`RecipientLimit`] and

@@ -156,8 +156,8 @@ impl Error {
                 if problems.iter().any(|p| p.field == WHOLE_SETTINGS) {
                     steps.push(
                         "correct the settings where the error points (the line and column, or \
-                         the key it names): one `key = value` per line, text in double quotes, \
-                         and only the keys of the settings table in the documentation"
+                         the key it names): text in double quotes, and only the keys of the \
+                         settings table in the documentation"
                             .to_owned(),
                     );
                 }

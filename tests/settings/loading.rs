@@ -178,6 +178,22 @@ fn unknown_keys_and_wrong_types_in_files_are_named() {
     assert!(error.contains("YYYY-MM-DD"), "{error}");
 }
 
+/// A JSON file's reader is not told to write TOML: the remedy of a file that cannot be read
+/// holds for both formats (text in double quotes, only the documented keys).
+#[test]
+fn a_json_file_that_cannot_be_read_gets_no_toml_advice() {
+    for error in [
+        ConnectorSettings::from_json_str("{\"tennant_id\": \"x\"}").unwrap_err(),
+        ConnectorSettings::from_json_str("{\"recipient_limit\": 5,}").unwrap_err(),
+        ConnectorSettings::from_toml_str("tennant_id = \"x\"").unwrap_err(),
+    ] {
+        let remedy = error.remedy().expect("a remedy");
+        assert!(!remedy.contains("key = value"), "{remedy}");
+        assert!(remedy.contains("double quotes"), "{remedy}");
+        assert!(remedy.contains("settings table"), "{remedy}");
+    }
+}
+
 #[test]
 fn files_load_by_extension_and_env_overrides_them() {
     let dir = tempfile::tempdir().unwrap();

@@ -28,8 +28,8 @@
 //! | `use_ssl` | Use SSL; default `true`. Maps to an SMTP TLS mode in [`ConnectorSettings::smtp_tls_mode`] |
 //! | `smtp_host`, `smtp_port`, `smtp_tls` | SMTP server (host default: `smtp.office365.com` for OAuth and Basic in the global cloud); `smtp_tls` = `starttls`, `implicit` or `none` overrides `use_ssl` |
 //! | `smtp_allow_plaintext_credentials_dangerous` | default `false`. `true` lets a password or token go **unencrypted** to an SMTP host other than localhost (TLS mode `none`) |
-//! | `recipient_limit` | Recipient Limit; 0 = none. Larger emails are split (see [`RecipientLimit`](crate::RecipientLimit)) |
-//! | `cloud` | `global`, `us-gov` (GCC High), `us-dod`, `china`: the login and Graph hosts together |
+//! | `recipient_limit` | Recipient Limit; default 0 = none. Larger emails are split (see [`RecipientLimit`](crate::RecipientLimit)) |
+//! | `cloud` | `global` (default), `us-gov` (GCC High), `us-dod`, `china`: the login and Graph hosts together |
 //! | `authority_host`, `graph_endpoint` | explicit overrides of those hosts (proxies, tests) |
 //! | `tls_ca_file` | a PEM file of extra trusted root certificates, for HTTPS and SMTP |
 //! | `outbox_dir` | write `.eml` files into this folder instead of sending |
@@ -40,7 +40,7 @@
 //! | `queue_max_attempts` | delivery attempts before a message fails; default 10; at least 1 (0 is refused: there is no "no limit") |
 //! | `queue_max_in_flight` | deliveries in flight per sender mailbox, across all workers; default 4 for Graph, 3 for SMTP (Exchange's limits); at least 1 |
 //! | `queue_rate_per_minute` | deliveries started per sender mailbox and minute, across all workers; default 30 (Exchange's limit); 0 = none |
-//! | `queue_retention_days` | days the bodies of sent messages are kept; default 7; 0 = until the next purge |
+//! | `queue_retention_days` | days the bodies of sent messages are kept; default 7; 0 = until the worker's next purge (at its start, then every 10 minutes) |
 //!
 //! # Inside a host's own configuration
 //!

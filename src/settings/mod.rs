@@ -27,10 +27,10 @@
 //! | `password` | the mailbox password, for `basic` |
 //! | `use_ssl` | Use SSL; default `true`. Maps to an SMTP TLS mode in [`ConnectorSettings::smtp_tls_mode`] |
 //! | `smtp_host`, `smtp_port`, `smtp_tls` | SMTP server (host default: `smtp.office365.com` for OAuth and Basic in the global cloud); `smtp_tls` = `starttls`, `implicit` or `none` overrides `use_ssl` |
-//! | `smtp_allow_plaintext_credentials_dangerous` | default `false`. `true` lets a password or token go **unencrypted** to an SMTP host other than localhost (TLS mode `none`) |
+//! | `smtp_allow_plaintext_credentials_dangerous` | default `false`. `true` lets a password or token go **unencrypted** to an SMTP host other than loopback (`127.0.0.0/8`, `::1`, `localhost`) with TLS mode `none` |
 //! | `recipient_limit` | Recipient Limit; default 0 = none. Larger emails are split (see [`RecipientLimit`](crate::RecipientLimit)) |
 //! | `cloud` | `global` (default), `us-gov` (GCC High), `us-dod`, `china`: the login and Graph hosts together |
-//! | `authority_host`, `graph_endpoint` | explicit overrides of those hosts (proxies, tests) |
+//! | `authority_host`, `graph_endpoint` | explicit overrides of those hosts (proxies, tests); plain `http` only for localhost |
 //! | `tls_ca_file` | a PEM file of extra trusted root certificates, for HTTPS and SMTP |
 //! | `outbox_dir` | write `.eml` files into this folder instead of sending |
 //! | `save_to_sent_items` | Graph: keep a copy in the mailbox's Sent Items; default `true` (`false` applies to the JSON form only: MIME-form and large-attachment mail is always kept) |

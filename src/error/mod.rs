@@ -74,7 +74,8 @@ pub enum Error {
     #[error("invalid mail connector settings: {}", join_problems(problems))]
     #[non_exhaustive]
     InvalidSettings {
-        /// Each missing or contradictory field, in the order of the settings table.
+        /// Each missing or contradictory field, every one found at once (grouped by check,
+        /// not in the order of the settings table).
         problems: Vec<SettingsProblem>,
     },
 

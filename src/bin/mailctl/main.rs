@@ -34,7 +34,8 @@
 //!
 //! Exit codes, for scripts (mapped from the library's `Error`, and from a `check` step's
 //! `FailureKind`, in `exit.rs` alone): 0 ok; 1 any other failure; 2 usage; 3 invalid or
-//! missing settings, a file they name unreadable or the outbox folder unwritable; 4
+//! missing settings, a file they name unreadable, the outbox folder unwritable, or the
+//! connector disabled; 4
 //! authentication or permission refused (the admin must act); 5 temporary: unreachable,
 //! timed out or throttled (retry later); 6 partial or uncertain delivery. `check` exits with the code of its worst failed step.
 

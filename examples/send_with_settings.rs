@@ -7,6 +7,8 @@
 //! `MAIL_CONNECTOR_<KEY>` environment variables override the file, which is a good place for
 //! the client secret.
 
+use std::process::ExitCode;
+
 use mail_connector::{ConnectorSettings, Delivery, Email, Error, MailTransport};
 
 const DEVELOPMENT_SETTINGS: &str = r#"
@@ -17,38 +19,9 @@ const DEVELOPMENT_SETTINGS: &str = r#"
 "#;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let settings = match std::env::args_os().nth(1) {
-        Some(path) => ConnectorSettings::from_file_with_env(path)?,
-        None => ConnectorSettings::from_toml_str(DEVELOPMENT_SETTINGS)?,
-    };
-    // Build once at start-up and share it: a transport keeps its token cache and connections.
-    let transport = settings.build()?;
-    println!("using {}", settings.summary());
-
-    let email = Email::builder()
-        .to("Ann Example <ann@example.org>")
-        .subject("Your export is ready")
-        .text("Your export is ready to download.")
-        .html("<p>Your export is <b>ready</b> to download.</p>")
-        .build()?;
-
-    match transport.send(&email).await {
-        Ok(report) => {
-            // With `outbox_dir` set, nothing was sent: the message is a file to look at.
-            let done = match &settings.outbox_dir {
-                Some(dir) => format!("written to {}", dir.display()),
-                None => "sent".to_owned(),
-            };
-            for message in report.messages {
-                println!(
-                    "{done} for {} recipient(s): {:?}",
-                    message.recipients.len(),
-                    message.id
-                );
-            }
-            Ok(())
-        }
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // Ask the error what to do rather than matching on it — except for a partial
             // send, whose recipient lists say exactly whom to retry.
@@ -69,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     uncertain.len()
                 );
             }
-            eprintln!("failed: {error}");
+            eprintln!("error: {error}");
             if let Some(remedy) = error.remedy() {
                 eprintln!("fix: {remedy}");
             }
@@ -79,7 +52,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             } else if error.is_transient() {
                 eprintln!("(nothing was sent; retrying later may work)");
             }
-            Err(error.into())
+            ExitCode::FAILURE
         }
     }
+}
+
+/// Loads the settings (a bad file is an error with its fix, like any other), builds the
+/// transport and sends.
+async fn run() -> Result<(), Error> {
+    let settings = match std::env::args_os().nth(1) {
+        Some(path) => ConnectorSettings::from_file_with_env(path)?,
+        None => ConnectorSettings::from_toml_str(DEVELOPMENT_SETTINGS)?,
+    };
+    // Build once at start-up and share it: a transport keeps its token cache and connections.
+    let transport = settings.build()?;
+    println!("using {}", settings.summary());
+
+    let email = Email::builder()
+        .to("Ann Example <ann@example.org>")
+        .subject("Your export is ready")
+        .text("Your export is ready to download.")
+        .html("<p>Your export is <b>ready</b> to download.</p>")
+        .build()?;
+
+    let report = transport.send(&email).await?;
+    // With `outbox_dir` set, nothing was sent: the message is a file to look at.
+    let done = match &settings.outbox_dir {
+        Some(dir) => format!("written to {}", dir.display()),
+        None => "sent".to_owned(),
+    };
+    for message in report.messages {
+        println!(
+            "{done} for {} recipient(s): {:?}",
+            message.recipients.len(),
+            message.id
+        );
+    }
+    Ok(())
 }

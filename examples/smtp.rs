@@ -18,17 +18,35 @@
 //! crate: `tracing-subscriber = { version = "0.3", features = ["env-filter"] }` (or drop the
 //! first lines of `main` and log as the service does).
 
-use mail_connector::{ConnectorSettings, Email, MailTransport};
+use std::process::ExitCode;
+
+use mail_connector::{ConnectorSettings, Email, Error, MailTransport};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
-    let to = std::env::args()
-        .nth(1)
-        .ok_or("usage: cargo run --example smtp -- RECIPIENT")?;
+    let Some(to) = std::env::args().nth(1) else {
+        eprintln!("usage: cargo run --example smtp -- RECIPIENT");
+        return ExitCode::from(2);
+    };
+    match run(&to).await {
+        Ok(code) => code,
+        Err(error) => {
+            // Every error of the crate says what went wrong and, mostly, what to do about it:
+            // show both to the admin (neither ever holds the password).
+            eprintln!("error: {error}");
+            if let Some(remedy) = error.remedy() {
+                eprintln!("fix: {remedy}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
 
+/// Checks the SMTP set-up, then sends; a failed check is reported by the check itself.
+async fn run(to: &str) -> Result<ExitCode, Error> {
     // The admin screen: Authentication Mode = Basic, Use SSL on (STARTTLS on 587).
     let mut settings = ConnectorSettings::from_env()?;
     settings.auth_mode = Some(mail_connector::AuthMode::Basic);
@@ -44,27 +62,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let report = transport.check().await?;
     print!("{report}");
     if !report.is_ok() {
-        return Err("the SMTP check failed; see the remedies above".into());
+        eprintln!("the SMTP check failed; see the remedies above");
+        return Ok(ExitCode::FAILURE);
     }
 
     let email = Email::builder()
-        .to(to.as_str())
+        .to(to)
         .subject("Test from mail-connector")
         .text("If you can read this, SMTP submission works.")
         .html("<p>If you can read this, <b>SMTP submission</b> works.</p>")
         .build()?;
-    match transport.send(&email).await {
-        Ok(report) => println!("sent: {:?}", report.messages[0].id),
-        Err(error) => {
-            eprintln!("failed: {error}");
-            if let Some(remedy) = error.remedy() {
-                eprintln!("fix: {remedy}");
-            }
-            return Err(error.into());
-        }
-    }
+    let report = transport.send(&email).await?;
+    println!("sent: {:?}", report.messages[0].id);
     // A service closes its transport when it shuts down: sends in flight end first, and the
     // server is told goodbye rather than left with dropped connections.
     transport.close().await;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

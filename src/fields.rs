@@ -20,9 +20,9 @@ pub(crate) fn client_id_required(when: &str) -> String {
 
 /// `password` is missing for basic authentication.
 pub(crate) const PASSWORD_REQUIRED: &str =
-    "Password (`password`) is required when Authentication Mode is Basic";
+    "Password (`password`) is required when Authentication Mode is basic";
 
 /// `user_name` is missing for basic authentication.
 #[cfg(feature = "oauth")]
 pub(crate) const BASIC_USER_REQUIRED: &str =
-    "User Name (`user_name`) is required when Authentication Mode is Basic";
+    "User Name (`user_name`) is required when Authentication Mode is basic";

@@ -118,6 +118,33 @@ async fn send_with_settings_writes_to_the_outbox_with_nothing_configured() {
     assert_eq!(eml_files(&dir.path().join("outbox")).len(), 1, "{said}");
 }
 
+/// A settings file an admin left half-filled: what the example prints is the crate's error
+/// and its fix, as lines an admin reads, not a `Debug` dump of the error.
+#[tokio::test]
+async fn send_with_settings_reports_bad_settings_with_their_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("settings.toml");
+    std::fs::write(&file, "enabled = true\nauth_mode = \"basic\"\n").unwrap();
+    let output = run(
+        "send_with_settings",
+        dir.path(),
+        &[file.to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let said = text(&output);
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains("error: invalid mail connector settings: User Name (`user_name`)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("fix: fix these settings: `user_name`, `password`"),
+        "{said}"
+    );
+    assert!(!said.contains("InvalidSettings {"), "{said}");
+}
+
 #[tokio::test]
 async fn smtp_checks_and_sends_with_basic_auth() {
     let server = TestServer::start(ServerOptions::default()).await;

@@ -4,8 +4,8 @@
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use super::call::GraphResponse;
 use super::error::{ErrorBody, Failure};
+use super::response::GraphResponse;
 use crate::http::{BodyError, host_of, redact, retry_after};
 
 /// The meaning of `status`, `headers` and `body` answered to a request to `url`; `secrets`

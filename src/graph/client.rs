@@ -44,10 +44,11 @@ use crate::http::{ERROR_BODY_LIMIT, read_body, retry_after, secret_forms};
 use crate::retry::RetryPolicy;
 
 use super::answer::answer;
-use super::call::{GraphRequest, GraphResponse, Repeat};
+use super::call::{GraphRequest, Repeat};
 use super::http_failure::{CONNECT_SLACK, failure_of, never_left};
 use super::in_flight::InFlight;
 pub(crate) use super::mailbox::MailboxState;
+use super::response::GraphResponse;
 
 /// A new `client-request-id`: a random (version 4) UUID from a fast thread-local generator,
 /// with no system call per request. It correlates a request with Graph's logs; it is not a

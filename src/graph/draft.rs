@@ -8,9 +8,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::GraphTransport;
-use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat, attachment_not_created};
+use super::call::{DRAFT_ANSWER_LIMIT, GraphRequest, Repeat};
 use super::error::{GraphFailure, NOT_SENT, UNCERTAIN};
 use super::request::{self, CreatedMessage, FileAttachment};
+use super::response::attachment_not_created;
 use super::upload::Which;
 use super::{INLINE_ATTACHMENT_LIMIT, REQUEST_LIMIT};
 use crate::error::{Delivery, Error, Result};

@@ -149,6 +149,7 @@ mod in_flight;
 mod mailbox;
 mod mime_form;
 mod request;
+mod response;
 mod upload;
 mod waits;
 

@@ -35,12 +35,13 @@ use tokio::time::Instant;
 
 use super::GraphTransport;
 use super::UPLOAD_CHUNK_SIZE;
-use super::call::{GraphRequest, Repeat, unexpected_answer};
+use super::call::{GraphRequest, Repeat};
 use super::draft::not_sent;
 use super::error::{GraphFailure, STALLED_CODE, UPLOAD};
 use super::request::{
     AttachmentItem, CreateUploadSession, Expected, UploadProgress, UploadSession,
 };
+use super::response::unexpected_answer;
 use crate::error::{Delivery, Error, Result};
 use crate::message::{Attachment, AttachmentContent};
 

@@ -4,7 +4,10 @@
 //! # Resuming where the session stands
 //!
 //! A range whose `PUT` got no answer (a timeout, a dropped connection, a 5xx) may or may not
-//! be in the session, and a range the session holds already is refused with 416. Either way
+//! be in the session, and a range the session holds already is refused with 416. A success
+//! counts only when it says where the session stands: 201 Created for the range that
+//! completes the file, `nextExpectedRanges` for the others; any other (a 200 without
+//! ranges: a proxy's page, an answer cut off) is as unclear as no answer. Either way
 //! the range is not sent again blindly: the upload asks the session where it stands (a
 //! `GET` on the upload URL, without `Authorization`, answered with `nextExpectedRanges`)
 //! and continues from the first byte it expects, reading the file from there. A session
@@ -41,7 +44,7 @@ use super::error::{GraphFailure, STALLED_CODE, UPLOAD};
 use super::request::{
     AttachmentItem, CreateUploadSession, Expected, UploadProgress, UploadSession,
 };
-use super::response::unexpected_answer;
+use super::response::{GraphResponse, unexpected_answer};
 use crate::error::{Delivery, Error, Result};
 use crate::message::{Attachment, AttachmentContent};
 
@@ -203,26 +206,28 @@ impl GraphTransport {
                     deadline,
                 )
                 .await;
-            let next = match sent {
-                // The server says where it continues; an answer that does not, after this range.
-                Ok(answer) => match UploadProgress::from_answer(&answer.body).expected() {
-                    Expected::From(start) => start,
-                    Expected::Nothing => total,
-                    Expected::Unknown => end + 1,
-                },
+            let completes = end + 1 == total;
+            let said = match sent {
+                Ok(answer) => stands_after(&answer, completes, total),
                 Err(error) if is_gone(&error) => {
                     return Err(Interrupted::Gone {
                         error,
                         may_be_complete,
                     });
                 }
-                Err(error) if error.delivery() == Delivery::Uncertain || is_held(&error) => {
-                    may_be_complete |= end + 1 == total;
+                Err(error) if error.delivery() == Delivery::Uncertain || is_held(&error) => None,
+                Err(error) => return Err(Interrupted::Failed(error)),
+            };
+            let next = match said {
+                Some(next) => next,
+                None => {
+                    may_be_complete |= completes;
                     tracing::info!(
                         attachment = which.number,
                         from = offset,
-                        "an upload range went without a clear answer, or the session holds it \
-                         already; asking the session where it stands"
+                        "an upload range went without a clear answer, is held by the session \
+                         already, or its answer does not say where the upload session stands; \
+                         asking the session"
                     );
                     match self.upload_status(upload_url, deadline).await {
                         Ok(next) => next,
@@ -235,7 +240,6 @@ impl GraphTransport {
                         Err(error) => return Err(Interrupted::Failed(error)),
                     }
                 }
-                Err(error) => return Err(Interrupted::Failed(error)),
             };
             let next = next.min(total);
             if next > confirmed {
@@ -287,6 +291,23 @@ impl GraphTransport {
                 "the upload session's status has no byte offset in `nextExpectedRanges`".to_owned(),
             )),
         }
+    }
+}
+
+/// Where the session stands after a range it answered with a success, when the answer says
+/// so: Graph answers the range that completes the file with 201 Created (the attachment is
+/// made), and any other range with 200 and the bytes it expects next
+/// (`nextExpectedRanges`). Any other success — a 200 without ranges (a proxy's page, an
+/// answer cut off), one that expects nothing or nothing within the file — says nothing
+/// certain, and the session is asked (`None`), as after a range that went unanswered: the
+/// draft is never sent on an answer that may hide a missing part of its attachment.
+fn stands_after(answer: &GraphResponse, completes: bool, total: u64) -> Option<u64> {
+    if completes && answer.status == reqwest::StatusCode::CREATED {
+        return Some(total);
+    }
+    match UploadProgress::from_answer(&answer.body).expected() {
+        Expected::From(start) if start < total => Some(start),
+        Expected::From(_) | Expected::Nothing | Expected::Unknown => None,
     }
 }
 

@@ -22,4 +22,5 @@ mod sending;
 mod settings_client;
 mod throttling;
 mod tokens;
+mod upload_answers;
 mod upload_resume;

@@ -34,7 +34,9 @@ fn capture_mime(server: &MockServer) -> Arc<Mutex<Vec<Vec<u8>>>> {
     bodies
 }
 
-/// An upload-URL mock that keeps the body of every `PUT` it receives, in order.
+/// An upload-URL mock that keeps the body of every `PUT` it receives, in order, and answers
+/// as Graph does: 201 Created to the range that completes the file, 200 and the next byte
+/// expected to the others.
 fn capture_puts(server: &MockServer, path: &str) -> Arc<Mutex<Vec<Vec<u8>>>> {
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let keep = Arc::clone(&bodies);
@@ -42,7 +44,29 @@ fn capture_puts(server: &MockServer, path: &str) -> Arc<Mutex<Vec<Vec<u8>>>> {
         when.method(httpmock::Method::PUT).path(path);
         then.respond_with(move |request: &HttpMockRequest| {
             keep.lock().unwrap().push(request.body_ref().to_vec());
-            HttpMockResponse::builder().status(201).build()
+            let range = request
+                .headers()
+                .get("content-range")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let (end, total) = range
+                .trim_start_matches("bytes ")
+                .split_once('/')
+                .and_then(|(span, total)| {
+                    Some((
+                        span.split_once('-')?.1.parse::<u64>().ok()?,
+                        total.parse::<u64>().ok()?,
+                    ))
+                })
+                .expect("a PUT with a Content-Range");
+            match end + 1 == total {
+                true => HttpMockResponse::builder().status(201).build(),
+                false => json_response(
+                    200,
+                    &serde_json::json!({"nextExpectedRanges": [(end + 1).to_string()]}),
+                ),
+            }
         });
     });
     bodies

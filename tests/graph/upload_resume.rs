@@ -15,18 +15,18 @@ use super::helpers::*;
 use crate::support;
 use crate::support::*;
 
-const CHUNK: usize = UPLOAD_CHUNK_SIZE;
+pub(super) const CHUNK: usize = UPLOAD_CHUNK_SIZE;
 /// The credential in the upload URL's query, as Graph's carry one.
 const UPLOAD_SECRET: &str = "FAKE-upload-session-credential-4f9c";
 /// Longer than any test waits: an answer that never comes.
 const NEVER: Duration = Duration::from_secs(30);
 
 /// Bytes whose ranges all differ, so that a range read from the wrong offset does not match.
-fn file_bytes(size: usize) -> Vec<u8> {
+pub(super) fn file_bytes(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i * 31 % 251) as u8).collect()
 }
 
-fn email_with(attachment: Attachment) -> Email {
+pub(super) fn email_with(attachment: Attachment) -> Email {
     Email::builder()
         .to("ann@example.org")
         .subject("Big")
@@ -54,7 +54,7 @@ fn upload_url(server: &MockServer, path: &str) -> String {
 
 /// Draft `d1`, whose upload session is at `/upload/s1`, its `/send` and its deletion: the
 /// session, send and delete mocks.
-fn mock_draft_and_session(server: &MockServer) -> (Mock<'_>, Mock<'_>, Mock<'_>) {
+pub(super) fn mock_draft_and_session(server: &MockServer) -> (Mock<'_>, Mock<'_>, Mock<'_>) {
     mock_draft(server);
     let url = upload_url(server, "/upload/s1");
     let session = server.mock(|when, then| {
@@ -76,7 +76,7 @@ fn mock_draft_and_session(server: &MockServer) -> (Mock<'_>, Mock<'_>, Mock<'_>)
 
 /// The `PUT` of `bytes[start..=end]` (the bytes checked) to the session at `path`, without
 /// `Authorization`, answered by `answer`.
-fn mock_range<'a>(
+pub(super) fn mock_range<'a>(
     server: &'a MockServer,
     path: &str,
     bytes: &[u8],
@@ -97,14 +97,14 @@ fn mock_range<'a>(
 }
 
 /// A session's answer that it expects the bytes from `start` on (Outlook's form).
-fn expects(then: httpmock::Then, start: usize) -> httpmock::Then {
+pub(super) fn expects(then: httpmock::Then, start: usize) -> httpmock::Then {
     then.status(200)
         .json_body(json!({"expirationDateTime": "2026-11-28T12:00:00Z",
         "nextExpectedRanges": [start.to_string()]}))
 }
 
 /// The session's status (`GET` on the upload URL at `path`, without `Authorization`).
-fn mock_status<'a>(
+pub(super) fn mock_status<'a>(
     server: &'a MockServer,
     path: &str,
     answer: impl FnOnce(httpmock::Then) -> httpmock::Then,
@@ -142,7 +142,7 @@ fn assert_upload_url_unsaid(
 /// sent, its text naming the attachment (`which`) and what happened (`what`), and neither it
 /// nor the logs (which hold the upload's `event`) quoting the upload URL's credential.
 #[track_caller]
-fn assert_upload_failed(
+pub(super) fn assert_upload_failed(
     error: &mail_connector::Error,
     (send, delete): (&Mock<'_>, &Mock<'_>),
     which: &str,

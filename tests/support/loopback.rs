@@ -2,7 +2,8 @@
 //! requests are in flight at once. Every request waits `latency` (simulated server work);
 //! request bodies are read and counted but not kept. It answers like Graph's send paths:
 //! `…/messages` → 201 with a draft id, `…/createUploadSession` → 201 with an upload URL on
-//! this server, `…/attachments` → 201, `PUT` → 200, anything else → 202.
+//! this server, `…/attachments` → 201, `PUT` → 201 for the range that completes the file
+//! and 200 with `nextExpectedRanges` for the others, anything else → 202.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -47,7 +48,9 @@ pub async fn start(latency: Duration) -> (String, Arc<Stats>) {
                     let base = base_for_upload.clone();
                     async move {
                         let path = request.uri().path().to_owned();
-                        let is_put = request.method() == hyper::Method::PUT;
+                        // The range a `PUT` ends at, and the file's size.
+                        let put = (request.method() == hyper::Method::PUT)
+                            .then(|| upload_range(request.headers()));
                         let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                         stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
                         let mut body = request.into_body();
@@ -67,8 +70,13 @@ pub async fn start(latency: Duration) -> (String, Arc<Stats>) {
                             (201, format!(r#"{{"uploadUrl":"{base}/upload/session"}}"#))
                         } else if path.ends_with("/attachments") {
                             (201, r#"{"id":"attachment-1"}"#.to_owned())
-                        } else if is_put {
-                            (200, "{}".to_owned())
+                        } else if let Some((end, total)) = put {
+                            match end + 1 == total {
+                                true => (201, String::new()),
+                                false => {
+                                    (200, format!(r#"{{"nextExpectedRanges":["{}"]}}"#, end + 1))
+                                }
+                            }
                         } else {
                             (202, String::new())
                         };
@@ -89,4 +97,16 @@ pub async fn start(latency: Duration) -> (String, Arc<Stats>) {
         }
     });
     (base, stats)
+}
+
+/// The last byte and the total of a `PUT`'s `Content-Range: bytes {start}-{end}/{total}`.
+fn upload_range(headers: &hyper::HeaderMap) -> (u64, u64) {
+    headers
+        .get("content-range")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|range| {
+            let (span, total) = range.strip_prefix("bytes ")?.split_once('/')?;
+            Some((span.split_once('-')?.1.parse().ok()?, total.parse().ok()?))
+        })
+        .expect("an upload PUT carries a Content-Range")
 }

@@ -10,6 +10,7 @@ mod check;
 mod connections;
 mod consent;
 mod draft_failures;
+mod dropped_sends;
 mod errors;
 mod hardening;
 mod helpers;

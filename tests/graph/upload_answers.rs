@@ -13,7 +13,6 @@ use super::upload_resume::{
     mock_range, mock_status,
 };
 use crate::support;
-use crate::support::*;
 
 /// A proxy's page in place of the session's answer: a success that says nothing.
 fn proxy_page(then: httpmock::Then) -> httpmock::Then {

@@ -1,0 +1,221 @@
+//! A send dropped before it ends (a timeout around it, a worker shutting down) and its
+//! draft: deleted when nothing can send it any more, kept once its `/send` is on its way,
+//! and never made or deleted by requests nobody waits for.
+
+use httpmock::{Method::DELETE, Method::POST, MockServer};
+use mail_connector::{Attachment, Email, MailTransport};
+use serde_json::json;
+
+use super::draft_failures::parts_email;
+use super::helpers::*;
+
+/// A send dropped while its attachment uploads (a timeout around it, a worker shutting
+/// down) deletes its draft in a task of its own.
+#[tokio::test]
+async fn a_send_dropped_mid_upload_deletes_its_draft() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    mock_draft(&server);
+    // The upload host: takes the request and never answers; says when a request arrived.
+    let upload_host = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upload_url = format!("http://{}/upload/s", upload_host.local_addr().unwrap());
+    mock_upload_session(&server, &upload_url);
+    let (deleted_tx, mut deleted) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let deleted_tx = std::sync::Mutex::new(deleted_tx);
+    server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d1"));
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = deleted_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder().status(204).build()
+        });
+    });
+    let graph = transport(&settings(&server));
+    let send = tokio::spawn(async move { graph.send(&large_email()).await });
+    let (mut upload, _) = upload_host.accept().await.unwrap();
+    let mut head = [0u8; 16];
+    tokio::io::AsyncReadExt::read_exact(&mut upload, &mut head)
+        .await
+        .unwrap();
+    assert!(head.starts_with(b"PUT /upload/s"), "{head:?}");
+    send.abort();
+    assert!(send.await.unwrap_err().is_cancelled());
+    tokio::time::timeout(std::time::Duration::from_secs(20), deleted.recv())
+        .await
+        .expect("the draft was not deleted")
+        .unwrap();
+}
+
+/// Once the draft's `/send` is on its way, a dropped send leaves the draft alone: Graph may
+/// be sending it (the request itself still finishes). One slot: the `/send` holds it, a
+/// deletion spawned at the drop would queue for it before the next send, and so would have
+/// run by the time that send is done.
+#[tokio::test]
+async fn a_send_dropped_during_the_drafts_send_keeps_the_draft() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    server.mock(|when, then| {
+        when.method(POST).path(MESSAGES);
+        then.status(201).json_body(json!({"id": "d2"}));
+    });
+    server.mock(|when, then| {
+        when.method(POST).path(format!("{MESSAGES}/d2/attachments"));
+        then.status(201).json_body(json!({"id": "a"}));
+    });
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let arrived_tx = std::sync::Mutex::new(arrived_tx);
+    server.mock(|when, then| {
+        when.method(POST).path(format!("{MESSAGES}/d2/send"));
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = arrived_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder().status(202).build()
+        })
+        .delay(std::time::Duration::from_secs(2));
+    });
+    let delete = server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d2"));
+        then.status(204);
+    });
+    server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(202);
+    });
+    let graph = settings(&server)
+        .graph_builder()
+        .unwrap()
+        .max_concurrency(1)
+        .build()
+        .unwrap();
+    let sending = graph.clone();
+    let send = tokio::spawn(async move { sending.send(&parts_email()).await });
+    arrived.recv().await.unwrap();
+    send.abort();
+    assert!(send.await.unwrap_err().is_cancelled());
+    // On this one-thread runtime, a deletion spawned at the drop reaches the slot's queue now.
+    tokio::task::yield_now().await;
+    graph.send(&simple_email()).await.unwrap();
+    delete.assert_calls(0);
+}
+
+/// A send dropped while Graph is still making its draft (a timeout around the send, a
+/// worker shutting down) deletes the draft once Graph has made it: the request to make it
+/// still finishes, and its draft would otherwise stay in the Drafts folder, the whole
+/// message in it.
+#[tokio::test]
+async fn a_send_dropped_while_its_draft_is_made_deletes_the_draft() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let arrived_tx = std::sync::Mutex::new(arrived_tx);
+    server.mock(|when, then| {
+        when.method(POST).path(MESSAGES);
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = arrived_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder()
+                .status(201)
+                .header("content-type", "application/json")
+                .body(r#"{"id":"d1"}"#)
+                .build()
+        })
+        .delay(std::time::Duration::from_secs(1));
+    });
+    let (deleted_tx, mut deleted) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let deleted_tx = std::sync::Mutex::new(deleted_tx);
+    server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d1"));
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = deleted_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder().status(204).build()
+        });
+    });
+    let graph = transport(&settings(&server));
+    let send = tokio::spawn(async move { graph.send(&parts_email()).await });
+    arrived.recv().await.unwrap();
+    send.abort();
+    assert!(send.await.unwrap_err().is_cancelled());
+    tokio::time::timeout(std::time::Duration::from_secs(20), deleted.recv())
+        .await
+        .expect("the draft made for a dropped send was not deleted")
+        .unwrap();
+}
+
+/// A send dropped while its draft's `/send` still waits for a request slot (the mailbox's
+/// other sends hold them) deletes the draft: that `/send` never left, so nothing sends the
+/// draft, and it would otherwise stay in the Drafts folder, whole.
+#[tokio::test]
+async fn a_send_dropped_while_its_drafts_send_waits_for_a_slot_deletes_the_draft() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    server.mock(|when, then| {
+        when.method(POST).path(MESSAGES);
+        then.status(201).json_body(json!({"id": "d3"}));
+    });
+    // The draft's one attachment arrives, and its answer comes a while later: meanwhile
+    // another send queues for the one slot, and takes it when the answer frees it.
+    let (attached_tx, mut attached) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let attached_tx = std::sync::Mutex::new(attached_tx);
+    server.mock(|when, then| {
+        when.method(POST).path(format!("{MESSAGES}/d3/attachments"));
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = attached_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder()
+                .status(201)
+                .header("content-type", "application/json")
+                .body(r#"{"id":"a"}"#)
+                .build()
+        })
+        // A margin, not a measure: the other send only has to reach the slot's queue first.
+        .delay(std::time::Duration::from_secs(5));
+    });
+    // The other send holds the slot for a while once it has it.
+    let (other_tx, mut other) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let other_tx = std::sync::Mutex::new(other_tx);
+    server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = other_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder().status(202).build()
+        })
+        .delay(std::time::Duration::from_secs(2));
+    });
+    let send_draft = server.mock(|when, then| {
+        when.method(POST).path(format!("{MESSAGES}/d3/send"));
+        then.status(202);
+    });
+    let (deleted_tx, mut deleted) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let deleted_tx = std::sync::Mutex::new(deleted_tx);
+    server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d3"));
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = deleted_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder().status(204).build()
+        });
+    });
+    let graph = settings(&server)
+        .graph_builder()
+        .unwrap()
+        .max_concurrency(1)
+        .build()
+        .unwrap();
+    // Too large for `sendMail` with its text, its one attachment added by one POST.
+    let email = Email::builder()
+        .to("ann@example.org")
+        .subject("one part")
+        .text("x".repeat(200_000))
+        .attachment(Attachment::from_bytes("p.bin", vec![1u8; 2_900_000]))
+        .build()
+        .unwrap();
+    let sending = graph.clone();
+    let send = tokio::spawn(async move { sending.send(&email).await });
+    attached.recv().await.unwrap();
+    let other_send = tokio::spawn(async move { graph.send(&simple_email()).await });
+    // The other send has the slot: the draft's `/send` waits for it.
+    other.recv().await.unwrap();
+    send.abort();
+    assert!(send.await.unwrap_err().is_cancelled());
+    tokio::time::timeout(std::time::Duration::from_secs(20), deleted.recv())
+        .await
+        .expect("the draft of a send dropped before its `/send` left was not deleted")
+        .unwrap();
+    other_send.await.unwrap().unwrap();
+    send_draft.assert_calls(0);
+}

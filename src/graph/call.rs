@@ -57,6 +57,10 @@ pub(crate) struct GraphRequest<'a> {
     /// finishes) whatever its caller does. Before, a caller that gives up (drops it while
     /// it waits for a token, a slot or a pause) knows it was never sent.
     pub handed_over: Option<&'a AtomicBool>,
+    /// For a request made in a task of its own on a caller's behalf (a draft's create):
+    /// whether the caller still waits for its answer. Once it does not, no attempt is handed
+    /// to the HTTP client any more — not even a retry; one already handed over finishes.
+    pub wanted: Option<&'a (dyn Fn() -> bool + Sync)>,
 }
 
 /// Without the URL of a request that carries no bearer token: that is an upload session's
@@ -100,6 +104,7 @@ impl<'a> GraphRequest<'a> {
             answer_limit: SMALL_ANSWER_LIMIT,
             waits_for_pause: true,
             handed_over: None,
+            wanted: None,
         }
     }
 
@@ -137,6 +142,7 @@ impl<'a> GraphRequest<'a> {
             answer_limit: SMALL_ANSWER_LIMIT,
             waits_for_pause: true,
             handed_over: None,
+            wanted: None,
         }
     }
 
@@ -154,6 +160,7 @@ impl<'a> GraphRequest<'a> {
             answer_limit: SMALL_ANSWER_LIMIT,
             waits_for_pause: true,
             handed_over: None,
+            wanted: None,
         }
     }
 }

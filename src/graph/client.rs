@@ -103,6 +103,23 @@ pub(super) fn not_sent_by_deadline(operation: &'static str) -> Error {
     .into_error()
 }
 
+/// The error for a request whose caller stopped waiting before it was handed over: not
+/// sent, nor tried again.
+#[cold]
+#[inline(never)]
+fn unwanted(operation: &'static str) -> Error {
+    tracing::info!(
+        operation,
+        "the send was dropped and nobody waits for its answer: the request is not sent (again)"
+    );
+    GraphFailure::local(
+        operation,
+        "the send was dropped before the request went out; it was not sent".to_owned(),
+        false,
+    )
+    .into_error()
+}
+
 /// Where a send's attempts stand, for deciding after a failure.
 struct Tries<'a> {
     started: Instant,
@@ -386,6 +403,11 @@ impl GraphClient {
         // a request's timeout is kept in a map of its own, allocated and copied with it.
         let own_timeout = (self.client_timeout != Some(timeout)).then_some(timeout);
         let id_enters_table = self.state.request_id_enters_table();
+        // The last point at which nothing of the request has left: a caller gone by now
+        // gets nothing from it.
+        if request.wanted.is_some_and(|wanted| !wanted()) {
+            return Err(unwanted(request.operation));
+        }
         // Built and handed over in one expression: the request is not kept in this
         // future's state (where it would take room in every send's future) while it runs.
         let (sent, body_read) = match request.to_http(

@@ -160,8 +160,9 @@ impl GraphTransport {
     /// Makes the draft with `create`, in a task of its own: when the send is dropped while
     /// Graph makes the draft (a timeout around the send, a worker shut down), the request
     /// still finishes (Graph works on it whatever the caller does), and the draft it made is
-    /// then deleted rather than left in the Drafts folder. The guard that deletes it is made
-    /// in that task and handed over: dropped unread, it deletes the draft too.
+    /// then deleted rather than left in the Drafts folder; no further attempt (a retry after
+    /// a 429) is started. The guard that deletes it is made in that task and handed over:
+    /// dropped unread, it deletes the draft too.
     async fn create_draft(
         &self,
         create: GraphRequest<'_>,
@@ -181,7 +182,10 @@ impl GraphTransport {
         let url = url.clone();
         let transport = self.clone();
         let (made, draft) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
+        let task = async move {
+            // Once the send is gone, nobody waits for the draft: no attempt to make it is
+            // started any more (a retry would make a draft only to delete it).
+            let wanted = || !made.is_closed();
             let create = GraphRequest {
                 operation,
                 method,
@@ -193,6 +197,7 @@ impl GraphTransport {
                 answer_limit: DRAFT_ANSWER_LIMIT,
                 waits_for_pause,
                 handed_over: None,
+                wanted: Some(&wanted),
             };
             let outcome = match transport.client.execute(&create, deadline).await {
                 Err(error) => Err(CreateFailed::Request(error)),
@@ -207,7 +212,9 @@ impl GraphTransport {
             };
             // When the send is gone, the guard comes back and, dropped, deletes the draft.
             let _ = made.send(outcome);
-        });
+        };
+        // In the send's span: what the task logs is the send's.
+        tokio::spawn(tracing::Instrument::in_current_span(task));
         draft.await.unwrap_or_else(|_| {
             Err(CreateFailed::Request(
                 GraphFailure::local(

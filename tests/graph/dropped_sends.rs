@@ -219,3 +219,65 @@ async fn a_send_dropped_while_its_drafts_send_waits_for_a_slot_deletes_the_draft
     other_send.await.unwrap().unwrap();
     send_draft.assert_calls(0);
 }
+
+/// Waits, up to 20 seconds, until `done` holds, checking it again every few milliseconds.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what} never came");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A send dropped while Graph throttles the making of its draft (429, `Retry-After: 1`,
+/// then 201): nobody waits for the draft any more, so the create is not tried again — it
+/// would make a draft only to delete it, and hold a request slot of the mailbox meanwhile.
+/// (A create in flight at the drop still finishes, and its draft is deleted: see
+/// `a_send_dropped_while_its_draft_is_made_deletes_the_draft`.)
+#[tokio::test]
+async fn a_send_dropped_while_its_draft_is_throttled_does_not_make_it() {
+    let (logs, _guard) = crate::support::capture_logs();
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    // A mailbox of this test's own, which names its send's lines in the shared logs.
+    let mailbox = "throttled-draft@contoso.com";
+    let messages = format!("/v1.0/users/{mailbox}/messages");
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let arrived_tx = std::sync::Mutex::new(arrived_tx);
+    let answers = crate::support::in_sequence(vec![
+        httpmock::HttpMockResponse::builder()
+            .status(429)
+            .header("retry-after", "1")
+            .build(),
+        crate::support::json_response(201, &json!({"id": "d6"})),
+    ]);
+    let create = server.mock(|when, then| {
+        when.method(POST).path(&messages);
+        then.respond_with(move |request: &httpmock::HttpMockRequest| {
+            let _ = arrived_tx.lock().unwrap().send(());
+            answers(request)
+        });
+    });
+    let delete = server.mock(|when, then| {
+        when.method(DELETE).path(format!("{messages}/d6"));
+        then.status(204);
+    });
+    let mut settings = settings(&server);
+    settings.user_name = Some(mailbox.into());
+    let graph = transport(&settings);
+    let send = tokio::spawn(async move { graph.send(&parts_email()).await });
+    arrived.recv().await.unwrap();
+    send.abort();
+    assert!(send.await.unwrap_err().is_cancelled());
+    // Where the retry would have been sent, the send's task says it is not (or, without
+    // the rule, the second create arrives).
+    let given_up = || {
+        logs.text().lines().any(|line| {
+            line.contains(&format!("mailbox={mailbox}"))
+                && line.contains("nobody waits for its answer")
+        })
+    };
+    wait_until("the create's end", || given_up() || create.calls() > 1).await;
+    create.assert_calls(1);
+    delete.assert_calls(0);
+}

@@ -123,13 +123,21 @@ impl GraphTransport {
                 .map(drop),
             Err(error) => Err(error),
         };
-        // What becomes of the draft now is decided below.
-        guard.transport = None;
+        // A draft certainly not sent is deleted, in the guard's task: a send dropped while
+        // the deletion runs (it may wait out a `Retry-After`) does not leave the draft. One
+        // sent, or maybe sent, is kept.
+        let deletion = match &result {
+            Err(error) if error.delivery() == Delivery::NotSent => guard.delete_in_task(),
+            _ => {
+                guard.transport = None;
+                None
+            }
+        };
         match result {
             Ok(()) => Ok(Some(draft_id)),
             Err(mut error) => {
                 let left = match error.delivery() {
-                    Delivery::NotSent => match self.delete_draft(&draft_id).await {
+                    Delivery::NotSent => match deleted(deletion).await {
                         Ok(()) => {
                             note(
                                 &mut error,
@@ -367,29 +375,43 @@ struct DraftGuard {
     handed_over: AtomicBool,
 }
 
+impl DraftGuard {
+    /// Deletes the draft in a task of its own, which finishes whatever becomes of the send;
+    /// its outcome, or `None` outside a runtime (the draft is then left). Disarms the guard.
+    fn delete_in_task(&mut self) -> Option<tokio::task::JoinHandle<Result<(), String>>> {
+        let transport = self.transport.take()?;
+        let id = std::mem::take(&mut self.id);
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let task = async move { transport.delete_draft(&id).await };
+        Some(runtime.spawn(tracing::Instrument::in_current_span(task)))
+    }
+}
+
 impl Drop for DraftGuard {
     fn drop(&mut self) {
-        let Some(transport) = self.transport.take() else {
-            return;
-        };
-        if self.handed_over.load(Ordering::Acquire) {
+        if self.transport.is_none() || self.handed_over.load(Ordering::Acquire) {
             return;
         }
-        let id = std::mem::take(&mut self.id);
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                tracing::info!(
-                    "the send was dropped before its draft was sent; deleting the draft (not \
-                     done if the runtime is shutting down)"
-                );
-                runtime.spawn(async move {
-                    let _ = transport.delete_draft(&id).await;
-                });
-            }
-            Err(_) => tracing::warn!(
+        match self.delete_in_task() {
+            Some(_) => tracing::info!(
+                "the send was dropped before its draft was sent; deleting the draft (not done \
+                 if the runtime is shutting down)"
+            ),
+            None => tracing::warn!(
                 "the send was dropped outside a runtime; its draft is left in the Drafts folder"
             ),
         }
+    }
+}
+
+/// The outcome of a deletion run by [`DraftGuard::delete_in_task`].
+async fn deleted(
+    deletion: Option<tokio::task::JoinHandle<Result<(), String>>>,
+) -> std::result::Result<(), String> {
+    const NO_OUTCOME: &str = "the deletion ended without an outcome (the runtime is shutting down)";
+    match deletion {
+        Some(task) => task.await.unwrap_or_else(|_| Err(NO_OUTCOME.to_owned())),
+        None => Err(NO_OUTCOME.to_owned()),
     }
 }
 

@@ -281,3 +281,52 @@ async fn a_send_dropped_while_its_draft_is_throttled_does_not_make_it() {
     create.assert_calls(1);
     delete.assert_calls(0);
 }
+
+/// A send dropped while the draft of a message certainly not sent is being deleted (here
+/// the deletion waits out a 503's `Retry-After`): the deletion still finishes, and the
+/// draft, the whole message in it, is not left in the Drafts folder.
+#[tokio::test]
+async fn a_send_dropped_while_its_unsent_draft_is_deleted_still_deletes_it() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    server.mock(|when, then| {
+        when.method(POST).path(MESSAGES);
+        then.status(201).json_body(json!({"id": "d7"}));
+    });
+    server.mock(|when, then| {
+        when.method(POST).path(format!("{MESSAGES}/d7/attachments"));
+        then.status(201).json_body(json!({"id": "a"}));
+    });
+    // Refused outright: certainly not sent, so the draft is deleted.
+    server.mock(|when, then| {
+        when.method(POST).path(format!("{MESSAGES}/d7/send"));
+        then.status(400)
+            .json_body(graph_error("ErrorInvalidRecipients", "no"));
+    });
+    let (deleted_tx, mut deleted) = tokio::sync::mpsc::unbounded_channel::<Option<u16>>();
+    let deleted_tx = std::sync::Mutex::new(deleted_tx);
+    let answers = crate::support::in_sequence(vec![
+        httpmock::HttpMockResponse::builder()
+            .status(503)
+            .header("retry-after", "1")
+            .build(),
+        httpmock::HttpMockResponse::builder().status(204).build(),
+    ]);
+    server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d7"));
+        then.respond_with(move |request: &httpmock::HttpMockRequest| {
+            let answer = answers(request);
+            let _ = deleted_tx.lock().unwrap().send(answer.status);
+            answer
+        });
+    });
+    let graph = transport(&settings(&server));
+    let send = tokio::spawn(async move { graph.send(&parts_email()).await });
+    assert_eq!(deleted.recv().await, Some(Some(503)));
+    send.abort();
+    assert!(send.await.unwrap_err().is_cancelled());
+    let second = tokio::time::timeout(std::time::Duration::from_secs(20), deleted.recv())
+        .await
+        .expect("the deletion of a dropped send's unsent draft did not go on");
+    assert_eq!(second, Some(Some(204)));
+}

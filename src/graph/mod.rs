@@ -64,10 +64,15 @@
 //! This path needs the `Mail.ReadWrite` application permission as well; `check` warns when it
 //! is missing.
 //! When a draft-path send fails before `/send`, or is dropped (cancelled) before it, the
-//! draft is deleted — also when it is dropped while Graph is still making the draft.
+//! draft is deleted — also when it is dropped while Graph is still making the draft, or
+//! while the draft of a send that failed is being deleted. A send dropped while its draft
+//! is still to be made (a 429 to wait out) makes no further attempt at it.
 //!
-//! An upload range is never sent again blindly. When its `PUT` gets no answer (a timeout, a
-//! dropped connection, a 5xx), or the session refuses it as held already (416), the upload
+//! An upload range is never sent again blindly, and counts as taken only when the session's
+//! answer says so: 201 Created for the range that completes the file, `nextExpectedRanges`
+//! for the others. When its `PUT` gets no answer (a timeout, a dropped connection, a 5xx),
+//! an answer that does not say (a 200 without ranges: a proxy's page, an answer cut off),
+//! or the session refuses it as held already (416), the upload
 //! asks the session where it stands (`GET` on the upload URL, also without `Authorization`)
 //! and continues from the first byte it expects; a session that expects nothing more holds
 //! the whole file. A session that does not move forward is retried under the

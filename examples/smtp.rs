@@ -20,7 +20,7 @@
 
 use std::process::ExitCode;
 
-use mail_connector::{ConnectorSettings, Email, Error, MailTransport};
+use mail_connector::{ConnectorSettings, Email, Error, MailTransport, SmtpTransport};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -45,7 +45,7 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Checks the SMTP set-up, then sends; a failed check is reported by the check itself.
+/// Builds the transport from the environment's settings, then checks and sends.
 async fn run(to: &str) -> Result<ExitCode, Error> {
     // The admin screen: Authentication Mode = Basic, Use SSL on (STARTTLS on 587).
     let mut settings = ConnectorSettings::from_env()?;
@@ -59,6 +59,16 @@ async fn run(to: &str) -> Result<ExitCode, Error> {
     // (`MAIL_CONNECTOR_ENABLED=false`) or with `outbox_dir` set, the settings make no
     // SMTP transport: `smtp_builder` says so.
     let transport = settings.smtp_builder()?.max_concurrency(3).build()?;
+    let outcome = check_and_send(&transport, to).await;
+    // A service closes its transport when it shuts down, whatever the last send did: sends
+    // in flight end first, and the server is told goodbye rather than left with dropped
+    // connections.
+    transport.close().await;
+    outcome
+}
+
+/// Checks the SMTP set-up, then sends; a failed check is reported by the check itself.
+async fn check_and_send(transport: &SmtpTransport, to: &str) -> Result<ExitCode, Error> {
     let report = transport.check().await?;
     print!("{report}");
     if !report.is_ok() {
@@ -74,8 +84,5 @@ async fn run(to: &str) -> Result<ExitCode, Error> {
         .build()?;
     let report = transport.send(&email).await?;
     println!("sent: {:?}", report.messages[0].id);
-    // A service closes its transport when it shuts down: sends in flight end first, and the
-    // server is told goodbye rather than left with dropped connections.
-    transport.close().await;
     Ok(ExitCode::SUCCESS)
 }

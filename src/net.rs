@@ -46,7 +46,8 @@ pub(crate) fn https_url(field: &str, label: &str, value: &str) -> Result<url::Ur
         Ok(_) => Err(Error::settings(
             field,
             format!(
-                "{label} (`{field}`) `{value}` must use https (plain http is allowed only for localhost)"
+                "{label} (`{field}`) `{value}` must use https (plain http is allowed only for \
+                 loopback: 127.0.0.0/8, ::1, localhost)"
             ),
         )),
         // A password with a `/`, `?` or `#` in it breaks the parse: say what is wrong.
@@ -79,7 +80,8 @@ pub(crate) fn local_service_url(field: &str, label: &str, value: &str) -> Result
             field,
             format!(
                 "{label} (`{field}`) `{value}` must use https (plain http is allowed only for \
-                 localhost and link-local addresses such as 169.254.169.254)"
+                 loopback (127.0.0.0/8, ::1, localhost) and link-local addresses such as \
+                 169.254.169.254)"
             ),
         )),
         Err(_) if value != trimmed => Err(userinfo_problem(field, label)),

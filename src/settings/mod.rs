@@ -30,7 +30,7 @@
 //! | `smtp_allow_plaintext_credentials_dangerous` | default `false`. `true` lets a password or token go **unencrypted** to an SMTP host other than loopback (`127.0.0.0/8`, `::1`, `localhost`) with TLS mode `none` |
 //! | `recipient_limit` | Recipient Limit; default 0 = none. Larger emails are split (see [`RecipientLimit`](crate::RecipientLimit)) |
 //! | `cloud` | `global` (default), `us-gov` (GCC High), `us-dod`, `china`: the login and Graph hosts together |
-//! | `authority_host`, `graph_endpoint` | explicit overrides of those hosts (proxies, tests); plain `http` only for localhost |
+//! | `authority_host`, `graph_endpoint` | explicit overrides of those hosts (proxies, tests); plain `http` only for loopback (`127.0.0.0/8`, `::1`, `localhost`) |
 //! | `tls_ca_file` | a PEM file of extra trusted root certificates, for HTTPS and SMTP |
 //! | `outbox_dir` | write `.eml` files into this folder instead of sending |
 //! | `save_to_sent_items` | Graph: keep a copy in the mailbox's Sent Items; default `true` (`false` applies to the JSON form only: MIME-form and large-attachment mail is always kept) |

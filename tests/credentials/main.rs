@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod app_service_identity;
 mod cache;
 mod cancellation;
 mod certificate_expiry;

@@ -193,7 +193,9 @@ async fn the_reaper_ends_when_the_transport_is_dropped_during_a_goodbye() {
     bounded(server.wait_until(|s| s.quits() == 1)).await;
     drop(transport);
     // The two connections still in the pool closed with it, at once (not said goodbye to).
-    wait_for(&server, |s| s.active() == 1).await;
+    // At most: the held goodbye gives up after a second of its own, on a slow machine before
+    // this looks.
+    wait_for(&server, |s| s.active() <= 1).await;
     goodbye.add_permits(3);
     // The reaper's goodbye ends, and so does the reaper, without another QUIT.
     wait_for(&server, |s| alive_tasks() == before && s.active() == 0).await;

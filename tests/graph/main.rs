@@ -15,6 +15,7 @@ mod errors;
 mod hardening;
 mod helpers;
 mod large_attachments;
+mod mime_draft;
 mod mime_form;
 mod never_connected;
 mod refused_stream;

@@ -4,14 +4,15 @@
 //!
 //! The message is the one the outbox writes — the same MIME writer as SMTP — with its `Bcc`
 //! header: Exchange reads the recipients from `To`, `Cc` and `Bcc` and removes `Bcc` before
-//! delivery. A message too large for one request (about 2.9 MB of MIME, 4 MB once base64)
-//! goes through a draft made from the MIME without any of its attachments (`POST
-//! /users/{u}/messages`, `text/plain`), every attachment then added to the draft as on the
-//! JSON draft path (a plain `POST` under 3 MB, an upload session above), then `/send`. (Small
-//! attachments left in the MIME would be base64'd twice, about ×1.8, and overflow the
-//! request.) For a prepared message the attachment parts are cut out of its bytes at the
-//! offsets mail-parser reports (with their boundary delimiters) and their decoded content
-//! added; a message still too large without them is refused before anything is sent.
+//! delivery. A message over [`MIME_REQUEST_LIMIT`] (2,240 KiB of MIME, well under Graph's 4 MB
+//! request cap once base64) goes through a draft made from the MIME without any of its
+//! attachments (`POST /users/{u}/messages`, `text/plain`), every attachment then added to the
+//! draft as on the JSON draft path (a plain `POST` under 3 MB, an upload session above), then
+//! `/send`. (Small attachments left in the MIME would be base64'd twice, about ×1.8, and keep
+//! the draft over the limit.) For a prepared message the attachment parts are cut out of its
+//! bytes at the offsets mail-parser reports (with their boundary delimiters) and their decoded
+//! content added; a message still over the limit without them is refused before anything is
+//! sent.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -25,6 +26,18 @@ use crate::message::{
     Attachment, Email, Mailbox, is_x_header, split_attachments, with_envelope_headers,
 };
 use crate::mime::{BccHeader, render};
+
+/// The largest MIME message (its raw bytes, before base64) given to Graph in one request —
+/// `sendMail`, or the draft a larger message is made from: 2,240 KiB. Graph has been seen
+/// to answer a larger MIME message with 200 (not the 202 Accepted of `sendMail` or the 201
+/// Created of a draft) and not send it
+/// (<https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/3079>), far below
+/// its 4 MB request cap; a send answered 200 is uncertain and never retried, so every message
+/// over it would fail. Larger messages go through a draft with their attachments added apart.
+pub(super) const MIME_REQUEST_LIMIT: usize = 2240 * 1024;
+
+// The limit fits Graph's request cap once base64-encoded.
+const _: () = assert!(base64_len(MIME_REQUEST_LIMIT as u64) <= REQUEST_LIMIT);
 
 /// Whether the JSON form cannot carry `email`, so the MIME form is needed: a prepared
 /// message, both a text and an HTML body, more than five headers, or any header that is not
@@ -42,8 +55,10 @@ fn too_large(len: usize) -> Error {
         "mime",
         format!(
             "the message is {len} bytes without the attachments that can be added to a draft \
-             apart; Graph takes a MIME message of about 2.9 MB at most (4 MB once base64): \
-             send it over SMTP"
+             apart; Graph takes a MIME message of {} KiB ({MIME_REQUEST_LIMIT} bytes) at most \
+             (above that it has been seen to answer 200 and not send it): send it over SMTP, or \
+             shorten its text and HTML bodies",
+            MIME_REQUEST_LIMIT / 1024
         ),
     )
 }
@@ -57,7 +72,8 @@ fn post_mime<'a>(operation: &'static str, url: &'a url::Url, mime: &[u8]) -> Gra
 }
 
 impl GraphTransport {
-    /// Sends `email` in the MIME form; returns Graph's request id (or the draft's id).
+    /// Sends `email` in the MIME form — in one `sendMail` up to [`MIME_REQUEST_LIMIT`], else
+    /// through a draft; returns Graph's request id (or the draft's id).
     pub(super) async fn send_mime_form(
         &self,
         email: &Email,
@@ -69,7 +85,7 @@ impl GraphTransport {
             Some(_) => with_envelope_headers(email)?,
             None => render(email, sender, BccHeader::Keep, None).await?.bytes,
         };
-        if base64_len(mime.len() as u64) <= REQUEST_LIMIT {
+        if mime.len() <= MIME_REQUEST_LIMIT {
             let url = self.url(&["sendMail"])?;
             return self
                 .client
@@ -98,7 +114,7 @@ impl GraphTransport {
         attachments: &[Attachment],
         deadline: Instant,
     ) -> Result<Option<String>> {
-        if base64_len(mime.len() as u64) > REQUEST_LIMIT {
+        if mime.len() > MIME_REQUEST_LIMIT {
             return Err(too_large(mime.len()));
         }
         let url = self.url(&["messages"])?;

@@ -24,7 +24,7 @@
 //! | both a text and an HTML body | MIME |
 //! | any header other than `X-` (`Message-ID`, `In-Reply-To`, `References`, `List-Unsubscribe`, …), or more than five | MIME |
 //! | a prepared message ([`Email::from_mime`], a `lettre::Message`) | MIME, sent as it is |
-//! | attachments too large for one request | a draft (JSON or MIME, as above) plus upload sessions |
+//! | attachments too large for one request, or over 2,240 KiB of MIME | a draft (JSON or MIME, as above) plus upload sessions |
 //!
 //! The **MIME form** posts the base64 of the whole RFC 5322 message with `Content-Type:
 //! text/plain` — the message the outbox writes, built by the same MIME writer as SMTP, so both
@@ -46,8 +46,11 @@
 //!
 //! # Large messages
 //!
-//! A Graph request is capped at about 4 MB and an attachment sent inline at 3 MB. A message
-//! over either goes through a draft instead: `POST /users/{u}/messages`, each attachment
+//! A Graph request is capped at about 4 MB and an attachment sent inline at 3 MB; a message
+//! in the MIME form is given to Graph in one request only up to 2,240 KiB (2,293,760 bytes of
+//! MIME before base64), as Graph has been seen to answer a larger one with 200 and not send
+//! it ([microsoft-graph-docs-contrib#3079]). A message over any of these goes through a draft
+//! instead: `POST /users/{u}/messages`, each attachment
 //! under 3 MiB added with `POST …/attachments`, each larger one uploaded through
 //! `createUploadSession` in sequential `PUT`s of 3,276,800 bytes (10 × 320 KiB) with
 //! `Content-Range` and no `Authorization` header (the upload URL is pre-authenticated), then
@@ -55,10 +58,10 @@
 //! time, so memory does not grow with their size; they may be up to 150 MB. An email that
 //! needs the MIME form starts its draft from its MIME without any attachment (`POST
 //! /users/{u}/messages` with `text/plain`), then adds every attachment the same way (small
-//! ones left in the MIME would be base64'd twice and overflow the request); a prepared
-//! message's attachment parts are cut out of its bytes (at the offsets mail-parser reports)
-//! and added the same way, and one still over about 2.9 MB without them is refused before
-//! anything is sent (send it over SMTP). Adding uploaded
+//! ones left in the MIME would be base64'd twice and could keep the draft over the limit); a
+//! prepared message's attachment parts are cut out of its bytes (at the offsets mail-parser
+//! reports) and added the same way. A message still over 2,240 KiB of MIME without its
+//! attachments is refused before anything is sent (send it over SMTP). Adding uploaded
 //! attachments to a draft made from MIME is not a combination Microsoft documents; it follows
 //! the same documented calls as the JSON draft path.
 //! This path needs the `Mail.ReadWrite` application permission as well; `check` warns when it
@@ -138,6 +141,7 @@
 //! `InvalidInternetMessageHeader` and throttling. Each error keeps Graph's `request-id` and
 //! the `client-request-id` sent with the request.
 //!
+//! [microsoft-graph-docs-contrib#3079]: https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/3079
 //! [`Delivery::Uncertain`]: crate::Delivery::Uncertain
 //! [`Delivery::NotSent`]: crate::Delivery::NotSent
 //! [`Error::delivery`]: crate::Error::delivery

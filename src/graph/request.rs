@@ -329,7 +329,7 @@ pub(crate) fn send_mail_len(email: &Email, attachments: u64) -> u64 {
 }
 
 /// The size of `n` bytes in base64.
-pub(crate) fn base64_len(n: u64) -> u64 {
+pub(crate) const fn base64_len(n: u64) -> u64 {
     n.div_ceil(3) * 4
 }
 

@@ -119,7 +119,7 @@ impl GraphTransport {
                     deadline,
                 )
                 .await
-                .and_then(|answer| answer.sent("send draft"))
+                .and_then(|answer| answer.sent("send draft", None))
                 .map(drop),
             Err(error) => Err(error),
         };

@@ -91,7 +91,7 @@ impl GraphTransport {
                 .client
                 .execute(&post_mime("sendMail", &url, &mime), deadline)
                 .await?
-                .sent("sendMail");
+                .sent("sendMail", Some(mime.len()));
         }
         tracing::debug!("MIME message too large for one request; using a draft");
         let (mime, attachments) = match email.mime() {

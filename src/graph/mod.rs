@@ -125,7 +125,12 @@
 //!   202 Accepted, its documented answer. Another success status (Graph has been seen to
 //!   answer 200 to a MIME message it did not take; a proxy's page comes with 200) is an
 //!   error whose delivery is [`Delivery::Uncertain`], code `UnexpectedSuccessStatus`, and
-//!   is never repeated. Likewise a draft is sent only once each attachment added to it
+//!   is never repeated (the queue parks it as uncertain). The error's text carries the
+//!   status and Graph's `request-id` (`(HTTP 200 UnexpectedSuccessStatus) … [request-id …]`)
+//!   to look it up; for a MIME message answered 200 its remedy names Graph's refusal of
+//!   large MIME first. A proxy or gateway in front of `graph_endpoint` that rewrites Graph's
+//!   202 into 200 therefore makes **every** send uncertain: have it pass Graph's status
+//!   through unchanged (there is no setting to accept a 200). Likewise a draft is sent only once each attachment added to it
 //!   with `POST …/attachments` was answered 201 Created; another answer leaves the draft
 //!   unsent (and deleted), the mail not sent, rather than delivered without the attachment.
 //! - Timeouts: connect (10 s), each request (30 s) and the whole send (120 s) by default;
@@ -348,7 +353,7 @@ impl GraphTransport {
             self.client
                 .execute(&request, deadline)
                 .await?
-                .sent("sendMail")
+                .sent("sendMail", None)
         }
     }
 }

@@ -31,9 +31,17 @@ fn assert_not_accepted(error: &Error, status: u16) {
         "{text}"
     );
     assert!(text.contains("delivery is uncertain"), "{text}");
+    // What an admin needs to look it up, in the text that reaches a log or the queue.
+    assert!(
+        text.contains(&format!("(HTTP {status} UnexpectedSuccessStatus)"))
+            && text.contains("[request-id req-200]"),
+        "{text}"
+    );
     let remedy = error.remedy().unwrap();
     assert!(
-        remedy.contains("before sending it again") && remedy.contains("`graph_endpoint`"),
+        remedy.contains("before sending it again")
+            && remedy.contains("`graph_endpoint`")
+            && remedy.contains("turns Graph's 202 into 200 makes every send fail this way"),
         "{remedy}"
     );
 }
@@ -55,11 +63,14 @@ async fn a_send_mail_answered_with_another_success_than_202_is_uncertain() {
             .expect_err("a send not answered 202 was reported sent");
         send.assert_calls(1);
         assert_not_accepted(&error, status);
+        let remedy = error.remedy().unwrap();
+        assert!(!remedy.contains("MIME"), "not the MIME form: {remedy}");
     }
 }
 
 /// The MIME form (both bodies) too: the form Graph has been seen to answer 200 without
-/// taking the message.
+/// taking the message. The remedy names that cause, with the message's size, before the
+/// hint about a proxy.
 #[tokio::test]
 async fn a_mime_send_answered_200_is_uncertain() {
     let server = MockServer::start_async().await;
@@ -83,6 +94,18 @@ async fn a_mime_send_answered_200_is_uncertain() {
         .expect_err("a MIME send answered 200 was reported sent");
     send.assert_calls(1);
     assert_not_accepted(&error, 200);
+    let remedy = error.remedy().unwrap();
+    let cause = remedy
+        .find("Graph answers 200 to a MIME message it will not send (reported for messages over about 2240 KiB; this one is ")
+        .unwrap_or_else(|| panic!("the known cause is not named: {remedy}"));
+    assert!(
+        cause < remedy.find("`graph_endpoint`").unwrap(),
+        "the cause comes before the proxy hint: {remedy}"
+    );
+    assert!(
+        remedy.contains(" bytes), so it was probably not sent"),
+        "{remedy}"
+    );
 }
 
 /// A draft's `/send` answered 200: uncertain, and the draft is left where it is (it may be

@@ -352,9 +352,11 @@ async fn mime_of_2240_kib_goes_in_one_send_mail_and_one_byte_more_through_a_draf
         "the attachment left the MIME"
     );
     assert!(draft.len() < MIME_LIMIT);
-    let posted = posted.lock().unwrap();
-    assert_eq!(posted.len(), 1, "{posted:?}");
-    assert_eq!(posted[0]["name"], "a.csv");
+    {
+        let posted = posted.lock().unwrap();
+        assert_eq!(posted.len(), 1, "{posted:?}");
+        assert_eq!(posted[0]["name"], "a.csv");
+    }
 
     let bare = format!(
         "From: no-reply@contoso.com\r\nTo: ann@example.org\r\n\r\n{}",

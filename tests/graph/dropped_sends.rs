@@ -2,11 +2,14 @@
 //! draft: deleted when nothing can send it any more, kept once its `/send` is on its way,
 //! and never made or deleted by requests nobody waits for.
 
+use std::sync::Arc;
+
 use httpmock::{Method::DELETE, Method::POST, MockServer};
-use mail_connector::{Attachment, Email, MailTransport};
+use mail_connector::MailTransport;
 use serde_json::json;
 
 use super::draft_failures::parts_email;
+use super::gate::{self, Held};
 use super::helpers::*;
 
 /// A send dropped while its attachment uploads (a timeout around it, a worker shutting
@@ -46,9 +49,9 @@ async fn a_send_dropped_mid_upload_deletes_its_draft() {
 }
 
 /// Once the draft's `/send` is on its way, a dropped send leaves the draft alone: Graph may
-/// be sending it (the request itself still finishes). One slot: the `/send` holds it, a
-/// deletion spawned at the drop would queue for it before the next send, and so would have
-/// run by the time that send is done.
+/// be sending it (the request itself still finishes). One slot: the `/send` holds it until
+/// the gate lets it through, a deletion spawned at the drop would queue for it before the
+/// next send, and so would have run by the time that send is done.
 #[tokio::test]
 async fn a_send_dropped_during_the_drafts_send_keeps_the_draft() {
     let server = MockServer::start_async().await;
@@ -61,15 +64,9 @@ async fn a_send_dropped_during_the_drafts_send_keeps_the_draft() {
         when.method(POST).path(format!("{MESSAGES}/d2/attachments"));
         then.status(201).json_body(json!({"id": "a"}));
     });
-    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let arrived_tx = std::sync::Mutex::new(arrived_tx);
-    server.mock(|when, then| {
+    let send_draft = server.mock(|when, then| {
         when.method(POST).path(format!("{MESSAGES}/d2/send"));
-        then.respond_with(move |_: &httpmock::HttpMockRequest| {
-            let _ = arrived_tx.lock().unwrap().send(());
-            httpmock::HttpMockResponse::builder().status(202).build()
-        })
-        .delay(std::time::Duration::from_secs(2));
+        then.status(202);
     });
     let delete = server.mock(|when, then| {
         when.method(DELETE).path(format!("{MESSAGES}/d2"));
@@ -79,7 +76,11 @@ async fn a_send_dropped_during_the_drafts_send_keeps_the_draft() {
         when.method(POST).path(SEND_PATH);
         then.status(202);
     });
-    let graph = settings(&server)
+    let held_send = Held::new("POST", format!("{MESSAGES}/d2/send"));
+    let mut settings = settings(&server);
+    settings.graph_endpoint =
+        Some(gate::start(server.base_url(), vec![Arc::clone(&held_send)]).await);
+    let graph = settings
         .graph_builder()
         .unwrap()
         .max_concurrency(1)
@@ -87,12 +88,15 @@ async fn a_send_dropped_during_the_drafts_send_keeps_the_draft() {
         .unwrap();
     let sending = graph.clone();
     let send = tokio::spawn(async move { sending.send(&parts_email()).await });
-    arrived.recv().await.unwrap();
+    held_send.arrived().await;
     send.abort();
     assert!(send.await.unwrap_err().is_cancelled());
-    // On this one-thread runtime, a deletion spawned at the drop reaches the slot's queue now.
+    // On this one-thread runtime, a deletion spawned at the drop reaches the slot's queue now,
+    // while the held `/send` has the slot.
     tokio::task::yield_now().await;
+    held_send.release();
     graph.send(&simple_email()).await.unwrap();
+    send_draft.assert_calls(1);
     delete.assert_calls(0);
 }
 
@@ -104,19 +108,9 @@ async fn a_send_dropped_during_the_drafts_send_keeps_the_draft() {
 async fn a_send_dropped_while_its_draft_is_made_deletes_the_draft() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
-    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let arrived_tx = std::sync::Mutex::new(arrived_tx);
     server.mock(|when, then| {
         when.method(POST).path(MESSAGES);
-        then.respond_with(move |_: &httpmock::HttpMockRequest| {
-            let _ = arrived_tx.lock().unwrap().send(());
-            httpmock::HttpMockResponse::builder()
-                .status(201)
-                .header("content-type", "application/json")
-                .body(r#"{"id":"d1"}"#)
-                .build()
-        })
-        .delay(std::time::Duration::from_secs(1));
+        then.status(201).json_body(json!({"id": "d1"}));
     });
     let (deleted_tx, mut deleted) = tokio::sync::mpsc::unbounded_channel::<()>();
     let deleted_tx = std::sync::Mutex::new(deleted_tx);
@@ -127,106 +121,21 @@ async fn a_send_dropped_while_its_draft_is_made_deletes_the_draft() {
             httpmock::HttpMockResponse::builder().status(204).build()
         });
     });
-    let graph = transport(&settings(&server));
+    // Graph is still making the draft for as long as the gate holds the request.
+    let held_create = Held::new("POST", MESSAGES);
+    let mut settings = settings(&server);
+    settings.graph_endpoint =
+        Some(gate::start(server.base_url(), vec![Arc::clone(&held_create)]).await);
+    let graph = transport(&settings);
     let send = tokio::spawn(async move { graph.send(&parts_email()).await });
-    arrived.recv().await.unwrap();
+    held_create.arrived().await;
     send.abort();
     assert!(send.await.unwrap_err().is_cancelled());
+    held_create.release();
     tokio::time::timeout(std::time::Duration::from_secs(20), deleted.recv())
         .await
         .expect("the draft made for a dropped send was not deleted")
         .unwrap();
-}
-
-/// A send dropped while its draft's `/send` still waits for a request slot (the mailbox's
-/// other sends hold them) deletes the draft: that `/send` never left, so nothing sends the
-/// draft, and it would otherwise stay in the Drafts folder, whole.
-#[tokio::test]
-async fn a_send_dropped_while_its_drafts_send_waits_for_a_slot_deletes_the_draft() {
-    let server = MockServer::start_async().await;
-    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
-    server.mock(|when, then| {
-        when.method(POST).path(MESSAGES);
-        then.status(201).json_body(json!({"id": "d3"}));
-    });
-    // The draft's one attachment arrives, and its answer comes a while later: meanwhile
-    // another send queues for the one slot, and takes it when the answer frees it.
-    let (attached_tx, mut attached) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let attached_tx = std::sync::Mutex::new(attached_tx);
-    server.mock(|when, then| {
-        when.method(POST).path(format!("{MESSAGES}/d3/attachments"));
-        then.respond_with(move |_: &httpmock::HttpMockRequest| {
-            let _ = attached_tx.lock().unwrap().send(());
-            httpmock::HttpMockResponse::builder()
-                .status(201)
-                .header("content-type", "application/json")
-                .body(r#"{"id":"a"}"#)
-                .build()
-        })
-        // A margin, not a measure: the other send only has to reach the slot's queue first.
-        .delay(std::time::Duration::from_secs(5));
-    });
-    // The other send holds the slot for a while once it has it.
-    let (other_tx, mut other) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let other_tx = std::sync::Mutex::new(other_tx);
-    server.mock(|when, then| {
-        when.method(POST).path(SEND_PATH);
-        then.respond_with(move |_: &httpmock::HttpMockRequest| {
-            let _ = other_tx.lock().unwrap().send(());
-            httpmock::HttpMockResponse::builder().status(202).build()
-        })
-        .delay(std::time::Duration::from_secs(2));
-    });
-    let send_draft = server.mock(|when, then| {
-        when.method(POST).path(format!("{MESSAGES}/d3/send"));
-        then.status(202);
-    });
-    let (deleted_tx, mut deleted) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let deleted_tx = std::sync::Mutex::new(deleted_tx);
-    server.mock(|when, then| {
-        when.method(DELETE).path(format!("{MESSAGES}/d3"));
-        then.respond_with(move |_: &httpmock::HttpMockRequest| {
-            let _ = deleted_tx.lock().unwrap().send(());
-            httpmock::HttpMockResponse::builder().status(204).build()
-        });
-    });
-    let graph = settings(&server)
-        .graph_builder()
-        .unwrap()
-        .max_concurrency(1)
-        .build()
-        .unwrap();
-    // Too large for `sendMail` with its text, its one attachment added by one POST.
-    let email = Email::builder()
-        .to("ann@example.org")
-        .subject("one part")
-        .text("x".repeat(200_000))
-        .attachment(Attachment::from_bytes("p.bin", vec![1u8; 2_900_000]))
-        .build()
-        .unwrap();
-    let sending = graph.clone();
-    let send = tokio::spawn(async move { sending.send(&email).await });
-    attached.recv().await.unwrap();
-    let other_send = tokio::spawn(async move { graph.send(&simple_email()).await });
-    // The other send has the slot: the draft's `/send` waits for it.
-    other.recv().await.unwrap();
-    send.abort();
-    assert!(send.await.unwrap_err().is_cancelled());
-    tokio::time::timeout(std::time::Duration::from_secs(20), deleted.recv())
-        .await
-        .expect("the draft of a send dropped before its `/send` left was not deleted")
-        .unwrap();
-    other_send.await.unwrap().unwrap();
-    send_draft.assert_calls(0);
-}
-
-/// Waits, up to 20 seconds, until `done` holds, checking it again every few milliseconds.
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "{what} never came");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
 }
 
 /// A send dropped while Graph throttles the making of its draft (429, `Retry-After: 1`,

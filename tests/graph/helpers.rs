@@ -164,3 +164,12 @@ pub(crate) async fn send_unanswered(
     let _connection = accepted.unwrap();
     error
 }
+
+/// Waits, up to 20 seconds, until `done` holds, checking it again every few milliseconds.
+pub(crate) async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what} never came");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -53,9 +53,11 @@ pub(crate) struct GraphRequest<'a> {
     /// Whether the request waits out a mailbox-wide `Retry-After` pause. Only the cleanup
     /// of an unsent draft does not: waiting would leave the draft behind.
     pub waits_for_pause: bool,
-    /// Set when the request is handed to the HTTP client: from then on it is sent (and
-    /// finishes) whatever its caller does. Before, a caller that gives up (drops it while
-    /// it waits for a token, a slot or a pause) knows it was never sent.
+    /// Set when an attempt is handed to the HTTP client: from then on it is sent (and
+    /// finishes) whatever its caller does. Cleared when the attempt is to be tried again
+    /// (Graph certainly did not act on it: a 429, 503 or 401). While it is clear, a caller
+    /// that gives up (drops it while it waits for a token, a slot, a pause or its retry)
+    /// knows it was not sent.
     pub handed_over: Option<&'a AtomicBool>,
     /// For a request made in a task of its own on a caller's behalf (a draft's create):
     /// whether the caller still waits for its answer. Once it does not, no attempt is handed

@@ -157,7 +157,7 @@ impl GraphClient {
                 };
                 // What to do about the failure is decided out of line: the common path (an
                 // answer at the first attempt) stays a short run of code.
-                let Some(delay) = self.after_failure(
+                let retry = self.after_failure(
                     request,
                     &failure,
                     token.as_ref(),
@@ -168,8 +168,15 @@ impl GraphClient {
                         retries,
                         refreshed_token: &mut refreshed_token,
                     },
-                )?
-                else {
+                )?;
+                // Tried again: the server certainly did not act on this attempt (the only
+                // retries of a request that may not be repeated), so nothing of it is in
+                // flight any more. Until the next attempt is handed over, a caller that
+                // gives up (a dropped send waiting out a `Retry-After`) knows it was not sent.
+                if let Some(handed_over) = request.handed_over {
+                    handed_over.store(false, std::sync::atomic::Ordering::Release);
+                }
+                let Some(delay) = retry else {
                     continue;
                 };
                 delay

@@ -107,7 +107,8 @@ impl GraphTransport {
         }
         // Once `/send` is handed to the HTTP client, the draft may be the message Graph is
         // sending (a dropped send's request still finishes): from then on it is never deleted
-        // on a drop. Until then (the request waiting for a token, a slot or a pause) it is.
+        // on a drop. Until then (the request waiting for a token, a slot or a pause), and
+        // while a refused attempt waits to be tried again (a 429's `Retry-After`), it is.
         let result = match added.and_then(|()| self.url(&["messages", &draft_id, "send"])) {
             Ok(url) => self
                 .client
@@ -370,8 +371,9 @@ enum CreateFailed {
 struct DraftGuard {
     transport: Option<GraphTransport>,
     id: String,
-    /// Whether the draft's `/send` was handed to the HTTP client: it may then be the message
-    /// Graph is sending, never to be deleted on a drop.
+    /// Whether an attempt of the draft's `/send` is with the HTTP client (set when one is
+    /// handed over, cleared when a refused one is to be tried again): the draft may then be
+    /// the message Graph is sending, never to be deleted on a drop.
     handed_over: AtomicBool,
 }
 

@@ -1,6 +1,7 @@
-//! A send dropped while its draft's `/send` waits for a request slot, and its draft: that
-//! `/send` is not on its way, nothing will send the draft, so it is deleted rather than left
-//! in the Drafts folder, the whole message in it.
+//! A send dropped while its draft's `/send` waits — for a request slot, or to be tried again
+//! after Graph refused it — and its draft: that `/send` is not on its way, nothing will
+//! send the draft, so it is deleted rather than left in the Drafts folder, the whole
+//! message in it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +15,7 @@ use mail_connector::{
 use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
 
+use super::draft_failures::parts_email;
 use super::gate::{self, Held};
 use super::helpers::*;
 
@@ -174,4 +176,62 @@ async fn a_send_dropped_while_its_drafts_send_waits_for_a_slot_deletes_the_draft
         .unwrap();
     other_send.await.unwrap().unwrap();
     send_draft.assert_calls(0);
+}
+
+/// A send dropped while its draft's `/send` waits to be tried again — Graph answered it 429
+/// with a `Retry-After` — deletes the draft: Graph did not act on the refused `/send`, and
+/// nothing will try it again.
+#[tokio::test]
+async fn a_send_dropped_while_its_drafts_send_waits_out_a_429_deletes_the_draft() {
+    let (logs, _guard) = crate::support::capture_logs();
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    // A mailbox of this test's own, which names its send's lines in the shared logs.
+    let mailbox = "retried-draft-send@contoso.com";
+    let messages = format!("/v1.0/users/{mailbox}/messages");
+    server.mock(|when, then| {
+        when.method(POST).path(&messages);
+        then.status(201).json_body(json!({"id": "d8"}));
+    });
+    server.mock(|when, then| {
+        when.method(POST).path(format!("{messages}/d8/attachments"));
+        then.status(201).json_body(json!({"id": "a"}));
+    });
+    let send_draft = server.mock(|when, then| {
+        when.method(POST).path(format!("{messages}/d8/send"));
+        then.status(429)
+            .header("retry-after", "5")
+            .json_body(graph_error("ApplicationThrottled", "slow down"));
+    });
+    let (deleted_tx, mut deleted) = mpsc::unbounded_channel::<()>();
+    let deleted_tx = std::sync::Mutex::new(deleted_tx);
+    server.mock(|when, then| {
+        when.method(DELETE).path(format!("{messages}/d8"));
+        then.respond_with(move |_: &httpmock::HttpMockRequest| {
+            let _ = deleted_tx.lock().unwrap().send(());
+            httpmock::HttpMockResponse::builder().status(204).build()
+        });
+    });
+    let mut settings = settings(&server);
+    settings.user_name = Some(mailbox.into());
+    let graph = transport(&settings);
+    let send = tokio::spawn(async move { graph.send(&parts_email()).await });
+    // The 429 was read, and the send waits out its `Retry-After` before trying again.
+    let waits = || {
+        logs.text().lines().any(|line| {
+            line.contains(&format!("mailbox={mailbox}"))
+                && line.contains("send draft")
+                && line.contains("Graph asked to retry later")
+        })
+    };
+    wait_until("the /send's retry", waits).await;
+    send.abort();
+    assert!(send.await.unwrap_err().is_cancelled());
+    tokio::time::timeout(Duration::from_secs(20), deleted.recv())
+        .await
+        .expect(
+            "the draft of a send dropped while its `/send` waited to be retried was not deleted",
+        )
+        .unwrap();
+    send_draft.assert_calls(1);
 }

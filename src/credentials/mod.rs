@@ -28,7 +28,7 @@
 //! 3. **Add the permission.** *API permissions → Add a permission → Microsoft Graph →
 //!    **Application** permissions → `Mail.Send`* (and `Mail.ReadWrite` if you send mail
 //!    whose attachments come to about 3 MB or more, one or several together, or mail in
-//!    Graph's MIME form over 2,240 KiB: such mail goes through a draft, a large attachment
+//!    Graph's MIME form over 2 MB: such mail goes through a draft, a large attachment
 //!    through an upload session). A *Delegated*
 //!    permission does not work for a background service. For SMTP XOAUTH2 use *APIs my
 //!    organization uses → Office 365 Exchange Online → Application permissions →

@@ -65,7 +65,7 @@ impl GraphTransport {
         {
             report.push(CheckStep::warning(
                 "large mail",
-                "the token lacks Mail.ReadWrite: messages over 3 MB (sent through a draft) will fail",
+                "the token lacks Mail.ReadWrite: messages whose attachments come to 3 MB or more, and MIME-form messages over 2 MB, go through a draft and will fail",
                 "add the Microsoft Graph `Mail.ReadWrite` Application permission and grant admin consent",
             ));
         }

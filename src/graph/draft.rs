@@ -120,7 +120,7 @@ impl GraphTransport {
                     deadline,
                 )
                 .await
-                .and_then(|answer| answer.sent("send draft", None))
+                .and_then(|answer| answer.sent("send draft"))
                 .map(drop),
             Err(error) => Err(error),
         };

@@ -213,12 +213,12 @@ fn remedy(
         }
         (Some("ErrorAccessDenied"), _) if drafts => match permission.remedy {
             Some(grant) => format!(
-                "large attachments are uploaded to a draft, which needs Microsoft Graph's \
+                "large messages are sent through a draft, which needs Microsoft Graph's \
                  `Mail.ReadWrite` in addition to `Mail.Send`: {}{stale}",
                 grant.replace("Mail.Send", "Mail.ReadWrite")
             ),
             None => format!(
-                "large attachments are uploaded to a draft, which needs the Microsoft Graph \
+                "large messages are sent through a draft, which needs the Microsoft Graph \
                  `Mail.ReadWrite` Application permission in addition to `Mail.Send`: add it in \
                  the app registration and click \"Grant admin consent\"{stale}"
             ),

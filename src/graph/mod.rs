@@ -24,7 +24,7 @@
 //! | both a text and an HTML body | MIME |
 //! | any header other than `X-` (`Message-ID`, `In-Reply-To`, `References`, `List-Unsubscribe`, …), or more than five | MIME |
 //! | a prepared message ([`Email::from_mime`], a `lettre::Message`) | MIME, sent as it is |
-//! | attachments too large for one request, or over 2,240 KiB of MIME | a draft (JSON or MIME, as above) plus upload sessions |
+//! | attachments too large for one request, or over 2 MB of MIME | a draft (JSON or MIME, as above) plus upload sessions |
 //!
 //! The **MIME form** posts the base64 of the whole RFC 5322 message with `Content-Type:
 //! text/plain` — the message the outbox writes, built by the same MIME writer as SMTP, so both
@@ -47,9 +47,9 @@
 //! # Large messages
 //!
 //! A Graph request is capped at about 4 MB and an attachment sent inline at 3 MB; a message
-//! in the MIME form is given to Graph in one request only up to 2,240 KiB (2,293,760 bytes of
-//! MIME before base64), as Graph has been seen to answer a larger one with 200 and not send
-//! it ([microsoft-graph-docs-contrib#3079]). A message over any of these goes through a draft
+//! in the MIME form is given to Graph in one request only up to 2,000,000 bytes of MIME
+//! (before base64), as Graph has been seen to answer one over about 2,240 KB with 200 and not
+//! send it ([microsoft-graph-docs-contrib#3079]). A message over any of these goes through a draft
 //! instead: `POST /users/{u}/messages`, each attachment
 //! under 3 MiB added with `POST …/attachments`, each larger one uploaded through
 //! `createUploadSession` in sequential `PUT`s of 3,276,800 bytes (10 × 320 KiB) with
@@ -60,7 +60,7 @@
 //! /users/{u}/messages` with `text/plain`), then adds every attachment the same way (small
 //! ones left in the MIME would be base64'd twice and could keep the draft over the limit); a
 //! prepared message's attachment parts are cut out of its bytes (at the offsets mail-parser
-//! reports) and added the same way. A message still over 2,240 KiB of MIME without its
+//! reports) and added the same way. A message still over 2,000,000 bytes of MIME without its
 //! attachments is refused before anything is sent (send it over SMTP). Adding uploaded
 //! attachments to a draft made from MIME is not a combination Microsoft documents; it follows
 //! the same documented calls as the JSON draft path.
@@ -127,8 +127,7 @@
 //!   error whose delivery is [`Delivery::Uncertain`], code `UnexpectedSuccessStatus`, and
 //!   is never repeated (the queue parks it as uncertain). The error's text carries the
 //!   status and Graph's `request-id` (`(HTTP 200 UnexpectedSuccessStatus) … [request-id …]`)
-//!   to look it up; for a MIME message answered 200 its remedy names Graph's refusal of
-//!   large MIME first. A proxy or gateway in front of `graph_endpoint` that rewrites Graph's
+//!   to look it up. A proxy or gateway in front of `graph_endpoint` that rewrites Graph's
 //!   202 into 200 therefore makes **every** send uncertain: have it pass Graph's status
 //!   through unchanged (there is no setting to accept a 200). Likewise a draft is sent only once each attachment added to it
 //!   with `POST …/attachments` was answered 201 Created; another answer leaves the draft
@@ -353,7 +352,7 @@ impl GraphTransport {
             self.client
                 .execute(&request, deadline)
                 .await?
-                .sent("sendMail", None)
+                .sent("sendMail")
         }
     }
 }

@@ -5,7 +5,6 @@
 use reqwest::header::{HeaderMap, HeaderName};
 
 use super::error::{GraphFailure, UNCERTAIN};
-use super::mime_form::MIME_REQUEST_LIMIT;
 use crate::error::{Error, Result};
 
 /// Graph's own id for a request, in its answer.
@@ -50,22 +49,12 @@ impl GraphResponse {
     /// says nothing of the message: Graph has been seen to answer 200 to a MIME message it
     /// did not take, and a proxy's page comes with 200. Whether the message went is then
     /// unknown: an error whose delivery is uncertain, never repeated, and never a report of
-    /// a message sent. `mime_len` is the size of the MIME message posted (the MIME form of
-    /// `sendMail`), `None` for any other send: its remedy then names Graph's known refusal.
-    pub(crate) fn sent(
-        &self,
-        operation: &'static str,
-        mime_len: Option<usize>,
-    ) -> Result<Option<String>> {
+    /// a message sent.
+    pub(crate) fn sent(&self, operation: &'static str) -> Result<Option<String>> {
         if self.status == reqwest::StatusCode::ACCEPTED {
             return Ok(self.request_id());
         }
-        Err(not_accepted(
-            operation,
-            self.status,
-            self.request_id(),
-            mime_len,
-        ))
+        Err(not_accepted(operation, self.status, self.request_id()))
     }
 
     /// Graph's `request-id` for this answer, if it gave one.
@@ -108,26 +97,17 @@ pub(crate) fn attachment_not_created(
 }
 
 /// The error for a send answered with another success status than 202 Accepted, with
-/// Graph's `request-id` (when the answer had one) for the admin to look it up. For a MIME
-/// message of `mime_len` bytes answered 200, the remedy names the known cause first: Graph
-/// answers a MIME message it will not send that way. Cold, out of line: the path of a
-/// message Graph accepted stays a short run of code.
+/// Graph's `request-id` (when the answer had one) for the admin to look it up. The remedy
+/// does not guess which cause it was: the MIME messages sent in one request stay under the
+/// size at which Graph has been seen to answer 200, so a proxy is as likely. Cold, out of
+/// line: the path of a message Graph accepted stays a short run of code.
 #[cold]
 #[inline(never)]
 fn not_accepted(
     operation: &'static str,
     status: reqwest::StatusCode,
     request_id: Option<String>,
-    mime_len: Option<usize>,
 ) -> Error {
-    let cause = match mime_len {
-        Some(len) if status == reqwest::StatusCode::OK => format!(
-            "Graph answers 200 to a MIME message it will not send (reported for messages over \
-             about {} KiB; this one is {len} bytes), so it was probably not sent: ",
-            MIME_REQUEST_LIMIT / 1024
-        ),
-        _ => String::new(),
-    };
     GraphFailure {
         status: Some(status.as_u16()),
         code: Some(UNEXPECTED_SUCCESS_CODE.to_owned()),
@@ -144,12 +124,12 @@ fn not_accepted(
         )
     }
     .into_error()
-    .with_remedy(format!(
-        "{cause}check whether the message reached its recipients (or the Sent Items of the User \
+    .with_remedy(
+        "check whether the message reached its recipients (or the Sent Items of the User \
          Name (`user_name`) mailbox) before sending it again; if a proxy or gateway stands in \
          front of Graph (`graph_endpoint`), have it pass Graph's answers through unchanged (one \
-         that turns Graph's 202 into 200 makes every send fail this way)"
-    ))
+         that turns Graph's 202 into 200 makes every send fail this way)",
+    )
 }
 
 /// The code of a send answered with another success status than 202 Accepted (not one of

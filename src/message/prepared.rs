@@ -179,7 +179,7 @@ pub(crate) fn with_envelope_headers(email: &Email) -> Result<Vec<u8>> {
 }
 
 /// The prepared message without its attachment parts, and those attachments: for Graph,
-/// whose MIME form takes one request of 2,240 KiB at most, while attachments can be added
+/// whose MIME form takes one request of 2,000,000 bytes at most, while attachments can be added
 /// to a draft apart. The parts are cut out at the offsets mail-parser reports, each with its
 /// boundary delimiter, after checking that the bytes there are that delimiter; `None` when
 /// there is nothing to cut or a part is not where the parser says. An attached message

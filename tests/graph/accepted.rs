@@ -94,18 +94,11 @@ async fn a_mime_send_answered_200_is_uncertain() {
         .expect_err("a MIME send answered 200 was reported sent");
     send.assert_calls(1);
     assert_not_accepted(&error, 200);
+    // The remedy does not guess: a message this small is under the size at which Graph has
+    // been seen to answer 200, so it names no cause and says to check before resending.
     let remedy = error.remedy().unwrap();
-    let cause = remedy
-        .find("Graph answers 200 to a MIME message it will not send (reported for messages over about 2240 KiB; this one is ")
-        .unwrap_or_else(|| panic!("the known cause is not named: {remedy}"));
-    assert!(
-        cause < remedy.find("`graph_endpoint`").unwrap(),
-        "the cause comes before the proxy hint: {remedy}"
-    );
-    assert!(
-        remedy.contains(" bytes), so it was probably not sent"),
-        "{remedy}"
-    );
+    assert!(!remedy.contains("probably not sent"), "{remedy}");
+    assert!(remedy.contains("before sending it again"), "{remedy}");
 }
 
 /// A draft's `/send` answered 200: uncertain, and the draft is left where it is (it may be

@@ -34,9 +34,9 @@ use reqwest::header::HeaderValue;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::error::{
-    Failure, GraphFailure, PERMISSION_STALE_AFTER, permission_granted, refused_for_permission,
-    to_error,
+use super::error::{Failure, GraphFailure, to_error};
+use super::remedy::{
+    GaveUp, PERMISSION_STALE_AFTER, permission_granted, refused_for_permission, throttled_remedy,
 };
 use crate::credentials::{AccessToken, TokenProvider};
 use crate::error::{Delivery, Error, Result};
@@ -319,7 +319,17 @@ impl GraphClient {
                 retries = tries.retries,
                 "giving up on Graph: retries or send deadline used up"
             );
-            return Err(error(failure, Delivery::NotSent, true));
+            let error = error(failure, Delivery::NotSent, true);
+            return Err(match failure {
+                Failure::Status { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS => {
+                    let gave_up = match tries.retries >= self.retry.max_retries {
+                        true => GaveUp::Retries(tries.retries),
+                        false => GaveUp::Deadline,
+                    };
+                    error.with_remedy(throttled_remedy(Some(gave_up)))
+                }
+                _ => error,
+            });
         };
         tracing::info!(
             operation = request.operation,

@@ -103,8 +103,14 @@
 //!   connection the previous one freed rather than dial another, so a burst opens about as
 //!   many connections as requests may be in flight, plus one for the token.
 //! - 429 and 503 are retried after `Retry-After` (seconds, fractional seconds or an HTTP date;
-//!   never sooner), else after exponential backoff with jitter, until the send deadline; then
-//!   the error says the mail was not sent. A `Retry-After` pauses every request of the
+//!   never sooner), else after exponential backoff with jitter, as often as the
+//!   [`RetryPolicy`](crate::RetryPolicy) allows (`max_retries`: 3 by default) within the send
+//!   deadline (2 minutes by default); then the error says the mail was not sent, and a 429's
+//!   remedy names which of the two ended the retries
+//!   ([`retry_policy`](GraphTransportBuilder::retry_policy),
+//!   [`send_deadline`](GraphTransportBuilder::send_deadline)). A service that must not lose
+//!   the mail to a long throttle sends through the durable queue (`queue_url`), which
+//!   retries later. A `Retry-After` pauses every request of the
 //!   transport (the whole mailbox) until it elapses, not only the one that got it; a send
 //!   whose deadline ends inside the pause fails at once as not sent.
 //! - Redirects are never followed (they would carry the token elsewhere): a 3xx is a
@@ -161,6 +167,7 @@ mod http_failure;
 mod in_flight;
 mod mailbox;
 mod mime_form;
+mod remedy;
 mod request;
 mod response;
 mod upload;

@@ -99,11 +99,43 @@ async fn throttling_past_the_deadline_gives_up_saying_not_sent() {
         text.contains("the mail was not sent") && text.contains("req-429"),
         "{text}"
     );
+    // The deadline stopped it, so the remedy names the deadline's setter.
+    let remedy = error.remedy().unwrap();
     assert!(
-        error.remedy().unwrap().contains("throttling"),
-        "{:?}",
-        error.remedy()
+        remedy.contains("throttling") && remedy.contains("`send_deadline`"),
+        "{remedy}"
     );
+}
+
+/// A mailbox still throttled when the retry policy's retries run out (3 by default, long
+/// before the 2-minute send deadline) fails saying so: a remedy that said "raise the send
+/// deadline" sent an author to a setting that changes nothing.
+#[tokio::test]
+async fn throttling_past_the_retries_names_max_retries_in_the_remedy() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(429)
+            .header("retry-after", "0")
+            .json_body(graph_error("TooManyRequests", "Please retry again later."));
+    });
+    let graph = settings(&server)
+        .graph_builder()
+        .unwrap()
+        .retry_policy(fast_retry(2))
+        .build()
+        .unwrap();
+    let error = graph.send(&simple_email()).await.unwrap_err();
+    send.assert_calls(3);
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.is_transient());
+    let remedy = error.remedy().unwrap();
+    assert!(
+        remedy.contains("after 2 retries") && remedy.contains("`max_retries`"),
+        "{remedy}"
+    );
+    assert!(!remedy.contains("deadline"), "{remedy}");
 }
 
 /// Requests waiting out a mailbox's pause hold no request slot: a draft's deletion (which

@@ -71,3 +71,48 @@ fn a_cancel_between_failures_reports_each_in_order() {
     let ids = ["no-such-1", "no-such-2"];
     assert_eq!(failed_ids(&stderr, &ids), ids, "{stderr}");
 }
+
+/// `--config` goes after the queue command too, where `send --config` and `check --config`
+/// put it: `mailctl queue status --config FILE` was refused as an unexpected argument.
+#[test]
+fn queue_commands_take_config_after_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mail.toml");
+    let settings = format!(
+        "auth_mode = \"none\"\nuser_name = \"no-reply@example.org\"\noutbox_dir = \"{}\"\n\
+         queue_url = \"sqlite://{}\"\n",
+        dir.path().join("outbox").display(),
+        dir.path().join("q.db").display()
+    );
+    std::fs::write(&config, settings).unwrap();
+    let send = [
+        "send",
+        "--to",
+        "ann@example.org",
+        "--subject",
+        "Hi",
+        "--text",
+        "x",
+    ];
+    let (output, queued, stderr) = run(mailctl().args(send).arg("--config").arg(&config));
+    assert!(output.status.success(), "{stderr}");
+    let queued = queued.trim();
+    for (before, after) in [
+        (&["queue"][..], &["status"][..]),
+        (&["queue", "status"][..], &[][..]),
+        (&["queue", "list"][..], &["--state", "queued"][..]),
+    ] {
+        let (output, stdout, stderr) = run(mailctl()
+            .args(before)
+            .arg("--config")
+            .arg(&config)
+            .args(after));
+        assert!(output.status.success(), "{before:?} {after:?}: {stderr}");
+        assert!(stdout.contains("queued"), "{before:?} {after:?}: {stdout}");
+    }
+    let (output, stdout, stderr) = run(mailctl()
+        .args(["queue", "cancel", queued, "--config"])
+        .arg(&config));
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), format!("{queued} cancelled"), "{stderr}");
+}

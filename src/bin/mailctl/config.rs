@@ -10,7 +10,9 @@ use mail_connector::{ConnectorSettings, Error};
 #[derive(Args)]
 pub(crate) struct ConfigArg {
     /// Settings file (TOML, or JSON when it ends in .json).
-    #[arg(long, value_name = "FILE")]
+    // Global: `mailctl queue status --config FILE` as well as `mailctl queue --config FILE
+    // status`, where `send` and `check` take it after the command too.
+    #[arg(long, value_name = "FILE", global = true)]
     pub(crate) config: Option<PathBuf>,
 }
 

@@ -122,7 +122,11 @@
 //! - **Durable**: [`Queue::enqueue`] returns after the database committed the email; a crash
 //!   or restart loses nothing. With PostgreSQL, [`enqueue_in`] commits the email together
 //!   with the application's own data, in the application's transaction (the transactional
-//!   outbox: see `examples/queue_outbox.rs`).
+//!   outbox: see `examples/queue_outbox.rs`). SQLite has no `enqueue_in`: its queue file has
+//!   a pool of its own, not the application's database. Enqueue right after the
+//!   application's commit, with an [idempotency key](EnqueueOptions::idempotency_key) made
+//!   from its row: a crash between the two loses the email unless the application enqueues
+//!   it again (at start-up, for rows not marked as queued), which the key makes harmless.
 //! - **A message that was not sent is retried; one that may have been sent is never resent
 //!   without an operator** (`mailctl queue retry ID`). Two workers never lease one message.
 //! - **Idempotent enqueue**: a second enqueue with the same idempotency key stores nothing

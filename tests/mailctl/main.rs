@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod credential_kinds;
+mod environment;
 mod exit_codes;
 mod graph;
 mod helpers;

@@ -77,3 +77,30 @@ fn has_settings_variables() -> bool {
 pub(crate) fn is_configured(config: &ConfigArg) -> bool {
     config.config.is_some() || has_settings_variables()
 }
+
+/// The settings that `texts` (a failure's message and remedy) name as `` `key` `` and that a
+/// `MAIL_CONNECTOR_<KEY>` variable sets, each as (key, variable), once. The variable
+/// overrides the settings file, so a fix made in the file alone would not take: the admin
+/// is told where the value comes from. Names only, never a value.
+pub(crate) fn set_by_environment<'a>(
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    for text in texts {
+        for (i, quoted) in text.split('`').enumerate() {
+            // Every other piece is inside backticks; a key is lower-case letters and `_`.
+            let is_key = i % 2 == 1
+                && !quoted.is_empty()
+                && quoted.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+            if !is_key || found.iter().any(|(key, _)| key == quoted) {
+                continue;
+            }
+            let variable = format!("{ENV_PREFIX}{}", quoted.to_ascii_uppercase());
+            // Empty or blank is unset, as for the settings themselves.
+            if std::env::var_os(&variable).is_some_and(|v| !v.to_string_lossy().trim().is_empty()) {
+                found.push((quoted.to_owned(), variable));
+            }
+        }
+    }
+    found
+}

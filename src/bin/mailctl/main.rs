@@ -25,7 +25,8 @@
 //! `cargo run --features cli --bin mailctl -- send --to you@example.org --subject Hello --text Hi`.
 //!
 //! Output is text for people — coloured only on a terminal and never with `NO_COLOR`, one
-//! `error:` line (and a `fix:` line with the remedy) on stderr per failure — or, with
+//! `error:` line (and a `fix:` line with the remedy) on stderr per failure, and a `mailctl:`
+//! note for each setting it names that a `MAIL_CONNECTOR_<KEY>` variable sets — or, with
 //! `--json`, one JSON document on stdout: `send` names the transport (`outbox` when the
 //! messages were only written to the outbox folder) and lists the messages with their ids and
 //! every recipient as delivered, not sent or uncertain; `check` lists its steps, each failed

@@ -179,7 +179,9 @@ impl Output {
     /// An error as text on stderr, the one way `mailctl` prints one: its `error:` line and,
     /// when it has a remedy, its `fix:` line.
     pub(crate) fn error(&self, error: &Error) {
-        self.error_lines(&error.to_string(), error.remedy().as_deref());
+        let (message, remedy) = (error.to_string(), error.remedy());
+        self.error_lines(&message, remedy.as_deref());
+        environment_notes([message.as_str()].into_iter().chain(remedy.as_deref()));
     }
 
     fn error_lines(&self, message: &str, remedy: Option<&str>) {
@@ -231,6 +233,12 @@ impl Output {
                         "detail": s.detail,
                         "remedy": s.remedy,
                         "kind": s.kind.map(|k| k.to_string()),
+                        "set_by_environment": match s.status {
+                            CheckStatus::Ok => Value::Array(Vec::new()),
+                            _ => environment_json([Some(s.detail.as_str()), s.remedy.as_deref()]
+                                .into_iter()
+                                .flatten()),
+                        },
                     })
                 })
                 .collect();
@@ -269,6 +277,14 @@ impl Output {
         }
         let overall = report.status();
         println!("overall: {}", self.status(&overall.to_string(), overall));
+        environment_notes(
+            report
+                .steps
+                .iter()
+                .filter(|s| s.status != CheckStatus::Ok)
+                .flat_map(|s| [Some(s.detail.as_str()), s.remedy.as_deref()])
+                .flatten(),
+        );
         exit.into()
     }
 
@@ -280,6 +296,18 @@ impl Output {
         };
         let style = Style::new().fg_color(Some(colour.into()));
         self.paint(self.colour_out, style, text)
+    }
+}
+
+/// A note on stderr for each setting that `texts` (what failed and how to fix it) name and
+/// that a `MAIL_CONNECTOR_<KEY>` variable sets: the fix belongs in the variable, which
+/// overrides the settings file.
+fn environment_notes<'a>(texts: impl IntoIterator<Item = &'a str>) {
+    for (key, variable) in crate::config::set_by_environment(texts) {
+        eprintln!(
+            "mailctl: `{key}` comes from the environment variable {variable}, which overrides \
+             the settings file: make the change there"
+        );
     }
 }
 
@@ -381,10 +409,23 @@ fn recipients_json<'a>(recipients: impl IntoIterator<Item = &'a Recipient>) -> V
     Value::Array(recipients.into_iter().map(recipient_json).collect())
 }
 
+/// The settings among `texts` that a `MAIL_CONNECTOR_<KEY>` variable sets, as
+/// `[{"setting": …, "variable": …}]`.
+fn environment_json<'a>(texts: impl IntoIterator<Item = &'a str>) -> Value {
+    crate::config::set_by_environment(texts)
+        .into_iter()
+        .map(|(setting, variable)| json!({"setting": setting, "variable": variable}))
+        .collect()
+}
+
 fn error_json(error: &Error, exit: Exit) -> Value {
+    let (message, remedy) = (error.to_string(), error.remedy());
     json!({
-        "message": error.to_string(),
-        "remedy": error.remedy(),
+        "set_by_environment": environment_json(
+            [message.as_str()].into_iter().chain(remedy.as_deref())
+        ),
+        "message": message,
+        "remedy": remedy,
         "kind": exit.name(),
         "transient": error.is_transient(),
         "auth": error.is_auth(),

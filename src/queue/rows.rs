@@ -71,8 +71,15 @@ pub(crate) fn db_error(action: &'static str, error: &sqlx::Error) -> Error {
         sqlx::Error::Database(db) => db.code(),
         _ => None,
     };
+    // A connection the server (or a pooler or load balancer in front of it) closed at once,
+    // as one that is down or restarting does, comes as a protocol error when it closed
+    // during the handshake (`unexpected response from SSLRequest: 0x00`): as transient as a
+    // refused one. A worker stops on a claim that fails for good.
     let transient = match error {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed => true,
         sqlx::Error::Database(_) => code.as_deref().is_some_and(busy),
         _ => false,
     };
@@ -378,6 +385,22 @@ mod tests {
             "1", "8", "11", "13", "14", "26", "1032", "2067", "42P01", "23505",
         ] {
             assert!(!transient(code), "{code}");
+        }
+    }
+
+    /// A connection closed by the server, or one a pooler in front of a stopped server
+    /// closes during the handshake (a protocol error), is the database being unreachable
+    /// for now: a worker waits for it rather than stopping.
+    #[test]
+    fn a_connection_closed_at_once_is_transient() {
+        for error in [
+            lost(),
+            sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into()),
+        ] {
+            let error = db_error("claim a message", &error);
+            assert!(error.is_transient(), "{error}");
+            let remedy = error.remedy().unwrap();
+            assert!(remedy.contains("`queue_url`) is running"), "{remedy}");
         }
     }
 

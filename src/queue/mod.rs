@@ -166,7 +166,12 @@
 //! [`Worker::run`] (or `mailctl worker`) in as many processes as you like: a claim locks
 //! the sender mailbox's row (`FOR UPDATE SKIP LOCKED`) in a short transaction, counts that
 //! mailbox's deliveries in flight and in the rate window, then leases one due message
-//! (`FOR UPDATE SKIP LOCKED`). Give every worker the same limits and lease. Stop a worker with
+//! (`FOR UPDATE SKIP LOCKED`). Give every worker the same limits and lease. While the
+//! database is down or restarting, a running worker's claims fail with a transient error:
+//! it logs a warning and tries again at its next poll, and carries on once the database is
+//! back. [`Queue::open`] (and so a worker about to start) waits for a server that refuses
+//! connections up to the pool's acquire timeout (30 s), then fails with a transient error;
+//! `mailctl worker` then says so and tries again until it opens. Stop a worker with
 //! SIGTERM or SIGINT: it takes no new work and lets in-flight deliveries finish within the
 //! grace period; a delivery cut off while sending is marked `uncertain` (one cut off
 //! while writing its outcome keeps that outcome). A worker killed outright

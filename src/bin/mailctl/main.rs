@@ -31,7 +31,8 @@
 //! messages were only written to the outbox folder) and lists the messages with their ids and
 //! every recipient as delivered, not sent or uncertain; `check` lists its steps, each failed
 //! one with its `kind`. Logs go to stderr
-//! only with `-v` (info), `-vv` (debug), `-vvv` (trace) or `RUST_LOG`, and never hold secrets.
+//! only with `-v` (info), `-vv` (debug), `-vvv` (trace) or `RUST_LOG`, and never hold secrets;
+//! `worker` shows the queue's warnings without them.
 //!
 //! Exit codes, for scripts (mapped from the library's `Error`, and from a `check` step's
 //! `FailureKind`, in `exit.rs` alone): 0 ok; 1 any other failure; 2 usage; 3 invalid or
@@ -68,7 +69,8 @@ Settings (the first source given is used):
 
 Output: text, coloured only on a terminal (NO_COLOR turns colour off); --json prints one
 JSON document on stdout instead. Logs go to stderr only with -v, -vv, -vvv or RUST_LOG
-(e.g. RUST_LOG=mail_connector=debug), and never hold secrets.";
+(e.g. RUST_LOG=mail_connector=debug), and never hold secrets; worker shows the queue's
+warnings without them (a database it cannot reach, a lease it lost).";
 
 #[derive(Parser)]
 #[command(
@@ -117,8 +119,9 @@ fn parse() -> Cli {
 /// Without `-v` or `RUST_LOG` only the warnings about what the user asked for are shown,
 /// once each on stderr: the settings' own — an unknown `MAIL_CONNECTOR_*` variable, which is
 /// ignored and so never becomes an error — and the rendering's, that a prepared message
-/// (`send --eml`) goes unsigned although DKIM is configured.
-fn init_logs(verbose: u8) {
+/// (`send --eml`) goes unsigned although DKIM is configured. `worker`, which runs unattended,
+/// shows the queue's warnings too: a database it cannot reach, a lease it lost.
+fn init_logs(verbose: u8, worker: bool) {
     use tracing_subscriber::EnvFilter;
     let ansi = output::colour_for(&std::io::stderr());
     let filter = match std::env::var("RUST_LOG") {
@@ -127,10 +130,13 @@ fn init_logs(verbose: u8) {
         }
         _ => match verbose {
             0 => {
+                let mut directives =
+                    "mail_connector::settings::env=warn,mail_connector::mime=warn".to_owned();
+                if worker {
+                    directives.push_str(",mail_connector::queue=warn");
+                }
                 tracing_subscriber::fmt()
-                    .with_env_filter(EnvFilter::new(
-                        "mail_connector::settings::env=warn,mail_connector::mime=warn",
-                    ))
+                    .with_env_filter(EnvFilter::new(directives))
                     .without_time()
                     .with_target(false)
                     .with_ansi(ansi)
@@ -163,7 +169,7 @@ fn finish(result: Result<ExitCode, mail_connector::Error>) -> ExitCode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = parse();
-    init_logs(cli.verbose);
+    init_logs(cli.verbose, matches!(cli.command, Command::Worker(_)));
     match cli.command {
         Command::Send(args) => send(*args).await,
         Command::Check(args) => check(args).await,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use mail_connector::queue::{EnqueueOptions, MessageSummary, QueueStats, State, rfc3339};
+use mail_connector::queue::{EnqueueOptions, MessageSummary, QueueStats, State, Worker, rfc3339};
 use mail_connector::{ConnectorSettings, Email, Error};
 
 use crate::config::{ConfigArg, load_queue_settings};
@@ -137,40 +137,65 @@ pub(crate) async fn enqueue(
     Ok(id.to_string())
 }
 
-async fn shutdown_signal() {
+/// Completes at SIGINT or SIGTERM. The handlers are installed at the call, not at the
+/// first poll, so that a signal while the queue is being opened is not the default one
+/// (which would end the process at once).
+fn shutdown_signal() -> impl Future<Output = ()> + Send {
     #[cfg(unix)]
-    {
+    let mut signals = {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(term) => {
-                    term.recv().await;
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
                 }
-                None => std::future::pending().await,
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = term => {}
+            tokio::select! {
+                () = recv(signals.0.as_mut()) => {}
+                () = recv(signals.1.as_mut()) => {}
+            }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        eprintln!("mailctl: stopping: finishing deliveries in flight");
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    eprintln!("mailctl: stopping: finishing deliveries in flight");
 }
+
+/// The first wait before `mailctl worker` tries again to open a queue it cannot reach, and
+/// the longest: the wait doubles from one to the other.
+const OPEN_RETRY_FIRST: Duration = Duration::from_secs(1);
+const OPEN_RETRY_MAX: Duration = Duration::from_secs(30);
 
 pub(crate) async fn worker(args: WorkerArgs) -> Result<(), Error> {
     let settings = queue_settings(&args.config)?;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
     // Refused first when disabled or invalid: the summary describes only settings in use.
-    let worker = settings.queue_worker().await?;
+    let worker = if args.once {
+        settings.queue_worker().await?
+    } else {
+        match open_worker(&settings, shutdown.as_mut()).await? {
+            Some(worker) => worker,
+            None => return Ok(()),
+        }
+    };
     eprintln!("mailctl: delivering with {}", settings.summary());
     let report = if args.once {
         worker.run_once().await?
     } else {
-        worker.run(shutdown_signal()).await?
+        worker.run(shutdown).await?
     };
     eprintln!(
         "mailctl: worker done: {} sent, {} queued again, {} failed, {} uncertain, {} partly sent",
@@ -184,6 +209,40 @@ pub(crate) async fn worker(args: WorkerArgs) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// The worker, once its queue opens. A service's workers often start with the database or
+/// before it (a fleet restarting, a failover): while the database cannot be reached (a
+/// transient error) this says so on stderr and tries again, waiting 1 s, then doubling up to
+/// 30 s, rather than exit and leave the mail to whatever restarts it. `None` when told to
+/// stop meanwhile. (`--once` does not wait: its caller runs it again later.)
+async fn open_worker(
+    settings: &ConnectorSettings,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<Option<Worker>, Error> {
+    let mut wait = OPEN_RETRY_FIRST;
+    loop {
+        let error = tokio::select! {
+            opened = settings.queue_worker() => match opened {
+                Ok(worker) => return Ok(Some(worker)),
+                Err(error) if error.is_transient() => error,
+                Err(error) => return Err(error),
+            },
+            () = shutdown.as_mut() => return Ok(None),
+        };
+        eprintln!(
+            "mailctl: the queue cannot be opened yet; trying again in {} s: {error}",
+            wait.as_secs()
+        );
+        if let Some(remedy) = error.remedy() {
+            eprintln!("mailctl: fix: {remedy}");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.as_mut() => return Ok(None),
+        }
+        wait = (wait * 2).min(OPEN_RETRY_MAX);
+    }
 }
 
 /// Runs a `queue` command. `retry` and `cancel` print their own errors (one per id that

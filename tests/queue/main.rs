@@ -24,6 +24,7 @@ mod lost_commit;
 mod lost_enqueue;
 mod mailctl;
 mod operator_retry;
+mod outage;
 mod outbox;
 mod proxy;
 mod refusals;

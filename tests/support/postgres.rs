@@ -117,7 +117,9 @@ fn serve(root: bool, bin: &Path, data: &Path, dir: &Path, port: u16) -> Result<S
     loop {
         let mut line = String::new();
         let n = log.read_line(&mut line).unwrap();
-        if n == 0 || line.contains("FATAL") {
+        // A client turned away while the server starts ("the database system is starting
+        // up": a worker trying a restarted cluster) is no failure of the server.
+        if n == 0 || (line.contains("FATAL") && !line.contains("the database system is")) {
             seen.push_str(&line);
             // The server is gone: keep the folder for the next try.
             let _ = std::io::Write::write_all(&mut stdin, b"keep\n");
@@ -161,7 +163,9 @@ fn remove_stale() {
     }
 }
 
-fn start() -> Cluster {
+/// A new cluster's folder and `initdb`'s data in it: the binaries, whether the server runs
+/// as the `postgres` user, the folder and the data folder.
+fn init() -> (PathBuf, bool, PathBuf, PathBuf) {
     remove_stale();
     let bin = bin_dir();
     let root = is_root();
@@ -202,10 +206,25 @@ fn start() -> Cluster {
         "initdb failed: {}",
         String::from_utf8_lossy(&init.stderr)
     );
+    (bin, root, dir, data)
+}
+
+/// Keeps draining the server's log so that it never blocks on a full pipe.
+fn drain(mut log: BufReader<std::process::ChildStderr>) {
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while log.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+            sink.clear();
+        }
+    });
+}
+
+fn start() -> Cluster {
+    let (bin, root, dir, data) = init();
     // Another process may take the port between `free_port` and the server's bind: try
     // another port then.
     let mut attempts = 0;
-    let (port, child, stdin, mut log) = loop {
+    let (port, child, stdin, log) = loop {
         let port = free_port();
         match serve(root, &bin, &data, &dir, port) {
             Ok((child, stdin, log)) => break (port, child, stdin, log),
@@ -213,16 +232,105 @@ fn start() -> Cluster {
             Err(seen) => panic!("PostgreSQL did not start:\n{seen}"),
         }
     };
-    // Keep draining the log so that the server never blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        while log.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-            sink.clear();
-        }
-    });
+    drain(log);
     Cluster {
         port,
         _watchdog: Mutex::new((child, stdin)),
+    }
+}
+
+/// A cluster of one test's own, which it stops and starts again (the shared one serves the
+/// tests running beside it). Dropping it stops the server and removes its folder.
+#[allow(dead_code)] // the queue bench uses only the shared cluster
+pub struct OwnCluster {
+    bin: PathBuf,
+    root: bool,
+    dir: PathBuf,
+    data: PathBuf,
+    port: u16,
+    /// The watchdog shell while the server runs.
+    server: Option<(Child, ChildStdin)>,
+}
+
+#[allow(dead_code)]
+impl OwnCluster {
+    /// Initialises and starts a cluster on a free port.
+    pub fn start() -> Self {
+        let (bin, root, dir, data) = init();
+        let mut cluster = Self {
+            bin,
+            root,
+            dir,
+            data,
+            port: 0,
+            server: None,
+        };
+        let mut attempts = 0;
+        loop {
+            cluster.port = free_port();
+            match serve(
+                root,
+                &cluster.bin,
+                &cluster.data,
+                &cluster.dir,
+                cluster.port,
+            ) {
+                Ok((child, stdin, log)) => {
+                    drain(log);
+                    cluster.server = Some((child, stdin));
+                    return cluster;
+                }
+                Err(seen) if attempts < 5 && seen.contains("could not bind") => attempts += 1,
+                Err(seen) => panic!("PostgreSQL did not start:\n{seen}"),
+            }
+        }
+    }
+
+    /// The URL of its `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Its port, the same after a restart.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server (a fast shutdown: its sessions are ended), keeping the data; returns
+    /// once it is down.
+    pub fn stop(&mut self) {
+        let (mut child, mut stdin) = self.server.take().expect("the server is running");
+        std::io::Write::write_all(&mut stdin, b"keep\n").unwrap();
+        drop(stdin);
+        child.wait().unwrap();
+    }
+
+    /// Starts the stopped server again, on the same port; returns once it accepts
+    /// connections.
+    pub fn restart(&mut self) {
+        assert!(self.server.is_none(), "the server is running");
+        match serve(self.root, &self.bin, &self.data, &self.dir, self.port) {
+            Ok((child, stdin, log)) => {
+                drain(log);
+                self.server = Some((child, stdin));
+            }
+            Err(seen) => panic!("PostgreSQL did not start again:\n{seen}"),
+        }
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        match self.server.take() {
+            // Closing the pipe stops the server and removes the folder.
+            Some((mut child, stdin)) => {
+                drop(stdin);
+                let _ = child.wait();
+            }
+            None => {
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! A worker process killed with SIGKILL while deliveries are in flight: after a restart,
 //! nothing is delivered twice, nothing is lost, and each message is `sent`, `queued` (not
-//! yet attempted) or `uncertain` (the ones in flight when it died), counted.
+//! yet attempted) or `uncertain` (the ones in flight when it died), counted — and so
+//! `mailctl queue status` and `list` show them.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -73,4 +74,42 @@ async fn a_worker_killed_mid_delivery_loses_nothing_and_resends_nothing() {
             .iter()
             .all(|m| m.last_error.as_deref().unwrap().contains("lost its lease"))
     );
+
+    // As `mailctl queue` shows them to the operator: counted as uncertain, each with why.
+    let mailctl = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mailctl"))
+            .args(args)
+            .env_remove("MAIL_CONNECTOR_CONFIG")
+            .env("MAIL_CONNECTOR_QUEUE_URL", &url)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let status = mailctl(&["queue", "status", "--json"]);
+    assert_eq!(status["states"]["uncertain"], IN_FLIGHT, "{status}");
+    assert_eq!(
+        status["states"]["sent"],
+        MESSAGES - IN_FLIGHT as usize,
+        "{status}"
+    );
+    for state in ["queued", "sending", "failed", "cancelled"] {
+        assert_eq!(status["states"][state], 0, "{status}");
+    }
+    let listed = mailctl(&["queue", "list", "--state", "uncertain", "--json"]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), IN_FLIGHT as usize);
+    let uncertain_ids: Vec<String> = uncertain.iter().map(|m| m.id.clone()).collect();
+    for message in listed {
+        assert!(
+            uncertain_ids.contains(&message["id"].as_str().unwrap().to_owned()),
+            "{message}"
+        );
+        let error = message["last_error"].as_str().unwrap();
+        assert!(error.contains("lost its lease"), "{error}");
+        assert_eq!(message["attempts"], 1, "{message}");
+        let remedy = message["remedy"].as_str().unwrap();
+        assert!(remedy.contains("before any resend"), "{remedy}");
+    }
 }

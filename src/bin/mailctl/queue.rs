@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use mail_connector::queue::{EnqueueOptions, MessageSummary, QueueStats, State, Worker, rfc3339};
-use mail_connector::{ConnectorSettings, Email, Error};
+use mail_connector::{ConnectorSettings, Email, Error, RetryPolicy};
 
 use crate::config::{ConfigArg, load_queue_settings};
 use crate::exit::Exit;
@@ -173,10 +173,18 @@ fn shutdown_signal() -> impl Future<Output = ()> + Send {
     }
 }
 
-/// The first wait before `mailctl worker` tries again to open a queue it cannot reach, and
-/// the longest: the wait doubles from one to the other.
-const OPEN_RETRY_FIRST: Duration = Duration::from_secs(1);
-const OPEN_RETRY_MAX: Duration = Duration::from_secs(30);
+/// How `mailctl worker` waits before it tries again to open a queue it cannot reach: 1 s,
+/// doubling up to 30 s, each wait jittered (between half and all of it) so that a fleet's
+/// workers restarted together do not all knock at once. Tries until told to stop.
+fn open_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: u32::MAX,
+        initial_backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(30),
+        multiplier: 2.0,
+        deadline: None,
+    }
+}
 
 pub(crate) async fn worker(args: WorkerArgs) -> Result<(), Error> {
     let settings = queue_settings(&args.config)?;
@@ -213,14 +221,14 @@ pub(crate) async fn worker(args: WorkerArgs) -> Result<(), Error> {
 
 /// The worker, once its queue opens. A service's workers often start with the database or
 /// before it (a fleet restarting, a failover): while the database cannot be reached (a
-/// transient error) this says so on stderr and tries again, waiting 1 s, then doubling up to
-/// 30 s, rather than exit and leave the mail to whatever restarts it. `None` when told to
+/// transient error) this says so on stderr and tries again ([`open_retry`]), rather than exit and leave the mail to whatever restarts it. `None` when told to
 /// stop meanwhile. (`--once` does not wait: its caller runs it again later.)
 async fn open_worker(
     settings: &ConnectorSettings,
     mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Option<Worker>, Error> {
-    let mut wait = OPEN_RETRY_FIRST;
+    let policy = open_retry();
+    let mut retry = 0;
     loop {
         let error = tokio::select! {
             opened = settings.queue_worker() => match opened {
@@ -230,9 +238,10 @@ async fn open_worker(
             },
             () = shutdown.as_mut() => return Ok(None),
         };
+        let wait = policy.backoff(retry);
         eprintln!(
-            "mailctl: the queue cannot be opened yet; trying again in {} s: {error}",
-            wait.as_secs()
+            "mailctl: the queue cannot be opened yet; trying again in {:.1} s: {error}",
+            wait.as_secs_f64()
         );
         if let Some(remedy) = error.remedy() {
             eprintln!("mailctl: fix: {remedy}");
@@ -241,7 +250,7 @@ async fn open_worker(
             () = tokio::time::sleep(wait) => {}
             () = shutdown.as_mut() => return Ok(None),
         }
-        wait = (wait * 2).min(OPEN_RETRY_MAX);
+        retry = retry.saturating_add(1);
     }
 }
 

@@ -185,38 +185,7 @@ async fn a_large_mime_email_goes_through_a_mime_draft_and_an_upload() {
 async fn both_bodies_and_an_attachment_of_2_5_mb_go_through_a_draft() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
-    let drafts = Arc::new(Mutex::new(Vec::new()));
-    let keep = Arc::clone(&drafts);
-    server.mock(move |when, then| {
-        when.method(POST)
-            .path("/v1.0/users/no-reply@contoso.com/messages")
-            .header("content-type", "text/plain");
-        then.respond_with(move |request: &HttpMockRequest| {
-            keep.lock()
-                .unwrap()
-                .push(STANDARD.decode(request.body_ref()).unwrap());
-            HttpMockResponse::builder()
-                .status(201)
-                .body(r#"{"id":"m2"}"#)
-                .build()
-        });
-    });
-    let posted = Arc::new(Mutex::new(Vec::new()));
-    let keep = Arc::clone(&posted);
-    server.mock(move |when, then| {
-        when.method(POST)
-            .path("/v1.0/users/no-reply@contoso.com/messages/m2/attachments");
-        then.respond_with(move |request: &HttpMockRequest| {
-            let json: serde_json::Value = serde_json::from_slice(request.body_ref()).unwrap();
-            keep.lock().unwrap().push(json);
-            HttpMockResponse::builder().status(201).build()
-        });
-    });
-    let send = server.mock(|when, then| {
-        when.method(POST)
-            .path("/v1.0/users/no-reply@contoso.com/messages/m2/send");
-        then.status(202);
-    });
+    let (drafts, posted, send) = mime_draft_mocks(&server);
     let original: Vec<u8> = (0..2_500_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let email = Email::builder()
         .to("ann@example.org")

@@ -275,12 +275,27 @@ impl LogBuffer {
     }
 }
 
+/// A number no other caller in this test binary gets: for names (a mailbox, a tenant) that
+/// only one test uses, so that a captured line that carries one is that test's own.
+pub fn unique_number() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A tenant ID only the calling test uses: its token endpoint's URL (`token_path`) is then
+/// the test's own, whichever pooled httpmock server (and port) the test was handed.
+pub fn own_tenant() -> String {
+    format!("7e570000-0000-4000-8000-{:012}", unique_number())
+}
+
 /// The first captured line that holds every one of `parts`, or a panic that shows the logs.
 ///
 /// A check that a secret was never logged proves nothing if the capture missed the events it
 /// is about (a level filtered, the wrong subscriber, a span never entered): such a test pairs
 /// it with this one. The buffer holds every test's logs, so `parts` should name something only
-/// this test logs (a mock server's address, a port, a Message-ID) with the event's own words.
+/// this test logs (a mailbox or tenant from [`unique_number`], a port, a Message-ID) with the
+/// event's own words. An httpmock server's address is not enough on its own: httpmock hands
+/// its servers, ports and all, from one test to the next.
 #[track_caller]
 pub fn logged_line(logs: &LogBuffer, parts: &[&str]) -> String {
     let text = logs.text();

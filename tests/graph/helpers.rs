@@ -25,6 +25,26 @@ pub(crate) fn settings(server: &MockServer) -> ConnectorSettings {
     settings
 }
 
+/// A mailbox only the calling test sends from, named `name` and a number. Every event of a
+/// send is logged in a span that names its mailbox, so a captured line that carries this
+/// one (see [`sent_from`]) is the test's own: an httpmock server's address is not, as
+/// httpmock hands its servers from one test to the next.
+pub(crate) fn own_mailbox(name: &str) -> String {
+    format!("{name}-{}@contoso.com", unique_number())
+}
+
+/// What a logged line of a send from `mailbox` holds: its span's field.
+pub(crate) fn sent_from(mailbox: &str) -> String {
+    format!("mailbox={mailbox} ")
+}
+
+/// Settings for `server`'s mocks, sending from `mailbox`.
+pub(crate) fn settings_for(server: &MockServer, mailbox: &str) -> ConnectorSettings {
+    let mut settings = settings(server);
+    settings.user_name = Some(mailbox.to_owned());
+    settings
+}
+
 pub(crate) fn mock_token<'a>(server: &'a MockServer, token: &str) -> Mock<'a> {
     let body = token_body(token, 3600);
     server.mock(|when, then| {
@@ -62,27 +82,34 @@ pub(crate) fn draft_mocks<'a>(
     send_status: u16,
     retry_after: Option<&str>,
 ) -> (Mock<'a>, Mock<'a>) {
+    draft_mocks_in(server, "no-reply@contoso.com", send_status, retry_after)
+}
+
+/// [`draft_mocks`] for a draft `d2` in `mailbox`.
+pub(crate) fn draft_mocks_in<'a>(
+    server: &'a MockServer,
+    mailbox: &str,
+    send_status: u16,
+    retry_after: Option<&str>,
+) -> (Mock<'a>, Mock<'a>) {
+    let messages = format!("/v1.0/users/{mailbox}/messages");
     server.mock(|when, then| {
-        when.method(POST)
-            .path("/v1.0/users/no-reply@contoso.com/messages");
+        when.method(POST).path(&messages);
         then.status(201).json_body(json!({"id": "d2"}));
     });
     server.mock(|when, then| {
-        when.method(POST)
-            .path("/v1.0/users/no-reply@contoso.com/messages/d2/attachments");
+        when.method(POST).path(format!("{messages}/d2/attachments"));
         then.status(201).json_body(json!({"id": "a"}));
     });
     let send = server.mock(|when, then| {
-        when.method(POST)
-            .path("/v1.0/users/no-reply@contoso.com/messages/d2/send");
+        when.method(POST).path(format!("{messages}/d2/send"));
         let then = then.status(send_status);
         if let Some(after) = retry_after {
             then.header("retry-after", after);
         }
     });
     let delete = server.mock(|when, then| {
-        when.method(DELETE)
-            .path("/v1.0/users/no-reply@contoso.com/messages/d2");
+        when.method(DELETE).path(format!("{messages}/d2"));
         then.status(204);
     });
     (send, delete)

@@ -29,7 +29,8 @@ async fn a_last_range_answered_200_without_ranges_is_not_taken_as_complete() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
     let bytes = file_bytes(2 * CHUNK + 1000);
-    let (session, send, delete) = mock_draft_and_session(&server);
+    let mailbox = own_mailbox("upload");
+    let (session, send, delete) = mock_draft_and_session(&server, &mailbox);
     let s1 = "/upload/s1";
     let first = mock_range(&server, s1, &bytes, (0, CHUNK - 1), |then| {
         expects(then, CHUNK)
@@ -44,7 +45,10 @@ async fn a_last_range_answered_200_without_ranges_is_not_taken_as_complete() {
     let status = mock_status(&server, s1, |then| expects(then, 2 * CHUNK));
 
     let email = email_with(Attachment::from_bytes("big.bin", bytes.clone()));
-    transport(&settings(&server)).send(&email).await.unwrap();
+    transport(&settings_for(&server, &mailbox))
+        .send(&email)
+        .await
+        .unwrap();
 
     session.assert_calls(1);
     first.assert_calls(1);
@@ -65,7 +69,8 @@ async fn a_last_range_answered_200_without_ranges_and_a_session_gone_is_not_sent
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
     let bytes = file_bytes(3 * 1024 * 1024 + 1);
-    let (session, send, delete) = mock_draft_and_session(&server);
+    let mailbox = own_mailbox("upload");
+    let (session, send, delete) = mock_draft_and_session(&server, &mailbox);
     let s1 = "/upload/s1";
     let unclear = mock_range(&server, s1, &bytes, (0, bytes.len() - 1), |then| {
         then.status(200)
@@ -78,7 +83,7 @@ async fn a_last_range_answered_200_without_ranges_and_a_session_gone_is_not_sent
     });
 
     let email = email_with(Attachment::from_bytes("big.bin", bytes.clone()));
-    let error = transport(&settings(&server))
+    let error = transport(&settings_for(&server, &mailbox))
         .send(&email)
         .await
         .unwrap_err();
@@ -92,7 +97,7 @@ async fn a_last_range_answered_200_without_ranges_and_a_session_gone_is_not_sent
         "attachment 1 (`big.bin`)",
         "could attach it twice",
         (
-            (&server, "does not say where the upload session stands"),
+            (&mailbox, "does not say where the upload session stands"),
             &logs,
         ),
     );
@@ -105,7 +110,8 @@ async fn an_intermediate_range_answered_without_ranges_asks_the_session() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
     let bytes = file_bytes(CHUNK + 1000);
-    let (_, send, _) = mock_draft_and_session(&server);
+    let mailbox = own_mailbox("upload");
+    let (_, send, _) = mock_draft_and_session(&server, &mailbox);
     let s1 = "/upload/s1";
     let unclear = mock_range(&server, s1, &bytes, (0, CHUNK - 1), proxy_page);
     unclear.up_to_n_times(1);
@@ -118,7 +124,10 @@ async fn an_intermediate_range_answered_without_ranges_asks_the_session() {
     });
 
     let email = email_with(Attachment::from_bytes("big.bin", bytes.clone()));
-    transport(&settings(&server)).send(&email).await.unwrap();
+    transport(&settings_for(&server, &mailbox))
+        .send(&email)
+        .await
+        .unwrap();
 
     unclear.assert_calls(1);
     status.assert_calls(1);

@@ -35,10 +35,15 @@ pub(super) fn email_with(attachment: Attachment) -> Email {
         .unwrap()
 }
 
+/// The messages of `mailbox`, where its drafts are made.
+fn messages(mailbox: &str) -> String {
+    format!("/v1.0/users/{mailbox}/messages")
+}
+
 /// A transport whose requests time out after two seconds, the mock servers' delays standing
 /// for answers that never came.
-fn impatient_transport(server: &MockServer) -> GraphTransport {
-    settings(server)
+fn impatient_transport(server: &MockServer, mailbox: &str) -> GraphTransport {
+    settings_for(server, mailbox)
         .graph_builder()
         .unwrap()
         .request_timeout(Duration::from_secs(2))
@@ -52,23 +57,35 @@ fn upload_url(server: &MockServer, path: &str) -> String {
     server.url(format!("{path}?authtoken={UPLOAD_SECRET}"))
 }
 
-/// Draft `d1`, whose upload session is at `/upload/s1`, its `/send` and its deletion: the
-/// session, send and delete mocks.
-pub(super) fn mock_draft_and_session(server: &MockServer) -> (Mock<'_>, Mock<'_>, Mock<'_>) {
-    mock_draft(server);
+/// Graph making draft `d1` in `mailbox`.
+fn mock_draft_in(server: &MockServer, mailbox: &str) {
+    server.mock(|when, then| {
+        when.method(POST).path(messages(mailbox));
+        then.status(201).json_body(json!({"id": "d1"}));
+    });
+}
+
+/// Draft `d1` in `mailbox`, whose upload session is at `/upload/s1`, its `/send` and its
+/// deletion: the session, send and delete mocks.
+pub(super) fn mock_draft_and_session<'a>(
+    server: &'a MockServer,
+    mailbox: &str,
+) -> (Mock<'a>, Mock<'a>, Mock<'a>) {
+    mock_draft_in(server, mailbox);
+    let messages = messages(mailbox);
     let url = upload_url(server, "/upload/s1");
     let session = server.mock(|when, then| {
         when.method(POST)
-            .path(format!("{MESSAGES}/d1/attachments/createUploadSession"));
+            .path(format!("{messages}/d1/attachments/createUploadSession"));
         then.status(201).json_body(json!({"uploadUrl": url,
             "expirationDateTime": "2026-11-28T12:00:00Z", "nextExpectedRanges": ["0-"]}));
     });
     let send = server.mock(|when, then| {
-        when.method(POST).path(format!("{MESSAGES}/d1/send"));
+        when.method(POST).path(format!("{messages}/d1/send"));
         then.status(202);
     });
     let delete = server.mock(|when, then| {
-        when.method(DELETE).path(format!("{MESSAGES}/d1"));
+        when.method(DELETE).path(format!("{messages}/d1"));
         then.status(204);
     });
     (session, send, delete)
@@ -119,35 +136,34 @@ pub(super) fn mock_status<'a>(
 }
 
 /// Neither the error nor the logs quote the upload URL's credential; the logs hold this
-/// test's token (from `server`) and the upload's `event`, so that the check is not vacuous.
+/// test's token and the upload's `event`, each in a send from this test's own `mailbox`, so
+/// that the check is not vacuous.
 #[track_caller]
 fn assert_upload_url_unsaid(
     error: Option<&mail_connector::Error>,
-    (server, event): (&MockServer, &str),
+    (mailbox, event): (&str, &str),
     logs: &support::LogBuffer,
 ) {
     let printed = match error {
         Some(error) => format!("{error}\n{error:?}\n{:?}", error.remedy()),
         None => String::new(),
     };
-    logged_line(
-        logs,
-        &["access token issued", &server.url(token_path(TENANT))],
-    );
-    logged_line(logs, &["mail_connector.send", event]);
+    logged_line(logs, &[&sent_from(mailbox), "access token issued"]);
+    logged_line(logs, &[&sent_from(mailbox), event]);
     assert_no_secrets(&format!("{printed}\n{}", logs.text()), &[UPLOAD_SECRET]);
 }
 
 /// A send whose upload failed: nothing sent, the draft deleted, the error transient and not
 /// sent, its text naming the attachment (`which`) and what happened (`what`), and neither it
-/// nor the logs (which hold the upload's `event`) quoting the upload URL's credential.
+/// nor the logs (which hold the upload's `event`, logged in a send from the test's own
+/// mailbox) quoting the upload URL's credential.
 #[track_caller]
 pub(super) fn assert_upload_failed(
     error: &mail_connector::Error,
     (send, delete): (&Mock<'_>, &Mock<'_>),
     which: &str,
     what: &str,
-    logged: ((&MockServer, &str), &support::LogBuffer),
+    logged: ((&str, &str), &support::LogBuffer),
 ) {
     send.assert_calls(0);
     delete.assert_calls(1);
@@ -170,7 +186,8 @@ async fn a_range_taken_before_its_answer_timed_out_is_not_sent_again() {
     let bytes = file_bytes(2 * CHUNK + 1000);
     let path = dir.path().join("big.bin");
     std::fs::write(&path, &bytes).unwrap();
-    let (session, send, delete) = mock_draft_and_session(&server);
+    let mailbox = own_mailbox("upload");
+    let (session, send, delete) = mock_draft_and_session(&server, &mailbox);
     let s1 = "/upload/s1";
     let taken = mock_range(&server, s1, &bytes, (0, CHUNK - 1), |then| {
         expects(then, CHUNK).delay(NEVER)
@@ -189,7 +206,10 @@ async fn a_range_taken_before_its_answer_timed_out_is_not_sent_again() {
     });
 
     let email = email_with(Attachment::from_path(&path).unwrap());
-    let report = impatient_transport(&server).send(&email).await.unwrap();
+    let report = impatient_transport(&server, &mailbox)
+        .send(&email)
+        .await
+        .unwrap();
 
     assert_eq!(report.messages[0].id.as_deref(), Some("d1"));
     session.assert_calls(1);
@@ -202,7 +222,7 @@ async fn a_range_taken_before_its_answer_timed_out_is_not_sent_again() {
     delete.assert_calls(0);
     assert_upload_url_unsaid(
         None,
-        (&server, "an upload range went without a clear answer"),
+        (&mailbox, "an upload range went without a clear answer"),
         &logs,
     );
 }
@@ -214,7 +234,8 @@ async fn a_range_the_session_holds_already_resumes_from_where_it_stands() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
     let bytes = file_bytes(2 * CHUNK + 1000);
-    let (session, send, _) = mock_draft_and_session(&server);
+    let mailbox = own_mailbox("upload");
+    let (session, send, _) = mock_draft_and_session(&server, &mailbox);
     let s1 = "/upload/s1";
     let first = mock_range(&server, s1, &bytes, (0, CHUNK - 1), |then| {
         expects(then, CHUNK)
@@ -229,7 +250,10 @@ async fn a_range_the_session_holds_already_resumes_from_where_it_stands() {
     });
 
     let email = email_with(Attachment::from_bytes("big.bin", bytes.clone()));
-    transport(&settings(&server)).send(&email).await.unwrap();
+    transport(&settings_for(&server, &mailbox))
+        .send(&email)
+        .await
+        .unwrap();
 
     session.assert_calls(1);
     first.assert_calls(1);
@@ -246,7 +270,8 @@ async fn a_session_that_expects_nothing_more_is_done() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
     let bytes = file_bytes(3 * 1024 * 1024 + 1);
-    let (session, send, delete) = mock_draft_and_session(&server);
+    let mailbox = own_mailbox("upload");
+    let (session, send, delete) = mock_draft_and_session(&server, &mailbox);
     let s1 = "/upload/s1";
     let unanswered = mock_range(&server, s1, &bytes, (0, bytes.len() - 1), |then| {
         then.status(201).delay(NEVER)
@@ -262,7 +287,10 @@ async fn a_session_that_expects_nothing_more_is_done() {
     });
 
     let email = email_with(Attachment::from_bytes("big.bin", bytes.clone()));
-    impatient_transport(&server).send(&email).await.unwrap();
+    impatient_transport(&server, &mailbox)
+        .send(&email)
+        .await
+        .unwrap();
 
     session.assert_calls(1);
     unanswered.assert_calls(1);
@@ -281,7 +309,8 @@ async fn a_session_that_never_moves_forward_fails_within_the_retry_policy() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
     let bytes = file_bytes(3 * 1024 * 1024 + 1);
-    let (session, send, delete) = mock_draft_and_session(&server);
+    let mailbox = own_mailbox("upload");
+    let (session, send, delete) = mock_draft_and_session(&server, &mailbox);
     let s1 = "/upload/s1";
     let refused = mock_range(&server, s1, &bytes, (0, bytes.len() - 1), |then| {
         then.status(416)
@@ -296,10 +325,11 @@ async fn a_session_that_never_moves_forward_fails_within_the_retry_policy() {
         .build()
         .unwrap();
     server.mock(|when, then| {
-        when.method(POST).path(format!("{MESSAGES}/d1/attachments"));
+        when.method(POST)
+            .path(format!("{}/d1/attachments", messages(&mailbox)));
         then.status(201).json_body(json!({"id": "a"}));
     });
-    let error = transport(&settings(&server))
+    let error = transport(&settings_for(&server, &mailbox))
         .send(&email)
         .await
         .unwrap_err();
@@ -313,7 +343,7 @@ async fn a_session_that_never_moves_forward_fails_within_the_retry_policy() {
         (&send, &delete),
         "attachment 2 (`big.bin`)",
         "asked for byte 0 after 4 resume(s) without moving past byte 0",
-        ((&server, "the upload session did not move forward"), &logs),
+        ((&mailbox, "the upload session did not move forward"), &logs),
     );
     let remedy = error.remedy().unwrap();
     assert!(
@@ -331,10 +361,12 @@ async fn a_session_gone_gets_one_new_session() {
         let server = MockServer::start_async().await;
         mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
         let bytes = file_bytes(3 * 1024 * 1024 + 1);
-        mock_draft(&server);
+        let mailbox = own_mailbox("upload");
+        mock_draft_in(&server, &mailbox);
+        let messages = messages(&mailbox);
         let session = server.mock(|when, then| {
             when.method(POST)
-                .path(format!("{MESSAGES}/d1/attachments/createUploadSession"));
+                .path(format!("{messages}/d1/attachments/createUploadSession"));
             then.respond_with(in_sequence(vec![
                 json_response(
                     201,
@@ -347,11 +379,11 @@ async fn a_session_gone_gets_one_new_session() {
             ]));
         });
         let send = server.mock(|when, then| {
-            when.method(POST).path(format!("{MESSAGES}/d1/send"));
+            when.method(POST).path(format!("{messages}/d1/send"));
             then.status(202);
         });
         let delete = server.mock(|when, then| {
-            when.method(DELETE).path(format!("{MESSAGES}/d1"));
+            when.method(DELETE).path(format!("{messages}/d1"));
             then.status(204);
         });
         let whole = (0, bytes.len() - 1);
@@ -373,7 +405,9 @@ async fn a_session_gone_gets_one_new_session() {
         );
 
         let email = email_with(Attachment::from_bytes("big.bin", bytes.clone()));
-        let sent = transport(&settings(&server)).send(&email).await;
+        let sent = transport(&settings_for(&server, &mailbox))
+            .send(&email)
+            .await;
 
         session.assert_calls(2);
         expired.assert_calls(1);
@@ -390,7 +424,7 @@ async fn a_session_gone_gets_one_new_session() {
                     (&send, &delete),
                     "attachment 1 (`big.bin`)",
                     "gone twice",
-                    ((&server, "the upload session is gone"), &logs),
+                    ((&mailbox, "the upload session is gone"), &logs),
                 );
             }
         }
@@ -406,7 +440,8 @@ async fn a_session_gone_after_its_last_range_went_unanswered_is_not_renewed() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
     let bytes = file_bytes(3 * 1024 * 1024 + 1);
-    let (session, send, delete) = mock_draft_and_session(&server);
+    let mailbox = own_mailbox("upload");
+    let (session, send, delete) = mock_draft_and_session(&server, &mailbox);
     let s1 = "/upload/s1";
     let unanswered = mock_range(&server, s1, &bytes, (0, bytes.len() - 1), |then| {
         then.status(201).delay(NEVER)
@@ -419,7 +454,10 @@ async fn a_session_gone_after_its_last_range_went_unanswered_is_not_renewed() {
     });
 
     let email = email_with(Attachment::from_bytes("big.bin", bytes.clone()));
-    let error = impatient_transport(&server).send(&email).await.unwrap_err();
+    let error = impatient_transport(&server, &mailbox)
+        .send(&email)
+        .await
+        .unwrap_err();
 
     session.assert_calls(1);
     unanswered.assert_calls(1);
@@ -430,7 +468,7 @@ async fn a_session_gone_after_its_last_range_went_unanswered_is_not_renewed() {
         "attachment 1 (`big.bin`)",
         "could attach it twice",
         (
-            (&server, "an upload range went without a clear answer"),
+            (&mailbox, "an upload range went without a clear answer"),
             &logs,
         ),
     );

@@ -12,14 +12,23 @@ const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
 /// App Service's per-instance header: a secret.
 const IDENTITY_HEADER: &str = "Hx9~identity-header-SECRET-value";
 
+/// An identity endpoint's path only the calling test uses, so that a logged line naming its
+/// URL is the test's own: httpmock hands its servers, ports and all, from test to test.
+fn own_identity_path() -> String {
+    format!("/msi/{}/token", unique_number())
+}
+
 #[tokio::test]
 async fn app_service_sends_its_header_and_never_shows_it() {
     let (logs, _guard) = capture_logs();
+    // Endpoints only this test uses, in the logs too (httpmock reuses servers' ports).
+    let path = own_identity_path();
+    let echo_path = own_identity_path();
     let server = MockServer::start_async().await;
     let ok = server
         .mock_async(|when, then| {
             when.method(GET)
-                .path("/msi/token")
+                .path(&path)
                 .query_param("api-version", "2019-08-01")
                 .query_param("resource", GRAPH_RESOURCE)
                 .header("X-IDENTITY-HEADER", IDENTITY_HEADER);
@@ -38,7 +47,7 @@ async fn app_service_sends_its_header_and_never_shows_it() {
         })
         .await;
     let credentials = Credentials::managed_identity_with_env(
-        Some(server.url("/msi/token")),
+        Some(server.url(&path)),
         Some(Secret::new(IDENTITY_HEADER)),
     )
     .retry_policy(fast_retry(1))
@@ -49,7 +58,7 @@ async fn app_service_sends_its_header_and_never_shows_it() {
 
     // The permission step: no app-role assignment yet; the remedy says how to assign one.
     let steps = credentials.check_steps(GRAPH_SCOPE, &["Mail.Send"]).await;
-    assert!(steps[0].detail.contains("/msi/token"), "{steps:?}");
+    assert!(steps[0].detail.contains(&path), "{steps:?}");
     let permission = steps.iter().find(|s| s.name == "permission").unwrap();
     assert_eq!(permission.status, CheckStatus::Failed);
     let remedy = permission.remedy.as_deref().unwrap();
@@ -64,7 +73,7 @@ async fn app_service_sends_its_header_and_never_shows_it() {
     // Without the header the endpoint refuses; its echo of the header is redacted.
     let echo = MockServer::start_async().await;
     echo.mock_async(|when, then| {
-        when.method(GET).path("/msi/token");
+        when.method(GET).path(&echo_path);
         then.respond_with(move |_: &httpmock::HttpMockRequest| {
             json_response(
                 401,
@@ -74,7 +83,7 @@ async fn app_service_sends_its_header_and_never_shows_it() {
     })
     .await;
     let refused = Credentials::managed_identity_with_env(
-        Some(echo.url("/msi/token")),
+        Some(echo.url(&echo_path)),
         Some(Secret::new(IDENTITY_HEADER)),
     )
     .build()
@@ -89,11 +98,11 @@ async fn app_service_sends_its_header_and_never_shows_it() {
     // The capture holds this test's token and its refusal: the check below is not vacuous.
     logged_line(
         &logs,
-        &["managed-identity token issued", &server.url("/msi/token")],
+        &["managed-identity token issued", &server.url(&path)],
     );
     logged_line(
         &logs,
-        &["managed-identity token refused", &echo.url("/msi/token")],
+        &["managed-identity token refused", &echo.url(&echo_path)],
     );
     assert_no_secrets(&logs.text(), &[IDENTITY_HEADER]);
 }
@@ -105,10 +114,11 @@ async fn app_service_sends_its_header_and_never_shows_it() {
 async fn an_echo_of_the_header_escaped_in_json_is_redacted_before_the_cut() {
     const HEADER: &str = "ab+cd/ef-identity-SECRET";
     let (logs, _guard) = capture_logs();
+    let path = own_identity_path();
     let echo = MockServer::start_async().await;
     let padding = "x".repeat(489);
     echo.mock_async(|when, then| {
-        when.method(GET).path("/msi/token");
+        when.method(GET).path(&path);
         then.status(400)
             .header("content-type", "application/json")
             .body(format!(
@@ -116,20 +126,15 @@ async fn an_echo_of_the_header_escaped_in_json_is_redacted_before_the_cut() {
             ));
     })
     .await;
-    let refused = Credentials::managed_identity_with_env(
-        Some(echo.url("/msi/token")),
-        Some(Secret::new(HEADER)),
-    )
-    .build()
-    .unwrap();
+    let refused =
+        Credentials::managed_identity_with_env(Some(echo.url(&path)), Some(Secret::new(HEADER)))
+            .build()
+            .unwrap();
     let error = refused.access_token(GRAPH_SCOPE).await.unwrap_err();
     let printed = format!("{error} {error:?} {:?}", error.remedy());
     assert!(printed.contains("xxx [redac"), "{printed}");
     assert!(!printed.contains("ab+cd"), "{printed}");
     assert_no_secrets(&printed, &[HEADER]);
-    logged_line(
-        &logs,
-        &["managed-identity token refused", &echo.url("/msi/token")],
-    );
+    logged_line(&logs, &["managed-identity token refused", &echo.url(&path)]);
     assert_no_secrets(&logs.text(), &[HEADER, "ab+cd"]);
 }

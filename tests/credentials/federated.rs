@@ -20,11 +20,16 @@ pub(crate) type Forms = Arc<Mutex<Vec<Vec<(String, String)>>>>;
 
 /// A token endpoint that records every form it receives and answers `token-1`, `token-2`, …
 pub(crate) async fn recording_endpoint(server: &MockServer) -> Forms {
+    recording_endpoint_for(server, TENANT).await
+}
+
+/// [`recording_endpoint`] for `tenant`'s token requests.
+pub(crate) async fn recording_endpoint_for(server: &MockServer, tenant: &str) -> Forms {
     let forms: Forms = Arc::default();
     let seen = Arc::clone(&forms);
     server
         .mock_async(move |when, then| {
-            when.method(POST).path(token_path(TENANT));
+            when.method(POST).path(token_path(tenant));
             then.respond_with(move |request: &HttpMockRequest| {
                 let form = url::form_urlencoded::parse(request.body_ref())
                     .into_owned()
@@ -46,18 +51,24 @@ pub(crate) fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a 
 }
 
 fn federated(server: &MockServer, file: &std::path::Path) -> CredentialsBuilder {
-    Credentials::workload_identity(TENANT, CLIENT_ID, file).authority_host(server.base_url())
+    federated_in(TENANT, server, file)
+}
+
+fn federated_in(tenant: &str, server: &MockServer, file: &std::path::Path) -> CredentialsBuilder {
+    Credentials::workload_identity(tenant, CLIENT_ID, file).authority_host(server.base_url())
 }
 
 #[tokio::test]
 async fn the_assertion_is_the_token_files_current_content() {
     let (logs, _guard) = capture_logs();
     let server = MockServer::start_async().await;
-    let forms = recording_endpoint(&server).await;
+    // This test's own token endpoint, in the logs too (httpmock reuses servers' ports).
+    let tenant = own_tenant();
+    let forms = recording_endpoint_for(&server, &tenant).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("azure-identity-token");
     std::fs::write(&file, format!("{FIRST_TOKEN}\n")).unwrap();
-    let credentials = federated(&server, &file).build().unwrap();
+    let credentials = federated_in(&tenant, &server, &file).build().unwrap();
 
     let first = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     assert_eq!(first.expose_secret(), "token-1");
@@ -80,7 +91,7 @@ async fn the_assertion_is_the_token_files_current_content() {
     assert_no_secrets(&format!("{credentials:?}"), &[FIRST_TOKEN, SECOND_TOKEN]);
     logged_line(
         &logs,
-        &["access token issued", &server.url(token_path(TENANT))],
+        &["access token issued", &server.url(token_path(&tenant))],
     );
     assert_no_secrets(&logs.text(), &[FIRST_TOKEN, SECOND_TOKEN]);
 }

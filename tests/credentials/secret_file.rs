@@ -6,24 +6,30 @@ use httpmock::{HttpMockRequest, MockServer};
 use mail_connector::credentials::CredentialsBuilder;
 use mail_connector::{CheckStatus, Credentials};
 
-use super::federated::{field, recording_endpoint};
+use super::federated::{field, recording_endpoint, recording_endpoint_for};
 use crate::support::*;
 
 const ROTATED: &str = "Rt9Q~ROTATED-SECRET-VALUE-do-not-print";
 
 fn from_file(server: &MockServer, file: &std::path::Path) -> CredentialsBuilder {
-    Credentials::client_secret_file(TENANT, CLIENT_ID, file).authority_host(server.base_url())
+    from_file_in(TENANT, server, file)
+}
+
+fn from_file_in(tenant: &str, server: &MockServer, file: &std::path::Path) -> CredentialsBuilder {
+    Credentials::client_secret_file(tenant, CLIENT_ID, file).authority_host(server.base_url())
 }
 
 #[tokio::test]
 async fn a_secret_rewritten_between_two_token_requests_is_sent_at_the_next() {
     let (logs, _guard) = capture_logs();
     let server = MockServer::start_async().await;
-    let forms = recording_endpoint(&server).await;
+    // This test's own token endpoint, in the logs too (httpmock reuses servers' ports).
+    let tenant = own_tenant();
+    let forms = recording_endpoint_for(&server, &tenant).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mail-client-secret");
     std::fs::write(&file, format!("{SECRET}\n")).unwrap();
-    let credentials = from_file(&server, &file).build().unwrap();
+    let credentials = from_file_in(&tenant, &server, &file).build().unwrap();
 
     let first = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     std::fs::write(&file, ROTATED).unwrap();
@@ -42,7 +48,7 @@ async fn a_secret_rewritten_between_two_token_requests_is_sent_at_the_next() {
     assert_no_secrets(&format!("{credentials:?}"), &[SECRET, ROTATED]);
     logged_line(
         &logs,
-        &["access token issued", &server.url(token_path(TENANT))],
+        &["access token issued", &server.url(token_path(&tenant))],
     );
     assert_no_secrets(&logs.text(), &[SECRET, ROTATED]);
 }

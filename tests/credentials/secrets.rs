@@ -130,30 +130,37 @@ async fn no_secret_is_ever_printed() {
 async fn logs_never_hold_the_client_secret_or_the_token() {
     const TOKEN: &str = "eyJ-LOGGED-TOKEN-must-not-appear";
     let (logs, _guard) = support::capture_logs();
+    // A tenant and a trace ID only this test uses, so that the events found below are this
+    // test's own: httpmock hands its servers (and their addresses) from one test to the
+    // next, and other tests log the same refusal.
+    let tenant = own_tenant();
+    let trace = format!("7ace0000-0000-4000-8000-{:012}", unique_number());
+    let mut refusal = entra_error("invalid_client", 7_000_215);
+    refusal["trace_id"] = trace.clone().into();
 
     let server = MockServer::start_async().await;
     server
         .mock_async(|when, then| {
-            when.method(POST).path(token_path(TENANT));
+            when.method(POST).path(token_path(&tenant));
             then.respond_with(in_sequence(vec![
                 json_response(200, &due_token_body(TOKEN, 3599)),
-                json_response(401, &entra_error("invalid_client", 7_000_215)),
+                json_response(401, &refusal),
             ]));
         })
         .await;
-    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
+    let credentials = secret_settings(&server, &tenant).credentials().unwrap();
     // A successful fetch, then a refresh that fails and falls back to the same token.
     let token = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     assert_eq!(token.expose_secret(), TOKEN);
     credentials.access_token(GRAPH_SCOPE).await.unwrap();
 
-    // This test's own events (its mock server's address), not another test's.
-    let endpoint = server.url(token_path(TENANT));
+    // This test's own events (its tenant's endpoint, its refusal's trace ID).
+    let endpoint = server.url(token_path(&tenant));
     logged_line(&logs, &["access token issued", &endpoint]);
     logged_line(
         &logs,
-        &["token request refused", &endpoint, "AADSTS7000215"],
+        &["token request refused", &endpoint, "AADSTS7000215", &trace],
     );
-    logged_line(&logs, &["token refresh failed", "AADSTS7000215"]);
+    logged_line(&logs, &["token refresh failed", "AADSTS7000215", &trace]);
     assert_no_secrets(&logs.text(), &[SECRET, TOKEN]);
 }

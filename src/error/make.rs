@@ -151,6 +151,16 @@ impl Error {
     /// [permanent](Refusal::is_permanent) become `refused_permanently`), and why the
     /// failing part failed (`source`). A caller, or the queue, then retries only the rest.
     ///
+    /// Report refused recipients this way also when nobody got the email, and when it had a
+    /// single recipient: [`RecipientLimit`](crate::RecipientLimit) then sends the parts after
+    /// it, and the queue fails (or retries) those recipients rather than pausing the sender
+    /// mailbox, as for an SMTP server's refusals at `RCPT TO`. Leave the `source` of a
+    /// refusal without [`with_auth`](Error::with_auth): a `5.7.x` [`Refusal`] already makes
+    /// the error [`is_auth`](Error::is_auth), while an auth `source` says the mailbox itself
+    /// was refused, which pauses all its mail. A message in `delivered` that carries no
+    /// recipient (an API's id for a request it took for nobody) is left out, so that
+    /// `delivered` is empty when nobody got it.
+    ///
     /// ```
     /// use mail_connector::{Error, Recipient, RecipientKind, Refusal, SendReport, SentMessage,
     ///     Transience};
@@ -180,6 +190,10 @@ impl Error {
         source: Error,
     ) -> Self {
         let refused_permanently = super::permanent_recipients(&refusals);
+        // An empty `delivered` is what says "nobody got it" (retry, stop a split, fail as a
+        // whole), as the crate's own transports report it.
+        let mut delivered = delivered;
+        delivered.messages.retain(|m| !m.recipients.is_empty());
         Self::PartialDelivery {
             delivered,
             uncertain,

@@ -96,8 +96,8 @@ pub(crate) fn source_is_the_refusal(refused_permanently: &[Recipient], source: &
 }
 
 /// The remedy of a partial delivery as a whole: the source's own, the check of the
-/// recipients refused permanently (when the source is not their refusal and so does not
-/// say it), and to whom to resend — only when that is someone and not everyone.
+/// recipients refused permanently (unless the source is their refusal and says it), and to
+/// whom to resend — only when that is someone and not everyone.
 pub(super) fn remedy(
     delivered: &SendReport,
     uncertain: &[Recipient],
@@ -106,12 +106,16 @@ pub(super) fn remedy(
     source: &Error,
 ) -> Option<String> {
     let refused = !refused_permanently.is_empty();
-    let check = (refused && !source_is_the_refusal(refused_permanently, source)).then(|| {
+    let own = source.remedy();
+    // A refusal that brings no remedy of its own (a transport outside this crate made it
+    // from an API's answer) still gets the check.
+    let said = source_is_the_refusal(refused_permanently, source) && own.is_some();
+    let check = (refused && !said).then(|| {
         "check the addresses of the recipients refused permanently, or the mailbox's \
          permission to send to them"
             .to_owned()
     });
-    let steps: Vec<String> = source.remedy().into_iter().chain(check).collect();
+    let steps: Vec<String> = own.into_iter().chain(check).collect();
     let resend = not_sent.len() > refused_permanently.len();
     let only = match (
         refused,

@@ -228,10 +228,12 @@ pub(crate) fn few<'a>(mut refusals: impl Iterator<Item = &'a Refusal>) -> String
 /// [`LISTED`] of them, then how many more. Empty when there is none to add.
 pub(super) fn listed(refusals: &[Refusal], source: &Error) -> String {
     // The source is one of the refusals when it is a recipient's refusal: the first entry
-    // with its recipient and reply.
-    let skip = refusals
-        .iter()
-        .position(|r| Refusal::of(&r.recipient, source).as_ref() == Some(r));
+    // with its recipient and reply — an SMTP server's, or a transport's of its own made
+    // from the refusal (`Error::transport(name, refusal.to_string(), …)`).
+    let skip = refusals.iter().position(|r| match source {
+        Error::Transport { message, .. } => *message == r.to_string(),
+        _ => Refusal::of(&r.recipient, source).as_ref() == Some(r),
+    });
     let others = refusals
         .iter()
         .enumerate()
@@ -241,9 +243,11 @@ pub(super) fn listed(refusals: &[Refusal], source: &Error) -> String {
     if shown.is_empty() {
         return String::new();
     }
-    let lead = match skip {
-        Some(_) => "also refused",
-        None => "refused at RCPT TO",
+    // `RCPT TO` is SMTP's: an API of a transport of its own refuses recipients otherwise.
+    let lead = match (skip, source) {
+        (Some(_), _) => "also refused",
+        (None, Error::Transport { .. }) => "refused",
+        (None, _) => "refused at RCPT TO",
     };
     format!("; {lead}: {shown}")
 }

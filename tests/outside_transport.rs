@@ -11,10 +11,12 @@ use mail_connector::{
     Transience, async_trait,
 };
 
-/// A relay API that refuses one address for now and takes the rest; or fails as told.
+/// A relay API that refuses one address for now (or with `reply`) and takes the rest; or
+/// fails as told.
 #[derive(Debug)]
 struct Relay {
     refuses: &'static str,
+    reply: (u16, &'static str),
     throttled_for: Option<Duration>,
     sent_to: Mutex<Vec<Vec<String>>>,
 }
@@ -23,6 +25,7 @@ impl Relay {
     fn refusing(address: &'static str) -> Self {
         Self {
             refuses: address,
+            reply: (452, "4.2.2 mailbox full"),
             throttled_for: None,
             sent_to: Mutex::new(Vec::new()),
         }
@@ -47,18 +50,22 @@ impl MailTransport for Relay {
                 .map(|r| r.mailbox.address().to_owned())
                 .collect(),
         );
+        // The API's id for the request, whoever it took: with nobody taken, a message that
+        // carries no recipient, which `partial_delivery` leaves out.
         let delivered = SendReport::single(SentMessage::new(taken, Some("relay-1".into())));
         if refused.is_empty() {
             return Ok(delivered);
         }
+        let (code, text) = self.reply;
         let refusals: Vec<Refusal> = refused
             .iter()
-            .map(|r| Refusal::new(r.clone(), 452, "4.2.2 mailbox full"))
+            .map(|r| Refusal::new(r.clone(), code, text))
             .collect();
-        let source = Error::transport("relay", refusals[0].to_string(), Transience::Transient);
-        if delivered.messages[0].recipients.is_empty() {
-            return Err(source);
-        }
+        let transience = match refusals[0].is_permanent() {
+            true => Transience::Permanent,
+            false => Transience::Transient,
+        };
+        let source = Error::transport("relay", refusals[0].to_string(), transience);
         Err(Error::partial_delivery(
             delivered,
             Vec::new(),
@@ -89,15 +96,20 @@ fn email() -> Email {
 async fn deliver_once(
     relay: impl MailTransport + 'static,
 ) -> (WorkerReport, MessageSummary, tempfile::TempDir) {
+    deliver_once_of(std::sync::Arc::new(relay), &email()).await
+}
+
+/// As [`deliver_once`], for `email`, through a transport chosen at run time.
+async fn deliver_once_of(
+    relay: std::sync::Arc<dyn MailTransport>,
+    email: &Email,
+) -> (WorkerReport, MessageSummary, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let queue = Queue::open(&format!("sqlite://{}", dir.path().join("q.db").display()))
         .await
         .unwrap();
-    let id = queue
-        .enqueue(&email(), EnqueueOptions::new())
-        .await
-        .unwrap();
-    let report = Worker::new(&queue, relay)
+    let id = queue.enqueue(email, EnqueueOptions::new()).await.unwrap();
+    let report = Worker::with_transport(&queue, relay)
         .with_once_wait(Duration::ZERO)
         .run_once()
         .await
@@ -231,4 +243,91 @@ async fn an_absurd_retry_after_is_a_day_and_fails_past_the_age_limit() {
     let later = Refusal::new(bob.clone(), 451, "4.7.500 server busy");
     assert!(!later.is_auth() && !later.is_permanent());
     assert!(Refusal::new(bob, 550, "5.7.1 relay denied").is_auth());
+}
+
+/// An API that took nobody still answers with its request's id: a message that carries no
+/// recipient. Nobody got the email, so every recipient refused for now is retried as a
+/// whole, as after an SMTP server's refusals, rather than kept as a partial delivery.
+#[tokio::test]
+async fn a_report_that_carries_nobody_is_nobody_delivered() {
+    let everyone = Relay::refusing("ann@example.org");
+    let one = Email::builder()
+        .to("ann@example.org")
+        .subject("s")
+        .build()
+        .unwrap();
+    let error = everyone.send(&one).await.unwrap_err();
+    let Error::PartialDelivery { delivered, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(delivered.messages.is_empty(), "{delivered:?}");
+    assert!(error.is_transient(), "{error}");
+
+    let (report, row, _dir) = deliver_once_of(std::sync::Arc::new(everyone), &one).await;
+    assert_eq!((report.retried, report.partial), (1, 0), "{report:?}");
+    assert_eq!(row.state, State::Queued, "{row:?}");
+    assert_eq!(row.report, None, "nobody got it: {row:?}");
+}
+
+/// The only recipient refused for good by the API's policy (`550 5.7.1`), reported as the
+/// crate's SMTP transport reports refusals: that email fails with the fix to apply, and its
+/// refusal is said once, in the API's words (no SMTP `RCPT TO`); the sender mailbox is not
+/// paused, and a recipient limit goes on to the parts after it.
+#[tokio::test]
+async fn a_refused_only_recipient_fails_with_its_fix_and_the_mailbox_goes_on() {
+    let relay = || Relay {
+        reply: (550, "5.7.1 recipient not allowed by policy"),
+        ..Relay::refusing("far@example.net")
+    };
+    let one = Email::builder()
+        .to("far@example.net")
+        .subject("s")
+        .build()
+        .unwrap();
+    let error = relay().send(&one).await.unwrap_err();
+    assert!(error.is_auth() && !error.is_transient(), "{error}");
+    let text = error.to_string();
+    assert_eq!(
+        text.matches("far@example.net: 550 5.7.1").count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("RCPT TO"), "{text}");
+    let remedy = error.remedy().expect("a fix for the refused address");
+    assert!(remedy.contains("check the addresses"), "{remedy}");
+
+    let (report, row, _dir) = deliver_once_of(std::sync::Arc::new(relay()), &one).await;
+    assert_eq!((report.failed, report.held), (1, 0), "{report:?}");
+    assert_eq!(row.state, State::Failed, "{row:?}");
+    assert!(
+        row.remedy
+            .as_deref()
+            .unwrap_or("")
+            .contains("check the addresses"),
+        "{row:?}"
+    );
+
+    // One recipient per message: the refused one's part is passed, the others sent.
+    let three = Email::builder()
+        .to("ann@example.org")
+        .to("far@example.net")
+        .to("bob@example.org")
+        .build()
+        .unwrap();
+    let limited = std::sync::Arc::new(relay());
+    let error = mail_connector::RecipientLimit::new(limited.clone(), 1)
+        .send(&three)
+        .await
+        .unwrap_err();
+    let Error::PartialDelivery {
+        delivered,
+        refused_permanently,
+        ..
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!(delivered.recipients().count(), 2, "{error}");
+    assert_eq!(refused_permanently.len(), 1, "{error}");
+    assert_eq!(limited.sent_to.lock().unwrap().len(), 3);
 }

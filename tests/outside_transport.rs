@@ -331,3 +331,53 @@ async fn a_refused_only_recipient_fails_with_its_fix_and_the_mailbox_goes_on() {
     assert_eq!(refused_permanently.len(), 1, "{error}");
     assert_eq!(limited.sent_to.lock().unwrap().len(), 3);
 }
+
+/// A transport of its own that fails every send with one error.
+#[derive(Debug)]
+struct Failing(Error);
+
+#[async_trait]
+impl MailTransport for Failing {
+    async fn send(&self, _: &Email) -> Result<SendReport> {
+        Err(self.0.clone())
+    }
+
+    async fn check(&self) -> Result<CheckReport> {
+        Ok(CheckReport::default())
+    }
+}
+
+/// An error only the settings can fix (`with_settings`) holds the sender mailbox's mail
+/// until an admin acts, as the crate's own settings errors do, rather than failing each
+/// message the same way; one marked as the message's own (`with_message_only`) fails that
+/// message alone, even when it is an auth failure, which would otherwise hold them all.
+#[tokio::test]
+async fn its_settings_errors_hold_the_mailbox_and_its_message_errors_do_not() {
+    let region = Error::transport("relay", "no such region", Transience::Permanent)
+        .with_remedy("set RELAY_REGION")
+        .with_settings();
+    assert!(region.is_settings() && !region.is_auth(), "{region}");
+    let (report, row, _dir) = deliver_once(Failing(region)).await;
+    assert_eq!((report.held, report.failed), (1, 0), "{report:?}");
+    assert_eq!(row.state, State::Queued, "{row:?}");
+    let said = row.last_error.as_deref().unwrap_or("");
+    assert!(said.contains("held until an admin fixes this"), "{row:?}");
+    assert!(said.contains("set RELAY_REGION"), "{row:?}");
+
+    // Without the marks, the same auth failure holds the mailbox; marked as the
+    // message's own, it fails that message alone.
+    let refused = || {
+        Error::transport("relay", "attachment type refused", Transience::Permanent).with_auth()
+    };
+    let (report, _, _dir) = deliver_once(Failing(refused())).await;
+    assert_eq!((report.held, report.failed), (1, 0), "{report:?}");
+    let own = refused().with_message_only();
+    assert!(own.is_auth() && !own.is_settings(), "{own}");
+    let (report, row, _dir) = deliver_once(Failing(own)).await;
+    assert_eq!((report.held, report.failed), (0, 1), "{report:?}");
+    assert_eq!(row.state, State::Failed, "{row:?}");
+
+    // On the crate's own errors that say it by their variant, they change nothing.
+    assert!(!Error::Disabled.with_message_only().is_auth());
+    assert!(Error::Disabled.with_settings().is_settings());
+}

@@ -65,7 +65,8 @@ impl Error {
     /// that does not match the server's port, a recipient-limit split whose first part failed
     /// for one of these reasons, a credential in them that cannot be used
     /// ([`Error::InvalidCredential`]), a transport this build lacks, or the connector switched
-    /// off ([`Error::Disabled`]). Waiting or retrying does not help; neither does anything on
+    /// off ([`Error::Disabled`]), or an error a transport marked so
+    /// ([`Error::with_settings`]). Waiting or retrying does not help; neither does anything on
     /// the server's side (for credentials the server refused, see [`Error::is_auth`]).
     ///
     /// ```
@@ -83,8 +84,11 @@ impl Error {
             | Self::Disabled => true,
             // A full disk is no setting's fault: it passes once space is freed.
             Self::Io { setting, .. } => setting.is_some() && !self.is_transient(),
-            // E.g. an SMTP TLS mode that does not match the port.
-            Self::Smtp { advice, .. } | Self::Graph { advice, .. } => advice.is_settings(),
+            // E.g. an SMTP TLS mode that does not match the port, or a transport of the
+            // caller's own marked by `Error::with_settings`.
+            Self::Smtp { advice, .. }
+            | Self::Graph { advice, .. }
+            | Self::Transport { advice, .. } => advice.is_settings(),
             // A split that delivered nothing and left nothing uncertain failed as its first
             // part did.
             Self::PartialDelivery {

@@ -109,6 +109,58 @@ impl Error {
         self
     }
 
+    /// Marks this error as one that only a change of the settings fixes (an endpoint, region
+    /// or mode that cannot work as configured), as [`is_settings`](Error::is_settings) then
+    /// says: the durable queue holds the sender mailbox's messages until an admin fixes it,
+    /// rather than failing each of them the same way. Applies to `Transport`, `Graph` and
+    /// `Smtp` errors; the others say it by their variant and are returned unchanged.
+    ///
+    /// ```
+    /// use mail_connector::{Error, Transience};
+    ///
+    /// let error = Error::transport("relay", "no such region `eu-north-9`", Transience::Permanent)
+    ///     .with_remedy("set `RELAY_REGION` to one of the regions the relay's console lists")
+    ///     .with_settings();
+    /// assert!(error.is_settings());
+    /// ```
+    #[must_use]
+    pub fn with_settings(mut self) -> Self {
+        if let Self::Transport { advice, .. }
+        | Self::Graph { advice, .. }
+        | Self::Smtp { advice, .. } = &mut self
+        {
+            *advice = std::mem::take(advice).with_settings(true);
+        }
+        self
+    }
+
+    /// Marks this error as the message's own — its content, or something only it needs (a
+    /// size, an attachment type the backend refuses) — rather than the sender mailbox's: the
+    /// durable queue then fails (or retries) this message alone and does not hold the
+    /// mailbox's other messages behind it, even when the error [`is_auth`](Error::is_auth)
+    /// or [`is_settings`](Error::is_settings). Applies to `Transport`, `Graph` and `Smtp`
+    /// errors; the others are returned unchanged.
+    ///
+    /// ```
+    /// use mail_connector::{Error, Transience};
+    ///
+    /// // The API key may not send attachments of this type: other mail still goes.
+    /// let error = Error::transport("relay", "attachment type .exe refused", Transience::Permanent)
+    ///     .with_auth()
+    ///     .with_message_only();
+    /// assert!(error.is_auth());
+    /// ```
+    #[must_use]
+    pub fn with_message_only(mut self) -> Self {
+        if let Self::Transport { advice, .. }
+        | Self::Graph { advice, .. }
+        | Self::Smtp { advice, .. } = &mut self
+        {
+            *advice = std::mem::take(advice).with_of_message(true);
+        }
+        self
+    }
+
     /// Adds how long the server asked to wait (`Retry-After`), as
     /// [`retry_after`](Error::retry_after) then says: the queue waits that long, and pauses
     /// the sender mailbox meanwhile. At most a day is kept. Applies to the variants

@@ -87,7 +87,6 @@ impl Advice {
 
     /// Marks (or unmarks) the failure as one that only a change of the settings fixes (a TLS
     /// mode that does not match the port, for example).
-    #[cfg(feature = "smtp")]
     pub(crate) fn with_settings(mut self, settings: bool) -> Self {
         self.0.get_or_insert_with(Box::default).settings = settings;
         self
@@ -96,7 +95,6 @@ impl Advice {
     /// Marks (or unmarks) the failure as this message's own — its content, or what it alone
     /// needs (a permission only large attachments use) — rather than the sender mailbox's:
     /// the mailbox's other messages may still go.
-    #[cfg(any(feature = "graph", feature = "smtp"))]
     pub(crate) fn with_of_message(mut self, of_message: bool) -> Self {
         self.0.get_or_insert_with(Box::default).of_message = of_message;
         self

@@ -200,6 +200,7 @@
 //! [`Error::InvalidMessage`](crate::Error::InvalidMessage): crate::Error::InvalidMessage
 
 mod codec;
+mod db_error;
 mod delivery;
 mod enqueue;
 mod handle;

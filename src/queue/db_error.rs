@@ -1,0 +1,417 @@
+//! The queue's errors from the database: which are transient (the database down, busy or
+//! restarting), which are the admin's to fix (a wrong `queue_url`), and what to fix.
+
+use crate::error::{Advice, Delivery, Error};
+
+pub(crate) fn queue_error(
+    action: &'static str,
+    message: impl Into<String>,
+    transient: bool,
+    remedy: Option<&str>,
+) -> Error {
+    Error::Queue {
+        action,
+        message: message.into(),
+        transient,
+        delivery: Delivery::NotSent,
+        advice: Advice::remedy(remedy.map(str::to_owned)),
+    }
+}
+
+/// How a store makes the error of a failed statement: [`db_error`] or [`enqueue_error`].
+pub(crate) type ErrorOf = fn(&'static str, &sqlx::Error) -> Error;
+
+/// Whether `error` may have come after the database acted on the statement: the connection
+/// broke, or its answer could not be read. An `INSERT` that commits by itself, or a
+/// `COMMIT`, may then have taken effect. (An error the database answered with, a pool
+/// timeout or a closed pool all came before anything was stored.)
+pub(crate) fn answer_lost(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+/// The remedy of an enqueue that may have stored the email.
+pub(crate) const MAY_BE_QUEUED_REMEDY: &str = "the email may have been queued, and a worker \
+     would deliver it: look for it (`mailctl queue list`) before enqueueing it again; \
+     enqueueing with an idempotency key (`EnqueueOptions::idempotency_key`) makes enqueueing \
+     again safe";
+
+/// A failed enqueue's error, from the `INSERT` that commits by itself or the `COMMIT` of a
+/// batch: [`Delivery::Uncertain`], and not transient, when the answer was lost after the
+/// statement was sent (enqueueing again could store the email twice); else as
+/// [`db_error`].
+pub(crate) fn enqueue_error(action: &'static str, error: &sqlx::Error) -> Error {
+    if !answer_lost(error) {
+        return db_error(action, error);
+    }
+    Error::Queue {
+        action,
+        message: format!(
+            "{error}; the database may have stored the email before the connection failed"
+        ),
+        transient: false,
+        delivery: Delivery::Uncertain,
+        advice: Advice::remedy(Some(MAY_BE_QUEUED_REMEDY.to_owned())),
+    }
+}
+
+/// A database error as an [`Error::Queue`]: transient when the database was unreachable,
+/// busy or the transaction lost a race; with the remedy its code calls for.
+pub(crate) fn db_error(action: &'static str, error: &sqlx::Error) -> Error {
+    let code = match error {
+        sqlx::Error::Database(db) => db.code(),
+        _ => None,
+    };
+    // A connection the server (or a pooler or load balancer in front of it) closed at once,
+    // as one that is down or restarting does, comes as a protocol error when it closed
+    // during the handshake (`unexpected response from SSLRequest: 0x00`): as transient as a
+    // refused one, and so is a garbled answer mid-session. But a server that answers the
+    // handshake as no PostgreSQL does is a wrong `queue_url`: waiting never fixes it (a
+    // worker stops on a claim that fails for good; a waiting open gives up at once).
+    if let sqlx::Error::Protocol(message) = error
+        && let Some((mistake, remedy)) = not_postgres(message)
+    {
+        return queue_error(action, mistake, false, Some(remedy));
+    }
+    let transient = match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(_) => code.as_deref().is_some_and(busy),
+        _ => false,
+    };
+    let remedy = match transient {
+        true => Some(UNREACHABLE_REMEDY),
+        false => code.as_deref().and_then(remedy_for_code),
+    };
+    queue_error(action, error.to_string(), transient, remedy)
+}
+
+/// The remedy of a database that could not be reached: down, restarting, or too busy.
+pub(crate) const UNREACHABLE_REMEDY: &str = "check that the queue database (`queue_url`) is \
+     running and reachable; the operation can be retried";
+
+/// The remedy of a `queue_url` whose host and port answer, but not as PostgreSQL does.
+const NOT_POSTGRES_REMEDY: &str = "point `queue_url` at the PostgreSQL server's host and port \
+     (5432 unless the server was set up otherwise; an HTTP, SMTP or other server there will \
+     never answer as PostgreSQL), or at a pooler in front of it";
+
+/// What the server said, and the fix, when the driver's protocol `message` shows it is not
+/// PostgreSQL or asks for a sign-in the driver cannot do: a mistake in `queue_url` or on the
+/// server, which trying again never fixes. `None` for a connection closed at once (the
+/// server, or a pooler in front of a stopped one, turning clients away: transient) and for
+/// the rest.
+fn not_postgres(message: &str) -> Option<(String, &'static str)> {
+    // PostgreSQL answers the driver's first message (an SSLRequest) with one byte, `S` or
+    // `N`; a connection closed before answering reads as 0x00. An HTTP server answers `H`
+    // (`HTTP/1.1 400`), an SMTP server greets with `2` (`220 …`).
+    if let Some(answer) = message.strip_prefix("unexpected response from SSLRequest: ") {
+        // The byte, as `0x48`; debug builds of sqlx add where it failed.
+        let byte = answer.split_whitespace().next().unwrap_or_default();
+        return (byte != "0x00").then(|| {
+            (
+                format!(
+                    "the server at `queue_url` is not PostgreSQL: it answered the connection \
+                     request with {byte}, not as PostgreSQL does"
+                ),
+                NOT_POSTGRES_REMEDY,
+            )
+        });
+    }
+    message
+        .starts_with("unsupported authentication method")
+        .then(|| {
+            (
+                format!(
+                    "the PostgreSQL server at `queue_url` asks for a sign-in this connector \
+                     cannot do ({message})"
+                ),
+                "allow password sign-in (SCRAM-SHA-256 or MD5) for the user in `queue_url` \
+                 in the server's pg_hba.conf",
+            )
+        })
+}
+
+/// Whether a database error's code says the database was busy for a moment. SQLite: BUSY
+/// (5) and LOCKED (6) with every extended code of theirs (the low byte is the primary
+/// code: `BUSY_SNAPSHOT` 517, `BUSY_RECOVERY` 261 while another process recovers the
+/// write-ahead log after a crash, `BUSY_TIMEOUT` 773, `LOCKED_SHAREDCACHE` 262).
+/// PostgreSQL: serialization failure, deadlock, too many connections, shutting down.
+fn busy(code: &str) -> bool {
+    if code.len() == 5 {
+        return matches!(code, "40001" | "40P01" | "53300" | "57P01" | "57P03");
+    }
+    code.parse::<u32>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+}
+
+/// What to fix for a database error that trying again does not fix, by its code: SQLite's
+/// result code (its low byte is the primary code) or PostgreSQL's five-character SQLSTATE.
+fn remedy_for_code(code: &str) -> Option<&'static str> {
+    if code.len() == 5 {
+        return match code {
+            "42P01" | "3F000" => Some(
+                "create the queue's schema first: open the queue once (`Queue::open` or \
+                 `PostgresStore::open`, as `mailctl` does) before enqueueing in a transaction",
+            ),
+            "42501" => Some(
+                "grant the queue's database user the rights on the schema `mail_queue` (or let \
+                 it create the schema)",
+            ),
+            "28P01" => Some("check the user name and password in `queue_url`"),
+            "28000" => Some(
+                "the server does not let this user sign in to this database from this host \
+                 (its pg_hba.conf): check the user name and database in `queue_url`, or ask \
+                 the database's admin to allow them",
+            ),
+            "3D000" => Some("create the database `queue_url` names, or correct its name"),
+            "53100" => Some("free disk space on the PostgreSQL server"),
+            _ => None,
+        };
+    }
+    match code.parse::<u32>().ok()? & 0xff {
+        8 => Some("make the queue's SQLite file and its folder writable by this process"),
+        13 => Some("free disk space where the queue's SQLite file is"),
+        14 => Some(
+            "check that the folder of the SQLite file in `queue_url` exists and this process \
+             may write there",
+        ),
+        11 | 26 => Some(
+            "the file in `queue_url` is damaged or not an SQLite database: point `queue_url` \
+             at another file, or restore it from a backup",
+        ),
+        _ => None,
+    }
+}
+
+/// An enqueue's `error`, `keyed` when every email had an idempotency key: one that may have
+/// stored the email is transient then, as enqueueing again with the same key stores it once.
+pub(crate) fn repeatable_if_keyed(keyed: bool, error: Error) -> Error {
+    if !keyed {
+        return error;
+    }
+    match error {
+        Error::Queue {
+            action,
+            message,
+            delivery: Delivery::Uncertain,
+            ..
+        } => Error::Queue {
+            action,
+            message,
+            transient: true,
+            delivery: Delivery::NotSent,
+            advice: Advice::remedy(Some(
+                "check that the queue database (`queue_url`) is running and reachable, then \
+                 enqueue again with the same idempotency key: the email is stored once"
+                    .to_owned(),
+            )),
+        },
+        other => other,
+    }
+}
+
+/// `error` after an earlier try of the same enqueue may have stored the email:
+/// [`Delivery::Uncertain`], not transient, saying where to look.
+pub(crate) fn may_be_queued(error: Error) -> Error {
+    let (action, message) = match error {
+        uncertain if uncertain.delivery() == Delivery::Uncertain => return uncertain,
+        // A downstream store's own error keeps its variant.
+        transport @ Error::Transport { .. } => return transport.with_uncertain_delivery(),
+        Error::Queue {
+            action, message, ..
+        } => (action, message),
+        // Anything else the later try failed with (an attachment's file gone, say) says
+        // nothing of the earlier one: the email may still be queued.
+        other => ("enqueue the email", other.to_string()),
+    };
+    Error::Queue {
+        action,
+        message: format!("{message} (an earlier try may have stored the email)"),
+        transient: false,
+        delivery: Delivery::Uncertain,
+        advice: Advice::remedy(Some(MAY_BE_QUEUED_REMEDY.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lost() -> sqlx::Error {
+        sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by peer",
+        ))
+    }
+
+    #[test]
+    fn errors_retrying_does_not_fix_name_their_fix() {
+        for (code, fix) in [
+            ("42P01", "open the queue once"),
+            ("42501", "grant"),
+            ("28P01", "password"),
+            ("8", "writable"),
+            ("1032", "writable"), // SQLITE_READONLY_DBMOVED: an extended code
+            ("13", "disk space"),
+            ("26", "not an SQLite database"),
+        ] {
+            let remedy = remedy_for_code(code).unwrap_or_default();
+            assert!(remedy.contains(fix), "{code}: {remedy}");
+        }
+        // A code with no known fix, and SQLite's BUSY (transient, handled apart).
+        assert_eq!(remedy_for_code("XX000"), None);
+        assert_eq!(remedy_for_code("5"), None);
+    }
+
+    /// A database error with this code, as a driver reports it.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "database error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            "database error"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    /// Every busy or locked SQLite code is transient, its extended forms too — a worker
+    /// stops on a claim that fails for good, and gives up recording an outcome — and so are
+    /// PostgreSQL's; other codes are not.
+    #[test]
+    fn a_busy_database_is_transient_whatever_its_extended_code() {
+        let transient = |code| {
+            db_error(
+                "claim a message",
+                &sqlx::Error::Database(Box::new(Coded(code))),
+            )
+            .is_transient()
+        };
+        for code in [
+            "5", "6", "261", "517", "773", "262", "518", "40001", "40P01", "57P01",
+        ] {
+            assert!(transient(code), "{code}");
+        }
+        for code in [
+            "1", "8", "11", "13", "14", "26", "1032", "2067", "42P01", "23505",
+        ] {
+            assert!(!transient(code), "{code}");
+        }
+    }
+
+    /// A connection closed by the server, or one a pooler in front of a stopped server
+    /// closes during the handshake (a protocol error), is the database being unreachable
+    /// for now: a worker waits for it rather than stopping.
+    #[test]
+    fn a_connection_closed_at_once_is_transient() {
+        for error in [
+            lost(),
+            sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into()),
+            sqlx::Error::Protocol(
+                "unexpected response from SSLRequest: 0x00 (sqlx_postgres::connection::tls:95)"
+                    .into(),
+            ),
+        ] {
+            let error = db_error("claim a message", &error);
+            assert!(error.is_transient(), "{error}");
+            let remedy = error.remedy().unwrap();
+            assert!(remedy.contains("`queue_url`) is running"), "{remedy}");
+        }
+    }
+
+    /// A server that answers the connection request as no PostgreSQL does (an HTTP server's
+    /// `H`, an SMTP greeting's `2`), or asks for a sign-in the driver cannot do, is a wrong
+    /// `queue_url`: not transient, naming it and the fix.
+    #[test]
+    fn a_server_that_is_not_postgres_is_a_wrong_queue_url() {
+        for message in [
+            "unexpected response from SSLRequest: 0x48",
+            "unexpected response from SSLRequest: 0x32 (sqlx_postgres::connection::tls:95)",
+            "unsupported authentication method: Gss",
+        ] {
+            let error = db_error("connect", &sqlx::Error::Protocol(message.into()));
+            assert!(!error.is_transient(), "{error}");
+            assert!(error.to_string().contains("`queue_url`"), "{error}");
+            assert!(error.remedy().unwrap().contains("`queue_url`"), "{error}");
+        }
+    }
+
+    #[test]
+    fn an_enqueue_whose_answer_was_lost_may_have_stored_the_email() {
+        let error = enqueue_error("enqueue the email", &lost());
+        assert_eq!(error.delivery(), Delivery::Uncertain);
+        assert!(
+            !error.is_transient(),
+            "enqueueing again could store it twice"
+        );
+        let remedy = error.remedy().unwrap();
+        assert!(remedy.contains("mailctl queue list"), "{remedy}");
+        assert!(remedy.contains("idempotency_key"), "{remedy}");
+    }
+
+    #[test]
+    fn an_enqueue_refused_before_anything_was_sent_stays_transient() {
+        for error in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
+            let error = enqueue_error("enqueue the email", &error);
+            assert_eq!(error.delivery(), Delivery::NotSent);
+            assert!(error.is_transient(), "{error}");
+        }
+    }
+
+    #[test]
+    fn with_an_idempotency_key_enqueueing_again_is_safe() {
+        let error = repeatable_if_keyed(true, enqueue_error("enqueue the email", &lost()));
+        assert_eq!(error.delivery(), Delivery::NotSent);
+        assert!(error.is_transient());
+        assert!(error.remedy().unwrap().contains("same idempotency key"));
+    }
+
+    #[test]
+    fn a_failure_after_a_try_that_may_have_stored_the_email_is_uncertain() {
+        let gone = Error::Io {
+            action: "read the attachment",
+            path: "report.csv".into(),
+            setting: None,
+            source: std::sync::Arc::new(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        };
+        for error in [
+            db_error("enqueue the email", &sqlx::Error::PoolTimedOut),
+            gone,
+            Error::invalid_message("subject", "too long"),
+        ] {
+            let error = may_be_queued(error);
+            assert_eq!(error.delivery(), Delivery::Uncertain, "{error}");
+            assert!(!error.is_transient());
+            assert!(error.to_string().contains("an earlier try"), "{error}");
+            assert!(error.remedy().unwrap().contains("mailctl queue list"));
+        }
+    }
+}

@@ -5,14 +5,13 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Executor};
 
 use super::sql::{finish_outcome, in_flight, still_in_flight, transition_state};
 use super::store::{
     Claim, ClaimRequest, Enqueued, ErrorOf, Lease, MessageSummary, NewMessage, Outcome, QueueStats,
-    QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, enqueue_error, queue_error,
-    stats_from_counts,
+    QueueStore, SUMMARY_COLUMNS, State, SummaryRow, db_error, enqueue_error, stats_from_counts,
 };
 use crate::error::{Delivery, Result};
 use admit::{Admission, Unclaimed};
@@ -21,14 +20,10 @@ use clock::{Clocks, SERVER_NOW, from_now};
 mod admit;
 mod clock;
 mod lost;
+mod open;
 mod outbox;
 
 pub use outbox::enqueue_in;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// The advisory lock that serialises schema creation and migration across processes.
-const MIGRATION_LOCK: i64 = 0x6d61_696c_7175_6575; // "mailqueu"
 
 /// The queue in PostgreSQL, in the schema `mail_queue` (created with its tables when
 /// missing; its migration history is kept there too, apart from the application's).
@@ -63,15 +58,19 @@ impl PostgresStore {
     ///
     /// [`Error::Queue`](crate::Error::Queue) when the URL is malformed, the server cannot be
     /// reached, or the schema cannot be created (the user needs `CREATE` on the database
-    /// the first time).
+    /// the first time). A server that cannot be reached for now is said at once when it
+    /// refuses the connection, after 30 s when it does not answer: a transient error, which
+    /// [`OpenWait`](super::OpenWait) waits out. One that is not PostgreSQL, a wrong password
+    /// or a database that does not exist is not transient.
     pub async fn open(url: &str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| db_error("read the PostgreSQL queue URL", &e))?;
+        // Lazily: sqlx's `connect_with` tries a refused connection again and again for the
+        // pool's whole acquire timeout (30 s) before it says so. The migration's own
+        // connection in `from_pool` tells a refused one at once, and a wrong URL too.
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(|e| db_error("connect to the PostgreSQL queue", &e))?;
+            .connect_lazy_with(options);
         Self::from_pool(pool).await
     }
 
@@ -84,10 +83,8 @@ impl PostgresStore {
     /// As [`PostgresStore::open`].
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
         let options = pool.connect_options();
-        let mut conn = PgConnection::connect_with(&options)
-            .await
-            .map_err(|e| db_error("connect to the PostgreSQL queue", &e))?;
-        let migrated = migrate(&mut conn).await;
+        let mut conn = open::connect(&options).await?;
+        let migrated = open::migrate(&mut conn).await;
         // Closing ends the session: its search_path and advisory lock go with it.
         let closed = conn.close().await;
         migrated?;
@@ -103,39 +100,6 @@ impl PostgresStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
-}
-
-async fn migrate(conn: &mut PgConnection) -> Result<()> {
-    const ACTION: &str = "migrate the PostgreSQL queue";
-    let failed = |e: &dyn std::fmt::Display| {
-        queue_error(
-            ACTION,
-            e.to_string(),
-            false,
-            Some(
-                "the database user needs the CREATE privilege on the database the first time \
-                 (it creates the schema `mail_queue`)",
-            ),
-        )
-    };
-    conn.execute(sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK))
-        .await
-        .map_err(|e| db_error(ACTION, &e))?;
-    let result = create_and_migrate(conn).await.map_err(|e| failed(&e));
-    let unlocked = conn.execute("SELECT pg_advisory_unlock_all()").await;
-    result?;
-    unlocked.map_err(|e| db_error(ACTION, &e))?;
-    Ok(())
-}
-
-async fn create_and_migrate(conn: &mut PgConnection) -> std::result::Result<(), sqlx::Error> {
-    conn.execute("CREATE SCHEMA IF NOT EXISTS mail_queue")
-        .await?;
-    conn.execute("SET search_path TO mail_queue").await?;
-    MIGRATOR
-        .run_direct(conn)
-        .await
-        .map_err(|e| sqlx::Error::Migrate(Box::new(e)))
 }
 
 /// Inserts `m` on `conn`, or finds the message stored with its idempotency key; `error`

@@ -14,7 +14,8 @@ use super::PostgresStore;
 #[cfg(feature = "queue-sqlite")]
 use super::SqliteStore;
 use super::{
-    EnqueueOptions, MessageId, MessageSummary, QueueStats, QueueStore, State, prepare, rows, store,
+    EnqueueOptions, MessageId, MessageSummary, OpenWait, QueueStats, QueueStore, State, prepare,
+    rows, store,
 };
 
 /// What to do about a message in `state`, which an operator tried to move to `to` (queued:
@@ -61,7 +62,8 @@ const NO_SQLITE: &str = "this build has no SQLite queue: enable the `queue-sqlit
 #[cfg(not(feature = "queue-postgres"))]
 const NO_POSTGRES: &str = "this build has no PostgreSQL queue: enable the `queue-postgres` feature";
 /// The queue URLs there are.
-const URL_FORMS: &str = "use `sqlite://PATH` (one process) or `postgres://user:password@host/db`";
+const URL_FORMS: &str =
+    "set `queue_url` to `sqlite://PATH` (one process) or `postgres://user:password@host/db`";
 
 /// What is wrong with `url` as a queue URL in this build, before it is opened: an unknown
 /// scheme, or one whose feature this build lacks. For settings validation; never quotes the
@@ -103,8 +105,13 @@ impl Queue {
     /// # Errors
     ///
     /// [`Error::Queue`](crate::Error::Queue) for another scheme or a database that cannot be
-    /// opened; [`Error::NotAvailable`](crate::Error::NotAvailable) when the scheme's feature
-    /// (`queue-sqlite`, `queue-postgres`) is not enabled.
+    /// opened: [transient](crate::Error::is_transient) when it cannot be reached for now
+    /// (refused or closed connections, a timeout, a server starting up or shutting down),
+    /// not when the URL is wrong (a server that is not PostgreSQL, a wrong password, a
+    /// database that does not exist), its remedy naming `queue_url` and the fix.
+    /// [`Error::NotAvailable`](crate::Error::NotAvailable) when the scheme's feature
+    /// (`queue-sqlite`, `queue-postgres`) is not enabled. It does not wait for a database
+    /// that is down: [`open_waiting`](Self::open_waiting) does.
     pub async fn open(url: &str) -> Result<Self> {
         // The schemes are those `url_problem` knows: keep the two together.
         let scheme = url.split(':').next().unwrap_or_default();
@@ -130,6 +137,20 @@ impl Queue {
                 Some(URL_FORMS),
             )),
         }
+    }
+
+    /// [`open`](Self::open), waiting while the database cannot be reached yet — a service
+    /// starting with PostgreSQL, or during a failover — as `wait` says: each wait is logged
+    /// (or reported to [`OpenWait::on_wait`]) and the open tried again. A mistake in the URL
+    /// fails at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open): at once for an error that is not transient (a wrong
+    /// password, a database that does not exist, a server that is not PostgreSQL, an
+    /// unknown scheme); the last transient error when `wait` gives up.
+    pub async fn open_waiting(url: &str, wait: &OpenWait) -> Result<Self> {
+        wait.open_with(|| Self::open(url)).await
     }
 
     /// The mailbox whose limits apply to emails that name no `From` and no

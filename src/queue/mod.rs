@@ -169,9 +169,15 @@
 //! (`FOR UPDATE SKIP LOCKED`). Give every worker the same limits and lease. While the
 //! database is down or restarting, a running worker's claims fail with a transient error:
 //! it logs a warning and tries again at its next poll, and carries on once the database is
-//! back. [`Queue::open`] (and so a worker about to start) waits for a server that refuses
-//! connections up to the pool's acquire timeout (30 s), then fails with a transient error;
-//! `mailctl worker` then says so and tries again until it opens. Stop a worker with
+//! back. [`Queue::open`] (and so a worker about to start) does not wait: a server that
+//! refuses connections, closes them at once or is starting up fails it at once, one that
+//! does not answer after 30 s, with a transient error. To wait for the database at start,
+//! open with an [`OpenWait`] ([`Queue::open_waiting`],
+//! [`ConnectorSettings::queue_worker_waiting`](crate::ConnectorSettings::queue_worker_waiting)):
+//! it tries again while the error is transient, logging each wait, and fails at once on a
+//! wrong `queue_url` — a server that is not PostgreSQL (an HTTP or SMTP port), a wrong
+//! password, a database that does not exist. `mailctl worker` waits so, and says each wait
+//! on stderr. Stop a worker with
 //! SIGTERM or SIGINT: it takes no new work and lets in-flight deliveries finish within the
 //! grace period; a delivery cut off while sending is marked `uncertain` (one cut off
 //! while writing its outcome keeps that outcome). A worker killed outright
@@ -206,6 +212,7 @@ mod enqueue;
 mod handle;
 mod hold;
 mod limits;
+mod open_wait;
 mod outcome;
 #[cfg(feature = "queue-postgres")]
 mod postgres;
@@ -224,6 +231,7 @@ pub use enqueue::{EnqueueOptions, MessageId};
 pub use handle::Queue;
 pub(crate) use handle::url_problem;
 pub use limits::MailboxLimits;
+pub use open_wait::OpenWait;
 #[cfg(feature = "queue-postgres")]
 pub use postgres::{PostgresStore, enqueue_in};
 #[cfg(feature = "queue-sqlite")]

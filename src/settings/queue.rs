@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::build::TransportBuilder;
 use super::{ConnectorSettings, TransportKind, non_blank};
 use crate::error::{Error, Result};
-use crate::queue::{MailboxLimits, Queue, QueueTransport, Worker};
+use crate::queue::{MailboxLimits, OpenWait, Queue, QueueTransport, Worker};
 use crate::transport::MailTransport;
 
 /// Attempts per message when `queue_max_attempts` is unset.
@@ -69,6 +69,17 @@ impl ConnectorSettings {
         })
     }
 
+    /// [`queue`](Self::queue), waiting while the queue's database cannot be reached yet, as
+    /// `wait` says (see [`OpenWait`]); a mistake in the settings fails at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`ConnectorSettings::queue`]; for a database that stays unreachable, the last
+    /// transient error when `wait` gives up.
+    pub async fn queue_waiting(&self, wait: &OpenWait) -> Result<Queue> {
+        wait.open_with(|| self.queue()).await
+    }
+
     /// The worker that delivers the queue's messages with the transport the other settings
     /// describe, under `queue_max_in_flight`, `queue_rate_per_minute`, `queue_max_attempts`
     /// and `queue_retention_days`.
@@ -81,6 +92,30 @@ impl ConnectorSettings {
     /// [`ConnectorSettings::build`].
     pub async fn queue_worker(&self) -> Result<Worker> {
         self.builder().queue_worker().await
+    }
+
+    /// [`queue_worker`](Self::queue_worker), waiting while the queue's database cannot be
+    /// reached yet, as `wait` says: for a service that starts its worker with the
+    /// database, or before it. `mailctl worker` opens its queue so, with
+    /// [`OpenWait::forever`]. The delivery transport is built first: a mistake in the
+    /// settings fails at once, before any wait.
+    ///
+    /// ```no_run
+    /// # async fn start(settings: mail_connector::ConnectorSettings) -> mail_connector::Result<()> {
+    /// use mail_connector::queue::OpenWait;
+    ///
+    /// let worker = settings.queue_worker_waiting(&OpenWait::forever()).await?;
+    /// let stop = async { let _ = tokio::signal::ctrl_c().await; };
+    /// worker.run(stop).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`queue_worker`](Self::queue_worker); for a database that stays unreachable, the
+    /// last transient error when `wait` gives up.
+    pub async fn queue_worker_waiting(&self, wait: &OpenWait) -> Result<Worker> {
+        self.builder().queue_worker_waiting(wait).await
     }
 }
 
@@ -107,17 +142,35 @@ impl TransportBuilder<'_> {
     ///
     /// As [`ConnectorSettings::queue_worker`].
     pub async fn queue_worker(self) -> Result<Worker> {
+        self.worker(None).await
+    }
+
+    /// The worker for these settings, its queue opened waiting as `wait` says.
+    ///
+    /// # Errors
+    ///
+    /// As [`ConnectorSettings::queue_worker_waiting`].
+    pub async fn queue_worker_waiting(self, wait: &OpenWait) -> Result<Worker> {
+        self.worker(Some(wait)).await
+    }
+
+    async fn worker(self, wait: Option<&OpenWait>) -> Result<Worker> {
         let settings = self.settings();
         if !settings.enabled {
             return Err(Error::Disabled);
         }
-        let queue = settings.queue().await?;
+        // Before the queue, so that a mistake in the settings is not found only once the
+        // database is back.
+        let delivery = self.build_delivery()?;
+        let queue = match wait {
+            Some(wait) => settings.queue_waiting(wait).await?,
+            None => settings.queue().await?,
+        };
         let retention = settings
             .queue_retention_days
             .unwrap_or(DEFAULT_RETENTION_DAYS);
         let limits = settings.queue_limits();
         let attempts = settings.queue_max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
-        let delivery = self.build_delivery()?;
         Ok(Worker::with_transport(&queue, delivery)
             .with_limits(limits)
             .with_max_attempts(attempts)

@@ -23,6 +23,7 @@ mod helpers;
 mod lost_commit;
 mod lost_enqueue;
 mod mailctl;
+mod opening;
 mod operator_retry;
 mod outage;
 mod outbox;

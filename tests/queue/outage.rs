@@ -5,8 +5,8 @@
 //!
 //! While the server is down, a stand-in on its port accepts each connection and closes it,
 //! as a pooler or load balancer in front of a stopped server does. (A port that refuses
-//! connections outright is retried inside the connection pool, for up to 30 s per try.) The
-//! stand-in counts the connections, so the test knows the worker met the outage.
+//! connections outright fails an open at once too: see opening.rs.) The stand-in counts the
+//! connections, so the test knows the worker met the outage.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

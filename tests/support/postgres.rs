@@ -256,7 +256,25 @@ pub struct OwnCluster {
 impl OwnCluster {
     /// Initialises and starts a cluster on a free port.
     pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    /// As [`start`](Self::start), but a TCP sign-in as `role` needs its password
+    /// (SCRAM-SHA-256); the test creates the role. `postgres` stays trusted.
+    pub fn start_with_password_for(role: &str) -> Self {
+        Self::start_with(|data| {
+            // Rewritten in place, so that the file keeps its owner (the server's user).
+            let hba = data.join("pg_hba.conf");
+            let rules = std::fs::read_to_string(&hba).unwrap();
+            let first = format!("host all {role} 127.0.0.1/32 scram-sha-256\n");
+            std::fs::write(&hba, first + &rules).unwrap();
+        })
+    }
+
+    /// Initialises a cluster, lets `prepare` change its data folder, and starts it.
+    fn start_with(prepare: impl FnOnce(&Path)) -> Self {
         let (bin, root, dir, data) = init();
+        prepare(&data);
         let mut cluster = Self {
             bin,
             root,

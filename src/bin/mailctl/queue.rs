@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use mail_connector::queue::{EnqueueOptions, MessageSummary, QueueStats, State, Worker, rfc3339};
-use mail_connector::{ConnectorSettings, Email, Error, RetryPolicy};
+use mail_connector::queue::{
+    EnqueueOptions, MessageSummary, OpenWait, QueueStats, State, Worker, rfc3339,
+};
+use mail_connector::{ConnectorSettings, Email, Error};
 
 use crate::config::{ConfigArg, load_queue_settings};
 use crate::exit::Exit;
@@ -173,19 +175,6 @@ fn shutdown_signal() -> impl Future<Output = ()> + Send {
     }
 }
 
-/// How `mailctl worker` waits before it tries again to open a queue it cannot reach: 1 s,
-/// doubling up to 30 s, each wait jittered (between half and all of it) so that a fleet's
-/// workers restarted together do not all knock at once. Tries until told to stop.
-fn open_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: u32::MAX,
-        initial_backoff: Duration::from_secs(1),
-        max_backoff: Duration::from_secs(30),
-        multiplier: 2.0,
-        deadline: None,
-    }
-}
-
 pub(crate) async fn worker(args: WorkerArgs) -> Result<(), Error> {
     let settings = queue_settings(&args.config)?;
     let shutdown = shutdown_signal();
@@ -221,24 +210,15 @@ pub(crate) async fn worker(args: WorkerArgs) -> Result<(), Error> {
 
 /// The worker, once its queue opens. A service's workers often start with the database or
 /// before it (a fleet restarting, a failover): while the database cannot be reached (a
-/// transient error) this says so on stderr and tries again ([`open_retry`]), rather than exit and leave the mail to whatever restarts it. `None` when told to
-/// stop meanwhile. (`--once` does not wait: its caller runs it again later.)
+/// transient error) this says so on stderr and tries again, as [`OpenWait::forever`] waits,
+/// rather than exit and leave the mail to whatever restarts it; a mistake in the settings
+/// (a `queue_url` that is not PostgreSQL, a wrong password) ends it at once. `None` when
+/// told to stop meanwhile. (`--once` does not wait: its caller runs it again later.)
 async fn open_worker(
     settings: &ConnectorSettings,
-    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Option<Worker>, Error> {
-    let policy = open_retry();
-    let mut retry = 0;
-    loop {
-        let error = tokio::select! {
-            opened = settings.queue_worker() => match opened {
-                Ok(worker) => return Ok(Some(worker)),
-                Err(error) if error.is_transient() => error,
-                Err(error) => return Err(error),
-            },
-            () = shutdown.as_mut() => return Ok(None),
-        };
-        let wait = policy.backoff(retry);
+    let wait = OpenWait::forever().on_wait(|error, wait| {
         eprintln!(
             "mailctl: the queue cannot be opened yet; trying again in {:.1} s: {error}",
             wait.as_secs_f64()
@@ -246,11 +226,10 @@ async fn open_worker(
         if let Some(remedy) = error.remedy() {
             eprintln!("mailctl: fix: {remedy}");
         }
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = shutdown.as_mut() => return Ok(None),
-        }
-        retry = retry.saturating_add(1);
+    });
+    tokio::select! {
+        opened = settings.queue_worker_waiting(&wait) => opened.map(Some),
+        () = shutdown => Ok(None),
     }
 }
 

@@ -196,6 +196,7 @@ fn assert_send_sync() {
         is::<queue::Queue>();
         is::<queue::Worker>();
         is::<queue::QueueTransport>();
+        is::<queue::OpenWait>();
         is::<std::sync::Arc<dyn queue::QueueStore>>();
     }
     #[cfg(feature = "graph")]

@@ -22,6 +22,16 @@ impl ConnectorSettings {
         non_blank(self.queue_url.as_ref().map(crate::Secret::expose_secret))
     }
 
+    /// The queue URL, or the error naming `queue_url` when it is not set.
+    fn required_queue_url(&self) -> Result<&str> {
+        self.queue_url().ok_or_else(|| {
+            Error::settings(
+                "queue_url",
+                "the queue (`queue_url`) is not set: set it to `sqlite://PATH` or `postgres://…`",
+            )
+        })
+    }
+
     /// The per-mailbox limits: `queue_max_in_flight` (default 4 for Graph, 3 for SMTP) and
     /// `queue_rate_per_minute` (default 30).
     #[must_use]
@@ -56,13 +66,7 @@ impl ConnectorSettings {
         if !self.enabled {
             return Err(Error::Disabled);
         }
-        let url = self.queue_url().ok_or_else(|| {
-            Error::settings(
-                "queue_url",
-                "the queue (`queue_url`) is not set: set it to `sqlite://PATH` or `postgres://…`",
-            )
-        })?;
-        let queue = Queue::open(url).await?;
+        let queue = Queue::open(self.required_queue_url()?).await?;
         Ok(match non_blank(self.user_name.as_deref()) {
             Some(mailbox) => queue.with_default_mailbox(mailbox),
             None => queue,
@@ -159,8 +163,9 @@ impl TransportBuilder<'_> {
         if !settings.enabled {
             return Err(Error::Disabled);
         }
-        // Before the queue, so that a mistake in the settings is not found only once the
-        // database is back.
+        // Before the queue is opened, so that a mistake in the settings is not found only
+        // once the database is back; but a missing `queue_url` is said first.
+        settings.required_queue_url()?;
         let delivery = self.build_delivery()?;
         let queue = match wait {
             Some(wait) => settings.queue_waiting(wait).await?,

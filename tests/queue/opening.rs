@@ -223,3 +223,17 @@ async fn each_wait_is_a_warning_and_a_limit_ends_the_waiting() {
     assert!(line.contains("WARN"), "{line}");
     assert_no_secrets(&logs.text(), &[PASSWORD]);
 }
+
+/// A mistake in the delivery settings is said at once, not only once the database is back.
+#[tokio::test]
+async fn a_worker_waiting_for_its_database_first_checks_its_settings() {
+    let mut settings = ConnectorSettings::default();
+    settings.queue_url = Some(url_at(closed_port()).into());
+    let (wait, waits) = counting_wait();
+    let opened = tokio::time::timeout(HUNG, settings.queue_worker_waiting(&wait))
+        .await
+        .expect("waited for the database before checking the settings");
+    let error = opened.expect_err("no transport is configured");
+    assert!(error.is_settings(), "{error}");
+    assert_eq!(waits.load(Ordering::SeqCst), 0, "{error}");
+}

@@ -120,3 +120,27 @@ pub(super) fn check_address(address: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Refuses an address whose domain is not ASCII and whose ASCII (IDNA) form, `wire`, the form
+/// written on the envelope and in the headers, is no valid address: a label longer than 63
+/// octets once punycoded (`Grüße` and 56 more letters is 61 characters but 70 octets), or an
+/// address longer than RFC 5321's 254 octets. Otherwise the email builds and every send of
+/// it fails.
+pub(super) fn check_wire_address(address: &str, wire: &str) -> Result<()> {
+    let too_long = wire.len() > 254;
+    if too_long || wire.parse::<lettre::Address>().is_err() {
+        let domain = wire.rsplit_once('@').map_or(wire, |(_, domain)| domain);
+        return Err(Error::invalid_message(
+            "address",
+            format!(
+                "`{}` cannot be sent: its domain is written `{domain}` in a message (its ASCII                  form, IDNA), {}; use a shorter domain, such as `name@example.org`",
+                address.escape_debug(),
+                match too_long {
+                    true => "which makes the address longer than the 254 octets RFC 5321 allows",
+                    false => "which has a label longer than the 63 octets DNS allows",
+                }
+            ),
+        ));
+    }
+    Ok(())
+}

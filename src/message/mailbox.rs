@@ -7,7 +7,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::address::{
-    MAX_NAME_CHARS, ascii_domain, check_address, encoded_name, why_not_an_address,
+    MAX_NAME_CHARS, ascii_domain, check_address, check_wire_address, encoded_name,
+    why_not_an_address,
 };
 use super::header::{check_header_text, preview};
 use crate::error::{Error, Result};
@@ -27,8 +28,9 @@ impl Mailbox {
     /// [`Error::InvalidMessage`] when the address is not a valid email address, cannot be
     /// sent as exactly one address (a control, line-separator or invisible character, `<`,
     /// `>`, `,` or `;`, a quoted part a header would split), is longer than RFC 5321 allows
-    /// (64-octet local part, 254 octets in all), or the name contains a line break or another
-    /// control character or is longer than 256 characters.
+    /// (64-octet local part, 254 octets in all, also once an IDN domain is in its ASCII form),
+    /// has a domain label longer than 63 octets in that form, or the name contains a line
+    /// break or another control character or is longer than 256 characters.
     pub fn new(name: Option<&str>, address: &str) -> Result<Self> {
         let address = address.trim();
         check_address(address)?;
@@ -77,10 +79,14 @@ impl Mailbox {
                 ),
             ));
         }
-        Ok(Self {
+        let mailbox = Self {
             name,
             address: address.to_owned(),
-        })
+        };
+        if let Cow::Owned(wire) = mailbox.wire_address() {
+            check_wire_address(address, &wire)?;
+        }
+        Ok(mailbox)
     }
 
     /// Parses `ann@example.org` or `Ann Example <ann@example.org>` (a quoted name works too).

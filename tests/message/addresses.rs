@@ -24,6 +24,17 @@ fn hostile() -> Vec<String> {
         "\"a\0b\"@example.org".into(),
         format!("{}@example.org", "a".repeat(65)),
         format!("ann@{}.example.org", "d".repeat(63).repeat(4)),
+        // Found by fuzz/ (wire_mime): 61 characters, 63 octets, but its label is 70 octets as
+        // IDNA (`xn--gre-…`), the form every header and envelope carries. It built, and
+        // every send failed with "not a valid address".
+        format!("b.c@Grüße{}", "a".repeat(56)),
+        // 254 octets as written, 260 with the domain in its ASCII form.
+        format!(
+            "{}@{b60}.{b60}.{}.bücher.de",
+            "a".repeat(64),
+            "b".repeat(56),
+            b60 = "b".repeat(60)
+        ),
     ]
 }
 

@@ -188,7 +188,12 @@ pub(crate) fn with_envelope_headers(email: &Email) -> Result<Vec<u8>> {
 pub(crate) fn split_attachments(mime: &[u8]) -> Option<(Vec<u8>, Vec<super::Attachment>)> {
     use mail_parser::{MimeHeaders as _, PartType};
 
-    let message = MessageParser::default().parse(mime)?;
+    // mail-parser 0.11 panics ("Invalid part ID, could not find multipart") on some
+    // messages whose attached `message/rfc822` parts are not messages (found by fuzz/); such
+    // a message has nothing this can cut, which the caller reports as too large.
+    let message = std::panic::catch_unwind(|| MessageParser::default().parse(mime))
+        .ok()
+        .flatten()?;
     let mut cuts = Vec::new();
     let mut attachments = Vec::new();
     for &id in &message.attachments {

@@ -378,3 +378,32 @@ async fn both_bodies_and_an_attachment_of_1_8_mb_go_through_a_draft() {
         .unwrap();
     assert!(bytes == original, "the posted bytes are the original's");
 }
+
+/// Found by fuzz/ (wire_mime): mail-parser panics on this structure (attached messages that
+/// are not messages). A prepared message like it, too large for one request, panicked the
+/// send while its attachments were being cut out; it is refused as too large instead.
+#[tokio::test]
+async fn a_large_prepared_message_the_parser_cannot_split_is_refused_not_a_panic() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let b = "1gaydZILO3U2f8KRZalt1LgYfs2M0ioCVaDI36OC";
+    let raw = format!(
+        "From: no-reply@contoso.com\r\nTo: ann@example.org\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed;\r\n boundary=\"{b}\"\r\n\r\n\
+         --{b}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{}\r\n\
+         --{b}\r\nContent-Disposition: attachment; filename=\"'\"\r\n\
+         Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 7bit\r\n\r\nD\r\n\
+         --{b}\r\nContent-Disposition: attachment; filename=\",,\"\r\n\
+         Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 7bit\r\n\r\n\r\n\
+         --{b}--\r\n",
+        "N".repeat(2_100_000)
+    );
+    let error = transport(&settings(&server))
+        .send(&Email::from_mime(raw).unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::InvalidMessage { field, .. } if field == "mime"),
+        "{error}"
+    );
+}

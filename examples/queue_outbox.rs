@@ -6,22 +6,63 @@
 //!   cargo run --example queue_outbox --features queue-postgres
 //! ```
 //!
-//! Without `DATABASE_URL` it says what to set and exits.
+//! Without `DATABASE_URL` it says what to set and exits with code 2; a database it cannot
+//! use is an `error:` line and a `fix:` line, and exit code 1. Copied into a service, it
+//! needs `mail-connector` with the feature `queue-postgres`, and `tokio` (the README's
+//! `[dependencies]`); sqlx comes with the crate, as `mail_connector::queue::sqlx`.
 
-use mail_connector::queue::sqlx::{self, PgPool};
+use std::process::ExitCode;
+
+use mail_connector::queue::sqlx::{self, PgPool, postgres::PgPoolOptions};
 use mail_connector::queue::{EnqueueOptions, PostgresStore, Queue, Worker};
 use mail_connector::{Email, Mailbox, OutboxTransport};
 
 /// The mailbox mail is sent from (with settings: `user_name`).
 const SENDER: &str = "no-reply@example.org";
 
+/// The service's own errors and the crate's alike; the crate's carry their fix.
+type BoxError = Box<dyn std::error::Error>;
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
     let Ok(url) = std::env::var("DATABASE_URL") else {
         eprintln!("set DATABASE_URL=postgres://… to run this example against your database");
-        return Ok(());
+        return ExitCode::from(2);
     };
-    let pool = PgPool::connect(&url).await?;
+    // The service's own pool, opened lazily: the store's first connection (below) says at
+    // once when the server refuses it, and what to fix, where `PgPool::connect` would try
+    // again for its whole 30 s acquire timeout before saying anything.
+    let pool = match PgPoolOptions::new().max_connections(5).connect_lazy(&url) {
+        Ok(pool) => pool,
+        Err(error) => {
+            eprintln!("error: DATABASE_URL cannot be read: {error}");
+            eprintln!("fix: set DATABASE_URL=postgres://user:password@host/database");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = run(&pool).await;
+    // A service closes its pool when it shuts down, whatever happened: the server sees its
+    // sessions end rather than dropped connections.
+    pool.close().await;
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            // Every error says what went wrong (never the URL or its password); the crate's
+            // say what to do about it, too.
+            eprintln!("error: {error}");
+            let remedy = error
+                .downcast_ref::<mail_connector::Error>()
+                .and_then(mail_connector::Error::remedy);
+            if let Some(remedy) = remedy {
+                eprintln!("fix: {remedy}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Stores an order with its email in one transaction, then delivers what is due.
+async fn run(pool: &PgPool) -> Result<ExitCode, BoxError> {
     // Once, at start-up: creates the schema `mail_queue` when missing.
     let store = PostgresStore::from_pool(pool.clone()).await?;
     // Emails that name no `From` count against the sender mailbox's sending limits (with
@@ -29,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // limits only; the transport sends as its own mailbox.
     let queue = Queue::new(store).with_default_mailbox(SENDER);
     sqlx::query("CREATE TABLE IF NOT EXISTS orders (id BIGINT PRIMARY KEY, email TEXT NOT NULL)")
-        .execute(&pool)
+        .execute(pool)
         .await?;
 
     // In the request handler: the order and its email in one transaction.
@@ -61,7 +102,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     // A failed message keeps its error in the queue: `mailctl queue list --state failed`.
     if report.failed > 0 || report.uncertain > 0 {
-        return Err("some mail was not delivered; see `mailctl queue list`".into());
+        eprintln!("error: some mail was not delivered");
+        eprintln!("fix: see why with `mailctl queue list --state failed` (or `uncertain`)");
+        return Ok(ExitCode::FAILURE);
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -204,8 +204,39 @@ async fn queue_outbox_commits_the_order_and_its_email_and_delivers_it_once() {
     };
     assert_eq!(id(&said), id(&said_again), "{said}\n{said_again}");
 
-    // Without a database it says what to set, and exits.
+    // Without a database it says what to set, and exits with the usage code: a script
+    // that runs it learns that nothing was done.
     let output = run("queue_outbox", dir.path(), &[], &[]).await;
-    assert!(output.status.success());
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(text(&output).contains("set DATABASE_URL"));
+}
+
+/// A database that is down: the example fails with the crate's error and its fix, as lines
+/// an admin reads (not a `Debug` dump), never showing the URL's password, and writes nothing.
+#[tokio::test]
+async fn queue_outbox_reports_a_database_that_refuses_with_its_fix() {
+    // A port nobody listens on: bound, then freed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let password = "s3cret-Pw-42";
+    let dir = tempfile::tempdir().unwrap();
+    let env = [(
+        "DATABASE_URL",
+        format!("postgres://app:{password}@127.0.0.1:{port}/shop"),
+    )];
+    let output = run("queue_outbox", dir.path(), &[], &env).await;
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("\nerror: ") || said.starts_with("error: "),
+        "{said}"
+    );
+    assert!(said.contains("\nfix: "), "{said}");
+    assert!(said.contains("is running"), "{said}");
+    assert!(!said.contains("Error: "), "a Debug dump: {said}");
+    assert!(!said.contains(password), "{said}");
+    assert!(eml_files(&dir.path().join("outbox")).is_empty(), "{said}");
 }

@@ -155,6 +155,29 @@ fn bad_environment_values_name_the_variable() {
     assert!(error.contains("oauth, basic, none"), "{error}");
 }
 
+/// A variable whose value is no choice of its setting (`MAIL_CONNECTOR_AUTH_MODE=kerberos`)
+/// is named with that setting, and the fix says which to correct: the environment has no
+/// line and column, no double quotes to point to, as a file has.
+#[test]
+fn a_variable_with_a_value_not_among_the_choices_is_named_with_its_setting() {
+    let file = ConnectorSettings::from_toml_str("user_name = \"no-reply@example.org\"").unwrap();
+    let error = file
+        .with_env_vars([
+            ("MAIL_CONNECTOR_AUTH_MODE", "kerberos"),
+            ("MAIL_CONNECTOR_SMTP_HOST", "smtp.example.org"),
+            ("MAIL_CONNECTOR_CLOUD", KNOWN_SECRET),
+        ])
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("`MAIL_CONNECTOR_AUTH_MODE`"), "{text}");
+    assert!(text.contains("oauth, basic, none"), "{text}");
+    assert!(text.contains("`MAIL_CONNECTOR_CLOUD`"), "{text}");
+    assert!(!text.contains("SMTP_HOST"), "{text}");
+    let remedy = error.remedy().unwrap();
+    assert_eq!(remedy, "fix these settings: `auth_mode`, `cloud`");
+    assert_no_secrets(&format!("{error} {error:?} {remedy}"), &[KNOWN_SECRET]);
+}
+
 #[test]
 fn unknown_keys_and_wrong_types_in_files_are_named() {
     let error = ConnectorSettings::from_toml_str("tennant_id = \"x\"")

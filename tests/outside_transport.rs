@@ -366,9 +366,8 @@ async fn its_settings_errors_hold_the_mailbox_and_its_message_errors_do_not() {
 
     // Without the marks, the same auth failure holds the mailbox; marked as the
     // message's own, it fails that message alone.
-    let refused = || {
-        Error::transport("relay", "attachment type refused", Transience::Permanent).with_auth()
-    };
+    let refused =
+        || Error::transport("relay", "attachment type refused", Transience::Permanent).with_auth();
     let (report, _, _dir) = deliver_once(Failing(refused())).await;
     assert_eq!((report.held, report.failed), (1, 0), "{report:?}");
     let own = refused().with_message_only();

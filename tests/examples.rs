@@ -240,3 +240,117 @@ async fn queue_outbox_reports_a_database_that_refuses_with_its_fix() {
     assert!(!said.contains(password), "{said}");
     assert!(eml_files(&dir.path().join("outbox")).is_empty(), "{said}");
 }
+
+/// Copied into a service, an example builds with what the README tells its author to add:
+/// the `[dependencies]` lines (`tokio` with the runtime `#[tokio::main]` starts), and the
+/// crate or feature of its own that an example needs beyond them, named in the README too.
+#[test]
+fn the_readme_names_what_each_example_needs_outside_the_repo() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let lines = readme
+        .split("```toml\n[dependencies]\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README shows the `[dependencies]` lines a service adds");
+    assert!(lines.contains("mail-connector = "), "{lines}");
+    assert!(
+        lines.contains(r#"tokio = { version = "1", features = ["macros", "rt-multi-thread"] }"#),
+        "{lines}"
+    );
+    let manifest: mail_connector::toml::Table =
+        mail_connector::toml::from_str(&std::fs::read_to_string(root.join("Cargo.toml")).unwrap())
+            .unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        let source = std::fs::read_to_string(&path).unwrap();
+        for krate in crates_named(&source) {
+            let line = format!("{} = ", krate.replace('_', "-"));
+            assert!(
+                readme.contains(&line),
+                "examples/{name}.rs uses `{krate}`, which the README does not tell a service to add"
+            );
+        }
+        let features = manifest["example"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|example| example["name"].as_str() == Some(&name))
+            .and_then(|example| example.get("required-features"))
+            .and_then(|features| features.as_array().cloned())
+            .unwrap_or_default();
+        for feature in features.iter().filter_map(|f| f.as_str()) {
+            // Default features need no line.
+            if ["graph", "smtp", "oauth"].contains(&feature) {
+                continue;
+            }
+            assert!(
+                readme.contains(&format!("`{name}` needs `features = [\"{feature}\"]`")),
+                "examples/{name}.rs needs the feature `{feature}`, which the README does not name"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4, "{checked}");
+}
+
+/// The crates a source file names other than the standard library, this crate and tokio:
+/// the first segment of each `use` path, and each path root that no `use` brought in.
+fn crates_named(source: &str) -> Vec<String> {
+    let code: Vec<&str> = source
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with("//"))
+        .collect();
+    let used: Vec<&str> = code
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("use "))
+        .collect();
+    let imported = |name: &str| {
+        used.iter().any(|line| {
+            line.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|word| word == name)
+        })
+    };
+    let mut roots: Vec<String> = used
+        .iter()
+        .filter_map(|line| line["use ".len()..].split("::").next())
+        .map(str::to_owned)
+        .collect();
+    for line in code.iter().filter(|l| !l.starts_with("use ")) {
+        for (at, _) in line.match_indices("::") {
+            let before = &line[..at];
+            let start = before
+                .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .map_or(0, |i| i + 1);
+            let root = &before[start..];
+            let first = root.chars().next();
+            // Not a path's later segment, a method's or a turbofish (`f::<T>`).
+            if !before[..start].ends_with([':', '.'])
+                && !line[at..].starts_with("::<")
+                && first.is_some_and(|c| c.is_ascii_lowercase())
+                && !imported(root)
+            {
+                roots.push(root.to_owned());
+            }
+        }
+    }
+    roots.retain(|root| {
+        ![
+            "std",
+            "core",
+            "crate",
+            "self",
+            "super",
+            "mail_connector",
+            "tokio",
+        ]
+        .contains(&root.as_str())
+    });
+    roots.sort();
+    roots.dedup();
+    roots
+}

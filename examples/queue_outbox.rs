@@ -48,7 +48,8 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             // Every error says what went wrong (never the URL or its password); the crate's
-            // say what to do about it, too.
+            // say what to do about it, too, naming the URL as its setting does (`queue_url`):
+            // here that is DATABASE_URL.
             eprintln!("error: {error}");
             let remedy = error
                 .downcast_ref::<mail_connector::Error>()

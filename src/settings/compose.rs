@@ -396,6 +396,36 @@ fn write_problem(error: impl std::fmt::Display) -> Error {
     )
 }
 
+/// The variables whose values the settings do not take (`MAIL_CONNECTOR_AUTH_MODE=kerberos`),
+/// each named with its setting, so that the remedy says which one to correct rather than
+/// pointing to a line and column the environment does not have. `whole` is the error of all
+/// of them together, said as it is should no variable fail alone.
+fn variable_problems(
+    overrides: serde_json::Map<String, serde_json::Value>,
+    whole: serde_json::Error,
+) -> Error {
+    let problems: Vec<SettingsProblem> = overrides
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let alone = serde_json::Map::from_iter([(key.clone(), value)]);
+            let error = serde_json::from_value::<ConnectorSettings>(alone.into()).err()?;
+            Some(SettingsProblem {
+                message: format!(
+                    "`{ENV_PREFIX}{}`: {}",
+                    key.to_ascii_uppercase(),
+                    redact_quoted(&error.to_string())
+                ),
+                field: key,
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        parse_problem("the environment", whole)
+    } else {
+        Error::InvalidSettings { problems }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,35 +458,5 @@ mod tests {
                 "`{key}` is missing from take_field"
             );
         }
-    }
-}
-
-/// The variables whose values the settings do not take (`MAIL_CONNECTOR_AUTH_MODE=kerberos`),
-/// each named with its setting, so that the remedy says which one to correct rather than
-/// pointing to a line and column the environment does not have. `whole` is the error of all
-/// of them together, said as it is should no variable fail alone.
-fn variable_problems(
-    overrides: serde_json::Map<String, serde_json::Value>,
-    whole: serde_json::Error,
-) -> Error {
-    let problems: Vec<SettingsProblem> = overrides
-        .into_iter()
-        .filter_map(|(key, value)| {
-            let alone = serde_json::Map::from_iter([(key.clone(), value)]);
-            let error = serde_json::from_value::<ConnectorSettings>(alone.into()).err()?;
-            Some(SettingsProblem {
-                message: format!(
-                    "`{ENV_PREFIX}{}`: {}",
-                    key.to_ascii_uppercase(),
-                    redact_quoted(&error.to_string())
-                ),
-                field: key,
-            })
-        })
-        .collect();
-    if problems.is_empty() {
-        parse_problem("the environment", whole)
-    } else {
-        Error::InvalidSettings { problems }
     }
 }

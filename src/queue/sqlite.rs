@@ -78,17 +78,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| db_error("open the SQLite queue", &e))?;
-        // Boxed as `Send` here: sqlx's migrator future is otherwise not provably `Send` for
-        // every lifetime, which callers' `async_trait` futures require.
-        let migrate: MigrateFuture<'_> = Box::pin(MIGRATOR.run(&pool));
-        migrate.await.map_err(|e| {
-            queue_error(
-                "migrate the SQLite queue",
-                e.to_string(),
-                false,
-                Some("the file is not a mail queue, or was written by a newer version"),
-            )
-        })?;
+        migrate(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -371,6 +361,68 @@ impl QueueStore for SqliteStore {
         .await
         .map_err(|e| db_error("count the queue", &e))?;
         Ok((due.max(0).unsigned_abs(), sending.max(0).unsigned_abs()))
+    }
+}
+
+/// Applies the embedded migrations that `pool`'s file lacks, under SQLite's write lock: the
+/// migrator itself takes none on SQLite, so replicas opening a new file at once (or after an
+/// upgrade that adds a migration) would each apply the same migration, and all but one fail
+/// with `table mail_queue already exists`. A file opened read-only (`?mode=ro`) takes no
+/// lock; it opens when it has every migration already.
+async fn migrate(pool: &SqlitePool) -> Result<()> {
+    const ACTION: &str = "migrate the SQLite queue";
+    let tx = match pool.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => Some(tx),
+        Err(e) if code_of(&e).is_some_and(|code| code & 0xff == READONLY) => None,
+        Err(e) => return Err(db_error(ACTION, &e)),
+    };
+    // Boxed as `Send` here: sqlx's migrator future is otherwise not provably `Send` for
+    // every lifetime, which callers' `async_trait` futures require. `run_direct` takes the
+    // transaction's connection (`run` would want an `Acquire` for every lifetime).
+    match tx {
+        Some(mut tx) => {
+            let migrate: MigrateFuture<'_> = Box::pin(MIGRATOR.run_direct(&mut *tx));
+            migrate.await.map_err(|e| migrate_error(ACTION, e))?;
+            tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
+        }
+        None => {
+            let migrate: MigrateFuture<'_> = Box::pin(MIGRATOR.run(pool));
+            migrate.await.map_err(|e| migrate_error(ACTION, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// SQLite's primary result code for a write to a database opened read-only.
+const READONLY: u32 = 8;
+
+/// The SQLite result code of a database error.
+fn code_of(error: &sqlx::Error) -> Option<u32> {
+    match error {
+        sqlx::Error::Database(db) => db.code()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A failed migration's error: the database's own (busy, read-only, disk full) with its
+/// fix; otherwise the file's schema is not this version's queue.
+fn migrate_error(action: &'static str, error: sqlx::migrate::MigrateError) -> crate::Error {
+    use sqlx::migrate::MigrateError;
+    match error {
+        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)
+            if code_of(&e).is_some_and(|code| code & 0xff != 1) =>
+        {
+            db_error(action, &e)
+        }
+        other => queue_error(
+            action,
+            other.to_string(),
+            false,
+            Some(
+                "the file in `queue_url` is not this connector's mail queue, or was written by \
+                 a newer version: point `queue_url` at the queue's file",
+            ),
+        ),
     }
 }
 

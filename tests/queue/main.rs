@@ -35,5 +35,6 @@ mod size_limit;
 mod skew;
 mod skewed;
 mod split_race;
+mod sqlite_processes;
 mod states;
 mod store_failures;

@@ -176,11 +176,23 @@ fn remedy_for_code(code: &str) -> Option<&'static str> {
         };
     }
     match code.parse::<u32>().ok()? & 0xff {
-        8 => Some("make the queue's SQLite file and its folder writable by this process"),
-        13 => Some("free disk space where the queue's SQLite file is"),
+        8 => Some(
+            "make the SQLite file in `queue_url` and its folder writable by this process \
+             (its user, not root's, and not a read-only mount), and drop `?mode=ro` from \
+             `queue_url` for a process that enqueues or delivers",
+        ),
+        10 => Some(
+            "the disk under the SQLite file in `queue_url` failed a write: check that it has \
+             free space, that no quota or file-size limit (`ulimit -f`, systemd's \
+             `LimitFSIZE`) stops this process, and that the disk is healthy",
+        ),
+        13 => Some(
+            "free disk space where the SQLite file in `queue_url` is (or lift the quota \
+             that stops this process), or point `queue_url` at a disk with room",
+        ),
         14 => Some(
             "check that the folder of the SQLite file in `queue_url` exists and this process \
-             may write there",
+             may write there; with `?mode=ro` the file must exist already",
         ),
         11 | 26 => Some(
             "the file in `queue_url` is damaged or not an SQLite database: point `queue_url` \
@@ -260,6 +272,7 @@ mod tests {
             ("8", "writable"),
             ("1032", "writable"), // SQLITE_READONLY_DBMOVED: an extended code
             ("13", "disk space"),
+            ("778", "file-size limit"), // SQLITE_IOERR_WRITE: a write the OS refused
             ("26", "not an SQLite database"),
         ] {
             let remedy = remedy_for_code(code).unwrap_or_default();

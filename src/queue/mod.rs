@@ -220,6 +220,8 @@ mod rows;
 mod sql;
 #[cfg(feature = "queue-sqlite")]
 mod sqlite;
+#[cfg(feature = "queue-sqlite")]
+mod sqlite_migrate;
 mod stats;
 mod store;
 mod transport;

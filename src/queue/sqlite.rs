@@ -23,16 +23,6 @@ use super::store::{
 };
 use crate::error::Result;
 
-type MigrateFuture<'a> = std::pin::Pin<
-    Box<
-        dyn std::future::Future<Output = std::result::Result<(), sqlx::migrate::MigrateError>>
-            + Send
-            + 'a,
-    >,
->;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
 /// The queue in an SQLite file, created with its schema when missing.
 ///
 /// Every claim runs in a `BEGIN IMMEDIATE` transaction, so admission under the per-mailbox
@@ -56,12 +46,31 @@ impl SqliteStore {
         Self::connect(options).await
     }
 
-    /// Opens the queue from a `sqlite://PATH` URL.
+    /// Opens the queue from a `sqlite://PATH` URL: `sqlite:///var/lib/app/mail-queue.db` (an
+    /// absolute path: three slashes). A relative path (`sqlite://mail-queue.db`) is taken
+    /// from the process's working directory, so an application and a `mailctl worker`
+    /// started elsewhere would each open a queue of their own. Spaces may be written as they
+    /// are or as `%20`; `?mode=ro` opens an existing queue read-only (for `mailctl queue
+    /// status` and `list`: enqueueing and delivering then fail).
     ///
     /// # Errors
     ///
-    /// As [`SqliteStore::open`]; [`Error::Queue`](crate::Error::Queue) for a malformed URL.
+    /// As [`SqliteStore::open`]; [`Error::Queue`](crate::Error::Queue) for a malformed URL,
+    /// or a path starting with `~` (which only a shell expands).
     pub async fn open_url(url: &str) -> Result<Self> {
+        let path = url.strip_prefix("sqlite:").unwrap_or(url);
+        if path.strip_prefix("//").unwrap_or(path).starts_with('~') {
+            // SQLite would look for a folder named `~` where the process runs.
+            return Err(queue_error(
+                "open the SQLite queue",
+                "the path in `queue_url` starts with `~`, which only a shell expands",
+                false,
+                Some(
+                    "write the file's full path in `queue_url`, e.g. \
+                     `sqlite:///home/mailer/mail-queue.db` (three slashes)",
+                ),
+            ));
+        }
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| db_error("read the SQLite queue URL", &e))?
             .create_if_missing(true);
@@ -78,7 +87,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| db_error("open the SQLite queue", &e))?;
-        migrate(&pool).await?;
+        super::sqlite_migrate::migrate(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -364,68 +373,6 @@ impl QueueStore for SqliteStore {
     }
 }
 
-/// Applies the embedded migrations that `pool`'s file lacks, under SQLite's write lock: the
-/// migrator itself takes none on SQLite, so replicas opening a new file at once (or after an
-/// upgrade that adds a migration) would each apply the same migration, and all but one fail
-/// with `table mail_queue already exists`. A file opened read-only (`?mode=ro`) takes no
-/// lock; it opens when it has every migration already.
-async fn migrate(pool: &SqlitePool) -> Result<()> {
-    const ACTION: &str = "migrate the SQLite queue";
-    let tx = match pool.begin_with("BEGIN IMMEDIATE").await {
-        Ok(tx) => Some(tx),
-        Err(e) if code_of(&e).is_some_and(|code| code & 0xff == READONLY) => None,
-        Err(e) => return Err(db_error(ACTION, &e)),
-    };
-    // Boxed as `Send` here: sqlx's migrator future is otherwise not provably `Send` for
-    // every lifetime, which callers' `async_trait` futures require. `run_direct` takes the
-    // transaction's connection (`run` would want an `Acquire` for every lifetime).
-    match tx {
-        Some(mut tx) => {
-            let migrate: MigrateFuture<'_> = Box::pin(MIGRATOR.run_direct(&mut *tx));
-            migrate.await.map_err(|e| migrate_error(ACTION, e))?;
-            tx.commit().await.map_err(|e| db_error(ACTION, &e))?;
-        }
-        None => {
-            let migrate: MigrateFuture<'_> = Box::pin(MIGRATOR.run(pool));
-            migrate.await.map_err(|e| migrate_error(ACTION, e))?;
-        }
-    }
-    Ok(())
-}
-
-/// SQLite's primary result code for a write to a database opened read-only.
-const READONLY: u32 = 8;
-
-/// The SQLite result code of a database error.
-fn code_of(error: &sqlx::Error) -> Option<u32> {
-    match error {
-        sqlx::Error::Database(db) => db.code()?.parse().ok(),
-        _ => None,
-    }
-}
-
-/// A failed migration's error: the database's own (busy, read-only, disk full) with its
-/// fix; otherwise the file's schema is not this version's queue.
-fn migrate_error(action: &'static str, error: sqlx::migrate::MigrateError) -> crate::Error {
-    use sqlx::migrate::MigrateError;
-    match error {
-        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)
-            if code_of(&e).is_some_and(|code| code & 0xff != 1) =>
-        {
-            db_error(action, &e)
-        }
-        other => queue_error(
-            action,
-            other.to_string(),
-            false,
-            Some(
-                "the file in `queue_url` is not this connector's mail queue, or was written by \
-                 a newer version: point `queue_url` at the queue's file",
-            ),
-        ),
-    }
-}
-
 async fn expire_leases(tx: &mut Transaction<'static, Sqlite>, now: i64) -> Result<()> {
     sqlx::query(
         "UPDATE mail_queue SET state = 'uncertain', updated_at = $1, last_error = \
@@ -447,11 +394,14 @@ async fn insert(conn: &mut SqliteConnection, m: NewMessage, error: ErrorOf) -> R
     // Retries count towards the age limit from when the message falls due (`retry_from` =
     // `due_at`): one enqueued for tomorrow is not old when tomorrow comes.
     let created = millis(m.created_at);
-    let inserted: Option<(String,)> = sqlx::query_as(
+    // Run to its end, not read for a `RETURNING` row: SQLite hands that row over before the
+    // statement commits, and a commit that fails then (a full disk, a file-size limit) would
+    // go unseen — an email reported enqueued that was never stored.
+    let inserted = sqlx::query(
         "INSERT INTO mail_queue (id, idempotency_key, mailbox, recipients, subject, state, \
          body, body_bytes, due_at, created_at, updated_at, retry_from) \
          VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $8) \
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+         ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(&m.id)
     .bind(&m.idempotency_key)
@@ -462,11 +412,14 @@ async fn insert(conn: &mut SqliteConnection, m: NewMessage, error: ErrorOf) -> R
     .bind(m.body.len() as i64)
     .bind(millis(m.due_at))
     .bind(created)
-    .fetch_optional(&mut *conn)
+    .execute(&mut *conn)
     .await
     .map_err(|e| error(ACTION, &e))?;
-    if let Some((id,)) = inserted {
-        return Ok(Enqueued { id, created: true });
+    if inserted.rows_affected() == 1 {
+        return Ok(Enqueued {
+            id: m.id,
+            created: true,
+        });
     }
     let (id,): (String,) = sqlx::query_as("SELECT id FROM mail_queue WHERE idempotency_key = $1")
         .bind(&m.idempotency_key)

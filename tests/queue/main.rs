@@ -35,6 +35,7 @@ mod size_limit;
 mod skew;
 mod skewed;
 mod split_race;
+mod sqlite_files;
 mod sqlite_processes;
 mod states;
 mod store_failures;

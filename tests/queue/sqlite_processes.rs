@@ -94,7 +94,8 @@ fn spawn_enqueuer(url: &str) -> (Child, mpsc::UnboundedReceiver<String>) {
     std::thread::spawn(move || {
         for line in stdout.lines() {
             let Ok(line) = line else { break };
-            if let Some(id) = line.strip_prefix(ENQUEUED) {
+            // The harness may have begun the line (`test … child_enqueuer ... `).
+            if let Some((_, id)) = line.split_once(ENQUEUED) {
                 let _ = ids.send(id.to_owned());
             }
         }

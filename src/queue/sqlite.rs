@@ -82,11 +82,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|e| db_error("open the SQLite queue", &e))?;
+        let pool = first_connection(options).await?;
         super::sqlite_migrate::migrate(&pool).await?;
         Ok(Self { pool })
     }
@@ -104,6 +100,43 @@ impl SqliteStore {
             .map_err(|e| db_error(action, &e))
     }
 }
+
+/// The pool, once its first connection is made. A connection that finds the file locked
+/// while it is being switched to write-ahead logging — by other processes opening a new
+/// file at the same moment (replicas starting together) — is refused at once: SQLite does
+/// not wait for that lock as the busy timeout waits for others. Tried again here, briefly
+/// and jittered, for as long as the busy timeout would have waited.
+async fn first_connection(options: SqliteConnectOptions) -> Result<SqlitePool> {
+    let policy = crate::RetryPolicy {
+        max_retries: u32::MAX,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(250),
+        multiplier: 2.0,
+        deadline: Some(Duration::from_secs(30)),
+    };
+    let started = std::time::Instant::now();
+    let mut retry = 0;
+    loop {
+        let error = match SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.clone())
+            .await
+        {
+            Ok(pool) => return Ok(pool),
+            Err(error) => error,
+        };
+        let locked = matches!(&error, sqlx::Error::Database(db)
+            if db.code().and_then(|c| c.parse::<u32>().ok()).is_some_and(|c| c & 0xff == BUSY));
+        match policy.next_delay(retry, started.elapsed(), None) {
+            Some(wait) if locked => tokio::time::sleep(wait).await,
+            _ => return Err(db_error("open the SQLite queue", &error)),
+        }
+        retry = retry.saturating_add(1);
+    }
+}
+
+/// SQLite's primary result code for a file another connection has locked.
+const BUSY: u32 = 5;
 
 #[async_trait]
 impl QueueStore for SqliteStore {

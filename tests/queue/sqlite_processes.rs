@@ -308,3 +308,46 @@ async fn replicas_opening_a_new_file_at_once_all_open_it() {
         assert_eq!(integrity(&url).await, "ok");
     }
 }
+
+/// A replica opening the queue while another process is in the middle of writing a new file
+/// that is not yet in write-ahead-log mode (another replica creating it): SQLite refuses the
+/// switch to that mode at once, without the busy timeout's wait, so the open used to fail
+/// with `database is locked`. It now waits until the writer is done, then opens.
+#[tokio::test]
+async fn an_open_while_another_process_writes_a_new_file_waits_for_it() {
+    use mail_connector::queue::Queue;
+    use mail_connector::queue::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+    use mail_connector::queue::sqlx::{Connection, Executor, SqliteConnection};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    // The other replica: the new file, not yet switched, its write lock taken.
+    let mut other = SqliteConnection::connect_with(
+        &SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Delete),
+    )
+    .await
+    .unwrap();
+    other.execute("BEGIN IMMEDIATE").await.unwrap();
+    other.execute("CREATE TABLE other (x)").await.unwrap();
+
+    let url = format!("sqlite://{}", path.display());
+    let mut opening = tokio::spawn(async move { Queue::open(&url).await });
+    // While the lock is held, the open must not end: refused at once, it used to.
+    let held = Duration::from_secs(1);
+    tokio::select! {
+        opened = &mut opening => panic!(
+            "the open ended while another process held the new file's write lock: {:?}",
+            opened.unwrap().map(|_| "opened")
+        ),
+        () = tokio::time::sleep(held) => {}
+    }
+    other.execute("COMMIT").await.unwrap();
+    other.close().await.unwrap();
+    opening
+        .await
+        .unwrap()
+        .expect("opened once the other process was done");
+}

@@ -64,6 +64,18 @@ fn too_large(len: usize) -> Error {
     )
 }
 
+/// The error for a prepared message over the limit whose attachments cannot be cut out to
+/// be added to a draft apart: it has none outside its bodies, or its MIME structure cannot
+/// be read.
+fn unsplittable(len: usize) -> Error {
+    Error::invalid_message(
+        "mime",
+        format!(
+            "the prepared message is {len} bytes of MIME, more than the {MIME_REQUEST_LIMIT}              bytes this crate gives Graph in one request, and no attachment can be cut out of              it to be added to a draft apart (it has none outside its bodies, or its MIME              structure cannot be read): send it over SMTP, or build it with `Email::builder`              so that its attachments are added apart"
+        ),
+    )
+}
+
 /// A `text/plain` POST of base64 MIME, never repeated once Graph may have acted.
 fn post_mime<'a>(operation: &'static str, url: &'a url::Url, mime: &[u8]) -> GraphRequest<'a> {
     GraphRequest {
@@ -96,7 +108,7 @@ impl GraphTransport {
         }
         tracing::debug!("MIME message too large for one request; using a draft");
         let (mime, attachments) = match email.mime() {
-            Some(_) => split_attachments(&mime).ok_or_else(|| too_large(mime.len()))?,
+            Some(_) => split_attachments(&mime).ok_or_else(|| unsplittable(mime.len()))?,
             None => {
                 let bare = email.without_attachments(|_: &Attachment| true);
                 let mime = render(&bare, sender, BccHeader::Keep, None).await?.bytes;

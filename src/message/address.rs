@@ -133,7 +133,8 @@ pub(super) fn check_wire_address(address: &str, wire: &str) -> Result<()> {
         return Err(Error::invalid_message(
             "address",
             format!(
-                "`{}` cannot be sent: its domain is written `{domain}` in a message (its ASCII                  form, IDNA), {}; use a shorter domain, such as `name@example.org`",
+                "`{}` cannot be sent: its domain is written `{domain}` in a message (its ASCII \
+                 form, IDNA), {}; use a shorter domain, such as `name@example.org`",
                 address.escape_debug(),
                 match too_long {
                     true => "which makes the address longer than the 254 octets RFC 5321 allows",

@@ -190,7 +190,9 @@ pub(crate) fn split_attachments(mime: &[u8]) -> Option<(Vec<u8>, Vec<super::Atta
 
     // mail-parser 0.11 panics ("Invalid part ID, could not find multipart") on some
     // messages whose attached `message/rfc822` parts are not messages (found by fuzz/); such
-    // a message has nothing this can cut, which the caller reports as too large.
+    // a message has nothing this can cut, which the caller reports. The process's panic
+    // hook still sees that panic (and a `panic = "abort"` build still aborts): only a send
+    // of such a message over 2 MB through Graph gets here.
     let message = std::panic::catch_unwind(|| MessageParser::default().parse(mime))
         .ok()
         .flatten()?;

@@ -381,7 +381,8 @@ async fn both_bodies_and_an_attachment_of_1_8_mb_go_through_a_draft() {
 
 /// Found by fuzz/ (wire_mime): mail-parser panics on this structure (attached messages that
 /// are not messages). A prepared message like it, too large for one request, panicked the
-/// send while its attachments were being cut out; it is refused as too large instead.
+/// send while its attachments were being cut out; it is refused instead, saying why and to
+/// send it over SMTP (not to make its bodies smaller, which is not what stands in the way).
 #[tokio::test]
 async fn a_large_prepared_message_the_parser_cannot_split_is_refused_not_a_panic() {
     let server = MockServer::start_async().await;
@@ -405,5 +406,10 @@ async fn a_large_prepared_message_the_parser_cannot_split_is_refused_not_a_panic
     assert!(
         matches!(&error, Error::InvalidMessage { field, .. } if field == "mime"),
         "{error}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("no attachment can be cut out") && text.contains("over SMTP"),
+        "{text}"
     );
 }

@@ -129,3 +129,14 @@ async fn addresses_that_build_are_sent_as_exactly_themselves() {
         assert_eq!(first.name(), mailbox.name(), "{text}");
     }
 }
+
+/// The refusal of an address whose ASCII (IDNA) form is too long names the address, its
+/// ASCII domain and the rule, in one readable sentence.
+#[test]
+fn an_address_too_long_in_ascii_says_so_in_words() {
+    let address = format!("b.c@Grüße{}", "a".repeat(56));
+    let text = build_error(address.parse::<Mailbox>()).to_string();
+    assert!(text.contains("(its ASCII form, IDNA)"), "{text}");
+    assert!(text.contains("xn--"), "{text}");
+    assert!(text.contains("63 octets"), "{text}");
+}

@@ -81,3 +81,32 @@ fn check_of_an_outbox_folder_that_cannot_be_written_exits_3() {
     let (output, stdout, stderr) = run(&mut mailctl_to(dir.path(), &fine, &["check"]));
     assert!(output.status.success(), "{stdout}{stderr}");
 }
+
+/// Output to a reader that went away (`mailctl send … | head -0`, `mailctl queue list |
+/// head -1`): mailctl does not panic, says nothing of it, and exits with the code of what it
+/// did — the email was written to the outbox.
+#[test]
+fn output_to_a_closed_pipe_is_dropped_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // every write to the pipe now fails with a broken pipe
+    let send = [
+        "send",
+        "--to",
+        "ann@example.org",
+        "--subject",
+        "Hi",
+        "--text",
+        "x",
+    ];
+    let output = mailctl_to(dir.path(), &outbox, &send)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1, "{stderr}");
+}

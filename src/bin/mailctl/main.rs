@@ -41,6 +41,16 @@
 //! authentication or permission refused (the admin must act); 5 temporary: unreachable,
 //! timed out or throttled (retry later); 6 partial or uncertain delivery. `check` exits with the code of its worst failed step.
 
+/// `println!` for mailctl's output. A reader that went away (`mailctl queue list | head -1`)
+/// no longer panics mailctl: what is left to print is dropped and it ends with the exit code
+/// of what it did, as other tools in a pipe do. Any other failure to write (a full disk
+/// under `> file`) is said on stderr, and mailctl exits 1: its output would be incomplete.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        crate::write_out(format_args!($($arg)*))
+    };
+}
+
 mod check;
 mod config;
 mod exit;
@@ -162,6 +172,24 @@ fn finish(result: Result<ExitCode, mail_connector::Error>) -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             output::Output::new(output::OutputArgs { json: false }).failed(None, &error, None)
+        }
+    }
+}
+
+/// Writes one line of output for [`out!`].
+fn write_out(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(line)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(error) => {
+            eprintln!("mailctl: cannot write to standard output: {error}");
+            std::process::exit(1);
         }
     }
 }

@@ -78,7 +78,7 @@ impl Output {
         if self.json {
             let mut document = send_document(Exit::Ok, report, [&Vec::new(); 3], None);
             document["transport"] = transport.into();
-            println!("{document}");
+            out!("{document}");
         } else {
             self.print_sent(transport, report);
         }
@@ -93,7 +93,7 @@ impl Output {
             "sent to"
         };
         for message in &report.messages {
-            println!(
+            out!(
                 "{verb} {} [{}]",
                 clean(&list(&message.recipients)),
                 clean(message.id.as_deref().unwrap_or("no id returned"))
@@ -115,9 +115,9 @@ impl Output {
                 "transport": "queue",
                 "id": id,
             });
-            println!("{document}");
+            out!("{document}");
         } else {
-            println!("{id}");
+            out!("{id}");
         }
         exit.into()
     }
@@ -151,25 +151,25 @@ impl Output {
                     "error": error_json(error, exit),
                 }),
             };
-            println!("{document}");
+            out!("{document}");
             return exit.into();
         }
         if let Some(outcome) = &outcome {
             self.print_sent(transport.unwrap_or_default(), &outcome.delivered);
             if !outcome.not_sent.is_empty() {
-                println!("not sent to {}", clean(&list(&outcome.not_sent)));
+                out!("not sent to {}", clean(&list(&outcome.not_sent)));
             }
             if !outcome.refused_permanently.is_empty() {
-                println!(
+                out!(
                     "refused permanently, not to be resent: {}",
                     clean(&list(&outcome.refused_permanently))
                 );
             }
             for refusal in &outcome.refusals {
-                println!("refused {}", clean(&refusal_line(refusal)));
+                out!("refused {}", clean(&refusal_line(refusal)));
             }
             if !outcome.uncertain.is_empty() {
-                println!("delivery uncertain to {}", clean(&list(&outcome.uncertain)));
+                out!("delivery uncertain to {}", clean(&list(&outcome.uncertain)));
             }
         }
         self.error(error);
@@ -212,7 +212,7 @@ impl Output {
                 "steps": [],
                 "error": {"message": message, "remedy": remedy, "kind": exit.name()},
             });
-            println!("{document}");
+            out!("{document}");
         } else {
             self.error_lines(message, Some(remedy));
         }
@@ -249,10 +249,10 @@ impl Output {
                 "using": using,
                 "steps": steps,
             });
-            println!("{document}");
+            out!("{document}");
             return exit.into();
         }
-        println!("using {}", clean(using));
+        out!("using {}", clean(using));
         let width = report
             .steps
             .iter()
@@ -273,10 +273,10 @@ impl Output {
             if let Some(remedy) = &step.remedy {
                 line.push_str(&format!(" — fix: {}", clean(remedy)));
             }
-            println!("{line}");
+            out!("{line}");
         }
         let overall = report.status();
-        println!("overall: {}", self.status(&overall.to_string(), overall));
+        out!("overall: {}", self.status(&overall.to_string(), overall));
         environment_notes(
             report
                 .steps

@@ -263,7 +263,7 @@ pub(crate) async fn queue(args: QueueArgs) -> Result<ExitCode, Error> {
         }
         QueueCommand::Purge { state, older_than } => {
             let purged = queue.purge(state, older_than).await?;
-            println!("purged {purged} {state} message(s)");
+            out!("purged {purged} {state} message(s)");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -281,7 +281,7 @@ where
     let mut first = None;
     for id in ids {
         match action(id.clone()).await {
-            Ok(()) => println!("{id} {done}"),
+            Ok(()) => out!("{id} {done}"),
             Err(error) => {
                 out.error(&error);
                 first.get_or_insert(Exit::of(&error));
@@ -293,14 +293,14 @@ where
 
 fn print_status(stats: &QueueStats, json: bool) {
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(stats).unwrap_or_default()
         );
         return;
     }
     for (state, count) in &stats.states {
-        println!("{state:<10} {count}");
+        out!("{state:<10} {count}");
     }
     for mailbox in &stats.mailboxes {
         let counts: Vec<String> = mailbox
@@ -312,17 +312,17 @@ fn print_status(stats: &QueueStats, json: bool) {
             .paused_until
             .map(|until| format!(" (paused until {})", rfc3339(until)))
             .unwrap_or_default();
-        println!("mailbox {}: {}{paused}", mailbox.mailbox, counts.join(", "));
+        out!("mailbox {}: {}{paused}", mailbox.mailbox, counts.join(", "));
     }
     match &stats.oldest_due {
-        Some(oldest) => println!("oldest due: {} since {}", oldest.id, rfc3339(oldest.due_at)),
-        None => println!("oldest due: none"),
+        Some(oldest) => out!("oldest due: {} since {}", oldest.id, rfc3339(oldest.due_at)),
+        None => out!("oldest due: none"),
     }
 }
 
 fn print_list(messages: &[MessageSummary], json: bool) {
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(messages).unwrap_or_default()
         );
@@ -332,7 +332,7 @@ fn print_list(messages: &[MessageSummary], json: bool) {
     // server's multi-line reply in the error) is a space.
     let field = |text: Option<&str>| text.map_or_else(|| "-".to_owned(), clean);
     for m in messages {
-        println!(
+        out!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             m.id,
             m.state,

@@ -109,6 +109,7 @@ impl ConnectorSettings {
     /// use mail_connector::queue::OpenWait;
     ///
     /// let worker = settings.queue_worker_waiting(&OpenWait::forever()).await?;
+    /// // (`tokio::signal` needs tokio's `signal` feature in your Cargo.toml.)
     /// let stop = async { let _ = tokio::signal::ctrl_c().await; };
     /// worker.run(stop).await?;
     /// # Ok(()) }

@@ -31,6 +31,9 @@ impl Mailbox {
     /// (64-octet local part, 254 octets in all, also once an IDN domain is in its ASCII form),
     /// has a domain label longer than 63 octets in that form, or the name contains a line
     /// break or another control character or is longer than 256 characters.
+    ///
+    /// Spaces around the name are dropped, and a run of spaces or tabs in it becomes one
+    /// space, as mail clients show a display name.
     pub fn new(name: Option<&str>, address: &str) -> Result<Self> {
         let address = address.trim();
         check_address(address)?;
@@ -56,7 +59,15 @@ impl Mailbox {
                         ),
                     ));
                 }
-                Some(name.to_owned())
+                // A run of spaces or tabs is one space, as a reader of the header shows
+                // it (and lettre reads it back): kept as given, the name would not come
+                // back the same from the header, and the mailbox would be refused.
+                Some(
+                    name.split([' ', '\t'])
+                        .filter(|w| !w.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )
             }
         };
         // The message header lists mailboxes as text that is parsed back (by lettre when it

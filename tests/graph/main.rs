@@ -20,6 +20,7 @@ mod large_attachments;
 mod mime_draft;
 mod mime_form;
 mod never_connected;
+mod random_emails;
 mod refused_stream;
 mod secrets;
 mod sending;

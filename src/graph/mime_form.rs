@@ -71,7 +71,11 @@ fn unsplittable(len: usize) -> Error {
     Error::invalid_message(
         "mime",
         format!(
-            "the prepared message is {len} bytes of MIME, more than the {MIME_REQUEST_LIMIT}              bytes this crate gives Graph in one request, and no attachment can be cut out of              it to be added to a draft apart (it has none outside its bodies, or its MIME              structure cannot be read): send it over SMTP, or build it with `Email::builder`              so that its attachments are added apart"
+            "the prepared message is {len} bytes of MIME, more than the {MIME_REQUEST_LIMIT} \
+             bytes this crate gives Graph in one request, and no attachment can be cut out of \
+             it to be added to a draft apart (it has none outside its bodies, or its MIME \
+             structure cannot be read): send it over SMTP, make its bodies smaller, or build \
+             it with `Email::builder` so that its attachments are added apart"
         ),
     )
 }

@@ -342,7 +342,7 @@ async fn mime_of_2_000_000_bytes_goes_in_one_send_mail_and_one_byte_more_through
     );
     let text = error.to_string();
     assert!(
-        text.contains("2000000 bytes of MIME at most") && text.contains("over SMTP"),
+        text.contains("more than the 2000000 bytes") && text.contains("over SMTP"),
         "{text}"
     );
     assert_eq!(one_request.lock().unwrap().len(), 1);

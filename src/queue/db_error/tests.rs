@@ -1,0 +1,174 @@
+//! Which database errors are transient, and the fixes the others name.
+
+use super::*;
+
+fn lost() -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "connection reset by peer",
+    ))
+}
+
+#[test]
+fn errors_retrying_does_not_fix_name_their_fix() {
+    for (code, fix) in [
+        ("42P01", "open the queue once"),
+        ("42501", "grant"),
+        ("28P01", "password"),
+        ("8", "writable"),
+        ("1032", "writable"), // SQLITE_READONLY_DBMOVED: an extended code
+        ("13", "disk space"),
+        ("778", "file-size limit"), // SQLITE_IOERR_WRITE: a write the OS refused
+        ("26", "not an SQLite database"),
+    ] {
+        let remedy = remedy_for_code(code).unwrap_or_default();
+        assert!(remedy.contains(fix), "{code}: {remedy}");
+    }
+    // A code with no known fix, and SQLite's BUSY (transient, handled apart).
+    assert_eq!(remedy_for_code("XX000"), None);
+    assert_eq!(remedy_for_code("5"), None);
+}
+
+/// A database error with this code, as a driver reports it.
+#[derive(Debug)]
+struct Coded(&'static str);
+
+impl std::fmt::Display for Coded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "database error {}", self.0)
+    }
+}
+
+impl std::error::Error for Coded {}
+
+impl sqlx::error::DatabaseError for Coded {
+    fn message(&self) -> &str {
+        "database error"
+    }
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(self.0.into())
+    }
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        sqlx::error::ErrorKind::Other
+    }
+}
+
+/// Every busy or locked SQLite code is transient, its extended forms too — a worker
+/// stops on a claim that fails for good, and gives up recording an outcome — and so are
+/// PostgreSQL's; other codes are not.
+#[test]
+fn a_busy_database_is_transient_whatever_its_extended_code() {
+    let transient = |code| {
+        db_error(
+            "claim a message",
+            &sqlx::Error::Database(Box::new(Coded(code))),
+        )
+        .is_transient()
+    };
+    for code in [
+        "5", "6", "261", "517", "773", "262", "518", "40001", "40P01", "57P01",
+    ] {
+        assert!(transient(code), "{code}");
+    }
+    for code in [
+        "1", "8", "11", "13", "14", "26", "1032", "2067", "42P01", "23505",
+    ] {
+        assert!(!transient(code), "{code}");
+    }
+}
+
+/// A connection closed by the server, or one a pooler in front of a stopped server
+/// closes during the handshake (a protocol error), is the database being unreachable
+/// for now: a worker waits for it rather than stopping.
+#[test]
+fn a_connection_closed_at_once_is_transient() {
+    for error in [
+        lost(),
+        sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into()),
+        sqlx::Error::Protocol(
+            "unexpected response from SSLRequest: 0x00 (sqlx_postgres::connection::tls:95)".into(),
+        ),
+    ] {
+        let error = db_error("claim a message", &error);
+        assert!(error.is_transient(), "{error}");
+        let remedy = error.remedy().unwrap();
+        assert!(remedy.contains("`queue_url`) is running"), "{remedy}");
+    }
+}
+
+/// A server that answers the connection request as no PostgreSQL does (an HTTP server's
+/// `H`, an SMTP greeting's `2`), or asks for a sign-in the driver cannot do, is a wrong
+/// `queue_url`: not transient, naming it and the fix.
+#[test]
+fn a_server_that_is_not_postgres_is_a_wrong_queue_url() {
+    for message in [
+        "unexpected response from SSLRequest: 0x48",
+        "unexpected response from SSLRequest: 0x32 (sqlx_postgres::connection::tls:95)",
+        "unsupported authentication method: Gss",
+    ] {
+        let error = db_error("connect", &sqlx::Error::Protocol(message.into()));
+        assert!(!error.is_transient(), "{error}");
+        assert!(error.to_string().contains("`queue_url`"), "{error}");
+        assert!(error.remedy().unwrap().contains("`queue_url`"), "{error}");
+    }
+}
+
+#[test]
+fn an_enqueue_whose_answer_was_lost_may_have_stored_the_email() {
+    let error = enqueue_error("enqueue the email", &lost());
+    assert_eq!(error.delivery(), Delivery::Uncertain);
+    assert!(
+        !error.is_transient(),
+        "enqueueing again could store it twice"
+    );
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("mailctl queue list"), "{remedy}");
+    assert!(remedy.contains("idempotency_key"), "{remedy}");
+}
+
+#[test]
+fn an_enqueue_refused_before_anything_was_sent_stays_transient() {
+    for error in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
+        let error = enqueue_error("enqueue the email", &error);
+        assert_eq!(error.delivery(), Delivery::NotSent);
+        assert!(error.is_transient(), "{error}");
+    }
+}
+
+#[test]
+fn with_an_idempotency_key_enqueueing_again_is_safe() {
+    let error = repeatable_if_keyed(true, enqueue_error("enqueue the email", &lost()));
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.is_transient());
+    assert!(error.remedy().unwrap().contains("same idempotency key"));
+}
+
+#[test]
+fn a_failure_after_a_try_that_may_have_stored_the_email_is_uncertain() {
+    let gone = Error::Io {
+        action: "read the attachment",
+        path: "report.csv".into(),
+        setting: None,
+        source: std::sync::Arc::new(std::io::Error::from(std::io::ErrorKind::NotFound)),
+    };
+    for error in [
+        db_error("enqueue the email", &sqlx::Error::PoolTimedOut),
+        gone,
+        Error::invalid_message("subject", "too long"),
+    ] {
+        let error = may_be_queued(error);
+        assert_eq!(error.delivery(), Delivery::Uncertain, "{error}");
+        assert!(!error.is_transient());
+        assert!(error.to_string().contains("an earlier try"), "{error}");
+        assert!(error.remedy().unwrap().contains("mailctl queue list"));
+    }
+}

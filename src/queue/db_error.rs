@@ -142,10 +142,29 @@ fn not_postgres(message: &str) -> Option<(String, &'static str)> {
 /// (5) and LOCKED (6) with every extended code of theirs (the low byte is the primary
 /// code: `BUSY_SNAPSHOT` 517, `BUSY_RECOVERY` 261 while another process recovers the
 /// write-ahead log after a crash, `BUSY_TIMEOUT` 773, `LOCKED_SHAREDCACHE` 262).
-/// PostgreSQL: serialization failure, deadlock, too many connections, shutting down.
+/// PostgreSQL: serialization failure, deadlock, too many connections, shutting down or
+/// restarting after a crash, starting up; a connection exception (class 08: PgBouncer
+/// reports its own failures to reach the server so, as `08P01`); and a read-only
+/// transaction (`25006`), as a failover's address still pointing at the demoted standby
+/// gives until it moves.
 fn busy(code: &str) -> bool {
     if code.len() == 5 {
-        return matches!(code, "40001" | "40P01" | "53300" | "57P01" | "57P03");
+        return matches!(
+            code,
+            "40001"
+                | "40P01"
+                | "53300"
+                | "57P01"
+                | "57P02"
+                | "57P03"
+                | "08000"
+                | "08001"
+                | "08003"
+                | "08004"
+                | "08006"
+                | "08P01"
+                | "25006"
+        );
     }
     code.parse::<u32>()
         .is_ok_and(|code| matches!(code & 0xff, 5 | 6))

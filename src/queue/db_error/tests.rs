@@ -86,6 +86,29 @@ fn a_busy_database_is_transient_whatever_its_extended_code() {
     }
 }
 
+/// A restart, a failover and a pooler that cannot reach its server are outages, not
+/// mistakes: a crash restart (57P02), every connection exception PgBouncer or the server
+/// reports (class 08, PgBouncer's own failures as 08P01), and a read-only transaction
+/// (25006) from a failover's address still on the demoted standby. A worker keeps claiming
+/// after them; a waiting open waits.
+#[test]
+fn restarts_failovers_and_pooler_failures_are_transient() {
+    for code in [
+        "57P02", "08000", "08001", "08003", "08004", "08006", "08P01", "25006",
+    ] {
+        let error = db_error(
+            "claim a message",
+            &sqlx::Error::Database(Box::new(Coded(code))),
+        );
+        assert!(error.is_transient(), "{code}: {error}");
+        let remedy = error.remedy().unwrap();
+        assert!(
+            remedy.contains("`queue_url`) is running"),
+            "{code}: {remedy}"
+        );
+    }
+}
+
 /// A connection closed by the server, or one a pooler in front of a stopped server
 /// closes during the handshake (a protocol error), is the database being unreachable
 /// for now: a worker waits for it rather than stopping.

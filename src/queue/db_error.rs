@@ -109,12 +109,18 @@ const NOT_POSTGRES_REMEDY: &str = "point `queue_url` at the PostgreSQL server's 
 /// the rest.
 fn not_postgres(message: &str) -> Option<(String, &'static str)> {
     // PostgreSQL answers the driver's first message (an SSLRequest) with one byte, `S` or
-    // `N`; a connection closed before answering reads as 0x00. An HTTP server answers `H`
-    // (`HTTP/1.1 400`), an SMTP server greets with `2` (`220 …`).
+    // `N`; a connection closed before answering reads as 0x00, and a postmaster that
+    // cannot start a backend for it (out of processes or memory in a restart storm)
+    // answers with an ErrorResponse, `E`: both transient, as libpq takes them. Only the
+    // bytes other servers open with say it is not PostgreSQL: an HTTP server's `H`
+    // (`HTTP/1.1 400`), a digit from an SMTP or FTP greeting (`220 …`), POP3's `+OK`,
+    // IMAP's `* OK`, and a TLS server's handshake (0x16) or alert (0x15).
     if let Some(answer) = message.strip_prefix("unexpected response from SSLRequest: ") {
         // The byte, as `0x48`; debug builds of sqlx add where it failed.
         let byte = answer.split_whitespace().next().unwrap_or_default();
-        return (byte != "0x00").then(|| {
+        let other_server = u8::from_str_radix(byte.trim_start_matches("0x"), 16)
+            .is_ok_and(|b| matches!(b, b'H' | b'1'..=b'5' | b'+' | b'*' | 0x15 | 0x16));
+        return other_server.then(|| {
             (
                 format!(
                     "the server at `queue_url` is not PostgreSQL: it answered the connection \

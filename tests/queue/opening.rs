@@ -117,6 +117,37 @@ async fn an_smtp_port_is_a_wrong_queue_url() {
     assert!(error.to_string().contains("not PostgreSQL"), "{error}");
 }
 
+/// A postmaster that cannot start a backend for the connection (out of processes or memory
+/// while a fleet reconnects after a restart) answers the SSLRequest with an ErrorResponse
+/// (`E`), as libpq knows: an outage to wait out, not a server that is not PostgreSQL.
+#[tokio::test]
+async fn a_postmaster_that_cannot_start_a_backend_is_waited_on() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 8];
+                let _ = stream.read_exact(&mut request).await;
+                let fields = b"SFATAL\0C53200\0Mout of memory\0Dcould not fork new process \
+                    for connection\0\0";
+                let mut answer = vec![b'E'];
+                answer.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+                answer.extend_from_slice(fields);
+                let _ = stream.write_all(&answer).await;
+            });
+        }
+    });
+    let opened = tokio::time::timeout(HUNG, Queue::open(&url_at(port)))
+        .await
+        .expect("the answer was not read at once");
+    let error = opened.expect_err("no backend was started");
+    assert!(error.is_transient(), "{error}");
+    assert!(!error.to_string().contains("not PostgreSQL"), "{error}");
+    let remedy = error.remedy().unwrap_or_default();
+    assert!(remedy.contains("`queue_url`) is running"), "{remedy}");
+}
+
 /// A database the server does not have (3D000): fails at once, saying to create it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_does_not_exist_is_a_wrong_queue_url() {

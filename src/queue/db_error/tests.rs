@@ -120,6 +120,11 @@ fn a_connection_closed_at_once_is_transient() {
         sqlx::Error::Protocol(
             "unexpected response from SSLRequest: 0x00 (sqlx_postgres::connection::tls:95)".into(),
         ),
+        // A postmaster that cannot start a backend (out of processes or memory while a
+        // fleet reconnects after a restart) answers with an ErrorResponse, `E`.
+        sqlx::Error::Protocol("unexpected response from SSLRequest: 0x45".into()),
+        // A byte no known server opens with says nothing for sure: not a mistake.
+        sqlx::Error::Protocol("unexpected response from SSLRequest: 0x7f".into()),
     ] {
         let error = db_error("claim a message", &error);
         assert!(error.is_transient(), "{error}");
@@ -136,6 +141,11 @@ fn a_server_that_is_not_postgres_is_a_wrong_queue_url() {
     for message in [
         "unexpected response from SSLRequest: 0x48",
         "unexpected response from SSLRequest: 0x32 (sqlx_postgres::connection::tls:95)",
+        "unexpected response from SSLRequest: 0x35", // an SMTP `554` greeting
+        "unexpected response from SSLRequest: 0x2b", // POP3's `+OK`
+        "unexpected response from SSLRequest: 0x2a", // IMAP's `* OK`
+        "unexpected response from SSLRequest: 0x15", // a TLS alert
+        "unexpected response from SSLRequest: 0x16", // a TLS handshake
         "unsupported authentication method: Gss",
     ] {
         let error = db_error("connect", &sqlx::Error::Protocol(message.into()));

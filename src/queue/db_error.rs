@@ -26,13 +26,14 @@ pub(crate) type ErrorOf = fn(&'static str, &sqlx::Error) -> Error;
 /// `COMMIT`, may then have taken effect. (An error the database answered with, a pool
 /// timeout or a closed pool all came before anything was stored.)
 pub(crate) fn answer_lost(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
-        sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::WorkerCrashed
-    )
+    !certificate_refused(error)
+        && matches!(
+            error,
+            sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed
+        )
 }
 
 /// The remedy of an enqueue that may have stored the email.
@@ -78,6 +79,14 @@ pub(crate) fn db_error(action: &'static str, error: &sqlx::Error) -> Error {
     {
         return queue_error(action, mistake, false, Some(remedy));
     }
+    if certificate_refused(error) {
+        return queue_error(
+            action,
+            format!("the PostgreSQL server's TLS certificate was refused: {error}"),
+            false,
+            Some(CERTIFICATE_REMEDY),
+        );
+    }
     let transient = match error {
         sqlx::Error::Io(_)
         | sqlx::Error::Protocol(_)
@@ -96,6 +105,26 @@ pub(crate) fn db_error(action: &'static str, error: &sqlx::Error) -> Error {
 /// The remedy of a database that could not be reached: down, restarting, or too busy.
 pub(crate) const UNREACHABLE_REMEDY: &str = "check that the queue database (`queue_url`) is \
      running and reachable; the operation can be retried";
+
+/// The remedy of a server certificate that `sslmode=verify-ca` or `verify-full` refused.
+const CERTIFICATE_REMEDY: &str = "give `queue_url` the CA that signed the PostgreSQL server's \
+     certificate (`sslrootcert=/path/to/ca.pem`), and with `sslmode=verify-full` the host name \
+     the certificate was made for; or lower `sslmode` to `require` to encrypt without checking \
+     the certificate";
+
+/// Whether `error` is the TLS handshake refusing the server's certificate (an unknown CA, a
+/// host name it was not made for, expired): rustls says so through an `InvalidData` I/O
+/// error whose message starts "invalid peer certificate". Trying again never fixes it, and
+/// it comes before any statement is sent.
+fn certificate_refused(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Io(io) = error else {
+        return false;
+    };
+    io.kind() == std::io::ErrorKind::InvalidData
+        && io
+            .get_ref()
+            .is_some_and(|inner| inner.to_string().starts_with("invalid peer certificate"))
+}
 
 /// The remedy of a `queue_url` whose host and port answer, but not as PostgreSQL does.
 const NOT_POSTGRES_REMEDY: &str = "point `queue_url` at the PostgreSQL server's host and port \

@@ -12,6 +12,7 @@ mod admission_race;
 mod all_refused;
 mod around;
 mod behaviours;
+mod certificates;
 mod claims;
 mod clock;
 mod concurrency;

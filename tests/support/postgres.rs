@@ -271,6 +271,26 @@ impl OwnCluster {
         })
     }
 
+    /// As [`start`](Self::start), but the server also offers TLS with this certificate and
+    /// key (PEM), written into its data folder as the server's user, who must own the key.
+    pub fn start_with_tls(cert: &str, key: &str) -> Self {
+        Self::start_with(|data| {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let owner = std::fs::metadata(data).unwrap();
+            for (name, pem) in [("server.crt", cert), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, pem).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+                std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
+            }
+            // Appended in place, so that the file keeps its owner.
+            let conf = data.join("postgresql.conf");
+            let mut settings = std::fs::read_to_string(&conf).unwrap();
+            settings.push_str("\nssl = on\n");
+            std::fs::write(&conf, settings).unwrap();
+        })
+    }
+
     /// Initialises a cluster, lets `prepare` change its data folder, and starts it.
     fn start_with(prepare: impl FnOnce(&Path)) -> Self {
         let (bin, root, dir, data) = init();

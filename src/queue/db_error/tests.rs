@@ -155,6 +155,50 @@ fn a_server_that_is_not_postgres_is_a_wrong_queue_url() {
     }
 }
 
+/// The I/O error rustls's handshake fails with, as sqlx passes it on: `InvalidData`
+/// around rustls's error, whose message is this.
+#[derive(Debug)]
+struct Refused(&'static str);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn handshake_failed(message: &'static str) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        Refused(message),
+    ))
+}
+
+/// With `sslmode=verify-ca` or `verify-full`, a server certificate from an unknown CA or
+/// for another host name is a setting to fix, naming `sslrootcert` and `sslmode`, not an
+/// outage to wait out forever; and no enqueue was sent before it.
+#[test]
+fn a_refused_server_certificate_names_sslmode_and_sslrootcert() {
+    for message in [
+        "invalid peer certificate: UnknownIssuer",
+        "invalid peer certificate: certificate not valid for name \"db.example.org\"; \
+         certificate is only valid for DnsName(\"localhost\")",
+    ] {
+        let error = db_error("connect", &handshake_failed(message));
+        assert!(!error.is_transient(), "{error}");
+        assert!(error.to_string().contains("certificate"), "{error}");
+        let remedy = error.remedy().unwrap();
+        for setting in ["`queue_url`", "sslrootcert", "sslmode"] {
+            assert!(remedy.contains(setting), "{setting}: {remedy}");
+        }
+        let error = enqueue_error("enqueue the email", &handshake_failed(message));
+        assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
+    }
+    // Other broken TLS data is the connection failing, as before.
+    assert!(db_error("connect", &handshake_failed("received corrupt message")).is_transient());
+}
+
 #[test]
 fn an_enqueue_whose_answer_was_lost_may_have_stored_the_email() {
     let error = enqueue_error("enqueue the email", &lost());

@@ -64,10 +64,28 @@ pub(crate) fn enqueue_error(action: &'static str, error: &sqlx::Error) -> Error 
 /// A database error as an [`Error::Queue`]: transient when the database was unreachable,
 /// busy or the transaction lost a race; with the remedy its code calls for.
 pub(crate) fn db_error(action: &'static str, error: &sqlx::Error) -> Error {
-    let code = match error {
-        sqlx::Error::Database(db) => db.code(),
-        _ => None,
-    };
+    // A migration's statement fails as any statement does (the connection killed by a fast
+    // restart, a failover's read-only standby): its own error decides, under the
+    // migration's message.
+    if let Some(statement) = migration_statement(error) {
+        return match db_error(action, statement) {
+            Error::Queue {
+                action,
+                transient,
+                delivery,
+                advice,
+                ..
+            } => Error::Queue {
+                action,
+                message: error.to_string(),
+                transient,
+                delivery,
+                advice,
+            },
+            other => other,
+        };
+    }
+    let code = sqlstate(error);
     // A connection the server (or a pooler or load balancer in front of it) closed at once,
     // as one that is down or restarting does, comes as a protocol error when it closed
     // during the handshake (`unexpected response from SSLRequest: 0x00`): as transient as a
@@ -100,6 +118,27 @@ pub(crate) fn db_error(action: &'static str, error: &sqlx::Error) -> Error {
         false => code.as_deref().and_then(remedy_for_code),
     };
     queue_error(action, error.to_string(), transient, remedy)
+}
+
+/// The error of the statement a migration failed on, when it failed on one.
+fn migration_statement(error: &sqlx::Error) -> Option<&sqlx::Error> {
+    match error {
+        sqlx::Error::Migrate(migrate) => match &**migrate {
+            sqlx::migrate::MigrateError::Execute(statement)
+            | sqlx::migrate::MigrateError::ExecuteMigration(statement, _) => Some(statement),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The database's code for `error` (PostgreSQL's SQLSTATE, SQLite's result code), also when
+/// a migration's statement failed with it.
+pub(crate) fn sqlstate(error: &sqlx::Error) -> Option<std::borrow::Cow<'_, str>> {
+    match migration_statement(error).unwrap_or(error) {
+        sqlx::Error::Database(db) => db.code(),
+        _ => None,
+    }
 }
 
 /// The remedy of a database that could not be reached: down, restarting, or too busy.

@@ -237,6 +237,64 @@ async fn the_library_waits_for_a_database_that_is_down() {
     assert_eq!(worker.run_once().await.unwrap().sent, 0);
 }
 
+/// A failover's address still on the demoted standby when the queue first migrates (its
+/// `CREATE SCHEMA` refused as read-only, 25006) is an outage, not a missing privilege: the
+/// open waits, and opens once the database takes writes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_standby_while_migrating_is_waited_out() {
+    let url = crate::postgres::database().await;
+    let (server, name) = url.rsplit_once('/').unwrap();
+    let (admin_url, name) = (format!("{server}/postgres"), name.to_owned());
+    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+    let read_only = format!("ALTER DATABASE {name} SET default_transaction_read_only = on");
+    admin.execute(read_only.as_str()).await.unwrap();
+    let (wait, waits) = counting_wait();
+    let opening = tokio::spawn(async move { Queue::open_waiting(&url, &wait).await });
+
+    let started = Instant::now();
+    while waits.load(Ordering::SeqCst) < 1 {
+        if opening.is_finished() {
+            panic!(
+                "gave up on a read-only standby: {:?}",
+                opening.await.unwrap().err()
+            );
+        }
+        assert!(started.elapsed() < DEADLINE, "no wait reported");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let writable = format!("ALTER DATABASE {name} RESET default_transaction_read_only");
+    admin.execute(writable.as_str()).await.unwrap();
+    let queue = tokio::time::timeout(DEADLINE, opening)
+        .await
+        .expect("still waiting once the database took writes")
+        .unwrap()
+        .unwrap();
+    queue.stats().await.unwrap();
+}
+
+/// A user without the CREATE privilege the first migration needs (42501) is the one
+/// migration failure that is a mistake to fix: it fails at once, saying to grant it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_may_not_create_the_schema_is_told_to_get_the_privilege() {
+    let url = crate::postgres::database().await;
+    let (server, name) = url.rsplit_once('/').unwrap();
+    let mut admin = PgConnection::connect(&url).await.unwrap();
+    let user = format!("{name}_reader");
+    let create = format!("CREATE ROLE {user} LOGIN");
+    admin.execute(create.as_str()).await.unwrap();
+    let url = format!("{server}/{name}").replace("postgres@", &format!("{user}@"));
+    let (wait, waits) = counting_wait();
+    let opened = tokio::time::timeout(HUNG, Queue::open_waiting(&url, &wait))
+        .await
+        .expect("a missing privilege was waited on as if the database were down");
+    let error = opened.expect_err("opened without the CREATE privilege");
+    assert_eq!(waits.load(Ordering::SeqCst), 0, "waited on: {error}");
+    assert!(!error.is_transient(), "{error}");
+    let remedy = error.remedy().unwrap_or_default();
+    assert!(remedy.contains("CREATE privilege"), "{error}: {remedy}");
+    assert!(remedy.contains("`queue_url`"), "{error}: {remedy}");
+}
+
 /// Without a callback each wait is a `tracing` warning with the fix, never the password; a
 /// wait with a limit gives up with the last transient error.
 #[tokio::test]

@@ -8,7 +8,7 @@ use sqlx::Executor;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 use crate::error::Result;
-use crate::queue::db_error::{UNREACHABLE_REMEDY, db_error, queue_error};
+use crate::queue::db_error::{UNREACHABLE_REMEDY, db_error, queue_error, sqlstate};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -42,23 +42,28 @@ pub(super) async fn connect(options: &PgConnectOptions) -> Result<PgConnection> 
         .map_err(|e| db_error(ACTION, &e))
 }
 
+/// Creates the schema `mail_queue` and migrates it, one process at a time. A failure is
+/// classified as any statement's is ([`db_error`]): a connection killed mid-migration or a
+/// read-only standby is waited out; only a refused privilege says to grant CREATE.
 pub(super) async fn migrate(conn: &mut PgConnection) -> Result<()> {
     const ACTION: &str = "migrate the PostgreSQL queue";
-    let failed = |e: &dyn std::fmt::Display| {
-        queue_error(
+    let failed = |e: sqlx::Error| match sqlstate(&e).as_deref() {
+        Some("42501") => queue_error(
             ACTION,
             e.to_string(),
             false,
             Some(
-                "the database user needs the CREATE privilege on the database the first time \
-                 (it creates the schema `mail_queue`)",
+                "the database user in `queue_url` needs the CREATE privilege on its database \
+                 the first time, to create the schema `mail_queue` (`GRANT CREATE ON DATABASE \
+                 … TO …`), or open the queue once as a user that has it",
             ),
-        )
+        ),
+        _ => db_error(ACTION, &e),
     };
     conn.execute(sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK))
         .await
         .map_err(|e| db_error(ACTION, &e))?;
-    let result = create_and_migrate(conn).await.map_err(|e| failed(&e));
+    let result = create_and_migrate(conn).await.map_err(failed);
     let unlocked = conn.execute("SELECT pg_advisory_unlock_all()").await;
     result?;
     unlocked.map_err(|e| db_error(ACTION, &e))?;

@@ -24,7 +24,7 @@ type OnWait = Arc<dyn Fn(&Error, Duration) + Send + Sync>;
 /// pooler such as PgBouncer that cannot reach the server (`08P01` and the rest of class
 /// `08`), a failover's address still on a read-only standby (`25006`). A mistake in the
 /// settings fails at once, however long the wait: a `queue_url` whose server is not
-/// PostgreSQL (an HTTP or SMTP port; but see the README for `sslmode=disable`), a wrong
+/// PostgreSQL (an HTTP or SMTP port; but see docs/queue.md for `sslmode=disable`), a wrong
 /// password (`28P01`), a database that does not exist (`3D000`), a user without the
 /// CREATE privilege the first migration needs (`42501`), a server certificate that
 /// `sslmode=verify-ca`/`verify-full` refuses, an unknown scheme, a disabled connector.

@@ -45,7 +45,7 @@ async fn sends_the_documented_json_with_a_bearer_token() {
 
 /// async_trait allocates each send's whole future. Within a kibibyte, glibc serves it from its
 /// per-thread cache (requests of up to 1,032 bytes); over it, from its slow path, which also
-/// consolidates freed chunks: it measurably slowed every send (README, Performance).
+/// consolidates freed chunks: it measurably slowed every send (docs/performance.md).
 #[tokio::test]
 async fn the_future_each_send_allocates_stays_within_a_kibibyte() {
     let server = MockServer::start_async().await;

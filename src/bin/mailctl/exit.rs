@@ -32,7 +32,7 @@ pub(crate) enum Exit {
     Partial,
 }
 
-/// The exit codes as `--help` and the README list them.
+/// The exit codes as `--help` and docs/mailctl.md list them.
 pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  ok (check: no step failed; warnings allowed)

@@ -8,7 +8,7 @@ use super::store::{MailboxStats, MessageSummary, OldestDue, QueueStats, State};
 use crate::error::Result;
 
 pub(crate) use super::db_error::{
-    ErrorOf, answer_lost, db_error, enqueue_error, may_be_queued, queue_error, repeatable_if_keyed,
+    ErrorOf, db_error, enqueue_error, may_be_queued, queue_error, repeatable_if_keyed,
 };
 
 /// Milliseconds since the Unix epoch, as stored (by SQLite; PostgreSQL stores times).

@@ -5,7 +5,7 @@
 use super::PostgresStore;
 use super::clock::Clocks;
 use crate::error::Result;
-use crate::queue::rows::answer_lost;
+use crate::queue::db_error::answer_lost;
 use crate::queue::sql::in_flight;
 use crate::queue::store::{ClaimRequest, ClaimedMessage, Lease, db_error};
 

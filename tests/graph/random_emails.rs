@@ -5,7 +5,6 @@
 //! `i`. A failure prints both; `GRAPH_RANDOM_SEED=… GRAPH_RANDOM_CASE=i` replays that case
 //! alone.
 
-mod generate;
 mod received;
 
 use std::sync::{Arc, Mutex};
@@ -16,7 +15,7 @@ use mail_parser::{Address, HeaderValue, MessageParser};
 use serde_json::{Value, json};
 
 use super::helpers::*;
-use generate::{Case, expected_wire_address};
+use crate::support::random_email::{Case, expected_wire_address};
 use received::{Got, Request, Sent};
 
 const SEED: u64 = 0x6772_6170_685f_6a73;

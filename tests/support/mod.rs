@@ -5,6 +5,7 @@
 pub mod hostile;
 pub mod hostile_smtp;
 pub mod loopback;
+pub mod random_email;
 pub mod smtp_server;
 pub mod tls_sink;
 

@@ -1,4 +1,5 @@
-//! Random emails made through the public builder, from one seed each.
+//! Random emails made through the public builder, from one seed each: shared by the
+//! randomized Graph and SMTP tests.
 
 use fastrand::Rng;
 use mail_connector::{Attachment, Email, EmailBuilder, Importance, Mailbox};

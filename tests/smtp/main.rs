@@ -18,6 +18,7 @@ mod ipv6;
 mod mixed_refusals;
 mod pool;
 mod prepared;
+mod random_emails;
 mod recipients;
 mod refusal_kinds;
 mod refusal_replies;

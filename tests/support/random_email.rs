@@ -77,6 +77,10 @@ const BODY_EXTRA: &[&str] = &[
     "\nFrom me\n",
     "=3D",
     "\u{2028}",
+    // Lines that begin with a dot: SMTP must dot-stuff them.
+    "\r\n.leading dot\r\n",
+    "\n..two dots\n",
+    "\r\n.\n",
 ];
 
 const X_HEADERS: &[&str] = &["X-Tag", "x-lower", "X-Report-Id", "X-Mailer-Info"];
@@ -128,6 +132,10 @@ fn body(rng: &mut Rng) -> String {
     }
     if rng.u8(..8) == 0 {
         body.push_str(&"long line ".repeat(120));
+    }
+    if rng.u8(..8) == 0 {
+        // One word longer than a line may be (998 octets): it must be encoded, not cut.
+        body.push_str(&"x".repeat(1200));
     }
     body
 }

@@ -26,14 +26,19 @@ pub(crate) type ErrorOf = fn(&'static str, &sqlx::Error) -> Error;
 /// `COMMIT`, may then have taken effect. (An error the database answered with, a pool
 /// timeout or a closed pool all came before anything was stored.)
 pub(crate) fn answer_lost(error: &sqlx::Error) -> bool {
-    !certificate_refused(error)
-        && matches!(
-            error,
-            sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_)
-                | sqlx::Error::Protocol(_)
-                | sqlx::Error::WorkerCrashed
-        )
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => !certificate_refused(error),
+        // The session ended under the statement, as the server or a pooler in front of it
+        // says: a connection exception (class 08, PgBouncer's "server conn crashed?") or
+        // the server shutting down (57P01, 57P02). It may have committed first.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code == "57P01" || code == "57P02"),
+        _ => false,
+    }
 }
 
 /// The remedy of an enqueue that may have stored the email.
@@ -110,12 +115,19 @@ pub(crate) fn db_error(action: &'static str, error: &sqlx::Error) -> Error {
         | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed => true,
+        // `08P01` is a protocol violation, and how PgBouncer turns a client away: for an
+        // outage of the server behind it (transient), or for a name in `queue_url` it does
+        // not know (a mistake, which waiting never fixes).
+        sqlx::Error::Database(db) if code.as_deref() == Some("08P01") => {
+            pooler_outage(db.message())
+        }
         sqlx::Error::Database(_) => code.as_deref().is_some_and(busy),
         _ => false,
     };
-    let remedy = match transient {
-        true => Some(UNREACHABLE_REMEDY),
-        false => code.as_deref().and_then(remedy_for_code),
+    let remedy = match (transient, code.as_deref()) {
+        (true, Some("25006")) => Some(READ_ONLY_REMEDY),
+        (true, _) => Some(UNREACHABLE_REMEDY),
+        (false, code) => code.and_then(remedy_for_code),
     };
     queue_error(action, error.to_string(), transient, remedy)
 }
@@ -144,6 +156,31 @@ pub(crate) fn sqlstate(error: &sqlx::Error) -> Option<std::borrow::Cow<'_, str>>
 /// The remedy of a database that could not be reached: down, restarting, or too busy.
 pub(crate) const UNREACHABLE_REMEDY: &str = "check that the queue database (`queue_url`) is \
      running and reachable; the operation can be retried";
+
+/// The remedy of a server that takes no writes: a standby, a replica, or a database whose
+/// transactions are read-only by default. A failover's address moves to the new primary
+/// by itself; a replica's never does.
+const READ_ONLY_REMEDY: &str = "the server in `queue_url` takes no writes (a standby or read \
+     replica, or `default_transaction_read_only` set): point `queue_url` at the primary, or at \
+     the address that follows it through a failover; the operation can be retried once it does";
+
+/// Whether PgBouncer's `08P01` `message` says the server behind it cannot be reached for
+/// now (crashed, down, its logins failing, the pool full or shutting down), rather than
+/// that the client asked for a database or user it does not know.
+fn pooler_outage(message: &str) -> bool {
+    const OUTAGES: [&str; 8] = [
+        "server conn crashed",
+        "login has been failing",
+        "cannot connect to server",
+        "query_wait_timeout",
+        "client_login_timeout",
+        "max_client_conn",
+        "no more connections allowed",
+        "shutting down",
+    ];
+    let message = message.to_ascii_lowercase();
+    OUTAGES.iter().any(|outage| message.contains(outage))
+}
 
 /// The remedy of a server certificate that `sslmode=verify-ca` or `verify-full` refused.
 const CERTIFICATE_REMEDY: &str = "give `queue_url` the CA that signed the PostgreSQL server's \
@@ -179,15 +216,14 @@ fn not_postgres(message: &str) -> Option<(String, &'static str)> {
     // PostgreSQL answers the driver's first message (an SSLRequest) with one byte, `S` or
     // `N`; a connection closed before answering reads as 0x00, and a postmaster that
     // cannot start a backend for it (out of processes or memory in a restart storm)
-    // answers with an ErrorResponse, `E`: both transient, as libpq takes them. Only the
-    // bytes other servers open with say it is not PostgreSQL: an HTTP server's `H`
-    // (`HTTP/1.1 400`), a digit from an SMTP or FTP greeting (`220 …`), POP3's `+OK`,
-    // IMAP's `* OK`, and a TLS server's handshake (0x16) or alert (0x15).
+    // answers with an ErrorResponse, `E`: both transient, as libpq takes them. Any other
+    // byte is another server's (an HTTP server's `H`, an SMTP greeting's `2`, MySQL's
+    // packet length, a TLS alert), which waiting never turns into PostgreSQL.
     if let Some(answer) = message.strip_prefix("unexpected response from SSLRequest: ") {
         // The byte, as `0x48`; debug builds of sqlx add where it failed.
         let byte = answer.split_whitespace().next().unwrap_or_default();
         let other_server = u8::from_str_radix(byte.trim_start_matches("0x"), 16)
-            .is_ok_and(|b| matches!(b, b'H' | b'1'..=b'5' | b'+' | b'*' | 0x15 | 0x16));
+            .is_ok_and(|b| !matches!(b, 0x00 | b'E'));
         return other_server.then(|| {
             (
                 format!(
@@ -264,6 +300,11 @@ fn remedy_for_code(code: &str) -> Option<&'static str> {
                  the database's admin to allow them",
             ),
             "3D000" => Some("create the database `queue_url` names, or correct its name"),
+            "08P01" => Some(
+                "the server or a pooler in front of it (PgBouncer) refused the connection's \
+                 request: check the database and user names in `queue_url` against the \
+                 pooler's configuration (PgBouncer's `[databases]`) and its log",
+            ),
             "53100" => Some("free disk space on the PostgreSQL server"),
             _ => None,
         };

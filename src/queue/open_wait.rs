@@ -21,12 +21,14 @@ type OnWait = Arc<dyn Fn(&Error, Duration) + Send + Sync>;
 /// Only a transient error is waited out ([`Error::is_transient`]): the server refusing or
 /// closing connections (also mid-migration), a timeout, PostgreSQL starting up (`57P03`),
 /// shutting down (`57P01`) or restarting after a crash (`57P02`), too many connections, a
-/// pooler such as PgBouncer that cannot reach the server (`08P01` and the rest of class
-/// `08`), a failover's address still on a read-only standby (`25006`). A mistake in the
+/// pooler such as PgBouncer that cannot reach the server (class `08`; PgBouncer's `08P01`
+/// only when it says so), a failover's address still on a read-only standby (`25006`,
+/// whose fix says to point `queue_url` at the primary). A mistake in the
 /// settings fails at once, however long the wait: a `queue_url` whose server is not
 /// PostgreSQL (an HTTP or SMTP port; but see docs/queue.md for `sslmode=disable`), a wrong
-/// password (`28P01`), a database that does not exist (`3D000`), a user without the
-/// CREATE privilege the first migration needs (`42501`), a server certificate that
+/// password (`28P01`), a database that does not exist (`3D000`, or PgBouncer's `08P01`
+/// "no such database"), a user without the CREATE privileges opening needs (`42501`), a
+/// server certificate that
 /// `sslmode=verify-ca`/`verify-full` refuses, an unknown scheme, a disabled connector.
 ///
 /// Each wait is logged as a `tracing` warning (target `mail_connector::queue::open_wait`)

@@ -29,13 +29,18 @@ fn errors_retrying_does_not_fix_name_their_fix() {
     assert_eq!(remedy_for_code("5"), None);
 }
 
-/// A database error with this code, as a driver reports it.
+/// A database error with this code (and this message), as a driver reports it.
 #[derive(Debug)]
-struct Coded(&'static str);
+struct Coded(&'static str, &'static str);
+
+/// A database error with `code`.
+fn coded(code: &'static str) -> sqlx::Error {
+    sqlx::Error::Database(Box::new(Coded(code, "database error")))
+}
 
 impl std::fmt::Display for Coded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "database error {}", self.0)
+        write!(f, "database error {}: {}", self.0, self.1)
     }
 }
 
@@ -43,7 +48,7 @@ impl std::error::Error for Coded {}
 
 impl sqlx::error::DatabaseError for Coded {
     fn message(&self) -> &str {
-        "database error"
+        self.1
     }
     fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
         Some(self.0.into())
@@ -67,13 +72,7 @@ impl sqlx::error::DatabaseError for Coded {
 /// PostgreSQL's; other codes are not.
 #[test]
 fn a_busy_database_is_transient_whatever_its_extended_code() {
-    let transient = |code| {
-        db_error(
-            "claim a message",
-            &sqlx::Error::Database(Box::new(Coded(code))),
-        )
-        .is_transient()
-    };
+    let transient = |code| db_error("claim a message", &coded(code)).is_transient();
     for code in [
         "5", "6", "261", "517", "773", "262", "518", "40001", "40P01", "57P01",
     ] {
@@ -93,13 +92,8 @@ fn a_busy_database_is_transient_whatever_its_extended_code() {
 /// after them; a waiting open waits.
 #[test]
 fn restarts_failovers_and_pooler_failures_are_transient() {
-    for code in [
-        "57P02", "08000", "08001", "08003", "08004", "08006", "08P01", "25006",
-    ] {
-        let error = db_error(
-            "claim a message",
-            &sqlx::Error::Database(Box::new(Coded(code))),
-        );
+    for code in ["57P02", "08000", "08001", "08003", "08004", "08006"] {
+        let error = db_error("claim a message", &coded(code));
         assert!(error.is_transient(), "{code}: {error}");
         let remedy = error.remedy().unwrap();
         assert!(
@@ -107,6 +101,53 @@ fn restarts_failovers_and_pooler_failures_are_transient() {
             "{code}: {remedy}"
         );
     }
+    // PgBouncer's own outages of the server behind it.
+    for said in [
+        "server login has been failing, try again later (server_login_retry)",
+        "pgbouncer cannot connect to server",
+        "server conn crashed?",
+        "query_wait_timeout",
+        "no more connections allowed (max_client_conn)",
+    ] {
+        let error = db_error(
+            "claim a message",
+            &sqlx::Error::Database(Box::new(Coded("08P01", said))),
+        );
+        assert!(error.is_transient(), "{said}: {error}");
+    }
+    // A read-only server is waited out, saying where `queue_url` should point.
+    let error = db_error("claim a message", &coded("25006"));
+    assert!(error.is_transient(), "{error}");
+    assert!(error.remedy().unwrap().contains("the primary"), "{error}");
+}
+
+/// PgBouncer turns a client away with `08P01` for a database or user it does not know too:
+/// a mistake in `queue_url`, which waiting never fixes, saying what to check.
+#[test]
+fn a_pooler_refusing_an_unknown_name_is_a_wrong_queue_url() {
+    for said in ["no such database: mail", "no such user: mailer"] {
+        let error = db_error(
+            "connect to the PostgreSQL queue",
+            &sqlx::Error::Database(Box::new(Coded("08P01", said))),
+        );
+        assert!(!error.is_transient(), "{said}: {error}");
+        assert!(error.remedy().unwrap().contains("[databases]"), "{error}");
+    }
+}
+
+/// A session the server or a pooler ended under an `INSERT` or `COMMIT` (a connection
+/// exception, the server shutting down) may have committed first: the enqueue is
+/// uncertain, never "safe to enqueue again", which could store the email twice.
+#[test]
+fn an_enqueue_whose_session_ended_under_it_may_have_stored_the_email() {
+    for code in ["08006", "08P01", "57P01", "57P02"] {
+        let error = enqueue_error("enqueue the email", &coded(code));
+        assert_eq!(error.delivery(), Delivery::Uncertain, "{code}: {error}");
+        assert!(!error.is_transient(), "{code}: {error}");
+    }
+    // Refused before the statement could run: nothing was stored.
+    let error = enqueue_error("enqueue the email", &coded("40001"));
+    assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
 }
 
 /// A connection closed by the server, or one a pooler in front of a stopped server
@@ -123,8 +164,6 @@ fn a_connection_closed_at_once_is_transient() {
         // A postmaster that cannot start a backend (out of processes or memory while a
         // fleet reconnects after a restart) answers with an ErrorResponse, `E`.
         sqlx::Error::Protocol("unexpected response from SSLRequest: 0x45".into()),
-        // A byte no known server opens with says nothing for sure: not a mistake.
-        sqlx::Error::Protocol("unexpected response from SSLRequest: 0x7f".into()),
     ] {
         let error = db_error("claim a message", &error);
         assert!(error.is_transient(), "{error}");
@@ -146,6 +185,7 @@ fn a_server_that_is_not_postgres_is_a_wrong_queue_url() {
         "unexpected response from SSLRequest: 0x2a", // IMAP's `* OK`
         "unexpected response from SSLRequest: 0x15", // a TLS alert
         "unexpected response from SSLRequest: 0x16", // a TLS handshake
+        "unexpected response from SSLRequest: 0x4a", // MySQL's greeting: its length
         "unsupported authentication method: Gss",
     ] {
         let error = db_error("connect", &sqlx::Error::Protocol(message.into()));

@@ -47,17 +47,39 @@ pub(super) async fn connect(options: &PgConnectOptions) -> Result<PgConnection> 
 /// read-only standby is waited out; only a refused privilege says to grant CREATE.
 pub(super) async fn migrate(conn: &mut PgConnection) -> Result<()> {
     const ACTION: &str = "migrate the PostgreSQL queue";
-    let failed = |e: sqlx::Error| match sqlstate(&e).as_deref() {
-        Some("42501") => queue_error(
+    let failed = |e: sqlx::Error| match (sqlstate(&e).as_deref(), &e) {
+        (Some("42501"), _) => queue_error(
             ACTION,
             e.to_string(),
             false,
             Some(
                 "the database user in `queue_url` needs the CREATE privilege on its database \
-                 the first time, to create the schema `mail_queue` (`GRANT CREATE ON DATABASE \
-                 … TO …`), or open the queue once as a user that has it",
+                 to create the schema `mail_queue` the first time (`GRANT CREATE ON DATABASE \
+                 … TO …`), and on that schema to check its migrations at every open (`GRANT \
+                 CREATE ON SCHEMA mail_queue TO …`)",
             ),
         ),
+        // Not a statement's failure: the schema's migration history is not this version's
+        // (a newer replica migrated it during a rolling upgrade, or a migration was cut
+        // off and left it dirty).
+        (_, sqlx::Error::Migrate(migrate))
+            if !matches!(
+                **migrate,
+                sqlx::migrate::MigrateError::Execute(_)
+                    | sqlx::migrate::MigrateError::ExecuteMigration(..)
+            ) =>
+        {
+            queue_error(
+                ACTION,
+                e.to_string(),
+                false,
+                Some(
+                    "the schema `mail_queue` was migrated by another version of this connector: \
+                     run every replica on the same version (a newer one first, during an \
+                     upgrade), or point `queue_url` at this version's queue",
+                ),
+            )
+        }
         _ => db_error(ACTION, &e),
     };
     conn.execute(sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK))
@@ -71,8 +93,15 @@ pub(super) async fn migrate(conn: &mut PgConnection) -> Result<()> {
 }
 
 async fn create_and_migrate(conn: &mut PgConnection) -> std::result::Result<(), sqlx::Error> {
-    conn.execute("CREATE SCHEMA IF NOT EXISTS mail_queue")
+    // Only when it is missing: PostgreSQL checks the CREATE privilege on the database even
+    // for a schema that exists, which a user who may not create schemas lacks.
+    let exists: bool = sqlx::query_scalar("SELECT to_regnamespace('mail_queue') IS NOT NULL")
+        .fetch_one(&mut *conn)
         .await?;
+    if !exists {
+        conn.execute("CREATE SCHEMA IF NOT EXISTS mail_queue")
+            .await?;
+    }
     conn.execute("SET search_path TO mail_queue").await?;
     MIGRATOR
         .run_direct(conn)

@@ -110,3 +110,38 @@ fn output_to_a_closed_pipe_is_dropped_without_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1, "{stderr}");
 }
+
+/// Output that cannot be written for another reason (a full disk under `> file`; here
+/// `/dev/full`): said once on stderr, and the exit code still says the email was written —
+/// a script must not send it again for a lost output.
+#[test]
+fn output_to_a_full_disk_is_said_once_and_the_exit_code_says_what_was_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let send = [
+        "send",
+        "--to",
+        "ann@example.org",
+        "--subject",
+        "Hi",
+        "--text",
+        "x",
+    ];
+    let output = mailctl_to(dir.path(), &outbox, &send)
+        .stdout(full)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr.matches("cannot write to standard output").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1, "{stderr}");
+}

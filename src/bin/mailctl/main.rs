@@ -44,7 +44,9 @@
 /// `println!` for mailctl's output. A reader that went away (`mailctl queue list | head -1`)
 /// no longer panics mailctl: what is left to print is dropped and it ends with the exit code
 /// of what it did, as other tools in a pipe do. Any other failure to write (a full disk
-/// under `> file`) is said on stderr, and mailctl exits 1: its output would be incomplete.
+/// under `> file`) is said once on stderr, and the exit code still says what was done: an
+/// email sent or queued before its output failed must not look failed to a script, which
+/// would send it again.
 macro_rules! out {
     ($($arg:tt)*) => {
         crate::write_out(format_args!($($arg)*))
@@ -184,12 +186,17 @@ fn write_out(line: std::fmt::Arguments<'_>) {
         .write_fmt(line)
         .and_then(|()| stdout.write_all(b"\n"))
         .and_then(|()| stdout.flush());
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     match written {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(error) => {
-            eprintln!("mailctl: cannot write to standard output: {error}");
-            std::process::exit(1);
+            if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                eprintln!(
+                    "mailctl: cannot write to standard output ({error}); the output is \
+                     incomplete, the exit code still says what was done"
+                );
+            }
         }
     }
 }

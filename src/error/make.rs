@@ -124,14 +124,8 @@ impl Error {
     /// assert!(error.is_settings());
     /// ```
     #[must_use]
-    pub fn with_settings(mut self) -> Self {
-        if let Self::Transport { advice, .. }
-        | Self::Graph { advice, .. }
-        | Self::Smtp { advice, .. } = &mut self
-        {
-            *advice = std::mem::take(advice).with_settings(true);
-        }
-        self
+    pub fn with_settings(self) -> Self {
+        self.marked(|advice| advice.with_settings(true))
     }
 
     /// Marks this error as the message's own — its content, or something only it needs (a
@@ -151,12 +145,18 @@ impl Error {
     /// assert!(error.is_auth());
     /// ```
     #[must_use]
-    pub fn with_message_only(mut self) -> Self {
+    pub fn with_message_only(self) -> Self {
+        self.marked(|advice| advice.with_of_message(true))
+    }
+
+    /// This error with `mark` applied to its advice, for the variants whose classification
+    /// reads the marks (`Transport`, `Graph`, `Smtp`); the others unchanged.
+    fn marked(mut self, mark: impl FnOnce(Advice) -> Advice) -> Self {
         if let Self::Transport { advice, .. }
         | Self::Graph { advice, .. }
         | Self::Smtp { advice, .. } = &mut self
         {
-            *advice = std::mem::take(advice).with_of_message(true);
+            *advice = mark(std::mem::take(advice));
         }
         self
     }

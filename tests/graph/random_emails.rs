@@ -11,11 +11,13 @@ use std::sync::{Arc, Mutex};
 
 use httpmock::{HttpMockRequest, MockServer};
 use mail_connector::{Email, MailTransport, Mailbox};
-use mail_parser::{Address, HeaderValue, MessageParser};
+use mail_parser::{HeaderValue, MessageParser};
 use serde_json::{Value, json};
 
 use super::helpers::*;
-use crate::support::random_email::{Case, expected_wire_address};
+use crate::support::random_email::{
+    Case, as_read, expected_wire_address, lines, mailboxes, spaces,
+};
 use received::{Got, Request, Sent};
 
 const SEED: u64 = 0x6772_6170_685f_6a73;
@@ -179,42 +181,6 @@ fn check_json(email: &Email, message: &Value, added: &[Got]) {
     got.extend(added.iter().cloned());
     let expected: Vec<Got> = email.attachments().iter().map(Got::built).collect();
     assert_eq!(got, expected, "attachments, in order");
-}
-
-/// What a reader makes of a header's mailboxes: (name, address) pairs.
-fn mailboxes(address: Option<&Address<'_>>) -> Vec<(Option<String>, String)> {
-    address.map_or_else(Vec::new, |a| {
-        a.iter()
-            .map(|m| {
-                let name = m.name().map(str::to_owned);
-                (name, m.address().unwrap_or_default().to_owned())
-            })
-            .collect()
-    })
-}
-
-fn as_read(built: &[Mailbox]) -> Vec<(Option<String>, String)> {
-    built
-        .iter()
-        .map(|m| {
-            let name = m.name().map(str::to_owned);
-            (name, expected_wire_address(m.address()))
-        })
-        .collect()
-}
-
-/// Runs of spaces as one, none at the ends: what a reader keeps of a header's spacing.
-fn spaces(text: &str) -> String {
-    text.split([' ', '\t'])
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Line ends as a reader compares text: each one `\n`, none at the end.
-fn lines(text: &str) -> String {
-    let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    text.trim_end_matches('\n').to_owned()
 }
 
 fn check_mime(case: &Case, mime: &[u8], added: &[Got], sender: &Mailbox) {

@@ -12,10 +12,12 @@ use fastrand::Rng;
 use mail_connector::{
     Email, MailTransport, Mailbox, RecipientKind, RecipientLimit, SendReport, SmtpTransport,
 };
-use mail_parser::{Address, MessageParser, MimeHeaders};
+use mail_parser::{MessageParser, MimeHeaders};
 
 use super::helpers::*;
-use crate::support::random_email::{Case, expected_wire_address};
+use crate::support::random_email::{
+    Case, as_read, expected_wire_address, lines, mailboxes, spaces,
+};
 use crate::support::smtp_server::{Received, ServerOptions, ServerTls, TestServer};
 
 const SEED: u64 = 0x736d_7470_5f72_6e64;
@@ -264,42 +266,6 @@ fn check_report(email: &Email, report: &SendReport, received: &[Received]) {
         let id = message.id.as_deref().map(|id| id.trim_matches(['<', '>']));
         assert_eq!(id, parsed.message_id(), "the report's id is the Message-ID");
     }
-}
-
-/// What a reader makes of a header's mailboxes: (name, address) pairs.
-fn mailboxes(address: Option<&Address<'_>>) -> Vec<(Option<String>, String)> {
-    address.map_or_else(Vec::new, |a| {
-        a.iter()
-            .map(|m| {
-                let name = m.name().map(str::to_owned);
-                (name, m.address().unwrap_or_default().to_owned())
-            })
-            .collect()
-    })
-}
-
-fn as_read<'a>(built: impl IntoIterator<Item = &'a Mailbox>) -> Vec<(Option<String>, String)> {
-    built
-        .into_iter()
-        .map(|m| {
-            let name = m.name().map(str::to_owned);
-            (name, expected_wire_address(m.address()))
-        })
-        .collect()
-}
-
-/// Runs of spaces as one, none at the ends: what a reader keeps of a header's spacing.
-fn spaces(text: &str) -> String {
-    text.split([' ', '\t'])
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Line ends as a reader compares text: each one `\n`, none at the end.
-fn lines(text: &str) -> String {
-    let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    text.trim_end_matches('\n').to_owned()
 }
 
 /// The data as written: CRLF line ends only, no line over 998 octets, no `Bcc` header; read

@@ -345,3 +345,45 @@ fn rebuild_from(email: &Email, from: Mailbox) -> Email {
     }
     builder.importance(email.importance()).build().unwrap()
 }
+
+/// What a reader makes of a header's mailboxes: (name, address) pairs.
+pub(crate) fn mailboxes(
+    address: Option<&mail_parser::Address<'_>>,
+) -> Vec<(Option<String>, String)> {
+    address.map_or_else(Vec::new, |a| {
+        a.iter()
+            .map(|m| {
+                let name = m.name().map(str::to_owned);
+                (name, m.address().unwrap_or_default().to_owned())
+            })
+            .collect()
+    })
+}
+
+/// The mailboxes as built, as a reader of the message should find them: (name, address in
+/// its wire form) pairs.
+pub(crate) fn as_read<'a>(
+    built: impl IntoIterator<Item = &'a mail_connector::Mailbox>,
+) -> Vec<(Option<String>, String)> {
+    built
+        .into_iter()
+        .map(|m| {
+            let name = m.name().map(str::to_owned);
+            (name, expected_wire_address(m.address()))
+        })
+        .collect()
+}
+
+/// Runs of spaces as one, none at the ends: what a reader keeps of a header's spacing.
+pub(crate) fn spaces(text: &str) -> String {
+    text.split([' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Line ends as a reader compares text: each one `\n`, none at the end.
+pub(crate) fn lines(text: &str) -> String {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    text.trim_end_matches('\n').to_owned()
+}

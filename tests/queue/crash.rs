@@ -6,10 +6,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use mail_connector::queue::{EnqueueOptions, Queue, State};
+use mail_connector::queue::State;
 use tokio::sync::mpsc;
 
-use crate::fleet::{ChildConfig, graph_server, spawn_worker, subject_email, worker_for};
+use crate::fleet::{ChildConfig, graph_server, queue_of, spawn_worker, worker_for};
 use crate::helpers::count;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,13 +22,7 @@ async fn a_worker_killed_mid_delivery_loses_nothing_and_resends_nothing() {
     seen.answer_first.store(ANSWERED, Ordering::SeqCst);
     seen.hold.store(true, Ordering::SeqCst);
     let url = crate::postgres::database().await;
-    let queue = Queue::open(&url).await.unwrap();
-    for i in 0..MESSAGES {
-        queue
-            .enqueue(&subject_email(&format!("m{i}")), EnqueueOptions::new())
-            .await
-            .unwrap();
-    }
+    let queue = queue_of(&url, MESSAGES).await;
     let config = ChildConfig {
         queue_url: &url,
         graph: &graph,

@@ -211,6 +211,18 @@ async fn child_worker() {
         .unwrap();
 }
 
+/// The queue at `url`, with `messages` emails enqueued, subjects `m0`, `m1`, …
+pub async fn queue_of(url: &str, messages: usize) -> Queue {
+    let queue = Queue::open(url).await.unwrap();
+    for i in 0..messages {
+        queue
+            .enqueue(&subject_email(&format!("m{i}")), EnqueueOptions::new())
+            .await
+            .unwrap();
+    }
+    queue
+}
+
 pub fn subject_email(subject: &str) -> Email {
     Email::builder()
         .to("ann@example.org")
@@ -228,13 +240,7 @@ async fn three_worker_processes_keep_the_mailbox_limits_and_deliver_each_message
     let window = Duration::from_millis(1000);
     let (graph, seen) = graph_server(Duration::from_millis(60), None).await;
     let url = crate::postgres::database().await;
-    let queue = Queue::open(&url).await.unwrap();
-    for i in 0..MESSAGES {
-        queue
-            .enqueue(&subject_email(&format!("m{i}")), EnqueueOptions::new())
-            .await
-            .unwrap();
-    }
+    let queue = queue_of(&url, MESSAGES).await;
     let config = ChildConfig {
         queue_url: &url,
         graph: &graph,

@@ -14,7 +14,7 @@ use mail_connector::queue::sqlx::{Connection, SqliteConnection};
 use mail_connector::queue::{EnqueueOptions, Queue, State};
 use tokio::sync::mpsc;
 
-use crate::fleet::{ChildConfig, graph_server, spawn_worker, subject_email};
+use crate::fleet::{ChildConfig, graph_server, queue_of, spawn_worker, subject_email};
 use crate::helpers::count;
 
 /// How long any one condition may take to come true.
@@ -125,13 +125,7 @@ async fn a_worker_killed_mid_delivery_while_another_process_enqueues_loses_nothi
     let (graph, seen) = graph_server(Duration::ZERO, Some(held_tx)).await;
     seen.answer_first.store(ANSWERED, Ordering::SeqCst);
     seen.hold.store(true, Ordering::SeqCst);
-    let queue = Queue::open(&url).await.unwrap();
-    for i in 0..MESSAGES {
-        queue
-            .enqueue(&subject_email(&format!("m{i}")), EnqueueOptions::new())
-            .await
-            .unwrap();
-    }
+    let queue = queue_of(&url, MESSAGES).await;
     // Another process writes all along: the worker dies while it does.
     let (mut enqueuer, mut ids) = spawn_enqueuer(&url);
     let mut enqueued = Vec::new();
@@ -227,13 +221,7 @@ async fn two_worker_processes_on_one_file_keep_the_limits_and_send_each_once() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
     let (graph, seen) = graph_server(Duration::from_millis(60), None).await;
-    let queue = Queue::open(&url).await.unwrap();
-    for i in 0..MESSAGES {
-        queue
-            .enqueue(&subject_email(&format!("m{i}")), EnqueueOptions::new())
-            .await
-            .unwrap();
-    }
+    let queue = queue_of(&url, MESSAGES).await;
     let config = ChildConfig {
         queue_url: &url,
         graph: &graph,

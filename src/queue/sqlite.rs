@@ -104,39 +104,27 @@ impl SqliteStore {
 /// The pool, once its first connection is made. A connection that finds the file locked
 /// while it is being switched to write-ahead logging — by other processes opening a new
 /// file at the same moment (replicas starting together) — is refused at once: SQLite does
-/// not wait for that lock as the busy timeout waits for others. Tried again here, briefly
-/// and jittered, for as long as the busy timeout would have waited.
+/// not wait for that lock as the busy timeout waits for others. Tried again here (a locked
+/// or busy file is SQLite's transient error), briefly and jittered, for as long as the busy
+/// timeout would have waited, and without a warning per wait: these last milliseconds.
 async fn first_connection(options: SqliteConnectOptions) -> Result<SqlitePool> {
-    let policy = crate::RetryPolicy {
+    let wait = super::OpenWait::with_policy(crate::RetryPolicy {
         max_retries: u32::MAX,
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(250),
         multiplier: 2.0,
         deadline: Some(Duration::from_secs(30)),
-    };
-    let started = std::time::Instant::now();
-    let mut retry = 0;
-    loop {
-        let error = match SqlitePoolOptions::new()
+    })
+    .on_wait(|_, _| {});
+    wait.open_with(|| async {
+        SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone())
             .await
-        {
-            Ok(pool) => return Ok(pool),
-            Err(error) => error,
-        };
-        let locked = matches!(&error, sqlx::Error::Database(db)
-            if db.code().and_then(|c| c.parse::<u32>().ok()).is_some_and(|c| c & 0xff == BUSY));
-        match policy.next_delay(retry, started.elapsed(), None) {
-            Some(wait) if locked => tokio::time::sleep(wait).await,
-            _ => return Err(db_error("open the SQLite queue", &error)),
-        }
-        retry = retry.saturating_add(1);
-    }
+            .map_err(|e| db_error("open the SQLite queue", &e))
+    })
+    .await
 }
-
-/// SQLite's primary result code for a file another connection has locked.
-const BUSY: u32 = 5;
 
 #[async_trait]
 impl QueueStore for SqliteStore {

@@ -336,15 +336,7 @@ async fn mime_of_2_000_000_bytes_goes_in_one_send_mail_and_one_byte_more_through
         .send(&Email::from_mime(bare).unwrap())
         .await
         .unwrap_err();
-    assert!(
-        matches!(&error, Error::InvalidMessage { field, .. } if field == "mime"),
-        "{error}"
-    );
-    let text = error.to_string();
-    assert!(
-        text.contains("more than the 2000000 bytes") && text.contains("over SMTP"),
-        "{text}"
-    );
+    assert_refused_for_graph(&error, "more than the 2000000 bytes");
     assert_eq!(one_request.lock().unwrap().len(), 1);
     assert!(drafts.lock().unwrap().is_empty(), "nothing sent");
     send.assert_calls(1);
@@ -403,13 +395,16 @@ async fn a_large_prepared_message_the_parser_cannot_split_is_refused_not_a_panic
         .send(&Email::from_mime(raw).unwrap())
         .await
         .unwrap_err();
+    assert_refused_for_graph(&error, "no attachment can be cut out");
+}
+
+/// `error` refuses the message for Graph in the `mime` field, saying `says` and to send it
+/// over SMTP.
+fn assert_refused_for_graph(error: &Error, says: &str) {
     assert!(
-        matches!(&error, Error::InvalidMessage { field, .. } if field == "mime"),
+        matches!(error, Error::InvalidMessage { field, .. } if field == "mime"),
         "{error}"
     );
     let text = error.to_string();
-    assert!(
-        text.contains("no attachment can be cut out") && text.contains("over SMTP"),
-        "{text}"
-    );
+    assert!(text.contains(says) && text.contains("over SMTP"), "{text}");
 }

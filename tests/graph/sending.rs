@@ -234,29 +234,13 @@ fn base64_std(bytes: &[u8]) -> String {
 
 fn rebuild_with_importance(email: Email, importance: Importance) -> Email {
     // HTML only: with both bodies the email would need Graph's MIME form.
-    let mut builder = Email::builder()
+    let builder = Email::builder()
         .subject(email.subject())
         .html(email.html().unwrap())
         .importance(importance);
-    for m in email.to() {
-        builder = builder.to(m);
-    }
-    for m in email.cc() {
-        builder = builder.cc(m);
-    }
-    for m in email.bcc() {
-        builder = builder.bcc(m);
-    }
-    for m in email.reply_to() {
-        builder = builder.reply_to(m);
-    }
-    for (name, value) in email.headers() {
-        builder = builder.header(name, value);
-    }
-    for a in email.attachments() {
-        builder = builder.attachment(a.clone());
-    }
-    builder.build().unwrap()
+    support::random_email::copied_into(builder, &email)
+        .build()
+        .unwrap()
 }
 
 /// Graph's activity logs (and proxies) see which client sent each request: the crate's

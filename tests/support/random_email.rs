@@ -318,7 +318,18 @@ impl Case {
 
 /// `email` with `from` as its sender.
 fn rebuild_from(email: &Email, from: Mailbox) -> Email {
-    let mut builder = Email::builder().from(from).subject(email.subject());
+    let mut builder = copied_into(Email::builder().from(from).subject(email.subject()), email);
+    if let Some(text) = email.text() {
+        builder = builder.text(text);
+    }
+    if let Some(html) = email.html() {
+        builder = builder.html(html);
+    }
+    builder.importance(email.importance()).build().unwrap()
+}
+
+/// `builder` with `email`'s recipients (To, Cc, Bcc), Reply-To, headers and attachments.
+pub(crate) fn copied_into(mut builder: EmailBuilder, email: &Email) -> EmailBuilder {
     for m in email.to() {
         builder = builder.to(m);
     }
@@ -331,19 +342,13 @@ fn rebuild_from(email: &Email, from: Mailbox) -> Email {
     for m in email.reply_to() {
         builder = builder.reply_to(m);
     }
-    if let Some(text) = email.text() {
-        builder = builder.text(text);
-    }
-    if let Some(html) = email.html() {
-        builder = builder.html(html);
-    }
     for (name, value) in email.headers() {
         builder = builder.header(name, value);
     }
     for attachment in email.attachments() {
         builder = builder.attachment(attachment.clone());
     }
-    builder.importance(email.importance()).build().unwrap()
+    builder
 }
 
 /// What a reader makes of a header's mailboxes: (name, address) pairs.

@@ -10,8 +10,8 @@ mod received;
 use std::sync::{Arc, Mutex};
 
 use httpmock::{HttpMockRequest, MockServer};
-use mail_connector::{Email, MailTransport, Mailbox};
-use mail_parser::{HeaderValue, MessageParser};
+use mail_connector::{Email, Importance, MailTransport, Mailbox};
+use mail_parser::{HeaderValue, Message, MessageParser};
 use serde_json::{Value, json};
 
 use super::helpers::*;
@@ -146,11 +146,7 @@ fn check_json(email: &Email, message: &Value, added: &[Got]) {
         email.from().map(recipient).as_ref(),
         "from"
     );
-    let importance = match email.importance() {
-        mail_connector::Importance::Normal => None,
-        mail_connector::Importance::Low => Some(json!("low")),
-        mail_connector::Importance::High => Some(json!("high")),
-    };
+    let importance = importance(email.importance()).map(|i| json!(i));
     assert_eq!(message.get("importance"), importance.as_ref(), "importance");
     match message.get("internetMessageHeaders") {
         None => assert!(email.headers().is_empty(), "headers missing"),
@@ -232,21 +228,18 @@ fn check_mime(case: &Case, mime: &[u8], added: &[Got], sender: &Mailbox) {
         spaces(built.subject()),
         "subject"
     );
+    // The MIME form has no `importance` property: the header carries it, once, as built.
+    assert_eq!(
+        header_texts(&message, "Importance"),
+        importance(built.importance()).map_or_else(Vec::new, |i| vec![i.to_owned()]),
+        "Importance"
+    );
     for (name, value) in built.headers() {
         if name.eq_ignore_ascii_case("Message-ID") {
             assert_eq!(message.message_id(), Some(value.trim_matches(['<', '>'])));
             continue;
         }
-        let found: Vec<String> = message
-            .headers()
-            .iter()
-            .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
-            .map(|h| match &h.value {
-                HeaderValue::Text(t) => spaces(t),
-                HeaderValue::Empty => String::new(),
-                other => format!("{other:?}"),
-            })
-            .collect();
+        let found = header_texts(&message, name);
         // Keywords are read as a list of phrases: only that the header is there.
         let want = spaces(value);
         assert!(
@@ -270,6 +263,30 @@ fn check_mime(case: &Case, mime: &[u8], added: &[Got], sender: &Mailbox) {
     // A reader sees the type and subtype of a part's content type, not its parameters.
     let bare = |list: Vec<Got>| -> Vec<Got> { list.into_iter().map(Got::bare_type).collect() };
     assert_eq!(bare(got), bare(expected), "attachments");
+}
+
+/// How Graph's `importance` property and the `Importance` header say `importance`: neither
+/// is set for normal.
+fn importance(importance: Importance) -> Option<&'static str> {
+    match importance {
+        Importance::Normal => None,
+        Importance::Low => Some("low"),
+        Importance::High => Some("high"),
+    }
+}
+
+/// The text of each `name` header of `message`, as a reader takes it.
+fn header_texts(message: &Message<'_>, name: &str) -> Vec<String> {
+    message
+        .headers()
+        .iter()
+        .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+        .map(|h| match &h.value {
+            HeaderValue::Text(t) => spaces(t),
+            HeaderValue::Empty => String::new(),
+            other => format!("{other:?}"),
+        })
+        .collect()
 }
 
 /// Found by the randomized test: a display name with a run of spaces (or a tab), as sloppy

@@ -257,12 +257,24 @@ fn check_mime(case: &Case, mime: &[u8], added: &[Got], sender: &Mailbox) {
     }
     let mut got: Vec<Got> = message.attachments().map(Got::from_part).collect();
     got.extend(added.iter().cloned());
-    let mut expected: Vec<Got> = built.attachments().iter().map(Got::built).collect();
-    got.sort();
-    expected.sort();
-    // A reader sees the type and subtype of a part's content type, not its parameters.
-    let bare = |list: Vec<Got>| -> Vec<Got> { list.into_iter().map(Got::bare_type).collect() };
-    assert_eq!(bare(got), bare(expected), "attachments");
+    let expected: Vec<Got> = built.attachments().iter().map(Got::built).collect();
+    // In order within each group, inline and not: the MIME holds the inline parts in the
+    // `multipart/related` beside the body and the others after it, in the outer
+    // `multipart/mixed`, so the two groups cannot interleave as built — and a mail client
+    // shows the inline ones in the body, the others in the order given. (A draft adds an
+    // email's attachments as built, a prepared message's in its MIME's order.)
+    let group = |list: &[Got], inline: bool| -> Vec<Got> {
+        // A reader sees the type and subtype of a part's content type, not its parameters.
+        let in_group = list.iter().filter(|g| g.is_inline() == inline);
+        in_group.cloned().map(Got::bare_type).collect()
+    };
+    for inline in [true, false] {
+        assert_eq!(
+            group(&got, inline),
+            group(&expected, inline),
+            "attachments (inline: {inline}), in order"
+        );
+    }
 }
 
 /// How Graph's `importance` property and the `Importance` header say `importance`: neither

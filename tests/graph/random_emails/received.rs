@@ -190,6 +190,11 @@ impl Got {
         }
     }
 
+    /// Whether it is shown in the body (has a `Content-ID`) rather than as a file.
+    pub(crate) fn is_inline(&self) -> bool {
+        self.is_inline
+    }
+
     /// Only the type and subtype of the content type, in lower case.
     pub(crate) fn bare_type(mut self) -> Self {
         let bare = self.content_type.split(';').next().unwrap_or_default();

@@ -318,7 +318,7 @@ async fn shutdown_lets_deliveries_finish_within_the_grace_period(backend: Backen
     // the worker has seen the request, so the release below comes within the grace period.
     let (seen, mut worker_saw_stop) = mpsc::unbounded_channel();
     let shutdown = async move {
-        signal.notified_owned().await;
+        signal.notified().await;
         seen.send(()).unwrap();
     };
     let running = tokio::spawn(async move { worker.run(shutdown).await });
@@ -353,7 +353,7 @@ async fn a_delivery_cut_off_by_shutdown_is_uncertain(backend: Backend) {
     let stop = Arc::new(Notify::new());
     let worker = Worker::new(&queue, held).with_grace_period(Duration::from_millis(50));
     let signal = stop.clone();
-    let running = tokio::spawn(async move { worker.run(signal.notified_owned()).await });
+    let running = tokio::spawn(async move { worker.run(async move { signal.notified().await }).await });
     has_started.recv().await.unwrap();
     stop.notify_one();
     let report = running.await.unwrap().unwrap();

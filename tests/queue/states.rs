@@ -353,7 +353,8 @@ async fn a_delivery_cut_off_by_shutdown_is_uncertain(backend: Backend) {
     let stop = Arc::new(Notify::new());
     let worker = Worker::new(&queue, held).with_grace_period(Duration::from_millis(50));
     let signal = stop.clone();
-    let running = tokio::spawn(async move { worker.run(async move { signal.notified().await }).await });
+    let running =
+        tokio::spawn(async move { worker.run(async move { signal.notified().await }).await });
     has_started.recv().await.unwrap();
     stop.notify_one();
     let report = running.await.unwrap().unwrap();

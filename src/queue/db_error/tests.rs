@@ -289,3 +289,63 @@ fn a_failure_after_a_try_that_may_have_stored_the_email_is_uncertain() {
         assert!(error.remedy().unwrap().contains("mailctl queue list"));
     }
 }
+
+/// Errors trying again does not fix name what to fix also for the sign-in refusals, the
+/// missing database, a full PostgreSQL disk and a missing SQLite folder.
+#[test]
+fn sign_in_database_and_disk_errors_name_their_fix() {
+    for (code, fix) in [
+        ("28000", "pg_hba.conf"),
+        ("3D000", "create the database"),
+        ("53100", "free disk space on the PostgreSQL server"),
+        ("14", "folder of the SQLite file"),
+        ("11", "not an SQLite database"),
+    ] {
+        let error = db_error("connect to the PostgreSQL queue", &coded(code));
+        assert!(!error.is_transient(), "{code}: {error}");
+        let remedy = error.remedy().unwrap_or_default();
+        assert!(remedy.contains(fix), "{code}: {remedy}");
+    }
+}
+
+/// A migration fails on a statement as any statement does: the statement's own error
+/// decides whether it is transient and what to fix (a fast restart waits; a missing grant
+/// names the grant), under the migration's message.
+#[test]
+fn a_failed_migration_is_classified_by_its_statements_error() {
+    use sqlx::migrate::MigrateError;
+    let refused = || coded("42501");
+    for migration in [
+        MigrateError::Execute(refused()),
+        MigrateError::ExecuteMigration(refused(), 20_250_101),
+    ] {
+        let error = db_error(
+            "migrate the queue",
+            &sqlx::Error::Migrate(Box::new(migration)),
+        );
+        assert!(!error.is_transient(), "{error}");
+        assert!(error.remedy().unwrap().contains("grant"), "{error}");
+        assert!(error.to_string().contains("migration"), "{error}");
+    }
+    let restarted = sqlx::Error::Migrate(Box::new(MigrateError::Execute(coded("57P01"))));
+    let error = db_error("migrate the queue", &restarted);
+    assert!(error.is_transient(), "{error}");
+    assert!(
+        error.remedy().unwrap().contains("`queue_url`) is running"),
+        "{error}"
+    );
+    // A migration that failed for no statement (one edited after it ran) has no code.
+    let edited = sqlx::Error::Migrate(Box::new(MigrateError::VersionMismatch(1)));
+    assert!(!db_error("migrate the queue", &edited).is_transient());
+}
+
+/// An error that already says the email may have been stored is passed on as it is, not
+/// told twice that an earlier try may have stored it.
+#[test]
+fn an_uncertain_enqueue_stays_as_it_said() {
+    let uncertain = enqueue_error("enqueue the email", &lost());
+    let said = uncertain.to_string();
+    let error = may_be_queued(uncertain);
+    assert_eq!(error.delivery(), Delivery::Uncertain);
+    assert_eq!(error.to_string(), said);
+}

@@ -1,7 +1,10 @@
 //! Unit tests of the error type: its questions and remedies.
 
 use super::*;
+use std::time::Duration;
+
 use crate::message::{Mailbox, RecipientKind};
+use crate::transport::SentMessage;
 
 /// A `To` recipient at `address`, for the error module's tests.
 pub(super) fn to(address: &str) -> Recipient {
@@ -115,4 +118,166 @@ fn a_full_disk_is_transient_and_says_to_free_space() {
         assert!(!remedy.contains("free space"));
         assert_eq!(remedy.contains(folder), setting.is_some(), "{remedy}");
     }
+}
+
+/// A failure after which nobody got the email is transient as its cause is; once a
+/// recipient got it, or one was refused for good, resending the whole email is not safe.
+#[test]
+fn a_partial_delivery_is_transient_only_when_resending_is_safe() {
+    let outage = || Error::transport("relay", "421 try later", Transience::Transient);
+    let got = || SendReport::single(SentMessage::new(vec![to("ann@example.org")], None));
+    let refused = || {
+        vec![Refusal::new(
+            to("bob@example.org"),
+            550,
+            "5.1.1 no such user",
+        )]
+    };
+    let bob = || vec![to("bob@example.org")];
+    let nobody = Error::partial_delivery(SendReport::default(), vec![], bob(), vec![], outage());
+    assert!(nobody.is_transient(), "{nobody}");
+    let delivered = Error::partial_delivery(got(), vec![], bob(), vec![], outage());
+    assert!(!delivered.is_transient(), "{delivered}");
+    let refused =
+        Error::partial_delivery(SendReport::default(), vec![], bob(), refused(), outage());
+    assert!(!refused.is_transient(), "{refused}");
+    let permanent = Error::transport("relay", "554 rejected", Transience::Permanent);
+    let failed = Error::partial_delivery(SendReport::default(), vec![], bob(), vec![], permanent);
+    assert!(!failed.is_transient(), "{failed}");
+}
+
+/// Entra's answer decides for a token request, and so does its status: a throttled (429)
+/// or failing (5xx) token endpoint is waited out, a refusal (4xx) is the settings' to fix
+/// and an authentication failure; the status is reported.
+#[test]
+fn a_token_request_is_transient_when_entra_says_so_or_throttles_or_fails() {
+    let answered = |status, transient| Error::TokenRequest {
+        status,
+        error: "invalid_request".into(),
+        codes: Box::default(),
+        summary: "refused".into(),
+        trace_id: None,
+        correlation_id: None,
+        transient,
+        advice: Advice::default(),
+    };
+    for (status, transient, expected) in [
+        (400, false, false),
+        (401, false, false),
+        (400, true, true),
+        (429, false, true),
+        (500, false, true),
+        (503, false, true),
+    ] {
+        let error = answered(status, transient);
+        assert_eq!(error.is_transient(), expected, "{status} {transient}");
+        assert_eq!(error.is_auth(), !expected, "{status} {transient}");
+        assert_eq!(error.status(), Some(status));
+    }
+}
+
+/// A transport's error marked as the settings' fault, or a split that delivered nothing and
+/// failed as its first part did for the settings, is a settings error; a split that
+/// delivered to someone, or left someone uncertain, is not.
+#[test]
+fn a_settings_failure_stays_one_only_while_nothing_went_out() {
+    let wrong = || {
+        Error::transport("relay", "no such region", Transience::Permanent)
+            .with_remedy("set `RELAY_REGION`")
+            .with_settings()
+    };
+    assert!(wrong().is_settings());
+    let bob = || vec![to("bob@example.org")];
+    let got = || SendReport::single(SentMessage::new(vec![to("ann@example.org")], None));
+    let nothing = Error::partial_delivery(SendReport::default(), vec![], bob(), vec![], wrong());
+    assert!(nothing.is_settings(), "{nothing}");
+    let delivered = Error::partial_delivery(got(), vec![], bob(), vec![], wrong());
+    assert!(!delivered.is_settings(), "{delivered}");
+    let uncertain = Error::partial_delivery(SendReport::default(), bob(), vec![], vec![], wrong());
+    assert!(!uncertain.is_settings(), "{uncertain}");
+    let outage = Error::transport("relay", "421 try later", Transience::Transient);
+    let outage = Error::partial_delivery(SendReport::default(), vec![], bob(), vec![], outage);
+    assert!(!outage.is_settings(), "{outage}");
+}
+
+/// A split whose delivery to a recipient is uncertain may have delivered the email; one
+/// whose recipients were only not sent did not.
+#[test]
+fn a_partial_delivery_is_uncertain_when_a_recipient_is() {
+    let timeout = || Error::transport("relay", "timed out", Transience::Transient);
+    let bob = || vec![to("bob@example.org")];
+    let uncertain =
+        Error::partial_delivery(SendReport::default(), bob(), vec![], vec![], timeout());
+    assert_eq!(uncertain.delivery(), Delivery::Uncertain);
+    let not_sent = Error::partial_delivery(SendReport::default(), vec![], bob(), vec![], timeout());
+    assert_eq!(not_sent.delivery(), Delivery::NotSent);
+}
+
+/// An unusable credential is an authentication problem as well as the settings'.
+#[test]
+fn an_unusable_credential_is_an_auth_error() {
+    let credential = Error::InvalidCredential {
+        setting: "client_private_key_file",
+        reason: "no key".into(),
+    };
+    assert!(credential.is_auth());
+    assert!(!Error::Disabled.is_auth());
+}
+
+/// The settings file itself that cannot be read names no setting to correct: the remedy is
+/// about the path.
+#[test]
+fn an_unreadable_settings_file_names_no_setting_to_correct() {
+    let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+    let error = Error::settings_file(
+        WHOLE_SETTINGS,
+        settings_file::SETTINGS,
+        "mail.toml",
+        missing,
+    );
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("check that the path exists"), "{remedy}");
+    assert!(!remedy.contains("`settings`"), "{remedy}");
+}
+
+/// The status a server answered with, and the wait it asked for, are reported by the
+/// errors that carry them, also through a split that stopped on one.
+#[test]
+fn the_servers_status_and_wait_are_reported() {
+    let wait = Duration::from_secs(30);
+    let graph = Error::Graph {
+        operation: "send mail",
+        status: Some(429),
+        code: Some("ApplicationThrottled".into()),
+        message: "throttled".into(),
+        request_id: None,
+        client_request_id: None,
+        transient: true,
+        delivery: Delivery::NotSent,
+        advice: Advice::default(),
+    }
+    .with_retry_after(wait);
+    assert_eq!(graph.status(), Some(429));
+    assert_eq!(graph.retry_after(), Some(wait));
+    let smtp = Error::Smtp {
+        stage: SmtpStage::Data,
+        code: Some(451),
+        enhanced_code: None,
+        message: "try later".into(),
+        mechanism: None,
+        transient: true,
+        delivery: Delivery::NotSent,
+        advice: Advice::default(),
+    };
+    assert_eq!(smtp.status(), Some(451));
+    assert_eq!(smtp.retry_after(), None);
+    let bob = vec![to("bob@example.org")];
+    let split = Error::partial_delivery(SendReport::default(), vec![], bob, vec![], graph);
+    assert_eq!(split.status(), Some(429));
+    assert_eq!(split.retry_after(), Some(wait));
+    let relay = Error::transport("relay", "429", Transience::Transient).with_retry_after(wait);
+    assert_eq!(relay.retry_after(), Some(wait));
+    assert_eq!(relay.status(), None);
+    assert_eq!(Error::Disabled.status(), None);
+    assert_eq!(Error::Disabled.retry_after(), None);
 }

@@ -199,6 +199,44 @@ mod tests {
         );
     }
 
+    /// A server's or caller's absurd wait is kept as one day at most, as the error reports it
+    /// to a queue that schedules its own retry.
+    #[test]
+    fn an_error_keeps_a_wait_of_one_day_at_most() {
+        let day = Duration::from_secs(24 * 60 * 60);
+        let throttled = |wait| {
+            crate::Error::transport("relay", "429", crate::Transience::Transient)
+                .with_retry_after(wait)
+                .retry_after()
+        };
+        assert_eq!(throttled(Duration::from_secs(7 * 24 * 60 * 60)), Some(day));
+        assert_eq!(throttled(Duration::MAX), Some(day));
+        assert_eq!(
+            throttled(Duration::from_secs(90)),
+            Some(Duration::from_secs(90))
+        );
+    }
+
+    /// A retry that would start exactly at the deadline, not later than it, is still made:
+    /// the deadline is the latest an attempt may start.
+    #[test]
+    fn a_retry_that_starts_exactly_at_the_deadline_is_made() {
+        let policy = RetryPolicy {
+            deadline: Some(Duration::from_secs(10)),
+            ..RetryPolicy::default()
+        };
+        // Retry-After (5 s) is longer than any backoff of the first retry, so the wait is it.
+        let after = Duration::from_secs(5);
+        assert_eq!(
+            policy.next_delay(0, Duration::from_secs(5), Some(after)),
+            Some(after)
+        );
+        assert_eq!(
+            policy.next_delay(0, Duration::from_millis(5_001), Some(after)),
+            None
+        );
+    }
+
     #[test]
     fn extreme_values_do_not_panic() {
         let policy = RetryPolicy {

@@ -294,4 +294,18 @@ mod tests {
         assert!(EntraError::from_body(b"<html>").is_none());
         assert!(EntraError::from_body(b"{}").is_none());
     }
+
+    /// A body with Entra's `error` but no AADSTS codes (or codes but no `error`) is still
+    /// Entra's answer: its `error` decides whether it is retried and what to fix.
+    #[test]
+    fn a_body_with_only_an_error_or_only_codes_is_entras() {
+        let unavailable = EntraError::from_body(br#"{"error":"temporarily_unavailable"}"#).unwrap();
+        assert!(unavailable.is_transient());
+        assert!(unavailable.remedy().contains("try again later"));
+        let client = EntraError::from_body(br#"{"error":"invalid_client"}"#).unwrap();
+        assert!(!client.is_transient());
+        assert!(client.remedy().contains("`client_secret`"));
+        let looping = EntraError::from_body(br#"{"error_codes":[50196]}"#).unwrap();
+        assert!(looping.is_transient());
+    }
 }

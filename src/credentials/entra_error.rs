@@ -295,6 +295,52 @@ mod tests {
         assert!(EntraError::from_body(b"{}").is_none());
     }
 
+    /// An AADSTS code's own step wins over the general one its `error` would give.
+    #[test]
+    fn the_aadsts_code_names_its_own_step() {
+        for (code, error, words) in [
+            (7_000_218, "invalid_request", "no credential was sent"),
+            (90_002, "invalid_tenant", "US Government or China tenant"),
+            (900_023, "invalid_request", "US Government or China tenant"),
+            (70_011, "invalid_scope", "app-only sign-in"),
+            (1_002_012, "invalid_scope", "app-only sign-in"),
+            (700_022, "invalid_scope", "one resource per token"),
+            (70_021, "invalid_client", "no federated credential matches"),
+            (
+                7_000_112,
+                "unauthorized_client",
+                "the application is disabled",
+            ),
+            (53_003, "access_denied", "Conditional Access policy"),
+            (9_001_023, "invalid_request", "not `common` or `consumers`"),
+        ] {
+            let entra = EntraError {
+                error: error.into(),
+                error_codes: vec![code],
+                ..EntraError::default()
+            };
+            let remedy = entra.remedy_for("client_secret");
+            assert!(remedy.contains(words), "AADSTS{code}: {remedy}");
+        }
+    }
+
+    /// The steps of a secret file or a federated token file are for a refused credential
+    /// (`invalid_client`); another refusal keeps its own step.
+    #[test]
+    fn a_file_credentials_step_is_only_for_a_refused_credential() {
+        let refused = |error: &str| EntraError {
+            error: error.into(),
+            ..EntraError::default()
+        };
+        for setting in [SECRET_FILE, FEDERATED_TOKEN_FILE] {
+            let remedy = refused("invalid_client").remedy_for(setting);
+            assert!(remedy.contains(setting), "{setting}: {remedy}");
+            let remedy = refused("unauthorized_client").remedy_for(setting);
+            assert!(!remedy.contains(setting), "{setting}: {remedy}");
+            assert!(remedy.contains("`oauth_client_id`"), "{setting}: {remedy}");
+        }
+    }
+
     /// A body with Entra's `error` but no AADSTS codes (or codes but no `error`) is still
     /// Entra's answer: its `error` decides whether it is retried and what to fix.
     #[test]

@@ -114,3 +114,35 @@ pub(super) fn auth_refused(message: &str, xoauth2: bool) -> String {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Exchange Online words a full sending mailbox more than one way; each gets the Sent
+    /// Items remedy, and a full mailbox that is not the submission's gets none.
+    #[test]
+    fn a_full_sending_mailbox_is_recognised_by_either_wording() {
+        for message in [
+            "STOREDRV.Submission.Exception:SendQuotaExceededException.\
+             MapiExceptionSendQuotaExceeded; Failed to process message",
+            "mailbox full; STOREDRV.Submission.Exception: cannot save the sent copy",
+            "mailbox full; STOREDRV.Submission.Exception:QuotaExceededException",
+        ] {
+            let remedy = sending_limit_remedy(Some("5.2.2"), message);
+            let remedy = remedy.unwrap_or_else(|| panic!("no remedy for {message}"));
+            assert!(remedy.contains("Sent Items"), "{message}: {remedy}");
+        }
+        for message in [
+            "Mailbox full",
+            "QuotaExceeded",
+            "STOREDRV.Submission failed",
+        ] {
+            assert_eq!(
+                sending_limit_remedy(Some("5.2.2"), message),
+                None,
+                "{message}"
+            );
+        }
+    }
+}

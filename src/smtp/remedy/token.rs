@@ -290,6 +290,46 @@ mod tests {
         assert_eq!(kept.remedy().as_deref(), Some(XOAUTH2_REFUSED));
     }
 
+    /// A refusal of an XOAUTH2 login, as the transport makes it.
+    fn refusal(mechanism: &str) -> Error {
+        super::super::with_advice(Error::Smtp {
+            stage: crate::error::SmtpStage::Auth,
+            code: Some(535),
+            enhanced_code: Some("5.7.3".into()),
+            message: "Authentication unsuccessful".into(),
+            mechanism: Some(mechanism.into()),
+            transient: false,
+            delivery: crate::error::Delivery::NotSent,
+            advice: crate::error::Advice::default(),
+        })
+    }
+
+    /// An unsigned JWT carrying `claims`, as a token source would hand it over.
+    fn token(claims: &serde_json::Value) -> String {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        format!("eyJhbGciOiJub25lIn0.{payload}.sig")
+    }
+
+    /// The refused token's claims replace the every-step remedy of an XOAUTH2 refusal, and
+    /// leave any other remedy (a password refused) as it is.
+    #[test]
+    fn a_readable_token_narrows_only_the_token_remedy() {
+        let granted = token(&serde_json::json!({
+            "aud": "https://outlook.office365.com", "roles": ["SMTP.SendAsApp"],
+        }));
+        let narrowed = APP.narrow(refusal("XOAUTH2"), &granted);
+        let remedy = narrowed.remedy().unwrap();
+        assert!(remedy.contains("app registration is in order"), "{remedy}");
+        assert!(!remedy.contains("admin consent"), "{remedy}");
+
+        let password = refusal("LOGIN");
+        let before = password.remedy();
+        assert_ne!(before.as_deref(), Some(XOAUTH2_REFUSED), "{before:?}");
+        assert_eq!(APP.narrow(password, &granted).remedy(), before);
+    }
+
     #[test]
     fn only_identifiers_are_shown() {
         assert_eq!(identifier("0f0e-AB"), Some("0f0e-AB"));

@@ -184,4 +184,48 @@ mod tests {
             "5.7.8 Authentication credentials invalid"
         );
     }
+
+    /// An echo of part of a secret is removed too: a piece of the raw password, the end of
+    /// its base64 (as LOGIN sends it); the user name inside a PLAIN blob is no secret and stays.
+    #[test]
+    fn pieces_of_a_secret_are_redacted_but_not_the_user_name() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD;
+        let password = b"pw-7c3a9e-never-print";
+        let plain = b"\0no-reply@example.org\0pw-7c3a9e-never-print";
+        let login = STANDARD.encode(password);
+        let tail = &login[login.len() - MIN_CHUNK..];
+        for text in [
+            "5.7.8 bad: 7c3a9e-never".to_owned(),
+            format!("5.7.8 bad: {tail}"),
+        ] {
+            for secrets in [&[&password[..]][..], &[password, plain]] {
+                assert_eq!(
+                    redact(&text, secrets),
+                    format!("5.7.8 bad: {REDACTED}"),
+                    "{text}"
+                );
+            }
+        }
+        let refused = "5.7.8 no-reply@example.org: authentication failed";
+        assert_eq!(redact(refused, &[password, plain]), refused);
+    }
+
+    /// A secret shorter than a piece is still removed where it appears whole, raw or in
+    /// base64; a password of only spaces has nothing to find, and the text comes back as it is.
+    #[test]
+    fn short_secrets_are_redacted_whole() {
+        let short = b"k3y";
+        // base64 of "k3y".
+        for echoed in ["k3y", "azN5"] {
+            let text = format!("535 bad: {echoed} end");
+            assert_eq!(
+                redact(&text, &[short]),
+                format!("535 bad: {REDACTED} end"),
+                "{text}"
+            );
+        }
+        let text = "535 5.7.8 Authentication credentials invalid";
+        assert_eq!(redact(text, &[b"   ", b"\t"]), text);
+    }
 }

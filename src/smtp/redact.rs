@@ -218,10 +218,10 @@ mod tests {
         let short = b"k3y";
         // base64 of "k3y".
         for echoed in ["k3y", "azN5"] {
-            let text = format!("535 bad: {echoed} end");
+            let text = format!("535 bad: {echoed}, again {echoed} end");
             assert_eq!(
                 redact(&text, &[short]),
-                format!("535 bad: {REDACTED} end"),
+                format!("535 bad: {REDACTED}, again {REDACTED} end"),
                 "{text}"
             );
         }

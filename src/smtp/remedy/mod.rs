@@ -250,6 +250,70 @@ mod tests {
         assert!(!is_of_message(SmtpStage::Mail, Some("5.7.1"), spam));
     }
 
+    /// An SMTP error as the transport makes it from a reply's facts (or a failure's).
+    fn smtp(stage: SmtpStage, code: Option<u16>, enhanced: Option<&str>, message: &str) -> Error {
+        with_advice(Error::Smtp {
+            stage,
+            code,
+            enhanced_code: enhanced.map(str::to_owned),
+            message: message.to_owned(),
+            mechanism: None,
+            transient: false,
+            delivery: Delivery::NotSent,
+            advice: Advice::default(),
+        })
+    }
+
+    /// Refused credentials, a login the server requires, a `5.7.x` policy refusal and a
+    /// mailbox that may not send as the From are auth failures; a temporary AUTH failure
+    /// and an unknown recipient are not.
+    #[test]
+    fn credentials_and_permissions_are_auth_failures() {
+        for (stage, code, enhanced, message) in [
+            (SmtpStage::Auth, 535, None, "authentication failed"),
+            (SmtpStage::Mail, 530, None, "Authentication required"),
+            (SmtpStage::Rcpt, 550, Some("5.7.1"), "Unable to relay"),
+            (
+                SmtpStage::Data,
+                554,
+                Some("5.2.252"),
+                "not allowed to send as x@y",
+            ),
+            (SmtpStage::Data, 554, None, "MapiExceptionSendAsDenied"),
+        ] {
+            let error = smtp(stage, Some(code), enhanced, message);
+            assert!(error.is_auth(), "{stage:?} {code} {message}");
+        }
+        for (stage, code, enhanced, message) in [
+            (
+                SmtpStage::Auth,
+                454,
+                None,
+                "Temporary authentication failure",
+            ),
+            (SmtpStage::Rcpt, 550, Some("5.1.1"), "unknown user"),
+        ] {
+            let error = smtp(stage, Some(code), enhanced, message);
+            assert!(!error.is_auth(), "{stage:?} {code} {message}");
+        }
+    }
+
+    /// A TLS mode that does not match the port is for the settings to fix; a server's reply
+    /// that happens to use the same words, or a network failure, is not.
+    #[test]
+    fn a_tls_mode_that_does_not_match_the_port_is_a_settings_error() {
+        let plain = format!("the server {PLAIN_SMTP_PORT} was expected");
+        let implicit = format!("the port {IMPLICIT_TLS_PORT}");
+        for message in [&plain, &implicit] {
+            let error = smtp(SmtpStage::Tls, None, None, message);
+            assert!(error.is_settings(), "{message}");
+        }
+        for (code, message) in [(Some(554), plain.as_str()), (None, "connection refused")] {
+            let error = smtp(SmtpStage::Connect, code, None, message);
+            assert!(!error.is_settings(), "{code:?} {message}");
+        }
+    }
+
     #[test]
     fn enhanced_codes_are_recognised() {
         assert_eq!(

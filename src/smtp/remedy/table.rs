@@ -218,4 +218,6 @@ pub(super) fn remedy(
 }
 
 #[cfg(test)]
+mod branch_tests;
+#[cfg(test)]
 mod tests;

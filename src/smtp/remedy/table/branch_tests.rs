@@ -3,6 +3,18 @@
 use super::*;
 use crate::smtp::tls_mode::NO_STARTTLS;
 
+/// A failure's stage, reply code, enhanced code, text and mechanism, then a phrase its
+/// remedy must contain and one it must not ("" for none).
+type Row<'a> = (
+    SmtpStage,
+    Option<u16>,
+    Option<&'a str>,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+);
+
 /// One row per branch of the table: a reply (or a failure without one) and a phrase its
 /// remedy must, or must not, contain; each row names the remedy an admin must not miss.
 #[test]
@@ -12,16 +24,7 @@ fn each_reply_gets_the_remedy_of_its_branch() {
     let xoauth2 = Some("XOAUTH2");
     let cert = |what: &str| format!("{what}: invalid peer certificate");
     let no_starttls = format!("the server {NO_STARTTLS}");
-    // (stage, code, enhanced code, text, mechanism, must contain, must not contain)
-    let rows: &[(
-        SmtpStage,
-        Option<u16>,
-        Option<&str>,
-        &str,
-        Option<&str>,
-        &str,
-        &str,
-    )] = &[
+    let rows: &[Row] = &[
         (
             Auth,
             Some(535),

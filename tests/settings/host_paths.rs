@@ -135,3 +135,24 @@ fn a_proxy_or_gateway_path_prefix_is_taken_as_it_is() {
         }
     }
 }
+
+/// SMTP with OAuth fetches its token from the authority host too, so a tenant path there is
+/// refused as for Graph; with basic authentication the setting is unused and not checked.
+#[test]
+fn the_authority_host_is_checked_for_smtp_only_when_oauth_uses_it() {
+    let common = "authority_host = \"https://login.microsoftonline.com/common\"";
+    let smtp = "transport = \"smtp\"\nsmtp_host = \"smtp.office365.com\"\n\
+                user_name = \"no-reply@contoso.com\"\n";
+    let oauth = format!(
+        "{smtp}auth_mode = \"oauth\"\noauth_client_id = \"{CLIENT_ID}\"\nclient_secret = \"s\"\n\
+         tenant_id = \"{TENANT_ID}\"\n{common}\n"
+    );
+    let basic = format!("{smtp}auth_mode = \"basic\"\npassword = \"p\"\n{common}\n");
+    let fields = |text: &str| -> Vec<String> {
+        let settings = ConnectorSettings::from_toml_str(text).unwrap();
+        let found = settings.validate().err().map(problems).unwrap_or_default();
+        found.into_iter().map(|(field, _)| field).collect()
+    };
+    assert_eq!(fields(&oauth), ["authority_host"]);
+    assert_eq!(fields(&basic), Vec::<String>::new());
+}

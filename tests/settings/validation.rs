@@ -330,3 +330,29 @@ fn a_queue_limit_of_0_that_cannot_mean_no_limit_is_refused() {
     let s = ConnectorSettings::from_toml_str(&format!("{base}queue_rate_per_minute = 0")).unwrap();
     s.validate().unwrap();
 }
+
+/// A Tenant ID is a GUID or a domain name (letters, digits, `-` and at least one `.`);
+/// anything else is refused, naming the field, before a sign-in fails far from it.
+#[test]
+fn a_tenant_id_must_be_a_guid_or_a_domain_name() {
+    let check = |tenant: &str| {
+        let text = format!(
+            "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\n\
+             oauth_client_id = \"{CLIENT_ID}\"\nclient_secret = \"s\"\ntenant_id = \"{tenant}\"\n"
+        );
+        let settings = ConnectorSettings::from_toml_str(&text).unwrap();
+        settings.validate().err().map(problems).unwrap_or_default()
+    };
+    for tenant in [TENANT_ID, "contoso.onmicrosoft.com", "contoso-ltd.com"] {
+        assert_eq!(check(tenant), [], "{tenant}");
+    }
+    for tenant in ["contoso", "contoso_ltd.com", "contoso ltd.com"] {
+        let found = check(tenant);
+        assert_eq!(found.len(), 1, "{tenant}: {found:?}");
+        assert_eq!(found[0].0, "tenant_id", "{tenant}");
+        assert!(
+            found[0].1.contains("neither a GUID nor a domain"),
+            "{found:?}"
+        );
+    }
+}

@@ -147,8 +147,8 @@ fn a_partial_delivery_is_transient_only_when_resending_is_safe() {
 }
 
 /// Entra's answer decides for a token request, and so does its status: a throttled (429)
-/// or failing (5xx) token endpoint is waited out, a refusal (4xx) is the settings' to fix
-/// and an authentication failure; the status is reported.
+/// or failing (5xx) token endpoint is waited out, a refusal (4xx) is an authentication
+/// failure; the status is reported.
 #[test]
 fn a_token_request_is_transient_when_entra_says_so_or_throttles_or_fails() {
     let answered = |status, transient| Error::TokenRequest {

@@ -294,14 +294,22 @@ fn a_failure_after_a_try_that_may_have_stored_the_email_is_uncertain() {
 /// missing database, a full PostgreSQL disk and a missing SQLite folder.
 #[test]
 fn sign_in_database_and_disk_errors_name_their_fix() {
-    for (code, fix) in [
-        ("28000", "pg_hba.conf"),
-        ("3D000", "create the database"),
-        ("53100", "free disk space on the PostgreSQL server"),
-        ("14", "folder of the SQLite file"),
-        ("11", "not an SQLite database"),
+    for (operation, code, fix) in [
+        ("connect to the PostgreSQL queue", "28000", "pg_hba.conf"),
+        (
+            "connect to the PostgreSQL queue",
+            "3D000",
+            "create the database",
+        ),
+        (
+            "enqueue",
+            "53100",
+            "free disk space on the PostgreSQL server",
+        ),
+        ("open the SQLite queue", "14", "folder of the SQLite file"),
+        ("open the SQLite queue", "11", "not an SQLite database"),
     ] {
-        let error = db_error("connect to the PostgreSQL queue", &coded(code));
+        let error = db_error(operation, &coded(code));
         assert!(!error.is_transient(), "{code}: {error}");
         let remedy = error.remedy().unwrap_or_default();
         assert!(remedy.contains(fix), "{code}: {remedy}");

@@ -302,3 +302,15 @@ async fn an_address_listed_twice_is_sent_one_message_and_reported_once() {
         "{error}"
     );
 }
+
+/// `check` is the wrapped transport's own: its steps, not an empty report that says "ok"
+/// whatever the transport would find.
+#[tokio::test]
+async fn check_is_the_wrapped_transports_check() {
+    let report = RecipientLimit::new(StubTransport::new(), 2)
+        .check()
+        .await
+        .unwrap();
+    let steps: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(steps, ["stub"]);
+}

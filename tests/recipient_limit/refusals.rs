@@ -215,3 +215,93 @@ async fn refused_recipients_do_not_stop_the_parts_after_them_and_a_failed_part_d
         }
     }
 }
+
+/// Which wholly refused parts count as the sender's problem: only several recipients, none
+/// delivered, every one refused for good by a policy. One recipient refused by a policy
+/// (it may be that recipient's own), recipients refused for good but not by a policy (no
+/// such user), or a policy refusal beside a delivery: the parts after it are still sent.
+#[tokio::test]
+async fn only_several_policy_refusals_with_nothing_delivered_stop_the_parts_after() {
+    let email = |to: &[&str]| {
+        let mut builder = mail_connector::Email::builder().subject("s").text("t");
+        for address in to {
+            builder = builder.to(*address);
+        }
+        builder.build().unwrap()
+    };
+    let refusing = Refusing {
+        refuse: vec![
+            ("far@example.net", 550, "5.7.1 relay denied"),
+            ("gone@example.org", 550, "5.1.1 no such user"),
+            ("lost@example.org", 550, "5.1.1 no such user"),
+        ],
+        ..Refusing::default()
+    };
+    for (limit, to, refused) in [
+        // A part of one, refused by a policy.
+        (
+            1,
+            &["far@example.net", "cy@example.org"][..],
+            &["far@example.net"][..],
+        ),
+        // Every recipient of a part refused for good, but as unknown users.
+        (
+            2,
+            &["gone@example.org", "lost@example.org", "cy@example.org"],
+            &["gone@example.org", "lost@example.org"],
+        ),
+        // A policy refusal in a part that went to someone else.
+        (
+            2,
+            &["ann@example.org", "far@example.net", "cy@example.org"],
+            &["far@example.net"],
+        ),
+    ] {
+        let transport = Refusing {
+            parts: Default::default(),
+            ..refusing.clone()
+        };
+        let error = RecipientLimit::new(transport.clone(), limit)
+            .send(&email(to))
+            .await
+            .unwrap_err();
+        let g = groups(&error);
+        assert_eq!(transport.parts.lock().unwrap().len(), 2, "{to:?}");
+        assert!(
+            g.delivered.contains(&"cy@example.org"),
+            "{to:?}: cy's part sent"
+        );
+        assert_eq!(g.not_sent, refused, "{to:?}");
+        assert_eq!(g.refused_permanently, refused, "{to:?}");
+    }
+}
+
+/// Two temporary refusals in two parts: the error's source is the first, as one message's
+/// would be.
+#[tokio::test]
+async fn the_source_of_several_temporary_refusals_is_the_first() {
+    let transport = Refusing {
+        refuse: vec![
+            ("busy@example.org", 450, "4.2.1 mailbox busy"),
+            ("full@example.org", 452, "4.2.2 mailbox full"),
+        ],
+        ..Refusing::default()
+    };
+    let email = mail_connector::Email::builder()
+        .to("busy@example.org")
+        .to("full@example.org")
+        .to("ann@example.org")
+        .subject("s")
+        .text("t")
+        .build()
+        .unwrap();
+    let error = RecipientLimit::new(transport, 1)
+        .send(&email)
+        .await
+        .unwrap_err();
+    let g = groups(&error);
+    assert_eq!(g.delivered, ["ann@example.org"]);
+    assert_eq!(g.not_sent, ["busy@example.org", "full@example.org"]);
+    assert!(g.source.is_transient(), "{:?}", g.source);
+    assert!(g.source.to_string().contains("4.2.1"), "{}", g.source);
+}

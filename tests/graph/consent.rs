@@ -144,3 +144,36 @@ async fn a_refusal_despite_the_permission_points_at_exchange_policies() {
     with_role.assert_calls(1);
     assert_eq!(asked.load(Ordering::SeqCst), 2, "one refetch, no more");
 }
+
+/// An old token without the permission, refused by an Exchange access policy (in either of
+/// Graph's words for it): no new token changes a policy, so none is fetched, and the remedy
+/// names the policy's scope, not consent.
+#[tokio::test]
+async fn an_access_policy_refusal_keeps_the_token_and_names_the_policy() {
+    for message in [
+        "Access to OData is disabled.",
+        "Blocked by tenant configured AppOnly AccessPolicy settings.",
+    ] {
+        let server = MockServer::start_async().await;
+        let t = tokens();
+        let refused = server.mock(|when, then| {
+            when.method(POST).path(SEND_PATH);
+            then.status(403)
+                .json_body(graph_error("ErrorAccessDenied", message));
+        });
+        let (graph, asked) = graph(&server, &t.roleless, Duration::from_secs(600), &t.granted);
+        let error = graph.send(&simple_email()).await.unwrap_err();
+        let remedy = error.remedy().unwrap();
+        assert!(
+            remedy.contains("add it to the policy's scope"),
+            "{message}: {remedy}"
+        );
+        assert!(
+            !remedy.contains("Grant admin consent"),
+            "{message}: {remedy}"
+        );
+        assert!(error.is_auth(), "{message}");
+        refused.assert_calls(1);
+        assert_eq!(asked.load(Ordering::SeqCst), 1, "{message}: no new token");
+    }
+}

@@ -177,3 +177,53 @@ async fn an_access_policy_refusal_keeps_the_token_and_names_the_policy() {
         assert_eq!(asked.load(Ordering::SeqCst), 1, "{message}: no new token");
     }
 }
+
+/// Graph's other word for a token without the permission, a 401 `NoPermissionsInAccessToken`:
+/// a token from before consent is replaced all the same, and the send goes.
+#[tokio::test]
+async fn a_token_refused_as_without_permissions_is_replaced_when_old() {
+    let server = MockServer::start_async().await;
+    let t = tokens();
+    let refused = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", format!("Bearer {}", t.roleless));
+        then.status(401).json_body(graph_error(
+            "NoPermissionsInAccessToken",
+            "The token contains no permissions, or permissions can not be understood.",
+        ));
+    });
+    let accepted = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", format!("Bearer {}", t.granted));
+        then.status(202);
+    });
+    let (graph, asked) = graph(&server, &t.roleless, Duration::from_secs(600), &t.granted);
+    graph.send(&simple_email()).await.unwrap();
+    refused.assert_calls(1);
+    accepted.assert_calls(1);
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+}
+
+/// A 403 for something else than a permission (the From address not allowed): an old token
+/// without roles is kept, as a new one would be refused the same way.
+#[tokio::test]
+async fn a_refusal_for_another_reason_keeps_an_old_token() {
+    let server = MockServer::start_async().await;
+    let t = tokens();
+    let refused = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(403).json_body(graph_error(
+            "ErrorSendAsDenied",
+            "The user account which was used to submit this request does not have the right \
+             to send mail on behalf of the specified sending account.",
+        ));
+    });
+    let (graph, asked) = graph(&server, &t.roleless, Duration::from_secs(600), &t.granted);
+    let error = graph.send(&simple_email()).await.unwrap_err();
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("grant Send As"), "{remedy}");
+    refused.assert_calls(1);
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "no new token");
+}

@@ -227,3 +227,17 @@ async fn a_refusal_for_another_reason_keeps_an_old_token() {
     refused.assert_calls(1);
     assert_eq!(asked.load(Ordering::SeqCst), 1, "no new token");
 }
+
+/// The remedy's promise: a token is replaced once it is older than 5 minutes, not sooner: one
+/// 4 minutes old is kept (consent may simply be missing).
+#[tokio::test]
+async fn a_token_younger_than_five_minutes_is_kept() {
+    let server = MockServer::start_async().await;
+    let t = tokens();
+    let refused = refuse(&server, &t.roleless);
+    let (graph, asked) = graph(&server, &t.roleless, Duration::from_secs(240), &t.granted);
+    let error = graph.send(&simple_email()).await.unwrap_err();
+    assert!(error.remedy().unwrap().contains("older than 5 minutes"));
+    refused.assert_calls(1);
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "no new token");
+}

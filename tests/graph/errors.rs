@@ -203,3 +203,35 @@ async fn mapped_graph_errors_give_their_remedies_and_keep_request_ids() {
         assert_eq!(error.is_auth(), status != 400, "{code}");
     }
 }
+
+/// A redirect is never followed (it would carry the token elsewhere), and the remedy says to
+/// point `graph_endpoint` at Graph itself; an answer that is not Graph's JSON (a proxy's page)
+/// says to check `graph_endpoint`.
+#[tokio::test]
+async fn a_redirect_or_a_foreign_answer_points_at_graph_endpoint() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(307)
+            .header("location", "https://graph.example.net/v1.0/sendMail");
+    });
+    let error = send_error(&server, &simple_email()).await;
+    assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
+    let remedy = error.remedy().unwrap_or_default();
+    assert!(remedy.contains("never followed"), "{remedy}");
+    assert!(remedy.contains("set `graph_endpoint`"), "{remedy}");
+
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    server.mock(|when, then| {
+        when.method(POST).path(MESSAGES);
+        then.status(201)
+            .header("content-type", "text/html")
+            .body("<html><body>Proxy login</body></html>");
+    });
+    let error = send_error(&server, &large_email()).await;
+    let remedy = error.remedy().unwrap_or_default();
+    assert!(remedy.contains("not Graph's JSON"), "{error}: {remedy}");
+    assert!(remedy.contains("check `graph_endpoint`"), "{remedy}");
+}

@@ -244,3 +244,37 @@ async fn sends_waiting_out_a_pause_leave_the_slots_to_a_drafts_deletion() {
         send.abort();
     }
 }
+
+/// Graph's throttling codes on a 503 (its concurrency limit, say): once the retries run out,
+/// the remedy names Graph's limits and the queue, as for a 429.
+#[tokio::test]
+async fn a_503_with_a_throttling_code_names_the_limits_when_retries_run_out() {
+    for code in [
+        "ApplicationThrottled",
+        "MailboxConcurrency",
+        "TooManyRequests",
+    ] {
+        let server = MockServer::start_async().await;
+        mock_token(&server, &token_for(&["Mail.Send"]));
+        let send = server.mock(|when, then| {
+            when.method(POST).path(SEND_PATH);
+            then.status(503)
+                .header("retry-after", "0")
+                .json_body(graph_error(
+                    code,
+                    "Application is over its MailBox concurrency limit.",
+                ));
+        });
+        let error = transport(&settings(&server))
+            .send(&simple_email())
+            .await
+            .unwrap_err();
+        send.assert_calls(4);
+        let remedy = error.remedy().unwrap_or_default();
+        assert!(
+            remedy.contains("Graph is throttling this mailbox"),
+            "{code}: {remedy}"
+        );
+        assert!(remedy.contains("`queue_url`"), "{code}: {remedy}");
+    }
+}

@@ -119,6 +119,8 @@ async fn a_fresh_token_without_the_permission_is_not_refetched() {
         let remedy = error.remedy().unwrap();
         assert!(remedy.contains("Grant admin consent"), "{remedy}");
         assert!(remedy.contains("fetched before consent"), "{remedy}");
+        // sendMail needs `Mail.Send` alone: `Mail.ReadWrite` is only for a draft's refusal.
+        assert!(!remedy.contains("Mail.ReadWrite"), "{remedy}");
         assert!(!error.is_transient());
     }
     refused.assert_calls(2);

@@ -89,6 +89,13 @@ async fn a_new_token_refused_too_names_the_scope_or_the_clock() {
             "clock",
             "`oauth_scope`",
         ),
+        // Either word alone, as other wordings of Graph's say it.
+        (
+            "Lifetime validation failed, the token is expired.",
+            "clock",
+            "`oauth_scope`",
+        ),
+        ("The token is not yet valid.", "clock", "`oauth_scope`"),
     ] {
         let server = MockServer::start_async().await;
         let (fetches, responder) = numbered_tokens(3600);

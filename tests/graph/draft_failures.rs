@@ -205,3 +205,54 @@ async fn a_draft_stopped_by_the_mailboxs_pause_says_not_sent_once() {
     assert!(text.contains("past the send deadline"), "{text}");
     assert_eq!(text.matches("the mail was not sent").count(), 1, "{text}");
 }
+
+/// An upload host whose TLS certificate is refused (a proxy that inspects TLS): the remedy
+/// names the upload host and `tls_ca_file`, not `graph_endpoint`, which was reached.
+#[tokio::test]
+async fn a_refused_upload_certificate_names_the_upload_host() {
+    let sink = crate::support::tls_sink::start().await;
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    mock_draft(&server);
+    mock_upload_session(&server, &format!("{}/upload/1", sink.base));
+    server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d1"));
+        then.status(204);
+    });
+    let error = send_error(&server, &large_email()).await;
+    assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
+    let remedy = error.remedy().unwrap_or_default();
+    assert!(
+        remedy.contains("the upload host's TLS certificate was refused"),
+        "{error}: {remedy}"
+    );
+    assert!(remedy.contains("`tls_ca_file`"), "{remedy}");
+    assert!(!remedy.contains("graph_endpoint"), "{remedy}");
+}
+
+/// An upload URL that answers with a redirect: never followed, and the remedy says a proxy in
+/// the way must let the upload host through and that the mail was not sent.
+#[tokio::test]
+async fn a_redirected_upload_names_the_upload_host() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    mock_draft(&server);
+    mock_upload_session(&server, &format!("{}/upload/1", server.base_url()));
+    server.mock(|when, then| {
+        when.method(PUT).path("/upload/1");
+        then.status(307)
+            .header("location", "https://upload.example.net/upload/1");
+    });
+    server.mock(|when, then| {
+        when.method(DELETE).path(format!("{MESSAGES}/d1"));
+        then.status(204);
+    });
+    let error = send_error(&server, &large_email()).await;
+    assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
+    let remedy = error.remedy().unwrap_or_default();
+    assert!(
+        remedy.contains("the upload URL answered with a redirect"),
+        "{error}: {remedy}"
+    );
+    assert!(!remedy.contains("graph_endpoint"), "{remedy}");
+}

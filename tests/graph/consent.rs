@@ -72,16 +72,42 @@ fn graph(
     (graph, asked)
 }
 
-fn refuse<'a>(server: &'a MockServer, token: &str) -> httpmock::Mock<'a> {
+/// Graph refusing `token` (any token when `None`) with `status` and the error `code`, `message`.
+fn refuse_with<'a>(
+    server: &'a MockServer,
+    token: Option<&str>,
+    status: u16,
+    code: &str,
+    message: &str,
+) -> httpmock::Mock<'a> {
+    server.mock(|when, then| {
+        let when = when.method(POST).path(SEND_PATH);
+        if let Some(token) = token {
+            when.header("authorization", format!("Bearer {token}"));
+        }
+        then.status(status).json_body(graph_error(code, message));
+    })
+}
+
+/// Graph accepting a send with `token`.
+fn accept<'a>(server: &'a MockServer, token: &str) -> httpmock::Mock<'a> {
     server.mock(|when, then| {
         when.method(POST)
             .path(SEND_PATH)
             .header("authorization", format!("Bearer {token}"));
-        then.status(403).json_body(graph_error(
-            "ErrorAccessDenied",
-            "Access is denied. Check credentials and try again.",
-        ));
+        then.status(202);
     })
+}
+
+/// Graph refusing `token` as it refuses one without the permission.
+fn refuse<'a>(server: &'a MockServer, token: &str) -> httpmock::Mock<'a> {
+    refuse_with(
+        server,
+        Some(token),
+        403,
+        "ErrorAccessDenied",
+        "Access is denied. Check credentials and try again.",
+    )
 }
 
 /// Consent granted after the service fetched its token: Graph refuses the old token, which
@@ -91,12 +117,7 @@ async fn a_token_from_before_consent_is_replaced_and_the_send_goes() {
     let server = MockServer::start_async().await;
     let t = tokens();
     let refused = refuse(&server, &t.roleless);
-    let accepted = server.mock(|when, then| {
-        when.method(POST)
-            .path(SEND_PATH)
-            .header("authorization", format!("Bearer {}", t.granted));
-        then.status(202);
-    });
+    let accepted = accept(&server, &t.granted);
     let (graph, asked) = graph(&server, &t.roleless, Duration::from_secs(600), &t.granted);
     let report = graph.send(&simple_email()).await.unwrap();
     assert_eq!(report.messages.len(), 1);
@@ -158,11 +179,7 @@ async fn an_access_policy_refusal_keeps_the_token_and_names_the_policy() {
     ] {
         let server = MockServer::start_async().await;
         let t = tokens();
-        let refused = server.mock(|when, then| {
-            when.method(POST).path(SEND_PATH);
-            then.status(403)
-                .json_body(graph_error("ErrorAccessDenied", message));
-        });
+        let refused = refuse_with(&server, None, 403, "ErrorAccessDenied", message);
         let (graph, asked) = graph(&server, &t.roleless, Duration::from_secs(600), &t.granted);
         let error = graph.send(&simple_email()).await.unwrap_err();
         let remedy = error.remedy().unwrap();
@@ -186,21 +203,14 @@ async fn an_access_policy_refusal_keeps_the_token_and_names_the_policy() {
 async fn a_token_refused_as_without_permissions_is_replaced_when_old() {
     let server = MockServer::start_async().await;
     let t = tokens();
-    let refused = server.mock(|when, then| {
-        when.method(POST)
-            .path(SEND_PATH)
-            .header("authorization", format!("Bearer {}", t.roleless));
-        then.status(401).json_body(graph_error(
-            "NoPermissionsInAccessToken",
-            "The token contains no permissions, or permissions can not be understood.",
-        ));
-    });
-    let accepted = server.mock(|when, then| {
-        when.method(POST)
-            .path(SEND_PATH)
-            .header("authorization", format!("Bearer {}", t.granted));
-        then.status(202);
-    });
+    let refused = refuse_with(
+        &server,
+        Some(&t.roleless),
+        401,
+        "NoPermissionsInAccessToken",
+        "The token contains no permissions, or permissions can not be understood.",
+    );
+    let accepted = accept(&server, &t.granted);
     let (graph, asked) = graph(&server, &t.roleless, Duration::from_secs(600), &t.granted);
     graph.send(&simple_email()).await.unwrap();
     refused.assert_calls(1);
@@ -214,14 +224,14 @@ async fn a_token_refused_as_without_permissions_is_replaced_when_old() {
 async fn a_refusal_for_another_reason_keeps_an_old_token() {
     let server = MockServer::start_async().await;
     let t = tokens();
-    let refused = server.mock(|when, then| {
-        when.method(POST).path(SEND_PATH);
-        then.status(403).json_body(graph_error(
-            "ErrorSendAsDenied",
-            "The user account which was used to submit this request does not have the right \
-             to send mail on behalf of the specified sending account.",
-        ));
-    });
+    let refused = refuse_with(
+        &server,
+        None,
+        403,
+        "ErrorSendAsDenied",
+        "The user account which was used to submit this request does not have the right to \
+         send mail on behalf of the specified sending account.",
+    );
     let (graph, asked) = graph(&server, &t.roleless, Duration::from_secs(600), &t.granted);
     let error = graph.send(&simple_email()).await.unwrap_err();
     let remedy = error.remedy().unwrap();

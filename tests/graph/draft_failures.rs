@@ -121,15 +121,10 @@ async fn an_unanswered_draft_creation_is_not_sent_but_may_have_left_a_draft() {
 async fn an_upload_url_failure_names_the_session_and_its_host_not_the_apps_token() {
     let server = MockServer::start_async().await;
     let token = mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
-    mock_draft(&server);
-    mock_upload_session(&server, &server.url("/upload/s?authtoken=SESSION-SECRET"));
+    mock_draft_uploading_to(&server, &server.url("/upload/s?authtoken=SESSION-SECRET"));
     server.mock(|when, then| {
         when.method(PUT).path("/upload/s");
         then.status(401);
-    });
-    server.mock(|when, then| {
-        when.method(DELETE).path(format!("{MESSAGES}/d1"));
-        then.status(204);
     });
     let error = send_error(&server, &large_email()).await;
     token.assert_calls(1); // no new token was fetched for it
@@ -147,18 +142,13 @@ async fn an_upload_url_failure_names_the_session_and_its_host_not_the_apps_token
     // another host than `graph_endpoint`.
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
-    mock_draft(&server);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let unreachable = closed.local_addr().unwrap();
     drop(closed);
-    mock_upload_session(
+    mock_draft_uploading_to(
         &server,
         &format!("http://{unreachable}/upload/s?authtoken=SESSION-SECRET"),
     );
-    server.mock(|when, then| {
-        when.method(DELETE).path(format!("{MESSAGES}/d1"));
-        then.status(204);
-    });
     let error = send_error(&server, &large_email()).await;
     let text = format!("{error} {:?}", error.remedy());
     assert!(text.contains(&format!("`{unreachable}`")), "{text}");
@@ -213,12 +203,7 @@ async fn a_refused_upload_certificate_names_the_upload_host() {
     let sink = crate::support::tls_sink::start().await;
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
-    mock_draft(&server);
-    mock_upload_session(&server, &format!("{}/upload/1", sink.base));
-    server.mock(|when, then| {
-        when.method(DELETE).path(format!("{MESSAGES}/d1"));
-        then.status(204);
-    });
+    mock_draft_uploading_to(&server, &format!("{}/upload/1", sink.base));
     let error = send_error(&server, &large_email()).await;
     assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
     let remedy = error.remedy().unwrap_or_default();
@@ -236,16 +221,11 @@ async fn a_refused_upload_certificate_names_the_upload_host() {
 async fn a_redirected_upload_names_the_upload_host() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
-    mock_draft(&server);
-    mock_upload_session(&server, &format!("{}/upload/1", server.base_url()));
+    mock_draft_uploading_to(&server, &format!("{}/upload/1", server.base_url()));
     server.mock(|when, then| {
         when.method(PUT).path("/upload/1");
         then.status(307)
             .header("location", "https://upload.example.net/upload/1");
-    });
-    server.mock(|when, then| {
-        when.method(DELETE).path(format!("{MESSAGES}/d1"));
-        then.status(204);
     });
     let error = send_error(&server, &large_email()).await;
     assert_eq!(error.delivery(), Delivery::NotSent, "{error}");

@@ -155,6 +155,18 @@ pub(crate) fn mock_upload_session(server: &MockServer, upload_url: &str) {
     });
 }
 
+/// Draft `d1`, its upload session at `upload_url`, and the deletion of the draft when it is
+/// not sent.
+pub(crate) fn mock_draft_uploading_to(server: &MockServer, upload_url: &str) {
+    mock_draft(server);
+    mock_upload_session(server, upload_url);
+    server.mock(|when, then| {
+        when.method(httpmock::Method::DELETE)
+            .path(format!("{MESSAGES}/d1"));
+        then.status(204);
+    });
+}
+
 /// Draft `d1`, its upload session at `/upload/s`, and the session refusing the upload with
 /// `status`: the draft is then to be deleted.
 pub(crate) fn mock_refused_upload(server: &MockServer, status: u16) {

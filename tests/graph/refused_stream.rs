@@ -141,45 +141,46 @@ fn transport_to(base: String, retries: u32) -> GraphTransport {
     .unwrap()
 }
 
+/// A send to `base`, a server that turns away the first request and accepts the next: it goes,
+/// on a second request.
+async fn assert_sent_again(base: String, seen: &AtomicUsize) {
+    transport_to(base, 2).send(&simple_email()).await.unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+}
+
+/// A send with no retry to `base`, a server that turns every request away: not sent, and
+/// worth trying again.
+async fn assert_not_sent(base: String) {
+    let error = transport_to(base, 0)
+        .send(&simple_email())
+        .await
+        .unwrap_err();
+    assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
+    assert!(error.to_string().contains("did not process"), "{error}");
+    assert!(error.is_transient(), "{error}");
+}
+
 #[tokio::test]
 async fn a_refused_stream_is_sent_again() {
     let seen = Arc::new(AtomicUsize::new(0));
-    let base = refusing_server(1, Arc::clone(&seen)).await;
-    transport_to(base, 2).send(&simple_email()).await.unwrap();
-    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    assert_sent_again(refusing_server(1, Arc::clone(&seen)).await, &seen).await;
 }
 
 #[tokio::test]
 async fn a_refused_stream_with_no_retry_left_was_not_sent() {
     let seen = Arc::new(AtomicUsize::new(0));
-    let base = refusing_server(usize::MAX, Arc::clone(&seen)).await;
-    let error = transport_to(base, 0)
-        .send(&simple_email())
-        .await
-        .unwrap_err();
-    assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
-    assert!(error.to_string().contains("did not process"), "{error}");
-    assert!(error.is_transient(), "{error}");
+    assert_not_sent(refusing_server(usize::MAX, seen).await).await;
 }
 
 #[tokio::test]
 async fn a_graceful_goaway_before_the_stream_is_sent_again() {
     let seen = Arc::new(AtomicUsize::new(0));
-    let base = going_away_server(1, Arc::clone(&seen)).await;
-    transport_to(base, 2).send(&simple_email()).await.unwrap();
-    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    assert_sent_again(going_away_server(1, Arc::clone(&seen)).await, &seen).await;
 }
 
 #[tokio::test]
 async fn a_graceful_goaway_with_no_retry_left_was_not_sent() {
     let seen = Arc::new(AtomicUsize::new(0));
-    let base = going_away_server(usize::MAX, Arc::clone(&seen)).await;
-    let error = transport_to(base, 0)
-        .send(&simple_email())
-        .await
-        .unwrap_err();
-    assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
-    assert!(error.to_string().contains("did not process"), "{error}");
-    assert!(error.is_transient(), "{error}");
+    assert_not_sent(going_away_server(usize::MAX, Arc::clone(&seen)).await).await;
     assert_eq!(seen.load(Ordering::SeqCst), 1);
 }

@@ -8,6 +8,15 @@ use mail_connector::{
 
 use super::groups;
 
+/// An email to `to`, each in To.
+fn email(to: &[&str]) -> mail_connector::Email {
+    let mut builder = mail_connector::Email::builder().subject("s").text("t");
+    for address in to {
+        builder = builder.to(*address);
+    }
+    builder.build().unwrap()
+}
+
 /// A transport outside the crate that refuses some addresses one by one (as an SMTP server
 /// at `RCPT TO`, reported with [`Error::partial_delivery`]) and fails whole any message to
 /// `breaks@` (uncertain when `uncertain`).
@@ -89,13 +98,6 @@ impl MailTransport for Refusing {
 /// keeps the refusals before it.
 #[tokio::test]
 async fn refused_recipients_do_not_stop_the_parts_after_them_and_a_failed_part_does() {
-    let email = |to: &[&str]| {
-        let mut builder = mail_connector::Email::builder().subject("s").text("t");
-        for address in to {
-            builder = builder.to(*address);
-        }
-        builder.build().unwrap()
-    };
     let refusing = Refusing {
         refuse: vec![
             ("gone@example.org", 550, "5.1.1 no such user"),
@@ -222,13 +224,6 @@ async fn refused_recipients_do_not_stop_the_parts_after_them_and_a_failed_part_d
 /// such user), or a policy refusal beside a delivery: the parts after it are still sent.
 #[tokio::test]
 async fn only_several_policy_refusals_with_nothing_delivered_stop_the_parts_after() {
-    let email = |to: &[&str]| {
-        let mut builder = mail_connector::Email::builder().subject("s").text("t");
-        for address in to {
-            builder = builder.to(*address);
-        }
-        builder.build().unwrap()
-    };
     let refusing = Refusing {
         refuse: vec![
             ("far@example.net", 550, "5.7.1 relay denied"),
@@ -287,16 +282,12 @@ async fn the_source_of_several_temporary_refusals_is_the_first() {
         ],
         ..Refusing::default()
     };
-    let email = mail_connector::Email::builder()
-        .to("busy@example.org")
-        .to("full@example.org")
-        .to("ann@example.org")
-        .subject("s")
-        .text("t")
-        .build()
-        .unwrap();
     let error = RecipientLimit::new(transport, 1)
-        .send(&email)
+        .send(&email(&[
+            "busy@example.org",
+            "full@example.org",
+            "ann@example.org",
+        ]))
         .await
         .unwrap_err();
     let g = groups(&error);

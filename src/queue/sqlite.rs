@@ -49,7 +49,8 @@ impl SqliteStore {
     /// Opens the queue from a `sqlite://PATH` URL: `sqlite:///var/lib/app/mail-queue.db` (an
     /// absolute path: three slashes). A relative path (`sqlite://mail-queue.db`) is taken
     /// from the process's working directory, so an application and a `mailctl worker`
-    /// started elsewhere would each open a queue of their own. Spaces may be written as they
+    /// started elsewhere would each open a queue of their own (opening logs the file's full
+    /// path at info level, to tell which file a process uses). Spaces may be written as they
     /// are or as `%20`; `?mode=ro` opens an existing queue read-only (for `mailctl queue
     /// status` and `list`: enqueueing and delivering then fail).
     ///
@@ -82,8 +83,14 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
+        let file = options.get_filename().to_owned();
         let pool = first_connection(options).await?;
         super::sqlite_migrate::migrate(&pool).await?;
+        // The file's full path, so that an operator can see which file a process uses: a
+        // relative path is the working directory's, and two processes started in different
+        // folders would each have a queue of their own.
+        let file = std::fs::canonicalize(&file).unwrap_or(file);
+        tracing::info!(file = %file.display(), "opened the SQLite queue");
         Ok(Self { pool })
     }
 

@@ -172,6 +172,30 @@ fn a_relative_path_is_taken_from_the_working_directory() {
     assert!(dir.path().join("relative.db").exists());
 }
 
+/// With `-v`, opening the queue logs the file's full path, so that an operator can see which
+/// file each process uses (a relative one included).
+#[test]
+fn the_queue_file_is_logged_with_its_full_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = mailctl()
+        .args(["-v", "queue", "status"])
+        .current_dir(dir.path())
+        .env_remove("MAIL_CONNECTOR_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("MAIL_CONNECTOR_QUEUE_URL", "sqlite://relative.db")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let full = dir.path().canonicalize().unwrap().join("relative.db");
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        logs.lines()
+            .any(|line| line.contains("opened the SQLite queue")
+                && line.contains(&full.display().to_string())),
+        "{logs}"
+    );
+}
+
 /// A folder with a space, written as it is or as `%20`: one file.
 #[test]
 fn a_path_with_spaces_opens_the_same_file_either_way() {

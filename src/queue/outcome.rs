@@ -344,6 +344,74 @@ mod tests {
         all
     }
 
+    /// What `classify` makes of a transient failure of attempt `attempts` of a message that
+    /// fell due `age` ago, under a backoff of 10 s, then 100 s, then 1,000 s (each jittered
+    /// down to half), at most 3 attempts and an age limit of an hour: the wait before its
+    /// next attempt, or the error it failed with.
+    async fn after_transient(
+        attempts: u32,
+        age: Duration,
+        retry_after: Option<Duration>,
+    ) -> Result<Duration, String> {
+        let email = Email::builder().to("a@example.org").build().unwrap();
+        let retry = RetryPolicy {
+            max_retries: 2,
+            initial_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(1000),
+            multiplier: 10.0,
+            deadline: Some(Duration::from_secs(3600)),
+        };
+        let now = SystemTime::now();
+        let attempt = Attempt {
+            email: &email,
+            attempts,
+            retry_from: now - age,
+            now,
+            retry: &retry,
+        };
+        let mut error = Error::transport("test", "busy", crate::Transience::Transient);
+        if let Some(wait) = retry_after {
+            error = error.with_retry_after(wait);
+        }
+        match classify(Err(error), &attempt).await {
+            Outcome::Retry { at, .. } => Ok(at.duration_since(now).unwrap()),
+            Outcome::Failed { error, .. } => Err(error),
+            other => panic!("a transient failure became {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_waits_its_backoff_until_attempts_or_age_run_out() {
+        let secs = Duration::from_secs;
+        // The first retry waits the first backoff, the second the second.
+        let first = after_transient(1, Duration::ZERO, None).await.unwrap();
+        assert!((secs(5)..=secs(10)).contains(&first), "{first:?}");
+        let second = after_transient(2, Duration::ZERO, None).await.unwrap();
+        assert!((secs(50)..=secs(100)).contains(&second), "{second:?}");
+        // Never sooner than the server asked.
+        let asked = after_transient(1, Duration::ZERO, Some(secs(300))).await;
+        assert_eq!(asked, Ok(secs(300)));
+        // The third attempt was the last: failed, saying after how many and how long.
+        let error = after_transient(3, secs(90), None).await.unwrap_err();
+        assert_eq!(
+            error,
+            "gave up after 3 attempt(s) over 90s: test transport: busy"
+        );
+        // Within the age limit to the second, it is retried; past it, failed.
+        let last = secs(3600 - 300);
+        assert_eq!(
+            after_transient(1, last, Some(secs(300))).await,
+            Ok(secs(300))
+        );
+        let error = after_transient(1, last + secs(1), Some(secs(300)))
+            .await
+            .unwrap_err();
+        assert!(
+            error.starts_with("gave up after 1 attempt(s) over 3301s"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn the_message_keeps_the_first_group_and_the_others_are_split_off() {
         let at = SystemTime::now();

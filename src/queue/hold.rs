@@ -97,8 +97,115 @@ pub(super) fn held_error(error: &Error, wait: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Email;
+    use crate::Transience;
+    use crate::error::{Advice, SmtpStage};
+    use crate::message::{Email, Recipient};
+    use crate::queue::outcome::classify;
+    use crate::queue::store::Outcome;
     use crate::retry::RetryPolicy;
+    use crate::transport::SendReport;
+
+    fn refused() -> Error {
+        Error::transport("test", "refused", Transience::Permanent)
+    }
+
+    #[test]
+    fn only_a_failure_the_admin_fixes_for_the_whole_mailbox_holds_it() {
+        // A refused credential or permission, a setting, no token to be had: held.
+        assert!(holds_mailbox(&refused().with_auth()));
+        assert!(holds_mailbox(&refused().with_settings()));
+        let no_token = Error::TokenEndpoint {
+            endpoint: "http://169.254.169.254/metadata/identity/oauth2/token".into(),
+            reason: "no managed identity on this host".into(),
+            transient: false,
+            advice: Advice::default(),
+        };
+        assert!(holds_mailbox(&no_token));
+        // Not held: any other permanent failure (the message fails alone), a failure for
+        // now (retried), a send that may have delivered (parked), the message's own, the
+        // refusal of one recipient.
+        assert!(!holds_mailbox(&refused()));
+        let busy = Error::transport("test", "refused", Transience::Transient).with_auth();
+        assert!(!holds_mailbox(&busy));
+        assert!(!holds_mailbox(
+            &refused().with_auth().with_uncertain_delivery()
+        ));
+        assert!(!holds_mailbox(&refused().with_auth().with_message_only()));
+        let relay_denied = Error::Smtp {
+            stage: SmtpStage::Rcpt,
+            code: Some(550),
+            enhanced_code: Some("5.7.1".into()),
+            message: "Unable to relay".into(),
+            mechanism: None,
+            transient: false,
+            delivery: crate::error::Delivery::NotSent,
+            advice: Advice::default(),
+        }
+        .with_auth();
+        assert!(relay_denied.is_auth());
+        assert!(!holds_mailbox(&relay_denied));
+        // A partial delivery: as the failure that stopped it.
+        let ann: Recipient = Email::builder()
+            .to("ann@example.org")
+            .build()
+            .unwrap()
+            .recipients()
+            .next()
+            .unwrap();
+        let partial = |source: Error| {
+            let delivered = SendReport::single(crate::SentMessage::new(vec![ann.clone()], None));
+            Error::partial_delivery(delivered, Vec::new(), vec![ann.clone()], Vec::new(), source)
+        };
+        assert!(holds_mailbox(&partial(refused().with_auth())));
+        assert!(!holds_mailbox(&partial(refused())));
+    }
+
+    #[tokio::test]
+    async fn a_held_message_says_it_waits_for_the_fix_until_the_age_limit_fails_it() {
+        let email = Email::builder().to("a@example.org").build().unwrap();
+        let retry = RetryPolicy {
+            max_retries: 0,
+            initial_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(30),
+            multiplier: 1.0,
+            deadline: None,
+        };
+        let now = SystemTime::now();
+        let classified = |age: Duration| {
+            let attempt = Attempt {
+                email: &email,
+                attempts: 7,
+                retry_from: now - age,
+                now,
+                retry: &retry,
+            };
+            let error = refused().with_auth().with_remedy("grant the permission");
+            async move { classify(Err(error), &attempt).await }
+        };
+        match classified(Duration::from_secs(100)).await {
+            Outcome::Held { at, error } => {
+                assert_eq!(at.duration_since(now).unwrap(), Duration::from_secs(50));
+                assert_eq!(
+                    error,
+                    "held until an admin fixes this; the sender mailbox is paused for 50s, \
+                     then its mail is tried again: test transport: refused; to fix: grant \
+                     the permission"
+                );
+            }
+            other => panic!("not held: {other:?}"),
+        }
+        match classified(HOLD_LIMIT).await {
+            Outcome::Failed { error, remedy } => {
+                assert_eq!(
+                    error,
+                    "held for an admin past the age limit (86400s since it fell due): test \
+                     transport: refused"
+                );
+                assert_eq!(remedy.as_deref(), Some("grant the permission"));
+            }
+            other => panic!("not failed: {other:?}"),
+        }
+    }
 
     #[test]
     fn a_hold_grows_with_the_message_age_and_ends_at_the_age_limit() {
@@ -130,7 +237,10 @@ mod tests {
             hold(Duration::from_secs(60), &retry),
             Some(Duration::from_secs(30))
         );
-        assert_eq!(hold(Duration::from_secs(7200), &retry), Some(MAX_HOLD));
+        assert_eq!(
+            hold(Duration::from_secs(7200), &retry),
+            Some(Duration::from_secs(300))
+        );
         // Without an age limit, a day held at most; with one, that limit.
         assert_eq!(hold(HOLD_LIMIT - MAX_HOLD, &retry), Some(MAX_HOLD));
         assert_eq!(hold(HOLD_LIMIT, &retry), None);

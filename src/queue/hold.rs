@@ -157,7 +157,11 @@ mod tests {
             Error::partial_delivery(delivered, Vec::new(), vec![ann.clone()], Vec::new(), source)
         };
         assert!(holds_mailbox(&partial(refused().with_auth())));
+        assert!(holds_mailbox(&partial(no_token)));
         assert!(!holds_mailbox(&partial(refused())));
+        assert!(!holds_mailbox(&partial(
+            refused().with_auth().with_message_only()
+        )));
     }
 
     #[tokio::test]

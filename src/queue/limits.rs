@@ -87,3 +87,22 @@ impl Default for MailboxLimits {
         Self::graph()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_transport_has_exchange_s_limits_and_a_window_can_be_shortened() {
+        let minute = Duration::from_secs(60);
+        let limits = |l: MailboxLimits| (l.max_in_flight, l.per_window, l.window);
+        assert_eq!(limits(MailboxLimits::graph()), (4, 30, minute));
+        assert_eq!(limits(MailboxLimits::smtp()), (3, 30, minute));
+        assert_eq!(limits(MailboxLimits::unlimited()), (u32::MAX, 0, minute));
+        let hour = Duration::from_secs(3600);
+        let custom = MailboxLimits::new(10, 3).with_window(hour);
+        assert_eq!(limits(custom), (10, 3, hour));
+        let shortest = MailboxLimits::new(0, 3).with_window(Duration::ZERO);
+        assert_eq!(limits(shortest), (1, 3, Duration::from_millis(1)));
+    }
+}

@@ -311,3 +311,16 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
         Outcome::Partial { .. } => "partial",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mailbox_is_paused_as_long_as_its_server_asked_up_to_five_minutes() {
+        let secs = Duration::from_secs;
+        assert_eq!(pause_length(secs(30)), secs(30));
+        assert_eq!(pause_length(secs(300)), secs(300));
+        assert_eq!(pause_length(secs(3 * 3600)), secs(300));
+    }
+}

@@ -278,3 +278,72 @@ async fn a_503_with_a_throttling_code_names_the_limits_when_retries_run_out() {
         assert!(remedy.contains("`queue_url`"), "{code}: {remedy}");
     }
 }
+
+/// A send that waited for the mailbox's one request slot while the request holding it was
+/// answered 429 waits out the pause that answer set, before it sends anything: it does not
+/// take the freed slot straight to Graph, to be refused again. Here the pause (an hour) is
+/// past the send deadline, so it fails at once, not sent, saying how long Graph asked to
+/// wait; Graph saw one request.
+#[tokio::test]
+async fn a_send_waiting_for_a_slot_waits_out_the_pause_the_slots_request_was_given() {
+    use super::gate::{self, Held};
+
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(429)
+            .header("retry-after", "3600")
+            .json_body(graph_error("TooManyRequests", "Please retry again later."));
+    });
+    let held = Held::new("POST", SEND_PATH);
+    let mut settings = settings(&server);
+    settings.graph_endpoint =
+        Some(gate::start(server.base_url(), vec![std::sync::Arc::clone(&held)]).await);
+    let graph = settings
+        .graph_builder()
+        .unwrap()
+        .retry_policy(fast_retry(3))
+        .max_concurrency(1)
+        .build()
+        .unwrap();
+
+    // The first send has the slot, its request held at the gate.
+    let first = tokio::spawn({
+        let graph = graph.clone();
+        async move { graph.send(&simple_email()).await }
+    });
+    held.arrived().await;
+    // The second finds the mailbox not paused and waits for the slot: its token is cached,
+    // so on this one-thread runtime it gets to that wait before this task goes on.
+    let second = tokio::spawn({
+        let graph = graph.clone();
+        async move { graph.send(&simple_email()).await }
+    });
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+    // The first request's 429 pauses the mailbox, then frees the slot. A second release lets
+    // a second request through the gate too, should one be sent: it then reaches Graph.
+    held.release();
+    held.release();
+
+    let error = first.await.unwrap().unwrap_err();
+    assert_eq!(error.status(), Some(429), "{error}");
+    let error = second.await.unwrap().unwrap_err();
+    send.assert_calls(1);
+    assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
+    assert!(error.is_transient(), "{error}");
+    assert!(
+        error.to_string().contains("past the send deadline"),
+        "{error}"
+    );
+    assert_eq!(error.status(), Some(429), "{error}");
+    // What is left of Graph's hour, for a caller that schedules the message again: more than
+    // the two-minute send deadline (the test takes far less than the rest of the hour).
+    let wait = error.retry_after().expect("the wait Graph asked for");
+    assert!(
+        wait > Duration::from_secs(600) && wait <= Duration::from_secs(3600),
+        "{wait:?}"
+    );
+}

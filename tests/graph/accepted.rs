@@ -190,15 +190,20 @@ async fn a_draft_whose_attachment_was_not_created_is_not_sent() {
     let Error::Graph {
         status: Some(200),
         code: Some(code),
+        request_id,
         ..
     } = &error
     else {
         panic!("not a Graph error with HTTP 200: {error:?}");
     };
     assert_eq!(code, "UnexpectedSuccessStatus");
+    // The answer's `request-id`, for the admin to look the request up.
+    assert_eq!(request_id.as_deref(), Some("req-200"));
     let text = error.to_string();
     assert!(
         text.contains("201 Created")
+            && text.contains("(HTTP 200 UnexpectedSuccessStatus)")
+            && text.contains("[request-id req-200]")
             && text.contains("— the mail was not sent (its draft was deleted)"),
         "{text}"
     );

@@ -282,8 +282,8 @@ async fn a_503_with_a_throttling_code_names_the_limits_when_retries_run_out() {
 /// A send that waited for the mailbox's one request slot while the request holding it was
 /// answered 429 waits out the pause that answer set, before it sends anything: it does not
 /// take the freed slot straight to Graph, to be refused again. Here the pause (an hour) is
-/// past the send deadline, so it fails at once, not sent, with Graph's 429; Graph saw one
-/// request.
+/// past the send deadline, so it fails at once, not sent, saying how long Graph asked to
+/// wait; Graph saw one request.
 #[tokio::test]
 async fn a_send_waiting_for_a_slot_waits_out_the_pause_the_slots_request_was_given() {
     use super::gate::{self, Held};
@@ -345,4 +345,11 @@ async fn a_send_waiting_for_a_slot_waits_out_the_pause_the_slots_request_was_giv
         "{error}"
     );
     assert_eq!(error.status(), Some(429), "{error}");
+    // What is left of Graph's hour, for a caller that schedules the message again: more than
+    // the two-minute send deadline (the test takes far less than the rest of the hour).
+    let wait = error.retry_after().expect("the wait Graph asked for");
+    assert!(
+        wait > Duration::from_secs(600) && wait <= Duration::from_secs(3600),
+        "{wait:?}"
+    );
 }

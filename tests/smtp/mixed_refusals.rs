@@ -90,6 +90,12 @@ async fn only_permanent_refusals_are_all_refused_permanently() {
         !error.to_string().contains("refused permanently"),
         "{error}"
     );
+    // ann has it, and a busy mailbox has nothing to fix: the remedy is only whom to resend
+    // to, never everyone (ann would get it twice), and nobody is uncertain.
+    assert_eq!(
+        error.remedy().as_deref(),
+        Some("resend only to the recipients listed as not sent")
+    );
 }
 
 /// The recipient limit keeps a part's permanent refusals when it merges the part's partial

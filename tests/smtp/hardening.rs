@@ -146,6 +146,55 @@ async fn an_endless_reply_line_over_implicit_tls_is_cut_off_early() {
     );
 }
 
+/// The cap is for hostile replies only: a long but well-formed one (an EHLO of 600 lines,
+/// about 60 KB, below lettre's own limit of 100,000 bytes) is read, and the mail goes.
+#[tokio::test]
+async fn a_long_well_formed_reply_is_not_cut_off() {
+    let in_data = std::sync::atomic::AtomicBool::new(false);
+    let server = hostile_smtp::replier(move |command, _| {
+        use std::sync::atomic::Ordering::SeqCst;
+        if in_data.load(SeqCst) {
+            // The message's lines get no reply; its end gets one.
+            let end = command == ".";
+            in_data.store(!end, SeqCst);
+            return Some(if end { "250 2.0.0 queued\r\n" } else { "" }.to_owned());
+        }
+        match command.to_ascii_uppercase().as_str() {
+            "DATA" => {
+                in_data.store(true, SeqCst);
+                Some("354 go ahead\r\n".to_owned())
+            }
+            ehlo if ehlo.starts_with("EHLO") => {
+                let mut reply = String::from("250-echo\r\n");
+                for i in 0..600 {
+                    let padding = "v".repeat(70);
+                    reply.push_str(&format!("250-X-LONG-EXTENSION-{i:04} {padding}\r\n"));
+                }
+                Some(reply + "250 AUTH PLAIN XOAUTH2\r\n")
+            }
+            _ => None,
+        }
+    })
+    .await;
+    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(server.port())
+        .sender(mail_connector::Mailbox::parse(USER).unwrap())
+        .retry_policy(fast_retry())
+        .build()
+        .unwrap();
+    let report = bounded(transport.send(&email())).await.unwrap();
+    assert_eq!(report.recipients().count(), 1);
+    assert!(
+        server
+            .seen
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("MAIL FROM")),
+        "{:?}",
+        server.seen.lines()
+    );
+}
+
 // ---- item 6: credentials echoed over several reply lines ----
 
 /// A multi-line 535 reply that echoes the AUTH line in pieces of `size` characters.

@@ -272,17 +272,28 @@ async fn an_uncertain_draft_send_is_not_repeated_and_the_draft_is_kept() {
 async fn a_draft_send_throttled_past_the_deadline_is_not_sent_and_the_draft_deleted() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
-    let (send, delete) = draft_mocks(&server, 429, Some("30"));
+    // Graph's wait (an hour) is what passes the deadline, not the machine's speed: building
+    // and uploading the 4 MB fit in the two minutes however loaded the machine is, so the
+    // draft's `/send` is always tried and answered 429.
+    let (send, delete) = draft_mocks(&server, 429, Some("3600"));
     let graph = settings(&server)
         .graph_builder()
         .unwrap()
         .retry_policy(fast_retry(3))
-        .send_deadline(Duration::from_secs(2))
+        .send_deadline(Duration::from_secs(120))
         .build()
         .unwrap();
-    let error = graph.send(&email_over_four_megabytes()).await.unwrap_err();
+    // Only a guard against a send that sleeps Graph's hour: it never decides a passing run.
+    let error = tokio::time::timeout(
+        Duration::from_secs(600),
+        graph.send(&email_over_four_megabytes()),
+    )
+    .await
+    .expect("the send slept through Graph's hour instead of giving up on the deadline")
+    .unwrap_err();
     assert_eq!(error.delivery(), Delivery::NotSent);
     assert!(error.is_transient());
+    assert_eq!(error.status(), Some(429));
     send.assert_calls(1);
     delete.assert_calls(1);
 }

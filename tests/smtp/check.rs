@@ -69,16 +69,16 @@ async fn a_server_that_never_greets_fails_check_and_send_within_the_timeout() {
             ..fast_retry()
         })
         .connect_timeout(Duration::from_millis(300))
-        .send_deadline(Duration::from_secs(5))
+        // An hour: only the connect timeout can end the check and the send within the
+        // guards below, however slow the machine.
+        .send_deadline(Duration::from_secs(3600))
         .build()
         .unwrap();
 
-    let started = std::time::Instant::now();
-    let report = tokio::time::timeout(Duration::from_secs(10), transport.check())
+    let report = tokio::time::timeout(Duration::from_secs(120), transport.check())
         .await
-        .expect("check() must not hang")
+        .expect("check() waited out the send deadline, not the connect timeout")
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(3), "{report}");
     assert_eq!(report.status(), CheckStatus::Failed, "{report}");
     let step = &report.steps[0];
     assert_eq!(step.name, "connect", "{report}");
@@ -90,12 +90,13 @@ async fn a_server_that_never_greets_fails_check_and_send_within_the_timeout() {
 
     // A send gives up on each connection after the connect timeout and retries, rather
     // than waiting out the whole send deadline.
-    let started = std::time::Instant::now();
-    let error = transport
-        .send(&simple_email("ann@example.org"))
-        .await
-        .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(3), "{error}");
+    let error = tokio::time::timeout(
+        Duration::from_secs(120),
+        transport.send(&simple_email("ann@example.org")),
+    )
+    .await
+    .expect("the send waited out the send deadline, not the connect timeout")
+    .unwrap_err();
     assert!(
         matches!(
             error,

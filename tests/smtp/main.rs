@@ -23,6 +23,7 @@ mod recipients;
 mod refusal_kinds;
 mod refusal_replies;
 mod replies;
+mod sasl_challenges;
 mod secrets;
 mod sender;
 mod tls;

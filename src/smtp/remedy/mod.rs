@@ -71,8 +71,9 @@ pub(crate) fn from_lettre_redacted(
         Some(code) => reply_is_transient(stage, code),
         None if error.is_response() => text == "incomplete response",
         // The server refused an XOAUTH2 token with an error challenge: the token is dropped,
-        // and the next try logs in with a fresh one.
-        None if is_token_challenge(&text) => true,
+        // and the next try logs in with a fresh one. lettre says the same of a challenge to
+        // PLAIN, where there is no token to replace: that server will challenge again.
+        None if is_xoauth2(mechanism) && is_token_challenge(&text) => true,
         None => !error.is_client() && !error.is_tls(),
     };
     let stage = if error.is_tls() && code.is_none() {
@@ -98,6 +99,11 @@ const PASSWORD_TRANSITION: &str = "4.7.12";
 /// What lettre says when a server answers XOAUTH2 with a challenge, which is how RFC 7628
 /// servers (Gmail, for one) refuse a token before they send `535`.
 const TOKEN_CHALLENGE: &str = "does not expect a challenge";
+
+/// Whether the SASL mechanism is XOAUTH2.
+pub(crate) fn is_xoauth2(mechanism: Option<&str>) -> bool {
+    mechanism.is_some_and(|m| m.eq_ignore_ascii_case("XOAUTH2"))
+}
 
 /// Whether an SMTP error's text is lettre's, for a token refused with a challenge.
 pub(crate) fn is_token_challenge(message: &str) -> bool {

@@ -6,7 +6,7 @@ use super::exchange::{
 };
 use super::{
     CERT_ISSUER, CERT_NAME, CERT_TIME, PASSWORD_TRANSITION, contains, is_token_challenge,
-    reply_is_transient,
+    is_xoauth2, reply_is_transient,
 };
 use crate::error::SmtpStage;
 use crate::smtp::tls_mode::{IMPLICIT_TLS_PORT, NO_STARTTLS, NO_TLS_MODE, PLAIN_SMTP_PORT};
@@ -19,7 +19,7 @@ pub(super) fn remedy(
     message: &str,
     mechanism: Option<&str>,
 ) -> Option<String> {
-    let xoauth2 = mechanism.is_some_and(|m| m.eq_ignore_ascii_case("XOAUTH2"));
+    let xoauth2 = is_xoauth2(mechanism);
     let remedy = if enhanced == Some("5.7.139") || contains(message, "SmtpClientAuthentication") {
         auth_refused(message, xoauth2)
     } else if enhanced == Some("5.7.30")
@@ -153,6 +153,16 @@ pub(super) fn remedy(
          (`smtp_host`) and port (`smtp_port`) point to an SMTP server, and report the reply \
          to its administrator"
             .to_owned()
+    } else if stage == SmtpStage::Auth && code.is_none() && contains(message, "challenge") {
+        // lettre's words for a `334` it cannot answer: a LOGIN prompt that is not for the
+        // user name or the password, or any challenge to PLAIN (which sent all at once).
+        format!(
+            "the server answered the login (AUTH {}) with a question this connector cannot \
+             answer ({message}): check that SMTP host (`smtp_host`) and port (`smtp_port`) \
+             point to the mail server's submission service, and that it takes a user name and \
+             password there (Authentication Mode, `auth_mode`)",
+            mechanism.unwrap_or("")
+        )
     } else if stage == SmtpStage::Auth
         && code.is_none()
         && (contains(message, "offers no") || contains(message, "mechanism"))

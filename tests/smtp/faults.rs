@@ -82,11 +82,18 @@ async fn sends_cancelled_mid_flight_keep_the_connection_cap() {
 
 #[tokio::test]
 async fn certificate_failures_are_permanent_and_not_retried() {
-    for (cert, trust_ca, remedy) in [
-        (Cert::WrongName, true, "smtp_host"),
-        (Cert::Expired, true, "clock"),
-        (Cert::SelfSigned, true, "tls_ca_file"),
-        (Cert::Good, false, "tls_ca_file"),
+    // Each refusal is named, with its own remedy, not the catch-all for a failed handshake.
+    let name = ("not valid for this host name", "`smtp_host`) to the name");
+    let time = ("expired or not yet valid", "clock");
+    let issuer = ("not signed by a trusted CA", "add the CA that issued");
+    // Any other refusal still says that it is the certificate, not the handshake.
+    let other = ("the server's certificate was refused", "TLS failed");
+    for (cert, trust_ca, (what, remedy)) in [
+        (Cert::WrongName, true, name),
+        (Cert::Expired, true, time),
+        (Cert::SelfSigned, true, issuer),
+        (Cert::Good, false, issuer),
+        (Cert::ClientOnly, true, other),
     ] {
         let server = hostile_smtp::implicit_tls_with(cert).await;
         let mut builder = SmtpTransport::implicit_tls("localhost")
@@ -110,6 +117,7 @@ async fn certificate_failures_are_permanent_and_not_retried() {
             ),
             "{cert:?}: {error:?}"
         );
+        assert!(error.to_string().contains(what), "{cert:?}: {error}");
         let fix = error.remedy().unwrap_or_default();
         assert!(fix.contains(remedy), "{cert:?}: {error} -> {fix}");
         assert_eq!(server.seen.connections(), 1, "{cert:?} was retried");

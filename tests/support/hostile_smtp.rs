@@ -69,6 +69,8 @@ pub enum Cert {
     Expired,
     /// Self-signed for the right name (`ca_pem` is then another, unrelated CA).
     SelfSigned,
+    /// Signed by the CA for the right name, but for client authentication only.
+    ClientOnly,
 }
 
 /// A TLS acceptor presenting `cert`, and the PEM of the CA a client should trust.
@@ -94,6 +96,9 @@ pub fn tls_acceptor(cert: Cert) -> (TlsAcceptor, String) {
     if cert == Cert::Expired {
         leaf_params.not_before = rcgen::date_time_ymd(2019, 1, 1);
         leaf_params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    }
+    if cert == Cert::ClientOnly {
+        leaf_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     }
     let leaf = if cert == Cert::SelfSigned {
         leaf_params.self_signed(&leaf_key).unwrap()

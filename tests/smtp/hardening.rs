@@ -116,6 +116,17 @@ async fn an_endless_reply_line_is_cut_off_early() {
     let error = bounded(transport.send(&email())).await.unwrap_err();
     assert!(!error.is_transient(), "{error:?}");
     assert!(error.to_string().contains("too long"), "{error}");
+    // Blamed on the greeting it cut off, not on TLS (there is none here).
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Connect,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     assert_eq!(server.seen.connections(), 1, "not retried");
     // What the client accepted, plus what the loopback socket buffers held when it closed.
     let written = server.seen.bytes_written();

@@ -133,6 +133,8 @@
 //! | `550 5.7.60` at `MAIL FROM` | the login may not send as the envelope sender ([`sender`](SmtpTransportBuilder::sender), else the login itself) | leave `sender` unset or `Add-RecipientPermission … SendAs`; when the sender is the login, make User Name the mailbox's primary SMTP address |
 //! | `550 5.7.60` after the data | the login may not send as the From header | send from `user_name`, or `Add-RecipientPermission … SendAs` |
 //! | `432 4.3.2` | too many concurrent connections | transient: retried |
+//! | `334` to XOAUTH2 (an error challenge) | token refused | transient: retried with a fresh token |
+//! | `334` to PLAIN, or a LOGIN prompt for neither user name nor password | a login this connector cannot answer | check `smtp_host`, `smtp_port` and `auth_mode`; permanent: not retried |
 //!
 //! # Exchange Online setup
 //!

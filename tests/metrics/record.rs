@@ -355,6 +355,41 @@ fn smtp_counts_a_message_sent_after_a_throttled_attempt() {
     assert_nothing_private(&all, &PRIVATE[..4]);
 }
 
+/// Only load counts as throttling: a `432` reply, or the enhanced code `4.3.2` under
+/// another reply code; any other temporary refusal is retried without a throttling wait.
+#[test]
+fn smtp_counts_only_throttling_replies_as_throttle_waits() {
+    for (reply, throttled) in [
+        (
+            "451 4.7.0 Temporary server error, please try again later",
+            0,
+        ),
+        ("432 Too many connections", 1),
+        ("452 4.3.2 Sender thread limit exceeded", 1),
+    ] {
+        let all = recorded(|| async {
+            let server = TestServer::start(ServerOptions {
+                transient_mail_failures: 1,
+                transient_reply: reply.into(),
+                ..ServerOptions::default()
+            })
+            .await;
+            let transport = SmtpTransport::starttls("127.0.0.1")
+                .port(server.port())
+                .tls_ca_pem(server.ca_pem.clone())
+                .basic_auth("no-reply@example.org", Secret::new("correct horse"))
+                .retry_policy(fast_retry(3))
+                .build()
+                .unwrap();
+            transport.send(&email()).await.unwrap();
+            assert_eq!(server.messages().len(), 1, "{reply}");
+        });
+        let smtp = [("transport", "smtp")];
+        assert_eq!(counter(&all, RETRIES, &smtp), 1, "{reply}");
+        assert_eq!(counter(&all, THROTTLE_WAITS, &smtp), throttled, "{reply}");
+    }
+}
+
 #[test]
 fn smtp_counts_a_refused_login_as_a_permanent_failure() {
     let all = recorded(|| async {

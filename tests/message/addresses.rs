@@ -140,3 +140,52 @@ fn an_address_too_long_in_ascii_says_so_in_words() {
     assert!(text.contains("xn--"), "{text}");
     assert!(text.contains("63 octets"), "{text}");
 }
+
+/// RFC 5321's limits are limits, not one octet less: a 64-octet local part and a 254-octet
+/// address build, also when the address is 254 octets only once its IDN domain is in its
+/// ASCII form; one octet more is refused, saying which rule and naming the address.
+#[test]
+fn an_address_of_exactly_the_longest_length_builds_and_one_octet_more_does_not() {
+    let local = "a".repeat(64);
+    let (b63, c63) = ("b".repeat(63), "c".repeat(63));
+    // 64 + 1 + 64 + 64 + 57 + 4 = 254.
+    let longest = format!("{local}@{b63}.{c63}.{}.org", "d".repeat(57));
+    // 254 as IDNA (`xn--bcher-kva.de`, 16 octets), 248 as written.
+    let longest_idn = format!("{local}@{b63}.{c63}.{}.bücher.de", "e".repeat(44));
+    for address in [&longest, &longest_idn] {
+        let mailbox = Mailbox::new(None, address).unwrap_or_else(|e| panic!("{address}: {e}"));
+        let email = Email::builder().to(mailbox).text("hi").build();
+        assert!(email.is_ok(), "{address}: {email:?}");
+    }
+    let too_long = format!("{local}@{b63}.{c63}.{}.org", "d".repeat(58));
+    let text = build_error(too_long.parse()).to_string();
+    assert!(text.contains("RFC 5321"), "{text}");
+    assert!(text.contains("(64 and 255 here)"), "{text}");
+    assert!(text.contains(&too_long[..40]), "{text}");
+    let too_long_idn = format!("{local}@{b63}.{c63}.{}.bücher.de", "e".repeat(45));
+    let text = build_error(too_long_idn.parse()).to_string();
+    assert!(text.contains("254 octets RFC 5321 allows"), "{text}");
+    assert!(text.contains("xn--bcher-kva.de"), "{text}");
+}
+
+/// A mailbox prints as a header would write it: a name of letters, digits, spaces, hyphens
+/// and apostrophes as it is, any other name in quotes; and it reads back as itself.
+#[test]
+fn a_mailbox_prints_its_name_in_quotes_only_when_it_needs_them() {
+    for (name, printed) in [
+        ("Ann Example", "Ann Example <ann@example.org>"),
+        ("Mary-Ann", "Mary-Ann <ann@example.org>"),
+        ("Ann O'Brien", "Ann O'Brien <ann@example.org>"),
+        ("Jöran", "Jöran <ann@example.org>"),
+        ("Doe, Jane", "\"Doe, Jane\" <ann@example.org>"),
+        ("Ann (IT)", "\"Ann (IT)\" <ann@example.org>"),
+        (
+            "Ann \"the\" Admin",
+            "\"Ann \\\"the\\\" Admin\" <ann@example.org>",
+        ),
+    ] {
+        let mailbox = Mailbox::new(Some(name), "ann@example.org").unwrap();
+        assert_eq!(mailbox.to_string(), printed, "{name}");
+        assert_eq!(Mailbox::parse(printed).unwrap(), mailbox, "{printed}");
+    }
+}

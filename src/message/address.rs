@@ -65,9 +65,41 @@ pub(super) fn why_not_an_address(address: &str) -> Option<&'static str> {
         "its domain is an IP address in brackets; use a domain name"
     } else if domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
         "its domain is not a domain name: a dot at an end, or two in a row"
+    } else if local.contains('@') && !local.starts_with('"') {
+        "it has more than one `@`"
+    } else if domain
+        .chars()
+        .any(|c| c.is_ascii() && !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+    {
+        "its domain has a character no domain name has (a domain is letters, digits, `-` \
+         and `.`)"
     } else {
         return None;
     })
+}
+
+/// What is wrong with `text`, `Name <address>` that lettre refused, when its address is
+/// valid and its name holds a character a display name may hold only in double quotes (the
+/// usual `Doe, Jane <jane@example.org>`): the character, and the mailbox written so.
+pub(super) fn why_not_a_name(text: &str) -> Option<String> {
+    let (name, rest) = text.trim().rsplit_once('<')?;
+    let name = name.trim();
+    if name.starts_with('"') {
+        return None;
+    }
+    let address = rest.trim_end().strip_suffix('>')?.trim();
+    address.parse::<lettre::Address>().ok()?;
+    let c = name.chars().find(|c| {
+        matches!(
+            c,
+            ',' | ';' | ':' | '(' | ')' | '[' | ']' | '<' | '>' | '@' | '\\' | '"'
+        )
+    })?;
+    let quoted = name.replace('\\', "\\\\").replace('"', "\\\"");
+    Some(format!(
+        "its name holds `{c}`, which a name may hold only in double quotes: write \
+         `\"{quoted}\" <{address}>`"
+    ))
 }
 
 /// The longest display name, in characters: with the longest address, the header line stays

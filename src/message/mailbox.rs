@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::address::{
-    MAX_NAME_CHARS, ascii_domain, check_address, check_wire_address, encoded_name,
+    MAX_NAME_CHARS, ascii_domain, check_address, check_wire_address, encoded_name, why_not_a_name,
     why_not_an_address,
 };
 use super::header::{check_header_text, preview};
@@ -147,7 +147,9 @@ impl Mailbox {
                 format!(
                     "`{text}` is not a valid mailbox ({}); write `name@example.org` or \
                      `Name <name@example.org>`",
-                    why_not_an_address(address).unwrap_or(&e.to_string())
+                    why_not_a_name(text)
+                        .or_else(|| why_not_an_address(address).map(str::to_owned))
+                        .unwrap_or_else(|| e.to_string())
                 ),
             )
         })?;

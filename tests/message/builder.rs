@@ -403,3 +403,44 @@ fn several_addresses_in_one_mailbox_are_refused_as_such() {
         .unwrap();
     assert_eq!(email.to()[0].name(), Some("Doe, Jane"));
 }
+
+/// One mailbox with a usual mistake is refused naming the mistake and the fix — never
+/// called a list (it holds one address, or no comma) nor left at lettre's "Invalid input".
+#[test]
+fn one_mailbox_with_a_mistake_is_not_called_a_list() {
+    for (text, says) in [
+        (
+            "Doe, Jane <jane@example.org>",
+            "its name holds `,`, which a name may hold only in double quotes: write \
+             `\"Doe, Jane\" <jane@example.org>`",
+        ),
+        (
+            "IT; Support <it@example.org>",
+            "write `\"IT; Support\" <it@example.org>`",
+        ),
+        ("a@b@example.org", "more than one `@`"),
+        ("Ann <a@b@example.org>", "more than one `@`"),
+        (
+            "ann@example.org;",
+            "its domain has a character no domain name has",
+        ),
+        (
+            "ann@example.org,",
+            "its domain has a character no domain name has",
+        ),
+        ("bob@.example.org", "a dot at an end"),
+        ("bob@example.org.", "a dot at an end"),
+    ] {
+        let (field, error) = build_err(Email::builder().to("ok@example.org").cc(text));
+        assert_eq!(field, "cc[0]", "{text}: {error}");
+        assert!(error.contains(says), "{text}: {error}");
+        assert!(!error.contains("more than one address"), "{text}: {error}");
+        assert!(!error.contains("Invalid input"), "{text}: {error}");
+    }
+    // As suggested, it builds.
+    let email = Email::builder()
+        .to("\"Doe, Jane\" <jane@example.org>")
+        .build()
+        .unwrap();
+    assert_eq!(email.to()[0].name(), Some("Doe, Jane"));
+}

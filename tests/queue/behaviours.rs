@@ -19,6 +19,7 @@ on_both_stores!(
     a_batch_is_stored_whole_or_not_at_all,
     the_mailbox_option_is_an_address,
     one_mailbox_spelled_with_an_idn_domain_either_way_shares_one_set_of_limits,
+    an_idempotency_key_of_255_bytes_is_kept_and_a_longer_one_refused,
 );
 
 /// The same mailbox spelled two ways is one set of limits; another name is a key as it is;
@@ -135,6 +136,35 @@ async fn a_batch_is_stored_whole_or_not_at_all(backend: Backend) {
     ];
     assert!(queue.enqueue_batch(&refused).await.is_err());
     assert_eq!(count(&queue, State::Queued).await, 2);
+}
+
+/// The longest idempotency key, 255 bytes (in any characters), is kept, and finds its first
+/// message again; a byte more, or a control character, is refused naming the option and its
+/// limits, and nothing is stored.
+async fn an_idempotency_key_of_255_bytes_is_kept_and_a_longer_one_refused(backend: Backend) {
+    let (queue, _guard) = open(backend).await;
+    // 253 bytes of ASCII and a two-byte letter: 255 bytes, 254 characters.
+    let longest = format!("{}é", "k".repeat(253));
+    let keyed = |key: &str| EnqueueOptions::new().idempotency_key(key);
+    let first = queue
+        .enqueue(&email("a@example.org", "longest"), keyed(&longest))
+        .await
+        .unwrap();
+    let again = queue
+        .enqueue(&email("a@example.org", "again"), keyed(&longest))
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    for bad in [format!("{}é", "k".repeat(254)), "k".repeat(256), "k\n1".into()] {
+        let error = queue
+            .enqueue(&email("a@example.org", "bad"), keyed(&bad))
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("idempotency_key"), "{message}");
+        assert!(message.contains("1 to 255 bytes"), "{message}");
+    }
+    assert_eq!(count(&queue, State::Queued).await, 1);
 }
 
 async fn the_same_idempotency_key_returns_the_first_id_and_stores_nothing(backend: Backend) {

@@ -155,7 +155,11 @@ async fn an_idempotency_key_of_255_bytes_is_kept_and_a_longer_one_refused(backen
         .await
         .unwrap();
     assert_eq!(first, again);
-    for bad in [format!("{}é", "k".repeat(254)), "k".repeat(256), "k\n1".into()] {
+    for bad in [
+        format!("{}é", "k".repeat(254)),
+        "k".repeat(256),
+        "k\n1".into(),
+    ] {
         let error = queue
             .enqueue(&email("a@example.org", "bad"), keyed(&bad))
             .await

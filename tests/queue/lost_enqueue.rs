@@ -94,6 +94,36 @@ async fn an_enqueue_that_cannot_be_looked_up_is_uncertain_and_names_its_id() {
     assert!(remedy.contains("mailctl queue list"), "{remedy}");
 }
 
+/// With an idempotency key, enqueueing again is safe: an enqueue that cannot be looked up
+/// is transient, its remedy says to enqueue again with the same key, and doing so stores
+/// the email once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_enqueue_that_cannot_be_looked_up_is_transient_and_safe_to_repeat() {
+    let (proxy, queue, direct) = through_proxy().await;
+    proxy.down_after_cut.store(true, Ordering::SeqCst);
+    proxy.lose_answer_to(INSERT);
+    let keyed = || EnqueueOptions::new().idempotency_key("k-lost");
+    let error = queue
+        .enqueue(&email("x@example.org", "lost"), keyed())
+        .await
+        .unwrap_err();
+    assert!(
+        proxy.down.load(Ordering::SeqCst),
+        "an insert's answer was cut"
+    );
+    assert!(error.is_transient(), "{error}");
+    assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
+    let remedy = error.remedy().unwrap();
+    assert!(remedy.contains("same idempotency key"), "{remedy}");
+    let again = direct
+        .enqueue(&email("x@example.org", "lost"), keyed())
+        .await
+        .unwrap();
+    let listed = direct.list(None, 100).await.unwrap();
+    assert_eq!(listed.len(), 1, "stored once");
+    assert_eq!(listed[0].id, again.as_str());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_whose_commit_lost_its_answer_is_queued() {
     let (proxy, queue, direct) = through_proxy().await;

@@ -87,11 +87,16 @@ mod tests {
 
     #[test]
     fn line_breaks_become_crlf() {
-        let cases: [(&[u8], &[u8]); 4] = [
+        let cases: [(&[u8], &[u8]); 8] = [
             (b"a\r\nb", b"a\r\nb"),
             (b"a\nb\rc", b"a\r\nb\r\nc"),
             (b"a\n\r.\r\n", b"a\r\n\r\n.\r\n"),
             (b"\n", b"\r\n"),
+            // Only bare LFs, only bare CRs, each alone enough to rewrite the message.
+            (b"a\nb\n", b"a\r\nb\r\n"),
+            (b"\ra\rb", b"\r\na\r\nb"),
+            (b"x\r\ny\n", b"x\r\ny\r\n"),
+            (b"a\r\n", b"a\r\n"),
         ];
         for (input, expected) in cases {
             assert_eq!(crlf_line_ends(input.to_vec()), expected, "{input:?}");

@@ -85,6 +85,22 @@ fn with_final_line_break(mut bytes: Vec<u8>) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// An mbox `From sender date` line is dropped; a `From` header with any run of spaces or
+    /// tabs before its colon (RFC 5322's obsolete form) is kept.
+    #[test]
+    fn only_an_mbox_from_line_is_dropped() {
+        let dropped: &[u8] = b"From ann@example.org Mon Nov 30 20:00:00 2026\nTo: b@x\n";
+        assert_eq!(without_mbox_separator(dropped.to_vec()), b"To: b@x\n");
+        for kept in [
+            &b"From : a@x\n"[..],
+            b"From  : a@x\n",
+            b"From \t : a@x\n",
+            b"From:a@x\n",
+        ] {
+            assert_eq!(without_mbox_separator(kept.to_vec()), kept, "{kept:?}");
+        }
+    }
+
     #[test]
     fn line_breaks_become_crlf() {
         let cases: [(&[u8], &[u8]); 8] = [

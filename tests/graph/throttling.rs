@@ -68,13 +68,7 @@ async fn retries_503_then_succeeds() {
 async fn throttling_past_the_deadline_gives_up_saying_not_sent() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send"]));
-    let send = server.mock(|when, then| {
-        when.method(POST).path(SEND_PATH);
-        then.status(429)
-            .header("retry-after", "3600")
-            .header("request-id", "req-429")
-            .json_body(graph_error("TooManyRequests", "Please retry again later."));
-    });
+    let send = mock_throttled_send(&server, "3600");
     // Graph's wait (an hour) is past the deadline (two minutes) however fast or slow the
     // machine: only the 429 can make the send give up, never the time the test takes.
     let graph = settings(&server)
@@ -118,12 +112,7 @@ async fn throttling_past_the_deadline_gives_up_saying_not_sent() {
 async fn throttling_past_the_retries_names_max_retries_in_the_remedy() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send"]));
-    let send = server.mock(|when, then| {
-        when.method(POST).path(SEND_PATH);
-        then.status(429)
-            .header("retry-after", "0")
-            .json_body(graph_error("TooManyRequests", "Please retry again later."));
-    });
+    let send = mock_throttled_send(&server, "0");
     let graph = settings(&server)
         .graph_builder()
         .unwrap()
@@ -294,12 +283,7 @@ async fn a_send_waiting_for_a_slot_waits_out_the_pause_the_slots_request_was_giv
 
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send"]));
-    let send = server.mock(|when, then| {
-        when.method(POST).path(SEND_PATH);
-        then.status(429)
-            .header("retry-after", "3600")
-            .json_body(graph_error("TooManyRequests", "Please retry again later."));
-    });
+    let send = mock_throttled_send(&server, "3600");
     let held = Held::new("POST", SEND_PATH);
     let mut settings = settings(&server);
     settings.graph_endpoint =
@@ -356,4 +340,16 @@ async fn a_send_waiting_for_a_slot_waits_out_the_pause_the_slots_request_was_giv
         wait > Duration::from_secs(600) && wait <= Duration::from_secs(3600),
         "{wait:?}"
     );
+}
+
+/// `sendMail` answered 429 `TooManyRequests` with this `Retry-After` (and `request-id`
+/// `req-429`).
+fn mock_throttled_send<'a>(server: &'a MockServer, retry_after: &str) -> httpmock::Mock<'a> {
+    server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(429)
+            .header("retry-after", retry_after)
+            .header("request-id", "req-429")
+            .json_body(graph_error("TooManyRequests", "Please retry again later."));
+    })
 }

@@ -6,12 +6,12 @@ use httpmock::{HttpMockResponse, Method::POST, MockServer};
 use mail_connector::metrics::{
     MESSAGES_FAILED, MESSAGES_SENT, MESSAGES_UNCERTAIN, RETRIES, SEND_DURATION,
 };
-use mail_connector::{Error, GraphTransport, MailTransport, Secret, SmtpTransport};
+use mail_connector::{Error, GraphTransport, MailTransport};
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
 use crate::record::{
-    PRIVATE, assert_nothing_private, counter, counter_total, email, histogram, recorded,
+    PRIVATE, assert_nothing_private, counter, counter_total, email, histogram, recorded, smtp_to,
 };
 use crate::support::smtp_server::{ServerOptions, TestServer};
 use crate::support::*;
@@ -56,13 +56,7 @@ fn a_partly_delivered_smtp_email_counts_as_sent_for_the_delivered_part() {
         })
         .await;
         port = server.port();
-        let error = SmtpTransport::starttls("127.0.0.1")
-            .port(server.port())
-            .tls_ca_pem(server.ca_pem.clone())
-            .basic_auth("no-reply@example.org", Secret::new("correct horse"))
-            .retry_policy(fast_retry(3))
-            .build()
-            .unwrap()
+        let error = smtp_to(&server, "no-reply@example.org", "correct horse")
             .send(&email())
             .await
             .unwrap_err();
@@ -201,13 +195,7 @@ fn a_partial_delivery_counts_its_rest_as_permanent_when_any_was_refused_for_good
                 .text("Hello")
                 .build()
                 .unwrap();
-            let error = SmtpTransport::starttls("127.0.0.1")
-                .port(server.port())
-                .tls_ca_pem(server.ca_pem.clone())
-                .basic_auth(mailbox, Secret::new("correct horse"))
-                .retry_policy(fast_retry(3))
-                .build()
-                .unwrap()
+            let error = smtp_to(&server, mailbox, "correct horse")
                 .send(&email)
                 .await
                 .unwrap_err();

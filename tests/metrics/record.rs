@@ -303,13 +303,7 @@ fn smtp_counts_a_throttle_wait_when_every_recipient_is_refused_432() {
             ..ServerOptions::default()
         })
         .await;
-        let transport = SmtpTransport::starttls("127.0.0.1")
-            .port(server.port())
-            .tls_ca_pem(server.ca_pem.clone())
-            .basic_auth("no-reply@example.org", Secret::new("correct horse"))
-            .retry_policy(fast_retry(3))
-            .build()
-            .unwrap();
+        let transport = smtp_to(&server, "no-reply@example.org", "correct horse");
         transport.send(&email()).await.unwrap();
         assert_eq!(server.mail_from_commands(), 2);
         assert_eq!(server.messages()[0].rcpt_to.len(), 2);
@@ -329,13 +323,7 @@ fn smtp_counts_a_message_sent_after_a_throttled_attempt() {
             ..ServerOptions::default()
         })
         .await;
-        let transport = SmtpTransport::starttls("127.0.0.1")
-            .port(server.port())
-            .tls_ca_pem(server.ca_pem.clone())
-            .basic_auth("no-reply@example.org", Secret::new("correct horse"))
-            .retry_policy(fast_retry(3))
-            .build()
-            .unwrap();
+        let transport = smtp_to(&server, "no-reply@example.org", "correct horse");
         transport.send(&email()).await.unwrap();
         assert_eq!(server.messages().len(), 1);
         assert_eq!(server.rejected_data(), 1);
@@ -374,13 +362,7 @@ fn smtp_counts_only_throttling_replies_as_throttle_waits() {
                 ..ServerOptions::default()
             })
             .await;
-            let transport = SmtpTransport::starttls("127.0.0.1")
-                .port(server.port())
-                .tls_ca_pem(server.ca_pem.clone())
-                .basic_auth("no-reply@example.org", Secret::new("correct horse"))
-                .retry_policy(fast_retry(3))
-                .build()
-                .unwrap();
+            let transport = smtp_to(&server, "no-reply@example.org", "correct horse");
             transport.send(&email()).await.unwrap();
             assert_eq!(server.messages().len(), 1, "{reply}");
         });
@@ -394,13 +376,7 @@ fn smtp_counts_only_throttling_replies_as_throttle_waits() {
 fn smtp_counts_a_refused_login_as_a_permanent_failure() {
     let all = recorded(|| async {
         let server = TestServer::start(ServerOptions::default()).await;
-        let transport = SmtpTransport::starttls("127.0.0.1")
-            .port(server.port())
-            .tls_ca_pem(server.ca_pem.clone())
-            .basic_auth("no-reply@example.org", Secret::new(SECRET))
-            .retry_policy(fast_retry(3))
-            .build()
-            .unwrap();
+        let transport = smtp_to(&server, "no-reply@example.org", SECRET);
         let error = transport.send(&email()).await.unwrap_err();
         assert!(error.is_auth(), "{error:?}");
     });
@@ -441,4 +417,16 @@ fn the_outbox_counts_its_messages_by_sender() {
         1
     );
     assert_nothing_private(&all, PRIVATE);
+}
+
+/// An SMTP transport to the fixture `server` (STARTTLS, trusting its CA), logging in as
+/// `mailbox` with `password`, and retrying 3 times without waiting long.
+pub(crate) fn smtp_to(server: &TestServer, mailbox: &str, password: &str) -> SmtpTransport {
+    SmtpTransport::starttls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .basic_auth(mailbox, Secret::new(password))
+        .retry_policy(fast_retry(3))
+        .build()
+        .unwrap()
 }

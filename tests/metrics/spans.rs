@@ -2,9 +2,9 @@
 //! attempts and duration, as a subscriber sees them (the captured log output).
 
 use httpmock::{HttpMockResponse, Method::POST, MockServer};
-use mail_connector::{MailTransport, OutboxTransport, Secret, SmtpTransport};
+use mail_connector::{MailTransport, OutboxTransport};
 
-use crate::record::email;
+use crate::record::{email, smtp_to};
 use crate::support::smtp_server::{ServerOptions, TestServer};
 use crate::support::*;
 
@@ -102,13 +102,7 @@ async fn an_smtp_send_records_the_message_id_and_its_retry() {
         ..ServerOptions::default()
     })
     .await;
-    let report = SmtpTransport::starttls("127.0.0.1")
-        .port(server.port())
-        .tls_ca_pem(server.ca_pem.clone())
-        .basic_auth("no-reply@example.org", Secret::new("correct horse"))
-        .retry_policy(fast_retry(3))
-        .build()
-        .unwrap()
+    let report = smtp_to(&server, "no-reply@example.org", "correct horse")
         .send(&email())
         .await
         .unwrap();

@@ -19,7 +19,7 @@ use mail_connector::queue::{EnqueueOptions, MailboxLimits, Queue, State, Worker}
 use mail_connector::{AuthMode, ConnectorSettings, Email};
 use tokio::sync::{Notify, mpsc};
 
-use crate::helpers::count;
+use crate::helpers::{assert_rate_kept, count};
 use crate::support;
 
 /// What the loopback Graph server saw.
@@ -273,15 +273,7 @@ async fn three_worker_processes_keep_the_mailbox_limits_and_deliver_each_message
         MESSAGES,
         "one attempt per message: {started:?}"
     );
-    let window_ms = i64::try_from(window.as_millis()).unwrap();
-    for run in started.windows(PER_WINDOW as usize + 1) {
-        let span = run[PER_WINDOW as usize] - run[0];
-        assert!(
-            span >= window_ms,
-            "{} attempts within {span} ms: {started:?}",
-            PER_WINDOW + 1
-        );
-    }
+    assert_rate_kept(&started, PER_WINDOW, window);
 }
 
 /// Records each claim's attempt, dated as the claim dated it for the rate limit, in a table

@@ -205,3 +205,18 @@ pub fn smtp_to(server: &TestServer) -> mail_connector::smtp::SmtpTransportBuilde
             mail_connector::Secret::new("correct horse"),
         )
 }
+
+/// That the rate limit held: any `per_window + 1` consecutive attempts, by when each claim
+/// dated its own (ms, ascending), span at least `window`.
+pub fn assert_rate_kept(started: &[i64], per_window: u32, window: Duration) {
+    let per_window = per_window as usize;
+    let window_ms = i64::try_from(window.as_millis()).unwrap();
+    for run in started.windows(per_window + 1) {
+        let span = run[per_window] - run[0];
+        assert!(
+            span >= window_ms,
+            "{} attempts within {span} ms: {started:?}",
+            per_window + 1
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! Basic-auth logins the server answers with a SASL challenge the client cannot answer
 //! (`334` and text that is neither LOGIN's "Username:" / "Password:" nor anything PLAIN
 //! expects): lettre gives up without a reply code. Such a server will answer the same way
-//! next time, so the send fails once, permanently, and the password is not sent again.
+//! next time, so the send fails once, permanently, and the password is not sent again; the
+//! failure is one of the settings, so a queue holds the mailbox.
 
 use mail_connector::{Error, MailTransport, Secret, SmtpStage, SmtpTransport};
 
@@ -37,6 +38,13 @@ async fn refused_login(mechanism: &'static str) {
         .unwrap();
     let error = bounded(transport.send(&email())).await.unwrap_err();
     assert!(!error.is_transient(), "{mechanism}: {error:?}");
+    // Only the settings fix it: a queue holds the mailbox's other mail rather than failing
+    // each message in turn.
+    assert!(error.is_settings(), "{mechanism}: {error:?}");
+    assert!(
+        !error.is_auth(),
+        "{mechanism}: no credential was refused: {error:?}"
+    );
     assert!(
         matches!(
             error,

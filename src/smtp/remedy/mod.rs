@@ -138,7 +138,10 @@ pub(crate) fn with_advice(mut error: Error) -> Error {
             mechanism.as_deref(),
         ))
         .with_auth(is_auth(*stage, *code, enhanced_code.as_deref(), message))
-        .with_settings(is_tls_mismatch(*code, message))
+        .with_settings(
+            is_tls_mismatch(*code, message)
+                || is_login_challenge(*stage, *code, message, mechanism.as_deref()),
+        )
         .with_of_message(is_of_message(*stage, enhanced_code.as_deref(), message));
     }
     error
@@ -220,6 +223,23 @@ fn contains(message: &str, needle: &str) -> bool {
 /// `smtp_port`) can fix it.
 fn is_tls_mismatch(code: Option<u16>, message: &str) -> bool {
     code.is_none() && (contains(message, PLAIN_SMTP_PORT) || contains(message, IMPLICIT_TLS_PORT))
+}
+
+/// Whether an SMTP failure is a basic-auth login the server answered with a challenge the
+/// client cannot answer (lettre's words for a `334` to PLAIN, or a LOGIN prompt for neither
+/// user name nor password): that server will ask the same next time, so only the settings
+/// (`smtp_host`, `smtp_port`, `auth_mode`) can fix it. XOAUTH2's challenge is a refused
+/// token instead (see `is_token_challenge`).
+pub(super) fn is_login_challenge(
+    stage: SmtpStage,
+    code: Option<u16>,
+    message: &str,
+    mechanism: Option<&str>,
+) -> bool {
+    stage == SmtpStage::Auth
+        && code.is_none()
+        && contains(message, "challenge")
+        && !is_xoauth2(mechanism)
 }
 
 /// Whether an SMTP failure is the message's own: a refusal after its data (a `5.7.x` there

@@ -5,8 +5,8 @@ use super::exchange::{
     BASIC_RETIRED, PASSWORD, XOAUTH2_REFUSED, auth_refused, sending_limit_remedy,
 };
 use super::{
-    CERT_ISSUER, CERT_NAME, CERT_TIME, PASSWORD_TRANSITION, contains, is_token_challenge,
-    is_xoauth2, reply_is_transient,
+    CERT_ISSUER, CERT_NAME, CERT_TIME, PASSWORD_TRANSITION, contains, is_login_challenge,
+    is_token_challenge, is_xoauth2, reply_is_transient,
 };
 use crate::error::SmtpStage;
 use crate::smtp::tls_mode::{IMPLICIT_TLS_PORT, NO_STARTTLS, NO_TLS_MODE, PLAIN_SMTP_PORT};
@@ -153,9 +153,7 @@ pub(super) fn remedy(
          (`smtp_host`) and port (`smtp_port`) point to an SMTP server, and report the reply \
          to its administrator"
             .to_owned()
-    } else if stage == SmtpStage::Auth && code.is_none() && contains(message, "challenge") {
-        // lettre's words for a `334` it cannot answer: a LOGIN prompt that is not for the
-        // user name or the password, or any challenge to PLAIN (which sent all at once).
+    } else if is_login_challenge(stage, code, message, mechanism) {
         format!(
             "the server answered the login (AUTH {}) with a question this connector cannot \
              answer ({message}): check that SMTP host (`smtp_host`) and port (`smtp_port`) \

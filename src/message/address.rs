@@ -70,6 +70,9 @@ pub(super) fn why_not_an_address(address: &str) -> Option<&'static str> {
     } else if domain
         .chars()
         .any(|c| c.is_ascii() && !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        // Only when the domain alone is refused: lettre takes some (`_`, `+`) that no
+        // host name has, so a mistake elsewhere is not blamed on them.
+        && lettre::Address::new("x", domain).is_err()
     {
         "its domain has a character no domain name has (a domain is letters, digits, `-` \
          and `.`)"
@@ -88,13 +91,22 @@ pub(super) fn why_not_a_name(text: &str) -> Option<String> {
         return None;
     }
     let address = rest.trim_end().strip_suffix('>')?.trim();
+    // Only an address this crate takes: else the form suggested would be refused too.
     address.parse::<lettre::Address>().ok()?;
-    let c = name.chars().find(|c| {
+    if why_not_an_address(address).is_some() || check_address(address).is_err() {
+        return None;
+    }
+    // A `"` may stand in a name unquoted (`Jane "JD" Doe`): named only when nothing else is.
+    let special = |c: &char| {
         matches!(
             c,
-            ',' | ';' | ':' | '(' | ')' | '[' | ']' | '<' | '>' | '@' | '\\' | '"'
+            ',' | ';' | ':' | '(' | ')' | '[' | ']' | '<' | '>' | '@' | '\\'
         )
-    })?;
+    };
+    let c = name
+        .chars()
+        .find(special)
+        .or_else(|| name.chars().find(|&c| c == '"'))?;
     let quoted = name.replace('\\', "\\\\").replace('"', "\\\"");
     Some(format!(
         "its name holds `{c}`, which a name may hold only in double quotes: write \

@@ -437,9 +437,22 @@ fn one_mailbox_with_a_mistake_is_not_called_a_list() {
         assert!(!error.contains("more than one address"), "{text}: {error}");
         assert!(!error.contains("Invalid input"), "{text}: {error}");
     }
-    // A mistake in the local part is not blamed on a domain of letters, `-` and `.`.
-    let (_, error) = build_err(Email::builder().to("bo(b@my-example.org"));
-    assert!(!error.contains("domain"), "{error}");
+    // A mistake in the local part is not blamed on a domain of letters, `-` and `.`, nor on
+    // one with a character lettre takes in a domain (`_`).
+    for text in ["bo(b@my-example.org", "bo(b@my_host.org"] {
+        let (_, error) = build_err(Email::builder().to(text));
+        assert!(!error.contains("domain"), "{text}: {error}");
+    }
+    // A name's `"` may stand unquoted: the `,` is named.
+    let (_, error) = build_err(Email::builder().to("Jane \"JD\" Doe, Sr <j@example.org>"));
+    assert!(error.contains("its name holds `,`"), "{error}");
+    assert!(
+        error.contains(r#"write `"Jane \"JD\" Doe, Sr" <j@example.org>`"#),
+        "{error}"
+    );
+    // No quoted form is suggested for an address this crate refuses anyway.
+    let (_, error) = build_err(Email::builder().to("Doe, Jane <jane@[192.0.2.1]>"));
+    assert!(!error.contains("write `\""), "{error}");
     // As suggested, it builds.
     let email = Email::builder()
         .to("\"Doe, Jane\" <jane@example.org>")

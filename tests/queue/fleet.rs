@@ -278,8 +278,9 @@ async fn three_worker_processes_keep_the_mailbox_limits_and_deliver_each_message
 
 /// Records each claim's attempt, dated as the claim dated it for the rate limit, in a table
 /// of the test's own (the store deletes its own once out of the window): a trigger, so
-/// that every process's claims are seen. A claim handed back (its attempt refunded) is
-/// taken off again.
+/// that every process's claims are seen. A claim handed back (its attempt refunded, the row
+/// not dated again) is taken off again; a hold, which also takes the attempt back but
+/// dates the row and keeps its rate stamp, is not.
 async fn record_rate_attempts(url: &str) {
     use mail_connector::queue::sqlx::{Connection, Executor, PgConnection};
     let mut conn = PgConnection::connect(url).await.unwrap();
@@ -289,7 +290,8 @@ async fn record_rate_attempts(url: &str) {
          BEGIN
              IF OLD.state = 'queued' AND NEW.state = 'sending' THEN
                  INSERT INTO public.test_rate_attempts VALUES (NEW.id, NEW.updated_at);
-             ELSIF NEW.state = 'queued' AND NEW.attempts = OLD.attempts - 1 THEN
+             ELSIF NEW.state = 'queued' AND NEW.attempts = OLD.attempts - 1
+                 AND NEW.updated_at = OLD.updated_at THEN
                  DELETE FROM public.test_rate_attempts WHERE ctid = (SELECT ctid FROM
                      public.test_rate_attempts WHERE id = NEW.id
                      ORDER BY started_at DESC LIMIT 1);

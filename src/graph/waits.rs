@@ -77,6 +77,9 @@ impl GraphClient {
 
     /// A request slot, when none was free at once; `None` when none came by `deadline`.
     async fn wait_for_permit(&self, deadline: Instant) -> Option<OwnedSemaphorePermit> {
+        if self.permits.available_permits() == 0 {
+            tracing::debug!("waiting for a free request slot (the mailbox's in-flight cap)");
+        }
         let permit = tokio::time::timeout_at(deadline, Arc::clone(&self.permits).acquire_owned())
             .await
             .ok()?

@@ -281,11 +281,15 @@ async fn a_503_with_a_throttling_code_names_the_limits_when_retries_run_out() {
 async fn a_send_waiting_for_a_slot_waits_out_the_pause_the_slots_request_was_given() {
     use super::gate::{self, Held};
 
+    let (logs, _guard) = capture_logs();
+    // A mailbox of this test's own, so that the log line waited for below is its own.
+    let mailbox = own_mailbox("slot-and-pause");
+    let send_path = format!("/v1.0/users/{mailbox}/sendMail");
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send"]));
-    let send = mock_throttled_send(&server, "3600");
-    let held = Held::new("POST", SEND_PATH);
-    let mut settings = settings(&server);
+    let send = mock_throttled_send_to(&server, &send_path, "3600");
+    let held = Held::new("POST", send_path.as_str());
+    let mut settings = settings_for(&server, &mailbox);
     settings.graph_endpoint =
         Some(gate::start(server.base_url(), vec![std::sync::Arc::clone(&held)]).await);
     let graph = settings
@@ -302,15 +306,26 @@ async fn a_send_waiting_for_a_slot_waits_out_the_pause_the_slots_request_was_giv
         async move { graph.send(&simple_email()).await }
     });
     held.arrived().await;
-    // The second finds the mailbox not paused and waits for the slot: its token is cached,
-    // so on this one-thread runtime it gets to that wait before this task goes on.
+    // The second finds the mailbox not paused and waits for the slot (as it logs).
     let second = tokio::spawn({
         let graph = graph.clone();
         async move { graph.send(&simple_email()).await }
     });
-    for _ in 0..4 {
-        tokio::task::yield_now().await;
-    }
+    let waiting = [
+        sent_from(&mailbox),
+        "waiting for a free request slot".to_owned(),
+    ];
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !logs
+            .text()
+            .lines()
+            .any(|line| waiting.iter().all(|part| line.contains(part.as_str())))
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the second send never waited for the slot");
     // The first request's 429 pauses the mailbox, then frees the slot. A second release lets
     // a second request through the gate too, should one be sent: it then reaches Graph.
     held.release();
@@ -345,8 +360,17 @@ async fn a_send_waiting_for_a_slot_waits_out_the_pause_the_slots_request_was_giv
 /// `sendMail` answered 429 `TooManyRequests` with this `Retry-After` (and `request-id`
 /// `req-429`).
 fn mock_throttled_send<'a>(server: &'a MockServer, retry_after: &str) -> httpmock::Mock<'a> {
+    mock_throttled_send_to(server, SEND_PATH, retry_after)
+}
+
+/// As [`mock_throttled_send`], for the `sendMail` path `path` (another mailbox's).
+fn mock_throttled_send_to<'a>(
+    server: &'a MockServer,
+    path: &str,
+    retry_after: &str,
+) -> httpmock::Mock<'a> {
     server.mock(|when, then| {
-        when.method(POST).path(SEND_PATH);
+        when.method(POST).path(path);
         then.status(429)
             .header("retry-after", retry_after)
             .header("request-id", "req-429")

@@ -82,6 +82,8 @@ fn a_tenant_or_token_path_in_the_authority_host_is_refused() {
             message.contains("e.g. `https://login.microsoftonline.com`"),
             "{message}"
         );
+        // The setting is the one to fix: not told to set itself over a variable.
+        assert!(!message.contains("wins over the variable"), "{message}");
     }
 }
 

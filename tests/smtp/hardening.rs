@@ -107,12 +107,7 @@ async fn an_injection_after_a_bare_lf_reply_aborts_the_send_and_the_check() {
 async fn an_endless_reply_line_is_cut_off_early() {
     // Without a cap the client reads all 64 MiB the server offers.
     let server = hostile_smtp::endless_greeting(64 * 1024 * 1024).await;
-    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
-        .port(server.port())
-        .sender(mail_connector::Mailbox::parse(USER).unwrap())
-        .retry_policy(fast_retry())
-        .build()
-        .unwrap();
+    let transport = without_login_to(server.port());
     let error = bounded(transport.send(&email())).await.unwrap_err();
     assert!(!error.is_transient(), "{error:?}");
     assert!(error.to_string().contains("too long"), "{error}");
@@ -187,12 +182,7 @@ async fn a_long_well_formed_reply_is_not_cut_off() {
         }
     })
     .await;
-    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
-        .port(server.port())
-        .sender(mail_connector::Mailbox::parse(USER).unwrap())
-        .retry_policy(fast_retry())
-        .build()
-        .unwrap();
+    let transport = without_login_to(server.port());
     let report = bounded(transport.send(&email())).await.unwrap();
     assert_eq!(report.recipients().count(), 1);
     assert!(
@@ -434,4 +424,15 @@ async fn a_user_name_that_would_corrupt_the_login_is_refused_at_build_time() {
         );
     }
     assert_eq!(server.connections(), 0, "nothing was sent");
+}
+
+/// A plaintext transport to the hostile server on `port`, sending as [`USER`] without
+/// logging in, retrying quickly.
+fn without_login_to(port: u16) -> SmtpTransport {
+    SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(port)
+        .sender(mail_connector::Mailbox::parse(USER).unwrap())
+        .retry_policy(fast_retry())
+        .build()
+        .unwrap()
 }

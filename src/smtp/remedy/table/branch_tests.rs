@@ -133,6 +133,26 @@ fn each_reply_gets_the_remedy_of_its_branch() {
             "SMTP.SendAsApp",
             "",
         ),
+        // The same words for a challenge to PLAIN, and a LOGIN prompt lettre cannot answer:
+        // a login this connector cannot answer, not a refused token.
+        (
+            Auth,
+            None,
+            None,
+            "lettre: the server does not expect a challenge",
+            Some("PLAIN"),
+            "AUTH PLAIN",
+            "SMTP.SendAsApp",
+        ),
+        (
+            Auth,
+            None,
+            None,
+            "lettre: Unrecognized challenge",
+            login,
+            "AUTH LOGIN",
+            "offers no",
+        ),
         (
             Auth,
             None,

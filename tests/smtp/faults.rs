@@ -107,14 +107,9 @@ async fn certificate_failures_are_permanent_and_not_retried() {
             .await
             .unwrap_err();
         assert!(!error.is_transient(), "{cert:?}: {error:?}");
-        assert!(
-            matches!(
-                error,
-                Error::Smtp {
-                    stage: SmtpStage::Tls,
-                    ..
-                }
-            ),
+        assert_eq!(
+            stage_of(&error),
+            Some(SmtpStage::Tls),
             "{cert:?}: {error:?}"
         );
         assert!(error.to_string().contains(what), "{cert:?}: {error}");

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use mail_connector::smtp::SmtpTransportBuilder;
 use mail_connector::{
-    ConnectorSettings, Email, Error, Recipient, Refusal, RetryPolicy, Secret, SmtpTransport,
+    ConnectorSettings, Email, Error, Recipient, Refusal, RetryPolicy, Secret, SmtpStage,
+    SmtpTransport,
 };
 
 use crate::support::smtp_server::TestServer;
@@ -161,4 +162,12 @@ pub(crate) async fn bounded<T>(future: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(30), future)
         .await
         .expect("must not hang")
+}
+
+/// The SMTP stage an error is blamed on; `None` for an error that is not [`Error::Smtp`].
+pub(crate) fn stage_of(error: &Error) -> Option<SmtpStage> {
+    match error {
+        Error::Smtp { stage, .. } => Some(*stage),
+        _ => None,
+    }
 }

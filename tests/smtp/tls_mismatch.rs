@@ -14,16 +14,7 @@ use super::helpers::*;
 use crate::support::smtp_server::{ServerOptions, ServerTls, TestServer};
 
 fn assert_permanent_tls_error(error: &Error, remedy_names: &str) {
-    assert!(
-        matches!(
-            error,
-            Error::Smtp {
-                stage: SmtpStage::Tls,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+    assert_eq!(stage_of(error), Some(SmtpStage::Tls), "{error:?}");
     assert!(!error.is_transient(), "{error:?}");
     assert!(!error.is_auth(), "{error:?}");
     // Only the settings (`smtp_tls`, `smtp_port`) can fix it.

@@ -170,7 +170,7 @@ async fn check_blames_a_silent_managed_identity_endpoint_not_the_login_host() {
     let graph = settings
         .graph_builder()
         .unwrap()
-        .send_deadline(std::time::Duration::from_millis(300))
+        .send_deadline(std::time::Duration::from_secs(2))
         .build()
         .unwrap();
 

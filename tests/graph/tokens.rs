@@ -391,7 +391,7 @@ async fn a_silent_managed_identity_endpoint_is_blamed_not_the_login_host() {
     let graph = settings
         .graph_builder()
         .unwrap()
-        .send_deadline(Duration::from_millis(300))
+        .send_deadline(Duration::from_secs(2))
         .build()
         .unwrap();
 
@@ -440,7 +440,7 @@ async fn a_silent_token_provider_is_blamed_not_the_login_host() {
         .token_provider(Silent)
         .graph_builder()
         .unwrap()
-        .send_deadline(Duration::from_millis(300))
+        .send_deadline(Duration::from_secs(2))
         .build()
         .unwrap();
 

@@ -6,6 +6,7 @@ use mail_connector::{Attachment, Delivery, Email, MailTransport};
 use serde_json::json;
 
 use super::helpers::*;
+use crate::support;
 
 /// Three attachments of 1.5 MB: too large together for `sendMail`, each added by a POST.
 pub(super) fn parts_email() -> Email {
@@ -235,4 +236,104 @@ async fn a_redirected_upload_names_the_upload_host() {
         "{error}: {remedy}"
     );
     assert!(!remedy.contains("graph_endpoint"), "{remedy}");
+}
+
+/// Draft `d1` in `mailbox`, its upload session at `/upload/s`, and the deletion of the draft
+/// answered with `deleted`: the deletion mock.
+fn mock_draft_deleted_with<'a>(
+    server: &'a MockServer,
+    mailbox: &str,
+    deleted: u16,
+) -> httpmock::Mock<'a> {
+    let messages = format!("/v1.0/users/{mailbox}/messages");
+    server.mock(|when, then| {
+        when.method(POST).path(&messages);
+        then.status(201).json_body(json!({"id": "d1"}));
+    });
+    let upload_url = server.url("/upload/s");
+    server.mock(|when, then| {
+        when.method(POST)
+            .path(format!("{messages}/d1/attachments/createUploadSession"));
+        then.status(201).json_body(json!({"uploadUrl": upload_url}));
+    });
+    server.mock(|when, then| {
+        when.method(DELETE).path(format!("{messages}/d1"));
+        then.status(deleted)
+            .json_body(graph_error("ErrorAccessDenied", "Access is denied."));
+    })
+}
+
+/// A draft deleted after a refused upload is logged as deleted, and never as left in the
+/// Drafts folder (which would send an admin looking for a draft that is not there).
+#[tokio::test]
+async fn a_deleted_draft_is_never_logged_as_left_behind() {
+    let (logs, _guard) = support::capture_logs();
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let mailbox = own_mailbox("deleted-draft");
+    let delete = mock_draft_deleted_with(&server, &mailbox, 204);
+    server.mock(|when, then| {
+        when.method(PUT).path("/upload/s");
+        then.status(400)
+            .json_body(graph_error("ErrorInvalidRequest", "bad range"));
+    });
+
+    let error = transport(&settings_for(&server, &mailbox))
+        .send(&large_email())
+        .await
+        .unwrap_err();
+
+    delete.assert_calls(1);
+    assert!(
+        error.to_string().contains("(its draft was deleted)"),
+        "{error}"
+    );
+    let ours = sent_from(&mailbox);
+    support::logged_line(
+        &logs,
+        &[&ours, "deleted the draft of a message that was not sent"],
+    );
+    let text = logs.text();
+    let left = text
+        .lines()
+        .find(|line| line.contains(&ours) && line.contains("left in the Drafts folder"));
+    assert!(left.is_none(), "{left:?}");
+}
+
+/// A file that changed size since it was attached fails the send with an error that has no
+/// room to say where its draft is; when the draft cannot be deleted either, the log says
+/// so, naming the mailbox whose Drafts folder holds it.
+#[tokio::test]
+async fn a_draft_left_by_an_error_outside_graph_is_named_in_the_log() {
+    let (logs, _guard) = support::capture_logs();
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let mailbox = own_mailbox("left-draft");
+    let delete = mock_draft_deleted_with(&server, &mailbox, 403);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
+    std::fs::write(&path, vec![7u8; 5_000_000]).unwrap();
+    let email = Email::builder()
+        .to("ann@example.org")
+        .attachment(Attachment::from_path(&path).unwrap())
+        .build()
+        .unwrap();
+    std::fs::write(&path, b"shorter now").unwrap();
+
+    let error = transport(&settings_for(&server, &mailbox))
+        .send(&email)
+        .await
+        .unwrap_err();
+
+    delete.assert_calls(1);
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    assert!(error.to_string().contains("changed size"), "{error}");
+    support::logged_line(
+        &logs,
+        &[
+            &sent_from(&mailbox),
+            "its draft could not be deleted (HTTP 403 ErrorAccessDenied",
+            &format!("delete it from the Drafts folder of `{mailbox}`"),
+        ],
+    );
 }

@@ -388,3 +388,60 @@ async fn a_body_too_large_for_any_request_is_refused_before_sending() {
     );
     assert_eq!(error.delivery(), Delivery::NotSent);
 }
+
+/// The draft without its attachments may be as large as one request (4,000,000 bytes of
+/// JSON): it is made and sent; one byte more is refused before anything is sent, saying
+/// how large it is.
+#[tokio::test]
+async fn a_draft_at_the_request_cap_is_made_and_one_byte_more_is_refused() {
+    let email = |html_len: usize| {
+        Email::builder()
+            .to("ann@example.org")
+            .subject("Big")
+            .html("x".repeat(html_len))
+            .attachment(Attachment::from_bytes("a.bin", vec![1u8; 1000]))
+            .build()
+            .unwrap()
+    };
+    // What the draft's JSON holds besides its HTML, read from the refusal of a larger one.
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let error = send_error(&server, &email(4_100_000)).await;
+    let text = error.to_string();
+    let size: usize = text
+        .split("the message is ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no size in {text}"));
+    let at_cap = 4_100_000 - (size - 4_000_000);
+
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let drafts = server.mock(|when, then| {
+        when.method(POST)
+            .path(MESSAGES)
+            .is_true(|request| request.body_ref().len() == 4_000_000);
+        then.status(201).json_body(json!({"id": "d1"}));
+    });
+    server.mock(|when, then| {
+        when.method(POST).path(format!("{MESSAGES}/d1/attachments"));
+        then.status(201).json_body(json!({"id": "a"}));
+    });
+    let send = server.mock(|when, then| {
+        when.method(POST).path(format!("{MESSAGES}/d1/send"));
+        then.status(202);
+    });
+    let graph = transport(&settings(&server));
+    graph.send(&email(at_cap)).await.unwrap();
+    drafts.assert_calls(1);
+    send.assert_calls(1);
+
+    let error = graph.send(&email(at_cap + 1)).await.unwrap_err();
+    drafts.assert_calls(1);
+    assert!(
+        matches!(error, mail_connector::Error::InvalidMessage { .. })
+            && error.to_string().contains("the message is 4000001 bytes"),
+        "{error}"
+    );
+}

@@ -48,25 +48,35 @@ async fn a_failure_before_the_send_says_not_sent_never_uncertain() {
     );
 }
 
+/// The deletion's refusal is quoted with its HTTP status, and its Graph code when it has one.
 #[tokio::test]
 async fn a_draft_that_could_not_be_deleted_is_named_with_its_mailbox() {
-    let server = MockServer::start_async().await;
-    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
-    mock_refused_upload(&server, 400);
-    let delete = server.mock(|when, then| {
-        when.method(DELETE).path(format!("{MESSAGES}/d1"));
-        then.status(403)
-            .json_body(graph_error("ErrorAccessDenied", "Access is denied."));
-    });
-    let error = send_error(&server, &large_email()).await;
-    delete.assert_calls(1);
-    assert_eq!(error.delivery(), Delivery::NotSent);
-    let text = error.to_string();
-    assert!(
-        text.contains("its draft could not be deleted (HTTP 403 ErrorAccessDenied")
-            && text.contains("Drafts folder of `no-reply@contoso.com`"),
-        "{text}"
-    );
+    for (refusal, quoted) in [
+        (
+            Some(graph_error("ErrorAccessDenied", "Access is denied.")),
+            "its draft could not be deleted (HTTP 403 ErrorAccessDenied",
+        ),
+        (None, "its draft could not be deleted (HTTP 403: "),
+    ] {
+        let server = MockServer::start_async().await;
+        mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+        mock_refused_upload(&server, 400);
+        let delete = server.mock(|when, then| {
+            when.method(DELETE).path(format!("{MESSAGES}/d1"));
+            let then = then.status(403);
+            if let Some(body) = refusal {
+                then.json_body(body);
+            }
+        });
+        let error = send_error(&server, &large_email()).await;
+        delete.assert_calls(1);
+        assert_eq!(error.delivery(), Delivery::NotSent);
+        let text = error.to_string();
+        assert!(
+            text.contains(quoted) && text.contains("Drafts folder of `no-reply@contoso.com`"),
+            "{text}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -235,3 +235,53 @@ async fn a_redirect_or_a_foreign_answer_points_at_graph_endpoint() {
     assert!(remedy.contains("not Graph's JSON"), "{error}: {remedy}");
     assert!(remedy.contains("check `graph_endpoint`"), "{remedy}");
 }
+
+/// Each attempt carries a `client-request-id` of its own, a random UUID, and the error keeps
+/// the one of the attempt Graph refused: the id an admin quotes to Microsoft support finds
+/// that request in Graph's logs, not the one before it, nor every request of the service.
+#[tokio::test]
+async fn each_attempt_has_its_own_client_request_id_and_the_error_keeps_the_refused_ones() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let answers = in_sequence(vec![
+        json_response(503, &graph_error("ServiceUnavailable", "Try again.")),
+        json_response(
+            400,
+            &graph_error(
+                "ErrorInvalidRecipients",
+                "At least one recipient is not valid.",
+            ),
+        ),
+    ]);
+    let recorded = std::sync::Arc::clone(&seen);
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.respond_with(move |request: &httpmock::HttpMockRequest| {
+            let id = request.headers()["client-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            recorded.lock().unwrap().push(id);
+            answers(request)
+        });
+    });
+    let error = transport(&settings(&server))
+        .send(&simple_email())
+        .await
+        .unwrap_err();
+    send.assert_calls(2);
+    let seen = seen.lock().unwrap().clone();
+    for id in &seen {
+        let parsed = uuid::Uuid::parse_str(id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(parsed.get_version_num(), 4, "not a random UUID: {id}");
+    }
+    assert_ne!(seen[0], seen[1], "the retry reused the first attempt's id");
+    let Error::Graph {
+        client_request_id, ..
+    } = &error
+    else {
+        panic!("{error:?}");
+    };
+    assert_eq!(client_request_id.as_deref(), Some(seen[1].as_str()));
+}

@@ -347,3 +347,43 @@ async fn a_draft_left_by_an_error_outside_graph_is_named_in_the_log() {
         ],
     );
 }
+
+/// Deleting an unsent draft is safe to repeat: a deletion whose answer never came (the
+/// request timed out) or that Graph failed with a 500 is tried again, and the draft does not
+/// stay behind in the mailbox's Drafts folder.
+#[tokio::test]
+async fn a_deletion_unanswered_or_failed_by_graph_is_tried_again_and_the_draft_goes() {
+    for unanswered in [true, false] {
+        let server = MockServer::start_async().await;
+        mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+        let first_delete = server.mock(|when, then| {
+            when.method(DELETE).path(format!("{MESSAGES}/d2"));
+            match unanswered {
+                // Longer than the request timeout below: an answer that never came.
+                true => then.status(204).delay(std::time::Duration::from_secs(30)),
+                false => then
+                    .status(500)
+                    .json_body(graph_error("InternalServerError", "Try again.")),
+            };
+        });
+        first_delete.up_to_n_times(1);
+        let (send, delete) = draft_mocks(&server, 400, None);
+        let graph = settings(&server)
+            .graph_builder()
+            .unwrap()
+            .request_timeout(std::time::Duration::from_secs(2))
+            .retry_policy(crate::support::fast_retry(3))
+            .build()
+            .unwrap();
+        let error = graph.send(&parts_email()).await.unwrap_err();
+        send.assert_calls(1);
+        first_delete.assert_calls(1);
+        delete.assert_calls(1);
+        assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
+        let text = error.to_string();
+        assert!(
+            text.contains("(its draft was deleted)"),
+            "{unanswered}: {text}"
+        );
+    }
+}

@@ -272,6 +272,35 @@ async fn a_503_with_a_throttling_code_names_the_limits_when_retries_run_out() {
     }
 }
 
+/// A 503 that is Graph unavailable, not throttling (no throttling code): once the retries
+/// run out the send is not sent and may be tried later, and the error does not blame the
+/// mailbox's sending rate, which sending less often would not fix.
+#[tokio::test]
+async fn a_503_without_a_throttling_code_is_not_called_throttling_when_retries_run_out() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(503)
+            .header("retry-after", "0")
+            .json_body(graph_error(
+                "ServiceUnavailable",
+                "The service is temporarily unavailable.",
+            ));
+    });
+    let error = transport(&settings(&server))
+        .send(&simple_email())
+        .await
+        .unwrap_err();
+    send.assert_calls(4);
+    assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
+    assert!(error.is_transient(), "{error}");
+    assert!(error.to_string().contains("ServiceUnavailable"), "{error}");
+    let remedy = error.remedy().unwrap_or_default();
+    assert!(!remedy.contains("throttling"), "{remedy}");
+    assert!(!remedy.contains("`queue_url`"), "{remedy}");
+}
+
 /// A send that waited for the mailbox's one request slot while the request holding it was
 /// answered 429 waits out the pause that answer set, before it sends anything: it does not
 /// take the freed slot straight to Graph, to be refused again. Here the pause (an hour) is

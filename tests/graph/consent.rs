@@ -253,3 +253,46 @@ async fn a_token_younger_than_five_minutes_is_kept() {
     refused.assert_calls(1);
     assert_eq!(asked.load(Ordering::SeqCst), 1, "no new token");
 }
+
+/// A send refused for a token without permissions (before admin consent) is not a refused
+/// fresh token: a later 401 for an expired token is still answered with a new token, and
+/// that send goes.
+#[tokio::test]
+async fn a_refusal_for_missing_permissions_does_not_stop_a_later_refresh() {
+    let server = MockServer::start_async().await;
+    let (fetches, responder) = numbered_tokens(3600);
+    server.mock(|when, then| {
+        when.method(POST).path(token_path(TENANT));
+        then.respond_with(responder);
+    });
+    let no_permissions = graph_error(
+        "NoPermissionsInAccessToken",
+        "The token contains no permissions, or permissions can not be understood.",
+    );
+    let expired = graph_error(
+        "InvalidAuthenticationToken",
+        "Access token has expired or is not yet valid.",
+    );
+    let refused = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", "Bearer token-1");
+        then.respond_with(in_sequence(vec![
+            json_response(401, &no_permissions),
+            json_response(401, &expired),
+        ]));
+    });
+    let accepted = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("authorization", "Bearer token-2");
+        then.status(202);
+    });
+    let graph = transport(&settings(&server));
+    let error = graph.send(&simple_email()).await.unwrap_err();
+    assert!(error.remedy().unwrap().contains("Grant admin consent"));
+    graph.send(&simple_email()).await.unwrap();
+    refused.assert_calls(2);
+    accepted.assert_calls(1);
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}

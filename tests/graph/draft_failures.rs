@@ -387,3 +387,26 @@ async fn a_deletion_unanswered_or_failed_by_graph_is_tried_again_and_the_draft_g
         );
     }
 }
+
+/// An upload host whose refusal quotes the upload URL back: the URL is a credential of its
+/// own (no bearer token goes with it), so the error keeps the refusal but not the URL's
+/// credential, which would let anyone who reads the error upload to that draft.
+#[tokio::test]
+async fn an_upload_refusal_quoting_its_url_keeps_the_urls_credential_out_of_the_error() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let upload_url = server.url("/upload/s?authtoken=SESSION-SECRET-quoted");
+    mock_draft_uploading_to(&server, &upload_url);
+    server.mock(|when, then| {
+        when.method(PUT).path("/upload/s");
+        then.status(400).json_body(graph_error(
+            "ErrorInvalidRequest",
+            &format!("The request to {upload_url} is not valid."),
+        ));
+    });
+    let error = send_error(&server, &large_email()).await;
+    assert_eq!(error.delivery(), Delivery::NotSent);
+    let text = format!("{error}\n{error:?}\n{:?}", error.remedy());
+    assert!(text.contains("is not valid"), "{text}");
+    assert!(!text.contains("SESSION-SECRET-quoted"), "{text}");
+}

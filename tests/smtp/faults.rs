@@ -275,6 +275,46 @@ async fn a_send_waiting_for_its_own_token_provider_blames_that_provider() {
     assert!(text.contains("1s"), "names the deadline: {text}");
 }
 
+/// A token provider with a bug of its own: it panics.
+#[derive(Debug)]
+struct PanickingTokens;
+
+#[async_trait::async_trait]
+impl mail_connector::TokenProvider for PanickingTokens {
+    async fn token(&self, _scope: &str) -> mail_connector::Result<mail_connector::AccessToken> {
+        panic!("the token provider's own bug")
+    }
+}
+
+/// Each attempt runs in a task of its own; a panic there (here, the caller's own token
+/// provider) reaches the caller as that panic, not passed off as the runtime shutting down
+/// (an error that would say the delivery is uncertain).
+#[tokio::test]
+async fn a_panic_in_the_token_provider_reaches_the_caller_as_that_panic() {
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = SmtpTransport::starttls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .xoauth2(USER, Arc::new(PanickingTokens))
+        .build()
+        .unwrap();
+    let sent = tokio::spawn(async move { transport.send(&email()).await });
+    let outcome = bounded(sent).await;
+    let Err(joined) = outcome else {
+        panic!("the send returned instead of panicking: {outcome:?}")
+    };
+    let payload = joined.into_panic();
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"the token provider's own bug")
+    );
+    assert!(server.messages().is_empty());
+}
+
 /// An app registration's tokens come from the login host: it is named, with its settings.
 #[tokio::test]
 async fn a_send_waiting_for_a_silent_login_host_blames_the_login_host() {

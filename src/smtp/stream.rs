@@ -406,6 +406,37 @@ mod tests {
         assert_eq!(kind(&error), Some(Violation::StarttlsInjection));
     }
 
+    /// A server that closes in the middle of its reply to STARTTLS: the reader gets what
+    /// came, then the end of the stream (lettre reports the cut reply), instead of the guard
+    /// asking an empty socket again and again in one poll, which no deadline could stop.
+    #[test]
+    fn a_server_that_closes_during_the_starttls_reply_ends_the_read() {
+        let (done, outcome) = std::sync::mpsc::channel();
+        // A thread of its own: a read that spins inside its poll would hold any runtime.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let read = runtime.block_on(async {
+                let (mut client, mut server) = pair().await;
+                client.write_all(b"STARTTLS\r\n").await.unwrap();
+                // Read by the server, else closing would reset the connection.
+                let mut command = [0u8; 10];
+                server.read_exact(&mut command).await.unwrap();
+                server.write_all(b"220 go").await.unwrap();
+                drop(server);
+                let mut read = Vec::new();
+                client.read_to_end(&mut read).await.map(|_| read)
+            });
+            let _ = done.send(read.map_err(|e| e.to_string()));
+        });
+        let read = outcome
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the read must end when the server closes");
+        assert_eq!(read.unwrap(), b"220 go");
+    }
+
     #[tokio::test]
     async fn other_replies_pass_through_and_the_count_restarts_at_each_write() {
         let (mut client, mut server) = pair().await;

@@ -96,6 +96,35 @@ async fn a_temporary_refusal_on_a_pooled_connection_is_reported() {
     assert_eq!(transport.connections_opened(), 1);
 }
 
+/// A refusal the server gave on a pooled connection that stays open (here every recipient
+/// refused) leaves the connection fit for the next send: it goes back to the pool rather
+/// than being closed and dialled again.
+#[tokio::test]
+async fn a_pooled_connection_that_saw_a_refusal_is_used_again() {
+    let server = TestServer::start(ServerOptions {
+        refused: vec!["nobody@example.org".into()],
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = without_retries(&server);
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    let error = transport
+        .send(&simple_email("nobody@example.org"))
+        .await
+        .unwrap_err();
+    assert!(!error.is_transient(), "{error:?}");
+    transport
+        .send(&simple_email("bob@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(server.messages().len(), 2);
+    assert_eq!(server.connections(), 1);
+    assert_eq!(transport.connections_opened(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_sends_stay_within_the_connection_limit() {
     for limit in [3usize, 1] {

@@ -340,21 +340,13 @@ async fn a_send_waiting_for_a_slot_waits_out_the_pause_the_slots_request_was_giv
         let graph = graph.clone();
         async move { graph.send(&simple_email()).await }
     });
-    let waiting = [
-        sent_from(&mailbox),
-        "waiting for a free request slot".to_owned(),
-    ];
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while !logs
-            .text()
-            .lines()
-            .any(|line| waiting.iter().all(|part| line.contains(part.as_str())))
-        {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the second send never waited for the slot");
+    let ours = sent_from(&mailbox);
+    logged_line_within(
+        Duration::from_secs(60),
+        &logs,
+        &[&ours, "waiting for a free request slot"],
+    )
+    .await;
     // The first request's 429 pauses the mailbox, then frees the slot. A second release lets
     // a second request through the gate too, should one be sent: it then reaches Graph.
     held.release();

@@ -254,13 +254,15 @@ mod fake_tokens {
     }
 }
 
-/// A `tracing` writer into a shared buffer, to check what would be logged.
+/// A `tracing` writer into a shared buffer, to check what would be logged; it tells waiters
+/// ([`logged_line_within`]) of each write.
 #[derive(Clone, Default)]
-pub struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+pub struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>, Arc<tokio::sync::Notify>);
 
 impl std::io::Write for LogBuffer {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(bytes);
+        self.1.notify_waiters();
         Ok(bytes.len())
     }
 
@@ -273,6 +275,34 @@ impl LogBuffer {
     /// Everything logged so far.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// The first captured line that holds every one of `parts` (as [`logged_line`]), waiting for
+/// it to be logged: by a task the test cannot join, say. Panics after `limit`, an outer bound
+/// against a hang, with the logs.
+pub async fn logged_line_within(limit: Duration, logs: &LogBuffer, parts: &[&str]) -> String {
+    let find = || {
+        logs.text()
+            .lines()
+            .find(|line| parts.iter().all(|part| line.contains(part)))
+            .map(str::to_owned)
+    };
+    let wait = async {
+        loop {
+            let written = logs.1.notified();
+            if let Some(line) = find() {
+                return line;
+            }
+            written.await;
+        }
+    };
+    match tokio::time::timeout(limit, wait).await {
+        Ok(line) => line,
+        Err(_) => panic!(
+            "no line holding all of {parts:?} was logged within {limit:?}; the logs:\n{}",
+            logs.text()
+        ),
     }
 }
 

@@ -339,3 +339,60 @@ async fn a_send_abandoned_during_the_data_logs_how_it_ended() {
         ],
     );
 }
+
+/// A send its caller stopped waiting for that then reaches the send deadline is logged by
+/// what had happened by then: held at its recipient, it was not delivered; held after its
+/// data was written, it may have been (an operator must look before sending it again).
+#[tokio::test]
+async fn an_abandoned_send_that_reaches_its_deadline_logs_whether_its_data_was_written() {
+    const HELD: &str = "held@example.org";
+    let (logs, _guard) = crate::support::capture_logs();
+    for after_data in [false, true] {
+        // Never given a permit: the server holds its answer for good.
+        let never = Arc::new(tokio::sync::Semaphore::new(0));
+        let server = TestServer::start(ServerOptions {
+            gated_recipient: (!after_data).then(|| (HELD.to_owned(), Arc::clone(&never))),
+            gated_data_end: after_data.then(|| Arc::clone(&never)),
+            ..ServerOptions::default()
+        })
+        .await;
+        // Ten seconds, so that only the held answer can spend them on a loaded machine.
+        let transport = logged_in(&server)
+            .send_deadline(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let caller = tokio::spawn({
+            let transport = transport.clone();
+            async move { transport.send(&simple_email(HELD)).await }
+        });
+        bounded(async {
+            match after_data {
+                true => server.wait_for_data_ends(1).await,
+                false => server.wait_until(|s| s.rcpt_commands(HELD) == 1).await,
+            }
+        })
+        .await;
+        caller.abort();
+        let _ = caller.await;
+        // This send's line (its server's port), not another test's.
+        let line = crate::support::logged_line_within(
+            std::time::Duration::from_secs(60),
+            &logs,
+            &[
+                &format!("port={} ", server.port()),
+                "a send its caller stopped waiting for reached the send deadline",
+            ],
+        )
+        .await;
+        assert_eq!(
+            line.contains("it may have been delivered"),
+            after_data,
+            "{line}"
+        );
+        assert_eq!(
+            line.contains("and was not delivered"),
+            !after_data,
+            "{line}"
+        );
+    }
+}

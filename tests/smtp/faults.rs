@@ -315,6 +315,46 @@ async fn a_panic_in_the_token_provider_reaches_the_caller_as_that_panic() {
     assert!(server.messages().is_empty());
 }
 
+/// A runtime shut down while its send waits for the server's answer to the data (the caller
+/// polling the send from outside it, as `Handle::block_on` does) cancels the send's task:
+/// the caller gets an error saying the delivery is uncertain, not a panic.
+#[test]
+fn a_runtime_shut_down_during_a_send_gives_an_uncertain_error_not_a_panic() {
+    let servers = tokio::runtime::Runtime::new().unwrap();
+    let never = Arc::new(tokio::sync::Semaphore::new(0));
+    let server = servers.block_on(TestServer::start(ServerOptions {
+        gated_data_end: Some(Arc::clone(&never)),
+        ..ServerOptions::default()
+    }));
+    let sending = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = sending.handle().clone();
+    let builder = logged_in(&server);
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let transport = handle.block_on(async move { builder.build().unwrap() });
+            handle.block_on(transport.send(&simple_email("ann@example.org")))
+        }));
+        let _ = done.send(sent.map_err(|_| "the send panicked"));
+    });
+    servers.block_on(bounded(server.wait_for_data_ends(1)));
+    sending.shutdown_background();
+    let sent = outcome
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the send must end when its runtime shuts down");
+    let error = sent.unwrap().unwrap_err();
+    assert_eq!(
+        error.delivery(),
+        mail_connector::Delivery::Uncertain,
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("runtime shut down"), "{error}");
+}
+
 /// An app registration's tokens come from the login host: it is named, with its settings.
 #[tokio::test]
 async fn a_send_waiting_for_a_silent_login_host_blames_the_login_host() {

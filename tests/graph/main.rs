@@ -6,6 +6,7 @@
 mod support;
 
 mod accepted;
+mod answer_sizes;
 mod check;
 mod connections;
 mod consent;

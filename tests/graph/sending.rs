@@ -391,3 +391,55 @@ async fn an_address_listed_twice_is_reported_once() {
     assert_eq!(reported, ["To: ann@example.org"]);
     send.assert();
 }
+
+/// Through a caller's own HTTP client every body is watched (to tell a request that never
+/// left from one that did); each still goes with its length, not chunked: Graph's upload
+/// session refuses a range without `Content-Length`.
+#[tokio::test]
+async fn through_a_callers_client_each_body_goes_with_its_length() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let with_length =
+        |path: String, method: httpmock::Method, status: u16, answer: serde_json::Value| {
+            server.mock(move |when, then| {
+                when.method(method)
+                    .path(path)
+                    .header_exists("content-length")
+                    .header_missing("transfer-encoding");
+                then.status(status).json_body(answer);
+            })
+        };
+    let send_mail = with_length(SEND_PATH.to_owned(), POST, 202, json!({}));
+    let draft = with_length(MESSAGES.to_owned(), POST, 201, json!({"id": "d1"}));
+    let session = with_length(
+        format!("{MESSAGES}/d1/attachments/createUploadSession"),
+        POST,
+        201,
+        json!({"uploadUrl": server.url("/upload/s")}),
+    );
+    let range = with_length(
+        "/upload/s".to_owned(),
+        httpmock::Method::PUT,
+        201,
+        json!({}),
+    );
+    let draft_send = with_length(format!("{MESSAGES}/d1/send"), POST, 202, json!({}));
+    let graph = settings(&server)
+        .builder()
+        .http_client(mail_connector::reqwest::Client::new())
+        .graph_builder()
+        .unwrap()
+        .build()
+        .unwrap();
+    graph.send(&simple_email()).await.unwrap();
+    graph.send(&large_email()).await.unwrap();
+    for (mock, what) in [
+        (&send_mail, "sendMail"),
+        (&draft, "the draft"),
+        (&session, "the upload session"),
+        (&range, "the range"),
+        (&draft_send, "the draft's send"),
+    ] {
+        assert_eq!(mock.calls(), 1, "{what}");
+    }
+}

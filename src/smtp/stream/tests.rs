@@ -114,3 +114,83 @@ async fn other_replies_pass_through_and_the_count_restarts_at_each_write() {
     let error = client.read_exact(&mut buf).await.unwrap_err();
     assert_eq!(kind(&error), Some(Violation::ReplyTooLong));
 }
+
+/// A TLS server for `localhost` with a certificate signed by its own CA, and the PEM of
+/// that CA for the client to trust.
+fn tls_server() -> (tokio_rustls::TlsAcceptor, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+    (std::sync::Arc::new(config).into(), ca_cert.pem())
+}
+
+/// What the TLS layer took while the socket was full goes out on flush. lettre flushes
+/// after each write and then waits for the reply: the end of the data left in the TLS
+/// buffer would never reach the server, and the send would hang until its deadline.
+#[tokio::test]
+async fn a_flush_over_implicit_tls_sends_what_a_full_socket_held_back() {
+    use lettre::transport::smtp::client::{Certificate, TlsParameters};
+
+    let (acceptor, ca_pem) = tls_server();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // A small send buffer, so that the socket fills after a few records.
+    socket.set_send_buffer_size(4096).unwrap();
+    let client = socket.connect(listener.local_addr().unwrap());
+    let (client, accepted) = tokio::join!(client, listener.accept());
+    let params = TlsParameters::builder("localhost".to_owned())
+        .add_root_certificate(Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let (client, server) = tokio::join!(
+        ImplicitTls::handshake(Box::new(GuardedStream::new(client.unwrap())), params),
+        acceptor.accept(accepted.unwrap().0)
+    );
+    let (mut client, mut server) = (client.unwrap(), server.unwrap());
+
+    // The server reads nothing yet: write until a write cannot go on. The TLS layer then
+    // holds records the socket had no room for.
+    let chunk = [b'x'; 16 * 1024];
+    let mut taken = 0;
+    while let Some(written) =
+        std::future::poll_fn(|cx| match Pin::new(&mut client).poll_write(cx, &chunk) {
+            Poll::Pending => Poll::Ready(None),
+            Poll::Ready(written) => Poll::Ready(Some(written)),
+        })
+        .await
+    {
+        taken += written.unwrap();
+        assert!(taken < 256 * 1024 * 1024, "the socket never filled");
+    }
+
+    // The flush, while the server reads every byte the client took.
+    let read = async {
+        let mut received = vec![0u8; taken];
+        server.read_exact(&mut received).await.map(|_| received)
+    };
+    // Only a bound on a hang: the bytes are all there, or never come.
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), read);
+    let (flushed, read) = tokio::join!(client.flush(), read);
+    flushed.unwrap();
+    let received = read
+        .expect("bytes the client took never reached the server: the flush left them behind")
+        .unwrap();
+    assert!(received.iter().all(|&b| b == b'x'));
+}

@@ -29,7 +29,8 @@ fn mock_session_and_send<'a>(
     let range = server.mock(|when, then| {
         when.method(PUT)
             .path("/upload/s")
-            .query_param("authtoken", authtoken);
+            .query_param("authtoken", authtoken)
+            .header_missing("authorization");
         then.status(201)
             .header("location", "https://graph/attachments/a1");
     });

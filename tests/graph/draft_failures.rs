@@ -360,7 +360,7 @@ async fn a_deletion_unanswered_or_failed_by_graph_is_tried_again_and_the_draft_g
             when.method(DELETE).path(format!("{MESSAGES}/d2"));
             match unanswered {
                 // Longer than the request timeout below: an answer that never came.
-                true => then.status(204).delay(std::time::Duration::from_secs(30)),
+                true => then.status(204).delay(std::time::Duration::from_secs(60)),
                 false => then
                     .status(500)
                     .json_body(graph_error("InternalServerError", "Try again.")),
@@ -371,7 +371,9 @@ async fn a_deletion_unanswered_or_failed_by_graph_is_tried_again_and_the_draft_g
         let graph = settings(&server)
             .graph_builder()
             .unwrap()
-            .request_timeout(std::time::Duration::from_secs(2))
+            // Ten seconds: only the held deletion spends them, not the other requests of the
+            // send on a loaded machine.
+            .request_timeout(std::time::Duration::from_secs(10))
             .retry_policy(crate::support::fast_retry(3))
             .build()
             .unwrap();

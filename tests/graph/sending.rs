@@ -393,8 +393,8 @@ async fn an_address_listed_twice_is_reported_once() {
 }
 
 /// Through a caller's own HTTP client every body is watched (to tell a request that never
-/// left from one that did); each still goes with its length, not chunked: Graph's upload
-/// session refuses a range without `Content-Length`.
+/// left from one that did); each still goes with its length, not chunked: Graph's documents
+/// ask for `Content-Length` on each range of an upload session.
 #[tokio::test]
 async fn through_a_callers_client_each_body_goes_with_its_length() {
     let server = MockServer::start_async().await;

@@ -344,6 +344,7 @@ async fn a_send_waiting_for_a_slot_waits_out_the_pause_the_slots_request_was_giv
     logged_line_within(
         Duration::from_secs(60),
         &logs,
+        0,
         &[&ours, "waiting for a free request slot"],
     )
     .await;

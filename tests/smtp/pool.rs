@@ -361,6 +361,8 @@ async fn an_abandoned_send_that_reaches_its_deadline_logs_whether_its_data_was_w
             .send_deadline(std::time::Duration::from_secs(10))
             .build()
             .unwrap();
+        // Only what is logged from here on: a port is used again once its server is gone.
+        let mark = logs.written();
         let caller = tokio::spawn({
             let transport = transport.clone();
             async move { transport.send(&simple_email(HELD)).await }
@@ -378,6 +380,7 @@ async fn an_abandoned_send_that_reaches_its_deadline_logs_whether_its_data_was_w
         let line = crate::support::logged_line_within(
             std::time::Duration::from_secs(60),
             &logs,
+            mark,
             &[
                 &format!("port={} ", server.port()),
                 "a send its caller stopped waiting for reached the send deadline",

@@ -165,10 +165,12 @@ async fn a_silent_server_is_asked_the_tls_question_once_per_send() {
 }
 
 #[tokio::test]
-async fn a_plaintext_server_that_greets_late_stays_a_transient_error() {
-    // It greets in plain text, but only long after the client's connect timeout (and the TLS
-    // question's, which is no longer): slow, not a server that speaks implicit TLS. A greeting
-    // just after the timeout could beat a client scheduled late on a loaded machine.
+async fn a_plaintext_server_that_greets_too_late_stays_a_transient_error() {
+    // It greets in plain text, but only long after the client's connect timeout and the TLS
+    // question's (which is no longer), so neither sees the greeting: a port that stays silent
+    // and does not answer a TLS hello either is slow, not a server that speaks implicit TLS.
+    // (A greeting just after the timeout could beat a client scheduled late on a loaded
+    // machine.)
     let server = TestServer::start(ServerOptions {
         greeting_delay: Some(Duration::from_secs(60)),
         ..ServerOptions::default()

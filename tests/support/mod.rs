@@ -274,16 +274,31 @@ impl std::io::Write for LogBuffer {
 impl LogBuffer {
     /// Everything logged so far.
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        self.text_since(0)
+    }
+
+    /// How much was logged so far: a mark for [`LogBuffer::text_since`].
+    pub fn written(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// What was logged after `mark` (from [`LogBuffer::written`]).
+    pub fn text_since(&self, mark: usize) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()[mark..]).into_owned()
     }
 }
 
-/// The first captured line that holds every one of `parts` (as [`logged_line`]), waiting for
-/// it to be logged: by a task the test cannot join, say. Panics after `limit`, an outer bound
-/// against a hang, with the logs.
-pub async fn logged_line_within(limit: Duration, logs: &LogBuffer, parts: &[&str]) -> String {
+/// The first line captured after `mark` (from [`LogBuffer::written`]; 0 for all) that holds
+/// every one of `parts` (as [`logged_line`]), waiting for it to be logged: by a task the test
+/// cannot join, say. Panics after `limit`, an outer bound against a hang, with the logs.
+pub async fn logged_line_within(
+    limit: Duration,
+    logs: &LogBuffer,
+    mark: usize,
+    parts: &[&str],
+) -> String {
     let find = || {
-        logs.text()
+        logs.text_since(mark)
             .lines()
             .find(|line| parts.iter().all(|part| line.contains(part)))
             .map(str::to_owned)

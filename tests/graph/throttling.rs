@@ -238,6 +238,25 @@ async fn sends_waiting_out_a_pause_leave_the_slots_to_a_drafts_deletion() {
     }
 }
 
+/// The error of a send whose every attempt (the first and 3 retries) Graph answered 503 with
+/// `code` and `message`, asking no wait.
+async fn given_up_after_503s(code: &str, message: &str) -> mail_connector::Error {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let send = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(503)
+            .header("retry-after", "0")
+            .json_body(graph_error(code, message));
+    });
+    let error = transport(&settings(&server))
+        .send(&simple_email())
+        .await
+        .unwrap_err();
+    send.assert_calls(4);
+    error
+}
+
 /// Graph's throttling codes on a 503 (its concurrency limit, say): once the retries run out,
 /// the remedy names Graph's limits and the queue, as for a 429.
 #[tokio::test]
@@ -247,22 +266,8 @@ async fn a_503_with_a_throttling_code_names_the_limits_when_retries_run_out() {
         "MailboxConcurrency",
         "TooManyRequests",
     ] {
-        let server = MockServer::start_async().await;
-        mock_token(&server, &token_for(&["Mail.Send"]));
-        let send = server.mock(|when, then| {
-            when.method(POST).path(SEND_PATH);
-            then.status(503)
-                .header("retry-after", "0")
-                .json_body(graph_error(
-                    code,
-                    "Application is over its MailBox concurrency limit.",
-                ));
-        });
-        let error = transport(&settings(&server))
-            .send(&simple_email())
-            .await
-            .unwrap_err();
-        send.assert_calls(4);
+        let error =
+            given_up_after_503s(code, "Application is over its MailBox concurrency limit.").await;
         let remedy = error.remedy().unwrap_or_default();
         assert!(
             remedy.contains("Graph is throttling this mailbox"),
@@ -277,22 +282,11 @@ async fn a_503_with_a_throttling_code_names_the_limits_when_retries_run_out() {
 /// mailbox's sending rate, which sending less often would not fix.
 #[tokio::test]
 async fn a_503_without_a_throttling_code_is_not_called_throttling_when_retries_run_out() {
-    let server = MockServer::start_async().await;
-    mock_token(&server, &token_for(&["Mail.Send"]));
-    let send = server.mock(|when, then| {
-        when.method(POST).path(SEND_PATH);
-        then.status(503)
-            .header("retry-after", "0")
-            .json_body(graph_error(
-                "ServiceUnavailable",
-                "The service is temporarily unavailable.",
-            ));
-    });
-    let error = transport(&settings(&server))
-        .send(&simple_email())
-        .await
-        .unwrap_err();
-    send.assert_calls(4);
+    let error = given_up_after_503s(
+        "ServiceUnavailable",
+        "The service is temporarily unavailable.",
+    )
+    .await;
     assert_eq!(error.delivery(), Delivery::NotSent, "{error}");
     assert!(error.is_transient(), "{error}");
     assert!(error.to_string().contains("ServiceUnavailable"), "{error}");

@@ -252,6 +252,17 @@ impl mail_connector::TokenProvider for SilentTokens {
     }
 }
 
+/// A STARTTLS transport to `server` logging in with XOAUTH2 tokens from `tokens`.
+fn xoauth2_with(
+    server: &TestServer,
+    tokens: Arc<dyn mail_connector::TokenProvider>,
+) -> mail_connector::smtp::SmtpTransportBuilder {
+    SmtpTransport::starttls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .xoauth2(USER, tokens)
+}
+
 /// A caller's own token provider is blamed as such: it may not ask the login host at all.
 #[tokio::test]
 async fn a_send_waiting_for_its_own_token_provider_blames_that_provider() {
@@ -260,10 +271,7 @@ async fn a_send_waiting_for_its_own_token_provider_blames_that_provider() {
         ..ServerOptions::default()
     })
     .await;
-    let transport = SmtpTransport::starttls("127.0.0.1")
-        .port(server.port())
-        .tls_ca_pem(server.ca_pem.clone())
-        .xoauth2(USER, Arc::new(SilentTokens))
+    let transport = xoauth2_with(&server, Arc::new(SilentTokens))
         .send_deadline(Duration::from_secs(1))
         .build()
         .unwrap();
@@ -296,10 +304,7 @@ async fn a_panic_in_the_token_provider_reaches_the_caller_as_that_panic() {
         ..ServerOptions::default()
     })
     .await;
-    let transport = SmtpTransport::starttls("127.0.0.1")
-        .port(server.port())
-        .tls_ca_pem(server.ca_pem.clone())
-        .xoauth2(USER, Arc::new(PanickingTokens))
+    let transport = xoauth2_with(&server, Arc::new(PanickingTokens))
         .build()
         .unwrap();
     let sent = tokio::spawn(async move { transport.send(&email()).await });

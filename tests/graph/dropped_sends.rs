@@ -34,11 +34,18 @@ async fn a_send_dropped_mid_upload_deletes_its_draft() {
     });
     let graph = transport(&settings(&server));
     let send = tokio::spawn(async move { graph.send(&large_email()).await });
-    let (mut upload, _) = upload_host.accept().await.unwrap();
+    // Bounded: a send that never starts the upload (or ends without it) fails the test
+    // rather than hanging it.
     let mut head = [0u8; 16];
-    tokio::io::AsyncReadExt::read_exact(&mut upload, &mut head)
-        .await
-        .unwrap();
+    let _upload = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let (mut upload, _) = upload_host.accept().await.unwrap();
+        tokio::io::AsyncReadExt::read_exact(&mut upload, &mut head)
+            .await
+            .unwrap();
+        upload
+    })
+    .await
+    .expect("the upload of the attachment never started");
     assert!(head.starts_with(b"PUT /upload/s"), "{head:?}");
     send.abort();
     assert!(send.await.unwrap_err().is_cancelled());

@@ -175,7 +175,12 @@ async fn sends_waiting_out_a_pause_leave_the_slots_to_a_drafts_deletion() {
     // The large send's upload arrives, and is held unanswered: it keeps one slot.
     let sending = graph.clone();
     let large_send = tokio::spawn(async move { sending.send(&large).await });
-    let (mut upload, _) = upload_host.accept().await.unwrap();
+    // Bounded: a send that never starts the upload fails the test rather than hanging it.
+    let (mut upload, _) =
+        tokio::time::timeout(std::time::Duration::from_secs(20), upload_host.accept())
+            .await
+            .expect("the upload of the attachment never started")
+            .unwrap();
     let mut request = Vec::new();
     let mut buffer = vec![0u8; 64 * 1024];
     let body_length = loop {

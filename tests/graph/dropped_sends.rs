@@ -182,7 +182,11 @@ async fn a_send_dropped_while_its_draft_is_throttled_does_not_make_it() {
     settings.user_name = Some(mailbox.into());
     let graph = transport(&settings);
     let send = tokio::spawn(async move { graph.send(&parts_email()).await });
-    arrived.recv().await.unwrap();
+    // Bounded: a send that never asks for the draft fails the test rather than hanging it.
+    tokio::time::timeout(std::time::Duration::from_secs(20), arrived.recv())
+        .await
+        .expect("the draft was never asked for")
+        .unwrap();
     send.abort();
     assert!(send.await.unwrap_err().is_cancelled());
     // Where the retry would have been sent, the send's task says it is not (or, without
@@ -238,7 +242,11 @@ async fn a_send_dropped_while_its_unsent_draft_is_deleted_still_deletes_it() {
     });
     let graph = transport(&settings(&server));
     let send = tokio::spawn(async move { graph.send(&parts_email()).await });
-    assert_eq!(deleted.recv().await, Some(Some(503)));
+    // Bounded: a send that never deletes its draft fails the test rather than hanging it.
+    let first = tokio::time::timeout(std::time::Duration::from_secs(20), deleted.recv())
+        .await
+        .expect("the unsent draft was never deleted");
+    assert_eq!(first, Some(Some(503)));
     send.abort();
     assert!(send.await.unwrap_err().is_cancelled());
     let second = tokio::time::timeout(std::time::Duration::from_secs(20), deleted.recv())

@@ -255,11 +255,8 @@ fn mock_draft_deleted_with<'a>(
     mailbox: &str,
     deleted: u16,
 ) -> httpmock::Mock<'a> {
-    let messages = format!("/v1.0/users/{mailbox}/messages");
-    server.mock(|when, then| {
-        when.method(POST).path(&messages);
-        then.status(201).json_body(json!({"id": "d1"}));
-    });
+    mock_draft_in(server, mailbox);
+    let messages = messages(mailbox);
     let upload_url = server.url("/upload/s");
     server.mock(|when, then| {
         when.method(POST)

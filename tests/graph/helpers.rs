@@ -212,3 +212,16 @@ pub(crate) async fn wait_until(what: &str, done: impl Fn() -> bool) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// The path of `mailbox`'s messages (where drafts are made).
+pub(crate) fn messages(mailbox: &str) -> String {
+    format!("/v1.0/users/{mailbox}/messages")
+}
+
+/// Graph making draft `d1` in `mailbox`.
+pub(crate) fn mock_draft_in(server: &MockServer, mailbox: &str) {
+    server.mock(|when, then| {
+        when.method(POST).path(messages(mailbox));
+        then.status(201).json_body(json!({"id": "d1"}));
+    });
+}

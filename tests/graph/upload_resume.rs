@@ -35,11 +35,6 @@ pub(super) fn email_with(attachment: Attachment) -> Email {
         .unwrap()
 }
 
-/// The messages of `mailbox`, where its drafts are made.
-fn messages(mailbox: &str) -> String {
-    format!("/v1.0/users/{mailbox}/messages")
-}
-
 /// A transport whose requests time out after two seconds, the mock servers' delays standing
 /// for answers that never came.
 fn impatient_transport(server: &MockServer, mailbox: &str) -> GraphTransport {
@@ -55,14 +50,6 @@ fn impatient_transport(server: &MockServer, mailbox: &str) -> GraphTransport {
 /// The upload URL at `path`, its credential in the query.
 fn upload_url(server: &MockServer, path: &str) -> String {
     server.url(format!("{path}?authtoken={UPLOAD_SECRET}"))
-}
-
-/// Graph making draft `d1` in `mailbox`.
-fn mock_draft_in(server: &MockServer, mailbox: &str) {
-    server.mock(|when, then| {
-        when.method(POST).path(messages(mailbox));
-        then.status(201).json_body(json!({"id": "d1"}));
-    });
 }
 
 /// Draft `d1` in `mailbox`, whose upload session is at `/upload/s1`, its `/send` and its

@@ -8,6 +8,7 @@ use mail_connector::{Attachment, Delivery, Email, Error, MailTransport};
 use serde_json::json;
 
 use super::helpers::*;
+use crate::support::fast_retry;
 
 /// The error's status, code and text, checked for an uncertain send answered `status`.
 fn assert_not_accepted(error: &Error, status: u16) {
@@ -102,7 +103,8 @@ async fn a_mime_send_answered_200_is_uncertain() {
 }
 
 /// A draft's `/send` answered 200: uncertain, and the draft is left where it is (it may be
-/// the message Graph sent), the error saying where.
+/// the message Graph sent), the error saying where. No deletion is started in the
+/// background either: with one request slot, the next send takes it at once.
 #[tokio::test]
 async fn a_drafts_send_answered_200_is_uncertain_and_keeps_the_draft() {
     let server = MockServer::start_async().await;
@@ -120,9 +122,15 @@ async fn a_drafts_send_answered_200_is_uncertain_and_keeps_the_draft() {
         when.method(POST).path(format!("{messages}/d9/send"));
         then.status(200).header("request-id", "req-200");
     });
+    // A deletion, were one started, would hold the only request slot: Graph does not answer
+    // it, and it has 15 s of its own, more than the next send's deadline.
     let delete = server.mock(|when, then| {
         when.method(DELETE).path(format!("{messages}/d9"));
-        then.status(204);
+        then.status(204).delay(std::time::Duration::from_secs(3600));
+    });
+    let send_mail = server.mock(|when, then| {
+        when.method(POST).path(SEND_PATH);
+        then.status(202);
     });
     let mut builder = Email::builder().to("ann@example.org").subject("parts");
     for i in 0..3u8 {
@@ -131,11 +139,27 @@ async fn a_drafts_send_answered_200_is_uncertain_and_keeps_the_draft() {
             vec![i; 1_500_000],
         ));
     }
-    let error = transport(&settings(&server))
+    let transport = settings(&server)
+        .graph_builder()
+        .unwrap()
+        .retry_policy(fast_retry(3))
+        .send_deadline(std::time::Duration::from_secs(10))
+        .max_concurrency(1)
+        .build()
+        .unwrap();
+    let error = transport
         .send(&builder.build().unwrap())
         .await
         .expect_err("a draft's send answered 200 was reported sent");
     send.assert_calls(1);
+    // A task spawned by the send (this test's runtime has one thread) runs at the latest
+    // while this one yields, and takes the free slot at its first poll.
+    tokio::task::yield_now().await;
+    transport.send(&simple_email()).await.expect(
+        "the next send found no free request slot: a deletion of the draft was started, \
+         although the draft may be the message Graph sent",
+    );
+    send_mail.assert_calls(1);
     delete.assert_calls(0);
     assert_not_accepted(&error, 200);
     assert!(

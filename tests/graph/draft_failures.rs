@@ -182,6 +182,40 @@ async fn a_refused_send_of_the_draft_says_not_sent_once() {
     assert!(text.contains("(its draft was deleted)"), "{text}");
 }
 
+/// A draft's `/send` and its deletion carry no body, and say so: `Content-Length: 0` and no
+/// `Content-Type` (a JSON type on an empty body is a malformed request to a strict proxy).
+#[tokio::test]
+async fn the_drafts_send_and_its_deletion_go_without_a_body() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let mailbox = "no-reply@contoso.com";
+    let messages = messages(mailbox);
+    mock_draft_in(&server, mailbox);
+    server.mock(|when, then| {
+        when.method(POST).path(format!("{messages}/d1/attachments"));
+        then.status(201).json_body(json!({"id": "a"}));
+    });
+    let bodiless = |method, path: String, status: u16| {
+        server.mock(move |when, then| {
+            when.method(method)
+                .path(path)
+                .header("content-length", "0")
+                .header_missing("content-type");
+            then.status(status);
+        })
+    };
+    // Refused, so that the draft is deleted.
+    let send = bodiless(POST, format!("{messages}/d1/send"), 400);
+    let delete = bodiless(DELETE, format!("{messages}/d1"), 204);
+    let error = send_error(&server, &parts_email()).await;
+    send.assert_calls(1);
+    delete.assert_calls(1);
+    assert!(
+        error.to_string().contains("(its draft was deleted)"),
+        "{error}"
+    );
+}
+
 /// A large message whose draft would wait out the mailbox's pause (a `Retry-After` another
 /// send got) past the send deadline says once that it was not sent.
 #[tokio::test]

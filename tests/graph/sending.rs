@@ -323,7 +323,10 @@ async fn a_send_still_waiting_for_a_slot_at_its_deadline_is_not_sent() {
         .unwrap();
     let holding = graph.clone();
     let holder = tokio::spawn(async move { holding.send(&large_email()).await });
-    arrived.recv().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), arrived.recv())
+        .await
+        .expect("the draft's deletion never came")
+        .unwrap();
     let error = graph.send(&simple_email()).await.unwrap_err();
     assert!(
         error

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use mail_connector::smtp::SmtpTransport;
 use mail_connector::smtp::SmtpTransportBuilder;
 use mail_connector::{MailTransport, Secret};
 
@@ -89,4 +90,43 @@ async fn secrets_never_appear_in_debug_or_errors() {
     for error in [&basic_error, &login_error, &oauth_error] {
         assert!(error.to_string().contains("[redacted]"), "{error}");
     }
+}
+
+/// What `Debug` shows of a transport's login: how it logs in and as whom, the password
+/// redacted and a token provider only named, so that a transport printed in a log says what
+/// it does (and the checks above, that the secrets are absent, are not vacuous).
+#[test]
+fn debug_names_the_login_and_its_user_without_the_secret() {
+    let password = "pw-51b0d2-never-print";
+    let basic = SmtpTransport::implicit_tls("127.0.0.1")
+        .basic_auth(USER, Secret::new(password))
+        .build()
+        .unwrap();
+    let printed = format!("{basic:?}");
+    assert!(
+        printed.contains(&format!(
+            r#"auth: Basic {{ user: "{USER}", password: Secret([redacted]) }}"#
+        )),
+        "{printed}"
+    );
+    assert_no_secrets(&printed, &[password]);
+
+    let token = "eyJ0eXAi-debug-token-never-print";
+    let oauth = SmtpTransport::starttls("127.0.0.1")
+        .xoauth2(USER, Arc::new(FakeTokens::new(&[token])))
+        .build()
+        .unwrap();
+    let printed = format!("{oauth:?}");
+    assert!(
+        printed.contains(&format!(
+            r#"auth: Xoauth2 {{ user: "{USER}", provider: [token provider] }}"#
+        )),
+        "{printed}"
+    );
+    assert_no_secrets(&printed, &[token]);
+
+    let relay = SmtpTransport::builder_dangerous("127.0.0.1")
+        .build()
+        .unwrap();
+    assert!(format!("{relay:?}").contains("auth: None"), "{relay:?}");
 }

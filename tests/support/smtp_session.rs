@@ -275,6 +275,13 @@ pub(super) async fn session(
                     reply(&mut io, &options.transient_reply).await?;
                     continue;
                 }
+                // As real servers do (Postfix: `nested MAIL command`; Exchange: `Sender
+                // already specified`): a client must end a transaction it gave up on (RSET)
+                // before it starts the next one on the same connection.
+                if mail_from.is_some() {
+                    reply(&mut io, "503 5.5.1 Error: nested MAIL command").await?;
+                    continue;
+                }
                 transaction.begin();
                 mail_from = Some(angle(&line));
                 rcpt_to.clear();

@@ -202,3 +202,53 @@ async fn the_reaper_ends_when_the_transport_is_dropped_during_a_goodbye() {
     assert_eq!(server.quits(), 1);
     assert_eq!(server.connections(), 3);
 }
+
+/// A connection past its idle timeout that the reaper has not reached yet (it is held in its
+/// goodbye to an older one) is not used by a send: the send drops it and opens a new one,
+/// rather than sending on a session the server may be closing.
+#[tokio::test]
+async fn an_expired_connection_the_reaper_has_not_reached_is_not_used() {
+    let held = Arc::new(tokio::sync::Semaphore::new(0));
+    let goodbye = Arc::new(tokio::sync::Semaphore::new(0));
+    let server = TestServer::start(ServerOptions {
+        gated_recipient: Some(("held@example.org".to_owned(), Arc::clone(&held))),
+        gated_quit: Some(Arc::clone(&goodbye)),
+        ..ServerOptions::default()
+    })
+    .await;
+    let idle_timeout = Duration::from_millis(50);
+    let transport = logged_in(&server)
+        .max_concurrency(3)
+        .idle_timeout(idle_timeout)
+        .build()
+        .unwrap();
+    // Two sends at once, each on a connection of its own, both back in the pool after.
+    let sends: Vec<_> = (0..2)
+        .map(|_| {
+            let transport = transport.clone();
+            tokio::spawn(async move { transport.send(&email_to(&["held@example.org"])).await })
+        })
+        .collect();
+    bounded(server.wait_until(|s| s.rcpt_commands("held@example.org") == 2)).await;
+    held.add_permits(2);
+    for send in sends {
+        bounded(send).await.unwrap().unwrap();
+    }
+    let idle_since = tokio::time::Instant::now();
+    assert_eq!(transport.connections_opened(), 2);
+    // The reaper's QUIT to the older connection goes unanswered (for up to a second) ...
+    bounded(server.wait_until(|s| s.quits() == 1)).await;
+    // ... and the other one is past its idle timeout too (it went back to the pool before
+    // the sends returned): not a wait for another task, the connection's age.
+    tokio::time::sleep_until(idle_since + idle_timeout).await;
+    bounded(transport.send(&email_to(&["ann@example.org"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        transport.connections_opened(),
+        3,
+        "the expired connection was dropped, not used"
+    );
+    goodbye.add_permits(3);
+    assert_eq!(server.messages().len(), 3);
+}

@@ -216,6 +216,51 @@ async fn a_pooled_connection_is_replaced_when_the_token_changes() {
     assert_eq!(server.messages().len(), 3);
 }
 
+/// A provider with no token at hand (`ready_token` says `None`) whose `token` has to wait
+/// for its answer, as any that fetches does (a vault, a login host).
+#[derive(Debug)]
+struct FetchingTokens(Arc<FakeTokens>);
+
+#[async_trait::async_trait]
+impl mail_connector::TokenProvider for FetchingTokens {
+    async fn token(&self, scope: &str) -> mail_connector::Result<mail_connector::AccessToken> {
+        tokio::task::yield_now().await;
+        self.0.token(scope).await
+    }
+}
+
+/// As above with a provider that has to fetch its token: the pooled connection is still
+/// compared with the provider's current token (fetched within the connect timeout) and
+/// replaced when it changed, not reused as if the provider could not answer.
+#[tokio::test]
+async fn a_pooled_connection_is_replaced_when_a_fetched_token_changes() {
+    let (logs, _guard) = support::capture_logs();
+    let server = TestServer::start(ServerOptions {
+        mechanisms: vec!["XOAUTH2"],
+        tokens: vec!["token-1".into(), "token-2".into()],
+        ..ServerOptions::default()
+    })
+    .await;
+    let tokens = Arc::new(FakeTokens::new(&["token-1"]));
+    let transport = starttls(&server)
+        .xoauth2(USER, Arc::new(FetchingTokens(tokens.clone())))
+        .build()
+        .unwrap();
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    tokens.rotate("token-2");
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(server.connections(), 2, "replaced for the new token");
+    let last = server.auths().pop().unwrap();
+    assert!(last.decoded.contains("Bearer token-2"), "{}", last.decoded);
+    assert!(!logs.text().contains("no current token"), "{}", logs.text());
+}
+
 #[tokio::test]
 async fn oauth_over_smtp_from_settings_uses_the_credentials_provider() {
     use httpmock::{Method::POST, MockServer};

@@ -278,6 +278,43 @@ async fn credentials_echoed_after_auth_are_redacted_too() {
     assert_no_window(&text, &blob[blob.len() - 28..], "PLAIN blob");
 }
 
+/// As above with XOAUTH2: the token this session logged in with is one of its secrets for
+/// every later reply, not only for the reply to AUTH.
+#[tokio::test]
+async fn an_xoauth2_token_echoed_after_auth_is_redacted_too() {
+    let server = hostile_smtp::replier(|command, auth| {
+        command
+            .to_ascii_uppercase()
+            .starts_with("MAIL")
+            .then(|| echo_in_pieces(5)(auth).replace("535", "550"))
+    })
+    .await;
+    let token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.tok-SECRET-after-auth-9081.sig";
+    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(server.port())
+        .xoauth2(USER, Arc::new(FakeTokens::new(&[token])))
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&email())).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Smtp {
+                stage: SmtpStage::Mail,
+                code: Some(550),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let text = printed(&error);
+    assert!(text.contains("[redacted]"), "nothing echoed: {text}");
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    assert_no_secrets(&compact, &["tok-SECRET"]);
+    let blob = STANDARD.encode(format!("user={USER}\x01auth=Bearer {token}\x01\x01"));
+    assert_no_window(&text, &blob[40..], "XOAUTH2 blob");
+}
+
 // ---- item 7: lettre's own logs ----
 
 #[tokio::test]

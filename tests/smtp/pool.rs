@@ -96,6 +96,32 @@ async fn a_temporary_refusal_on_a_pooled_connection_is_reported() {
     assert_eq!(transport.connections_opened(), 1);
 }
 
+/// A permanent refusal on a pooled connection that the server closes right after (its `421`
+/// is the answer to the client's `RSET`) is this send's answer, not a farewell to an idle
+/// connection: reported as it is, and not tried again on a new connection.
+#[tokio::test]
+async fn a_refusal_on_a_pooled_connection_the_server_then_closes_is_reported() {
+    let server = TestServer::start(ServerOptions {
+        refused: vec!["nobody@example.org".into()],
+        refused_reply: "550 5.1.1 User unknown\r\n421 4.7.0 Too many errors, closing".into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = without_retries(&server);
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    let error = transport
+        .send(&simple_email("nobody@example.org"))
+        .await
+        .unwrap_err();
+    assert!(!error.is_transient(), "{error:?}");
+    assert!(error.to_string().contains("5.1.1"), "{error}");
+    assert_eq!(server.rcpt_commands("nobody@example.org"), 1, "{error:?}");
+    assert_eq!(transport.connections_opened(), 1);
+}
+
 /// A refusal the server gave on a pooled connection that stays open (here every recipient
 /// refused) leaves the connection fit for the next send: it goes back to the pool rather
 /// than being closed and dialled again.

@@ -2,6 +2,7 @@
 //! plain text first (STARTTLS, 587), and STARTTLS or no TLS against an implicit-TLS port (465),
 //! are permanent errors, after one attempt, whose remedy says which `smtp_tls` to use.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mail_connector::{
@@ -206,3 +207,39 @@ async fn a_plaintext_server_that_greets_too_late_stays_a_transient_error() {
 }
 
 const IMPLICIT: &str = "speaks implicit TLS";
+
+/// A port that accepts each connection and closes it at once, without a greeting (a proxy
+/// with no server behind it, a server shedding load): the TLS question gets no TLS answer
+/// either, so this is a transient failure to retry, not a port that speaks implicit TLS.
+#[tokio::test]
+async fn a_port_that_closes_every_connection_at_once_is_not_an_implicit_tls_port() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let closer = tokio::spawn({
+        let accepted = Arc::clone(&accepted);
+        async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(socket);
+            }
+        }
+    });
+    let transport = SmtpTransport::starttls("127.0.0.1")
+        .port(port)
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .retry_policy(RetryPolicy {
+            max_retries: 0,
+            ..mail_connector::smtp::default_retry_policy()
+        })
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&simple_email("ann@example.org")))
+        .await
+        .unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    assert!(!error.is_settings(), "{error:?}");
+    assert!(!error.to_string().contains(IMPLICIT), "{error}");
+    assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    closer.abort();
+}

@@ -1,0 +1,246 @@
+//! The cache's rules, with fetches that are closures: what is fetched, served and stored.
+
+use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn token(value: &str, secs: u64) -> AccessToken {
+    AccessToken::new(value, SystemTime::now() + Duration::from_secs(secs))
+}
+
+#[tokio::test]
+async fn store_holds_what_was_fetched_and_revoked_tokens_are_ignored() {
+    let store = Arc::new(InMemoryTokenCache::new());
+    let cache = TokenCache::new(
+        store.clone(),
+        Duration::from_secs(60),
+        Duration::from_secs(30),
+    );
+    let first = cache
+        .get_or_fetch("p|", "k", |_| async { Ok(token("one", 3600)) })
+        .await
+        .unwrap();
+    assert_eq!(store.get("p|k").await.unwrap().expose_secret(), "one");
+    cache.invalidate(&first);
+    let fetches = AtomicUsize::new(0);
+    let second = cache
+        .get_or_fetch("p|", "k", |_| async {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            Ok(token("two", 3600))
+        })
+        .await
+        .unwrap();
+    assert_eq!(second.expose_secret(), "two");
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+}
+
+/// A token refused while its refresh was on the way is not served again when that
+/// refresh fails (it was still valid, so it would have been the fallback).
+#[tokio::test]
+async fn a_token_refused_during_a_failed_refresh_is_not_served_again() {
+    let store = Arc::new(InMemoryTokenCache::new());
+    // Valid for 30 s more of its hour, inside the 60 s refresh margin: the next call
+    // refreshes it.
+    let cache = TokenCache::new(store, Duration::from_secs(60), Duration::from_secs(30));
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    let refused = cache
+        .get_or_fetch("p|", "k", |_| async {
+            Ok(token("refused", 30).with_issued_at(an_hour_ago))
+        })
+        .await
+        .unwrap();
+    let fetching = tokio::sync::Notify::new();
+    let fail = tokio::sync::Notify::new();
+    let refresh = cache.get_or_fetch("p|", "k", |attempts| {
+        let once = matches!(attempts, Attempts::Once);
+        let (fetching, fail) = (&fetching, &fail);
+        async move {
+            assert!(once, "a valid token to fall back on");
+            fetching.notify_one();
+            fail.notified().await;
+            Err(FetchFailure {
+                error: crate::Error::transport(
+                    "test",
+                    "login host down",
+                    crate::Transience::Transient,
+                ),
+                retry_after: None,
+            })
+        }
+    });
+    let refuse = async {
+        fetching.notified().await;
+        cache.invalidate(&refused);
+        fail.notify_one();
+    };
+    let (result, ()) = tokio::join!(refresh, refuse);
+    assert!(result.is_err(), "the refused token came back");
+    assert!(cache.cached("k").is_none());
+}
+
+#[tokio::test]
+async fn a_fresh_token_in_the_store_is_used_without_fetching() {
+    let store = Arc::new(InMemoryTokenCache::new());
+    store.put("p|k", token("shared", 3600)).await;
+    let cache = TokenCache::new(store, Duration::from_secs(60), Duration::from_secs(30));
+    let got = cache
+        .get_or_fetch("p|", "k", |_| async { panic!("must not fetch") })
+        .await
+        .unwrap();
+    assert_eq!(got.expose_secret(), "shared");
+}
+
+/// A failure of the kind a login host that is down gives, with the server's wait if any.
+fn down(retry_after: Option<Duration>) -> FetchFailure {
+    FetchFailure {
+        error: crate::Error::transport("test", "login host down", crate::Transience::Transient),
+        retry_after,
+    }
+}
+
+/// A cache holding `old`: valid for 30 s more of its hour, so inside the 60 s margin and
+/// due for refresh, whose first refresh has failed (and which was served as the fallback).
+async fn after_a_failed_refresh(cooldown: Duration, retry_after: Option<Duration>) -> TokenCache {
+    let cache = TokenCache::new(
+        Arc::new(InMemoryTokenCache::new()),
+        Duration::from_secs(60),
+        cooldown,
+    );
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    cache
+        .get_or_fetch("p|", "k", |_| async {
+            Ok(token("old", 30).with_issued_at(an_hour_ago))
+        })
+        .await
+        .unwrap();
+    let served = cache
+        .get_or_fetch("p|", "k", |attempts| async move {
+            assert!(
+                matches!(attempts, Attempts::Once),
+                "a valid token to fall back on"
+            );
+            Err(down(retry_after))
+        })
+        .await
+        .expect("the still-valid token is served when its refresh fails");
+    assert_eq!(served.expose_secret(), "old");
+    cache
+}
+
+/// After a failed refresh the still-valid token is handed out without asking the login
+/// host again until the cooldown (or the server's `Retry-After`) is over: a host that is
+/// down is not asked on every send.
+#[tokio::test]
+async fn after_a_failed_refresh_the_valid_token_is_served_without_fetching_during_the_cooldown() {
+    for (cooldown, retry_after) in [
+        (Duration::from_secs(3600), None),
+        (Duration::ZERO, Some(Duration::from_secs(3600))),
+    ] {
+        let cache = after_a_failed_refresh(cooldown, retry_after).await;
+        for _ in 0..3 {
+            let served = cache
+                .get_or_fetch("p|", "k", |_| async {
+                    panic!("fetched during the cooldown ({cooldown:?}, {retry_after:?})")
+                })
+                .await
+                .unwrap();
+            assert_eq!(served.expose_secret(), "old");
+        }
+        assert_eq!(cache.cached("k").unwrap().expose_secret(), "old");
+    }
+}
+
+/// Once the cooldown is over (here: none at all) the due token is refreshed again: a
+/// valid token is no reason to stop refreshing it.
+#[tokio::test]
+async fn once_the_cooldown_is_over_the_due_token_is_refreshed_again() {
+    let cache = after_a_failed_refresh(Duration::ZERO, None).await;
+    assert!(cache.cached("k").is_none(), "due and not cooling down");
+    let fetches = AtomicUsize::new(0);
+    let fresh = cache
+        .get_or_fetch("p|", "k", |_| async {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            Ok(token("new", 3600))
+        })
+        .await
+        .unwrap();
+    assert_eq!(fresh.expose_secret(), "new");
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+}
+
+/// A token a server refused is removed from the store too, even when fetching its
+/// replacement fails: the next caller fetches anew instead of finding the refused token in
+/// the store and sending it again.
+#[tokio::test]
+async fn a_refused_token_leaves_the_store_even_when_its_replacement_cannot_be_fetched() {
+    let store = Arc::new(InMemoryTokenCache::new());
+    let cache = TokenCache::new(
+        store.clone(),
+        Duration::from_secs(60),
+        Duration::from_secs(30),
+    );
+    let refused = cache
+        .get_or_fetch("p|", "k", |_| async { Ok(token("refused", 3600)) })
+        .await
+        .unwrap();
+    cache.invalidate(&refused);
+    let failed = cache
+        .get_or_fetch("p|", "k", |attempts| async move {
+            assert!(
+                matches!(attempts, Attempts::Retry),
+                "nothing to fall back on"
+            );
+            Err(down(None))
+        })
+        .await;
+    assert!(failed.is_err(), "the refused token was served");
+    assert!(
+        store.get("p|k").await.is_none(),
+        "the refused token is still stored"
+    );
+    let fetches = AtomicUsize::new(0);
+    let next = cache
+        .get_or_fetch("p|", "k", |_| async {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            Ok(token("new", 3600))
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.expose_secret(), "new");
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+}
+
+/// A store that keeps nothing (a shared store that is down, say).
+#[derive(Debug)]
+struct Forgetful;
+
+#[async_trait]
+impl TokenCacheStore for Forgetful {
+    async fn get(&self, _: &str) -> Option<AccessToken> {
+        None
+    }
+    async fn put(&self, _: &str, _: AccessToken) {}
+    async fn remove(&self, _: &str) {}
+}
+
+/// The cache hands out its own fresh copy: a store that keeps nothing costs no token
+/// requests.
+#[tokio::test]
+async fn a_fresh_token_is_reused_when_the_store_keeps_nothing() {
+    let cache = TokenCache::new(
+        Arc::new(Forgetful),
+        Duration::from_secs(60),
+        Duration::from_secs(30),
+    );
+    let fetches = AtomicUsize::new(0);
+    for _ in 0..3 {
+        let got = cache
+            .get_or_fetch("p|", "k", |_| async {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                Ok(token("one", 3600))
+            })
+            .await
+            .unwrap();
+        assert_eq!(got.expose_secret(), "one");
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+}

@@ -41,6 +41,7 @@ async fn a_token_inside_the_refresh_margin_is_fetched_anew() {
         .refresh_margin(Duration::from_secs(60))
         .build()
         .unwrap();
+    assert_eq!(credentials.refresh_margin(), Some(Duration::from_secs(60)));
     let first = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     let second = credentials.access_token(GRAPH_SCOPE).await.unwrap();
     assert_eq!(first.expose_secret(), second.expose_secret());

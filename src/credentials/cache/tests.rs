@@ -244,3 +244,45 @@ async fn a_fresh_token_is_reused_when_the_store_keeps_nothing() {
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
 }
+
+/// While one caller refreshes a due token, the others are handed the still-valid one at
+/// once instead of waiting for the login host.
+#[tokio::test]
+async fn callers_get_the_valid_token_at_once_while_another_refreshes_it() {
+    let cache = TokenCache::new(
+        Arc::new(InMemoryTokenCache::new()),
+        Duration::from_secs(60),
+        Duration::from_secs(30),
+    );
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    cache
+        .get_or_fetch("p|", "k", |_| async {
+            Ok(token("old", 30).with_issued_at(an_hour_ago))
+        })
+        .await
+        .unwrap();
+    let fetching = tokio::sync::Notify::new();
+    let release = tokio::sync::Notify::new();
+    let refresh = cache.get_or_fetch("p|", "k", |_| async {
+        fetching.notify_one();
+        release.notified().await;
+        Ok(token("new", 3600))
+    });
+    let other = async {
+        fetching.notified().await;
+        // Polled once: a caller that waited for the refresh would be pending here.
+        let mut call =
+            std::pin::pin!(cache.get_or_fetch("p|", "k", |_| async { panic!("a second fetch") }));
+        let polled = call
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        release.notify_one();
+        match polled {
+            std::task::Poll::Ready(token) => token.unwrap(),
+            std::task::Poll::Pending => panic!("the caller waited for the refresh"),
+        }
+    };
+    let (refreshed, served) = tokio::join!(refresh, other);
+    assert_eq!(served.expose_secret(), "old");
+    assert_eq!(refreshed.unwrap().expose_secret(), "new");
+}

@@ -350,6 +350,36 @@ mod tests {
         }
     }
 
+    /// Entra's tokens live 60 to 90 minutes: such a lifetime (anything up to the day's cap)
+    /// is taken as given, not cut short.
+    #[test]
+    fn a_ninety_minute_token_keeps_its_lifetime() {
+        for seconds in [5399, 86_399] {
+            let t = parse(&format!(r#"{{"expires_in":{seconds},"access_token":"a"}}"#));
+            assert_eq!(
+                t.expires_at(),
+                SystemTime::UNIX_EPOCH + Duration::from_secs(seconds),
+                "{seconds}"
+            );
+        }
+    }
+
+    /// A negative number of seconds is a malformed response, refused when it is read (it is
+    /// not taken as 0: a `refresh_in` of -1.5 would otherwise pass as "refresh at once").
+    #[test]
+    fn negative_seconds_are_refused() {
+        for json in [
+            r#"{"expires_in":-1.5,"access_token":"a"}"#,
+            r#"{"expires_in":3600,"refresh_in":-1.5,"access_token":"a"}"#,
+            r#"{"expires_in":3600,"ext_expires_in":-0.5,"access_token":"a"}"#,
+        ] {
+            let error = serde_json::from_str::<TokenResponse>(json)
+                .err()
+                .unwrap_or_else(|| panic!("accepted {json}"));
+            assert!(error.to_string().contains("invalid seconds"), "{error}");
+        }
+    }
+
     #[test]
     fn rejects_other_token_types_and_empty_tokens() {
         let r: TokenResponse =

@@ -286,3 +286,29 @@ async fn callers_get_the_valid_token_at_once_while_another_refreshes_it() {
     assert_eq!(served.expose_secret(), "old");
     assert_eq!(refreshed.unwrap().expose_secret(), "new");
 }
+
+/// A due token still valid in the cache is a fallback even when the store keeps nothing:
+/// its refresh is one attempt, never retries that would hold the caller up.
+#[tokio::test]
+async fn a_refresh_is_one_attempt_when_only_the_cache_holds_the_valid_token() {
+    let cache = TokenCache::new(
+        Arc::new(Forgetful),
+        Duration::from_secs(60),
+        Duration::from_secs(30),
+    );
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    cache
+        .get_or_fetch("p|", "k", |_| async {
+            Ok(token("old", 30).with_issued_at(an_hour_ago))
+        })
+        .await
+        .unwrap();
+    let served = cache
+        .get_or_fetch("p|", "k", |attempts| async move {
+            assert!(matches!(attempts, Attempts::Once), "told to retry");
+            Err(down(None))
+        })
+        .await
+        .unwrap();
+    assert_eq!(served.expose_secret(), "old");
+}

@@ -312,3 +312,71 @@ async fn a_refresh_is_one_attempt_when_only_the_cache_holds_the_valid_token() {
         .unwrap();
     assert_eq!(served.expose_secret(), "old");
 }
+
+/// A report of a token that was already replaced changes nothing: the new token stays
+/// cached (many sends that failed with the old token report it after the refetch).
+#[tokio::test]
+async fn a_report_of_a_replaced_token_keeps_the_new_one() {
+    let cache = TokenCache::new(
+        Arc::new(InMemoryTokenCache::new()),
+        Duration::from_secs(60),
+        Duration::from_secs(30),
+    );
+    let old = cache
+        .get_or_fetch("p|", "k", |_| async { Ok(token("old", 3600)) })
+        .await
+        .unwrap();
+    cache.invalidate(&old);
+    let new = cache
+        .get_or_fetch("p|", "k", |_| async { Ok(token("new", 3600)) })
+        .await
+        .unwrap();
+    assert_eq!(new.expose_secret(), "new");
+    cache.invalidate(&old);
+    let again = cache
+        .get_or_fetch("p|", "k", |_| async { panic!("the new token was dropped") })
+        .await
+        .unwrap();
+    assert_eq!(again.expose_secret(), "new");
+}
+
+/// A store that hands back copies, as one that serializes tokens (Redis, a database) does.
+#[derive(Debug, Default)]
+struct Copying(InMemoryTokenCache);
+
+#[async_trait]
+impl TokenCacheStore for Copying {
+    async fn get(&self, key: &str) -> Option<AccessToken> {
+        let token = self.0.get(key).await?;
+        Some(
+            AccessToken::new(token.expose_secret().to_owned(), token.expires_at())
+                .with_issued_at(token.issued_at()),
+        )
+    }
+    async fn put(&self, key: &str, token: AccessToken) {
+        self.0.put(key, token).await;
+    }
+    async fn remove(&self, key: &str) {
+        self.0.remove(key).await;
+    }
+}
+
+/// A refused token is known by its value: a store's copy of it is not handed out again.
+#[tokio::test]
+async fn a_refused_token_is_not_served_again_from_a_store_of_copies() {
+    let cache = TokenCache::new(
+        Arc::new(Copying::default()),
+        Duration::from_secs(60),
+        Duration::from_secs(30),
+    );
+    let refused = cache
+        .get_or_fetch("p|", "k", |_| async { Ok(token("refused", 3600)) })
+        .await
+        .unwrap();
+    cache.invalidate(&refused);
+    let next = cache
+        .get_or_fetch("p|", "k", |_| async { Ok(token("new", 3600)) })
+        .await
+        .unwrap();
+    assert_eq!(next.expose_secret(), "new");
+}

@@ -11,7 +11,7 @@ async fn check_with_roles(roles: &[&str], expires: Option<&str>) -> Vec<mail_con
     let token = jwt(serde_json::json!({
         "aud": "https://graph.microsoft.com", "tid": TENANT, "roles": roles, "exp": 4_102_444_800_u64
     }));
-    server
+    let mock = server
         .mock_async(|when, then| {
             when.method(POST).path(token_path(TENANT));
             then.status(200).json_body(token_body(&token, 3599));
@@ -24,7 +24,16 @@ async fn check_with_roles(roles: &[&str], expires: Option<&str>) -> Vec<mail_con
     let claims = token.claims().unwrap();
     assert_eq!(claims.tid.as_deref(), Some(TENANT));
     assert_eq!(claims.exp, Some(4_102_444_800));
-    credentials.check_steps(GRAPH_SCOPE, &["Mail.Send"]).await
+    let steps = credentials.check_steps(GRAPH_SCOPE, &["Mail.Send"]).await;
+    // A cached token that holds the role is used as it is; one without it is fetched anew
+    // (it may predate admin consent).
+    let requests = if roles.contains(&"Mail.Send") { 1 } else { 2 };
+    assert_eq!(
+        mock.calls_async().await,
+        requests,
+        "token requests, roles {roles:?}"
+    );
+    steps
 }
 
 fn date_in(days: i64) -> String {
@@ -75,6 +84,9 @@ async fn check_passes_with_the_role_and_warns_about_the_secret_expiry() {
             .unwrap()
             .contains("`client_secret_expires`")
     );
+    // A secret whose Expires date is today still works today.
+    let steps = check_with_roles(&["Mail.Send"], Some(&date_in(0))).await;
+    assert_eq!(steps[2].status, CheckStatus::Warning, "{steps:?}");
     let steps = check_with_roles(&["Mail.Send"], Some(&date_in(-1))).await;
     assert_eq!(steps[2].status, CheckStatus::Failed);
     let steps = check_with_roles(&["Mail.Send"], None).await;
@@ -137,4 +149,19 @@ async fn check_reports_a_failed_refetch_instead_of_the_old_tokens_permission() {
         steps.iter().all(|s| s.name != "permission"),
         "a permission read from the old token: {steps:?}"
     );
+}
+
+/// A caller's token provider has no app registration behind it to describe: its check is
+/// the token step alone, with no `credential` or expiry step.
+#[tokio::test]
+async fn a_token_providers_check_is_the_token_step_alone() {
+    let source = super::helpers::NumberedSource::new(
+        std::time::Duration::from_secs(3600),
+        std::time::Duration::ZERO,
+    );
+    let credentials = super::helpers::from_source(source).build().unwrap();
+    let steps = credentials.check_steps(GRAPH_SCOPE, &[]).await;
+    let names: Vec<_> = steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["token"], "{steps:?}");
+    assert_eq!(steps[0].status, CheckStatus::Ok);
 }

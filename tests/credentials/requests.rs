@@ -199,3 +199,24 @@ fn a_certificate_file_without_a_certificate_is_reported_by_setting() {
         "{error}"
     );
 }
+
+/// Real tokens are kilobytes long (1.5–3 KB, more with many roles or groups): a 32 KB
+/// token response is read whole, within the 64 KB read limit.
+#[tokio::test]
+async fn a_token_of_many_kilobytes_is_accepted() {
+    let server = MockServer::start_async().await;
+    let roles: Vec<String> = (0..2500).map(|n| format!("Role.{n:05}")).collect();
+    let token = jwt(serde_json::json!({"tid": TENANT, "roles": roles}));
+    assert!(token.len() > 30_000, "{}", token.len());
+    let body = token_body(&token, 3599);
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path(token_path(TENANT));
+            then.status(200).json_body(body);
+        })
+        .await;
+    let credentials = secret_settings(&server, TENANT).credentials().unwrap();
+    let got = credentials.access_token(GRAPH_SCOPE).await.unwrap();
+    assert_eq!(got.expose_secret(), token);
+    assert!(got.claims().unwrap().has_role("Role.02499"));
+}

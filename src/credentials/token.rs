@@ -293,6 +293,20 @@ mod tests {
         response.into_token(SystemTime::UNIX_EPOCH).unwrap()
     }
 
+    /// `Debug` shows the times a token is judged by, and `[redacted]` for its value.
+    #[test]
+    fn debug_shows_the_times_but_not_the_token() {
+        let token = AccessToken::new("eyJ0.secret-value", SystemTime::UNIX_EPOCH)
+            .with_refresh_at(SystemTime::UNIX_EPOCH);
+        let shown = format!("{token:?}");
+        assert!(shown.starts_with("AccessToken {"), "{shown}");
+        assert!(
+            shown.contains("[redacted]") && shown.contains("refresh_at: Some("),
+            "{shown}"
+        );
+        assert!(!shown.contains("secret-value"), "{shown}");
+    }
+
     #[test]
     fn a_token_that_expires_at_once_is_refused() {
         let response: TokenResponse =

@@ -96,8 +96,8 @@ async fn a_temporary_refusal_on_a_pooled_connection_is_reported() {
     assert_eq!(transport.connections_opened(), 1);
 }
 
-/// A permanent refusal on a pooled connection that the server closes right after (its `421`
-/// is the answer to the client's `RSET`) is this send's answer, not a farewell to an idle
+/// A permanent refusal on a pooled connection whose server then answers the client's `RSET`
+/// with `421` (closing the session) is this send's answer, not a farewell to an idle
 /// connection: reported as it is, and not tried again on a new connection.
 #[tokio::test]
 async fn a_refusal_on_a_pooled_connection_the_server_then_closes_is_reported() {

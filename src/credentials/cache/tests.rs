@@ -7,6 +7,23 @@ fn token(value: &str, secs: u64) -> AccessToken {
     AccessToken::new(value, SystemTime::now() + Duration::from_secs(secs))
 }
 
+/// What `cache` gives for key `k` when a fetch would give `value` for an hour, and how
+/// many fetches that took (0 or 1).
+async fn get_counting(cache: &TokenCache, value: &str) -> (String, usize) {
+    let fetches = AtomicUsize::new(0);
+    let got = cache
+        .get_or_fetch("p|", "k", |_| async {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            Ok(token(value, 3600))
+        })
+        .await
+        .unwrap();
+    (
+        got.expose_secret().to_owned(),
+        fetches.load(Ordering::SeqCst),
+    )
+}
+
 #[tokio::test]
 async fn store_holds_what_was_fetched_and_revoked_tokens_are_ignored() {
     let store = Arc::new(InMemoryTokenCache::new());
@@ -21,16 +38,7 @@ async fn store_holds_what_was_fetched_and_revoked_tokens_are_ignored() {
         .unwrap();
     assert_eq!(store.get("p|k").await.unwrap().expose_secret(), "one");
     cache.invalidate(&first);
-    let fetches = AtomicUsize::new(0);
-    let second = cache
-        .get_or_fetch("p|", "k", |_| async {
-            fetches.fetch_add(1, Ordering::SeqCst);
-            Ok(token("two", 3600))
-        })
-        .await
-        .unwrap();
-    assert_eq!(second.expose_secret(), "two");
-    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(get_counting(&cache, "two").await, ("two".to_owned(), 1));
 }
 
 /// A token refused while its refresh was on the way is not served again when that
@@ -155,16 +163,7 @@ async fn after_a_failed_refresh_the_valid_token_is_served_without_fetching_durin
 async fn once_the_cooldown_is_over_the_due_token_is_refreshed_again() {
     let cache = after_a_failed_refresh(Duration::ZERO, None).await;
     assert!(cache.cached("k").is_none(), "due and not cooling down");
-    let fetches = AtomicUsize::new(0);
-    let fresh = cache
-        .get_or_fetch("p|", "k", |_| async {
-            fetches.fetch_add(1, Ordering::SeqCst);
-            Ok(token("new", 3600))
-        })
-        .await
-        .unwrap();
-    assert_eq!(fresh.expose_secret(), "new");
-    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(get_counting(&cache, "new").await, ("new".to_owned(), 1));
 }
 
 /// A token a server refused is removed from the store too, even when fetching its
@@ -197,16 +196,7 @@ async fn a_refused_token_leaves_the_store_even_when_its_replacement_cannot_be_fe
         store.get("p|k").await.is_none(),
         "the refused token is still stored"
     );
-    let fetches = AtomicUsize::new(0);
-    let next = cache
-        .get_or_fetch("p|", "k", |_| async {
-            fetches.fetch_add(1, Ordering::SeqCst);
-            Ok(token("new", 3600))
-        })
-        .await
-        .unwrap();
-    assert_eq!(next.expose_secret(), "new");
-    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(get_counting(&cache, "new").await, ("new".to_owned(), 1));
 }
 
 /// A store that keeps nothing (a shared store that is down, say).
@@ -231,18 +221,11 @@ async fn a_fresh_token_is_reused_when_the_store_keeps_nothing() {
         Duration::from_secs(60),
         Duration::from_secs(30),
     );
-    let fetches = AtomicUsize::new(0);
-    for _ in 0..3 {
-        let got = cache
-            .get_or_fetch("p|", "k", |_| async {
-                fetches.fetch_add(1, Ordering::SeqCst);
-                Ok(token("one", 3600))
-            })
-            .await
-            .unwrap();
-        assert_eq!(got.expose_secret(), "one");
+    assert_eq!(get_counting(&cache, "one").await, ("one".to_owned(), 1));
+    for _ in 0..2 {
+        let again = get_counting(&cache, "one").await;
+        assert_eq!(again, ("one".to_owned(), 0), "fetched again");
     }
-    assert_eq!(fetches.load(Ordering::SeqCst), 1);
 }
 
 /// While one caller refreshes a due token, the others are handed the still-valid one at

@@ -244,23 +244,20 @@ async fn an_xoauth2_token_echoed_over_several_lines_is_redacted() {
     }
 }
 
-#[tokio::test]
-async fn credentials_echoed_after_auth_are_redacted_too() {
-    // The server accepts the login, then echoes the AUTH line, in pieces, in its refusal of
-    // MAIL FROM.
-    let server = hostile_smtp::replier(|command, auth| {
+/// A server that takes the login, then refuses MAIL FROM with `550`, echoing the session's
+/// AUTH line in pieces.
+async fn echoing_auth_at_mail() -> hostile_smtp::Hostile {
+    hostile_smtp::replier(|command, auth| {
         command
             .to_ascii_uppercase()
             .starts_with("MAIL")
             .then(|| echo_in_pieces(5)(auth).replace("535", "550"))
     })
-    .await;
-    let password = "pw-3b9d1f-never-print-77";
-    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
-        .port(server.port())
-        .basic_auth(USER, Secret::new(password))
-        .build()
-        .unwrap();
+    .await
+}
+
+/// The error of a send through `transport` that its server refused at MAIL FROM with `550`.
+async fn refused_at_mail(transport: &SmtpTransport) -> Error {
     let error = bounded(transport.send(&email())).await.unwrap_err();
     assert!(
         matches!(
@@ -273,6 +270,19 @@ async fn credentials_echoed_after_auth_are_redacted_too() {
         ),
         "{error:?}"
     );
+    error
+}
+
+#[tokio::test]
+async fn credentials_echoed_after_auth_are_redacted_too() {
+    let server = echoing_auth_at_mail().await;
+    let password = "pw-3b9d1f-never-print-77";
+    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(server.port())
+        .basic_auth(USER, Secret::new(password))
+        .build()
+        .unwrap();
+    let error = refused_at_mail(&transport).await;
     let text = printed(&error);
     let blob = STANDARD.encode(format!("\0{USER}\0{password}"));
     assert_no_window(&text, &blob[blob.len() - 28..], "PLAIN blob");
@@ -282,31 +292,14 @@ async fn credentials_echoed_after_auth_are_redacted_too() {
 /// every later reply, not only for the reply to AUTH.
 #[tokio::test]
 async fn an_xoauth2_token_echoed_after_auth_is_redacted_too() {
-    let server = hostile_smtp::replier(|command, auth| {
-        command
-            .to_ascii_uppercase()
-            .starts_with("MAIL")
-            .then(|| echo_in_pieces(5)(auth).replace("535", "550"))
-    })
-    .await;
+    let server = echoing_auth_at_mail().await;
     let token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.tok-SECRET-after-auth-9081.sig";
     let transport = SmtpTransport::builder_dangerous("127.0.0.1")
         .port(server.port())
         .xoauth2(USER, Arc::new(FakeTokens::new(&[token])))
         .build()
         .unwrap();
-    let error = bounded(transport.send(&email())).await.unwrap_err();
-    assert!(
-        matches!(
-            error,
-            Error::Smtp {
-                stage: SmtpStage::Mail,
-                code: Some(550),
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+    let error = refused_at_mail(&transport).await;
     let text = printed(&error);
     assert!(text.contains("[redacted]"), "nothing echoed: {text}");
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();

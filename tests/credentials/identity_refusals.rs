@@ -60,3 +60,87 @@ async fn a_resource_entra_does_not_know_names_the_scope_not_the_identity() {
         }
     }
 }
+
+/// What the endpoint's refusal asks the admin to fix, by what it says: an identity that is
+/// not there (in IMDS's, App Service's or Entra ID's words, with any status) gets the plain
+/// "turn on / attach the identity" remedy; Entra ID's unknown resource, even as a bare
+/// message without `invalid_resource`, names the scope; anything else is the generic refusal.
+/// The endpoint's own code and message are in the error, whichever field carries them.
+#[tokio::test]
+async fn each_refusal_gets_the_remedy_for_what_the_endpoint_said() {
+    const NOT_FOUND: &str = "no managed identity is assigned to this resource";
+    const GENERIC: &str = "the identity endpoint refused the request";
+    const RESOURCE: &str = "Entra ID knows no resource of the token's scope";
+    let cases: [(u16, serde_json::Value, &[&str], &str); 6] = [
+        (
+            403,
+            serde_json::json!({"error": "invalid_request", "error_description": "Identity not found"}),
+            &["invalid_request", "Identity not found"],
+            NOT_FOUND,
+        ),
+        (
+            401,
+            serde_json::json!({"error": {"code": "Unauthorized", "message": "No managed identity found for this app"}}),
+            &["No managed identity found for this app"],
+            NOT_FOUND,
+        ),
+        (
+            403,
+            serde_json::json!({"Message": "The identity is not assigned to this resource"}),
+            &["not assigned to this resource"],
+            NOT_FOUND,
+        ),
+        (
+            400,
+            serde_json::json!({"error": "invalid_request", "error_description": "Client id 0c3c8e4b was not found"}),
+            &["invalid_request", "was not found"],
+            NOT_FOUND,
+        ),
+        (
+            400,
+            serde_json::json!({"error": "invalid_request", "error_description": "Required query variable 'api-version' is missing"}),
+            &["'api-version' is missing"],
+            GENERIC,
+        ),
+        (
+            400,
+            serde_json::json!({"statusCode": 400, "message": "AADSTS500011: The resource principal named https://graph.microsoft.us was not found in the tenant named Contoso."}),
+            &["AADSTS500011"],
+            RESOURCE,
+        ),
+    ];
+    for (status, body, said, expected) in cases {
+        let server = MockServer::start_async().await;
+        let mock = server
+            .mock_async(|when, then| {
+                when.method(GET).path(IMDS_PATH);
+                then.status(status).json_body(body.clone());
+            })
+            .await;
+        let error = Credentials::managed_identity_with_env(None, None)
+            .managed_identity_endpoint(server.url(IMDS_PATH))
+            .retry_policy(fast_retry(3))
+            .build()
+            .unwrap()
+            .access_token(GRAPH_SCOPE)
+            .await
+            .unwrap_err();
+        assert_eq!(mock.calls_async().await, 1, "{status} {body}: not retried");
+        assert!(!error.is_transient(), "{status} {body}: {error}");
+        let text = error.to_string();
+        for part in said {
+            assert!(text.contains(part), "{status} {body}: {text}");
+        }
+        let remedy = error.remedy().unwrap();
+        assert!(remedy.contains(expected), "{status} {body}: {remedy}");
+        // The generic refusal ends with the not-found remedy, as one likely cause.
+        let others: &[&str] = match expected {
+            NOT_FOUND => &[GENERIC, RESOURCE],
+            RESOURCE => &[NOT_FOUND, GENERIC],
+            _ => &[RESOURCE],
+        };
+        for other in others {
+            assert!(!remedy.contains(other), "{status} {body}: {remedy}");
+        }
+    }
+}

@@ -135,14 +135,30 @@ async fn check_names_the_file_and_reports_expiry_only_when_known() {
     assert_eq!(expiry.status, CheckStatus::Failed);
 }
 
-/// A credential file is read up to a bound, and only when it is a regular file.
+/// A credential file is read up to a bound, and only when it is a regular file: 64 KiB is
+/// read and sent whole (a Key Vault secret is at most 25 KB), a byte more is refused.
 #[tokio::test]
 async fn an_oversized_secret_file_or_a_directory_is_refused() {
     let server = MockServer::start_async().await;
-    let _forms = recording_endpoint(&server).await;
+    let forms = recording_endpoint(&server).await;
     let dir = tempfile::tempdir().unwrap();
+    let largest = dir.path().join("largest-secret");
+    std::fs::write(&largest, "s".repeat(64 * 1024)).unwrap();
+    from_file(&server, &largest)
+        .build()
+        .unwrap()
+        .access_token(GRAPH_SCOPE)
+        .await
+        .unwrap();
+    let sent = forms.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        field(&sent[0], "client_secret").map(str::len),
+        Some(64 * 1024),
+        "read whole"
+    );
     let big = dir.path().join("big-secret");
-    std::fs::write(&big, "s".repeat(100 * 1024)).unwrap();
+    std::fs::write(&big, "s".repeat(64 * 1024 + 1)).unwrap();
     let error = from_file(&server, &big)
         .build()
         .unwrap()
@@ -159,6 +175,11 @@ async fn an_oversized_secret_file_or_a_directory_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("not a regular file"), "{error}");
+    assert_eq!(
+        forms.lock().unwrap().len(),
+        1,
+        "no request without a secret"
+    );
 }
 
 /// Refused secrets from a file: the remedy sends the admin to the file (the vault entry it

@@ -18,6 +18,7 @@ mod identity_outage;
 mod identity_refusals;
 mod kinds;
 mod managed_identity;
+mod process_env;
 mod refresh;
 mod requests;
 mod secret_file;

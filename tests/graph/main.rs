@@ -21,6 +21,7 @@ mod large_attachments;
 mod mime_draft;
 mod mime_form;
 mod never_connected;
+mod provider_permissions;
 mod random_emails;
 mod refused_stream;
 mod secrets;

@@ -356,5 +356,39 @@ mod tests {
         let docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
         let fine = Attachment::from_bytes("a.docx", b"x".to_vec()).with_content_type(docx);
         assert_eq!(validate(&fine), "");
+        // The limit itself is allowed: 255 bytes pass, 256 are refused.
+        let longest = |len: usize| {
+            Attachment::from_bytes("a.bin", b"x".to_vec())
+                .with_content_type(format!("application/{}", "z".repeat(len - 12)))
+        };
+        assert_eq!(validate(&longest(255)), "");
+        assert!(validate(&longest(256)).contains("256 bytes long"));
+    }
+
+    #[test]
+    fn only_an_attachment_with_a_content_id_is_inline_and_an_empty_one_is_refused() {
+        assert!(!Attachment::from_bytes("a.png", b"x".to_vec()).is_inline());
+        assert!(
+            Attachment::from_bytes("a.png", b"x".to_vec())
+                .inline("logo")
+                .is_inline()
+        );
+        let error = validate(&Attachment::from_bytes("a.png", b"x".to_vec()).inline(""));
+        assert!(error.contains("not a valid Content-ID"), "{error}");
+    }
+
+    /// A file that grew or shrank between `from_path` and loading is sent with the size of
+    /// what was read, which Graph uses to choose between inline and an upload session.
+    #[tokio::test]
+    async fn a_loaded_file_has_the_size_of_what_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.csv");
+        std::fs::write(&path, "a,b\n").unwrap();
+        let attachment = Attachment::from_path(&path).unwrap();
+        assert_eq!(attachment.size(), 4);
+        std::fs::write(&path, "a,b\n1,2\n3,4\n").unwrap();
+        let loaded = attachment.into_loaded().await.unwrap();
+        assert_eq!(loaded.size(), 12);
+        assert!(matches!(loaded.content(), AttachmentContent::Bytes(b) if b.len() == 12));
     }
 }

@@ -247,3 +247,28 @@ async fn a_header_set_twice_is_written_twice() {
     let second = text.find("x-tag: ").expect(&text);
     assert!(first < second, "{text}");
 }
+
+/// A structured header's word of exactly the longest length (900 bytes) is sent whole on
+/// one line the recipient's client can read; one byte more is refused at build.
+#[tokio::test]
+async fn a_structured_word_of_the_longest_length_is_sent_whole() {
+    let url = |len: usize| format!("<https://example.org/{}>", "u".repeat(len - 22));
+    let longest = url(900);
+    assert_eq!(longest.len(), 900);
+    let email = Email::builder()
+        .to("ann@example.org")
+        .text("x")
+        .header("List-Unsubscribe", longest.as_str())
+        .build()
+        .unwrap();
+    let raw = written(&email).await;
+    let text = String::from_utf8(raw).unwrap();
+    assert!(text.contains(&format!("{longest}\r\n")), "{text}");
+    let refused = Email::builder()
+        .to("ann@example.org")
+        .header("List-Unsubscribe", url(901))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("longer than 900"), "{refused}");
+}

@@ -480,6 +480,22 @@ mod tests {
         }
     }
 
+    /// Defaults are left out of the form: a normal-importance email has no `importance`.
+    #[test]
+    fn normal_importance_is_left_out_and_others_are_written() {
+        let email = |importance| {
+            Email::builder()
+                .to("ann@example.org")
+                .importance(importance)
+                .build()
+                .unwrap()
+        };
+        let normal = serde_json::to_string(&email(Importance::Normal)).unwrap();
+        assert!(!normal.contains("importance"), "{normal}");
+        let low = serde_json::to_string(&email(Importance::Low)).unwrap();
+        assert!(low.contains(r#""importance":"low""#), "{low}");
+    }
+
     #[test]
     fn mailboxes_read_from_text_or_form() {
         let text: Mailbox = serde_json::from_str(r#""Ann <ann@example.org>""#).unwrap();

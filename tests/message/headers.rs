@@ -272,3 +272,49 @@ async fn a_structured_word_of_the_longest_length_is_sent_whole() {
         .to_string();
     assert!(refused.contains("longer than 900"), "{refused}");
 }
+
+/// An address list is written one mailbox a line, separated by commas, so that the
+/// recipient's client shows every recipient and reads each one apart.
+#[tokio::test]
+async fn an_address_list_separates_its_mailboxes_with_commas() {
+    let email = Email::builder()
+        .to("Ann Example <ann@example.org>")
+        .to("bob@example.org")
+        .cc("Zoë <zoe@example.org>")
+        .cc("cy@example.org")
+        .text("x")
+        .build()
+        .unwrap();
+    let raw = written(&email).await;
+    let text = String::from_utf8(raw.clone()).unwrap();
+    assert!(
+        text.contains("\r\nTo: \"Ann Example\" <ann@example.org>,\r\n bob@example.org\r\n"),
+        "{text}"
+    );
+    // A name that is not ASCII is an encoded word, never raw UTF-8.
+    assert!(
+        text.contains("\r\nCc: =?utf-8?b?Wm/Dqw==?= <zoe@example.org>,\r\n cy@example.org\r\n"),
+        "{text}"
+    );
+    let message = MessageParser::default().parse(&raw).unwrap();
+    let addresses = |list: Option<&mail_parser::Address>| -> Vec<(Option<String>, String)> {
+        list.unwrap()
+            .iter()
+            .map(|a| (a.name().map(str::to_owned), a.address().unwrap().to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        addresses(message.to()),
+        [
+            (Some("Ann Example".to_owned()), "ann@example.org".to_owned()),
+            (None, "bob@example.org".to_owned()),
+        ]
+    );
+    assert_eq!(
+        addresses(message.cc()),
+        [
+            (Some("Zoë".to_owned()), "zoe@example.org".to_owned()),
+            (None, "cy@example.org".to_owned()),
+        ]
+    );
+}

@@ -192,6 +192,20 @@ fn structured_headers_are_checked() {
         ),
         (base().header("Message-ID", "<a@b> <c@d>"), "one message id"),
         (base().header("Message-ID", "<no-at>"), "`<left@right>`"),
+        // Each half of an id is there, without brackets inside.
+        (
+            base().header("Message-ID", "<@example.org>"),
+            "`<left@right>`",
+        ),
+        (base().header("Message-ID", "<a@>"), "`<left@right>`"),
+        (
+            base().header("Message-ID", "<a<b@example.org>"),
+            "`<left@right>`",
+        ),
+        (
+            base().header("Message-ID", format!("<{}@example.org>", "a".repeat(240))),
+            "`<left@right>`",
+        ),
         (
             base().header("In-Reply-To", "<a@b> junk"),
             "separated by spaces",

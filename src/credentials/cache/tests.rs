@@ -7,6 +7,20 @@ fn token(value: &str, secs: u64) -> AccessToken {
     AccessToken::new(value, SystemTime::now() + Duration::from_secs(secs))
 }
 
+/// A cache over `store` that refreshes a token in its last minute and, after a failed
+/// refresh, lets 30 s pass before the next.
+fn cache_over(store: Arc<dyn TokenCacheStore>) -> TokenCache {
+    TokenCache::new(store, Duration::from_secs(60), Duration::from_secs(30))
+}
+
+/// What `cache` gives for key `k` when a fetch would give `value` for an hour.
+async fn fetched(cache: &TokenCache, value: &str) -> AccessToken {
+    cache
+        .get_or_fetch("p|", "k", |_| async { Ok(token(value, 3600)) })
+        .await
+        .unwrap()
+}
+
 /// What `cache` gives for key `k` when a fetch would give `value` for an hour, and how
 /// many fetches that took (0 or 1).
 async fn get_counting(cache: &TokenCache, value: &str) -> (String, usize) {
@@ -27,15 +41,8 @@ async fn get_counting(cache: &TokenCache, value: &str) -> (String, usize) {
 #[tokio::test]
 async fn store_holds_what_was_fetched_and_revoked_tokens_are_ignored() {
     let store = Arc::new(InMemoryTokenCache::new());
-    let cache = TokenCache::new(
-        store.clone(),
-        Duration::from_secs(60),
-        Duration::from_secs(30),
-    );
-    let first = cache
-        .get_or_fetch("p|", "k", |_| async { Ok(token("one", 3600)) })
-        .await
-        .unwrap();
+    let cache = cache_over(store.clone());
+    let first = fetched(&cache, "one").await;
     assert_eq!(store.get("p|k").await.unwrap().expose_secret(), "one");
     cache.invalidate(&first);
     assert_eq!(get_counting(&cache, "two").await, ("two".to_owned(), 1));
@@ -48,7 +55,7 @@ async fn a_token_refused_during_a_failed_refresh_is_not_served_again() {
     let store = Arc::new(InMemoryTokenCache::new());
     // Valid for 30 s more of its hour, inside the 60 s refresh margin: the next call
     // refreshes it.
-    let cache = TokenCache::new(store, Duration::from_secs(60), Duration::from_secs(30));
+    let cache = cache_over(store);
     let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
     let refused = cache
         .get_or_fetch("p|", "k", |_| async {
@@ -89,7 +96,7 @@ async fn a_token_refused_during_a_failed_refresh_is_not_served_again() {
 async fn a_fresh_token_in_the_store_is_used_without_fetching() {
     let store = Arc::new(InMemoryTokenCache::new());
     store.put("p|k", token("shared", 3600)).await;
-    let cache = TokenCache::new(store, Duration::from_secs(60), Duration::from_secs(30));
+    let cache = cache_over(store);
     let got = cache
         .get_or_fetch("p|", "k", |_| async { panic!("must not fetch") })
         .await
@@ -172,15 +179,8 @@ async fn once_the_cooldown_is_over_the_due_token_is_refreshed_again() {
 #[tokio::test]
 async fn a_refused_token_leaves_the_store_even_when_its_replacement_cannot_be_fetched() {
     let store = Arc::new(InMemoryTokenCache::new());
-    let cache = TokenCache::new(
-        store.clone(),
-        Duration::from_secs(60),
-        Duration::from_secs(30),
-    );
-    let refused = cache
-        .get_or_fetch("p|", "k", |_| async { Ok(token("refused", 3600)) })
-        .await
-        .unwrap();
+    let cache = cache_over(store.clone());
+    let refused = fetched(&cache, "refused").await;
     cache.invalidate(&refused);
     let failed = cache
         .get_or_fetch("p|", "k", |attempts| async move {
@@ -216,11 +216,7 @@ impl TokenCacheStore for Forgetful {
 /// requests.
 #[tokio::test]
 async fn a_fresh_token_is_reused_when_the_store_keeps_nothing() {
-    let cache = TokenCache::new(
-        Arc::new(Forgetful),
-        Duration::from_secs(60),
-        Duration::from_secs(30),
-    );
+    let cache = cache_over(Arc::new(Forgetful));
     assert_eq!(get_counting(&cache, "one").await, ("one".to_owned(), 1));
     for _ in 0..2 {
         let again = get_counting(&cache, "one").await;
@@ -232,11 +228,7 @@ async fn a_fresh_token_is_reused_when_the_store_keeps_nothing() {
 /// once instead of waiting for the login host.
 #[tokio::test]
 async fn callers_get_the_valid_token_at_once_while_another_refreshes_it() {
-    let cache = TokenCache::new(
-        Arc::new(InMemoryTokenCache::new()),
-        Duration::from_secs(60),
-        Duration::from_secs(30),
-    );
+    let cache = cache_over(Arc::new(InMemoryTokenCache::new()));
     let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
     cache
         .get_or_fetch("p|", "k", |_| async {
@@ -274,11 +266,7 @@ async fn callers_get_the_valid_token_at_once_while_another_refreshes_it() {
 /// its refresh is one attempt, never retries that would hold the caller up.
 #[tokio::test]
 async fn a_refresh_is_one_attempt_when_only_the_cache_holds_the_valid_token() {
-    let cache = TokenCache::new(
-        Arc::new(Forgetful),
-        Duration::from_secs(60),
-        Duration::from_secs(30),
-    );
+    let cache = cache_over(Arc::new(Forgetful));
     let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
     cache
         .get_or_fetch("p|", "k", |_| async {
@@ -300,20 +288,10 @@ async fn a_refresh_is_one_attempt_when_only_the_cache_holds_the_valid_token() {
 /// cached (many sends that failed with the old token report it after the refetch).
 #[tokio::test]
 async fn a_report_of_a_replaced_token_keeps_the_new_one() {
-    let cache = TokenCache::new(
-        Arc::new(InMemoryTokenCache::new()),
-        Duration::from_secs(60),
-        Duration::from_secs(30),
-    );
-    let old = cache
-        .get_or_fetch("p|", "k", |_| async { Ok(token("old", 3600)) })
-        .await
-        .unwrap();
+    let cache = cache_over(Arc::new(InMemoryTokenCache::new()));
+    let old = fetched(&cache, "old").await;
     cache.invalidate(&old);
-    let new = cache
-        .get_or_fetch("p|", "k", |_| async { Ok(token("new", 3600)) })
-        .await
-        .unwrap();
+    let new = fetched(&cache, "new").await;
     assert_eq!(new.expose_secret(), "new");
     cache.invalidate(&old);
     let again = cache
@@ -347,19 +325,9 @@ impl TokenCacheStore for Copying {
 /// A refused token is known by its value: a store's copy of it is not handed out again.
 #[tokio::test]
 async fn a_refused_token_is_not_served_again_from_a_store_of_copies() {
-    let cache = TokenCache::new(
-        Arc::new(Copying::default()),
-        Duration::from_secs(60),
-        Duration::from_secs(30),
-    );
-    let refused = cache
-        .get_or_fetch("p|", "k", |_| async { Ok(token("refused", 3600)) })
-        .await
-        .unwrap();
+    let cache = cache_over(Arc::new(Copying::default()));
+    let refused = fetched(&cache, "refused").await;
     cache.invalidate(&refused);
-    let next = cache
-        .get_or_fetch("p|", "k", |_| async { Ok(token("new", 3600)) })
-        .await
-        .unwrap();
+    let next = fetched(&cache, "new").await;
     assert_eq!(next.expose_secret(), "new");
 }

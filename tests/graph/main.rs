@@ -27,6 +27,7 @@ mod refused_stream;
 mod secrets;
 mod sending;
 mod settings_client;
+mod shared_provider;
 mod throttling;
 mod tokens;
 mod upload_answers;

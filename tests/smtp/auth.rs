@@ -183,37 +183,42 @@ async fn xoauth2_with_smtp_auth_disabled_does_not_burn_a_fresh_token() {
     );
 }
 
-#[tokio::test]
-async fn a_pooled_connection_is_replaced_when_the_token_changes() {
+/// Two sends with `tokens`' first token share one pooled connection; after the token
+/// changes, the next send logs in on a new connection with the new token. `provider` is
+/// what the transport asks: `tokens` itself, or a provider that goes through it.
+async fn pooled_connection_follows_the_token(
+    tokens: Arc<FakeTokens>,
+    provider: Arc<dyn mail_connector::TokenProvider>,
+) {
     let server = TestServer::start(ServerOptions {
         mechanisms: vec!["XOAUTH2"],
         tokens: vec!["token-1".into(), "token-2".into()],
         ..ServerOptions::default()
     })
     .await;
-    let tokens = Arc::new(FakeTokens::new(&["token-1"]));
-    let transport = starttls(&server)
-        .xoauth2(USER, tokens.clone())
-        .build()
-        .unwrap();
-    transport
-        .send(&simple_email("ann@example.org"))
-        .await
-        .unwrap();
-    transport
-        .send(&simple_email("ann@example.org"))
-        .await
-        .unwrap();
+    let transport = starttls(&server).xoauth2(USER, provider).build().unwrap();
+    for _ in 0..2 {
+        transport
+            .send(&simple_email("ann@example.org"))
+            .await
+            .unwrap();
+    }
     assert_eq!(server.connections(), 1, "same token: connection reused");
     tokens.rotate("token-2");
     transport
         .send(&simple_email("ann@example.org"))
         .await
         .unwrap();
-    assert_eq!(server.connections(), 2);
+    assert_eq!(server.connections(), 2, "replaced for the new token");
     let last = server.auths().pop().unwrap();
-    assert!(last.decoded.contains("Bearer token-2"));
+    assert!(last.decoded.contains("Bearer token-2"), "{}", last.decoded);
     assert_eq!(server.messages().len(), 3);
+}
+
+#[tokio::test]
+async fn a_pooled_connection_is_replaced_when_the_token_changes() {
+    let tokens = Arc::new(FakeTokens::new(&["token-1"]));
+    pooled_connection_follows_the_token(tokens.clone(), tokens).await;
 }
 
 /// A provider with no token at hand (`ready_token` says `None`) whose `token` has to wait
@@ -234,29 +239,8 @@ impl mail_connector::TokenProvider for FetchingTokens {
 /// replaced when it changed, not reused as if the provider could not answer.
 #[tokio::test]
 async fn a_pooled_connection_is_replaced_when_a_fetched_token_changes() {
-    let server = TestServer::start(ServerOptions {
-        mechanisms: vec!["XOAUTH2"],
-        tokens: vec!["token-1".into(), "token-2".into()],
-        ..ServerOptions::default()
-    })
-    .await;
     let tokens = Arc::new(FakeTokens::new(&["token-1"]));
-    let transport = starttls(&server)
-        .xoauth2(USER, Arc::new(FetchingTokens(tokens.clone())))
-        .build()
-        .unwrap();
-    transport
-        .send(&simple_email("ann@example.org"))
-        .await
-        .unwrap();
-    tokens.rotate("token-2");
-    transport
-        .send(&simple_email("ann@example.org"))
-        .await
-        .unwrap();
-    assert_eq!(server.connections(), 2, "replaced for the new token");
-    let last = server.auths().pop().unwrap();
-    assert!(last.decoded.contains("Bearer token-2"), "{}", last.decoded);
+    pooled_connection_follows_the_token(tokens.clone(), Arc::new(FetchingTokens(tokens))).await;
 }
 
 #[tokio::test]

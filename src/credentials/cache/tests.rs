@@ -13,6 +13,18 @@ fn cache_over(store: Arc<dyn TokenCacheStore>) -> TokenCache {
     TokenCache::new(store, Duration::from_secs(60), Duration::from_secs(30))
 }
 
+/// Puts `value` in `cache` under key `k` as a token issued an hour ago and valid for 30 s
+/// more: inside the 60 s margin, so the next call refreshes it. Returns it as cached.
+async fn due(cache: &TokenCache, value: &str) -> AccessToken {
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    cache
+        .get_or_fetch("p|", "k", |_| async {
+            Ok(token(value, 30).with_issued_at(an_hour_ago))
+        })
+        .await
+        .unwrap()
+}
+
 /// What `cache` gives for key `k` when a fetch would give `value` for an hour.
 async fn fetched(cache: &TokenCache, value: &str) -> AccessToken {
     cache
@@ -53,16 +65,8 @@ async fn store_holds_what_was_fetched_and_revoked_tokens_are_ignored() {
 #[tokio::test]
 async fn a_token_refused_during_a_failed_refresh_is_not_served_again() {
     let store = Arc::new(InMemoryTokenCache::new());
-    // Valid for 30 s more of its hour, inside the 60 s refresh margin: the next call
-    // refreshes it.
     let cache = cache_over(store);
-    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    let refused = cache
-        .get_or_fetch("p|", "k", |_| async {
-            Ok(token("refused", 30).with_issued_at(an_hour_ago))
-        })
-        .await
-        .unwrap();
+    let refused = due(&cache, "refused").await;
     let fetching = tokio::sync::Notify::new();
     let fail = tokio::sync::Notify::new();
     let refresh = cache.get_or_fetch("p|", "k", |attempts| {
@@ -120,13 +124,7 @@ async fn after_a_failed_refresh(cooldown: Duration, retry_after: Option<Duration
         Duration::from_secs(60),
         cooldown,
     );
-    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    cache
-        .get_or_fetch("p|", "k", |_| async {
-            Ok(token("old", 30).with_issued_at(an_hour_ago))
-        })
-        .await
-        .unwrap();
+    due(&cache, "old").await;
     let served = cache
         .get_or_fetch("p|", "k", |attempts| async move {
             assert!(
@@ -229,13 +227,7 @@ async fn a_fresh_token_is_reused_when_the_store_keeps_nothing() {
 #[tokio::test]
 async fn callers_get_the_valid_token_at_once_while_another_refreshes_it() {
     let cache = cache_over(Arc::new(InMemoryTokenCache::new()));
-    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    cache
-        .get_or_fetch("p|", "k", |_| async {
-            Ok(token("old", 30).with_issued_at(an_hour_ago))
-        })
-        .await
-        .unwrap();
+    due(&cache, "old").await;
     let fetching = tokio::sync::Notify::new();
     let release = tokio::sync::Notify::new();
     let refresh = cache.get_or_fetch("p|", "k", |_| async {
@@ -267,13 +259,7 @@ async fn callers_get_the_valid_token_at_once_while_another_refreshes_it() {
 #[tokio::test]
 async fn a_refresh_is_one_attempt_when_only_the_cache_holds_the_valid_token() {
     let cache = cache_over(Arc::new(Forgetful));
-    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    cache
-        .get_or_fetch("p|", "k", |_| async {
-            Ok(token("old", 30).with_issued_at(an_hour_ago))
-        })
-        .await
-        .unwrap();
+    due(&cache, "old").await;
     let served = cache
         .get_or_fetch("p|", "k", |attempts| async move {
             assert!(matches!(attempts, Attempts::Once), "told to retry");

@@ -96,6 +96,24 @@ async fn a_temporary_refusal_on_a_pooled_connection_is_reported() {
     assert_eq!(transport.connections_opened(), 1);
 }
 
+/// A transport without retries that sent one message to `server` and then had a message to
+/// `nobody@example.org` refused for good on the pooled connection; that refusal.
+async fn refused_on_a_pooled_connection(
+    server: &TestServer,
+) -> (mail_connector::smtp::SmtpTransport, mail_connector::Error) {
+    let transport = without_retries(server);
+    transport
+        .send(&simple_email("ann@example.org"))
+        .await
+        .unwrap();
+    let error = transport
+        .send(&simple_email("nobody@example.org"))
+        .await
+        .unwrap_err();
+    assert!(!error.is_transient(), "{error:?}");
+    (transport, error)
+}
+
 /// A permanent refusal on a pooled connection whose server then answers the client's `RSET`
 /// with `421` (closing the session) is this send's answer, not a farewell to an idle
 /// connection: reported as it is, and not tried again on a new connection.
@@ -107,16 +125,7 @@ async fn a_refusal_on_a_pooled_connection_the_server_then_closes_is_reported() {
         ..ServerOptions::default()
     })
     .await;
-    let transport = without_retries(&server);
-    transport
-        .send(&simple_email("ann@example.org"))
-        .await
-        .unwrap();
-    let error = transport
-        .send(&simple_email("nobody@example.org"))
-        .await
-        .unwrap_err();
-    assert!(!error.is_transient(), "{error:?}");
+    let (transport, error) = refused_on_a_pooled_connection(&server).await;
     assert!(error.to_string().contains("5.1.1"), "{error}");
     assert_eq!(server.rcpt_commands("nobody@example.org"), 1, "{error:?}");
     assert_eq!(transport.connections_opened(), 1);
@@ -132,16 +141,7 @@ async fn a_pooled_connection_that_saw_a_refusal_is_used_again() {
         ..ServerOptions::default()
     })
     .await;
-    let transport = without_retries(&server);
-    transport
-        .send(&simple_email("ann@example.org"))
-        .await
-        .unwrap();
-    let error = transport
-        .send(&simple_email("nobody@example.org"))
-        .await
-        .unwrap_err();
-    assert!(!error.is_transient(), "{error:?}");
+    let (transport, _refusal) = refused_on_a_pooled_connection(&server).await;
     transport
         .send(&simple_email("bob@example.org"))
         .await

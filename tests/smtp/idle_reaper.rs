@@ -155,11 +155,13 @@ async fn a_connection_in_use_is_not_reaped() {
     bounded(server.wait_until(|s| s.quits() == 2 && s.active() == 0)).await;
 }
 
-/// On a multi-thread runtime, the transport dropped (on the test's thread) while the reaper
-/// (on a worker thread) is inside its goodbye to one expired connection: the reaper finishes
-/// that goodbye, says no other, and ends; the other idle connections close with the pool.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_reaper_ends_when_the_transport_is_dropped_during_a_goodbye() {
+/// A server that holds each `RCPT TO:<held@example.org>` until its first semaphore gives a
+/// permit, and each `QUIT` until its second does.
+async fn gated_server() -> (
+    TestServer,
+    Arc<tokio::sync::Semaphore>,
+    Arc<tokio::sync::Semaphore>,
+) {
     let held = Arc::new(tokio::sync::Semaphore::new(0));
     let goodbye = Arc::new(tokio::sync::Semaphore::new(0));
     let server = TestServer::start(ServerOptions {
@@ -168,6 +170,37 @@ async fn the_reaper_ends_when_the_transport_is_dropped_during_a_goodbye() {
         ..ServerOptions::default()
     })
     .await;
+    (server, held, goodbye)
+}
+
+/// `n` sends at once through `transport`, each on a connection of its own: `server` (a
+/// [`gated_server`]) holds each at its `RCPT TO` until all `n` are there, then `held` lets
+/// them finish, and their connections go back to the pool.
+async fn fill_pool(
+    transport: &mail_connector::smtp::SmtpTransport,
+    server: &TestServer,
+    held: &tokio::sync::Semaphore,
+    n: usize,
+) {
+    let sends: Vec<_> = (0..n)
+        .map(|_| {
+            let transport = transport.clone();
+            tokio::spawn(async move { transport.send(&email_to(&["held@example.org"])).await })
+        })
+        .collect();
+    bounded(server.wait_until(|s| s.rcpt_commands("held@example.org") == n)).await;
+    held.add_permits(n);
+    for send in sends {
+        bounded(send).await.unwrap().unwrap();
+    }
+}
+
+/// On a multi-thread runtime, the transport dropped (on the test's thread) while the reaper
+/// (on a worker thread) is inside its goodbye to one expired connection: the reaper finishes
+/// that goodbye, says no other, and ends; the other idle connections close with the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_ends_when_the_transport_is_dropped_during_a_goodbye() {
+    let (server, held, goodbye) = gated_server().await;
     let transport = logged_in(&server)
         .max_concurrency(3)
         .idle_timeout(Duration::from_millis(50))
@@ -175,19 +208,7 @@ async fn the_reaper_ends_when_the_transport_is_dropped_during_a_goodbye() {
         .unwrap();
     // The server's own task, listening.
     let before = alive_tasks();
-    // Three sends at once, each on a connection of its own: the server holds each at its
-    // RCPT TO until all three are there.
-    let sends: Vec<_> = (0..3)
-        .map(|_| {
-            let transport = transport.clone();
-            tokio::spawn(async move { transport.send(&email_to(&["held@example.org"])).await })
-        })
-        .collect();
-    bounded(server.wait_until(|s| s.rcpt_commands("held@example.org") == 3)).await;
-    held.add_permits(3);
-    for send in sends {
-        bounded(send).await.unwrap().unwrap();
-    }
+    fill_pool(&transport, &server, &held, 3).await;
     assert_eq!(transport.connections_opened(), 3);
     // The three connections expire; the reaper's QUIT to the first is held unanswered.
     bounded(server.wait_until(|s| s.quits() == 1)).await;
@@ -208,32 +229,14 @@ async fn the_reaper_ends_when_the_transport_is_dropped_during_a_goodbye() {
 /// rather than sending on a session the server may be closing.
 #[tokio::test]
 async fn an_expired_connection_the_reaper_has_not_reached_is_not_used() {
-    let held = Arc::new(tokio::sync::Semaphore::new(0));
-    let goodbye = Arc::new(tokio::sync::Semaphore::new(0));
-    let server = TestServer::start(ServerOptions {
-        gated_recipient: Some(("held@example.org".to_owned(), Arc::clone(&held))),
-        gated_quit: Some(Arc::clone(&goodbye)),
-        ..ServerOptions::default()
-    })
-    .await;
+    let (server, held, goodbye) = gated_server().await;
     let idle_timeout = Duration::from_millis(50);
     let transport = logged_in(&server)
         .max_concurrency(3)
         .idle_timeout(idle_timeout)
         .build()
         .unwrap();
-    // Two sends at once, each on a connection of its own, both back in the pool after.
-    let sends: Vec<_> = (0..2)
-        .map(|_| {
-            let transport = transport.clone();
-            tokio::spawn(async move { transport.send(&email_to(&["held@example.org"])).await })
-        })
-        .collect();
-    bounded(server.wait_until(|s| s.rcpt_commands("held@example.org") == 2)).await;
-    held.add_permits(2);
-    for send in sends {
-        bounded(send).await.unwrap().unwrap();
-    }
+    fill_pool(&transport, &server, &held, 2).await;
     let idle_since = tokio::time::Instant::now();
     assert_eq!(transport.connections_opened(), 2);
     // The reaper's QUIT to the older connection goes unanswered (for up to a second) ...

@@ -16,15 +16,6 @@ use crate::support::*;
 /// give (else a token must be had).
 const KIND_VAR: &str = "CREDENTIALS_CHILD_KIND";
 const EXPECT_ERROR_VAR: &str = "CREDENTIALS_CHILD_EXPECT_ERROR";
-/// Every variable either constructor reads: the child sees only those a test sets.
-const READ_VARS: [&str; 6] = [
-    "AZURE_CLIENT_ID",
-    "AZURE_TENANT_ID",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "AZURE_AUTHORITY_HOST",
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-];
 const WORKLOAD_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJlbnYifQ.ZW52LXNpZ25hdHVyZQ";
 const IDENTITY_HEADER: &str = "Hx9~env-identity-header-SECRET";
 
@@ -38,7 +29,7 @@ fn run_child(kind: &str, vars: &[(&str, &str)], expect_error: Option<&str>) {
         "--ignored",
         "--test-threads=1",
     ]);
-    for name in READ_VARS {
+    for name in IDENTITY_ENV_VARS {
         command.env_remove(name);
     }
     command.envs(vars.iter().copied()).env(KIND_VAR, kind);

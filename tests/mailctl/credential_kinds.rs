@@ -44,14 +44,7 @@ fn graph_mocks<'a>(server: &'a MockServer, token: &str) -> httpmock::Mock<'a> {
 fn mailctl_in(dir: &Path) -> Command {
     let mut command = mailctl();
     command.current_dir(dir);
-    for name in [
-        "AZURE_CLIENT_ID",
-        "AZURE_TENANT_ID",
-        "AZURE_FEDERATED_TOKEN_FILE",
-        "AZURE_AUTHORITY_HOST",
-        "IDENTITY_ENDPOINT",
-        "IDENTITY_HEADER",
-    ] {
+    for name in support::IDENTITY_ENV_VARS {
         command.env_remove(name);
     }
     command

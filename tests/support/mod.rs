@@ -23,6 +23,17 @@ pub const CLIENT_ID: &str = "00000000-0000-0000-0000-000000000001";
 /// A client secret that must never appear in any printed output.
 pub const SECRET: &str = "Zx8Q~SUPER-SECRET-VALUE-do-not-print";
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+/// Every environment variable the workload-identity and managed-identity constructors read
+/// (the AKS webhook's and App Service's): a child process that must see only those its
+/// test sets has these removed.
+pub const IDENTITY_ENV_VARS: [&str; 6] = [
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_AUTHORITY_HOST",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+];
 
 /// The token endpoint path for a tenant.
 pub fn token_path(tenant: &str) -> String {

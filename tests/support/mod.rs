@@ -222,6 +222,11 @@ mod fake_tokens {
             }
         }
 
+        /// The token `token` would give now without fetching, if it holds one.
+        pub fn current(&self) -> Option<String> {
+            self.current.lock().unwrap().clone()
+        }
+
         /// Replaces the cached token, as a refresh ahead of expiry would.
         pub fn rotate(&self, token: &str) {
             *self.current.lock().unwrap() = Some(token.to_owned());

@@ -61,11 +61,12 @@ async fn a_resource_entra_does_not_know_names_the_scope_not_the_identity() {
     }
 }
 
-/// What the endpoint's refusal asks the admin to fix, by what it says: an identity that is
-/// not there (in IMDS's, App Service's or Entra ID's words, with any status) gets the plain
-/// "turn on / attach the identity" remedy; Entra ID's unknown resource, even as a bare
-/// message without `invalid_resource`, names the scope; anything else is the generic refusal.
-/// The endpoint's own code and message are in the error, whichever field carries them.
+/// What the endpoint's refusal (a 400, 401 or 403) asks the admin to fix, by what it says: an
+/// identity that is not there (in IMDS's, App Service's or Entra ID's words; a bare "not
+/// found" only with a 400) gets the plain "turn on / attach the identity" remedy; Entra ID's
+/// unknown resource, even as a bare message without `invalid_resource`, names the scope;
+/// anything else is the generic refusal. The error keeps the endpoint's code when `error` is
+/// a string, and its message from whichever field carries it.
 #[tokio::test]
 async fn each_refusal_gets_the_remedy_for_what_the_endpoint_said() {
     const NOT_FOUND: &str = "no managed identity is assigned to this resource";

@@ -12,9 +12,10 @@ use mail_connector::Credentials;
 use super::federated::{field, recording_endpoint};
 use crate::support::*;
 
-/// The child's test: which constructor (`workload` or `managed`), and the error text it must
-/// give (else a token must be had).
+/// The variable that tells the child which constructor to run: `workload` or `managed`.
 const KIND_VAR: &str = "CREDENTIALS_CHILD_KIND";
+/// The variable that holds the error text the child's constructor must give; unset, a
+/// token must be had.
 const EXPECT_ERROR_VAR: &str = "CREDENTIALS_CHILD_EXPECT_ERROR";
 const WORKLOAD_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJlbnYifQ.ZW52LXNpZ25hdHVyZQ";
 const IDENTITY_HEADER: &str = "Hx9~env-identity-header-SECRET";

@@ -192,7 +192,8 @@ fn structured_headers_are_checked() {
         ),
         (base().header("Message-ID", "<a@b> <c@d>"), "one message id"),
         (base().header("Message-ID", "<no-at>"), "`<left@right>`"),
-        // Each half of an id is there, without brackets inside.
+        // Each half of an id is there, without brackets inside, and the id is at most 250
+        // characters.
         (
             base().header("Message-ID", "<@example.org>"),
             "`<left@right>`",

@@ -446,3 +446,31 @@ async fn through_a_callers_client_each_body_goes_with_its_length() {
         assert_eq!(mock.calls(), 1, "{what}");
     }
 }
+
+/// Five `X-` headers, the most Graph's JSON form takes, go in it as they are: neither moved
+/// to the MIME form nor refused.
+#[tokio::test]
+async fn five_x_headers_go_in_the_json_form() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send"]));
+    let headers: Vec<_> = (1..=5)
+        .map(|i| json!({"name": format!("X-Tag-{i}"), "value": format!("v{i}")}))
+        .collect();
+    let send = server.mock(|when, then| {
+        when.method(POST)
+            .path(SEND_PATH)
+            .header("content-type", "application/json")
+            .json_body_includes(
+                json!({"message": {"internetMessageHeaders": headers}}).to_string(),
+            );
+        then.status(202);
+    });
+    let email = (1..=5)
+        .fold(Email::builder().to("ann@example.org").text("t"), |b, i| {
+            b.header(format!("X-Tag-{i}"), format!("v{i}"))
+        })
+        .build()
+        .unwrap();
+    transport(&settings(&server)).send(&email).await.unwrap();
+    send.assert();
+}

@@ -156,6 +156,18 @@ mod tests {
         assert!(state.refresh_allowed());
     }
 
+    /// A longer `Retry-After` than the pause running extends it: every request waits for
+    /// the later end.
+    #[tokio::test]
+    async fn a_longer_pause_extends_the_one_running() {
+        let state = MailboxState::default();
+        state.pause_for(Duration::from_secs(30));
+        let first = state.paused_until().unwrap();
+        state.pause_for(Duration::from_secs(60));
+        let later = state.paused_until().unwrap();
+        assert!(later > first, "the longer pause replaces the shorter one");
+    }
+
     /// A pause that has run out is forgotten, and a later one is seen again.
     #[tokio::test]
     async fn a_pause_ends_and_a_later_one_is_seen() {

@@ -225,3 +225,13 @@ pub(crate) fn mock_draft_in(server: &MockServer, mailbox: &str) {
         then.status(201).json_body(json!({"id": "d1"}));
     });
 }
+
+/// The size a refusal of a too large message gives ("the message is {n} bytes …").
+pub(crate) fn refused_size(error: &mail_connector::Error) -> usize {
+    let text = error.to_string();
+    text.split("the message is ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no size in {text}"))
+}

@@ -406,14 +406,7 @@ async fn a_draft_at_the_request_cap_is_made_and_one_byte_more_is_refused() {
     // What the draft's JSON holds besides its HTML, read from the refusal of a larger one.
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
-    let error = send_error(&server, &email(4_100_000)).await;
-    let text = error.to_string();
-    let size: usize = text
-        .split("the message is ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no size in {text}"));
+    let size = refused_size(&send_error(&server, &email(4_100_000)).await);
     let at_cap = 4_100_000 - (size - 4_000_000);
 
     let server = MockServer::start_async().await;

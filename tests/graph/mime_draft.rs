@@ -408,3 +408,36 @@ fn assert_refused_for_graph(error: &Error, says: &str) {
     let text = error.to_string();
     assert!(text.contains(says) && text.contains("over SMTP"), "{text}");
 }
+
+/// A prepared message whose MIME without its attachment is 2,000,000 bytes goes through a
+/// draft made from that much; one byte more is refused before anything is sent, saying how
+/// large it is without the attachments and to send it over SMTP.
+#[tokio::test]
+async fn a_mime_draft_of_2_000_000_bytes_is_made_and_one_byte_more_is_refused() {
+    let server = MockServer::start_async().await;
+    mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
+    let (drafts, posted, send) = mime_draft_mocks(&server);
+    let graph = transport(&settings(&server));
+    let send_prepared = |len: usize| {
+        let (graph, email) = (&graph, Email::from_mime(prepared_of_len(len)).unwrap());
+        async move { graph.send(&email).await }
+    };
+    // What cutting the attachment out takes away, read from the refusal of a larger message.
+    let error = send_prepared(2 * MIME_LIMIT).await.unwrap_err();
+    let at_limit = 2 * MIME_LIMIT - (refused_size(&error) - MIME_LIMIT);
+
+    send_prepared(at_limit).await.unwrap();
+    send.assert_calls(1);
+    let draft = drafts.lock().unwrap().pop().expect("a draft at the limit");
+    assert_eq!(draft.len(), MIME_LIMIT);
+    assert_eq!(
+        posted.lock().unwrap().len(),
+        1,
+        "the attachment added apart"
+    );
+
+    let error = send_prepared(at_limit + 1).await.unwrap_err();
+    assert_refused_for_graph(&error, "the message is 2000001 bytes of MIME without");
+    assert!(drafts.lock().unwrap().is_empty(), "no draft over the limit");
+    send.assert_calls(1);
+}

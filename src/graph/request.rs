@@ -365,10 +365,26 @@ mod tests {
         );
     }
 
-    /// The estimate covers the JSON actually written, escapes included, without being far
-    /// larger: one allocation of about the right size.
-    #[test]
-    fn the_length_estimate_covers_the_json_written() {
+    /// The estimate covers the JSON actually written, escapes and attachments included,
+    /// without being far larger: one allocation of about the right size. Past the first two,
+    /// each email has most of its JSON in one part, so that each part's share counts.
+    #[tokio::test]
+    async fn the_length_estimate_covers_the_json_written() {
+        let to_ann = || Email::builder().to("ann@example.org").text("t");
+        let headers = (0..5).fold(to_ann().subject("Headers"), |b, i| {
+            b.header(format!("X-Correlation-Context-{i}"), "v".repeat(150))
+        });
+        let file_names = (0..3).fold(to_ann().subject("Files"), |b, i| {
+            b.attachment(
+                Attachment::from_bytes(
+                    format!("quarterly-report-{i}-with-a-long-name.xlsx"),
+                    [1u8],
+                )
+                .with_content_type(
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                ),
+            )
+        });
         let emails = [
             Email::builder()
                 .to("Ann Example <ann@example.org>")
@@ -387,18 +403,49 @@ mod tests {
                 .importance(Importance::High)
                 .build()
                 .unwrap(),
+            (0..20)
+                .fold(to_ann().subject("Names"), |b, i| {
+                    b.to(format!(
+                        "Recipient Number {i:02} <recipient.{i:02}@example.org>"
+                    ))
+                })
+                .build()
+                .unwrap(),
+            headers.build().unwrap(),
+            file_names.build().unwrap(),
+            // One character in twenty escaped.
+            Email::builder()
+                .to("ann@example.org")
+                .subject("Quotes")
+                .text(format!("\"{}", "x".repeat(19)).repeat(800))
+                .build()
+                .unwrap(),
+            to_ann()
+                .subject("Attachment")
+                .attachment(Attachment::from_bytes("a.bin", vec![0; 30_000]))
+                .build()
+                .unwrap(),
         ];
         for email in &emails {
-            let written = serde_json::to_vec(&SendMail {
-                message: message(email, None).unwrap(),
+            let mut message = message(email, None).unwrap();
+            let mut loaded = Vec::new();
+            for attachment in email.attachments() {
+                loaded.push(attachment.load().await.unwrap());
+            }
+            message.attachments = (email.attachments().iter().zip(&loaded))
+                .map(|(attachment, bytes)| FileAttachment::new(attachment, bytes))
+                .collect();
+            let body = SendMail {
+                message,
                 save_to_sent_items: false,
-            })
-            .unwrap()
-            .len() as u64;
-            let estimate = send_mail_len(email, 0);
+            };
+            let written = serde_json::to_vec(&body).unwrap().len() as u64;
+            let attachments = email.attachments().iter().map(|a| base64_len(a.size()));
+            let estimate = send_mail_len(email, attachments.sum());
             assert!(
                 estimate >= written && estimate <= 2 * written,
-                "estimate {estimate} for {written} bytes"
+                "estimate {estimate} for {written} bytes of {:?}",
+                email.subject()
             );
         }
     }

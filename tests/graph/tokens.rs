@@ -413,7 +413,8 @@ async fn a_silent_managed_identity_endpoint_is_blamed_not_the_login_host() {
     send.assert_calls(0);
 }
 
-/// …and a caller's own token provider is blamed as such: it may not ask the login host.
+/// …and a caller's own token provider is blamed as such: it may not ask the login host. The
+/// error gives the send deadline it waited for.
 #[tokio::test]
 async fn a_silent_token_provider_is_blamed_not_the_login_host() {
     #[derive(Debug)]
@@ -450,6 +451,8 @@ async fn a_silent_token_provider_is_blamed_not_the_login_host() {
     let text = error.to_string();
     assert!(text.contains("token provider"), "{text}");
     assert!(!text.contains("login host"), "{text}");
+    // The transport's own send deadline, not the retry policy's default of 120 s.
+    assert!(text.contains("within the send deadline of 2s"), "{text}");
     let remedy = error.remedy().unwrap();
     assert!(remedy.contains("token provider"), "{remedy}");
     assert!(!remedy.contains("authority_host"), "{remedy}");

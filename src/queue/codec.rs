@@ -141,6 +141,25 @@ mod tests {
         assert!(matches!(b.content(), crate::AttachmentContent::Bytes(b) if b == [0, 1, 2, 255]));
     }
 
+    /// 150 MiB, written out: the limit the docs promise, not the constant under test.
+    const LIMIT: usize = 150 * 1024 * 1024;
+
+    #[tokio::test]
+    async fn an_email_of_exactly_150_mib_is_stored_whole() {
+        let email = Email::builder()
+            .to("ann@example.org")
+            .attachment(Attachment::from_bytes("backup.bin", vec![7u8; LIMIT]))
+            .build()
+            .unwrap();
+        let back = decode(&encode(&email).await.unwrap()).unwrap();
+        let stored = &back.attachments()[0];
+        assert_eq!(stored.size(), LIMIT as u64);
+        let crate::AttachmentContent::Bytes(bytes) = stored.content() else {
+            panic!("the stored attachment is not in the stored email");
+        };
+        assert!(bytes.len() == LIMIT && bytes.iter().all(|&b| b == 7));
+    }
+
     #[test]
     fn damaged_bytes_are_an_error_not_a_panic() {
         for bytes in [&b""[..], b"{", b"[]", br#"{"to": ["not an address"]}"#] {

@@ -160,6 +160,23 @@ mod tests {
         assert!(bytes.len() == LIMIT && bytes.iter().all(|&b| b == 7));
     }
 
+    #[tokio::test]
+    async fn the_bodies_count_toward_the_limit() {
+        // A one-byte text part and a 150 MiB HTML part: one byte over, with no attachment.
+        let email = Email::builder()
+            .to("ann@example.org")
+            .text("x")
+            .html("x".repeat(LIMIT))
+            .build()
+            .unwrap();
+        let error = encode(&email).await.unwrap_err();
+        assert!(matches!(error, Error::InvalidMessage { .. }), "{error:?}");
+        assert!(
+            error.to_string().contains(&format!("{} bytes", LIMIT + 1)),
+            "{error}"
+        );
+    }
+
     #[test]
     fn damaged_bytes_are_an_error_not_a_panic() {
         for bytes in [&b""[..], b"{", b"[]", br#"{"to": ["not an address"]}"#] {

@@ -177,6 +177,52 @@ mod tests {
         );
     }
 
+    /// A sparse file of `len` bytes (nothing written to disk).
+    fn sparse_file(dir: &tempfile::TempDir, len: u64) -> std::path::PathBuf {
+        let path = dir.path().join("export.bin");
+        std::fs::File::create(&path).unwrap().set_len(len).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn a_file_declared_over_the_limit_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sparse_file(&dir, LIMIT as u64 + 1);
+        let email = Email::builder()
+            .to("ann@example.org")
+            .attachment(Attachment::from_path(&path).unwrap())
+            .build()
+            .unwrap();
+        // Gone by enqueue: only the size recorded when it was attached can refuse it.
+        std::fs::remove_file(&path).unwrap();
+        let error = encode(&email).await.unwrap_err();
+        assert!(matches!(error, Error::InvalidMessage { .. }), "{error:?}");
+        assert!(error.to_string().contains("150 MiB"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_file_that_grew_over_the_limit_after_it_was_attached_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sparse_file(&dir, 10);
+        let email = Email::builder()
+            .to("ann@example.org")
+            .attachment(Attachment::from_path(&path).unwrap())
+            .build()
+            .unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(LIMIT as u64 + 1)
+            .unwrap();
+        let error = encode(&email).await.unwrap_err();
+        assert!(matches!(error, Error::InvalidMessage { .. }), "{error:?}");
+        assert!(
+            error.to_string().contains(&format!("{} bytes", LIMIT + 1)),
+            "{error}"
+        );
+    }
+
     #[test]
     fn damaged_bytes_are_an_error_not_a_panic() {
         for bytes in [&b""[..], b"{", b"[]", br#"{"to": ["not an address"]}"#] {

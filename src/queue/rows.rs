@@ -121,3 +121,25 @@ pub(crate) fn stats_from_counts(
     });
     Ok(stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-11-29T02:30:00.123Z, in stored milliseconds.
+    const AT_MS: i64 = 1_795_919_400_123;
+
+    #[cfg(feature = "queue-sqlite")]
+    #[test]
+    fn times_before_and_after_1970_are_read_back_as_they_were_stored() {
+        // A host whose clock was reset to the epoch dates its messages before 1970.
+        let before = SystemTime::UNIX_EPOCH - Duration::from_millis(1_500);
+        assert_eq!(millis(before), -1_500);
+        assert_eq!(from_millis(-1_500), before);
+        assert_eq!(rfc3339(before), "1969-12-31T23:59:58.500Z");
+        for ms in [-86_400_123, 0, 1, AT_MS] {
+            assert_eq!(millis(from_millis(ms)), ms);
+        }
+        assert_eq!(rfc3339(from_millis(AT_MS)), "2026-11-29T02:30:00.123Z");
+    }
+}

@@ -142,4 +142,48 @@ mod tests {
         }
         assert_eq!(rfc3339(from_millis(AT_MS)), "2026-11-29T02:30:00.123Z");
     }
+
+    #[test]
+    fn stats_count_each_mailbox_s_states_and_show_only_its_own_pause() {
+        let counts = vec![
+            ("a@example.org".into(), "queued".into(), 2),
+            ("a@example.org".into(), "failed".into(), 1),
+            ("b@example.org".into(), "queued".into(), 3),
+        ];
+        let paused = [("b@example.org".to_owned(), AT_MS)];
+        let stats = stats_from_counts(counts, Some(("m-1".into(), AT_MS)), &paused).unwrap();
+        let totals: Vec<_> = stats.states.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+        assert_eq!(
+            totals,
+            [
+                ("queued", 5),
+                ("sending", 0),
+                ("sent", 0),
+                ("failed", 1),
+                ("uncertain", 0),
+                ("cancelled", 0)
+            ]
+        );
+        // `mailctl queue status --json` prints this.
+        let json = serde_json::to_value(&stats).unwrap();
+        assert_eq!(
+            json["mailboxes"],
+            serde_json::json!([
+                {
+                    "mailbox": "a@example.org",
+                    "states": {"queued": 2, "failed": 1},
+                    "paused_until": null
+                },
+                {
+                    "mailbox": "b@example.org",
+                    "states": {"queued": 3},
+                    "paused_until": "2026-11-29T02:30:00.123Z"
+                }
+            ])
+        );
+        assert_eq!(
+            json["oldest_due"],
+            serde_json::json!({"id": "m-1", "due_at": "2026-11-29T02:30:00.123Z"})
+        );
+    }
 }

@@ -84,7 +84,7 @@ pub(super) fn process_env() -> Result<Vec<(String, String)>> {
             Err(_) => problem(
                 &mut problems,
                 name,
-                "the value is not valid Unicode; set it to UTF-8 text",
+                format!("`{name}` is not valid Unicode; set it to UTF-8 text"),
             ),
         }
     }

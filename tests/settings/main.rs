@@ -8,6 +8,7 @@ mod building;
 mod compose;
 mod host_paths;
 mod loading;
+mod process_env;
 mod redacted;
 mod secrets;
 mod validation;

@@ -356,3 +356,63 @@ fn a_tenant_id_must_be_a_guid_or_a_domain_name() {
         );
     }
 }
+
+/// A certificate needs both its files, and a credential file that is set must exist: each
+/// missing one is named with its key and what to supply; files that exist pass.
+#[test]
+fn certificate_and_credential_files_are_required_and_must_exist() {
+    use crate::support::fixture;
+
+    let (cert, key) = (fixture("test-client.pem"), fixture("test-client.key"));
+    let dir = tempfile::tempdir().unwrap();
+    let gone = dir.path().join("gone.pem");
+    let with = |extra: String| {
+        ConnectorSettings::from_toml_str(&format!(
+            "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\n\
+             oauth_client_id = \"{CLIENT_ID}\"\ntenant_id = \"{TENANT_ID}\"\n{extra}"
+        ))
+        .unwrap()
+    };
+    let pair = |cert: &std::path::Path, key: &std::path::Path| {
+        format!("client_certificate_file = {cert:?}\nclient_private_key_file = {key:?}\n")
+    };
+    with(pair(&cert, &key)).validate().unwrap();
+
+    let refused = |settings: ConnectorSettings, field: &str, says: &str| {
+        let found = problems(settings.validate().unwrap_err());
+        assert!(
+            found.iter().any(|(f, m)| f == field && m.contains(says)),
+            "{field}: {found:?}"
+        );
+    };
+    let (missing, required) = ("does not exist or is not a file", "is required with");
+    refused(with(pair(&gone, &key)), "client_certificate_file", missing);
+    refused(with(pair(&cert, &gone)), "client_private_key_file", missing);
+    refused(
+        with(format!("client_certificate_file = {cert:?}\n")),
+        "client_private_key_file",
+        required,
+    );
+    refused(
+        with(format!("client_private_key_file = {key:?}\n")),
+        "client_certificate_file",
+        required,
+    );
+    refused(
+        with("oauth_credential = \"certificate\"\n".into()),
+        "client_certificate_file",
+        "`client_private_key_file`) are required",
+    );
+    refused(
+        with(format!("client_secret_file = {gone:?}\n")),
+        "client_secret_file",
+        missing,
+    );
+    refused(
+        with(format!(
+            "oauth_credential = \"workload_identity\"\nfederated_token_file = {gone:?}\n"
+        )),
+        "federated_token_file",
+        missing,
+    );
+}

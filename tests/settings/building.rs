@@ -87,3 +87,30 @@ fn an_ipv6_smtp_host_is_a_host() {
     let text = settings.validate().unwrap_err().to_string();
     assert!(text.contains("put the port in `smtp_port`"), "{text}");
 }
+
+/// A `TransportBuilder` in a log shows its settings, secrets redacted, and whether the
+/// caller gave a token provider — never the provider itself, whose own `Debug` may show its
+/// credentials.
+#[test]
+fn a_transport_builder_shows_its_settings_and_whether_a_provider_was_given() {
+    use mail_connector::{Credentials, Secret};
+
+    use crate::support::{CLIENT_ID, KNOWN_SECRET, TENANT, assert_no_secrets};
+
+    let settings = ConnectorSettings::from_toml_str(&format!(
+        "auth_mode = \"oauth\"\nuser_name = \"no-reply@contoso.com\"\n\
+         client_secret = \"{KNOWN_SECRET}\"\n"
+    ))
+    .unwrap();
+    let own = format!("{:?}", settings.builder());
+    assert!(own.contains("own_token_provider: false"), "{own}");
+    let provider = Credentials::client_secret(TENANT, CLIENT_ID, Secret::new(KNOWN_SECRET))
+        .build()
+        .unwrap();
+    let given = format!("{:?}", settings.builder().token_provider(provider));
+    assert!(given.contains("own_token_provider: true"), "{given}");
+    for shown in [&own, &given] {
+        assert!(shown.contains("no-reply@contoso.com"), "{shown}");
+        assert_no_secrets(shown, &[KNOWN_SECRET]);
+    }
+}

@@ -61,6 +61,10 @@ const JSON: &[&str] = &[
     "{\"auth_mode\": \"Zq8~s3cr3tA=\"}",
     "{\"smtp_port\": \"hunter2\"}",
     "{\"password\": \"s3cr3tA\" \"client_secret\": \"s3cr3tB\"}",
+    // A value of the wrong type is quoted in Rust's escaped form: its `\"` is not its end.
+    "{\"smtp_port\": \"hunter\\\"s3cr3tA\\\\s3cr3tB\"}",
+    // An unknown key not shaped like a key (a secret pasted as one) is not shown.
+    "{\"hunter2~s3cr3tA\": 1}",
 ];
 
 #[test]
@@ -103,7 +107,11 @@ fn errors_still_say_where_and_which_key() {
     assert!(text.contains("column"), "{text}");
     assert!(text.contains("in the value of `password`"), "{text}");
     let text = toml_error("recipient_limit = \"ten\"\n").to_string();
-    assert!(text.contains("line 1"), "{text}");
+    // The column of the value, counted from 1, and its key, on that very line.
+    assert!(
+        text.contains("line 1, column 19, key `recipient_limit`:"),
+        "{text}"
+    );
     assert!(text.contains("`recipient_limit`"), "{text}");
     let text = json_error(JSON[0]).to_string();
     assert!(text.contains("line 1 column"), "{text}");
@@ -114,6 +122,9 @@ fn errors_still_say_where_and_which_key() {
     assert!(text.contains("tennant_id"), "{text}");
     // The settings' own choices are still listed.
     let text = json_error("{\"cloud\": \"mars\"}").to_string();
+    assert!(text.contains("global, us-gov, us-dod, china"), "{text}");
+    // A choice ending in a backslash is one value still: the choices after it are listed.
+    let text = json_error("{\"cloud\": \"mars\\\\\"}").to_string();
     assert!(text.contains("global, us-gov, us-dod, china"), "{text}");
 }
 

@@ -295,6 +295,16 @@ mod tests {
         assert_eq!(s.recipient_limit, 5);
     }
 
+    /// A parser's quotes keep key names, one character and punctuation of up to three
+    /// (`=`, `]]`); any other part, however short, may be a value and is not shown.
+    #[test]
+    fn quotes_keep_names_and_punctuation_only() {
+        assert_eq!(
+            redact_quoted("expected `=`, `]]` or `a`, found `a1b` in `smtp_port`"),
+            "expected `=`, `]]` or `a`, found `…` in `smtp_port`"
+        );
+    }
+
     /// The keys are listed in the struct, in `KEYS` (for environment variables), in the module
     /// docs and in the README: one list must not drift from the others.
     #[test]

@@ -3,8 +3,6 @@
 //! `IDENTITY_ENDPOINT` / `IDENTITY_HEADER`) — run in a child process of this test binary
 //! with the environment set there: tests run in parallel and must not change their own.
 
-use std::process::Command;
-
 use httpmock::Method::GET;
 use httpmock::MockServer;
 use mail_connector::Credentials;
@@ -23,27 +21,19 @@ const IDENTITY_HEADER: &str = "Hx9~env-identity-header-SECRET";
 /// Runs [`child`] in a new process of this binary with `vars` (and nothing else the
 /// constructors read) set; panics with its output unless it passed.
 fn run_child(kind: &str, vars: &[(&str, &str)], expect_error: Option<&str>) {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command.args([
-        "--exact",
+    run_child_test(
         "process_env::child",
-        "--ignored",
-        "--test-threads=1",
-    ]);
-    for name in IDENTITY_ENV_VARS {
-        command.env_remove(name);
-    }
-    command.envs(vars.iter().copied()).env(KIND_VAR, kind);
-    match expect_error {
-        Some(text) => command.env(EXPECT_ERROR_VAR, text),
-        None => command.env_remove(EXPECT_ERROR_VAR),
-    };
-    let output = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "{kind} {vars:?}: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        &format!("{kind} {vars:?}"),
+        |command| {
+            for name in IDENTITY_ENV_VARS {
+                command.env_remove(name);
+            }
+            command.envs(vars.iter().copied()).env(KIND_VAR, kind);
+            match expect_error {
+                Some(text) => command.env(EXPECT_ERROR_VAR, text),
+                None => command.env_remove(EXPECT_ERROR_VAR),
+            };
+        },
     );
 }
 

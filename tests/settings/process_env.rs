@@ -3,13 +3,12 @@
 //! variables set there: tests run in parallel and must not change their own environment.
 
 use std::ffi::OsString;
-use std::process::Command;
 
 use mail_connector::ConnectorSettings;
 use mail_connector::settings::ENV_PREFIX;
 
 use super::loading::fields;
-use crate::support::KNOWN_SECRET;
+use crate::support::{KNOWN_SECRET, run_child_test};
 
 /// Which of the child's checks to run (`overrides` or `not_unicode`).
 const CASE_VAR: &str = "SETTINGS_CHILD_CASE";
@@ -22,28 +21,16 @@ const FILE: &str = "auth_mode = \"basic\"\nuser_name = \"no-reply@example.org\"\
 /// Runs [`child`] in a new process of this binary with `vars` set, and no other
 /// `MAIL_CONNECTOR_*` variable; panics with its output unless it passed.
 fn run_child(case: &str, vars: &[(&str, OsString)]) {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command.args([
-        "--exact",
-        "process_env::child",
-        "--ignored",
-        "--test-threads=1",
-    ]);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with(ENV_PREFIX) {
-            command.env_remove(name);
+    run_child_test("process_env::child", case, |command| {
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with(ENV_PREFIX) {
+                command.env_remove(name);
+            }
         }
-    }
-    command
-        .envs(vars.iter().map(|(name, value)| (name, value)))
-        .env(CASE_VAR, case);
-    let output = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "{case}: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        command
+            .envs(vars.iter().map(|(name, value)| (name, value)))
+            .env(CASE_VAR, case);
+    });
 }
 
 /// A settings file with [`FILE`] in `dir`, as the variable that tells the child where it is.

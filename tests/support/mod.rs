@@ -35,6 +35,23 @@ pub const IDENTITY_ENV_VARS: [&str; 6] = [
     "IDENTITY_HEADER",
 ];
 
+/// Runs `test`, an ignored test of this test binary (`module::child`), alone in a new process
+/// whose environment `env` sets: tests run in parallel, so one that needs the process
+/// environment changed changes its child's. Panics with the child's output, headed by
+/// `label`, unless its one test passed.
+pub fn run_child_test(test: &str, label: &str, env: impl FnOnce(&mut std::process::Command)) {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args(["--exact", test, "--ignored", "--test-threads=1"]);
+    env(&mut command);
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{label}: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The token endpoint path for a tenant.
 pub fn token_path(tenant: &str) -> String {
     format!("/{tenant}/oauth2/v2.0/token")

@@ -169,12 +169,14 @@ mod tests {
             .html("x".repeat(LIMIT))
             .build()
             .unwrap();
-        let error = encode(&email).await.unwrap_err();
+        refused_as_too_large(&email, &format!("{} bytes", LIMIT + 1)).await;
+    }
+
+    /// `email` is refused as too large to queue, with an error that says `said`.
+    async fn refused_as_too_large(email: &Email, said: &str) {
+        let error = encode(email).await.unwrap_err();
         assert!(matches!(error, Error::InvalidMessage { .. }), "{error:?}");
-        assert!(
-            error.to_string().contains(&format!("{} bytes", LIMIT + 1)),
-            "{error}"
-        );
+        assert!(error.to_string().contains(said), "{error}");
     }
 
     /// A sparse file of `len` bytes (nothing written to disk).
@@ -195,9 +197,7 @@ mod tests {
             .unwrap();
         // Gone by enqueue: only the size recorded when it was attached can refuse it.
         std::fs::remove_file(&path).unwrap();
-        let error = encode(&email).await.unwrap_err();
-        assert!(matches!(error, Error::InvalidMessage { .. }), "{error:?}");
-        assert!(error.to_string().contains("150 MiB"), "{error}");
+        refused_as_too_large(&email, "150 MiB").await;
     }
 
     #[tokio::test]
@@ -215,12 +215,7 @@ mod tests {
             .unwrap()
             .set_len(LIMIT as u64 + 1)
             .unwrap();
-        let error = encode(&email).await.unwrap_err();
-        assert!(matches!(error, Error::InvalidMessage { .. }), "{error:?}");
-        assert!(
-            error.to_string().contains(&format!("{} bytes", LIMIT + 1)),
-            "{error}"
-        );
+        refused_as_too_large(&email, &format!("{} bytes", LIMIT + 1)).await;
     }
 
     #[test]

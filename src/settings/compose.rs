@@ -5,7 +5,7 @@
 
 use super::ConnectorSettings;
 use super::env::{ENV_PREFIX, KEYS, env_overlay};
-use super::load::{parse_problem, redact_quoted, toml_to_json};
+use super::load::{from_json, parse_problem, redact_quoted, toml_to_json};
 use crate::error::{Error, Result, SettingsProblem};
 use crate::secret::Secret;
 
@@ -144,7 +144,7 @@ impl ConnectorSettings {
         if !value.is_object() {
             return Err(parse_problem(source, "expected a table of settings keys"));
         }
-        serde_json::from_value(value).map_err(|e| parse_problem(source, e))
+        from_json(value).map_err(|e| parse_problem(source, e))
     }
 
     /// These settings with the process's `MAIL_CONNECTOR_<KEY>` environment variables

@@ -101,9 +101,10 @@ impl ConnectorSettings {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSettings`] for malformed JSON, an unknown key or a wrongly typed value.
+    /// [`Error::InvalidSettings`] for malformed JSON, an unknown key or a wrongly typed value;
+    /// the message names the key.
     pub fn from_json_str(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| parse_problem("JSON", e))
+        json_text(text).map_err(|e| parse_problem("JSON", e))
     }
 
     /// Reads a settings file: JSON when its name ends in `.json`, TOML otherwise.
@@ -120,7 +121,7 @@ impl ConnectorSettings {
     /// Parses a settings file's text, JSON or TOML by the file's extension.
     fn from_file_text(path: &Path, text: &str) -> Result<Self> {
         let parsed = if is_json_file(path) {
-            serde_json::from_str(text).map_err(|e| e.to_string())
+            json_text(text)
         } else {
             toml::from_str(text).map_err(|e| toml_error(text, &e))
         };
@@ -191,19 +192,37 @@ impl ConnectorSettings {
     }
 }
 
-/// A TOML value as JSON, for serde_json's deserializer. A bare TOML date has no JSON form:
-/// it is carried as the text it is.
-pub(super) fn toml_to_json(mut value: toml::Value) -> Result<serde_json::Value, String> {
-    fn dates_to_text(value: &mut toml::Value) {
-        match value {
-            toml::Value::Datetime(date) => *value = toml::Value::String(date.to_string()),
-            toml::Value::Table(table) => table.iter_mut().for_each(|(_, v)| dates_to_text(v)),
-            toml::Value::Array(items) => items.iter_mut().for_each(dates_to_text),
-            _ => {}
-        }
-    }
-    dates_to_text(&mut value);
+/// A TOML value as JSON, for serde_json's deserializer. A bare TOML date stays in the form
+/// TOML gives it to serde, as it does reading a file: the date field reads it
+/// ([`ExpiryDate`](super::ExpiryDate)), and a text key refuses it alike.
+pub(super) fn toml_to_json(value: toml::Value) -> Result<serde_json::Value, String> {
     serde_json::to_value(value).map_err(|e| e.to_string())
+}
+
+/// Deserializes settings with serde_json, naming the key whose value failed: serde_json's
+/// own error says what it expected (and, reading text, the line and column), not which key.
+pub(super) fn from_json<'de, D>(deserializer: D) -> Result<ConnectorSettings, String>
+where
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+{
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // An unknown key is named by the message itself (with the nearest known one).
+        match key.as_str() {
+            "" | "." => message,
+            _ if message.starts_with("unknown field") => message,
+            key => format!("key `{key}`: {message}"),
+        }
+    })
+}
+
+/// Settings from JSON text: as [`from_json`], and nothing but whitespace after the object.
+fn json_text(text: &str) -> Result<ConnectorSettings, String> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let settings = from_json(&mut deserializer)?;
+    deserializer.end().map_err(|e| e.to_string())?;
+    Ok(settings)
 }
 
 fn read_settings_file(path: &Path) -> Result<String> {

@@ -353,3 +353,86 @@ fn a_path_that_is_not_text_cannot_be_written_but_takes_overrides() {
     assert_eq!(overridden.recipient_limit, 7);
     assert_eq!(overridden.outbox_dir, settings.outbox_dir);
 }
+
+/// A value of the wrong type is named by its key from every source: a TOML or JSON text or
+/// file, and a host's own TOML or JSON value. The value itself is never quoted (it may be
+/// a secret). serde_json's own message says only what it expected.
+#[test]
+fn a_wrongly_typed_value_is_named_by_its_key_wherever_the_settings_come_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_file = dir.path().join("mail.json");
+    let toml_file = dir.path().join("mail.toml");
+    for (key, toml_value, json_value) in [
+        ("smtp_port", "\"port-abc\"", serde_json::json!("port-abc")),
+        ("password", "true", serde_json::json!(true)),
+        (
+            "recipient_limit",
+            "\"limit-abc\"",
+            serde_json::json!("limit-abc"),
+        ),
+        (
+            "tenant_id",
+            "[\"tenant-abc\"]",
+            serde_json::json!(["tenant-abc"]),
+        ),
+    ] {
+        let toml_text = format!("user_name = \"a@contoso.com\"\n{key} = {toml_value}\n");
+        let json = serde_json::json!({ "user_name": "a@contoso.com", key: json_value });
+        std::fs::write(&toml_file, &toml_text).unwrap();
+        std::fs::write(&json_file, json.to_string()).unwrap();
+        let errors = [
+            ConnectorSettings::from_toml_str(&toml_text).unwrap_err(),
+            ConnectorSettings::from_json_str(&json.to_string()).unwrap_err(),
+            ConnectorSettings::from_file(&toml_file).unwrap_err(),
+            ConnectorSettings::from_file(&json_file).unwrap_err(),
+            ConnectorSettings::from_toml_value(toml::from_str(&toml_text).unwrap()).unwrap_err(),
+            ConnectorSettings::from_json_value(json.clone()).unwrap_err(),
+        ];
+        for error in errors {
+            let text = error.to_string();
+            assert!(matches!(error, Error::InvalidSettings { .. }), "{error:?}");
+            assert!(text.contains(&format!("key `{key}`: invalid")), "{text}");
+            assert!(!text.contains("abc"), "{text}");
+        }
+    }
+    // JSON text keeps its line and column besides.
+    let text = ConnectorSettings::from_json_str("{\n  \"smtp_port\": true\n}")
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("key `smtp_port`: invalid type"), "{text}");
+    assert!(text.contains("line 2"), "{text}");
+    // Anything after the object is still refused.
+    let text = ConnectorSettings::from_json_str("{\"smtp_port\": 25} x")
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("trailing characters"), "{text}");
+}
+
+/// A bare TOML date is read by the date field alone, from a file and from a host's TOML
+/// value alike: a text key refuses it, naming the key, rather than take the date's text in
+/// one place and not the other.
+#[test]
+fn a_bare_toml_date_is_a_date_only_where_a_date_is_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mail.toml");
+    let text = "tenant_id = 2026-01-01\n";
+    std::fs::write(&file, text).unwrap();
+    for error in [
+        ConnectorSettings::from_file(&file).unwrap_err(),
+        ConnectorSettings::from_toml_str(text).unwrap_err(),
+        ConnectorSettings::from_toml_value(toml::from_str(text).unwrap()).unwrap_err(),
+    ] {
+        let text = error.to_string();
+        assert!(text.contains("key `tenant_id`: invalid type"), "{text}");
+    }
+    let text = "client_secret_expires = 2027-06-30\n";
+    std::fs::write(&file, text).unwrap();
+    for settings in [
+        ConnectorSettings::from_file(&file).unwrap(),
+        ConnectorSettings::from_toml_str(text).unwrap(),
+        ConnectorSettings::from_toml_value(toml::from_str(text).unwrap()).unwrap(),
+    ] {
+        let expires = settings.client_secret_expires.map(|date| date.to_string());
+        assert_eq!(expires.as_deref(), Some("2027-06-30"));
+    }
+}

@@ -187,10 +187,7 @@ fn unknown_keys_and_wrong_types_in_files_are_named() {
     let error = ConnectorSettings::from_toml_str("recipient_limit = \"ten\"")
         .unwrap_err()
         .to_string();
-    assert!(
-        error.contains("recipient_limit") || error.contains("integer"),
-        "{error}"
-    );
+    assert!(error.contains("key `recipient_limit`"), "{error}");
     let error = ConnectorSettings::from_json_str("{\"cloud\": \"mars\"}")
         .unwrap_err()
         .to_string();

@@ -10,15 +10,8 @@ use mail_connector::smtp::SmtpTransport;
 
 use super::helpers::*;
 use crate::support;
-use crate::support::assert_no_secrets;
 use crate::support::smtp_server::{ServerOptions, TestServer};
-
-/// Tasks alive on this test's runtime (the server's and the transport's).
-fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
+use crate::support::{alive_tasks, assert_no_secrets};
 
 /// Waits, within a deadline, until `done` holds, re-checking on each of the server's events
 /// and every few milliseconds for what it does not see (the tasks alive).

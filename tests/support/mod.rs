@@ -361,6 +361,16 @@ pub fn unique_number() -> usize {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Tasks alive on the calling test's runtime (spawned and not yet finished): the fixtures'
+/// and the transport's. On a current-thread runtime (plain `#[tokio::test]`), other tasks run
+/// only while the test's own future waits: one that a call spawned after its last wait is
+/// still counted when the call returns.
+pub fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
 /// A tenant ID only the calling test uses: its token endpoint's URL (`token_path`) is then
 /// the test's own, whichever pooled httpmock server (and port) the test was handed.
 pub fn own_tenant() -> String {

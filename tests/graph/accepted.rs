@@ -7,8 +7,9 @@ use httpmock::{Method::DELETE, Method::POST, MockServer};
 use mail_connector::{Attachment, Delivery, Email, Error, MailTransport};
 use serde_json::json;
 
+use super::draft_failures::{parts_email, with_parts};
 use super::helpers::*;
-use crate::support::fast_retry;
+use crate::support::{alive_tasks, fast_retry};
 
 /// The error's status, code and text, checked for an uncertain send answered `status`.
 fn assert_not_accepted(error: &Error, status: u16) {
@@ -102,17 +103,23 @@ async fn a_mime_send_answered_200_is_uncertain() {
     assert!(remedy.contains("before sending it again"), "{remedy}");
 }
 
-/// A draft's `/send` answered 200: uncertain, and the draft is left where it is (it may be
-/// the message Graph sent), the error saying where. No deletion is started in the
-/// background either: with one request slot, the next sends take it at once.
+/// A draft's `/send` answered 200, whether the draft was made in Graph's JSON form or from
+/// MIME: uncertain, and the draft is left where it is (it may be the message Graph sent),
+/// the error saying where. No deletion is started in the background either: the send
+/// leaves no task behind it, and no DELETE comes.
 #[tokio::test]
 async fn a_drafts_send_answered_200_is_uncertain_and_keeps_the_draft() {
     let server = MockServer::start_async().await;
     mock_token(&server, &token_for(&["Mail.Send", "Mail.ReadWrite"]));
     let messages = "/v1.0/users/no-reply@contoso.com/messages";
-    server.mock(|when, then| {
-        when.method(POST).path(messages);
-        then.status(201).json_body(json!({"id": "d9"}));
+    // The draft of the email in Graph's JSON form, and that of the email made from MIME.
+    let [json_draft, mime_draft] = ["application/json", "text/plain"].map(|form| {
+        server.mock(|when, then| {
+            when.method(POST)
+                .path(messages)
+                .header("content-type", form);
+            then.status(201).json_body(json!({"id": "d9"}));
+        })
     });
     server.mock(|when, then| {
         when.method(POST).path(format!("{messages}/d9/attachments"));
@@ -132,13 +139,6 @@ async fn a_drafts_send_answered_200_is_uncertain_and_keeps_the_draft() {
         when.method(POST).path(SEND_PATH);
         then.status(202);
     });
-    let mut builder = Email::builder().to("ann@example.org").subject("parts");
-    for i in 0..3u8 {
-        builder = builder.attachment(Attachment::from_bytes(
-            format!("p{i}.bin"),
-            vec![i; 1_500_000],
-        ));
-    }
     let transport = settings(&server)
         .graph_builder()
         .unwrap()
@@ -147,29 +147,53 @@ async fn a_drafts_send_answered_200_is_uncertain_and_keeps_the_draft() {
         .max_concurrency(1)
         .build()
         .unwrap();
-    let error = transport
-        .send(&builder.build().unwrap())
-        .await
-        .expect_err("a draft's send answered 200 was reported sent");
-    send.assert_calls(1);
-    // A task spawned by the send runs while the next send waits for Graph's answer, and takes
-    // the slot or queues for it (first come, first served): one of the two next sends would
-    // then find no slot free before its deadline.
+    // A first send fetches the token and opens the connection that the drafts' requests
+    // reuse: the HTTP client's tasks for it (the connection's, its pool's) are alive from
+    // now on.
+    transport.send(&simple_email()).await.unwrap();
+    let tasks = alive_tasks();
+    // A draft made in Graph's JSON form, and one made from MIME (both bodies need it): each
+    // is sent and kept the same way.
+    let both_bodies = Email::builder()
+        .to("ann@example.org")
+        .subject("parts")
+        .text("text")
+        .html("<p>html</p>");
+    for email in [parts_email(), with_parts(both_bodies)] {
+        let error = transport
+            .send(&email)
+            .await
+            .expect_err("a draft's send answered 200 was reported sent");
+        // Read before anything else runs: on this runtime (one thread) a task the send
+        // spawned runs only once the test waits, and a deletion needs Graph's answer to end.
+        assert_eq!(
+            alive_tasks(),
+            tasks,
+            "the send left a task running: a deletion of the draft was started, although the \
+             draft may be the message Graph sent"
+        );
+        assert_not_accepted(&error, 200);
+        assert!(
+            error
+                .to_string()
+                .contains("its draft is still in the Drafts folder of `no-reply@contoso.com`"),
+            "{error}"
+        );
+    }
+    json_draft.assert_calls(1);
+    mime_draft.assert_calls(1);
+    send.assert_calls(2);
+    // A deletion, had one been started, would run while the next send waits for Graph's
+    // answer, and take the slot or queue for it (first come, first served): one of the two
+    // next sends would then find no slot free before its deadline.
     for _ in 0..2 {
         transport.send(&simple_email()).await.expect(
             "a send found no free request slot: a deletion of the draft was started, \
              although the draft may be the message Graph sent",
         );
     }
-    send_mail.assert_calls(2);
+    send_mail.assert_calls(3);
     delete.assert_calls(0);
-    assert_not_accepted(&error, 200);
-    assert!(
-        error
-            .to_string()
-            .contains("its draft is still in the Drafts folder of `no-reply@contoso.com`"),
-        "{error}"
-    );
 }
 
 /// An attachment added to a draft and answered with another success than 201 Created (a

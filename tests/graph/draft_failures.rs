@@ -2,7 +2,7 @@
 //! where), or possibly made; and that nothing sent is never called uncertain.
 
 use httpmock::{Method::DELETE, Method::POST, Method::PUT, MockServer};
-use mail_connector::{Attachment, Delivery, Email, MailTransport};
+use mail_connector::{Attachment, Delivery, Email, EmailBuilder, MailTransport};
 use serde_json::json;
 
 use super::helpers::*;
@@ -10,7 +10,11 @@ use crate::support;
 
 /// Three attachments of 1.5 MB: too large together for `sendMail`, each added by a POST.
 pub(super) fn parts_email() -> Email {
-    let mut builder = Email::builder().to("ann@example.org").subject("parts");
+    with_parts(Email::builder().to("ann@example.org").subject("parts"))
+}
+
+/// `builder`'s email with [`parts_email`]'s three attachments.
+pub(super) fn with_parts(mut builder: EmailBuilder) -> Email {
     for i in 0..3u8 {
         builder = builder.attachment(Attachment::from_bytes(
             format!("p{i}.bin"),

@@ -2,11 +2,14 @@
 //! the emails signed and the SMTP settings that sign them.
 
 use std::io::Write as _;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use mail_connector::{Attachment, ConnectorSettings, Email};
+
+use mail_connector::dkim::DkimSigner;
+use mail_connector::{Attachment, ConnectorSettings, Email, MailTransport, OutboxTransport};
 
 use crate::support;
 use crate::support::smtp_server::TestServer;
@@ -120,4 +123,17 @@ pub(crate) fn email_with_large_signed_headers(recipients: usize) -> Email {
         .fold(builder, |b, i| b.to(format!("r{i:05}@example.org")))
         .build()
         .unwrap()
+}
+
+/// An outbox in `dir` that signs with `signer`, sending as `no-reply@example.org`.
+pub(crate) fn signing_outbox(dir: &Path, signer: DkimSigner) -> OutboxTransport {
+    OutboxTransport::new(dir)
+        .with_sender("no-reply@example.org".parse().unwrap())
+        .with_dkim(signer)
+}
+
+/// The file `outbox` writes for `email`.
+pub(crate) async fn outbox_file(outbox: &OutboxTransport, email: &Email) -> Vec<u8> {
+    let report = outbox.send(email).await.unwrap();
+    std::fs::read(report.messages[0].id.as_deref().unwrap()).unwrap()
 }

@@ -1,9 +1,11 @@
 //! Key files: what each holds is named when it cannot sign, and the key never shows.
 
 use mail_connector::dkim::DkimSigner;
-use mail_connector::{ConnectorSettings, MailTransport, OutboxTransport};
+use mail_connector::{ConnectorSettings, MailTransport};
 
-use crate::helpers::{ed25519_key, email, rsa_key, smtp_settings, verify};
+use crate::helpers::{
+    ed25519_key, email, outbox_file, rsa_key, signing_outbox, smtp_settings, verify,
+};
 use crate::support::smtp_server::{ServerOptions, TestServer};
 
 #[tokio::test]
@@ -112,11 +114,8 @@ async fn key_files_are_named_for_what_they_are_and_a_byte_order_mark_is_no_obsta
         std::fs::write(&key_file, format!("\u{feff}{pem}")).unwrap();
         let signer = DkimSigner::from_key_file("example.org", "mail", &key_file)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let outbox = OutboxTransport::new(dir.path().join("outbox"))
-            .with_sender("no-reply@example.org".parse().unwrap())
-            .with_dkim(signer);
-        let report = outbox.send(&email()).await.unwrap();
-        let file = std::fs::read(report.messages[0].id.as_deref().unwrap()).unwrap();
+        let outbox = signing_outbox(&dir.path().join("outbox"), signer);
+        let file = outbox_file(&outbox, &email()).await;
         assert!(verify(&file, &record), "{name}: the signature verifies");
     }
 }

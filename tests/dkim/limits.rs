@@ -1,9 +1,11 @@
 //! Long signed headers: signed on a stack sized for them, up to the limit, and refused past it.
 
+use mail_connector::MailTransport;
 use mail_connector::dkim::DkimSigner;
-use mail_connector::{MailTransport, OutboxTransport};
 
-use crate::helpers::{email_with_large_signed_headers, rsa_key, smtp_settings, verify};
+use crate::helpers::{
+    email_with_large_signed_headers, outbox_file, rsa_key, signing_outbox, smtp_settings, verify,
+};
 use crate::support::smtp_server::{ServerOptions, TestServer};
 
 #[tokio::test]
@@ -33,17 +35,11 @@ async fn signed_headers_up_to_the_limit_sign_and_longer_ones_are_refused() {
     let (pem, record) = rsa_key();
     let signer = DkimSigner::new("example.org", "mail", &pem).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let outbox = OutboxTransport::new(dir.path())
-        .with_sender("no-reply@example.org".parse().unwrap())
-        .with_dkim(signer);
+    let outbox = signing_outbox(dir.path(), signer);
     // Each recipient takes 22 bytes (`r00000@example.org,\r\n `) of the `To` header; the
     // subject about 28 KB.
     let near = (MAX_SIGNED_HEADER_BYTES - 36 * 1024) / 22;
-    let report = outbox
-        .send(&email_with_large_signed_headers(near))
-        .await
-        .unwrap();
-    let file = std::fs::read(report.messages[0].id.as_deref().unwrap()).unwrap();
+    let file = outbox_file(&outbox, &email_with_large_signed_headers(near)).await;
     let header_end = file.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     assert!(
         header_end > MAX_SIGNED_HEADER_BYTES - 16 * 1024,

@@ -2,9 +2,11 @@
 //! prepared messages are sent unsigned.
 
 use mail_connector::dkim::DkimSigner;
-use mail_connector::{CheckStatus, Email, MailTransport, OutboxTransport};
+use mail_connector::{CheckStatus, Email, MailTransport};
 
-use crate::helpers::{ed25519_key, email, rsa_key, smtp_settings, verify};
+use crate::helpers::{
+    ed25519_key, email, outbox_file, rsa_key, signing_outbox, smtp_settings, verify,
+};
 use crate::support;
 use crate::support::smtp_server::{ServerOptions, TestServer};
 
@@ -61,11 +63,7 @@ async fn outbox_files_are_signed_like_smtp() {
         debug.contains("[redacted]") && !debug.contains("PRIVATE"),
         "{debug}"
     );
-    let outbox = OutboxTransport::new(dir.path())
-        .with_sender("no-reply@example.org".parse().unwrap())
-        .with_dkim(signer);
-    let report = outbox.send(&email()).await.unwrap();
-    let file = std::fs::read(report.messages[0].id.as_deref().unwrap()).unwrap();
+    let file = outbox_file(&signing_outbox(dir.path(), signer), &email()).await;
     // The outbox keeps Bcc as a record; Bcc is not a signed header, so it verifies either way.
     assert!(verify(&file, &record));
 }
@@ -101,9 +99,10 @@ async fn an_email_with_a_blank_body_is_signed_so_that_it_verifies() {
     std::fs::write(&key_file, &pem).unwrap();
     let server = TestServer::start(ServerOptions::default()).await;
     let smtp = smtp_settings(&server, &key_file).build().unwrap();
-    let outbox = OutboxTransport::new(dir.path().join("outbox"))
-        .with_sender("no-reply@example.org".parse().unwrap())
-        .with_dkim(DkimSigner::new("example.org", "mail", &pem).unwrap());
+    let outbox = signing_outbox(
+        &dir.path().join("outbox"),
+        DkimSigner::new("example.org", "mail", &pem).unwrap(),
+    );
     for (index, (name, email)) in emails.iter().enumerate() {
         smtp.send(email).await.unwrap();
         let data = server.messages().remove(index).data;
@@ -112,8 +111,7 @@ async fn an_email_with_a_blank_body_is_signed_so_that_it_verifies() {
             "{name} over SMTP:\n{}",
             String::from_utf8_lossy(&data)
         );
-        let report = outbox.send(email).await.unwrap();
-        let file = std::fs::read(report.messages[0].id.as_deref().unwrap()).unwrap();
+        let file = outbox_file(&outbox, email).await;
         assert!(
             verify(&file, &record),
             "{name} in the outbox:\n{}",

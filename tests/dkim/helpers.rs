@@ -57,9 +57,14 @@ pub(crate) fn verify(message: &[u8], record: &str) -> bool {
 
 /// An RSA key (PKCS#1 PEM, the repository's test fixture) and its DKIM record.
 pub(crate) fn rsa_key() -> (String, String) {
+    rsa_fixture_key("test-client-pkcs1.key")
+}
+
+/// The RSA key (PKCS#1 PEM) of the fixture `name` and its DKIM record.
+pub(crate) fn rsa_fixture_key(name: &str) -> (String, String) {
     use rsa::pkcs1::DecodeRsaPrivateKey as _;
     use rsa::pkcs8::EncodePublicKey as _;
-    let pem = std::fs::read_to_string(support::fixture("test-client-pkcs1.key")).unwrap();
+    let pem = std::fs::read_to_string(support::fixture(name)).unwrap();
     let private = rsa::RsaPrivateKey::from_pkcs1_pem(&pem).unwrap();
     let public = rsa::RsaPublicKey::from(&private)
         .to_public_key_der()

@@ -4,7 +4,8 @@ use mail_connector::dkim::DkimSigner;
 use mail_connector::{ConnectorSettings, MailTransport};
 
 use crate::helpers::{
-    ed25519_key, email, outbox_file, rsa_key, signing_outbox, smtp_settings, verify,
+    ed25519_key, email, outbox_file, rsa_fixture_key, rsa_key, signing_outbox, smtp_settings,
+    verify,
 };
 use crate::support::smtp_server::{ServerOptions, TestServer};
 
@@ -118,4 +119,48 @@ async fn key_files_are_named_for_what_they_are_and_a_byte_order_mark_is_no_obsta
         let file = outbox_file(&outbox, &email()).await;
         assert!(verify(&file, &record), "{name}: the signature verifies");
     }
+}
+
+/// An RSA key of 1024 bits, the least receivers take, signs and verifies; a shorter one is
+/// refused with its size and that minimum, naming the key file's setting.
+#[tokio::test]
+async fn rsa_keys_of_1024_bits_sign_and_shorter_ones_are_refused() {
+    let (pem, record) = rsa_fixture_key("dkim-rsa-1024.key");
+    let signer = DkimSigner::new("example.org", "mail", &pem).unwrap();
+    assert_eq!(signer.algorithm(), "rsa-sha256");
+    let dir = tempfile::tempdir().unwrap();
+    let file = outbox_file(&signing_outbox(dir.path(), signer), &email()).await;
+    assert!(verify(&file, &record), "the signature verifies");
+
+    let (short, _) = rsa_fixture_key("dkim-rsa-512.key");
+    let error = DkimSigner::new("example.org", "mail", &short).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("an RSA key of 512 bits") && text.contains("under 1024 bits"),
+        "{text}"
+    );
+    match error {
+        mail_connector::Error::InvalidSettings { problems, .. } => {
+            assert_eq!(problems[0].field, "dkim_private_key_file");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A `BEGIN` line that lost its closing dashes runs on into the key: the error then quotes
+/// nothing of it, only that the PEM block is not a private key.
+#[test]
+fn a_pem_label_running_into_the_key_is_not_quoted() {
+    let pem = "-----BEGIN EC PRIVATE KEY\nMHcCAQEEIBkg4LVWM\n-----END EC PRIVATE KEY-----\n";
+    let text = DkimSigner::new("example.org", "mail", pem)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("a PEM block that is not a private key"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("MHcCAQ"),
+        "key material in the error: {text}"
+    );
 }

@@ -154,10 +154,13 @@ async fn a_prepared_message_is_sent_unsigned_with_one_warning() {
 }
 
 /// An IDN signing domain signs as its ASCII form (the `d=` tag is ASCII, and the DNS record
-/// is published under that name), and the signature verifies.
+/// is published under that name), and the signature verifies; the signer says so.
 #[tokio::test]
 async fn an_idn_signing_domain_signs_as_its_ascii_form() {
     let (pem, record) = rsa_key();
+    let signer = DkimSigner::new("Bücher.de", "mail", &pem).unwrap();
+    assert_eq!(signer.domain(), "xn--bcher-kva.de");
+    assert_eq!(signer.selector(), "mail");
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("dkim.key");
     std::fs::write(&key_file, &pem).unwrap();
@@ -176,4 +179,29 @@ async fn an_idn_signing_domain_signs_as_its_ascii_form() {
         step.detail.contains("mail._domainkey.xn--bcher-kva.de"),
         "{report}"
     );
+}
+
+/// A one-part body is signed with relaxed canonicalisation (`c=relaxed/relaxed`), so a relay
+/// that collapses runs of spaces keeps the signature valid; only a blank body is signed
+/// `simple`.
+#[tokio::test]
+async fn a_text_body_is_signed_relaxed_so_a_relay_collapsing_spaces_keeps_it_valid() {
+    let (pem, record) = ed25519_key();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = signing_outbox(
+        dir.path(),
+        DkimSigner::new("example.org", "mail", &pem).unwrap(),
+    );
+    let email = Email::builder()
+        .to("ann@example.org")
+        .subject("Spaces")
+        .text("Two  spaces.\nEnd.")
+        .build()
+        .unwrap();
+    let file = String::from_utf8(outbox_file(&outbox, &email).await).unwrap();
+    assert!(file.contains("c=relaxed/relaxed;"), "{file}");
+    assert!(verify(file.as_bytes(), &record), "the signature verifies");
+    let relayed = file.replacen("Two  spaces.", "Two spaces.", 1);
+    assert_ne!(relayed, file);
+    assert!(verify(relayed.as_bytes(), &record), "{relayed}");
 }

@@ -330,6 +330,19 @@ fn a_key_in_another_case_or_with_hyphens_gets_a_did_you_mean() {
     }
 }
 
+/// A longer key may be further off and still be the one meant: a third of its letters may
+/// differ (`authority_url`, four letters from `authority_host`).
+#[test]
+fn a_long_key_four_letters_off_gets_a_did_you_mean() {
+    let text = ConnectorSettings::from_toml_str("authority_url = \"https://login.example\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("unknown field `authority_url`; did you mean `authority_host`?"),
+        "{text}"
+    );
+}
+
 /// TOML and JSON hold text: a path that is not UTF-8 cannot be written, and says so.
 #[cfg(unix)]
 #[test]

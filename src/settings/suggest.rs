@@ -68,6 +68,9 @@ mod tests {
         assert_eq!(closest_key("x"), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
+        // Deleting every letter of the name, from the first, costs one each.
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("xtls", "tls"), 1);
     }
 
     #[test]

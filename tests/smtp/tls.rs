@@ -272,3 +272,23 @@ fn the_dangerous_plaintext_setting_reads_from_the_environment() {
     assert!(settings.smtp_allow_plaintext_credentials_dangerous);
     assert!(!ConnectorSettings::default().smtp_allow_plaintext_credentials_dangerous);
 }
+
+/// Unless set, the port follows the TLS mode: 465 for implicit TLS, 587 (submission) for
+/// STARTTLS and for no TLS; a port set is kept whatever the mode.
+#[test]
+fn the_default_port_follows_the_tls_mode() {
+    for (builder, port) in [
+        (SmtpTransport::implicit_tls("mail.example.org"), 465),
+        (SmtpTransport::starttls("mail.example.org"), 587),
+        (SmtpTransport::builder_dangerous("mail.example.org"), 587),
+        (
+            SmtpTransport::implicit_tls("mail.example.org").port(587),
+            587,
+        ),
+        (SmtpTransport::starttls("mail.example.org").port(2525), 2525),
+    ] {
+        let transport = builder.build().unwrap();
+        let printed = format!("{transport:?}");
+        assert!(printed.contains(&format!("port: {port},")), "{printed}");
+    }
+}

@@ -232,6 +232,9 @@ async fn extreme_builder_values_neither_panic_nor_hang() {
         })
         .build()
         .unwrap();
+    // Kept as a year, as the builder documents: no limit in practice, and no overflow.
+    let printed = format!("{transport:?}");
+    assert!(printed.contains("send_deadline: 31536000s"), "{printed}");
     // The first MAIL FROM gets a 4xx; a backoff of Duration::MAX cannot be waited out, so
     // the transient error is returned at once instead of a panic.
     let error = bounded(transport.send(&email())).await.unwrap_err();

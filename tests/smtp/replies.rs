@@ -86,6 +86,30 @@ async fn a_4xx_reply_to_the_end_of_data_is_retried_and_delivered_once() {
     assert_eq!(server.messages().len(), 1, "accepted exactly once");
 }
 
+/// A `421` is the server closing the session (RFC 5321 3.8): the retry goes on a new
+/// connection, even when the server (or a proxy in front of it) leaves that one open.
+#[tokio::test]
+async fn a_421_to_the_end_of_data_is_retried_on_a_new_connection() {
+    let server = TestServer::start(ServerOptions {
+        transient_data_failures: 1,
+        transient_data_reply: "421 4.3.2 Service not available, closing transmission channel"
+            .into(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = logged_in(&server).build().unwrap();
+    bounded(transport.send(&simple_email("ann@example.org")))
+        .await
+        .unwrap();
+    assert_eq!(server.rejected_data(), 1);
+    assert_eq!(server.messages().len(), 1, "accepted exactly once");
+    assert_eq!(
+        transport.connections_opened(),
+        2,
+        "the retry went on the session the 421 ended"
+    );
+}
+
 #[tokio::test]
 async fn a_timeout_after_the_data_is_uncertain_and_not_retried() {
     let server = TestServer::start(ServerOptions {

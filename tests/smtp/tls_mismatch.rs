@@ -89,6 +89,34 @@ async fn a_send_deadline_shorter_than_the_connect_timeout_still_names_the_implic
     .await;
 }
 
+/// Over implicit TLS the handshake already said the port speaks TLS, so no question follows
+/// a missing greeting: a slow greeting is waited for until the send deadline (here shorter
+/// than the connect timeout), none of it kept back for a question.
+#[tokio::test]
+async fn a_slow_greeting_over_implicit_tls_is_waited_for_until_the_send_deadline() {
+    let server = TestServer::start(ServerOptions {
+        tls: ServerTls::Implicit,
+        // The behaviour under test (a slow server): past half the deadline, the time a
+        // question would have had, and well before the deadline.
+        greeting_delay: Some(Duration::from_millis(3500)),
+        ..ServerOptions::default()
+    })
+    .await;
+    let transport = SmtpTransport::implicit_tls("127.0.0.1")
+        .port(server.port())
+        .tls_ca_pem(server.ca_pem.clone())
+        .basic_auth(USER, Secret::new(PASSWORD))
+        .connect_timeout(Duration::from_secs(60))
+        .send_deadline(Duration::from_secs(6))
+        .build()
+        .unwrap();
+    bounded(transport.send(&simple_email("ann@example.org")))
+        .await
+        .unwrap();
+    assert_eq!(server.connections(), 1, "one attempt, no retry");
+    assert_eq!(server.messages().len(), 1);
+}
+
 #[tokio::test]
 async fn no_tls_against_an_implicit_tls_port_is_told_so_by_check() {
     let server = TestServer::start(ServerOptions {

@@ -193,6 +193,35 @@ async fn a_silent_server_is_asked_the_tls_question_once_per_send() {
     );
 }
 
+/// A retry after the TLS question was asked keeps no time back for it: when the deadline is
+/// nearer than the connect timeout, the wait for a greeting lasts until the deadline, and
+/// no further attempt is squeezed into time kept for a question that is not asked again.
+#[tokio::test]
+async fn a_retry_after_the_tls_question_waits_for_a_greeting_until_the_deadline() {
+    let server = TestServer::start(ServerOptions {
+        no_greeting: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    // The first attempt waits out the connect timeout, then the question as long: 2 s of
+    // the 2.5 s deadline. The second has the remaining 0.5 s, less than the connect timeout.
+    let transport = logged_in(&server)
+        .connect_timeout(Duration::from_secs(1))
+        .send_deadline(Duration::from_millis(2500))
+        .build()
+        .unwrap();
+    let error = bounded(transport.send(&simple_email("ann@example.org")))
+        .await
+        .unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    assert!(!error.to_string().contains(IMPLICIT), "{error}");
+    assert_eq!(
+        server.connections(),
+        2 + 1,
+        "two attempts and one TLS question"
+    );
+}
+
 #[tokio::test]
 async fn a_plaintext_server_that_greets_too_late_stays_a_transient_error() {
     // It greets in plain text, but only long after the client's connect timeout and the TLS

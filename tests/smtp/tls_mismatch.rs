@@ -203,11 +203,12 @@ async fn a_retry_after_the_tls_question_waits_for_a_greeting_until_the_deadline(
         ..ServerOptions::default()
     })
     .await;
-    // The first attempt waits out the connect timeout, then the question as long: 2 s of
-    // the 2.5 s deadline. The second has the remaining 0.5 s, less than the connect timeout.
+    // The first attempt waits out the connect timeout, then the question as long: 4 s of
+    // the 5 s deadline. The second has the remaining 1 s, less than the connect timeout, and
+    // a loaded machine a second to start it.
     let transport = logged_in(&server)
-        .connect_timeout(Duration::from_secs(1))
-        .send_deadline(Duration::from_millis(2500))
+        .connect_timeout(Duration::from_secs(2))
+        .send_deadline(Duration::from_secs(5))
         .build()
         .unwrap();
     let error = bounded(transport.send(&simple_email("ann@example.org")))

@@ -164,27 +164,37 @@ async fn check_names_the_mismatch_for_implicit_tls_on_a_starttls_port() {
     );
 }
 
-#[tokio::test]
-async fn a_silent_server_is_asked_the_tls_question_once_per_send() {
+/// One send, through the STARTTLS transport `configure` makes, to a server that never
+/// greets: the server, to count its connections, and the send's error, a transient one.
+async fn send_to_a_silent_server(
+    configure: impl FnOnce(SmtpTransportBuilder) -> SmtpTransportBuilder,
+) -> (TestServer, Error) {
     let server = TestServer::start(ServerOptions {
         no_greeting: true,
         ..ServerOptions::default()
     })
     .await;
-    // Every attempt waits out the connect timeout; the deadline is far off, so only the
-    // retry policy ends the send: 1 attempt + 2 retries.
-    let transport = logged_in(&server)
-        .connect_timeout(Duration::from_millis(200))
-        .retry_policy(RetryPolicy {
-            max_retries: 2,
-            ..fast_retry()
-        })
-        .build()
-        .unwrap();
+    let transport = configure(logged_in(&server)).build().unwrap();
     let error = bounded(transport.send(&simple_email("ann@example.org")))
         .await
         .unwrap_err();
     assert!(error.is_transient(), "{error:?}");
+    (server, error)
+}
+
+#[tokio::test]
+async fn a_silent_server_is_asked_the_tls_question_once_per_send() {
+    // Every attempt waits out the connect timeout; the deadline is far off, so only the
+    // retry policy ends the send: 1 attempt + 2 retries.
+    let (server, error) = send_to_a_silent_server(|builder| {
+        builder
+            .connect_timeout(Duration::from_millis(200))
+            .retry_policy(RetryPolicy {
+                max_retries: 2,
+                ..fast_retry()
+            })
+    })
+    .await;
     assert!(!error.is_settings(), "{error:?}");
     assert_eq!(
         server.connections(),
@@ -198,23 +208,15 @@ async fn a_silent_server_is_asked_the_tls_question_once_per_send() {
 /// no further attempt is squeezed into time kept for a question that is not asked again.
 #[tokio::test]
 async fn a_retry_after_the_tls_question_waits_for_a_greeting_until_the_deadline() {
-    let server = TestServer::start(ServerOptions {
-        no_greeting: true,
-        ..ServerOptions::default()
-    })
-    .await;
     // The first attempt waits out the connect timeout, then the question as long: 4 s of
     // the 5 s deadline. The second has the remaining 1 s, less than the connect timeout, and
     // a loaded machine a second to start it.
-    let transport = logged_in(&server)
-        .connect_timeout(Duration::from_secs(2))
-        .send_deadline(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let error = bounded(transport.send(&simple_email("ann@example.org")))
-        .await
-        .unwrap_err();
-    assert!(error.is_transient(), "{error:?}");
+    let (server, error) = send_to_a_silent_server(|builder| {
+        builder
+            .connect_timeout(Duration::from_secs(2))
+            .send_deadline(Duration::from_secs(5))
+    })
+    .await;
     assert!(!error.to_string().contains(IMPLICIT), "{error}");
     assert_eq!(
         server.connections(),
